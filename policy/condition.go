@@ -1,0 +1,256 @@
+package policy
+
+import (
+	"encoding/json"
+	"math"
+	"slices"
+	"strings"
+	"time"
+)
+
+// compiledConditions is Conditions with patterns compiled, the timezone
+// loaded and the window in minutes: nothing is parsed per request.
+type compiledConditions struct {
+	resource *compiledResource
+	context  []compiledContext // sorted by key, for stable explain output
+	time     *compiledTime
+	// delegated is nil when the rule does not care.
+	delegated *bool
+	chainRoot globs
+	chainIncl globs
+}
+
+type compiledResource struct {
+	matches    globs
+	startsWith string
+	contains   string
+}
+
+type compiledContext struct {
+	key string
+	ContextCondition
+	matches, notMatches *Glob
+}
+
+type compiledTime struct {
+	loc        *time.Location
+	start, end int   // minutes since midnight; start == end == 0: all day
+	days       uint8 // bit per time.Weekday; 0 = every day
+}
+
+func compileConditions(c *Conditions) (*compiledConditions, error) {
+	cc := &compiledConditions{delegated: c.Delegated}
+	if r := c.Resource; r != nil {
+		cc.resource = &compiledResource{matches: compileGlobs(r.Matches), startsWith: r.StartsWith, contains: r.Contains}
+	}
+	for key, ctx := range c.Context {
+		k := compiledContext{key: key, ContextCondition: ctx}
+		if ctx.Matches != nil {
+			g := CompileGlob(*ctx.Matches)
+			k.matches = &g
+		}
+		if ctx.NotMatches != nil {
+			g := CompileGlob(*ctx.NotMatches)
+			k.notMatches = &g
+		}
+		cc.context = append(cc.context, k)
+	}
+	sortByKey(cc.context)
+	if t := c.Time; t != nil {
+		loc, err := loadLocation(t.Timezone)
+		if err != nil {
+			return nil, err
+		}
+		ct := &compiledTime{loc: loc}
+		if t.Between != "" {
+			if ct.start, ct.end, err = parseWindow(t.Between); err != nil {
+				return nil, err
+			}
+		}
+		for _, d := range t.Days {
+			for i, name := range dayNames {
+				if name == d {
+					ct.days |= 1 << i
+				}
+			}
+		}
+		cc.time = ct
+	}
+	if ch := c.Chain; ch != nil {
+		cc.chainRoot = compileGlobs(ch.Root)
+		cc.chainIncl = compileGlobs(ch.Includes)
+	}
+	return cc, nil
+}
+
+func sortByKey(cs []compiledContext) {
+	slices.SortFunc(cs, func(a, b compiledContext) int { return strings.Compare(a.key, b.key) })
+}
+
+// holds reports whether every condition holds for in; when it does not, it
+// names the first failing condition for explain output.
+func (c *compiledConditions) holds(in *Input) (bool, string) {
+	if c.delegated != nil && *c.delegated != (len(in.Chain) > 0) {
+		return false, "delegated"
+	}
+	if r := c.resource; r != nil {
+		if len(r.matches) > 0 && !r.matches.Match(in.Resource) {
+			return false, "resource.matches"
+		}
+		if r.startsWith != "" && !strings.HasPrefix(in.Resource, r.startsWith) {
+			return false, "resource.startsWith"
+		}
+		if r.contains != "" && !strings.Contains(in.Resource, r.contains) {
+			return false, "resource.contains"
+		}
+	}
+	for i := range c.context {
+		k := &c.context[i]
+		raw, present := in.Context[k.key]
+		if !k.holds(contextValue(raw), present) {
+			return false, "context." + k.key
+		}
+	}
+	if c.time != nil && !c.time.holds(nowIfZero(in.Time)) {
+		return false, "time"
+	}
+	if len(c.chainRoot) > 0 && !subjectMatches(c.chainRoot, in.root()) {
+		return false, "chain.root"
+	}
+	if len(c.chainIncl) > 0 {
+		found := false
+		for i := range in.Chain {
+			if subjectMatches(c.chainIncl, &in.Chain[i]) {
+				found = true
+				break
+			}
+		}
+		if !found {
+			return false, "chain.includes"
+		}
+	}
+	return true, ""
+}
+
+// subjectMatches reports whether any glob matches the agent's id or name.
+func subjectMatches(gs globs, s *Subject) bool {
+	return gs.Match(s.ID) || (s.Name != "" && gs.Match(s.Name))
+}
+
+// holds evaluates one context key. An absent key satisfies only not_matches
+// and exists: false, so a deny rule written with not_matches still applies
+// when the caller leaves the key out (SPEC §3).
+func (k *compiledContext) holds(v Value, present bool) bool {
+	if k.Exists != nil && *k.Exists != present {
+		return false
+	}
+	if !present {
+		return k.Equals == nil && k.In == nil && k.matches == nil &&
+			k.Lt == nil && k.Lte == nil && k.Gt == nil && k.Gte == nil
+	}
+	if k.Equals != nil && !v.Equal(*k.Equals) {
+		return false
+	}
+	if k.In != nil {
+		found := false
+		for _, x := range k.In {
+			if v.Equal(x) {
+				found = true
+				break
+			}
+		}
+		if !found {
+			return false
+		}
+	}
+	// Glob operators read strings only: a number never matches a pattern,
+	// and so always satisfies not_matches (fail closed for deny rules).
+	if k.matches != nil && (v.Kind != KindString || !k.matches.Match(v.Str)) {
+		return false
+	}
+	if k.notMatches != nil && v.Kind == KindString && k.notMatches.Match(v.Str) {
+		return false
+	}
+	if k.Lt != nil || k.Lte != nil || k.Gt != nil || k.Gte != nil {
+		if v.Kind != KindNumber {
+			return false
+		}
+		if (k.Lt != nil && !(v.Num < *k.Lt)) || (k.Lte != nil && !(v.Num <= *k.Lte)) ||
+			(k.Gt != nil && !(v.Num > *k.Gt)) || (k.Gte != nil && !(v.Num >= *k.Gte)) {
+			return false
+		}
+	}
+	return true
+}
+
+// Equal compares two values: same kind and same content; numbers by value.
+func (v Value) Equal(o Value) bool {
+	if v.Kind != o.Kind {
+		return false
+	}
+	switch v.Kind {
+	case KindNull:
+		return true
+	case KindString:
+		return v.Str == o.Str
+	case KindNumber:
+		return v.Num == o.Num
+	case KindBool:
+		return v.Bool == o.Bool
+	}
+	return false
+}
+
+// contextValue classifies a value decoded from JSON (or built by Go code).
+func contextValue(x any) Value {
+	switch t := x.(type) {
+	case nil:
+		return Value{Kind: KindNull}
+	case string:
+		return Value{Kind: KindString, Str: t}
+	case bool:
+		return Value{Kind: KindBool, Bool: t}
+	case float64:
+		return number(t)
+	case float32:
+		return number(float64(t))
+	case int:
+		return number(float64(t))
+	case int64:
+		return number(float64(t))
+	case int32:
+		return number(float64(t))
+	case uint64:
+		return number(float64(t))
+	case json.Number:
+		f, err := t.Float64()
+		if err != nil {
+			return Value{Kind: KindOther}
+		}
+		return number(f)
+	}
+	return Value{Kind: KindOther}
+}
+
+func number(f float64) Value {
+	if math.IsNaN(f) {
+		return Value{Kind: KindOther} // NaN equals nothing and orders with nothing
+	}
+	return Value{Kind: KindNumber, Num: f}
+}
+
+// holds tests an instant against the window and days, read in the zone.
+func (t *compiledTime) holds(at time.Time) bool {
+	local := at.In(t.loc)
+	if t.days != 0 && t.days&(1<<local.Weekday()) == 0 {
+		return false
+	}
+	if t.start == t.end {
+		return true // days only
+	}
+	m := local.Hour()*60 + local.Minute()
+	if t.start < t.end {
+		return m >= t.start && m < t.end
+	}
+	return m >= t.start || m < t.end // wraps past midnight
+}

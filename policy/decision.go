@@ -1,0 +1,100 @@
+package policy
+
+import (
+	"time"
+
+	"github.com/meshguard/meshguard/trust"
+)
+
+// Subject is an agent as the policy engine sees it: enough to decide
+// coverage, conditions and the delegation checks. Active must be set for
+// every agent that may act; the zero value is inactive, so a forgotten field
+// denies rather than allows.
+type Subject struct {
+	ID     string     `json:"id"`
+	Name   string     `json:"name"`
+	Tier   trust.Tier `json:"trustTier"` // the effective tier
+	Tags   []string   `json:"tags,omitempty"`
+	Active bool       `json:"active"`
+}
+
+// Label is the agent's name, or its id when it has none.
+func (s *Subject) Label() string {
+	if s.Name != "" {
+		return s.Name
+	}
+	return s.ID
+}
+
+// Input is one request to decide.
+type Input struct {
+	Agent    Subject
+	Action   string
+	Resource string
+	Context  map[string]any // decoded JSON object; nil = empty
+	// Chain lists the agents that delegated this task, root first, ending
+	// with the one that handed it to Agent. Empty when Agent acts on its own.
+	Chain []Subject
+	// Scope is the delegation token's scope: action patterns the chain may
+	// still perform. Nil means no token scope applies.
+	Scope []string
+	// Time is when the request happened, for time conditions; zero = now.
+	Time time.Time
+	// Explain asks for the explain trace in Decision.Explain (slower).
+	Explain bool
+}
+
+// root is the first agent of the full chain (delegators then the actor).
+func (in *Input) root() *Subject {
+	if len(in.Chain) > 0 {
+		return &in.Chain[0]
+	}
+	return &in.Agent
+}
+
+// Reason codes: stable identifiers that audit records, metrics and clients
+// branch on. Each decision pairs one with a sentence.
+const (
+	ReasonRuleAllow      = "rule_allow"       // a rule allowed it
+	ReasonDefaultAllow   = "default_allow"    // no rule matched; every covering default is allow
+	ReasonRuleDeny       = "rule_deny"        // a rule denied it
+	ReasonNoMatchingRule = "no_matching_rule" // no rule matched; a covering default is deny
+	ReasonNoPolicy       = "no_policy"        // no policy covers the agent
+	ReasonAgentRevoked   = "agent_revoked"    // the acting agent is revoked
+
+	ReasonDelegationActorMismatch = "delegation_actor_mismatch"
+	ReasonDelegationRevoked       = "delegation_revoked"
+	ReasonDelegationCycle         = "delegation_cycle"
+	ReasonDelegationUntrusted     = "delegation_untrusted"
+	ReasonDelegationDepth         = "delegation_depth"
+	ReasonDelegationMemberDenied  = "delegation_member_denied"
+	ReasonDelegationNotPermitted  = "delegation_not_permitted"
+	ReasonDelegationCeiling       = "delegation_ceiling"
+	ReasonDelegationScope         = "delegation_scope"
+)
+
+// Decision is the policy engine's answer for one Input.
+type Decision struct {
+	Effect   Effect     `json:"decision"`
+	Reason   string     `json:"reason"`  // a Reason* code
+	Message  string     `json:"message"` // one sentence for people
+	Policy   string     `json:"policy,omitempty"`
+	Rule     string     `json:"rule,omitempty"`
+	Tier     trust.Tier `json:"trustTier"`
+	Revision string     `json:"policyRevision"`
+	// Limits are the rate limits an allowed request counts against: the
+	// rateLimits of every covering policy and the rateLimit of each deciding
+	// rule. The engine enforces them; the policy package keeps no counters.
+	Limits  []Limit      `json:"limits,omitempty"`
+	Explain *Explanation `json:"explain,omitempty"`
+}
+
+// Allowed reports whether the effect is allow.
+func (d *Decision) Allowed() bool { return d.Effect == Allow }
+
+// Limit is one rate limit that applies to a request, per acting agent.
+type Limit struct {
+	Key       string `json:"key"` // policy name, or policy/rule for a rule's limit
+	PerMinute int    `json:"requestsPerMinute,omitempty"`
+	PerHour   int    `json:"requestsPerHour,omitempty"`
+}

@@ -1,0 +1,191 @@
+package policy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+)
+
+// Source supplies policies to a Loader: a directory of YAML files, or (in
+// the server) the policies stored through the admin API.
+type Source interface {
+	Policies(ctx context.Context) ([]*Policy, error)
+}
+
+// Dir is a Source reading every *.yaml and *.yml file under a directory, in
+// lexical order. Names starting with "." are skipped, which also skips the
+// `..data` directories of Kubernetes ConfigMap mounts while following their
+// top-level symlinks.
+type Dir string
+
+// Policies reads and parses the directory; all problems of all files are
+// returned together as one ErrorList.
+func (d Dir) Policies(ctx context.Context) ([]*Policy, error) {
+	files, err := yamlFiles(string(d))
+	if err != nil {
+		return nil, err
+	}
+	return parseFiles(ctx, files)
+}
+
+// File is a Source reading one YAML file.
+type File string
+
+// Policies reads and parses the file.
+func (f File) Policies(ctx context.Context) ([]*Policy, error) {
+	return parseFiles(ctx, []string{string(f)})
+}
+
+// Path is a Source for a file or a directory, whichever it names; the CLI
+// accepts both (`policy validate FILE|DIR`).
+func Path(p string) (Source, error) {
+	st, err := os.Stat(p)
+	if err != nil {
+		return nil, fmt.Errorf("policy path: %w", err)
+	}
+	if st.IsDir() {
+		return Dir(p), nil
+	}
+	return File(p), nil
+}
+
+func yamlFiles(dir string) ([]string, error) {
+	var files []string
+	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if path != dir && strings.HasPrefix(d.Name(), ".") {
+			if d.IsDir() {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		if !d.IsDir() && (strings.HasSuffix(path, ".yaml") || strings.HasSuffix(path, ".yml")) {
+			files = append(files, path)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("reading policy directory: %w", err)
+	}
+	slices.Sort(files)
+	return files, nil
+}
+
+func parseFiles(ctx context.Context, files []string) ([]*Policy, error) {
+	var all []*Policy
+	var errs ErrorList
+	for _, f := range files {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		data, err := readBounded(f)
+		if err != nil {
+			return nil, err
+		}
+		ps, err := Parse(f, data)
+		var list ErrorList
+		if errors.As(err, &list) {
+			errs = append(errs, list...)
+		} else if err != nil {
+			return nil, err
+		}
+		all = append(all, ps...)
+	}
+	if len(errs) > 0 {
+		return nil, errs
+	}
+	return all, nil
+}
+
+// readBounded reads a file, refusing one larger than MaxFileBytes without
+// reading it whole.
+func readBounded(path string) ([]byte, error) {
+	st, err := os.Stat(path)
+	if err != nil {
+		return nil, fmt.Errorf("reading policy file: %w", err)
+	}
+	if st.Size() > MaxFileBytes {
+		return nil, ErrorList{{File: path, Msg: fmt.Sprintf("file is %d bytes, larger than the %d-byte limit", st.Size(), MaxFileBytes)}}
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("reading policy file: %w", err)
+	}
+	return data, nil
+}
+
+// Load reads every source and compiles them into one Set.
+func Load(ctx context.Context, sources ...Source) (*Set, error) {
+	var all []*Policy
+	var errs ErrorList
+	for _, src := range sources {
+		ps, err := src.Policies(ctx)
+		var list ErrorList
+		switch {
+		case errors.As(err, &list):
+			errs = append(errs, list...)
+		case err != nil:
+			return nil, err
+		}
+		all = append(all, ps...)
+	}
+	if len(errs) > 0 {
+		return nil, errs
+	}
+	return Compile(all)
+}
+
+// Loader holds the policy set in force and replaces it only with a set that
+// loads cleanly: a broken file leaves the last good set in force, and the
+// error is kept for /ready and the logs. Readers get the whole old set or the
+// whole new one, never a mix.
+type Loader struct {
+	sources []Source
+	current atomic.Pointer[Set]
+
+	mu      sync.Mutex // serialises reloads and guards lastErr
+	lastErr error
+}
+
+// NewLoader returns a Loader over the sources; call Reload to load them.
+// Until a first good load, Current returns an empty set (which denies
+// everything with no_policy): MeshGuard fails closed.
+func NewLoader(sources ...Source) *Loader {
+	l := &Loader{sources: sources}
+	empty, _ := Compile(nil)
+	l.current.Store(empty)
+	return l
+}
+
+// Reload reads the sources again. On success the new set is in force and
+// returned; on failure the previous set stays and the error is returned.
+func (l *Loader) Reload(ctx context.Context) (*Set, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	set, err := Load(ctx, l.sources...)
+	l.lastErr = err
+	if err != nil {
+		return l.current.Load(), err
+	}
+	l.current.Store(set)
+	return set, nil
+}
+
+// Current returns the set in force. It is cheap enough for every request.
+func (l *Loader) Current() *Set { return l.current.Load() }
+
+// Err returns the error of the last reload, nil if it succeeded.
+func (l *Loader) Err() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.lastErr
+}

@@ -1,0 +1,124 @@
+package policy
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/meshguard/meshguard/trust"
+)
+
+func writeFile(t *testing.T, path, content string) {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestLoaderKeepsLastGoodSet(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, "a.yaml"), "name: a\nrules: [{name: r, effect: allow, actions: ['read:*']}]")
+	writeFile(t, filepath.Join(dir, "sub", "b.yml"), "name: b\nrules: [{name: r, effect: deny, actions: ['write:*']}]")
+	writeFile(t, filepath.Join(dir, "notes.txt"), "not a policy")
+	writeFile(t, filepath.Join(dir, ".hidden.yaml"), "garbage: [")
+	writeFile(t, filepath.Join(dir, "..data", "c.yaml"), "garbage: [")
+
+	l := NewLoader(Dir(dir))
+	if got := l.Current().Evaluate(&Input{Agent: agent("x", trust.Verified), Action: "read:x"}); got.Reason != ReasonNoPolicy {
+		t.Fatalf("before the first load everything is denied: got %s", got.Reason)
+	}
+	good, err := l.Reload(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if good.Len() != 2 || l.Err() != nil {
+		t.Fatalf("loaded %d policies, err %v", good.Len(), l.Err())
+	}
+
+	writeFile(t, filepath.Join(dir, "a.yaml"), "name: a\nrules: [{name: r, effect: alow, actions: ['read:*']}]")
+	set, err := l.Reload(ctx)
+	if err == nil || !strings.Contains(err.Error(), "a.yaml:2: rules[0].effect") {
+		t.Fatalf("broken file: err = %v", err)
+	}
+	if set != good || l.Current() != good || l.Err() == nil {
+		t.Fatal("a broken file replaced the last good set")
+	}
+
+	writeFile(t, filepath.Join(dir, "a.yaml"), "name: a\nrules: [{name: r, effect: allow, actions: ['read:x']}]")
+	fixed, err := l.Reload(ctx)
+	if err != nil || fixed == good || fixed.Revision() == good.Revision() || l.Err() != nil {
+		t.Fatalf("the fixed file was not loaded: %v", err)
+	}
+}
+
+func TestLoaderMissingDir(t *testing.T) {
+	l := NewLoader(Dir(filepath.Join(t.TempDir(), "nope")))
+	if _, err := l.Reload(context.Background()); err == nil || errors.Is(err, ErrInvalid) {
+		t.Fatalf("a missing directory is an I/O error, not bad policy input: %v", err)
+	}
+}
+
+func TestLoaderDuplicateAcrossSources(t *testing.T) {
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, "a.yaml"), "name: a")
+	file := filepath.Join(t.TempDir(), "extra.yaml")
+	writeFile(t, file, "name: a")
+	_, err := Load(context.Background(), Dir(dir), File(file))
+	if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "duplicate policy name") {
+		t.Fatalf("got %v", err)
+	}
+}
+
+// TestLoaderAtomicSwap reloads while readers evaluate: every reader sees a
+// whole set (both policies of one revision), never a mix.
+func TestLoaderAtomicSwap(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	gen := func(v string) {
+		writeFile(t, filepath.Join(dir, "a.yaml"), "name: a\nrules: [{name: r"+v+", effect: allow, actions: ['read:*']}]")
+		writeFile(t, filepath.Join(dir, "b.yaml"), "name: b\nrules: [{name: r"+v+", effect: allow, actions: ['read:*']}]")
+	}
+	gen("0")
+	l := NewLoader(Dir(dir))
+	if _, err := l.Reload(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	stop := make(chan struct{})
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				s := l.Current()
+				a, _ := s.Policy("a")
+				b, _ := s.Policy("b")
+				if a.Rules[0].Name != b.Rules[0].Name {
+					t.Errorf("mixed set: %s vs %s", a.Rules[0].Name, b.Rules[0].Name)
+					return
+				}
+			}
+		}()
+	}
+	for i := range 20 {
+		gen(string(rune('0' + i%10)))
+		if _, err := l.Reload(ctx); err != nil {
+			t.Error(err)
+		}
+	}
+	close(stop)
+	wg.Wait()
+}

@@ -1,0 +1,141 @@
+package policy
+
+import (
+	"errors"
+	"strings"
+	"testing"
+)
+
+func TestParseErrors(t *testing.T) {
+	tests := []struct {
+		name string
+		yaml string
+		want string // substring of the error, which always starts with "bad.yaml:LINE: "
+		line int
+	}{
+		{"unknown top-level key", "name: p\nrulez: []", "rulez: unknown key (expected one of name, version", 2},
+		{"unknown rule key", "name: p\nrules:\n  - effect: allow\n    actions: ['a:b']\n    efect: deny", "rules[0].efect: unknown key", 5},
+		{"unknown condition key", "name: p\nrules:\n  - {effect: allow, actions: ['a:b'], conditions: {ip: x}}", "rules[0].conditions.ip: unknown key", 3},
+		{"unknown context operator", "name: p\nrules:\n  - {effect: allow, actions: ['a:b'], conditions: {context: {x: {like: y}}}}", "rules[0].conditions.context.x.like: unknown key (expected one of in, matches", 3},
+		{"duplicate key", "name: p\nname: q", "name: duplicate key", 2},
+		{"missing name", "rules: []", "name: missing", 1},
+		{"name of the wrong type", "name: [a]", "name: expected a string, got a list", 1},
+		{"bad policy name", "name: 'has space'", "expected 1-128 letters", 1},
+		{"rules not a list", "name: p\nrules: {a: b}", "rules: expected a list of rules, got a mapping", 2},
+		{"bad effect", "name: p\nrules:\n  - {effect: permit, actions: ['a:b']}", `rules[0].effect: "permit" is not an effect (expected allow or deny)`, 3},
+		{"boolean effect", "name: p\nrules:\n  - {effect: true, actions: ['a:b']}", `rules[0].effect: expected a string, got "true"`, 3},
+		{"bad default effect", "name: p\ndefaultEffect: maybe", `defaultEffect: "maybe" is not an effect`, 2},
+		{"missing effect", "name: p\nrules:\n  - {actions: ['a:b']}", "rules[0].effect: missing", 3},
+		{"missing actions", "name: p\nrules:\n  - {effect: allow}", "rules[0].actions: missing", 3},
+		{"empty actions", "name: p\nrules:\n  - {effect: allow, actions: []}", "rules[0].actions: empty list", 3},
+		{"empty action pattern", "name: p\nrules:\n  - {effect: allow, actions: ['']}", "rules[0].actions[0]: empty pattern", 3},
+		{"action without verb", "name: p\nrules:\n  - {effect: allow, actions: ['read']}", `rules[0].actions[0]: "read": expected an action verb:resource`, 3},
+		{"action with whitespace", "name: p\nrules:\n  - {effect: allow, actions: ['read: x']}", "patterns contain no whitespace", 3},
+		{"action of the wrong type", "name: p\nrules:\n  - {effect: allow, actions: [1]}", `rules[0].actions[0]: expected a string, got "1"`, 3},
+		{"action list as a string", "name: p\nrules:\n  - {effect: allow, actions: 'read:*'}", "rules[0].actions: expected a list of strings", 3},
+		{"duplicate rule names", "name: p\nrules:\n  - {name: r, effect: allow, actions: ['a:b']}\n  - {name: r, effect: deny, actions: ['a:c']}", `rules[1].name: duplicate rule name "r" (first used by rules[0])`, 4},
+		{"unknown tier", "name: p\nappliesTo: {trustTiers: [verified, admin]}", `appliesTo.trustTiers[1]: unknown tier "admin" (expected one of untrusted, verified, trusted, privileged)`, 2},
+		{"tiers not a list", "name: p\nappliesTo: {trustTiers: verified}", "appliesTo.trustTiers: expected a list of strings", 2},
+		{"bad time window", "name: p\nrules:\n  - {effect: allow, actions: ['a:b'], conditions: {time: {between: '9-5'}}}", `rules[0].conditions.time.between: "9-5": "9": expected a time HH:MM`, 3},
+		{"hour out of range", "name: p\nrules:\n  - {effect: allow, actions: ['a:b'], conditions: {time: {between: '09:00-25:00'}}}", "expected a time from 00:00 to 23:59", 3},
+		{"empty window", "name: p\nrules:\n  - {effect: allow, actions: ['a:b'], conditions: {time: {between: '09:00-09:00'}}}", "window is empty", 3},
+		{"bad timezone", "name: p\nrules:\n  - {effect: allow, actions: ['a:b'], conditions: {time: {between: '09:00-17:00', timezone: Mars/Olympus}}}", `rules[0].conditions.time.timezone: unknown timezone "Mars/Olympus"`, 3},
+		{"Local timezone", "name: p\nrules:\n  - {effect: allow, actions: ['a:b'], conditions: {time: {days: [mon], timezone: Local}}}", "depends on the machine", 3},
+		{"bad day", "name: p\nrules:\n  - {effect: allow, actions: ['a:b'], conditions: {time: {days: [monday]}}}", `rules[0].conditions.time.days[0]: "monday" is not a day`, 3},
+		{"time without window or days", "name: p\nrules:\n  - {effect: allow, actions: ['a:b'], conditions: {time: {timezone: UTC}}}", "needs between and/or days", 3},
+		{"context list literal", "name: p\nrules:\n  - {effect: allow, actions: ['a:b'], conditions: {context: {x: [1, 2]}}}", "for a list of values use {in: [...]}", 3},
+		{"context number op with a string", "name: p\nrules:\n  - {effect: allow, actions: ['a:b'], conditions: {context: {x: {lt: ten}}}}", `context.x.lt: expected a number, got "ten"`, 3},
+		{"context exists not bool", "name: p\nrules:\n  - {effect: allow, actions: ['a:b'], conditions: {context: {x: {exists: yes}}}}", "context.x.exists: expected true or false", 3},
+		{"empty in", "name: p\nrules:\n  - {effect: allow, actions: ['a:b'], conditions: {context: {x: {in: []}}}}", "context.x.in: expected a non-empty list", 3},
+		{"delegated not bool", "name: p\nrules:\n  - {effect: allow, actions: ['a:b'], conditions: {delegated: 1}}", "conditions.delegated: expected true or false", 3},
+		{"empty chain condition", "name: p\nrules:\n  - {effect: allow, actions: ['a:b'], conditions: {chain: {}}}", "needs root and/or includes", 3},
+		{"empty resource condition", "name: p\nrules:\n  - {effect: allow, actions: ['a:b'], conditions: {resource: {}}}", "conditions.resource: empty", 3},
+		{"maxDepth 0", "name: p\ndelegation: {maxDepth: 0}", "delegation.maxDepth: expected a whole number from 1 to 5, got \"0\"", 2},
+		{"maxDepth 6", "name: p\ndelegation: {maxDepth: 6}", "delegation.maxDepth: expected a whole number from 1 to 5", 2},
+		{"delegation without maxDepth", "name: p\ndelegation: {permissionCeiling: ['read:*']}", "delegation.maxDepth: missing", 2},
+		{"bad ceiling pattern", "name: p\ndelegation: {maxDepth: 1, permissionCeiling: ['']}", "delegation.permissionCeiling[0]: empty pattern", 2},
+		{"rate limit negative", "name: p\nrateLimits: {requestsPerMinute: -1}", "rateLimits.requestsPerMinute: expected a whole number from 1", 2},
+		{"rate limit empty", "name: p\nrateLimits: {}", "rateLimits: empty", 2},
+		{"rule rate limit wrong type", "name: p\nrules:\n  - {effect: allow, actions: ['a:b'], conditions: {rateLimit: {requestsPerMinute: lots}}}", "rateLimit.requestsPerMinute: expected a whole number", 3},
+		{"document not a mapping", "- a\n- b", "expected a mapping, got a list", 1},
+		{"syntax error", "name: p\nrules: [\n", "invalid YAML", 2},
+		{"tab indentation", "name: p\n\trules: []", "invalid YAML", 2},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Parse("bad.yaml", []byte(tc.yaml))
+			if err == nil {
+				t.Fatal("no error")
+			}
+			if !errors.Is(err, ErrInvalid) {
+				t.Fatalf("error %v does not wrap ErrInvalid", err)
+			}
+			var list ErrorList
+			if !errors.As(err, &list) {
+				t.Fatalf("error %T is not an ErrorList", err)
+			}
+			for _, e := range list {
+				if strings.Contains(e.Error(), tc.want) {
+					if e.Line != tc.line || e.File != "bad.yaml" {
+						t.Fatalf("error %q at %s:%d, want line %d", e.Msg, e.File, e.Line, tc.line)
+					}
+					return
+				}
+			}
+			t.Fatalf("errors:\n%v\nwant one containing %q", err, tc.want)
+		})
+	}
+}
+
+func TestParseReportsEveryError(t *testing.T) {
+	_, err := Parse("bad.yaml", []byte("name: p\nrules:\n  - {effect: permit, actions: []}\n  - {effect: allow, actions: ['x'], colour: red}\n"))
+	var list ErrorList
+	if !errors.As(err, &list) || len(list) < 4 {
+		t.Fatalf("want at least 4 errors, got %v", err)
+	}
+}
+
+func TestParseMultiDocument(t *testing.T) {
+	ps, err := Parse("multi.yaml", []byte("name: a\n---\n# only a comment\n---\nname: b\nversion: 2\n---\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ps) != 2 || ps[0].Name != "a" || ps[1].Name != "b" || ps[1].Version != "2" || ps[1].Source.Line != 5 {
+		t.Fatalf("got %+v", ps)
+	}
+	if ps[0].DefaultEffect != Deny {
+		t.Fatal("defaultEffect should default to deny")
+	}
+}
+
+func TestUnverifiedIsUntrusted(t *testing.T) {
+	ps, err := Parse("p.yaml", []byte("name: p\nappliesTo: {trustTiers: [unverified]}"))
+	if err != nil || ps[0].AppliesTo.TrustTiers[0].String() != "untrusted" {
+		t.Fatalf("got %v %v", ps, err)
+	}
+}
+
+func TestDuplicatePolicyNamesAcrossFiles(t *testing.T) {
+	a, _ := Parse("a.yaml", []byte("name: same"))
+	b, _ := Parse("b.yaml", []byte("\n\nname: same"))
+	_, err := Compile(append(a, b...))
+	if err == nil || !strings.Contains(err.Error(), `b.yaml:3: name: duplicate policy name "same" (also defined at a.yaml:1)`) {
+		t.Fatalf("got %v", err)
+	}
+}
+
+func TestParseLimits(t *testing.T) {
+	big := make([]byte, MaxFileBytes+1)
+	if _, err := Parse("big.yaml", big); err == nil || !strings.Contains(err.Error(), "limit") {
+		t.Fatalf("oversized file: %v", err)
+	}
+	long := strings.Repeat("a", MaxPatternLen) + ":x"
+	if _, err := Parse("long.yaml", []byte("name: p\nrules: [{effect: allow, actions: ['"+long+"']}]")); err == nil {
+		t.Fatal("oversized pattern accepted")
+	}
+	// A billion-laughs document must fail fast, not expand.
+	bomb := "a: &a [x,x,x,x,x,x,x,x,x]\nb: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a]\nc: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b]\nd: &d [*c,*c,*c,*c,*c,*c,*c,*c,*c]\ne: &e [*d,*d,*d,*d,*d,*d,*d,*d,*d]\nf: &f [*e,*e,*e,*e,*e,*e,*e,*e,*e]\ng: &g [*f,*f,*f,*f,*f,*f,*f,*f,*f]\nname: p\n"
+	if _, err := Parse("bomb.yaml", []byte(bomb)); err == nil {
+		t.Fatal("alias bomb accepted")
+	}
+}

@@ -1,0 +1,307 @@
+package policy
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/meshguard/meshguard/trust"
+)
+
+// Directory resolves the agents named by offline test cases, by id or name.
+type Directory struct {
+	agents []Subject
+	byKey  map[string]int
+}
+
+// NewDirectory indexes agents by id and by name.
+func NewDirectory(agents []Subject) *Directory {
+	d := &Directory{agents: agents, byKey: make(map[string]int, 2*len(agents))}
+	for i, a := range agents {
+		d.byKey[a.ID] = i
+		if a.Name != "" {
+			d.byKey[a.Name] = i
+		}
+	}
+	return d
+}
+
+// Lookup finds an agent by id or name.
+func (d *Directory) Lookup(key string) (Subject, bool) {
+	i, ok := d.byKey[key]
+	if !ok {
+		return Subject{}, false
+	}
+	return d.agents[i], true
+}
+
+// ParseAgents reads an agents file for offline tests:
+// `agents: [{id, name, trustTier, tags, status}]`. id defaults to the name;
+// status defaults to active.
+func ParseAgents(file string, data []byte) (*Directory, error) {
+	d := &decoder{file: file}
+	root := d.document(data)
+	var agents []Subject
+	seen := map[string]int{}
+	if root != nil {
+		d.fields(root, "", []string{"agents"}, func(_ string, v *yaml.Node) {
+			if v.Kind != yaml.SequenceNode {
+				d.fail(v, "agents", "expected a list of agents, got %s", kindName(v))
+				return
+			}
+			for i, n := range v.Content {
+				a, ok := d.agent(resolve(n), index("agents", i))
+				if !ok {
+					continue
+				}
+				for _, key := range []string{a.ID, a.Name} {
+					if j, dup := seen[key]; dup && key != "" && j != i {
+						d.fail(n, index("agents", i), "agent %q is defined twice (also agents[%d])", key, j)
+					}
+					seen[key] = i
+				}
+				agents = append(agents, a)
+			}
+		})
+	}
+	if err := d.errs.err(); err != nil {
+		return nil, err
+	}
+	return NewDirectory(agents), nil
+}
+
+func (d *decoder) agent(n *yaml.Node, field string) (Subject, bool) {
+	before := len(d.errs)
+	a := Subject{Active: true}
+	haveTier := false
+	d.fields(n, field, []string{"id", "name", "trustTier", "tags", "status"}, func(k string, v *yaml.Node) {
+		f := join(field, k)
+		switch k {
+		case "id":
+			a.ID = d.bounded(v, f)
+		case "name":
+			a.Name = d.bounded(v, f)
+		case "trustTier":
+			haveTier = true
+			if s, ok := d.str(v, f); ok {
+				t, err := trust.Parse(s)
+				if err != nil {
+					d.fail(v, f, "%v", err)
+				}
+				a.Tier = t
+			}
+		case "tags":
+			a.Tags = d.nonEmptyList(v, f)
+		case "status":
+			if s, ok := d.str(v, f); ok {
+				switch s {
+				case "active":
+				case "revoked":
+					a.Active = false
+				default:
+					d.fail(v, f, "%q: expected active or revoked", s)
+				}
+			}
+		}
+	})
+	if n.Kind == yaml.MappingNode {
+		if a.ID == "" && a.Name == "" {
+			d.fail(n, field, "needs an id or a name")
+		}
+		if !haveTier {
+			d.fail(n, join(field, "trustTier"), "missing (expected one of %s)", "untrusted, verified, trusted, privileged")
+		}
+	}
+	if a.ID == "" {
+		a.ID = a.Name
+	}
+	return a, len(d.errs) == before
+}
+
+// document decodes a single-document YAML file.
+func (d *decoder) document(data []byte) *yaml.Node {
+	if len(data) > MaxFileBytes {
+		d.fail(nil, "", "file is %d bytes, larger than the %d-byte limit", len(data), MaxFileBytes)
+		return nil
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	var root yaml.Node
+	if err := dec.Decode(&root); err != nil {
+		if errors.Is(err, io.EOF) {
+			d.fail(nil, "", "empty file")
+		} else {
+			d.errs = append(d.errs, syntaxError(d.file, err))
+		}
+		return nil
+	}
+	var extra yaml.Node
+	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
+		d.fail(&extra, "", "expected one YAML document, found more")
+		return nil
+	}
+	return resolve(root.Content[0])
+}
+
+// Case is one offline test case.
+type Case struct {
+	Name   string
+	Input  Input
+	Expect Effect
+	Reason string // optional expected reason code (expectReason)
+	Line   int
+}
+
+var caseKeys = []string{"name", "agent", "action", "resource", "context", "chain", "at", "expect", "expectReason"}
+
+// ParseTests reads a tests file (`tests: [{name, agent, action, resource,
+// context, chain, at, expect, expectReason}]`), resolving agents through dir.
+func ParseTests(file string, data []byte, dir *Directory) ([]Case, error) {
+	d := &decoder{file: file}
+	root := d.document(data)
+	var cases []Case
+	if root != nil {
+		d.fields(root, "", []string{"tests"}, func(_ string, v *yaml.Node) {
+			if v.Kind != yaml.SequenceNode {
+				d.fail(v, "tests", "expected a list of test cases, got %s", kindName(v))
+				return
+			}
+			for i, n := range v.Content {
+				cases = append(cases, d.testCase(resolve(n), index("tests", i), i, dir))
+			}
+		})
+	}
+	if err := d.errs.err(); err != nil {
+		return nil, err
+	}
+	return cases, nil
+}
+
+func (d *decoder) testCase(n *yaml.Node, field string, i int, dir *Directory) Case {
+	c := Case{Name: fmt.Sprintf("case-%d", i+1), Line: n.Line}
+	var haveAgent, haveAction, haveExpect bool
+	resolveAgent := func(v *yaml.Node, f string) (Subject, bool) {
+		key, ok := d.str(v, f)
+		if !ok {
+			return Subject{}, false
+		}
+		a, found := dir.Lookup(key)
+		if !found {
+			d.fail(v, f, "unknown agent %q (not in the agents file)", key)
+		}
+		return a, found
+	}
+	d.fields(n, field, caseKeys, func(k string, v *yaml.Node) {
+		f := join(field, k)
+		switch k {
+		case "name":
+			c.Name = d.bounded(v, f)
+		case "agent":
+			c.Input.Agent, _ = resolveAgent(v, f)
+			haveAgent = true
+		case "action":
+			c.Input.Action = d.bounded(v, f)
+			haveAction = true
+		case "resource":
+			c.Input.Resource, _ = d.str(v, f)
+		case "context":
+			if v.Kind != yaml.MappingNode {
+				d.fail(v, f, "expected a mapping, got %s", kindName(v))
+				return
+			}
+			if err := v.Decode(&c.Input.Context); err != nil {
+				d.fail(v, f, "%v", err)
+			}
+		case "chain":
+			if v.Kind != yaml.SequenceNode {
+				d.fail(v, f, "expected a list of agents (root first), got %s", kindName(v))
+				return
+			}
+			for j, e := range v.Content {
+				if a, ok := resolveAgent(resolve(e), index(f, j)); ok {
+					c.Input.Chain = append(c.Input.Chain, a)
+				}
+			}
+		case "at":
+			if s, ok := d.str(v, f); ok {
+				t, err := time.Parse(time.RFC3339, s)
+				if err != nil {
+					d.fail(v, f, "%q: expected an RFC 3339 time such as 2026-01-05T10:00:00Z", s)
+				}
+				c.Input.Time = t
+			}
+		case "expect":
+			haveExpect = true
+			c.Expect = d.effect(v, f)
+		case "expectReason":
+			c.Reason = d.bounded(v, f)
+		}
+	})
+	if n.Kind == yaml.MappingNode {
+		for _, m := range []struct {
+			have bool
+			key  string
+		}{{haveAgent, "agent"}, {haveAction, "action"}, {haveExpect, "expect"}} {
+			if !m.have {
+				d.fail(n, join(field, m.key), "missing")
+			}
+		}
+	}
+	return c
+}
+
+// Result is the outcome of one case, in the JSON shape of SPEC §10.
+type Result struct {
+	Name     string `json:"name"`
+	Passed   bool   `json:"passed"`
+	Decision Effect `json:"decision"`
+	Expected Effect `json:"expected"`
+	Policy   string `json:"policy"`
+	Rule     string `json:"rule"`
+	Reason   string `json:"reason"`
+	// ExpectedReason is the case's expectReason, when it set one.
+	ExpectedReason string   `json:"expectedReason,omitempty"`
+	Message        string   `json:"message,omitempty"`
+	Detail         Decision `json:"-"` // the whole decision, for --verbose
+}
+
+// Summary counts results.
+type Summary struct {
+	Total  int `json:"total"`
+	Passed int `json:"passed"`
+	Failed int `json:"failed"`
+}
+
+// Report is a whole test run (`meshguard policy test --file … --json`).
+type Report struct {
+	Summary Summary  `json:"summary"`
+	Results []Result `json:"results"`
+}
+
+// RunTests evaluates every case. When now is non-zero it stands in for the
+// time of cases without `at`, so one run sees one clock.
+func RunTests(set *Set, cases []Case, now time.Time, explain bool) Report {
+	r := Report{Results: make([]Result, 0, len(cases))}
+	for _, c := range cases {
+		in := c.Input
+		if in.Time.IsZero() {
+			in.Time = now
+		}
+		in.Explain = explain
+		dec := set.Evaluate(&in)
+		res := Result{Name: c.Name, Decision: dec.Effect, Expected: c.Expect, Policy: dec.Policy,
+			Rule: dec.Rule, Reason: dec.Reason, ExpectedReason: c.Reason, Message: dec.Message, Detail: dec}
+		res.Passed = dec.Effect == c.Expect && (c.Reason == "" || c.Reason == dec.Reason)
+		if res.Passed {
+			r.Summary.Passed++
+		} else {
+			r.Summary.Failed++
+		}
+		r.Results = append(r.Results, res)
+	}
+	r.Summary.Total = len(cases)
+	return r
+}
