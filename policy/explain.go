@@ -20,7 +20,7 @@ type PolicyExplanation struct {
 	Covered  bool              `json:"covered"`
 	Coverage string            `json:"coverage"` // why it does or does not cover the agent
 	Rules    []RuleExplanation `json:"rules,omitempty"`
-	Effect   Effect            `json:"effect,omitempty"` // this policy's effect, when covered
+	Effect   Effect            `json:"effect,omitempty"`  // this policy's effect, when covered
 	Default  bool              `json:"default,omitempty"` // the effect is the policy's defaultEffect
 }
 

@@ -38,7 +38,7 @@ func TestParse(t *testing.T) {
 }
 
 func TestOrderAndMin(t *testing.T) {
-	if !(Untrusted < Verified && Verified < Trusted && Trusted < Privileged) {
+	if Untrusted >= Verified || Verified >= Trusted || Trusted >= Privileged {
 		t.Fatal("tiers out of order")
 	}
 	if Min(Privileged, Verified) != Verified || Min(Untrusted, Trusted) != Untrusted {

@@ -1,0 +1,240 @@
+package cli
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/meshguard/meshguard/policy"
+)
+
+type policyTestFlags struct {
+	policies, agents, file  string
+	agent, action, resource string
+	context, at             string
+	chain                   []string
+	verbose                 bool
+}
+
+func (a *app) policyTestCmd() *cobra.Command {
+	var f policyTestFlags
+	cmd := &cobra.Command{
+		Use:   "test",
+		Short: "Run policy test cases, or decide one request, offline",
+		Long: "Offline (--policies DIR --agents FILE): evaluates test cases from --file, or one request\n" +
+			"given by --agent/--action, against the policies on disk, with no server.\n\n" +
+			"Exit codes: 0 all cases passed (one request: allowed), 1 some failed (denied), 2 bad input.",
+		Example: "  meshguard policy test --policies examples/policies --agents examples/agents.yaml --file examples/tests.yaml\n" +
+			"  meshguard policy test --policies examples/policies --agents examples/agents.yaml --agent researcher --action read:docs --verbose",
+		Args: exactArgs(0),
+		RunE: runE(func(cmd *cobra.Command, _ []string) error { return a.runPolicyTest(cmd, &f) }),
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&f.policies, "policies", "", "policy file or directory (offline mode)")
+	fl.StringVar(&f.agents, "agents", "", "agents file: agents: [{id, name, trustTier, tags, status}] (offline mode)")
+	fl.StringVarP(&f.file, "file", "f", "", "tests file: tests: [{name, agent, action, resource, context, chain, at, expect}]")
+	fl.StringVar(&f.agent, "agent", "", "agent id or name (one request)")
+	fl.StringVar(&f.action, "action", "", "action, verb:resource (one request)")
+	fl.StringVar(&f.resource, "resource", "", "resource (one request)")
+	fl.StringVar(&f.context, "context", "", "request context as a JSON object (one request)")
+	fl.StringSliceVar(&f.chain, "chain", nil, "agents that delegated the task, root first (one request)")
+	fl.StringVar(&f.at, "at", "", "RFC 3339 time for time conditions (default now)")
+	fl.BoolVarP(&f.verbose, "verbose", "v", false, "explain: every policy and rule, and each delegation check")
+	return cmd
+}
+
+func (a *app) runPolicyTest(cmd *cobra.Command, f *policyTestFlags) error {
+	single := f.agent != "" || f.action != ""
+	switch {
+	case f.policies == "":
+		return usageErr("--policies is required: this build tests policies offline (--policies DIR --agents FILE); testing against a running server is not available yet")
+	case f.agents == "":
+		return usageErr("--agents is required with --policies (the agents the cases name)")
+	case f.file != "" && single:
+		return usageErr("give either --file or --agent/--action, not both")
+	case f.file == "" && !single:
+		return usageErr("give --file tests.yaml, or --agent and --action for one request")
+	case single && (f.agent == "" || f.action == ""):
+		return usageErr("one request needs both --agent and --action")
+	case !single && (f.resource != "" || f.context != "" || len(f.chain) > 0 || f.at != ""):
+		return usageErr("--resource, --context, --chain and --at describe one request; with --file put them in the cases")
+	}
+
+	set, err := loadPolicies(cmd, f.policies)
+	if err != nil {
+		return a.badInput(err)
+	}
+	data, err := readInput("--agents", f.agents)
+	if err != nil {
+		return err
+	}
+	dir, err := policy.ParseAgents(f.agents, data)
+	if err != nil {
+		return a.badInput(err)
+	}
+	now := time.Now()
+	if single {
+		return a.testOne(set, dir, f, now)
+	}
+	data, err = readInput("--file", f.file)
+	if err != nil {
+		return err
+	}
+	cases, err := policy.ParseTests(f.file, data, dir)
+	if err != nil {
+		return a.badInput(err)
+	}
+	rep := policy.RunTests(set, cases, now, f.verbose)
+	if a.g.json {
+		if err := a.printJSON(rep); err != nil {
+			return err
+		}
+	} else {
+		for _, r := range rep.Results {
+			a.say("%s", resultLine(r))
+			if f.verbose {
+				a.explain(&r.Detail, "    ")
+			}
+		}
+		a.say("Results: %d passed, %d failed", rep.Summary.Passed, rep.Summary.Failed)
+	}
+	if rep.Summary.Failed > 0 {
+		return &ExitError{Code: ExitFailure}
+	}
+	return nil
+}
+
+// resultLine is the one line per case of SPEC §10.
+func resultLine(r policy.Result) string {
+	if r.Passed {
+		return fmt.Sprintf("✓ %s PASS (%s)", r.Name, pastTense(r.Decision))
+	}
+	if r.ExpectedReason != "" {
+		return fmt.Sprintf("✗ %s FAIL (expected: %s/%s, got: %s/%s)", r.Name, r.Expected, r.ExpectedReason, r.Decision, r.Reason)
+	}
+	return fmt.Sprintf("✗ %s FAIL (expected: %s, got: %s)", r.Name, r.Expected, r.Decision)
+}
+
+func pastTense(e policy.Effect) string {
+	if e == policy.Allow {
+		return "allowed"
+	}
+	return "denied"
+}
+
+// badInput prints every located error to stderr and exits 2.
+func (a *app) badInput(err error) error {
+	var list policy.ErrorList
+	if !errors.As(err, &list) {
+		return err
+	}
+	for _, e := range list {
+		fmt.Fprintf(a.Stderr, "✗ %v\n", e)
+	}
+	return &ExitError{Code: ExitUsage}
+}
+
+// oneResult is the --json shape of a single request.
+type oneResult struct {
+	Agent    string `json:"agent"`
+	Action   string `json:"action"`
+	Resource string `json:"resource"`
+	policy.Decision
+}
+
+func (a *app) testOne(set *policy.Set, dir *policy.Directory, f *policyTestFlags, now time.Time) error {
+	in := policy.Input{Action: f.action, Resource: f.resource, Time: now, Explain: f.verbose}
+	var ok bool
+	if in.Agent, ok = dir.Lookup(f.agent); !ok {
+		return usageErr("--agent: unknown agent %q (not in %s)", f.agent, f.agents)
+	}
+	for _, c := range f.chain {
+		s, ok := dir.Lookup(c)
+		if !ok {
+			return usageErr("--chain: unknown agent %q (not in %s)", c, f.agents)
+		}
+		in.Chain = append(in.Chain, s)
+	}
+	if f.context != "" {
+		dec := json.NewDecoder(bytes.NewReader([]byte(f.context)))
+		dec.UseNumber()
+		if err := dec.Decode(&in.Context); err != nil || dec.More() {
+			return usageErr("--context: expected a JSON object such as '{\"recipient\":\"a@example.com\"}'")
+		}
+	}
+	if f.at != "" {
+		t, err := time.Parse(time.RFC3339, f.at)
+		if err != nil {
+			return usageErr("--at: %q is not an RFC 3339 time such as 2026-01-05T10:00:00Z", f.at)
+		}
+		in.Time = t
+	}
+	d := set.Evaluate(&in)
+	if a.g.json {
+		if err := a.printJSON(oneResult{Agent: in.Agent.Label(), Action: in.Action, Resource: in.Resource, Decision: d}); err != nil {
+			return err
+		}
+	} else {
+		mark, verdict := "✓", "ALLOWED"
+		if !d.Allowed() {
+			mark, verdict = "✗", "DENIED"
+		}
+		who := in.Agent.Label()
+		if len(in.Chain) > 0 {
+			names := make([]string, len(in.Chain))
+			for i := range in.Chain {
+				names[i] = in.Chain[i].Label()
+			}
+			who = strings.Join(names, " → ") + " → " + who
+		}
+		a.say("%s %s: %s %s", mark, verdict, who, in.Action)
+		a.explain(&d, "  ")
+	}
+	if !d.Allowed() {
+		return &ExitError{Code: ExitFailure}
+	}
+	return nil
+}
+
+// explain prints a decision's details, and its explain trace when it has one.
+func (a *app) explain(d *policy.Decision, indent string) {
+	if d.Policy != "" {
+		rule := ""
+		if d.Rule != "" {
+			rule = ", rule " + d.Rule
+		}
+		a.say("%spolicy %s%s", indent, d.Policy, rule)
+	}
+	a.say("%sreason %s: %s", indent, d.Reason, d.Message)
+	a.say("%stier %s, policy revision %s", indent, d.Tier, d.Revision)
+	ex := d.Explain
+	if ex == nil {
+		return
+	}
+	for _, p := range ex.Policies {
+		if !p.Covered {
+			a.say("%s· %s: %s", indent, p.Name, p.Coverage)
+			continue
+		}
+		how := "first matching rule"
+		if p.Default {
+			how = "defaultEffect"
+		}
+		a.say("%s• %s: covered, %s → %s by %s", indent, p.Name, strings.TrimPrefix(p.Coverage, "covers "), p.Effect, how)
+		for _, r := range p.Rules {
+			a.say("%s    - %s: %s", indent, r.Name, r.Result)
+		}
+	}
+	for _, s := range ex.Delegation {
+		mark := "✓"
+		if !s.Passed {
+			mark = "✗"
+		}
+		a.say("%s%s delegation %s: %s", indent, mark, s.Check, s.Detail)
+	}
+}

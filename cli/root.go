@@ -1,0 +1,160 @@
+// Package cli is the meshguard command line: a cobra command tree whose
+// commands parse flags, call the packages that do the work, and print
+// results for people (tables, ✓/✗ lines) or machines (--json).
+//
+// Commands report failure by returning an *ExitError carrying the SPEC §10
+// exit code; Main turns it into the process status. Nothing here calls
+// os.Exit, so every command runs in tests against buffers.
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/spf13/cobra"
+)
+
+// Exit codes of SPEC §10.
+const (
+	ExitOK      = 0
+	ExitFailure = 1 // an error, or (policy test) a failed case / denied request
+	ExitUsage   = 2 // bad arguments or bad input files
+	ExitAuth    = 3
+	ExitDenied  = 4
+	ExitNetwork = 5
+)
+
+// ExitError carries an exit code and, optionally, a message for stderr.
+// A nil Err means the command already printed what it had to say.
+type ExitError struct {
+	Code int
+	Err  error
+}
+
+func (e *ExitError) Error() string {
+	if e.Err == nil {
+		return fmt.Sprintf("exit status %d", e.Code)
+	}
+	return e.Err.Error()
+}
+
+func (e *ExitError) Unwrap() error { return e.Err }
+
+func usageErr(format string, args ...any) error {
+	return &ExitError{Code: ExitUsage, Err: fmt.Errorf(format, args...)}
+}
+
+// Options wires the CLI to its surroundings.
+type Options struct {
+	Version string // set at build time
+	Stdout  io.Writer
+	Stderr  io.Writer
+	Getenv  func(string) string
+}
+
+// globals are the flags every command accepts (SPEC §10).
+type globals struct {
+	gateway    string
+	adminToken string
+	json       bool
+	quiet      bool
+}
+
+// app is one invocation: options plus parsed global flags.
+type app struct {
+	Options
+	g globals
+}
+
+// New builds the command tree.
+func New(opts Options) *cobra.Command {
+	if opts.Getenv == nil {
+		opts.Getenv = func(string) string { return "" }
+	}
+	a := &app{Options: opts}
+	root := &cobra.Command{
+		Use:           "meshguard",
+		Short:         "Governance for AI-agent meshes: identity, policy, delegation, audit",
+		Long:          "MeshGuard gives every agent a cryptographic identity and a trust tier, checks every\nagent-to-agent call against YAML policy (including the delegation chain behind it),\nand audits every decision.",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.SetOut(opts.Stdout)
+	root.SetErr(opts.Stderr)
+	// Flag parse errors are usage errors (exit 2), not generic failures.
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error {
+		return &ExitError{Code: ExitUsage, Err: err}
+	})
+	pf := root.PersistentFlags()
+	gw := opts.Getenv("MESHGUARD_GATEWAY_URL")
+	if gw == "" {
+		gw = "http://127.0.0.1:3100"
+	}
+	pf.StringVar(&a.g.gateway, "gateway", gw, "MeshGuard URL (env MESHGUARD_GATEWAY_URL)")
+	pf.StringVar(&a.g.adminToken, "admin-token", opts.Getenv("MESHGUARD_ADMIN_TOKEN"), "admin API token (env MESHGUARD_ADMIN_TOKEN)")
+	pf.BoolVar(&a.g.json, "json", false, "print JSON instead of text")
+	pf.BoolVarP(&a.g.quiet, "quiet", "q", false, "print nothing but errors; the exit code tells the result")
+
+	root.AddCommand(a.versionCmd(), a.policyCmd())
+	return root
+}
+
+// Main runs the CLI with args and returns the process exit code.
+func Main(ctx context.Context, args []string, opts Options) int {
+	root := New(opts)
+	root.SetArgs(args)
+	err := root.ExecuteContext(ctx)
+	if err == nil {
+		return ExitOK
+	}
+	var ee *ExitError
+	if !errors.As(err, &ee) {
+		// Commands wrap their failures (see runE), so anything else came
+		// from cobra itself: an unknown command or a malformed argument.
+		ee = &ExitError{Code: ExitUsage, Err: err}
+	}
+	if ee.Err != nil {
+		fmt.Fprintf(opts.Stderr, "error: %v\n", ee.Err)
+	}
+	return ee.Code
+}
+
+// runE adapts a command body: a plain error it returns is a failure (exit 1);
+// an *ExitError keeps its code.
+func runE(fn func(cmd *cobra.Command, args []string) error) func(*cobra.Command, []string) error {
+	return func(cmd *cobra.Command, args []string) error {
+		err := fn(cmd, args)
+		var ee *ExitError
+		if err != nil && !errors.As(err, &ee) {
+			return &ExitError{Code: ExitFailure, Err: err}
+		}
+		return err
+	}
+}
+
+// exactArgs is cobra.ExactArgs with a usage-typed error.
+func exactArgs(n int) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if err := cobra.ExactArgs(n)(cmd, args); err != nil {
+			return &ExitError{Code: ExitUsage, Err: fmt.Errorf("%s: %w", cmd.CommandPath(), err)}
+		}
+		return nil
+	}
+}
+
+func (a *app) versionCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "version",
+		Short: "Print the MeshGuard version",
+		Args:  exactArgs(0),
+		RunE: runE(func(*cobra.Command, []string) error {
+			if a.g.json {
+				return a.printJSON(map[string]string{"version": a.Version})
+			}
+			fmt.Fprintf(a.Stdout, "meshguard %s\n", a.Version)
+			return nil
+		}),
+	}
+}

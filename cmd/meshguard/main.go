@@ -1,0 +1,28 @@
+// Command meshguard is MeshGuard's single binary: the server and the CLI.
+// main only wires: it hands the process's streams, environment and signals
+// to package cli.
+package main
+
+import (
+	"context"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/meshguard/meshguard/cli"
+)
+
+// version is set at build time with -ldflags "-X main.version=…".
+var version = "dev"
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := cli.Main(ctx, os.Args[1:], cli.Options{
+		Version: version,
+		Stdout:  os.Stdout,
+		Stderr:  os.Stderr,
+		Getenv:  os.Getenv,
+	})
+	stop()
+	os.Exit(code)
+}

@@ -1,0 +1,256 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"time"
+
+	"modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+
+	"github.com/meshguard/meshguard/identity"
+)
+
+// The binary carries its migrations so a database and the code that reads it
+// can never come from different releases.
+//
+//go:embed migrations/sqlite/*.sql
+var sqliteMigrations embed.FS
+
+// The store implements the interfaces identity defines for it.
+var (
+	_ identity.AgentSource = (*SQLite)(nil)
+	_ identity.KeyStore    = (*SQLite)(nil)
+)
+
+// SQLite is the embedded store: one database file in WAL mode. It is safe
+// for concurrent use.
+//
+// Writes share a single connection. SQLite admits one writer at a time
+// anyway; queueing writers in database/sql is cheaper and fairer than having
+// several connections collide and sleep on SQLITE_BUSY. Reads use their own
+// pool, which WAL lets run alongside the writer.
+type SQLite struct {
+	w, r *sql.DB
+	now  func() time.Time
+
+	// Prepared once: on the lookups the request path makes, parsing the
+	// SQL every time cost as much as running it.
+	getAgent, getAgentByName, agentByHost *sql.Stmt
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// Option configures OpenSQLite.
+type Option func(*options)
+
+type options struct {
+	busyTimeout time.Duration
+	maxReaders  int
+	now         func() time.Time
+}
+
+// WithBusyTimeout sets how long a statement waits for a lock held by another
+// process (the CLI, a backup) before failing. Default 5s.
+func WithBusyTimeout(d time.Duration) Option { return func(o *options) { o.busyTimeout = d } }
+
+// WithMaxReaders sets the size of the read pool. Default: GOMAXPROCS, at
+// least 4.
+func WithMaxReaders(n int) Option { return func(o *options) { o.maxReaders = n } }
+
+// WithClock sets the clock that stamps createdAt, updatedAt and migrations.
+// Default time.Now.
+func WithClock(now func() time.Time) Option { return func(o *options) { o.now = now } }
+
+// OpenSQLite opens (creating if needed) the database file at path and brings
+// its schema up to date. The directory is created 0700 and a new file 0600:
+// the database holds private signing keys.
+func OpenSQLite(ctx context.Context, path string, opts ...Option) (*SQLite, error) {
+	o := options{busyTimeout: 5 * time.Second, maxReaders: max(4, runtime.GOMAXPROCS(0)), now: time.Now}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	switch {
+	case o.busyTimeout < 0:
+		return nil, fmt.Errorf("open sqlite: busy timeout %v: must not be negative", o.busyTimeout)
+	case o.maxReaders < 1:
+		return nil, fmt.Errorf("open sqlite: max readers %d: need at least 1", o.maxReaders)
+	case o.now == nil:
+		return nil, errors.New("open sqlite: nil clock")
+	}
+	// An in-memory or URI name would give each pool its own database, or
+	// let a path smuggle in connection parameters.
+	if path == "" || path == ":memory:" || strings.HasPrefix(path, "file:") {
+		return nil, fmt.Errorf("open sqlite: %q: expected a file path", path)
+	}
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
+	}
+	if err := os.MkdirAll(filepath.Dir(abs), 0o700); err != nil {
+		return nil, fmt.Errorf("open sqlite: %w", err)
+	}
+	// SQLite would create the file 0644; create it first so it never is.
+	// Its -wal and -shm files take the main file's permissions.
+	f, err := os.OpenFile(abs, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("open sqlite: %w", err)
+	}
+	if err := f.Close(); err != nil {
+		return nil, fmt.Errorf("open sqlite: %w", err)
+	}
+
+	s := &SQLite{now: o.now}
+	if s.w, err = openPool(ctx, sqliteDSN(abs, o.busyTimeout, false), 1); err != nil {
+		return nil, fmt.Errorf("open sqlite %s: writer: %w", abs, err)
+	}
+	if err := s.setUp(ctx); err != nil {
+		_ = s.w.Close()
+		return nil, fmt.Errorf("open sqlite %s: %w", abs, err)
+	}
+	// Readers open after the writer has switched the file to WAL and
+	// migrated it: they are query-only and could do neither.
+	if s.r, err = openPool(ctx, sqliteDSN(abs, o.busyTimeout, true), o.maxReaders); err != nil {
+		_ = s.w.Close()
+		return nil, fmt.Errorf("open sqlite %s: readers: %w", abs, err)
+	}
+	for _, p := range []struct {
+		stmt  **sql.Stmt
+		query string
+	}{
+		{&s.getAgent, getAgentSQL},
+		{&s.getAgentByName, getAgentByNameSQL},
+		{&s.agentByHost, agentByHostSQL},
+	} {
+		// The statements live as long as s; Close closes them.
+		if *p.stmt, err = s.r.PrepareContext(ctx, p.query); err != nil { //nolint:sqlclosecheck
+			_ = s.Close()
+			return nil, fmt.Errorf("open sqlite %s: prepare: %w", abs, err)
+		}
+	}
+	return s, nil
+}
+
+// setUp checks the journal mode and migrates.
+func (s *SQLite) setUp(ctx context.Context) error {
+	// journal_mode=WAL quietly stays at "delete" on file systems without
+	// shared memory; readers would then block the writer, so say so now.
+	var mode string
+	if err := s.w.QueryRowContext(ctx, "PRAGMA journal_mode").Scan(&mode); err != nil {
+		return fmt.Errorf("read journal_mode: %w", err)
+	}
+	if !strings.EqualFold(mode, "wal") {
+		return fmt.Errorf("journal_mode is %q, not wal; is the file on a network file system?", mode)
+	}
+	ms, err := loadMigrations(sqliteMigrations, "migrations/sqlite")
+	if err != nil {
+		return err
+	}
+	return migrator{ddl: sqliteMigrationsDDL, migrations: ms, now: s.now}.run(ctx, s.w)
+}
+
+const sqliteMigrationsDDL = `CREATE TABLE IF NOT EXISTS schema_migrations (
+    version     INTEGER NOT NULL PRIMARY KEY,
+    name        TEXT    NOT NULL,
+    applied_at  INTEGER NOT NULL
+) STRICT`
+
+// sqliteDSN builds a connection string. The pragmas are per connection
+// (except journal_mode, which the file remembers), so the driver runs them on
+// every connection it opens. The writer begins transactions IMMEDIATE: it
+// takes the write lock up front, so a read-then-write transaction never has
+// to upgrade its lock, which is the one case where SQLite returns
+// SQLITE_BUSY at once instead of waiting busy_timeout.
+func sqliteDSN(path string, busy time.Duration, readOnly bool) string {
+	p := filepath.ToSlash(path)
+	if !strings.HasPrefix(p, "/") {
+		p = "/" + p // a Windows drive letter
+	}
+	q := url.Values{}
+	q.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", busy.Milliseconds()))
+	q.Add("_pragma", "foreign_keys(1)")
+	// In WAL mode NORMAL never corrupts the file and a process crash loses
+	// nothing; only a power cut can lose the last commits. FULL would fsync
+	// on every commit.
+	q.Add("_pragma", "synchronous(NORMAL)")
+	if readOnly {
+		q.Add("_pragma", "query_only(1)")
+	} else {
+		q.Add("_pragma", "journal_mode(WAL)")
+		q.Set("_txlock", "immediate")
+	}
+	u := url.URL{Scheme: "file", Path: p, RawQuery: q.Encode()}
+	return u.String()
+}
+
+func openPool(ctx context.Context, dsn string, conns int) (*sql.DB, error) {
+	db, err := sql.Open("sqlite", dsn)
+	if err != nil {
+		return nil, err
+	}
+	db.SetMaxOpenConns(conns)
+	db.SetMaxIdleConns(conns)
+	// Keep connections: each new one re-runs the pragmas and loses the
+	// statement cache, and a file database has nothing to go stale.
+	db.SetConnMaxLifetime(0)
+	db.SetConnMaxIdleTime(0)
+	if err := db.PingContext(ctx); err != nil {
+		_ = db.Close()
+		return nil, err
+	}
+	return db, nil
+}
+
+// Close closes the database. It is safe to call more than once.
+func (s *SQLite) Close() error {
+	s.closeOnce.Do(func() {
+		var errs []error
+		for _, st := range []*sql.Stmt{s.getAgent, s.getAgentByName, s.agentByHost} {
+			if st != nil {
+				errs = append(errs, st.Close())
+			}
+		}
+		s.closeErr = errors.Join(append(errs, s.r.Close(), s.w.Close())...)
+		if s.closeErr != nil {
+			s.closeErr = fmt.Errorf("close sqlite: %w", s.closeErr)
+		}
+	})
+	return s.closeErr
+}
+
+// isUniqueViolation reports whether err is a UNIQUE or PRIMARY KEY
+// constraint failure. Callers check for conflicts first and turn them into
+// specific messages; this catches what slips between check and write.
+func isUniqueViolation(err error) bool {
+	var se *sqlite.Error
+	if !errors.As(err, &se) {
+		return false
+	}
+	return se.Code() == sqlite3.SQLITE_CONSTRAINT_UNIQUE || se.Code() == sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY
+}
+
+// inTx runs fn in a write transaction, committing if fn returns nil.
+func (s *SQLite) inTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("begin: %w", err)
+	}
+	defer func() { _ = tx.Rollback() }() // no-op after Commit
+	if err := fn(tx); err != nil {
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
+	return nil
+}
