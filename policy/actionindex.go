@@ -45,7 +45,13 @@ type actionIndex struct {
 type affixTable struct {
 	n       int
 	entries map[string][]entry
+	// edge has a bit for each byte that ends a prefix key (starts a suffix
+	// key) in this table: most probes are ruled out by one bit test
+	// instead of hashing a string.
+	edge [4]uint64
 }
+
+func (t *affixTable) mayHold(c byte) bool { return t.edge[c>>6]&(1<<(c&63)) != 0 }
 
 type indexBuilder struct {
 	exact              map[string][]entry
@@ -84,15 +90,23 @@ func (b *indexBuilder) add(pattern string, ref ruleRef) {
 }
 
 func (b *indexBuilder) build() actionIndex {
-	freeze := func(m map[int]map[string][]entry) []affixTable {
+	freeze := func(m map[int]map[string][]entry, prefix bool) []affixTable {
 		out := make([]affixTable, 0, len(m))
 		for n, entries := range m {
-			out = append(out, affixTable{n: n, entries: entries})
+			t := affixTable{n: n, entries: entries}
+			for key := range entries {
+				c := key[0]
+				if prefix {
+					c = key[len(key)-1]
+				}
+				t.edge[c>>6] |= 1 << (c & 63)
+			}
+			out = append(out, t)
 		}
 		slices.SortFunc(out, func(a, b affixTable) int { return a.n - b.n })
 		return out
 	}
-	return actionIndex{exact: b.exact, prefixes: freeze(b.prefixes), suffixes: freeze(b.suffixes), general: b.general}
+	return actionIndex{exact: b.exact, prefixes: freeze(b.prefixes, true), suffixes: freeze(b.suffixes, false), general: b.general}
 }
 
 // maxCursors covers the common case on the stack; more buckets than this
@@ -107,17 +121,25 @@ func (x *actionIndex) candidates(action string, fn func(ruleRef) bool) {
 	if es := x.exact[action]; len(es) > 0 {
 		lists = append(lists, es)
 	}
-	for _, t := range x.prefixes {
+	for i := range x.prefixes {
+		t := &x.prefixes[i]
 		if t.n > len(action) {
 			break
+		}
+		if !t.mayHold(action[t.n-1]) {
+			continue
 		}
 		if es := t.entries[action[:t.n]]; len(es) > 0 {
 			lists = append(lists, es)
 		}
 	}
-	for _, t := range x.suffixes {
+	for i := range x.suffixes {
+		t := &x.suffixes[i]
 		if t.n > len(action) {
 			break
+		}
+		if !t.mayHold(action[len(action)-t.n]) {
+			continue
 		}
 		if es := t.entries[action[len(action)-t.n:]]; len(es) > 0 {
 			lists = append(lists, es)
