@@ -66,3 +66,33 @@ func TestLoadContextCancelled(t *testing.T) {
 		t.Fatalf("got %v", err)
 	}
 }
+
+// FuzzParseTests feeds arbitrary bytes to the agents-file and tests-file
+// parsers of offline `policy test`: errors must be located ErrInvalid, and
+// whatever parses must run.
+func FuzzParseTests(f *testing.F) {
+	f.Add([]byte(agentsYAML), []byte("tests:\n  - {name: a, agent: emailer, action: 'write:email', chain: [orchestrator], context: {n: 1}, at: '2026-03-02T10:00:00Z', expect: allow, expectReason: rule_allow}"))
+	f.Add([]byte("agents: []"), []byte("tests: []"))
+	f.Add([]byte("agents: {}"), []byte("- x"))
+	s := mustSet(f, meshPolicies...)
+	f.Fuzz(func(t *testing.T, agents, tests []byte) {
+		dir, err := ParseAgents("agents.yaml", agents)
+		if err != nil {
+			if !errors.Is(err, ErrInvalid) {
+				t.Fatalf("agents error is not ErrInvalid: %v", err)
+			}
+			return
+		}
+		cases, err := ParseTests("tests.yaml", tests, dir)
+		if err != nil {
+			if !errors.Is(err, ErrInvalid) {
+				t.Fatalf("tests error is not ErrInvalid: %v", err)
+			}
+			return
+		}
+		rep := RunTests(s, cases, at("2026-03-02T10:00:00Z"), true)
+		if rep.Summary.Total != len(cases) || rep.Summary.Passed+rep.Summary.Failed != len(cases) {
+			t.Fatalf("summary %+v for %d cases", rep.Summary, len(cases))
+		}
+	})
+}
