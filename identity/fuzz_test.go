@@ -147,6 +147,10 @@ func FuzzVerify(f *testing.F) {
 	ctx := context.Background()
 
 	f.Fuzz(func(t *testing.T, token string) {
+		// The fixture signs no delegation token, so none may verify.
+		if g, err := fx.verifier.VerifyDelegation(token); err == nil || !errors.Is(err, ErrInvalidToken) {
+			t.Fatalf("VerifyDelegation accepted or mis-classified garbage: %+v, %v", g, err)
+		}
 		got, err := fx.verifier.Verify(ctx, token)
 		cgot, cerr := fx.cached.Verify(ctx, token)
 		if (err == nil) != (cerr == nil) {

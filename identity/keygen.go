@@ -101,9 +101,10 @@ type signingKey struct {
 	edPub ed25519.PublicKey
 	ecPub *ecdsa.PublicKey
 	jwk   jwk.Key // public key with kid, alg and use
-	// header is the base64url protected header every token this key signs
-	// carries; fixed, so Issue does no JSON work for it.
-	header string
+	// header and delegHeader are the base64url protected headers of the
+	// agent and delegation tokens this key signs; fixed, so signing does no
+	// JSON work for them.
+	header, delegHeader string
 
 	createdAt time.Time
 	retiredAt time.Time // zero while unretired
@@ -158,15 +159,20 @@ func parseStoredKey(k StoredKey) (*signingKey, error) {
 	}
 	sk.jwk = pk
 
-	hdr, err := json.Marshal(struct {
-		Alg string `json:"alg"`
-		Kid string `json:"kid"`
-		Typ string `json:"typ"`
-	}{k.Alg, k.KID, "JWT"})
-	if err != nil {
-		return nil, fmt.Errorf("%w: kid %q: encoding header: %w", ErrInvalidKey, k.KID, err)
+	for _, h := range []struct {
+		dst *string
+		typ string
+	}{{&sk.header, typJWT}, {&sk.delegHeader, typDelegation}} {
+		hdr, err := json.Marshal(struct {
+			Alg string `json:"alg"`
+			Kid string `json:"kid"`
+			Typ string `json:"typ"`
+		}{k.Alg, k.KID, h.typ})
+		if err != nil {
+			return nil, fmt.Errorf("%w: kid %q: encoding header: %w", ErrInvalidKey, k.KID, err)
+		}
+		*h.dst = b64.EncodeToString(hdr)
 	}
-	sk.header = b64.EncodeToString(hdr)
 	return sk, nil
 }
 

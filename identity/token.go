@@ -222,18 +222,10 @@ func (i *Issuer) Issue(agent Agent, ttl time.Duration) (string, Claims, error) {
 		return "", Claims{}, fmt.Errorf("issuing token for %s: encoding claims: %w", agent.ID, err)
 	}
 
-	// header.payload.signature, built in one buffer.
-	n := len(key.header) + 1 + b64.EncodedLen(len(payload))
-	buf := make([]byte, 0, n+1+b64.EncodedLen(es256SigLen))
-	buf = append(buf, key.header...)
-	buf = append(buf, '.')
-	buf = b64.AppendEncode(buf, payload)
-	sig, err := key.sign(buf)
+	buf, err := key.signCompact(key.header, payload)
 	if err != nil {
 		return "", Claims{}, fmt.Errorf("issuing token for %s: %w", agent.ID, err)
 	}
-	buf = append(buf, '.')
-	buf = b64.AppendEncode(buf, sig)
 	if len(buf) > MaxTokenSize {
 		return "", Claims{}, fmt.Errorf("issuing token for %s: %w: the token would be %d bytes, over the %d verifiers accept (shorten tags or name)",
 			agent.ID, ErrInvalidAgent, len(buf), MaxTokenSize)
@@ -245,6 +237,21 @@ func (i *Issuer) Issue(agent Agent, ttl time.Duration) (string, Claims, error) {
 		ExpiresAt: time.Unix(exp, 0).UTC(), ID: wc.Jti,
 	}
 	return string(buf), claims, nil
+}
+
+// signCompact returns header.payload.signature, built in one buffer.
+func (k *signingKey) signCompact(header string, payload []byte) ([]byte, error) {
+	n := len(header) + 1 + b64.EncodedLen(len(payload))
+	buf := make([]byte, 0, n+1+b64.EncodedLen(es256SigLen))
+	buf = append(buf, header...)
+	buf = append(buf, '.')
+	buf = b64.AppendEncode(buf, payload)
+	sig, err := k.sign(buf)
+	if err != nil {
+		return nil, err
+	}
+	buf = append(buf, '.')
+	return b64.AppendEncode(buf, sig), nil
 }
 
 // newJTI returns 128 random bits, base64url: unique without coordination.

@@ -144,101 +144,137 @@ func parseHeader(seg string) (header, error) {
 	return h, nil
 }
 
-// verifyToken does every check that needs no I/O: format, alg, kid,
-// signature and claims.
+// verifyToken does every check of an agent token that needs no I/O: format,
+// alg, kid, signature and claims.
 func (v *Verifier) verifyToken(token string, now time.Time) (Verified, error) {
+	jws, err := v.verifyJWS(token, now, typJWT)
+	if err != nil {
+		return Verified{}, err
+	}
+	res := Verified{Alg: jws.alg, KID: jws.kid}
+	var wc wireClaims
+	if err := decodePayload(jws.payload, &wc); err != nil {
+		return Verified{}, err
+	}
+	if res.Claims, err = v.checkClaims(&wc, now, jws.ring.MaxTTL()); err != nil {
+		return Verified{}, err
+	}
+	return res, nil
+}
+
+// Token types (the JWS "typ" header). Agent tokens are plain JWTs;
+// delegation tokens carry their own type so neither can stand in for the
+// other, whatever their claims say.
+const (
+	typJWT        = "JWT"
+	typDelegation = "delegation+jwt"
+)
+
+// verifiedJWS is a compact JWS whose signature checked out.
+type verifiedJWS struct {
+	ring     *Keyring // the keyring it was checked against
+	kid, alg string   // kid is empty for HS256
+	payload  []byte   // decoded, not yet parsed
+}
+
+// verifyJWS checks the compact serialization, the header, the pinned
+// algorithm and the signature, and returns the raw payload. typ is the token
+// type expected: typJWT (also accepted when absent) or typDelegation (only
+// asymmetric keys, never HS256, mint those).
+func (v *Verifier) verifyJWS(token string, now time.Time, typ string) (verifiedJWS, error) {
 	switch {
 	case len(token) > MaxTokenSize:
-		return Verified{}, fmt.Errorf("%w: %d bytes, limit %d", ErrTokenTooLarge, len(token), MaxTokenSize)
+		return verifiedJWS{}, fmt.Errorf("%w: %d bytes, limit %d", ErrTokenTooLarge, len(token), MaxTokenSize)
 	case token == "":
-		return Verified{}, fmt.Errorf("%w: empty", ErrTokenMalformed)
+		return verifiedJWS{}, fmt.Errorf("%w: empty", ErrTokenMalformed)
 	}
 	hdrEnd := strings.IndexByte(token, '.')
 	sigStart := strings.LastIndexByte(token, '.')
 	if hdrEnd <= 0 || sigStart == hdrEnd || strings.Count(token, ".") != 2 {
-		return Verified{}, fmt.Errorf("%w: expected header.payload.signature", ErrTokenMalformed)
+		return verifiedJWS{}, fmt.Errorf("%w: expected header.payload.signature", ErrTokenMalformed)
 	}
 	hdrSeg, payloadSeg, sigSeg := token[:hdrEnd], token[hdrEnd+1:sigStart], token[sigStart+1:]
 	if payloadSeg == "" || sigSeg == "" {
-		return Verified{}, fmt.Errorf("%w: empty payload or signature", ErrTokenMalformed)
+		return verifiedJWS{}, fmt.Errorf("%w: empty payload or signature", ErrTokenMalformed)
 	}
 
 	h, err := parseHeader(hdrSeg)
 	if err != nil {
-		return Verified{}, err
+		return verifiedJWS{}, err
 	}
 	// Pin the algorithm before touching any key: the header is
 	// attacker-controlled and must never choose how it is verified.
 	switch h.alg {
 	case AlgEdDSA, AlgES256:
 	case AlgHS256:
-		if v.secret == nil {
-			return Verified{}, fmt.Errorf("%w: HS256 is not enabled (no JWT_SECRET)", ErrTokenAlg)
+		if v.secret == nil || typ != typJWT {
+			return verifiedJWS{}, fmt.Errorf("%w: HS256 is not enabled (no JWT_SECRET)", ErrTokenAlg)
 		}
 	case "":
-		return Verified{}, fmt.Errorf("%w: alg missing", ErrTokenAlg)
+		return verifiedJWS{}, fmt.Errorf("%w: alg missing", ErrTokenAlg)
 	default:
 		// Covers "none" in any spelling.
-		return Verified{}, fmt.Errorf("%w: accepted algorithms are %s, %s and (with JWT_SECRET) %s", ErrTokenAlg, AlgEdDSA, AlgES256, AlgHS256)
+		return verifiedJWS{}, fmt.Errorf("%w: accepted algorithms are %s, %s and (with JWT_SECRET) %s", ErrTokenAlg, AlgEdDSA, AlgES256, AlgHS256)
 	}
-	if h.typ != "" && !strings.EqualFold(h.typ, "JWT") {
-		return Verified{}, fmt.Errorf("%w: typ must be JWT", ErrTokenMalformed)
+	switch {
+	case typ == typJWT && h.typ != "" && !strings.EqualFold(h.typ, typJWT):
+		return verifiedJWS{}, fmt.Errorf("%w: typ must be JWT", ErrTokenMalformed)
+	case typ == typDelegation && h.typ != typDelegation:
+		return verifiedJWS{}, fmt.Errorf("%w: typ must be %s", ErrTokenMalformed, typDelegation)
 	}
 
 	sig, err := b64.DecodeString(sigSeg)
 	if err != nil {
-		return Verified{}, fmt.Errorf("%w: signature is not base64url", ErrTokenMalformed)
+		return verifiedJWS{}, fmt.Errorf("%w: signature is not base64url", ErrTokenMalformed)
 	}
 	input := token[:sigStart]
-	res := Verified{Alg: h.alg}
-
 	// One keyring for the whole check, even if a Reload lands meanwhile.
-	ring := v.keys.Keyring()
+	res := verifiedJWS{ring: v.keys.Keyring(), alg: h.alg}
 	var key *signingKey
 	if h.kid != "" {
-		key = ring.lookup(h.kid, now)
+		key = res.ring.lookup(h.kid, now)
 	}
 	switch {
 	case key != nil:
 		// The kid's key decides the algorithm; anything else, notably
 		// HS256 with the public key as the secret, is refused here.
 		if h.alg != key.alg {
-			return Verified{}, fmt.Errorf("%w: the key named by kid is %s", ErrTokenAlg, key.alg)
+			return verifiedJWS{}, fmt.Errorf("%w: the key named by kid is %s", ErrTokenAlg, key.alg)
 		}
 		if !key.verify([]byte(input), sig) {
-			return Verified{}, fmt.Errorf("%w: %s", ErrTokenSignature, key.alg)
+			return verifiedJWS{}, fmt.Errorf("%w: %s", ErrTokenSignature, key.alg)
 		}
-		res.KID = key.kid
+		res.kid = key.kid
 	case h.alg == AlgHS256:
 		// The secret is ours alone, so an HS256 token needs no kid (and a
 		// kid that is not one of our asymmetric keys is ignored).
 		mac := hmac.New(sha256.New, v.secret)
 		mac.Write([]byte(input))
 		if !hmac.Equal(mac.Sum(nil), sig) { // constant time
-			return Verified{}, fmt.Errorf("%w: HS256", ErrTokenSignature)
+			return verifiedJWS{}, fmt.Errorf("%w: HS256", ErrTokenSignature)
 		}
 	case h.kid == "":
-		return Verified{}, fmt.Errorf("%w: %s token without kid", ErrTokenKID, h.alg)
+		return verifiedJWS{}, fmt.Errorf("%w: %s token without kid", ErrTokenKID, h.alg)
 	default:
-		return Verified{}, fmt.Errorf("%w: kid is not a current or unexpired retired key", ErrTokenKID)
+		return verifiedJWS{}, fmt.Errorf("%w: kid is not a current or unexpired retired key", ErrTokenKID)
 	}
-
-	raw, err := b64.DecodeString(payloadSeg)
-	if err != nil {
-		return Verified{}, fmt.Errorf("%w: payload is not base64url", ErrTokenMalformed)
-	}
-	var wc wireClaims
-	if err := json.Unmarshal(raw, &wc); err != nil {
-		var syn *json.SyntaxError
-		if errors.As(err, &syn) || !json.Valid(raw) {
-			return Verified{}, fmt.Errorf("%w: payload is not JSON", ErrTokenMalformed)
-		}
-		return Verified{}, fmt.Errorf("%w: a claim has the wrong type (expected strings for iss, sub, name, tier, jti; string or array for aud; string array for tags; numbers for iat, nbf, exp)", ErrTokenClaims)
-	}
-	if res.Claims, err = v.checkClaims(&wc, now, ring.MaxTTL()); err != nil {
-		return Verified{}, err
+	if res.payload, err = b64.DecodeString(payloadSeg); err != nil {
+		return verifiedJWS{}, fmt.Errorf("%w: payload is not base64url", ErrTokenMalformed)
 	}
 	return res, nil
+}
+
+// decodePayload parses a verified payload into dst, telling bad JSON from
+// claims of the wrong type.
+func decodePayload(raw []byte, dst any) error {
+	if err := json.Unmarshal(raw, dst); err != nil {
+		var syn *json.SyntaxError
+		if errors.As(err, &syn) || !json.Valid(raw) {
+			return fmt.Errorf("%w: payload is not JSON", ErrTokenMalformed)
+		}
+		return fmt.Errorf("%w: a claim has the wrong type (expected strings for iss, sub, name, tier, jti, scope; string or array for aud; string array for tags; numbers for iat, nbf, exp)", ErrTokenClaims)
+	}
+	return nil
 }
 
 // checkClaims validates the payload against the configuration and now.
