@@ -1,0 +1,308 @@
+package engine
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/meshguard/meshguard/identity"
+	"github.com/meshguard/meshguard/policy"
+	"github.com/meshguard/meshguard/trust"
+)
+
+// decide runs the pipeline, filling d. It returns an error only for
+// MeshGuard's own failures.
+func (e *Engine) decide(ctx context.Context, r *Request, d *Decision, now time.Time) error {
+	if msg := checkBounds(r); msg != "" {
+		return d.deny(400, ReasonBadRequest, "%s", msg)
+	}
+
+	// 1. Who is calling.
+	if r.Token == "" {
+		return d.deny(401, ReasonUnauthorized, "missing bearer token")
+	}
+	v, err := e.cfg.Tokens.Verify(ctx, r.Token)
+	switch {
+	case errors.Is(err, identity.ErrAgentRevoked):
+		return d.deny(401, ReasonAgentRevoked, "agent is revoked")
+	case errors.Is(err, identity.ErrInvalidToken):
+		return d.deny(401, ReasonUnauthorized, "%v", err)
+	case err != nil:
+		return internal("verifying the agent token", err)
+	}
+	actor := subject(&v.Agent, v.Tier)
+	d.AgentID, d.AgentName, d.Tier = actor.ID, actor.Name, actor.Tier
+
+	// 2. What it wants to do.
+	if msg := e.resolve(r, d); msg != "" {
+		if d.Reason != "" {
+			return d.deny(403, d.Reason, "%s", msg)
+		}
+		return d.deny(400, ReasonBadRequest, "%s", msg)
+	}
+	reqCtx, msg := requestContext(r)
+	if msg != "" {
+		return d.deny(400, ReasonBadRequest, "%s", msg)
+	}
+
+	// 3. For whom.
+	set := e.cfg.Policies.Current()
+	d.Revision = set.Revision()
+	var grant *identity.DelegationGrant
+	var chain []policy.Subject
+	d.Chain = []string{actor.ID}
+	if r.Delegation != "" {
+		g, err := e.cfg.Delegations.VerifyDelegation(r.Delegation)
+		if err != nil {
+			return d.deny(403, policy.ReasonDelegationActorMismatch, "the delegation token is not valid: %v", err)
+		}
+		if g.Actor() != actor.ID {
+			return d.deny(403, policy.ReasonDelegationActorMismatch, "the delegation token was issued to another agent, not to %q", actor.Name)
+		}
+		grant = &g
+		ids := g.Delegators()
+		d.Chain = append(append(make([]string, 0, len(ids)+1), ids...), actor.ID)
+		if chain, err = e.members(ctx, ids); err != nil {
+			return err
+		}
+	}
+
+	// 4. Policy, including the delegation checks.
+	in := policy.Input{Agent: actor, Action: d.Action, Resource: d.Resource, Context: reqCtx, Chain: chain, Time: now}
+	if grant != nil {
+		in.Scope = grant.Scope
+	}
+	pd := set.Evaluate(&in)
+	d.Reason, d.Message, d.Policy, d.Rule = pd.Reason, pd.Message, pd.Policy, pd.Rule
+	if !pd.Allowed() {
+		if pd.Reason == policy.ReasonAgentRevoked {
+			return d.deny(401, ReasonAgentRevoked, "%s", pd.Message)
+		}
+		return d.deny(403, pd.Reason, "%s", pd.Message)
+	}
+	if grant != nil && grant.MaxChain > 0 && len(chain) > grant.MaxChain {
+		return d.deny(403, policy.ReasonDelegationDepth, "the delegation token allows at most %d delegating agents; this chain has %d", grant.MaxChain, len(chain))
+	}
+
+	// 5. Where it goes: handing the task to another agent.
+	target, err := e.target(ctx, r.Host)
+	if err != nil {
+		return err
+	}
+	if target != nil && target.ID != actor.ID {
+		ts := subject(target, target.TrustTier)
+		hd := set.HandOff(chain, actor, ts)
+		if !hd.Allowed() {
+			d.Policy, d.Rule = hd.Policy, ""
+			return d.deny(403, hd.Reason, "calling agent %q: %s", target.Name, hd.Message)
+		}
+		if grant != nil && grant.MaxChain > 0 && len(chain)+1 > grant.MaxChain {
+			return d.deny(403, policy.ReasonDelegationDepth, "calling agent %q would exceed the %d delegating agents the delegation token allows", target.Name, grant.MaxChain)
+		}
+	}
+
+	// 6. How often.
+	if err := e.limit(ctx, actor.ID, pd.Limits, d); err != nil || d.Effect == "deny" {
+		return err
+	}
+
+	// 7. The delegation token for the target.
+	if target != nil && target.ID != actor.ID {
+		if err := e.mint(actor.ID, target.ID, grant, v.Claims.ExpiresAt, now, d); err != nil {
+			return err
+		}
+	}
+	d.Status = 200
+	return nil
+}
+
+// checkBounds refuses oversized or non-UTF-8 input before any work.
+func checkBounds(r *Request) string {
+	for _, f := range []struct {
+		name, v string
+		max     int
+	}{
+		{"path", r.Path, MaxPathLen},
+		{"host", r.Host, MaxHostLen},
+		{"X-MeshGuard-Action", r.ActionHeader, MaxActionLen},
+		{"action", r.Action, MaxActionLen},
+		{"X-MeshGuard-Resource", r.ResourceHeader, MaxResourceLen},
+		{"resource", r.Resource, MaxResourceLen},
+		{"X-MeshGuard-Context", r.ContextHeader, MaxContextLen},
+		{"method", r.Method, 16},
+	} {
+		if len(f.v) > f.max {
+			return f.name + " is longer than the limit of " + itoa(f.max) + " bytes"
+		}
+		if !utf8.ValidString(f.v) {
+			return f.name + " is not valid UTF-8"
+		}
+	}
+	if len(r.Context) > MaxContextKeys {
+		return "context has more than " + itoa(MaxContextKeys) + " keys"
+	}
+	return ""
+}
+
+// resolve sets d.Action and d.Resource (SPEC §4). It returns a message when
+// the action cannot be resolved; d.Reason set means a 403, else a 400.
+func (e *Engine) resolve(r *Request, d *Decision) string {
+	path := splitPath(r.Path)
+	method := strings.ToUpper(r.Method)
+	switch {
+	case r.Action != "":
+		d.Action = r.Action
+	default:
+		mapped := r.RouteAction
+		if mapped == "" {
+			mapped = e.route(method, hostOnly(r.Host), path)
+		}
+		switch {
+		case mapped != "":
+			d.Action = mapped
+			if r.ActionHeader != "" && r.ActionHeader != mapped {
+				d.Reason = ReasonActionRelabel
+				return "X-MeshGuard-Action " + quote(r.ActionHeader) + " relabels this route, whose action is " + quote(mapped)
+			}
+		case r.ActionHeader != "":
+			d.Action = r.ActionHeader
+		default:
+			verb := derivedVerb(method)
+			if verb == "" {
+				d.Reason = ReasonActionUnresolved
+				return "no route maps this request and method " + quote(r.Method) + " maps to no verb; send X-MeshGuard-Action"
+			}
+			d.Action = verb + ":" + strings.TrimPrefix(path, "/")
+		}
+	}
+	if !strings.Contains(d.Action, ":") || strings.ContainsAny(d.Action, " \t\r\n") {
+		return "action " + quote(d.Action) + ": expected verb:resource without whitespace"
+	}
+	switch {
+	case r.ResourceHeader != "":
+		d.Resource = r.ResourceHeader
+	case r.Resource != "":
+		d.Resource = r.Resource
+	default:
+		d.Resource = path
+	}
+	return ""
+}
+
+// requestContext decodes X-MeshGuard-Context, or returns the explicit context.
+func requestContext(r *Request) (map[string]any, string) {
+	if r.ContextHeader == "" {
+		return r.Context, ""
+	}
+	dec := json.NewDecoder(bytes.NewReader([]byte(r.ContextHeader)))
+	dec.UseNumber()
+	var m map[string]any
+	if err := dec.Decode(&m); err != nil || m == nil || dec.More() {
+		return nil, "X-MeshGuard-Context: expected a JSON object"
+	}
+	if len(m) > MaxContextKeys {
+		return nil, "X-MeshGuard-Context has more than " + itoa(MaxContextKeys) + " keys"
+	}
+	return m, ""
+}
+
+// members looks up the delegating agents. An agent that no longer exists
+// counts as revoked; a store failure is an internal error.
+func (e *Engine) members(ctx context.Context, ids []string) ([]policy.Subject, error) {
+	chain := make([]policy.Subject, len(ids))
+	for i, id := range ids {
+		a, err := e.cfg.Agents.GetAgent(ctx, id)
+		switch {
+		case errors.Is(err, identity.ErrNotFound):
+			chain[i] = policy.Subject{ID: id} // inactive: delegation_revoked
+		case err != nil:
+			return nil, internal("looking up delegating agent", err)
+		default:
+			chain[i] = subject(&a, a.TrustTier)
+		}
+	}
+	return chain, nil
+}
+
+// target returns the agent reached under host, if any.
+func (e *Engine) target(ctx context.Context, host string) (*identity.Agent, error) {
+	if host == "" {
+		return nil, nil
+	}
+	h := strings.ToLower(host)
+	a, err := e.cfg.Agents.AgentByHost(ctx, h)
+	if errors.Is(err, identity.ErrNotFound) && hostOnly(h) != h {
+		a, err = e.cfg.Agents.AgentByHost(ctx, hostOnly(h))
+	}
+	switch {
+	case errors.Is(err, identity.ErrNotFound):
+		return nil, nil
+	case err != nil:
+		return nil, internal("looking up the target host", err)
+	}
+	return &a, nil
+}
+
+// limit applies the rate limits the policy decision carries, per acting
+// agent. The first exhausted limit denies with 429.
+func (e *Engine) limit(ctx context.Context, agentID string, limits []policy.Limit, d *Decision) error {
+	for _, l := range limits {
+		for _, w := range []struct {
+			n      int
+			size   time.Duration
+			suffix string
+			unit   string
+		}{{l.PerMinute, time.Minute, "/m", "minute"}, {l.PerHour, time.Hour, "/h", "hour"}} {
+			if w.n == 0 {
+				continue
+			}
+			res, err := e.cfg.Limiter.Allow(ctx, "agent/"+agentID+"/"+l.Key+w.suffix, w.n, w.size)
+			if err != nil {
+				return internal("rate limiter", err)
+			}
+			if !res.Allowed {
+				d.RetryAfter = res.RetryAfter
+				d.Policy, d.Rule, _ = strings.Cut(l.Key, "/")
+				return d.deny(429, ReasonRateLimited, "rate limit of %d requests per %s (%s) exceeded", w.n, w.unit, l.Key)
+			}
+		}
+	}
+	return nil
+}
+
+// mint issues the target's delegation token: the chain so far with the actor
+// appended, never outliving the actor's token or the parent delegation.
+func (e *Engine) mint(actorID, targetID string, parent *identity.DelegationGrant, tokenExp, now time.Time, d *Decision) error {
+	g := identity.DelegationGrant{Root: actorID, Actors: []string{targetID}, ExpiresAt: now.Add(e.cfg.DelegationTTL)}
+	if tokenExp.Before(g.ExpiresAt) {
+		g.ExpiresAt = tokenExp
+	}
+	if parent != nil {
+		g.Root = parent.Root
+		g.Actors = append(append(make([]string, 0, len(parent.Actors)+1), parent.Actors...), targetID)
+		g.Scope, g.MaxChain = parent.Scope, parent.MaxChain
+		if parent.ExpiresAt.Before(g.ExpiresAt) {
+			g.ExpiresAt = parent.ExpiresAt
+		}
+	}
+	tok, _, err := e.cfg.Delegator.Delegate(g)
+	if err != nil {
+		return internal("minting the delegation token", err)
+	}
+	d.TargetAgent, d.Delegation = targetID, tok
+	return nil
+}
+
+// subject is the policy engine's view of an agent at the given tier.
+func subject(a *identity.Agent, tier trust.Tier) policy.Subject {
+	return policy.Subject{ID: a.ID, Name: a.Name, Tier: tier, Tags: a.Tags, Active: a.Active()}
+}
+
+func itoa(n int) string { return strconv.Itoa(n) }
+
+func quote(s string) string { return strconv.Quote(s) }

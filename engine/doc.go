@@ -1,0 +1,23 @@
+// Package engine is MeshGuard's one decision pipeline. Every enforcement
+// point — Envoy ext_authz over gRPC and HTTP, the built-in gateway,
+// POST /v1/check, the wasm filter's reports — turns its input into a Request
+// and calls Engine.Check, which:
+//
+//  1. authenticates the agent (cached token verification, agent status,
+//     effective tier);
+//  2. resolves the action: a configured route mapping, else the
+//     X-MeshGuard-Action header, else derived from method and path — and
+//     refuses a header that relabels a mapped route;
+//  3. reads the delegation token, if any, into the chain of agents the
+//     actor acts for;
+//  4. evaluates policy (package policy), including the delegation checks;
+//  5. applies the hand-on rule when the request goes to another agent and
+//     mints that agent's delegation token;
+//  6. applies rate limits;
+//
+// and returns a Decision that carries everything an adapter needs to answer
+// (status, reason, headers, body). The engine does not know which adapter
+// called it. Its error return is only for MeshGuard's own failures (the
+// store is down): adapters turn those into a gRPC error or a 503, never an
+// allow.
+package engine

@@ -1,0 +1,159 @@
+package engine
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/meshguard/meshguard/identity"
+	"github.com/meshguard/meshguard/policy"
+	"github.com/meshguard/meshguard/ratelimit"
+)
+
+// TokenVerifier checks agent tokens (identity.CachedVerifier).
+type TokenVerifier interface {
+	Verify(ctx context.Context, token string) (identity.Verified, error)
+}
+
+// DelegationVerifier checks delegation tokens (identity.Verifier).
+type DelegationVerifier interface {
+	VerifyDelegation(token string) (identity.DelegationGrant, error)
+}
+
+// Delegator mints delegation tokens (identity.Issuer).
+type Delegator interface {
+	Delegate(g identity.DelegationGrant) (string, identity.DelegationGrant, error)
+}
+
+// Agents looks agents up by id and by host (agentcache.Cache over the store).
+type Agents interface {
+	GetAgent(ctx context.Context, id string) (identity.Agent, error)
+	AgentByHost(ctx context.Context, host string) (identity.Agent, error)
+}
+
+// Policies supplies the policy set in force (policy.Loader).
+type Policies interface {
+	Current() *policy.Set
+}
+
+// Limiter counts requests (ratelimit.Memory, or a shared store).
+type Limiter interface {
+	Allow(ctx context.Context, key string, limit int, window time.Duration) (ratelimit.Result, error)
+}
+
+// Config wires an Engine. Every interface is required.
+type Config struct {
+	Mode        Mode
+	Tokens      TokenVerifier
+	Delegations DelegationVerifier
+	Delegator   Delegator
+	Agents      Agents
+	Policies    Policies
+	Limiter     Limiter
+	// Routes map requests to actions, first match wins (SPEC §4).
+	Routes []Route
+	// DelegationTTL bounds the lifetime of minted delegation tokens
+	// (DefaultDelegationTTL if zero); they never outlive their parent.
+	DelegationTTL time.Duration
+	// Now is the clock (time.Now if nil).
+	Now func() time.Time
+}
+
+// DefaultDelegationTTL is how long a minted delegation token lives at most.
+const DefaultDelegationTTL = time.Hour
+
+// Engine decides requests. It is safe for concurrent use and holds no
+// per-request state.
+type Engine struct {
+	cfg    Config
+	routes []compiledRoute
+}
+
+// New checks cfg and compiles its routes.
+func New(cfg Config) (*Engine, error) {
+	switch {
+	case cfg.Tokens == nil, cfg.Delegations == nil, cfg.Delegator == nil, cfg.Agents == nil, cfg.Policies == nil, cfg.Limiter == nil:
+		return nil, errors.New("engine: Tokens, Delegations, Delegator, Agents, Policies and Limiter are required")
+	case cfg.Mode == "":
+		cfg.Mode = ModeEnforce
+	case cfg.Mode != ModeEnforce && cfg.Mode != ModeAudit:
+		return nil, fmt.Errorf("engine: mode %q (expected enforce or audit)", cfg.Mode)
+	}
+	if cfg.DelegationTTL <= 0 {
+		cfg.DelegationTTL = DefaultDelegationTTL
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	routes, err := compileRoutes(cfg.Routes)
+	if err != nil {
+		return nil, err
+	}
+	return &Engine{cfg: cfg, routes: routes}, nil
+}
+
+// ErrInternal wraps MeshGuard's own failures (the store, the limiter, the
+// signer). Adapters answer them with a gRPC Unavailable/Internal or a 503:
+// never an allow.
+var ErrInternal = errors.New("meshguard internal failure")
+
+// Check decides one request. The returned error is non-nil only for
+// MeshGuard's own failures (wrapping ErrInternal); every decision about the
+// request itself, allow or deny, is in the Decision.
+func (e *Engine) Check(ctx context.Context, r *Request) (Decision, error) {
+	now := e.cfg.Now()
+	d := Decision{ID: newID("dec_", 12), Mode: e.cfg.Mode, Source: r.Source, TraceID: r.TraceID, Time: now}
+	if !validTraceID(d.TraceID) {
+		d.TraceID = newID("", 16)
+	}
+	err := e.decide(ctx, r, &d, now)
+	if err != nil {
+		return Decision{}, err
+	}
+	if d.Effect == "" {
+		d.Effect = "allow"
+		if d.Status != 200 {
+			d.Effect = "deny"
+		}
+	}
+	d.Allowed = d.Effect == "allow" || e.cfg.Mode == ModeAudit
+	return d, nil
+}
+
+// deny fills d with a denial and returns nil, so decide can `return
+// d.deny(…)`.
+func (d *Decision) deny(status int, reason, format string, args ...any) error {
+	d.Status, d.Reason, d.Message, d.Effect = status, reason, fmt.Sprintf(format, args...), "deny"
+	return nil
+}
+
+func internal(what string, err error) error {
+	return fmt.Errorf("%w: %s: %w", ErrInternal, what, err)
+}
+
+// newID returns prefix + hex of n random bytes.
+func newID(prefix string, n int) string {
+	b := make([]byte, n)
+	// crypto/rand.Read never fails on supported platforms (Go 1.24+).
+	_, _ = rand.Read(b)
+	return prefix + hex.EncodeToString(b)
+}
+
+// validTraceID accepts a W3C trace id: 32 lower-case hex digits, not all zero.
+func validTraceID(s string) bool {
+	if len(s) != 32 {
+		return false
+	}
+	zero := true
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if hex := '0' <= c && c <= '9' || 'a' <= c && c <= 'f'; !hex {
+			return false
+		}
+		zero = zero && c == '0'
+	}
+	return !zero
+}

@@ -1,0 +1,213 @@
+package engine_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/meshguard/meshguard/engine"
+	"github.com/meshguard/meshguard/engine/enginetest"
+	"github.com/meshguard/meshguard/identity"
+	"github.com/meshguard/meshguard/policy"
+	"github.com/meshguard/meshguard/trust"
+)
+
+// meshPolicies: an orchestrator that may delegate two hops within a read /
+// email ceiling, a researcher that may delegate one hop, an emailer that
+// sends internal mail, and an open "tools" policy.
+const meshPolicies = `
+name: orchestrators
+appliesTo: {tags: [orchestrator]}
+rules:
+  - {name: work, effect: allow, actions: ["read:*", "write:*"]}
+delegation: {maxDepth: 2, permissionCeiling: ["read:*", "write:email", "write:research/*"]}
+---
+name: researchers
+appliesTo: {tags: [researcher]}
+rules:
+  - {name: reads, effect: allow, actions: ["read:*", "write:research/*", "write:notes/*", "write:email"]}
+delegation: {maxDepth: 1}
+rateLimits: {requestsPerMinute: 5}
+---
+name: emailers
+appliesTo: {tags: [emailer]}
+rules:
+  - name: no-external
+    effect: deny
+    actions: ["write:email"]
+    conditions: {context: {recipient: {not_matches: "*@example.com"}}}
+    reason: External email needs a privileged agent
+  - {name: send, effect: allow, actions: ["write:email", "read:*"]}
+`
+
+type mesh struct {
+	f                  *enginetest.Fixture
+	orch, res, mail    identity.Agent
+	orchT, resT, mailT string
+}
+
+func newMesh(t *testing.T, opts enginetest.Options) *mesh {
+	f := enginetest.New(t, meshPolicies, opts)
+	m := &mesh{f: f}
+	m.orch, m.orchT = f.Agent(t, "orchestrator", trust.Trusted, []string{"orchestrator"}, "orchestrator.mesh")
+	m.res, m.resT = f.Agent(t, "researcher", trust.Verified, []string{"researcher"}, "researcher.mesh")
+	m.mail, m.mailT = f.Agent(t, "emailer", trust.Verified, []string{"emailer"}, "emailer.mesh")
+	return m
+}
+
+func check(t *testing.T, e *engine.Engine, r engine.Request) engine.Decision {
+	t.Helper()
+	d, err := e.Check(context.Background(), &r)
+	if err != nil {
+		t.Fatalf("Check: %v", err)
+	}
+	return d
+}
+
+func TestDelegationChainThroughTheEngine(t *testing.T) {
+	m := newMesh(t, enginetest.Options{})
+	e := m.f.Engine
+
+	// orchestrator → researcher: allowed, and the researcher gets a token.
+	d := check(t, e, engine.Request{Source: engine.SourceExtAuthzGRPC, Token: m.orchT, Method: "POST", Host: "researcher.mesh:8080", Path: "/research/agents?x=1"})
+	if !d.Allowed || d.Status != 200 || d.Action != "write:research/agents" || d.Resource != "/research/agents" || d.TargetAgent != m.res.ID || d.Delegation == "" {
+		t.Fatalf("orchestrator → researcher: %+v", d)
+	}
+	toRes := d.Delegation
+
+	// researcher → emailer, carrying the orchestrator's delegation.
+	d = check(t, e, engine.Request{Token: m.resT, Delegation: toRes, Method: "POST", Host: "emailer.mesh", Path: "/email",
+		ContextHeader: `{"recipient":"team@example.com"}`})
+	if !d.Allowed || d.TargetAgent != m.mail.ID || strings.Join(d.Chain, ",") != m.orch.ID+","+m.res.ID {
+		t.Fatalf("researcher → emailer: %+v", d)
+	}
+	toMail := d.Delegation
+
+	// The emailer sends, acting for orchestrator → researcher.
+	d = check(t, e, engine.Request{Token: m.mailT, Delegation: toMail, Method: "POST", Host: "smtp.example.com", Path: "/email",
+		ContextHeader: `{"recipient":"team@example.com"}`})
+	if !d.Allowed || d.Policy != "emailers" || d.Rule != "send" || len(d.Chain) != 3 || d.Chain[2] != m.mail.ID || d.Delegation != "" {
+		t.Fatalf("emailer sends: %+v", d)
+	}
+
+	// Inside the orchestrator's ceiling.
+	d = check(t, e, engine.Request{Token: m.mailT, Delegation: toMail, Method: "GET", Host: "smtp.example.com", Path: "/contacts"})
+	if !d.Allowed {
+		t.Fatalf("a read is inside the ceiling: %+v", d)
+	}
+	// Outside it: the researcher may write notes on its own account, not
+	// on the orchestrator's.
+	if d = check(t, e, engine.Request{Token: m.resT, Method: "POST", Path: "/notes/x"}); !d.Allowed {
+		t.Fatalf("researcher's own notes: %+v", d)
+	}
+	d = check(t, e, engine.Request{Token: m.resT, Delegation: toRes, Method: "POST", Path: "/notes/x"})
+	if d.Allowed || d.Status != 403 || d.Reason != policy.ReasonDelegationCeiling || d.Policy != "orchestrators" {
+		t.Fatalf("outside the ceiling: %+v", d)
+	}
+
+	// A stolen delegation token is useless to another agent.
+	d = check(t, e, engine.Request{Token: m.orchT, Delegation: toMail, Method: "POST", Path: "/email"})
+	if d.Allowed || d.Status != 403 || d.Reason != policy.ReasonDelegationActorMismatch {
+		t.Fatalf("stolen delegation token: %+v", d)
+	}
+
+	// The emailer may not hand on (no delegation block): denied at the boundary.
+	d = check(t, e, engine.Request{Token: m.mailT, Method: "GET", Host: "researcher.mesh", Path: "/papers"})
+	if d.Allowed || d.Reason != policy.ReasonDelegationNotPermitted || d.Delegation != "" {
+		t.Fatalf("emailer → researcher: %+v", d)
+	}
+
+	// Revoking the researcher stops the chain.
+	m.f.Revoke(t, m.res.ID)
+	d = check(t, e, engine.Request{Token: m.mailT, Delegation: toMail, Method: "POST", Path: "/email", ContextHeader: `{"recipient":"a@example.com"}`})
+	if d.Allowed || d.Reason != policy.ReasonDelegationRevoked {
+		t.Fatalf("revoked member: %+v", d)
+	}
+	d = check(t, e, engine.Request{Token: m.resT, Method: "GET", Path: "/papers"})
+	if d.Allowed || d.Status != 401 || d.Reason != engine.ReasonAgentRevoked {
+		t.Fatalf("revoked actor: %+v", d)
+	}
+}
+
+func TestDepthDenial(t *testing.T) {
+	m := newMesh(t, enginetest.Options{})
+	f := m.f
+	_, extraT := f.Agent(t, "assistant", trust.Verified, []string{"researcher"}, "assistant.mesh")
+	// researcher → assistant (1 hop from the researcher), then assistant →
+	// emailer would be 2 hops from the researcher, whose maxDepth is 1.
+	d := check(t, f.Engine, engine.Request{Token: m.resT, Method: "GET", Host: "assistant.mesh", Path: "/papers"})
+	if !d.Allowed {
+		t.Fatalf("researcher → assistant: %+v", d)
+	}
+	d = check(t, f.Engine, engine.Request{Token: extraT, Delegation: d.Delegation, Method: "GET", Host: "emailer.mesh", Path: "/papers"})
+	if d.Allowed || d.Reason != policy.ReasonDelegationDepth {
+		t.Fatalf("depth: %+v", d)
+	}
+}
+
+func TestAuthenticationAndInput(t *testing.T) {
+	m := newMesh(t, enginetest.Options{Routes: []engine.Route{{Method: "POST", Path: "/send/*", Action: "write:email"}}})
+	e := m.f.Engine
+	tests := []struct {
+		name   string
+		r      engine.Request
+		status int
+		reason string
+	}{
+		{"no token", engine.Request{Method: "GET", Path: "/x"}, 401, engine.ReasonUnauthorized},
+		{"garbage token", engine.Request{Token: "abc.def.ghi", Method: "GET", Path: "/x"}, 401, engine.ReasonUnauthorized},
+		{"alg none", engine.Request{Token: "eyJhbGciOiJub25lIn0.eyJzdWIiOiJ4In0.", Method: "GET", Path: "/x"}, 401, engine.ReasonUnauthorized},
+		{"derived action", engine.Request{Token: m.mailT, Method: "GET", Path: "/contacts"}, 200, policy.ReasonRuleAllow},
+		{"header action", engine.Request{Token: m.mailT, Method: "GET", Path: "/x", ActionHeader: "delete:everything"}, 403, policy.ReasonNoMatchingRule},
+		{"route mapping", engine.Request{Token: m.mailT, Method: "POST", Path: "/send/now", ContextHeader: `{"recipient":"a@example.com"}`}, 200, policy.ReasonRuleAllow},
+		{"relabel refused", engine.Request{Token: m.mailT, Method: "POST", Path: "/send/now", ActionHeader: "read:contacts"}, 403, engine.ReasonActionRelabel},
+		{"same label allowed", engine.Request{Token: m.mailT, Method: "POST", Path: "/send/now", ActionHeader: "write:email", ContextHeader: `{"recipient":"a@example.com"}`}, 200, policy.ReasonRuleAllow},
+		{"external email", engine.Request{Token: m.mailT, Method: "POST", Path: "/email", ContextHeader: `{"recipient":"eve@evil.test"}`}, 403, policy.ReasonRuleDeny},
+		{"non-JSON context", engine.Request{Token: m.mailT, Method: "POST", Path: "/email", ContextHeader: `recipient=a`}, 400, engine.ReasonBadRequest},
+		{"context array", engine.Request{Token: m.mailT, Method: "POST", Path: "/email", ContextHeader: `[1]`}, 400, engine.ReasonBadRequest},
+		{"unknown method", engine.Request{Token: m.mailT, Method: "BREW", Path: "/coffee"}, 403, engine.ReasonActionUnresolved},
+		{"invalid UTF-8", engine.Request{Token: m.mailT, Method: "GET", Path: "/\xff"}, 400, engine.ReasonBadRequest},
+		{"huge path", engine.Request{Token: m.mailT, Method: "GET", Path: "/" + strings.Repeat("a", engine.MaxPathLen)}, 400, engine.ReasonBadRequest},
+		{"action without verb", engine.Request{Token: m.mailT, Method: "GET", Path: "/x", ActionHeader: "everything"}, 400, engine.ReasonBadRequest},
+		{"explicit api action", engine.Request{Source: engine.SourceAPI, Token: m.mailT, Action: "read:contacts"}, 200, policy.ReasonRuleAllow},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			d := check(t, e, tc.r)
+			if d.Status != tc.status || d.Reason != tc.reason || d.Allowed != (tc.status == 200) {
+				t.Fatalf("got %d %s (%s), want %d %s", d.Status, d.Reason, d.Message, tc.status, tc.reason)
+			}
+			if len(d.TraceID) != 32 || !strings.HasPrefix(d.ID, "dec_") {
+				t.Fatalf("ids: %q %q", d.TraceID, d.ID)
+			}
+			if !d.Allowed && len(d.DenyBody()) == 0 {
+				t.Fatal("no deny body")
+			}
+		})
+	}
+}
+
+func TestRateLimitAndAuditMode(t *testing.T) {
+	now := time.Date(2026, 3, 2, 10, 0, 0, 0, time.UTC)
+	clock := func() time.Time { return now }
+	m := newMesh(t, enginetest.Options{Now: clock})
+	for i := range 5 {
+		if d := check(t, m.f.Engine, engine.Request{Token: m.resT, Method: "GET", Path: "/papers"}); !d.Allowed {
+			t.Fatalf("request %d: %+v", i, d)
+		}
+	}
+	d := check(t, m.f.Engine, engine.Request{Token: m.resT, Method: "GET", Path: "/papers"})
+	if d.Allowed || d.Status != 429 || d.Reason != engine.ReasonRateLimited || d.RetryAfter <= 0 || d.Policy != "researchers" {
+		t.Fatalf("6th request: %+v", d)
+	}
+	if !strings.Contains(string(d.DenyBody()), `"retry_after"`) {
+		t.Fatalf("429 body: %s", d.DenyBody())
+	}
+
+	audit := newMesh(t, enginetest.Options{Mode: engine.ModeAudit})
+	d = check(t, audit.f.Engine, engine.Request{Token: audit.mailT, Method: "DELETE", Path: "/everything"})
+	if !d.Allowed || d.Effect != "deny" || d.Status != 403 || d.Mode != engine.ModeAudit {
+		t.Fatalf("audit mode: %+v", d)
+	}
+}

@@ -1,0 +1,32 @@
+package engine
+
+// Reason codes the engine adds to those of package policy.
+const (
+	// ReasonAllowed... come from policy (rule_allow, default_allow).
+
+	// ReasonUnauthorized: no credential, or one that does not verify (401).
+	ReasonUnauthorized = "unauthorized"
+	// ReasonAgentRevoked: the token's agent is revoked (401).
+	ReasonAgentRevoked = "agent_revoked"
+	// ReasonBadRequest: malformed input the caller controls, such as a
+	// non-JSON X-MeshGuard-Context or an oversized header (400).
+	ReasonBadRequest = "bad_request"
+	// ReasonActionRelabel: X-MeshGuard-Action differs from the action a
+	// route mapping gives the request (403).
+	ReasonActionRelabel = "action_relabel"
+	// ReasonActionUnresolved: no route, no header, and a method that maps
+	// to no verb (403).
+	ReasonActionUnresolved = "action_unresolved"
+	// ReasonRateLimited: a rate limit is exhausted (429).
+	ReasonRateLimited = "rate_limited"
+)
+
+// Input bounds (SPEC §12), documented in docs/enforcement.md.
+const (
+	MaxActionLen   = 1024
+	MaxResourceLen = 4096
+	MaxContextLen  = 8 << 10 // bytes of X-MeshGuard-Context JSON
+	MaxContextKeys = 64
+	MaxPathLen     = 8 << 10
+	MaxHostLen     = 253 + 6
+)

@@ -1,0 +1,110 @@
+package engine
+
+import (
+	"encoding/json"
+	"strconv"
+	"strings"
+)
+
+// Header is one HTTP header to set.
+type Header struct{ Name, Value string }
+
+// Header names of SPEC §4.
+const (
+	HeaderAgentID    = "x-meshguard-agent-id"
+	HeaderAgentName  = "x-meshguard-agent-name"
+	HeaderTier       = "x-meshguard-tier"
+	HeaderDecisionID = "x-meshguard-decision-id"
+	HeaderChain      = "x-meshguard-chain"
+	HeaderDelegation = "x-meshguard-delegation"
+	HeaderAction     = "x-meshguard-action"
+	HeaderResource   = "x-meshguard-resource"
+	HeaderContext    = "x-meshguard-context"
+
+	HeaderDecision = "x-meshguard-decision"
+	HeaderPolicy   = "x-meshguard-policy"
+	HeaderTraceID  = "x-meshguard-trace-id"
+	HeaderMode     = "x-meshguard-mode"
+)
+
+// UpstreamHeaders are set on the request forwarded upstream when the request
+// is allowed: who is calling, for whom, under which decision. Adapters must
+// also strip any x-meshguard-* identity headers the caller sent, so an agent
+// cannot claim another identity to the upstream.
+func (d *Decision) UpstreamHeaders() []Header {
+	if d.AgentID == "" {
+		return nil // audit mode let an unauthenticated request through
+	}
+	h := []Header{
+		{HeaderAgentID, d.AgentID},
+		{HeaderAgentName, d.AgentName},
+		{HeaderTier, d.Tier.String()},
+		{HeaderDecisionID, d.ID},
+		{HeaderChain, strings.Join(d.Chain, ",")},
+	}
+	if d.Delegation != "" {
+		h = append(h, Header{HeaderDelegation, d.Delegation})
+	}
+	return h
+}
+
+// StrippedUpstreamHeaders lists the request headers an adapter removes
+// before forwarding, whether or not it sets them again: they assert identity
+// and only MeshGuard may set them.
+var StrippedUpstreamHeaders = []string{HeaderAgentID, HeaderAgentName, HeaderTier, HeaderDecisionID, HeaderChain}
+
+// ResponseHeaders are set on the response to the caller, allowed or not.
+func (d *Decision) ResponseHeaders() []Header {
+	h := []Header{{HeaderDecision, d.Effect}, {HeaderTraceID, d.TraceID}}
+	if d.Policy != "" {
+		h = append(h, Header{HeaderPolicy, d.Policy})
+	}
+	if d.Mode == ModeAudit {
+		h = append(h, Header{HeaderMode, string(ModeAudit)})
+	}
+	if d.Status == 429 && !d.Allowed {
+		h = append(h, Header{"retry-after", strconv.Itoa(retrySeconds(d))})
+	}
+	return h
+}
+
+func retrySeconds(d *Decision) int {
+	s := int((d.RetryAfter + 999_999_999) / 1_000_000_000)
+	return max(s, 1)
+}
+
+// denyBody is the JSON body of a denial (SPEC §4).
+type denyBody struct {
+	Error      string `json:"error"`
+	Message    string `json:"message"`
+	Reason     string `json:"reason,omitempty"`
+	Policy     string `json:"policy,omitempty"`
+	Rule       string `json:"rule,omitempty"`
+	Action     string `json:"action,omitempty"`
+	TraceID    string `json:"trace_id,omitempty"`
+	DecisionID string `json:"decision_id,omitempty"`
+	RetryAfter int    `json:"retry_after,omitempty"`
+}
+
+// DenyBody is the JSON body sent with a denial:
+// 401 {"error":"unauthorized","message"}, 403 {"error":"forbidden",
+// "message","reason","policy","rule","action","trace_id"}, 429
+// {"error":"rate_limited",…,"retry_after"}, 400 {"error":"bad_request",…}.
+func (d *Decision) DenyBody() []byte {
+	b := denyBody{Message: d.Message, TraceID: d.TraceID, DecisionID: d.ID}
+	switch d.Status {
+	case 401:
+		b.Error = "unauthorized"
+		b.Reason = d.Reason
+	case 400:
+		b.Error = "bad_request"
+		b.Reason = d.Reason
+	case 429:
+		b.Error, b.Reason, b.Action, b.Policy = "rate_limited", d.Reason, d.Action, d.Policy
+		b.RetryAfter = retrySeconds(d)
+	default:
+		b.Error, b.Reason, b.Policy, b.Rule, b.Action = "forbidden", d.Reason, d.Policy, d.Rule, d.Action
+	}
+	out, _ := json.Marshal(b) // plain strings and ints: cannot fail
+	return out
+}

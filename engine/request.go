@@ -1,0 +1,106 @@
+package engine
+
+import (
+	"time"
+
+	"github.com/meshguard/meshguard/trust"
+)
+
+// Source names the enforcement point a request came through; it is recorded
+// with every decision.
+type Source string
+
+// The enforcement points of SPEC §4.
+const (
+	SourceExtAuthzGRPC Source = "ext_authz-grpc"
+	SourceExtAuthzHTTP Source = "ext_authz-http"
+	SourceGateway      Source = "gateway"
+	SourceAPI          Source = "api"
+	SourceWasm         Source = "wasm"
+)
+
+// Mode is enforce or audit (dry run: decide and record, but allow).
+type Mode string
+
+// Modes.
+const (
+	ModeEnforce Mode = "enforce"
+	ModeAudit   Mode = "audit"
+)
+
+// Request is one authorization question, as an adapter extracted it. Strings
+// are raw input: the engine validates and bounds them.
+type Request struct {
+	Source Source
+
+	// Token is the agent's bearer credential (without "Bearer ").
+	Token string
+	// Delegation is the X-MeshGuard-Delegation token, if any.
+	Delegation string
+
+	// The HTTP request being authorized (ext_authz, gateway, wasm).
+	Method string
+	Host   string // :authority / Host, possibly with a port
+	Path   string // as received, possibly with a query string
+
+	// The steering headers, raw: X-MeshGuard-Action, X-MeshGuard-Resource,
+	// X-MeshGuard-Context (a JSON object).
+	ActionHeader   string
+	ResourceHeader string
+	ContextHeader  string
+
+	// RouteAction is an action set by the proxy's route configuration
+	// (per-route context_extensions pushed by MeshGuard's xDS). It counts
+	// as a route mapping: a different X-MeshGuard-Action is a relabel.
+	RouteAction string
+
+	// Explicit fields, for POST /v1/check: Action replaces resolution,
+	// Resource and Context are taken as given.
+	Action   string
+	Resource string
+	Context  map[string]any
+
+	// SourceAddress is the caller's address (for audit and per-IP limits).
+	SourceAddress string
+	// TraceID is the W3C trace id from an incoming traceparent (32 hex
+	// digits); empty makes the engine start one.
+	TraceID string
+}
+
+// Decision is the engine's answer. Adapters render it; see render.go.
+type Decision struct {
+	ID string // decision id, "dec_" + random
+	// Allowed is what is enforced. In audit mode it is true even when
+	// Effect is deny.
+	Allowed bool
+	// Effect is what MeshGuard decided, whatever the mode.
+	Effect string // "allow" or "deny"
+	// Status is the HTTP status of the decision: 200, 400, 401, 403 or 429.
+	Status  int
+	Reason  string // stable reason code (see reasons.go and policy.Reason*)
+	Message string // one sentence for people
+	Policy  string
+	Rule    string
+
+	AgentID   string
+	AgentName string
+	Tier      trust.Tier // effective tier
+	Action    string
+	Resource  string
+	// Chain lists agent ids from the root to the actor (the actor last);
+	// just the actor when it acts on its own account.
+	Chain []string
+	// Revision is the policy set's revision.
+	Revision string
+	// RetryAfter is set with status 429.
+	RetryAfter time.Duration
+	// TargetAgent is the id of the agent the request goes to, when its host
+	// belongs to one; Delegation is the token minted for it.
+	TargetAgent string
+	Delegation  string
+
+	Mode    Mode
+	Source  Source
+	TraceID string
+	Time    time.Time
+}
