@@ -88,6 +88,9 @@ func TestUsageErrors(t *testing.T) {
 		{"context not JSON", []string{"policy", "test", "--policies", examplePolicies, "--agents", exampleAgents, "--agent", "researcher", "--action", "read:x", "--context", "{nope"}, "--context: expected a JSON object"},
 		{"context not an object", []string{"policy", "test", "--policies", examplePolicies, "--agents", exampleAgents, "--agent", "researcher", "--action", "read:x", "--context", "[1]"}, "--context: expected a JSON object"},
 		{"bad --at", []string{"policy", "test", "--policies", examplePolicies, "--agents", exampleAgents, "--agent", "researcher", "--action", "read:x", "--at", "noon"}, "--at"},
+		{"unknown policy subcommand", []string{"policy", "valdate", examplePolicies}, `unknown command "valdate" for "meshguard policy"`},
+		{"context null", []string{"policy", "test", "--policies", examplePolicies, "--agents", exampleAgents, "--agent", "researcher", "--action", "read:x", "--context", "null"}, "--context: expected a JSON object"},
+		{"validate an empty directory", []string{"policy", "validate", "testdata"}, "no policies found"},
 		{"missing tests file", []string{"policy", "test", "--policies", examplePolicies, "--agents", exampleAgents, "--file", "/nonexistent.yaml"}, "--file"},
 	}
 	for _, tc := range tests {
@@ -151,6 +154,11 @@ func TestPolicyTestFile(t *testing.T) {
 		t.Fatalf("exit %d\n%s\nwant\n%s", code, out, want)
 	}
 
+	oneFailure := writeTemp(t, "one.yaml", "tests:\n  - {name: only, agent: researcher, action: \"delete:papers\", expect: allow}\n")
+	if code, _, _ := run(t, "policy", "test", "--policies", examplePolicies, "--agents", exampleAgents, "--file", oneFailure); code != ExitFailure {
+		t.Fatalf("one failed case: exit %d, want 1", code)
+	}
+
 	code, out, _ = run(t, "policy", "test", "--policies", examplePolicies, "--agents", exampleAgents, "--file", failing, "--json")
 	var rep map[string]any
 	if code != ExitFailure || json.Unmarshal([]byte(out), &rep) != nil {
@@ -159,10 +167,14 @@ func TestPolicyTestFile(t *testing.T) {
 	if diff := cmp.Diff(map[string]any{"total": 3.0, "passed": 1.0, "failed": 2.0}, rep["summary"]); diff != "" {
 		t.Errorf("summary (-want +got):\n%s", diff)
 	}
-	first := rep["results"].([]any)[0].(map[string]any)
-	for _, key := range []string{"name", "passed", "decision", "expected", "policy", "rule", "reason"} {
-		if _, ok := first[key]; !ok {
-			t.Errorf("result lacks %q: %v", key, first)
+	// Every key of SPEC §10's shape is present even when empty (the
+	// second case is denied by a default, with no rule).
+	for _, r := range rep["results"].([]any) {
+		res := r.(map[string]any)
+		for _, key := range []string{"name", "passed", "decision", "expected", "policy", "rule", "reason"} {
+			if _, ok := res[key]; !ok {
+				t.Errorf("result lacks %q: %v", key, res)
+			}
 		}
 	}
 

@@ -3,7 +3,6 @@ package cli
 import (
 	"errors"
 	"fmt"
-	"os"
 
 	"github.com/spf13/cobra"
 
@@ -11,10 +10,10 @@ import (
 )
 
 func (a *app) policyCmd() *cobra.Command {
-	cmd := &cobra.Command{
+	cmd := group(&cobra.Command{
 		Use:   "policy",
 		Short: "Validate and test policies",
-	}
+	})
 	cmd.AddCommand(a.policyValidateCmd(), a.policyTestCmd())
 	return cmd
 }
@@ -99,25 +98,24 @@ func loadPolicies(cmd *cobra.Command, path string) (*policy.Set, error) {
 	}
 	set, err := policy.Load(cmd.Context(), src)
 	var list policy.ErrorList
-	if err != nil && !errors.As(err, &list) {
+	switch {
+	case err != nil && !errors.As(err, &list):
 		return nil, usageErr("%v", err)
+	case err == nil && set.Len() == 0:
+		// An empty set denies everything; as a command-line answer it is
+		// almost always a wrong path, so say so instead of "0 valid".
+		return nil, policy.ErrorList{{File: path, Msg: "no policies found (expected *.yaml or *.yml files holding policy documents)"}}
 	}
 	return set, err
 }
 
-// readInput reads a file named on the command line; failures are usage errors.
+// readInput reads a file named on the command line (bounded, regular files
+// only); failures are usage errors.
 func readInput(flag, path string) ([]byte, error) {
-	if len(path) == 0 {
+	if path == "" {
 		return nil, usageErr("%s: empty path", flag)
 	}
-	st, err := os.Stat(path)
-	if err != nil {
-		return nil, usageErr("%s: %v", flag, err)
-	}
-	if st.Size() > policy.MaxFileBytes {
-		return nil, usageErr("%s: %s is larger than %d bytes", flag, path, policy.MaxFileBytes)
-	}
-	data, err := os.ReadFile(path)
+	data, err := policy.ReadFile(path)
 	if err != nil {
 		return nil, usageErr("%s: %v", flag, err)
 	}

@@ -163,7 +163,7 @@ func (a *app) testOne(set *policy.Set, dir *policy.Directory, f *policyTestFlags
 	if f.context != "" {
 		dec := json.NewDecoder(bytes.NewReader([]byte(f.context)))
 		dec.UseNumber()
-		if err := dec.Decode(&in.Context); err != nil || dec.More() {
+		if err := dec.Decode(&in.Context); err != nil || in.Context == nil || dec.More() {
 			return usageErr("--context: expected a JSON object such as '{\"recipient\":\"a@example.com\"}'")
 		}
 	}

@@ -134,6 +134,20 @@ func runE(fn func(cmd *cobra.Command, args []string) error) func(*cobra.Command,
 	}
 }
 
+// group makes a command that only holds subcommands: with no arguments it
+// prints its help; with an unknown subcommand it is a usage error (exit 2),
+// not cobra's default of printing help and succeeding.
+func group(cmd *cobra.Command) *cobra.Command {
+	cmd.Args = func(c *cobra.Command, args []string) error {
+		if len(args) > 0 {
+			return &ExitError{Code: ExitUsage, Err: fmt.Errorf("unknown command %q for %q", args[0], c.CommandPath())}
+		}
+		return nil
+	}
+	cmd.RunE = func(c *cobra.Command, _ []string) error { return c.Help() }
+	return cmd
+}
+
 // exactArgs is cobra.ExactArgs with a usage-typed error.
 func exactArgs(n int) cobra.PositionalArgs {
 	return func(cmd *cobra.Command, args []string) error {

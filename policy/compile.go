@@ -54,20 +54,13 @@ type compiledRule struct {
 // and builds the indexes. Policies are copied by reference: callers must not
 // modify them afterwards.
 func Compile(policies []*Policy) (*Set, error) {
-	sorted := slices.Clone(policies)
-	slices.SortStableFunc(sorted, func(a, b *Policy) int { return strings.Compare(a.Name, b.Name) })
+	sorted := sortedByName(policies)
 	var errs ErrorList
 	if len(sorted) > MaxPolicies {
 		errs = append(errs, &Error{Msg: fmt.Sprintf("%d policies, more than the limit of %d", len(sorted), MaxPolicies)})
 		return nil, errs
 	}
-	for i := 1; i < len(sorted); i++ {
-		if a, b := sorted[i-1], sorted[i]; a.Name == b.Name {
-			errs = append(errs, &Error{File: b.Source.File, Line: b.Source.Line, Field: "name",
-				Msg: fmt.Sprintf("duplicate policy name %q (also defined at %s:%d)", b.Name, a.Source.File, a.Source.Line)})
-		}
-	}
-	if len(errs) > 0 {
+	if errs = duplicateNames(sorted); len(errs) > 0 {
 		return nil, errs
 	}
 
@@ -107,6 +100,25 @@ func Compile(policies []*Policy) (*Set, error) {
 	s.actions = idx.build()
 	s.revision = revision(sorted)
 	return s, nil
+}
+
+func sortedByName(policies []*Policy) []*Policy {
+	sorted := slices.Clone(policies)
+	slices.SortStableFunc(sorted, func(a, b *Policy) int { return strings.Compare(a.Name, b.Name) })
+	return sorted
+}
+
+// duplicateNames reports every policy whose name an earlier one (in sorted
+// order) already has.
+func duplicateNames(sorted []*Policy) ErrorList {
+	var errs ErrorList
+	for i := 1; i < len(sorted); i++ {
+		if a, b := sorted[i-1], sorted[i]; a.Name == b.Name {
+			errs = append(errs, &Error{File: b.Source.File, Line: b.Source.Line, Field: "name",
+				Msg: fmt.Sprintf("duplicate policy name %q (also defined at %s:%d)", b.Name, a.Source.File, a.Source.Line)})
+		}
+	}
+	return errs
 }
 
 func (s *Set) index(pi int, p *Policy) {

@@ -239,18 +239,23 @@ func number(f float64) Value {
 	return Value{Kind: KindNumber, Num: f}
 }
 
-// holds tests an instant against the window and days, read in the zone.
+// holds tests an instant against the window and days, read in the zone. A
+// window that wraps past midnight belongs to the day it starts: with
+// `between: 22:00-06:00, days: [fri]`, Saturday 01:00 is inside (Friday
+// night's shift) and Friday 01:00 is not.
 func (t *compiledTime) holds(at time.Time) bool {
 	local := at.In(t.loc)
-	if t.days != 0 && t.days&(1<<local.Weekday()) == 0 {
-		return false
-	}
-	if t.start == t.end {
-		return true // days only
-	}
 	m := local.Hour()*60 + local.Minute()
-	if t.start < t.end {
-		return m >= t.start && m < t.end
+	day := local.Weekday()
+	if t.start != t.end {
+		switch {
+		case t.start < t.end && (m < t.start || m >= t.end):
+			return false
+		case t.start > t.end && m < t.start && m >= t.end:
+			return false
+		case t.start > t.end && m < t.end:
+			day = (day + 6) % 7 // the early-morning part of yesterday's window
+		}
 	}
-	return m >= t.start || m < t.end // wraps past midnight
+	return t.days == 0 || t.days&(1<<day) != 0
 }

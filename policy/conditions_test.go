@@ -126,6 +126,11 @@ func TestTimeConditions(t *testing.T) {
 		{"days miss", `{time: {days: [sat, sun]}}`, "2026-03-02T12:00:00Z", false},
 		// Sunday 23:30 UTC is Monday 00:30 in Berlin: the day is read there.
 		{"day read in the timezone", `{time: {days: [mon], timezone: "Europe/Berlin"}}`, "2026-03-01T23:30:00Z", true},
+		// A wrapping window belongs to the day it starts. 2026-03-06 is a Friday.
+		{"wrap and days: Friday night", `{time: {between: "22:00-06:00", days: [fri]}}`, "2026-03-06T23:00:00Z", true},
+		{"wrap and days: Friday's shift on Saturday morning", `{time: {between: "22:00-06:00", days: [fri]}}`, "2026-03-07T01:00:00Z", true},
+		{"wrap and days: Friday morning is Thursday's shift", `{time: {between: "22:00-06:00", days: [fri]}}`, "2026-03-06T01:00:00Z", false},
+		{"wrap and days: Saturday night", `{time: {between: "22:00-06:00", days: [fri]}}`, "2026-03-07T23:00:00Z", false},
 		{"window and days", `{time: {between: "09:00-17:00", days: [mon, tue, wed, thu, fri], timezone: "America/New_York"}}`, "2026-03-02T15:00:00Z", true},
 		{"window and days, weekend", `{time: {between: "09:00-17:00", days: [mon, tue, wed, thu, fri], timezone: "America/New_York"}}`, "2026-03-07T15:00:00Z", false},
 	}

@@ -57,7 +57,6 @@ func index(parent string, i int) string { return fmt.Sprintf("%s[%d]", parent, i
 // mapping, duplicate keys and keys the caller does not know (known returns
 // false). It returns false when n is not a mapping.
 func (d *decoder) fields(n *yaml.Node, field string, known []string, fn func(key string, v *yaml.Node)) bool {
-	n = resolve(n)
 	if n.Kind != yaml.MappingNode {
 		d.fail(n, field, "expected a mapping, got %s", kindName(n))
 		return false
@@ -78,18 +77,26 @@ func (d *decoder) fields(n *yaml.Node, field string, known []string, fn func(key
 			d.fail(k, join(field, k.Value), "unknown key (expected one of %s)", strings.Join(known, ", "))
 			continue
 		}
-		fn(k.Value, resolve(v))
+		fn(k.Value, v)
 	}
 	return true
 }
 
-// resolve follows aliases so `*anchor` values decode like their target.
-// yaml.v3 already refuses excessive aliasing when it parses.
-func resolve(n *yaml.Node) *yaml.Node {
-	for n != nil && n.Kind == yaml.AliasNode && n.Alias != nil {
-		n = n.Alias
+// refuseAliases fails on the first YAML alias in n. Aliases are refused in
+// every file this package reads: a few bytes of `*anchor` can stand for
+// megabytes of policy (a "billion laughs" document), which would get past
+// every size limit. Anchors alone are harmless and allowed.
+func (d *decoder) refuseAliases(n *yaml.Node) bool {
+	if n.Kind == yaml.AliasNode {
+		d.fail(n, "", "YAML aliases (*%s) are not supported; write the value out", n.Value)
+		return false
 	}
-	return n
+	for _, c := range n.Content {
+		if !d.refuseAliases(c) {
+			return false
+		}
+	}
+	return true
 }
 
 func contains(list []string, s string) bool {
@@ -173,7 +180,7 @@ func (d *decoder) strList(n *yaml.Node, field string, oneOK bool) ([]string, boo
 	out := make([]string, 0, len(n.Content))
 	ok := true
 	for i, c := range n.Content {
-		s, good := d.str(resolve(c), index(field, i))
+		s, good := d.str(c, index(field, i))
 		ok = ok && good
 		out = append(out, s)
 	}

@@ -77,6 +77,9 @@ func TestDelegationChecks(t *testing.T) {
 		{"not permitted: no delegation block covers the delegator", mail, []Subject{plain}, "write:email", nil, want{Deny, ReasonDelegationNotPermitted, "", ""}},
 		{"five delegating agents is the cap", agent("z", trust.Verified, "loose"), looseN(5), "read:x", nil, want{Allow, ReasonRuleAllow, "loose", ""}},
 		{"six delegating agents exceeds the cap", agent("z", trust.Verified, "loose"), looseN(6), "read:x", nil, want{Deny, ReasonDelegationDepth, "", ""}},
+		// The cap is checked before D's own policy: with a denying actor only
+		// the cap can give delegation_depth.
+		{"the cap comes before the actor's own policy", mail, looseN(6), "admin:users", nil, want{Deny, ReasonDelegationDepth, "", ""}},
 		{"revoked member", mail, []Subject{orch, revoked}, "write:email", nil, want{Deny, ReasonDelegationRevoked, "", ""}},
 		{"cycle by id", mail, []Subject{orch, res, resByID}, "write:email", nil, want{Deny, ReasonDelegationCycle, "", ""}},
 		{"actor already in the chain is a cycle", mail, []Subject{orch, mail}, "write:email", nil, want{Deny, ReasonDelegationCycle, "", ""}},

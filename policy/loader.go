@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -57,19 +58,30 @@ func Path(p string) (Source, error) {
 }
 
 func yamlFiles(dir string) ([]string, error) {
+	// WalkDir does not follow a root that is a symlink (a common way to
+	// point at a policy checkout), which would silently find nothing.
+	root, err := filepath.EvalSymlinks(dir)
+	if err != nil {
+		return nil, fmt.Errorf("reading policy directory: %w", err)
+	}
 	var files []string
-	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+	err = filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
-		if path != dir && strings.HasPrefix(d.Name(), ".") {
+		if path != root && strings.HasPrefix(d.Name(), ".") {
 			if d.IsDir() {
 				return filepath.SkipDir
 			}
 			return nil
 		}
 		if !d.IsDir() && (strings.HasSuffix(path, ".yaml") || strings.HasSuffix(path, ".yml")) {
-			files = append(files, path)
+			// Report paths under the name the caller gave.
+			rel, err := filepath.Rel(root, path)
+			if err != nil {
+				return err
+			}
+			files = append(files, filepath.Join(dir, rel))
 		}
 		return nil
 	})
@@ -87,8 +99,12 @@ func parseFiles(ctx context.Context, files []string) ([]*Policy, error) {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		data, err := readBounded(f)
-		if err != nil {
+		data, err := ReadFile(f)
+		var bad ErrorList
+		if errors.As(err, &bad) {
+			errs = append(errs, bad...)
+			continue
+		} else if err != nil {
 			return nil, err
 		}
 		ps, err := Parse(f, data)
@@ -101,24 +117,36 @@ func parseFiles(ctx context.Context, files []string) ([]*Policy, error) {
 		all = append(all, ps...)
 	}
 	if len(errs) > 0 {
-		return nil, errs
+		// The policies that did parse come back too, so Load can still
+		// find duplicate names among them; they are never compiled.
+		return all, errs
 	}
 	return all, nil
 }
 
-// readBounded reads a file, refusing one larger than MaxFileBytes without
-// reading it whole.
-func readBounded(path string) ([]byte, error) {
+// ReadFile reads a policy, agents or tests file: a regular file (a FIFO or
+// a device would hang or never end) of at most MaxFileBytes, which it
+// enforces while reading, not by trusting the size Stat reports.
+func ReadFile(path string) ([]byte, error) {
+	// Stat before opening: opening a FIFO blocks until a writer appears.
 	st, err := os.Stat(path)
 	if err != nil {
-		return nil, fmt.Errorf("reading policy file: %w", err)
+		return nil, fmt.Errorf("reading %s: %w", path, err)
 	}
-	if st.Size() > MaxFileBytes {
-		return nil, ErrorList{{File: path, Msg: fmt.Sprintf("file is %d bytes, larger than the %d-byte limit", st.Size(), MaxFileBytes)}}
+	if !st.Mode().IsRegular() {
+		return nil, ErrorList{{File: path, Msg: "not a regular file"}}
 	}
-	data, err := os.ReadFile(path)
+	f, err := os.Open(path)
 	if err != nil {
-		return nil, fmt.Errorf("reading policy file: %w", err)
+		return nil, fmt.Errorf("reading %s: %w", path, err)
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, MaxFileBytes+1))
+	if err != nil {
+		return nil, fmt.Errorf("reading %s: %w", path, err)
+	}
+	if len(data) > MaxFileBytes {
+		return nil, ErrorList{{File: path, Msg: fmt.Sprintf("larger than the %d-byte limit", MaxFileBytes)}}
 	}
 	return data, nil
 }
@@ -139,6 +167,9 @@ func Load(ctx context.Context, sources ...Source) (*Set, error) {
 		all = append(all, ps...)
 	}
 	if len(errs) > 0 {
+		// Report every problem of the load at once: duplicate names among
+		// the policies that did parse count too.
+		errs = append(errs, duplicateNames(sortedByName(all))...)
 		return nil, errs
 	}
 	return Compile(all)

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 
 	"github.com/meshguard/meshguard/trust"
@@ -121,4 +122,46 @@ func TestLoaderAtomicSwap(t *testing.T) {
 	}
 	close(stop)
 	wg.Wait()
+}
+
+func TestLoaderFollowsSymlinkedRoot(t *testing.T) {
+	real := t.TempDir()
+	writeFile(t, filepath.Join(real, "a.yaml"), "name: a")
+	link := filepath.Join(t.TempDir(), "policies")
+	if err := os.Symlink(real, link); err != nil {
+		t.Skip("symlinks unavailable:", err)
+	}
+	set, err := Load(context.Background(), Dir(link))
+	if err != nil || set.Len() != 1 {
+		t.Fatalf("symlinked root: %d policies, %v", set.Len(), err)
+	}
+	if p, _ := set.Policy("a"); p.Source.File != filepath.Join(link, "a.yaml") {
+		t.Fatalf("file reported as %q, want the path under the name given", p.Source.File)
+	}
+}
+
+func TestReadFileRefusesSpecialFiles(t *testing.T) {
+	fifo := filepath.Join(t.TempDir(), "p.yaml")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Skip("mkfifo unavailable:", err)
+	}
+	if _, err := ReadFile(fifo); !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "not a regular file") {
+		t.Fatalf("FIFO: %v", err)
+	}
+	if _, err := Load(context.Background(), Dir(filepath.Dir(fifo))); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("a FIFO in the policy directory: %v", err)
+	}
+}
+
+// TestLoadReportsEveryProblem: a syntax error in one file does not hide a
+// duplicate name between two others.
+func TestLoadReportsEveryProblem(t *testing.T) {
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, "1.yaml"), "name: a")
+	writeFile(t, filepath.Join(dir, "2.yml"), "name: a")
+	writeFile(t, filepath.Join(dir, "3.yaml"), "name: b\nrules: [{effect: alow, actions: ['x:y']}]")
+	_, err := Load(context.Background(), Dir(dir))
+	if err == nil || !strings.Contains(err.Error(), "alow") || !strings.Contains(err.Error(), "duplicate policy name") {
+		t.Fatalf("got %v", err)
+	}
 }

@@ -57,6 +57,9 @@ func Parse(file string, data []byte) ([]*Policy, error) {
 		if len(root.Content) == 0 || isNull(root.Content[0]) {
 			continue // empty document, e.g. a trailing ---
 		}
+		if !d.refuseAliases(root.Content[0]) {
+			continue
+		}
 		before := len(d.errs)
 		p := d.policy(root.Content[0])
 		if len(d.errs) == before {
@@ -146,7 +149,7 @@ func (d *decoder) appliesTo(n *yaml.Node) AppliesTo {
 			for i, s := range names {
 				t, err := trust.Parse(s)
 				if err != nil {
-					d.fail(resolve(v.Content[i]), index(field, i), "unknown tier %q (expected one of %s)", s, strings.Join(trust.Names(), ", "))
+					d.fail(v.Content[i], index(field, i), "unknown tier %q (expected one of %s)", s, strings.Join(trust.Names(), ", "))
 					continue
 				}
 				a.TrustTiers = append(a.TrustTiers, t)
@@ -165,7 +168,7 @@ func (d *decoder) nonEmptyList(n *yaml.Node, field string) []string {
 	list, _ := d.strList(n, field, false)
 	for i, s := range list {
 		if s == "" || len(s) > MaxPatternLen {
-			d.fail(resolve(n.Content[i]), index(field, i), "expected a non-empty string of at most %d bytes", MaxPatternLen)
+			d.fail(n.Content[i], index(field, i), "expected a non-empty string of at most %d bytes", MaxPatternLen)
 		}
 	}
 	return list
@@ -185,7 +188,7 @@ func (d *decoder) patterns(n *yaml.Node, field string, actions, oneOK bool) []st
 	for i, s := range list {
 		at := n
 		if n.Kind == yaml.SequenceNode {
-			at = resolve(n.Content[i])
+			at = n.Content[i]
 		}
 		f := field
 		if n.Kind == yaml.SequenceNode {
@@ -216,22 +219,35 @@ func (d *decoder) rules(n *yaml.Node) []Rule {
 	}
 	rules := make([]Rule, 0, len(n.Content))
 	names := make(map[string]int, len(n.Content))
+	var unnamed []int
 	for i, c := range n.Content {
 		field := index("rules", i)
-		r := d.rule(resolve(c), field, i)
-		if first, dup := names[r.Name]; dup && r.Name != "" {
+		r := d.rule(c, field)
+		switch first, dup := names[r.Name]; {
+		case r.Name == "":
+			unnamed = append(unnamed, i)
+		case dup:
 			d.fail(c, join(field, "name"), "duplicate rule name %q (first used by rules[%d])", r.Name, first)
-		} else {
+		default:
 			names[r.Name] = i
 		}
 		rules = append(rules, r)
+	}
+	// Unnamed rules are called after their position, so decisions and
+	// explain output can point at them.
+	for _, i := range unnamed {
+		name := fmt.Sprintf("rule-%d", i+1)
+		if other, taken := names[name]; taken {
+			d.fail(n.Content[i], index("rules", i), "unnamed rules are named after their position, and %q is taken by rules[%d]; give this rule a name", name, other)
+		}
+		rules[i].Name = name
 	}
 	return rules
 }
 
 var ruleKeys = []string{"name", "effect", "actions", "conditions", "reason"}
 
-func (d *decoder) rule(n *yaml.Node, field string, i int) Rule {
+func (d *decoder) rule(n *yaml.Node, field string) Rule {
 	r := Rule{Line: n.Line}
 	var haveEffect, haveActions bool
 	d.fields(n, field, ruleKeys, func(k string, v *yaml.Node) {
@@ -249,11 +265,6 @@ func (d *decoder) rule(n *yaml.Node, field string, i int) Rule {
 			r.Reason, _ = d.str(v, f)
 		}
 	})
-	if r.Name == "" {
-		// Unnamed rules get a stable name so decisions and explain output can
-		// point at them.
-		r.Name = fmt.Sprintf("rule-%d", i+1)
-	}
 	if n.Kind == yaml.MappingNode {
 		if !haveEffect {
 			d.fail(n, join(field, "effect"), "missing (expected allow or deny)")

@@ -94,6 +94,11 @@ func (d *decoder) contextConds(n *yaml.Node, field string) map[string]ContextCon
 			d.fields(v, f, contextOps, func(op string, ov *yaml.Node) {
 				d.contextOp(&c, op, ov, join(f, op))
 			})
+			// An absent key satisfies only not_matches and exists: false,
+			// so exists: false with any other test can never hold.
+			if c.Exists != nil && !*c.Exists && (c.In != nil || c.Matches != nil || c.Lt != nil || c.Lte != nil || c.Gt != nil || c.Gte != nil) {
+				d.fail(v, f, "exists: false cannot be combined with in, matches, lt, lte, gt or gte (the condition could never hold)")
+			}
 		default:
 			d.fail(v, f, "expected a literal or a mapping of operators (%s), got %s; for a list of values use {in: [...]}", strings.Join(contextOps, ", "), kindName(v))
 		}
@@ -116,7 +121,7 @@ func (d *decoder) contextOp(c *ContextCondition, op string, v *yaml.Node, f stri
 			return
 		}
 		for i, e := range v.Content {
-			if val, ok := d.scalarValue(resolve(e), index(f, i)); ok {
+			if val, ok := d.scalarValue(e, index(f, i)); ok {
 				c.In = append(c.In, val)
 			}
 		}
@@ -163,7 +168,7 @@ func (d *decoder) timeCond(n *yaml.Node, field string) *TimeCondition {
 			t.Days, _ = d.strList(v, f, false)
 			seen := map[string]bool{}
 			for i, day := range t.Days {
-				at := resolve(v.Content[i])
+				at := v.Content[i]
 				switch {
 				case !contains(dayNames, day):
 					d.fail(at, index(f, i), "%q is not a day (expected one of mon, tue, wed, thu, fri, sat, sun)", day)

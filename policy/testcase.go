@@ -54,7 +54,7 @@ func ParseAgents(file string, data []byte) (*Directory, error) {
 				return
 			}
 			for i, n := range v.Content {
-				a, ok := d.agent(resolve(n), index("agents", i))
+				a, ok := d.agent(n, index("agents", i))
 				if !ok {
 					continue
 				}
@@ -143,7 +143,57 @@ func (d *decoder) document(data []byte) *yaml.Node {
 		d.fail(&extra, "", "expected one YAML document, found more")
 		return nil
 	}
-	return resolve(root.Content[0])
+	if !d.refuseAliases(root.Content[0]) {
+		return nil
+	}
+	return root.Content[0]
+}
+
+// maxContextDepth bounds nesting in a test case's context.
+const maxContextDepth = 32
+
+// jsonValue converts a YAML node to what encoding/json would give for the
+// same data (map[string]any, []any, string, float64, bool, nil), so a test
+// case's context behaves as the JSON an SDK sends. Scalars follow the policy
+// file's rules; a YAML timestamp stays the string it was written as.
+func (d *decoder) jsonValue(n *yaml.Node, field string, depth int) (any, bool) {
+	if depth > maxContextDepth {
+		d.fail(n, field, "nested more than %d levels", maxContextDepth)
+		return nil, false
+	}
+	switch n.Kind {
+	case yaml.MappingNode:
+		m := make(map[string]any, len(n.Content)/2)
+		ok := d.fields(n, field, nil, func(k string, v *yaml.Node) {
+			if val, good := d.jsonValue(v, join(field, k), depth+1); good {
+				m[k] = val
+			}
+		})
+		return m, ok
+	case yaml.SequenceNode:
+		list := make([]any, 0, len(n.Content))
+		for i, c := range n.Content {
+			val, ok := d.jsonValue(c, index(field, i), depth+1)
+			if !ok {
+				return nil, false
+			}
+			list = append(list, val)
+		}
+		return list, true
+	}
+	if n.Tag == "!!timestamp" {
+		return n.Value, true
+	}
+	v, ok := d.scalarValue(n, field)
+	switch v.Kind {
+	case KindString:
+		return v.Str, ok
+	case KindNumber:
+		return v.Num, ok
+	case KindBool:
+		return v.Bool, ok
+	}
+	return nil, ok
 }
 
 // Case is one offline test case.
@@ -169,8 +219,17 @@ func ParseTests(file string, data []byte, dir *Directory) ([]Case, error) {
 				d.fail(v, "tests", "expected a list of test cases, got %s", kindName(v))
 				return
 			}
+			if len(v.Content) == 0 {
+				d.fail(v, "tests", "no test cases (a suite that tests nothing would always pass)")
+			}
+			names := map[string]int{}
 			for i, n := range v.Content {
-				cases = append(cases, d.testCase(resolve(n), index("tests", i), i, dir))
+				c := d.testCase(n, index("tests", i), i, dir)
+				if first, dup := names[c.Name]; dup {
+					d.fail(n, index("tests", i)+".name", "duplicate test name %q (first used by tests[%d])", c.Name, first)
+				}
+				names[c.Name] = i
+				cases = append(cases, c)
 			}
 		})
 	}
@@ -212,8 +271,8 @@ func (d *decoder) testCase(n *yaml.Node, field string, i int, dir *Directory) Ca
 				d.fail(v, f, "expected a mapping, got %s", kindName(v))
 				return
 			}
-			if err := v.Decode(&c.Input.Context); err != nil {
-				d.fail(v, f, "%v", err)
+			if m, ok := d.jsonValue(v, f, 0); ok {
+				c.Input.Context = m.(map[string]any)
 			}
 		case "chain":
 			if v.Kind != yaml.SequenceNode {
@@ -221,17 +280,21 @@ func (d *decoder) testCase(n *yaml.Node, field string, i int, dir *Directory) Ca
 				return
 			}
 			for j, e := range v.Content {
-				if a, ok := resolveAgent(resolve(e), index(f, j)); ok {
+				if a, ok := resolveAgent(e, index(f, j)); ok {
 					c.Input.Chain = append(c.Input.Chain, a)
 				}
 			}
 		case "at":
-			if s, ok := d.str(v, f); ok {
-				t, err := time.Parse(time.RFC3339, s)
+			// Unquoted, YAML reads an RFC 3339 time as a timestamp; both
+			// spellings mean the same here.
+			if v.Kind == yaml.ScalarNode && (v.Tag == "!!str" || v.Tag == "!!timestamp") {
+				t, err := time.Parse(time.RFC3339, v.Value)
 				if err != nil {
-					d.fail(v, f, "%q: expected an RFC 3339 time such as 2026-01-05T10:00:00Z", s)
+					d.fail(v, f, "%q: expected an RFC 3339 time such as 2026-01-05T10:00:00Z", v.Value)
 				}
 				c.Input.Time = t
+			} else {
+				d.fail(v, f, "expected an RFC 3339 time such as 2026-01-05T10:00:00Z, got %s", kindName(v))
 			}
 		case "expect":
 			haveExpect = true

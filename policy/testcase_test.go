@@ -43,7 +43,7 @@ tests:
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cases[6].Name != "case-7" || cases[6].Input.Time != at("2026-03-02T10:00:00Z") || cases[6].Input.Context["n"] != 3 {
+	if cases[6].Name != "case-7" || cases[6].Input.Time != at("2026-03-02T10:00:00Z") || cases[6].Input.Context["n"] != 3.0 {
 		t.Fatalf("case 7 = %+v", cases[6])
 	}
 	s := mustSet(t, meshPolicies...)
@@ -55,6 +55,26 @@ tests:
 		if r.Results[i].Passed != passed {
 			t.Errorf("%s: passed = %v (%s %s)", r.Results[i].Name, r.Results[i].Passed, r.Results[i].Reason, r.Results[i].Message)
 		}
+	}
+}
+
+// TestContextReadsLikeJSON: a case's context holds what the same JSON from
+// an SDK would, whatever YAML makes of unquoted scalars.
+func TestContextReadsLikeJSON(t *testing.T) {
+	dir, err := ParseAgents("agents.yaml", []byte(agentsYAML))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cases, err := ParseTests("tests.yaml", []byte("tests:\n  - {agent: emailer, action: a:b, expect: allow, at: 2026-03-02T10:00:00Z, context: {d: 2026-01-01, n: 2, l: [1, x], m: {k: null}}}\n"), dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := cases[0].Input.Context
+	if ctx["d"] != "2026-01-01" || ctx["n"] != 2.0 || len(ctx["l"].([]any)) != 2 || ctx["m"].(map[string]any)["k"] != nil {
+		t.Fatalf("context %#v", ctx)
+	}
+	if !cases[0].Input.Time.Equal(at("2026-03-02T10:00:00Z")) {
+		t.Fatalf("unquoted at: %v", cases[0].Input.Time)
 	}
 }
 
@@ -72,6 +92,10 @@ func TestOfflineTestsBadInput(t *testing.T) {
 		{"unknown key", "tests:\n  - {agent: emailer, action: a:b, expect: allow, expected: deny}", "tests[0].expected: unknown key"},
 		{"not a list", "tests: {a: b}", "tests: expected a list of test cases"},
 		{"empty file", "", "empty file"},
+		{"no cases", "tests: []", "no test cases"},
+		{"duplicate names", "tests:\n  - {name: a, agent: emailer, action: a:b, expect: allow}\n  - {name: a, agent: emailer, action: a:c, expect: allow}", `tests[1].name: duplicate test name "a"`},
+		{"alias", "tests:\n  - &c {name: a, agent: emailer, action: a:b, expect: allow}\n  - *c", "YAML aliases"},
+		{"at of the wrong type", "tests:\n  - {agent: emailer, action: a:b, expect: allow, at: 5}", "expected an RFC 3339 time"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -17,6 +17,9 @@ var version = "dev"
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	// The first signal cancels ctx (serve shuts down gracefully); after
+	// that the default behaviour returns, so a second Ctrl-C always kills.
+	go func() { <-ctx.Done(); stop() }()
 	code := cli.Main(ctx, os.Args[1:], cli.Options{
 		Version: version,
 		Stdout:  os.Stdout,
