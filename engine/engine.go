@@ -11,6 +11,7 @@ import (
 	"github.com/meshguard/meshguard/identity"
 	"github.com/meshguard/meshguard/policy"
 	"github.com/meshguard/meshguard/ratelimit"
+	"github.com/meshguard/meshguard/wire"
 )
 
 // TokenVerifier checks agent tokens (identity.CachedVerifier).
@@ -106,7 +107,7 @@ var ErrInternal = errors.New("meshguard internal failure")
 func (e *Engine) Check(ctx context.Context, r *Request) (Decision, error) {
 	now := e.cfg.Now()
 	d := Decision{ID: newID("dec_", 12), Mode: e.cfg.Mode, Source: r.Source, TraceID: r.TraceID, Time: now}
-	if !validTraceID(d.TraceID) {
+	if !wire.ValidTraceID(d.TraceID) {
 		d.TraceID = newID("", 16)
 	}
 	err := e.decide(ctx, r, &d, now)
@@ -140,20 +141,4 @@ func newID(prefix string, n int) string {
 	// crypto/rand.Read never fails on supported platforms (Go 1.24+).
 	_, _ = rand.Read(b)
 	return prefix + hex.EncodeToString(b)
-}
-
-// validTraceID accepts a W3C trace id: 32 lower-case hex digits, not all zero.
-func validTraceID(s string) bool {
-	if len(s) != 32 {
-		return false
-	}
-	zero := true
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if hex := '0' <= c && c <= '9' || 'a' <= c && c <= 'f'; !hex {
-			return false
-		}
-		zero = zero && c == '0'
-	}
-	return !zero
 }

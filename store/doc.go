@@ -1,6 +1,6 @@
 // Package store persists MeshGuard's state: agents (with the hosts they are
-// reached under) and signing keys, and later audit records and the alert
-// outbox. No other package sees SQL; they use the small interfaces they
+// reached under), signing keys and the policies applied through the admin
+// API, and later audit records and the alert outbox. No other package sees SQL; they use the small interfaces they
 // define themselves (identity.AgentSource, identity.KeyStore, …), which the
 // backends here implement.
 //

@@ -131,7 +131,7 @@ func TestRefusesNewerSchema(t *testing.T) {
 	if !errors.Is(err, ErrSchemaTooNew) {
 		t.Fatalf("OpenSQLite = %v, want ErrSchemaTooNew", err)
 	}
-	for _, want := range []string{path, "version 2", "up to 1"} {
+	for _, want := range []string{path, fmt.Sprintf("version %d", len(ms)+1), fmt.Sprintf("up to %d", len(ms))} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error %q does not mention %q", err, want)
 		}

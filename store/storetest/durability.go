@@ -39,6 +39,7 @@ func testReopen(t *testing.T, open func(*testing.T) Backend) {
 	}
 	mustRotate(t, b, newKey("k1", base))
 	mustRotate(t, b, newKey("k2", base.Add(time.Minute)))
+	mustPutPolicy(t, b, "stored-a", "name: stored-a\n")
 	before := snapshot(t, b)
 	if err := b.Close(); err != nil {
 		t.Fatalf("Close: %v", err)
@@ -127,6 +128,10 @@ func testCanceledContext(t *testing.T, open func(*testing.T) Backend) {
 		"RevokeAgent": func() error { return b.RevokeAgent(ctx, a.ID) },
 		"RotateKey":   func() error { return b.RotateKey(ctx, newKey("k1", baseTime())) },
 		"GetAgent":    func() error { _, err := b.GetAgent(ctx, a.ID); return err },
+		"PutPolicy":   func() error { _, err := b.PutPolicy(ctx, "p", "name: p\n"); return err },
+		"DeletePolicy": func() error {
+			return b.DeletePolicy(ctx, "p")
+		},
 	}
 	for name, call := range calls {
 		if err := call(); !errors.Is(err, context.Canceled) {

@@ -37,6 +37,11 @@ type Backend interface {
 	ListAgents(ctx context.Context, f store.AgentFilter) ([]identity.Agent, error)
 	UpdateAgent(ctx context.Context, a identity.Agent) (identity.Agent, error)
 	RevokeAgent(ctx context.Context, id string) error
+	PutPolicy(ctx context.Context, name, yaml string) (store.StoredPolicy, error)
+	PutPolicies(ctx context.Context, ps []store.StoredPolicy) ([]store.StoredPolicy, error)
+	GetPolicy(ctx context.Context, name string) (store.StoredPolicy, error)
+	ListPolicies(ctx context.Context) ([]store.StoredPolicy, error)
+	DeletePolicy(ctx context.Context, name string) error
 	Close() error
 }
 
@@ -56,6 +61,7 @@ func Run(t *testing.T, open func(t *testing.T) Backend) {
 	}{
 		{"Agents", agentTests()},
 		{"Keys", keyTests()},
+		{"Policies", policyTests()},
 		{"Durability", durabilityTests()},
 	}
 	for _, g := range groups {
@@ -114,8 +120,9 @@ func mustCreate(t *testing.T, b Backend, a identity.Agent) identity.Agent {
 // state is everything a backend holds, for checking that a failed call
 // changed nothing.
 type state struct {
-	Agents []identity.Agent
-	Keys   []identity.StoredKey
+	Agents   []identity.Agent
+	Keys     []identity.StoredKey
+	Policies []store.StoredPolicy
 }
 
 func snapshot(t *testing.T, b Backend) state {
@@ -128,7 +135,11 @@ func snapshot(t *testing.T, b Backend) state {
 	if err != nil {
 		t.Fatalf("ListKeys: %v", err)
 	}
-	return state{agents, keys}
+	policies, err := b.ListPolicies(t.Context())
+	if err != nil {
+		t.Fatalf("ListPolicies: %v", err)
+	}
+	return state{agents, keys, policies}
 }
 
 func wantUnchanged(t *testing.T, b Backend, before state) {

@@ -1,0 +1,293 @@
+// Package admin serves MeshGuard's HTTP API on the main port (SPEC §1, §10):
+// the admin API under /admin/ (agents, policies, keys), the agents'
+// endpoints POST /v1/check and POST /v1/delegations, and the public
+// /health, /ready, JWKS and OIDC discovery documents. docs/api.md is the
+// reference; package client is its typed Go client and owns the request and
+// response types.
+//
+// The admin API takes only the admin token, in X-Admin-Token, compared in
+// constant time; an agent's bearer token is refused there, whatever it
+// says. /v1/check goes through the one engine like every other enforcement
+// point; nothing here decides a request itself.
+package admin
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/meshguard/meshguard/agentcache"
+	"github.com/meshguard/meshguard/engine"
+	"github.com/meshguard/meshguard/identity"
+	"github.com/meshguard/meshguard/policy"
+	"github.com/meshguard/meshguard/store"
+)
+
+// Store is what the API reads and writes: agents and stored policies
+// (store.SQLite).
+type Store interface {
+	CreateAgent(ctx context.Context, a identity.Agent) (identity.Agent, error)
+	GetAgent(ctx context.Context, id string) (identity.Agent, error)
+	GetAgentByName(ctx context.Context, name string) (identity.Agent, error)
+	ListAgents(ctx context.Context, f store.AgentFilter) ([]identity.Agent, error)
+	UpdateAgent(ctx context.Context, a identity.Agent) (identity.Agent, error)
+	RevokeAgent(ctx context.Context, id string) error
+
+	PutPolicies(ctx context.Context, ps []store.StoredPolicy) ([]store.StoredPolicy, error)
+	GetPolicy(ctx context.Context, name string) (store.StoredPolicy, error)
+	ListPolicies(ctx context.Context) ([]store.StoredPolicy, error)
+	DeletePolicy(ctx context.Context, name string) error
+}
+
+// TokenCache verifies agent tokens and forgets an agent's cached
+// verifications when it changes (identity.CachedVerifier).
+type TokenCache interface {
+	Verify(ctx context.Context, token string) (identity.Verified, error)
+	InvalidateAgent(id string) int
+}
+
+// AgentCache is the engine's agent cache (agentcache.Cache).
+type AgentCache interface {
+	Invalidate()
+}
+
+// Policies is the policy loader in force (policy.Loader).
+type Policies interface {
+	Reload(ctx context.Context) (*policy.Set, error)
+	Current() *policy.Set
+	Err() error
+}
+
+// Checker decides requests (engine.Engine).
+type Checker interface {
+	Check(ctx context.Context, r *engine.Request) (engine.Decision, error)
+}
+
+// What the server passes in satisfies the interfaces.
+var (
+	_ Store      = (*store.SQLite)(nil)
+	_ TokenCache = (*identity.CachedVerifier)(nil)
+	_ AgentCache = (*agentcache.Cache)(nil)
+	_ Policies   = (*policy.Loader)(nil)
+	_ Checker    = (*engine.Engine)(nil)
+)
+
+// Change names what an admin call changed, for Config.OnChange.
+type Change string
+
+// Changes.
+const (
+	ChangeAgents   Change = "agents"
+	ChangePolicies Change = "policies"
+	ChangeKeys     Change = "keys"
+)
+
+// MinAdminTokenLen is the shortest admin token New accepts.
+const MinAdminTokenLen = 16
+
+// Body limits (SPEC §12; docs/api.md).
+const (
+	// MaxBodyBytes bounds JSON request bodies.
+	MaxBodyBytes = 1 << 20
+	// MaxPolicyBodyBytes bounds the bodies of the policy endpoints that
+	// take policy YAML (apply, validate, test): one policy file's limit.
+	MaxPolicyBodyBytes = policy.MaxFileBytes
+)
+
+// Config wires an API. Store, Keys, Issuer, Verifier, Tokens, Agents,
+// Policies, Engine and AdminToken are required.
+type Config struct {
+	Store    Store
+	Keys     *identity.Keys
+	Issuer   *identity.Issuer
+	Verifier *identity.Verifier
+	// Tokens is the cached verifier the engine uses: /v1/delegations
+	// verifies callers with it, and every agent change invalidates it.
+	Tokens TokenCache
+	// Agents is the engine's agent cache, invalidated on every change.
+	Agents AgentCache
+	// Policies is the loader over the policy files and the stored
+	// policies: policy.NewLoader(policy.Dir(POLICIES_DIR), NewStoredPolicies(store)).
+	Policies Policies
+	// PolicyFiles is the loader's file source (policy.Dir(POLICIES_DIR)).
+	// Applying a policy reads it to refuse names the files define and to
+	// compile the prospective set; nil falls back to the file policies of
+	// the set in force.
+	PolicyFiles policy.Source
+	Engine      Checker
+	// AdminToken is the token X-Admin-Token must carry (at least
+	// MinAdminTokenLen bytes).
+	AdminToken string
+	// Ready, if set, reports what else keeps the server from serving (the
+	// store, …); /ready adds the policy loader's last error.
+	Ready func(ctx context.Context) error
+	// IssuerURL is the iss the Issuer writes (identity.DefaultIssuer if
+	// empty); BaseURL is the public http(s) address of this port, for the
+	// discovery document's jwks_uri. Without BaseURL, jwks_uri is built
+	// from each request's Host.
+	IssuerURL string
+	BaseURL   string
+	// DefaultTokenTTL is the lifetime of tokens issued without a ttl (the
+	// Issuer's default if zero); at most the keyring's MaxTTL.
+	DefaultTokenTTL time.Duration
+	// DelegationTTL is the lifetime of delegation tokens requested without
+	// a ttl (engine.DefaultDelegationTTL if zero).
+	DelegationTTL time.Duration
+	// OnChange, if set, is called after each successful change, for
+	// example to push a new xDS snapshot. It must not block.
+	OnChange func(Change)
+	// Logger receives one line per change and per internal error; tokens
+	// never appear in it. Nil discards.
+	Logger *slog.Logger
+	// Now is the clock (time.Now if nil).
+	Now func() time.Time
+}
+
+// API is the HTTP API. Create it with New and serve Handler.
+type API struct {
+	cfg       Config
+	log       *slog.Logger
+	adminHash [sha256.Size]byte
+	discovery *identity.Discovery // nil: built per request from Host
+	mux       *http.ServeMux
+
+	// agentMu serialises agent writes, so two PATCHes of one agent cannot
+	// lose each other's change; policyMu serialises policy applies and
+	// deletes with the reload that follows them.
+	agentMu, policyMu sync.Mutex
+}
+
+// New checks cfg and builds the API.
+func New(cfg Config) (*API, error) {
+	var missing []string
+	for name, isNil := range map[string]bool{
+		"Store": cfg.Store == nil, "Keys": cfg.Keys == nil, "Issuer": cfg.Issuer == nil,
+		"Verifier": cfg.Verifier == nil, "Tokens": cfg.Tokens == nil, "Agents": cfg.Agents == nil,
+		"Policies": cfg.Policies == nil, "Engine": cfg.Engine == nil,
+	} {
+		if isNil {
+			missing = append(missing, name)
+		}
+	}
+	if len(missing) > 0 {
+		return nil, fmt.Errorf("admin: Config.%s required", strings.Join(sortedStrings(missing), ", Config."))
+	}
+	if len(cfg.AdminToken) < MinAdminTokenLen {
+		return nil, fmt.Errorf("admin: the admin token must be at least %d characters", MinAdminTokenLen)
+	}
+	if cfg.DefaultTokenTTL < 0 || cfg.DelegationTTL < 0 {
+		return nil, errors.New("admin: DefaultTokenTTL and DelegationTTL must not be negative")
+	}
+	if limit := cfg.Keys.Keyring().MaxTTL(); cfg.DefaultTokenTTL != 0 && (cfg.DefaultTokenTTL < time.Second || cfg.DefaultTokenTTL > limit) {
+		return nil, fmt.Errorf("admin: DefaultTokenTTL %s is outside 1s..%s", cfg.DefaultTokenTTL, limit)
+	}
+	if cfg.DelegationTTL == 0 {
+		cfg.DelegationTTL = engine.DefaultDelegationTTL
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	a := &API{cfg: cfg, log: cfg.Logger, adminHash: sha256.Sum256([]byte(cfg.AdminToken))}
+	if a.log == nil {
+		a.log = slog.New(slog.DiscardHandler)
+	}
+	if cfg.BaseURL != "" {
+		d, err := identity.NewDiscovery(cfg.IssuerURL, cfg.BaseURL)
+		if err != nil {
+			return nil, fmt.Errorf("admin: %w", err)
+		}
+		a.discovery = &d
+	}
+	a.routes()
+	return a, nil
+}
+
+// Handler serves the API: mount it at "/" beside /proxy/ and /envoy/authz/.
+func (a *API) Handler() http.Handler { return http.HandlerFunc(a.serve) }
+
+// routes registers every endpoint. Admin endpoints are wrapped in the
+// admin-token check; /v1/* read the agent's bearer token themselves.
+func (a *API) routes() {
+	m := http.NewServeMux()
+	admin := a.requireAdmin
+	// Public.
+	m.HandleFunc("GET /health", a.health)
+	m.HandleFunc("GET /ready", a.ready)
+	m.HandleFunc("GET "+identity.JWKSPath, a.jwks)
+	m.HandleFunc("GET "+identity.DiscoveryPath, a.openIDConfiguration)
+	// Agents.
+	m.HandleFunc("POST /v1/check", a.check)
+	m.HandleFunc("POST /v1/delegations", a.delegate)
+	// Admin: agents.
+	m.Handle("GET /admin/agents", admin(a.listAgents))
+	m.Handle("POST /admin/agents", admin(a.createAgent))
+	m.Handle("GET /admin/agents/{id}", admin(a.getAgent))
+	m.Handle("PATCH /admin/agents/{id}", admin(a.updateAgent))
+	m.Handle("DELETE /admin/agents/{id}", admin(a.revokeAgent))
+	m.Handle("POST /admin/agents/{id}/token", admin(a.issueToken))
+	// Admin: policies.
+	m.Handle("GET /admin/policies", admin(a.listPolicies))
+	m.Handle("POST /admin/policies", admin(a.applyPolicies))
+	m.Handle("POST /admin/policies/validate", admin(a.validatePolicies))
+	m.Handle("POST /admin/policies/test", admin(a.testPolicies))
+	m.Handle("GET /admin/policies/{name}", admin(a.getPolicy))
+	m.Handle("DELETE /admin/policies/{name}", admin(a.deletePolicy))
+	// Admin: keys.
+	m.Handle("POST /admin/keys/rotate", admin(a.rotateKeys))
+	a.mux = m
+}
+
+// probeMethods are tried to tell a wrong method (405) from an unknown path
+// (404).
+var probeMethods = []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete}
+
+// serve routes a request: 404 and 405 answer in JSON like everything else,
+// and a panic in a handler becomes a 500, never a stack trace to the caller.
+func (a *API) serve(w http.ResponseWriter, r *http.Request) {
+	defer func() {
+		if v := recover(); v != nil {
+			if err, ok := v.(error); ok && errors.Is(err, http.ErrAbortHandler) {
+				panic(v)
+			}
+			a.log.Error("admin: handler panic", "method", r.Method, "path", r.URL.Path, "panic", fmt.Sprint(v))
+			writeError(w, http.StatusInternalServerError, "internal", "internal error; see the server log")
+		}
+	}()
+	h := w.Header()
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Cache-Control", "no-store")
+	if _, pattern := a.mux.Handler(r); pattern != "" {
+		a.mux.ServeHTTP(w, r)
+		return
+	}
+	var allowed []string
+	for _, m := range probeMethods {
+		probe := r.Clone(r.Context())
+		probe.Method = m
+		if _, pattern := a.mux.Handler(probe); pattern != "" {
+			allowed = append(allowed, m)
+			if m == http.MethodGet {
+				allowed = append(allowed, http.MethodHead)
+			}
+		}
+	}
+	if len(allowed) > 0 {
+		h.Set("Allow", joinComma(allowed))
+		writeError(w, http.StatusMethodNotAllowed, "method_not_allowed", "method %s is not allowed here; allowed: %s", r.Method, joinComma(allowed))
+		return
+	}
+	writeError(w, http.StatusNotFound, "not_found", "no such endpoint (see docs/api.md)")
+}
+
+// changed reports a change to OnChange.
+func (a *API) changed(c Change) {
+	if a.cfg.OnChange != nil {
+		a.cfg.OnChange(c)
+	}
+}

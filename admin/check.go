@@ -1,0 +1,270 @@
+package admin
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/meshguard/meshguard/client"
+	"github.com/meshguard/meshguard/engine"
+	"github.com/meshguard/meshguard/identity"
+	"github.com/meshguard/meshguard/policy"
+	"github.com/meshguard/meshguard/wire"
+)
+
+// decisionBody is the JSON of a decision: client.Decision, with SPEC §4's
+// error fields on denials.
+func decisionBody(d *engine.Decision) client.Decision {
+	out := client.Decision{
+		Decision: d.Effect, Allowed: d.Allowed, Status: d.Status, Reason: d.Reason, Message: d.Message,
+		Policy: d.Policy, Rule: d.Rule, DecisionID: d.ID, TraceID: d.TraceID,
+		AgentID: d.AgentID, AgentName: d.AgentName, Action: d.Action, Resource: d.Resource,
+		Chain: d.Chain, PolicyRevision: d.Revision, Mode: string(d.Mode),
+	}
+	if out.Chain == nil {
+		out.Chain = []string{}
+	}
+	if d.AgentID != "" {
+		out.TrustTier = d.Tier.String()
+	}
+	if d.Status == http.StatusTooManyRequests {
+		out.RetryAfter = int((d.RetryAfter + time.Second - 1) / time.Second)
+		out.RetryAfter = max(out.RetryAfter, 1)
+	}
+	if !d.Allowed {
+		switch d.Status {
+		case http.StatusUnauthorized:
+			out.Error = "unauthorized"
+		case http.StatusBadRequest:
+			out.Error = "bad_request"
+		case http.StatusTooManyRequests:
+			out.Error = "rate_limited"
+			out.DenyRetryAfter = out.RetryAfter
+		default:
+			out.Error = "forbidden"
+		}
+		out.DenyTraceID = d.TraceID
+	}
+	return out
+}
+
+// check is POST /v1/check: the explicit enforcement point for SDKs. The
+// decision's own status is the answer's status, so SDKs branch on it.
+func (a *API) check(w http.ResponseWriter, r *http.Request) {
+	var req client.CheckRequest
+	if !decodeJSON(w, r, &req, MaxBodyBytes, false) {
+		return
+	}
+	if req.Action == "" {
+		badRequest(w, "action: required (verb:resource)")
+		return
+	}
+	er := engine.Request{
+		Source: engine.SourceAPI, Token: bearer(r), Delegation: r.Header.Get(client.HeaderDelegation),
+		Action: req.Action, Resource: req.Resource, Context: req.Context,
+		SourceAddress: r.RemoteAddr, TraceID: wire.TraceID(r.Header.Get("traceparent")),
+	}
+	d, err := a.cfg.Engine.Check(r.Context(), &er)
+	if err != nil {
+		a.log.Error("admin: /v1/check: MeshGuard could not decide", "error", err)
+		writeError(w, http.StatusServiceUnavailable, "unavailable", "MeshGuard could not decide the request; try again")
+		return
+	}
+	for _, h := range d.ResponseHeaders() {
+		w.Header().Set(h.Name, h.Value)
+	}
+	status := http.StatusOK
+	if !d.Allowed {
+		status = d.Status
+	}
+	writeJSON(w, status, decisionBody(&d))
+}
+
+// refuseDelegation answers a refused delegation: 403 with a reason code of
+// SPEC §5.
+func refuseDelegation(w http.ResponseWriter, reason, pol, format string, args ...any) {
+	writeJSON(w, http.StatusForbidden, client.ErrorBody{Error: "forbidden", Reason: reason, Policy: pol, Message: fmt.Sprintf(format, args...)})
+}
+
+// maxScopeEntries bounds a delegation's actions (identity's bound).
+const maxScopeEntries = 64
+
+// delegate is POST /v1/delegations: the caller (its bearer token; with
+// X-MeshGuard-Delegation when it acts for a chain itself) hands a task to
+// another agent explicitly. The hand-on checks of SPEC §5 run first; the
+// token never outlives the caller's token or the parent delegation, never
+// widens the parent's scope, and caps how far the task may travel.
+func (a *API) delegate(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	tok := bearer(r)
+	if tok == "" {
+		writeError(w, http.StatusUnauthorized, "unauthorized", "missing bearer token: send the agent's token in Authorization: Bearer")
+		return
+	}
+	var req client.DelegationRequest
+	if !decodeJSON(w, r, &req, MaxBodyBytes, false) {
+		return
+	}
+	if msg := checkDelegationRequest(&req); msg != "" {
+		badRequest(w, "%s", msg)
+		return
+	}
+
+	v, err := a.cfg.Tokens.Verify(ctx, tok)
+	switch {
+	case errors.Is(err, identity.ErrAgentRevoked):
+		writeJSON(w, http.StatusUnauthorized, client.ErrorBody{Error: "unauthorized", Reason: engine.ReasonAgentRevoked, Message: "agent is revoked"})
+		return
+	case errors.Is(err, identity.ErrInvalidToken):
+		writeJSON(w, http.StatusUnauthorized, client.ErrorBody{Error: "unauthorized", Reason: engine.ReasonUnauthorized, Message: err.Error()})
+		return
+	case err != nil:
+		a.log.Error("admin: /v1/delegations: verifying the caller", "error", err)
+		writeError(w, http.StatusServiceUnavailable, "unavailable", "MeshGuard could not verify the token; try again")
+		return
+	}
+	caller := policy.Subject{ID: v.Agent.ID, Name: v.Agent.Name, Tier: v.Tier, Tags: v.Agent.Tags, Active: v.Agent.Active()}
+
+	// The chain the caller acts for, if any.
+	var (
+		parent *identity.DelegationGrant
+		chain  []policy.Subject
+	)
+	if raw := r.Header.Get(client.HeaderDelegation); raw != "" {
+		g, err := a.cfg.Verifier.VerifyDelegation(raw)
+		if err != nil {
+			refuseDelegation(w, policy.ReasonDelegationActorMismatch, "", "the delegation token is not valid: %v", err)
+			return
+		}
+		if g.Actor() != caller.ID {
+			refuseDelegation(w, policy.ReasonDelegationActorMismatch, "", "the delegation token was issued to another agent, not to %q", caller.Name)
+			return
+		}
+		parent = &g
+		for _, id := range g.Delegators() {
+			ag, err := a.cfg.Store.GetAgent(ctx, id)
+			switch {
+			case errors.Is(err, identity.ErrNotFound):
+				chain = append(chain, policy.Subject{ID: id}) // inactive: delegation_revoked
+			case err != nil:
+				a.internalError(w, r, "looking up the delegation chain", err)
+				return
+			default:
+				chain = append(chain, subjectOf(ag))
+			}
+		}
+	}
+
+	// Who takes the task.
+	target, err := a.lookupAgent(ctx, req.Delegate)
+	switch {
+	case errors.Is(err, identity.ErrNotFound):
+		badRequest(w, "delegate: no agent with id or name %q", req.Delegate)
+		return
+	case err != nil:
+		a.internalError(w, r, "looking up the delegate", err)
+		return
+	case target.ID == caller.ID:
+		badRequest(w, "delegate: an agent cannot delegate to itself")
+		return
+	case !target.Active():
+		refuseDelegation(w, policy.ReasonDelegationRevoked, "", "the delegate %q is revoked", target.Name)
+		return
+	}
+
+	// The hand-on checks: revoked, repeat, untrusted, not permitted, depth.
+	set := a.cfg.Policies.Current()
+	if hd := set.HandOff(chain, caller, subjectOf(target)); !hd.Allowed() {
+		refuseDelegation(w, hd.Reason, hd.Policy, "delegating to %q: %s", target.Name, hd.Message)
+		return
+	}
+	// delegators counts the agents the delegate will act for.
+	delegators := len(chain) + 1
+	maxChain := min(delegators+req.MaxDepth-1, policy.MaxDelegation)
+	if parent != nil {
+		if parent.MaxChain > 0 && delegators > parent.MaxChain {
+			refuseDelegation(w, policy.ReasonDelegationDepth, "", "the parent delegation allows at most %d delegating agents; handing on would make %d", parent.MaxChain, delegators)
+			return
+		}
+		if parent.MaxChain > 0 && maxChain > parent.MaxChain {
+			refuseDelegation(w, policy.ReasonDelegationDepth, "", "maxDepth %d reaches further than the parent delegation allows (at most %d more hand-offs from here)", req.MaxDepth, parent.MaxChain-delegators+1)
+			return
+		}
+		if parent.Scope != nil {
+			for _, act := range req.Actions {
+				if !anyMatch(parent.Scope, act) {
+					refuseDelegation(w, policy.ReasonDelegationScope, "", "action %q is outside the parent delegation's scope [%s]", act, strings.Join(parent.Scope, ", "))
+					return
+				}
+			}
+		}
+	}
+
+	now := a.cfg.Now()
+	ttl := req.TTL.D()
+	if ttl == 0 {
+		ttl = a.cfg.DelegationTTL
+	}
+	g := identity.DelegationGrant{Root: caller.ID, Actors: []string{target.ID}, Scope: req.Actions, MaxChain: maxChain, ExpiresAt: now.Add(ttl)}
+	if v.Claims.ExpiresAt.Before(g.ExpiresAt) {
+		g.ExpiresAt = v.Claims.ExpiresAt
+	}
+	if parent != nil {
+		g.Root = parent.Root
+		g.Actors = append(append(make([]string, 0, len(parent.Actors)+1), parent.Actors...), target.ID)
+		if parent.ExpiresAt.Before(g.ExpiresAt) {
+			g.ExpiresAt = parent.ExpiresAt
+		}
+	}
+	token, minted, err := a.cfg.Issuer.Delegate(g)
+	switch {
+	case errors.Is(err, identity.ErrInvalidGrant):
+		badRequest(w, "%s", err)
+		return
+	case err != nil:
+		a.internalError(w, r, "minting the delegation token", err)
+		return
+	}
+	a.log.Info("admin: delegation minted", "root", minted.Root, "actor", target.ID, "by", caller.ID, "jti", minted.ID, "expires_at", minted.ExpiresAt)
+	writeJSON(w, http.StatusCreated, client.DelegationToken{
+		Token: token, ExpiresAt: minted.ExpiresAt, Chain: append([]string{minted.Root}, minted.Actors...),
+		Scope: minted.Scope, MaxChain: minted.MaxChain,
+	})
+}
+
+// checkDelegationRequest validates the body and fills in defaults.
+func checkDelegationRequest(req *client.DelegationRequest) string {
+	switch {
+	case req.Delegate == "":
+		return "delegate: required (an agent id or name)"
+	case len(req.Actions) == 0:
+		return "actions: required (the action patterns the delegate may perform)"
+	case len(req.Actions) > maxScopeEntries:
+		return fmt.Sprintf("actions: more than %d", maxScopeEntries)
+	case req.MaxDepth < 0 || req.MaxDepth > policy.MaxDelegation:
+		return fmt.Sprintf("maxDepth: %d: expected 1 to %d", req.MaxDepth, policy.MaxDelegation)
+	}
+	for i, act := range req.Actions {
+		if act == "" || len(act) > policy.MaxPatternLen || strings.ContainsAny(act, " \t\r\n") || (!strings.Contains(act, ":") && act != "*") {
+			return fmt.Sprintf("actions[%d]: %q: expected an action pattern verb:resource (or *) without whitespace, at most %d bytes", i, act, policy.MaxPatternLen)
+		}
+	}
+	if req.MaxDepth == 0 {
+		req.MaxDepth = 1
+	}
+	return ""
+}
+
+// anyMatch reports whether pattern lies inside one of scope: a scope
+// pattern that matches the pattern's text (its * taken literally) matches
+// everything the pattern does.
+func anyMatch(scope []string, pattern string) bool {
+	for _, s := range scope {
+		if policy.Match(s, pattern) {
+			return true
+		}
+	}
+	return false
+}

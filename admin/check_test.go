@@ -1,0 +1,495 @@
+package admin_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/meshguard/meshguard/admin"
+	"github.com/meshguard/meshguard/client"
+	"github.com/meshguard/meshguard/engine"
+	"github.com/meshguard/meshguard/policy"
+	"github.com/meshguard/meshguard/trust"
+)
+
+func TestCheck(t *testing.T) {
+	e := newEnv(t)
+	ctx := t.Context()
+	if _, err := e.c.ApplyPolicies(ctx, client.PolicyFile{Name: "limited.yaml", YAML: `
+name: limited
+appliesTo: {tags: [limited]}
+rules:
+  - {name: reads, effect: allow, actions: ["read:*"]}
+rateLimits: {requestsPerMinute: 2}
+`}); err != nil {
+		t.Fatal(err)
+	}
+	mail := e.agent(t, "emailer", trust.Verified, "emailer")
+	lim := e.agent(t, "limited", trust.Verified, "limited")
+	const parent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+
+	// Allowed: 200 with the decision and the SPEC §4 response headers.
+	d, err := e.as(mail.Token).Check(ctx, client.CheckRequest{Action: "read:contacts", Resource: "/contacts", TraceParent: parent})
+	if err != nil || !d.Allowed || d.Decision != "allow" || d.Status != 200 || d.Policy != "emailers" || d.Rule != "send" ||
+		d.AgentID != mail.ID || d.AgentName != "emailer" || d.TrustTier != "verified" || d.TraceID != "4bf92f3577b34da6a3ce929d0e0e4736" ||
+		!strings.HasPrefix(d.DecisionID, "dec_") || len(d.Chain) != 1 || d.Chain[0] != mail.ID || d.PolicyRevision == "" || d.Error != "" {
+		t.Fatalf("allowed: %+v, %v", d, err)
+	}
+	status, hdr, _ := e.raw(t, http.MethodPost, "/v1/check", strings.NewReader(`{"action":"read:x"}`),
+		map[string]string{"Authorization": "Bearer " + mail.Token})
+	if status != 200 || hdr.Get("X-MeshGuard-Decision") != "allow" || hdr.Get("X-MeshGuard-Policy") != "emailers" || len(hdr.Get("X-MeshGuard-Trace-Id")) != 32 {
+		t.Fatalf("%d %v", status, hdr)
+	}
+
+	// Denied: the decision's status, the same shape, plus SPEC §4's fields.
+	d, err = e.as(mail.Token).Check(ctx, client.CheckRequest{Action: "delete:everything"})
+	ae := apiError(t, err, http.StatusForbidden)
+	if d.Allowed || d.Decision != "deny" || d.Reason != policy.ReasonNoMatchingRule || d.Error != "forbidden" || d.DenyTraceID != d.TraceID ||
+		ae.Decision == nil || ae.Reason != policy.ReasonNoMatchingRule || client.ExitCode(err) != client.ExitDenied {
+		t.Fatalf("denied: %+v, %+v", d, ae)
+	}
+
+	// Rate limited: 429 with retry_after.
+	for i := range 2 {
+		if _, err := e.as(lim.Token).Check(ctx, client.CheckRequest{Action: "read:x"}); err != nil {
+			t.Fatalf("request %d: %v", i, err)
+		}
+	}
+	d, err = e.as(lim.Token).Check(ctx, client.CheckRequest{Action: "read:x"})
+	apiError(t, err, http.StatusTooManyRequests)
+	if d.Error != "rate_limited" || d.DenyRetryAfter < 1 || d.RetryAfter != d.DenyRetryAfter || d.Policy != "limited" {
+		t.Fatalf("rate limited: %+v", d)
+	}
+
+	// No or bad credentials: 401.
+	_, err = e.as("").Check(ctx, client.CheckRequest{Action: "read:x"})
+	apiError(t, err, http.StatusUnauthorized)
+	_, err = e.as("not.a.token").Check(ctx, client.CheckRequest{Action: "read:x"})
+	if apiError(t, err, http.StatusUnauthorized); client.ExitCode(err) != client.ExitAuth {
+		t.Fatalf("exit code %d", client.ExitCode(err))
+	}
+	// Bad input: 400, never an allow.
+	for _, req := range []client.CheckRequest{{}, {Action: "everything"}, {Action: "read:x", Resource: strings.Repeat("r", engine.MaxResourceLen+1)}} {
+		_, err = e.as(mail.Token).Check(ctx, req)
+		apiError(t, err, http.StatusBadRequest)
+	}
+}
+
+// TestRevocationIsImmediate: revoking through the API stops /v1/check at
+// once, though the token was verified (and cached) a moment before.
+func TestRevocationIsImmediate(t *testing.T) {
+	e := newEnv(t)
+	ctx := t.Context()
+	mail := e.agent(t, "emailer", trust.Verified, "emailer")
+	for range 3 { // warm every cache
+		if _, err := e.as(mail.Token).Check(ctx, client.CheckRequest{Action: "read:contacts"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := e.c.RevokeAgent(ctx, "emailer"); err != nil {
+		t.Fatal(err)
+	}
+	d, err := e.as(mail.Token).Check(ctx, client.CheckRequest{Action: "read:contacts"})
+	apiError(t, err, http.StatusUnauthorized)
+	if d.Reason != engine.ReasonAgentRevoked || d.Error != "unauthorized" {
+		t.Fatalf("after revoke: %+v", d)
+	}
+}
+
+func TestDelegations(t *testing.T) {
+	e := newEnv(t)
+	ctx := t.Context()
+	orch := e.agent(t, "orchestrator", trust.Trusted, "orchestrator")
+	res := e.agent(t, "researcher", trust.Verified, "researcher")
+	mail := e.agent(t, "emailer", trust.Verified, "emailer")
+	scraper := e.agent(t, "scraper", trust.Untrusted, "orchestrator")
+
+	// orchestrator → researcher, two hops.
+	toRes, err := e.as(orch.Token).Delegate(ctx, client.DelegationRequest{Delegate: "researcher", Actions: []string{"read:*", "write:email"}, MaxDepth: 2, TTL: client.Duration(10 * time.Minute)})
+	if err != nil || toRes.Token == "" || strings.Join(toRes.Chain, ",") != orch.ID+","+res.ID || toRes.MaxChain != 2 || len(toRes.Scope) != 2 {
+		t.Fatalf("orchestrator → researcher: %+v, %v", toRes, err)
+	}
+	if life := time.Until(toRes.ExpiresAt); life > 10*time.Minute || life < 9*time.Minute {
+		t.Fatalf("expiresAt %v", toRes.ExpiresAt)
+	}
+	// The researcher uses it: the chain shows, the scope holds.
+	d, err := e.as(res.Token).Check(ctx, client.CheckRequest{Action: "read:papers", Delegation: toRes.Token})
+	if err != nil || strings.Join(d.Chain, ",") != orch.ID+","+res.ID {
+		t.Fatalf("researcher for orchestrator: %+v, %v", d, err)
+	}
+	d, err = e.as(res.Token).Check(ctx, client.CheckRequest{Action: "write:research/x", Delegation: toRes.Token})
+	if apiError(t, err, 403); d.Reason != policy.ReasonDelegationScope {
+		t.Fatalf("outside the token's scope: %+v", d)
+	}
+
+	// researcher → emailer, acting for the orchestrator.
+	toMail, err := e.as(res.Token).Delegate(ctx, client.DelegationRequest{Delegate: mail.ID, Actions: []string{"write:email"}, Parent: toRes.Token})
+	if err != nil || strings.Join(toMail.Chain, ",") != orch.ID+","+res.ID+","+mail.ID || !toMail.ExpiresAt.After(time.Now()) || toMail.ExpiresAt.After(toRes.ExpiresAt) {
+		t.Fatalf("researcher → emailer: %+v, %v", toMail, err)
+	}
+	d, err = e.as(mail.Token).Check(ctx, client.CheckRequest{Action: "write:email", Delegation: toMail.Token})
+	if err != nil || len(d.Chain) != 3 {
+		t.Fatalf("emailer for orchestrator → researcher: %+v, %v", d, err)
+	}
+
+	// One hop only: the researcher may act but not hand on.
+	oneHop, err := e.as(orch.Token).Delegate(ctx, client.DelegationRequest{Delegate: "researcher", Actions: []string{"read:*"}})
+	if err != nil || oneHop.MaxChain != 1 {
+		t.Fatalf("maxDepth 1: %+v, %v", oneHop, err)
+	}
+	readsOnly, err := e.as(orch.Token).Delegate(ctx, client.DelegationRequest{Delegate: "researcher", Actions: []string{"read:*"}, MaxDepth: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	refusals := []struct {
+		name   string
+		caller string
+		req    client.DelegationRequest
+		status int
+		reason string
+	}{
+		{"not permitted: emailers have no delegation block", mail.Token, client.DelegationRequest{Delegate: "researcher", Actions: []string{"read:*"}}, 403, policy.ReasonDelegationNotPermitted},
+		{"depth: the parent allows one hop", res.Token, client.DelegationRequest{Delegate: "emailer", Actions: []string{"read:*"}, Parent: oneHop.Token}, 403, policy.ReasonDelegationDepth},
+		{"depth: asking further than the parent", res.Token, client.DelegationRequest{Delegate: "emailer", Actions: []string{"write:email"}, MaxDepth: 2, Parent: toRes.Token}, 403, policy.ReasonDelegationDepth},
+		{"scope outside the parent's", res.Token, client.DelegationRequest{Delegate: "emailer", Actions: []string{"write:email"}, Parent: readsOnly.Token}, 403, policy.ReasonDelegationScope},
+		{"scope wider than the parent's", res.Token, client.DelegationRequest{Delegate: "emailer", Actions: []string{"*"}, Parent: toRes.Token}, 403, policy.ReasonDelegationScope},
+		{"untrusted delegator", scraper.Token, client.DelegationRequest{Delegate: "researcher", Actions: []string{"read:*"}}, 403, policy.ReasonDelegationUntrusted},
+		{"a stolen parent token", mail.Token, client.DelegationRequest{Delegate: "researcher", Actions: []string{"read:*"}, Parent: toRes.Token}, 403, policy.ReasonDelegationActorMismatch},
+		{"a cycle", mail.Token, client.DelegationRequest{Delegate: "orchestrator", Actions: []string{"read:*"}, Parent: toMail.Token}, 403, policy.ReasonDelegationCycle},
+		{"to itself", orch.Token, client.DelegationRequest{Delegate: "orchestrator", Actions: []string{"read:*"}}, 400, ""},
+		{"unknown delegate", orch.Token, client.DelegationRequest{Delegate: "ghost", Actions: []string{"read:*"}}, 400, ""},
+		{"no actions", orch.Token, client.DelegationRequest{Delegate: "researcher"}, 400, ""},
+		{"maxDepth out of range", orch.Token, client.DelegationRequest{Delegate: "researcher", Actions: []string{"read:*"}, MaxDepth: 6}, 400, ""},
+		{"bad action", orch.Token, client.DelegationRequest{Delegate: "researcher", Actions: []string{"read everything"}}, 400, ""},
+		{"no token", "", client.DelegationRequest{Delegate: "researcher", Actions: []string{"read:*"}}, 401, ""},
+		{"bad token", "x.y.z", client.DelegationRequest{Delegate: "researcher", Actions: []string{"read:*"}}, 401, engine.ReasonUnauthorized},
+	}
+	for _, tc := range refusals {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := e.as(tc.caller).Delegate(ctx, tc.req)
+			ae := apiError(t, err, tc.status)
+			if ae.Reason != tc.reason || ae.Message == "" {
+				t.Fatalf("reason %q (%s), want %q", ae.Reason, ae.Message, tc.reason)
+			}
+		})
+	}
+
+	// A revoked delegate gets nothing; a revoked member breaks the chain.
+	if _, err := e.c.RevokeAgent(ctx, "emailer"); err != nil {
+		t.Fatal(err)
+	}
+	_, err = e.as(res.Token).Delegate(ctx, client.DelegationRequest{Delegate: "emailer", Actions: []string{"write:email"}, Parent: toRes.Token})
+	if ae := apiError(t, err, 403); ae.Reason != policy.ReasonDelegationRevoked {
+		t.Fatal(ae)
+	}
+}
+
+func TestAdminAuth(t *testing.T) {
+	e := newEnv(t)
+	agent := e.agent(t, "someone", trust.Privileged)
+	endpoints := []struct{ method, path, body string }{
+		{"GET", "/admin/agents", ""},
+		{"POST", "/admin/agents", `{"name":"x"}`},
+		{"GET", "/admin/agents/someone", ""},
+		{"PATCH", "/admin/agents/someone", `{"tags":[]}`},
+		{"DELETE", "/admin/agents/someone", ""},
+		{"POST", "/admin/agents/someone/token", ""},
+		{"GET", "/admin/policies", ""},
+		{"GET", "/admin/policies/researchers", ""},
+		{"POST", "/admin/policies", "name: x\n"},
+		{"DELETE", "/admin/policies/x", ""},
+		{"POST", "/admin/policies/validate", "name: x\n"},
+		{"POST", "/admin/policies/test", `{"agent":"someone","action":"read:x"}`},
+		{"POST", "/admin/keys/rotate", ""},
+	}
+	creds := []struct {
+		name   string
+		hdr    map[string]string
+		status int
+		reason string
+	}{
+		{"nothing", nil, 401, ""},
+		{"wrong admin token", map[string]string{"X-Admin-Token": adminToken + "x"}, 401, ""},
+		{"short wrong admin token", map[string]string{"X-Admin-Token": "x"}, 401, ""},
+		{"agent token", map[string]string{"Authorization": "Bearer " + agent.Token}, 403, client.ReasonAdminTokenRequired},
+		{"admin token as a bearer token", map[string]string{"Authorization": "Bearer " + adminToken}, 403, client.ReasonAdminTokenRequired},
+		{"agent token and a wrong admin token", map[string]string{"Authorization": "Bearer " + agent.Token, "X-Admin-Token": "nope"}, 401, ""},
+	}
+	for _, ep := range endpoints {
+		for _, c := range creds {
+			t.Run(ep.method+" "+ep.path+"/"+c.name, func(t *testing.T) {
+				status, _, data := e.raw(t, ep.method, ep.path, strings.NewReader(ep.body), c.hdr)
+				b := errorBody(t, data)
+				if status != c.status || b.Reason != c.reason {
+					t.Fatalf("%d %s, want %d %q", status, data, c.status, c.reason)
+				}
+			})
+		}
+	}
+	// Through the client: the exit code of SPEC §10 for authentication.
+	_, err := e.c.WithAdminToken("wrong-token-wrong-token").ListAgents(t.Context(), client.AgentFilter{})
+	if apiError(t, err, 401); client.ExitCode(err) != client.ExitAuth {
+		t.Fatalf("exit code %d", client.ExitCode(err))
+	}
+	// The right token, with or without a bearer token beside it.
+	for _, h := range []map[string]string{{"X-Admin-Token": adminToken}, {"X-Admin-Token": adminToken, "Authorization": "Bearer " + agent.Token}} {
+		if status, _, data := e.raw(t, "GET", "/admin/agents", nil, h); status != 200 {
+			t.Fatalf("%d %s", status, data)
+		}
+	}
+}
+
+func TestStrictJSON(t *testing.T) {
+	e := newEnv(t)
+	agent := e.agent(t, "someone", trust.Verified, "emailer")
+	bearer := map[string]string{"Authorization": "Bearer " + agent.Token, "Content-Type": "application/json"}
+	tests := []struct {
+		name, method, path, body string
+		hdr                      map[string]string
+		status                   int
+		want                     string
+	}{
+		{"unknown field: create", "POST", "/admin/agents", `{"name":"x","trust":"verified"}`, adminHeaders(nil), 400, `unknown field "trust"`},
+		{"unknown field: patch", "PATCH", "/admin/agents/someone", `{"status":"active"}`, adminHeaders(nil), 400, `unknown field "status"`},
+		{"unknown field: token", "POST", "/admin/agents/someone/token", `{"ttl":"1h","scope":"x"}`, adminHeaders(nil), 400, `unknown field "scope"`},
+		{"unknown field: rotate", "POST", "/admin/keys/rotate", `{"algorithm":"ES256"}`, adminHeaders(nil), 400, `unknown field "algorithm"`},
+		{"unknown field: test", "POST", "/admin/policies/test", `{"agnt":"someone"}`, adminHeaders(nil), 400, `unknown field "agnt"`},
+		{"unknown field: check", "POST", "/v1/check", `{"action":"read:x","actor":"admin"}`, bearer, 400, `unknown field "actor"`},
+		{"unknown field: delegations", "POST", "/v1/delegations", `{"delegates":"x"}`, bearer, 400, `unknown field "delegates"`},
+		{"wrong type", "POST", "/admin/agents", `{"name":5}`, adminHeaders(nil), 400, "name: expected a string, got number"},
+		{"wrong type in a list", "POST", "/admin/agents", `{"name":"x","tags":"a,b"}`, adminHeaders(nil), 400, "tags: expected a list of strings"},
+		{"bad duration", "POST", "/admin/agents", `{"name":"x","ttl":"forever"}`, adminHeaders(nil), 400, `ttl: expected a duration such as "24h"`},
+		{"negative duration", "POST", "/admin/agents/someone/token", `{"ttl":-5}`, adminHeaders(nil), 400, "ttl: expected a duration"},
+		{"not an object", "POST", "/v1/check", `["read:x"]`, bearer, 400, "expected a JSON object"},
+		{"trailing data", "POST", "/v1/check", `{"action":"read:x"} {"action":"write:x"}`, bearer, 400, "after the JSON object"},
+		{"broken JSON", "POST", "/admin/agents", `{"name":"x",`, adminHeaders(nil), 400, "invalid JSON"},
+		{"empty body", "POST", "/v1/check", ``, bearer, 400, "empty body"},
+		{"wrong content type", "POST", "/admin/agents", `{"name":"x"}`, adminHeaders(map[string]string{"Content-Type": "text/plain"}), 415, "application/json"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			status, hdr, data := e.raw(t, tc.method, tc.path, strings.NewReader(tc.body), tc.hdr)
+			b := errorBody(t, data)
+			if status != tc.status || !strings.Contains(b.Message, tc.want) || hdr.Get("Content-Type") != "application/json" {
+				t.Fatalf("%d %s, want %d mentioning %q", status, data, tc.status, tc.want)
+			}
+		})
+	}
+	// Nothing was created or changed by any of it.
+	if list, _ := e.c.ListAgents(t.Context(), client.AgentFilter{}); len(list.Agents) != 1 || list.Agents[0].Status != "active" {
+		t.Fatalf("agents: %+v", list)
+	}
+}
+
+func TestOversizedBodies(t *testing.T) {
+	e := newEnv(t)
+	agent := e.agent(t, "someone", trust.Verified, "emailer")
+	big := func(n int) string { return `{"name":"x","metadata":{"k":"` + strings.Repeat("a", n) + `"}}` }
+	tests := []struct {
+		name, path, body string
+		hdr              map[string]string
+		chunked          bool
+	}{
+		{"agent", "/admin/agents", big(admin.MaxBodyBytes), adminHeaders(nil), false},
+		{"agent, chunked", "/admin/agents", big(admin.MaxBodyBytes), adminHeaders(nil), true},
+		{"check", "/v1/check", big(admin.MaxBodyBytes), map[string]string{"Authorization": "Bearer " + agent.Token}, false},
+		{"policies", "/admin/policies", "name: x\n#" + strings.Repeat("#", admin.MaxPolicyBodyBytes), adminHeaders(map[string]string{"Content-Type": "application/yaml"}), false},
+		{"policies, chunked", "/admin/policies", "name: x\n#" + strings.Repeat("#", admin.MaxPolicyBodyBytes), adminHeaders(map[string]string{"Content-Type": "application/yaml"}), true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			body := strings.NewReader(tc.body)
+			req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, e.srv.URL+tc.path, body)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tc.chunked {
+				// Hide the length: the body goes out chunked.
+				req.ContentLength = -1
+				req.Body = io.NopCloser(struct{ io.Reader }{body})
+			}
+			for k, v := range tc.hdr {
+				req.Header.Set(k, v)
+			}
+			resp, err := e.srv.Client().Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			var b client.ErrorBody
+			if err := json.NewDecoder(resp.Body).Decode(&b); err != nil || resp.StatusCode != http.StatusRequestEntityTooLarge || b.Error != "payload_too_large" {
+				t.Fatalf("%d %+v %v", resp.StatusCode, b, err)
+			}
+		})
+	}
+	if list, _ := e.c.ListAgents(t.Context(), client.AgentFilter{}); len(list.Agents) != 1 {
+		t.Fatal("an oversized body created an agent")
+	}
+}
+
+func TestKeyRotation(t *testing.T) {
+	e := newEnv(t)
+	ctx := t.Context()
+	mail := e.agent(t, "emailer", trust.Verified, "emailer")
+	keys := func() []map[string]any {
+		t.Helper()
+		doc, err := e.c.JWKS(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var set struct{ Keys []map[string]any }
+		if err := json.Unmarshal(doc, &set); err != nil {
+			t.Fatal(err)
+		}
+		return set.Keys
+	}
+	if n := len(keys()); n != 1 {
+		t.Fatalf("%d keys before rotation", n)
+	}
+	oldKID := verify(t, e, mail.Token).KID
+
+	rot, err := e.c.RotateKeys(ctx, "")
+	if err != nil || rot.KID == "" || rot.KID == oldKID || rot.Alg != "EdDSA" {
+		t.Fatalf("RotateKeys = %+v, %v", rot, err)
+	}
+	ks := keys()
+	if len(ks) != 2 || ks[0]["kid"] != rot.KID || ks[1]["kid"] != oldKID {
+		t.Fatalf("JWKS after rotation: %v", ks)
+	}
+	// Old tokens stay valid; new ones are signed with the new key.
+	if _, err := e.as(mail.Token).Check(ctx, client.CheckRequest{Action: "read:x"}); err != nil {
+		t.Fatalf("the old token after rotation: %v", err)
+	}
+	tok, err := e.c.IssueToken(ctx, "emailer", 0)
+	if err != nil || verify(t, e, tok.Token).KID != rot.KID {
+		t.Fatalf("new token: %v", err)
+	}
+	// Another algorithm; a bad one is refused.
+	if rot2, err := e.c.RotateKeys(ctx, "ES256"); err != nil || rot2.Alg != "ES256" || len(keys()) != 3 {
+		t.Fatalf("RotateKeys(ES256) = %+v, %v", rot2, err)
+	}
+	_, err = e.c.RotateKeys(ctx, "none")
+	apiError(t, err, 400)
+	_, err = e.c.RotateKeys(ctx, "HS256")
+	apiError(t, err, 400)
+}
+
+func TestPublicEndpointsAndRouting(t *testing.T) {
+	e := newEnv(t)
+	if err := e.c.Health(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	status, hdr, data := e.raw(t, "GET", "/.well-known/jwks.json", nil, nil)
+	if status != 200 || hdr.Get("Cache-Control") != "public, max-age=60" || !strings.Contains(string(data), `"kty":"OKP"`) || strings.Contains(string(data), `"d"`) {
+		t.Fatalf("JWKS: %d %v %s", status, hdr, data)
+	}
+	status, _, data = e.raw(t, "GET", "/.well-known/openid-configuration", nil, nil)
+	var disc map[string]any
+	if err := json.Unmarshal(data, &disc); err != nil || status != 200 || disc["jwks_uri"] != "https://meshguard.example.com/.well-known/jwks.json" || disc["issuer"] != "meshguard" {
+		t.Fatalf("discovery: %d %s", status, data)
+	}
+	tests := []struct {
+		method, path string
+		status       int
+		allow        string
+	}{
+		{"GET", "/nope", 404, ""},
+		{"GET", "/admin/agents/x/y/z", 404, ""},
+		{"POST", "/health", 405, "GET, HEAD"},
+		{"DELETE", "/admin/agents", 405, "GET, HEAD, POST"},
+		{"PUT", "/admin/agents/x", 405, "GET, HEAD, PATCH, DELETE"},
+		{"GET", "/v1/check", 405, "POST"},
+		{"GET", "/admin/keys/rotate", 405, "POST"},
+	}
+	for _, tc := range tests {
+		status, hdr, data := e.raw(t, tc.method, tc.path, nil, map[string]string{"X-Admin-Token": adminToken})
+		b := errorBody(t, data)
+		if status != tc.status || hdr.Get("Allow") != tc.allow || hdr.Get("Content-Type") != "application/json" || b.Message == "" {
+			t.Errorf("%s %s: %d Allow=%q %s, want %d Allow=%q", tc.method, tc.path, status, hdr.Get("Allow"), data, tc.status, tc.allow)
+		}
+	}
+}
+
+// failingEngine stands in for an engine whose store is down.
+type failingEngine struct{}
+
+func (failingEngine) Check(context.Context, *engine.Request) (engine.Decision, error) {
+	return engine.Decision{}, errors.Join(engine.ErrInternal, errors.New("database is locked"))
+}
+
+// TestEngineFailureIs503: MeshGuard's own failure is a 503, never an allow,
+// and /ready reports the Ready hook's errors.
+func TestEngineFailureIs503(t *testing.T) {
+	e := newEnv(t)
+	api, err := admin.New(admin.Config{
+		Store: e.f.Store, Keys: e.f.Keys, Issuer: e.f.Issuer, Verifier: e.f.Verifier, Tokens: e.f.Cached,
+		Agents: e.f.Agents, Policies: e.f.Policies, Engine: failingEngine{}, AdminToken: adminToken,
+		Ready: func(context.Context) error {
+			return errors.Join(errors.New("store: unreachable"), errors.New("audit: behind"))
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(api.Handler())
+	t.Cleanup(srv.Close)
+	c, err := client.New(client.Config{BaseURL: srv.URL, AgentToken: "whatever"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := c.Check(t.Context(), client.CheckRequest{Action: "read:x"})
+	if ae := apiError(t, err, http.StatusServiceUnavailable); d.Allowed || ae.Code != "unavailable" || strings.Contains(ae.Message, "database") {
+		t.Fatalf("%+v %+v", d, ae)
+	}
+	st, err := c.Ready(t.Context())
+	apiError(t, err, http.StatusServiceUnavailable)
+	if len(st.Errors) != 2 || st.Errors[0] != "store: unreachable" {
+		t.Fatalf("Ready = %+v", st)
+	}
+	// Discovery without a configured base URL follows the request's Host.
+	req, _ := http.NewRequestWithContext(t.Context(), "GET", srv.URL+"/.well-known/openid-configuration", nil)
+	resp, err := srv.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var disc map[string]any
+	if err := json.NewDecoder(resp.Body).Decode(&disc); err != nil || disc["jwks_uri"] != srv.URL+"/.well-known/jwks.json" {
+		t.Fatalf("discovery from Host: %v %v", disc, err)
+	}
+}
+
+func TestNewChecksConfig(t *testing.T) {
+	e := newEnv(t)
+	good := admin.Config{
+		Store: e.f.Store, Keys: e.f.Keys, Issuer: e.f.Issuer, Verifier: e.f.Verifier, Tokens: e.f.Cached,
+		Agents: e.f.Agents, Policies: e.f.Policies, Engine: e.f.Engine, AdminToken: adminToken,
+	}
+	if _, err := admin.New(good); err != nil {
+		t.Fatal(err)
+	}
+	for name, mod := range map[string]func(*admin.Config){
+		"no store":         func(c *admin.Config) { c.Store = nil },
+		"no engine":        func(c *admin.Config) { c.Engine = nil },
+		"short token":      func(c *admin.Config) { c.AdminToken = "short" },
+		"bad base URL":     func(c *admin.Config) { c.BaseURL = "ftp://x" },
+		"negative TTL":     func(c *admin.Config) { c.DefaultTokenTTL = -time.Second },
+		"TTL too long":     func(c *admin.Config) { c.DefaultTokenTTL = 400 * 24 * time.Hour },
+		"no admin token":   func(c *admin.Config) { c.AdminToken = "" },
+		"no token cache":   func(c *admin.Config) { c.Tokens = nil },
+		"no policy loader": func(c *admin.Config) { c.Policies = nil },
+	} {
+		cfg := good
+		mod(&cfg)
+		if _, err := admin.New(cfg); err == nil {
+			t.Errorf("%s: New accepted it", name)
+		}
+	}
+}

@@ -1,0 +1,106 @@
+package admin
+
+import (
+	"encoding/json"
+
+	"github.com/meshguard/meshguard/policy"
+)
+
+// The JSON form of a policy (GET /admin/policies/{name}) uses the YAML keys
+// and shapes, so it is itself a valid policy document (JSON is YAML):
+// a context condition is a literal or an object of operators, as written.
+
+type policyDoc struct {
+	Name          string             `json:"name"`
+	Version       string             `json:"version,omitempty"`
+	Description   string             `json:"description,omitempty"`
+	AppliesTo     *policy.AppliesTo  `json:"appliesTo,omitempty"`
+	Rules         []ruleDoc          `json:"rules"`
+	DefaultEffect policy.Effect      `json:"defaultEffect"`
+	Delegation    *policy.Delegation `json:"delegation,omitempty"`
+	RateLimits    *policy.RateLimits `json:"rateLimits,omitempty"`
+}
+
+type ruleDoc struct {
+	Name       string         `json:"name"`
+	Effect     policy.Effect  `json:"effect"`
+	Actions    []string       `json:"actions"`
+	Conditions *conditionsDoc `json:"conditions,omitempty"`
+	Reason     string         `json:"reason,omitempty"`
+}
+
+type conditionsDoc struct {
+	Resource  *policy.ResourceCondition `json:"resource,omitempty"`
+	Context   map[string]any            `json:"context,omitempty"`
+	Time      *policy.TimeCondition     `json:"time,omitempty"`
+	Delegated *bool                     `json:"delegated,omitempty"`
+	Chain     *policy.ChainCondition    `json:"chain,omitempty"`
+	RateLimit *policy.RuleRateLimit     `json:"rateLimit,omitempty"`
+}
+
+// policyJSON encodes p in its JSON form.
+func policyJSON(p *policy.Policy) (json.RawMessage, error) {
+	d := policyDoc{
+		Name: p.Name, Version: p.Version, Description: p.Description, DefaultEffect: p.DefaultEffect,
+		Delegation: p.Delegation, RateLimits: p.RateLimits, Rules: make([]ruleDoc, len(p.Rules)),
+	}
+	if !p.AppliesTo.Empty() {
+		at := p.AppliesTo
+		d.AppliesTo = &at
+	}
+	for i, r := range p.Rules {
+		d.Rules[i] = ruleDoc{Name: r.Name, Effect: r.Effect, Actions: r.Actions, Reason: r.Reason}
+		if c := r.Conditions; c != nil {
+			cd := &conditionsDoc{Resource: c.Resource, Time: c.Time, Delegated: c.Delegated, Chain: c.Chain, RateLimit: c.RateLimit}
+			if len(c.Context) > 0 {
+				cd.Context = make(map[string]any, len(c.Context))
+				for k, cc := range c.Context {
+					cd.Context[k] = contextConditionJSON(cc)
+				}
+			}
+			d.Rules[i].Conditions = cd
+		}
+	}
+	return json.Marshal(d)
+}
+
+// contextConditionJSON is a literal for equality, else the operators set.
+func contextConditionJSON(c policy.ContextCondition) any {
+	if c.Equals != nil {
+		return valueJSON(*c.Equals)
+	}
+	ops := map[string]any{}
+	if c.In != nil {
+		in := make([]any, len(c.In))
+		for i, v := range c.In {
+			in[i] = valueJSON(v)
+		}
+		ops["in"] = in
+	}
+	for name, s := range map[string]*string{"matches": c.Matches, "not_matches": c.NotMatches} {
+		if s != nil {
+			ops[name] = *s
+		}
+	}
+	for name, f := range map[string]*float64{"lt": c.Lt, "lte": c.Lte, "gt": c.Gt, "gte": c.Gte} {
+		if f != nil {
+			ops[name] = *f
+		}
+	}
+	if c.Exists != nil {
+		ops["exists"] = *c.Exists
+	}
+	return ops
+}
+
+func valueJSON(v policy.Value) any {
+	switch v.Kind {
+	case policy.KindString:
+		return v.Str
+	case policy.KindNumber:
+		return v.Num
+	case policy.KindBool:
+		return v.Bool
+	}
+	return nil
+}

@@ -1,0 +1,117 @@
+package admin
+
+import (
+	"net/http"
+	"regexp"
+	"slices"
+
+	"github.com/meshguard/meshguard/client"
+	"github.com/meshguard/meshguard/identity"
+)
+
+// health answers while the process serves: liveness, not readiness.
+func (a *API) health(w http.ResponseWriter, _ *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+}
+
+// ready reports whether MeshGuard can decide requests as configured: the
+// Ready hook (the store, …) and the policy loader's last reload. A failed
+// reload leaves the last good set in force, but the operator must know.
+func (a *API) ready(w http.ResponseWriter, r *http.Request) {
+	out := client.ReadyStatus{Status: "ready", PolicyRevision: a.cfg.Policies.Current().Revision()}
+	if a.cfg.Ready != nil {
+		if err := a.cfg.Ready(r.Context()); err != nil {
+			if multi, ok := err.(interface{ Unwrap() []error }); ok {
+				for _, e := range multi.Unwrap() {
+					out.Errors = append(out.Errors, e.Error())
+				}
+			} else {
+				out.Errors = append(out.Errors, err.Error())
+			}
+		}
+	}
+	if err := a.cfg.Policies.Err(); err != nil {
+		for _, e := range locatedErrors(err) {
+			out.Errors = append(out.Errors, "policies: "+e.String())
+		}
+	}
+	if _, _, ok := a.cfg.Keys.Keyring().Current(); !ok {
+		out.Errors = append(out.Errors, "keys: no current signing key")
+	}
+	if len(out.Errors) > 0 {
+		out.Status = "not_ready"
+		writeJSON(w, http.StatusServiceUnavailable, out)
+		return
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// jwks serves the public keys that verify now, cacheable for a minute: a
+// rotation reaches verifiers within that, and the old key stays listed far
+// longer than that.
+func (a *API) jwks(w http.ResponseWriter, r *http.Request) {
+	doc, err := a.cfg.Keys.JWKS()
+	if err != nil {
+		a.internalError(w, r, "building the JWKS", err)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "public, max-age=60")
+	_, _ = w.Write(doc)
+}
+
+// hostPattern accepts a Host header worth putting into jwks_uri.
+var hostPattern = regexp.MustCompile(`^[A-Za-z0-9.-]{1,253}(:[0-9]{1,5})?$|^\[[0-9A-Fa-f:.]{2,45}\](:[0-9]{1,5})?$`)
+
+// openIDConfiguration serves the OIDC discovery document. Without a
+// configured BaseURL its jwks_uri follows the request's Host (and is not
+// cached by shared caches).
+func (a *API) openIDConfiguration(w http.ResponseWriter, r *http.Request) {
+	d := a.discovery
+	cache := "public, max-age=300"
+	if d == nil {
+		if !hostPattern.MatchString(r.Host) {
+			badRequest(w, "Host header %q cannot be used for jwks_uri; configure the public base URL", r.Host)
+			return
+		}
+		scheme := "http"
+		if r.TLS != nil {
+			scheme = "https"
+		}
+		built, err := identity.NewDiscovery(a.cfg.IssuerURL, scheme+"://"+r.Host)
+		if err != nil {
+			badRequest(w, "%s", err)
+			return
+		}
+		d, cache = &built, "private, max-age=60"
+	}
+	w.Header().Set("Cache-Control", cache)
+	writeJSON(w, http.StatusOK, d)
+}
+
+func (a *API) rotateKeys(w http.ResponseWriter, r *http.Request) {
+	var req client.RotateKeyRequest
+	if !decodeJSON(w, r, &req, MaxBodyBytes, true) {
+		return
+	}
+	alg := req.Alg
+	if alg == "" {
+		if _, cur, ok := a.cfg.Keys.Keyring().Current(); ok {
+			alg = cur
+		} else {
+			alg = identity.DefaultAlg
+		}
+	}
+	if !slices.Contains(identity.SupportedAlgs(), alg) {
+		badRequest(w, "alg: %q: expected one of %v", alg, identity.SupportedAlgs())
+		return
+	}
+	kid, err := a.cfg.Keys.Rotate(r.Context(), alg)
+	if err != nil {
+		a.internalError(w, r, "rotating the signing key", err)
+		return
+	}
+	a.changed(ChangeKeys)
+	a.log.Info("admin: signing key rotated", "kid", kid, "alg", alg)
+	writeJSON(w, http.StatusOK, client.RotatedKey{KID: kid, Alg: alg})
+}

@@ -1,0 +1,88 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os/exec"
+	"strconv"
+	"time"
+)
+
+type result struct {
+	name       string
+	rps        float64
+	p50, p99   time.Duration
+	cpuPerCall time.Duration
+	ok, total  int
+}
+
+// ghzReport is the part of ghz's JSON output we read.
+type ghzReport struct {
+	Count         int            `json:"count"`
+	Rps           float64        `json:"rps"`
+	StatusCodes   map[string]int `json:"statusCodeDistribution"`
+	LatencyDistri []struct {
+		Percentage int   `json:"percentage"`
+		Latency    int64 `json:"latency"`
+	} `json:"latencyDistribution"`
+}
+
+func ghzArgs(ghz, protoset string, p *proc, req string, c, n int) *exec.Cmd {
+	return exec.Command(ghz, "--insecure", "--protoset", protoset,
+		"--call", "envoy.service.auth.v3.Authorization/Check",
+		"-d", req, "-c", strconv.Itoa(c), "-n", strconv.Itoa(n), "--format", "json", p.grpcAddr)
+}
+
+func measure(ctx context.Context, ghz, protoset string, p *proc, req string, o options) (result, error) {
+	if err := ghzArgs(ghz, protoset, p, req, o.concurrency, o.warmup).Run(); err != nil {
+		return result{}, fmt.Errorf("warm-up: %w", err)
+	}
+	before, err := cpuTime(p.cmd.Process.Pid)
+	if err != nil {
+		return result{}, err
+	}
+	cmd := ghzArgs(ghz, protoset, p, req, o.concurrency, o.requests)
+	var out bytes.Buffer
+	cmd.Stdout = &out
+	if err := cmd.Run(); err != nil {
+		return result{}, fmt.Errorf("ghz: %w", err)
+	}
+	after, err := cpuTime(p.cmd.Process.Pid)
+	if err != nil {
+		return result{}, err
+	}
+	var rep ghzReport
+	if err := json.NewDecoder(io.LimitReader(&out, 64<<20)).Decode(&rep); err != nil {
+		return result{}, fmt.Errorf("reading ghz output: %w", err)
+	}
+	r := result{name: p.name, rps: rep.Rps, ok: rep.StatusCodes["OK"], total: rep.Count}
+	for _, l := range rep.LatencyDistri {
+		switch l.Percentage {
+		case 50:
+			r.p50 = time.Duration(l.Latency)
+		case 99:
+			r.p99 = time.Duration(l.Latency)
+		}
+	}
+	if rep.Count > 0 {
+		r.cpuPerCall = (after - before) / time.Duration(rep.Count)
+	}
+	return r, nil
+}
+
+func report(w io.Writer, rs []result, o options) {
+	fmt.Fprintf(w, "\nghz -c %d -n %d (after %d warm-up requests), %d policies\n\n", o.concurrency, o.requests, o.warmup, o.policies)
+	fmt.Fprintf(w, "| server | OK / total | rps | p50 | p99 | server CPU per Check |\n|---|---:|---:|---:|---:|---:|\n")
+	for _, r := range rs {
+		fmt.Fprintf(w, "| %s | %d / %d | %.0f | %s | %s | %s |\n", r.name, r.ok, r.total, r.rps,
+			r.p50.Round(10*time.Microsecond), r.p99.Round(10*time.Microsecond), r.cpuPerCall.Round(time.Microsecond))
+	}
+	if len(rs) == 2 && rs[0].rps > 0 && rs[0].p99 > 0 && rs[0].cpuPerCall > 0 {
+		floor, mg := rs[0], rs[1]
+		fmt.Fprintf(w, "\nMeshGuard / no-op: rps %.2f× (target ≥ 0.8), p99 %.2f× (target ≤ 1.3), CPU per Check %.2f× (target ≤ 1.5)\n",
+			mg.rps/floor.rps, float64(mg.p99)/float64(floor.p99), float64(mg.cpuPerCall)/float64(floor.cpuPerCall))
+	}
+}

@@ -1,0 +1,189 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// proc is a server under test.
+type proc struct {
+	name     string
+	cmd      *exec.Cmd
+	grpcAddr string
+	httpURL  string
+	admin    string
+}
+
+func (p *proc) stop() {
+	if p.cmd.Process != nil {
+		_ = p.cmd.Process.Signal(os.Interrupt)
+		done := make(chan struct{})
+		go func() { _ = p.cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			_ = p.cmd.Process.Kill()
+		}
+	}
+}
+
+// freePort asks the kernel for an unused loopback port.
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+func startNoop(ctx context.Context, bin string) (*proc, error) {
+	port, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	p := &proc{name: "no-op ext_authz", grpcAddr: "127.0.0.1:" + strconv.Itoa(port)}
+	p.cmd = exec.CommandContext(ctx, bin, "-addr", p.grpcAddr)
+	p.cmd.Stderr = os.Stderr
+	if err := p.cmd.Start(); err != nil {
+		return nil, err
+	}
+	return p, waitFor(ctx, 10*time.Second, func() error {
+		c, err := net.Dial("tcp", p.grpcAddr)
+		if err == nil {
+			c.Close()
+		}
+		return err
+	})
+}
+
+// startMeshGuard writes n policies and starts `meshguard serve` on them.
+func startMeshGuard(ctx context.Context, bin, work string, n int) (*proc, error) {
+	pdir := filepath.Join(work, "policies")
+	if err := os.MkdirAll(pdir, 0o755); err != nil {
+		return nil, err
+	}
+	for i := range n {
+		doc := fmt.Sprintf(`name: team-%02d
+appliesTo: {tags: [team-%02d, bench]}
+rules:
+  - {name: no-deletes, effect: deny, actions: ["delete:*"]}
+  - name: internal-mail
+    effect: allow
+    actions: ["write:email"]
+    conditions: {context: {recipient: {matches: "*@example.com"}}}
+  - {name: reads-%02d, effect: allow, actions: ["read:team-%02d/*", "read:shared/*"]}
+defaultEffect: deny
+`, i, i, i, i)
+		if err := os.WriteFile(filepath.Join(pdir, fmt.Sprintf("team-%02d.yaml", i)), []byte(doc), 0o644); err != nil {
+			return nil, err
+		}
+	}
+	httpPort, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	grpcPort, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	p := &proc{name: "MeshGuard", grpcAddr: "127.0.0.1:" + strconv.Itoa(grpcPort),
+		httpURL: "http://127.0.0.1:" + strconv.Itoa(httpPort), admin: "loadtest-admin-token-0123456789"}
+	p.cmd = exec.CommandContext(ctx, bin, "serve")
+	p.cmd.Env = append(os.Environ(),
+		"HOST=127.0.0.1", "PORT="+strconv.Itoa(httpPort), "GRPC_PORT="+strconv.Itoa(grpcPort),
+		"DATA_DIR="+filepath.Join(work, "data"), "POLICIES_DIR="+pdir,
+		"ADMIN_TOKEN="+p.admin, "LOG_LEVEL=warn")
+	p.cmd.Stderr = os.Stderr
+	if err := p.cmd.Start(); err != nil {
+		return nil, err
+	}
+	return p, waitFor(ctx, 20*time.Second, func() error {
+		resp, err := http.Get(p.httpURL + "/ready")
+		if err != nil {
+			return err
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			return fmt.Errorf("/ready: %s", resp.Status)
+		}
+		return nil
+	})
+}
+
+// createAgent registers the benchmark's agent and returns its token.
+func (p *proc) createAgent(ctx context.Context) (string, error) {
+	body := `{"name":"bench-agent","trustTier":"verified","tags":["bench"]}`
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, p.httpURL+"/admin/agents", strings.NewReader(body))
+	if err != nil {
+		return "", err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("X-Admin-Token", p.admin)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	var out struct {
+		Token string `json:"token"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
+		return "", fmt.Errorf("creating the agent: %s: %w", resp.Status, err)
+	}
+	if resp.StatusCode != http.StatusCreated || out.Token == "" {
+		return "", fmt.Errorf("creating the agent: %s", resp.Status)
+	}
+	return out.Token, nil
+}
+
+// checkRequestJSON is the CheckRequest both servers get, as Envoy builds it.
+func checkRequestJSON(token string) string {
+	req := map[string]any{"attributes": map[string]any{
+		"source":      map[string]any{"address": map[string]any{"socketAddress": map[string]any{"address": "10.1.2.3", "portValue": 51234}}},
+		"destination": map[string]any{"address": map[string]any{"socketAddress": map[string]any{"address": "10.1.2.4", "portValue": 8080}}},
+		"request": map[string]any{"http": map[string]any{
+			"id": "1234", "method": "POST", "host": "mail.internal:8080", "path": "/email/send?draft=false", "protocol": "HTTP/1.1",
+			"headers": map[string]string{
+				":authority": "mail.internal:8080", ":method": "POST", ":path": "/email/send?draft=false",
+				"authorization":       "Bearer " + token,
+				"content-type":        "application/json",
+				"user-agent":          "agent-sdk/1.0",
+				"x-meshguard-action":  "write:email",
+				"x-meshguard-context": `{"recipient":"team@example.com"}`,
+				"traceparent":         "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+				"x-request-id":        "d6f1a1c2-1111-2222-3333-444455556666",
+			},
+		}},
+	}}
+	b, _ := json.Marshal(req)
+	return string(b)
+}
+
+// cpuTime returns a process's user+system CPU time from /proc.
+func cpuTime(pid int) (time.Duration, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, err
+	}
+	// Fields after the command name, which is in parentheses and may hold spaces.
+	rest := b[bytes.LastIndexByte(b, ')')+2:]
+	f := strings.Fields(string(rest))
+	if len(f) < 13 {
+		return 0, fmt.Errorf("unexpected /proc stat format")
+	}
+	utime, _ := strconv.ParseInt(f[11], 10, 64)
+	stime, _ := strconv.ParseInt(f[12], 10, 64)
+	const clkTck = 100 // USER_HZ on Linux
+	return time.Duration(utime+stime) * time.Second / clkTck, nil
+}

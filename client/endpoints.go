@@ -1,0 +1,249 @@
+package client
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strconv"
+	"time"
+
+	"github.com/meshguard/meshguard/identity"
+)
+
+// The API's endpoints, one method each (docs/api.md).
+
+// --- Agents --------------------------------------------------------------
+
+// CreateAgent registers an agent and returns it with its first token.
+func (c *Client) CreateAgent(ctx context.Context, req CreateAgentRequest) (AgentWithToken, error) {
+	var out AgentWithToken
+	err := c.doJSON(ctx, http.MethodPost, "/admin/agents", authAdmin, req, &out)
+	return out, err
+}
+
+// ListAgents returns one page of agents in name order.
+func (c *Client) ListAgents(ctx context.Context, f AgentFilter) (AgentList, error) {
+	q := url.Values{}
+	for k, v := range map[string]string{"trust": f.Trust, "status": f.Status, "tag": f.Tag, "after": f.After} {
+		if v != "" {
+			q.Set(k, v)
+		}
+	}
+	if f.Limit != 0 {
+		q.Set("limit", strconv.Itoa(f.Limit))
+	}
+	var out AgentList
+	_, err := c.do(ctx, call{method: http.MethodGet, path: "/admin/agents", query: q, auth: authAdmin, out: &out})
+	return out, err
+}
+
+// GetAgent returns the agent with the given id or name.
+func (c *Client) GetAgent(ctx context.Context, idOrName string) (identity.Agent, error) {
+	var out identity.Agent
+	err := c.doJSON(ctx, http.MethodGet, "/admin/agents/"+seg(idOrName), authAdmin, nil, &out)
+	return out, err
+}
+
+// UpdateAgent changes the fields p sets and returns the agent as stored.
+func (c *Client) UpdateAgent(ctx context.Context, idOrName string, p AgentPatch) (identity.Agent, error) {
+	var out identity.Agent
+	err := c.doJSON(ctx, http.MethodPatch, "/admin/agents/"+seg(idOrName), authAdmin, p, &out)
+	return out, err
+}
+
+// RevokeAgent revokes the agent (all its tokens stop working at once) and
+// returns it.
+func (c *Client) RevokeAgent(ctx context.Context, idOrName string) (identity.Agent, error) {
+	var out identity.Agent
+	err := c.doJSON(ctx, http.MethodDelete, "/admin/agents/"+seg(idOrName), authAdmin, nil, &out)
+	return out, err
+}
+
+// IssueToken issues a new token for the agent; ttl 0 means the server's
+// default lifetime.
+func (c *Client) IssueToken(ctx context.Context, idOrName string, ttl time.Duration) (Token, error) {
+	var out Token
+	err := c.doJSON(ctx, http.MethodPost, "/admin/agents/"+seg(idOrName)+"/token", authAdmin, TokenRequest{TTL: Duration(ttl)}, &out)
+	return out, err
+}
+
+// --- Policies ------------------------------------------------------------
+
+// ListPolicies returns the policies in force.
+func (c *Client) ListPolicies(ctx context.Context) (PolicyList, error) {
+	var out PolicyList
+	err := c.doJSON(ctx, http.MethodGet, "/admin/policies", authAdmin, nil, &out)
+	return out, err
+}
+
+// GetPolicy returns one policy, in force or stored.
+func (c *Client) GetPolicy(ctx context.Context, name string) (PolicyDetail, error) {
+	var out PolicyDetail
+	err := c.doJSON(ctx, http.MethodGet, "/admin/policies/"+seg(name), authAdmin, nil, &out)
+	return out, err
+}
+
+// GetPolicyYAML returns a stored policy's YAML, verbatim.
+func (c *Client) GetPolicyYAML(ctx context.Context, name string) ([]byte, error) {
+	var out []byte
+	_, err := c.do(ctx, call{method: http.MethodGet, path: "/admin/policies/" + seg(name),
+		query: url.Values{"format": {"yaml"}}, auth: authAdmin, out: &out})
+	return out, err
+}
+
+// ApplyPolicies validates the files as one change against the policies in
+// force and, if all is well, stores their policies and reloads. On any
+// error nothing is stored and the *APIError lists the located errors.
+func (c *Client) ApplyPolicies(ctx context.Context, files ...PolicyFile) (ApplyResult, error) {
+	var out ApplyResult
+	err := c.doJSON(ctx, http.MethodPost, "/admin/policies", authAdmin, ApplyRequest{Files: files}, &out)
+	return out, err
+}
+
+// ApplyPolicyYAML applies one YAML stream (one or more documents), as
+// `curl --data-binary @file -H 'Content-Type: application/yaml'` does.
+func (c *Client) ApplyPolicyYAML(ctx context.Context, yaml []byte) (ApplyResult, error) {
+	var out ApplyResult
+	_, err := c.do(ctx, call{method: http.MethodPost, path: "/admin/policies", auth: authAdmin,
+		body: nonNilBytes(yaml), contentType: "application/yaml", out: &out})
+	return out, err
+}
+
+// ValidatePolicies runs every check ApplyPolicies would, storing nothing.
+// Invalid policies are not an error: see ValidateResult.Valid.
+func (c *Client) ValidatePolicies(ctx context.Context, files ...PolicyFile) (ValidateResult, error) {
+	var out ValidateResult
+	err := c.doJSON(ctx, http.MethodPost, "/admin/policies/validate", authAdmin, ApplyRequest{Files: files}, &out)
+	return out, err
+}
+
+// DeletePolicy deletes a stored policy and reloads. A policy defined in a
+// file is refused (409): delete it there.
+func (c *Client) DeletePolicy(ctx context.Context, name string) (DeleteResult, error) {
+	var out DeleteResult
+	err := c.doJSON(ctx, http.MethodDelete, "/admin/policies/"+seg(name), authAdmin, nil, &out)
+	return out, err
+}
+
+// TestPolicy evaluates one case against the live agents and the policies
+// in force. A denial is a result, not an error.
+func (c *Client) TestPolicy(ctx context.Context, req PolicyTestRequest) (PolicyTestResult, error) {
+	req.Tests = ""
+	var out PolicyTestResult
+	err := c.doJSON(ctx, http.MethodPost, "/admin/policies/test", authAdmin, req, &out)
+	return out, err
+}
+
+// RunPolicyTests runs a tests file (its content) against the live agents
+// and the policies in force.
+func (c *Client) RunPolicyTests(ctx context.Context, tests string, verbose bool) (TestReport, error) {
+	var out TestReport
+	err := c.doJSON(ctx, http.MethodPost, "/admin/policies/test", authAdmin, PolicyTestRequest{Tests: tests, Verbose: verbose}, &out)
+	return out, err
+}
+
+// --- Keys ----------------------------------------------------------------
+
+// RotateKeys makes a new signing key current; alg "" keeps the current
+// algorithm. Tokens signed by the old key stay valid until they expire.
+func (c *Client) RotateKeys(ctx context.Context, alg string) (RotatedKey, error) {
+	var out RotatedKey
+	err := c.doJSON(ctx, http.MethodPost, "/admin/keys/rotate", authAdmin, RotateKeyRequest{Alg: alg}, &out)
+	return out, err
+}
+
+// --- Agents' endpoints ---------------------------------------------------
+
+// Check asks whether the client's agent may perform an action. An allowed
+// request returns the decision and a nil error; a denial returns the
+// decision too, with an *APIError whose Decision is set (ExitCode 4 for
+// 403/429, 3 for 401).
+func (c *Client) Check(ctx context.Context, req CheckRequest) (Decision, error) {
+	k, err := c.jsonCall(http.MethodPost, "/v1/check", authAgent, req, nil)
+	if err != nil {
+		return Decision{}, err
+	}
+	var raw []byte
+	k.out = &raw
+	k.header = http.Header{}
+	if req.Delegation != "" {
+		k.header.Set(HeaderDelegation, req.Delegation)
+	}
+	if req.TraceParent != "" {
+		k.header.Set(HeaderTraceParent, req.TraceParent)
+	}
+	_, err = c.do(ctx, k)
+	var ae *APIError
+	switch {
+	case errors.As(err, &ae):
+		// A denial's body is the whole decision.
+		var d Decision
+		if json.Unmarshal(raw, &d) == nil && d.Decision != "" {
+			ae.Decision = &d
+			return d, err
+		}
+		return Decision{}, err
+	case err != nil:
+		return Decision{}, err
+	}
+	var d Decision
+	if err := json.Unmarshal(raw, &d); err != nil {
+		return Decision{}, fmt.Errorf("meshguard client: POST /v1/check: decoding the answer: %w", err)
+	}
+	return d, nil
+}
+
+// Delegate asks for a delegation token that lets req.Delegate act for the
+// client's agent (SPEC §5).
+func (c *Client) Delegate(ctx context.Context, req DelegationRequest) (DelegationToken, error) {
+	k, err := c.jsonCall(http.MethodPost, "/v1/delegations", authAgent, req, nil)
+	if err != nil {
+		return DelegationToken{}, err
+	}
+	var out DelegationToken
+	k.out = &out
+	if req.Parent != "" {
+		k.header = http.Header{HeaderDelegation: {req.Parent}}
+	}
+	_, err = c.do(ctx, k)
+	return out, err
+}
+
+// --- Public endpoints ----------------------------------------------------
+
+// Health returns nil while the server serves.
+func (c *Client) Health(ctx context.Context) error {
+	return c.doJSON(ctx, http.MethodGet, "/health", authNone, nil, nil)
+}
+
+// Ready returns the readiness report; a server that is not ready answers
+// 503, returned as an *APIError alongside the report.
+func (c *Client) Ready(ctx context.Context) (ReadyStatus, error) {
+	var raw []byte
+	_, err := c.do(ctx, call{method: http.MethodGet, path: "/ready", out: &raw})
+	var st ReadyStatus
+	var ae *APIError
+	if errors.As(err, &ae) {
+		if json.Unmarshal(raw, &st) != nil || st.Status == "" {
+			st = ReadyStatus{Status: "not_ready", Errors: []string{ae.Message}}
+		}
+		return st, err
+	}
+	if err != nil {
+		return st, err
+	}
+	if err := json.Unmarshal(raw, &st); err != nil {
+		return st, fmt.Errorf("meshguard client: GET /ready: decoding the answer: %w", err)
+	}
+	return st, nil
+}
+
+// JWKS returns the JWKS document.
+func (c *Client) JWKS(ctx context.Context) ([]byte, error) {
+	var out []byte
+	_, err := c.do(ctx, call{method: http.MethodGet, path: identity.JWKSPath, out: &out})
+	return out, err
+}

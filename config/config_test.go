@@ -1,0 +1,101 @@
+package config
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/meshguard/meshguard/engine"
+)
+
+func env(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
+
+func TestPrecedence(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "meshguard.yaml")
+	if err := os.WriteFile(file, []byte("port: 4000\ngrpcPort: 4001\nmode: audit\ndataDir: /var/lib/mg\nroutes:\n  - {host: 'api.*', method: POST, path: '/send/*', action: 'write:email'}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, err := Load(file, env(map[string]string{"PORT": "5000", "POLICIES_DIR": "/etc/mg/policies"}), map[string]string{"port": "6000"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Config{Host: "127.0.0.1", Port: 6000, GRPCPort: 4001, Mode: engine.ModeAudit, DataDir: "/var/lib/mg", PoliciesDir: "/etc/mg/policies",
+		AuditRetentionDays: 90, RateLimitRPM: 600, LogLevel: "info",
+		Routes: []engine.Route{{Host: "api.*", Method: "POST", Path: "/send/*", Action: "write:email"}}}
+	if c.Port != want.Port || c.GRPCPort != want.GRPCPort || c.Mode != want.Mode || c.DataDir != want.DataDir ||
+		c.PoliciesDir != want.PoliciesDir || c.Host != want.Host || len(c.Routes) != 1 || c.Routes[0] != want.Routes[0] {
+		t.Fatalf("got %+v\nwant %+v", *c, want)
+	}
+}
+
+func TestDefaults(t *testing.T) {
+	c, err := Load("", nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Host != "127.0.0.1" || c.Port != 3100 || c.GRPCPort != 3101 || c.Mode != engine.ModeEnforce || c.DataDir != "./data" ||
+		c.PoliciesDir != "./policies" || c.RateLimitRPM != 600 || c.AuditRetentionDays != 90 || c.LogLevel != "info" {
+		t.Fatalf("defaults: %+v", *c)
+	}
+}
+
+func TestErrorsNameTheKey(t *testing.T) {
+	dir := t.TempDir()
+	write := func(content string) string {
+		p := filepath.Join(dir, "c.yaml")
+		if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	tests := []struct {
+		name  string
+		file  string
+		env   map[string]string
+		flags map[string]string
+		want  string
+	}{
+		{"unknown file key", "prot: 3100", nil, nil, `c.yaml:1: unknown key "prot"`},
+		{"bad port in file", "port: 70000", nil, nil, "c.yaml:1: port: \"70000\": expected a whole number from 1 to 65535"},
+		{"list for a scalar", "port: [1]", nil, nil, "port: expected a single value"},
+		{"unknown route key", "routes:\n  - {path: /x, action: 'a:b', verb: GET}", nil, nil, "routes:"},
+		{"bad mode in env", "", map[string]string{"MODE": "permissive"}, nil, `environment variable MODE: "permissive": expected enforce or audit`},
+		{"bad rpm in env", "", map[string]string{"RATE_LIMIT_RPM": "-5"}, nil, "environment variable RATE_LIMIT_RPM"},
+		{"bad flag", "", nil, map[string]string{"grpc-port": "x"}, "flag --grpc-port"},
+		{"short admin token", "", map[string]string{"ADMIN_TOKEN": "short"}, nil, "ADMIN_TOKEN: must be at least 16"},
+		{"short jwt secret", "", map[string]string{"JWT_SECRET": "short"}, nil, "JWT_SECRET: must be at least 32 bytes"},
+		{"bad proxy target", "", map[string]string{"PROXY_TARGET": "ftp://x"}, nil, "PROXY_TARGET: expected an http"},
+		{"proxy target with credentials", "", map[string]string{"PROXY_TARGET": "http://u:p@x"}, nil, "PROXY_TARGET"},
+		{"postgres not yet", "", map[string]string{"DATABASE_URL": "postgres://localhost/mg"}, nil, "DATABASE_URL: PostgreSQL is not supported by this build yet"},
+		{"log level", "logLevel: loud", nil, nil, "logLevel"},
+		{"duplicate key", "port: 1\nport: 2", nil, nil, "duplicate key"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			path := ""
+			if tc.file != "" {
+				path = write(tc.file)
+			}
+			_, err := Load(path, env(tc.env), tc.flags)
+			if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("got %v, want %q", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestFlagsCoverEverySetting(t *testing.T) {
+	seen := map[string]bool{}
+	for _, f := range Flags() {
+		if f.Name == "" || f.Env == "" || seen[f.Name] {
+			t.Fatalf("bad flag %+v", f)
+		}
+		seen[f.Name] = true
+	}
+	if len(seen) != len(settings) {
+		t.Fatal("a setting has no flag")
+	}
+}

@@ -1,0 +1,116 @@
+package extauthz
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net/http"
+	"testing"
+
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	"google.golang.org/grpc/codes"
+
+	"github.com/meshguard/meshguard/engine"
+	"github.com/meshguard/meshguard/engine/enginetest"
+)
+
+var discard = slog.New(slog.DiscardHandler)
+
+// BenchmarkGRPCCheck: the real engine (SQLite, EdDSA token, cached
+// verification) behind a real loopback gRPC connection, callers in parallel;
+// and, for scale, the same adapter and connection with a Checker that
+// answers a fixed allow (gRPC, proto and the adapter, no engine). The
+// client's cost is in both: client and server share the CPUs.
+func BenchmarkGRPCCheck(b *testing.B) {
+	m := newMesh(b, enginetest.Options{})
+	req := envoyCheck(call{method: "GET", host: "docs.internal:8080", path: "/docs/readme?lang=en", token: m.orchT})
+	fixed, err := m.f.Engine.Check(context.Background(), &engine.Request{Token: m.orchT, Method: "GET", Path: "/docs/readme"})
+	if err != nil || !fixed.Allowed {
+		b.Fatal(fixed, err)
+	}
+	b.Run("engine", func(b *testing.B) { benchGRPC(b, m.f.Engine, req) })
+	b.Run("fixed-decision", func(b *testing.B) { benchGRPC(b, fixedChecker{fixed}, req) })
+}
+
+type fixedChecker struct{ d engine.Decision }
+
+func (f fixedChecker) Check(context.Context, *engine.Request) (engine.Decision, error) {
+	return f.d, nil
+}
+
+func benchGRPC(b *testing.B, c Checker, req *authv3.CheckRequest) {
+	client := startGRPC(b, c, discard)
+	if resp := check(b, client, req); codes.Code(resp.GetStatus().GetCode()) != codes.OK {
+		b.Fatalf("not allowed: %v", resp)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		ctx := context.Background()
+		for pb.Next() {
+			resp, err := client.Check(ctx, req)
+			if err != nil || resp.GetOkResponse() == nil {
+				b.Errorf("Check: %v %v", resp, err)
+				return
+			}
+		}
+	})
+}
+
+// BenchmarkHTTPCheck: the same, through the HTTP ext_authz handler.
+func BenchmarkHTTPCheck(b *testing.B) {
+	m := newMesh(b, enginetest.Options{})
+	srv := startHTTP(b, m.f.Engine, discard)
+	tr := &http.Transport{MaxIdleConnsPerHost: 64}
+	b.Cleanup(tr.CloseIdleConnections)
+	hc := &http.Client{Transport: tr}
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			req, _ := http.NewRequest("GET", srv.URL+PathPrefix+"/docs/readme?lang=en", nil)
+			req.Host = "docs.internal:8080"
+			req.Header.Set("Authorization", "Bearer "+m.orchT)
+			req.Header.Set("Traceparent", traceparent)
+			resp, err := hc.Do(req)
+			if err != nil {
+				b.Error(err)
+				return
+			}
+			_, _ = io.Copy(io.Discard, resp.Body)
+			_ = resp.Body.Close()
+			if resp.StatusCode != 200 {
+				b.Errorf("status %d", resp.StatusCode)
+				return
+			}
+		}
+	})
+}
+
+// BenchmarkConvert: CheckRequest → engine.Request for a realistic request
+// (14 headers, a bearer token, a traceparent, context extensions).
+func BenchmarkConvert(b *testing.B) {
+	req := envoyCheck(call{method: "POST", host: "emailer.mesh:8080", path: "/email?draft=1", token: "eyJhbGciOiJFZERTQSJ9.eyJzdWIiOiJhZ2VudF94In0.c2lnbmF0dXJl",
+		headers: map[string]string{engine.HeaderContext: `{"recipient":"team@example.com"}`, engine.HeaderDelegation: "d.e.f", "content-type": "application/json"},
+		ext:     map[string]string{ContextExtensionAction: "write:email", "service": "emailer"}})
+	b.ReportAllocs()
+	for b.Loop() {
+		var r engine.Request
+		if rj := fromCheckRequest(req, &r); rj != nil || r.Token == "" || r.TraceID == "" {
+			b.Fatalf("%+v %+v", rj, r)
+		}
+	}
+}
+
+// BenchmarkRespond: rendering an allow with a minted delegation token.
+func BenchmarkRespond(b *testing.B) {
+	d := engine.Decision{ID: "dec_0123456789abcdef01234567", Allowed: true, Effect: "allow", Status: 200, Reason: "rule_allow",
+		Policy: "orchestrators", Rule: "work", AgentID: "agent_abcdefghijklmnopqrst", AgentName: "orchestrator", Action: "write:research/agents",
+		Chain: []string{"agent_abcdefghijklmnopqrst"}, Delegation: "eyJhbGciOiJFZERTQSJ9.eyJzdWIiOiJhZ2VudF94In0.c2lnbmF0dXJl", TraceID: traceHex}
+	b.ReportAllocs()
+	for b.Loop() {
+		if resp := checkResponse(&d); resp.GetOkResponse() == nil {
+			b.Fatal(resp)
+		}
+	}
+}

@@ -1,0 +1,297 @@
+package extauthz
+
+import (
+	"context"
+	"log/slog"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
+	rpcstatus "google.golang.org/genproto/googleapis/rpc/status"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/structpb"
+
+	"github.com/meshguard/meshguard/engine"
+	"github.com/meshguard/meshguard/wire"
+)
+
+// Server is the envoy.service.auth.v3.Authorization service. It holds no
+// per-request state and is safe for concurrent use.
+type Server struct {
+	authv3.UnimplementedAuthorizationServer
+	c   Checker
+	log *slog.Logger
+}
+
+var _ authv3.AuthorizationServer = (*Server)(nil)
+
+// NewServer returns the gRPC ext_authz service deciding with c. A nil log
+// discards. It panics if c is nil: that is a wiring mistake, and failing at
+// start-up beats failing open at the first request.
+func NewServer(c Checker, log *slog.Logger) *Server {
+	if c == nil {
+		panic("extauthz: NewServer with a nil Checker")
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Server{c: c, log: log}
+}
+
+// Register adds the Authorization service to gs.
+func (s *Server) Register(gs *grpc.Server) {
+	authv3.RegisterAuthorizationServer(gs, s)
+}
+
+// Check answers one CheckRequest. Every decision about the request — allow,
+// deny, malformed input — is a CheckResponse; the error return is only for
+// MeshGuard's own failures (codes.Unavailable), which Envoy's
+// failure_mode_allow: false turns into a denial.
+func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3.CheckResponse, error) {
+	var r engine.Request
+	rj := fromCheckRequest(req, &r)
+	if r.TraceID == "" {
+		// Envoy propagates the trace on the ext_authz call itself when
+		// tracing is on; the request's own traceparent wins.
+		if tp := metadata.ValueFromIncomingContext(ctx, "traceparent"); len(tp) == 1 {
+			r.TraceID = wire.TraceID(tp[0])
+		}
+	}
+	if rj != nil {
+		s.log.LogAttrs(ctx, slog.LevelInfo, "ext_authz: request refused before the engine",
+			slog.String("source", string(r.Source)), slog.Int("status", rj.status), slog.String("message", rj.message),
+			slog.String("peer", r.SourceAddress))
+		d := rj.decision(&r)
+		return checkResponse(&d), nil
+	}
+	d, err := s.c.Check(ctx, &r)
+	if err != nil {
+		// Never log r.Token or r.Delegation; the path without its query.
+		s.log.LogAttrs(ctx, slog.LevelError, "ext_authz: check failed; denying (fail closed)",
+			slog.String("source", string(r.Source)), slog.String("method", r.Method), slog.String("host", r.Host),
+			slog.String("path", logPath(r.Path)), slog.String("trace_id", r.TraceID), slog.Any("error", err))
+		return nil, status.Error(codes.Unavailable, "meshguard could not decide this request (see its logs); failing closed")
+	}
+	return checkResponse(&d), nil
+}
+
+// fromCheckRequest fills r from a CheckRequest as Envoy builds it. It
+// returns a rejection for input the adapter refuses; r is filled as far as
+// it got (Source and TraceID always, when present). It never panics on any
+// message, including nil.
+func fromCheckRequest(req *authv3.CheckRequest, r *engine.Request) *rejection {
+	r.Source = engine.SourceExtAuthzGRPC
+	attrs := req.GetAttributes()
+	r.SourceAddress = ipOnly(attrs.GetSource().GetAddress().GetSocketAddress().GetAddress())
+	h := attrs.GetRequest().GetHttp()
+	if h == nil {
+		// Not an HTTP request (the network ext_authz filter, or not Envoy
+		// at all): there is no credential to check.
+		return &rejection{401, engine.ReasonUnauthorized, "missing bearer token: the CheckRequest has no attributes.request.http"}
+	}
+
+	var sc scan
+	if len(h.GetHeaders()) > 0 {
+		if len(h.Headers) > MaxHeaders { // refuse 10k headers before touching them
+			r.TraceID = wire.TraceID(rawTraceparent(h))
+			return badRequest("more than " + strconv.Itoa(MaxHeaders) + " request headers")
+		}
+		for k, v := range h.Headers {
+			if !sc.add(k, v) {
+				break
+			}
+		}
+	} else if hm := h.GetHeaderMap().GetHeaders(); len(hm) > 0 {
+		// encode_raw_headers: a list, repeats not merged, raw bytes.
+		if len(hm) > MaxHeaders {
+			r.TraceID = wire.TraceID(rawTraceparent(h))
+			return badRequest("more than " + strconv.Itoa(MaxHeaders) + " request headers")
+		}
+		for _, hv := range hm {
+			v := hv.GetValue()
+			if raw := hv.GetRawValue(); v == "" && len(raw) > 0 {
+				if len(raw) > MaxHeaderValueLen {
+					v = string(raw[:MaxHeaderValueLen+1]) // long enough to fail the bound, no longer
+				} else {
+					v = string(raw)
+				}
+			}
+			if !sc.add(hv.GetKey(), v) {
+				break
+			}
+		}
+	}
+	sc.fill(r)
+	if sc.bad != "" {
+		if r.TraceID == "" { // the scan may have stopped before it
+			r.TraceID = wire.TraceID(rawTraceparent(h))
+		}
+		return badRequest(sc.bad)
+	}
+
+	r.Method, r.Host, r.Path = h.GetMethod(), h.GetHost(), h.GetPath()
+	if r.Method == "" {
+		r.Method = sc.vals[hMethod]
+	}
+	if r.Host == "" {
+		r.Host = sc.vals[hAuthority]
+		if r.Host == "" {
+			r.Host = sc.vals[hHost]
+		}
+	}
+	if r.Path == "" {
+		r.Path = sc.vals[hPath]
+	}
+
+	ext := attrs.GetContextExtensions()
+	if len(ext) > MaxContextExtensions {
+		return badRequest("more than " + strconv.Itoa(MaxContextExtensions) + " context_extensions")
+	}
+	for k, v := range ext {
+		if len(k)+len(v) > MaxHeaderValueLen {
+			return badRequest("context_extensions entry " + quoteName(k) + " is longer than the limit of " + strconv.Itoa(MaxHeaderValueLen) + " bytes")
+		}
+	}
+	r.RouteAction = ext[ContextExtensionAction]
+	return nil
+}
+
+// rawTraceparent finds the traceparent of a request refused mid-scan, so
+// its denial still joins the caller's trace.
+func rawTraceparent(h *authv3.AttributeContext_HttpRequest) string {
+	if tp, ok := h.GetHeaders()["traceparent"]; ok {
+		return tp
+	}
+	for _, hv := range h.GetHeaderMap().GetHeaders() {
+		if hv.GetKey() == "traceparent" {
+			if hv.GetValue() != "" {
+				return hv.GetValue()
+			}
+			if len(hv.GetRawValue()) <= 64 {
+				return string(hv.GetRawValue())
+			}
+		}
+	}
+	return ""
+}
+
+// checkResponse renders a decision for Envoy.
+func checkResponse(d *engine.Decision) *authv3.CheckResponse {
+	resp := &authv3.CheckResponse{DynamicMetadata: dynamicMetadata(d)}
+	if d.Allowed {
+		resp.Status = &rpcstatus.Status{Code: int32(codes.OK)}
+		resp.HttpResponse = &authv3.CheckResponse_OkResponse{OkResponse: okResponse(d)}
+		return resp
+	}
+	code := codes.PermissionDenied
+	if d.Status == 401 {
+		code = codes.Unauthenticated
+	}
+	resp.Status = &rpcstatus.Status{Code: int32(code), Message: clean(d.Reason)}
+	rh := d.ResponseHeaders()
+	headers := make([]*corev3.HeaderValueOption, 0, len(rh)+1)
+	headers = append(headers, set("content-type", "application/json"))
+	for _, h := range rh {
+		headers = append(headers, set(h.Name, h.Value))
+	}
+	resp.HttpResponse = &authv3.CheckResponse_DeniedResponse{DeniedResponse: &authv3.DeniedHttpResponse{
+		Status:  &typev3.HttpStatus{Code: typev3.StatusCode(denyStatus(d))},
+		Headers: headers,
+		Body:    string(d.DenyBody()),
+	}}
+	return resp
+}
+
+// okResponse sets the upstream identity headers and removes every identity
+// header the caller sent that MeshGuard does not set itself — including a
+// delegation token it did not mint for this hop — so an upstream never sees
+// a forged x-meshguard-* identity.
+func okResponse(d *engine.Decision) *authv3.OkHttpResponse {
+	up, rh := d.UpstreamHeaders(), d.ResponseHeaders()
+	ok := &authv3.OkHttpResponse{
+		Headers:              make([]*corev3.HeaderValueOption, 0, len(up)),
+		ResponseHeadersToAdd: make([]*corev3.HeaderValueOption, 0, len(rh)),
+		HeadersToRemove:      headersToRemove(up),
+	}
+	for _, h := range up {
+		ok.Headers = append(ok.Headers, set(h.Name, h.Value))
+	}
+	for _, h := range rh {
+		ok.ResponseHeadersToAdd = append(ok.ResponseHeadersToAdd, set(h.Name, h.Value))
+	}
+	return ok
+}
+
+// headersToRemove lists engine.StrippedUpstreamHeaders and the delegation
+// header, minus those set in up (removing a header Envoy also sets would
+// depend on the order Envoy applies them in).
+func headersToRemove(up []engine.Header) []string {
+	out := make([]string, 0, len(engine.StrippedUpstreamHeaders)+1)
+	for _, name := range engine.StrippedUpstreamHeaders {
+		if !hasHeader(up, name) {
+			out = append(out, name)
+		}
+	}
+	if !hasHeader(up, engine.HeaderDelegation) {
+		out = append(out, engine.HeaderDelegation)
+	}
+	return out
+}
+
+func hasHeader(hs []engine.Header, name string) bool {
+	for _, h := range hs {
+		if h.Name == name {
+			return true
+		}
+	}
+	return false
+}
+
+// set is a header that replaces any of the same name (append=false
+// semantics, spelled with the non-deprecated append_action).
+func set(name, value string) *corev3.HeaderValueOption {
+	return &corev3.HeaderValueOption{
+		Header:       &corev3.HeaderValue{Key: name, Value: clean(value)},
+		AppendAction: corev3.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD,
+	}
+}
+
+// denyStatus is the HTTP status of a denial: the decision's, or 403 if it
+// is not an error status (a denial must never look like success to Envoy).
+func denyStatus(d *engine.Decision) int {
+	if d.Status < 400 || d.Status > 599 {
+		return 403
+	}
+	return d.Status
+}
+
+// dynamicMetadata is emitted by Envoy under envoy.filters.http.ext_authz, for
+// access logs and later filters (%DYNAMIC_METADATA(envoy.filters.http.ext_authz:decision_id)%).
+func dynamicMetadata(d *engine.Decision) *structpb.Struct {
+	f := make(map[string]*structpb.Value, 8)
+	for _, kv := range [...][2]string{
+		{"decision_id", d.ID}, {"agent_id", d.AgentID}, {"action", d.Action}, {"reason", d.Reason},
+		{"policy", d.Policy}, {"rule", d.Rule}, {"effect", d.Effect}, {"trace_id", d.TraceID},
+	} {
+		if kv[1] != "" {
+			f[kv[0]] = structpb.NewStringValue(clean(kv[1]))
+		}
+	}
+	return &structpb.Struct{Fields: f}
+}
+
+// clean makes s safe for a proto3 string (valid UTF-8, or marshalling the
+// whole response fails) and for a header value (no CR, LF or NUL).
+func clean(s string) string {
+	if utf8.ValidString(s) && !strings.ContainsAny(s, "\r\n\x00") {
+		return s
+	}
+	s = strings.ToValidUTF8(s, "\uFFFD")
+	return strings.NewReplacer("\r", " ", "\n", " ", "\x00", " ").Replace(s)
+}

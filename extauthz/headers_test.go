@@ -1,0 +1,129 @@
+package extauthz
+
+import (
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+	"unicode/utf8"
+
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/meshguard/meshguard/engine"
+)
+
+func TestLookup(t *testing.T) {
+	for i, name := range headerNames {
+		for _, spelling := range []string{name, strings.ToUpper(name), http.CanonicalHeaderKey(name)} {
+			if got := lookup(spelling); got != i {
+				t.Errorf("lookup(%q) = %d, want %d", spelling, got, i)
+			}
+		}
+	}
+	for _, name := range []string{"", "x", "authorizatio", "authorizationn", "x-meshguard-agent-id", "traceparenx", "hostx", "h0st"} {
+		if got := lookup(name); got != -1 {
+			t.Errorf("lookup(%q) = %d, want -1", name, got)
+		}
+	}
+}
+
+// FuzzCheckRequest feeds the CheckRequest → engine.Request conversion (and
+// the HTTP one, and the rendering of what comes out) with fuzzed requests,
+// built field by field and decoded from arbitrary wire bytes. Nothing may
+// panic, every refusal must be a well-formed denial, and every response
+// must marshal (valid UTF-8 everywhere).
+func FuzzCheckRequest(f *testing.F) {
+	f.Add("GET", "docs.internal:8080", "/docs?x=1", "authorization", "Bearer a.b.c", "traceparent", traceparent, ContextExtensionAction, "read:docs", []byte(nil))
+	f.Add("POST", "", "", "X-MeshGuard-Context", `{"recipient":"a@example.com"}`, "x-meshguard-action", "write:email", "", "", []byte{0x0a, 0x00})
+	f.Add("BREW", "h\xff", "/\xfe", "Authorization", "bearer \xff", "authorization", "Bearer x", "k", strings.Repeat("v", 40), []byte{0x0a, 0x03, 0x22, 0x01, 0x12})
+	for _, c := range []call{
+		{method: "GET", host: "docs.internal:8080", path: "/docs/readme?lang=en", token: "eyJhbGciOiJFZERTQSJ9.e30.sig"},
+		{method: "POST", host: "emailer.mesh", path: "/email", headers: map[string]string{engine.HeaderContext: `{"recipient":"x"}`, engine.HeaderDelegation: "d.e.f"},
+			ext: map[string]string{ContextExtensionAction: "write:email"}},
+	} {
+		wire, err := proto.Marshal(envoyCheck(c))
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(c.method, c.host, c.path, "", "", "", "", "", "", wire)
+	}
+	f.Fuzz(func(t *testing.T, method, host, path, n1, v1, n2, v2, extKey, extVal string, wire []byte) {
+		http1 := &authv3.AttributeContext_HttpRequest{Method: method, Host: host, Path: path,
+			Headers: map[string]string{n1: v1, n2: v2, ":path": path, ":authority": host}}
+		convert(t, &authv3.CheckRequest{Attributes: &authv3.AttributeContext{
+			Source:            &authv3.AttributeContext_Peer{Address: sockAddr(host, 1)},
+			Request:           &authv3.AttributeContext_Request{Http: http1},
+			ContextExtensions: map[string]string{extKey: extVal},
+		}})
+		raw := &authv3.AttributeContext_HttpRequest{Method: method, HeaderMap: &corev3.HeaderMap{Headers: []*corev3.HeaderValue{
+			{Key: n1, RawValue: []byte(v1)}, {Key: n2, Value: v2}, {Key: n1, Value: v2}, {Key: "traceparent", RawValue: []byte(v2)},
+		}}}
+		convert(t, &authv3.CheckRequest{Attributes: &authv3.AttributeContext{Request: &authv3.AttributeContext_Request{Http: raw}}})
+
+		var cr authv3.CheckRequest
+		if proto.Unmarshal(wire, &cr) == nil {
+			convert(t, &cr)
+		}
+
+		var r engine.Request
+		req := &http.Request{Method: method, Host: host, RequestURI: path, URL: &url.URL{Path: path}, RemoteAddr: v2,
+			Header: http.Header{n1: {v1, v2}, n2: {v2}, "X-Forwarded-For": {v1}}}
+		if rj := fromHTTPRequest(req, &r); rj != nil {
+			checkRejection(t, rj, &r)
+		}
+		if r.Source != engine.SourceExtAuthzHTTP || r.Path == "" || r.Path[0] != '/' && len(path) > 0 && path[0] == '/' {
+			t.Fatalf("HTTP request: %+v from path %q", r, path)
+		}
+		if r.SourceAddress != "" && !utf8.ValidString(r.SourceAddress) {
+			t.Fatalf("source address %q", r.SourceAddress)
+		}
+	})
+}
+
+// convert runs one CheckRequest through the conversion and the rendering.
+func convert(t *testing.T, cr *authv3.CheckRequest) {
+	var r engine.Request
+	rj := fromCheckRequest(cr, &r)
+	if r.Source != engine.SourceExtAuthzGRPC || r.TraceID != "" && len(r.TraceID) != 32 {
+		t.Fatalf("request: %+v", r)
+	}
+	if rj != nil {
+		checkRejection(t, rj, &r)
+		return
+	}
+	if cr.GetAttributes().GetRequest().GetHttp() == nil {
+		t.Fatal("a CheckRequest without HTTP attributes went to the engine")
+	}
+	if len(r.Token) > MaxTokenLen || len(r.Delegation) > MaxTokenLen || len(r.ContextHeader) > MaxHeaderValueLen {
+		t.Fatalf("unbounded field reached the engine: %d %d %d", len(r.Token), len(r.Delegation), len(r.ContextHeader))
+	}
+	// Render decisions carrying the request's raw strings, as an engine
+	// might echo them: the responses must marshal.
+	for _, allowed := range []bool{true, false} {
+		d := engine.Decision{ID: "dec_x", Allowed: allowed, Effect: "deny", Status: 403, AgentID: r.Token, AgentName: r.ActionHeader,
+			Action: r.ActionHeader, Resource: r.ResourceHeader, Policy: r.Host, Rule: r.Path, Reason: r.Method, Message: r.ContextHeader,
+			Chain: []string{r.Delegation}, Delegation: r.RouteAction, TraceID: r.TraceID}
+		mustMarshal(t, checkResponse(&d))
+	}
+}
+
+func checkRejection(t *testing.T, rj *rejection, r *engine.Request) {
+	if rj.status != 400 && rj.status != 401 || rj.reason == "" || rj.message == "" || len(rj.message) > 300 {
+		t.Fatalf("rejection %+v", rj)
+	}
+	d := rj.decision(r)
+	resp := checkResponse(&d)
+	if codes.Code(resp.GetStatus().GetCode()) == codes.OK || resp.GetDeniedResponse() == nil || d.Allowed {
+		t.Fatalf("a rejection allowed: %v", resp)
+	}
+	mustMarshal(t, resp)
+}
+
+func mustMarshal(t *testing.T, m proto.Message) {
+	if _, err := proto.Marshal(m); err != nil {
+		t.Fatalf("response does not marshal: %v", err)
+	}
+}

@@ -1,0 +1,163 @@
+package gateway
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/meshguard/meshguard/engine"
+)
+
+// rewrite builds the upstream request of an allowed one. ReverseProxy has
+// already removed the hop-by-hop headers, including those the caller listed
+// in Connection, and the X-Forwarded-* headers; what is set here cannot be
+// removed by the caller that way.
+func (g *Gateway) rewrite(pr *httputil.ProxyRequest) {
+	f := forwardOf(pr.In.Context())
+	// The decided path, escaped canonically and joined to the target's.
+	pr.Out.URL.Path, pr.Out.URL.RawPath = f.path, ""
+	pr.SetURL(g.target)
+	if f.trustedPeer {
+		pr.Out.Header[hForwardedFor] = pr.In.Header[hForwardedFor]
+	}
+	pr.SetXForwarded()
+
+	h := pr.Out.Header
+	// The caller's bearer token is a credential for MeshGuard, not for the
+	// upstream; the upstream learns who called from x-meshguard-agent-id.
+	delete(h, hAuthorization)
+	// Only MeshGuard speaks x-meshguard-* to the upstream, except for the
+	// steering headers the caller addressed to MeshGuard, which were
+	// decided on as they are. Names with "_" for "-" go too: some
+	// frameworks read X_MeshGuard_Agent_Id as X-MeshGuard-Agent-Id.
+	for k := range h {
+		if isMeshGuardHeader(k) && k != hAction && k != hResource && k != hContext {
+			delete(h, k)
+		}
+	}
+	for _, name := range engine.StrippedUpstreamHeaders {
+		h.Del(name)
+	}
+	setHeaders(h, f.decision.UpstreamHeaders())
+}
+
+// isMeshGuardHeader reports whether name starts with "x-meshguard-", in
+// any case, with "_" read as "-".
+func isMeshGuardHeader(name string) bool {
+	const prefix = "x-meshguard-"
+	if len(name) < len(prefix) {
+		return false
+	}
+	for i := 0; i < len(prefix); i++ {
+		c := name[i]
+		switch {
+		case c == '_':
+			c = '-'
+		case 'A' <= c && c <= 'Z':
+			c += 'a' - 'A'
+		}
+		if c != prefix[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// responseHeaders are MeshGuard's on the caller's response; an upstream
+// cannot set them.
+var responseHeaders = []string{"X-Meshguard-Decision", "X-Meshguard-Policy", "X-Meshguard-Trace-Id", "X-Meshguard-Mode"}
+
+// modifyResponse puts the decision's headers on the upstream's response.
+// They are set here rather than on the ResponseWriter beforehand because
+// ReverseProxy clears the writer's headers after forwarding a 1xx response.
+func (g *Gateway) modifyResponse(res *http.Response) error {
+	f := forwardOf(res.Request.Context())
+	for _, k := range responseHeaders {
+		delete(res.Header, k)
+	}
+	setHeaders(res.Header, f.decision.ResponseHeaders())
+	return nil
+}
+
+// upstreamError answers 502 when the upstream cannot be reached or fails
+// before its response headers. The caller learns what kind of failure it
+// was; the details (addresses, certificates) go to the log only.
+func (g *Gateway) upstreamError(w http.ResponseWriter, r *http.Request, err error) {
+	ctx := r.Context()
+	if f := forwardOf(ctx); f != nil {
+		setHeaders(w.Header(), f.decision.ResponseHeaders())
+	}
+	if errors.Is(err, context.Canceled) && ctx.Err() != nil {
+		// The caller went away; nobody reads this answer.
+		g.log.DebugContext(ctx, "gateway: caller cancelled before the upstream answered", "err", err)
+	} else {
+		g.log.WarnContext(ctx, "gateway: upstream request failed", "target", g.target.Redacted(), "path", r.URL.Path, "err", err)
+	}
+	writeError(w, http.StatusBadGateway, "bad_gateway", upstreamMessage(err))
+}
+
+// upstreamMessage says what went wrong with the upstream, without
+// addresses or certificate details.
+func upstreamMessage(err error) string {
+	var (
+		certErr   *tls.CertificateVerificationError
+		recordErr tls.RecordHeaderError
+		alertErr  tls.AlertError
+		netErr    net.Error
+	)
+	switch {
+	case errors.As(err, &certErr), errors.As(err, &recordErr), errors.As(err, &alertErr):
+		return "the TLS handshake with the upstream failed"
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return "the upstream refused the connection"
+	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &netErr) && netErr.Timeout():
+		return "the upstream did not answer in time"
+	}
+	return "the upstream could not be reached or closed the connection"
+}
+
+// newTransport is the default upstream transport: http.DefaultTransport's
+// settings, with idle connections kept for one busy upstream, a shorter
+// dial timeout, and no transparent compression (the caller's
+// Accept-Encoding goes upstream as sent, and the body comes back as the
+// upstream encoded it). There is no response header timeout: an agent's
+// upstream may be a model that thinks for minutes before it answers; the
+// caller's cancellation ends the wait.
+func newTransport() *http.Transport {
+	return &http.Transport{
+		Proxy:                 http.ProxyFromEnvironment,
+		DialContext:           (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		ForceAttemptHTTP2:     true,
+		MaxIdleConns:          256,
+		MaxIdleConnsPerHost:   256,
+		IdleConnTimeout:       90 * time.Second,
+		TLSHandshakeTimeout:   10 * time.Second,
+		ExpectContinueTimeout: time.Second,
+		DisableCompression:    true,
+	}
+}
+
+// bufferPool recycles ReverseProxy's copy buffers, which it would
+// otherwise allocate (32 KiB) for every response.
+type bufferPool struct{ p sync.Pool }
+
+const copyBufferSize = 32 << 10
+
+func (b *bufferPool) Get() []byte {
+	if buf, ok := b.p.Get().(*[]byte); ok {
+		return *buf
+	}
+	return make([]byte, copyBufferSize)
+}
+
+func (b *bufferPool) Put(buf []byte) {
+	if cap(buf) == copyBufferSize {
+		b.p.Put(&buf)
+	}
+}

@@ -1,0 +1,225 @@
+package gateway
+
+import (
+	"fmt"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"strings"
+
+	"github.com/meshguard/meshguard/engine"
+	"github.com/meshguard/meshguard/wire"
+)
+
+// Canonical header keys, so lookups need no canonicalisation.
+const (
+	hAuthorization = "Authorization"
+	hDelegation    = "X-Meshguard-Delegation"
+	hAction        = "X-Meshguard-Action"
+	hResource      = "X-Meshguard-Resource"
+	hContext       = "X-Meshguard-Context"
+	hTraceparent   = "Traceparent"
+	hForwardedFor  = "X-Forwarded-For"
+)
+
+// singleHeaders may appear at most once: with two values, MeshGuard would
+// decide on one and the upstream might act on the other.
+var singleHeaders = []string{hAuthorization, hDelegation, hAction, hResource, hContext}
+
+// checkShape refuses requests the gateway cannot forward faithfully. It
+// returns the upstream path (Prefix stripped), or a status and a message.
+func (g *Gateway) checkShape(r *http.Request) (path string, status int, msg string) {
+	switch {
+	case r.Method == http.MethodConnect:
+		return "", http.StatusMethodNotAllowed, "CONNECT is not supported: the gateway forwards " + Prefix + "/* requests to one upstream, it opens no tunnels"
+	case r.URL.IsAbs() || r.URL.Host != "":
+		return "", http.StatusBadRequest, "absolute-form request target: the gateway is not a forward proxy; send the path, " + Prefix + "/…, as the request target"
+	case headersExceed(r, g.maxHeader):
+		return "", http.StatusRequestHeaderFieldsTooLarge, fmt.Sprintf("the request line and headers exceed the gateway's limit of %d bytes", g.maxHeader)
+	}
+	for _, name := range singleHeaders {
+		if len(r.Header[name]) > 1 {
+			return "", http.StatusBadRequest, name + " was sent more than once"
+		}
+	}
+	return upstreamPath(r.URL)
+}
+
+// headersExceed reports whether the request line and headers, counted as
+// on the wire, are larger than limit bytes.
+func headersExceed(r *http.Request, limit int) bool {
+	n := len(r.Method) + len(r.RequestURI) + len("  HTTP/1.1\r\nHost: \r\n") + len(r.Host)
+	for k, vs := range r.Header {
+		for _, v := range vs {
+			if n += len(k) + len(v) + len(": \r\n"); n > limit {
+				return true
+			}
+		}
+	}
+	return n > limit
+}
+
+// upstreamPath strips Prefix from the request's path and returns it
+// decoded, or refuses a path that the policy and the upstream could read
+// differently. The upstream receives the decoded path escaped canonically
+// (url.URL.EscapedPath), and the engine decides on those same bytes — the
+// path as it goes on the wire, as Envoy passes it to ext_authz — so an
+// escape cannot hide a letter from a policy ("/%61dmin" is "/admin"). It
+// refuses:
+//
+//   - "." and ".." segments and empty segments ("//"): an upstream that
+//     normalises them would serve another resource than the one decided;
+//   - encoded "/" or "\" (%2F, %5C), and "\", "?", "#" or control
+//     characters once decoded: they change where segments, the path or
+//     the query end, depending on who reads them.
+//
+// A hardened Envoy handles the same cases (normalize_path, merge_slashes,
+// path_with_escaped_slashes_action); the gateway refuses rather than
+// rewrites, so what it decides is what the caller asked for.
+func upstreamPath(u *url.URL) (string, int, string) {
+	p := u.Path
+	if p != Prefix && !strings.HasPrefix(p, Prefix+"/") {
+		return "", http.StatusNotFound, "the gateway serves " + Prefix + "/*"
+	}
+	p = p[len(Prefix):]
+	if p == "" {
+		return "/", 0, ""
+	}
+	if raw := u.RawPath; raw != "" && containsFold(raw, "%2f", "%5c") {
+		return "", http.StatusBadRequest, "path: encoded \"/\" or \"\\\" (%2F, %5C) is not accepted"
+	}
+	for i := 0; i < len(p); i++ {
+		if c := p[i]; c < 0x20 || c == 0x7f || c == '\\' || c == '?' || c == '#' {
+			return "", http.StatusBadRequest, fmt.Sprintf("path: character %q is not accepted, encoded or not", c)
+		}
+	}
+	rest := p[1:] // p starts with "/"
+	for rest != "" {
+		seg, tail, more := strings.Cut(rest, "/")
+		switch {
+		case seg == "." || seg == "..":
+			return "", http.StatusBadRequest, "path: \".\" and \"..\" segments are not accepted"
+		case seg == "" && more:
+			return "", http.StatusBadRequest, "path: empty segments (\"//\") are not accepted"
+		}
+		rest = tail
+	}
+	return p, 0, ""
+}
+
+func containsFold(s string, subs ...string) bool {
+	for _, sub := range subs {
+		for i := 0; i+len(sub) <= len(s); i++ {
+			if strings.EqualFold(s[i:i+len(sub)], sub) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// engineRequest is the question the gateway asks the engine.
+//
+// Host is the target's host, not the Host the caller sent (which names the
+// gateway): the request goes to PROXY_TARGET, so that host decides the
+// route mapping and whether the call hands a task to another agent, as
+// the :authority does behind Envoy.
+func (g *Gateway) engineRequest(r *http.Request, path string, client netip.Addr) *engine.Request {
+	path = (&url.URL{Path: path}).EscapedPath() // as rewrite sends it
+	if r.URL.RawQuery != "" {
+		path += "?" + r.URL.RawQuery
+	}
+	req := &engine.Request{
+		Source:         engine.SourceGateway,
+		Token:          bearer(r.Header[hAuthorization]),
+		Delegation:     first(r.Header[hDelegation]),
+		Method:         r.Method,
+		Host:           g.target.Host,
+		Path:           path,
+		ActionHeader:   first(r.Header[hAction]),
+		ResourceHeader: first(r.Header[hResource]),
+		ContextHeader:  first(r.Header[hContext]),
+		TraceID:        traceID(r.Header[hTraceparent]),
+	}
+	if client.IsValid() {
+		req.SourceAddress = client.String()
+	}
+	return req
+}
+
+func first(vs []string) string {
+	if len(vs) == 0 {
+		return ""
+	}
+	return vs[0]
+}
+
+// bearer returns the bearer token, "" unless there is exactly one
+// Authorization header holding one.
+func bearer(vs []string) string {
+	if len(vs) != 1 {
+		return ""
+	}
+	return wire.Bearer(vs[0])
+}
+
+// traceID returns the trace id of a W3C traceparent, or "" when there is
+// not exactly one valid header: then the engine starts a trace.
+func traceID(vs []string) string {
+	if len(vs) != 1 {
+		return ""
+	}
+	return wire.TraceID(vs[0])
+}
+
+// clientAddr returns the client's address and whether the peer is
+// loopback.
+//
+// The client is the peer (RemoteAddr). X-Forwarded-For is believed only
+// from a loopback peer: that is a reverse proxy on the same machine
+// (nginx, a sidecar) that the operator put there, and it appends the
+// address it saw, so its rightmost entry is used. From any other peer the
+// header is whatever the client chose to write: believing it would let a
+// client pick a fresh rate-limit bucket, and a fresh SourceAddress in the
+// audit trail, for every request.
+func clientAddr(r *http.Request) (netip.Addr, bool) {
+	peer := parseAddr(r.RemoteAddr)
+	if !peer.IsLoopback() {
+		return peer, false
+	}
+	if xff := r.Header[hForwardedFor]; len(xff) > 0 {
+		last := xff[len(xff)-1]
+		if i := strings.LastIndexByte(last, ','); i >= 0 {
+			last = last[i+1:]
+		}
+		if a := parseAddr(strings.TrimSpace(last)); a.IsValid() {
+			return a, true
+		}
+	}
+	return peer, true
+}
+
+// parseAddr reads "ip", "ip:port" or "[ip]:port"; the zero Addr if none.
+func parseAddr(s string) netip.Addr {
+	if ap, err := netip.ParseAddrPort(s); err == nil {
+		return ap.Addr().Unmap().WithZone("")
+	}
+	if a, err := netip.ParseAddr(s); err == nil {
+		return a.Unmap().WithZone("")
+	}
+	return netip.Addr{}
+}
+
+// limitKey is the rate-limit key of a client address. IPv6 clients are
+// counted per /64: a host is usually given a whole /64 and could
+// otherwise change address for every request.
+func limitKey(a netip.Addr) string {
+	switch {
+	case !a.IsValid():
+		return "gateway/ip/unknown" // e.g. a unix socket: one shared bucket
+	case a.Is6():
+		p, _ := a.Prefix(64)
+		return "gateway/ip/" + p.String()
+	}
+	return "gateway/ip/" + a.String()
+}

@@ -1,0 +1,61 @@
+// Package wire reads the request headers every enforcement point reads the
+// same way — the bearer credential and the W3C traceparent — so the gRPC
+// and HTTP ext_authz adapters, the gateway and the agent API cannot drift
+// apart on what a valid token header or trace id is.
+package wire
+
+import "strings"
+
+// Bearer returns the token of an "Authorization: Bearer <token>" value (the
+// scheme is case-insensitive, RFC 7235), or "" for any other scheme or
+// none. The engine answers "" with 401.
+func Bearer(v string) string {
+	const scheme = "bearer"
+	v = strings.Trim(v, " \t")
+	if len(v) <= len(scheme) || !strings.EqualFold(v[:len(scheme)], scheme) || (v[len(scheme)] != ' ' && v[len(scheme)] != '\t') {
+		return ""
+	}
+	return strings.Trim(v[len(scheme):], " \t")
+}
+
+// TraceID returns the trace id of a W3C traceparent value
+// (version-traceid-parentid-flags), or "" if it is not valid. Version 00
+// must be exactly 55 bytes; a later version (not ff) may append fields
+// after a dash, as the W3C spec asks parsers to accept.
+func TraceID(tp string) string {
+	tp = strings.Trim(tp, " \t")
+	if len(tp) < 55 || tp[2] != '-' || tp[35] != '-' || tp[52] != '-' {
+		return ""
+	}
+	version := tp[:2]
+	switch {
+	case !lowerHex(version) || version == "ff":
+		return ""
+	case version == "00" && len(tp) != 55:
+		return ""
+	case len(tp) > 55 && tp[55] != '-':
+		return ""
+	}
+	id, parent, flags := tp[3:35], tp[36:52], tp[53:55]
+	if !ValidTraceID(id) || !lowerHex(parent) || !lowerHex(flags) || allZero(parent) {
+		return ""
+	}
+	return id
+}
+
+// ValidTraceID reports whether s is a W3C trace id: 32 lower-case hex
+// digits, not all zero.
+func ValidTraceID(s string) bool {
+	return len(s) == 32 && lowerHex(s) && !allZero(s)
+}
+
+func lowerHex(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+func allZero(s string) bool { return strings.Trim(s, "0") == "" }

@@ -1,0 +1,47 @@
+package wire
+
+import "testing"
+
+func TestBearer(t *testing.T) {
+	for in, want := range map[string]string{
+		"Bearer abc":     "abc",
+		"bearer abc":     "abc",
+		"BEARER\tabc ":   "abc",
+		"  Bearer   abc": "abc",
+		"Bearer":         "",
+		"Bearer ":        "",
+		"Bearerabc":      "",
+		"Basic dXNlcjpw": "",
+		"":               "",
+		"Token abc":      "",
+		"Bearer a.b.c  ": "a.b.c",
+	} {
+		if got := Bearer(in); got != want {
+			t.Errorf("Bearer(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+func TestTraceID(t *testing.T) {
+	const id = "4bf92f3577b34da6a3ce929d0e0e4736"
+	for in, want := range map[string]string{
+		"00-" + id + "-00f067aa0ba902b7-01":                       id,
+		" 00-" + id + "-00f067aa0ba902b7-01 ":                     id,
+		"01-" + id + "-00f067aa0ba902b7-01-future":                id,
+		"00-" + id + "-00f067aa0ba902b7-01-extra":                 "", // version 00 is exactly 55 bytes
+		"ff-" + id + "-00f067aa0ba902b7-01":                       "",
+		"00-00000000000000000000000000000000-00f067aa0ba902b7-01": "",
+		"00-" + id + "-0000000000000000-01":                       "",
+		"00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01": "",
+		"00-" + id + "-00f067aa0ba902b7":                          "",
+		"garbage":                                                 "",
+		"":                                                        "",
+	} {
+		if got := TraceID(in); got != want {
+			t.Errorf("TraceID(%q) = %q, want %q", in, got, want)
+		}
+	}
+	if !ValidTraceID(id) || ValidTraceID("0000") || ValidTraceID("00000000000000000000000000000000") {
+		t.Fatal("ValidTraceID")
+	}
+}
