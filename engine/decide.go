@@ -1,7 +1,6 @@
 package engine
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -199,10 +198,10 @@ func requestContext(r *Request) (map[string]any, string) {
 	if r.ContextHeader == "" {
 		return r.Context, ""
 	}
-	dec := json.NewDecoder(bytes.NewReader([]byte(r.ContextHeader)))
-	dec.UseNumber()
+	// json.Unmarshal refuses trailing data; numbers become float64, which
+	// is what policy comparisons use anyway.
 	var m map[string]any
-	if err := dec.Decode(&m); err != nil || m == nil || dec.More() {
+	if err := json.Unmarshal([]byte(r.ContextHeader), &m); err != nil || m == nil {
 		return nil, "X-MeshGuard-Context: expected a JSON object"
 	}
 	if len(m) > MaxContextKeys {

@@ -1,0 +1,67 @@
+package cli
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"github.com/meshguard/meshguard/config"
+	"github.com/meshguard/meshguard/server"
+)
+
+func (a *app) serveCmd() *cobra.Command {
+	var configPath string
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run MeshGuard: Envoy ext_authz (gRPC and HTTP), the gateway, the admin API",
+		Long: "Serves HTTP on PORT (gateway /proxy/*, /v1/check, /v1/delegations, the admin API, /envoy/authz,\n" +
+			"health, JWKS) and gRPC on GRPC_PORT (envoy.service.auth.v3.Authorization, health, reflection).\n" +
+			"Every setting is a flag, an environment variable and a key of the --config file; flags win over\n" +
+			"the environment, which wins over the file. SIGTERM or Ctrl-C shuts down gracefully.",
+		Args: exactArgs(0),
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&configPath, "config", "", "YAML file with settings (lower camelCase keys) and routes:")
+	for _, f := range config.Flags() {
+		if f.Name == "admin-token" {
+			continue // the global --admin-token flag serves here too
+		}
+		fl.String(f.Name, f.Default, f.Usage+" (env "+f.Env+")")
+	}
+	cmd.RunE = runE(func(cmd *cobra.Command, _ []string) error {
+		set := map[string]string{}
+		cmd.Flags().Visit(func(f *pflag.Flag) {
+			if f.Name != "config" {
+				set[f.Name] = f.Value.String()
+			}
+		})
+		if cmd.Flags().Changed("admin-token") {
+			set["admin-token"] = a.g.adminToken
+		}
+		cfg, err := config.Load(configPath, a.Getenv, set)
+		if err != nil {
+			return &ExitError{Code: ExitUsage, Err: err}
+		}
+		log := slog.New(slog.NewJSONHandler(a.Stderr, &slog.HandlerOptions{Level: logLevel(cfg.LogLevel)}))
+		err = server.Run(cmd.Context(), cfg, server.Options{
+			Logger:   log,
+			Announce: func(s string) { fmt.Fprintln(a.Stdout, s) },
+		})
+		if err != nil && !errors.Is(err, cmd.Context().Err()) {
+			return err
+		}
+		return nil
+	})
+	return cmd
+}
+
+func logLevel(s string) slog.Level {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(s)); err != nil {
+		return slog.LevelInfo
+	}
+	return l
+}

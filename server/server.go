@@ -1,0 +1,327 @@
+// Package server runs `meshguard serve`: it opens the store, loads keys and
+// policies, builds the engine and its adapters, and serves HTTP and gRPC
+// until its context ends, then shuts down gracefully: health reports
+// NOT_SERVING, in-flight checks finish, the store closes.
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"sync"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/reflection"
+
+	"github.com/meshguard/meshguard/admin"
+	"github.com/meshguard/meshguard/agentcache"
+	"github.com/meshguard/meshguard/config"
+	"github.com/meshguard/meshguard/engine"
+	"github.com/meshguard/meshguard/extauthz"
+	"github.com/meshguard/meshguard/gateway"
+	"github.com/meshguard/meshguard/identity"
+	"github.com/meshguard/meshguard/policy"
+	"github.com/meshguard/meshguard/ratelimit"
+	"github.com/meshguard/meshguard/store"
+)
+
+// Addrs are the addresses the server listens on, reported once it serves.
+type Addrs struct {
+	HTTP, GRPC string
+}
+
+// Options are what Run needs beyond the configuration.
+type Options struct {
+	Logger *slog.Logger
+	// Ready, if set, receives the listening addresses once both ports are
+	// open (tests use port 0).
+	Ready chan<- Addrs
+	// Announce prints a line for the operator (the generated admin token).
+	Announce func(string)
+	// KeyReload is how often keys are re-read from the store, so rotations
+	// made on another replica are picked up (identity.RetiredKeyGrace
+	// requires well under five minutes). Zero means 30 s.
+	KeyReload time.Duration
+	// ShutdownGrace bounds how long in-flight requests may take to finish.
+	// Zero means 20 s.
+	ShutdownGrace time.Duration
+}
+
+// Run serves until ctx ends, then shuts down gracefully. A configuration or
+// start-up problem is returned before anything is served.
+func Run(ctx context.Context, cfg *config.Config, o Options) error {
+	log := o.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	if o.KeyReload <= 0 {
+		o.KeyReload = 30 * time.Second
+	}
+	if o.ShutdownGrace <= 0 {
+		o.ShutdownGrace = 20 * time.Second
+	}
+	s, err := build(ctx, cfg, o, log)
+	if err != nil {
+		return err
+	}
+	defer s.close()
+	return s.serve(ctx, cfg, o, log)
+}
+
+// parts is everything Run builds.
+type parts struct {
+	db       *store.SQLite
+	keys     *identity.Keys
+	cached   *identity.CachedVerifier
+	loader   *policy.Loader
+	policies string
+	http     http.Handler
+	grpc     *grpc.Server
+	health   *health.Server
+}
+
+func (p *parts) close() {
+	if p.db != nil {
+		_ = p.db.Close()
+	}
+}
+
+func build(ctx context.Context, cfg *config.Config, o Options, log *slog.Logger) (*parts, error) {
+	p := &parts{policies: cfg.PoliciesDir}
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("DATA_DIR %s: %w", cfg.DataDir, err)
+	}
+	var err error
+	if p.db, err = store.OpenSQLite(ctx, filepath.Join(cfg.DataDir, "meshguard.db")); err != nil {
+		return nil, fmt.Errorf("opening the store in DATA_DIR: %w", err)
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			p.close()
+		}
+	}()
+
+	token, created, err := adminToken(cfg.AdminToken, cfg.DataDir)
+	if err != nil {
+		return nil, err
+	}
+	if created && o.Announce != nil {
+		o.Announce("Generated an admin token (stored in " + filepath.Join(cfg.DataDir, adminTokenFile) + ", shown once):\n  " + token)
+	}
+
+	if p.keys, err = identity.NewKeys(p.db, identity.KeysConfig{}); err != nil {
+		return nil, err
+	}
+	if err := p.keys.EnsureKey(ctx, identity.AlgEdDSA); err != nil {
+		return nil, fmt.Errorf("signing keys: %w", err)
+	}
+	issuer, err := identity.NewIssuer(identity.IssuerConfig{Keys: p.keys})
+	if err != nil {
+		return nil, err
+	}
+	agents := agentcache.New(p.db, 0, 0, nil)
+	vcfg := identity.VerifierConfig{Keys: p.keys, Agents: agents}
+	if cfg.JWTSecret != "" {
+		vcfg.HS256Secret = []byte(cfg.JWTSecret)
+	}
+	verifier, err := identity.NewVerifier(vcfg)
+	if err != nil {
+		return nil, err
+	}
+	p.cached = identity.NewCachedVerifier(verifier, identity.CacheConfig{})
+
+	if err := ensureDir(cfg.PoliciesDir, log); err != nil {
+		return nil, err
+	}
+	files := policy.Dir(cfg.PoliciesDir)
+	p.loader = policy.NewLoader(files, admin.NewStoredPolicies(p.db))
+	if set, err := p.loader.Reload(ctx); err != nil {
+		// Fail closed, but serve: /ready says what is wrong and the
+		// watcher loads the files once they are fixed.
+		log.Error("policies did not load; every request is denied until they do", "error", err)
+	} else {
+		log.Info("policies loaded", "policies", set.Len(), "revision", set.Revision())
+	}
+
+	limiter := ratelimit.NewMemory(nil, 0)
+	eng, err := engine.New(engine.Config{
+		Mode: cfg.Mode, Tokens: p.cached, Delegations: verifier, Delegator: issuer,
+		Agents: agents, Policies: p.loader, Limiter: limiter, Routes: cfg.Routes,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("routes: %w", err)
+	}
+
+	api, err := admin.New(admin.Config{
+		Store: p.db, Keys: p.keys, Issuer: issuer, Verifier: verifier, Tokens: p.cached, Agents: agents,
+		Policies: p.loader, PolicyFiles: files, Engine: eng, AdminToken: token,
+		Ready: func(ctx context.Context) error { _, err := p.db.ListKeys(ctx); return err },
+		Logger: log,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("admin API: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/", api.Handler())
+	if cfg.ProxyTarget != "" {
+		target, err := url.Parse(cfg.ProxyTarget)
+		if err != nil {
+			return nil, fmt.Errorf("PROXY_TARGET: %w", err)
+		}
+		gw, err := gateway.New(gateway.Config{Checker: eng, Target: target, Limiter: limiter, RPM: cfg.RateLimitRPM, Logger: log})
+		if err != nil {
+			return nil, fmt.Errorf("PROXY_TARGET: %w", err)
+		}
+		mux.Handle(gateway.Prefix+"/", gw)
+	} else {
+		mux.HandleFunc(gateway.Prefix+"/", func(w http.ResponseWriter, _ *http.Request) {
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusServiceUnavailable)
+			_, _ = w.Write([]byte(`{"error":"unavailable","message":"the gateway is off: set PROXY_TARGET to the upstream URL"}` + "\n"))
+		})
+	}
+	p.http = extauthz.Mount(mux, extauthz.NewHTTPHandler(eng, log))
+
+	p.grpc = grpc.NewServer(
+		grpc.MaxRecvMsgSize(maxGRPCMessage),
+		grpc.MaxConcurrentStreams(maxGRPCStreams),
+		// Reuse stream goroutines: a fresh goroutine per Check starts on
+		// a small stack and spends a measurable share of each call growing
+		// it (runtime.newstack showed up as most of the engine's cost).
+		grpc.NumStreamWorkers(uint32(4*runtime.GOMAXPROCS(0))),
+	)
+	extauthz.NewServer(eng, log).Register(p.grpc)
+	p.health = health.NewServer()
+	healthpb.RegisterHealthServer(p.grpc, p.health)
+	reflection.Register(p.grpc)
+	ok = true
+	return p, nil
+}
+
+// gRPC bounds: a CheckRequest with headers at extauthz's limits is far
+// below a megabyte.
+const (
+	maxGRPCMessage = 1 << 20
+	maxGRPCStreams = 1024
+)
+
+// ensureDir creates a missing policy directory: a first start with no
+// policies serves (denying everything) rather than refusing to start.
+func ensureDir(dir string, log *slog.Logger) error {
+	st, err := os.Stat(dir)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		log.Warn("POLICIES_DIR does not exist; creating it empty: every request is denied (no_policy) until policies are added", "dir", dir)
+		return os.MkdirAll(dir, 0o755)
+	case err != nil:
+		return fmt.Errorf("POLICIES_DIR: %w", err)
+	case !st.IsDir():
+		return fmt.Errorf("POLICIES_DIR %s is not a directory", dir)
+	}
+	return nil
+}
+
+func (p *parts) serve(ctx context.Context, cfg *config.Config, o Options, log *slog.Logger) error {
+	lc := net.ListenConfig{}
+	httpLis, err := lc.Listen(ctx, "tcp", net.JoinHostPort(cfg.Host, strconv.Itoa(cfg.Port)))
+	if err != nil {
+		return fmt.Errorf("PORT: %w", err)
+	}
+	grpcLis, err := lc.Listen(ctx, "tcp", net.JoinHostPort(cfg.Host, strconv.Itoa(cfg.GRPCPort)))
+	if err != nil {
+		_ = httpLis.Close()
+		return fmt.Errorf("GRPC_PORT: %w", err)
+	}
+	hs := &http.Server{
+		Handler:           p.http,
+		ReadHeaderTimeout: 10 * time.Second,
+		MaxHeaderBytes:    64 << 10, // ≥ gateway.DefaultMaxHeaderBytes
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	bg, stopBG := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	errs := make(chan error, 2)
+	wg.Add(4)
+	go func() { defer wg.Done(); errs <- ignoreClosed(hs.Serve(httpLis)) }()
+	go func() { defer wg.Done(); errs <- p.grpc.Serve(grpcLis) }()
+	go func() {
+		defer wg.Done()
+		if err := watchPolicies(bg, p.policies, p.loader, 100*time.Millisecond, log); err != nil {
+			log.Error("watching POLICIES_DIR failed; policy changes need a restart", "error", err)
+		}
+	}()
+	go func() { defer wg.Done(); p.refreshKeys(bg, o.KeyReload, log) }()
+	p.health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
+	log.Info("meshguard serving", "http", httpLis.Addr().String(), "grpc", grpcLis.Addr().String(), "mode", cfg.Mode)
+	if o.Ready != nil {
+		o.Ready <- Addrs{HTTP: httpLis.Addr().String(), GRPC: grpcLis.Addr().String()}
+	}
+
+	var serveErr error
+	select {
+	case <-ctx.Done():
+	case serveErr = <-errs:
+	}
+	// Shut down: stop taking new work, let in-flight checks finish.
+	log.Info("meshguard shutting down")
+	p.health.Shutdown()
+	sctx, cancel := context.WithTimeout(context.Background(), o.ShutdownGrace)
+	defer cancel()
+	stopped := make(chan struct{})
+	go func() { p.grpc.GracefulStop(); close(stopped) }()
+	if err := hs.Shutdown(sctx); err != nil {
+		log.Warn("HTTP shutdown", "error", err)
+	}
+	select {
+	case <-stopped:
+	case <-sctx.Done():
+		p.grpc.Stop()
+	}
+	stopBG()
+	wg.Wait()
+	return serveErr
+}
+
+// refreshKeys re-reads keys so rotations made elsewhere take effect, and
+// prunes keys whose verification window has closed.
+func (p *parts) refreshKeys(ctx context.Context, every time.Duration, log *slog.Logger) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if err := p.keys.Reload(ctx); err != nil {
+				log.Warn("reloading signing keys", "error", err)
+				continue
+			}
+			pruned, err := p.keys.Prune(ctx)
+			if err != nil {
+				log.Warn("pruning signing keys", "error", err)
+			}
+			for _, kid := range pruned {
+				p.cached.InvalidateKey(kid)
+			}
+		}
+	}
+}
+
+func ignoreClosed(err error) error {
+	if errors.Is(err, http.ErrServerClosed) {
+		return nil
+	}
+	return err
+}

@@ -1,0 +1,91 @@
+package server
+
+import (
+	"context"
+	"io/fs"
+	"log/slog"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/fsnotify/fsnotify"
+
+	"github.com/meshguard/meshguard/policy"
+)
+
+// reloader reloads policies and reports the outcome (policy.Loader).
+type reloader interface {
+	Reload(ctx context.Context) (*policy.Set, error)
+}
+
+// watchPolicies reloads on every change under dir, debounced so an editor's
+// write-rename-chmod burst (or a ConfigMap's symlink swap) is one reload.
+// It returns when ctx ends.
+func watchPolicies(ctx context.Context, dir string, r reloader, debounce time.Duration, log *slog.Logger) error {
+	w, err := fsnotify.NewWatcher()
+	if err != nil {
+		return err
+	}
+	defer w.Close()
+	if err := addTree(w, dir); err != nil {
+		return err
+	}
+	var timer *time.Timer
+	fire := make(chan struct{}, 1)
+	for {
+		select {
+		case <-ctx.Done():
+			if timer != nil {
+				timer.Stop()
+			}
+			return nil
+		case ev, ok := <-w.Events:
+			if !ok {
+				return nil
+			}
+			if ev.Has(fsnotify.Create) {
+				// A new directory (or ConfigMap's ..data swap) must be
+				// watched too; errors here surface on the next reload.
+				_ = addTree(w, ev.Name)
+			}
+			if timer == nil {
+				timer = time.AfterFunc(debounce, func() {
+					select {
+					case fire <- struct{}{}:
+					default:
+					}
+				})
+			} else {
+				timer.Reset(debounce)
+			}
+		case <-fire:
+			set, err := r.Reload(ctx)
+			if err != nil {
+				log.Error("policy reload failed; the last good policy set stays in force", "error", err)
+				continue
+			}
+			log.Info("policies reloaded", "policies", set.Len(), "revision", set.Revision())
+		case err, ok := <-w.Errors:
+			if !ok {
+				return nil
+			}
+			log.Warn("policy watcher", "error", err)
+		}
+	}
+}
+
+// addTree watches root and every directory below it (fsnotify is not
+// recursive).
+func addTree(w *fsnotify.Watcher, root string) error {
+	return filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+		if err != nil || !d.IsDir() {
+			return nil //nolint:nilerr // a file vanishing mid-walk is not an error here
+		}
+		// Hidden directories are not policy directories (the loader skips
+		// them too); a ConfigMap's ..data swap shows up in root itself.
+		if path != root && strings.HasPrefix(d.Name(), ".") {
+			return filepath.SkipDir
+		}
+		return w.Add(path)
+	})
+}
