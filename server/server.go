@@ -167,7 +167,7 @@ func build(ctx context.Context, cfg *config.Config, o Options, log *slog.Logger)
 	api, err := admin.New(admin.Config{
 		Store: p.db, Keys: p.keys, Issuer: issuer, Verifier: verifier, Tokens: p.cached, Agents: agents,
 		Policies: p.loader, PolicyFiles: files, Engine: eng, AdminToken: token,
-		Ready: func(ctx context.Context) error { _, err := p.db.ListKeys(ctx); return err },
+		Ready:  func(ctx context.Context) error { _, err := p.db.ListKeys(ctx); return err },
 		Logger: log,
 	})
 	if err != nil {

@@ -205,7 +205,9 @@ func TestServeEndToEnd(t *testing.T) {
 func TestHotReloadKeepsLastGood(t *testing.T) {
 	r := start(t, nil)
 	reader := r.agent(t, "reader", "reader")
-	deny := func() int32 { return int32(r.check(t, reader, "POST", "/docs/a").GetDeniedResponse().GetStatus().GetCode()) }
+	deny := func() int32 {
+		return int32(r.check(t, reader, "POST", "/docs/a").GetDeniedResponse().GetStatus().GetCode())
+	}
 	if c := deny(); c != 403 {
 		t.Fatalf("write before the new policy: %d", c)
 	}
