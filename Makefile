@@ -13,7 +13,7 @@ GOLANGCI_LINT := github.com/golangci/golangci-lint/v2/cmd/golangci-lint@v2.15.0
 EXAMPLES  := examples
 MG        := ./$(BIN)
 
-.PHONY: all build test demo bench lint fuzz wasm-check clean
+.PHONY: all build test demo bench bench-load lint fuzz wasm-check clean
 
 all: build
 
@@ -31,26 +31,24 @@ wasm-check:
 	GOOS=wasip1 GOARCH=wasm $(GO) build ./policy ./trust
 
 demo: build
-	@echo "== 1. Validate the example policies"
+	@echo "== 1. The example policies, checked and tested offline (no server)"
 	$(MG) policy validate $(EXAMPLES)/policies
-	@echo
-	@echo "== 2. Run the example policy tests offline (agents, delegation chains, time windows)"
 	$(MG) policy test --policies $(EXAMPLES)/policies --agents $(EXAMPLES)/agents.yaml --file $(EXAMPLES)/tests.yaml
 	@echo
-	@echo "== 3. One request, explained: orchestrator → researcher → emailer sends a summary"
-	$(MG) policy test --policies $(EXAMPLES)/policies --agents $(EXAMPLES)/agents.yaml \
-		--agent emailer --action write:email --chain orchestrator,researcher \
-		--context '{"recipient":"team@example.com"}' --at 2026-03-03T10:00:00+01:00 --verbose
-	@echo
-	@echo "== 4. One request, denied: delegated work outside the orchestrator's ceiling"
+	@echo "== 2. One request, explained: why the researcher may not write notes for the orchestrator"
 	@$(MG) policy test --policies $(EXAMPLES)/policies --agents $(EXAMPLES)/agents.yaml \
-		--agent researcher --action write:notes/plan --chain orchestrator; \
+		--agent researcher --action write:notes/plan --chain orchestrator --verbose; \
 	  code=$$?; [ $$code -eq 1 ] && echo "(exit code 1: denied, as expected)"
 	@echo
-	@echo "Try your own: $(MG) policy test --policies $(EXAMPLES)/policies --agents $(EXAMPLES)/agents.yaml --agent researcher --action read:docs --resource /docs/private/x --verbose"
+	@echo "== 3. MeshGuard live: agents, a delegation chain through Envoy's ext_authz API and the gateway"
+	$(GO) run ./examples/demo -policies $(EXAMPLES)/policies
 
 bench:
-	$(GO) test -run '^$$' -bench . -benchmem ./policy ./identity ./store
+	$(GO) test -run '^$$' -bench . -benchmem ./policy ./identity ./store ./engine ./ratelimit ./extauthz ./gateway
+
+# Whole-system load: ghz against MeshGuard and a no-op ext_authz server in one run.
+bench-load:
+	$(GO) run ./bench/loadtest
 
 lint:
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go')); \
@@ -65,6 +63,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzEvaluate$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 5s ./policy
 	$(GO) test -run '^$$' -fuzz '^FuzzParseTests$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 5s ./policy
 	$(GO) test -run '^$$' -fuzz '^FuzzVerify$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 5s ./identity
+	$(GO) test -run '^$$' -fuzz '^FuzzCheckRequest$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 5s ./extauthz
 
 clean:
 	rm -rf bin

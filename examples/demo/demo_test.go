@@ -1,0 +1,48 @@
+package main
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/meshguard/meshguard/policy"
+)
+
+// TestDemo runs the whole walkthrough of `make demo` against the example
+// policies and checks that every step ends the way the tour says it does.
+func TestDemo(t *testing.T) {
+	var out strings.Builder
+	var d []seen
+	if err := run(context.Background(), &out, options{policies: "../policies", anyPort: true, record: &d}); err != nil {
+		t.Fatalf("demo: %v\n%s", err, out.String())
+	}
+	want := []struct {
+		status int
+		reason string
+		minted bool
+	}{
+		{200, policy.ReasonRuleAllow, true},               // orchestrator → researcher
+		{200, policy.ReasonRuleAllow, true},               // researcher → emailer
+		{200, policy.ReasonRuleAllow, false},              // emailer acts for both
+		{403, policy.ReasonDelegationCeiling, false},      // ceiling
+		{200, policy.ReasonRuleAllow, true},               // researcher → orchestrator
+		{403, policy.ReasonDelegationDepth, false},        // depth
+		{403, policy.ReasonDelegationNotPermitted, false}, // emailer may not delegate
+		{200, "", false},                                  // gateway: allowed, upstream answers
+		{403, policy.ReasonNoMatchingRule, false},         // gateway: delete denied
+		{401, "unauthorized", false},                      // gateway: no credential
+		{403, policy.ReasonDelegationRevoked, false},      // revoked member
+		{401, "agent_revoked", false},                     // revoked actor
+	}
+	if len(d) != len(want) {
+		t.Fatalf("%d decisions, want %d\n%s", len(d), len(want), out.String())
+	}
+	for i, w := range want {
+		if d[i].status != w.status || d[i].reason != w.reason || (d[i].delegation != "") != w.minted {
+			t.Errorf("step %d %q: got %d %s minted=%v, want %d %s minted=%v", i, d[i].step, d[i].status, d[i].reason, d[i].delegation != "", w.status, w.reason, w.minted)
+		}
+	}
+	if t.Failed() {
+		t.Log(out.String())
+	}
+}
