@@ -19,7 +19,7 @@ type TokenVerifier interface {
 	Verify(ctx context.Context, token string) (identity.Verified, error)
 }
 
-// DelegationVerifier checks delegation tokens (identity.Verifier).
+// DelegationVerifier checks delegation tokens (identity.CachedVerifier).
 type DelegationVerifier interface {
 	VerifyDelegation(token string) (identity.DelegationGrant, error)
 }

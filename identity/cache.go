@@ -53,7 +53,20 @@ type CacheConfig struct {
 type CachedVerifier struct {
 	v      *Verifier
 	maxAge time.Duration
-	shards []cacheShard
+	tokens tokenCache[Verified]
+	grants tokenCache[cachedGrant]
+}
+
+// cachedGrant is a verified delegation token and the key that signed it.
+type cachedGrant struct {
+	grant DelegationGrant
+	kid   string
+}
+
+// tokenCache maps token hashes to verification results. The agent-token
+// and delegation-token caches are two of these.
+type tokenCache[V any] struct {
+	shards []cacheShard[V]
 	mask   uint8
 	// gen counts invalidations. A verification that started before an
 	// invalidation must not be cached after it (it may have read the agent
@@ -61,22 +74,22 @@ type CachedVerifier struct {
 	gen atomic.Uint64
 }
 
-// cacheShard is one lock's worth of the cache.
-type cacheShard struct {
+// cacheShard is one lock's worth of a cache.
+type cacheShard[V any] struct {
 	mu    sync.RWMutex
 	index map[[sha256.Size]byte]int32
-	slots []cacheSlot // fixed length: the shard's capacity
-	used  int         // slots[:used] have been handed out at least once
-	free  []int32     // invalidated slots below used
-	hand  int         // CLOCK hand
-	_     [64]byte    // keep neighbouring shards' locks off one cache line
+	slots []cacheSlot[V] // fixed length: the shard's capacity
+	used  int            // slots[:used] have been handed out at least once
+	free  []int32        // invalidated slots below used
+	hand  int            // CLOCK hand
+	_     [64]byte       // keep neighbouring shards' locks off one cache line
 }
 
-type cacheSlot struct {
+type cacheSlot[V any] struct {
 	key     [sha256.Size]byte
 	expires int64 // unix nanoseconds; the entry is dead from then on
 	ref     atomic.Bool
-	v       *Verified // nil when the slot is free; never mutated once set
+	v       *V // nil when the slot is free; never mutated once set
 }
 
 // NewCachedVerifier wraps v. The cache uses v's clock.
@@ -94,13 +107,36 @@ func NewCachedVerifier(v *Verifier, cfg CacheConfig) *CachedVerifier {
 	if cfg.MaxEntries < 256 {
 		n = 1
 	}
-	c := &CachedVerifier{v: v, maxAge: cfg.MaxAge, shards: make([]cacheShard, n), mask: uint8(n - 1)}
-	per := cfg.MaxEntries / n
-	for i := range c.shards {
-		c.shards[i].index = make(map[[sha256.Size]byte]int32, per)
-		c.shards[i].slots = make([]cacheSlot, per)
-	}
+	c := &CachedVerifier{v: v, maxAge: cfg.MaxAge}
+	c.tokens.init(n, cfg.MaxEntries/n)
+	c.grants.init(n, cfg.MaxEntries/n)
 	return c
+}
+
+func (tc *tokenCache[V]) init(shards, per int) {
+	tc.shards, tc.mask = make([]cacheShard[V], shards), uint8(shards-1)
+	for i := range tc.shards {
+		tc.shards[i].index = make(map[[sha256.Size]byte]int32, per)
+		tc.shards[i].slots = make([]cacheSlot[V], per)
+	}
+}
+
+// hashToken keys the caches. sha256 only reads its input, so viewing the
+// string's bytes in place is safe and saves copying the token per request.
+func hashToken(token string) [sha256.Size]byte {
+	return sha256.Sum256(unsafe.Slice(unsafe.StringData(token), len(token)))
+}
+
+func (tc *tokenCache[V]) shard(key *[sha256.Size]byte) *cacheShard[V] {
+	return &tc.shards[key[0]&tc.mask]
+}
+
+// expiry is when an entry for a token expiring at exp must go.
+func (c *CachedVerifier) expiry(exp, now time.Time) int64 {
+	if limit := now.Add(c.maxAge); limit.Before(exp) {
+		exp = limit
+	}
+	return exp.UnixNano()
 }
 
 // Verify returns the cached result for token if there is a live one, else
@@ -109,62 +145,79 @@ func (c *CachedVerifier) Verify(ctx context.Context, token string) (Verified, er
 	if token == "" || len(token) > MaxTokenSize {
 		return c.v.Verify(ctx, token) // rejected without hashing a huge string
 	}
-	// sha256 only reads its input, so viewing the string's bytes in place
-	// is safe and saves copying the token on every request.
-	key := sha256.Sum256(unsafe.Slice(unsafe.StringData(token), len(token)))
-	sh := &c.shards[key[0]&c.mask]
+	key := hashToken(token)
+	sh := c.tokens.shard(&key)
 	now := c.v.now()
-	if v := sh.get(&key, now.UnixNano()); v != nil && c.keyLive(v, now) {
+	if v := sh.get(&key, now.UnixNano()); v != nil && c.keyLive(v.KID, now) {
 		return *v, nil
 	}
 
-	gen := c.gen.Load()
+	gen := c.tokens.gen.Load()
 	res, err := c.v.Verify(ctx, token)
 	if err != nil {
 		return Verified{}, err
 	}
-	expires := res.Claims.ExpiresAt
-	if limit := now.Add(c.maxAge); limit.Before(expires) {
-		expires = limit
-	}
 	stored := res
-	sh.put(key, &stored, expires.UnixNano(), now.UnixNano(), gen, &c.gen)
+	sh.put(key, &stored, c.expiry(res.Claims.ExpiresAt, now), now.UnixNano(), gen, &c.tokens.gen)
 	return res, nil
 }
 
-// keyLive reports whether the key that verified v still verifies.
-func (c *CachedVerifier) keyLive(v *Verified, now time.Time) bool {
-	if v.KID == "" {
-		return true // HS256: the secret is fixed for the Verifier's life
+// VerifyDelegation is Verifier.VerifyDelegation with the same cache: a
+// chain's token is presented on every call of the actor, and verifying its
+// signature each time would cost more than the rest of the decision.
+// Nothing about agents is cached with it (the engine looks every chain
+// member up on each request), so only key removal invalidates it.
+func (c *CachedVerifier) VerifyDelegation(token string) (DelegationGrant, error) {
+	if token == "" || len(token) > MaxTokenSize {
+		return c.v.VerifyDelegation(token)
 	}
-	return c.v.keys.Keyring().lookup(v.KID, now) != nil
+	key := hashToken(token)
+	sh := c.grants.shard(&key)
+	now := c.v.now()
+	if g := sh.get(&key, now.UnixNano()); g != nil && c.keyLive(g.kid, now) {
+		return g.grant, nil
+	}
+	gen := c.grants.gen.Load()
+	kid, g, err := c.v.verifyDelegation(token, now)
+	if err != nil {
+		return DelegationGrant{}, err
+	}
+	sh.put(key, &cachedGrant{grant: g, kid: kid}, c.expiry(g.ExpiresAt, now), now.UnixNano(), gen, &c.grants.gen)
+	return g, nil
+}
+
+// keyLive reports whether the key kid still verifies ("" is HS256, whose
+// secret is fixed for the Verifier's life).
+func (c *CachedVerifier) keyLive(kid string, now time.Time) bool {
+	return kid == "" || c.v.keys.Keyring().lookup(kid, now) != nil
 }
 
 // InvalidateAgent drops every entry of agent id. Call it after revoking,
 // demoting or otherwise updating the agent.
 func (c *CachedVerifier) InvalidateAgent(id string) int {
-	return c.invalidate(func(v *Verified) bool { return v.Claims.Subject == id })
+	return c.tokens.invalidate(func(v *Verified) bool { return v.Claims.Subject == id })
 }
 
 // InvalidateKey drops every entry verified by key kid. Call it after
 // deleting the key.
 func (c *CachedVerifier) InvalidateKey(kid string) int {
-	return c.invalidate(func(v *Verified) bool { return v.KID == kid })
+	return c.tokens.invalidate(func(v *Verified) bool { return v.KID == kid }) +
+		c.grants.invalidate(func(g *cachedGrant) bool { return g.kid == kid })
 }
 
 // InvalidateTokenID drops the entry of the token with jti, after revoking it.
 func (c *CachedVerifier) InvalidateTokenID(jti string) int {
-	return c.invalidate(func(v *Verified) bool { return v.Claims.ID == jti })
+	return c.tokens.invalidate(func(v *Verified) bool { return v.Claims.ID == jti })
 }
 
 // invalidate drops matching entries and returns how many. It scans: O(n) in
 // the cache size, but invalidations are rare admin events, and a secondary
 // index would cost an allocation on every insert.
-func (c *CachedVerifier) invalidate(match func(*Verified) bool) int {
-	c.gen.Add(1) // before the scan, see gen
+func (tc *tokenCache[V]) invalidate(match func(*V) bool) int {
+	tc.gen.Add(1) // before the scan, see gen
 	dropped := 0
-	for i := range c.shards {
-		s := &c.shards[i]
+	for i := range tc.shards {
+		s := &tc.shards[i]
 		s.mu.Lock()
 		for j := 0; j < s.used; j++ {
 			sl := &s.slots[j]
@@ -180,9 +233,14 @@ func (c *CachedVerifier) invalidate(match func(*Verified) bool) int {
 
 // Purge drops every entry.
 func (c *CachedVerifier) Purge() {
-	c.gen.Add(1)
-	for i := range c.shards {
-		s := &c.shards[i]
+	c.tokens.purge()
+	c.grants.purge()
+}
+
+func (tc *tokenCache[V]) purge() {
+	tc.gen.Add(1)
+	for i := range tc.shards {
+		s := &tc.shards[i]
 		s.mu.Lock()
 		clear(s.index)
 		clear(s.slots[:s.used])
@@ -191,11 +249,14 @@ func (c *CachedVerifier) Purge() {
 	}
 }
 
-// Len returns the number of entries, live or expired-but-not-yet-reused.
-func (c *CachedVerifier) Len() int {
+// Len returns the number of agent-token entries, live or
+// expired-but-not-yet-reused.
+func (c *CachedVerifier) Len() int { return c.tokens.len() }
+
+func (tc *tokenCache[V]) len() int {
 	n := 0
-	for i := range c.shards {
-		s := &c.shards[i]
+	for i := range tc.shards {
+		s := &tc.shards[i]
 		s.mu.RLock()
 		n += len(s.index)
 		s.mu.RUnlock()
@@ -204,7 +265,7 @@ func (c *CachedVerifier) Len() int {
 }
 
 // get returns the live entry for key, marking it recently used.
-func (s *cacheShard) get(key *[sha256.Size]byte, now int64) *Verified {
+func (s *cacheShard[V]) get(key *[sha256.Size]byte, now int64) *V {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	i, ok := s.index[*key]
@@ -222,7 +283,7 @@ func (s *cacheShard) get(key *[sha256.Size]byte, now int64) *Verified {
 }
 
 // put stores v under key unless an invalidation happened since gen was read.
-func (s *cacheShard) put(key [sha256.Size]byte, v *Verified, expires, now int64, gen uint64, cur *atomic.Uint64) {
+func (s *cacheShard[V]) put(key [sha256.Size]byte, v *V, expires, now int64, gen uint64, cur *atomic.Uint64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if cur.Load() != gen {
@@ -255,7 +316,7 @@ func (s *cacheShard) put(key [sha256.Size]byte, v *Verified, expires, now int64,
 // evict picks a victim in a full shard: the first slot under the hand that
 // is expired or was not used since the hand last passed. It ends within two
 // sweeps, because the first clears every reference flag.
-func (s *cacheShard) evict(now int64) int32 {
+func (s *cacheShard[V]) evict(now int64) int32 {
 	for {
 		i := s.hand
 		if s.hand++; s.hand == len(s.slots) {
@@ -270,7 +331,7 @@ func (s *cacheShard) evict(now int64) int32 {
 }
 
 // release frees slot i. Called with s.mu held.
-func (s *cacheShard) release(i int32) {
+func (s *cacheShard[V]) release(i int32) {
 	sl := &s.slots[i]
 	delete(s.index, sl.key)
 	sl.v, sl.expires = nil, 0

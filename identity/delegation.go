@@ -168,39 +168,44 @@ func checkGrantShape(g *DelegationGrant) error {
 // agents: the caller checks that the actor is the agent whose own token
 // came with the request, and every agent's status, against the store.
 func (v *Verifier) VerifyDelegation(token string) (DelegationGrant, error) {
-	now := v.now()
+	_, g, err := v.verifyDelegation(token, v.now())
+	return g, err
+}
+
+// verifyDelegation also returns the kid that verified the token, for the cache.
+func (v *Verifier) verifyDelegation(token string, now time.Time) (string, DelegationGrant, error) {
 	jws, err := v.verifyJWS(token, now, typDelegation)
 	if err != nil {
-		return DelegationGrant{}, err
+		return "", DelegationGrant{}, err
 	}
 	var c delegationClaims
 	if err := decodePayload(jws.payload, &c); err != nil {
-		return DelegationGrant{}, err
+		return "", DelegationGrant{}, err
 	}
 	switch {
 	case c.Iss != v.iss:
-		return DelegationGrant{}, fmt.Errorf("%w: expected %q", ErrTokenIssuer, v.iss)
+		return "", DelegationGrant{}, fmt.Errorf("%w: expected %q", ErrTokenIssuer, v.iss)
 	case c.Aud != v.aud+DelegationAudienceSuffix:
-		return DelegationGrant{}, fmt.Errorf("%w: expected %q", ErrTokenAudience, v.aud+DelegationAudienceSuffix)
+		return "", DelegationGrant{}, fmt.Errorf("%w: expected %q", ErrTokenAudience, v.aud+DelegationAudienceSuffix)
 	case c.Jti == "" || len(c.Jti) > maxJTILen:
-		return DelegationGrant{}, fmt.Errorf("%w: jti must be 1 to %d characters", ErrTokenJTI, maxJTILen)
+		return "", DelegationGrant{}, fmt.Errorf("%w: jti must be 1 to %d characters", ErrTokenJTI, maxJTILen)
 	case c.Exp <= 0 || c.Iat <= 0 || c.Exp <= c.Iat || c.Exp > maxNumericDate:
-		return DelegationGrant{}, fmt.Errorf("%w: iat and exp are required, exp after iat", ErrTokenClaims)
+		return "", DelegationGrant{}, fmt.Errorf("%w: iat and exp are required, exp after iat", ErrTokenClaims)
 	}
 	iat, exp := time.Unix(c.Iat, 0).UTC(), time.Unix(c.Exp, 0).UTC()
 	if !now.Before(exp.Add(Leeway)) {
-		return DelegationGrant{}, fmt.Errorf("%w: %s ago (leeway %s)", ErrTokenExpired, now.Sub(exp).Truncate(time.Second), Leeway)
+		return "", DelegationGrant{}, fmt.Errorf("%w: %s ago (leeway %s)", ErrTokenExpired, now.Sub(exp).Truncate(time.Second), Leeway)
 	}
 	if now.Add(Leeway).Before(iat) {
-		return DelegationGrant{}, fmt.Errorf("%w: iat is %s ahead (leeway %s)", ErrTokenNotYetValid, iat.Sub(now).Truncate(time.Second), Leeway)
+		return "", DelegationGrant{}, fmt.Errorf("%w: iat is %s ahead (leeway %s)", ErrTokenNotYetValid, iat.Sub(now).Truncate(time.Second), Leeway)
 	}
 	if exp.Sub(iat) > jws.ring.MaxTTL() {
-		return DelegationGrant{}, fmt.Errorf("%w: lifetime %s exceeds the maximum %s", ErrTokenClaims, exp.Sub(iat), jws.ring.MaxTTL())
+		return "", DelegationGrant{}, fmt.Errorf("%w: lifetime %s exceeds the maximum %s", ErrTokenClaims, exp.Sub(iat), jws.ring.MaxTTL())
 	}
 	g := DelegationGrant{Root: c.Sub, MaxChain: c.MaxChain, IssuedAt: iat, ExpiresAt: exp, ID: c.Jti}
 	for a := c.Act; a != nil; a = a.Act {
 		if len(g.Actors) == MaxActors {
-			return DelegationGrant{}, fmt.Errorf("%w: more than %d actors", ErrTokenClaims, MaxActors)
+			return "", DelegationGrant{}, fmt.Errorf("%w: more than %d actors", ErrTokenClaims, MaxActors)
 		}
 		g.Actors = append(g.Actors, a.Sub)
 	}
@@ -212,7 +217,7 @@ func (v *Verifier) VerifyDelegation(token string) (DelegationGrant, error) {
 		g.Scope = strings.Split(c.Scope, " ")
 	}
 	if err := checkGrantShape(&g); err != nil {
-		return DelegationGrant{}, fmt.Errorf("%w: %w", ErrTokenClaims, err)
+		return "", DelegationGrant{}, fmt.Errorf("%w: %w", ErrTokenClaims, err)
 	}
-	return g, nil
+	return jws.kid, g, nil
 }

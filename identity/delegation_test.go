@@ -154,3 +154,48 @@ func decodeSegment(t *testing.T, tok string, i int) string {
 	}
 	return string(b)
 }
+
+func TestCachedDelegations(t *testing.T) {
+	e := newTestEnv(t, AlgEdDSA)
+	c := NewCachedVerifier(e.verifier, CacheConfig{MaxAge: time.Hour})
+	tok, minted, err := e.issuer.Delegate(DelegationGrant{Root: e.agent.ID, Actors: []string{NewAgentID()}, ExpiresAt: e.clock.Now().Add(10 * time.Minute)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		g, err := c.VerifyDelegation(tok)
+		if err != nil || !cmp.Equal(g, minted) {
+			t.Fatalf("cached delegation: %+v, %v", g, err)
+		}
+	}
+	if _, err := c.VerifyDelegation(tok + "x"); !errors.Is(err, ErrInvalidToken) {
+		t.Fatalf("tampered: %v", err)
+	}
+	// An entry never outlives the token.
+	e.clock.Advance(11 * time.Minute)
+	if _, err := c.VerifyDelegation(tok); !errors.Is(err, ErrTokenExpired) {
+		t.Fatalf("expired delegation served from the cache: %v", err)
+	}
+	// Removing the signing key stops its cached delegations at once.
+	e.clock.Advance(-11 * time.Minute)
+	tok2, _, err := e.issuer.Delegate(DelegationGrant{Root: e.agent.ID, Actors: []string{NewAgentID()}, ExpiresAt: e.clock.Now().Add(10 * time.Minute)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.VerifyDelegation(tok2); err != nil {
+		t.Fatal(err)
+	}
+	kid := e.current(t).kid
+	if err := e.store.DeleteKey(context.Background(), kid); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.keys.Reload(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if n := c.InvalidateKey(kid); n == 0 {
+		t.Fatal("InvalidateKey dropped no delegation entry")
+	}
+	if _, err := c.VerifyDelegation(tok2); !errors.Is(err, ErrTokenKID) {
+		t.Fatalf("delegation of a removed key: %v", err)
+	}
+}

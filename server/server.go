@@ -157,7 +157,7 @@ func build(ctx context.Context, cfg *config.Config, o Options, log *slog.Logger)
 
 	limiter := ratelimit.NewMemory(nil, 0)
 	eng, err := engine.New(engine.Config{
-		Mode: cfg.Mode, Tokens: p.cached, Delegations: verifier, Delegator: issuer,
+		Mode: cfg.Mode, Tokens: p.cached, Delegations: p.cached, Delegator: issuer,
 		Agents: agents, Policies: p.loader, Limiter: limiter, Routes: cfg.Routes,
 	})
 	if err != nil {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"testing"
 
-	"github.com/meshguard/meshguard/engine"
 	"github.com/meshguard/meshguard/policy"
 )
 
@@ -19,13 +18,6 @@ func NewWithSources(t testing.TB, opts Options, sources func(f *Fixture) []polic
 	if _, err := f.Policies.Reload(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	var err error
-	f.Engine, err = engine.New(engine.Config{
-		Mode: opts.Mode, Tokens: f.Cached, Delegations: f.Verifier, Delegator: f.Issuer,
-		Agents: f.Agents, Policies: f.Policies, Limiter: f.Limiter, Routes: opts.Routes, Now: opts.Now,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	f.buildEngine(t, opts)
 	return f
 }

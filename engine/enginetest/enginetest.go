@@ -71,14 +71,21 @@ func New(t testing.TB, policies string, opts Options) *Fixture {
 		t.Fatal(err)
 	}
 	f.Limiter = ratelimit.NewMemory(opts.Now, 0)
+	f.buildEngine(t, opts)
+	return f
+}
+
+// buildEngine wires the engine over the fixture's parts, as the server does.
+func (f *Fixture) buildEngine(t testing.TB, opts Options) {
+	t.Helper()
+	var err error
 	f.Engine, err = engine.New(engine.Config{
-		Mode: opts.Mode, Tokens: f.Cached, Delegations: f.Verifier, Delegator: f.Issuer,
+		Mode: opts.Mode, Tokens: f.Cached, Delegations: f.Cached, Delegator: f.Issuer,
 		Agents: f.Agents, Policies: f.Policies, Limiter: f.Limiter, Routes: opts.Routes, Now: opts.Now,
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return f
 }
 
 // Agent creates an active agent and returns it with a one-hour token.
