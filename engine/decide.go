@@ -152,6 +152,9 @@ func checkBounds(r *Request) string {
 // the action cannot be resolved; d.Reason set means a 403, else a 400.
 func (e *Engine) resolve(r *Request, d *Decision) string {
 	path := splitPath(r.Path)
+	if msg := checkPath(path); msg != "" {
+		return msg
+	}
 	method := strings.ToUpper(r.Method)
 	switch {
 	case r.Action != "":
@@ -189,6 +192,35 @@ func (e *Engine) resolve(r *Request, d *Decision) string {
 		d.Resource = r.Resource
 	default:
 		d.Resource = path
+	}
+	return ""
+}
+
+// checkPath refuses paths that mean something other than they say: dot
+// segments, empty segments and encoded slashes or backslashes. Actions and
+// resources are derived from the path as written, so "/docs/../admin" would
+// be decided as read:docs/../admin — matched by a read:docs/* rule — while
+// the upstream serves /admin. Proxies normalise paths first (Envoy's
+// normalize_path, merge_slashes and path_with_escaped_slashes_action), and
+// the gateway does; anything that still arrives is refused, not guessed at.
+func checkPath(p string) string {
+	if p == "" || p == "/" {
+		return ""
+	}
+	lower := strings.ToLower(p)
+	switch {
+	case !strings.HasPrefix(p, "/"):
+		return "path " + quote(p) + " does not start with /"
+	case strings.Contains(p, "//"):
+		return "path " + quote(p) + " has an empty segment; normalise paths before authorizing (Envoy: merge_slashes)"
+	case strings.Contains(lower, "%2f"), strings.Contains(lower, "%5c"), strings.Contains(p, "\\"):
+		return "path " + quote(p) + " has an encoded slash or a backslash; normalise paths before authorizing (Envoy: path_with_escaped_slashes_action)"
+	}
+	for seg := range strings.SplitSeq(p[1:], "/") {
+		if seg == "." || seg == ".." || strings.EqualFold(seg, "%2e") || strings.EqualFold(seg, "%2e%2e") ||
+			strings.EqualFold(seg, ".%2e") || strings.EqualFold(seg, "%2e.") {
+			return "path " + quote(p) + " has a dot segment; normalise paths before authorizing (Envoy: normalize_path)"
+		}
 	}
 	return ""
 }

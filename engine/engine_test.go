@@ -169,6 +169,13 @@ func TestAuthenticationAndInput(t *testing.T) {
 		{"unknown method", engine.Request{Token: m.mailT, Method: "BREW", Path: "/coffee"}, 403, engine.ReasonActionUnresolved},
 		{"invalid UTF-8", engine.Request{Token: m.mailT, Method: "GET", Path: "/\xff"}, 400, engine.ReasonBadRequest},
 		{"huge path", engine.Request{Token: m.mailT, Method: "GET", Path: "/" + strings.Repeat("a", engine.MaxPathLen)}, 400, engine.ReasonBadRequest},
+		{"dot segment", engine.Request{Token: m.mailT, Method: "GET", Path: "/contacts/../admin"}, 400, engine.ReasonBadRequest},
+		{"encoded dot segment", engine.Request{Token: m.mailT, Method: "GET", Path: "/contacts/%2E%2e/admin"}, 400, engine.ReasonBadRequest},
+		{"empty segment", engine.Request{Token: m.mailT, Method: "GET", Path: "/contacts//x"}, 400, engine.ReasonBadRequest},
+		{"encoded slash", engine.Request{Token: m.mailT, Method: "GET", Path: "/contacts%2Fx"}, 400, engine.ReasonBadRequest},
+		{"backslash", engine.Request{Token: m.mailT, Method: "GET", Path: "/contacts\\x"}, 400, engine.ReasonBadRequest},
+		{"dots inside a name are fine", engine.Request{Token: m.mailT, Method: "GET", Path: "/contacts/a..b/.x"}, 200, policy.ReasonRuleAllow},
+		{"query keeps its slashes", engine.Request{Token: m.mailT, Method: "GET", Path: "/contacts?next=/a/../b"}, 200, policy.ReasonRuleAllow},
 		{"action without verb", engine.Request{Token: m.mailT, Method: "GET", Path: "/x", ActionHeader: "everything"}, 400, engine.ReasonBadRequest},
 		{"explicit api action", engine.Request{Source: engine.SourceAPI, Token: m.mailT, Action: "read:contacts"}, 200, policy.ReasonRuleAllow},
 	}

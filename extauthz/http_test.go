@@ -214,15 +214,16 @@ func TestHTTPInternalFailure(t *testing.T) {
 	}
 }
 
-// TestMount: paths reach the engine as sent, unclean ones included, and
-// everything else reaches the server's mux.
+// TestMount: paths reach the engine as sent, unclean ones included (the
+// mux would have redirected them), and the engine refuses them; everything
+// else reaches the server's mux.
 func TestMount(t *testing.T) {
 	m := newMesh(t, enginetest.Options{})
 	rec := &recorder{c: m.f.Engine}
 	srv := startHTTP(t, rec, testLog(t, nil))
 	for _, path := range []string{"/docs/../admin", "//docs", "/a%2F..%2Fb", "/./x?y=/../z"} {
 		resp, raw := envoyHTTP(t, srv.URL, "GET", "docs", path, map[string]string{"Authorization": "Bearer " + m.orchT})
-		if r, _ := rec.last(); resp.StatusCode != 200 || r.Path != path {
+		if r, _ := rec.last(); resp.StatusCode != 400 || r.Path != path {
 			t.Errorf("%s: %d %s, engine saw %q", path, resp.StatusCode, raw, r.Path)
 		}
 	}
