@@ -119,8 +119,8 @@ var settings = []setting{
 			return nil
 		}
 		u, err := url.Parse(v)
-		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil {
-			return errors.New("expected an http:// or https:// URL with a host and no user info")
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil || u.RawQuery != "" || u.Fragment != "" {
+			return errors.New("expected an http:// or https:// URL with a host, and no user info, query or fragment")
 		}
 		c.ProxyTarget = v
 		return nil

@@ -69,6 +69,7 @@ func TestErrorsNameTheKey(t *testing.T) {
 		{"short jwt secret", "", map[string]string{"JWT_SECRET": "short"}, nil, "JWT_SECRET: must be at least 32 bytes"},
 		{"bad proxy target", "", map[string]string{"PROXY_TARGET": "ftp://x"}, nil, "PROXY_TARGET: expected an http"},
 		{"proxy target with credentials", "", map[string]string{"PROXY_TARGET": "http://u:p@x"}, nil, "PROXY_TARGET"},
+		{"proxy target with a query", "", map[string]string{"PROXY_TARGET": "http://x/?a=b"}, nil, "PROXY_TARGET"},
 		{"postgres not yet", "", map[string]string{"DATABASE_URL": "postgres://localhost/mg"}, nil, "DATABASE_URL: PostgreSQL is not supported by this build yet"},
 		{"log level", "logLevel: loud", nil, nil, "logLevel"},
 		{"duplicate key", "port: 1\nport: 2", nil, nil, "duplicate key"},
