@@ -78,7 +78,7 @@ func TestUsageErrors(t *testing.T) {
 		{"unknown flag", []string{"policy", "validate", "--frob", "x"}, "unknown flag: --frob"},
 		{"validate needs a path", []string{"policy", "validate"}, "accepts 1 arg(s)"},
 		{"validate missing path", []string{"policy", "validate", "/nonexistent/p.yaml"}, "no such file"},
-		{"test needs --policies", []string{"policy", "test", "--agent", "a", "--action", "b:c"}, "--policies is required"},
+		{"--agents needs --policies", []string{"policy", "test", "--agents", exampleAgents, "--agent", "a", "--action", "b:c"}, "give --policies too"},
 		{"test needs --agents", []string{"policy", "test", "--policies", examplePolicies, "--file", exampleTests}, "--agents is required"},
 		{"test needs a mode", []string{"policy", "test", "--policies", examplePolicies, "--agents", exampleAgents}, "give --file"},
 		{"test not both modes", []string{"policy", "test", "--policies", examplePolicies, "--agents", exampleAgents, "--file", exampleTests, "--agent", "x"}, "not both"},

@@ -12,9 +12,13 @@ import (
 func (a *app) policyCmd() *cobra.Command {
 	cmd := group(&cobra.Command{
 		Use:   "policy",
-		Short: "Validate and test policies",
+		Short: "Manage, validate and test policies",
+		Long: "list, show, apply and delete manage the policies of a running MeshGuard through its\n" +
+			"admin API (--gateway, --admin-token); validate checks files offline; test runs test\n" +
+			"cases against the server, or offline with --policies.",
 	})
-	cmd.AddCommand(a.policyValidateCmd(), a.policyTestCmd())
+	cmd.AddCommand(a.policyListCmd(), a.policyShowCmd(), a.policyApplyCmd(), a.policyDeleteCmd(),
+		a.policyValidateCmd(), a.policyTestCmd())
 	return cmd
 }
 

@@ -7,9 +7,11 @@ import (
 	"fmt"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/spf13/cobra"
 
+	"github.com/meshguard/meshguard/client"
 	"github.com/meshguard/meshguard/policy"
 )
 
@@ -25,17 +27,22 @@ func (a *app) policyTestCmd() *cobra.Command {
 	var f policyTestFlags
 	cmd := &cobra.Command{
 		Use:   "test",
-		Short: "Run policy test cases, or decide one request, offline",
-		Long: "Offline (--policies DIR --agents FILE): evaluates test cases from --file, or one request\n" +
-			"given by --agent/--action, against the policies on disk, with no server.\n\n" +
-			"Exit codes: 0 all cases passed (one request: allowed), 1 some failed (denied), 2 bad input.",
-		Example: "  meshguard policy test --policies examples/policies --agents examples/agents.yaml --file examples/tests.yaml\n" +
+		Short: "Run policy test cases, or decide one request, against the server or offline",
+		Long: "Evaluates test cases from --file, or one request given by --agent/--action.\n\n" +
+			"Online (the default): against the agents and the policies in force on the server\n" +
+			"(--gateway, --admin-token); nothing is audited and no rate limit is counted.\n" +
+			"Offline (--policies DIR --agents FILE): against the policies on disk, with no server.\n\n" +
+			"Exit codes: 0 all cases passed (one request: allowed), 1 some failed (denied), 2 bad input;\n" +
+			"online also 3 (admin token) and 5 (server unreachable).",
+		Example: "  meshguard policy test --file examples/tests.yaml\n" +
+			"  meshguard policy test --agent researcher --action read:docs --chain orchestrator --verbose\n" +
+			"  meshguard policy test --policies examples/policies --agents examples/agents.yaml --file examples/tests.yaml\n" +
 			"  meshguard policy test --policies examples/policies --agents examples/agents.yaml --agent researcher --action read:docs --verbose",
 		Args: exactArgs(0),
 		RunE: runE(func(cmd *cobra.Command, _ []string) error { return a.runPolicyTest(cmd, &f) }),
 	}
 	fl := cmd.Flags()
-	fl.StringVar(&f.policies, "policies", "", "policy file or directory (offline mode)")
+	fl.StringVar(&f.policies, "policies", "", "policy file or directory: test offline, with no server")
 	fl.StringVar(&f.agents, "agents", "", "agents file: agents: [{id, name, trustTier, tags, status}] (offline mode)")
 	fl.StringVarP(&f.file, "file", "f", "", "tests file: tests: [{name, agent, action, resource, context, chain, at, expect}]")
 	fl.StringVar(&f.agent, "agent", "", "agent id or name (one request)")
@@ -50,10 +57,11 @@ func (a *app) policyTestCmd() *cobra.Command {
 
 func (a *app) runPolicyTest(cmd *cobra.Command, f *policyTestFlags) error {
 	single := f.agent != "" || f.action != ""
+	online := f.policies == ""
 	switch {
-	case f.policies == "":
-		return usageErr("--policies is required: this build tests policies offline (--policies DIR --agents FILE); testing against a running server is not available yet")
-	case f.agents == "":
+	case online && f.agents != "":
+		return usageErr("--agents describes the agents of an offline test: give --policies too (without --policies the test runs against the server's agents and policies)")
+	case !online && f.agents == "":
 		return usageErr("--agents is required with --policies (the agents the cases name)")
 	case f.file != "" && single:
 		return usageErr("give either --file or --agent/--action, not both")
@@ -63,6 +71,9 @@ func (a *app) runPolicyTest(cmd *cobra.Command, f *policyTestFlags) error {
 		return usageErr("one request needs both --agent and --action")
 	case !single && (f.resource != "" || f.context != "" || len(f.chain) > 0 || f.at != ""):
 		return usageErr("--resource, --context, --chain and --at describe one request; with --file put them in the cases")
+	}
+	if online {
+		return a.runPolicyTestOnline(cmd, f, single)
 	}
 
 	set, err := loadPolicies(cmd, f.policies)
@@ -89,7 +100,13 @@ func (a *app) runPolicyTest(cmd *cobra.Command, f *policyTestFlags) error {
 	if err != nil {
 		return a.badInput(err)
 	}
-	rep := policy.RunTests(set, cases, now, f.verbose)
+	return a.printReport(policy.RunTests(set, cases, now, f.verbose), f.verbose)
+}
+
+// printReport prints a test run, offline or online: one line per case (and
+// the explain trace under --verbose) and the summary, or the report as
+// JSON. Some failed case makes it exit 1.
+func (a *app) printReport(rep policy.Report, verbose bool) error {
 	if a.g.json {
 		if err := a.printJSON(rep); err != nil {
 			return err
@@ -97,7 +114,7 @@ func (a *app) runPolicyTest(cmd *cobra.Command, f *policyTestFlags) error {
 	} else {
 		for _, r := range rep.Results {
 			a.say("%s", resultLine(r))
-			if f.verbose {
+			if verbose {
 				a.explain(&r.Detail, "    ")
 			}
 		}
@@ -160,42 +177,72 @@ func (a *app) testOne(set *policy.Set, dir *policy.Directory, f *policyTestFlags
 		}
 		in.Chain = append(in.Chain, s)
 	}
-	if f.context != "" {
-		dec := json.NewDecoder(bytes.NewReader([]byte(f.context)))
-		dec.UseNumber()
-		if err := dec.Decode(&in.Context); err != nil || in.Context == nil || dec.More() {
-			return usageErr("--context: expected a JSON object such as '{\"recipient\":\"a@example.com\"}'")
-		}
+	var err error
+	if in.Context, err = parseContext(f.context); err != nil {
+		return err
 	}
-	if f.at != "" {
-		t, err := time.Parse(time.RFC3339, f.at)
-		if err != nil {
-			return usageErr("--at: %q is not an RFC 3339 time such as 2026-01-05T10:00:00Z", f.at)
-		}
-		in.Time = t
+	at, err := parseAt(f.at)
+	if err != nil {
+		return err
+	}
+	if !at.IsZero() {
+		in.Time = at
 	}
 	d := set.Evaluate(&in)
+	chain := make([]string, len(in.Chain))
+	for i := range in.Chain {
+		chain[i] = in.Chain[i].Label()
+	}
+	return a.printOne(oneResult{Agent: in.Agent.Label(), Action: in.Action, Resource: in.Resource, Decision: d}, chain)
+}
+
+// parseContext reads --context: a JSON object, or nothing.
+func parseContext(s string) (map[string]any, error) {
+	if s == "" {
+		return nil, nil
+	}
+	var ctx map[string]any
+	dec := json.NewDecoder(bytes.NewReader([]byte(s)))
+	dec.UseNumber()
+	if err := dec.Decode(&ctx); err != nil || ctx == nil || dec.More() {
+		return nil, usageErr("--context: expected a JSON object such as '{\"recipient\":\"a@example.com\"}'")
+	}
+	return ctx, nil
+}
+
+// parseAt reads --at: an RFC 3339 time, or nothing (the zero time).
+func parseAt(s string) (time.Time, error) {
+	if s == "" {
+		return time.Time{}, nil
+	}
+	t, err := time.Parse(time.RFC3339, s)
+	if err != nil {
+		return time.Time{}, usageErr("--at: %q is not an RFC 3339 time such as 2026-01-05T10:00:00Z", s)
+	}
+	return t, nil
+}
+
+// printOne prints the decision of one request, offline or online: a verdict
+// line naming the chain and the action, then the details, or the result as
+// JSON. A denial makes it exit 1.
+func (a *app) printOne(r oneResult, chain []string) error {
 	if a.g.json {
-		if err := a.printJSON(oneResult{Agent: in.Agent.Label(), Action: in.Action, Resource: in.Resource, Decision: d}); err != nil {
+		if err := a.printJSON(r); err != nil {
 			return err
 		}
 	} else {
 		mark, verdict := "✓", "ALLOWED"
-		if !d.Allowed() {
+		if !r.Allowed() {
 			mark, verdict = "✗", "DENIED"
 		}
-		who := in.Agent.Label()
-		if len(in.Chain) > 0 {
-			names := make([]string, len(in.Chain))
-			for i := range in.Chain {
-				names[i] = in.Chain[i].Label()
-			}
-			who = strings.Join(names, " → ") + " → " + who
+		who := r.Agent
+		if len(chain) > 0 {
+			who = strings.Join(chain, " → ") + " → " + who
 		}
-		a.say("%s %s: %s %s", mark, verdict, who, in.Action)
-		a.explain(&d, "  ")
+		a.say("%s %s: %s %s", mark, verdict, who, r.Action)
+		a.explain(&r.Decision, "  ")
 	}
-	if !d.Allowed() {
+	if !r.Allowed() {
 		return &ExitError{Code: ExitFailure}
 	}
 	return nil
@@ -237,4 +284,67 @@ func (a *app) explain(d *policy.Decision, indent string) {
 		}
 		a.say("%s%s delegation %s: %s", indent, mark, s.Check, s.Detail)
 	}
+}
+
+// runPolicyTestOnline runs the cases, or decides the one request, on the
+// server: against the agents in its store and the policies in force
+// (POST /admin/policies/test). The output is the offline mode's.
+func (a *app) runPolicyTestOnline(cmd *cobra.Command, f *policyTestFlags, single bool) error {
+	ctx := cmd.Context()
+	if single {
+		req := client.PolicyTestRequest{Agent: f.agent, Action: f.action, Resource: f.resource, Chain: f.chain, Verbose: f.verbose}
+		var err error
+		if req.Context, err = parseContext(f.context); err != nil {
+			return err
+		}
+		at, err := parseAt(f.at)
+		if err != nil {
+			return err
+		}
+		if !at.IsZero() {
+			req.At = &at
+		}
+		c, err := a.adminClient()
+		if err != nil {
+			return err
+		}
+		res, err := c.TestPolicy(ctx, req)
+		if err != nil {
+			return a.apiErr(err)
+		}
+		return a.printOne(oneResult{Agent: res.Agent, Action: res.Action, Resource: res.Resource, Decision: res.Decision}, res.Chain)
+	}
+	data, err := readInput("--file", f.file)
+	if err != nil {
+		return err
+	}
+	if !utf8.Valid(data) {
+		return usageErr("--file: %s is not valid UTF-8", f.file)
+	}
+	c, err := a.adminClient()
+	if err != nil {
+		return err
+	}
+	rep, err := c.RunPolicyTests(ctx, string(data), f.verbose)
+	if err != nil {
+		// The server locates errors in a file it calls "tests": name the
+		// user's file instead, as the offline mode does.
+		var ae *client.APIError
+		if errors.As(err, &ae) {
+			for i := range ae.Errors {
+				if ae.Errors[i].File == "tests" {
+					ae.Errors[i].File = f.file
+				}
+			}
+		}
+		return a.apiErr(err)
+	}
+	out := policy.Report{Summary: rep.Summary, Results: make([]policy.Result, len(rep.Results))}
+	for i, r := range rep.Results {
+		out.Results[i] = r.Result
+		if r.Detail != nil {
+			out.Results[i].Detail = *r.Detail
+		}
+	}
+	return a.printReport(out, f.verbose)
 }

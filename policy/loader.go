@@ -29,7 +29,7 @@ type Dir string
 // Policies reads and parses the directory; all problems of all files are
 // returned together as one ErrorList.
 func (d Dir) Policies(ctx context.Context) ([]*Policy, error) {
-	files, err := yamlFiles(string(d))
+	files, err := YAMLFiles(string(d))
 	if err != nil {
 		return nil, err
 	}
@@ -57,7 +57,11 @@ func Path(p string) (Source, error) {
 	return File(p), nil
 }
 
-func yamlFiles(dir string) ([]string, error) {
+// YAMLFiles lists the policy files under dir as the loader reads them:
+// every *.yaml and *.yml file, in lexical order, names starting with "."
+// skipped, a root that is a symlink followed. `meshguard policy apply DIR`
+// sends the same files.
+func YAMLFiles(dir string) ([]string, error) {
 	// WalkDir does not follow a root that is a symlink (a common way to
 	// point at a policy checkout), which would silently find nothing.
 	root, err := filepath.EvalSymlinks(dir)

@@ -199,8 +199,10 @@ func build(ctx context.Context, cfg *config.Config, o Options, log *slog.Logger)
 		grpc.MaxConcurrentStreams(maxGRPCStreams),
 		// Reuse stream goroutines: a fresh goroutine per Check starts on
 		// a small stack and spends a measurable share of each call growing
-		// it (runtime.newstack showed up as most of the engine's cost).
-		grpc.NumStreamWorkers(uint32(4*runtime.GOMAXPROCS(0))),
+		// it. grpc-go hands a stream to a new goroutine whenever every
+		// worker is busy, so there are enough workers for a busy Envoy
+		// fleet's concurrency, not just one per core.
+		grpc.NumStreamWorkers(uint32(max(64, 8*runtime.GOMAXPROCS(0)))),
 	)
 	extauthz.NewServer(eng, log).Register(p.grpc)
 	p.health = health.NewServer()

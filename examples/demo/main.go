@@ -52,7 +52,7 @@ func run(ctx context.Context, out io.Writer, o options) error {
 	defer os.RemoveAll(data)
 
 	// An upstream for the gateway: it answers with what MeshGuard told it.
-	up, err := net.Listen("tcp", "127.0.0.1:0")
+	up, err := (&net.ListenConfig{}).Listen(ctx, "tcp", "127.0.0.1:0")
 	if err != nil {
 		return err
 	}
