@@ -100,7 +100,7 @@ func run(ctx context.Context, out io.Writer, o options) error {
 		stopServer()
 		return <-done
 	}
-	fmt.Fprintf(out, instructions, addrs.HTTP, addrs.GRPC, adminToken, w.tokens["researcher"], w.http, w.http)
+	fmt.Fprintf(out, instructions, addrs.HTTP, addrs.GRPC, adminToken, w.tokens["emailer"], w.http, w.http)
 	return <-done
 }
 
@@ -115,14 +115,14 @@ const instructions = `
 MeshGuard is still running (HTTP %s, gRPC %s) — Ctrl-C stops it.
 
   export MESHGUARD_ADMIN_TOKEN=%s
-  export RESEARCHER_TOKEN=%s
+  export EMAILER_TOKEN=%s
   ./bin/meshguard agent list
   ./bin/meshguard policy list
-  ./bin/meshguard policy test --agent orchestrator --action write:notes/plan --verbose
+  ./bin/meshguard policy test --agent emailer --action write:email --context '{"recipient":"eve@elsewhere.test"}' --verbose
 
-  # the researcher through the gateway, and asking /v1/check about something it may not do
-  curl -i %s/proxy/papers/agents -H "Authorization: Bearer $RESEARCHER_TOKEN"
-  curl -i -X POST %s/v1/check -H "Authorization: Bearer $RESEARCHER_TOKEN" -d '{"action":"delete:papers"}'
+  # the emailer through the gateway, and asking /v1/check about something it may not do
+  curl -i %s/proxy/contacts -H "Authorization: Bearer $EMAILER_TOKEN"
+  curl -i -X POST %s/v1/check -H "Authorization: Bearer $EMAILER_TOKEN" -H 'Content-Type: application/json' -d '{"action":"delete:contacts/42"}'
 `
 
 // echo is the demo's upstream: it shows what reached it.
