@@ -11,17 +11,14 @@ import (
 // BenchmarkCheck measures one decision through the whole pipeline with a
 // cached token: direct, with a delegation chain of two, and a denial.
 func BenchmarkCheck(b *testing.B) {
-	f := enginetest.New(b, meshPolicies, enginetest.Options{})
-	m := &mesh{f: f}
-	m.orch, m.orchT = f.Agent(b, "orchestrator", 2, []string{"orchestrator"}, "orchestrator.mesh")
-	m.res, m.resT = f.Agent(b, "researcher", 1, []string{"researcher"}, "researcher.mesh")
-	m.mail, m.mailT = f.Agent(b, "emailer", 1, []string{"emailer"}, "emailer.mesh")
+	m := enginetest.NewMesh(b, enginetest.Options{})
+	f := m.F
 	ctx := context.Background()
-	d, err := f.Engine.Check(ctx, &engine.Request{Token: m.orchT, Method: "POST", Host: "researcher.mesh", Path: "/research/x"})
+	d, err := f.Engine.Check(ctx, &engine.Request{Token: m.OrchT, Method: "POST", Host: "researcher.mesh", Path: "/research/x"})
 	if err != nil || !d.Allowed {
 		b.Fatal(d, err)
 	}
-	d, err = f.Engine.Check(ctx, &engine.Request{Token: m.resT, Delegation: d.Delegation, Method: "GET", Host: "emailer.mesh", Path: "/contacts"})
+	d, err = f.Engine.Check(ctx, &engine.Request{Token: m.ResT, Delegation: d.Delegation, Method: "GET", Host: "emailer.mesh", Path: "/contacts"})
 	if err != nil || !d.Allowed {
 		b.Fatal(d, err)
 	}
@@ -31,9 +28,9 @@ func BenchmarkCheck(b *testing.B) {
 		req   engine.Request
 		allow bool
 	}{
-		{"direct", engine.Request{Token: m.mailT, Method: "POST", Host: "smtp.internal", Path: "/email", ContextHeader: `{"recipient":"a@example.com"}`}, true},
-		{"chain-of-two", engine.Request{Token: m.mailT, Delegation: toMail, Method: "GET", Host: "crm.internal", Path: "/contacts"}, true},
-		{"denied", engine.Request{Token: m.mailT, Method: "DELETE", Host: "crm.internal", Path: "/contacts/1"}, false},
+		{"direct", engine.Request{Token: m.MailT, Method: "POST", Host: "smtp.internal", Path: "/email", ContextHeader: `{"recipient":"a@example.com"}`}, true},
+		{"chain-of-two", engine.Request{Token: m.MailT, Delegation: toMail, Method: "GET", Host: "crm.internal", Path: "/contacts"}, true},
+		{"denied", engine.Request{Token: m.MailT, Method: "DELETE", Host: "crm.internal", Path: "/contacts/1"}, false},
 	} {
 		b.Run(tc.name, func(b *testing.B) {
 			b.ReportAllocs()

@@ -8,53 +8,13 @@ import (
 
 	"github.com/meshguard/meshguard/engine"
 	"github.com/meshguard/meshguard/engine/enginetest"
-	"github.com/meshguard/meshguard/identity"
 	"github.com/meshguard/meshguard/policy"
 	"github.com/meshguard/meshguard/trust"
 )
 
-// meshPolicies: an orchestrator that may delegate two hops within a read /
-// email ceiling, a researcher that may delegate one hop, an emailer that
-// sends internal mail, and an open "tools" policy.
-const meshPolicies = `
-name: orchestrators
-appliesTo: {tags: [orchestrator]}
-rules:
-  - {name: work, effect: allow, actions: ["read:*", "write:*"]}
-delegation: {maxDepth: 2, permissionCeiling: ["read:*", "write:email", "write:research/*"]}
----
-name: researchers
-appliesTo: {tags: [researcher]}
-rules:
-  - {name: reads, effect: allow, actions: ["read:*", "write:research/*", "write:notes/*", "write:email"]}
-delegation: {maxDepth: 1}
-rateLimits: {requestsPerMinute: 5}
----
-name: emailers
-appliesTo: {tags: [emailer]}
-rules:
-  - name: no-external
-    effect: deny
-    actions: ["write:email"]
-    conditions: {context: {recipient: {not_matches: "*@example.com"}}}
-    reason: External email needs a privileged agent
-  - {name: send, effect: allow, actions: ["write:email", "read:*"]}
-`
+type mesh = enginetest.Mesh
 
-type mesh struct {
-	f                  *enginetest.Fixture
-	orch, res, mail    identity.Agent
-	orchT, resT, mailT string
-}
-
-func newMesh(t *testing.T, opts enginetest.Options) *mesh {
-	f := enginetest.New(t, meshPolicies, opts)
-	m := &mesh{f: f}
-	m.orch, m.orchT = f.Agent(t, "orchestrator", trust.Trusted, []string{"orchestrator"}, "orchestrator.mesh")
-	m.res, m.resT = f.Agent(t, "researcher", trust.Verified, []string{"researcher"}, "researcher.mesh")
-	m.mail, m.mailT = f.Agent(t, "emailer", trust.Verified, []string{"emailer"}, "emailer.mesh")
-	return m
-}
+func newMesh(t *testing.T, opts enginetest.Options) *mesh { return enginetest.NewMesh(t, opts) }
 
 func check(t *testing.T, e *engine.Engine, r engine.Request) engine.Decision {
 	t.Helper()
@@ -67,64 +27,64 @@ func check(t *testing.T, e *engine.Engine, r engine.Request) engine.Decision {
 
 func TestDelegationChainThroughTheEngine(t *testing.T) {
 	m := newMesh(t, enginetest.Options{})
-	e := m.f.Engine
+	e := m.F.Engine
 
 	// orchestrator → researcher: allowed, and the researcher gets a token.
-	d := check(t, e, engine.Request{Source: engine.SourceExtAuthzGRPC, Token: m.orchT, Method: "POST", Host: "researcher.mesh:8080", Path: "/research/agents?x=1"})
-	if !d.Allowed || d.Status != 200 || d.Action != "write:research/agents" || d.Resource != "/research/agents" || d.TargetAgent != m.res.ID || d.Delegation == "" {
+	d := check(t, e, engine.Request{Source: engine.SourceExtAuthzGRPC, Token: m.OrchT, Method: "POST", Host: "researcher.mesh:8080", Path: "/research/agents?x=1"})
+	if !d.Allowed || d.Status != 200 || d.Action != "write:research/agents" || d.Resource != "/research/agents" || d.TargetAgent != m.Res.ID || d.Delegation == "" {
 		t.Fatalf("orchestrator → researcher: %+v", d)
 	}
 	toRes := d.Delegation
 
 	// researcher → emailer, carrying the orchestrator's delegation.
-	d = check(t, e, engine.Request{Token: m.resT, Delegation: toRes, Method: "POST", Host: "emailer.mesh", Path: "/email",
+	d = check(t, e, engine.Request{Token: m.ResT, Delegation: toRes, Method: "POST", Host: "emailer.mesh", Path: "/email",
 		ContextHeader: `{"recipient":"team@example.com"}`})
-	if !d.Allowed || d.TargetAgent != m.mail.ID || strings.Join(d.Chain, ",") != m.orch.ID+","+m.res.ID {
+	if !d.Allowed || d.TargetAgent != m.Mail.ID || strings.Join(d.Chain, ",") != m.Orch.ID+","+m.Res.ID {
 		t.Fatalf("researcher → emailer: %+v", d)
 	}
 	toMail := d.Delegation
 
 	// The emailer sends, acting for orchestrator → researcher.
-	d = check(t, e, engine.Request{Token: m.mailT, Delegation: toMail, Method: "POST", Host: "smtp.example.com", Path: "/email",
+	d = check(t, e, engine.Request{Token: m.MailT, Delegation: toMail, Method: "POST", Host: "smtp.example.com", Path: "/email",
 		ContextHeader: `{"recipient":"team@example.com"}`})
-	if !d.Allowed || d.Policy != "emailers" || d.Rule != "send" || len(d.Chain) != 3 || d.Chain[2] != m.mail.ID || d.Delegation != "" {
+	if !d.Allowed || d.Policy != "emailers" || d.Rule != "send" || len(d.Chain) != 3 || d.Chain[2] != m.Mail.ID || d.Delegation != "" {
 		t.Fatalf("emailer sends: %+v", d)
 	}
 
 	// Inside the orchestrator's ceiling.
-	d = check(t, e, engine.Request{Token: m.mailT, Delegation: toMail, Method: "GET", Host: "smtp.example.com", Path: "/contacts"})
+	d = check(t, e, engine.Request{Token: m.MailT, Delegation: toMail, Method: "GET", Host: "smtp.example.com", Path: "/contacts"})
 	if !d.Allowed {
 		t.Fatalf("a read is inside the ceiling: %+v", d)
 	}
 	// Outside it: the researcher may write notes on its own account, not
 	// on the orchestrator's.
-	if d = check(t, e, engine.Request{Token: m.resT, Method: "POST", Path: "/notes/x"}); !d.Allowed {
+	if d = check(t, e, engine.Request{Token: m.ResT, Method: "POST", Path: "/notes/x"}); !d.Allowed {
 		t.Fatalf("researcher's own notes: %+v", d)
 	}
-	d = check(t, e, engine.Request{Token: m.resT, Delegation: toRes, Method: "POST", Path: "/notes/x"})
+	d = check(t, e, engine.Request{Token: m.ResT, Delegation: toRes, Method: "POST", Path: "/notes/x"})
 	if d.Allowed || d.Status != 403 || d.Reason != policy.ReasonDelegationCeiling || d.Policy != "orchestrators" {
 		t.Fatalf("outside the ceiling: %+v", d)
 	}
 
 	// A stolen delegation token is useless to another agent.
-	d = check(t, e, engine.Request{Token: m.orchT, Delegation: toMail, Method: "POST", Path: "/email"})
+	d = check(t, e, engine.Request{Token: m.OrchT, Delegation: toMail, Method: "POST", Path: "/email"})
 	if d.Allowed || d.Status != 403 || d.Reason != policy.ReasonDelegationActorMismatch {
 		t.Fatalf("stolen delegation token: %+v", d)
 	}
 
 	// The emailer may not hand on (no delegation block): denied at the boundary.
-	d = check(t, e, engine.Request{Token: m.mailT, Method: "GET", Host: "researcher.mesh", Path: "/papers"})
+	d = check(t, e, engine.Request{Token: m.MailT, Method: "GET", Host: "researcher.mesh", Path: "/papers"})
 	if d.Allowed || d.Reason != policy.ReasonDelegationNotPermitted || d.Delegation != "" {
 		t.Fatalf("emailer → researcher: %+v", d)
 	}
 
 	// Revoking the researcher stops the chain.
-	m.f.Revoke(t, m.res.ID)
-	d = check(t, e, engine.Request{Token: m.mailT, Delegation: toMail, Method: "POST", Path: "/email", ContextHeader: `{"recipient":"a@example.com"}`})
+	m.F.Revoke(t, m.Res.ID)
+	d = check(t, e, engine.Request{Token: m.MailT, Delegation: toMail, Method: "POST", Path: "/email", ContextHeader: `{"recipient":"a@example.com"}`})
 	if d.Allowed || d.Reason != policy.ReasonDelegationRevoked {
 		t.Fatalf("revoked member: %+v", d)
 	}
-	d = check(t, e, engine.Request{Token: m.resT, Method: "GET", Path: "/papers"})
+	d = check(t, e, engine.Request{Token: m.ResT, Method: "GET", Path: "/papers"})
 	if d.Allowed || d.Status != 401 || d.Reason != engine.ReasonAgentRevoked {
 		t.Fatalf("revoked actor: %+v", d)
 	}
@@ -132,11 +92,11 @@ func TestDelegationChainThroughTheEngine(t *testing.T) {
 
 func TestDepthDenial(t *testing.T) {
 	m := newMesh(t, enginetest.Options{})
-	f := m.f
+	f := m.F
 	_, extraT := f.Agent(t, "assistant", trust.Verified, []string{"researcher"}, "assistant.mesh")
 	// researcher → assistant (1 hop from the researcher), then assistant →
 	// emailer would be 2 hops from the researcher, whose maxDepth is 1.
-	d := check(t, f.Engine, engine.Request{Token: m.resT, Method: "GET", Host: "assistant.mesh", Path: "/papers"})
+	d := check(t, f.Engine, engine.Request{Token: m.ResT, Method: "GET", Host: "assistant.mesh", Path: "/papers"})
 	if !d.Allowed {
 		t.Fatalf("researcher → assistant: %+v", d)
 	}
@@ -148,7 +108,7 @@ func TestDepthDenial(t *testing.T) {
 
 func TestAuthenticationAndInput(t *testing.T) {
 	m := newMesh(t, enginetest.Options{Routes: []engine.Route{{Method: "POST", Path: "/send/*", Action: "write:email"}}})
-	e := m.f.Engine
+	e := m.F.Engine
 	tests := []struct {
 		name   string
 		r      engine.Request
@@ -158,26 +118,26 @@ func TestAuthenticationAndInput(t *testing.T) {
 		{"no token", engine.Request{Method: "GET", Path: "/x"}, 401, engine.ReasonUnauthorized},
 		{"garbage token", engine.Request{Token: "abc.def.ghi", Method: "GET", Path: "/x"}, 401, engine.ReasonUnauthorized},
 		{"alg none", engine.Request{Token: "eyJhbGciOiJub25lIn0.eyJzdWIiOiJ4In0.", Method: "GET", Path: "/x"}, 401, engine.ReasonUnauthorized},
-		{"derived action", engine.Request{Token: m.mailT, Method: "GET", Path: "/contacts"}, 200, policy.ReasonRuleAllow},
-		{"header action", engine.Request{Token: m.mailT, Method: "GET", Path: "/x", ActionHeader: "delete:everything"}, 403, policy.ReasonNoMatchingRule},
-		{"route mapping", engine.Request{Token: m.mailT, Method: "POST", Path: "/send/now", ContextHeader: `{"recipient":"a@example.com"}`}, 200, policy.ReasonRuleAllow},
-		{"relabel refused", engine.Request{Token: m.mailT, Method: "POST", Path: "/send/now", ActionHeader: "read:contacts"}, 403, engine.ReasonActionRelabel},
-		{"same label allowed", engine.Request{Token: m.mailT, Method: "POST", Path: "/send/now", ActionHeader: "write:email", ContextHeader: `{"recipient":"a@example.com"}`}, 200, policy.ReasonRuleAllow},
-		{"external email", engine.Request{Token: m.mailT, Method: "POST", Path: "/email", ContextHeader: `{"recipient":"eve@evil.test"}`}, 403, policy.ReasonRuleDeny},
-		{"non-JSON context", engine.Request{Token: m.mailT, Method: "POST", Path: "/email", ContextHeader: `recipient=a`}, 400, engine.ReasonBadRequest},
-		{"context array", engine.Request{Token: m.mailT, Method: "POST", Path: "/email", ContextHeader: `[1]`}, 400, engine.ReasonBadRequest},
-		{"unknown method", engine.Request{Token: m.mailT, Method: "BREW", Path: "/coffee"}, 403, engine.ReasonActionUnresolved},
-		{"invalid UTF-8", engine.Request{Token: m.mailT, Method: "GET", Path: "/\xff"}, 400, engine.ReasonBadRequest},
-		{"huge path", engine.Request{Token: m.mailT, Method: "GET", Path: "/" + strings.Repeat("a", engine.MaxPathLen)}, 400, engine.ReasonBadRequest},
-		{"dot segment", engine.Request{Token: m.mailT, Method: "GET", Path: "/contacts/../admin"}, 400, engine.ReasonBadRequest},
-		{"encoded dot segment", engine.Request{Token: m.mailT, Method: "GET", Path: "/contacts/%2E%2e/admin"}, 400, engine.ReasonBadRequest},
-		{"empty segment", engine.Request{Token: m.mailT, Method: "GET", Path: "/contacts//x"}, 400, engine.ReasonBadRequest},
-		{"encoded slash", engine.Request{Token: m.mailT, Method: "GET", Path: "/contacts%2Fx"}, 400, engine.ReasonBadRequest},
-		{"backslash", engine.Request{Token: m.mailT, Method: "GET", Path: "/contacts\\x"}, 400, engine.ReasonBadRequest},
-		{"dots inside a name are fine", engine.Request{Token: m.mailT, Method: "GET", Path: "/contacts/a..b/.x"}, 200, policy.ReasonRuleAllow},
-		{"query keeps its slashes", engine.Request{Token: m.mailT, Method: "GET", Path: "/contacts?next=/a/../b"}, 200, policy.ReasonRuleAllow},
-		{"action without verb", engine.Request{Token: m.mailT, Method: "GET", Path: "/x", ActionHeader: "everything"}, 400, engine.ReasonBadRequest},
-		{"explicit api action", engine.Request{Source: engine.SourceAPI, Token: m.mailT, Action: "read:contacts"}, 200, policy.ReasonRuleAllow},
+		{"derived action", engine.Request{Token: m.MailT, Method: "GET", Path: "/contacts"}, 200, policy.ReasonRuleAllow},
+		{"header action", engine.Request{Token: m.MailT, Method: "GET", Path: "/x", ActionHeader: "delete:everything"}, 403, policy.ReasonNoMatchingRule},
+		{"route mapping", engine.Request{Token: m.MailT, Method: "POST", Path: "/send/now", ContextHeader: `{"recipient":"a@example.com"}`}, 200, policy.ReasonRuleAllow},
+		{"relabel refused", engine.Request{Token: m.MailT, Method: "POST", Path: "/send/now", ActionHeader: "read:contacts"}, 403, engine.ReasonActionRelabel},
+		{"same label allowed", engine.Request{Token: m.MailT, Method: "POST", Path: "/send/now", ActionHeader: "write:email", ContextHeader: `{"recipient":"a@example.com"}`}, 200, policy.ReasonRuleAllow},
+		{"external email", engine.Request{Token: m.MailT, Method: "POST", Path: "/email", ContextHeader: `{"recipient":"eve@evil.test"}`}, 403, policy.ReasonRuleDeny},
+		{"non-JSON context", engine.Request{Token: m.MailT, Method: "POST", Path: "/email", ContextHeader: `recipient=a`}, 400, engine.ReasonBadRequest},
+		{"context array", engine.Request{Token: m.MailT, Method: "POST", Path: "/email", ContextHeader: `[1]`}, 400, engine.ReasonBadRequest},
+		{"unknown method", engine.Request{Token: m.MailT, Method: "BREW", Path: "/coffee"}, 403, engine.ReasonActionUnresolved},
+		{"invalid UTF-8", engine.Request{Token: m.MailT, Method: "GET", Path: "/\xff"}, 400, engine.ReasonBadRequest},
+		{"huge path", engine.Request{Token: m.MailT, Method: "GET", Path: "/" + strings.Repeat("a", engine.MaxPathLen)}, 400, engine.ReasonBadRequest},
+		{"dot segment", engine.Request{Token: m.MailT, Method: "GET", Path: "/contacts/../admin"}, 400, engine.ReasonBadRequest},
+		{"encoded dot segment", engine.Request{Token: m.MailT, Method: "GET", Path: "/contacts/%2E%2e/admin"}, 400, engine.ReasonBadRequest},
+		{"empty segment", engine.Request{Token: m.MailT, Method: "GET", Path: "/contacts//x"}, 400, engine.ReasonBadRequest},
+		{"encoded slash", engine.Request{Token: m.MailT, Method: "GET", Path: "/contacts%2Fx"}, 400, engine.ReasonBadRequest},
+		{"backslash", engine.Request{Token: m.MailT, Method: "GET", Path: "/contacts\\x"}, 400, engine.ReasonBadRequest},
+		{"dots inside a name are fine", engine.Request{Token: m.MailT, Method: "GET", Path: "/contacts/a..b/.x"}, 200, policy.ReasonRuleAllow},
+		{"query keeps its slashes", engine.Request{Token: m.MailT, Method: "GET", Path: "/contacts?next=/a/../b"}, 200, policy.ReasonRuleAllow},
+		{"action without verb", engine.Request{Token: m.MailT, Method: "GET", Path: "/x", ActionHeader: "everything"}, 400, engine.ReasonBadRequest},
+		{"explicit api action", engine.Request{Source: engine.SourceAPI, Token: m.MailT, Action: "read:contacts"}, 200, policy.ReasonRuleAllow},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -200,11 +160,11 @@ func TestRateLimitAndAuditMode(t *testing.T) {
 	clock := func() time.Time { return now }
 	m := newMesh(t, enginetest.Options{Now: clock})
 	for i := range 5 {
-		if d := check(t, m.f.Engine, engine.Request{Token: m.resT, Method: "GET", Path: "/papers"}); !d.Allowed {
+		if d := check(t, m.F.Engine, engine.Request{Token: m.ResT, Method: "GET", Path: "/papers"}); !d.Allowed {
 			t.Fatalf("request %d: %+v", i, d)
 		}
 	}
-	d := check(t, m.f.Engine, engine.Request{Token: m.resT, Method: "GET", Path: "/papers"})
+	d := check(t, m.F.Engine, engine.Request{Token: m.ResT, Method: "GET", Path: "/papers"})
 	if d.Allowed || d.Status != 429 || d.Reason != engine.ReasonRateLimited || d.RetryAfter <= 0 || d.Policy != "researchers" {
 		t.Fatalf("6th request: %+v", d)
 	}
@@ -213,7 +173,7 @@ func TestRateLimitAndAuditMode(t *testing.T) {
 	}
 
 	audit := newMesh(t, enginetest.Options{Mode: engine.ModeAudit})
-	d = check(t, audit.f.Engine, engine.Request{Token: audit.mailT, Method: "DELETE", Path: "/everything"})
+	d = check(t, audit.F.Engine, engine.Request{Token: audit.MailT, Method: "DELETE", Path: "/everything"})
 	if !d.Allowed || d.Effect != "deny" || d.Status != 403 || d.Mode != engine.ModeAudit {
 		t.Fatalf("audit mode: %+v", d)
 	}

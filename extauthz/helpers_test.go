@@ -22,38 +22,9 @@ import (
 	"github.com/meshguard/meshguard/engine"
 	"github.com/meshguard/meshguard/engine/enginetest"
 	"github.com/meshguard/meshguard/identity"
-	"github.com/meshguard/meshguard/trust"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
-
-// meshPolicies is engine_test's mesh: an orchestrator that may delegate two
-// hops within a read / email ceiling, a researcher that may delegate one hop
-// (and is rate limited), and an emailer that sends internal mail only.
-const meshPolicies = `
-name: orchestrators
-appliesTo: {tags: [orchestrator]}
-rules:
-  - {name: work, effect: allow, actions: ["read:*", "write:*"]}
-delegation: {maxDepth: 2, permissionCeiling: ["read:*", "write:email", "write:research/*"]}
----
-name: researchers
-appliesTo: {tags: [researcher]}
-rules:
-  - {name: reads, effect: allow, actions: ["read:*", "write:research/*", "write:notes/*", "write:email"]}
-delegation: {maxDepth: 1}
-rateLimits: {requestsPerMinute: 5}
----
-name: emailers
-appliesTo: {tags: [emailer]}
-rules:
-  - name: no-external
-    effect: deny
-    actions: ["write:email"]
-    conditions: {context: {recipient: {not_matches: "*@example.com"}}}
-    reason: External email needs a privileged agent
-  - {name: send, effect: allow, actions: ["write:email", "read:*"]}
-`
 
 // The trace every realistic request carries, and the id it names.
 const (
@@ -61,6 +32,8 @@ const (
 	traceHex    = "4bf92f3577b34da6a3ce929d0e0e4736"
 )
 
+// mesh is the shared delegation mesh of package enginetest, with fields
+// named as this package's tests use them.
 type mesh struct {
 	f                  *enginetest.Fixture
 	orch, res, mail    identity.Agent
@@ -75,12 +48,8 @@ func newMesh(t testing.TB, opts enginetest.Options) *mesh {
 	if opts.Routes == nil {
 		opts.Routes = routes
 	}
-	f := enginetest.New(t, meshPolicies, opts)
-	m := &mesh{f: f}
-	m.orch, m.orchT = f.Agent(t, "orchestrator", trust.Trusted, []string{"orchestrator"}, "orchestrator.mesh")
-	m.res, m.resT = f.Agent(t, "researcher", trust.Verified, []string{"researcher"}, "researcher.mesh")
-	m.mail, m.mailT = f.Agent(t, "emailer", trust.Verified, []string{"emailer"}, "emailer.mesh")
-	return m
+	em := enginetest.NewMesh(t, opts)
+	return &mesh{f: em.F, orch: em.Orch, res: em.Res, mail: em.Mail, orchT: em.OrchT, resT: em.ResT, mailT: em.MailT}
 }
 
 // fixedClock is a clock that does not move, so rate-limit windows do not
