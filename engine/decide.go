@@ -151,9 +151,20 @@ func checkBounds(r *Request) string {
 // resolve sets d.Action and d.Resource (SPEC §4). It returns a message when
 // the action cannot be resolved; d.Reason set means a 403, else a 400.
 func (e *Engine) resolve(r *Request, d *Decision) string {
-	path := splitPath(r.Path)
-	if msg := checkPath(path); msg != "" {
+	path, msg := normalizePath(splitPath(r.Path))
+	if msg == "" {
+		msg = checkPath(path)
+	}
+	if msg != "" {
 		return msg
+	}
+	// Envoy joins repeated headers with commas, so "a,b" may be two headers
+	// the upstream will see separately: MeshGuard cannot decide on one of
+	// them, so it decides on neither.
+	for _, h := range []struct{ name, v string }{{"X-MeshGuard-Action", r.ActionHeader}, {"X-MeshGuard-Resource", r.ResourceHeader}} {
+		if strings.Contains(h.v, ",") {
+			return h.name + " contains a comma: it was sent twice, or holds a list; send one value"
+		}
 	}
 	method := strings.ToUpper(r.Method)
 	switch {
@@ -162,7 +173,7 @@ func (e *Engine) resolve(r *Request, d *Decision) string {
 	default:
 		mapped := r.RouteAction
 		if mapped == "" {
-			mapped = e.route(method, hostOnly(r.Host), path)
+			mapped = e.route(method, identity.NormalizeHost(r.Host), path)
 		}
 		switch {
 		case mapped != "":
@@ -196,29 +207,71 @@ func (e *Engine) resolve(r *Request, d *Decision) string {
 	return ""
 }
 
-// checkPath refuses paths that mean something other than they say: dot
-// segments, empty segments and encoded slashes or backslashes. Actions and
-// resources are derived from the path as written, so "/docs/../admin" would
-// be decided as read:docs/../admin — matched by a read:docs/* rule — while
-// the upstream serves /admin. Proxies normalise paths first (Envoy's
+// normalizePath applies RFC 3986's safe normalisations to a path as it
+// arrived: percent-encoded unreserved characters (letters, digits, - . _ ~)
+// are decoded, since "/docs/%70rivate" and "/docs/private" are the same
+// resource to every server, and other escapes are upper-cased. Without
+// this, rules and routes written for /docs/private would not see a request
+// that spells it differently. A malformed escape is refused.
+func normalizePath(p string) (string, string) {
+	if !strings.Contains(p, "%") {
+		return p, ""
+	}
+	var b strings.Builder
+	b.Grow(len(p))
+	for i := 0; i < len(p); i++ {
+		if p[i] != '%' {
+			b.WriteByte(p[i])
+			continue
+		}
+		if i+2 >= len(p) || unhex(p[i+1]) < 0 || unhex(p[i+2]) < 0 {
+			return "", "path " + quote(p) + " has a malformed percent-encoding"
+		}
+		c := byte(unhex(p[i+1])<<4 | unhex(p[i+2]))
+		if 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '.' || c == '_' || c == '~' {
+			b.WriteByte(c)
+		} else {
+			b.WriteByte('%')
+			b.WriteString(strings.ToUpper(p[i+1 : i+3]))
+		}
+		i += 2
+	}
+	return b.String(), ""
+}
+
+func unhex(c byte) int {
+	switch {
+	case '0' <= c && c <= '9':
+		return int(c - '0')
+	case 'a' <= c && c <= 'f':
+		return int(c-'a') + 10
+	case 'A' <= c && c <= 'F':
+		return int(c-'A') + 10
+	}
+	return -1
+}
+
+// checkPath refuses normalised paths that mean something other than they
+// say: dot segments, empty segments and encoded slashes or backslashes.
+// Actions and resources are derived from the path, so "/docs/../admin"
+// would be decided as read:docs/../admin — matched by a read:docs/* rule —
+// while the upstream serves /admin. Proxies normalise paths first (Envoy's
 // normalize_path, merge_slashes and path_with_escaped_slashes_action), and
 // the gateway does; anything that still arrives is refused, not guessed at.
 func checkPath(p string) string {
 	if p == "" || p == "/" {
 		return ""
 	}
-	lower := strings.ToLower(p)
 	switch {
 	case !strings.HasPrefix(p, "/"):
 		return "path " + quote(p) + " does not start with /"
 	case strings.Contains(p, "//"):
 		return "path " + quote(p) + " has an empty segment; normalise paths before authorizing (Envoy: merge_slashes)"
-	case strings.Contains(lower, "%2f"), strings.Contains(lower, "%5c"), strings.Contains(p, "\\"):
+	case strings.Contains(p, "%2F"), strings.Contains(p, "%5C"), strings.Contains(p, "\\"):
 		return "path " + quote(p) + " has an encoded slash or a backslash; normalise paths before authorizing (Envoy: path_with_escaped_slashes_action)"
 	}
 	for seg := range strings.SplitSeq(p[1:], "/") {
-		if seg == "." || seg == ".." || strings.EqualFold(seg, "%2e") || strings.EqualFold(seg, "%2e%2e") ||
-			strings.EqualFold(seg, ".%2e") || strings.EqualFold(seg, "%2e.") {
+		if seg == "." || seg == ".." {
 			return "path " + quote(p) + " has a dot segment; normalise paths before authorizing (Envoy: normalize_path)"
 		}
 	}
@@ -262,14 +315,11 @@ func (e *Engine) members(ctx context.Context, ids []string) ([]policy.Subject, e
 
 // target returns the agent reached under host, if any.
 func (e *Engine) target(ctx context.Context, host string) (*identity.Agent, error) {
-	if host == "" {
+	h := identity.NormalizeHost(host)
+	if h == "" {
 		return nil, nil
 	}
-	h := strings.ToLower(host)
 	a, err := e.cfg.Agents.AgentByHost(ctx, h)
-	if errors.Is(err, identity.ErrNotFound) && hostOnly(h) != h {
-		a, err = e.cfg.Agents.AgentByHost(ctx, hostOnly(h))
-	}
 	switch {
 	case errors.Is(err, identity.ErrNotFound):
 		return nil, nil

@@ -136,6 +136,9 @@ func TestAuthenticationAndInput(t *testing.T) {
 		{"backslash", engine.Request{Token: m.MailT, Method: "GET", Path: "/contacts\\x"}, 400, engine.ReasonBadRequest},
 		{"dots inside a name are fine", engine.Request{Token: m.MailT, Method: "GET", Path: "/contacts/a..b/.x"}, 200, policy.ReasonRuleAllow},
 		{"query keeps its slashes", engine.Request{Token: m.MailT, Method: "GET", Path: "/contacts?next=/a/../b"}, 200, policy.ReasonRuleAllow},
+		{"malformed escape", engine.Request{Token: m.MailT, Method: "GET", Path: "/contacts/%zz"}, 400, engine.ReasonBadRequest},
+		{"repeated action header", engine.Request{Token: m.MailT, Method: "GET", Path: "/x", ActionHeader: "read:x,delete:y"}, 400, engine.ReasonBadRequest},
+		{"repeated resource header", engine.Request{Token: m.MailT, Method: "GET", Path: "/x", ResourceHeader: "/public,/private"}, 400, engine.ReasonBadRequest},
 		{"action without verb", engine.Request{Token: m.MailT, Method: "GET", Path: "/x", ActionHeader: "everything"}, 400, engine.ReasonBadRequest},
 		{"explicit api action", engine.Request{Source: engine.SourceAPI, Token: m.MailT, Action: "read:contacts"}, 200, policy.ReasonRuleAllow},
 	}
@@ -152,6 +155,49 @@ func TestAuthenticationAndInput(t *testing.T) {
 				t.Fatal("no deny body")
 			}
 		})
+	}
+}
+
+// TestEncodedPathsDecideAsDecoded: a path that spells a resource with
+// percent-encoded letters is decided as the resource it names, so a deny
+// rule cannot be stepped around by encoding.
+func TestEncodedPathsDecideAsDecoded(t *testing.T) {
+	f := enginetest.New(t, `
+name: readers
+rules:
+  - name: no-private
+    effect: deny
+    actions: ["read:*"]
+    conditions: {resource: {startsWith: /docs/private/}}
+  - {name: reads, effect: allow, actions: ["read:*"]}
+`, enginetest.Options{Routes: []engine.Route{{Method: "POST", Path: "/api/admin/*", Action: "admin:write"}}})
+	_, tok := f.Agent(t, "reader", 1, nil)
+	for _, p := range []string{"/docs/private/x", "/docs/%70rivate/x", "/docs/privat%65/x", "/%64ocs/private/x"} {
+		d := check(t, f.Engine, engine.Request{Token: tok, Method: "GET", Path: p})
+		if d.Allowed || d.Rule != "no-private" || d.Resource != "/docs/private/x" || d.Action != "read:docs/private/x" {
+			t.Errorf("%s: %+v", p, d)
+		}
+	}
+	// Routes see the decoded path too: the header cannot relabel it.
+	d := check(t, f.Engine, engine.Request{Token: tok, Method: "POST", Path: "/api/%61dmin/x", ActionHeader: "read:x"})
+	if d.Reason != engine.ReasonActionRelabel {
+		t.Fatalf("encoded route: %+v", d)
+	}
+	// Other escapes stay encoded (upper-cased).
+	if d := check(t, f.Engine, engine.Request{Token: tok, Method: "GET", Path: "/docs/a%20b"}); d.Resource != "/docs/a%20b" || !d.Allowed {
+		t.Fatalf("space: %+v", d)
+	}
+}
+
+func TestHostsAreNormalised(t *testing.T) {
+	m := newMesh(t, enginetest.Options{})
+	for _, host := range []string{"emailer.mesh", "EMAILER.MESH", "emailer.mesh.", "emailer.mesh:8080", "Emailer.Mesh.:443"} {
+		// Every spelling of the emailer's host reaches the hand-on check
+		// and mints the emailer's delegation token.
+		d := check(t, m.F.Engine, engine.Request{Token: m.OrchT, Method: "GET", Host: host, Path: "/contacts"})
+		if !d.Allowed || d.TargetAgent != m.Mail.ID {
+			t.Errorf("%s: %+v", host, d)
+		}
 	}
 }
 

@@ -100,12 +100,3 @@ func splitPath(p string) string {
 	}
 	return p
 }
-
-// hostOnly lower-cases a host and drops a port.
-func hostOnly(h string) string {
-	h = strings.ToLower(h)
-	if i := strings.LastIndexByte(h, ':'); i >= 0 && !strings.Contains(h[i:], "]") {
-		return h[:i]
-	}
-	return h
-}

@@ -42,15 +42,7 @@ func NewHTTPHandler(c Checker, log *slog.Logger) http.Handler {
 // http.ServeMux: a mux cleans paths and answers "/envoy/authz/a/../b" or
 // "/envoy/authz//b" with a redirect, which Envoy would pass to the caller as
 // a denial, while the engine must see the path exactly as the caller sent it.
-func Mount(next, authz http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if rest, ok := strings.CutPrefix(r.RequestURI, PathPrefix); ok && (rest == "" || rest[0] == '/' || rest[0] == '?') {
-			authz.ServeHTTP(w, r)
-			return
-		}
-		next.ServeHTTP(w, r)
-	})
-}
+func Mount(next, authz http.Handler) http.Handler { return wire.Mount(PathPrefix, authz, next) }
 
 // ServeHTTP answers 200 with the upstream headers (Envoy copies those its
 // allowed_upstream_headers match) when the decision allows, the decision's

@@ -334,12 +334,15 @@ func TestAuditModeForwards(t *testing.T) {
 func TestDelegationThroughGateway(t *testing.T) {
 	t.Parallel()
 	f := enginetest.New(t, testPolicies, enginetest.Options{})
+	// Agent hosts carry no port, so the researcher is reached as
+	// "localhost" and the plain service below as "127.0.0.1": two names
+	// for the same loopback address.
 	researcherUp := newUpstream(t, nil)
-	researcherHost := strings.TrimPrefix(researcherUp.URL, "http://")
+	researcherURL := strings.Replace(researcherUp.URL, "127.0.0.1", "localhost", 1)
 	orch, orchT := f.Agent(t, "orchestrator", trust.Trusted, []string{"orchestrator"})
-	res, resT := f.Agent(t, "researcher", trust.Verified, []string{"researcher"}, researcherHost)
+	res, resT := f.Agent(t, "researcher", trust.Verified, []string{"researcher"}, "localhost")
 	_, readerT := f.Agent(t, "reader", trust.Verified, []string{"reader"})
-	toResearcher := startGateway(t, gateway.Config{Checker: f.Engine, Target: mustURL(t, researcherUp.URL)})
+	toResearcher := startGateway(t, gateway.Config{Checker: f.Engine, Target: mustURL(t, researcherURL)})
 	c := newClient(t)
 
 	// The orchestrator may hand reads on: the researcher gets a token.

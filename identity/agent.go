@@ -16,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"strings"
 	"time"
 
 	"github.com/meshguard/meshguard/trust"
@@ -68,7 +69,7 @@ const (
 var (
 	namePattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*$`)
 	tagPattern  = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._:/-]*$`)
-	hostPattern = regexp.MustCompile(`^[a-z0-9]([a-z0-9.-]*[a-z0-9])?(:[0-9]{1,5})?$`)
+	hostPattern = regexp.MustCompile(`^[a-z0-9]([a-z0-9.-]*[a-z0-9])?$`)
 )
 
 // Validate checks an agent's user-supplied fields. Names may not start with
@@ -107,7 +108,7 @@ func (a Agent) Validate() error {
 	}
 	for _, h := range a.Hosts {
 		if len(h) > 253 || !hostPattern.MatchString(h) {
-			return bad("hosts", "%q: expected a lower-case DNS name, optionally with :port", h)
+			return bad("hosts", "%q: expected a lower-case host name without a port or trailing dot (a host belongs to one agent on every port)", h)
 		}
 	}
 	if len(a.Metadata) > MaxMetadataKeys {
@@ -158,6 +159,25 @@ func NewAgentID() string {
 		out[len(IDPrefix)+i] = alphabet[c&31]
 	}
 	return string(out)
+}
+
+// NormalizeHost turns a request's Host or :authority into the form agent
+// hosts are stored in: lower case, without a port, without the trailing dot
+// of a fully qualified name (and without the brackets of an IPv6 literal).
+// Every lookup by host goes through it, so "Emailer.Mesh.:8080" and
+// "emailer.mesh" are the same agent.
+func NormalizeHost(h string) string {
+	h = strings.ToLower(strings.TrimSpace(h))
+	if strings.HasPrefix(h, "[") {
+		if end := strings.IndexByte(h, ']'); end > 0 {
+			return h[1:end]
+		}
+		return h
+	}
+	if i := strings.LastIndexByte(h, ':'); i >= 0 && strings.IndexByte(h, ':') == i {
+		h = h[:i] // one colon: host:port (a bare IPv6 literal has several)
+	}
+	return strings.TrimSuffix(h, ".")
 }
 
 // AgentSource looks agents up. The store implements it; the verifier uses it

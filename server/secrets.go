@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 )
 
 // adminTokenFile is where a generated admin token is kept, inside DATA_DIR.
@@ -23,6 +24,12 @@ func adminToken(configured, dataDir string) (token string, created bool, err err
 	}
 	path := filepath.Join(dataDir, adminTokenFile)
 	data, err := os.ReadFile(path)
+	// A process that lost the O_EXCL race below may read the file before
+	// the winner has written it: give the winner a moment.
+	for i := 0; err == nil && len(strings.TrimSpace(string(data))) == 0 && i < 20; i++ {
+		time.Sleep(25 * time.Millisecond)
+		data, err = os.ReadFile(path)
+	}
 	switch {
 	case err == nil:
 		tok := strings.TrimSpace(string(data))

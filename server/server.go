@@ -34,6 +34,7 @@ import (
 	"github.com/meshguard/meshguard/policy"
 	"github.com/meshguard/meshguard/ratelimit"
 	"github.com/meshguard/meshguard/store"
+	"github.com/meshguard/meshguard/wire"
 )
 
 // Addrs are the addresses the server listens on, reported once it serves.
@@ -173,26 +174,28 @@ func build(ctx context.Context, cfg *config.Config, o Options, log *slog.Logger)
 	if err != nil {
 		return nil, fmt.Errorf("admin API: %w", err)
 	}
-	mux := http.NewServeMux()
-	mux.Handle("/", api.Handler())
+	// The admin API and /v1 read small JSON bodies: they get a read deadline
+	// so a slow client cannot hold a connection open. The gateway streams
+	// bodies of any length and is mounted beside them, not behind it.
+	var root http.Handler = withReadDeadline(api.Handler(), apiReadTimeout)
+	var gw http.Handler = http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusServiceUnavailable)
+		_, _ = w.Write([]byte(`{"error":"unavailable","message":"the gateway is off: set PROXY_TARGET to the upstream URL"}` + "\n"))
+	})
 	if cfg.ProxyTarget != "" {
 		target, err := url.Parse(cfg.ProxyTarget)
 		if err != nil {
 			return nil, fmt.Errorf("PROXY_TARGET: %w", err)
 		}
-		gw, err := gateway.New(gateway.Config{Checker: eng, Target: target, Limiter: limiter, RPM: cfg.RateLimitRPM, Logger: log})
-		if err != nil {
+		if gw, err = gateway.New(gateway.Config{Checker: eng, Target: target, Limiter: limiter, RPM: cfg.RateLimitRPM, Logger: log}); err != nil {
 			return nil, fmt.Errorf("PROXY_TARGET: %w", err)
 		}
-		mux.Handle(gateway.Prefix+"/", gw)
-	} else {
-		mux.HandleFunc(gateway.Prefix+"/", func(w http.ResponseWriter, _ *http.Request) {
-			w.Header().Set("Content-Type", "application/json")
-			w.WriteHeader(http.StatusServiceUnavailable)
-			_, _ = w.Write([]byte(`{"error":"unavailable","message":"the gateway is off: set PROXY_TARGET to the upstream URL"}` + "\n"))
-		})
 	}
-	p.http = extauthz.Mount(mux, extauthz.NewHTTPHandler(eng, log))
+	// Both adapters take their paths before any mux sees them: a ServeMux
+	// answers /proxy and unclean paths with redirects, which would reach the
+	// caller undecided.
+	p.http = extauthz.Mount(wire.Mount(gateway.Prefix, gw, root), extauthz.NewHTTPHandler(eng, log))
 
 	p.grpc = grpc.NewServer(
 		grpc.MaxRecvMsgSize(maxGRPCMessage),
@@ -210,6 +213,20 @@ func build(ctx context.Context, cfg *config.Config, o Options, log *slog.Logger)
 	reflection.Register(p.grpc)
 	ok = true
 	return p, nil
+}
+
+// apiReadTimeout bounds how long a client may take to send an API request
+// (headers are bounded separately by ReadHeaderTimeout).
+const apiReadTimeout = 30 * time.Second
+
+// withReadDeadline sets a per-request read deadline.
+func withReadDeadline(h http.Handler, d time.Duration) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// Not every ResponseWriter supports deadlines (httptest's does
+		// not); the server's does, and that is where it matters.
+		_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(d))
+		h.ServeHTTP(w, r)
+	})
 }
 
 // gRPC bounds: a CheckRequest with headers at extauthz's limits is far
@@ -249,6 +266,7 @@ func (p *parts) serve(ctx context.Context, cfg *config.Config, o Options, log *s
 	hs := &http.Server{
 		Handler:           p.http,
 		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    64 << 10, // ≥ gateway.DefaultMaxHeaderBytes
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}

@@ -307,3 +307,24 @@ func eventually(t *testing.T, what string, cond func() bool) {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// TestGatewayPathsAreNotRedirected: the gateway takes its paths before the
+// mux, whose redirects (for "/proxy" or "/a/../b") would reach the caller
+// undecided.
+func TestGatewayPathsAreNotRedirected(t *testing.T) {
+	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {}))
+	t.Cleanup(upstream.Close)
+	r := start(t, func(c *config.Config) { c.ProxyTarget = upstream.URL })
+	noRedirect := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	for path, want := range map[string]int{"/proxy": 401, "/proxy/a/../b": 400, "/proxy/a//b": 400} {
+		req, _ := http.NewRequest("GET", "http://"+r.addrs.HTTP+path, nil)
+		res, err := noRedirect.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		if res.StatusCode != want || res.Header.Get("Content-Type") != "application/json" {
+			t.Errorf("%s: %d %s, want %d JSON", path, res.StatusCode, res.Header.Get("Content-Type"), want)
+		}
+	}
+}

@@ -35,7 +35,7 @@ func benchAgent(name string) identity.Agent {
 	return identity.Agent{
 		Name: name, TrustTier: trust.Trusted, Status: identity.StatusActive,
 		Tags:     []string{"team:payments", "env:prod", "pci"},
-		Hosts:    []string{name + ".mesh.local", name + ".mesh.local:8443"},
+		Hosts:    []string{name + ".mesh.local", name + "-api.mesh.local"},
 		Metadata: map[string]string{"owner": "payments@example.com", "runtime": "python"},
 	}
 }

@@ -1,10 +1,27 @@
-// Package wire reads the request headers every enforcement point reads the
-// same way — the bearer credential and the W3C traceparent — so the gRPC
-// and HTTP ext_authz adapters, the gateway and the agent API cannot drift
-// apart on what a valid token header or trace id is.
+// Package wire holds what every HTTP-facing enforcement point does the same
+// way — reading the bearer credential and the W3C traceparent, and claiming
+// its path prefix before a ServeMux sees the request — so the gRPC and HTTP
+// ext_authz adapters, the gateway and the agent API cannot drift apart.
 package wire
 
-import "strings"
+import (
+	"net/http"
+	"strings"
+)
+
+// Mount sends requests whose raw path is prefix, or under it, to h and
+// everything else to next. Enforcement points are mounted this way rather
+// than on a ServeMux, which answers "/proxy" or "/a/../b" with a redirect
+// that would reach the caller undecided.
+func Mount(prefix string, h, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if rest, ok := strings.CutPrefix(r.RequestURI, prefix); ok && (rest == "" || rest[0] == '/' || rest[0] == '?') {
+			h.ServeHTTP(w, r)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
 
 // Bearer returns the token of an "Authorization: Bearer <token>" value (the
 // scheme is case-insensitive, RFC 7235), or "" for any other scheme or

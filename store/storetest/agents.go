@@ -72,7 +72,7 @@ func testCreateKeepsFields(t *testing.T, open func(*testing.T) Backend) {
 		Name:      "Billing.Agent-2",
 		TrustTier: trust.Privileged,
 		Tags:      []string{"team:payments", "pci", "team:payments"},
-		Hosts:     []string{"billing.mesh.local", "billing.mesh.local:8443", "10.0.0.7"},
+		Hosts:     []string{"billing.mesh.local", "billing-api.mesh.local", "10.0.0.7"},
 		Metadata:  map[string]string{"owner": "ops@example.com", "ünïcode": "✓ \"quoted\"\n"},
 		Status:    identity.StatusRevoked,
 		CreatedAt: time.Date(2001, 2, 3, 4, 5, 6, 0, time.UTC), // ignored: the store stamps
@@ -135,7 +135,7 @@ func testCreateInvalid(t *testing.T, open func(*testing.T) Backend) {
 
 func testCreateConflict(t *testing.T, open func(*testing.T) Backend) {
 	b := openClosed(t, open)
-	seed := mustCreate(t, b, newAgent("alpha", func(a *identity.Agent) { a.Hosts = []string{"alpha.local", "alpha.local:8080"} }))
+	seed := mustCreate(t, b, newAgent("alpha", func(a *identity.Agent) { a.Hosts = []string{"alpha.local", "alpha-api.local"} }))
 	before := snapshot(t, b)
 	tests := []struct {
 		name string
@@ -145,7 +145,7 @@ func testCreateConflict(t *testing.T, open func(*testing.T) Backend) {
 		{"same id", newAgent("other", func(a *identity.Agent) { a.ID = seed.ID })},
 		{"host taken", newAgent("other", func(a *identity.Agent) { a.Hosts = []string{"alpha.local"} })},
 		{"one of several hosts taken", newAgent("other", func(a *identity.Agent) {
-			a.Hosts = []string{"free.local", "alpha.local:8080"}
+			a.Hosts = []string{"free.local", "alpha-api.local"}
 		})},
 	}
 	for _, tc := range tests {
@@ -155,8 +155,8 @@ func testCreateConflict(t *testing.T, open func(*testing.T) Backend) {
 		})
 	}
 	wantUnchanged(t, b, before)
-	// Names are case-sensitive and a host with another port is another host.
-	mustCreate(t, b, newAgent("Alpha", func(a *identity.Agent) { a.Hosts = []string{"alpha.local:9090"} }))
+	// Names are case-sensitive.
+	mustCreate(t, b, newAgent("Alpha", func(a *identity.Agent) { a.Hosts = []string{"alpha2.local"} }))
 }
 
 func testGetNotFound(t *testing.T, open func(*testing.T) Backend) {
@@ -183,7 +183,7 @@ func testGetByName(t *testing.T, open func(*testing.T) Backend) {
 
 func testAgentByHost(t *testing.T, open func(*testing.T) Backend) {
 	b := openClosed(t, open)
-	a := mustCreate(t, b, newAgent("alpha", func(a *identity.Agent) { a.Hosts = []string{"alpha.mesh.local", "api.local:8443"} }))
+	a := mustCreate(t, b, newAgent("alpha", func(a *identity.Agent) { a.Hosts = []string{"alpha.mesh.local", "api.local"} }))
 	r := mustCreate(t, b, newAgent("retired", func(a *identity.Agent) { a.Hosts = []string{"old.local"} }))
 	if err := b.RevokeAgent(t.Context(), r.ID); err != nil {
 		t.Fatalf("RevokeAgent: %v", err)
@@ -193,10 +193,9 @@ func testAgentByHost(t *testing.T, open func(*testing.T) Backend) {
 	}{
 		{"alpha.mesh.local", a.ID},
 		{"Alpha.Mesh.LOCAL", a.ID}, // DNS names ignore case
-		{"api.local:8443", a.ID},
+		{"api.local", a.ID},
 		{"old.local", r.ID}, // revoked agents keep their hosts
-		{"api.local", ""},   // registered only with a port
-		{"alpha.mesh.local:80", ""},
+		{"alpha.mesh.local:80", ""}, // the store matches exactly; callers normalise first
 		{"unknown.local", ""},
 		{"", ""},
 	}
