@@ -177,7 +177,7 @@ func build(ctx context.Context, cfg *config.Config, o Options, log *slog.Logger)
 	// The admin API and /v1 read small JSON bodies: they get a read deadline
 	// so a slow client cannot hold a connection open. The gateway streams
 	// bodies of any length and is mounted beside them, not behind it.
-	var root http.Handler = withReadDeadline(api.Handler(), apiReadTimeout)
+	root := withReadDeadline(api.Handler(), apiReadTimeout)
 	var gw http.Handler = http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(http.StatusServiceUnavailable)

@@ -194,7 +194,7 @@ func testAgentByHost(t *testing.T, open func(*testing.T) Backend) {
 		{"alpha.mesh.local", a.ID},
 		{"Alpha.Mesh.LOCAL", a.ID}, // DNS names ignore case
 		{"api.local", a.ID},
-		{"old.local", r.ID}, // revoked agents keep their hosts
+		{"old.local", r.ID},         // revoked agents keep their hosts
 		{"alpha.mesh.local:80", ""}, // the store matches exactly; callers normalise first
 		{"unknown.local", ""},
 		{"", ""},
