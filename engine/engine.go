@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/meshguard/meshguard/identity"
@@ -135,10 +136,18 @@ func internal(what string, err error) error {
 	return fmt.Errorf("%w: %s: %w", ErrInternal, what, err)
 }
 
-// newID returns prefix + hex of n random bytes.
+// newID returns prefix + hex of n (at most 16) random bytes, in one
+// allocation.
 func newID(prefix string, n int) string {
-	b := make([]byte, n)
+	var raw [16]byte
+	b := raw[:min(n, len(raw))]
 	// crypto/rand.Read never fails on supported platforms (Go 1.24+).
 	_, _ = rand.Read(b)
-	return prefix + hex.EncodeToString(b)
+	var sb strings.Builder
+	sb.Grow(len(prefix) + hex.EncodedLen(len(b)))
+	sb.WriteString(prefix)
+	var enc [2 * len(raw)]byte
+	hex.Encode(enc[:], b)
+	sb.Write(enc[:hex.EncodedLen(len(b))])
+	return sb.String()
 }

@@ -27,7 +27,8 @@ type compiledResource struct {
 }
 
 type compiledContext struct {
-	key string
+	key   string
+	label string // "context.<key>", for explain output without a per-request concatenation
 	ContextCondition
 	matches, notMatches *Glob
 }
@@ -44,7 +45,7 @@ func compileConditions(c *Conditions) (*compiledConditions, error) {
 		cc.resource = &compiledResource{matches: compileGlobs(r.Matches), startsWith: r.StartsWith, contains: r.Contains}
 	}
 	for key, ctx := range c.Context {
-		k := compiledContext{key: key, ContextCondition: ctx}
+		k := compiledContext{key: key, label: "context." + key, ContextCondition: ctx}
 		if ctx.Matches != nil {
 			g := CompileGlob(*ctx.Matches)
 			k.matches = &g
@@ -108,7 +109,7 @@ func (c *compiledConditions) holds(in *Input) (bool, string) {
 		k := &c.context[i]
 		raw, present := in.Context[k.key]
 		if !k.holds(contextValue(raw), present) {
-			return false, "context." + k.key
+			return false, k.label
 		}
 	}
 	if c.time != nil && !c.time.holds(nowIfZero(in.Time)) {
