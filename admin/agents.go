@@ -96,13 +96,8 @@ func (a *API) createAgent(w http.ResponseWriter, r *http.Request) {
 	// The token is minted before the agent is stored, so a token that
 	// cannot be minted (tags too long for a token) leaves no agent behind.
 	// A token for an agent that then fails to be stored is discarded.
-	tok, claims, err := a.cfg.Issuer.Issue(ag, ttl)
-	switch {
-	case errors.Is(err, identity.ErrInvalidAgent), errors.Is(err, identity.ErrInvalidTTL):
-		badRequest(w, "%s", err)
-		return
-	case err != nil:
-		a.internalError(w, r, "issuing the token", err)
+	tok, claims, ok := a.issue(w, r, ag, ttl)
+	if !ok {
 		return
 	}
 	a.agentMu.Lock()
@@ -252,15 +247,25 @@ func (a *API) issueToken(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusConflict, "conflict", "agent %q is revoked; a revoked agent gets no tokens", ag.Name)
 		return
 	}
-	tok, claims, err := a.cfg.Issuer.Issue(ag, ttl)
-	switch {
-	case errors.Is(err, identity.ErrInvalidAgent), errors.Is(err, identity.ErrInvalidTTL):
-		badRequest(w, "%s", err)
-		return
-	case err != nil:
-		a.internalError(w, r, "issuing the token", err)
+	tok, claims, ok := a.issue(w, r, ag, ttl)
+	if !ok {
 		return
 	}
 	a.log.Info("admin: token issued", "agent_id", ag.ID, "agent_name", ag.Name, "jti", claims.ID, "expires_at", claims.ExpiresAt)
 	writeJSON(w, http.StatusOK, client.Token{AgentID: ag.ID, Token: tok, ExpiresAt: claims.ExpiresAt})
+}
+
+// issue mints a token for ag, answering the request itself when it cannot:
+// 400 for an agent or lifetime the token cannot carry, 500 otherwise.
+func (a *API) issue(w http.ResponseWriter, r *http.Request, ag identity.Agent, ttl time.Duration) (string, identity.Claims, bool) {
+	tok, claims, err := a.cfg.Issuer.Issue(ag, ttl)
+	switch {
+	case errors.Is(err, identity.ErrInvalidAgent), errors.Is(err, identity.ErrInvalidTTL):
+		badRequest(w, "%s", err)
+		return "", identity.Claims{}, false
+	case err != nil:
+		a.internalError(w, r, "issuing the token", err)
+		return "", identity.Claims{}, false
+	}
+	return tok, claims, true
 }
