@@ -14,7 +14,6 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"sync"
 	"time"
@@ -200,12 +199,6 @@ func build(ctx context.Context, cfg *config.Config, o Options, log *slog.Logger)
 	p.grpc = grpc.NewServer(
 		grpc.MaxRecvMsgSize(maxGRPCMessage),
 		grpc.MaxConcurrentStreams(maxGRPCStreams),
-		// Reuse stream goroutines: a fresh goroutine per Check starts on
-		// a small stack and spends a measurable share of each call growing
-		// it. grpc-go hands a stream to a new goroutine whenever every
-		// worker is busy, so there are enough workers for a busy Envoy
-		// fleet's concurrency, not just one per core.
-		grpc.NumStreamWorkers(uint32(max(64, 8*runtime.GOMAXPROCS(0)))),
 	)
 	extauthz.NewServer(eng, log).Register(p.grpc)
 	p.health = health.NewServer()

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os/exec"
+	"slices"
 	"strconv"
 	"time"
 )
@@ -36,9 +37,11 @@ func ghzArgs(ghz, protoset string, p *proc, req string, c, n int) *exec.Cmd {
 		"-d", req, "-c", strconv.Itoa(c), "-n", strconv.Itoa(n), "--format", "json", p.grpcAddr)
 }
 
-func measure(ctx context.Context, ghz, protoset string, p *proc, req string, o options) (result, error) {
-	if err := ghzArgs(ghz, protoset, p, req, o.concurrency, o.warmup).Run(); err != nil {
-		return result{}, fmt.Errorf("warm-up: %w", err)
+func measure(ctx context.Context, ghz, protoset string, p *proc, req string, o options, warm bool) (result, error) {
+	if warm {
+		if err := ghzArgs(ghz, protoset, p, req, o.concurrency, o.warmup).Run(); err != nil {
+			return result{}, fmt.Errorf("warm-up: %w", err)
+		}
 	}
 	before, err := cpuTime(p.cmd.Process.Pid)
 	if err != nil {
@@ -73,8 +76,31 @@ func measure(ctx context.Context, ghz, protoset string, p *proc, req string, o o
 	return r, nil
 }
 
+// median takes each figure's median over the rounds (counts are summed).
+func median(rs []result) result {
+	pick := func(f func(result) float64) float64 {
+		v := make([]float64, len(rs))
+		for i, r := range rs {
+			v[i] = f(r)
+		}
+		slices.Sort(v)
+		return v[len(v)/2]
+	}
+	out := result{name: rs[0].name}
+	out.rps = pick(func(r result) float64 { return r.rps })
+	out.p50 = time.Duration(pick(func(r result) float64 { return float64(r.p50) }))
+	out.p99 = time.Duration(pick(func(r result) float64 { return float64(r.p99) }))
+	out.cpuPerCall = time.Duration(pick(func(r result) float64 { return float64(r.cpuPerCall) }))
+	for _, r := range rs {
+		out.ok += r.ok
+		out.total += r.total
+	}
+	return out
+}
+
 func report(w io.Writer, rs []result, o options) {
-	fmt.Fprintf(w, "\nghz -c %d -n %d (after %d warm-up requests), %d policies\n\n", o.concurrency, o.requests, o.warmup, o.policies)
+	fmt.Fprintf(w, "\nghz -c %d -n %d per round, %d rounds alternating, medians (after %d warm-up requests), %d policies\n\n",
+		o.concurrency, o.requests, o.rounds, o.warmup, o.policies)
 	fmt.Fprintf(w, "| server | OK / total | rps | p50 | p99 | server CPU per Check |\n|---|---:|---:|---:|---:|---:|\n")
 	for _, r := range rs {
 		fmt.Fprintf(w, "| %s | %d / %d | %.0f | %s | %s | %s |\n", r.name, r.ok, r.total, r.rps,
