@@ -48,7 +48,7 @@ type Store interface {
 // TokenCache verifies agent tokens and forgets an agent's cached
 // verifications when it changes (identity.CachedVerifier).
 type TokenCache interface {
-	Verify(ctx context.Context, token string) (identity.Verified, error)
+	Verify(ctx context.Context, token string) (*identity.Verified, error)
 	InvalidateAgent(id string) int
 }
 

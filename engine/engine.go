@@ -15,9 +15,10 @@ import (
 	"github.com/meshguard/meshguard/wire"
 )
 
-// TokenVerifier checks agent tokens (identity.CachedVerifier).
+// TokenVerifier checks agent tokens (identity.CachedVerifier). The result
+// is shared and read-only.
 type TokenVerifier interface {
-	Verify(ctx context.Context, token string) (identity.Verified, error)
+	Verify(ctx context.Context, token string) (*identity.Verified, error)
 }
 
 // DelegationVerifier checks delegation tokens (identity.CachedVerifier).

@@ -26,7 +26,7 @@ func mustVerify(t *testing.T, c *CachedVerifier, tok string) Verified {
 	if err != nil {
 		t.Fatalf("Verify: %v", err)
 	}
-	return v
+	return *v
 }
 
 func TestCacheHitReturnsSameResult(t *testing.T) {

@@ -168,7 +168,7 @@ func FuzzVerify(f *testing.F) {
 		if got.Claims.Subject != fx.agent.ID || got.Tier != trust.Verified {
 			t.Fatalf("unexpected result %+v", got)
 		}
-		if diff := cmp.Diff(got, cgot); diff != "" {
+		if diff := cmp.Diff(got, *cgot); diff != "" {
 			t.Fatalf("cached result differs:\n%s", diff)
 		}
 	})
