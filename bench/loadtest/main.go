@@ -80,18 +80,24 @@ func run(ctx context.Context, o options) error {
 	if err != nil {
 		return err
 	}
-	noop, err := startNoop(ctx, filepath.Join(bins, "noop"))
+	noop, err := startNoop(ctx, filepath.Join(bins, "noop"), false)
 	if err != nil {
 		return err
 	}
 	defer noop.stop()
+	shaped, err := startNoop(ctx, filepath.Join(bins, "noop"), true)
+	if err != nil {
+		return err
+	}
+	defer shaped.stop()
 
-	// Alternate the two servers round by round: the machine's background
-	// load drifts, and alternating spreads the drift over both.
+	// Alternate the servers round by round: the machine's background load
+	// drifts, and alternating spreads the drift over all of them.
 	req := checkRequestJSON(token)
-	runs := make([][]result, 2)
+	procs := []*proc{noop, mg, shaped}
+	runs := make([][]result, len(procs))
 	for round := range max(o.rounds, 1) {
-		for i, t := range []*proc{noop, mg} {
+		for i, t := range procs {
 			r, err := measure(ctx, ghz, protoset, t, req, o, round == 0)
 			if err != nil {
 				return fmt.Errorf("%s: %w", t.name, err)
@@ -99,7 +105,11 @@ func run(ctx context.Context, o options) error {
 			runs[i] = append(runs[i], r)
 		}
 	}
-	report(os.Stdout, []result{median(runs[0]), median(runs[1])}, o)
+	medians := make([]result, len(runs))
+	for i := range runs {
+		medians[i] = median(runs[i])
+	}
+	report(os.Stdout, medians, o)
 	return nil
 }
 

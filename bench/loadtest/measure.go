@@ -106,9 +106,24 @@ func report(w io.Writer, rs []result, o options) {
 		fmt.Fprintf(w, "| %s | %d / %d | %.0f | %s | %s | %s |\n", r.name, r.ok, r.total, r.rps,
 			r.p50.Round(10*time.Microsecond), r.p99.Round(10*time.Microsecond), r.cpuPerCall.Round(time.Microsecond))
 	}
-	if len(rs) == 2 && rs[0].rps > 0 && rs[0].p99 > 0 && rs[0].cpuPerCall > 0 {
-		floor, mg := rs[0], rs[1]
-		fmt.Fprintf(w, "\nMeshGuard / no-op: rps %.2f× (target ≥ 0.8), p99 %.2f× (target ≤ 1.3), CPU per Check %.2f× (target ≤ 1.5)\n",
-			mg.rps/floor.rps, float64(mg.p99)/float64(floor.p99), float64(mg.cpuPerCall)/float64(floor.cpuPerCall))
+	ratio := func(label string, floor, mg result, targets bool) {
+		if floor.rps == 0 || floor.p99 == 0 || floor.cpuPerCall == 0 {
+			return
+		}
+		t := func(s string) string {
+			if targets {
+				return " (target " + s + ")"
+			}
+			return ""
+		}
+		fmt.Fprintf(w, "\nMeshGuard / %s: rps %.2f×%s, p99 %.2f×%s, CPU per Check %.2f×%s\n", label,
+			mg.rps/floor.rps, t("≥ 0.8"), float64(mg.p99)/float64(floor.p99), t("≤ 1.3"),
+			float64(mg.cpuPerCall)/float64(floor.cpuPerCall), t("≤ 1.5"))
+	}
+	if len(rs) >= 2 {
+		ratio("no-op", rs[0], rs[1], true)
+	}
+	if len(rs) >= 3 {
+		ratio("no-op with MeshGuard's answer shape", rs[2], rs[1], false)
 	}
 }

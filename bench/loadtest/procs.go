@@ -47,13 +47,18 @@ func freePort() (int, error) {
 	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
-func startNoop(ctx context.Context, bin string) (*proc, error) {
+func startNoop(ctx context.Context, bin string, shaped bool) (*proc, error) {
 	port, err := freePort()
 	if err != nil {
 		return nil, err
 	}
 	p := &proc{name: "no-op ext_authz", grpcAddr: "127.0.0.1:" + strconv.Itoa(port)}
-	p.cmd = exec.CommandContext(ctx, bin, "-addr", p.grpcAddr)
+	args := []string{"-addr", p.grpcAddr}
+	if shaped {
+		p.name = "no-op, MeshGuard-shaped answer"
+		args = append(args, "-shaped")
+	}
+	p.cmd = exec.CommandContext(ctx, bin, args...)
 	p.cmd.Stderr = os.Stderr
 	if err := p.cmd.Start(); err != nil {
 		return nil, err
