@@ -62,7 +62,10 @@ func TestTamperingIsFound(t *testing.T) {
 	}{
 		{"edited decision", func(rs []Record) []Record { rs[2].Decision = "deny"; return rs }, 2, "edited"},
 		{"edited chain", func(rs []Record) []Record { rs[1].Chain = []string{"agent_emailer"}; return rs }, 1, "edited"},
-		{"edited context", func(rs []Record) []Record { rs[3].Context = json.RawMessage(`{"recipient":"eve@evil.test","n":2}`); return rs }, 3, "edited"},
+		{"edited context", func(rs []Record) []Record {
+			rs[3].Context = json.RawMessage(`{"recipient":"eve@evil.test","n":2}`)
+			return rs
+		}, 3, "edited"},
 		{"edited time", func(rs []Record) []Record { rs[0].Timestamp = rs[0].Timestamp.Add(time.Nanosecond); return rs }, 0, "edited"},
 		{"deleted record", func(rs []Record) []Record { return append(rs[:2], rs[3:]...) }, 2, "deleted"},
 		{"swapped records", func(rs []Record) []Record { rs[1], rs[2] = rs[2], rs[1]; return rs }, 1, "reordered"},
