@@ -44,7 +44,7 @@ demo: build
 	$(GO) run ./examples/demo -policies $(EXAMPLES)/policies
 
 bench:
-	$(GO) test -run '^$$' -bench . -benchmem ./policy ./identity ./store ./engine ./ratelimit ./extauthz ./gateway
+	$(GO) test -run '^$$' -bench . -benchmem ./policy ./identity ./store ./engine ./ratelimit ./extauthz ./gateway ./audit
 
 # Whole-system load: ghz against MeshGuard and a no-op ext_authz server in one run.
 bench-load:
