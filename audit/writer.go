@@ -1,0 +1,288 @@
+package audit
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+)
+
+// Store is where the writer puts records (store.SQLite, later PostgreSQL).
+type Store interface {
+	// AppendAudit stores sealed records after those stored, in order, all
+	// or none.
+	AppendAudit(ctx context.Context, rs []Record) error
+	// LastAuditHash is the hash the next record links to.
+	LastAuditHash(ctx context.Context) (string, error)
+}
+
+// WriterConfig configures a Writer.
+type WriterConfig struct {
+	// FlushInterval is how long records may wait to be written together
+	// (AUDIT_FLUSH_MS). Zero makes every Write wait until its record is
+	// stored.
+	FlushInterval time.Duration
+	// QueueSize bounds the records waiting (DefaultQueueSize if zero). A
+	// full queue makes Write wait — backpressure, never a dropped record.
+	QueueSize int
+	// MaxBatch bounds one store write (DefaultMaxBatch if zero).
+	MaxBatch int
+	// RetryBackoff is the first wait after a failed store write; it doubles
+	// up to MaxBackoff (defaults 50 ms and 5 s).
+	RetryBackoff, MaxBackoff time.Duration
+	Logger                   *slog.Logger
+}
+
+// Writer defaults.
+const (
+	DefaultQueueSize = 65536
+	DefaultMaxBatch  = 1024
+)
+
+// ErrClosed is returned by Write after Close.
+var ErrClosed = errors.New("audit writer closed")
+
+// Writer seals records into the hash chain in the order they arrive and
+// writes them in batches (group commit). Sealing happens only once a record
+// has a place in the queue, so a Write that gives up (its context ends
+// while the queue is full) leaves the chain untouched. A store that fails
+// is retried with backoff, records kept in order; nothing is dropped.
+type Writer struct {
+	cfg   WriterConfig
+	store Store
+	log   *slog.Logger
+
+	mu      sync.Mutex
+	space   *sync.Cond // signalled when the queue shrinks or the writer closes
+	prev    string     // hash of the last sealed record
+	pending []Record   // sealed, not yet stored, in chain order
+	closed  bool
+	lastErr error
+
+	wake chan struct{} // nudges the flusher
+	done chan struct{} // closed when the flusher has exited
+}
+
+// NewWriter reads where the chain ends and, unless FlushInterval is zero,
+// starts the background flusher.
+func NewWriter(ctx context.Context, s Store, cfg WriterConfig) (*Writer, error) {
+	if cfg.QueueSize <= 0 {
+		cfg.QueueSize = DefaultQueueSize
+	}
+	if cfg.MaxBatch <= 0 {
+		cfg.MaxBatch = DefaultMaxBatch
+	}
+	if cfg.RetryBackoff <= 0 {
+		cfg.RetryBackoff = 50 * time.Millisecond
+	}
+	if cfg.MaxBackoff <= 0 {
+		cfg.MaxBackoff = 5 * time.Second
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	prev, err := s.LastAuditHash(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("audit writer: %w", err)
+	}
+	w := &Writer{cfg: cfg, store: s, log: log, prev: prev, wake: make(chan struct{}, 1), done: make(chan struct{})}
+	w.space = sync.NewCond(&w.mu)
+	if cfg.FlushInterval > 0 {
+		go w.flusher()
+	} else {
+		close(w.done)
+	}
+	return w, nil
+}
+
+// Write seals r into the chain and queues it; with FlushInterval zero it
+// returns once r is stored. It waits while the queue is full, until ctx
+// ends (then r is not written and the chain is unchanged).
+func (w *Writer) Write(ctx context.Context, r Record) error {
+	if w.cfg.FlushInterval == 0 {
+		return w.writeSync(ctx, r)
+	}
+	w.mu.Lock()
+	for !w.closed && len(w.pending) >= w.cfg.QueueSize {
+		if err := w.waitForSpace(ctx); err != nil {
+			w.mu.Unlock()
+			return err
+		}
+	}
+	if w.closed {
+		w.mu.Unlock()
+		return ErrClosed
+	}
+	if err := r.Seal(w.prev); err != nil {
+		w.mu.Unlock()
+		return fmt.Errorf("audit writer: %w", err)
+	}
+	w.prev = r.Hash
+	w.pending = append(w.pending, r)
+	full := len(w.pending) >= w.cfg.MaxBatch
+	w.mu.Unlock()
+	if full {
+		w.nudge()
+	}
+	return nil
+}
+
+// writeSync stores one record before returning. Holding the lock across
+// the store write keeps sealing and storing in one order.
+func (w *Writer) writeSync(ctx context.Context, r Record) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.closed {
+		return ErrClosed
+	}
+	if err := r.Seal(w.prev); err != nil {
+		return fmt.Errorf("audit writer: %w", err)
+	}
+	if err := w.store.AppendAudit(ctx, []Record{r}); err != nil {
+		return fmt.Errorf("audit writer: %w", err)
+	}
+	w.prev = r.Hash
+	return nil
+}
+
+// waitForSpace waits on w.space (w.mu held) until signalled or ctx ends.
+func (w *Writer) waitForSpace(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("audit writer: queue full: %w", err)
+	}
+	stop := context.AfterFunc(ctx, func() {
+		w.mu.Lock()
+		w.space.Broadcast()
+		w.mu.Unlock()
+	})
+	defer stop()
+	w.space.Wait()
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("audit writer: queue full: %w", err)
+	}
+	return nil
+}
+
+func (w *Writer) nudge() {
+	select {
+	case w.wake <- struct{}{}:
+	default:
+	}
+}
+
+// flusher writes the queue every FlushInterval, or sooner when a batch is
+// full, until Close.
+func (w *Writer) flusher() {
+	defer close(w.done)
+	t := time.NewTicker(w.cfg.FlushInterval)
+	defer t.Stop()
+	backoff := w.cfg.RetryBackoff
+	for {
+		select {
+		case <-t.C:
+		case <-w.wake:
+		}
+		for {
+			err := w.flushOnce(context.Background())
+			closing := w.isClosed()
+			switch {
+			case err != nil && closing:
+				return // Close retries, within its own deadline
+			case err != nil:
+				w.log.Error("audit write failed; records are kept and retried", "error", err, "queued", w.Pending())
+				time.Sleep(backoff)
+				backoff = min(2*backoff, w.cfg.MaxBackoff)
+				continue
+			}
+			backoff = w.cfg.RetryBackoff
+			if closing && w.Pending() == 0 {
+				return
+			}
+			if !closing {
+				break
+			}
+		}
+	}
+}
+
+func (w *Writer) isClosed() bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.closed
+}
+
+// flushOnce writes up to MaxBatch queued records. The store call runs
+// without the lock, so Writes go on queueing meanwhile; only this goroutine
+// (or Close, after it has exited) removes records, so the head stays put.
+func (w *Writer) flushOnce(ctx context.Context) error {
+	w.mu.Lock()
+	n := min(len(w.pending), w.cfg.MaxBatch)
+	batch := w.pending[:n:n]
+	w.mu.Unlock()
+	if n == 0 {
+		return nil
+	}
+	if err := w.store.AppendAudit(ctx, batch); err != nil {
+		w.mu.Lock()
+		w.lastErr = err
+		w.mu.Unlock()
+		return err
+	}
+	w.mu.Lock()
+	w.pending = append(w.pending[:0:0], w.pending[n:]...)
+	w.lastErr = nil
+	w.space.Broadcast()
+	w.mu.Unlock()
+	return nil
+}
+
+// Pending is the number of records queued and not yet stored (the
+// meshguard_audit_queue_depth metric).
+func (w *Writer) Pending() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return len(w.pending)
+}
+
+// Err is the error of the last failed store write, nil once one succeeds.
+func (w *Writer) Err() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.lastErr
+}
+
+// Close stops taking records and writes everything queued, retrying until
+// ctx ends; it returns an error if records are left unwritten.
+func (w *Writer) Close(ctx context.Context) error {
+	w.mu.Lock()
+	if w.closed {
+		w.mu.Unlock()
+		return nil
+	}
+	w.closed = true
+	w.space.Broadcast()
+	w.mu.Unlock()
+	w.nudge()
+	// Only one goroutine may remove records: wait for the flusher to stop
+	// before flushing here.
+	select {
+	case <-w.done:
+	case <-ctx.Done():
+		return fmt.Errorf("audit writer: %d records not written: %w", w.Pending(), ctx.Err())
+	}
+	backoff := w.cfg.RetryBackoff
+	for w.Pending() > 0 {
+		if err := w.flushOnce(ctx); err != nil {
+			select {
+			case <-ctx.Done():
+				return fmt.Errorf("audit writer: %d records not written: %w", w.Pending(), err)
+			case <-time.After(backoff):
+			}
+			backoff = min(2*backoff, w.cfg.MaxBackoff)
+		}
+	}
+	return nil
+}

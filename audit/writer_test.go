@@ -1,0 +1,218 @@
+package audit_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/meshguard/meshguard/audit"
+	"github.com/meshguard/meshguard/store"
+)
+
+// flaky is the real SQLite store with a switch that makes writes fail, as a
+// database that goes away would.
+type flaky struct {
+	*store.SQLite
+	down atomic.Bool
+}
+
+func (f *flaky) AppendAudit(ctx context.Context, rs []audit.Record) error {
+	if f.down.Load() {
+		return errors.New("database is unreachable")
+	}
+	return f.SQLite.AppendAudit(ctx, rs)
+}
+
+func newStore(t *testing.T) *flaky {
+	t.Helper()
+	s, err := store.OpenSQLite(context.Background(), filepath.Join(t.TempDir(), "audit.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	return &flaky{SQLite: s}
+}
+
+func record(i int) audit.Record {
+	return audit.Record{ID: fmt.Sprintf("aud_%06d", i), Timestamp: time.Now(), AgentID: "agent_a", Action: "read:x",
+		Decision: "allow", Status: 200, TraceID: "4bf92f3577b34da6a3ce929d0e0e4736", Mode: "enforce"}
+}
+
+// stored verifies the stored chain and returns its length.
+func stored(t *testing.T, s *flaky) int {
+	t.Helper()
+	v := audit.NewVerifier(audit.GenesisHash)
+	n := 0
+	if err := s.ScanAudit(context.Background(), func(r audit.Record) error { n++; return v.Next(&r) }); err != nil {
+		t.Fatalf("stored chain: %v", err)
+	}
+	return n
+}
+
+func TestWriterGroupCommit(t *testing.T) {
+	s := newStore(t)
+	w, err := audit.NewWriter(context.Background(), s, audit.WriterConfig{FlushInterval: 5 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 250 {
+				if err := w.Write(context.Background(), record(g*1000+i)); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if err := w.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if n := stored(t, s); n != 2000 {
+		t.Fatalf("%d records stored, want 2000", n)
+	}
+	if err := w.Write(context.Background(), record(9999)); !errors.Is(err, audit.ErrClosed) {
+		t.Fatalf("write after close: %v", err)
+	}
+}
+
+func TestWriterSynchronous(t *testing.T) {
+	s := newStore(t)
+	w, err := audit.NewWriter(context.Background(), s, audit.WriterConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		r := record(i)
+		if err := w.Write(context.Background(), r); err != nil {
+			t.Fatal(err)
+		}
+		if n := stored(t, s); n != i+1 {
+			t.Fatalf("after write %d, %d stored: a synchronous write must be durable on return", i, n)
+		}
+	}
+	// A store failure is the caller's to see (it fails the check closed),
+	// and the chain is not advanced past the unwritten record.
+	s.down.Store(true)
+	if err := w.Write(context.Background(), record(3)); err == nil {
+		t.Fatal("write to a failing store succeeded")
+	}
+	s.down.Store(false)
+	if err := w.Write(context.Background(), record(4)); err != nil {
+		t.Fatal(err)
+	}
+	if n := stored(t, s); n != 4 {
+		t.Fatalf("%d stored, want 4", n)
+	}
+}
+
+// TestWriterSurvivesStoreOutage: records written while the store is down
+// are kept, in order, and land once it returns.
+func TestWriterSurvivesStoreOutage(t *testing.T) {
+	s := newStore(t)
+	w, err := audit.NewWriter(context.Background(), s, audit.WriterConfig{FlushInterval: time.Millisecond, RetryBackoff: time.Millisecond, MaxBackoff: 5 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 10 {
+		_ = w.Write(context.Background(), record(i))
+	}
+	s.down.Store(true)
+	for i := 10; i < 60; i++ {
+		if err := w.Write(context.Background(), record(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for w.Err() == nil && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	if w.Err() == nil || w.Pending() == 0 {
+		t.Fatalf("during the outage: err %v, pending %d", w.Err(), w.Pending())
+	}
+	s.down.Store(false)
+	if err := w.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if n := stored(t, s); n != 60 {
+		t.Fatalf("%d stored, want 60", n)
+	}
+}
+
+// TestWriterBackpressure: a full queue makes Write wait, and a Write that
+// gives up leaves no gap in the chain.
+func TestWriterBackpressure(t *testing.T) {
+	s := newStore(t)
+	s.down.Store(true)
+	w, err := audit.NewWriter(context.Background(), s, audit.WriterConfig{FlushInterval: time.Millisecond, QueueSize: 10, RetryBackoff: time.Millisecond, MaxBackoff: 2 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 10 {
+		if err := w.Write(context.Background(), record(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	if err := w.Write(ctx, record(10)); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("write into a full queue: %v", err)
+	}
+	s.down.Store(false)
+	if err := w.Write(context.Background(), record(11)); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if n := stored(t, s); n != 11 {
+		t.Fatalf("%d stored, want 11 (the abandoned write must not be in the chain)", n)
+	}
+}
+
+func TestWriterCloseReportsWhatIsLeft(t *testing.T) {
+	s := newStore(t)
+	w, err := audit.NewWriter(context.Background(), s, audit.WriterConfig{FlushInterval: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = w.Write(context.Background(), record(1))
+	s.down.Store(true)
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	if err := w.Close(ctx); err == nil {
+		t.Fatal("Close with an unwritable record reported success")
+	}
+}
+
+func BenchmarkWriter(b *testing.B) {
+	s, err := store.OpenSQLite(context.Background(), filepath.Join(b.TempDir(), "audit.db"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = s.Close() })
+	w, err := audit.NewWriter(context.Background(), s, audit.WriterConfig{FlushInterval: 50 * time.Millisecond})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		if err := w.Write(context.Background(), record(i)); err != nil {
+			b.Fatal(err)
+		}
+		i++
+	}
+	if err := w.Close(context.Background()); err != nil {
+		b.Fatal(err)
+	}
+}
