@@ -132,13 +132,11 @@ func (a *app) agentCreateCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			var file *secretFile
-			if cmd.Flags().Changed("output") {
-				if file, err = newSecretFile(output); err != nil {
-					return err
-				}
-				defer file.abort()
+			file, err := outputFile(cmd, output)
+			if err != nil {
+				return err
 			}
+			defer file.abort()
 			ag, err := c.CreateAgent(cmd.Context(), req)
 			if err != nil {
 				return a.apiErr(err)
@@ -161,6 +159,15 @@ func (a *app) agentCreateCmd() *cobra.Command {
 	fl.DurationVar(&ttl, "ttl", 0, "lifetime of the first token, such as 24h (default: the server's, 24h unless configured)")
 	fl.StringVarP(&output, "output", "o", "", "write the token to this file (mode 0600) instead of stdout")
 	return cmd
+}
+
+// outputFile prepares --output's file when the flag was given (nil when
+// not), before any request, so a bad path costs nothing on the server.
+func outputFile(cmd *cobra.Command, path string) (*secretFile, error) {
+	if !cmd.Flags().Changed("output") {
+		return nil, nil
+	}
+	return newSecretFile(path)
 }
 
 // noteToken tells where the token went and when it expires.
@@ -397,13 +404,11 @@ func (a *app) agentTokenCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			var file *secretFile
-			if cmd.Flags().Changed("output") {
-				if file, err = newSecretFile(output); err != nil {
-					return err
-				}
-				defer file.abort()
+			file, err := outputFile(cmd, output)
+			if err != nil {
+				return err
 			}
+			defer file.abort()
 			tok, err := c.IssueToken(cmd.Context(), args[0], ttl)
 			if err != nil {
 				return a.apiErr(err)

@@ -132,6 +132,16 @@ func (s *secretFile) abort() {
 
 // --- list and map flags --------------------------------------------------
 
+// csvFields splits a flag value as one CSV record, so a value may hold a
+// comma when quoted.
+func csvFields(s, expected string) ([]string, error) {
+	rec, err := csv.NewReader(strings.NewReader(s)).Read()
+	if err != nil {
+		return nil, fmt.Errorf("expected %s: %w", expected, err)
+	}
+	return rec, nil
+}
+
 // listValue is a comma-separated list flag (--tags a,b): entries are
 // trimmed, an empty entry is an error, and an empty value ("") is the empty
 // list, which clears the field in `agent update`. Repeating the flag adds.
@@ -157,9 +167,9 @@ func (v *listValue) Set(s string) error {
 	if s == "" {
 		return nil
 	}
-	rec, err := csv.NewReader(strings.NewReader(s)).Read()
+	rec, err := csvFields(s, "a comma-separated list")
 	if err != nil {
-		return fmt.Errorf("expected a comma-separated list: %w", err)
+		return err
 	}
 	for _, e := range rec {
 		e = strings.TrimSpace(e)
@@ -201,9 +211,9 @@ func (v *mapValue) Set(s string) error {
 	if s == "" {
 		return nil
 	}
-	rec, err := csv.NewReader(strings.NewReader(s)).Read()
+	rec, err := csvFields(s, "key=value pairs separated by commas")
 	if err != nil {
-		return fmt.Errorf("expected key=value pairs separated by commas: %w", err)
+		return err
 	}
 	for _, pair := range rec {
 		k, val, ok := strings.Cut(pair, "=")
