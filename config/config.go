@@ -36,6 +36,7 @@ type Config struct {
 	JWTSecret          string
 	ProxyTarget        string
 	AuditRetentionDays int
+	AuditFlushMs       int
 	RateLimitRPM       int
 	LogLevel           string
 	// Routes map requests to actions (file only: it is structured).
@@ -126,6 +127,7 @@ var settings = []setting{
 		return nil
 	}},
 	{"auditRetentionDays", "AUDIT_RETENTION_DAYS", "audit-retention-days", "audit records older than this are deleted", "90", intIn(func(c *Config) *int { return &c.AuditRetentionDays }, 1, 36500)},
+	{"auditFlushMs", "AUDIT_FLUSH_MS", "audit-flush-ms", "how long audit records may wait to be written together (0 = every decision waits for its record)", "50", intIn(func(c *Config) *int { return &c.AuditFlushMs }, 0, 60_000)},
 	{"rateLimitRpm", "RATE_LIMIT_RPM", "rate-limit-rpm", "gateway requests per minute per client IP (0 = off)", "600", intIn(func(c *Config) *int { return &c.RateLimitRPM }, 0, 10_000_000)},
 	{"logLevel", "LOG_LEVEL", "log-level", "debug, info, warn or error", "info", func(c *Config, v string) error {
 		switch v {

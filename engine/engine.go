@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/meshguard/meshguard/audit"
 	"github.com/meshguard/meshguard/identity"
 	"github.com/meshguard/meshguard/policy"
 	"github.com/meshguard/meshguard/ratelimit"
@@ -47,7 +48,13 @@ type Limiter interface {
 	Allow(ctx context.Context, key string, limit int, window time.Duration) (ratelimit.Result, error)
 }
 
-// Config wires an Engine. Every interface is required.
+// Recorder keeps the audit trail (audit.Writer). It may be nil: then
+// nothing is recorded (tests, offline tools).
+type Recorder interface {
+	Write(ctx context.Context, r audit.Record) error
+}
+
+// Config wires an Engine. Every interface but Recorder is required.
 type Config struct {
 	Mode        Mode
 	Tokens      TokenVerifier
@@ -56,6 +63,7 @@ type Config struct {
 	Agents      Agents
 	Policies    Policies
 	Limiter     Limiter
+	Recorder    Recorder
 	// Routes map requests to actions, first match wins (SPEC §4).
 	Routes []Route
 	// DelegationTTL bounds the lifetime of minted delegation tokens
@@ -123,6 +131,13 @@ func (e *Engine) Check(ctx context.Context, r *Request) (Decision, error) {
 		}
 	}
 	d.Allowed = d.Effect == "allow" || e.cfg.Mode == ModeAudit
+	if e.cfg.Recorder != nil {
+		// A decision that cannot be recorded is not given: the audit trail
+		// promises every decision (SPEC §7), so MeshGuard fails closed.
+		if err := e.cfg.Recorder.Write(ctx, auditRecord(r, &d, e.cfg.Now().Sub(now))); err != nil {
+			return Decision{}, internal("recording the decision", err)
+		}
+	}
 	return d, nil
 }
 

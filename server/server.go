@@ -25,6 +25,7 @@ import (
 
 	"github.com/meshguard/meshguard/admin"
 	"github.com/meshguard/meshguard/agentcache"
+	"github.com/meshguard/meshguard/audit"
 	"github.com/meshguard/meshguard/config"
 	"github.com/meshguard/meshguard/engine"
 	"github.com/meshguard/meshguard/extauthz"
@@ -82,6 +83,7 @@ func Run(ctx context.Context, cfg *config.Config, o Options) error {
 // parts is everything Run builds.
 type parts struct {
 	db       *store.SQLite
+	audit    *audit.Writer
 	keys     *identity.Keys
 	cached   *identity.CachedVerifier
 	loader   *policy.Loader
@@ -91,7 +93,14 @@ type parts struct {
 	health   *health.Server
 }
 
+// close releases what build opened. On the serving path the audit writer
+// was closed (and flushed) already; this covers a failed start.
 func (p *parts) close() {
+	if p.audit != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		_ = p.audit.Close(ctx)
+		cancel()
+	}
 	if p.db != nil {
 		_ = p.db.Close()
 	}
@@ -155,10 +164,15 @@ func build(ctx context.Context, cfg *config.Config, o Options, log *slog.Logger)
 		log.Info("policies loaded", "policies", set.Len(), "revision", set.Revision())
 	}
 
+	if p.audit, err = audit.NewWriter(ctx, p.db, audit.WriterConfig{
+		FlushInterval: time.Duration(cfg.AuditFlushMs) * time.Millisecond, Logger: log,
+	}); err != nil {
+		return nil, fmt.Errorf("audit trail: %w", err)
+	}
 	limiter := ratelimit.NewMemory(nil, 0)
 	eng, err := engine.New(engine.Config{
 		Mode: cfg.Mode, Tokens: p.cached, Delegations: p.cached, Delegator: issuer,
-		Agents: agents, Policies: p.loader, Limiter: limiter, Routes: cfg.Routes,
+		Agents: agents, Policies: p.loader, Limiter: limiter, Recorder: p.audit, Routes: cfg.Routes,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("routes: %w", err)
@@ -167,7 +181,13 @@ func build(ctx context.Context, cfg *config.Config, o Options, log *slog.Logger)
 	api, err := admin.New(admin.Config{
 		Store: p.db, Keys: p.keys, Issuer: issuer, Verifier: verifier, Tokens: p.cached, Agents: agents,
 		Policies: p.loader, PolicyFiles: files, Engine: eng, AdminToken: token,
-		Ready:  func(ctx context.Context) error { _, err := p.db.ListKeys(ctx); return err },
+		Ready: func(ctx context.Context) error {
+			if err := p.audit.Err(); err != nil {
+				return fmt.Errorf("audit trail: %w", err)
+			}
+			_, err := p.db.ListKeys(ctx)
+			return err
+		},
 		Logger: log,
 	})
 	if err != nil {
@@ -308,6 +328,13 @@ func (p *parts) serve(ctx context.Context, cfg *config.Config, o Options, log *s
 	case <-stopped:
 	case <-sctx.Done():
 		p.grpc.Stop()
+	}
+	// Every decision given is durable before the process says it is done.
+	if err := p.audit.Close(sctx); err != nil {
+		log.Error("audit records were not all written before shutdown", "error", err)
+		if serveErr == nil {
+			serveErr = err
+		}
 	}
 	stopBG()
 	wg.Wait()

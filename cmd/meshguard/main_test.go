@@ -18,6 +18,9 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
+
+	"github.com/meshguard/meshguard/audit"
+	"github.com/meshguard/meshguard/store"
 )
 
 // TestSIGTERMUnderLoad runs the real binary, keeps ext_authz Checks in
@@ -113,6 +116,22 @@ func TestSIGTERMUnderLoad(t *testing.T) {
 	wg.Wait()
 	if answered == 0 || len(bad) > 0 {
 		t.Fatalf("answered %d, refused %d, other outcomes %v", answered, refused, bad)
+	}
+
+	// Every decision given was recorded before the process exited, and
+	// the trail verifies.
+	db, err := store.OpenSQLite(context.Background(), filepath.Join(dir, "data", "meshguard.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	v := audit.NewVerifier(audit.GenesisHash)
+	records := 0
+	if err := db.ScanAudit(context.Background(), func(r audit.Record) error { records++; return v.Next(&r) }); err != nil {
+		t.Fatal(err)
+	}
+	if records != answered {
+		t.Fatalf("%d audit records for %d decisions", records, answered)
 	}
 }
 

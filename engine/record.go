@@ -1,0 +1,41 @@
+package engine
+
+import (
+	"encoding/json"
+	"time"
+
+	"github.com/meshguard/meshguard/audit"
+)
+
+// auditRecord is the SPEC §7 record of a decision. Its id is the decision
+// id with an audit prefix, so the two are joined without a lookup.
+func auditRecord(r *Request, d *Decision, latency time.Duration) audit.Record {
+	rec := audit.Record{
+		ID: "aud_" + d.ID[len("dec_"):], Timestamp: d.Time, TraceID: d.TraceID, DecisionID: d.ID,
+		AgentID: d.AgentID, AgentName: d.AgentName, Action: d.Action, Resource: d.Resource,
+		Method: r.Method, Path: r.Path, Host: r.Host, Decision: d.Effect, Status: d.Status,
+		Reason: d.Reason, Policy: d.Policy, Rule: d.Rule, Chain: d.Chain,
+		Source: string(d.Source), SourceAddress: r.SourceAddress, PolicyRevision: d.Revision,
+		LatencyUs: latency.Microseconds(), Mode: string(d.Mode),
+	}
+	if d.AgentID != "" {
+		rec.TrustTier = d.Tier.String()
+	}
+	if n := len(d.Chain); n > 1 {
+		rec.DelegationDepth = n - 1
+	}
+	// The context as the request carried it, when it is a valid object
+	// within the engine's bounds; anything else was refused with 400 and is
+	// not worth keeping.
+	switch {
+	case r.ContextHeader != "" && len(r.ContextHeader) <= MaxContextLen:
+		if c, err := audit.CanonicalContext(json.RawMessage(r.ContextHeader)); err == nil {
+			rec.Context = c
+		}
+	case r.Context != nil:
+		if b, err := json.Marshal(r.Context); err == nil {
+			rec.Context = b
+		}
+	}
+	return rec
+}

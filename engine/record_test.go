@@ -1,0 +1,66 @@
+package engine_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+
+	"github.com/meshguard/meshguard/audit"
+	"github.com/meshguard/meshguard/engine"
+	"github.com/meshguard/meshguard/engine/enginetest"
+)
+
+type failingRecorder struct{}
+
+func (failingRecorder) Write(context.Context, audit.Record) error { return errors.New("disk full") }
+
+// TestEveryDecisionIsRecorded: allows, denials and 401s each leave one
+// record in the chain, with the decision's fields, and a decision that
+// cannot be recorded is not given.
+func TestEveryDecisionIsRecorded(t *testing.T) {
+	m := newMesh(t, enginetest.Options{})
+	ctx := context.Background()
+	w, err := audit.NewWriter(ctx, m.F.Store, audit.WriterConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := engine.New(engine.Config{Tokens: m.F.Cached, Delegations: m.F.Cached, Delegator: m.F.Issuer,
+		Agents: m.F.Agents, Policies: m.F.Policies, Limiter: m.F.Limiter, Recorder: w})
+	if err != nil {
+		t.Fatal(err)
+	}
+	allow := check(t, e, engine.Request{Source: engine.SourceGateway, Token: m.OrchT, Method: "POST", Host: "researcher.mesh", Path: "/research/x",
+		ContextHeader: `{"b":1,"a":"x"}`, SourceAddress: "10.0.0.7"})
+	deny := check(t, e, engine.Request{Token: m.MailT, Method: "DELETE", Path: "/contacts/1"})
+	unauth := check(t, e, engine.Request{Method: "GET", Path: "/x"})
+
+	var got []audit.Record
+	v := audit.NewVerifier(audit.GenesisHash)
+	if err := m.F.Store.ScanAudit(ctx, func(r audit.Record) error { got = append(got, r); return v.Next(&r) }); err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 3 {
+		t.Fatalf("%d records, want 3", len(got))
+	}
+	r := got[0]
+	if r.DecisionID != allow.ID || r.Decision != "allow" || r.Status != 200 || r.AgentID != m.Orch.ID || r.TrustTier != "trusted" ||
+		r.Action != "write:research/x" || r.Source != "gateway" || r.SourceAddress != "10.0.0.7" || r.TraceID != allow.TraceID ||
+		r.PolicyRevision == "" || r.Host != "researcher.mesh" || string(r.Context) != `{"a":"x","b":1}` || r.Mode != "enforce" {
+		t.Fatalf("allow record %+v", r)
+	}
+	if got[1].DecisionID != deny.ID || got[1].Decision != "deny" || got[1].Status != 403 || got[1].Reason != deny.Reason {
+		t.Fatalf("deny record %+v", got[1])
+	}
+	if got[2].DecisionID != unauth.ID || got[2].Status != 401 || got[2].AgentID != "" || got[2].TrustTier != "" {
+		t.Fatalf("401 record %+v", got[2])
+	}
+
+	failing, err := engine.New(engine.Config{Tokens: m.F.Cached, Delegations: m.F.Cached, Delegator: m.F.Issuer,
+		Agents: m.F.Agents, Policies: m.F.Policies, Limiter: m.F.Limiter, Recorder: failingRecorder{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := failing.Check(ctx, &engine.Request{Token: m.OrchT, Method: "GET", Path: "/x"}); !errors.Is(err, engine.ErrInternal) {
+		t.Fatalf("unrecordable decision: %v", err)
+	}
+}
