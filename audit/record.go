@@ -12,7 +12,6 @@ package audit
 import (
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -20,93 +19,75 @@ import (
 
 // Record is one decision, as SPEC §7 lists its fields.
 type Record struct {
-	ID              string          `json:"id"`
-	Timestamp       time.Time       `json:"timestamp"`
-	TraceID         string          `json:"traceId"`
-	SpanID          string          `json:"spanId"`
-	DecisionID      string          `json:"decisionId"`
-	AgentID         string          `json:"agentId"`
-	AgentName       string          `json:"agentName"`
-	TrustTier       string          `json:"trustTier"`
-	Action          string          `json:"action"`
-	Resource        string          `json:"resource"`
-	Method          string          `json:"method"`
-	Path            string          `json:"path"`
-	Host            string          `json:"host"`
-	Decision        string          `json:"decision"` // allow or deny
-	Status          int             `json:"status"`
-	Reason          string          `json:"reason"`
-	Policy          string          `json:"policy"`
-	Rule            string          `json:"rule"`
-	Chain           []string        `json:"chain"` // agent ids, root → actor
-	DelegationDepth int             `json:"delegationDepth"`
-	Source          string          `json:"source"`
-	SourceAddress   string          `json:"sourceAddress"`
-	PolicyRevision  string          `json:"policyRevision"`
-	LatencyUs       int64           `json:"latencyUs"`
-	Context         json.RawMessage `json:"context,omitempty"` // canonical JSON object, or absent
-	Mode            string          `json:"mode"`
-	PrevHash        string          `json:"prevHash"`
-	Hash            string          `json:"hash"`
+	ID              string         `json:"id"`
+	Timestamp       time.Time      `json:"timestamp"`
+	TraceID         string         `json:"traceId"`
+	SpanID          string         `json:"spanId"`
+	DecisionID      string         `json:"decisionId"`
+	AgentID         string         `json:"agentId"`
+	AgentName       string         `json:"agentName"`
+	TrustTier       string         `json:"trustTier"`
+	Action          string         `json:"action"`
+	Resource        string         `json:"resource"`
+	Method          string         `json:"method"`
+	Path            string         `json:"path"`
+	Host            string         `json:"host"`
+	Decision        string         `json:"decision"` // allow or deny
+	Status          int            `json:"status"`
+	Reason          string         `json:"reason"`
+	Policy          string         `json:"policy"`
+	Rule            string         `json:"rule"`
+	Chain           []string       `json:"chain"` // agent ids, root → actor
+	DelegationDepth int            `json:"delegationDepth"`
+	Source          string         `json:"source"`
+	SourceAddress   string         `json:"sourceAddress"`
+	PolicyRevision  string         `json:"policyRevision"`
+	LatencyUs       int64          `json:"latencyUs"`
+	Context         map[string]any `json:"context,omitempty"` // X-MeshGuard-Context, or absent
+	Mode            string         `json:"mode"`
+	PrevHash        string         `json:"prevHash"`
+	Hash            string         `json:"hash"`
+
+	canon []byte // the sealed canonical encoding; nil until sealed here
 }
 
 // GenesisHash is the PrevHash of the first record of a chain.
 const GenesisHash = "0000000000000000000000000000000000000000000000000000000000000000"
 
-// hashed is what a hash covers: the record without its two hashes (the
-// outer, always-empty fields hide the embedded ones from encoding/json).
-type hashed struct {
-	Record
-	PrevHash string `json:"prevHash,omitempty"`
-	Hash     string `json:"hash,omitempty"`
-}
-
-// canonical is the encoding the hash covers.
-func (r *Record) canonical() ([]byte, error) {
-	c := hashed{Record: *r}
-	// The same instant must always encode the same way.
-	c.Timestamp = r.Timestamp.UTC()
-	if len(r.Context) > 0 {
-		ctx, err := CanonicalContext(r.Context)
-		if err != nil {
-			return nil, err
-		}
-		c.Context = ctx
+// Canonical is the encoding r's hash covers (see appendCanonical). A
+// record sealed by Seal or a Writer keeps it, so a store can keep exactly
+// those bytes instead of encoding the record again.
+func (r *Record) Canonical() ([]byte, error) {
+	if r.canon != nil {
+		return r.canon, nil
 	}
-	return json.Marshal(c)
-}
-
-// CanonicalContext re-encodes a JSON object canonically (keys sorted,
-// numbers and strings as encoding/json writes them), so a context stored
-// and read back hashes the same. Anything but an object is an error.
-func CanonicalContext(raw json.RawMessage) (json.RawMessage, error) {
-	var m map[string]any
-	if err := json.Unmarshal(raw, &m); err != nil || m == nil {
-		return nil, fmt.Errorf("audit: context is not a JSON object")
-	}
-	return json.Marshal(m)
+	return appendCanonical(make([]byte, 0, 768), r)
 }
 
 // Seal sets r.PrevHash to prev and computes r.Hash.
 func (r *Record) Seal(prev string) error {
-	r.PrevHash = prev
-	h, err := r.computeHash()
+	body, err := appendCanonical(make([]byte, 0, 768), r)
 	if err != nil {
 		return err
 	}
-	r.Hash = h
+	r.link(prev, body)
 	return nil
 }
 
-func (r *Record) computeHash() (string, error) {
-	body, err := r.canonical()
-	if err != nil {
-		return "", err
-	}
+// link seals r after prev, body being r's canonical encoding. It is the
+// only part of sealing that must happen in chain order (under a Writer's
+// lock); encoding is done before.
+func (r *Record) link(prev string, body []byte) {
+	r.PrevHash = prev
+	r.Hash = chainHash(prev, body)
+	r.canon = body
+}
+
+func chainHash(prev string, body []byte) string {
 	sum := sha256.New()
-	sum.Write([]byte(r.PrevHash))
+	sum.Write([]byte(prev))
 	sum.Write(body)
-	return hex.EncodeToString(sum.Sum(nil)), nil
+	return hex.EncodeToString(sum.Sum(nil))
 }
 
 // ErrBroken is wrapped by Verify's report of a broken chain.
@@ -143,11 +124,13 @@ func (v *Verifier) Next(r *Record) error {
 	if r.PrevHash != v.prev {
 		return &Break{Index: v.index, ID: r.ID, Why: "prevHash does not match the previous record's hash (a record was deleted, inserted or reordered before it)"}
 	}
-	h, err := r.computeHash()
+	// Always re-encode: a cached encoding would vouch for the record as it
+	// was sealed, not as it reads now.
+	body, err := appendCanonical(make([]byte, 0, 768), r)
 	if err != nil {
 		return &Break{Index: v.index, ID: r.ID, Why: err.Error()}
 	}
-	if h != r.Hash {
+	if chainHash(r.PrevHash, body) != r.Hash {
 		return &Break{Index: v.index, ID: r.ID, Why: "hash does not match its content (the record was edited)"}
 	}
 	v.prev = r.Hash

@@ -23,7 +23,7 @@ func chain(t testing.TB, n int) []Record {
 			Decision: "allow", Status: 200, Reason: "rule_allow", Policy: "emailers", Rule: "send",
 			Chain: []string{"agent_orch", "agent_emailer"}, DelegationDepth: 1, Source: "ext_authz-grpc",
 			SourceAddress: "10.0.0.7", PolicyRevision: "9a86a804e8827473", LatencyUs: 42,
-			Context: json.RawMessage(`{"recipient":"a@example.com","n":2}`), Mode: "enforce",
+			Context: map[string]any{"recipient": "a@example.com", "n": 2}, Mode: "enforce",
 		}
 		if err := rs[i].Seal(prev); err != nil {
 			t.Fatal(err)
@@ -63,7 +63,7 @@ func TestTamperingIsFound(t *testing.T) {
 		{"edited decision", func(rs []Record) []Record { rs[2].Decision = "deny"; return rs }, 2, "edited"},
 		{"edited chain", func(rs []Record) []Record { rs[1].Chain = []string{"agent_emailer"}; return rs }, 1, "edited"},
 		{"edited context", func(rs []Record) []Record {
-			rs[3].Context = json.RawMessage(`{"recipient":"eve@evil.test","n":2}`)
+			rs[3].Context = map[string]any{"recipient": "eve@evil.test", "n": 2}
 			return rs
 		}, 3, "edited"},
 		{"edited time", func(rs []Record) []Record { rs[0].Timestamp = rs[0].Timestamp.Add(time.Nanosecond); return rs }, 0, "edited"},
@@ -86,20 +86,73 @@ func TestTamperingIsFound(t *testing.T) {
 	}
 }
 
-// TestCanonicalEncoding: what a store gives back — another time zone, the
-// context's keys in another order, other whitespace — hashes the same.
+// TestCanonicalEncoding: what a store gives back — decoded from the
+// stored encoding, in another time zone, with numbers as float64 — hashes
+// the same, whatever the strings hold.
 func TestCanonicalEncoding(t *testing.T) {
-	rs := chain(t, 1)
-	r := rs[0]
-	r.Timestamp = r.Timestamp.In(time.FixedZone("CET", 3600))
-	r.Context = json.RawMessage(` { "n": 2.0, "recipient" : "a@example.com" } `)
-	if err := NewVerifier(GenesisHash).Next(&r); err != nil {
-		t.Fatalf("a re-read record no longer verifies: %v", err)
+	tests := []struct {
+		name string
+		edit func(*Record)
+	}{
+		{"plain", func(*Record) {}},
+		{"other time zone", func(r *Record) { r.Timestamp = r.Timestamp.In(time.FixedZone("CET", 3600)) }},
+		{"control characters and quotes", func(r *Record) { r.Reason = "a\"b\\c\n\t\x00\x1f\x7f</script>&" }},
+		{"invalid UTF-8", func(r *Record) { r.Path = "/a\xff\xfe/\xed\xa0\x80" }},
+		{"non-ASCII", func(r *Record) { r.AgentName = "récupérateur 研究者 \u2028" }},
+		{"nil chain", func(r *Record) { r.Chain = nil }},
+		{"no context", func(r *Record) { r.Context = nil }},
+		{"empty context", func(r *Record) { r.Context = map[string]any{} }},
+		{"nested context", func(r *Record) {
+			r.Context = map[string]any{"z": []any{1.5, "x", nil, true}, "a": map[string]any{"k": 1e21}}
+		}},
 	}
-	r.Context = json.RawMessage(`[1]`)
-	if err := NewVerifier(GenesisHash).Next(&r); err == nil {
-		t.Fatal("a non-object context verified")
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			r := chain(t, 1)[0]
+			tc.edit(&r)
+			if err := r.Seal(GenesisHash); err != nil {
+				t.Fatal(err)
+			}
+			back := roundTrip(t, &r)
+			if err := NewVerifier(GenesisHash).Next(back); err != nil {
+				t.Fatalf("a re-read record no longer verifies: %v", err)
+			}
+		})
 	}
+}
+
+// roundTrip stores r's canonical encoding the way a store does and reads
+// it back.
+func roundTrip(t testing.TB, r *Record) *Record {
+	t.Helper()
+	body, err := r.Canonical()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var back Record
+	if err := json.Unmarshal(body, &back); err != nil {
+		t.Fatalf("canonical encoding is not JSON: %v\n%s", err, body)
+	}
+	back.PrevHash, back.Hash = r.PrevHash, r.Hash
+	return &back
+}
+
+// FuzzCanonicalRoundTrip: any strings survive storage with their hash.
+func FuzzCanonicalRoundTrip(f *testing.F) {
+	f.Add("emailer", "/a\xff", "r\"\\", "k", "v")
+	f.Add("", "", "", "", "")
+	f.Fuzz(func(t *testing.T, name, path, reason, key, value string) {
+		r := chain(t, 1)[0]
+		r.AgentName, r.Path, r.Reason = name, path, reason
+		r.Chain = []string{name, path}
+		r.Context = map[string]any{key: value}
+		if err := r.Seal(GenesisHash); err != nil {
+			t.Fatal(err)
+		}
+		if err := NewVerifier(GenesisHash).Next(roundTrip(t, &r)); err != nil {
+			t.Fatalf("%v", err)
+		}
+	})
 }
 
 func BenchmarkSeal(b *testing.B) {

@@ -102,8 +102,15 @@ func NewWriter(ctx context.Context, s Store, cfg WriterConfig) (*Writer, error) 
 // returns once r is stored. It waits while the queue is full, until ctx
 // ends (then r is not written and the chain is unchanged).
 func (w *Writer) Write(ctx context.Context, r Record) error {
+	// Encoding is the costly part of sealing and needs no order: it runs
+	// here, in parallel across callers; only the hash link is taken under
+	// the lock.
+	body, err := appendCanonical(make([]byte, 0, 768), &r)
+	if err != nil {
+		return fmt.Errorf("audit writer: %w", err)
+	}
 	if w.cfg.FlushInterval == 0 {
-		return w.writeSync(ctx, r)
+		return w.writeSync(ctx, r, body)
 	}
 	w.mu.Lock()
 	for !w.closed && len(w.pending) >= w.cfg.QueueSize {
@@ -116,10 +123,7 @@ func (w *Writer) Write(ctx context.Context, r Record) error {
 		w.mu.Unlock()
 		return ErrClosed
 	}
-	if err := r.Seal(w.prev); err != nil {
-		w.mu.Unlock()
-		return fmt.Errorf("audit writer: %w", err)
-	}
+	r.link(w.prev, body)
 	w.prev = r.Hash
 	w.pending = append(w.pending, r)
 	full := len(w.pending) >= w.cfg.MaxBatch
@@ -132,15 +136,13 @@ func (w *Writer) Write(ctx context.Context, r Record) error {
 
 // writeSync stores one record before returning. Holding the lock across
 // the store write keeps sealing and storing in one order.
-func (w *Writer) writeSync(ctx context.Context, r Record) error {
+func (w *Writer) writeSync(ctx context.Context, r Record, body []byte) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.closed {
 		return ErrClosed
 	}
-	if err := r.Seal(w.prev); err != nil {
-		return fmt.Errorf("audit writer: %w", err)
-	}
+	r.link(w.prev, body)
 	if err := w.store.AppendAudit(ctx, []Record{r}); err != nil {
 		return fmt.Errorf("audit writer: %w", err)
 	}

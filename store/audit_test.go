@@ -3,7 +3,6 @@ package store_test
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"path/filepath"
@@ -22,7 +21,7 @@ func sealed(t *testing.T, prev string, n int) []audit.Record {
 	for i := range rs {
 		rs[i] = audit.Record{ID: fmt.Sprintf("aud_%s_%d", prev[:6], i), Timestamp: at.Add(time.Duration(i) * time.Second),
 			AgentID: "agent_a", Action: "read:x", Decision: "allow", Status: 200, TraceID: "4bf92f3577b34da6a3ce929d0e0e4736",
-			Chain: []string{"agent_a"}, Context: json.RawMessage(`{"k":1}`), Mode: "enforce"}
+			Chain: []string{"agent_a"}, Context: map[string]any{"k": 1.0}, Mode: "enforce"}
 		if err := rs[i].Seal(prev); err != nil {
 			t.Fatal(err)
 		}
