@@ -37,6 +37,7 @@ type Config struct {
 	ProxyTarget        string
 	AuditRetentionDays int
 	AuditFlushMs       int
+	AuditEnabled       bool
 	RateLimitRPM       int
 	LogLevel           string
 	// Routes map requests to actions (file only: it is structured).
@@ -128,6 +129,14 @@ var settings = []setting{
 	}},
 	{"auditRetentionDays", "AUDIT_RETENTION_DAYS", "audit-retention-days", "audit records older than this are deleted", "90", intIn(func(c *Config) *int { return &c.AuditRetentionDays }, 1, 36500)},
 	{"auditFlushMs", "AUDIT_FLUSH_MS", "audit-flush-ms", "how long audit records may wait to be written together (0 = every decision waits for its record)", "50", intIn(func(c *Config) *int { return &c.AuditFlushMs }, 0, 60_000)},
+	{"auditEnabled", "AUDIT_ENABLED", "audit-enabled", "record every decision in the audit trail (false only for benchmarks and throwaway set-ups)", "true", func(c *Config, v string) error {
+		b, err := strconv.ParseBool(strings.TrimSpace(v))
+		if err != nil {
+			return fmt.Errorf("%q: expected true or false", v)
+		}
+		c.AuditEnabled = b
+		return nil
+	}},
 	{"rateLimitRpm", "RATE_LIMIT_RPM", "rate-limit-rpm", "gateway requests per minute per client IP (0 = off)", "600", intIn(func(c *Config) *int { return &c.RateLimitRPM }, 0, 10_000_000)},
 	{"logLevel", "LOG_LEVEL", "log-level", "debug, info, warn or error", "info", func(c *Config, v string) error {
 		switch v {

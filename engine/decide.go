@@ -48,6 +48,7 @@ func (e *Engine) decide(ctx context.Context, r *Request, d *Decision, now time.T
 	if msg != "" {
 		return d.deny(400, ReasonBadRequest, "%s", msg)
 	}
+	d.Context = reqCtx
 
 	// 3. For whom.
 	set := e.cfg.Policies.Current()

@@ -1,7 +1,6 @@
 package engine
 
 import (
-	"encoding/json"
 	"time"
 
 	"github.com/meshguard/meshguard/audit"
@@ -24,18 +23,6 @@ func auditRecord(r *Request, d *Decision, latency time.Duration) audit.Record {
 	if n := len(d.Chain); n > 1 {
 		rec.DelegationDepth = n - 1
 	}
-	// The context as the request carried it, when it is a valid object
-	// within the engine's bounds; anything else was refused with 400 and is
-	// not worth keeping.
-	switch {
-	case r.ContextHeader != "" && len(r.ContextHeader) <= MaxContextLen:
-		if c, err := audit.CanonicalContext(json.RawMessage(r.ContextHeader)); err == nil {
-			rec.Context = c
-		}
-	case r.Context != nil:
-		if b, err := json.Marshal(r.Context); err == nil {
-			rec.Context = b
-		}
-	}
+	rec.Context = d.Context
 	return rec
 }

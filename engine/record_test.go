@@ -3,6 +3,7 @@ package engine_test
 import (
 	"context"
 	"errors"
+	"reflect"
 	"testing"
 
 	"github.com/meshguard/meshguard/audit"
@@ -45,7 +46,7 @@ func TestEveryDecisionIsRecorded(t *testing.T) {
 	r := got[0]
 	if r.DecisionID != allow.ID || r.Decision != "allow" || r.Status != 200 || r.AgentID != m.Orch.ID || r.TrustTier != "trusted" ||
 		r.Action != "write:research/x" || r.Source != "gateway" || r.SourceAddress != "10.0.0.7" || r.TraceID != allow.TraceID ||
-		r.PolicyRevision == "" || r.Host != "researcher.mesh" || string(r.Context) != `{"a":"x","b":1}` || r.Mode != "enforce" {
+		r.PolicyRevision == "" || r.Host != "researcher.mesh" || !reflect.DeepEqual(r.Context, map[string]any{"a": "x", "b": 1.0}) || r.Mode != "enforce" {
 		t.Fatalf("allow record %+v", r)
 	}
 	if got[1].DecisionID != deny.ID || got[1].Decision != "deny" || got[1].Status != 403 || got[1].Reason != deny.Reason {

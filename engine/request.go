@@ -98,6 +98,9 @@ type Decision struct {
 	// belongs to one; Delegation is the token minted for it.
 	TargetAgent string
 	Delegation  string
+	// Context is the request's context as the policy saw it (parsed once,
+	// kept for the audit record).
+	Context map[string]any
 
 	Mode    Mode
 	Source  Source

@@ -164,15 +164,21 @@ func build(ctx context.Context, cfg *config.Config, o Options, log *slog.Logger)
 		log.Info("policies loaded", "policies", set.Len(), "revision", set.Revision())
 	}
 
-	if p.audit, err = audit.NewWriter(ctx, p.db, audit.WriterConfig{
-		FlushInterval: time.Duration(cfg.AuditFlushMs) * time.Millisecond, Logger: log,
-	}); err != nil {
-		return nil, fmt.Errorf("audit trail: %w", err)
+	var recorder engine.Recorder // a nil *audit.Writer must not become a non-nil interface
+	if cfg.AuditEnabled {
+		if p.audit, err = audit.NewWriter(ctx, p.db, audit.WriterConfig{
+			FlushInterval: time.Duration(cfg.AuditFlushMs) * time.Millisecond, Logger: log,
+		}); err != nil {
+			return nil, fmt.Errorf("audit trail: %w", err)
+		}
+		recorder = p.audit
+	} else {
+		log.Warn("the audit trail is off (AUDIT_ENABLED=false): decisions are not recorded")
 	}
 	limiter := ratelimit.NewMemory(nil, 0)
 	eng, err := engine.New(engine.Config{
 		Mode: cfg.Mode, Tokens: p.cached, Delegations: p.cached, Delegator: issuer,
-		Agents: agents, Policies: p.loader, Limiter: limiter, Recorder: p.audit, Routes: cfg.Routes,
+		Agents: agents, Policies: p.loader, Limiter: limiter, Recorder: recorder, Routes: cfg.Routes,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("routes: %w", err)
@@ -182,8 +188,10 @@ func build(ctx context.Context, cfg *config.Config, o Options, log *slog.Logger)
 		Store: p.db, Keys: p.keys, Issuer: issuer, Verifier: verifier, Tokens: p.cached, Agents: agents,
 		Policies: p.loader, PolicyFiles: files, Engine: eng, AdminToken: token,
 		Ready: func(ctx context.Context) error {
-			if err := p.audit.Err(); err != nil {
-				return fmt.Errorf("audit trail: %w", err)
+			if p.audit != nil {
+				if err := p.audit.Err(); err != nil {
+					return fmt.Errorf("audit trail: %w", err)
+				}
 			}
 			_, err := p.db.ListKeys(ctx)
 			return err
@@ -330,10 +338,12 @@ func (p *parts) serve(ctx context.Context, cfg *config.Config, o Options, log *s
 		p.grpc.Stop()
 	}
 	// Every decision given is durable before the process says it is done.
-	if err := p.audit.Close(sctx); err != nil {
-		log.Error("audit records were not all written before shutdown", "error", err)
-		if serveErr == nil {
-			serveErr = err
+	if p.audit != nil {
+		if err := p.audit.Close(sctx); err != nil {
+			log.Error("audit records were not all written before shutdown", "error", err)
+			if serveErr == nil {
+				serveErr = err
+			}
 		}
 	}
 	stopBG()

@@ -71,12 +71,23 @@ func run(ctx context.Context, o options) error {
 		return err
 	}
 
-	mg, err := startMeshGuard(ctx, filepath.Join(bins, "meshguard"), work, o.policies)
+	mg, err := startMeshGuard(ctx, filepath.Join(bins, "meshguard"), work, "MeshGuard", o.policies)
 	if err != nil {
 		return err
 	}
 	defer mg.stop()
 	token, err := mg.createAgent(ctx)
+	if err != nil {
+		return err
+	}
+	// The same server with its audit trail off: the floor for the audit
+	// writer's cost. It has its own database, so its own agent and token.
+	quiet, err := startMeshGuard(ctx, filepath.Join(bins, "meshguard"), work, "MeshGuard, audit off", o.policies, "AUDIT_ENABLED=false")
+	if err != nil {
+		return err
+	}
+	defer quiet.stop()
+	quietToken, err := quiet.createAgent(ctx)
 	if err != nil {
 		return err
 	}
@@ -93,12 +104,12 @@ func run(ctx context.Context, o options) error {
 
 	// Alternate the servers round by round: the machine's background load
 	// drifts, and alternating spreads the drift over all of them.
-	req := checkRequestJSON(token)
-	procs := []*proc{noop, mg, shaped}
+	procs := []*proc{noop, mg, shaped, quiet}
+	reqs := []string{checkRequestJSON(token), checkRequestJSON(token), checkRequestJSON(token), checkRequestJSON(quietToken)}
 	runs := make([][]result, len(procs))
 	for round := range max(o.rounds, 1) {
 		for i, t := range procs {
-			r, err := measure(ctx, ghz, protoset, t, req, o, round == 0)
+			r, err := measure(ctx, ghz, protoset, t, reqs[i], o, round == 0)
 			if err != nil {
 				return fmt.Errorf("%s: %w", t.name, err)
 			}

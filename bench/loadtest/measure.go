@@ -126,4 +126,8 @@ func report(w io.Writer, rs []result, o options) {
 	if len(rs) >= 3 {
 		ratio("no-op with MeshGuard's answer shape", rs[2], rs[1], false)
 	}
+	if len(rs) >= 4 && rs[3].p99 > 0 && rs[3].cpuPerCall > 0 {
+		fmt.Fprintf(w, "\nMeshGuard / MeshGuard with the audit trail off: rps %.2f×, p99 %.2f× (target ≤ 1.10), CPU per Check %.2f×\n",
+			rs[1].rps/rs[3].rps, float64(rs[1].p99)/float64(rs[3].p99), float64(rs[1].cpuPerCall)/float64(rs[3].cpuPerCall))
+	}
 }

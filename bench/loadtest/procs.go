@@ -72,8 +72,9 @@ func startNoop(ctx context.Context, bin string, shaped bool) (*proc, error) {
 	})
 }
 
-// startMeshGuard writes n policies and starts `meshguard serve` on them.
-func startMeshGuard(ctx context.Context, bin, work string, n int) (*proc, error) {
+// startMeshGuard writes n policies and starts `meshguard serve` on them,
+// with its own data directory under work/name and env added.
+func startMeshGuard(ctx context.Context, bin, work, name string, n int, env ...string) (*proc, error) {
 	pdir := filepath.Join(work, "policies")
 	if err := os.MkdirAll(pdir, 0o755); err != nil {
 		return nil, err
@@ -102,13 +103,14 @@ defaultEffect: deny
 	if err != nil {
 		return nil, err
 	}
-	p := &proc{name: "MeshGuard", grpcAddr: "127.0.0.1:" + strconv.Itoa(grpcPort),
+	p := &proc{name: name, grpcAddr: "127.0.0.1:" + strconv.Itoa(grpcPort),
 		httpURL: "http://127.0.0.1:" + strconv.Itoa(httpPort), admin: "loadtest-admin-token-0123456789"}
 	p.cmd = exec.CommandContext(ctx, bin, "serve")
 	p.cmd.Env = append(os.Environ(),
 		"HOST=127.0.0.1", "PORT="+strconv.Itoa(httpPort), "GRPC_PORT="+strconv.Itoa(grpcPort),
-		"DATA_DIR="+filepath.Join(work, "data"), "POLICIES_DIR="+pdir,
+		"DATA_DIR="+filepath.Join(work, name), "POLICIES_DIR="+pdir,
 		"ADMIN_TOKEN="+p.admin, "LOG_LEVEL=warn")
+	p.cmd.Env = append(p.cmd.Env, env...)
 	p.cmd.Stderr = os.Stderr
 	if err := p.cmd.Start(); err != nil {
 		return nil, err
