@@ -6,14 +6,18 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 
 	"github.com/meshguard/meshguard/audit"
 )
 
-// auditRowsPerInsert bounds one INSERT statement: 9 parameters a row stay
+// auditRowsPerInsert bounds one INSERT statement: 12 parameters a row stay
 // well under SQLite's 32766-parameter limit.
 const auditRowsPerInsert = 256
+
+// auditCols is the number of columns AppendAudit writes a row.
+const auditCols = 12
 
 // AppendAudit stores sealed records in one transaction, after every record
 // already stored and in the order given: that order is the hash chain's.
@@ -23,7 +27,7 @@ func (s *SQLite) AppendAudit(ctx context.Context, rs []audit.Record) error {
 	if len(rs) == 0 {
 		return nil
 	}
-	args := make([]any, 0, 9*min(len(rs), auditRowsPerInsert))
+	args := make([]any, 0, auditCols*min(len(rs), auditRowsPerInsert))
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		for start := 0; start < len(rs); start += auditRowsPerInsert {
 			batch := rs[start:min(start+auditRowsPerInsert, len(rs))]
@@ -37,7 +41,8 @@ func (s *SQLite) AppendAudit(ctx context.Context, rs []audit.Record) error {
 				if err != nil {
 					return err
 				}
-				args = append(args, r.ID, r.Timestamp.UnixMicro(), r.AgentID, r.Action, r.Decision, r.TraceID, string(body), r.PrevHash, r.Hash)
+				args = append(args, r.ID, r.Timestamp.UnixMicro(), r.AgentID, r.Action, r.Decision, r.TraceID,
+					r.Status, r.Reason, r.Source, string(body), r.PrevHash, r.Hash)
 			}
 			if _, err := tx.ExecContext(ctx, insertAuditSQL(len(batch)), args...); err != nil {
 				return fmt.Errorf("records %s…%s: %w", batch[0].ID, batch[len(batch)-1].ID, conflictOr(err))
@@ -55,14 +60,21 @@ func (s *SQLite) AppendAudit(ctx context.Context, rs []audit.Record) error {
 // batch is several times cheaper than a prepared statement run n times.
 func insertAuditSQL(n int) string {
 	var b strings.Builder
-	b.Grow(110 + n*40)
-	b.WriteString("INSERT INTO audit (id, ts, agent_id, action, decision, trace_id, record, prev_hash, hash) VALUES ")
+	b.Grow(140 + n*6*auditCols)
+	b.WriteString("INSERT INTO audit (id, ts, agent_id, action, decision, trace_id, status, reason, source, record, prev_hash, hash) VALUES ")
 	for i := range n {
 		if i > 0 {
 			b.WriteByte(',')
 		}
-		p := i*9 + 1
-		fmt.Fprintf(&b, "($%d,$%d,$%d,$%d,$%d,$%d,$%d,$%d,$%d)", p, p+1, p+2, p+3, p+4, p+5, p+6, p+7, p+8)
+		b.WriteByte('(')
+		for c := range auditCols {
+			if c > 0 {
+				b.WriteByte(',')
+			}
+			b.WriteByte('$')
+			b.WriteString(strconv.Itoa(i*auditCols + c + 1))
+		}
+		b.WriteByte(')')
 	}
 	return b.String()
 }

@@ -12,6 +12,9 @@ CREATE TABLE audit (
     action     TEXT    NOT NULL,
     decision   TEXT    NOT NULL CHECK (decision IN ('allow', 'deny')),
     trace_id   TEXT    NOT NULL,
+    status     INTEGER NOT NULL,
+    reason     TEXT    NOT NULL,
+    source     TEXT    NOT NULL,
     record     TEXT    NOT NULL,
     prev_hash  TEXT    NOT NULL,
     hash       TEXT    NOT NULL
