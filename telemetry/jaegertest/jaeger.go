@@ -11,6 +11,7 @@ package jaegertest
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"net"
 	"net/http"
@@ -134,7 +135,10 @@ func cachePath() (string, error) {
 // the wait until it serves. retry reports a failure caused only by a port
 // that was picked as free but bound by someone else before Jaeger got it.
 func start(t testing.TB, bin, dir string, attempt int) (j *Jaeger, retry bool, err error) {
-	ports, err := freePorts(4)
+	// The test's context ends just before its cleanups run, so Jaeger is
+	// stopped with the test even if a cleanup never gets to it.
+	ctx := t.Context()
+	ports, err := freePorts(ctx, 4)
 	if err != nil {
 		return nil, false, err
 	}
@@ -163,7 +167,7 @@ func start(t testing.TB, bin, dir string, attempt int) (j *Jaeger, retry bool, e
 	}
 	defer logFile.Close() // the child has its own descriptor
 
-	cmd := exec.Command(bin, "--config", cfgPath)
+	cmd := exec.CommandContext(ctx, bin, "--config", cfgPath)
 	cmd.Stdout = logFile
 	cmd.Stderr = logFile
 	cmd.Dir = dir
@@ -185,7 +189,7 @@ func start(t testing.TB, bin, dir string, attempt int) (j *Jaeger, retry bool, e
 		_ = cmd.Process.Kill()
 		<-exited
 	}
-	if err := j.waitReady(exited, func() error { return waitErr }); err != nil {
+	if err := j.waitReady(ctx, exited, func() error { return waitErr }); err != nil {
 		stop()
 		log := j.readLog()
 		return nil, strings.Contains(log, "address already in use"), fmt.Errorf("jaeger did not become ready: %w\n--- jaeger log ---\n%s", err, log)
@@ -201,10 +205,11 @@ func start(t testing.TB, bin, dir string, attempt int) (j *Jaeger, retry bool, e
 
 // freePorts reserves n distinct loopback ports by holding all listeners open
 // at once, then releases them for Jaeger to bind.
-func freePorts(n int) ([]int, error) {
+func freePorts(ctx context.Context, n int) ([]int, error) {
+	var lc net.ListenConfig
 	ports := make([]int, 0, n)
 	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
+		l, err := lc.Listen(ctx, "tcp", "127.0.0.1:0")
 		if err != nil {
 			return nil, fmt.Errorf("picking a free port: %w", err)
 		}
@@ -217,35 +222,40 @@ func freePorts(n int) ([]int, error) {
 // waitReady polls until both OTLP receivers accept connections and the query
 // API answers. Receivers start after exporters and extensions in the
 // collector, so open receiver ports mean the whole pipeline is up.
-func (j *Jaeger) waitReady(exited <-chan struct{}, exitErr func() error) error {
-	deadline := time.Now().Add(startTimeout)
-	var last error
+func (j *Jaeger) waitReady(ctx context.Context, exited <-chan struct{}, exitErr func() error) error {
+	ctx, cancel := context.WithTimeout(ctx, startTimeout)
+	defer cancel()
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
 	for {
-		select {
-		case <-exited:
-			return fmt.Errorf("jaeger exited during startup: %v", exitErr())
-		default:
-		}
-		last = j.probe()
+		last := j.probe(ctx)
 		if last == nil {
 			return nil
 		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("after %v: %w", startTimeout, last)
+		select {
+		case <-exited:
+			return fmt.Errorf("jaeger exited during startup: %w", exitErr())
+		case <-ctx.Done():
+			return fmt.Errorf("not ready within %v: %w", startTimeout, last)
+		case <-tick.C:
 		}
-		time.Sleep(100 * time.Millisecond)
 	}
 }
 
-func (j *Jaeger) probe() error {
+func (j *Jaeger) probe(ctx context.Context) error {
+	d := net.Dialer{Timeout: time.Second}
 	for _, a := range []string{j.otlpGRPC, j.otlpHTTP} {
-		c, err := net.DialTimeout("tcp", a, time.Second)
+		c, err := d.DialContext(ctx, "tcp", a)
 		if err != nil {
 			return fmt.Errorf("OTLP receiver %s: %w", a, err)
 		}
 		c.Close()
 	}
-	resp, err := j.client.Get(j.QueryURL() + "/api/services")
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, j.QueryURL()+"/api/services", nil)
+	if err != nil {
+		return fmt.Errorf("query API: %w", err)
+	}
+	resp, err := j.client.Do(req)
 	if err != nil {
 		return fmt.Errorf("query API: %w", err)
 	}
