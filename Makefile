@@ -13,17 +13,25 @@ GOLANGCI_LINT := github.com/golangci/golangci-lint/v2/cmd/golangci-lint@v2.15.0
 EXAMPLES  := examples
 MG        := ./$(BIN)
 
-.PHONY: all build test demo bench bench-load lint fuzz wasm-check clean
+.PHONY: all build test jaeger demo bench bench-load lint fuzz wasm-check clean
 
 all: build
 
 build:
 	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/meshguard
 
-# The test command of README and .ci/run.
-test: wasm-check
+# The test command of README and .ci/run. The tracing end-to-end tests need a real
+# Jaeger: it is required here (MESHGUARD_REQUIRE_JAEGER), so CI fails rather than
+# skips when it is missing; a bare `go test ./...` skips them instead.
+test: wasm-check jaeger
 	$(GO) vet ./...
-	$(GO) test -race ./...
+	bin=$$(GO=$(GO) scripts/jaeger.sh) && \
+	  MESHGUARD_JAEGER_BIN=$$bin MESHGUARD_REQUIRE_JAEGER=1 $(GO) test -race ./...
+
+# Builds the Jaeger v2 binary once (about 5 minutes on 2 cores) into
+# ~/.cache/meshguard/jaeger-<version>/ and reuses it afterwards; see docs/tracing.md.
+jaeger:
+	@GO=$(GO) scripts/jaeger.sh
 
 # The policy engine is embedded in the proxy-wasm filter: it must keep
 # building for wasip1 with no heavy dependencies.
