@@ -57,9 +57,15 @@ type Writer struct {
 	mu      sync.Mutex
 	space   *sync.Cond // signalled when the queue shrinks or the writer closes
 	prev    string     // hash of the last sealed record
-	pending []Record   // sealed, not yet stored, in chain order
-	closed  bool
-	lastErr error
+	pending []Record   // sealed, queued after inflight, in chain order
+	// inflight is what the flusher took from pending and is storing, batch
+	// by batch; swapping the two slices instead of copying the remainder
+	// keeps a long queue from costing its length at every batch.
+	inflight []Record
+	taken    []Record // the whole slice last taken into inflight, for reuse
+	spare    []Record // an emptied taken, to become the next pending
+	closed   bool
+	lastErr  error
 
 	wake chan struct{} // nudges the flusher
 	done chan struct{} // closed when the flusher has exited
@@ -113,7 +119,7 @@ func (w *Writer) Write(ctx context.Context, r Record) error {
 		return w.writeSync(ctx, r, body)
 	}
 	w.mu.Lock()
-	for !w.closed && len(w.pending) >= w.cfg.QueueSize {
+	for !w.closed && len(w.pending)+len(w.inflight) >= w.cfg.QueueSize {
 		if err := w.waitForSpace(ctx); err != nil {
 			w.mu.Unlock()
 			return err
@@ -218,11 +224,15 @@ func (w *Writer) isClosed() bool {
 
 // flushOnce writes up to MaxBatch queued records. The store call runs
 // without the lock, so Writes go on queueing meanwhile; only this goroutine
-// (or Close, after it has exited) removes records, so the head stays put.
+// (or Close, after it has exited) touches inflight.
 func (w *Writer) flushOnce(ctx context.Context) error {
 	w.mu.Lock()
-	n := min(len(w.pending), w.cfg.MaxBatch)
-	batch := w.pending[:n:n]
+	if len(w.inflight) == 0 && len(w.pending) > 0 {
+		w.inflight, w.taken = w.pending, w.pending
+		w.pending, w.spare = w.spare[:0], nil
+	}
+	n := min(len(w.inflight), w.cfg.MaxBatch)
+	batch := w.inflight[:n:n]
 	w.mu.Unlock()
 	if n == 0 {
 		return nil
@@ -234,7 +244,11 @@ func (w *Writer) flushOnce(ctx context.Context) error {
 		return err
 	}
 	w.mu.Lock()
-	w.pending = append(w.pending[:0:0], w.pending[n:]...)
+	clear(batch) // let the records' strings go
+	w.inflight = w.inflight[n:]
+	if len(w.inflight) == 0 {
+		w.spare, w.taken = w.taken[:0], nil
+	}
 	w.lastErr = nil
 	w.space.Broadcast()
 	w.mu.Unlock()
@@ -246,7 +260,7 @@ func (w *Writer) flushOnce(ctx context.Context) error {
 func (w *Writer) Pending() int {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	return len(w.pending)
+	return len(w.pending) + len(w.inflight)
 }
 
 // Err is the error of the last failed store write, nil once one succeeds.

@@ -1,7 +1,10 @@
 package engine_test
 
 import (
+	"time"
+
 	"context"
+	"github.com/meshguard/meshguard/audit"
 	"testing"
 
 	"github.com/meshguard/meshguard/engine"
@@ -41,6 +44,41 @@ func BenchmarkCheck(b *testing.B) {
 					b.Fatal(d, err)
 				}
 			}
+		})
+	}
+}
+
+// BenchmarkCheckAudited is BenchmarkCheck's direct case with every
+// decision recorded through the batching writer into SQLite, as serve
+// runs it, from parallel callers; "off" is the same without a recorder.
+func BenchmarkCheckAudited(b *testing.B) {
+	m := enginetest.NewMesh(b, enginetest.Options{})
+	f := m.F
+	w, err := audit.NewWriter(context.Background(), f.Store, audit.WriterConfig{FlushInterval: 50 * time.Millisecond})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = w.Close(context.Background()) })
+	for _, tc := range []struct {
+		name     string
+		recorder engine.Recorder
+	}{{"off", nil}, {"on", w}} {
+		e, err := engine.New(engine.Config{Tokens: f.Cached, Delegations: f.Cached, Delegator: f.Issuer,
+			Agents: f.Agents, Policies: f.Policies, Limiter: f.Limiter, Recorder: tc.recorder})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Run(tc.name, func(b *testing.B) {
+			b.ReportAllocs()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					r := engine.Request{Token: m.MailT, Method: "POST", Host: "smtp.internal", Path: "/email",
+						ContextHeader: `{"recipient":"a@example.com"}`, SourceAddress: "10.0.0.7"}
+					if d, err := e.Check(context.Background(), &r); err != nil || !d.Allowed {
+						b.Fatal(d, err)
+					}
+				}
+			})
 		})
 	}
 }

@@ -116,9 +116,9 @@ var ErrInternal = errors.New("meshguard internal failure")
 // request itself, allow or deny, is in the Decision.
 func (e *Engine) Check(ctx context.Context, r *Request) (Decision, error) {
 	now := e.cfg.Now()
-	d := Decision{ID: newID("dec_", 12), Mode: e.cfg.Mode, Source: r.Source, TraceID: r.TraceID, Time: now}
+	d := Decision{ID: newID("dec_", 12, now), Mode: e.cfg.Mode, Source: r.Source, TraceID: r.TraceID, Time: now}
 	if !wire.ValidTraceID(d.TraceID) {
-		d.TraceID = newID("", 16)
+		d.TraceID = newID("", 16, time.Time{})
 	}
 	err := e.decide(ctx, r, &d, now)
 	if err != nil {
@@ -153,12 +153,21 @@ func internal(what string, err error) error {
 }
 
 // newID returns prefix + hex of n (at most 16) random bytes, in one
-// allocation.
-func newID(prefix string, n int) string {
+// allocation. With a time, the first six bytes are its Unix milliseconds
+// instead: ids then sort by time, so the audit table's id index grows at
+// its end instead of dirtying a random page per record (that alone cost
+// the writer 10 µs a record).
+func newID(prefix string, n int, at time.Time) string {
 	var raw [16]byte
 	b := raw[:min(n, len(raw))]
 	// crypto/rand.Read never fails on supported platforms (Go 1.24+).
 	_, _ = rand.Read(b)
+	if !at.IsZero() && len(b) >= 12 {
+		ms := uint64(at.UnixMilli())
+		for i := range 6 {
+			b[i] = byte(ms >> (8 * (5 - i)))
+		}
+	}
 	var sb strings.Builder
 	sb.Grow(len(prefix) + hex.EncodedLen(len(b)))
 	sb.WriteString(prefix)

@@ -42,6 +42,7 @@ type Backend interface {
 	GetPolicy(ctx context.Context, name string) (store.StoredPolicy, error)
 	ListPolicies(ctx context.Context) ([]store.StoredPolicy, error)
 	DeletePolicy(ctx context.Context, name string) error
+	AuditBackend
 	Close() error
 }
 
@@ -63,6 +64,7 @@ func Run(t *testing.T, open func(t *testing.T) Backend) {
 		{"Keys", keyTests()},
 		{"Policies", policyTests()},
 		{"Durability", durabilityTests()},
+		{"Audit", auditTests()},
 	}
 	for _, g := range groups {
 		t.Run(g.name, func(t *testing.T) {

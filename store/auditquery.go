@@ -1,0 +1,307 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/meshguard/meshguard/audit"
+)
+
+// Audit query limits (SPEC §12: every query is bounded).
+const (
+	// DefaultAuditLimit is the page size when AuditFilter.Limit is 0.
+	DefaultAuditLimit = 100
+	// MaxAuditLimit is the largest page QueryAudit returns.
+	MaxAuditLimit = 1000
+	// auditTopN is how many entries each AuditStats ranking holds.
+	auditTopN = 10
+)
+
+// AuditFilter selects audit records. Zero fields do not filter.
+type AuditFilter struct {
+	AgentID  string
+	Action   string // exactly this action, or, ending in '*', actions with that prefix
+	Decision string // allow or deny
+	TraceID  string
+	From, To time.Time // From ≤ timestamp < To
+	// Limit bounds a page of QueryAudit: 0 means DefaultAuditLimit. A scan
+	// (ScanAuditFiltered) reads everything that matches unless Limit is set.
+	Limit int
+	// Before is a cursor from a previous page: QueryAudit returns records
+	// older than it. After is one from a scan: ScanAuditFiltered returns
+	// records newer than it.
+	Before, After string
+}
+
+// AuditPage is one page of records, newest first. Next is the cursor of
+// the page after (older records), empty on the last page.
+type AuditPage struct {
+	Records []audit.Record
+	Next    string
+}
+
+// Cursors are opaque to callers; inside they are the chain position.
+const cursorPrefix = "c"
+
+func encodeCursor(seq int64) string { return cursorPrefix + strconv.FormatInt(seq, 36) }
+
+func decodeCursor(c string) (int64, error) {
+	seq, err := strconv.ParseInt(strings.TrimPrefix(c, cursorPrefix), 36, 64)
+	if !strings.HasPrefix(c, cursorPrefix) || err != nil || seq < 0 {
+		return 0, fmt.Errorf("%w: cursor %q is not one MeshGuard gave", ErrInvalidFilter, c)
+	}
+	return seq, nil
+}
+
+// where builds the WHERE clause and its arguments.
+func (f AuditFilter) where() (string, []any, error) {
+	var conds []string
+	var args []any
+	add := func(cond string, arg any) {
+		args = append(args, arg)
+		conds = append(conds, strings.ReplaceAll(cond, "?", "$"+strconv.Itoa(len(args))))
+	}
+	if f.AgentID != "" {
+		add("agent_id = ?", f.AgentID)
+	}
+	switch {
+	case strings.HasSuffix(f.Action, "*"):
+		// A range, not LIKE: '_' and '%' are legal in actions and the two
+		// engines' LIKE differ in case sensitivity.
+		prefix := strings.TrimSuffix(f.Action, "*")
+		if prefix != "" {
+			add("action >= ?", prefix)
+			add("action < ?", prefix+"\U0010FFFF")
+		}
+	case f.Action != "":
+		add("action = ?", f.Action)
+	}
+	switch f.Decision {
+	case "":
+	case "allow", "deny":
+		add("decision = ?", f.Decision)
+	default:
+		return "", nil, fmt.Errorf("%w: decision %q: expected allow or deny", ErrInvalidFilter, f.Decision)
+	}
+	if f.TraceID != "" {
+		// The expression of the audit_trace index, so the index is used.
+		add("substr(trace_id, 1, 8) = ?", f.TraceID[:min(8, len(f.TraceID))])
+		add("trace_id = ?", f.TraceID)
+	}
+	if !f.From.IsZero() {
+		add("ts >= ?", f.From.UnixMicro())
+	}
+	if !f.To.IsZero() {
+		add("ts < ?", f.To.UnixMicro())
+	}
+	if !f.From.IsZero() && !f.To.IsZero() && !f.From.Before(f.To) {
+		return "", nil, fmt.Errorf("%w: from must be before to", ErrInvalidFilter)
+	}
+	if f.Limit < 0 || f.Limit > MaxAuditLimit {
+		return "", nil, fmt.Errorf("%w: limit %d: expected 1 to %d", ErrInvalidFilter, f.Limit, MaxAuditLimit)
+	}
+	for _, c := range []struct {
+		cursor, cond string
+	}{{f.Before, "seq < ?"}, {f.After, "seq > ?"}} {
+		if c.cursor == "" {
+			continue
+		}
+		seq, err := decodeCursor(c.cursor)
+		if err != nil {
+			return "", nil, err
+		}
+		add(c.cond, seq)
+	}
+	if len(conds) == 0 {
+		return "", nil, nil
+	}
+	return " WHERE " + strings.Join(conds, " AND "), args, nil
+}
+
+// QueryAudit returns a page of records matching f, newest first.
+func (s *SQLite) QueryAudit(ctx context.Context, f AuditFilter) (AuditPage, error) {
+	if f.After != "" {
+		return AuditPage{}, fmt.Errorf("query audit: %w: after is for scans; pages go back with before", ErrInvalidFilter)
+	}
+	where, args, err := f.where()
+	if err != nil {
+		return AuditPage{}, fmt.Errorf("query audit: %w", err)
+	}
+	limit := f.Limit
+	if limit == 0 {
+		limit = DefaultAuditLimit
+	}
+	// One more than the page shows whether there is a next page.
+	q := `SELECT seq, id, record, prev_hash, hash FROM audit` + where + ` ORDER BY seq DESC LIMIT ` + strconv.Itoa(limit+1)
+	var page AuditPage
+	var last int64
+	err = s.scanAuditRows(ctx, q, args, func(seq int64, r audit.Record) error {
+		if len(page.Records) == limit {
+			page.Next = encodeCursor(last)
+			return nil
+		}
+		page.Records = append(page.Records, r)
+		last = seq
+		return nil
+	})
+	if err != nil {
+		return AuditPage{}, fmt.Errorf("query audit: %w", err)
+	}
+	return page, nil
+}
+
+// ScanAuditFiltered calls fn for each record matching f in chain order
+// (oldest first) with the record's cursor, stopping at fn's first error.
+// It streams: export and follow use it on any number of records.
+func (s *SQLite) ScanAuditFiltered(ctx context.Context, f AuditFilter, fn func(r audit.Record, cursor string) error) error {
+	where, args, err := f.where()
+	if err != nil {
+		return fmt.Errorf("scan audit: %w", err)
+	}
+	q := `SELECT seq, id, record, prev_hash, hash FROM audit` + where + ` ORDER BY seq`
+	if f.Limit > 0 {
+		q += ` LIMIT ` + strconv.Itoa(f.Limit)
+	}
+	if err := s.scanAuditRows(ctx, q, args, func(seq int64, r audit.Record) error { return fn(r, encodeCursor(seq)) }); err != nil {
+		return fmt.Errorf("scan audit: %w", err)
+	}
+	return nil
+}
+
+// scanAuditRows runs q (selecting seq, id, record, prev_hash, hash) and
+// decodes each row. A record whose JSON does not decode is handed on with
+// only its id and hashes, so a verifier reports it rather than the scan
+// failing.
+func (s *SQLite) scanAuditRows(ctx context.Context, q string, args []any, fn func(seq int64, r audit.Record) error) error {
+	rows, err := s.r.QueryContext(ctx, q, args...)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var seq int64
+		var id, prev, hash string
+		var raw []byte
+		if err := rows.Scan(&seq, &id, &raw, &prev, &hash); err != nil {
+			return err
+		}
+		var r audit.Record
+		if json.Unmarshal(raw, &r) != nil {
+			r = audit.Record{ID: id}
+		}
+		// The columns are what the chain links; the JSON is what was hashed.
+		r.PrevHash, r.Hash = prev, hash
+		if err := fn(seq, r); err != nil {
+			return err
+		}
+	}
+	return rows.Err()
+}
+
+// AuditStats counts the records with from ≤ timestamp < to: totals, and
+// the top agents, actions, denial reasons and sources.
+func (s *SQLite) AuditStats(ctx context.Context, from, to time.Time) (audit.Stats, error) {
+	if !from.Before(to) {
+		return audit.Stats{}, fmt.Errorf("audit stats: %w: from must be before to", ErrInvalidFilter)
+	}
+	st := audit.Stats{From: from.UTC(), To: to.UTC()}
+	span := []any{from.UnixMicro(), to.UnixMicro()}
+	rank := func(col, extra string) ([]audit.Count, error) {
+		q := `SELECT ` + col + `, COUNT(*), SUM(CASE WHEN decision = 'deny' THEN 1 ELSE 0 END) FROM audit
+			WHERE ts >= $1 AND ts < $2` + extra + ` GROUP BY ` + col + ` ORDER BY 2 DESC, 1 LIMIT ` + strconv.Itoa(auditTopN)
+		rows, err := s.r.QueryContext(ctx, q, span...)
+		if err != nil {
+			return nil, err
+		}
+		defer rows.Close()
+		out := []audit.Count{}
+		for rows.Next() {
+			var c audit.Count
+			if err := rows.Scan(&c.Key, &c.Total, &c.Denied); err != nil {
+				return nil, err
+			}
+			out = append(out, c)
+		}
+		return out, rows.Err()
+	}
+	var err error
+	var byDecision []audit.Count
+	for _, r := range []struct {
+		dst        *[]audit.Count
+		col, extra string
+	}{
+		{&byDecision, "decision", ""},
+		{&st.Agents, "agent_id", ""},
+		{&st.Actions, "action", ""},
+		{&st.DenyReasons, "reason", " AND decision = 'deny'"},
+		{&st.Sources, "source", ""},
+	} {
+		if *r.dst, err = rank(r.col, r.extra); err != nil {
+			return audit.Stats{}, fmt.Errorf("audit stats by %s: %w", r.col, err)
+		}
+	}
+	for _, c := range byDecision {
+		st.Total += c.Total
+		if c.Key == "allow" {
+			st.Allowed = c.Total
+		} else {
+			st.Denied = c.Total
+		}
+	}
+	return st, nil
+}
+
+// AuditAnchor is where verification of the stored chain starts: the hash
+// of the last record retention deleted, or audit.GenesisHash.
+func (s *SQLite) AuditAnchor(ctx context.Context) (string, error) {
+	var h string
+	err := s.r.QueryRowContext(ctx, `SELECT last_hash FROM audit_anchors ORDER BY last_seq DESC LIMIT 1`).Scan(&h)
+	switch {
+	case err == sql.ErrNoRows:
+		return audit.GenesisHash, nil
+	case err != nil:
+		return "", fmt.Errorf("audit anchor: %w", err)
+	}
+	return h, nil
+}
+
+// PruneAudit deletes the records older than before, in one transaction,
+// and keeps an anchor (the last deleted record's position, hash and time,
+// and how many were deleted) so the records left still verify from it.
+// It returns how many records it deleted.
+func (s *SQLite) PruneAudit(ctx context.Context, before time.Time) (int64, error) {
+	var n int64
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		var seq, ts int64
+		var hash string
+		err := tx.QueryRowContext(ctx, `SELECT seq, ts, hash FROM audit WHERE ts < $1 ORDER BY seq DESC LIMIT 1`, before.UnixMicro()).Scan(&seq, &ts, &hash)
+		if err == sql.ErrNoRows {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		// Delete by chain position, not by time, so the chain left is
+		// whole: a record stamped just after before but stored ahead of the
+		// last old one (clocks differ by microseconds) goes too.
+		res, err := tx.ExecContext(ctx, `DELETE FROM audit WHERE seq <= $1`, seq)
+		if err != nil {
+			return err
+		}
+		if n, err = res.RowsAffected(); err != nil {
+			return err
+		}
+		_, err = tx.ExecContext(ctx, `INSERT INTO audit_anchors (last_seq, last_hash, last_ts, deleted, pruned_at) VALUES ($1, $2, $3, $4, $5)`,
+			seq, hash, ts, n, s.now().UnixMicro())
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("prune audit: %w", err)
+	}
+	return n, nil
+}
