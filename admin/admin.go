@@ -101,7 +101,7 @@ const (
 )
 
 // Config wires an API. Store, Keys, Issuer, Verifier, Tokens, Agents,
-// Policies, Engine and AdminToken are required.
+// Policies, Engine, Audit and AdminToken are required.
 type Config struct {
 	Store    Store
 	Keys     *identity.Keys
@@ -121,6 +121,8 @@ type Config struct {
 	// the set in force.
 	PolicyFiles policy.Source
 	Engine      Checker
+	// Audit is the stored audit trail the /admin/audit endpoints read.
+	Audit AuditLog
 	// AdminToken is the token X-Admin-Token must carry (at least
 	// MinAdminTokenLen bytes).
 	AdminToken string
@@ -169,7 +171,7 @@ func New(cfg Config) (*API, error) {
 	for name, isNil := range map[string]bool{
 		"Store": cfg.Store == nil, "Keys": cfg.Keys == nil, "Issuer": cfg.Issuer == nil,
 		"Verifier": cfg.Verifier == nil, "Tokens": cfg.Tokens == nil, "Agents": cfg.Agents == nil,
-		"Policies": cfg.Policies == nil, "Engine": cfg.Engine == nil,
+		"Policies": cfg.Policies == nil, "Engine": cfg.Engine == nil, "Audit": cfg.Audit == nil,
 	} {
 		if isNil {
 			missing = append(missing, name)
@@ -240,6 +242,13 @@ func (a *API) routes() {
 	m.Handle("DELETE /admin/policies/{name}", admin(a.deletePolicy))
 	// Admin: keys.
 	m.Handle("POST /admin/keys/rotate", admin(a.rotateKeys))
+
+	m.Handle("GET /admin/audit", admin(a.queryAudit))
+	m.Handle("GET /admin/audit/stats", admin(a.auditStats))
+	m.Handle("GET /admin/audit/trace/{traceId}", admin(a.auditTrace))
+	m.Handle("GET /admin/audit/export", admin(a.exportAudit))
+	m.Handle("GET /admin/audit/stream", admin(a.followAudit))
+	m.Handle("GET /admin/audit/verify", admin(a.verifyAudit))
 	a.mux = m
 }
 

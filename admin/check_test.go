@@ -430,7 +430,7 @@ func TestEngineFailureIs503(t *testing.T) {
 	e := newEnv(t)
 	api, err := admin.New(admin.Config{
 		Store: e.f.Store, Keys: e.f.Keys, Issuer: e.f.Issuer, Verifier: e.f.Verifier, Tokens: e.f.Cached,
-		Agents: e.f.Agents, Policies: e.f.Policies, Engine: failingEngine{}, AdminToken: adminToken,
+		Agents: e.f.Agents, Policies: e.f.Policies, Engine: failingEngine{}, AdminToken: adminToken, Audit: e.f.Store,
 		Ready: func(context.Context) error {
 			return errors.Join(errors.New("store: unreachable"), errors.New("audit: behind"))
 		},
@@ -470,7 +470,7 @@ func TestNewChecksConfig(t *testing.T) {
 	e := newEnv(t)
 	good := admin.Config{
 		Store: e.f.Store, Keys: e.f.Keys, Issuer: e.f.Issuer, Verifier: e.f.Verifier, Tokens: e.f.Cached,
-		Agents: e.f.Agents, Policies: e.f.Policies, Engine: e.f.Engine, AdminToken: adminToken,
+		Agents: e.f.Agents, Policies: e.f.Policies, Engine: e.f.Engine, AdminToken: adminToken, Audit: e.f.Store,
 	}
 	if _, err := admin.New(good); err != nil {
 		t.Fatal(err)
@@ -478,6 +478,7 @@ func TestNewChecksConfig(t *testing.T) {
 	for name, mod := range map[string]func(*admin.Config){
 		"no store":         func(c *admin.Config) { c.Store = nil },
 		"no engine":        func(c *admin.Config) { c.Engine = nil },
+		"no audit":         func(c *admin.Config) { c.Audit = nil },
 		"short token":      func(c *admin.Config) { c.AdminToken = "short" },
 		"bad base URL":     func(c *admin.Config) { c.BaseURL = "ftp://x" },
 		"negative TTL":     func(c *admin.Config) { c.DefaultTokenTTL = -time.Second },

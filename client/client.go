@@ -226,6 +226,16 @@ type call struct {
 	// out is the JSON target of a success; a *[]byte takes the raw body,
 	// of errors too.
 	out any
+	// streamTo, if set, reads a success's body instead of out (stream).
+	streamTo func(io.Reader) error
+}
+
+// stream runs k and hands a success's body to read as it arrives, with no
+// size or time limit but ctx's; an error status is an *APIError as usual.
+func (c *Client) stream(ctx context.Context, k call, read func(io.Reader) error) error {
+	k.streamTo = read
+	_, err := c.do(ctx, k)
+	return err
 }
 
 // do runs the call and decodes the answer into c.out, or returns an
@@ -270,7 +280,14 @@ func (c *Client) do(ctx context.Context, k call) (http.Header, error) {
 			req.Header.Set("Authorization", "Bearer "+c.agentToken)
 		}
 	}
-	resp, err := c.hc.Do(req)
+	hc := c.hc
+	if k.streamTo != nil {
+		// The client's Timeout covers reading the body; a stream's is ctx.
+		nc := *c.hc
+		nc.Timeout = 0
+		hc = &nc
+	}
+	resp, err := hc.Do(req)
 	if err != nil {
 		if ctxErr := ctx.Err(); ctxErr != nil && !errors.Is(ctxErr, context.DeadlineExceeded) {
 			return nil, fmt.Errorf("meshguard client: %s %s: %w", k.method, k.path, ctxErr)
@@ -278,6 +295,15 @@ func (c *Client) do(ctx context.Context, k call) (http.Header, error) {
 		return nil, fmt.Errorf("%w: %s %s: %w", ErrNetwork, k.method, u.Redacted(), err)
 	}
 	defer resp.Body.Close()
+	if k.streamTo != nil && resp.StatusCode >= 200 && resp.StatusCode <= 299 {
+		if err := k.streamTo(resp.Body); err != nil {
+			if ctx.Err() != nil {
+				return resp.Header, fmt.Errorf("meshguard client: %s %s: %w", k.method, k.path, ctx.Err())
+			}
+			return resp.Header, fmt.Errorf("%w: %s %s: reading the stream: %w", ErrNetwork, k.method, k.path, err)
+		}
+		return resp.Header, nil
+	}
 	data, err := io.ReadAll(io.LimitReader(resp.Body, MaxResponseBytes+1))
 	if err != nil {
 		return nil, fmt.Errorf("%w: %s %s: reading the answer: %w", ErrNetwork, k.method, k.path, err)

@@ -39,10 +39,13 @@ type AuditFilter struct {
 }
 
 // AuditPage is one page of records, newest first. Next is the cursor of
-// the page after (older records), empty on the last page.
+// the page after (older records), empty on the last page; Newest is the
+// cursor of the page's first record, from which a scan follows what comes
+// later (empty for an empty page).
 type AuditPage struct {
 	Records []audit.Record
 	Next    string
+	Newest  string
 }
 
 // Cursors are opaque to callers; inside they are the chain position.
@@ -102,8 +105,8 @@ func (f AuditFilter) where() (string, []any, error) {
 	if !f.From.IsZero() && !f.To.IsZero() && !f.From.Before(f.To) {
 		return "", nil, fmt.Errorf("%w: from must be before to", ErrInvalidFilter)
 	}
-	if f.Limit < 0 || f.Limit > MaxAuditLimit {
-		return "", nil, fmt.Errorf("%w: limit %d: expected 1 to %d", ErrInvalidFilter, f.Limit, MaxAuditLimit)
+	if f.Limit < 0 {
+		return "", nil, fmt.Errorf("%w: limit %d: must not be negative", ErrInvalidFilter, f.Limit)
 	}
 	for _, c := range []struct {
 		cursor, cond string
@@ -128,6 +131,9 @@ func (s *SQLite) QueryAudit(ctx context.Context, f AuditFilter) (AuditPage, erro
 	if f.After != "" {
 		return AuditPage{}, fmt.Errorf("query audit: %w: after is for scans; pages go back with before", ErrInvalidFilter)
 	}
+	if f.Limit > MaxAuditLimit {
+		return AuditPage{}, fmt.Errorf("query audit: %w: limit %d: expected 1 to %d", ErrInvalidFilter, f.Limit, MaxAuditLimit)
+	}
 	where, args, err := f.where()
 	if err != nil {
 		return AuditPage{}, fmt.Errorf("query audit: %w", err)
@@ -144,6 +150,9 @@ func (s *SQLite) QueryAudit(ctx context.Context, f AuditFilter) (AuditPage, erro
 		if len(page.Records) == limit {
 			page.Next = encodeCursor(last)
 			return nil
+		}
+		if len(page.Records) == 0 {
+			page.Newest = encodeCursor(seq)
 		}
 		page.Records = append(page.Records, r)
 		last = seq

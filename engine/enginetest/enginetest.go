@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/meshguard/meshguard/agentcache"
+	"github.com/meshguard/meshguard/audit"
 	"github.com/meshguard/meshguard/engine"
 	"github.com/meshguard/meshguard/identity"
 	"github.com/meshguard/meshguard/policy"
@@ -21,6 +22,7 @@ import (
 // Fixture is a wired engine and the parts behind it.
 type Fixture struct {
 	Engine   *engine.Engine
+	Dir      string // holds the database file, meshguard.db
 	Store    *store.SQLite
 	Keys     *identity.Keys
 	Issuer   *identity.Issuer
@@ -29,6 +31,9 @@ type Fixture struct {
 	Agents   *agentcache.Cache
 	Policies *policy.Loader
 	Limiter  *ratelimit.Memory
+	// Audit records every decision of Engine, synchronously, so a test
+	// reads a decision's record as soon as Check returns.
+	Audit *audit.Writer
 }
 
 // Options adjust a Fixture.
@@ -49,7 +54,7 @@ func New(t testing.TB, policies string, opts Options) *Fixture {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = db.Close() })
-	f := &Fixture{Store: db}
+	f := &Fixture{Store: db, Dir: dir}
 	if f.Keys, err = identity.NewKeys(db, identity.KeysConfig{Now: opts.Now}); err != nil {
 		t.Fatal(err)
 	}
@@ -71,6 +76,9 @@ func New(t testing.TB, policies string, opts Options) *Fixture {
 		t.Fatal(err)
 	}
 	f.Limiter = ratelimit.NewMemory(opts.Now, 0)
+	if f.Audit, err = audit.NewWriter(ctx, db, audit.WriterConfig{}); err != nil {
+		t.Fatal(err)
+	}
 	f.buildEngine(t, opts)
 	return f
 }
@@ -81,7 +89,7 @@ func (f *Fixture) buildEngine(t testing.TB, opts Options) {
 	var err error
 	f.Engine, err = engine.New(engine.Config{
 		Mode: opts.Mode, Tokens: f.Cached, Delegations: f.Cached, Delegator: f.Issuer,
-		Agents: f.Agents, Policies: f.Policies, Limiter: f.Limiter, Routes: opts.Routes, Now: opts.Now,
+		Agents: f.Agents, Policies: f.Policies, Limiter: f.Limiter, Recorder: f.Audit, Routes: opts.Routes, Now: opts.Now,
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -216,15 +216,29 @@ func testAuditPages(t *testing.T, open func(*testing.T) Backend) {
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Fatalf("pages (-want +got):\n%s", diff)
 	}
-	// Following: a scan after a cursor sees only what came later.
+	// Following: a scan after a cursor sees only what came later, whether
+	// the cursor came from a scan or from a page's newest record.
 	var cursor string
 	_ = b.ScanAuditFiltered(t.Context(), store.AuditFilter{Limit: 10}, func(_ audit.Record, c string) error { cursor = c; return nil })
-	var later []string
-	if err := b.ScanAuditFiltered(t.Context(), store.AuditFilter{After: cursor}, func(r audit.Record, _ string) error {
-		later = append(later, r.ID)
-		return nil
-	}); err != nil || !cmp.Equal(later, []string{"aud_10", "aud_11"}) {
-		t.Fatalf("after the 10th: %v %v", later, err)
+	page, err := b.QueryAudit(t.Context(), store.AuditFilter{Before: cursor, Limit: 1})
+	if err != nil || len(page.Records) != 1 || page.Records[0].ID != "aud_08" {
+		t.Fatalf("the page before the 10th: %v %v", ids(page.Records), err)
+	}
+	for _, c := range []string{cursor, page.Newest} {
+		var later []string
+		if err := b.ScanAuditFiltered(t.Context(), store.AuditFilter{After: c}, func(r audit.Record, _ string) error {
+			later = append(later, r.ID)
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		want := []string{"aud_10", "aud_11"}
+		if c == page.Newest {
+			want = []string{"aud_09", "aud_10", "aud_11"}
+		}
+		if !cmp.Equal(later, want) {
+			t.Fatalf("after cursor %q: %v, want %v", c, later, want)
+		}
 	}
 }
 

@@ -1,0 +1,270 @@
+package admin
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/meshguard/meshguard/audit"
+	"github.com/meshguard/meshguard/client"
+	"github.com/meshguard/meshguard/identity"
+	"github.com/meshguard/meshguard/store"
+)
+
+// AuditLog is the stored audit trail the audit endpoints read (store.SQLite).
+type AuditLog interface {
+	QueryAudit(ctx context.Context, f store.AuditFilter) (store.AuditPage, error)
+	ScanAuditFiltered(ctx context.Context, f store.AuditFilter, fn func(r audit.Record, cursor string) error) error
+	AuditStats(ctx context.Context, from, to time.Time) (audit.Stats, error)
+	AuditAnchor(ctx context.Context) (string, error)
+}
+
+var _ AuditLog = (*store.SQLite)(nil)
+
+// Audit endpoint limits.
+const (
+	// MaxTraceRecords bounds GET /admin/audit/trace/{traceId}.
+	MaxTraceRecords = 10_000
+	// MaxStatsPeriod bounds GET /admin/audit/stats?period=.
+	MaxStatsPeriod = 366 * 24 * time.Hour
+)
+
+// traceIDPattern is a W3C trace id as MeshGuard writes it.
+var traceIDPattern = regexp.MustCompile(`^[0-9a-f]{32}$`)
+
+// queryParams returns r's query parameters, refusing any not in allowed and
+// any given twice (a filter must not silently take one of two values).
+func queryParams(r *http.Request, allowed ...string) (map[string]string, string) {
+	out := map[string]string{}
+	for k, vs := range r.URL.Query() {
+		known := false
+		for _, a := range allowed {
+			known = known || a == k
+		}
+		switch {
+		case !known:
+			return nil, "unknown query parameter " + strconv.Quote(k) + " (expected " + strings.Join(allowed, ", ") + ")"
+		case len(vs) > 1:
+			return nil, "query parameter " + strconv.Quote(k) + " is given more than once"
+		}
+		out[k] = vs[0]
+	}
+	return out, ""
+}
+
+// parseTime reads an RFC 3339 time.
+func parseTime(name, v string) (time.Time, string) {
+	t, err := time.Parse(time.RFC3339Nano, v)
+	if err != nil {
+		return time.Time{}, name + ": " + strconv.Quote(v) + " is not an RFC 3339 time (like 2026-03-02T10:00:00Z)"
+	}
+	return t, ""
+}
+
+// auditFilter reads the filter parameters common to the audit endpoints.
+func (a *API) auditFilter(ctx context.Context, p map[string]string) (store.AuditFilter, string) {
+	f := store.AuditFilter{Action: p["action"], Decision: p["decision"], TraceID: p["traceId"]}
+	if f.Decision != "" && f.Decision != "allow" && f.Decision != "deny" {
+		return f, "decision: " + strconv.Quote(f.Decision) + ": expected allow or deny"
+	}
+	if f.TraceID != "" && !traceIDPattern.MatchString(f.TraceID) {
+		return f, "traceId: expected 32 lower-case hex digits"
+	}
+	if agent := p["agent"]; agent != "" {
+		// An id, or a name: records keep the id, which a name resolves to
+		// even after the agent was revoked.
+		f.AgentID = agent
+		if found, err := a.cfg.Store.GetAgentByName(ctx, agent); err == nil {
+			f.AgentID = found.ID
+		}
+	}
+	var msg string
+	for _, t := range []struct {
+		name string
+		dst  *time.Time
+	}{{"from", &f.From}, {"to", &f.To}} {
+		if v := p[t.name]; v != "" {
+			if *t.dst, msg = parseTime(t.name, v); msg != "" {
+				return f, msg
+			}
+		}
+	}
+	if v := p["limit"]; v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > store.MaxAuditLimit {
+			return f, "limit: " + strconv.Quote(v) + ": expected a whole number from 1 to " + strconv.Itoa(store.MaxAuditLimit)
+		}
+		f.Limit = n
+	}
+	return f, ""
+}
+
+// auditRequest reads the query of an endpoint taking the audit filter and
+// the extra parameter; a bad query is answered with 400 and ok false.
+func (a *API) auditRequest(w http.ResponseWriter, r *http.Request, extra string) (map[string]string, store.AuditFilter, bool) {
+	p, msg := queryParams(r, "agent", "action", "decision", "from", "to", "traceId", "limit", extra)
+	if msg != "" {
+		badRequest(w, "%s", msg)
+		return nil, store.AuditFilter{}, false
+	}
+	f, msg := a.auditFilter(r.Context(), p)
+	if msg != "" {
+		badRequest(w, "%s", msg)
+		return nil, store.AuditFilter{}, false
+	}
+	return p, f, true
+}
+
+// queryAudit is GET /admin/audit: a page of records, newest first.
+func (a *API) queryAudit(w http.ResponseWriter, r *http.Request) {
+	p, f, ok := a.auditRequest(w, r, "cursor")
+	if !ok {
+		return
+	}
+	f.Before = p["cursor"]
+	page, err := a.cfg.Audit.QueryAudit(r.Context(), f)
+	if err != nil {
+		a.storeError(w, r, "querying the audit trail", err)
+		return
+	}
+	if page.Records == nil {
+		page.Records = []audit.Record{}
+	}
+	writeJSON(w, http.StatusOK, client.AuditPage{Records: page.Records, NextCursor: page.Next, NewestCursor: page.Newest})
+}
+
+// auditStats is GET /admin/audit/stats?period=24h (or from and to).
+func (a *API) auditStats(w http.ResponseWriter, r *http.Request) {
+	p, msg := queryParams(r, "period", "from", "to")
+	if msg != "" {
+		badRequest(w, "%s", msg)
+		return
+	}
+	to := a.cfg.Now()
+	if v := p["to"]; v != "" {
+		if to, msg = parseTime("to", v); msg != "" {
+			badRequest(w, "%s", msg)
+			return
+		}
+	}
+	from := to.Add(-24 * time.Hour)
+	switch {
+	case p["from"] != "" && p["period"] != "":
+		badRequest(w, "give period or from, not both")
+		return
+	case p["from"] != "":
+		if from, msg = parseTime("from", p["from"]); msg != "" {
+			badRequest(w, "%s", msg)
+			return
+		}
+	case p["period"] != "":
+		d, msg := parsePeriod(p["period"])
+		if msg != "" {
+			badRequest(w, "%s", msg)
+			return
+		}
+		from = to.Add(-d)
+	}
+	st, err := a.cfg.Audit.AuditStats(r.Context(), from, to)
+	if err != nil {
+		a.storeError(w, r, "counting audit records", err)
+		return
+	}
+	for i := range st.Agents {
+		if ag, err := a.cfg.Store.GetAgent(r.Context(), st.Agents[i].Key); err == nil {
+			st.Agents[i].Name = ag.Name
+		} else if !errors.Is(err, identity.ErrNotFound) {
+			a.internalError(w, r, "naming the agents of the audit stats", err)
+			return
+		}
+	}
+	writeJSON(w, http.StatusOK, st)
+}
+
+// parsePeriod reads a period: a Go duration ("90m", "24h") or a whole
+// number of hours ("24", as the CLI's --period takes).
+func parsePeriod(v string) (time.Duration, string) {
+	d, err := time.ParseDuration(v)
+	if err != nil {
+		h, herr := strconv.Atoi(v)
+		if herr != nil {
+			return 0, "period: " + strconv.Quote(v) + " is neither a duration (24h, 90m) nor a number of hours"
+		}
+		d = time.Duration(h) * time.Hour
+	}
+	if d <= 0 || d > MaxStatsPeriod {
+		return 0, "period: " + strconv.Quote(v) + ": expected more than 0 and at most " + MaxStatsPeriod.String()
+	}
+	return d, ""
+}
+
+// auditTrace is GET /admin/audit/trace/{traceId}: every record of one trace,
+// in the order they were written.
+func (a *API) auditTrace(w http.ResponseWriter, r *http.Request) {
+	if _, msg := queryParams(r); msg != "" {
+		badRequest(w, "%s", msg)
+		return
+	}
+	id := r.PathValue("traceId")
+	if !traceIDPattern.MatchString(id) {
+		badRequest(w, "trace id %q: expected 32 lower-case hex digits", id)
+		return
+	}
+	out := client.AuditTrace{TraceID: id, Records: []audit.Record{}}
+	err := a.cfg.Audit.ScanAuditFiltered(r.Context(), store.AuditFilter{TraceID: id, Limit: MaxTraceRecords + 1},
+		func(rec audit.Record, _ string) error {
+			if len(out.Records) == MaxTraceRecords {
+				out.Truncated = true
+				return nil
+			}
+			out.Records = append(out.Records, rec)
+			return nil
+		})
+	if err != nil {
+		a.storeError(w, r, "reading a trace's audit records", err)
+		return
+	}
+	if len(out.Records) == 0 {
+		writeError(w, http.StatusNotFound, "not_found", "no audit records with trace id %s", id)
+		return
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// verifyAudit is GET /admin/audit/verify: walks the stored chain from the
+// retention anchor and reports the first broken record.
+func (a *API) verifyAudit(w http.ResponseWriter, r *http.Request) {
+	if _, msg := queryParams(r); msg != "" {
+		badRequest(w, "%s", msg)
+		return
+	}
+	anchor, err := a.cfg.Audit.AuditAnchor(r.Context())
+	if err != nil {
+		a.internalError(w, r, "reading the audit anchor", err)
+		return
+	}
+	v := audit.NewVerifier(anchor)
+	out := client.AuditVerifyResult{Anchor: anchor, OK: true}
+	err = a.cfg.Audit.ScanAuditFiltered(r.Context(), store.AuditFilter{}, func(rec audit.Record, _ string) error {
+		if err := v.Next(&rec); err != nil {
+			return err
+		}
+		out.Verified++
+		return nil
+	})
+	var b *audit.Break
+	switch {
+	case errors.As(err, &b):
+		out.OK = false
+		out.Break = &client.AuditBreak{Index: b.Index, ID: b.ID, Why: b.Why}
+	case err != nil:
+		a.internalError(w, r, "verifying the audit trail", err)
+		return
+	}
+	out.LastHash = v.Last()
+	writeJSON(w, http.StatusOK, out)
+}

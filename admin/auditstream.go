@@ -1,0 +1,230 @@
+package admin
+
+import (
+	"bufio"
+	"encoding/csv"
+	"encoding/json"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/meshguard/meshguard/audit"
+	"github.com/meshguard/meshguard/store"
+)
+
+// Streaming answers: export and follow write as they read, so neither
+// holds a whole trail in memory. Each write pushes the write deadline out,
+// so a long export is not cut off by the server's timeouts while a client
+// that stops reading still is.
+const (
+	streamWriteTimeout = 30 * time.Second
+	// followPoll is how often a follow looks for new records. Polling the
+	// store, not listening to this replica's writer, shows the records of
+	// every replica sharing the database.
+	followPoll = 250 * time.Millisecond
+	// followHeartbeat is how often a quiet follow writes an empty line, so
+	// proxies and the client see the stream is alive.
+	followHeartbeat = 15 * time.Second
+)
+
+// exportAudit is GET /admin/audit/export?format=csv|json&…filters: every
+// matching record, oldest first. JSON is an array, one record a line.
+func (a *API) exportAudit(w http.ResponseWriter, r *http.Request) {
+	p, f, ok := a.auditRequest(w, r, "format")
+	if !ok {
+		return
+	}
+	format := p["format"]
+	if format == "" {
+		format = "json"
+	}
+	if format != "json" && format != "csv" {
+		badRequest(w, "format: %q: expected csv or json", format)
+		return
+	}
+	rc := http.NewResponseController(w)
+	bw := bufio.NewWriterSize(w, 64<<10)
+	started := false
+	start := func() {
+		started = true
+		name := "meshguard-audit-" + a.cfg.Now().UTC().Format("20060102T150405Z") + "." + format
+		if format == "csv" {
+			w.Header().Set("Content-Type", "text/csv; charset=utf-8")
+		} else {
+			w.Header().Set("Content-Type", "application/json")
+		}
+		w.Header().Set("Content-Disposition", `attachment; filename="`+name+`"`)
+		w.WriteHeader(http.StatusOK)
+	}
+	var cw *csv.Writer
+	n := 0
+	err := a.cfg.Audit.ScanAuditFiltered(r.Context(), f, func(rec audit.Record, _ string) error {
+		if !started {
+			start()
+			if format == "csv" {
+				cw = csv.NewWriter(bw)
+				_ = cw.Write(csvHeader)
+			} else {
+				_, _ = bw.WriteString("[\n")
+			}
+		}
+		_ = rc.SetWriteDeadline(time.Now().Add(streamWriteTimeout))
+		if format == "csv" {
+			if err := cw.Write(csvRow(&rec)); err != nil {
+				return err
+			}
+		} else {
+			if n > 0 {
+				_, _ = bw.WriteString(",\n")
+			}
+			b, err := json.Marshal(&rec)
+			if err != nil {
+				return err
+			}
+			if _, err := bw.Write(b); err != nil {
+				return err
+			}
+		}
+		n++
+		return nil
+	})
+	if err != nil && !started {
+		a.storeError(w, r, "exporting the audit trail", err)
+		return
+	}
+	if err != nil {
+		// Too late for a status: cut the stream short so the client sees
+		// a truncated body rather than a well-formed partial export.
+		a.log.Error("admin: audit export failed midway", "records", n, "error", err)
+		panic(http.ErrAbortHandler)
+	}
+	if !started {
+		start()
+		if format == "csv" {
+			cw = csv.NewWriter(bw)
+			_ = cw.Write(csvHeader)
+		} else {
+			_, _ = bw.WriteString("[")
+		}
+	}
+	if format == "csv" {
+		cw.Flush()
+	} else {
+		_, _ = bw.WriteString("\n]\n")
+	}
+	_ = bw.Flush()
+}
+
+var csvHeader = []string{"id", "timestamp", "traceId", "spanId", "decisionId", "agentId", "agentName", "trustTier",
+	"action", "resource", "method", "path", "host", "decision", "status", "reason", "policy", "rule", "chain",
+	"delegationDepth", "source", "sourceAddress", "policyRevision", "latencyUs", "context", "mode", "prevHash", "hash"}
+
+func csvRow(r *audit.Record) []string {
+	ctx := ""
+	if r.Context != nil {
+		if b, err := json.Marshal(r.Context); err == nil {
+			ctx = string(b)
+		}
+	}
+	return []string{r.ID, r.Timestamp.UTC().Format(time.RFC3339Nano), r.TraceID, r.SpanID, r.DecisionID, r.AgentID,
+		csvSafe(r.AgentName), r.TrustTier, csvSafe(r.Action), csvSafe(r.Resource), r.Method, csvSafe(r.Path), csvSafe(r.Host),
+		r.Decision, strconv.Itoa(r.Status), r.Reason, csvSafe(r.Policy), csvSafe(r.Rule), strings.Join(r.Chain, ">"),
+		strconv.Itoa(r.DelegationDepth), r.Source, r.SourceAddress, r.PolicyRevision, strconv.FormatInt(r.LatencyUs, 10),
+		csvSafe(ctx), r.Mode, r.PrevHash, r.Hash}
+}
+
+// csvSafe defuses spreadsheet formulas: request paths, hosts and contexts
+// come from callers, and a cell starting with = + - @ would run when an
+// operator opens the export (OWASP CSV injection).
+func csvSafe(s string) string {
+	if s != "" && strings.ContainsRune("=+-@\t\r", rune(s[0])) {
+		return "'" + s
+	}
+	return s
+}
+
+// followAudit is GET /admin/audit/stream?after=CURSOR&…filters: the records
+// written after the cursor (or from now, without one), as they are
+// written, one JSON object a line, until the client goes away. The
+// cursor of each record is in its "cursor" field, to resume from.
+func (a *API) followAudit(w http.ResponseWriter, r *http.Request) {
+	p, f, ok := a.auditRequest(w, r, "after")
+	if !ok {
+		return
+	}
+	if f.Limit != 0 {
+		badRequest(w, "limit: a stream has no limit; use GET /admin/audit for a page")
+		return
+	}
+	ctx := r.Context()
+	f.After = p["after"]
+	if f.After == "" {
+		// From now: after the newest record.
+		page, err := a.cfg.Audit.QueryAudit(ctx, store.AuditFilter{Limit: 1})
+		if err != nil {
+			a.storeError(w, r, "following the audit trail", err)
+			return
+		}
+		f.After = page.Newest
+	}
+	rc := http.NewResponseController(w)
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	started := false
+	begin := func() {
+		if !started {
+			started = true
+			w.Header().Set("Content-Type", "application/x-ndjson")
+			w.Header().Set("Cache-Control", "no-store")
+			w.WriteHeader(http.StatusOK)
+		}
+	}
+	tick := time.NewTicker(followPoll)
+	defer tick.Stop()
+	quietSince := time.Now()
+	for {
+		wrote := false
+		err := a.cfg.Audit.ScanAuditFiltered(ctx, f, func(rec audit.Record, c string) error {
+			begin()
+			_ = rc.SetWriteDeadline(time.Now().Add(streamWriteTimeout))
+			f.After, wrote = c, true
+			return enc.Encode(followLine{Record: rec, Cursor: c})
+		})
+		switch {
+		case err != nil && !started:
+			// A bad cursor, found before anything was sent.
+			a.storeError(w, r, "following the audit trail", err)
+			return
+		case err != nil:
+			if ctx.Err() == nil {
+				a.log.Warn("admin: audit follow ended", "error", err)
+			}
+			return
+		}
+		begin()
+		if wrote {
+			quietSince = time.Now()
+		} else if time.Since(quietSince) > followHeartbeat {
+			quietSince = time.Now()
+			_ = rc.SetWriteDeadline(time.Now().Add(streamWriteTimeout))
+			if _, err := w.Write([]byte("\n")); err != nil {
+				return
+			}
+		}
+		if rc.Flush() != nil {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
+}
+
+// followLine is one line of a follow: the record and where to resume.
+type followLine struct {
+	audit.Record
+	Cursor string `json:"cursor"`
+}

@@ -1,0 +1,161 @@
+package client
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"time"
+
+	"github.com/meshguard/meshguard/audit"
+)
+
+// --- Audit trail (SPEC §7) ---------------------------------------------------
+
+// AuditFilter selects records for QueryAudit, ExportAudit and FollowAudit.
+// Zero fields do not filter. Agent is an agent id or name.
+type AuditFilter struct {
+	Agent    string
+	Action   string // exact, or a prefix ending in '*'
+	Decision string // allow or deny
+	TraceID  string
+	From, To time.Time
+	Limit    int    // QueryAudit only
+	Cursor   string // QueryAudit: the page after this cursor (older records)
+}
+
+func (f AuditFilter) values() url.Values {
+	q := url.Values{}
+	for k, v := range map[string]string{"agent": f.Agent, "action": f.Action, "decision": f.Decision, "traceId": f.TraceID, "cursor": f.Cursor} {
+		if v != "" {
+			q.Set(k, v)
+		}
+	}
+	if !f.From.IsZero() {
+		q.Set("from", f.From.UTC().Format(time.RFC3339Nano))
+	}
+	if !f.To.IsZero() {
+		q.Set("to", f.To.UTC().Format(time.RFC3339Nano))
+	}
+	if f.Limit != 0 {
+		q.Set("limit", strconv.Itoa(f.Limit))
+	}
+	return q
+}
+
+// AuditPage is GET /admin/audit's answer: records newest first.
+// NextCursor fetches older records; NewestCursor follows newer ones.
+type AuditPage struct {
+	Records      []audit.Record `json:"records"`
+	NextCursor   string         `json:"nextCursor,omitempty"`
+	NewestCursor string         `json:"newestCursor,omitempty"`
+}
+
+// AuditTrace is GET /admin/audit/trace/{traceId}'s answer: the trace's
+// records in the order they were written.
+type AuditTrace struct {
+	TraceID   string         `json:"traceId"`
+	Records   []audit.Record `json:"records"`
+	Truncated bool           `json:"truncated,omitempty"`
+}
+
+// AuditVerifyResult is GET /admin/audit/verify's answer.
+type AuditVerifyResult struct {
+	OK       bool        `json:"ok"`
+	Verified int         `json:"verified"` // records that verified before the break, or all
+	Anchor   string      `json:"anchor"`   // where the walk started: genesis or a retention anchor
+	LastHash string      `json:"lastHash"`
+	Break    *AuditBreak `json:"break,omitempty"`
+}
+
+// AuditBreak is the first record where the chain does not hold.
+type AuditBreak struct {
+	Index int    `json:"index"`
+	ID    string `json:"id"`
+	Why   string `json:"why"`
+}
+
+// AuditLine is one line of FollowAudit: a record and the cursor to resume
+// after it.
+type AuditLine struct {
+	audit.Record
+	Cursor string `json:"cursor"`
+}
+
+// QueryAudit returns one page of records, newest first.
+func (c *Client) QueryAudit(ctx context.Context, f AuditFilter) (AuditPage, error) {
+	var out AuditPage
+	_, err := c.do(ctx, call{method: http.MethodGet, path: "/admin/audit", query: f.values(), auth: authAdmin, out: &out})
+	return out, err
+}
+
+// AuditStats counts the records of the period ending now.
+func (c *Client) AuditStats(ctx context.Context, period time.Duration) (audit.Stats, error) {
+	var out audit.Stats
+	q := url.Values{"period": {period.String()}}
+	_, err := c.do(ctx, call{method: http.MethodGet, path: "/admin/audit/stats", query: q, auth: authAdmin, out: &out})
+	return out, err
+}
+
+// AuditTrace returns the records of one trace.
+func (c *Client) AuditTrace(ctx context.Context, traceID string) (AuditTrace, error) {
+	var out AuditTrace
+	err := c.doJSON(ctx, http.MethodGet, "/admin/audit/trace/"+seg(traceID), authAdmin, nil, &out)
+	return out, err
+}
+
+// VerifyAudit has the server walk the stored hash chain.
+func (c *Client) VerifyAudit(ctx context.Context) (AuditVerifyResult, error) {
+	var out AuditVerifyResult
+	err := c.doJSON(ctx, http.MethodGet, "/admin/audit/verify", authAdmin, nil, &out)
+	return out, err
+}
+
+// ExportAudit streams the matching records, oldest first, as csv or json
+// into w. Limit and Cursor are not used.
+func (c *Client) ExportAudit(ctx context.Context, f AuditFilter, format string, w io.Writer) error {
+	f.Limit, f.Cursor = 0, ""
+	q := f.values()
+	q.Set("format", format)
+	return c.stream(ctx, call{method: http.MethodGet, path: "/admin/audit/export", query: q, auth: authAdmin}, func(body io.Reader) error {
+		_, err := io.Copy(w, body)
+		return err
+	})
+}
+
+// FollowAudit calls fn with each record written after the cursor (from
+// now if empty), as the server writes them, until ctx ends (then it
+// returns nil) or fn returns an error. Limit and Cursor of f are not used.
+func (c *Client) FollowAudit(ctx context.Context, f AuditFilter, after string, fn func(AuditLine) error) error {
+	f.Limit, f.Cursor = 0, ""
+	q := f.values()
+	if after != "" {
+		q.Set("after", after)
+	}
+	err := c.stream(ctx, call{method: http.MethodGet, path: "/admin/audit/stream", query: q, auth: authAdmin}, func(body io.Reader) error {
+		sc := bufio.NewScanner(body)
+		sc.Buffer(make([]byte, 64<<10), 8<<20)
+		for sc.Scan() {
+			if len(bytes.TrimSpace(sc.Bytes())) == 0 {
+				continue // heartbeat
+			}
+			var line AuditLine
+			if err := json.Unmarshal(sc.Bytes(), &line); err != nil {
+				return fmt.Errorf("meshguard client: audit stream: %w", err)
+			}
+			if err := fn(line); err != nil {
+				return err
+			}
+		}
+		return sc.Err()
+	})
+	if ctx.Err() != nil {
+		return nil
+	}
+	return err
+}
