@@ -57,7 +57,7 @@ func newLive(t *testing.T) *live {
 	api, err := admin.New(admin.Config{
 		Store: l.f.Store, Keys: l.f.Keys, Issuer: l.f.Issuer, Verifier: l.f.Verifier,
 		Tokens: l.f.Cached, Agents: l.f.Agents, Policies: l.f.Policies, PolicyFiles: policy.Dir(l.dir),
-		Engine: l.f.Engine, AdminToken: testAdminToken,
+		Engine: l.f.Engine, Audit: l.f.Store, AdminToken: testAdminToken,
 	})
 	if err != nil {
 		t.Fatal(err)
