@@ -11,7 +11,6 @@ import (
 	"github.com/meshguard/meshguard/engine"
 	"github.com/meshguard/meshguard/identity"
 	"github.com/meshguard/meshguard/policy"
-	"github.com/meshguard/meshguard/wire"
 )
 
 // decisionBody is the JSON of a decision: client.Decision, with SPEC §4's
@@ -64,8 +63,9 @@ func (a *API) check(w http.ResponseWriter, r *http.Request) {
 	er := engine.Request{
 		Source: engine.SourceAPI, Token: bearer(r), Delegation: r.Header.Get(client.HeaderDelegation),
 		Action: req.Action, Resource: req.Resource, Context: req.Context,
-		SourceAddress: r.RemoteAddr, TraceID: wire.TraceID(r.Header.Get("traceparent")),
+		SourceAddress: r.RemoteAddr,
 	}
+	er.SetTraceparent(r.Header.Get("traceparent"))
 	d, err := a.cfg.Engine.Check(r.Context(), &er)
 	if err != nil {
 		a.log.Error("admin: /v1/check: MeshGuard could not decide", "error", err)

@@ -1,12 +1,13 @@
 package engine_test
 
 import (
+	"context"
+	"testing"
 	"time"
 
-	"context"
-	"github.com/meshguard/meshguard/audit"
-	"testing"
+	"go.opentelemetry.io/otel/trace"
 
+	"github.com/meshguard/meshguard/audit"
 	"github.com/meshguard/meshguard/engine"
 	"github.com/meshguard/meshguard/engine/enginetest"
 )
@@ -17,11 +18,12 @@ func BenchmarkCheck(b *testing.B) {
 	m := enginetest.NewMesh(b, enginetest.Options{})
 	f := m.F
 	ctx := context.Background()
-	d, err := f.Engine.Check(ctx, &engine.Request{Token: m.OrchT, Method: "POST", Host: "researcher.mesh", Path: "/research/x"})
+	e := engineWith(b, f, nil, nil)
+	d, err := e.Check(ctx, &engine.Request{Token: m.OrchT, Method: "POST", Host: "researcher.mesh", Path: "/research/x"})
 	if err != nil || !d.Allowed {
 		b.Fatal(d, err)
 	}
-	d, err = f.Engine.Check(ctx, &engine.Request{Token: m.ResT, Delegation: d.Delegation, Method: "GET", Host: "emailer.mesh", Path: "/contacts"})
+	d, err = e.Check(ctx, &engine.Request{Token: m.ResT, Delegation: d.Delegation, Method: "GET", Host: "emailer.mesh", Path: "/contacts"})
 	if err != nil || !d.Allowed {
 		b.Fatal(d, err)
 	}
@@ -39,7 +41,7 @@ func BenchmarkCheck(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
 				r := tc.req
-				d, err := f.Engine.Check(ctx, &r)
+				d, err := e.Check(ctx, &r)
 				if err != nil || d.Allowed != tc.allow {
 					b.Fatal(d, err)
 				}
@@ -63,11 +65,7 @@ func BenchmarkCheckAudited(b *testing.B) {
 		name     string
 		recorder engine.Recorder
 	}{{"off", nil}, {"on", w}} {
-		e, err := engine.New(engine.Config{Tokens: f.Cached, Delegations: f.Cached, Delegator: f.Issuer,
-			Agents: f.Agents, Policies: f.Policies, Limiter: f.Limiter, Recorder: tc.recorder})
-		if err != nil {
-			b.Fatal(err)
-		}
+		e := engineWith(b, f, tc.recorder, nil)
 		b.Run(tc.name, func(b *testing.B) {
 			b.ReportAllocs()
 			b.RunParallel(func(pb *testing.PB) {
@@ -81,4 +79,16 @@ func BenchmarkCheckAudited(b *testing.B) {
 			})
 		})
 	}
+}
+
+// engineWith is the fixture's engine with another recorder and tracer (the
+// fixture's records synchronously, which would measure SQLite's commit).
+func engineWith(b *testing.B, f *enginetest.Fixture, rec engine.Recorder, tracer trace.Tracer) *engine.Engine {
+	b.Helper()
+	e, err := engine.New(engine.Config{Tokens: f.Cached, Delegations: f.Cached, Delegator: f.Issuer,
+		Agents: f.Agents, Policies: f.Policies, Limiter: f.Limiter, Recorder: rec, Tracer: tracer})
+	if err != nil {
+		b.Fatal(err)
+	}
+	return e
 }

@@ -53,23 +53,20 @@ func (e *Engine) decide(ctx context.Context, r *Request, d *Decision, now time.T
 	// 3. For whom.
 	set := e.cfg.Policies.Current()
 	d.Revision = set.Revision()
-	var grant *identity.DelegationGrant
+	var grant *verifiedGrant
 	var chain []policy.Subject
 	d.Chain = []string{actor.ID}
 	if r.Delegation != "" {
-		g, err := e.cfg.Delegations.VerifyDelegation(r.Delegation)
-		if err != nil {
-			return d.deny(403, policy.ReasonDelegationActorMismatch, "the delegation token is not valid: %v", err)
+		ds := e.child(ctx, SpanDelegation)
+		g, chainErr := e.chain(ctx, r, actor, d)
+		if ds.IsRecording() {
+			ds.SetAttributes(AttrDelegationDepth.Int(len(d.Chain)-1), AttrDelegationChain.StringSlice(d.Chain), AttrReason.String(d.Reason))
 		}
-		if g.Actor() != actor.ID {
-			return d.deny(403, policy.ReasonDelegationActorMismatch, "the delegation token was issued to another agent, not to %q", actor.Name)
+		ds.End()
+		if chainErr != nil || g == nil {
+			return chainErr // a failure, or a denial already in d
 		}
-		grant = &g
-		ids := g.Delegators()
-		d.Chain = append(append(make([]string, 0, len(ids)+1), ids...), actor.ID)
-		if chain, err = e.members(ctx, ids); err != nil {
-			return err
-		}
+		grant, chain = g, g.members
 	}
 
 	// 4. Policy, including the delegation checks.
@@ -77,8 +74,13 @@ func (e *Engine) decide(ctx context.Context, r *Request, d *Decision, now time.T
 	if grant != nil {
 		in.Scope = grant.Scope
 	}
+	ps := e.child(ctx, SpanEvaluate)
 	pd := set.Evaluate(&in)
 	d.Reason, d.Message, d.Policy, d.Rule = pd.Reason, pd.Message, pd.Policy, pd.Rule
+	if ps.IsRecording() {
+		ps.SetAttributes(AttrPolicyName.String(pd.Policy), AttrRule.String(pd.Rule), AttrReason.String(pd.Reason), AttrDecision.String(string(pd.Effect)))
+	}
+	ps.End()
 	if !pd.Allowed() {
 		if pd.Reason == policy.ReasonAgentRevoked {
 			return d.deny(401, ReasonAgentRevoked, "%s", pd.Message)
@@ -113,7 +115,11 @@ func (e *Engine) decide(ctx context.Context, r *Request, d *Decision, now time.T
 
 	// 7. The delegation token for the target.
 	if target != nil && target.ID != actor.ID {
-		if err := e.mint(actor.ID, target.ID, grant, v.Claims.ExpiresAt, now, d); err != nil {
+		var parent *identity.DelegationGrant
+		if grant != nil {
+			parent = &grant.DelegationGrant
+		}
+		if err := e.mint(actor.ID, target.ID, parent, v.Claims.ExpiresAt, now, d); err != nil {
 			return err
 		}
 	}
@@ -388,3 +394,30 @@ func subject(a *identity.Agent, tier trust.Tier) policy.Subject {
 func itoa(n int) string { return strconv.Itoa(n) }
 
 func quote(s string) string { return strconv.Quote(s) }
+
+// verifiedGrant is a delegation token that holds for this actor, with the
+// agents who delegated, as the policy sees them.
+type verifiedGrant struct {
+	identity.DelegationGrant
+	members []policy.Subject
+}
+
+// chain verifies the request's delegation token for actor and sets
+// d.Chain. A token that does not hold is a denial in d (nil grant, nil
+// error); an error is MeshGuard's own failure.
+func (e *Engine) chain(ctx context.Context, r *Request, actor policy.Subject, d *Decision) (*verifiedGrant, error) {
+	g, err := e.cfg.Delegations.VerifyDelegation(r.Delegation)
+	if err != nil {
+		return nil, d.deny(403, policy.ReasonDelegationActorMismatch, "the delegation token is not valid: %v", err)
+	}
+	if g.Actor() != actor.ID {
+		return nil, d.deny(403, policy.ReasonDelegationActorMismatch, "the delegation token was issued to another agent, not to %q", actor.Name)
+	}
+	ids := g.Delegators()
+	d.Chain = append(append(make([]string, 0, len(ids)+1), ids...), actor.ID)
+	members, err := e.members(ctx, ids)
+	if err != nil {
+		return nil, err
+	}
+	return &verifiedGrant{DelegationGrant: g, members: members}, nil
+}

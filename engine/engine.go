@@ -9,6 +9,9 @@ import (
 	"strings"
 	"time"
 
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/meshguard/meshguard/audit"
 	"github.com/meshguard/meshguard/identity"
 	"github.com/meshguard/meshguard/policy"
@@ -64,6 +67,9 @@ type Config struct {
 	Policies    Policies
 	Limiter     Limiter
 	Recorder    Recorder
+	// Tracer makes the spans of SPEC §8 (meshguard.check and its
+	// children). Nil: no spans; trace and span ids are still made.
+	Tracer trace.Tracer
 	// Routes map requests to actions, first match wins (SPEC §4).
 	Routes []Route
 	// DelegationTTL bounds the lifetime of minted delegation tokens
@@ -81,6 +87,7 @@ const DefaultDelegationTTL = time.Hour
 type Engine struct {
 	cfg    Config
 	routes []compiledRoute
+	tracer trace.Tracer
 }
 
 // New checks cfg and compiles its routes.
@@ -103,7 +110,11 @@ func New(cfg Config) (*Engine, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Engine{cfg: cfg, routes: routes}, nil
+	tracer := cfg.Tracer
+	if tracer == nil {
+		tracer = noopTracer
+	}
+	return &Engine{cfg: cfg, routes: routes, tracer: tracer}, nil
 }
 
 // ErrInternal wraps MeshGuard's own failures (the store, the limiter, the
@@ -114,14 +125,15 @@ var ErrInternal = errors.New("meshguard internal failure")
 // Check decides one request. The returned error is non-nil only for
 // MeshGuard's own failures (wrapping ErrInternal); every decision about the
 // request itself, allow or deny, is in the Decision.
-func (e *Engine) Check(ctx context.Context, r *Request) (Decision, error) {
+func (e *Engine) Check(ctx context.Context, r *Request) (d Decision, err error) {
 	now := e.cfg.Now()
-	d := Decision{ID: newID("dec_", 12, now), Mode: e.cfg.Mode, Source: r.Source, TraceID: r.TraceID, Time: now}
+	d = Decision{ID: newID("dec_", 12, now), Mode: e.cfg.Mode, Source: r.Source, TraceID: r.TraceID, Time: now}
 	if !wire.ValidTraceID(d.TraceID) {
 		d.TraceID = newID("", 16, time.Time{})
 	}
-	err := e.decide(ctx, r, &d, now)
-	if err != nil {
+	ctx, span := e.startCheck(ctx, r, &d)
+	defer func() { endCheck(span, &d, err) }()
+	if err := e.decide(ctx, r, &d, now); err != nil {
 		return Decision{}, err
 	}
 	if d.Effect == "" {
@@ -134,7 +146,14 @@ func (e *Engine) Check(ctx context.Context, r *Request) (Decision, error) {
 	if e.cfg.Recorder != nil {
 		// A decision that cannot be recorded is not given: the audit trail
 		// promises every decision (SPEC §7), so MeshGuard fails closed.
-		if err := e.cfg.Recorder.Write(ctx, auditRecord(r, &d, e.cfg.Now().Sub(now))); err != nil {
+		as := e.child(ctx, SpanAudit)
+		err := e.cfg.Recorder.Write(ctx, auditRecord(r, &d, e.cfg.Now().Sub(now)))
+		if err != nil {
+			as.RecordError(err)
+			as.SetStatus(codes.Error, "audit write failed")
+		}
+		as.End()
+		if err != nil {
 			return Decision{}, internal("recording the decision", err)
 		}
 	}

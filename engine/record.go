@@ -10,7 +10,7 @@ import (
 // id with an audit prefix, so the two are joined without a lookup.
 func auditRecord(r *Request, d *Decision, latency time.Duration) audit.Record {
 	rec := audit.Record{
-		ID: "aud_" + d.ID[len("dec_"):], Timestamp: d.Time, TraceID: d.TraceID, DecisionID: d.ID,
+		ID: "aud_" + d.ID[len("dec_"):], Timestamp: d.Time, TraceID: d.TraceID, SpanID: d.SpanID, DecisionID: d.ID,
 		AgentID: d.AgentID, AgentName: d.AgentName, Action: d.Action, Resource: d.Resource,
 		Method: r.Method, Path: r.Path, Host: r.Host, Decision: d.Effect, Status: d.Status,
 		Reason: d.Reason, Policy: d.Policy, Rule: d.Rule, Chain: d.Chain,

@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"github.com/meshguard/meshguard/trust"
+	"github.com/meshguard/meshguard/wire"
 )
 
 // Source names the enforcement point a request came through; it is recorded
@@ -63,8 +64,20 @@ type Request struct {
 	// SourceAddress is the caller's address (for audit and per-IP limits).
 	SourceAddress string
 	// TraceID is the W3C trace id from an incoming traceparent (32 hex
-	// digits); empty makes the engine start one.
-	TraceID string
+	// digits); empty makes the engine start one. ParentSpanID and
+	// TraceSampled are the rest of the traceparent: the caller's span, the
+	// parent of the engine's meshguard.check span. SetTraceparent sets all
+	// three.
+	TraceID      string
+	ParentSpanID string
+	TraceSampled bool
+}
+
+// SetTraceparent takes the trace context from a W3C traceparent value; an
+// invalid one leaves the request without (the engine starts a trace).
+func (r *Request) SetTraceparent(tp string) {
+	p, _ := wire.ParseTraceparent(tp)
+	r.TraceID, r.ParentSpanID, r.TraceSampled = p.TraceID, p.SpanID, p.Sampled
 }
 
 // Decision is the engine's answer. Adapters render it; see render.go.
@@ -105,5 +118,7 @@ type Decision struct {
 	Mode    Mode
 	Source  Source
 	TraceID string
-	Time    time.Time
+	// SpanID is the decision's meshguard.check span (16 hex digits).
+	SpanID string
+	Time   time.Time
 }

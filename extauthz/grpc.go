@@ -18,7 +18,6 @@ import (
 	"google.golang.org/protobuf/types/known/structpb"
 
 	"github.com/meshguard/meshguard/engine"
-	"github.com/meshguard/meshguard/wire"
 )
 
 // Server is the envoy.service.auth.v3.Authorization service. It holds no
@@ -60,7 +59,7 @@ func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3.C
 		// Envoy propagates the trace on the ext_authz call itself when
 		// tracing is on; the request's own traceparent wins.
 		if tp := metadata.ValueFromIncomingContext(ctx, "traceparent"); len(tp) == 1 {
-			r.TraceID = wire.TraceID(tp[0])
+			r.SetTraceparent(tp[0])
 		}
 	}
 	if rj != nil {
@@ -99,7 +98,7 @@ func fromCheckRequest(req *authv3.CheckRequest, r *engine.Request) *rejection {
 	var sc scan
 	if len(h.GetHeaders()) > 0 {
 		if len(h.Headers) > MaxHeaders { // refuse 10k headers before touching them
-			r.TraceID = wire.TraceID(rawTraceparent(h))
+			r.SetTraceparent(rawTraceparent(h))
 			return badRequest("more than " + strconv.Itoa(MaxHeaders) + " request headers")
 		}
 		for k, v := range h.Headers {
@@ -110,7 +109,7 @@ func fromCheckRequest(req *authv3.CheckRequest, r *engine.Request) *rejection {
 	} else if hm := h.GetHeaderMap().GetHeaders(); len(hm) > 0 {
 		// encode_raw_headers: a list, repeats not merged, raw bytes.
 		if len(hm) > MaxHeaders {
-			r.TraceID = wire.TraceID(rawTraceparent(h))
+			r.SetTraceparent(rawTraceparent(h))
 			return badRequest("more than " + strconv.Itoa(MaxHeaders) + " request headers")
 		}
 		for _, hv := range hm {
@@ -130,7 +129,7 @@ func fromCheckRequest(req *authv3.CheckRequest, r *engine.Request) *rejection {
 	sc.fill(r)
 	if sc.bad != "" {
 		if r.TraceID == "" { // the scan may have stopped before it
-			r.TraceID = wire.TraceID(rawTraceparent(h))
+			r.SetTraceparent(rawTraceparent(h))
 		}
 		return badRequest(sc.bad)
 	}

@@ -157,7 +157,7 @@ func (s *scan) fill(r *engine.Request) {
 	r.ResourceHeader = s.vals[hResource]
 	r.ContextHeader = s.vals[hContext]
 	if !s.dupTrace {
-		r.TraceID = wire.TraceID(s.vals[hTraceparent])
+		r.SetTraceparent(s.vals[hTraceparent])
 	}
 }
 

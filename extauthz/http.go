@@ -97,7 +97,7 @@ func fromHTTPRequest(req *http.Request, r *engine.Request) *rejection {
 	sc.bytes = len("host") + len(req.Host)
 	if len(req.Header) > MaxHeaders {
 		r.SourceAddress = httpSourceAddress(req.RemoteAddr, "")
-		r.TraceID = wire.TraceID(req.Header.Get("traceparent"))
+		r.SetTraceparent(req.Header.Get("traceparent"))
 		return badRequest("more than " + strconv.Itoa(MaxHeaders) + " request headers")
 	}
 scanning:
@@ -112,7 +112,7 @@ scanning:
 	r.SourceAddress = httpSourceAddress(req.RemoteAddr, sc.vals[hForwardedFor])
 	if sc.bad != "" {
 		if r.TraceID == "" { // the scan may have stopped before it
-			r.TraceID = wire.TraceID(req.Header.Get("traceparent"))
+			r.SetTraceparent(req.Header.Get("traceparent"))
 		}
 		return badRequest(sc.bad)
 	}

@@ -139,7 +139,10 @@ func (g *Gateway) engineRequest(r *http.Request, path string, client netip.Addr)
 		ActionHeader:   first(r.Header[hAction]),
 		ResourceHeader: first(r.Header[hResource]),
 		ContextHeader:  first(r.Header[hContext]),
-		TraceID:        traceID(r.Header[hTraceparent]),
+	}
+	if tp := r.Header[hTraceparent]; len(tp) == 1 {
+		// Exactly one, or none: with two, the engine starts a trace.
+		req.SetTraceparent(tp[0])
 	}
 	if client.IsValid() {
 		req.SourceAddress = client.String()
@@ -161,15 +164,6 @@ func bearer(vs []string) string {
 		return ""
 	}
 	return wire.Bearer(vs[0])
-}
-
-// traceID returns the trace id of a W3C traceparent, or "" when there is
-// not exactly one valid header: then the engine starts a trace.
-func traceID(vs []string) string {
-	if len(vs) != 1 {
-		return ""
-	}
-	return wire.TraceID(vs[0])
 }
 
 // clientAddr returns the client's address and whether the peer is

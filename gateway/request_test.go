@@ -64,9 +64,12 @@ func TestTraceID(t *testing.T) {
 		{"short", []string{"00-" + id[:31] + "-00f067aa0ba902b7-01"}, ""},
 		{"bad flags", []string{"00-" + id + "-00f067aa0ba902b7-zz"}, ""},
 	}
+	g := &Gateway{target: &url.URL{Host: "upstream.internal"}}
 	for _, tc := range tests {
-		if got := traceID(tc.vs); got != tc.want {
-			t.Errorf("%s: traceID(%q) = %q, want %q", tc.name, tc.vs, got, tc.want)
+		r := httptest.NewRequest(http.MethodGet, "/x", nil)
+		r.Header[hTraceparent] = tc.vs
+		if got := g.engineRequest(r, "/x", netip.Addr{}).TraceID; got != tc.want {
+			t.Errorf("%s: trace id of %q = %q, want %q", tc.name, tc.vs, got, tc.want)
 		}
 	}
 }

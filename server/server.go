@@ -186,7 +186,7 @@ func build(ctx context.Context, cfg *config.Config, o Options, log *slog.Logger)
 
 	api, err := admin.New(admin.Config{
 		Store: p.db, Keys: p.keys, Issuer: issuer, Verifier: verifier, Tokens: p.cached, Agents: agents,
-		Policies: p.loader, PolicyFiles: files, Engine: eng, AdminToken: token,
+		Policies: p.loader, PolicyFiles: files, Engine: eng, Audit: p.db, AdminToken: token,
 		Ready: func(ctx context.Context) error {
 			if p.audit != nil {
 				if err := p.audit.Err(); err != nil {

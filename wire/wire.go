@@ -6,6 +6,7 @@ package wire
 
 import (
 	"net/http"
+	"strconv"
 	"strings"
 )
 
@@ -35,29 +36,44 @@ func Bearer(v string) string {
 	return strings.Trim(v[len(scheme):], " \t")
 }
 
-// TraceID returns the trace id of a W3C traceparent value
-// (version-traceid-parentid-flags), or "" if it is not valid. Version 00
-// must be exactly 55 bytes; a later version (not ff) may append fields
-// after a dash, as the W3C spec asks parsers to accept.
-func TraceID(tp string) string {
+// Traceparent is a parsed W3C traceparent header.
+type Traceparent struct {
+	TraceID string // 32 lower-case hex digits
+	SpanID  string // the caller's span: 16 lower-case hex digits
+	Sampled bool
+}
+
+// ParseTraceparent parses a W3C traceparent value
+// (version-traceid-parentid-flags); ok is false if it is not valid.
+// Version 00 must be exactly 55 bytes; a later version (not ff) may append
+// fields after a dash, as the W3C spec asks parsers to accept.
+func ParseTraceparent(tp string) (p Traceparent, ok bool) {
 	tp = strings.Trim(tp, " \t")
 	if len(tp) < 55 || tp[2] != '-' || tp[35] != '-' || tp[52] != '-' {
-		return ""
+		return p, false
 	}
 	version := tp[:2]
 	switch {
 	case !lowerHex(version) || version == "ff":
-		return ""
+		return p, false
 	case version == "00" && len(tp) != 55:
-		return ""
+		return p, false
 	case len(tp) > 55 && tp[55] != '-':
-		return ""
+		return p, false
 	}
 	id, parent, flags := tp[3:35], tp[36:52], tp[53:55]
 	if !ValidTraceID(id) || !lowerHex(parent) || !lowerHex(flags) || allZero(parent) {
-		return ""
+		return p, false
 	}
-	return id
+	f, _ := strconv.ParseUint(flags, 16, 8) // two lower-case hex digits, checked above
+	return Traceparent{TraceID: id, SpanID: parent, Sampled: f&1 == 1}, true
+}
+
+// TraceID returns the trace id of a traceparent value, or "" if it is not
+// valid.
+func TraceID(tp string) string {
+	p, _ := ParseTraceparent(tp)
+	return p.TraceID
 }
 
 // ValidTraceID reports whether s is a W3C trace id: 32 lower-case hex

@@ -45,3 +45,25 @@ func TestTraceID(t *testing.T) {
 		t.Fatal("ValidTraceID")
 	}
 }
+
+func TestParseTraceparent(t *testing.T) {
+	const id = "4bf92f3577b34da6a3ce929d0e0e4736"
+	tests := []struct {
+		in      string
+		sampled bool
+	}{
+		{"00-" + id + "-00f067aa0ba902b7-01", true},
+		{"00-" + id + "-00f067aa0ba902b7-00", false},
+		{"00-" + id + "-00f067aa0ba902b7-0b", true}, // other flag bits set too
+		{"00-" + id + "-00f067aa0ba902b7-0a", false},
+	}
+	for _, tc := range tests {
+		p, ok := ParseTraceparent(tc.in)
+		if !ok || p.TraceID != id || p.SpanID != "00f067aa0ba902b7" || p.Sampled != tc.sampled {
+			t.Errorf("ParseTraceparent(%q) = %+v %v, want sampled=%v", tc.in, p, ok, tc.sampled)
+		}
+	}
+	if p, ok := ParseTraceparent("00-" + id + "-00f067aa0ba902b7-zz"); ok || p != (Traceparent{}) {
+		t.Errorf("bad flags parsed: %+v", p)
+	}
+}

@@ -1,0 +1,134 @@
+package engine_test
+
+import (
+	"context"
+	"maps"
+	"slices"
+	"testing"
+
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+
+	"github.com/meshguard/meshguard/audit"
+	"github.com/meshguard/meshguard/engine"
+	"github.com/meshguard/meshguard/engine/enginetest"
+)
+
+const (
+	testTraceID = "4bf92f3577b34da6a3ce929d0e0e4736"
+	testParent  = "00f067aa0ba902b7"
+)
+
+// tracedMesh is the delegation mesh with an SDK tracer recording into
+// memory, and the audit writer of the fixture.
+func tracedMesh(t *testing.T, sampler sdktrace.Sampler) (*mesh, *engine.Engine, *tracetest.SpanRecorder) {
+	t.Helper()
+	m := newMesh(t, enginetest.Options{})
+	rec := tracetest.NewSpanRecorder()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec), sdktrace.WithSampler(sampler))
+	t.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
+	f := m.F
+	e, err := engine.New(engine.Config{Tokens: f.Cached, Delegations: f.Cached, Delegator: f.Issuer,
+		Agents: f.Agents, Policies: f.Policies, Limiter: f.Limiter, Recorder: f.Audit, Tracer: tp.Tracer("test")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m, e, rec
+}
+
+func attrs(s sdktrace.ReadOnlySpan) map[string]string {
+	out := map[string]string{}
+	for _, kv := range s.Attributes() {
+		out[string(kv.Key)] = kv.Value.Emit()
+	}
+	return out
+}
+
+// TestSpansOfAChain: a decision on a delegated call, under an incoming
+// traceparent, makes meshguard.check (child of the caller's span) with the
+// delegation check, the policy evaluation and the audit write under it;
+// the decision and its audit record carry the check span's ids.
+func TestSpansOfAChain(t *testing.T) {
+	m, e, rec := tracedMesh(t, sdktrace.ParentBased(sdktrace.AlwaysSample()))
+	ctx := context.Background()
+	first := check(t, e, engine.Request{Token: m.OrchT, Method: "POST", Host: "researcher.mesh", Path: "/research/x"})
+	var r engine.Request
+	r.SetTraceparent("00-" + testTraceID + "-" + testParent + "-01")
+	r.Token, r.Delegation, r.Method, r.Host, r.Path = m.ResT, first.Delegation, "GET", "emailer.mesh", "/contacts"
+	d, err := e.Check(ctx, &r)
+	if err != nil || !d.Allowed {
+		t.Fatalf("%+v %v", d, err)
+	}
+	spans := rec.Ended()
+	var root sdktrace.ReadOnlySpan
+	children := map[string]sdktrace.ReadOnlySpan{}
+	for _, s := range spans {
+		if s.SpanContext().TraceID().String() != testTraceID {
+			continue // the first decision's own trace
+		}
+		if s.Name() == engine.SpanCheck {
+			root = s
+		} else {
+			children[s.Name()] = s
+		}
+	}
+	if root == nil || root.Parent().SpanID().String() != testParent || !root.Parent().IsRemote() {
+		t.Fatalf("check span %v, want a child of the caller's span", root)
+	}
+	if d.TraceID != testTraceID || d.SpanID != root.SpanContext().SpanID().String() {
+		t.Fatalf("decision ids %s/%s, span %s", d.TraceID, d.SpanID, root.SpanContext().SpanID())
+	}
+	a := attrs(root)
+	want := map[string]string{
+		"meshguard.agent_id": m.Res.ID, "meshguard.action": "read:contacts", "meshguard.decision": "allow",
+		"meshguard.policy_name": "researchers", "meshguard.reason": "rule_allow", "meshguard.delegation.depth": "1",
+		"meshguard.delegation.chain": `["` + m.Orch.ID + `","` + m.Res.ID + `"]`, "meshguard.decision_id": d.ID,
+	}
+	for k, v := range want {
+		if a[k] != v {
+			t.Errorf("check span %s = %q, want %q", k, a[k], v)
+		}
+	}
+	for _, name := range []string{engine.SpanDelegation, engine.SpanEvaluate, engine.SpanAudit} {
+		c, ok := children[name]
+		if !ok || c.Parent().SpanID() != root.SpanContext().SpanID() {
+			t.Fatalf("no %s under the check span: %v", name, slices.Collect(maps.Keys(children)))
+		}
+	}
+	if got := attrs(children[engine.SpanDelegation])["meshguard.delegation.depth"]; got != "1" {
+		t.Errorf("delegation span depth %q", got)
+	}
+	// The audit record joins the span.
+	var last audit.Record
+	if err := m.F.Store.ScanAudit(ctx, func(r audit.Record) error { last = r; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if last.TraceID != testTraceID || last.SpanID != d.SpanID {
+		t.Fatalf("audit record trace %s span %s, want %s %s", last.TraceID, last.SpanID, testTraceID, d.SpanID)
+	}
+}
+
+// TestTraceIDs: without a traceparent the check span starts a trace and
+// its id is the decision's; an unsampled parent records nothing but still
+// gets its own span id; with no tracer, ids are made anyway.
+func TestTraceIDs(t *testing.T) {
+	m, e, rec := tracedMesh(t, sdktrace.ParentBased(sdktrace.AlwaysSample()))
+	d := check(t, e, engine.Request{Token: m.MailT, Method: "GET", Path: "/contacts"})
+	spans := rec.Ended()
+	i := slices.IndexFunc(spans, func(s sdktrace.ReadOnlySpan) bool { return s.Name() == engine.SpanCheck })
+	if i < 0 || d.TraceID != spans[i].SpanContext().TraceID().String() || spans[i].Parent().IsValid() {
+		t.Fatalf("new trace: decision %s, spans %v", d.TraceID, spans)
+	}
+	n := len(rec.Ended())
+	var r engine.Request
+	r.SetTraceparent("00-" + testTraceID + "-" + testParent + "-00")
+	r.Token, r.Method, r.Path = m.MailT, "GET", "/contacts"
+	d = check(t, e, r)
+	if len(rec.Ended()) != n || d.TraceID != testTraceID || len(d.SpanID) != 16 || d.SpanID == testParent {
+		t.Fatalf("unsampled parent: %d spans recorded, ids %s/%s", len(rec.Ended())-n, d.TraceID, d.SpanID)
+	}
+	noTracer := check(t, m.F.Engine, r)
+	if noTracer.TraceID != testTraceID || len(noTracer.SpanID) != 16 || noTracer.SpanID == testParent {
+		t.Fatalf("no tracer: ids %s/%s", noTracer.TraceID, noTracer.SpanID)
+	}
+}
