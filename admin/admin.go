@@ -123,6 +123,9 @@ type Config struct {
 	Engine      Checker
 	// Audit is the stored audit trail the /admin/audit endpoints read.
 	Audit AuditLog
+	// Metrics, if set, serves GET /metrics (telemetry.Metrics). Like
+	// /health it needs no token: it holds counts, no agent data.
+	Metrics http.Handler
 	// AdminToken is the token X-Admin-Token must carry (at least
 	// MinAdminTokenLen bytes).
 	AdminToken string
@@ -221,6 +224,9 @@ func (a *API) routes() {
 	// Public.
 	m.HandleFunc("GET /health", a.health)
 	m.HandleFunc("GET /ready", a.ready)
+	if a.cfg.Metrics != nil {
+		m.Handle("GET /metrics", a.cfg.Metrics)
+	}
 	m.HandleFunc("GET "+identity.JWKSPath, a.jwks)
 	m.HandleFunc("GET "+identity.DiscoveryPath, a.openIDConfiguration)
 	// Agents.

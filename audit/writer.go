@@ -33,6 +33,10 @@ type WriterConfig struct {
 	// up to MaxBackoff (defaults 50 ms and 5 s).
 	RetryBackoff, MaxBackoff time.Duration
 	Logger                   *slog.Logger
+	// OnStored, if set, is called with the number of records each
+	// successful store write kept (the meshguard_audit_entries_total
+	// metric).
+	OnStored func(n int)
 }
 
 // Writer defaults.
@@ -153,6 +157,9 @@ func (w *Writer) writeSync(ctx context.Context, r Record, body []byte) error {
 		return fmt.Errorf("audit writer: %w", err)
 	}
 	w.prev = r.Hash
+	if w.cfg.OnStored != nil {
+		w.cfg.OnStored(1)
+	}
 	return nil
 }
 
@@ -252,6 +259,9 @@ func (w *Writer) flushOnce(ctx context.Context) error {
 	w.lastErr = nil
 	w.space.Broadcast()
 	w.mu.Unlock()
+	if w.cfg.OnStored != nil {
+		w.cfg.OnStored(n)
+	}
 	return nil
 }
 

@@ -49,6 +49,8 @@ func (a *app) serveCmd() *cobra.Command {
 		err = server.Run(cmd.Context(), cfg, server.Options{
 			Logger:   log,
 			Announce: func(s string) { fmt.Fprintln(a.Stdout, s) },
+			Getenv:   a.Getenv,
+			Version:  a.Version,
 		})
 		if err != nil && !errors.Is(err, cmd.Context().Err()) {
 			return err

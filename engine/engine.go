@@ -51,6 +51,13 @@ type Limiter interface {
 	Allow(ctx context.Context, key string, limit int, window time.Duration) (ratelimit.Result, error)
 }
 
+// Observer is told of every Check's outcome: effect is "allow", "deny",
+// or "error" for MeshGuard's own failure (telemetry.Metrics). It must be
+// cheap: it runs on the Check path.
+type Observer interface {
+	Decided(source, effect string, took time.Duration)
+}
+
 // Recorder keeps the audit trail (audit.Writer). It may be nil: then
 // nothing is recorded (tests, offline tools).
 type Recorder interface {
@@ -70,6 +77,8 @@ type Config struct {
 	// Tracer makes the spans of SPEC §8 (meshguard.check and its
 	// children). Nil: no spans; trace and span ids are still made.
 	Tracer trace.Tracer
+	// Observer, if set, is told of every decision and failure (metrics).
+	Observer Observer
 	// Routes map requests to actions, first match wins (SPEC §4).
 	Routes []Route
 	// DelegationTTL bounds the lifetime of minted delegation tokens
@@ -132,7 +141,16 @@ func (e *Engine) Check(ctx context.Context, r *Request) (d Decision, err error) 
 		d.TraceID = newID("", 16, time.Time{})
 	}
 	ctx, span := e.startCheck(ctx, r, &d)
-	defer func() { endCheck(span, &d, err) }()
+	defer func() {
+		endCheck(span, &d, err)
+		if e.cfg.Observer != nil {
+			effect := d.Effect
+			if err != nil {
+				effect = "error"
+			}
+			e.cfg.Observer.Decided(string(r.Source), effect, e.cfg.Now().Sub(now))
+		}
+	}()
 	if err := e.decide(ctx, r, &d, now); err != nil {
 		return Decision{}, err
 	}

@@ -34,6 +34,7 @@ import (
 	"github.com/meshguard/meshguard/policy"
 	"github.com/meshguard/meshguard/ratelimit"
 	"github.com/meshguard/meshguard/store"
+	"github.com/meshguard/meshguard/telemetry"
 	"github.com/meshguard/meshguard/wire"
 )
 
@@ -57,6 +58,11 @@ type Options struct {
 	// ShutdownGrace bounds how long in-flight requests may take to finish.
 	// Zero means 20 s.
 	ShutdownGrace time.Duration
+	// Getenv reads the OTEL_* variables that configure tracing (os.Getenv
+	// in serve); nil reads none, and no span is exported.
+	Getenv func(string) string
+	// Version is reported as the service.version of MeshGuard's spans.
+	Version string
 }
 
 // Run serves until ctx ends, then shuts down gracefully. A configuration or
@@ -91,6 +97,8 @@ type parts struct {
 	http     http.Handler
 	grpc     *grpc.Server
 	health   *health.Server
+	tracing  *telemetry.Tracing
+	metrics  *telemetry.Metrics
 }
 
 // close releases what build opened. On the serving path the audit writer
@@ -99,6 +107,11 @@ func (p *parts) close() {
 	if p.audit != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		_ = p.audit.Close(ctx)
+		cancel()
+	}
+	if p.tracing != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		_ = p.tracing.Shutdown(ctx)
 		cancel()
 	}
 	if p.db != nil {
@@ -164,14 +177,20 @@ func build(ctx context.Context, cfg *config.Config, o Options, log *slog.Logger)
 		log.Info("policies loaded", "policies", set.Len(), "revision", set.Revision())
 	}
 
+	if err := p.buildTelemetry(ctx, o, log); err != nil {
+		return nil, err
+	}
 	var recorder engine.Recorder // a nil *audit.Writer must not become a non-nil interface
 	if cfg.AuditEnabled {
 		if p.audit, err = audit.NewWriter(ctx, p.db, audit.WriterConfig{
 			FlushInterval: time.Duration(cfg.AuditFlushMs) * time.Millisecond, Logger: log,
+			OnStored: p.metrics.AuditWritten,
 		}); err != nil {
 			return nil, fmt.Errorf("audit trail: %w", err)
 		}
 		recorder = p.audit
+		p.metrics.Gauge("meshguard_audit_queue_depth", "Audit records decided and not yet stored.",
+			func() float64 { return float64(p.audit.Pending()) })
 	} else {
 		log.Warn("the audit trail is off (AUDIT_ENABLED=false): decisions are not recorded")
 	}
@@ -179,6 +198,7 @@ func build(ctx context.Context, cfg *config.Config, o Options, log *slog.Logger)
 	eng, err := engine.New(engine.Config{
 		Mode: cfg.Mode, Tokens: p.cached, Delegations: p.cached, Delegator: issuer,
 		Agents: agents, Policies: p.loader, Limiter: limiter, Recorder: recorder, Routes: cfg.Routes,
+		Tracer: p.tracing.Tracer(), Observer: p.metrics,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("routes: %w", err)
@@ -186,7 +206,7 @@ func build(ctx context.Context, cfg *config.Config, o Options, log *slog.Logger)
 
 	api, err := admin.New(admin.Config{
 		Store: p.db, Keys: p.keys, Issuer: issuer, Verifier: verifier, Tokens: p.cached, Agents: agents,
-		Policies: p.loader, PolicyFiles: files, Engine: eng, Audit: p.db, AdminToken: token,
+		Policies: p.loader, PolicyFiles: files, Engine: eng, Audit: p.db, Metrics: p.metrics.Handler(), AdminToken: token,
 		Ready: func(ctx context.Context) error {
 			if p.audit != nil {
 				if err := p.audit.Err(); err != nil {
@@ -346,6 +366,10 @@ func (p *parts) serve(ctx context.Context, cfg *config.Config, o Options, log *s
 			}
 		}
 	}
+	if err := p.tracing.Shutdown(sctx); err != nil {
+		log.Warn("spans were not all exported before shutdown", "error", err)
+	}
+	p.tracing = nil
 	stopBG()
 	wg.Wait()
 	return serveErr

@@ -43,6 +43,13 @@ type running struct {
 // start runs the server in-process on loopback ports chosen by the kernel.
 func start(t *testing.T, mutate func(*config.Config)) *running {
 	t.Helper()
+	return run(t, configWith(t, mutate))
+}
+
+// configWith is the test configuration: loopback ports chosen by the
+// kernel, a temporary data and policies directory with readerPolicy.
+func configWith(t *testing.T, mutate func(*config.Config)) *config.Config {
+	t.Helper()
 	dir := t.TempDir()
 	cfg, err := config.Load("", nil, nil)
 	if err != nil {
@@ -58,16 +65,22 @@ func start(t *testing.T, mutate func(*config.Config)) *running {
 	if mutate != nil {
 		mutate(cfg)
 	}
-	return run(t, cfg)
+	return cfg
 }
 
-func run(t *testing.T, cfg *config.Config) *running {
+func run(t *testing.T, cfg *config.Config) *running { return runWith(t, cfg, Options{}) }
+
+// runWith runs the server with o, whose Ready, Announce and KeyReload it
+// sets.
+func runWith(t *testing.T, cfg *config.Config, o Options) *running {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &running{cfg: cfg, cancel: cancel, done: make(chan error, 1), out: &strings.Builder{}}
 	ready := make(chan Addrs, 1)
+	o.Ready, o.KeyReload = ready, time.Hour
+	o.Announce = func(s string) { r.out.WriteString(s + "\n") }
 	go func() {
-		r.done <- Run(ctx, cfg, Options{Ready: ready, Announce: func(s string) { r.out.WriteString(s + "\n") }, KeyReload: time.Hour})
+		r.done <- Run(ctx, cfg, o)
 	}()
 	select {
 	case r.addrs = <-ready:

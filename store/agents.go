@@ -255,3 +255,13 @@ func conflictOr(err error) error {
 	}
 	return err
 }
+
+// CountActiveAgents counts the agents that are not revoked (the
+// meshguard_active_agents metric).
+func (s *SQLite) CountActiveAgents(ctx context.Context) (int64, error) {
+	var n int64
+	if err := s.r.QueryRowContext(ctx, `SELECT COUNT(*) FROM agents WHERE status = 'active'`).Scan(&n); err != nil {
+		return 0, fmt.Errorf("count agents: %w", err)
+	}
+	return n, nil
+}

@@ -31,6 +31,30 @@ func agentTests() []test {
 		{"UpdateAgent/Invalid", testUpdateInvalid},
 		{"UpdateAgent/Conflict", testUpdateConflict},
 		{"RevokeAgent", testRevoke},
+		{"CountActiveAgents", testCountActive},
+	}
+}
+
+func testCountActive(t *testing.T, open func(*testing.T) Backend) {
+	b := openClosed(t, open)
+	count := func() int64 {
+		t.Helper()
+		n, err := b.CountActiveAgents(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	if n := count(); n != 0 {
+		t.Fatalf("empty store: %d", n)
+	}
+	a := mustCreate(t, b, newAgent("alpha"))
+	mustCreate(t, b, newAgent("beta"))
+	if err := b.RevokeAgent(t.Context(), a.ID); err != nil {
+		t.Fatal(err)
+	}
+	if n := count(); n != 1 {
+		t.Fatalf("two agents, one revoked: %d active", n)
 	}
 }
 

@@ -37,6 +37,7 @@ type Backend interface {
 	ListAgents(ctx context.Context, f store.AgentFilter) ([]identity.Agent, error)
 	UpdateAgent(ctx context.Context, a identity.Agent) (identity.Agent, error)
 	RevokeAgent(ctx context.Context, id string) error
+	CountActiveAgents(ctx context.Context) (int64, error)
 	PutPolicy(ctx context.Context, name, yaml string) (store.StoredPolicy, error)
 	PutPolicies(ctx context.Context, ps []store.StoredPolicy) ([]store.StoredPolicy, error)
 	GetPolicy(ctx context.Context, name string) (store.StoredPolicy, error)

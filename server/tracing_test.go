@@ -1,0 +1,174 @@
+package server
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+
+	"github.com/meshguard/meshguard/client"
+	"github.com/meshguard/meshguard/config"
+	"github.com/meshguard/meshguard/engine"
+	"github.com/meshguard/meshguard/telemetry/jaegertest"
+)
+
+const chainPolicy = `name: mesh
+appliesTo: {tags: [mesh]}
+rules:
+  - {name: reads, effect: allow, actions: ["read:*"]}
+delegation: {maxDepth: 3}
+`
+
+// hop is one call of the chain as Envoy's ext_authz sees it.
+func (r *running) hop(t *testing.T, token, delegation, host, path, traceparent string) *authv3.CheckResponse {
+	t.Helper()
+	h := map[string]string{"authorization": "Bearer " + token, ":path": path, ":method": "GET", "traceparent": traceparent}
+	if delegation != "" {
+		h[engine.HeaderDelegation] = delegation
+	}
+	req := &authv3.CheckRequest{Attributes: &authv3.AttributeContext{Request: &authv3.AttributeContext_Request{
+		Http: &authv3.AttributeContext_HttpRequest{Method: "GET", Host: host, Path: path, Headers: h},
+	}}}
+	resp, err := authv3.NewAuthorizationClient(r.grpc).Check(context.Background(), req)
+	if err != nil || resp.GetOkResponse() == nil {
+		t.Fatalf("hop to %s%s: %v %v", host, path, resp, err)
+	}
+	return resp
+}
+
+func upstreamHeader(resp *authv3.CheckResponse, name string) string {
+	for _, h := range resp.GetOkResponse().GetHeaders() {
+		if h.GetHeader().GetKey() == name {
+			return h.GetHeader().GetValue()
+		}
+	}
+	return ""
+}
+
+// TestDelegationChainIsOneTraceInJaeger: A calls B, B (for A) calls C, C
+// (for A and B) reads a record, each through the ext_authz gRPC API with
+// the trace's traceparent. Jaeger, fed over OTLP, shows one trace holding
+// the three decisions, each under the caller's span and with its chain;
+// the audit trail has the same trace with the same span ids.
+func TestDelegationChainIsOneTraceInJaeger(t *testing.T) {
+	j := jaegertest.Start(t)
+	for _, proto := range []struct{ name, endpoint, traceID string }{
+		{"grpc", "http://" + j.OTLPGRPCEndpoint(), "0af7651916cd43dd8448eb211c80319c"},
+		{"http/protobuf", j.OTLPHTTPEndpoint(), "0bf7651916cd43dd8448eb211c80319c"},
+	} {
+		t.Run(proto.name, func(t *testing.T) {
+			// The exporters read their endpoint from the process
+			// environment, as every OTel SDK does.
+			t.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", proto.endpoint)
+			t.Setenv("OTEL_EXPORTER_OTLP_PROTOCOL", proto.name)
+			t.Setenv("OTEL_SERVICE_NAME", "meshguard-e2e")
+			r := runWith(t, configWith(t, func(c *config.Config) { writePolicy(t, c, "mesh.yaml", chainPolicy) }),
+				Options{Getenv: os.Getenv, Version: "v0.0.0-test"})
+			ctx := context.Background()
+			ids := map[string]string{}
+			tokens := map[string]string{}
+			for _, name := range []string{"alpha", "bravo", "charlie"} {
+				a, err := r.admin.CreateAgent(ctx, client.CreateAgentRequest{Name: name, TrustTier: "verified", Tags: []string{"mesh"}, Hosts: []string{name + ".mesh"}})
+				if err != nil {
+					t.Fatal(err)
+				}
+				ids[name], tokens[name] = a.ID, a.Token
+			}
+			traceID := proto.traceID
+			parents := []string{"a000000000000001", "b000000000000002", "c000000000000003"}
+			tp := func(i int) string { return "00-" + traceID + "-" + parents[i] + "-01" }
+			toB := upstreamHeader(r.hop(t, tokens["alpha"], "", "bravo.mesh", "/tasks/1", tp(0)), engine.HeaderDelegation)
+			toC := upstreamHeader(r.hop(t, tokens["bravo"], toB, "charlie.mesh", "/tasks/1", tp(1)), engine.HeaderDelegation)
+			r.hop(t, tokens["charlie"], toC, "records.internal", "/records/7", tp(2))
+
+			var tr client.AuditTrace
+			eventually(t, "the chain's three audit records", func() bool { // written within AUDIT_FLUSH_MS
+				var err error
+				tr, err = r.admin.AuditTrace(ctx, traceID)
+				return err == nil && len(tr.Records) == 3
+			})
+			// Stopping flushes the batched spans: nothing decided is lost.
+			r.stop(t)
+
+			wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+			defer cancel()
+			// Three checks, each with policy and audit children; the two
+			// delegated hops with a delegation check too.
+			spans, err := j.WaitTrace(wctx, traceID, 3*3+2)
+			if err != nil {
+				t.Fatalf("jaeger: %v (log %s)", err, j.LogPath())
+			}
+			checks := map[string]jaegertest.Span{} // by parent
+			for _, s := range spans {
+				if s.OperationName == engine.SpanCheck {
+					checks[s.ParentSpanID] = s
+				}
+			}
+			chains := []string{
+				`["` + ids["alpha"] + `"]`,
+				`["` + ids["alpha"] + `","` + ids["bravo"] + `"]`,
+				`["` + ids["alpha"] + `","` + ids["bravo"] + `","` + ids["charlie"] + `"]`,
+			}
+			for i, p := range parents {
+				s, ok := checks[p]
+				if !ok {
+					t.Fatalf("no meshguard.check under the caller's span %s in %d spans", p, len(spans))
+				}
+				if s.ServiceName != "meshguard-e2e" || s.Tags["meshguard.decision"] != "allow" ||
+					s.Tags["meshguard.delegation.chain"] != chains[i] || s.Tags["meshguard.delegation.depth"] != string(rune('0'+i)) ||
+					s.Tags["meshguard.policy_name"] != "mesh" {
+					t.Errorf("hop %d span: service %s tags %v", i, s.ServiceName, s.Tags)
+				}
+				// The audit record of the hop names the same span.
+				if tr.Records[i].SpanID != s.SpanID || tr.Records[i].TraceID != traceID {
+					t.Errorf("hop %d: audit span %s, jaeger span %s", i, tr.Records[i].SpanID, s.SpanID)
+				}
+			}
+			children := map[string]int{}
+			for _, s := range spans {
+				if s.OperationName != engine.SpanCheck {
+					children[s.OperationName]++
+				}
+			}
+			if children[engine.SpanEvaluate] != 3 || children[engine.SpanAudit] != 3 || children[engine.SpanDelegation] != 2 {
+				t.Errorf("child spans %v", children)
+			}
+		})
+	}
+}
+
+// TestMetricsEndpoint: /metrics, without a token, counts the decisions by
+// source, the agents and the audit records stored.
+func TestMetricsEndpoint(t *testing.T) {
+	r := start(t, nil)
+	token := r.agent(t, "reader-1", "reader")
+	r.check(t, token, "GET", "/docs/1")
+	r.check(t, "not-a-token", "GET", "/docs/1")
+	eventually(t, "the metrics of two decisions", func() bool {
+		resp, err := http.Get("http://" + r.addrs.HTTP + "/metrics")
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		body := string(b)
+		for _, want := range []string{
+			`meshguard_policy_checks_total{decision="allow",source="ext_authz-grpc"} 1`,
+			`meshguard_policy_checks_total{decision="deny",source="ext_authz-grpc"} 1`,
+			"meshguard_check_duration_seconds_count 2",
+			"meshguard_active_agents 1",
+			"meshguard_audit_entries_total 2",
+			"meshguard_audit_queue_depth 0",
+		} {
+			if !strings.Contains(body, want) {
+				return false
+			}
+		}
+		return resp.StatusCode == http.StatusOK
+	})
+}
