@@ -48,6 +48,12 @@ const (
 // ErrClosed is returned by Write after Close.
 var ErrClosed = errors.New("audit writer closed")
 
+// ErrUnavailable is returned by Write while the store is failing: the
+// records already queued are kept and retried, but no new decision is
+// given that a crash could lose for longer than a flush interval
+// (SPEC §7) — MeshGuard fails closed until a store write succeeds again.
+var ErrUnavailable = errors.New("audit store unavailable")
+
 // Writer seals records into the hash chain in the order they arrive and
 // writes them in batches (group commit). Sealing happens only once a record
 // has a place in the queue, so a Write that gives up (its context ends
@@ -132,6 +138,11 @@ func (w *Writer) Write(ctx context.Context, r Record) error {
 	if w.closed {
 		w.mu.Unlock()
 		return ErrClosed
+	}
+	if w.lastErr != nil {
+		err := w.lastErr
+		w.mu.Unlock()
+		return fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
 	r.link(w.prev, body)
 	w.prev = r.Hash

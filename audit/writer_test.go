@@ -19,9 +19,13 @@ import (
 type flaky struct {
 	*store.SQLite
 	down atomic.Bool
+	slow atomic.Bool // writes wait while set: a store that cannot keep up
 }
 
 func (f *flaky) AppendAudit(ctx context.Context, rs []audit.Record) error {
+	for f.slow.Load() {
+		time.Sleep(time.Millisecond)
+	}
 	if f.down.Load() {
 		return errors.New("database is unreachable")
 	}
@@ -115,8 +119,10 @@ func TestWriterSynchronous(t *testing.T) {
 	}
 }
 
-// TestWriterSurvivesStoreOutage: records written while the store is down
-// are kept, in order, and land once it returns.
+// TestWriterSurvivesStoreOutage: records queued when the store goes away
+// are kept, in order, and land once it returns; meanwhile, once a write
+// has failed, new records are refused (the decision fails closed) until a
+// write succeeds again.
 func TestWriterSurvivesStoreOutage(t *testing.T) {
 	s := newStore(t)
 	w, err := audit.NewWriter(context.Background(), s, audit.WriterConfig{FlushInterval: time.Millisecond, RetryBackoff: time.Millisecond, MaxBackoff: 5 * time.Millisecond})
@@ -126,12 +132,14 @@ func TestWriterSurvivesStoreOutage(t *testing.T) {
 	for i := range 10 {
 		_ = w.Write(context.Background(), record(i))
 	}
+	s.slow.Store(true) // hold the flusher so the outage starts with records queued
 	s.down.Store(true)
 	for i := 10; i < 60; i++ {
 		if err := w.Write(context.Background(), record(i)); err != nil {
 			t.Fatal(err)
 		}
 	}
+	s.slow.Store(false)
 	deadline := time.Now().Add(5 * time.Second)
 	for w.Err() == nil && time.Now().Before(deadline) {
 		time.Sleep(time.Millisecond)
@@ -139,12 +147,22 @@ func TestWriterSurvivesStoreOutage(t *testing.T) {
 	if w.Err() == nil || w.Pending() == 0 {
 		t.Fatalf("during the outage: err %v, pending %d", w.Err(), w.Pending())
 	}
+	if err := w.Write(context.Background(), record(60)); !errors.Is(err, audit.ErrUnavailable) {
+		t.Fatalf("write during the outage: %v, want ErrUnavailable", err)
+	}
 	s.down.Store(false)
+	deadline = time.Now().Add(5 * time.Second)
+	for w.Err() != nil && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	if err := w.Write(context.Background(), record(61)); err != nil {
+		t.Fatalf("write after the outage: %v", err)
+	}
 	if err := w.Close(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	if n := stored(t, s); n != 60 {
-		t.Fatalf("%d stored, want 60", n)
+	if n := stored(t, s); n != 61 {
+		t.Fatalf("%d stored, want 61 (all queued, none refused)", n)
 	}
 }
 
@@ -152,7 +170,7 @@ func TestWriterSurvivesStoreOutage(t *testing.T) {
 // gives up leaves no gap in the chain.
 func TestWriterBackpressure(t *testing.T) {
 	s := newStore(t)
-	s.down.Store(true)
+	s.slow.Store(true)
 	w, err := audit.NewWriter(context.Background(), s, audit.WriterConfig{FlushInterval: time.Millisecond, QueueSize: 10, RetryBackoff: time.Millisecond, MaxBackoff: 2 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
@@ -167,7 +185,7 @@ func TestWriterBackpressure(t *testing.T) {
 	if err := w.Write(ctx, record(10)); !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("write into a full queue: %v", err)
 	}
-	s.down.Store(false)
+	s.slow.Store(false)
 	if err := w.Write(context.Background(), record(11)); err != nil {
 		t.Fatal(err)
 	}

@@ -331,6 +331,10 @@ func (p *parts) serve(ctx context.Context, cfg *config.Config, o Options, log *s
 		}
 	}()
 	go func() { defer wg.Done(); p.refreshKeys(bg, o.KeyReload, log) }()
+	// Retention runs on every replica: pruning is one transaction, so two
+	// replicas pruning at once delete each record once.
+	ret := audit.Retention{Store: p.db, Days: cfg.AuditRetentionDays, Logger: log}
+	wg.Go(func() { ret.Run(bg) })
 	p.health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
 	log.Info("meshguard serving", "http", httpLis.Addr().String(), "grpc", grpcLis.Addr().String(), "mode", cfg.Mode)
 	if o.Ready != nil {
