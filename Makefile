@@ -13,17 +13,23 @@ GOLANGCI_LINT := github.com/golangci/golangci-lint/v2/cmd/golangci-lint@v2.15.0
 EXAMPLES  := examples
 MG        := ./$(BIN)
 
-.PHONY: all build test demo bench bench-load lint fuzz wasm-check clean
+.PHONY: all build test postgres demo bench bench-load lint fuzz wasm-check clean
 
 all: build
 
 build:
 	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/meshguard
 
-# The test command of README and .ci/run.
+# The test command of README and .ci/run. The PostgreSQL tests run against
+# a throwaway cluster (scripts/postgres.sh), stopped and removed however the
+# tests end; MESHGUARD_REQUIRE_POSTGRES makes them fail rather than skip.
 test: wasm-check
 	$(GO) vet ./...
-	$(GO) test -race ./...
+	@set -e; pgdir=$$(mktemp -d /tmp/meshguard-pg.XXXXXX); \
+	  trap 'scripts/postgres.sh stop "$$pgdir"' EXIT INT TERM; \
+	  url=$$(scripts/postgres.sh start "$$pgdir"); \
+	  echo "PostgreSQL for the tests: $$url"; \
+	  MESHGUARD_TEST_DATABASE_URL="$$url" MESHGUARD_REQUIRE_POSTGRES=1 $(GO) test -race ./...
 
 # The policy engine is embedded in the proxy-wasm filter: it must keep
 # building for wasip1 with no heavy dependencies.
