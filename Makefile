@@ -13,7 +13,7 @@ GOLANGCI_LINT := github.com/golangci/golangci-lint/v2/cmd/golangci-lint@v2.15.0
 EXAMPLES  := examples
 MG        := ./$(BIN)
 
-.PHONY: all build test postgres demo bench bench-load lint fuzz wasm-check clean
+.PHONY: all build test demo bench bench-load lint fuzz wasm-check clean
 
 all: build
 

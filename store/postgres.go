@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"net/url"
 	"os"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -41,6 +42,8 @@ type Postgres struct {
 	db
 	pool *sql.DB
 	cfg  *pgx.ConnConfig // for WatchAgents' own connection
+
+	lastSweep atomic.Int64 // of expired rate counts, unix microseconds
 }
 
 // writeLockSQL serializes Postgres writers. The key is arbitrary but fixed
