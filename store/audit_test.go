@@ -35,8 +35,8 @@ func sealed(t *testing.T, prev string, n int) []audit.Record {
 // its back, as an attacker with database access (or a careless operator)
 // would.
 type auditBackend struct {
-	name  string
-	open  func(t *testing.T) (auditStore, func(query string, args ...any) error)
+	name string
+	open func(t *testing.T) (auditStore, func(query string, args ...any) error)
 }
 
 type auditStore interface {
