@@ -16,7 +16,7 @@ import (
 // memCounts is a CountStore in memory, standing in for the database.
 type memCounts struct {
 	mu     sync.Mutex
-	counts map[ratelimit.Window]map[string]int64
+	counts map[ratelimit.Window]map[string]ratelimit.Count
 	calls  atomic.Int64
 }
 
@@ -25,21 +25,23 @@ func (m *memCounts) SyncRateCounts(_ context.Context, replica string, mine []rat
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.counts == nil {
-		m.counts = map[ratelimit.Window]map[string]int64{}
+		m.counts = map[ratelimit.Window]map[string]ratelimit.Count{}
 	}
 	for _, c := range mine {
 		w := ratelimit.Window{Key: c.Key, Start: c.Start.UTC()}
 		if m.counts[w] == nil {
-			m.counts[w] = map[string]int64{}
+			m.counts[w] = map[string]ratelimit.Count{}
 		}
-		m.counts[w][replica] = max(m.counts[w][replica], c.N)
+		if old, ok := m.counts[w][replica]; !ok || old.Seq < c.Seq {
+			m.counts[w][replica] = c
+		}
 	}
 	var out []ratelimit.Total
 	for _, w := range want {
 		t := ratelimit.Total{Window: ratelimit.Window{Key: w.Key, Start: w.Start.UTC()}}
-		for r, n := range m.counts[t.Window] {
+		for r, c := range m.counts[t.Window] {
 			if r != replica {
-				t.N += n
+				t.N += c.N
 				t.Replicas++
 			}
 		}
@@ -86,8 +88,9 @@ func TestSharedAcrossReplicas(t *testing.T) {
 		for _, tc := range tests {
 			t.Run(fmt.Sprintf("%s/%d replicas/limit %d", b.name, tc.replicas, tc.limit), func(t *testing.T) {
 				// A clock standing still: the window never turns over
-				// during the test, whatever the wall clock does.
-				at := time.Date(2026, 5, 1, 12, 0, 30, 0, time.UTC)
+				// during the test. Near the real time, since the store
+				// sweeps counts by its own clock.
+				at := time.Now().UTC()
 				now := func() time.Time { return at }
 				var allowed, asked atomic.Int64
 				var wg sync.WaitGroup
@@ -151,7 +154,9 @@ func TestSharedRoundTrips(t *testing.T) {
 	if n != limit {
 		t.Fatalf("%d allowed, want %d", n, limit)
 	}
-	if calls := cs.calls.Load(); calls > 64 {
+	// About 2·log₄⁄₃(limit) exchanges: a read and a reservation each time
+	// the share runs out.
+	if calls := cs.calls.Load(); calls > 100 {
 		t.Fatalf("%d round trips for %d requests", calls, limit+100)
 	}
 }

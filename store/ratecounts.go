@@ -11,17 +11,18 @@ import (
 var _ ratelimit.CountStore = (*Postgres)(nil)
 
 // syncRateCountsSQL records this replica's counts and reads the others' in
-// one round trip. The INSERT keeps the larger count: exchanges from one
-// replica may overlap and arrive out of order. The SELECT runs on the
+// one round trip. A count replaces the stored one only if its seq is
+// higher: exchanges from one replica may overlap and arrive out of order. The SELECT runs on the
 // statement's snapshot, so it does not see the rows written beside it;
 // it skips this replica's anyway.
 const syncRateCountsSQL = `WITH mine AS (
-    INSERT INTO rate_counts (key, window_start, replica, count, expires_at)
-    SELECT k, s, $1, n, e FROM unnest($2::text[], $3::bigint[], $4::bigint[], $5::bigint[]) AS m(k, s, n, e)
-    ON CONFLICT (key, window_start, replica) DO UPDATE SET count = GREATEST(rate_counts.count, EXCLUDED.count)
+    INSERT INTO rate_counts (key, window_start, replica, count, seq, expires_at)
+    SELECT k, s, $1, n, q, e FROM unnest($2::text[], $3::bigint[], $4::bigint[], $5::bigint[], $6::bigint[]) AS m(k, s, n, q, e)
+    ON CONFLICT (key, window_start, replica) DO UPDATE SET count = EXCLUDED.count, seq = EXCLUDED.seq
+        WHERE rate_counts.seq < EXCLUDED.seq
 )
 SELECT r.key, r.window_start, SUM(r.count)::bigint, COUNT(*)
-FROM rate_counts r JOIN unnest($6::text[], $7::bigint[]) AS w(k, s) ON r.key = w.k AND r.window_start = w.s
+FROM rate_counts r JOIN unnest($7::text[], $8::bigint[]) AS w(k, s) ON r.key = w.k AND r.window_start = w.s
 WHERE r.replica <> $1
 GROUP BY r.key, r.window_start`
 
@@ -29,13 +30,14 @@ GROUP BY r.key, r.window_start`
 const rateCountsSweepEvery = 10 * time.Second
 
 // SyncRateCounts implements ratelimit.CountStore: it records replica's
-// counts (each replacing a smaller one for its key and window) and returns
+// counts (each replacing one with a lower Seq for its key and window) and returns
 // the other replicas' totals for the windows in want. Now and then it also
 // deletes counts of windows that ended long enough ago not to matter.
 func (s *Postgres) SyncRateCounts(ctx context.Context, replica string, mine []ratelimit.Count, want []ratelimit.Window) ([]ratelimit.Total, error) {
-	keys, starts, ns, expires := make([]string, len(mine)), make([]int64, len(mine)), make([]int64, len(mine)), make([]int64, len(mine))
+	n := len(mine)
+	keys, starts, ns, seqs, expires := make([]string, n), make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n)
 	for i, c := range mine {
-		keys[i], starts[i], ns[i] = c.Key, toMicros(c.Start), c.N
+		keys[i], starts[i], ns[i], seqs[i] = c.Key, toMicros(c.Start), c.N, c.Seq
 		// A window's count matters while it is the current or the
 		// previous one.
 		expires[i] = toMicros(c.Start.Add(2 * c.Size))
@@ -44,7 +46,7 @@ func (s *Postgres) SyncRateCounts(ctx context.Context, replica string, mine []ra
 	for i, w := range want {
 		wkeys[i], wstarts[i] = w.Key, toMicros(w.Start)
 	}
-	rows, err := s.pool.QueryContext(ctx, syncRateCountsSQL, replica, keys, starts, ns, expires, wkeys, wstarts)
+	rows, err := s.pool.QueryContext(ctx, syncRateCountsSQL, replica, keys, starts, ns, seqs, expires, wkeys, wstarts)
 	if err != nil {
 		return nil, fmt.Errorf("sync rate counts: %w", err)
 	}
