@@ -21,12 +21,18 @@ build:
 	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/meshguard
 
 # The test command of README and .ci/run. The tracing end-to-end tests need a real
-# Jaeger: it is required here (MESHGUARD_REQUIRE_JAEGER), so CI fails rather than
-# skips when it is missing; a bare `go test ./...` skips them instead.
+# Jaeger and the PostgreSQL tests a throwaway cluster (scripts/postgres.sh, stopped and
+# removed however the tests end). Both are required here (MESHGUARD_REQUIRE_*), so CI
+# fails rather than skips when one is missing; a bare `go test ./...` skips them.
 test: wasm-check jaeger
 	$(GO) vet ./...
-	bin=$$(GO=$(GO) scripts/jaeger.sh) && \
-	  MESHGUARD_JAEGER_BIN=$$bin MESHGUARD_REQUIRE_JAEGER=1 $(GO) test -race ./...
+	@set -e; bin=$$(GO=$(GO) scripts/jaeger.sh); \
+	  pgdir=$$(mktemp -d /tmp/meshguard-pg.XXXXXX); \
+	  trap 'scripts/postgres.sh stop "$$pgdir"' EXIT INT TERM; \
+	  url=$$(scripts/postgres.sh start "$$pgdir"); \
+	  echo "PostgreSQL for the tests: $$url"; \
+	  MESHGUARD_JAEGER_BIN=$$bin MESHGUARD_REQUIRE_JAEGER=1 \
+	  MESHGUARD_TEST_DATABASE_URL="$$url" MESHGUARD_REQUIRE_POSTGRES=1 $(GO) test -race ./...
 
 # Builds the Jaeger v2 binary once (about 5 minutes on 2 cores) into
 # ~/.cache/meshguard/jaeger-<version>/ and reuses it afterwards; see docs/tracing.md.

@@ -20,10 +20,13 @@ type AuditLog interface {
 	QueryAudit(ctx context.Context, f store.AuditFilter) (store.AuditPage, error)
 	ScanAuditFiltered(ctx context.Context, f store.AuditFilter, fn func(r audit.Record, cursor string) error) error
 	AuditStats(ctx context.Context, from, to time.Time) (audit.Stats, error)
-	AuditAnchor(ctx context.Context) (string, error)
+	audit.Chains
 }
 
-var _ AuditLog = (*store.SQLite)(nil)
+var (
+	_ AuditLog = (*store.SQLite)(nil)
+	_ AuditLog = (*store.Postgres)(nil)
+)
 
 // Audit endpoint limits.
 const (
@@ -235,36 +238,32 @@ func (a *API) auditTrace(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, out)
 }
 
-// verifyAudit is GET /admin/audit/verify: walks the stored chain from the
-// retention anchor and reports the first broken record.
+// verifyAudit is GET /admin/audit/verify: walks every stored chain from
+// its retention anchor and reports the first broken record.
 func (a *API) verifyAudit(w http.ResponseWriter, r *http.Request) {
 	if _, msg := queryParams(r); msg != "" {
 		badRequest(w, "%s", msg)
 		return
 	}
-	anchor, err := a.cfg.Audit.AuditAnchor(r.Context())
+	heads, err := a.cfg.Audit.AuditChains(r.Context())
 	if err != nil {
-		a.internalError(w, r, "reading the audit anchor", err)
+		a.internalError(w, r, "listing the audit chains", err)
 		return
 	}
-	v := audit.NewVerifier(anchor)
-	out := client.AuditVerifyResult{Anchor: anchor, OK: true}
-	err = a.cfg.Audit.ScanAuditFiltered(r.Context(), store.AuditFilter{}, func(rec audit.Record, _ string) error {
-		if err := v.Next(&rec); err != nil {
-			return err
+	n, err := audit.VerifyChains(r.Context(), a.cfg.Audit)
+	out := client.AuditVerifyResult{OK: err == nil, Verified: n, Chains: len(heads)}
+	for _, h := range heads {
+		if h.Anchor != audit.GenesisHash && h.Anchor != "" {
+			out.Anchored++
 		}
-		out.Verified++
-		return nil
-	})
+	}
 	var b *audit.Break
 	switch {
 	case errors.As(err, &b):
-		out.OK = false
-		out.Break = &client.AuditBreak{Index: b.Index, ID: b.ID, Why: b.Why}
+		out.Break = &client.AuditBreak{Chain: b.Chain, Index: b.Index, ID: b.ID, Why: b.Why}
 	case err != nil:
 		a.internalError(w, r, "verifying the audit trail", err)
 		return
 	}
-	out.LastHash = v.Last()
 	writeJSON(w, http.StatusOK, out)
 }

@@ -95,6 +95,7 @@ var ErrBroken = errors.New("audit chain broken")
 
 // Break says where and how a chain is broken.
 type Break struct {
+	Chain string // the chain's name (VerifyChains; "" for a store's only chain)
 	Index int    // position of the first broken record in the walk
 	ID    string // its id
 	Why   string

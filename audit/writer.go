@@ -9,7 +9,9 @@ import (
 	"time"
 )
 
-// Store is where the writer puts records (store.SQLite, later PostgreSQL).
+// Store is where the writer puts records (store.SQLite, store.Postgres).
+// A store shared by several writers gives each its own chain: the hash
+// LastAuditHash returns is the end of the chain AppendAudit extends.
 type Store interface {
 	// AppendAudit stores sealed records after those stored, in order, all
 	// or none.

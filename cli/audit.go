@@ -317,13 +317,17 @@ func (a *app) auditVerifyCmd() *cobra.Command {
 					return err
 				}
 			} else if res.OK {
-				from := "the first record"
-				if res.Anchor != audit.GenesisHash {
-					from = "the retention anchor " + res.Anchor[:16] + "…"
+				from := ""
+				if res.Anchored > 0 {
+					from = fmt.Sprintf(" (%d from a retention anchor)", res.Anchored)
 				}
-				a.say("✓ audit trail intact: %d records verified from %s", res.Verified, from)
+				a.say("✓ audit trail intact: %d records verified in %d chain(s)%s", res.Verified, res.Chains, from)
 			} else {
-				a.say("✗ audit trail broken at record #%d (%s): %s", res.Break.Index+1, res.Break.ID, res.Break.Why)
+				where := ""
+				if res.Break.Chain != "" {
+					where = " of chain " + res.Break.Chain
+				}
+				a.say("✗ audit trail broken at record #%d%s (%s): %s", res.Break.Index+1, where, orDash(res.Break.ID), res.Break.Why)
 				a.say("  %d records before it verified", res.Verified)
 			}
 			if !res.OK {

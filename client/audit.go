@@ -67,14 +67,17 @@ type AuditTrace struct {
 // AuditVerifyResult is GET /admin/audit/verify's answer.
 type AuditVerifyResult struct {
 	OK       bool        `json:"ok"`
-	Verified int         `json:"verified"` // records that verified before the break, or all
-	Anchor   string      `json:"anchor"`   // where the walk started: genesis or a retention anchor
-	LastHash string      `json:"lastHash"`
+	Verified int64       `json:"verified"` // records that verified before the break, or all
+	Chains   int         `json:"chains"`   // hash chains: one per writer (replica) on PostgreSQL
+	Anchored int         `json:"anchored"` // chains whose walk started at a retention anchor
 	Break    *AuditBreak `json:"break,omitempty"`
 }
 
-// AuditBreak is the first record where the chain does not hold.
+// AuditBreak is the first record where a chain does not hold: its
+// position in its chain's walk (from 0), its id (empty when records are
+// missing from the chain's end), and why.
 type AuditBreak struct {
+	Chain string `json:"chain,omitempty"`
 	Index int    `json:"index"`
 	ID    string `json:"id"`
 	Why   string `json:"why"`

@@ -87,18 +87,18 @@ var settings = []setting{
 		return fmt.Errorf("%q: expected enforce or audit", v)
 	}},
 	{"dataDir", "DATA_DIR", "data-dir", "embedded store (SQLite) and generated secrets", "./data", str(func(c *Config) *string { return &c.DataDir })},
-	{"databaseUrl", "DATABASE_URL", "database-url", "postgres://… to use PostgreSQL instead of SQLite", "", func(c *Config, v string) error {
+	{"databaseUrl", "DATABASE_URL", "database-url", "postgres://… to use PostgreSQL instead of SQLite (several replicas share it)", "", func(c *Config, v string) error {
 		if v == "" {
+			c.DatabaseURL = ""
 			return nil
 		}
 		u, err := url.Parse(v)
-		if err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
-			return errors.New("expected a postgres:// URL")
+		if err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") || (u.Host == "" && u.Query().Get("host") == "") {
+			// Not %q of v: it may hold a password.
+			return errors.New("expected a postgres:// or postgresql:// URL with a host")
 		}
-		// PostgreSQL arrives with the audit issue; starting on SQLite
-		// while the operator asked for a shared database would split
-		// replicas silently.
-		return errors.New("PostgreSQL is not supported by this build yet; unset it to use the embedded SQLite store")
+		c.DatabaseURL = v
+		return nil
 	}},
 	{"policiesDir", "POLICIES_DIR", "policies-dir", "YAML policy files, watched and hot-reloaded", "./policies", str(func(c *Config) *string { return &c.PoliciesDir })},
 	{"adminToken", "ADMIN_TOKEN", "admin-token", "admin API token (generated into DATA_DIR if unset)", "", func(c *Config, v string) error {

@@ -70,7 +70,8 @@ func TestErrorsNameTheKey(t *testing.T) {
 		{"bad proxy target", "", map[string]string{"PROXY_TARGET": "ftp://x"}, nil, "PROXY_TARGET: expected an http"},
 		{"proxy target with credentials", "", map[string]string{"PROXY_TARGET": "http://u:p@x"}, nil, "PROXY_TARGET"},
 		{"proxy target with a query", "", map[string]string{"PROXY_TARGET": "http://x/?a=b"}, nil, "PROXY_TARGET"},
-		{"postgres not yet", "", map[string]string{"DATABASE_URL": "postgres://localhost/mg"}, nil, "DATABASE_URL: PostgreSQL is not supported by this build yet"},
+		{"database url not postgres", "", map[string]string{"DATABASE_URL": "mysql://localhost/mg"}, nil, "DATABASE_URL: expected a postgres://"},
+		{"database url without host", "", map[string]string{"DATABASE_URL": "postgresql:///mg"}, nil, "DATABASE_URL: expected a postgres://"},
 		{"log level", "logLevel: loud", nil, nil, "logLevel"},
 		{"duplicate key", "port: 1\nport: 2", nil, nil, "duplicate key"},
 	}
@@ -98,5 +99,19 @@ func TestFlagsCoverEverySetting(t *testing.T) {
 	}
 	if len(seen) != len(settings) {
 		t.Fatal("a setting has no flag")
+	}
+}
+
+func TestDatabaseURLAccepted(t *testing.T) {
+	for _, v := range []string{"postgres://mg:secret@127.0.0.1:5432/mg?sslmode=disable", "postgresql://db.internal/mg"} {
+		c, err := Load("", func(k string) string {
+			if k == "DATABASE_URL" {
+				return v
+			}
+			return ""
+		}, nil)
+		if err != nil || c.DatabaseURL != v {
+			t.Fatalf("DATABASE_URL=%s: %v, %q", v, err, c.DatabaseURL)
+		}
 	}
 }

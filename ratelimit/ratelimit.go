@@ -1,9 +1,9 @@
 // Package ratelimit counts requests per key in sliding windows.
 //
 // Memory is the in-process limiter for a single replica. Several replicas
-// share limits through a store-backed Limiter (the PostgreSQL issue); the
-// engine and the gateway depend only on the Limiter interface they define,
-// which Memory satisfies.
+// share limits through Shared, which keeps its counts in a CountStore
+// (store.Postgres); the engine and the gateway depend only on the Limiter
+// interface they define, which both satisfy.
 //
 // The window is a sliding-window counter: the previous fixed window's count,
 // weighted by how much of it still overlaps the sliding window, plus the

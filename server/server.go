@@ -86,9 +86,31 @@ func Run(ctx context.Context, cfg *config.Config, o Options) error {
 	return s.serve(ctx, cfg, o, log)
 }
 
+// backend is what the server needs of its store: *store.SQLite, or
+// *store.Postgres when DATABASE_URL is set.
+type backend interface {
+	admin.Store
+	admin.PolicyLister
+	admin.AuditLog
+	identity.KeyStore
+	agentcache.Source
+	audit.Store
+	audit.Pruner
+	CountActiveAgents(ctx context.Context) (int64, error)
+	Close() error
+}
+
+var (
+	_ backend = (*store.SQLite)(nil)
+	_ backend = (*store.Postgres)(nil)
+)
+
 // parts is everything Run builds.
 type parts struct {
-	db       *store.SQLite
+	db       backend
+	pg       *store.Postgres // db, when it is PostgreSQL
+	shared   *ratelimit.Shared
+	agents   *agentcache.Cache
 	audit    *audit.Writer
 	keys     *identity.Keys
 	cached   *identity.CachedVerifier
@@ -114,6 +136,9 @@ func (p *parts) close() {
 		_ = p.tracing.Shutdown(ctx)
 		cancel()
 	}
+	if p.shared != nil {
+		_ = p.shared.Close()
+	}
 	if p.db != nil {
 		_ = p.db.Close()
 	}
@@ -124,9 +149,8 @@ func build(ctx context.Context, cfg *config.Config, o Options, log *slog.Logger)
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("DATA_DIR %s: %w", cfg.DataDir, err)
 	}
-	var err error
-	if p.db, err = store.OpenSQLite(ctx, filepath.Join(cfg.DataDir, "meshguard.db")); err != nil {
-		return nil, fmt.Errorf("opening the store in DATA_DIR: %w", err)
+	if err := p.openStore(ctx, cfg); err != nil {
+		return nil, err
 	}
 	ok := false
 	defer func() {
@@ -154,6 +178,7 @@ func build(ctx context.Context, cfg *config.Config, o Options, log *slog.Logger)
 		return nil, err
 	}
 	agents := agentcache.New(p.db, 0, 0, nil)
+	p.agents = agents
 	vcfg := identity.VerifierConfig{Keys: p.keys, Agents: agents}
 	if cfg.JWTSecret != "" {
 		vcfg.HS256Secret = []byte(cfg.JWTSecret)
@@ -162,7 +187,14 @@ func build(ctx context.Context, cfg *config.Config, o Options, log *slog.Logger)
 	if err != nil {
 		return nil, err
 	}
-	p.cached = identity.NewCachedVerifier(verifier, identity.CacheConfig{})
+	ccfg := identity.CacheConfig{}
+	if p.pg != nil {
+		// Other replicas' changes arrive through watchAgents at once; should
+		// that feed be down, verifications still expire as fast as cached
+		// agents do, so a revocation never takes longer than SPEC §2's 1 s.
+		ccfg.MaxAge = agentcache.DefaultTTL
+	}
+	p.cached = identity.NewCachedVerifier(verifier, ccfg)
 
 	if err := ensureDir(cfg.PoliciesDir, log); err != nil {
 		return nil, err
@@ -194,7 +226,15 @@ func build(ctx context.Context, cfg *config.Config, o Options, log *slog.Logger)
 	} else {
 		log.Warn("the audit trail is off (AUDIT_ENABLED=false): decisions are not recorded")
 	}
-	limiter := ratelimit.NewMemory(nil, 0)
+	var limiter engine.Limiter = ratelimit.NewMemory(nil, 0)
+	if p.pg != nil {
+		// Replicas share limits; each counts under its audit chain's
+		// name, which no other process has.
+		if p.shared, err = ratelimit.NewShared(p.pg, ratelimit.SharedConfig{Replica: p.pg.AuditChain(), Logger: log}); err != nil {
+			return nil, fmt.Errorf("rate limits: %w", err)
+		}
+		limiter = p.shared
+	}
 	eng, err := engine.New(engine.Config{
 		Mode: cfg.Mode, Tokens: p.cached, Delegations: p.cached, Delegator: issuer,
 		Agents: agents, Policies: p.loader, Limiter: limiter, Recorder: recorder, Routes: cfg.Routes,
@@ -255,6 +295,43 @@ func build(ctx context.Context, cfg *config.Config, o Options, log *slog.Logger)
 	reflection.Register(p.grpc)
 	ok = true
 	return p, nil
+}
+
+// openStore opens PostgreSQL if DATABASE_URL is set, else SQLite in
+// DATA_DIR.
+func (p *parts) openStore(ctx context.Context, cfg *config.Config) error {
+	if cfg.DatabaseURL == "" {
+		db, err := store.OpenSQLite(ctx, filepath.Join(cfg.DataDir, "meshguard.db"))
+		if err != nil {
+			return fmt.Errorf("opening the store in DATA_DIR: %w", err)
+		}
+		p.db = db
+		return nil
+	}
+	pg, err := store.OpenPostgres(ctx, cfg.DatabaseURL)
+	if err != nil {
+		return fmt.Errorf("DATABASE_URL: %w", err)
+	}
+	p.db, p.pg = pg, pg
+	return nil
+}
+
+// watchAgents drops cached agents and verified tokens as soon as another
+// replica (or anyone) changes an agent in the shared database.
+func (p *parts) watchAgents(ctx context.Context, log *slog.Logger) {
+	if p.pg == nil {
+		return // one replica: the admin API invalidates what it changes
+	}
+	_ = p.pg.WatchAgents(ctx, func(id string) {
+		if id == "" {
+			p.cached.Purge()
+		} else {
+			p.cached.InvalidateAgent(id)
+		}
+		p.agents.Invalidate()
+	}, func(err error) {
+		log.Warn("listening for agent changes failed; changes made on other replicas may take up to a minute to apply", "error", err)
+	})
 }
 
 // apiReadTimeout bounds how long a client may take to send an API request
@@ -321,7 +398,7 @@ func (p *parts) serve(ctx context.Context, cfg *config.Config, o Options, log *s
 	bg, stopBG := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	errs := make(chan error, 2)
-	wg.Add(4)
+	wg.Add(5)
 	go func() { defer wg.Done(); errs <- ignoreClosed(hs.Serve(httpLis)) }()
 	go func() { defer wg.Done(); errs <- p.grpc.Serve(grpcLis) }()
 	go func() {
@@ -331,6 +408,7 @@ func (p *parts) serve(ctx context.Context, cfg *config.Config, o Options, log *s
 		}
 	}()
 	go func() { defer wg.Done(); p.refreshKeys(bg, o.KeyReload, log) }()
+	go func() { defer wg.Done(); p.watchAgents(bg, log) }()
 	// Retention runs on every replica: pruning is one transaction, so two
 	// replicas pruning at once delete each record once.
 	ret := audit.Retention{Store: p.db, Days: cfg.AuditRetentionDays, Logger: log}

@@ -41,7 +41,7 @@ func scanAgent(sc rowScanner) (identity.Agent, error) {
 // whatever a holds. Invalid fields give identity.ErrInvalidAgent; an id,
 // name or host another agent has gives identity.ErrConflict. Either way
 // nothing is written.
-func (s *SQLite) CreateAgent(ctx context.Context, a identity.Agent) (identity.Agent, error) {
+func (s *db) CreateAgent(ctx context.Context, a identity.Agent) (identity.Agent, error) {
 	if err := checkAgent(a, true); err != nil {
 		return identity.Agent{}, fmt.Errorf("create agent: %w", err)
 	}
@@ -78,7 +78,7 @@ func (s *SQLite) CreateAgent(ctx context.Context, a identity.Agent) (identity.Ag
 }
 
 // GetAgent returns the agent with id, or identity.ErrNotFound.
-func (s *SQLite) GetAgent(ctx context.Context, id string) (identity.Agent, error) {
+func (s *db) GetAgent(ctx context.Context, id string) (identity.Agent, error) {
 	a, err := scanAgent(s.getAgent.QueryRowContext(ctx, id))
 	if err != nil {
 		return identity.Agent{}, fmt.Errorf("get agent %q: %w", id, notFoundOr(err))
@@ -88,7 +88,7 @@ func (s *SQLite) GetAgent(ctx context.Context, id string) (identity.Agent, error
 
 // GetAgentByName returns the agent named name (exact, case-sensitive match),
 // or identity.ErrNotFound.
-func (s *SQLite) GetAgentByName(ctx context.Context, name string) (identity.Agent, error) {
+func (s *db) GetAgentByName(ctx context.Context, name string) (identity.Agent, error) {
 	a, err := scanAgent(s.getAgentByName.QueryRowContext(ctx, name))
 	if err != nil {
 		return identity.Agent{}, fmt.Errorf("get agent by name %q: %w", name, notFoundOr(err))
@@ -100,7 +100,7 @@ func (s *SQLite) GetAgentByName(ctx context.Context, name string) (identity.Agen
 // stored: with a port if it was registered with one), or identity.ErrNotFound.
 // The match ignores case, as DNS does. A revoked agent keeps its hosts and is
 // returned: the caller decides what revocation means for the call.
-func (s *SQLite) AgentByHost(ctx context.Context, host string) (identity.Agent, error) {
+func (s *db) AgentByHost(ctx context.Context, host string) (identity.Agent, error) {
 	a, err := scanAgent(s.agentByHost.QueryRowContext(ctx, normalizeHost(host)))
 	if err != nil {
 		return identity.Agent{}, fmt.Errorf("agent by host %q: %w", host, notFoundOr(err))
@@ -110,8 +110,8 @@ func (s *SQLite) AgentByHost(ctx context.Context, host string) (identity.Agent, 
 
 // ListAgents returns the agents f selects, in byte-wise name order. A bad
 // filter gives ErrInvalidFilter.
-func (s *SQLite) ListAgents(ctx context.Context, f AgentFilter) ([]identity.Agent, error) {
-	query, args, err := f.listQuery(agentColumns, sqliteTagClause)
+func (s *db) ListAgents(ctx context.Context, f AgentFilter) ([]identity.Agent, error) {
+	query, args, err := f.listQuery(agentColumns, s.dialect.tagClause)
 	if err != nil {
 		return nil, fmt.Errorf("list agents: %w", err)
 	}
@@ -138,7 +138,7 @@ func (s *SQLite) ListAgents(ctx context.Context, f AgentFilter) ([]identity.Agen
 // and returns it as stored, with updatedAt later than before.
 // identity.ErrNotFound if there is no such agent; identity.ErrInvalidAgent
 // and identity.ErrConflict as for CreateAgent, with nothing changed.
-func (s *SQLite) UpdateAgent(ctx context.Context, a identity.Agent) (identity.Agent, error) {
+func (s *db) UpdateAgent(ctx context.Context, a identity.Agent) (identity.Agent, error) {
 	if err := checkAgent(a, false); err != nil {
 		return identity.Agent{}, fmt.Errorf("update agent: %w", err)
 	}
@@ -175,7 +175,7 @@ func (s *SQLite) UpdateAgent(ctx context.Context, a identity.Agent) (identity.Ag
 // RevokeAgent sets the agent's status to revoked; every token it holds is
 // then rejected. Revoking a revoked agent changes nothing and succeeds.
 // identity.ErrNotFound if there is no such agent.
-func (s *SQLite) RevokeAgent(ctx context.Context, id string) error {
+func (s *db) RevokeAgent(ctx context.Context, id string) error {
 	now := toMicros(stamp(s.now))
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		var status string
@@ -258,7 +258,7 @@ func conflictOr(err error) error {
 
 // CountActiveAgents counts the agents that are not revoked (the
 // meshguard_active_agents metric).
-func (s *SQLite) CountActiveAgents(ctx context.Context) (int64, error) {
+func (s *db) CountActiveAgents(ctx context.Context) (int64, error) {
 	var n int64
 	if err := s.r.QueryRowContext(ctx, `SELECT COUNT(*) FROM agents WHERE status = 'active'`).Scan(&n); err != nil {
 		return 0, fmt.Errorf("count agents: %w", err)

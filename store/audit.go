@@ -5,28 +5,42 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 
 	"github.com/meshguard/meshguard/audit"
+	"github.com/meshguard/meshguard/identity"
 )
 
-// auditRowsPerInsert bounds one INSERT statement: 12 parameters a row stay
-// well under SQLite's 32766-parameter limit.
+// auditRowsPerInsert bounds one INSERT statement: 13 parameters a row stay
+// well under SQLite's 32766-parameter limit (PostgreSQL's is 65535).
 const auditRowsPerInsert = 256
 
 // auditCols is the number of columns AppendAudit writes a row.
-const auditCols = 12
+const auditCols = 13
 
 // AppendAudit stores sealed records in one transaction, after every record
 // already stored and in the order given: that order is the hash chain's.
 // All are stored or, on error, none. The stored record is its canonical
 // encoding, the bytes its hash covers.
-func (s *SQLite) AppendAudit(ctx context.Context, rs []audit.Record) error {
+//
+// On PostgreSQL the records go to this handle's chain (WithAuditChain),
+// and only if the first links to the chain's head: a batch that does not
+// (another writer moved the head) fails with identity.ErrConflict.
+func (s *db) AppendAudit(ctx context.Context, rs []audit.Record) error {
 	if len(rs) == 0 {
 		return nil
 	}
+	chain := s.dialect.auditChain
 	args := make([]any, 0, auditCols*min(len(rs), auditRowsPerInsert))
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
+	// No write lock: on SQLite the writer connection serializes anyway,
+	// and on PostgreSQL the chain's head row does, per chain.
+	err := s.tx(ctx, "", func(tx *sql.Tx) error {
+		if chain != "" {
+			if err := advanceChain(ctx, tx, chain, rs, toMicros(stamp(s.now))); err != nil {
+				return err
+			}
+		}
 		for start := 0; start < len(rs); start += auditRowsPerInsert {
 			batch := rs[start:min(start+auditRowsPerInsert, len(rs))]
 			args = args[:0]
@@ -39,10 +53,10 @@ func (s *SQLite) AppendAudit(ctx context.Context, rs []audit.Record) error {
 				if err != nil {
 					return err
 				}
-				args = append(args, r.ID, r.Timestamp.UnixMicro(), r.AgentID, r.Action, r.Decision, r.TraceID,
+				args = append(args, chain, r.ID, r.Timestamp.UnixMicro(), r.AgentID, r.Action, r.Decision, r.TraceID,
 					r.Status, r.Reason, r.Source, string(body), r.PrevHash, r.Hash)
 			}
-			if _, err := tx.ExecContext(ctx, insertAuditSQL(len(batch)), args...); err != nil {
+			if _, err := tx.ExecContext(ctx, s.insertAuditSQL(len(batch)), args...); err != nil {
 				return fmt.Errorf("records %s…%s: %w", batch[0].ID, batch[len(batch)-1].ID, conflictOr(err))
 			}
 		}
@@ -54,44 +68,152 @@ func (s *SQLite) AppendAudit(ctx context.Context, rs []audit.Record) error {
 	return nil
 }
 
+// advanceChain moves chain's head from the hash rs links to onto its last
+// record's, creating the chain if rs starts one. The head row's lock holds
+// any other writer of the chain back until commit; that writer then finds
+// the head moved and fails rather than fork the chain.
+func advanceChain(ctx context.Context, tx *sql.Tx, chain string, rs []audit.Record, now int64) error {
+	from, to := rs[0].PrevHash, rs[len(rs)-1].Hash
+	res, err := tx.ExecContext(ctx, `UPDATE audit_chains SET head = $3, records = records + $4, updated_at = $5
+		WHERE chain_id = $1 AND head = $2`, chain, from, to, len(rs), now)
+	if err != nil {
+		return fmt.Errorf("audit chain %q: %w", chain, err)
+	}
+	if n, err := res.RowsAffected(); err != nil || n == 1 {
+		return err
+	}
+	var head string
+	switch err := tx.QueryRowContext(ctx, `SELECT head FROM audit_chains WHERE chain_id = $1`, chain).Scan(&head); {
+	case err == nil:
+		return fmt.Errorf("%w: audit chain %q ends at %.12s…, the batch links to %.12s…: another writer appends to this chain",
+			identity.ErrConflict, chain, head, from)
+	case !errors.Is(err, sql.ErrNoRows):
+		return fmt.Errorf("audit chain %q: %w", chain, err)
+	case from != audit.GenesisHash:
+		return fmt.Errorf("%w: audit chain %q does not exist, and the batch does not start one (it links to %.12s…)",
+			identity.ErrConflict, chain, from)
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO audit_chains (chain_id, head, records, created_at, updated_at)
+		VALUES ($1, $2, $3, $4, $4)`, chain, to, len(rs), now); err != nil {
+		return fmt.Errorf("audit chain %q: %w", chain, conflictOr(err))
+	}
+	return nil
+}
+
 // insertAuditSQL is a multi-row INSERT for n records; one statement a
 // batch is several times cheaper than a prepared statement run n times.
-// Its parameters are anonymous (?): modernc.org/sqlite looks each numbered
-// or named parameter up by a linear scan, which made a 256-row statement
-// quadratic (the audit writer spent 60% of its time there).
-func insertAuditSQL(n int) string {
-	const row = "(?,?,?,?,?,?,?,?,?,?,?,?)"
+// On SQLite its parameters are anonymous (?): modernc.org/sqlite looks each
+// numbered parameter up by a linear scan, which made a 256-row statement
+// quadratic (the audit writer spent 60% of its time there). PostgreSQL
+// takes only numbered ones.
+func (s *db) insertAuditSQL(n int) string {
 	var b strings.Builder
-	b.Grow(140 + n*(len(row)+1))
-	b.WriteString("INSERT INTO audit (id, ts, agent_id, action, decision, trace_id, status, reason, source, record, prev_hash, hash) VALUES ")
+	b.Grow(150 + n*(6*auditCols+3))
+	b.WriteString("INSERT INTO audit (chain_id, id, ts, agent_id, action, decision, trace_id, status, reason, source, record, prev_hash, hash) VALUES ")
+	anonymous := s.dialect.name == "sqlite"
 	for i := range n {
 		if i > 0 {
 			b.WriteByte(',')
 		}
-		b.WriteString(row)
+		b.WriteByte('(')
+		for c := range auditCols {
+			if c > 0 {
+				b.WriteByte(',')
+			}
+			if anonymous {
+				b.WriteByte('?')
+			} else {
+				b.WriteByte('$')
+				b.WriteString(strconv.Itoa(i*auditCols + c + 1))
+			}
+		}
+		b.WriteByte(')')
 	}
 	return b.String()
 }
 
-// LastAuditHash returns the hash of the last stored record, or, when there
-// is none, the retention anchor's (audit.GenesisHash on a new trail):
-// where the next record links to.
-func (s *SQLite) LastAuditHash(ctx context.Context) (string, error) {
+// LastAuditHash returns where the next record links to: the hash of the
+// last stored record (on PostgreSQL: this handle's chain's head), or, when
+// retention left none, the chain's anchor (audit.GenesisHash on a new
+// trail).
+func (s *db) LastAuditHash(ctx context.Context) (string, error) {
 	var h string
-	err := s.r.QueryRowContext(ctx, `SELECT hash FROM audit ORDER BY seq DESC LIMIT 1`).Scan(&h)
+	var err error
+	chain := s.dialect.auditChain
+	if chain != "" {
+		err = s.r.QueryRowContext(ctx, `SELECT head FROM audit_chains WHERE chain_id = $1`, chain).Scan(&h)
+	} else {
+		err = s.r.QueryRowContext(ctx, `SELECT hash FROM audit ORDER BY seq DESC LIMIT 1`).Scan(&h)
+	}
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
-		return s.AuditAnchor(ctx)
+		return s.auditAnchor(ctx, chain)
 	case err != nil:
 		return "", fmt.Errorf("last audit hash: %w", err)
 	}
 	return h, nil
 }
 
-// ScanAudit calls fn for every stored record in chain order, stopping at
-// the first error fn returns. A row whose JSON does not decode is handed
-// to fn as a record with only its ID and hashes, so a verifier reports it
-// rather than the scan failing.
-func (s *SQLite) ScanAudit(ctx context.Context, fn func(audit.Record) error) error {
-	return s.ScanAuditFiltered(ctx, AuditFilter{}, func(r audit.Record, _ string) error { return fn(r) })
+// AuditChains lists the trail's hash chains by name, with where each
+// verification starts (its newest retention anchor): on SQLite one, named
+// "", when there are records; on PostgreSQL one per writer that appended.
+func (s *db) AuditChains(ctx context.Context) ([]audit.ChainHead, error) {
+	out := []audit.ChainHead{}
+	if s.dialect.auditChain == "" {
+		// One statement, so the head and the count come from one snapshot.
+		var h audit.ChainHead
+		err := s.r.QueryRowContext(ctx, `SELECT hash, (SELECT COUNT(*) FROM audit) FROM audit ORDER BY seq DESC LIMIT 1`).Scan(&h.Head, &h.Records)
+		switch {
+		case errors.Is(err, sql.ErrNoRows):
+			return out, nil
+		case err != nil:
+			return nil, fmt.Errorf("audit chains: %w", err)
+		}
+		if h.Anchor, err = s.auditAnchor(ctx, ""); err != nil {
+			return nil, fmt.Errorf("audit chains: %w", err)
+		}
+		return append(out, h), nil
+	}
+	rows, err := s.r.QueryContext(ctx, `SELECT c.chain_id, c.head, c.records, COALESCE(
+			(SELECT a.last_hash FROM audit_anchors a WHERE a.chain_id = c.chain_id ORDER BY a.last_seq DESC LIMIT 1), $1)
+		FROM audit_chains c ORDER BY c.chain_id`, audit.GenesisHash)
+	if err != nil {
+		return nil, fmt.Errorf("audit chains: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var h audit.ChainHead
+		if err := rows.Scan(&h.ID, &h.Head, &h.Records, &h.Anchor); err != nil {
+			return nil, fmt.Errorf("audit chains: %w", err)
+		}
+		out = append(out, h)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("audit chains: %w", err)
+	}
+	return out, nil
+}
+
+// ScanAudit calls fn for every stored record, stopping at the first error
+// fn returns: in chain order on SQLite; on PostgreSQL chain after chain (by
+// name), each in its order (verify them with audit.VerifyChains). A row
+// whose JSON does not decode is handed to fn as a record with only its ID
+// and hashes, so a verifier reports it rather than the scan failing.
+func (s *db) ScanAudit(ctx context.Context, fn func(audit.Record) error) error {
+	err := s.scanAuditRows(ctx, `SELECT seq, id, record, prev_hash, hash FROM audit ORDER BY chain_id, seq`, nil,
+		func(_ int64, r audit.Record) error { return fn(r) })
+	if err != nil {
+		return fmt.Errorf("scan audit: %w", err)
+	}
+	return nil
+}
+
+// ScanAuditChain is ScanAudit for one chain (named as AuditChains names it).
+func (s *db) ScanAuditChain(ctx context.Context, id string, fn func(audit.Record) error) error {
+	err := s.scanAuditRows(ctx, `SELECT seq, id, record, prev_hash, hash FROM audit WHERE chain_id = $1 ORDER BY seq`, []any{id},
+		func(_ int64, r audit.Record) error { return fn(r) })
+	if err != nil {
+		return fmt.Errorf("scan audit chain %q: %w", id, err)
+	}
+	return nil
 }

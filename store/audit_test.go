@@ -12,6 +12,7 @@ import (
 	"github.com/meshguard/meshguard/audit"
 	"github.com/meshguard/meshguard/identity"
 	"github.com/meshguard/meshguard/store"
+	"github.com/meshguard/meshguard/store/pgtest"
 )
 
 func sealed(t *testing.T, prev string, n int) []audit.Record {
@@ -30,56 +31,109 @@ func sealed(t *testing.T, prev string, n int) []audit.Record {
 	return rs
 }
 
-// TestAuditChainInSQLite: records stored in batches read back in chain
-// order and verify; an edit made directly in the database is named.
-func TestAuditChainInSQLite(t *testing.T) {
-	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "mg.db")
-	s, err := store.OpenSQLite(ctx, path)
-	if err != nil {
-		t.Fatal(err)
+// auditBackend is a store under test with a way to edit its rows behind
+// its back, as an attacker with database access (or a careless operator)
+// would.
+type auditBackend struct {
+	name string
+	open func(t *testing.T) (auditStore, func(query string, args ...any) error)
+}
+
+type auditStore interface {
+	audit.Store
+	audit.Chains
+	ScanAudit(ctx context.Context, fn func(audit.Record) error) error
+}
+
+func auditBackends() []auditBackend {
+	return []auditBackend{
+		{"sqlite", func(t *testing.T) (auditStore, func(string, ...any) error) {
+			path := filepath.Join(t.TempDir(), "mg.db")
+			s, err := store.OpenSQLite(t.Context(), path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = s.Close() })
+			db := rawDB(t, path)
+			return s, func(q string, args ...any) error { _, err := db.ExecContext(t.Context(), q, args...); return err }
+		}},
+		{"postgres", func(t *testing.T) (auditStore, func(string, ...any) error) {
+			u := pgtest.NewDatabase(t)
+			s, err := store.OpenPostgres(t.Context(), u)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = s.Close() })
+			return s, rawPostgres(t, u)
+		}},
 	}
-	t.Cleanup(func() { _ = s.Close() })
-	last, err := s.LastAuditHash(ctx)
-	if err != nil || last != audit.GenesisHash {
-		t.Fatalf("empty trail: %q %v", last, err)
-	}
-	first := sealed(t, last, 3)
-	if err := s.AppendAudit(ctx, first); err != nil {
-		t.Fatal(err)
-	}
-	if last, _ = s.LastAuditHash(ctx); last != first[2].Hash {
-		t.Fatalf("last hash %q, want %q", last, first[2].Hash)
-	}
-	if err := s.AppendAudit(ctx, sealed(t, last, 2)); err != nil {
-		t.Fatal(err)
-	}
-	verify := func() error {
-		v := audit.NewVerifier(audit.GenesisHash)
-		n := 0
-		err := s.ScanAudit(ctx, func(r audit.Record) error { n++; return v.Next(&r) })
-		if err == nil && n != 5 {
-			return fmt.Errorf("%d records, want 5", n)
-		}
-		return err
-	}
-	if err := verify(); err != nil {
-		t.Fatalf("stored chain: %v", err)
-	}
-	// A duplicate id is refused, and nothing of the batch is stored.
-	dup := sealed(t, last, 1)
-	dup[0].ID = first[0].ID
-	if err := s.AppendAudit(ctx, dup); !errors.Is(err, identity.ErrConflict) {
-		t.Fatalf("duplicate id: %v", err)
-	}
-	// Edit a row behind MeshGuard's back: verify names it.
-	db := rawDB(t, path)
-	if _, err := db.ExecContext(ctx, `UPDATE audit SET record = replace(record, '"allow"', '"deny"') WHERE id = $1`, first[1].ID); err != nil {
-		t.Fatal(err)
-	}
-	var b *audit.Break
-	if err := verify(); !errors.As(err, &b) || b.ID != first[1].ID {
-		t.Fatalf("edited row: %v", err)
+}
+
+// TestAuditChain: records stored in batches read back in chain order and
+// verify; a duplicate id is refused; an edit made directly in the database
+// is named.
+func TestAuditChain(t *testing.T) {
+	for _, b := range auditBackends() {
+		t.Run(b.name, func(t *testing.T) {
+			ctx := t.Context()
+			s, exec := b.open(t)
+			last, err := s.LastAuditHash(ctx)
+			if err != nil || last != audit.GenesisHash {
+				t.Fatalf("empty trail: %q %v", last, err)
+			}
+			if n, err := audit.VerifyChains(ctx, s); n != 0 || err != nil {
+				t.Fatalf("verify empty trail: %d, %v", n, err)
+			}
+			first := sealed(t, last, 3)
+			if err := s.AppendAudit(ctx, first); err != nil {
+				t.Fatal(err)
+			}
+			if last, _ = s.LastAuditHash(ctx); last != first[2].Hash {
+				t.Fatalf("last hash %q, want %q", last, first[2].Hash)
+			}
+			if err := s.AppendAudit(ctx, sealed(t, last, 2)); err != nil {
+				t.Fatal(err)
+			}
+			verify := func() error {
+				v := audit.NewVerifier(audit.GenesisHash)
+				n := 0
+				err := s.ScanAudit(ctx, func(r audit.Record) error { n++; return v.Next(&r) })
+				if err == nil && n != 5 {
+					return fmt.Errorf("%d records, want 5", n)
+				}
+				if err != nil {
+					return err
+				}
+				if n, err := audit.VerifyChains(ctx, s); err != nil || n != 5 {
+					return fmt.Errorf("VerifyChains: %d records, %w", n, err)
+				}
+				return nil
+			}
+			if err := verify(); err != nil {
+				t.Fatalf("stored chain: %v", err)
+			}
+			// A duplicate id is refused, and nothing of the batch is stored.
+			last, _ = s.LastAuditHash(ctx)
+			dup := sealed(t, last, 1)
+			dup[0].ID = first[0].ID
+			if err := s.AppendAudit(ctx, dup); !errors.Is(err, identity.ErrConflict) {
+				t.Fatalf("duplicate id: %v", err)
+			}
+			if err := verify(); err != nil {
+				t.Fatalf("after a refused batch: %v", err)
+			}
+			// Edit a row behind MeshGuard's back: verify names it.
+			if err := exec(`UPDATE audit SET record = replace(record, '"allow"', '"deny"') WHERE id = $1`, first[1].ID); err != nil {
+				t.Fatal(err)
+			}
+			var brk *audit.Break
+			if err := verify(); !errors.As(err, &brk) || brk.ID != first[1].ID {
+				t.Fatalf("edited row: %v", err)
+			}
+			if _, err := audit.VerifyChains(ctx, s); !errors.As(err, &brk) || brk.ID != first[1].ID {
+				t.Fatalf("VerifyChains of an edited row: %v", err)
+			}
+		})
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -127,7 +128,7 @@ func (f AuditFilter) where() (string, []any, error) {
 }
 
 // QueryAudit returns a page of records matching f, newest first.
-func (s *SQLite) QueryAudit(ctx context.Context, f AuditFilter) (AuditPage, error) {
+func (s *db) QueryAudit(ctx context.Context, f AuditFilter) (AuditPage, error) {
 	if f.After != "" {
 		return AuditPage{}, fmt.Errorf("query audit: %w: after is for scans; pages go back with before", ErrInvalidFilter)
 	}
@@ -167,7 +168,7 @@ func (s *SQLite) QueryAudit(ctx context.Context, f AuditFilter) (AuditPage, erro
 // ScanAuditFiltered calls fn for each record matching f in chain order
 // (oldest first) with the record's cursor, stopping at fn's first error.
 // It streams: export and follow use it on any number of records.
-func (s *SQLite) ScanAuditFiltered(ctx context.Context, f AuditFilter, fn func(r audit.Record, cursor string) error) error {
+func (s *db) ScanAuditFiltered(ctx context.Context, f AuditFilter, fn func(r audit.Record, cursor string) error) error {
 	where, args, err := f.where()
 	if err != nil {
 		return fmt.Errorf("scan audit: %w", err)
@@ -186,7 +187,7 @@ func (s *SQLite) ScanAuditFiltered(ctx context.Context, f AuditFilter, fn func(r
 // decodes each row. A record whose JSON does not decode is handed on with
 // only its id and hashes, so a verifier reports it rather than the scan
 // failing.
-func (s *SQLite) scanAuditRows(ctx context.Context, q string, args []any, fn func(seq int64, r audit.Record) error) error {
+func (s *db) scanAuditRows(ctx context.Context, q string, args []any, fn func(seq int64, r audit.Record) error) error {
 	rows, err := s.r.QueryContext(ctx, q, args...)
 	if err != nil {
 		return err
@@ -214,7 +215,7 @@ func (s *SQLite) scanAuditRows(ctx context.Context, q string, args []any, fn fun
 
 // AuditStats counts the records with from ≤ timestamp < to: totals, and
 // the top agents, actions, denial reasons and sources.
-func (s *SQLite) AuditStats(ctx context.Context, from, to time.Time) (audit.Stats, error) {
+func (s *db) AuditStats(ctx context.Context, from, to time.Time) (audit.Stats, error) {
 	if !from.Before(to) {
 		return audit.Stats{}, fmt.Errorf("audit stats: %w: from must be before to", ErrInvalidFilter)
 	}
@@ -265,13 +266,13 @@ func (s *SQLite) AuditStats(ctx context.Context, from, to time.Time) (audit.Stat
 	return st, nil
 }
 
-// AuditAnchor is where verification of the stored chain starts: the hash
-// of the last record retention deleted, or audit.GenesisHash.
-func (s *SQLite) AuditAnchor(ctx context.Context) (string, error) {
+// auditAnchor is where verification of a chain starts: the hash of the
+// last record retention deleted from it, or audit.GenesisHash.
+func (s *db) auditAnchor(ctx context.Context, chain string) (string, error) {
 	var h string
-	err := s.r.QueryRowContext(ctx, `SELECT last_hash FROM audit_anchors ORDER BY last_seq DESC LIMIT 1`).Scan(&h)
+	err := s.r.QueryRowContext(ctx, `SELECT last_hash FROM audit_anchors WHERE chain_id = $1 ORDER BY last_seq DESC LIMIT 1`, chain).Scan(&h)
 	switch {
-	case err == sql.ErrNoRows:
+	case errors.Is(err, sql.ErrNoRows):
 		return audit.GenesisHash, nil
 	case err != nil:
 		return "", fmt.Errorf("audit anchor: %w", err)
@@ -280,37 +281,66 @@ func (s *SQLite) AuditAnchor(ctx context.Context) (string, error) {
 }
 
 // PruneAudit deletes the records older than before, in one transaction,
-// and keeps an anchor (the last deleted record's position, hash and time,
-// and how many were deleted) so the records left still verify from it.
-// It returns how many records it deleted.
-func (s *SQLite) PruneAudit(ctx context.Context, before time.Time) (int64, error) {
-	var n int64
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		var seq, ts int64
-		var hash string
-		err := tx.QueryRowContext(ctx, `SELECT seq, ts, hash FROM audit WHERE ts < $1 ORDER BY seq DESC LIMIT 1`, before.UnixMicro()).Scan(&seq, &ts, &hash)
-		if err == sql.ErrNoRows {
-			return nil
-		}
+// and keeps an anchor per chain (the last deleted record's position, hash
+// and time, and how many were deleted) so the records left still verify
+// from it. It returns how many records it deleted.
+func (s *db) PruneAudit(ctx context.Context, before time.Time) (int64, error) {
+	var total int64
+	err := s.tx(ctx, s.dialect.writeLock, func(tx *sql.Tx) error {
+		// Delete by chain position, not by time, so each chain left is
+		// whole: a record stamped just after before but stored ahead of
+		// the last old one (clocks differ by microseconds) goes too.
+		rows, err := tx.QueryContext(ctx, `SELECT chain_id, MAX(seq) FROM audit WHERE ts < $1 GROUP BY chain_id`, before.UnixMicro())
 		if err != nil {
 			return err
 		}
-		// Delete by chain position, not by time, so the chain left is
-		// whole: a record stamped just after before but stored ahead of the
-		// last old one (clocks differ by microseconds) goes too.
-		res, err := tx.ExecContext(ctx, `DELETE FROM audit WHERE seq <= $1`, seq)
-		if err != nil {
+		type cut struct {
+			chain string
+			seq   int64
+		}
+		var cuts []cut
+		for rows.Next() {
+			var c cut
+			if err := rows.Scan(&c.chain, &c.seq); err != nil {
+				rows.Close()
+				return err
+			}
+			cuts = append(cuts, c)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
 			return err
 		}
-		if n, err = res.RowsAffected(); err != nil {
-			return err
+		for _, c := range cuts {
+			var ts int64
+			var hash string
+			if err := tx.QueryRowContext(ctx, `SELECT ts, hash FROM audit WHERE seq = $1`, c.seq).Scan(&ts, &hash); err != nil {
+				return err
+			}
+			res, err := tx.ExecContext(ctx, `DELETE FROM audit WHERE chain_id = $1 AND seq <= $2`, c.chain, c.seq)
+			if err != nil {
+				return err
+			}
+			n, err := res.RowsAffected()
+			if err != nil {
+				return err
+			}
+			total += n
+			if _, err := tx.ExecContext(ctx, `INSERT INTO audit_anchors (chain_id, last_seq, last_hash, last_ts, deleted, pruned_at)
+				VALUES ($1, $2, $3, $4, $5, $6)`, c.chain, c.seq, hash, ts, n, toMicros(stamp(s.now))); err != nil {
+				return err
+			}
+			if s.dialect.auditChain != "" {
+				// The head stays; the count is of the records held.
+				if _, err := tx.ExecContext(ctx, `UPDATE audit_chains SET records = records - $2 WHERE chain_id = $1`, c.chain, n); err != nil {
+					return err
+				}
+			}
 		}
-		_, err = tx.ExecContext(ctx, `INSERT INTO audit_anchors (last_seq, last_hash, last_ts, deleted, pruned_at) VALUES ($1, $2, $3, $4, $5)`,
-			seq, hash, ts, n, s.now().UnixMicro())
-		return err
+		return nil
 	})
 	if err != nil {
 		return 0, fmt.Errorf("prune audit: %w", err)
 	}
-	return n, nil
+	return total, nil
 }

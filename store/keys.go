@@ -10,7 +10,7 @@ import (
 
 // ListKeys returns every stored signing key, oldest first (by CreatedAt, then
 // kid). The current key is the one with a zero RetiredAt.
-func (s *SQLite) ListKeys(ctx context.Context) ([]identity.StoredKey, error) {
+func (s *db) ListKeys(ctx context.Context) ([]identity.StoredKey, error) {
 	rows, err := s.r.QueryContext(ctx, `SELECT kid, alg, private_der, created_at, retired_at
 		FROM signing_keys ORDER BY created_at, kid`)
 	if err != nil {
@@ -44,7 +44,7 @@ func (s *SQLite) ListKeys(ctx context.Context) ([]identity.StoredKey, error) {
 // key current or the new one, never none or two. A kid already stored gives
 // identity.ErrConflict and changes nothing. Times are kept to the
 // microsecond, so ListKeys returns CreatedAt truncated.
-func (s *SQLite) RotateKey(ctx context.Context, next identity.StoredKey) error {
+func (s *db) RotateKey(ctx context.Context, next identity.StoredKey) error {
 	if err := checkKey(next); err != nil {
 		return fmt.Errorf("rotate key: %w", err)
 	}
@@ -73,7 +73,7 @@ func (s *SQLite) RotateKey(ctx context.Context, next identity.StoredKey) error {
 
 // DeleteKey removes the key with kid, current or not: deciding when a key
 // may go is identity's business. identity.ErrNotFound if there is none.
-func (s *SQLite) DeleteKey(ctx context.Context, kid string) error {
+func (s *db) DeleteKey(ctx context.Context, kid string) error {
 	res, err := s.w.ExecContext(ctx, `DELETE FROM signing_keys WHERE kid = $1`, kid)
 	if err != nil {
 		return fmt.Errorf("delete key %q: %w", kid, err)

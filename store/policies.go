@@ -60,7 +60,7 @@ func checkPolicy(p StoredPolicy) error {
 // PutPolicy stores the policy name with its YAML, replacing a stored policy
 // of that name (its CreatedAt is kept, UpdatedAt moves on). It returns the
 // policy as stored.
-func (s *SQLite) PutPolicy(ctx context.Context, name, yaml string) (StoredPolicy, error) {
+func (s *db) PutPolicy(ctx context.Context, name, yaml string) (StoredPolicy, error) {
 	out, err := s.PutPolicies(ctx, []StoredPolicy{{Name: name, YAML: yaml}})
 	if err != nil {
 		return StoredPolicy{}, err
@@ -73,7 +73,7 @@ func (s *SQLite) PutPolicy(ctx context.Context, name, yaml string) (StoredPolicy
 // are read; a name may appear once. It returns the policies as stored, in
 // the order given. ErrInvalidPolicy for a bad name or YAML, a repeated name,
 // or a total beyond MaxStoredPolicies.
-func (s *SQLite) PutPolicies(ctx context.Context, ps []StoredPolicy) ([]StoredPolicy, error) {
+func (s *db) PutPolicies(ctx context.Context, ps []StoredPolicy) ([]StoredPolicy, error) {
 	seen := make(map[string]bool, len(ps))
 	for _, p := range ps {
 		if err := checkPolicy(p); err != nil {
@@ -155,7 +155,7 @@ func (s *SQLite) PutPolicies(ctx context.Context, ps []StoredPolicy) ([]StoredPo
 }
 
 // GetPolicy returns the stored policy name, or identity.ErrNotFound.
-func (s *SQLite) GetPolicy(ctx context.Context, name string) (StoredPolicy, error) {
+func (s *db) GetPolicy(ctx context.Context, name string) (StoredPolicy, error) {
 	var (
 		p                StoredPolicy
 		created, updated int64
@@ -171,7 +171,7 @@ func (s *SQLite) GetPolicy(ctx context.Context, name string) (StoredPolicy, erro
 
 // ListPolicies returns every stored policy in byte-wise name order (at most
 // MaxStoredPolicies: PutPolicies keeps it so). Never nil.
-func (s *SQLite) ListPolicies(ctx context.Context) ([]StoredPolicy, error) {
+func (s *db) ListPolicies(ctx context.Context) ([]StoredPolicy, error) {
 	rows, err := s.r.QueryContext(ctx, `SELECT name, yaml, created_at, updated_at FROM policies ORDER BY name LIMIT $1`, MaxStoredPolicies)
 	if err != nil {
 		return nil, fmt.Errorf("list policies: %w", err)
@@ -197,7 +197,7 @@ func (s *SQLite) ListPolicies(ctx context.Context) ([]StoredPolicy, error) {
 
 // DeletePolicy deletes the stored policy name, or returns
 // identity.ErrNotFound.
-func (s *SQLite) DeletePolicy(ctx context.Context, name string) error {
+func (s *db) DeletePolicy(ctx context.Context, name string) error {
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, `DELETE FROM policies WHERE name = $1`, name)
 		if err != nil {

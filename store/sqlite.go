@@ -11,7 +11,6 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
-	"sync"
 	"time"
 
 	"modernc.org/sqlite"
@@ -39,16 +38,10 @@ var (
 // anyway; queueing writers in database/sql is cheaper and fairer than having
 // several connections collide and sleep on SQLITE_BUSY. Reads use their own
 // pool, which WAL lets run alongside the writer.
+//
+// Its methods are db's, shared with Postgres.
 type SQLite struct {
-	w, r *sql.DB
-	now  func() time.Time
-
-	// Prepared once: on the lookups the request path makes, parsing the
-	// SQL every time cost as much as running it.
-	getAgent, getAgentByName, agentByHost *sql.Stmt
-
-	closeOnce sync.Once
-	closeErr  error
+	db
 }
 
 // Option configures OpenSQLite.
@@ -58,6 +51,7 @@ type options struct {
 	busyTimeout time.Duration
 	maxReaders  int
 	now         func() time.Time
+	auditChain  string // Postgres only
 }
 
 // WithBusyTimeout sets how long a statement waits for a lock held by another
@@ -68,6 +62,8 @@ func WithBusyTimeout(d time.Duration) Option { return func(o *options) { o.busyT
 // least 4.
 func WithMaxReaders(n int) Option { return func(o *options) { o.maxReaders = n } }
 
+func defaultReaders() int { return max(4, runtime.GOMAXPROCS(0)) }
+
 // WithClock sets the clock that stamps createdAt, updatedAt and migrations.
 // Default time.Now.
 func WithClock(now func() time.Time) Option { return func(o *options) { o.now = now } }
@@ -76,7 +72,7 @@ func WithClock(now func() time.Time) Option { return func(o *options) { o.now = 
 // its schema up to date. The directory is created 0700 and a new file 0600:
 // the database holds private signing keys.
 func OpenSQLite(ctx context.Context, path string, opts ...Option) (*SQLite, error) {
-	o := options{busyTimeout: 5 * time.Second, maxReaders: max(4, runtime.GOMAXPROCS(0)), now: time.Now}
+	o := options{busyTimeout: 5 * time.Second, maxReaders: defaultReaders(), now: time.Now}
 	for _, opt := range opts {
 		opt(&o)
 	}
@@ -110,7 +106,9 @@ func OpenSQLite(ctx context.Context, path string, opts ...Option) (*SQLite, erro
 		return nil, fmt.Errorf("open sqlite: %w", err)
 	}
 
-	s := &SQLite{now: o.now}
+	// What differs for SQLite: nothing to lock (the writer begins
+	// IMMEDIATE), one audit chain, json_each for ListAgents' tag test.
+	s := &SQLite{db{now: o.now, dialect: dialect{name: "sqlite", tagClause: sqliteTagClause}}}
 	if s.w, err = openPool(ctx, sqliteDSN(abs, o.busyTimeout, false), 1); err != nil {
 		return nil, fmt.Errorf("open sqlite %s: writer: %w", abs, err)
 	}
@@ -124,19 +122,9 @@ func OpenSQLite(ctx context.Context, path string, opts ...Option) (*SQLite, erro
 		_ = s.w.Close()
 		return nil, fmt.Errorf("open sqlite %s: readers: %w", abs, err)
 	}
-	for _, p := range []struct {
-		stmt  **sql.Stmt
-		query string
-	}{
-		{&s.getAgent, getAgentSQL},
-		{&s.getAgentByName, getAgentByNameSQL},
-		{&s.agentByHost, agentByHostSQL},
-	} {
-		// The statements live as long as s; Close closes them.
-		if *p.stmt, err = s.r.PrepareContext(ctx, p.query); err != nil { //nolint:sqlclosecheck
-			_ = s.Close()
-			return nil, fmt.Errorf("open sqlite %s: prepare: %w", abs, err)
-		}
+	if err := s.prepare(ctx); err != nil {
+		_ = s.Close()
+		return nil, fmt.Errorf("open sqlite %s: %w", abs, err)
 	}
 	return s, nil
 }
@@ -211,46 +199,12 @@ func openPool(ctx context.Context, dsn string, conns int) (*sql.DB, error) {
 	return db, nil
 }
 
-// Close closes the database. It is safe to call more than once.
-func (s *SQLite) Close() error {
-	s.closeOnce.Do(func() {
-		var errs []error
-		for _, st := range []*sql.Stmt{s.getAgent, s.getAgentByName, s.agentByHost} {
-			if st != nil {
-				errs = append(errs, st.Close())
-			}
-		}
-		s.closeErr = errors.Join(append(errs, s.r.Close(), s.w.Close())...)
-		if s.closeErr != nil {
-			s.closeErr = fmt.Errorf("close sqlite: %w", s.closeErr)
-		}
-	})
-	return s.closeErr
-}
-
-// isUniqueViolation reports whether err is a UNIQUE or PRIMARY KEY
-// constraint failure. Callers check for conflicts first and turn them into
-// specific messages; this catches what slips between check and write.
-func isUniqueViolation(err error) bool {
+// isSQLiteUnique reports whether err is a UNIQUE or PRIMARY KEY constraint
+// failure.
+func isSQLiteUnique(err error) bool {
 	var se *sqlite.Error
 	if !errors.As(err, &se) {
 		return false
 	}
 	return se.Code() == sqlite3.SQLITE_CONSTRAINT_UNIQUE || se.Code() == sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY
-}
-
-// inTx runs fn in a write transaction, committing if fn returns nil.
-func (s *SQLite) inTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
-	tx, err := s.w.BeginTx(ctx, nil)
-	if err != nil {
-		return fmt.Errorf("begin: %w", err)
-	}
-	defer func() { _ = tx.Rollback() }() // no-op after Commit
-	if err := fn(tx); err != nil {
-		return err
-	}
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("commit: %w", err)
-	}
-	return nil
 }

@@ -6,6 +6,7 @@
 
 CREATE TABLE audit (
     seq        INTEGER NOT NULL PRIMARY KEY AUTOINCREMENT, -- never reused, even after retention empties the table
+    chain_id   TEXT    NOT NULL DEFAULT '',                -- always '': one writer, one chain (see postgres/0003)
     id         TEXT    NOT NULL UNIQUE,
     ts         INTEGER NOT NULL,
     agent_id   TEXT    NOT NULL,
@@ -32,6 +33,7 @@ CREATE INDEX audit_trace ON audit (substr(trace_id, 1, 8));
 -- hash and time of the last record it deleted. Verification of what is left
 -- starts from the newest anchor's hash instead of the genesis hash.
 CREATE TABLE audit_anchors (
+    chain_id   TEXT    NOT NULL,
     last_seq   INTEGER NOT NULL PRIMARY KEY,
     last_hash  TEXT    NOT NULL,
     last_ts    INTEGER NOT NULL,

@@ -1,0 +1,177 @@
+package store_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/meshguard/meshguard/audit"
+	"github.com/meshguard/meshguard/identity"
+	"github.com/meshguard/meshguard/store"
+	"github.com/meshguard/meshguard/store/pgtest"
+)
+
+// rawPostgres connects to the database directly, bypassing the store.
+func rawPostgres(t *testing.T, url string) func(query string, args ...any) error {
+	t.Helper()
+	c, err := pgx.Connect(t.Context(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close(context.Background()) })
+	return func(q string, args ...any) error { _, err := c.Exec(t.Context(), q, args...); return err }
+}
+
+func openPostgres(t *testing.T, url string, opts ...store.Option) *store.Postgres {
+	t.Helper()
+	s, err := store.OpenPostgres(t.Context(), url, opts...)
+	if err != nil {
+		t.Fatalf("OpenPostgres: %v", err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	return s
+}
+
+// TestPostgresReplicasMigrateOnce: replicas starting together on an empty
+// database all open it, and each migration is applied once.
+func TestPostgresReplicasMigrateOnce(t *testing.T) {
+	u := pgtest.NewDatabase(t)
+	const replicas = 6
+	var wg sync.WaitGroup
+	stores := make([]*store.Postgres, replicas)
+	for i := range replicas {
+		wg.Go(func() {
+			s, err := store.OpenPostgres(t.Context(), u)
+			if err != nil {
+				t.Errorf("replica %d: %v", i, err)
+				return
+			}
+			stores[i] = s
+		})
+	}
+	wg.Wait()
+	for _, s := range stores {
+		if s != nil {
+			t.Cleanup(func() { _ = s.Close() })
+		}
+	}
+	if t.Failed() {
+		return
+	}
+	var n, distinct int
+	c, err := pgx.Connect(t.Context(), u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close(context.Background())
+	if err := c.QueryRow(t.Context(), `SELECT COUNT(*), COUNT(DISTINCT version) FROM schema_migrations`).Scan(&n, &distinct); err != nil {
+		t.Fatal(err)
+	}
+	if n != distinct || n < 5 {
+		t.Fatalf("schema_migrations: %d rows, %d versions", n, distinct)
+	}
+}
+
+// TestPostgresAuditReplicas: replicas append to one database at once, each
+// through its own writer; every chain verifies and nothing is lost.
+func TestPostgresAuditReplicas(t *testing.T) {
+	u := pgtest.NewDatabase(t)
+	const replicas, perWriter = 3, 500
+	var wg sync.WaitGroup
+	writers := make([]*audit.Writer, replicas)
+	for i := range writers {
+		w, err := audit.NewWriter(t.Context(), openPostgres(t, u), audit.WriterConfig{FlushInterval: 2 * time.Millisecond, MaxBatch: 64})
+		if err != nil {
+			t.Fatal(err)
+		}
+		writers[i] = w
+		for g := range 2 {
+			wg.Go(func() {
+				for j := range perWriter / 2 {
+					r := audit.Record{ID: fmt.Sprintf("aud_%d_%d_%d", i, g, j), AgentID: "agent_a", Action: "read:x", Decision: "allow"}
+					if err := w.Write(t.Context(), r); err != nil {
+						t.Error(err)
+						return
+					}
+				}
+			})
+		}
+	}
+	wg.Wait()
+	for _, w := range writers {
+		if err := w.Close(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	reader := openPostgres(t, u)
+	heads, err := reader.AuditChains(t.Context())
+	if err != nil || len(heads) != replicas {
+		t.Fatalf("AuditChains = %v, %v; want %d chains", heads, err, replicas)
+	}
+	n, err := audit.VerifyChains(t.Context(), reader)
+	if err != nil || n != replicas*perWriter {
+		t.Fatalf("VerifyChains: %d records, %v; want %d", n, err, replicas*perWriter)
+	}
+}
+
+// TestPostgresAuditChainConflicts: a batch that does not link to its
+// chain's head is refused whole, so two writers on one chain name (a
+// misconfigured WithAuditChain) cannot fork it; records cut from a chain's
+// end are reported.
+func TestPostgresAuditChainConflicts(t *testing.T) {
+	u := pgtest.NewDatabase(t)
+	a := openPostgres(t, u, store.WithAuditChain("replica-a"))
+	b := openPostgres(t, u, store.WithAuditChain("replica-a"))
+	if a.AuditChain() != "replica-a" {
+		t.Fatalf("AuditChain = %q", a.AuditChain())
+	}
+	first := sealed(t, audit.GenesisHash, 3)
+	if err := a.AppendAudit(t.Context(), first); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name  string
+		batch []audit.Record
+	}{
+		{"stale head", sealed(t, first[0].Hash, 2)},
+		{"second genesis", sealed(t, "1"+audit.GenesisHash[1:], 1)},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if err := b.AppendAudit(t.Context(), tc.batch); !errors.Is(err, identity.ErrConflict) {
+				t.Fatalf("AppendAudit = %v, want ErrConflict", err)
+			}
+		})
+	}
+	// A fresh chain must start at genesis.
+	c := openPostgres(t, u, store.WithAuditChain("replica-c"))
+	if err := c.AppendAudit(t.Context(), sealed(t, first[2].Hash, 1)); !errors.Is(err, identity.ErrConflict) {
+		t.Fatalf("a new chain not starting at genesis: %v", err)
+	}
+	// The handle sharing the name continues from the head, as a restarted
+	// replica does.
+	last, err := b.LastAuditHash(t.Context())
+	if err != nil || last != first[2].Hash {
+		t.Fatalf("LastAuditHash = %q, %v", last, err)
+	}
+	if err := b.AppendAudit(t.Context(), sealed(t, last, 2)); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := audit.VerifyChains(t.Context(), a); err != nil || n != 5 {
+		t.Fatalf("VerifyChains = %d, %v", n, err)
+	}
+	// Cut the chain's last record: the head says more.
+	exec := rawPostgres(t, u)
+	if err := exec(`DELETE FROM audit WHERE seq = (SELECT MAX(seq) FROM audit)`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := audit.VerifyChains(t.Context(), a); !errors.Is(err, audit.ErrBroken) || !strings.Contains(err.Error(), "replica-a") {
+		t.Fatalf("VerifyChains of a cut chain = %v", err)
+	}
+}
