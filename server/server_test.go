@@ -145,17 +145,21 @@ func (r *running) agent(t *testing.T, name string, tags ...string) string {
 // check sends a CheckRequest as Envoy builds it.
 func (r *running) check(t *testing.T, token, method, path string) *authv3.CheckResponse {
 	t.Helper()
-	req := &authv3.CheckRequest{Attributes: &authv3.AttributeContext{Request: &authv3.AttributeContext_Request{
+	resp, err := authv3.NewAuthorizationClient(r.grpc).Check(context.Background(), checkRequest(token, method, path))
+	if err != nil {
+		t.Fatalf("Check: %v", err)
+	}
+	return resp
+}
+
+// checkRequest is a CheckRequest as Envoy builds it.
+func checkRequest(token, method, path string) *authv3.CheckRequest {
+	return &authv3.CheckRequest{Attributes: &authv3.AttributeContext{Request: &authv3.AttributeContext_Request{
 		Http: &authv3.AttributeContext_HttpRequest{Method: method, Host: "docs.internal", Path: path,
 			Headers: map[string]string{"authorization": "Bearer " + token, ":path": path, ":method": method,
 				"traceparent": "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"}},
 	}, Source: &authv3.AttributeContext_Peer{Address: &corev3.Address{Address: &corev3.Address_SocketAddress{
 		SocketAddress: &corev3.SocketAddress{Address: "10.0.0.9", PortSpecifier: &corev3.SocketAddress_PortValue{PortValue: 40000}}}}}}}
-	resp, err := authv3.NewAuthorizationClient(r.grpc).Check(context.Background(), req)
-	if err != nil {
-		t.Fatalf("Check: %v", err)
-	}
-	return resp
 }
 
 func TestServeEndToEnd(t *testing.T) {
