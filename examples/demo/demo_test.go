@@ -42,6 +42,18 @@ func TestDemo(t *testing.T) {
 			t.Errorf("step %d %q: got %d %s minted=%v, want %d %s minted=%v", i, d[i].step, d[i].status, d[i].reason, d[i].delegation != "", w.status, w.reason, w.minted)
 		}
 	}
+	// The trail: the chain as a tree, the denials, and a verified chain.
+	for _, want := range []string{
+		"trace " + demoTrace + ": 3 decisions",
+		"└─ delegated to researcher (",
+		"└─ delegated to emailer (",
+		"delete:contacts/42",
+		"✓ audit trail intact: 12 records verified",
+	} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("the demo's output lacks %q", want)
+		}
+	}
 	if t.Failed() {
 		t.Log(out.String())
 	}

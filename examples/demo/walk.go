@@ -7,12 +7,14 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"time"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
+	"github.com/meshguard/meshguard/cli"
 	"github.com/meshguard/meshguard/client"
 	"github.com/meshguard/meshguard/engine"
 )
@@ -24,9 +26,14 @@ type walk struct {
 	http, grpc  string
 	admin       string
 	tokens, ids map[string]string
-	authz       authv3.AuthorizationClient
-	api         *client.Client
-	seen        []seen
+	// trace, if set, is the trace id the ext_authz calls carry in their
+	// traceparent, each from a span of its own, as agents propagating one
+	// trace would send them.
+	trace string
+	spans int
+	authz authv3.AuthorizationClient
+	api   *client.Client
+	seen  []seen
 }
 
 // seen is one decision as the demo printed it.
@@ -65,6 +72,7 @@ func (w *walk) run(ctx context.Context) error {
 	}
 
 	w.say("\n== A delegation chain through Envoy's ext_authz gRPC API: orchestrator → researcher → emailer")
+	w.trace = demoTrace
 	toResearcher, err := w.envoy(ctx, "orchestrator asks the researcher to research", "orchestrator", "", "POST", "researcher.mesh", "/tasks/research")
 	if err != nil {
 		return err
@@ -76,6 +84,7 @@ func (w *walk) run(ctx context.Context) error {
 	if _, err := w.envoy(ctx, "the emailer reads contacts, acting for both", "emailer", toEmailer, "GET", "crm.internal", "/contacts"); err != nil {
 		return err
 	}
+	w.trace = ""
 
 	w.say("\n== Denials a chain runs into")
 	if _, err := w.envoy(ctx, "ceiling: the researcher writes notes for the orchestrator", "researcher", toResearcher, "POST", "notes.internal", "/notes/plan"); err != nil {
@@ -113,6 +122,42 @@ func (w *walk) run(ctx context.Context) error {
 	if _, err := w.envoy(ctx, "the researcher itself", "researcher", "", "GET", "papers.internal", "/papers"); err != nil {
 		return err
 	}
+	return w.audit(ctx)
+}
+
+// demoTrace is the trace of the delegation chain.
+const demoTrace = "0af7651916cd43dd8448eb211c80319c"
+
+// audit shows the trail the walk left, with the CLI an operator would use.
+func (w *walk) audit(ctx context.Context) error {
+	// Records are written in groups every AUDIT_FLUSH_MS: wait for the last.
+	for deadline := time.Now().Add(5 * time.Second); ; {
+		page, err := w.api.QueryAudit(ctx, client.AuditFilter{Limit: 100})
+		if err != nil {
+			return err
+		}
+		if len(page.Records) >= len(w.seen) {
+			break
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%d audit records, want %d", len(page.Records), len(w.seen))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	env := map[string]string{"MESHGUARD_GATEWAY_URL": w.http, "MESHGUARD_ADMIN_TOKEN": w.admin}
+	for _, c := range []struct {
+		title string
+		args  []string
+	}{
+		{"\n== The audit trail: the chain as one trace (meshguard audit trace " + demoTrace + ")", []string{"audit", "trace", demoTrace}},
+		{"\n== What was denied (meshguard audit query --decision deny)", []string{"audit", "query", "--decision", "deny"}},
+		{"\n== Nothing was tampered with (meshguard audit verify)", []string{"audit", "verify"}},
+	} {
+		w.say("%s", c.title)
+		if code := cli.Main(ctx, c.args, cli.Options{Stdout: w.out, Stderr: w.out, Getenv: func(k string) string { return env[k] }}); code != 0 {
+			return fmt.Errorf("meshguard %s: exit %d", strings.Join(c.args, " "), code)
+		}
+	}
 	return nil
 }
 
@@ -125,6 +170,10 @@ func (w *walk) envoy(ctx context.Context, step, agent, delegation, method, host,
 		"authorization": "Bearer " + w.tokens[agent], "x-request-id": "demo"}
 	if delegation != "" {
 		headers["x-meshguard-delegation"] = delegation
+	}
+	if w.trace != "" {
+		w.spans++
+		headers["traceparent"] = fmt.Sprintf("00-%s-%016x-01", w.trace, w.spans)
 	}
 	resp, err := w.authz.Check(ctx, &authv3.CheckRequest{Attributes: &authv3.AttributeContext{
 		Source: &authv3.AttributeContext_Peer{Address: &corev3.Address{Address: &corev3.Address_SocketAddress{
