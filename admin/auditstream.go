@@ -45,8 +45,14 @@ func (a *API) exportAudit(w http.ResponseWriter, r *http.Request) {
 	}
 	rc := http.NewResponseController(w)
 	bw := bufio.NewWriterSize(w, 64<<10)
+	var cw *csv.Writer
 	started := false
-	start := func() {
+	// begin answers 200 and opens the document: at the first record, so a
+	// store that fails at once still gets a proper error status.
+	begin := func() {
+		if started {
+			return
+		}
 		started = true
 		name := "meshguard-audit-" + a.cfg.Now().UTC().Format("20060102T150405Z") + "." + format
 		if format == "csv" {
@@ -56,51 +62,6 @@ func (a *API) exportAudit(w http.ResponseWriter, r *http.Request) {
 		}
 		w.Header().Set("Content-Disposition", `attachment; filename="`+name+`"`)
 		w.WriteHeader(http.StatusOK)
-	}
-	var cw *csv.Writer
-	n := 0
-	err := a.cfg.Audit.ScanAuditFiltered(r.Context(), f, func(rec audit.Record, _ string) error {
-		if !started {
-			start()
-			if format == "csv" {
-				cw = csv.NewWriter(bw)
-				_ = cw.Write(csvHeader)
-			} else {
-				_, _ = bw.WriteString("[\n")
-			}
-		}
-		_ = rc.SetWriteDeadline(time.Now().Add(streamWriteTimeout))
-		if format == "csv" {
-			if err := cw.Write(csvRow(&rec)); err != nil {
-				return err
-			}
-		} else {
-			if n > 0 {
-				_, _ = bw.WriteString(",\n")
-			}
-			b, err := json.Marshal(&rec)
-			if err != nil {
-				return err
-			}
-			if _, err := bw.Write(b); err != nil {
-				return err
-			}
-		}
-		n++
-		return nil
-	})
-	if err != nil && !started {
-		a.storeError(w, r, "exporting the audit trail", err)
-		return
-	}
-	if err != nil {
-		// Too late for a status: cut the stream short so the client sees
-		// a truncated body rather than a well-formed partial export.
-		a.log.Error("admin: audit export failed midway", "records", n, "error", err)
-		panic(http.ErrAbortHandler)
-	}
-	if !started {
-		start()
 		if format == "csv" {
 			cw = csv.NewWriter(bw)
 			_ = cw.Write(csvHeader)
@@ -108,6 +69,37 @@ func (a *API) exportAudit(w http.ResponseWriter, r *http.Request) {
 			_, _ = bw.WriteString("[")
 		}
 	}
+	n := 0
+	err := a.cfg.Audit.ScanAuditFiltered(r.Context(), f, func(rec audit.Record, _ string) error {
+		begin()
+		_ = rc.SetWriteDeadline(time.Now().Add(streamWriteTimeout))
+		if format == "csv" {
+			n++
+			return cw.Write(csvRow(&rec))
+		}
+		b, err := json.Marshal(&rec)
+		if err != nil {
+			return err
+		}
+		if n > 0 {
+			_ = bw.WriteByte(',')
+		}
+		n++
+		_ = bw.WriteByte('\n')
+		_, err = bw.Write(b)
+		return err
+	})
+	switch {
+	case err != nil && !started:
+		a.storeError(w, r, "exporting the audit trail", err)
+		return
+	case err != nil:
+		// Too late for a status: cut the stream short so the client sees
+		// a truncated body rather than a well-formed partial export.
+		a.log.Error("admin: audit export failed midway", "records", n, "error", err)
+		panic(http.ErrAbortHandler)
+	}
+	begin()
 	if format == "csv" {
 		cw.Flush()
 	} else {

@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/meshguard/meshguard/audit"
@@ -92,3 +93,37 @@ func engineWith(b *testing.B, f *enginetest.Fixture, rec engine.Recorder, tracer
 	}
 	return e
 }
+
+// BenchmarkCheckTraced is BenchmarkCheck's direct case with the tracer
+// serve builds: no exporter (spans not recorded, ids still made), and
+// every span recorded into a processor that drops them.
+func BenchmarkCheckTraced(b *testing.B) {
+	m := enginetest.NewMesh(b, enginetest.Options{})
+	never := sdktrace.NewTracerProvider(sdktrace.WithSampler(sdktrace.NeverSample()))
+	always := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(dropSpans{}))
+	b.Cleanup(func() { _ = never.Shutdown(context.Background()); _ = always.Shutdown(context.Background()) })
+	for _, tc := range []struct {
+		name   string
+		tracer trace.Tracer
+	}{{"no-tracer", nil}, {"unsampled", never.Tracer("b")}, {"recorded", always.Tracer("b")}} {
+		e := engineWith(b, m.F, nil, tc.tracer)
+		b.Run(tc.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				r := engine.Request{Token: m.MailT, Method: "POST", Host: "smtp.internal", Path: "/email",
+					ContextHeader: `{"recipient":"a@example.com"}`, TraceID: "4bf92f3577b34da6a3ce929d0e0e4736", ParentSpanID: "00f067aa0ba902b7", TraceSampled: true}
+				if d, err := e.Check(context.Background(), &r); err != nil || !d.Allowed {
+					b.Fatal(d, err)
+				}
+			}
+		})
+	}
+}
+
+// dropSpans is a span processor that keeps nothing.
+type dropSpans struct{}
+
+func (dropSpans) OnStart(context.Context, sdktrace.ReadWriteSpan) {}
+func (dropSpans) OnEnd(sdktrace.ReadOnlySpan)                     {}
+func (dropSpans) Shutdown(context.Context) error                  { return nil }
+func (dropSpans) ForceFlush(context.Context) error                { return nil }
