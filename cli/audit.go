@@ -2,7 +2,6 @@ package cli
 
 import (
 	"fmt"
-	"io"
 	"os"
 	"strconv"
 	"strings"
@@ -267,7 +266,7 @@ func (a *app) auditExportCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			var w io.Writer = a.Stdout
+			w := a.Stdout
 			var file *os.File
 			if output != "" {
 				if file, err = os.OpenFile(output, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600); err != nil {

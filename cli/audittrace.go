@@ -45,7 +45,7 @@ func (a *app) auditTraceCmd() *cobra.Command {
 // traceNode is one agent in a delegation tree: the decisions it was the
 // actor of, and the agents it delegated to.
 type traceNode struct {
-	id, name  string
+	id        string
 	decisions []*audit.Record
 	children  []*traceNode
 	byID      map[string]*traceNode

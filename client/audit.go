@@ -158,7 +158,7 @@ func (c *Client) FollowAudit(ctx context.Context, f AuditFilter, after string, f
 		return sc.Err()
 	})
 	if ctx.Err() != nil {
-		return nil
+		return nil //nolint:nilerr // a follow ends when its context does; the read error is that ending
 	}
 	return err
 }

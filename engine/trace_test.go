@@ -39,7 +39,7 @@ func tracedMesh(t *testing.T, sampler sdktrace.Sampler) (*mesh, *engine.Engine, 
 func attrs(s sdktrace.ReadOnlySpan) map[string]string {
 	out := map[string]string{}
 	for _, kv := range s.Attributes() {
-		out[string(kv.Key)] = kv.Value.Emit()
+		out[string(kv.Key)] = kv.Value.String()
 	}
 	return out
 }

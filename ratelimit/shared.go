@@ -142,7 +142,7 @@ func (s *Shared) Allow(ctx context.Context, key string, limit int, size time.Dur
 	defer k.mu.Unlock()
 	k.advance(now)
 	k.used = now
-	if k.w.cur >= k.reserved && !(k.full && now.Sub(k.synced) < s.every) {
+	if k.w.cur >= k.reserved && (!k.full || now.Sub(k.synced) >= s.every) {
 		if err := s.reserve(ctx, k, limit, now); err != nil {
 			return Result{}, err
 		}

@@ -290,25 +290,8 @@ func (s *db) PruneAudit(ctx context.Context, before time.Time) (int64, error) {
 		// Delete by chain position, not by time, so each chain left is
 		// whole: a record stamped just after before but stored ahead of
 		// the last old one (clocks differ by microseconds) goes too.
-		rows, err := tx.QueryContext(ctx, `SELECT chain_id, MAX(seq) FROM audit WHERE ts < $1 GROUP BY chain_id`, before.UnixMicro())
+		cuts, err := pruneCuts(ctx, tx, before)
 		if err != nil {
-			return err
-		}
-		type cut struct {
-			chain string
-			seq   int64
-		}
-		var cuts []cut
-		for rows.Next() {
-			var c cut
-			if err := rows.Scan(&c.chain, &c.seq); err != nil {
-				rows.Close()
-				return err
-			}
-			cuts = append(cuts, c)
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
 			return err
 		}
 		for _, c := range cuts {
@@ -343,4 +326,28 @@ func (s *db) PruneAudit(ctx context.Context, before time.Time) (int64, error) {
 		return 0, fmt.Errorf("prune audit: %w", err)
 	}
 	return total, nil
+}
+
+// pruneCut is where retention cuts one chain: its last record before the
+// cut-off.
+type pruneCut struct {
+	chain string
+	seq   int64
+}
+
+func pruneCuts(ctx context.Context, tx *sql.Tx, before time.Time) ([]pruneCut, error) {
+	rows, err := tx.QueryContext(ctx, `SELECT chain_id, MAX(seq) FROM audit WHERE ts < $1 GROUP BY chain_id`, before.UnixMicro())
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var cuts []pruneCut
+	for rows.Next() {
+		var c pruneCut
+		if err := rows.Scan(&c.chain, &c.seq); err != nil {
+			return nil, err
+		}
+		cuts = append(cuts, c)
+	}
+	return cuts, rows.Err()
 }

@@ -27,7 +27,7 @@ func (s *Postgres) WatchAgents(ctx context.Context, changed func(id string), fai
 	for first := true; ; first = false {
 		err := s.listen(ctx, changed, !first)
 		if ctx.Err() != nil {
-			return nil
+			return nil //nolint:nilerr // the watch ends when its context does; the listen error is that ending
 		}
 		if failed != nil {
 			failed(fmt.Errorf("watch agents: %w", err))

@@ -81,7 +81,7 @@ func TestResourceNamesTheService(t *testing.T) {
 	}
 	attrs := map[string]string{}
 	for _, kv := range rec.Ended()[0].Resource().Attributes() {
-		attrs[string(kv.Key)] = kv.Value.Emit()
+		attrs[string(kv.Key)] = kv.Value.String()
 	}
 	if attrs["service.name"] != "meshguard" || attrs["service.version"] != "v1.2.3" {
 		t.Fatalf("resource %v", attrs)
