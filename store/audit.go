@@ -32,7 +32,6 @@ func (s *db) AppendAudit(ctx context.Context, rs []audit.Record) error {
 		return nil
 	}
 	chain := s.dialect.auditChain
-	args := make([]any, 0, auditCols*min(len(rs), auditRowsPerInsert))
 	// No write lock: on SQLite the writer connection serializes anyway,
 	// and on PostgreSQL the chain's head row does, per chain.
 	err := s.tx(ctx, "", func(tx *sql.Tx) error {
@@ -41,29 +40,44 @@ func (s *db) AppendAudit(ctx context.Context, rs []audit.Record) error {
 				return err
 			}
 		}
-		for start := 0; start < len(rs); start += auditRowsPerInsert {
-			batch := rs[start:min(start+auditRowsPerInsert, len(rs))]
-			args = args[:0]
-			for i := range batch {
-				r := &batch[i]
-				if r.ID == "" || r.Hash == "" || r.PrevHash == "" || (r.Decision != "allow" && r.Decision != "deny") {
-					return fmt.Errorf("record %d is not a sealed record (id, decision and hashes are required)", start+i)
-				}
-				body, err := r.Canonical()
-				if err != nil {
-					return err
-				}
-				args = append(args, chain, r.ID, r.Timestamp.UnixMicro(), r.AgentID, r.Action, r.Decision, r.TraceID,
-					r.Status, r.Reason, r.Source, string(body), r.PrevHash, r.Hash)
-			}
-			if _, err := tx.ExecContext(ctx, s.insertAuditSQL(len(batch)), args...); err != nil {
-				return fmt.Errorf("records %s…%s: %w", batch[0].ID, batch[len(batch)-1].ID, conflictOr(err))
-			}
-		}
-		return nil
+		return insertAudit(ctx, tx, s.insertAuditSQL, chain, rs)
 	})
+	if errors.Is(err, errAlreadyStored) {
+		return nil
+	}
 	if err != nil {
 		return fmt.Errorf("append audit: %w", err)
+	}
+	return nil
+}
+
+// errAlreadyStored says a batch is already in its chain: a retry of a
+// commit whose acknowledgement was lost (the connection died as it
+// committed). AppendAudit then succeeds without storing it twice, so the
+// writer does not retry a stored batch forever.
+var errAlreadyStored = errors.New("batch already stored")
+
+// insertAudit inserts sealed records with multi-row INSERTs.
+func insertAudit(ctx context.Context, tx *sql.Tx, insertSQL func(n int) string, chain string, rs []audit.Record) error {
+	args := make([]any, 0, auditCols*min(len(rs), auditRowsPerInsert))
+	for start := 0; start < len(rs); start += auditRowsPerInsert {
+		batch := rs[start:min(start+auditRowsPerInsert, len(rs))]
+		args = args[:0]
+		for i := range batch {
+			r := &batch[i]
+			if r.ID == "" || r.Hash == "" || r.PrevHash == "" || (r.Decision != "allow" && r.Decision != "deny") {
+				return fmt.Errorf("record %d is not a sealed record (id, decision and hashes are required)", start+i)
+			}
+			body, err := r.Canonical()
+			if err != nil {
+				return err
+			}
+			args = append(args, chain, r.ID, r.Timestamp.UnixMicro(), r.AgentID, r.Action, r.Decision, r.TraceID,
+				r.Status, r.Reason, r.Source, string(body), r.PrevHash, r.Hash)
+		}
+		if _, err := tx.ExecContext(ctx, insertSQL(len(batch)), args...); err != nil {
+			return fmt.Errorf("records %s…%s: %w", batch[0].ID, batch[len(batch)-1].ID, conflictOr(err))
+		}
 	}
 	return nil
 }
@@ -84,6 +98,8 @@ func advanceChain(ctx context.Context, tx *sql.Tx, chain string, rs []audit.Reco
 	}
 	var head string
 	switch err := tx.QueryRowContext(ctx, `SELECT head FROM audit_chains WHERE chain_id = $1`, chain).Scan(&head); {
+	case err == nil && head == to:
+		return errAlreadyStored
 	case err == nil:
 		return fmt.Errorf("%w: audit chain %q ends at %.12s…, the batch links to %.12s…: another writer appends to this chain",
 			identity.ErrConflict, chain, head, from)

@@ -149,6 +149,11 @@ func TestPostgresAuditChainConflicts(t *testing.T) {
 			}
 		})
 	}
+	// The same batch again — a retry after a commit whose answer was lost
+	// — is already there: accepted, not stored twice.
+	if err := a.AppendAudit(t.Context(), first); err != nil {
+		t.Fatalf("a stored batch again: %v", err)
+	}
 	// A fresh chain must start at genesis.
 	c := openPostgres(t, u, store.WithAuditChain("replica-c"))
 	if err := c.AppendAudit(t.Context(), sealed(t, first[2].Hash, 1)); !errors.Is(err, identity.ErrConflict) {
