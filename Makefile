@@ -61,8 +61,9 @@ bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./policy ./identity ./store ./engine ./ratelimit ./extauthz ./gateway ./audit
 
 # Whole-system load: ghz against MeshGuard and a no-op ext_authz server in one run.
+# LOAD_FLAGS passes options, e.g. LOAD_FLAGS='-rps 3000' for a fixed rate below saturation.
 bench-load:
-	$(GO) run ./bench/loadtest
+	$(GO) run ./bench/loadtest $(LOAD_FLAGS)
 
 lint:
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go')); \

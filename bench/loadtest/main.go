@@ -26,6 +26,7 @@ type options struct {
 	requests    int
 	warmup      int
 	policies    int
+	rps         int
 	keep        bool
 }
 
@@ -36,6 +37,7 @@ func main() {
 	flag.IntVar(&o.requests, "n", 40000, "requests per target")
 	flag.IntVar(&o.warmup, "warmup", 4000, "warm-up requests per target (not measured)")
 	flag.IntVar(&o.policies, "policies", 30, "number of generated policies")
+	flag.IntVar(&o.rps, "rps", 0, "fixed request rate per server (0: as fast as it answers, which saturates the machine)")
 	flag.BoolVar(&o.keep, "keep", false, "keep the temporary directory")
 	flag.Parse()
 	if err := run(context.Background(), o); err != nil {

@@ -31,15 +31,21 @@ type ghzReport struct {
 	} `json:"latencyDistribution"`
 }
 
-func ghzArgs(ghz, protoset string, p *proc, req string, c, n int) *exec.Cmd {
-	return exec.Command(ghz, "--insecure", "--protoset", protoset,
+// ghzArgs runs n requests at concurrency c, as fast as they go or, with
+// rps > 0, at that rate.
+func ghzArgs(ghz, protoset string, p *proc, req string, c, n, rps int) *exec.Cmd {
+	args := []string{"--insecure", "--protoset", protoset,
 		"--call", "envoy.service.auth.v3.Authorization/Check",
-		"-d", req, "-c", strconv.Itoa(c), "-n", strconv.Itoa(n), "--format", "json", p.grpcAddr)
+		"-d", req, "-c", strconv.Itoa(c), "-n", strconv.Itoa(n), "--format", "json"}
+	if rps > 0 {
+		args = append(args, "--rps", strconv.Itoa(rps))
+	}
+	return exec.Command(ghz, append(args, p.grpcAddr)...)
 }
 
 func measure(ctx context.Context, ghz, protoset string, p *proc, req string, o options, warm bool) (result, error) {
 	if warm {
-		if err := ghzArgs(ghz, protoset, p, req, o.concurrency, o.warmup).Run(); err != nil {
+		if err := ghzArgs(ghz, protoset, p, req, o.concurrency, o.warmup, o.rps).Run(); err != nil {
 			return result{}, fmt.Errorf("warm-up: %w", err)
 		}
 	}
@@ -47,7 +53,7 @@ func measure(ctx context.Context, ghz, protoset string, p *proc, req string, o o
 	if err != nil {
 		return result{}, err
 	}
-	cmd := ghzArgs(ghz, protoset, p, req, o.concurrency, o.requests)
+	cmd := ghzArgs(ghz, protoset, p, req, o.concurrency, o.requests, o.rps)
 	var out bytes.Buffer
 	cmd.Stdout = &out
 	if err := cmd.Run(); err != nil {
@@ -99,8 +105,12 @@ func median(rs []result) result {
 }
 
 func report(w io.Writer, rs []result, o options) {
-	fmt.Fprintf(w, "\nghz -c %d -n %d per round, %d rounds alternating, medians (after %d warm-up requests), %d policies\n\n",
-		o.concurrency, o.requests, o.rounds, o.warmup, o.policies)
+	rate := "as fast as each server answers"
+	if o.rps > 0 {
+		rate = fmt.Sprintf("at a fixed %d requests/s", o.rps)
+	}
+	fmt.Fprintf(w, "\nghz -c %d -n %d per round, %s, %d rounds alternating, medians (after %d warm-up requests), %d policies\n\n",
+		o.concurrency, o.requests, rate, o.rounds, o.warmup, o.policies)
 	fmt.Fprintf(w, "| server | OK / total | rps | p50 | p99 | server CPU per Check |\n|---|---:|---:|---:|---:|---:|\n")
 	for _, r := range rs {
 		fmt.Fprintf(w, "| %s | %d / %d | %.0f | %s | %s | %s |\n", r.name, r.ok, r.total, r.rps,
