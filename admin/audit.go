@@ -3,11 +3,14 @@ package admin
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"regexp"
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/meshguard/meshguard/audit"
 	"github.com/meshguard/meshguard/client"
@@ -69,20 +72,31 @@ func parseTime(name, v string) (time.Time, string) {
 }
 
 // auditFilter reads the filter parameters common to the audit endpoints.
-func (a *API) auditFilter(ctx context.Context, p map[string]string) (store.AuditFilter, string) {
+func (a *API) auditFilter(ctx context.Context, p map[string]string) (store.AuditFilter, string, error) {
 	f := store.AuditFilter{Action: p["action"], Decision: p["decision"], TraceID: p["traceId"]}
+	for _, name := range []string{"agent", "action"} {
+		// What no record can hold: refused here rather than by the
+		// database (PostgreSQL rejects NUL and invalid UTF-8 with an error).
+		if v := p[name]; !utf8.ValidString(v) || strings.ContainsFunc(v, unicode.IsControl) {
+			return f, name + ": not valid UTF-8, or holds a control character", nil
+		}
+	}
 	if f.Decision != "" && f.Decision != "allow" && f.Decision != "deny" {
-		return f, "decision: " + strconv.Quote(f.Decision) + ": expected allow or deny"
+		return f, "decision: " + strconv.Quote(f.Decision) + ": expected allow or deny", nil
 	}
 	if f.TraceID != "" && !traceIDPattern.MatchString(f.TraceID) {
-		return f, "traceId: expected 32 lower-case hex digits"
+		return f, "traceId: expected 32 lower-case hex digits", nil
 	}
 	if agent := p["agent"]; agent != "" {
 		// An id, or a name: records keep the id, which a name resolves to
 		// even after the agent was revoked.
 		f.AgentID = agent
-		if found, err := a.cfg.Store.GetAgentByName(ctx, agent); err == nil {
+		found, err := a.cfg.Store.GetAgentByName(ctx, agent)
+		switch {
+		case err == nil:
 			f.AgentID = found.ID
+		case !errors.Is(err, identity.ErrNotFound):
+			return f, "", fmt.Errorf("resolving agent %q: %w", agent, err)
 		}
 	}
 	var msg string
@@ -92,18 +106,18 @@ func (a *API) auditFilter(ctx context.Context, p map[string]string) (store.Audit
 	}{{"from", &f.From}, {"to", &f.To}} {
 		if v := p[t.name]; v != "" {
 			if *t.dst, msg = parseTime(t.name, v); msg != "" {
-				return f, msg
+				return f, msg, nil
 			}
 		}
 	}
 	if v := p["limit"]; v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 1 || n > store.MaxAuditLimit {
-			return f, "limit: " + strconv.Quote(v) + ": expected a whole number from 1 to " + strconv.Itoa(store.MaxAuditLimit)
+			return f, "limit: " + strconv.Quote(v) + ": expected a whole number from 1 to " + strconv.Itoa(store.MaxAuditLimit), nil
 		}
 		f.Limit = n
 	}
-	return f, ""
+	return f, "", nil
 }
 
 // auditRequest reads the query of an endpoint taking the audit filter and
@@ -114,7 +128,11 @@ func (a *API) auditRequest(w http.ResponseWriter, r *http.Request, extra string)
 		badRequest(w, "%s", msg)
 		return nil, store.AuditFilter{}, false
 	}
-	f, msg := a.auditFilter(r.Context(), p)
+	f, msg, err := a.auditFilter(r.Context(), p)
+	if err != nil {
+		a.internalError(w, r, "reading the audit filter", err)
+		return nil, store.AuditFilter{}, false
+	}
 	if msg != "" {
 		badRequest(w, "%s", msg)
 		return nil, store.AuditFilter{}, false

@@ -119,16 +119,21 @@ func csvRow(r *audit.Record) []string {
 			ctx = string(b)
 		}
 	}
-	return []string{r.ID, r.Timestamp.UTC().Format(time.RFC3339Nano), r.TraceID, r.SpanID, r.DecisionID, r.AgentID,
-		csvSafe(r.AgentName), r.TrustTier, csvSafe(r.Action), csvSafe(r.Resource), r.Method, csvSafe(r.Path), csvSafe(r.Host),
-		r.Decision, strconv.Itoa(r.Status), r.Reason, csvSafe(r.Policy), csvSafe(r.Rule), strings.Join(r.Chain, ">"),
+	row := []string{r.ID, r.Timestamp.UTC().Format(time.RFC3339Nano), r.TraceID, r.SpanID, r.DecisionID, r.AgentID,
+		r.AgentName, r.TrustTier, r.Action, r.Resource, r.Method, r.Path, r.Host,
+		r.Decision, strconv.Itoa(r.Status), r.Reason, r.Policy, r.Rule, strings.Join(r.Chain, ">"),
 		strconv.Itoa(r.DelegationDepth), r.Source, r.SourceAddress, r.PolicyRevision, strconv.FormatInt(r.LatencyUs, 10),
-		csvSafe(ctx), r.Mode, r.PrevHash, r.Hash}
+		ctx, r.Mode, r.PrevHash, r.Hash}
+	for i := range row {
+		row[i] = csvSafe(row[i])
+	}
+	return row
 }
 
-// csvSafe defuses spreadsheet formulas: request paths, hosts and contexts
-// come from callers, and a cell starting with = + - @ would run when an
-// operator opens the export (OWASP CSV injection).
+// csvSafe defuses spreadsheet formulas in every cell: paths, hosts,
+// methods and contexts come from callers, and a cell starting with
+// = + - @ would run when an operator opens the export (OWASP CSV
+// injection).
 func csvSafe(s string) string {
 	if s != "" && strings.ContainsRune("=+-@\t\r", rune(s[0])) {
 		return "'" + s

@@ -48,6 +48,11 @@ type Record struct {
 	PrevHash        string         `json:"prevHash"`
 	Hash            string         `json:"hash"`
 
+	// Unreadable, set by a store, says why the stored row cannot be
+	// trusted as this record (it is not JSON, or its indexed columns
+	// disagree with it); a Verifier reports it as a break. Never stored.
+	Unreadable string `json:"-"`
+
 	canon []byte // the sealed canonical encoding; nil until sealed here
 }
 
@@ -124,6 +129,9 @@ func (v *Verifier) Next(r *Record) error {
 	defer func() { v.index++ }()
 	if r.PrevHash != v.prev {
 		return &Break{Index: v.index, ID: r.ID, Why: "prevHash does not match the previous record's hash (a record was deleted, inserted or reordered before it)"}
+	}
+	if r.Unreadable != "" {
+		return &Break{Index: v.index, ID: r.ID, Why: r.Unreadable}
 	}
 	// Always re-encode: a cached encoding would vouch for the record as it
 	// was sealed, not as it reads now.

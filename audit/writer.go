@@ -229,11 +229,22 @@ func (w *Writer) flusher() {
 			if closing && w.Pending() == 0 {
 				return
 			}
-			if !closing {
+			// A backlog (after a slow or failed write) is written at once,
+			// batch after batch, not one batch a tick: no record may wait
+			// much longer than FlushInterval. Below a full batch, the
+			// next tick gathers more.
+			if !closing && !w.backlog() {
 				break
 			}
 		}
 	}
+}
+
+// backlog reports whether a full batch or more is waiting.
+func (w *Writer) backlog() bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return len(w.inflight) > 0 || len(w.pending) >= w.cfg.MaxBatch
 }
 
 func (w *Writer) isClosed() bool {

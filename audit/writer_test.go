@@ -256,3 +256,29 @@ func BenchmarkWriter(b *testing.B) {
 		})
 	}
 }
+
+// TestWriterDrainsABacklogAtOnce: after a slow store write, the records
+// that piled up are written batch after batch, not one batch a tick.
+func TestWriterDrainsABacklogAtOnce(t *testing.T) {
+	s := newStore(t)
+	w, err := audit.NewWriter(context.Background(), s, audit.WriterConfig{FlushInterval: 50 * time.Millisecond, MaxBatch: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = w.Close(context.Background()) })
+	s.slow.Store(true)
+	for i := range 5000 {
+		if err := w.Write(context.Background(), record(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.slow.Store(false)
+	start := time.Now()
+	for w.Pending() > 0 {
+		// At one batch of 100 a tick, 5000 records would take 2.5 s.
+		if time.Since(start) > 2*time.Second {
+			t.Fatalf("%d records still queued after %v", w.Pending(), time.Since(start))
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/spf13/cobra"
 
@@ -72,6 +73,17 @@ func parseWhen(flag, v string, now time.Time) (time.Time, error) {
 	return time.Time{}, usageErr("%s: %q: expected an RFC 3339 time, a date (2026-03-02) or an age (24h)", flag, v)
 }
 
+// printable shows s with control characters escaped: record fields come
+// from callers, and an ESC sequence must not rewrite the operator's
+// terminal (the engine refuses them; a record from elsewhere may not).
+func printable(s string) string {
+	if !strings.ContainsFunc(s, unicode.IsControl) {
+		return s
+	}
+	q := strconv.Quote(s)
+	return q[1 : len(q)-1]
+}
+
 // recordLine is one record as tail and follow print it.
 func recordLine(r *audit.Record) string {
 	who := orDash(r.AgentName)
@@ -82,8 +94,8 @@ func recordLine(r *audit.Record) string {
 	if r.Policy != "" {
 		why += " " + r.Policy + "/" + orDash(r.Rule)
 	}
-	return fmt.Sprintf("%s  %-5s %d  %s  %s  %s  trace=%s", r.Timestamp.UTC().Format("2006-01-02T15:04:05.000Z"),
-		strings.ToUpper(r.Decision), r.Status, who, r.Action, why, orDash(r.TraceID))
+	return printable(fmt.Sprintf("%s  %-5s %d  %s  %s  %s  trace=%s", r.Timestamp.UTC().Format("2006-01-02T15:04:05.000Z"),
+		strings.ToUpper(r.Decision), r.Status, who, r.Action, why, orDash(r.TraceID)))
 }
 
 func (a *app) printRecord(r *audit.Record) error {
@@ -177,7 +189,8 @@ func (a *app) auditQueryCmd() *cobra.Command {
 			rows := make([][]string, 0, len(page.Records))
 			for _, r := range page.Records {
 				rows = append(rows, []string{r.Timestamp.UTC().Format(time.RFC3339), strings.ToUpper(r.Decision), strconv.Itoa(r.Status),
-					orDash(r.AgentName), r.Action, orDash(r.Reason), orDash(r.Policy), strings.Join(r.Chain, ">"), orDash(r.TraceID)})
+					printable(orDash(r.AgentName)), printable(r.Action), orDash(r.Reason), printable(orDash(r.Policy)),
+					strings.Join(r.Chain, ">"), orDash(r.TraceID)})
 			}
 			a.table([]string{"TIME", "DECISION", "STATUS", "AGENT", "ACTION", "REASON", "POLICY", "CHAIN", "TRACE"}, rows)
 			if page.NextCursor != "" {

@@ -186,3 +186,16 @@ func TestAuditTailFollow(t *testing.T) {
 		t.Fatalf("%d lines, want 2:\n%s", n, out.String())
 	}
 }
+
+func TestPrintableEscapesControls(t *testing.T) {
+	for in, want := range map[string]string{
+		"read:x":              "read:x",
+		"read:x\x1b[2K ALLOW": `read:x\x1b[2K ALLOW`,
+		"a\nb":                `a\nb`,
+		"récupérateur → 研究者":  "récupérateur → 研究者",
+	} {
+		if got := printable(in); got != want {
+			t.Errorf("printable(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

@@ -107,7 +107,7 @@ func writeTraceNode(w io.Writer, n *traceNode, names map[string]string, indent s
 	if !top {
 		label = "delegated to " + label
 	}
-	fmt.Fprintf(w, "%s%s%s\n", indent, branch, label)
+	fmt.Fprintf(w, "%s%s%s\n", indent, branch, printable(label))
 	indent += next
 	items := len(n.decisions) + len(n.children)
 	for i, r := range n.decisions {
@@ -123,8 +123,8 @@ func writeTraceNode(w io.Writer, n *traceNode, names map[string]string, indent s
 		if r.Host != "" {
 			target = " → " + r.Host
 		}
-		fmt.Fprintf(w, "%s%s%s %s%s (%s) %s %dµs\n", indent, b, strings.ToUpper(r.Decision), r.Action, target, why,
-			r.Timestamp.UTC().Format("15:04:05.000"), r.LatencyUs)
+		fmt.Fprintf(w, "%s%s%s\n", indent, b, printable(fmt.Sprintf("%s %s%s (%s) %s %dµs", strings.ToUpper(r.Decision), r.Action, target, why,
+			r.Timestamp.UTC().Format("15:04:05.000"), r.LatencyUs)))
 	}
 	for i, c := range n.children {
 		writeTraceNode(w, c, names, indent, len(n.decisions)+i == items-1, false)

@@ -127,7 +127,10 @@ func (e *Engine) decide(ctx context.Context, r *Request, d *Decision, now time.T
 	return nil
 }
 
-// checkBounds refuses oversized or non-UTF-8 input before any work.
+// checkBounds refuses oversized or non-UTF-8 input, and control
+// characters, before any work. A NUL would be refused by PostgreSQL's text
+// columns when the decision is recorded, and ESC would let a caller rewrite
+// an operator's terminal in `meshguard audit tail`.
 func checkBounds(r *Request) string {
 	for _, f := range []struct {
 		name, v string
@@ -148,11 +151,33 @@ func checkBounds(r *Request) string {
 		if !utf8.ValidString(f.v) {
 			return f.name + " is not valid UTF-8"
 		}
+		// The context is JSON: a control character in it is escaped (or
+		// the JSON is refused).
+		if f.name != "X-MeshGuard-Context" && hasControl(f.v) {
+			return f.name + " contains a control character"
+		}
 	}
-	if len(r.Context) > MaxContextKeys {
-		return "context has more than " + itoa(MaxContextKeys) + " keys"
+	if r.Context != nil {
+		if len(r.Context) > MaxContextKeys {
+			return "context has more than " + itoa(MaxContextKeys) + " keys"
+		}
+		// The same bound as the header's: the context is kept in the
+		// audit record of every decision.
+		if b, err := json.Marshal(r.Context); err != nil || len(b) > MaxContextLen {
+			return "context is larger than the limit of " + itoa(MaxContextLen) + " bytes of JSON"
+		}
 	}
 	return ""
+}
+
+// hasControl reports whether s holds a C0 control character or DEL.
+func hasControl(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c == 0x7f {
+			return true
+		}
+	}
+	return false
 }
 
 // resolve sets d.Action and d.Resource (SPEC §4). It returns a message when
@@ -210,6 +235,10 @@ func (e *Engine) resolve(r *Request, d *Decision) string {
 		d.Resource = r.Resource
 	default:
 		d.Resource = path
+	}
+	// The path was percent-decoded: check what it decoded to.
+	if hasControl(d.Action) || hasControl(d.Resource) {
+		return "action " + quote(d.Action) + " or resource " + quote(d.Resource) + " contains a control character"
 	}
 	return ""
 }

@@ -216,7 +216,7 @@ func (s *db) AuditChains(ctx context.Context) ([]audit.ChainHead, error) {
 // whose JSON does not decode is handed to fn as a record with only its ID
 // and hashes, so a verifier reports it rather than the scan failing.
 func (s *db) ScanAudit(ctx context.Context, fn func(audit.Record) error) error {
-	err := s.scanAuditRows(ctx, `SELECT seq, id, record, prev_hash, hash FROM audit ORDER BY chain_id, seq`, nil,
+	err := s.scanAuditRows(ctx, `SELECT `+auditSelect+` FROM audit ORDER BY chain_id, seq`, nil,
 		func(_ int64, r audit.Record) error { return fn(r) })
 	if err != nil {
 		return fmt.Errorf("scan audit: %w", err)
@@ -226,7 +226,7 @@ func (s *db) ScanAudit(ctx context.Context, fn func(audit.Record) error) error {
 
 // ScanAuditChain is ScanAudit for one chain (named as AuditChains names it).
 func (s *db) ScanAuditChain(ctx context.Context, id string, fn func(audit.Record) error) error {
-	err := s.scanAuditRows(ctx, `SELECT seq, id, record, prev_hash, hash FROM audit WHERE chain_id = $1 ORDER BY seq`, []any{id},
+	err := s.scanAuditRows(ctx, `SELECT `+auditSelect+` FROM audit WHERE chain_id = $1 ORDER BY seq`, []any{id},
 		func(_ int64, r audit.Record) error { return fn(r) })
 	if err != nil {
 		return fmt.Errorf("scan audit chain %q: %w", id, err)

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -147,4 +148,35 @@ func rawDB(t *testing.T, path string) *sql.DB {
 	}
 	t.Cleanup(func() { _ = db.Close() })
 	return db
+}
+
+// TestAuditColumnsAreChecked: the columns filters, stats and retention read
+// are outside the hash; editing them is reported by verify, and an edited
+// time does not make retention delete records that are not due.
+func TestAuditColumnsAreChecked(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "mg.db")
+	s, err := store.OpenSQLite(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	rs := sealed(t, audit.GenesisHash, 4)
+	if err := s.AppendAudit(ctx, rs); err != nil {
+		t.Fatal(err)
+	}
+	db := rawDB(t, path)
+	if _, err := db.ExecContext(ctx, `UPDATE audit SET agent_id = 'nobody' WHERE id = $1`, rs[1].ID); err != nil {
+		t.Fatal(err)
+	}
+	var b *audit.Break
+	if _, err := audit.VerifyChains(ctx, s); !errors.As(err, &b) || b.ID != rs[1].ID || !strings.Contains(b.Why, "columns") {
+		t.Fatalf("edited column: %v", err)
+	}
+	if _, err := db.ExecContext(ctx, `UPDATE audit SET ts = 0 WHERE id = $1`, rs[3].ID); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := s.PruneAudit(ctx, rs[0].Timestamp); err == nil || n != 0 {
+		t.Fatalf("prune over an edited time: %d %v", n, err)
+	}
 }

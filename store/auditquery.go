@@ -144,7 +144,7 @@ func (s *db) QueryAudit(ctx context.Context, f AuditFilter) (AuditPage, error) {
 		limit = DefaultAuditLimit
 	}
 	// One more than the page shows whether there is a next page.
-	q := `SELECT seq, id, record, prev_hash, hash FROM audit` + where + ` ORDER BY seq DESC LIMIT ` + strconv.Itoa(limit+1)
+	q := `SELECT ` + auditSelect + ` FROM audit` + where + ` ORDER BY seq DESC LIMIT ` + strconv.Itoa(limit+1)
 	var page AuditPage
 	var last int64
 	err = s.scanAuditRows(ctx, q, args, func(seq int64, r audit.Record) error {
@@ -173,7 +173,7 @@ func (s *db) ScanAuditFiltered(ctx context.Context, f AuditFilter, fn func(r aud
 	if err != nil {
 		return fmt.Errorf("scan audit: %w", err)
 	}
-	q := `SELECT seq, id, record, prev_hash, hash FROM audit` + where + ` ORDER BY seq`
+	q := `SELECT ` + auditSelect + ` FROM audit` + where + ` ORDER BY seq`
 	if f.Limit > 0 {
 		q += ` LIMIT ` + strconv.Itoa(f.Limit)
 	}
@@ -183,10 +183,14 @@ func (s *db) ScanAuditFiltered(ctx context.Context, f AuditFilter, fn func(r aud
 	return nil
 }
 
-// scanAuditRows runs q (selecting seq, id, record, prev_hash, hash) and
-// decodes each row. A record whose JSON does not decode is handed on with
-// only its id and hashes, so a verifier reports it rather than the scan
-// failing.
+// auditSelect is the columns scanAuditRows reads.
+const auditSelect = "seq, id, record, prev_hash, hash, agent_id, action, decision, ts, trace_id, status, reason, source"
+
+// scanAuditRows runs q (selecting auditSelect) and decodes each row. A
+// record whose JSON does not decode is handed on with only its id and
+// hashes, so a verifier reports it rather than the scan failing. So is a
+// row whose columns — what filters, stats and retention read, outside the
+// hash — disagree with its record: they were edited.
 func (s *db) scanAuditRows(ctx context.Context, q string, args []any, fn func(seq int64, r audit.Record) error) error {
 	rows, err := s.r.QueryContext(ctx, q, args...)
 	if err != nil {
@@ -194,15 +198,20 @@ func (s *db) scanAuditRows(ctx context.Context, q string, args []any, fn func(se
 	}
 	defer rows.Close()
 	for rows.Next() {
-		var seq int64
-		var id, prev, hash string
+		var seq, ts int64
+		var status int
+		var id, prev, hash, agentID, action, decision, traceID, reason, source string
 		var raw []byte
-		if err := rows.Scan(&seq, &id, &raw, &prev, &hash); err != nil {
+		if err := rows.Scan(&seq, &id, &raw, &prev, &hash, &agentID, &action, &decision, &ts, &traceID, &status, &reason, &source); err != nil {
 			return err
 		}
 		var r audit.Record
-		if json.Unmarshal(raw, &r) != nil {
-			r = audit.Record{ID: id}
+		switch {
+		case json.Unmarshal(raw, &r) != nil:
+			r = audit.Record{ID: id, Unreadable: "its stored record is not JSON"}
+		case r.ID != id || r.AgentID != agentID || r.Action != action || r.Decision != decision || r.Timestamp.UnixMicro() != ts ||
+			r.TraceID != traceID || r.Status != status || r.Reason != reason || r.Source != source:
+			r.Unreadable = "its indexed columns disagree with the hashed record (the row was edited)"
 		}
 		// The columns are what the chain links; the JSON is what was hashed.
 		r.PrevHash, r.Hash = prev, hash
@@ -297,8 +306,15 @@ func (s *db) PruneAudit(ctx context.Context, before time.Time) (int64, error) {
 		for _, c := range cuts {
 			var ts int64
 			var hash string
-			if err := tx.QueryRowContext(ctx, `SELECT ts, hash FROM audit WHERE seq = $1`, c.seq).Scan(&ts, &hash); err != nil {
+			var raw []byte
+			if err := tx.QueryRowContext(ctx, `SELECT ts, hash, record FROM audit WHERE seq = $1`, c.seq).Scan(&ts, &hash, &raw); err != nil {
 				return err
+			}
+			// The time column is outside the hash: an edited one must not
+			// make retention delete records that are not due.
+			var rec audit.Record
+			if err := json.Unmarshal(raw, &rec); err != nil || rec.Timestamp.UnixMicro() != ts {
+				return fmt.Errorf("audit record at position %d: its time column disagrees with the record (the row was edited); run meshguard audit verify", c.seq)
 			}
 			res, err := tx.ExecContext(ctx, `DELETE FROM audit WHERE chain_id = $1 AND seq <= $2`, c.chain, c.seq)
 			if err != nil {
