@@ -111,9 +111,10 @@ func (a *API) auditFilter(ctx context.Context, p map[string]string) (store.Audit
 		}
 	}
 	if v := p["limit"]; v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > store.MaxAuditLimit {
-			return f, "limit: " + strconv.Quote(v) + ": expected a whole number from 1 to " + strconv.Itoa(store.MaxAuditLimit), nil
+		n, perr := strconv.Atoi(v)
+		if perr != nil || n < 1 || n > store.MaxAuditLimit {
+			// A bad parameter is the caller's (a 400 message), not a failure.
+			return f, "limit: " + strconv.Quote(v) + ": expected a whole number from 1 to " + strconv.Itoa(store.MaxAuditLimit), nil //nolint:nilerr
 		}
 		f.Limit = n
 	}
