@@ -79,6 +79,8 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzParseTests$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 5s ./policy
 	$(GO) test -run '^$$' -fuzz '^FuzzVerify$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 5s ./identity
 	$(GO) test -run '^$$' -fuzz '^FuzzCheckRequest$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 5s ./extauthz
+	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 5s ./catalog
+	$(GO) test -run '^$$' -fuzz '^FuzzCanonicalRoundTrip$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 5s ./audit
 
 clean:
 	rm -rf bin

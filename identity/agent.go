@@ -107,7 +107,7 @@ func (a Agent) Validate() error {
 		return bad("hosts", "more than %d", MaxHosts)
 	}
 	for _, h := range a.Hosts {
-		if len(h) > 253 || !hostPattern.MatchString(h) {
+		if !ValidHost(h) {
 			return bad("hosts", "%q: expected a lower-case host name without a port or trailing dot (a host belongs to one agent on every port)", h)
 		}
 	}
@@ -121,6 +121,10 @@ func (a Agent) Validate() error {
 	}
 	return nil
 }
+
+// ValidHost reports whether h is a host name as agents and the service
+// catalogue keep them: lower case, without a port or trailing dot.
+func ValidHost(h string) bool { return len(h) <= 253 && hostPattern.MatchString(h) }
 
 // IDPrefix starts every agent id.
 const IDPrefix = "agent_"

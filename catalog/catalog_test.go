@@ -1,0 +1,107 @@
+package catalog
+
+import (
+	"errors"
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/meshguard/meshguard/trust"
+)
+
+func TestParseExample(t *testing.T) {
+	data, err := os.ReadFile("../examples/services.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := Parse("services.yaml", data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.Services) != 3 {
+		t.Fatalf("%d services", len(c.Services))
+	}
+	r := c.Services[0]
+	if r.Name != "researcher" || r.MinTier != trust.Verified || len(r.Routes) != 2 || r.Routes[1].Path != "/papers/*" || r.Port != 8080 {
+		t.Fatalf("researcher: %+v", r)
+	}
+	if crm := c.Services[2]; crm.MinTier != trust.Untrusted || crm.Agent != "" {
+		t.Fatalf("crm: %+v", crm)
+	}
+}
+
+// TestParseRefuses: every bad catalogue is refused, naming the entry and
+// the field.
+func TestParseRefuses(t *testing.T) {
+	const ok = "  - {name: a, hosts: [a.mesh], port: 80, endpoints: [\"10.0.0.1:80\"]}\n"
+	tests := []struct {
+		name, yaml, want string
+	}{
+		{"unknown key", "services:\n  - {name: a, hosts: [a.mesh], port: 80, endpoints: [\"10.0.0.1:80\"], weight: 3}\n", "weight"},
+		{"unknown top-level key", "servics: []\n", "servics"},
+		{"two documents", "services: []\n---\nservices: []\n", "one YAML document"},
+		{"not YAML", "services: [\n", "services.yaml"},
+		{"no name", "services:\n  - {hosts: [a.mesh], port: 80, endpoints: [\"10.0.0.1:80\"]}\n", "services[0]: name: required"},
+		{"bad name", "services:\n  - {name: A_b, hosts: [a.mesh], port: 80, endpoints: [\"10.0.0.1:80\"]}\n", "services[0] (A_b): name"},
+		{"duplicate name", "services:\n" + ok + ok, "services[1] (a): name: \"a\" is also services[0]"},
+		{"duplicate host across services", "services:\n" + ok + "  - {name: b, hosts: [A.mesh], port: 80, endpoints: [\"10.0.0.1:80\"]}\n", "services[1] (b): hosts: \"a.mesh\" already belongs to service \"a\""},
+		{"host twice", "services:\n  - {name: a, hosts: [a.mesh, a.mesh], port: 80, endpoints: [\"10.0.0.1:80\"]}\n", "hosts[1]"},
+		{"host with a port", "services:\n  - {name: a, hosts: [\"a.mesh:80\"], port: 80, endpoints: [\"10.0.0.1:80\"]}\n", "hosts[0]"},
+		{"no hosts", "services:\n  - {name: a, port: 80, endpoints: [\"10.0.0.1:80\"]}\n", "hosts: at least one"},
+		{"port zero", "services:\n  - {name: a, hosts: [a.mesh], endpoints: [\"10.0.0.1:80\"]}\n", "port: 0"},
+		{"port too large", "services:\n  - {name: a, hosts: [a.mesh], port: 70000, endpoints: [\"10.0.0.1:80\"]}\n", "port: 70000"},
+		{"port not a number", "services:\n  - {name: a, hosts: [a.mesh], port: http, endpoints: [\"10.0.0.1:80\"]}\n", "http"},
+		{"no endpoints", "services:\n  - {name: a, hosts: [a.mesh], port: 80}\n", "endpoints: at least one"},
+		{"endpoint without port", "services:\n  - {name: a, hosts: [a.mesh], port: 80, endpoints: [\"10.0.0.1\"]}\n", "endpoints[0]: \"10.0.0.1\": expected host:port"},
+		{"endpoint port out of range", "services:\n  - {name: a, hosts: [a.mesh], port: 80, endpoints: [\"10.0.0.1:0\"]}\n", "endpoints[0]"},
+		{"endpoint bad host", "services:\n  - {name: a, hosts: [a.mesh], port: 80, endpoints: [\"bad_host:80\"]}\n", "endpoints[0]"},
+		{"endpoint twice", "services:\n  - {name: a, hosts: [a.mesh], port: 80, endpoints: [\"10.0.0.1:80\", \"10.0.0.1:80\"]}\n", "endpoints[1]"},
+		{"bad tier", "services:\n  - {name: a, hosts: [a.mesh], port: 80, endpoints: [\"10.0.0.1:80\"], minTier: root}\n", "services[0] (a): minTier: \"root\""},
+		{"bad agent", "services:\n  - {name: a, hosts: [a.mesh], port: 80, endpoints: [\"10.0.0.1:80\"], agent: \"two words\"}\n", "agent"},
+		{"action without verb", "services:\n  - {name: a, hosts: [a.mesh], port: 80, endpoints: [\"10.0.0.1:80\"], routes: [{path: /x, action: read}]}\n", "routes[0]: action"},
+		{"action with a comma", "services:\n  - {name: a, hosts: [a.mesh], port: 80, endpoints: [\"10.0.0.1:80\"], routes: [{path: /x, action: \"read:a,b\"}]}\n", "routes[0]: action"},
+		{"path without slash", "services:\n  - {name: a, hosts: [a.mesh], port: 80, endpoints: [\"10.0.0.1:80\"], routes: [{path: x, action: \"read:x\"}]}\n", "routes[0]: path"},
+		{"star inside a path", "services:\n  - {name: a, hosts: [a.mesh], port: 80, endpoints: [\"10.0.0.1:80\"], routes: [{path: /a*/b, action: \"read:x\"}]}\n", "'*' may only end"},
+		{"unknown method", "services:\n  - {name: a, hosts: [a.mesh], port: 80, endpoints: [\"10.0.0.1:80\"], routes: [{method: BREW, path: /x, action: \"read:x\"}]}\n", "routes[0]: method"},
+		{"route twice", "services:\n  - {name: a, hosts: [a.mesh], port: 80, endpoints: [\"10.0.0.1:80\"], routes: [{path: /x, action: \"read:x\"}, {path: /x, action: \"read:y\"}]}\n", "routes[1]"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Parse("services.yaml", []byte(tc.yaml))
+			if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("got %v, want ErrInvalid mentioning %q", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestParseEmpty(t *testing.T) {
+	for _, in := range []string{"", "services: []\n"} {
+		c, err := Parse("services.yaml", []byte(in))
+		if err != nil || len(c.Services) != 0 {
+			t.Fatalf("%q: %v %v", in, c, err)
+		}
+	}
+}
+
+// FuzzParse: whatever the input, Parse returns a catalogue or an
+// ErrInvalid, and never panics; a catalogue it returns validates again.
+func FuzzParse(f *testing.F) {
+	if data, err := os.ReadFile("../examples/services.yaml"); err == nil {
+		f.Add(data)
+	}
+	f.Add([]byte("services:\n  - {name: a, hosts: [a.mesh], port: 80, endpoints: [\"[::1]:80\"]}\n"))
+	f.Add([]byte("services: [{name: a, hosts: [&x a], port: *x}]"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		c, err := Parse("fuzz.yaml", data)
+		if err != nil {
+			if !errors.Is(err, ErrInvalid) {
+				t.Fatalf("error not ErrInvalid: %v", err)
+			}
+			return
+		}
+		if _, err := New(c.Services); err != nil {
+			t.Fatalf("a parsed catalogue does not validate again: %v", err)
+		}
+	})
+}
