@@ -1,0 +1,172 @@
+package xds
+
+import (
+	"bytes"
+	"encoding/json"
+	"flag"
+	"os"
+	"path/filepath"
+	"testing"
+
+	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	extauthzv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_authz/v3"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/meshguard/meshguard/catalog"
+	"github.com/meshguard/meshguard/extauthz"
+)
+
+// go test ./xds -update rewrites the golden files from what Build makes.
+var update = flag.Bool("update", false, "rewrite the golden files in testdata/golden")
+
+var testOptions = Options{ListenerPort: 10000, AuthzHost: "meshguard.meshguard-system.svc", AuthzPort: 3101}
+
+func exampleCatalogue(t *testing.T) *catalog.Catalogue {
+	t.Helper()
+	data, err := os.ReadFile("../examples/services.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := catalog.Parse("services.yaml", data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// stableJSON renders a message as indented JSON with sorted keys:
+// protojson's own spacing is deliberately unstable.
+func stableJSON(t *testing.T, m proto.Message) []byte {
+	t.Helper()
+	raw, err := protojson.Marshal(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var v any
+	if err := json.Unmarshal(raw, &v); err != nil {
+		t.Fatal(err)
+	}
+	out, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return append(out, '\n')
+}
+
+// TestGolden: the resources generated for the example catalogue, one
+// golden file per resource.
+func TestGolden(t *testing.T) {
+	r, err := Build(exampleCatalogue(t), testOptions)
+	if err != nil {
+		t.Fatal(err)
+	}
+	files := map[string]proto.Message{}
+	for _, l := range r.Listeners {
+		files["listener_"+l.GetName()] = l
+	}
+	for _, rc := range r.Routes {
+		files["route_"+rc.GetName()] = rc
+	}
+	for _, c := range r.Clusters {
+		files["cluster_"+c.GetName()] = c
+	}
+	for _, e := range r.Endpoints {
+		files["endpoints_"+e.GetClusterName()] = e
+	}
+	dir := filepath.Join("testdata", "golden")
+	if *update {
+		if err := os.RemoveAll(dir); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for name, m := range files {
+		path := filepath.Join(dir, name+".json")
+		got := stableJSON(t, m)
+		if *update {
+			if err := os.WriteFile(path, got, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			continue
+		}
+		want, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatalf("%v (run go test ./xds -update to write the golden files)", err)
+		}
+		if !bytes.Equal(got, want) {
+			t.Errorf("%s differs from its golden file; if the change is intended, run go test ./xds -update\n got:\n%s", path, got)
+		}
+	}
+	entries, _ := os.ReadDir(dir)
+	if len(entries) != len(files) {
+		t.Errorf("%d golden files, %d resources: stale files in %s", len(entries), len(files), dir)
+	}
+}
+
+// TestRoutesCarryTheirAction: each catalogue route passes its action to
+// ext_authz; longer paths come first; the rest fall through to "/".
+func TestRoutesCarryTheirAction(t *testing.T) {
+	r, err := Build(exampleCatalogue(t), testOptions)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ingress *routev3.RouteConfiguration
+	for _, rc := range r.Routes {
+		if rc.GetName() == IngressRoutes {
+			ingress = rc
+		}
+	}
+	vh := ingress.GetVirtualHosts()[0]
+	if vh.GetName() != "researcher" || len(vh.GetRoutes()) != 3 {
+		t.Fatalf("virtual host %v", vh)
+	}
+	first := vh.GetRoutes()[0]
+	if first.GetMatch().GetPath() != "/tasks/research" {
+		t.Fatalf("the longest path is not first: %v", first.GetMatch())
+	}
+	var per extauthzv3.ExtAuthzPerRoute
+	if err := first.GetTypedPerFilterConfig()["envoy.filters.http.ext_authz"].UnmarshalTo(&per); err != nil {
+		t.Fatal(err)
+	}
+	if got := per.GetCheckSettings().GetContextExtensions()[extauthz.ContextExtensionAction]; got != "write:tasks/research" {
+		t.Fatalf("action %q", got)
+	}
+	if last := vh.GetRoutes()[2]; last.GetMatch().GetPrefix() != "/" || last.GetTypedPerFilterConfig() != nil {
+		t.Fatalf("fallback route %v", last)
+	}
+}
+
+func TestBuildRefusesBadOptions(t *testing.T) {
+	for _, o := range []Options{{}, {ListenerPort: 10000, AuthzPort: 3101}, {ListenerPort: 70000, AuthzHost: "x", AuthzPort: 1}} {
+		if _, err := Build(&catalog.Catalogue{}, o); err == nil {
+			t.Errorf("options %+v accepted", o)
+		}
+	}
+}
+
+// BenchmarkBuild1000: a catalogue of 1,000 services, each with two
+// routes, generated and validated.
+func BenchmarkBuild1000(b *testing.B) {
+	services := make([]catalog.Service, 1000)
+	for i := range services {
+		name := "svc-" + itoa(i)
+		services[i] = catalog.Service{Name: name, Hosts: []string{name + ".mesh"}, Port: 8080,
+			Endpoints: []string{"10.0.0.1:8080", "10.0.0.2:8080"},
+			Routes: []catalog.Route{{Method: "GET", Path: "/items/*", Action: "read:items"}, {Method: "POST", Path: "/items", Action: "write:items"}}}
+	}
+	c, err := catalog.New(services)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := Build(c, testOptions); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func itoa(i int) string { return string(rune('a'+i/26/26%26)) + string(rune('a'+i/26%26)) + string(rune('a'+i%26)) }
