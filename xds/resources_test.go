@@ -155,7 +155,7 @@ func BenchmarkBuild1000(b *testing.B) {
 		name := "svc-" + itoa(i)
 		services[i] = catalog.Service{Name: name, Hosts: []string{name + ".mesh"}, Port: 8080,
 			Endpoints: []string{"10.0.0.1:8080", "10.0.0.2:8080"},
-			Routes: []catalog.Route{{Method: "GET", Path: "/items/*", Action: "read:items"}, {Method: "POST", Path: "/items", Action: "write:items"}}}
+			Routes:    []catalog.Route{{Method: "GET", Path: "/items/*", Action: "read:items"}, {Method: "POST", Path: "/items", Action: "write:items"}}}
 	}
 	c, err := catalog.New(services)
 	if err != nil {
@@ -169,4 +169,6 @@ func BenchmarkBuild1000(b *testing.B) {
 	}
 }
 
-func itoa(i int) string { return string(rune('a'+i/26/26%26)) + string(rune('a'+i/26%26)) + string(rune('a'+i%26)) }
+func itoa(i int) string {
+	return string(rune('a'+i/26/26%26)) + string(rune('a'+i/26%26)) + string(rune('a'+i%26))
+}
