@@ -73,21 +73,13 @@ func Build(c *catalog.Catalogue, o Options) (*Resources, error) {
 		o.AuthzTimeout = 250 * time.Millisecond
 	}
 	r := &Resources{}
-	ingress, err := ingressListener(o)
-	if err != nil {
-		return nil, err
-	}
-	r.Listeners = append(r.Listeners, ingress)
+	r.Listeners = append(r.Listeners, ingressListener(o))
 	r.Clusters = append(r.Clusters, authzCluster(o))
 	r.Endpoints = append(r.Endpoints, loadAssignment(AuthzCluster, []string{net.JoinHostPort(o.AuthzHost, strconv.Itoa(o.AuthzPort))}))
 	routes := &routev3.RouteConfiguration{Name: IngressRoutes}
 	for i := range c.Services {
 		s := &c.Services[i]
-		vh, err := virtualHost(s)
-		if err != nil {
-			return nil, err
-		}
-		routes.VirtualHosts = append(routes.VirtualHosts, vh)
+		routes.VirtualHosts = append(routes.VirtualHosts, virtualHost(s))
 		if allIPs(s.Endpoints) {
 			r.Clusters = append(r.Clusters, edsCluster(s.Name))
 			r.Endpoints = append(r.Endpoints, loadAssignment(s.Name, s.Endpoints))
@@ -96,10 +88,7 @@ func Build(c *catalog.Catalogue, o Options) (*Resources, error) {
 			// Envoy itself, so the endpoints go inline.
 			r.Clusters = append(r.Clusters, dnsCluster(s.Name, s.Endpoints))
 		}
-		grpcListeners, grpcRoutes, err := proxyless(s)
-		if err != nil {
-			return nil, err
-		}
+		grpcListeners, grpcRoutes := proxyless(s)
 		r.Listeners = append(r.Listeners, grpcListeners...)
 		r.Routes = append(r.Routes, grpcRoutes...)
 	}
@@ -166,7 +155,7 @@ func routerFilter() *hcmv3.HttpFilter {
 
 // ingressListener is the listener every request to a service enters by:
 // ext_authz first, failing closed, then the router.
-func ingressListener(o Options) (*listenerv3.Listener, error) {
+func ingressListener(o Options) *listenerv3.Listener {
 	authz := &extauthzv3.ExtAuthz{
 		Services: &extauthzv3.ExtAuthz_GrpcService{GrpcService: &corev3.GrpcService{
 			TargetSpecifier: &corev3.GrpcService_EnvoyGrpc_{EnvoyGrpc: &corev3.GrpcService_EnvoyGrpc{ClusterName: AuthzCluster}},
@@ -200,7 +189,7 @@ func ingressListener(o Options) (*listenerv3.Listener, error) {
 			Name:       "envoy.filters.network.http_connection_manager",
 			ConfigType: &listenerv3.Filter_TypedConfig{TypedConfig: mustAny(manager)},
 		}}}},
-	}, nil
+	}
 }
 
 // authzCluster is MeshGuard's gRPC port, over HTTP/2.
@@ -280,7 +269,7 @@ func domains(s *catalog.Service) []string {
 // virtualHost routes a service's requests to its cluster; each catalogue
 // route passes its action to ext_authz; the rest match "/" with no action,
 // which the engine derives from method and path (SPEC §4).
-func virtualHost(s *catalog.Service) (*routev3.VirtualHost, error) {
+func virtualHost(s *catalog.Service) *routev3.VirtualHost {
 	vh := &routev3.VirtualHost{Name: s.Name, Domains: domains(s)}
 	toCluster := &routev3.Route_Route{Route: &routev3.RouteAction{ClusterSpecifier: &routev3.RouteAction_Cluster{Cluster: s.Name}}}
 	// Longer paths first, so a prefix never hides a more specific route.
@@ -311,14 +300,14 @@ func virtualHost(s *catalog.Service) (*routev3.VirtualHost, error) {
 	vh.Routes = append(vh.Routes, &routev3.Route{
 		Name: s.Name + ":default", Match: &routev3.RouteMatch{PathSpecifier: &routev3.RouteMatch_Prefix{Prefix: "/"}}, Action: toCluster,
 	})
-	return vh, nil
+	return vh
 }
 
 // proxyless is what gRPC's xDS client asks for when dialled as
 // xds:///host: a Listener named after the host whose api_listener holds
 // an HTTP connection manager, and its route configuration. gRPC's route
 // matching cannot see :method, so these routes match on path only.
-func proxyless(s *catalog.Service) ([]*listenerv3.Listener, []*routev3.RouteConfiguration, error) {
+func proxyless(s *catalog.Service) ([]*listenerv3.Listener, []*routev3.RouteConfiguration) {
 	var ls []*listenerv3.Listener
 	var rcs []*routev3.RouteConfiguration
 	for _, h := range s.Hosts {
@@ -337,5 +326,5 @@ func proxyless(s *catalog.Service) ([]*listenerv3.Listener, []*routev3.RouteConf
 			}},
 		}}})
 	}
-	return ls, rcs, nil
+	return ls, rcs
 }
