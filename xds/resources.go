@@ -244,7 +244,7 @@ func loadAssignment(cluster string, endpoints []string) *endpointv3.ClusterLoadA
 	for _, e := range endpoints {
 		host, port, _ := net.SplitHostPort(e)
 		p, _ := strconv.Atoi(port)
-		eps = append(eps, &endpointv3.LbEndpoint{HostIdentifier: &endpointv3.LbEndpoint_Endpoint{Endpoint: &endpointv3.Endpoint{
+		eps = append(eps, &endpointv3.LbEndpoint{LoadBalancingWeight: wrapperspb.UInt32(1), HostIdentifier: &endpointv3.LbEndpoint_Endpoint{Endpoint: &endpointv3.Endpoint{
 			Address: &corev3.Address{Address: &corev3.Address_SocketAddress{SocketAddress: &corev3.SocketAddress{
 				Address: host, PortSpecifier: &corev3.SocketAddress_PortValue{PortValue: uint32(p)},
 			}}},
@@ -252,7 +252,9 @@ func loadAssignment(cluster string, endpoints []string) *endpointv3.ClusterLoadA
 	}
 	return &endpointv3.ClusterLoadAssignment{
 		ClusterName: cluster,
-		Endpoints:   []*endpointv3.LocalityLbEndpoints{{LbEndpoints: eps, LoadBalancingWeight: wrapperspb.UInt32(1)}},
+		Endpoints: []*endpointv3.LocalityLbEndpoints{{
+			Locality: &corev3.Locality{Region: "meshguard"}, LbEndpoints: eps, LoadBalancingWeight: wrapperspb.UInt32(1),
+		}},
 	}
 }
 
