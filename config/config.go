@@ -13,6 +13,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"net"
 	"net/url"
 	"os"
 	"strconv"
@@ -32,6 +33,9 @@ type Config struct {
 	DataDir            string
 	DatabaseURL        string
 	PoliciesDir        string
+	ServicesFile       string
+	ListenerPort       int
+	XDSAuthzAddress    string
 	AdminToken         string
 	JWTSecret          string
 	ProxyTarget        string
@@ -101,6 +105,21 @@ var settings = []setting{
 		return nil
 	}},
 	{"policiesDir", "POLICIES_DIR", "policies-dir", "YAML policy files, watched and hot-reloaded", "./policies", str(func(c *Config) *string { return &c.PoliciesDir })},
+	{"servicesFile", "SERVICES_FILE", "services-file", "the service catalogue the xDS server configures Envoys from (YAML, watched); empty: no services", "", str(func(c *Config) *string { return &c.ServicesFile })},
+	{"listenerPort", "LISTENER_PORT", "listener-port", "the port of the ingress listener served to Envoys over xDS", "10000", port(func(c *Config) *int { return &c.ListenerPort })},
+	{"xdsAuthzAddress", "XDS_AUTHZ_ADDRESS", "xds-authz-address", "host:port at which Envoys reach MeshGuard's gRPC port (default: 127.0.0.1 and the gRPC port)", "", func(c *Config, v string) error {
+		if v == "" {
+			c.XDSAuthzAddress = ""
+			return nil
+		}
+		host, p, err := net.SplitHostPort(v)
+		n, perr := strconv.Atoi(p)
+		if err != nil || host == "" || perr != nil || n < 1 || n > 65535 {
+			return fmt.Errorf("%q: expected host:port", v)
+		}
+		c.XDSAuthzAddress = v
+		return nil
+	}},
 	{"adminToken", "ADMIN_TOKEN", "admin-token", "admin API token (generated into DATA_DIR if unset)", "", func(c *Config, v string) error {
 		if v != "" && len(v) < 16 {
 			return errors.New("must be at least 16 characters")

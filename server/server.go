@@ -36,6 +36,7 @@ import (
 	"github.com/meshguard/meshguard/store"
 	"github.com/meshguard/meshguard/telemetry"
 	"github.com/meshguard/meshguard/wire"
+	"github.com/meshguard/meshguard/xds"
 )
 
 // Addrs are the addresses the server listens on, reported once it serves.
@@ -121,6 +122,7 @@ type parts struct {
 	health   *health.Server
 	tracing  *telemetry.Tracing
 	metrics  *telemetry.Metrics
+	xds      *xds.Server
 }
 
 // close releases what build opened. On the serving path the audit writer
@@ -290,48 +292,13 @@ func build(ctx context.Context, cfg *config.Config, o Options, log *slog.Logger)
 		grpc.NumStreamWorkers(grpcStreamWorkers),
 	)
 	extauthz.NewServer(eng, log).Register(p.grpc)
+	p.xds = xds.NewServer(ctx, log)
+	p.xds.Register(p.grpc)
 	p.health = health.NewServer()
 	healthpb.RegisterHealthServer(p.grpc, p.health)
 	reflection.Register(p.grpc)
 	ok = true
 	return p, nil
-}
-
-// openStore opens PostgreSQL if DATABASE_URL is set, else SQLite in
-// DATA_DIR.
-func (p *parts) openStore(ctx context.Context, cfg *config.Config) error {
-	if cfg.DatabaseURL == "" {
-		db, err := store.OpenSQLite(ctx, filepath.Join(cfg.DataDir, "meshguard.db"))
-		if err != nil {
-			return fmt.Errorf("opening the store in DATA_DIR: %w", err)
-		}
-		p.db = db
-		return nil
-	}
-	pg, err := store.OpenPostgres(ctx, cfg.DatabaseURL)
-	if err != nil {
-		return fmt.Errorf("DATABASE_URL: %w", err)
-	}
-	p.db, p.pg = pg, pg
-	return nil
-}
-
-// watchAgents drops cached agents and verified tokens as soon as another
-// replica (or anyone) changes an agent in the shared database.
-func (p *parts) watchAgents(ctx context.Context, log *slog.Logger) {
-	if p.pg == nil {
-		return // one replica: the admin API invalidates what it changes
-	}
-	_ = p.pg.WatchAgents(ctx, func(id string) {
-		if id == "" {
-			p.cached.Purge()
-		} else {
-			p.cached.InvalidateAgent(id)
-		}
-		p.agents.Invalidate()
-	}, func(err error) {
-		log.Warn("listening for agent changes failed; changes made on other replicas may take up to a minute to apply", "error", err)
-	})
 }
 
 // apiReadTimeout bounds how long a client may take to send an API request
@@ -395,9 +362,21 @@ func (p *parts) serve(ctx context.Context, cfg *config.Config, o Options, log *s
 		MaxHeaderBytes:    64 << 10, // ≥ gateway.DefaultMaxHeaderBytes
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
+	xo, err := xdsOptions(cfg, grpcLis.Addr().String())
+	if err != nil {
+		_ = httpLis.Close()
+		_ = grpcLis.Close()
+		return err
+	}
+	if err := p.loadServices(ctx, cfg.ServicesFile, xo); err != nil {
+		// Like a broken policy file: serve, say so, and load the file once
+		// it is fixed. Envoys get no services meanwhile.
+		log.Error("the service catalogue did not load; Envoys get no services until it does", "error", err)
+	}
 	bg, stopBG := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	errs := make(chan error, 2)
+	wg.Go(func() { p.watchServices(bg, cfg.ServicesFile, xo, log) })
 	wg.Add(5)
 	go func() { defer wg.Done(); errs <- ignoreClosed(hs.Serve(httpLis)) }()
 	go func() { defer wg.Done(); errs <- p.grpc.Serve(grpcLis) }()

@@ -18,16 +18,38 @@ type reloader interface {
 	Reload(ctx context.Context) (*policy.Set, error)
 }
 
-// watchPolicies reloads on every change under dir, debounced so an editor's
-// write-rename-chmod burst (or a ConfigMap's symlink swap) is one reload.
-// It returns when ctx ends.
+// watchPolicies reloads on every change under dir. It returns when ctx
+// ends.
 func watchPolicies(ctx context.Context, dir string, r reloader, debounce time.Duration, log *slog.Logger) error {
+	return watch(ctx, dir, true, debounce, log, func(ctx context.Context) {
+		set, err := r.Reload(ctx)
+		if err != nil {
+			log.Error("policy reload failed; the last good policy set stays in force", "error", err)
+			return
+		}
+		log.Info("policies reloaded", "policies", set.Len(), "revision", set.Revision())
+	})
+}
+
+// watch calls reload on every change in dir (and, if recursive, below
+// it), debounced so an editor's write-rename-chmod burst (or a
+// ConfigMap's symlink swap) is one reload. It returns when ctx ends.
+func watch(ctx context.Context, dir string, recursive bool, debounce time.Duration, log *slog.Logger, reload func(context.Context)) error {
 	w, err := fsnotify.NewWatcher()
 	if err != nil {
 		return err
 	}
 	defer w.Close()
-	if err := addTree(w, dir); err != nil {
+	add := func(path string) error {
+		if recursive {
+			return addTree(w, path)
+		}
+		return nil
+	}
+	if err := w.Add(dir); err != nil {
+		return err
+	}
+	if err := add(dir); err != nil {
 		return err
 	}
 	var timer *time.Timer
@@ -46,7 +68,7 @@ func watchPolicies(ctx context.Context, dir string, r reloader, debounce time.Du
 			if ev.Has(fsnotify.Create) {
 				// A new directory (or ConfigMap's ..data swap) must be
 				// watched too; errors here surface on the next reload.
-				_ = addTree(w, ev.Name)
+				_ = add(ev.Name)
 			}
 			if timer == nil {
 				timer = time.AfterFunc(debounce, func() {
@@ -59,17 +81,12 @@ func watchPolicies(ctx context.Context, dir string, r reloader, debounce time.Du
 				timer.Reset(debounce)
 			}
 		case <-fire:
-			set, err := r.Reload(ctx)
-			if err != nil {
-				log.Error("policy reload failed; the last good policy set stays in force", "error", err)
-				continue
-			}
-			log.Info("policies reloaded", "policies", set.Len(), "revision", set.Revision())
+			reload(ctx)
 		case err, ok := <-w.Errors:
 			if !ok {
 				return nil
 			}
-			log.Warn("policy watcher", "error", err)
+			log.Warn("file watcher", "dir", dir, "error", err)
 		}
 	}
 }

@@ -1,0 +1,88 @@
+package server
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"slices"
+	"testing"
+	"time"
+
+	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
+	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
+
+	"github.com/meshguard/meshguard/config"
+)
+
+const servicesV1 = `services:
+  - {name: orders, hosts: [orders.mesh], port: 8080, endpoints: ["10.0.0.7:8080"]}
+`
+
+const servicesV2 = `services:
+  - {name: orders, hosts: [orders.mesh], port: 8080, endpoints: ["10.0.0.7:8080"]}
+  - {name: billing, hosts: [billing.mesh], port: 8080, endpoints: ["10.0.0.8:8080"]}
+`
+
+// TestServeXDS: an Envoy's ADS stream on the gRPC port gets the clusters
+// of SERVICES_FILE; a change to the file is pushed within a second; a
+// broken file keeps the last good catalogue.
+func TestServeXDS(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "services.yaml")
+	if err := os.WriteFile(file, []byte(servicesV1), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r := start(t, func(c *config.Config) { c.ServicesFile = file })
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	stream, err := discoveryv3.NewAggregatedDiscoveryServiceClient(r.grpc).StreamAggregatedResources(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := &discoveryv3.DiscoveryRequest{Node: &corev3.Node{Id: "envoy-1"}, TypeUrl: resourcev3.ClusterType}
+	if err := stream.Send(req); err != nil {
+		t.Fatal(err)
+	}
+	clusters := func() (string, []string) {
+		t.Helper()
+		resp, err := stream.Recv()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var names []string
+		for _, a := range resp.GetResources() {
+			var c clusterv3.Cluster
+			if err := a.UnmarshalTo(&c); err != nil {
+				t.Fatal(err)
+			}
+			names = append(names, c.GetName())
+		}
+		slices.Sort(names)
+		// ACK, as Envoy does.
+		if err := stream.Send(&discoveryv3.DiscoveryRequest{TypeUrl: resourcev3.ClusterType, VersionInfo: resp.GetVersionInfo(), ResponseNonce: resp.GetNonce()}); err != nil {
+			t.Fatal(err)
+		}
+		return resp.GetVersionInfo(), names
+	}
+	v1, names := clusters()
+	if !slices.Equal(names, []string{"meshguard_authz", "orders"}) {
+		t.Fatalf("clusters %v", names)
+	}
+
+	// A broken file changes nothing; the next good one is pushed.
+	if err := os.WriteFile(file, []byte("services: [{name: orders, port: 99999}]\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(400 * time.Millisecond)
+	if err := os.WriteFile(file, []byte(servicesV2), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	changed := time.Now()
+	v2, names := clusters()
+	t.Logf("the change reached the Envoy in %v", time.Since(changed))
+	if v2 == v1 || !slices.Equal(names, []string{"billing", "meshguard_authz", "orders"}) {
+		t.Fatalf("after the change: version %s→%s, clusters %v", v1, v2, names)
+	}
+}
