@@ -27,6 +27,7 @@ import (
 	"github.com/meshguard/meshguard/identity"
 	"github.com/meshguard/meshguard/policy"
 	"github.com/meshguard/meshguard/store"
+	"github.com/meshguard/meshguard/xds"
 )
 
 // Store is what the API reads and writes: agents and stored policies
@@ -123,6 +124,8 @@ type Config struct {
 	Engine      Checker
 	// Audit is the stored audit trail the /admin/audit endpoints read.
 	Audit AuditLog
+	// XDS, if set, answers GET /admin/xds/status (xds.Server).
+	XDS interface{ Status() xds.Status }
 	// Metrics, if set, serves GET /metrics (telemetry.Metrics). Like
 	// /health it needs no token: it holds counts, no agent data.
 	Metrics http.Handler
@@ -255,6 +258,9 @@ func (a *API) routes() {
 	m.Handle("GET /admin/audit/export", admin(a.exportAudit))
 	m.Handle("GET /admin/audit/stream", admin(a.followAudit))
 	m.Handle("GET /admin/audit/verify", admin(a.verifyAudit))
+	if a.cfg.XDS != nil {
+		m.Handle("GET /admin/xds/status", admin(func(w http.ResponseWriter, _ *http.Request) { writeJSON(w, http.StatusOK, a.cfg.XDS.Status()) }))
+	}
 	a.mux = m
 }
 

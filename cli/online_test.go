@@ -21,6 +21,7 @@ import (
 	"github.com/meshguard/meshguard/engine/enginetest"
 	"github.com/meshguard/meshguard/identity"
 	"github.com/meshguard/meshguard/policy"
+	"github.com/meshguard/meshguard/xds"
 )
 
 const testAdminToken = "mgadm_cli-test-token-0123456789abcdef"
@@ -32,6 +33,7 @@ type live struct {
 	url      string
 	dir      string // POLICIES_DIR
 	f        *enginetest.Fixture
+	xds      *xds.Server  // the xDS server /admin/xds/status reports on
 	requests atomic.Int64 // requests the server received
 }
 
@@ -54,10 +56,11 @@ func newLive(t *testing.T) *live {
 	l.f = enginetest.NewWithSources(t, enginetest.Options{}, func(f *enginetest.Fixture) []policy.Source {
 		return []policy.Source{policy.Dir(l.dir), admin.NewStoredPolicies(f.Store)}
 	})
+	l.xds = xds.NewServer(t.Context(), nil)
 	api, err := admin.New(admin.Config{
 		Store: l.f.Store, Keys: l.f.Keys, Issuer: l.f.Issuer, Verifier: l.f.Verifier,
 		Tokens: l.f.Cached, Agents: l.f.Agents, Policies: l.f.Policies, PolicyFiles: policy.Dir(l.dir),
-		Engine: l.f.Engine, Audit: l.f.Store, AdminToken: testAdminToken,
+		Engine: l.f.Engine, Audit: l.f.Store, XDS: l.xds, AdminToken: testAdminToken,
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/meshguard/meshguard/identity"
+	"github.com/meshguard/meshguard/xds"
 )
 
 // The API's endpoints, one method each (docs/api.md).
@@ -245,5 +246,15 @@ func (c *Client) Ready(ctx context.Context) (ReadyStatus, error) {
 func (c *Client) JWKS(ctx context.Context) ([]byte, error) {
 	var out []byte
 	_, err := c.do(ctx, call{method: http.MethodGet, path: identity.JWKSPath, out: &out})
+	return out, err
+}
+
+// --- xDS -----------------------------------------------------------------
+
+// XDSStatus reports each node of the xDS server: what it ACKed, and its
+// last NACK.
+func (c *Client) XDSStatus(ctx context.Context) (xds.Status, error) {
+	var out xds.Status
+	err := c.doJSON(ctx, http.MethodGet, "/admin/xds/status", authAdmin, nil, &out)
 	return out, err
 }

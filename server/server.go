@@ -246,9 +246,12 @@ func build(ctx context.Context, cfg *config.Config, o Options, log *slog.Logger)
 		return nil, fmt.Errorf("routes: %w", err)
 	}
 
+	p.xds = xds.NewServer(ctx, log)
+	p.metrics.Gauge("meshguard_xds_clients", "Envoys and proxyless gRPC clients with an open xDS stream.",
+		func() float64 { return float64(p.xds.Connected()) })
 	api, err := admin.New(admin.Config{
 		Store: p.db, Keys: p.keys, Issuer: issuer, Verifier: verifier, Tokens: p.cached, Agents: agents,
-		Policies: p.loader, PolicyFiles: files, Engine: eng, Audit: p.db, Metrics: p.metrics.Handler(), AdminToken: token,
+		Policies: p.loader, PolicyFiles: files, Engine: eng, Audit: p.db, Metrics: p.metrics.Handler(), XDS: p.xds, AdminToken: token,
 		Ready: func(ctx context.Context) error {
 			if p.audit != nil {
 				if err := p.audit.Err(); err != nil {
@@ -292,7 +295,6 @@ func build(ctx context.Context, cfg *config.Config, o Options, log *slog.Logger)
 		grpc.NumStreamWorkers(grpcStreamWorkers),
 	)
 	extauthz.NewServer(eng, log).Register(p.grpc)
-	p.xds = xds.NewServer(ctx, log)
 	p.xds.Register(p.grpc)
 	p.health = health.NewServer()
 	healthpb.RegisterHealthServer(p.grpc, p.health)

@@ -85,4 +85,11 @@ func TestServeXDS(t *testing.T) {
 	if v2 == v1 || !slices.Equal(names, []string{"billing", "meshguard_authz", "orders"}) {
 		t.Fatalf("after the change: version %s→%s, clusters %v", v1, v2, names)
 	}
+
+	// The admin API (meshguard xds status) shows the node and what it ACKed.
+	eventually(t, "the node's ACK in /admin/xds/status", func() bool {
+		st, err := r.admin.XDSStatus(ctx)
+		return err == nil && st.Version == v2 && len(st.Nodes) == 1 && st.Nodes[0].ID == "envoy-1" &&
+			st.Nodes[0].Streams == 1 && st.Nodes[0].Acked["Cluster"] == v2
+	})
 }

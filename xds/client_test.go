@@ -38,6 +38,21 @@ func backend(t *testing.T, name string) string {
 	return lis.Addr().String()
 }
 
+// serveXDS runs a Server on a real gRPC listener on 127.0.0.1.
+func serveXDS(t *testing.T) (*Server, string) {
+	t.Helper()
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := grpc.NewServer()
+	s := NewServer(t.Context(), nil)
+	s.Register(g)
+	go func() { _ = g.Serve(lis) }()
+	t.Cleanup(g.Stop)
+	return s, lis.Addr().String()
+}
+
 func echoCatalogue(t *testing.T, endpoint string) *Resources {
 	t.Helper()
 	c, err := catalog.New([]catalog.Service{{Name: "echo", Hosts: []string{"echo.mesh"}, Port: 8080, Endpoints: []string{endpoint}}})
@@ -60,20 +75,12 @@ func echoCatalogue(t *testing.T, endpoint string) *Resources {
 func TestProxylessGRPCClient(t *testing.T) {
 	ctx := t.Context()
 	first, second := backend(t, "first"), backend(t, "second")
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	g := grpc.NewServer()
-	s := NewServer(ctx, nil)
-	s.Register(g)
-	go func() { _ = g.Serve(lis) }()
-	t.Cleanup(g.Stop)
+	s, addr := serveXDS(t)
 	if err := s.Update(ctx, echoCatalogue(t, first)); err != nil {
 		t.Fatal(err)
 	}
 
-	bootstrap := fmt.Sprintf(`{"xds_servers":[{"server_uri":%q,"channel_creds":[{"type":"insecure"}],"server_features":["xds_v3"]}],"node":{"id":"proxyless-test","locality":{}}}`, lis.Addr().String())
+	bootstrap := fmt.Sprintf(`{"xds_servers":[{"server_uri":%q,"channel_creds":[{"type":"insecure"}],"server_features":["xds_v3"]}],"node":{"id":"proxyless-test","locality":{}}}`, addr)
 	cmd := exec.CommandContext(ctx, os.Args[0], "-test.run", "^TestXDSChild$", "-test.v")
 	cmd.Env = append(os.Environ(), "MESHGUARD_XDS_CHILD=echo.mesh", "GRPC_XDS_BOOTSTRAP_CONFIG="+bootstrap)
 	out, err := cmd.StdoutPipe()

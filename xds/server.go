@@ -33,6 +33,7 @@ type Server struct {
 	cache cachev3.SnapshotCache
 	xds   serverv3.Server
 	log   *slog.Logger
+	track *tracker
 
 	mu      sync.Mutex
 	current *cachev3.Snapshot
@@ -45,16 +46,20 @@ func NewServer(ctx context.Context, log *slog.Logger) *Server {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{cache: cachev3.NewSnapshotCache(false, cachev3.IDHash{}, nil), log: log}
+	s := &Server{cache: cachev3.NewSnapshotCache(false, cachev3.IDHash{}, nil), log: log, track: newTracker()}
 	s.xds = serverv3.NewServer(ctx, s.cache, serverv3.CallbackFuncs{
-		StreamRequestFunc: func(_ int64, r *discoveryv3.DiscoveryRequest) error {
+		StreamRequestFunc: func(id int64, r *discoveryv3.DiscoveryRequest) error {
 			s.seen(r.GetNode())
+			s.onSotW(id, r)
 			return nil
 		},
-		StreamDeltaRequestFunc: func(_ int64, r *discoveryv3.DeltaDiscoveryRequest) error {
+		StreamDeltaRequestFunc: func(id int64, r *discoveryv3.DeltaDiscoveryRequest) error {
 			s.seen(r.GetNode())
+			s.onDelta(id, r)
 			return nil
 		},
+		StreamClosedFunc:      func(id int64, _ *corev3.Node) { s.track.closed(id) },
+		DeltaStreamClosedFunc: func(id int64, _ *corev3.Node) { s.track.closed(id) },
 		FetchRequestFunc: func(_ context.Context, r *discoveryv3.DiscoveryRequest) error {
 			s.seen(r.GetNode())
 			return nil

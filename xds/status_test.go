@@ -1,0 +1,84 @@
+package xds
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
+	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
+	statuspb "google.golang.org/genproto/googleapis/rpc/status"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+)
+
+// TestStatusTracksAcksAndNacks: a node's ACK and NACK show in Status, a
+// NACK does not stop the node from getting later versions, and a closed
+// stream counts as disconnected.
+func TestStatusTracksAcksAndNacks(t *testing.T) {
+	ctx := t.Context()
+	s, addr := serveXDS(t)
+	if err := s.Update(ctx, echoCatalogue(t, "10.0.0.1:80")); err != nil {
+		t.Fatal(err)
+	}
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = conn.Close() })
+	sctx, cancel := context.WithCancel(ctx)
+	stream, err := discoveryv3.NewAggregatedDiscoveryServiceClient(conn).StreamAggregatedResources(sctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	send := func(r *discoveryv3.DiscoveryRequest) {
+		t.Helper()
+		r.TypeUrl = resourcev3.ClusterType
+		if err := stream.Send(r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	send(&discoveryv3.DiscoveryRequest{Node: &corev3.Node{Id: "envoy-7", Cluster: "edge"}})
+	resp, err := stream.Recv()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The node refuses version 1 and keeps nothing.
+	send(&discoveryv3.DiscoveryRequest{ResponseNonce: resp.GetNonce(), ErrorDetail: &statuspb.Status{Code: 3, Message: "cluster echo: bad lb policy"}})
+	// A new version still reaches it, and it ACKs that one.
+	if err := s.Update(ctx, echoCatalogue(t, "10.0.0.2:80")); err != nil {
+		t.Fatal(err)
+	}
+	resp, err = stream.Recv()
+	if err != nil {
+		t.Fatal(err)
+	}
+	send(&discoveryv3.DiscoveryRequest{VersionInfo: resp.GetVersionInfo(), ResponseNonce: resp.GetNonce()})
+	var n NodeStatus
+	for deadline := time.Now().Add(5 * time.Second); ; {
+		st := s.Status()
+		if len(st.Nodes) == 1 && st.Nodes[0].Acked["Cluster"] == "2" {
+			n = st.Nodes[0]
+			if st.Version != "2" {
+				t.Fatalf("version %q", st.Version)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("status %+v", st)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n.ID != "envoy-7" || n.Cluster != "edge" || n.Streams != 1 || n.LastNack == nil ||
+		n.LastNack.Type != "Cluster" || n.LastNack.Error != "cluster echo: bad lb policy" || s.Connected() != 1 {
+		t.Fatalf("node %+v, nack %+v", n, n.LastNack)
+	}
+	cancel()
+	for deadline := time.Now().Add(5 * time.Second); s.Connected() != 0; {
+		if time.Now().After(deadline) {
+			t.Fatalf("still %d connected after the stream closed", s.Connected())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
