@@ -39,7 +39,7 @@ func backend(t *testing.T, name string) string {
 }
 
 // serveXDS runs a Server on a real gRPC listener on 127.0.0.1.
-func serveXDS(t *testing.T) (*Server, string) {
+func serveXDS(t testing.TB) (*Server, string) {
 	t.Helper()
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -53,7 +53,7 @@ func serveXDS(t *testing.T) (*Server, string) {
 	return s, lis.Addr().String()
 }
 
-func echoCatalogue(t *testing.T, endpoint string) *Resources {
+func echoCatalogue(t testing.TB, endpoint string) *Resources {
 	t.Helper()
 	c, err := catalog.New([]catalog.Service{{Name: "echo", Hosts: []string{"echo.mesh"}, Port: 8080, Endpoints: []string{endpoint}}})
 	if err != nil {
