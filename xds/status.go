@@ -160,7 +160,14 @@ func (s *Server) onSotW(stream int64, r *discoveryv3.DiscoveryRequest) {
 }
 
 func (s *Server) onDelta(stream int64, r *discoveryv3.DeltaDiscoveryRequest) {
-	if nack := s.track.request(stream, r.GetNode(), r.GetTypeUrl(), "", r.GetResponseNonce(), r.GetErrorDetail(), r.GetErrorDetail() != nil); nack != nil {
+	// A delta request names no version: an ACK is of what was sent, the
+	// current version (racing an Update, it may be the one before); a NACK
+	// says nothing of what the node keeps.
+	version := ""
+	if r.GetErrorDetail() == nil {
+		version = s.versionNow()
+	}
+	if nack := s.track.request(stream, r.GetNode(), r.GetTypeUrl(), version, r.GetResponseNonce(), r.GetErrorDetail(), r.GetErrorDetail() != nil); nack != nil {
 		s.log.Warn("xds: a node refused a configuration (NACK)", "node", s.track.nodeOf(stream), "type", nack.Type, "error", nack.Error)
 	}
 }

@@ -82,3 +82,59 @@ func TestStatusTracksAcksAndNacks(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// TestDeltaADS: a delta-xDS stream gets the clusters, then only what a new
+// version changes, and its ACK shows in Status.
+func TestDeltaADS(t *testing.T) {
+	s, addr := serveXDS(t)
+	ctx := t.Context()
+	if err := s.Update(ctx, echoCatalogue(t, "10.0.0.1:80")); err != nil {
+		t.Fatal(err)
+	}
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = conn.Close() })
+	stream, err := discoveryv3.NewAggregatedDiscoveryServiceClient(conn).DeltaAggregatedResources(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := stream.Send(&discoveryv3.DeltaDiscoveryRequest{Node: &corev3.Node{Id: "delta-1"}, TypeUrl: resourcev3.EndpointType,
+		ResourceNamesSubscribe: []string{"echo"}}); err != nil {
+		t.Fatal(err)
+	}
+	recv := func() *discoveryv3.DeltaDiscoveryResponse {
+		t.Helper()
+		resp, err := stream.Recv()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := stream.Send(&discoveryv3.DeltaDiscoveryRequest{TypeUrl: resp.GetTypeUrl(), ResponseNonce: resp.GetNonce()}); err != nil {
+			t.Fatal(err)
+		}
+		return resp
+	}
+	first := recv()
+	if len(first.GetResources()) != 1 || first.GetResources()[0].GetName() != "echo" {
+		t.Fatalf("first delta: %v", first.GetResources())
+	}
+	// The endpoints change: the delta carries the new assignment.
+	if err := s.Update(ctx, echoCatalogue(t, "10.0.0.2:80")); err != nil {
+		t.Fatal(err)
+	}
+	second := recv()
+	if len(second.GetResources()) != 1 || second.GetResources()[0].GetVersion() == first.GetResources()[0].GetVersion() {
+		t.Fatalf("second delta: %v", second.GetResources())
+	}
+	for deadline := time.Now().Add(5 * time.Second); ; {
+		st := s.Status()
+		if len(st.Nodes) == 1 && st.Nodes[0].ID == "delta-1" && st.Nodes[0].Acked["ClusterLoadAssignment"] != "" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("status %+v", st)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
