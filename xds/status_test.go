@@ -18,17 +18,9 @@ import (
 // stream counts as disconnected.
 func TestStatusTracksAcksAndNacks(t *testing.T) {
 	ctx := t.Context()
-	s, addr := serveXDS(t)
-	if err := s.Update(ctx, echoCatalogue(t, "10.0.0.1:80")); err != nil {
-		t.Fatal(err)
-	}
-	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = conn.Close() })
+	s, ads := serveWithClient(t)
 	sctx, cancel := context.WithCancel(ctx)
-	stream, err := discoveryv3.NewAggregatedDiscoveryServiceClient(conn).StreamAggregatedResources(sctx)
+	stream, err := ads.StreamAggregatedResources(sctx)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -86,17 +78,9 @@ func TestStatusTracksAcksAndNacks(t *testing.T) {
 // TestDeltaADS: a delta-xDS stream gets the clusters, then only what a new
 // version changes, and its ACK shows in Status.
 func TestDeltaADS(t *testing.T) {
-	s, addr := serveXDS(t)
 	ctx := t.Context()
-	if err := s.Update(ctx, echoCatalogue(t, "10.0.0.1:80")); err != nil {
-		t.Fatal(err)
-	}
-	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = conn.Close() })
-	stream, err := discoveryv3.NewAggregatedDiscoveryServiceClient(conn).DeltaAggregatedResources(ctx)
+	s, ads := serveWithClient(t)
+	stream, err := ads.DeltaAggregatedResources(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -137,4 +121,20 @@ func TestDeltaADS(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+// serveWithClient runs a Server holding the echo catalogue and returns an
+// ADS client connected to it over loopback.
+func serveWithClient(t *testing.T) (*Server, discoveryv3.AggregatedDiscoveryServiceClient) {
+	t.Helper()
+	s, addr := serveXDS(t)
+	if err := s.Update(t.Context(), echoCatalogue(t, "10.0.0.1:80")); err != nil {
+		t.Fatal(err)
+	}
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = conn.Close() })
+	return s, discoveryv3.NewAggregatedDiscoveryServiceClient(conn)
 }
