@@ -1,0 +1,137 @@
+package istio
+
+import (
+	"encoding/json"
+	"os"
+	"strings"
+	"testing"
+
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+	extensionsv1alpha1 "istio.io/api/extensions/v1alpha1"
+	meshv1alpha1 "istio.io/api/mesh/v1alpha1"
+	securityv1beta1 "istio.io/api/security/v1beta1"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/yaml"
+)
+
+// documents splits a multi-document YAML file.
+func documents(t *testing.T, name string) [][]byte {
+	t.Helper()
+	data, err := os.ReadFile(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out [][]byte
+	for _, d := range strings.Split(string(data), "\n---\n") {
+		out = append(out, []byte(d))
+	}
+	return out
+}
+
+// strict decodes a Kubernetes object, refusing unknown fields.
+func strict(t *testing.T, doc []byte, into any) {
+	t.Helper()
+	if err := yaml.UnmarshalStrict(doc, into); err != nil {
+		t.Fatalf("%T: %v", into, err)
+	}
+}
+
+// custom is an Istio resource: Kubernetes metadata and a spec that is an
+// istio.io/api message, decoded with protojson (unknown fields refused).
+type custom struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata"`
+	Spec              json.RawMessage `json:"spec"`
+}
+
+func decodeCustom(t *testing.T, name, apiVersion, kind string, spec proto.Message) custom {
+	t.Helper()
+	docs := documents(t, name)
+	if len(docs) != 1 {
+		t.Fatalf("%s: %d documents", name, len(docs))
+	}
+	var c custom
+	strict(t, docs[0], &c)
+	if c.APIVersion != apiVersion || c.Kind != kind {
+		t.Fatalf("%s: %s %s, want %s %s", name, c.APIVersion, c.Kind, apiVersion, kind)
+	}
+	if err := protojson.Unmarshal(c.Spec, spec); err != nil {
+		t.Fatalf("%s: spec: %v", name, err)
+	}
+	return c
+}
+
+func TestMeshGuardDeployment(t *testing.T) {
+	docs := documents(t, "meshguard.yaml")
+	if len(docs) != 3 {
+		t.Fatalf("%d documents", len(docs))
+	}
+	var ns corev1.Namespace
+	var dep appsv1.Deployment
+	var svc corev1.Service
+	strict(t, docs[0], &ns)
+	strict(t, docs[1], &dep)
+	strict(t, docs[2], &svc)
+	if ns.Labels["istio-injection"] != "disabled" {
+		t.Error("MeshGuard's namespace must not get sidecars (it would authorize itself)")
+	}
+	c := dep.Spec.Template.Spec.Containers[0]
+	if len(c.Ports) != 2 || c.ReadinessProbe.HTTPGet.Path != "/ready" || dep.Spec.Selector.MatchLabels["app"] != "meshguard" {
+		t.Errorf("deployment %+v", c)
+	}
+	if len(svc.Spec.Ports) != 2 || svc.Spec.Ports[1].Port != 3101 {
+		t.Errorf("service ports %+v", svc.Spec.Ports)
+	}
+}
+
+func TestMeshConfig(t *testing.T) {
+	docs := documents(t, "mesh-config.yaml")
+	var op struct {
+		APIVersion string `json:"apiVersion"`
+		Kind       string `json:"kind"`
+		Spec       struct {
+			MeshConfig json.RawMessage `json:"meshConfig"`
+		} `json:"spec"`
+	}
+	strict(t, docs[0], &op)
+	var mc meshv1alpha1.MeshConfig
+	if err := protojson.Unmarshal(op.Spec.MeshConfig, &mc); err != nil {
+		t.Fatalf("meshConfig: %v", err)
+	}
+	p := mc.GetExtensionProviders()[0]
+	authz := p.GetEnvoyExtAuthzGrpc()
+	if op.Kind != "IstioOperator" || p.GetName() != "meshguard" || authz.GetPort() != 3101 || authz.GetFailOpen() {
+		t.Fatalf("provider %v", p)
+	}
+}
+
+func TestAuthorizationPolicy(t *testing.T) {
+	var ap securityv1beta1.AuthorizationPolicy
+	decodeCustom(t, "authorization-policy.yaml", "security.istio.io/v1", "AuthorizationPolicy", &ap)
+	if ap.GetAction() != securityv1beta1.AuthorizationPolicy_CUSTOM || ap.GetProvider().GetName() != "meshguard" {
+		t.Fatalf("policy %v", &ap)
+	}
+}
+
+func TestWasmPlugin(t *testing.T) {
+	var wp extensionsv1alpha1.WasmPlugin
+	decodeCustom(t, "wasm-plugin.yaml", "extensions.istio.io/v1alpha1", "WasmPlugin", &wp)
+	if wp.GetFailStrategy() != extensionsv1alpha1.FailStrategy_FAIL_CLOSE || wp.GetPhase() != extensionsv1alpha1.PluginPhase_AUTHN {
+		t.Fatalf("plugin %v", &wp)
+	}
+}
+
+// TestDecodingIsStrict: a misspelt field is refused, in both halves.
+func TestDecodingIsStrict(t *testing.T) {
+	var dep appsv1.Deployment
+	if err := yaml.UnmarshalStrict([]byte("apiVersion: apps/v1\nkind: Deployment\nspec: {replica: 2}\n"), &dep); err == nil {
+		t.Error("a misspelt Deployment field was accepted")
+	}
+	var ap securityv1beta1.AuthorizationPolicy
+	if err := protojson.Unmarshal([]byte(`{"action":"CUSTOM","provder":{"name":"x"}}`), &ap); err == nil {
+		t.Error("a misspelt AuthorizationPolicy field was accepted")
+	}
+}
