@@ -44,6 +44,9 @@ type Backend interface {
 	ListPolicies(ctx context.Context) ([]store.StoredPolicy, error)
 	DeletePolicy(ctx context.Context, name string) error
 	AuditBackend
+	PutService(ctx context.Context, name, spec string) error
+	ListServices(ctx context.Context) ([]store.StoredService, error)
+	DeleteService(ctx context.Context, name string) error
 	Close() error
 }
 
@@ -66,6 +69,7 @@ func Run(t *testing.T, open func(t *testing.T) Backend) {
 		{"Policies", policyTests()},
 		{"Durability", durabilityTests()},
 		{"Audit", auditTests()},
+		{"Services", serviceTests()},
 	}
 	for _, g := range groups {
 		t.Run(g.name, func(t *testing.T) {
