@@ -87,6 +87,7 @@ const (
 	ChangeAgents   Change = "agents"
 	ChangePolicies Change = "policies"
 	ChangeKeys     Change = "keys"
+	ChangeServices Change = "services"
 )
 
 // MinAdminTokenLen is the shortest admin token New accepts.
@@ -124,6 +125,9 @@ type Config struct {
 	Engine      Checker
 	// Audit is the stored audit trail the /admin/audit endpoints read.
 	Audit AuditLog
+	// Services, if set, is the service catalogue of /admin/services
+	// (catalog.Registry).
+	Services Services
 	// XDS, if set, answers GET /admin/xds/status (xds.Server).
 	XDS interface{ Status() xds.Status }
 	// Metrics, if set, serves GET /metrics (telemetry.Metrics). Like
@@ -258,6 +262,12 @@ func (a *API) routes() {
 	m.Handle("GET /admin/audit/export", admin(a.exportAudit))
 	m.Handle("GET /admin/audit/stream", admin(a.followAudit))
 	m.Handle("GET /admin/audit/verify", admin(a.verifyAudit))
+	if a.cfg.Services != nil {
+		m.Handle("GET /admin/services", admin(a.listServices))
+		m.Handle("GET /admin/services/{name}", admin(a.getService))
+		m.Handle("PUT /admin/services/{name}", admin(a.putService))
+		m.Handle("DELETE /admin/services/{name}", admin(a.deleteService))
+	}
 	if a.cfg.XDS != nil {
 		m.Handle("GET /admin/xds/status", admin(func(w http.ResponseWriter, _ *http.Request) { writeJSON(w, http.StatusOK, a.cfg.XDS.Status()) }))
 	}

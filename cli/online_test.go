@@ -18,6 +18,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/meshguard/meshguard/admin"
+	"github.com/meshguard/meshguard/catalog"
 	"github.com/meshguard/meshguard/engine/enginetest"
 	"github.com/meshguard/meshguard/identity"
 	"github.com/meshguard/meshguard/policy"
@@ -33,7 +34,9 @@ type live struct {
 	url      string
 	dir      string // POLICIES_DIR
 	f        *enginetest.Fixture
-	xds      *xds.Server  // the xDS server /admin/xds/status reports on
+	xds      *xds.Server // the xDS server /admin/xds/status reports on
+	services *catalog.Registry
+	pushed   atomic.Int64 // catalogues handed to the xDS server
 	requests atomic.Int64 // requests the server received
 }
 
@@ -57,10 +60,22 @@ func newLive(t *testing.T) *live {
 		return []policy.Source{policy.Dir(l.dir), admin.NewStoredPolicies(f.Store)}
 	})
 	l.xds = xds.NewServer(t.Context(), nil)
+	servicesFile := filepath.Join(t.TempDir(), "services.yaml")
+	if err := os.WriteFile(servicesFile, []byte("services:\n  - {name: from-file, hosts: [file.mesh], port: 80, endpoints: [\"10.0.0.9:80\"]}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	l.services = &catalog.Registry{File: servicesFile, Store: l.f.Store, Changed: func(ctx context.Context, c *catalog.Catalogue) error {
+		r, err := xds.Build(c, xds.Options{ListenerPort: 10000, AuthzHost: "127.0.0.1", AuthzPort: 3101})
+		if err != nil {
+			return err
+		}
+		l.pushed.Add(1)
+		return l.xds.Update(ctx, r)
+	}}
 	api, err := admin.New(admin.Config{
 		Store: l.f.Store, Keys: l.f.Keys, Issuer: l.f.Issuer, Verifier: l.f.Verifier,
 		Tokens: l.f.Cached, Agents: l.f.Agents, Policies: l.f.Policies, PolicyFiles: policy.Dir(l.dir),
-		Engine: l.f.Engine, Audit: l.f.Store, XDS: l.xds, AdminToken: testAdminToken,
+		Engine: l.f.Engine, Audit: l.f.Store, XDS: l.xds, Services: l.services, AdminToken: testAdminToken,
 	})
 	if err != nil {
 		t.Fatal(err)

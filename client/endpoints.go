@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/meshguard/meshguard/catalog"
 	"github.com/meshguard/meshguard/identity"
 	"github.com/meshguard/meshguard/xds"
 )
@@ -257,4 +258,35 @@ func (c *Client) XDSStatus(ctx context.Context) (xds.Status, error) {
 	var out xds.Status
 	err := c.doJSON(ctx, http.MethodGet, "/admin/xds/status", authAdmin, nil, &out)
 	return out, err
+}
+
+// --- Services --------------------------------------------------------------
+
+// ListServices returns the service catalogue: SERVICES_FILE's services and
+// those put through the API, each with its source.
+func (c *Client) ListServices(ctx context.Context) ([]catalog.Entry, error) {
+	var out struct {
+		Services []catalog.Entry `json:"services"`
+	}
+	err := c.doJSON(ctx, http.MethodGet, "/admin/services", authAdmin, nil, &out)
+	return out.Services, err
+}
+
+// GetService returns one service of the catalogue.
+func (c *Client) GetService(ctx context.Context, name string) (catalog.Entry, error) {
+	var out catalog.Entry
+	err := c.doJSON(ctx, http.MethodGet, "/admin/services/"+seg(name), authAdmin, nil, &out)
+	return out, err
+}
+
+// PutService adds or replaces a service (s.Name names it).
+func (c *Client) PutService(ctx context.Context, s catalog.Service) (catalog.Entry, error) {
+	var out catalog.Entry
+	err := c.doJSON(ctx, http.MethodPut, "/admin/services/"+seg(s.Name), authAdmin, s, &out)
+	return out, err
+}
+
+// DeleteService removes a service put through the API.
+func (c *Client) DeleteService(ctx context.Context, name string) error {
+	return c.doJSON(ctx, http.MethodDelete, "/admin/services/"+seg(name), authAdmin, nil, nil)
 }

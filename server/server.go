@@ -26,6 +26,7 @@ import (
 	"github.com/meshguard/meshguard/admin"
 	"github.com/meshguard/meshguard/agentcache"
 	"github.com/meshguard/meshguard/audit"
+	"github.com/meshguard/meshguard/catalog"
 	"github.com/meshguard/meshguard/config"
 	"github.com/meshguard/meshguard/engine"
 	"github.com/meshguard/meshguard/extauthz"
@@ -97,6 +98,7 @@ type backend interface {
 	agentcache.Source
 	audit.Store
 	audit.Pruner
+	catalog.Store
 	CountActiveAgents(ctx context.Context) (int64, error)
 	Close() error
 }
@@ -123,6 +125,7 @@ type parts struct {
 	tracing  *telemetry.Tracing
 	metrics  *telemetry.Metrics
 	xds      *xds.Server
+	services *catalog.Registry
 }
 
 // close releases what build opened. On the serving path the audit writer
@@ -247,11 +250,12 @@ func build(ctx context.Context, cfg *config.Config, o Options, log *slog.Logger)
 	}
 
 	p.xds = xds.NewServer(ctx, log)
+	p.services = &catalog.Registry{File: cfg.ServicesFile, Store: p.db}
 	p.metrics.Gauge("meshguard_xds_clients", "Envoys and proxyless gRPC clients with an open xDS stream.",
 		func() float64 { return float64(p.xds.Connected()) })
 	api, err := admin.New(admin.Config{
 		Store: p.db, Keys: p.keys, Issuer: issuer, Verifier: verifier, Tokens: p.cached, Agents: agents,
-		Policies: p.loader, PolicyFiles: files, Engine: eng, Audit: p.db, Metrics: p.metrics.Handler(), XDS: p.xds, AdminToken: token,
+		Policies: p.loader, PolicyFiles: files, Engine: eng, Audit: p.db, Metrics: p.metrics.Handler(), XDS: p.xds, Services: p.services, AdminToken: token,
 		Ready: func(ctx context.Context) error {
 			if p.audit != nil {
 				if err := p.audit.Err(); err != nil {
@@ -370,7 +374,7 @@ func (p *parts) serve(ctx context.Context, cfg *config.Config, o Options, log *s
 		_ = grpcLis.Close()
 		return err
 	}
-	if err := p.loadServices(ctx, cfg.ServicesFile, xo); err != nil {
+	if err := p.serveCatalogue(ctx, xo); err != nil {
 		// Like a broken policy file: serve, say so, and load the file once
 		// it is fixed. Envoys get no services meanwhile.
 		log.Error("the service catalogue did not load; Envoys get no services until it does", "error", err)
@@ -378,7 +382,7 @@ func (p *parts) serve(ctx context.Context, cfg *config.Config, o Options, log *s
 	bg, stopBG := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	errs := make(chan error, 2)
-	wg.Go(func() { p.watchServices(bg, cfg.ServicesFile, xo, log) })
+	wg.Go(func() { p.watchServices(bg, log) })
 	wg.Add(5)
 	go func() { defer wg.Done(); errs <- ignoreClosed(hs.Serve(httpLis)) }()
 	go func() { defer wg.Done(); errs <- p.grpc.Serve(grpcLis) }()

@@ -11,7 +11,6 @@ import (
 
 	"github.com/meshguard/meshguard/catalog"
 	"github.com/meshguard/meshguard/config"
-	"github.com/meshguard/meshguard/policy"
 	"github.com/meshguard/meshguard/xds"
 )
 
@@ -39,34 +38,29 @@ func xdsOptions(cfg *config.Config, grpcAddr string) (xds.Options, error) {
 	return xds.Options{ListenerPort: cfg.ListenerPort, AuthzHost: host, AuthzPort: p}, nil
 }
 
-// loadServices reads SERVICES_FILE and serves its resources. On an error
-// the last good catalogue stays served.
-func (p *parts) loadServices(ctx context.Context, file string, o xds.Options) error {
-	c := &catalog.Catalogue{}
-	if file != "" {
-		data, err := policy.ReadFile(file)
+// serveCatalogue makes the registry hand every valid catalogue to the xDS
+// server, as resources for Envoys reaching MeshGuard as o says, and loads
+// it once.
+func (p *parts) serveCatalogue(ctx context.Context, o xds.Options) error {
+	p.services.Changed = func(ctx context.Context, c *catalog.Catalogue) error {
+		r, err := xds.Build(c, o)
 		if err != nil {
-			return fmt.Errorf("SERVICES_FILE: %w", err)
+			return err
 		}
-		if c, err = catalog.Parse(file, data); err != nil {
-			return fmt.Errorf("SERVICES_FILE: %w", err)
-		}
+		return p.xds.Update(ctx, r)
 	}
-	r, err := xds.Build(c, o)
-	if err != nil {
-		return err
-	}
-	return p.xds.Update(ctx, r)
+	return p.services.Load(ctx)
 }
 
-// watchServices reloads SERVICES_FILE whenever its directory changes
-// (editors and ConfigMaps replace files rather than write them).
-func (p *parts) watchServices(ctx context.Context, file string, o xds.Options, log *slog.Logger) {
+// watchServices reloads the catalogue whenever SERVICES_FILE's directory
+// changes (editors and ConfigMaps replace files rather than write them).
+func (p *parts) watchServices(ctx context.Context, log *slog.Logger) {
+	file := p.services.File
 	if file == "" {
 		return
 	}
 	err := watch(ctx, filepath.Dir(file), false, servicesRefresh, log, func(ctx context.Context) {
-		if err := p.loadServices(ctx, file, o); err != nil {
+		if err := p.services.Load(ctx); err != nil {
 			log.Error("service catalogue reload failed; the last good catalogue stays served", "error", err)
 			return
 		}

@@ -13,6 +13,7 @@ import (
 	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 
+	"github.com/meshguard/meshguard/catalog"
 	"github.com/meshguard/meshguard/config"
 )
 
@@ -85,6 +86,16 @@ func TestServeXDS(t *testing.T) {
 	if v2 == v1 || !slices.Equal(names, []string{"billing", "meshguard_authz", "orders"}) {
 		t.Fatalf("after the change: version %s→%s, clusters %v", v1, v2, names)
 	}
+
+	// A service put through the admin API is pushed too.
+	if _, err := r.admin.PutService(ctx, catalog.Service{Name: "ledger", Hosts: []string{"ledger.mesh"}, Port: 8080, Endpoints: []string{"10.0.0.9:8080"}}); err != nil {
+		t.Fatal(err)
+	}
+	v3, names := clusters()
+	if v3 == v2 || !slices.Equal(names, []string{"billing", "ledger", "meshguard_authz", "orders"}) {
+		t.Fatalf("after PUT: clusters %v", names)
+	}
+	v2 = v3
 
 	// The admin API (meshguard xds status) shows the node and what it ACKed.
 	eventually(t, "the node's ACK in /admin/xds/status", func() bool {

@@ -1,0 +1,101 @@
+package admin
+
+import (
+	"context"
+	"errors"
+	"net/http"
+
+	"github.com/meshguard/meshguard/catalog"
+	"github.com/meshguard/meshguard/identity"
+)
+
+// Services is the service catalogue in force (catalog.Registry): the
+// services of SERVICES_FILE and those put through this API.
+type Services interface {
+	List(ctx context.Context) ([]catalog.Entry, error)
+	Put(ctx context.Context, s catalog.Service) error
+	Delete(ctx context.Context, name string) error
+}
+
+var _ Services = (*catalog.Registry)(nil)
+
+// servicesError answers a catalogue error: invalid → 400 naming the field,
+// defined by the file → 409, unknown → 404.
+func (a *API) servicesError(w http.ResponseWriter, r *http.Request, what string, err error) {
+	switch {
+	case errors.Is(err, catalog.ErrInvalid):
+		badRequest(w, "%s", err)
+	case errors.Is(err, catalog.ErrFromFile):
+		writeError(w, http.StatusConflict, "conflict", "%s", err)
+	default:
+		a.storeError(w, r, what, err)
+	}
+}
+
+// listServices is GET /admin/services.
+func (a *API) listServices(w http.ResponseWriter, r *http.Request) {
+	entries, err := a.cfg.Services.List(r.Context())
+	if err != nil {
+		a.servicesError(w, r, "listing services", err)
+		return
+	}
+	if entries == nil {
+		entries = []catalog.Entry{}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"services": entries})
+}
+
+// getService is GET /admin/services/{name}.
+func (a *API) getService(w http.ResponseWriter, r *http.Request) {
+	entries, err := a.cfg.Services.List(r.Context())
+	if err != nil {
+		a.servicesError(w, r, "reading services", err)
+		return
+	}
+	name := r.PathValue("name")
+	for _, e := range entries {
+		if e.Name == name {
+			writeJSON(w, http.StatusOK, e)
+			return
+		}
+	}
+	writeError(w, http.StatusNotFound, "not_found", "no service %q", name)
+}
+
+// putService is PUT /admin/services/{name}: add or replace a service,
+// validated with the whole catalogue.
+func (a *API) putService(w http.ResponseWriter, r *http.Request) {
+	var s catalog.Service
+	if !decodeJSON(w, r, &s, MaxBodyBytes, false) {
+		return
+	}
+	name := r.PathValue("name")
+	if s.Name != "" && s.Name != name {
+		badRequest(w, "name: the body names %q, the path %q", s.Name, name)
+		return
+	}
+	s.Name = name
+	if err := a.cfg.Services.Put(r.Context(), s); err != nil {
+		a.servicesError(w, r, "storing a service", err)
+		return
+	}
+	a.log.Info("admin: service put", "service", s.Name)
+	a.changed(ChangeServices)
+	writeJSON(w, http.StatusOK, catalog.Entry{Service: s, Source: catalog.SourceStored})
+}
+
+// deleteService is DELETE /admin/services/{name}.
+func (a *API) deleteService(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("name")
+	if err := a.cfg.Services.Delete(r.Context(), name); err != nil {
+		if errors.Is(err, identity.ErrNotFound) {
+			writeError(w, http.StatusNotFound, "not_found", "no stored service %q", name)
+			return
+		}
+		a.servicesError(w, r, "deleting a service", err)
+		return
+	}
+	a.log.Info("admin: service deleted", "service", name)
+	a.changed(ChangeServices)
+	w.WriteHeader(http.StatusNoContent)
+}
