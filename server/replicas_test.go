@@ -2,12 +2,14 @@ package server
 
 import (
 	"context"
+	"slices"
 	"testing"
 	"time"
 
 	"google.golang.org/grpc/codes"
 
 	"github.com/meshguard/meshguard/audit"
+	"github.com/meshguard/meshguard/catalog"
 	"github.com/meshguard/meshguard/config"
 	"github.com/meshguard/meshguard/store"
 	"github.com/meshguard/meshguard/store/pgtest"
@@ -65,4 +67,27 @@ func TestReplicasShareOnePostgres(t *testing.T) {
 	if n, err := audit.VerifyChains(context.Background(), s); err != nil || n < 5 {
 		t.Fatalf("VerifyChains = %d, %v", n, err)
 	}
+}
+
+// TestReplicasShareServices: a service put through one replica reaches the
+// Envoys of the other, through PostgreSQL's change feed.
+func TestReplicasShareServices(t *testing.T) {
+	u := pgtest.NewDatabase(t)
+	withDB := func(c *config.Config) { c.DatabaseURL = u }
+	a := start(t, withDB)
+	b := start(t, withDB)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	clusters := watchClusters(ctx, t, b, "envoy-b")
+	if _, names := clusters(); !slices.Equal(names, []string{"meshguard_authz"}) {
+		t.Fatalf("clusters before: %v", names)
+	}
+	put := time.Now()
+	if _, err := a.admin.PutService(ctx, catalog.Service{Name: "ledger", Hosts: []string{"ledger.mesh"}, Port: 8080, Endpoints: []string{"10.0.0.9:8080"}}); err != nil {
+		t.Fatal(err)
+	}
+	// Wait for the push that has it (ctx bounds the wait).
+	for _, names := clusters(); !slices.Equal(names, []string{"ledger", "meshguard_authz"}); _, names = clusters() {
+	}
+	t.Logf("the service reached the other replica's Envoy in %v", time.Since(put))
 }

@@ -383,6 +383,7 @@ func (p *parts) serve(ctx context.Context, cfg *config.Config, o Options, log *s
 	var wg sync.WaitGroup
 	errs := make(chan error, 2)
 	wg.Go(func() { p.watchServices(bg, log) })
+	wg.Go(func() { p.watchStoredServices(bg, log) })
 	wg.Add(5)
 	go func() { defer wg.Done(); errs <- ignoreClosed(hs.Serve(httpLis)) }()
 	go func() { defer wg.Done(); errs <- p.grpc.Serve(grpcLis) }()

@@ -38,35 +38,7 @@ func TestServeXDS(t *testing.T) {
 	r := start(t, func(c *config.Config) { c.ServicesFile = file })
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	stream, err := discoveryv3.NewAggregatedDiscoveryServiceClient(r.grpc).StreamAggregatedResources(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	req := &discoveryv3.DiscoveryRequest{Node: &corev3.Node{Id: "envoy-1"}, TypeUrl: resourcev3.ClusterType}
-	if err := stream.Send(req); err != nil {
-		t.Fatal(err)
-	}
-	clusters := func() (string, []string) {
-		t.Helper()
-		resp, err := stream.Recv()
-		if err != nil {
-			t.Fatal(err)
-		}
-		var names []string
-		for _, a := range resp.GetResources() {
-			var c clusterv3.Cluster
-			if err := a.UnmarshalTo(&c); err != nil {
-				t.Fatal(err)
-			}
-			names = append(names, c.GetName())
-		}
-		slices.Sort(names)
-		// ACK, as Envoy does.
-		if err := stream.Send(&discoveryv3.DiscoveryRequest{TypeUrl: resourcev3.ClusterType, VersionInfo: resp.GetVersionInfo(), ResponseNonce: resp.GetNonce()}); err != nil {
-			t.Fatal(err)
-		}
-		return resp.GetVersionInfo(), names
-	}
+	clusters := watchClusters(ctx, t, r, "envoy-1")
 	v1, names := clusters()
 	if !slices.Equal(names, []string{"meshguard_authz", "orders"}) {
 		t.Fatalf("clusters %v", names)
@@ -103,4 +75,38 @@ func TestServeXDS(t *testing.T) {
 		return err == nil && st.Version == v2 && len(st.Nodes) == 1 && st.Nodes[0].ID == "envoy-1" &&
 			st.Nodes[0].Streams == 1 && st.Nodes[0].Acked["Cluster"] == v2
 	})
+}
+
+// watchClusters opens an ADS stream to r as node and returns a function
+// that waits for the next cluster push, ACKs it as Envoy does, and returns
+// its version and cluster names (sorted).
+func watchClusters(ctx context.Context, t *testing.T, r *running, node string) func() (string, []string) {
+	t.Helper()
+	stream, err := discoveryv3.NewAggregatedDiscoveryServiceClient(r.grpc).StreamAggregatedResources(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := stream.Send(&discoveryv3.DiscoveryRequest{Node: &corev3.Node{Id: node}, TypeUrl: resourcev3.ClusterType}); err != nil {
+		t.Fatal(err)
+	}
+	return func() (string, []string) {
+		t.Helper()
+		resp, err := stream.Recv()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var names []string
+		for _, a := range resp.GetResources() {
+			var c clusterv3.Cluster
+			if err := a.UnmarshalTo(&c); err != nil {
+				t.Fatal(err)
+			}
+			names = append(names, c.GetName())
+		}
+		slices.Sort(names)
+		if err := stream.Send(&discoveryv3.DiscoveryRequest{TypeUrl: resourcev3.ClusterType, VersionInfo: resp.GetVersionInfo(), ResponseNonce: resp.GetNonce()}); err != nil {
+			t.Fatal(err)
+		}
+		return resp.GetVersionInfo(), names
+	}
 }

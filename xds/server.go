@@ -2,6 +2,8 @@ package xds
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/binary"
 	"fmt"
 	"log/slog"
 	"strconv"
@@ -18,6 +20,7 @@ import (
 	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	serverv3 "github.com/envoyproxy/go-control-plane/pkg/server/v3"
 	"google.golang.org/grpc"
+	"google.golang.org/protobuf/proto"
 )
 
 // Server serves the current resources to every node over ADS (state of
@@ -38,6 +41,7 @@ type Server struct {
 	mu      sync.Mutex
 	current *cachev3.Snapshot
 	version int
+	digest  [sha256.Size]byte // of the current resources
 }
 
 // NewServer makes a server with no resources yet: nodes that connect wait
@@ -77,10 +81,20 @@ func (s *Server) Register(g *grpc.Server) {
 	endpointservice.RegisterEndpointDiscoveryServiceServer(g, s.xds)
 }
 
-// Update makes r the resources every node is served, as a new version.
+// Update makes r the resources every node is served, as a new version —
+// unless they are the resources served already (a reload that changed
+// nothing pushes nothing).
 func (s *Server) Update(ctx context.Context, r *Resources) error {
+	d, err := r.digest()
+	if err != nil {
+		return err
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.current != nil && d == s.digest {
+		return nil
+	}
+	s.digest = d
 	s.version++
 	snap, err := cachev3.NewSnapshot(strconv.Itoa(s.version), map[resourcev3.Type][]types.Resource{
 		resourcev3.ListenerType: asResources(r.Listeners),
@@ -123,6 +137,34 @@ func (s *Server) seen(node *corev3.Node) {
 
 func asResources[T types.Resource](rs []T) []types.Resource {
 	out := make([]types.Resource, len(rs))
+	for i, r := range rs {
+		out[i] = r
+	}
+	return out
+}
+
+// digest hashes the resources' deterministic encoding.
+func (r *Resources) digest() ([sha256.Size]byte, error) {
+	h := sha256.New()
+	opts := proto.MarshalOptions{Deterministic: true}
+	for _, group := range [][]proto.Message{asMessages(r.Listeners), asMessages(r.Routes), asMessages(r.Clusters), asMessages(r.Endpoints)} {
+		for _, m := range group {
+			b, err := opts.Marshal(m)
+			if err != nil {
+				return [sha256.Size]byte{}, fmt.Errorf("xds: encoding a resource: %w", err)
+			}
+			var n [8]byte
+			binary.BigEndian.PutUint64(n[:], uint64(len(b)))
+			h.Write(n[:])
+			h.Write(b)
+		}
+		h.Write([]byte{0xff}) // group separator
+	}
+	return [sha256.Size]byte(h.Sum(nil)), nil
+}
+
+func asMessages[T proto.Message](rs []T) []proto.Message {
+	out := make([]proto.Message, len(rs))
 	for i, r := range rs {
 		out[i] = r
 	}

@@ -7,3 +7,8 @@ CREATE TABLE services (
     spec        TEXT   NOT NULL,
     updated_at  BIGINT NOT NULL
 );
+
+-- Every change is announced on meshguard_services (payload: the name), so
+-- every replica reloads its catalogue and pushes it (Postgres.WatchServices).
+CREATE TRIGGER services_notify AFTER INSERT OR UPDATE OR DELETE ON services
+    FOR EACH ROW EXECUTE FUNCTION meshguard_notify('meshguard_services', 'name');
