@@ -206,10 +206,8 @@ func (s *Service) validate() error {
 		}
 		seenEP[e] = true
 	}
-	if s.Agent != "" {
-		if err := (identity.Agent{Name: s.Agent, Status: identity.StatusActive}).Validate(); err != nil {
-			return fmt.Errorf("agent: %q: not an agent name", s.Agent)
-		}
+	if s.Agent != "" && !identity.ValidName(s.Agent) {
+		return fmt.Errorf("agent: %q: not an agent name", s.Agent)
 	}
 	seenRoute := map[[2]string]bool{}
 	for j, r := range s.Routes {

@@ -132,6 +132,7 @@ func (r *Registry) read(ctx context.Context, put *Service, drop string) (*Catalo
 			entries = append(entries, Entry{Service: s, Source: SourceFile})
 		}
 	}
+	fileCount := len(entries)
 	stored, err := r.Store.ListServices(ctx)
 	if err != nil {
 		return nil, nil, err
@@ -148,12 +149,6 @@ func (r *Registry) read(ctx context.Context, put *Service, drop string) (*Catalo
 	}
 	if put != nil {
 		entries = append(entries, Entry{Service: *put, Source: SourceStored})
-	}
-	fileCount := 0
-	for _, e := range entries {
-		if e.Source == SourceFile {
-			fileCount++
-		}
 	}
 	slices.SortStableFunc(entries[fileCount:], func(a, b Entry) int { return strings.Compare(a.Name, b.Name) })
 	services := make([]Service, len(entries))

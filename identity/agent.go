@@ -79,15 +79,8 @@ func (a Agent) Validate() error {
 	bad := func(field, format string, args ...any) error {
 		return fmt.Errorf("%w: %s: %s", ErrInvalidAgent, field, fmt.Sprintf(format, args...))
 	}
-	switch {
-	case a.Name == "":
-		return bad("name", "must not be empty")
-	case len(a.Name) > MaxNameLen:
-		return bad("name", "longer than %d characters", MaxNameLen)
-	case !namePattern.MatchString(a.Name):
-		return bad("name", "%q: expected letters, digits, '.', '_' or '-', starting with a letter or digit", a.Name)
-	case len(a.Name) >= len(IDPrefix) && a.Name[:len(IDPrefix)] == IDPrefix:
-		return bad("name", "%q: must not start with %q (reserved for ids)", a.Name, IDPrefix)
+	if msg := nameProblem(a.Name); msg != "" {
+		return bad("name", "%s", msg)
 	}
 	if !a.TrustTier.Valid() {
 		return bad("trustTier", "unknown tier %d", a.TrustTier)
@@ -120,6 +113,25 @@ func (a Agent) Validate() error {
 		}
 	}
 	return nil
+}
+
+// ValidName reports whether name may name an agent (the service
+// catalogue checks the agent it names with it).
+func ValidName(name string) bool { return nameProblem(name) == "" }
+
+// nameProblem says what is wrong with an agent name, "" if nothing.
+func nameProblem(name string) string {
+	switch {
+	case name == "":
+		return "must not be empty"
+	case len(name) > MaxNameLen:
+		return fmt.Sprintf("longer than %d characters", MaxNameLen)
+	case !namePattern.MatchString(name):
+		return fmt.Sprintf("%q: expected letters, digits, '.', '_' or '-', starting with a letter or digit", name)
+	case strings.HasPrefix(name, IDPrefix):
+		return fmt.Sprintf("%q: must not start with %q (reserved for ids)", name, IDPrefix)
+	}
+	return ""
 }
 
 // ValidHost reports whether h is a host name as agents and the service

@@ -40,14 +40,9 @@ func watch(ctx context.Context, dir string, recursive bool, debounce time.Durati
 		return err
 	}
 	defer w.Close()
-	add := func(path string) error {
-		if recursive {
-			return addTree(w, path)
-		}
-		return nil
-	}
-	if err := w.Add(dir); err != nil {
-		return err
+	add := w.Add
+	if recursive {
+		add = func(path string) error { return addTree(w, path) }
 	}
 	if err := add(dir); err != nil {
 		return err
@@ -68,7 +63,9 @@ func watch(ctx context.Context, dir string, recursive bool, debounce time.Durati
 			if ev.Has(fsnotify.Create) {
 				// A new directory (or ConfigMap's ..data swap) must be
 				// watched too; errors here surface on the next reload.
-				_ = add(ev.Name)
+				if recursive {
+					_ = add(ev.Name)
+				}
 			}
 			if timer == nil {
 				timer = time.AfterFunc(debounce, func() {

@@ -40,7 +40,7 @@ func (s *db) AppendAudit(ctx context.Context, rs []audit.Record) error {
 				return err
 			}
 		}
-		return insertAudit(ctx, tx, s.insertAuditSQL, chain, rs)
+		return s.insertAudit(ctx, tx, chain, rs)
 	})
 	if errors.Is(err, errAlreadyStored) {
 		return nil
@@ -58,7 +58,7 @@ func (s *db) AppendAudit(ctx context.Context, rs []audit.Record) error {
 var errAlreadyStored = errors.New("batch already stored")
 
 // insertAudit inserts sealed records with multi-row INSERTs.
-func insertAudit(ctx context.Context, tx *sql.Tx, insertSQL func(n int) string, chain string, rs []audit.Record) error {
+func (s *db) insertAudit(ctx context.Context, tx *sql.Tx, chain string, rs []audit.Record) error {
 	args := make([]any, 0, auditCols*min(len(rs), auditRowsPerInsert))
 	for start := 0; start < len(rs); start += auditRowsPerInsert {
 		batch := rs[start:min(start+auditRowsPerInsert, len(rs))]
@@ -75,7 +75,7 @@ func insertAudit(ctx context.Context, tx *sql.Tx, insertSQL func(n int) string, 
 			args = append(args, chain, r.ID, r.Timestamp.UnixMicro(), r.AgentID, r.Action, r.Decision, r.TraceID,
 				r.Status, r.Reason, r.Source, string(body), r.PrevHash, r.Hash)
 		}
-		if _, err := tx.ExecContext(ctx, insertSQL(len(batch)), args...); err != nil {
+		if _, err := tx.ExecContext(ctx, s.insertAuditSQL(len(batch)), args...); err != nil {
 			return fmt.Errorf("records %s…%s: %w", batch[0].ID, batch[len(batch)-1].ID, conflictOr(err))
 		}
 	}

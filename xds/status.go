@@ -9,6 +9,7 @@ import (
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
+	rpcstatus "google.golang.org/genproto/googleapis/rpc/status"
 )
 
 // NodeStatus is what one node (an Envoy, or a proxyless gRPC client) was
@@ -55,7 +56,7 @@ func newTracker() *tracker {
 // request records one request of a stream: the node on its first, then
 // ACKs (a nonce without an error) and NACKs (a nonce with one). It returns
 // the NACK, if it was one, for the log.
-func (t *tracker) request(stream int64, node *corev3.Node, typeURL, version, nonce string, detail interface{ GetMessage() string }, isErr bool) *Nack {
+func (t *tracker) request(stream int64, node *corev3.Node, typeURL, version, nonce string, refused *rpcstatus.Status) *Nack {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	now := t.now()
@@ -80,8 +81,8 @@ func (t *tracker) request(stream int64, node *corev3.Node, typeURL, version, non
 		return nil
 	}
 	short := typeURL[strings.LastIndexByte(typeURL, '.')+1:]
-	if isErr {
-		msg := detail.GetMessage()
+	if refused != nil {
+		msg := refused.GetMessage()
 		if len(msg) > maxErrorLen {
 			msg = msg[:maxErrorLen] + "…"
 		}
@@ -154,7 +155,7 @@ func (s *Server) Connected() int { return s.track.connected() }
 
 // onSotW and onDelta feed the tracker from requests.
 func (s *Server) onSotW(stream int64, r *discoveryv3.DiscoveryRequest) {
-	if nack := s.track.request(stream, r.GetNode(), r.GetTypeUrl(), r.GetVersionInfo(), r.GetResponseNonce(), r.GetErrorDetail(), r.GetErrorDetail() != nil); nack != nil {
+	if nack := s.track.request(stream, r.GetNode(), r.GetTypeUrl(), r.GetVersionInfo(), r.GetResponseNonce(), r.GetErrorDetail()); nack != nil {
 		s.log.Warn("xds: a node refused a configuration (NACK)", "node", s.track.nodeOf(stream), "type", nack.Type, "error", nack.Error)
 	}
 }
@@ -167,7 +168,7 @@ func (s *Server) onDelta(stream int64, r *discoveryv3.DeltaDiscoveryRequest) {
 	if r.GetErrorDetail() == nil {
 		version = s.versionNow()
 	}
-	if nack := s.track.request(stream, r.GetNode(), r.GetTypeUrl(), version, r.GetResponseNonce(), r.GetErrorDetail(), r.GetErrorDetail() != nil); nack != nil {
+	if nack := s.track.request(stream, r.GetNode(), r.GetTypeUrl(), version, r.GetResponseNonce(), r.GetErrorDetail()); nack != nil {
 		s.log.Warn("xds: a node refused a configuration (NACK)", "node", s.track.nodeOf(stream), "type", nack.Type, "error", nack.Error)
 	}
 }
