@@ -126,7 +126,7 @@ type Config struct {
 	// Audit is the stored audit trail the /admin/audit endpoints read.
 	Audit AuditLog
 	// Services, if set, is the service catalogue of /admin/services
-	// (catalog.Registry).
+	// (registry.Registry).
 	Services Services
 	// XDS, if set, answers GET /admin/xds/status (xds.Server).
 	XDS interface{ Status() xds.Status }

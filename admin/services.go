@@ -6,10 +6,11 @@ import (
 	"net/http"
 
 	"github.com/meshguard/meshguard/catalog"
+	"github.com/meshguard/meshguard/catalog/registry"
 	"github.com/meshguard/meshguard/identity"
 )
 
-// Services is the service catalogue in force (catalog.Registry): the
+// Services is the service catalogue in force (registry.Registry): the
 // services of SERVICES_FILE and those put through this API.
 type Services interface {
 	List(ctx context.Context) ([]catalog.Entry, error)
@@ -17,7 +18,7 @@ type Services interface {
 	Delete(ctx context.Context, name string) error
 }
 
-var _ Services = (*catalog.Registry)(nil)
+var _ Services = (*registry.Registry)(nil)
 
 // servicesError answers a catalogue error: invalid → 400 naming the field,
 // defined by the file → 409, unknown → 404.

@@ -19,6 +19,7 @@ import (
 
 	"github.com/meshguard/meshguard/admin"
 	"github.com/meshguard/meshguard/catalog"
+	"github.com/meshguard/meshguard/catalog/registry"
 	"github.com/meshguard/meshguard/engine/enginetest"
 	"github.com/meshguard/meshguard/identity"
 	"github.com/meshguard/meshguard/policy"
@@ -35,7 +36,7 @@ type live struct {
 	dir      string // POLICIES_DIR
 	f        *enginetest.Fixture
 	xds      *xds.Server // the xDS server /admin/xds/status reports on
-	services *catalog.Registry
+	services *registry.Registry
 	pushed   atomic.Int64 // catalogues handed to the xDS server
 	requests atomic.Int64 // requests the server received
 }
@@ -64,7 +65,7 @@ func newLive(t *testing.T) *live {
 	if err := os.WriteFile(servicesFile, []byte("services:\n  - {name: from-file, hosts: [file.mesh], port: 80, endpoints: [\"10.0.0.9:80\"]}\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	l.services = &catalog.Registry{File: servicesFile, Store: l.f.Store, Changed: func(ctx context.Context, c *catalog.Catalogue) error {
+	l.services = &registry.Registry{File: servicesFile, Store: l.f.Store, Changed: func(ctx context.Context, c *catalog.Catalogue) error {
 		r, err := xds.Build(c, xds.Options{ListenerPort: 10000, AuthzHost: "127.0.0.1", AuthzPort: 3101})
 		if err != nil {
 			return err

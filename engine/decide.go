@@ -44,6 +44,9 @@ func (e *Engine) decide(ctx context.Context, r *Request, d *Decision, now time.T
 		}
 		return d.deny(400, ReasonBadRequest, "%s", msg)
 	}
+	if d.Tier < r.MinTier {
+		return d.deny(403, ReasonTierBelowMinimum, "this service admits agents of tier %s and above; %q is %s", r.MinTier, actor.Name, d.Tier)
+	}
 	reqCtx, msg := requestContext(r)
 	if msg != "" {
 		return d.deny(400, ReasonBadRequest, "%s", msg)

@@ -17,6 +17,9 @@ const (
 	// ReasonActionUnresolved: no route, no header, and a method that maps
 	// to no verb (403).
 	ReasonActionUnresolved = "action_unresolved"
+	// ReasonTierBelowMinimum: the agent's effective tier is below the
+	// minimum of the service it calls (the catalogue's minTier) (403).
+	ReasonTierBelowMinimum = "tier_below_minimum"
 	// ReasonRateLimited: a rate limit is exhausted (429).
 	ReasonRateLimited = "rate_limited"
 )

@@ -54,6 +54,10 @@ type Request struct {
 	// (per-route context_extensions pushed by MeshGuard's xDS). It counts
 	// as a route mapping: a different X-MeshGuard-Action is a relabel.
 	RouteAction string
+	// MinTier is the lowest effective tier the route admits (the
+	// catalogue's minTier, pushed per route by MeshGuard's xDS); the zero
+	// value, untrusted, admits every agent.
+	MinTier trust.Tier
 
 	// Explicit fields, for POST /v1/check: Action replaces resolution,
 	// Resource and Context are taken as given.

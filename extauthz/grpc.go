@@ -18,6 +18,7 @@ import (
 	"google.golang.org/protobuf/types/known/structpb"
 
 	"github.com/meshguard/meshguard/engine"
+	"github.com/meshguard/meshguard/trust"
 )
 
 // Server is the envoy.service.auth.v3.Authorization service. It holds no
@@ -158,6 +159,14 @@ func fromCheckRequest(req *authv3.CheckRequest, r *engine.Request) *rejection {
 		}
 	}
 	r.RouteAction = ext[ContextExtensionAction]
+	if v, ok := ext[ContextExtensionMinTier]; ok {
+		t, err := trust.Parse(v)
+		if err != nil {
+			// The proxy's configuration is wrong: fail closed.
+			return badRequest("context_extensions " + ContextExtensionMinTier + " is not a trust tier")
+		}
+		r.MinTier = t
+	}
 	return nil
 }
 

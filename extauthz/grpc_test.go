@@ -147,6 +147,14 @@ func TestGRPCDenials(t *testing.T) {
 					t.Errorf("relabel body %+v", b)
 				}
 			}},
+		{"tier below the service's minimum", call{method: "GET", path: "/docs", token: m.mailT, ext: map[string]string{ContextExtensionMinTier: "trusted"}},
+			403, engine.ReasonTierBelowMinimum, func(t *testing.T, b body) {
+				if !strings.Contains(b.Message, "tier trusted and above") {
+					t.Errorf("message %q", b.Message)
+				}
+			}},
+		{"minimum tier that is no tier", call{method: "GET", path: "/docs", token: m.mailT, ext: map[string]string{ContextExtensionMinTier: "root"}},
+			400, engine.ReasonBadRequest, nil},
 		{"relabel via the route table", call{method: "POST", path: "/send/now", token: m.mailT, headers: map[string]string{engine.HeaderAction: "read:contacts"}},
 			403, engine.ReasonActionRelabel, nil},
 		{"non-JSON context", call{method: "POST", path: "/email", token: m.mailT, headers: map[string]string{engine.HeaderContext: "recipient=a"}}, 400, engine.ReasonBadRequest,
@@ -167,6 +175,9 @@ func TestGRPCDenials(t *testing.T) {
 			}
 		})
 	}
+
+	// A tier at the minimum passes.
+	allowed(t, check(t, client, envoyCheck(call{method: "GET", path: "/docs", token: m.mailT, ext: map[string]string{ContextExtensionMinTier: "verified"}})))
 
 	// Context extensions set the route's action; a matching header is fine
 	// and the scheme is case-insensitive.

@@ -36,6 +36,10 @@ const (
 // mapping; a different X-MeshGuard-Action is a relabel).
 const ContextExtensionAction = "meshguard.action"
 
+// ContextExtensionMinTier is the context_extensions key whose value is the
+// lowest trust tier the route's service admits (the catalogue's minTier).
+const ContextExtensionMinTier = "meshguard.min_tier"
+
 // HeaderAuthHeadersToRemove is how an HTTP ext_authz server asks Envoy to
 // remove request headers (the gRPC API has OkHttpResponse.headers_to_remove).
 const HeaderAuthHeadersToRemove = "x-envoy-auth-headers-to-remove"

@@ -22,6 +22,9 @@ const (
 func (r *Keyring) JWKS(now time.Time) ([]byte, error) {
 	set := jwk.NewSet()
 	for _, k := range r.verifying(now) {
+		if k.jwk == nil {
+			continue // a verify-only keyring (NewPublicKeyring) republishes nothing
+		}
 		if err := set.AddKey(k.jwk); err != nil {
 			return nil, fmt.Errorf("building JWKS: kid %q: %w", k.kid, err)
 		}

@@ -26,7 +26,7 @@ import (
 	"github.com/meshguard/meshguard/admin"
 	"github.com/meshguard/meshguard/agentcache"
 	"github.com/meshguard/meshguard/audit"
-	"github.com/meshguard/meshguard/catalog"
+	"github.com/meshguard/meshguard/catalog/registry"
 	"github.com/meshguard/meshguard/config"
 	"github.com/meshguard/meshguard/engine"
 	"github.com/meshguard/meshguard/extauthz"
@@ -98,7 +98,7 @@ type backend interface {
 	agentcache.Source
 	audit.Store
 	audit.Pruner
-	catalog.Store
+	registry.Store
 	CountActiveAgents(ctx context.Context) (int64, error)
 	Close() error
 }
@@ -125,7 +125,7 @@ type parts struct {
 	tracing  *telemetry.Tracing
 	metrics  *telemetry.Metrics
 	xds      *xds.Server
-	services *catalog.Registry
+	services *registry.Registry
 }
 
 // close releases what build opened. On the serving path the audit writer
@@ -250,7 +250,7 @@ func build(ctx context.Context, cfg *config.Config, o Options, log *slog.Logger)
 	}
 
 	p.xds = xds.NewServer(ctx, log)
-	p.services = &catalog.Registry{File: cfg.ServicesFile, Store: p.db}
+	p.services = &registry.Registry{File: cfg.ServicesFile, Store: p.db}
 	p.metrics.Gauge("meshguard_xds_clients", "Envoys and proxyless gRPC clients with an open xDS stream.",
 		func() float64 { return float64(p.xds.Connected()) })
 	api, err := admin.New(admin.Config{

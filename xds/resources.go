@@ -13,9 +13,7 @@ package xds
 import (
 	"fmt"
 	"net"
-	"sort"
 	"strconv"
-	"strings"
 	"time"
 
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
@@ -35,6 +33,7 @@ import (
 
 	"github.com/meshguard/meshguard/catalog"
 	"github.com/meshguard/meshguard/extauthz"
+	"github.com/meshguard/meshguard/trust"
 )
 
 // Names of the resources that do not come from a service.
@@ -274,14 +273,9 @@ func domains(s *catalog.Service) []string {
 func virtualHost(s *catalog.Service) *routev3.VirtualHost {
 	vh := &routev3.VirtualHost{Name: s.Name, Domains: domains(s)}
 	toCluster := &routev3.Route_Route{Route: &routev3.RouteAction{ClusterSpecifier: &routev3.RouteAction_Cluster{Cluster: s.Name}}}
-	// Longer paths first, so a prefix never hides a more specific route.
-	rs := append([]catalog.Route(nil), s.Routes...)
-	sort.SliceStable(rs, func(i, j int) bool {
-		return len(strings.TrimSuffix(rs[i].Path, "*")) > len(strings.TrimSuffix(rs[j].Path, "*"))
-	})
-	for _, cr := range rs {
+	for _, cr := range s.OrderedRoutes() {
 		m := &routev3.RouteMatch{}
-		if p, prefix := strings.CutSuffix(cr.Path, "*"); prefix {
+		if p, prefix := cr.Prefix(); prefix {
 			m.PathSpecifier = &routev3.RouteMatch_Prefix{Prefix: p}
 		} else {
 			m.PathSpecifier = &routev3.RouteMatch_Path{Path: cr.Path}
@@ -291,18 +285,35 @@ func virtualHost(s *catalog.Service) *routev3.VirtualHost {
 				StringMatch: &matcherv3.StringMatcher{MatchPattern: &matcherv3.StringMatcher_Exact{Exact: cr.Method}},
 			}}}
 		}
-		perRoute := &extauthzv3.ExtAuthzPerRoute{Override: &extauthzv3.ExtAuthzPerRoute_CheckSettings{CheckSettings: &extauthzv3.CheckSettings{
-			ContextExtensions: map[string]string{extauthz.ContextExtensionAction: cr.Action},
-		}}}
 		vh.Routes = append(vh.Routes, &routev3.Route{
 			Name: s.Name + ":" + cr.Method + ":" + cr.Path, Match: m, Action: toCluster,
-			TypedPerFilterConfig: map[string]*anypb.Any{"envoy.filters.http.ext_authz": mustAny(perRoute)},
+			TypedPerFilterConfig: authzContext(s, cr.Action),
 		})
 	}
 	vh.Routes = append(vh.Routes, &routev3.Route{
 		Name: s.Name + ":default", Match: &routev3.RouteMatch{PathSpecifier: &routev3.RouteMatch_Prefix{Prefix: "/"}}, Action: toCluster,
+		TypedPerFilterConfig: authzContext(s, ""),
 	})
 	return vh
+}
+
+// authzContext is a route's ext_authz context: its action, if any, and the
+// service's minimum tier, if above untrusted. Nil when there is neither.
+func authzContext(s *catalog.Service, action string) map[string]*anypb.Any {
+	ext := map[string]string{}
+	if action != "" {
+		ext[extauthz.ContextExtensionAction] = action
+	}
+	if s.MinTier > trust.Untrusted {
+		ext[extauthz.ContextExtensionMinTier] = s.MinTier.String()
+	}
+	if len(ext) == 0 {
+		return nil
+	}
+	perRoute := &extauthzv3.ExtAuthzPerRoute{Override: &extauthzv3.ExtAuthzPerRoute_CheckSettings{CheckSettings: &extauthzv3.CheckSettings{
+		ContextExtensions: ext,
+	}}}
+	return map[string]*anypb.Any{"envoy.filters.http.ext_authz": mustAny(perRoute)}
 }
 
 // proxyless is what gRPC's xDS client asks for when dialled as

@@ -107,7 +107,8 @@ func TestGolden(t *testing.T) {
 }
 
 // TestRoutesCarryTheirAction: each catalogue route passes its action to
-// ext_authz; longer paths come first; the rest fall through to "/".
+// ext_authz; longer paths come first; the rest fall through to "/"; every
+// route, the fallback too, carries the service's minimum tier.
 func TestRoutesCarryTheirAction(t *testing.T) {
 	r, err := Build(exampleCatalogue(t), testOptions)
 	if err != nil {
@@ -134,8 +135,15 @@ func TestRoutesCarryTheirAction(t *testing.T) {
 	if got := per.GetCheckSettings().GetContextExtensions()[extauthz.ContextExtensionAction]; got != "write:tasks/research" {
 		t.Fatalf("action %q", got)
 	}
-	if last := vh.GetRoutes()[2]; last.GetMatch().GetPrefix() != "/" || last.GetTypedPerFilterConfig() != nil {
+	last := vh.GetRoutes()[2]
+	if last.GetMatch().GetPrefix() != "/" {
 		t.Fatalf("fallback route %v", last)
+	}
+	if err := last.GetTypedPerFilterConfig()["envoy.filters.http.ext_authz"].UnmarshalTo(&per); err != nil {
+		t.Fatal(err)
+	}
+	if ext := per.GetCheckSettings().GetContextExtensions(); len(ext) != 1 || ext[extauthz.ContextExtensionMinTier] != "verified" {
+		t.Fatalf("fallback route's context %v: want only the minimum tier", ext)
 	}
 }
 

@@ -1,4 +1,9 @@
-package catalog
+// Package registry holds the service catalogue in force: the services of
+// SERVICES_FILE and those put through the admin API, validated together
+// before any change is used. It is apart from package catalog so that the
+// catalogue's types and matching build for the wasm filter without the
+// store.
+package registry
 
 import (
 	"bytes"
@@ -10,6 +15,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/meshguard/meshguard/catalog"
 	"github.com/meshguard/meshguard/policy"
 	"github.com/meshguard/meshguard/store"
 )
@@ -22,32 +28,13 @@ type Store interface {
 	DeleteService(ctx context.Context, name string) error
 }
 
-// Source says where a service of the catalogue comes from.
-type Source string
-
-// Sources.
-const (
-	SourceFile   Source = "file"   // SERVICES_FILE
-	SourceStored Source = "stored" // PUT /admin/services/{name}
-)
-
-// Entry is a service and where it comes from.
-type Entry struct {
-	Service
-	Source Source `json:"source"`
-}
-
-// ErrFromFile is returned for a change to a service SERVICES_FILE defines:
-// the file is its source of truth.
-var ErrFromFile = errors.New("the service is defined in SERVICES_FILE")
-
 // Registry is the catalogue in force: the services of SERVICES_FILE and
 // those put through the admin API, validated together. Every change that
 // validates is handed to Changed; one that does not changes nothing.
 type Registry struct {
 	File    string // SERVICES_FILE; empty for none
 	Store   Store
-	Changed func(ctx context.Context, c *Catalogue) error
+	Changed func(ctx context.Context, c *catalog.Catalogue) error
 
 	mu sync.Mutex // serialises changes with the reloads they cause
 }
@@ -65,14 +52,14 @@ func (r *Registry) Load(ctx context.Context) error {
 
 // List returns every service with its source: the file's first, in file
 // order, then the stored ones by name.
-func (r *Registry) List(ctx context.Context) ([]Entry, error) {
+func (r *Registry) List(ctx context.Context) ([]catalog.Entry, error) {
 	_, entries, err := r.read(ctx, nil, "")
 	return entries, err
 }
 
 // Put stores s (replacing a stored service of its name) if the catalogue
 // with it validates, and hands that catalogue to Changed.
-func (r *Registry) Put(ctx context.Context, s Service) error {
+func (r *Registry) Put(ctx context.Context, s catalog.Service) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	c, entries, err := r.read(ctx, &s, "")
@@ -80,8 +67,8 @@ func (r *Registry) Put(ctx context.Context, s Service) error {
 		return err
 	}
 	for _, e := range entries {
-		if e.Name == s.Name && e.Source == SourceFile {
-			return fmt.Errorf("%w: %q (%s); edit the file instead", ErrFromFile, s.Name, r.File)
+		if e.Name == s.Name && e.Source == catalog.SourceFile {
+			return fmt.Errorf("%w: %q (%s); edit the file instead", catalog.ErrFromFile, s.Name, r.File)
 		}
 	}
 	spec, err := json.Marshal(s)
@@ -104,8 +91,8 @@ func (r *Registry) Delete(ctx context.Context, name string) error {
 		return err
 	}
 	for _, e := range entries {
-		if e.Name == name && e.Source == SourceFile {
-			return fmt.Errorf("%w: %q (%s); edit the file instead", ErrFromFile, name, r.File)
+		if e.Name == name && e.Source == catalog.SourceFile {
+			return fmt.Errorf("%w: %q (%s); edit the file instead", catalog.ErrFromFile, name, r.File)
 		}
 	}
 	if err := r.Store.DeleteService(ctx, name); err != nil {
@@ -117,19 +104,19 @@ func (r *Registry) Delete(ctx context.Context, name string) error {
 // read builds the catalogue from the file and the store, with put added
 // (replacing a stored service of its name) and without the stored service
 // named drop, and validates it.
-func (r *Registry) read(ctx context.Context, put *Service, drop string) (*Catalogue, []Entry, error) {
-	var entries []Entry
+func (r *Registry) read(ctx context.Context, put *catalog.Service, drop string) (*catalog.Catalogue, []catalog.Entry, error) {
+	var entries []catalog.Entry
 	if r.File != "" {
 		data, err := policy.ReadFile(r.File)
 		if err != nil {
-			return nil, nil, fmt.Errorf("%w: SERVICES_FILE: %w", ErrInvalid, err)
+			return nil, nil, fmt.Errorf("%w: SERVICES_FILE: %w", catalog.ErrInvalid, err)
 		}
-		c, err := Parse(r.File, data)
+		c, err := catalog.Parse(r.File, data)
 		if err != nil {
 			return nil, nil, err
 		}
 		for _, s := range c.Services {
-			entries = append(entries, Entry{Service: s, Source: SourceFile})
+			entries = append(entries, catalog.Entry{Service: s, Source: catalog.SourceFile})
 		}
 	}
 	fileCount := len(entries)
@@ -141,21 +128,21 @@ func (r *Registry) read(ctx context.Context, put *Service, drop string) (*Catalo
 		if st.Name == drop || (put != nil && st.Name == put.Name) {
 			continue
 		}
-		var s Service
+		var s catalog.Service
 		if err := decodeJSON([]byte(st.Spec), &s); err != nil {
 			return nil, nil, fmt.Errorf("stored service %q: %w", st.Name, err)
 		}
-		entries = append(entries, Entry{Service: s, Source: SourceStored})
+		entries = append(entries, catalog.Entry{Service: s, Source: catalog.SourceStored})
 	}
 	if put != nil {
-		entries = append(entries, Entry{Service: *put, Source: SourceStored})
+		entries = append(entries, catalog.Entry{Service: *put, Source: catalog.SourceStored})
 	}
-	slices.SortStableFunc(entries[fileCount:], func(a, b Entry) int { return strings.Compare(a.Name, b.Name) })
-	services := make([]Service, len(entries))
+	slices.SortStableFunc(entries[fileCount:], func(a, b catalog.Entry) int { return strings.Compare(a.Name, b.Name) })
+	services := make([]catalog.Service, len(entries))
 	for i, e := range entries {
 		services[i] = e.Service
 	}
-	c, err := New(services)
+	c, err := catalog.New(services)
 	if err != nil {
 		return nil, nil, err
 	}
