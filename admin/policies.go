@@ -104,7 +104,7 @@ func (a *API) getPolicy(w http.ResponseWriter, r *http.Request) {
 	}
 	out.PolicyInfo = infoOf(p)
 	if len(p.Rules) > 0 || p.DefaultEffect != "" {
-		js, err := policyJSON(p)
+		js, err := p.JSON()
 		if err != nil {
 			a.internalError(w, r, "encoding the policy", err)
 			return

@@ -126,3 +126,15 @@ type Decision struct {
 	SpanID string
 	Time   time.Time
 }
+
+// SetHeaders takes the credential, the steering headers and the trace
+// context from a scan of the request's headers (wire.HeaderScan), as every
+// HTTP enforcement point does.
+func (r *Request) SetHeaders(s *wire.HeaderScan) {
+	r.Token = wire.Bearer(s.Get(wire.HAuthorization))
+	r.Delegation = s.Get(wire.HDelegation)
+	r.ActionHeader = s.Get(wire.HAction)
+	r.ResourceHeader = s.Get(wire.HResource)
+	r.ContextHeader = s.Get(wire.HContext)
+	r.SetTraceparent(s.Traceparent())
+}

@@ -19,6 +19,7 @@ import (
 
 	"github.com/meshguard/meshguard/engine"
 	"github.com/meshguard/meshguard/trust"
+	"github.com/meshguard/meshguard/wire"
 )
 
 // Server is the envoy.service.auth.v3.Authorization service. It holds no
@@ -96,14 +97,14 @@ func fromCheckRequest(req *authv3.CheckRequest, r *engine.Request) *rejection {
 		return &rejection{401, engine.ReasonUnauthorized, "missing bearer token: the CheckRequest has no attributes.request.http"}
 	}
 
-	var sc scan
+	var sc wire.HeaderScan
 	if len(h.GetHeaders()) > 0 {
 		if len(h.Headers) > MaxHeaders { // refuse 10k headers before touching them
 			r.SetTraceparent(rawTraceparent(h))
 			return badRequest("more than " + strconv.Itoa(MaxHeaders) + " request headers")
 		}
 		for k, v := range h.Headers {
-			if !sc.add(k, v) {
+			if !sc.Add(k, v) {
 				break
 			}
 		}
@@ -122,31 +123,31 @@ func fromCheckRequest(req *authv3.CheckRequest, r *engine.Request) *rejection {
 					v = string(raw)
 				}
 			}
-			if !sc.add(hv.GetKey(), v) {
+			if !sc.Add(hv.GetKey(), v) {
 				break
 			}
 		}
 	}
-	sc.fill(r)
-	if sc.bad != "" {
+	r.SetHeaders(&sc)
+	if sc.Bad() != "" {
 		if r.TraceID == "" { // the scan may have stopped before it
 			r.SetTraceparent(rawTraceparent(h))
 		}
-		return badRequest(sc.bad)
+		return badRequest(sc.Bad())
 	}
 
 	r.Method, r.Host, r.Path = h.GetMethod(), h.GetHost(), h.GetPath()
 	if r.Method == "" {
-		r.Method = sc.vals[hMethod]
+		r.Method = sc.Get(wire.HMethod)
 	}
 	if r.Host == "" {
-		r.Host = sc.vals[hAuthority]
+		r.Host = sc.Get(wire.HAuthority)
 		if r.Host == "" {
-			r.Host = sc.vals[hHost]
+			r.Host = sc.Get(wire.HHost)
 		}
 	}
 	if r.Path == "" {
-		r.Path = sc.vals[hPath]
+		r.Path = sc.Get(wire.HPath)
 	}
 
 	ext := attrs.GetContextExtensions()
@@ -155,7 +156,7 @@ func fromCheckRequest(req *authv3.CheckRequest, r *engine.Request) *rejection {
 	}
 	for k, v := range ext {
 		if len(k)+len(v) > MaxHeaderValueLen {
-			return badRequest("context_extensions entry " + quoteName(k) + " is longer than the limit of " + strconv.Itoa(MaxHeaderValueLen) + " bytes")
+			return badRequest("context_extensions entry " + wire.QuoteName(k) + " is longer than the limit of " + strconv.Itoa(MaxHeaderValueLen) + " bytes")
 		}
 	}
 	r.RouteAction = ext[ContextExtensionAction]

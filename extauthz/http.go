@@ -92,9 +92,9 @@ func fromHTTPRequest(req *http.Request, r *engine.Request) *rejection {
 	r.Method, r.Host = req.Method, req.Host
 	r.Path = originalPath(req)
 
-	var sc scan
+	var sc wire.HeaderScan
 	// Host is not in req.Header; it counts against the total all the same.
-	sc.bytes = len("host") + len(req.Host)
+	sc.Count(len("host") + len(req.Host))
 	if len(req.Header) > MaxHeaders {
 		r.SourceAddress = httpSourceAddress(req.RemoteAddr, "")
 		r.SetTraceparent(req.Header.Get("traceparent"))
@@ -103,18 +103,18 @@ func fromHTTPRequest(req *http.Request, r *engine.Request) *rejection {
 scanning:
 	for name, values := range req.Header {
 		for _, v := range values {
-			if !sc.add(name, v) {
+			if !sc.Add(name, v) {
 				break scanning
 			}
 		}
 	}
-	sc.fill(r)
-	r.SourceAddress = httpSourceAddress(req.RemoteAddr, sc.vals[hForwardedFor])
-	if sc.bad != "" {
+	r.SetHeaders(&sc)
+	r.SourceAddress = httpSourceAddress(req.RemoteAddr, sc.Get(wire.HForwardedFor))
+	if sc.Bad() != "" {
 		if r.TraceID == "" { // the scan may have stopped before it
 			r.SetTraceparent(req.Header.Get("traceparent"))
 		}
-		return badRequest(sc.bad)
+		return badRequest(sc.Bad())
 	}
 	return nil
 }

@@ -1,45 +1,44 @@
-package admin
+package policy
 
-import (
-	"encoding/json"
+import "encoding/json"
 
-	"github.com/meshguard/meshguard/policy"
-)
-
-// The JSON form of a policy (GET /admin/policies/{name}) uses the YAML keys
+// The JSON form of a policy (GET /admin/policies/{name}, the wasm filter's
+// configuration) uses the YAML keys
 // and shapes, so it is itself a valid policy document (JSON is YAML):
 // a context condition is a literal or an object of operators, as written.
 
 type policyDoc struct {
-	Name          string             `json:"name"`
-	Version       string             `json:"version,omitempty"`
-	Description   string             `json:"description,omitempty"`
-	AppliesTo     *policy.AppliesTo  `json:"appliesTo,omitempty"`
-	Rules         []ruleDoc          `json:"rules"`
-	DefaultEffect policy.Effect      `json:"defaultEffect"`
-	Delegation    *policy.Delegation `json:"delegation,omitempty"`
-	RateLimits    *policy.RateLimits `json:"rateLimits,omitempty"`
+	Name          string      `json:"name"`
+	Version       string      `json:"version,omitempty"`
+	Description   string      `json:"description,omitempty"`
+	AppliesTo     *AppliesTo  `json:"appliesTo,omitempty"`
+	Rules         []ruleDoc   `json:"rules"`
+	DefaultEffect Effect      `json:"defaultEffect"`
+	Delegation    *Delegation `json:"delegation,omitempty"`
+	RateLimits    *RateLimits `json:"rateLimits,omitempty"`
 }
 
 type ruleDoc struct {
 	Name       string         `json:"name"`
-	Effect     policy.Effect  `json:"effect"`
+	Effect     Effect         `json:"effect"`
 	Actions    []string       `json:"actions"`
 	Conditions *conditionsDoc `json:"conditions,omitempty"`
 	Reason     string         `json:"reason,omitempty"`
 }
 
 type conditionsDoc struct {
-	Resource  *policy.ResourceCondition `json:"resource,omitempty"`
-	Context   map[string]any            `json:"context,omitempty"`
-	Time      *policy.TimeCondition     `json:"time,omitempty"`
-	Delegated *bool                     `json:"delegated,omitempty"`
-	Chain     *policy.ChainCondition    `json:"chain,omitempty"`
-	RateLimit *policy.RuleRateLimit     `json:"rateLimit,omitempty"`
+	Resource  *ResourceCondition `json:"resource,omitempty"`
+	Context   map[string]any     `json:"context,omitempty"`
+	Time      *TimeCondition     `json:"time,omitempty"`
+	Delegated *bool              `json:"delegated,omitempty"`
+	Chain     *ChainCondition    `json:"chain,omitempty"`
+	RateLimit *RuleRateLimit     `json:"rateLimit,omitempty"`
 }
 
-// policyJSON encodes p in its JSON form.
-func policyJSON(p *policy.Policy) (json.RawMessage, error) {
+// JSON encodes p in its JSON form, which Parse reads back as the same
+// policy: the admin API serves it, and the wasm filter's configuration
+// carries the policy set in it.
+func (p *Policy) JSON() (json.RawMessage, error) {
 	d := policyDoc{
 		Name: p.Name, Version: p.Version, Description: p.Description, DefaultEffect: p.DefaultEffect,
 		Delegation: p.Delegation, RateLimits: p.RateLimits, Rules: make([]ruleDoc, len(p.Rules)),
@@ -65,7 +64,7 @@ func policyJSON(p *policy.Policy) (json.RawMessage, error) {
 }
 
 // contextConditionJSON is a literal for equality, else the operators set.
-func contextConditionJSON(c policy.ContextCondition) any {
+func contextConditionJSON(c ContextCondition) any {
 	if c.Equals != nil {
 		return valueJSON(*c.Equals)
 	}
@@ -93,13 +92,13 @@ func contextConditionJSON(c policy.ContextCondition) any {
 	return ops
 }
 
-func valueJSON(v policy.Value) any {
+func valueJSON(v Value) any {
 	switch v.Kind {
-	case policy.KindString:
+	case KindString:
 		return v.Str
-	case policy.KindNumber:
+	case KindNumber:
 		return v.Num
-	case policy.KindBool:
+	case KindBool:
 		return v.Bool
 	}
 	return nil

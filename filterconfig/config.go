@@ -1,0 +1,241 @@
+// Package filterconfig is the wasm filter's plugin configuration: the JSON
+// document MeshGuard generates from its signing keys, agents, policies,
+// routes and service catalogue (Generate), which its xDS control plane
+// pushes to Envoys and GET /v1/filter/config serves; and the local engine
+// the filter builds from it (New), which decides requests exactly as the
+// server's engine does, because it is the same engine.
+//
+// A decision that needs what only MeshGuard holds — a delegation token to
+// mint for a target agent, a rate limit shared across proxies, an HS256
+// token's secret — is not guessed at: Check returns ErrDefer and the
+// filter asks MeshGuard.
+//
+// The package builds for wasip1; docs/wasm-filter.md is the reference.
+package filterconfig
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/meshguard/meshguard/catalog"
+	"github.com/meshguard/meshguard/engine"
+	"github.com/meshguard/meshguard/identity"
+	"github.com/meshguard/meshguard/trust"
+)
+
+// Version is the configuration format this package reads and writes.
+const Version = 1
+
+// Bounds (SPEC §12: every limit bounded).
+const (
+	// MaxBytes bounds a configuration document: 10,000 agents with tags
+	// and hosts, and a policy set, fit well inside it.
+	MaxBytes = 16 << 20
+	// MaxAgents bounds the agents (and the revoked agents) it lists.
+	MaxAgents = 100_000
+	// MaxPolicies bounds the policies it carries.
+	MaxPolicies = 10_000
+)
+
+// ErrInvalid wraps every reason a configuration is refused.
+var ErrInvalid = errors.New("invalid wasm filter configuration")
+
+// Config is the plugin configuration (docs/wasm-filter.md).
+type Config struct {
+	// Version must be 1.
+	Version int `json:"version"`
+	// Revision identifies this configuration's content (a digest set by
+	// Generate); the filter logs it when it loads one.
+	Revision string `json:"revision,omitempty"`
+	// Mode is enforce (default) or audit.
+	Mode engine.Mode `json:"mode,omitempty"`
+	// Issuer and Audience are the agent tokens' iss and aud (MeshGuard's
+	// defaults when empty).
+	Issuer   string `json:"issuer,omitempty"`
+	Audience string `json:"audience,omitempty"`
+	// JWKS holds the public keys that verify agent and delegation tokens.
+	JWKS json.RawMessage `json:"jwks"`
+	// HS256 says MeshGuard also accepts HS256 tokens (JWT_SECRET). The
+	// filter never holds that secret: it defers such tokens to MeshGuard.
+	HS256 bool `json:"hs256,omitempty"`
+	// Agents are the active agents; RevokedAgents the revoked ones (the
+	// revocation list), whose tokens are refused and who break any
+	// delegation chain they are in.
+	Agents        []Agent `json:"agents"`
+	RevokedAgents []Agent `json:"revokedAgents,omitempty"`
+	// Policies are the policies in force, each in its JSON form
+	// (policy.Policy.JSON).
+	Policies []json.RawMessage `json:"policies"`
+	// Routes are MeshGuard's own route table (ROUTES).
+	Routes []engine.Route `json:"routes,omitempty"`
+	// Services are the catalogue's services: their hosts, minimum tier
+	// and routes give a request its action and tier floor, as the
+	// per-route context of MeshGuard's xDS does for ext_authz.
+	Services []Service `json:"services,omitempty"`
+	// MeshGuard is how the filter reaches MeshGuard's HTTP port.
+	MeshGuard Upstream `json:"meshguard"`
+	// Audit tunes how decisions are shipped to MeshGuard.
+	Audit Audit `json:"audit,omitempty"`
+	// TokenCacheEntries bounds the verified-token cache (default 10,000).
+	TokenCacheEntries int `json:"tokenCacheEntries,omitempty"`
+}
+
+// Agent is an active agent as the filter sees it.
+type Agent struct {
+	ID    string   `json:"id"`
+	Name  string   `json:"name"`
+	Tier  string   `json:"tier"`
+	Tags  []string `json:"tags,omitempty"`
+	Hosts []string `json:"hosts,omitempty"`
+}
+
+// Service is a catalogue service as the filter matches requests to it.
+type Service struct {
+	Name    string          `json:"name"`
+	Hosts   []string        `json:"hosts"`
+	MinTier string          `json:"minTier,omitempty"`
+	Routes  []catalog.Route `json:"routes,omitempty"`
+}
+
+// Upstream is MeshGuard as an Envoy cluster.
+type Upstream struct {
+	// Cluster is the Envoy cluster of MeshGuard's HTTP port.
+	Cluster string `json:"cluster"`
+	// Authority is the :authority of calls to it (the cluster name if
+	// empty).
+	Authority string `json:"authority,omitempty"`
+	// Token authenticates the filter's calls (audit ingest, deferred
+	// checks, configuration fetches); MeshGuard derives it from its admin
+	// token. It grants nothing else.
+	Token string `json:"token"`
+	// TimeoutMs bounds one call (default 1000).
+	TimeoutMs int `json:"timeoutMs,omitempty"`
+}
+
+// Audit tunes the filter's audit shipping.
+type Audit struct {
+	// BatchSize is the most records sent in one call (default 100).
+	BatchSize int `json:"batchSize,omitempty"`
+	// FlushMs is how often a partial batch is sent (default 1000).
+	FlushMs int `json:"flushMs,omitempty"`
+	// MaxBuffered bounds the records held while MeshGuard is unreachable
+	// (default 10,000); beyond it records are dropped and counted, and the
+	// count is reported with the next batch.
+	MaxBuffered int `json:"maxBuffered,omitempty"`
+}
+
+// Defaults.
+const (
+	DefaultBatchSize   = 100
+	DefaultFlushMs     = 1000
+	DefaultMaxBuffered = 10_000
+	DefaultTimeoutMs   = 1000
+	maxBatchSize       = 1000
+	maxBuffered        = 1_000_000
+)
+
+// Parse reads and checks a configuration. It is strict: an unknown key, a
+// wrong type, a missing or unknown version, an agent or service that is
+// not valid, or a bound exceeded is an ErrInvalid naming the field. The
+// policies, keys and routes are checked when New compiles them.
+func Parse(data []byte) (*Config, error) {
+	if len(data) > MaxBytes {
+		return nil, fmt.Errorf("%w: %d bytes, the limit is %d", ErrInvalid, len(data), MaxBytes)
+	}
+	var c Config
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&c); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrInvalid, err)
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return nil, fmt.Errorf("%w: data after the JSON object", ErrInvalid)
+	}
+	if err := c.check(); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrInvalid, err)
+	}
+	return &c, nil
+}
+
+func (c *Config) check() error {
+	switch {
+	case c.Version != Version:
+		return fmt.Errorf("version: %d: this filter reads version %d", c.Version, Version)
+	case c.Mode != "" && c.Mode != engine.ModeEnforce && c.Mode != engine.ModeAudit:
+		return fmt.Errorf("mode: %q: expected enforce or audit", c.Mode)
+	case len(c.JWKS) == 0:
+		return errors.New("jwks: required")
+	case len(c.Agents) > MaxAgents || len(c.RevokedAgents) > MaxAgents:
+		return fmt.Errorf("agents: more than %d", MaxAgents)
+	case len(c.Policies) > MaxPolicies:
+		return fmt.Errorf("policies: more than %d", MaxPolicies)
+	case len(c.Services) > catalog.MaxServices:
+		return fmt.Errorf("services: more than %d", catalog.MaxServices)
+	case c.MeshGuard.Cluster == "":
+		return errors.New("meshguard.cluster: required")
+	case c.MeshGuard.Token == "":
+		return errors.New("meshguard.token: required")
+	case c.MeshGuard.TimeoutMs < 0 || c.MeshGuard.TimeoutMs > 60_000:
+		return fmt.Errorf("meshguard.timeoutMs: %d: expected 0 (default) to 60000", c.MeshGuard.TimeoutMs)
+	case c.Audit.BatchSize < 0 || c.Audit.BatchSize > maxBatchSize:
+		return fmt.Errorf("audit.batchSize: %d: expected 0 (default) to %d", c.Audit.BatchSize, maxBatchSize)
+	case c.Audit.FlushMs < 0 || c.Audit.FlushMs > 60_000:
+		return fmt.Errorf("audit.flushMs: %d: expected 0 (default) to 60000", c.Audit.FlushMs)
+	case c.Audit.MaxBuffered < 0 || c.Audit.MaxBuffered > maxBuffered:
+		return fmt.Errorf("audit.maxBuffered: %d: expected 0 (default) to %d", c.Audit.MaxBuffered, maxBuffered)
+	case c.TokenCacheEntries < 0 || c.TokenCacheEntries > 1_000_000:
+		return fmt.Errorf("tokenCacheEntries: %d: expected 0 (default) to 1000000", c.TokenCacheEntries)
+	}
+	for i := range c.Agents {
+		if err := c.Agents[i].check(); err != nil {
+			return fmt.Errorf("agents[%d]: %w", i, err)
+		}
+	}
+	for i := range c.RevokedAgents {
+		if err := c.RevokedAgents[i].check(); err != nil {
+			return fmt.Errorf("revokedAgents[%d]: %w", i, err)
+		}
+	}
+	return nil
+}
+
+func (a *Agent) check() error {
+	if !identity.ValidAgentID(a.ID) {
+		return fmt.Errorf("id: %q is not an agent id", a.ID)
+	}
+	if _, err := trust.Parse(a.Tier); err != nil {
+		return fmt.Errorf("tier: %w", err)
+	}
+	return a.identity(identity.StatusActive).Validate()
+}
+
+// identity is the agent as package identity knows it.
+func (a *Agent) identity(status identity.Status) identity.Agent {
+	t, _ := trust.Parse(a.Tier) // checked by Parse
+	return identity.Agent{ID: a.ID, Name: a.Name, TrustTier: t, Tags: a.Tags, Hosts: a.Hosts, Status: status}
+}
+
+// BatchSize, FlushMs, MaxBuffered and TimeoutMs return the settings with
+// their defaults applied.
+func (c *Config) BatchSize() int   { return orDefault(c.Audit.BatchSize, DefaultBatchSize) }
+func (c *Config) FlushMs() int     { return orDefault(c.Audit.FlushMs, DefaultFlushMs) }
+func (c *Config) MaxBuffered() int { return orDefault(c.Audit.MaxBuffered, DefaultMaxBuffered) }
+func (c *Config) TimeoutMs() int   { return orDefault(c.MeshGuard.TimeoutMs, DefaultTimeoutMs) }
+
+// Authority is the :authority of calls to MeshGuard.
+func (c *Config) Authority() string {
+	if c.MeshGuard.Authority != "" {
+		return c.MeshGuard.Authority
+	}
+	return c.MeshGuard.Cluster
+}
+
+func orDefault(v, d int) int {
+	if v == 0 {
+		return d
+	}
+	return v
+}

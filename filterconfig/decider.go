@@ -1,0 +1,252 @@
+package filterconfig
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/meshguard/meshguard/catalog"
+	"github.com/meshguard/meshguard/engine"
+	"github.com/meshguard/meshguard/identity"
+	"github.com/meshguard/meshguard/policy"
+	"github.com/meshguard/meshguard/ratelimit"
+	"github.com/meshguard/meshguard/trust"
+)
+
+// ErrDefer says a decision needs MeshGuard itself: a delegation token must
+// be minted for the agent the request goes to, a rate limit must be
+// counted where every proxy counts, or the token is HS256. The filter then
+// asks MeshGuard (POST /v1/filter/check), which decides and records.
+var ErrDefer = errors.New("the decision needs MeshGuard")
+
+// Options are what New needs beyond the configuration.
+type Options struct {
+	// Now is the clock (time.Now if nil). The filter passes the request's
+	// time as Envoy saw it.
+	Now func() time.Time
+	// Recorder receives the record of every decision made locally.
+	Recorder engine.Recorder
+}
+
+// Decider is a compiled configuration: the engine over the configuration's
+// keys, agents, policies and routes, and its service catalogue.
+type Decider struct {
+	cfg      *Config
+	engine   *engine.Engine
+	services *catalog.Catalogue
+	tokens   *identity.CachedVerifier
+}
+
+// New compiles c. Every error names what is wrong and wraps ErrInvalid: a
+// filter that cannot compile its configuration must refuse requests (fail
+// closed), not run on a part of it.
+func New(c *Config, o Options) (*Decider, error) {
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	ring, err := identity.NewPublicKeyring(c.JWKS, 0)
+	if err != nil {
+		return nil, fmt.Errorf("%w: jwks: %w", ErrInvalid, err)
+	}
+	dir, err := newDirectory(c)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrInvalid, err)
+	}
+	v, err := identity.NewVerifier(identity.VerifierConfig{Keys: ring, Agents: dir, Issuer: c.Issuer, Audience: c.Audience, Now: o.Now})
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrInvalid, err)
+	}
+	tokens := identity.NewCachedVerifier(v, identity.CacheConfig{MaxEntries: c.TokenCacheEntries})
+	set, err := compilePolicies(c.Policies)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrInvalid, err)
+	}
+	services, err := compileServices(c.Services)
+	if err != nil {
+		return nil, fmt.Errorf("%w: services: %w", ErrInvalid, err)
+	}
+	eng, err := engine.New(engine.Config{
+		Mode: c.Mode, Tokens: tokens, Delegations: tokens, Delegator: deferring{}, Agents: dir,
+		Policies: fixedPolicies{set}, Limiter: deferring{}, Recorder: o.Recorder, Routes: c.Routes, Now: o.Now,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrInvalid, err)
+	}
+	return &Decider{cfg: c, engine: eng, services: services, tokens: tokens}, nil
+}
+
+// Config returns the configuration d was compiled from.
+func (d *Decider) Config() *Config { return d.cfg }
+
+// Prepare sets what the proxy's route configuration would give the
+// request: the action of the catalogue route it takes and its service's
+// minimum tier, exactly as MeshGuard's xDS passes them to ext_authz. It
+// also marks the request as the wasm filter's. Check calls it; the filter
+// calls it before deferring, so MeshGuard decides on the same request.
+func (d *Decider) Prepare(r *engine.Request) {
+	r.Source = engine.SourceWasm
+	s := d.services.Lookup(r.Host)
+	if s == nil {
+		return
+	}
+	r.MinTier = s.MinTier
+	path, _, _ := strings.Cut(r.Path, "?")
+	for i := range s.Routes { // already in OrderedRoutes order
+		if s.Routes[i].Matches(r.Method, path) {
+			r.RouteAction = s.Routes[i].Action
+			return
+		}
+	}
+}
+
+// Check decides r locally, or returns ErrDefer. Any other error is the
+// engine's own failure (the recorder refused the record): fail closed.
+func (d *Decider) Check(ctx context.Context, r *engine.Request) (engine.Decision, error) {
+	d.Prepare(r)
+	if d.cfg.HS256 && tokenAlg(r.Token) == identity.AlgHS256 {
+		return engine.Decision{}, ErrDefer
+	}
+	dec, err := d.engine.Check(ctx, r)
+	if errors.Is(err, ErrDefer) {
+		return engine.Decision{}, ErrDefer
+	}
+	return dec, err
+}
+
+// CachedTokens is the number of verified tokens cached.
+func (d *Decider) CachedTokens() int { return d.tokens.Len() }
+
+// tokenAlg reads the alg of a compact JWS's header, "" if it has none
+// readable. Only the deferral of HS256 tokens depends on it: the
+// verifier reads the header again, strictly.
+func tokenAlg(token string) string {
+	seg, _, ok := strings.Cut(token, ".")
+	if !ok || len(seg) > 512 {
+		return ""
+	}
+	raw, err := base64.RawURLEncoding.DecodeString(seg)
+	if err != nil {
+		return ""
+	}
+	var h struct {
+		Alg string `json:"alg"`
+	}
+	if json.Unmarshal(raw, &h) != nil {
+		return ""
+	}
+	return h.Alg
+}
+
+// deferring is the Limiter and Delegator of the local engine: counting a
+// shared limit and minting a delegation token are MeshGuard's.
+type deferring struct{}
+
+func (deferring) Allow(context.Context, string, int, time.Duration) (ratelimit.Result, error) {
+	return ratelimit.Result{}, ErrDefer
+}
+
+func (deferring) Delegate(identity.DelegationGrant) (string, identity.DelegationGrant, error) {
+	return "", identity.DelegationGrant{}, ErrDefer
+}
+
+// fixedPolicies is a policy set that never changes: a new configuration
+// makes a new Decider.
+type fixedPolicies struct{ set *policy.Set }
+
+func (f fixedPolicies) Current() *policy.Set { return f.set }
+
+func compilePolicies(docs []json.RawMessage) (*policy.Set, error) {
+	var all []*policy.Policy
+	for i, doc := range docs {
+		ps, err := policy.Parse(fmt.Sprintf("policies[%d]", i), doc)
+		if err != nil {
+			return nil, err
+		}
+		all = append(all, ps...)
+	}
+	set, err := policy.Compile(all)
+	if err != nil {
+		return nil, fmt.Errorf("policies: %w", err)
+	}
+	return set, nil
+}
+
+// compileServices validates the services as a catalogue (unique hosts,
+// valid routes) and puts each one's routes in matching order.
+func compileServices(in []Service) (*catalog.Catalogue, error) {
+	services := make([]catalog.Service, len(in))
+	for i, s := range in {
+		t := trust.Untrusted
+		if s.MinTier != "" {
+			var err error
+			if t, err = trust.Parse(s.MinTier); err != nil {
+				return nil, fmt.Errorf("[%d] (%s): minTier: %w", i, s.Name, err)
+			}
+		}
+		// Port and endpoints are Envoy's business, not the filter's; the
+		// catalogue's validation wants them, so they get placeholders.
+		services[i] = catalog.Service{Name: s.Name, Hosts: s.Hosts, MinTier: t, Routes: s.Routes, Port: 1, Endpoints: []string{"127.0.0.1:1"}}
+	}
+	c, err := catalog.New(services)
+	if err != nil {
+		return nil, err
+	}
+	for i := range c.Services {
+		c.Services[i].Routes = c.Services[i].OrderedRoutes()
+	}
+	return c, nil
+}
+
+// directory is the configuration's agents, as the verifier and the engine
+// look them up.
+type directory struct {
+	byID   map[string]identity.Agent
+	byHost map[string]string // host → agent id
+}
+
+func newDirectory(c *Config) (*directory, error) {
+	d := &directory{byID: make(map[string]identity.Agent, len(c.Agents)+len(c.RevokedAgents)), byHost: map[string]string{}}
+	add := func(field string, list []Agent, status identity.Status) error {
+		for i := range list {
+			a := list[i].identity(status)
+			if _, dup := d.byID[a.ID]; dup {
+				return fmt.Errorf("%s[%d]: agent %s is listed twice", field, i, a.ID)
+			}
+			d.byID[a.ID] = a
+			for _, h := range a.Hosts {
+				if other, dup := d.byHost[h]; dup {
+					return fmt.Errorf("%s[%d]: host %q already belongs to agent %s", field, i, h, other)
+				}
+				d.byHost[h] = a.ID
+			}
+		}
+		return nil
+	}
+	if err := add("agents", c.Agents, identity.StatusActive); err != nil {
+		return nil, err
+	}
+	if err := add("revokedAgents", c.RevokedAgents, identity.StatusRevoked); err != nil {
+		return nil, err
+	}
+	return d, nil
+}
+
+func (d *directory) GetAgent(_ context.Context, id string) (identity.Agent, error) {
+	a, ok := d.byID[id]
+	if !ok {
+		return identity.Agent{}, fmt.Errorf("agent %s: %w", id, identity.ErrNotFound)
+	}
+	return a, nil
+}
+
+func (d *directory) AgentByHost(ctx context.Context, host string) (identity.Agent, error) {
+	id, ok := d.byHost[identity.NormalizeHost(host)]
+	if !ok {
+		return identity.Agent{}, fmt.Errorf("agent by host %q: %w", host, identity.ErrNotFound)
+	}
+	return d.GetAgent(ctx, id)
+}

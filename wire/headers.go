@@ -1,0 +1,161 @@
+package wire
+
+import (
+	"strconv"
+	"strings"
+)
+
+// Bounds on the request headers an enforcement point reads (SPEC §12). Each is above Envoy's default
+// (100 request headers, max_request_headers_kb 60), so a request Envoy
+// accepts with its defaults passes; beyond them the request is denied with a
+// 400 before the engine sees it.
+const (
+	// MaxHeaders is the number of request headers (values, counting repeats).
+	MaxHeaders = 200
+	// MaxHeaderBytes bounds the sum of every header's name and value.
+	MaxHeaderBytes = 96 << 10
+	// MaxHeaderValueLen bounds any one header value.
+	MaxHeaderValueLen = 32 << 10
+	// MaxTokenLen bounds the Authorization and X-MeshGuard-Delegation values;
+	// identity refuses larger tokens anyway, this refuses them before parsing.
+	MaxTokenLen = 8 << 10
+)
+
+// The request headers enforcement points read, by index (HeaderScan.Get).
+const (
+	HAuthorization = iota
+	HDelegation
+	HAction
+	HResource
+	HContext
+	HTraceparent
+	HForwardedFor
+	HAuthority // the pseudo headers are fallbacks for empty attributes
+	HHost
+	HMethod
+	HPath
+	nHeaders
+)
+
+var headerNames = [nHeaders]string{
+	"authorization", "x-meshguard-delegation", "x-meshguard-action", "x-meshguard-resource",
+	"x-meshguard-context", "traceparent", "x-forwarded-for", ":authority", "host", ":method", ":path",
+}
+
+// lookup returns the index of a header the adapters read, or -1. Names are
+// compared case-insensitively: Envoy lower-cases them in CheckRequests, but
+// net/http canonicalises them, and a hostile client may do neither. Every
+// name has a distinct length, so this is one comparison and no allocation.
+func lookup(name string) int {
+	i := -1
+	switch len(name) {
+	case 13:
+		i = HAuthorization
+	case 22:
+		i = HDelegation
+	case 18:
+		i = HAction
+	case 20:
+		i = HResource
+	case 19:
+		i = HContext
+	case 11:
+		i = HTraceparent
+	case 15:
+		i = HForwardedFor
+	case 10:
+		i = HAuthority
+	case 4:
+		i = HHost
+	case 7:
+		i = HMethod
+	case 5:
+		i = HPath
+	}
+	if i < 0 || !strings.EqualFold(name, headerNames[i]) {
+		return -1
+	}
+	return i
+}
+
+// HeaderScan accumulates a request's headers: it counts and bounds all of
+// them and keeps the values of the few enforcement points read. The zero
+// value is ready; feed it every header with Add.
+type HeaderScan struct {
+	vals         [nHeaders]string
+	seen         uint16
+	count, bytes int
+	dupTrace     bool
+	bad          string // the first bound broken; the request is denied with it
+}
+
+// Count adds n bytes to the headers' total without a header, for what a
+// server holds apart (net/http's Host).
+func (s *HeaderScan) Count(n int) { s.bytes += n }
+
+// Bad is the first bound broken, or ""; the request must then be denied
+// with it (400).
+func (s *HeaderScan) Bad() string { return s.bad }
+
+// Get returns the value of header i (HAuthorization, …), "" if absent.
+func (s *HeaderScan) Get(i int) string { return s.vals[i] }
+
+// Traceparent returns the traceparent header, "" when there was none or
+// more than one (W3C Trace Context: several are invalid together).
+func (s *HeaderScan) Traceparent() string {
+	if s.dupTrace {
+		return ""
+	}
+	return s.vals[HTraceparent]
+}
+
+// Add takes one header; it returns false once a bound is broken.
+func (s *HeaderScan) Add(name, value string) bool {
+	s.count++
+	s.bytes += len(name) + len(value)
+	switch {
+	case s.count > MaxHeaders:
+		s.bad = "more than " + strconv.Itoa(MaxHeaders) + " request headers"
+	case len(value) > MaxHeaderValueLen: // before the total: it names the culprit
+		s.bad = "header " + QuoteName(name) + " is longer than the limit of " + strconv.Itoa(MaxHeaderValueLen) + " bytes"
+	case s.bytes > MaxHeaderBytes:
+		s.bad = "request headers exceed the limit of " + strconv.Itoa(MaxHeaderBytes) + " bytes in total"
+	}
+	if s.bad != "" {
+		return false
+	}
+	i := lookup(name)
+	if i < 0 {
+		return true
+	}
+	if s.seen&(1<<i) != 0 {
+		switch i {
+		case HTraceparent:
+			// W3C Trace Context: several traceparent headers are invalid
+			// together; the engine starts a new trace.
+			s.dupTrace = true
+		case HAuthorization, HDelegation, HAction, HResource, HContext:
+			// Which one would count is ambiguous (the upstream may read
+			// the other): refuse rather than guess.
+			s.bad = "header " + headerNames[i] + " appears more than once"
+			return false
+		}
+		return true // X-Forwarded-For and the fallbacks: the first counts
+	}
+	s.seen |= 1 << i
+	s.vals[i] = value
+	if (i == HAuthorization || i == HDelegation) && len(value) > MaxTokenLen {
+		s.bad = "header " + headerNames[i] + " is longer than the limit of " + strconv.Itoa(MaxTokenLen) + " bytes"
+		return false
+	}
+	return true
+}
+
+// QuoteName quotes a header name for a message, cut short: the name is
+// attacker-controlled and the message is echoed in the deny body.
+func QuoteName(name string) string {
+	if len(name) > 64 {
+		name = name[:64] + "…"
+	}
+	return strconv.Quote(name)
+}

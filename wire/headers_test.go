@@ -1,0 +1,50 @@
+package wire
+
+import (
+	"net/http"
+	"strings"
+	"testing"
+)
+
+func TestLookup(t *testing.T) {
+	for i, name := range headerNames {
+		for _, spelling := range []string{name, strings.ToUpper(name), http.CanonicalHeaderKey(name)} {
+			if got := lookup(spelling); got != i {
+				t.Errorf("lookup(%q) = %d, want %d", spelling, got, i)
+			}
+		}
+	}
+	for _, name := range []string{"", "x", "authorizatio", "authorizationn", "x-meshguard-agent-id", "traceparenx", "hostx", "h0st"} {
+		if got := lookup(name); got != -1 {
+			t.Errorf("lookup(%q) = %d, want -1", name, got)
+		}
+	}
+}
+
+// TestHeaderScan: bounds, repeats and the traceparent rule.
+func TestHeaderScan(t *testing.T) {
+	var s HeaderScan
+	for _, h := range [][2]string{{"Authorization", "Bearer t"}, {"traceparent", "a"}, {"TraceParent", "b"}, {"x-forwarded-for", "1.1.1.1"}, {"x-forwarded-for", "2.2.2.2"}} {
+		if !s.Add(h[0], h[1]) {
+			t.Fatalf("Add(%q) refused: %s", h[0], s.Bad())
+		}
+	}
+	if s.Get(HAuthorization) != "Bearer t" || s.Traceparent() != "" || s.Get(HForwardedFor) != "1.1.1.1" {
+		t.Errorf("scan: authorization %q, traceparent %q, forwarded %q", s.Get(HAuthorization), s.Traceparent(), s.Get(HForwardedFor))
+	}
+	s.Add("X-MeshGuard-Action", "read:a")
+	if s.Add("x-meshguard-action", "read:b") || !strings.Contains(s.Bad(), "more than once") {
+		t.Errorf("a repeated action header: %q", s.Bad())
+	}
+	var big HeaderScan
+	if big.Add("authorization", strings.Repeat("a", MaxTokenLen+1)) || !strings.Contains(big.Bad(), "authorization") {
+		t.Errorf("an oversized token: %q", big.Bad())
+	}
+	var many HeaderScan
+	for i := 0; i <= MaxHeaders; i++ {
+		many.Add("x-h", "v")
+	}
+	if !strings.Contains(many.Bad(), "request headers") {
+		t.Errorf("too many headers: %q", many.Bad())
+	}
+}
