@@ -1,0 +1,238 @@
+// Package filtertest builds a real MeshGuard engine (enginetest) and the wasm
+// filter configuration MeshGuard generates from the same keys, agents,
+// policies and catalogue, with a table of requests that covers every kind
+// of outcome. The filter's tests and the tests that hold its decisions to
+// ext_authz's share it, so both sides are asked the same questions.
+package filtertest
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	extauthzv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_authz/v3"
+
+	"github.com/meshguard/meshguard/catalog"
+	"github.com/meshguard/meshguard/engine"
+	"github.com/meshguard/meshguard/engine/enginetest"
+	"github.com/meshguard/meshguard/filterconfig"
+	"github.com/meshguard/meshguard/identity"
+	"github.com/meshguard/meshguard/store"
+	"github.com/meshguard/meshguard/trust"
+	"github.com/meshguard/meshguard/xds"
+)
+
+// Now is the clock of both sides: tokens are issued at it and requests are
+// decided at it.
+var Now = time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
+
+// AdminToken is the admin token the environment's MeshGuard would have; the
+// filter's credential derives from it.
+const AdminToken = "filtertest-admin-token-0123456789abcdef"
+
+// Services is the environment's catalogue.
+const Services = `
+services:
+  - name: docs
+    hosts: [docs.mesh]
+    port: 80
+    endpoints: ["10.0.0.10:8080"]
+    minTier: verified
+    routes:
+      - {method: POST, path: "/publish/*", action: "write:docs"}
+  - name: vault
+    hosts: [vault.mesh]
+    port: 80
+    endpoints: ["10.0.0.11:8080"]
+    minTier: privileged
+  - name: mail
+    hosts: [mail.mesh]
+    port: 80
+    endpoints: ["10.0.0.12:8080"]
+    routes:
+      - {method: POST, path: /outbox, action: "write:email"}
+  - name: research
+    hosts: [researcher.mesh]
+    port: 80
+    endpoints: ["10.0.0.13:8080"]
+    agent: researcher
+`
+
+// Env is a MeshGuard (F) and the filter configuration it generates.
+type Env struct {
+	F *enginetest.Fixture
+	// The mesh's agents and their tokens (enginetest.MeshPolicies), and a
+	// stranger no policy covers, and a revoked emailer.
+	Orch, Res, Mail, Stranger, Gone         identity.Agent
+	OrchT, ResT, MailT, StrangerT, GoneT    string
+	Catalogue                               *catalog.Catalogue
+	routes                                  *routev3.RouteConfiguration
+	expiredT, foreignT, delegT, wrongDelegT string
+	forgedDelegT, hs256T, noneT             string
+	config                                  []byte
+}
+
+// New builds an Env.
+func New(t testing.TB) *Env {
+	t.Helper()
+	clock := func() time.Time { return Now }
+	m := enginetest.NewMesh(t, enginetest.Options{Now: clock})
+	e := &Env{F: m.F, Orch: m.Orch, Res: m.Res, Mail: m.Mail, OrchT: m.OrchT, ResT: m.ResT, MailT: m.MailT}
+	e.Stranger, e.StrangerT = e.F.Agent(t, "stranger", trust.Verified, nil)
+	e.Gone, e.GoneT = e.F.Agent(t, "gone", trust.Verified, []string{"emailer"})
+	e.F.Revoke(t, e.Gone.ID)
+
+	var err error
+	if e.Catalogue, err = catalog.Parse("services.yaml", []byte(Services)); err != nil {
+		t.Fatal(err)
+	}
+	res, err := xds.Build(e.Catalogue, xds.Options{ListenerPort: 10000, AuthzHost: "127.0.0.1", AuthzPort: 3101})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, rc := range res.Routes {
+		if rc.GetName() == xds.IngressRoutes {
+			e.routes = rc
+		}
+	}
+
+	// Tokens that must fail, each in its own way.
+	past, err := identity.NewIssuer(identity.IssuerConfig{Keys: e.F.Keys, Now: func() time.Time { return Now.Add(-3 * time.Hour) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e.expiredT, _, err = past.Issue(e.Orch, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	other := enginetest.New(t, enginetest.MeshPolicies, enginetest.Options{Now: clock})
+	if e.foreignT, _, err = other.Issuer.Issue(e.Orch, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	delegate := func(actor identity.Agent) string {
+		tok, _, err := e.F.Issuer.Delegate(identity.DelegationGrant{Root: e.Orch.ID, Actors: []string{actor.ID}, ExpiresAt: Now.Add(time.Hour)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tok
+	}
+	e.delegT, e.wrongDelegT = delegate(e.Mail), delegate(e.Res)
+	if e.forgedDelegT, _, err = other.Issuer.Delegate(identity.DelegationGrant{Root: e.Orch.ID, Actors: []string{e.Mail.ID}, ExpiresAt: Now.Add(time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	e.hs256T = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9." + strings.Split(e.OrchT, ".")[1] + ".c2lnbmF0dXJl"
+	e.noneT = "eyJhbGciOiJub25lIn0." + strings.Split(e.OrchT, ".")[1] + "."
+	e.config = e.Generate(t)
+	return e
+}
+
+// Config is the filter configuration generated when the Env was built.
+func (e *Env) Config() []byte { return e.config }
+
+// Generate writes the filter configuration for MeshGuard's current state.
+func (e *Env) Generate(t testing.TB) []byte {
+	t.Helper()
+	ctx := context.Background()
+	jwks, err := e.F.Keys.JWKS()
+	if err != nil {
+		t.Fatal(err)
+	}
+	agents, err := e.F.Store.ListAgents(ctx, store.AgentFilter{Limit: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := filterconfig.Generate(filterconfig.Inputs{
+		JWKS: jwks, Agents: agents, Policies: e.F.Policies.Current().Policies(), Catalogue: e.Catalogue,
+		MeshGuard: filterconfig.Upstream{Cluster: "meshguard_http", Token: filterconfig.FilterToken(AdminToken)},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// Case is one request and what MeshGuard decides about it.
+type Case struct {
+	Name               string
+	Method, Host, Path string
+	Headers            [][2]string
+	Status             int    // the decision's status: 200, 400, 401 or 403
+	Reason             string // its reason code
+	Defer              bool   // the filter must ask MeshGuard
+}
+
+// HeaderMap is the request as an Envoy filter sees it: pseudo headers
+// first, then the headers.
+func (c *Case) HeaderMap() [][2]string {
+	return append([][2]string{{":method", c.Method}, {":authority", c.Host}, {":path", c.Path}}, c.Headers...)
+}
+
+func bearer(tok string) [2]string { return [2]string{"authorization", "Bearer " + tok} }
+
+// Cases is the table: every kind of allow, denial and deferral.
+func (e *Env) Cases() []Case {
+	ctxHeader := func(v string) [2]string { return [2]string{"x-meshguard-context", v} }
+	return []Case{
+		{"allowed by a rule", "GET", "docs.mesh", "/docs/readme?lang=en", [][2]string{bearer(e.OrchT)}, 200, "rule_allow", false},
+		{"route action allowed", "POST", "docs.mesh", "/publish/q3", [][2]string{bearer(e.OrchT)}, 200, "rule_allow", false},
+		{"no token", "GET", "docs.mesh", "/docs", nil, 401, engine.ReasonUnauthorized, false},
+		{"basic scheme", "GET", "docs.mesh", "/docs", [][2]string{{"authorization", "Basic b3JjaDpwdw=="}}, 401, engine.ReasonUnauthorized, false},
+		{"garbage token", "GET", "docs.mesh", "/docs", [][2]string{bearer("abc.def.ghi")}, 401, engine.ReasonUnauthorized, false},
+		{"alg none", "GET", "docs.mesh", "/docs", [][2]string{bearer(e.noneT)}, 401, engine.ReasonUnauthorized, false},
+		{"HS256 without JWT_SECRET", "GET", "docs.mesh", "/docs", [][2]string{bearer(e.hs256T)}, 401, engine.ReasonUnauthorized, false},
+		{"expired token", "GET", "docs.mesh", "/docs", [][2]string{bearer(e.expiredT)}, 401, engine.ReasonUnauthorized, false},
+		{"token of an unknown key", "GET", "docs.mesh", "/docs", [][2]string{bearer(e.foreignT)}, 401, engine.ReasonUnauthorized, false},
+		{"revoked agent", "GET", "docs.mesh", "/docs", [][2]string{bearer(e.GoneT)}, 401, engine.ReasonAgentRevoked, false},
+		{"tier below the service's minimum", "GET", "vault.mesh", "/secrets", [][2]string{bearer(e.MailT)}, 403, engine.ReasonTierBelowMinimum, false},
+		{"relabelled route", "POST", "docs.mesh", "/publish/q3", [][2]string{bearer(e.OrchT), {"x-meshguard-action", "read:docs"}}, 403, engine.ReasonActionRelabel, false},
+		{"denied by a rule's condition", "POST", "mail.mesh", "/outbox", [][2]string{bearer(e.MailT), ctxHeader(`{"recipient":"eve@evil.test"}`)}, 403, "rule_deny", false},
+		{"allowed with context", "POST", "mail.mesh", "/outbox", [][2]string{bearer(e.MailT), ctxHeader(`{"recipient":"team@example.com"}`)}, 200, "rule_allow", false},
+		{"no policy covers the agent", "GET", "docs.mesh", "/docs", [][2]string{bearer(e.StrangerT)}, 403, "no_policy", false},
+		{"no verb for the method", "BREW", "docs.mesh", "/pot", [][2]string{bearer(e.OrchT)}, 403, engine.ReasonActionUnresolved, false},
+		{"context that is not JSON", "POST", "mail.mesh", "/outbox", [][2]string{bearer(e.MailT), ctxHeader("recipient=a")}, 400, engine.ReasonBadRequest, false},
+		{"dot segment", "GET", "docs.mesh", "/docs/../admin", [][2]string{bearer(e.OrchT)}, 400, engine.ReasonBadRequest, false},
+		{"oversized header", "GET", "docs.mesh", "/docs", [][2]string{bearer(e.OrchT), {"x-big", strings.Repeat("a", 33<<10)}}, 400, engine.ReasonBadRequest, false},
+		{"delegated read", "GET", "docs.mesh", "/docs/plan", [][2]string{bearer(e.MailT), {"x-meshguard-delegation", e.delegT}}, 200, "rule_allow", false},
+		{"delegation issued to another agent", "GET", "docs.mesh", "/docs", [][2]string{bearer(e.MailT), {"x-meshguard-delegation", e.wrongDelegT}}, 403, "delegation_actor_mismatch", false},
+		{"forged delegation", "GET", "docs.mesh", "/docs", [][2]string{bearer(e.MailT), {"x-meshguard-delegation", e.forgedDelegT}}, 403, "delegation_actor_mismatch", false},
+		{"task handed to an agent", "POST", "researcher.mesh", "/tasks", [][2]string{bearer(e.OrchT)}, 200, "rule_allow", true},
+		{"rate-limited policy", "GET", "docs.mesh", "/docs", [][2]string{bearer(e.ResT)}, 200, "rule_allow", true},
+	}
+}
+
+// RouteContext is the ext_authz context Envoy would send for a request,
+// found the way Envoy's router finds a route in the RouteConfiguration
+// MeshGuard's xDS serves: the virtual host by domain, then the first
+// route whose path (exact or prefix) and :method header match. It is
+// written apart from package catalog's matching, so the two check each
+// other.
+func (e *Env) RouteContext(method, host, path string) map[string]string {
+	path, _, _ = strings.Cut(path, "?")
+	for _, vh := range e.routes.GetVirtualHosts() {
+		found := false
+		for _, d := range vh.GetDomains() {
+			found = found || strings.EqualFold(d, host)
+		}
+		if !found {
+			continue
+		}
+		for _, r := range vh.GetRoutes() {
+			m := r.GetMatch()
+			if p := m.GetPath(); p != "" && p != path || m.GetPrefix() != "" && !strings.HasPrefix(path, m.GetPrefix()) {
+				continue
+			}
+			if hs := m.GetHeaders(); len(hs) == 1 && hs[0].GetStringMatch().GetExact() != method {
+				continue
+			}
+			var per extauthzv3.ExtAuthzPerRoute
+			if a := r.GetTypedPerFilterConfig()["envoy.filters.http.ext_authz"]; a != nil {
+				if err := a.UnmarshalTo(&per); err != nil {
+					panic(err) // generated by xds.Build, validated there
+				}
+			}
+			return per.GetCheckSettings().GetContextExtensions()
+		}
+	}
+	return nil
+}
