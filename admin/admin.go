@@ -24,6 +24,7 @@ import (
 
 	"github.com/meshguard/meshguard/agentcache"
 	"github.com/meshguard/meshguard/engine"
+	"github.com/meshguard/meshguard/filterconfig"
 	"github.com/meshguard/meshguard/identity"
 	"github.com/meshguard/meshguard/policy"
 	"github.com/meshguard/meshguard/store"
@@ -151,6 +152,8 @@ type Config struct {
 	// DelegationTTL is the lifetime of delegation tokens requested without
 	// a ttl (engine.DefaultDelegationTTL if zero).
 	DelegationTTL time.Duration
+	// Filter, if set, serves the wasm filter's calls (/v1/filter/*).
+	Filter *FilterConfig
 	// OnChange, if set, is called after each successful change, for
 	// example to push a new xDS snapshot. It must not block.
 	OnChange func(Change)
@@ -166,8 +169,10 @@ type API struct {
 	cfg       Config
 	log       *slog.Logger
 	adminHash [sha256.Size]byte
-	discovery *identity.Discovery // nil: built per request from Host
-	mux       *http.ServeMux
+	// filterHash is the wasm filter's credential, hashed like adminHash.
+	filterHash [sha256.Size]byte
+	discovery  *identity.Discovery // nil: built per request from Host
+	mux        *http.ServeMux
 
 	// agentMu serialises agent writes, so two PATCHes of one agent cannot
 	// lose each other's change; policyMu serialises policy applies and
@@ -205,7 +210,11 @@ func New(cfg Config) (*API, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	a := &API{cfg: cfg, log: cfg.Logger, adminHash: sha256.Sum256([]byte(cfg.AdminToken))}
+	if cfg.Filter != nil && cfg.Filter.Generate == nil {
+		return nil, errors.New("admin: Config.Filter.Generate required")
+	}
+	a := &API{cfg: cfg, log: cfg.Logger, adminHash: sha256.Sum256([]byte(cfg.AdminToken)),
+		filterHash: sha256.Sum256([]byte(filterconfig.FilterToken(cfg.AdminToken)))}
 	if a.log == nil {
 		a.log = slog.New(slog.DiscardHandler)
 	}
@@ -239,6 +248,11 @@ func (a *API) routes() {
 	// Agents.
 	m.HandleFunc("POST /v1/check", a.check)
 	m.HandleFunc("POST /v1/delegations", a.delegate)
+	if a.cfg.Filter != nil {
+		m.Handle("GET "+filterconfig.ConfigPath, a.requireFilter(a.filterConfiguration))
+		m.Handle("POST "+filterconfig.CheckPath, a.requireFilter(a.filterCheck))
+		m.Handle("POST "+filterconfig.AuditPath, a.requireFilter(a.filterAudit))
+	}
 	// Admin: agents.
 	m.Handle("GET /admin/agents", admin(a.listAgents))
 	m.Handle("POST /admin/agents", admin(a.createAgent))

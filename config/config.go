@@ -36,6 +36,8 @@ type Config struct {
 	ServicesFile       string
 	ListenerPort       int
 	XDSAuthzAddress    string
+	XDSHTTPAddress     string
+	WasmFilterPath     string
 	AdminToken         string
 	JWTSecret          string
 	ProxyTarget        string
@@ -50,6 +52,21 @@ type Config struct {
 
 // ErrInvalid wraps every configuration error.
 var ErrInvalid = errors.New("invalid configuration")
+
+// hostPort parses an optional host:port.
+func hostPort(field func(c *Config) *string) func(c *Config, v string) error {
+	return func(c *Config, v string) error {
+		if v != "" {
+			host, p, err := net.SplitHostPort(v)
+			n, perr := strconv.Atoi(p)
+			if err != nil || host == "" || perr != nil || n < 1 || n > 65535 {
+				return fmt.Errorf("%q: expected host:port", v)
+			}
+		}
+		*field(c) = v
+		return nil
+	}
+}
 
 // setting describes one scalar setting in its three spellings.
 type setting struct {
@@ -107,17 +124,13 @@ var settings = []setting{
 	{"policiesDir", "POLICIES_DIR", "policies-dir", "YAML policy files, watched and hot-reloaded", "./policies", str(func(c *Config) *string { return &c.PoliciesDir })},
 	{"servicesFile", "SERVICES_FILE", "services-file", "the service catalogue the xDS server configures Envoys from (YAML, watched); empty: no services", "", str(func(c *Config) *string { return &c.ServicesFile })},
 	{"listenerPort", "LISTENER_PORT", "listener-port", "the port of the ingress listener served to Envoys over xDS", "10000", port(func(c *Config) *int { return &c.ListenerPort })},
-	{"xdsAuthzAddress", "XDS_AUTHZ_ADDRESS", "xds-authz-address", "host:port at which Envoys reach MeshGuard's gRPC port (default: 127.0.0.1 and the gRPC port)", "", func(c *Config, v string) error {
-		if v == "" {
-			c.XDSAuthzAddress = ""
-			return nil
+	{"xdsAuthzAddress", "XDS_AUTHZ_ADDRESS", "xds-authz-address", "host:port at which Envoys reach MeshGuard's gRPC port (default: 127.0.0.1 and the gRPC port)", "", hostPort(func(c *Config) *string { return &c.XDSAuthzAddress })},
+	{"xdsHttpAddress", "XDS_HTTP_ADDRESS", "xds-http-address", "host:port at which Envoys reach MeshGuard's HTTP port, for the wasm filter (default: 127.0.0.1 and PORT)", "", hostPort(func(c *Config) *string { return &c.XDSHTTPAddress })},
+	{"wasmFilterPath", "WASM_FILTER_PATH", "wasm-filter-path", "meshguard-filter.wasm as Envoys see it: the ingress listener then runs the wasm filter instead of ext_authz (empty: ext_authz)", "", func(c *Config, v string) error {
+		if v != "" && !strings.HasSuffix(v, ".wasm") {
+			return fmt.Errorf("%q: expected the path of a .wasm file", v)
 		}
-		host, p, err := net.SplitHostPort(v)
-		n, perr := strconv.Atoi(p)
-		if err != nil || host == "" || perr != nil || n < 1 || n > 65535 {
-			return fmt.Errorf("%q: expected host:port", v)
-		}
-		c.XDSAuthzAddress = v
+		c.WasmFilterPath = v
 		return nil
 	}},
 	{"adminToken", "ADMIN_TOKEN", "admin-token", "admin API token (generated into DATA_DIR if unset)", "", func(c *Config, v string) error {

@@ -70,6 +70,8 @@ func TestErrorsNameTheKey(t *testing.T) {
 		{"bad proxy target", "", map[string]string{"PROXY_TARGET": "ftp://x"}, nil, "PROXY_TARGET: expected an http"},
 		{"proxy target with credentials", "", map[string]string{"PROXY_TARGET": "http://u:p@x"}, nil, "PROXY_TARGET"},
 		{"proxy target with a query", "", map[string]string{"PROXY_TARGET": "http://x/?a=b"}, nil, "PROXY_TARGET"},
+		{"http address without a port", "", map[string]string{"XDS_HTTP_ADDRESS": "meshguard"}, nil, "XDS_HTTP_ADDRESS"},
+		{"wasm filter that is no .wasm", "", map[string]string{"WASM_FILTER_PATH": "/etc/envoy/filter.so"}, nil, "WASM_FILTER_PATH"},
 		{"database url not postgres", "", map[string]string{"DATABASE_URL": "mysql://localhost/mg"}, nil, "DATABASE_URL: expected a postgres://"},
 		{"database url without host", "", map[string]string{"DATABASE_URL": "postgresql:///mg"}, nil, "DATABASE_URL: expected a postgres://"},
 		{"log level", "logLevel: loud", nil, nil, "logLevel"},

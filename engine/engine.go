@@ -213,3 +213,19 @@ func newID(prefix string, n int, at time.Time) string {
 	sb.Write(enc[:hex.EncodedLen(len(b))])
 	return sb.String()
 }
+
+// Refusal is the denial an adapter gives for input it does not hand to the
+// engine (headers beyond the bounds, a CheckRequest without an HTTP
+// request): rendered like the engine's own denials, so Envoy and the caller
+// see the same headers and body either way, and a denial in every mode,
+// because the bounds protect MeshGuard itself. It is not recorded.
+func Refusal(r *Request, status int, reason, message string, now time.Time) Decision {
+	d := Decision{
+		ID: newID("dec_", 12, now), Effect: "deny", Status: status, Reason: reason, Message: message,
+		Source: r.Source, TraceID: r.TraceID, Time: now,
+	}
+	if !wire.ValidTraceID(d.TraceID) {
+		d.TraceID = newID("", 16, time.Time{})
+	}
+	return d
+}

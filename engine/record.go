@@ -26,3 +26,8 @@ func auditRecord(r *Request, d *Decision, latency time.Duration) audit.Record {
 	rec.Context = d.Context
 	return rec
 }
+
+// NewAuditID returns a fresh audit record id, time-ordered like the
+// engine's own: for records MeshGuard stores on another's behalf (the wasm
+// filter's), whose ids it does not take on trust.
+func NewAuditID(at time.Time) string { return newID("aud_", 12, at) }

@@ -1,8 +1,6 @@
 package extauthz
 
 import (
-	"crypto/rand"
-	"encoding/hex"
 	"net/netip"
 	"strings"
 	"time"
@@ -61,25 +59,9 @@ func badRequest(msg string) *rejection {
 	return &rejection{400, engine.ReasonBadRequest, msg}
 }
 
-// decision renders a rejection as the engine would render a denial, so
-// Envoy and the caller see the same headers and body shape either way. It is
-// a denial in every mode: the bounds protect MeshGuard itself.
+// decision renders a rejection (engine.Refusal).
 func (rj *rejection) decision(r *engine.Request) engine.Decision {
-	d := engine.Decision{
-		ID: newID("dec_", 12), Effect: "deny", Status: rj.status, Reason: rj.reason, Message: rj.message,
-		Source: r.Source, TraceID: r.TraceID, Time: time.Now(),
-	}
-	if d.TraceID == "" {
-		d.TraceID = newID("", 16)
-	}
-	return d
-}
-
-// newID returns prefix + hex of n random bytes, as the engine's ids.
-func newID(prefix string, n int) string {
-	b := make([]byte, n)
-	_, _ = rand.Read(b) // never fails on supported platforms (Go 1.24+)
-	return prefix + hex.EncodeToString(b)
+	return engine.Refusal(r, rj.status, rj.reason, rj.message, time.Now())
 }
 
 // logPath is a request path fit for a log line: without its query string

@@ -126,6 +126,10 @@ type parts struct {
 	metrics  *telemetry.Metrics
 	xds      *xds.Server
 	services *registry.Registry
+	pub      *publisher
+	// adminToken is the admin token in force; the wasm filter's
+	// credential derives from it.
+	adminToken string
 }
 
 // close releases what build opened. On the serving path the audit writer
@@ -168,6 +172,7 @@ func build(ctx context.Context, cfg *config.Config, o Options, log *slog.Logger)
 	if err != nil {
 		return nil, err
 	}
+	p.adminToken = token
 	if created && o.Announce != nil {
 		o.Announce("Generated an admin token (stored in " + filepath.Join(cfg.DataDir, adminTokenFile) + ", shown once):\n  " + token)
 	}
@@ -250,12 +255,16 @@ func build(ctx context.Context, cfg *config.Config, o Options, log *slog.Logger)
 	}
 
 	p.xds = xds.NewServer(ctx, log)
-	p.services = &registry.Registry{File: cfg.ServicesFile, Store: p.db}
+	p.pub = newPublisher(p, cfg, log)
+	p.services = &registry.Registry{File: cfg.ServicesFile, Store: p.db, Changed: p.pub.setCatalogue}
 	p.metrics.Gauge("meshguard_xds_clients", "Envoys and proxyless gRPC clients with an open xDS stream.",
 		func() float64 { return float64(p.xds.Connected()) })
 	api, err := admin.New(admin.Config{
 		Store: p.db, Keys: p.keys, Issuer: issuer, Verifier: verifier, Tokens: p.cached, Agents: agents,
 		Policies: p.loader, PolicyFiles: files, Engine: eng, Audit: p.db, Metrics: p.metrics.Handler(), XDS: p.xds, Services: p.services, AdminToken: token,
+		Filter: &admin.FilterConfig{Generate: p.pub.filterConfig, Recorder: recorder, Observer: p.metrics, Dropped: p.metrics.FilterDropped},
+		// Agents, keys and policies are in the wasm filter's configuration.
+		OnChange: func(admin.Change) { p.pub.changed() },
 		Ready: func(ctx context.Context) error {
 			if p.audit != nil {
 				if err := p.audit.Err(); err != nil {
@@ -368,7 +377,7 @@ func (p *parts) serve(ctx context.Context, cfg *config.Config, o Options, log *s
 		MaxHeaderBytes:    64 << 10, // ≥ gateway.DefaultMaxHeaderBytes
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
-	xo, err := xdsOptions(cfg, grpcLis.Addr().String())
+	xo, err := xdsOptions(cfg, grpcLis.Addr().String(), httpLis.Addr().String())
 	if err != nil {
 		_ = httpLis.Close()
 		_ = grpcLis.Close()
@@ -382,6 +391,7 @@ func (p *parts) serve(ctx context.Context, cfg *config.Config, o Options, log *s
 	bg, stopBG := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	errs := make(chan error, 2)
+	wg.Go(func() { p.pub.run(bg) })
 	wg.Go(func() { p.watchServices(bg, log) })
 	wg.Go(func() { p.watchStoredServices(bg, log) })
 	wg.Add(5)
@@ -389,7 +399,7 @@ func (p *parts) serve(ctx context.Context, cfg *config.Config, o Options, log *s
 	go func() { defer wg.Done(); errs <- p.grpc.Serve(grpcLis) }()
 	go func() {
 		defer wg.Done()
-		if err := watchPolicies(bg, p.policies, p.loader, 100*time.Millisecond, log); err != nil {
+		if err := watchPolicies(bg, p.policies, signalling{p.loader, p.pub.changed}, 100*time.Millisecond, log); err != nil {
 			log.Error("watching POLICIES_DIR failed; policy changes need a restart", "error", err)
 		}
 	}()
@@ -457,6 +467,7 @@ func (p *parts) refreshKeys(ctx context.Context, every time.Duration, log *slog.
 				log.Warn("reloading signing keys", "error", err)
 				continue
 			}
+			p.pub.changed() // the JWKS of the wasm filter's configuration
 			pruned, err := p.keys.Prune(ctx)
 			if err != nil {
 				log.Warn("pruning signing keys", "error", err)

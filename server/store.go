@@ -42,6 +42,7 @@ func (p *parts) watchAgents(ctx context.Context, log *slog.Logger) {
 			p.cached.InvalidateAgent(id)
 		}
 		p.agents.Invalidate()
+		p.pub.changed()
 	}, func(err error) {
 		log.Warn("listening for agent changes failed; changes made on other replicas may take up to a minute to apply", "error", err)
 	})

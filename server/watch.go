@@ -18,6 +18,21 @@ type reloader interface {
 	Reload(ctx context.Context) (*policy.Set, error)
 }
 
+// signalling is a reloader that signals after each successful reload (the
+// wasm filter's configuration carries the policies).
+type signalling struct {
+	reloader
+	signal func()
+}
+
+func (s signalling) Reload(ctx context.Context) (*policy.Set, error) {
+	set, err := s.reloader.Reload(ctx)
+	if err == nil {
+		s.signal()
+	}
+	return set, err
+}
+
 // watchPolicies reloads on every change under dir. It returns when ctx
 // ends.
 func watchPolicies(ctx context.Context, dir string, r reloader, debounce time.Duration, log *slog.Logger) error {

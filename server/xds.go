@@ -9,7 +9,6 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/meshguard/meshguard/catalog"
 	"github.com/meshguard/meshguard/config"
 	"github.com/meshguard/meshguard/xds"
 )
@@ -20,34 +19,47 @@ import (
 const servicesRefresh = 100 * time.Millisecond
 
 // xdsOptions are the resource options for Envoys reaching this server's
-// gRPC listener at grpcAddr.
-func xdsOptions(cfg *config.Config, grpcAddr string) (xds.Options, error) {
-	addr := cfg.XDSAuthzAddress
-	if addr == "" {
-		_, port, err := net.SplitHostPort(grpcAddr)
+// gRPC listener at grpcAddr and its HTTP listener at httpAddr (unless
+// XDS_AUTHZ_ADDRESS and XDS_HTTP_ADDRESS say otherwise).
+func xdsOptions(cfg *config.Config, grpcAddr, httpAddr string) (xds.Options, error) {
+	host, p, err := envoyAddress(cfg.XDSAuthzAddress, grpcAddr)
+	if err != nil {
+		return xds.Options{}, fmt.Errorf("XDS_AUTHZ_ADDRESS: %w", err)
+	}
+	o := xds.Options{ListenerPort: cfg.ListenerPort, AuthzHost: host, AuthzPort: p}
+	if cfg.WasmFilterPath != "" {
+		hh, hp, err := envoyAddress(cfg.XDSHTTPAddress, httpAddr)
 		if err != nil {
-			return xds.Options{}, err
+			return xds.Options{}, fmt.Errorf("XDS_HTTP_ADDRESS: %w", err)
+		}
+		o.Wasm = &xds.Wasm{Path: cfg.WasmFilterPath, HTTPHost: hh, HTTPPort: hp}
+	}
+	return o, nil
+}
+
+// envoyAddress is configured, or else 127.0.0.1 and listening's port.
+func envoyAddress(configured, listening string) (string, int, error) {
+	addr := configured
+	if addr == "" {
+		_, port, err := net.SplitHostPort(listening)
+		if err != nil {
+			return "", 0, err
 		}
 		addr = net.JoinHostPort("127.0.0.1", port)
 	}
 	host, port, err := net.SplitHostPort(addr)
 	if err != nil {
-		return xds.Options{}, fmt.Errorf("XDS_AUTHZ_ADDRESS: %w", err)
+		return "", 0, err
 	}
-	p, _ := strconv.Atoi(port)
-	return xds.Options{ListenerPort: cfg.ListenerPort, AuthzHost: host, AuthzPort: p}, nil
+	p, err := strconv.Atoi(port)
+	return host, p, err
 }
 
-// serveCatalogue makes the registry hand every valid catalogue to the xDS
-// server, as resources for Envoys reaching MeshGuard as o says, and loads
-// it once.
+// serveCatalogue starts publishing for Envoys reaching MeshGuard as o
+// says, and loads the catalogue once.
 func (p *parts) serveCatalogue(ctx context.Context, o xds.Options) error {
-	p.services.Changed = func(ctx context.Context, c *catalog.Catalogue) error {
-		r, err := xds.Build(c, o)
-		if err != nil {
-			return err
-		}
-		return p.xds.Update(ctx, r)
+	if err := p.pub.start(ctx, o); err != nil {
+		return err
 	}
 	return p.services.Load(ctx)
 }

@@ -17,6 +17,7 @@ type Metrics struct {
 	checks   *prometheus.CounterVec
 	duration prometheus.Histogram
 	audit    prometheus.Counter
+	dropped  prometheus.Counter
 }
 
 // NewMetrics builds the registry, with the Go runtime and process
@@ -38,8 +39,12 @@ func NewMetrics() *Metrics {
 			Name: "meshguard_audit_entries_total",
 			Help: "Audit records stored.",
 		}),
+		dropped: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "meshguard_wasm_audit_dropped_total",
+			Help: "Audit records wasm filters dropped because their buffer was full, as they reported them.",
+		}),
 	}
-	m.reg.MustRegister(m.checks, m.duration, m.audit,
+	m.reg.MustRegister(m.checks, m.duration, m.audit, m.dropped,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -53,6 +58,9 @@ func (m *Metrics) Decided(source, decision string, took time.Duration) {
 
 // AuditWritten counts n records stored.
 func (m *Metrics) AuditWritten(n int) { m.audit.Add(float64(n)) }
+
+// FilterDropped counts n records a wasm filter reported dropping.
+func (m *Metrics) FilterDropped(n uint64) { m.dropped.Add(float64(n)) }
 
 // Gauge registers a gauge whose value fn reads at every scrape (active
 // agents, the audit queue's depth).

@@ -53,6 +53,9 @@ type Options struct {
 	// AuthzTimeout bounds one ext_authz call (default 250 ms); a timeout
 	// is a denial (failure_mode_allow is false).
 	AuthzTimeout time.Duration
+	// Wasm, if set, runs MeshGuard's wasm filter in the ingress listener
+	// instead of ext_authz.
+	Wasm *Wasm
 }
 
 // Resources are one generation of everything the control plane serves.
@@ -61,6 +64,9 @@ type Resources struct {
 	Routes    []*routev3.RouteConfiguration
 	Clusters  []*clusterv3.Cluster
 	Endpoints []*endpointv3.ClusterLoadAssignment
+	// Extensions are filter configurations served on their own (ECDS):
+	// the wasm filter's.
+	Extensions []*corev3.TypedExtensionConfig
 }
 
 // Build generates the resources for c.
@@ -75,6 +81,14 @@ func Build(c *catalog.Catalogue, o Options) (*Resources, error) {
 	r.Listeners = append(r.Listeners, ingressListener(o))
 	r.Clusters = append(r.Clusters, authzCluster(o))
 	r.Endpoints = append(r.Endpoints, loadAssignment(AuthzCluster, []string{net.JoinHostPort(o.AuthzHost, strconv.Itoa(o.AuthzPort))}))
+	if o.Wasm != nil {
+		if err := o.Wasm.check(); err != nil {
+			return nil, err
+		}
+		r.Clusters = append(r.Clusters, edsCluster(HTTPCluster))
+		r.Endpoints = append(r.Endpoints, loadAssignment(HTTPCluster, []string{httpEndpoint(o.Wasm)}))
+		r.Extensions = append(r.Extensions, wasmExtension(o.Wasm))
+	}
 	routes := &routev3.RouteConfiguration{Name: IngressRoutes}
 	for i := range c.Services {
 		s := &c.Services[i]
@@ -127,6 +141,11 @@ func (r *Resources) validate() error {
 			return err
 		}
 	}
+	for _, e := range r.Extensions {
+		if err := check("extension config", e.GetName(), e); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 
@@ -153,7 +172,7 @@ func routerFilter() *hcmv3.HttpFilter {
 }
 
 // ingressListener is the listener every request to a service enters by:
-// ext_authz first, failing closed, then the router.
+// ext_authz (or the wasm filter) first, failing closed, then the router.
 func ingressListener(o Options) *listenerv3.Listener {
 	authz := &extauthzv3.ExtAuthz{
 		Services: &extauthzv3.ExtAuthz_GrpcService{GrpcService: &corev3.GrpcService{
@@ -178,6 +197,11 @@ func ingressListener(o Options) *listenerv3.Listener {
 		NormalizePath:                wrapperspb.Bool(true),
 		MergeSlashes:                 true,
 		PathWithEscapedSlashesAction: hcmv3.HttpConnectionManager_REJECT_REQUEST,
+	}
+	if o.Wasm != nil {
+		// The filter decides, asking MeshGuard only when it must; ext_authz
+		// as well would decide every request twice.
+		manager.HttpFilters = []*hcmv3.HttpFilter{wasmHTTPFilter(), routerFilter()}
 	}
 	return &listenerv3.Listener{
 		Name: IngressListener,

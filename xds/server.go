@@ -97,10 +97,11 @@ func (s *Server) Update(ctx context.Context, r *Resources) error {
 	s.digest = d
 	s.version++
 	snap, err := cachev3.NewSnapshot(strconv.Itoa(s.version), map[resourcev3.Type][]types.Resource{
-		resourcev3.ListenerType: asResources(r.Listeners),
-		resourcev3.RouteType:    asResources(r.Routes),
-		resourcev3.ClusterType:  asResources(r.Clusters),
-		resourcev3.EndpointType: asResources(r.Endpoints),
+		resourcev3.ListenerType:        asResources(r.Listeners),
+		resourcev3.RouteType:           asResources(r.Routes),
+		resourcev3.ClusterType:         asResources(r.Clusters),
+		resourcev3.EndpointType:        asResources(r.Endpoints),
+		resourcev3.ExtensionConfigType: asResources(r.Extensions),
 	})
 	if err != nil {
 		return fmt.Errorf("xds: snapshot %d: %w", s.version, err)
@@ -147,7 +148,7 @@ func asResources[T types.Resource](rs []T) []types.Resource {
 func (r *Resources) digest() ([sha256.Size]byte, error) {
 	h := sha256.New()
 	opts := proto.MarshalOptions{Deterministic: true}
-	for _, group := range [][]proto.Message{asMessages(r.Listeners), asMessages(r.Routes), asMessages(r.Clusters), asMessages(r.Endpoints)} {
+	for _, group := range [][]proto.Message{asMessages(r.Listeners), asMessages(r.Routes), asMessages(r.Clusters), asMessages(r.Endpoints), asMessages(r.Extensions)} {
 		for _, m := range group {
 			b, err := opts.Marshal(m)
 			if err != nil {

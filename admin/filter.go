@@ -1,0 +1,189 @@
+package admin
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"net/http"
+	"strconv"
+	"time"
+	"unicode/utf8"
+
+	"github.com/meshguard/meshguard/audit"
+	"github.com/meshguard/meshguard/engine"
+	"github.com/meshguard/meshguard/filterconfig"
+)
+
+// FilterConfig wires the wasm filter's endpoints (/v1/filter/*,
+// docs/wasm-filter.md). The filter authenticates with
+// filterconfig.FilterToken(AdminToken): a credential for these endpoints
+// alone, never for the admin API.
+type FilterConfig struct {
+	// Generate returns the filter's configuration in force.
+	Generate func(ctx context.Context) ([]byte, error)
+	// Recorder stores the records filters ship (audit.Writer); nil when
+	// the audit trail is off, and batches are then accepted and dropped.
+	Recorder engine.Recorder
+	// Observer counts the filters' decisions with the server's own
+	// (telemetry.Metrics); optional.
+	Observer engine.Observer
+	// Dropped, if set, is told how many records a filter had to drop.
+	Dropped func(n uint64)
+}
+
+// MaxFilterAuditBytes bounds a batch of audit records: MaxAuditBatch
+// records at the engine's input bounds fit.
+const MaxFilterAuditBytes = 32 << 20
+
+// requireFilter lets a request through only with the filter credential.
+func (a *API) requireFilter(h http.HandlerFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		tok := r.Header.Get(filterconfig.HeaderFilterToken)
+		got := sha256.Sum256([]byte(tok))
+		if tok == "" || subtle.ConstantTimeCompare(got[:], a.filterHash[:]) != 1 {
+			a.log.Warn("admin: a /v1/filter call without the filter credential", "path", r.URL.Path, "remote", r.RemoteAddr)
+			writeError(w, http.StatusUnauthorized, "unauthorized", "missing or invalid filter credential in "+filterconfig.HeaderFilterToken)
+			return
+		}
+		h(w, r)
+	})
+}
+
+// filterConfiguration is GET /v1/filter/config.
+func (a *API) filterConfiguration(w http.ResponseWriter, r *http.Request) {
+	body, err := a.cfg.Filter.Generate(r.Context())
+	if err != nil {
+		a.log.Error("admin: generating the wasm filter configuration", "error", err)
+		writeError(w, http.StatusServiceUnavailable, "unavailable", "the filter configuration cannot be generated; try again")
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	_, _ = w.Write(body)
+}
+
+// filterCheck is POST /v1/filter/check: a request the filter deferred,
+// decided by the engine and answered as a Verdict.
+func (a *API) filterCheck(w http.ResponseWriter, r *http.Request) {
+	var dc filterconfig.DeferredCheck
+	if !decodeJSON(w, r, &dc, MaxBodyBytes, false) {
+		return
+	}
+	er, ok := dc.Request()
+	if !ok {
+		badRequest(w, "minTier: %q is not a trust tier", dc.MinTier)
+		return
+	}
+	d, err := a.cfg.Engine.Check(r.Context(), &er)
+	if err != nil {
+		a.log.Error("admin: /v1/filter/check: MeshGuard could not decide", "error", err)
+		writeError(w, http.StatusServiceUnavailable, "unavailable", "MeshGuard could not decide the request; try again")
+		return
+	}
+	writeJSON(w, http.StatusOK, filterconfig.NewVerdict(&d, er.TraceSampled || er.ParentSpanID == ""))
+}
+
+// filterAudit is POST /v1/filter/audit: the records of a filter's own
+// decisions. Each is checked as the engine checks its input, given a
+// server-made id and sealed into the chain like any other record; one bad
+// record refuses the batch (400) and stores nothing of it.
+func (a *API) filterAudit(w http.ResponseWriter, r *http.Request) {
+	var b filterconfig.AuditBatch
+	if !decodeJSON(w, r, &b, MaxFilterAuditBytes, false) {
+		return
+	}
+	if len(b.Records) > filterconfig.MaxAuditBatch {
+		badRequest(w, "records: %d, at most %d in one batch", len(b.Records), filterconfig.MaxAuditBatch)
+		return
+	}
+	for i := range b.Records {
+		if msg := checkFilterRecord(&b.Records[i]); msg != "" {
+			badRequest(w, "records[%d]: %s", i, msg)
+			return
+		}
+	}
+	if b.Dropped > 0 {
+		a.log.Warn("admin: a wasm filter dropped audit records (its buffer was full)", "dropped", b.Dropped, "revision", b.Revision, "remote", r.RemoteAddr)
+		if a.cfg.Filter.Dropped != nil {
+			a.cfg.Filter.Dropped(b.Dropped)
+		}
+	}
+	for i := range b.Records {
+		rec := &b.Records[i]
+		rec.ID = engine.NewAuditID(time.Now())
+		rec.PrevHash, rec.Hash = "", ""
+		if a.cfg.Filter.Recorder != nil {
+			if err := a.cfg.Filter.Recorder.Write(r.Context(), *rec); err != nil {
+				// The filter keeps the batch and sends it again; records
+				// already queued are then stored twice, under new ids,
+				// which a query by decision id shows.
+				a.log.Error("admin: storing a wasm filter's audit records", "error", err, "stored", i, "of", len(b.Records))
+				writeError(w, http.StatusServiceUnavailable, "unavailable", "the audit trail cannot store records now; try again")
+				return
+			}
+		}
+		if a.cfg.Filter.Observer != nil {
+			a.cfg.Filter.Observer.Decided(string(engine.SourceWasm), rec.Decision, time.Duration(rec.LatencyUs)*time.Microsecond)
+		}
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// checkFilterRecord holds a shipped record to what the engine would have
+// written: the filter's source, a decision, a status, and strings within
+// the engine's bounds without control characters (a NUL would make
+// PostgreSQL refuse the whole batch, again and again).
+func checkFilterRecord(rec *audit.Record) string {
+	switch {
+	case rec.Source != string(engine.SourceWasm):
+		return "source: " + strconv.Quote(rec.Source) + ": expected wasm"
+	case rec.Decision != "allow" && rec.Decision != "deny":
+		return "decision: expected allow or deny"
+	case rec.Mode != string(engine.ModeEnforce) && rec.Mode != string(engine.ModeAudit):
+		return "mode: expected enforce or audit"
+	case rec.Status < 200 || rec.Status > 599:
+		return "status: " + strconv.Itoa(rec.Status) + ": expected an HTTP status"
+	case rec.Timestamp.IsZero():
+		return "timestamp: required"
+	case len(rec.Chain) > 64 || len(rec.Context) > engine.MaxContextKeys:
+		return "chain or context: too long"
+	case rec.LatencyUs < 0 || rec.DelegationDepth < 0:
+		return "latencyUs and delegationDepth: must not be negative"
+	}
+	for _, f := range []struct {
+		name, v string
+		max     int
+	}{
+		{"traceId", rec.TraceID, 32}, {"spanId", rec.SpanID, 16}, {"decisionId", rec.DecisionID, 64},
+		{"agentId", rec.AgentID, 64}, {"agentName", rec.AgentName, 128}, {"trustTier", rec.TrustTier, 16},
+		{"action", rec.Action, engine.MaxActionLen}, {"resource", rec.Resource, engine.MaxResourceLen},
+		{"method", rec.Method, 16}, {"path", rec.Path, engine.MaxPathLen}, {"host", rec.Host, engine.MaxHostLen},
+		{"reason", rec.Reason, 64}, {"policy", rec.Policy, 256}, {"rule", rec.Rule, 256},
+		{"sourceAddress", rec.SourceAddress, 64}, {"policyRevision", rec.PolicyRevision, 64},
+	} {
+		if msg := checkText(f.name, f.v, f.max); msg != "" {
+			return msg
+		}
+	}
+	for _, id := range rec.Chain {
+		if msg := checkText("chain", id, 64); msg != "" {
+			return msg
+		}
+	}
+	return ""
+}
+
+func checkText(name, v string, limit int) string {
+	if len(v) > limit {
+		return name + ": longer than " + strconv.Itoa(limit) + " bytes"
+	}
+	if !utf8.ValidString(v) {
+		return name + ": not valid UTF-8"
+	}
+	for i := 0; i < len(v); i++ {
+		if c := v[i]; c < 0x20 || c == 0x7f {
+			return name + ": contains a control character"
+		}
+	}
+	return ""
+}

@@ -1,0 +1,142 @@
+package filterconfig
+
+import (
+	"strings"
+
+	"github.com/meshguard/meshguard/audit"
+	"github.com/meshguard/meshguard/engine"
+	"github.com/meshguard/meshguard/trust"
+)
+
+// The filter's calls to MeshGuard's HTTP port, each authenticated by
+// HeaderFilterToken (Upstream.Token).
+const (
+	// CheckPath: POST a DeferredCheck, get a Verdict.
+	CheckPath = "/v1/filter/check"
+	// AuditPath: POST an AuditBatch.
+	AuditPath = "/v1/filter/audit"
+	// ConfigPath: GET the configuration (for filters configured by hand,
+	// such as an Istio WasmPlugin, that fetch it).
+	ConfigPath = "/v1/filter/config"
+	// HeaderFilterToken carries the filter's credential.
+	HeaderFilterToken = "x-meshguard-filter-token"
+	// MaxAuditBatch bounds the records of one AuditBatch.
+	MaxAuditBatch = maxBatchSize
+)
+
+// DeferredCheck is a request the filter could not decide alone, as it read
+// it: MeshGuard decides it with its own engine.
+type DeferredCheck struct {
+	Method         string `json:"method"`
+	Host           string `json:"host"`
+	Path           string `json:"path"`
+	Token          string `json:"token,omitempty"`
+	Delegation     string `json:"delegation,omitempty"`
+	ActionHeader   string `json:"actionHeader,omitempty"`
+	ResourceHeader string `json:"resourceHeader,omitempty"`
+	ContextHeader  string `json:"contextHeader,omitempty"`
+	RouteAction    string `json:"routeAction,omitempty"`
+	MinTier        string `json:"minTier,omitempty"`
+	Traceparent    string `json:"traceparent,omitempty"`
+	SourceAddress  string `json:"sourceAddress,omitempty"`
+}
+
+// NewDeferredCheck is r (prepared by Decider.Prepare) as the filter sends it.
+func NewDeferredCheck(r *engine.Request) DeferredCheck {
+	dc := DeferredCheck{
+		Method: r.Method, Host: r.Host, Path: r.Path, Token: r.Token, Delegation: r.Delegation,
+		ActionHeader: r.ActionHeader, ResourceHeader: r.ResourceHeader, ContextHeader: r.ContextHeader,
+		RouteAction: r.RouteAction, SourceAddress: r.SourceAddress,
+	}
+	if r.MinTier > trust.Untrusted {
+		dc.MinTier = r.MinTier.String()
+	}
+	if r.TraceID != "" && r.ParentSpanID != "" {
+		dc.Traceparent = traceparent(r.TraceID, r.ParentSpanID, r.TraceSampled)
+	}
+	return dc
+}
+
+// Request is the engine request MeshGuard decides; a minimum tier that is
+// no tier is reported as the second result (the filter's configuration is
+// wrong: refuse).
+func (dc *DeferredCheck) Request() (engine.Request, bool) {
+	r := engine.Request{
+		Source: engine.SourceWasm, Method: dc.Method, Host: dc.Host, Path: dc.Path, Token: dc.Token, Delegation: dc.Delegation,
+		ActionHeader: dc.ActionHeader, ResourceHeader: dc.ResourceHeader, ContextHeader: dc.ContextHeader,
+		RouteAction: dc.RouteAction, SourceAddress: dc.SourceAddress,
+	}
+	r.SetTraceparent(dc.Traceparent)
+	if dc.MinTier != "" {
+		t, err := trust.Parse(dc.MinTier)
+		if err != nil {
+			return r, false
+		}
+		r.MinTier = t
+	}
+	return r, true
+}
+
+// Verdict is a decision as the filter enforces it, whether its own engine
+// made it or MeshGuard did: the headers to strip and set upstream, those
+// to add to the response, and for a denial its status and body.
+type Verdict struct {
+	Allowed         bool        `json:"allowed"`
+	Status          int         `json:"status"`
+	RemoveHeaders   []string    `json:"removeHeaders,omitempty"`
+	UpstreamHeaders [][2]string `json:"upstreamHeaders,omitempty"`
+	ResponseHeaders [][2]string `json:"responseHeaders,omitempty"`
+	Body            string      `json:"body,omitempty"`
+	DecisionID      string      `json:"decisionId"`
+	TraceID         string      `json:"traceId"`
+}
+
+// NewVerdict renders d as ext_authz does: allowed, the caller's identity
+// headers and delegation token are replaced by MeshGuard's, and the
+// upstream joins the decision's trace (traceparent with the decision's
+// span as parent); denied, the SPEC §4 status and JSON body.
+func NewVerdict(d *engine.Decision, sampled bool) Verdict {
+	v := Verdict{Allowed: d.Allowed, Status: d.Status, DecisionID: d.ID, TraceID: d.TraceID}
+	for _, h := range d.ResponseHeaders() {
+		v.ResponseHeaders = append(v.ResponseHeaders, [2]string{h.Name, h.Value})
+	}
+	if !d.Allowed {
+		if v.Status < 400 || v.Status > 599 {
+			v.Status = 403
+		}
+		v.Body = string(d.DenyBody())
+		return v
+	}
+	up := d.UpstreamHeaders()
+	set := map[string]bool{}
+	for _, h := range up {
+		v.UpstreamHeaders = append(v.UpstreamHeaders, [2]string{h.Name, h.Value})
+		set[h.Name] = true
+	}
+	for _, name := range append(append([]string{}, engine.StrippedUpstreamHeaders...), engine.HeaderDelegation) {
+		if !set[name] {
+			v.RemoveHeaders = append(v.RemoveHeaders, name)
+		}
+	}
+	if d.SpanID != "" {
+		v.UpstreamHeaders = append(v.UpstreamHeaders, [2]string{"traceparent", traceparent(d.TraceID, d.SpanID, sampled)})
+	}
+	return v
+}
+
+func traceparent(traceID, spanID string, sampled bool) string {
+	flags := "00"
+	if sampled {
+		flags = "01"
+	}
+	return strings.Join([]string{"00", traceID, spanID, flags}, "-")
+}
+
+// AuditBatch is what the filter ships: the records of its local decisions
+// and how many it had to drop, since the last batch MeshGuard accepted,
+// because its buffer was full.
+type AuditBatch struct {
+	Revision string         `json:"revision,omitempty"`
+	Dropped  uint64         `json:"dropped"`
+	Records  []audit.Record `json:"records"`
+}

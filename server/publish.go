@@ -1,0 +1,170 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/meshguard/meshguard/catalog"
+	"github.com/meshguard/meshguard/config"
+	"github.com/meshguard/meshguard/filterconfig"
+	"github.com/meshguard/meshguard/identity"
+	"github.com/meshguard/meshguard/policy"
+	"github.com/meshguard/meshguard/store"
+	"github.com/meshguard/meshguard/xds"
+)
+
+// publishEvery is how often the publisher regenerates even without a
+// signal: a safety net for changes no signal reports (a key retired on
+// another replica, an agent changed there while LISTEN was down). The xDS
+// server pushes only what changed, so a quiet mesh sees nothing.
+const publishEvery = 10 * time.Second
+
+// publisher keeps the xDS resources current: the catalogue's, and, with
+// WASM_FILTER_PATH, the wasm filter's configuration, which also depends on
+// agents, keys and policies. Every change signals it; it regenerates at
+// once (SPEC §11: within 1 s).
+type publisher struct {
+	p    *parts
+	cfg  *config.Config
+	log  *slog.Logger
+	kick chan struct{}
+
+	mu        sync.Mutex
+	opts      xds.Options
+	ready     bool // opts are set: the listeners' addresses are known
+	catalogue *catalog.Catalogue
+}
+
+func newPublisher(p *parts, cfg *config.Config, log *slog.Logger) *publisher {
+	return &publisher{p: p, cfg: cfg, log: log, kick: make(chan struct{}, 1), catalogue: &catalog.Catalogue{}}
+}
+
+// changed asks for a regeneration; it never blocks.
+func (pub *publisher) changed() {
+	select {
+	case pub.kick <- struct{}{}:
+	default:
+	}
+}
+
+// setCatalogue is the registry's Changed: the new catalogue is served, or
+// the error says why not (and the registry keeps the last good one).
+func (pub *publisher) setCatalogue(ctx context.Context, c *catalog.Catalogue) error {
+	pub.mu.Lock()
+	defer pub.mu.Unlock()
+	prev := pub.catalogue
+	pub.catalogue = c
+	if err := pub.publishLocked(ctx); err != nil {
+		pub.catalogue = prev
+		return err
+	}
+	return nil
+}
+
+// start sets where Envoys reach this server and publishes once.
+func (pub *publisher) start(ctx context.Context, o xds.Options) error {
+	pub.mu.Lock()
+	defer pub.mu.Unlock()
+	pub.opts, pub.ready = o, true
+	return pub.publishLocked(ctx)
+}
+
+// run regenerates on every signal and every publishEvery until ctx ends.
+func (pub *publisher) run(ctx context.Context) {
+	t := time.NewTicker(publishEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-pub.kick:
+		case <-t.C:
+		}
+		pub.mu.Lock()
+		err := pub.publishLocked(ctx)
+		pub.mu.Unlock()
+		if err != nil && ctx.Err() == nil {
+			pub.log.Error("xds: regenerating the resources failed; Envoys keep the last ones", "error", err)
+		}
+	}
+}
+
+func (pub *publisher) publishLocked(ctx context.Context) error {
+	if !pub.ready {
+		return nil
+	}
+	o := pub.opts
+	if pub.cfg.WasmFilterPath != "" {
+		conf, err := pub.generate(ctx, pub.catalogue)
+		if err != nil {
+			return err
+		}
+		w := *o.Wasm
+		w.Config = conf
+		o.Wasm = &w
+	}
+	r, err := xds.Build(pub.catalogue, o)
+	if err != nil {
+		return err
+	}
+	return pub.p.xds.Update(ctx, r)
+}
+
+// filterConfig is the wasm filter's configuration in force (GET
+// /v1/filter/config).
+func (pub *publisher) filterConfig(ctx context.Context) ([]byte, error) {
+	pub.mu.Lock()
+	c := pub.catalogue
+	pub.mu.Unlock()
+	return pub.generate(ctx, c)
+}
+
+// generate writes the wasm filter's configuration for the catalogue c and
+// the agents, keys and policies in force.
+func (pub *publisher) generate(ctx context.Context, c *catalog.Catalogue) ([]byte, error) {
+	jwks, err := pub.p.keys.JWKS()
+	if err != nil {
+		return nil, fmt.Errorf("filter configuration: %w", err)
+	}
+	agents, err := allAgents(ctx, pub.p.db)
+	if err != nil {
+		return nil, fmt.Errorf("filter configuration: %w", err)
+	}
+	var policies []*policy.Policy
+	if set := pub.p.loader.Current(); set != nil {
+		policies = set.Policies()
+	}
+	return filterconfig.Generate(filterconfig.Inputs{
+		Mode: pub.cfg.Mode, JWKS: jwks, HS256: pub.cfg.JWTSecret != "", Agents: agents, Policies: policies,
+		Routes: pub.cfg.Routes, Catalogue: c,
+		MeshGuard: filterconfig.Upstream{Cluster: xds.HTTPCluster, Token: filterconfig.FilterToken(pub.p.adminToken)},
+	})
+}
+
+// agentLister is the store's agent listing.
+type agentLister interface {
+	ListAgents(ctx context.Context, f store.AgentFilter) ([]identity.Agent, error)
+}
+
+// allAgents lists every agent, page by page.
+func allAgents(ctx context.Context, db agentLister) ([]identity.Agent, error) {
+	var out []identity.Agent
+	after := ""
+	for {
+		page, err := db.ListAgents(ctx, store.AgentFilter{After: after, Limit: store.MaxListLimit})
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, page...)
+		if len(page) < store.MaxListLimit {
+			return out, nil
+		}
+		after = page[len(page)-1].Name
+		if len(out) > filterconfig.MaxAgents {
+			return nil, fmt.Errorf("more than %d agents: the wasm filter's configuration cannot hold them", filterconfig.MaxAgents)
+		}
+	}
+}

@@ -1,0 +1,221 @@
+package filter
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"net/netip"
+	"strings"
+
+	"github.com/proxy-wasm/proxy-wasm-go-sdk/proxywasm"
+	"github.com/proxy-wasm/proxy-wasm-go-sdk/proxywasm/types"
+
+	"github.com/meshguard/meshguard/engine"
+	"github.com/meshguard/meshguard/filterconfig"
+	"github.com/meshguard/meshguard/wire"
+)
+
+// maxVerdictBytes bounds MeshGuard's answer to a deferred check.
+const maxVerdictBytes = 64 << 10
+
+// request is one HTTP request through the filter.
+type request struct {
+	types.DefaultHttpContext
+	p *plugin
+	// responseHeaders are set on the response, allowed or not.
+	responseHeaders [][2]string
+	traceID         string
+}
+
+// OnHttpRequestHeaders decides the request: locally, or by asking
+// MeshGuard (the request waits), or, when neither is possible, with a 503:
+// never an allow.
+func (h *request) OnHttpRequestHeaders(int, bool) types.Action {
+	p := h.p
+	if p.decider == nil {
+		return h.fail("the filter has no configuration", nil)
+	}
+	hdrs, err := proxywasm.GetHttpRequestHeaders()
+	if err != nil {
+		return h.fail("reading the request headers", err)
+	}
+	p.now = requestTime()
+	r := engine.Request{Source: engine.SourceWasm, SourceAddress: sourceAddress()}
+	var sc wire.HeaderScan
+	for _, kv := range hdrs {
+		if !sc.Add(kv[0], kv[1]) {
+			break
+		}
+	}
+	r.Method, r.Path = sc.Get(wire.HMethod), sc.Get(wire.HPath)
+	if r.Host = sc.Get(wire.HAuthority); r.Host == "" {
+		r.Host = sc.Get(wire.HHost)
+	}
+	r.SetHeaders(&sc)
+	h.traceID = r.TraceID
+	if bad := sc.Bad(); bad != "" {
+		proxywasm.LogInfof("meshguard: request refused before the engine: %s", bad)
+		d := engine.Refusal(&r, 400, engine.ReasonBadRequest, bad, p.now)
+		return h.enforce(filterconfig.NewVerdict(&d, sampled(&r)), false)
+	}
+	d, err := p.decider.Check(context.Background(), &r)
+	switch {
+	case errors.Is(err, filterconfig.ErrDefer):
+		return h.ask(&r)
+	case err != nil:
+		return h.fail("deciding", err)
+	}
+	return h.enforce(filterconfig.NewVerdict(&d, sampled(&r)), false)
+}
+
+// sampled is the trace flag the upstream gets: the caller's, or set for a
+// trace the decision started.
+func sampled(r *engine.Request) bool { return r.TraceSampled || r.ParentSpanID == "" }
+
+// enforce applies a verdict. resume says the request was paused waiting
+// for MeshGuard.
+func (h *request) enforce(v filterconfig.Verdict, resume bool) types.Action {
+	h.responseHeaders = v.ResponseHeaders
+	if !v.Allowed {
+		h.p.stats.deny.Increment(1)
+		hdrs := append([][2]string{{"content-type", "application/json"}, {"cache-control", "no-store"}}, v.ResponseHeaders...)
+		if err := proxywasm.SendHttpResponse(uint32(v.Status), hdrs, []byte(v.Body), -1); err != nil {
+			proxywasm.LogErrorf("meshguard: sending the denial of %s: %v", v.DecisionID, err)
+		}
+		return types.ActionPause
+	}
+	h.p.stats.allow.Increment(1)
+	for _, name := range v.RemoveHeaders {
+		if err := proxywasm.RemoveHttpRequestHeader(name); err != nil {
+			return h.fail("removing "+name, err)
+		}
+	}
+	for _, kv := range v.UpstreamHeaders {
+		if err := proxywasm.ReplaceHttpRequestHeader(kv[0], kv[1]); err != nil {
+			return h.fail("setting "+kv[0], err)
+		}
+	}
+	if resume {
+		if err := proxywasm.ResumeHttpRequest(); err != nil {
+			proxywasm.LogErrorf("meshguard: resuming %s: %v", v.DecisionID, err)
+		}
+	}
+	return types.ActionContinue
+}
+
+// OnHttpResponseHeaders tells the caller the decision, as ext_authz's
+// response_headers_to_add do.
+func (h *request) OnHttpResponseHeaders(int, bool) types.Action {
+	for _, kv := range h.responseHeaders {
+		if err := proxywasm.ReplaceHttpResponseHeader(kv[0], kv[1]); err != nil {
+			proxywasm.LogWarnf("meshguard: setting response header %s: %v", kv[0], err)
+		}
+	}
+	return types.ActionContinue
+}
+
+// ask sends the request to MeshGuard and pauses it until the verdict.
+func (h *request) ask(r *engine.Request) types.Action {
+	p := h.p
+	p.stats.deferred.Increment(1)
+	body, err := json.Marshal(filterconfig.NewDeferredCheck(r))
+	if err != nil {
+		return h.fail("encoding the deferred check", err)
+	}
+	hdrs := callHeaders(p.cfg, filterconfig.CheckPath)
+	if _, err := proxywasm.DispatchHttpCall(p.cfg.MeshGuard.Cluster, hdrs, body, nil, uint32(p.cfg.TimeoutMs()), h.onVerdict); err != nil {
+		return h.fail("calling MeshGuard (cluster "+p.cfg.MeshGuard.Cluster+")", err)
+	}
+	return types.ActionPause
+}
+
+// onVerdict applies MeshGuard's answer; anything but a well-formed 200 is
+// a failure, answered 503.
+func (h *request) onVerdict(_, bodySize, _ int) {
+	status := callStatus()
+	if status != "200" {
+		h.fail("MeshGuard answered the deferred check with status "+status, nil)
+		return
+	}
+	if bodySize > maxVerdictBytes {
+		h.fail("MeshGuard's verdict is larger than the limit", nil)
+		return
+	}
+	body, err := proxywasm.GetHttpCallResponseBody(0, bodySize)
+	if err != nil {
+		h.fail("reading MeshGuard's verdict", err)
+		return
+	}
+	var v filterconfig.Verdict
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&v); err != nil || v.Status == 0 {
+		h.fail("MeshGuard's verdict is not one", err)
+		return
+	}
+	h.enforce(v, true)
+}
+
+// fail answers 503: MeshGuard cannot decide, so the request does not pass.
+func (h *request) fail(what string, err error) types.Action {
+	h.p.stats.failed.Increment(1)
+	if err != nil {
+		proxywasm.LogErrorf("meshguard: %s: %v; failing closed", what, err)
+	} else {
+		proxywasm.LogErrorf("meshguard: %s; failing closed", what)
+	}
+	body, _ := json.Marshal(struct {
+		Error   string `json:"error"`
+		Message string `json:"message"`
+		TraceID string `json:"trace_id,omitempty"`
+	}{"unavailable", "MeshGuard could not decide this request (see the proxy's logs); failing closed", h.traceID})
+	hdrs := [][2]string{{"content-type", "application/json"}, {"cache-control", "no-store"}}
+	if err := proxywasm.SendHttpResponse(503, hdrs, body, -1); err != nil {
+		proxywasm.LogErrorf("meshguard: sending the 503: %v", err)
+	}
+	return types.ActionPause
+}
+
+// callHeaders are the headers of a call to MeshGuard.
+func callHeaders(c *filterconfig.Config, path string) [][2]string {
+	method := "POST"
+	if path == filterconfig.ConfigPath {
+		method = "GET"
+	}
+	return [][2]string{
+		{":method", method}, {":path", path}, {":authority", c.Authority()},
+		{"content-type", "application/json"}, {filterconfig.HeaderFilterToken, c.MeshGuard.Token},
+	}
+}
+
+// callStatus is the :status of the answer to a dispatched call.
+func callStatus() string {
+	hs, err := proxywasm.GetHttpCallResponseHeaders()
+	if err != nil {
+		return "none (" + err.Error() + ")"
+	}
+	for _, kv := range hs {
+		if kv[0] == ":status" {
+			return kv[1]
+		}
+	}
+	return "none"
+}
+
+// sourceAddress is the downstream peer's IP (the source.address
+// attribute), "" if the host gives none: only a parsed IP is recorded.
+func sourceAddress() string {
+	b, err := proxywasm.GetProperty([]string{"source", "address"})
+	if err != nil {
+		return ""
+	}
+	s := string(b)
+	if ap, err := netip.ParseAddrPort(s); err == nil {
+		return ap.Addr().Unmap().String()
+	}
+	if a, err := netip.ParseAddr(strings.Trim(s, "[]")); err == nil {
+		return a.Unmap().String()
+	}
+	return ""
+}
