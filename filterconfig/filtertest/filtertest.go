@@ -7,6 +7,7 @@ package filtertest
 
 import (
 	"context"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -14,6 +15,7 @@ import (
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	extauthzv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_authz/v3"
 
+	"github.com/meshguard/meshguard/admin"
 	"github.com/meshguard/meshguard/catalog"
 	"github.com/meshguard/meshguard/engine"
 	"github.com/meshguard/meshguard/engine/enginetest"
@@ -133,23 +135,26 @@ func (e *Env) Config() []byte { return e.config }
 // Generate writes the filter configuration for MeshGuard's current state.
 func (e *Env) Generate(t testing.TB) []byte {
 	t.Helper()
-	ctx := context.Background()
-	jwks, err := e.F.Keys.JWKS()
-	if err != nil {
-		t.Fatal(err)
-	}
-	agents, err := e.F.Store.ListAgents(ctx, store.AgentFilter{Limit: 1000})
-	if err != nil {
-		t.Fatal(err)
-	}
-	out, err := filterconfig.Generate(filterconfig.Inputs{
-		JWKS: jwks, Agents: agents, Policies: e.F.Policies.Current().Policies(), Catalogue: e.Catalogue,
-		MeshGuard: filterconfig.Upstream{Cluster: "meshguard_http", Token: filterconfig.FilterToken(AdminToken)},
-	})
+	out, err := e.generate(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
 	return out
+}
+
+func (e *Env) generate(ctx context.Context) ([]byte, error) {
+	jwks, err := e.F.Keys.JWKS()
+	if err != nil {
+		return nil, err
+	}
+	agents, err := e.F.Store.ListAgents(ctx, store.AgentFilter{Limit: 1000})
+	if err != nil {
+		return nil, err
+	}
+	return filterconfig.Generate(filterconfig.Inputs{
+		JWKS: jwks, Agents: agents, Policies: e.F.Policies.Current().Policies(), Catalogue: e.Catalogue,
+		MeshGuard: filterconfig.Upstream{Cluster: "meshguard_http", Token: filterconfig.FilterToken(AdminToken)},
+	})
 }
 
 // Case is one request and what MeshGuard decides about it.
@@ -235,4 +240,21 @@ func (e *Env) RouteContext(method, host, path string) map[string]string {
 		}
 	}
 	return nil
+}
+
+// API serves MeshGuard's HTTP API over the Env on 127.0.0.1 — the
+// /v1/filter/* endpoints the filter calls among them — with AdminToken.
+func (e *Env) API(t testing.TB) *httptest.Server {
+	t.Helper()
+	api, err := admin.New(admin.Config{
+		Store: e.F.Store, Keys: e.F.Keys, Issuer: e.F.Issuer, Verifier: e.F.Verifier, Tokens: e.F.Cached, Agents: e.F.Agents,
+		Policies: e.F.Policies, Engine: e.F.Engine, Audit: e.F.Store, AdminToken: AdminToken, Now: func() time.Time { return Now },
+		Filter: &admin.FilterConfig{Generate: e.generate, Recorder: e.F.Audit},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(api.Handler())
+	t.Cleanup(srv.Close)
+	return srv
 }

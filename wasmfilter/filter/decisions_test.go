@@ -1,0 +1,242 @@
+package filter_test
+
+import (
+	"context"
+	"encoding/json"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	"github.com/proxy-wasm/proxy-wasm-go-sdk/proxywasm/types"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
+	"github.com/meshguard/meshguard/engine"
+	"github.com/meshguard/meshguard/extauthz"
+	"github.com/meshguard/meshguard/filterconfig"
+	"github.com/meshguard/meshguard/filterconfig/filtertest"
+)
+
+// extAuthz serves MeshGuard's ext_authz gRPC API over env on 127.0.0.1.
+func extAuthz(t *testing.T, env *filtertest.Env) authv3.AuthorizationClient {
+	t.Helper()
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := grpc.NewServer()
+	extauthz.NewServer(env.F.Engine, slog.New(slog.DiscardHandler)).Register(g)
+	go func() { _ = g.Serve(lis) }()
+	t.Cleanup(g.Stop)
+	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = conn.Close() })
+	return authv3.NewAuthorizationClient(conn)
+}
+
+// verdict is an outcome reduced to what both enforcement points must agree
+// on: the status, the denial's body but for its ids, and who the upstream
+// is told is calling.
+type verdict struct {
+	Status                                 int
+	Error, Reason, Message, Policy, Action string
+	Rule                                   string
+	AgentID, AgentName, Tier, Chain        string
+	Delegation                             bool
+}
+
+func denial(status int, body []byte) (verdict, error) {
+	var b struct{ Error, Reason, Message, Policy, Rule, Action string }
+	err := json.Unmarshal(body, &b)
+	return verdict{Status: status, Error: b.Error, Reason: b.Reason, Message: b.Message, Policy: b.Policy, Rule: b.Rule, Action: b.Action}, err
+}
+
+func allowed(up map[string]string) verdict {
+	return verdict{Status: 200, AgentID: up[engine.HeaderAgentID], AgentName: up[engine.HeaderAgentName], Tier: up[engine.HeaderTier],
+		Chain: up[engine.HeaderChain], Delegation: up[engine.HeaderDelegation] != ""}
+}
+
+// viaExtAuthz is what ext_authz answers for c, given the route context
+// MeshGuard's xDS puts on the route Envoy picks.
+func viaExtAuthz(t *testing.T, client authv3.AuthorizationClient, env *filtertest.Env, c *filtertest.Case) verdict {
+	t.Helper()
+	hdrs := map[string]string{}
+	for _, kv := range c.Headers {
+		hdrs[kv[0]] = kv[1]
+	}
+	req := &authv3.CheckRequest{Attributes: &authv3.AttributeContext{
+		Source: &authv3.AttributeContext_Peer{Address: &corev3.Address{Address: &corev3.Address_SocketAddress{SocketAddress: &corev3.SocketAddress{
+			Address: "10.1.2.3", PortSpecifier: &corev3.SocketAddress_PortValue{PortValue: 40000}}}}},
+		Request: &authv3.AttributeContext_Request{Http: &authv3.AttributeContext_HttpRequest{
+			Method: c.Method, Host: c.Host, Path: c.Path, Headers: hdrs,
+		}},
+		ContextExtensions: env.RouteContext(c.Method, c.Host, c.Path),
+	}}
+	resp, err := client.Check(context.Background(), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := resp.GetDeniedResponse(); d != nil {
+		v, err := denial(int(d.GetStatus().GetCode()), []byte(d.GetBody()))
+		if err != nil {
+			t.Fatalf("ext_authz denial body %q: %v", d.GetBody(), err)
+		}
+		return v
+	}
+	up := map[string]string{}
+	for _, h := range resp.GetOkResponse().GetHeaders() {
+		up[h.GetHeader().GetKey()] = h.GetHeader().GetValue()
+	}
+	return allowed(up)
+}
+
+// viaFilter is what the filter does with o.
+func viaFilter(t *testing.T, o outcome) verdict {
+	t.Helper()
+	if o.local != nil {
+		v, err := denial(int(o.local.StatusCode), o.local.Data)
+		if err != nil {
+			t.Fatalf("the filter's denial body %q: %v", o.local.Data, err)
+		}
+		return v
+	}
+	if o.action != types.ActionContinue {
+		t.Fatalf("the filter neither answered nor let the request through (action %v)", o.action)
+	}
+	return allowed(o.up)
+}
+
+// TestDecisionsMatchExtAuthz is the issue's promise: on the same table of
+// requests, the filter — natively and compiled — gives the decisions
+// MeshGuard's ext_authz server gives over a real gRPC connection: the same
+// status, the same denial body, the same identity told to the upstream.
+// Where the filter must ask MeshGuard it does, with the request as it read
+// it, and (natively, where the emulator can deliver the answer) enforces
+// what MeshGuard's real HTTP API answers.
+func TestDecisionsMatchExtAuthz(t *testing.T) {
+	env := filtertest.New(t)
+	client := extAuthz(t, env)
+	api := env.API(t)
+	for _, run := range runners(t) {
+		t.Run(run.name, func(t *testing.T) {
+			e := start(t, run.vm, env.Config())
+			if e.status != types.OnPluginStartStatusOK {
+				t.Fatal("the generated configuration was refused")
+			}
+			for _, c := range env.Cases() {
+				t.Run(c.Name, func(t *testing.T) {
+					want := viaExtAuthz(t, client, env, &c)
+					if want.Status != c.Status || want.Reason != c.Reason && c.Status != 200 {
+						t.Fatalf("ext_authz: %+v; the table says %d %s", want, c.Status, c.Reason)
+					}
+					o := e.send(c.HeaderMap(), nil, "")
+					calls := e.callouts(o.id)
+					if c.Defer != (len(calls) == 1) {
+						t.Fatalf("%d calls to MeshGuard; deferring: %v", len(calls), c.Defer)
+					}
+					if c.Defer {
+						checkDeferred(t, env, &c, calls[0].Upstream, calls[0].Headers, calls[0].Body)
+						if run.wasm {
+							return // the emulator cannot deliver the answer to a compiled module
+						}
+						e.answer(o.id, api.Client(), api.URL)
+						o.action, o.local = e.host.GetCurrentHttpStreamAction(o.id), e.host.GetSentLocalResponse(o.id)
+						for _, kv := range e.host.GetCurrentRequestHeaders(o.id) {
+							o.up[kv[0]] = kv[1]
+						}
+					}
+					if got := viaFilter(t, o); got != want {
+						t.Fatalf("the filter and ext_authz disagree\next_authz: %+v\nfilter:    %+v", want, got)
+					}
+				})
+			}
+		})
+	}
+}
+
+// checkDeferred: the call goes to MeshGuard's cluster with the filter's
+// credential, and carries the request with the route's action and tier.
+func checkDeferred(t *testing.T, env *filtertest.Env, c *filtertest.Case, upstream string, hdrs [][2]string, body []byte) {
+	t.Helper()
+	if upstream != "meshguard_http" || header(hdrs, ":path") != filterconfig.CheckPath ||
+		header(hdrs, filterconfig.HeaderFilterToken) != filterconfig.FilterToken(filtertest.AdminToken) {
+		t.Fatalf("deferred to %s %s with headers %v", upstream, header(hdrs, ":path"), hdrs)
+	}
+	var dc filterconfig.DeferredCheck
+	if err := json.Unmarshal(body, &dc); err != nil {
+		t.Fatal(err)
+	}
+	ext := env.RouteContext(c.Method, c.Host, c.Path)
+	if dc.Method != c.Method || dc.Host != c.Host || dc.Path != c.Path || dc.RouteAction != ext[extauthz.ContextExtensionAction] ||
+		dc.MinTier != ext[extauthz.ContextExtensionMinTier] || dc.SourceAddress != "10.1.2.3" || !strings.HasPrefix(header(c.Headers, "authorization"), "Bearer "+dc.Token) {
+		t.Fatalf("deferred check %+v for %s %s%s (route context %v)", dc, c.Method, c.Host, c.Path, ext)
+	}
+}
+
+// TestDeferredCheckFailsClosed: when MeshGuard cannot be asked, or answers
+// anything but a verdict, the request gets a 503, never passes.
+func TestDeferredCheckFailsClosed(t *testing.T) {
+	env := filtertest.New(t)
+	var deferred filtertest.Case
+	for _, c := range env.Cases() {
+		if c.Defer {
+			deferred = c
+			break
+		}
+	}
+	for _, tt := range []struct {
+		name   string
+		status int
+		body   string
+	}{
+		{"MeshGuard down", 503, `{"error":"unavailable"}`},
+		{"not a verdict", 200, `{"allowed":true,"surprise":1}`},
+		{"empty verdict", 200, `{}`},
+		{"wrong credential", 401, `{"error":"unauthorized"}`},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			e := start(t, runners(t)[0].vm, env.Config())
+			o := e.send(deferred.HeaderMap(), nil, "")
+			calls := e.callouts(o.id)
+			if len(calls) != 1 || o.action != types.ActionPause {
+				t.Fatalf("%d calls, action %v", len(calls), o.action)
+			}
+			e.reply(calls[0].CalloutID, tt.status, []byte(tt.body))
+			local := e.host.GetSentLocalResponse(o.id)
+			if local == nil || local.StatusCode != 503 || !strings.Contains(string(local.Data), "failing closed") {
+				t.Fatalf("answer %+v; want a 503", local)
+			}
+		})
+	}
+}
+
+// TestRealAPIRefusesAnotherCredential: MeshGuard's deferred-check endpoint
+// takes only the filter's credential — not an agent token, not the admin
+// token.
+func TestRealAPIRefusesAnotherCredential(t *testing.T) {
+	env := filtertest.New(t)
+	api := env.API(t)
+	for name, set := range map[string]func(h http.Header){
+		"none":        func(http.Header) {},
+		"agent token": func(h http.Header) { h.Set("Authorization", "Bearer "+env.OrchT) },
+		"admin token": func(h http.Header) { h.Set(filterconfig.HeaderFilterToken, filtertest.AdminToken) },
+	} {
+		req, _ := http.NewRequest("POST", api.URL+filterconfig.CheckPath, strings.NewReader(`{"method":"GET","host":"docs.mesh","path":"/"}`))
+		req.Header.Set("Content-Type", "application/json")
+		set(req.Header)
+		resp, err := api.Client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = resp.Body.Close()
+		if resp.StatusCode != 401 {
+			t.Errorf("%s: status %d, want 401", name, resp.StatusCode)
+		}
+	}
+}

@@ -1,0 +1,196 @@
+package filter_test
+
+import (
+	"bytes"
+	"encoding/binary"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/proxy-wasm/proxy-wasm-go-sdk/proxywasm/proxytest"
+	"github.com/proxy-wasm/proxy-wasm-go-sdk/proxywasm/types"
+
+	"github.com/meshguard/meshguard/filterconfig/filtertest"
+	"github.com/meshguard/meshguard/wasmfilter/filter"
+)
+
+// wasmPath is the compiled filter the "wasm" runs load: the file named by
+// MESHGUARD_FILTER_WASM (make test passes bin/meshguard-filter.wasm, the
+// artefact that ships), or one TestMain builds.
+var wasmPath string
+
+func TestMain(m *testing.M) {
+	wasmPath = os.Getenv("MESHGUARD_FILTER_WASM")
+	var dir string
+	if wasmPath == "" {
+		var err error
+		if dir, err = os.MkdirTemp("", "meshguard-filter"); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		wasmPath = filepath.Join(dir, "meshguard-filter.wasm")
+		cmd := exec.Command("go", "build", "-buildmode=c-shared", "-o", wasmPath, "..")
+		cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			fmt.Fprintf(os.Stderr, "building the filter: %v\n%s", err, out)
+			os.Exit(1)
+		}
+	}
+	code := m.Run()
+	if dir != "" {
+		_ = os.RemoveAll(dir)
+	}
+	os.Exit(code)
+}
+
+// runner is one way to run the filter: natively (the Go code under the
+// emulator) or compiled, under wazero.
+type runner struct {
+	name string
+	wasm bool
+	vm   types.VMContext
+}
+
+// runners returns both. The compiled VM is shared by the test's
+// emulators, as Envoy shares a VM across configurations.
+func runners(t *testing.T) []runner {
+	t.Helper()
+	code, err := os.ReadFile(wasmPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	vm, err := proxytest.NewWasmVMContext(code)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = vm.Close() })
+	return []runner{{"native", false, filter.NewVM()}, {"wasm", true, vm}}
+}
+
+// emu is one plugin configuration under the emulator.
+type emu struct {
+	t      *testing.T
+	host   proxytest.HostEmulator
+	status types.OnPluginStartStatus
+	// answered counts the callouts of each context already answered.
+	answered map[uint32]int
+}
+
+// start loads config into vm as Envoy would: the VM starts, then the
+// plugin with its configuration. Requests are made at filtertest.Now from
+// 10.1.2.3.
+func start(t *testing.T, vm types.VMContext, config []byte) *emu {
+	t.Helper()
+	var now [8]byte
+	binary.LittleEndian.PutUint64(now[:], uint64(filtertest.Now.UnixNano()))
+	opt := proxytest.NewEmulatorOption().WithVMContext(vm).WithPluginConfiguration(config).
+		WithProperty([]string{"request", "time"}, now[:]).
+		WithProperty([]string{"source", "address"}, []byte("10.1.2.3:40000"))
+	host, reset := proxytest.NewHostEmulator(opt)
+	t.Cleanup(reset)
+	if !host.StartVM() {
+		t.Fatal("the VM did not start")
+	}
+	return &emu{t: t, host: host, status: host.StartPlugin(), answered: map[uint32]int{}}
+}
+
+// at sets the time requests are made at.
+func (e *emu) at(tm time.Time) {
+	var b [8]byte
+	binary.LittleEndian.PutUint64(b[:], uint64(tm.UnixNano()))
+	if err := e.host.SetProperty([]string{"request", "time"}, b[:]); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+// outcome is what the filter did with one request.
+type outcome struct {
+	id     uint32
+	action types.Action
+	local  *proxytest.LocalHttpResponse // a response the filter sent itself
+	up     map[string]string            // the request headers as forwarded
+}
+
+// send makes one request; answer, if set, serves the calls the filter
+// makes for it (deferred checks).
+func (e *emu) send(headers [][2]string, answer *http.Client, base string) outcome {
+	e.t.Helper()
+	id := e.host.InitializeHttpContext()
+	o := outcome{id: id, action: e.host.CallOnRequestHeaders(id, headers, true)}
+	if answer != nil {
+		e.answer(id, answer, base)
+	}
+	o.action = e.host.GetCurrentHttpStreamAction(id)
+	o.local = e.host.GetSentLocalResponse(id)
+	o.up = map[string]string{}
+	for _, kv := range e.host.GetCurrentRequestHeaders(id) {
+		o.up[kv[0]] = kv[1]
+	}
+	return o
+}
+
+// callouts returns the calls context id made that are not yet answered.
+func (e *emu) callouts(id uint32) []proxytest.HttpCalloutAttribute {
+	all := e.host.GetCalloutAttributesFromContext(id)
+	return all[e.answered[id]:]
+}
+
+// answer forwards each pending call of context id to MeshGuard at base, as
+// Envoy's async client would, and hands the answer back to the filter.
+// Only native runs can be answered: the emulator delivers answers to the
+// Go SDK's own callbacks, not to a compiled module's.
+func (e *emu) answer(id uint32, c *http.Client, base string) {
+	e.t.Helper()
+	for _, call := range e.callouts(id) {
+		e.answered[id]++
+		var method, path string
+		hdr := http.Header{}
+		for _, kv := range call.Headers {
+			switch kv[0] {
+			case ":method":
+				method = kv[1]
+			case ":path":
+				path = kv[1]
+			case ":authority":
+			default:
+				hdr.Add(kv[0], kv[1])
+			}
+		}
+		req, err := http.NewRequest(method, base+path, bytes.NewReader(call.Body))
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		req.Header = hdr
+		resp, err := c.Do(req)
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		_ = resp.Body.Close()
+		e.reply(call.CalloutID, resp.StatusCode, body)
+	}
+}
+
+// reply hands the filter an answer to one call.
+func (e *emu) reply(callout uint32, status int, body []byte) {
+	e.host.CallOnHttpCallResponse(callout, [][2]string{{":status", fmt.Sprint(status)}}, nil, body)
+}
+
+// rootCallouts are the plugin's own calls (audit batches).
+func (e *emu) rootCallouts() []proxytest.HttpCalloutAttribute { return e.callouts(proxytest.PluginContextID) }
+
+// header returns a header's value from a list.
+func header(hs [][2]string, name string) string {
+	for _, kv := range hs {
+		if strings.EqualFold(kv[0], name) {
+			return kv[1]
+		}
+	}
+	return ""
+}
