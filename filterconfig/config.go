@@ -119,7 +119,7 @@ type Upstream struct {
 type Audit struct {
 	// BatchSize is the most records sent in one call (default 100).
 	BatchSize int `json:"batchSize,omitempty"`
-	// FlushMs is how often a partial batch is sent (default 1000).
+	// FlushMs is how often queued records are sent (default 250).
 	FlushMs int `json:"flushMs,omitempty"`
 	// MaxBuffered bounds the records held while MeshGuard is unreachable
 	// (default 10,000); beyond it records are dropped and counted, and the
@@ -130,7 +130,7 @@ type Audit struct {
 // Defaults.
 const (
 	DefaultBatchSize   = 100
-	DefaultFlushMs     = 1000
+	DefaultFlushMs     = 250
 	DefaultMaxBuffered = 10_000
 	DefaultTimeoutMs   = 1000
 	maxBatchSize       = 1000

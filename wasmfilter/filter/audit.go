@@ -15,7 +15,9 @@ import (
 // dropped and counted, and the count goes to MeshGuard with the next batch
 // (MeshGuard logs it and exports it as a metric), so a gap in the trail is
 // always visible. The decision itself is not held up: the filter cannot
-// wait on the network for every request.
+// wait on the network for every request. Records leave at each tick
+// (FlushMs) and, while a backlog lasts, as soon as MeshGuard has taken the
+// previous batch.
 type auditQueue struct {
 	p        *plugin
 	cfg      *filterconfig.Config
@@ -40,13 +42,13 @@ func (q *auditQueue) Write(_ context.Context, r audit.Record) error {
 		return nil
 	}
 	q.records = append(q.records, r)
-	if len(q.records)-q.sentN >= q.cfg.BatchSize() {
-		q.flush()
-	}
 	return nil
 }
 
-// flush sends the next batch, unless one is on its way.
+// flush sends the next batch, unless one is on its way. It runs only in
+// the plugin's own callbacks (the tick, an answer): a call made while
+// deciding a request would belong to that request, and its answer would be
+// lost with it if the request ended first.
 func (q *auditQueue) flush() {
 	if q.sending || len(q.records) == 0 && q.dropped == 0 {
 		return

@@ -19,6 +19,7 @@ import (
 	"github.com/meshguard/meshguard/extauthz"
 	"github.com/meshguard/meshguard/filterconfig"
 	"github.com/meshguard/meshguard/filterconfig/filtertest"
+	"github.com/meshguard/meshguard/wasmfilter/filter"
 )
 
 // extAuthz serves MeshGuard's ext_authz gRPC API over env on 127.0.0.1.
@@ -201,7 +202,7 @@ func TestDeferredCheckFailsClosed(t *testing.T) {
 		{"wrong credential", 401, `{"error":"unauthorized"}`},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			e := start(t, runners(t)[0].vm, env.Config())
+			e := start(t, filter.NewVM(), env.Config())
 			o := e.send(deferred.HeaderMap(), nil, "")
 			calls := e.callouts(o.id)
 			if len(calls) != 1 || o.action != types.ActionPause {

@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -80,6 +81,8 @@ type emu struct {
 	status types.OnPluginStartStatus
 	// answered counts the callouts of each context already answered.
 	answered map[uint32]int
+	// stop releases the emulator, which is process-wide: one at a time.
+	stop func()
 }
 
 // start loads config into vm as Envoy would: the VM starts, then the
@@ -93,11 +96,13 @@ func start(t *testing.T, vm types.VMContext, config []byte) *emu {
 		WithProperty([]string{"request", "time"}, now[:]).
 		WithProperty([]string{"source", "address"}, []byte("10.1.2.3:40000"))
 	host, reset := proxytest.NewHostEmulator(opt)
-	t.Cleanup(reset)
+	e := &emu{t: t, host: host, answered: map[uint32]int{}, stop: sync.OnceFunc(reset)}
+	t.Cleanup(e.stop)
 	if !host.StartVM() {
 		t.Fatal("the VM did not start")
 	}
-	return &emu{t: t, host: host, status: host.StartPlugin(), answered: map[uint32]int{}}
+	e.status = host.StartPlugin()
+	return e
 }
 
 // at sets the time requests are made at.

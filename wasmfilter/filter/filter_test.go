@@ -1,0 +1,274 @@
+package filter_test
+
+import (
+	"context"
+	"encoding/json"
+	"math/rand/v2"
+	"strings"
+	"testing"
+
+	"github.com/proxy-wasm/proxy-wasm-go-sdk/proxywasm/types"
+
+	"github.com/meshguard/meshguard/engine"
+	"github.com/meshguard/meshguard/filterconfig"
+	"github.com/meshguard/meshguard/filterconfig/filtertest"
+	"github.com/meshguard/meshguard/store"
+)
+
+const traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+
+// TestHeaders: an allowed request reaches the upstream with MeshGuard's
+// identity headers in place of any the caller sent, without the caller's
+// delegation token, and in the caller's trace, under the decision's span;
+// the response tells the caller the decision and the trace.
+func TestHeaders(t *testing.T) {
+	env := filtertest.New(t)
+	for _, run := range runners(t) {
+		t.Run(run.name, func(t *testing.T) {
+			e := start(t, run.vm, env.Config())
+			o := e.send([][2]string{
+				{":method", "GET"}, {":authority", "docs.mesh"}, {":path", "/docs/readme"},
+				{"authorization", "Bearer " + env.OrchT}, {"traceparent", traceparent},
+				{"x-meshguard-agent-id", "agent_forged"}, {"x-meshguard-tier", "privileged"}, {"x-meshguard-chain", "agent_forged"},
+			}, nil, "")
+			if o.action != types.ActionContinue || o.local != nil {
+				t.Fatalf("not allowed: %v %+v", o.action, o.local)
+			}
+			want := map[string]string{
+				engine.HeaderAgentID: env.Orch.ID, engine.HeaderAgentName: "orchestrator", engine.HeaderTier: "trusted",
+				engine.HeaderChain: env.Orch.ID, "authorization": "Bearer " + env.OrchT,
+			}
+			for k, v := range want {
+				if o.up[k] != v {
+					t.Errorf("upstream %s = %q, want %q", k, o.up[k], v)
+				}
+			}
+			if !strings.HasPrefix(o.up[engine.HeaderDecisionID], "dec_") {
+				t.Errorf("decision id %q", o.up[engine.HeaderDecisionID])
+			}
+			tp := strings.Split(o.up["traceparent"], "-")
+			if len(tp) != 4 || tp[1] != "4bf92f3577b34da6a3ce929d0e0e4736" || tp[2] == "00f067aa0ba902b7" || len(tp[2]) != 16 || tp[3] != "01" {
+				t.Errorf("upstream traceparent %q: want the caller's trace under a new span", o.up["traceparent"])
+			}
+
+			// The caller's own delegation token does not travel upstream.
+			o = e.send([][2]string{
+				{":method", "GET"}, {":authority", "docs.mesh"}, {":path", "/docs/plan"},
+				{"authorization", "Bearer " + env.MailT}, {"x-meshguard-delegation", delegationOf(t, env)},
+			}, nil, "")
+			if o.action != types.ActionContinue || o.up[engine.HeaderDelegation] != "" || o.up[engine.HeaderChain] != env.Orch.ID+","+env.Mail.ID {
+				t.Errorf("delegated request: action %v, delegation %q, chain %q", o.action, o.up[engine.HeaderDelegation], o.up[engine.HeaderChain])
+			}
+
+			e.host.CallOnResponseHeaders(o.id, [][2]string{{":status", "200"}}, true)
+			resp := e.host.GetCurrentResponseHeaders(o.id)
+			if header(resp, engine.HeaderDecision) != "allow" || len(header(resp, engine.HeaderTraceID)) != 32 {
+				t.Errorf("response headers %v", resp)
+			}
+
+			// A denial carries the same headers, and the SPEC body.
+			o = e.send([][2]string{{":method", "GET"}, {":authority", "vault.mesh"}, {":path", "/"}, {"authorization", "Bearer " + env.MailT}, {"traceparent", traceparent}}, nil, "")
+			if o.local == nil || o.local.StatusCode != 403 || header(o.local.Headers, engine.HeaderDecision) != "deny" ||
+				header(o.local.Headers, engine.HeaderTraceID) != "4bf92f3577b34da6a3ce929d0e0e4736" || header(o.local.Headers, "content-type") != "application/json" {
+				t.Fatalf("denial %+v", o.local)
+			}
+		})
+	}
+}
+
+// delegationOf returns the Env's orchestrator → emailer delegation token,
+// from the table.
+func delegationOf(t *testing.T, env *filtertest.Env) string {
+	for _, c := range env.Cases() {
+		if c.Name == "delegated read" {
+			return header(c.Headers, "x-meshguard-delegation")
+		}
+	}
+	t.Fatal("no delegated case")
+	return ""
+}
+
+// TestConfigurationUpdate: a new configuration (an agent revoked, here) is
+// a new plugin context on the same VM, and decides from its first request;
+// a configuration that does not parse or compile is refused whole, with a
+// logged reason, and leaves no plugin to serve requests.
+func TestConfigurationUpdate(t *testing.T) {
+	env := filtertest.New(t)
+	req := [][2]string{{":method", "GET"}, {":authority", "docs.mesh"}, {":path", "/docs"}, {"authorization", "Bearer " + env.OrchT}}
+	for _, run := range runners(t) {
+		t.Run(run.name, func(t *testing.T) {
+			before := start(t, run.vm, env.Config())
+			if o := before.send(req, nil, ""); o.action != types.ActionContinue {
+				t.Fatalf("before the revocation: %v %+v", o.action, o.local)
+			}
+			before.stop()
+			env := filtertest.New(t) // a fresh MeshGuard per run: the revocation is this run's
+			env.F.Revoke(t, env.Orch.ID)
+			after := start(t, run.vm, env.Generate(t))
+			defer after.stop()
+			if after.status != types.OnPluginStartStatusOK {
+				t.Fatal("the new configuration was refused")
+			}
+			o := after.send([][2]string{{":method", "GET"}, {":authority", "docs.mesh"}, {":path", "/docs"}, {"authorization", "Bearer " + env.OrchT}}, nil, "")
+			if o.local == nil || o.local.StatusCode != 401 || !strings.Contains(string(o.local.Data), "agent_revoked") {
+				t.Fatalf("after the revocation: %+v", o.local)
+			}
+
+			for name, bad := range map[string]string{
+				"not JSON":      `{"version":1,`,
+				"wrong version": `{"version":7}`,
+				"bad JWKS":      strings.Replace(string(env.Config()), `"kty":"OKP"`, `"kty":"RSA"`, 1),
+			} {
+				after.stop()
+				refused := start(t, run.vm, []byte(bad))
+				if refused.status != types.OnPluginStartStatusFailed {
+					t.Errorf("%s: the configuration was accepted", name)
+				}
+				logs := strings.Join(refused.host.GetCriticalLogs(), "\n")
+				if !strings.Contains(logs, "refusing the plugin configuration") {
+					t.Errorf("%s: critical logs %q", name, logs)
+				}
+				refused.stop()
+			}
+		})
+	}
+}
+
+// testConfig is the Env's configuration with small audit bounds.
+func testConfig(t *testing.T, env *filtertest.Env, batch, buffered int) []byte {
+	t.Helper()
+	c, err := filterconfig.Parse(env.Config())
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Audit = filterconfig.Audit{BatchSize: batch, MaxBuffered: buffered, FlushMs: 500}
+	out, err := json.Marshal(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func batchOf(t *testing.T, body []byte) filterconfig.AuditBatch {
+	t.Helper()
+	var b filterconfig.AuditBatch
+	if err := json.Unmarshal(body, &b); err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// TestAuditBatching: records leave at the tick, a batch at a time; a batch
+// MeshGuard refuses stays and is sent again; a full buffer drops and
+// counts, and the count reaches MeshGuard; MeshGuard stores what it is
+// sent, sealed into its chain.
+func TestAuditBatching(t *testing.T) {
+	env := filtertest.New(t)
+	api := env.API(t)
+	allow := [][2]string{{":method", "GET"}, {":authority", "docs.mesh"}, {":path", "/docs"}, {"authorization", "Bearer " + env.OrchT}}
+	deny := [][2]string{{":method", "GET"}, {":authority", "vault.mesh"}, {":path", "/"}, {"authorization", "Bearer " + env.MailT}}
+	for _, run := range runners(t) {
+		t.Run(run.name, func(t *testing.T) {
+			e := start(t, run.vm, testConfig(t, env, 3, 5))
+			if e.host.GetTickPeriod() != 500 {
+				t.Errorf("tick period %d ms, want the configured 500", e.host.GetTickPeriod())
+			}
+			for _, req := range [][][2]string{allow, deny, allow, allow} {
+				if o := e.send(req, nil, ""); len(e.callouts(o.id)) != 0 {
+					t.Fatal("a request made a call: its answer would be lost if the request ended first")
+				}
+			}
+			if n := len(e.rootCallouts()); n != 0 {
+				t.Fatalf("%d calls before the tick", n)
+			}
+			e.host.Tick()
+			calls := e.rootCallouts()
+			if len(calls) != 1 || header(calls[0].Headers, ":path") != filterconfig.AuditPath || calls[0].Upstream != "meshguard_http" {
+				t.Fatalf("calls %+v", calls)
+			}
+			b := batchOf(t, calls[0].Body)
+			if len(b.Records) != 3 || b.Dropped != 0 || b.Records[1].Decision != "deny" || b.Records[1].Reason != engine.ReasonTierBelowMinimum ||
+				b.Records[0].Source != "wasm" || b.Records[0].AgentID != env.Orch.ID || b.Records[0].SourceAddress != "10.1.2.3" {
+				t.Fatalf("batch %+v", b)
+			}
+			if run.wasm {
+				return // the emulator cannot deliver answers to a compiled module
+			}
+			// MeshGuard is down: the batch stays, and new records queue
+			// behind it up to the bound (5); the rest are counted.
+			e.answered[1]++
+			e.reply(calls[0].CalloutID, 503, nil)
+			for range 3 {
+				e.send(allow, nil, "")
+			}
+			e.host.Tick()
+			calls = e.rootCallouts()
+			if len(calls) != 1 {
+				t.Fatalf("%d calls after the tick", len(calls))
+			}
+			b = batchOf(t, calls[0].Body)
+			if len(b.Records) != 3 || b.Dropped != 2 {
+				t.Fatalf("retry: %d records, %d dropped; want 3 and 2", len(b.Records), b.Dropped)
+			}
+			// MeshGuard is back: the real API takes the batches.
+			e.answer(1, api.Client(), api.URL)
+			e.host.Tick()
+			e.answer(1, api.Client(), api.URL)
+			if n := len(e.host.GetCalloutAttributesFromContext(1)); n != 3 {
+				t.Fatalf("%d batches sent in all, want 3 (refused, resent, rest)", n)
+			}
+			page, err := env.F.Store.QueryAudit(context.Background(), store.AuditFilter{Limit: 100})
+			if err != nil {
+				t.Fatal(err)
+			}
+			stored := 0
+			for _, r := range page.Records {
+				if r.Source == "wasm" {
+					stored++
+				}
+			}
+			if stored != 5 {
+				t.Fatalf("%d wasm records stored, want the 5 not dropped", stored)
+			}
+			if n, err := e.host.GetCounterMetric("meshguard.wasm.audit_dropped"); err != nil || n != 2 {
+				t.Errorf("audit_dropped counter %d, %v", n, err)
+			}
+		})
+	}
+}
+
+// TestHostileRequestsNeverTrap: random and oversized headers, in the
+// compiled filter too, are answered (allowed, or denied with a body) and
+// never crash the VM: a trap in Envoy is an outage.
+func TestHostileRequestsNeverTrap(t *testing.T) {
+	env := filtertest.New(t)
+	rng := rand.New(rand.NewPCG(1, 2))
+	pieces := []string{"", "Bearer ", "a.b.c", "\x00", "\xff\xfe", "%", "/../", ",", "{", strings.Repeat("x", 40<<10), env.OrchT, "x-meshguard-action", ":path", "traceparent", "00-zz"}
+	names := []string{"authorization", "x-meshguard-action", "x-meshguard-resource", "x-meshguard-context", "x-meshguard-delegation", "traceparent", ":path", ":method", ":authority", "x-other"}
+	pick := func() string { return pieces[rng.IntN(len(pieces))] + pieces[rng.IntN(len(pieces))] }
+	for _, run := range runners(t) {
+		t.Run(run.name, func(t *testing.T) {
+			e := start(t, run.vm, env.Config())
+			for range 200 {
+				var hs [][2]string
+				for range rng.IntN(12) {
+					hs = append(hs, [2]string{names[rng.IntN(len(names))], pick()})
+				}
+				o := e.send(hs, nil, "")
+				switch {
+				case o.local != nil && (o.local.StatusCode < 400 || !json.Valid(o.local.Data)):
+					t.Fatalf("headers %q: answer %d %q", hs, o.local.StatusCode, o.local.Data)
+				case o.local == nil && o.action == types.ActionPause && len(e.callouts(o.id)) == 0:
+					t.Fatalf("headers %q: paused with nothing pending", hs)
+				}
+			}
+			many := make([][2]string, 300)
+			for i := range many {
+				many[i] = [2]string{"x-h", "v"}
+			}
+			if o := e.send(append([][2]string{{":method", "GET"}, {":path", "/"}}, many...), nil, ""); o.local == nil || o.local.StatusCode != 400 {
+				t.Fatalf("300 headers: %+v", o.local)
+			}
+		})
+	}
+}
