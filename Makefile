@@ -13,7 +13,9 @@ GOLANGCI_LINT := github.com/golangci/golangci-lint/v2/cmd/golangci-lint@v2.15.0
 EXAMPLES  := examples
 MG        := ./$(BIN)
 
-.PHONY: all build test jaeger demo bench bench-load lint fuzz wasm-check clean
+WASM      := bin/meshguard-filter.wasm
+
+.PHONY: all build wasm test jaeger demo bench bench-load lint fuzz wasm-check clean
 
 all: build
 
@@ -24,8 +26,9 @@ build:
 # Jaeger and the PostgreSQL tests a throwaway cluster (scripts/postgres.sh, stopped and
 # removed however the tests end). Both are required here (MESHGUARD_REQUIRE_*), so CI
 # fails rather than skips when one is missing; a bare `go test ./...` skips them.
-test: wasm-check jaeger
+test: wasm-check wasm jaeger
 	$(GO) vet ./...
+	cd wasmfilter && $(GO) vet ./...
 	@set -e; bin=$$(GO=$(GO) scripts/jaeger.sh); \
 	  pgdir=$$(mktemp -d /tmp/meshguard-pg.XXXXXX); \
 	  trap 'scripts/postgres.sh stop "$$pgdir"' EXIT INT TERM; \
@@ -33,6 +36,14 @@ test: wasm-check jaeger
 	  echo "PostgreSQL for the tests: $$url"; \
 	  MESHGUARD_JAEGER_BIN=$$bin MESHGUARD_REQUIRE_JAEGER=1 \
 	  MESHGUARD_TEST_DATABASE_URL="$$url" MESHGUARD_REQUIRE_POSTGRES=1 $(GO) test -race ./...
+	@# The filter's own module: natively and as the compiled $(WASM) under wazero.
+	cd wasmfilter && MESHGUARD_FILTER_WASM=$(abspath $(WASM)) $(GO) test -race ./...
+
+# The proxy-wasm filter (docs/wasm-filter.md): a WASI reactor built by the
+# standard toolchain from its own module, so the server's dependencies stay
+# out of it.
+wasm:
+	cd wasmfilter && GOOS=wasip1 GOARCH=wasm $(GO) build -buildmode=c-shared -trimpath -o ../$(WASM) .
 
 # Builds the Jaeger v2 binary once (about 5 minutes on 2 cores) into
 # ~/.cache/meshguard/jaeger-<version>/ and reuses it afterwards; see docs/tracing.md.
@@ -42,7 +53,7 @@ jaeger:
 # The policy engine is embedded in the proxy-wasm filter: it must keep
 # building for wasip1 with no heavy dependencies.
 wasm-check:
-	GOOS=wasip1 GOARCH=wasm $(GO) build ./policy ./trust
+	GOOS=wasip1 GOARCH=wasm $(GO) build ./policy ./trust ./filterconfig
 
 demo: build
 	@echo "== 1. The example policies, checked and tested offline (no server)"
@@ -71,6 +82,7 @@ lint:
 	$(GO) vet ./...
 	$(GO) run $(STATICCHECK) ./...
 	$(GO) run $(GOLANGCI_LINT) run ./...
+	cd wasmfilter && $(GO) vet ./... && $(GO) run $(STATICCHECK) ./... && $(GO) run $(GOLANGCI_LINT) run ./...
 
 # A short fuzz run of every parser; seeds live in testdata/fuzz/.
 fuzz:

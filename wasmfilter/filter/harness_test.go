@@ -44,6 +44,9 @@ func TestMain(m *testing.M) {
 		}
 	}
 	code := m.Run()
+	if compiled != nil {
+		_ = compiled.Close()
+	}
 	if dir != "" {
 		_ = os.RemoveAll(dir)
 	}
@@ -58,25 +61,33 @@ type runner struct {
 	vm   types.VMContext
 }
 
-// runners returns both. The compiled VM is shared by the test's
-// emulators, as Envoy shares a VM across configurations.
+// compiled is the compiled filter's VM, made once (compiling 8 MB of
+// wasm is most of these tests' time) and shared by every test's emulators,
+// as Envoy shares a VM across configurations.
+var (
+	compiled    proxytest.WasmVMContext
+	compileErr  error
+	compileOnce sync.Once
+)
+
+// runners returns both.
 func runners(t *testing.T) []runner {
 	t.Helper()
-	code, err := os.ReadFile(wasmPath)
-	if err != nil {
-		t.Fatal(err)
+	compileOnce.Do(func() {
+		var code []byte
+		if code, compileErr = os.ReadFile(wasmPath); compileErr == nil {
+			compiled, compileErr = proxytest.NewWasmVMContext(code)
+		}
+	})
+	if compileErr != nil {
+		t.Fatal(compileErr)
 	}
-	vm, err := proxytest.NewWasmVMContext(code)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = vm.Close() })
-	return []runner{{"native", false, filter.NewVM()}, {"wasm", true, vm}}
+	return []runner{{"native", false, filter.NewVM()}, {"wasm", true, compiled}}
 }
 
 // emu is one plugin configuration under the emulator.
 type emu struct {
-	t      *testing.T
+	t      testing.TB
 	host   proxytest.HostEmulator
 	status types.OnPluginStartStatus
 	// answered counts the callouts of each context already answered.
@@ -88,7 +99,7 @@ type emu struct {
 // start loads config into vm as Envoy would: the VM starts, then the
 // plugin with its configuration. Requests are made at filtertest.Now from
 // 10.1.2.3.
-func start(t *testing.T, vm types.VMContext, config []byte) *emu {
+func start(t testing.TB, vm types.VMContext, config []byte) *emu {
 	t.Helper()
 	var now [8]byte
 	binary.LittleEndian.PutUint64(now[:], uint64(filtertest.Now.UnixNano()))
