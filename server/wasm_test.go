@@ -1,0 +1,149 @@
+package server
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	wasmfilterv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/wasm/v3"
+	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
+	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
+	"google.golang.org/protobuf/types/known/wrapperspb"
+
+	"github.com/meshguard/meshguard/client"
+	"github.com/meshguard/meshguard/config"
+	"github.com/meshguard/meshguard/filterconfig"
+	"github.com/meshguard/meshguard/xds"
+)
+
+// TestServeWasmFilterConfiguration: with WASM_FILTER_PATH, an Envoy's ADS
+// stream gets the wasm filter's configuration as its own resource (ECDS),
+// and a new one within a second of each change the filter decides on — an
+// agent created, an agent revoked, a policy applied; the same document is
+// served at GET /v1/filter/config to the filter's credential only.
+func TestServeWasmFilterConfiguration(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "services.yaml")
+	if err := os.WriteFile(file, []byte(servicesV1), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r := start(t, func(c *config.Config) {
+		c.ServicesFile, c.WasmFilterPath = file, "/etc/envoy/meshguard-filter.wasm"
+		c.AdminToken = "wasm-test-admin-token-0123456789"
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	next := watchFilterConfig(ctx, t, r, "envoy-wasm")
+
+	first := next()
+	if first.Version != filterconfig.Version || len(first.Services) != 1 || first.MeshGuard.Cluster != xds.HTTPCluster ||
+		first.MeshGuard.Token != filterconfig.FilterToken(r.cfg.AdminToken) || len(first.Policies) != 1 {
+		t.Fatalf("first configuration: %+v", first)
+	}
+	if _, err := filterconfig.New(first, filterconfig.Options{}); err != nil {
+		t.Fatalf("the served configuration does not compile: %v", err)
+	}
+
+	created, err := r.admin.CreateAgent(ctx, client.CreateAgentRequest{Name: "scout", TrustTier: "verified", Tags: []string{"reader"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	changed := time.Now()
+	second := next()
+	t.Logf("an agent's creation reached the Envoy in %v", time.Since(changed))
+	if !slices.ContainsFunc(second.Agents, func(a filterconfig.Agent) bool { return a.ID == created.Agent.ID }) {
+		t.Fatalf("the new agent is not in the configuration: %+v", second.Agents)
+	}
+
+	if _, err := r.admin.RevokeAgent(ctx, created.Agent.ID); err != nil {
+		t.Fatal(err)
+	}
+	third := next()
+	if !slices.ContainsFunc(third.RevokedAgents, func(a filterconfig.Agent) bool { return a.ID == created.Agent.ID }) {
+		t.Fatalf("the revoked agent is not on the revocation list: %+v", third.RevokedAgents)
+	}
+
+	if _, err := r.admin.ApplyPolicyYAML(ctx, []byte("name: writers\nappliesTo: {tags: [writer]}\nrules:\n  - {name: w, effect: allow, actions: [\"write:*\"]}\n")); err != nil {
+		t.Fatal(err)
+	}
+	if fourth := next(); len(fourth.Policies) != 2 {
+		t.Fatalf("after a policy was applied: %d policies", len(fourth.Policies))
+	}
+
+	// The same document over HTTP, for filters that fetch it.
+	get := func(token string) (int, string) {
+		req, _ := http.NewRequest("GET", "http://"+r.addrs.HTTP+filterconfig.ConfigPath, nil)
+		if token != "" {
+			req.Header.Set(filterconfig.HeaderFilterToken, token)
+		}
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		b, _ := io.ReadAll(res.Body)
+		return res.StatusCode, string(b)
+	}
+	if code, body := get(filterconfig.FilterToken(r.cfg.AdminToken)); code != 200 || !strings.Contains(body, `"writers"`) {
+		t.Fatalf("GET %s: %d %.200s", filterconfig.ConfigPath, code, body)
+	}
+	for _, wrong := range []string{"", r.cfg.AdminToken} {
+		if code, _ := get(wrong); code != 401 {
+			t.Errorf("GET %s with credential %q: %d, want 401", filterconfig.ConfigPath, wrong, code)
+		}
+	}
+}
+
+// watchFilterConfig opens an ADS stream to r as node for the wasm filter's
+// configuration and returns a function that waits for the next push, ACKs
+// it, and returns the configuration it carries.
+func watchFilterConfig(ctx context.Context, t *testing.T, r *running, node string) func() *filterconfig.Config {
+	t.Helper()
+	stream, err := discoveryv3.NewAggregatedDiscoveryServiceClient(r.grpc).StreamAggregatedResources(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := &discoveryv3.DiscoveryRequest{Node: &corev3.Node{Id: node}, TypeUrl: resourcev3.ExtensionConfigType, ResourceNames: []string{xds.WasmFilter}}
+	if err := stream.Send(req); err != nil {
+		t.Fatal(err)
+	}
+	return func() *filterconfig.Config {
+		t.Helper()
+		resp, err := stream.Recv()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(resp.GetResources()) != 1 {
+			t.Fatalf("%d extension configs", len(resp.GetResources()))
+		}
+		var ext corev3.TypedExtensionConfig
+		var w wasmfilterv3.Wasm
+		var s wrapperspb.StringValue
+		if err := resp.GetResources()[0].UnmarshalTo(&ext); err != nil {
+			t.Fatal(err)
+		}
+		if err := ext.GetTypedConfig().UnmarshalTo(&w); err != nil {
+			t.Fatal(err)
+		}
+		if err := w.GetConfig().GetConfiguration().UnmarshalTo(&s); err != nil {
+			t.Fatal(err)
+		}
+		c, err := filterconfig.Parse([]byte(s.GetValue()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ack := &discoveryv3.DiscoveryRequest{TypeUrl: resourcev3.ExtensionConfigType, ResourceNames: []string{xds.WasmFilter},
+			VersionInfo: resp.GetVersionInfo(), ResponseNonce: resp.GetNonce()}
+		if err := stream.Send(ack); err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+}
