@@ -81,7 +81,25 @@ type Config struct {
 	Audit Audit `json:"audit,omitempty"`
 	// TokenCacheEntries bounds the verified-token cache (default 10,000).
 	TokenCacheEntries int `json:"tokenCacheEntries,omitempty"`
+	// Source, in place of everything above but the version, has the filter
+	// fetch its configuration from MeshGuard and refresh it: for proxies
+	// whose configuration MeshGuard's xDS does not serve, such as Istio
+	// sidecars given the filter by a WasmPlugin.
+	Source *Source `json:"source,omitempty"`
 }
+
+// Source is where a filter fetches its configuration (GET ConfigPath).
+// The configuration fetched is used with this Upstream in place of its own
+// meshguard member: the cluster names are the proxy's.
+type Source struct {
+	Upstream
+	// RefreshMs is how often the configuration is fetched again (default
+	// 5000); a fetch that fails keeps the configuration in force.
+	RefreshMs int `json:"refreshMs,omitempty"`
+}
+
+// DefaultRefreshMs is how often a fetched configuration is refreshed.
+const DefaultRefreshMs = 5000
 
 // Agent is an active agent as the filter sees it.
 type Agent struct {
@@ -161,9 +179,13 @@ func Parse(data []byte) (*Config, error) {
 }
 
 func (c *Config) check() error {
-	switch {
-	case c.Version != Version:
+	if c.Version != Version {
 		return fmt.Errorf("version: %d: this filter reads version %d", c.Version, Version)
+	}
+	if c.Source != nil {
+		return c.checkSource()
+	}
+	switch {
 	case c.Mode != "" && c.Mode != engine.ModeEnforce && c.Mode != engine.ModeAudit:
 		return fmt.Errorf("mode: %q: expected enforce or audit", c.Mode)
 	case len(c.JWKS) == 0:
@@ -174,12 +196,6 @@ func (c *Config) check() error {
 		return fmt.Errorf("policies: more than %d", MaxPolicies)
 	case len(c.Services) > catalog.MaxServices:
 		return fmt.Errorf("services: more than %d", catalog.MaxServices)
-	case c.MeshGuard.Cluster == "":
-		return errors.New("meshguard.cluster: required")
-	case c.MeshGuard.Token == "":
-		return errors.New("meshguard.token: required")
-	case c.MeshGuard.TimeoutMs < 0 || c.MeshGuard.TimeoutMs > 60_000:
-		return fmt.Errorf("meshguard.timeoutMs: %d: expected 0 (default) to 60000", c.MeshGuard.TimeoutMs)
 	case c.Audit.BatchSize < 0 || c.Audit.BatchSize > maxBatchSize:
 		return fmt.Errorf("audit.batchSize: %d: expected 0 (default) to %d", c.Audit.BatchSize, maxBatchSize)
 	case c.Audit.FlushMs < 0 || c.Audit.FlushMs > 60_000:
@@ -188,6 +204,9 @@ func (c *Config) check() error {
 		return fmt.Errorf("audit.maxBuffered: %d: expected 0 (default) to %d", c.Audit.MaxBuffered, maxBuffered)
 	case c.TokenCacheEntries < 0 || c.TokenCacheEntries > 1_000_000:
 		return fmt.Errorf("tokenCacheEntries: %d: expected 0 (default) to 1000000", c.TokenCacheEntries)
+	}
+	if err := c.MeshGuard.check("meshguard"); err != nil {
+		return err
 	}
 	for i := range c.Agents {
 		if err := c.Agents[i].check(); err != nil {
@@ -198,6 +217,35 @@ func (c *Config) check() error {
 		if err := c.RevokedAgents[i].check(); err != nil {
 			return fmt.Errorf("revokedAgents[%d]: %w", i, err)
 		}
+	}
+	return nil
+}
+
+// checkSource checks a configuration that only names its source.
+func (c *Config) checkSource() error {
+	if len(c.JWKS) > 0 || c.Agents != nil || c.RevokedAgents != nil || c.Policies != nil || c.Routes != nil || c.Services != nil ||
+		c.MeshGuard != (Upstream{}) || c.Audit != (Audit{}) || c.Mode != "" || c.Issuer != "" || c.Audience != "" || c.HS256 ||
+		c.TokenCacheEntries != 0 || c.Revision != "" {
+		return errors.New("source: a configuration that names its source carries nothing else (but its version)")
+	}
+	if c.Source.RefreshMs < 0 || c.Source.RefreshMs > 3_600_000 {
+		return fmt.Errorf("source.refreshMs: %d: expected 0 (default) to 3600000", c.Source.RefreshMs)
+	}
+	return c.Source.check("source")
+}
+
+// RefreshEvery is how often a fetched configuration is refreshed, in
+// milliseconds.
+func (s *Source) RefreshEvery() int { return orDefault(s.RefreshMs, DefaultRefreshMs) }
+
+func (u *Upstream) check(field string) error {
+	switch {
+	case u.Cluster == "":
+		return fmt.Errorf("%s.cluster: required", field)
+	case u.Token == "":
+		return fmt.Errorf("%s.token: required", field)
+	case u.TimeoutMs < 0 || u.TimeoutMs > 60_000:
+		return fmt.Errorf("%s.timeoutMs: %d: expected 0 (default) to 60000", field, u.TimeoutMs)
 	}
 	return nil
 }
@@ -218,19 +266,21 @@ func (a *Agent) identity(status identity.Status) identity.Agent {
 	return identity.Agent{ID: a.ID, Name: a.Name, TrustTier: t, Tags: a.Tags, Hosts: a.Hosts, Status: status}
 }
 
-// BatchSize, FlushMs, MaxBuffered and TimeoutMs return the settings with
-// their defaults applied.
+// BatchSize, FlushMs and MaxBuffered return the settings with their
+// defaults applied.
 func (c *Config) BatchSize() int   { return orDefault(c.Audit.BatchSize, DefaultBatchSize) }
 func (c *Config) FlushMs() int     { return orDefault(c.Audit.FlushMs, DefaultFlushMs) }
 func (c *Config) MaxBuffered() int { return orDefault(c.Audit.MaxBuffered, DefaultMaxBuffered) }
-func (c *Config) TimeoutMs() int   { return orDefault(c.MeshGuard.TimeoutMs, DefaultTimeoutMs) }
 
-// Authority is the :authority of calls to MeshGuard.
-func (c *Config) Authority() string {
-	if c.MeshGuard.Authority != "" {
-		return c.MeshGuard.Authority
+// Timeout is how long a call may take, in milliseconds.
+func (u *Upstream) Timeout() int { return orDefault(u.TimeoutMs, DefaultTimeoutMs) }
+
+// HostAuthority is the :authority of calls to MeshGuard.
+func (u *Upstream) HostAuthority() string {
+	if u.Authority != "" {
+		return u.Authority
 	}
-	return c.MeshGuard.Cluster
+	return u.Cluster
 }
 
 func orDefault(v, d int) int {

@@ -34,6 +34,10 @@ func newAuditQueue(p *plugin, cfg *filterconfig.Config) *auditQueue {
 	return &auditQueue{p: p, cfg: cfg}
 }
 
+// configure takes a new configuration's settings (a fetched configuration
+// replaces the one in force; the queue and what it holds stay).
+func (q *auditQueue) configure(cfg *filterconfig.Config) { q.cfg = cfg }
+
 // Write takes the record of a local decision (engine.Recorder).
 func (q *auditQueue) Write(_ context.Context, r audit.Record) error {
 	if len(q.records) >= q.cfg.MaxBuffered() {
@@ -62,9 +66,9 @@ func (q *auditQueue) flush() {
 		q.dropped += uint64(n)
 		return
 	}
-	hdrs := callHeaders(q.cfg, filterconfig.AuditPath)
-	if _, err := proxywasm.DispatchHttpCall(q.cfg.MeshGuard.Cluster, hdrs, body, nil, uint32(q.cfg.TimeoutMs()), q.onAnswer); err != nil {
-		q.failed("dispatching to cluster " + q.cfg.MeshGuard.Cluster + ": " + err.Error())
+	up := &q.cfg.MeshGuard
+	if _, err := proxywasm.DispatchHttpCall(up.Cluster, callHeaders(up, "POST", filterconfig.AuditPath), body, nil, uint32(up.Timeout()), q.onAnswer); err != nil {
+		q.failed("dispatching to cluster " + up.Cluster + ": " + err.Error())
 		return
 	}
 	q.sending, q.sentN, q.sentDrop = true, n, q.dropped

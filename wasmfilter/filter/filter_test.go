@@ -7,12 +7,14 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/proxy-wasm/proxy-wasm-go-sdk/proxywasm/proxytest"
 	"github.com/proxy-wasm/proxy-wasm-go-sdk/proxywasm/types"
 
 	"github.com/meshguard/meshguard/engine"
 	"github.com/meshguard/meshguard/filterconfig"
 	"github.com/meshguard/meshguard/filterconfig/filtertest"
 	"github.com/meshguard/meshguard/store"
+	"github.com/meshguard/meshguard/wasmfilter/filter"
 )
 
 const traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
@@ -270,5 +272,71 @@ func TestHostileRequestsNeverTrap(t *testing.T) {
 				t.Fatalf("300 headers: %+v", o.local)
 			}
 		})
+	}
+}
+
+// TestFetchedConfiguration: a filter given only a source (an Istio
+// WasmPlugin's pluginConfig) refuses requests until it has fetched its
+// configuration from MeshGuard, then decides with it, refreshes it when the
+// refresh period has passed, and calls MeshGuard through the source's
+// cluster, not the one the fetched configuration names.
+func TestFetchedConfiguration(t *testing.T) {
+	env := filtertest.New(t)
+	api := env.API(t)
+	const cluster = "outbound|3100||meshguard.meshguard-system.svc.cluster.local"
+	source := []byte(`{"version":1,"source":{"cluster":"` + cluster + `","token":"` + filterconfig.FilterToken(filtertest.AdminToken) + `","refreshMs":1000}}`)
+	req := [][2]string{{":method", "GET"}, {":authority", "docs.mesh"}, {":path", "/docs"}, {"authorization", "Bearer " + env.OrchT}}
+	for _, run := range runners(t) {
+		t.Run(run.name, func(t *testing.T) {
+			e := start(t, run.vm, source)
+			if e.status != types.OnPluginStartStatusOK {
+				t.Fatal("a source configuration was refused")
+			}
+			calls := e.rootCallouts()
+			if len(calls) != 1 || calls[0].Upstream != cluster || header(calls[0].Headers, ":method") != "GET" || header(calls[0].Headers, ":path") != filterconfig.ConfigPath {
+				t.Fatalf("start-up calls %+v", calls)
+			}
+			if o := e.send(req, nil, ""); o.local == nil || o.local.StatusCode != 503 {
+				t.Fatalf("before the configuration came: %+v", o.local)
+			}
+			if run.wasm {
+				return // the emulator cannot deliver answers to a compiled module
+			}
+			e.answer(proxytest.PluginContextID, api.Client(), api.URL)
+			if o := e.send(req, nil, ""); o.action != types.ActionContinue {
+				t.Fatalf("with the fetched configuration: %+v", o.local)
+			}
+			env.F.Revoke(t, env.Orch.ID)
+			for range 3 {
+				e.host.Tick()
+			}
+			if n := len(e.rootCallouts()); n != 1 { // the audit batch; no fetch before 1000 ms
+				t.Fatalf("%d calls after 750 ms", n)
+			}
+			if c := e.rootCallouts()[0]; c.Upstream != cluster || header(c.Headers, ":path") != filterconfig.AuditPath {
+				t.Fatalf("the audit batch went to %s %s", c.Upstream, header(c.Headers, ":path"))
+			}
+			e.host.Tick()
+			e.answer(proxytest.PluginContextID, api.Client(), api.URL)
+			o := e.send(req, nil, "")
+			if o.local == nil || o.local.StatusCode != 401 || !strings.Contains(string(o.local.Data), "agent_revoked") {
+				t.Fatalf("after the refresh: %+v", o.local)
+			}
+			// A refresh MeshGuard cannot answer keeps the configuration.
+			for range 4 {
+				e.host.Tick()
+			}
+			for _, c := range e.rootCallouts() {
+				e.answered[proxytest.PluginContextID]++
+				e.reply(c.CalloutID, 503, nil)
+			}
+			if o := e.send(req, nil, ""); o.local == nil || o.local.StatusCode != 401 {
+				t.Fatalf("after a failed refresh: %+v", o.local)
+			}
+		})
+	}
+	bad := start(t, filter.NewVM(), []byte(`{"version":1,"source":{"cluster":"c","token":"t"},"agents":[]}`))
+	if bad.status != types.OnPluginStartStatusFailed {
+		t.Fatal("a source configuration carrying more was accepted")
 	}
 }

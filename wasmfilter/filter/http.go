@@ -34,7 +34,7 @@ type request struct {
 func (h *request) OnHttpRequestHeaders(int, bool) types.Action {
 	p := h.p
 	if p.decider == nil {
-		return h.fail("the filter has no configuration", nil)
+		return h.fail("the filter has no configuration yet", nil)
 	}
 	hdrs, err := proxywasm.GetHttpRequestHeaders()
 	if err != nil {
@@ -123,8 +123,8 @@ func (h *request) ask(r *engine.Request) types.Action {
 	if err != nil {
 		return h.fail("encoding the deferred check", err)
 	}
-	hdrs := callHeaders(p.cfg, filterconfig.CheckPath)
-	if _, err := proxywasm.DispatchHttpCall(p.cfg.MeshGuard.Cluster, hdrs, body, nil, uint32(p.cfg.TimeoutMs()), h.onVerdict); err != nil {
+	up := &p.cfg.MeshGuard
+	if _, err := proxywasm.DispatchHttpCall(up.Cluster, callHeaders(up, "POST", filterconfig.CheckPath), body, nil, uint32(up.Timeout()), h.onVerdict); err != nil {
 		return h.fail("calling MeshGuard (cluster "+p.cfg.MeshGuard.Cluster+")", err)
 	}
 	return types.ActionPause
@@ -178,14 +178,10 @@ func (h *request) fail(what string, err error) types.Action {
 }
 
 // callHeaders are the headers of a call to MeshGuard.
-func callHeaders(c *filterconfig.Config, path string) [][2]string {
-	method := "POST"
-	if path == filterconfig.ConfigPath {
-		method = "GET"
-	}
+func callHeaders(up *filterconfig.Upstream, method, path string) [][2]string {
 	return [][2]string{
-		{":method", method}, {":path", path}, {":authority", c.Authority()},
-		{"content-type", "application/json"}, {filterconfig.HeaderFilterToken, c.MeshGuard.Token},
+		{":method", method}, {":path", path}, {":authority", up.HostAuthority()},
+		{"content-type", "application/json"}, {filterconfig.HeaderFilterToken, up.Token},
 	}
 }
 

@@ -13,6 +13,7 @@ package filter
 
 import (
 	"encoding/binary"
+	"errors"
 	"time"
 
 	"github.com/proxy-wasm/proxy-wasm-go-sdk/proxywasm"
@@ -28,7 +29,8 @@ type vm struct{ types.DefaultVMContext }
 
 func (*vm) NewPluginContext(uint32) types.PluginContext { return &plugin{} }
 
-// plugin is one configuration in force.
+// plugin is one configuration in force: given by the host, or, when the
+// host gives only a source, fetched from MeshGuard and refreshed.
 type plugin struct {
 	types.DefaultPluginContext
 	cfg     *filterconfig.Config
@@ -38,11 +40,19 @@ type plugin struct {
 	// now is the time of the request being decided: callbacks never
 	// interleave, so the engine's clock reads it.
 	now time.Time
+
+	// source, if set, is where the configuration is fetched; ticks counts
+	// the ticks since the last fetch, fetching says one is on its way.
+	source   *filterconfig.Source
+	ticks    int
+	fetching bool
 }
 
 // OnPluginStart loads the configuration. One that does not parse or
 // compile is refused whole: the host then keeps the configuration it had,
 // or, with none, fails requests closed (the filter's fail_open is false).
+// A configuration that names a source is fetched now; requests are refused
+// (503) until it has come.
 func (p *plugin) OnPluginStart(int) types.OnPluginStartStatus {
 	p.stats = newStats()
 	data, err := proxywasm.GetPluginConfiguration()
@@ -55,20 +65,44 @@ func (p *plugin) OnPluginStart(int) types.OnPluginStartStatus {
 		proxywasm.LogCriticalf("meshguard: refusing the plugin configuration: %v", err)
 		return false
 	}
-	p.audit = newAuditQueue(p, cfg)
-	d, err := filterconfig.New(cfg, filterconfig.Options{Now: p.clock, Recorder: p.audit})
-	if err != nil {
+	flush := cfg.FlushMs()
+	if cfg.Source != nil {
+		p.source = cfg.Source
+		proxywasm.LogInfof("meshguard: fetching the configuration from cluster %s every %d ms", p.source.Cluster, p.source.RefreshEvery())
+		p.fetch()
+	} else if err := p.load(cfg); err != nil {
 		proxywasm.LogCriticalf("meshguard: refusing the plugin configuration: %v", err)
 		return false
 	}
-	p.cfg, p.decider = cfg, d
-	if err := proxywasm.SetTickPeriodMilliSeconds(uint32(cfg.FlushMs())); err != nil {
-		proxywasm.LogCriticalf("meshguard: setting the audit flush period: %v", err)
+	if err := proxywasm.SetTickPeriodMilliSeconds(uint32(flush)); err != nil {
+		proxywasm.LogCriticalf("meshguard: setting the tick period: %v", err)
 		return false
 	}
+	return true
+}
+
+// load compiles cfg and puts it in force.
+func (p *plugin) load(cfg *filterconfig.Config) error {
+	if p.source != nil {
+		cfg.MeshGuard = p.source.Upstream // the proxy's cluster, not MeshGuard's name for it
+	}
+	if p.audit == nil {
+		p.audit = newAuditQueue(p, cfg)
+	}
+	d, err := filterconfig.New(cfg, filterconfig.Options{Now: p.clock, Recorder: p.audit})
+	if err != nil {
+		return err
+	}
+	p.audit.configure(cfg)
+	if p.cfg != nil && p.cfg.FlushMs() != cfg.FlushMs() {
+		if err := proxywasm.SetTickPeriodMilliSeconds(uint32(cfg.FlushMs())); err != nil {
+			proxywasm.LogWarnf("meshguard: setting the tick period: %v", err)
+		}
+	}
+	p.cfg, p.decider = cfg, d
 	proxywasm.LogInfof("meshguard: configuration %s loaded: %d agents, %d revoked, %d policies, %d services, mode %s",
 		cfg.Revision, len(cfg.Agents), len(cfg.RevokedAgents), len(cfg.Policies), len(cfg.Services), modeOf(cfg))
-	return true
+	return nil
 }
 
 func modeOf(c *filterconfig.Config) string {
@@ -78,8 +112,75 @@ func modeOf(c *filterconfig.Config) string {
 	return string(c.Mode)
 }
 
-// OnTick ships the audit records of the last period.
-func (p *plugin) OnTick() { p.audit.flush() }
+// OnTick ships the audit records of the last period and, with a source,
+// fetches the configuration again when its refresh period has passed (at
+// once while there is none).
+func (p *plugin) OnTick() {
+	if p.audit != nil {
+		p.audit.flush()
+	}
+	if p.source == nil {
+		return
+	}
+	p.ticks++
+	if p.decider == nil || p.ticks*p.tickMs() >= p.source.RefreshEvery() {
+		p.fetch()
+	}
+}
+
+func (p *plugin) tickMs() int {
+	if p.cfg != nil {
+		return p.cfg.FlushMs()
+	}
+	return filterconfig.DefaultFlushMs
+}
+
+// fetch asks MeshGuard for the configuration in force.
+func (p *plugin) fetch() {
+	if p.fetching {
+		return
+	}
+	up := &p.source.Upstream
+	if _, err := proxywasm.DispatchHttpCall(up.Cluster, callHeaders(up, "GET", filterconfig.ConfigPath), nil, nil, uint32(up.Timeout()), p.onConfig); err != nil {
+		proxywasm.LogWarnf("meshguard: fetching the configuration from cluster %s: %v", up.Cluster, err)
+		return
+	}
+	p.fetching, p.ticks = true, 0
+}
+
+// onConfig loads a fetched configuration unless it is the one in force; a
+// failed fetch or a configuration that does not load keeps the one in
+// force (and, with none yet, requests stay refused).
+func (p *plugin) onConfig(_, bodySize, _ int) {
+	p.fetching = false
+	if status := callStatus(); status != "200" {
+		proxywasm.LogWarnf("meshguard: fetching the configuration: MeshGuard answered %s; keeping the one in force", status)
+		return
+	}
+	if bodySize > filterconfig.MaxBytes {
+		proxywasm.LogWarnf("meshguard: the fetched configuration is larger than %d bytes; keeping the one in force", filterconfig.MaxBytes)
+		return
+	}
+	body, err := proxywasm.GetHttpCallResponseBody(0, bodySize)
+	if err != nil {
+		proxywasm.LogWarnf("meshguard: reading the fetched configuration: %v", err)
+		return
+	}
+	cfg, err := filterconfig.Parse(body)
+	if err == nil && cfg.Source != nil {
+		err = errors.New("a fetched configuration may not name a source")
+	}
+	if err != nil {
+		proxywasm.LogErrorf("meshguard: refusing the fetched configuration: %v; keeping the one in force", err)
+		return
+	}
+	if p.cfg != nil && cfg.Revision == p.cfg.Revision {
+		return
+	}
+	if err := p.load(cfg); err != nil {
+		proxywasm.LogErrorf("meshguard: refusing the fetched configuration: %v; keeping the one in force", err)
+	}
+}
 
 // OnPluginDone ships what is left before the configuration goes; the host
 // waits (false) until the last batch is answered.
