@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/meshguard/meshguard/catalog"
+	"github.com/meshguard/meshguard/filterconfig"
 	"github.com/meshguard/meshguard/identity"
 	"github.com/meshguard/meshguard/xds"
 )
@@ -257,6 +258,15 @@ func (c *Client) JWKS(ctx context.Context) ([]byte, error) {
 func (c *Client) XDSStatus(ctx context.Context) (xds.Status, error) {
 	var out xds.Status
 	err := c.doJSON(ctx, http.MethodGet, "/admin/xds/status", authAdmin, nil, &out)
+	return out, err
+}
+
+// FilterConfig returns the wasm filter's configuration in force, as a
+// filter fetches it (GET /v1/filter/config, with the filter credential
+// derived from the admin token).
+func (c *Client) FilterConfig(ctx context.Context) (json.RawMessage, error) {
+	var out json.RawMessage
+	err := c.doJSON(ctx, http.MethodGet, filterconfig.ConfigPath, authFilter, nil, &out)
 	return out, err
 }
 

@@ -15,6 +15,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/yaml"
+
+	"github.com/meshguard/meshguard/filterconfig"
 )
 
 // documents splits a multi-document YAML file.
@@ -116,11 +118,25 @@ func TestAuthorizationPolicy(t *testing.T) {
 	}
 }
 
+// TestWasmPlugin: the WasmPlugin fails closed, and its pluginConfig, as the
+// filter receives it (JSON), is a configuration the filter accepts: a
+// source on MeshGuard's HTTP port in the mesh.
 func TestWasmPlugin(t *testing.T) {
 	var wp extensionsv1alpha1.WasmPlugin
 	decodeCustom(t, "wasm-plugin.yaml", "extensions.istio.io/v1alpha1", "WasmPlugin", &wp)
 	if wp.GetFailStrategy() != extensionsv1alpha1.FailStrategy_FAIL_CLOSE || wp.GetPhase() != extensionsv1alpha1.PluginPhase_AUTHN {
 		t.Fatalf("plugin %v", &wp)
+	}
+	js, err := protojson.Marshal(wp.GetPluginConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := filterconfig.Parse(js)
+	if err != nil {
+		t.Fatalf("the filter refuses the pluginConfig: %v\n%s", err, js)
+	}
+	if c.Source == nil || !strings.HasPrefix(c.Source.Cluster, "outbound|3100||meshguard.meshguard-system.svc") {
+		t.Fatalf("source %+v: want MeshGuard's HTTP port (3100) in the mesh", c.Source)
 	}
 }
 
