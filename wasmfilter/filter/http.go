@@ -26,6 +26,8 @@ type request struct {
 	// responseHeaders are set on the response, allowed or not.
 	responseHeaders [][2]string
 	traceID         string
+	// sent are the request's headers as they arrived.
+	sent [][2]string
 }
 
 // OnHttpRequestHeaders decides the request: locally, or by asking
@@ -54,6 +56,7 @@ func (h *request) OnHttpRequestHeaders(int, bool) types.Action {
 	}
 	r.SetHeaders(&sc)
 	h.traceID = r.TraceID
+	h.sent = hdrs
 	if bad := sc.Bad(); bad != "" {
 		proxywasm.LogInfof("meshguard: request refused before the engine: %s", bad)
 		d := engine.Refusal(&r, 400, engine.ReasonBadRequest, bad, p.now)
@@ -86,15 +89,8 @@ func (h *request) enforce(v filterconfig.Verdict, resume bool) types.Action {
 		return types.ActionPause
 	}
 	h.p.stats.allow.Increment(1)
-	for _, name := range v.RemoveHeaders {
-		if err := proxywasm.RemoveHttpRequestHeader(name); err != nil {
-			return h.fail("removing "+name, err)
-		}
-	}
-	for _, kv := range v.UpstreamHeaders {
-		if err := proxywasm.ReplaceHttpRequestHeader(kv[0], kv[1]); err != nil {
-			return h.fail("setting "+kv[0], err)
-		}
+	if err := proxywasm.ReplaceHttpRequestHeaders(upstream(h.sent, &v)); err != nil {
+		return h.fail("setting the upstream headers", err)
 	}
 	if resume {
 		if err := proxywasm.ResumeHttpRequest(); err != nil {
@@ -102,6 +98,38 @@ func (h *request) enforce(v filterconfig.Verdict, resume bool) types.Action {
 		}
 	}
 	return types.ActionContinue
+}
+
+// upstream is the request's header map as it goes upstream: as it
+// arrived, without the headers the verdict removes or sets, then those it
+// sets. Envoy takes the whole map in one host call, where a call per header
+// would cost a dozen.
+func upstream(sent [][2]string, v *filterconfig.Verdict) [][2]string {
+	out := make([][2]string, 0, len(sent)+len(v.UpstreamHeaders))
+	for _, kv := range sent {
+		if !named(kv[0], v.RemoveHeaders) && !setBy(kv[0], v.UpstreamHeaders) {
+			out = append(out, kv)
+		}
+	}
+	return append(out, v.UpstreamHeaders...)
+}
+
+func named(name string, names []string) bool {
+	for _, n := range names {
+		if strings.EqualFold(n, name) {
+			return true
+		}
+	}
+	return false
+}
+
+func setBy(name string, hs [][2]string) bool {
+	for _, kv := range hs {
+		if strings.EqualFold(kv[0], name) {
+			return true
+		}
+	}
+	return false
 }
 
 // OnHttpResponseHeaders tells the caller the decision, as ext_authz's
