@@ -15,7 +15,7 @@ MG        := ./$(BIN)
 
 WASM      := bin/meshguard-filter.wasm
 
-.PHONY: all build wasm test jaeger demo bench bench-load lint fuzz wasm-check clean
+.PHONY: all build wasm bench-wasm test jaeger demo bench bench-load lint fuzz wasm-check clean
 
 all: build
 
@@ -70,6 +70,13 @@ demo: build
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./policy ./identity ./store ./engine ./ratelimit ./extauthz ./gateway ./audit
+
+# The wasm filter in the SDK's emulator, natively and compiled under wazero
+# (docs/performance.md). Requests stay under the audit queue's bound.
+bench-wasm: wasm
+	cd wasmfilter && MESHGUARD_FILTER_WASM=$(abspath $(WASM)) $(GO) test -run '^$$' -bench 'BenchmarkRequest' -benchtime 5000x ./filter 2>/dev/null
+	cd wasmfilter && MESHGUARD_FILTER_WASM=$(abspath $(WASM)) $(GO) test -run '^$$' -bench 'BenchmarkPluginStart' -benchtime 50x ./filter 2>/dev/null
+	cd wasmfilter && MESHGUARD_FILTER_WASM=$(abspath $(WASM)) $(GO) test -run '^$$' -bench 'BenchmarkVMStart' -benchtime 3x ./filter 2>/dev/null
 
 # Whole-system load: ghz against MeshGuard and a no-op ext_authz server in one run.
 # LOAD_FLAGS passes options, e.g. LOAD_FLAGS='-rps 3000' for a fixed rate below saturation.
