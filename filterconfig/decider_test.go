@@ -107,3 +107,37 @@ func Same(t *testing.T, want, got *engine.Decision) {
 		t.Fatalf("decisions differ\nserver: %+v\nfilter: %+v", v(want), v(got))
 	}
 }
+
+// TestTokenCacheRespectsExp: a verified token is cached, and the cache
+// never answers for it after its exp.
+func TestTokenCacheRespectsExp(t *testing.T) {
+	env := filtertest.New(t)
+	short, _, err := env.F.Issuer.Issue(env.Orch, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := filterconfig.Parse(env.Config())
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := filtertest.Now
+	local, err := filterconfig.New(cfg, filterconfig.Options{Now: func() time.Time { return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	check := func() engine.Decision {
+		r := engine.Request{Method: "GET", Host: "docs.mesh", Path: "/docs", Token: short}
+		d, err := local.Check(context.Background(), &r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return d
+	}
+	if d := check(); !d.Allowed || local.CachedTokens() != 1 {
+		t.Fatalf("first: %s, %d cached", d.Reason, local.CachedTokens())
+	}
+	now = now.Add(2 * time.Minute)
+	if d := check(); d.Allowed || d.Status != 401 || !strings.Contains(d.Message, "expired") {
+		t.Fatalf("after exp: %d %s", d.Status, d.Message)
+	}
+}

@@ -2,13 +2,11 @@ package identity
 
 import (
 	"bytes"
-	"crypto/ecdh"
 	"crypto/ecdsa"
 	"crypto/ed25519"
 	"crypto/elliptic"
 	"encoding/json"
 	"fmt"
-	"math/big"
 	"time"
 )
 
@@ -96,11 +94,12 @@ func parsePublicJWK(raw json.RawMessage) (*signingKey, error) {
 		if err != nil || len(x) != 32 || len(y) != 32 {
 			return nil, fmt.Errorf("kid %q: a P-256 key needs 32-byte base64url x and y", k.Kid)
 		}
-		// Refuse points off the curve: verifying against one is undefined.
-		if _, err := ecdh.P256().NewPublicKey(append(append([]byte{4}, x...), y...)); err != nil {
+		// Refuses points off the curve: verifying against one is undefined.
+		pub, err := ecdsa.ParseUncompressedPublicKey(elliptic.P256(), append(append([]byte{4}, x...), y...))
+		if err != nil {
 			return nil, fmt.Errorf("kid %q: the point is not on P-256", k.Kid)
 		}
-		sk.ecPub = &ecdsa.PublicKey{Curve: elliptic.P256(), X: new(big.Int).SetBytes(x), Y: new(big.Int).SetBytes(y)}
+		sk.ecPub = pub
 	default:
 		return nil, fmt.Errorf("kid %q: kty %q crv %q alg %q: expected OKP Ed25519 EdDSA or EC P-256 ES256", k.Kid, k.Kty, k.Crv, k.Alg)
 	}

@@ -58,15 +58,15 @@ func TestServeWasmFilterConfiguration(t *testing.T) {
 	changed := time.Now()
 	second := next()
 	t.Logf("an agent's creation reached the Envoy in %v", time.Since(changed))
-	if !slices.ContainsFunc(second.Agents, func(a filterconfig.Agent) bool { return a.ID == created.Agent.ID }) {
+	if !slices.ContainsFunc(second.Agents, func(a filterconfig.Agent) bool { return a.ID == created.ID }) {
 		t.Fatalf("the new agent is not in the configuration: %+v", second.Agents)
 	}
 
-	if _, err := r.admin.RevokeAgent(ctx, created.Agent.ID); err != nil {
+	if _, err := r.admin.RevokeAgent(ctx, created.ID); err != nil {
 		t.Fatal(err)
 	}
 	third := next()
-	if !slices.ContainsFunc(third.RevokedAgents, func(a filterconfig.Agent) bool { return a.ID == created.Agent.ID }) {
+	if !slices.ContainsFunc(third.RevokedAgents, func(a filterconfig.Agent) bool { return a.ID == created.ID }) {
 		t.Fatalf("the revoked agent is not on the revocation list: %+v", third.RevokedAgents)
 	}
 

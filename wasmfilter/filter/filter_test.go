@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/proxy-wasm/proxy-wasm-go-sdk/proxywasm/proxytest"
 	"github.com/proxy-wasm/proxy-wasm-go-sdk/proxywasm/types"
@@ -338,5 +339,31 @@ func TestFetchedConfiguration(t *testing.T) {
 	bad := start(t, filter.NewVM(), []byte(`{"version":1,"source":{"cluster":"c","token":"t"},"agents":[]}`))
 	if bad.status != types.OnPluginStartStatusFailed {
 		t.Fatal("a source configuration carrying more was accepted")
+	}
+}
+
+// TestCachedTokenExpires: a token verified once is cached, but never past
+// its exp: the same token a minute after it expired is refused.
+func TestCachedTokenExpires(t *testing.T) {
+	env := filtertest.New(t)
+	short, _, err := env.F.Issuer.Issue(env.Orch, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := [][2]string{{":method", "GET"}, {":authority", "docs.mesh"}, {":path", "/docs"}, {"authorization", "Bearer " + short}}
+	for _, run := range runners(t) {
+		t.Run(run.name, func(t *testing.T) {
+			e := start(t, run.vm, env.Config())
+			for range 2 { // verified, then from the cache
+				if o := e.send(req, nil, ""); o.action != types.ActionContinue {
+					t.Fatalf("a fresh token: %+v", o.local)
+				}
+			}
+			e.at(filtertest.Now.Add(2 * time.Minute))
+			o := e.send(req, nil, "")
+			if o.local == nil || o.local.StatusCode != 401 || !strings.Contains(string(o.local.Data), "expired") {
+				t.Fatalf("an expired token: %+v", o.local)
+			}
+		})
 	}
 }

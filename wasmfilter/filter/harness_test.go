@@ -199,7 +199,9 @@ func (e *emu) reply(callout uint32, status int, body []byte) {
 }
 
 // rootCallouts are the plugin's own calls (audit batches).
-func (e *emu) rootCallouts() []proxytest.HttpCalloutAttribute { return e.callouts(proxytest.PluginContextID) }
+func (e *emu) rootCallouts() []proxytest.HttpCalloutAttribute {
+	return e.callouts(proxytest.PluginContextID)
+}
 
 // header returns a header's value from a list.
 func header(hs [][2]string, name string) string {
