@@ -16,7 +16,6 @@ import (
 	"github.com/meshguard/meshguard/filterconfig/filtertest"
 	"github.com/meshguard/meshguard/identity"
 	"github.com/meshguard/meshguard/trust"
-	"github.com/meshguard/meshguard/wasmfilter/filter"
 )
 
 // benchConfig is the Env's configuration with the given token cache. The
@@ -35,20 +34,6 @@ func benchConfig(b *testing.B, env *filtertest.Env, cache int) []byte {
 		b.Fatal(err)
 	}
 	return out
-}
-
-func benchRunners(b *testing.B) []runner {
-	b.Helper()
-	code, err := os.ReadFile(wasmPath)
-	if err != nil {
-		b.Fatal(err)
-	}
-	vm, err := proxytest.NewWasmVMContext(code)
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { _ = vm.Close() })
-	return []runner{{"native", false, filter.NewVM()}, {"wasm", true, vm}}
 }
 
 // BenchmarkRequest is one allowed request through the filter, in the
@@ -83,7 +68,7 @@ func BenchmarkRequest(b *testing.B) {
 			}
 		}
 	})
-	for _, run := range benchRunners(b) {
+	for _, run := range runners(b) {
 		b.Run(run.name+"/no-token", func(b *testing.B) {
 			e := start(b, run.vm, benchConfig(b, env, 0))
 			defer e.stop()
@@ -131,7 +116,7 @@ func BenchmarkPluginStart(b *testing.B) {
 		}
 	}
 	large := env.Generate(b)
-	for _, run := range benchRunners(b) {
+	for _, run := range runners(b) {
 		for name, cfg := range map[string][]byte{"agents=5": small, "agents=1000": large} {
 			b.Run(run.name+"/"+name, func(b *testing.B) {
 				for b.Loop() {

@@ -71,7 +71,7 @@ var (
 )
 
 // runners returns both.
-func runners(t *testing.T) []runner {
+func runners(t testing.TB) []runner {
 	t.Helper()
 	compileOnce.Do(func() {
 		var code []byte
