@@ -92,7 +92,7 @@ func Build(c *catalog.Catalogue, o Options) (*Resources, error) {
 	routes := &routev3.RouteConfiguration{Name: IngressRoutes}
 	for i := range c.Services {
 		s := &c.Services[i]
-		routes.VirtualHosts = append(routes.VirtualHosts, virtualHost(s))
+		routes.VirtualHosts = append(routes.VirtualHosts, virtualHost(s, o.Wasm == nil))
 		if allIPs(s.Endpoints) {
 			r.Clusters = append(r.Clusters, edsCluster(s.Name))
 			r.Endpoints = append(r.Endpoints, loadAssignment(s.Name, s.Endpoints))
@@ -293,8 +293,10 @@ func domains(s *catalog.Service) []string {
 
 // virtualHost routes a service's requests to its cluster; each catalogue
 // route passes its action to ext_authz; the rest match "/" with no action,
-// which the engine derives from method and path (SPEC §4).
-func virtualHost(s *catalog.Service) *routev3.VirtualHost {
+// which the engine derives from method and path (SPEC §4). Without authz
+// (the wasm filter decides, from the catalogue in its configuration) the
+// routes carry no ext_authz context.
+func virtualHost(s *catalog.Service, authz bool) *routev3.VirtualHost {
 	vh := &routev3.VirtualHost{Name: s.Name, Domains: domains(s)}
 	toCluster := &routev3.Route_Route{Route: &routev3.RouteAction{ClusterSpecifier: &routev3.RouteAction_Cluster{Cluster: s.Name}}}
 	for _, cr := range s.OrderedRoutes() {
@@ -309,15 +311,17 @@ func virtualHost(s *catalog.Service) *routev3.VirtualHost {
 				StringMatch: &matcherv3.StringMatcher{MatchPattern: &matcherv3.StringMatcher_Exact{Exact: cr.Method}},
 			}}}
 		}
-		vh.Routes = append(vh.Routes, &routev3.Route{
-			Name: s.Name + ":" + cr.Method + ":" + cr.Path, Match: m, Action: toCluster,
-			TypedPerFilterConfig: authzContext(s, cr.Action),
-		})
+		r := &routev3.Route{Name: s.Name + ":" + cr.Method + ":" + cr.Path, Match: m, Action: toCluster}
+		if authz {
+			r.TypedPerFilterConfig = authzContext(s, cr.Action)
+		}
+		vh.Routes = append(vh.Routes, r)
 	}
-	vh.Routes = append(vh.Routes, &routev3.Route{
-		Name: s.Name + ":default", Match: &routev3.RouteMatch{PathSpecifier: &routev3.RouteMatch_Prefix{Prefix: "/"}}, Action: toCluster,
-		TypedPerFilterConfig: authzContext(s, ""),
-	})
+	def := &routev3.Route{Name: s.Name + ":default", Match: &routev3.RouteMatch{PathSpecifier: &routev3.RouteMatch_Prefix{Prefix: "/"}}, Action: toCluster}
+	if authz {
+		def.TypedPerFilterConfig = authzContext(s, "")
+	}
+	vh.Routes = append(vh.Routes, def)
 	return vh
 }
 

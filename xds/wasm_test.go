@@ -59,6 +59,14 @@ func TestWasmFilterInTheIngressListener(t *testing.T) {
 		t.Fatal("no endpoint for MeshGuard's HTTP port")
 	}
 
+	for _, vh := range r.Routes[0].GetVirtualHosts() {
+		for _, rt := range vh.GetRoutes() {
+			if len(rt.GetTypedPerFilterConfig()) != 0 {
+				t.Fatalf("route %s carries ext_authz context with no ext_authz in the listener", rt.GetName())
+			}
+		}
+	}
+
 	o.Wasm.Config = nil
 	if _, err := Build(exampleCatalogue(t), o); err == nil {
 		t.Fatal("a wasm filter without a configuration was built")

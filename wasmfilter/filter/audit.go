@@ -122,6 +122,12 @@ func (q *auditQueue) finish() bool {
 	}
 	q.done = true
 	q.flush()
+	if !q.sending {
+		// Nothing could be sent: waiting would keep the plugin forever.
+		proxywasm.LogWarnf("meshguard: %d audit records not shipped before the configuration was replaced", len(q.records))
+		q.done = false
+		return true
+	}
 	return false
 }
 

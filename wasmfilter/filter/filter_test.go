@@ -367,3 +367,27 @@ func TestCachedTokenExpires(t *testing.T) {
 		})
 	}
 }
+
+// TestRecordsLeaveWithTheConfiguration: when Envoy retires a configuration
+// (OnPluginDone), its queued records are shipped before the plugin says it
+// is done.
+func TestRecordsLeaveWithTheConfiguration(t *testing.T) {
+	env := filtertest.New(t)
+	api := env.API(t)
+	e := start(t, filter.NewVM(), env.Config())
+	for range 2 {
+		e.send([][2]string{{":method", "GET"}, {":authority", "docs.mesh"}, {":path", "/docs"}, {"authorization", "Bearer " + env.OrchT}}, nil, "")
+	}
+	if e.host.FinishVM() {
+		t.Fatal("the plugin was done with two records unshipped")
+	}
+	calls := e.rootCallouts()
+	if len(calls) != 1 || len(batchOf(t, calls[0].Body).Records) != 2 {
+		t.Fatalf("calls %+v", calls)
+	}
+	e.answer(proxytest.PluginContextID, api.Client(), api.URL)
+	page, err := env.F.Store.QueryAudit(context.Background(), store.AuditFilter{AgentID: env.Orch.ID})
+	if err != nil || len(page.Records) != 2 {
+		t.Fatalf("%d records stored, %v", len(page.Records), err)
+	}
+}
