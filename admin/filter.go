@@ -19,8 +19,9 @@ import (
 // filterconfig.FilterToken(AdminToken): a credential for these endpoints
 // alone, never for the admin API.
 type FilterConfig struct {
-	// Generate returns the filter's configuration in force.
-	Generate func(ctx context.Context) ([]byte, error)
+	// Generate returns the filter's configuration in force and its
+	// revision.
+	Generate func(ctx context.Context) (doc []byte, revision string, err error)
 	// Recorder stores the records filters ship (audit.Writer); nil when
 	// the audit trail is off, and batches are then accepted and dropped.
 	Recorder engine.Recorder
@@ -34,6 +35,15 @@ type FilterConfig struct {
 // MaxFilterAuditBytes bounds a batch of audit records: MaxAuditBatch
 // records at the engine's input bounds fit.
 const MaxFilterAuditBytes = 32 << 20
+
+// Bounds on what a filter may claim. A record is stamped when the filter
+// decided; it may have waited out an outage in the filter's queue, but not
+// for days, and not come from the future (beyond clock skew).
+const (
+	maxRecordAge     = 24 * time.Hour
+	maxRecordAhead   = 5 * time.Minute
+	maxReportedDrops = 1 << 40
+)
 
 // requireFilter lets a request through only with the filter credential.
 func (a *API) requireFilter(h http.HandlerFunc) http.Handler {
@@ -49,16 +59,24 @@ func (a *API) requireFilter(h http.HandlerFunc) http.Handler {
 	})
 }
 
-// filterConfiguration is GET /v1/filter/config.
+// filterConfiguration is GET /v1/filter/config. The revision is its ETag:
+// a filter that sends the one it has in If-None-Match gets a 304 and no
+// body while nothing changed.
 func (a *API) filterConfiguration(w http.ResponseWriter, r *http.Request) {
-	body, err := a.cfg.Filter.Generate(r.Context())
+	body, rev, err := a.cfg.Filter.Generate(r.Context())
 	if err != nil {
 		a.log.Error("admin: generating the wasm filter configuration", "error", err)
 		writeError(w, http.StatusServiceUnavailable, "unavailable", "the filter configuration cannot be generated; try again")
 		return
 	}
+	etag := strconv.Quote(rev)
+	w.Header().Set("ETag", etag)
+	w.Header().Set("Cache-Control", "no-cache")
+	if r.Header.Get("If-None-Match") == etag {
+		w.WriteHeader(http.StatusNotModified)
+		return
+	}
 	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Cache-Control", "no-store")
 	_, _ = w.Write(body)
 }
 
@@ -80,13 +98,18 @@ func (a *API) filterCheck(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusServiceUnavailable, "unavailable", "MeshGuard could not decide the request; try again")
 		return
 	}
-	writeJSON(w, http.StatusOK, filterconfig.NewVerdict(&d, er.TraceSampled || er.ParentSpanID == ""))
+	writeJSON(w, http.StatusOK, filterconfig.NewVerdict(&d, &er))
 }
 
 // filterAudit is POST /v1/filter/audit: the records of a filter's own
 // decisions. Each is checked as the engine checks its input, given a
 // server-made id and sealed into the chain like any other record; one bad
 // record refuses the batch (400) and stores nothing of it.
+//
+// The filter credential is trusted as the proxies that hold it are: a
+// proxy enforces, so one that lies could as well let anything through.
+// What is checked here keeps a holder from making records no proxy could
+// (out-of-bounds fields, stamps from another day).
 func (a *API) filterAudit(w http.ResponseWriter, r *http.Request) {
 	var b filterconfig.AuditBatch
 	if !decodeJSON(w, r, &b, MaxFilterAuditBytes, false) {
@@ -96,8 +119,13 @@ func (a *API) filterAudit(w http.ResponseWriter, r *http.Request) {
 		badRequest(w, "records: %d, at most %d in one batch", len(b.Records), filterconfig.MaxAuditBatch)
 		return
 	}
+	if b.Dropped > maxReportedDrops {
+		badRequest(w, "dropped: %d: more than a filter can hold", b.Dropped)
+		return
+	}
+	now := a.cfg.Now()
 	for i := range b.Records {
-		if msg := checkFilterRecord(&b.Records[i]); msg != "" {
+		if msg := checkFilterRecord(&b.Records[i], now); msg != "" {
 			badRequest(w, "records[%d]: %s", i, msg)
 			return
 		}
@@ -133,8 +161,10 @@ func (a *API) filterAudit(w http.ResponseWriter, r *http.Request) {
 // written: the filter's source, a decision, a status, and strings within
 // the engine's bounds without control characters (a NUL would make
 // PostgreSQL refuse the whole batch, again and again).
-func checkFilterRecord(rec *audit.Record) string {
+func checkFilterRecord(rec *audit.Record, now time.Time) string {
 	switch {
+	case rec.Timestamp.Before(now.Add(-maxRecordAge)) || rec.Timestamp.After(now.Add(maxRecordAhead)):
+		return "timestamp: " + rec.Timestamp.UTC().Format(time.RFC3339) + " is not within the last day"
 	case rec.Source != string(engine.SourceWasm):
 		return "source: " + strconv.Quote(rec.Source) + ": expected wasm"
 	case rec.Decision != "allow" && rec.Decision != "deny":
@@ -143,8 +173,6 @@ func checkFilterRecord(rec *audit.Record) string {
 		return "mode: expected enforce or audit"
 	case rec.Status < 200 || rec.Status > 599:
 		return "status: " + strconv.Itoa(rec.Status) + ": expected an HTTP status"
-	case rec.Timestamp.IsZero():
-		return "timestamp: required"
 	case len(rec.Chain) > 64 || len(rec.Context) > engine.MaxContextKeys:
 		return "chain or context: too long"
 	case rec.LatencyUs < 0 || rec.DelegationDepth < 0:

@@ -79,14 +79,14 @@ func newLive(t *testing.T) *live {
 		Store: l.f.Store, Keys: l.f.Keys, Issuer: l.f.Issuer, Verifier: l.f.Verifier,
 		Tokens: l.f.Cached, Agents: l.f.Agents, Policies: l.f.Policies, PolicyFiles: policy.Dir(l.dir),
 		Engine: l.f.Engine, Audit: l.f.Store, XDS: l.xds, Services: l.services, AdminToken: testAdminToken,
-		Filter: &admin.FilterConfig{Generate: func(ctx context.Context) ([]byte, error) {
+		Filter: &admin.FilterConfig{Generate: func(ctx context.Context) ([]byte, string, error) {
 			jwks, err := l.f.Keys.JWKS()
 			if err != nil {
-				return nil, err
+				return nil, "", err
 			}
 			agents, err := l.f.Store.ListAgents(ctx, store.AgentFilter{})
 			if err != nil {
-				return nil, err
+				return nil, "", err
 			}
 			return filterconfig.Generate(filterconfig.Inputs{JWKS: jwks, Agents: agents, Policies: l.f.Policies.Current().Policies(),
 				MeshGuard: filterconfig.Upstream{Cluster: xds.HTTPCluster, Token: filterconfig.FilterToken(testAdminToken)}})

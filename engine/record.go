@@ -1,7 +1,9 @@
 package engine
 
 import (
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/meshguard/meshguard/audit"
 )
@@ -12,7 +14,8 @@ func auditRecord(r *Request, d *Decision, latency time.Duration) audit.Record {
 	rec := audit.Record{
 		ID: "aud_" + d.ID[len("dec_"):], Timestamp: d.Time, TraceID: d.TraceID, SpanID: d.SpanID, DecisionID: d.ID,
 		AgentID: d.AgentID, AgentName: d.AgentName, Action: d.Action, Resource: d.Resource,
-		Method: r.Method, Path: r.Path, Host: r.Host, Decision: d.Effect, Status: d.Status,
+		Method: recordable(r.Method, 16), Path: recordable(r.Path, MaxPathLen), Host: recordable(r.Host, MaxHostLen),
+		Decision: d.Effect, Status: d.Status,
 		Reason: d.Reason, Policy: d.Policy, Rule: d.Rule, Chain: d.Chain,
 		Source: string(d.Source), SourceAddress: r.SourceAddress, PolicyRevision: d.Revision,
 		LatencyUs: latency.Microseconds(), Mode: string(d.Mode),
@@ -25,6 +28,30 @@ func auditRecord(r *Request, d *Decision, latency time.Duration) audit.Record {
 	}
 	rec.Context = d.Context
 	return rec
+}
+
+// recordable is raw request input fit for the audit trail, whatever the
+// decision thought of it: cut to limit bytes, invalid UTF-8 and control
+// characters replaced. A request refused for an oversized path or a NUL in
+// it is still recorded, and its record must not be what a store (or the
+// filter's shipping) then refuses.
+func recordable(s string, limit int) string {
+	clean := len(s) <= limit && utf8.ValidString(s) && !hasControl(s)
+	if clean {
+		return s
+	}
+	var b strings.Builder
+	for _, c := range strings.ToValidUTF8(s, "\uFFFD") {
+		if b.Len()+utf8.RuneLen(c) > limit-len("…") {
+			b.WriteString("…")
+			break
+		}
+		if c < 0x20 || c == 0x7f {
+			c = '\uFFFD'
+		}
+		b.WriteRune(c)
+	}
+	return b.String()
 }
 
 // NewAuditID returns a fresh audit record id, time-ordered like the

@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"reflect"
+	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/meshguard/meshguard/audit"
 	"github.com/meshguard/meshguard/engine"
@@ -65,3 +67,35 @@ func TestEveryDecisionIsRecorded(t *testing.T) {
 		t.Fatalf("unrecordable decision: %v", err)
 	}
 }
+
+// TestRefusedInputIsRecordedSafely: a request refused for an oversized
+// path, a NUL or bytes that are not UTF-8 is still recorded, with those
+// fields cut to the bounds and cleaned, so no store refuses the record.
+func TestRefusedInputIsRecordedSafely(t *testing.T) {
+	m := newMesh(t, enginetest.Options{})
+	ctx := context.Background()
+	var rec audit.Record
+	e, err := engine.New(engine.Config{Tokens: m.F.Cached, Delegations: m.F.Cached, Delegator: m.F.Issuer,
+		Agents: m.F.Agents, Policies: m.F.Policies, Limiter: m.F.Limiter, Recorder: recorderFunc(func(r audit.Record) { rec = r })})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range []engine.Request{
+		{Method: "GET", Host: "docs.mesh", Path: "/" + strings.Repeat("a", engine.MaxPathLen+100)},
+		{Method: "GET\x00", Host: "docs\x7f.mesh", Path: "/a\x00b\xff"},
+	} {
+		d, err := e.Check(ctx, &r)
+		if err != nil || d.Status != 400 {
+			t.Fatalf("%d %v", d.Status, err)
+		}
+		for name, v := range map[string]string{"method": rec.Method, "host": rec.Host, "path": rec.Path} {
+			if len(v) > engine.MaxPathLen || !utf8.ValidString(v) || strings.ContainsAny(v, "\x00\x7f") {
+				t.Errorf("recorded %s %q", name, v)
+			}
+		}
+	}
+}
+
+type recorderFunc func(audit.Record)
+
+func (f recorderFunc) Write(_ context.Context, r audit.Record) error { f(r); return nil }

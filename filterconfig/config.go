@@ -140,9 +140,11 @@ type Audit struct {
 	// FlushMs is how often queued records are sent (default 250).
 	FlushMs int `json:"flushMs,omitempty"`
 	// MaxBuffered bounds the records held while MeshGuard is unreachable
-	// (default 10,000); beyond it records are dropped and counted, and the
-	// count is reported with the next batch.
-	MaxBuffered int `json:"maxBuffered,omitempty"`
+	// (default 10,000), and MaxBufferedBytes their size (default 8 MiB);
+	// beyond either, records are dropped and counted, and the count is
+	// reported with the next batch.
+	MaxBuffered      int `json:"maxBuffered,omitempty"`
+	MaxBufferedBytes int `json:"maxBufferedBytes,omitempty"`
 }
 
 // Defaults.
@@ -150,9 +152,11 @@ const (
 	DefaultBatchSize   = 100
 	DefaultFlushMs     = 250
 	DefaultMaxBuffered = 10_000
-	DefaultTimeoutMs   = 1000
-	maxBatchSize       = 1000
-	maxBuffered        = 1_000_000
+	// DefaultMaxBufferedBytes bounds the queue's memory per Envoy worker.
+	DefaultMaxBufferedBytes = 8 << 20
+	DefaultTimeoutMs        = 1000
+	maxBatchSize            = 1000
+	maxBuffered             = 1_000_000
 )
 
 // Parse reads and checks a configuration. It is strict: an unknown key, a
@@ -202,6 +206,8 @@ func (c *Config) check() error {
 		return fmt.Errorf("audit.flushMs: %d: expected 0 (default) to 60000", c.Audit.FlushMs)
 	case c.Audit.MaxBuffered < 0 || c.Audit.MaxBuffered > maxBuffered:
 		return fmt.Errorf("audit.maxBuffered: %d: expected 0 (default) to %d", c.Audit.MaxBuffered, maxBuffered)
+	case c.Audit.MaxBufferedBytes < 0 || c.Audit.MaxBufferedBytes > 1<<30:
+		return fmt.Errorf("audit.maxBufferedBytes: %d: expected 0 (default) to %d", c.Audit.MaxBufferedBytes, 1<<30)
 	case c.TokenCacheEntries < 0 || c.TokenCacheEntries > 1_000_000:
 		return fmt.Errorf("tokenCacheEntries: %d: expected 0 (default) to 1000000", c.TokenCacheEntries)
 	}
@@ -271,6 +277,11 @@ func (a *Agent) identity(status identity.Status) identity.Agent {
 func (c *Config) BatchSize() int   { return orDefault(c.Audit.BatchSize, DefaultBatchSize) }
 func (c *Config) FlushMs() int     { return orDefault(c.Audit.FlushMs, DefaultFlushMs) }
 func (c *Config) MaxBuffered() int { return orDefault(c.Audit.MaxBuffered, DefaultMaxBuffered) }
+
+// MaxBufferedBytes is the audit queue's size bound.
+func (c *Config) MaxBufferedBytes() int {
+	return orDefault(c.Audit.MaxBufferedBytes, DefaultMaxBufferedBytes)
+}
 
 // Timeout is how long a call may take, in milliseconds.
 func (u *Upstream) Timeout() int { return orDefault(u.TimeoutMs, DefaultTimeoutMs) }

@@ -31,10 +31,11 @@ type Inputs struct {
 	Audit     Audit
 }
 
-// Generate writes the configuration for in. The same inputs give the same
-// bytes (agents sorted by id), and Revision is a digest of them, so a
-// control plane can tell a real change from a regeneration.
-func Generate(in Inputs) ([]byte, error) {
+// Generate writes the configuration for in, and returns its revision. The
+// same inputs give the same bytes (agents sorted by id), and the revision
+// is a digest of them, so a control plane can tell a real change from a
+// regeneration.
+func Generate(in Inputs) ([]byte, string, error) {
 	c := Config{
 		Version: Version, Mode: in.Mode, Issuer: in.Issuer, Audience: in.Audience,
 		JWKS: json.RawMessage(in.JWKS), HS256: in.HS256, Agents: []Agent{}, Policies: []json.RawMessage{},
@@ -53,7 +54,7 @@ func Generate(in Inputs) ([]byte, error) {
 	for _, p := range in.Policies {
 		js, err := p.JSON()
 		if err != nil {
-			return nil, fmt.Errorf("filter configuration: policy %s: %w", p.Name, err)
+			return nil, "", fmt.Errorf("filter configuration: policy %s: %w", p.Name, err)
 		}
 		c.Policies = append(c.Policies, js)
 	}
@@ -68,11 +69,12 @@ func Generate(in Inputs) ([]byte, error) {
 	}
 	body, err := json.Marshal(c)
 	if err != nil {
-		return nil, fmt.Errorf("filter configuration: %w", err)
+		return nil, "", fmt.Errorf("filter configuration: %w", err)
 	}
 	sum := sha256.Sum256(body)
 	c.Revision = hex.EncodeToString(sum[:8])
-	return json.Marshal(c)
+	out, err := json.Marshal(c)
+	return out, c.Revision, err
 }
 
 // FilterToken derives the credential of the filter's calls to MeshGuard

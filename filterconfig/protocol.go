@@ -91,11 +91,14 @@ type Verdict struct {
 	TraceID         string      `json:"traceId"`
 }
 
-// NewVerdict renders d as ext_authz does: allowed, the caller's identity
-// headers and delegation token are replaced by MeshGuard's, and the
-// upstream joins the decision's trace (traceparent with the decision's
-// span as parent); denied, the SPEC §4 status and JSON body.
-func NewVerdict(d *engine.Decision, sampled bool) Verdict {
+// NewVerdict renders d, the decision on r, as ext_authz does: allowed, the
+// caller's identity headers and delegation token are replaced by
+// MeshGuard's; denied, the SPEC §4 status and JSON body. The request's own
+// traceparent is left as it is (the decision's span is a sibling the
+// upstream need not know); a request that had none gets one naming the
+// trace the decision started, so the upstream joins the trace its audit
+// record carries.
+func NewVerdict(d *engine.Decision, r *engine.Request) Verdict {
 	v := Verdict{Allowed: d.Allowed, Status: d.Status, DecisionID: d.ID, TraceID: d.TraceID}
 	for _, h := range d.ResponseHeaders() {
 		v.ResponseHeaders = append(v.ResponseHeaders, [2]string{h.Name, h.Value})
@@ -118,8 +121,8 @@ func NewVerdict(d *engine.Decision, sampled bool) Verdict {
 			v.RemoveHeaders = append(v.RemoveHeaders, name)
 		}
 	}
-	if d.SpanID != "" {
-		v.UpstreamHeaders = append(v.UpstreamHeaders, [2]string{"traceparent", traceparent(d.TraceID, d.SpanID, sampled)})
+	if r.ParentSpanID == "" && d.SpanID != "" {
+		v.UpstreamHeaders = append(v.UpstreamHeaders, [2]string{"traceparent", traceparent(d.TraceID, d.SpanID, true)})
 	}
 	return v
 }

@@ -36,7 +36,19 @@ type publisher struct {
 	opts      xds.Options
 	ready     bool // opts are set: the listeners' addresses are known
 	catalogue *catalog.Catalogue
+
+	// The wasm filter's configuration last generated, and when: filters
+	// that fetch it (every worker of every sidecar, every few seconds)
+	// are served this copy while it is fresh, not a new agent scan each.
+	genMu    sync.Mutex
+	doc      []byte
+	revision string
+	at       time.Time
 }
+
+// fetchedFresh is how long a generated configuration is served to fetching
+// filters before it is generated again (changes also regenerate it).
+const fetchedFresh = time.Second
 
 func newPublisher(p *parts, cfg *config.Config, log *slog.Logger) *publisher {
 	return &publisher{p: p, cfg: cfg, log: log, kick: make(chan struct{}, 1), catalogue: &catalog.Catalogue{}}
@@ -98,7 +110,7 @@ func (pub *publisher) publishLocked(ctx context.Context) error {
 	}
 	o := pub.opts
 	if pub.cfg.WasmFilterPath != "" {
-		conf, err := pub.generate(ctx, pub.catalogue)
+		conf, _, err := pub.generate(ctx, pub.catalogue)
 		if err != nil {
 			return err
 		}
@@ -113,9 +125,15 @@ func (pub *publisher) publishLocked(ctx context.Context) error {
 	return pub.p.xds.Update(ctx, r)
 }
 
-// filterConfig is the wasm filter's configuration in force (GET
-// /v1/filter/config).
-func (pub *publisher) filterConfig(ctx context.Context) ([]byte, error) {
+// filterConfig is the wasm filter's configuration in force and its
+// revision (GET /v1/filter/config).
+func (pub *publisher) filterConfig(ctx context.Context) ([]byte, string, error) {
+	pub.genMu.Lock()
+	if pub.doc != nil && time.Since(pub.at) < fetchedFresh {
+		defer pub.genMu.Unlock()
+		return pub.doc, pub.revision, nil
+	}
+	pub.genMu.Unlock()
 	pub.mu.Lock()
 	c := pub.catalogue
 	pub.mu.Unlock()
@@ -123,15 +141,32 @@ func (pub *publisher) filterConfig(ctx context.Context) ([]byte, error) {
 }
 
 // generate writes the wasm filter's configuration for the catalogue c and
-// the agents, keys and policies in force.
-func (pub *publisher) generate(ctx context.Context, c *catalog.Catalogue) ([]byte, error) {
+// the agents, keys and policies in force. When that fails (the store is
+// down), the last configuration generated stands in, so a catalogue change
+// still reaches the Envoys; with none yet, the error is returned.
+func (pub *publisher) generate(ctx context.Context, c *catalog.Catalogue) ([]byte, string, error) {
+	doc, rev, err := pub.render(ctx, c)
+	pub.genMu.Lock()
+	defer pub.genMu.Unlock()
+	if err != nil {
+		if pub.doc == nil {
+			return nil, "", err
+		}
+		pub.log.Error("generating the wasm filter's configuration failed; the last one stays", "error", err, "revision", pub.revision)
+		return pub.doc, pub.revision, nil
+	}
+	pub.doc, pub.revision, pub.at = doc, rev, time.Now()
+	return doc, rev, nil
+}
+
+func (pub *publisher) render(ctx context.Context, c *catalog.Catalogue) ([]byte, string, error) {
 	jwks, err := pub.p.keys.JWKS()
 	if err != nil {
-		return nil, fmt.Errorf("filter configuration: %w", err)
+		return nil, "", fmt.Errorf("filter configuration: %w", err)
 	}
 	agents, err := allAgents(ctx, pub.p.db)
 	if err != nil {
-		return nil, fmt.Errorf("filter configuration: %w", err)
+		return nil, "", fmt.Errorf("filter configuration: %w", err)
 	}
 	var policies []*policy.Policy
 	if set := pub.p.loader.Current(); set != nil {

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"encoding/json"
 	"io"
 	"net/http"
 	"os"
@@ -77,11 +78,15 @@ func TestServeWasmFilterConfiguration(t *testing.T) {
 		t.Fatalf("after a policy was applied: %d policies", len(fourth.Policies))
 	}
 
-	// The same document over HTTP, for filters that fetch it.
-	get := func(token string) (int, string) {
+	// The same document over HTTP, for filters that fetch it; its revision
+	// is its ETag.
+	get := func(token string, etag ...string) (int, string) {
 		req, _ := http.NewRequest("GET", "http://"+r.addrs.HTTP+filterconfig.ConfigPath, nil)
 		if token != "" {
 			req.Header.Set(filterconfig.HeaderFilterToken, token)
+		}
+		for _, e := range etag {
+			req.Header.Set("If-None-Match", e)
 		}
 		res, err := http.DefaultClient.Do(req)
 		if err != nil {
@@ -93,6 +98,14 @@ func TestServeWasmFilterConfiguration(t *testing.T) {
 	}
 	if code, body := get(filterconfig.FilterToken(r.cfg.AdminToken)); code != 200 || !strings.Contains(body, `"writers"`) {
 		t.Fatalf("GET %s: %d %.200s", filterconfig.ConfigPath, code, body)
+	}
+	var doc struct{ Revision string }
+	_, body := get(filterconfig.FilterToken(r.cfg.AdminToken))
+	if err := json.Unmarshal([]byte(body), &doc); err != nil {
+		t.Fatal(err)
+	}
+	if code, body := get(filterconfig.FilterToken(r.cfg.AdminToken), `"`+doc.Revision+`"`); code != 304 || body != "" {
+		t.Errorf("with the current revision: %d %q, want 304 and no body", code, body)
 	}
 	for _, wrong := range []string{"", r.cfg.AdminToken} {
 		if code, _ := get(wrong); code != 401 {

@@ -159,3 +159,33 @@ func QuoteName(name string) string {
 	}
 	return strconv.Quote(name)
 }
+
+// MergeRepeated joins the values of a repeated header with commas, keeping
+// the order of first appearance, as Envoy does in a CheckRequest's headers
+// map. An enforcement point that sees a request's headers apart (the wasm
+// filter) merges them first, so it decides as ext_authz does: two
+// Authorization headers are one credential that does not verify, two
+// X-MeshGuard-Action headers one action with a comma in it.
+//
+// Beyond MaxHeaders it returns hs as it is (the scan refuses it anyway), so
+// the quadratic merge stays bounded.
+func MergeRepeated(hs [][2]string) [][2]string {
+	if len(hs) > MaxHeaders {
+		return hs
+	}
+	out := make([][2]string, 0, len(hs))
+	for _, kv := range hs {
+		merged := false
+		for i := range out {
+			if strings.EqualFold(out[i][0], kv[0]) {
+				out[i][1] += "," + kv[1]
+				merged = true
+				break
+			}
+		}
+		if !merged {
+			out = append(out, kv)
+		}
+	}
+	return out
+}

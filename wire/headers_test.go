@@ -48,3 +48,16 @@ func TestHeaderScan(t *testing.T) {
 		t.Errorf("too many headers: %q", many.Bad())
 	}
 }
+
+func TestMergeRepeated(t *testing.T) {
+	got := MergeRepeated([][2]string{{"a", "1"}, {"B", "2"}, {"A", "3"}, {"c", ""}, {"b", "4"}})
+	want := [][2]string{{"a", "1,3"}, {"B", "2,4"}, {"c", ""}}
+	if len(got) != len(want) {
+		t.Fatalf("got %q", got)
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Fatalf("got %q, want %q", got, want)
+		}
+	}
+}

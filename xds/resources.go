@@ -79,14 +79,13 @@ func Build(c *catalog.Catalogue, o Options) (*Resources, error) {
 	}
 	r := &Resources{}
 	r.Listeners = append(r.Listeners, ingressListener(o))
-	r.Clusters = append(r.Clusters, authzCluster(o))
-	r.Endpoints = append(r.Endpoints, loadAssignment(AuthzCluster, []string{net.JoinHostPort(o.AuthzHost, strconv.Itoa(o.AuthzPort))}))
+	authz := r.meshguardCluster(AuthzCluster, net.JoinHostPort(o.AuthzHost, strconv.Itoa(o.AuthzPort)))
+	authz.TypedExtensionProtocolOptions = http2Only()
 	if o.Wasm != nil {
 		if err := o.Wasm.check(); err != nil {
 			return nil, err
 		}
-		r.Clusters = append(r.Clusters, edsCluster(HTTPCluster))
-		r.Endpoints = append(r.Endpoints, loadAssignment(HTTPCluster, []string{httpEndpoint(o.Wasm)}))
+		r.meshguardCluster(HTTPCluster, httpEndpoint(o.Wasm))
 		r.Extensions = append(r.Extensions, wasmExtension(o.Wasm))
 	}
 	routes := &routev3.RouteConfiguration{Name: IngressRoutes}
@@ -215,17 +214,30 @@ func ingressListener(o Options) *listenerv3.Listener {
 	}
 }
 
-// authzCluster is MeshGuard's gRPC port, over HTTP/2.
-func authzCluster(o Options) *clusterv3.Cluster {
-	c := edsCluster(AuthzCluster)
-	c.TypedExtensionProtocolOptions = map[string]*anypb.Any{
+// meshguardCluster adds a cluster for one of MeshGuard's own ports: EDS
+// when the address is an IP, STRICT_DNS when it is a name (EDS takes IPs
+// only; XDS_AUTHZ_ADDRESS is typically a Kubernetes Service name).
+func (r *Resources) meshguardCluster(name, addr string) *clusterv3.Cluster {
+	var c *clusterv3.Cluster
+	if allIPs([]string{addr}) {
+		c = edsCluster(name)
+		r.Endpoints = append(r.Endpoints, loadAssignment(name, []string{addr}))
+	} else {
+		c = dnsCluster(name, []string{addr})
+	}
+	r.Clusters = append(r.Clusters, c)
+	return c
+}
+
+// http2Only makes a cluster speak HTTP/2 (gRPC).
+func http2Only() map[string]*anypb.Any {
+	return map[string]*anypb.Any{
 		"envoy.extensions.upstreams.http.v3.HttpProtocolOptions": mustAny(&upstreamhttpv3.HttpProtocolOptions{
 			UpstreamProtocolOptions: &upstreamhttpv3.HttpProtocolOptions_ExplicitHttpConfig_{ExplicitHttpConfig: &upstreamhttpv3.HttpProtocolOptions_ExplicitHttpConfig{
 				ProtocolConfig: &upstreamhttpv3.HttpProtocolOptions_ExplicitHttpConfig_Http2ProtocolOptions{Http2ProtocolOptions: &corev3.Http2ProtocolOptions{}},
 			}},
 		}),
 	}
-	return c
 }
 
 // edsCluster is a cluster whose endpoints come over ADS.

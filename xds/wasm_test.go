@@ -4,6 +4,7 @@ import (
 	"strings"
 	"testing"
 
+	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	wasmfilterv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/wasm/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	wasmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/wasm/v3"
@@ -51,12 +52,29 @@ func TestWasmFilterInTheIngressListener(t *testing.T) {
 	if got := w.GetConfig().GetVmConfig().GetCode().GetLocal().GetFilename(); got != o.Wasm.Path {
 		t.Fatalf("code %q", got)
 	}
+	// MeshGuard's HTTP port by name: a STRICT_DNS cluster (EDS takes IPs
+	// only); by IP: EDS.
+	var http *clusterv3.Cluster
+	for _, c := range r.Clusters {
+		if c.GetName() == HTTPCluster {
+			http = c
+		}
+	}
+	if http.GetType() != clusterv3.Cluster_STRICT_DNS || !strings.Contains(http.GetLoadAssignment().String(), "3100") {
+		t.Fatalf("MeshGuard's HTTP cluster %v", http)
+	}
+	byIP := o
+	byIP.Wasm = &Wasm{Path: o.Wasm.Path, HTTPHost: "10.0.0.2", HTTPPort: 3100, Config: o.Wasm.Config}
+	r2, err := Build(exampleCatalogue(t), byIP)
+	if err != nil {
+		t.Fatal(err)
+	}
 	found := false
-	for _, e := range r.Endpoints {
-		found = found || e.GetClusterName() == HTTPCluster && strings.Contains(e.String(), "3100")
+	for _, e := range r2.Endpoints {
+		found = found || e.GetClusterName() == HTTPCluster && strings.Contains(e.String(), "10.0.0.2")
 	}
 	if !found {
-		t.Fatal("no endpoint for MeshGuard's HTTP port")
+		t.Fatal("no EDS endpoint for MeshGuard's HTTP port by IP")
 	}
 
 	for _, vh := range r.Routes[0].GetVirtualHosts() {

@@ -151,10 +151,24 @@ func (e *Env) generate(ctx context.Context) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	return filterconfig.Generate(filterconfig.Inputs{
+	doc, _, err := filterconfig.Generate(filterconfig.Inputs{
 		JWKS: jwks, Agents: agents, Policies: e.F.Policies.Current().Policies(), Catalogue: e.Catalogue,
 		MeshGuard: filterconfig.Upstream{Cluster: "meshguard_http", Token: filterconfig.FilterToken(AdminToken)},
 	})
+	return doc, err
+}
+
+// serve is the API's FilterConfig.Generate: the document and its revision.
+func (e *Env) serve(ctx context.Context) ([]byte, string, error) {
+	doc, err := e.generate(ctx)
+	if err != nil {
+		return nil, "", err
+	}
+	c, err := filterconfig.Parse(doc)
+	if err != nil {
+		return nil, "", err
+	}
+	return doc, c.Revision, nil
 }
 
 // Case is one request and what MeshGuard decides about it.
@@ -197,6 +211,8 @@ func (e *Env) Cases() []Case {
 		{"no verb for the method", "BREW", "docs.mesh", "/pot", [][2]string{bearer(e.OrchT)}, 403, engine.ReasonActionUnresolved, false},
 		{"context that is not JSON", "POST", "mail.mesh", "/outbox", [][2]string{bearer(e.MailT), ctxHeader("recipient=a")}, 400, engine.ReasonBadRequest, false},
 		{"dot segment", "GET", "docs.mesh", "/docs/../admin", [][2]string{bearer(e.OrchT)}, 400, engine.ReasonBadRequest, false},
+		{"two credentials", "GET", "docs.mesh", "/docs", [][2]string{bearer(e.OrchT), bearer(e.MailT)}, 401, engine.ReasonUnauthorized, false},
+		{"two actions", "GET", "docs.mesh", "/docs", [][2]string{bearer(e.OrchT), {"x-meshguard-action", "read:docs"}, {"x-meshguard-action", "read:all"}}, 400, engine.ReasonBadRequest, false},
 		{"oversized header", "GET", "docs.mesh", "/docs", [][2]string{bearer(e.OrchT), {"x-big", strings.Repeat("a", 33<<10)}}, 400, engine.ReasonBadRequest, false},
 		{"delegated read", "GET", "docs.mesh", "/docs/plan", [][2]string{bearer(e.MailT), {"x-meshguard-delegation", e.delegT}}, 200, "rule_allow", false},
 		{"delegation issued to another agent", "GET", "docs.mesh", "/docs", [][2]string{bearer(e.MailT), {"x-meshguard-delegation", e.wrongDelegT}}, 403, "delegation_actor_mismatch", false},
@@ -249,7 +265,7 @@ func (e *Env) API(t testing.TB) *httptest.Server {
 	api, err := admin.New(admin.Config{
 		Store: e.F.Store, Keys: e.F.Keys, Issuer: e.F.Issuer, Verifier: e.F.Verifier, Tokens: e.F.Cached, Agents: e.F.Agents,
 		Policies: e.F.Policies, Engine: e.F.Engine, Audit: e.F.Store, AdminToken: AdminToken, Now: func() time.Time { return Now },
-		Filter: &admin.FilterConfig{Generate: e.generate, Recorder: e.F.Audit},
+		Filter: &admin.FilterConfig{Generate: e.serve, Recorder: e.F.Audit},
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -3,6 +3,7 @@ package filter
 import (
 	"context"
 	"encoding/json"
+	"strconv"
 
 	"github.com/proxy-wasm/proxy-wasm-go-sdk/proxywasm"
 
@@ -11,7 +12,11 @@ import (
 )
 
 // auditQueue holds the records of the filter's own decisions until
-// MeshGuard has them. It is bounded: a record that finds it full is
+// MeshGuard has them. There is one per VM (per Envoy worker), shared by the
+// configurations that come and go, so records outlive the configuration
+// that made them.
+//
+// It is bounded, in records and in bytes: a record that finds it full is
 // dropped and counted, and the count goes to MeshGuard with the next batch
 // (MeshGuard logs it and exports it as a metric), so a gap in the trail is
 // always visible. The decision itself is not held up: the filter cannot
@@ -19,42 +24,53 @@ import (
 // (FlushMs) and, while a backlog lasts, as soon as MeshGuard has taken the
 // previous batch.
 type auditQueue struct {
-	p        *plugin
-	cfg      *filterconfig.Config
-	records  []audit.Record
-	dropped  uint64 // since the last batch MeshGuard accepted
-	sending  bool   // a batch is on its way
-	sentN    int    // its records (the queue's head)
-	sentDrop uint64 // the dropped count it reports
-	failing  bool   // the last call failed: log once per outage
-	done     bool   // the plugin is going: tell the host when empty
+	cfg     *filterconfig.Config // the newest configuration's settings
+	stats   stats
+	records []audit.Record
+	bytes   int    // the records' approximate size
+	dropped uint64 // since the last batch MeshGuard accepted
+
+	sending  bool    // a batch is on its way
+	sender   *plugin // the configuration that sent it
+	sentN    int     // its records (the queue's head)
+	sentDrop uint64  // the dropped count it reports
+	failing  bool    // the last call failed: log once per outage
 }
 
-func newAuditQueue(p *plugin, cfg *filterconfig.Config) *auditQueue {
-	return &auditQueue{p: p, cfg: cfg}
-}
-
-// configure takes a new configuration's settings (a fetched configuration
-// replaces the one in force; the queue and what it holds stay).
-func (q *auditQueue) configure(cfg *filterconfig.Config) { q.cfg = cfg }
+// configure takes a new configuration's settings; the records stay.
+func (q *auditQueue) configure(cfg *filterconfig.Config, s stats) { q.cfg, q.stats = cfg, s }
 
 // Write takes the record of a local decision (engine.Recorder).
 func (q *auditQueue) Write(_ context.Context, r audit.Record) error {
-	if len(q.records) >= q.cfg.MaxBuffered() {
+	size := recordSize(&r)
+	if len(q.records) >= q.cfg.MaxBuffered() || q.bytes+size > q.cfg.MaxBufferedBytes() {
 		q.dropped++
-		q.p.stats.dropped.Increment(1)
+		q.stats.dropped.Increment(1)
 		return nil
 	}
 	q.records = append(q.records, r)
+	q.bytes += size
 	return nil
 }
 
-// flush sends the next batch, unless one is on its way. It runs only in
-// the plugin's own callbacks (the tick, an answer): a call made while
-// deciding a request would belong to that request, and its answer would be
-// lost with it if the request ended first.
-func (q *auditQueue) flush() {
-	if q.sending || len(q.records) == 0 && q.dropped == 0 {
+// recordSize approximates a record's memory and encoded size.
+func recordSize(r *audit.Record) int {
+	n := 512 + len(r.Action) + len(r.Resource) + len(r.Path) + len(r.Host) + len(r.AgentName) + 24*len(r.Chain)
+	for k, v := range r.Context {
+		n += len(k) + 64
+		if s, ok := v.(string); ok {
+			n += len(s)
+		}
+	}
+	return n
+}
+
+// flush sends the next batch through p's configuration, unless one is on
+// its way. It runs only in a plugin's own callbacks (the tick, an answer):
+// a call made while deciding a request would belong to that request, and
+// its answer would be lost with it if the request ended first.
+func (q *auditQueue) flush(p *plugin) {
+	if q.sending || p.done || len(q.records) == 0 && q.dropped == 0 {
 		return
 	}
 	n := min(len(q.records), q.cfg.BatchSize())
@@ -62,41 +78,48 @@ func (q *auditQueue) flush() {
 	if err != nil {
 		// A record that cannot be encoded would block the queue for good.
 		proxywasm.LogErrorf("meshguard: encoding %d audit records: %v; dropping them", n, err)
-		q.shift(n)
-		q.dropped += uint64(n)
+		q.drop(n)
 		return
 	}
-	up := &q.cfg.MeshGuard
+	up := &p.cfg.MeshGuard
 	if _, err := proxywasm.DispatchHttpCall(up.Cluster, callHeaders(up, "POST", filterconfig.AuditPath), body, nil, uint32(up.Timeout()), q.onAnswer); err != nil {
 		q.failed("dispatching to cluster " + up.Cluster + ": " + err.Error())
 		return
 	}
-	q.sending, q.sentN, q.sentDrop = true, n, q.dropped
+	q.sending, q.sender, q.sentN, q.sentDrop = true, p, n, q.dropped
 }
 
-// onAnswer settles the batch in flight: accepted, it leaves the queue;
-// refused or lost, it stays for the next tick.
+// onAnswer settles the batch in flight. Taken, it leaves the queue.
+// Refused as bad (a 4xx other than 429), it will never be taken: it is
+// dropped and counted, not retried forever in front of every later record.
+// Lost or refused for now (no answer, 429, 5xx), it stays for the next tick.
 func (q *auditQueue) onAnswer(_, _, _ int) {
-	n := q.sentN
-	q.sending, q.sentN = false, 0
-	if status := callStatus(); status != "200" && status != "204" {
-		q.failed("MeshGuard answered " + status)
-		q.finishIfDone()
-		return
-	}
-	if q.failing {
-		proxywasm.LogInfo("meshguard: audit records reach MeshGuard again")
-		q.failing = false
-	}
-	if n > 0 {
+	n, sender := q.sentN, q.sender
+	q.sending, q.sender, q.sentN = false, nil, 0
+	status := callStatus()
+	code, _ := strconv.Atoi(status)
+	switch {
+	case code == 200 || code == 204:
+		if q.failing {
+			proxywasm.LogInfo("meshguard: audit records reach MeshGuard again")
+			q.failing = false
+		}
 		q.shift(n)
-		q.p.stats.shipped.Increment(uint64(n))
+		q.stats.shipped.Increment(uint64(n))
+		q.dropped -= q.sentDrop
+		if len(q.records) >= q.cfg.BatchSize() {
+			q.flush(sender)
+		}
+	case code >= 400 && code < 500 && code != 429:
+		// The refused batch's dropped count did not arrive either: it stays.
+		proxywasm.LogErrorf("meshguard: MeshGuard refused a batch of %d audit records (%s); dropping them", n, status)
+		q.drop(n)
+	default:
+		q.failed("MeshGuard answered " + status)
 	}
-	q.dropped -= q.sentDrop
-	if len(q.records) >= q.cfg.BatchSize() || q.done && len(q.records) > 0 {
-		q.flush()
+	if sender != nil && sender.done {
+		proxywasm.PluginDone() // the answer it waited for has come
 	}
-	q.finishIfDone()
 }
 
 func (q *auditQueue) failed(why string) {
@@ -106,38 +129,28 @@ func (q *auditQueue) failed(why string) {
 	}
 }
 
+// drop removes the first n records and counts them as dropped.
+func (q *auditQueue) drop(n int) {
+	q.shift(n)
+	q.dropped += uint64(n)
+	q.stats.dropped.Increment(uint64(n))
+}
+
 // shift removes the first n records, letting the rest move down so the
 // queue's array does not grow without bound.
 func (q *auditQueue) shift(n int) {
+	for i := range n {
+		q.bytes -= recordSize(&q.records[i])
+	}
 	rest := copy(q.records, q.records[n:])
 	clear(q.records[rest:])
 	q.records = q.records[:rest]
 }
 
-// finish is OnPluginDone: true when nothing is left to ship; otherwise it
-// ships and tells the host once done.
-func (q *auditQueue) finish() bool {
-	if len(q.records) == 0 && q.dropped == 0 {
-		return true
-	}
-	q.done = true
-	q.flush()
-	if !q.sending {
-		// Nothing could be sent: waiting would keep the plugin forever.
-		proxywasm.LogWarnf("meshguard: %d audit records not shipped before the configuration was replaced", len(q.records))
-		q.done = false
-		return true
-	}
-	return false
-}
-
-func (q *auditQueue) finishIfDone() {
-	if q.done && !q.sending && (len(q.records) == 0 && q.dropped == 0 || q.failing) {
-		// Failing at shutdown: what is left is lost, and said so.
-		if len(q.records) > 0 {
-			proxywasm.LogWarnf("meshguard: %d audit records not shipped before the configuration was replaced", len(q.records))
-		}
-		q.done = false
-		proxywasm.PluginDone()
-	}
+// retire is a plugin's OnPluginDone: the queue stays with the VM for the
+// next configuration to ship; only a batch this plugin has on its way is
+// waited for (false), since its answer comes to this plugin.
+func (q *auditQueue) retire(p *plugin) bool {
+	p.done = true
+	return !q.sending || q.sender != p
 }

@@ -67,9 +67,13 @@ func allowed(up map[string]string) verdict {
 // MeshGuard's xDS puts on the route Envoy picks.
 func viaExtAuthz(t *testing.T, client authv3.AuthorizationClient, env *filtertest.Env, c *filtertest.Case) verdict {
 	t.Helper()
-	hdrs := map[string]string{}
+	hdrs := map[string]string{} // Envoy joins a repeated header's values with commas
 	for _, kv := range c.Headers {
-		hdrs[kv[0]] = kv[1]
+		if v, ok := hdrs[kv[0]]; ok {
+			hdrs[kv[0]] = v + "," + kv[1]
+		} else {
+			hdrs[kv[0]] = kv[1]
+		}
 	}
 	req := &authv3.CheckRequest{Attributes: &authv3.AttributeContext{
 		Source: &authv3.AttributeContext_Peer{Address: &corev3.Address{Address: &corev3.Address_SocketAddress{SocketAddress: &corev3.SocketAddress{

@@ -85,6 +85,24 @@ func runners(t testing.TB) []runner {
 	return []runner{{"native", false, filter.NewVM()}, {"wasm", true, compiled}}
 }
 
+// isolated returns both runners with a compiled VM of its own: the audit
+// queue belongs to the VM, so a test that counts records must not share one
+// with tests that left theirs queued (the emulator cannot answer a compiled
+// module's calls, so they stay).
+func isolated(t *testing.T) []runner {
+	t.Helper()
+	code, err := os.ReadFile(wasmPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	vm, err := proxytest.NewWasmVMContext(code)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = vm.Close() })
+	return []runner{{"native", false, filter.NewVM()}, {"wasm", true, vm}}
+}
+
 // emu is one plugin configuration under the emulator.
 type emu struct {
 	t      testing.TB

@@ -45,7 +45,7 @@ func (h *request) OnHttpRequestHeaders(int, bool) types.Action {
 	p.now = requestTime()
 	r := engine.Request{Source: engine.SourceWasm, SourceAddress: sourceAddress()}
 	var sc wire.HeaderScan
-	for _, kv := range hdrs {
+	for _, kv := range wire.MergeRepeated(hdrs) {
 		if !sc.Add(kv[0], kv[1]) {
 			break
 		}
@@ -60,7 +60,7 @@ func (h *request) OnHttpRequestHeaders(int, bool) types.Action {
 	if bad := sc.Bad(); bad != "" {
 		proxywasm.LogInfof("meshguard: request refused before the engine: %s", bad)
 		d := engine.Refusal(&r, 400, engine.ReasonBadRequest, bad, p.now)
-		return h.enforce(filterconfig.NewVerdict(&d, sampled(&r)), false)
+		return h.enforce(filterconfig.NewVerdict(&d, &r), false)
 	}
 	d, err := p.decider.Check(context.Background(), &r)
 	switch {
@@ -69,12 +69,8 @@ func (h *request) OnHttpRequestHeaders(int, bool) types.Action {
 	case err != nil:
 		return h.fail("deciding", err)
 	}
-	return h.enforce(filterconfig.NewVerdict(&d, sampled(&r)), false)
+	return h.enforce(filterconfig.NewVerdict(&d, &r), false)
 }
-
-// sampled is the trace flag the upstream gets: the caller's, or set for a
-// trace the decision started.
-func sampled(r *engine.Request) bool { return r.TraceSampled || r.ParentSpanID == "" }
 
 // enforce applies a verdict. resume says the request was paused waiting
 // for MeshGuard.
@@ -88,10 +84,10 @@ func (h *request) enforce(v filterconfig.Verdict, resume bool) types.Action {
 		}
 		return types.ActionPause
 	}
-	h.p.stats.allow.Increment(1)
 	if err := proxywasm.ReplaceHttpRequestHeaders(upstream(h.sent, &v)); err != nil {
 		return h.fail("setting the upstream headers", err)
 	}
+	h.p.stats.allow.Increment(1)
 	if resume {
 		if err := proxywasm.ResumeHttpRequest(); err != nil {
 			proxywasm.LogErrorf("meshguard: resuming %s: %v", v.DecisionID, err)

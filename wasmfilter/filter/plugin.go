@@ -14,6 +14,7 @@ package filter
 import (
 	"encoding/binary"
 	"errors"
+	"strconv"
 	"time"
 
 	"github.com/proxy-wasm/proxy-wasm-go-sdk/proxywasm"
@@ -25,18 +26,25 @@ import (
 // NewVM returns the filter's VM context.
 func NewVM() types.VMContext { return &vm{} }
 
-type vm struct{ types.DefaultVMContext }
+// vm is one VM (one per Envoy worker). It outlives the configurations,
+// and so does its audit queue.
+type vm struct {
+	types.DefaultVMContext
+	audit *auditQueue
+}
 
-func (*vm) NewPluginContext(uint32) types.PluginContext { return &plugin{} }
+func (v *vm) NewPluginContext(uint32) types.PluginContext { return &plugin{vm: v} }
 
 // plugin is one configuration in force: given by the host, or, when the
 // host gives only a source, fetched from MeshGuard and refreshed.
 type plugin struct {
 	types.DefaultPluginContext
+	vm      *vm
 	cfg     *filterconfig.Config
 	decider *filterconfig.Decider
-	audit   *auditQueue
 	stats   stats
+	// done is set once the host retires this configuration.
+	done bool
 	// now is the time of the request being decided: callbacks never
 	// interleave, so the engine's clock reads it.
 	now time.Time
@@ -86,14 +94,16 @@ func (p *plugin) load(cfg *filterconfig.Config) error {
 	if p.source != nil {
 		cfg.MeshGuard = p.source.Upstream // the proxy's cluster, not MeshGuard's name for it
 	}
-	if p.audit == nil {
-		p.audit = newAuditQueue(p, cfg)
+	q := p.vm.audit
+	if q == nil {
+		q = &auditQueue{}
 	}
-	d, err := filterconfig.New(cfg, filterconfig.Options{Now: p.clock, Recorder: p.audit})
+	d, err := filterconfig.New(cfg, filterconfig.Options{Now: p.clock, Recorder: q})
 	if err != nil {
 		return err
 	}
-	p.audit.configure(cfg)
+	q.configure(cfg, p.stats)
+	p.vm.audit = q
 	if p.cfg != nil && p.cfg.FlushMs() != cfg.FlushMs() {
 		if err := proxywasm.SetTickPeriodMilliSeconds(uint32(cfg.FlushMs())); err != nil {
 			proxywasm.LogWarnf("meshguard: setting the tick period: %v", err)
@@ -116,8 +126,8 @@ func modeOf(c *filterconfig.Config) string {
 // fetches the configuration again when its refresh period has passed (at
 // once while there is none).
 func (p *plugin) OnTick() {
-	if p.audit != nil {
-		p.audit.flush()
+	if p.vm.audit != nil && p.cfg != nil {
+		p.vm.audit.flush(p)
 	}
 	if p.source == nil {
 		return
@@ -141,7 +151,12 @@ func (p *plugin) fetch() {
 		return
 	}
 	up := &p.source.Upstream
-	if _, err := proxywasm.DispatchHttpCall(up.Cluster, callHeaders(up, "GET", filterconfig.ConfigPath), nil, nil, uint32(up.Timeout()), p.onConfig); err != nil {
+	hdrs := callHeaders(up, "GET", filterconfig.ConfigPath)
+	if p.cfg != nil {
+		// MeshGuard answers 304, without the document, while it is current.
+		hdrs = append(hdrs, [2]string{"if-none-match", strconv.Quote(p.cfg.Revision)})
+	}
+	if _, err := proxywasm.DispatchHttpCall(up.Cluster, hdrs, nil, nil, uint32(up.Timeout()), p.onConfig); err != nil {
 		proxywasm.LogWarnf("meshguard: fetching the configuration from cluster %s: %v", up.Cluster, err)
 		return
 	}
@@ -153,7 +168,11 @@ func (p *plugin) fetch() {
 // force (and, with none yet, requests stay refused).
 func (p *plugin) onConfig(_, bodySize, _ int) {
 	p.fetching = false
-	if status := callStatus(); status != "200" {
+	status := callStatus()
+	if status == "304" {
+		return // the configuration in force is current
+	}
+	if status != "200" {
 		proxywasm.LogWarnf("meshguard: fetching the configuration: MeshGuard answered %s; keeping the one in force", status)
 		return
 	}
@@ -182,13 +201,15 @@ func (p *plugin) onConfig(_, bodySize, _ int) {
 	}
 }
 
-// OnPluginDone ships what is left before the configuration goes; the host
-// waits (false) until the last batch is answered.
+// OnPluginDone lets the configuration go. Its queued records stay with the
+// VM for the next one to ship; only an answer this configuration waits for
+// keeps it (false) until it comes.
 func (p *plugin) OnPluginDone() bool {
-	if p.audit == nil {
+	if p.vm.audit == nil {
+		p.done = true
 		return true
 	}
-	return p.audit.finish()
+	return p.vm.audit.retire(p)
 }
 
 // NewHttpContext starts one request.

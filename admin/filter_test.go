@@ -1,0 +1,77 @@
+package admin_test
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/meshguard/meshguard/audit"
+	"github.com/meshguard/meshguard/filterconfig"
+	"github.com/meshguard/meshguard/filterconfig/filtertest"
+	"github.com/meshguard/meshguard/store"
+)
+
+// TestFilterAuditRefusesWhatNoProxyWrites: a batch holding a record the
+// engine could not have written — another source, a control character,
+// a stamp from another day, beyond the bounds — is refused whole with a
+// 400 naming the record and field, and nothing of it is stored; a good
+// batch is stored under MeshGuard's own ids.
+func TestFilterAuditRefusesWhatNoProxyWrites(t *testing.T) {
+	env := filtertest.New(t)
+	api := env.API(t)
+	good := audit.Record{ID: "aud_from_the_filter", Timestamp: filtertest.Now, DecisionID: "dec_x", AgentID: env.Orch.ID, Action: "read:docs",
+		Method: "GET", Path: "/docs", Host: "docs.mesh", Decision: "allow", Status: 200, Reason: "rule_allow", Source: "wasm", Mode: "enforce"}
+	post := func(b filterconfig.AuditBatch) (int, string) {
+		body, _ := json.Marshal(b)
+		req, _ := http.NewRequest("POST", api.URL+filterconfig.AuditPath, strings.NewReader(string(body)))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set(filterconfig.HeaderFilterToken, filterconfig.FilterToken(filtertest.AdminToken))
+		res, err := api.Client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		var e struct{ Message string }
+		_ = json.NewDecoder(res.Body).Decode(&e)
+		return res.StatusCode, e.Message
+	}
+	bad := func(edit func(r *audit.Record)) filterconfig.AuditBatch {
+		r := good
+		edit(&r)
+		return filterconfig.AuditBatch{Records: []audit.Record{good, r}}
+	}
+	for _, tt := range []struct {
+		name  string
+		batch filterconfig.AuditBatch
+		want  string
+	}{
+		{"another source", bad(func(r *audit.Record) { r.Source = "api" }), "records[1]: source"},
+		{"a NUL", bad(func(r *audit.Record) { r.Path = "/a\x00" }), "records[1]: path: contains a control character"},
+		{"from last week", bad(func(r *audit.Record) { r.Timestamp = filtertest.Now.Add(-7 * 24 * time.Hour) }), "records[1]: timestamp"},
+		{"from the future", bad(func(r *audit.Record) { r.Timestamp = filtertest.Now.Add(time.Hour) }), "records[1]: timestamp"},
+		{"no decision", bad(func(r *audit.Record) { r.Decision = "maybe" }), "records[1]: decision"},
+		{"a long action", bad(func(r *audit.Record) { r.Action = strings.Repeat("a", 2000) }), "records[1]: action"},
+		{"too many records", filterconfig.AuditBatch{Records: make([]audit.Record, filterconfig.MaxAuditBatch+1)}, "at most"},
+		{"an impossible drop count", filterconfig.AuditBatch{Dropped: 1 << 50}, "dropped"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			if code, msg := post(tt.batch); code != 400 || !strings.Contains(msg, tt.want) {
+				t.Fatalf("%d %q; want 400 mentioning %q", code, msg, tt.want)
+			}
+		})
+	}
+	page, err := env.F.Store.QueryAudit(context.Background(), store.AuditFilter{})
+	if err != nil || len(page.Records) != 0 {
+		t.Fatalf("refused batches stored %d records (%v)", len(page.Records), err)
+	}
+	if code, msg := post(filterconfig.AuditBatch{Records: []audit.Record{good}, Dropped: 3}); code != 204 {
+		t.Fatalf("a good batch: %d %s", code, msg)
+	}
+	page, err = env.F.Store.QueryAudit(context.Background(), store.AuditFilter{})
+	if err != nil || len(page.Records) != 1 || page.Records[0].ID == good.ID || page.Records[0].DecisionID != "dec_x" {
+		t.Fatalf("stored %+v, %v", page.Records, err)
+	}
+}
