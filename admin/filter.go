@@ -123,6 +123,10 @@ func (a *API) filterAudit(w http.ResponseWriter, r *http.Request) {
 		badRequest(w, "dropped: %d: more than a filter can hold", b.Dropped)
 		return
 	}
+	if msg := checkText("revision", b.Revision, 64); msg != "" {
+		badRequest(w, "%s", msg)
+		return
+	}
 	now := a.cfg.Now()
 	for i := range b.Records {
 		if msg := checkFilterRecord(&b.Records[i], now); msg != "" {
@@ -131,7 +135,7 @@ func (a *API) filterAudit(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if b.Dropped > 0 {
-		a.log.Warn("admin: a wasm filter dropped audit records (its buffer was full)", "dropped", b.Dropped, "revision", b.Revision, "remote", r.RemoteAddr)
+		a.log.Warn("admin: a wasm filter dropped audit records (its buffer was full, or MeshGuard refused a batch)", "dropped", b.Dropped, "revision", b.Revision, "remote", r.RemoteAddr)
 		if a.cfg.Filter.Dropped != nil {
 			a.cfg.Filter.Dropped(b.Dropped)
 		}

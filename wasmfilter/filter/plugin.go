@@ -45,6 +45,8 @@ type plugin struct {
 	stats   stats
 	// done is set once the host retires this configuration.
 	done bool
+	// tick is the tick period set, in milliseconds.
+	tick int
 	// now is the time of the request being decided: callbacks never
 	// interleave, so the engine's clock reads it.
 	now time.Time
@@ -73,7 +75,10 @@ func (p *plugin) OnPluginStart(int) types.OnPluginStartStatus {
 		proxywasm.LogCriticalf("meshguard: refusing the plugin configuration: %v", err)
 		return false
 	}
-	flush := cfg.FlushMs()
+	if err := p.setTick(cfg.FlushMs()); err != nil {
+		proxywasm.LogCriticalf("meshguard: setting the tick period: %v", err)
+		return false
+	}
 	if cfg.Source != nil {
 		p.source = cfg.Source
 		proxywasm.LogInfof("meshguard: fetching the configuration from cluster %s every %d ms", p.source.Cluster, p.source.RefreshEvery())
@@ -82,11 +87,19 @@ func (p *plugin) OnPluginStart(int) types.OnPluginStartStatus {
 		proxywasm.LogCriticalf("meshguard: refusing the plugin configuration: %v", err)
 		return false
 	}
-	if err := proxywasm.SetTickPeriodMilliSeconds(uint32(flush)); err != nil {
-		proxywasm.LogCriticalf("meshguard: setting the tick period: %v", err)
-		return false
-	}
 	return true
+}
+
+// setTick makes the tick period ms (the audit flush period).
+func (p *plugin) setTick(ms int) error {
+	if ms == p.tick {
+		return nil
+	}
+	if err := proxywasm.SetTickPeriodMilliSeconds(uint32(ms)); err != nil {
+		return err
+	}
+	p.tick = ms
+	return nil
 }
 
 // load compiles cfg and puts it in force.
@@ -104,10 +117,8 @@ func (p *plugin) load(cfg *filterconfig.Config) error {
 	}
 	q.configure(cfg, p.stats)
 	p.vm.audit = q
-	if p.cfg != nil && p.cfg.FlushMs() != cfg.FlushMs() {
-		if err := proxywasm.SetTickPeriodMilliSeconds(uint32(cfg.FlushMs())); err != nil {
-			proxywasm.LogWarnf("meshguard: setting the tick period: %v", err)
-		}
+	if err := p.setTick(cfg.FlushMs()); err != nil {
+		proxywasm.LogWarnf("meshguard: setting the tick period: %v", err)
 	}
 	p.cfg, p.decider = cfg, d
 	proxywasm.LogInfof("meshguard: configuration %s loaded: %d agents, %d revoked, %d policies, %d services, mode %s",
@@ -133,16 +144,9 @@ func (p *plugin) OnTick() {
 		return
 	}
 	p.ticks++
-	if p.decider == nil || p.ticks*p.tickMs() >= p.source.RefreshEvery() {
+	if p.decider == nil || p.ticks*p.tick >= p.source.RefreshEvery() {
 		p.fetch()
 	}
-}
-
-func (p *plugin) tickMs() int {
-	if p.cfg != nil {
-		return p.cfg.FlushMs()
-	}
-	return filterconfig.DefaultFlushMs
 }
 
 // fetch asks MeshGuard for the configuration in force.
