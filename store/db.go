@@ -44,6 +44,9 @@ type dialect struct {
 	// records to; several replicas on one database each have their own.
 	// Empty for SQLite's single chain.
 	auditChain string
+	// skipLocked ends a claiming subquery: rows another replica has locked
+	// are passed over (PostgreSQL); SQLite has one writer and needs none.
+	skipLocked string
 }
 
 // prepare prepares the request path's statements on the read pool.

@@ -47,6 +47,11 @@ type Backend interface {
 	PutService(ctx context.Context, name, spec string) error
 	ListServices(ctx context.Context) ([]store.StoredService, error)
 	DeleteService(ctx context.Context, name string) error
+	EnqueueAlerts(ctx context.Context, alerts []store.OutboxAlert) error
+	ClaimAlerts(ctx context.Context, provider string, now time.Time, lease time.Duration, limit int) ([]store.OutboxAlert, error)
+	AlertDelivered(ctx context.Context, id int64) error
+	AlertFailed(ctx context.Context, id int64, next time.Time, reason string) error
+	CountOutbox(ctx context.Context) (map[string]int, error)
 	Close() error
 }
 
@@ -70,6 +75,7 @@ func Run(t *testing.T, open func(t *testing.T) Backend) {
 		{"Durability", durabilityTests()},
 		{"Audit", auditTests()},
 		{"Services", serviceTests()},
+		{"Outbox", outboxTests()},
 	}
 	for _, g := range groups {
 		t.Run(g.name, func(t *testing.T) {

@@ -1,0 +1,112 @@
+package alert
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strings"
+)
+
+// Slack posts to a Slack incoming webhook (ALERT_SLACK_WEBHOOK) a Block Kit
+// message a person reads at a glance: the title, then agent, decision,
+// action, policy, request, trace id and reason, then where it came from.
+type Slack struct {
+	URL string
+	// Client makes the requests (one with DefaultTimeout if nil).
+	Client *http.Client
+}
+
+// Name identifies the provider in metrics and logs.
+func (s *Slack) Name() string { return "slack" }
+
+// Send delivers a.
+func (s *Slack) Send(ctx context.Context, a *Alert) error {
+	body, err := json.Marshal(slackMessage(a))
+	if err != nil {
+		return fmt.Errorf("slack: encoding alert %s: %w", a.ID, err)
+	}
+	return post(ctx, s.Client, "slack", s.URL, http.Header{}, body)
+}
+
+// The parts of Block Kit MeshGuard uses.
+type (
+	slackText struct {
+		Type string `json:"type"` // plain_text or mrkdwn
+		Text string `json:"text"`
+	}
+	slackBlock struct {
+		Type     string      `json:"type"` // header, section, context
+		Text     *slackText  `json:"text,omitempty"`
+		Fields   []slackText `json:"fields,omitempty"`
+		Elements []slackText `json:"elements,omitempty"`
+	}
+	slackPayload struct {
+		Text   string       `json:"text"` // the notification's fallback
+		Blocks []slackBlock `json:"blocks"`
+	}
+)
+
+var severityMark = map[Severity]string{SeverityCritical: "🔴", SeverityWarning: "🟠", SeverityInfo: "🔵"}
+
+func slackMessage(a *Alert) slackPayload {
+	title := severityMark[a.Severity] + " " + a.Title
+	e := &a.Entry
+	blocks := []slackBlock{
+		{Type: "header", Text: &slackText{"plain_text", cut(title, 150)}},
+		{Type: "section", Text: &slackText{"mrkdwn", escape(a.Message)}},
+	}
+	if a.Trigger == TriggerDeny || a.Trigger == TriggerRateLimit {
+		request := strings.TrimSpace(e.Method + " " + e.Path)
+		var fields []slackText
+		for _, f := range [][2]string{
+			{"Agent", orUnknown(e.AgentName) + " (" + orUnknown(e.TrustTier) + ")"},
+			{"Decision", e.Decision},
+			{"Action", e.Action},
+			{"Policy", e.PolicyName},
+			{"Request", request},
+			{"Reason", e.Reason},
+			{"Trace ID", e.TraceID},
+		} {
+			if f[1] != "" {
+				fields = append(fields, slackText{"mrkdwn", "*" + f[0] + "*\n" + code(f[1])})
+			}
+		}
+		blocks = append(blocks, slackBlock{Type: "section", Fields: fields})
+	}
+	origin := "MeshGuard"
+	if a.Instance != "" {
+		origin += " " + a.Instance
+	}
+	if a.Environment != "" {
+		origin += " · " + a.Environment
+	}
+	blocks = append(blocks, slackBlock{Type: "context", Elements: []slackText{{"mrkdwn", escape(fmt.Sprintf("%s · %s · %s · %s",
+		origin, a.Severity, a.Trigger, a.Timestamp.Format("2006-01-02 15:04:05 MST")))}}})
+	// The fallback text is what notifications show, and Slack reads
+	// mentions in it: escaped like every mrkdwn text.
+	return slackPayload{Text: escape(cut(title, 300)), Blocks: blocks}
+}
+
+// escape makes caller-supplied text inert in mrkdwn: it cannot mention
+// channels or users or forge links.
+func escape(s string) string {
+	return strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;").Replace(s)
+}
+
+// code sets a value in inline code, where mrkdwn formats nothing.
+func code(s string) string {
+	return "`" + strings.ReplaceAll(escape(cut(s, 500)), "`", "'") + "`"
+}
+
+// cut bounds text to n bytes on a rune boundary (Slack's limits: 150
+// characters in a header, 2,000 in a field).
+func cut(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && s[n]&0xC0 == 0x80 {
+		n--
+	}
+	return s[:n] + "…"
+}
