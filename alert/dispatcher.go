@@ -171,6 +171,7 @@ func (d *Dispatcher) admit(ctx context.Context) {
 	for {
 		select {
 		case <-ctx.Done():
+			d.drain(pending)
 			return
 		case a := <-d.in:
 			if sent < d.cfg.RateLimit {
@@ -196,6 +197,30 @@ func (d *Dispatcher) admit(ctx context.Context) {
 			}
 			flush()
 		}
+	}
+}
+
+// drain puts what was raised but not yet stored into the outbox when the
+// dispatcher stops (a shutdown), so the next start delivers it. The rate
+// limit no longer matters: nothing is sent now.
+func (d *Dispatcher) drain(pending []Alert) {
+	for {
+		select {
+		case a := <-d.in:
+			pending = append(pending, a)
+			continue
+		default:
+		}
+		break
+	}
+	if len(pending) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := d.enqueue(ctx, pending); err != nil {
+		d.cfg.Logger.Error("alerts: raised alerts could not be stored at shutdown; they are lost", "alerts", len(pending), "error", err)
+		d.dropped(len(pending))
 	}
 }
 

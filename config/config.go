@@ -48,6 +48,8 @@ type Config struct {
 	LogLevel           string
 	// Routes map requests to actions (file only: it is structured).
 	Routes []engine.Route
+	// Alerts are the ALERT_* settings.
+	Alerts Alerts
 }
 
 // ErrInvalid wraps every configuration error.
@@ -185,6 +187,7 @@ type Flag struct{ Name, Env, Usage, Default string }
 
 // Flags lists the flags `meshguard serve` accepts, one per setting.
 func Flags() []Flag {
+	settings := allSettings()
 	out := make([]Flag, len(settings))
 	for i, s := range settings {
 		out[i] = Flag{Name: s.flag, Env: s.env, Usage: s.usage, Default: s.def}
@@ -197,6 +200,7 @@ func Flags() []Flag {
 // flags the user set).
 func Load(path string, getenv func(string) string, flags map[string]string) (*Config, error) {
 	c := &Config{}
+	settings := allSettings()
 	for _, s := range settings {
 		if err := s.set(c, s.def); err != nil {
 			return nil, fmt.Errorf("%w: default of %s: %w", ErrInvalid, s.key, err) // a bug
@@ -221,8 +225,14 @@ func Load(path string, getenv func(string) string, flags map[string]string) (*Co
 			}
 		}
 	}
+	if err := c.checkAlerts(); err != nil {
+		return nil, err
+	}
 	return c, nil
 }
+
+// allSettings are the core settings, then the ALERT_* ones.
+func allSettings() []setting { return append(append([]setting{}, settings...), alertSettings...) }
 
 // lookup treats an empty variable as unset, as most tools do.
 func lookup(getenv func(string) string, name string) (string, bool) {
@@ -253,6 +263,7 @@ func (c *Config) loadFile(path string) error {
 	if m.Kind != yaml.MappingNode {
 		return fmt.Errorf("%w: %s:%d: expected a mapping of settings", ErrInvalid, path, m.Line)
 	}
+	settings := allSettings()
 	byKey := make(map[string]setting, len(settings))
 	for _, s := range settings {
 		byKey[s.key] = s
@@ -302,6 +313,7 @@ func decodeRoutes(n *yaml.Node, dst *[]engine.Route) error {
 }
 
 func keyList() string {
+	settings := allSettings()
 	keys := make([]string, len(settings))
 	for i, s := range settings {
 		keys[i] = s.key

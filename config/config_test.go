@@ -75,6 +75,14 @@ func TestErrorsNameTheKey(t *testing.T) {
 		{"database url not postgres", "", map[string]string{"DATABASE_URL": "mysql://localhost/mg"}, nil, "DATABASE_URL: expected a postgres://"},
 		{"database url without host", "", map[string]string{"DATABASE_URL": "postgresql:///mg"}, nil, "DATABASE_URL: expected a postgres://"},
 		{"log level", "logLevel: loud", nil, nil, "logLevel"},
+		{"misspelt alert trigger", "", map[string]string{"ALERT_ON": "deny,denied"}, nil, `environment variable ALERT_ON: invalid alert triggers: "denied"`},
+		{"webhook that is no URL", "", map[string]string{"ALERT_WEBHOOK_URL": "hooks.example.com/x"}, nil, "ALERT_WEBHOOK_URL: expected an http"},
+		{"slack webhook that is no URL", "", map[string]string{"ALERT_SLACK_WEBHOOK": "ftp://x"}, nil, "ALERT_SLACK_WEBHOOK"},
+		{"bad recipient", "", map[string]string{"ALERT_EMAIL_TO": "ops@example.com, not an address"}, nil, "ALERT_EMAIL_TO"},
+		{"email without a server", "", map[string]string{"ALERT_EMAIL_FROM": "mg@example.com", "ALERT_EMAIL_TO": "ops@example.com"}, nil, "ALERT_SMTP_HOST: required"},
+		{"password without a user", "", map[string]string{"ALERT_SMTP_PASS": "x"}, nil, "ALERT_SMTP_USER: required"},
+		{"rate limit zero", "", map[string]string{"ALERT_RATE_LIMIT": "0"}, nil, "ALERT_RATE_LIMIT"},
+		{"bad smtp port", "", map[string]string{"ALERT_SMTP_PORT": "0"}, nil, "ALERT_SMTP_PORT"},
 		{"duplicate key", "port: 1\nport: 2", nil, nil, "duplicate key"},
 	}
 	for _, tc := range tests {
@@ -99,7 +107,7 @@ func TestFlagsCoverEverySetting(t *testing.T) {
 		}
 		seen[f.Name] = true
 	}
-	if len(seen) != len(settings) {
+	if len(seen) != len(allSettings()) {
 		t.Fatal("a setting has no flag")
 	}
 }

@@ -24,6 +24,7 @@ import (
 	"google.golang.org/grpc/reflection"
 
 	"github.com/meshguard/meshguard/admin"
+	"github.com/meshguard/meshguard/alert"
 	"github.com/meshguard/meshguard/agentcache"
 	"github.com/meshguard/meshguard/audit"
 	"github.com/meshguard/meshguard/catalog/registry"
@@ -99,6 +100,7 @@ type backend interface {
 	audit.Store
 	audit.Pruner
 	registry.Store
+	alert.Outbox
 	CountActiveAgents(ctx context.Context) (int64, error)
 	Close() error
 }
@@ -127,6 +129,7 @@ type parts struct {
 	xds      *xds.Server
 	services *registry.Registry
 	pub      *publisher
+	alerts   *alert.Dispatcher // nil: no provider configured
 	// adminToken is the admin token in force; the wasm filter's
 	// credential derives from it.
 	adminToken string
@@ -236,6 +239,17 @@ func build(ctx context.Context, cfg *config.Config, o Options, log *slog.Logger)
 	} else {
 		log.Warn("the audit trail is off (AUDIT_ENABLED=false): decisions are not recorded")
 	}
+	var observer engine.Observer = p.metrics
+	if p.alerts, err = p.buildAlerts(cfg, log); err != nil {
+		return nil, fmt.Errorf("alerts: %w", err)
+	}
+	if p.alerts != nil {
+		origin := alert.Origin{Instance: cfg.Alerts.Instance, Environment: cfg.Alerts.Environment}
+		recorder = alerting{next: recorder, d: p.alerts, on: cfg.Alerts.On, origin: origin}
+		if cfg.Alerts.On[alert.TriggerError] {
+			observer = alertingObserver{next: p.metrics, d: p.alerts, origin: origin}
+		}
+	}
 	var limiter engine.Limiter = ratelimit.NewMemory(nil, 0)
 	if p.pg != nil {
 		// Replicas share limits; each counts under its audit chain's
@@ -248,7 +262,7 @@ func build(ctx context.Context, cfg *config.Config, o Options, log *slog.Logger)
 	eng, err := engine.New(engine.Config{
 		Mode: cfg.Mode, Tokens: p.cached, Delegations: p.cached, Delegator: issuer,
 		Agents: agents, Policies: p.loader, Limiter: limiter, Recorder: recorder, Routes: cfg.Routes,
-		Tracer: p.tracing.Tracer(), Observer: p.metrics,
+		Tracer: p.tracing.Tracer(), Observer: observer,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("routes: %w", err)
@@ -262,7 +276,7 @@ func build(ctx context.Context, cfg *config.Config, o Options, log *slog.Logger)
 	api, err := admin.New(admin.Config{
 		Store: p.db, Keys: p.keys, Issuer: issuer, Verifier: verifier, Tokens: p.cached, Agents: agents,
 		Policies: p.loader, PolicyFiles: files, Engine: eng, Audit: p.db, Metrics: p.metrics.Handler(), XDS: p.xds, Services: p.services, AdminToken: token,
-		Filter: &admin.FilterConfig{Generate: p.pub.filterConfig, Recorder: recorder, Observer: p.metrics, Dropped: p.metrics.FilterDropped},
+		Filter: &admin.FilterConfig{Generate: p.pub.filterConfig, Recorder: recorder, Observer: observer, Dropped: p.metrics.FilterDropped},
 		// Agents, keys and policies are in the wasm filter's configuration.
 		OnChange: func(admin.Change) { p.pub.changed() },
 		Ready: func(ctx context.Context) error {
@@ -392,6 +406,9 @@ func (p *parts) serve(ctx context.Context, cfg *config.Config, o Options, log *s
 	var wg sync.WaitGroup
 	errs := make(chan error, 2)
 	wg.Go(func() { p.pub.run(bg) })
+	if p.alerts != nil {
+		wg.Go(func() { p.alerts.Run(bg) })
+	}
 	wg.Go(func() { p.watchServices(bg, log) })
 	wg.Go(func() { p.watchStoredServices(bg, log) })
 	wg.Add(5)

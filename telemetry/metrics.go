@@ -18,6 +18,7 @@ type Metrics struct {
 	duration prometheus.Histogram
 	audit    prometheus.Counter
 	dropped  prometheus.Counter
+	alerts   *prometheus.CounterVec
 }
 
 // NewMetrics builds the registry, with the Go runtime and process
@@ -43,8 +44,12 @@ func NewMetrics() *Metrics {
 			Name: "meshguard_wasm_audit_dropped_total",
 			Help: "Audit records wasm filters dropped because their buffer was full, as they reported them.",
 		}),
+		alerts: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "meshguard_alerts_sent_total",
+			Help: "Alert deliveries, by provider and result (sent, failed: to be retried, dropped).",
+		}, []string{"provider", "result"}),
 	}
-	m.reg.MustRegister(m.checks, m.duration, m.audit, m.dropped,
+	m.reg.MustRegister(m.checks, m.duration, m.audit, m.dropped, m.alerts,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -61,6 +66,9 @@ func (m *Metrics) AuditWritten(n int) { m.audit.Add(float64(n)) }
 
 // FilterDropped counts n records a wasm filter reported dropping.
 func (m *Metrics) FilterDropped(n uint64) { m.dropped.Add(float64(n)) }
+
+// AlertResult counts one alert delivery attempt.
+func (m *Metrics) AlertResult(provider, result string) { m.alerts.WithLabelValues(provider, result).Inc() }
 
 // Gauge registers a gauge whose value fn reads at every scrape (active
 // agents, the audit queue's depth).

@@ -1,0 +1,107 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net/mail"
+	"net/url"
+	"strings"
+
+	"github.com/meshguard/meshguard/alert"
+)
+
+// Alerts are the ALERT_* settings (SPEC §9).
+type Alerts struct {
+	On            alert.Triggers
+	WebhookURL    string
+	WebhookSecret string
+	SlackWebhook  string
+	EmailFrom     string
+	EmailTo       []string
+	SMTPHost      string
+	SMTPPort      int
+	SMTPUser      string
+	SMTPPass      string
+	RateLimit     int
+	Instance      string
+	Environment   string
+}
+
+// alertSettings are the ALERT_* settings, appended to settings.
+var alertSettings = []setting{
+	{"alertOn", "ALERT_ON", "alert-on", "what raises alerts: deny, error, rate_limit (comma-separated) or all; empty: none", "", func(c *Config, v string) error {
+		t, err := alert.ParseTriggers(v)
+		if err != nil {
+			return err
+		}
+		c.Alerts.On = t
+		return nil
+	}},
+	{"alertWebhookUrl", "ALERT_WEBHOOK_URL", "alert-webhook-url", "send alerts as signed JSON to this http(s) URL", "", httpURL(func(c *Config) *string { return &c.Alerts.WebhookURL })},
+	{"alertWebhookSecret", "ALERT_WEBHOOK_SECRET", "alert-webhook-secret", "sign webhook bodies with this secret (X-MeshGuard-Signature: sha256=…)", "", str(func(c *Config) *string { return &c.Alerts.WebhookSecret })},
+	{"alertSlackWebhook", "ALERT_SLACK_WEBHOOK", "alert-slack-webhook", "send alerts to this Slack incoming webhook URL", "", httpURL(func(c *Config) *string { return &c.Alerts.SlackWebhook })},
+	{"alertEmailFrom", "ALERT_EMAIL_FROM", "alert-email-from", "send alert email from this address", "", func(c *Config, v string) error {
+		if v != "" {
+			if _, err := mail.ParseAddress(v); err != nil {
+				return fmt.Errorf("%q: expected an email address", v)
+			}
+		}
+		c.Alerts.EmailFrom = v
+		return nil
+	}},
+	{"alertEmailTo", "ALERT_EMAIL_TO", "alert-email-to", "send alert email to these addresses (comma-separated)", "", func(c *Config, v string) error {
+		c.Alerts.EmailTo = nil
+		if v == "" {
+			return nil
+		}
+		for _, a := range strings.Split(v, ",") {
+			a = strings.TrimSpace(a)
+			if _, err := mail.ParseAddress(a); err != nil {
+				return fmt.Errorf("%q: expected email addresses, comma-separated", a)
+			}
+			c.Alerts.EmailTo = append(c.Alerts.EmailTo, a)
+		}
+		return nil
+	}},
+	{"alertSmtpHost", "ALERT_SMTP_HOST", "alert-smtp-host", "the SMTP server for alert email (STARTTLS required)", "", str(func(c *Config) *string { return &c.Alerts.SMTPHost })},
+	{"alertSmtpPort", "ALERT_SMTP_PORT", "alert-smtp-port", "the SMTP server's port", "587", port(func(c *Config) *int { return &c.Alerts.SMTPPort })},
+	{"alertSmtpUser", "ALERT_SMTP_USER", "alert-smtp-user", "the SMTP user (with ALERT_SMTP_PASS)", "", str(func(c *Config) *string { return &c.Alerts.SMTPUser })},
+	{"alertSmtpPass", "ALERT_SMTP_PASS", "alert-smtp-pass", "the SMTP password", "", str(func(c *Config) *string { return &c.Alerts.SMTPPass })},
+	{"alertRateLimit", "ALERT_RATE_LIMIT", "alert-rate-limit", "alerts a minute sent one by one; beyond, one digest a minute", "10", intIn(func(c *Config) *int { return &c.Alerts.RateLimit }, 1, 10_000)},
+	{"alertInstanceName", "ALERT_INSTANCE_NAME", "alert-instance-name", "names this MeshGuard in alerts", "", str(func(c *Config) *string { return &c.Alerts.Instance })},
+	{"alertEnvironment", "ALERT_ENVIRONMENT", "alert-environment", "names the environment in alerts (production, staging, …)", "", str(func(c *Config) *string { return &c.Alerts.Environment })},
+}
+
+// httpURL parses an optional absolute http(s) URL.
+func httpURL(field func(c *Config) *string) func(c *Config, v string) error {
+	return func(c *Config, v string) error {
+		if v != "" {
+			u, err := url.Parse(v)
+			if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+				return errors.New("expected an http:// or https:// URL")
+			}
+		}
+		*field(c) = v
+		return nil
+	}
+}
+
+// checkAlerts checks the ALERT_* settings together: email needs a sender,
+// recipients and a server, or none of them; a password needs a user.
+func (c *Config) checkAlerts() error {
+	a := &c.Alerts
+	email := a.EmailFrom != "" || len(a.EmailTo) > 0 || a.SMTPHost != ""
+	switch {
+	case email && a.EmailFrom == "":
+		return fmt.Errorf("%w: ALERT_EMAIL_FROM: required with ALERT_EMAIL_TO and ALERT_SMTP_HOST", ErrInvalid)
+	case email && len(a.EmailTo) == 0:
+		return fmt.Errorf("%w: ALERT_EMAIL_TO: required with ALERT_EMAIL_FROM and ALERT_SMTP_HOST", ErrInvalid)
+	case email && a.SMTPHost == "":
+		return fmt.Errorf("%w: ALERT_SMTP_HOST: required with ALERT_EMAIL_FROM and ALERT_EMAIL_TO", ErrInvalid)
+	case a.SMTPPass != "" && a.SMTPUser == "":
+		return fmt.Errorf("%w: ALERT_SMTP_USER: required with ALERT_SMTP_PASS", ErrInvalid)
+	case a.WebhookSecret != "" && a.WebhookURL == "":
+		return fmt.Errorf("%w: ALERT_WEBHOOK_URL: required with ALERT_WEBHOOK_SECRET", ErrInvalid)
+	}
+	return nil
+}

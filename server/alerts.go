@@ -1,0 +1,82 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"time"
+
+	"github.com/meshguard/meshguard/alert"
+	"github.com/meshguard/meshguard/audit"
+	"github.com/meshguard/meshguard/config"
+	"github.com/meshguard/meshguard/engine"
+)
+
+// buildAlerts returns the alert dispatcher for the ALERT_* settings, or nil
+// when no provider is configured.
+func (p *parts) buildAlerts(cfg *config.Config, log *slog.Logger) (*alert.Dispatcher, error) {
+	a := &cfg.Alerts
+	var providers []alert.Provider
+	if a.WebhookURL != "" {
+		providers = append(providers, &alert.Webhook{URL: a.WebhookURL, Secret: []byte(a.WebhookSecret)})
+	}
+	if a.SlackWebhook != "" {
+		providers = append(providers, &alert.Slack{URL: a.SlackWebhook})
+	}
+	if a.SMTPHost != "" {
+		providers = append(providers, &alert.Email{From: a.EmailFrom, To: a.EmailTo, Host: a.SMTPHost, Port: a.SMTPPort, User: a.SMTPUser, Pass: a.SMTPPass})
+	}
+	if len(providers) == 0 {
+		if len(a.On) > 0 {
+			log.Warn("ALERT_ON is set but no alert provider is: set ALERT_WEBHOOK_URL, ALERT_SLACK_WEBHOOK or ALERT_SMTP_HOST")
+		}
+		return nil, nil
+	}
+	if len(a.On) == 0 {
+		log.Info("alert providers are configured but ALERT_ON is empty: only `meshguard alerts test` sends alerts")
+	}
+	return alert.NewDispatcher(alert.Config{
+		Outbox: p.db, Providers: providers, RateLimit: a.RateLimit, Result: p.metrics.AlertResult,
+		Origin: alert.Origin{Instance: a.Instance, Environment: a.Environment}, Logger: log,
+	})
+}
+
+// alerting records a decision (next, which may be nil when the audit trail
+// is off) and then raises the alert it calls for. Raise never blocks, so
+// the decision waits for nothing more than its record.
+type alerting struct {
+	next   engine.Recorder
+	d      *alert.Dispatcher
+	on     alert.Triggers
+	origin alert.Origin
+}
+
+func (a alerting) Write(ctx context.Context, rec audit.Record) error {
+	if a.next != nil {
+		if err := a.next.Write(ctx, rec); err != nil {
+			return err
+		}
+	}
+	if al, ok := alert.ForDecision(&rec, a.on, a.origin); ok {
+		a.d.Raise(al)
+	}
+	return nil
+}
+
+// alertingObserver passes every outcome on to the metrics and raises an
+// error alert for each check MeshGuard could not decide (the store down,
+// the audit trail refusing writes): the error trigger.
+type alertingObserver struct {
+	next   engine.Observer
+	d      *alert.Dispatcher
+	origin alert.Origin
+}
+
+var errUndecided = errors.New("MeshGuard could not decide a request and refused it (fail closed); its log says why")
+
+func (o alertingObserver) Decided(source, effect string, took time.Duration) {
+	o.next.Decided(source, effect, took)
+	if effect == "error" {
+		o.d.Raise(alert.ForError("a "+source+" check failed", errUndecided, time.Now(), o.origin))
+	}
+}

@@ -1,0 +1,73 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/meshguard/meshguard/alert"
+	"github.com/meshguard/meshguard/client"
+	"github.com/meshguard/meshguard/config"
+)
+
+// TestDenialRaisesAnAlert: with ALERT_ON=deny, a webhook and a Slack
+// webhook, a denial through /v1/check reaches both receivers, the webhook
+// signed and carrying the decision's trace id; an allow raises nothing.
+func TestDenialRaisesAnAlert(t *testing.T) {
+	var mu sync.Mutex
+	got := map[string][][]byte{}
+	recv := func(name string) *httptest.Server {
+		s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			b, _ := io.ReadAll(r.Body)
+			if name == "webhook" && !alert.Verify([]byte("hook-secret"), b, r.Header.Get(alert.HeaderSignature)) {
+				w.WriteHeader(401)
+				return
+			}
+			mu.Lock()
+			got[name] = append(got[name], b)
+			mu.Unlock()
+		}))
+		t.Cleanup(s.Close)
+		return s
+	}
+	hook, slack := recv("webhook"), recv("slack")
+	r := start(t, func(c *config.Config) {
+		c.Alerts.On, _ = alert.ParseTriggers("deny")
+		c.Alerts.WebhookURL, c.Alerts.WebhookSecret, c.Alerts.SlackWebhook = hook.URL, "hook-secret", slack.URL
+		c.Alerts.RateLimit, c.Alerts.Instance = 10, "mg-test"
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	agent, err := r.admin.CreateAgent(ctx, client.CreateAgentRequest{Name: "reader-1", TrustTier: "verified", Tags: []string{"reader"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	as := r.admin.WithAgentToken(agent.Token)
+	if d, err := as.Check(ctx, client.CheckRequest{Action: "read:docs"}); err != nil || !d.Allowed {
+		t.Fatalf("allowed read: %+v %v", d, err)
+	}
+	denied, err := as.Check(ctx, client.CheckRequest{Action: "write:docs"})
+	if err == nil || denied.Allowed {
+		t.Fatalf("a write: %+v %v", denied, err)
+	}
+	eventually(t, "the alert at both receivers", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(got["webhook"]) >= 1 && len(got["slack"]) >= 1
+	})
+	mu.Lock()
+	defer mu.Unlock()
+	var a alert.Alert
+	if err := json.Unmarshal(got["webhook"][0], &a); err != nil {
+		t.Fatal(err)
+	}
+	if len(got["webhook"]) != 1 || a.Trigger != alert.TriggerDeny || a.Entry.Action != "write:docs" || a.Entry.AgentName != "reader-1" ||
+		a.Entry.TraceID == "" || a.Entry.TraceID != denied.TraceID || a.Instance != "mg-test" {
+		t.Fatalf("%d alerts; the first %+v (the denial's trace %s)", len(got["webhook"]), a, denied.TraceID)
+	}
+}
