@@ -24,8 +24,8 @@ import (
 	"google.golang.org/grpc/reflection"
 
 	"github.com/meshguard/meshguard/admin"
-	"github.com/meshguard/meshguard/alert"
 	"github.com/meshguard/meshguard/agentcache"
+	"github.com/meshguard/meshguard/alert"
 	"github.com/meshguard/meshguard/audit"
 	"github.com/meshguard/meshguard/catalog/registry"
 	"github.com/meshguard/meshguard/config"

@@ -68,7 +68,9 @@ func (m *Metrics) AuditWritten(n int) { m.audit.Add(float64(n)) }
 func (m *Metrics) FilterDropped(n uint64) { m.dropped.Add(float64(n)) }
 
 // AlertResult counts one alert delivery attempt.
-func (m *Metrics) AlertResult(provider, result string) { m.alerts.WithLabelValues(provider, result).Inc() }
+func (m *Metrics) AlertResult(provider, result string) {
+	m.alerts.WithLabelValues(provider, result).Inc()
+}
 
 // Gauge registers a gauge whose value fn reads at every scrape (active
 // agents, the audit queue's depth).
