@@ -129,6 +129,8 @@ type Config struct {
 	// Services, if set, is the service catalogue of /admin/services
 	// (registry.Registry).
 	Services Services
+	// Alerts, if set, serves GET /admin/alerts and POST /admin/alerts/test.
+	Alerts Alerts
 	// XDS, if set, answers GET /admin/xds/status (xds.Server).
 	XDS interface{ Status() xds.Status }
 	// Metrics, if set, serves GET /metrics (telemetry.Metrics). Like
@@ -284,6 +286,10 @@ func (a *API) routes() {
 	}
 	if a.cfg.XDS != nil {
 		m.Handle("GET /admin/xds/status", admin(func(w http.ResponseWriter, _ *http.Request) { writeJSON(w, http.StatusOK, a.cfg.XDS.Status()) }))
+	}
+	if a.cfg.Alerts != nil {
+		m.Handle("GET /admin/alerts", admin(a.alertsStatus))
+		m.Handle("POST /admin/alerts/test", admin(a.alertsTest))
 	}
 	a.mux = m
 }

@@ -43,7 +43,11 @@ type live struct {
 	requests atomic.Int64 // requests the server received
 }
 
-func newLive(t *testing.T) *live {
+func newLive(t *testing.T) *live { return newLiveWith(t, nil) }
+
+// newLiveWith is newLive with the admin API's configuration changed by
+// mutate (nil: as it is).
+func newLiveWith(t *testing.T, mutate func(*admin.Config)) *live {
 	t.Helper()
 	l := &live{dir: t.TempDir()}
 	entries, err := os.ReadDir(examplePolicies)
@@ -75,7 +79,7 @@ func newLive(t *testing.T) *live {
 		l.pushed.Add(1)
 		return l.xds.Update(ctx, r)
 	}}
-	api, err := admin.New(admin.Config{
+	acfg := admin.Config{
 		Store: l.f.Store, Keys: l.f.Keys, Issuer: l.f.Issuer, Verifier: l.f.Verifier,
 		Tokens: l.f.Cached, Agents: l.f.Agents, Policies: l.f.Policies, PolicyFiles: policy.Dir(l.dir),
 		Engine: l.f.Engine, Audit: l.f.Store, XDS: l.xds, Services: l.services, AdminToken: testAdminToken,
@@ -91,7 +95,11 @@ func newLive(t *testing.T) *live {
 			return filterconfig.Generate(filterconfig.Inputs{JWKS: jwks, Agents: agents, Policies: l.f.Policies.Current().Policies(),
 				MeshGuard: filterconfig.Upstream{Cluster: xds.HTTPCluster, Token: filterconfig.FilterToken(testAdminToken)}})
 		}},
-	})
+	}
+	if mutate != nil {
+		mutate(&acfg)
+	}
+	api, err := admin.New(acfg)
 	if err != nil {
 		t.Fatal(err)
 	}

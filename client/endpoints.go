@@ -261,6 +261,23 @@ func (c *Client) XDSStatus(ctx context.Context) (xds.Status, error) {
 	return out, err
 }
 
+// Alerts reports how alerting is configured and what waits in the outbox.
+func (c *Client) Alerts(ctx context.Context) (AlertsStatus, error) {
+	var out AlertsStatus
+	err := c.doJSON(ctx, http.MethodGet, "/admin/alerts", authAdmin, nil, &out)
+	return out, err
+}
+
+// TestAlerts sends a clearly marked test alert to every configured
+// provider, directly, and reports each one's result.
+func (c *Client) TestAlerts(ctx context.Context) ([]AlertTestResult, error) {
+	var out struct {
+		Results []AlertTestResult `json:"results"`
+	}
+	err := c.doJSON(ctx, http.MethodPost, "/admin/alerts/test", authAdmin, nil, &out)
+	return out.Results, err
+}
+
 // FilterConfig returns the wasm filter's configuration in force, as a
 // filter fetches it (GET /v1/filter/config, with the filter credential
 // derived from the admin token).

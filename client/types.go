@@ -394,3 +394,29 @@ func (r ReadyStatus) String() string {
 	}
 	return fmt.Sprintf("%s: %v", r.Status, r.Errors)
 }
+
+// AlertsStatus is GET /admin/alerts: how alerting is configured and what
+// waits in the outbox.
+type AlertsStatus struct {
+	Triggers    []string        `json:"triggers"`
+	Providers   []AlertProvider `json:"providers"`
+	RateLimit   int             `json:"rateLimit"`
+	Instance    string          `json:"instance,omitempty"`
+	Environment string          `json:"environment,omitempty"`
+	// Pending counts undelivered alerts per provider.
+	Pending map[string]int `json:"pending"`
+}
+
+// AlertProvider is one configured provider; Target says where it sends
+// without any secret (a URL's host, the recipients).
+type AlertProvider struct {
+	Name   string `json:"name"`
+	Target string `json:"target"`
+}
+
+// AlertTestResult is one provider's answer to POST /admin/alerts/test.
+type AlertTestResult struct {
+	Provider  string `json:"provider"`
+	Delivered bool   `json:"delivered"`
+	Error     string `json:"error,omitempty"`
+}

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -69,5 +70,27 @@ func TestDenialRaisesAnAlert(t *testing.T) {
 	if len(got["webhook"]) != 1 || a.Trigger != alert.TriggerDeny || a.Entry.Action != "write:docs" || a.Entry.AgentName != "reader-1" ||
 		a.Entry.TraceID == "" || a.Entry.TraceID != denied.TraceID || a.Instance != "mg-test" {
 		t.Fatalf("%d alerts; the first %+v (the denial's trace %s)", len(got["webhook"]), a, denied.TraceID)
+	}
+	mu.Unlock()
+
+	// The admin API shows the configuration without secrets, and a test
+	// alert goes through each provider at once.
+	st, err := r.admin.Alerts(ctx)
+	if err != nil || strings.Join(st.Triggers, ",") != "deny" || len(st.Providers) != 2 || st.RateLimit != 10 {
+		t.Fatalf("status %+v %v", st, err)
+	}
+	for _, p := range st.Providers {
+		if !strings.HasPrefix(p.Target, "http://127.0.0.1:") || strings.Contains(strings.TrimPrefix(p.Target, "http://"), "/") {
+			t.Errorf("%s's target %q: want the host alone (paths may hold tokens)", p.Name, p.Target)
+		}
+	}
+	res, err := r.admin.TestAlerts(ctx)
+	if err != nil || len(res) != 2 || !res[0].Delivered || !res[1].Delivered {
+		t.Fatalf("test: %+v %v", res, err)
+	}
+	mu.Lock()
+	var test alert.Alert
+	if err := json.Unmarshal(got["webhook"][len(got["webhook"])-1], &test); err != nil || test.Trigger != alert.TriggerTest || test.Severity != alert.SeverityInfo {
+		t.Fatalf("the test alert %+v %v", test, err)
 	}
 }

@@ -101,6 +101,7 @@ type backend interface {
 	audit.Pruner
 	registry.Store
 	alert.Outbox
+	CountOutbox(ctx context.Context) (map[string]int, error)
 	CountActiveAgents(ctx context.Context) (int64, error)
 	Close() error
 }
@@ -240,7 +241,8 @@ func build(ctx context.Context, cfg *config.Config, o Options, log *slog.Logger)
 		log.Warn("the audit trail is off (AUDIT_ENABLED=false): decisions are not recorded")
 	}
 	var observer engine.Observer = p.metrics
-	if p.alerts, err = p.buildAlerts(cfg, log); err != nil {
+	var providers []alert.Provider
+	if p.alerts, providers, err = p.buildAlerts(cfg, log); err != nil {
 		return nil, fmt.Errorf("alerts: %w", err)
 	}
 	if p.alerts != nil {
@@ -276,6 +278,7 @@ func build(ctx context.Context, cfg *config.Config, o Options, log *slog.Logger)
 	api, err := admin.New(admin.Config{
 		Store: p.db, Keys: p.keys, Issuer: issuer, Verifier: verifier, Tokens: p.cached, Agents: agents,
 		Policies: p.loader, PolicyFiles: files, Engine: eng, Audit: p.db, Metrics: p.metrics.Handler(), XDS: p.xds, Services: p.services, AdminToken: token,
+		Alerts: &alertsAdmin{cfg: &cfg.Alerts, providers: providers, outbox: p.db},
 		Filter: &admin.FilterConfig{Generate: p.pub.filterConfig, Recorder: recorder, Observer: observer, Dropped: p.metrics.FilterDropped},
 		// Agents, keys and policies are in the wasm filter's configuration.
 		OnChange: func(admin.Change) { p.pub.changed() },

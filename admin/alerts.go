@@ -1,0 +1,38 @@
+package admin
+
+import (
+	"context"
+	"net/http"
+
+	"github.com/meshguard/meshguard/client"
+)
+
+// Alerts is alerting as the admin API shows it (the server's settings and
+// providers).
+type Alerts interface {
+	Status(ctx context.Context) (client.AlertsStatus, error)
+	// Test sends a test alert to every provider, directly, and says how
+	// each went.
+	Test(ctx context.Context) []client.AlertTestResult
+}
+
+// alertsStatus is GET /admin/alerts.
+func (a *API) alertsStatus(w http.ResponseWriter, r *http.Request) {
+	st, err := a.cfg.Alerts.Status(r.Context())
+	if err != nil {
+		a.log.Error("admin: reading the alert outbox", "error", err)
+		writeError(w, http.StatusServiceUnavailable, "unavailable", "the alert outbox cannot be read; try again")
+		return
+	}
+	writeJSON(w, http.StatusOK, st)
+}
+
+// alertsTest is POST /admin/alerts/test: 200 with each provider's result,
+// whether it delivered or not (the CLI exits 1 when one did not).
+func (a *API) alertsTest(w http.ResponseWriter, r *http.Request) {
+	res := a.cfg.Alerts.Test(r.Context())
+	if res == nil {
+		res = []client.AlertTestResult{}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"results": res})
+}
