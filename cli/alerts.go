@@ -10,7 +10,21 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/meshguard/meshguard/alert"
+	"github.com/meshguard/meshguard/client"
 )
+
+// alertsStatus reads GET /admin/alerts.
+func (a *app) alertsStatus(cmd *cobra.Command) (client.AlertsStatus, error) {
+	c, err := a.adminClient()
+	if err != nil {
+		return client.AlertsStatus{}, err
+	}
+	st, err := c.Alerts(cmd.Context())
+	if err != nil {
+		return client.AlertsStatus{}, a.apiErr(err)
+	}
+	return st, nil
+}
 
 // alertsCmd is `meshguard alerts` (SPEC §9): what raises alerts, where they
 // go, and a test through every provider.
@@ -24,13 +38,9 @@ func (a *app) alertsCmd() *cobra.Command {
 		Short: "Triggers, providers, rate limit, and what waits in the outbox",
 		Args:  exactArgs(0),
 		RunE: runE(func(cmd *cobra.Command, _ []string) error {
-			c, err := a.adminClient()
+			st, err := a.alertsStatus(cmd)
 			if err != nil {
 				return err
-			}
-			st, err := c.Alerts(cmd.Context())
-			if err != nil {
-				return a.apiErr(err)
 			}
 			if a.g.json {
 				return a.printJSON(st)
@@ -55,13 +65,9 @@ func (a *app) alertsCmd() *cobra.Command {
 		Short: "Each trigger and whether ALERT_ON turns it on",
 		Args:  exactArgs(0),
 		RunE: runE(func(cmd *cobra.Command, _ []string) error {
-			c, err := a.adminClient()
+			st, err := a.alertsStatus(cmd)
 			if err != nil {
 				return err
-			}
-			st, err := c.Alerts(cmd.Context())
-			if err != nil {
-				return a.apiErr(err)
 			}
 			if a.g.json {
 				return a.printJSON(map[string]any{"triggers": st.Triggers})
@@ -87,13 +93,9 @@ func (a *app) alertsCmd() *cobra.Command {
 		Short: "The configured providers and where they send",
 		Args:  exactArgs(0),
 		RunE: runE(func(cmd *cobra.Command, _ []string) error {
-			c, err := a.adminClient()
+			st, err := a.alertsStatus(cmd)
 			if err != nil {
 				return err
-			}
-			st, err := c.Alerts(cmd.Context())
-			if err != nil {
-				return a.apiErr(err)
 			}
 			if a.g.json {
 				return a.printJSON(st.Providers)
