@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -52,6 +53,7 @@ func TestDenialRaisesAnAlert(t *testing.T) {
 	if d, err := as.Check(ctx, client.CheckRequest{Action: "read:docs"}); err != nil || !d.Allowed {
 		t.Fatalf("allowed read: %+v %v", d, err)
 	}
+	deniedAt := time.Now()
 	denied, err := as.Check(ctx, client.CheckRequest{Action: "write:docs"})
 	if err == nil || denied.Allowed {
 		t.Fatalf("a write: %+v %v", denied, err)
@@ -61,6 +63,7 @@ func TestDenialRaisesAnAlert(t *testing.T) {
 		defer mu.Unlock()
 		return len(got["webhook"]) >= 1 && len(got["slack"]) >= 1
 	})
+	t.Logf("the alert reached both receivers %v after the denial", time.Since(deniedAt))
 	mu.Lock()
 	defer mu.Unlock()
 	var a alert.Alert
@@ -93,4 +96,60 @@ func TestDenialRaisesAnAlert(t *testing.T) {
 	if err := json.Unmarshal(got["webhook"][len(got["webhook"])-1], &test); err != nil || test.Trigger != alert.TriggerTest || test.Severity != alert.SeverityInfo {
 		t.Fatalf("the test alert %+v %v", test, err)
 	}
+}
+
+// TestAlertsSurviveARestart: an alert raised while its receiver is down
+// waits in the outbox through a restart, and the restarted MeshGuard
+// delivers it once the receiver is up.
+func TestAlertsSurviveARestart(t *testing.T) {
+	var up atomic.Bool
+	var mu sync.Mutex
+	var bodies [][]byte
+	recv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !up.Load() {
+			w.WriteHeader(503)
+			return
+		}
+		b, _ := io.ReadAll(r.Body)
+		mu.Lock()
+		bodies = append(bodies, b)
+		mu.Unlock()
+	}))
+	t.Cleanup(recv.Close)
+	cfg := configWith(t, func(c *config.Config) {
+		c.Alerts.On, _ = alert.ParseTriggers("deny")
+		c.Alerts.WebhookURL, c.Alerts.RateLimit = recv.URL, 10
+		c.AdminToken = "restart-test-admin-token-0123456789"
+	})
+	first := run(t, cfg)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	agent, err := first.admin.CreateAgent(ctx, client.CreateAgentRequest{Name: "reader-2", TrustTier: "verified", Tags: []string{"reader"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d, _ := first.admin.WithAgentToken(agent.Token).Check(ctx, client.CheckRequest{Action: "write:docs"}); d.Allowed {
+		t.Fatal("the write was allowed")
+	}
+	eventually(t, "the alert in the outbox", func() bool {
+		st, err := first.admin.Alerts(ctx)
+		return err == nil && st.Pending["webhook"] == 1
+	})
+	first.stop(t)
+
+	up.Store(true)
+	second := run(t, cfg)
+	eventually(t, "the alert delivered after the restart", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(bodies) == 1
+	})
+	var a alert.Alert
+	if err := json.Unmarshal(bodies[0], &a); err != nil || a.Entry.AgentName != "reader-2" {
+		t.Fatalf("delivered %+v %v", a, err)
+	}
+	eventually(t, "an empty outbox", func() bool {
+		st, err := second.admin.Alerts(ctx)
+		return err == nil && st.Pending["webhook"] == 0
+	})
 }
