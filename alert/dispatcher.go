@@ -35,9 +35,13 @@ const (
 	DefaultBackoff   = time.Second
 	DefaultMaxDelay  = 10 * time.Minute
 	DefaultPoll      = 500 * time.Millisecond
-	DefaultLease     = time.Minute
-	intake           = 1024 // alerts raised and not yet in the outbox
-	maxPending       = 10_000
+	// DefaultLease outlasts a claimed batch's worst case (claimBatch
+	// deliveries at DefaultTimeout each), so no other replica takes an
+	// alert while it is still being sent.
+	DefaultLease = 5 * time.Minute
+	claimBatch   = 10
+	intake       = 1024 // alerts raised and not yet in the outbox
+	maxPending   = 10_000
 )
 
 // Config configures a Dispatcher.
@@ -305,7 +309,7 @@ func (d *Dispatcher) deliver(ctx context.Context, p Provider, wake <-chan struct
 		case <-t.C:
 		}
 		for ctx.Err() == nil {
-			due, err := d.cfg.Outbox.ClaimAlerts(ctx, p.Name(), d.cfg.Now(), d.cfg.Lease, 20)
+			due, err := d.cfg.Outbox.ClaimAlerts(ctx, p.Name(), d.cfg.Now(), d.cfg.Lease, claimBatch)
 			if err != nil {
 				d.cfg.Logger.Warn("alerts: reading the outbox", "provider", p.Name(), "error", err)
 				break
