@@ -336,17 +336,26 @@ func (d *Dispatcher) attempt(ctx context.Context, p Provider, row *store.OutboxA
 	sctx, cancel := context.WithTimeout(ctx, DefaultTimeout)
 	err := p.Send(sctx, &a)
 	cancel()
+	// The outcome is recorded even when the dispatcher is stopping: an
+	// unrecorded claim would keep the alert leased long after a restart.
+	rctx, rcancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer rcancel()
 	if err == nil {
 		d.cfg.Result(p.Name(), "sent")
-		if err := d.cfg.Outbox.AlertDelivered(ctx, row.ID); err != nil {
+		if err := d.cfg.Outbox.AlertDelivered(rctx, row.ID); err != nil {
 			d.cfg.Logger.Warn("alerts: delivered, but not removed from the outbox (it may be sent again)", "provider", p.Name(), "alert", a.ID, "error", err)
 		}
 		return
 	}
-	d.cfg.Result(p.Name(), "failed")
 	next := d.cfg.Now().Add(d.backoff(row.Attempts + 1))
-	d.cfg.Logger.Warn("alerts: delivery failed; retrying", "provider", p.Name(), "alert", a.ID, "attempt", row.Attempts+1, "next", next, "error", err)
-	if err := d.cfg.Outbox.AlertFailed(ctx, row.ID, next, err.Error()); err != nil {
+	if ctx.Err() != nil {
+		// Interrupted by a shutdown, not refused: due again at once.
+		next = d.cfg.Now()
+	} else {
+		d.cfg.Result(p.Name(), "failed")
+		d.cfg.Logger.Warn("alerts: delivery failed; retrying", "provider", p.Name(), "alert", a.ID, "attempt", row.Attempts+1, "next", next, "error", err)
+	}
+	if err := d.cfg.Outbox.AlertFailed(rctx, row.ID, next, err.Error()); err != nil {
 		d.cfg.Logger.Warn("alerts: recording a failed delivery", "provider", p.Name(), "error", err)
 	}
 }
