@@ -178,7 +178,7 @@ func severity(t Trigger, e *Entry) Severity {
 	switch {
 	case t == TriggerError:
 		return SeverityCritical
-	case e.TrustTier == "privileged" || strings.HasPrefix(e.Action, "admin:"):
+	case t == TriggerDeny && (e.TrustTier == "privileged" || strings.HasPrefix(e.Action, "admin:")):
 		return SeverityCritical
 	}
 	return SeverityWarning

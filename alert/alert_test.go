@@ -11,6 +11,7 @@ import (
 	"sync"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/meshguard/meshguard/audit"
 )
@@ -206,5 +207,22 @@ func TestSlack(t *testing.T) {
 	}
 	if !strings.Contains(msg.Blocks[3].Elements[0].Text, "mg-1 · prod") {
 		t.Errorf("context %q", msg.Blocks[3].Elements[0].Text)
+	}
+
+	// A path of 8 KiB of '&' (five characters each once escaped) still
+	// fits Slack's limits: 3,000 for the section, 2,000 for a field.
+	long, _ := ForDecision(&audit.Record{Timestamp: at, AgentName: "a", Action: "read:x", Method: "GET", Path: "/" + strings.Repeat("&", 8<<10),
+		Decision: "deny", Status: 403, Reason: "rule_deny"}, all, Origin{})
+	m := slackMessage(&long)
+	if n := utf8.RuneCountInString(m.Blocks[1].Text.Text); n > 3000 {
+		t.Errorf("section of %d characters", n)
+	}
+	for _, f := range m.Blocks[2].Fields {
+		if n := utf8.RuneCountInString(f.Text); n > 2000 {
+			t.Errorf("field of %d characters", n)
+		}
+	}
+	if n := utf8.RuneCountInString(m.Blocks[0].Text.Text); n > 150 {
+		t.Errorf("header of %d characters", n)
 	}
 }

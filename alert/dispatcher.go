@@ -40,8 +40,13 @@ const (
 	// alert while it is still being sent.
 	DefaultLease = 5 * time.Minute
 	claimBatch   = 10
-	intake       = 1024 // alerts raised and not yet in the outbox
-	maxPending   = 10_000
+	// maxAttempts gives an alert about a day of retries (most of them
+	// MaxDelay apart); maxRejections is how often a receiver may refuse
+	// it as bad (a 4xx other than 408 and 429) before it is given up.
+	maxAttempts   = 150
+	maxRejections = 3
+	intake        = 1024 // alerts raised and not yet in the outbox
+	maxPending    = 10_000
 )
 
 // Config configures a Dispatcher.
@@ -123,16 +128,6 @@ func (d *Dispatcher) Raise(a Alert) {
 	}
 }
 
-// Send enqueues a for every provider at once, outside the rate limit, and
-// returns when it is in the outbox (`meshguard alerts test`).
-func (d *Dispatcher) Send(ctx context.Context, a Alert) error {
-	if err := d.enqueue(ctx, []Alert{a}); err != nil {
-		return err
-	}
-	d.wakeAll()
-	return nil
-}
-
 // Run delivers until ctx ends.
 func (d *Dispatcher) Run(ctx context.Context) {
 	var wg sync.WaitGroup
@@ -151,10 +146,11 @@ func (d *Dispatcher) admit(ctx context.Context) {
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
 	var (
-		windowStart = d.cfg.Now()
-		sent        int
-		held        = map[Trigger]int{}
-		pending     []Alert
+		windowStart  = d.cfg.Now()
+		sent         int
+		held         = map[Trigger]int{}
+		heldCritical bool
+		pending      []Alert
 	)
 	flush := func() {
 		if len(pending) == 0 {
@@ -175,6 +171,12 @@ func (d *Dispatcher) admit(ctx context.Context) {
 	for {
 		select {
 		case <-ctx.Done():
+			// What the limit held back goes out as a digest after the
+			// restart, not lost with this process.
+			d.foldOverrun(held)
+			if digest, ok := d.digest(held, heldCritical, windowStart, d.cfg.Now()); ok {
+				pending = append(pending, digest)
+			}
 			d.drain(pending)
 			return
 		case a := <-d.in:
@@ -184,19 +186,15 @@ func (d *Dispatcher) admit(ctx context.Context) {
 				flush()
 			} else {
 				held[a.Trigger]++
+				heldCritical = heldCritical || a.Severity == SeverityCritical
 			}
 		case <-tick.C:
-			d.mu.Lock()
-			for t, n := range d.overrun {
-				held[t] += n
-			}
-			clear(d.overrun)
-			d.mu.Unlock()
+			d.foldOverrun(held)
 			if now := d.cfg.Now(); now.Sub(windowStart) >= time.Minute {
-				if digest, ok := d.digest(held, windowStart, now); ok {
+				if digest, ok := d.digest(held, heldCritical, windowStart, now); ok {
 					pending = append(pending, digest)
 				}
-				windowStart, sent = now, 0
+				windowStart, sent, heldCritical = now, 0, false
 				clear(held)
 			}
 			flush()
@@ -228,8 +226,21 @@ func (d *Dispatcher) drain(pending []Alert) {
 	}
 }
 
-// digest is the alert that stands for those held back in a window.
-func (d *Dispatcher) digest(held map[Trigger]int, from, to time.Time) (Alert, bool) {
+// foldOverrun adds the alerts raised while the intake was full to held.
+// (Their severities are unknown: they count, but cannot raise the
+// digest's.)
+func (d *Dispatcher) foldOverrun(held map[Trigger]int) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for t, n := range d.overrun {
+		held[t] += n
+	}
+	clear(d.overrun)
+}
+
+// digest is the alert that stands for those held back in a window: as
+// severe as the most severe of them.
+func (d *Dispatcher) digest(held map[Trigger]int, critical bool, from, to time.Time) (Alert, bool) {
 	total := 0
 	for _, n := range held {
 		total += n
@@ -251,7 +262,7 @@ func (d *Dispatcher) digest(held map[Trigger]int, from, to time.Time) (Alert, bo
 			}
 		}
 	}
-	if held[TriggerError] > 0 {
+	if critical || held[TriggerError] > 0 {
 		a.Severity = SeverityCritical
 	}
 	a.Title = fmt.Sprintf("Digest: %d alerts held back by ALERT_RATE_LIMIT", total)
@@ -344,6 +355,17 @@ func (d *Dispatcher) attempt(ctx context.Context, p Provider, row *store.OutboxA
 		d.cfg.Result(p.Name(), "sent")
 		if err := d.cfg.Outbox.AlertDelivered(rctx, row.ID); err != nil {
 			d.cfg.Logger.Warn("alerts: delivered, but not removed from the outbox (it may be sent again)", "provider", p.Name(), "alert", a.ID, "error", err)
+		}
+		return
+	}
+	if ctx.Err() == nil && (row.Attempts+1 >= maxAttempts || errors.Is(err, ErrRejected) && row.Attempts+1 >= maxRejections) {
+		// A receiver that refuses the alert as bad, or has failed for
+		// about a day, will not take it: give it up, loudly, rather
+		// than hold the outbox forever.
+		d.cfg.Result(p.Name(), "dropped")
+		d.cfg.Logger.Error("alerts: giving up an alert", "provider", p.Name(), "alert", a.ID, "attempts", row.Attempts+1, "error", err)
+		if err := d.cfg.Outbox.AlertDelivered(rctx, row.ID); err != nil {
+			d.cfg.Logger.Warn("alerts: removing a given-up alert", "provider", p.Name(), "error", err)
 		}
 		return
 	}

@@ -206,23 +206,51 @@ func TestOutboxSurvivesARestart(t *testing.T) {
 	eventually(t, "an empty outbox", func() bool { n, _ := s2.CountOutbox(context.Background()); return n["webhook"] == 0 })
 }
 
-// TestSendBypassesTheRateLimit: `alerts test` goes out at once, whatever
-// was raised before it.
-func TestSendBypassesTheRateLimit(t *testing.T) {
-	hook := newReceiver(t, 204)
+// TestShutdownKeepsWhatTheLimitHeld: alerts the rate limit held back when
+// the dispatcher stops go into the outbox as a digest, not lost with the
+// process; the digest is as severe as the most severe it stands for.
+func TestShutdownKeepsWhatTheLimitHeld(t *testing.T) {
+	down := newReceiver(t, 503)
 	c := &clock{now: at}
-	r := newRig(t, openStore(t, filepath.Join(t.TempDir(), "mg.db")), c, []Provider{&Webhook{URL: hook.srv.URL}}, 1)
-	r.d.Raise(denial("a"))
-	r.d.Raise(denial("b"))
-	if err := r.d.Send(context.Background(), ForTest(at, Origin{})); err != nil {
+	s := openStore(t, filepath.Join(t.TempDir(), "mg.db"))
+	r := newRig(t, s, c, []Provider{&Webhook{URL: down.srv.URL}}, 2)
+	for range 9 {
+		r.d.Raise(denial("agent"))
+	}
+	critical := denial("root")
+	critical.Severity = SeverityCritical
+	r.d.Raise(critical)
+	eventually(t, "both admitted alerts tried", func() bool { return r.results.get("webhook/failed") >= 2 })
+	time.Sleep(100 * time.Millisecond) // let the intake take the rest
+	r.stop()
+	rows, err := s.ClaimAlerts(context.Background(), "webhook", c.Now().Add(time.Hour), time.Minute, 10)
+	if err != nil || len(rows) != 3 {
+		t.Fatalf("the outbox after the stop: %d rows (%v); want the two admitted and a digest", len(rows), err)
+	}
+	var digest Alert
+	if err := json.Unmarshal([]byte(rows[2].Payload), &digest); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "the test alert", func() bool {
-		for i := range hook.count() {
-			if hook.alert(t, i).Trigger == TriggerTest {
-				return true
-			}
-		}
-		return false
-	})
+	if !strings.Contains(digest.Message, "8 more denials") || digest.Severity != SeverityCritical {
+		t.Fatalf("digest %+v", digest)
+	}
+}
+
+// TestGivesUpARefusedAlert: a receiver that refuses an alert as bad (a
+// 400) three times gets it no more; it is counted as dropped and leaves the
+// outbox, rather than being retried forever in front of the others.
+func TestGivesUpARefusedAlert(t *testing.T) {
+	refuses := newReceiver(t, 400)
+	c := &clock{now: at}
+	s := openStore(t, filepath.Join(t.TempDir(), "mg.db"))
+	r := newRig(t, s, c, []Provider{&Webhook{URL: refuses.srv.URL}}, 10)
+	r.d.Raise(denial("emailer"))
+	for i := 1; i <= 2; i++ {
+		eventually(t, "a refusal", func() bool { return r.results.get("webhook/failed") == i })
+		c.Add(time.Minute)
+	}
+	eventually(t, "the alert given up", func() bool { return r.results.get("webhook/dropped") == 1 })
+	if n, err := s.CountOutbox(context.Background()); err != nil || n["webhook"] != 0 {
+		t.Fatalf("outbox %v %v", n, err)
+	}
 }

@@ -34,6 +34,8 @@ type (
 	slackText struct {
 		Type string `json:"type"` // plain_text or mrkdwn
 		Text string `json:"text"`
+		// Verbatim keeps mrkdwn from turning URLs and names into links.
+		Verbatim bool `json:"verbatim,omitempty"`
 	}
 	slackBlock struct {
 		Type     string      `json:"type"` // header, section, context
@@ -53,8 +55,8 @@ func slackMessage(a *Alert) slackPayload {
 	title := severityMark[a.Severity] + " " + a.Title
 	e := &a.Entry
 	blocks := []slackBlock{
-		{Type: "header", Text: &slackText{"plain_text", cut(title, 150)}},
-		{Type: "section", Text: &slackText{"mrkdwn", escape(a.Message)}},
+		{Type: "header", Text: &slackText{Type: "plain_text", Text: cut(title, 140)}},
+		{Type: "section", Text: &slackText{Type: "mrkdwn", Text: cut(escape(a.Message), 2900), Verbatim: true}},
 	}
 	if a.Trigger == TriggerDeny || a.Trigger == TriggerRateLimit {
 		request := strings.TrimSpace(e.Method + " " + e.Path)
@@ -69,7 +71,7 @@ func slackMessage(a *Alert) slackPayload {
 			{"Trace ID", e.TraceID},
 		} {
 			if f[1] != "" {
-				fields = append(fields, slackText{"mrkdwn", "*" + f[0] + "*\n" + code(f[1])})
+				fields = append(fields, slackText{Type: "mrkdwn", Text: "*" + f[0] + "*\n" + code(f[1]), Verbatim: true})
 			}
 		}
 		blocks = append(blocks, slackBlock{Type: "section", Fields: fields})
@@ -81,8 +83,8 @@ func slackMessage(a *Alert) slackPayload {
 	if a.Environment != "" {
 		origin += " · " + a.Environment
 	}
-	blocks = append(blocks, slackBlock{Type: "context", Elements: []slackText{{"mrkdwn", escape(fmt.Sprintf("%s · %s · %s · %s",
-		origin, a.Severity, a.Trigger, a.Timestamp.Format("2006-01-02 15:04:05 MST")))}}})
+	blocks = append(blocks, slackBlock{Type: "context", Elements: []slackText{{Type: "mrkdwn", Verbatim: true, Text: cut(escape(fmt.Sprintf("%s · %s · %s · %s",
+		origin, a.Severity, a.Trigger, a.Timestamp.Format("2006-01-02 15:04:05 MST"))), 1900)}}})
 	// The fallback text is what notifications show, and Slack reads
 	// mentions in it: escaped like every mrkdwn text.
 	return slackPayload{Text: escape(cut(title, 300)), Blocks: blocks}
@@ -94,13 +96,15 @@ func escape(s string) string {
 	return strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;").Replace(s)
 }
 
-// code sets a value in inline code, where mrkdwn formats nothing.
+// code sets a value in inline code, where mrkdwn formats nothing; escaped
+// first, then cut, so it stays within a field's 2,000 characters.
 func code(s string) string {
-	return "`" + strings.ReplaceAll(escape(cut(s, 500)), "`", "'") + "`"
+	return "`" + cut(strings.ReplaceAll(escape(s), "`", "'"), 1500) + "`"
 }
 
-// cut bounds text to n bytes on a rune boundary (Slack's limits: 150
-// characters in a header, 2,000 in a field).
+// cut bounds text to n bytes on a rune boundary, an ellipsis after (Slack's
+// limits: 150 characters in a header, 2,000 in a field, 3,000 in a
+// section; bytes are never fewer than characters).
 func cut(s string, n int) string {
 	if len(s) <= n {
 		return s

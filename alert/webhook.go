@@ -28,6 +28,10 @@ const DefaultTimeout = 10 * time.Second
 // ErrDelivery wraps every failed delivery; the outbox retries them.
 var ErrDelivery = errors.New("alert delivery failed")
 
+// ErrRejected also wraps a delivery the receiver refused as bad (a 4xx
+// other than 408 and 429): retrying the same alert will not help for long.
+var ErrRejected = errors.New("the receiver refused the alert")
+
 // Webhook posts the SPEC §9 JSON payload to a URL (ALERT_WEBHOOK_URL),
 // signed with ALERT_WEBHOOK_SECRET when one is set.
 type Webhook struct {
@@ -100,8 +104,11 @@ func post(ctx context.Context, c *http.Client, provider, url string, hdr http.He
 	defer res.Body.Close()
 	// Read a little, so the connection can be reused; never the whole.
 	_, _ = io.Copy(io.Discard, io.LimitReader(res.Body, 4<<10))
-	if res.StatusCode < 200 || res.StatusCode > 299 {
-		return fmt.Errorf("%w: %s to %s answered %d", ErrDelivery, provider, req.URL.Host, res.StatusCode)
+	switch c := res.StatusCode; {
+	case c >= 400 && c < 500 && c != 408 && c != 429:
+		return fmt.Errorf("%w: %w: %s to %s answered %d", ErrDelivery, ErrRejected, provider, req.URL.Host, c)
+	case c < 200 || c > 299:
+		return fmt.Errorf("%w: %s to %s answered %d", ErrDelivery, provider, req.URL.Host, c)
 	}
 	return nil
 }

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"errors"
@@ -36,7 +37,9 @@ func (s *db) EnqueueAlerts(ctx context.Context, alerts []OutboxAlert) error {
 		return nil
 	}
 	now := stamp(s.now)
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
+	// A plain transaction, not the store's serialising write lock: two
+	// replicas enqueueing at once may pass MaxOutbox by a batch, no more.
+	err := s.tx(ctx, "", func(tx *sql.Tx) error {
 		var n int
 		if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM alert_outbox`).Scan(&n); err != nil {
 			return err
@@ -72,7 +75,8 @@ func (s *db) ClaimAlerts(ctx context.Context, provider string, now time.Time, le
 		return nil, nil
 	}
 	var out []OutboxAlert
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
+	// SKIP LOCKED keeps replicas apart; the write lock is not needed.
+	err := s.tx(ctx, "", func(tx *sql.Tx) error {
 		rows, err := tx.QueryContext(ctx, `UPDATE alert_outbox SET next_at = $1 WHERE id IN (
 			SELECT id FROM alert_outbox WHERE provider = $2 AND next_at <= $3 ORDER BY id LIMIT $4`+s.dialect.skipLocked+`)
 			RETURNING id, provider, alert_id, payload, attempts, next_at, last_error, created_at`,
@@ -95,7 +99,7 @@ func (s *db) ClaimAlerts(ctx context.Context, provider string, now time.Time, le
 	if err != nil {
 		return nil, fmt.Errorf("claim alerts for %s: %w", provider, err)
 	}
-	slices.SortFunc(out, func(a, b OutboxAlert) int { return int(a.ID - b.ID) })
+	slices.SortFunc(out, func(a, b OutboxAlert) int { return cmp.Compare(a.ID, b.ID) })
 	return out, nil
 }
 
