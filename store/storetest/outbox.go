@@ -2,6 +2,8 @@ package storetest
 
 import (
 	"errors"
+	"fmt"
+	"sync"
 	"testing"
 	"time"
 
@@ -9,7 +11,7 @@ import (
 )
 
 func outboxTests() []test {
-	return []test{{"ClaimDeliverFail", testOutbox}, {"SurvivesReopen", testOutboxReopen}}
+	return []test{{"ClaimDeliverFail", testOutbox}, {"SurvivesReopen", testOutboxReopen}, {"ConcurrentClaims", testOutboxConcurrent}}
 }
 
 func testOutbox(t *testing.T, open func(*testing.T) Backend) {
@@ -78,5 +80,51 @@ func testOutboxReopen(t *testing.T, open func(*testing.T) Backend) {
 	}
 	if err := b.EnqueueAlerts(ctx, make([]store.OutboxAlert, store.MaxOutbox)); !errors.Is(err, store.ErrOutboxFull) {
 		t.Fatalf("beyond the bound: %v", err)
+	}
+}
+
+// testOutboxConcurrent: claimers running at once (replicas) never get the
+// same alert.
+func testOutboxConcurrent(t *testing.T, open func(*testing.T) Backend) {
+	b := openClosed(t, open)
+	ctx := t.Context()
+	rows := make([]store.OutboxAlert, 60)
+	for i := range rows {
+		rows[i] = store.OutboxAlert{Provider: "webhook", AlertID: fmt.Sprintf("alt_%d", i), Payload: `{}`}
+	}
+	if err := b.EnqueueAlerts(ctx, rows); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now().Add(time.Second)
+	var mu sync.Mutex
+	seen := map[int64]int{}
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(func() {
+			for {
+				got, err := b.ClaimAlerts(ctx, "webhook", now, time.Hour, 5)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if len(got) == 0 {
+					return
+				}
+				mu.Lock()
+				for _, a := range got {
+					seen[a.ID]++
+				}
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	if len(seen) != len(rows) {
+		t.Fatalf("%d alerts claimed, want %d", len(seen), len(rows))
+	}
+	for id, n := range seen {
+		if n != 1 {
+			t.Fatalf("alert %d claimed %d times", id, n)
+		}
 	}
 }
