@@ -92,7 +92,9 @@ func post(ctx context.Context, c *http.Client, provider, url string, hdr http.He
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
 	if err != nil {
-		return fmt.Errorf("%w: %s: %w", ErrDelivery, provider, err)
+		// Not err itself: it would quote the URL, and its path may hold a
+		// token.
+		return fmt.Errorf("%w: %s: its URL cannot be used", ErrDelivery, provider)
 	}
 	req.Header = hdr
 	req.Header.Set("Content-Type", "application/json")
