@@ -140,7 +140,7 @@ func TestDecisionsMatchExtAuthz(t *testing.T) {
 					if want.Status != c.Status || want.Reason != c.Reason && c.Status != 200 {
 						t.Fatalf("ext_authz: %+v; the table says %d %s", want, c.Status, c.Reason)
 					}
-					o := e.send(c.HeaderMap(), nil, "")
+					o := e.send(c.HeaderMap())
 					calls := e.callouts(o.id)
 					if c.Defer != (len(calls) == 1) {
 						t.Fatalf("%d calls to MeshGuard; deferring: %v", len(calls), c.Defer)
@@ -207,7 +207,7 @@ func TestDeferredCheckFailsClosed(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			e := start(t, filter.NewVM(), env.Config())
-			o := e.send(deferred.HeaderMap(), nil, "")
+			o := e.send(deferred.HeaderMap())
 			calls := e.callouts(o.id)
 			if len(calls) != 1 || o.action != types.ActionPause {
 				t.Fatalf("%d calls, action %v", len(calls), o.action)

@@ -33,7 +33,7 @@ func TestHeaders(t *testing.T) {
 				{":method", "GET"}, {":authority", "docs.mesh"}, {":path", "/docs/readme"},
 				{"authorization", "Bearer " + env.OrchT}, {"traceparent", traceparent},
 				{"x-meshguard-agent-id", "agent_forged"}, {"x-meshguard-tier", "privileged"}, {"x-meshguard-chain", "agent_forged"},
-			}, nil, "")
+			})
 			if o.action != types.ActionContinue || o.local != nil {
 				t.Fatalf("not allowed: %v %+v", o.action, o.local)
 			}
@@ -57,7 +57,7 @@ func TestHeaders(t *testing.T) {
 			o = e.send([][2]string{
 				{":method", "GET"}, {":authority", "docs.mesh"}, {":path", "/docs/plan"},
 				{"authorization", "Bearer " + env.MailT}, {"x-meshguard-delegation", delegationOf(t, env)},
-			}, nil, "")
+			})
 			if o.action != types.ActionContinue || o.up[engine.HeaderDelegation] != "" || o.up[engine.HeaderChain] != env.Orch.ID+","+env.Mail.ID {
 				t.Errorf("delegated request: action %v, delegation %q, chain %q", o.action, o.up[engine.HeaderDelegation], o.up[engine.HeaderChain])
 			}
@@ -75,7 +75,7 @@ func TestHeaders(t *testing.T) {
 			}
 
 			// A denial carries the same headers, and the SPEC body.
-			o = e.send([][2]string{{":method", "GET"}, {":authority", "vault.mesh"}, {":path", "/"}, {"authorization", "Bearer " + env.MailT}, {"traceparent", traceparent}}, nil, "")
+			o = e.send([][2]string{{":method", "GET"}, {":authority", "vault.mesh"}, {":path", "/"}, {"authorization", "Bearer " + env.MailT}, {"traceparent", traceparent}})
 			if o.local == nil || o.local.StatusCode != 403 || header(o.local.Headers, engine.HeaderDecision) != "deny" ||
 				header(o.local.Headers, engine.HeaderTraceID) != "4bf92f3577b34da6a3ce929d0e0e4736" || header(o.local.Headers, "content-type") != "application/json" {
 				t.Fatalf("denial %+v", o.local)
@@ -106,7 +106,7 @@ func TestConfigurationUpdate(t *testing.T) {
 	for _, run := range runners(t) {
 		t.Run(run.name, func(t *testing.T) {
 			before := start(t, run.vm, env.Config())
-			if o := before.send(req, nil, ""); o.action != types.ActionContinue {
+			if o := before.send(req); o.action != types.ActionContinue {
 				t.Fatalf("before the revocation: %v %+v", o.action, o.local)
 			}
 			before.stop()
@@ -117,7 +117,7 @@ func TestConfigurationUpdate(t *testing.T) {
 			if after.status != types.OnPluginStartStatusOK {
 				t.Fatal("the new configuration was refused")
 			}
-			o := after.send([][2]string{{":method", "GET"}, {":authority", "docs.mesh"}, {":path", "/docs"}, {"authorization", "Bearer " + env.OrchT}}, nil, "")
+			o := after.send([][2]string{{":method", "GET"}, {":authority", "docs.mesh"}, {":path", "/docs"}, {"authorization", "Bearer " + env.OrchT}})
 			if o.local == nil || o.local.StatusCode != 401 || !strings.Contains(string(o.local.Data), "agent_revoked") {
 				t.Fatalf("after the revocation: %+v", o.local)
 			}
@@ -182,7 +182,7 @@ func TestAuditBatching(t *testing.T) {
 				t.Errorf("tick period %d ms, want the configured 500", e.host.GetTickPeriod())
 			}
 			for _, req := range [][][2]string{allow, deny, allow, allow} {
-				if o := e.send(req, nil, ""); len(e.callouts(o.id)) != 0 {
+				if o := e.send(req); len(e.callouts(o.id)) != 0 {
 					t.Fatal("a request made a call: its answer would be lost if the request ended first")
 				}
 			}
@@ -207,7 +207,7 @@ func TestAuditBatching(t *testing.T) {
 			e.answered[1]++
 			e.reply(calls[0].CalloutID, 503, nil)
 			for range 3 {
-				e.send(allow, nil, "")
+				e.send(allow)
 			}
 			e.host.Tick()
 			calls = e.rootCallouts()
@@ -262,7 +262,7 @@ func TestHostileRequestsNeverTrap(t *testing.T) {
 				for range rng.IntN(12) {
 					hs = append(hs, [2]string{names[rng.IntN(len(names))], pick()})
 				}
-				o := e.send(hs, nil, "")
+				o := e.send(hs)
 				switch {
 				case o.local != nil && (o.local.StatusCode < 400 || !json.Valid(o.local.Data)):
 					t.Fatalf("headers %q: answer %d %q", hs, o.local.StatusCode, o.local.Data)
@@ -274,7 +274,7 @@ func TestHostileRequestsNeverTrap(t *testing.T) {
 			for i := range many {
 				many[i] = [2]string{"x-h", "v"}
 			}
-			if o := e.send(append([][2]string{{":method", "GET"}, {":path", "/"}}, many...), nil, ""); o.local == nil || o.local.StatusCode != 400 {
+			if o := e.send(append([][2]string{{":method", "GET"}, {":path", "/"}}, many...)); o.local == nil || o.local.StatusCode != 400 {
 				t.Fatalf("300 headers: %+v", o.local)
 			}
 		})
@@ -302,14 +302,14 @@ func TestFetchedConfiguration(t *testing.T) {
 			if len(calls) != 1 || calls[0].Upstream != cluster || header(calls[0].Headers, ":method") != "GET" || header(calls[0].Headers, ":path") != filterconfig.ConfigPath {
 				t.Fatalf("start-up calls %+v", calls)
 			}
-			if o := e.send(req, nil, ""); o.local == nil || o.local.StatusCode != 503 {
+			if o := e.send(req); o.local == nil || o.local.StatusCode != 503 {
 				t.Fatalf("before the configuration came: %+v", o.local)
 			}
 			if run.wasm {
 				return // the emulator cannot deliver answers to a compiled module
 			}
 			e.answer(proxytest.PluginContextID, api.Client(), api.URL)
-			if o := e.send(req, nil, ""); o.action != types.ActionContinue {
+			if o := e.send(req); o.action != types.ActionContinue {
 				t.Fatalf("with the fetched configuration: %+v", o.local)
 			}
 			env.F.Revoke(t, env.Orch.ID)
@@ -328,7 +328,7 @@ func TestFetchedConfiguration(t *testing.T) {
 				t.Fatalf("the refresh (%d calls) does not say which revision it has: %+v", n, refresh)
 			}
 			e.answer(proxytest.PluginContextID, api.Client(), api.URL)
-			o := e.send(req, nil, "")
+			o := e.send(req)
 			if o.local == nil || o.local.StatusCode != 401 || !strings.Contains(string(o.local.Data), "agent_revoked") {
 				t.Fatalf("after the refresh: %+v", o.local)
 			}
@@ -340,7 +340,7 @@ func TestFetchedConfiguration(t *testing.T) {
 				e.answered[proxytest.PluginContextID]++
 				e.reply(c.CalloutID, 503, nil)
 			}
-			if o := e.send(req, nil, ""); o.local == nil || o.local.StatusCode != 401 {
+			if o := e.send(req); o.local == nil || o.local.StatusCode != 401 {
 				t.Fatalf("after a failed refresh: %+v", o.local)
 			}
 		})
@@ -366,12 +366,12 @@ func TestCachedTokenExpires(t *testing.T) {
 		t.Run(run.name, func(t *testing.T) {
 			e := start(t, run.vm, env.Config())
 			for range 2 { // verified, then from the cache
-				if o := e.send(req, nil, ""); o.action != types.ActionContinue {
+				if o := e.send(req); o.action != types.ActionContinue {
 					t.Fatalf("a fresh token: %+v", o.local)
 				}
 			}
 			e.at(filtertest.Now.Add(45 * time.Second))
-			o := e.send(req, nil, "")
+			o := e.send(req)
 			if o.local == nil || o.local.StatusCode != 401 || !strings.Contains(string(o.local.Data), "expired") {
 				t.Fatalf("an expired token: %+v", o.local)
 			}
@@ -391,12 +391,12 @@ func TestRecordsOutliveTheConfiguration(t *testing.T) {
 	req := [][2]string{{":method", "GET"}, {":authority", "docs.mesh"}, {":path", "/docs"}, {"authorization", "Bearer " + env.OrchT}}
 
 	first := start(t, vm, env.Config())
-	first.send(req, nil, "")
+	first.send(req)
 	first.host.Tick() // a batch of one on its way
 	if first.host.FinishVM() {
 		t.Fatal("retired with its batch unanswered")
 	}
-	first.send(req, nil, "") // still decided while it waits
+	first.send(req) // still decided while it waits
 	first.answer(proxytest.PluginContextID, api.Client(), api.URL)
 	first.stop()
 
@@ -414,7 +414,7 @@ func TestRecordsOutliveTheConfiguration(t *testing.T) {
 	}
 	third.answered[proxytest.PluginContextID]++
 	third.reply(calls[0].CalloutID, 400, []byte(`{"error":"bad_request"}`))
-	third.send(req, nil, "")
+	third.send(req)
 	third.host.Tick()
 	calls = third.rootCallouts()
 	if len(calls) != 1 {

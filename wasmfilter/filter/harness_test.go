@@ -73,16 +73,20 @@ var (
 // runners returns both.
 func runners(t testing.TB) []runner {
 	t.Helper()
-	compileOnce.Do(func() {
-		var code []byte
-		if code, compileErr = os.ReadFile(wasmPath); compileErr == nil {
-			compiled, compileErr = proxytest.NewWasmVMContext(code)
-		}
-	})
+	compileOnce.Do(func() { compiled, compileErr = compileVM() })
 	if compileErr != nil {
 		t.Fatal(compileErr)
 	}
 	return []runner{{"native", false, filter.NewVM()}, {"wasm", true, compiled}}
+}
+
+// compileVM compiles and starts the filter at wasmPath under wazero.
+func compileVM() (proxytest.WasmVMContext, error) {
+	code, err := os.ReadFile(wasmPath)
+	if err != nil {
+		return nil, err
+	}
+	return proxytest.NewWasmVMContext(code)
 }
 
 // isolated returns both runners with a compiled VM of its own: the audit
@@ -91,11 +95,7 @@ func runners(t testing.TB) []runner {
 // module's calls, so they stay).
 func isolated(t *testing.T) []runner {
 	t.Helper()
-	code, err := os.ReadFile(wasmPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	vm, err := proxytest.NewWasmVMContext(code)
+	vm, err := compileVM()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -119,10 +119,8 @@ type emu struct {
 // 10.1.2.3.
 func start(t testing.TB, vm types.VMContext, config []byte) *emu {
 	t.Helper()
-	var now [8]byte
-	binary.LittleEndian.PutUint64(now[:], uint64(filtertest.Now.UnixNano()))
 	opt := proxytest.NewEmulatorOption().WithVMContext(vm).WithPluginConfiguration(config).
-		WithProperty([]string{"request", "time"}, now[:]).
+		WithProperty([]string{"request", "time"}, nanos(filtertest.Now)).
 		WithProperty([]string{"source", "address"}, []byte("10.1.2.3:40000"))
 	host, reset := proxytest.NewHostEmulator(opt)
 	e := &emu{t: t, host: host, answered: map[uint32]int{}, stop: sync.OnceFunc(reset)}
@@ -136,11 +134,15 @@ func start(t testing.TB, vm types.VMContext, config []byte) *emu {
 
 // at sets the time requests are made at.
 func (e *emu) at(tm time.Time) {
-	var b [8]byte
-	binary.LittleEndian.PutUint64(b[:], uint64(tm.UnixNano()))
-	if err := e.host.SetProperty([]string{"request", "time"}, b[:]); err != nil {
+	if err := e.host.SetProperty([]string{"request", "time"}, nanos(tm)); err != nil {
 		e.t.Fatal(err)
 	}
+}
+
+// nanos is a time as Envoy's request.time attribute: int64 nanoseconds
+// since the epoch, little-endian.
+func nanos(tm time.Time) []byte {
+	return binary.LittleEndian.AppendUint64(nil, uint64(tm.UnixNano()))
 }
 
 // outcome is what the filter did with one request.
@@ -151,15 +153,11 @@ type outcome struct {
 	up     map[string]string            // the request headers as forwarded
 }
 
-// send makes one request; answer, if set, serves the calls the filter
-// makes for it (deferred checks).
-func (e *emu) send(headers [][2]string, answer *http.Client, base string) outcome {
+// send makes one request.
+func (e *emu) send(headers [][2]string) outcome {
 	e.t.Helper()
 	id := e.host.InitializeHttpContext()
 	o := outcome{id: id, action: e.host.CallOnRequestHeaders(id, headers, true)}
-	if answer != nil {
-		e.answer(id, answer, base)
-	}
 	o.action = e.host.GetCurrentHttpStreamAction(id)
 	o.local = e.host.GetSentLocalResponse(id)
 	o.up = map[string]string{}
