@@ -35,7 +35,9 @@ type Options struct {
 // Decider is a compiled configuration: the engine over the configuration's
 // keys, agents, policies and routes, and its service catalogue.
 type Decider struct {
-	cfg      *Config
+	// hs256: MeshGuard also takes HS256 tokens, whose secret the filter
+	// lacks: they are deferred.
+	hs256    bool
 	engine   *engine.Engine
 	services *catalog.Catalogue
 	tokens   *identity.CachedVerifier
@@ -76,11 +78,8 @@ func New(c *Config, o Options) (*Decider, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
-	return &Decider{cfg: c, engine: eng, services: services, tokens: tokens}, nil
+	return &Decider{hs256: c.HS256, engine: eng, services: services, tokens: tokens}, nil
 }
-
-// Config returns the configuration d was compiled from.
-func (d *Decider) Config() *Config { return d.cfg }
 
 // Prepare sets what the proxy's route configuration would give the
 // request: the action of the catalogue route it takes and its service's
@@ -107,7 +106,7 @@ func (d *Decider) Prepare(r *engine.Request) {
 // engine's own failure (the recorder refused the record): fail closed.
 func (d *Decider) Check(ctx context.Context, r *engine.Request) (engine.Decision, error) {
 	d.Prepare(r)
-	if d.cfg.HS256 && tokenAlg(r.Token) == identity.AlgHS256 {
+	if d.hs256 && tokenAlg(r.Token) == identity.AlgHS256 {
 		return engine.Decision{}, ErrDefer
 	}
 	dec, err := d.engine.Check(ctx, r)
