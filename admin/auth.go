@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"net/http"
+	"strings"
 
 	"github.com/meshguard/meshguard/client"
 	"github.com/meshguard/meshguard/wire"
@@ -40,3 +41,22 @@ func (a *API) requireAdmin(h http.HandlerFunc) http.Handler {
 // bearer returns the token of an "Authorization: Bearer …" header, "" if
 // there is none.
 func bearer(r *http.Request) string { return wire.Bearer(r.Header.Get("Authorization")) }
+
+// agentCredentials reads an agent's token and delegation token as every
+// enforcement point does: each header at most once, holding one value
+// (wire.CheckCredential). A message means a 400: which of two tokens counts
+// would be ambiguous.
+func agentCredentials(r *http.Request) (token, delegation, msg string) {
+	for _, name := range []string{"Authorization", client.HeaderDelegation} {
+		vs := r.Header.Values(name)
+		switch {
+		case len(vs) > 1:
+			return "", "", wire.Repeated(strings.ToLower(name))
+		case len(vs) == 1:
+			if msg := wire.CheckCredential(strings.ToLower(name), vs[0]); msg != "" {
+				return "", "", msg
+			}
+		}
+	}
+	return bearer(r), r.Header.Get(client.HeaderDelegation), ""
+}

@@ -60,8 +60,13 @@ func (a *API) check(w http.ResponseWriter, r *http.Request) {
 		badRequest(w, "action: required (verb:resource)")
 		return
 	}
+	tok, delegation, msg := agentCredentials(r)
+	if msg != "" {
+		badRequest(w, "%s", msg)
+		return
+	}
 	er := engine.Request{
-		Source: engine.SourceAPI, Token: bearer(r), Delegation: r.Header.Get(client.HeaderDelegation),
+		Source: engine.SourceAPI, Token: tok, Delegation: delegation,
 		Action: req.Action, Resource: req.Resource, Context: req.Context,
 		SourceAddress: r.RemoteAddr,
 	}
@@ -98,7 +103,11 @@ const maxScopeEntries = 64
 // widens the parent's scope, and caps how far the task may travel.
 func (a *API) delegate(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
-	tok := bearer(r)
+	tok, delegation, msg := agentCredentials(r)
+	if msg != "" {
+		badRequest(w, "%s", msg)
+		return
+	}
 	if tok == "" {
 		writeError(w, http.StatusUnauthorized, "unauthorized", "missing bearer token: send the agent's token in Authorization: Bearer")
 		return
@@ -132,7 +141,7 @@ func (a *API) delegate(w http.ResponseWriter, r *http.Request) {
 		parent *identity.DelegationGrant
 		chain  []policy.Subject
 	)
-	if raw := r.Header.Get(client.HeaderDelegation); raw != "" {
+	if raw := delegation; raw != "" {
 		g, err := a.cfg.Verifier.VerifyDelegation(raw)
 		if err != nil {
 			refuseDelegation(w, policy.ReasonDelegationActorMismatch, "", "the delegation token is not valid: %v", err)

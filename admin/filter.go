@@ -87,9 +87,9 @@ func (a *API) filterCheck(w http.ResponseWriter, r *http.Request) {
 	if !decodeJSON(w, r, &dc, MaxBodyBytes, false) {
 		return
 	}
-	er, ok := dc.Request()
-	if !ok {
-		badRequest(w, "minTier: %q is not a trust tier", dc.MinTier)
+	er, msg := dc.Request()
+	if msg != "" {
+		badRequest(w, "%s", msg)
 		return
 	}
 	d, err := a.cfg.Engine.Check(r.Context(), &er)

@@ -43,7 +43,7 @@ type Record struct {
 	SourceAddress   string         `json:"sourceAddress"`
 	PolicyRevision  string         `json:"policyRevision"`
 	LatencyUs       int64          `json:"latencyUs"`
-	Context         map[string]any `json:"context,omitempty"` // X-MeshGuard-Context, or absent
+	Context         map[string]any `json:"context,omitempty"` // what policies read: the request's header.*/query.* values, or /v1/check's context
 	Mode            string         `json:"mode"`
 	PrevHash        string         `json:"prevHash"`
 	Hash            string         `json:"hash"`

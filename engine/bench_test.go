@@ -34,7 +34,7 @@ func BenchmarkCheck(b *testing.B) {
 		req   engine.Request
 		allow bool
 	}{
-		{"direct", engine.Request{Token: m.MailT, Method: "POST", Host: "smtp.internal", Path: "/email", ContextHeader: `{"recipient":"a@example.com"}`}, true},
+		{"direct", engine.Request{Token: m.MailT, Method: "POST", Host: "smtp.internal", Path: "/email?to=a@example.com"}, true},
 		{"chain-of-two", engine.Request{Token: m.MailT, Delegation: toMail, Method: "GET", Host: "crm.internal", Path: "/contacts"}, true},
 		{"denied", engine.Request{Token: m.MailT, Method: "DELETE", Host: "crm.internal", Path: "/contacts/1"}, false},
 	} {
@@ -71,8 +71,8 @@ func BenchmarkCheckAudited(b *testing.B) {
 			b.ReportAllocs()
 			b.RunParallel(func(pb *testing.PB) {
 				for pb.Next() {
-					r := engine.Request{Token: m.MailT, Method: "POST", Host: "smtp.internal", Path: "/email",
-						ContextHeader: `{"recipient":"a@example.com"}`, SourceAddress: "10.0.0.7"}
+					r := engine.Request{Token: m.MailT, Method: "POST", Host: "smtp.internal", Path: "/email?to=a@example.com",
+						SourceAddress: "10.0.0.7"}
 					if d, err := e.Check(context.Background(), &r); err != nil || !d.Allowed {
 						b.Fatal(d, err)
 					}
@@ -110,8 +110,8 @@ func BenchmarkCheckTraced(b *testing.B) {
 		b.Run(tc.name, func(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
-				r := engine.Request{Token: m.MailT, Method: "POST", Host: "smtp.internal", Path: "/email",
-					ContextHeader: `{"recipient":"a@example.com"}`, TraceID: "4bf92f3577b34da6a3ce929d0e0e4736", ParentSpanID: "00f067aa0ba902b7", TraceSampled: true}
+				r := engine.Request{Token: m.MailT, Method: "POST", Host: "smtp.internal", Path: "/email?to=a@example.com",
+					TraceID: "4bf92f3577b34da6a3ce929d0e0e4736", ParentSpanID: "00f067aa0ba902b7", TraceSampled: true}
 				if d, err := e.Check(context.Background(), &r); err != nil || !d.Allowed {
 					b.Fatal(d, err)
 				}

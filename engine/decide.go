@@ -38,6 +38,8 @@ func (e *Engine) decide(ctx context.Context, r *Request, d *Decision, now time.T
 	d.AgentID, d.AgentName, d.Tier = actor.ID, actor.Name, actor.Tier
 
 	// 2. What it wants to do.
+	set := e.cfg.Policies.Current()
+	d.Revision = set.Revision()
 	if msg := e.resolve(r, d); msg != "" {
 		if d.Reason != "" {
 			return d.deny(403, d.Reason, "%s", msg)
@@ -47,15 +49,13 @@ func (e *Engine) decide(ctx context.Context, r *Request, d *Decision, now time.T
 	if d.Tier < r.MinTier {
 		return d.deny(403, ReasonTierBelowMinimum, "this service admits agents of tier %s and above; %q is %s", r.MinTier, actor.Name, d.Tier)
 	}
-	reqCtx, msg := requestContext(r)
+	reqCtx, msg := requestContext(r, set.RequestKeys())
 	if msg != "" {
 		return d.deny(400, ReasonBadRequest, "%s", msg)
 	}
 	d.Context = reqCtx
 
 	// 3. For whom.
-	set := e.cfg.Policies.Current()
-	d.Revision = set.Revision()
 	var grant *verifiedGrant
 	var chain []policy.Subject
 	d.Chain = []string{actor.ID}
@@ -141,11 +141,8 @@ func checkBounds(r *Request) string {
 	}{
 		{"path", r.Path, MaxPathLen},
 		{"host", r.Host, MaxHostLen},
-		{"X-MeshGuard-Action", r.ActionHeader, MaxActionLen},
 		{"action", r.Action, MaxActionLen},
-		{"X-MeshGuard-Resource", r.ResourceHeader, MaxResourceLen},
 		{"resource", r.Resource, MaxResourceLen},
-		{"X-MeshGuard-Context", r.ContextHeader, MaxContextLen},
 		{"method", r.Method, 16},
 	} {
 		if len(f.v) > f.max {
@@ -154,9 +151,7 @@ func checkBounds(r *Request) string {
 		if !utf8.ValidString(f.v) {
 			return f.name + " is not valid UTF-8"
 		}
-		// The context is JSON: a control character in it is escaped (or
-		// the JSON is refused).
-		if f.name != "X-MeshGuard-Context" && hasControl(f.v) {
+		if hasControl(f.v) {
 			return f.name + " contains a control character"
 		}
 	}
@@ -183,8 +178,12 @@ func hasControl(s string) bool {
 	return false
 }
 
-// resolve sets d.Action and d.Resource (SPEC §4). It returns a message when
-// the action cannot be resolved; d.Reason set means a 403, else a 400.
+// resolve sets d.Action and d.Resource. At POST /v1/check they are what
+// the caller states. Everywhere else they come from the real request: the
+// action from the route mapping (the proxy's route, else the config's
+// routes), else derived from the method and path; the resource is the
+// path. No header chooses either. It returns a message when the action
+// cannot be resolved; d.Reason set means a 403, else a 400.
 func (e *Engine) resolve(r *Request, d *Decision) string {
 	path, msg := normalizePath(splitPath(r.Path))
 	if msg == "" {
@@ -193,51 +192,25 @@ func (e *Engine) resolve(r *Request, d *Decision) string {
 	if msg != "" {
 		return msg
 	}
-	// Envoy joins repeated headers with commas, so "a,b" may be two headers
-	// the upstream will see separately: MeshGuard cannot decide on one of
-	// them, so it decides on neither.
-	for _, h := range []struct{ name, v string }{{"X-MeshGuard-Action", r.ActionHeader}, {"X-MeshGuard-Resource", r.ResourceHeader}} {
-		if strings.Contains(h.v, ",") {
-			return h.name + " contains a comma: it was sent twice, or holds a list; send one value"
+	if r.cooperative() {
+		d.Action, d.Resource = r.Action, r.Resource
+	} else {
+		method := strings.ToUpper(r.Method)
+		d.Action, d.Resource = r.RouteAction, path
+		if d.Action == "" {
+			d.Action = e.route(method, identity.NormalizeHost(r.Host), path)
 		}
-	}
-	method := strings.ToUpper(r.Method)
-	switch {
-	case r.Action != "":
-		d.Action = r.Action
-	default:
-		mapped := r.RouteAction
-		if mapped == "" {
-			mapped = e.route(method, identity.NormalizeHost(r.Host), path)
-		}
-		switch {
-		case mapped != "":
-			d.Action = mapped
-			if r.ActionHeader != "" && r.ActionHeader != mapped {
-				d.Reason = ReasonActionRelabel
-				return "X-MeshGuard-Action " + quote(r.ActionHeader) + " relabels this route, whose action is " + quote(mapped)
-			}
-		case r.ActionHeader != "":
-			d.Action = r.ActionHeader
-		default:
+		if d.Action == "" {
 			verb := derivedVerb(method)
 			if verb == "" {
 				d.Reason = ReasonActionUnresolved
-				return "no route maps this request and method " + quote(r.Method) + " maps to no verb; send X-MeshGuard-Action"
+				return "no route maps this request and method " + quote(r.Method) + " maps to no verb; map it to an action with a route (config routes:, or the service catalogue's)"
 			}
 			d.Action = verb + ":" + strings.TrimPrefix(path, "/")
 		}
 	}
 	if !strings.Contains(d.Action, ":") || strings.ContainsAny(d.Action, " \t\r\n") {
 		return "action " + quote(d.Action) + ": expected verb:resource without whitespace"
-	}
-	switch {
-	case r.ResourceHeader != "":
-		d.Resource = r.ResourceHeader
-	case r.Resource != "":
-		d.Resource = r.Resource
-	default:
-		d.Resource = path
 	}
 	// The path was percent-decoded: check what it decoded to.
 	if hasControl(d.Action) || hasControl(d.Resource) {
@@ -306,6 +279,11 @@ func checkPath(p string) string {
 		return "path " + quote(p) + " does not start with /"
 	case strings.Contains(p, "//"):
 		return "path " + quote(p) + " has an empty segment; normalise paths before authorizing (Envoy: merge_slashes)"
+	case strings.IndexByte(p, ';') >= 0:
+		// Servlet containers and Spring read ";…" as a path parameter and
+		// drop it: "/docs;/private/x" would be decided as itself and served
+		// as /docs/private/x.
+		return "path " + quote(p) + " has a ';' (a path parameter): MeshGuard decides on paths without them; send the path as the upstream reads it"
 	case strings.Contains(p, "%2F"), strings.Contains(p, "%5C"), strings.Contains(p, "\\"):
 		return "path " + quote(p) + " has an encoded slash or a backslash; normalise paths before authorizing (Envoy: path_with_escaped_slashes_action)"
 	}
@@ -315,23 +293,6 @@ func checkPath(p string) string {
 		}
 	}
 	return ""
-}
-
-// requestContext decodes X-MeshGuard-Context, or returns the explicit context.
-func requestContext(r *Request) (map[string]any, string) {
-	if r.ContextHeader == "" {
-		return r.Context, ""
-	}
-	// json.Unmarshal refuses trailing data; numbers become float64, which
-	// is what policy comparisons use anyway.
-	var m map[string]any
-	if err := json.Unmarshal([]byte(r.ContextHeader), &m); err != nil || m == nil {
-		return nil, "X-MeshGuard-Context: expected a JSON object"
-	}
-	if len(m) > MaxContextKeys {
-		return nil, "X-MeshGuard-Context has more than " + itoa(MaxContextKeys) + " keys"
-	}
-	return m, ""
 }
 
 // members looks up the delegating agents. An agent that no longer exists

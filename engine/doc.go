@@ -5,9 +5,12 @@
 //
 //  1. authenticates the agent (cached token verification, agent status,
 //     effective tier);
-//  2. resolves the action: a configured route mapping, else the
-//     X-MeshGuard-Action header, else derived from method and path — and
-//     refuses a header that relabels a mapped route;
+//  2. resolves what is decided: at POST /v1/check the action, resource
+//     and context the caller states; everywhere else they come from the
+//     real request — the action from a route mapping, else derived from
+//     method and path, the resource from the path, the context from the
+//     headers and query parameters policies read (never a steering
+//     header);
 //  3. reads the delegation token, if any, into the chain of agents the
 //     actor acts for;
 //  4. evaluates policy (package policy), including the delegation checks;

@@ -10,6 +10,7 @@ import (
 	"github.com/meshguard/meshguard/engine/enginetest"
 	"github.com/meshguard/meshguard/policy"
 	"github.com/meshguard/meshguard/trust"
+	"github.com/meshguard/meshguard/wire"
 )
 
 type mesh = enginetest.Mesh
@@ -37,16 +38,14 @@ func TestDelegationChainThroughTheEngine(t *testing.T) {
 	toRes := d.Delegation
 
 	// researcher → emailer, carrying the orchestrator's delegation.
-	d = check(t, e, engine.Request{Token: m.ResT, Delegation: toRes, Method: "POST", Host: "emailer.mesh", Path: "/email",
-		ContextHeader: `{"recipient":"team@example.com"}`})
+	d = check(t, e, engine.Request{Token: m.ResT, Delegation: toRes, Method: "POST", Host: "emailer.mesh", Path: "/email?to=team@example.com"})
 	if !d.Allowed || d.TargetAgent != m.Mail.ID || strings.Join(d.Chain, ",") != m.Orch.ID+","+m.Res.ID {
 		t.Fatalf("researcher → emailer: %+v", d)
 	}
 	toMail := d.Delegation
 
 	// The emailer sends, acting for orchestrator → researcher.
-	d = check(t, e, engine.Request{Token: m.MailT, Delegation: toMail, Method: "POST", Host: "smtp.example.com", Path: "/email",
-		ContextHeader: `{"recipient":"team@example.com"}`})
+	d = check(t, e, engine.Request{Token: m.MailT, Delegation: toMail, Method: "POST", Host: "smtp.example.com", Path: "/email?to=team@example.com"})
 	if !d.Allowed || d.Policy != "emailers" || d.Rule != "send" || len(d.Chain) != 3 || d.Chain[2] != m.Mail.ID || d.Delegation != "" {
 		t.Fatalf("emailer sends: %+v", d)
 	}
@@ -80,7 +79,7 @@ func TestDelegationChainThroughTheEngine(t *testing.T) {
 
 	// Revoking the researcher stops the chain.
 	m.F.Revoke(t, m.Res.ID)
-	d = check(t, e, engine.Request{Token: m.MailT, Delegation: toMail, Method: "POST", Path: "/email", ContextHeader: `{"recipient":"a@example.com"}`})
+	d = check(t, e, engine.Request{Token: m.MailT, Delegation: toMail, Method: "POST", Path: "/email?to=a@example.com"})
 	if d.Allowed || d.Reason != policy.ReasonDelegationRevoked {
 		t.Fatalf("revoked member: %+v", d)
 	}
@@ -119,20 +118,14 @@ func TestAuthenticationAndInput(t *testing.T) {
 		{"garbage token", engine.Request{Token: "abc.def.ghi", Method: "GET", Path: "/x"}, 401, engine.ReasonUnauthorized},
 		{"alg none", engine.Request{Token: "eyJhbGciOiJub25lIn0.eyJzdWIiOiJ4In0.", Method: "GET", Path: "/x"}, 401, engine.ReasonUnauthorized},
 		{"derived action", engine.Request{Token: m.MailT, Method: "GET", Path: "/contacts"}, 200, policy.ReasonRuleAllow},
-		{"header action", engine.Request{Token: m.MailT, Method: "GET", Path: "/x", ActionHeader: "delete:everything"}, 403, policy.ReasonNoMatchingRule},
-		{"route mapping", engine.Request{Token: m.MailT, Method: "POST", Path: "/send/now", ContextHeader: `{"recipient":"a@example.com"}`}, 200, policy.ReasonRuleAllow},
-		{"relabel refused", engine.Request{Token: m.MailT, Method: "POST", Path: "/send/now", ActionHeader: "read:contacts"}, 403, engine.ReasonActionRelabel},
-		{"same label allowed", engine.Request{Token: m.MailT, Method: "POST", Path: "/send/now", ActionHeader: "write:email", ContextHeader: `{"recipient":"a@example.com"}`}, 200, policy.ReasonRuleAllow},
-		{"external email", engine.Request{Token: m.MailT, Method: "POST", Path: "/email", ContextHeader: `{"recipient":"eve@evil.test"}`}, 403, policy.ReasonRuleDeny},
-		{"non-JSON context", engine.Request{Token: m.MailT, Method: "POST", Path: "/email", ContextHeader: `recipient=a`}, 400, engine.ReasonBadRequest},
-		{"context array", engine.Request{Token: m.MailT, Method: "POST", Path: "/email", ContextHeader: `[1]`}, 400, engine.ReasonBadRequest},
+		{"route mapping", engine.Request{Token: m.MailT, Method: "POST", Path: "/send/now?to=a@example.com"}, 200, policy.ReasonRuleAllow},
+		{"external email", engine.Request{Token: m.MailT, Method: "POST", Path: "/email?to=eve@evil.test"}, 403, policy.ReasonRuleDeny},
 		{"unknown method", engine.Request{Token: m.MailT, Method: "BREW", Path: "/coffee"}, 403, engine.ReasonActionUnresolved},
 		{"invalid UTF-8", engine.Request{Token: m.MailT, Method: "GET", Path: "/\xff"}, 400, engine.ReasonBadRequest},
-		{"NUL in an action", engine.Request{Token: m.MailT, Method: "GET", Path: "/x", Action: "read:x\x00y"}, 400, engine.ReasonBadRequest},
-		{"ESC in an action header", engine.Request{Token: m.MailT, Method: "GET", Path: "/x", ActionHeader: "read:x\x1b[2K"}, 400, engine.ReasonBadRequest},
-		{"DEL in a resource", engine.Request{Token: m.MailT, Method: "GET", Path: "/contacts", Resource: "/a\x7f"}, 400, engine.ReasonBadRequest},
+		{"NUL in an action", engine.Request{Source: engine.SourceAPI, Token: m.MailT, Action: "read:x\x00y"}, 400, engine.ReasonBadRequest},
+		{"DEL in a resource", engine.Request{Source: engine.SourceAPI, Token: m.MailT, Action: "read:contacts", Resource: "/a\x7f"}, 400, engine.ReasonBadRequest},
 		{"control character in the method", engine.Request{Token: m.MailT, Method: "G\x01T", Path: "/x"}, 400, engine.ReasonBadRequest},
-		{"context of the API over the limit", engine.Request{Token: m.MailT, Method: "GET", Path: "/contacts",
+		{"context of the API over the limit", engine.Request{Source: engine.SourceAPI, Token: m.MailT, Action: "read:contacts",
 			Context: map[string]any{"k": strings.Repeat("a", engine.MaxContextLen)}}, 400, engine.ReasonBadRequest},
 		{"huge path", engine.Request{Token: m.MailT, Method: "GET", Path: "/" + strings.Repeat("a", engine.MaxPathLen)}, 400, engine.ReasonBadRequest},
 		{"dot segment", engine.Request{Token: m.MailT, Method: "GET", Path: "/contacts/../admin"}, 400, engine.ReasonBadRequest},
@@ -143,9 +136,19 @@ func TestAuthenticationAndInput(t *testing.T) {
 		{"dots inside a name are fine", engine.Request{Token: m.MailT, Method: "GET", Path: "/contacts/a..b/.x"}, 200, policy.ReasonRuleAllow},
 		{"query keeps its slashes", engine.Request{Token: m.MailT, Method: "GET", Path: "/contacts?next=/a/../b"}, 200, policy.ReasonRuleAllow},
 		{"malformed escape", engine.Request{Token: m.MailT, Method: "GET", Path: "/contacts/%zz"}, 400, engine.ReasonBadRequest},
-		{"repeated action header", engine.Request{Token: m.MailT, Method: "GET", Path: "/x", ActionHeader: "read:x,delete:y"}, 400, engine.ReasonBadRequest},
-		{"repeated resource header", engine.Request{Token: m.MailT, Method: "GET", Path: "/x", ResourceHeader: "/public,/private"}, 400, engine.ReasonBadRequest},
-		{"action without verb", engine.Request{Token: m.MailT, Method: "GET", Path: "/x", ActionHeader: "everything"}, 400, engine.ReasonBadRequest},
+		{"steering headers do not relabel a delete", engine.Request{Token: m.MailT, Method: "DELETE", Path: "/contacts/1",
+			Headers: wire.MapHeaders{"x-meshguard-action": "read:contacts", "x-meshguard-resource": "/contacts", "x-meshguard-context": `{"to":"a@example.com"}`}}, 403, policy.ReasonNoMatchingRule},
+		{"a route's action, whatever the caller asks", engine.Request{Token: m.MailT, Method: "POST", Path: "/send/now?to=a@example.com"}, 200, policy.ReasonRuleAllow},
+		{"an explicit action outside the API is ignored", engine.Request{Token: m.MailT, Method: "DELETE", Path: "/contacts/1", Action: "read:contacts"}, 403, policy.ReasonNoMatchingRule},
+		{"the query decides the context", engine.Request{Token: m.MailT, Method: "POST", Path: "/email?to=eve@evil.test"}, 403, policy.ReasonRuleDeny},
+		{"no query: the deny rule still holds", engine.Request{Token: m.MailT, Method: "POST", Path: "/email"}, 403, policy.ReasonRuleDeny},
+		{"a query parameter sent twice", engine.Request{Token: m.MailT, Method: "POST", Path: "/email?to=a@example.com&to=eve@evil.test"}, 400, engine.ReasonBadRequest},
+		{"a ';' in the query a policy reads", engine.Request{Token: m.MailT, Method: "POST", Path: "/email?to=a@example.com;to=eve@evil.test"}, 400, engine.ReasonBadRequest},
+		{"an encoded query value", engine.Request{Token: m.MailT, Method: "POST", Path: "/email?to=a%40example.com"}, 200, policy.ReasonRuleAllow},
+		{"a malformed query escape", engine.Request{Token: m.MailT, Method: "POST", Path: "/email?to=a%4"}, 400, engine.ReasonBadRequest},
+		{"a path parameter", engine.Request{Token: m.MailT, Method: "GET", Path: "/contacts;/x"}, 400, engine.ReasonBadRequest},
+		{"API action without verb", engine.Request{Source: engine.SourceAPI, Token: m.MailT, Action: "everything"}, 400, engine.ReasonBadRequest},
+		{"ESC in an API action", engine.Request{Source: engine.SourceAPI, Token: m.MailT, Action: "read:x\x1b[2K"}, 400, engine.ReasonBadRequest},
 		{"explicit api action", engine.Request{Source: engine.SourceAPI, Token: m.MailT, Action: "read:contacts"}, 200, policy.ReasonRuleAllow},
 	}
 	for _, tc := range tests {
@@ -184,9 +187,9 @@ rules:
 			t.Errorf("%s: %+v", p, d)
 		}
 	}
-	// Routes see the decoded path too: the header cannot relabel it.
-	d := check(t, f.Engine, engine.Request{Token: tok, Method: "POST", Path: "/api/%61dmin/x", ActionHeader: "read:x"})
-	if d.Reason != engine.ReasonActionRelabel {
+	// Routes see the decoded path too.
+	d := check(t, f.Engine, engine.Request{Token: tok, Method: "POST", Path: "/api/%61dmin/x"})
+	if d.Action != "admin:write" {
 		t.Fatalf("encoded route: %+v", d)
 	}
 	// Other escapes stay encoded (upper-cased).

@@ -8,14 +8,11 @@ const (
 	ReasonUnauthorized = "unauthorized"
 	// ReasonAgentRevoked: the token's agent is revoked (401).
 	ReasonAgentRevoked = "agent_revoked"
-	// ReasonBadRequest: malformed input the caller controls, such as a
-	// non-JSON X-MeshGuard-Context or an oversized header (400).
+	// ReasonBadRequest: malformed input the caller controls, such as an
+	// oversized header or a path with a dot segment (400).
 	ReasonBadRequest = "bad_request"
-	// ReasonActionRelabel: X-MeshGuard-Action differs from the action a
-	// route mapping gives the request (403).
-	ReasonActionRelabel = "action_relabel"
-	// ReasonActionUnresolved: no route, no header, and a method that maps
-	// to no verb (403).
+	// ReasonActionUnresolved: no route maps the request and its method
+	// maps to no verb (403).
 	ReasonActionUnresolved = "action_unresolved"
 	// ReasonTierBelowMinimum: the agent's effective tier is below the
 	// minimum of the service it calls (the catalogue's minTier) (403).
@@ -28,7 +25,7 @@ const (
 const (
 	MaxActionLen   = 1024
 	MaxResourceLen = 4096
-	MaxContextLen  = 8 << 10 // bytes of X-MeshGuard-Context JSON
+	MaxContextLen  = 8 << 10 // bytes of a decision's context, as JSON
 	MaxContextKeys = 64
 	MaxPathLen     = 8 << 10
 	MaxHostLen     = 253 + 6

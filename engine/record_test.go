@@ -32,8 +32,8 @@ func TestEveryDecisionIsRecorded(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	allow := check(t, e, engine.Request{Source: engine.SourceGateway, Token: m.OrchT, Method: "POST", Host: "researcher.mesh", Path: "/research/x",
-		ContextHeader: `{"b":1,"a":"x"}`, SourceAddress: "10.0.0.7"})
+	allow := check(t, e, engine.Request{Source: engine.SourceGateway, Token: m.OrchT, Method: "POST", Host: "researcher.mesh", Path: "/research/x?other=1&to=a@example.com",
+		SourceAddress: "10.0.0.7"})
 	deny := check(t, e, engine.Request{Token: m.MailT, Method: "DELETE", Path: "/contacts/1"})
 	unauth := check(t, e, engine.Request{Method: "GET", Path: "/x"})
 
@@ -48,7 +48,7 @@ func TestEveryDecisionIsRecorded(t *testing.T) {
 	r := got[0]
 	if r.DecisionID != allow.ID || r.Decision != "allow" || r.Status != 200 || r.AgentID != m.Orch.ID || r.TrustTier != "trusted" ||
 		r.Action != "write:research/x" || r.Source != "gateway" || r.SourceAddress != "10.0.0.7" || r.TraceID != allow.TraceID ||
-		r.PolicyRevision == "" || r.Host != "researcher.mesh" || !reflect.DeepEqual(r.Context, map[string]any{"a": "x", "b": 1.0}) || r.Mode != "enforce" {
+		r.PolicyRevision == "" || r.Host != "researcher.mesh" || !reflect.DeepEqual(r.Context, map[string]any{"query.to": "a@example.com"}) || r.Mode != "enforce" {
 		t.Fatalf("allow record %+v", r)
 	}
 	if got[1].DecisionID != deny.ID || got[1].Decision != "deny" || got[1].Status != 403 || got[1].Reason != deny.Reason {

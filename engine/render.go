@@ -17,9 +17,12 @@ const (
 	HeaderDecisionID = "x-meshguard-decision-id"
 	HeaderChain      = "x-meshguard-chain"
 	HeaderDelegation = "x-meshguard-delegation"
-	HeaderAction     = "x-meshguard-action"
-	HeaderResource   = "x-meshguard-resource"
-	HeaderContext    = "x-meshguard-context"
+	// The steering headers of earlier versions, which chose the action,
+	// the resource and the context. The engine never reads them where it
+	// sees the real request; adapters strip them like identity headers.
+	HeaderAction   = "x-meshguard-action"
+	HeaderResource = "x-meshguard-resource"
+	HeaderContext  = "x-meshguard-context"
 
 	HeaderDecision = "x-meshguard-decision"
 	HeaderPolicy   = "x-meshguard-policy"
@@ -49,9 +52,10 @@ func (d *Decision) UpstreamHeaders() []Header {
 }
 
 // StrippedUpstreamHeaders lists the request headers an adapter removes
-// before forwarding, whether or not it sets them again: they assert identity
-// and only MeshGuard may set them.
-var StrippedUpstreamHeaders = []string{HeaderAgentID, HeaderAgentName, HeaderTier, HeaderDecisionID, HeaderChain}
+// before forwarding, whether or not it sets them again: they assert
+// identity, which only MeshGuard may do, or they were addressed to
+// MeshGuard (the steering headers), not to the upstream.
+var StrippedUpstreamHeaders = []string{HeaderAgentID, HeaderAgentName, HeaderTier, HeaderDecisionID, HeaderChain, HeaderAction, HeaderResource, HeaderContext}
 
 // ResponseHeaders are set on the response to the caller, allowed or not.
 func (d *Decision) ResponseHeaders() []Header {

@@ -44,23 +44,25 @@ type Request struct {
 	Host   string // :authority / Host, possibly with a port
 	Path   string // as received, possibly with a query string
 
-	// The steering headers, raw: X-MeshGuard-Action, X-MeshGuard-Resource,
-	// X-MeshGuard-Context (a JSON object).
-	ActionHeader   string
-	ResourceHeader string
-	ContextHeader  string
+	// Headers are the request's own headers, for the policies' header.*
+	// context keys (ext_authz, gateway, wasm). Credentials are read from
+	// Token and Delegation, never from here.
+	Headers Headers
 
 	// RouteAction is an action set by the proxy's route configuration
-	// (per-route context_extensions pushed by MeshGuard's xDS). It counts
-	// as a route mapping: a different X-MeshGuard-Action is a relabel.
+	// (per-route context_extensions pushed by MeshGuard's xDS): a route
+	// mapping, which wins over the config's routes.
 	RouteAction string
 	// MinTier is the lowest effective tier the route admits (the
 	// catalogue's minTier, pushed per route by MeshGuard's xDS); the zero
 	// value, untrusted, admits every agent.
 	MinTier trust.Tier
 
-	// Explicit fields, for POST /v1/check: Action replaces resolution,
-	// Resource and Context are taken as given.
+	// What the caller states, read only for SourceAPI (POST /v1/check,
+	// the cooperative decision API): the action, the resource and the
+	// context as given. Every other source sees the real request, and the
+	// engine derives all three from it, so a caller cannot choose what is
+	// decided independently of what the upstream receives.
 	Action   string
 	Resource string
 	Context  map[string]any
@@ -127,14 +129,22 @@ type Decision struct {
 	Time   time.Time
 }
 
-// SetHeaders takes the credential, the steering headers and the trace
-// context from a scan of the request's headers (wire.HeaderScan), as every
-// HTTP enforcement point does.
+// Headers is a view of the request's headers (package wire has one for
+// each shape adapters hold them in). Lookup takes a lower-case name and
+// returns the value and how many times the header appeared (0: absent).
+type Headers interface {
+	Lookup(name string) (value string, n int)
+}
+
+// SetHeaders takes the credentials and the trace context from a scan of
+// the request's headers (wire.HeaderScan), as every HTTP enforcement point
+// does.
 func (r *Request) SetHeaders(s *wire.HeaderScan) {
 	r.Token = wire.Bearer(s.Get(wire.HAuthorization))
 	r.Delegation = s.Get(wire.HDelegation)
-	r.ActionHeader = s.Get(wire.HAction)
-	r.ResourceHeader = s.Get(wire.HResource)
-	r.ContextHeader = s.Get(wire.HContext)
 	r.SetTraceparent(s.Traceparent())
 }
+
+// cooperative reports whether the caller states what is decided (POST
+// /v1/check) rather than the engine reading it from the real request.
+func (r *Request) cooperative() bool { return r.Source == SourceAPI }

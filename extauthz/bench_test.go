@@ -91,7 +91,7 @@ func BenchmarkHTTPCheck(b *testing.B) {
 // (14 headers, a bearer token, a traceparent, context extensions).
 func BenchmarkConvert(b *testing.B) {
 	req := envoyCheck(call{method: "POST", host: "emailer.mesh:8080", path: "/email?draft=1", token: "eyJhbGciOiJFZERTQSJ9.eyJzdWIiOiJhZ2VudF94In0.c2lnbmF0dXJl",
-		headers: map[string]string{engine.HeaderContext: `{"recipient":"team@example.com"}`, engine.HeaderDelegation: "d.e.f", "content-type": "application/json"},
+		headers: map[string]string{"x-request-id": "4d1f0c1e-2b7a-4f8e-9c3d-5a6b7c8d9e0f", engine.HeaderDelegation: "d.e.f", "content-type": "application/json"},
 		ext:     map[string]string{ContextExtensionAction: "write:email", "service": "emailer"}})
 	b.ReportAllocs()
 	for b.Loop() {

@@ -108,6 +108,7 @@ func fromCheckRequest(req *authv3.CheckRequest, r *engine.Request) *rejection {
 				break
 			}
 		}
+		r.Headers = wire.MapHeaders(h.Headers)
 	} else if hm := h.GetHeaderMap().GetHeaders(); len(hm) > 0 {
 		// encode_raw_headers: a list, repeats not merged, raw bytes.
 		if len(hm) > MaxHeaders {
@@ -127,6 +128,7 @@ func fromCheckRequest(req *authv3.CheckRequest, r *engine.Request) *rejection {
 				break
 			}
 		}
+		r.Headers = rawHeaderMap(hm)
 	}
 	r.SetHeaders(&sc)
 	if sc.Bad() != "" {
@@ -169,6 +171,23 @@ func fromCheckRequest(req *authv3.CheckRequest, r *engine.Request) *rejection {
 		r.MinTier = t
 	}
 	return nil
+}
+
+// rawHeaderMap is the header_map of a CheckRequest (encode_raw_headers): a
+// list, repeats not merged, values in value or raw_value.
+type rawHeaderMap []*corev3.HeaderValue
+
+// Lookup implements engine.Headers.
+func (hm rawHeaderMap) Lookup(name string) (value string, n int) {
+	for _, hv := range hm {
+		if strings.EqualFold(hv.GetKey(), name) {
+			value, n = hv.GetValue(), n+1
+			if value == "" {
+				value = string(hv.GetRawValue())
+			}
+		}
+	}
+	return value, n
 }
 
 // rawTraceparent finds the traceparent of a request refused mid-scan, so

@@ -87,7 +87,7 @@ func TestGRPCAllowed(t *testing.T) {
 	}
 	// Every identity header is set (so not removed); the delegation header
 	// is removed because none was minted for this hop.
-	if !slices.Equal(remove, []string{engine.HeaderDelegation}) {
+	if !slices.Equal(remove, []string{engine.HeaderAction, engine.HeaderResource, engine.HeaderContext, engine.HeaderDelegation}) {
 		t.Errorf("headers_to_remove %v", remove)
 	}
 	if rh[engine.HeaderDecision] != "allow" || rh[engine.HeaderTraceID] != traceHex || rh[engine.HeaderPolicy] != "researchers" {
@@ -114,7 +114,6 @@ func TestGRPCAllowed(t *testing.T) {
 func TestGRPCDenials(t *testing.T) {
 	m := newMesh(t, enginetest.Options{})
 	client := startGRPC(t, m.f.Engine, testLog(t, nil))
-	email := map[string]string{engine.HeaderContext: `{"recipient":"eve@evil.test"}`}
 	tests := []struct {
 		name   string
 		c      call
@@ -133,18 +132,27 @@ func TestGRPCDenials(t *testing.T) {
 			}},
 		{"token in another agent's delegation slot", call{method: "GET", path: "/docs", headers: map[string]string{engine.HeaderDelegation: m.orchT}, token: m.mailT},
 			403, policy.ReasonDelegationActorMismatch, nil},
-		{"external email", call{method: "POST", host: "smtp.internal", path: "/email", token: m.mailT, headers: email}, 403, policy.ReasonRuleDeny,
+		{"external email", call{method: "POST", host: "smtp.internal", path: "/email?to=eve@evil.test", token: m.mailT}, 403, policy.ReasonRuleDeny,
 			func(t *testing.T, b body) {
 				if b.Error != "forbidden" || b.Policy != "emailers" || b.Rule != "no-external" || b.Action != "write:email" || b.TraceID != traceHex ||
 					b.Message != "External email needs a privileged agent" {
 					t.Errorf("403 body %+v", b)
 				}
 			}},
-		{"relabel via context_extensions", call{method: "POST", path: "/outbox", token: m.mailT, ext: map[string]string{ContextExtensionAction: "write:email"},
-			headers: map[string]string{engine.HeaderAction: "read:contacts"}}, 403, engine.ReasonActionRelabel,
+		{"a steering action beside the route's is ignored", call{method: "POST", path: "/outbox?to=eve@evil.test", token: m.mailT, ext: map[string]string{ContextExtensionAction: "write:email"},
+			headers: map[string]string{engine.HeaderAction: "read:contacts", engine.HeaderResource: "/contacts"}}, 403, policy.ReasonRuleDeny,
 			func(t *testing.T, b body) {
-				if b.Action != "write:email" || !strings.Contains(b.Message, "relabels") {
-					t.Errorf("relabel body %+v", b)
+				if b.Action != "write:email" {
+					t.Errorf("body %+v", b)
+				}
+			}},
+		{"a steering resource beside the route's is ignored", call{method: "POST", path: "/outbox", token: m.mailT, ext: map[string]string{ContextExtensionAction: "write:email"},
+			headers: map[string]string{engine.HeaderResource: "/contacts", engine.HeaderContext: `{"query.to":"a@example.com"}`}}, 403, policy.ReasonRuleDeny, nil},
+		{"a path parameter", call{method: "GET", path: "/docs;/private/x", token: m.mailT}, 400, engine.ReasonBadRequest, nil},
+		{"two credentials, joined by Envoy", call{method: "GET", path: "/docs", headers: map[string]string{"authorization": "Bearer " + m.mailT + ",Bearer " + m.orchT}}, 400, engine.ReasonBadRequest,
+			func(t *testing.T, b body) {
+				if !strings.Contains(b.Message, "more than one value") {
+					t.Errorf("message %q", b.Message)
 				}
 			}},
 		{"tier below the service's minimum", call{method: "GET", path: "/docs", token: m.mailT, ext: map[string]string{ContextExtensionMinTier: "trusted"}},
@@ -155,14 +163,8 @@ func TestGRPCDenials(t *testing.T) {
 			}},
 		{"minimum tier that is no tier", call{method: "GET", path: "/docs", token: m.mailT, ext: map[string]string{ContextExtensionMinTier: "root"}},
 			400, engine.ReasonBadRequest, nil},
-		{"relabel via the route table", call{method: "POST", path: "/send/now", token: m.mailT, headers: map[string]string{engine.HeaderAction: "read:contacts"}},
-			403, engine.ReasonActionRelabel, nil},
-		{"non-JSON context", call{method: "POST", path: "/email", token: m.mailT, headers: map[string]string{engine.HeaderContext: "recipient=a"}}, 400, engine.ReasonBadRequest,
-			func(t *testing.T, b body) {
-				if b.Error != "bad_request" || !strings.Contains(b.Message, "X-MeshGuard-Context") {
-					t.Errorf("400 body %+v", b)
-				}
-			}},
+		{"the route table's action, whatever the header says", call{method: "POST", path: "/send/now?to=eve@evil.test", token: m.mailT, headers: map[string]string{engine.HeaderAction: "read:contacts"}},
+			403, policy.ReasonRuleDeny, nil},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -179,12 +181,17 @@ func TestGRPCDenials(t *testing.T) {
 	// A tier at the minimum passes.
 	allowed(t, check(t, client, envoyCheck(call{method: "GET", path: "/docs", token: m.mailT, ext: map[string]string{ContextExtensionMinTier: "verified"}})))
 
-	// Context extensions set the route's action; a matching header is fine
-	// and the scheme is case-insensitive.
-	up, _, _ := allowed(t, check(t, client, envoyCheck(call{method: "POST", path: "/outbox", ext: map[string]string{ContextExtensionAction: "write:email"},
-		headers: map[string]string{"authorization": "bEaReR  " + m.mailT, engine.HeaderContext: `{"recipient":"team@example.com"}`}})))
+	// Context extensions set the route's action, the query the context;
+	// the scheme is case-insensitive; the steering headers are removed.
+	up, remove, _ := allowed(t, check(t, client, envoyCheck(call{method: "POST", path: "/outbox?to=team@example.com", ext: map[string]string{ContextExtensionAction: "write:email"},
+		headers: map[string]string{"authorization": "bEaReR  " + m.mailT, engine.HeaderAction: "read:x"}})))
 	if up[engine.HeaderAgentID] != m.mail.ID {
 		t.Fatalf("upstream %v", up)
+	}
+	for _, h := range []string{engine.HeaderAction, engine.HeaderResource, engine.HeaderContext} {
+		if !slices.Contains(remove, h) {
+			t.Errorf("%s is not removed: %v", h, remove)
+		}
 	}
 }
 
@@ -206,29 +213,28 @@ func TestGRPCRateLimited(t *testing.T) {
 func TestGRPCDelegationChain(t *testing.T) {
 	m := newMesh(t, enginetest.Options{})
 	client := startGRPC(t, m.f.Engine, testLog(t, nil))
-	internal := `{"recipient":"team@example.com"}`
 
 	// orchestrator → researcher.mesh: the researcher gets a delegation token.
 	up, remove, _ := allowed(t, check(t, client, envoyCheck(call{method: "POST", host: "researcher.mesh:8080", path: "/research/agents?x=1", token: m.orchT})))
 	toRes := up[engine.HeaderDelegation]
-	if toRes == "" || up[engine.HeaderChain] != m.orch.ID || slices.Contains(remove, engine.HeaderDelegation) || len(remove) != 0 {
+	if toRes == "" || up[engine.HeaderChain] != m.orch.ID || slices.Contains(remove, engine.HeaderDelegation) || len(remove) != 3 {
 		t.Fatalf("orchestrator → researcher: upstream %v, remove %v", up, remove)
 	}
 
 	// researcher → emailer.mesh, carrying it.
-	up, _, _ = allowed(t, check(t, client, envoyCheck(call{method: "POST", host: "emailer.mesh", path: "/email", token: m.resT,
-		headers: map[string]string{engine.HeaderDelegation: toRes, engine.HeaderContext: internal}})))
+	up, _, _ = allowed(t, check(t, client, envoyCheck(call{method: "POST", host: "emailer.mesh", path: "/email?to=team@example.com", token: m.resT,
+		headers: map[string]string{engine.HeaderDelegation: toRes}})))
 	toMail := up[engine.HeaderDelegation]
 	if toMail == "" || toMail == toRes || up[engine.HeaderChain] != m.orch.ID+","+m.res.ID {
 		t.Fatalf("researcher → emailer: %v", up)
 	}
 
 	// The emailer sends, for orchestrator → researcher; nothing to mint.
-	resp := check(t, client, envoyCheck(call{method: "POST", host: "smtp.example.com", path: "/email", token: m.mailT,
-		headers: map[string]string{engine.HeaderDelegation: toMail, engine.HeaderContext: internal}}))
+	resp := check(t, client, envoyCheck(call{method: "POST", host: "smtp.example.com", path: "/email?to=team@example.com", token: m.mailT,
+		headers: map[string]string{engine.HeaderDelegation: toMail}}))
 	up, remove, rh := allowed(t, resp)
 	if up[engine.HeaderChain] != m.orch.ID+","+m.res.ID+","+m.mail.ID || up[engine.HeaderDelegation] != "" ||
-		!slices.Equal(remove, []string{engine.HeaderDelegation}) || rh[engine.HeaderPolicy] != "emailers" {
+		!slices.Equal(remove, []string{engine.HeaderAction, engine.HeaderResource, engine.HeaderContext, engine.HeaderDelegation}) || rh[engine.HeaderPolicy] != "emailers" {
 		t.Fatalf("emailer sends: upstream %v remove %v response %v", up, remove, rh)
 	}
 

@@ -22,8 +22,8 @@ const (
 )
 
 // ContextExtensionAction is the context_extensions key whose value is the
-// route's action, as MeshGuard's xDS pushes it per route (SPEC §4: a route
-// mapping; a different X-MeshGuard-Action is a relabel).
+// route's action, as MeshGuard's xDS pushes it per route (a route
+// mapping, which no request header can change).
 const ContextExtensionAction = "meshguard.action"
 
 // ContextExtensionMinTier is the context_extensions key whose value is the

@@ -82,14 +82,18 @@ func convert(t *testing.T, cr *authv3.CheckRequest) {
 	if cr.GetAttributes().GetRequest().GetHttp() == nil {
 		t.Fatal("a CheckRequest without HTTP attributes went to the engine")
 	}
-	if len(r.Token) > MaxTokenLen || len(r.Delegation) > MaxTokenLen || len(r.ContextHeader) > MaxHeaderValueLen {
-		t.Fatalf("unbounded field reached the engine: %d %d %d", len(r.Token), len(r.Delegation), len(r.ContextHeader))
+	if len(r.Token) > MaxTokenLen || len(r.Delegation) > MaxTokenLen || strings.Contains(r.Token, ",") || strings.Contains(r.Delegation, ",") {
+		t.Fatalf("unbounded or listed credential reached the engine: %d %d", len(r.Token), len(r.Delegation))
+	}
+	var headerValue string
+	if r.Headers != nil {
+		headerValue, _ = r.Headers.Lookup("x-meshguard-context")
 	}
 	// Render decisions carrying the request's raw strings, as an engine
 	// might echo them: the responses must marshal.
 	for _, allowed := range []bool{true, false} {
-		d := engine.Decision{ID: "dec_x", Allowed: allowed, Effect: "deny", Status: 403, AgentID: r.Token, AgentName: r.ActionHeader,
-			Action: r.ActionHeader, Resource: r.ResourceHeader, Policy: r.Host, Rule: r.Path, Reason: r.Method, Message: r.ContextHeader,
+		d := engine.Decision{ID: "dec_x", Allowed: allowed, Effect: "deny", Status: 403, AgentID: r.Token, AgentName: headerValue,
+			Action: headerValue, Resource: r.Path, Policy: r.Host, Rule: r.Path, Reason: r.Method, Message: headerValue,
 			Chain: []string{r.Delegation}, Delegation: r.RouteAction, TraceID: r.TraceID}
 		mustMarshal(t, checkResponse(&d))
 	}

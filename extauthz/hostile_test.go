@@ -70,17 +70,17 @@ func TestGRPCHostile(t *testing.T) {
 		{"9 KiB token", withHeaders(map[string]string{"authorization": "Bearer " + strings.Repeat("a", 9<<10)}), 400, engine.ReasonBadRequest, "authorization is longer", false},
 		{"9 KiB delegation", withHeaders(map[string]string{"authorization": bearer, engine.HeaderDelegation: strings.Repeat("a", 9<<10)}), 400, engine.ReasonBadRequest, "x-meshguard-delegation is longer", false},
 		{"two authorization headers", rawHeaders("GET", "/docs", "authorization", bearer, "Authorization", "Bearer "+m.orchT), 400, engine.ReasonBadRequest, "appears more than once", false},
-		{"two action headers, cases differ", withHeaders(map[string]string{"authorization": bearer, "x-meshguard-action": "read:a", "X-MeshGuard-Action": "read:b"}),
-			400, engine.ReasonBadRequest, "appears more than once", false},
-		{"invalid UTF-8 action", rawHeaders("GET", "/docs", "authorization", bearer, "x-meshguard-action", "read:\xff\xfe"), 400, engine.ReasonBadRequest, "not valid UTF-8", true},
-		{"invalid UTF-8 context", rawHeaders("POST", "/email", "authorization", bearer, "x-meshguard-context", "{\"recipient\":\"\xc3\"}"), 400, engine.ReasonBadRequest, "UTF-8", true},
+		{"two authorization values joined by Envoy", withHeaders(map[string]string{"authorization": bearer + ",Bearer " + m.orchT}), 400, engine.ReasonBadRequest, "more than one value", false},
+		{"two delegation headers", rawHeaders("GET", "/docs", "authorization", bearer, "x-meshguard-delegation", "a.b.c", "X-MeshGuard-Delegation", "d.e.f"), 400, engine.ReasonBadRequest, "appears more than once", false},
+		{"invalid UTF-8 path", rawHeaders("GET", "", ":path", "/docs/\xff\xfe", "authorization", bearer), 400, engine.ReasonBadRequest, "not valid UTF-8", true},
+		{"invalid UTF-8 in the query a policy reads", rawHeaders("POST", "/email?to=%C3", "authorization", bearer), 400, engine.ReasonBadRequest, "UTF-8", true},
+		{"a query parameter a policy reads, twice", rawHeaders("POST", "/email?to=a@example.com&to=eve@evil.test", "authorization", bearer), 400, engine.ReasonBadRequest, "appears more than once", true},
+		{"a path parameter", rawHeaders("GET", "/docs;/private/x", "authorization", bearer), 400, engine.ReasonBadRequest, "path parameter", true},
 		{"invalid UTF-8 token", rawHeaders("GET", "/docs", "authorization", "Bearer \xff\xff.\xfe.\xfd"), 401, engine.ReasonUnauthorized, "", true},
 		{"alg none token", withHeaders(map[string]string{"authorization": "Bearer eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0.eyJzdWIiOiJhZ2VudF9hYWFhYWFhYWFhYWFhYWFhYWFhYSIsImF1ZCI6Im1lc2hndWFyZCIsImlzcyI6Im1lc2hndWFyZCJ9."}),
 			401, engine.ReasonUnauthorized, "", true},
 		{"alg none token, no signature dot", withHeaders(map[string]string{"authorization": "Bearer eyJhbGciOiJub25lIn0.eyJzdWIiOiJ4In0"}), 401, engine.ReasonUnauthorized, "", true},
 		{"bearer without a token", withHeaders(map[string]string{"authorization": "Bearer "}), 401, engine.ReasonUnauthorized, "missing bearer token", true},
-		{"non-JSON context", withHeaders(map[string]string{"authorization": bearer, "x-meshguard-context": "{recipient: a}"}), 400, engine.ReasonBadRequest, "X-MeshGuard-Context", true},
-		{"context of 100 keys", withHeaders(map[string]string{"authorization": bearer, "x-meshguard-context": manyKeys(100)}), 400, engine.ReasonBadRequest, "keys", true},
 		{"path of 9 KiB", &authv3.CheckRequest{Attributes: &authv3.AttributeContext{Request: &authv3.AttributeContext_Request{Http: &authv3.AttributeContext_HttpRequest{
 			Method: "GET", Path: "/" + strings.Repeat("p", 9<<10), Headers: map[string]string{"authorization": bearer}}}}}, 400, engine.ReasonBadRequest, "path", true},
 		{"1000 context extensions", &authv3.CheckRequest{Attributes: &authv3.AttributeContext{
@@ -113,19 +113,6 @@ func TestGRPCHostile(t *testing.T) {
 	if up[engine.HeaderAgentID] != m.mail.ID {
 		t.Fatalf("after the hostile requests: %v", up)
 	}
-}
-
-func manyKeys(n int) string {
-	var b strings.Builder
-	b.WriteByte('{')
-	for i := range n {
-		if i > 0 {
-			b.WriteByte(',')
-		}
-		fmt.Fprintf(&b, "%q:%d", fmt.Sprint("k", i), i)
-	}
-	b.WriteByte('}')
-	return b.String()
 }
 
 // TestCheckNil calls the service in-process with what gRPC never delivers

@@ -109,6 +109,7 @@ scanning:
 		}
 	}
 	r.SetHeaders(&sc)
+	r.Headers = wire.MultiHeaders(req.Header)
 	r.SourceAddress = httpSourceAddress(req.RemoteAddr, sc.Get(wire.HForwardedFor))
 	if sc.Bad() != "" {
 		if r.TraceID == "" { // the scan may have stopped before it

@@ -63,7 +63,7 @@ func TestHTTPAllowed(t *testing.T) {
 	if h.Get(engine.HeaderDecision) != "allow" || h.Get(engine.HeaderTraceID) != traceHex || h.Get(engine.HeaderPolicy) != "researchers" {
 		t.Errorf("response headers: %v", h)
 	}
-	if got := h.Get(HeaderAuthHeadersToRemove); got != engine.HeaderDelegation {
+	if got := h.Get(HeaderAuthHeadersToRemove); got != "x-meshguard-action, x-meshguard-resource, x-meshguard-context, x-meshguard-delegation" {
 		t.Errorf("%s: %q", HeaderAuthHeadersToRemove, got)
 	}
 	r, _ := rec.last()
@@ -72,9 +72,10 @@ func TestHTTPAllowed(t *testing.T) {
 		t.Errorf("engine request: %+v", r)
 	}
 
-	// A delegation hop: the minted token goes upstream, nothing is removed.
+	// A delegation hop: the minted token goes upstream; only the steering
+	// headers are removed.
 	resp, _ = envoyHTTP(t, srv.URL, "POST", "researcher.mesh", "/research/x", map[string]string{"Authorization": "Bearer " + m.orchT})
-	if resp.StatusCode != 200 || resp.Header.Get(engine.HeaderDelegation) == "" || resp.Header.Get(HeaderAuthHeadersToRemove) != "" {
+	if resp.StatusCode != 200 || resp.Header.Get(engine.HeaderDelegation) == "" || resp.Header.Get(HeaderAuthHeadersToRemove) != "x-meshguard-action, x-meshguard-resource, x-meshguard-context" {
 		t.Fatalf("delegation hop: %d %v", resp.StatusCode, resp.Header)
 	}
 }
@@ -93,10 +94,11 @@ func TestHTTPDenials(t *testing.T) {
 		{"no token", "GET", "/docs", nil, 401, engine.ReasonUnauthorized, "unauthorized"},
 		{"bad token", "GET", "/docs", map[string]string{"Authorization": "Bearer abc.def.ghi"}, 401, engine.ReasonUnauthorized, "unauthorized"},
 		{"alg none", "GET", "/docs", map[string]string{"Authorization": "Bearer eyJhbGciOiJub25lIn0.eyJzdWIiOiJ4In0."}, 401, engine.ReasonUnauthorized, "unauthorized"},
-		{"external email", "POST", "/email", map[string]string{"Authorization": mail, "X-MeshGuard-Context": `{"recipient":"eve@evil.test"}`}, 403, policy.ReasonRuleDeny, "forbidden"},
-		{"relabel", "POST", "/send/now", map[string]string{"Authorization": mail, "X-MeshGuard-Action": "read:contacts"}, 403, engine.ReasonActionRelabel, "forbidden"},
-		{"non-JSON context", "POST", "/email", map[string]string{"Authorization": mail, "X-MeshGuard-Context": "not json"}, 400, engine.ReasonBadRequest, "bad_request"},
-		{"invalid UTF-8 action", "GET", "/docs", map[string]string{"Authorization": mail, "X-MeshGuard-Action": "read:\xff"}, 400, engine.ReasonBadRequest, "bad_request"},
+		{"external email", "POST", "/email?to=eve@evil.test", map[string]string{"Authorization": mail}, 403, policy.ReasonRuleDeny, "forbidden"},
+		{"X-MeshGuard-Context is not context", "POST", "/email?to=eve@evil.test", map[string]string{"Authorization": mail, "X-MeshGuard-Context": `{"query.to":"a@example.com"}`}, 403, policy.ReasonRuleDeny, "forbidden"},
+		{"a route's action, whatever the header says", "POST", "/send/now", map[string]string{"Authorization": mail, "X-MeshGuard-Action": "read:contacts"}, 403, policy.ReasonRuleDeny, "forbidden"},
+		{"a path parameter", "GET", "/docs;/private/x", map[string]string{"Authorization": mail}, 400, engine.ReasonBadRequest, "bad_request"},
+		{"two credentials in one header", "GET", "/docs", map[string]string{"Authorization": mail + ", Bearer x"}, 400, engine.ReasonBadRequest, "bad_request"},
 		{"40 KiB header", "GET", "/docs", map[string]string{"Authorization": mail, "Cookie": strings.Repeat("c", 40<<10)}, 400, engine.ReasonBadRequest, "bad_request"},
 	}
 	for _, tc := range tests {

@@ -1,11 +1,13 @@
 package filterconfig
 
 import (
+	"strconv"
 	"strings"
 
 	"github.com/meshguard/meshguard/audit"
 	"github.com/meshguard/meshguard/engine"
 	"github.com/meshguard/meshguard/trust"
+	"github.com/meshguard/meshguard/wire"
 )
 
 // The filter's calls to MeshGuard's HTTP port, each authenticated by
@@ -27,26 +29,32 @@ const (
 // DeferredCheck is a request the filter could not decide alone, as it read
 // it: MeshGuard decides it with its own engine.
 type DeferredCheck struct {
-	Method         string `json:"method"`
-	Host           string `json:"host"`
-	Path           string `json:"path"`
-	Token          string `json:"token,omitempty"`
-	Delegation     string `json:"delegation,omitempty"`
-	ActionHeader   string `json:"actionHeader,omitempty"`
-	ResourceHeader string `json:"resourceHeader,omitempty"`
-	ContextHeader  string `json:"contextHeader,omitempty"`
-	RouteAction    string `json:"routeAction,omitempty"`
-	MinTier        string `json:"minTier,omitempty"`
-	Traceparent    string `json:"traceparent,omitempty"`
-	SourceAddress  string `json:"sourceAddress,omitempty"`
+	Method     string `json:"method"`
+	Host       string `json:"host"`
+	Path       string `json:"path"`
+	Token      string `json:"token,omitempty"`
+	Delegation string `json:"delegation,omitempty"`
+	// Headers are the request's other headers (repeats merged), for the
+	// policies' header.* context keys: not the credentials above, nor
+	// MeshGuard's own.
+	Headers       [][2]string `json:"headers,omitempty"`
+	RouteAction   string      `json:"routeAction,omitempty"`
+	MinTier       string      `json:"minTier,omitempty"`
+	Traceparent   string      `json:"traceparent,omitempty"`
+	SourceAddress string      `json:"sourceAddress,omitempty"`
 }
 
-// NewDeferredCheck is r (prepared by Decider.Prepare) as the filter sends it.
-func NewDeferredCheck(r *engine.Request) DeferredCheck {
+// NewDeferredCheck is r (prepared by Decider.Prepare), whose headers are
+// headers, as the filter sends it.
+func NewDeferredCheck(r *engine.Request, headers [][2]string) DeferredCheck {
 	dc := DeferredCheck{
 		Method: r.Method, Host: r.Host, Path: r.Path, Token: r.Token, Delegation: r.Delegation,
-		ActionHeader: r.ActionHeader, ResourceHeader: r.ResourceHeader, ContextHeader: r.ContextHeader,
 		RouteAction: r.RouteAction, SourceAddress: r.SourceAddress,
+	}
+	for _, kv := range headers {
+		if name := strings.ToLower(kv[0]); name != "authorization" && name != "cookie" && !strings.HasPrefix(name, "x-meshguard-") && !strings.HasPrefix(name, ":") {
+			dc.Headers = append(dc.Headers, kv)
+		}
 	}
 	if r.MinTier > trust.Untrusted {
 		dc.MinTier = r.MinTier.String()
@@ -57,24 +65,30 @@ func NewDeferredCheck(r *engine.Request) DeferredCheck {
 	return dc
 }
 
-// Request is the engine request MeshGuard decides; a minimum tier that is
-// no tier is reported as the second result (the filter's configuration is
-// wrong: refuse).
-func (dc *DeferredCheck) Request() (engine.Request, bool) {
+// Request is the engine request MeshGuard decides, or a message saying
+// why the check is refused: headers beyond the bounds every enforcement
+// point keeps, or a minimum tier that is no tier (the filter's
+// configuration is wrong).
+func (dc *DeferredCheck) Request() (engine.Request, string) {
 	r := engine.Request{
 		Source: engine.SourceWasm, Method: dc.Method, Host: dc.Host, Path: dc.Path, Token: dc.Token, Delegation: dc.Delegation,
-		ActionHeader: dc.ActionHeader, ResourceHeader: dc.ResourceHeader, ContextHeader: dc.ContextHeader,
-		RouteAction: dc.RouteAction, SourceAddress: dc.SourceAddress,
+		Headers: wire.PairHeaders(dc.Headers), RouteAction: dc.RouteAction, SourceAddress: dc.SourceAddress,
 	}
 	r.SetTraceparent(dc.Traceparent)
+	var sc wire.HeaderScan
+	for _, kv := range dc.Headers {
+		if !sc.Add(kv[0], kv[1]) {
+			return r, "headers: " + sc.Bad()
+		}
+	}
 	if dc.MinTier != "" {
 		t, err := trust.Parse(dc.MinTier)
 		if err != nil {
-			return r, false
+			return r, "minTier: " + strconv.Quote(dc.MinTier) + " is not a trust tier"
 		}
 		r.MinTier = t
 	}
-	return r, true
+	return r, ""
 }
 
 // Verdict is a decision as the filter enforces it, whether its own engine

@@ -32,12 +32,11 @@ func (g *Gateway) rewrite(pr *httputil.ProxyRequest) {
 	// The caller's bearer token is a credential for MeshGuard, not for the
 	// upstream; the upstream learns who called from x-meshguard-agent-id.
 	delete(h, hAuthorization)
-	// Only MeshGuard speaks x-meshguard-* to the upstream, except for the
-	// steering headers the caller addressed to MeshGuard, which were
-	// decided on as they are. Names with "_" for "-" go too: some
-	// frameworks read X_MeshGuard_Agent_Id as X-MeshGuard-Agent-Id.
+	// Only MeshGuard speaks x-meshguard-* to the upstream. Names with "_"
+	// for "-" go too: some frameworks read X_MeshGuard_Agent_Id as
+	// X-MeshGuard-Agent-Id.
 	for k := range h {
-		if isMeshGuardHeader(k) && k != hAction && k != hResource && k != hContext {
+		if isMeshGuardHeader(k) {
 			delete(h, k)
 		}
 	}

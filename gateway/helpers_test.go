@@ -27,6 +27,7 @@ name: readers
 appliesTo: {tags: [reader]}
 rules:
   - {name: no-admin, effect: deny, actions: ["read:admin*"]}
+  - {name: no-private, effect: deny, actions: ["read:*"], conditions: {resource: {startsWith: /docs/private}}}
   - {name: reads, effect: allow, actions: ["read:*"]}
   - {name: api-writes, effect: allow, actions: ["write:api/*"]}
 ---

@@ -15,16 +15,13 @@ import (
 const (
 	hAuthorization = "Authorization"
 	hDelegation    = "X-Meshguard-Delegation"
-	hAction        = "X-Meshguard-Action"
-	hResource      = "X-Meshguard-Resource"
-	hContext       = "X-Meshguard-Context"
 	hTraceparent   = "Traceparent"
 	hForwardedFor  = "X-Forwarded-For"
 )
 
-// singleHeaders may appear at most once: with two values, MeshGuard would
-// decide on one and the upstream might act on the other.
-var singleHeaders = []string{hAuthorization, hDelegation, hAction, hResource, hContext}
+// credentialHeaders may appear once, holding one value: with two,
+// MeshGuard would decide on one and the upstream might act on the other.
+var credentialHeaders = []string{hAuthorization, hDelegation}
 
 // checkShape refuses requests the gateway cannot forward faithfully. It
 // returns the upstream path (Prefix stripped), or a status and a message.
@@ -37,9 +34,15 @@ func (g *Gateway) checkShape(r *http.Request) (path string, status int, msg stri
 	case headersExceed(r, g.maxHeader):
 		return "", http.StatusRequestHeaderFieldsTooLarge, fmt.Sprintf("the request line and headers exceed the gateway's limit of %d bytes", g.maxHeader)
 	}
-	for _, name := range singleHeaders {
-		if len(r.Header[name]) > 1 {
-			return "", http.StatusBadRequest, name + " was sent more than once"
+	for _, name := range credentialHeaders {
+		vs := r.Header[name]
+		if len(vs) > 1 {
+			return "", http.StatusBadRequest, wire.Repeated(strings.ToLower(name))
+		}
+		if len(vs) == 1 {
+			if msg := wire.CheckCredential(strings.ToLower(name), vs[0]); msg != "" {
+				return "", http.StatusBadRequest, msg
+			}
 		}
 	}
 	return upstreamPath(r.URL)
@@ -130,15 +133,13 @@ func (g *Gateway) engineRequest(r *http.Request, path string, client netip.Addr)
 		path += "?" + r.URL.RawQuery
 	}
 	req := &engine.Request{
-		Source:         engine.SourceGateway,
-		Token:          bearer(r.Header[hAuthorization]),
-		Delegation:     first(r.Header[hDelegation]),
-		Method:         r.Method,
-		Host:           g.target.Host,
-		Path:           path,
-		ActionHeader:   first(r.Header[hAction]),
-		ResourceHeader: first(r.Header[hResource]),
-		ContextHeader:  first(r.Header[hContext]),
+		Source:     engine.SourceGateway,
+		Token:      bearer(r.Header[hAuthorization]),
+		Delegation: first(r.Header[hDelegation]),
+		Method:     r.Method,
+		Host:       g.target.Host,
+		Path:       path,
+		Headers:    wire.MultiHeaders(r.Header),
 	}
 	if tp := r.Header[hTraceparent]; len(tp) == 1 {
 		// Exactly one, or none: with two, the engine starts a trace.

@@ -151,9 +151,12 @@ func TestRequestForTheEngine(t *testing.T) {
 	path, _, _ := upstreamPath(r.URL)
 	got := g.engineRequest(r, path, netip.MustParseAddr("198.51.100.1"))
 	if got.Source != "gateway" || got.Token != "tok" || got.Delegation != "del" || got.Method != "PATCH" ||
-		got.Host != "api.internal:8080" || got.Path != "/caf%C3%A9/api?x=%2F" || got.ActionHeader != "write:x" ||
-		got.ResourceHeader != "res" || got.ContextHeader != `{"k":1}` || got.SourceAddress != "198.51.100.1" ||
+		got.Host != "api.internal:8080" || got.Path != "/caf%C3%A9/api?x=%2F" || got.Action != "" ||
+		got.Resource != "" || got.Context != nil || got.SourceAddress != "198.51.100.1" ||
 		got.TraceID != "4bf92f3577b34da6a3ce929d0e0e4736" {
 		t.Errorf("engine request %+v", got)
+	}
+	if v, n := got.Headers.Lookup("x-meshguard-context"); v != `{"k":1}` || n != 1 {
+		t.Errorf("the request's headers: %q %d", v, n)
 	}
 }

@@ -33,6 +33,8 @@ type Set struct {
 	limited     bitset // policies with rateLimits
 
 	actions actionIndex
+	// requestKeys: the context keys rules read from the request itself.
+	requestKeys []string
 }
 
 type compiledPolicy struct {
@@ -98,6 +100,7 @@ func Compile(policies []*Policy) (*Set, error) {
 		return nil, errs
 	}
 	s.actions = idx.build()
+	s.requestKeys = requestKeys(s.policies)
 	s.revision = revision(sorted)
 	return s, nil
 }

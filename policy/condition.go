@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"math"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -173,11 +174,18 @@ func (k *compiledContext) holds(v Value, present bool) bool {
 		return false
 	}
 	if k.Lt != nil || k.Lte != nil || k.Gt != nil || k.Gte != nil {
-		if v.Kind != KindNumber {
+		// Headers and query parameters are text: a number written as text
+		// compares as that number, so `query.recipients: {gt: 50}` holds
+		// for ?recipients=500.
+		n, ok := v.Num, v.Kind == KindNumber
+		if v.Kind == KindString {
+			n, ok = numericText(v.Str)
+		}
+		if !ok {
 			return false
 		}
-		if (k.Lt != nil && !(v.Num < *k.Lt)) || (k.Lte != nil && !(v.Num <= *k.Lte)) ||
-			(k.Gt != nil && !(v.Num > *k.Gt)) || (k.Gte != nil && !(v.Num >= *k.Gte)) {
+		if (k.Lt != nil && !(n < *k.Lt)) || (k.Lte != nil && !(n <= *k.Lte)) ||
+			(k.Gt != nil && !(n > *k.Gt)) || (k.Gte != nil && !(n >= *k.Gte)) {
 			return false
 		}
 	}
@@ -231,6 +239,46 @@ func contextValue(x any) Value {
 		return number(f)
 	}
 	return Value{Kind: KindOther}
+}
+
+// numericText reads s as a number in JSON's grammar (no sign but '-', no
+// hex, no Inf or NaN, no spaces): what a reader of the policy takes for a
+// number, and nothing a parser would read more leniently than another.
+func numericText(s string) (float64, bool) {
+	i := 0
+	digits := func() int {
+		j := i
+		for i < len(s) && '0' <= s[i] && s[i] <= '9' {
+			i++
+		}
+		return i - j
+	}
+	if i < len(s) && s[i] == '-' {
+		i++
+	}
+	if n := digits(); n == 0 || n > 1 && s[i-n] == '0' {
+		return 0, false
+	}
+	if i < len(s) && s[i] == '.' {
+		i++
+		if digits() == 0 {
+			return 0, false
+		}
+	}
+	if i < len(s) && (s[i] == 'e' || s[i] == 'E') {
+		i++
+		if i < len(s) && (s[i] == '+' || s[i] == '-') {
+			i++
+		}
+		if digits() == 0 {
+			return 0, false
+		}
+	}
+	if i != len(s) || len(s) > 64 {
+		return 0, false
+	}
+	f, err := strconv.ParseFloat(s, 64)
+	return f, err == nil
 }
 
 func number(f float64) Value {

@@ -81,6 +81,10 @@ func (d *decoder) contextConds(n *yaml.Node, field string) map[string]ContextCon
 			d.fail(v, field, "context keys must be non-empty and at most %d bytes", MaxPatternLen)
 			return
 		}
+		if msg := checkContextKey(key); msg != "" {
+			d.fail(v, f, "%s", msg)
+			return
+		}
 		var c ContextCondition
 		switch v.Kind {
 		case yaml.ScalarNode:

@@ -25,9 +25,6 @@ const (
 const (
 	HAuthorization = iota
 	HDelegation
-	HAction
-	HResource
-	HContext
 	HTraceparent
 	HForwardedFor
 	HAuthority // the pseudo headers are fallbacks for empty attributes
@@ -38,8 +35,7 @@ const (
 )
 
 var headerNames = [nHeaders]string{
-	"authorization", "x-meshguard-delegation", "x-meshguard-action", "x-meshguard-resource",
-	"x-meshguard-context", "traceparent", "x-forwarded-for", ":authority", "host", ":method", ":path",
+	"authorization", "x-meshguard-delegation", "traceparent", "x-forwarded-for", ":authority", "host", ":method", ":path",
 }
 
 // lookup returns the index of a header the adapters read, or -1. Names are
@@ -53,12 +49,6 @@ func lookup(name string) int {
 		i = HAuthorization
 	case 22:
 		i = HDelegation
-	case 18:
-		i = HAction
-	case 20:
-		i = HResource
-	case 19:
-		i = HContext
 	case 11:
 		i = HTraceparent
 	case 15:
@@ -134,21 +124,44 @@ func (s *HeaderScan) Add(name, value string) bool {
 			// W3C Trace Context: several traceparent headers are invalid
 			// together; the engine starts a new trace.
 			s.dupTrace = true
-		case HAuthorization, HDelegation, HAction, HResource, HContext:
-			// Which one would count is ambiguous (the upstream may read
-			// the other): refuse rather than guess.
-			s.bad = "header " + headerNames[i] + " appears more than once"
+		case HAuthorization, HDelegation:
+			s.bad = Repeated(headerNames[i])
 			return false
 		}
 		return true // X-Forwarded-For and the fallbacks: the first counts
 	}
 	s.seen |= 1 << i
 	s.vals[i] = value
-	if (i == HAuthorization || i == HDelegation) && len(value) > MaxTokenLen {
-		s.bad = "header " + headerNames[i] + " is longer than the limit of " + strconv.Itoa(MaxTokenLen) + " bytes"
-		return false
+	if i == HAuthorization || i == HDelegation {
+		if msg := CheckCredential(headerNames[i], value); msg != "" {
+			s.bad = msg
+			return false
+		}
 	}
 	return true
+}
+
+// Repeated is the message for a credential header sent more than once.
+// Which one would count is ambiguous (the upstream may read the other), so
+// every enforcement point refuses the request with 400 rather than guess.
+func Repeated(name string) string {
+	return "header " + name + " appears more than once"
+}
+
+// CheckCredential checks one value of a credential header (Authorization,
+// X-MeshGuard-Delegation) as received: within MaxTokenLen, and no comma.
+// Envoy joins a repeated header's values with commas in a CheckRequest,
+// and a token never holds one, so a comma means the header came twice (or
+// holds a list): the same 400 as a repeat, at every enforcement point.
+// It returns "" or the message to refuse the request with.
+func CheckCredential(name, value string) string {
+	switch {
+	case len(value) > MaxTokenLen:
+		return "header " + name + " is longer than the limit of " + strconv.Itoa(MaxTokenLen) + " bytes"
+	case strings.IndexByte(value, ',') >= 0:
+		return "header " + name + " holds more than one value (it was sent twice, or holds a list); send one"
+	}
+	return ""
 }
 
 // QuoteName quotes a header name for a message, cut short: the name is
@@ -164,8 +177,8 @@ func QuoteName(name string) string {
 // the order of first appearance, as Envoy does in a CheckRequest's headers
 // map. An enforcement point that sees a request's headers apart (the wasm
 // filter) merges them first, so it decides as ext_authz does: two
-// Authorization headers are one credential that does not verify, two
-// X-MeshGuard-Action headers one action with a comma in it.
+// Authorization headers are one value with a comma (a 400), two of a
+// header a policy reads one value that holds a list (a 400 too).
 //
 // Beyond MaxHeaders it returns hs as it is (the scan refuses it anyway), so
 // the quadratic merge stays bounded.

@@ -32,9 +32,18 @@ func TestHeaderScan(t *testing.T) {
 	if s.Get(HAuthorization) != "Bearer t" || s.Traceparent() != "" || s.Get(HForwardedFor) != "1.1.1.1" {
 		t.Errorf("scan: authorization %q, traceparent %q, forwarded %q", s.Get(HAuthorization), s.Traceparent(), s.Get(HForwardedFor))
 	}
-	s.Add("X-MeshGuard-Action", "read:a")
-	if s.Add("x-meshguard-action", "read:b") || !strings.Contains(s.Bad(), "more than once") {
-		t.Errorf("a repeated action header: %q", s.Bad())
+	// The steering headers are no longer read: a repeat is any header's.
+	if !s.Add("X-MeshGuard-Action", "read:a") || !s.Add("x-meshguard-action", "read:b") {
+		t.Errorf("a repeated steering header: %q", s.Bad())
+	}
+	if s.Add("authorization", "Bearer u") || !strings.Contains(s.Bad(), "authorization appears more than once") {
+		t.Errorf("a repeated credential: %q", s.Bad())
+	}
+	for _, v := range []string{"Bearer a,Bearer b", "Bearer a, b"} {
+		var joined HeaderScan
+		if joined.Add("Authorization", v) || !strings.Contains(joined.Bad(), "more than one value") {
+			t.Errorf("credentials joined by Envoy %q: %q", v, joined.Bad())
+		}
 	}
 	var big HeaderScan
 	if big.Add("authorization", strings.Repeat("a", MaxTokenLen+1)) || !strings.Contains(big.Bad(), "authorization") {
@@ -58,6 +67,29 @@ func TestMergeRepeated(t *testing.T) {
 	for i := range want {
 		if got[i] != want[i] {
 			t.Fatalf("got %q, want %q", got, want)
+		}
+	}
+}
+
+// TestLookups: every view of a request's headers finds a header in any
+// case and counts its repeats, so a repeated header is never read as one.
+func TestLookups(t *testing.T) {
+	views := map[string]interface {
+		Lookup(string) (string, int)
+	}{
+		"map":   MapHeaders{"x-env": "a", "X-ENV": "b", "other": "c"},
+		"pairs": PairHeaders{{"x-env", "a"}, {"other", "c"}, {"X-Env", "b"}},
+		"multi": MultiHeaders{"X-Env": {"a", "b"}, "Other": {"c"}},
+	}
+	for name, v := range views {
+		if _, n := v.Lookup("x-env"); n != 2 {
+			t.Errorf("%s: x-env counted %d times, want 2", name, n)
+		}
+		if got, n := v.Lookup("other"); got != "c" || n != 1 {
+			t.Errorf("%s: other = %q (%d)", name, got, n)
+		}
+		if got, n := v.Lookup("absent"); got != "" || n != 0 {
+			t.Errorf("%s: absent = %q (%d)", name, got, n)
 		}
 	}
 }

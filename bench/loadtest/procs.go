@@ -87,7 +87,7 @@ rules:
   - name: internal-mail
     effect: allow
     actions: ["write:email"]
-    conditions: {context: {recipient: {matches: "*@example.com"}}}
+    conditions: {context: {query.to: {matches: "*@example.com"}}}
   - {name: reads-%02d, effect: allow, actions: ["read:team-%02d/*", "read:shared/*"]}
 defaultEffect: deny
 `, i, i, i, i)
@@ -160,16 +160,14 @@ func checkRequestJSON(token string) string {
 		"source":      map[string]any{"address": map[string]any{"socketAddress": map[string]any{"address": "10.1.2.3", "portValue": 51234}}},
 		"destination": map[string]any{"address": map[string]any{"socketAddress": map[string]any{"address": "10.1.2.4", "portValue": 8080}}},
 		"request": map[string]any{"http": map[string]any{
-			"id": "1234", "method": "POST", "host": "mail.internal:8080", "path": "/email/send?draft=false", "protocol": "HTTP/1.1",
+			"id": "1234", "method": "POST", "host": "mail.internal:8080", "path": "/email?draft=false&to=team@example.com", "protocol": "HTTP/1.1",
 			"headers": map[string]string{
-				":authority": "mail.internal:8080", ":method": "POST", ":path": "/email/send?draft=false",
-				"authorization":       "Bearer " + token,
-				"content-type":        "application/json",
-				"user-agent":          "agent-sdk/1.0",
-				"x-meshguard-action":  "write:email",
-				"x-meshguard-context": `{"recipient":"team@example.com"}`,
-				"traceparent":         "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
-				"x-request-id":        "d6f1a1c2-1111-2222-3333-444455556666",
+				":authority": "mail.internal:8080", ":method": "POST", ":path": "/email?draft=false&to=team@example.com",
+				"authorization": "Bearer " + token,
+				"content-type":  "application/json",
+				"user-agent":    "agent-sdk/1.0",
+				"traceparent":   "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+				"x-request-id":  "d6f1a1c2-1111-2222-3333-444455556666",
 			},
 		}},
 	}}

@@ -32,7 +32,7 @@ rules:
   - name: no-external
     effect: deny
     actions: ["write:email"]
-    conditions: {context: {recipient: {not_matches: "*@example.com"}}}
+    conditions: {context: {query.to: {not_matches: "*@example.com"}}}
     reason: External email needs a privileged agent
   - {name: send, effect: allow, actions: ["write:email", "read:*"]}
 `

@@ -191,7 +191,6 @@ func bearer(tok string) [2]string { return [2]string{"authorization", "Bearer " 
 
 // Cases is the table: every kind of allow, denial and deferral.
 func (e *Env) Cases() []Case {
-	ctxHeader := func(v string) [2]string { return [2]string{"x-meshguard-context", v} }
 	return []Case{
 		{"allowed by a rule", "GET", "docs.mesh", "/docs/readme?lang=en", [][2]string{bearer(e.OrchT)}, 200, "rule_allow", false},
 		{"route action allowed", "POST", "docs.mesh", "/publish/q3", [][2]string{bearer(e.OrchT)}, 200, "rule_allow", false},
@@ -204,15 +203,17 @@ func (e *Env) Cases() []Case {
 		{"token of an unknown key", "GET", "docs.mesh", "/docs", [][2]string{bearer(e.foreignT)}, 401, engine.ReasonUnauthorized, false},
 		{"revoked agent", "GET", "docs.mesh", "/docs", [][2]string{bearer(e.GoneT)}, 401, engine.ReasonAgentRevoked, false},
 		{"tier below the service's minimum", "GET", "vault.mesh", "/secrets", [][2]string{bearer(e.MailT)}, 403, engine.ReasonTierBelowMinimum, false},
-		{"relabelled route", "POST", "docs.mesh", "/publish/q3", [][2]string{bearer(e.OrchT), {"x-meshguard-action", "read:docs"}}, 403, engine.ReasonActionRelabel, false},
-		{"denied by a rule's condition", "POST", "mail.mesh", "/outbox", [][2]string{bearer(e.MailT), ctxHeader(`{"recipient":"eve@evil.test"}`)}, 403, "rule_deny", false},
-		{"allowed with context", "POST", "mail.mesh", "/outbox", [][2]string{bearer(e.MailT), ctxHeader(`{"recipient":"team@example.com"}`)}, 200, "rule_allow", false},
+		{"a steering header does not relabel the route", "POST", "mail.mesh", "/outbox?to=eve@evil.test", [][2]string{bearer(e.MailT), {"x-meshguard-action", "read:docs"}}, 403, "rule_deny", false},
+		{"denied by a rule's condition", "POST", "mail.mesh", "/outbox?to=eve@evil.test", [][2]string{bearer(e.MailT)}, 403, "rule_deny", false},
+		{"X-MeshGuard-Context is not context", "POST", "mail.mesh", "/outbox?to=eve@evil.test", [][2]string{bearer(e.MailT), {"x-meshguard-context", `{"query.to":"team@example.com"}`}}, 403, "rule_deny", false},
+		{"allowed with context", "POST", "mail.mesh", "/outbox?to=team@example.com", [][2]string{bearer(e.MailT)}, 200, "rule_allow", false},
+		{"a query parameter the policy reads, twice", "POST", "mail.mesh", "/outbox?to=team@example.com&to=eve@evil.test", [][2]string{bearer(e.MailT)}, 400, engine.ReasonBadRequest, false},
 		{"no policy covers the agent", "GET", "docs.mesh", "/docs", [][2]string{bearer(e.StrangerT)}, 403, "no_policy", false},
 		{"no verb for the method", "BREW", "docs.mesh", "/pot", [][2]string{bearer(e.OrchT)}, 403, engine.ReasonActionUnresolved, false},
-		{"context that is not JSON", "POST", "mail.mesh", "/outbox", [][2]string{bearer(e.MailT), ctxHeader("recipient=a")}, 400, engine.ReasonBadRequest, false},
+		{"a path parameter", "GET", "docs.mesh", "/docs;/private/x", [][2]string{bearer(e.OrchT)}, 400, engine.ReasonBadRequest, false},
 		{"dot segment", "GET", "docs.mesh", "/docs/../admin", [][2]string{bearer(e.OrchT)}, 400, engine.ReasonBadRequest, false},
-		{"two credentials", "GET", "docs.mesh", "/docs", [][2]string{bearer(e.OrchT), bearer(e.MailT)}, 401, engine.ReasonUnauthorized, false},
-		{"two actions", "GET", "docs.mesh", "/docs", [][2]string{bearer(e.OrchT), {"x-meshguard-action", "read:docs"}, {"x-meshguard-action", "read:all"}}, 400, engine.ReasonBadRequest, false},
+		{"two credentials", "GET", "docs.mesh", "/docs", [][2]string{bearer(e.OrchT), bearer(e.MailT)}, 400, engine.ReasonBadRequest, false},
+		{"two actions are ignored", "GET", "docs.mesh", "/docs", [][2]string{bearer(e.OrchT), {"x-meshguard-action", "read:docs"}, {"x-meshguard-action", "read:all"}}, 200, "rule_allow", false},
 		{"oversized header", "GET", "docs.mesh", "/docs", [][2]string{bearer(e.OrchT), {"x-big", strings.Repeat("a", 33<<10)}}, 400, engine.ReasonBadRequest, false},
 		{"delegated read", "GET", "docs.mesh", "/docs/plan", [][2]string{bearer(e.MailT), {"x-meshguard-delegation", e.delegT}}, 200, "rule_allow", false},
 		{"delegation issued to another agent", "GET", "docs.mesh", "/docs", [][2]string{bearer(e.MailT), {"x-meshguard-delegation", e.wrongDelegT}}, 403, "delegation_actor_mismatch", false},

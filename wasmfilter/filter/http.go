@@ -45,11 +45,13 @@ func (h *request) OnHttpRequestHeaders(int, bool) types.Action {
 	p.now = requestTime()
 	r := engine.Request{Source: engine.SourceWasm, SourceAddress: sourceAddress()}
 	var sc wire.HeaderScan
-	for _, kv := range wire.MergeRepeated(hdrs) {
+	merged := wire.MergeRepeated(hdrs)
+	for _, kv := range merged {
 		if !sc.Add(kv[0], kv[1]) {
 			break
 		}
 	}
+	r.Headers = wire.PairHeaders(merged)
 	r.Method, r.Path = sc.Get(wire.HMethod), sc.Get(wire.HPath)
 	if r.Host = sc.Get(wire.HAuthority); r.Host == "" {
 		r.Host = sc.Get(wire.HHost)
@@ -65,7 +67,7 @@ func (h *request) OnHttpRequestHeaders(int, bool) types.Action {
 	d, err := p.decider.Check(context.Background(), &r)
 	switch {
 	case errors.Is(err, filterconfig.ErrDefer):
-		return h.ask(&r)
+		return h.ask(&r, merged)
 	case err != nil:
 		return h.fail("deciding", err)
 	}
@@ -140,10 +142,10 @@ func (h *request) OnHttpResponseHeaders(int, bool) types.Action {
 }
 
 // ask sends the request to MeshGuard and pauses it until the verdict.
-func (h *request) ask(r *engine.Request) types.Action {
+func (h *request) ask(r *engine.Request, headers [][2]string) types.Action {
 	p := h.p
 	p.stats.deferred.Increment(1)
-	body, err := json.Marshal(filterconfig.NewDeferredCheck(r))
+	body, err := json.Marshal(filterconfig.NewDeferredCheck(r, headers))
 	if err != nil {
 		return h.fail("encoding the deferred check", err)
 	}

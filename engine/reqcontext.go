@@ -1,0 +1,129 @@
+package engine
+
+import (
+	"strings"
+	"unicode/utf8"
+
+	"github.com/meshguard/meshguard/policy"
+)
+
+// requestContext is the context the policies read. At POST /v1/check it is
+// the caller's, as given. Everywhere else it is what the request really
+// carries, and only what some policy reads (the set's request keys): the
+// headers (header.<name>) and query parameters (query.<name>) the upstream
+// receives. A value the request holds twice is refused: MeshGuard would
+// decide on one while the upstream may read the other. The result is kept
+// in the audit record, so it is bounded like the caller's context.
+func requestContext(r *Request, keys []string) (map[string]any, string) {
+	if r.cooperative() {
+		return r.Context, ""
+	}
+	if len(keys) == 0 {
+		return nil, ""
+	}
+	var m map[string]any
+	size := 0
+	for _, k := range keys {
+		var (
+			v   string
+			n   int
+			msg string
+		)
+		if name, ok := strings.CutPrefix(k, policy.HeaderKeyPrefix); ok {
+			if r.Headers != nil {
+				v, n = r.Headers.Lookup(name)
+			}
+			if n > 1 || n == 1 && strings.IndexByte(v, ',') >= 0 {
+				msg = "header " + quote(name) + ", which a policy reads, holds more than one value (it was sent twice, or holds a list); send one value"
+			}
+		} else if name, ok := strings.CutPrefix(k, policy.QueryKeyPrefix); ok {
+			v, n, msg = queryParam(rawQuery(r.Path), name)
+		}
+		switch {
+		case msg != "":
+			return nil, msg
+		case n == 0:
+			continue
+		case !utf8.ValidString(v):
+			return nil, "request value " + k + " is not valid UTF-8"
+		}
+		if size += len(k) + len(v); size > MaxContextLen {
+			return nil, "the request values policies read exceed the limit of " + itoa(MaxContextLen) + " bytes"
+		}
+		if m == nil {
+			m = make(map[string]any, len(keys))
+		}
+		m[k] = v
+	}
+	return m, ""
+}
+
+// rawQuery is the query string of a request target, "" without one.
+func rawQuery(target string) string {
+	i := strings.IndexByte(target, '?')
+	if i < 0 {
+		return ""
+	}
+	q := target[i+1:]
+	if j := strings.IndexByte(q, '#'); j >= 0 {
+		q = q[:j]
+	}
+	return q
+}
+
+// queryParam finds parameter name in a raw query, as HTML forms encode it
+// (pairs split on '&', '+' for a space, percent-escapes). It returns the
+// decoded value, how often the name appeared, or a message refusing the
+// query: a malformed escape, or a ';', which some servers read as a
+// separator and others as part of a value.
+func queryParam(raw, name string) (value string, n int, msg string) {
+	if raw == "" {
+		return "", 0, ""
+	}
+	if strings.IndexByte(raw, ';') >= 0 {
+		return "", 0, "the query holds a ';', which servers split differently; a policy reads query parameters, so separate them with '&' only"
+	}
+	for pair := range strings.SplitSeq(raw, "&") {
+		k, v, _ := strings.Cut(pair, "=")
+		dk, ok := formUnescape(k)
+		if !ok {
+			return "", 0, "query parameter " + quote(k) + " has a malformed percent-encoding"
+		}
+		if dk != name {
+			continue
+		}
+		dv, ok := formUnescape(v)
+		if !ok {
+			return "", 0, "query parameter " + quote(name) + " has a malformed percent-encoding"
+		}
+		value, n = dv, n+1
+	}
+	if n > 1 {
+		return "", n, "query parameter " + quote(name) + ", which a policy reads, appears more than once; send it once"
+	}
+	return value, n, ""
+}
+
+// formUnescape decodes application/x-www-form-urlencoded text.
+func formUnescape(s string) (string, bool) {
+	if strings.IndexByte(s, '%') < 0 && strings.IndexByte(s, '+') < 0 {
+		return s, true
+	}
+	var b strings.Builder
+	b.Grow(len(s))
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; c {
+		case '+':
+			b.WriteByte(' ')
+		case '%':
+			if i+2 >= len(s) || unhex(s[i+1]) < 0 || unhex(s[i+2]) < 0 {
+				return "", false
+			}
+			b.WriteByte(byte(unhex(s[i+1])<<4 | unhex(s[i+2])))
+			i += 2
+		default:
+			b.WriteByte(c)
+		}
+	}
+	return b.String(), true
+}
