@@ -4,12 +4,16 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strconv"
 	"testing"
 	"time"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	clusterservice "github.com/envoyproxy/go-control-plane/envoy/service/cluster/v3"
 	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
 )
 
 // adsNode is one node on its own ADS stream (state of the world or delta)
@@ -189,4 +193,32 @@ func TestNodesThatLeaveAreForgotten(t *testing.T) {
 		st := s.Status()
 		return slices.Contains(statusIDs(st.Nodes), back.id) && !slices.Contains(statusIDs(st.Gone), back.id) && len(st.Gone) == MaxGone-1, st.Gone
 	})
+}
+
+// TestFetchServesTheCurrentVersion: a unary fetch (no stream) gets the
+// current resources every time and leaves nothing behind for its node.
+// (A fetching node's snapshot used to be kept for ever, and never updated.)
+func TestFetchServesTheCurrentVersion(t *testing.T) {
+	s, addr := serveXDS(t)
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = conn.Close() })
+	cds := clusterservice.NewClusterDiscoveryServiceClient(conn)
+	for i, endpoint := range []string{"10.0.0.1:80", "10.0.0.2:80", "10.0.0.3:80"} {
+		if err := s.Update(t.Context(), echoCatalogue(t, endpoint)); err != nil {
+			t.Fatal(err)
+		}
+		resp, err := cds.FetchClusters(t.Context(), &discoveryv3.DiscoveryRequest{Node: &corev3.Node{Id: "fetcher"}, TypeUrl: resourcev3.ClusterType})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := strconv.Itoa(i + 1); resp.GetVersionInfo() != want {
+			t.Fatalf("fetch %d: version %q, want %s", i+1, resp.GetVersionInfo(), want)
+		}
+	}
+	if keys, _ := cacheWatches(s); keys > 1 {
+		t.Fatalf("the cache holds %d keys after fetches alone", keys)
+	}
 }
