@@ -32,7 +32,7 @@ import (
 // nothing per node, so nodes coming and going grow neither the cache nor
 // the fan-out of an Update (per-node keys were never deleted). What is
 // known of each node is the tracker's, which forgets nodes that leave
-// (keeping the last maxGone of them). The cache runs in non-ADS mode: in
+// (keeping the last MaxGone of them). The cache runs in non-ADS mode: in
 // ADS mode go-control-plane answers a request naming some resources only
 // when the snapshot holds no others of the type, and gRPC's xDS client asks
 // for the one listener it dials.
