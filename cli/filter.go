@@ -26,7 +26,7 @@ func (a *app) filterCmd() *cobra.Command {
 			if _, err := a.adminClient(); err != nil {
 				return err
 			}
-			a.say("%s", filterconfig.FilterToken(strings.TrimSpace(a.g.adminToken)))
+			a.say("%s", filterconfig.FilterToken(strings.TrimSpace(a.adminToken())))
 			return nil
 		}),
 	})

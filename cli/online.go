@@ -23,17 +23,28 @@ import (
 // fails with exit 3 before any request is made; a malformed --gateway is a
 // usage error.
 func (a *app) adminClient() (*client.Client, error) {
-	tok := strings.TrimSpace(a.g.adminToken)
+	tok := strings.TrimSpace(a.adminToken())
 	if tok == "" {
 		return nil, &ExitError{Code: ExitAuth, Err: errors.New("no admin token: set MESHGUARD_ADMIN_TOKEN or pass --admin-token\n" +
 			"(the server's ADMIN_TOKEN; unless that is set, `meshguard serve` prints the token on its first start and keeps it\n" +
 			"in DATA_DIR/admin-token: export MESHGUARD_ADMIN_TOKEN=$(cat ./data/admin-token))")}
 	}
-	c, err := client.New(client.Config{BaseURL: a.g.gateway, AdminToken: tok, UserAgent: "meshguard-cli/" + a.Version})
+	c, err := client.New(client.Config{BaseURL: a.gateway(), AdminToken: tok, UserAgent: "meshguard-cli/" + a.Version})
 	if err != nil {
-		return nil, usageErr("--gateway (MESHGUARD_GATEWAY_URL) %q: expected http(s)://host[:port], such as %s", a.g.gateway, client.DefaultBaseURL)
+		return nil, usageErr("--gateway (MESHGUARD_GATEWAY_URL) %q: expected http(s)://host[:port] without credentials, such as %s", shownURL(a.gateway()), client.DefaultBaseURL)
 	}
 	return c, nil
+}
+
+// shownURL is a --gateway for messages: its password (refused, but it may
+// have been given) masked; not shown at all if it does not parse, as it
+// may hold one.
+func shownURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "(not a URL)"
+	}
+	return u.Redacted()
 }
 
 // apiErr turns an error of package client into an *ExitError with SPEC
@@ -51,7 +62,7 @@ func (a *app) apiErr(err error) error {
 			cause = ue.Err
 		}
 		return &ExitError{Code: code, Err: fmt.Errorf("cannot reach MeshGuard at %s: %v\n"+
-			"is it running? start it with `meshguard serve`, or point --gateway (MESHGUARD_GATEWAY_URL) at it", a.g.gateway, cause)}
+			"is it running? start it with `meshguard serve`, or point --gateway (MESHGUARD_GATEWAY_URL) at it", shownURL(a.gateway()), cause)}
 	}
 	var ae *client.APIError
 	if !errors.As(err, &ae) {
@@ -67,7 +78,7 @@ func (a *app) apiErr(err error) error {
 	if code == ExitAuth {
 		return &ExitError{Code: code, Err: fmt.Errorf("the server at %s refused the admin token: %s\n"+
 			"set MESHGUARD_ADMIN_TOKEN or pass --admin-token with the server's admin token (its ADMIN_TOKEN, or the one it generated into DATA_DIR/admin-token)",
-			a.g.gateway, msg)}
+			shownURL(a.gateway()), msg)}
 	}
 	if ae.Reason != "" && ae.Reason != ae.Code {
 		msg += " (" + ae.Reason + ")"

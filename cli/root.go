@@ -14,6 +14,9 @@ import (
 	"io"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"github.com/meshguard/meshguard/client"
 )
 
 // Exit codes of SPEC §10.
@@ -65,7 +68,27 @@ type globals struct {
 // app is one invocation: options plus parsed global flags.
 type app struct {
 	Options
-	g globals
+	g  globals
+	pf *pflag.FlagSet // the global flags, to tell given from default
+}
+
+// adminToken is --admin-token if given, else MESHGUARD_ADMIN_TOKEN.
+func (a *app) adminToken() string {
+	if a.pf.Changed("admin-token") {
+		return a.g.adminToken
+	}
+	return a.Getenv("MESHGUARD_ADMIN_TOKEN")
+}
+
+// gateway is --gateway if given, else MESHGUARD_GATEWAY_URL, else the
+// default.
+func (a *app) gateway() string {
+	if !a.pf.Changed("gateway") {
+		if v := a.Getenv("MESHGUARD_GATEWAY_URL"); v != "" {
+			return v
+		}
+	}
+	return a.g.gateway
 }
 
 // New builds the command tree.
@@ -88,12 +111,12 @@ func New(opts Options) *cobra.Command {
 		return &ExitError{Code: ExitUsage, Err: err}
 	})
 	pf := root.PersistentFlags()
-	gw := opts.Getenv("MESHGUARD_GATEWAY_URL")
-	if gw == "" {
-		gw = "http://127.0.0.1:3100"
-	}
-	pf.StringVar(&a.g.gateway, "gateway", gw, "MeshGuard URL (env MESHGUARD_GATEWAY_URL)")
-	pf.StringVar(&a.g.adminToken, "admin-token", opts.Getenv("MESHGUARD_ADMIN_TOKEN"), "admin API token (env MESHGUARD_ADMIN_TOKEN)")
+	a.pf = pf
+	// The environment is read when a command runs (adminToken, gateway),
+	// never made a flag's default: --help prints defaults, and these may
+	// hold secrets.
+	pf.StringVar(&a.g.gateway, "gateway", client.DefaultBaseURL, "MeshGuard URL (env MESHGUARD_GATEWAY_URL)")
+	pf.StringVar(&a.g.adminToken, "admin-token", "", "admin API token (env MESHGUARD_ADMIN_TOKEN)")
 	pf.BoolVar(&a.g.json, "json", false, "print JSON instead of text")
 	pf.BoolVarP(&a.g.quiet, "quiet", "q", false, "print nothing but errors; the exit code tells the result")
 

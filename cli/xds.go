@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+
+	"github.com/meshguard/meshguard/xds"
 )
 
 func (a *app) xdsCmd() *cobra.Command {
@@ -16,7 +18,7 @@ func (a *app) xdsCmd() *cobra.Command {
 	})
 	cmd.AddCommand(&cobra.Command{
 		Use:   "status",
-		Short: "Each node: connected or not, the versions it ACKed, its last NACK",
+		Short: "Each connected node: the versions it ACKed, its last NACK; and the nodes gone lately",
 		Args:  exactArgs(0),
 		RunE: runE(func(cmd *cobra.Command, _ []string) error {
 			c, err := a.adminClient()
@@ -30,26 +32,43 @@ func (a *app) xdsCmd() *cobra.Command {
 			if a.g.json {
 				return a.printJSON(st)
 			}
-			a.say("current version: %s, %d node(s)", orDash(st.Version), len(st.Nodes))
+			a.say("current version: %s, %d node(s), %d recently gone", orDash(st.Version), len(st.Nodes), len(st.Gone))
 			rows := make([][]string, 0, len(st.Nodes))
 			for _, n := range st.Nodes {
-				types := make([]string, 0, len(n.Acked))
-				for t, v := range n.Acked {
-					types = append(types, t+"="+v)
-				}
-				sort.Strings(types)
-				nack := "-"
-				if n.LastNack != nil {
-					nack = n.LastNack.At.UTC().Format(time.RFC3339) + " " + n.LastNack.Type + ": " + printable(n.LastNack.Error)
-				}
 				rows = append(rows, []string{printable(n.ID), printable(orDash(n.Cluster)), strconv.Itoa(n.Streams),
-					n.LastSeen.UTC().Format(time.RFC3339), orDash(strings.Join(types, " ")), nack})
+					n.LastSeen.UTC().Format(time.RFC3339), acked(n), lastNack(n)})
 			}
 			if len(rows) > 0 {
 				a.table([]string{"NODE", "CLUSTER", "STREAMS", "LAST SEEN", "ACKED", "LAST NACK"}, rows)
+			}
+			rows = rows[:0]
+			for _, n := range st.Gone {
+				rows = append(rows, []string{printable(n.ID), printable(orDash(n.Cluster)), n.Left.UTC().Format(time.RFC3339), acked(n), lastNack(n)})
+			}
+			if len(rows) > 0 {
+				a.say("\nrecently gone (the last %d, latest first):", xds.MaxGone)
+				a.table([]string{"NODE", "CLUSTER", "LEFT", "ACKED", "LAST NACK"}, rows)
 			}
 			return nil
 		}),
 	})
 	return cmd
+}
+
+// acked lists the versions a node ACKed, by resource type.
+func acked(n xds.NodeStatus) string {
+	types := make([]string, 0, len(n.Acked))
+	for t, v := range n.Acked {
+		types = append(types, printable(t)+"="+printable(v))
+	}
+	sort.Strings(types)
+	return orDash(strings.Join(types, " "))
+}
+
+// lastNack is when a node last refused a configuration, and why.
+func lastNack(n xds.NodeStatus) string {
+	if n.LastNack == nil {
+		return "-"
+	}
+	return n.LastNack.At.UTC().Format(time.RFC3339) + " " + printable(n.LastNack.Type) + ": " + printable(n.LastNack.Error)
 }

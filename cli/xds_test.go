@@ -79,9 +79,26 @@ func TestXDSStatus(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	for _, want := range []string{"current version: 1, 1 node(s)", "envoy-9", "edge", "Listener: listener meshguard_ingress: unknown filter"} {
+	for _, want := range []string{"current version: 1, 1 node(s), 0 recently gone", "envoy-9", "edge", "Listener: listener meshguard_ingress: unknown filter"} {
 		if !strings.Contains(out, want) {
 			t.Fatalf("xds status lacks %q:\n%s", want, out)
 		}
+	}
+
+	// The node leaves: it is listed as gone, with what it had ACKed.
+	cancel()
+	for deadline := time.Now().Add(5 * time.Second); ; {
+		out = l.must(t, "xds", "status")
+		if strings.Contains(out, "0 node(s), 1 recently gone") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("xds status after the node left:\n%s", out)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	_, gone, ok := strings.Cut(out, "recently gone (")
+	if !ok || !strings.Contains(gone, "LEFT") || !strings.Contains(gone, "envoy-9") || !strings.Contains(gone, "Cluster=1") || strings.Contains(out, "STREAMS") {
+		t.Fatalf("xds status after the node left:\n%s", out)
 	}
 }

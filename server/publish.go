@@ -95,13 +95,18 @@ func (pub *publisher) run(ctx context.Context) {
 		case <-pub.kick:
 		case <-t.C:
 		}
-		pub.mu.Lock()
-		err := pub.publishLocked(ctx)
-		pub.mu.Unlock()
-		if err != nil && ctx.Err() == nil {
+		if err := pub.regenerate(ctx); err != nil && ctx.Err() == nil {
 			pub.log.Error("xds: regenerating the resources failed; Envoys keep the last ones", "error", err)
 		}
 	}
+}
+
+// regenerate is one round of run: the resources are built again and
+// handed to the xDS server, which makes a new version only if they differ.
+func (pub *publisher) regenerate(ctx context.Context) error {
+	pub.mu.Lock()
+	defer pub.mu.Unlock()
+	return pub.publishLocked(ctx)
 }
 
 func (pub *publisher) publishLocked(ctx context.Context) error {

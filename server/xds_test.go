@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"testing"
 	"time"
 
@@ -108,5 +109,31 @@ func watchClusters(ctx context.Context, t *testing.T, r *running, node string) f
 			t.Fatal(err)
 		}
 		return resp.GetVersionInfo(), names
+	}
+}
+
+// TestAgentChangesPushNothingWithoutWasm: without the wasm filter, agents
+// are no part of the xDS resources, yet every agent change regenerates
+// them; what comes out is the same bytes, so a connected Envoy gets no new
+// version. The next version it sees is the one a real change makes, the
+// one after the version it has. (Before the Anys were packed
+// deterministically, most regenerations of a catalogue with minTier and
+// actions were a "new" version pushed to every node.)
+func TestAgentChangesPushNothingWithoutWasm(t *testing.T) {
+	r := start(t, func(c *config.Config) { c.ServicesFile = filepath.Join("..", "examples", "services.yaml") })
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	clusters := watchClusters(ctx, t, r, "envoy-quiet")
+	v1, _ := clusters()
+	for i := range 20 {
+		r.agent(t, "quiet-"+strconv.Itoa(i))
+	}
+	if _, err := r.admin.PutService(ctx, catalog.Service{Name: "ledger", Hosts: []string{"ledger.mesh"}, Port: 8080, Endpoints: []string{"10.0.0.9:8080"}}); err != nil {
+		t.Fatal(err)
+	}
+	v2, names := clusters()
+	n1, _ := strconv.Atoi(v1)
+	if v2 != strconv.Itoa(n1+1) || !slices.Contains(names, "ledger") {
+		t.Fatalf("after 20 agents and one service: version %s → %s (want %d), clusters %v", v1, v2, n1+1, names)
 	}
 }

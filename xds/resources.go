@@ -148,9 +148,13 @@ func (r *Resources) validate() error {
 	return nil
 }
 
+// mustAny packs m deterministically: anypb.New is not (map entries, such
+// as a route's context extensions, come out in random order), and the
+// server tells a change from a reload that changed nothing by the
+// resources' bytes — every Any in every resource must be packed here.
 func mustAny(m proto.Message) *anypb.Any {
-	a, err := anypb.New(m)
-	if err != nil {
+	a := &anypb.Any{}
+	if err := anypb.MarshalFrom(a, m, proto.MarshalOptions{Deterministic: true}); err != nil {
 		// Only messages of this package are packed; a failure is a bug.
 		panic(fmt.Sprintf("xds: packing %T: %v", m, err))
 	}

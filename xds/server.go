@@ -27,11 +27,15 @@ import (
 // the world and delta) and the per-type discovery services, on
 // MeshGuard's gRPC port.
 //
-// Every node gets the same resources, so one snapshot is kept and handed
-// to each node when it first asks. The cache runs in non-ADS mode: in ADS
-// mode go-control-plane answers a request naming some resources only when
-// the snapshot holds no others of the type, and gRPC's xDS client asks for
-// the one listener it dials.
+// Every node gets the same resources, so the cache holds one snapshot under
+// one key (sameForAll) that every node's watches hang from: it keeps
+// nothing per node, so nodes coming and going grow neither the cache nor
+// the fan-out of an Update (per-node keys were never deleted). What is
+// known of each node is the tracker's, which forgets nodes that leave
+// (keeping the last MaxGone of them). The cache runs in non-ADS mode: in
+// ADS mode go-control-plane answers a request naming some resources only
+// when the snapshot holds no others of the type, and gRPC's xDS client asks
+// for the one listener it dials.
 type Server struct {
 	cache cachev3.SnapshotCache
 	xds   serverv3.Server
@@ -39,10 +43,17 @@ type Server struct {
 	track *tracker
 
 	mu      sync.Mutex
-	current *cachev3.Snapshot
 	version int
 	digest  [sha256.Size]byte // of the current resources
 }
+
+// sameForAll keys every node to the one snapshot.
+type sameForAll struct{}
+
+// allNodes is the cache key of the snapshot every node gets.
+const allNodes = "*"
+
+func (sameForAll) ID(*corev3.Node) string { return allNodes }
 
 // NewServer makes a server with no resources yet: nodes that connect wait
 // for the first Update.
@@ -50,24 +61,18 @@ func NewServer(ctx context.Context, log *slog.Logger) *Server {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{cache: cachev3.NewSnapshotCache(false, cachev3.IDHash{}, nil), log: log, track: newTracker()}
+	s := &Server{cache: cachev3.NewSnapshotCache(false, sameForAll{}, nil), log: log, track: newTracker()}
 	s.xds = serverv3.NewServer(ctx, s.cache, serverv3.CallbackFuncs{
 		StreamRequestFunc: func(id int64, r *discoveryv3.DiscoveryRequest) error {
-			s.seen(r.GetNode())
 			s.onSotW(id, r)
 			return nil
 		},
 		StreamDeltaRequestFunc: func(id int64, r *discoveryv3.DeltaDiscoveryRequest) error {
-			s.seen(r.GetNode())
 			s.onDelta(id, r)
 			return nil
 		},
-		StreamClosedFunc:      func(id int64, _ *corev3.Node) { s.track.closed(id) },
-		DeltaStreamClosedFunc: func(id int64, _ *corev3.Node) { s.track.closed(id) },
-		FetchRequestFunc: func(_ context.Context, r *discoveryv3.DiscoveryRequest) error {
-			s.seen(r.GetNode())
-			return nil
-		},
+		StreamClosedFunc:      func(id int64, _ *corev3.Node) { s.track.closed(streamID{n: id}) },
+		DeltaStreamClosedFunc: func(id int64, _ *corev3.Node) { s.track.closed(streamID{delta: true, n: id}) },
 	})
 	return s
 }
@@ -91,12 +96,14 @@ func (s *Server) Update(ctx context.Context, r *Resources) error {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.current != nil && d == s.digest {
+	if s.version > 0 && d == s.digest {
 		return nil
 	}
-	s.digest = d
+	// A version number is never reused, even when setting it failed: a
+	// node that got it would never be sent different resources under it.
 	s.version++
-	snap, err := cachev3.NewSnapshot(strconv.Itoa(s.version), map[resourcev3.Type][]types.Resource{
+	version := s.version
+	snap, err := cachev3.NewSnapshot(strconv.Itoa(version), map[resourcev3.Type][]types.Resource{
 		resourcev3.ListenerType:        asResources(r.Listeners),
 		resourcev3.RouteType:           asResources(r.Routes),
 		resourcev3.ClusterType:         asResources(r.Clusters),
@@ -104,36 +111,14 @@ func (s *Server) Update(ctx context.Context, r *Resources) error {
 		resourcev3.ExtensionConfigType: asResources(r.Extensions),
 	})
 	if err != nil {
-		return fmt.Errorf("xds: snapshot %d: %w", s.version, err)
+		return fmt.Errorf("xds: snapshot %d: %w", version, err)
 	}
-	s.current = snap
-	for _, node := range s.cache.GetStatusKeys() {
-		if err := s.cache.SetSnapshot(ctx, node, snap); err != nil {
-			return fmt.Errorf("xds: snapshot %d for node %q: %w", s.version, node, err)
-		}
+	if err := s.cache.SetSnapshot(ctx, allNodes, snap); err != nil {
+		return fmt.Errorf("xds: snapshot %d: %w", version, err)
 	}
-	s.log.Info("xds: new resources", "version", s.version, "nodes", len(s.cache.GetStatusKeys()))
+	s.digest = d
+	s.log.Info("xds: new resources", "version", version, "nodes", s.track.connected())
 	return nil
-}
-
-// seen gives a node that asks for the first time the current snapshot.
-// (Only a stream's first request carries the node.)
-func (s *Server) seen(node *corev3.Node) {
-	id := node.GetId()
-	if id == "" {
-		return
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.current == nil {
-		return
-	}
-	if _, err := s.cache.GetSnapshot(id); err == nil {
-		return
-	}
-	if err := s.cache.SetSnapshot(context.Background(), id, s.current); err != nil {
-		s.log.Error("xds: serving a new node failed", "node", id, "error", err)
-	}
 }
 
 func asResources[T types.Resource](rs []T) []types.Resource {

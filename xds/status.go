@@ -1,6 +1,7 @@
 package xds
 
 import (
+	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -17,10 +18,11 @@ import (
 type NodeStatus struct {
 	ID        string            `json:"id"`
 	Cluster   string            `json:"cluster,omitempty"`
-	Streams   int               `json:"streams"` // open xDS streams; 0: disconnected
+	Streams   int               `json:"streams"` // open xDS streams; 0: gone
 	FirstSeen time.Time         `json:"firstSeen"`
 	LastSeen  time.Time         `json:"lastSeen"`
-	Acked     map[string]string `json:"acked"` // resource type (short) → version ACKed
+	Left      time.Time         `json:"left,omitzero"` // when its last stream closed (gone nodes)
+	Acked     map[string]string `json:"acked"`         // resource type (short) → version ACKed
 	LastNack  *Nack             `json:"lastNack,omitempty"`
 }
 
@@ -35,44 +37,73 @@ type Nack struct {
 // Status is the server's view of its nodes.
 type Status struct {
 	Version string       `json:"version"` // the current snapshot's
-	Nodes   []NodeStatus `json:"nodes"`
+	Nodes   []NodeStatus `json:"nodes"`   // nodes with an open stream, by id
+	Gone    []NodeStatus `json:"gone"`    // the last MaxGone nodes whose streams all closed, latest first
 }
 
-// maxErrorLen bounds a NACK's message kept (it comes from the node).
-const maxErrorLen = 1024
+const (
+	// MaxGone is how many nodes that left Status still shows: nodes are
+	// forgotten when they leave, so pods coming and going grow nothing.
+	MaxGone = 100
+	// maxErrorLen bounds a NACK's message kept (it comes from the node).
+	maxErrorLen = 1024
+	// maxNodeField bounds a node's id and cluster kept (they come from
+	// the node too).
+	maxNodeField = 256
+)
 
-// tracker keeps NodeStatus per node, fed by the server's callbacks.
+// tracker keeps NodeStatus per connected node, fed by the server's
+// callbacks, and the last MaxGone nodes that left.
 type tracker struct {
 	mu      sync.Mutex
-	nodes   map[string]*NodeStatus
-	streams map[int64]string // stream → node id
+	nodes   map[string]*NodeStatus // nodes with an open stream
+	gone    []NodeStatus           // oldest first, at most MaxGone
+	streams map[streamID]string    // stream → node id
 	now     func() time.Time
 }
 
 func newTracker() *tracker {
-	return &tracker{nodes: map[string]*NodeStatus{}, streams: map[int64]string{}, now: time.Now}
+	return &tracker{nodes: map[string]*NodeStatus{}, streams: map[streamID]string{}, now: time.Now}
+}
+
+// clip bounds a string the node sent.
+func clip(s string) string {
+	if len(s) <= maxNodeField {
+		return s
+	}
+	return strings.ToValidUTF8(s[:maxNodeField], "") + "…"
+}
+
+// streamID names a stream: go-control-plane numbers state-of-the-world and
+// delta streams each from 1, so the number alone is ambiguous.
+type streamID struct {
+	delta bool
+	n     int64
 }
 
 // request records one request of a stream: the node on its first, then
 // ACKs (a nonce without an error) and NACKs (a nonce with one). It returns
 // the NACK, if it was one, for the log.
-func (t *tracker) request(stream int64, node *corev3.Node, typeURL, version, nonce string, refused *rpcstatus.Status) *Nack {
+func (t *tracker) request(stream streamID, node *corev3.Node, typeURL, version, nonce string, refused *rpcstatus.Status) *Nack {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	now := t.now()
 	id, known := t.streams[stream]
 	if !known {
-		id = node.GetId()
+		id = clip(node.GetId())
 		if id == "" {
 			return nil
 		}
 		t.streams[stream] = id
 		n := t.nodes[id]
 		if n == nil {
+			// Back after leaving: a new session, which no longer counts
+			// as gone.
+			t.gone = slices.DeleteFunc(t.gone, func(g NodeStatus) bool { return g.ID == id })
 			n = &NodeStatus{ID: id, FirstSeen: now, Acked: map[string]string{}}
 			t.nodes[id] = n
 		}
-		n.Cluster = node.GetCluster()
+		n.Cluster = clip(node.GetCluster())
 		n.Streams++
 	}
 	n := t.nodes[id]
@@ -84,60 +115,80 @@ func (t *tracker) request(stream int64, node *corev3.Node, typeURL, version, non
 	if refused != nil {
 		msg := refused.GetMessage()
 		if len(msg) > maxErrorLen {
-			msg = msg[:maxErrorLen] + "…"
+			msg = strings.ToValidUTF8(msg[:maxErrorLen], "") + "…"
 		}
 		n.LastNack = &Nack{Type: short, Keeps: version, Error: msg, At: now}
 		return n.LastNack
 	}
-	n.Acked[short] = version
+	if _, had := n.Acked[short]; had || len(n.Acked) < maxAckedTypes {
+		n.Acked[short] = version
+	}
 	return nil
 }
 
-func (t *tracker) closed(stream int64) {
+// maxAckedTypes bounds the resource types kept per node: the type URL
+// comes from the node, and the server knows five.
+const maxAckedTypes = 16
+
+// closed forgets a stream; a node's last closing moves it to the gone.
+func (t *tracker) closed(stream streamID) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if id, ok := t.streams[stream]; ok {
-		delete(t.streams, stream)
-		t.nodes[id].Streams--
+	id, ok := t.streams[stream]
+	if !ok {
+		return
 	}
+	delete(t.streams, stream)
+	n := t.nodes[id]
+	if n.Streams--; n.Streams > 0 {
+		return
+	}
+	delete(t.nodes, id)
+	n.Left = t.now()
+	if len(t.gone) == MaxGone {
+		t.gone = slices.Delete(t.gone, 0, 1)
+	}
+	t.gone = append(t.gone, *n)
 }
 
 // connected counts nodes with an open stream (meshguard_xds_clients).
 func (t *tracker) connected() int {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	n := 0
-	for _, s := range t.nodes {
-		if s.Streams > 0 {
-			n++
-		}
-	}
-	return n
+	return len(t.nodes)
 }
 
-func (t *tracker) snapshot() []NodeStatus {
+// snapshot copies the connected nodes (by id) and the gone (latest first).
+func (t *tracker) snapshot() (live, gone []NodeStatus) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	out := make([]NodeStatus, 0, len(t.nodes))
+	live = make([]NodeStatus, 0, len(t.nodes))
 	for _, n := range t.nodes {
-		c := *n
-		c.Acked = make(map[string]string, len(n.Acked))
-		for k, v := range n.Acked {
-			c.Acked[k] = v
-		}
-		if n.LastNack != nil {
-			nack := *n.LastNack
-			c.LastNack = &nack
-		}
-		out = append(out, c)
+		live = append(live, copyStatus(n))
 	}
-	slices.SortFunc(out, func(a, b NodeStatus) int { return strings.Compare(a.ID, b.ID) })
-	return out
+	slices.SortFunc(live, func(a, b NodeStatus) int { return strings.Compare(a.ID, b.ID) })
+	gone = make([]NodeStatus, 0, len(t.gone))
+	for i := len(t.gone) - 1; i >= 0; i-- {
+		gone = append(gone, copyStatus(&t.gone[i]))
+	}
+	return live, gone
 }
 
-// Status reports every node seen, and the current version.
+func copyStatus(n *NodeStatus) NodeStatus {
+	c := *n
+	c.Acked = maps.Clone(n.Acked)
+	if n.LastNack != nil {
+		nack := *n.LastNack
+		c.LastNack = &nack
+	}
+	return c
+}
+
+// Status reports the connected nodes, the last nodes gone, and the
+// current version.
 func (s *Server) Status() Status {
-	return Status{Version: s.versionNow(), Nodes: s.track.snapshot()}
+	live, gone := s.track.snapshot()
+	return Status{Version: s.versionNow(), Nodes: live, Gone: gone}
 }
 
 // versionNow is the current snapshot's version ("" before the first).
@@ -154,13 +205,15 @@ func (s *Server) versionNow() string {
 func (s *Server) Connected() int { return s.track.connected() }
 
 // onSotW and onDelta feed the tracker from requests.
-func (s *Server) onSotW(stream int64, r *discoveryv3.DiscoveryRequest) {
+func (s *Server) onSotW(n int64, r *discoveryv3.DiscoveryRequest) {
+	stream := streamID{n: n}
 	if nack := s.track.request(stream, r.GetNode(), r.GetTypeUrl(), r.GetVersionInfo(), r.GetResponseNonce(), r.GetErrorDetail()); nack != nil {
 		s.log.Warn("xds: a node refused a configuration (NACK)", "node", s.track.nodeOf(stream), "type", nack.Type, "error", nack.Error)
 	}
 }
 
-func (s *Server) onDelta(stream int64, r *discoveryv3.DeltaDiscoveryRequest) {
+func (s *Server) onDelta(n int64, r *discoveryv3.DeltaDiscoveryRequest) {
+	stream := streamID{delta: true, n: n}
 	// A delta request names no version: an ACK is of what was sent, the
 	// current version (racing an Update, it may be the one before); a NACK
 	// says nothing of what the node keeps.
@@ -173,7 +226,7 @@ func (s *Server) onDelta(stream int64, r *discoveryv3.DeltaDiscoveryRequest) {
 	}
 }
 
-func (t *tracker) nodeOf(stream int64) string {
+func (t *tracker) nodeOf(stream streamID) string {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	return t.streams[stream]

@@ -2,6 +2,8 @@ package xds
 
 import (
 	"context"
+	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -154,5 +156,48 @@ func TestUpdateSkipsUnchanged(t *testing.T) {
 	}
 	if err := s.Update(t.Context(), echoCatalogue(t, "10.0.0.2:80")); err != nil || s.Status().Version != "2" {
 		t.Fatalf("a change: version %q, %v", s.Status().Version, err)
+	}
+}
+
+// TestTrackerBoundsWhatNodesSend: what a node sends is kept bounded: its id
+// and cluster, the resource types it ACKs, its NACK's message; and however
+// many nodes come and go, MaxGone of them are kept.
+func TestTrackerBoundsWhatNodesSend(t *testing.T) {
+	long := strings.Repeat("x", 10*maxNodeField)
+	tr := newTracker()
+	stream := streamID{n: 1}
+	tr.request(stream, &corev3.Node{Id: long, Cluster: long}, resourcev3.ClusterType, "", "", nil)
+	for i := range 4 * maxAckedTypes {
+		tr.request(stream, nil, fmt.Sprintf("type.googleapis.com/made.up.Type%d", i), "1", "n", nil)
+	}
+	tr.request(stream, nil, resourcev3.ClusterType, "", "n", &statuspb.Status{Message: long})
+	live, _ := tr.snapshot()
+	if len(live) != 1 {
+		t.Fatalf("%d nodes", len(live))
+	}
+	n := live[0]
+	for _, tc := range []struct {
+		name string
+		got  int
+		max  int
+	}{
+		{"id", len(n.ID), maxNodeField + len("…")},
+		{"cluster", len(n.Cluster), maxNodeField + len("…")},
+		{"acked types", len(n.Acked), maxAckedTypes},
+		{"nack message", len(n.LastNack.Error), maxErrorLen + len("…")},
+	} {
+		if tc.got > tc.max {
+			t.Errorf("%s: %d kept, at most %d expected", tc.name, tc.got, tc.max)
+		}
+	}
+
+	for i := range 3 * MaxGone {
+		s := streamID{delta: i%2 == 0, n: int64(100 + i)}
+		tr.request(s, &corev3.Node{Id: fmt.Sprintf("pod-%d", i)}, resourcev3.ClusterType, "", "", nil)
+		tr.closed(s)
+	}
+	live, gone := tr.snapshot()
+	if len(live) != 1 || len(gone) != MaxGone || gone[0].ID != fmt.Sprintf("pod-%d", 3*MaxGone-1) || len(tr.streams) != 1 {
+		t.Fatalf("%d live, %d gone (latest %q), %d streams tracked", len(live), len(gone), gone[0].ID, len(tr.streams))
 	}
 }
