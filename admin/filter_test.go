@@ -28,7 +28,7 @@ func TestFilterAuditRefusesWhatNoProxyWrites(t *testing.T) {
 		body, _ := json.Marshal(b)
 		req, _ := http.NewRequest("POST", api.URL+filterconfig.AuditPath, strings.NewReader(string(body)))
 		req.Header.Set("Content-Type", "application/json")
-		req.Header.Set(filterconfig.HeaderFilterToken, filterconfig.FilterToken(filtertest.AdminToken))
+		req.Header.Set(filterconfig.HeaderFilterToken, filtertest.FilterCredential)
 		res, err := api.Client().Do(req)
 		if err != nil {
 			t.Fatal(err)

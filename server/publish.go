@@ -175,7 +175,10 @@ func (pub *publisher) render(ctx context.Context, c *catalog.Catalogue) ([]byte,
 	return filterconfig.Generate(filterconfig.Inputs{
 		Mode: pub.cfg.Mode, JWKS: jwks, HS256: pub.cfg.JWTSecret != "", Agents: agents, Policies: policies,
 		Routes: pub.cfg.Routes, Catalogue: c,
-		MeshGuard: filterconfig.Upstream{Cluster: xds.HTTPCluster, Token: filterconfig.FilterToken(pub.p.adminToken)},
+		// Each xDS stream gets its own proxy's credential in place of the
+		// placeholder (proxyauth's interceptor); a fetching filter uses
+		// the credential of its source.
+		MeshGuard: filterconfig.Upstream{Cluster: xds.HTTPCluster, Token: pub.p.proxies.Placeholder()},
 	})
 }
 
