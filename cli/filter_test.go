@@ -48,4 +48,3 @@ func TestFilterCommands(t *testing.T) {
 		t.Errorf("without an admin token: exit %d, %q", code, errOut)
 	}
 }
-

@@ -22,7 +22,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-
 )
 
 // DefaultBaseURL is MeshGuard's address when none is configured (SPEC §10,
