@@ -16,6 +16,10 @@ type TLS struct {
 	ClientCAFile string
 	// GRPC and HTTP say which ports serve TLS (TLS_PORTS).
 	GRPC, HTTP bool
+	// EnvoyCAFile, EnvoyCertFile and EnvoyKeyFile are where the Envoys
+	// MeshGuard's xDS configures find the CA that signs MeshGuard's
+	// certificate and their own client certificate (paths on the Envoys).
+	EnvoyCAFile, EnvoyCertFile, EnvoyKeyFile string
 }
 
 // Enabled says whether any port serves TLS.
@@ -52,6 +56,9 @@ var tlsSettings = []setting{
 		}
 		return nil
 	}},
+	{"xdsEnvoyCaFile", "XDS_ENVOY_CA_FILE", "xds-envoy-ca-file", "with TLS: the CA file that signs MeshGuard's certificate, as a path on the Envoys xDS configures", "", str(func(c *Config) *string { return &c.TLS.EnvoyCAFile })},
+	{"xdsEnvoyCertFile", "XDS_ENVOY_CERT_FILE", "xds-envoy-cert-file", "with mTLS: the Envoys' client certificate, as a path on the Envoys", "", str(func(c *Config) *string { return &c.TLS.EnvoyCertFile })},
+	{"xdsEnvoyKeyFile", "XDS_ENVOY_KEY_FILE", "xds-envoy-key-file", "with mTLS: the Envoys' client key, as a path on the Envoys", "", str(func(c *Config) *string { return &c.TLS.EnvoyKeyFile })},
 	{"proxiesFile", "PROXIES_FILE", "proxies-file", "the proxies allowed on xDS and the wasm filter's endpoints, by certificate identity or credential digest (YAML, watched)", "", str(func(c *Config) *string { return &c.ProxyAuth.ProxiesFile })},
 	{"xdsInsecureAllowUnauthenticated", "XDS_INSECURE_ALLOW_UNAUTHENTICATED", "xds-insecure-allow-unauthenticated", "DEVELOPMENT ONLY: let any client open an xDS stream and read the configuration", "false", func(c *Config, v string) error {
 		b, err := strconv.ParseBool(strings.TrimSpace(v))
@@ -71,6 +78,15 @@ func (c *Config) checkTLS() error {
 		return fmt.Errorf("%w: TLS_CERT_FILE and TLS_KEY_FILE: set both or neither", ErrInvalid)
 	case t.ClientCAFile != "" && t.CertFile == "":
 		return fmt.Errorf("%w: TLS_CLIENT_CA_FILE: client certificates are asked for in a TLS handshake; set TLS_CERT_FILE and TLS_KEY_FILE too", ErrInvalid)
+	case (t.EnvoyCertFile == "") != (t.EnvoyKeyFile == ""):
+		return fmt.Errorf("%w: XDS_ENVOY_CERT_FILE and XDS_ENVOY_KEY_FILE: set both or neither", ErrInvalid)
+	case t.Enabled() && (c.ServicesFile != "" || c.WasmFilterPath != "") && t.EnvoyCAFile == "":
+		// The clusters xDS gives Envoys back to MeshGuard must speak TLS,
+		// and Envoy checks a server certificate only against a CA it is
+		// given: without one, ext_authz and the filter would fail closed.
+		return fmt.Errorf("%w: XDS_ENVOY_CA_FILE: required with TLS_CERT_FILE when MeshGuard's xDS configures Envoys (SERVICES_FILE or WASM_FILTER_PATH)", ErrInvalid)
+	case t.ClientCAFile != "" && (c.ServicesFile != "" || c.WasmFilterPath != "") && t.EnvoyCertFile == "":
+		return fmt.Errorf("%w: XDS_ENVOY_CERT_FILE: required with TLS_CLIENT_CA_FILE when MeshGuard's xDS configures Envoys: their clusters back to MeshGuard need a client certificate", ErrInvalid)
 	}
 	return nil
 }

@@ -27,6 +27,9 @@ func TestTLSSettings(t *testing.T) {
 		{"a certificate without its key", map[string]string{"TLS_CERT_FILE": "/tls/tls.crt"}, "TLS_CERT_FILE and TLS_KEY_FILE"},
 		{"a client CA without TLS", map[string]string{"TLS_CLIENT_CA_FILE": "/tls/ca.crt"}, "TLS_CLIENT_CA_FILE"},
 		{"an unknown port", map[string]string{"TLS_PORTS": "grpc,admin"}, "TLS_PORTS"},
+		{"xDS over TLS without the Envoys' CA", map[string]string{"TLS_CERT_FILE": "/a", "TLS_KEY_FILE": "/b", "SERVICES_FILE": "/s.yaml"}, "XDS_ENVOY_CA_FILE"},
+		{"xDS over mTLS without the Envoys' certificate", map[string]string{"TLS_CERT_FILE": "/a", "TLS_KEY_FILE": "/b", "TLS_CLIENT_CA_FILE": "/c", "XDS_ENVOY_CA_FILE": "/d", "WASM_FILTER_PATH": "/f.wasm"}, "XDS_ENVOY_CERT_FILE"},
+		{"an Envoy key without its certificate", map[string]string{"XDS_ENVOY_KEY_FILE": "/k"}, "XDS_ENVOY_CERT_FILE and XDS_ENVOY_KEY_FILE"},
 		{"a vague opt-out", map[string]string{"XDS_INSECURE_ALLOW_UNAUTHENTICATED": "yes please"}, "XDS_INSECURE_ALLOW_UNAUTHENTICATED"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -14,7 +14,9 @@ import (
 	"testing"
 	"time"
 
+	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	clusterservice "github.com/envoyproxy/go-control-plane/envoy/service/cluster/v3"
 	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
@@ -35,24 +37,31 @@ import (
 // of its first answer: OK when it carried the clusters.
 func firstClusters(ctx context.Context, t *testing.T, conn grpc.ClientConnInterface) codes.Code {
 	t.Helper()
+	code, _ := firstClustersResp(ctx, t, conn)
+	return code
+}
+
+// firstClustersResp is firstClusters with the answer.
+func firstClustersResp(ctx context.Context, t *testing.T, conn grpc.ClientConnInterface) (codes.Code, *discoveryv3.DiscoveryResponse) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	stream, err := discoveryv3.NewAggregatedDiscoveryServiceClient(conn).StreamAggregatedResources(ctx)
 	if err != nil {
-		return status.Code(err)
+		return status.Code(err), nil
 	}
 	if err := stream.Send(&discoveryv3.DiscoveryRequest{Node: &corev3.Node{Id: "probe"}, TypeUrl: resourcev3.ClusterType}); err != nil {
 		_, err = stream.Recv() // the status is in the answer
-		return status.Code(err)
+		return status.Code(err), nil
 	}
 	resp, err := stream.Recv()
 	if err != nil {
-		return status.Code(err)
+		return status.Code(err), nil
 	}
 	if len(resp.GetResources()) == 0 {
 		t.Fatalf("an answer without clusters: %v", resp)
 	}
-	return codes.OK
+	return codes.OK, resp
 }
 
 // TestXDSRequiresAListedProxy: an ADS stream, or a fetch of the per-type
@@ -138,7 +147,8 @@ func TestXDSOverMutualTLS(t *testing.T) {
 	files := ca.WriteServer(t, tlstest.Loopback("meshguard-1"))
 	const spiffe = "spiffe://cluster.local/ns/agents/sa/edge"
 	r := start(t, func(c *config.Config) {
-		c.TLS = config.TLS{CertFile: files.Cert, KeyFile: files.Key, ClientCAFile: files.CA, GRPC: true}
+		c.TLS = config.TLS{CertFile: files.Cert, KeyFile: files.Key, ClientCAFile: files.CA, GRPC: true,
+			EnvoyCAFile: "/etc/envoy/tls/ca.crt", EnvoyCertFile: "/etc/envoy/tls/tls.crt", EnvoyKeyFile: "/etc/envoy/tls/tls.key"}
 		c.ProxyAuth.ProxiesFile = writeProxies(t, files.Dir, testProxy{name: "edge", identities: []string{spiffe}})
 	})
 	dial := func(t *testing.T, cert *tls.Certificate) *grpc.ClientConn {
@@ -179,6 +189,28 @@ func TestXDSOverMutualTLS(t *testing.T) {
 			}
 		})
 	}
+	// The cluster xDS gives Envoys back to MeshGuard's gRPC port speaks
+	// mTLS, checking MeshGuard's certificate.
+	_, resp := firstClustersResp(context.Background(), t, dial(t, &edge))
+	var authz clusterv3.Cluster
+	for _, a := range resp.GetResources() {
+		if err := a.UnmarshalTo(&authz); err != nil {
+			t.Fatal(err)
+		}
+		if authz.GetName() == "meshguard_authz" {
+			break
+		}
+	}
+	var up tlsv3.UpstreamTlsContext
+	if err := authz.GetTransportSocket().GetTypedConfig().UnmarshalTo(&up); err != nil {
+		t.Fatalf("meshguard_authz has no TLS: %v", err)
+	}
+	vc := up.GetCommonTlsContext().GetValidationContext()
+	if vc.GetTrustedCa().GetFilename() != "/etc/envoy/tls/ca.crt" || len(vc.GetMatchTypedSubjectAltNames()) != 1 ||
+		up.GetCommonTlsContext().GetTlsCertificates()[0].GetCertificateChain().GetFilename() != "/etc/envoy/tls/tls.crt" {
+		t.Fatalf("meshguard_authz's TLS: %v", &up)
+	}
+
 	// A plaintext client gets nowhere.
 	if got := firstClusters(asProxy(context.Background(), testProxyToken), t, r.grpc); got != codes.Unavailable {
 		t.Fatalf("plaintext ADS: %v", got)
@@ -204,7 +236,7 @@ func TestHTTPPortOverTLS(t *testing.T) {
 	ca := tlstest.NewCA(t, "mesh CA")
 	files := ca.WriteServer(t, tlstest.Loopback("meshguard"))
 	cfg := configWith(t, func(c *config.Config) {
-		c.TLS = config.TLS{CertFile: files.Cert, KeyFile: files.Key, GRPC: true, HTTP: true}
+		c.TLS = config.TLS{CertFile: files.Cert, KeyFile: files.Key, GRPC: true, HTTP: true, EnvoyCAFile: "/etc/envoy/tls/ca.crt"}
 		c.AdminToken = "tls-test-admin-token-0123456789"
 	})
 	r := run(t, cfg)
