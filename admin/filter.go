@@ -2,6 +2,7 @@ package admin
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"strconv"
 	"time"
@@ -143,6 +144,16 @@ func (a *API) filterAudit(w http.ResponseWriter, r *http.Request) {
 	for i := range b.Records {
 		if msg := checkFilterRecord(&b.Records[i], now); msg != "" {
 			badRequest(w, "records[%d]: %s", i, msg)
+			return
+		}
+		if err := a.reproduceAllow(r.Context(), &b.Records[i]); err != nil {
+			if !errors.Is(err, errNotReproduced) {
+				a.log.Error("admin: checking a wasm filter's record", "error", err)
+				writeError(w, http.StatusServiceUnavailable, "unavailable", "the records cannot be checked now; try again")
+				return
+			}
+			a.log.Warn("admin: a wasm filter shipped an allow MeshGuard would not give; the batch is refused", "proxy", proxy, "record", i, "error", err)
+			badRequest(w, "records[%d]: %v", i, err)
 			return
 		}
 	}
