@@ -171,10 +171,8 @@ type API struct {
 	cfg       Config
 	log       *slog.Logger
 	adminHash [sha256.Size]byte
-	// filterHash is the wasm filter's credential, hashed like adminHash.
-	filterHash [sha256.Size]byte
-	discovery  *identity.Discovery // nil: built per request from Host
-	mux        *http.ServeMux
+	discovery *identity.Discovery // nil: built per request from Host
+	mux       *http.ServeMux
 
 	// agentMu serialises agent writes, so two PATCHes of one agent cannot
 	// lose each other's change; policyMu serialises policy applies and
@@ -212,11 +210,10 @@ func New(cfg Config) (*API, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	if cfg.Filter != nil && cfg.Filter.Generate == nil {
-		return nil, errors.New("admin: Config.Filter.Generate required")
+	if cfg.Filter != nil && (cfg.Filter.Generate == nil || cfg.Filter.Authenticate == nil) {
+		return nil, errors.New("admin: Config.Filter.Generate and Config.Filter.Authenticate required")
 	}
-	a := &API{cfg: cfg, log: cfg.Logger, adminHash: sha256.Sum256([]byte(cfg.AdminToken)),
-		filterHash: sha256.Sum256([]byte(filterconfig.FilterToken(cfg.AdminToken)))}
+	a := &API{cfg: cfg, log: cfg.Logger, adminHash: sha256.Sum256([]byte(cfg.AdminToken))}
 	if a.log == nil {
 		a.log = slog.New(slog.DiscardHandler)
 	}
@@ -254,6 +251,7 @@ func (a *API) routes() {
 		m.Handle("GET "+filterconfig.ConfigPath, a.requireFilter(a.filterConfiguration))
 		m.Handle("POST "+filterconfig.CheckPath, a.requireFilter(a.filterCheck))
 		m.Handle("POST "+filterconfig.AuditPath, a.requireFilter(a.filterAudit))
+		m.Handle("GET /admin/filter/config", admin(a.filterConfiguration))
 	}
 	// Admin: agents.
 	m.Handle("GET /admin/agents", admin(a.listAgents))

@@ -2,8 +2,7 @@ package admin
 
 import (
 	"context"
-	"crypto/sha256"
-	"crypto/subtle"
+	"errors"
 	"net/http"
 	"strconv"
 	"time"
@@ -15,10 +14,13 @@ import (
 )
 
 // FilterConfig wires the wasm filter's endpoints (/v1/filter/*,
-// docs/wasm-filter.md). The filter authenticates with
-// filterconfig.FilterToken(AdminToken): a credential for these endpoints
-// alone, never for the admin API.
+// docs/wasm-filter.md). Each filter authenticates with a credential of its
+// proxy's own (proxyauth): one for these endpoints alone, never for the
+// admin API, which marks the records that filter ships.
 type FilterConfig struct {
+	// Authenticate returns the proxy a filter credential belongs to, or
+	// an error when it belongs to none (proxyauth.Authenticator.Filter).
+	Authenticate func(token string) (proxy string, err error)
 	// Generate returns the filter's configuration in force and its
 	// revision.
 	Generate func(ctx context.Context) (doc []byte, revision string, err error)
@@ -45,21 +47,31 @@ const (
 	maxReportedDrops = 1 << 40
 )
 
-// requireFilter lets a request through only with the filter credential.
+// proxyKey is the context key of the proxy a filter call came from.
+type proxyKey struct{}
+
+// requireFilter lets a request through only with a proxy's filter
+// credential, and tells the handler which proxy it is.
 func (a *API) requireFilter(h http.HandlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		tok := r.Header.Get(filterconfig.HeaderFilterToken)
-		got := sha256.Sum256([]byte(tok))
-		if tok == "" || subtle.ConstantTimeCompare(got[:], a.filterHash[:]) != 1 {
-			a.log.Warn("admin: a /v1/filter call without the filter credential", "path", r.URL.Path, "remote", r.RemoteAddr)
+		proxy, err := a.cfg.Filter.Authenticate(r.Header.Get(filterconfig.HeaderFilterToken))
+		if err != nil || proxy == "" {
+			a.log.Warn("admin: a /v1/filter call without a valid filter credential", "path", r.URL.Path, "remote", r.RemoteAddr, "error", err)
 			writeError(w, http.StatusUnauthorized, "unauthorized", "missing or invalid filter credential in "+filterconfig.HeaderFilterToken)
 			return
 		}
-		h(w, r)
+		h(w, r.WithContext(context.WithValue(r.Context(), proxyKey{}, proxy)))
 	})
 }
 
-// filterConfiguration is GET /v1/filter/config. The revision is its ETag:
+// filterProxy is the proxy a filter call authenticated as.
+func filterProxy(ctx context.Context) string {
+	p, _ := ctx.Value(proxyKey{}).(string)
+	return p
+}
+
+// filterConfiguration is GET /v1/filter/config (and, for the admin token,
+// GET /admin/filter/config). The revision is its ETag:
 // a filter that sends the one it has in If-None-Match gets a 304 and no
 // body while nothing changed.
 func (a *API) filterConfiguration(w http.ResponseWriter, r *http.Request) {
@@ -127,10 +139,21 @@ func (a *API) filterAudit(w http.ResponseWriter, r *http.Request) {
 		badRequest(w, "%s", msg)
 		return
 	}
+	proxy := filterProxy(r.Context())
 	now := a.cfg.Now()
 	for i := range b.Records {
 		if msg := checkFilterRecord(&b.Records[i], now); msg != "" {
 			badRequest(w, "records[%d]: %s", i, msg)
+			return
+		}
+		if err := a.reproduceAllow(r.Context(), &b.Records[i]); err != nil {
+			if !errors.Is(err, errNotReproduced) {
+				a.log.Error("admin: checking a wasm filter's record", "error", err)
+				writeError(w, http.StatusServiceUnavailable, "unavailable", "the records cannot be checked now; try again")
+				return
+			}
+			a.log.Warn("admin: a wasm filter shipped an allow MeshGuard would not give; the batch is refused", "proxy", proxy, "record", i, "error", err)
+			badRequest(w, "records[%d]: %v", i, err)
 			return
 		}
 	}
@@ -144,6 +167,7 @@ func (a *API) filterAudit(w http.ResponseWriter, r *http.Request) {
 		rec := &b.Records[i]
 		rec.ID = engine.NewAuditID(time.Now())
 		rec.PrevHash, rec.Hash = "", ""
+		rec.Proxy = proxy // the filter's own claim, if any, is not believed
 		if a.cfg.Filter.Recorder != nil {
 			if err := a.cfg.Filter.Recorder.Write(r.Context(), *rec); err != nil {
 				// The filter keeps the batch and sends it again; records

@@ -16,19 +16,21 @@ import (
 
 // TestFilterAuditRefusesWhatNoProxyWrites: a batch holding a record the
 // engine could not have written — another source, a control character,
-// a stamp from another day, beyond the bounds — is refused whole with a
-// 400 naming the record and field, and nothing of it is stored; a good
-// batch is stored under MeshGuard's own ids.
+// a stamp from another day, beyond the bounds, an allow for an agent that
+// does not exist or under another's name, an allow the policies it names
+// deny — is refused whole with a 400 naming the record and field, and
+// nothing of it is stored; a good batch is stored under MeshGuard's own
+// ids, marked with the proxy that shipped it.
 func TestFilterAuditRefusesWhatNoProxyWrites(t *testing.T) {
 	env := filtertest.New(t)
 	api := env.API(t)
-	good := audit.Record{ID: "aud_from_the_filter", Timestamp: filtertest.Now, DecisionID: "dec_x", AgentID: env.Orch.ID, Action: "read:docs",
+	good := audit.Record{ID: "aud_from_the_filter", Timestamp: filtertest.Now, DecisionID: "dec_x", AgentID: env.Orch.ID, AgentName: env.Orch.Name, Action: "read:docs",
 		Method: "GET", Path: "/docs", Host: "docs.mesh", Decision: "allow", Status: 200, Reason: "rule_allow", Source: "wasm", Mode: "enforce"}
 	post := func(b filterconfig.AuditBatch) (int, string) {
 		body, _ := json.Marshal(b)
 		req, _ := http.NewRequest("POST", api.URL+filterconfig.AuditPath, strings.NewReader(string(body)))
 		req.Header.Set("Content-Type", "application/json")
-		req.Header.Set(filterconfig.HeaderFilterToken, filterconfig.FilterToken(filtertest.AdminToken))
+		req.Header.Set(filterconfig.HeaderFilterToken, filtertest.FilterCredential)
 		res, err := api.Client().Do(req)
 		if err != nil {
 			t.Fatal(err)
@@ -54,6 +56,11 @@ func TestFilterAuditRefusesWhatNoProxyWrites(t *testing.T) {
 		{"from the future", bad(func(r *audit.Record) { r.Timestamp = filtertest.Now.Add(time.Hour) }), "records[1]: timestamp"},
 		{"no decision", bad(func(r *audit.Record) { r.Decision = "maybe" }), "records[1]: decision"},
 		{"a long action", bad(func(r *audit.Record) { r.Action = strings.Repeat("a", 2000) }), "records[1]: action"},
+		{"an allow for no agent", bad(func(r *audit.Record) { r.AgentID = "agt_forged" }), "records[1]: MeshGuard would not have allowed it: agentId"},
+		{"an allow under another agent's name", bad(func(r *audit.Record) { r.AgentName = env.Res.Name }), "records[1]: MeshGuard would not have allowed it: agentName"},
+		{"an allow the policies in force deny", bad(func(r *audit.Record) {
+			r.Action, r.PolicyRevision = "delete:everything", env.F.Policies.Current().Revision()
+		}), "records[1]: MeshGuard would not have allowed it: the policies in force"},
 		{"too many records", filterconfig.AuditBatch{Records: make([]audit.Record, filterconfig.MaxAuditBatch+1)}, "at most"},
 		{"an impossible drop count", filterconfig.AuditBatch{Dropped: 1 << 50}, "dropped"},
 	} {
@@ -71,7 +78,7 @@ func TestFilterAuditRefusesWhatNoProxyWrites(t *testing.T) {
 		t.Fatalf("a good batch: %d %s", code, msg)
 	}
 	page, err = env.F.Store.QueryAudit(context.Background(), store.AuditFilter{})
-	if err != nil || len(page.Records) != 1 || page.Records[0].ID == good.ID || page.Records[0].DecisionID != "dec_x" {
+	if err != nil || len(page.Records) != 1 || page.Records[0].ID == good.ID || page.Records[0].DecisionID != "dec_x" || page.Records[0].Proxy != filtertest.ProxyName {
 		t.Fatalf("stored %+v, %v", page.Records, err)
 	}
 }

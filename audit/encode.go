@@ -65,6 +65,11 @@ func appendCanonical(b []byte, r *Record) ([]byte, error) {
 		}
 	}
 	b = appendField(b, "mode", r.Mode, false)
+	if r.Proxy != "" {
+		// Only when set, so the records sealed before it existed keep
+		// their hashes.
+		b = appendField(b, "proxy", r.Proxy, false)
+	}
 	return append(b, '}'), nil
 }
 

@@ -45,8 +45,11 @@ type Record struct {
 	LatencyUs       int64          `json:"latencyUs"`
 	Context         map[string]any `json:"context,omitempty"` // what policies read: the request's header.*/query.* values, or /v1/check's context
 	Mode            string         `json:"mode"`
-	PrevHash        string         `json:"prevHash"`
-	Hash            string         `json:"hash"`
+	// Proxy is the proxy whose wasm filter made and shipped the record,
+	// as MeshGuard authenticated it (proxyauth); empty for MeshGuard's own.
+	Proxy    string `json:"proxy,omitempty"`
+	PrevHash string `json:"prevHash"`
+	Hash     string `json:"hash"`
 
 	// Unreadable, set by a store, says why the stored row cannot be
 	// trusted as this record (it is not JSON, or its indexed columns

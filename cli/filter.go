@@ -3,11 +3,10 @@ package cli
 import (
 	"bytes"
 	"encoding/json"
-	"strings"
 
 	"github.com/spf13/cobra"
 
-	"github.com/meshguard/meshguard/filterconfig"
+	"github.com/meshguard/meshguard/proxyauth"
 )
 
 // filterCmd is `meshguard filter`: what an operator needs to deploy the
@@ -19,14 +18,21 @@ func (a *app) filterCmd() *cobra.Command {
 		Short: "The wasm filter: its credential and its configuration",
 	})
 	cmd.AddCommand(&cobra.Command{
-		Use:   "token",
-		Short: "Print the wasm filter's credential (derived from the admin token; it opens /v1/filter/* only)",
-		Args:  exactArgs(0),
-		RunE: runE(func(*cobra.Command, []string) error {
-			if _, err := a.adminClient(); err != nil {
-				return err
+		Use:   "token NAME",
+		Short: "Make a new credential for the proxy NAME: the credential for the proxy, its digest for PROXIES_FILE",
+		Long: "Makes a random credential for one proxy and prints it with the PROXIES_FILE entry that lets it in.\n" +
+			"The proxy sends it on its xDS stream (Envoy's initial_metadata: authorization: Bearer …) or, in a\n" +
+			"hand-deployed wasm filter (an Istio WasmPlugin), as source.token. MeshGuard keeps only the digest;\n" +
+			"remove the entry to revoke the credential, list two digests while rotating.",
+		Args: exactArgs(1),
+		RunE: runE(func(_ *cobra.Command, args []string) error {
+			name := args[0]
+			if err := proxyauth.CheckName(name); err != nil {
+				return usageErr("NAME: %v", err)
 			}
-			a.say("%s", filterconfig.FilterToken(strings.TrimSpace(a.adminToken())))
+			tok := proxyauth.NewCredential()
+			a.say("credential (give it to the proxy, shown once): %s", tok)
+			a.say("PROXIES_FILE entry:\n  - name: %s\n    tokens: [\"%s\"]", name, proxyauth.Digest(tok))
 			return nil
 		}),
 	})

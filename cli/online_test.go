@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -93,8 +94,8 @@ func newLiveWith(t *testing.T, mutate func(*admin.Config)) *live {
 				return nil, "", err
 			}
 			return filterconfig.Generate(filterconfig.Inputs{JWKS: jwks, Agents: agents, Policies: l.f.Policies.Current().Policies(),
-				MeshGuard: filterconfig.Upstream{Cluster: xds.HTTPCluster, Token: filterconfig.FilterToken(testAdminToken)}})
-		}},
+				MeshGuard: filterconfig.Upstream{Cluster: xds.HTTPCluster, Token: "mgf2-unbound-0"}})
+		}, Authenticate: func(string) (string, error) { return "", errors.New("no proxy in these tests") }},
 	}
 	if mutate != nil {
 		mutate(&acfg)

@@ -22,8 +22,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-
-	"github.com/meshguard/meshguard/filterconfig"
 )
 
 // DefaultBaseURL is MeshGuard's address when none is configured (SPEC §10,
@@ -215,9 +213,6 @@ const (
 	authNone auth = iota
 	authAdmin
 	authAgent
-	// authFilter is the wasm filter's credential, derived from the admin
-	// token (filterconfig.FilterToken).
-	authFilter
 )
 
 // call is one request.
@@ -283,10 +278,6 @@ func (c *Client) do(ctx context.Context, k call) (http.Header, error) {
 	case authAgent:
 		if c.agentToken != "" {
 			req.Header.Set("Authorization", "Bearer "+c.agentToken)
-		}
-	case authFilter:
-		if c.adminToken != "" {
-			req.Header.Set(filterconfig.HeaderFilterToken, filterconfig.FilterToken(c.adminToken))
 		}
 	}
 	hc := c.hc

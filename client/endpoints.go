@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/meshguard/meshguard/catalog"
-	"github.com/meshguard/meshguard/filterconfig"
 	"github.com/meshguard/meshguard/identity"
 	"github.com/meshguard/meshguard/xds"
 )
@@ -279,11 +278,11 @@ func (c *Client) TestAlerts(ctx context.Context) ([]AlertTestResult, error) {
 }
 
 // FilterConfig returns the wasm filter's configuration in force, as a
-// filter fetches it (GET /v1/filter/config, with the filter credential
-// derived from the admin token).
+// filter fetches it (GET /admin/filter/config: the same document as
+// /v1/filter/config, for the admin token).
 func (c *Client) FilterConfig(ctx context.Context) (json.RawMessage, error) {
 	var out json.RawMessage
-	err := c.doJSON(ctx, http.MethodGet, filterconfig.ConfigPath, authFilter, nil, &out)
+	err := c.doJSON(ctx, http.MethodGet, "/admin/filter/config", authAdmin, nil, &out)
 	return out, err
 }
 

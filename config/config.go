@@ -50,6 +50,9 @@ type Config struct {
 	Routes []engine.Route
 	// Alerts are the ALERT_* settings.
 	Alerts Alerts
+	// TLS and ProxyAuth secure the control plane (config/tls.go).
+	TLS       TLS
+	ProxyAuth ProxyAuth
 }
 
 // ErrInvalid wraps every configuration error.
@@ -228,11 +231,16 @@ func Load(path string, getenv func(string) string, flags map[string]string) (*Co
 	if err := c.checkAlerts(); err != nil {
 		return nil, err
 	}
+	if err := c.checkTLS(); err != nil {
+		return nil, err
+	}
 	return c, nil
 }
 
-// allSettings are the core settings, then the ALERT_* ones.
-func allSettings() []setting { return append(append([]setting{}, settings...), alertSettings...) }
+// allSettings are the core settings, then the ALERT_* ones, then the TLS ones.
+func allSettings() []setting {
+	return append(append(append([]setting{}, settings...), alertSettings...), tlsSettings...)
+}
 
 // lookup treats an empty variable as unset, as most tools do.
 func lookup(getenv func(string) string, name string) (string, bool) {

@@ -2,14 +2,17 @@ package envoy
 
 import (
 	"os"
+	"strings"
 	"testing"
+
+	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 )
 
 // TestBootstraps: each file decodes strictly into the Bootstrap proto —
 // unknown fields refused, every typed config resolved to its message —
 // and passes ValidateAll.
 func TestBootstraps(t *testing.T) {
-	for _, name := range []string{"envoy-static.yaml", "envoy-xds.yaml"} {
+	for _, name := range []string{"envoy-static.yaml", "envoy-xds.yaml", "envoy-xds-mtls.yaml"} {
 		t.Run(name, func(t *testing.T) {
 			data, err := os.ReadFile(name)
 			if err != nil {
@@ -17,6 +20,43 @@ func TestBootstraps(t *testing.T) {
 			}
 			if _, err := ParseBootstrap(data); err != nil {
 				t.Fatal(err)
+			}
+		})
+	}
+}
+
+// TestXDSBootstrapsAuthenticate: each xDS bootstrap reaches MeshGuard over
+// TLS checking its certificate, and authenticates: with a bearer credential
+// in the ADS stream's metadata, or with a client certificate.
+func TestXDSBootstrapsAuthenticate(t *testing.T) {
+	for _, tc := range []struct {
+		file   string
+		bearer bool
+	}{{"envoy-xds.yaml", true}, {"envoy-xds-mtls.yaml", false}} {
+		t.Run(tc.file, func(t *testing.T) {
+			data, err := os.ReadFile(tc.file)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, err := ParseBootstrap(data)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ads := b.GetDynamicResources().GetAdsConfig().GetGrpcServices()[0]
+			md := ads.GetInitialMetadata()
+			hasBearer := len(md) == 1 && md[0].GetKey() == "authorization" && strings.HasPrefix(md[0].GetValue(), "Bearer mgp_")
+			var up tlsv3.UpstreamTlsContext
+			for _, c := range b.GetStaticResources().GetClusters() {
+				if c.GetName() == ads.GetEnvoyGrpc().GetClusterName() {
+					if err := c.GetTransportSocket().GetTypedConfig().UnmarshalTo(&up); err != nil {
+						t.Fatalf("the xDS cluster has no TLS: %v", err)
+					}
+				}
+			}
+			vc := up.GetCommonTlsContext().GetValidationContext()
+			hasCert := len(up.GetCommonTlsContext().GetTlsCertificates()) == 1
+			if vc.GetTrustedCa().GetFilename() == "" || len(vc.GetMatchTypedSubjectAltNames()) == 0 || hasBearer != tc.bearer || hasCert == tc.bearer {
+				t.Fatalf("bearer %v, client certificate %v, TLS %v", hasBearer, hasCert, &up)
 			}
 		})
 	}

@@ -1,7 +1,6 @@
 package filterconfig
 
 import (
-	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -75,14 +74,4 @@ func Generate(in Inputs) ([]byte, string, error) {
 	c.Revision = hex.EncodeToString(sum[:8])
 	out, err := json.Marshal(c)
 	return out, c.Revision, err
-}
-
-// FilterToken derives the credential of the filter's calls to MeshGuard
-// from the admin token: every replica sharing ADMIN_TOKEN derives the same
-// one, and it reveals nothing of the admin token, which it cannot stand in
-// for.
-func FilterToken(adminToken string) string {
-	mac := hmac.New(sha256.New, []byte(adminToken))
-	mac.Write([]byte("meshguard wasm filter credential v1"))
-	return "mgf_" + hex.EncodeToString(mac.Sum(nil))
 }

@@ -127,7 +127,31 @@ func (pub *publisher) publishLocked(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	if err := pub.secureClusters(r, o); err != nil {
+		return err
+	}
 	return pub.p.xds.Update(ctx, r)
+}
+
+// secureClusters makes the clusters back to MeshGuard's TLS ports speak
+// TLS (and present the Envoys' certificate with mTLS).
+func (pub *publisher) secureClusters(r *xds.Resources, o xds.Options) error {
+	t := pub.cfg.TLS
+	if !t.Enabled() {
+		return nil
+	}
+	up := xds.UpstreamTLS{CAFile: t.EnvoyCAFile, CertFile: t.EnvoyCertFile, KeyFile: t.EnvoyKeyFile}
+	if t.GRPC {
+		up.Host = o.AuthzHost
+		if err := r.SecureMeshGuardClusters(&up, xds.AuthzCluster); err != nil {
+			return err
+		}
+	}
+	if t.HTTP && o.Wasm != nil {
+		up.Host = o.Wasm.HTTPHost
+		return r.SecureMeshGuardClusters(&up, xds.HTTPCluster)
+	}
+	return nil
 }
 
 // filterConfig is the wasm filter's configuration in force and its
@@ -180,7 +204,10 @@ func (pub *publisher) render(ctx context.Context, c *catalog.Catalogue) ([]byte,
 	return filterconfig.Generate(filterconfig.Inputs{
 		Mode: pub.cfg.Mode, JWKS: jwks, HS256: pub.cfg.JWTSecret != "", Agents: agents, Policies: policies,
 		Routes: pub.cfg.Routes, Catalogue: c,
-		MeshGuard: filterconfig.Upstream{Cluster: xds.HTTPCluster, Token: filterconfig.FilterToken(pub.p.adminToken)},
+		// Each xDS stream gets its own proxy's credential in place of the
+		// placeholder (proxyauth's interceptor); a fetching filter uses
+		// the credential of its source.
+		MeshGuard: filterconfig.Upstream{Cluster: xds.HTTPCluster, Token: pub.p.proxies.Placeholder()},
 	})
 }
 

@@ -34,9 +34,11 @@ import (
 	"github.com/meshguard/meshguard/gateway"
 	"github.com/meshguard/meshguard/identity"
 	"github.com/meshguard/meshguard/policy"
+	"github.com/meshguard/meshguard/proxyauth"
 	"github.com/meshguard/meshguard/ratelimit"
 	"github.com/meshguard/meshguard/store"
 	"github.com/meshguard/meshguard/telemetry"
+	"github.com/meshguard/meshguard/tlsfiles"
 	"github.com/meshguard/meshguard/wire"
 	"github.com/meshguard/meshguard/xds"
 )
@@ -131,9 +133,11 @@ type parts struct {
 	services *registry.Registry
 	pub      *publisher
 	alerts   *alert.Dispatcher // nil: no provider configured
-	// adminToken is the admin token in force; the wasm filter's
-	// credential derives from it.
+	// adminToken is the admin token in force; the wasm filters'
+	// credentials are keyed by it.
 	adminToken string
+	tls        *tlsfiles.Reloader // nil: no TLS
+	proxies    *proxyauth.Authenticator
 }
 
 // close releases what build opened. On the serving path the audit writer
@@ -177,6 +181,9 @@ func build(ctx context.Context, cfg *config.Config, o Options, log *slog.Logger)
 		return nil, err
 	}
 	p.adminToken = token
+	if err := p.buildControlPlaneAuth(cfg, token, log); err != nil {
+		return nil, err
+	}
 	if created && o.Announce != nil {
 		o.Announce("Generated an admin token (stored in " + filepath.Join(cfg.DataDir, adminTokenFile) + ", shown once):\n  " + token)
 	}
@@ -279,7 +286,7 @@ func build(ctx context.Context, cfg *config.Config, o Options, log *slog.Logger)
 		Store: p.db, Keys: p.keys, Issuer: issuer, Verifier: verifier, Tokens: p.cached, Agents: agents,
 		Policies: p.loader, PolicyFiles: files, Engine: eng, Audit: p.db, Metrics: p.metrics.Handler(), XDS: p.xds, Services: p.services, AdminToken: token,
 		Alerts: &alertsAdmin{cfg: &cfg.Alerts, providers: providers, outbox: p.db},
-		Filter: &admin.FilterConfig{Generate: p.pub.filterConfig, Recorder: recorder, Observer: observer, Dropped: p.metrics.FilterDropped},
+		Filter: &admin.FilterConfig{Generate: p.pub.filterConfig, Authenticate: p.proxies.Filter, Recorder: recorder, Observer: observer, Dropped: p.metrics.FilterDropped},
 		// Agents, keys and policies are in the wasm filter's configuration.
 		OnChange: func(admin.Change) { p.pub.changed() },
 		Ready: func(ctx context.Context) error {
@@ -319,11 +326,11 @@ func build(ctx context.Context, cfg *config.Config, o Options, log *slog.Logger)
 	// caller undecided.
 	p.http = extauthz.Mount(wire.Mount(gateway.Prefix, gw, root), extauthz.NewHTTPHandler(eng, log))
 
-	p.grpc = grpc.NewServer(
+	p.grpc = grpc.NewServer(append([]grpc.ServerOption{
 		grpc.MaxRecvMsgSize(maxGRPCMessage),
 		grpc.MaxConcurrentStreams(maxGRPCStreams),
 		grpc.NumStreamWorkers(grpcStreamWorkers),
-	)
+	}, p.grpcOptions(cfg)...)...)
 	extauthz.NewServer(eng, log).Register(p.grpc)
 	p.xds.Register(p.grpc)
 	p.health = health.NewServer()
@@ -414,8 +421,9 @@ func (p *parts) serve(ctx context.Context, cfg *config.Config, o Options, log *s
 	}
 	wg.Go(func() { p.watchServices(bg, log) })
 	wg.Go(func() { p.watchStoredServices(bg, log) })
+	wg.Go(func() { p.watchProxies(bg, log) })
 	wg.Add(5)
-	go func() { defer wg.Done(); errs <- ignoreClosed(hs.Serve(httpLis)) }()
+	go func() { defer wg.Done(); errs <- ignoreClosed(hs.Serve(p.httpListener(cfg, httpLis))) }()
 	go func() { defer wg.Done(); errs <- p.grpc.Serve(grpcLis) }()
 	go func() {
 		defer wg.Done()

@@ -62,6 +62,7 @@ func configWith(t *testing.T, mutate func(*config.Config)) *config.Config {
 		t.Fatal(err)
 	}
 	writePolicy(t, cfg, "readers.yaml", readerPolicy)
+	cfg.ProxyAuth.ProxiesFile = writeProxies(t, dir, testProxy{name: testProxyName, token: testProxyToken})
 	if mutate != nil {
 		mutate(cfg)
 	}

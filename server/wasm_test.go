@@ -2,6 +2,10 @@ package server
 
 import (
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -45,7 +49,7 @@ func TestServeWasmFilterConfiguration(t *testing.T) {
 
 	first := next()
 	if first.Version != filterconfig.Version || len(first.Services) != 1 || first.MeshGuard.Cluster != xds.HTTPCluster ||
-		first.MeshGuard.Token != filterconfig.FilterToken(r.cfg.AdminToken) || len(first.Policies) != 1 {
+		!strings.HasPrefix(first.MeshGuard.Token, "mgf2_") || len(first.Policies) != 1 {
 		t.Fatalf("first configuration: %+v", first)
 	}
 	if _, err := filterconfig.New(first, filterconfig.Options{}); err != nil {
@@ -96,18 +100,28 @@ func TestServeWasmFilterConfiguration(t *testing.T) {
 		b, _ := io.ReadAll(res.Body)
 		return res.StatusCode, string(b)
 	}
-	if code, body := get(filterconfig.FilterToken(r.cfg.AdminToken)); code != 200 || !strings.Contains(body, `"writers"`) {
+	cred := first.MeshGuard.Token // the credential minted for this stream's proxy
+	if code, body := get(cred); code != 200 || !strings.Contains(body, `"writers"`) {
 		t.Fatalf("GET %s: %d %.200s", filterconfig.ConfigPath, code, body)
 	}
 	var doc struct{ Revision string }
-	_, body := get(filterconfig.FilterToken(r.cfg.AdminToken))
+	_, body := get(cred)
 	if err := json.Unmarshal([]byte(body), &doc); err != nil {
 		t.Fatal(err)
 	}
-	if code, body := get(filterconfig.FilterToken(r.cfg.AdminToken), `"`+doc.Revision+`"`); code != 304 || body != "" {
+	if code, body := get(cred, `"`+doc.Revision+`"`); code != 304 || body != "" {
 		t.Errorf("with the current revision: %d %q, want 304 and no body", code, body)
 	}
-	for _, wrong := range []string{"", r.cfg.AdminToken} {
+	// Not the admin token, not the placeholder the shared configuration
+	// carries, not the credential shared by every proxy before (an HMAC of
+	// the admin token), not a minted credential with its proxy renamed.
+	var served struct{ MeshGuard struct{ Token string } }
+	if err := json.Unmarshal([]byte(body), &served); err != nil || !strings.HasPrefix(served.MeshGuard.Token, "mgf2-unbound-") {
+		t.Errorf("GET %s serves the credential %q, want the unbound placeholder", filterconfig.ConfigPath, served.MeshGuard.Token)
+	}
+	parts := strings.Split(cred, ".")
+	renamed := "mgf2_" + base64.RawURLEncoding.EncodeToString([]byte("other-proxy")) + "." + parts[1] + "." + parts[2]
+	for _, wrong := range []string{"", r.cfg.AdminToken, served.MeshGuard.Token, legacyFilterToken(r.cfg.AdminToken), renamed} {
 		if code, _ := get(wrong); code != 401 {
 			t.Errorf("GET %s with credential %q: %d, want 401", filterconfig.ConfigPath, wrong, code)
 		}
@@ -119,7 +133,14 @@ func TestServeWasmFilterConfiguration(t *testing.T) {
 // it, and returns the configuration it carries.
 func watchFilterConfig(ctx context.Context, t *testing.T, r *running, node string) func() *filterconfig.Config {
 	t.Helper()
-	stream, err := discoveryv3.NewAggregatedDiscoveryServiceClient(r.grpc).StreamAggregatedResources(ctx)
+	return watchFilterConfigAs(ctx, t, r, node, testProxyToken)
+}
+
+// watchFilterConfigAs is watchFilterConfig for the proxy whose bearer
+// credential is token.
+func watchFilterConfigAs(ctx context.Context, t *testing.T, r *running, node, token string) func() *filterconfig.Config {
+	t.Helper()
+	stream, err := discoveryv3.NewAggregatedDiscoveryServiceClient(r.grpc).StreamAggregatedResources(asProxy(ctx, token))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -159,4 +180,12 @@ func watchFilterConfig(ctx context.Context, t *testing.T, r *running, node strin
 		}
 		return c
 	}
+}
+
+// legacyFilterToken is the one credential every wasm filter shared before
+// filter credentials were minted per proxy: it must open nothing now.
+func legacyFilterToken(adminToken string) string {
+	mac := hmac.New(sha256.New, []byte(adminToken))
+	mac.Write([]byte("meshguard wasm filter credential v1"))
+	return "mgf_" + hex.EncodeToString(mac.Sum(nil))
 }

@@ -83,7 +83,7 @@ func TestServeXDS(t *testing.T) {
 // its version and cluster names (sorted).
 func watchClusters(ctx context.Context, t *testing.T, r *running, node string) func() (string, []string) {
 	t.Helper()
-	stream, err := discoveryv3.NewAggregatedDiscoveryServiceClient(r.grpc).StreamAggregatedResources(ctx)
+	stream, err := discoveryv3.NewAggregatedDiscoveryServiceClient(r.grpc).StreamAggregatedResources(asProxy(ctx, testProxyToken))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,6 +10,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	extensionsv1alpha1 "istio.io/api/extensions/v1alpha1"
 	meshv1alpha1 "istio.io/api/mesh/v1alpha1"
+	networkingv1 "istio.io/api/networking/v1"
 	securityv1beta1 "istio.io/api/security/v1beta1"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -86,6 +87,29 @@ func TestMeshGuardDeployment(t *testing.T) {
 	}
 	if len(svc.Spec.Ports) != 2 || svc.Spec.Ports[1].Port != 3101 {
 		t.Errorf("service ports %+v", svc.Spec.Ports)
+	}
+}
+
+// TestMeshGuardServesTLS: both ports serve TLS from a mounted Secret, the
+// probes use HTTPS, and PROXIES_FILE names the proxies allowed.
+func TestMeshGuardServesTLS(t *testing.T) {
+	var dep appsv1.Deployment
+	strict(t, documents(t, "meshguard.yaml")[1], &dep)
+	c := dep.Spec.Template.Spec.Containers[0]
+	env := map[string]string{}
+	for _, e := range c.Env {
+		env[e.Name] = e.Value
+	}
+	if env["TLS_CERT_FILE"] == "" || env["TLS_KEY_FILE"] == "" || env["TLS_PORTS"] != "grpc,http" || env["PROXIES_FILE"] == "" ||
+		c.ReadinessProbe.HTTPGet.Scheme != corev1.URISchemeHTTPS || c.LivenessProbe.HTTPGet.Scheme != corev1.URISchemeHTTPS {
+		t.Fatalf("env %v, probes %v %v", env, c.ReadinessProbe.HTTPGet.Scheme, c.LivenessProbe.HTTPGet.Scheme)
+	}
+	var dr networkingv1.DestinationRule
+	decodeCustom(t, "destination-rule.yaml", "networking.istio.io/v1", "DestinationRule", &dr)
+	tls := dr.GetTrafficPolicy().GetTls()
+	if dr.GetHost() != "meshguard.meshguard-system.svc.cluster.local" || tls.GetMode() != networkingv1.ClientTLSSettings_SIMPLE ||
+		tls.GetCaCertificates() == "" || len(tls.GetSubjectAltNames()) != 1 {
+		t.Fatalf("destination rule %v", &dr)
 	}
 }
 

@@ -9,6 +9,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"sigs.k8s.io/yaml"
 
+	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
+
 	"github.com/meshguard/meshguard/envoy"
 )
 
@@ -35,6 +37,19 @@ func TestAgentWithEnvoy(t *testing.T) {
 	}
 	if l := b.GetStaticResources().GetListeners(); len(l) != 1 || l[0].GetAddress().GetSocketAddress().GetPortValue() != 10000 {
 		t.Fatalf("listeners %v", l)
+	}
+	// MeshGuard is reached over TLS, its certificate checked.
+	for _, c := range b.GetStaticResources().GetClusters() {
+		if c.GetName() != "meshguard" {
+			continue
+		}
+		var up tlsv3.UpstreamTlsContext
+		if err := c.GetTransportSocket().GetTypedConfig().UnmarshalTo(&up); err != nil {
+			t.Fatalf("the meshguard cluster has no TLS: %v", err)
+		}
+		if up.GetCommonTlsContext().GetValidationContext().GetTrustedCa().GetFilename() == "" || len(up.GetCommonTlsContext().GetTlsCertificates()) != 1 {
+			t.Fatalf("TLS %v", &up)
+		}
 	}
 	// The Service reaches the agent only through Envoy.
 	if svc.Spec.Ports[0].TargetPort.StrVal != "ingress" || len(dep.Spec.Template.Spec.Containers) != 2 {

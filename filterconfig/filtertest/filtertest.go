@@ -8,6 +8,8 @@ package filtertest
 import (
 	"context"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -21,6 +23,7 @@ import (
 	"github.com/meshguard/meshguard/engine/enginetest"
 	"github.com/meshguard/meshguard/filterconfig"
 	"github.com/meshguard/meshguard/identity"
+	"github.com/meshguard/meshguard/proxyauth"
 	"github.com/meshguard/meshguard/store"
 	"github.com/meshguard/meshguard/trust"
 	"github.com/meshguard/meshguard/xds"
@@ -30,9 +33,15 @@ import (
 // decided at it.
 var Now = time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
 
-// AdminToken is the admin token the environment's MeshGuard would have; the
-// filter's credential derives from it.
+// AdminToken is the admin token the environment's MeshGuard would have.
 const AdminToken = "filtertest-admin-token-0123456789abcdef"
+
+// The proxy the environment's MeshGuard lists (PROXIES_FILE), and the
+// bearer credential its filter calls MeshGuard with.
+const (
+	ProxyName        = "filtertest-proxy"
+	FilterCredential = "mgp_filtertest-proxy-credential-0123456789"
+)
 
 // Services is the environment's catalogue.
 const Services = `
@@ -153,7 +162,7 @@ func (e *Env) generate(ctx context.Context) ([]byte, error) {
 	}
 	doc, _, err := filterconfig.Generate(filterconfig.Inputs{
 		JWKS: jwks, Agents: agents, Policies: e.F.Policies.Current().Policies(), Catalogue: e.Catalogue,
-		MeshGuard: filterconfig.Upstream{Cluster: "meshguard_http", Token: filterconfig.FilterToken(AdminToken)},
+		MeshGuard: filterconfig.Upstream{Cluster: "meshguard_http", Token: FilterCredential},
 	})
 	return doc, err
 }
@@ -266,7 +275,7 @@ func (e *Env) API(t testing.TB) *httptest.Server {
 	api, err := admin.New(admin.Config{
 		Store: e.F.Store, Keys: e.F.Keys, Issuer: e.F.Issuer, Verifier: e.F.Verifier, Tokens: e.F.Cached, Agents: e.F.Agents,
 		Policies: e.F.Policies, Engine: e.F.Engine, Audit: e.F.Store, AdminToken: AdminToken, Now: func() time.Time { return Now },
-		Filter: &admin.FilterConfig{Generate: e.serve, Recorder: e.F.Audit},
+		Filter: &admin.FilterConfig{Generate: e.serve, Authenticate: proxies(t).Filter, Recorder: e.F.Audit},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -274,4 +283,19 @@ func (e *Env) API(t testing.TB) *httptest.Server {
 	srv := httptest.NewServer(api.Handler())
 	t.Cleanup(srv.Close)
 	return srv
+}
+
+// proxies is an authenticator listing ProxyName with FilterCredential.
+func proxies(t testing.TB) *proxyauth.Authenticator {
+	t.Helper()
+	file := filepath.Join(t.TempDir(), "proxies.yaml")
+	doc := "proxies:\n  - {name: " + ProxyName + ", tokens: [\"" + proxyauth.Digest(FilterCredential) + "\"]}\n"
+	if err := os.WriteFile(file, []byte(doc), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	a, err := proxyauth.New(proxyauth.Config{File: file, Secret: AdminToken})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
 }

@@ -170,7 +170,7 @@ func TestDecisionsMatchExtAuthz(t *testing.T) {
 func checkDeferred(t *testing.T, env *filtertest.Env, c *filtertest.Case, upstream string, hdrs [][2]string, body []byte) {
 	t.Helper()
 	if upstream != "meshguard_http" || header(hdrs, ":path") != filterconfig.CheckPath ||
-		header(hdrs, filterconfig.HeaderFilterToken) != filterconfig.FilterToken(filtertest.AdminToken) {
+		header(hdrs, filterconfig.HeaderFilterToken) != filtertest.FilterCredential {
 		t.Fatalf("deferred to %s %s with headers %v", upstream, header(hdrs, ":path"), hdrs)
 	}
 	var dc filterconfig.DeferredCheck

@@ -290,7 +290,7 @@ func TestFetchedConfiguration(t *testing.T) {
 	env := filtertest.New(t)
 	api := env.API(t)
 	const cluster = "outbound|3100||meshguard.meshguard-system.svc.cluster.local"
-	source := []byte(`{"version":1,"source":{"cluster":"` + cluster + `","token":"` + filterconfig.FilterToken(filtertest.AdminToken) + `","refreshMs":1000}}`)
+	source := []byte(`{"version":1,"source":{"cluster":"` + cluster + `","token":"` + filtertest.FilterCredential + `","refreshMs":1000}}`)
 	req := [][2]string{{":method", "GET"}, {":authority", "docs.mesh"}, {":path", "/docs"}, {"authorization", "Bearer " + env.OrchT}}
 	for _, run := range runners(t) {
 		t.Run(run.name, func(t *testing.T) {

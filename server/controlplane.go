@@ -1,0 +1,88 @@
+package server
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"log/slog"
+	"net"
+	"path/filepath"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+
+	"github.com/meshguard/meshguard/config"
+	"github.com/meshguard/meshguard/proxyauth"
+	"github.com/meshguard/meshguard/tlsfiles"
+)
+
+// buildControlPlaneAuth reads the TLS files and PROXIES_FILE: who may
+// reach the ports, and which proxies may read the xDS configuration and
+// call the wasm filter's endpoints.
+func (p *parts) buildControlPlaneAuth(cfg *config.Config, adminToken string, log *slog.Logger) error {
+	var err error
+	if cfg.TLS.Enabled() {
+		p.tls, err = tlsfiles.New(tlsfiles.Files{Cert: cfg.TLS.CertFile, Key: cfg.TLS.KeyFile, ClientCA: cfg.TLS.ClientCAFile}, log)
+		if err != nil {
+			return fmt.Errorf("TLS_CERT_FILE: %w", err)
+		}
+	}
+	p.proxies, err = proxyauth.New(proxyauth.Config{
+		File: cfg.ProxyAuth.ProxiesFile, Secret: adminToken,
+		InsecureAllowUnauthenticated: cfg.ProxyAuth.InsecureAllowUnauthenticated, Logger: log,
+	})
+	if err != nil {
+		return err
+	}
+	switch {
+	case cfg.ProxyAuth.InsecureAllowUnauthenticated:
+		log.Warn("XDS_INSECURE_ALLOW_UNAUTHENTICATED is set: ANYONE WHO REACHES THE gRPC PORT CAN READ THE xDS CONFIGURATION AND GET A WASM FILTER CREDENTIAL. Development only.")
+	case p.proxies.Len() == 0:
+		log.Info("xds: no proxy is listed (PROXIES_FILE): every xDS stream is refused")
+	}
+	if p.proxies.Len() > 0 && !cfg.TLS.GRPC {
+		log.Warn("xds: the gRPC port is not TLS: proxies' bearer credentials cross the network in the clear (set TLS_CERT_FILE and TLS_KEY_FILE)")
+	}
+	return nil
+}
+
+// grpcOptions are the gRPC server's TLS and the interceptors that guard
+// the discovery services.
+func (p *parts) grpcOptions(cfg *config.Config) []grpc.ServerOption {
+	opts := []grpc.ServerOption{
+		grpc.ChainUnaryInterceptor(p.proxies.UnaryInterceptor()),
+		grpc.ChainStreamInterceptor(p.proxies.StreamInterceptor()),
+	}
+	if p.tls != nil && cfg.TLS.GRPC {
+		opts = append(opts, grpc.Creds(credentials.NewTLS(p.tls.ServerConfig("h2"))))
+	}
+	return opts
+}
+
+// httpListener is lis, with TLS when TLS_PORTS says so.
+func (p *parts) httpListener(cfg *config.Config, lis net.Listener) net.Listener {
+	if p.tls == nil || !cfg.TLS.HTTP {
+		return lis
+	}
+	return tls.NewListener(lis, p.tls.ServerConfig("h2", "http/1.1"))
+}
+
+// watchProxies reloads PROXIES_FILE when its directory changes: a proxy
+// removed is refused from then on (its streams already open end when it
+// reconnects; its filter credentials at once).
+func (p *parts) watchProxies(ctx context.Context, log *slog.Logger) {
+	file := p.proxies.File()
+	if file == "" {
+		return
+	}
+	err := watch(ctx, filepath.Dir(file), false, servicesRefresh, log, func(context.Context) {
+		if err := p.proxies.Reload(); err != nil {
+			log.Error("PROXIES_FILE reload failed; the last good list stays in force", "error", err)
+			return
+		}
+		log.Info("PROXIES_FILE reloaded", "proxies", p.proxies.Len())
+	})
+	if err != nil {
+		log.Error("watching PROXIES_FILE failed; changes need a restart", "error", err)
+	}
+}
