@@ -349,10 +349,12 @@ func withReadDeadline(h http.Handler, d time.Duration) http.Handler {
 	})
 }
 
-// gRPC bounds: a CheckRequest with headers at extauthz's limits is far
-// below a megabyte.
+// gRPC bounds. A CheckRequest at every bound extauthz checks (96 KiB of
+// headers, 64 context extensions of 32 KiB) is over 2 MiB: a message of
+// 4 MiB (gRPC's default) holds it, so such a request gets the documented
+// 400 naming the bound, not RESOURCE_EXHAUSTED.
 const (
-	maxGRPCMessage = 1 << 20
+	maxGRPCMessage = 4 << 20
 	maxGRPCStreams = 1024
 	// grpcStreamWorkers reuse goroutines across Checks: a fresh goroutine
 	// starts on a 2 KB stack and grows it, copying, part way through every
@@ -393,7 +395,7 @@ func (p *parts) serve(ctx context.Context, cfg *config.Config, o Options, log *s
 		Handler:           p.http,
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
-		MaxHeaderBytes:    64 << 10, // ≥ gateway.DefaultMaxHeaderBytes
+		MaxHeaderBytes:    maxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
 	xo, err := xdsOptions(cfg, grpcLis.Addr().String(), httpLis.Addr().String())
@@ -416,7 +418,7 @@ func (p *parts) serve(ctx context.Context, cfg *config.Config, o Options, log *s
 	}
 	wg.Go(func() { p.watchServices(bg, log) })
 	wg.Add(5)
-	go func() { defer wg.Done(); errs <- ignoreClosed(hs.Serve(httpLis)) }()
+	go func() { defer wg.Done(); errs <- ignoreClosed(hs.Serve(jsonErrorsListener{httpLis})) }()
 	go func() { defer wg.Done(); errs <- p.grpc.Serve(grpcLis) }()
 	go func() {
 		defer wg.Done()
