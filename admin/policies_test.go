@@ -348,7 +348,7 @@ func TestPolicyEndpointsBadInput(t *testing.T) {
 		{"form body", "/admin/policies", "application/x-www-form-urlencoded", "name=x", 415, "application/yaml"},
 		{"files missing", "/admin/policies", "application/json", `{}`, 400, "files"},
 		{"file label posing as stored", "/admin/policies", "application/json", `{"files":[{"name":"stored:x","yaml":"name: x\n"}]}`, 400, "stored:"},
-		{"unknown field", "/admin/policies/validate", "application/json", `{"files":[{"name":"a","yaml":"name: a\n","mode":"x"}]}`, 400, `unknown field "mode"`},
+		{"unknown field", "/admin/policies/validate", "application/json", `{"files":[{"name":"a","yaml":"name: a\n","mode":"x"}]}`, 400, `unknown field "files[0].mode"`},
 		{"unknown query", "/admin/policies?dryRun=1", "application/yaml", "name: x\n", 400, "dryRun"},
 		{"test: both forms", "/admin/policies/test", "application/json", `{"tests":"tests: []","agent":"a"}`, 400, "either"},
 		{"test: no action", "/admin/policies/test", "application/json", `{"agent":"a"}`, 400, "action"},
