@@ -1,6 +1,8 @@
 package admin_test
 
 import (
+	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -346,7 +348,7 @@ func TestPolicyEndpointsBadInput(t *testing.T) {
 		{"form body", "/admin/policies", "application/x-www-form-urlencoded", "name=x", 415, "application/yaml"},
 		{"files missing", "/admin/policies", "application/json", `{}`, 400, "files"},
 		{"file label posing as stored", "/admin/policies", "application/json", `{"files":[{"name":"stored:x","yaml":"name: x\n"}]}`, 400, "stored:"},
-		{"unknown field", "/admin/policies/validate", "application/json", `{"files":[{"name":"a","yaml":"name: a\n","mode":"x"}]}`, 400, `unknown field "mode"`},
+		{"unknown field", "/admin/policies/validate", "application/json", `{"files":[{"name":"a","yaml":"name: a\n","mode":"x"}]}`, 400, `unknown field "files[0].mode"`},
 		{"unknown query", "/admin/policies?dryRun=1", "application/yaml", "name: x\n", 400, "dryRun"},
 		{"test: both forms", "/admin/policies/test", "application/json", `{"tests":"tests: []","agent":"a"}`, 400, "either"},
 		{"test: no action", "/admin/policies/test", "application/json", `{"agent":"a"}`, 400, "action"},
@@ -370,5 +372,67 @@ func TestPolicyEndpointsBadInput(t *testing.T) {
 		adminHeaders(map[string]string{"Content-Type": "text/yaml"}))
 	if b := errorBody(t, data); status != 400 || len(b.Errors) != 1 || b.Errors[0].File != "policies/x.yaml" || b.Errors[0].Line != 2 {
 		t.Fatalf("%d %s", status, data)
+	}
+}
+
+// TestReadyDoesNotQuotePolicyFiles: /ready is public, so a file that does
+// not load is named with its line, never quoted — not a value, not a key,
+// not a file that is no policy at all (a symlink to /etc/passwd once put
+// the whole file there). GET /admin/policies, behind the admin token, has
+// the messages.
+func TestReadyDoesNotQuotePolicyFiles(t *testing.T) {
+	const secret = "s3cr3t-Hunter2"
+	tests := []struct {
+		name, content, detail string
+	}{
+		{"not a policy", "root:x:0:0:" + secret + ":/root:/bin/bash\n", "expected a mapping"},
+		{"unknown key", "name: p\n" + secret + ": 1\n", "unknown key"},
+		{"bad value", "name: p\nrules:\n  - {name: r, effect: " + secret + ", actions: [\"read:*\"]}\n", "not an effect"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newEnv(t)
+			ctx := t.Context()
+			writeFile(t, filepath.Join(e.dir, "leak.yaml"), tt.content)
+			if _, err := e.f.Policies.Reload(ctx); err == nil {
+				t.Fatal("the file loaded")
+			}
+			resp, err := http.Get(e.srv.URL + "/ready")
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, err := io.ReadAll(resp.Body)
+			_ = resp.Body.Close()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(string(body), "leak.yaml:") {
+				t.Fatalf("/ready = %d %s; want 503 naming leak.yaml and its line", resp.StatusCode, body)
+			}
+			if strings.Contains(string(body), secret) || strings.Contains(string(body), tt.detail) {
+				t.Fatalf("/ready quotes the file: %s", body)
+			}
+			list, err := e.c.ListPolicies(ctx)
+			if err != nil || len(list.LoadErrors) == 0 || !strings.Contains(list.LoadErrors[0].Message, tt.detail) {
+				t.Fatalf("GET /admin/policies has no detail: %+v, %v", list.LoadErrors, err)
+			}
+		})
+	}
+}
+
+// TestReadyBoundsPolicyErrors: however many files fail, /ready names a
+// bounded number of them.
+func TestReadyBoundsPolicyErrors(t *testing.T) {
+	e := newEnv(t)
+	for i := range 30 {
+		writeFile(t, filepath.Join(e.dir, fmt.Sprintf("broken%02d.yaml", i)), "name: [\n")
+	}
+	if _, err := e.f.Policies.Reload(t.Context()); err == nil {
+		t.Fatal("the files loaded")
+	}
+	st, err := e.c.Ready(t.Context())
+	apiError(t, err, http.StatusServiceUnavailable)
+	if len(st.Errors) != 11 || !strings.Contains(st.Errors[10], "more errors") {
+		t.Fatalf("/ready errors: %d %q", len(st.Errors), st.Errors)
 	}
 }

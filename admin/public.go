@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"regexp"
 	"slices"
+	"strconv"
 
 	"github.com/meshguard/meshguard/client"
 	"github.com/meshguard/meshguard/identity"
@@ -31,9 +32,7 @@ func (a *API) ready(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if err := a.cfg.Policies.Err(); err != nil {
-		for _, e := range locatedErrors(err) {
-			out.Errors = append(out.Errors, "policies: "+e.String())
-		}
+		out.Errors = append(out.Errors, policyLoadSummary(err)...)
 	}
 	if _, _, ok := a.cfg.Keys.Keyring().Current(); !ok {
 		out.Errors = append(out.Errors, "keys: no current signing key")
@@ -45,6 +44,37 @@ func (a *API) ready(w http.ResponseWriter, r *http.Request) {
 	}
 	writeJSON(w, http.StatusOK, out)
 }
+
+// policyLoadSummary says where the last policy load failed, one line per
+// file and line, without the messages: /ready is public, and a message may
+// quote the file (a value, an unknown key, or a file that is not a policy
+// at all). GET /admin/policies has the messages.
+func policyLoadSummary(err error) []string {
+	var out []string
+	for _, e := range locatedErrors(err) {
+		where := e.File
+		switch {
+		case where == "":
+			// Not located: an I/O error (the directory cannot be read),
+			// whose text may name paths; say only that it failed.
+			where = "the policies"
+		case e.Line > 0:
+			where += ":" + strconv.Itoa(e.Line)
+		}
+		line := "policies: " + where + ": does not load (GET /admin/policies says why)"
+		if slices.Contains(out, line) {
+			continue
+		}
+		if len(out) == maxReadyPolicyErrors {
+			return append(out, "policies: more errors (GET /admin/policies lists them all)")
+		}
+		out = append(out, line)
+	}
+	return out
+}
+
+// maxReadyPolicyErrors bounds the lines /ready gives a failed policy load.
+const maxReadyPolicyErrors = 10
 
 // jwks serves the public keys that verify now, cacheable for a minute: a
 // rotation reaches verifiers within that, and the old key stays listed far

@@ -8,6 +8,7 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"reflect"
 	"slices"
 	"strings"
 	"time"
@@ -135,8 +136,12 @@ func decodeJSON(w http.ResponseWriter, r *http.Request, dst any, limit int64, em
 }
 
 // decodeStrict decodes one JSON object and returns a message for people if
-// it cannot.
+// it cannot. Keys must match field names exactly, case included, and
+// appear once in their object (checkKeys).
 func decodeStrict(data []byte, dst any) string {
+	if msg := checkKeys(data, reflect.TypeOf(dst)); msg != "" {
+		return msg
+	}
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	err := dec.Decode(dst)
@@ -158,22 +163,7 @@ func decodeStrict(data []byte, dst any) string {
 		if field == "" {
 			return fmt.Sprintf("expected a JSON object, got %s", typ.Value)
 		}
-		want := typ.Type.String()
-		switch typ.Type.String() {
-		case "client.Duration":
-			want = `a duration such as "24h" or a number of seconds`
-		case "string":
-			want = "a string"
-		case "int":
-			want = "a whole number"
-		case "bool":
-			want = "true or false"
-		case "[]string", "*[]string":
-			want = "a list of strings"
-		case "map[string]string", "*map[string]string":
-			want = "an object of strings"
-		}
-		return fmt.Sprintf("%s: expected %s, got %s", field, want, typ.Value)
+		return fmt.Sprintf("%s: expected %s, got %s", field, jsonKind(typ.Type), typ.Value)
 	case errors.As(err, new(*time.ParseError)):
 		return "expected an RFC 3339 time such as 2026-01-05T10:00:00Z: " + err.Error()
 	case errors.Is(err, io.ErrUnexpectedEOF):
@@ -181,6 +171,45 @@ func decodeStrict(data []byte, dst any) string {
 	}
 	// "json: unknown field \"x\"" and the rest: the message names the field.
 	return strings.TrimPrefix(err.Error(), "json: ")
+}
+
+// jsonKind says in JSON's words what a field of type t holds, for "expected
+// X" messages (never a Go type such as map[string]interface {}).
+func jsonKind(t reflect.Type) string {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	switch {
+	case t == reflect.TypeFor[client.Duration]():
+		return `a duration such as "24h" or a number of seconds`
+	case t == reflect.TypeFor[time.Time]():
+		return "an RFC 3339 time such as 2026-01-05T10:00:00Z"
+	}
+	switch t.Kind() {
+	case reflect.String:
+		return "a string"
+	case reflect.Bool:
+		return "true or false"
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+		return "a whole number"
+	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return "a whole number from 0"
+	case reflect.Float32, reflect.Float64:
+		return "a number"
+	case reflect.Slice, reflect.Array:
+		if e := t.Elem(); e.Kind() == reflect.String {
+			return "a list of strings"
+		}
+		return "a list"
+	case reflect.Map:
+		if e := t.Elem(); e.Kind() == reflect.String {
+			return "an object of strings"
+		}
+		return "an object"
+	case reflect.Struct:
+		return "an object"
+	}
+	return "a JSON value"
 }
 
 // locatedErrors converts a policy load error; an error that is not a list

@@ -28,6 +28,13 @@ func (g *Gateway) rewrite(pr *httputil.ProxyRequest) {
 	}
 	pr.SetXForwarded()
 
+	// No trailer of the caller's goes upstream: it arrives after the
+	// decision, unseen by it, and could pose as a header an upstream
+	// trusts (x-meshguard-agent-id) if that upstream merges trailers into
+	// headers. (ReverseProxy copies the trailer map before the body is
+	// read, so only the names would go, with empty values.)
+	pr.Out.Trailer = nil
+
 	h := pr.Out.Header
 	// The caller's bearer token is a credential for MeshGuard, not for the
 	// upstream; the upstream learns who called from x-meshguard-agent-id.

@@ -5,6 +5,7 @@ import (
 	"math"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"gopkg.in/yaml.v3"
 )
@@ -39,9 +40,30 @@ func kindName(n *yaml.Node) string {
 		if n.Tag == "!!null" {
 			return "null"
 		}
-		return fmt.Sprintf("%q", n.Value)
+		return quoteShort(n.Value)
 	}
 	return "nothing"
+}
+
+// maxQuoted bounds a value or key repeated in an error: a file that is not
+// a policy at all (a stray document, a mislinked file) is one long scalar
+// or key, which the error need not repeat to say where it is.
+const maxQuoted = 64
+
+// quoteShort quotes s, cut to maxQuoted runes.
+func quoteShort(s string) string {
+	if c := cut(s); c != s {
+		return fmt.Sprintf("%q (%d bytes)", c, len(s))
+	}
+	return fmt.Sprintf("%q", s)
+}
+
+// cut returns s, or its first maxQuoted runes and "…".
+func cut(s string) string {
+	if utf8.RuneCountInString(s) <= maxQuoted {
+		return s
+	}
+	return string([]rune(s)[:maxQuoted]) + "…"
 }
 
 func join(parent, key string) string {
@@ -69,12 +91,12 @@ func (d *decoder) fields(n *yaml.Node, field string, known []string, fn func(key
 			continue
 		}
 		if seen[k.Value] {
-			d.fail(k, join(field, k.Value), "duplicate key")
+			d.fail(k, join(field, cut(k.Value)), "duplicate key")
 			continue
 		}
 		seen[k.Value] = true
 		if known != nil && !contains(known, k.Value) {
-			d.fail(k, join(field, k.Value), "unknown key (expected one of %s)", strings.Join(known, ", "))
+			d.fail(k, join(field, cut(k.Value)), "unknown key (expected one of %s)", strings.Join(known, ", "))
 			continue
 		}
 		fn(k.Value, v)

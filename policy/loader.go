@@ -23,17 +23,31 @@ type Source interface {
 // Dir is a Source reading every *.yaml and *.yml file under a directory, in
 // lexical order. Names starting with "." are skipped, which also skips the
 // `..data` directories of Kubernetes ConfigMap mounts while following their
-// top-level symlinks.
+// top-level symlinks. A symlink is followed only to a file inside the
+// directory (as a ConfigMap's are): one leading out of it is an error
+// naming the link, and the file it points at is not read.
 type Dir string
 
 // Policies reads and parses the directory; all problems of all files are
 // returned together as one ErrorList.
 func (d Dir) Policies(ctx context.Context) ([]*Policy, error) {
-	files, err := YAMLFiles(string(d))
+	files, escaped, err := yamlFiles(string(d))
 	if err != nil {
 		return nil, err
 	}
-	return parseFiles(ctx, files)
+	ps, err := parseFiles(ctx, files)
+	if len(escaped) == 0 {
+		return ps, err
+	}
+	var list ErrorList
+	if errors.As(err, &list) {
+		escaped = append(escaped, list...)
+	} else if err != nil {
+		return nil, err
+	}
+	// In path order, as parseFiles reports.
+	slices.SortStableFunc(escaped, func(a, b *Error) int { return strings.Compare(a.File, b.File) })
+	return ps, escaped
 }
 
 // File is a Source reading one YAML file.
@@ -60,15 +74,32 @@ func Path(p string) (Source, error) {
 // YAMLFiles lists the policy files under dir as the loader reads them:
 // every *.yaml and *.yml file, in lexical order, names starting with "."
 // skipped, a root that is a symlink followed. `meshguard policy apply DIR`
-// sends the same files.
+// sends the same files. A symlink leading out of dir is an ErrorList naming
+// it, as Dir reports it.
 func YAMLFiles(dir string) ([]string, error) {
+	files, escaped, err := yamlFiles(dir)
+	if err != nil {
+		return nil, err
+	}
+	if len(escaped) > 0 {
+		return nil, escaped
+	}
+	return files, nil
+}
+
+// errOutside is the message for a symlink leading out of the policy
+// directory. It does not say where to: what is outside is none of the
+// policy's business, and errors are shown to operators and clients.
+const errOutside = "a symlink to a file outside the policy directory; not read (only symlinks within the directory are followed)"
+
+// yamlFiles is YAMLFiles, with the symlinks leading out of dir apart.
+func yamlFiles(dir string) (files []string, escaped ErrorList, err error) {
 	// WalkDir does not follow a root that is a symlink (a common way to
 	// point at a policy checkout), which would silently find nothing.
 	root, err := filepath.EvalSymlinks(dir)
 	if err != nil {
-		return nil, fmt.Errorf("reading policy directory: %w", err)
+		return nil, nil, fmt.Errorf("reading policy directory: %w", err)
 	}
-	var files []string
 	err = filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
@@ -79,21 +110,39 @@ func YAMLFiles(dir string) ([]string, error) {
 			}
 			return nil
 		}
-		if !d.IsDir() && (strings.HasSuffix(path, ".yaml") || strings.HasSuffix(path, ".yml")) {
-			// Report paths under the name the caller gave.
-			rel, err := filepath.Rel(root, path)
-			if err != nil {
-				return err
-			}
-			files = append(files, filepath.Join(dir, rel))
+		if d.IsDir() || !(strings.HasSuffix(path, ".yaml") || strings.HasSuffix(path, ".yml")) {
+			return nil
 		}
+		// Report paths under the name the caller gave.
+		rel, err := filepath.Rel(root, path)
+		if err != nil {
+			return err
+		}
+		named := filepath.Join(dir, rel)
+		if d.Type()&fs.ModeSymlink != 0 && !within(root, path) {
+			escaped = append(escaped, &Error{File: named, Msg: errOutside})
+			return nil
+		}
+		files = append(files, named)
 		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("reading policy directory: %w", err)
+		return nil, nil, fmt.Errorf("reading policy directory: %w", err)
 	}
 	slices.Sort(files)
-	return files, nil
+	return files, escaped, nil
+}
+
+// within reports whether the symlink link resolves to a path inside root
+// (itself resolved). A link that does not resolve counts as inside: reading
+// it fails with its own error.
+func within(root, link string) bool {
+	target, err := filepath.EvalSymlinks(link)
+	if err != nil {
+		return true
+	}
+	rel, err := filepath.Rel(root, target)
+	return err == nil && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator))
 }
 
 func parseFiles(ctx context.Context, files []string) ([]*Policy, error) {

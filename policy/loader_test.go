@@ -165,3 +165,90 @@ func TestLoadReportsEveryProblem(t *testing.T) {
 		t.Fatalf("got %v", err)
 	}
 }
+
+// TestDirSymlinks: symlinks within the policy directory are followed, as a
+// Kubernetes ConfigMap mounts its files (name.yaml → ..data/name.yaml,
+// ..data → ..2024_01_01_00_00_00.1/); a symlink leading out of it is an
+// error naming the link, and the file it points at is neither read nor
+// quoted.
+func TestDirSymlinks(t *testing.T) {
+	const secret = "root:x:0:0:s3cr3t"
+	outside := filepath.Join(t.TempDir(), "passwd")
+	writeFile(t, outside, secret+"\n")
+	outsideDir := t.TempDir()
+	writeFile(t, filepath.Join(outsideDir, "p.yaml"), "name: elsewhere\n")
+	good := "name: cm\nrules: [{name: r, effect: allow, actions: ['read:*']}]\n"
+
+	tests := []struct {
+		name    string
+		layout  func(t *testing.T, dir string)
+		loaded  []string // policy names, when it loads
+		refused string   // the file named in the error, when it does not
+	}{
+		{"a ConfigMap mount", func(t *testing.T, dir string) {
+			writeFile(t, filepath.Join(dir, "..2024_01_01_00_00_00.1", "cm.yaml"), good)
+			symlink(t, "..2024_01_01_00_00_00.1", filepath.Join(dir, "..data"))
+			symlink(t, filepath.Join("..data", "cm.yaml"), filepath.Join(dir, "cm.yaml"))
+		}, []string{"cm"}, ""},
+		{"a symlink to a file in a subdirectory", func(t *testing.T, dir string) {
+			writeFile(t, filepath.Join(dir, "sub", "cm.txt"), good)
+			symlink(t, filepath.Join(dir, "sub", "cm.txt"), filepath.Join(dir, "cm.yaml"))
+		}, []string{"cm"}, ""},
+		{"a symlink to a file outside", func(t *testing.T, dir string) {
+			writeFile(t, filepath.Join(dir, "ok.yaml"), good)
+			symlink(t, outside, filepath.Join(dir, "passwd.yaml"))
+		}, nil, "passwd.yaml"},
+		{"a relative symlink climbing out", func(t *testing.T, dir string) {
+			rel, err := filepath.Rel(filepath.Join(dir, "sub"), outside)
+			if err != nil {
+				t.Fatal(err)
+			}
+			symlink(t, rel, filepath.Join(dir, "sub", "up.yml"))
+		}, nil, "up.yml"},
+		{"a symlink to a file in a directory outside", func(t *testing.T, dir string) {
+			symlink(t, filepath.Join(outsideDir, "p.yaml"), filepath.Join(dir, "p.yaml"))
+		}, nil, "p.yaml"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			if err := os.MkdirAll(filepath.Join(dir, "sub"), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			tt.layout(t, dir)
+			set, err := Load(context.Background(), Dir(dir))
+			_, filesErr := YAMLFiles(dir)
+			if tt.refused == "" {
+				if err != nil || filesErr != nil {
+					t.Fatalf("Load = %v; YAMLFiles = %v", err, filesErr)
+				}
+				for _, name := range tt.loaded {
+					if _, ok := set.Policy(name); !ok {
+						t.Fatalf("policy %q not loaded", name)
+					}
+				}
+				return
+			}
+			for _, err := range []error{err, filesErr} {
+				var list ErrorList
+				if !errors.As(err, &list) || len(list) != 1 || filepath.Base(list[0].File) != tt.refused ||
+					!strings.Contains(list[0].Msg, "outside the policy directory") {
+					t.Fatalf("got %v; want one error naming %s", err, tt.refused)
+				}
+				if strings.Contains(err.Error(), secret) || strings.Contains(err.Error(), "elsewhere") || strings.Contains(err.Error(), outside) {
+					t.Fatalf("the error quotes what is outside: %v", err)
+				}
+			}
+		})
+	}
+}
+
+func symlink(t *testing.T, target, link string) {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(link), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(target, link); err != nil {
+		t.Fatal(err)
+	}
+}

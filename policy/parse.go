@@ -120,7 +120,7 @@ func (d *decoder) policy(n *yaml.Node) *Policy {
 func (d *decoder) name(n *yaml.Node, field string) (string, bool) {
 	s, ok := d.str(n, field)
 	if ok && !namePattern.MatchString(s) {
-		d.fail(n, field, "%q: expected 1-128 letters, digits, '.', '_' or '-', starting with a letter or digit", s)
+		d.fail(n, field, "%q: expected 1-128 letters, digits, '.', '_' or '-', starting with a letter or digit", cut(s))
 		return s, false
 	}
 	return s, ok
@@ -135,7 +135,7 @@ func (d *decoder) effect(n *yaml.Node, field string) Effect {
 	case Allow, Deny:
 		return Effect(s)
 	}
-	d.fail(n, field, "%q is not an effect (expected allow or deny)", s)
+	d.fail(n, field, "%q is not an effect (expected allow or deny)", cut(s))
 	return Deny
 }
 
@@ -149,7 +149,7 @@ func (d *decoder) appliesTo(n *yaml.Node) AppliesTo {
 			for i, s := range names {
 				t, err := trust.Parse(s)
 				if err != nil {
-					d.fail(v.Content[i], index(field, i), "unknown tier %q (expected one of %s)", s, strings.Join(trust.Names(), ", "))
+					d.fail(v.Content[i], index(field, i), "unknown tier %q (expected one of %s)", cut(s), strings.Join(trust.Names(), ", "))
 					continue
 				}
 				a.TrustTiers = append(a.TrustTiers, t)
@@ -200,9 +200,9 @@ func (d *decoder) patterns(n *yaml.Node, field string, actions, oneOK bool) []st
 		case len(s) > MaxPatternLen:
 			d.fail(at, f, "pattern longer than %d bytes", MaxPatternLen)
 		case strings.ContainsAny(s, " \t\r\n"):
-			d.fail(at, f, "%q: patterns contain no whitespace", s)
+			d.fail(at, f, "%q: patterns contain no whitespace", cut(s))
 		case actions && !strings.Contains(s, ":") && !strings.Contains(s, "*"):
-			d.fail(at, f, "%q: expected an action verb:resource (e.g. \"read:docs\"), or a pattern with *", s)
+			d.fail(at, f, "%q: expected an action verb:resource (e.g. \"read:docs\"), or a pattern with *", cut(s))
 		}
 	}
 	return list

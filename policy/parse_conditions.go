@@ -161,7 +161,7 @@ func (d *decoder) timeCond(n *yaml.Node, field string) *TimeCondition {
 		case "between":
 			t.Between, _ = d.str(v, f)
 			if _, _, err := parseWindow(t.Between); err != nil {
-				d.fail(v, f, "%q: %v", t.Between, err)
+				d.fail(v, f, "%q: %v", cut(t.Between), err)
 			}
 		case "timezone":
 			t.Timezone, _ = d.str(v, f)
@@ -175,9 +175,9 @@ func (d *decoder) timeCond(n *yaml.Node, field string) *TimeCondition {
 				at := v.Content[i]
 				switch {
 				case !contains(dayNames, day):
-					d.fail(at, index(f, i), "%q is not a day (expected one of mon, tue, wed, thu, fri, sat, sun)", day)
+					d.fail(at, index(f, i), "%q is not a day (expected one of mon, tue, wed, thu, fri, sat, sun)", cut(day))
 				case seen[day]:
-					d.fail(at, index(f, i), "day %q listed twice", day)
+					d.fail(at, index(f, i), "day %q listed twice", cut(day))
 				}
 				seen[day] = true
 			}
@@ -214,7 +214,7 @@ func parseWindow(s string) (start, end int, err error) {
 
 func parseClock(s string, allow24 bool) (int, error) {
 	if len(s) != 5 || s[2] != ':' || !isDigits(s[:2]) || !isDigits(s[3:]) {
-		return 0, fmt.Errorf("%q: expected a time HH:MM (24-hour clock)", s)
+		return 0, fmt.Errorf("%q: expected a time HH:MM (24-hour clock)", cut(s))
 	}
 	h := int(s[0]-'0')*10 + int(s[1]-'0')
 	m := int(s[3]-'0')*10 + int(s[4]-'0')
@@ -244,7 +244,7 @@ func loadLocation(name string) (*time.Location, error) {
 	}
 	loc, err := time.LoadLocation(name)
 	if err != nil {
-		return nil, fmt.Errorf("unknown timezone %q (expected an IANA name such as Europe/Berlin or UTC)", name)
+		return nil, fmt.Errorf("unknown timezone %q (expected an IANA name such as Europe/Berlin or UTC)", cut(name))
 	}
 	return loc, nil
 }

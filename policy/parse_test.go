@@ -160,3 +160,21 @@ func TestParseLimits(t *testing.T) {
 		t.Fatal("alias bomb accepted")
 	}
 }
+
+// TestErrorsCutLongValues: a value quoted in an error is cut, so a file
+// that is one long scalar (not a policy at all) is not repeated whole.
+func TestErrorsCutLongValues(t *testing.T) {
+	long := strings.Repeat("x", 60) + strings.Repeat("SECRET", 100)
+	_, err := Parse("f.yaml", []byte(long))
+	if err == nil || strings.Contains(err.Error(), "SECRET") || !strings.Contains(err.Error(), "…\" (660 bytes)") {
+		t.Fatalf("Parse = %v", err)
+	}
+	_, err = Parse("f.yaml", []byte("name: p\nrules:\n  - {name: r, effect: "+long+", actions: [\"read:*\"]}\n"))
+	if err == nil || strings.Contains(err.Error(), "SECRETSECRET") {
+		t.Fatalf("Parse = %v", err)
+	}
+	_, err = Parse("f.yaml", []byte("name: p\n"+long+": 1\n"))
+	if err == nil || strings.Contains(err.Error(), "SECRETSECRET") || !strings.Contains(err.Error(), "unknown key") {
+		t.Fatalf("Parse = %v", err)
+	}
+}

@@ -59,11 +59,15 @@ func (p *parts) grpcOptions(cfg *config.Config) []grpc.ServerOption {
 	return opts
 }
 
-// httpListener is lis, with TLS when TLS_PORTS says so.
+// httpListener is lis with TLS when TLS_PORTS says so, else with net/http's
+// own answers made JSON (jsonErrorsListener).
 func (p *parts) httpListener(cfg *config.Config, lis net.Listener) net.Listener {
 	if p.tls == nil || !cfg.TLS.HTTP {
-		return lis
+		return jsonErrorsListener{lis}
 	}
+	// net/http must see the *tls.Conn itself (for Request.TLS and HTTP/2),
+	// so its own few plain-text answers (jsonErrorsListener) stay plain
+	// text under TLS: they are written inside the encrypted stream.
 	return tls.NewListener(lis, p.tls.ServerConfig("h2", "http/1.1"))
 }
 

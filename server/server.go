@@ -56,9 +56,11 @@ type Options struct {
 	Ready chan<- Addrs
 	// Announce prints a line for the operator (the generated admin token).
 	Announce func(string)
-	// KeyReload is how often keys are re-read from the store, so rotations
-	// made on another replica are picked up (identity.RetiredKeyGrace
-	// requires well under five minutes). Zero means 30 s.
+	// KeyReload is how often keys are re-read from the store and pruned.
+	// On PostgreSQL a rotation made on another replica arrives at once
+	// through the store's change feed; this is the safety net should the
+	// feed be down (identity.RetiredKeyGrace requires well under five
+	// minutes). Zero means 30 s.
 	KeyReload time.Duration
 	// ShutdownGrace bounds how long in-flight requests may take to finish.
 	// Zero means 20 s.
@@ -210,7 +212,7 @@ func build(ctx context.Context, cfg *config.Config, o Options, log *slog.Logger)
 	}
 	ccfg := identity.CacheConfig{}
 	if p.pg != nil {
-		// Other replicas' changes arrive through watchAgents at once; should
+		// Other replicas' changes arrive through watchStore at once; should
 		// that feed be down, verifications still expire as fast as cached
 		// agents do, so a revocation never takes longer than SPEC §2's 1 s.
 		ccfg.MaxAge = agentcache.DefaultTTL
@@ -354,10 +356,12 @@ func withReadDeadline(h http.Handler, d time.Duration) http.Handler {
 	})
 }
 
-// gRPC bounds: a CheckRequest with headers at extauthz's limits is far
-// below a megabyte.
+// gRPC bounds. A CheckRequest at every bound extauthz checks (96 KiB of
+// headers, 64 context extensions of 32 KiB) is over 2 MiB: a message of
+// 4 MiB (gRPC's default) holds it, so such a request gets the documented
+// 400 naming the bound, not RESOURCE_EXHAUSTED.
 const (
-	maxGRPCMessage = 1 << 20
+	maxGRPCMessage = 4 << 20
 	maxGRPCStreams = 1024
 	// grpcStreamWorkers reuse goroutines across Checks: a fresh goroutine
 	// starts on a 2 KB stack and grows it, copying, part way through every
@@ -398,7 +402,7 @@ func (p *parts) serve(ctx context.Context, cfg *config.Config, o Options, log *s
 		Handler:           p.http,
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
-		MaxHeaderBytes:    64 << 10, // ≥ gateway.DefaultMaxHeaderBytes
+		MaxHeaderBytes:    maxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
 	xo, err := xdsOptions(cfg, grpcLis.Addr().String(), httpLis.Addr().String())
@@ -420,7 +424,6 @@ func (p *parts) serve(ctx context.Context, cfg *config.Config, o Options, log *s
 		wg.Go(func() { p.alerts.Run(bg) })
 	}
 	wg.Go(func() { p.watchServices(bg, log) })
-	wg.Go(func() { p.watchStoredServices(bg, log) })
 	wg.Go(func() { p.watchProxies(bg, log) })
 	wg.Add(5)
 	go func() { defer wg.Done(); errs <- ignoreClosed(hs.Serve(p.httpListener(cfg, httpLis))) }()
@@ -432,7 +435,7 @@ func (p *parts) serve(ctx context.Context, cfg *config.Config, o Options, log *s
 		}
 	}()
 	go func() { defer wg.Done(); p.refreshKeys(bg, o.KeyReload, log) }()
-	go func() { defer wg.Done(); p.watchAgents(bg, log) }()
+	go func() { defer wg.Done(); p.watchStore(bg, log) }()
 	// Retention runs on every replica: pruning is one transaction, so two
 	// replicas pruning at once delete each record once.
 	ret := audit.Retention{Store: p.db, Days: cfg.AuditRetentionDays, Logger: log}

@@ -82,18 +82,3 @@ func (p *parts) watchServices(ctx context.Context, log *slog.Logger) {
 		log.Error("watching SERVICES_FILE failed; catalogue changes need a restart", "error", err)
 	}
 }
-
-// watchStoredServices reloads the catalogue when another replica (or
-// anyone) changes a stored service in the shared database.
-func (p *parts) watchStoredServices(ctx context.Context, log *slog.Logger) {
-	if p.pg == nil {
-		return // one replica: the admin API reloads what it changes
-	}
-	_ = p.pg.WatchServices(ctx, func(string) {
-		if err := p.services.Load(ctx); err != nil {
-			log.Error("service catalogue reload failed; the last good catalogue stays served", "error", err)
-		}
-	}, func(err error) {
-		log.Warn("listening for service changes failed; changes made on other replicas wait for this one's next reload", "error", err)
-	})
-}

@@ -47,9 +47,10 @@
 // its head. audit.VerifyChains walks every chain (AuditChains,
 // ScanAuditChain). SQLite keeps its single chain, named "".
 //
-// Agent changes reach other replicas through LISTEN/NOTIFY: a trigger
-// announces every change to agents, and Postgres.WatchAgents reports them
-// (see docs/storage.md).
+// Changes to agents, stored services, stored policies and signing keys
+// reach other replicas through LISTEN/NOTIFY: a trigger on each table
+// announces every change, and Postgres.Watch reports them on one
+// connection (see docs/storage.md).
 //
 // The conformance suite in store/storetest pins that contract down; every
 // backend must pass it.

@@ -41,7 +41,7 @@ var (
 type Postgres struct {
 	db
 	pool *sql.DB
-	cfg  *pgx.ConnConfig // for WatchAgents' own connection
+	cfg  *pgx.ConnConfig // for Watch's own connection
 
 	lastSweep atomic.Int64 // of expired rate counts, unix microseconds
 }

@@ -2,50 +2,67 @@ package store
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 )
 
-// The channels the triggers of migrations 0004 and 0006 announce changes
-// on.
+// Feed is a channel a trigger announces a table's changes on (migrations
+// 0004, 0006 and 0008), with the changed row's key as the payload.
+type Feed string
+
+// The change feeds.
 const (
-	agentsChannel   = "meshguard_agents"
-	servicesChannel = "meshguard_services"
+	// FeedAgents carries the id of every agent created, changed or deleted.
+	FeedAgents Feed = "meshguard_agents"
+	// FeedServices carries the name of every stored service changed.
+	FeedServices Feed = "meshguard_services"
+	// FeedPolicies carries the name of every stored policy applied or
+	// deleted.
+	FeedPolicies Feed = "meshguard_policies"
+	// FeedKeys carries the kid of every signing key added, retired or
+	// deleted.
+	FeedKeys Feed = "meshguard_keys"
 )
 
-// WatchAgents calls changed with the id of every agent created, changed or
-// deleted in the database, by any replica or anyone else, as its
-// transaction commits, until ctx ends; then it returns nil. Replicas use it
-// to drop what they cached about an agent at once (SPEC §2: revocation
-// reaches every replica within a second), where a TTL alone would leave
-// verified tokens cached for their whole cache lifetime.
+// ErrUnknownFeed: Watch was asked for a channel no trigger announces on.
+var ErrUnknownFeed = errors.New("unknown change feed")
+
+// Watch calls feeds[f] with the key of every row changed in the database
+// under feed f, by any replica or anyone else, as its transaction commits,
+// until ctx ends; then it returns nil. Replicas use it to drop or reload
+// what they hold at once (SPEC §2: revocation reaches every replica within
+// a second; policies, keys and services likewise), where a timer alone
+// would leave them stale for its whole period.
 //
-// It listens on a connection of its own. Once listening — at first, and
-// after each reconnection (a failed connection is reported to failed, if
-// not nil, and retried with backoff) — it calls changed(""): anything may
-// have changed unseen before, and "" means "forget every agent".
-func (s *Postgres) WatchAgents(ctx context.Context, changed func(id string), failed func(error)) error {
-	return s.watch(ctx, agentsChannel, changed, failed)
-}
-
-// WatchServices is WatchAgents for the services put through the admin API
-// (the payload is the service's name): replicas reload their catalogue and
-// push it to their Envoys.
-func (s *Postgres) WatchServices(ctx context.Context, changed func(name string), failed func(error)) error {
-	return s.watch(ctx, servicesChannel, changed, failed)
-}
-
-func (s *Postgres) watch(ctx context.Context, channel string, changed func(string), failed func(error)) error {
+// Every feed shares one connection of Watch's own. Once listening — at
+// first, and after each reconnection (a failed connection is reported to
+// failed, if not nil, and retried with backoff) — it calls every feed's
+// function with "": anything may have changed unseen, and "" means "forget
+// or reload everything". The functions run on Watch's goroutine, one at a
+// time: a slow one delays the others' notifications, so hand slow work to
+// another goroutine.
+func (s *Postgres) Watch(ctx context.Context, feeds map[Feed]func(key string), failed func(error)) error {
+	for f := range feeds {
+		if !slices.Contains([]Feed{FeedAgents, FeedServices, FeedPolicies, FeedKeys}, f) {
+			return fmt.Errorf("watch %q: %w", f, ErrUnknownFeed)
+		}
+	}
+	if len(feeds) == 0 {
+		return nil
+	}
 	backoff := 50 * time.Millisecond
 	for {
-		err := s.listen(ctx, channel, changed)
+		err := s.listen(ctx, feeds)
 		if ctx.Err() != nil {
 			return nil //nolint:nilerr // the watch ends when its context does; the listen error is that ending
 		}
 		if failed != nil {
-			failed(fmt.Errorf("watch %s: %w", channel, err))
+			failed(fmt.Errorf("watch %v: %w", slices.Sorted(maps.Keys(feeds)), err))
 		}
 		select {
 		case <-ctx.Done():
@@ -57,7 +74,7 @@ func (s *Postgres) watch(ctx context.Context, channel string, changed func(strin
 }
 
 // listen runs one connection's LISTEN until it fails or ctx ends.
-func (s *Postgres) listen(ctx context.Context, channel string, changed func(string)) error {
+func (s *Postgres) listen(ctx context.Context, feeds map[Feed]func(string)) error {
 	conn, err := pgx.ConnectConfig(ctx, s.cfg)
 	if err != nil {
 		return err
@@ -68,17 +85,25 @@ func (s *Postgres) listen(ctx context.Context, channel string, changed func(stri
 		defer cancel()
 		_ = conn.Close(cctx)
 	}()
-	if _, err := conn.Exec(ctx, "LISTEN "+channel); err != nil {
-		return err
+	order := slices.Sorted(maps.Keys(feeds))
+	for _, f := range order {
+		// f is one of the constants above (Watch checks), never input.
+		if _, err := conn.Exec(ctx, "LISTEN "+string(f)); err != nil {
+			return err
+		}
 	}
 	// Anything may have changed before the LISTEN took hold (at start,
 	// or while reconnecting): "" says so.
-	changed("")
+	for _, f := range order {
+		feeds[f]("")
+	}
 	for {
 		n, err := conn.WaitForNotification(ctx)
 		if err != nil {
 			return err
 		}
-		changed(n.Payload)
+		if fn, ok := feeds[Feed(n.Channel)]; ok {
+			fn(n.Payload)
+		}
 	}
 }

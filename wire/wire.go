@@ -13,10 +13,17 @@ import (
 // Mount sends requests whose raw path is prefix, or under it, to h and
 // everything else to next. Enforcement points are mounted this way rather
 // than on a ServeMux, which answers "/proxy" or "/a/../b" with a redirect
-// that would reach the caller undecided.
+// that would reach the caller undecided. An absolute-form request target
+// (GET http://host/proxy/x HTTP/1.1) goes where its path says, so the
+// enforcement point answers it (the gateway refuses it with 400), not a
+// ServeMux that has no such path.
 func Mount(prefix string, h, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if rest, ok := strings.CutPrefix(r.RequestURI, prefix); ok && (rest == "" || rest[0] == '/' || rest[0] == '?') {
+		target := r.RequestURI
+		if target != "" && target[0] != '/' && r.URL != nil && r.URL.IsAbs() {
+			target = r.URL.RequestURI()
+		}
+		if rest, ok := strings.CutPrefix(target, prefix); ok && (rest == "" || rest[0] == '/' || rest[0] == '?') {
 			h.ServeHTTP(w, r)
 			return
 		}

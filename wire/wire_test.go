@@ -1,6 +1,12 @@
 package wire
 
-import "testing"
+import (
+	"bufio"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+)
 
 func TestBearer(t *testing.T) {
 	for in, want := range map[string]string{
@@ -65,5 +71,42 @@ func TestParseTraceparent(t *testing.T) {
 	}
 	if p, ok := ParseTraceparent("00-" + id + "-00f067aa0ba902b7-zz"); ok || p != (Traceparent{}) {
 		t.Errorf("bad flags parsed: %+v", p)
+	}
+}
+
+// TestMount: requests go to the mounted handler by their raw path, and an
+// absolute-form target by the path inside it.
+func TestMount(t *testing.T) {
+	mounted := http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusTeapot) })
+	other := http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusNotFound) })
+	h := Mount("/proxy", mounted, other)
+	tests := []struct {
+		target string
+		want   int
+	}{
+		{"/proxy", http.StatusTeapot},
+		{"/proxy/x?y=1", http.StatusTeapot},
+		{"/proxy?y=1", http.StatusTeapot},
+		{"/proxyx", http.StatusNotFound},
+		{"/admin/agents", http.StatusNotFound},
+		{"/a/../proxy/x", http.StatusNotFound},
+		{"http://example.com/proxy/x", http.StatusTeapot},
+		{"http://example.com/proxy", http.StatusTeapot},
+		{"https://example.com/proxyx", http.StatusNotFound},
+		{"http://example.com/admin/agents", http.StatusNotFound},
+		{"*", http.StatusNotFound},
+	}
+	for _, tt := range tests {
+		t.Run(tt.target, func(t *testing.T) {
+			req, err := http.ReadRequest(bufio.NewReader(strings.NewReader("GET " + tt.target + " HTTP/1.1\r\nHost: gw\r\n\r\n")))
+			if err != nil {
+				t.Fatal(err)
+			}
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, req)
+			if rec.Code != tt.want {
+				t.Fatalf("status %d, want %d", rec.Code, tt.want)
+			}
+		})
 	}
 }

@@ -1,0 +1,100 @@
+package store_test
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/meshguard/meshguard/identity"
+	"github.com/meshguard/meshguard/store"
+	"github.com/meshguard/meshguard/store/pgtest"
+	"github.com/meshguard/meshguard/trust"
+)
+
+// TestPostgresWatchFeeds: one Watch reports, on one connection, the key of
+// every change to stored policies, signing keys, services and agents made
+// through another handle (another replica), after the "" that says it
+// listens.
+func TestPostgresWatchFeeds(t *testing.T) {
+	u := pgtest.NewDatabase(t)
+	watcher, writer := openPostgres(t, u), openPostgres(t, u)
+
+	type note struct {
+		feed store.Feed
+		key  string
+	}
+	notes := make(chan note, 64)
+	feed := func(f store.Feed) func(string) { return func(k string) { notes <- note{f, k} } }
+	feeds := map[store.Feed]func(string){}
+	for _, f := range []store.Feed{store.FeedAgents, store.FeedServices, store.FeedPolicies, store.FeedKeys} {
+		feeds[f] = feed(f)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	var wg sync.WaitGroup
+	t.Cleanup(func() { cancel(); wg.Wait() })
+	wg.Go(func() {
+		if err := watcher.Watch(ctx, feeds, func(err error) { t.Errorf("watch failed: %v", err) }); err != nil {
+			t.Errorf("Watch = %v", err)
+		}
+	})
+	next := func() note {
+		t.Helper()
+		select {
+		case n := <-notes:
+			return n
+		case <-time.After(10 * time.Second):
+			t.Fatal("no notification in 10 s")
+			return note{}
+		}
+	}
+	listening := map[store.Feed]bool{}
+	for range feeds {
+		n := next()
+		if n.key != "" {
+			t.Fatalf("before listening was said: %+v", n)
+		}
+		listening[n.feed] = true
+	}
+	if len(listening) != len(feeds) {
+		t.Fatalf("listening said for %v", listening)
+	}
+
+	key, err := identity.GenerateKey(identity.AlgEdDSA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key.CreatedAt = time.Now()
+	agent := identity.Agent{ID: "agent_w", Name: "w", TrustTier: trust.Verified, Status: identity.StatusActive}
+	tests := []struct {
+		name  string
+		write func() error
+		want  note
+	}{
+		{"policy applied", func() error { _, err := writer.PutPolicy(t.Context(), "readers", "name: readers\n"); return err }, note{store.FeedPolicies, "readers"}},
+		{"policy deleted", func() error { return writer.DeletePolicy(t.Context(), "readers") }, note{store.FeedPolicies, "readers"}},
+		{"key rotated in", func() error { return writer.RotateKey(t.Context(), key) }, note{store.FeedKeys, key.KID}},
+		{"key deleted", func() error { return writer.DeleteKey(t.Context(), key.KID) }, note{store.FeedKeys, key.KID}},
+		{"service put", func() error { return writer.PutService(t.Context(), "ledger", "{}") }, note{store.FeedServices, "ledger"}},
+		{"agent created", func() error { _, err := writer.CreateAgent(t.Context(), agent); return err }, note{store.FeedAgents, "agent_w"}},
+	}
+	for _, tt := range tests {
+		if err := tt.write(); err != nil {
+			t.Fatalf("%s: %v", tt.name, err)
+		}
+		if got := next(); got != tt.want {
+			t.Fatalf("%s: notified %+v, want %+v", tt.name, got, tt.want)
+		}
+	}
+}
+
+// TestPostgresWatchRefusesUnknownFeeds: a channel no trigger announces on
+// would be listened to in vain.
+func TestPostgresWatchRefusesUnknownFeeds(t *testing.T) {
+	s := openPostgres(t, pgtest.NewDatabase(t))
+	err := s.Watch(t.Context(), map[store.Feed]func(string){"meshguard_nothing": func(string) {}}, nil)
+	if !errors.Is(err, store.ErrUnknownFeed) {
+		t.Fatalf("Watch = %v, want ErrUnknownFeed", err)
+	}
+}
