@@ -22,20 +22,36 @@ func (e *Engine) decide(ctx context.Context, r *Request, d *Decision, now time.T
 	}
 
 	// 1. Who is calling.
-	if r.Token == "" {
+	var actor policy.Subject
+	var tokenExp time.Time // zero for a caller known by its principal alone
+	switch {
+	case r.Token != "":
+		v, err := e.cfg.Tokens.Verify(ctx, r.Token)
+		switch {
+		case errors.Is(err, identity.ErrAgentRevoked):
+			return d.deny(401, ReasonAgentRevoked, "agent is revoked")
+		case errors.Is(err, identity.ErrInvalidToken):
+			return d.deny(401, ReasonUnauthorized, "%v", err)
+		case err != nil:
+			return internal("verifying the agent token", err)
+		}
+		actor, tokenExp = subject(&v.Agent, v.Tier), v.Claims.ExpiresAt
+		d.AgentID, d.AgentName, d.Tier = actor.ID, actor.Name, actor.Tier
+		if r.Principal != "" {
+			if err := e.samePeer(ctx, r.Principal, &v.Agent, d); err != nil || d.Effect == "deny" {
+				return err
+			}
+		}
+	case r.Principal != "":
+		a, err := e.peer(ctx, r.Principal, d)
+		if err != nil || a == nil {
+			return err
+		}
+		actor = subject(a, a.TrustTier)
+		d.AgentID, d.AgentName, d.Tier = actor.ID, actor.Name, actor.Tier
+	default:
 		return d.deny(401, ReasonUnauthorized, "missing bearer token")
 	}
-	v, err := e.cfg.Tokens.Verify(ctx, r.Token)
-	switch {
-	case errors.Is(err, identity.ErrAgentRevoked):
-		return d.deny(401, ReasonAgentRevoked, "agent is revoked")
-	case errors.Is(err, identity.ErrInvalidToken):
-		return d.deny(401, ReasonUnauthorized, "%v", err)
-	case err != nil:
-		return internal("verifying the agent token", err)
-	}
-	actor := subject(&v.Agent, v.Tier)
-	d.AgentID, d.AgentName, d.Tier = actor.ID, actor.Name, actor.Tier
 
 	// 2. What it wants to do.
 	set := e.cfg.Policies.Current()
@@ -122,7 +138,7 @@ func (e *Engine) decide(ctx context.Context, r *Request, d *Decision, now time.T
 		if grant != nil {
 			parent = &grant.DelegationGrant
 		}
-		if err := e.mint(actor.ID, target.ID, parent, v.Claims.ExpiresAt, now, d); err != nil {
+		if err := e.mint(actor.ID, target.ID, parent, tokenExp, now, d); err != nil {
 			return err
 		}
 	}
@@ -144,6 +160,7 @@ func checkBounds(r *Request) string {
 		{"action", r.Action, MaxActionLen},
 		{"resource", r.Resource, MaxResourceLen},
 		{"method", r.Method, 16},
+		{"principal", r.Principal, MaxPrincipalLen},
 	} {
 		if len(f.v) > f.max {
 			return f.name + " is longer than the limit of " + itoa(f.max) + " bytes"
@@ -357,10 +374,12 @@ func (e *Engine) limit(ctx context.Context, agentID string, limits []policy.Limi
 }
 
 // mint issues the target's delegation token: the chain so far with the actor
-// appended, never outliving the actor's token or the parent delegation.
+// appended, never outliving the actor's token (tokenExp; zero for an actor
+// known by its peer principal, whose tokens are then bounded by
+// DelegationTTL alone) or the parent delegation.
 func (e *Engine) mint(actorID, targetID string, parent *identity.DelegationGrant, tokenExp, now time.Time, d *Decision) error {
 	g := identity.DelegationGrant{Root: actorID, Actors: []string{targetID}, ExpiresAt: now.Add(e.cfg.DelegationTTL)}
-	if tokenExp.Before(g.ExpiresAt) {
+	if !tokenExp.IsZero() && tokenExp.Before(g.ExpiresAt) {
 		g.ExpiresAt = tokenExp
 	}
 	if parent != nil {
