@@ -91,12 +91,13 @@ func startMTLSGateway(t *testing.T, cfg gateway.Config, clientAuth tls.ClientAut
 	return srv
 }
 
-// clientWith is an HTTPS client of srv presenting cert (none if empty).
+// clientWith is an HTTPS client of srv presenting cert (none if empty),
+// whichever CAs the server says it accepts: as an attacker would.
 func clientWith(t *testing.T, srv *httptest.Server, cert tls.Certificate) *http.Client {
 	t.Helper()
 	tr := srv.Client().Transport.(*http.Transport).Clone()
 	if cert.Certificate != nil {
-		tr.TLSClientConfig.Certificates = []tls.Certificate{cert}
+		tr.TLSClientConfig.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return &cert, nil }
 	}
 	t.Cleanup(tr.CloseIdleConnections)
 	return &http.Client{Transport: tr, Timeout: 30 * time.Second}
