@@ -43,11 +43,11 @@ func (e *Engine) decide(ctx context.Context, r *Request, d *Decision, now time.T
 			}
 		}
 	case r.Principal != "":
-		a, err := e.peer(ctx, r.Principal, d)
-		if err != nil || a == nil {
+		a, ok, err := e.peer(ctx, r.Principal, d)
+		if err != nil || !ok {
 			return err
 		}
-		actor = subject(a, a.TrustTier)
+		actor = subject(&a, a.TrustTier)
 		d.AgentID, d.AgentName, d.Tier = actor.ID, actor.Name, actor.Tier
 	default:
 		return d.deny(401, ReasonUnauthorized, "missing bearer token")
@@ -111,12 +111,12 @@ func (e *Engine) decide(ctx context.Context, r *Request, d *Decision, now time.T
 	}
 
 	// 5. Where it goes: handing the task to another agent.
-	target, err := e.target(ctx, r.Host)
+	target, toAgent, err := e.target(ctx, r.Host)
 	if err != nil {
 		return err
 	}
-	if target != nil && target.ID != actor.ID {
-		ts := subject(target, target.TrustTier)
+	if toAgent && target.ID != actor.ID {
+		ts := subject(&target, target.TrustTier)
 		hd := set.HandOff(chain, actor, ts)
 		if !hd.Allowed() {
 			d.Policy, d.Rule = hd.Policy, ""
@@ -133,7 +133,7 @@ func (e *Engine) decide(ctx context.Context, r *Request, d *Decision, now time.T
 	}
 
 	// 7. The delegation token for the target.
-	if target != nil && target.ID != actor.ID {
+	if toAgent && target.ID != actor.ID {
 		var parent *identity.DelegationGrant
 		if grant != nil {
 			parent = &grant.DelegationGrant
@@ -330,20 +330,22 @@ func (e *Engine) members(ctx context.Context, ids []string) ([]policy.Subject, e
 	return chain, nil
 }
 
-// target returns the agent reached under host, if any.
-func (e *Engine) target(ctx context.Context, host string) (*identity.Agent, error) {
+// target returns the agent reached under host, if any. It returns the
+// agent by value: most hosts belong to no agent, and a pointer would put
+// every lookup's Agent on the heap.
+func (e *Engine) target(ctx context.Context, host string) (identity.Agent, bool, error) {
 	h := identity.NormalizeHost(host)
 	if h == "" {
-		return nil, nil
+		return identity.Agent{}, false, nil
 	}
 	a, err := e.cfg.Agents.AgentByHost(ctx, h)
 	switch {
 	case errors.Is(err, identity.ErrNotFound):
-		return nil, nil
+		return identity.Agent{}, false, nil
 	case err != nil:
-		return nil, internal("looking up the target host", err)
+		return identity.Agent{}, false, internal("looking up the target host", err)
 	}
-	return &a, nil
+	return a, true, nil
 }
 
 // limit applies the rate limits the policy decision carries, per acting

@@ -12,38 +12,39 @@ import (
 // the TLS stack verified (Request.Principal). Only requests that carry one
 // pay for these lookups; token-only requests never reach this file.
 
-// boundAgent returns the agent the principal is bound to, nil if none. A
-// principal that is not a valid SPIFFE ID is bound to no agent (agents
+// boundAgent returns the agent the principal is bound to, and whether
+// there is one (by value, as Engine.target does, to keep it off the heap).
+// A principal that is not a valid SPIFFE ID is bound to no agent (agents
 // only hold valid ones), and is not looked up.
-func (e *Engine) boundAgent(ctx context.Context, principal string) (*identity.Agent, error) {
+func (e *Engine) boundAgent(ctx context.Context, principal string) (identity.Agent, bool, error) {
 	if !identity.ValidSPIFFEID(principal) {
-		return nil, nil
+		return identity.Agent{}, false, nil
 	}
 	a, err := e.cfg.Agents.AgentBySPIFFEID(ctx, principal)
 	switch {
 	case errors.Is(err, identity.ErrNotFound):
-		return nil, nil
+		return identity.Agent{}, false, nil
 	case err != nil:
-		return nil, internal("looking up the peer principal", err)
+		return identity.Agent{}, false, internal("looking up the peer principal", err)
 	}
-	return &a, nil
+	return a, true, nil
 }
 
 // peer authenticates a request that has a principal and no token: the
-// principal's agent, or a 401 in d (nil agent, nil error) when it is bound
-// to none or its agent is revoked.
-func (e *Engine) peer(ctx context.Context, principal string, d *Decision) (*identity.Agent, error) {
-	a, err := e.boundAgent(ctx, principal)
+// principal's agent, or a 401 in d (false, nil error) when it is bound to
+// none or its agent is revoked.
+func (e *Engine) peer(ctx context.Context, principal string, d *Decision) (identity.Agent, bool, error) {
+	a, ok, err := e.boundAgent(ctx, principal)
 	switch {
 	case err != nil:
-		return nil, err
-	case a == nil:
-		return nil, d.deny(401, ReasonUnauthorized, "missing bearer token, and the peer principal %s is bound to no agent", quote(principal))
+		return a, false, err
+	case !ok:
+		return a, false, d.deny(401, ReasonUnauthorized, "missing bearer token, and the peer principal %s is bound to no agent", quote(principal))
 	case !a.Active():
 		d.AgentID, d.AgentName = a.ID, a.Name
-		return nil, d.deny(401, ReasonAgentRevoked, "agent is revoked")
+		return a, false, d.deny(401, ReasonAgentRevoked, "agent is revoked")
 	}
-	return a, nil
+	return a, true, nil
 }
 
 // samePeer checks that a request's token and principal name the same
@@ -52,11 +53,11 @@ func (e *Engine) peer(ctx context.Context, principal string, d *Decision) (*iden
 // stolen token is then useless from another workload). A mismatch is a
 // 403 in d.
 func (e *Engine) samePeer(ctx context.Context, principal string, tokenAgent *identity.Agent, d *Decision) error {
-	bound, err := e.boundAgent(ctx, principal)
+	bound, ok, err := e.boundAgent(ctx, principal)
 	if err != nil {
 		return err
 	}
-	if bound != nil {
+	if ok {
 		if bound.ID != tokenAgent.ID {
 			return d.deny(403, ReasonIdentityMismatch, "the peer principal %s is bound to another agent than the token's (%q)", quote(principal), tokenAgent.Name)
 		}
