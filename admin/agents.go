@@ -87,7 +87,7 @@ func (a *API) createAgent(w http.ResponseWriter, r *http.Request) {
 	}
 	ag := identity.Agent{
 		ID: identity.NewAgentID(), Name: req.Name, TrustTier: tier, Tags: req.Tags, Hosts: req.Hosts,
-		Metadata: req.Metadata, Status: identity.StatusActive,
+		SPIFFEIDs: req.SPIFFEIDs, Metadata: req.Metadata, Status: identity.StatusActive,
 	}
 	if err := ag.Validate(); err != nil {
 		badRequest(w, "%s", err)
@@ -167,8 +167,8 @@ func (a *API) updateAgent(w http.ResponseWriter, r *http.Request) {
 	if !decodeJSON(w, r, &p, MaxBodyBytes, false) {
 		return
 	}
-	if p.Name == nil && p.TrustTier == nil && p.Tags == nil && p.Hosts == nil && p.Metadata == nil {
-		badRequest(w, "nothing to update: give one or more of name, trustTier, tags, hosts, metadata")
+	if p.Name == nil && p.TrustTier == nil && p.Tags == nil && p.Hosts == nil && p.SPIFFEIDs == nil && p.Metadata == nil {
+		badRequest(w, "nothing to update: give one or more of name, trustTier, tags, hosts, spiffeIds, metadata")
 		return
 	}
 	a.agentMu.Lock()
@@ -193,6 +193,9 @@ func (a *API) updateAgent(w http.ResponseWriter, r *http.Request) {
 	}
 	if p.Hosts != nil {
 		ag.Hosts = *p.Hosts
+	}
+	if p.SPIFFEIDs != nil {
+		ag.SPIFFEIDs = *p.SPIFFEIDs
 	}
 	if p.Metadata != nil {
 		ag.Metadata = *p.Metadata

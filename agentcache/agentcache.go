@@ -1,6 +1,6 @@
 // Package agentcache keeps recently read agents in memory so the request
-// path does not query the store for every delegation-chain member and every
-// target host.
+// path does not query the store for every delegation-chain member, every
+// target host and every peer principal (SPIFFE ID).
 //
 // Entries live for a short TTL (default one second) and are dropped at once
 // by Invalidate when this replica changes an agent; the TTL bounds how long
@@ -22,6 +22,7 @@ import (
 type Source interface {
 	GetAgent(ctx context.Context, id string) (identity.Agent, error)
 	AgentByHost(ctx context.Context, host string) (identity.Agent, error)
+	AgentBySPIFFEID(ctx context.Context, id string) (identity.Agent, error)
 }
 
 // Defaults.
@@ -40,7 +41,8 @@ type Cache struct {
 	mu     sync.Mutex
 	byID   map[string]entry
 	byHost map[string]entry
-	gen    uint64 // bumped by every invalidation; see put
+	bySVID map[string]entry // by SPIFFE ID
+	gen    uint64           // bumped by every invalidation; see put
 }
 
 type entry struct {
@@ -61,7 +63,7 @@ func New(src Source, ttl time.Duration, max int, now func() time.Time) *Cache {
 	if now == nil {
 		now = time.Now
 	}
-	return &Cache{src: src, ttl: ttl, max: max, now: now, byID: map[string]entry{}, byHost: map[string]entry{}}
+	return &Cache{src: src, ttl: ttl, max: max, now: now, byID: map[string]entry{}, byHost: map[string]entry{}, bySVID: map[string]entry{}}
 }
 
 // GetAgent returns the agent with id, or an error wrapping
@@ -74,6 +76,12 @@ func (c *Cache) GetAgent(ctx context.Context, id string) (identity.Agent, error)
 // identity.ErrNotFound.
 func (c *Cache) AgentByHost(ctx context.Context, host string) (identity.Agent, error) {
 	return c.get(ctx, c.byHost, host, c.src.AgentByHost)
+}
+
+// AgentBySPIFFEID returns the agent bound to the SPIFFE ID id, or an error
+// wrapping identity.ErrNotFound.
+func (c *Cache) AgentBySPIFFEID(ctx context.Context, id string) (identity.Agent, error) {
+	return c.get(ctx, c.bySVID, id, c.src.AgentBySPIFFEID)
 }
 
 func (c *Cache) get(ctx context.Context, m map[string]entry, key string, load func(context.Context, string) (identity.Agent, error)) (identity.Agent, error) {
@@ -112,7 +120,7 @@ func (c *Cache) get(ctx context.Context, m map[string]entry, key string, load fu
 
 // sweep drops expired entries. Called with c.mu held.
 func (c *Cache) sweep(now time.Time) {
-	for _, m := range []map[string]entry{c.byID, c.byHost} {
+	for _, m := range []map[string]entry{c.byID, c.byHost, c.bySVID} {
 		for k, e := range m {
 			if !now.Before(e.expires) {
 				delete(m, k)
@@ -122,12 +130,13 @@ func (c *Cache) sweep(now time.Time) {
 }
 
 // Invalidate forgets everything cached. Call it after creating, updating or
-// revoking an agent: host ownership may have moved, so dropping only one id
-// would not be enough, and changes are rare.
+// revoking an agent: host and SPIFFE ID ownership may have moved, so
+// dropping only one id would not be enough, and changes are rare.
 func (c *Cache) Invalidate() {
 	c.mu.Lock()
 	c.gen++
 	clear(c.byID)
 	clear(c.byHost)
+	clear(c.bySVID)
 	c.mu.Unlock()
 }

@@ -45,6 +45,12 @@ func (f *fakeSource) AgentByHost(ctx context.Context, host string) (identity.Age
 	return f.GetAgent(ctx, id)
 }
 
+// AgentBySPIFFEID: the fake binds no SPIFFE IDs (TestCacheSPIFFEIDs runs
+// over the real store).
+func (f *fakeSource) AgentBySPIFFEID(context.Context, string) (identity.Agent, error) {
+	return identity.Agent{}, identity.ErrNotFound
+}
+
 func TestCache(t *testing.T) {
 	ctx := context.Background()
 	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)

@@ -28,21 +28,24 @@ func (a *app) agentCmd() *cobra.Command {
 
 // agentFields are the flags that describe an agent (create and update).
 type agentFields struct {
-	name, trust  string
-	tags, hosts  []string
-	metadata     map[string]string
-	tagsV, hostV listValue
-	metaV        mapValue
+	name, trust          string
+	tags, hosts, spiffes []string
+	metadata             map[string]string
+	tagsV, hostV, spifV  listValue
+	metaV                mapValue
 }
 
 func (f *agentFields) register(cmd *cobra.Command) {
 	f.tagsV = listValue{list: &f.tags}
 	f.hostV = listValue{list: &f.hosts}
+	f.spifV = listValue{list: &f.spiffes}
 	f.metaV = mapValue{m: &f.metadata}
 	fl := cmd.Flags()
 	fl.StringVar(&f.trust, "trust", "", "trust tier: untrusted, verified, trusted or privileged")
 	fl.Var(&f.tagsV, "tags", "tags, comma-separated (policies match them in appliesTo.tags)")
 	fl.Var(&f.hostV, "hosts", "host names under which the agent is reached through the mesh, comma-separated")
+	fl.Var(&f.spifV, "spiffe-id", "a SPIFFE ID that is this agent (its workload's mesh identity, such as\n"+
+		"spiffe://cluster.local/ns/NS/sa/SA): a request from it needs no token; repeat for several")
 	fl.Var(&f.metaV, "metadata", "metadata as key=value pairs, comma-separated")
 }
 
@@ -73,6 +76,7 @@ type issuedJSON struct {
 	TrustTier string    `json:"trustTier,omitempty"`
 	Tags      *[]string `json:"tags,omitempty"`
 	Hosts     *[]string `json:"hosts,omitempty"`
+	SPIFFEIDs []string  `json:"spiffeIds,omitempty"`
 	Token     string    `json:"token,omitempty"`
 	TokenFile string    `json:"tokenFile,omitempty"`
 	ExpiresAt time.Time `json:"expiresAt"`
@@ -111,11 +115,12 @@ func (a *app) agentCreateCmd() *cobra.Command {
 			"TOKEN=$(meshguard agent create NAME) works; a summary goes to stderr (not with --quiet).\n" +
 			"--output FILE writes the token to FILE (mode 0600) instead. The tier defaults to untrusted.",
 		Example: "  meshguard agent create researcher --trust verified --tags researcher --hosts researcher.mesh.local\n" +
+			"  meshguard agent create researcher --trust verified --spiffe-id spiffe://cluster.local/ns/research/sa/researcher\n" +
 			"  TOKEN=$(meshguard agent create emailer --trust verified --tags emailer --ttl 1h)\n" +
 			"  meshguard agent create orchestrator --trust trusted --tags orchestrator --output orchestrator.jwt",
 		Args: exactArgs(1),
 		RunE: runE(func(cmd *cobra.Command, args []string) error {
-			req := client.CreateAgentRequest{Name: args[0], Tags: f.tags, Hosts: f.hosts, Metadata: f.metadata, TTL: client.Duration(ttl)}
+			req := client.CreateAgentRequest{Name: args[0], Tags: f.tags, Hosts: f.hosts, SPIFFEIDs: f.spiffes, Metadata: f.metadata, TTL: client.Duration(ttl)}
 			if strings.TrimSpace(req.Name) == "" {
 				return usageErr("agent create: NAME must not be empty")
 			}
@@ -143,12 +148,12 @@ func (a *app) agentCreateCmd() *cobra.Command {
 			}
 			tags, hosts := nonNil(ag.Tags), nonNil(ag.Hosts)
 			if err := a.deliverToken(file, issuedJSON{ID: ag.ID, Name: ag.Name, TrustTier: ag.TrustTier.String(),
-				Tags: &tags, Hosts: &hosts, ExpiresAt: ag.ExpiresAt}, ag.Token); err != nil {
+				Tags: &tags, Hosts: &hosts, SPIFFEIDs: ag.SPIFFEIDs, ExpiresAt: ag.ExpiresAt}, ag.Token); err != nil {
 				return fmt.Errorf("agent %s (%s) was created, but %w; issue a new token with `meshguard agent token %s`", ag.Name, ag.ID, err, ag.ID)
 			}
 			if !a.g.json {
-				a.note("✓ created agent %s (%s), tier %s, tags %s, hosts %s", ag.Name, ag.ID, ag.TrustTier,
-					orDash(strings.Join(ag.Tags, ",")), orDash(strings.Join(ag.Hosts, ",")))
+				a.note("✓ created agent %s (%s), tier %s, tags %s, hosts %s, SPIFFE IDs %s", ag.Name, ag.ID, ag.TrustTier,
+					orDash(strings.Join(ag.Tags, ",")), orDash(strings.Join(ag.Hosts, ",")), orDash(strings.Join(ag.SPIFFEIDs, ",")))
 				a.noteToken(file, ag.ExpiresAt)
 			}
 			return nil
@@ -194,7 +199,7 @@ func (a *app) agentListCmd() *cobra.Command {
 	var tier, status, tag string
 	cmd := &cobra.Command{
 		Use:     "list",
-		Short:   "List agents: ID, NAME, TIER, STATUS, TAGS, HOSTS",
+		Short:   "List agents: ID, NAME, TIER, STATUS, TAGS, HOSTS, SPIFFE IDS",
 		Long:    "Lists the agents in name order, every page of them. --json prints an array of agents.",
 		Example: "  meshguard agent list\n  meshguard agent list --trust verified --status active\n  meshguard agent list --json",
 		Args:    exactArgs(0),
@@ -236,9 +241,9 @@ func (a *app) agentListCmd() *cobra.Command {
 			rows := make([][]string, len(agents))
 			for i, ag := range agents {
 				rows[i] = []string{ag.ID, ag.Name, ag.TrustTier.String(), string(ag.Status),
-					orDash(strings.Join(ag.Tags, ",")), orDash(strings.Join(ag.Hosts, ","))}
+					orDash(strings.Join(ag.Tags, ",")), orDash(strings.Join(ag.Hosts, ",")), orDash(strings.Join(ag.SPIFFEIDs, ","))}
 			}
-			a.table([]string{"ID", "NAME", "TIER", "STATUS", "TAGS", "HOSTS"}, rows)
+			a.table([]string{"ID", "NAME", "TIER", "STATUS", "TAGS", "HOSTS", "SPIFFE IDS"}, rows)
 			return nil
 		}),
 	}
@@ -267,6 +272,7 @@ func (a *app) showAgent(ag identity.Agent) {
 		{"status", string(ag.Status)},
 		{"tags", orDash(strings.Join(ag.Tags, ", "))},
 		{"hosts", orDash(strings.Join(ag.Hosts, ", "))},
+		{"spiffe ids", orDash(strings.Join(ag.SPIFFEIDs, ", "))},
 		{"metadata", orDash(strings.Join(meta, ", "))},
 		{"created", ag.CreatedAt.UTC().Format(time.RFC3339)},
 		{"updated", ag.UpdatedAt.UTC().Format(time.RFC3339)},
@@ -304,12 +310,14 @@ func (a *app) agentUpdateCmd() *cobra.Command {
 	var f agentFields
 	cmd := &cobra.Command{
 		Use:   "update ID",
-		Short: "Change an agent's name, tier, tags, hosts or metadata",
+		Short: "Change an agent's name, tier, tags, hosts, SPIFFE IDs or metadata",
 		Long: "Sends only the fields whose flags are given; the others keep their values. --tags,\n" +
-			"--hosts and --metadata replace the whole list or map; an empty value (--tags '') clears it.\n" +
+			"--hosts, --spiffe-id and --metadata replace the whole list or map; an empty value\n" +
+			"(--tags '') clears it.\n" +
 			"A demotion takes effect at once, for tokens already issued too.",
 		Example: "  meshguard agent update researcher --trust trusted --tags researcher,papers\n" +
-			"  meshguard agent update researcher --hosts '' --metadata owner=research@example.com",
+			"  meshguard agent update researcher --hosts '' --metadata owner=research@example.com\n" +
+			"  meshguard agent update researcher --spiffe-id spiffe://cluster.local/ns/research/sa/researcher",
 		Args: exactArgs(1),
 		RunE: runE(func(cmd *cobra.Command, args []string) error {
 			var p client.AgentPatch
@@ -330,11 +338,14 @@ func (a *app) agentUpdateCmd() *cobra.Command {
 			if fl.Changed("hosts") {
 				p.Hosts = &f.hosts
 			}
+			if fl.Changed("spiffe-id") {
+				p.SPIFFEIDs = &f.spiffes
+			}
 			if fl.Changed("metadata") {
 				p.Metadata = &f.metadata
 			}
 			if p == (client.AgentPatch{}) {
-				return usageErr("agent update: nothing to change: give one or more of --name, --trust, --tags, --hosts, --metadata")
+				return usageErr("agent update: nothing to change: give one or more of --name, --trust, --tags, --hosts, --spiffe-id, --metadata")
 			}
 			c, err := a.adminClient()
 			if err != nil {

@@ -192,11 +192,13 @@ func TestOnlineAgentRoundTrip(t *testing.T) {
 
 	// create: the token alone on stdout, a summary on stderr.
 	code, out, errOut := l.mg(t, "agent", "create", "researcher", "--trust", "verified", "--tags", "researcher",
-		"--hosts", "researcher.mesh.local", "--metadata", "owner=research@example.com,team=papers", "--ttl", "1h")
+		"--hosts", "researcher.mesh.local", "--metadata", "owner=research@example.com,team=papers", "--ttl", "1h",
+		"--spiffe-id", "spiffe://cluster.local/ns/research/sa/researcher", "--spiffe-id", "spiffe://cluster.local/ns/research/sa/researcher-v2")
 	if code != 0 || !strings.HasPrefix(out, "eyJ") || strings.Count(out, "\n") != 1 || !strings.HasSuffix(out, "\n") {
 		t.Fatalf("create: exit %d, stdout %q, stderr %q", code, out, errOut)
 	}
-	if !strings.Contains(errOut, "✓ created agent researcher (agent_") || !strings.Contains(errOut, "tier verified, tags researcher, hosts researcher.mesh.local") {
+	if !strings.Contains(errOut, "✓ created agent researcher (agent_") || !strings.Contains(errOut, "tier verified, tags researcher, hosts researcher.mesh.local, "+
+		"SPIFFE IDs spiffe://cluster.local/ns/research/sa/researcher,spiffe://cluster.local/ns/research/sa/researcher-v2") {
 		t.Errorf("create summary: %q", errOut)
 	}
 	researcherToken := strings.TrimSpace(out)
@@ -283,13 +285,14 @@ func TestOnlineAgentRoundTrip(t *testing.T) {
 	out = l.must(t, "agent", "show", "researcher")
 	for _, want := range []string{"id:         " + researcherID + "\n", "name:       researcher\n", "trust tier: verified\n",
 		"status:     active\n", "tags:       researcher\n", "hosts:      researcher.mesh.local\n",
+		"spiffe ids: spiffe://cluster.local/ns/research/sa/researcher, spiffe://cluster.local/ns/research/sa/researcher-v2\n",
 		"metadata:   owner=research@example.com, team=papers\n", "created:    20"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("show lacks %q:\n%s", want, out)
 		}
 	}
 	shown := decodeJSON[map[string]any](t, l.must(t, "agent", "show", researcherID, "--json"))
-	if diff := cmp.Diff([]string{"createdAt", "hosts", "id", "metadata", "name", "status", "tags", "trustTier", "updatedAt"}, keysOf(shown)); diff != "" {
+	if diff := cmp.Diff([]string{"createdAt", "hosts", "id", "metadata", "name", "spiffeIds", "status", "tags", "trustTier", "updatedAt"}, keysOf(shown)); diff != "" {
 		t.Errorf("show --json keys (-want +got):\n%s", diff)
 	}
 
@@ -300,9 +303,18 @@ func TestOnlineAgentRoundTrip(t *testing.T) {
 		!strings.Contains(out, "owner=research@example.com") {
 		t.Errorf("update:\n%s", out)
 	}
-	updated := decodeJSON[identity.Agent](t, l.must(t, "agent", "update", researcherID, "--hosts", "", "--metadata", "", "--json"))
-	if len(updated.Hosts) != 0 || len(updated.Metadata) != 0 || updated.TrustTier.String() != "trusted" || len(updated.Tags) != 2 {
-		t.Errorf("update clearing hosts and metadata: %+v", updated)
+	// A SPIFFE ID another agent holds: refused, naming the holder.
+	code, _, errOut = l.mg(t, "agent", "update", "emailer", "--spiffe-id", "spiffe://cluster.local/ns/research/sa/researcher")
+	if code == 0 || !strings.Contains(errOut, researcherID) {
+		t.Errorf("update to a taken SPIFFE ID: exit %d, stderr %q", code, errOut)
+	}
+	updated := decodeJSON[identity.Agent](t, l.must(t, "agent", "update", researcherID, "--spiffe-id", "spiffe://cluster.local/ns/research/sa/researcher-v3", "--json"))
+	if !slices.Equal(updated.SPIFFEIDs, []string{"spiffe://cluster.local/ns/research/sa/researcher-v3"}) || len(updated.Hosts) != 1 {
+		t.Errorf("update replacing the SPIFFE IDs: %+v", updated)
+	}
+	updated = decodeJSON[identity.Agent](t, l.must(t, "agent", "update", researcherID, "--hosts", "", "--metadata", "", "--spiffe-id", "", "--json"))
+	if len(updated.Hosts) != 0 || len(updated.Metadata) != 0 || len(updated.SPIFFEIDs) != 0 || updated.TrustTier.String() != "trusted" || len(updated.Tags) != 2 {
+		t.Errorf("update clearing hosts, SPIFFE IDs and metadata: %+v", updated)
 	}
 	renamed := decodeJSON[identity.Agent](t, l.must(t, "agent", "update", "emailer", "--name", "mailer", "--json"))
 	if renamed.Name != "mailer" || renamed.TrustTier.String() != "verified" || !slices.Equal(renamed.Tags, []string{"emailer"}) {

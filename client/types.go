@@ -102,9 +102,11 @@ func (e LocatedError) String() string {
 type CreateAgentRequest struct {
 	Name string `json:"name"`
 	// TrustTier is a tier name; empty means untrusted, the lowest.
-	TrustTier string            `json:"trustTier,omitempty"`
-	Tags      []string          `json:"tags,omitempty"`
-	Hosts     []string          `json:"hosts,omitempty"`
+	TrustTier string   `json:"trustTier,omitempty"`
+	Tags      []string `json:"tags,omitempty"`
+	Hosts     []string `json:"hosts,omitempty"`
+	// SPIFFEIDs are the mesh identities (spiffe://…) that are this agent.
+	SPIFFEIDs []string          `json:"spiffeIds,omitempty"`
 	Metadata  map[string]string `json:"metadata,omitempty"`
 	// TTL is the first token's lifetime; zero means the server's default.
 	TTL Duration `json:"ttl,omitempty"`
@@ -119,13 +121,14 @@ type AgentWithToken struct {
 }
 
 // AgentPatch is the body of PATCH /admin/agents/{id}: only the fields given
-// change. Tags, Hosts and Metadata are replaced whole; an empty list or
-// object clears them.
+// change. Tags, Hosts, SPIFFEIDs and Metadata are replaced whole; an empty
+// list or object clears them.
 type AgentPatch struct {
 	Name      *string            `json:"name,omitempty"`
 	TrustTier *string            `json:"trustTier,omitempty"`
 	Tags      *[]string          `json:"tags,omitempty"`
 	Hosts     *[]string          `json:"hosts,omitempty"`
+	SPIFFEIDs *[]string          `json:"spiffeIds,omitempty"`
 	Metadata  *map[string]string `json:"metadata,omitempty"`
 }
 

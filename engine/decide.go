@@ -22,20 +22,36 @@ func (e *Engine) decide(ctx context.Context, r *Request, d *Decision, now time.T
 	}
 
 	// 1. Who is calling.
-	if r.Token == "" {
+	var actor policy.Subject
+	var tokenExp time.Time // zero for a caller known by its principal alone
+	switch {
+	case r.Token != "":
+		v, err := e.cfg.Tokens.Verify(ctx, r.Token)
+		switch {
+		case errors.Is(err, identity.ErrAgentRevoked):
+			return d.deny(401, ReasonAgentRevoked, "agent is revoked")
+		case errors.Is(err, identity.ErrInvalidToken):
+			return d.deny(401, ReasonUnauthorized, "%v", err)
+		case err != nil:
+			return internal("verifying the agent token", err)
+		}
+		actor, tokenExp = subject(&v.Agent, v.Tier), v.Claims.ExpiresAt
+		d.AgentID, d.AgentName, d.Tier = actor.ID, actor.Name, actor.Tier
+		if r.Principal != "" {
+			if err := e.samePeer(ctx, r.Principal, &v.Agent, d); err != nil || d.Effect == "deny" {
+				return err
+			}
+		}
+	case r.Principal != "":
+		a, ok, err := e.peer(ctx, r.Principal, d)
+		if err != nil || !ok {
+			return err
+		}
+		actor = subject(&a, a.TrustTier)
+		d.AgentID, d.AgentName, d.Tier = actor.ID, actor.Name, actor.Tier
+	default:
 		return d.deny(401, ReasonUnauthorized, "missing bearer token")
 	}
-	v, err := e.cfg.Tokens.Verify(ctx, r.Token)
-	switch {
-	case errors.Is(err, identity.ErrAgentRevoked):
-		return d.deny(401, ReasonAgentRevoked, "agent is revoked")
-	case errors.Is(err, identity.ErrInvalidToken):
-		return d.deny(401, ReasonUnauthorized, "%v", err)
-	case err != nil:
-		return internal("verifying the agent token", err)
-	}
-	actor := subject(&v.Agent, v.Tier)
-	d.AgentID, d.AgentName, d.Tier = actor.ID, actor.Name, actor.Tier
 
 	// 2. What it wants to do.
 	set := e.cfg.Policies.Current()
@@ -95,12 +111,12 @@ func (e *Engine) decide(ctx context.Context, r *Request, d *Decision, now time.T
 	}
 
 	// 5. Where it goes: handing the task to another agent.
-	target, err := e.target(ctx, r.Host)
+	target, toAgent, err := e.target(ctx, r.Host)
 	if err != nil {
 		return err
 	}
-	if target != nil && target.ID != actor.ID {
-		ts := subject(target, target.TrustTier)
+	if toAgent && target.ID != actor.ID {
+		ts := subject(&target, target.TrustTier)
 		hd := set.HandOff(chain, actor, ts)
 		if !hd.Allowed() {
 			d.Policy, d.Rule = hd.Policy, ""
@@ -117,12 +133,12 @@ func (e *Engine) decide(ctx context.Context, r *Request, d *Decision, now time.T
 	}
 
 	// 7. The delegation token for the target.
-	if target != nil && target.ID != actor.ID {
+	if toAgent && target.ID != actor.ID {
 		var parent *identity.DelegationGrant
 		if grant != nil {
 			parent = &grant.DelegationGrant
 		}
-		if err := e.mint(actor.ID, target.ID, parent, v.Claims.ExpiresAt, now, d); err != nil {
+		if err := e.mint(actor.ID, target.ID, parent, tokenExp, now, d); err != nil {
 			return err
 		}
 	}
@@ -144,6 +160,7 @@ func checkBounds(r *Request) string {
 		{"action", r.Action, MaxActionLen},
 		{"resource", r.Resource, MaxResourceLen},
 		{"method", r.Method, 16},
+		{"principal", r.Principal, MaxPrincipalLen},
 	} {
 		if len(f.v) > f.max {
 			return f.name + " is longer than the limit of " + itoa(f.max) + " bytes"
@@ -313,20 +330,22 @@ func (e *Engine) members(ctx context.Context, ids []string) ([]policy.Subject, e
 	return chain, nil
 }
 
-// target returns the agent reached under host, if any.
-func (e *Engine) target(ctx context.Context, host string) (*identity.Agent, error) {
+// target returns the agent reached under host, if any. It returns the
+// agent by value: most hosts belong to no agent, and a pointer would put
+// every lookup's Agent on the heap.
+func (e *Engine) target(ctx context.Context, host string) (identity.Agent, bool, error) {
 	h := identity.NormalizeHost(host)
 	if h == "" {
-		return nil, nil
+		return identity.Agent{}, false, nil
 	}
 	a, err := e.cfg.Agents.AgentByHost(ctx, h)
 	switch {
 	case errors.Is(err, identity.ErrNotFound):
-		return nil, nil
+		return identity.Agent{}, false, nil
 	case err != nil:
-		return nil, internal("looking up the target host", err)
+		return identity.Agent{}, false, internal("looking up the target host", err)
 	}
-	return &a, nil
+	return a, true, nil
 }
 
 // limit applies the rate limits the policy decision carries, per acting
@@ -357,10 +376,12 @@ func (e *Engine) limit(ctx context.Context, agentID string, limits []policy.Limi
 }
 
 // mint issues the target's delegation token: the chain so far with the actor
-// appended, never outliving the actor's token or the parent delegation.
+// appended, never outliving the actor's token (tokenExp; zero for an actor
+// known by its peer principal, whose tokens are then bounded by
+// DelegationTTL alone) or the parent delegation.
 func (e *Engine) mint(actorID, targetID string, parent *identity.DelegationGrant, tokenExp, now time.Time, d *Decision) error {
 	g := identity.DelegationGrant{Root: actorID, Actors: []string{targetID}, ExpiresAt: now.Add(e.cfg.DelegationTTL)}
-	if tokenExp.Before(g.ExpiresAt) {
+	if !tokenExp.IsZero() && tokenExp.Before(g.ExpiresAt) {
 		g.ExpiresAt = tokenExp
 	}
 	if parent != nil {

@@ -35,10 +35,12 @@ type Delegator interface {
 	Delegate(g identity.DelegationGrant) (string, identity.DelegationGrant, error)
 }
 
-// Agents looks agents up by id and by host (agentcache.Cache over the store).
+// Agents looks agents up by id, by host and by SPIFFE ID (agentcache.Cache
+// over the store).
 type Agents interface {
 	GetAgent(ctx context.Context, id string) (identity.Agent, error)
 	AgentByHost(ctx context.Context, host string) (identity.Agent, error)
+	AgentBySPIFFEID(ctx context.Context, id string) (identity.Agent, error)
 }
 
 // Policies supplies the policy set in force (policy.Loader).

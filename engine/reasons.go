@@ -1,5 +1,7 @@
 package engine
 
+import "github.com/meshguard/meshguard/identity"
+
 // Reason codes the engine adds to those of package policy.
 const (
 	// ReasonAllowed... come from policy (rule_allow, default_allow).
@@ -8,6 +10,11 @@ const (
 	ReasonUnauthorized = "unauthorized"
 	// ReasonAgentRevoked: the token's agent is revoked (401).
 	ReasonAgentRevoked = "agent_revoked"
+	// ReasonIdentityMismatch: the token and the peer principal name
+	// different agents: the principal is bound to another agent than the
+	// token's, or the token's agent is bound to SPIFFE IDs and the
+	// principal is none of them (403).
+	ReasonIdentityMismatch = "identity_mismatch"
 	// ReasonBadRequest: malformed input the caller controls, such as an
 	// oversized header or a path with a dot segment (400).
 	ReasonBadRequest = "bad_request"
@@ -29,4 +36,6 @@ const (
 	MaxContextKeys = 64
 	MaxPathLen     = 8 << 10
 	MaxHostLen     = 253 + 6
+	// MaxPrincipalLen bounds a peer principal: a SPIFFE ID's own limit.
+	MaxPrincipalLen = identity.MaxSPIFFEIDLen
 )

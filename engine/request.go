@@ -38,6 +38,13 @@ type Request struct {
 	Token string
 	// Delegation is the X-MeshGuard-Delegation token, if any.
 	Delegation string
+	// Principal is the caller's peer identity as the proxy or the TLS
+	// stack verified it: the SPIFFE ID of its mTLS client certificate
+	// (Envoy's source.principal, the gateway's verified client
+	// certificate). Adapters set it only from what was verified, never
+	// from a request header. A principal bound to an agent is that agent
+	// without a token; with a token, the two must agree.
+	Principal string
 
 	// The HTTP request being authorized (ext_authz, gateway, wasm).
 	Method string

@@ -5,7 +5,10 @@
 // Both adapters do the same three things and nothing else:
 //
 //  1. turn what Envoy sends into an engine.Request, refusing input outside
-//     the bounds below with a 400 denial before any work is done;
+//     the bounds below with a 400 denial before any work is done (the gRPC
+//     adapter also takes the peer principal Envoy verified,
+//     attributes.source.principal; the HTTP one has none to take, and never
+//     reads x-forwarded-client-cert as an identity);
 //  2. ask the one decision pipeline (engine.Engine.Check, behind Checker);
 //  3. render the engine.Decision the way Envoy applies it: on allow, the
 //     x-meshguard-* headers for the upstream (set, never appended, and any

@@ -138,6 +138,17 @@ func fromCheckRequest(req *authv3.CheckRequest, r *engine.Request) *rejection {
 		return badRequest(sc.Bad())
 	}
 
+	// The peer's identity as Envoy verified it: the URI SAN (Istio: the
+	// SPIFFE ID) of the client certificate of the mTLS connection, empty
+	// without mTLS. Never the x-forwarded-client-cert header, which is a
+	// claim the caller may have written itself.
+	if p := attrs.GetSource().GetPrincipal(); p != "" {
+		if len(p) > engine.MaxPrincipalLen || !utf8.ValidString(p) {
+			return badRequest("attributes.source.principal is not valid UTF-8 or is longer than the limit of " + strconv.Itoa(engine.MaxPrincipalLen) + " bytes")
+		}
+		r.Principal = p
+	}
+
 	r.Method, r.Host, r.Path = h.GetMethod(), h.GetHost(), h.GetPath()
 	if r.Method == "" {
 		r.Method = sc.Get(wire.HMethod)

@@ -249,3 +249,10 @@ func (d *directory) AgentByHost(ctx context.Context, host string) (identity.Agen
 	}
 	return d.GetAgent(ctx, id)
 }
+
+// AgentBySPIFFEID finds no agent: the filter does not read peer principals
+// yet (its requests carry none, so the engine never asks), and its
+// configuration carries no SPIFFE IDs. See docs/wasm-filter.md.
+func (d *directory) AgentBySPIFFEID(_ context.Context, id string) (identity.Agent, error) {
+	return identity.Agent{}, fmt.Errorf("agent by SPIFFE ID %q: %w", id, identity.ErrNotFound)
+}

@@ -11,7 +11,9 @@
 //     the upstream cannot read differently (no dot segments, empty segments,
 //     encoded slashes or backslashes);
 //  3. one engine.Request to the Checker (the engine), with the path after
-//     the /proxy prefix and the target's host;
+//     the /proxy prefix and the target's host, and, when the gateway is
+//     served over mutual TLS, the SPIFFE ID of the client's verified
+//     certificate as the peer principal (peerPrincipal);
 //  4. a denial is answered with the decision's status, headers and JSON
 //     body; a Checker error (engine.ErrInternal) with a 503; neither
 //     reaches the upstream;

@@ -136,6 +136,7 @@ func (g *Gateway) engineRequest(r *http.Request, path string, client netip.Addr)
 		Source:     engine.SourceGateway,
 		Token:      bearer(r.Header[hAuthorization]),
 		Delegation: first(r.Header[hDelegation]),
+		Principal:  peerPrincipal(r.TLS),
 		Method:     r.Method,
 		Host:       g.target.Host,
 		Path:       path,

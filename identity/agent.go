@@ -33,11 +33,16 @@ const (
 
 // Agent is one registered agent (SPEC §2).
 type Agent struct {
-	ID        string            `json:"id"`
-	Name      string            `json:"name"`
-	TrustTier trust.Tier        `json:"trustTier"`
-	Tags      []string          `json:"tags"`
-	Hosts     []string          `json:"hosts"`
+	ID        string     `json:"id"`
+	Name      string     `json:"name"`
+	TrustTier trust.Tier `json:"trustTier"`
+	Tags      []string   `json:"tags"`
+	Hosts     []string   `json:"hosts"`
+	// SPIFFEIDs are the mesh identities (the SPIFFE IDs of the workload
+	// certificates a mesh such as Istio issues) that are this agent: a
+	// request whose verified peer principal is one of them needs no token.
+	// An ID belongs to at most one agent.
+	SPIFFEIDs []string          `json:"spiffeIds"`
 	Metadata  map[string]string `json:"metadata"`
 	Status    Status            `json:"status"`
 	CreatedAt time.Time         `json:"createdAt"`
@@ -106,6 +111,19 @@ func (a Agent) Validate() error {
 	}
 	if len(a.Metadata) > MaxMetadataKeys {
 		return bad("metadata", "more than %d keys", MaxMetadataKeys)
+	}
+	if len(a.SPIFFEIDs) > MaxSPIFFEIDs {
+		return bad("spiffeIds", "more than %d", MaxSPIFFEIDs)
+	}
+	seen := make(map[string]bool, len(a.SPIFFEIDs))
+	for _, id := range a.SPIFFEIDs {
+		if msg := spiffeIDProblem(id); msg != "" {
+			return bad("spiffeIds", "%s", msg)
+		}
+		if seen[id] {
+			return bad("spiffeIds", "%q listed twice", id)
+		}
+		seen[id] = true
 	}
 	for k, v := range a.Metadata {
 		if k == "" || len(k) > maxValueLen || len(v) > maxValueLen {

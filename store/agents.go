@@ -12,15 +12,17 @@ import (
 )
 
 const (
-	agentColumns = `id, name, trust_tier, tags, hosts, metadata, status, created_at, updated_at`
+	agentColumns = `id, name, trust_tier, tags, hosts, spiffe_ids, metadata, status, created_at, updated_at`
 
 	getAgentSQL       = `SELECT ` + agentColumns + ` FROM agents WHERE id = $1`
 	getAgentByNameSQL = `SELECT ` + agentColumns + ` FROM agents WHERE name = $1`
-	agentByHostSQL    = `SELECT a.id, a.name, a.trust_tier, a.tags, a.hosts, a.metadata, a.status, a.created_at, a.updated_at
+	agentByHostSQL    = `SELECT a.id, a.name, a.trust_tier, a.tags, a.hosts, a.spiffe_ids, a.metadata, a.status, a.created_at, a.updated_at
 		FROM agent_hosts h JOIN agents a ON a.id = h.agent_id WHERE h.host = $1`
-	insertAgentSQL = `INSERT INTO agents (` + agentColumns + `) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`
-	updateAgentSQL = `UPDATE agents SET name = $2, trust_tier = $3, tags = $4, hosts = $5, metadata = $6,
-		status = $7, updated_at = $8 WHERE id = $1`
+	agentBySPIFFEIDSQL = `SELECT a.id, a.name, a.trust_tier, a.tags, a.hosts, a.spiffe_ids, a.metadata, a.status, a.created_at, a.updated_at
+		FROM agent_spiffe_ids s JOIN agents a ON a.id = s.agent_id WHERE s.spiffe_id = $1`
+	insertAgentSQL = `INSERT INTO agents (` + agentColumns + `) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`
+	updateAgentSQL = `UPDATE agents SET name = $2, trust_tier = $3, tags = $4, hosts = $5, spiffe_ids = $6, metadata = $7,
+		status = $8, updated_at = $9 WHERE id = $1`
 	// sqliteTagClause is ListAgents' tag test; $tag is replaced by the
 	// argument's placeholder.
 	sqliteTagClause = `EXISTS (SELECT 1 FROM json_each(agents.tags) WHERE json_each.value = $tag)`
@@ -30,7 +32,7 @@ type rowScanner interface{ Scan(dest ...any) error }
 
 func scanAgent(sc rowScanner) (identity.Agent, error) {
 	var r agentRow
-	if err := sc.Scan(&r.id, &r.name, &r.tier, &r.tags, &r.hosts, &r.metadata, &r.status, &r.createdAt, &r.updatedAt); err != nil {
+	if err := sc.Scan(&r.id, &r.name, &r.tier, &r.tags, &r.hosts, &r.spiffeIDs, &r.metadata, &r.status, &r.createdAt, &r.updatedAt); err != nil {
 		return identity.Agent{}, err
 	}
 	return r.decode()
@@ -66,10 +68,10 @@ func (s *db) CreateAgent(ctx context.Context, a identity.Agent) (identity.Agent,
 			return err
 		}
 		if _, err := tx.ExecContext(ctx, insertAgentSQL, row.id, row.name, row.tier, row.tags, row.hosts,
-			row.metadata, row.status, row.createdAt, row.updatedAt); err != nil {
+			row.spiffeIDs, row.metadata, row.status, row.createdAt, row.updatedAt); err != nil {
 			return err
 		}
-		return insertHosts(ctx, tx, a.ID, a.Hosts)
+		return insertIndexes(ctx, tx, a)
 	})
 	if err != nil {
 		return identity.Agent{}, fmt.Errorf("create agent %q: %w", a.Name, conflictOr(err))
@@ -104,6 +106,17 @@ func (s *db) AgentByHost(ctx context.Context, host string) (identity.Agent, erro
 	a, err := scanAgent(s.agentByHost.QueryRowContext(ctx, normalizeHost(host)))
 	if err != nil {
 		return identity.Agent{}, fmt.Errorf("agent by host %q: %w", host, notFoundOr(err))
+	}
+	return a, nil
+}
+
+// AgentBySPIFFEID returns the agent bound to the SPIFFE ID id (one of its
+// SPIFFEIDs, byte for byte), or identity.ErrNotFound. A revoked agent keeps
+// its IDs and is returned: the caller decides what revocation means.
+func (s *db) AgentBySPIFFEID(ctx context.Context, id string) (identity.Agent, error) {
+	a, err := scanAgent(s.agentBySPIFFEID.QueryRowContext(ctx, id))
+	if err != nil {
+		return identity.Agent{}, fmt.Errorf("agent by SPIFFE ID %q: %w", id, notFoundOr(err))
 	}
 	return a, nil
 }
@@ -158,13 +171,15 @@ func (s *db) UpdateAgent(ctx context.Context, a identity.Agent) (identity.Agent,
 		}
 		a.CreatedAt, a.UpdatedAt = fromMicros(created), bumped(now, fromMicros(updated))
 		if _, err := tx.ExecContext(ctx, updateAgentSQL, row.id, row.name, row.tier, row.tags, row.hosts,
-			row.metadata, row.status, toMicros(a.UpdatedAt)); err != nil {
+			row.spiffeIDs, row.metadata, row.status, toMicros(a.UpdatedAt)); err != nil {
 			return err
 		}
-		if _, err := tx.ExecContext(ctx, `DELETE FROM agent_hosts WHERE agent_id = $1`, a.ID); err != nil {
-			return err
+		for _, q := range []string{`DELETE FROM agent_hosts WHERE agent_id = $1`, `DELETE FROM agent_spiffe_ids WHERE agent_id = $1`} {
+			if _, err := tx.ExecContext(ctx, q, a.ID); err != nil {
+				return err
+			}
 		}
-		return insertHosts(ctx, tx, a.ID, a.Hosts)
+		return insertIndexes(ctx, tx, a)
 	})
 	if err != nil {
 		return identity.Agent{}, fmt.Errorf("update agent %s: %w", a.ID, conflictOr(err))
@@ -197,7 +212,7 @@ func (s *db) RevokeAgent(ctx context.Context, id string) error {
 }
 
 // checkFree reports identity.ErrConflict, naming the holder, if another
-// agent has a's name or one of its hosts. It runs inside the write
+// agent has a's name or one of its hosts or SPIFFE IDs. It runs inside the write
 // transaction, so nothing can take them before the write.
 func checkFree(ctx context.Context, tx *sql.Tx, a identity.Agent) error {
 	var holder string
@@ -215,12 +230,26 @@ func checkFree(ctx context.Context, tx *sql.Tx, a identity.Agent) error {
 			return err
 		}
 	}
+	for _, id := range a.SPIFFEIDs {
+		switch err := tx.QueryRowContext(ctx, `SELECT agent_id FROM agent_spiffe_ids WHERE spiffe_id = $1 AND agent_id <> $2`, id, a.ID).Scan(&holder); {
+		case err == nil:
+			return fmt.Errorf("%w: SPIFFE ID %q is bound to agent %s", identity.ErrConflict, id, holder)
+		case !errors.Is(err, sql.ErrNoRows):
+			return err
+		}
+	}
 	return nil
 }
 
-func insertHosts(ctx context.Context, tx *sql.Tx, id string, hosts []string) error {
-	for _, h := range hosts {
-		if _, err := tx.ExecContext(ctx, `INSERT INTO agent_hosts (host, agent_id) VALUES ($1, $2)`, h, id); err != nil {
+// insertIndexes fills agent_hosts and agent_spiffe_ids for a.
+func insertIndexes(ctx context.Context, tx *sql.Tx, a identity.Agent) error {
+	for _, h := range a.Hosts {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO agent_hosts (host, agent_id) VALUES ($1, $2)`, h, a.ID); err != nil {
+			return err
+		}
+	}
+	for _, id := range a.SPIFFEIDs {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO agent_spiffe_ids (spiffe_id, agent_id) VALUES ($1, $2)`, id, a.ID); err != nil {
 			return err
 		}
 	}
@@ -232,6 +261,7 @@ func insertHosts(ctx context.Context, tx *sql.Tx, id string, hosts []string) err
 func stored(a identity.Agent) identity.Agent {
 	a.Tags = nonNil(slices.Clone(a.Tags))
 	a.Hosts = nonNil(slices.Clone(a.Hosts))
+	a.SPIFFEIDs = nonNil(slices.Clone(a.SPIFFEIDs))
 	if a.Metadata = maps.Clone(a.Metadata); a.Metadata == nil {
 		a.Metadata = map[string]string{}
 	}

@@ -88,8 +88,8 @@ func checkID(id string) error {
 
 // agentRow is an agent in its column encoding.
 type agentRow struct {
-	id, name, tier, tags, hosts, metadata, status string
-	createdAt, updatedAt                          int64
+	id, name, tier, tags, hosts, spiffeIDs, metadata, status string
+	createdAt, updatedAt                                     int64
 }
 
 // encodeAgent converts a checked agent to its columns.
@@ -106,6 +106,10 @@ func encodeAgent(a identity.Agent) (agentRow, error) {
 	if err != nil {
 		return agentRow{}, fmt.Errorf("encode hosts: %w", err)
 	}
+	spiffeIDs, err := json.Marshal(nonNil(a.SPIFFEIDs))
+	if err != nil {
+		return agentRow{}, fmt.Errorf("encode spiffeIds: %w", err)
+	}
 	md := a.Metadata
 	if md == nil {
 		md = map[string]string{}
@@ -117,7 +121,7 @@ func encodeAgent(a identity.Agent) (agentRow, error) {
 	}
 	return agentRow{
 		id: a.ID, name: a.Name, tier: string(tier), status: string(a.Status),
-		tags: string(tags), hosts: string(hosts), metadata: string(metadata),
+		tags: string(tags), hosts: string(hosts), spiffeIDs: string(spiffeIDs), metadata: string(metadata),
 		createdAt: toMicros(a.CreatedAt), updatedAt: toMicros(a.UpdatedAt),
 	}, nil
 }
@@ -141,11 +145,14 @@ func (r agentRow) decode() (identity.Agent, error) {
 	if err := json.Unmarshal([]byte(r.hosts), &a.Hosts); err != nil {
 		return identity.Agent{}, fmt.Errorf("decode agent %s: hosts: %w", r.id, err)
 	}
+	if err := json.Unmarshal([]byte(r.spiffeIDs), &a.SPIFFEIDs); err != nil {
+		return identity.Agent{}, fmt.Errorf("decode agent %s: spiffe_ids: %w", r.id, err)
+	}
 	if err := json.Unmarshal([]byte(r.metadata), &a.Metadata); err != nil {
 		return identity.Agent{}, fmt.Errorf("decode agent %s: metadata: %w", r.id, err)
 	}
 	// Empty, not nil, so the admin API renders [] and {} rather than null.
-	a.Tags, a.Hosts = nonNil(a.Tags), nonNil(a.Hosts)
+	a.Tags, a.Hosts, a.SPIFFEIDs = nonNil(a.Tags), nonNil(a.Hosts), nonNil(a.SPIFFEIDs)
 	if a.Metadata == nil {
 		a.Metadata = map[string]string{}
 	}

@@ -22,7 +22,7 @@ type db struct {
 
 	// Prepared once: on the lookups the request path makes, parsing the
 	// SQL every time cost as much as running it.
-	getAgent, getAgentByName, agentByHost *sql.Stmt
+	getAgent, getAgentByName, agentByHost, agentBySPIFFEID *sql.Stmt
 
 	closeOnce sync.Once
 	closeErr  error
@@ -58,6 +58,7 @@ func (s *db) prepare(ctx context.Context) error {
 		{&s.getAgent, getAgentSQL},
 		{&s.getAgentByName, getAgentByNameSQL},
 		{&s.agentByHost, agentByHostSQL},
+		{&s.agentBySPIFFEID, agentBySPIFFEIDSQL},
 	} {
 		var err error
 		// The statements live as long as s; Close closes them.
@@ -72,7 +73,7 @@ func (s *db) prepare(ctx context.Context) error {
 func (s *db) Close() error {
 	s.closeOnce.Do(func() {
 		var errs []error
-		for _, st := range []*sql.Stmt{s.getAgent, s.getAgentByName, s.agentByHost} {
+		for _, st := range []*sql.Stmt{s.getAgent, s.getAgentByName, s.agentByHost, s.agentBySPIFFEID} {
 			if st != nil {
 				errs = append(errs, st.Close())
 			}

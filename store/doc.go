@@ -1,6 +1,7 @@
 // Package store persists MeshGuard's state: agents (with the hosts they are
-// reached under), signing keys, the policies applied through the admin API,
-// audit records and shared rate-limit counts. No other package sees SQL;
+// reached under and the SPIFFE IDs bound to them), signing keys, the
+// policies applied through the admin API, audit records and shared
+// rate-limit counts. No other package sees SQL;
 // they use the small interfaces they define themselves
 // (identity.AgentSource, identity.KeyStore, audit.Store, ratelimit.CountStore,
 // …), which the backends here implement.
@@ -29,8 +30,8 @@
 //   - Semantics that could differ between engines are fixed here, not left to
 //     the engine: times are unix microseconds in integer columns, returned in
 //     UTC (what timestamptz would keep), names compare and sort byte-wise
-//     (PostgreSQL columns use COLLATE "C"), empty tags/hosts/metadata come
-//     back as empty, non-nil values, and errors callers branch on are
+//     (PostgreSQL columns use COLLATE "C"), empty tags/hosts/spiffeIds/
+//     metadata come back as empty, non-nil values, and errors callers branch on are
 //     identity's sentinels (identity.ErrNotFound, ErrConflict,
 //     ErrInvalidAgent), never driver codes.
 //

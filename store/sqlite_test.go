@@ -238,7 +238,7 @@ func TestUniqueViolationMapsToConflict(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = s.w.ExecContext(t.Context(), insertAgentSQL, "agent_other", a.Name, "verified", "[]", "[]", "{}", "active", 0, 0)
+	_, err = s.w.ExecContext(t.Context(), insertAgentSQL, "agent_other", a.Name, "verified", "[]", "[]", "[]", "{}", "active", 0, 0)
 	if !isUniqueViolation(err) {
 		t.Fatalf("duplicate name insert: %v, want a unique violation", err)
 	}

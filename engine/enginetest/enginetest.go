@@ -120,3 +120,21 @@ func (f *Fixture) Revoke(t testing.TB, id string) {
 	f.Agents.Invalidate()
 	f.Cached.InvalidateAgent(id)
 }
+
+// Bind binds an agent to SPIFFE IDs (replacing those it had) and drops it
+// from every cache, as the admin API does.
+func (f *Fixture) Bind(t testing.TB, id string, spiffeIDs ...string) identity.Agent {
+	t.Helper()
+	ctx := context.Background()
+	a, err := f.Store.GetAgent(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.SPIFFEIDs = spiffeIDs
+	if a, err = f.Store.UpdateAgent(ctx, a); err != nil {
+		t.Fatal(err)
+	}
+	f.Agents.Invalidate()
+	f.Cached.InvalidateAgent(id)
+	return a
+}

@@ -18,6 +18,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/meshguard/meshguard/filterconfig"
+	"github.com/meshguard/meshguard/identity"
 )
 
 // documents splits a multi-document YAML file.
@@ -136,9 +137,20 @@ func TestMeshConfig(t *testing.T) {
 
 func TestAuthorizationPolicy(t *testing.T) {
 	var ap securityv1beta1.AuthorizationPolicy
-	decodeCustom(t, "authorization-policy.yaml", "security.istio.io/v1", "AuthorizationPolicy", &ap)
+	c := decodeCustom(t, "authorization-policy.yaml", "security.istio.io/v1", "AuthorizationPolicy", &ap)
 	if ap.GetAction() != securityv1beta1.AuthorizationPolicy_CUSTOM || ap.GetProvider().GetName() != "meshguard" {
 		t.Fatalf("policy %v", &ap)
+	}
+	// The SPIFFE ID the comment binds is a valid one, in the form Istio
+	// gives the workloads of the policy's namespace.
+	data, err := os.ReadFile("authorization-policy.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, rest, ok := strings.Cut(string(data), "--spiffe-id ")
+	id, _, _ := strings.Cut(rest, "\n")
+	if !ok || !identity.ValidSPIFFEID(id) || !strings.HasPrefix(id, "spiffe://cluster.local/ns/"+c.Namespace+"/sa/") {
+		t.Fatalf("--spiffe-id %q: want a valid SPIFFE ID of a service account in namespace %s", id, c.Namespace)
 	}
 }
 

@@ -22,6 +22,9 @@ func agentTests() []test {
 		{"GetAgentByName", testGetByName},
 		{"AgentByHost", testAgentByHost},
 		{"AgentByHost/FollowsUpdates", testAgentByHostFollowsUpdates},
+		{"AgentBySPIFFEID", testAgentBySPIFFEID},
+		{"AgentBySPIFFEID/FollowsUpdates", testAgentBySPIFFEIDFollowsUpdates},
+		{"AgentBySPIFFEID/Conflict", testSPIFFEIDConflict},
 		{"ListAgents/Filters", testListFilters},
 		{"ListAgents/Pages", testListPages},
 		{"ListAgents/DefaultLimit", testListDefaultLimit},
@@ -97,6 +100,7 @@ func testCreateKeepsFields(t *testing.T, open func(*testing.T) Backend) {
 		TrustTier: trust.Privileged,
 		Tags:      []string{"team:payments", "pci", "team:payments"},
 		Hosts:     []string{"billing.mesh.local", "billing-api.mesh.local", "10.0.0.7"},
+		SPIFFEIDs: []string{"spiffe://cluster.local/ns/pay/sa/billing", "spiffe://other.example/billing"},
 		Metadata:  map[string]string{"owner": "ops@example.com", "ünïcode": "✓ \"quoted\"\n"},
 		Status:    identity.StatusRevoked,
 		CreatedAt: time.Date(2001, 2, 3, 4, 5, 6, 0, time.UTC), // ignored: the store stamps
@@ -113,6 +117,9 @@ func testCreateKeepsFields(t *testing.T, open func(*testing.T) Backend) {
 		"GetAgent":       func() (identity.Agent, error) { return b.GetAgent(t.Context(), in.ID) },
 		"GetAgentByName": func() (identity.Agent, error) { return b.GetAgentByName(t.Context(), in.Name) },
 		"AgentByHost":    func() (identity.Agent, error) { return b.AgentByHost(t.Context(), "10.0.0.7") },
+		"AgentBySPIFFEID": func() (identity.Agent, error) {
+			return b.AgentBySPIFFEID(t.Context(), "spiffe://other.example/billing")
+		},
 	} {
 		read, err := get()
 		if err != nil {
@@ -141,6 +148,11 @@ func testCreateInvalid(t *testing.T, open func(*testing.T) Backend) {
 		{"upper-case host", func(a *identity.Agent) { a.Hosts = []string{"Fresh.local"} }},
 		{"host listed twice", func(a *identity.Agent) { a.Hosts = []string{"fresh.local", "fresh.local"} }},
 		{"bad tag", func(a *identity.Agent) { a.Tags = []string{"has space"} }},
+		{"SPIFFE ID with another scheme", func(a *identity.Agent) { a.SPIFFEIDs = []string{"https://cluster.local/ns/a/sa/b"} }},
+		{"SPIFFE ID with a dot segment", func(a *identity.Agent) { a.SPIFFEIDs = []string{"spiffe://cluster.local/ns/../sa/b"} }},
+		{"SPIFFE ID listed twice", func(a *identity.Agent) {
+			a.SPIFFEIDs = []string{"spiffe://cluster.local/ns/a/sa/b", "spiffe://cluster.local/ns/a/sa/b"}
+		}},
 		{"empty metadata key", func(a *identity.Agent) { a.Metadata = map[string]string{"": "x"} }},
 		{"metadata not UTF-8", func(a *identity.Agent) { a.Metadata = map[string]string{"k": "\xff\xfe"} }},
 		{"id without prefix", func(a *identity.Agent) { a.ID = "fresh" }},

@@ -222,12 +222,17 @@ func testUpdateInvalid(t *testing.T, open func(*testing.T) Backend) {
 
 func testUpdateConflict(t *testing.T, open func(*testing.T) Backend) {
 	b := openClosed(t, open)
-	a := mustCreate(t, b, newAgent("alpha", func(x *identity.Agent) { x.Hosts = []string{"alpha.local"} }))
-	mustCreate(t, b, newAgent("beta", func(x *identity.Agent) { x.Hosts = []string{"beta.local"} }))
+	a := mustCreate(t, b, newAgent("alpha", func(x *identity.Agent) {
+		x.Hosts, x.SPIFFEIDs = []string{"alpha.local"}, []string{"spiffe://td/alpha"}
+	}))
+	mustCreate(t, b, newAgent("beta", func(x *identity.Agent) {
+		x.Hosts, x.SPIFFEIDs = []string{"beta.local"}, []string{"spiffe://td/beta"}
+	}))
 	before := snapshot(t, b)
 	for name, mod := range map[string]func(*identity.Agent){
-		"other's name": func(x *identity.Agent) { x.Name = "beta" },
-		"other's host": func(x *identity.Agent) { x.Hosts = []string{"alpha.local", "beta.local"} },
+		"other's name":      func(x *identity.Agent) { x.Name = "beta" },
+		"other's host":      func(x *identity.Agent) { x.Hosts = []string{"alpha.local", "beta.local"} },
+		"other's SPIFFE ID": func(x *identity.Agent) { x.SPIFFEIDs = []string{"spiffe://td/alpha", "spiffe://td/beta"} },
 	} {
 		in := a
 		mod(&in)
@@ -235,7 +240,7 @@ func testUpdateConflict(t *testing.T, open func(*testing.T) Backend) {
 		wantErr(t, err, identity.ErrConflict, "UpdateAgent to "+name)
 	}
 	wantUnchanged(t, b, before)
-	// Keeping one's own name and hosts is no clash.
+	// Keeping one's own name, hosts and SPIFFE IDs is no clash.
 	if _, err := b.UpdateAgent(t.Context(), a); err != nil {
 		t.Fatalf("UpdateAgent unchanged: %v", err)
 	}

@@ -34,6 +34,7 @@ type Backend interface {
 	CreateAgent(ctx context.Context, a identity.Agent) (identity.Agent, error)
 	GetAgentByName(ctx context.Context, name string) (identity.Agent, error)
 	AgentByHost(ctx context.Context, host string) (identity.Agent, error)
+	AgentBySPIFFEID(ctx context.Context, id string) (identity.Agent, error)
 	ListAgents(ctx context.Context, f store.AgentFilter) ([]identity.Agent, error)
 	UpdateAgent(ctx context.Context, a identity.Agent) (identity.Agent, error)
 	RevokeAgent(ctx context.Context, id string) error
