@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"strconv"
 	"strings"
+	"sync"
 	"unicode/utf8"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
@@ -28,6 +29,10 @@ type Server struct {
 	authv3.UnimplementedAuthorizationServer
 	c   Checker
 	log *slog.Logger
+	// vouches says whether the caller of Check is a proxy MeshGuard
+	// authenticated; nil: none is.
+	vouches func(context.Context) bool
+	ignored sync.Once
 }
 
 var _ authv3.AuthorizationServer = (*Server)(nil)
@@ -45,6 +50,18 @@ func NewServer(c Checker, log *slog.Logger) *Server {
 	return &Server{c: c, log: log}
 }
 
+// TrustPrincipalsFrom makes the server believe the source principal a
+// CheckRequest reports (attributes.source.principal, the SPIFFE ID of the
+// client certificate Envoy verified) when vouches says the caller of Check
+// is a proxy MeshGuard authenticated. Anyone who reaches the port can write
+// a CheckRequest, and a principal is a credential: from any other caller
+// it is ignored, as if the request had come without mTLS. Without this
+// call no principal is believed.
+func (s *Server) TrustPrincipalsFrom(vouches func(context.Context) bool) *Server {
+	s.vouches = vouches
+	return s
+}
+
 // Register adds the Authorization service to gs.
 func (s *Server) Register(gs *grpc.Server) {
 	authv3.RegisterAuthorizationServer(gs, s)
@@ -57,6 +74,12 @@ func (s *Server) Register(gs *grpc.Server) {
 func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3.CheckResponse, error) {
 	var r engine.Request
 	rj := fromCheckRequest(req, &r)
+	if r.Principal != "" && (s.vouches == nil || !s.vouches(ctx)) {
+		r.Principal = ""
+		s.ignored.Do(func() {
+			s.log.Warn("ext_authz: ignoring attributes.source.principal from a caller that is no authenticated proxy; agents bound to SPIFFE IDs need their proxies listed in PROXIES_FILE (client certificate or bearer credential on the ext_authz call)")
+		})
+	}
 	if r.TraceID == "" {
 		// Envoy propagates the trace on the ext_authz call itself when
 		// tracing is on; the request's own traceparent wins.

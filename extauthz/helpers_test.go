@@ -88,12 +88,18 @@ func (s *syncBuffer) String() string {
 // returns a client over a real connection.
 func startGRPC(t testing.TB, c Checker, log *slog.Logger) authv3.AuthorizationClient {
 	t.Helper()
+	return startServer(t, NewServer(c, log))
+}
+
+// startServer serves s on a loopback port and returns a client of it.
+func startServer(t testing.TB, s *Server) authv3.AuthorizationClient {
+	t.Helper()
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	gs := grpc.NewServer()
-	NewServer(c, log).Register(gs)
+	s.Register(gs)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)

@@ -2,10 +2,12 @@ package extauthz
 
 import (
 	"context"
+	"slices"
 	"strings"
 	"testing"
 
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	"google.golang.org/grpc/metadata"
 
 	"github.com/meshguard/meshguard/engine"
 	"github.com/meshguard/meshguard/engine/enginetest"
@@ -51,7 +53,7 @@ func TestGRPCIstioPeerPrincipal(t *testing.T) {
 	m.f.Bind(t, m.res.ID, istioResearcher)
 	m.f.Bind(t, m.mail.ID, istioEmailer)
 	rec := &recorder{c: m.f.Engine}
-	client := startGRPC(t, rec, testLog(t, nil))
+	client := startServer(t, NewServer(rec, testLog(t, nil)).TrustPrincipalsFrom(func(context.Context) bool { return true }))
 	email := call{method: "POST", host: "smtp.internal", path: "/email?to=team@example.com"}
 	withToken := func(c call, tok string) call { c.token = tok; return c }
 	withHeader := func(c call, k, v string) call { c.headers = map[string]string{k: v}; return c }
@@ -116,5 +118,54 @@ func TestGRPCPrincipalNotUTF8(t *testing.T) {
 	}
 	if _, n := rec.last(); n != 0 {
 		t.Fatalf("the engine was asked %d times", n)
+	}
+}
+
+// TestGRPCPrincipalOnlyFromProxies: anyone who reaches the gRPC port can
+// write a CheckRequest, so a source principal is believed only from a
+// caller the server's vouches function accepts (a proxy listed in
+// PROXIES_FILE); from anyone else it is ignored, as if the request had
+// come without mTLS — a forged principal authenticates nobody.
+func TestGRPCPrincipalOnlyFromProxies(t *testing.T) {
+	m := newMesh(t, enginetest.Options{Now: fixedClock()})
+	m.f.Bind(t, m.res.ID, istioResearcher)
+	email := call{method: "POST", host: "smtp.internal", path: "/email?to=team@example.com"}
+	proxy := func(ctx context.Context) bool {
+		md, _ := metadata.FromIncomingContext(ctx)
+		return slices.Contains(md.Get("authorization"), "Bearer proxy-credential")
+	}
+	for _, tc := range []struct {
+		name    string
+		vouches func(context.Context) bool
+		md      []string
+		status  int
+	}{
+		{"no caller is believed", nil, nil, 401},
+		{"an unlisted caller", proxy, nil, 401},
+		{"an unlisted caller with a wrong credential", proxy, []string{"authorization", "Bearer guess"}, 401},
+		{"a listed proxy", proxy, []string{"authorization", "Bearer proxy-credential"}, 200},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rec := &recorder{c: m.f.Engine}
+			client := startServer(t, NewServer(rec, testLog(t, nil)).TrustPrincipalsFrom(tc.vouches))
+			ctx := t.Context()
+			if tc.md != nil {
+				ctx = metadata.AppendToOutgoingContext(ctx, tc.md...)
+			}
+			resp, err := client.Check(ctx, istioCheck(istioResearcher, email))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tc.status == 200 {
+				if up, _, _ := allowed(t, resp); up[engine.HeaderAgentID] != m.res.ID {
+					t.Fatalf("upstream %v", up)
+				}
+				return
+			}
+			denied(t, resp, tc.status)
+			if r, _ := rec.last(); r.Principal != "" {
+				t.Fatalf("the engine was given the principal %q", r.Principal)
+			}
+		})
 	}
 }

@@ -64,6 +64,16 @@ func (a *Authenticator) authenticate(ctx context.Context) (string, error) {
 	return "", ErrUnauthenticated
 }
 
+// Vouches reports whether a call comes from a listed proxy, by its
+// verified client certificate or the bearer credential in its metadata:
+// whether what it reports about the requests it forwards (ext_authz's
+// source principal) is believed. XDS_INSECURE_ALLOW_UNAUTHENTICATED does
+// not make an unlisted caller one: a principal is a credential.
+func (a *Authenticator) Vouches(ctx context.Context) bool {
+	name, err := a.authenticate(ctx)
+	return err == nil && name != ""
+}
+
 func cutBearer(v string) (string, bool) {
 	if len(v) > 7 && strings.EqualFold(v[:7], "bearer ") {
 		return strings.TrimSpace(v[7:]), true

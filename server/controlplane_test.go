@@ -346,3 +346,41 @@ func (s *syncBuffer) String() string {
 	defer s.mu.Unlock()
 	return s.b.String()
 }
+
+// TestPrincipalsOnlyFromListedProxies: an agent bound to a SPIFFE ID is
+// that agent when a CheckRequest reports it as the source principal — but
+// only when the Check comes from a proxy PROXIES_FILE lists. Anyone who
+// reaches the gRPC port can write a CheckRequest naming any principal; from
+// them it is ignored, so without a token the request is a 401.
+func TestPrincipalsOnlyFromListedProxies(t *testing.T) {
+	dir := t.TempDir()
+	r := start(t, func(c *config.Config) {
+		c.ProxyAuth.ProxiesFile = writeProxies(t, dir, testProxy{name: testProxyName, token: testProxyToken})
+	})
+	const id = "spiffe://cluster.local/ns/research/sa/reader"
+	if _, err := r.admin.CreateAgent(context.Background(), client.CreateAgentRequest{Name: "reader", TrustTier: "verified", Tags: []string{"reader"}, SPIFFEIDs: []string{id}}); err != nil {
+		t.Fatal(err)
+	}
+	req := checkRequest("", "GET", "/docs/a")
+	delete(req.Attributes.Request.Http.Headers, "authorization")
+	req.Attributes.Source.Principal = id
+	for _, tc := range []struct {
+		name string
+		ctx  context.Context
+		want int32
+	}{
+		{"any caller", context.Background(), 401},
+		{"a caller with a guessed credential", asProxy(context.Background(), "mgp_guessed-credential-0123456789abcdef"), 401},
+		{"a listed proxy", asProxy(context.Background(), testProxyToken), 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			resp, err := authv3.NewAuthorizationClient(r.grpc).Check(tc.ctx, req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := resp.GetDeniedResponse().GetStatus().GetCode(); int32(got) != tc.want {
+				t.Fatalf("status %v, want %d (0: allowed): %v", got, tc.want, resp)
+			}
+		})
+	}
+}

@@ -333,7 +333,7 @@ func build(ctx context.Context, cfg *config.Config, o Options, log *slog.Logger)
 		grpc.MaxConcurrentStreams(maxGRPCStreams),
 		grpc.NumStreamWorkers(grpcStreamWorkers),
 	}, p.grpcOptions(cfg)...)...)
-	extauthz.NewServer(eng, log).Register(p.grpc)
+	extauthz.NewServer(eng, log).TrustPrincipalsFrom(p.proxies.Vouches).Register(p.grpc)
 	p.xds.Register(p.grpc)
 	p.health = health.NewServer()
 	healthpb.RegisterHealthServer(p.grpc, p.health)
