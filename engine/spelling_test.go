@@ -1,0 +1,82 @@
+package engine_test
+
+import (
+	"reflect"
+	"testing"
+
+	"github.com/meshguard/meshguard/engine"
+	"github.com/meshguard/meshguard/engine/enginetest"
+)
+
+// Servers read some requests in ways a literal reading misses. The tests
+// here send the other spellings: each must be read as the server would,
+// or refused, never decided on one reading while the upstream acts on
+// another.
+
+// spelling is one request and what the engine must make of it.
+type spelling struct {
+	name    string
+	r       engine.Request
+	status  int
+	rule    string
+	context map[string]any // checked when the status is not 400
+}
+
+// decideSpellings decides each request with a policy that reads a query
+// parameter, a header and the verb.
+func decideSpellings(t *testing.T, tests []spelling) {
+	t.Helper()
+	f := enginetest.New(t, `
+name: spellings
+rules:
+  - name: example-only
+    effect: deny
+    actions: ["write:email"]
+    conditions: {context: {query.to: {not_matches: "*@example.com"}}}
+  - name: no-admin-account
+    effect: deny
+    actions: ["read:*"]
+    conditions: {context: {query.account_id: {matches: admin}}}
+  - name: no-prod
+    effect: deny
+    actions: ["write:*"]
+    conditions: {context: {header.x-env: {matches: prod}}}
+  - {name: no-deletes, effect: deny, actions: ["delete:*"]}
+  - {name: rest, effect: allow, actions: ["*"]}
+`, enginetest.Options{})
+	_, tok := f.Agent(t, "worker", 1, nil)
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.r.Token = tok
+			d := check(t, f.Engine, tc.r)
+			if d.Status != tc.status || d.Rule != tc.rule {
+				t.Fatalf("got %d %s %q (%s), want %d %q", d.Status, d.Reason, d.Rule, d.Message, tc.status, tc.rule)
+			}
+			if tc.status == 400 && d.Reason != engine.ReasonBadRequest {
+				t.Fatalf("reason %s", d.Reason)
+			}
+			if tc.status != 400 && !reflect.DeepEqual(d.Context, tc.context) {
+				t.Fatalf("context %v, want %v", d.Context, tc.context)
+			}
+		})
+	}
+}
+
+// TestQueryParameterSpellings: to[] (and to[0]) is to to PHP, Rails and
+// Express, TO is to to ASP.NET, account.id and "account id" are
+// account_id to PHP. A policy reading query.to reads them all, and two of
+// them are a parameter sent twice.
+func TestQueryParameterSpellings(t *testing.T) {
+	decideSpellings(t, []spelling{
+		{"to[] beside to", engine.Request{Method: "POST", Path: "/email?to=a@example.com&to[]=eve@evil.test"}, 400, "", nil},
+		{"to%5B%5D beside to", engine.Request{Method: "POST", Path: "/email?to=a@example.com&to%5B%5D=eve@evil.test"}, 400, "", nil},
+		{"to[0] beside to", engine.Request{Method: "POST", Path: "/email?to=a@example.com&to[0]=eve@evil.test"}, 400, "", nil},
+		{"TO beside to", engine.Request{Method: "POST", Path: "/email?to=a@example.com&TO=eve@evil.test"}, 400, "", nil},
+		{"to[] alone is to", engine.Request{Method: "POST", Path: "/email?to[]=a@example.com"}, 200, "rest", map[string]any{"query.to": "a@example.com"}},
+		{"To alone is to", engine.Request{Method: "POST", Path: "/email?To=eve@evil.test"}, 403, "example-only", map[string]any{"query.to": "eve@evil.test"}},
+		{"account.id is account_id", engine.Request{Method: "GET", Path: "/accounts?account.id=admin"}, 403, "no-admin-account", map[string]any{"query.account_id": "admin"}},
+		{"account id (a space) is account_id", engine.Request{Method: "GET", Path: "/accounts?account+id=admin"}, 403, "no-admin-account", map[string]any{"query.account_id": "admin"}},
+		{"account_id itself", engine.Request{Method: "GET", Path: "/accounts?account_id=admin"}, 403, "no-admin-account", map[string]any{"query.account_id": "admin"}},
+		{"another parameter is another", engine.Request{Method: "GET", Path: "/accounts?account_ids=admin"}, 200, "rest", nil},
+	})
+}
