@@ -34,7 +34,7 @@ func requestContext(r *Request, keys []string) (map[string]any, string) {
 				v, n = r.Headers.Lookup(name)
 			}
 			if n > 1 || n == 1 && strings.IndexByte(v, ',') >= 0 {
-				msg = "header " + quote(name) + ", which a policy reads, holds more than one value (it was sent twice, or holds a list); send one value"
+				msg = "header " + quote(name) + ", which a policy reads, holds more than one value (it was sent twice, perhaps once with '_' for '-', or holds a list); send one value"
 			}
 		} else if name, ok := strings.CutPrefix(k, policy.QueryKeyPrefix); ok {
 			v, n, msg = queryParam(rawQuery(r.Path), name)

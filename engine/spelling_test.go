@@ -6,6 +6,7 @@ import (
 
 	"github.com/meshguard/meshguard/engine"
 	"github.com/meshguard/meshguard/engine/enginetest"
+	"github.com/meshguard/meshguard/wire"
 )
 
 // Servers read some requests in ways a literal reading misses. The tests
@@ -78,5 +79,19 @@ func TestQueryParameterSpellings(t *testing.T) {
 		{"account id (a space) is account_id", engine.Request{Method: "GET", Path: "/accounts?account+id=admin"}, 403, "no-admin-account", map[string]any{"query.account_id": "admin"}},
 		{"account_id itself", engine.Request{Method: "GET", Path: "/accounts?account_id=admin"}, 403, "no-admin-account", map[string]any{"query.account_id": "admin"}},
 		{"another parameter is another", engine.Request{Method: "GET", Path: "/accounts?account_ids=admin"}, 200, "rest", nil},
+	})
+}
+
+// TestHeaderNameSpellings: CGI-style servers (WSGI, Rack, PHP, anything
+// behind FastCGI) put X-Env and X_Env both in HTTP_X_ENV. A policy reading
+// header.x-env reads x_env too, and the two together are a header sent
+// twice, in every shape adapters hold headers in.
+func TestHeaderNameSpellings(t *testing.T) {
+	decideSpellings(t, []spelling{
+		{"x_env is x-env", engine.Request{Method: "POST", Path: "/x", Headers: wire.PairHeaders{{"x_env", "prod"}}}, 403, "no-prod", map[string]any{"header.x-env": "prod"}},
+		{"X_Env beside x-env (pairs)", engine.Request{Method: "POST", Path: "/x", Headers: wire.PairHeaders{{"x-env", "staging"}, {"X_Env", "prod"}}}, 400, "", nil},
+		{"x_env beside x-env (Envoy's map)", engine.Request{Method: "POST", Path: "/x", Headers: wire.MapHeaders{"x-env": "staging", "x_env": "prod"}}, 400, "", nil},
+		{"X_env beside X-Env (net/http)", engine.Request{Method: "POST", Path: "/x", Headers: wire.MultiHeaders{"X-Env": {"staging"}, "X_env": {"prod"}}}, 400, "", nil},
+		{"x-env alone", engine.Request{Method: "POST", Path: "/x", Headers: wire.MapHeaders{"x-env": "staging", "x-envy": "prod"}}, 200, "rest", map[string]any{"header.x-env": "staging"}},
 	})
 }

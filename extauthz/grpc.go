@@ -180,7 +180,7 @@ type rawHeaderMap []*corev3.HeaderValue
 // Lookup implements engine.Headers.
 func (hm rawHeaderMap) Lookup(name string) (value string, n int) {
 	for _, hv := range hm {
-		if strings.EqualFold(hv.GetKey(), name) {
+		if wire.SameName(hv.GetKey(), name) {
 			value, n = hv.GetValue(), n+1
 			if value == "" {
 				value = string(hv.GetRawValue())
