@@ -196,6 +196,9 @@ func (e *Engine) resolve(r *Request, d *Decision) string {
 		d.Action, d.Resource = r.Action, r.Resource
 	} else {
 		method := strings.ToUpper(r.Method)
+		if msg := methodOverride(r, method); msg != "" {
+			return msg
+		}
 		d.Action, d.Resource = r.RouteAction, path
 		if d.Action == "" {
 			d.Action = e.route(method, identity.NormalizeHost(r.Host), path)

@@ -95,3 +95,23 @@ func TestHeaderNameSpellings(t *testing.T) {
 		{"x-env alone", engine.Request{Method: "POST", Path: "/x", Headers: wire.MapHeaders{"x-env": "staging", "x-envy": "prod"}}, 200, "rest", map[string]any{"header.x-env": "staging"}},
 	})
 }
+
+// TestMethodOverrides: Rails, Laravel, Spring, Express and ASP.NET, with
+// their override middleware, execute the method an X-HTTP-Method-Override
+// header (or X-HTTP-Method, X-Method-Override) or a _method parameter
+// names instead of the request's: a POST allowed as a write would run as a
+// DELETE. A request naming a method other than its own is refused.
+func TestMethodOverrides(t *testing.T) {
+	decideSpellings(t, []spelling{
+		{"X-HTTP-Method-Override: DELETE", engine.Request{Method: "POST", Path: "/contacts/1", Headers: wire.MapHeaders{"x-http-method-override": "DELETE"}}, 400, "", nil},
+		{"X-HTTP-Method: DELETE", engine.Request{Method: "POST", Path: "/contacts/1", Headers: wire.MultiHeaders{"X-Http-Method": {"DELETE"}}}, 400, "", nil},
+		{"X-Method-Override: DELETE", engine.Request{Method: "POST", Path: "/contacts/1", Headers: wire.PairHeaders{{"X-Method-Override", "delete"}}}, 400, "", nil},
+		{"x_http_method_override: DELETE", engine.Request{Method: "POST", Path: "/contacts/1", Headers: wire.PairHeaders{{"x_http_method_override", "DELETE"}}}, 400, "", nil},
+		{"_method=DELETE", engine.Request{Method: "POST", Path: "/contacts/1?_method=DELETE"}, 400, "", nil},
+		{"_method after a ';'", engine.Request{Method: "POST", Path: "/contacts/1?a=1;_method=DELETE"}, 400, "", nil},
+		{"_m%65thod=DELETE", engine.Request{Method: "POST", Path: "/contacts/1?_m%65thod=DELETE"}, 400, "", nil},
+		{"%5Fmethod=DELETE", engine.Request{Method: "POST", Path: "/contacts/1?%5Fmethod=DELETE"}, 400, "", nil},
+		{"an override naming the method itself", engine.Request{Method: "POST", Path: "/contacts/1?_method=post", Headers: wire.MapHeaders{"x-http-method-override": "POST"}}, 200, "rest", nil},
+		{"DELETE itself", engine.Request{Method: "DELETE", Path: "/contacts/1"}, 403, "no-deletes", nil},
+	})
+}
