@@ -115,3 +115,22 @@ func TestMethodOverrides(t *testing.T) {
 		{"DELETE itself", engine.Request{Method: "DELETE", Path: "/contacts/1"}, 403, "no-deletes", nil},
 	})
 }
+
+// TestEscapedDelimitersInPaths: a server that decodes a path before it
+// parses it splits "/docs%3B/private/x" at the ';' (a path parameter),
+// "/admin%3F.css" at the '?' and "/admin%23.css" at the '#', and C code
+// stops at "%00": each would serve another resource than the one decided.
+// The gateway refuses them decoded; the engine refuses them encoded, for
+// every point.
+func TestEscapedDelimitersInPaths(t *testing.T) {
+	decideSpellings(t, []spelling{
+		{"an escaped ';'", engine.Request{Method: "GET", Path: "/docs%3B/private/x"}, 400, "", nil},
+		{"an escaped ';' in lower case", engine.Request{Method: "GET", Path: "/docs%3b/private/x"}, 400, "", nil},
+		{"an escaped '?'", engine.Request{Method: "GET", Path: "/admin%3F.css"}, 400, "", nil},
+		{"an escaped '#'", engine.Request{Method: "GET", Path: "/admin%23.css"}, 400, "", nil},
+		{"an escaped NUL", engine.Request{Method: "GET", Path: "/secret.txt%00.png"}, 400, "", nil},
+		{"an escaped line feed", engine.Request{Method: "GET", Path: "/a%0Ab"}, 400, "", nil},
+		{"an escaped DEL", engine.Request{Method: "GET", Path: "/a%7f"}, 400, "", nil},
+		{"an escaped space is a space", engine.Request{Method: "GET", Path: "/a%20b%C3%A9"}, 200, "rest", nil},
+	})
+}
