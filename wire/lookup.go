@@ -78,3 +78,12 @@ func (m MultiHeaders) Lookup(name string) (value string, n int) {
 	}
 	return value, n
 }
+
+// IsMeshGuardHeader reports whether name starts with "x-meshguard-", in
+// any case, with '_' read as '-': only MeshGuard speaks those headers to
+// an upstream, and X_MeshGuard_Agent_Id is X-MeshGuard-Agent-Id to
+// CGI-style servers.
+func IsMeshGuardHeader(name string) bool {
+	const prefix = "x-meshguard-"
+	return len(name) >= len(prefix) && SameName(name[:len(prefix)], prefix)
+}
