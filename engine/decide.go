@@ -196,6 +196,12 @@ func (e *Engine) resolve(r *Request, d *Decision) string {
 		d.Action, d.Resource = r.Action, r.Resource
 	} else {
 		method := strings.ToUpper(r.Method)
+		if method != r.Method {
+			// Methods are case-sensitive and a proxy's route (Envoy's,
+			// the catalogue's) matches them exactly: "post /outbox" would
+			// miss the route mapping POST /outbox and be derived here.
+			return "method " + quote(r.Method) + " is not in upper case: methods are case-sensitive, and routes match them exactly; send " + quote(method)
+		}
 		if msg := methodOverride(r, method); msg != "" {
 			return msg
 		}

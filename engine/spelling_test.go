@@ -100,7 +100,10 @@ func TestHeaderNameSpellings(t *testing.T) {
 // their override middleware, execute the method an X-HTTP-Method-Override
 // header (or X-HTTP-Method, X-Method-Override) or a _method parameter
 // names instead of the request's: a POST allowed as a write would run as a
-// DELETE. A request naming a method other than its own is refused.
+// DELETE. A request naming a method other than its own is refused. So is
+// a method not in upper case: methods are case-sensitive, and a proxy's
+// route (Envoy's, the catalogue's) matches them exactly, so "post /outbox"
+// misses the route that maps POST /outbox to its action.
 func TestMethodOverrides(t *testing.T) {
 	decideSpellings(t, []spelling{
 		{"X-HTTP-Method-Override: DELETE", engine.Request{Method: "POST", Path: "/contacts/1", Headers: wire.MapHeaders{"x-http-method-override": "DELETE"}}, 400, "", nil},
@@ -112,6 +115,8 @@ func TestMethodOverrides(t *testing.T) {
 		{"_m%65thod=DELETE", engine.Request{Method: "POST", Path: "/contacts/1?_m%65thod=DELETE"}, 400, "", nil},
 		{"%5Fmethod=DELETE", engine.Request{Method: "POST", Path: "/contacts/1?%5Fmethod=DELETE"}, 400, "", nil},
 		{"an override naming the method itself", engine.Request{Method: "POST", Path: "/contacts/1?_method=post", Headers: wire.MapHeaders{"x-http-method-override": "POST"}}, 200, "rest", nil},
+		{"a lower-case delete", engine.Request{Method: "delete", Path: "/contacts/1"}, 400, "", nil},
+		{"a lower-case post", engine.Request{Method: "post", Path: "/contacts/1"}, 400, "", nil},
 		{"DELETE itself", engine.Request{Method: "DELETE", Path: "/contacts/1"}, 403, "no-deletes", nil},
 	})
 }

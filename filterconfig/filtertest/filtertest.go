@@ -209,6 +209,7 @@ func (e *Env) Cases() []Case {
 		{"allowed with context", "POST", "mail.mesh", "/outbox?to=team@example.com", [][2]string{bearer(e.MailT)}, 200, "rule_allow", false},
 		{"a query parameter the policy reads, twice", "POST", "mail.mesh", "/outbox?to=team@example.com&to=eve@evil.test", [][2]string{bearer(e.MailT)}, 400, engine.ReasonBadRequest, false},
 		{"no policy covers the agent", "GET", "docs.mesh", "/docs", [][2]string{bearer(e.StrangerT)}, 403, "no_policy", false},
+		{"a lower-case method misses no route", "post", "mail.mesh", "/outbox?to=team@example.com", [][2]string{bearer(e.MailT)}, 400, engine.ReasonBadRequest, false},
 		{"no verb for the method", "BREW", "docs.mesh", "/pot", [][2]string{bearer(e.OrchT)}, 403, engine.ReasonActionUnresolved, false},
 		{"a path parameter", "GET", "docs.mesh", "/docs;/private/x", [][2]string{bearer(e.OrchT)}, 400, engine.ReasonBadRequest, false},
 		{"dot segment", "GET", "docs.mesh", "/docs/../admin", [][2]string{bearer(e.OrchT)}, 400, engine.ReasonBadRequest, false},
