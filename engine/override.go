@@ -7,14 +7,18 @@ import "strings"
 // request's own.
 var methodOverrideHeaders = [...]string{"x-http-method-override", "x-http-method", "x-method-override"}
 
-// methodOverride refuses a request that asks the upstream to execute
-// another method than its own, by a header or a _method query parameter
-// (Spring's HiddenHttpMethodFilter and Symfony read the query too): the
-// action is derived from the method, so a POST decided as a write would
-// run as a DELETE. An override naming the request's own method is
+// methodOverride refuses a POST that asks the upstream to execute another
+// method, by a header or a _method query parameter (Spring's
+// HiddenHttpMethodFilter and Symfony read the query too): the action is
+// derived from the method, so a POST decided as a write would run as a
+// DELETE. Every override middleware named above honours POST only, so
+// other methods pay nothing here. An override naming POST itself is
 // harmless. A _method in a form body cannot be seen; an upstream that
 // reads one must map its routes (config routes:, the catalogue).
 func methodOverride(r *Request, method string) string {
+	if method != "POST" {
+		return ""
+	}
 	if r.Headers != nil {
 		for _, name := range methodOverrideHeaders {
 			if v, n := r.Headers.Lookup(name); n > 1 || n == 1 && !strings.EqualFold(strings.TrimSpace(v), method) {

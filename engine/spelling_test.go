@@ -97,7 +97,7 @@ func TestHeaderNameSpellings(t *testing.T) {
 }
 
 // TestMethodOverrides: Rails, Laravel, Spring, Express and ASP.NET, with
-// their override middleware, execute the method an X-HTTP-Method-Override
+// their override middleware, execute on a POST the method an X-HTTP-Method-Override
 // header (or X-HTTP-Method, X-Method-Override) or a _method parameter
 // names instead of the request's: a POST allowed as a write would run as a
 // DELETE. A request naming a method other than its own is refused. So is
@@ -115,6 +115,7 @@ func TestMethodOverrides(t *testing.T) {
 		{"_m%65thod=DELETE", engine.Request{Method: "POST", Path: "/contacts/1?_m%65thod=DELETE"}, 400, "", nil},
 		{"%5Fmethod=DELETE", engine.Request{Method: "POST", Path: "/contacts/1?%5Fmethod=DELETE"}, 400, "", nil},
 		{"an override naming the method itself", engine.Request{Method: "POST", Path: "/contacts/1?_method=post", Headers: wire.MapHeaders{"x-http-method-override": "POST"}}, 200, "rest", nil},
+		{"a GET's override is not honoured", engine.Request{Method: "GET", Path: "/contacts/1?_method=DELETE", Headers: wire.MapHeaders{"x-http-method-override": "DELETE"}}, 200, "rest", nil},
 		{"a lower-case delete", engine.Request{Method: "delete", Path: "/contacts/1"}, 400, "", nil},
 		{"a lower-case post", engine.Request{Method: "post", Path: "/contacts/1"}, 400, "", nil},
 		{"DELETE itself", engine.Request{Method: "DELETE", Path: "/contacts/1"}, 403, "no-deletes", nil},
