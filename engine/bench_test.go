@@ -11,6 +11,7 @@ import (
 	"github.com/meshguard/meshguard/audit"
 	"github.com/meshguard/meshguard/engine"
 	"github.com/meshguard/meshguard/engine/enginetest"
+	"github.com/meshguard/meshguard/wire"
 )
 
 // BenchmarkCheck measures one decision through the whole pipeline with a
@@ -35,6 +36,14 @@ func BenchmarkCheck(b *testing.B) {
 		allow bool
 	}{
 		{"direct", engine.Request{Token: m.MailT, Method: "POST", Host: "smtp.internal", Path: "/email?to=a@example.com"}, true},
+		// The headers Envoy hands ext_authz for a typical request: the
+		// engine looks some up (method overrides, the keys policies read).
+		{"direct-with-headers", engine.Request{Token: m.MailT, Method: "POST", Host: "smtp.internal", Path: "/email?to=a@example.com", Headers: wire.MapHeaders{
+			":authority": "smtp.internal", ":method": "POST", ":path": "/email?to=a@example.com", ":scheme": "http",
+			"user-agent": "research-agent/1.4 (+python-httpx)", "accept": "application/json", "content-type": "application/json",
+			"x-forwarded-proto": "http", "x-request-id": "6f1b6c1e-6e63-4a53-9a8e-0b1a2f4c9d11", "x-envoy-attempt-count": "1",
+			"traceparent": "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+		}}, true},
 		{"chain-of-two", engine.Request{Token: m.MailT, Delegation: toMail, Method: "GET", Host: "crm.internal", Path: "/contacts"}, true},
 		{"denied", engine.Request{Token: m.MailT, Method: "DELETE", Host: "crm.internal", Path: "/contacts/1"}, false},
 	} {

@@ -213,6 +213,15 @@ func (e *Engine) resolve(r *Request, d *Decision) string {
 		d.Action, d.Resource = r.Action, r.Resource
 	} else {
 		method := strings.ToUpper(r.Method)
+		if method != r.Method {
+			// Methods are case-sensitive and a proxy's route (Envoy's,
+			// the catalogue's) matches them exactly: "post /outbox" would
+			// miss the route mapping POST /outbox and be derived here.
+			return "method " + quote(r.Method) + " is not in upper case: methods are case-sensitive, and routes match them exactly; send " + quote(method)
+		}
+		if msg := methodOverride(r, method); msg != "" {
+			return msg
+		}
 		d.Action, d.Resource = r.RouteAction, path
 		if d.Action == "" {
 			d.Action = e.route(method, identity.NormalizeHost(r.Host), path)
@@ -296,13 +305,20 @@ func checkPath(p string) string {
 		return "path " + quote(p) + " does not start with /"
 	case strings.Contains(p, "//"):
 		return "path " + quote(p) + " has an empty segment; normalise paths before authorizing (Envoy: merge_slashes)"
-	case strings.IndexByte(p, ';') >= 0:
+	case strings.IndexByte(p, ';') >= 0, strings.Contains(p, "%3B"):
 		// Servlet containers and Spring read ";…" as a path parameter and
 		// drop it: "/docs;/private/x" would be decided as itself and served
-		// as /docs/private/x.
-		return "path " + quote(p) + " has a ';' (a path parameter): MeshGuard decides on paths without them; send the path as the upstream reads it"
+		// as /docs/private/x. A server that decodes first does the same
+		// with "%3B".
+		return "path " + quote(p) + " has a ';' (a path parameter), encoded or not: MeshGuard decides on paths without them; send the path as the upstream reads it"
 	case strings.Contains(p, "%2F"), strings.Contains(p, "%5C"), strings.Contains(p, "\\"):
 		return "path " + quote(p) + " has an encoded slash or a backslash; normalise paths before authorizing (Envoy: path_with_escaped_slashes_action)"
+	case strings.Contains(p, "%3F"), strings.Contains(p, "%23"), strings.Contains(p, "%0"), strings.Contains(p, "%1"), strings.Contains(p, "%7F"):
+		// Escapes are upper-cased and every '%' starts one, so "%0" and
+		// "%1" are the C0 controls. Decoded, '?' and '#' end the path and
+		// NUL ends a C string: "/admin%3F.css" is /admin to a server that
+		// decodes before it parses.
+		return "path " + quote(p) + " has an encoded '?', '#' or control character, which ends the path (or the name) for servers that decode before they parse"
 	}
 	for seg := range strings.SplitSeq(p[1:], "/") {
 		if seg == "." || seg == ".." {

@@ -34,7 +34,7 @@ func requestContext(r *Request, keys []string) (map[string]any, string) {
 				v, n = r.Headers.Lookup(name)
 			}
 			if n > 1 || n == 1 && strings.IndexByte(v, ',') >= 0 {
-				msg = "header " + quote(name) + ", which a policy reads, holds more than one value (it was sent twice, or holds a list); send one value"
+				msg = "header " + quote(name) + ", which a policy reads, holds more than one value (it was sent twice, perhaps once with '_' for '-', or holds a list); send one value"
 			}
 		} else if name, ok := strings.CutPrefix(k, policy.QueryKeyPrefix); ok {
 			v, n, msg = queryParam(rawQuery(r.Path), name)
@@ -72,7 +72,8 @@ func rawQuery(target string) string {
 }
 
 // queryParam finds parameter name in a raw query, as HTML forms encode it
-// (pairs split on '&', '+' for a space, percent-escapes). It returns the
+// (pairs split on '&', '+' for a space, percent-escapes), in every
+// spelling some server reads as that name (sameParam). It returns the
 // decoded value, how often the name appeared, or a message refusing the
 // query: a malformed escape, or a ';', which some servers read as a
 // separator and others as part of a value.
@@ -89,7 +90,7 @@ func queryParam(raw, name string) (value string, n int, msg string) {
 		if !ok {
 			return "", 0, "query parameter " + quote(k) + " has a malformed percent-encoding"
 		}
-		if dk != name {
+		if !sameParam(dk, name) {
 			continue
 		}
 		dv, ok := formUnescape(v)
@@ -99,9 +100,45 @@ func queryParam(raw, name string) (value string, n int, msg string) {
 		value, n = dv, n+1
 	}
 	if n > 1 {
-		return "", n, "query parameter " + quote(name) + ", which a policy reads, appears more than once; send it once"
+		return "", n, "query parameter " + quote(name) + ", which a policy reads, appears more than once (servers read " + quote(name+"[]") + " and other cases of it as the same parameter); send it once"
 	}
 	return value, n, ""
+}
+
+// sameParam reports whether the decoded query parameter key is, to some
+// server, the parameter name: ASP.NET compares names case-insensitively,
+// PHP, Rails and Express read name[] and name[k] as name, and PHP reads
+// '.' and ' ' in a name as '_'. Deciding on "to" while the upstream reads
+// "to[]" or "TO" would decide on a value the upstream never acts on.
+func sameParam(key, name string) bool {
+	key, name = paramBase(key), paramBase(name)
+	if len(key) != len(name) {
+		return false
+	}
+	for i := 0; i < len(key); i++ {
+		if foldParamByte(key[i]) != foldParamByte(name[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+// paramBase is a parameter name without its bracket suffix ("to[]" is "to").
+func paramBase(s string) string {
+	if i := strings.IndexByte(s, '['); i > 0 {
+		return s[:i]
+	}
+	return s
+}
+
+func foldParamByte(c byte) byte {
+	switch {
+	case 'A' <= c && c <= 'Z':
+		return c + 'a' - 'A'
+	case c == ' ' || c == '.':
+		return '_'
+	}
+	return c
 }
 
 // formUnescape decodes application/x-www-form-urlencoded text.

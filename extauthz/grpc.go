@@ -3,6 +3,7 @@ package extauthz
 import (
 	"context"
 	"log/slog"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -102,7 +103,29 @@ func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3.C
 			slog.String("path", logPath(r.Path)), slog.String("trace_id", r.TraceID), slog.Any("error", err))
 		return nil, status.Error(codes.Unavailable, "meshguard could not decide this request (see its logs); failing closed")
 	}
-	return checkResponse(&d), nil
+	resp := checkResponse(&d)
+	if ok := resp.GetOkResponse(); ok != nil {
+		removeOtherSpellings(ok, req.GetAttributes().GetRequest().GetHttp())
+	}
+	return resp, nil
+}
+
+// removeOtherSpellings adds to headers_to_remove the request's MeshGuard
+// headers spelled with '_' (X_MeshGuard_Agent_Id). Envoy removes headers
+// by exact name, and CGI-style upstreams (WSGI, Rack, PHP) read the two
+// spellings as one: a forged identity would stand beside MeshGuard's.
+func removeOtherSpellings(ok *authv3.OkHttpResponse, h *authv3.AttributeContext_HttpRequest) {
+	add := func(k string) {
+		if strings.IndexByte(k, '_') >= 0 && wire.IsMeshGuardHeader(k) && !slices.Contains(ok.HeadersToRemove, k) {
+			ok.HeadersToRemove = append(ok.HeadersToRemove, k)
+		}
+	}
+	for k := range h.GetHeaders() {
+		add(k)
+	}
+	for _, hv := range h.GetHeaderMap().GetHeaders() {
+		add(hv.GetKey())
+	}
 }
 
 // fromCheckRequest fills r from a CheckRequest as Envoy builds it. It
@@ -214,7 +237,7 @@ type rawHeaderMap []*corev3.HeaderValue
 // Lookup implements engine.Headers.
 func (hm rawHeaderMap) Lookup(name string) (value string, n int) {
 	for _, hv := range hm {
-		if strings.EqualFold(hv.GetKey(), name) {
+		if wire.SameName(hv.GetKey(), name) {
 			value, n = hv.GetValue(), n+1
 			if value == "" {
 				value = string(hv.GetRawValue())

@@ -137,3 +137,13 @@ func TestCheckNil(t *testing.T) {
 		})
 	}
 }
+
+// TestRawHeaderMapSpellings: with encode_raw_headers, x-env and X_Env are
+// two spellings of one header to CGI-style upstreams; a policy reading
+// x-env sees both, a repeat.
+func TestRawHeaderMapSpellings(t *testing.T) {
+	hm := rawHeaderMap{{Key: "x-env", RawValue: []byte("staging")}, {Key: "X_Env", Value: "prod"}}
+	if v, n := hm.Lookup("x-env"); n != 2 || v != "prod" {
+		t.Fatalf("x-env: %q counted %d times, want 2", v, n)
+	}
+}

@@ -16,11 +16,13 @@ import (
 )
 
 // request builds the engine request an enforcement point makes of a case:
-// the headers through the scan every adapter uses.
+// the headers through the scan every adapter uses, and as the request's
+// own headers for the engine to read.
 func request(c *filtertest.Case) (engine.Request, string) {
-	r := engine.Request{Method: c.Method, Host: c.Host, Path: c.Path}
+	merged := wire.MergeRepeated(c.Headers)
+	r := engine.Request{Method: c.Method, Host: c.Host, Path: c.Path, Headers: wire.PairHeaders(merged)}
 	var sc wire.HeaderScan
-	for _, h := range wire.MergeRepeated(c.Headers) {
+	for _, h := range merged {
 		if !sc.Add(h[0], h[1]) {
 			break
 		}

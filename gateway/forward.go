@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/meshguard/meshguard/engine"
+	"github.com/meshguard/meshguard/wire"
 )
 
 // rewrite builds the upstream request of an allowed one. ReverseProxy has
@@ -43,7 +44,7 @@ func (g *Gateway) rewrite(pr *httputil.ProxyRequest) {
 	// for "-" go too: some frameworks read X_MeshGuard_Agent_Id as
 	// X-MeshGuard-Agent-Id.
 	for k := range h {
-		if isMeshGuardHeader(k) {
+		if wire.IsMeshGuardHeader(k) {
 			delete(h, k)
 		}
 	}
@@ -51,28 +52,6 @@ func (g *Gateway) rewrite(pr *httputil.ProxyRequest) {
 		h.Del(name)
 	}
 	setHeaders(h, f.decision.UpstreamHeaders())
-}
-
-// isMeshGuardHeader reports whether name starts with "x-meshguard-", in
-// any case, with "_" read as "-".
-func isMeshGuardHeader(name string) bool {
-	const prefix = "x-meshguard-"
-	if len(name) < len(prefix) {
-		return false
-	}
-	for i := 0; i < len(prefix); i++ {
-		c := name[i]
-		switch {
-		case c == '_':
-			c = '-'
-		case 'A' <= c && c <= 'Z':
-			c += 'a' - 'A'
-		}
-		if c != prefix[i] {
-			return false
-		}
-	}
-	return true
 }
 
 // responseHeaders are MeshGuard's on the caller's response; an upstream

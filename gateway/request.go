@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/netip"
+	"net/textproto"
 	"net/url"
 	"strings"
 
@@ -140,7 +141,7 @@ func (g *Gateway) engineRequest(r *http.Request, path string, client netip.Addr)
 		Method:     r.Method,
 		Host:       g.target.Host,
 		Path:       path,
-		Headers:    wire.MultiHeaders(r.Header),
+		Headers:    forwardedHeaders(r.Header),
 	}
 	if tp := r.Header[hTraceparent]; len(tp) == 1 {
 		// Exactly one, or none: with two, the engine starts a trace.
@@ -150,6 +151,37 @@ func (g *Gateway) engineRequest(r *http.Request, path string, client netip.Addr)
 		req.SourceAddress = client.String()
 	}
 	return req
+}
+
+// forwardedHeaders are the request's headers as the upstream receives
+// them, for the policies' header.* keys: without those the caller names in
+// Connection, which ReverseProxy removes as hop-by-hop. Otherwise
+// "X-Env: staging" with "Connection: X-Env" would be decided as a staging
+// request while the upstream sees no X-Env at all. (Policies cannot name
+// the fixed hop-by-hop headers, Connection itself included.)
+type forwardedHeaders http.Header
+
+// Lookup implements engine.Headers, as wire.MultiHeaders does.
+func (h forwardedHeaders) Lookup(name string) (value string, n int) {
+	for k, vs := range h {
+		if wire.SameName(k, name) && len(vs) > 0 && !h.hopByHop(k) {
+			value, n = vs[len(vs)-1], n+len(vs)
+		}
+	}
+	return value, n
+}
+
+// hopByHop reports whether a Connection header names k, as ReverseProxy
+// reads it (each comma-separated token, trimmed, case-insensitively).
+func (h forwardedHeaders) hopByHop(k string) bool {
+	for _, v := range h["Connection"] {
+		for token := range strings.SplitSeq(v, ",") {
+			if strings.EqualFold(textproto.TrimString(token), k) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 func first(vs []string) string {

@@ -7,6 +7,8 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+
+	"github.com/meshguard/meshguard/wire"
 )
 
 func TestClientAddr(t *testing.T) {
@@ -116,8 +118,8 @@ func TestHeaderChecks(t *testing.T) {
 		"X-Meshguard-Agent-Id": true, "x-meshguard-chain": true, "X_MeshGuard_Tier": true,
 		"X-MESHGUARD-": true, "X-Meshguard": false, "X-Meshguardian-Id": false, "Authorization": false,
 	} {
-		if got := isMeshGuardHeader(name); got != want {
-			t.Errorf("isMeshGuardHeader(%q) = %v", name, got)
+		if got := wire.IsMeshGuardHeader(name); got != want {
+			t.Errorf("IsMeshGuardHeader(%q) = %v", name, got)
 		}
 	}
 	for _, tc := range []struct {

@@ -21,6 +21,11 @@ const (
 // its audit record, and conditions on who calls belong in appliesTo.
 var credentialHeaders = []string{"authorization", "proxy-authorization", "cookie"}
 
+// hopByHopHeaders are removed by every proxy on the way (RFC 9110 7.6.1;
+// Envoy and the gateway drop them), so the upstream never receives what a
+// policy would read there.
+var hopByHopHeaders = []string{"connection", "keep-alive", "proxy-connection", "te", "trailer", "transfer-encoding", "upgrade"}
+
 // checkContextKey returns why a context key can never be read as written,
 // or "". Keys outside the request namespaces are free (POST /v1/check).
 func checkContextKey(key string) string {
@@ -35,17 +40,23 @@ func checkContextKey(key string) string {
 		}
 		return ""
 	}
-	switch lower := strings.ToLower(name); {
+	// Headers are read with '_' as '-' (wire.SameName), so the names
+	// refused here are too.
+	lower := strings.ToLower(name)
+	dashed := strings.ReplaceAll(lower, "_", "-")
+	switch {
 	case name == "":
 		return "header. needs a header name (header.<name>)"
 	case !isToken(name):
 		return "header." + name + ": not an HTTP header name"
-	case strings.HasPrefix(lower, "x-meshguard-"):
+	case strings.HasPrefix(dashed, "x-meshguard-"):
 		return "MeshGuard's own headers are not request context: where MeshGuard sees the real request the action comes from the route (config routes:, the service catalogue), the resource is the request's path (conditions.resource), and X-MeshGuard-Context is ignored; " + use
-	case lower == "host":
+	case dashed == "host":
 		return "the host is not request context: enforcement points read it differently (:authority, Host, the gateway's target); match it with a route (config routes: host)"
-	case slices.Contains(credentialHeaders, lower):
-		return "header." + lower + " is a credential: MeshGuard never puts credentials in a decision's context or audit record; conditions on the caller belong in appliesTo and chain"
+	case slices.Contains(credentialHeaders, dashed):
+		return "header." + dashed + " is a credential: MeshGuard never puts credentials in a decision's context or audit record; conditions on the caller belong in appliesTo and chain"
+	case slices.Contains(hopByHopHeaders, dashed):
+		return "header." + dashed + " is hop-by-hop: proxies remove it before the upstream, which never receives what a policy would read there"
 	case name != lower:
 		return "header names are read in lower case: write " + HeaderKeyPrefix + lower
 	}

@@ -93,3 +93,38 @@ func TestLookups(t *testing.T) {
 		}
 	}
 }
+
+// TestSameName: '_' is read as '-' and case is ignored, so a policy
+// reading x-env also reads X_Env, as CGI-style servers do.
+func TestSameName(t *testing.T) {
+	for _, tc := range []struct {
+		k, name string
+		want    bool
+	}{
+		{"x-env", "x-env", true},
+		{"X-Env", "x-env", true},
+		{"x_env", "x-env", true},
+		{"X_ENV", "x-env", true},
+		{"x-env", "x_env", true},
+		{"x-envy", "x-env", false},
+		{"x.env", "x-env", false},
+		{"xenv", "x-env", false},
+		{"", "", true},
+	} {
+		if got := SameName(tc.k, tc.name); got != tc.want {
+			t.Errorf("SameName(%q, %q) = %v, want %v", tc.k, tc.name, got, tc.want)
+		}
+	}
+	views := map[string]interface {
+		Lookup(string) (string, int)
+	}{
+		"map":   MapHeaders{"x-env": "a", "x_env": "b"},
+		"pairs": PairHeaders{{"x-env", "a"}, {"X_Env", "b"}},
+		"multi": MultiHeaders{"X-Env": {"a"}, "X_env": {"b"}},
+	}
+	for name, v := range views {
+		if _, n := v.Lookup("x-env"); n != 2 {
+			t.Errorf("%s: x-env and x_env counted %d times, want 2", name, n)
+		}
+	}
+}

@@ -200,6 +200,13 @@ func ingressListener(o Options) *listenerv3.Listener {
 		NormalizePath:                wrapperspb.Bool(true),
 		MergeSlashes:                 true,
 		PathWithEscapedSlashesAction: hcmv3.HttpConnectionManager_REJECT_REQUEST,
+		// X_Env is X-Env to CGI-style upstreams (WSGI, Rack, PHP): a
+		// header in that spelling could stand beside the one decided on,
+		// or forge an x-meshguard-* identity header ext_authz removes by
+		// its dashed name.
+		CommonHttpProtocolOptions: &corev3.HttpProtocolOptions{
+			HeadersWithUnderscoresAction: corev3.HttpProtocolOptions_REJECT_REQUEST,
+		},
 	}
 	if o.Wasm != nil {
 		// The filter decides, asking MeshGuard only when it must; ext_authz

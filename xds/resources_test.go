@@ -8,8 +8,10 @@ import (
 	"path/filepath"
 	"testing"
 
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	extauthzv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_authz/v3"
+	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 
@@ -179,4 +181,21 @@ func BenchmarkBuild1000(b *testing.B) {
 
 func itoa(i int) string {
 	return string(rune('a'+i/26/26%26)) + string(rune('a'+i/26%26)) + string(rune('a'+i%26))
+}
+
+// TestIngressRefusesUnderscoreHeaders: the ingress listener refuses a
+// header spelled with '_' (X_Env), which CGI-style upstreams read as the
+// dashed name: it could stand beside the header a policy reads, or forge
+// an x-meshguard-* identity header.
+func TestIngressRefusesUnderscoreHeaders(t *testing.T) {
+	for _, o := range []Options{testOptions, {ListenerPort: 10000, AuthzHost: "meshguard", AuthzPort: 3101, Wasm: &Wasm{}}} {
+		l := ingressListener(o)
+		var hcm hcmv3.HttpConnectionManager
+		if err := l.GetFilterChains()[0].GetFilters()[0].GetTypedConfig().UnmarshalTo(&hcm); err != nil {
+			t.Fatal(err)
+		}
+		if got := hcm.GetCommonHttpProtocolOptions().GetHeadersWithUnderscoresAction(); got != corev3.HttpProtocolOptions_REJECT_REQUEST {
+			t.Errorf("wasm %v: headers_with_underscores_action %v, want REJECT_REQUEST", o.Wasm != nil, got)
+		}
+	}
 }

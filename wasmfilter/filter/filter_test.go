@@ -84,6 +84,35 @@ func TestHeaders(t *testing.T) {
 	}
 }
 
+// TestOtherSpellingsOfMeshGuardHeaders: CGI-style upstreams read
+// X_MeshGuard_Agent_Id as X-MeshGuard-Agent-Id, so an allowed request
+// loses every MeshGuard header spelled with '_', as the gateway and
+// ext_authz remove them: no forged identity stands beside MeshGuard's.
+func TestOtherSpellingsOfMeshGuardHeaders(t *testing.T) {
+	env := filtertest.New(t)
+	for _, run := range runners(t) {
+		t.Run(run.name, func(t *testing.T) {
+			e := start(t, run.vm, env.Config())
+			o := e.send([][2]string{
+				{":method", "GET"}, {":authority", "docs.mesh"}, {":path", "/docs/readme"},
+				{"authorization", "Bearer " + env.OrchT},
+				{"x_meshguard_agent_id", "agent_forged"}, {"x-meshguard_tier", "privileged"}, {"x_other", "kept"},
+			})
+			if o.action != types.ActionContinue || o.local != nil {
+				t.Fatalf("not allowed: %v %+v", o.action, o.local)
+			}
+			for _, name := range []string{"x_meshguard_agent_id", "x-meshguard_tier"} {
+				if v, ok := o.up[name]; ok {
+					t.Errorf("upstream %s = %q, want it removed", name, v)
+				}
+			}
+			if o.up["x_other"] != "kept" || o.up[engine.HeaderAgentID] != env.Orch.ID {
+				t.Errorf("upstream headers %v", o.up)
+			}
+		})
+	}
+}
+
 // delegationOf returns the Env's orchestrator → emailer delegation token,
 // from the table.
 func delegationOf(t *testing.T, env *filtertest.Env) string {

@@ -99,13 +99,16 @@ func (h *request) enforce(v filterconfig.Verdict, resume bool) types.Action {
 }
 
 // upstream is the request's header map as it goes upstream: as it
-// arrived, without the headers the verdict removes or sets, then those it
-// sets. Envoy takes the whole map in one host call, where a call per header
-// would cost a dozen.
+// arrived, without the headers the verdict removes or sets, and without
+// MeshGuard headers spelled with '_' (CGI-style upstreams read
+// X_MeshGuard_Agent_Id as X-MeshGuard-Agent-Id), then those it sets. Envoy
+// takes the whole map in one host call, where a call per header would cost
+// a dozen.
 func upstream(sent [][2]string, v *filterconfig.Verdict) [][2]string {
 	out := make([][2]string, 0, len(sent)+len(v.UpstreamHeaders))
 	for _, kv := range sent {
-		if !named(kv[0], v.RemoveHeaders) && !setBy(kv[0], v.UpstreamHeaders) {
+		otherSpelling := strings.IndexByte(kv[0], '_') >= 0 && wire.IsMeshGuardHeader(kv[0])
+		if !otherSpelling && !named(kv[0], v.RemoveHeaders) && !setBy(kv[0], v.UpstreamHeaders) {
 			out = append(out, kv)
 		}
 	}
