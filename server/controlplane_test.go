@@ -5,8 +5,10 @@ import (
 	"context"
 	"crypto/tls"
 	"encoding/json"
+	"io"
 	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -29,6 +31,7 @@ import (
 	"github.com/meshguard/meshguard/audit"
 	"github.com/meshguard/meshguard/client"
 	"github.com/meshguard/meshguard/config"
+	"github.com/meshguard/meshguard/engine"
 	"github.com/meshguard/meshguard/filterconfig"
 	"github.com/meshguard/meshguard/tlsfiles/tlstest"
 )
@@ -380,6 +383,62 @@ func TestPrincipalsOnlyFromListedProxies(t *testing.T) {
 			}
 			if got := resp.GetDeniedResponse().GetStatus().GetCode(); int32(got) != tc.want {
 				t.Fatalf("status %v, want %d (0: allowed): %v", got, tc.want, resp)
+			}
+		})
+	}
+}
+
+// TestGatewayOverMutualTLS: with TLS_PORTS=http and TLS_CLIENT_CA_FILE,
+// serve's gateway reads the caller's identity from its verified client
+// certificate: an agent bound to that SPIFFE ID passes without a token,
+// reaching the upstream as itself.
+func TestGatewayOverMutualTLS(t *testing.T) {
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.WriteString(w, "hello "+r.Header.Get(engine.HeaderAgentName))
+	}))
+	t.Cleanup(up.Close)
+	ca := tlstest.NewCA(t, "mesh CA")
+	files := ca.WriteServer(t, tlstest.Loopback("meshguard"))
+	caFile := filepath.Join(t.TempDir(), "ca.crt")
+	tlstest.Write(t, caFile, ca.PEM)
+	cfg := configWith(t, func(c *config.Config) {
+		c.TLS = config.TLS{CertFile: files.Cert, KeyFile: files.Key, ClientCAFile: caFile, GRPC: true, HTTP: true}
+		c.AdminToken = "tls-test-admin-token-0123456789"
+		c.ProxyTarget = up.URL
+	})
+	r := run(t, cfg)
+	const id = "spiffe://cluster.local/ns/research/sa/reader"
+	do := func(t *testing.T, leaf tlstest.Leaf, req *http.Request) (int, string) {
+		t.Helper()
+		pair := ca.Pair(t, leaf)
+		hc := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: ca.Pool(), ServerName: "localhost", Certificates: []tls.Certificate{pair}}}}
+		res, err := hc.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		b, _ := io.ReadAll(res.Body)
+		return res.StatusCode, string(b)
+	}
+	admin, _ := http.NewRequest("POST", "https://"+r.addrs.HTTP+"/admin/agents", strings.NewReader(`{"name":"reader","trustTier":"verified","tags":["reader"],"spiffeIds":["`+id+`"]}`))
+	admin.Header.Set("X-Admin-Token", cfg.AdminToken)
+	admin.Header.Set("Content-Type", "application/json")
+	if status, body := do(t, tlstest.Leaf{CommonName: "operator", Client: true}, admin); status != 201 {
+		t.Fatalf("creating the agent: %d %s", status, body)
+	}
+	for _, tc := range []struct {
+		name   string
+		leaf   tlstest.Leaf
+		status int
+	}{
+		{"the bound workload", tlstest.Leaf{CommonName: "reader", URIs: []string{id}, Client: true}, 200},
+		{"another workload", tlstest.Leaf{CommonName: "other", URIs: []string{"spiffe://cluster.local/ns/x/sa/other"}, Client: true}, 401},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			req, _ := http.NewRequest("GET", "https://"+r.addrs.HTTP+"/proxy/docs/a", nil)
+			status, body := do(t, tc.leaf, req)
+			if status != tc.status || tc.status == 200 && body != "hello reader" {
+				t.Fatalf("%d %q, want %d", status, body, tc.status)
 			}
 		})
 	}
