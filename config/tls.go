@@ -14,6 +14,9 @@ type TLS struct {
 	// ClientCAFile, if set, makes the TLS ports require a client
 	// certificate signed by one of its CAs (mTLS).
 	ClientCAFile string
+	// ClientCertOptional (TLS_CLIENT_AUTH=verify-if-given) lets clients
+	// without a certificate in; a certificate given must be of ClientCAFile.
+	ClientCertOptional bool
 	// GRPC and HTTP say which ports serve TLS (TLS_PORTS).
 	GRPC, HTTP bool
 	// EnvoyCAFile, EnvoyCertFile and EnvoyKeyFile are where the Envoys
@@ -42,6 +45,17 @@ var tlsSettings = []setting{
 	{"tlsCertFile", "TLS_CERT_FILE", "tls-cert-file", "PEM certificate (chain) the TLS ports serve; read again at each handshake", "", str(func(c *Config) *string { return &c.TLS.CertFile })},
 	{"tlsKeyFile", "TLS_KEY_FILE", "tls-key-file", "PEM private key of TLS_CERT_FILE", "", str(func(c *Config) *string { return &c.TLS.KeyFile })},
 	{"tlsClientCaFile", "TLS_CLIENT_CA_FILE", "tls-client-ca-file", "PEM CAs whose client certificates the TLS ports require (mTLS); empty: no client certificate asked", "", str(func(c *Config) *string { return &c.TLS.ClientCAFile })},
+	{"tlsClientAuth", "TLS_CLIENT_AUTH", "tls-client-auth", "with TLS_CLIENT_CA_FILE: require (every client presents a certificate of those CAs) or verify-if-given (clients without one, such as Kubernetes probes, are let in; one presented must be of those CAs)", "require", func(c *Config, v string) error {
+		switch strings.TrimSpace(v) {
+		case "require":
+			c.TLS.ClientCertOptional = false
+		case "verify-if-given":
+			c.TLS.ClientCertOptional = true
+		default:
+			return fmt.Errorf("%q: expected require or verify-if-given", v)
+		}
+		return nil
+	}},
 	{"tlsPorts", "TLS_PORTS", "tls-ports", "which ports serve TLS when TLS_CERT_FILE is set: grpc, http, or grpc,http", "grpc", func(c *Config, v string) error {
 		c.TLS.GRPC, c.TLS.HTTP = false, false
 		for _, p := range strings.Split(v, ",") {
@@ -76,6 +90,8 @@ func (c *Config) checkTLS() error {
 	switch {
 	case (t.CertFile == "") != (t.KeyFile == ""):
 		return fmt.Errorf("%w: TLS_CERT_FILE and TLS_KEY_FILE: set both or neither", ErrInvalid)
+	case t.ClientCertOptional && t.ClientCAFile == "":
+		return fmt.Errorf("%w: TLS_CLIENT_AUTH: verify-if-given verifies client certificates against TLS_CLIENT_CA_FILE; set it too", ErrInvalid)
 	case t.ClientCAFile != "" && t.CertFile == "":
 		return fmt.Errorf("%w: TLS_CLIENT_CA_FILE: client certificates are asked for in a TLS handshake; set TLS_CERT_FILE and TLS_KEY_FILE too", ErrInvalid)
 	case (t.EnvoyCertFile == "") != (t.EnvoyKeyFile == ""):

@@ -16,7 +16,10 @@ func TestTLSSettings(t *testing.T) {
 	if want := (TLS{CertFile: "/tls/tls.crt", KeyFile: "/tls/tls.key", ClientCAFile: "/tls/ca.crt", GRPC: true, HTTP: true}); c.TLS != want || c.ProxyAuth.ProxiesFile != "/etc/mg/proxies.yaml" || c.ProxyAuth.InsecureAllowUnauthenticated {
 		t.Fatalf("got %+v %+v", c.TLS, c.ProxyAuth)
 	}
-	if d, _ := Load("", nil, nil); d.TLS.Enabled() || !d.TLS.GRPC || d.TLS.HTTP || d.ProxyAuth.InsecureAllowUnauthenticated {
+	if c, err := Load("", env(map[string]string{"TLS_CERT_FILE": "/a", "TLS_KEY_FILE": "/b", "TLS_CLIENT_CA_FILE": "/c", "TLS_CLIENT_AUTH": "verify-if-given"}), nil); err != nil || !c.TLS.ClientCertOptional {
+		t.Fatalf("verify-if-given: %+v %v", c, err)
+	}
+	if d, _ := Load("", nil, nil); d.TLS.Enabled() || !d.TLS.GRPC || d.TLS.HTTP || d.ProxyAuth.InsecureAllowUnauthenticated || d.TLS.ClientCertOptional {
 		t.Fatalf("defaults: %+v %+v", d.TLS, d.ProxyAuth)
 	}
 	for _, tc := range []struct {
@@ -31,6 +34,8 @@ func TestTLSSettings(t *testing.T) {
 		{"xDS over mTLS without the Envoys' certificate", map[string]string{"TLS_CERT_FILE": "/a", "TLS_KEY_FILE": "/b", "TLS_CLIENT_CA_FILE": "/c", "XDS_ENVOY_CA_FILE": "/d", "WASM_FILTER_PATH": "/f.wasm"}, "XDS_ENVOY_CERT_FILE"},
 		{"an Envoy key without its certificate", map[string]string{"XDS_ENVOY_KEY_FILE": "/k"}, "XDS_ENVOY_CERT_FILE and XDS_ENVOY_KEY_FILE"},
 		{"a vague opt-out", map[string]string{"XDS_INSECURE_ALLOW_UNAUTHENTICATED": "yes please"}, "XDS_INSECURE_ALLOW_UNAUTHENTICATED"},
+		{"an unknown client auth", map[string]string{"TLS_CERT_FILE": "/a", "TLS_KEY_FILE": "/b", "TLS_CLIENT_CA_FILE": "/c", "TLS_CLIENT_AUTH": "optional"}, "TLS_CLIENT_AUTH"},
+		{"optional client certificates of no CA", map[string]string{"TLS_CERT_FILE": "/a", "TLS_KEY_FILE": "/b", "TLS_CLIENT_AUTH": "verify-if-given"}, "TLS_CLIENT_AUTH"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if _, err := Load("", env(tc.env), nil); !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), tc.want) {

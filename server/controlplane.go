@@ -22,7 +22,7 @@ import (
 func (p *parts) buildControlPlaneAuth(cfg *config.Config, adminToken string, log *slog.Logger) error {
 	var err error
 	if cfg.TLS.Enabled() {
-		p.tls, err = tlsfiles.New(tlsfiles.Files{Cert: cfg.TLS.CertFile, Key: cfg.TLS.KeyFile, ClientCA: cfg.TLS.ClientCAFile}, log)
+		p.tls, err = tlsfiles.New(tlsfiles.Files{Cert: cfg.TLS.CertFile, Key: cfg.TLS.KeyFile, ClientCA: cfg.TLS.ClientCAFile, ClientCertOptional: cfg.TLS.ClientCertOptional}, log)
 		if err != nil {
 			return fmt.Errorf("TLS_CERT_FILE: %w", err)
 		}

@@ -22,8 +22,13 @@ type Files struct {
 	// Cert and Key are the server's certificate (chain) and private key.
 	Cert, Key string
 	// ClientCA, if set, holds the CAs client certificates must chain to:
-	// a client without one is refused in the handshake (mTLS).
+	// a client without one is refused in the handshake (mTLS), unless
+	// ClientCertOptional.
 	ClientCA string
+	// ClientCertOptional lets a client without a certificate through the
+	// handshake (Kubernetes probes have none); one that presents a
+	// certificate must still present one of ClientCA.
+	ClientCertOptional bool
 }
 
 // ErrFiles wraps every reason the files do not make a usable TLS setup.
@@ -84,6 +89,9 @@ func (r *Reloader) ServerConfig(nextProtos ...string) *tls.Config {
 			c := &tls.Config{MinVersion: tls.VersionTLS12, NextProtos: protos, Certificates: []tls.Certificate{*l.cert}}
 			if l.cas != nil {
 				c.ClientCAs, c.ClientAuth = l.cas, tls.RequireAndVerifyClientCert
+				if r.files.ClientCertOptional {
+					c.ClientAuth = tls.VerifyClientCertIfGiven
+				}
 			}
 			return c, nil
 		},

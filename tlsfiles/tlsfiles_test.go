@@ -43,7 +43,9 @@ func handshake(t *testing.T, addr string, ca *tlstest.CA, client *tls.Certificat
 	t.Helper()
 	cfg := &tls.Config{RootCAs: ca.Pool(), ServerName: "localhost", NextProtos: []string{"h2"}}
 	if client != nil {
-		cfg.Certificates = []tls.Certificate{*client}
+		// Sent whatever CAs the server names: a client of another CA is
+		// really refused, not silently sending nothing.
+		cfg.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return client, nil }
 	}
 	c, err := tls.Dial("tcp", addr, cfg)
 	if err != nil {
@@ -137,6 +139,41 @@ func TestClientCA(t *testing.T) {
 	}
 	if _, err := handshake(t, addr, ca, &good); err == nil {
 		t.Fatal("a certificate of the CA no longer trusted got through")
+	}
+}
+
+// TestOptionalClientCertificates: with ClientCertOptional a client without
+// a certificate (a Kubernetes probe) completes the handshake and is seen
+// without one; a certificate of another CA is still refused, and one of the
+// client CA is verified.
+func TestOptionalClientCertificates(t *testing.T) {
+	ca := tlstest.NewCA(t, "server CA")
+	clients := tlstest.NewCA(t, "client CA")
+	other := tlstest.NewCA(t, "another CA")
+	f := ca.WriteServer(t, tlstest.Loopback("server"))
+	caFile := filepath.Join(f.Dir, "clients.crt")
+	tlstest.Write(t, caFile, clients.PEM)
+	r, err := tlsfiles.New(tlsfiles.Files{Cert: f.Cert, Key: f.Key, ClientCA: caFile, ClientCertOptional: true}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := serve(t, r)
+	good := clients.Pair(t, tlstest.Leaf{CommonName: "envoy-1", Client: true})
+	bad := other.Pair(t, tlstest.Leaf{CommonName: "envoy-1", Client: true})
+	for _, tc := range []struct {
+		name   string
+		client *tls.Certificate
+		ok     bool
+	}{
+		{"no client certificate", nil, true},
+		{"a certificate of another CA", &bad, false},
+		{"a certificate of the client CA", &good, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if _, err := handshake(t, addr, ca, tc.client); (err == nil) != tc.ok {
+				t.Fatalf("handshake: %v, want ok=%v", err, tc.ok)
+			}
+		})
 	}
 }
 

@@ -101,15 +101,17 @@ func TestMeshGuardServesTLS(t *testing.T) {
 	for _, e := range c.Env {
 		env[e.Name] = e.Value
 	}
-	if env["TLS_CERT_FILE"] == "" || env["TLS_KEY_FILE"] == "" || env["TLS_PORTS"] != "grpc,http" || env["PROXIES_FILE"] == "" ||
+	if env["TLS_CERT_FILE"] == "" || env["TLS_KEY_FILE"] == "" || env["TLS_PORTS"] != "grpc,http" || env["PROXIES_FILE"] == "" || env["TLS_CLIENT_CA_FILE"] == "" || env["TLS_CLIENT_AUTH"] != "verify-if-given" ||
 		c.ReadinessProbe.HTTPGet.Scheme != corev1.URISchemeHTTPS || c.LivenessProbe.HTTPGet.Scheme != corev1.URISchemeHTTPS {
 		t.Fatalf("env %v, probes %v %v", env, c.ReadinessProbe.HTTPGet.Scheme, c.LivenessProbe.HTTPGet.Scheme)
 	}
 	var dr networkingv1.DestinationRule
 	decodeCustom(t, "destination-rule.yaml", "networking.istio.io/v1", "DestinationRule", &dr)
 	tls := dr.GetTrafficPolicy().GetTls()
-	if dr.GetHost() != "meshguard.meshguard-system.svc.cluster.local" || tls.GetMode() != networkingv1.ClientTLSSettings_SIMPLE ||
-		tls.GetCaCertificates() == "" || len(tls.GetSubjectAltNames()) != 1 {
+	// Mutual: the sidecars' certificate is what PROXIES_FILE lists, so
+	// MeshGuard believes the principals they report.
+	if dr.GetHost() != "meshguard.meshguard-system.svc.cluster.local" || tls.GetMode() != networkingv1.ClientTLSSettings_MUTUAL ||
+		tls.GetCaCertificates() == "" || tls.GetClientCertificate() == "" || tls.GetPrivateKey() == "" || len(tls.GetSubjectAltNames()) != 1 {
 		t.Fatalf("destination rule %v", &dr)
 	}
 }
