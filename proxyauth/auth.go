@@ -44,6 +44,8 @@ type Authenticator struct {
 	key []byte
 	set atomic.Pointer[Set]
 	log *slog.Logger
+	// streams are the discovery streams open now (grpc.go).
+	streams openStreams
 }
 
 // New reads the proxies file once: a server does not start with a file it
@@ -69,7 +71,8 @@ func New(cfg Config) (*Authenticator, error) {
 	return a, nil
 }
 
-// Reload reads the file again; when it does not parse, the last good list
+// Reload reads the file again and ends the open discovery streams of
+// proxies it no longer lists; when it does not parse, the last good list
 // stays and the error says why.
 func (a *Authenticator) Reload() error {
 	if a.cfg.File == "" {
@@ -84,6 +87,7 @@ func (a *Authenticator) Reload() error {
 		return fmt.Errorf("PROXIES_FILE %s: %w", a.cfg.File, err)
 	}
 	a.set.Store(s)
+	a.revokeUnlisted()
 	return nil
 }
 

@@ -1,0 +1,108 @@
+package server
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
+	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/meshguard/meshguard/config"
+)
+
+// TestRemovedProxysOpenStreamEnds: removing a proxy from PROXIES_FILE ends
+// the xDS streams it has open (state of the world and delta) with
+// Unauthenticated, so it is sent no later configuration, while another
+// proxy's streams go on. Before, a stream opened while listed kept
+// receiving every push after the proxy's removal.
+func TestRemovedProxysOpenStreamEnds(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "services.yaml")
+	if err := os.WriteFile(file, []byte(servicesV1), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	const removed = "mgp_removed-proxy-credential-0123456789"
+	r := start(t, func(c *config.Config) {
+		c.ServicesFile = file
+		c.ProxyAuth.ProxiesFile = writeProxies(t, dir, testProxy{name: testProxyName, token: testProxyToken}, testProxy{name: "removed", token: removed})
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	ads := discoveryv3.NewAggregatedDiscoveryServiceClient(r.grpc)
+
+	sotw := func(token string) func() error {
+		t.Helper()
+		s, err := ads.StreamAggregatedResources(asProxy(ctx, token))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Send(&discoveryv3.DiscoveryRequest{Node: &corev3.Node{Id: "n-" + token[4:10]}, TypeUrl: resourcev3.ClusterType}); err != nil {
+			t.Fatal(err)
+		}
+		return func() error {
+			resp, err := s.Recv()
+			if err == nil {
+				err = s.Send(&discoveryv3.DiscoveryRequest{TypeUrl: resourcev3.ClusterType, VersionInfo: resp.GetVersionInfo(), ResponseNonce: resp.GetNonce()})
+			}
+			return err
+		}
+	}
+	delta := func(token string) func() error {
+		t.Helper()
+		s, err := ads.DeltaAggregatedResources(asProxy(ctx, token))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Send(&discoveryv3.DeltaDiscoveryRequest{Node: &corev3.Node{Id: "d-" + token[4:10]}, TypeUrl: resourcev3.ClusterType, ResourceNamesSubscribe: []string{"*"}}); err != nil {
+			t.Fatal(err)
+		}
+		return func() error {
+			resp, err := s.Recv()
+			if err == nil {
+				err = s.Send(&discoveryv3.DeltaDiscoveryRequest{TypeUrl: resourcev3.ClusterType, ResponseNonce: resp.GetNonce()})
+			}
+			return err
+		}
+	}
+	streams := map[string]func() error{
+		"removed, state of the world": sotw(removed),
+		"removed, delta":              delta(removed),
+		"kept, state of the world":    sotw(testProxyToken),
+		"kept, delta":                 delta(testProxyToken),
+	}
+	for name, next := range streams {
+		if err := next(); err != nil {
+			t.Fatalf("%s: first answer: %v", name, err)
+		}
+	}
+
+	writeProxies(t, dir, testProxy{name: testProxyName, token: testProxyToken})
+	eventually(t, "the removed proxy refused", func() bool {
+		return firstClusters(asProxy(ctx, removed), t, r.grpc) == codes.Unauthenticated
+	})
+	// A change every stream would be sent.
+	if err := os.WriteFile(file, []byte(servicesV2), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		stream string
+		want   codes.Code
+	}{
+		{"removed, state of the world", codes.Unauthenticated},
+		{"removed, delta", codes.Unauthenticated},
+		{"kept, state of the world", codes.OK},
+		{"kept, delta", codes.OK},
+	} {
+		t.Run(tc.stream, func(t *testing.T) {
+			if got := status.Code(streams[tc.stream]()); got != tc.want {
+				t.Fatalf("after the removal: %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
