@@ -1,7 +1,12 @@
 package server
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
+	"github.com/meshguard/meshguard/client"
+	"github.com/meshguard/meshguard/filterconfig"
+	"net/http"
 	"os"
 	"path/filepath"
 	"testing"
@@ -104,5 +109,58 @@ func TestRemovedProxysOpenStreamEnds(t *testing.T) {
 				t.Fatalf("after the removal: %v, want %v", got, tc.want)
 			}
 		})
+	}
+}
+
+// TestFilterCheckRecordsNameTheProxy: a decision a wasm filter defers to
+// MeshGuard (POST /v1/filter/check) is recorded with the proxy whose
+// credential asked, as the records a filter ships are: the trail says
+// which proxy's credential obtained each decision, and so each delegation
+// token minted through it. Before, these records named no proxy.
+func TestFilterCheckRecordsNameTheProxy(t *testing.T) {
+	r := start(t, func(c *config.Config) { c.WasmFilterPath = "/etc/envoy/meshguard-filter.wasm" })
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	token := r.agent(t, "reader-1", "reader")
+	for _, tc := range []struct {
+		name, token string
+		want        bool
+	}{
+		{"allowed", token, true},
+		{"denied", "not-a-token", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			body, _ := json.Marshal(filterconfig.DeferredCheck{Method: "GET", Host: "docs.internal", Path: "/docs/" + tc.name, Token: tc.token})
+			req, _ := http.NewRequest("POST", "http://"+r.addrs.HTTP+filterconfig.CheckPath, bytes.NewReader(body))
+			req.Header.Set(filterconfig.HeaderFilterToken, testProxyToken)
+			res, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var v filterconfig.Verdict
+			err = json.NewDecoder(res.Body).Decode(&v)
+			res.Body.Close()
+			if err != nil || res.StatusCode != 200 || v.Allowed != tc.want {
+				t.Fatalf("POST %s: %d %+v %v", filterconfig.CheckPath, res.StatusCode, v, err)
+			}
+			eventually(t, "the deferred decision's record", func() bool {
+				page, err := r.admin.QueryAudit(ctx, client.AuditFilter{})
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, got := range page.Records {
+					if got.DecisionID == v.DecisionID {
+						if got.Proxy != testProxyName || got.Source != "wasm" {
+							t.Fatalf("the record names proxy %q, source %q; want %q, wasm", got.Proxy, got.Source, testProxyName)
+						}
+						return true
+					}
+				}
+				return false
+			})
+		})
+	}
+	if v, err := r.admin.VerifyAudit(ctx); err != nil || !v.OK {
+		t.Fatalf("the chain: %+v, %v", v, err)
 	}
 }
