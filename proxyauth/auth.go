@@ -9,6 +9,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"strconv"
@@ -78,7 +79,7 @@ func (a *Authenticator) Reload() error {
 	if a.cfg.File == "" {
 		return nil
 	}
-	data, err := os.ReadFile(a.cfg.File)
+	data, err := readBounded(a.cfg.File)
 	if err != nil {
 		return fmt.Errorf("PROXIES_FILE: %w", err)
 	}
@@ -89,6 +90,17 @@ func (a *Authenticator) Reload() error {
 	a.set.Store(s)
 	a.revokeUnlisted()
 	return nil
+}
+
+// readBounded reads name up to one byte past MaxFileBytes (Parse refuses
+// more): a file that never ends must not exhaust memory first.
+func readBounded(name string) ([]byte, error) {
+	f, err := os.Open(name)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return io.ReadAll(io.LimitReader(f, MaxFileBytes+1))
 }
 
 // File is the proxies file watched (empty: none).
