@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -162,5 +163,61 @@ func TestFilterCheckRecordsNameTheProxy(t *testing.T) {
 	}
 	if v, err := r.admin.VerifyAudit(ctx); err != nil || !v.OK {
 		t.Fatalf("the chain: %+v, %v", v, err)
+	}
+}
+
+// TestPublicEndpointsRevealNoSecret: what anyone who reaches the HTTP port
+// without a credential gets — health, readiness, metrics, the JWKS and
+// discovery document, and /v1/filter/config with every credential that is
+// not a filter's (none, the admin token, a proxy's digest, the
+// placeholder, the proxy's credential in other case or behind a prefix) —
+// holds no admin token, proxy credential, filter credential or private
+// key member, and the filter endpoints answer 401.
+func TestPublicEndpointsRevealNoSecret(t *testing.T) {
+	r := start(t, func(c *config.Config) { c.WasmFilterPath = "/etc/envoy/meshguard-filter.wasm" })
+	admin := r.adminToken(t)
+	secrets := []string{admin, testProxyToken, "mgf2_", `"d":`}
+	get := func(path, cred string) (int, string) {
+		req, _ := http.NewRequest("GET", "http://"+r.addrs.HTTP+path, nil)
+		if cred != "" {
+			req.Header.Set(filterconfig.HeaderFilterToken, cred)
+		}
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		var b bytes.Buffer
+		_, _ = b.ReadFrom(res.Body)
+		return res.StatusCode, b.String()
+	}
+	for _, tc := range []struct {
+		name, path, cred string
+		want             int
+	}{
+		{"health", "/health", "", 200},
+		{"ready", "/ready", "", 200},
+		{"metrics", "/metrics", "", 200},
+		{"jwks", "/.well-known/jwks.json", "", 200},
+		{"discovery", "/.well-known/openid-configuration", "", 200},
+		{"filter config, no credential", filterconfig.ConfigPath, "", 401},
+		{"filter config, the admin token", filterconfig.ConfigPath, admin, 401},
+		{"filter config, the proxy's digest", filterconfig.ConfigPath, digestOf(testProxyToken), 401},
+		{"filter config, the digest's hex", filterconfig.ConfigPath, strings.TrimPrefix(digestOf(testProxyToken), "sha256:"), 401},
+		{"filter config, the placeholder", filterconfig.ConfigPath, "mgf2-unbound-0", 401},
+		{"filter config, the credential upper-cased", filterconfig.ConfigPath, strings.ToUpper(testProxyToken), 401},
+		{"filter config, a Bearer prefix", filterconfig.ConfigPath, "Bearer x" + testProxyToken, 401},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			code, body := get(tc.path, tc.cred)
+			if code != tc.want {
+				t.Fatalf("%s: %d, want %d: %s", tc.path, code, tc.want, body)
+			}
+			for _, s := range secrets {
+				if strings.Contains(body, s) {
+					t.Fatalf("%s reveals %q: %s", tc.path, s, body)
+				}
+			}
+		})
 	}
 }
