@@ -64,6 +64,8 @@ type Policies interface {
 	Reload(ctx context.Context) (*policy.Set, error)
 	Current() *policy.Set
 	Err() error
+	// Revision is the set of a revision in force now or lately.
+	Revision(rev string) (*policy.Set, bool)
 }
 
 // Checker decides requests (engine.Engine).

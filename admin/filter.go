@@ -104,6 +104,7 @@ func (a *API) filterCheck(w http.ResponseWriter, r *http.Request) {
 		badRequest(w, "%s", msg)
 		return
 	}
+	er.Proxy = filterProxy(r.Context()) // recorded with the decision
 	d, err := a.cfg.Engine.Check(r.Context(), &er)
 	if err != nil {
 		a.log.Error("admin: /v1/filter/check: MeshGuard could not decide", "error", err)

@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -80,5 +82,63 @@ func TestFilterAuditRefusesWhatNoProxyWrites(t *testing.T) {
 	page, err = env.F.Store.QueryAudit(context.Background(), store.AuditFilter{})
 	if err != nil || len(page.Records) != 1 || page.Records[0].ID == good.ID || page.Records[0].DecisionID != "dec_x" || page.Records[0].Proxy != filtertest.ProxyName {
 		t.Fatalf("stored %+v, %v", page.Records, err)
+	}
+}
+
+// TestFilterAuditChecksAllowsUnderTheirRevision: an allow is checked
+// against the policies of the revision it names when MeshGuard had them in
+// force lately, and against those in force now when it names another
+// revision or none. Before, any record naming a revision other than the
+// current one — an empty one, a made-up one — skipped the policy check, so
+// a filter credential could seal an allow of anything into the chain.
+func TestFilterAuditChecksAllowsUnderTheirRevision(t *testing.T) {
+	env := filtertest.New(t)
+	api := env.API(t)
+	post := func(r audit.Record) (int, string) {
+		body, _ := json.Marshal(filterconfig.AuditBatch{Records: []audit.Record{r}})
+		req, _ := http.NewRequest("POST", api.URL+filterconfig.AuditPath, strings.NewReader(string(body)))
+		req.Header.Set(filterconfig.HeaderFilterToken, filtertest.FilterCredential)
+		res, err := api.Client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		var e struct{ Message string }
+		_ = json.NewDecoder(res.Body).Decode(&e)
+		return res.StatusCode, e.Message
+	}
+	record := func(action, revision string) audit.Record {
+		return audit.Record{Timestamp: filtertest.Now, DecisionID: "dec_" + action, AgentID: env.Orch.ID, AgentName: env.Orch.Name, Action: action,
+			Method: "GET", Path: "/docs", Host: "docs.mesh", Decision: "allow", Status: 200, Reason: "rule_allow", Source: "wasm", Mode: "enforce", PolicyRevision: revision}
+	}
+	old := env.F.Policies.Current().Revision()
+	if code, msg := post(record("read:docs", old)); code != 204 {
+		t.Fatalf("an allow the policies give: %d %s", code, msg)
+	}
+	// The operator replaces the policies: nothing is allowed to anyone.
+	if err := os.WriteFile(filepath.Join(env.F.Dir, "policies.yaml"), []byte("name: nobody\nappliesTo: {tags: [nobody]}\nrules:\n  - {name: r, effect: allow, actions: [\"read:*\"]}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := env.F.Policies.Reload(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	current := env.F.Policies.Current().Revision()
+	for _, tt := range []struct {
+		name   string
+		rec    audit.Record
+		status int
+		want   string
+	}{
+		{"decided under the revision before, which allowed it", record("read:docs", old), 204, ""},
+		{"decided under the revision before, which denied it", record("delete:everything", old), 400, "the policies of revision"},
+		{"under the revision in force, which denies it", record("read:docs", current), 400, "the policies in force"},
+		{"under no revision", record("read:docs", ""), 400, "no revision MeshGuard had in force lately"},
+		{"under a made-up revision", record("read:docs", "0123456789abcdef"), 400, "no revision MeshGuard had in force lately"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			if code, msg := post(tt.rec); code != tt.status || !strings.Contains(msg, tt.want) {
+				t.Fatalf("%d %q; want %d mentioning %q", code, msg, tt.status, tt.want)
+			}
+		})
 	}
 }

@@ -15,11 +15,12 @@ var errNotReproduced = errors.New("MeshGuard would not have allowed it")
 
 // reproduceAllow checks a shipped allow against what MeshGuard holds: the
 // agent exists under that name and was active when the filter decided;
-// and, when the record names the policy set in force now and no
-// delegation, the policies allow that agent the action. A record from
-// another revision, or a delegated one (whose token scope is not in the
-// record), is checked on the agent only: the policies it was decided on
-// are no longer here to ask. Denials are not checked: a forged denial
+// and, without a delegation, the policies allow that agent the action —
+// the policies of the revision the record names if this server had them
+// in force (now or lately: policy.Loader.Revision), else the policies in
+// force now, so that naming an unknown revision (or none) escapes no
+// check. A delegated record (whose token scope is not in the record) is
+// checked on the agent only. Denials are not checked: a forged denial
 // hides nothing that was let through.
 func (a *API) reproduceAllow(ctx context.Context, rec *audit.Record) error {
 	if rec.Decision != "allow" {
@@ -36,16 +37,29 @@ func (a *API) reproduceAllow(ctx context.Context, rec *audit.Record) error {
 	case !agent.Active() && !agent.UpdatedAt.After(rec.Timestamp):
 		return fmt.Errorf("%w: agent %s was revoked before the stamp", errNotReproduced, rec.AgentID)
 	}
-	set := a.cfg.Policies.Current()
-	if set == nil || rec.PolicyRevision != set.Revision() || len(rec.Chain) > 1 {
+	if len(rec.Chain) > 1 {
+		return nil
+	}
+	set, known := a.cfg.Policies.Revision(rec.PolicyRevision)
+	if !known {
+		set = a.cfg.Policies.Current()
+	}
+	if set == nil {
 		return nil
 	}
 	d := set.Evaluate(&policy.Input{
 		Agent:  policy.Subject{ID: agent.ID, Name: agent.Name, Tier: agent.TrustTier, Tags: agent.Tags, Active: true},
 		Action: rec.Action, Resource: rec.Resource, Context: rec.Context, Time: rec.Timestamp,
 	})
-	if !d.Allowed() {
+	switch {
+	case d.Allowed():
+		return nil
+	case !known:
+		return fmt.Errorf("%w: policyRevision %q is no revision MeshGuard had in force lately, and the policies in force (revision %s) give %s (%s)",
+			errNotReproduced, rec.PolicyRevision, set.Revision(), d.Effect, d.Reason)
+	case set == a.cfg.Policies.Current():
 		return fmt.Errorf("%w: the policies in force (revision %s) give %s (%s)", errNotReproduced, set.Revision(), d.Effect, d.Reason)
+	default:
+		return fmt.Errorf("%w: the policies of revision %s give %s (%s)", errNotReproduced, set.Revision(), d.Effect, d.Reason)
 	}
-	return nil
 }

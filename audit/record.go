@@ -45,8 +45,9 @@ type Record struct {
 	LatencyUs       int64          `json:"latencyUs"`
 	Context         map[string]any `json:"context,omitempty"` // what policies read: the request's header.*/query.* values, or /v1/check's context
 	Mode            string         `json:"mode"`
-	// Proxy is the proxy whose wasm filter made and shipped the record,
-	// as MeshGuard authenticated it (proxyauth); empty for MeshGuard's own.
+	// Proxy is the proxy whose wasm filter made and shipped the record, or
+	// deferred the decision to MeshGuard, as MeshGuard authenticated it
+	// (proxyauth); empty for every other enforcement point.
 	Proxy    string `json:"proxy,omitempty"`
 	PrevHash string `json:"prevHash"`
 	Hash     string `json:"hash"`

@@ -17,7 +17,7 @@ func auditRecord(r *Request, d *Decision, latency time.Duration) audit.Record {
 		Method: recordable(r.Method, 16), Path: recordable(r.Path, MaxPathLen), Host: recordable(r.Host, MaxHostLen),
 		Decision: d.Effect, Status: d.Status,
 		Reason: d.Reason, Policy: d.Policy, Rule: d.Rule, Chain: d.Chain,
-		Source: string(d.Source), SourceAddress: r.SourceAddress, PolicyRevision: d.Revision,
+		Source: string(d.Source), SourceAddress: r.SourceAddress, Proxy: r.Proxy, PolicyRevision: d.Revision,
 		LatencyUs: latency.Microseconds(), Mode: string(d.Mode),
 	}
 	if d.AgentID != "" {

@@ -76,6 +76,10 @@ type Request struct {
 
 	// SourceAddress is the caller's address (for audit and per-IP limits).
 	SourceAddress string
+	// Proxy is the proxy whose wasm filter deferred the request to
+	// MeshGuard (SourceWasm), as its credential named it: the record says
+	// which proxy's credential obtained the decision.
+	Proxy string
 	// TraceID is the W3C trace id from an incoming traceparent (32 hex
 	// digits); empty makes the engine start one. ParentSpanID and
 	// TraceSampled are the rest of the traceparent: the caller's span, the

@@ -236,9 +236,16 @@ type Loader struct {
 	sources []Source
 	current atomic.Pointer[Set]
 
-	mu      sync.Mutex // serialises reloads and guards lastErr
+	mu      sync.Mutex // serialises reloads and guards lastErr and retired
 	lastErr error
+	// retired are the last MaxRetired sets replaced, oldest first: a
+	// record a wasm filter decided under one of them is checked against
+	// it (Revision).
+	retired []*Set
 }
+
+// MaxRetired bounds the replaced sets a Loader keeps (Revision).
+const MaxRetired = 32
 
 // NewLoader returns a Loader over the sources; call Reload to load them.
 // Until a first good load, Current returns an empty set (which denies
@@ -260,8 +267,31 @@ func (l *Loader) Reload(ctx context.Context) (*Set, error) {
 	if err != nil {
 		return l.current.Load(), err
 	}
+	if prev := l.current.Load(); prev.Revision() != set.Revision() {
+		if len(l.retired) == MaxRetired {
+			l.retired = append(l.retired[:0], l.retired[1:]...)
+		}
+		l.retired = append(l.retired, prev)
+	}
 	l.current.Store(set)
 	return set, nil
+}
+
+// Revision returns the set of revision rev: the one in force, or one of
+// the last MaxRetired it replaced since the process started; false if rev
+// is none of them.
+func (l *Loader) Revision(rev string) (*Set, bool) {
+	if cur := l.current.Load(); cur.Revision() == rev {
+		return cur, true
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for i := len(l.retired) - 1; i >= 0; i-- {
+		if l.retired[i].Revision() == rev {
+			return l.retired[i], true
+		}
+	}
+	return nil, false
 }
 
 // Current returns the set in force. It is cheap enough for every request.

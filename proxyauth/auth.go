@@ -9,6 +9,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"strconv"
@@ -44,6 +45,8 @@ type Authenticator struct {
 	key []byte
 	set atomic.Pointer[Set]
 	log *slog.Logger
+	// streams are the discovery streams open now (grpc.go).
+	streams openStreams
 }
 
 // New reads the proxies file once: a server does not start with a file it
@@ -69,13 +72,14 @@ func New(cfg Config) (*Authenticator, error) {
 	return a, nil
 }
 
-// Reload reads the file again; when it does not parse, the last good list
+// Reload reads the file again and ends the open discovery streams of
+// proxies it no longer lists; when it does not parse, the last good list
 // stays and the error says why.
 func (a *Authenticator) Reload() error {
 	if a.cfg.File == "" {
 		return nil
 	}
-	data, err := os.ReadFile(a.cfg.File)
+	data, err := readBounded(a.cfg.File)
 	if err != nil {
 		return fmt.Errorf("PROXIES_FILE: %w", err)
 	}
@@ -84,7 +88,19 @@ func (a *Authenticator) Reload() error {
 		return fmt.Errorf("PROXIES_FILE %s: %w", a.cfg.File, err)
 	}
 	a.set.Store(s)
+	a.revokeUnlisted()
 	return nil
+}
+
+// readBounded reads name up to one byte past MaxFileBytes (Parse refuses
+// more): a file that never ends must not exhaust memory first.
+func readBounded(name string) ([]byte, error) {
+	f, err := os.Open(name)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return io.ReadAll(io.LimitReader(f, MaxFileBytes+1))
 }
 
 // File is the proxies file watched (empty: none).

@@ -114,7 +114,52 @@ func (a *Authenticator) StreamInterceptor() grpc.StreamServerInterceptor {
 		if err != nil {
 			return a.refuse(ss.Context(), info.FullMethod)
 		}
-		return h(srv, &boundStream{ServerStream: ss, a: a, name: name})
+		bs := &boundStream{ServerStream: ss, a: a, name: name, authenticated: name, revoked: make(chan struct{})}
+		a.streams.add(bs)
+		defer a.streams.remove(bs)
+		err = h(srv, bs)
+		select {
+		case <-bs.revoked:
+			a.log.Warn("xds: ended the stream of a proxy no longer listed", "proxy", name, "method", info.FullMethod)
+			return unauthenticated
+		default:
+			return err
+		}
+	}
+}
+
+// openStreams are the discovery streams open now, so that a reload of the
+// proxies file ends those of a proxy it no longer lists.
+type openStreams struct {
+	mu sync.Mutex
+	m  map[*boundStream]struct{}
+}
+
+func (o *openStreams) add(s *boundStream) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.m == nil {
+		o.m = map[*boundStream]struct{}{}
+	}
+	o.m[s] = struct{}{}
+}
+
+func (o *openStreams) remove(s *boundStream) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	delete(o.m, s)
+}
+
+// revokeUnlisted ends every open stream whose credentials no longer
+// authenticate it as the proxy it opened as (its entry was removed, its
+// digest or identity unlisted, or they now name another proxy).
+func (a *Authenticator) revokeUnlisted() {
+	a.streams.mu.Lock()
+	defer a.streams.mu.Unlock()
+	for s := range a.streams.m {
+		if name, err := a.authenticate(s.ServerStream.Context()); err != nil || name != s.authenticated {
+			s.revoke()
+		}
 	}
 }
 
@@ -122,15 +167,43 @@ func (a *Authenticator) StreamInterceptor() grpc.StreamServerInterceptor {
 type boundStream struct {
 	grpc.ServerStream
 	a *Authenticator
+	// authenticated is the proxy the stream's credentials named when it
+	// opened ("" for an insecure client).
+	authenticated string
+	// revoked is closed when that proxy leaves the proxies file.
+	revoked    chan struct{}
+	revokeOnce sync.Once
 
 	mu   sync.Mutex
 	name string // "" until the node is known, for an insecure client
 }
 
+func (s *boundStream) revoke() { s.revokeOnce.Do(func() { close(s.revoked) }) }
+
+// errRevoked ends a stream whose proxy left the proxies file.
+var errRevoked = status.Error(codes.Unauthenticated, "the proxy is no longer listed in MeshGuard's PROXIES_FILE")
+
 // RecvMsg learns an unauthenticated client's node id from its first
 // request: its filter credential is minted for that (unverified) name.
+// It returns errRevoked as soon as the stream's proxy is revoked: the
+// discovery server waits on RecvMsg, and only its failing ends the
+// stream. The receive left waiting ends with the stream.
 func (s *boundStream) RecvMsg(m any) error {
-	err := s.ServerStream.RecvMsg(m)
+	select {
+	case <-s.revoked:
+		return errRevoked
+	default:
+	}
+	// Discovery requests are few (one per push and type), so a goroutine
+	// per receive costs little.
+	done := make(chan error, 1)
+	go func() { done <- s.ServerStream.RecvMsg(m) }()
+	var err error
+	select {
+	case err = <-done:
+	case <-s.revoked:
+		return errRevoked
+	}
 	if err == nil {
 		if r, ok := m.(interface{ GetNode() *corev3.Node }); ok && r.GetNode().GetId() != "" {
 			s.mu.Lock()
@@ -147,6 +220,11 @@ func (s *boundStream) RecvMsg(m any) error {
 // filter's configuration. It never sends a configuration it could not
 // bind: the stream ends instead.
 func (s *boundStream) SendMsg(m any) error {
+	select {
+	case <-s.revoked:
+		return errRevoked
+	default:
+	}
 	s.mu.Lock()
 	name := s.name
 	s.mu.Unlock()

@@ -155,3 +155,36 @@ func TestSetTokenBindsOnlyAPlaceholder(t *testing.T) {
 		t.Fatal("a configuration holding a credential was bound")
 	}
 }
+
+// TestHugeProxiesFileIsReadBounded: a PROXIES_FILE beyond MaxFileBytes is
+// refused after reading at most one byte more, at start and at a reload
+// (the last good list stays). Before, the whole file was read into memory
+// first: one that never ends (here /dev/zero, or a FIFO) exhausted it.
+func TestHugeProxiesFileIsReadBounded(t *testing.T) {
+	if _, err := os.Stat("/dev/zero"); err != nil {
+		t.Skip("no /dev/zero")
+	}
+	if _, err := New(Config{File: "/dev/zero", Secret: "s"}); err == nil || !strings.Contains(err.Error(), "larger than") {
+		t.Fatalf("New on an endless file: %v", err)
+	}
+	file := filepath.Join(t.TempDir(), "proxies.yaml")
+	if err := os.WriteFile(file, []byte("proxies: [{name: a, tokens: [\""+Digest("mgp_a")+"\"]}]"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	a, err := New(Config{File: file, Secret: "s"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(file); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("/dev/zero", file); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Reload(); err == nil || !strings.Contains(err.Error(), "larger than") {
+		t.Fatalf("Reload of an endless file: %v", err)
+	}
+	if name, err := a.Token("mgp_a"); err != nil || name != "a" {
+		t.Fatalf("the last good list: %q, %v", name, err)
+	}
+}

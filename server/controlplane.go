@@ -72,8 +72,8 @@ func (p *parts) httpListener(cfg *config.Config, lis net.Listener) net.Listener 
 }
 
 // watchProxies reloads PROXIES_FILE when its directory changes: a proxy
-// removed is refused from then on (its streams already open end when it
-// reconnects; its filter credentials at once).
+// removed is refused from then on, and its open streams and its filter
+// credentials at once.
 func (p *parts) watchProxies(ctx context.Context, log *slog.Logger) {
 	file := p.proxies.File()
 	if file == "" {
