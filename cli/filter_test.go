@@ -2,6 +2,8 @@ package cli
 
 import (
 	"encoding/json"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -34,6 +36,29 @@ func TestFilterCommands(t *testing.T) {
 	}
 	if code, _, errOut := runEnv(t, nil, "filter", "token", "no spaces"); code != 2 || !strings.Contains(errOut, "NAME") {
 		t.Errorf("a bad name: exit %d, %q", code, errOut)
+	}
+
+	// --add-to writes the entry into a proxies file and prints only the
+	// credential; a second proxy is added; the same name again is refused
+	// and changes nothing.
+	file := filepath.Join(t.TempDir(), "proxies.yaml")
+	first := strings.TrimSpace(l.must(t, "filter", "token", "envoy-1", "--add-to", file))
+	second := strings.TrimSpace(l.must(t, "filter", "token", "envoy-2", "--add-to", file))
+	before, _ := os.ReadFile(file)
+	if code, _, errOut := runEnv(t, nil, "filter", "token", "envoy-1", "--add-to", file); code != 2 || !strings.Contains(errOut, "envoy-1") {
+		t.Errorf("a name listed twice: exit %d, %q", code, errOut)
+	}
+	if after, _ := os.ReadFile(file); string(after) != string(before) {
+		t.Errorf("a refused entry changed the file:\n%s", after)
+	}
+	a, err = proxyauth.New(proxyauth.Config{File: file, Secret: testAdminToken})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for want, cred := range map[string]string{"envoy-1": first, "envoy-2": second} {
+		if name, err := a.Token(cred); err != nil || name != want {
+			t.Errorf("--add-to: credential %q is %q, %v; want %s", cred, name, err, want)
+		}
 	}
 	out = l.must(t, "filter", "config")
 	c, err := filterconfig.Parse([]byte(out))
