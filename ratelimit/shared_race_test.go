@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/meshguard/meshguard/ratelimit"
 	"github.com/meshguard/meshguard/store"
 	"github.com/meshguard/meshguard/store/pgtest"
@@ -246,5 +248,105 @@ func raceBackends() []struct {
 			u := pgtest.NewDatabase(t)
 			return func() ratelimit.CountStore { return openPostgres(t, u) }
 		}},
+	}
+}
+
+// TestSharedOverlappingReservationsPostgres: two replicas reserve at
+// the same time, and the statement recording one reservation is slow to
+// finish (here: it waits for a row lock the test holds; under load, its
+// backend is not scheduled). Each must see the other's reservation or be
+// seen by it. When the count was recorded and the others' read in one
+// statement, the slow one read a snapshot taken before the other's
+// reservations and the other read the slow one's old count: 118 passed
+// with a limit of 100. The memory store records and reads under one lock,
+// so this interleaving cannot happen there.
+func TestSharedOverlappingReservationsPostgres(t *testing.T) {
+	u := pgtest.NewDatabase(t)
+	clock := newRaceClock()
+	a := newShared(t, openPostgres(t, u), clock.cfg("a", time.Hour))
+	b := newShared(t, openPostgres(t, u), clock.cfg("b", time.Hour))
+
+	// a reserves a quarter of the limit and uses it up.
+	passedA := 0
+	for range raceLimit / 4 {
+		if res, err := a.Allow(t.Context(), raceKey, raceLimit, raceSize); err != nil || !res.Allowed {
+			t.Fatalf("request %d: %+v, %v", passedA+1, res, err)
+		}
+		passedA++
+	}
+
+	// Lock a's row so that a's next reservation stalls half-way.
+	locker, err := pgx.Connect(t.Context(), u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = locker.Close(context.Background()) })
+	tx, err := locker.Begin(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = tx.Rollback(context.Background()) })
+	var pid int
+	if err := tx.QueryRow(t.Context(), `SELECT pg_backend_pid()`).Scan(&pid); err != nil {
+		t.Fatal(err)
+	}
+	tag, err := tx.Exec(t.Context(), `SELECT 1 FROM rate_counts WHERE key = $1 AND replica = 'a' FOR UPDATE`, raceKey)
+	if err != nil || tag.RowsAffected() != 1 {
+		t.Fatalf("locking a's count: %v, %d rows", err, tag.RowsAffected())
+	}
+
+	type outcome struct {
+		allowed bool
+		err     error
+	}
+	next := make(chan outcome, 1)
+	go func() {
+		res, err := a.Allow(context.Background(), raceKey, raceLimit, raceSize)
+		next <- outcome{res.Allowed, err}
+	}()
+	waitBlockedBy(t, u, pid)
+
+	// b reserves and uses everything it sees left while a's reservation is
+	// in flight.
+	passedB := drain(t, b, raceLimit)
+
+	if err := tx.Rollback(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	o := <-next
+	if o.err != nil {
+		t.Fatalf("a's stalled request: %v", o.err)
+	}
+	if o.allowed {
+		passedA += 1 + drain(t, a, raceLimit)
+	}
+	t.Logf("a passed %d, b %d, limit %d", passedA, passedB, raceLimit)
+	if passedA+passedB > raceLimit {
+		t.Fatalf("%d passed in total (a %d, b %d), limit %d", passedA+passedB, passedA, passedB, raceLimit)
+	}
+}
+
+// waitBlockedBy waits until some backend waits for a lock held by the
+// backend pid.
+func waitBlockedBy(t *testing.T, u string, pid int) {
+	t.Helper()
+	c, err := pgx.Connect(t.Context(), u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = c.Close(context.Background()) }()
+	deadline := time.Now().Add(time.Minute)
+	for {
+		var n int
+		if err := c.QueryRow(t.Context(), `SELECT count(*) FROM pg_stat_activity WHERE $1::int = ANY(pg_blocking_pids(pid))`, pid).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		if n > 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the reservation never reached the locked row")
+		}
+		time.Sleep(time.Millisecond)
 	}
 }
