@@ -42,7 +42,14 @@ type CountStore interface {
 	// SyncRateCounts records replica's counts, each replacing one with a
 	// lower Seq for its key and window, and returns the other replicas' totals
 	// for the windows asked about (windows nobody else counted in may be
-	// left out). One round trip.
+	// left out).
+	//
+	// The counts must be recorded, visible to every exchange that reads
+	// from then on, before the totals are read: then of two exchanges
+	// that overlap in time, at least one sees the other's counts, which
+	// is what keeps the limit (see Shared). A single PostgreSQL statement
+	// that writes and reads does not do this: it reads the snapshot taken
+	// when it started.
 	SyncRateCounts(ctx context.Context, replica string, mine []Count, want []Window) ([]Total, error)
 }
 
@@ -58,18 +65,34 @@ type SharedConfig struct {
 	Logger *slog.Logger
 }
 
-// Shared is a Limiter whose limits hold across replicas (SPEC §6: within
-// 10%). It applies Memory's sliding-window counter to the sum of every
-// replica's counts, without a round trip per request: a replica reserves a
-// share of what is left, records the reservation in the CountStore (so the
-// others see it at once), and passes requests against it locally; only
-// when it is used up does the next request exchange counts again. The
-// share is (limit − used) / (2 × replicas counting, at least 2): replicas
-// reserving at the same moment, each unaware of the others, still cannot
-// reserve more than is left together, and a busy key costs a few round
-// trips per window (about log₄⁄₃ of the limit) rather than one per request.
-// A reservation that, once recorded, turns out to overlap what others
-// reserved meanwhile is cut back at once.
+// Shared is a Limiter whose limits hold across replicas. It applies
+// Memory's sliding-window counter to the sum of every replica's counts,
+// without a round trip per request: a replica reserves a share of what is
+// left, records the reservation in the CountStore (so the others see it at
+// once), and passes requests against it locally; only when it is used up
+// does the next request exchange counts again. The share is
+// (limit − used) / (2 × replicas counting, at least 2), so a busy key costs
+// a few round trips per window (about log₄⁄₃ of the limit) rather than one
+// per request.
+//
+// Why the limit holds, whatever the scheduling. A replica passes requests
+// only against a reservation it has confirmed: it recorded the count, then
+// read the others' (CountStore's order), and the total it read, its own
+// new count included, was within the limit; if it was not, it cuts the
+// reservation back to what fits before passing anything. What the store
+// holds for a replica is never below what the replica may pass: a
+// reservation grows only after it is recorded, and shrinks (given back,
+// cut back, a window's final count) here before the store hears of it, so
+// a failed or late exchange leaves the store erring high; sequence numbers
+// keep a late exchange from replacing a newer count. Take the replica whose
+// last confirmation read last: every other replica's confirmed count had
+// been recorded before its own read, hence before this one, which saw it
+// (or a larger one) and still found the sum within the limit. So the
+// replicas' confirmed reservations together, and what they pass, stay
+// within the limit exactly (the share's size only decides how often counts
+// are exchanged and how often a reservation is cut back). This assumes the
+// replicas' clocks agree on where windows start; a replica whose clock
+// runs behind can still add to a window the others have moved past.
 //
 // In the background, every SyncInterval, a replica reads the others'
 // counts and gives back what it reserved for keys it no longer sees
@@ -199,6 +222,9 @@ func (s *Shared) reserve(ctx context.Context, k *sharedKey, limit int, now time.
 	if over := int(math.Ceil(k.total(now) - float64(limit))); over > 0 {
 		fit := max(k.w.cur, k.reserved-over)
 		k.full = fit == k.w.cur
+		// Cut back here first: should the exchange fail, the store
+		// keeps the larger count, which errs on the safe side.
+		k.reserved = fit
 		return s.exchangeLocked(ctx, k, fit)
 	}
 	return nil
@@ -353,7 +379,11 @@ func (s *Shared) syncAll(ctx context.Context, since time.Time) error {
 		}
 		count := k.reserved
 		if k.used.Before(since) {
+			// Given back here, before the store hears of it: once it
+			// has, others may reserve what this replica gave back, so
+			// a request arriving meanwhile must not pass against it.
 			count = k.w.cur
+			k.reserved = count
 		}
 		var sn sent
 		sn, mine, want = s.snapshot(k, count, mine, want)
@@ -370,11 +400,6 @@ func (s *Shared) syncAll(ctx context.Context, since time.Time) error {
 	}
 	for _, sn := range sns {
 		sn.k.mu.Lock()
-		if sn.k.recorded == sn.seq && sn.count < sn.k.reserved {
-			// Given back, unless a reservation made meanwhile
-			// replaced what was sent.
-			sn.k.reserved = max(sn.count, sn.k.w.cur)
-		}
 		sn.apply(totals, now)
 		sn.k.mu.Unlock()
 	}

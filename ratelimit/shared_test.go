@@ -53,7 +53,7 @@ func (m *memCounts) SyncRateCounts(_ context.Context, replica string, mine []rat
 }
 
 // TestSharedAcrossReplicas: replicas hammering one key on one store pass
-// the limit within 10% in total (SPEC §6), and do not ask the store on
+// the limit within 10% in total, and do not ask the store on
 // every request.
 func TestSharedAcrossReplicas(t *testing.T) {
 	backends := []struct {

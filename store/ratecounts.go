@@ -10,19 +10,26 @@ import (
 
 var _ ratelimit.CountStore = (*Postgres)(nil)
 
-// syncRateCountsSQL records this replica's counts and reads the others' in
-// one round trip. A count replaces the stored one only if its seq is
-// higher: exchanges from one replica may overlap and arrive out of order. The SELECT runs on the
-// statement's snapshot, so it does not see the rows written beside it;
-// it skips this replica's anyway.
-const syncRateCountsSQL = `WITH mine AS (
-    INSERT INTO rate_counts (key, window_start, replica, count, seq, expires_at)
-    SELECT k, s, $1, n, q, e FROM unnest($2::text[], $3::bigint[], $4::bigint[], $5::bigint[], $6::bigint[]) AS m(k, s, n, q, e)
-    ON CONFLICT (key, window_start, replica) DO UPDATE SET count = EXCLUDED.count, seq = EXCLUDED.seq
-        WHERE rate_counts.seq < EXCLUDED.seq
-)
-SELECT r.key, r.window_start, SUM(r.count)::bigint, COUNT(*)
-FROM rate_counts r JOIN unnest($7::text[], $8::bigint[]) AS w(k, s) ON r.key = w.k AND r.window_start = w.s
+// upsertRateCountsSQL records this replica's counts. A count replaces the
+// stored one only if its seq is higher: exchanges from one replica may
+// overlap and arrive out of order.
+const upsertRateCountsSQL = `INSERT INTO rate_counts (key, window_start, replica, count, seq, expires_at)
+SELECT k, s, $1, n, q, e FROM unnest($2::text[], $3::bigint[], $4::bigint[], $5::bigint[], $6::bigint[]) AS m(k, s, n, q, e)
+ON CONFLICT (key, window_start, replica) DO UPDATE SET count = EXCLUDED.count, seq = EXCLUDED.seq
+    WHERE rate_counts.seq < EXCLUDED.seq`
+
+// readRateCountsSQL reads the other replicas' totals for some windows.
+//
+// It is a statement of its own, run once upsertRateCountsSQL has
+// committed, not a second part of the same statement: a statement reads
+// the snapshot taken when it starts, so two replicas' exchanges overlapping
+// in time could each read the other's count from before the other's
+// write, and both keep reservations that together exceed the limit. Apart,
+// of two overlapping exchanges the one that reads last sees the other's
+// count (its write committed before its own read, which came before this
+// read), which is what ratelimit.CountStore asks for.
+const readRateCountsSQL = `SELECT r.key, r.window_start, SUM(r.count)::bigint, COUNT(*)
+FROM rate_counts r JOIN unnest($2::text[], $3::bigint[]) AS w(k, s) ON r.key = w.k AND r.window_start = w.s
 WHERE r.replica <> $1
 GROUP BY r.key, r.window_start`
 
@@ -30,8 +37,9 @@ GROUP BY r.key, r.window_start`
 const rateCountsSweepEvery = 10 * time.Second
 
 // SyncRateCounts implements ratelimit.CountStore: it records replica's
-// counts (each replacing one with a lower Seq for its key and window) and returns
-// the other replicas' totals for the windows in want. Now and then it also
+// counts (each replacing one with a lower Seq for its key and window), then
+// returns the other replicas' totals for the windows in want. Two round
+// trips: see readRateCountsSQL. Now and then it also
 // deletes counts of windows that ended long enough ago not to matter.
 func (s *Postgres) SyncRateCounts(ctx context.Context, replica string, mine []ratelimit.Count, want []ratelimit.Window) ([]ratelimit.Total, error) {
 	n := len(mine)
@@ -46,7 +54,13 @@ func (s *Postgres) SyncRateCounts(ctx context.Context, replica string, mine []ra
 	for i, w := range want {
 		wkeys[i], wstarts[i] = w.Key, toMicros(w.Start)
 	}
-	rows, err := s.pool.QueryContext(ctx, syncRateCountsSQL, replica, keys, starts, ns, seqs, expires, wkeys, wstarts)
+	if n > 0 {
+		// Committed (no transaction) before the read below starts.
+		if _, err := s.pool.ExecContext(ctx, upsertRateCountsSQL, replica, keys, starts, ns, seqs, expires); err != nil {
+			return nil, fmt.Errorf("sync rate counts: %w", err)
+		}
+	}
+	rows, err := s.pool.QueryContext(ctx, readRateCountsSQL, replica, wkeys, wstarts)
 	if err != nil {
 		return nil, fmt.Errorf("sync rate counts: %w", err)
 	}
