@@ -53,7 +53,8 @@ type Record struct {
 	// disagree with it); a Verifier reports it as a break. Never stored.
 	Unreadable string `json:"-"`
 
-	canon []byte // the sealed canonical encoding; nil until sealed here
+	canon  []byte        // the sealed canonical encoding; nil until sealed here
+	queued time.Duration // when a Writer queued it (since the writer's epoch)
 }
 
 // GenesisHash is the PrevHash of the first record of a chain.
