@@ -120,7 +120,7 @@ func writeThroughOutage(t *testing.T, s outageStore, down, up func()) {
 		t.Fatal(err)
 	}
 	for _, h := range heads {
-		if err := s.ScanAuditChain(context.Background(), h.ID, func(r audit.Record) error { stored[r.ID] = true; return nil }); err != nil {
+		if err := s.ScanAuditChainAfter(context.Background(), h.ID, 0, func(_ int64, r audit.Record) error { stored[r.ID] = true; return nil }); err != nil {
 			t.Fatal(err)
 		}
 	}

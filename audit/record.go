@@ -105,13 +105,26 @@ type Break struct {
 	Index int    // position of the first broken record in the walk
 	ID    string // its id
 	Why   string
+	kind  error // what else it is (ErrCheckpointNotReached), or nil
 }
 
 func (b *Break) Error() string {
+	if b.kind != nil {
+		return fmt.Sprintf("%v: chain %q: %s", b.kind, b.Chain, b.Why)
+	}
 	return fmt.Sprintf("%v at record %d (%s): %s", ErrBroken, b.Index, b.ID, b.Why)
 }
 
-func (b *Break) Unwrap() error { return ErrBroken }
+func (b *Break) Unwrap() []error {
+	if b.kind != nil {
+		return []error{ErrBroken, b.kind}
+	}
+	return []error{ErrBroken}
+}
+
+// CheckpointNotReached reports whether the break is a checkpoint's record
+// gone or replaced.
+func (b *Break) CheckpointNotReached() bool { return b.kind == ErrCheckpointNotReached }
 
 // Verifier checks records one at a time, in chain order, starting from a
 // known previous hash (GenesisHash, or a retention anchor's hash).

@@ -163,7 +163,8 @@ func (s *db) LastAuditHash(ctx context.Context) (string, error) {
 	}
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
-		return s.auditAnchor(ctx, chain)
+		_, h, err := s.auditAnchor(ctx, chain)
+		return h, err
 	case err != nil:
 		return "", fmt.Errorf("last audit hash: %w", err)
 	}
@@ -178,20 +179,24 @@ func (s *db) AuditChains(ctx context.Context) ([]audit.ChainHead, error) {
 	if s.dialect.auditChain == "" {
 		// One statement, so the head and the count come from one snapshot.
 		var h audit.ChainHead
-		err := s.r.QueryRowContext(ctx, `SELECT hash, (SELECT COUNT(*) FROM audit) FROM audit ORDER BY seq DESC LIMIT 1`).Scan(&h.Head, &h.Records)
+		err := s.r.QueryRowContext(ctx, `SELECT seq, hash, (SELECT COUNT(*) FROM audit) FROM audit ORDER BY seq DESC LIMIT 1`).Scan(&h.Seq, &h.Head, &h.Records)
 		switch {
 		case errors.Is(err, sql.ErrNoRows):
 			return out, nil
 		case err != nil:
 			return nil, fmt.Errorf("audit chains: %w", err)
 		}
-		if h.Anchor, err = s.auditAnchor(ctx, ""); err != nil {
+		if h.AnchorSeq, h.Anchor, err = s.auditAnchor(ctx, ""); err != nil {
 			return nil, fmt.Errorf("audit chains: %w", err)
 		}
 		return append(out, h), nil
 	}
-	rows, err := s.r.QueryContext(ctx, `SELECT c.chain_id, c.head, c.records, COALESCE(
-			(SELECT a.last_hash FROM audit_anchors a WHERE a.chain_id = c.chain_id ORDER BY a.last_seq DESC LIMIT 1), $1)
+	// The head's position is the chain's largest: audit_chains and audit
+	// are written in one transaction, and one statement reads one snapshot.
+	rows, err := s.r.QueryContext(ctx, `SELECT c.chain_id, c.head, c.records,
+			COALESCE((SELECT a.last_hash FROM audit_anchors a WHERE a.chain_id = c.chain_id ORDER BY a.last_seq DESC LIMIT 1), $1),
+			COALESCE((SELECT MAX(a.last_seq) FROM audit_anchors a WHERE a.chain_id = c.chain_id), 0),
+			COALESCE((SELECT MAX(r.seq) FROM audit r WHERE r.chain_id = c.chain_id), 0)
 		FROM audit_chains c ORDER BY c.chain_id`, audit.GenesisHash)
 	if err != nil {
 		return nil, fmt.Errorf("audit chains: %w", err)
@@ -199,8 +204,11 @@ func (s *db) AuditChains(ctx context.Context) ([]audit.ChainHead, error) {
 	defer rows.Close()
 	for rows.Next() {
 		var h audit.ChainHead
-		if err := rows.Scan(&h.ID, &h.Head, &h.Records, &h.Anchor); err != nil {
+		if err := rows.Scan(&h.ID, &h.Head, &h.Records, &h.Anchor, &h.AnchorSeq, &h.Seq); err != nil {
 			return nil, fmt.Errorf("audit chains: %w", err)
+		}
+		if h.Seq == 0 {
+			h.Seq = h.AnchorSeq // retention emptied it
 		}
 		out = append(out, h)
 	}
@@ -222,6 +230,30 @@ func (s *db) ScanAudit(ctx context.Context, fn func(audit.Record) error) error {
 		return fmt.Errorf("scan audit: %w", err)
 	}
 	return nil
+}
+
+// ScanAuditChainAfter calls fn for the records of one chain after position
+// after, in order, with their positions.
+func (s *db) ScanAuditChainAfter(ctx context.Context, id string, after int64, fn func(seq int64, r audit.Record) error) error {
+	err := s.scanAuditRows(ctx, `SELECT `+auditSelect+` FROM audit WHERE chain_id = $1 AND seq > $2 ORDER BY seq`, []any{id, after}, fn)
+	if err != nil {
+		return fmt.Errorf("scan audit chain %q: %w", id, err)
+	}
+	return nil
+}
+
+// AuditRecordHash returns the hash of the record at position seq of a
+// chain, and false if there is none.
+func (s *db) AuditRecordHash(ctx context.Context, id string, seq int64) (string, bool, error) {
+	var h string
+	err := s.r.QueryRowContext(ctx, `SELECT hash FROM audit WHERE chain_id = $1 AND seq = $2`, id, seq).Scan(&h)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return "", false, nil
+	case err != nil:
+		return "", false, fmt.Errorf("audit record at %d: %w", seq, err)
+	}
+	return h, true, nil
 }
 
 // ScanAuditChain is ScanAudit for one chain (named as AuditChains names it).
