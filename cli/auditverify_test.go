@@ -1,8 +1,10 @@
 package cli
 
 import (
+	"context"
 	"database/sql"
 	"encoding/json"
+	"errors"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -12,6 +14,7 @@ import (
 
 	"github.com/meshguard/meshguard/admin"
 	"github.com/meshguard/meshguard/audit"
+	"github.com/meshguard/meshguard/client"
 )
 
 // TestAuditCheckpointCatchesDeletedTail: an operator keeps a signed
@@ -98,4 +101,64 @@ func mustRead(t *testing.T, path string) []byte {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// TestVerifyIsNotBoundToTheRequestTimeout: a trail that takes longer to
+// verify than the client's request timeout is verified in full through
+// the stream (the one-answer GET times out), progress is reported on the
+// way, and a verification the caller cancels ends as cancelled, not as an
+// internal error.
+func TestVerifyIsNotBoundToTheRequestTimeout(t *testing.T) {
+	l := newLive(t)
+	const total = 20_000
+	prev := audit.GenesisHash
+	for n := 0; n < total; n += 1000 {
+		rs := make([]audit.Record, 1000)
+		for i := range rs {
+			rs[i] = audit.Record{ID: "aud_" + strconv.Itoa(n+i), Timestamp: time.Now(), AgentID: "agent_a", Action: "read:x",
+				Decision: "allow", Status: 200, Mode: "enforce", Path: "/docs/" + strconv.Itoa(i)}
+			if err := rs[i].Seal(prev); err != nil {
+				t.Fatal(err)
+			}
+			prev = rs[i].Hash
+		}
+		if err := l.f.Store.AppendAudit(t.Context(), rs); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c, err := client.New(client.Config{BaseURL: l.url, AdminToken: testAdminToken, Timeout: 20 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.VerifyAudit(t.Context()); err == nil {
+		t.Skip("the machine verified the trail within 20 ms: the timeout cannot be shown")
+	}
+	var seen []int64
+	res, err := c.VerifyAuditStream(t.Context(), client.AuditVerifyRequest{}, func(n int64) { seen = append(seen, n) })
+	if err != nil || !res.OK || res.Verified != total {
+		t.Fatalf("streamed verification: %+v, %v", res, err)
+	}
+	if len(seen) == 0 {
+		t.Fatal("no progress while verifying")
+	}
+	t.Logf("progress lines: %v", seen)
+
+	// Cancelled at the first progress line: the caller's cancellation,
+	// neither a result nor a server failure.
+	ctx, cancel := context.WithCancel(t.Context())
+	res, err = c.VerifyAuditStream(ctx, client.AuditVerifyRequest{}, func(int64) { cancel() })
+	if !errors.Is(err, context.Canceled) || res.OK || res.Break != nil {
+		t.Fatalf("cancelled verification: %+v, %v", res, err)
+	}
+	// Read directly, a cancelled walk is ctx's error, not a break.
+	ctx, cancel = context.WithCancel(t.Context())
+	_, err = audit.Verify(ctx, l.f.Store, audit.VerifyOptions{ProgressEvery: 1000, Progress: func(int64) { cancel() }})
+	var brk *audit.Break
+	if !errors.Is(err, context.Canceled) || errors.As(err, &brk) {
+		t.Fatalf("cancelled offline verification: %v", err)
+	}
+	code, stdout, stderr := runEnv(t, l.env(), "audit", "verify", "--data-dir", l.f.Dir)
+	if code != 0 || !strings.Contains(stdout, "20000 records verified") {
+		t.Fatalf("offline verify: %d\n%s%s", code, stdout, stderr)
+	}
 }
