@@ -94,7 +94,7 @@ func (a *API) verifyAuditStream(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/x-ndjson")
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(http.StatusOK)
-	_ = rc.Flush() // the headers now: a client waits for them no longer than its request timeout
+	_ = rc.Flush()    // the headers now: a client waits for them no longer than its request timeout
 	var mu sync.Mutex // the progress ticker and the result share w
 	send := func(line client.AuditVerifyLine) {
 		mu.Lock()
