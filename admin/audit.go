@@ -278,9 +278,10 @@ func (a *API) verifyAudit(w http.ResponseWriter, r *http.Request) {
 // neither intact nor broken (a store failure; a cancellation is Cancelled).
 func verifyResult(rep audit.Report, err error) (client.AuditVerifyResult, error) {
 	out := client.AuditVerifyResult{OK: err == nil, Verified: rep.Verified, Chains: rep.Chains, Anchored: rep.Anchored,
-		FromCheckpoint: rep.FromCheckpoint, Notes: rep.Notes}
+		FromCheckpoint: rep.FromCheckpoint, Notes: rep.Notes, Gaps: rep.Gaps}
 	var b *audit.Break
 	switch {
+	case errors.Is(err, audit.ErrGap):
 	case errors.As(err, &b):
 		out.Break = &client.AuditBreak{Chain: b.Chain, Index: b.Index, ID: b.ID, Why: b.Why}
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):

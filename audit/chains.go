@@ -53,6 +53,8 @@ type Report struct {
 	Anchored       int      `json:"anchored"`       // chains verified from a retention anchor
 	FromCheckpoint int      `json:"fromCheckpoint"` // chains verified from the checkpoint
 	Notes          []string `json:"notes,omitempty"`
+	// Gaps are the records the store lost, as the writers recorded them.
+	Gaps []Gap `json:"gaps,omitempty"`
 }
 
 // errEnough stops a scan at the head read before it: records appended
@@ -69,7 +71,8 @@ func VerifyChains(ctx context.Context, c Chains) (int64, error) {
 // Verify verifies every chain of a trail and that each ends where its head
 // says (a chain cut short has lost records at its end). A broken chain is
 // reported as a *Break (wrapping ErrBroken, and ErrCheckpointNotReached
-// when the checkpoint's record is gone or differs); a cancelled ctx as
+// when the checkpoint's record is gone or differs); a trail whose chains
+// hold but which lost records (Report.Gaps) as ErrGap; a cancelled ctx as
 // ctx's error.
 func Verify(ctx context.Context, c Chains, o VerifyOptions) (Report, error) {
 	r, err := verify(ctx, c, o)
@@ -150,6 +153,16 @@ func verify(ctx context.Context, c Chains, o VerifyOptions) (Report, error) {
 	}
 	if o.Progress != nil {
 		o.Progress(rep.Verified)
+	}
+	if gl, ok := c.(interface {
+		AuditGaps(ctx context.Context) ([]Gap, error)
+	}); ok {
+		if rep.Gaps, err = gl.AuditGaps(ctx); err != nil {
+			return rep, fmt.Errorf("verify audit: %w", err)
+		}
+		if len(rep.Gaps) > 0 {
+			return rep, fmt.Errorf("%w: %d gap(s), the first: %s", ErrGap, len(rep.Gaps), rep.Gaps[0])
+		}
 	}
 	return rep, nil
 }

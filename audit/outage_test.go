@@ -40,7 +40,11 @@ func writeThroughOutage(t *testing.T, s outageStore, down, up func()) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = w.Close(context.Background()) })
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = w.Close(ctx)
+	})
 
 	var mu sync.Mutex
 	accepted, refused := map[string]bool{}, map[string]bool{}

@@ -46,6 +46,12 @@ type WriterConfig struct {
 	// up to MaxBackoff (defaults 50 ms and 5 s).
 	RetryBackoff, MaxBackoff time.Duration
 	Logger                   *slog.Logger
+	// OnGap, if set, is called when the store is found to have lost
+	// records the writer had stored (a critical alert, a metric).
+	OnGap func(Gap)
+	// RememberRecords is how many stored records the writer remembers to
+	// measure such a loss (DefaultRememberRecords if zero).
+	RememberRecords int
 	// OnStored, if set, is called with the number of records each
 	// successful store write kept (the meshguard_audit_entries_total
 	// metric).
@@ -97,6 +103,13 @@ type Writer struct {
 	lastErr  error
 	epoch    time.Time // queued times are offsets from it (monotonic)
 
+	// storedHead is the hash of the last record a store write kept, and
+	// recent the last records stored: both the flusher's (or, after it,
+	// Close's; with FlushInterval zero, Write's under mu).
+	storedHead string
+	storedID   string // the id of that record ("" before the first)
+	recent     *stored
+
 	wake chan struct{} // nudges the flusher
 	done chan struct{} // closed when the flusher has exited
 }
@@ -119,6 +132,9 @@ func NewWriter(ctx context.Context, s Store, cfg WriterConfig) (*Writer, error) 
 	if cfg.MaxLag <= 0 {
 		cfg.MaxLag = max(DefaultMaxLag, 2*cfg.FlushInterval)
 	}
+	if cfg.RememberRecords <= 0 {
+		cfg.RememberRecords = DefaultRememberRecords
+	}
 	if cfg.WriteTimeout <= 0 {
 		cfg.WriteTimeout = DefaultWriteTimeout
 	}
@@ -133,7 +149,8 @@ func NewWriter(ctx context.Context, s Store, cfg WriterConfig) (*Writer, error) 
 	if err != nil {
 		return nil, fmt.Errorf("audit writer: %w", err)
 	}
-	w := &Writer{cfg: cfg, store: s, log: log, prev: prev, epoch: time.Now(), wake: make(chan struct{}, 1), done: make(chan struct{})}
+	w := &Writer{cfg: cfg, store: s, log: log, prev: prev, epoch: time.Now(), storedHead: prev, recent: newStored(cfg.RememberRecords),
+		wake: make(chan struct{}, 1), done: make(chan struct{})}
 	w.space = sync.NewCond(&w.mu)
 	if cfg.FlushInterval > 0 {
 		go w.flusher()
@@ -200,10 +217,26 @@ func (w *Writer) writeSync(ctx context.Context, r Record, body []byte) error {
 		return ErrClosed
 	}
 	r.link(w.prev, body)
-	if err := w.store.AppendAudit(ctx, []Record{r}); err != nil {
+	err := w.store.AppendAudit(ctx, []Record{r})
+	if errors.Is(err, ErrHeadMoved) {
+		// The store lost records: record the gap, go on from its head.
+		head, herr := w.store.LastAuditHash(ctx)
+		lost := false
+		if herr == nil {
+			lost, herr = w.lostLast(ctx, head)
+		}
+		if lost {
+			if _, herr = w.gap(ctx, head); herr == nil {
+				r.link(head, body)
+				err = w.store.AppendAudit(ctx, []Record{r})
+			}
+		}
+	}
+	if err != nil {
 		return fmt.Errorf("audit writer: %w", err)
 	}
-	w.prev = r.Hash
+	w.recent.add(&r)
+	w.prev, w.storedHead, w.storedID = r.Hash, r.Hash, r.ID
 	if w.cfg.OnStored != nil {
 		w.cfg.OnStored(1)
 	}
@@ -324,6 +357,13 @@ func (w *Writer) flushOnce(ctx context.Context) error {
 	}
 	wctx, cancel := context.WithTimeout(ctx, w.cfg.WriteTimeout)
 	err := w.store.AppendAudit(wctx, batch)
+	if errors.Is(err, ErrHeadMoved) {
+		err = w.healGap(wctx, err)
+		cancel()
+		if err == nil {
+			return nil // re-sealed: the next round writes it
+		}
+	}
 	cancel()
 	if err != nil {
 		w.mu.Lock()
@@ -331,6 +371,10 @@ func (w *Writer) flushOnce(ctx context.Context) error {
 		w.mu.Unlock()
 		return err
 	}
+	for i := range batch {
+		w.recent.add(&batch[i])
+	}
+	w.storedHead, w.storedID = batch[n-1].Hash, batch[n-1].ID
 	w.mu.Lock()
 	clear(batch) // let the records' strings go
 	w.inflight = w.inflight[n:]

@@ -78,6 +78,9 @@ type AuditVerifyResult struct {
 	// Checkpoint is the checkpoint verified against, when there was one.
 	Checkpoint *AuditCheckpointUsed `json:"checkpoint,omitempty"`
 	Notes      []string             `json:"notes,omitempty"`
+	// Gaps are records the store lost after committing them (ok is
+	// false): how many, and their time span.
+	Gaps []audit.Gap `json:"gaps,omitempty"`
 	// Cancelled says the verification stopped before the end (the server
 	// is shutting down): neither intact nor broken.
 	Cancelled bool `json:"cancelled,omitempty"`

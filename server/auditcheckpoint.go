@@ -2,15 +2,18 @@ package server
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"path/filepath"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/meshguard/meshguard/admin"
+	"github.com/meshguard/meshguard/alert"
 	"github.com/meshguard/meshguard/audit"
 	"github.com/meshguard/meshguard/config"
 )
@@ -69,4 +72,30 @@ func checkpoints(c *audit.Checkpointer) admin.Checkpoints {
 		return nil
 	}
 	return c
+}
+
+// auditAlarms counts and raises what the audit writer finds wrong with
+// its store: records lost after they were committed, and records the
+// store refused as data (dead letters).
+type auditAlarms struct {
+	p    *parts
+	on   bool // ALERT_ON has error
+	o    alert.Origin
+	gaps atomic.Int64
+}
+
+func newAuditAlarms(p *parts, cfg *config.Config) *auditAlarms {
+	a := &auditAlarms{p: p, on: cfg.Alerts.On[alert.TriggerError], o: alert.Origin{Instance: cfg.Alerts.Instance, Environment: cfg.Alerts.Environment}}
+	p.metrics.Gauge("meshguard_audit_gaps", "Times this process found the store had lost audit records it had committed.",
+		func() float64 { return float64(a.gaps.Load()) })
+	return a
+}
+
+// gap is audit.WriterConfig.OnGap: a critical alert (the error trigger),
+// since the trail has lost records.
+func (a *auditAlarms) gap(g audit.Gap) {
+	a.gaps.Add(1)
+	if a.p.alerts != nil && a.on {
+		a.p.alerts.Raise(alert.ForError("the audit store lost records it had committed", errors.New(g.String()), time.Now(), a.o))
+	}
 }

@@ -233,7 +233,7 @@ func build(ctx context.Context, cfg *config.Config, o Options, log *slog.Logger)
 		if p.audit, err = audit.NewWriter(ctx, p.db, audit.WriterConfig{
 			FlushInterval: time.Duration(cfg.AuditFlushMs) * time.Millisecond, Logger: log,
 			MaxLag:   time.Duration(cfg.AuditMaxLagMs) * time.Millisecond,
-			OnStored: p.metrics.AuditWritten,
+			OnStored: p.metrics.AuditWritten, OnGap: newAuditAlarms(p, cfg).gap,
 		}); err != nil {
 			return nil, fmt.Errorf("audit trail: %w", err)
 		}

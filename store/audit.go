@@ -39,6 +39,8 @@ func (s *db) AppendAudit(ctx context.Context, rs []audit.Record) error {
 			if err := advanceChain(ctx, tx, chain, rs, toMicros(stamp(s.now))); err != nil {
 				return err
 			}
+		} else if err := linksToLast(ctx, tx, rs); err != nil {
+			return err
 		}
 		return s.insertAudit(ctx, tx, chain, rs)
 	})
@@ -56,6 +58,30 @@ func (s *db) AppendAudit(ctx context.Context, rs []audit.Record) error {
 // committed). AppendAudit then succeeds without storing it twice, so the
 // writer does not retry a stored batch forever.
 var errAlreadyStored = errors.New("batch already stored")
+
+// linksToLast checks, on SQLite's single chain, that rs links to the last
+// record stored (or the anchor retention left, or the genesis hash): a
+// store that lost its newest records is found at the next batch, not by
+// the next verification. One indexed read a batch.
+func linksToLast(ctx context.Context, tx *sql.Tx, rs []audit.Record) error {
+	var last string
+	err := tx.QueryRowContext(ctx, `SELECT hash FROM audit ORDER BY seq DESC LIMIT 1`).Scan(&last)
+	if errors.Is(err, sql.ErrNoRows) {
+		err = tx.QueryRowContext(ctx, `SELECT last_hash FROM audit_anchors ORDER BY last_seq DESC LIMIT 1`).Scan(&last)
+		if errors.Is(err, sql.ErrNoRows) {
+			last, err = audit.GenesisHash, nil
+		}
+	}
+	switch {
+	case err != nil:
+		return fmt.Errorf("audit chain: %w", err)
+	case last == rs[0].PrevHash:
+		return nil
+	case last == rs[len(rs)-1].Hash:
+		return errAlreadyStored
+	}
+	return fmt.Errorf("%w: %w: the audit chain ends at %.12s…, the batch links to %.12s…", identity.ErrConflict, audit.ErrHeadMoved, last, rs[0].PrevHash)
+}
 
 // insertAudit inserts sealed records with multi-row INSERTs.
 func (s *db) insertAudit(ctx context.Context, tx *sql.Tx, chain string, rs []audit.Record) error {
@@ -101,8 +127,8 @@ func advanceChain(ctx context.Context, tx *sql.Tx, chain string, rs []audit.Reco
 	case err == nil && head == to:
 		return errAlreadyStored
 	case err == nil:
-		return fmt.Errorf("%w: audit chain %q ends at %.12s…, the batch links to %.12s…: another writer appends to this chain",
-			identity.ErrConflict, chain, head, from)
+		return fmt.Errorf("%w: %w: audit chain %q ends at %.12s…, the batch links to %.12s…: the store lost records, or another writer appends to this chain",
+			identity.ErrConflict, audit.ErrHeadMoved, chain, head, from)
 	case !errors.Is(err, sql.ErrNoRows):
 		return fmt.Errorf("audit chain %q: %w", chain, err)
 	case from != audit.GenesisHash:
