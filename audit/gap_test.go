@@ -100,10 +100,10 @@ func TestWriterRecoversFromALostTail(t *testing.T) {
 				t.Fatal(err)
 			}
 			t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = w.Close(ctx)
-	})
+				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+				defer cancel()
+				_ = w.Close(ctx)
+			})
 			var written []audit.Record
 			write := func(from, n int) {
 				for i := from; i < from+n; i++ {
