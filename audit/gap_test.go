@@ -87,66 +87,75 @@ func lossyBackends() []lossyBackend {
 // records the gap (how many, which time span), raises it (OnGap), and goes
 // on from what the store kept, by itself; verify reports the gap.
 func TestWriterRecoversFromALostTail(t *testing.T) {
-	for _, b := range lossyBackends() {
-		t.Run(b.name, func(t *testing.T) {
-			s, lose := b.open(t)
-			var mu sync.Mutex
-			var gaps []audit.Gap
-			w, err := audit.NewWriter(context.Background(), s, audit.WriterConfig{
-				FlushInterval: 5 * time.Millisecond, MaxLag: time.Minute, RetryBackoff: time.Millisecond, MaxBackoff: 10 * time.Millisecond,
-				OnGap: func(g audit.Gap) { mu.Lock(); gaps = append(gaps, g); mu.Unlock() },
+	for _, tc := range []struct {
+		name  string
+		flush time.Duration
+	}{{"batched", 5 * time.Millisecond}, {"synchronous", 0}} {
+		for _, b := range lossyBackends() {
+			t.Run(tc.name+"/"+b.name, func(t *testing.T) {
+				testLostTail(t, b, tc.flush)
 			})
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() {
-				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-				defer cancel()
-				_ = w.Close(ctx)
-			})
-			var written []audit.Record
-			write := func(from, n int) {
-				for i := from; i < from+n; i++ {
-					r := record(i)
-					r.Timestamp = r.Timestamp.Truncate(time.Microsecond)
-					written = append(written, r)
-					if err := w.Write(context.Background(), r); err != nil {
-						t.Fatalf("write %d: %v", i, err)
-					}
-				}
-			}
-			drained := func(what string) {
-				deadline := time.Now().Add(20 * time.Second)
-				for w.Pending() > 0 || w.Err() != nil {
-					if time.Now().After(deadline) {
-						t.Fatalf("%s: %d records still queued after 20 s: %v", what, w.Pending(), w.Err())
-					}
-					time.Sleep(2 * time.Millisecond)
-				}
-			}
-			write(0, 50)
-			drained("before the loss")
-			lose(10)
-			write(50, 20)
-			drained("after the loss (the writer must recover by itself)")
-			if err := w.Close(context.Background()); err != nil {
-				t.Fatal(err)
-			}
-
-			rep, err := audit.Verify(context.Background(), s, audit.VerifyOptions{})
-			if !errors.Is(err, audit.ErrGap) || len(rep.Gaps) != 1 || rep.Verified != 60 {
-				t.Fatalf("Verify = %+v, %v; want 60 records verified and one gap reported", rep, err)
-			}
-			g := rep.Gaps[0]
-			if g.Lost != 10 || !g.From.Equal(written[40].Timestamp) || !g.To.Equal(written[49].Timestamp) || g.AfterSeq != 40 {
-				t.Fatalf("gap %+v; want records 40 to 49 (%v to %v) after position 40", g, written[40].Timestamp, written[49].Timestamp)
-			}
-			mu.Lock()
-			defer mu.Unlock()
-			if len(gaps) != 1 || gaps[0].Lost != 10 {
-				t.Fatalf("OnGap saw %+v; want the one gap", gaps)
-			}
-			t.Log(fmt.Sprint(err))
-		})
+		}
 	}
+}
+
+func testLostTail(t *testing.T, b lossyBackend, flush time.Duration) {
+	s, lose := b.open(t)
+	var mu sync.Mutex
+	var gaps []audit.Gap
+	w, err := audit.NewWriter(context.Background(), s, audit.WriterConfig{
+		FlushInterval: flush, MaxLag: time.Minute, RetryBackoff: time.Millisecond, MaxBackoff: 10 * time.Millisecond,
+		OnGap: func(g audit.Gap) { mu.Lock(); gaps = append(gaps, g); mu.Unlock() },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = w.Close(ctx)
+	})
+	var written []audit.Record
+	write := func(from, n int) {
+		for i := from; i < from+n; i++ {
+			r := record(i)
+			r.Timestamp = r.Timestamp.Truncate(time.Microsecond)
+			written = append(written, r)
+			if err := w.Write(context.Background(), r); err != nil {
+				t.Fatalf("write %d: %v", i, err)
+			}
+		}
+	}
+	drained := func(what string) {
+		deadline := time.Now().Add(20 * time.Second)
+		for w.Pending() > 0 || w.Err() != nil {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: %d records still queued after 20 s: %v", what, w.Pending(), w.Err())
+			}
+			time.Sleep(2 * time.Millisecond)
+		}
+	}
+	write(0, 50)
+	drained("before the loss")
+	lose(10)
+	write(50, 20)
+	drained("after the loss (the writer must recover by itself)")
+	if err := w.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+
+	rep, err := audit.Verify(context.Background(), s, audit.VerifyOptions{})
+	if !errors.Is(err, audit.ErrGap) || len(rep.Gaps) != 1 || rep.Verified != 60 {
+		t.Fatalf("Verify = %+v, %v; want 60 records verified and one gap reported", rep, err)
+	}
+	g := rep.Gaps[0]
+	if g.Lost != 10 || !g.From.Equal(written[40].Timestamp) || !g.To.Equal(written[49].Timestamp) || g.AfterSeq != 40 {
+		t.Fatalf("gap %+v; want records 40 to 49 (%v to %v) after position 40", g, written[40].Timestamp, written[49].Timestamp)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(gaps) != 1 || gaps[0].Lost != 10 {
+		t.Fatalf("OnGap saw %+v; want the one gap", gaps)
+	}
+	t.Log(fmt.Sprint(err))
 }

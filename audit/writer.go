@@ -226,10 +226,13 @@ func (w *Writer) writeSync(ctx context.Context, r Record, body []byte) error {
 			lost, herr = w.lostLast(ctx, head)
 		}
 		if lost {
-			if _, herr = w.gap(ctx, head); herr == nil {
-				r.link(head, body)
-				err = w.store.AppendAudit(ctx, []Record{r})
-			}
+			_, herr = w.gap(ctx, head)
+		}
+		if lost && herr == nil {
+			r.link(head, body)
+			err = w.store.AppendAudit(ctx, []Record{r})
+		} else if herr != nil {
+			err = errors.Join(err, herr)
 		}
 	}
 	if err != nil {

@@ -19,13 +19,3 @@ CREATE TABLE audit_gaps (
     detected_at BIGINT NOT NULL
 );
 
--- Records a store refused as data (not for an outage): kept here, not
--- retried forever and not lost silently; each is counted and alerted.
-CREATE TABLE audit_dead_letter (
-    id         BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-    chain_id   TEXT COLLATE "C" NOT NULL,
-    record_id  TEXT NOT NULL,
-    record     TEXT NOT NULL,  -- the record as JSON, hashes included
-    error      TEXT NOT NULL,
-    failed_at  BIGINT NOT NULL
-);
