@@ -104,6 +104,7 @@ func (a *API) verifyAuditStream(w http.ResponseWriter, r *http.Request) {
 		_, _ = w.Write(append(b, '\n'))
 		_ = rc.Flush()
 	}
+	send(client.AuditVerifyLine{}) // started: the client knows before the first second
 	var verified atomic.Int64
 	opts.Progress = verified.Store
 	opts.ProgressEvery = 10_000

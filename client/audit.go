@@ -191,6 +191,9 @@ func (c *Client) VerifyAuditStream(ctx context.Context, req AuditVerifyRequest, 
 				if progress != nil {
 					progress(line.Verified)
 				}
+				if err := ctx.Err(); err != nil {
+					return err // cancelled: not a result, whatever the server sends next
+				}
 			}
 			if err := sc.Err(); err != nil {
 				return err
