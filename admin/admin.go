@@ -128,6 +128,10 @@ type Config struct {
 	Engine      Checker
 	// Audit is the stored audit trail the /admin/audit endpoints read.
 	Audit AuditLog
+	// Checkpoints, if set, signs the trail's heads (GET
+	// /admin/audit/checkpoint) and has the last one signed (incremental
+	// verification).
+	Checkpoints Checkpoints
 	// Services, if set, is the service catalogue of /admin/services
 	// (registry.Registry).
 	Services Services
@@ -278,6 +282,10 @@ func (a *API) routes() {
 	m.Handle("GET /admin/audit/export", admin(a.exportAudit))
 	m.Handle("GET /admin/audit/stream", admin(a.followAudit))
 	m.Handle("GET /admin/audit/verify", admin(a.verifyAudit))
+	m.Handle("POST /admin/audit/verify", admin(a.verifyAuditStream))
+	if a.cfg.Checkpoints != nil {
+		m.Handle("GET /admin/audit/checkpoint", admin(a.auditCheckpoint))
+	}
 	if a.cfg.Services != nil {
 		m.Handle("GET /admin/services", admin(a.listServices))
 		m.Handle("GET /admin/services/{name}", admin(a.getService))

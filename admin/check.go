@@ -74,7 +74,7 @@ func (a *API) check(w http.ResponseWriter, r *http.Request) {
 	d, err := a.cfg.Engine.Check(r.Context(), &er)
 	if err != nil {
 		a.log.Error("admin: /v1/check: MeshGuard could not decide", "error", err)
-		writeError(w, http.StatusServiceUnavailable, "unavailable", "MeshGuard could not decide the request; try again")
+		writeError(w, http.StatusServiceUnavailable, "unavailable", "%s", engine.Unavailable(err))
 		return
 	}
 	for _, h := range d.ResponseHeaders() {

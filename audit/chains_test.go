@@ -20,16 +20,26 @@ func (p *prunedMidVerify) AuditChains(context.Context) ([]ChainHead, error) {
 	if p.calls == 1 {
 		anchor = GenesisHash // read before the prune committed
 	}
-	return []ChainHead{{Head: p.rs[len(p.rs)-1].Hash, Records: int64(len(p.rs)), Anchor: anchor}}, nil
+	return []ChainHead{{Head: p.rs[len(p.rs)-1].Hash, Seq: int64(len(p.rs)), Records: int64(len(p.rs)), Anchor: anchor}}, nil
 }
 
-func (p *prunedMidVerify) ScanAuditChain(_ context.Context, _ string, fn func(Record) error) error {
-	for _, r := range p.rs {
-		if err := fn(r); err != nil {
+func (p *prunedMidVerify) ScanAuditChainAfter(_ context.Context, _ string, after int64, fn func(int64, Record) error) error {
+	for i, r := range p.rs {
+		if int64(i+1) <= after {
+			continue
+		}
+		if err := fn(int64(i+1), r); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+func (p *prunedMidVerify) AuditRecordHash(_ context.Context, _ string, seq int64) (string, bool, error) {
+	if seq < 1 || seq > int64(len(p.rs)) {
+		return "", false, nil
+	}
+	return p.rs[seq-1].Hash, true, nil
 }
 
 func TestVerifyChainsRereadsAnchorsAfterARetentionRace(t *testing.T) {

@@ -57,7 +57,8 @@ type Record struct {
 	// disagree with it); a Verifier reports it as a break. Never stored.
 	Unreadable string `json:"-"`
 
-	canon []byte // the sealed canonical encoding; nil until sealed here
+	canon  []byte        // the sealed canonical encoding; nil until sealed here
+	queued time.Duration // when a Writer queued it (since the writer's epoch)
 }
 
 // GenesisHash is the PrevHash of the first record of a chain.
@@ -108,13 +109,26 @@ type Break struct {
 	Index int    // position of the first broken record in the walk
 	ID    string // its id
 	Why   string
+	kind  error // what else it is (ErrCheckpointNotReached), or nil
 }
 
 func (b *Break) Error() string {
+	if b.kind != nil {
+		return fmt.Sprintf("%v: chain %q: %s", b.kind, b.Chain, b.Why)
+	}
 	return fmt.Sprintf("%v at record %d (%s): %s", ErrBroken, b.Index, b.ID, b.Why)
 }
 
-func (b *Break) Unwrap() error { return ErrBroken }
+func (b *Break) Unwrap() []error {
+	if b.kind != nil {
+		return []error{ErrBroken, b.kind}
+	}
+	return []error{ErrBroken}
+}
+
+// CheckpointNotReached reports whether the break is a checkpoint's record
+// gone or replaced.
+func (b *Break) CheckpointNotReached() bool { return b.kind == ErrCheckpointNotReached }
 
 // Verifier checks records one at a time, in chain order, starting from a
 // known previous hash (GenesisHash, or a retention anchor's hash).

@@ -31,10 +31,27 @@ type WriterConfig struct {
 	QueueSize int
 	// MaxBatch bounds one store write (DefaultMaxBatch if zero).
 	MaxBatch int
+	// MaxLag bounds how long a queued record may wait unstored
+	// (AUDIT_MAX_LAG_MS; more than FlushInterval; if zero, DefaultMaxLag or
+	// twice FlushInterval, whichever is longer).
+	// While the oldest queued record is older, or the last store write
+	// failed, Write refuses new records (ErrUnavailable): a crash then
+	// loses at most MaxLag of decisions, never a long outage's worth.
+	MaxLag time.Duration
+	// WriteTimeout bounds one store write (DefaultWriteTimeout if zero): a
+	// write that hangs (a lock, a dead connection) is cancelled and
+	// retried rather than holding the writer forever.
+	WriteTimeout time.Duration
 	// RetryBackoff is the first wait after a failed store write; it doubles
 	// up to MaxBackoff (defaults 50 ms and 5 s).
 	RetryBackoff, MaxBackoff time.Duration
 	Logger                   *slog.Logger
+	// OnGap, if set, is called when the store is found to have lost
+	// records the writer had stored (a critical alert, a metric).
+	OnGap func(Gap)
+	// RememberRecords is how many stored records the writer remembers to
+	// measure such a loss (DefaultRememberRecords if zero).
+	RememberRecords int
 	// OnStored, if set, is called with the number of records each
 	// successful store write kept (the meshguard_audit_entries_total
 	// metric).
@@ -43,18 +60,24 @@ type WriterConfig struct {
 
 // Writer defaults.
 const (
-	DefaultQueueSize = 65536
-	DefaultMaxBatch  = 1024
+	DefaultQueueSize    = 65536
+	DefaultMaxBatch     = 1024
+	DefaultMaxLag       = 500 * time.Millisecond
+	DefaultWriteTimeout = 10 * time.Second
 )
 
 // ErrClosed is returned by Write after Close.
 var ErrClosed = errors.New("audit writer closed")
 
-// ErrUnavailable is returned by Write while the store is failing: the
-// records already queued are kept and retried, but no new decision is
-// given that a crash could lose for longer than a flush interval
-// (SPEC §7) — MeshGuard fails closed until a store write succeeds again.
+// ErrUnavailable is returned by Write while the store is failing or
+// falling behind: the records already queued are kept and retried, but no
+// new decision is given that a crash could lose (SPEC §7) — MeshGuard fails
+// closed until the store has caught up again.
 var ErrUnavailable = errors.New("audit store unavailable")
+
+// errLagging says the store accepts no write in time: a write hangs, or a
+// backlog is older than MaxLag.
+var errLagging = errors.New("the oldest queued record is unstored for longer than the maximum lag")
 
 // Writer seals records into the hash chain in the order they arrive and
 // writes them in batches (group commit). Sealing happens only once a record
@@ -78,6 +101,14 @@ type Writer struct {
 	spare    []Record // an emptied taken, to become the next pending
 	closed   bool
 	lastErr  error
+	epoch    time.Time // queued times are offsets from it (monotonic)
+
+	// storedHead is the hash of the last record a store write kept, and
+	// recent the last records stored: both the flusher's (or, after it,
+	// Close's; with FlushInterval zero, Write's under mu).
+	storedHead string
+	storedID   string // the id of that record ("" before the first)
+	recent     *stored
 
 	wake chan struct{} // nudges the flusher
 	done chan struct{} // closed when the flusher has exited
@@ -98,6 +129,18 @@ func NewWriter(ctx context.Context, s Store, cfg WriterConfig) (*Writer, error) 
 	if cfg.MaxBackoff <= 0 {
 		cfg.MaxBackoff = 5 * time.Second
 	}
+	if cfg.MaxLag <= 0 {
+		cfg.MaxLag = max(DefaultMaxLag, 2*cfg.FlushInterval)
+	}
+	if cfg.RememberRecords <= 0 {
+		cfg.RememberRecords = DefaultRememberRecords
+	}
+	if cfg.WriteTimeout <= 0 {
+		cfg.WriteTimeout = DefaultWriteTimeout
+	}
+	if cfg.FlushInterval > 0 && cfg.MaxLag <= cfg.FlushInterval {
+		return nil, fmt.Errorf("audit writer: the maximum lag (%v) must be longer than the flush interval (%v)", cfg.MaxLag, cfg.FlushInterval)
+	}
 	log := cfg.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -106,7 +149,8 @@ func NewWriter(ctx context.Context, s Store, cfg WriterConfig) (*Writer, error) 
 	if err != nil {
 		return nil, fmt.Errorf("audit writer: %w", err)
 	}
-	w := &Writer{cfg: cfg, store: s, log: log, prev: prev, wake: make(chan struct{}, 1), done: make(chan struct{})}
+	w := &Writer{cfg: cfg, store: s, log: log, prev: prev, epoch: time.Now(), storedHead: prev, recent: newStored(cfg.RememberRecords),
+		wake: make(chan struct{}, 1), done: make(chan struct{})}
 	w.space = sync.NewCond(&w.mu)
 	if cfg.FlushInterval > 0 {
 		go w.flusher()
@@ -130,22 +174,29 @@ func (w *Writer) Write(ctx context.Context, r Record) error {
 	if w.cfg.FlushInterval == 0 {
 		return w.writeSync(ctx, r, body)
 	}
+	now := time.Since(w.epoch)
 	w.mu.Lock()
-	for !w.closed && len(w.pending)+len(w.inflight) >= w.cfg.QueueSize {
+	for {
+		if w.closed {
+			w.mu.Unlock()
+			return ErrClosed
+		}
+		// Checked before waiting for room: a store that is down must fail
+		// decisions at once, not after they waited for a full queue.
+		if err := w.unavailable(now); err != nil {
+			w.mu.Unlock()
+			return err
+		}
+		if len(w.pending)+len(w.inflight) < w.cfg.QueueSize {
+			break
+		}
 		if err := w.waitForSpace(ctx); err != nil {
 			w.mu.Unlock()
 			return err
 		}
+		now = time.Since(w.epoch)
 	}
-	if w.closed {
-		w.mu.Unlock()
-		return ErrClosed
-	}
-	if w.lastErr != nil {
-		err := w.lastErr
-		w.mu.Unlock()
-		return fmt.Errorf("%w: %w", ErrUnavailable, err)
-	}
+	r.queued = now
 	r.link(w.prev, body)
 	w.prev = r.Hash
 	w.pending = append(w.pending, r)
@@ -166,12 +217,51 @@ func (w *Writer) writeSync(ctx context.Context, r Record, body []byte) error {
 		return ErrClosed
 	}
 	r.link(w.prev, body)
-	if err := w.store.AppendAudit(ctx, []Record{r}); err != nil {
+	err := w.store.AppendAudit(ctx, []Record{r})
+	if errors.Is(err, ErrHeadMoved) {
+		// The store lost records: record the gap, go on from its head.
+		head, herr := w.store.LastAuditHash(ctx)
+		lost := false
+		if herr == nil {
+			lost, herr = w.lostLast(ctx, head)
+		}
+		if lost {
+			_, herr = w.gap(ctx, head)
+		}
+		if lost && herr == nil {
+			r.link(head, body)
+			err = w.store.AppendAudit(ctx, []Record{r})
+		} else if herr != nil {
+			err = errors.Join(err, herr)
+		}
+	}
+	if err != nil {
 		return fmt.Errorf("audit writer: %w", err)
 	}
-	w.prev = r.Hash
+	w.recent.add(&r)
+	w.prev, w.storedHead, w.storedID = r.Hash, r.Hash, r.ID
 	if w.cfg.OnStored != nil {
 		w.cfg.OnStored(1)
+	}
+	return nil
+}
+
+// unavailable (w.mu held) says why no record may be queued at now: the
+// last store write failed, or the oldest record queued has waited longer
+// than MaxLag (the store hangs or cannot keep up).
+func (w *Writer) unavailable(now time.Duration) error {
+	if w.lastErr != nil {
+		return fmt.Errorf("%w: %w", ErrUnavailable, w.lastErr)
+	}
+	oldest := w.inflight
+	if len(oldest) == 0 {
+		oldest = w.pending
+	}
+	if len(oldest) > 0 {
+		if waited := now - oldest[0].queued; waited > w.cfg.MaxLag {
+			return fmt.Errorf("%w: %w (%d records waiting, the oldest for %v)", ErrUnavailable, errLagging,
+				len(w.pending)+len(w.inflight), waited.Round(time.Millisecond))
+		}
 	}
 	return nil
 }
@@ -268,12 +358,26 @@ func (w *Writer) flushOnce(ctx context.Context) error {
 	if n == 0 {
 		return nil
 	}
-	if err := w.store.AppendAudit(ctx, batch); err != nil {
+	wctx, cancel := context.WithTimeout(ctx, w.cfg.WriteTimeout)
+	err := w.store.AppendAudit(wctx, batch)
+	if errors.Is(err, ErrHeadMoved) {
+		err = w.healGap(wctx, err)
+		cancel()
+		if err == nil {
+			return nil // re-sealed: the next round writes it
+		}
+	}
+	cancel()
+	if err != nil {
 		w.mu.Lock()
 		w.lastErr = err
 		w.mu.Unlock()
 		return err
 	}
+	for i := range batch {
+		w.recent.add(&batch[i])
+	}
+	w.storedHead, w.storedID = batch[n-1].Hash, batch[n-1].ID
 	w.mu.Lock()
 	clear(batch) // let the records' strings go
 	w.inflight = w.inflight[n:]
@@ -297,11 +401,13 @@ func (w *Writer) Pending() int {
 	return len(w.pending) + len(w.inflight)
 }
 
-// Err is the error of the last failed store write, nil once one succeeds.
+// Err says why Write refuses records (the last store write failed, or the
+// store has fallen more than MaxLag behind); nil while it takes them.
 func (w *Writer) Err() error {
+	now := time.Since(w.epoch)
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	return w.lastErr
+	return w.unavailable(now)
 }
 
 // Close stops taking records and writes everything queued, retrying until

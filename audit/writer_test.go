@@ -261,7 +261,7 @@ func BenchmarkWriter(b *testing.B) {
 // that piled up are written batch after batch, not one batch a tick.
 func TestWriterDrainsABacklogAtOnce(t *testing.T) {
 	s := newStore(t)
-	w, err := audit.NewWriter(context.Background(), s, audit.WriterConfig{FlushInterval: 50 * time.Millisecond, MaxBatch: 100})
+	w, err := audit.NewWriter(context.Background(), s, audit.WriterConfig{FlushInterval: 50 * time.Millisecond, MaxBatch: 100, MaxLag: time.Minute})
 	if err != nil {
 		t.Fatal(err)
 	}

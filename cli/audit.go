@@ -19,7 +19,7 @@ func (a *app) auditCmd() *cobra.Command {
 		Use:   "audit",
 		Short: "Read and verify the audit trail: every decision, its chain and its trace",
 	})
-	cmd.AddCommand(a.auditTailCmd(), a.auditQueryCmd(), a.auditTraceCmd(), a.auditStatsCmd(), a.auditExportCmd(), a.auditVerifyCmd())
+	cmd.AddCommand(a.auditTailCmd(), a.auditQueryCmd(), a.auditTraceCmd(), a.auditStatsCmd(), a.auditExportCmd(), a.auditVerifyCmd(), a.auditCheckpointCmd())
 	return cmd
 }
 
@@ -306,46 +306,4 @@ func (a *app) auditExportCmd() *cobra.Command {
 	cmd.Flags().StringVar(&format, "format", "json", "csv or json")
 	cmd.Flags().StringVarP(&output, "output", "o", "", "write to this file (mode 0600) instead of stdout")
 	return cmd
-}
-
-func (a *app) auditVerifyCmd() *cobra.Command {
-	return &cobra.Command{
-		Use:   "verify",
-		Short: "Check the hash chain: report the first record edited, deleted or reordered",
-		Long: "Has the server walk the stored chain from its start (or the retention anchor) and\n" +
-			"recompute every hash. Exit code 0 when it holds, 1 at the first broken record.",
-		Args: exactArgs(0),
-		RunE: runE(func(cmd *cobra.Command, _ []string) error {
-			c, err := a.adminClient()
-			if err != nil {
-				return err
-			}
-			res, err := c.VerifyAudit(cmd.Context())
-			if err != nil {
-				return a.apiErr(err)
-			}
-			if a.g.json {
-				if err := a.printJSON(res); err != nil {
-					return err
-				}
-			} else if res.OK {
-				from := ""
-				if res.Anchored > 0 {
-					from = fmt.Sprintf(" (%d from a retention anchor)", res.Anchored)
-				}
-				a.say("✓ audit trail intact: %d records verified in %d chain(s)%s", res.Verified, res.Chains, from)
-			} else {
-				where := ""
-				if res.Break.Chain != "" {
-					where = " of chain " + res.Break.Chain
-				}
-				a.say("✗ audit trail broken at record #%d%s (%s): %s", res.Break.Index+1, where, orDash(res.Break.ID), res.Break.Why)
-				a.say("  %d records before it verified", res.Verified)
-			}
-			if !res.OK {
-				return &ExitError{Code: ExitFailure} // the lines above said why
-			}
-			return nil
-		}),
-	}
 }

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -66,11 +67,54 @@ type AuditTrace struct {
 
 // AuditVerifyResult is GET /admin/audit/verify's answer.
 type AuditVerifyResult struct {
-	OK       bool        `json:"ok"`
-	Verified int64       `json:"verified"` // records that verified before the break, or all
-	Chains   int         `json:"chains"`   // hash chains: one per writer (replica) on PostgreSQL
-	Anchored int         `json:"anchored"` // chains whose walk started at a retention anchor
-	Break    *AuditBreak `json:"break,omitempty"`
+	OK       bool  `json:"ok"`
+	Verified int64 `json:"verified"` // records that verified before the break, or all
+	Chains   int   `json:"chains"`   // hash chains: one per writer (replica) on PostgreSQL
+	Anchored int   `json:"anchored"` // chains whose walk started at a retention anchor
+	// FromCheckpoint is how many chains were verified from a checkpoint
+	// (incremental) rather than from their start.
+	FromCheckpoint int         `json:"fromCheckpoint,omitempty"`
+	Break          *AuditBreak `json:"break,omitempty"`
+	// Checkpoint is the checkpoint verified against, when there was one.
+	Checkpoint *AuditCheckpointUsed `json:"checkpoint,omitempty"`
+	Notes      []string             `json:"notes,omitempty"`
+	// Gaps are records the store lost after committing them (ok is
+	// false): how many, and their time span.
+	Gaps []audit.Gap `json:"gaps,omitempty"`
+	// Cancelled says the verification stopped before the end (the server
+	// is shutting down): neither intact nor broken.
+	Cancelled bool `json:"cancelled,omitempty"`
+	// Error says the verification could not finish for another reason
+	// (the store failed): neither intact nor broken.
+	Error string `json:"error,omitempty"`
+}
+
+// AuditCheckpointUsed says which checkpoint a verification started from.
+type AuditCheckpointUsed struct {
+	Time time.Time `json:"time"`
+	Key  string    `json:"key"`
+	// SignedHere is true when this server's key signed it.
+	SignedHere bool `json:"signedHere"`
+}
+
+// AuditVerifyRequest is POST /admin/audit/verify's body. Without a
+// checkpoint every chain is verified from its start (or retention anchor).
+type AuditVerifyRequest struct {
+	// Checkpoint is a checkpoint file's contents (`meshguard audit
+	// checkpoint`'s JSON, or a bare signed note): the trail must still
+	// reach it, and is verified from it.
+	Checkpoint string `json:"checkpoint,omitempty"`
+	// Key pins the verifier key the checkpoint must be signed with.
+	Key string `json:"key,omitempty"`
+	// Incremental verifies from the last checkpoint the server signed.
+	Incremental bool `json:"incremental,omitempty"`
+}
+
+// AuditVerifyLine is one line of the verification stream: progress, or
+// the result (the last line).
+type AuditVerifyLine struct {
+	Verified int64              `json:"verified"`
+	Result   *AuditVerifyResult `json:"result,omitempty"`
 }
 
 // AuditBreak is the first record where a chain does not hold: its
@@ -116,6 +160,56 @@ func (c *Client) AuditTrace(ctx context.Context, traceID string) (AuditTrace, er
 func (c *Client) VerifyAudit(ctx context.Context) (AuditVerifyResult, error) {
 	var out AuditVerifyResult
 	err := c.doJSON(ctx, http.MethodGet, "/admin/audit/verify", authAdmin, nil, &out)
+	return out, err
+}
+
+// VerifyAuditStream has the server verify the trail, calling progress with
+// the records verified so far as it goes; it is bound by ctx only, not by
+// the client's request timeout, so a trail of any size can be verified.
+func (c *Client) VerifyAuditStream(ctx context.Context, req AuditVerifyRequest, progress func(verified int64)) (AuditVerifyResult, error) {
+	body, err := json.Marshal(req)
+	if err != nil {
+		return AuditVerifyResult{}, err
+	}
+	var out *AuditVerifyResult
+	err = c.stream(ctx, call{method: http.MethodPost, path: "/admin/audit/verify", auth: authAdmin, body: body, contentType: "application/json"},
+		func(r io.Reader) error {
+			sc := bufio.NewScanner(r)
+			sc.Buffer(make([]byte, 64<<10), 1<<20)
+			for sc.Scan() {
+				if len(bytes.TrimSpace(sc.Bytes())) == 0 {
+					continue // heartbeat
+				}
+				var line AuditVerifyLine
+				if err := json.Unmarshal(sc.Bytes(), &line); err != nil {
+					return fmt.Errorf("meshguard client: audit verification stream: %w", err)
+				}
+				if line.Result != nil {
+					out = line.Result
+					return nil
+				}
+				if progress != nil {
+					progress(line.Verified)
+				}
+				if err := ctx.Err(); err != nil {
+					return err // cancelled: not a result, whatever the server sends next
+				}
+			}
+			if err := sc.Err(); err != nil {
+				return err
+			}
+			return errors.New("meshguard client: the audit verification stream ended without a result")
+		})
+	if err != nil {
+		return AuditVerifyResult{}, err
+	}
+	return *out, nil
+}
+
+// AuditCheckpoint has the server sign the trail's current heads.
+func (c *Client) AuditCheckpoint(ctx context.Context) (audit.Checkpoint, error) {
+	var out audit.Checkpoint
+	err := c.doJSON(ctx, http.MethodGet, "/admin/audit/checkpoint", authAdmin, nil, &out)
 	return out, err
 }
 

@@ -43,9 +43,14 @@ type Config struct {
 	ProxyTarget        string
 	AuditRetentionDays int
 	AuditFlushMs       int
-	AuditEnabled       bool
-	RateLimitRPM       int
-	LogLevel           string
+	// AuditMaxLagMs bounds how long a decided record may wait unstored
+	// before decisions are refused; 0 is 500 ms or twice AuditFlushMs.
+	AuditMaxLagMs int
+	// AuditCheckpointSeconds is how often the audit trail's head is signed.
+	AuditCheckpointSeconds int
+	AuditEnabled           bool
+	RateLimitRPM           int
+	LogLevel               string
 	// Routes map requests to actions (file only: it is structured).
 	Routes []engine.Route
 	// Alerts are the ALERT_* settings.
@@ -166,6 +171,8 @@ var settings = []setting{
 	}},
 	{"auditRetentionDays", "AUDIT_RETENTION_DAYS", "audit-retention-days", "audit records older than this are deleted", "90", intIn(func(c *Config) *int { return &c.AuditRetentionDays }, 1, 36500)},
 	{"auditFlushMs", "AUDIT_FLUSH_MS", "audit-flush-ms", "how long audit records may wait to be written together (0 = every decision waits for its record)", "50", intIn(func(c *Config) *int { return &c.AuditFlushMs }, 0, 60_000)},
+	{"auditMaxLagMs", "AUDIT_MAX_LAG_MS", "audit-max-lag-ms", "how long a decided audit record may wait unstored before decisions are refused (0 = 500 or twice AUDIT_FLUSH_MS)", "0", intIn(func(c *Config) *int { return &c.AuditMaxLagMs }, 0, 600_000)},
+	{"auditCheckpointSeconds", "AUDIT_CHECKPOINT_SECONDS", "audit-checkpoint-seconds", "how often the audit trail's head is signed (a checkpoint that detects deleted records)", "60", intIn(func(c *Config) *int { return &c.AuditCheckpointSeconds }, 1, 86_400)},
 	{"auditEnabled", "AUDIT_ENABLED", "audit-enabled", "record every decision in the audit trail (false only for benchmarks and throwaway set-ups)", "true", func(c *Config, v string) error {
 		b, err := strconv.ParseBool(strings.TrimSpace(v))
 		if err != nil {

@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"errors"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -58,3 +59,13 @@ func recordable(s string, limit int) string {
 // engine's own: for records MeshGuard stores on another's behalf (the wasm
 // filter's), whose ids it does not take on trust.
 func NewAuditID(at time.Time) string { return newID("aud_", 12, at) }
+
+// Unavailable is what an adapter tells the caller of a Check that failed
+// (fail closed): why, in words safe to show — never the error itself,
+// which may name internals.
+func Unavailable(err error) string {
+	if errors.Is(err, audit.ErrUnavailable) {
+		return "MeshGuard cannot record decisions (its audit store is failing or behind) and refuses to decide until it can; failing closed"
+	}
+	return "MeshGuard could not decide this request (see its logs); failing closed"
+}

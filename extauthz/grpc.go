@@ -101,7 +101,7 @@ func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3.C
 		s.log.LogAttrs(ctx, slog.LevelError, "ext_authz: check failed; denying (fail closed)",
 			slog.String("source", string(r.Source)), slog.String("method", r.Method), slog.String("host", r.Host),
 			slog.String("path", logPath(r.Path)), slog.String("trace_id", r.TraceID), slog.Any("error", err))
-		return nil, status.Error(codes.Unavailable, "meshguard could not decide this request (see its logs); failing closed")
+		return nil, status.Error(codes.Unavailable, engine.Unavailable(err))
 	}
 	resp := checkResponse(&d)
 	if ok := resp.GetOkResponse(); ok != nil {

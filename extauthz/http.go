@@ -66,7 +66,7 @@ func (h *httpHandler) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 			slog.String("path", logPath(r.Path)), slog.String("trace_id", r.TraceID), slog.Any("error", err))
 		body, _ := json.Marshal(unavailable{
 			Error:   "unavailable",
-			Message: "MeshGuard could not decide this request (see its logs); failing closed",
+			Message: engine.Unavailable(err),
 			TraceID: r.TraceID,
 		})
 		w.Header().Set("Content-Type", "application/json")

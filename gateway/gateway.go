@@ -163,7 +163,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	d, err := g.checker.Check(r.Context(), req)
 	if err != nil {
 		g.log.ErrorContext(r.Context(), "gateway: the engine could not decide", "err", err, "path", path)
-		unavailable(w)
+		writeError(w, http.StatusServiceUnavailable, "unavailable", engine.Unavailable(err))
 		return
 	}
 	if !d.Allowed {

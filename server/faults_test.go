@@ -3,6 +3,8 @@ package server
 import (
 	"context"
 	"database/sql"
+	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -100,5 +102,73 @@ func TestStoreConnectionsKilledUnderLoad(t *testing.T) {
 	}
 	if n != given.Load() {
 		t.Fatalf("%d records stored, %d decisions given", n, given.Load())
+	}
+}
+
+// TestChecksFailClosedWhileTheAuditStoreIsLocked: another process holds
+// SQLite's write lock, so the audit writer's transaction waits. Checks are
+// refused (UNAVAILABLE, saying the audit store is why) rather than allowed
+// with records a crash would lose, and are decided again, without a
+// restart, once the lock is gone; every decision given is then stored.
+func TestChecksFailClosedWhileTheAuditStoreIsLocked(t *testing.T) {
+	r := start(t, func(c *config.Config) { c.AuditMaxLagMs = 100 })
+	token := r.agent(t, "reader", "reader")
+	locker, err := sql.Open("sqlite", "file:"+filepath.Join(r.cfg.DataDir, "meshguard.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = locker.Close() })
+	conn, err := locker.Conn(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = conn.Close() })
+	authz := authv3.NewAuthorizationClient(r.grpc)
+	req := checkRequest(token, "GET", "/docs/1")
+	given := 0
+	check := func() error {
+		resp, err := authz.Check(context.Background(), req)
+		if err == nil {
+			if codes.Code(resp.GetStatus().GetCode()) != codes.OK {
+				t.Fatalf("a readable document was denied: %v", resp)
+			}
+			given++
+		}
+		return err
+	}
+	if err := check(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.ExecContext(context.Background(), "BEGIN IMMEDIATE"); err != nil {
+		t.Fatal(err)
+	}
+	var refused error
+	deadline := time.Now().Add(20 * time.Second)
+	for refused == nil && time.Now().Before(deadline) {
+		refused = check()
+	}
+	if _, err := conn.ExecContext(context.Background(), "COMMIT"); err != nil {
+		t.Fatal(err)
+	}
+	if refused == nil {
+		t.Fatal("checks were allowed for 20 s while the audit store could not store a record")
+	}
+	if status.Code(refused) != codes.Unavailable || !strings.Contains(status.Convert(refused).Message(), "audit store") {
+		t.Fatalf("refusal: %v, want UNAVAILABLE saying the audit store is why", refused)
+	}
+	eventually(t, "a decision once the lock is gone", func() bool { return check() == nil })
+	r.stop(t)
+
+	s, err := store.OpenSQLite(context.Background(), filepath.Join(r.cfg.DataDir, "meshguard.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	n, err := audit.VerifyChains(context.Background(), s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n != int64(given) {
+		t.Fatalf("%d records stored, %d decisions given", n, given)
 	}
 }

@@ -140,6 +140,8 @@ type parts struct {
 	adminToken string
 	tls        *tlsfiles.Reloader // nil: no TLS
 	proxies    *proxyauth.Authenticator
+	// checkpoints signs the trail's heads (nil with the trail off).
+	checkpoints *audit.Checkpointer
 }
 
 // close releases what build opened. On the serving path the audit writer
@@ -239,11 +241,15 @@ func build(ctx context.Context, cfg *config.Config, o Options, log *slog.Logger)
 	if cfg.AuditEnabled {
 		if p.audit, err = audit.NewWriter(ctx, p.db, audit.WriterConfig{
 			FlushInterval: time.Duration(cfg.AuditFlushMs) * time.Millisecond, Logger: log,
-			OnStored: p.metrics.AuditWritten,
+			MaxLag:   time.Duration(cfg.AuditMaxLagMs) * time.Millisecond,
+			OnStored: p.metrics.AuditWritten, OnGap: newAuditAlarms(p, cfg).gap,
 		}); err != nil {
 			return nil, fmt.Errorf("audit trail: %w", err)
 		}
 		recorder = p.audit
+		if p.checkpoints, err = p.buildCheckpoints(cfg, p.tracing.Tracer(), log); err != nil {
+			return nil, fmt.Errorf("audit trail: %w", err)
+		}
 		p.metrics.Gauge("meshguard_audit_queue_depth", "Audit records decided and not yet stored.",
 			func() float64 { return float64(p.audit.Pending()) })
 	} else {
@@ -286,7 +292,7 @@ func build(ctx context.Context, cfg *config.Config, o Options, log *slog.Logger)
 		func() float64 { return float64(p.xds.Connected()) })
 	api, err := admin.New(admin.Config{
 		Store: p.db, Keys: p.keys, Issuer: issuer, Verifier: verifier, Tokens: p.cached, Agents: agents,
-		Policies: p.loader, PolicyFiles: files, Engine: eng, Audit: p.db, Metrics: p.metrics.Handler(), XDS: p.xds, Services: p.services, AdminToken: token,
+		Policies: p.loader, PolicyFiles: files, Engine: eng, Audit: p.db, Checkpoints: checkpoints(p.checkpoints), Metrics: p.metrics.Handler(), XDS: p.xds, Services: p.services, AdminToken: token,
 		Alerts: &alertsAdmin{cfg: &cfg.Alerts, providers: providers, outbox: p.db},
 		Filter: &admin.FilterConfig{Generate: p.pub.filterConfig, Authenticate: p.proxies.Filter, Recorder: recorder, Observer: observer, Dropped: p.metrics.FilterDropped},
 		// Agents, keys and policies are in the wasm filter's configuration.
@@ -440,6 +446,9 @@ func (p *parts) serve(ctx context.Context, cfg *config.Config, o Options, log *s
 	// replicas pruning at once delete each record once.
 	ret := audit.Retention{Store: p.db, Days: cfg.AuditRetentionDays, Logger: log}
 	wg.Go(func() { ret.Run(bg) })
+	if p.checkpoints != nil {
+		wg.Go(func() { p.checkpoints.Run(bg) })
+	}
 	p.health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
 	log.Info("meshguard serving", "http", httpLis.Addr().String(), "grpc", grpcLis.Addr().String(), "mode", cfg.Mode)
 	if o.Ready != nil {
@@ -473,6 +482,13 @@ func (p *parts) serve(ctx context.Context, cfg *config.Config, o Options, log *s
 			if serveErr == nil {
 				serveErr = err
 			}
+		}
+	}
+	// The last heads, signed: records cut from the end while it is down
+	// are caught.
+	if p.checkpoints != nil {
+		if _, err := p.checkpoints.Sign(sctx); err != nil {
+			log.Error("the audit checkpoint at shutdown failed", "error", err)
 		}
 	}
 	if err := p.tracing.Shutdown(sctx); err != nil {

@@ -39,6 +39,8 @@ func (s *db) AppendAudit(ctx context.Context, rs []audit.Record) error {
 			if err := advanceChain(ctx, tx, chain, rs, toMicros(stamp(s.now))); err != nil {
 				return err
 			}
+		} else if err := linksToLast(ctx, tx, rs); err != nil {
+			return err
 		}
 		return s.insertAudit(ctx, tx, chain, rs)
 	})
@@ -56,6 +58,30 @@ func (s *db) AppendAudit(ctx context.Context, rs []audit.Record) error {
 // committed). AppendAudit then succeeds without storing it twice, so the
 // writer does not retry a stored batch forever.
 var errAlreadyStored = errors.New("batch already stored")
+
+// linksToLast checks, on SQLite's single chain, that rs links to the last
+// record stored (or the anchor retention left, or the genesis hash): a
+// store that lost its newest records is found at the next batch, not by
+// the next verification. One indexed read a batch.
+func linksToLast(ctx context.Context, tx *sql.Tx, rs []audit.Record) error {
+	var last string
+	err := tx.QueryRowContext(ctx, `SELECT hash FROM audit ORDER BY seq DESC LIMIT 1`).Scan(&last)
+	if errors.Is(err, sql.ErrNoRows) {
+		err = tx.QueryRowContext(ctx, `SELECT last_hash FROM audit_anchors ORDER BY last_seq DESC LIMIT 1`).Scan(&last)
+		if errors.Is(err, sql.ErrNoRows) {
+			last, err = audit.GenesisHash, nil
+		}
+	}
+	switch {
+	case err != nil:
+		return fmt.Errorf("audit chain: %w", err)
+	case last == rs[0].PrevHash:
+		return nil
+	case last == rs[len(rs)-1].Hash:
+		return errAlreadyStored
+	}
+	return fmt.Errorf("%w: %w: the audit chain ends at %.12s…, the batch links to %.12s…", identity.ErrConflict, audit.ErrHeadMoved, last, rs[0].PrevHash)
+}
 
 // insertAudit inserts sealed records with multi-row INSERTs.
 func (s *db) insertAudit(ctx context.Context, tx *sql.Tx, chain string, rs []audit.Record) error {
@@ -101,8 +127,8 @@ func advanceChain(ctx context.Context, tx *sql.Tx, chain string, rs []audit.Reco
 	case err == nil && head == to:
 		return errAlreadyStored
 	case err == nil:
-		return fmt.Errorf("%w: audit chain %q ends at %.12s…, the batch links to %.12s…: another writer appends to this chain",
-			identity.ErrConflict, chain, head, from)
+		return fmt.Errorf("%w: %w: audit chain %q ends at %.12s…, the batch links to %.12s…: the store lost records, or another writer appends to this chain",
+			identity.ErrConflict, audit.ErrHeadMoved, chain, head, from)
 	case !errors.Is(err, sql.ErrNoRows):
 		return fmt.Errorf("audit chain %q: %w", chain, err)
 	case from != audit.GenesisHash:
@@ -163,7 +189,8 @@ func (s *db) LastAuditHash(ctx context.Context) (string, error) {
 	}
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
-		return s.auditAnchor(ctx, chain)
+		_, h, err := s.auditAnchor(ctx, chain)
+		return h, err
 	case err != nil:
 		return "", fmt.Errorf("last audit hash: %w", err)
 	}
@@ -178,20 +205,24 @@ func (s *db) AuditChains(ctx context.Context) ([]audit.ChainHead, error) {
 	if s.dialect.auditChain == "" {
 		// One statement, so the head and the count come from one snapshot.
 		var h audit.ChainHead
-		err := s.r.QueryRowContext(ctx, `SELECT hash, (SELECT COUNT(*) FROM audit) FROM audit ORDER BY seq DESC LIMIT 1`).Scan(&h.Head, &h.Records)
+		err := s.r.QueryRowContext(ctx, `SELECT seq, hash, (SELECT COUNT(*) FROM audit) FROM audit ORDER BY seq DESC LIMIT 1`).Scan(&h.Seq, &h.Head, &h.Records)
 		switch {
 		case errors.Is(err, sql.ErrNoRows):
 			return out, nil
 		case err != nil:
 			return nil, fmt.Errorf("audit chains: %w", err)
 		}
-		if h.Anchor, err = s.auditAnchor(ctx, ""); err != nil {
+		if h.AnchorSeq, h.Anchor, err = s.auditAnchor(ctx, ""); err != nil {
 			return nil, fmt.Errorf("audit chains: %w", err)
 		}
 		return append(out, h), nil
 	}
-	rows, err := s.r.QueryContext(ctx, `SELECT c.chain_id, c.head, c.records, COALESCE(
-			(SELECT a.last_hash FROM audit_anchors a WHERE a.chain_id = c.chain_id ORDER BY a.last_seq DESC LIMIT 1), $1)
+	// The head's position is the chain's largest: audit_chains and audit
+	// are written in one transaction, and one statement reads one snapshot.
+	rows, err := s.r.QueryContext(ctx, `SELECT c.chain_id, c.head, c.records,
+			COALESCE((SELECT a.last_hash FROM audit_anchors a WHERE a.chain_id = c.chain_id ORDER BY a.last_seq DESC LIMIT 1), $1),
+			COALESCE((SELECT MAX(a.last_seq) FROM audit_anchors a WHERE a.chain_id = c.chain_id), 0),
+			COALESCE((SELECT MAX(r.seq) FROM audit r WHERE r.chain_id = c.chain_id), 0)
 		FROM audit_chains c ORDER BY c.chain_id`, audit.GenesisHash)
 	if err != nil {
 		return nil, fmt.Errorf("audit chains: %w", err)
@@ -199,8 +230,11 @@ func (s *db) AuditChains(ctx context.Context) ([]audit.ChainHead, error) {
 	defer rows.Close()
 	for rows.Next() {
 		var h audit.ChainHead
-		if err := rows.Scan(&h.ID, &h.Head, &h.Records, &h.Anchor); err != nil {
+		if err := rows.Scan(&h.ID, &h.Head, &h.Records, &h.Anchor, &h.AnchorSeq, &h.Seq); err != nil {
 			return nil, fmt.Errorf("audit chains: %w", err)
+		}
+		if h.Seq == 0 {
+			h.Seq = h.AnchorSeq // retention emptied it
 		}
 		out = append(out, h)
 	}
@@ -222,6 +256,30 @@ func (s *db) ScanAudit(ctx context.Context, fn func(audit.Record) error) error {
 		return fmt.Errorf("scan audit: %w", err)
 	}
 	return nil
+}
+
+// ScanAuditChainAfter calls fn for the records of one chain after position
+// after, in order, with their positions.
+func (s *db) ScanAuditChainAfter(ctx context.Context, id string, after int64, fn func(seq int64, r audit.Record) error) error {
+	err := s.scanAuditRows(ctx, `SELECT `+auditSelect+` FROM audit WHERE chain_id = $1 AND seq > $2 ORDER BY seq`, []any{id, after}, fn)
+	if err != nil {
+		return fmt.Errorf("scan audit chain %q: %w", id, err)
+	}
+	return nil
+}
+
+// AuditRecordHash returns the hash of the record at position seq of a
+// chain, and false if there is none.
+func (s *db) AuditRecordHash(ctx context.Context, id string, seq int64) (string, bool, error) {
+	var h string
+	err := s.r.QueryRowContext(ctx, `SELECT hash FROM audit WHERE chain_id = $1 AND seq = $2`, id, seq).Scan(&h)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return "", false, nil
+	case err != nil:
+		return "", false, fmt.Errorf("audit record at %d: %w", seq, err)
+	}
+	return h, true, nil
 }
 
 // ScanAuditChain is ScanAudit for one chain (named as AuditChains names it).

@@ -275,18 +275,20 @@ func (s *db) AuditStats(ctx context.Context, from, to time.Time) (audit.Stats, e
 	return st, nil
 }
 
-// auditAnchor is where verification of a chain starts: the hash of the
-// last record retention deleted from it, or audit.GenesisHash.
-func (s *db) auditAnchor(ctx context.Context, chain string) (string, error) {
+// auditAnchor is where verification of a chain starts: the position and
+// hash of the last record retention deleted from it, or 0 and
+// audit.GenesisHash.
+func (s *db) auditAnchor(ctx context.Context, chain string) (int64, string, error) {
+	var seq int64
 	var h string
-	err := s.r.QueryRowContext(ctx, `SELECT last_hash FROM audit_anchors WHERE chain_id = $1 ORDER BY last_seq DESC LIMIT 1`, chain).Scan(&h)
+	err := s.r.QueryRowContext(ctx, `SELECT last_seq, last_hash FROM audit_anchors WHERE chain_id = $1 ORDER BY last_seq DESC LIMIT 1`, chain).Scan(&seq, &h)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
-		return audit.GenesisHash, nil
+		return 0, audit.GenesisHash, nil
 	case err != nil:
-		return "", fmt.Errorf("audit anchor: %w", err)
+		return 0, "", fmt.Errorf("audit anchor: %w", err)
 	}
-	return h, nil
+	return seq, h, nil
 }
 
 // PruneAudit deletes the records older than before, in one transaction,

@@ -1,0 +1,101 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"path/filepath"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/meshguard/meshguard/admin"
+	"github.com/meshguard/meshguard/alert"
+	"github.com/meshguard/meshguard/audit"
+	"github.com/meshguard/meshguard/config"
+)
+
+// buildCheckpoints loads (or creates) this replica's checkpoint key and
+// returns the checkpointer that signs the trail's heads: logged, exported
+// as a metric and a span event, served at /admin/audit/checkpoint.
+func (p *parts) buildCheckpoints(cfg *config.Config, tracer trace.Tracer, log *slog.Logger) (*audit.Checkpointer, error) {
+	signer, err := audit.LoadCheckpointKey(filepath.Join(cfg.DataDir, audit.CheckpointKeyFile))
+	if err != nil {
+		return nil, err
+	}
+	log.Info("audit checkpoints are signed with this key; keep it to verify them", "key", signer.VerifierKey())
+	c := &audit.Checkpointer{
+		Heads: p.db, Signer: signer, Every: time.Duration(cfg.AuditCheckpointSeconds) * time.Second,
+		Path: filepath.Join(cfg.DataDir, audit.CheckpointFile), Logger: log,
+		OnSigned: func(ctx context.Context, cp audit.Checkpoint) {
+			_, span := tracer.Start(ctx, "meshguard.audit.checkpoint", trace.WithNewRoot())
+			attrs := []attribute.KeyValue{
+				attribute.String("meshguard.audit.checkpoint.time", cp.Time.Format(time.RFC3339Nano)),
+				attribute.String("meshguard.audit.checkpoint.key", cp.Key),
+				attribute.String("meshguard.audit.checkpoint.note", cp.Note),
+			}
+			for i, ch := range cp.Chains {
+				n := "meshguard.audit.checkpoint.chain." + strconv.Itoa(i)
+				attrs = append(attrs, attribute.String(n+".id", ch.Chain), attribute.Int64(n+".seq", ch.Seq), attribute.String(n+".hash", ch.Hash))
+			}
+			span.AddEvent("audit.checkpoint", trace.WithAttributes(attrs...))
+			span.End()
+		},
+	}
+	p.metrics.Gauge("meshguard_audit_checkpoint_timestamp_seconds", "When the audit trail's heads were last signed (Unix time).",
+		func() float64 {
+			if cp := c.Last(); cp != nil {
+				return float64(cp.Time.UnixNano()) / 1e9
+			}
+			return 0
+		})
+	p.metrics.Gauge("meshguard_audit_checkpoint_records", "The sum of the chain positions the last audit checkpoint signed.",
+		func() float64 {
+			var n int64
+			if cp := c.Last(); cp != nil {
+				for _, ch := range cp.Chains {
+					n += ch.Seq
+				}
+			}
+			return float64(n)
+		})
+	return c, nil
+}
+
+// checkpoints keeps a nil *audit.Checkpointer from becoming a non-nil
+// interface.
+func checkpoints(c *audit.Checkpointer) admin.Checkpoints {
+	if c == nil {
+		return nil
+	}
+	return c
+}
+
+// auditAlarms counts and raises what the audit writer finds wrong with
+// its store: records lost after they were committed, and records the
+// store refused as data (dead letters).
+type auditAlarms struct {
+	p    *parts
+	on   bool // ALERT_ON has error
+	o    alert.Origin
+	gaps atomic.Int64
+}
+
+func newAuditAlarms(p *parts, cfg *config.Config) *auditAlarms {
+	a := &auditAlarms{p: p, on: cfg.Alerts.On[alert.TriggerError], o: alert.Origin{Instance: cfg.Alerts.Instance, Environment: cfg.Alerts.Environment}}
+	p.metrics.Gauge("meshguard_audit_gaps", "Times this process found the store had lost audit records it had committed.",
+		func() float64 { return float64(a.gaps.Load()) })
+	return a
+}
+
+// gap is audit.WriterConfig.OnGap: a critical alert (the error trigger),
+// since the trail has lost records.
+func (a *auditAlarms) gap(g audit.Gap) {
+	a.gaps.Add(1)
+	if a.p.alerts != nil && a.on {
+		a.p.alerts.Raise(alert.ForError("the audit store lost records it had committed", errors.New(g.String()), time.Now(), a.o))
+	}
+}
