@@ -37,6 +37,10 @@ func (a *API) auditCheckpoint(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	cp, err := a.cfg.Checkpoints.Sign(r.Context())
+	if errors.Is(err, audit.ErrCheckpointNotReached) {
+		writeError(w, http.StatusConflict, "conflict", "%s", err)
+		return
+	}
 	if err != nil {
 		a.internalError(w, r, "signing an audit checkpoint", err)
 		return

@@ -3,6 +3,7 @@ package audit
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -45,7 +46,21 @@ func (c *Checkpointer) Sign(ctx context.Context) (Checkpoint, error) {
 	if c.Now != nil {
 		now = c.Now
 	}
-	cp, err := SignHeads(ctx, c.Heads, c.Signer, now())
+	heads, err := c.Heads.AuditChains(ctx)
+	if err != nil {
+		return Checkpoint{}, fmt.Errorf("audit checkpoint: %w", err)
+	}
+	if err := c.reachesLast(ctx, heads); err != nil {
+		if c.Logger != nil {
+			c.Logger.Error("audit checkpoint refused: the trail no longer reaches the last checkpoint (records were deleted or replaced); `audit verify --incremental` reports it", "error", err)
+		}
+		return Checkpoint{}, fmt.Errorf("audit checkpoint not signed: %w", err)
+	}
+	ps := make([]ChainPosition, 0, len(heads))
+	for _, h := range heads {
+		ps = append(ps, ChainPosition{Chain: h.ID, Seq: h.Seq, Hash: h.Head})
+	}
+	cp, err := c.Signer.Sign(now(), ps)
 	if err != nil {
 		return Checkpoint{}, err
 	}
@@ -68,6 +83,53 @@ func (c *Checkpointer) Sign(ctx context.Context) (Checkpoint, error) {
 		c.OnSigned(ctx, cp)
 	}
 	return cp, nil
+}
+
+// reachesLast checks that heads still reach the last checkpoint signed
+// here — this process's, or else the one in Path, signed with this key —
+// so that a checkpoint never signs away records deleted or replaced since
+// the last one (verify --incremental would start from it and find
+// nothing wrong). A loss the writer recorded as a gap is not refused:
+// verify reports the gap from then on.
+func (c *Checkpointer) reachesLast(ctx context.Context, heads []ChainHead) error {
+	c.mu.Lock()
+	last := c.last
+	c.mu.Unlock()
+	if last == nil && c.Path != "" {
+		cp, err := ReadCheckpoint(c.Path, c.Signer.VerifierKey())
+		switch {
+		case errors.Is(err, os.ErrNotExist):
+		case err != nil:
+			return err // not this key's, or not a checkpoint: someone replaced it
+		default:
+			last = &cp
+			c.mu.Lock()
+			c.last = &cp // what --incremental starts from until the next one
+			c.mu.Unlock()
+		}
+	}
+	chains, ok := c.Heads.(Chains)
+	if last == nil || !ok {
+		return nil
+	}
+	var rep Report
+	err := fromCheckpoint(ctx, chains, last, heads, map[string]start{}, &rep)
+	if b := (*Break)(nil); errors.As(err, &b) && b.CheckpointNotReached() {
+		if gl, ok := c.Heads.(interface {
+			AuditGaps(ctx context.Context) ([]Gap, error)
+		}); ok {
+			gaps, gerr := gl.AuditGaps(ctx)
+			if gerr != nil {
+				return errors.Join(err, gerr)
+			}
+			for _, g := range gaps {
+				if g.Chain == b.Chain && g.DetectedAt.After(last.Time) {
+					return nil
+				}
+			}
+		}
+	}
+	return err
 }
 
 // Last is the last checkpoint signed, nil before the first.

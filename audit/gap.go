@@ -176,5 +176,6 @@ func (w *Writer) healGap(ctx context.Context, cause error) error {
 		}
 	}
 	w.prev = prev
+	w.journalResealed()
 	return nil
 }

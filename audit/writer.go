@@ -56,6 +56,10 @@ type WriterConfig struct {
 	// successful store write kept (the meshguard_audit_entries_total
 	// metric).
 	OnStored func(n int)
+	// Journal, if set, is where records wait on disk while the store lags
+	// (see JournalFile), so a crash in a long outage loses none answered
+	// more than MaxLag before it. Unused when FlushInterval is zero.
+	Journal *Journal
 }
 
 // Writer defaults.
@@ -112,6 +116,10 @@ type Writer struct {
 
 	wake chan struct{} // nudges the flusher
 	done chan struct{} // closed when the flusher has exited
+	stop chan struct{} // closed by Close: the journaler stops
+
+	jn   int   // how many of the queued records (inflight, then pending) are journaled
+	jerr error // the journal's last write failed
 }
 
 // NewWriter reads where the chain ends and, unless FlushInterval is zero,
@@ -150,10 +158,13 @@ func NewWriter(ctx context.Context, s Store, cfg WriterConfig) (*Writer, error) 
 		return nil, fmt.Errorf("audit writer: %w", err)
 	}
 	w := &Writer{cfg: cfg, store: s, log: log, prev: prev, epoch: time.Now(), storedHead: prev, recent: newStored(cfg.RememberRecords),
-		wake: make(chan struct{}, 1), done: make(chan struct{})}
+		wake: make(chan struct{}, 1), done: make(chan struct{}), stop: make(chan struct{})}
 	w.space = sync.NewCond(&w.mu)
 	if cfg.FlushInterval > 0 {
 		go w.flusher()
+		if cfg.Journal != nil {
+			go w.journaler(w.stop)
+		}
 	} else {
 		close(w.done)
 	}
@@ -250,6 +261,9 @@ func (w *Writer) writeSync(ctx context.Context, r Record, body []byte) error {
 // last store write failed, or the oldest record queued has waited longer
 // than MaxLag (the store hangs or cannot keep up).
 func (w *Writer) unavailable(now time.Duration) error {
+	if w.jerr != nil { // first: records already given may be lost
+		return fmt.Errorf("%w: %w", ErrUnavailable, w.jerr)
+	}
 	if w.lastErr != nil {
 		return fmt.Errorf("%w: %w", ErrUnavailable, w.lastErr)
 	}
@@ -387,6 +401,7 @@ func (w *Writer) flushOnce(ctx context.Context) error {
 	w.lastErr = nil
 	w.space.Broadcast()
 	w.mu.Unlock()
+	w.journalStored(n)
 	if w.cfg.OnStored != nil {
 		w.cfg.OnStored(n)
 	}
@@ -421,24 +436,36 @@ func (w *Writer) Close(ctx context.Context) error {
 	w.closed = true
 	w.space.Broadcast()
 	w.mu.Unlock()
+	close(w.stop)
 	w.nudge()
 	// Only one goroutine may remove records: wait for the flusher to stop
 	// before flushing here.
 	select {
 	case <-w.done:
 	case <-ctx.Done():
-		return fmt.Errorf("audit writer: %d records not written: %w", w.Pending(), ctx.Err())
+		return w.giveUp(ctx.Err())
 	}
 	backoff := w.cfg.RetryBackoff
 	for w.Pending() > 0 {
 		if err := w.flushOnce(ctx); err != nil {
 			select {
 			case <-ctx.Done():
-				return fmt.Errorf("audit writer: %d records not written: %w", w.Pending(), err)
+				return w.giveUp(err)
 			case <-time.After(backoff):
 			}
 			backoff = min(2*backoff, w.cfg.MaxBackoff)
 		}
 	}
 	return nil
+}
+
+// giveUp is Close's error when records are left unstored: journaled
+// first, if there is a journal, so the next start stores them.
+func (w *Writer) giveUp(err error) error {
+	if w.cfg.Journal != nil && w.cfg.FlushInterval > 0 {
+		if w.spill(true) == nil {
+			return fmt.Errorf("audit writer: %d records not written (journaled for the next start): %w", w.Pending(), err)
+		}
+	}
+	return fmt.Errorf("audit writer: %d records not written: %w", w.Pending(), err)
 }

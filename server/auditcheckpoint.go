@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"path/filepath"
 	"strconv"
@@ -16,6 +17,7 @@ import (
 	"github.com/meshguard/meshguard/alert"
 	"github.com/meshguard/meshguard/audit"
 	"github.com/meshguard/meshguard/config"
+	"github.com/meshguard/meshguard/store"
 )
 
 // buildCheckpoints loads (or creates) this replica's checkpoint key and
@@ -63,6 +65,37 @@ func (p *parts) buildCheckpoints(cfg *config.Config, tracer trace.Tracer, log *s
 			return float64(n)
 		})
 	return c, nil
+}
+
+// auditJournal stores what a process that stopped while its store lagged
+// left in DATA_DIR's audit journal, before any decision is made, and
+// returns this process's journal.
+func (p *parts) auditJournal(ctx context.Context, cfg *config.Config, log *slog.Logger) (*audit.Journal, error) {
+	path := filepath.Join(cfg.DataDir, audit.JournalFile)
+	_, err := audit.ReplayJournal(ctx, path, func(ctx context.Context, chain string) (audit.Store, func(), error) {
+		switch {
+		case p.pg == nil && chain == "":
+			return p.db, func() {}, nil
+		case p.pg == nil:
+			return nil, nil, fmt.Errorf("the journal is of PostgreSQL chain %q, and the store is SQLite", chain)
+		case chain == p.pg.AuditChain():
+			return p.pg, func() {}, nil
+		}
+		// The stopped process's chain (each process has its own).
+		s, err := store.OpenPostgres(ctx, cfg.DatabaseURL, store.WithAuditChain(chain), store.WithMaxReaders(1))
+		if err != nil {
+			return nil, nil, err
+		}
+		return s, func() { _ = s.Close() }, nil
+	}, log)
+	if err != nil {
+		return nil, err
+	}
+	chain := ""
+	if p.pg != nil {
+		chain = p.pg.AuditChain()
+	}
+	return audit.NewJournal(path, chain), nil
 }
 
 // checkpoints keeps a nil *audit.Checkpointer from becoming a non-nil
