@@ -94,11 +94,29 @@ type SharedConfig struct {
 // replicas' clocks agree on where windows start; a replica whose clock
 // runs behind can still add to a window the others have moved past.
 //
+// Why nothing is lost either. A replica refuses without asking again (the
+// key is full) only on a view it read after recording what it holds, all
+// of it passed, that left nothing. A reservation cut back to nothing is
+// not such a view: the others may be cutting theirs back at the same
+// moment, each by the whole excess (three replicas doing so once left 13%
+// of a limit unused), so the replica reserves again from the cut back's
+// own answer, up to maxCutBacks times per request (at most
+// 1 + 2×maxCutBacks exchanges per request; past that the request is
+// refused and the next one tries again). When every replica with requests
+// left is full, take the one whose deciding view was read last: every
+// other's final count, which is what it passed, was recorded before its
+// own view, hence before this one, which found the limit reached. So
+// together they passed the limit (their weighted count came within one
+// request of it), not less, whatever the scheduling and without relying on
+// the clock. Capacity freed later (a reservation given back by an idle
+// replica, the previous window weighing less as time goes on) is found by
+// the background exchange, which marks the key not full when its view
+// (also read after recording what the replica holds) has room: a full key
+// costs the request path at most one reservation per SyncInterval.
+//
 // In the background, every SyncInterval, a replica reads the others'
 // counts and gives back what it reserved for keys it no longer sees
 // traffic for, so an idle replica does not hold capacity the others need.
-// A refused request costs no round trip while the last exchange, under a
-// SyncInterval ago, found the limit reached.
 type Shared struct {
 	store   CountStore
 	replica string
@@ -122,10 +140,13 @@ type sharedKey struct {
 	rprev    int    // the others' count in the previous window
 	rcur     int    // the others' count in the current one
 	replicas int    // replicas counting here, this one included
-	full     bool   // the last exchange found nothing left
-	recorded int64  // Seq of the last count sent for the current window
+	limit    int    // as the last request asked
+	// full: an exchange that recorded all this replica holds, all of it
+	// passed, found nothing left; requests are refused without asking
+	// again until the background exchange finds room (see syncAll).
+	full     bool
+	recorded int64 // Seq of the last count sent for the current window
 	finished []Count
-	synced   time.Time // last exchange (zero: never)
 	used     time.Time // last Allow
 	dropped  bool      // removed from Shared.keys
 }
@@ -165,7 +186,8 @@ func (s *Shared) Allow(ctx context.Context, key string, limit int, size time.Dur
 	defer k.mu.Unlock()
 	k.advance(now)
 	k.used = now
-	if k.w.cur >= k.reserved && (!k.full || now.Sub(k.synced) >= s.every) {
+	k.limit = limit
+	if k.w.cur >= k.reserved && !k.full {
 		if err := s.reserve(ctx, k, limit, now); err != nil {
 			return Result{}, err
 		}
@@ -198,36 +220,64 @@ func (s *Shared) key(key string, size time.Duration, now time.Time) *sharedKey {
 	}
 }
 
+// maxCutBacks bounds the reservations one request makes when each turns
+// out to overlap others' (see reserve): a request makes at most
+// 1 + 2×maxCutBacks exchanges.
+const maxCutBacks = 3
+
 // reserve reserves this replica's share of what is left under k and
 // records it, learning the others' counts in the same round trip. Called
 // with k.mu held: the key's other requests wait for the answer anyway.
+//
+// It marks the key full only on a view read after this replica recorded
+// what it holds, all of it passed: the view a cut back to nothing was
+// decided on is older than the cut back, and may hold reservations the
+// others are cutting back at the same moment (each by the whole excess),
+// so it looks again, from the cut back's own answer.
 func (s *Shared) reserve(ctx context.Context, k *sharedKey, limit int, now time.Time) error {
-	share := k.share(limit, now)
-	if share <= 0 {
-		// Full as last seen: look again before saying so.
-		if err := s.exchangeLocked(ctx, k, k.reserved); err != nil {
-			return err
+	looked := false // the view was read after recording k.reserved, which is k.w.cur
+	for cuts := 0; ; {
+		share := k.share(limit, now)
+		if share <= 0 {
+			if looked {
+				k.full = true
+				return nil
+			}
+			// Full as last seen: look again before saying so.
+			if err := s.exchangeLocked(ctx, k, k.reserved); err != nil {
+				return err
+			}
+			looked = true
+			continue
 		}
-		if share = k.share(limit, now); share <= 0 {
-			k.full = true
+		if cuts == maxCutBacks {
+			// Refused, but not marked full: the next request tries
+			// again.
 			return nil
 		}
-	}
-	k.full = false
-	if err := s.exchangeLocked(ctx, k, k.w.cur+share); err != nil {
-		return err
-	}
-	// The answer includes what others reserved since the view the share
-	// came from (however long ago that was): keep only what still fits.
-	if over := int(math.Ceil(k.total(now) - float64(limit))); over > 0 {
+		if err := s.exchangeLocked(ctx, k, k.w.cur+share); err != nil {
+			return err
+		}
+		// The answer includes what others reserved since the view the
+		// share came from (however long ago that was): keep only what
+		// still fits.
+		over := int(math.Ceil(k.total(now) - float64(limit)))
+		if over <= 0 {
+			return nil
+		}
+		cuts++
 		fit := max(k.w.cur, k.reserved-over)
-		k.full = fit == k.w.cur
 		// Cut back here first: should the exchange fail, the store
 		// keeps the larger count, which errs on the safe side.
 		k.reserved = fit
-		return s.exchangeLocked(ctx, k, fit)
+		if err := s.exchangeLocked(ctx, k, fit); err != nil {
+			return err
+		}
+		if fit > k.w.cur {
+			return nil
+		}
+		looked = true
 	}
-	return nil
 }
 
 // share is what this replica may reserve: its part of what is left. A
@@ -293,13 +343,12 @@ func (s *Shared) snapshot(k *sharedKey, count int, mine []Count, want []Window) 
 
 // apply takes in the answer to what sn sent. Called with k.mu held; the
 // window may have moved on since the snapshot.
-func (sn sent) apply(totals map[Window]Total, at time.Time) {
+func (sn sent) apply(totals map[Window]Total) {
 	k := sn.k
 	k.finished = k.finished[:copy(k.finished, k.finished[sn.finished:])]
 	if !k.w.start.Equal(sn.start) {
 		return // advanced meanwhile: the next exchange is for the new window
 	}
-	k.synced = at
 	cur, prev := totals[Window{k.key, k.w.start.UTC()}], totals[Window{k.key, k.w.start.Add(-k.w.size).UTC()}]
 	k.rcur, k.rprev = int(cur.N), int(prev.N)
 	k.replicas = 1 + max(cur.Replicas, prev.Replicas)
@@ -321,13 +370,12 @@ func (s *Shared) exchange(ctx context.Context, mine []Count, want []Window) (map
 // exchangeLocked records count for k and reads the others' counts, with
 // k.mu held.
 func (s *Shared) exchangeLocked(ctx context.Context, k *sharedKey, count int) error {
-	at := s.now()
 	sn, mine, want := s.snapshot(k, count, nil, nil)
 	totals, err := s.exchange(ctx, mine, want)
 	if err != nil {
 		return err
 	}
-	sn.apply(totals, at)
+	sn.apply(totals)
 	k.reserved = count
 	return nil
 }
@@ -399,9 +447,18 @@ func (s *Shared) syncAll(ctx context.Context, since time.Time) error {
 		return err
 	}
 	for _, sn := range sns {
-		sn.k.mu.Lock()
-		sn.apply(totals, now)
-		sn.k.mu.Unlock()
+		k := sn.k
+		k.mu.Lock()
+		sn.apply(totals)
+		if k.full && k.w.start.Equal(sn.start) && k.share(k.limit, now) > 0 {
+			// Room again (given back, cut back, or the previous
+			// window weighs less now): the next request reserves.
+			// This view was read after the count the replica holds
+			// was recorded, so a full key costs the request path at
+			// most one reservation per SyncInterval.
+			k.full = false
+		}
+		k.mu.Unlock()
 	}
 	return nil
 }
