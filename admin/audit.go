@@ -23,6 +23,7 @@ type AuditLog interface {
 	QueryAudit(ctx context.Context, f store.AuditFilter) (store.AuditPage, error)
 	ScanAuditFiltered(ctx context.Context, f store.AuditFilter, fn func(r audit.Record, cursor string) error) error
 	AuditStats(ctx context.Context, from, to time.Time) (audit.Stats, error)
+	AuditDeadLetters(ctx context.Context, limit int, after int64, oldestFirst bool) (store.DeadLetterPage, error)
 	audit.Chains
 }
 
@@ -278,10 +279,10 @@ func (a *API) verifyAudit(w http.ResponseWriter, r *http.Request) {
 // neither intact nor broken (a store failure; a cancellation is Cancelled).
 func verifyResult(rep audit.Report, err error) (client.AuditVerifyResult, error) {
 	out := client.AuditVerifyResult{OK: err == nil, Verified: rep.Verified, Chains: rep.Chains, Anchored: rep.Anchored,
-		FromCheckpoint: rep.FromCheckpoint, Notes: rep.Notes, Gaps: rep.Gaps}
+		FromCheckpoint: rep.FromCheckpoint, Notes: rep.Notes, Gaps: rep.Gaps, DeadLetters: rep.DeadLetters}
 	var b *audit.Break
 	switch {
-	case errors.Is(err, audit.ErrGap):
+	case errors.Is(err, audit.ErrGap), errors.Is(err, audit.ErrDeadLettered):
 	case errors.As(err, &b):
 		out.Break = &client.AuditBreak{Chain: b.Chain, Index: b.Index, ID: b.ID, Why: b.Why}
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):

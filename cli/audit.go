@@ -19,7 +19,7 @@ func (a *app) auditCmd() *cobra.Command {
 		Use:   "audit",
 		Short: "Read and verify the audit trail: every decision, its chain and its trace",
 	})
-	cmd.AddCommand(a.auditTailCmd(), a.auditQueryCmd(), a.auditTraceCmd(), a.auditStatsCmd(), a.auditExportCmd(), a.auditVerifyCmd(), a.auditCheckpointCmd())
+	cmd.AddCommand(a.auditTailCmd(), a.auditQueryCmd(), a.auditTraceCmd(), a.auditStatsCmd(), a.auditExportCmd(), a.auditVerifyCmd(), a.auditCheckpointCmd(), a.auditDeadLetterCmd())
 	return cmd
 }
 

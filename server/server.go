@@ -239,10 +239,11 @@ func build(ctx context.Context, cfg *config.Config, o Options, log *slog.Logger)
 	}
 	var recorder engine.Recorder // a nil *audit.Writer must not become a non-nil interface
 	if cfg.AuditEnabled {
+		alarms := newAuditAlarms(p, cfg)
 		if p.audit, err = audit.NewWriter(ctx, p.db, audit.WriterConfig{
 			FlushInterval: time.Duration(cfg.AuditFlushMs) * time.Millisecond, Logger: log,
 			MaxLag:   time.Duration(cfg.AuditMaxLagMs) * time.Millisecond,
-			OnStored: p.metrics.AuditWritten, OnGap: newAuditAlarms(p, cfg).gap,
+			OnStored: p.metrics.AuditWritten, OnGap: alarms.gap, OnDeadLetter: alarms.deadLetter,
 		}); err != nil {
 			return nil, fmt.Errorf("audit trail: %w", err)
 		}
