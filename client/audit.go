@@ -55,6 +55,11 @@ type AuditPage struct {
 	Records      []audit.Record `json:"records"`
 	NextCursor   string         `json:"nextCursor,omitempty"`
 	NewestCursor string         `json:"newestCursor,omitempty"`
+	// FollowCursor (first pages only) is where FollowAudit picks up after
+	// this page: every chain's end, read just before the page, so a record
+	// may be both in the page and followed (drop it by id), never in
+	// neither.
+	FollowCursor string `json:"followCursor,omitempty"`
 }
 
 // AuditTrace is GET /admin/audit/trace/{traceId}'s answer: the trace's
