@@ -282,6 +282,7 @@ func (a *API) routes() {
 	m.Handle("GET /admin/audit/export", admin(a.exportAudit))
 	m.Handle("GET /admin/audit/stream", admin(a.followAudit))
 	m.Handle("GET /admin/audit/verify", admin(a.verifyAudit))
+	m.Handle("GET /admin/audit/deadletter", admin(a.auditDeadLetters))
 	m.Handle("POST /admin/audit/verify", admin(a.verifyAuditStream))
 	if a.cfg.Checkpoints != nil {
 		m.Handle("GET /admin/audit/checkpoint", admin(a.auditCheckpoint))

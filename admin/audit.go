@@ -23,6 +23,9 @@ type AuditLog interface {
 	QueryAudit(ctx context.Context, f store.AuditFilter) (store.AuditPage, error)
 	ScanAuditFiltered(ctx context.Context, f store.AuditFilter, fn func(r audit.Record, cursor string) error) error
 	AuditStats(ctx context.Context, from, to time.Time) (audit.Stats, error)
+	AuditDeadLetters(ctx context.Context, limit int, after int64, oldestFirst bool) (store.DeadLetterPage, error)
+	FollowFromNow(ctx context.Context) (store.FollowCursor, error)
+	FollowAudit(ctx context.Context, f store.AuditFilter, cur *store.FollowCursor, fn func(r audit.Record, cur *store.FollowCursor) error) error
 	audit.Chains
 }
 
@@ -148,6 +151,18 @@ func (a *API) queryAudit(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	f.Before = p["cursor"]
+	// Where a follow picks up from this page: every chain's end, read
+	// before the page, so nothing the page misses is missed by the follow
+	// (what both show, the follower drops by id).
+	var follow string
+	if f.Before == "" {
+		cur, err := a.cfg.Audit.FollowFromNow(r.Context())
+		if err != nil {
+			a.storeError(w, r, "querying the audit trail", err)
+			return
+		}
+		follow = cur.Encode()
+	}
 	page, err := a.cfg.Audit.QueryAudit(r.Context(), f)
 	if err != nil {
 		a.storeError(w, r, "querying the audit trail", err)
@@ -156,7 +171,7 @@ func (a *API) queryAudit(w http.ResponseWriter, r *http.Request) {
 	if page.Records == nil {
 		page.Records = []audit.Record{}
 	}
-	writeJSON(w, http.StatusOK, client.AuditPage{Records: page.Records, NextCursor: page.Next, NewestCursor: page.Newest})
+	writeJSON(w, http.StatusOK, client.AuditPage{Records: page.Records, NextCursor: page.Next, NewestCursor: page.Newest, FollowCursor: follow})
 }
 
 // auditStats is GET /admin/audit/stats?period=24h (or from and to).
@@ -278,10 +293,10 @@ func (a *API) verifyAudit(w http.ResponseWriter, r *http.Request) {
 // neither intact nor broken (a store failure; a cancellation is Cancelled).
 func verifyResult(rep audit.Report, err error) (client.AuditVerifyResult, error) {
 	out := client.AuditVerifyResult{OK: err == nil, Verified: rep.Verified, Chains: rep.Chains, Anchored: rep.Anchored,
-		FromCheckpoint: rep.FromCheckpoint, Notes: rep.Notes, Gaps: rep.Gaps}
+		FromCheckpoint: rep.FromCheckpoint, Notes: rep.Notes, Gaps: rep.Gaps, DeadLetters: rep.DeadLetters}
 	var b *audit.Break
 	switch {
-	case errors.Is(err, audit.ErrGap):
+	case errors.Is(err, audit.ErrGap), errors.Is(err, audit.ErrDeadLettered):
 	case errors.As(err, &b):
 		out.Break = &client.AuditBreak{Chain: b.Chain, Index: b.Index, ID: b.ID, Why: b.Why}
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):

@@ -239,8 +239,8 @@ func TestAuditFollow(t *testing.T) {
 		}
 		// Resuming from a cursor replays nothing before it.
 		page, err := e.c.QueryAudit(ctx, client.AuditFilter{Agent: "researcher", Limit: 2})
-		if err != nil || page.Records[0].Action != "read:later" || page.NewestCursor != l.Cursor {
-			t.Fatalf("page after the follow: %+v %v", page, err)
+		if err != nil || page.Records[0].Action != "read:later" || page.FollowCursor != l.Cursor {
+			t.Fatalf("page after the follow: %+v %v (followed to %s)", page, err, l.Cursor)
 		}
 	case err := <-done:
 		t.Fatalf("follow ended: %v", err)

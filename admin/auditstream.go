@@ -144,7 +144,10 @@ func csvSafe(s string) string {
 // followAudit is GET /admin/audit/stream?after=CURSOR&…filters: the records
 // written after the cursor (or from now, without one), as they are
 // written, one JSON object a line, until the client goes away. The
-// cursor of each record is in its "cursor" field, to resume from.
+// cursor of each record is in its "cursor" field, to resume from. It
+// keeps one position per chain (store.FollowCursor), so a replica's
+// batch that commits after a later-numbered one of another replica is
+// still delivered, once.
 func (a *API) followAudit(w http.ResponseWriter, r *http.Request) {
 	p, f, ok := a.auditRequest(w, r, "after")
 	if !ok {
@@ -155,15 +158,16 @@ func (a *API) followAudit(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ctx := r.Context()
-	f.After = p["after"]
-	if f.After == "" {
-		// From now: after the newest record.
-		page, err := a.cfg.Audit.QueryAudit(ctx, store.AuditFilter{Limit: 1})
-		if err != nil {
-			a.storeError(w, r, "following the audit trail", err)
+	var cur store.FollowCursor
+	var err error
+	if after := p["after"]; after != "" {
+		if cur, err = store.DecodeFollowCursor(after); err != nil {
+			badRequest(w, "after: %v", err)
 			return
 		}
-		f.After = page.Newest
+	} else if cur, err = a.cfg.Audit.FollowFromNow(ctx); err != nil {
+		a.storeError(w, r, "following the audit trail", err)
+		return
 	}
 	rc := http.NewResponseController(w)
 	enc := json.NewEncoder(w)
@@ -182,15 +186,14 @@ func (a *API) followAudit(w http.ResponseWriter, r *http.Request) {
 	quietSince := time.Now()
 	for {
 		wrote := false
-		err := a.cfg.Audit.ScanAuditFiltered(ctx, f, func(rec audit.Record, c string) error {
+		err := a.cfg.Audit.FollowAudit(ctx, f, &cur, func(rec audit.Record, c *store.FollowCursor) error {
 			begin()
 			_ = rc.SetWriteDeadline(time.Now().Add(streamWriteTimeout))
-			f.After, wrote = c, true
-			return enc.Encode(followLine{Record: rec, Cursor: c})
+			wrote = true
+			return enc.Encode(followLine{Record: rec, Cursor: c.Encode()})
 		})
 		switch {
 		case err != nil && !started:
-			// A bad cursor, found before anything was sent.
 			a.storeError(w, r, "following the audit trail", err)
 			return
 		case err != nil:

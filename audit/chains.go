@@ -55,6 +55,9 @@ type Report struct {
 	Notes          []string `json:"notes,omitempty"`
 	// Gaps are the records the store lost, as the writers recorded them.
 	Gaps []Gap `json:"gaps,omitempty"`
+	// DeadLetters are the records the store refused as data, kept outside
+	// the chains.
+	DeadLetters *DeadLetterSummary `json:"deadLetters,omitempty"`
 }
 
 // errEnough stops a scan at the head read before it: records appended
@@ -72,7 +75,8 @@ func VerifyChains(ctx context.Context, c Chains) (int64, error) {
 // says (a chain cut short has lost records at its end). A broken chain is
 // reported as a *Break (wrapping ErrBroken, and ErrCheckpointNotReached
 // when the checkpoint's record is gone or differs); a trail whose chains
-// hold but which lost records (Report.Gaps) as ErrGap; a cancelled ctx as
+// hold but which lost records (Report.Gaps) as ErrGap, or has records the
+// store refused (Report.DeadLetters) as ErrDeadLettered; a cancelled ctx as
 // ctx's error.
 func Verify(ctx context.Context, c Chains, o VerifyOptions) (Report, error) {
 	r, err := verify(ctx, c, o)
@@ -154,6 +158,7 @@ func verify(ctx context.Context, c Chains, o VerifyOptions) (Report, error) {
 	if o.Progress != nil {
 		o.Progress(rep.Verified)
 	}
+	var lost []error
 	if gl, ok := c.(interface {
 		AuditGaps(ctx context.Context) ([]Gap, error)
 	}); ok {
@@ -161,10 +166,20 @@ func verify(ctx context.Context, c Chains, o VerifyOptions) (Report, error) {
 			return rep, fmt.Errorf("verify audit: %w", err)
 		}
 		if len(rep.Gaps) > 0 {
-			return rep, fmt.Errorf("%w: %d gap(s), the first: %s", ErrGap, len(rep.Gaps), rep.Gaps[0])
+			lost = append(lost, fmt.Errorf("%w: %d gap(s), the first: %s", ErrGap, len(rep.Gaps), rep.Gaps[0]))
 		}
 	}
-	return rep, nil
+	if ds, ok := c.(DeadLetterStore); ok {
+		sum, err := ds.AuditDeadLetterSummary(ctx)
+		if err != nil {
+			return rep, fmt.Errorf("verify audit: %w", err)
+		}
+		if sum.Count > 0 {
+			rep.DeadLetters = &sum
+			lost = append(lost, fmt.Errorf("%w: %s", ErrDeadLettered, sum))
+		}
+	}
+	return rep, errors.Join(lost...)
 }
 
 // fromCheckpoint sets where each chain the checkpoint lists is verified

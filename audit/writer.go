@@ -60,6 +60,13 @@ type WriterConfig struct {
 	// (see JournalFile), so a crash in a long outage loses none answered
 	// more than MaxLag before it. Unused when FlushInterval is zero.
 	Journal *Journal
+	// RefusedAttempts is how many times a record the store refuses as
+	// data (ErrRecordRefused) is offered alone before it is dead-lettered
+	// (DefaultRefusedAttempts if zero).
+	RefusedAttempts int
+	// OnDeadLetter, if set, is called for each record dead-lettered (a
+	// critical alert, a metric).
+	OnDeadLetter func(DeadLetter)
 }
 
 // Writer defaults.
@@ -113,6 +120,10 @@ type Writer struct {
 	storedHead string
 	storedID   string // the id of that record ("" before the first)
 	recent     *stored
+	// isolate is how many records at the head of inflight are written one
+	// at a time (a batch the store refused as data), and refusals how many
+	// times the head record was refused alone: both the flusher's.
+	isolate, refusals int
 
 	wake chan struct{} // nudges the flusher
 	done chan struct{} // closed when the flusher has exited
@@ -145,6 +156,9 @@ func NewWriter(ctx context.Context, s Store, cfg WriterConfig) (*Writer, error) 
 	}
 	if cfg.WriteTimeout <= 0 {
 		cfg.WriteTimeout = DefaultWriteTimeout
+	}
+	if cfg.RefusedAttempts <= 0 {
+		cfg.RefusedAttempts = DefaultRefusedAttempts
 	}
 	if cfg.FlushInterval > 0 && cfg.MaxLag <= cfg.FlushInterval {
 		return nil, fmt.Errorf("audit writer: the maximum lag (%v) must be longer than the flush interval (%v)", cfg.MaxLag, cfg.FlushInterval)
@@ -229,6 +243,16 @@ func (w *Writer) writeSync(ctx context.Context, r Record, body []byte) error {
 	}
 	r.link(w.prev, body)
 	err := w.store.AppendAudit(ctx, []Record{r})
+	for attempts := 1; errors.Is(err, ErrRecordRefused); attempts++ {
+		if attempts == w.cfg.RefusedAttempts {
+			// Kept outside the chain, which goes on from w.prev.
+			if _, err := w.deadLetter(ctx, &r, err, attempts); err != nil {
+				return fmt.Errorf("audit writer: %w", err)
+			}
+			return nil
+		}
+		err = w.store.AppendAudit(ctx, []Record{r})
+	}
 	if errors.Is(err, ErrHeadMoved) {
 		// The store lost records: record the gap, go on from its head.
 		head, herr := w.store.LastAuditHash(ctx)
@@ -367,6 +391,9 @@ func (w *Writer) flushOnce(ctx context.Context) error {
 		w.pending, w.spare = w.spare[:0], nil
 	}
 	n := min(len(w.inflight), w.cfg.MaxBatch)
+	if w.isolate > 0 {
+		n = min(n, 1)
+	}
 	batch := w.inflight[:n:n]
 	w.mu.Unlock()
 	if n == 0 {
@@ -381,6 +408,13 @@ func (w *Writer) flushOnce(ctx context.Context) error {
 			return nil // re-sealed: the next round writes it
 		}
 	}
+	if errors.Is(err, ErrRecordRefused) {
+		// The store works but will not take a record: not an outage, so
+		// decisions go on (MaxLag still bounds the wait).
+		err = w.refused(wctx, n, err)
+		cancel()
+		return err
+	}
 	cancel()
 	if err != nil {
 		w.mu.Lock()
@@ -388,6 +422,7 @@ func (w *Writer) flushOnce(ctx context.Context) error {
 		w.mu.Unlock()
 		return err
 	}
+	w.isolate, w.refusals = max(w.isolate-n, 0), 0
 	for i := range batch {
 		w.recent.add(&batch[i])
 	}

@@ -19,7 +19,7 @@ func (a *app) auditCmd() *cobra.Command {
 		Use:   "audit",
 		Short: "Read and verify the audit trail: every decision, its chain and its trace",
 	})
-	cmd.AddCommand(a.auditTailCmd(), a.auditQueryCmd(), a.auditTraceCmd(), a.auditStatsCmd(), a.auditExportCmd(), a.auditVerifyCmd(), a.auditCheckpointCmd())
+	cmd.AddCommand(a.auditTailCmd(), a.auditQueryCmd(), a.auditTraceCmd(), a.auditStatsCmd(), a.auditExportCmd(), a.auditVerifyCmd(), a.auditCheckpointCmd(), a.auditDeadLetterCmd())
 	return cmd
 }
 
@@ -130,14 +130,19 @@ func (a *app) auditTailCmd() *cobra.Command {
 				return err
 			}
 			after := ""
+			// The follow starts from every chain's end as it was just
+			// before the page: a record committed in between is in both,
+			// and printed once.
+			shown := map[string]bool{}
 			if n > 0 || follow {
 				flt.Limit = max(n, 1)
 				page, err := c.QueryAudit(cmd.Context(), flt)
 				if err != nil {
 					return a.apiErr(err)
 				}
-				after = page.NewestCursor
+				after = page.FollowCursor
 				for i := min(n, len(page.Records)) - 1; i >= 0; i-- {
+					shown[page.Records[i].ID] = true
 					if err := a.printRecord(&page.Records[i]); err != nil {
 						return err
 					}
@@ -147,7 +152,13 @@ func (a *app) auditTailCmd() *cobra.Command {
 				return nil
 			}
 			flt.Limit = 0
-			err = c.FollowAudit(cmd.Context(), flt, after, func(l client.AuditLine) error { return a.printRecord(&l.Record) })
+			err = c.FollowAudit(cmd.Context(), flt, after, func(l client.AuditLine) error {
+				if shown[l.ID] {
+					delete(shown, l.ID)
+					return nil
+				}
+				return a.printRecord(&l.Record)
+			})
 			return a.apiErr(err)
 		}),
 	}

@@ -158,10 +158,10 @@ func (a *app) verifyOffline(ctx context.Context, f verifyFlags, cpFile []byte, p
 	}
 	rep, err := audit.Verify(ctx, trail, opts)
 	res := client.AuditVerifyResult{OK: err == nil, Verified: rep.Verified, Chains: rep.Chains, Anchored: rep.Anchored,
-		FromCheckpoint: rep.FromCheckpoint, Notes: rep.Notes, Checkpoint: used, Gaps: rep.Gaps}
+		FromCheckpoint: rep.FromCheckpoint, Notes: rep.Notes, Checkpoint: used, Gaps: rep.Gaps, DeadLetters: rep.DeadLetters}
 	var b *audit.Break
 	switch {
-	case errors.Is(err, audit.ErrGap):
+	case errors.Is(err, audit.ErrGap), errors.Is(err, audit.ErrDeadLettered):
 	case errors.As(err, &b):
 		res.Break = &client.AuditBreak{Chain: b.Chain, Index: b.Index, ID: b.ID, Why: b.Why}
 	case err != nil:
@@ -185,10 +185,17 @@ func (a *app) reportVerify(res *client.AuditVerifyResult, pinned string) error {
 			a.say("✗ verification cancelled after %d records: the trail was neither found intact nor broken", res.Verified)
 		case res.Error != "":
 			a.say("✗ %s (after %d records)", res.Error, res.Verified)
-		case res.Break == nil && len(res.Gaps) > 0:
-			a.say("✗ audit trail has lost records: %d records verified in %d chain(s), but the store lost records after committing them (%d gap(s)):", res.Verified, res.Chains, len(res.Gaps))
-			for _, g := range res.Gaps {
-				a.say("  %s", printable(g.String()))
+		case res.Break == nil && (len(res.Gaps) > 0 || res.DeadLetters != nil):
+			if len(res.Gaps) > 0 {
+				a.say("✗ audit trail has lost records: %d records verified in %d chain(s), but the store lost records after committing them (%d gap(s)):", res.Verified, res.Chains, len(res.Gaps))
+				for _, g := range res.Gaps {
+					a.say("  %s", printable(g.String()))
+				}
+			}
+			if d := res.DeadLetters; d != nil {
+				a.say("✗ audit trail has dead-lettered records: %d records verified in %d chain(s), but the store refused records as data:", res.Verified, res.Chains)
+				a.say("  %s", printable(d.String()))
+				a.say("  see meshguard audit deadletter")
 			}
 		case res.OK:
 			from := ""

@@ -55,6 +55,11 @@ type AuditPage struct {
 	Records      []audit.Record `json:"records"`
 	NextCursor   string         `json:"nextCursor,omitempty"`
 	NewestCursor string         `json:"newestCursor,omitempty"`
+	// FollowCursor (first pages only) is where FollowAudit picks up after
+	// this page: every chain's end, read just before the page, so a record
+	// may be both in the page and followed (drop it by id), never in
+	// neither.
+	FollowCursor string `json:"followCursor,omitempty"`
 }
 
 // AuditTrace is GET /admin/audit/trace/{traceId}'s answer: the trace's
@@ -81,6 +86,9 @@ type AuditVerifyResult struct {
 	// Gaps are records the store lost after committing them (ok is
 	// false): how many, and their time span.
 	Gaps []audit.Gap `json:"gaps,omitempty"`
+	// DeadLetters are records the store refused as data, kept outside
+	// the chains (ok is false): how many, the first ids, their time span.
+	DeadLetters *audit.DeadLetterSummary `json:"deadLetters,omitempty"`
 	// Cancelled says the verification stopped before the end (the server
 	// is shutting down): neither intact nor broken.
 	Cancelled bool `json:"cancelled,omitempty"`
@@ -138,6 +146,28 @@ type AuditLine struct {
 func (c *Client) QueryAudit(ctx context.Context, f AuditFilter) (AuditPage, error) {
 	var out AuditPage
 	_, err := c.do(ctx, call{method: http.MethodGet, path: "/admin/audit", query: f.values(), auth: authAdmin, out: &out})
+	return out, err
+}
+
+// AuditDeadLetterPage is GET /admin/audit/deadletter's answer: records the
+// store refused as data, kept outside the hash chains, newest first.
+type AuditDeadLetterPage struct {
+	DeadLetters []audit.DeadLetter `json:"deadLetters"`
+	NextCursor  string             `json:"nextCursor,omitempty"`
+}
+
+// AuditDeadLetters lists up to limit dead letters (0: the server's
+// default), older than cursor if set.
+func (c *Client) AuditDeadLetters(ctx context.Context, limit int, cursor string) (AuditDeadLetterPage, error) {
+	var out AuditDeadLetterPage
+	q := url.Values{}
+	if limit > 0 {
+		q.Set("limit", strconv.Itoa(limit))
+	}
+	if cursor != "" {
+		q.Set("cursor", cursor)
+	}
+	_, err := c.do(ctx, call{method: http.MethodGet, path: "/admin/audit/deadletter", query: q, auth: authAdmin, out: &out})
 	return out, err
 }
 

@@ -115,13 +115,27 @@ type auditAlarms struct {
 	on   bool // ALERT_ON has error
 	o    alert.Origin
 	gaps atomic.Int64
+	dead atomic.Int64
 }
 
 func newAuditAlarms(p *parts, cfg *config.Config) *auditAlarms {
 	a := &auditAlarms{p: p, on: cfg.Alerts.On[alert.TriggerError], o: alert.Origin{Instance: cfg.Alerts.Instance, Environment: cfg.Alerts.Environment}}
 	p.metrics.Gauge("meshguard_audit_gaps", "Times this process found the store had lost audit records it had committed.",
 		func() float64 { return float64(a.gaps.Load()) })
+	p.metrics.Counter("meshguard_audit_dead_letters_total", "Audit records the store refused as data and this process dead-lettered (kept outside the hash chain).",
+		func() float64 { return float64(a.dead.Load()) })
 	return a
+}
+
+// deadLetter is audit.WriterConfig.OnDeadLetter: a critical alert (the
+// error trigger), since a decision's record is outside the chain. The
+// alert names the record and the store's refusal, not its content.
+func (a *auditAlarms) deadLetter(d audit.DeadLetter) {
+	a.dead.Add(1)
+	if a.p.alerts != nil && a.on {
+		a.p.alerts.Raise(alert.ForError("the audit store refused a record as data; it is dead-lettered, outside the hash chain",
+			fmt.Errorf("record %s of %s: %s", d.ID, d.Timestamp.UTC().Format(time.RFC3339Nano), d.Error), time.Now(), a.o))
+	}
 }
 
 // gap is audit.WriterConfig.OnGap: a critical alert (the error trigger),

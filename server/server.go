@@ -243,10 +243,11 @@ func build(ctx context.Context, cfg *config.Config, o Options, log *slog.Logger)
 		if err != nil {
 			return nil, fmt.Errorf("audit trail: %w", err)
 		}
+		alarms := newAuditAlarms(p, cfg)
 		if p.audit, err = audit.NewWriter(ctx, p.db, audit.WriterConfig{
 			FlushInterval: time.Duration(cfg.AuditFlushMs) * time.Millisecond, Logger: log,
 			MaxLag:   time.Duration(cfg.AuditMaxLagMs) * time.Millisecond,
-			OnStored: p.metrics.AuditWritten, OnGap: newAuditAlarms(p, cfg).gap, Journal: journal,
+			OnStored: p.metrics.AuditWritten, OnGap: alarms.gap, OnDeadLetter: alarms.deadLetter, Journal: journal,
 		}); err != nil {
 			return nil, fmt.Errorf("audit trail: %w", err)
 		}

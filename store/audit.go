@@ -92,16 +92,21 @@ func (s *db) insertAudit(ctx context.Context, tx *sql.Tx, chain string, rs []aud
 		for i := range batch {
 			r := &batch[i]
 			if r.ID == "" || r.Hash == "" || r.PrevHash == "" || (r.Decision != "allow" && r.Decision != "deny") {
-				return fmt.Errorf("record %d is not a sealed record (id, decision and hashes are required)", start+i)
+				return fmt.Errorf("%w: record %d is not a sealed record (id, decision and hashes are required)", audit.ErrRecordRefused, start+i)
 			}
 			body, err := r.Canonical()
 			if err != nil {
-				return err
+				return fmt.Errorf("%w: record %s: %w", audit.ErrRecordRefused, r.ID, err)
 			}
 			args = append(args, chain, r.ID, r.Timestamp.UnixMicro(), r.AgentID, r.Action, r.Decision, r.TraceID,
 				r.Status, r.Reason, r.Source, string(body), r.PrevHash, r.Hash)
 		}
 		if _, err := tx.ExecContext(ctx, s.insertAuditSQL(len(batch)), args...); err != nil {
+			if isDataError(err) {
+				// Only this statement's refusal is the records' fault: a
+				// conflict on the chain's head is another writer's.
+				err = fmt.Errorf("%w: %w", audit.ErrRecordRefused, err)
+			}
 			return fmt.Errorf("records %s…%s: %w", batch[0].ID, batch[len(batch)-1].ID, conflictOr(err))
 		}
 	}

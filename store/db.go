@@ -124,3 +124,10 @@ func (s *db) tx(ctx context.Context, lock string, fn func(tx *sql.Tx) error) err
 func isUniqueViolation(err error) bool {
 	return isSQLiteUnique(err) || isPostgresUnique(err)
 }
+
+// isDataError reports whether err is the store refusing a value as data
+// (by SQLSTATE class or SQLite result code, never by message text), as
+// opposed to a store that is down or busy.
+func isDataError(err error) bool {
+	return isPostgresDataError(err) || isSQLiteDataError(err)
+}

@@ -172,3 +172,12 @@ func isPostgresUnique(err error) bool {
 	var pe *pgconn.PgError
 	return errors.As(err, &pe) && pe.Code == "23505"
 }
+
+// isPostgresDataError reports whether err is PostgreSQL refusing a value
+// as data: SQLSTATE class 22 (data exception: an invalid byte sequence, a
+// value too long) or 23 (integrity constraint violation: CHECK, NOT
+// NULL, UNIQUE).
+func isPostgresDataError(err error) bool {
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && len(pe.Code) == 5 && (pe.Code[:2] == "22" || pe.Code[:2] == "23")
+}

@@ -213,3 +213,19 @@ func isSQLiteUnique(err error) bool {
 	}
 	return se.Code() == sqlite3.SQLITE_CONSTRAINT_UNIQUE || se.Code() == sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY
 }
+
+// isSQLiteDataError reports whether err is SQLite refusing a value as
+// data: a constraint (CHECK, NOT NULL, UNIQUE, a trigger's RAISE, a STRICT
+// column's type), a type mismatch, or a value too big. The primary result
+// code is the extended code's low byte.
+func isSQLiteDataError(err error) bool {
+	var se *sqlite.Error
+	if !errors.As(err, &se) {
+		return false
+	}
+	switch se.Code() & 0xff {
+	case sqlite3.SQLITE_CONSTRAINT, sqlite3.SQLITE_MISMATCH, sqlite3.SQLITE_TOOBIG:
+		return true
+	}
+	return false
+}
