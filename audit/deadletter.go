@@ -145,6 +145,7 @@ func (w *Writer) refused(ctx context.Context, n int, cause error) error {
 		return err
 	}
 	w.dropHead()
+	w.journalRewrite()
 	w.refusals = 0
 	w.isolate = max(w.isolate-1, 0)
 	return nil

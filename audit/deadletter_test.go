@@ -193,3 +193,61 @@ func TestWriterDeadLettersARecordTheStoreRefuses(t *testing.T) {
 		}
 	}
 }
+
+// TestDeadLetterWhileJournaling: the store refuses a record as data while
+// the writer lags, so the queue — the refused record with it — is already
+// in the journal when the record is dead-lettered and the records after it
+// are re-sealed. The journal must not keep the dead letter or the old
+// hashes: once everything else is stored it is emptied, and a start after
+// a crash replays nothing the store would refuse again or that no longer
+// fits the chain.
+func TestDeadLetterWhileJournaling(t *testing.T) {
+	b := refusingBackends()[0] // SQLite
+	s := b.open(t)
+	path := filepath.Join(t.TempDir(), audit.JournalFile)
+	var mu sync.Mutex
+	dead := 0
+	w, err := audit.NewWriter(context.Background(), s, audit.WriterConfig{
+		FlushInterval: time.Millisecond, MaxBatch: 10, MaxLag: 4 * time.Millisecond,
+		RetryBackoff: 20 * time.Millisecond, MaxBackoff: 20 * time.Millisecond,
+		Journal:      audit.NewJournal(path, ""),
+		OnDeadLetter: func(audit.DeadLetter) { mu.Lock(); dead++; mu.Unlock() },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 10 {
+		r := record(i)
+		if i == 4 {
+			b.bad(&r)
+		}
+		if err := w.Write(context.Background(), r); err != nil {
+			t.Fatalf("write %d: %v", i, err)
+		}
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		mu.Lock()
+		n := dead
+		mu.Unlock()
+		if n > 0 && w.Pending() == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("dead letters %d, %d records still queued", n, w.Pending())
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	// A crash now: no Close. What a start would replay must fit.
+	n, err := audit.ReplayJournal(context.Background(), path, func(context.Context, string) (audit.Store, func(), error) {
+		return s, func() {}, nil
+	}, nil)
+	if err != nil || n != 0 {
+		t.Fatalf("replaying the journal after the dead letter: %d records, %v; want nothing to replay", n, err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := w.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -202,6 +202,38 @@ func (w *Writer) journalStored(n int) {
 	}
 }
 
+// journalRewrite journals the queue afresh after a record was
+// dead-lettered: the file held that record, which the store refuses, and
+// the old hashes of the records after it, which no longer link, so a
+// replay would refuse to start. It empties the file and, if it held
+// anything, writes the queue as it is now (the store still lags).
+func (w *Writer) journalRewrite() {
+	j := w.cfg.Journal
+	if j == nil {
+		return
+	}
+	j.mu.Lock()
+	w.mu.Lock()
+	held := w.jn > 0 || j.dirty
+	w.jn = 0
+	w.mu.Unlock()
+	var err error
+	if held {
+		err = j.clear()
+	}
+	j.mu.Unlock()
+	if err != nil {
+		w.mu.Lock()
+		w.jerr = err
+		w.mu.Unlock()
+		w.log.Error("the audit journal cannot be emptied after a dead letter: decisions are refused", "error", err)
+		return
+	}
+	if held {
+		_ = w.spill(true) // logged; Write refuses meanwhile
+	}
+}
+
 // journalResealed (w.mu held) forgets what was journaled: the queue was
 // re-sealed after a gap, so its records are journaled again with their new
 // hashes (replay skips the stale copies, which no longer link).
