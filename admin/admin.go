@@ -1,4 +1,4 @@
-// Package admin serves MeshGuard's HTTP API on the main port (SPEC §1, §10):
+// Package admin serves MeshGuard's HTTP API on the main port:
 // the admin API under /admin/ (agents, policies, keys), the agents'
 // endpoints POST /v1/check and POST /v1/delegations, and the public
 // /health, /ready, JWKS and OIDC discovery documents. docs/api.md is the
@@ -96,7 +96,7 @@ const (
 // MinAdminTokenLen is the shortest admin token New accepts.
 const MinAdminTokenLen = 16
 
-// Body limits (SPEC §12; docs/api.md).
+// Body limits (docs/api.md#limits).
 const (
 	// MaxBodyBytes bounds JSON request bodies.
 	MaxBodyBytes = 1 << 20

@@ -13,8 +13,8 @@ import (
 	"github.com/meshguard/meshguard/policy"
 )
 
-// decisionBody is the JSON of a decision: client.Decision, with SPEC §4's
-// error fields on denials.
+// decisionBody is the JSON of a decision: client.Decision, with the deny
+// body's fields (docs/enforcement.md) on denials.
 func decisionBody(d *engine.Decision) client.Decision {
 	out := client.Decision{
 		Decision: d.Effect, Allowed: d.Allowed, Status: d.Status, Reason: d.Reason, Message: d.Message,
@@ -87,8 +87,8 @@ func (a *API) check(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, status, decisionBody(&d))
 }
 
-// refuseDelegation answers a refused delegation: 403 with a reason code of
-// SPEC §5.
+// refuseDelegation answers a refused delegation: 403 with a delegation reason
+// code (docs/policies.md#delegation).
 func refuseDelegation(w http.ResponseWriter, reason, pol, format string, args ...any) {
 	writeJSON(w, http.StatusForbidden, client.ErrorBody{Error: "forbidden", Reason: reason, Policy: pol, Message: fmt.Sprintf(format, args...)})
 }
@@ -98,9 +98,9 @@ const maxScopeEntries = 64
 
 // delegate is POST /v1/delegations: the caller (its bearer token; with
 // X-MeshGuard-Delegation when it acts for a chain itself) hands a task to
-// another agent explicitly. The hand-on checks of SPEC §5 run first; the
-// token never outlives the caller's token or the parent delegation, never
-// widens the parent's scope, and caps how far the task may travel.
+// another agent explicitly. The hand-on checks (docs/policies.md#delegation) run
+// first; the token never outlives the caller's token or the parent delegation,
+// never widens the parent's scope, and caps how far the task may travel.
 func (a *API) delegate(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	tok, delegation, msg := agentCredentials(r)

@@ -34,7 +34,7 @@ rateLimits: {requestsPerMinute: 2}
 	lim := e.agent(t, "limited", trust.Verified, "limited")
 	const parent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 
-	// Allowed: 200 with the decision and the SPEC §4 response headers.
+	// Allowed: 200 with the decision and the response headers of docs/enforcement.md.
 	d, err := e.as(mail.Token).Check(ctx, client.CheckRequest{Action: "read:contacts", Resource: "/contacts", TraceParent: parent})
 	if err != nil || !d.Allowed || d.Decision != "allow" || d.Status != 200 || d.Policy != "emailers" || d.Rule != "send" ||
 		d.AgentID != mail.ID || d.AgentName != "emailer" || d.TrustTier != "verified" || d.TraceID != "4bf92f3577b34da6a3ce929d0e0e4736" ||
@@ -47,7 +47,7 @@ rateLimits: {requestsPerMinute: 2}
 		t.Fatalf("%d %v", status, hdr)
 	}
 
-	// Denied: the decision's status, the same shape, plus SPEC §4's fields.
+	// Denied: the decision's status, the same shape, plus the deny body's fields.
 	d, err = e.as(mail.Token).Check(ctx, client.CheckRequest{Action: "delete:everything"})
 	ae := apiError(t, err, http.StatusForbidden)
 	if d.Allowed || d.Decision != "deny" || d.Reason != policy.ReasonNoMatchingRule || d.Error != "forbidden" || d.DenyTraceID != d.TraceID ||
@@ -233,7 +233,7 @@ func TestAdminAuth(t *testing.T) {
 			})
 		}
 	}
-	// Through the client: the exit code of SPEC §10 for authentication.
+	// Through the client: the CLI's exit code for authentication.
 	_, err := e.c.WithAdminToken("wrong-token-wrong-token").ListAgents(t.Context(), client.AgentFilter{})
 	if apiError(t, err, 401); client.ExitCode(err) != client.ExitAuth {
 		t.Fatalf("exit code %d", client.ExitCode(err))

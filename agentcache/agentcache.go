@@ -2,11 +2,11 @@
 // path does not query the store for every delegation-chain member, every
 // target host and every peer principal (SPIFFE ID).
 //
-// Entries live for a short TTL (default one second) and are dropped at once
-// by Invalidate when this replica changes an agent; the TTL bounds how long
-// a change made on another replica goes unseen (SPEC §2: revocation takes
-// effect on every replica within a second). Misses are cached too — most
-// hosts a proxy asks about belong to no agent — under the same TTL.
+// Entries live for a short TTL (default one second) and are dropped at once by
+// Invalidate when this replica changes an agent; the TTL bounds how long a
+// change made on another replica goes unseen (revocation takes effect on every
+// replica within a second: docs/storage.md). Misses are cached too — most hosts
+// a proxy asks about belong to no agent — under the same TTL.
 package agentcache
 
 import (

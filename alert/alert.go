@@ -1,7 +1,7 @@
-// Package alert turns MeshGuard's decisions and failures into alerts (SPEC
-// §9): which triggers fire (ALERT_ON), how severe an alert is, the payload
-// every provider sends, and the providers themselves — a signed webhook and
-// a Slack incoming webhook so far.
+// Package alert turns MeshGuard's decisions and failures into alerts
+// (docs/alerting.md): which triggers fire (ALERT_ON), how severe an alert is,
+// the payload every provider sends, and the providers themselves — a signed
+// webhook and a Slack incoming webhook so far.
 package alert
 
 import (
@@ -29,7 +29,7 @@ const (
 // Severity ranks an alert.
 type Severity string
 
-// Severities (SPEC §9).
+// Severities (docs/alerting.md).
 const (
 	SeverityCritical Severity = "critical"
 	SeverityWarning  Severity = "warning"
@@ -86,7 +86,7 @@ type Entry struct {
 	Reason     string `json:"reason"`
 }
 
-// Alert is the payload of SPEC §9, as the webhook sends it; the other
+// Alert is the payload of docs/alerting.md, as the webhook sends it; the other
 // providers render the same fields.
 type Alert struct {
 	Event       string    `json:"event"`   // always "meshguard.alert"
@@ -172,8 +172,9 @@ func newAlert(t Trigger, at time.Time, o Origin) Alert {
 		Instance: o.Instance, Environment: o.Environment}
 }
 
-// severity is SPEC §9's rule: errors, and denials of privileged agents or
-// of admin:* actions, are critical; other denials and rate limits warnings.
+// severity is the rule of docs/alerting.md: errors, and denials of privileged
+// agents or of admin:* actions, are critical; other denials and rate limits
+// warnings.
 func severity(t Trigger, e *Entry) Severity {
 	switch {
 	case t == TriggerError:

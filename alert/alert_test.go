@@ -39,7 +39,7 @@ func TestParseTriggers(t *testing.T) {
 }
 
 // TestForDecision: which decisions raise which alert, at which severity
-// (SPEC §9).
+// (the table in docs/alerting.md).
 func TestForDecision(t *testing.T) {
 	all, _ := ParseTriggers("all")
 	denyOnly, _ := ParseTriggers("deny")
@@ -107,7 +107,7 @@ func newReceiver(t *testing.T, status int) *receiver {
 	return r
 }
 
-// TestWebhook: the receiver gets the SPEC payload with its headers, and
+// TestWebhook: the receiver gets the documented payload with its headers, and
 // a signature it verifies on the raw body; a tampered body or another
 // secret does not verify; a non-2xx answer is a delivery failure.
 func TestWebhook(t *testing.T) {

@@ -15,7 +15,7 @@ import (
 	"time"
 )
 
-// Webhook headers (SPEC §9).
+// Webhook headers (docs/alerting.md).
 const (
 	HeaderEvent     = "X-MeshGuard-Event"
 	HeaderTrigger   = "X-MeshGuard-Trigger"
@@ -32,7 +32,7 @@ var ErrDelivery = errors.New("alert delivery failed")
 // other than 408 and 429): retrying the same alert will not help for long.
 var ErrRejected = errors.New("the receiver refused the alert")
 
-// Webhook posts the SPEC §9 JSON payload to a URL (ALERT_WEBHOOK_URL),
+// Webhook posts the JSON payload of docs/alerting.md to a URL (ALERT_WEBHOOK_URL),
 // signed with ALERT_WEBHOOK_SECRET when one is set.
 type Webhook struct {
 	URL    string

@@ -27,7 +27,7 @@ type outageStore interface {
 
 // writeThroughOutage writes records from several goroutines while the
 // store refuses or holds writes (between down and up), and checks what
-// SPEC §7 promises: Write refuses once the store cannot keep up, so every
+// docs/audit.md promises: Write refuses once the store cannot keep up, so every
 // decision given has its record queued; the writer recovers on its own
 // once the store accepts writes; and every record Write accepted is stored,
 // in one verified chain, while no refused one is.

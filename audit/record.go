@@ -1,4 +1,4 @@
-// Package audit is MeshGuard's audit trail (SPEC §7): one Record per
+// Package audit is MeshGuard's audit trail (docs/audit.md): one Record per
 // decision from every enforcement point, chained by hashes so that any edit
 // or deletion of a stored record is detected.
 //
@@ -17,7 +17,7 @@ import (
 	"time"
 )
 
-// Record is one decision, as SPEC §7 lists its fields.
+// Record is one decision, with the fields docs/audit.md lists.
 type Record struct {
 	ID              string         `json:"id"`
 	Timestamp       time.Time      `json:"timestamp"`

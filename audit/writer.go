@@ -82,7 +82,7 @@ var ErrClosed = errors.New("audit writer closed")
 
 // ErrUnavailable is returned by Write while the store is failing or
 // falling behind: the records already queued are kept and retried, but no
-// new decision is given that a crash could lose (SPEC §7) — MeshGuard fails
+// new decision is given that a crash could lose — MeshGuard fails
 // closed until the store has caught up again.
 var ErrUnavailable = errors.New("audit store unavailable")
 

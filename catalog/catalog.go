@@ -1,4 +1,4 @@
-// Package catalog is MeshGuard's service catalogue (SPEC §11): the
+// Package catalog is MeshGuard's service catalogue (docs/xds.md): the
 // services the xDS control plane configures Envoys for — their hosts,
 // port, endpoints, the agent behind them, the minimum trust tier and the
 // routes that map requests to actions.
@@ -25,7 +25,7 @@ import (
 	"github.com/meshguard/meshguard/trust"
 )
 
-// Limits (SPEC §12: every limit bounded).
+// Limits: every limit is bounded (docs/xds.md).
 const (
 	MaxServices  = 1000
 	MaxHosts     = 32 // per service

@@ -66,7 +66,7 @@ func ttlFlag(cmd *cobra.Command, ttl time.Duration) error {
 	return nil
 }
 
-// issuedJSON is the --json shape of `agent create` (SPEC §10: id, name,
+// issuedJSON is the --json shape of `agent create` (docs/cli.md: id, name,
 // trustTier, tags, hosts, token) and, with agentId, of `agent token`.
 // With --output the token goes to the file only, and tokenFile names it.
 type issuedJSON struct {

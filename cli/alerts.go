@@ -26,7 +26,7 @@ func (a *app) alertsStatus(cmd *cobra.Command) (client.AlertsStatus, error) {
 	return st, nil
 }
 
-// alertsCmd is `meshguard alerts` (SPEC §9): what raises alerts, where they
+// alertsCmd is `meshguard alerts` (docs/alerting.md): what raises alerts, where they
 // go, and a test through every provider.
 func (a *app) alertsCmd() *cobra.Command {
 	cmd := group(&cobra.Command{

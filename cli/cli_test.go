@@ -167,7 +167,7 @@ func TestPolicyTestFile(t *testing.T) {
 	if diff := cmp.Diff(map[string]any{"total": 3.0, "passed": 1.0, "failed": 2.0}, rep["summary"]); diff != "" {
 		t.Errorf("summary (-want +got):\n%s", diff)
 	}
-	// Every key of SPEC §10's shape is present even when empty (the
+	// Every key of the documented --json shape is present even when empty (the
 	// second case is denied by a default, with no rule).
 	for _, r := range rep["results"].([]any) {
 		res := r.(map[string]any)

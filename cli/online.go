@@ -17,7 +17,7 @@ import (
 // The online commands talk to a running MeshGuard through package client:
 // --gateway (MESHGUARD_GATEWAY_URL) says where, --admin-token
 // (MESHGUARD_ADMIN_TOKEN) carries the admin token. Their failures map to
-// SPEC §10's exit codes with client.ExitCode.
+// the CLI's exit codes (docs/cli.md) with client.ExitCode.
 
 // adminClient returns a client of the admin API. Without an admin token it
 // fails with exit 3 before any request is made; a malformed --gateway is a
@@ -47,8 +47,8 @@ func shownURL(raw string) string {
 	return u.Redacted()
 }
 
-// apiErr turns an error of package client into an *ExitError with SPEC
-// §10's exit code and a message that says what to do. The located errors
+// apiErr turns an error of package client into an *ExitError with the
+// CLI's exit code and a message that says what to do. The located errors
 // of a refused policy or tests file go to stderr, one ✗ line each.
 func (a *app) apiErr(err error) error {
 	if err == nil {

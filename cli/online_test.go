@@ -211,7 +211,7 @@ func TestOnlineAgentRoundTrip(t *testing.T) {
 	}
 	researcherID := v.Agent.ID
 
-	// create --json: SPEC §10's shape, plus expiresAt.
+	// create --json: the shape of docs/cli.md, plus expiresAt.
 	out = l.must(t, "agent", "create", "emailer", "--trust", "verified", "--tags", "emailer", "--json")
 	created := decodeJSON[map[string]any](t, out)
 	if diff := cmp.Diff([]string{"expiresAt", "hosts", "id", "name", "tags", "token", "trustTier"}, keysOf(created)); diff != "" {

@@ -126,7 +126,7 @@ func (a *app) printReport(rep policy.Report, verbose bool) error {
 	return nil
 }
 
-// resultLine is the one line per case of SPEC §10.
+// resultLine is the one line per case (docs/cli.md).
 func resultLine(r policy.Result) string {
 	if r.Passed {
 		return fmt.Sprintf("✓ %s PASS (%s)", r.Name, pastTense(r.Decision))

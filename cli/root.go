@@ -2,8 +2,8 @@
 // commands parse flags, call the packages that do the work, and print
 // results for people (tables, ✓/✗ lines) or machines (--json).
 //
-// Commands report failure by returning an *ExitError carrying the SPEC §10
-// exit code; Main turns it into the process status. Nothing here calls
+// Commands report failure by returning an *ExitError carrying its
+// exit code (docs/cli.md); Main turns it into the process status. Nothing here calls
 // os.Exit, so every command runs in tests against buffers.
 package cli
 
@@ -19,7 +19,7 @@ import (
 	"github.com/meshguard/meshguard/client"
 )
 
-// Exit codes of SPEC §10.
+// Exit codes (docs/cli.md).
 const (
 	ExitOK      = 0
 	ExitFailure = 1 // an error, or (policy test) a failed case / denied request
@@ -57,7 +57,7 @@ type Options struct {
 	Getenv  func(string) string
 }
 
-// globals are the flags every command accepts (SPEC §10).
+// globals are the flags every command accepts (docs/cli.md).
 type globals struct {
 	gateway    string
 	adminToken string

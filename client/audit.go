@@ -16,7 +16,7 @@ import (
 	"github.com/meshguard/meshguard/audit"
 )
 
-// --- Audit trail (SPEC §7) ---------------------------------------------------
+// --- Audit trail (docs/audit.md) ------------------------------------------
 
 // AuditFilter selects records for QueryAudit, ExportAudit and FollowAudit.
 // Zero fields do not filter. Agent is an agent id or name.

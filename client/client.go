@@ -6,7 +6,7 @@
 //
 // Errors are typed so callers can branch on them: a response with an error
 // status is an *APIError; a failure to reach the server or read its answer
-// wraps ErrNetwork; ExitCode maps both to SPEC §10's exit codes.
+// wraps ErrNetwork; ExitCode maps both to the CLI's exit codes.
 package client
 
 import (
@@ -24,7 +24,7 @@ import (
 	"time"
 )
 
-// DefaultBaseURL is MeshGuard's address when none is configured (SPEC §10,
+// DefaultBaseURL is MeshGuard's address when none is configured (docs/cli.md,
 // MESHGUARD_GATEWAY_URL).
 const DefaultBaseURL = "http://127.0.0.1:3100"
 
@@ -81,7 +81,7 @@ func (e *APIError) Error() string {
 // request that carries an agent's bearer token instead of the admin token.
 const ReasonAdminTokenRequired = "admin_token_required"
 
-// Exit codes of SPEC §10.
+// Exit codes of the CLI (docs/cli.md).
 const (
 	ExitOK      = 0
 	ExitFailure = 1
@@ -91,7 +91,7 @@ const (
 	ExitNetwork = 5
 )
 
-// ExitCode maps an error from this package to SPEC §10's exit codes: nil 0;
+// ExitCode maps an error from this package to the CLI's exit codes: nil 0;
 // network failures 5; 401, and the admin API's refusal of agent tokens, 3;
 // other 403s (policy denials) and 429 4; 400, 413 and 415 (bad input) 2;
 // anything else 1.

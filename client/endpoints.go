@@ -199,7 +199,7 @@ func (c *Client) Check(ctx context.Context, req CheckRequest) (Decision, error) 
 }
 
 // Delegate asks for a delegation token that lets req.Delegate act for the
-// client's agent (SPEC §5).
+// client's agent (docs/api.md, POST /v1/delegations).
 func (c *Client) Delegate(ctx context.Context, req DelegationRequest) (DelegationToken, error) {
 	k, err := c.jsonCall(http.MethodPost, "/v1/delegations", authAgent, req, nil)
 	if err != nil {

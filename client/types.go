@@ -15,8 +15,8 @@ import (
 
 // The request and response bodies of the MeshGuard HTTP API (docs/api.md).
 // The admin package decodes and encodes these same types, so the client and
-// the server cannot drift apart. Field names are camelCase as in SPEC §2,
-// except the SPEC §4 denial fields (trace_id, retry_after), which Envoy-side
+// the server cannot drift apart. Field names are camelCase (docs/api.md),
+// except the deny body's fields (trace_id, retry_after), which Envoy-side
 // consumers already know by those names.
 
 // Duration is a lifetime in JSON: a Go duration string such as "24h" or
@@ -254,7 +254,7 @@ type DeleteResult struct {
 
 // PolicyTestRequest is the body of POST /admin/policies/test: either one
 // case (Agent, Action, …) evaluated against the agents in the store and the
-// policies in force, or Tests, the content of a tests file (SPEC §10).
+// policies in force, or Tests, the content of a tests file (docs/cli.md).
 type PolicyTestRequest struct {
 	Agent    string         `json:"agent,omitempty"` // id or name
 	Action   string         `json:"action,omitempty"`
@@ -280,8 +280,8 @@ type PolicyTestResult struct {
 	policy.Decision
 }
 
-// TestReport is the answer for a tests file: SPEC §10's
-// {summary, results}, each result with the whole decision when verbose.
+// TestReport is the answer for a tests file: the {summary, results} of
+// docs/cli.md, each result with the whole decision when verbose.
 type TestReport struct {
 	Summary policy.Summary `json:"summary"`
 	Results []TestResult   `json:"results"`
@@ -321,7 +321,7 @@ type CheckRequest struct {
 }
 
 // Decision is the answer of POST /v1/check, allowed or denied. A denial
-// also carries SPEC §4's error fields (Error, DenyTraceID, DenyRetryAfter).
+// also carries the deny body's fields (Error, DenyTraceID, DenyRetryAfter).
 type Decision struct {
 	Decision string `json:"decision"` // allow or deny
 	// Allowed is what is enforced: in audit mode a deny is still allowed.

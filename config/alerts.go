@@ -10,7 +10,7 @@ import (
 	"github.com/meshguard/meshguard/alert"
 )
 
-// Alerts are the ALERT_* settings (SPEC §9).
+// Alerts are the ALERT_* settings (docs/alerting.md).
 type Alerts struct {
 	On            alert.Triggers
 	WebhookURL    string

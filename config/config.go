@@ -1,4 +1,4 @@
-// Package config reads `meshguard serve`'s settings (SPEC §1) from, in
+// Package config reads `meshguard serve`'s settings from, in
 // rising precedence, built-in defaults, an optional YAML file (--config),
 // environment variables, and command-line flags. Every setting has one
 // name in each: `dataDir` in the file, DATA_DIR in the environment,

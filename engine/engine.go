@@ -76,12 +76,12 @@ type Config struct {
 	Policies    Policies
 	Limiter     Limiter
 	Recorder    Recorder
-	// Tracer makes the spans of SPEC §8 (meshguard.check and its
+	// Tracer makes the spans of docs/tracing.md (meshguard.check and its
 	// children). Nil: no spans; trace and span ids are still made.
 	Tracer trace.Tracer
 	// Observer, if set, is told of every decision and failure (metrics).
 	Observer Observer
-	// Routes map requests to actions, first match wins (SPEC §4).
+	// Routes map requests to actions, first match wins (docs/enforcement.md).
 	Routes []Route
 	// DelegationTTL bounds the lifetime of minted delegation tokens
 	// (DefaultDelegationTTL if zero); they never outlive their parent.
@@ -165,7 +165,7 @@ func (e *Engine) Check(ctx context.Context, r *Request) (d Decision, err error) 
 	d.Allowed = d.Effect == "allow" || e.cfg.Mode == ModeAudit
 	if e.cfg.Recorder != nil {
 		// A decision that cannot be recorded is not given: the audit trail
-		// promises every decision (SPEC §7), so MeshGuard fails closed.
+		// promises every decision (docs/audit.md), so MeshGuard fails closed.
 		as := e.child(ctx, SpanAudit)
 		err := e.cfg.Recorder.Write(ctx, auditRecord(r, &d, e.cfg.Now().Sub(now)))
 		if err != nil {

@@ -28,7 +28,7 @@ const (
 	ReasonRateLimited = "rate_limited"
 )
 
-// Input bounds (SPEC §12), documented in docs/enforcement.md.
+// Input bounds, documented in docs/enforcement.md.
 const (
 	MaxActionLen   = 1024
 	MaxResourceLen = 4096

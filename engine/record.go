@@ -9,8 +9,8 @@ import (
 	"github.com/meshguard/meshguard/audit"
 )
 
-// auditRecord is the SPEC §7 record of a decision. Its id is the decision
-// id with an audit prefix, so the two are joined without a lookup.
+// auditRecord is the audit record (docs/audit.md) of a decision. Its id is the
+// decision id with an audit prefix, so the two are joined without a lookup.
 func auditRecord(r *Request, d *Decision, latency time.Duration) audit.Record {
 	rec := audit.Record{
 		ID: "aud_" + d.ID[len("dec_"):], Timestamp: d.Time, TraceID: d.TraceID, SpanID: d.SpanID, DecisionID: d.ID,

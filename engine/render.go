@@ -9,7 +9,7 @@ import (
 // Header is one HTTP header to set.
 type Header struct{ Name, Value string }
 
-// Header names of SPEC §4.
+// Header names (docs/enforcement.md).
 const (
 	HeaderAgentID    = "x-meshguard-agent-id"
 	HeaderAgentName  = "x-meshguard-agent-name"
@@ -77,7 +77,7 @@ func retrySeconds(d *Decision) int {
 	return max(s, 1)
 }
 
-// denyBody is the JSON body of a denial (SPEC §4).
+// denyBody is the JSON body of a denial (docs/enforcement.md).
 type denyBody struct {
 	Error      string `json:"error"`
 	Message    string `json:"message"`

@@ -11,7 +11,7 @@ import (
 // with every decision.
 type Source string
 
-// The enforcement points of SPEC §4.
+// The enforcement points (docs/enforcement.md).
 const (
 	SourceExtAuthzGRPC Source = "ext_authz-grpc"
 	SourceExtAuthzHTTP Source = "ext_authz-http"

@@ -7,10 +7,10 @@ import (
 	"github.com/meshguard/meshguard/policy"
 )
 
-// Route maps requests to an action (SPEC §4 `routes:`). Host and Path are
-// patterns of the policy pattern language (`*` matches anything); Method is
-// exact, case-insensitive, or empty for any; Path is matched without the
-// query string.
+// Route maps requests to an action (the config's `routes:`,
+// docs/enforcement.md). Host and Path are patterns of the policy pattern
+// language (`*` matches anything); Method is exact, case-insensitive, or empty
+// for any; Path is matched without the query string.
 type Route struct {
 	Host   string `json:"host,omitempty" yaml:"host,omitempty"`
 	Method string `json:"method,omitempty" yaml:"method,omitempty"`
@@ -80,7 +80,7 @@ func (e *Engine) route(method, host, path string) string {
 	return ""
 }
 
-// derivedVerb is SPEC §4's method → verb mapping.
+// derivedVerb is the method → verb mapping of docs/enforcement.md.
 func derivedVerb(method string) string {
 	switch method {
 	case "GET", "HEAD", "OPTIONS":

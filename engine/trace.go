@@ -10,7 +10,7 @@ import (
 	"go.opentelemetry.io/otel/trace/noop"
 )
 
-// Span names and attributes of SPEC §8.
+// Span names and attributes (docs/tracing.md).
 const (
 	SpanCheck      = "meshguard.check"
 	SpanEvaluate   = "meshguard.policy.evaluate"
@@ -24,7 +24,7 @@ const (
 	AttrReason          = attribute.Key("meshguard.reason")
 	AttrDelegationDepth = attribute.Key("meshguard.delegation.depth")
 	AttrDelegationChain = attribute.Key("meshguard.delegation.chain")
-	// Beyond SPEC §8: what joins a span to its audit record and answer.
+	// What joins a span to its audit record and answer.
 	AttrDecisionID = attribute.Key("meshguard.decision_id")
 	AttrStatus     = attribute.Key("meshguard.status")
 	AttrSource     = attribute.Key("meshguard.source")

@@ -1,5 +1,5 @@
 // Package extauthz makes MeshGuard Envoy's external authorization server
-// (SPEC §4): the envoy.service.auth.v3.Authorization gRPC service, and the
+// (docs/enforcement.md): the envoy.service.auth.v3.Authorization gRPC service, and the
 // HTTP ext_authz handler Envoy's http_service mode calls under /envoy/authz.
 //
 // Both adapters do the same three things and nothing else:

@@ -9,8 +9,8 @@ import (
 	"github.com/meshguard/meshguard/wire"
 )
 
-// Bounds on what the adapters read (SPEC §12): package wire's, which every
-// enforcement point shares (the wasm filter too).
+// Bounds on what the adapters read (docs/enforcement.md#bounds): package wire's,
+// which every enforcement point shares (the wasm filter too).
 const (
 	MaxHeaders        = wire.MaxHeaders
 	MaxHeaderBytes    = wire.MaxHeaderBytes

@@ -29,7 +29,7 @@ import (
 // Version is the configuration format this package reads and writes.
 const Version = 1
 
-// Bounds (SPEC §12: every limit bounded).
+// Bounds: every limit is bounded (docs/wasm-filter.md).
 const (
 	// MaxBytes bounds a configuration document: 10,000 agents with tags
 	// and hosts, and a policy set, fit well inside it.

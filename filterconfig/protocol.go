@@ -106,12 +106,11 @@ type Verdict struct {
 }
 
 // NewVerdict renders d, the decision on r, as ext_authz does: allowed, the
-// caller's identity headers and delegation token are replaced by
-// MeshGuard's; denied, the SPEC §4 status and JSON body. The request's own
-// traceparent is left as it is (the decision's span is a sibling the
-// upstream need not know); a request that had none gets one naming the
-// trace the decision started, so the upstream joins the trace its audit
-// record carries.
+// caller's identity headers and delegation token are replaced by MeshGuard's;
+// denied, the deny status and JSON body (docs/enforcement.md). The request's own
+// traceparent is left as it is (the decision's span is a sibling the upstream
+// need not know); a request that had none gets one naming the trace the decision
+// started, so the upstream joins the trace its audit record carries.
 func NewVerdict(d *engine.Decision, r *engine.Request) Verdict {
 	v := Verdict{Allowed: d.Allowed, Status: d.Status, DecisionID: d.ID, TraceID: d.TraceID}
 	for _, h := range d.ResponseHeaders() {

@@ -1,6 +1,6 @@
 // Package gateway is MeshGuard's own small gateway for agents without Envoy:
 // `ANY /proxy/*` is decided by the engine and, when allowed, forwarded to
-// one upstream, PROXY_TARGET (SPEC §1, §4).
+// one upstream, PROXY_TARGET (docs/gateway.md).
 //
 // For every request, in this order:
 //

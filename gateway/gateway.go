@@ -51,7 +51,7 @@ type Config struct {
 	RPM int
 	// Logger receives upstream failures and MeshGuard's own errors
 	// (slog.Default() if nil). Decisions are not logged here: recording
-	// them is the audit trail's job (SPEC §7).
+	// them is the audit trail's job.
 	Logger *slog.Logger
 	// Transport sends requests upstream (a tuned http.Transport if nil).
 	Transport http.RoundTripper

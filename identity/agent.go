@@ -31,7 +31,7 @@ const (
 	StatusRevoked Status = "revoked"
 )
 
-// Agent is one registered agent (SPEC §2).
+// Agent is one registered agent (docs/identity.md).
 type Agent struct {
 	ID        string     `json:"id"`
 	Name      string     `json:"name"`
@@ -58,11 +58,11 @@ var (
 	ErrNotFound = errors.New("not found")
 	// ErrConflict: an agent with that name (or a key with that kid) exists.
 	ErrConflict = errors.New("already exists")
-	// ErrInvalidAgent: an agent's fields break the rules of SPEC §2.
+	// ErrInvalidAgent: an agent's fields break the rules of docs/identity.md.
 	ErrInvalidAgent = errors.New("invalid agent")
 )
 
-// Limits on agent fields; every limit is bounded (SPEC §12).
+// Limits on agent fields; every limit is bounded (docs/identity.md).
 const (
 	MaxNameLen      = 128
 	MaxTags         = 64

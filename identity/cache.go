@@ -40,7 +40,8 @@ type CacheConfig struct {
 // the admin API after a revoke or update on this replica, and, for changes
 // made on other replicas, the store's change feed (PostgreSQL
 // LISTEN/NOTIFY or polling updatedAt), which must run at least once a second
-// to meet SPEC §2's "revocation takes effect within 1 s on every replica".
+// so that a revocation takes effect within 1 s on every replica
+// (docs/storage.md).
 // Revoking a single token calls InvalidateTokenID. MaxAge is the safety net
 // for a missed call, not the mechanism. Key removal is also checked on every
 // hit against the live keyring (a Reload that drops a kid stops its cached

@@ -8,10 +8,11 @@ import (
 	"time"
 )
 
-// Delegation tokens (SPEC §5). When agent A's call reaches agent B through
-// the mesh, MeshGuard hands B a token saying "B acts for A": sub is the
-// chain's root and nested RFC 8693 `act` claims name every actor, newest
-// outermost. B forwards it in X-MeshGuard-Delegation on its onward calls.
+// Delegation tokens (docs/policies.md#delegation, docs/api.md). When agent A's
+// call reaches agent B through the mesh, MeshGuard hands B a token saying "B
+// acts for A": sub is the chain's root and nested RFC 8693 `act` claims name
+// every actor, newest outermost. B forwards it in X-MeshGuard-Delegation on its
+// onward calls.
 //
 // A delegation token is not a credential: the actor must still present its
 // own agent token. To keep the two apart whatever their claims say, a

@@ -10,7 +10,7 @@ import (
 	"github.com/lestrrat-go/jwx/v2/jwk"
 )
 
-// Well-known paths served by the HTTP port (SPEC §1).
+// Well-known paths served by the HTTP port (docs/api.md).
 const (
 	JWKSPath      = "/.well-known/jwks.json"
 	DiscoveryPath = "/.well-known/openid-configuration"

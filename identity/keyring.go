@@ -13,7 +13,7 @@ import (
 
 // Token lifetime bounds.
 const (
-	// DefaultTTL is the lifetime of a token issued without one (SPEC §2).
+	// DefaultTTL is the lifetime of a token issued without one (docs/identity.md).
 	DefaultTTL = 24 * time.Hour
 	// DefaultMaxTTL is the longest lifetime a token may have. 30 days lets
 	// long-running agents go a month between credentials while keeping the
@@ -21,7 +21,7 @@ const (
 	// verifies for MaxTTL after its retirement). Revocation does not depend
 	// on it: a revoked agent's or jti's tokens are refused at once.
 	DefaultMaxTTL = 30 * 24 * time.Hour
-	// Leeway is the clock skew allowed on exp, nbf and iat (SPEC §2).
+	// Leeway is the clock skew allowed on exp, nbf and iat (docs/identity.md).
 	Leeway = 30 * time.Second
 	// RetiredKeyGrace is added to a retired key's verification window. A
 	// replica keeps signing with a key until its next Reload notices the

@@ -32,7 +32,7 @@ const maxJTILen = 256
 // beyond the keyring's MaxTTL.
 var ErrInvalidTTL = errors.New("invalid token lifetime")
 
-// Claims are an agent token's claims (SPEC §2). Times have second precision.
+// Claims are an agent token's claims (docs/identity.md). Times have second precision.
 type Claims struct {
 	Issuer string
 	// Subject is the agent id.

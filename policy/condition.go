@@ -141,7 +141,7 @@ func subjectMatches(gs globs, s *Subject) bool {
 
 // holds evaluates one context key. An absent key satisfies only not_matches
 // and exists: false, so a deny rule written with not_matches still applies
-// when the caller leaves the key out (SPEC §3).
+// when the caller leaves the key out (docs/policies.md).
 func (k *compiledContext) holds(v Value, present bool) bool {
 	if k.Exists != nil && *k.Exists != present {
 		return false

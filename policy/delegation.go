@@ -7,9 +7,9 @@ import (
 	"github.com/meshguard/meshguard/trust"
 )
 
-// chainShape runs the checks of SPEC §5 that look only at who is in the
-// chain, in the spec's order: every delegating agent active, nobody twice
-// (ids compared, the actor included), nobody untrusted, at most
+// chainShape runs the delegation checks that look only at who is in the chain,
+// in the order of docs/policies.md#delegation: every delegating agent active,
+// nobody twice (ids compared, the actor included), nobody untrusted, at most
 // MaxDelegation delegating agents.
 func chainShape(in *Input) (Decision, bool) {
 	for i := range in.Chain {
@@ -60,7 +60,7 @@ func repeated(chain []Subject, actor *Subject) *Subject {
 	return nil
 }
 
-// delegationChecks runs the checks of SPEC §5 that need policy, after the
+// delegationChecks runs the delegation checks that need policy, after the
 // actor's own policies allowed the action: every delegating agent is itself
 // allowed the action; each is covered by a policy with a delegation block;
 // the hand-offs from each to the actor are within the smallest maxDepth of
@@ -151,12 +151,12 @@ func (s *Set) grants(chain []Subject, n int, action string, ceilings bool) (Deci
 	return Decision{}, false
 }
 
-// HandOff applies SPEC §5's hand-on rule before a request from agent `from`
-// (which itself acts with the delegators in chain) reaches another agent
-// `to`: the chain with `from` appended, and `to` as the new actor, must pass
-// the revoked, repeat, untrusted, not-permitted and depth checks. The
-// ceiling and member checks wait until `to` actually acts. It returns an
-// allow decision when the hand-off may happen.
+// HandOff applies the hand-on rule (docs/policies.md#delegation) before a
+// request from agent `from` (which itself acts with the delegators in chain)
+// reaches another agent `to`: the chain with `from` appended, and `to` as the
+// new actor, must pass the revoked, repeat, untrusted, not-permitted and depth
+// checks. The ceiling and member checks wait until `to` actually acts. It
+// returns an allow decision when the hand-off may happen.
 func (s *Set) HandOff(chain []Subject, from, to Subject) Decision {
 	next := make([]Subject, 0, len(chain)+1)
 	next = append(append(next, chain...), from)

@@ -1,5 +1,5 @@
 // Package policy reads, validates, compiles and evaluates MeshGuard's YAML
-// policies (SPEC §3) and the delegation rules of SPEC §5.
+// policies and their delegation rules (docs/policies.md).
 //
 // The flow is Parse → Compile → Evaluate:
 //

@@ -2,8 +2,8 @@ package policy
 
 import "fmt"
 
-// Evaluate decides one request: the policies covering the agent (SPEC §3),
-// then the delegation checks over in.Chain (SPEC §5) in the order the spec
+// Evaluate decides one request: the policies covering the agent,
+// then the delegation checks over in.Chain in the order docs/policies.md
 // lists them, the first failure reported. It never fails: bad input was
 // refused when the set was compiled, and anything unknown denies.
 func (s *Set) Evaluate(in *Input) Decision {
@@ -42,8 +42,9 @@ func (s *Set) evaluate(in *Input, ex *Explanation) Decision {
 	return d
 }
 
-// decide applies the policies covering agent a to the action, with chain as
-// the agents that delegated to a. It is the whole of SPEC §3's decision.
+// decide applies the policies covering agent a to the action, with chain as the
+// agents that delegated to a. It is the whole decision rule of docs/policies.md
+// ("How a decision is made", steps 1–3).
 func (s *Set) decide(in *Input, a *Subject, chain []Subject, ex *Explanation) Decision {
 	var coverBuf, matchBuf [4]uint64
 	cover, matched := s.scratch(&coverBuf), s.scratch(&matchBuf)
@@ -110,7 +111,8 @@ func (s *Set) scanIndexed(in *Input, cover, matched bitset, o *outcome) {
 	})
 }
 
-// combine is SPEC §3 step 2.
+// combine is step 3 of docs/policies.md's "How a decision is made":
+// across policies.
 func (s *Set) combine(cover, matched bitset, o *outcome) Decision {
 	switch {
 	case o.haveDeny:

@@ -7,7 +7,7 @@ func TestGlobMatch(t *testing.T) {
 		pattern, s string
 		want       bool
 	}{
-		// The examples of SPEC §3.
+		// The examples of docs/policies.md (Patterns).
 		{"read:*", "read:docs", true},
 		{"read:*", "read:", true},
 		{"read:*", "read:a/b:c", true},

@@ -14,7 +14,7 @@ import (
 	"github.com/meshguard/meshguard/trust"
 )
 
-// Limits on policy input (SPEC §12: every limit bounded and documented in
+// Limits on policy input (every limit bounded and documented in
 // docs/policies.md).
 const (
 	MaxFileBytes      = 4 << 20 // one policy file

@@ -6,7 +6,8 @@ import (
 	"github.com/meshguard/meshguard/trust"
 )
 
-// specExample is the policy of SPEC §3, verbatim.
+// specExample is a policy using every field, like the annotated example
+// at the top of docs/policies.md.
 const specExample = `
 name: support-agents
 version: "1.0"

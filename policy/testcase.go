@@ -316,7 +316,7 @@ func (d *decoder) testCase(n *yaml.Node, field string, i int, dir *Directory) Ca
 	return c
 }
 
-// Result is the outcome of one case, in the JSON shape of SPEC §10.
+// Result is the outcome of one case, in the JSON shape of docs/cli.md.
 type Result struct {
 	Name     string `json:"name"`
 	Passed   bool   `json:"passed"`

@@ -126,13 +126,13 @@ type RuleRateLimit struct {
 	RequestsPerMinute int `json:"requestsPerMinute"`
 }
 
-// Delegation is a policy's delegation block (SPEC §5).
+// Delegation is a policy's delegation block (docs/policies.md#delegation).
 type Delegation struct {
 	MaxDepth          int      `json:"maxDepth"`
 	PermissionCeiling []string `json:"permissionCeiling,omitempty"`
 }
 
-// RateLimits are a policy's per-covered-agent limits (SPEC §6); zero = none.
+// RateLimits are a policy's per-covered-agent limits (docs/policies.md); zero = none.
 type RateLimits struct {
 	RequestsPerMinute int `json:"requestsPerMinute,omitempty"`
 	RequestsPerHour   int `json:"requestsPerHour,omitempty"`

@@ -25,7 +25,7 @@ const publishEvery = 10 * time.Second
 // publisher keeps the xDS resources current: the catalogue's, and, with
 // WASM_FILTER_PATH, the wasm filter's configuration, which also depends on
 // agents, keys and policies. Every change signals it; it regenerates at
-// once (SPEC §11: within 1 s).
+// once (within a second).
 type publisher struct {
 	p    *parts
 	cfg  *config.Config

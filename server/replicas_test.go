@@ -20,7 +20,7 @@ import (
 
 // TestReplicasShareOnePostgres runs two servers on one database, as two
 // replicas: an agent created through one works on the other, a revocation
-// made through one is enforced by the other within a second (SPEC §2), and
+// made through one is enforced by the other within a second (docs/storage.md), and
 // both record their decisions in chains that verify.
 func TestReplicasShareOnePostgres(t *testing.T) {
 	u := pgtest.NewDatabase(t)

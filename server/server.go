@@ -216,7 +216,8 @@ func build(ctx context.Context, cfg *config.Config, o Options, log *slog.Logger)
 	if p.pg != nil {
 		// Other replicas' changes arrive through watchStore at once; should
 		// that feed be down, verifications still expire as fast as cached
-		// agents do, so a revocation never takes longer than SPEC §2's 1 s.
+		// agents do, so a revocation never takes longer than 1 s
+		// (docs/storage.md).
 		ccfg.MaxAge = agentcache.DefaultTTL
 	}
 	p.cached = identity.NewCachedVerifier(verifier, ccfg)

@@ -14,8 +14,8 @@ import (
 )
 
 // servicesRefresh is how long a burst of changes to SERVICES_FILE is
-// gathered before the catalogue is read again (SPEC §11: a change is
-// pushed within 1 s).
+// gathered before the catalogue is read again (docs/xds.md: a change is
+// pushed within a second).
 const servicesRefresh = 100 * time.Millisecond
 
 // xdsOptions are the resource options for Envoys reaching this server's

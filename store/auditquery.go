@@ -13,7 +13,7 @@ import (
 	"github.com/meshguard/meshguard/audit"
 )
 
-// Audit query limits (SPEC §12: every query is bounded).
+// Audit query limits (every query is bounded; docs/audit.md).
 const (
 	// DefaultAuditLimit is the page size when AuditFilter.Limit is 0.
 	DefaultAuditLimit = 100

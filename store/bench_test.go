@@ -10,7 +10,7 @@ import (
 	"github.com/meshguard/meshguard/trust"
 )
 
-// The numbers belong in docs, not in pass/fail tests (DESIGN.md).
+// The numbers belong in docs/performance.md, not in pass/fail tests.
 
 func benchStore(b *testing.B, agents int) (*store.SQLite, []identity.Agent) {
 	b.Helper()

@@ -10,7 +10,7 @@ import (
 	"github.com/meshguard/meshguard/trust"
 )
 
-// List limits (SPEC §12: every query is bounded).
+// List limits (every query is bounded; docs/api.md#limits).
 const (
 	// DefaultListLimit is the page size when AgentFilter.Limit is 0.
 	DefaultListLimit = 100

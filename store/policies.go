@@ -12,7 +12,7 @@ import (
 	"github.com/meshguard/meshguard/identity"
 )
 
-// Limits on stored policies (SPEC §12). They match the policy package's: a
+// Limits on stored policies (docs/api.md#limits). They match the policy package's: a
 // stored policy is one document of a policy file, and the stored policies
 // together with the files form one set.
 const (

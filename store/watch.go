@@ -32,12 +32,12 @@ const (
 // ErrUnknownFeed: Watch was asked for a channel no trigger announces on.
 var ErrUnknownFeed = errors.New("unknown change feed")
 
-// Watch calls feeds[f] with the key of every row changed in the database
-// under feed f, by any replica or anyone else, as its transaction commits,
-// until ctx ends; then it returns nil. Replicas use it to drop or reload
-// what they hold at once (SPEC §2: revocation reaches every replica within
-// a second; policies, keys and services likewise), where a timer alone
-// would leave them stale for its whole period.
+// Watch calls feeds[f] with the key of every row changed in the database under
+// feed f, by any replica or anyone else, as its transaction commits, until ctx
+// ends; then it returns nil. Replicas use it to drop or reload what they hold at
+// once (revocation reaches every replica within a second, docs/storage.md;
+// policies, keys and services likewise), where a timer alone would leave them
+// stale for its whole period.
 //
 // Every feed shares one connection of Watch's own. Once listening — at
 // first, and after each reconnection (a failed connection is reported to

@@ -9,7 +9,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
-// Metrics is MeshGuard's Prometheus registry with the metrics of SPEC §8.
+// Metrics is MeshGuard's Prometheus registry with the metrics of docs/tracing.md.
 // It is its own registry, not the process-wide default, so two servers in
 // one test binary do not collide.
 type Metrics struct {

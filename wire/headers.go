@@ -5,10 +5,11 @@ import (
 	"strings"
 )
 
-// Bounds on the request headers an enforcement point reads (SPEC §12). Each is above Envoy's default
-// (100 request headers, max_request_headers_kb 60), so a request Envoy
-// accepts with its defaults passes; beyond them the request is denied with a
-// 400 before the engine sees it.
+// Bounds on the request headers an enforcement point reads
+// (docs/enforcement.md#bounds). Each is above Envoy's default (100 request
+// headers, max_request_headers_kb 60), so a request Envoy accepts with its
+// defaults passes; beyond them the request is denied with a 400 before the
+// engine sees it.
 const (
 	// MaxHeaders is the number of request headers (values, counting repeats).
 	MaxHeaders = 200

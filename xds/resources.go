@@ -1,5 +1,5 @@
 // Package xds turns MeshGuard's service catalogue into the Envoy
-// resources its xDS control plane serves (SPEC §11): an ingress listener
+// resources its xDS control plane serves (docs/xds.md): an ingress listener
 // whose HTTP connection manager runs the ext_authz filter (a cluster back to
 // MeshGuard, failing closed) and the router; one virtual host per service
 // with its routes, each carrying its action to ext_authz as a per-route
@@ -316,7 +316,7 @@ func domains(s *catalog.Service) []string {
 
 // virtualHost routes a service's requests to its cluster; each catalogue
 // route passes its action to ext_authz; the rest match "/" with no action,
-// which the engine derives from method and path (SPEC §4). Without authz
+// which the engine derives from method and path (docs/enforcement.md). Without authz
 // (the wasm filter decides, from the catalogue in its configuration) the
 // routes carry no ext_authz context.
 func virtualHost(s *catalog.Service, authz bool) *routev3.VirtualHost {

@@ -74,7 +74,7 @@ func TestHeaders(t *testing.T) {
 				t.Errorf("upstream traceparent %q; the decision's trace is %s", o.up["traceparent"], header(resp, engine.HeaderTraceID))
 			}
 
-			// A denial carries the same headers, and the SPEC body.
+			// A denial carries the same headers, and the deny body.
 			o = e.send([][2]string{{":method", "GET"}, {":authority", "vault.mesh"}, {":path", "/"}, {"authorization", "Bearer " + env.MailT}, {"traceparent", traceparent}})
 			if o.local == nil || o.local.StatusCode != 403 || header(o.local.Headers, engine.HeaderDecision) != "deny" ||
 				header(o.local.Headers, engine.HeaderTraceID) != "4bf92f3577b34da6a3ce929d0e0e4736" || header(o.local.Headers, "content-type") != "application/json" {

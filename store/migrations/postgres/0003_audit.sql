@@ -1,4 +1,4 @@
--- The audit trail (SPEC §7), as in migrations/sqlite/0003, with one
+-- The audit trail (docs/audit.md), as in migrations/sqlite/0003, with one
 -- difference: several replicas append to one database, so the trail is a
 -- set of hash chains, one per writer (see store/doc.go). chain_id names the
 -- hash chain a record belongs to (not the delegation chain, which is inside

@@ -1,7 +1,7 @@
 -- Every change to an agent is announced on the channel meshguard_agents
 -- (payload: the agent's id) when its transaction commits, so each replica
 -- drops what it cached about the agent at once (Postgres.WatchAgents):
--- revocation reaches every replica within the 1 s SPEC §2 asks, whoever
+-- revocation reaches every replica within the 1 s docs/storage.md promises, whoever
 -- made the change (another replica, the CLI, an operator's UPDATE).
 --
 -- meshguard_notify(channel, column) is the one trigger function of every

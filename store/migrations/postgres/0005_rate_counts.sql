@@ -1,4 +1,4 @@
--- Shared rate-limit state (SPEC §6): each replica counts locally and, every
+-- Shared rate-limit state (docs/storage.md): each replica counts locally and, every
 -- sync interval, writes its count per key and fixed window here and reads
 -- the others'. One row per (key, window, replica); count is the replica's
 -- total in that window (passed plus reserved), and seq orders one replica's

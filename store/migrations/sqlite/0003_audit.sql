@@ -1,4 +1,4 @@
--- The audit trail (SPEC §7). seq is the chain order: each record's prev_hash
+-- The audit trail (docs/audit.md). seq is the chain order: each record's prev_hash
 -- is the hash of the record before it in seq order. The record column holds
 -- the record's canonical JSON, exactly the bytes its hash covers; the other
 -- columns repeat the fields queries filter and group on, with their indexes.

@@ -1,4 +1,4 @@
--- The alert outbox (SPEC §9): one row per alert and provider until the
+-- The alert outbox (docs/alerting.md): one row per alert and provider until the
 -- provider has it, so a restart or a receiver outage loses no alert.
 -- next_at is when the row may be tried (again): pushed ahead while a
 -- delivery is under way (a lease), then by the backoff after a failure.
