@@ -107,6 +107,14 @@ func TestJournalKeepsWhatALaggingWriterCouldNotStore(t *testing.T) {
 		t.Fatalf("Close with the store locked: %v, want the records journaled", err)
 	}
 	unlock()
+	// The write the flusher had in flight when Close gave up may commit
+	// now that the lock is gone (a process that exits takes it along):
+	// replay after it, as the next process would.
+	select {
+	case <-w.Stopped():
+	case <-time.After(20 * time.Second):
+		t.Fatal("the flusher did not stop after the lock was released")
+	}
 
 	n, err := audit.ReplayJournal(context.Background(), path, func(context.Context, string) (audit.Store, func(), error) {
 		return s, func() {}, nil

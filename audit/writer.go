@@ -496,6 +496,12 @@ func (w *Writer) Close(ctx context.Context) error {
 
 // giveUp is Close's error when records are left unstored: journaled
 // first, if there is a journal, so the next start stores them.
+// Stopped is closed once the background flusher has exited. After a
+// Close that gave up, a write the flusher had in flight (blocked on a
+// lock) may still complete until then: replay a journal in the same
+// process only after it.
+func (w *Writer) Stopped() <-chan struct{} { return w.done }
+
 func (w *Writer) giveUp(err error) error {
 	if w.cfg.Journal != nil && w.cfg.FlushInterval > 0 {
 		if w.spill(true) == nil {
