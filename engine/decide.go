@@ -74,14 +74,15 @@ func (e *Engine) decide(ctx context.Context, r *Request, d *Decision, now time.T
 	// 3. For whom.
 	var grant *verifiedGrant
 	var chain []policy.Subject
+	var handOffDenied bool // a denial at the next hop is not the chain's
 	d.Chain = []string{actor.ID}
 	if r.Delegation != "" {
+		// The span covers the token and the policy's chain checks (revoked,
+		// ceiling, depth, …), which Evaluate makes: it ends, with the
+		// reason the chain was denied for, once those are decided.
 		ds := e.child(ctx, SpanDelegation)
+		defer func() { endDelegation(ds, d, handOffDenied) }()
 		g, chainErr := e.chain(ctx, r, actor, d)
-		if ds.IsRecording() {
-			ds.SetAttributes(AttrDelegationDepth.Int(len(d.Chain)-1), AttrDelegationChain.StringSlice(d.Chain), AttrReason.String(d.Reason))
-		}
-		ds.End()
 		if chainErr != nil || g == nil {
 			return chainErr // a failure, or a denial already in d
 		}
@@ -116,13 +117,18 @@ func (e *Engine) decide(ctx context.Context, r *Request, d *Decision, now time.T
 		return err
 	}
 	if toAgent && target.ID != actor.ID {
+		d.TargetName = target.Name
 		ts := subject(&target, target.TrustTier)
+		hs := e.child(ctx, SpanHandOff)
 		hd := set.HandOff(chain, actor, ts)
+		endHandOff(hs, &target, &hd)
 		if !hd.Allowed() {
+			handOffDenied = true
 			d.Policy, d.Rule = hd.Policy, ""
 			return d.deny(403, hd.Reason, "calling agent %q: %s", target.Name, hd.Message)
 		}
 		if grant != nil && grant.MaxChain > 0 && len(chain)+1 > grant.MaxChain {
+			handOffDenied = true
 			return d.deny(403, policy.ReasonDelegationDepth, "calling agent %q would exceed the %d delegating agents the delegation token allows", target.Name, grant.MaxChain)
 		}
 	}

@@ -144,7 +144,7 @@ func (e *Engine) Check(ctx context.Context, r *Request) (d Decision, err error) 
 	}
 	ctx, span := e.startCheck(ctx, r, &d)
 	defer func() {
-		endCheck(span, &d, err)
+		endCheck(span, r, &d, err)
 		if e.cfg.Observer != nil {
 			effect := d.Effect
 			if err != nil {

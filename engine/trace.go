@@ -2,12 +2,16 @@ package engine
 
 import (
 	"context"
+	"strings"
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/trace"
 	"go.opentelemetry.io/otel/trace/noop"
+
+	"github.com/meshguard/meshguard/identity"
+	"github.com/meshguard/meshguard/policy"
 )
 
 // Span names and attributes (docs/tracing.md).
@@ -16,6 +20,9 @@ const (
 	SpanEvaluate   = "meshguard.policy.evaluate"
 	SpanDelegation = "meshguard.delegation.check"
 	SpanAudit      = "meshguard.audit.write"
+	// SpanHandOff is the check that the chain, with the actor appended,
+	// may hand the task to the target agent.
+	SpanHandOff = "meshguard.delegation.handoff"
 
 	AttrAgentID         = attribute.Key("meshguard.agent_id")
 	AttrAction          = attribute.Key("meshguard.action")
@@ -29,7 +36,19 @@ const (
 	AttrStatus     = attribute.Key("meshguard.status")
 	AttrSource     = attribute.Key("meshguard.source")
 	AttrRule       = attribute.Key("meshguard.rule")
+	AttrMessage    = attribute.Key("meshguard.message")
+	// Who and where, for people reading a trace: the caller's name, the
+	// agent the request goes to (OpenTelemetry's GenAI conventions name
+	// the agent invoked gen_ai.agent.*), and the request's host and path.
+	AttrAgentName    = attribute.Key("meshguard.agent_name")
+	AttrGenAIAgentID = attribute.Key("gen_ai.agent.id")
+	AttrGenAIAgent   = attribute.Key("gen_ai.agent.name")
+	AttrHost         = attribute.Key("server.address")
+	AttrPath         = attribute.Key("url.path")
 )
+
+// EventDenied is recorded on the check span of every denial.
+const EventDenied = "meshguard.denied"
 
 // noopTracer is used when Config.Tracer is nil.
 var noopTracer trace.Tracer = noop.NewTracerProvider().Tracer("")
@@ -72,19 +91,66 @@ func (e *Engine) child(ctx context.Context, name string) trace.Span {
 	return s
 }
 
-// endCheck records the decision on the check span and ends it.
-func endCheck(span trace.Span, d *Decision, err error) {
+// endCheck records the decision on the check span and ends it. A denial
+// sets the span's status to Error, described by its reason, and records
+// an event with the reason, status and message, so a denied hop stands out
+// in any tracing backend; an allow leaves the status Unset.
+func endCheck(span trace.Span, r *Request, d *Decision, err error) {
 	if span.IsRecording() {
 		if err != nil {
 			span.RecordError(err)
 			span.SetStatus(codes.Error, "MeshGuard could not decide")
 		} else {
-			span.SetAttributes(
+			attrs := []attribute.KeyValue{
 				AttrDecisionID.String(d.ID), AttrSource.String(string(d.Source)),
-				AttrAgentID.String(d.AgentID), AttrAction.String(d.Action), AttrDecision.String(d.Effect),
+				AttrAgentID.String(d.AgentID), AttrAgentName.String(d.AgentName), AttrAction.String(d.Action), AttrDecision.String(d.Effect),
 				AttrStatus.Int(d.Status), AttrPolicyName.String(d.Policy), AttrRule.String(d.Rule), AttrReason.String(d.Reason),
 				AttrDelegationDepth.Int(max(len(d.Chain)-1, 0)), AttrDelegationChain.StringSlice(d.Chain),
-			)
+			}
+			if r.Host != "" {
+				attrs = append(attrs, AttrHost.String(r.Host))
+			}
+			if p := splitPath(r.Path); p != "" {
+				attrs = append(attrs, AttrPath.String(p)) // never the query: it may hold secrets
+			}
+			if d.TargetName != "" {
+				attrs = append(attrs, AttrGenAIAgent.String(d.TargetName))
+				if d.TargetAgent != "" {
+					attrs = append(attrs, AttrGenAIAgentID.String(d.TargetAgent))
+				}
+			}
+			span.SetAttributes(attrs...)
+			if d.Effect == "deny" {
+				span.SetStatus(codes.Error, d.Reason)
+				span.AddEvent(EventDenied, trace.WithAttributes(AttrReason.String(d.Reason), AttrStatus.Int(d.Status), AttrMessage.String(d.Message)))
+			}
+		}
+	}
+	span.End()
+}
+
+// endDelegation ends the delegation span with the chain and, when the
+// chain is why the request was denied, that reason and an Error status; a
+// denial at the hand-off to the next agent is the hand-off span's.
+func endDelegation(span trace.Span, d *Decision, handOffDenied bool) {
+	if span.IsRecording() {
+		reason := ""
+		if d.Effect == "deny" && !handOffDenied && strings.HasPrefix(d.Reason, "delegation_") {
+			reason = d.Reason
+			span.SetStatus(codes.Error, reason)
+		}
+		span.SetAttributes(AttrDelegationDepth.Int(len(d.Chain)-1), AttrDelegationChain.StringSlice(d.Chain), AttrReason.String(reason))
+	}
+	span.End()
+}
+
+// endHandOff ends the hand-off span with the target and its verdict.
+func endHandOff(span trace.Span, target *identity.Agent, hd *policy.Decision) {
+	if span.IsRecording() {
+		span.SetAttributes(AttrGenAIAgentID.String(target.ID), AttrGenAIAgent.String(target.Name),
+			AttrDecision.String(string(hd.Effect)), AttrReason.String(hd.Reason), AttrPolicyName.String(hd.Policy))
+		if !hd.Allowed() {
+			span.SetStatus(codes.Error, hd.Reason)
 		}
 	}
 	span.End()

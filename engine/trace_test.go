@@ -4,8 +4,10 @@ import (
 	"context"
 	"maps"
 	"slices"
+	"strings"
 	"testing"
 
+	otelcodes "go.opentelemetry.io/otel/codes"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 
@@ -130,5 +132,88 @@ func TestTraceIDs(t *testing.T) {
 	noTracer := check(t, m.F.Engine, r)
 	if noTracer.TraceID != testTraceID || len(noTracer.SpanID) != 16 || noTracer.SpanID == testParent {
 		t.Fatalf("no tracer: ids %s/%s", noTracer.TraceID, noTracer.SpanID)
+	}
+}
+
+// spanNamed returns the last recorded span of that name.
+func spanNamed(t *testing.T, rec *tracetest.SpanRecorder, name string) sdktrace.ReadOnlySpan {
+	t.Helper()
+	spans := rec.Ended()
+	for i := len(spans) - 1; i >= 0; i-- {
+		if spans[i].Name() == name {
+			return spans[i]
+		}
+	}
+	t.Fatalf("no %s span in %d", name, len(spans))
+	return nil
+}
+
+// TestDenialsStandOut: a denied decision's check span has status Error,
+// described by its reason, and a meshguard.denied event; an allowed one
+// stays Unset. The span names the caller, the target agent (GenAI's
+// gen_ai.agent.*), the host and the path — never the query.
+func TestDenialsStandOut(t *testing.T) {
+	m, e, rec := tracedMesh(t, sdktrace.AlwaysSample())
+	d := check(t, e, engine.Request{Token: m.MailT, Method: "DELETE", Host: "crm.internal", Path: "/contacts/1?api_key=s3cret"})
+	if d.Allowed {
+		t.Fatalf("%+v", d)
+	}
+	s := spanNamed(t, rec, engine.SpanCheck)
+	a := attrs(s)
+	if s.Status().Code != otelcodes.Error || s.Status().Description != d.Reason || len(s.Events()) != 1 || s.Events()[0].Name != engine.EventDenied {
+		t.Fatalf("denied span: status %v, events %v", s.Status(), s.Events())
+	}
+	if a["meshguard.agent_name"] != "emailer" || a["server.address"] != "crm.internal" || a["url.path"] != "/contacts/1" {
+		t.Fatalf("attributes %v", a)
+	}
+	for _, v := range a {
+		if strings.Contains(v, "s3cret") {
+			t.Fatalf("the query reached the span: %v", a)
+		}
+	}
+
+	d = check(t, e, engine.Request{Token: m.OrchT, Method: "POST", Host: "researcher.mesh", Path: "/research/x"})
+	s = spanNamed(t, rec, engine.SpanCheck)
+	if !d.Allowed || s.Status().Code != otelcodes.Unset || len(s.Events()) != 0 {
+		t.Fatalf("allowed span: status %v, events %v", s.Status(), s.Events())
+	}
+	if a := attrs(s); a["gen_ai.agent.name"] != "researcher" || a["gen_ai.agent.id"] != m.Res.ID {
+		t.Fatalf("the target agent is not named: %v", a)
+	}
+	if h := spanNamed(t, rec, engine.SpanHandOff); h.Status().Code != otelcodes.Unset || attrs(h)["meshguard.decision"] != "allow" {
+		t.Fatalf("hand-off span %v %v", h.Status(), attrs(h))
+	}
+}
+
+// TestDelegationSpansTellTheTruth: the delegation span carries the reason
+// the chain was denied for (ceiling, depth, …, decided in the policy
+// evaluation after the token is read), with status Error; a denial at the
+// hand-off to the next agent is the hand-off span's, and leaves the
+// delegation span clean.
+func TestDelegationSpansTellTheTruth(t *testing.T) {
+	m, e, rec := tracedMesh(t, sdktrace.AlwaysSample())
+	toRes := check(t, e, engine.Request{Token: m.OrchT, Method: "POST", Host: "researcher.mesh", Path: "/research/x"}).Delegation
+
+	// Ceiling: the researcher writes notes on the orchestrator's behalf.
+	d := check(t, e, engine.Request{Token: m.ResT, Delegation: toRes, Method: "POST", Host: "notes.internal", Path: "/notes/plan"})
+	ds := spanNamed(t, rec, engine.SpanDelegation)
+	if d.Reason != "delegation_ceiling" || attrs(ds)["meshguard.reason"] != "delegation_ceiling" || ds.Status().Code != otelcodes.Error {
+		t.Fatalf("ceiling: decision %s, delegation span %v %v", d.Reason, attrs(ds), ds.Status())
+	}
+
+	// Hand-off: an assistant acting for the researcher may not hand on
+	// (the researcher's maxDepth is 1).
+	_, assistT := m.F.Agent(t, "assistant", 1, []string{"researcher"}, "assistant.mesh")
+	toAssist := check(t, e, engine.Request{Token: m.ResT, Method: "GET", Host: "assistant.mesh", Path: "/papers"}).Delegation
+	d = check(t, e, engine.Request{Token: assistT, Delegation: toAssist, Method: "GET", Host: "emailer.mesh", Path: "/papers"})
+	ds, hs := spanNamed(t, rec, engine.SpanDelegation), spanNamed(t, rec, engine.SpanHandOff)
+	if d.Allowed || d.Reason != "delegation_depth" {
+		t.Fatalf("hand-off: %+v", d)
+	}
+	if ds.Status().Code != otelcodes.Unset || attrs(ds)["meshguard.reason"] != "" {
+		t.Fatalf("the chain itself held, yet its span says %v %v", ds.Status(), attrs(ds))
+	}
+	if hs.Status().Code != otelcodes.Error || attrs(hs)["meshguard.reason"] != "delegation_depth" || attrs(hs)["gen_ai.agent.name"] != "emailer" {
+		t.Fatalf("hand-off span %v %v", hs.Status(), attrs(hs))
 	}
 }

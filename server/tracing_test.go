@@ -98,8 +98,9 @@ func TestDelegationChainIsOneTraceInJaeger(t *testing.T) {
 			wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 			defer cancel()
 			// Three checks, each with policy and audit children; the two
-			// delegated hops with a delegation check too.
-			spans, err := j.WaitTrace(wctx, traceID, 3*3+2)
+			// delegated hops with a delegation check too, and the two that
+			// hand the task to an agent with a hand-off check.
+			spans, err := j.WaitTrace(wctx, traceID, 3*3+2+2)
 			if err != nil {
 				t.Fatalf("jaeger: %v (log %s)", err, j.LogPath())
 			}
@@ -135,8 +136,15 @@ func TestDelegationChainIsOneTraceInJaeger(t *testing.T) {
 					children[s.OperationName]++
 				}
 			}
-			if children[engine.SpanEvaluate] != 3 || children[engine.SpanAudit] != 3 || children[engine.SpanDelegation] != 2 {
+			// Two hops hand the task to an agent (bravo, then charlie).
+			if children[engine.SpanEvaluate] != 3 || children[engine.SpanAudit] != 3 || children[engine.SpanDelegation] != 2 || children[engine.SpanHandOff] != 2 {
 				t.Errorf("child spans %v", children)
+			}
+			// The hops name who called whom, in words a person reads.
+			for i, name := range []string{"bravo", "charlie"} {
+				if s := checks[parents[i]]; s.Tags["gen_ai.agent.name"] != name || s.Tags["meshguard.agent_name"] != []string{"alpha", "bravo"}[i] {
+					t.Errorf("hop %d names %v", i, s.Tags)
+				}
 			}
 		})
 	}
