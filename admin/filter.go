@@ -111,7 +111,7 @@ func (a *API) filterCheck(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusServiceUnavailable, "unavailable", "MeshGuard could not decide the request; try again")
 		return
 	}
-	writeJSON(w, http.StatusOK, filterconfig.NewVerdict(&d, &er))
+	writeJSON(w, http.StatusOK, filterconfig.NewVerdict(&d))
 }
 
 // filterAudit is POST /v1/filter/audit: the records of a filter's own

@@ -12,6 +12,7 @@ import (
 	"github.com/meshguard/meshguard/identity"
 	"github.com/meshguard/meshguard/policy"
 	"github.com/meshguard/meshguard/trust"
+	"github.com/meshguard/meshguard/wire"
 )
 
 // decide runs the pipeline, filling d. It returns an error only for
@@ -402,7 +403,9 @@ func (e *Engine) limit(ctx context.Context, agentID string, limits []policy.Limi
 // known by its peer principal, whose tokens are then bounded by
 // DelegationTTL alone) or the parent delegation.
 func (e *Engine) mint(actorID, targetID string, parent *identity.DelegationGrant, tokenExp, now time.Time, d *Decision) error {
-	g := identity.DelegationGrant{Root: actorID, Actors: []string{targetID}, ExpiresAt: now.Add(e.cfg.DelegationTTL)}
+	g := identity.DelegationGrant{Root: actorID, Actors: []string{targetID}, ExpiresAt: now.Add(e.cfg.DelegationTTL),
+		// The next hop's check hangs under this one, traceparent or not.
+		Traceparent: wire.Traceparent{TraceID: d.TraceID, SpanID: d.SpanID, Sampled: d.TraceSampled}.String()}
 	if !tokenExp.IsZero() && tokenExp.Before(g.ExpiresAt) {
 		g.ExpiresAt = tokenExp
 	}

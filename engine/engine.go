@@ -138,6 +138,7 @@ var ErrInternal = errors.New("meshguard internal failure")
 // request itself, allow or deny, is in the Decision.
 func (e *Engine) Check(ctx context.Context, r *Request) (d Decision, err error) {
 	now := e.cfg.Now()
+	e.traceOfDelegation(r)
 	d = Decision{ID: newID("dec_", 12, now), Mode: e.cfg.Mode, Source: r.Source, TraceID: r.TraceID, Time: now}
 	if !wire.ValidTraceID(d.TraceID) {
 		d.TraceID = newID("", 16, time.Time{})

@@ -24,6 +24,10 @@ const (
 	HeaderResource = "x-meshguard-resource"
 	HeaderContext  = "x-meshguard-context"
 
+	// HeaderTraceparent is W3C's: set on the upstream request, replacing
+	// the caller's, when the decision's span is its parent.
+	HeaderTraceparent = "traceparent"
+
 	HeaderDecision = "x-meshguard-decision"
 	HeaderPolicy   = "x-meshguard-policy"
 	HeaderTraceID  = "x-meshguard-trace-id"
@@ -36,7 +40,12 @@ const (
 // cannot claim another identity to the upstream.
 func (d *Decision) UpstreamHeaders() []Header {
 	if d.AgentID == "" {
-		return nil // audit mode let an unauthenticated request through
+		// Audit mode let an unauthenticated request through: no
+		// identity, only the trace.
+		if d.Traceparent != "" {
+			return []Header{{HeaderTraceparent, d.Traceparent}}
+		}
+		return nil
 	}
 	h := []Header{
 		{HeaderAgentID, d.AgentID},
@@ -47,6 +56,9 @@ func (d *Decision) UpstreamHeaders() []Header {
 	}
 	if d.Delegation != "" {
 		h = append(h, Header{HeaderDelegation, d.Delegation})
+	}
+	if d.Traceparent != "" {
+		h = append(h, Header{HeaderTraceparent, d.Traceparent})
 	}
 	return h
 }

@@ -129,7 +129,7 @@ type Decision struct {
 	TargetAgent string
 	// TargetName is that agent's name (for the trace).
 	TargetName string
-	Delegation  string
+	Delegation string
 	// Context is the request's context as the policy saw it (parsed once,
 	// kept for the audit record).
 	Context map[string]any
@@ -139,7 +139,14 @@ type Decision struct {
 	TraceID string
 	// SpanID is the decision's meshguard.check span (16 hex digits).
 	SpanID string
-	Time   time.Time
+	// TraceSampled says the check span was recorded and sampled.
+	TraceSampled bool
+	// Traceparent is what an allowed request carries upstream: MeshGuard's
+	// check span as the parent when that span is exported (or MeshGuard
+	// started the trace), so what happens next hangs under the decision;
+	// "" leaves the caller's traceparent as it is.
+	Traceparent string
+	Time        time.Time
 }
 
 // Headers is a view of the request's headers (package wire has one for

@@ -12,6 +12,7 @@ import (
 
 	"github.com/meshguard/meshguard/identity"
 	"github.com/meshguard/meshguard/policy"
+	"github.com/meshguard/meshguard/wire"
 )
 
 // Span names and attributes (docs/tracing.md).
@@ -75,10 +76,31 @@ func (e *Engine) startCheck(ctx context.Context, r *Request, d *Decision) (conte
 	sc := span.SpanContext()
 	if sc.IsValid() && !sc.IsRemote() {
 		d.TraceID, d.SpanID = sc.TraceID().String(), sc.SpanID().String()
+		d.TraceSampled = sc.IsSampled() && span.IsRecording()
 	} else {
 		d.SpanID = newID("", 8, time.Time{})
 	}
+	// The upstream's parent is the check span when it is exported; when
+	// MeshGuard started the trace, the upstream joins the trace id the
+	// audit record carries. Otherwise the caller's traceparent stays.
+	if d.TraceSampled || r.ParentSpanID == "" {
+		d.Traceparent = wire.Traceparent{TraceID: d.TraceID, SpanID: d.SpanID, Sampled: d.TraceSampled || r.ParentSpanID == ""}.String()
+	}
 	return ctx, span
+}
+
+// traceOfDelegation takes the trace context of the delegation token a
+// request carries when the request itself carries none: the agent dropped
+// the traceparent, and the hop still joins the chain's trace, under the
+// decision that handed the task on. A token that does not verify is left
+// to the chain check to deny.
+func (e *Engine) traceOfDelegation(r *Request) {
+	if r.ParentSpanID != "" || r.Delegation == "" {
+		return
+	}
+	if g, err := e.cfg.Delegations.VerifyDelegation(r.Delegation); err == nil && g.Traceparent != "" {
+		r.SetTraceparent(g.Traceparent)
+	}
 }
 
 // child starts a span under ctx's, or returns the no-op span when ctx's is

@@ -217,3 +217,47 @@ func TestDelegationSpansTellTheTruth(t *testing.T) {
 		t.Fatalf("hand-off span %v %v", hs.Status(), attrs(hs))
 	}
 }
+
+// TestTheDecisionParentsWhatFollows: what an allowed request carries
+// upstream hangs under the decision. With the check span exported, the
+// upstream's traceparent names it; MeshGuard starting the trace, the
+// upstream joins it; an unsampled caller keeps its own traceparent. The
+// delegation token minted for the next agent carries the decision's trace,
+// so a hop whose agent dropped the traceparent still hangs under the hop
+// that handed it the task.
+func TestTheDecisionParentsWhatFollows(t *testing.T) {
+	m, e, rec := tracedMesh(t, sdktrace.ParentBased(sdktrace.AlwaysSample()))
+	var r engine.Request
+	r.SetTraceparent("00-" + testTraceID + "-" + testParent + "-01")
+	r.Token, r.Method, r.Host, r.Path = m.OrchT, "POST", "researcher.mesh", "/research/x"
+	first := check(t, e, r)
+	want := "00-" + testTraceID + "-" + first.SpanID + "-01"
+	if first.Traceparent != want || !slices.Contains(first.UpstreamHeaders(), engine.Header{Name: engine.HeaderTraceparent, Value: want}) {
+		t.Fatalf("upstream traceparent %q (headers %v), want %q", first.Traceparent, first.UpstreamHeaders(), want)
+	}
+
+	// The researcher drops the traceparent but passes the delegation on.
+	second := check(t, e, engine.Request{Token: m.ResT, Delegation: first.Delegation, Method: "GET", Host: "emailer.mesh", Path: "/contacts"})
+	if second.TraceID != testTraceID {
+		t.Fatalf("the second hop started trace %s, not the chain's", second.TraceID)
+	}
+	s := spanNamed(t, rec, engine.SpanCheck)
+	if s.Parent().SpanID().String() != first.SpanID || s.SpanContext().SpanID().String() != second.SpanID {
+		t.Fatalf("the second hop's check is under %s, want the first hop's %s", s.Parent().SpanID(), first.SpanID)
+	}
+
+	// An unsampled caller keeps its traceparent: the decision's span is
+	// not exported, and a parent nobody exported would orphan the rest.
+	m2, unsampled, _ := tracedMesh(t, sdktrace.ParentBased(sdktrace.AlwaysSample()))
+	r.SetTraceparent("00-" + testTraceID + "-" + testParent + "-00")
+	r.Token = m2.OrchT
+	if d := check(t, unsampled, r); !d.Allowed || d.Traceparent != "" || slices.ContainsFunc(d.UpstreamHeaders(), func(h engine.Header) bool { return h.Name == engine.HeaderTraceparent }) {
+		t.Fatalf("unsampled caller: %+v", d)
+	}
+	// No traceparent and no tracer: the upstream joins the trace the
+	// audit record names.
+	d := check(t, m.F.Engine, engine.Request{Token: m.OrchT, Method: "GET", Host: "docs.internal", Path: "/docs"})
+	if d.Traceparent != "00-"+d.TraceID+"-"+d.SpanID+"-01" {
+		t.Fatalf("a trace MeshGuard started: %q for trace %s", d.Traceparent, d.TraceID)
+	}
+}

@@ -60,7 +60,7 @@ func NewDeferredCheck(r *engine.Request, headers [][2]string) DeferredCheck {
 		dc.MinTier = r.MinTier.String()
 	}
 	if r.TraceID != "" && r.ParentSpanID != "" {
-		dc.Traceparent = traceparent(r.TraceID, r.ParentSpanID, r.TraceSampled)
+		dc.Traceparent = wire.Traceparent{TraceID: r.TraceID, SpanID: r.ParentSpanID, Sampled: r.TraceSampled}.String()
 	}
 	return dc
 }
@@ -105,13 +105,12 @@ type Verdict struct {
 	TraceID         string      `json:"traceId"`
 }
 
-// NewVerdict renders d, the decision on r, as ext_authz does: allowed, the
-// caller's identity headers and delegation token are replaced by MeshGuard's;
-// denied, the deny status and JSON body (docs/enforcement.md). The request's own
-// traceparent is left as it is (the decision's span is a sibling the upstream
-// need not know); a request that had none gets one naming the trace the decision
-// started, so the upstream joins the trace its audit record carries.
-func NewVerdict(d *engine.Decision, r *engine.Request) Verdict {
+// NewVerdict renders d as ext_authz does: allowed, the caller's identity
+// headers and delegation token are replaced by MeshGuard's, and the
+// traceparent by one under the decision's span when the decision sets one
+// (Decision.Traceparent); denied, the deny status and JSON body
+// (docs/enforcement.md).
+func NewVerdict(d *engine.Decision) Verdict {
 	v := Verdict{Allowed: d.Allowed, Status: d.Status, DecisionID: d.ID, TraceID: d.TraceID}
 	for _, h := range d.ResponseHeaders() {
 		v.ResponseHeaders = append(v.ResponseHeaders, [2]string{h.Name, h.Value})
@@ -134,18 +133,7 @@ func NewVerdict(d *engine.Decision, r *engine.Request) Verdict {
 			v.RemoveHeaders = append(v.RemoveHeaders, name)
 		}
 	}
-	if r.ParentSpanID == "" && d.SpanID != "" {
-		v.UpstreamHeaders = append(v.UpstreamHeaders, [2]string{"traceparent", traceparent(d.TraceID, d.SpanID, true)})
-	}
 	return v
-}
-
-func traceparent(traceID, spanID string, sampled bool) string {
-	flags := "00"
-	if sampled {
-		flags = "01"
-	}
-	return strings.Join([]string{"00", traceID, spanID, flags}, "-")
 }
 
 // AuditBatch is what the filter ships: the records of its local decisions

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/meshguard/meshguard/wire"
 )
 
 // Delegation tokens (docs/policies.md#delegation, docs/api.md). When agent A's
@@ -52,6 +54,10 @@ type DelegationGrant struct {
 	IssuedAt  time.Time
 	ExpiresAt time.Time
 	ID        string // jti
+	// Traceparent is the W3C trace context of the decision that minted
+	// the token (its span as the parent), so a hop whose agent dropped
+	// the traceparent still joins the chain's trace; "" for none.
+	Traceparent string
 }
 
 // Actor returns the current actor.
@@ -90,6 +96,8 @@ type delegationClaims struct {
 	Iat      int64     `json:"iat"`
 	Exp      int64     `json:"exp"`
 	Jti      string    `json:"jti"`
+	// Traceparent: see DelegationGrant.Traceparent.
+	Traceparent string `json:"traceparent,omitempty"`
 }
 
 // Delegate mints a delegation token for g. Root, Actors and ExpiresAt are
@@ -117,7 +125,7 @@ func (i *Issuer) Delegate(g DelegationGrant) (string, DelegationGrant, error) {
 	payload, err := json.Marshal(delegationClaims{
 		Iss: i.iss, Aud: i.aud + DelegationAudienceSuffix, Sub: g.Root, Act: act,
 		Scope: strings.Join(g.Scope, " "), MaxChain: g.MaxChain,
-		Iat: now.Unix(), Exp: exp.Unix(), Jti: g.ID,
+		Iat: now.Unix(), Exp: exp.Unix(), Jti: g.ID, Traceparent: g.Traceparent,
 	})
 	if err != nil {
 		return "", DelegationGrant{}, fmt.Errorf("minting delegation token: %w", err)
@@ -161,6 +169,9 @@ func checkGrantShape(g *DelegationGrant) error {
 	if g.MaxChain < 0 || g.MaxChain > MaxActors {
 		return fmt.Errorf("%w: max chain must be 0 to %d", ErrInvalidGrant, MaxActors)
 	}
+	if _, ok := wire.ParseTraceparent(g.Traceparent); g.Traceparent != "" && (!ok || len(g.Traceparent) != 55) {
+		return fmt.Errorf("%w: traceparent must be a W3C traceparent of version 00", ErrInvalidGrant)
+	}
 	return nil
 }
 
@@ -203,7 +214,7 @@ func (v *Verifier) verifyDelegation(token string, now time.Time) (string, Delega
 	if exp.Sub(iat) > jws.ring.MaxTTL() {
 		return "", DelegationGrant{}, fmt.Errorf("%w: lifetime %s exceeds the maximum %s", ErrTokenClaims, exp.Sub(iat), jws.ring.MaxTTL())
 	}
-	g := DelegationGrant{Root: c.Sub, MaxChain: c.MaxChain, IssuedAt: iat, ExpiresAt: exp, ID: c.Jti}
+	g := DelegationGrant{Root: c.Sub, MaxChain: c.MaxChain, IssuedAt: iat, ExpiresAt: exp, ID: c.Jti, Traceparent: c.Traceparent}
 	for a := c.Act; a != nil; a = a.Act {
 		if len(g.Actors) == MaxActors {
 			return "", DelegationGrant{}, fmt.Errorf("%w: more than %d actors", ErrTokenClaims, MaxActors)

@@ -16,7 +16,8 @@ func TestDelegationRoundTrip(t *testing.T) {
 			e := newTestEnv(t, alg)
 			a, b, c := NewAgentID(), NewAgentID(), NewAgentID()
 			exp := e.clock.Now().Add(time.Hour)
-			tok, minted, err := e.issuer.Delegate(DelegationGrant{Root: a, Actors: []string{b, c}, Scope: []string{"read:*", "write:email"}, MaxChain: 3, ExpiresAt: exp})
+			tok, minted, err := e.issuer.Delegate(DelegationGrant{Root: a, Actors: []string{b, c}, Scope: []string{"read:*", "write:email"}, MaxChain: 3, ExpiresAt: exp,
+				Traceparent: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -138,6 +139,8 @@ func TestDelegateRefusesBadGrants(t *testing.T) {
 		"beyond max TTL":   {Root: id, Actors: []string{id}, ExpiresAt: e.clock.Now().Add(DefaultMaxTTL + time.Hour)},
 		"scope whitespace": {Root: id, Actors: []string{id}, Scope: []string{"read: x"}, ExpiresAt: future},
 		"negative cap":     {Root: id, Actors: []string{id}, MaxChain: -1, ExpiresAt: future},
+		"bad traceparent":  {Root: id, Actors: []string{id}, ExpiresAt: future, Traceparent: "00-zz"},
+		"later version":    {Root: id, Actors: []string{id}, ExpiresAt: future, Traceparent: "01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-extra"},
 	} {
 		if _, _, err := e.issuer.Delegate(g); !errors.Is(err, ErrInvalidGrant) {
 			t.Errorf("%s: got %v, want ErrInvalidGrant", name, err)

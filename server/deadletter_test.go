@@ -36,7 +36,8 @@ func TestAuditStoreRefusingARecordRaisesADeadLetter(t *testing.T) {
 		refuse func(t *testing.T, c *config.Config)
 	}{
 		{"sqlite", func(*testing.T, *config.Config) {}, func(t *testing.T, c *config.Config) {
-			raw, err := sql.Open("sqlite", "file:"+filepath.Join(c.DataDir, "meshguard.db"))
+			// The server writes meanwhile: wait for its lock, as it does.
+			raw, err := sql.Open("sqlite", "file:"+filepath.Join(c.DataDir, "meshguard.db")+"?_pragma=busy_timeout(10000)")
 			if err != nil {
 				t.Fatal(err)
 			}

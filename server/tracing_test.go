@@ -82,8 +82,18 @@ func TestDelegationChainIsOneTraceInJaeger(t *testing.T) {
 			traceID := proto.traceID
 			parents := []string{"a000000000000001", "b000000000000002", "c000000000000003"}
 			tp := func(i int) string { return "00-" + traceID + "-" + parents[i] + "-01" }
-			toB := upstreamHeader(r.hop(t, tokens["alpha"], "", "bravo.mesh", "/tasks/1", tp(0)), engine.HeaderDelegation)
-			toC := upstreamHeader(r.hop(t, tokens["bravo"], toB, "charlie.mesh", "/tasks/1", tp(1)), engine.HeaderDelegation)
+			first := r.hop(t, tokens["alpha"], "", "bravo.mesh", "/tasks/1", tp(0))
+			toB := upstreamHeader(first, engine.HeaderDelegation)
+			// The upstream's traceparent names alpha's check span: bravo's
+			// own spans hang under the decision that let the call in.
+			up := upstreamHeader(first, "traceparent")
+			if len(up) != 55 || up[:36] != "00-"+traceID+"-" || up[52:] != "-01" {
+				t.Fatalf("upstream traceparent %q", up)
+			}
+			// bravo drops the traceparent: its delegation token carries the
+			// trace, so its hop still hangs under alpha's.
+			parents[1] = up[36:52]
+			toC := upstreamHeader(r.hop(t, tokens["bravo"], toB, "charlie.mesh", "/tasks/1", ""), engine.HeaderDelegation)
 			r.hop(t, tokens["charlie"], toC, "records.internal", "/records/7", tp(2))
 
 			var tr client.AuditTrace

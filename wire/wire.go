@@ -76,6 +76,15 @@ func ParseTraceparent(tp string) (p Traceparent, ok bool) {
 	return Traceparent{TraceID: id, SpanID: parent, Sampled: f&1 == 1}, true
 }
 
+// String is the traceparent header value (version 00).
+func (p Traceparent) String() string {
+	flags := "00"
+	if p.Sampled {
+		flags = "01"
+	}
+	return "00-" + p.TraceID + "-" + p.SpanID + "-" + flags
+}
+
 // TraceID returns the trace id of a traceparent value, or "" if it is not
 // valid.
 func TraceID(tp string) string {

@@ -62,7 +62,7 @@ func (h *request) OnHttpRequestHeaders(int, bool) types.Action {
 	if bad := sc.Bad(); bad != "" {
 		proxywasm.LogInfof("meshguard: request refused before the engine: %s", bad)
 		d := engine.Refusal(&r, 400, engine.ReasonBadRequest, bad, p.now)
-		return h.enforce(filterconfig.NewVerdict(&d, &r), false)
+		return h.enforce(filterconfig.NewVerdict(&d), false)
 	}
 	d, err := p.decider.Check(context.Background(), &r)
 	switch {
@@ -71,7 +71,7 @@ func (h *request) OnHttpRequestHeaders(int, bool) types.Action {
 	case err != nil:
 		return h.fail("deciding", err)
 	}
-	return h.enforce(filterconfig.NewVerdict(&d, &r), false)
+	return h.enforce(filterconfig.NewVerdict(&d), false)
 }
 
 // enforce applies a verdict. resume says the request was paused waiting
