@@ -44,7 +44,12 @@ func TestDemo(t *testing.T) {
 	}
 	// The trail: the chain as a tree, the denials, and a verified chain.
 	for _, want := range []string{
-		"trace " + demoTrace + ": 3 decisions",
+		// The three hops, and the two denials made with the chain's
+		// delegation tokens (ceiling, revoked member): the tokens carry
+		// the chain's trace, so they join it without a traceparent.
+		"trace " + demoTrace + ": 5 decisions",
+		"├─ DENY write:notes/plan → notes.internal (delegation_ceiling",
+		"└─ DENY read:contacts → crm.internal (delegation_revoked)",
 		"└─ delegated to researcher (",
 		"└─ delegated to emailer (",
 		"delete:contacts/42",
