@@ -95,12 +95,22 @@ func TestDelegationChainIsOneTraceInJaeger(t *testing.T) {
 			parents[1] = up[36:52]
 			toC := upstreamHeader(r.hop(t, tokens["bravo"], toB, "charlie.mesh", "/tasks/1", ""), engine.HeaderDelegation)
 			r.hop(t, tokens["charlie"], toC, "records.internal", "/records/7", tp(2))
+			// charlie, still for alpha and bravo, tries to delete: denied.
+			const deniedParent = "d000000000000004"
+			denied, err := authv3.NewAuthorizationClient(r.grpc).Check(ctx, &authv3.CheckRequest{Attributes: &authv3.AttributeContext{Request: &authv3.AttributeContext_Request{
+				Http: &authv3.AttributeContext_HttpRequest{Method: "DELETE", Host: "records.internal", Path: "/records/7", Headers: map[string]string{
+					"authorization": "Bearer " + tokens["charlie"], engine.HeaderDelegation: toC, ":path": "/records/7", ":method": "DELETE",
+					"traceparent": "00-" + traceID + "-" + deniedParent + "-01"}},
+			}}})
+			if err != nil || denied.GetDeniedResponse() == nil {
+				t.Fatalf("the delete: %v %v", denied, err)
+			}
 
 			var tr client.AuditTrace
 			eventually(t, "the chain's three audit records", func() bool { // written within AUDIT_FLUSH_MS
 				var err error
 				tr, err = r.admin.AuditTrace(ctx, traceID)
-				return err == nil && len(tr.Records) == 3
+				return err == nil && len(tr.Records) == 4
 			})
 			// Stopping flushes the batched spans: nothing decided is lost.
 			r.stop(t)
@@ -110,7 +120,7 @@ func TestDelegationChainIsOneTraceInJaeger(t *testing.T) {
 			// Three checks, each with policy and audit children; the two
 			// delegated hops with a delegation check too, and the two that
 			// hand the task to an agent with a hand-off check.
-			spans, err := j.WaitTrace(wctx, traceID, 3*3+2+2)
+			spans, err := j.WaitTrace(wctx, traceID, 4*3+3+2)
 			if err != nil {
 				t.Fatalf("jaeger: %v (log %s)", err, j.LogPath())
 			}
@@ -147,8 +157,13 @@ func TestDelegationChainIsOneTraceInJaeger(t *testing.T) {
 				}
 			}
 			// Two hops hand the task to an agent (bravo, then charlie).
-			if children[engine.SpanEvaluate] != 3 || children[engine.SpanAudit] != 3 || children[engine.SpanDelegation] != 2 || children[engine.SpanHandOff] != 2 {
+			if children[engine.SpanEvaluate] != 4 || children[engine.SpanAudit] != 4 || children[engine.SpanDelegation] != 3 || children[engine.SpanHandOff] != 2 {
 				t.Errorf("child spans %v", children)
+			}
+			// The denied hop stands out: status Error, described by its reason.
+			if s, ok := checks[deniedParent]; !ok || s.Tags["otel.status_code"] != "ERROR" || s.Tags["otel.status_description"] != "no_matching_rule" ||
+				s.Tags["meshguard.decision"] != "deny" {
+				t.Errorf("the denied hop: %v (found %v)", s.Tags, ok)
 			}
 			// The hops name who called whom, in words a person reads.
 			for i, name := range []string{"bravo", "charlie"} {
