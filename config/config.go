@@ -48,6 +48,9 @@ type Config struct {
 	AuditMaxLagMs int
 	// AuditCheckpointSeconds is how often the audit trail's head is signed.
 	AuditCheckpointSeconds int
+	// TraceDenials "always" records every denial in the trace, whatever
+	// the sampler said; "sampled" (the default) follows the sampler.
+	TraceDenials string
 	AuditEnabled           bool
 	RateLimitRPM           int
 	LogLevel               string
@@ -172,6 +175,14 @@ var settings = []setting{
 	{"auditRetentionDays", "AUDIT_RETENTION_DAYS", "audit-retention-days", "audit records older than this are deleted", "90", intIn(func(c *Config) *int { return &c.AuditRetentionDays }, 1, 36500)},
 	{"auditFlushMs", "AUDIT_FLUSH_MS", "audit-flush-ms", "how long audit records may wait to be written together (0 = every decision waits for its record)", "50", intIn(func(c *Config) *int { return &c.AuditFlushMs }, 0, 60_000)},
 	{"auditMaxLagMs", "AUDIT_MAX_LAG_MS", "audit-max-lag-ms", "how long a decided audit record may wait unstored before decisions are refused (0 = 500 or twice AUDIT_FLUSH_MS)", "0", intIn(func(c *Config) *int { return &c.AuditMaxLagMs }, 0, 600_000)},
+	{"traceDenials", "TRACE_DENIALS", "trace-denials", "sampled (denials are traced as OTEL_TRACES_SAMPLER decides) or always (every denial is exported, whatever the sampler said)", "sampled", func(c *Config, v string) error {
+		switch v = strings.TrimSpace(v); v {
+		case "sampled", "always":
+			c.TraceDenials = v
+			return nil
+		}
+		return fmt.Errorf("%q: expected sampled or always", v)
+	}},
 	{"auditCheckpointSeconds", "AUDIT_CHECKPOINT_SECONDS", "audit-checkpoint-seconds", "how often the audit trail's head is signed (a checkpoint that detects deleted records)", "60", intIn(func(c *Config) *int { return &c.AuditCheckpointSeconds }, 1, 86_400)},
 	{"auditEnabled", "AUDIT_ENABLED", "audit-enabled", "record every decision in the audit trail (false only for benchmarks and throwaway set-ups)", "true", func(c *Config, v string) error {
 		b, err := strconv.ParseBool(strings.TrimSpace(v))

@@ -63,6 +63,7 @@ func TestErrorsNameTheKey(t *testing.T) {
 		{"list for a scalar", "port: [1]", nil, nil, "port: expected a single value"},
 		{"unknown route key", "routes:\n  - {path: /x, action: 'a:b', verb: GET}", nil, nil, "routes:"},
 		{"bad mode in env", "", map[string]string{"MODE": "permissive"}, nil, `environment variable MODE: "permissive": expected enforce or audit`},
+		{"bad trace denials", "", map[string]string{"TRACE_DENIALS": "sometimes"}, nil, `environment variable TRACE_DENIALS: "sometimes": expected sampled or always`},
 		{"bad rpm in env", "", map[string]string{"RATE_LIMIT_RPM": "-5"}, nil, "environment variable RATE_LIMIT_RPM"},
 		{"bad flag", "", nil, map[string]string{"grpc-port": "x"}, "flag --grpc-port"},
 		{"short admin token", "", map[string]string{"ADMIN_TOKEN": "short"}, nil, "ADMIN_TOKEN: must be at least 16"},

@@ -79,6 +79,12 @@ type Config struct {
 	// Tracer makes the spans of docs/tracing.md (meshguard.check and its
 	// children). Nil: no spans; trace and span ids are still made.
 	Tracer trace.Tracer
+	// DenialTracer, if set, records a denial whose check span the
+	// sampler dropped (TRACE_DENIALS=always): it samples every span, and
+	// WithSpanIDs gives that span the decision's trace and span ids, so
+	// it is the one the audit record names. Both or neither.
+	DenialTracer trace.Tracer
+	WithSpanIDs  func(context.Context, trace.TraceID, trace.SpanID) context.Context
 	// Observer, if set, is told of every decision and failure (metrics).
 	Observer Observer
 	// Routes map requests to actions, first match wins (docs/enforcement.md).
@@ -164,6 +170,9 @@ func (e *Engine) Check(ctx context.Context, r *Request) (d Decision, err error) 
 		}
 	}
 	d.Allowed = d.Effect == "allow" || e.cfg.Mode == ModeAudit
+	if d.Effect == "deny" && !span.IsRecording() && e.cfg.DenialTracer != nil {
+		e.recordDenial(r, &d, now)
+	}
 	if e.cfg.Recorder != nil {
 		// A decision that cannot be recorded is not given: the audit trail
 		// promises every decision (docs/audit.md), so MeshGuard fails closed.

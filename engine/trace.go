@@ -89,6 +89,26 @@ func (e *Engine) startCheck(ctx context.Context, r *Request, d *Decision) (conte
 	return ctx, span
 }
 
+// recordDenial records a denial the sampler dropped, with the denial
+// tracer: a meshguard.check span under the caller's span, with the
+// decision's ids (so the audit record names it), from now on.
+func (e *Engine) recordDenial(r *Request, d *Decision, start time.Time) {
+	tid, terr := trace.TraceIDFromHex(d.TraceID)
+	sid, serr := trace.SpanIDFromHex(d.SpanID)
+	if terr != nil || serr != nil || e.cfg.WithSpanIDs == nil {
+		return
+	}
+	ctx := context.Background()
+	if r.ParentSpanID != "" {
+		if pid, err := trace.SpanIDFromHex(r.ParentSpanID); err == nil {
+			ctx = trace.ContextWithRemoteSpanContext(ctx, trace.NewSpanContext(trace.SpanContextConfig{TraceID: tid, SpanID: pid, Remote: true}))
+		}
+	}
+	_, span := e.cfg.DenialTracer.Start(e.cfg.WithSpanIDs(ctx, tid, sid), SpanCheck,
+		trace.WithSpanKind(trace.SpanKindServer), trace.WithTimestamp(start))
+	endCheck(span, r, d, nil)
+}
+
 // traceOfDelegation takes the trace context of the delegation token a
 // request carries when the request itself carries none: the agent dropped
 // the traceparent, and the hop still joins the chain's trace, under the

@@ -14,6 +14,7 @@ import (
 	"github.com/meshguard/meshguard/audit"
 	"github.com/meshguard/meshguard/engine"
 	"github.com/meshguard/meshguard/engine/enginetest"
+	"github.com/meshguard/meshguard/telemetry"
 )
 
 const (
@@ -259,5 +260,42 @@ func TestTheDecisionParentsWhatFollows(t *testing.T) {
 	d := check(t, m.F.Engine, engine.Request{Token: m.OrchT, Method: "GET", Host: "docs.internal", Path: "/docs"})
 	if d.Traceparent != "00-"+d.TraceID+"-"+d.SpanID+"-01" {
 		t.Fatalf("a trace MeshGuard started: %q for trace %s", d.Traceparent, d.TraceID)
+	}
+}
+
+// TestDenialsAlwaysTraced: with TRACE_DENIALS=always a denial is exported
+// even when the sampler dropped its decision — as the check span the audit
+// record names (same trace and span ids), under the caller's span — while
+// an allowed decision the sampler dropped stays unrecorded.
+func TestDenialsAlwaysTraced(t *testing.T) {
+	t.Setenv("OTEL_TRACES_SAMPLER", "always_off") // the SDK reads the process environment
+	rec := tracetest.NewSpanRecorder()
+	tr, err := telemetry.NewTracing(context.Background(), telemetry.TracingConfig{SpanProcessor: rec, AlwaysSampleDenials: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = tr.Shutdown(context.Background()) })
+	m := newMesh(t, enginetest.Options{})
+	f := m.F
+	e, err := engine.New(engine.Config{Tokens: f.Cached, Delegations: f.Cached, Delegator: f.Issuer, Agents: f.Agents, Policies: f.Policies,
+		Limiter: f.Limiter, Recorder: f.Audit, Tracer: tr.Tracer(), DenialTracer: tr.DenialTracer(), WithSpanIDs: telemetry.WithSpanIDs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := check(t, e, engine.Request{Token: m.MailT, Method: "GET", Path: "/contacts"}); !d.Allowed || len(rec.Ended()) != 0 {
+		t.Fatalf("an allowed, unsampled decision was recorded: %+v, %d spans", d, len(rec.Ended()))
+	}
+	for _, parent := range []string{"", testParent} {
+		var r engine.Request
+		if parent != "" {
+			r.SetTraceparent("00-" + testTraceID + "-" + parent + "-00")
+		}
+		r.Token, r.Method, r.Path = m.MailT, "DELETE", "/contacts/1"
+		d := check(t, e, r)
+		s := rec.Ended()[len(rec.Ended())-1]
+		if d.Allowed || s.Name() != engine.SpanCheck || s.SpanContext().TraceID().String() != d.TraceID || s.SpanContext().SpanID().String() != d.SpanID ||
+			s.Status().Code != otelcodes.Error || s.Parent().SpanID().String() != map[string]string{"": "0000000000000000", testParent: testParent}[parent] {
+			t.Fatalf("parent %q: denial %+v, span %s %s/%s under %s, status %v", parent, d, s.Name(), s.SpanContext().TraceID(), s.SpanContext().SpanID(), s.Parent().SpanID(), s.Status())
+		}
 	}
 }

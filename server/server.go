@@ -235,7 +235,7 @@ func build(ctx context.Context, cfg *config.Config, o Options, log *slog.Logger)
 		log.Info("policies loaded", "policies", set.Len(), "revision", set.Revision())
 	}
 
-	if err := p.buildTelemetry(ctx, o, log); err != nil {
+	if err := p.buildTelemetry(ctx, cfg, o, log); err != nil {
 		return nil, err
 	}
 	var recorder engine.Recorder // a nil *audit.Writer must not become a non-nil interface
@@ -286,6 +286,7 @@ func build(ctx context.Context, cfg *config.Config, o Options, log *slog.Logger)
 		Mode: cfg.Mode, Tokens: p.cached, Delegations: p.cached, Delegator: issuer,
 		Agents: agents, Policies: p.loader, Limiter: limiter, Recorder: recorder, Routes: cfg.Routes,
 		Tracer: p.tracing.Tracer(), Observer: observer,
+		DenialTracer: p.tracing.DenialTracer(), WithSpanIDs: telemetry.WithSpanIDs,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("routes: %w", err)

@@ -7,14 +7,16 @@ import (
 	"math"
 	"time"
 
+	"github.com/meshguard/meshguard/config"
 	"github.com/meshguard/meshguard/telemetry"
 )
 
 // buildTelemetry sets up tracing (from the OTEL_* variables) and the
 // metrics registry, with the gauges read from the store.
-func (p *parts) buildTelemetry(ctx context.Context, o Options, log *slog.Logger) error {
+func (p *parts) buildTelemetry(ctx context.Context, cfg *config.Config, o Options, log *slog.Logger) error {
 	var err error
-	if p.tracing, err = telemetry.NewTracing(ctx, telemetry.TracingConfig{Getenv: o.Getenv, ServiceVersion: o.Version}); err != nil {
+	if p.tracing, err = telemetry.NewTracing(ctx, telemetry.TracingConfig{Getenv: o.Getenv, ServiceVersion: o.Version,
+		AlwaysSampleDenials: cfg.TraceDenials == "always"}); err != nil {
 		return fmt.Errorf("tracing: %w", err)
 	}
 	log.Info("tracing", "exporter", p.tracing.Exporter)

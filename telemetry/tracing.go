@@ -29,11 +29,18 @@ type TracingConfig struct {
 	// SpanProcessor, if set, receives the spans instead of an exporter
 	// (tests: the SDK's in-memory recorder).
 	SpanProcessor sdktrace.SpanProcessor
+	// AlwaysSampleDenials makes DenialTracer a tracer that samples every
+	// span (TRACE_DENIALS=always): the engine records a denial the
+	// sampler dropped with it.
+	AlwaysSampleDenials bool
 }
 
 // Tracing is MeshGuard's tracer provider.
 type Tracing struct {
 	provider *sdktrace.TracerProvider
+	// denials samples everything, exporting through provider's
+	// processor; nil unless AlwaysSampleDenials and spans are exported.
+	denials *sdktrace.TracerProvider
 	// Exporter says where spans go: "none", "otlp/grpc" or "otlp/http".
 	Exporter string
 }
@@ -69,10 +76,11 @@ func NewTracing(ctx context.Context, cfg TracingConfig) (*Tracing, error) {
 		}
 	}
 	opts := []sdktrace.TracerProviderOption{sdktrace.WithResource(res)}
+	var sp sdktrace.SpanProcessor
 	switch {
 	case cfg.SpanProcessor != nil:
-		opts = append(opts, sdktrace.WithSpanProcessor(cfg.SpanProcessor))
-		exporter = "custom"
+		sp, exporter = cfg.SpanProcessor, "custom"
+		opts = append(opts, sdktrace.WithSpanProcessor(sp))
 	case exporter == "none":
 		opts = append(opts, sdktrace.WithSampler(sdktrace.NeverSample()))
 	default:
@@ -82,9 +90,15 @@ func NewTracing(ctx context.Context, cfg TracingConfig) (*Tracing, error) {
 		}
 		// Batched and bounded (OTEL_BSP_*): spans are shed under
 		// overload, never the audit trail, and never block a Check.
-		opts = append(opts, sdktrace.WithBatcher(exp))
+		sp = sdktrace.NewBatchSpanProcessor(exp)
+		opts = append(opts, sdktrace.WithSpanProcessor(sp))
 	}
-	return &Tracing{provider: sdktrace.NewTracerProvider(opts...), Exporter: exporter}, nil
+	t := &Tracing{provider: sdktrace.NewTracerProvider(opts...), Exporter: exporter}
+	if cfg.AlwaysSampleDenials && sp != nil {
+		t.denials = sdktrace.NewTracerProvider(sdktrace.WithResource(res), sdktrace.WithSpanProcessor(sp),
+			sdktrace.WithSampler(sdktrace.AlwaysSample()), sdktrace.WithIDGenerator(givenIDs{}))
+	}
+	return t, nil
 }
 
 func exporterKind(get func(string) string) (string, error) {
@@ -158,8 +172,23 @@ func (t *Tracing) Tracer() trace.Tracer {
 	return t.provider.Tracer("github.com/meshguard/meshguard")
 }
 
+// DenialTracer records denials the sampler dropped (AlwaysSampleDenials);
+// nil when that is off or no span is exported.
+func (t *Tracing) DenialTracer() trace.Tracer {
+	if t.denials == nil {
+		return nil
+	}
+	return t.denials.Tracer("github.com/meshguard/meshguard")
+}
+
 // Shutdown exports the spans still batched and stops, within ctx.
 func (t *Tracing) Shutdown(ctx context.Context) error {
+	if t.denials != nil {
+		// Its processor is provider's: ending it flushes nothing twice.
+		if err := t.denials.Shutdown(ctx); err != nil {
+			return fmt.Errorf("telemetry: flushing spans: %w", err)
+		}
+	}
 	if err := t.provider.Shutdown(ctx); err != nil {
 		return fmt.Errorf("telemetry: flushing spans: %w", err)
 	}
