@@ -51,9 +51,9 @@ type Config struct {
 	// TraceDenials "always" records every denial in the trace, whatever
 	// the sampler said; "sampled" (the default) follows the sampler.
 	TraceDenials string
-	AuditEnabled           bool
-	RateLimitRPM           int
-	LogLevel               string
+	AuditEnabled bool
+	RateLimitRPM int
+	LogLevel     string
 	// Routes map requests to actions (file only: it is structured).
 	Routes []engine.Route
 	// Alerts are the ALERT_* settings.
