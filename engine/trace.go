@@ -51,6 +51,20 @@ const (
 // EventDenied is recorded on the check span of every denial.
 const EventDenied = "meshguard.denied"
 
+// SpanInvokeAgent names the check span of a request that goes to an agent,
+// as OpenTelemetry's GenAI conventions name a call to an agent:
+// "invoke_agent {the agent's name}". Other requests' check spans are
+// SpanCheck.
+const SpanInvokeAgent = "invoke_agent"
+
+// AttrGenAIOperation is GenAI's gen_ai.operation.name.
+const AttrGenAIOperation = attribute.Key("gen_ai.operation.name")
+
+// IsCheckSpan reports whether a span name is a decision's check span.
+func IsCheckSpan(name string) bool {
+	return name == SpanCheck || strings.HasPrefix(name, SpanInvokeAgent+" ")
+}
+
 // noopTracer is used when Config.Tracer is nil.
 var noopTracer trace.Tracer = noop.NewTracerProvider().Tracer("")
 
@@ -156,7 +170,8 @@ func endCheck(span trace.Span, r *Request, d *Decision, err error) {
 				attrs = append(attrs, AttrPath.String(p)) // never the query: it may hold secrets
 			}
 			if d.TargetName != "" {
-				attrs = append(attrs, AttrGenAIAgent.String(d.TargetName))
+				span.SetName(SpanInvokeAgent + " " + d.TargetName)
+				attrs = append(attrs, AttrGenAIOperation.String(SpanInvokeAgent), AttrGenAIAgent.String(d.TargetName))
 				if d.TargetAgent != "" {
 					attrs = append(attrs, AttrGenAIAgentID.String(d.TargetAgent))
 				}

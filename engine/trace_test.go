@@ -69,7 +69,7 @@ func TestSpansOfAChain(t *testing.T) {
 		if s.SpanContext().TraceID().String() != testTraceID {
 			continue // the first decision's own trace
 		}
-		if s.Name() == engine.SpanCheck {
+		if engine.IsCheckSpan(s.Name()) {
 			root = s
 		} else {
 			children[s.Name()] = s
@@ -118,7 +118,7 @@ func TestTraceIDs(t *testing.T) {
 	m, e, rec := tracedMesh(t, sdktrace.ParentBased(sdktrace.AlwaysSample()))
 	d := check(t, e, engine.Request{Token: m.MailT, Method: "GET", Path: "/contacts"})
 	spans := rec.Ended()
-	i := slices.IndexFunc(spans, func(s sdktrace.ReadOnlySpan) bool { return s.Name() == engine.SpanCheck })
+	i := slices.IndexFunc(spans, func(s sdktrace.ReadOnlySpan) bool { return engine.IsCheckSpan(s.Name()) })
 	if i < 0 || d.TraceID != spans[i].SpanContext().TraceID().String() || spans[i].Parent().IsValid() {
 		t.Fatalf("new trace: decision %s, spans %v", d.TraceID, spans)
 	}
@@ -141,7 +141,7 @@ func spanNamed(t *testing.T, rec *tracetest.SpanRecorder, name string) sdktrace.
 	t.Helper()
 	spans := rec.Ended()
 	for i := len(spans) - 1; i >= 0; i-- {
-		if spans[i].Name() == name {
+		if spans[i].Name() == name || name == engine.SpanCheck && engine.IsCheckSpan(spans[i].Name()) {
 			return spans[i]
 		}
 	}
@@ -178,7 +178,7 @@ func TestDenialsStandOut(t *testing.T) {
 	if !d.Allowed || s.Status().Code != otelcodes.Unset || len(s.Events()) != 0 {
 		t.Fatalf("allowed span: status %v, events %v", s.Status(), s.Events())
 	}
-	if a := attrs(s); a["gen_ai.agent.name"] != "researcher" || a["gen_ai.agent.id"] != m.Res.ID {
+	if a := attrs(s); s.Name() != "invoke_agent researcher" || a["gen_ai.agent.name"] != "researcher" || a["gen_ai.agent.id"] != m.Res.ID || a["gen_ai.operation.name"] != "invoke_agent" {
 		t.Fatalf("the target agent is not named: %v", a)
 	}
 	if h := spanNamed(t, rec, engine.SpanHandOff); h.Status().Code != otelcodes.Unset || attrs(h)["meshguard.decision"] != "allow" {

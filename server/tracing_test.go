@@ -126,7 +126,7 @@ func TestDelegationChainIsOneTraceInJaeger(t *testing.T) {
 			}
 			checks := map[string]jaegertest.Span{} // by parent
 			for _, s := range spans {
-				if s.OperationName == engine.SpanCheck {
+				if engine.IsCheckSpan(s.OperationName) {
 					checks[s.ParentSpanID] = s
 				}
 			}
@@ -152,7 +152,7 @@ func TestDelegationChainIsOneTraceInJaeger(t *testing.T) {
 			}
 			children := map[string]int{}
 			for _, s := range spans {
-				if s.OperationName != engine.SpanCheck {
+				if !engine.IsCheckSpan(s.OperationName) {
 					children[s.OperationName]++
 				}
 			}
@@ -165,7 +165,13 @@ func TestDelegationChainIsOneTraceInJaeger(t *testing.T) {
 				s.Tags["meshguard.decision"] != "deny" {
 				t.Errorf("the denied hop: %v (found %v)", s.Tags, ok)
 			}
-			// The hops name who called whom, in words a person reads.
+			// The hops name who called whom, in words a person reads: a
+			// call to an agent is "invoke_agent {agent}" (GenAI's name).
+			for i, name := range []string{"invoke_agent bravo", "invoke_agent charlie", engine.SpanCheck} {
+				if s := checks[parents[i]]; s.OperationName != name {
+					t.Errorf("hop %d is named %q, want %q", i, s.OperationName, name)
+				}
+			}
 			for i, name := range []string{"bravo", "charlie"} {
 				if s := checks[parents[i]]; s.Tags["gen_ai.agent.name"] != name || s.Tags["meshguard.agent_name"] != []string{"alpha", "bravo"}[i] {
 					t.Errorf("hop %d names %v", i, s.Tags)
