@@ -88,6 +88,11 @@ func (e *Engine) decide(ctx context.Context, r *Request, d *Decision, now time.T
 			return chainErr // a failure, or a denial already in d
 		}
 		grant, chain = g, g.members
+		d.ChainNames = make([]string, 0, len(chain)+1)
+		for i := range chain {
+			d.ChainNames = append(d.ChainNames, chain[i].Name)
+		}
+		d.ChainNames = append(d.ChainNames, actor.Name)
 	}
 
 	// 4. Policy, including the delegation checks.

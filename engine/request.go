@@ -127,8 +127,10 @@ type Decision struct {
 	// TargetAgent is the id of the agent the request goes to, when its host
 	// belongs to one; Delegation is the token minted for it.
 	TargetAgent string
-	// TargetName is that agent's name (for the trace).
+	// TargetName is that agent's name, and ChainNames the chain's (root
+	// first, "" for an agent no longer found), for people reading a trace.
 	TargetName string
+	ChainNames []string
 	Delegation string
 	// Context is the request's context as the policy saw it (parsed once,
 	// kept for the audit record).

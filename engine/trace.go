@@ -32,6 +32,8 @@ const (
 	AttrReason          = attribute.Key("meshguard.reason")
 	AttrDelegationDepth = attribute.Key("meshguard.delegation.depth")
 	AttrDelegationChain = attribute.Key("meshguard.delegation.chain")
+	// AttrChainNames is the chain as agent names, root first.
+	AttrChainNames = attribute.Key("meshguard.delegation.chain_names")
 	// What joins a span to its audit record and answer.
 	AttrDecisionID = attribute.Key("meshguard.decision_id")
 	AttrStatus     = attribute.Key("meshguard.status")
@@ -162,6 +164,9 @@ func endCheck(span trace.Span, r *Request, d *Decision, err error) {
 				AttrAgentID.String(d.AgentID), AttrAgentName.String(d.AgentName), AttrAction.String(d.Action), AttrDecision.String(d.Effect),
 				AttrStatus.Int(d.Status), AttrPolicyName.String(d.Policy), AttrRule.String(d.Rule), AttrReason.String(d.Reason),
 				AttrDelegationDepth.Int(max(len(d.Chain)-1, 0)), AttrDelegationChain.StringSlice(d.Chain),
+			}
+			if len(d.ChainNames) > 0 {
+				attrs = append(attrs, AttrChainNames.StringSlice(d.ChainNames))
 			}
 			if r.Host != "" {
 				attrs = append(attrs, AttrHost.String(r.Host))

@@ -172,6 +172,9 @@ func TestDelegationChainIsOneTraceInJaeger(t *testing.T) {
 					t.Errorf("hop %d is named %q, want %q", i, s.OperationName, name)
 				}
 			}
+			if s := checks[parents[2]]; s.Tags["meshguard.delegation.chain_names"] != `["alpha","bravo","charlie"]` {
+				t.Errorf("the chain by name: %v", s.Tags)
+			}
 			for i, name := range []string{"bravo", "charlie"} {
 				if s := checks[parents[i]]; s.Tags["gen_ai.agent.name"] != name || s.Tags["meshguard.agent_name"] != []string{"alpha", "bravo"}[i] {
 					t.Errorf("hop %d names %v", i, s.Tags)
