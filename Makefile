@@ -15,7 +15,7 @@ MG        := ./$(BIN)
 
 WASM      := bin/meshguard-filter.wasm
 
-.PHONY: all build wasm bench-wasm test jaeger demo bench bench-load lint fuzz wasm-check clean
+.PHONY: all build wasm bench-wasm test jaeger trace-picture demo bench bench-load lint fuzz wasm-check clean
 
 all: build
 
@@ -49,6 +49,12 @@ wasm:
 # ~/.cache/meshguard/jaeger-<version>/ and reuses it afterwards; see docs/tracing.md.
 jaeger:
 	@GO=$(GO) scripts/jaeger.sh
+
+# Redraws the trace picture in docs/tracing.md from what a real Jaeger
+# returns for the tracing end-to-end test's delegation chain.
+trace-picture:
+	@bin=$$(GO=$(GO) scripts/jaeger.sh); MESHGUARD_JAEGER_BIN=$$bin MESHGUARD_REQUIRE_JAEGER=1 \
+	  $(GO) test -count=1 ./server -run '^TestDelegationChainIsOneTraceInJaeger$$' -update
 
 # The policy engine is embedded in the proxy-wasm filter: it must keep
 # building for wasip1 with no heavy dependencies.
