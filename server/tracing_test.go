@@ -94,8 +94,14 @@ func TestDelegationChainIsOneTraceInJaeger(t *testing.T) {
 			// bravo drops the traceparent: its delegation token carries the
 			// trace, so its hop still hangs under alpha's.
 			parents[1] = up[36:52]
-			toC := upstreamHeader(r.hop(t, tokens["bravo"], toB, "charlie.mesh", "/tasks/1", ""), engine.HeaderDelegation)
-			r.hop(t, tokens["charlie"], toC, "records.internal", "/records/7", tp(2))
+			second := r.hop(t, tokens["bravo"], toB, "charlie.mesh", "/tasks/1", "")
+			toC := upstreamHeader(second, engine.HeaderDelegation)
+			// charlie passes on the traceparent it was given, as an agent
+			// that propagates the trace does: its hop hangs under bravo's,
+			// a tree three hops deep.
+			upC := upstreamHeader(second, "traceparent")
+			parents[2] = upC[36:52]
+			r.hop(t, tokens["charlie"], toC, "records.internal", "/records/7", upC)
 			// charlie, still for alpha and bravo, tries to delete: denied.
 			const deniedParent = "d000000000000004"
 			denied, err := authv3.NewAuthorizationClient(r.grpc).Check(ctx, &authv3.CheckRequest{Attributes: &authv3.AttributeContext{Request: &authv3.AttributeContext_Request{
