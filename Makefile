@@ -51,10 +51,10 @@ jaeger:
 	@GO=$(GO) scripts/jaeger.sh
 
 # Redraws the trace picture in docs/tracing.md from what a real Jaeger
-# returns for the tracing end-to-end test's delegation chain.
+# returns for the demo's delegation chain.
 trace-picture:
 	@bin=$$(GO=$(GO) scripts/jaeger.sh); MESHGUARD_JAEGER_BIN=$$bin MESHGUARD_REQUIRE_JAEGER=1 \
-	  $(GO) test -count=1 ./server -run '^TestDelegationChainIsOneTraceInJaeger$$' -update
+	  $(GO) test -count=1 ./examples/demo -run '^TestDemoTraceInJaeger$$' -update
 
 # The policy engine is embedded in the proxy-wasm filter: it must keep
 # building for wasip1 with no heavy dependencies.

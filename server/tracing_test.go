@@ -2,7 +2,6 @@ package server
 
 import (
 	"context"
-	"flag"
 	"io"
 	"net/http"
 	"os"
@@ -187,63 +186,8 @@ func TestDelegationChainIsOneTraceInJaeger(t *testing.T) {
 					t.Errorf("hop %d names %v", i, s.Tags)
 				}
 			}
-			// The whole tree, as docs/tracing.md draws it.
-			checkTracePicture(t, jaegertest.Tree(spans, traceLabel))
 		})
 	}
-}
-
-var updatePicture = flag.Bool("update", false, "rewrite the trace picture in docs/tracing.md from Jaeger (make trace-picture)")
-
-// tracePicture is the region of docs/tracing.md the picture fills.
-const (
-	tracePicturePath  = "../docs/tracing.md"
-	tracePictureStart = "<!-- trace picture: make trace-picture writes it from Jaeger's API -->\n```text\n"
-	tracePictureEnd   = "```\n<!-- end of trace picture -->"
-)
-
-// checkTracePicture holds the trace Jaeger returned to the picture in
-// docs/tracing.md, or rewrites the picture with -update.
-func checkTracePicture(t *testing.T, got string) {
-	t.Helper()
-	doc, err := os.ReadFile(tracePicturePath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	before, rest, ok := strings.Cut(string(doc), tracePictureStart)
-	want, after, ok2 := strings.Cut(rest, tracePictureEnd)
-	if !ok || !ok2 {
-		t.Fatalf("%s has no trace picture between its markers", tracePicturePath)
-	}
-	if *updatePicture {
-		if err := os.WriteFile(tracePicturePath, []byte(before+tracePictureStart+got+tracePictureEnd+after), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	if got != want {
-		t.Errorf("the trace in Jaeger is not the picture in %s (make trace-picture redraws it):\n%s", tracePicturePath, got)
-	}
-}
-
-// traceLabel is a span's line in the picture: its name and what a person
-// looks for, no ids or times.
-func traceLabel(s jaegertest.Span) string {
-	tag := func(k string) string { return s.Tags[k] }
-	l := s.OperationName
-	switch {
-	case engine.IsCheckSpan(s.OperationName):
-		l += "  " + tag("meshguard.agent_name") + ": " + strings.ToUpper(tag("meshguard.decision")) + " " + tag("meshguard.action") + " (" + tag("meshguard.reason") + ")"
-	case tag("meshguard.decision") != "":
-		l += "  " + tag("meshguard.decision")
-	}
-	if r := tag("meshguard.reason"); r != "" && !engine.IsCheckSpan(s.OperationName) {
-		l += " (" + r + ")"
-	}
-	if tag("otel.status_code") == "ERROR" {
-		l += "  [Error]"
-	}
-	return l
 }
 
 // TestMetricsEndpoint: /metrics, without a token, counts the decisions by

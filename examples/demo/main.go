@@ -76,7 +76,9 @@ func run(ctx context.Context, out io.Writer, o options) error {
 	done := make(chan error, 1)
 	var adminToken string
 	go func() {
-		done <- server.Run(srvCtx, cfg, server.Options{Ready: ready, Announce: func(string) {}})
+		// OTEL_* from the environment: point the demo at a tracing
+		// backend and its chain shows there as a tree.
+		done <- server.Run(srvCtx, cfg, server.Options{Ready: ready, Announce: func(string) {}, Getenv: os.Getenv})
 	}()
 	var addrs server.Addrs
 	select {

@@ -72,11 +72,14 @@ func (w *walk) run(ctx context.Context) error {
 	}
 
 	w.say("\n== A delegation chain through Envoy's ext_authz gRPC API: orchestrator → researcher → emailer")
+	// Only the first call carries a traceparent: the delegation tokens
+	// carry the trace on, each hop under the one that handed it the task.
 	w.trace = demoTrace
 	toResearcher, err := w.envoy(ctx, "orchestrator asks the researcher to research", "orchestrator", "", "POST", "researcher.mesh", "/tasks/research")
 	if err != nil {
 		return err
 	}
+	w.trace = ""
 	toEmailer, err := w.envoy(ctx, "the researcher asks the emailer for contacts", "researcher", toResearcher, "GET", "emailer.mesh", "/contacts")
 	if err != nil {
 		return err
@@ -84,7 +87,6 @@ func (w *walk) run(ctx context.Context) error {
 	if _, err := w.envoy(ctx, "the emailer reads contacts, acting for both", "emailer", toEmailer, "GET", "crm.internal", "/contacts"); err != nil {
 		return err
 	}
-	w.trace = ""
 
 	w.say("\n== Denials a chain runs into")
 	if _, err := w.envoy(ctx, "ceiling: the researcher writes notes for the orchestrator", "researcher", toResearcher, "POST", "notes.internal", "/notes/plan"); err != nil {
