@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"strconv"
 	"strings"
+
+	"github.com/meshguard/meshguard/wire"
 )
 
 // Header is one HTTP header to set.
@@ -38,12 +40,26 @@ const (
 // is allowed: who is calling, for whom, under which decision. Adapters must
 // also strip any x-meshguard-* identity headers the caller sent, so an agent
 // cannot claim another identity to the upstream.
+// Traceparent is what an allowed request carries upstream: MeshGuard's
+// check span as the parent when that span is exported (or MeshGuard started
+// the trace), so what happens next hangs under the decision; "" leaves the
+// caller's traceparent as it is. Made only when asked: most decisions are
+// rendered without it (denials).
+func (d *Decision) Traceparent() string {
+	if !d.ParentsUpstream {
+		return ""
+	}
+	// Sampled as the span was; a trace MeshGuard started, for the upstream
+	// to record as it sees fit, the audit record naming it either way.
+	return wire.Traceparent{TraceID: d.TraceID, SpanID: d.SpanID, Sampled: true}.String()
+}
+
 func (d *Decision) UpstreamHeaders() []Header {
 	if d.AgentID == "" {
 		// Audit mode let an unauthenticated request through: no
 		// identity, only the trace.
-		if d.Traceparent != "" {
-			return []Header{{HeaderTraceparent, d.Traceparent}}
+		if tp := d.Traceparent(); tp != "" {
+			return []Header{{HeaderTraceparent, tp}}
 		}
 		return nil
 	}
@@ -57,8 +73,8 @@ func (d *Decision) UpstreamHeaders() []Header {
 	if d.Delegation != "" {
 		h = append(h, Header{HeaderDelegation, d.Delegation})
 	}
-	if d.Traceparent != "" {
-		h = append(h, Header{HeaderTraceparent, d.Traceparent})
+	if tp := d.Traceparent(); tp != "" {
+		h = append(h, Header{HeaderTraceparent, tp})
 	}
 	return h
 }

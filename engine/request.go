@@ -143,11 +143,9 @@ type Decision struct {
 	SpanID string
 	// TraceSampled says the check span was recorded and sampled.
 	TraceSampled bool
-	// Traceparent is what an allowed request carries upstream: MeshGuard's
-	// check span as the parent when that span is exported (or MeshGuard
-	// started the trace), so what happens next hangs under the decision;
-	// "" leaves the caller's traceparent as it is.
-	Traceparent string
+	// ParentsUpstream says the check span is the parent of what the
+	// upstream does (see Traceparent).
+	ParentsUpstream bool
 	Time        time.Time
 }
 

@@ -12,7 +12,6 @@ import (
 
 	"github.com/meshguard/meshguard/identity"
 	"github.com/meshguard/meshguard/policy"
-	"github.com/meshguard/meshguard/wire"
 )
 
 // Span names and attributes (docs/tracing.md).
@@ -99,9 +98,7 @@ func (e *Engine) startCheck(ctx context.Context, r *Request, d *Decision) (conte
 	// The upstream's parent is the check span when it is exported; when
 	// MeshGuard started the trace, the upstream joins the trace id the
 	// audit record carries. Otherwise the caller's traceparent stays.
-	if d.TraceSampled || r.ParentSpanID == "" {
-		d.Traceparent = wire.Traceparent{TraceID: d.TraceID, SpanID: d.SpanID, Sampled: d.TraceSampled || r.ParentSpanID == ""}.String()
-	}
+	d.ParentsUpstream = d.TraceSampled || r.ParentSpanID == ""
 	return ctx, span
 }
 

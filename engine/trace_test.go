@@ -233,8 +233,8 @@ func TestTheDecisionParentsWhatFollows(t *testing.T) {
 	r.Token, r.Method, r.Host, r.Path = m.OrchT, "POST", "researcher.mesh", "/research/x"
 	first := check(t, e, r)
 	want := "00-" + testTraceID + "-" + first.SpanID + "-01"
-	if first.Traceparent != want || !slices.Contains(first.UpstreamHeaders(), engine.Header{Name: engine.HeaderTraceparent, Value: want}) {
-		t.Fatalf("upstream traceparent %q (headers %v), want %q", first.Traceparent, first.UpstreamHeaders(), want)
+	if first.Traceparent() != want || !slices.Contains(first.UpstreamHeaders(), engine.Header{Name: engine.HeaderTraceparent, Value: want}) {
+		t.Fatalf("upstream traceparent %q (headers %v), want %q", first.Traceparent(), first.UpstreamHeaders(), want)
 	}
 
 	// The researcher drops the traceparent but passes the delegation on.
@@ -252,14 +252,14 @@ func TestTheDecisionParentsWhatFollows(t *testing.T) {
 	m2, unsampled, _ := tracedMesh(t, sdktrace.ParentBased(sdktrace.AlwaysSample()))
 	r.SetTraceparent("00-" + testTraceID + "-" + testParent + "-00")
 	r.Token = m2.OrchT
-	if d := check(t, unsampled, r); !d.Allowed || d.Traceparent != "" || slices.ContainsFunc(d.UpstreamHeaders(), func(h engine.Header) bool { return h.Name == engine.HeaderTraceparent }) {
+	if d := check(t, unsampled, r); !d.Allowed || d.Traceparent() != "" || slices.ContainsFunc(d.UpstreamHeaders(), func(h engine.Header) bool { return h.Name == engine.HeaderTraceparent }) {
 		t.Fatalf("unsampled caller: %+v", d)
 	}
 	// No traceparent and no tracer: the upstream joins the trace the
 	// audit record names.
 	d := check(t, m.F.Engine, engine.Request{Token: m.OrchT, Method: "GET", Host: "docs.internal", Path: "/docs"})
-	if d.Traceparent != "00-"+d.TraceID+"-"+d.SpanID+"-01" {
-		t.Fatalf("a trace MeshGuard started: %q for trace %s", d.Traceparent, d.TraceID)
+	if d.Traceparent() != "00-"+d.TraceID+"-"+d.SpanID+"-01" {
+		t.Fatalf("a trace MeshGuard started: %q for trace %s", d.Traceparent(), d.TraceID)
 	}
 }
 
