@@ -146,7 +146,7 @@ type Decision struct {
 	// ParentsUpstream says the check span is the parent of what the
 	// upstream does (see Traceparent).
 	ParentsUpstream bool
-	Time        time.Time
+	Time            time.Time
 }
 
 // Headers is a view of the request's headers (package wire has one for
