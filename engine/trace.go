@@ -165,11 +165,14 @@ func endCheck(span trace.Span, r *Request, d *Decision, err error) {
 			if len(d.ChainNames) > 0 {
 				attrs = append(attrs, AttrChainNames.StringSlice(d.ChainNames))
 			}
+			// As the audit record has them (recordable): a request refused
+			// for its host or path is traced too, and one invalid UTF-8
+			// string would fail the exporter's whole OTLP batch.
 			if r.Host != "" {
-				attrs = append(attrs, AttrHost.String(r.Host))
+				attrs = append(attrs, AttrHost.String(recordable(r.Host, MaxHostLen)))
 			}
 			if p := splitPath(r.Path); p != "" {
-				attrs = append(attrs, AttrPath.String(p)) // never the query: it may hold secrets
+				attrs = append(attrs, AttrPath.String(recordable(p, MaxPathLen))) // never the query: it may hold secrets
 			}
 			if d.TargetName != "" {
 				span.SetName(SpanInvokeAgent + " " + d.TargetName)
