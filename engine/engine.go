@@ -80,7 +80,7 @@ type Config struct {
 	// children). Nil: no spans; trace and span ids are still made.
 	Tracer trace.Tracer
 	// DenialTracer, if set, records a denial whose check span the
-	// sampler dropped (TRACE_DENIALS=always): it samples every span, and
+	// sampler dropped (TRACE_DENIALS=always): it samples every span (to a bound), and
 	// WithSpanIDs gives that span the decision's trace and span ids, so
 	// it is the one the audit record names. Both or neither.
 	DenialTracer trace.Tracer

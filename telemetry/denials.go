@@ -3,6 +3,8 @@ package telemetry
 import (
 	"context"
 	"crypto/rand"
+	"sync"
+	"time"
 
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/trace"
@@ -10,7 +12,7 @@ import (
 
 // Denials the sampler dropped are still worth a look: with
 // TracingConfig.AlwaysSampleDenials the engine records them with
-// DenialTracer, whose provider samples everything and exports through the
+// DenialTracer, whose provider samples them (up to MaxDenialSpansPerSecond) and exports through the
 // same processor. Its spans take the ids the decision already has — the
 // ones its audit record and X-MeshGuard-Trace-Id carry — through
 // WithSpanIDs, so the span found in a backend is the record's.
@@ -51,3 +53,40 @@ func (givenIDs) NewSpanID(ctx context.Context, _ trace.TraceID) trace.SpanID {
 	_, _ = rand.Read(sid[:])
 	return sid
 }
+
+// MaxDenialSpansPerSecond bounds the denials TRACE_DENIALS=always exports
+// beyond the sampler's (a burst of as many): a caller denied in a loop —
+// unauthenticated, say — would otherwise set the rate of spans sent to the
+// tracing backend. Past it a denial is in the audit trail and the metrics
+// only.
+const MaxDenialSpansPerSecond = 100
+
+// denialBudget is a token bucket sampler: it samples while it has tokens.
+type denialBudget struct {
+	now    func() time.Time
+	mu     sync.Mutex
+	tokens float64
+	last   time.Time
+}
+
+func newDenialBudget(now func() time.Time) *denialBudget {
+	return &denialBudget{now: now, tokens: MaxDenialSpansPerSecond, last: now()}
+}
+
+func (b *denialBudget) ShouldSample(p sdktrace.SamplingParameters) sdktrace.SamplingResult {
+	ts := trace.SpanContextFromContext(p.ParentContext).TraceState()
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	now := b.now()
+	if el := now.Sub(b.last); el > 0 {
+		b.tokens = min(MaxDenialSpansPerSecond, b.tokens+el.Seconds()*MaxDenialSpansPerSecond)
+	}
+	b.last = now
+	if b.tokens < 1 {
+		return sdktrace.SamplingResult{Decision: sdktrace.Drop, Tracestate: ts}
+	}
+	b.tokens--
+	return sdktrace.SamplingResult{Decision: sdktrace.RecordAndSample, Tracestate: ts}
+}
+
+func (b *denialBudget) Description() string { return "DenialBudget" }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracegrpc"
@@ -29,16 +30,18 @@ type TracingConfig struct {
 	// SpanProcessor, if set, receives the spans instead of an exporter
 	// (tests: the SDK's in-memory recorder).
 	SpanProcessor sdktrace.SpanProcessor
-	// AlwaysSampleDenials makes DenialTracer a tracer that samples every
+	// AlwaysSampleDenials makes DenialTracer a tracer that samples every (up to MaxDenialSpansPerSecond)
 	// span (TRACE_DENIALS=always): the engine records a denial the
 	// sampler dropped with it.
 	AlwaysSampleDenials bool
+	// now is the denial budget's clock (tests); time.Now if nil.
+	now func() time.Time
 }
 
 // Tracing is MeshGuard's tracer provider.
 type Tracing struct {
 	provider *sdktrace.TracerProvider
-	// denials samples everything, exporting through provider's
+	// denials samples up to MaxDenialSpansPerSecond, exporting through provider's
 	// processor; nil unless AlwaysSampleDenials and spans are exported.
 	denials *sdktrace.TracerProvider
 	// Exporter says where spans go: "none", "otlp/grpc" or "otlp/http".
@@ -95,8 +98,12 @@ func NewTracing(ctx context.Context, cfg TracingConfig) (*Tracing, error) {
 	}
 	t := &Tracing{provider: sdktrace.NewTracerProvider(opts...), Exporter: exporter}
 	if cfg.AlwaysSampleDenials && sp != nil {
+		now := cfg.now
+		if now == nil {
+			now = time.Now
+		}
 		t.denials = sdktrace.NewTracerProvider(sdktrace.WithResource(res), sdktrace.WithSpanProcessor(sp),
-			sdktrace.WithSampler(sdktrace.AlwaysSample()), sdktrace.WithIDGenerator(givenIDs{}))
+			sdktrace.WithSampler(newDenialBudget(now)), sdktrace.WithIDGenerator(givenIDs{}))
 	}
 	return t, nil
 }
