@@ -299,3 +299,19 @@ func TestDenialsAlwaysTraced(t *testing.T) {
 		}
 	}
 }
+
+// TestAForgedDelegationCarriesNoTrace: the delegation token's traceparent
+// is taken only from a token that verifies; a tampered one is denied and
+// its claimed trace is not the hop's.
+func TestAForgedDelegationCarriesNoTrace(t *testing.T) {
+	m, e, _ := tracedMesh(t, sdktrace.ParentBased(sdktrace.AlwaysSample()))
+	var r engine.Request
+	r.SetTraceparent("00-" + testTraceID + "-" + testParent + "-01")
+	r.Token, r.Method, r.Host, r.Path = m.OrchT, "POST", "researcher.mesh", "/research/x"
+	tok := check(t, e, r).Delegation
+	forged := tok[:len(tok)-4] + "AAAA" // the signature no longer holds
+	d := check(t, e, engine.Request{Token: m.ResT, Delegation: forged, Method: "GET", Host: "crm.internal", Path: "/contacts"})
+	if d.Allowed || d.TraceID == testTraceID {
+		t.Fatalf("a forged token's trace was taken: %+v", d)
+	}
+}
