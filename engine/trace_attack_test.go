@@ -37,7 +37,7 @@ func TestRefusedInputStaysOffTheSpan(t *testing.T) {
 			}
 			s := spanNamed(t, rec, engine.SpanCheck)
 			for _, kv := range s.Attributes() {
-				v := kv.Value.Emit()
+				v := kv.Value.String()
 				limit := engine.MaxPathLen
 				if kv.Key == engine.AttrHost {
 					limit = engine.MaxHostLen
