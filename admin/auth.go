@@ -4,7 +4,6 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"net/http"
-	"strings"
 
 	"github.com/meshguard/meshguard/client"
 	"github.com/meshguard/meshguard/wire"
@@ -47,16 +46,8 @@ func bearer(r *http.Request) string { return wire.Bearer(r.Header.Get("Authoriza
 // (wire.CheckCredential). A message means a 400: which of two tokens counts
 // would be ambiguous.
 func agentCredentials(r *http.Request) (token, delegation, msg string) {
-	for _, name := range []string{"Authorization", client.HeaderDelegation} {
-		vs := r.Header.Values(name)
-		switch {
-		case len(vs) > 1:
-			return "", "", wire.Repeated(strings.ToLower(name))
-		case len(vs) == 1:
-			if msg := wire.CheckCredential(strings.ToLower(name), vs[0]); msg != "" {
-				return "", "", msg
-			}
-		}
+	if msg := wire.CheckCredentialHeaders(r.Header); msg != "" {
+		return "", "", msg
 	}
 	return bearer(r), r.Header.Get(client.HeaderDelegation), ""
 }

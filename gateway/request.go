@@ -20,10 +20,6 @@ const (
 	hForwardedFor  = "X-Forwarded-For"
 )
 
-// credentialHeaders may appear once, holding one value: with two,
-// MeshGuard would decide on one and the upstream might act on the other.
-var credentialHeaders = []string{hAuthorization, hDelegation}
-
 // checkShape refuses requests the gateway cannot forward faithfully. It
 // returns the upstream path (Prefix stripped), or a status and a message.
 func (g *Gateway) checkShape(r *http.Request) (path string, status int, msg string) {
@@ -35,16 +31,10 @@ func (g *Gateway) checkShape(r *http.Request) (path string, status int, msg stri
 	case headersExceed(r, g.maxHeader):
 		return "", http.StatusRequestHeaderFieldsTooLarge, fmt.Sprintf("the request line and headers exceed the gateway's limit of %d bytes", g.maxHeader)
 	}
-	for _, name := range credentialHeaders {
-		vs := r.Header[name]
-		if len(vs) > 1 {
-			return "", http.StatusBadRequest, wire.Repeated(strings.ToLower(name))
-		}
-		if len(vs) == 1 {
-			if msg := wire.CheckCredential(strings.ToLower(name), vs[0]); msg != "" {
-				return "", http.StatusBadRequest, msg
-			}
-		}
+	// Credentials once, one value each: with two, MeshGuard would decide
+	// on one and the upstream might act on the other.
+	if msg := wire.CheckCredentialHeaders(r.Header); msg != "" {
+		return "", http.StatusBadRequest, msg
 	}
 	return upstreamPath(r.URL)
 }

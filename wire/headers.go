@@ -149,6 +149,24 @@ func Repeated(name string) string {
 	return "header " + name + " appears more than once"
 }
 
+// CheckCredentialHeaders applies Repeated and CheckCredential to a
+// net/http request's Authorization and X-MeshGuard-Delegation headers, as
+// the gateway and the agent API (/v1/check, /v1/delegations) receive them.
+// It returns "" or the message to refuse the request with (400).
+func CheckCredentialHeaders(h map[string][]string) string {
+	for _, name := range [...]string{"Authorization", "X-Meshguard-Delegation"} {
+		switch vs := h[name]; {
+		case len(vs) > 1:
+			return Repeated(strings.ToLower(name))
+		case len(vs) == 1:
+			if msg := CheckCredential(strings.ToLower(name), vs[0]); msg != "" {
+				return msg
+			}
+		}
+	}
+	return ""
+}
+
 // CheckCredential checks one value of a credential header (Authorization,
 // X-MeshGuard-Delegation) as received: within MaxTokenLen, and no comma.
 // Envoy joins a repeated header's values with commas in a CheckRequest,
