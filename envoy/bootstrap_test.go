@@ -6,11 +6,15 @@ import (
 	"testing"
 
 	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
+
+	"github.com/meshguard/meshguard/envoy/envoytest"
 )
 
 // TestBootstraps: each file decodes strictly into the Bootstrap proto —
 // unknown fields refused, every typed config resolved to its message —
-// and passes ValidateAll.
+// passes ValidateAll, and fails closed (envoytest): the static file's
+// listener asks MeshGuard first and denies when it cannot; the xDS files
+// take their listeners from MeshGuard, whose are checked in package xds.
 func TestBootstraps(t *testing.T) {
 	for _, name := range []string{"envoy-static.yaml", "envoy-xds.yaml", "envoy-xds-mtls.yaml"} {
 		t.Run(name, func(t *testing.T) {
@@ -18,8 +22,12 @@ func TestBootstraps(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if _, err := ParseBootstrap(data); err != nil {
+			b, err := ParseBootstrap(data)
+			if err != nil {
 				t.Fatal(err)
+			}
+			for _, v := range envoytest.CheckBootstrap(b) {
+				t.Error(v)
 			}
 		})
 	}

@@ -16,6 +16,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/meshguard/meshguard/catalog"
+	"github.com/meshguard/meshguard/envoy/envoytest"
 	"github.com/meshguard/meshguard/extauthz"
 )
 
@@ -197,5 +198,40 @@ func TestIngressRefusesUnderscoreHeaders(t *testing.T) {
 		if got := hcm.GetCommonHttpProtocolOptions().GetHeadersWithUnderscoresAction(); got != corev3.HttpProtocolOptions_REJECT_REQUEST {
 			t.Errorf("wasm %v: headers_with_underscores_action %v, want REJECT_REQUEST", o.Wasm != nil, got)
 		}
+	}
+}
+
+// TestIngressFailsClosed: what Build serves, with ext_authz or the wasm
+// filter, MeshGuard by name or by IP, over TLS or not, passes the one
+// fail-closed check every Envoy configuration MeshGuard ships is held to.
+func TestIngressFailsClosed(t *testing.T) {
+	wasm := &Wasm{Path: "/etc/envoy/meshguard-filter.wasm", HTTPHost: "meshguard.meshguard-system.svc", HTTPPort: 3100, Config: []byte(`{"version":1}`)}
+	byIP := testOptions
+	byIP.AuthzHost = "10.0.0.2"
+	for _, tc := range []struct {
+		name string
+		o    Options
+		tls  bool
+	}{
+		{"ext_authz", testOptions, false},
+		{"ext_authz by IP", byIP, false},
+		{"ext_authz over TLS", testOptions, true},
+		{"wasm filter", Options{ListenerPort: 10000, AuthzHost: "meshguard", AuthzPort: 3101, Wasm: wasm}, false},
+		{"wasm filter over TLS", Options{ListenerPort: 10000, AuthzHost: "meshguard", AuthzPort: 3101, Wasm: wasm}, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r, err := Build(exampleCatalogue(t), tc.o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tc.tls {
+				if err := r.SecureMeshGuardClusters(&UpstreamTLS{CAFile: "/ca.crt", Host: "meshguard"}, AuthzCluster, HTTPCluster); err != nil {
+					t.Fatal(err)
+				}
+			}
+			for _, v := range envoytest.Check(envoytest.Config{Listeners: r.Listeners, Routes: r.Routes, Extensions: r.Extensions}) {
+				t.Error(v)
+			}
+		})
 	}
 }

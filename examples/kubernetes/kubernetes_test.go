@@ -12,6 +12,7 @@ import (
 	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 
 	"github.com/meshguard/meshguard/envoy"
+	"github.com/meshguard/meshguard/envoy/envoytest"
 )
 
 func TestAgentWithEnvoy(t *testing.T) {
@@ -34,6 +35,10 @@ func TestAgentWithEnvoy(t *testing.T) {
 	b, err := envoy.ParseBootstrap([]byte(cm.Data["envoy.yaml"]))
 	if err != nil {
 		t.Fatalf("the sidecar's configuration: %v", err)
+	}
+	// The sidecar asks MeshGuard first and denies when it cannot.
+	for _, v := range envoytest.CheckBootstrap(b) {
+		t.Errorf("the sidecar's configuration: %v", v)
 	}
 	if l := b.GetStaticResources().GetListeners(); len(l) != 1 || l[0].GetAddress().GetSocketAddress().GetPortValue() != 10000 {
 		t.Fatalf("listeners %v", l)
