@@ -2,6 +2,7 @@ package istio
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"strings"
 	"testing"
@@ -38,9 +39,16 @@ func documents(t *testing.T, name string) [][]byte {
 // strict decodes a Kubernetes object, refusing unknown fields.
 func strict(t *testing.T, doc []byte, into any) {
 	t.Helper()
-	if err := yaml.UnmarshalStrict(doc, into); err != nil {
-		t.Fatalf("%T: %v", into, err)
+	if err := decodeStrict(doc, into); err != nil {
+		t.Fatal(err)
 	}
+}
+
+func decodeStrict(doc []byte, into any) error {
+	if err := yaml.UnmarshalStrict(doc, into); err != nil {
+		return fmt.Errorf("%T: %w", into, err)
+	}
+	return nil
 }
 
 // custom is an Istio resource: Kubernetes metadata and a spec that is an
@@ -57,15 +65,51 @@ func decodeCustom(t *testing.T, name, apiVersion, kind string, spec proto.Messag
 	if len(docs) != 1 {
 		t.Fatalf("%s: %d documents", name, len(docs))
 	}
-	var c custom
-	strict(t, docs[0], &c)
-	if c.APIVersion != apiVersion || c.Kind != kind {
-		t.Fatalf("%s: %s %s, want %s %s", name, c.APIVersion, c.Kind, apiVersion, kind)
-	}
-	if err := protojson.Unmarshal(c.Spec, spec); err != nil {
-		t.Fatalf("%s: spec: %v", name, err)
+	c, err := decodeCustomDoc(docs[0], apiVersion, kind, spec)
+	if err != nil {
+		t.Fatalf("%s: %v", name, err)
 	}
 	return c
+}
+
+// decodeCustomDoc decodes one Istio resource of the kind expected,
+// refusing unknown fields in its metadata and in its spec.
+func decodeCustomDoc(doc []byte, apiVersion, kind string, spec proto.Message) (custom, error) {
+	var c custom
+	if err := decodeStrict(doc, &c); err != nil {
+		return c, err
+	}
+	if c.APIVersion != apiVersion || c.Kind != kind {
+		return c, fmt.Errorf("%s %s, want %s %s", c.APIVersion, c.Kind, apiVersion, kind)
+	}
+	if err := protojson.Unmarshal(c.Spec, spec); err != nil {
+		return c, fmt.Errorf("spec: %w", err)
+	}
+	return c, nil
+}
+
+// meshOperator is the IstioOperator of mesh-config.yaml: its meshConfig
+// is an istio.io/api message.
+type meshOperator struct {
+	APIVersion string `json:"apiVersion"`
+	Kind       string `json:"kind"`
+	Spec       struct {
+		MeshConfig json.RawMessage `json:"meshConfig"`
+	} `json:"spec"`
+}
+
+// decodeMeshConfig decodes an IstioOperator's meshConfig, refusing
+// unknown fields in both.
+func decodeMeshConfig(doc []byte) (meshOperator, *meshv1alpha1.MeshConfig, error) {
+	var op meshOperator
+	if err := decodeStrict(doc, &op); err != nil {
+		return op, nil, err
+	}
+	var mc meshv1alpha1.MeshConfig
+	if err := protojson.Unmarshal(op.Spec.MeshConfig, &mc); err != nil {
+		return op, nil, fmt.Errorf("meshConfig: %w", err)
+	}
+	return op, &mc, nil
 }
 
 func TestMeshGuardDeployment(t *testing.T) {
@@ -117,18 +161,9 @@ func TestMeshGuardServesTLS(t *testing.T) {
 }
 
 func TestMeshConfig(t *testing.T) {
-	docs := documents(t, "mesh-config.yaml")
-	var op struct {
-		APIVersion string `json:"apiVersion"`
-		Kind       string `json:"kind"`
-		Spec       struct {
-			MeshConfig json.RawMessage `json:"meshConfig"`
-		} `json:"spec"`
-	}
-	strict(t, docs[0], &op)
-	var mc meshv1alpha1.MeshConfig
-	if err := protojson.Unmarshal(op.Spec.MeshConfig, &mc); err != nil {
-		t.Fatalf("meshConfig: %v", err)
+	op, mc, err := decodeMeshConfig(documents(t, "mesh-config.yaml")[0])
+	if err != nil {
+		t.Fatal(err)
 	}
 	p := mc.GetExtensionProviders()[0]
 	authz := p.GetEnvoyExtAuthzGrpc()
@@ -178,14 +213,49 @@ func TestWasmPlugin(t *testing.T) {
 	}
 }
 
-// TestDecodingIsStrict: a misspelt field is refused, in both halves.
+// TestDecodingIsStrict: the helpers the tests above decode with refuse a
+// misspelt field, in the Kubernetes half and in the Istio half, and a
+// resource of another kind; each accepts the same document spelt right,
+// so the refusals are the misspellings'.
 func TestDecodingIsStrict(t *testing.T) {
-	var dep appsv1.Deployment
-	if err := yaml.UnmarshalStrict([]byte("apiVersion: apps/v1\nkind: Deployment\nspec: {replica: 2}\n"), &dep); err == nil {
-		t.Error("a misspelt Deployment field was accepted")
+	const (
+		deployment = "apiVersion: apps/v1\nkind: Deployment\nspec: {replicas: 2}\n"
+		policy     = "apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata: {name: p}\nspec: {action: CUSTOM, provider: {name: x}}\n"
+		mesh       = "kind: IstioOperator\nspec:\n  meshConfig:\n    extensionProviders: [{name: m, envoyExtAuthzGrpc: {service: s, port: 1, failOpen: false}}]\n"
+	)
+	decodeDeployment := func(doc string) error { return decodeStrict([]byte(doc), &appsv1.Deployment{}) }
+	decodePolicy := func(doc string) error {
+		_, err := decodeCustomDoc([]byte(doc), "security.istio.io/v1", "AuthorizationPolicy", &securityv1beta1.AuthorizationPolicy{})
+		return err
 	}
-	var ap securityv1beta1.AuthorizationPolicy
-	if err := protojson.Unmarshal([]byte(`{"action":"CUSTOM","provder":{"name":"x"}}`), &ap); err == nil {
-		t.Error("a misspelt AuthorizationPolicy field was accepted")
+	decodeMesh := func(doc string) error {
+		_, _, err := decodeMeshConfig([]byte(doc))
+		return err
+	}
+	for _, tc := range []struct {
+		name     string
+		decode   func(string) error
+		doc      string
+		old, new string
+	}{
+		{"Deployment field", decodeDeployment, deployment, "replicas", "replica"},
+		{"AuthorizationPolicy spec field", decodePolicy, policy, "provider", "provder"},
+		{"AuthorizationPolicy metadata field", decodePolicy, policy, "metadata", "metdata"},
+		{"AuthorizationPolicy kind", decodePolicy, policy, "kind: AuthorizationPolicy", "kind: PeerAuthentication"},
+		{"IstioOperator field", decodeMesh, mesh, "meshConfig", "meshConfg"},
+		{"meshConfig failOpen", decodeMesh, mesh, "failOpen", "failOpn"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if err := tc.decode(tc.doc); err != nil {
+				t.Fatalf("the document spelt right is refused: %v", err)
+			}
+			bad := strings.Replace(tc.doc, tc.old, tc.new, 1)
+			if bad == tc.doc {
+				t.Fatalf("%q is not in the document", tc.old)
+			}
+			if err := tc.decode(bad); err == nil {
+				t.Fatalf("accepted with %q for %q", tc.new, tc.old)
+			}
+		})
 	}
 }
