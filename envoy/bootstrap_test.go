@@ -77,6 +77,8 @@ func TestBootstrapsCatchMistakes(t *testing.T) {
 		"unknown type":        `{"static_resources":{"listeners":[{"name":"l","filter_chains":[{"filters":[{"name":"x","typed_config":{"@type":"type.googleapis.com/not.a.Type"}}]}]}]}}`,
 		"invalid field value": `{"static_resources":{"clusters":[{"name":""}]}}`,
 		"not YAML":            "static_resources: [\n",
+		// Which one Envoy would take is not what was checked.
+		"a key twice": "static_resources:\n  listeners:\n    - name: l\n      filter_chains:\n        - filters:\n            - name: x\n              typed_config:\n                \"@type\": type.googleapis.com/envoy.extensions.filters.http.ext_authz.v3.ExtAuthz\n                failure_mode_allow: false\n                failure_mode_allow: true\n",
 	} {
 		t.Run(name, func(t *testing.T) {
 			if _, err := ParseBootstrap([]byte(doc)); err == nil {
