@@ -286,8 +286,9 @@ func (k *checker) wasm(where string, f *hcmv3.HttpFilter) {
 		k.add(where, WasmConfig, "the Wasm config does not decode")
 		return
 	}
-	if p := w.GetConfig(); p.GetFailurePolicy() != wasmv3.FailurePolicy_FAIL_CLOSED || p.GetFailOpen() {
-		k.add(where, WasmFailurePolicy, "is %v (fail_open %v), want FAIL_CLOSED: a crashed filter would let requests through", p.GetFailurePolicy(), p.GetFailOpen())
+	// An explicit policy overrides the deprecated fail_open.
+	if p := w.GetConfig().GetFailurePolicy(); p != wasmv3.FailurePolicy_FAIL_CLOSED {
+		k.add(where, WasmFailurePolicy, "is %v, want FAIL_CLOSED: a crashed filter would let requests through", p)
 	}
 }
 
