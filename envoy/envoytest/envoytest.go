@@ -55,7 +55,7 @@ const (
 	// before it could answer or rewrite the request undecided.
 	AuthorizerFirst Property = "hcm.http_filters"
 	// AuthorizerRuns: MeshGuard's filter is neither disabled nor optional.
-	AuthorizerRuns Property = "http_filter.disabled"
+	AuthorizerRuns Property = "http_filter.disabled, http_filter.is_optional"
 	// FailureModeAllow: MeshGuard unreachable means denied.
 	FailureModeAllow Property = "ext_authz.failure_mode_allow"
 	// ShadowMode: in shadow mode Envoy records denials and lets them pass.
