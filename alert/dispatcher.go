@@ -82,6 +82,10 @@ type Dispatcher struct {
 
 	mu      sync.Mutex
 	overrun map[Trigger]int // raised while the intake was full: digested
+
+	// tick, if set (by tests, before Run), drives admit instead of its
+	// one-second ticker, so a test knows when a tick has been handled.
+	tick <-chan time.Time
 }
 
 // NewDispatcher checks cfg.
@@ -143,8 +147,12 @@ func (d *Dispatcher) Run(ctx context.Context) {
 // says how many of each there were. Alerts the outbox refused stay pending
 // and are offered again every second.
 func (d *Dispatcher) admit(ctx context.Context) {
-	tick := time.NewTicker(time.Second)
-	defer tick.Stop()
+	tick := d.tick
+	if tick == nil {
+		t := time.NewTicker(time.Second)
+		defer t.Stop()
+		tick = t.C
+	}
 	var (
 		windowStart  = d.cfg.Now()
 		sent         int
@@ -188,7 +196,7 @@ func (d *Dispatcher) admit(ctx context.Context) {
 				held[a.Trigger]++
 				heldCritical = heldCritical || a.Severity == SeverityCritical
 			}
-		case <-tick.C:
+		case <-tick:
 			d.foldOverrun(held)
 			if now := d.cfg.Now(); now.Sub(windowStart) >= time.Minute {
 				if digest, ok := d.digest(held, heldCritical, windowStart, now); ok {
