@@ -176,11 +176,33 @@ func (d *Dispatcher) admit(ctx context.Context) {
 		pending = pending[:0]
 		d.wakeAll()
 	}
+	// take applies the limit to a raised alert: pending on its own, or
+	// counted into the window's digest.
+	take := func(a Alert) bool {
+		if sent < d.cfg.RateLimit {
+			sent++
+			pending = append(pending, a)
+			return true
+		}
+		held[a.Trigger]++
+		heldCritical = heldCritical || a.Severity == SeverityCritical
+		return false
+	}
 	for {
 		select {
 		case <-ctx.Done():
-			// What the limit held back goes out as a digest after the
-			// restart, not lost with this process.
+			// What is still in the intake goes through the limit too,
+			// and what the limit held back goes out as a digest after
+			// the restart: neither lost with this process nor sent
+			// past the limit by the next start.
+			for taking := true; taking; {
+				select {
+				case a := <-d.in:
+					take(a)
+				default:
+					taking = false
+				}
+			}
 			d.foldOverrun(held)
 			if digest, ok := d.digest(held, heldCritical, windowStart, d.cfg.Now()); ok {
 				pending = append(pending, digest)
@@ -188,13 +210,8 @@ func (d *Dispatcher) admit(ctx context.Context) {
 			d.drain(pending)
 			return
 		case a := <-d.in:
-			if sent < d.cfg.RateLimit {
-				sent++
-				pending = append(pending, a)
+			if take(a) {
 				flush()
-			} else {
-				held[a.Trigger]++
-				heldCritical = heldCritical || a.Severity == SeverityCritical
 			}
 		case <-tick:
 			d.foldOverrun(held)
@@ -210,19 +227,9 @@ func (d *Dispatcher) admit(ctx context.Context) {
 	}
 }
 
-// drain puts what was raised but not yet stored into the outbox when the
-// dispatcher stops (a shutdown), so the next start delivers it. The rate
-// limit no longer matters: nothing is sent now.
+// drain stores what admit had not stored when the dispatcher stops (a
+// shutdown), so the next start delivers it.
 func (d *Dispatcher) drain(pending []Alert) {
-	for {
-		select {
-		case a := <-d.in:
-			pending = append(pending, a)
-			continue
-		default:
-		}
-		break
-	}
 	if len(pending) == 0 {
 		return
 	}

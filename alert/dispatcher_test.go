@@ -324,6 +324,37 @@ func TestShutdownKeepsWhatTheLimitHeld(t *testing.T) {
 	}
 }
 
+// TestStopKeepsTheLimitOnTheIntake: alerts raised but not yet taken off
+// the intake when the dispatcher stops go through the rate limit like the
+// others: stored one by one up to the limit, the rest in the digest — not
+// each stored for the next start to send, past the limit.
+func TestStopKeepsTheLimitOnTheIntake(t *testing.T) {
+	c := &clock{now: at}
+	s := openStore(t, filepath.Join(t.TempDir(), "mg.db"))
+	d, err := NewDispatcher(Config{Outbox: s, Providers: []Provider{&Webhook{URL: "http://127.0.0.1:1"}}, RateLimit: 2, Now: c.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 50 {
+		d.Raise(denial("agent"))
+	}
+	// Stopped before it starts: everything raised is still in the intake.
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	d.Run(ctx)
+	rows, err := s.ClaimAlerts(context.Background(), "webhook", c.Now().Add(time.Hour), time.Minute, 100)
+	if err != nil || len(rows) != 3 {
+		t.Fatalf("the outbox after the stop: %d rows (%v); want the limit's 2 and a digest", len(rows), err)
+	}
+	var digest Alert
+	if err := json.Unmarshal([]byte(rows[2].Payload), &digest); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(digest.Message, "48 more denials") {
+		t.Fatalf("digest %+v", digest)
+	}
+}
+
 // TestGivesUpARefusedAlert: a receiver that refuses an alert as bad (a
 // 400) three times gets it no more; it is counted as dropped and leaves the
 // outbox, rather than being retried forever in front of the others.
