@@ -25,7 +25,9 @@ build:
 # The test command of README and .ci/run. The tracing end-to-end tests need a real
 # Jaeger and the PostgreSQL tests a throwaway cluster (scripts/postgres.sh, stopped and
 # removed however the tests end). Both are required here (MESHGUARD_REQUIRE_*), so CI
-# fails rather than skips when one is missing; a bare `go test ./...` skips them.
+# fails rather than skips when one is missing; a bare `go test ./...` skips them. Both
+# switches read alike: unset, empty, 0 or false skip; 1 or true require; anything else
+# fails the test that reads it (a mistyped switch must not skip).
 test: wasm-check wasm jaeger
 	$(GO) vet ./...
 	cd wasmfilter && $(GO) vet ./...

@@ -82,6 +82,10 @@ type Dispatcher struct {
 
 	mu      sync.Mutex
 	overrun map[Trigger]int // raised while the intake was full: digested
+
+	// tick, if set (by tests, before Run), drives admit instead of its
+	// one-second ticker, so a test knows when a tick has been handled.
+	tick <-chan time.Time
 }
 
 // NewDispatcher checks cfg.
@@ -143,8 +147,12 @@ func (d *Dispatcher) Run(ctx context.Context) {
 // says how many of each there were. Alerts the outbox refused stay pending
 // and are offered again every second.
 func (d *Dispatcher) admit(ctx context.Context) {
-	tick := time.NewTicker(time.Second)
-	defer tick.Stop()
+	tick := d.tick
+	if tick == nil {
+		t := time.NewTicker(time.Second)
+		defer t.Stop()
+		tick = t.C
+	}
 	var (
 		windowStart  = d.cfg.Now()
 		sent         int
@@ -168,11 +176,33 @@ func (d *Dispatcher) admit(ctx context.Context) {
 		pending = pending[:0]
 		d.wakeAll()
 	}
+	// take applies the limit to a raised alert: pending on its own, or
+	// counted into the window's digest.
+	take := func(a Alert) bool {
+		if sent < d.cfg.RateLimit {
+			sent++
+			pending = append(pending, a)
+			return true
+		}
+		held[a.Trigger]++
+		heldCritical = heldCritical || a.Severity == SeverityCritical
+		return false
+	}
 	for {
 		select {
 		case <-ctx.Done():
-			// What the limit held back goes out as a digest after the
-			// restart, not lost with this process.
+			// What is still in the intake goes through the limit too,
+			// and what the limit held back goes out as a digest after
+			// the restart: neither lost with this process nor sent
+			// past the limit by the next start.
+			for taking := true; taking; {
+				select {
+				case a := <-d.in:
+					take(a)
+				default:
+					taking = false
+				}
+			}
 			d.foldOverrun(held)
 			if digest, ok := d.digest(held, heldCritical, windowStart, d.cfg.Now()); ok {
 				pending = append(pending, digest)
@@ -180,15 +210,10 @@ func (d *Dispatcher) admit(ctx context.Context) {
 			d.drain(pending)
 			return
 		case a := <-d.in:
-			if sent < d.cfg.RateLimit {
-				sent++
-				pending = append(pending, a)
+			if take(a) {
 				flush()
-			} else {
-				held[a.Trigger]++
-				heldCritical = heldCritical || a.Severity == SeverityCritical
 			}
-		case <-tick.C:
+		case <-tick:
 			d.foldOverrun(held)
 			if now := d.cfg.Now(); now.Sub(windowStart) >= time.Minute {
 				if digest, ok := d.digest(held, heldCritical, windowStart, now); ok {
@@ -202,19 +227,9 @@ func (d *Dispatcher) admit(ctx context.Context) {
 	}
 }
 
-// drain puts what was raised but not yet stored into the outbox when the
-// dispatcher stops (a shutdown), so the next start delivers it. The rate
-// limit no longer matters: nothing is sent now.
+// drain stores what admit had not stored when the dispatcher stops (a
+// shutdown), so the next start delivers it.
 func (d *Dispatcher) drain(pending []Alert) {
-	for {
-		select {
-		case a := <-d.in:
-			pending = append(pending, a)
-			continue
-		default:
-		}
-		break
-	}
 	if len(pending) == 0 {
 		return
 	}

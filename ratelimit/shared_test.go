@@ -3,6 +3,7 @@ package ratelimit_test
 import (
 	"context"
 	"fmt"
+	"math"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -52,6 +53,23 @@ func (m *memCounts) SyncRateCounts(_ context.Context, replica string, mine []rat
 	return out, nil
 }
 
+// requestPath marks the contexts of Allow calls, so counted can tell the
+// request path's round trips from the background exchange's.
+type requestPath struct{}
+
+// counted counts the round trips made to a real store on the request path.
+type counted struct {
+	ratelimit.CountStore
+	n *atomic.Int64
+}
+
+func (c counted) SyncRateCounts(ctx context.Context, replica string, mine []ratelimit.Count, want []ratelimit.Window) ([]ratelimit.Total, error) {
+	if ctx.Value(requestPath{}) != nil {
+		c.n.Add(1)
+	}
+	return c.CountStore.SyncRateCounts(ctx, replica, mine, want)
+}
+
 // TestSharedAcrossReplicas: replicas hammering one key on one store pass
 // the limit within 10% in total, and do not ask the store on
 // every request.
@@ -92,12 +110,13 @@ func TestSharedAcrossReplicas(t *testing.T) {
 				// sweeps counts by its own clock.
 				at := time.Now().UTC()
 				now := func() time.Time { return at }
-				var allowed, asked atomic.Int64
+				var allowed, asked, trips atomic.Int64
 				var wg sync.WaitGroup
 				connect := b.database(t)
+				ctx := context.WithValue(t.Context(), requestPath{}, true)
 				for r := range tc.replicas {
 					// Each replica has its own handle, as separate processes do.
-					cs := connect()
+					cs := counted{connect(), &trips}
 					l, err := ratelimit.NewShared(cs, ratelimit.SharedConfig{Replica: fmt.Sprintf("r%d", r), SyncInterval: 20 * time.Millisecond, Now: now})
 					if err != nil {
 						t.Fatal(err)
@@ -106,7 +125,7 @@ func TestSharedAcrossReplicas(t *testing.T) {
 					for range tc.workers {
 						wg.Go(func() {
 							for range tc.attempts {
-								res, err := l.Allow(t.Context(), "agent/a/api", tc.limit, time.Minute)
+								res, err := l.Allow(ctx, "agent/a/api", tc.limit, time.Minute)
 								if err != nil {
 									t.Error(err)
 									return
@@ -121,13 +140,29 @@ func TestSharedAcrossReplicas(t *testing.T) {
 				}
 				wg.Wait()
 				got, limit := allowed.Load(), int64(tc.limit)
-				t.Logf("%d allowed of %d asked, limit %d", got, asked.Load(), limit)
+				t.Logf("%d allowed of %d asked, limit %d, %d round trips on the request path", got, asked.Load(), limit, trips.Load())
 				if got < limit*9/10 || got > limit*11/10 {
 					t.Fatalf("%d allowed across %d replicas, want %d ± 10%%", got, tc.replicas, limit)
+				}
+				if bound := promisedTrips(tc.replicas, tc.limit); trips.Load() > bound {
+					t.Fatalf("%d round trips on the request path for %d requests; Shared promises at most %d", trips.Load(), asked.Load(), bound)
 				}
 			})
 		}
 	}
+}
+
+// promisedTrips bounds the round trips the request path of the replicas
+// makes for one busy key in one window, as Shared's doc reasons: each
+// reservation takes a 1/(2m) share of what is left (m: the replicas, at
+// least 2), so about log_{2m/(2m−1)}(limit) of them leave less than 2m,
+// and at most 2m more of one each take the rest; each reservation may be
+// cut back once (one more round trip), and each replica looks once more
+// before it calls the key full.
+func promisedTrips(replicas, limit int) int64 {
+	m := float64(max(2, replicas))
+	series := math.Ceil(math.Log(float64(limit)) / math.Log(2*m/(2*m-1)))
+	return int64(2*(series+2*m)) + int64(replicas)
 }
 
 // TestSharedRoundTrips: a replica alone on a key asks the store a few

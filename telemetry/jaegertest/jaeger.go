@@ -5,7 +5,7 @@
 // The Jaeger binary is not built here: scripts/jaeger.sh builds it once into a
 // per-user cache (see docs/tracing.md), and Start finds it there or through
 // MESHGUARD_JAEGER_BIN. Without a binary, tests are skipped unless
-// MESHGUARD_REQUIRE_JAEGER is set (as `make test` does), so a plain `go test`
+// MESHGUARD_REQUIRE_JAEGER is true (1, as `make test` sets), so a plain `go test`
 // on a fresh machine stays fast and green while CI cannot silently skip.
 package jaegertest
 
@@ -18,6 +18,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -30,8 +31,8 @@ const (
 
 	// EnvBin overrides where the Jaeger binary is looked up.
 	EnvBin = "MESHGUARD_JAEGER_BIN"
-	// EnvRequire, when set to anything, turns a missing binary into a test
-	// failure instead of a skip.
+	// EnvRequire, when true (1), turns a missing binary into a test
+	// failure instead of a skip (see required).
 	EnvRequire = "MESHGUARD_REQUIRE_JAEGER"
 
 	// startTimeout bounds the wait for Jaeger's ports: a cold start of the
@@ -68,12 +69,16 @@ func (j *Jaeger) QueryURL() string { return "http://" + j.queryHTTP }
 func (j *Jaeger) LogPath() string { return j.logPath }
 
 // Start runs Jaeger for the duration of the test. It skips the test if no
-// binary is found, unless MESHGUARD_REQUIRE_JAEGER is set.
+// binary is found, unless MESHGUARD_REQUIRE_JAEGER is true.
 func Start(t testing.TB) *Jaeger {
 	t.Helper()
 	bin, err := findBinary()
 	if err != nil {
-		if os.Getenv(EnvRequire) != "" {
+		req, rerr := required(EnvRequire, os.Getenv(EnvRequire))
+		if rerr != nil {
+			t.Fatalf("jaegertest: %v", rerr)
+		}
+		if req {
 			t.Fatalf("jaegertest: %v (%s is set, so this is a failure; run scripts/jaeger.sh)", err, EnvRequire)
 		}
 		t.Skipf("jaegertest: %v; run scripts/jaeger.sh or `make jaeger` to build it", err)
@@ -94,6 +99,22 @@ func Start(t testing.TB) *Jaeger {
 	}
 	t.Fatalf("jaegertest: %v", lastErr)
 	return nil
+}
+
+// required reads a MESHGUARD_REQUIRE_* switch, by the rule every one of
+// them follows (store/pgtest has the same): unset or empty is false;
+// otherwise a boolean as strconv.ParseBool reads it (1, true, 0, false,
+// …). Any other value is an error, never a quiet "not required": a
+// mistyped switch must not let CI pass by skipping.
+func required(name, v string) (bool, error) {
+	if v == "" {
+		return false, nil
+	}
+	b, err := strconv.ParseBool(v)
+	if err != nil {
+		return false, fmt.Errorf("%s=%q: expected 1 (required) or 0", name, v)
+	}
+	return b, nil
 }
 
 // findBinary returns the Jaeger binary from MESHGUARD_JAEGER_BIN or, failing
