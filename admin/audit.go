@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"regexp"
 	"strconv"
 	"strings"
@@ -46,10 +47,16 @@ const (
 var traceIDPattern = regexp.MustCompile(`^[0-9a-f]{32}$`)
 
 // queryParams returns r's query parameters, refusing any not in allowed and
-// any given twice (a filter must not silently take one of two values).
+// any given twice (a filter must not silently take one of two values), and
+// a query string that does not parse: URL.Query skips a pair it cannot
+// read, so ?agent=%zz would have answered with every agent's records.
 func queryParams(r *http.Request, allowed ...string) (map[string]string, string) {
+	q, err := url.ParseQuery(r.URL.RawQuery)
+	if err != nil {
+		return nil, "the query string does not parse: " + err.Error()
+	}
 	out := map[string]string{}
-	for k, vs := range r.URL.Query() {
+	for k, vs := range q {
 		known := false
 		for _, a := range allowed {
 			known = known || a == k

@@ -4,7 +4,10 @@ import (
 	"bytes"
 	"encoding/json"
 	"reflect"
+	"slices"
+	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/meshguard/meshguard/client"
 )
@@ -44,51 +47,95 @@ func BenchmarkDecodeCheckBody(b *testing.B) {
 	})
 }
 
-// FuzzCheckKeys: the key scan never panics, and on valid JSON it never
-// lets a repeated key through (the decoder itself reports nothing then).
+// FuzzCheckKeys: the key scan never panics, and on valid JSON it refuses
+// exactly what it should. Decoding into a map, it lets no repeated key
+// through (the decoder itself reports nothing then), and refuses nothing
+// else but nesting deeper than maxKeyDepth (or, in input that is not
+// UTF-8, a key that is not). Decoding into a struct (a /v1/check body), a
+// key it lets through is exactly, case included, one of the struct's.
 func FuzzCheckKeys(f *testing.F) {
-	for _, seed := range []string{`{"action":"a","context":{"x":[1,{"y":null}]}}`, `{"a":1,"a":2}`, `[{"\u0061":1,"a":2}]`, `{"a":"\"","b":[]}`, `{`, `"x`, `{"a":{"a":{"a":1}}}`} {
+	for _, seed := range []string{`{"action":"a","context":{"x":[1,{"y":null}]}}`, `{"a":1,"a":2}`, `[{"\u0061":1,"a":2}]`, `{"a":"\"","b":[]}`, `{`, `"x`, `{"a":{"a":{"a":1}}}`,
+		`{"Action":"read:a"}`, `{"action":"read:a","action":"delete:a"}`, `{"resource":"r","context":{"k":1,"k":2}}`} {
 		f.Add([]byte(seed))
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		msg := checkKeys(data, reflect.TypeFor[map[string]any]())
-		if msg != "" || !json.Valid(data) {
+		if !json.Valid(data) {
 			return
 		}
-		if dup := repeatedKey(json.NewDecoder(bytes.NewReader(data))); dup {
+		ref := scanKeys(json.NewDecoder(bytes.NewReader(data)), 0)
+		switch {
+		case msg == "" && ref.repeated:
 			t.Fatalf("a repeated key passed: %s", data)
+		case msg != "" && !ref.repeated && ref.depth <= maxKeyDepth && utf8.Valid(data):
+			t.Fatalf("refused %s, which repeats no key: %s", data, msg)
+		}
+		if checkKeys(data, reflect.TypeFor[*client.CheckRequest]()) != "" {
+			return
+		}
+		dec := json.NewDecoder(bytes.NewReader(data))
+		if tok, _ := dec.Token(); tok != json.Delim('{') {
+			return
+		}
+		for dec.More() {
+			k, _ := dec.Token()
+			if !slices.Contains(checkRequestKeys, k.(string)) {
+				t.Fatalf("key %q of a /v1/check body passed: %s", k, data)
+			}
+			var skip json.RawMessage
+			if dec.Decode(&skip) != nil {
+				return
+			}
 		}
 	})
 }
 
-// repeatedKey reports whether any object of the value dec reads repeats
-// a key, the slow way.
-func repeatedKey(dec *json.Decoder) bool {
+// checkRequestKeys are client.CheckRequest's JSON keys, read from its tags.
+var checkRequestKeys = func() []string {
+	var keys []string
+	for f := range reflect.TypeFor[client.CheckRequest]().Fields() {
+		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		keys = append(keys, name)
+	}
+	return keys
+}()
+
+// keyScan is what scanKeys found: whether any object repeats a key, and
+// how deep objects and lists nest.
+type keyScan struct {
+	repeated bool
+	depth    int
+}
+
+// scanKeys reads the value dec holds, the slow way, with depth the
+// nesting it is at.
+func scanKeys(dec *json.Decoder, depth int) keyScan {
+	var out keyScan
 	tok, err := dec.Token()
 	if err != nil {
-		return false
+		return out
+	}
+	merge := func(in keyScan) {
+		out.repeated = out.repeated || in.repeated
+		out.depth = max(out.depth, in.depth)
 	}
 	switch tok {
 	case json.Delim('['):
+		out.depth = depth + 1
 		for dec.More() {
-			if repeatedKey(dec) {
-				return true
-			}
+			merge(scanKeys(dec, depth+1))
 		}
 		_, _ = dec.Token()
 	case json.Delim('{'):
+		out.depth = depth + 1
 		seen := map[string]bool{}
 		for dec.More() {
 			k, _ := dec.Token()
-			if seen[k.(string)] {
-				return true
-			}
+			out.repeated = out.repeated || seen[k.(string)]
 			seen[k.(string)] = true
-			if repeatedKey(dec) {
-				return true
-			}
+			merge(scanKeys(dec, depth+1))
 		}
 		_, _ = dec.Token()
 	}
-	return false
+	return out
 }

@@ -137,24 +137,6 @@ func roundTrip(t testing.TB, r *Record) *Record {
 	return &back
 }
 
-// FuzzCanonicalRoundTrip: any strings survive storage with their hash.
-func FuzzCanonicalRoundTrip(f *testing.F) {
-	f.Add("emailer", "/a\xff", "r\"\\", "k", "v")
-	f.Add("", "", "", "", "")
-	f.Fuzz(func(t *testing.T, name, path, reason, key, value string) {
-		r := chain(t, 1)[0]
-		r.AgentName, r.Path, r.Reason = name, path, reason
-		r.Chain = []string{name, path}
-		r.Context = map[string]any{key: value}
-		if err := r.Seal(GenesisHash); err != nil {
-			t.Fatal(err)
-		}
-		if err := NewVerifier(GenesisHash).Next(roundTrip(t, &r)); err != nil {
-			t.Fatalf("%v", err)
-		}
-	})
-}
-
 func BenchmarkSeal(b *testing.B) {
 	r := chain(b, 1)[0]
 	b.ReportAllocs()

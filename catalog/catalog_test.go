@@ -83,25 +83,3 @@ func TestParseEmpty(t *testing.T) {
 		}
 	}
 }
-
-// FuzzParse: whatever the input, Parse returns a catalogue or an
-// ErrInvalid, and never panics; a catalogue it returns validates again.
-func FuzzParse(f *testing.F) {
-	if data, err := os.ReadFile("../examples/services.yaml"); err == nil {
-		f.Add(data)
-	}
-	f.Add([]byte("services:\n  - {name: a, hosts: [a.mesh], port: 80, endpoints: [\"[::1]:80\"]}\n"))
-	f.Add([]byte("services: [{name: a, hosts: [&x a], port: *x}]"))
-	f.Fuzz(func(t *testing.T, data []byte) {
-		c, err := Parse("fuzz.yaml", data)
-		if err != nil {
-			if !errors.Is(err, ErrInvalid) {
-				t.Fatalf("error not ErrInvalid: %v", err)
-			}
-			return
-		}
-		if _, err := New(c.Services); err != nil {
-			t.Fatalf("a parsed catalogue does not validate again: %v", err)
-		}
-	})
-}

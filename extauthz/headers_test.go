@@ -1,8 +1,10 @@
 package extauthz
 
 import (
+	"log/slog"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -13,6 +15,8 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/meshguard/meshguard/engine"
+	"github.com/meshguard/meshguard/engine/enginetest"
+	"github.com/meshguard/meshguard/wire"
 )
 
 // FuzzCheckRequest feeds the CheckRequest → engine.Request conversion (and
@@ -20,10 +24,19 @@ import (
 // built field by field and decoded from arbitrary wire bytes. Nothing may
 // panic, every refusal must be a well-formed denial, and every response
 // must marshal (valid UTF-8 everywhere).
+//
+// The request built field by field is also decided, by a Server over a
+// real engine and store ("{orch}" and "{mail}" in a header value stand for
+// those agents' tokens, so the fuzzer reaches allowed requests too). Its
+// answer is either an allowance with consistent headers — MeshGuard's
+// identity set or removed, never both, nothing a caller forged left in
+// place — or a denial with a reason code, never a mix of the two.
 func FuzzCheckRequest(f *testing.F) {
 	f.Add("GET", "docs.internal:8080", "/docs?x=1", "authorization", "Bearer a.b.c", "traceparent", traceparent, ContextExtensionAction, "read:docs", []byte(nil))
 	f.Add("POST", "", "", "X-MeshGuard-Context", `{"recipient":"a@example.com"}`, "x-meshguard-action", "write:email", "", "", []byte{0x0a, 0x00})
 	f.Add("BREW", "h\xff", "/\xfe", "Authorization", "bearer \xff", "authorization", "Bearer x", "k", strings.Repeat("v", 40), []byte{0x0a, 0x03, 0x22, 0x01, 0x12})
+	f.Add("GET", "docs.internal", "/docs", "authorization", "Bearer {orch}", "x_meshguard_agent_id", "agent_forged", ContextExtensionAction, "read:docs", []byte(nil))
+	f.Add("POST", "emailer.mesh", "/send/x", "authorization", "Bearer {mail}", "x-meshguard-delegation", "d.e.f", ContextExtensionMinTier, "trusted", []byte(nil))
 	for _, c := range []call{
 		{method: "GET", host: "docs.internal:8080", path: "/docs/readme?lang=en", token: "eyJhbGciOiJFZERTQSJ9.e30.sig"},
 		{method: "POST", host: "emailer.mesh", path: "/email", headers: map[string]string{engine.HeaderContext: `{"recipient":"x"}`, engine.HeaderDelegation: "d.e.f"},
@@ -35,6 +48,9 @@ func FuzzCheckRequest(f *testing.F) {
 		}
 		f.Add(c.method, c.host, c.path, "", "", "", "", "", "", wire)
 	}
+	m := newMesh(f, enginetest.Options{Now: fixedClock()})
+	srv := NewServer(m.f.Engine, slog.New(slog.DiscardHandler))
+	tokens := strings.NewReplacer("{orch}", m.orchT, "{mail}", m.mailT)
 	f.Fuzz(func(t *testing.T, method, host, path, n1, v1, n2, v2, extKey, extVal string, wire []byte) {
 		http1 := &authv3.AttributeContext_HttpRequest{Method: method, Host: host, Path: path,
 			Headers: map[string]string{n1: v1, n2: v2, ":path": path, ":authority": host}}
@@ -43,6 +59,18 @@ func FuzzCheckRequest(f *testing.F) {
 			Request:           &authv3.AttributeContext_Request{Http: http1},
 			ContextExtensions: map[string]string{extKey: extVal},
 		}})
+		decided := &authv3.AttributeContext_HttpRequest{Method: method, Host: host, Path: path,
+			Headers: map[string]string{n1: tokens.Replace(v1), n2: tokens.Replace(v2), ":path": path, ":authority": host, ":method": method}}
+		resp, err := srv.Check(t.Context(), &authv3.CheckRequest{Attributes: &authv3.AttributeContext{
+			Source:            &authv3.AttributeContext_Peer{Address: sockAddr("10.0.0.7", 1)},
+			Request:           &authv3.AttributeContext_Request{Http: decided},
+			ContextExtensions: map[string]string{extKey: extVal},
+		}})
+		if err != nil {
+			t.Fatalf("Check failed, on a working engine and store: %v", err)
+		}
+		checkAnswer(t, resp, decided.Headers)
+
 		raw := &authv3.AttributeContext_HttpRequest{Method: method, HeaderMap: &corev3.HeaderMap{Headers: []*corev3.HeaderValue{
 			{Key: n1, RawValue: []byte(v1)}, {Key: n2, Value: v2}, {Key: n1, Value: v2}, {Key: "traceparent", RawValue: []byte(v2)},
 		}}}
@@ -66,6 +94,61 @@ func FuzzCheckRequest(f *testing.F) {
 			t.Fatalf("source address %q", r.SourceAddress)
 		}
 	})
+}
+
+// checkAnswer fails unless resp is a well-formed allowance or denial of a
+// request with the headers sent, and marshals.
+func checkAnswer(t *testing.T, resp *authv3.CheckResponse, sent map[string]string) {
+	t.Helper()
+	mustMarshal(t, resp)
+	ok, dr := resp.GetOkResponse(), resp.GetDeniedResponse()
+	code := codes.Code(resp.GetStatus().GetCode())
+	md := resp.GetDynamicMetadata().GetFields()
+	switch {
+	case (ok == nil) == (dr == nil):
+		t.Fatalf("neither or both of an allowance and a denial: %v", resp)
+	case (code == codes.OK) != (ok != nil):
+		t.Fatalf("gRPC status %v with allowed %v", code, ok != nil)
+	case ok != nil:
+		up := headerMap(t, ok.GetHeaders())
+		if md["effect"].GetStringValue() != "allow" || headerMap(t, ok.GetResponseHeadersToAdd())[engine.HeaderDecision] != "allow" {
+			t.Fatalf("allowed, with effect %q and response headers %v", md["effect"].GetStringValue(), ok.GetResponseHeadersToAdd())
+		}
+		if up[engine.HeaderAgentID] != md["agent_id"].GetStringValue() || up[engine.HeaderAgentID] == "" {
+			t.Fatalf("allowed as %q upstream, %q in the metadata", up[engine.HeaderAgentID], md["agent_id"].GetStringValue())
+		}
+		removed := map[string]bool{}
+		for _, name := range ok.GetHeadersToRemove() {
+			if _, set := up[name]; set {
+				t.Fatalf("header %s both set and removed", name)
+			}
+			removed[name] = true
+		}
+		for _, name := range append(slices.Clone(engine.StrippedUpstreamHeaders), engine.HeaderDelegation) {
+			if _, set := up[name]; !set && !removed[name] {
+				t.Fatalf("identity header %s neither set nor removed: a caller's would reach the upstream", name)
+			}
+		}
+		for name := range sent {
+			if strings.Contains(name, "_") && wire.IsMeshGuardHeader(name) && !removed[name] {
+				t.Fatalf("the caller's %q is left in place", name)
+			}
+		}
+	default:
+		want := codes.PermissionDenied
+		if dr.GetStatus().GetCode() == 401 {
+			want = codes.Unauthenticated
+		}
+		st := int(dr.GetStatus().GetCode())
+		if code != want || st < 400 || st > 599 {
+			t.Fatalf("denied with gRPC status %v and HTTP status %d", code, st)
+		}
+		b := decodeBody(t, []byte(dr.GetBody()))
+		if b.Reason == "" || md["reason"].GetStringValue() != b.Reason || md["effect"].GetStringValue() != "deny" ||
+			headerMap(t, dr.GetHeaders())[engine.HeaderDecision] != "deny" {
+			t.Fatalf("a denial without a consistent reason code: body %s, metadata %v", dr.GetBody(), md)
+		}
+	}
 }
 
 // convert runs one CheckRequest through the conversion and the rendering.

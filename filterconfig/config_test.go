@@ -92,17 +92,3 @@ func TestGenerateIsStable(t *testing.T) {
 		t.Fatalf("after a revocation: %v, revisions %s → %s, revoked %d → %d", err, ca.Revision, cc.Revision, len(ca.RevokedAgents), len(cc.RevokedAgents))
 	}
 }
-
-// FuzzParse: no configuration makes Parse or New panic.
-func FuzzParse(f *testing.F) {
-	f.Add([]byte(`{"version":1,"jwks":{"keys":[]},"agents":[],"policies":[],"meshguard":{"cluster":"m","token":"t"}}`))
-	f.Add([]byte(`{"version":1,"jwks":{"keys":[]},"agents":[{"id":"agent_x","name":"a","tier":"verified"}],"policies":[{"name":"p","rules":[]}],"meshguard":{"cluster":"m","token":"t"}}`))
-	f.Add([]byte(`{"version":1}`))
-	f.Fuzz(func(t *testing.T, data []byte) {
-		c, err := filterconfig.Parse(data)
-		if err != nil {
-			return
-		}
-		_, _ = filterconfig.New(c, filterconfig.Options{})
-	})
-}
