@@ -276,6 +276,12 @@ func (d *decoder) rule(n *yaml.Node, field string) Rule {
 	return r
 }
 
+// msgEmptyCeiling: `permissionCeiling: []` would read as "delegate nothing",
+// which a policy says by having no delegation block, while an empty list
+// silently dropped would read as "no ceiling": refused, so neither reading
+// can surprise anyone.
+const msgEmptyCeiling = "empty list: a ceiling of nothing would deny every delegated action; list the actions delegation may reach, leave permissionCeiling out for no ceiling, or leave delegation out to forbid delegating"
+
 func (d *decoder) delegation(n *yaml.Node) *Delegation {
 	del := &Delegation{}
 	var haveDepth bool
@@ -285,6 +291,10 @@ func (d *decoder) delegation(n *yaml.Node) *Delegation {
 			del.MaxDepth, _ = d.integer(v, "delegation.maxDepth", 1, MaxDelegation)
 			haveDepth = true
 		case "permissionCeiling":
+			if v.Kind == yaml.SequenceNode && len(v.Content) == 0 {
+				d.fail(v, "delegation.permissionCeiling", "%s", msgEmptyCeiling)
+				return
+			}
 			del.PermissionCeiling = d.patterns(v, "delegation.permissionCeiling", true, false)
 		}
 	}) {
