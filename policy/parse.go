@@ -217,6 +217,11 @@ func (d *decoder) rules(n *yaml.Node) []Rule {
 		d.fail(n, "rules", "%d rules, more than the limit of %d", len(n.Content), MaxRulesPerPolicy)
 		return nil
 	}
+	if len(n.Content) == 0 {
+		// `rules: []` and no rules key are one policy, with one revision
+		// and one JSON form (which writes "rules": [] for both).
+		return nil
+	}
 	rules := make([]Rule, 0, len(n.Content))
 	names := make(map[string]int, len(n.Content))
 	var unnamed []int
