@@ -21,12 +21,12 @@ const MaxJWKSKeys = 32
 // string; private members (d) are refused, so a private key pasted into a
 // configuration by mistake is an error, not a key silently used.
 type jwkPublic struct {
-	Kty string `json:"kty"`
-	Crv string `json:"crv"`
-	X   string `json:"x"`
-	Y   string `json:"y"`
-	Kid string `json:"kid"`
-	Alg string `json:"alg"`
+	Kty string  `json:"kty"`
+	Crv string  `json:"crv"`
+	X   string  `json:"x"`
+	Y   string  `json:"y"`
+	Kid string  `json:"kid"`
+	Alg string  `json:"alg"`
 	Use *string `json:"use"` // absent, or "sig"
 }
 
