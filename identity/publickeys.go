@@ -18,7 +18,8 @@ import (
 const MaxJWKSKeys = 32
 
 // jwkPublic is one public JWK as Keyring.JWKS writes it. Every field is a
-// string; private members (d) are refused, so a private key pasted into a
+// string (use through a pointer, so "use": "" is not taken for no use);
+// private members (d) are refused, so a private key pasted into a
 // configuration by mistake is an error, not a key silently used.
 type jwkPublic struct {
 	Kty string  `json:"kty"`
