@@ -101,8 +101,10 @@ func (s *memberScanner) value() error {
 	case '"':
 		s.str()
 	default: // number, true, false, null
-		for s.i < len(s.b) && !strings.ContainsRune(",]} \t\n\r", rune(s.b[s.i])) {
-			s.i++
+		for ; s.i < len(s.b); s.i++ {
+			if c := s.b[s.i]; c == ',' || c == ']' || c == '}' || c == ' ' || c == '\t' || c == '\n' || c == '\r' {
+				break
+			}
 		}
 	}
 	return nil
@@ -149,7 +151,8 @@ func (s *memberScanner) object() error {
 			many[f] = true
 		}
 		for _, n := range s.names {
-			if string(name) != n && bytes.EqualFold(name, []byte(n)) {
+			// An ASCII name can only fold to an ASCII name of its length.
+			if (!plain || len(name) == len(n)) && string(name) != n && bytes.EqualFold(name, []byte(n)) {
 				return errMemberCase
 			}
 		}
