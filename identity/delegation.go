@@ -100,6 +100,15 @@ type delegationClaims struct {
 	Traceparent string `json:"traceparent,omitempty"`
 }
 
+// delegationRead is the payload VerifyDelegation reads: aud raw, so that a
+// list or a missing aud is an audience error rather than a type error, and
+// nbf, which Delegate never writes but a token may carry.
+type delegationRead struct {
+	delegationClaims
+	Aud json.RawMessage `json:"aud"`
+	Nbf *numericDate    `json:"nbf"`
+}
+
 // Delegate mints a delegation token for g. Root, Actors and ExpiresAt are
 // required; IssuedAt and ID are set here. ExpiresAt must lie in the future
 // and within the keyring's MaxTTL (callers cap it at the parent token's exp).
@@ -190,15 +199,19 @@ func (v *Verifier) verifyDelegation(token string, now time.Time) (string, Delega
 	if err != nil {
 		return "", DelegationGrant{}, err
 	}
-	var c delegationClaims
-	if err := decodePayload(jws.payload, &c); err != nil {
+	var c delegationRead
+	if err := decodePayload(jws.payload, &c, delegClaimNames); err != nil {
 		return "", DelegationGrant{}, err
+	}
+	var aud string
+	if c.Aud != nil && json.Unmarshal(c.Aud, &aud) != nil {
+		aud = "" // a list, a number...: Delegate writes one string
 	}
 	switch {
 	case c.Iss != v.iss:
 		return "", DelegationGrant{}, fmt.Errorf("%w: expected %q", ErrTokenIssuer, v.iss)
-	case c.Aud != v.aud+DelegationAudienceSuffix:
-		return "", DelegationGrant{}, fmt.Errorf("%w: expected %q", ErrTokenAudience, v.aud+DelegationAudienceSuffix)
+	case aud != v.aud+DelegationAudienceSuffix:
+		return "", DelegationGrant{}, fmt.Errorf("%w: expected the string %q", ErrTokenAudience, v.aud+DelegationAudienceSuffix)
 	case c.Jti == "" || len(c.Jti) > maxJTILen:
 		return "", DelegationGrant{}, fmt.Errorf("%w: jti must be 1 to %d characters", ErrTokenJTI, maxJTILen)
 	case c.Exp <= 0 || c.Iat <= 0 || c.Exp <= c.Iat || c.Exp > maxNumericDate:
@@ -210,6 +223,12 @@ func (v *Verifier) verifyDelegation(token string, now time.Time) (string, Delega
 	}
 	if now.Add(Leeway).Before(iat) {
 		return "", DelegationGrant{}, fmt.Errorf("%w: iat is %s ahead (leeway %s)", ErrTokenNotYetValid, iat.Sub(now).Truncate(time.Second), Leeway)
+	}
+	// Delegate writes no nbf, but a token that has one is not good before it.
+	if c.Nbf != nil {
+		if nbf := c.Nbf.time(); now.Add(Leeway).Before(nbf) {
+			return "", DelegationGrant{}, fmt.Errorf("%w: nbf is %s ahead (leeway %s)", ErrTokenNotYetValid, nbf.Sub(now).Truncate(time.Second), Leeway)
+		}
 	}
 	if exp.Sub(iat) > jws.ring.MaxTTL() {
 		return "", DelegationGrant{}, fmt.Errorf("%w: lifetime %s exceeds the maximum %s", ErrTokenClaims, exp.Sub(iat), jws.ring.MaxTTL())

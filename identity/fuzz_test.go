@@ -8,6 +8,7 @@ import (
 	"crypto/elliptic"
 	"crypto/sha256"
 	"crypto/x509"
+	"encoding/json"
 	"errors"
 	"flag"
 	"maps"
@@ -33,9 +34,13 @@ type fuzzFixture struct {
 	cached   *CachedVerifier
 	agent    Agent
 	ed, es   *signingKey
-	// signed holds the signing inputs (header.payload) the fixture
-	// signed: the only inputs a successful Verify may carry.
-	signed map[string]bool
+	// signed holds the signing inputs (header.payload) of the agent
+	// tokens the fixture signed, with the alg and kid that signed each: the
+	// only inputs a successful Verify may carry.
+	signed map[string][2]string
+	// delegations holds the delegation tokens the fixture signed, with
+	// the grant each says: the only ones VerifyDelegation may accept.
+	delegations map[string]DelegationGrant
 }
 
 func fixedStoredKey(tb testing.TB, alg string, seed string) StoredKey {
@@ -81,7 +86,7 @@ func newFuzzFixture(tb testing.TB) *fuzzFixture {
 	}
 	return &fuzzFixture{
 		verifier: v, cached: NewCachedVerifier(v, CacheConfig{}), agent: agent,
-		ed: ring.byKID[ed.KID], es: ring.byKID[es.KID], signed: map[string]bool{},
+		ed: ring.byKID[ed.KID], es: ring.byKID[es.KID], signed: map[string][2]string{}, delegations: map[string]DelegationGrant{},
 	}
 }
 
@@ -93,11 +98,59 @@ func (fx *fuzzFixture) claims() map[string]any {
 	}
 }
 
+// wantClaims are the claims of fx.claims() as Verify must return them.
+func (fx *fuzzFixture) wantClaims() Claims {
+	now := time.Unix(1772366400, 0).UTC()
+	return Claims{Issuer: DefaultIssuer, Subject: fx.agent.ID, Audience: DefaultAudience, Name: "fuzz", Tier: trust.Verified,
+		Tags: []string{"a"}, IssuedAt: now, NotBefore: now, ExpiresAt: now.Add(time.Hour), ID: "fuzz-jti"}
+}
+
 // sign signs and remembers the signing input as legitimately ours.
 func (fx *fuzzFixture) sign(tb testing.TB, key *signingKey, secret []byte, hdr map[string]any) string {
 	tok := signToken(tb, key, secret, hdr, fx.claims())
-	fx.signed[tok[:strings.LastIndexByte(tok, '.')]] = true
+	fx.signed[tok[:strings.LastIndexByte(tok, '.')]] = [2]string{hdr["alg"].(string), fx.kidOf(hdr)}
 	return tok
+}
+
+func (fx *fuzzFixture) kidOf(hdr map[string]any) string {
+	if hdr["alg"] == AlgHS256 {
+		return "" // the secret has no kid
+	}
+	return hdr["kid"].(string)
+}
+
+// fuzzActor is the delegate of the fixture's delegation token.
+const fuzzActor = "agent_fuzzactorfuzzactorfu"
+
+// delegationClaims are a valid delegation token's claims, and the grant
+// VerifyDelegation must return for them.
+func (fx *fuzzFixture) delegationClaims() (map[string]any, DelegationGrant) {
+	now := int64(1772366400)
+	return map[string]any{"iss": DefaultIssuer, "aud": DefaultAudience + DelegationAudienceSuffix, "sub": fx.agent.ID,
+			"act": map[string]any{"sub": fuzzActor}, "scope": "read:* write:email", "max_chain": 2, "iat": now, "exp": now + 600, "jti": "fuzz-deleg"},
+		DelegationGrant{Root: fx.agent.ID, Actors: []string{fuzzActor}, Scope: []string{"read:*", "write:email"}, MaxChain: 2,
+			IssuedAt: time.Unix(now, 0).UTC(), ExpiresAt: time.Unix(now+600, 0).UTC(), ID: "fuzz-deleg"}
+}
+
+// signDelegation signs a valid delegation token and remembers its grant.
+func (fx *fuzzFixture) signDelegation(tb testing.TB) string {
+	c, g := fx.delegationClaims()
+	tok := signToken(tb, fx.ed, nil, map[string]any{"alg": AlgEdDSA, "kid": fx.ed.kid, "typ": typDelegation}, c)
+	fx.delegations[tok[:strings.LastIndexByte(tok, '.')]] = g
+	return tok
+}
+
+// signedRaw signs raw header and payload JSON with key, remembering nothing:
+// for tokens that are ours by signature but must still be refused.
+func (fx *fuzzFixture) signedRaw(tb testing.TB, hdr string, payload map[string]any, extra string) string {
+	p, err := json.Marshal(payload)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if extra != "" {
+		p = append(append(p[:len(p)-1:len(p)-1], ","+extra...), '}')
+	}
+	return signRaw(tb, fx.ed, nil, []byte(hdr), p)
 }
 
 // seeds are the named seed tokens. Valid ones come first.
@@ -111,20 +164,37 @@ func (fx *fuzzFixture) seeds(tb testing.TB) map[string]string {
 	tampered := fx.claims()
 	tampered["tier"] = "privileged"
 	tamperedTok := signToken(tb, fx.ed, nil, map[string]any{"alg": AlgEdDSA, "kid": fx.ed.kid}, tampered)
+	edHdr := `{"alg":"EdDSA","kid":"` + fx.ed.kid + `","typ":"JWT"}`
+	delHdr := `{"alg":"EdDSA","kid":"` + fx.ed.kid + `","typ":"delegation+jwt"}`
+	dc, _ := fx.delegationClaims()
+	future := maps.Clone(dc)
+	future["nbf"] = int64(1772366400 + 3600)
+	audList := maps.Clone(dc)
+	audList["aud"] = []string{DefaultAudience + DelegationAudienceSuffix}
 	return map[string]string{
-		"valid_eddsa":       edTok,
-		"valid_hs256":       hsTok,
-		"alg_none":          none + "." + seg[1] + ".",
-		"alg_none_sig":      none + "." + seg[1] + "." + seg[2],
-		"hs256_confusion":   confusion,
-		"truncated":         edTok[:len(edTok)/2],
-		"tampered_payload":  strings.Split(tamperedTok, ".")[0] + "." + strings.Split(tamperedTok, ".")[1] + "." + seg[2],
-		"kid_unknown":       b64.EncodeToString([]byte(`{"alg":"EdDSA","kid":"nope"}`)) + "." + seg[1] + "." + seg[2],
-		"jku_header":        b64.EncodeToString([]byte(`{"alg":"EdDSA","kid":"`+fx.ed.kid+`","jku":"http://x"}`)) + "." + seg[1] + "." + seg[2],
-		"alg_swapped_es256": b64.EncodeToString([]byte(`{"alg":"ES256","kid":"`+fx.ed.kid+`"}`)) + "." + seg[1] + "." + seg[2],
-		"empty":             "",
-		"dots":              "..",
-		"garbage":           "not a token at all",
+		"valid_delegation":       fx.signDelegation(tb),
+		"dup_alg_header":         fx.signedRaw(tb, `{"alg":"EdDSA","alg":"EdDSA","kid":"`+fx.ed.kid+`","typ":"JWT"}`, fx.claims(), ""),
+		"dup_tier":               fx.signedRaw(tb, edHdr, fx.claims(), `"tier":"privileged"`),
+		"dup_sub_folded":         fx.signedRaw(tb, edHdr, fx.claims(), `"ſub":"agent_fuzzfuzzfuzzfuzzfuzz"`),
+		"exp_spelt_Exp":          fx.signedRaw(tb, edHdr, deleted(fx.claims(), "exp"), `"Exp":1772370000`),
+		"delegation_dup_scope":   fx.signedRaw(tb, delHdr, dc, `"scope":"*"`),
+		"delegation_dup_act_sub": fx.signedRaw(tb, delHdr, deleted(dc, "act"), `"act":{"sub":"`+fuzzActor+`","sub":"`+fx.agent.ID+`"}`),
+		"delegation_nbf_future":  fx.signedRaw(tb, delHdr, future, ""),
+		"delegation_aud_list":    fx.signedRaw(tb, delHdr, audList, ""),
+		"delegation_crit":        fx.signedRaw(tb, `{"alg":"EdDSA","kid":"`+fx.ed.kid+`","typ":"delegation+jwt","crit":["exp"]}`, dc, ""),
+		"valid_eddsa":            edTok,
+		"valid_hs256":            hsTok,
+		"alg_none":               none + "." + seg[1] + ".",
+		"alg_none_sig":           none + "." + seg[1] + "." + seg[2],
+		"hs256_confusion":        confusion,
+		"truncated":              edTok[:len(edTok)/2],
+		"tampered_payload":       strings.Split(tamperedTok, ".")[0] + "." + strings.Split(tamperedTok, ".")[1] + "." + seg[2],
+		"kid_unknown":            b64.EncodeToString([]byte(`{"alg":"EdDSA","kid":"nope"}`)) + "." + seg[1] + "." + seg[2],
+		"jku_header":             b64.EncodeToString([]byte(`{"alg":"EdDSA","kid":"`+fx.ed.kid+`","jku":"http://x"}`)) + "." + seg[1] + "." + seg[2],
+		"alg_swapped_es256":      b64.EncodeToString([]byte(`{"alg":"ES256","kid":"`+fx.ed.kid+`"}`)) + "." + seg[1] + "." + seg[2],
+		"empty":                  "",
+		"dots":                   "..",
+		"garbage":                "not a token at all",
 	}
 }
 
@@ -141,15 +211,24 @@ func FuzzVerify(f *testing.F) {
 	// The committed ES256 seed was signed by the same fixed key.
 	if b, err := os.ReadFile(filepath.Join("testdata", "fuzz", "FuzzVerify", esSeedName)); err == nil {
 		if tok, err := parseCorpusFile(b); err == nil && strings.Count(tok, ".") == 2 {
-			fx.signed[tok[:strings.LastIndexByte(tok, '.')]] = true
+			fx.signed[tok[:strings.LastIndexByte(tok, '.')]] = [2]string{AlgES256, fx.es.kid}
 		}
 	}
 	ctx := context.Background()
 
 	f.Fuzz(func(t *testing.T, token string) {
-		// The fixture signs no delegation token, so none may verify.
-		if g, err := fx.verifier.VerifyDelegation(token); err == nil || !errors.Is(err, ErrInvalidToken) {
-			t.Fatalf("VerifyDelegation accepted or mis-classified garbage: %+v, %v", g, err)
+		// A delegation token verifies only if the fixture signed it, and
+		// then says exactly what it was signed with.
+		if g, err := fx.verifier.VerifyDelegation(token); err == nil {
+			want, ok := fx.delegations[token[:strings.LastIndexByte(token, '.')]]
+			if !ok {
+				t.Fatalf("VerifyDelegation accepted a token the fixture never signed: %q", token)
+			}
+			if diff := cmp.Diff(want, g); diff != "" {
+				t.Fatalf("the verified grant is not the signed one (-signed +verified):\n%s", diff)
+			}
+		} else if !errors.Is(err, ErrInvalidToken) {
+			t.Fatalf("VerifyDelegation mis-classified garbage: %v", err)
 		}
 		got, err := fx.verifier.Verify(ctx, token)
 		cgot, cerr := fx.cached.Verify(ctx, token)
@@ -162,11 +241,15 @@ func FuzzVerify(f *testing.F) {
 			}
 			return
 		}
-		if !fx.signed[token[:strings.LastIndexByte(token, '.')]] {
+		key, ok := fx.signed[token[:strings.LastIndexByte(token, '.')]]
+		if !ok {
 			t.Fatalf("accepted a token whose header and payload the fixture never signed: %q", token)
 		}
-		if got.Claims.Subject != fx.agent.ID || got.Tier != trust.Verified {
-			t.Fatalf("unexpected result %+v", got)
+		// The claims it was signed with, the agent it names, the lower
+		// of the two tiers, and the key that signed it.
+		want := Verified{Claims: fx.wantClaims(), Agent: fx.agent, Tier: trust.Verified, Alg: key[0], KID: key[1]}
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Fatalf("the verified token is not the signed one (-signed +verified):\n%s", diff)
 		}
 		if diff := cmp.Diff(got, *cgot); diff != "" {
 			t.Fatalf("cached result differs:\n%s", diff)
@@ -220,10 +303,21 @@ func TestFuzzSeedCorpus(t *testing.T) {
 			if want, ok := seeds[name]; ok && tok != want {
 				t.Fatalf("committed seed differs from the fixture's (run with -update-fuzz-seeds)")
 			}
-			_, err = fx.verifier.Verify(context.Background(), tok)
+			if strings.Contains(name, "delegation") {
+				_, err = fx.verifier.VerifyDelegation(tok)
+			} else {
+				_, err = fx.verifier.Verify(context.Background(), tok)
+			}
 			if valid := strings.HasPrefix(name, "valid_"); valid != (err == nil) {
 				t.Fatalf("Verify = %v; seed %s should be valid: %v", err, name, valid)
 			}
 		})
 	}
+}
+
+// deleted returns m without key.
+func deleted(m map[string]any, key string) map[string]any {
+	m = maps.Clone(m)
+	delete(m, key)
+	return m
 }

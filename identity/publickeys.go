@@ -6,7 +6,9 @@ import (
 	"crypto/ed25519"
 	"crypto/elliptic"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"time"
 )
 
@@ -16,17 +18,21 @@ import (
 const MaxJWKSKeys = 32
 
 // jwkPublic is one public JWK as Keyring.JWKS writes it. Every field is a
-// string; private members (d) are refused, so a private key pasted into a
+// string (use through a pointer, so "use": "" is not taken for no use);
+// private members (d) are refused, so a private key pasted into a
 // configuration by mistake is an error, not a key silently used.
 type jwkPublic struct {
-	Kty string `json:"kty"`
-	Crv string `json:"crv"`
-	X   string `json:"x"`
-	Y   string `json:"y"`
-	Kid string `json:"kid"`
-	Alg string `json:"alg"`
-	Use string `json:"use"`
+	Kty string  `json:"kty"`
+	Crv string  `json:"crv"`
+	X   string  `json:"x"`
+	Y   string  `json:"y"`
+	Kid string  `json:"kid"`
+	Alg string  `json:"alg"`
+	Use *string `json:"use"` // absent, or "sig"
 }
+
+// jwkNames are the JWKS members NewPublicKeyring reads.
+var jwkNames = []string{"keys", "kty", "crv", "x", "y", "kid", "alg", "use"}
 
 // NewPublicKeyring builds a verify-only keyring from a JWKS document
 // ({"keys":[...]}) of Ed25519 (kty OKP) and P-256 (kty EC) public keys,
@@ -46,6 +52,16 @@ func NewPublicKeyring(jwks []byte, maxTokenTTL time.Duration) (*Keyring, error) 
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&doc); err != nil {
 		return nil, fmt.Errorf("%w: JWKS: expected {\"keys\":[...]}: %w", ErrInvalidKey, err)
+	}
+	// Decode reads one value: a second one after it ({...}{"keys":[...]})
+	// is a document another reader may take instead.
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return nil, fmt.Errorf("%w: JWKS: data after the document", ErrInvalidKey)
+	}
+	// One reading only: a member twice, or "KID" for kid, would be read
+	// one way here and another by the JWKS's other consumers.
+	if err := checkMembers(jwks, jwkNames); err != nil {
+		return nil, fmt.Errorf("%w: JWKS: %w", ErrInvalidKey, err)
 	}
 	if len(doc.Keys) > MaxJWKSKeys {
 		return nil, fmt.Errorf("%w: JWKS: %d keys, at most %d", ErrInvalidKey, len(doc.Keys), MaxJWKSKeys)
@@ -75,8 +91,8 @@ func parsePublicJWK(raw json.RawMessage) (*signingKey, error) {
 	switch {
 	case k.Kid == "" || len(k.Kid) > maxKIDLen:
 		return nil, fmt.Errorf("kid must be 1 to %d characters", maxKIDLen)
-	case k.Use != "" && k.Use != "sig":
-		return nil, fmt.Errorf("kid %q: use %q: expected sig", k.Kid, k.Use)
+	case k.Use != nil && *k.Use != "sig":
+		return nil, fmt.Errorf("kid %q: use %q: expected sig", k.Kid, *k.Use)
 	}
 	x, err := b64.DecodeString(k.X)
 	if err != nil {

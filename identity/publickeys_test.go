@@ -3,6 +3,7 @@ package identity
 import (
 	"context"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -80,18 +81,31 @@ func TestPublicKeyringRefuses(t *testing.T) {
 	}
 }
 
-// FuzzPublicKeyring: no input panics, and what is accepted holds only
-// verify-only keys.
+// FuzzPublicKeyring: no input panics; what is accepted holds only
+// verify-only keys, is what the document says read as plain JSON (no second
+// reading: checkJWKSReading), and round-trips: its keys written back as a
+// JWKS parse to the same keys, in the same order.
 func FuzzPublicKeyring(f *testing.F) {
 	f.Add([]byte(`{"keys":[{"kty":"OKP","crv":"Ed25519","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo","kid":"a","alg":"EdDSA","use":"sig"}]}`))
 	f.Add([]byte(`{"keys":[]}`))
 	f.Fuzz(func(t *testing.T, jwks []byte) {
 		ring, err := NewPublicKeyring(jwks, 0)
 		if err != nil {
+			if !errors.Is(err, ErrInvalidKey) {
+				t.Fatalf("refusal %v is not ErrInvalidKey", err)
+			}
 			return
 		}
 		if _, _, ok := ring.Current(); ok {
 			t.Fatal("accepted JWKS yields a signing key")
+		}
+		checkJWKSReading(t, jwks, ring)
+		again, err := NewPublicKeyring(publicJWKS(t, ring), 0)
+		if err != nil {
+			t.Fatalf("the keyring's own JWKS does not parse: %v", err)
+		}
+		if !slices.EqualFunc(ring.ordered, again.ordered, sameKey) {
+			t.Fatal("the keyring changed in the round trip")
 		}
 	})
 }

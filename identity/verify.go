@@ -141,6 +141,11 @@ func parseHeader(seg string) (header, error) {
 			return header{}, fmt.Errorf("%w: header parameter %s is not a string", ErrTokenMalformed, name)
 		}
 	}
+	// Checked last: by now every name is alg, kid or typ and every value a
+	// string, so the walk stops by the fourth member whatever the size.
+	if err := checkMembers(raw, headerNames); err != nil {
+		return header{}, fmt.Errorf("%w: header: %w", ErrTokenMalformed, err)
+	}
 	return h, nil
 }
 
@@ -153,7 +158,7 @@ func (v *Verifier) verifyToken(token string, now time.Time) (Verified, error) {
 	}
 	res := Verified{Alg: jws.alg, KID: jws.kid}
 	var wc wireClaims
-	if err := decodePayload(jws.payload, &wc); err != nil {
+	if err := decodePayload(jws.payload, &wc, agentClaimNames); err != nil {
 		return Verified{}, err
 	}
 	if res.Claims, err = v.checkClaims(&wc, now, jws.ring.MaxTTL()); err != nil {
@@ -265,14 +270,18 @@ func (v *Verifier) verifyJWS(token string, now time.Time, typ string) (verifiedJ
 }
 
 // decodePayload parses a verified payload into dst, telling bad JSON from
-// claims of the wrong type.
-func decodePayload(raw []byte, dst any) error {
+// claims of the wrong type, and refuses duplicate claims and other
+// spellings of the claims in names (checkMembers).
+func decodePayload(raw []byte, dst any, names []string) error {
 	if err := json.Unmarshal(raw, dst); err != nil {
 		var syn *json.SyntaxError
 		if errors.As(err, &syn) || !json.Valid(raw) {
 			return fmt.Errorf("%w: payload is not JSON", ErrTokenMalformed)
 		}
 		return fmt.Errorf("%w: a claim has the wrong type (expected strings for iss, sub, name, tier, jti, scope; string or array for aud; string array for tags; numbers for iat, nbf, exp)", ErrTokenClaims)
+	}
+	if err := checkMembers(raw, names); err != nil {
+		return fmt.Errorf("%w: claims: %w", ErrTokenMalformed, err)
 	}
 	return nil
 }

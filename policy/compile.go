@@ -162,7 +162,12 @@ func compilePolicy(p *Policy) (*compiledPolicy, error) {
 		rules:      make([]compiledRule, len(p.Rules)),
 		defaultMsg: fmt.Sprintf("no rule of policy %q matched and its default is %s", p.Name, p.DefaultEffect),
 	}
-	if p.Delegation != nil && len(p.Delegation.PermissionCeiling) > 0 {
+	if p.Delegation != nil && p.Delegation.PermissionCeiling != nil {
+		// Parse refuses an empty ceiling; a Policy built otherwise must not
+		// compile to "no ceiling", the widest reading (fail closed).
+		if len(p.Delegation.PermissionCeiling) == 0 {
+			return nil, fmt.Errorf("delegation.permissionCeiling: %s", msgEmptyCeiling)
+		}
 		cp.ceiling = compileGlobs(p.Delegation.PermissionCeiling)
 	}
 	for i := range p.Rules {

@@ -68,14 +68,14 @@ func TestDelegationChecks(t *testing.T) {
 		{"two hops within every depth", mail, []Subject{orch, res}, "write:email", nil, want{Allow, ReasonRuleAllow, "emailers", "send"}},
 		{"actor's own policy denies first", mail, []Subject{orch}, "admin:users", nil, want{Deny, ReasonRuleDeny, "emailers", "no-admin"}},
 		{"actor's own policy has no rule", mail, []Subject{orch}, "delete:x", nil, want{Deny, ReasonNoMatchingRule, "emailers", ""}},
-		{"delegator allowed the action itself", mail, []Subject{res}, "read:contacts", nil, want{Allow, ReasonRuleAllow, "", ""}},
+		{"delegator allowed the action itself", mail, []Subject{res}, "read:contacts", nil, want{Allow, ReasonRuleAllow, "emailers", "send"}},
 		{"member denied: researcher may not write:calendar", agent("cal", trust.Verified, "loose"), []Subject{res}, "write:calendar", nil, want{Deny, ReasonDelegationMemberDenied, "researchers", ""}},
 		{"ceiling: orchestrator's ceiling excludes write:files", agent("w", trust.Verified, "loose"), []Subject{orch}, "write:files", nil, want{Deny, ReasonDelegationCeiling, "orchestrators", ""}},
-		{"block without ceiling adds none", agent("w", trust.Verified, "loose"), []Subject{res}, "read:files", nil, want{Allow, ReasonRuleAllow, "loose", ""}},
+		{"block without ceiling adds none", agent("w", trust.Verified, "loose"), []Subject{res}, "read:files", nil, want{Allow, ReasonRuleAllow, "loose", "anything"}},
 		{"depth: researcher allows one hand-off, this is two", mail, []Subject{res, agent("l", trust.Verified, "loose")}, "write:email", nil, want{Deny, ReasonDelegationDepth, "researchers", ""}},
 		{"depth: orchestrator allows two hand-offs, this is three", mail, append([]Subject{orch}, looseN(2)...), "write:email", nil, want{Deny, ReasonDelegationDepth, "orchestrators", ""}},
 		{"not permitted: no delegation block covers the delegator", mail, []Subject{plain}, "write:email", nil, want{Deny, ReasonDelegationNotPermitted, "", ""}},
-		{"five delegating agents is the cap", agent("z", trust.Verified, "loose"), looseN(5), "read:x", nil, want{Allow, ReasonRuleAllow, "loose", ""}},
+		{"five delegating agents is the cap", agent("z", trust.Verified, "loose"), looseN(5), "read:x", nil, want{Allow, ReasonRuleAllow, "loose", "anything"}},
 		{"six delegating agents exceeds the cap", agent("z", trust.Verified, "loose"), looseN(6), "read:x", nil, want{Deny, ReasonDelegationDepth, "", ""}},
 		// The cap is checked before D's own policy: with a denying actor only
 		// the cap can give delegation_depth.
@@ -87,9 +87,9 @@ func TestDelegationChecks(t *testing.T) {
 		{"revoked is reported before cycle and untrusted", mail, []Subject{untrusted, revoked, revoked}, "write:email", nil, want{Deny, ReasonDelegationRevoked, "", ""}},
 		{"cycle is reported before untrusted", mail, []Subject{untrusted, res, res}, "write:email", nil, want{Deny, ReasonDelegationCycle, "", ""}},
 		{"untrusted is reported before the depth cap", mail, append(looseN(6), untrusted), "write:email", nil, want{Deny, ReasonDelegationUntrusted, "", ""}},
-		{"scope holds", mail, []Subject{orch}, "write:email", []string{"write:*"}, want{Allow, ReasonRuleAllow, "", ""}},
+		{"scope holds", mail, []Subject{orch}, "write:email", []string{"write:*"}, want{Allow, ReasonRuleAllow, "emailers", "send"}},
 		{"scope excludes the action", mail, []Subject{orch}, "read:contacts", []string{"write:email"}, want{Deny, ReasonDelegationScope, "", ""}},
-		{"ceiling is checked before scope", agent("w", trust.Verified, "loose"), []Subject{orch}, "write:files", []string{"read:*"}, want{Deny, ReasonDelegationCeiling, "", ""}},
+		{"ceiling is checked before scope", agent("w", trust.Verified, "loose"), []Subject{orch}, "write:files", []string{"read:*"}, want{Deny, ReasonDelegationCeiling, "orchestrators", ""}},
 		{"no chain: no delegation checks", mail, nil, "write:email", nil, want{Allow, ReasonRuleAllow, "emailers", "send"}},
 	}
 	for _, tc := range tests {

@@ -45,6 +45,9 @@ func check(t testing.TB, s *Set, in Input) Decision {
 	return fast
 }
 
+// want is an exact expectation: every field must equal the decision's,
+// and "" means the decision names no policy (or no rule). There is no
+// "don't care": a decision that blames the wrong policy is a wrong decision.
 type want struct {
 	effect Effect
 	reason string
@@ -54,8 +57,7 @@ type want struct {
 
 func expect(t testing.TB, got Decision, w want) {
 	t.Helper()
-	if got.Effect != w.effect || got.Reason != w.reason ||
-		(w.policy != "" && got.Policy != w.policy) || (w.rule != "" && got.Rule != w.rule) {
+	if got.Effect != w.effect || got.Reason != w.reason || got.Policy != w.policy || got.Rule != w.rule {
 		t.Fatalf("decision = %s/%s policy=%q rule=%q (%s); want %s/%s policy=%q rule=%q",
 			got.Effect, got.Reason, got.Policy, got.Rule, got.Message, w.effect, w.reason, w.policy, w.rule)
 	}

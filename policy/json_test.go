@@ -34,4 +34,7 @@ func TestJSONRoundTrips(t *testing.T) {
 	if set.Len() < 3 || again.Revision() != set.Revision() {
 		t.Fatalf("%d policies; revision %s after the round trip, %s before", set.Len(), again.Revision(), set.Revision())
 	}
+	// And they decide alike; FuzzParse runs the same check on every policy
+	// it parses, its seeds covering every field and operator.
+	checkJSONRoundTrip(t, set.Policies(), set)
 }

@@ -217,6 +217,11 @@ func (d *decoder) rules(n *yaml.Node) []Rule {
 		d.fail(n, "rules", "%d rules, more than the limit of %d", len(n.Content), MaxRulesPerPolicy)
 		return nil
 	}
+	if len(n.Content) == 0 {
+		// `rules: []` and no rules key are one policy, with one revision
+		// and one JSON form (which writes "rules": [] for both).
+		return nil
+	}
 	rules := make([]Rule, 0, len(n.Content))
 	names := make(map[string]int, len(n.Content))
 	var unnamed []int
@@ -276,6 +281,12 @@ func (d *decoder) rule(n *yaml.Node, field string) Rule {
 	return r
 }
 
+// msgEmptyCeiling: `permissionCeiling: []` would read as "delegate nothing",
+// which a policy says by having no delegation block, while an empty list
+// silently dropped would read as "no ceiling": refused, so neither reading
+// can surprise anyone.
+const msgEmptyCeiling = "empty list: a ceiling of nothing would deny every delegated action; list the actions delegation may reach, leave permissionCeiling out for no ceiling, or leave delegation out to forbid delegating"
+
 func (d *decoder) delegation(n *yaml.Node) *Delegation {
 	del := &Delegation{}
 	var haveDepth bool
@@ -285,6 +296,10 @@ func (d *decoder) delegation(n *yaml.Node) *Delegation {
 			del.MaxDepth, _ = d.integer(v, "delegation.maxDepth", 1, MaxDelegation)
 			haveDepth = true
 		case "permissionCeiling":
+			if v.Kind == yaml.SequenceNode && len(v.Content) == 0 {
+				d.fail(v, "delegation.permissionCeiling", "%s", msgEmptyCeiling)
+				return
+			}
 			del.PermissionCeiling = d.patterns(v, "delegation.permissionCeiling", true, false)
 		}
 	}) {

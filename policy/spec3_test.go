@@ -115,7 +115,7 @@ func TestAppliesToEmptyCoversEveryone(t *testing.T) {
 
 func TestAppliesToByName(t *testing.T) {
 	s := mustSet(t, "name: p\nappliesTo: {agentIds: [researcher]}\nrules: [{effect: allow, actions: ['read:*']}]")
-	expect(t, check(t, s, Input{Agent: agent("researcher", trust.Verified), Action: "read:x"}), want{Allow, ReasonRuleAllow, "p", ""})
+	expect(t, check(t, s, Input{Agent: agent("researcher", trust.Verified), Action: "read:x"}), want{Allow, ReasonRuleAllow, "p", "rule-1"})
 	expect(t, check(t, s, Input{Agent: agent("emailer", trust.Verified), Action: "read:x"}), want{Deny, ReasonNoPolicy, "", ""})
 }
 
