@@ -114,17 +114,13 @@ func (a *API) createAgent(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *API) listAgents(w http.ResponseWriter, r *http.Request) {
-	q := r.URL.Query()
-	for k := range q {
-		switch k {
-		case "trust", "status", "tag", "after", "limit":
-		default:
-			badRequest(w, "unknown query parameter %q (expected trust, status, tag, after, limit)", k)
-			return
-		}
+	q, msg := queryParams(r, "trust", "status", "tag", "after", "limit")
+	if msg != "" {
+		badRequest(w, "%s", msg)
+		return
 	}
-	f := store.AgentFilter{Status: identity.Status(q.Get("status")), Tag: q.Get("tag"), After: q.Get("after")}
-	if s := q.Get("trust"); s != "" {
+	f := store.AgentFilter{Status: identity.Status(q["status"]), Tag: q["tag"], After: q["after"]}
+	if s := q["trust"]; s != "" {
 		t, msg := parseTier("trust", s)
 		if msg != "" {
 			badRequest(w, "%s", msg)
@@ -132,7 +128,7 @@ func (a *API) listAgents(w http.ResponseWriter, r *http.Request) {
 		}
 		f.Tier = &t
 	}
-	if s := q.Get("limit"); s != "" {
+	if s := q["limit"]; s != "" {
 		n, err := strconv.Atoi(s)
 		if err != nil {
 			badRequest(w, "limit: %q is not a whole number", s)

@@ -55,15 +55,14 @@ func wantsYAML(r *http.Request) bool {
 
 func (a *API) getPolicy(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("name")
-	for k, v := range r.URL.Query() {
-		switch {
-		case k != "format":
-			badRequest(w, "unknown query parameter %q (expected format)", k)
-			return
-		case v[0] != "yaml" && v[0] != "json":
-			badRequest(w, "format: %q: expected json or yaml", v[0])
-			return
-		}
+	q, msg := queryParams(r, "format")
+	if msg != "" {
+		badRequest(w, "%s", msg)
+		return
+	}
+	if f, ok := q["format"]; ok && f != "yaml" && f != "json" {
+		badRequest(w, "format: %q: expected json or yaml", f)
+		return
 	}
 	p, inForce := a.cfg.Policies.Current().Policy(name)
 	var stored *store.StoredPolicy
@@ -127,11 +126,10 @@ func readPolicyFiles(w http.ResponseWriter, r *http.Request) ([]client.PolicyFil
 		writeError(w, http.StatusUnsupportedMediaType, "unsupported_media_type", "unreadable Content-Type; expected application/yaml or application/json")
 		return nil, false
 	}
-	for k := range r.URL.Query() {
-		if k != "file" {
-			badRequest(w, "unknown query parameter %q (expected file)", k)
-			return nil, false
-		}
+	q, msg := queryParams(r, "file")
+	if msg != "" {
+		badRequest(w, "%s", msg)
+		return nil, false
 	}
 	switch mt {
 	case "", "application/yaml", "application/x-yaml", "text/yaml", "text/x-yaml":
@@ -143,7 +141,7 @@ func readPolicyFiles(w http.ResponseWriter, r *http.Request) ([]client.PolicyFil
 			badRequest(w, "the body is not valid UTF-8")
 			return nil, false
 		}
-		label := r.URL.Query().Get("file")
+		label := q["file"]
 		if label == "" {
 			label = defaultFileLabel
 		}

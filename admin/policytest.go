@@ -1,6 +1,7 @@
 package admin
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -12,6 +13,7 @@ import (
 	"github.com/meshguard/meshguard/client"
 	"github.com/meshguard/meshguard/identity"
 	"github.com/meshguard/meshguard/policy"
+	"github.com/meshguard/meshguard/yamldoc"
 )
 
 // maxTestAgents bounds the distinct agents one tests file may name.
@@ -131,7 +133,7 @@ func (a *API) testDirectory(ctx context.Context, data []byte) (*policy.Directory
 			Chain []any `yaml:"chain"`
 		} `yaml:"tests"`
 	}
-	_ = yaml.Unmarshal(data, &doc) // errors: see ParseTests
+	_ = yamldoc.Decode(yaml.NewDecoder(bytes.NewReader(data)), &doc) // errors: see ParseTests
 	keys := map[string]bool{}
 	add := func(v any) {
 		if s, ok := v.(string); ok && s != "" && len(s) <= 2*identity.MaxNameLen {

@@ -23,6 +23,7 @@ import (
 
 	"github.com/meshguard/meshguard/identity"
 	"github.com/meshguard/meshguard/trust"
+	"github.com/meshguard/meshguard/yamldoc"
 )
 
 // Limits: every limit is bounded (docs/xds.md).
@@ -89,7 +90,7 @@ func Parse(name string, data []byte) (*Catalogue, error) {
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
 	var f file
-	if err := decode(dec, &f); err != nil && !errors.Is(err, io.EOF) {
+	if err := yamldoc.Decode(dec, &f); err != nil && !errors.Is(err, io.EOF) {
 		return nil, fmt.Errorf("%w: %s: %s", ErrInvalid, name, strings.TrimPrefix(err.Error(), "yaml: "))
 	}
 	var extra yaml.Node
@@ -113,18 +114,6 @@ func Parse(name string, data []byte) (*Catalogue, error) {
 		return nil, fmt.Errorf("%s: %w", name, err)
 	}
 	return c, nil
-}
-
-// decode is dec.Decode, with a panic of the YAML decoder returned as an
-// error: yaml.v3 panics on some malformed merge keys (`- {<<,0,[]}` after
-// an anchor), and a bad file must be refused, not stop the server.
-func decode(dec *yaml.Decoder, v any) (err error) {
-	defer func() {
-		if p := recover(); p != nil {
-			err = fmt.Errorf("malformed YAML: %v", p)
-		}
-	}()
-	return dec.Decode(v)
 }
 
 // New validates services into a Catalogue. Hosts are kept lower-cased.

@@ -22,6 +22,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/meshguard/meshguard/engine"
+	"github.com/meshguard/meshguard/yamldoc"
 )
 
 // Config is the server's configuration.
@@ -330,7 +331,7 @@ func decodeRoutes(n *yaml.Node, dst *[]engine.Route) error {
 		}
 		d := yaml.NewDecoder(&buf)
 		d.KnownFields(true) // unknown route keys are errors
-		return d.Decode(dst)
+		return yamldoc.Decode(d, dst)
 	}
 	if n.Kind != yaml.SequenceNode {
 		return errors.New("expected a list of {host, method, path, action}")

@@ -82,6 +82,7 @@ func TestErrorsNameTheKey(t *testing.T) {
 		{"bad port in file", "port: 70000", nil, nil, "c.yaml:1: port: \"70000\": expected a whole number from 1 to 65535"},
 		{"list for a scalar", "port: [1]", nil, nil, "port: expected a single value"},
 		{"unknown route key", "routes:\n  - {path: /x, action: 'a:b', verb: GET}", nil, nil, "routes:"},
+		{"a route merge key the YAML decoder panics on", "routes:\n  - &r 0\n  - {<<,0,[]}", nil, nil, "malformed YAML"},
 		{"bad mode in env", "", map[string]string{"MODE": "permissive"}, nil, `environment variable MODE: "permissive": expected enforce or audit`},
 		{"bad trace denials", "", map[string]string{"TRACE_DENIALS": "sometimes"}, nil, `environment variable TRACE_DENIALS: "sometimes": expected sampled or always`},
 		{"bad rpm in env", "", map[string]string{"RATE_LIMIT_RPM": "-5"}, nil, "environment variable RATE_LIMIT_RPM"},

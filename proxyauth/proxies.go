@@ -27,6 +27,8 @@ import (
 	"strings"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/meshguard/meshguard/yamldoc"
 )
 
 // Bounds on the file (every limit bounded).
@@ -81,7 +83,7 @@ func Parse(data []byte) (*Set, error) {
 	// An empty file lists no proxy (io.EOF).
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
-	if err := dec.Decode(&doc); err != nil && !errors.Is(err, io.EOF) {
+	if err := yamldoc.Decode(dec, &doc); err != nil && !errors.Is(err, io.EOF) {
 		return nil, fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
 	if len(doc.Proxies) > MaxProxies {

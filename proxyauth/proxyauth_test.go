@@ -25,6 +25,7 @@ func TestParseIsStrict(t *testing.T) {
 		{"a digest twice", "proxies: [{name: a, tokens: [\"" + d + "\"]}, {name: b, tokens: [\"" + d + "\"]}]", "already listed for a"},
 		{"an identity twice", "proxies: [{name: a, identities: [x]}, {name: b, identities: [x]}]", "already belongs to a"},
 		{"an identity with a space", "proxies: [{name: a, identities: [\"spiffe://x/a b\"]}]", "identities"},
+		{"a merge key the YAML decoder panics on", "proxies:\n  - &s 0\n  - {<<,0,[]}", "malformed YAML"},
 		{"too many tokens", "proxies: [{name: a, tokens: [\"" + Digest("1") + "\",\"" + Digest("2") + "\",\"" + Digest("3") + "\",\"" + Digest("4") + "\",\"" + Digest("5") + "\"]}]", "at most 4"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
