@@ -190,42 +190,15 @@ func bearer(vs []string) string {
 	return wire.Bearer(vs[0])
 }
 
-// clientAddr returns the client's address and whether the peer is
-// loopback.
-//
-// The client is the peer (RemoteAddr). X-Forwarded-For is believed only
-// from a loopback peer: that is a reverse proxy on the same machine
-// (nginx, a sidecar) that the operator put there, and it appends the
-// address it saw, so its rightmost entry is used. From any other peer the
-// header is whatever the client chose to write: believing it would let a
-// client pick a fresh rate-limit bucket, and a fresh SourceAddress in the
-// audit trail, for every request.
+// clientAddr returns the client's address (wire.ClientAddr: the
+// X-Forwarded-For entries are read right to left from the peer while the
+// hop is a trusted proxy, loopback) and whether the peer is such a proxy,
+// whose X-Forwarded-For the gateway keeps when it forwards. Believing the
+// header from anyone else would let a client pick a fresh rate-limit
+// bucket, and a fresh SourceAddress in the audit trail, for every request.
 func clientAddr(r *http.Request) (netip.Addr, bool) {
-	peer := parseAddr(r.RemoteAddr)
-	if !peer.IsLoopback() {
-		return peer, false
-	}
-	if xff := r.Header[hForwardedFor]; len(xff) > 0 {
-		last := xff[len(xff)-1]
-		if i := strings.LastIndexByte(last, ','); i >= 0 {
-			last = last[i+1:]
-		}
-		if a := parseAddr(strings.TrimSpace(last)); a.IsValid() {
-			return a, true
-		}
-	}
-	return peer, true
-}
-
-// parseAddr reads "ip", "ip:port" or "[ip]:port"; the zero Addr if none.
-func parseAddr(s string) netip.Addr {
-	if ap, err := netip.ParseAddrPort(s); err == nil {
-		return ap.Addr().Unmap().WithZone("")
-	}
-	if a, err := netip.ParseAddr(s); err == nil {
-		return a.Unmap().WithZone("")
-	}
-	return netip.Addr{}
+	peer := wire.ParseAddr(r.RemoteAddr)
+	return wire.ClientAddr(peer, r.Header[hForwardedFor]...), wire.TrustedProxy(peer)
 }
 
 // limitKey is the rate-limit key of a client address. IPv6 clients are
