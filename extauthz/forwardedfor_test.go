@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"testing"
 
+	"github.com/meshguard/meshguard/audit"
 	"github.com/meshguard/meshguard/engine/enginetest"
 	"github.com/meshguard/meshguard/store"
 )
@@ -61,8 +62,17 @@ func TestHTTPClientAddressFromForwardedFor(t *testing.T) {
 				t.Fatal(err)
 			}
 			if len(page.Records) != 1 || page.Records[0].SourceAddress != tc.want {
-				t.Fatalf("records %+v, want one with source address %s", page.Records, tc.want)
+				t.Fatalf("source addresses %q, want [%s]", addrs(page.Records), tc.want)
 			}
 		})
 	}
+}
+
+// addrs are the source addresses of records.
+func addrs(rs []audit.Record) []string {
+	out := make([]string, len(rs))
+	for i, r := range rs {
+		out[i] = r.SourceAddress
+	}
+	return out
 }

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/meshguard/meshguard/audit"
 	"github.com/meshguard/meshguard/engine/enginetest"
 	"github.com/meshguard/meshguard/gateway"
 	"github.com/meshguard/meshguard/store"
@@ -53,11 +54,20 @@ func TestClientAddressFromForwardedFor(t *testing.T) {
 			t.Fatal(err)
 		}
 		if len(page.Records) != 1 || page.Records[0].SourceAddress != tc.want {
-			t.Errorf("%s: records %+v, want one with source address %s", tc.name, page.Records, tc.want)
+			t.Errorf("%s: source addresses %q, want [%s]", tc.name, addrs(page.Records), tc.want)
 		}
 		wantChain := strings.Join(append(tc.lines, "127.0.0.1"), ", ")
 		if got := up.last(t).Header.Get("X-Forwarded-For"); got != wantChain {
 			t.Errorf("%s: upstream X-Forwarded-For %q, want %q", tc.name, got, wantChain)
 		}
 	}
+}
+
+// addrs are the source addresses of records.
+func addrs(rs []audit.Record) []string {
+	out := make([]string, len(rs))
+	for i, r := range rs {
+		out[i] = r.SourceAddress
+	}
+	return out
 }

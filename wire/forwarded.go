@@ -18,7 +18,7 @@ func TrustedProxy(a netip.Addr) bool { return a.IsLoopback() }
 
 // ClientAddr returns the address of the client behind peer, the TCP peer,
 // given the request's X-Forwarded-For header lines in the order they came.
-// It is the one rule every enforcement point uses (docs/security.md#client-address):
+// It is the one rule every enforcement point uses (docs/gateway.md#client-address):
 //
 // Each proxy appends the address it received the request from, so the
 // entries are read right to left, starting at the peer: while the current
