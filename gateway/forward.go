@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httputil"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -28,6 +29,19 @@ func (g *Gateway) rewrite(pr *httputil.ProxyRequest) {
 		pr.Out.Header[hForwardedFor] = pr.In.Header[hForwardedFor]
 	}
 	pr.SetXForwarded()
+
+	// Only a WebSocket upgrade goes upstream. After a 101 the gateway
+	// copies bytes both ways undecided, so an upgrade to a protocol that
+	// carries requests of its own — h2c, TLS/1.0 (RFC 2817) — would let
+	// every request after the first through without a decision. Any other
+	// Upgrade is dropped and the request goes on as plain HTTP/1.1, as a
+	// server that does not take an upgrade answers it (RFC 9110, 7.8);
+	// an upstream that switches anyway gets a 502 (ReverseProxy refuses a
+	// protocol that was not asked for).
+	if up := pr.Out.Header["Upgrade"]; len(up) > 0 && (len(up) != 1 || !strings.EqualFold(up[0], "websocket")) {
+		delete(pr.Out.Header, "Upgrade")
+		delete(pr.Out.Header, "Connection")
+	}
 
 	// No trailer of the caller's goes upstream: it arrives after the
 	// decision, unseen by it, and could pose as a header an upstream
