@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httputil"
+	"net/url"
 	"strings"
 	"sync"
 	"syscall"
@@ -22,8 +23,9 @@ import (
 // removed by the caller that way.
 func (g *Gateway) rewrite(pr *httputil.ProxyRequest) {
 	f := forwardOf(pr.In.Context())
-	// The decided path, escaped canonically and joined to the target's.
-	pr.Out.URL.Path, pr.Out.URL.RawPath = f.path, ""
+	// The decided path, spelled as decided and joined to the target's.
+	decoded, _ := url.PathUnescape(f.path) // upstreamPath's: valid escapes only
+	pr.Out.URL.Path, pr.Out.URL.RawPath = decoded, f.path
 	pr.SetURL(g.target)
 	if f.trustedPeer {
 		pr.Out.Header[hForwardedFor] = pr.In.Header[hForwardedFor]
