@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/meshguard/meshguard/trust"
+	"github.com/meshguard/meshguard/wire"
 )
 
 // MinHS256SecretLen is the shortest JWT_SECRET accepted: RFC 7518 §3.2
@@ -141,6 +142,11 @@ func parseHeader(seg string) (header, error) {
 			return header{}, fmt.Errorf("%w: header parameter %s is not a string", ErrTokenMalformed, name)
 		}
 	}
+	// After the names are known to be alg, kid and typ: the header is
+	// read before the signature is checked, so its scan stays short.
+	if name, dup := repeatedMember(raw); dup {
+		return header{}, fmt.Errorf("%w: header parameter %s appears more than once", ErrTokenMalformed, wire.QuoteName(name))
+	}
 	return h, nil
 }
 
@@ -267,6 +273,9 @@ func (v *Verifier) verifyJWS(token string, now time.Time, typ string) (verifiedJ
 // decodePayload parses a verified payload into dst, telling bad JSON from
 // claims of the wrong type.
 func decodePayload(raw []byte, dst any) error {
+	if name, dup := repeatedMember(raw); dup {
+		return fmt.Errorf("%w: claim %s appears more than once in an object of the payload", ErrTokenMalformed, wire.QuoteName(name))
+	}
 	if err := json.Unmarshal(raw, dst); err != nil {
 		var syn *json.SyntaxError
 		if errors.As(err, &syn) || !json.Valid(raw) {
