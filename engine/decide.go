@@ -257,36 +257,14 @@ func (e *Engine) resolve(r *Request, d *Decision) string {
 	return ""
 }
 
-// normalizePath applies RFC 3986's safe normalisations to a path as it
-// arrived: percent-encoded unreserved characters (letters, digits, - . _ ~)
-// are decoded, since "/docs/%70rivate" and "/docs/private" are the same
-// resource to every server, and other escapes are upper-cased. Without
-// this, rules and routes written for /docs/private would not see a request
-// that spells it differently. A malformed escape is refused.
+// normalizePath is wire.NormalizePath, the one rule for it: the gateway
+// decides and forwards the path in this form too.
 func normalizePath(p string) (string, string) {
-	if !strings.Contains(p, "%") {
-		return p, ""
+	n, ok := wire.NormalizePath(p)
+	if !ok {
+		return "", "path " + quote(p) + " has a malformed percent-encoding"
 	}
-	var b strings.Builder
-	b.Grow(len(p))
-	for i := 0; i < len(p); i++ {
-		if p[i] != '%' {
-			b.WriteByte(p[i])
-			continue
-		}
-		if i+2 >= len(p) || unhex(p[i+1]) < 0 || unhex(p[i+2]) < 0 {
-			return "", "path " + quote(p) + " has a malformed percent-encoding"
-		}
-		c := byte(unhex(p[i+1])<<4 | unhex(p[i+2]))
-		if 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '.' || c == '_' || c == '~' {
-			b.WriteByte(c)
-		} else {
-			b.WriteByte('%')
-			b.WriteString(strings.ToUpper(p[i+1 : i+3]))
-		}
-		i += 2
-	}
-	return b.String(), ""
+	return n, ""
 }
 
 func unhex(c byte) int {

@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"log/slog"
 	"net/http"
-	"net/netip"
 	"strconv"
 	"strings"
 
@@ -137,22 +136,15 @@ func originalPath(req *http.Request) string {
 	return p
 }
 
-// httpSourceAddress is the caller's IP: the first X-Forwarded-For entry when
-// the immediate peer is loopback (the sidecar Envoy next to MeshGuard),
-// else the peer itself — a remote peer could write any X-Forwarded-For.
+// httpSourceAddress is the caller's IP: wire.ClientAddr's reading of
+// X-Forwarded-For (every line of it, joined by the scan) from the peer,
+// the sidecar Envoy next to MeshGuard. It is "" when the peer is no IP.
 func httpSourceAddress(remoteAddr, xff string) string {
-	peer := ipOnly(remoteAddr)
-	if xff == "" || peer == "" {
-		return peer
+	a := wire.ClientAddr(wire.ParseAddr(remoteAddr), xff)
+	if !a.IsValid() {
+		return ""
 	}
-	if a, err := netip.ParseAddr(peer); err != nil || !a.IsLoopback() {
-		return peer
-	}
-	first, _, _ := strings.Cut(xff, ",")
-	if ip := ipOnly(first); ip != "" {
-		return ip
-	}
-	return peer
+	return a.String()
 }
 
 // writeDecision renders a decision as the ext_authz HTTP service answers.

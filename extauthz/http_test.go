@@ -68,7 +68,7 @@ func TestHTTPAllowed(t *testing.T) {
 	}
 	r, _ := rec.last()
 	if r.Source != engine.SourceExtAuthzHTTP || r.Method != "GET" || r.Host != "docs.internal:8080" || r.Path != "/docs/readme?lang=en&q=a%20b" ||
-		r.Token != m.resT || r.TraceID != traceHex || r.SourceAddress != "10.0.0.7" {
+		r.Token != m.resT || r.TraceID != traceHex || r.SourceAddress != "10.0.0.1" {
 		t.Errorf("engine request: %+v", r)
 	}
 
@@ -269,7 +269,7 @@ func TestOriginalPath(t *testing.T) {
 
 func TestHTTPSourceAddress(t *testing.T) {
 	tests := []struct{ remote, xff, want string }{
-		{"127.0.0.1:5000", "203.0.113.9, 10.0.0.1", "203.0.113.9"},
+		{"127.0.0.1:5000", "203.0.113.9, 10.0.0.1", "10.0.0.1"}, // the entry the loopback proxy appended
 		{"[::1]:5000", "2001:db8::7", "2001:db8::7"},
 		{"127.0.0.1:5000", "not an ip", "127.0.0.1"},
 		{"127.0.0.1:5000", "", "127.0.0.1"},

@@ -7,6 +7,8 @@ import (
 	"net"
 	"net/http"
 	"net/http/httputil"
+	"net/url"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -21,13 +23,27 @@ import (
 // removed by the caller that way.
 func (g *Gateway) rewrite(pr *httputil.ProxyRequest) {
 	f := forwardOf(pr.In.Context())
-	// The decided path, escaped canonically and joined to the target's.
-	pr.Out.URL.Path, pr.Out.URL.RawPath = f.path, ""
+	// The decided path, spelled as decided and joined to the target's.
+	decoded, _ := url.PathUnescape(f.path) // upstreamPath's: valid escapes only
+	pr.Out.URL.Path, pr.Out.URL.RawPath = decoded, f.path
 	pr.SetURL(g.target)
 	if f.trustedPeer {
 		pr.Out.Header[hForwardedFor] = pr.In.Header[hForwardedFor]
 	}
 	pr.SetXForwarded()
+
+	// Only a WebSocket upgrade goes upstream. After a 101 the gateway
+	// copies bytes both ways undecided, so an upgrade to a protocol that
+	// carries requests of its own — h2c, TLS/1.0 (RFC 2817) — would let
+	// every request after the first through without a decision. Any other
+	// Upgrade is dropped and the request goes on as plain HTTP/1.1, as a
+	// server that does not take an upgrade answers it (RFC 9110, 7.8);
+	// an upstream that switches anyway gets a 502 (ReverseProxy refuses a
+	// protocol that was not asked for).
+	if up := pr.Out.Header["Upgrade"]; len(up) > 0 && (len(up) != 1 || !strings.EqualFold(up[0], "websocket")) {
+		delete(pr.Out.Header, "Upgrade")
+		delete(pr.Out.Header, "Connection")
+	}
 
 	// No trailer of the caller's goes upstream: it arrives after the
 	// decision, unseen by it, and could pose as a header an upstream

@@ -133,7 +133,7 @@ func checkTarget(u *url.URL) error {
 // ReverseProxy's Rewrite, ModifyResponse and ErrorHandler.
 type forward struct {
 	decision engine.Decision
-	path     string // the upstream path, /proxy stripped
+	path     string // the upstream path, /proxy stripped, escaped
 	// trustedPeer: the peer is loopback, so its X-Forwarded-For is kept.
 	trustedPeer bool
 }

@@ -421,14 +421,15 @@ func TestExpectContinueDenied(t *testing.T) {
 	}
 }
 
-// TestUpgradePassesThrough: a protocol upgrade is decided once, then the
-// connection is the upstream's.
+// TestUpgradePassesThrough: a WebSocket upgrade is decided once, then the
+// connection is the upstream's. (Other protocols are not passed on:
+// TestUpgradesAreDecided.)
 func TestUpgradePassesThrough(t *testing.T) {
 	t.Parallel()
 	f := enginetest.New(t, testPolicies, enginetest.Options{})
 	agent, tok := f.Agent(t, "reader", trust.Verified, []string{"reader"})
 	up := newUpstream(t, func(w http.ResponseWriter, r *http.Request) {
-		if r.Header.Get("Upgrade") != "echo" {
+		if r.Header.Get("Upgrade") != "websocket" {
 			http.Error(w, "upgrade expected", http.StatusBadRequest)
 			return
 		}
@@ -437,7 +438,7 @@ func TestUpgradePassesThrough(t *testing.T) {
 			return
 		}
 		defer conn.Close()
-		_, _ = io.WriteString(conn, "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n")
+		_, _ = io.WriteString(conn, "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n")
 		line, _ := brw.ReadString('\n')
 		_, _ = io.WriteString(conn, "echo: "+line)
 	})
@@ -449,7 +450,7 @@ func TestUpgradePassesThrough(t *testing.T) {
 	}
 	defer conn.Close()
 	_ = conn.SetDeadline(time.Now().Add(30 * time.Second))
-	_, _ = io.WriteString(conn, "GET /proxy/stream HTTP/1.1\r\nHost: gw\r\nConnection: Upgrade\r\nUpgrade: echo\r\n"+bearer(tok)+"\r\n\r\n")
+	_, _ = io.WriteString(conn, "GET /proxy/stream HTTP/1.1\r\nHost: gw\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"+bearer(tok)+"\r\n\r\n")
 	br := bufio.NewReader(conn)
 	res, err := http.ReadResponse(br, nil)
 	if err != nil {

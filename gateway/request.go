@@ -54,12 +54,14 @@ func headersExceed(r *http.Request, limit int) bool {
 }
 
 // upstreamPath strips Prefix from the request's path and returns it
-// decoded, or refuses a path that the policy and the upstream could read
-// differently. The upstream receives the decoded path escaped canonically
-// (url.URL.EscapedPath), and the engine decides on those same bytes — the
-// path as it goes on the wire, as Envoy passes it to ext_authz — so an
-// escape cannot hide a letter from a policy ("/%61dmin" is "/admin"). It
-// refuses:
+// escaped, or refuses a path that the policy and the upstream could read
+// differently. The path is the one the caller sent, with its
+// percent-encoding normalised (wire.NormalizePath: "/%61dmin" is
+// "/admin", "%2b" is "%2B", "!" and "%21" stay apart) and any byte a path
+// may not hold encoded (wire.EscapePath): the engine decides on exactly
+// what the upstream receives, and on what ext_authz would decide on for
+// the same path behind Envoy, so an escape cannot hide a letter from a
+// policy and a rule matches at every enforcement point alike. It refuses:
 //
 //   - "." and ".." segments and empty segments ("//"): an upstream that
 //     normalises them would serve another resource than the one decided;
@@ -98,7 +100,19 @@ func upstreamPath(u *url.URL) (string, int, string) {
 		}
 		rest = tail
 	}
-	return p, 0, ""
+	// The path as it came (RawPath is set whenever it differs from Go's
+	// own escaping of Path), in the form ext_authz decides on.
+	raw := u.RawPath
+	if raw == "" {
+		raw = u.EscapedPath()
+	}
+	n, ok := wire.NormalizePath(wire.EscapePath(raw))
+	if !ok || !strings.HasPrefix(n, Prefix+"/") {
+		// url.Parse checked the escapes, and Prefix is unreserved
+		// characters only, so neither can happen; refuse rather than guess.
+		return "", http.StatusBadRequest, "path: malformed percent-encoding"
+	}
+	return n[len(Prefix):], 0, ""
 }
 
 func containsFold(s string, subs ...string) bool {
@@ -119,7 +133,6 @@ func containsFold(s string, subs ...string) bool {
 // route mapping and whether the call hands a task to another agent, as
 // the :authority does behind Envoy.
 func (g *Gateway) engineRequest(r *http.Request, path string, client netip.Addr) *engine.Request {
-	path = (&url.URL{Path: path}).EscapedPath() // as rewrite sends it
 	if r.URL.RawQuery != "" {
 		path += "?" + r.URL.RawQuery
 	}
@@ -190,42 +203,15 @@ func bearer(vs []string) string {
 	return wire.Bearer(vs[0])
 }
 
-// clientAddr returns the client's address and whether the peer is
-// loopback.
-//
-// The client is the peer (RemoteAddr). X-Forwarded-For is believed only
-// from a loopback peer: that is a reverse proxy on the same machine
-// (nginx, a sidecar) that the operator put there, and it appends the
-// address it saw, so its rightmost entry is used. From any other peer the
-// header is whatever the client chose to write: believing it would let a
-// client pick a fresh rate-limit bucket, and a fresh SourceAddress in the
-// audit trail, for every request.
+// clientAddr returns the client's address (wire.ClientAddr: the
+// X-Forwarded-For entries are read right to left from the peer while the
+// hop is a trusted proxy, loopback) and whether the peer is such a proxy,
+// whose X-Forwarded-For the gateway keeps when it forwards. Believing the
+// header from anyone else would let a client pick a fresh rate-limit
+// bucket, and a fresh SourceAddress in the audit trail, for every request.
 func clientAddr(r *http.Request) (netip.Addr, bool) {
-	peer := parseAddr(r.RemoteAddr)
-	if !peer.IsLoopback() {
-		return peer, false
-	}
-	if xff := r.Header[hForwardedFor]; len(xff) > 0 {
-		last := xff[len(xff)-1]
-		if i := strings.LastIndexByte(last, ','); i >= 0 {
-			last = last[i+1:]
-		}
-		if a := parseAddr(strings.TrimSpace(last)); a.IsValid() {
-			return a, true
-		}
-	}
-	return peer, true
-}
-
-// parseAddr reads "ip", "ip:port" or "[ip]:port"; the zero Addr if none.
-func parseAddr(s string) netip.Addr {
-	if ap, err := netip.ParseAddrPort(s); err == nil {
-		return ap.Addr().Unmap().WithZone("")
-	}
-	if a, err := netip.ParseAddr(s); err == nil {
-		return a.Unmap().WithZone("")
-	}
-	return netip.Addr{}
+	peer := wire.ParseAddr(r.RemoteAddr)
+	return wire.ClientAddr(peer, r.Header[hForwardedFor]...), wire.TrustedProxy(peer)
 }
 
 // limitKey is the rate-limit key of a client address. IPv6 clients are

@@ -86,7 +86,9 @@ func TestUpstreamPath(t *testing.T) {
 		{"/proxy", "/", 0},
 		{"/proxy/", "/", 0},
 		{"/proxy/a/b/", "/a/b/", 0},
-		{"/proxy/a%20b", "/a b", 0},
+		{"/proxy/a%20b", "/a%20b", 0},
+		{"/proxy/a!b%21c%2b%7E", "/a!b%21c%2B~", 0}, // spelled as sent, escapes normalised
+		{"/proxy/caf\xc3\xa9\"", "/caf%C3%A9%22", 0},
 		{"/proxy/..a/b..", "/..a/b..", 0},
 		{"/proxy/a/..", "", 400},
 		{"/proxy/a/.", "", 400},

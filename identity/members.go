@@ -4,9 +4,12 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/meshguard/meshguard/wire"
 )
 
 // Duplicate and case-variant member names. RFC 7515 §4 and RFC 7519 §4 let
@@ -19,8 +22,8 @@ import (
 // exactly.
 
 var (
-	errMemberTwice = errors.New("a member name appears twice (names must be unique, also ignoring case)")
-	errMemberCase  = errors.New("a member name differs only in case from one MeshGuard reads (names are case-sensitive)")
+	errMemberTwice = errors.New("appears twice (member names must be unique, also ignoring case)")
+	errMemberCase  = errors.New("differs only in case from a member MeshGuard reads (names are case-sensitive)")
 )
 
 // Names the verifier reads; any other spelling of them is refused.
@@ -30,10 +33,12 @@ var (
 	delegClaimNames = []string{"iss", "aud", "sub", "act", "scope", "max_chain", "iat", "nbf", "exp", "jti", "traceparent"}
 )
 
-// checkMembers walks a JSON value that json.Unmarshal has accepted and
-// returns errMemberTwice or errMemberCase for the first object, at any
-// depth, whose names collide as encoding/json compares them (bytes.EqualFold
-// after unescaping), or that spells one of names in another case. It reads
+// checkMembers walks a JSON value that json.Unmarshal has accepted (it
+// must not be given any other) and returns an error wrapping
+// errMemberTwice or errMemberCase, naming the member, for the first
+// object, at any depth, whose names collide as encoding/json compares them
+// (bytes.EqualFold after unescaping), or that spells one of names in
+// another case. It reads
 // the bytes in place and allocates only for names with escapes or non-ASCII
 // bytes. The token is at most MaxTokenSize bytes, which bounds depth and
 // work; an object with many members is checked with a map.
@@ -133,7 +138,7 @@ func (s *memberScanner) object() error {
 		if many == nil {
 			for _, prev := range seen {
 				if bytes.EqualFold(prev, name) {
-					return errMemberTwice
+					return memberError(name, errMemberTwice)
 				}
 			}
 			seen = append(seen, name)
@@ -146,14 +151,14 @@ func (s *memberScanner) object() error {
 		} else {
 			f := foldName(string(name))
 			if many[f] {
-				return errMemberTwice
+				return memberError(name, errMemberTwice)
 			}
 			many[f] = true
 		}
 		for _, n := range s.names {
 			// An ASCII name can only fold to an ASCII name of its length.
 			if (!plain || len(name) == len(n)) && string(name) != n && bytes.EqualFold(name, []byte(n)) {
-				return errMemberCase
+				return memberError(name, errMemberCase)
 			}
 		}
 		s.ws()
@@ -166,6 +171,12 @@ func (s *memberScanner) object() error {
 			s.i++
 		}
 	}
+}
+
+// memberError names the member (quoted, so a hostile name cannot forge a
+// log line) in front of why it is refused.
+func memberError(name []byte, why error) error {
+	return fmt.Errorf("member %s %w", wire.QuoteName(string(name)), why)
 }
 
 // foldName folds a name as encoding/json does when it matches a member to

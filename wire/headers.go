@@ -128,8 +128,12 @@ func (s *HeaderScan) Add(name, value string) bool {
 		case HAuthorization, HDelegation:
 			s.bad = Repeated(headerNames[i])
 			return false
+		case HForwardedFor:
+			// One list however many lines it came in (ClientAddr reads
+			// it from the right, where the proxies append).
+			s.vals[i] += "," + value
 		}
-		return true // X-Forwarded-For and the fallbacks: the first counts
+		return true // the fallbacks: the first counts
 	}
 	s.seen |= 1 << i
 	s.vals[i] = value

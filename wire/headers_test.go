@@ -21,7 +21,8 @@ func TestLookup(t *testing.T) {
 	}
 }
 
-// TestHeaderScan: bounds, repeats and the traceparent rule.
+// TestHeaderScan: bounds, repeats, the traceparent rule, and
+// X-Forwarded-For lines joined into one list.
 func TestHeaderScan(t *testing.T) {
 	var s HeaderScan
 	for _, h := range [][2]string{{"Authorization", "Bearer t"}, {"traceparent", "a"}, {"TraceParent", "b"}, {"x-forwarded-for", "1.1.1.1"}, {"x-forwarded-for", "2.2.2.2"}} {
@@ -29,7 +30,7 @@ func TestHeaderScan(t *testing.T) {
 			t.Fatalf("Add(%q) refused: %s", h[0], s.Bad())
 		}
 	}
-	if s.Get(HAuthorization) != "Bearer t" || s.Traceparent() != "" || s.Get(HForwardedFor) != "1.1.1.1" {
+	if s.Get(HAuthorization) != "Bearer t" || s.Traceparent() != "" || s.Get(HForwardedFor) != "1.1.1.1,2.2.2.2" {
 		t.Errorf("scan: authorization %q, traceparent %q, forwarded %q", s.Get(HAuthorization), s.Traceparent(), s.Get(HForwardedFor))
 	}
 	// The steering headers are no longer read: a repeat is any header's.
