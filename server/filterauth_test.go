@@ -82,6 +82,7 @@ func TestFilterRoutesRefuseEveryOtherCredential(t *testing.T) {
 		{"no credential", nil},
 		{"an empty credential", inFilterHeader("")},
 		{"a made-up credential", inFilterHeader("mgf2_" + base64.RawURLEncoding.EncodeToString([]byte(testProxyName)) + ".AAAA.AAAA")},
+		{"a minted credential with its MAC's last digit changed", inFilterHeader(minted[:len(minted)-1] + otherHexDigit(minted[len(minted)-1:]))},
 		{"an agent token", inFilterHeader(reader)},
 		{"an agent token as a bearer token", map[string]string{"Authorization": "Bearer " + reader}},
 		{"the admin token", inFilterHeader(authTestAdminToken)},
@@ -130,4 +131,12 @@ func TestFilterRoutesRefuseEveryOtherCredential(t *testing.T) {
 			t.Errorf("records of %s: %d (%+v), want the one the minted credential sent", action, len(got), got)
 		}
 	}
+}
+
+// otherHexDigit is a hex digit other than d.
+func otherHexDigit(d string) string {
+	if d == "0" {
+		return "1"
+	}
+	return "0"
 }
