@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -249,9 +250,14 @@ func TestHotReloadKeepsLastGood(t *testing.T) {
 	})
 }
 
+// TestGracefulShutdownFinishesInFlight: a request the gateway is
+// forwarding when shutdown begins is answered in full: the server stops
+// taking connections (its listener is closed) yet waits for the upstream,
+// and Run returns only after.
 func TestGracefulShutdownFinishesInFlight(t *testing.T) {
-	release := make(chan struct{})
+	arrived, release := make(chan struct{}), make(chan struct{})
 	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		close(arrived) // the one request of this test
 		<-release
 		_, _ = io.WriteString(w, "done")
 	}))
@@ -267,13 +273,36 @@ func TestGracefulShutdownFinishesInFlight(t *testing.T) {
 			result <- err.Error()
 			return
 		}
-		b, _ := io.ReadAll(res.Body)
+		b, err := io.ReadAll(res.Body)
 		res.Body.Close()
+		if err != nil {
+			result <- err.Error()
+			return
+		}
 		result <- string(b)
 	}()
-	time.Sleep(200 * time.Millisecond) // the request is now waiting upstream
+	select {
+	case <-arrived: // the request is in flight, waiting upstream
+	case got := <-result:
+		t.Fatalf("the request ended before it reached the upstream: %q", got)
+	}
+
 	r.cancel()
-	time.Sleep(200 * time.Millisecond)
+	// Shutdown has begun once the HTTP listener is closed: a new
+	// connection is refused.
+	eventually(t, "the HTTP listener closed", func() bool {
+		c, err := net.Dial("tcp", r.addrs.HTTP)
+		if err != nil {
+			return true
+		}
+		_ = c.Close()
+		return false
+	})
+	select {
+	case err := <-r.done:
+		t.Fatalf("Run returned (%v) with a request in flight", err)
+	default:
+	}
 	close(release)
 	if got := <-result; got != "done" {
 		t.Fatalf("in-flight request during shutdown: %q", got)
