@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -262,6 +263,9 @@ func TestGracefulShutdownFinishesInFlight(t *testing.T) {
 		_, _ = io.WriteString(w, "done")
 	}))
 	t.Cleanup(upstream.Close)
+	var once sync.Once
+	letGo := func() { once.Do(func() { close(release) }) }
+	t.Cleanup(letGo) // before upstream.Close, which waits for the handler
 	r := start(t, func(c *config.Config) { c.ProxyTarget = upstream.URL })
 	reader := r.agent(t, "reader", "reader")
 	result := make(chan string, 1)
@@ -300,10 +304,11 @@ func TestGracefulShutdownFinishesInFlight(t *testing.T) {
 	})
 	select {
 	case err := <-r.done:
+		r.done <- err // for the cleanup's stop
 		t.Fatalf("Run returned (%v) with a request in flight", err)
 	default:
 	}
-	close(release)
+	letGo()
 	if got := <-result; got != "done" {
 		t.Fatalf("in-flight request during shutdown: %q", got)
 	}
