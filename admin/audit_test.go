@@ -241,7 +241,7 @@ func TestAuditFollow(t *testing.T) {
 		t.Fatal("no record followed")
 	}
 	if l.Action != "read:later" || l.AgentName != "researcher" || l.Cursor == "" {
-		t.Fatalf("followed %+v, want the researcher's read:later first", l)
+		t.Fatalf("followed %s of %s (cursor %q) first, want the researcher's read:later", l.Action, l.AgentName, l.Cursor)
 	}
 	page, err := e.c.QueryAudit(ctx, client.AuditFilter{Agent: "researcher", Limit: 2})
 	if err != nil || page.Records[0].Action != "read:later" || page.FollowCursor != l.Cursor {
