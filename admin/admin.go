@@ -18,6 +18,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -179,6 +180,7 @@ type API struct {
 	adminHash [sha256.Size]byte
 	discovery *identity.Discovery // nil: built per request from Host
 	mux       *http.ServeMux
+	patterns  []string // every route's pattern, for Routes
 
 	// agentMu serialises agent writes, so two PATCHes of one agent cannot
 	// lose each other's change; policyMu serialises policy applies and
@@ -237,10 +239,29 @@ func New(cfg Config) (*API, error) {
 // Handler serves the API: mount it at "/" beside /proxy/ and /envoy/authz/.
 func (a *API) Handler() http.Handler { return http.HandlerFunc(a.serve) }
 
+// Routes lists the pattern of every endpoint the API serves ("GET
+// /admin/agents/{id}"), in the order they were registered: tests hold
+// each route to its credential, so a new one cannot go untested.
+func (a *API) Routes() []string { return slices.Clone(a.patterns) }
+
+// recordingMux is a ServeMux that remembers what was registered on it
+// (Routes); it has no other way in, so no route escapes the list.
+type recordingMux struct {
+	mux      *http.ServeMux
+	patterns []string
+}
+
+func (m *recordingMux) Handle(pattern string, h http.Handler) {
+	m.mux.Handle(pattern, h)
+	m.patterns = append(m.patterns, pattern)
+}
+
+func (m *recordingMux) HandleFunc(pattern string, h http.HandlerFunc) { m.Handle(pattern, h) }
+
 // routes registers every endpoint. Admin endpoints are wrapped in the
 // admin-token check; /v1/* read the agent's bearer token themselves.
 func (a *API) routes() {
-	m := http.NewServeMux()
+	m := &recordingMux{mux: http.NewServeMux()}
 	admin := a.requireAdmin
 	// Public.
 	m.HandleFunc("GET /health", a.health)
@@ -300,7 +321,7 @@ func (a *API) routes() {
 		m.Handle("GET /admin/alerts", admin(a.alertsStatus))
 		m.Handle("POST /admin/alerts/test", admin(a.alertsTest))
 	}
-	a.mux = m
+	a.mux, a.patterns = m.mux, m.patterns
 }
 
 // probeMethods are tried to tell a wrong method (405) from an unknown path

@@ -1,6 +1,7 @@
 package admin_test
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"database/sql"
@@ -214,43 +215,108 @@ func TestAuditExport(t *testing.T) {
 	}
 }
 
+// TestAuditFollow: a follow without a cursor delivers what is decided
+// after it began — nothing decided before, nothing of another agent — each
+// line with its cursor; a follow resumed from that cursor delivers what
+// was decided after that line, even before the follow began, and nothing
+// before it.
 func TestAuditFollow(t *testing.T) {
 	e := newEnv(t)
-	res, _ := auditTraffic(t, e)
+	res, mail := auditTraffic(t, e)
 	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
 	defer cancel()
-	lines := make(chan client.AuditLine, 10)
-	done := make(chan error, 1)
-	go func() {
-		done <- e.c.FollowAudit(ctx, client.AuditFilter{Agent: "researcher"}, "", func(l client.AuditLine) error {
-			lines <- l
-			return nil
-		})
-	}()
-	// Only what is decided after the follow began, and only the filter's.
-	time.Sleep(400 * time.Millisecond) // let the follow take its starting point
+	lines := followFromNow(t, ctx, e, "agent=researcher")
+	// The follow has its starting point: the emailer is decided first,
+	// then the researcher.
+	if _, err := e.as(mail.Token).Check(ctx, client.CheckRequest{Action: "write:email"}); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := e.as(res.Token).Check(ctx, client.CheckRequest{Action: "read:later"}); err != nil {
 		t.Fatal(err)
 	}
+	var l client.AuditLine
 	select {
-	case l := <-lines:
-		if l.Action != "read:later" || l.Cursor == "" {
-			t.Fatalf("followed %+v", l)
-		}
-		// Resuming from a cursor replays nothing before it.
-		page, err := e.c.QueryAudit(ctx, client.AuditFilter{Agent: "researcher", Limit: 2})
-		if err != nil || page.Records[0].Action != "read:later" || page.FollowCursor != l.Cursor {
-			t.Fatalf("page after the follow: %+v %v (followed to %s)", page, err, l.Cursor)
+	case l = <-lines:
+	case <-ctx.Done():
+		t.Fatal("no record followed")
+	}
+	if l.Action != "read:later" || l.AgentName != "researcher" || l.Cursor == "" {
+		t.Fatalf("followed %s of %s (cursor %q) first, want the researcher's read:later", l.Action, l.AgentName, l.Cursor)
+	}
+	page, err := e.c.QueryAudit(ctx, client.AuditFilter{Agent: "researcher", Limit: 2})
+	if err != nil || page.Records[0].Action != "read:later" || page.FollowCursor != l.Cursor {
+		t.Fatalf("page after the follow: %+v %v (followed to %s)", page, err, l.Cursor)
+	}
+
+	// Resumed from that cursor, a follow delivers what came after it,
+	// though decided before the follow began.
+	if _, err := e.as(res.Token).Check(ctx, client.CheckRequest{Action: "read:meanwhile"}); err != nil {
+		t.Fatal(err)
+	}
+	resumed := make(chan client.AuditLine, 10)
+	done := make(chan error, 1)
+	go func() {
+		done <- e.c.FollowAudit(ctx, client.AuditFilter{Agent: "researcher"}, l.Cursor, func(l client.AuditLine) error {
+			resumed <- l
+			return nil
+		})
+	}()
+	select {
+	case l := <-resumed:
+		if l.Action != "read:meanwhile" {
+			t.Fatalf("the resumed follow began with %+v, want read:meanwhile", l)
 		}
 	case err := <-done:
 		t.Fatalf("follow ended: %v", err)
 	case <-ctx.Done():
-		t.Fatal("no record followed")
+		t.Fatal("the resumed follow delivered nothing")
 	}
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatalf("follow after cancel: %v", err)
 	}
+}
+
+// followFromNow opens GET /admin/audit/stream?query without a cursor and
+// returns once the server has answered: it answers only once it has
+// taken its starting point, so whatever is decided after this returns is
+// followed. The lines arrive on the channel until ctx ends.
+func followFromNow(t *testing.T, ctx context.Context, e *env, query string) <-chan client.AuditLine {
+	t.Helper()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, e.srv.URL+"/admin/audit/stream?"+query, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("X-Admin-Token", adminToken)
+	res, err := e.srv.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.StatusCode != http.StatusOK {
+		res.Body.Close()
+		t.Fatalf("follow: %d", res.StatusCode)
+	}
+	lines := make(chan client.AuditLine, 10)
+	go func() {
+		defer res.Body.Close()
+		sc := bufio.NewScanner(res.Body)
+		for sc.Scan() {
+			if len(bytes.TrimSpace(sc.Bytes())) == 0 {
+				continue // a heartbeat
+			}
+			var l client.AuditLine
+			if err := json.Unmarshal(sc.Bytes(), &l); err != nil {
+				t.Errorf("follow: a line that is not a record: %q: %v", sc.Bytes(), err)
+				return
+			}
+			select {
+			case lines <- l:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	return lines
 }
 
 func TestAuditVerifyNamesEditedRecord(t *testing.T) {

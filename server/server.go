@@ -126,6 +126,7 @@ type parts struct {
 	cached   *identity.CachedVerifier
 	loader   *policy.Loader
 	policies string
+	api      *admin.API // behind http; tests list its routes
 	http     http.Handler
 	grpc     *grpc.Server
 	health   *health.Server
@@ -318,6 +319,7 @@ func build(ctx context.Context, cfg *config.Config, o Options, log *slog.Logger)
 	if err != nil {
 		return nil, fmt.Errorf("admin API: %w", err)
 	}
+	p.api = api
 	// The admin API and /v1 read small JSON bodies: they get a read deadline
 	// so a slow client cannot hold a connection open. The gateway streams
 	// bodies of any length and is mounted beside them, not behind it.

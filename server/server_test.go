@@ -3,11 +3,13 @@ package server
 import (
 	"context"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -249,13 +251,23 @@ func TestHotReloadKeepsLastGood(t *testing.T) {
 	})
 }
 
+// TestGracefulShutdownFinishesInFlight: a request the gateway is
+// forwarding when shutdown begins is answered in full: the server stops
+// taking connections (its listener is closed) yet lets the request finish
+// (a server that closed its connections instead fails here), and Run does
+// not return meanwhile (checked once the listener is closed: a Run that
+// skips the wait is caught only when it has returned by then).
 func TestGracefulShutdownFinishesInFlight(t *testing.T) {
-	release := make(chan struct{})
+	arrived, release := make(chan struct{}), make(chan struct{})
 	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		close(arrived) // the one request of this test
 		<-release
 		_, _ = io.WriteString(w, "done")
 	}))
 	t.Cleanup(upstream.Close)
+	var once sync.Once
+	letGo := func() { once.Do(func() { close(release) }) }
+	t.Cleanup(letGo) // before upstream.Close, which waits for the handler
 	r := start(t, func(c *config.Config) { c.ProxyTarget = upstream.URL })
 	reader := r.agent(t, "reader", "reader")
 	result := make(chan string, 1)
@@ -267,14 +279,38 @@ func TestGracefulShutdownFinishesInFlight(t *testing.T) {
 			result <- err.Error()
 			return
 		}
-		b, _ := io.ReadAll(res.Body)
+		b, err := io.ReadAll(res.Body)
 		res.Body.Close()
+		if err != nil {
+			result <- err.Error()
+			return
+		}
 		result <- string(b)
 	}()
-	time.Sleep(200 * time.Millisecond) // the request is now waiting upstream
+	select {
+	case <-arrived: // the request is in flight, waiting upstream
+	case got := <-result:
+		t.Fatalf("the request ended before it reached the upstream: %q", got)
+	}
+
 	r.cancel()
-	time.Sleep(200 * time.Millisecond)
-	close(release)
+	// Shutdown has begun once the HTTP listener is closed: a new
+	// connection is refused.
+	eventually(t, "the HTTP listener closed", func() bool {
+		c, err := net.Dial("tcp", r.addrs.HTTP)
+		if err != nil {
+			return true
+		}
+		_ = c.Close()
+		return false
+	})
+	select {
+	case err := <-r.done:
+		r.done <- err // for the cleanup's stop
+		t.Fatalf("Run returned (%v) with a request in flight", err)
+	default:
+	}
+	letGo()
 	if got := <-result; got != "done" {
 		t.Fatalf("in-flight request during shutdown: %q", got)
 	}

@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"io"
+	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -30,19 +31,22 @@ import (
 
 // TestServeWasmFilterConfiguration: with WASM_FILTER_PATH, an Envoy's ADS
 // stream gets the wasm filter's configuration as its own resource (ECDS),
-// and a new one within a second of each change the filter decides on — an
-// agent created, an agent revoked, a policy applied; the same document is
-// served at GET /v1/filter/config to the filter's credential only.
+// and a new one carrying each change the filter decides on — an agent
+// created, an agent revoked, a policy applied; a policy file that does not
+// load is refused and the configurations made after it keep the last good
+// policies; the same document is served at GET /v1/filter/config to the
+// filter's credential only.
 func TestServeWasmFilterConfiguration(t *testing.T) {
 	dir := t.TempDir()
 	file := filepath.Join(dir, "services.yaml")
 	if err := os.WriteFile(file, []byte(servicesV1), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	r := start(t, func(c *config.Config) {
+	logs := newLogEvents()
+	r := runWith(t, configWith(t, func(c *config.Config) {
 		c.ServicesFile, c.WasmFilterPath = file, "/etc/envoy/meshguard-filter.wasm"
 		c.AdminToken = "wasm-test-admin-token-0123456789"
-	})
+	}), Options{Logger: slog.New(logs)})
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	next := watchFilterConfig(ctx, t, r, "envoy-wasm")
@@ -60,9 +64,7 @@ func TestServeWasmFilterConfiguration(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	changed := time.Now()
 	second := next()
-	t.Logf("an agent's creation reached the Envoy in %v", time.Since(changed))
 	if !slices.ContainsFunc(second.Agents, func(a filterconfig.Agent) bool { return a.ID == created.ID }) {
 		t.Fatalf("the new agent is not in the configuration: %+v", second.Agents)
 	}
@@ -80,6 +82,23 @@ func TestServeWasmFilterConfiguration(t *testing.T) {
 	}
 	if fourth := next(); len(fourth.Policies) != 2 {
 		t.Fatalf("after a policy was applied: %d policies", len(fourth.Policies))
+	}
+
+	// A policy file that does not load is read and refused (the server
+	// says so); the next configuration, made for an agent created after
+	// it, still carries the last good policies.
+	mark := logs.mark()
+	replaceFile(t, filepath.Join(r.cfg.PoliciesDir, "broken.yaml"), "name: broken\nrules: [{name: r, effect: alow, actions: ['x:y']}]\n")
+	logs.wait(t, mark, "the broken policy file refused", func(l logLine) bool {
+		return l.msg == "policy reload failed; the last good policy set stays in force" && strings.Contains(l.attrs["error"], "broken.yaml")
+	})
+	late, err := r.admin.CreateAgent(ctx, client.CreateAgentRequest{Name: "late", TrustTier: "verified"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fifth := next()
+	if !slices.ContainsFunc(fifth.Agents, func(a filterconfig.Agent) bool { return a.ID == late.ID }) || len(fifth.Policies) != 2 {
+		t.Fatalf("after a broken policy file and a new agent: %d policies, agents %+v", len(fifth.Policies), fifth.Agents)
 	}
 
 	// The same document over HTTP, for filters that fetch it; its revision

@@ -2,10 +2,12 @@ package server
 
 import (
 	"context"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -28,15 +30,18 @@ const servicesV2 = `services:
 `
 
 // TestServeXDS: an Envoy's ADS stream on the gRPC port gets the clusters
-// of SERVICES_FILE; a change to the file is pushed within a second; a
-// broken file keeps the last good catalogue.
+// of SERVICES_FILE; a broken file is read and refused (the server says
+// so) and the last good catalogue stays served, at its version; the next
+// good file is pushed as the next version; so is a service put through
+// the admin API.
 func TestServeXDS(t *testing.T) {
 	dir := t.TempDir()
 	file := filepath.Join(dir, "services.yaml")
 	if err := os.WriteFile(file, []byte(servicesV1), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	r := start(t, func(c *config.Config) { c.ServicesFile = file })
+	logs := newLogEvents()
+	r := runWith(t, configWith(t, func(c *config.Config) { c.ServicesFile = file }), Options{Logger: slog.New(logs)})
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	clusters := watchClusters(ctx, t, r, "envoy-1")
@@ -45,19 +50,29 @@ func TestServeXDS(t *testing.T) {
 		t.Fatalf("clusters %v", names)
 	}
 
-	// A broken file changes nothing; the next good one is pushed.
-	if err := os.WriteFile(file, []byte("services: [{name: orders, port: 99999}]\n"), 0o644); err != nil {
-		t.Fatal(err)
+	// The broken file is read and refused: the server logs why, naming
+	// the field, before anything is asserted about what it serves.
+	mark := logs.mark()
+	replaceFile(t, file, `services: [{name: orders, hosts: [orders.mesh], port: 99999, endpoints: ["10.0.0.7:8080"]}]`+"\n")
+	refused := logs.wait(t, mark, "the broken catalogue refused", func(l logLine) bool {
+		return l.msg == "service catalogue reload failed; the last good catalogue stays served"
+	})
+	if !strings.Contains(refused.attrs["error"], "services[0] (orders): port") {
+		t.Fatalf("the refusal does not name the field: %q", refused.attrs["error"])
 	}
-	time.Sleep(400 * time.Millisecond)
-	if err := os.WriteFile(file, []byte(servicesV2), 0o644); err != nil {
-		t.Fatal(err)
+	// An Envoy connecting now gets the last good catalogue, at its version.
+	late, hangUp := context.WithCancel(ctx)
+	v, names := watchClusters(late, t, r, "envoy-after-the-broken-file")()
+	hangUp()
+	if v != v1 || !slices.Equal(names, []string{"meshguard_authz", "orders"}) {
+		t.Fatalf("after the broken file: version %s (want %s), clusters %v", v, v1, names)
 	}
-	changed := time.Now()
+
+	// The next good file is the next version: the broken one made none.
+	replaceFile(t, file, servicesV2)
 	v2, names := clusters()
-	t.Logf("the change reached the Envoy in %v", time.Since(changed))
-	if v2 == v1 || !slices.Equal(names, []string{"billing", "meshguard_authz", "orders"}) {
-		t.Fatalf("after the change: version %s→%s, clusters %v", v1, v2, names)
+	if n1, _ := strconv.Atoi(v1); v2 != strconv.Itoa(n1+1) || !slices.Equal(names, []string{"billing", "meshguard_authz", "orders"}) {
+		t.Fatalf("after the change: version %s→%s (want %d), clusters %v", v1, v2, n1+1, names)
 	}
 
 	// A service put through the admin API is pushed too.
