@@ -91,8 +91,7 @@ func compileVM() (proxytest.WasmVMContext, error) {
 
 // isolated returns both runners with a compiled VM of its own: the audit
 // queue belongs to the VM, so a test that counts records must not share one
-// with tests that left theirs queued (the emulator cannot answer a compiled
-// module's calls, so they stay).
+// with tests that left theirs queued, unanswered.
 func isolated(t *testing.T) []runner {
 	t.Helper()
 	vm, err := compileVM()
