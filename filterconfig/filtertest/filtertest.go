@@ -82,7 +82,9 @@ type Env struct {
 	routes                                  *routev3.RouteConfiguration
 	expiredT, foreignT, delegT, wrongDelegT string
 	forgedDelegT, hs256T, noneT             string
-	config                                  []byte
+	// Delegation tokens each chain check refuses.
+	ceilingT, depthT, maxChainT, scopeT, revokedMemberT, revokedRootT string
+	config                                                            []byte
 }
 
 // New builds an Env.
@@ -129,6 +131,28 @@ func New(t testing.TB) *Env {
 		return tok
 	}
 	e.delegT, e.wrongDelegT = delegate(e.Mail), delegate(e.Res)
+	grant := func(root identity.Agent, actors []identity.Agent, scope []string, maxChain int) string {
+		g := identity.DelegationGrant{Root: root.ID, Scope: scope, MaxChain: maxChain, ExpiresAt: Now.Add(time.Hour)}
+		for _, a := range actors {
+			g.Actors = append(g.Actors, a.ID)
+		}
+		tok, _, err := e.F.Issuer.Delegate(g)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tok
+	}
+	// The orchestrator's ceiling leaves out write:notes/*, which the
+	// researcher may do itself.
+	e.ceilingT = grant(e.Orch, []identity.Agent{e.Res}, nil, 0)
+	// The researcher delegates one hop at most (maxDepth 1): the emailer
+	// is two from it.
+	e.depthT = grant(e.Res, []identity.Agent{e.Orch, e.Mail}, nil, 0)
+	// Within the policies' depths, but the token allows one delegating agent.
+	e.maxChainT = grant(e.Orch, []identity.Agent{e.Res, e.Mail}, nil, 1)
+	e.scopeT = grant(e.Orch, []identity.Agent{e.Mail}, []string{"read:docs/public/*"}, 0)
+	e.revokedMemberT = grant(e.Orch, []identity.Agent{e.Gone, e.Mail}, nil, 0)
+	e.revokedRootT = grant(e.Gone, []identity.Agent{e.Mail}, nil, 0)
 	if e.forgedDelegT, _, err = other.Issuer.Delegate(identity.DelegationGrant{Root: e.Orch.ID, Actors: []string{e.Mail.ID}, ExpiresAt: Now.Add(time.Hour)}); err != nil {
 		t.Fatal(err)
 	}
@@ -231,6 +255,16 @@ func (e *Env) Cases() []Case {
 		{"delegated read", "GET", "docs.mesh", "/docs/plan", [][2]string{bearer(e.MailT), {"x-meshguard-delegation", e.delegT}}, 200, "rule_allow", false},
 		{"delegation issued to another agent", "GET", "docs.mesh", "/docs", [][2]string{bearer(e.MailT), {"x-meshguard-delegation", e.wrongDelegT}}, 403, "delegation_actor_mismatch", false},
 		{"forged delegation", "GET", "docs.mesh", "/docs", [][2]string{bearer(e.MailT), {"x-meshguard-delegation", e.forgedDelegT}}, 403, "delegation_actor_mismatch", false},
+		{"an action outside a delegating agent's ceiling", "POST", "docs.mesh", "/notes/q3", [][2]string{bearer(e.ResT), {"x-meshguard-delegation", e.ceilingT}}, 403, "delegation_ceiling", false},
+		{"a chain deeper than a delegating agent's maxDepth", "GET", "docs.mesh", "/docs/plan", [][2]string{bearer(e.MailT), {"x-meshguard-delegation", e.depthT}}, 403, "delegation_depth", false},
+		{"a chain longer than its token allows", "GET", "docs.mesh", "/docs/plan", [][2]string{bearer(e.MailT), {"x-meshguard-delegation", e.maxChainT}}, 403, "delegation_depth", false},
+		{"an action outside the token's scope", "GET", "docs.mesh", "/docs/plan", [][2]string{bearer(e.MailT), {"x-meshguard-delegation", e.scopeT}}, 403, "delegation_scope", false},
+		{"a revoked agent in the chain", "GET", "docs.mesh", "/docs/plan", [][2]string{bearer(e.MailT), {"x-meshguard-delegation", e.revokedMemberT}}, 403, "delegation_revoked", false},
+		{"a revoked root of the chain", "GET", "docs.mesh", "/docs/plan", [][2]string{bearer(e.MailT), {"x-meshguard-delegation", e.revokedRootT}}, 403, "delegation_revoked", false},
+		{"an encoded dot-dot segment", "GET", "docs.mesh", "/docs/%2e%2e/admin", [][2]string{bearer(e.OrchT)}, 400, engine.ReasonBadRequest, false},
+		{"an encoded dot segment, upper case", "GET", "docs.mesh", "/docs/%2E/admin", [][2]string{bearer(e.OrchT)}, 400, engine.ReasonBadRequest, false},
+		{"a half-encoded dot-dot segment", "GET", "docs.mesh", "/docs/.%2e/admin", [][2]string{bearer(e.OrchT)}, 400, engine.ReasonBadRequest, false},
+		{"an encoded dot-dot segment under a route", "POST", "docs.mesh", "/publish/%2E%2e/admin", [][2]string{bearer(e.OrchT)}, 400, engine.ReasonBadRequest, false},
 		{"task handed to an agent", "POST", "researcher.mesh", "/tasks", [][2]string{bearer(e.OrchT)}, 200, "rule_allow", true},
 		{"rate-limited policy", "GET", "docs.mesh", "/docs", [][2]string{bearer(e.ResT)}, 200, "rule_allow", true},
 	}

@@ -19,9 +19,9 @@ import (
 )
 
 // benchConfig is the Env's configuration with the given token cache. The
-// emulator cannot answer a compiled module's calls, so records queue up to
-// the default bound (10,000) and are then dropped and counted: run at most
-// that many requests (-benchtime 5000x) to measure the queueing path.
+// benchmarks never tick, so no batch leaves: records queue up to the
+// default bound (10,000) and are then dropped and counted. Run at most that
+// many requests (-benchtime 5000x) to measure the queueing path.
 func benchConfig(b *testing.B, env *filtertest.Env, cache int) []byte {
 	b.Helper()
 	c, err := filterconfig.Parse(env.Config())

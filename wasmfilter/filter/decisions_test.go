@@ -19,7 +19,6 @@ import (
 	"github.com/meshguard/meshguard/extauthz"
 	"github.com/meshguard/meshguard/filterconfig"
 	"github.com/meshguard/meshguard/filterconfig/filtertest"
-	"github.com/meshguard/meshguard/wasmfilter/filter"
 )
 
 // extAuthz serves MeshGuard's ext_authz gRPC API over env on 127.0.0.1.
@@ -122,8 +121,7 @@ func viaFilter(t *testing.T, o outcome) verdict {
 // MeshGuard's ext_authz server gives over a real gRPC connection: the same
 // status, the same denial body, the same identity told to the upstream.
 // Where the filter must ask MeshGuard it does, with the request as it read
-// it, and (natively, where the emulator can deliver the answer) enforces
-// what MeshGuard's real HTTP API answers.
+// it, and enforces what MeshGuard's real HTTP API answers.
 func TestDecisionsMatchExtAuthz(t *testing.T) {
 	env := filtertest.New(t)
 	client := extAuthz(t, env)
@@ -147,14 +145,8 @@ func TestDecisionsMatchExtAuthz(t *testing.T) {
 					}
 					if c.Defer {
 						checkDeferred(t, env, &c, calls[0].Upstream, calls[0].Headers, calls[0].Body)
-						if run.wasm {
-							return // the emulator cannot deliver the answer to a compiled module
-						}
 						e.answer(o.id, api.Client(), api.URL)
-						o.action, o.local = e.host.GetCurrentHttpStreamAction(o.id), e.host.GetSentLocalResponse(o.id)
-						for _, kv := range e.host.GetCurrentRequestHeaders(o.id) {
-							o.up[kv[0]] = kv[1]
-						}
+						o.action, o.local, o.up = e.host.GetCurrentHttpStreamAction(o.id), e.host.GetSentLocalResponse(o.id), e.upstream(o.id)
 					}
 					if got := viaFilter(t, o); got != want {
 						t.Fatalf("the filter and ext_authz disagree\next_authz: %+v\nfilter:    %+v", want, got)
@@ -185,7 +177,11 @@ func checkDeferred(t *testing.T, env *filtertest.Env, c *filtertest.Case, upstre
 }
 
 // TestDeferredCheckFailsClosed: when MeshGuard cannot be asked, or answers
-// anything but a verdict, the request gets a 503, never passes.
+// anything but a well-formed verdict, the request gets a 503 and never
+// passes — in the compiled filter as in the native one. The failures are
+// delivered as Envoy's async client delivers them: its own 503 when the
+// cluster has no healthy host, its 504 when the call times out
+// (meshguard.timeoutMs), and no headers at all when the connection resets.
 func TestDeferredCheckFailsClosed(t *testing.T) {
 	env := filtertest.New(t)
 	var deferred filtertest.Case
@@ -195,27 +191,47 @@ func TestDeferredCheckFailsClosed(t *testing.T) {
 			break
 		}
 	}
-	for _, tt := range []struct {
-		name   string
-		status int
-		body   string
+	allow := `{"allowed":true,"status":200,"upstreamHeaders":[["x-meshguard-agent-id","agent_forged"]]}`
+	status := func(code string) [][2]string { return [][2]string{{":status", code}} }
+	cases := []struct {
+		name    string
+		headers [][2]string
+		body    string
 	}{
-		{"MeshGuard down", 503, `{"error":"unavailable"}`},
-		{"not a verdict", 200, `{"allowed":true,"surprise":1}`},
-		{"empty verdict", 200, `{}`},
-		{"wrong credential", 401, `{"error":"unauthorized"}`},
-	} {
-		t.Run(tt.name, func(t *testing.T) {
-			e := start(t, filter.NewVM(), env.Config())
-			o := e.send(deferred.HeaderMap())
-			calls := e.callouts(o.id)
-			if len(calls) != 1 || o.action != types.ActionPause {
-				t.Fatalf("%d calls, action %v", len(calls), o.action)
-			}
-			e.reply(calls[0].CalloutID, tt.status, []byte(tt.body))
-			local := e.host.GetSentLocalResponse(o.id)
-			if local == nil || local.StatusCode != 503 || !strings.Contains(string(local.Data), "failing closed") {
-				t.Fatalf("answer %+v; want a 503", local)
+		{"no healthy upstream", status("503"), "no healthy upstream"},
+		{"timed out", status("504"), "upstream request timeout"},
+		{"connection reset", nil, ""},
+		{"wrong credential", status("401"), `{"error":"unauthorized"}`},
+		{"an allow under another status", status("201"), allow},
+		{"no status", [][2]string{{"content-type", "application/json"}}, allow},
+		{"not JSON", status("200"), "<html>allowed</html>"},
+		{"not a verdict", status("200"), `{"allowed":true,"status":200,"surprise":1}`},
+		{"empty verdict", status("200"), `{}`},
+		{"null", status("200"), `null`},
+		{"an allow without a status", status("200"), `{"allowed":true}`},
+		{"cut short", status("200"), allow[:len(allow)-1]},
+		{"a verdict and more", status("200"), allow + `{"allowed":false}`},
+		{"larger than the limit", status("200"), allow + strings.Repeat(" ", 64<<10)},
+	}
+	for _, run := range runners(t) {
+		t.Run(run.name, func(t *testing.T) {
+			for _, tt := range cases {
+				t.Run(tt.name, func(t *testing.T) {
+					e := start(t, run.vm, env.Config())
+					o := e.send(deferred.HeaderMap())
+					calls := e.callouts(o.id)
+					if len(calls) != 1 || o.action != types.ActionPause {
+						t.Fatalf("%d calls, action %v", len(calls), o.action)
+					}
+					e.deliver(calls[0].CalloutID, tt.headers, []byte(tt.body))
+					local := e.host.GetSentLocalResponse(o.id)
+					if local == nil || local.StatusCode != 503 || !strings.Contains(string(local.Data), "failing closed") {
+						t.Fatalf("answer %+v (action %v); want a 503", local, e.host.GetCurrentHttpStreamAction(o.id))
+					}
+					if up := e.upstream(o.id); up[engine.HeaderAgentID] != "" {
+						t.Fatalf("the request was given an identity: %v", up)
+					}
+				})
 			}
 		})
 	}

@@ -200,12 +200,12 @@ func batchOf(t *testing.T, body []byte) filterconfig.AuditBatch {
 // counts, and the count reaches MeshGuard; MeshGuard stores what it is
 // sent, sealed into its chain.
 func TestAuditBatching(t *testing.T) {
-	env := filtertest.New(t)
-	api := env.API(t)
-	allow := [][2]string{{":method", "GET"}, {":authority", "docs.mesh"}, {":path", "/docs"}, {"authorization", "Bearer " + env.OrchT}}
-	deny := [][2]string{{":method", "GET"}, {":authority", "vault.mesh"}, {":path", "/"}, {"authorization", "Bearer " + env.MailT}}
 	for _, run := range isolated(t) {
 		t.Run(run.name, func(t *testing.T) {
+			env := filtertest.New(t) // a store of its own: the records stored are this run's
+			api := env.API(t)
+			allow := [][2]string{{":method", "GET"}, {":authority", "docs.mesh"}, {":path", "/docs"}, {"authorization", "Bearer " + env.OrchT}}
+			deny := [][2]string{{":method", "GET"}, {":authority", "vault.mesh"}, {":path", "/"}, {"authorization", "Bearer " + env.MailT}}
 			e := start(t, run.vm, testConfig(t, env, 3, 5))
 			if e.host.GetTickPeriod() != 500 {
 				t.Errorf("tick period %d ms, want the configured 500", e.host.GetTickPeriod())
@@ -227,9 +227,6 @@ func TestAuditBatching(t *testing.T) {
 			if len(b.Records) != 3 || b.Dropped != 0 || b.Records[1].Decision != "deny" || b.Records[1].Reason != engine.ReasonTierBelowMinimum ||
 				b.Records[0].Source != "wasm" || b.Records[0].AgentID != env.Orch.ID || b.Records[0].SourceAddress != "10.1.2.3" {
 				t.Fatalf("batch %+v", b)
-			}
-			if run.wasm {
-				return // the emulator cannot deliver answers to a compiled module
 			}
 			// MeshGuard is down: the batch stays, and new records queue
 			// behind it up to the bound (5); the rest are counted.
@@ -316,13 +313,13 @@ func TestHostileRequestsNeverTrap(t *testing.T) {
 // refresh period has passed, and calls MeshGuard through the source's
 // cluster, not the one the fetched configuration names.
 func TestFetchedConfiguration(t *testing.T) {
-	env := filtertest.New(t)
-	api := env.API(t)
 	const cluster = "outbound|3100||meshguard.meshguard-system.svc.cluster.local"
 	source := []byte(`{"version":1,"source":{"cluster":"` + cluster + `","token":"` + filtertest.FilterCredential + `","refreshMs":1000}}`)
-	req := [][2]string{{":method", "GET"}, {":authority", "docs.mesh"}, {":path", "/docs"}, {"authorization", "Bearer " + env.OrchT}}
 	for _, run := range runners(t) {
 		t.Run(run.name, func(t *testing.T) {
+			env := filtertest.New(t) // its own MeshGuard: the run revokes an agent
+			api := env.API(t)
+			req := [][2]string{{":method", "GET"}, {":authority", "docs.mesh"}, {":path", "/docs"}, {"authorization", "Bearer " + env.OrchT}}
 			e := start(t, run.vm, source)
 			if e.status != types.OnPluginStartStatusOK {
 				t.Fatal("a source configuration was refused")
@@ -333,9 +330,6 @@ func TestFetchedConfiguration(t *testing.T) {
 			}
 			if o := e.send(req); o.local == nil || o.local.StatusCode != 503 {
 				t.Fatalf("before the configuration came: %+v", o.local)
-			}
-			if run.wasm {
-				return // the emulator cannot deliver answers to a compiled module
 			}
 			e.answer(proxytest.PluginContextID, api.Client(), api.URL)
 			if o := e.send(req); o.action != types.ActionContinue {

@@ -91,8 +91,7 @@ func compileVM() (proxytest.WasmVMContext, error) {
 
 // isolated returns both runners with a compiled VM of its own: the audit
 // queue belongs to the VM, so a test that counts records must not share one
-// with tests that left theirs queued (the emulator cannot answer a compiled
-// module's calls, so they stay).
+// with tests that left theirs queued, unanswered.
 func isolated(t *testing.T) []runner {
 	t.Helper()
 	vm, err := compileVM()
@@ -160,10 +159,7 @@ func (e *emu) send(headers [][2]string) outcome {
 	o := outcome{id: id, action: e.host.CallOnRequestHeaders(id, headers, true)}
 	o.action = e.host.GetCurrentHttpStreamAction(id)
 	o.local = e.host.GetSentLocalResponse(id)
-	o.up = map[string]string{}
-	for _, kv := range e.host.GetCurrentRequestHeaders(id) {
-		o.up[kv[0]] = kv[1]
-	}
+	o.up = e.upstream(id)
 	return o
 }
 
@@ -174,9 +170,8 @@ func (e *emu) callouts(id uint32) []proxytest.HttpCalloutAttribute {
 }
 
 // answer forwards each pending call of context id to MeshGuard at base, as
-// Envoy's async client would, and hands the answer back to the filter.
-// Only native runs can be answered: the emulator delivers answers to the
-// Go SDK's own callbacks, not to a compiled module's.
+// Envoy's async client would, and hands the answer back to the filter,
+// native or compiled.
 func (e *emu) answer(id uint32, c *http.Client, base string) {
 	e.t.Helper()
 	for _, call := range e.callouts(id) {
@@ -211,7 +206,23 @@ func (e *emu) answer(id uint32, c *http.Client, base string) {
 
 // reply hands the filter an answer to one call.
 func (e *emu) reply(callout uint32, status int, body []byte) {
-	e.host.CallOnHttpCallResponse(callout, [][2]string{{":status", fmt.Sprint(status)}}, nil, body)
+	e.deliver(callout, [][2]string{{":status", fmt.Sprint(status)}}, body)
+}
+
+// deliver hands the filter an answer to one call as the host has it:
+// headers (none when the call failed without a response) and body.
+func (e *emu) deliver(callout uint32, headers [][2]string, body []byte) {
+	e.host.CallOnHttpCallResponse(callout, headers, nil, body)
+}
+
+// upstream is context id's request headers as they stand: after a
+// verdict, as they go upstream.
+func (e *emu) upstream(id uint32) map[string]string {
+	up := map[string]string{}
+	for _, kv := range e.host.GetCurrentRequestHeaders(id) {
+		up[kv[0]] = kv[1]
+	}
+	return up
 }
 
 // rootCallouts are the plugin's own calls (audit batches).

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"net/netip"
 	"strings"
 
@@ -181,6 +182,12 @@ func (h *request) onVerdict(_, bodySize, _ int) {
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&v); err != nil || v.Status == 0 {
 		h.fail("MeshGuard's verdict is not one", err)
+		return
+	}
+	// The body is the verdict and nothing else: a decoder reads only the
+	// first value, and an allow followed by anything is not a verdict.
+	if _, err := dec.Token(); err != io.EOF {
+		h.fail("MeshGuard's verdict is followed by more data", nil)
 		return
 	}
 	h.enforce(v, true)
