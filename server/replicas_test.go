@@ -42,18 +42,12 @@ func TestReplicasShareOnePostgres(t *testing.T) {
 	if _, err := a.admin.RevokeAgent(context.Background(), "reader"); err != nil {
 		t.Fatal(err)
 	}
-	revoked := time.Now()
-	for {
-		resp := b.check(t, token, "GET", "/docs/a")
-		if resp.GetDeniedResponse().GetStatus().GetCode() == 401 {
-			break
-		}
-		if time.Since(revoked) > time.Second {
-			t.Fatalf("the other replica still allows a revoked agent after %v: %v", time.Since(revoked), resp)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-	t.Logf("revocation reached the other replica in %v", time.Since(revoked))
+	// The contract is about a second; the wait only bounds a broken build
+	// (no timing assertion on a shared machine).
+	took := waitFor(t, "the other replica refusing the revoked agent", func() bool {
+		return b.check(t, token, "GET", "/docs/a").GetDeniedResponse().GetStatus().GetCode() == 401
+	})
+	t.Logf("revocation reached the other replica in %v", took)
 
 	// Every decision of both replicas is in the trail, which verifies.
 	a.stop(t)
