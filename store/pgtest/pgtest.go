@@ -2,22 +2,22 @@
 //
 // The server to use is MESHGUARD_TEST_DATABASE_URL (`make test` starts a
 // throwaway one with scripts/postgres.sh). Without it, tests that need
-// PostgreSQL skip, unless MESHGUARD_REQUIRE_POSTGRES is true (1, set by
-// `make test`), when they fail: CI must never pass by skipping them.
+// PostgreSQL skip, unless MESHGUARD_REQUIRE_POSTGRES requires them (set by `make test`),
+// when they fail: the rule is package testenv's.
 package pgtest
 
 import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"fmt"
 	"net/url"
 	"os"
-	"strconv"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/meshguard/meshguard/testenv"
 )
 
 // Environment variables.
@@ -27,36 +27,13 @@ const (
 	EnvRequire = "MESHGUARD_REQUIRE_POSTGRES"
 )
 
-// required reads a MESHGUARD_REQUIRE_* switch, by the rule every one of
-// them follows (telemetry/jaegertest has the same): unset or empty is
-// false; otherwise a boolean as strconv.ParseBool reads it (1, true, 0,
-// false, …). Any other value is an error, never a quiet "not required":
-// a mistyped switch must not let CI pass by skipping.
-func required(name, v string) (bool, error) {
-	if v == "" {
-		return false, nil
-	}
-	b, err := strconv.ParseBool(v)
-	if err != nil {
-		return false, fmt.Errorf("%s=%q: expected 1 (required) or 0", name, v)
-	}
-	return b, nil
-}
-
 // NewDatabase creates an empty database for t, drops it when t ends, and
 // returns its URL. Each test gets its own, so none sees another's rows.
 func NewDatabase(t testing.TB) string {
 	t.Helper()
 	base := os.Getenv(EnvURL)
 	if base == "" {
-		req, err := required(EnvRequire, os.Getenv(EnvRequire))
-		if err != nil {
-			t.Fatalf("pgtest: %v", err)
-		}
-		if req {
-			t.Fatalf("%s is not set but %s is: PostgreSQL tests must run", EnvURL, EnvRequire)
-		}
-		t.Skipf("%s is not set (scripts/postgres.sh start DIR prints one)", EnvURL)
+		testenv.Missing(t, EnvRequire, EnvURL+" is not set (scripts/postgres.sh start DIR prints one)")
 	}
 	u, err := url.Parse(base)
 	if err != nil {

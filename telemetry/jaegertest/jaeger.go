@@ -18,10 +18,11 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/meshguard/meshguard/testenv"
 )
 
 const (
@@ -74,14 +75,7 @@ func Start(t testing.TB) *Jaeger {
 	t.Helper()
 	bin, err := findBinary()
 	if err != nil {
-		req, rerr := required(EnvRequire, os.Getenv(EnvRequire))
-		if rerr != nil {
-			t.Fatalf("jaegertest: %v", rerr)
-		}
-		if req {
-			t.Fatalf("jaegertest: %v (%s is set, so this is a failure; run scripts/jaeger.sh)", err, EnvRequire)
-		}
-		t.Skipf("jaegertest: %v; run scripts/jaeger.sh or `make jaeger` to build it", err)
+		testenv.Missing(t, EnvRequire, fmt.Sprintf("jaegertest: %v; run scripts/jaeger.sh or `make jaeger` to build it", err))
 	}
 
 	dir := t.TempDir()
@@ -99,22 +93,6 @@ func Start(t testing.TB) *Jaeger {
 	}
 	t.Fatalf("jaegertest: %v", lastErr)
 	return nil
-}
-
-// required reads a MESHGUARD_REQUIRE_* switch, by the rule every one of
-// them follows (store/pgtest has the same): unset or empty is false;
-// otherwise a boolean as strconv.ParseBool reads it (1, true, 0, false,
-// …). Any other value is an error, never a quiet "not required": a
-// mistyped switch must not let CI pass by skipping.
-func required(name, v string) (bool, error) {
-	if v == "" {
-		return false, nil
-	}
-	b, err := strconv.ParseBool(v)
-	if err != nil {
-		return false, fmt.Errorf("%s=%q: expected 1 (required) or 0", name, v)
-	}
-	return b, nil
 }
 
 // findBinary returns the Jaeger binary from MESHGUARD_JAEGER_BIN or, failing

@@ -8,30 +8,6 @@ import (
 	"testing"
 )
 
-func TestRequired(t *testing.T) {
-	for _, tc := range []struct {
-		v       string
-		want    bool
-		wantErr bool
-	}{
-		{"", false, false},
-		{"0", false, false},
-		{"false", false, false},
-		{"1", true, false},
-		{"true", true, false},
-		{"yes", false, true},
-		{"2", false, true},
-	} {
-		got, err := required(EnvRequire, tc.v)
-		if got != tc.want || (err != nil) != tc.wantErr {
-			t.Errorf("required(%q) = %v, %v; want %v, error %v", tc.v, got, err, tc.want, tc.wantErr)
-		}
-		if err != nil && !strings.Contains(err.Error(), EnvRequire) {
-			t.Errorf("required(%q): %v does not name %s", tc.v, err, EnvRequire)
-		}
-	}
-}
-
 // TestRequireSwitch: without a Jaeger binary, Start skips the test unless
 // MESHGUARD_REQUIRE_JAEGER says it is required (or is mistyped), when it
 // fails it. Run in a child process: a failure is the outcome.
