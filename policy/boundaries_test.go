@@ -1,0 +1,160 @@
+package policy
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/meshguard/meshguard/trust"
+)
+
+// These tests pin the edges of documented rules (docs/policies.md) that
+// mutation testing (docs/mutation.md) showed no other test held: a limit
+// taken as exactly its value, a pattern matching the whole action, large
+// sets, and the rate limits a decision carries.
+
+// boundarySet parses the documents as one file each and compiles them.
+func boundarySet(t *testing.T, docs ...string) *Set {
+	t.Helper()
+	var all []*Policy
+	for i, d := range docs {
+		ps, err := Parse(fmt.Sprintf("b%d.yaml", i), []byte(d))
+		if err != nil {
+			t.Fatalf("Parse: %v", err)
+		}
+		all = append(all, ps...)
+	}
+	s, err := Compile(all)
+	if err != nil {
+		t.Fatalf("Compile: %v", err)
+	}
+	return s
+}
+
+// manyPolicies returns n policies named p00000…, each covering agents tagged
+// with its own name and allowing act:<name>.
+func manyPolicies(t *testing.T, n int) []*Policy {
+	t.Helper()
+	var b strings.Builder
+	for i := range n {
+		name := fmt.Sprintf("p%05d", i)
+		fmt.Fprintf(&b, "---\nname: %s\nappliesTo: {tags: [%s]}\nrules:\n  - {effect: allow, actions: ['act:%s']}\n", name, name, name)
+	}
+	ps, err := Parse("many.yaml", []byte(b.String()))
+	if err != nil {
+		t.Fatalf("Parse: %v", err)
+	}
+	return ps
+}
+
+func TestPolicyCountLimitIsExact(t *testing.T) {
+	ps := manyPolicies(t, MaxPolicies)
+	s, err := Compile(ps)
+	if err != nil {
+		t.Fatalf("a set of exactly %d policies (the documented limit) was refused: %v", MaxPolicies, err)
+	}
+	// The last policy of a set this large still decides: coverage and
+	// matches span many bitset words.
+	last := fmt.Sprintf("p%05d", MaxPolicies-1)
+	a := Subject{ID: "agent_x", Name: "x", Tier: trust.Verified, Tags: []string{last}, Active: true}
+	for _, in := range []Input{
+		{Agent: a, Action: "act:" + last},
+		{Agent: a, Action: "act:" + last, Explain: true},
+	} {
+		if d := s.Evaluate(&in); !d.Allowed() || d.Policy != last {
+			t.Fatalf("explain=%v: %s/%s by %q, want allowed by %q", in.Explain, d.Effect, d.Reason, d.Policy, last)
+		}
+	}
+	if d := s.Evaluate(&Input{Agent: a, Action: "act:p00000"}); d.Allowed() {
+		t.Fatalf("an action only an uncovering policy allows was allowed by %q", d.Policy)
+	}
+
+	extra := manyPolicies(t, 1)
+	extra[0].Name = "zzz"
+	_, err = Compile(append(slices.Clone(ps), extra[0]))
+	if err == nil || !strings.Contains(err.Error(), fmt.Sprintf("%d policies, more than the limit of %d", MaxPolicies+1, MaxPolicies)) {
+		t.Fatalf("Compile(%d policies) = %v, want the limit error", MaxPolicies+1, err)
+	}
+}
+
+// TestLargeSetDecides covers a set wider than the stack scratch space of a
+// decision (more than 256 policies), on every path that uses it.
+func TestLargeSetDecides(t *testing.T) {
+	const n = 300
+	var docs []string
+	for i := range n {
+		docs = append(docs, fmt.Sprintf(
+			"name: p%03d\nappliesTo: {tags: [t%03d]}\nrules:\n  - {effect: allow, actions: ['act:*']}\ndelegation: {maxDepth: 1}\n", i, i))
+	}
+	s := boundarySet(t, docs...)
+	root := Subject{ID: "agent_root", Name: "root", Tier: trust.Verified, Tags: []string{"t299"}, Active: true}
+	actor := Subject{ID: "agent_actor", Name: "actor", Tier: trust.Verified, Tags: []string{"t298"}, Active: true}
+	if d := s.Evaluate(&Input{Agent: actor, Action: "act:x", Chain: []Subject{root}}); !d.Allowed() || d.Policy != "p298" {
+		t.Fatalf("delegated decision: %s/%s by %q (%s), want allowed by p298", d.Effect, d.Reason, d.Policy, d.Message)
+	}
+	if d := s.HandOff(nil, root, actor); !d.Allowed() {
+		t.Fatalf("HandOff: %s/%s (%s), want allowed", d.Effect, d.Reason, d.Message)
+	}
+	stranger := Subject{ID: "agent_s", Name: "s", Tier: trust.Verified, Tags: []string{"none"}, Active: true}
+	if d := s.Evaluate(&Input{Agent: stranger, Action: "act:x"}); d.Reason != ReasonNoPolicy {
+		t.Fatalf("uncovered agent: %s/%s, want %s", d.Effect, d.Reason, ReasonNoPolicy)
+	}
+}
+
+// TestDocumentedPatternsDecide runs the pattern table of docs/policies.md
+// through decisions, so through the action index (not only the glob).
+func TestDocumentedPatternsDecide(t *testing.T) {
+	tests := []struct {
+		pattern string
+		match   []string
+		noMatch []string
+	}{
+		{"read:*", []string{"read:docs", "read:a/b:c", "read:"}, []string{"Read:docs", "write:docs", "read"}},
+		{"*:email", []string{"write:email", ":email"}, []string{"read:emails", "email"}},
+		{"write:email/*", []string{"write:email/drafts", "write:email/"}, []string{"write:email"}},
+		{"read:*/x", []string{"read:a/x", "read:a/b/x", "read:/x"}, []string{"read:a/y", "read:x", "read:a/x/y"}},
+		{"*a*:b", []string{"xay:b", "a:b"}, []string{"xy:b", "a:bc"}},
+		{"*", []string{"read:docs", ":"}, nil},
+	}
+	for _, tc := range tests {
+		t.Run(tc.pattern, func(t *testing.T) {
+			s := boundarySet(t, fmt.Sprintf("name: p\nrules:\n  - {name: r, effect: allow, actions: [%q]}\n", tc.pattern))
+			a := Subject{ID: "agent_a", Name: "a", Tier: trust.Verified, Active: true}
+			for _, action := range tc.match {
+				for _, explain := range []bool{false, true} {
+					d := s.Evaluate(&Input{Agent: a, Action: action, Explain: explain})
+					if !d.Allowed() || d.Rule != "r" {
+						t.Errorf("%q (explain=%v): %s/%s, want allowed by rule r", action, explain, d.Effect, d.Reason)
+					}
+				}
+			}
+			for _, action := range tc.noMatch {
+				for _, explain := range []bool{false, true} {
+					d := s.Evaluate(&Input{Agent: a, Action: action, Explain: explain})
+					if d.Allowed() || d.Reason != ReasonNoMatchingRule {
+						t.Errorf("%q (explain=%v): %s/%s, want denied with %s", action, explain, d.Effect, d.Reason, ReasonNoMatchingRule)
+					}
+				}
+			}
+		})
+	}
+}
+
+// TestDecisionCarriesCoveringPoliciesLimits: an allowed request counts against
+// the rateLimits of every covering policy — and only those that set some.
+func TestDecisionCarriesCoveringPoliciesLimits(t *testing.T) {
+	s := boundarySet(t,
+		"name: a-limited\nrules:\n  - {effect: allow, actions: ['read:*']}\nrateLimits: {requestsPerMinute: 5}\n",
+		"name: b-unlimited\nrules:\n  - {effect: allow, actions: ['read:*']}\n",
+		"name: c-limited\nrules:\n  - {effect: allow, actions: ['read:*']}\nrateLimits: {requestsPerHour: 7}\n",
+		"name: d-unlimited\ndefaultEffect: allow\nrules: []\n",
+		"name: e-other\nappliesTo: {tags: [other]}\nrules: []\nrateLimits: {requestsPerMinute: 1}\n",
+	)
+	a := Subject{ID: "agent_a", Name: "a", Tier: trust.Verified, Active: true}
+	d := s.Evaluate(&Input{Agent: a, Action: "read:x"})
+	want := []Limit{{Key: "a-limited", PerMinute: 5}, {Key: "c-limited", PerHour: 7}}
+	if !d.Allowed() || !slices.Equal(d.Limits, want) {
+		t.Fatalf("%s/%s limits %+v, want allowed with %+v", d.Effect, d.Reason, d.Limits, want)
+	}
+}
