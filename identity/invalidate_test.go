@@ -2,6 +2,7 @@ package identity
 
 import (
 	"context"
+	"errors"
 	"testing"
 	"time"
 )
@@ -73,5 +74,35 @@ func TestInvalidateAFullCache(t *testing.T) {
 	mustVerify(t, c, toks[0])
 	if n := e.agents.totalCalls() - before; n != 1 {
 		t.Errorf("a token verified after InvalidateAgent was looked up %d times, want 1 (a miss)", n)
+	}
+}
+
+// TestDelegationExpiryBounds: a delegation token's expiry must lie in the
+// future and within the keyring's MaxTTL, that bound included.
+func TestDelegationExpiryBounds(t *testing.T) {
+	e := newTestEnv(t, AlgEdDSA)
+	now := e.clock.Now().Truncate(time.Second)
+	maxTTL := e.keys.Keyring().MaxTTL()
+	for _, tc := range []struct {
+		name string
+		exp  time.Time
+		ok   bool
+	}{
+		{"one second", now.Add(time.Second), true},
+		{"exactly MaxTTL", now.Add(maxTTL), true},
+		{"MaxTTL and a second", now.Add(maxTTL + time.Second), false},
+		{"now", now, false},
+		{"past", now.Add(-time.Second), false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, g, err := e.issuer.Delegate(DelegationGrant{Root: NewAgentID(), Actors: []string{NewAgentID()},
+				MaxChain: 1, ExpiresAt: tc.exp})
+			if tc.ok && (err != nil || !g.ExpiresAt.Equal(tc.exp)) {
+				t.Fatalf("Delegate = %v (exp %v), want a token expiring at %v", err, g.ExpiresAt, tc.exp)
+			}
+			if !tc.ok && !errors.Is(err, ErrInvalidGrant) {
+				t.Fatalf("Delegate = %v, want ErrInvalidGrant", err)
+			}
+		})
 	}
 }
