@@ -158,3 +158,46 @@ func TestDecisionCarriesCoveringPoliciesLimits(t *testing.T) {
 		t.Fatalf("%s/%s limits %+v, want allowed with %+v", d.Effect, d.Reason, d.Limits, want)
 	}
 }
+
+// TestOfflineFileLimits: agents and tests files are bounded like policy files
+// (MaxFileBytes, the limit itself allowed), and a test case's context may
+// nest at most 32 levels, through mappings and lists alike, so a hostile
+// file cannot recurse the decoder without bound.
+func TestOfflineFileLimits(t *testing.T) {
+	agents := "agents:\n  - {name: a, trustTier: verified}\n"
+	pad := func(s string, n int) []byte { return []byte(s + "#" + strings.Repeat("x", n-len(s)-2) + "\n") }
+	dir, err := ParseAgents("agents.yaml", pad(agents, MaxFileBytes))
+	if err != nil {
+		t.Fatalf("an agents file of exactly %d bytes: %v", MaxFileBytes, err)
+	}
+	if _, err := ParseAgents("agents.yaml", pad(agents, MaxFileBytes+1)); err == nil || !strings.Contains(err.Error(), "larger than the") {
+		t.Fatalf("an agents file of %d bytes: %v, want the size error", MaxFileBytes+1, err)
+	}
+
+	nested := func(open, close string, n int) string {
+		return strings.Repeat(open, n) + "1" + strings.Repeat(close, n)
+	}
+	tests := []struct {
+		name    string
+		context string
+		ok      bool
+	}{
+		// The context is level 0; each mapping or list below it one more.
+		{"32 levels of mappings", nested("{k: ", "}", 32), true},
+		{"33 levels of mappings", nested("{k: ", "}", 33), false},
+		{"32 levels through lists", "{k: " + nested("[", "]", 31) + "}", true},
+		{"33 levels through lists", "{k: " + nested("[", "]", 32) + "}", false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			doc := "tests:\n  - {name: deep, agent: a, action: 'read:x', expect: allow, context: " + tc.context + "}\n"
+			cases, err := ParseTests("tests.yaml", []byte(doc), dir)
+			if tc.ok && (err != nil || len(cases) != 1) {
+				t.Fatalf("ParseTests = %d cases, %v; want the case", len(cases), err)
+			}
+			if !tc.ok && (err == nil || !strings.Contains(err.Error(), "nested more than 32 levels")) {
+				t.Fatalf("ParseTests = %v, want the nesting error", err)
+			}
+		})
+	}
+}
