@@ -170,8 +170,10 @@ func TestOfflineFileLimits(t *testing.T) {
 	if err != nil {
 		t.Fatalf("an agents file of exactly %d bytes: %v", MaxFileBytes, err)
 	}
-	if _, err := ParseAgents("agents.yaml", pad(agents, MaxFileBytes+1)); err == nil || !strings.Contains(err.Error(), "larger than the") {
-		t.Fatalf("an agents file of %d bytes: %v, want the size error", MaxFileBytes+1, err)
+	// An error about the whole file names the file and no line (Line 0 is "unknown").
+	wantErr := fmt.Sprintf("agents.yaml: file is %d bytes, larger than the %d-byte limit", MaxFileBytes+1, MaxFileBytes)
+	if _, err := ParseAgents("agents.yaml", pad(agents, MaxFileBytes+1)); err == nil || err.Error() != wantErr {
+		t.Fatalf("an agents file of %d bytes: %v, want %q", MaxFileBytes+1, err, wantErr)
 	}
 
 	nested := func(open, close string, n int) string {
