@@ -1,10 +1,14 @@
 package policy
 
 import (
+	"context"
 	"fmt"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/meshguard/meshguard/trust"
 )
@@ -201,5 +205,92 @@ func TestOfflineFileLimits(t *testing.T) {
 				t.Fatalf("ParseTests = %v, want the nesting error", err)
 			}
 		})
+	}
+}
+
+// TestTimeWindowMinutes: a window's minutes count, not only its hours.
+func TestTimeWindowMinutes(t *testing.T) {
+	s := boundarySet(t, "name: p\nrules:\n  - {effect: allow, actions: ['act:*'], conditions: {time: {between: \"09:15-09:45\"}}}\n")
+	a := Subject{ID: "agent_a", Name: "a", Tier: trust.Verified, Active: true}
+	for _, tc := range []struct {
+		at   string
+		want bool
+	}{
+		{"2026-03-02T09:10:00Z", false},
+		{"2026-03-02T09:14:59Z", false},
+		{"2026-03-02T09:15:00Z", true},
+		{"2026-03-02T09:44:00Z", true},
+		{"2026-03-02T09:45:00Z", false},
+	} {
+		when, err := time.Parse(time.RFC3339, tc.at)
+		if err != nil {
+			t.Fatal(err)
+		}
+		d := s.Evaluate(&Input{Agent: a, Action: "act:x", Time: when})
+		if d.Allowed() != tc.want {
+			t.Errorf("at %s: allowed = %v, want %v", tc.at, d.Allowed(), tc.want)
+		}
+	}
+}
+
+// TestMemberIsJudgedWithTheChainBeforeIt: an earlier agent U "is evaluated as
+// if U acted, with the chain before U" (docs/policies.md, Delegation) — so
+// for the root, as an agent acting alone.
+func TestMemberIsJudgedWithTheChainBeforeIt(t *testing.T) {
+	s := boundarySet(t,
+		"name: roots\nappliesTo: {tags: [root]}\nrules:\n  - {name: own-work, effect: allow, actions: ['act:*'], conditions: {delegated: false}}\ndelegation: {maxDepth: 1}\n",
+		"name: actors\nappliesTo: {tags: [actor]}\nrules:\n  - {effect: allow, actions: ['act:*']}\n",
+	)
+	root := Subject{ID: "agent_root", Name: "root", Tier: trust.Verified, Tags: []string{"root"}, Active: true}
+	actor := Subject{ID: "agent_actor", Name: "actor", Tier: trust.Verified, Tags: []string{"actor"}, Active: true}
+	for _, explain := range []bool{false, true} {
+		d := s.Evaluate(&Input{Agent: actor, Action: "act:x", Chain: []Subject{root}, Explain: explain})
+		if !d.Allowed() {
+			t.Fatalf("explain=%v: %s/%s (%s), want allowed: the root acting alone is not delegated", explain, d.Effect, d.Reason, d.Message)
+		}
+	}
+}
+
+// TestPolicyFileSizeLimitIsExact: a policy file of exactly MaxFileBytes loads
+// whole; one byte more is refused, not read in part.
+func TestPolicyFileSizeLimitIsExact(t *testing.T) {
+	policy := "name: last-line\nrules:\n  - {effect: allow, actions: ['read:*']}\n"
+	write := func(size int) string {
+		dir := t.TempDir()
+		// The padding comes first, so a file read in part loses the policy.
+		data := "#" + strings.Repeat("x", size-len(policy)-2) + "\n" + policy
+		if err := os.WriteFile(filepath.Join(dir, "p.yaml"), []byte(data), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return dir
+	}
+	s, err := Load(context.Background(), Dir(write(MaxFileBytes)))
+	if err != nil {
+		t.Fatalf("a file of exactly %d bytes: %v", MaxFileBytes, err)
+	}
+	a := Subject{ID: "agent_a", Name: "a", Tier: trust.Verified, Active: true}
+	if d := s.Evaluate(&Input{Agent: a, Action: "read:x"}); !d.Allowed() || d.Policy != "last-line" {
+		t.Fatalf("%s/%s by %q, want allowed by last-line", d.Effect, d.Reason, d.Policy)
+	}
+	if _, err := Load(context.Background(), Dir(write(MaxFileBytes+1))); err == nil || !strings.Contains(err.Error(), fmt.Sprintf("larger than the %d-byte limit", MaxFileBytes)) {
+		t.Fatalf("a file of %d bytes: %v, want the size error", MaxFileBytes+1, err)
+	}
+}
+
+// TestRulesPerPolicyLimitIsExact: a policy may hold exactly MaxRulesPerPolicy rules.
+func TestRulesPerPolicyLimitIsExact(t *testing.T) {
+	doc := func(n int) []byte {
+		var b strings.Builder
+		b.WriteString("name: big\nrules:\n")
+		for i := range n {
+			fmt.Fprintf(&b, "  - {effect: allow, actions: ['act:%d']}\n", i)
+		}
+		return []byte(b.String())
+	}
+	if _, err := Parse("big.yaml", doc(MaxRulesPerPolicy)); err != nil {
+		t.Fatalf("%d rules: %v", MaxRulesPerPolicy, err)
+	}
+	if _, err := Parse("big.yaml", doc(MaxRulesPerPolicy+1)); err == nil {
+		t.Fatalf("%d rules were accepted", MaxRulesPerPolicy+1)
 	}
 }
