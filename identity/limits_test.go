@@ -158,3 +158,27 @@ func TestAgentStatusIsActiveOrRevoked(t *testing.T) {
 		}
 	}
 }
+
+// TestSPIFFETrustDomainCharacters: a trust domain is lower-case a-z, 0-9,
+// '.', '-' and '_' (the SPIFFE ID specification), the ends of each range
+// included and their neighbours refused.
+func TestSPIFFETrustDomainCharacters(t *testing.T) {
+	for _, tc := range []struct {
+		td   string
+		want bool
+	}{
+		{"az09.-_", true},
+		{"z", true},
+		{"9", true},
+		{"a`", false}, // '`' is 'a'-1
+		{"a{", false}, // '{' is 'z'+1
+		{"a/", false}, // '/' is '0'-1, and ends the trust domain: empty path segment
+		{"a:", false}, // ':' is '9'+1
+		{"A", false},
+	} {
+		id := "spiffe://" + tc.td + "/ns/x"
+		if got := ValidSPIFFEID(id); got != tc.want {
+			t.Errorf("ValidSPIFFEID(%q) = %v, want %v", id, got, tc.want)
+		}
+	}
+}
