@@ -294,3 +294,22 @@ func TestRulesPerPolicyLimitIsExact(t *testing.T) {
 		t.Fatalf("%d rules were accepted", MaxRulesPerPolicy+1)
 	}
 }
+
+// TestNumericTextDigits: text compared with lt/gt/… is read as a number when
+// it is one in JSON's grammar; every digit counts, 0 and 9 included.
+func TestNumericTextDigits(t *testing.T) {
+	s := boundarySet(t, "name: p\nrules:\n  - {effect: allow, actions: ['act:*'], conditions: {context: {n: {gte: 0}}}}\n")
+	a := Subject{ID: "agent_a", Name: "a", Tier: trust.Verified, Active: true}
+	for _, tc := range []struct {
+		text string
+		want bool
+	}{
+		{"0", true}, {"9", true}, {"90", true}, {"1234567890", true}, {"0.9", true}, {"9e9", true},
+		{"09", false}, {"/", false}, {":", false}, {"9:", false},
+	} {
+		d := s.Evaluate(&Input{Agent: a, Action: "act:x", Context: map[string]any{"n": tc.text}})
+		if d.Allowed() != tc.want {
+			t.Errorf("%q >= 0: allowed = %v, want %v", tc.text, d.Allowed(), tc.want)
+		}
+	}
+}
