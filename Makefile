@@ -108,9 +108,9 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzCanonicalRoundTrip$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 5s ./audit
 
 # Mutation testing with gremlins (docs/mutation.md): each package's score, killed of the
-# covered mutants, and the survivors. Slow (a build per mutant; about an hour for all five
-# on 2 cores) and not part of `make test`. MUTATE_PKGS picks packages, MUTATE_WORKERS=2
-# runs two mutants at once.
+# covered mutants, and the survivors. Slow (a build and a test run per mutant: hours for all
+# five on a shared 2-core machine) and not part of `make test`. MUTATE_PKGS picks the
+# packages, MUTATE_WORKERS=2 runs two mutants at once.
 MUTATE_PKGS ?= policy identity engine extauthz gateway
 mutate:
 	@GO=$(GO) scripts/mutate.sh $(MUTATE_PKGS)
