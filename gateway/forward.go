@@ -26,6 +26,12 @@ func (g *Gateway) rewrite(pr *httputil.ProxyRequest) {
 	// The decided path, spelled as decided and joined to the target's.
 	decoded, _ := url.PathUnescape(f.path) // upstreamPath's: valid escapes only
 	pr.Out.URL.Path, pr.Out.URL.RawPath = decoded, f.path
+	// The query as decided: ReverseProxy re-encodes one it cannot parse
+	// (a malformed escape, a ';', over 10,000 parameters: all dropped)
+	// before Rewrite, so the upstream would get another query than the
+	// engine read. The engine refuses those in any parameter a policy
+	// reads; the rest goes as sent, as Envoy forwards it.
+	pr.Out.URL.RawQuery = pr.In.URL.RawQuery
 	pr.SetURL(g.target)
 	if f.trustedPeer {
 		pr.Out.Header[hForwardedFor] = pr.In.Header[hForwardedFor]
