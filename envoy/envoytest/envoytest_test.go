@@ -65,6 +65,9 @@ const (
 	sendRoute   = "check_settings: {context_extensions: {meshguard.action: \"write:email\"}}"
 	cors        = "                  - name: envoy.filters.http.cors\n                    typed_config: {\"@type\": type.googleapis.com/envoy.extensions.filters.http.cors.v3.Cors}\n"
 	defaultPath = "                        - match: {prefix: /}\n"
+	underscore  = "                common_http_protocol_options: {headers_with_underscores_action: REJECT_REQUEST}\n"
+	router      = `{name: envoy.filters.http.router, typed_config: {"@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router}}`
+	routeConfig = "                  name: local\n"
 )
 
 // TestBootstrapViolations: each property, broken alone in an otherwise
@@ -103,6 +106,11 @@ func TestBootstrapViolations(t *testing.T) {
 		{"route disables the filter", `{"@type": type.googleapis.com/envoy.extensions.filters.http.ext_authz.v3.ExtAuthzPerRoute, ` + sendRoute + "}", `{"@type": type.googleapis.com/envoy.config.route.v3.FilterConfig, disabled: true}`, envoytest.PerRoute},
 		{"virtual host disables ext_authz", "                      domains: [\"*\"]\n", "                      domains: [\"*\"]\n                      typed_per_filter_config: {envoy.filters.http.ext_authz: {\"@type\": type.googleapis.com/envoy.extensions.filters.http.ext_authz.v3.ExtAuthzPerRoute, disabled: true}}\n", envoytest.PerRoute},
 		{"weighted cluster disables ext_authz", defaultPath + "                          route: {cluster: app}\n", defaultPath + "                          route: {weighted_clusters: {clusters: [{name: app, weight: 1, typed_per_filter_config: {envoy.filters.http.ext_authz: {\"@type\": type.googleapis.com/envoy.extensions.filters.http.ext_authz.v3.ExtAuthzPerRoute, disabled: true}}}]}}\n", envoytest.PerRoute},
+		{"a WebSocket upgrade with a filter chain of its own", underscore, underscore + "                upgrade_configs: [{upgrade_type: websocket, filters: [" + router + "]}]\n", envoytest.AuthorizerFirst},
+		{"a WebSocket upgrade asking MeshGuard first", underscore, underscore + "                upgrade_configs: [{upgrade_type: websocket, filters: [{name: envoy.filters.http.ext_authz, typed_config: {\"@type\": type.googleapis.com/envoy.extensions.filters.http.ext_authz.v3.ExtAuthz, " + authzConfig + ", grpc_service: {envoy_grpc: {cluster_name: meshguard}}}}, " + router + "]}]\n", ""},
+		{"a WebSocket upgrade whose ext_authz fails open", underscore, underscore + "                upgrade_configs: [{upgrade_type: websocket, filters: [{name: envoy.filters.http.ext_authz, typed_config: {\"@type\": type.googleapis.com/envoy.extensions.filters.http.ext_authz.v3.ExtAuthz, failure_mode_allow: true, grpc_service: {envoy_grpc: {cluster_name: meshguard}}}}, " + router + "]}]\n", envoytest.FailureModeAllow},
+		{"a WebSocket upgrade through http_filters", underscore, underscore + "                upgrade_configs: [{upgrade_type: websocket}]\n", ""},
+		{"virtual hosts over VHDS", routeConfig, routeConfig + "                  vhds: {config_source: {ads: {}, resource_api_version: V3}}\n", envoytest.Routes},
 		{"a tcp_proxy filter chain", "      filter_chains:\n", "      filter_chains:\n        - filter_chain_match: {destination_port: 9999}\n          filters: [{name: tcp, typed_config: {\"@type\": type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy, stat_prefix: t, cluster: app}}]\n", envoytest.HTTPConnectionManager},
 		{"no listeners", base[:strings.Index(base, "  clusters:")], "static_resources:\n", envoytest.BootstrapListeners},
 	} {
