@@ -49,6 +49,11 @@ const (
 	// UnderscoreHeaders: X_Env is X-Env to CGI-style upstreams; it could
 	// stand beside the header decided on or forge an x-meshguard-* one.
 	UnderscoreHeaders Property = "hcm.common_http_protocol_options.headers_with_underscores_action"
+	// UseRemoteAddress: the client is the connection's peer. Without it
+	// Envoy takes the rightmost X-Forwarded-For entry, which the client
+	// wrote, for the client's address (source.address) and appends
+	// nothing, so MeshGuard would record an address of the client's choice.
+	UseRemoteAddress Property = "hcm.use_remote_address"
 	// Routes: the routes (inline or RDS, virtual hosts inline) are there
 	// to check.
 	Routes Property = "hcm.route_specifier"
@@ -189,6 +194,9 @@ func (k *checker) hcm(where string, m *hcmv3.HttpConnectionManager) {
 	case hcmv3.HttpConnectionManager_REJECT_REQUEST, hcmv3.HttpConnectionManager_UNESCAPE_AND_REDIRECT:
 	default:
 		k.add(where, EscapedSlashes, "is %v, want REJECT_REQUEST or UNESCAPE_AND_REDIRECT: %%2F would be decided as one segment and served as two", a)
+	}
+	if !m.GetUseRemoteAddress().GetValue() {
+		k.add(where, UseRemoteAddress, "is not true: Envoy takes the client's own X-Forwarded-For for its address, and MeshGuard records whatever the client wrote there")
 	}
 	if a := m.GetCommonHttpProtocolOptions().GetHeadersWithUnderscoresAction(); a != corev3.HttpProtocolOptions_REJECT_REQUEST {
 		k.add(where, UnderscoreHeaders, "is %v, want REJECT_REQUEST: X_MeshGuard_Agent_Id reaches CGI-style upstreams as X-MeshGuard-Agent-Id", a)

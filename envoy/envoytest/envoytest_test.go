@@ -36,6 +36,7 @@ const base = `static_resources:
                 normalize_path: true
                 merge_slashes: true
                 path_with_escaped_slashes_action: REJECT_REQUEST
+                use_remote_address: true
                 common_http_protocol_options: {headers_with_underscores_action: REJECT_REQUEST}
                 route_config:
                   name: local
@@ -98,6 +99,8 @@ func TestBootstrapViolations(t *testing.T) {
 		{"escaped slashes kept", "path_with_escaped_slashes_action: REJECT_REQUEST", "path_with_escaped_slashes_action: KEEP_UNCHANGED", envoytest.EscapedSlashes},
 		{"escaped slashes unset", "                path_with_escaped_slashes_action: REJECT_REQUEST\n", "", envoytest.EscapedSlashes},
 		{"escaped slashes redirected", "path_with_escaped_slashes_action: REJECT_REQUEST", "path_with_escaped_slashes_action: UNESCAPE_AND_REDIRECT", ""},
+		{"use_remote_address unset", "                use_remote_address: true\n", "", envoytest.UseRemoteAddress},
+		{"use_remote_address false", "use_remote_address: true", "use_remote_address: false", envoytest.UseRemoteAddress},
 		{"underscore headers allowed", "{headers_with_underscores_action: REJECT_REQUEST}", "{headers_with_underscores_action: ALLOW}", envoytest.UnderscoreHeaders},
 		{"underscore headers dropped", "{headers_with_underscores_action: REJECT_REQUEST}", "{headers_with_underscores_action: DROP_HEADER}", envoytest.UnderscoreHeaders},
 		{"route disables ext_authz", sendRoute, "disabled: true", envoytest.PerRoute},
@@ -156,7 +159,7 @@ func wasmConfig(t *testing.T) envoytest.Config {
 	l := &listenerv3.Listener{}
 	must(t, protojson.Unmarshal([]byte(`{"name":"meshguard_ingress","filter_chains":[{"filters":[{"name":"envoy.filters.network.http_connection_manager","typed_config":{
 		"@type":"type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
-		"stat_prefix":"i","normalize_path":true,"merge_slashes":true,"path_with_escaped_slashes_action":"REJECT_REQUEST",
+		"stat_prefix":"i","normalize_path":true,"merge_slashes":true,"path_with_escaped_slashes_action":"REJECT_REQUEST","use_remote_address":true,
 		"common_http_protocol_options":{"headers_with_underscores_action":"REJECT_REQUEST"},
 		"rds":{"route_config_name":"meshguard_routes","config_source":{"ads":{},"resource_api_version":"V3"}},
 		"http_filters":[
