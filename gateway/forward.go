@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"maps"
 	"net"
 	"net/http"
 	"net/http/httputil"
@@ -19,18 +20,19 @@ import (
 
 // rewrite builds the upstream request of an allowed one. ReverseProxy has
 // already removed the hop-by-hop headers, including those the caller listed
-// in Connection, and the X-Forwarded-* headers; what is set here cannot be
-// removed by the caller that way.
+// in Connection; what is set here cannot be removed by the caller that way.
 func (g *Gateway) rewrite(pr *httputil.ProxyRequest) {
 	f := forwardOf(pr.In.Context())
 	// The decided path, spelled as decided and joined to the target's.
 	decoded, _ := url.PathUnescape(f.path) // upstreamPath's: valid escapes only
 	pr.Out.URL.Path, pr.Out.URL.RawPath = decoded, f.path
+	// The query as decided: ReverseProxy re-encodes one it cannot parse
+	// (a malformed escape, a ';', over 10,000 parameters: all dropped)
+	// before Rewrite, so the upstream would get another query than the
+	// engine read. The engine refuses those in any parameter a policy
+	// reads; the rest goes as sent, as Envoy forwards it.
+	pr.Out.URL.RawQuery = pr.In.URL.RawQuery
 	pr.SetURL(g.target)
-	if f.trustedPeer {
-		pr.Out.Header[hForwardedFor] = pr.In.Header[hForwardedFor]
-	}
-	pr.SetXForwarded()
 
 	// Only a WebSocket upgrade goes upstream. After a 101 the gateway
 	// copies bytes both ways undecided, so an upgrade to a protocol that
@@ -56,14 +58,16 @@ func (g *Gateway) rewrite(pr *httputil.ProxyRequest) {
 	// The caller's bearer token is a credential for MeshGuard, not for the
 	// upstream; the upstream learns who called from x-meshguard-agent-id.
 	delete(h, hAuthorization)
-	// Only MeshGuard speaks x-meshguard-* to the upstream. Names with "_"
-	// for "-" go too: some frameworks read X_MeshGuard_Agent_Id as
-	// X-MeshGuard-Agent-Id.
+	// Only MeshGuard speaks x-meshguard-* to the upstream, and only the
+	// gateway says where the request came from (forwardingHeaders). Names
+	// with "_" for "-" go too: some frameworks read X_MeshGuard_Agent_Id
+	// as X-MeshGuard-Agent-Id.
 	for k := range h {
-		if wire.IsMeshGuardHeader(k) {
+		if wire.IsMeshGuardHeader(k) || isForwarding(k) {
 			delete(h, k)
 		}
 	}
+	maps.Copy(h, f.xf)
 	for _, name := range engine.StrippedUpstreamHeaders {
 		h.Del(name)
 	}

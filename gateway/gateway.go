@@ -134,8 +134,8 @@ func checkTarget(u *url.URL) error {
 type forward struct {
 	decision engine.Decision
 	path     string // the upstream path, /proxy stripped, escaped
-	// trustedPeer: the peer is loopback, so its X-Forwarded-For is kept.
-	trustedPeer bool
+	// xf: the X-Forwarded-* headers the upstream gets (xForwarded).
+	xf http.Header
 }
 
 type forwardKey struct{}
@@ -159,7 +159,8 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(w, status, errorCode(status), msg)
 		return
 	}
-	req := g.engineRequest(r, path, client)
+	xf := xForwarded(r, trusted)
+	req := g.engineRequest(r, path, client, xf)
 	d, err := g.checker.Check(r.Context(), req)
 	if err != nil {
 		g.log.ErrorContext(r.Context(), "gateway: the engine could not decide", "err", err, "path", path)
@@ -170,7 +171,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		deny(w, &d)
 		return
 	}
-	f := &forward{decision: d, path: path, trustedPeer: trusted}
+	f := &forward{decision: d, path: path, xf: xf}
 	g.proxy.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), forwardKey{}, f)))
 }
 

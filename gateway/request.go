@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"fmt"
+	"net"
 	"net/http"
 	"net/netip"
 	"net/textproto"
@@ -132,7 +133,7 @@ func containsFold(s string, subs ...string) bool {
 // gateway): the request goes to PROXY_TARGET, so that host decides the
 // route mapping and whether the call hands a task to another agent, as
 // the :authority does behind Envoy.
-func (g *Gateway) engineRequest(r *http.Request, path string, client netip.Addr) *engine.Request {
+func (g *Gateway) engineRequest(r *http.Request, path string, client netip.Addr, xf http.Header) *engine.Request {
 	if r.URL.RawQuery != "" {
 		path += "?" + r.URL.RawQuery
 	}
@@ -144,7 +145,7 @@ func (g *Gateway) engineRequest(r *http.Request, path string, client netip.Addr)
 		Method:     r.Method,
 		Host:       g.target.Host,
 		Path:       path,
-		Headers:    forwardedHeaders(r.Header),
+		Headers:    forwardedHeaders{r.Header, xf},
 	}
 	if tp := r.Header[hTraceparent]; len(tp) == 1 {
 		// Exactly one, or none: with two, the engine starts a trace.
@@ -158,15 +159,29 @@ func (g *Gateway) engineRequest(r *http.Request, path string, client netip.Addr)
 
 // forwardedHeaders are the request's headers as the upstream receives
 // them, for the policies' header.* keys: without those the caller names in
-// Connection, which ReverseProxy removes as hop-by-hop. Otherwise
+// Connection, which ReverseProxy removes as hop-by-hop, and with the
+// gateway's own X-Forwarded-* (xf) for the caller's. Otherwise
 // "X-Env: staging" with "Connection: X-Env" would be decided as a staging
-// request while the upstream sees no X-Env at all. (Policies cannot name
-// the fixed hop-by-hop headers, Connection itself included.)
-type forwardedHeaders http.Header
+// request while the upstream sees no X-Env at all, and a caller's
+// "X-Forwarded-Proto: https" over plain HTTP would be decided on while the
+// upstream reads "http". (Policies cannot name the fixed hop-by-hop
+// headers, Connection itself included.)
+type forwardedHeaders struct {
+	h  http.Header
+	xf http.Header // xForwarded's: replaces every spelling of those names
+}
 
 // Lookup implements engine.Headers, as wire.MultiHeaders does.
 func (h forwardedHeaders) Lookup(name string) (value string, n int) {
-	for k, vs := range h {
+	if isForwarding(name) {
+		for k, vs := range h.xf {
+			if wire.SameName(k, name) {
+				return vs[0], 1
+			}
+		}
+		return "", 0
+	}
+	for k, vs := range h.h {
 		if wire.SameName(k, name) && len(vs) > 0 && !h.hopByHop(k) {
 			value, n = vs[len(vs)-1], n+len(vs)
 		}
@@ -177,7 +192,7 @@ func (h forwardedHeaders) Lookup(name string) (value string, n int) {
 // hopByHop reports whether a Connection header names k, as ReverseProxy
 // reads it (each comma-separated token, trimmed, case-insensitively).
 func (h forwardedHeaders) hopByHop(k string) bool {
-	for _, v := range h["Connection"] {
+	for _, v := range h.h["Connection"] {
 		for token := range strings.SplitSeq(v, ",") {
 			if strings.EqualFold(textproto.TrimString(token), k) {
 				return true
@@ -185,6 +200,43 @@ func (h forwardedHeaders) hopByHop(k string) bool {
 		}
 	}
 	return false
+}
+
+// forwardingHeaders say where a request came from and how. The gateway
+// writes X-Forwarded-For, -Host and -Proto itself and sends none of the
+// caller's, in any spelling: an upstream that reads X_Forwarded_For as
+// X-Forwarded-For (CGI and WSGI servers do) would otherwise take a
+// remote client's word for its address. Forwarded (RFC 7239) is removed,
+// as ReverseProxy does, in every spelling too.
+var forwardingHeaders = [...]string{"x-forwarded-for", "x-forwarded-host", "x-forwarded-proto", "forwarded"}
+
+func isForwarding(name string) bool {
+	for _, f := range forwardingHeaders {
+		if wire.SameName(name, f) {
+			return true
+		}
+	}
+	return false
+}
+
+// xForwarded is what the gateway tells the upstream about the request's
+// way: the X-Forwarded-For received from a trusted peer (a proxy on this
+// machine) with the peer appended, else the peer alone; the Host the
+// caller sent; http or https. It is computed once, so that the engine
+// decides on the values the upstream receives (ProxyRequest.SetXForwarded's
+// rule, which it replaces).
+func xForwarded(r *http.Request, trustedPeer bool) http.Header {
+	xf := http.Header{"X-Forwarded-Host": {r.Host}, "X-Forwarded-Proto": {"http"}}
+	if r.TLS != nil {
+		xf["X-Forwarded-Proto"][0] = "https"
+	}
+	if ip, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
+		if prior := r.Header[hForwardedFor]; trustedPeer && len(prior) > 0 {
+			ip = strings.Join(prior, ", ") + ", " + ip
+		}
+		xf[hForwardedFor] = []string{ip}
+	}
+	return xf
 }
 
 func first(vs []string) string {
@@ -206,7 +258,7 @@ func bearer(vs []string) string {
 // clientAddr returns the client's address (wire.ClientAddr: the
 // X-Forwarded-For entries are read right to left from the peer while the
 // hop is a trusted proxy, loopback) and whether the peer is such a proxy,
-// whose X-Forwarded-For the gateway keeps when it forwards. Believing the
+// whose X-Forwarded-For the gateway keeps when it forwards (xForwarded). Believing the
 // header from anyone else would let a client pick a fresh rate-limit
 // bucket, and a fresh SourceAddress in the audit trail, for every request.
 func clientAddr(r *http.Request) (netip.Addr, bool) {

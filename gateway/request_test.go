@@ -70,7 +70,7 @@ func TestTraceID(t *testing.T) {
 	for _, tc := range tests {
 		r := httptest.NewRequest(http.MethodGet, "/x", nil)
 		r.Header[hTraceparent] = tc.vs
-		if got := g.engineRequest(r, "/x", netip.Addr{}).TraceID; got != tc.want {
+		if got := g.engineRequest(r, "/x", netip.Addr{}, nil).TraceID; got != tc.want {
 			t.Errorf("%s: trace id of %q = %q, want %q", tc.name, tc.vs, got, tc.want)
 		}
 	}
@@ -153,7 +153,7 @@ func TestRequestForTheEngine(t *testing.T) {
 		"Traceparent":            {"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"},
 	}
 	path, _, _ := upstreamPath(r.URL)
-	got := g.engineRequest(r, path, netip.MustParseAddr("198.51.100.1"))
+	got := g.engineRequest(r, path, netip.MustParseAddr("198.51.100.1"), nil)
 	if got.Source != "gateway" || got.Token != "tok" || got.Delegation != "del" || got.Method != "PATCH" ||
 		got.Host != "api.internal:8080" || got.Path != "/caf%C3%A9/api?x=%2F" || got.Action != "" ||
 		got.Resource != "" || got.Context != nil || got.SourceAddress != "198.51.100.1" ||

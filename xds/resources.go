@@ -200,6 +200,11 @@ func ingressListener(o Options) *listenerv3.Listener {
 		NormalizePath:                wrapperspb.Bool(true),
 		MergeSlashes:                 true,
 		PathWithEscapedSlashesAction: hcmv3.HttpConnectionManager_REJECT_REQUEST,
+		// The client is the connection's peer, appended to
+		// X-Forwarded-For: otherwise Envoy takes the rightmost entry the
+		// client wrote as its address (source.address, which MeshGuard
+		// records).
+		UseRemoteAddress: wrapperspb.Bool(true),
 		// X_Env is X-Env to CGI-style upstreams (WSGI, Rack, PHP): a
 		// header in that spelling could stand beside the one decided on,
 		// or forge an x-meshguard-* identity header ext_authz removes by

@@ -49,10 +49,18 @@ const (
 	// UnderscoreHeaders: X_Env is X-Env to CGI-style upstreams; it could
 	// stand beside the header decided on or forge an x-meshguard-* one.
 	UnderscoreHeaders Property = "hcm.common_http_protocol_options.headers_with_underscores_action"
-	// Routes: the routes (inline or RDS) are there to check.
+	// UseRemoteAddress: the client is the connection's peer. Without it
+	// Envoy takes the rightmost X-Forwarded-For entry, which the client
+	// wrote, for the client's address (source.address) and appends
+	// nothing, so MeshGuard would record an address of the client's choice.
+	UseRemoteAddress Property = "hcm.use_remote_address"
+	// Routes: the routes (inline or RDS, virtual hosts inline) are there
+	// to check.
 	Routes Property = "hcm.route_specifier"
-	// AuthorizerFirst: the first HTTP filter is MeshGuard's; a filter
-	// before it could answer or rewrite the request undecided.
+	// AuthorizerFirst: the first HTTP filter is MeshGuard's, in
+	// http_filters and in each upgrade_configs filter list (which an
+	// upgrade runs instead); a filter before it could answer or rewrite
+	// the request undecided.
 	AuthorizerFirst Property = "hcm.http_filters"
 	// AuthorizerRuns: MeshGuard's filter is neither disabled nor optional.
 	AuthorizerRuns Property = "http_filter.disabled, http_filter.is_optional"
@@ -187,11 +195,42 @@ func (k *checker) hcm(where string, m *hcmv3.HttpConnectionManager) {
 	default:
 		k.add(where, EscapedSlashes, "is %v, want REJECT_REQUEST or UNESCAPE_AND_REDIRECT: %%2F would be decided as one segment and served as two", a)
 	}
+	if !m.GetUseRemoteAddress().GetValue() {
+		k.add(where, UseRemoteAddress, "is not true: Envoy takes the client's own X-Forwarded-For for its address, and MeshGuard records whatever the client wrote there")
+	}
 	if a := m.GetCommonHttpProtocolOptions().GetHeadersWithUnderscoresAction(); a != corev3.HttpProtocolOptions_REJECT_REQUEST {
 		k.add(where, UnderscoreHeaders, "is %v, want REJECT_REQUEST: X_MeshGuard_Agent_Id reaches CGI-style upstreams as X-MeshGuard-Agent-Id", a)
 	}
 
-	filters := m.GetHttpFilters()
+	authorizers := k.filters(where, m.GetHttpFilters())
+	// An upgrade type with filters of its own runs those instead of
+	// http_filters: a WebSocket upgrade through [router] alone would
+	// reach the upstream unasked, and every message after it.
+	for _, u := range m.GetUpgradeConfigs() {
+		if len(u.GetFilters()) > 0 {
+			authorizers = append(authorizers, k.filters(fmt.Sprintf("%s upgrade %q", where, u.GetUpgradeType()), u.GetFilters())...)
+		}
+	}
+
+	switch {
+	case m.GetRouteConfig() != nil:
+		k.routes(where, m.GetRouteConfig(), authorizers)
+	case m.GetRds() != nil:
+		name := m.GetRds().GetRouteConfigName()
+		i := slices.IndexFunc(k.c.Routes, func(rc *routev3.RouteConfiguration) bool { return rc.GetName() == name })
+		if i < 0 {
+			k.add(where, Routes, "the RDS route configuration %q is not among those checked", name)
+			return
+		}
+		k.routes(where, k.c.Routes[i], authorizers)
+	default:
+		k.add(where, Routes, "routes neither inline nor by RDS: they cannot be checked")
+	}
+}
+
+// filters checks one HTTP filter chain (http_filters, or an upgrade
+// type's) and returns the names of MeshGuard's filters in it.
+func (k *checker) filters(where string, filters []*hcmv3.HttpFilter) []string {
 	var authorizers []string
 	firstAuthorizes := false
 	for i, f := range filters {
@@ -213,21 +252,7 @@ func (k *checker) hcm(where string, m *hcmv3.HttpConnectionManager) {
 	case !firstAuthorizes:
 		k.add(where, AuthorizerFirst, "the first HTTP filter is %q, not ext_authz or MeshGuard's wasm filter (found: %q): it acts on the request before MeshGuard decides", filters[0].GetName(), authorizers)
 	}
-
-	switch {
-	case m.GetRouteConfig() != nil:
-		k.routes(where, m.GetRouteConfig(), authorizers)
-	case m.GetRds() != nil:
-		name := m.GetRds().GetRouteConfigName()
-		i := slices.IndexFunc(k.c.Routes, func(rc *routev3.RouteConfiguration) bool { return rc.GetName() == name })
-		if i < 0 {
-			k.add(where, Routes, "the RDS route configuration %q is not among those checked", name)
-			return
-		}
-		k.routes(where, k.c.Routes[i], authorizers)
-	default:
-		k.add(where, Routes, "routes neither inline nor by RDS: they cannot be checked")
-	}
+	return authorizers
 }
 
 func isWasm(f *hcmv3.HttpFilter) bool {
@@ -296,6 +321,9 @@ func (k *checker) wasm(where string, f *hcmv3.HttpFilter) {
 // filters, at each level Envoy reads one.
 func (k *checker) routes(where string, rc *routev3.RouteConfiguration, authorizers []string) {
 	where = fmt.Sprintf("%s route configuration %q", where, rc.GetName())
+	if rc.GetVhds() != nil {
+		k.add(where, Routes, "takes virtual hosts over VHDS: their per-filter configs cannot be checked")
+	}
 	k.perFilter(where, rc.GetTypedPerFilterConfig(), authorizers)
 	for _, vh := range rc.GetVirtualHosts() {
 		vw := fmt.Sprintf("%s virtual host %q", where, vh.GetName())

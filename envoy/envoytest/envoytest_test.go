@@ -36,6 +36,7 @@ const base = `static_resources:
                 normalize_path: true
                 merge_slashes: true
                 path_with_escaped_slashes_action: REJECT_REQUEST
+                use_remote_address: true
                 common_http_protocol_options: {headers_with_underscores_action: REJECT_REQUEST}
                 route_config:
                   name: local
@@ -65,6 +66,9 @@ const (
 	sendRoute   = "check_settings: {context_extensions: {meshguard.action: \"write:email\"}}"
 	cors        = "                  - name: envoy.filters.http.cors\n                    typed_config: {\"@type\": type.googleapis.com/envoy.extensions.filters.http.cors.v3.Cors}\n"
 	defaultPath = "                        - match: {prefix: /}\n"
+	underscore  = "                common_http_protocol_options: {headers_with_underscores_action: REJECT_REQUEST}\n"
+	router      = `{name: envoy.filters.http.router, typed_config: {"@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router}}`
+	routeConfig = "                  name: local\n"
 )
 
 // TestBootstrapViolations: each property, broken alone in an otherwise
@@ -95,6 +99,8 @@ func TestBootstrapViolations(t *testing.T) {
 		{"escaped slashes kept", "path_with_escaped_slashes_action: REJECT_REQUEST", "path_with_escaped_slashes_action: KEEP_UNCHANGED", envoytest.EscapedSlashes},
 		{"escaped slashes unset", "                path_with_escaped_slashes_action: REJECT_REQUEST\n", "", envoytest.EscapedSlashes},
 		{"escaped slashes redirected", "path_with_escaped_slashes_action: REJECT_REQUEST", "path_with_escaped_slashes_action: UNESCAPE_AND_REDIRECT", ""},
+		{"use_remote_address unset", "                use_remote_address: true\n", "", envoytest.UseRemoteAddress},
+		{"use_remote_address false", "use_remote_address: true", "use_remote_address: false", envoytest.UseRemoteAddress},
 		{"underscore headers allowed", "{headers_with_underscores_action: REJECT_REQUEST}", "{headers_with_underscores_action: ALLOW}", envoytest.UnderscoreHeaders},
 		{"underscore headers dropped", "{headers_with_underscores_action: REJECT_REQUEST}", "{headers_with_underscores_action: DROP_HEADER}", envoytest.UnderscoreHeaders},
 		{"route disables ext_authz", sendRoute, "disabled: true", envoytest.PerRoute},
@@ -103,6 +109,11 @@ func TestBootstrapViolations(t *testing.T) {
 		{"route disables the filter", `{"@type": type.googleapis.com/envoy.extensions.filters.http.ext_authz.v3.ExtAuthzPerRoute, ` + sendRoute + "}", `{"@type": type.googleapis.com/envoy.config.route.v3.FilterConfig, disabled: true}`, envoytest.PerRoute},
 		{"virtual host disables ext_authz", "                      domains: [\"*\"]\n", "                      domains: [\"*\"]\n                      typed_per_filter_config: {envoy.filters.http.ext_authz: {\"@type\": type.googleapis.com/envoy.extensions.filters.http.ext_authz.v3.ExtAuthzPerRoute, disabled: true}}\n", envoytest.PerRoute},
 		{"weighted cluster disables ext_authz", defaultPath + "                          route: {cluster: app}\n", defaultPath + "                          route: {weighted_clusters: {clusters: [{name: app, weight: 1, typed_per_filter_config: {envoy.filters.http.ext_authz: {\"@type\": type.googleapis.com/envoy.extensions.filters.http.ext_authz.v3.ExtAuthzPerRoute, disabled: true}}}]}}\n", envoytest.PerRoute},
+		{"a WebSocket upgrade with a filter chain of its own", underscore, underscore + "                upgrade_configs: [{upgrade_type: websocket, filters: [" + router + "]}]\n", envoytest.AuthorizerFirst},
+		{"a WebSocket upgrade asking MeshGuard first", underscore, underscore + "                upgrade_configs: [{upgrade_type: websocket, filters: [{name: envoy.filters.http.ext_authz, typed_config: {\"@type\": type.googleapis.com/envoy.extensions.filters.http.ext_authz.v3.ExtAuthz, " + authzConfig + ", grpc_service: {envoy_grpc: {cluster_name: meshguard}}}}, " + router + "]}]\n", ""},
+		{"a WebSocket upgrade whose ext_authz fails open", underscore, underscore + "                upgrade_configs: [{upgrade_type: websocket, filters: [{name: envoy.filters.http.ext_authz, typed_config: {\"@type\": type.googleapis.com/envoy.extensions.filters.http.ext_authz.v3.ExtAuthz, failure_mode_allow: true, grpc_service: {envoy_grpc: {cluster_name: meshguard}}}}, " + router + "]}]\n", envoytest.FailureModeAllow},
+		{"a WebSocket upgrade through http_filters", underscore, underscore + "                upgrade_configs: [{upgrade_type: websocket}]\n", ""},
+		{"virtual hosts over VHDS", routeConfig, routeConfig + "                  vhds: {config_source: {ads: {}, resource_api_version: V3}}\n", envoytest.Routes},
 		{"a tcp_proxy filter chain", "      filter_chains:\n", "      filter_chains:\n        - filter_chain_match: {destination_port: 9999}\n          filters: [{name: tcp, typed_config: {\"@type\": type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy, stat_prefix: t, cluster: app}}]\n", envoytest.HTTPConnectionManager},
 		{"no listeners", base[:strings.Index(base, "  clusters:")], "static_resources:\n", envoytest.BootstrapListeners},
 	} {
@@ -148,7 +159,7 @@ func wasmConfig(t *testing.T) envoytest.Config {
 	l := &listenerv3.Listener{}
 	must(t, protojson.Unmarshal([]byte(`{"name":"meshguard_ingress","filter_chains":[{"filters":[{"name":"envoy.filters.network.http_connection_manager","typed_config":{
 		"@type":"type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
-		"stat_prefix":"i","normalize_path":true,"merge_slashes":true,"path_with_escaped_slashes_action":"REJECT_REQUEST",
+		"stat_prefix":"i","normalize_path":true,"merge_slashes":true,"path_with_escaped_slashes_action":"REJECT_REQUEST","use_remote_address":true,
 		"common_http_protocol_options":{"headers_with_underscores_action":"REJECT_REQUEST"},
 		"rds":{"route_config_name":"meshguard_routes","config_source":{"ads":{},"resource_api_version":"V3"}},
 		"http_filters":[
