@@ -39,7 +39,8 @@ test: wasm-check wasm jaeger
 	  MESHGUARD_JAEGER_BIN=$$bin MESHGUARD_REQUIRE_JAEGER=1 \
 	  MESHGUARD_TEST_DATABASE_URL="$$url" MESHGUARD_REQUIRE_POSTGRES=1 $(GO) test -race ./...
 	@# The filter's own module: natively and as the compiled $(WASM) under wazero.
-	cd wasmfilter && MESHGUARD_FILTER_WASM=$(abspath $(WASM)) $(GO) test -race ./...
+	@# Three compiles of the 8 MB module under -race: slow on a loaded machine, hence the timeout.
+	cd wasmfilter && MESHGUARD_FILTER_WASM=$(abspath $(WASM)) $(GO) test -race -timeout 30m ./...
 
 # The proxy-wasm filter (docs/wasm-filter.md): a WASI reactor built by the
 # standard toolchain from its own module, so the server's dependencies stay
