@@ -321,7 +321,8 @@ func (e *Env) API(t testing.TB) *httptest.Server {
 	api, err := admin.New(admin.Config{
 		Store: e.F.Store, Keys: e.F.Keys, Issuer: e.F.Issuer, Verifier: e.F.Verifier, Tokens: e.F.Cached, Agents: e.F.Agents,
 		Policies: e.F.Policies, Engine: e.F.Engine, Audit: e.F.Store, AdminToken: AdminToken, Now: func() time.Time { return Now },
-		Filter: &admin.FilterConfig{Generate: e.serve, Authenticate: proxies(t).Filter, Recorder: e.F.Audit},
+		Filter:      &admin.FilterConfig{Generate: e.serve, Authenticate: proxies(t).Filter, Recorder: e.F.Audit},
+		Revocations: &admin.Revocations{Store: e.F.Store, List: e.F.Revoked},
 	})
 	if err != nil {
 		t.Fatal(err)
