@@ -13,7 +13,7 @@ import (
 // were revoked would let every revoked token back in.
 func (p *parts) loadRevoked(ctx context.Context) error {
 	p.revoked = identity.NewRevokedSet(nil)
-	if err := p.reloadRevoked(ctx); err != nil {
+	if _, err := p.reloadRevoked(ctx); err != nil {
 		return fmt.Errorf("revoked tokens: %w", err)
 	}
 	return nil
@@ -22,23 +22,35 @@ func (p *parts) loadRevoked(ctx context.Context) error {
 // reloadRevoked merges the store's live revocations into the list in
 // force (it only grows, but for tokens that expire, so a reload racing a
 // revocation loses nothing).
-func (p *parts) reloadRevoked(ctx context.Context) error {
+// It reports whether the list gained a revocation.
+func (p *parts) reloadRevoked(ctx context.Context) (bool, error) {
 	list, err := p.db.ListRevokedTokens(ctx, "", identity.MaxRevokedTokens)
 	if err != nil {
-		return err
+		return false, err
 	}
-	return p.revoked.Load(list)
+	added := false
+	for i := range list {
+		// An unloaded set answers an error: everything is new to it.
+		held, err := p.revoked.IsTokenRevoked(ctx, list[i].JTI)
+		if added = err != nil || !held; added {
+			break
+		}
+	}
+	return added, p.revoked.Load(list)
 }
 
 // reloadRevokedAfterChange is the change feed's reload: a token revoked
 // on another replica is refused here, by ext_authz, the gateway, /v1/check
 // and (through its configuration) the wasm filter.
 func (p *parts) reloadRevokedAfterChange(ctx context.Context, log *slog.Logger) {
-	if err := p.reloadRevoked(ctx); err != nil {
+	added, err := p.reloadRevoked(ctx)
+	if err != nil {
 		if ctx.Err() == nil {
 			log.Error("reloading revoked tokens after a change on another replica failed; retried at the next change and every few seconds", "error", err)
 		}
 		return
 	}
-	p.pub.changed()
+	if added { // the periodic reload mostly finds nothing new: no regeneration then
+		p.pub.changed()
+	}
 }
