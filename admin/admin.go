@@ -53,6 +53,7 @@ type Store interface {
 type TokenCache interface {
 	Verify(ctx context.Context, token string) (*identity.Verified, error)
 	InvalidateAgent(id string) int
+	InvalidateTokenID(jti string) int
 }
 
 // AgentCache is the engine's agent cache (agentcache.Cache).
@@ -138,6 +139,9 @@ type Config struct {
 	Services Services
 	// Alerts, if set, serves GET /admin/alerts and POST /admin/alerts/test.
 	Alerts Alerts
+	// Revocations, if set, serves POST /admin/tokens/revoke and GET
+	// /admin/tokens/revoked.
+	Revocations *Revocations
 	// XDS, if set, answers GET /admin/xds/status (xds.Server).
 	XDS interface{ Status() xds.Status }
 	// Metrics, if set, serves GET /metrics (telemetry.Metrics). Like
@@ -218,6 +222,9 @@ func New(cfg Config) (*API, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	if cfg.Revocations != nil && (cfg.Revocations.Store == nil || cfg.Revocations.List == nil) {
+		return nil, errors.New("admin: Config.Revocations.Store and Config.Revocations.List required")
+	}
 	if cfg.Filter != nil && (cfg.Filter.Generate == nil || cfg.Filter.Authenticate == nil) {
 		return nil, errors.New("admin: Config.Filter.Generate and Config.Filter.Authenticate required")
 	}
@@ -287,6 +294,11 @@ func (a *API) routes() {
 	m.Handle("PATCH /admin/agents/{id}", admin(a.updateAgent))
 	m.Handle("DELETE /admin/agents/{id}", admin(a.revokeAgent))
 	m.Handle("POST /admin/agents/{id}/token", admin(a.issueToken))
+	// Admin: single tokens.
+	if a.cfg.Revocations != nil {
+		m.Handle("POST /admin/tokens/revoke", admin(a.revokeToken))
+		m.Handle("GET /admin/tokens/revoked", admin(a.listRevokedTokens))
+	}
 	// Admin: policies.
 	m.Handle("GET /admin/policies", admin(a.listPolicies))
 	m.Handle("POST /admin/policies", admin(a.applyPolicies))

@@ -72,7 +72,8 @@ func newEnv(t *testing.T) *env {
 		Store: e.f.Store, Keys: e.f.Keys, Issuer: e.f.Issuer, Verifier: e.f.Verifier,
 		Tokens: e.f.Cached, Agents: e.f.Agents, Policies: e.f.Policies, PolicyFiles: policy.Dir(e.dir),
 		Engine: e.f.Engine, Audit: e.f.Store, AdminToken: adminToken, BaseURL: "https://meshguard.example.com",
-		Logger: slog.New(slog.NewTextHandler(testWriter{t}, nil)),
+		Revocations: &admin.Revocations{Store: e.f.Store, List: e.f.Revoked},
+		Logger:      slog.New(slog.NewTextHandler(testWriter{t}, nil)),
 		OnChange: func(c admin.Change) {
 			e.mu.Lock()
 			e.changes = append(e.changes, c)

@@ -84,6 +84,7 @@ func newLiveWith(t *testing.T, mutate func(*admin.Config)) *live {
 		Store: l.f.Store, Keys: l.f.Keys, Issuer: l.f.Issuer, Verifier: l.f.Verifier,
 		Tokens: l.f.Cached, Agents: l.f.Agents, Policies: l.f.Policies, PolicyFiles: policy.Dir(l.dir),
 		Engine: l.f.Engine, Audit: l.f.Store, XDS: l.xds, Services: l.services, AdminToken: testAdminToken,
+		Revocations: &admin.Revocations{Store: l.f.Store, List: l.f.Revoked},
 		Filter: &admin.FilterConfig{Generate: func(ctx context.Context) ([]byte, string, error) {
 			jwks, err := l.f.Keys.JWKS()
 			if err != nil {

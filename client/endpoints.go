@@ -72,6 +72,30 @@ func (c *Client) IssueToken(ctx context.Context, idOrName string, ttl time.Durat
 	return out, err
 }
 
+// RevokeToken revokes one agent token (req.Token, or req.JTI and
+// req.AgentID); the agent's other tokens keep working.
+func (c *Client) RevokeToken(ctx context.Context, req RevokeTokenRequest) (RevokedToken, error) {
+	var out RevokedToken
+	err := c.doJSON(ctx, http.MethodPost, "/admin/tokens/revoke", authAdmin, req, &out)
+	return out, err
+}
+
+// ListRevokedTokens returns a page of the revoked tokens that have not
+// expired, in jti order: after a jti ("" for the first page), at most
+// limit (0: the server's default).
+func (c *Client) ListRevokedTokens(ctx context.Context, after string, limit int) (RevokedTokenList, error) {
+	q := url.Values{}
+	if after != "" {
+		q.Set("after", after)
+	}
+	if limit != 0 {
+		q.Set("limit", strconv.Itoa(limit))
+	}
+	var out RevokedTokenList
+	_, err := c.do(ctx, call{method: http.MethodGet, path: "/admin/tokens/revoked", query: q, auth: authAdmin, out: &out})
+	return out, err
+}
+
 // --- Policies ------------------------------------------------------------
 
 // ListPolicies returns the policies in force.

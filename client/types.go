@@ -161,6 +161,29 @@ type Token struct {
 	ExpiresAt time.Time `json:"expiresAt"`
 }
 
+// RevokeTokenRequest is the body of POST /admin/tokens/revoke: the token
+// itself, or its jti and its agent's id (not both), and an optional reason.
+type RevokeTokenRequest struct {
+	Token   string `json:"token,omitempty"`
+	JTI     string `json:"jti,omitempty"`
+	AgentID string `json:"agentId,omitempty"`
+	Reason  string `json:"reason,omitempty"`
+}
+
+// RevokedToken is the answer to POST /admin/tokens/revoke: the
+// revocation as stored, and whether this call made it (false: the token
+// was revoked already).
+type RevokedToken struct {
+	identity.RevokedToken
+	Created bool `json:"created"`
+}
+
+// RevokedTokenList is a page of GET /admin/tokens/revoked.
+type RevokedTokenList struct {
+	Tokens []identity.RevokedToken `json:"tokens"`
+	Next   string                  `json:"next,omitempty"`
+}
+
 // --- Policies ------------------------------------------------------------
 
 // Policy sources.

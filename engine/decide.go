@@ -31,6 +31,8 @@ func (e *Engine) decide(ctx context.Context, r *Request, d *Decision, now time.T
 		switch {
 		case errors.Is(err, identity.ErrAgentRevoked):
 			return d.deny(401, ReasonAgentRevoked, "agent is revoked")
+		case errors.Is(err, identity.ErrTokenRevoked):
+			return d.deny(401, ReasonTokenRevoked, "token is revoked")
 		case errors.Is(err, identity.ErrInvalidToken):
 			return d.deny(401, ReasonUnauthorized, "%v", err)
 		case err != nil:

@@ -10,6 +10,9 @@ const (
 	ReasonUnauthorized = "unauthorized"
 	// ReasonAgentRevoked: the token's agent is revoked (401).
 	ReasonAgentRevoked = "agent_revoked"
+	// ReasonTokenRevoked: the token itself was revoked (by its jti), its
+	// agent's other tokens still work (401).
+	ReasonTokenRevoked = "token_revoked"
 	// ReasonIdentityMismatch: the token and the peer principal name
 	// different agents: the principal is bound to another agent than the
 	// token's, or the token's agent is bound to SPIFFE IDs and the

@@ -66,6 +66,9 @@ type Config struct {
 	// delegation chain they are in.
 	Agents        []Agent `json:"agents"`
 	RevokedAgents []Agent `json:"revokedAgents,omitempty"`
+	// RevokedTokens are the tokens revoked one by one that have not
+	// expired: refused as token_revoked, as by MeshGuard.
+	RevokedTokens []RevokedToken `json:"revokedTokens,omitempty"`
 	// Policies are the policies in force, each in its JSON form
 	// (policy.Policy.JSON).
 	Policies []json.RawMessage `json:"policies"`
@@ -108,6 +111,13 @@ type Agent struct {
 	Tier  string   `json:"tier"`
 	Tags  []string `json:"tags,omitempty"`
 	Hosts []string `json:"hosts,omitempty"`
+}
+
+// RevokedToken is a revoked token as the filter knows it: its jti, and its
+// exp (Unix seconds), after which the entry may go.
+type RevokedToken struct {
+	JTI string `json:"jti"`
+	Exp int64  `json:"exp"`
 }
 
 // Service is a catalogue service as the filter matches requests to it.
@@ -196,6 +206,8 @@ func (c *Config) check() error {
 		return errors.New("jwks: required")
 	case len(c.Agents) > MaxAgents || len(c.RevokedAgents) > MaxAgents:
 		return fmt.Errorf("agents: more than %d", MaxAgents)
+	case len(c.RevokedTokens) > identity.MaxRevokedTokens:
+		return fmt.Errorf("revokedTokens: more than %d", identity.MaxRevokedTokens)
 	case len(c.Policies) > MaxPolicies:
 		return fmt.Errorf("policies: more than %d", MaxPolicies)
 	case len(c.Services) > catalog.MaxServices:
@@ -224,12 +236,17 @@ func (c *Config) check() error {
 			return fmt.Errorf("revokedAgents[%d]: %w", i, err)
 		}
 	}
+	for i, r := range c.RevokedTokens {
+		if !identity.ValidJTI(r.JTI) || r.Exp <= 0 {
+			return fmt.Errorf("revokedTokens[%d]: expected a jti of 1 to 256 visible ASCII characters and an exp in Unix seconds", i)
+		}
+	}
 	return nil
 }
 
 // checkSource checks a configuration that only names its source.
 func (c *Config) checkSource() error {
-	if len(c.JWKS) > 0 || c.Agents != nil || c.RevokedAgents != nil || c.Policies != nil || c.Routes != nil || c.Services != nil ||
+	if len(c.JWKS) > 0 || c.Agents != nil || c.RevokedAgents != nil || c.RevokedTokens != nil || c.Policies != nil || c.Routes != nil || c.Services != nil ||
 		c.MeshGuard != (Upstream{}) || c.Audit != (Audit{}) || c.Mode != "" || c.Issuer != "" || c.Audience != "" || c.HS256 ||
 		c.TokenCacheEntries != 0 || c.Revision != "" {
 		return errors.New("source: a configuration that names its source carries nothing else (but its version)")

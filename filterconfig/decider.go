@@ -58,7 +58,17 @@ func New(c *Config, o Options) (*Decider, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
-	v, err := identity.NewVerifier(identity.VerifierConfig{Keys: ring, Agents: dir, Issuer: c.Issuer, Audience: c.Audience, Now: o.Now})
+	// The revoked tokens, as MeshGuard's verifier has them: a token
+	// revoked is refused here as there, with the same reason.
+	revoked := identity.NewRevokedSet(o.Now)
+	list := make([]identity.RevokedToken, len(c.RevokedTokens))
+	for i, r := range c.RevokedTokens {
+		list[i] = identity.RevokedToken{JTI: r.JTI, ExpiresAt: time.Unix(r.Exp, 0)}
+	}
+	if err := revoked.Load(list); err != nil {
+		return nil, fmt.Errorf("%w: revokedTokens: %w", ErrInvalid, err)
+	}
+	v, err := identity.NewVerifier(identity.VerifierConfig{Keys: ring, Agents: dir, Revoked: revoked, Issuer: c.Issuer, Audience: c.Audience, Now: o.Now})
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrInvalid, err)
 	}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/meshguard/meshguard/catalog"
 	"github.com/meshguard/meshguard/engine"
@@ -22,12 +23,15 @@ type Inputs struct {
 	JWKS  []byte
 	HS256 bool
 	// Agents are every agent, active or revoked.
-	Agents    []identity.Agent
-	Policies  []*policy.Policy
-	Routes    []engine.Route
-	Catalogue *catalog.Catalogue
-	MeshGuard Upstream
-	Audit     Audit
+	Agents []identity.Agent
+	// RevokedTokens are the tokens revoked by jti whose exp has not passed
+	// (identity.RevokedSet.Live).
+	RevokedTokens []identity.RevokedToken
+	Policies      []*policy.Policy
+	Routes        []engine.Route
+	Catalogue     *catalog.Catalogue
+	MeshGuard     Upstream
+	Audit         Audit
 }
 
 // Generate writes the configuration for in, and returns its revision. The
@@ -49,6 +53,13 @@ func Generate(in Inputs) ([]byte, string, error) {
 		} else {
 			c.RevokedAgents = append(c.RevokedAgents, fa)
 		}
+	}
+	revoked := slices.Clone(in.RevokedTokens)
+	slices.SortFunc(revoked, func(a, b identity.RevokedToken) int { return strings.Compare(a.JTI, b.JTI) })
+	for _, r := range revoked {
+		// Rounded up: the filter must not forget a revocation before
+		// MeshGuard does.
+		c.RevokedTokens = append(c.RevokedTokens, RevokedToken{JTI: r.JTI, Exp: r.ExpiresAt.Add(time.Second - 1).Unix()})
 	}
 	for _, p := range in.Policies {
 		js, err := p.JSON()

@@ -42,7 +42,10 @@ type CacheConfig struct {
 // LISTEN/NOTIFY or polling updatedAt), which must run at least once a second
 // so that a revocation takes effect within 1 s on every replica
 // (docs/storage.md).
-// Revoking a single token calls InvalidateTokenID. MaxAge is the safety net
+// A revoked jti is different: every hit asks the Verifier's RevokedTokens
+// (an in-memory set, RevokedSet), so a revocation bites from the next
+// request on even on a replica whose cache still holds the token;
+// InvalidateTokenID only frees the entry. MaxAge is the safety net
 // for a missed call, not the mechanism. Key removal is also checked on every
 // hit against the live keyring (a Reload that drops a kid stops its cached
 // tokens at once); InvalidateKey additionally frees their entries.
@@ -153,6 +156,9 @@ func (c *CachedVerifier) Verify(ctx context.Context, token string) (*Verified, e
 	sh := c.tokens.shard(&key)
 	now := c.v.now()
 	if v := sh.get(&key, now.UnixNano()); v != nil && c.keyLive(v.KID, now) {
+		if err := c.v.checkRevoked(ctx, &v.Claims); err != nil {
+			return nil, err
+		}
 		return v, nil
 	}
 	return c.verifyAndCache(ctx, token, &key, sh, now)

@@ -331,8 +331,9 @@ func (v *Verifier) checkClaims(wc *wireClaims, now time.Time, maxTTL time.Durati
 	if err != nil {
 		return Claims{}, fmt.Errorf("%w: tier must be one of %s", ErrTokenClaims, strings.Join(trust.Names(), ", "))
 	}
-	if wc.Jti == nil || *wc.Jti == "" || len(*wc.Jti) > maxJTILen {
-		return Claims{}, fmt.Errorf("%w: jti must be 1 to %d characters", ErrTokenJTI, maxJTILen)
+	if wc.Jti == nil || !ValidJTI(*wc.Jti) {
+		// A jti that could not be named could not be revoked.
+		return Claims{}, fmt.Errorf("%w: jti must be 1 to %d visible ASCII characters", ErrTokenJTI, maxJTILen)
 	}
 	if len(wc.Name) > MaxNameLen {
 		return Claims{}, fmt.Errorf("%w: name longer than %d", ErrTokenClaims, MaxNameLen)
@@ -371,16 +372,54 @@ func (v *Verifier) checkAgent(ctx context.Context, res *Verified) error {
 		// token's tier unchecked; a corrupt row must fail closed.
 		return fmt.Errorf("%w: agent %s has invalid tier %d in the store", ErrUnavailable, sub, agent.TrustTier)
 	}
-	if v.revoked != nil {
-		revoked, err := v.revoked.IsTokenRevoked(ctx, res.Claims.ID)
-		if err != nil {
-			return fmt.Errorf("%w: checking token revocation for agent %s: %w", ErrUnavailable, sub, err)
-		}
-		if revoked {
-			return fmt.Errorf("%w: a token of agent %s", ErrTokenRevoked, sub)
-		}
+	if err := v.checkRevoked(ctx, &res.Claims); err != nil {
+		return err
 	}
 	res.Agent = agent
 	res.Tier = trust.Min(res.Claims.Tier, agent.TrustTier)
 	return nil
+}
+
+// checkRevoked asks the revocation list about the token's jti. The cache
+// asks it too, on every hit: a revocation must bite from the next request
+// on, whatever was cached before it.
+func (v *Verifier) checkRevoked(ctx context.Context, c *Claims) error {
+	if v.revoked == nil {
+		return nil
+	}
+	revoked, err := v.revoked.IsTokenRevoked(ctx, c.ID)
+	if err != nil {
+		return fmt.Errorf("%w: checking token revocation for agent %s: %w", ErrUnavailable, c.Subject, err)
+	}
+	if revoked {
+		return fmt.Errorf("%w: a token of agent %s", ErrTokenRevoked, c.Subject)
+	}
+	return nil
+}
+
+// ToRevoke reads a token presented for revocation: it must be one
+// MeshGuard signed — its signature valid with a current or retired key (or
+// JWT_SECRET), its typ an agent token's — with a sub shaped like an agent
+// id, a valid jti and an exp. Unlike Verify it accepts a token that has
+// expired, is not yet valid, or whose agent is revoked or unknown: a leaked
+// token is revocable whatever else is wrong with it. Nothing of the token
+// appears in an error.
+func (v *Verifier) ToRevoke(token string) (RevokedToken, error) {
+	jws, err := v.verifyJWS(token, v.now(), typJWT)
+	if err != nil {
+		return RevokedToken{}, err
+	}
+	var wc wireClaims
+	if err := decodePayload(jws.payload, &wc, agentClaimNames); err != nil {
+		return RevokedToken{}, err
+	}
+	switch {
+	case wc.Sub == nil || !ValidAgentID(*wc.Sub):
+		return RevokedToken{}, fmt.Errorf("%w: sub must be an agent id (%s...)", ErrTokenClaims, IDPrefix)
+	case wc.Jti == nil || !ValidJTI(*wc.Jti):
+		return RevokedToken{}, fmt.Errorf("%w: jti must be 1 to %d visible ASCII characters", ErrTokenJTI, maxJTILen)
+	case wc.Exp == nil:
+		return RevokedToken{}, fmt.Errorf("%w: exp is required", ErrTokenClaims)
+	}
+	return RevokedToken{JTI: *wc.Jti, AgentID: *wc.Sub, ExpiresAt: wc.Exp.time()}, nil
 }

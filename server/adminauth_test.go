@@ -182,6 +182,8 @@ func TestAdminRoutesRefuseEveryOtherCredential(t *testing.T) {
 		{route: "GET /admin/agents/{id}", method: "GET", path: "/admin/agents/" + id},
 		{route: "PATCH /admin/agents/{id}", method: "PATCH", path: "/admin/agents/" + id, body: `{"tags":["patched"]}`},
 		{route: "POST /admin/agents/{id}/token", method: "POST", path: "/admin/agents/" + id + "/token", body: `{"ttl":"1h"}`},
+		{route: "POST /admin/tokens/revoke", method: "POST", path: "/admin/tokens/revoke", body: `{"jti":"jti-of-the-auth-test","agentId":"` + id + `"}`},
+		{route: "GET /admin/tokens/revoked", method: "GET", path: "/admin/tokens/revoked"},
 		{route: "DELETE /admin/agents/{id}", method: "DELETE", path: "/admin/agents/" + id},
 		{route: "GET /admin/policies", method: "GET", path: "/admin/policies"},
 		{route: "POST /admin/policies", method: "POST", path: "/admin/policies", body: policyYAML, contentType: "application/yaml"},
@@ -268,11 +270,12 @@ func TestAdminRoutesRefuseEveryOtherCredential(t *testing.T) {
 }
 
 // storedState is what the admin API's writes would change: agents,
-// stored policies, services and signing keys, as the API reads them back.
+// stored policies, services, revoked tokens and signing keys, as the API
+// reads them back.
 func storedState(t *testing.T, base string) string {
 	t.Helper()
 	var b strings.Builder
-	for _, path := range []string{"/admin/agents?limit=1000", "/admin/policies", "/admin/services", "/.well-known/jwks.json"} {
+	for _, path := range []string{"/admin/agents?limit=1000", "/admin/policies", "/admin/services", "/admin/tokens/revoked?limit=1000", "/.well-known/jwks.json"} {
 		code, body := send(t, base, routeRequest{method: "GET", path: path}, map[string]string{"X-Admin-Token": authTestAdminToken})
 		if code != http.StatusOK {
 			t.Fatalf("GET %s: %d %.200s", path, code, body)

@@ -203,7 +203,8 @@ func (pub *publisher) render(ctx context.Context, c *catalog.Catalogue) ([]byte,
 	}
 	return filterconfig.Generate(filterconfig.Inputs{
 		Mode: pub.cfg.Mode, JWKS: jwks, HS256: pub.cfg.JWTSecret != "", Agents: agents, Policies: policies,
-		Routes: pub.cfg.Routes, Catalogue: c,
+		RevokedTokens: pub.p.revoked.Live(),
+		Routes:        pub.cfg.Routes, Catalogue: c,
 		// Each xDS stream gets its own proxy's credential in place of the
 		// placeholder (proxyauth's interceptor); a fetching filter uses
 		// the credential of its source.

@@ -62,6 +62,10 @@ type Options struct {
 	// feed be down (identity.RetiredKeyGrace requires well under five
 	// minutes). Zero means 30 s.
 	KeyReload time.Duration
+	// RevokedReload is how often, on PostgreSQL, the revoked tokens are
+	// read again: the safety net should the change feed be down. Zero
+	// means 5 s.
+	RevokedReload time.Duration
 	// ShutdownGrace bounds how long in-flight requests may take to finish.
 	// Zero means 20 s.
 	ShutdownGrace time.Duration
@@ -81,6 +85,9 @@ func Run(ctx context.Context, cfg *config.Config, o Options) error {
 	}
 	if o.KeyReload <= 0 {
 		o.KeyReload = 30 * time.Second
+	}
+	if o.RevokedReload <= 0 {
+		o.RevokedReload = 5 * time.Second
 	}
 	if o.ShutdownGrace <= 0 {
 		o.ShutdownGrace = 20 * time.Second
@@ -105,6 +112,7 @@ type backend interface {
 	audit.Pruner
 	registry.Store
 	alert.Outbox
+	admin.RevocationStore
 	CountOutbox(ctx context.Context) (map[string]int, error)
 	CountActiveAgents(ctx context.Context) (int64, error)
 	Close() error
@@ -124,6 +132,7 @@ type parts struct {
 	audit    *audit.Writer
 	keys     *identity.Keys
 	cached   *identity.CachedVerifier
+	revoked  *identity.RevokedSet // the verifier's revoked tokens
 	loader   *policy.Loader
 	policies string
 	api      *admin.API // behind http; tests list its routes
@@ -205,7 +214,10 @@ func build(ctx context.Context, cfg *config.Config, o Options, log *slog.Logger)
 	}
 	agents := agentcache.New(p.db, 0, 0, nil)
 	p.agents = agents
-	vcfg := identity.VerifierConfig{Keys: p.keys, Agents: agents}
+	if err := p.loadRevoked(ctx); err != nil {
+		return nil, err
+	}
+	vcfg := identity.VerifierConfig{Keys: p.keys, Agents: agents, Revoked: p.revoked}
 	if cfg.JWTSecret != "" {
 		vcfg.HS256Secret = []byte(cfg.JWTSecret)
 	}
@@ -301,8 +313,9 @@ func build(ctx context.Context, cfg *config.Config, o Options, log *slog.Logger)
 	api, err := admin.New(admin.Config{
 		Store: p.db, Keys: p.keys, Issuer: issuer, Verifier: verifier, Tokens: p.cached, Agents: agents,
 		Policies: p.loader, PolicyFiles: files, Engine: eng, Audit: p.db, Checkpoints: checkpoints(p.checkpoints), Metrics: p.metrics.Handler(), XDS: p.xds, Services: p.services, AdminToken: token,
-		Alerts: &alertsAdmin{cfg: &cfg.Alerts, providers: providers, outbox: p.db},
-		Filter: &admin.FilterConfig{Generate: p.pub.filterConfig, Authenticate: p.proxies.Filter, Recorder: recorder, Observer: observer, Dropped: p.metrics.FilterDropped},
+		Alerts:      &alertsAdmin{cfg: &cfg.Alerts, providers: providers, outbox: p.db},
+		Revocations: &admin.Revocations{Store: p.db, List: p.revoked},
+		Filter:      &admin.FilterConfig{Generate: p.pub.filterConfig, Authenticate: p.proxies.Filter, Recorder: recorder, Observer: observer, Dropped: p.metrics.FilterDropped},
 		// Agents, keys and policies are in the wasm filter's configuration.
 		OnChange: func(admin.Change) { p.pub.changed() },
 		Ready: func(ctx context.Context) error {
@@ -450,7 +463,7 @@ func (p *parts) serve(ctx context.Context, cfg *config.Config, o Options, log *s
 		}
 	}()
 	go func() { defer wg.Done(); p.refreshKeys(bg, o.KeyReload, log) }()
-	go func() { defer wg.Done(); p.watchStore(bg, log) }()
+	go func() { defer wg.Done(); p.watchStore(bg, o.RevokedReload, log) }()
 	// Retention runs on every replica: pruning is one transaction, so two
 	// replicas pruning at once delete each record once.
 	ret := audit.Retention{Store: p.db, Days: cfg.AuditRetentionDays, Logger: log}

@@ -73,14 +73,15 @@ func configWith(t *testing.T, mutate func(*config.Config)) *config.Config {
 
 func run(t *testing.T, cfg *config.Config) *running { return runWith(t, cfg, Options{}) }
 
-// runWith runs the server with o, whose Ready, Announce and KeyReload it
-// sets.
+// runWith runs the server with o, whose Ready, Announce, KeyReload and
+// RevokedReload it sets (the timers far off: what a test sees arrived by
+// the change feed).
 func runWith(t *testing.T, cfg *config.Config, o Options) *running {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &running{cfg: cfg, cancel: cancel, done: make(chan error, 1), out: &strings.Builder{}}
 	ready := make(chan Addrs, 1)
-	o.Ready, o.KeyReload = ready, time.Hour
+	o.Ready, o.KeyReload, o.RevokedReload = ready, time.Hour, time.Hour
 	o.Announce = func(s string) { r.out.WriteString(s + "\n") }
 	go func() {
 		r.done <- Run(ctx, cfg, o)

@@ -36,9 +36,10 @@ func (p *parts) openStore(ctx context.Context, cfg *config.Config) error {
 // anyone) make in the shared database, as they commit, through the store's
 // change feeds on one connection: agents (cached agents and verified tokens
 // dropped), stored services (catalogue reloaded), stored policies (policy
-// set reloaded) and signing keys (keyring reloaded). Each change also
-// regenerates the wasm filter's configuration, which carries all four.
-func (p *parts) watchStore(ctx context.Context, log *slog.Logger) {
+// set reloaded), signing keys (keyring reloaded) and revoked tokens (the
+// verifier's list reloaded). Each change also regenerates the wasm filter's
+// configuration, which carries all five.
+func (p *parts) watchStore(ctx context.Context, revokedReload time.Duration, log *slog.Logger) {
 	if p.pg == nil {
 		return // one replica: the admin API applies what it changes
 	}
@@ -54,6 +55,21 @@ func (p *parts) watchStore(ctx context.Context, log *slog.Logger) {
 	})
 	policies := coalesced(ctx, &wg, func(ctx context.Context) { p.reloadPolicies(ctx, log) })
 	keys := coalesced(ctx, &wg, func(ctx context.Context) { p.reloadKeys(ctx, log) })
+	revoked := coalesced(ctx, &wg, func(ctx context.Context) { p.reloadRevokedAfterChange(ctx, log) })
+	// The safety net should notifications stop unnoticed: the list is
+	// read again every revokedReload anyway.
+	wg.Go(func() {
+		t := time.NewTicker(revokedReload)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				revoked()
+			}
+		}
+	})
 	_ = p.pg.Watch(ctx, map[store.Feed]func(string){
 		store.FeedAgents: func(id string) {
 			if id == "" {
@@ -67,6 +83,9 @@ func (p *parts) watchStore(ctx context.Context, log *slog.Logger) {
 		store.FeedServices: func(string) { services() },
 		store.FeedPolicies: func(string) { policies() },
 		store.FeedKeys:     func(string) { keys() },
+		// A revocation is added by reading the list again, merged:
+		// the jti alone does not say until when to keep it.
+		store.FeedRevokedTokens: func(string) { revoked() },
 	}, func(err error) {
 		log.Warn("listening for changes made on other replicas failed; retrying, and everything is reloaded once listening again", "error", err)
 	})

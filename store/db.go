@@ -24,6 +24,10 @@ type db struct {
 	// SQL every time cost as much as running it.
 	getAgent, getAgentByName, agentByHost, agentBySPIFFEID *sql.Stmt
 
+	// maxRevoked bounds the live token revocations
+	// (identity.MaxRevokedTokens if zero; tests set less).
+	maxRevoked int
+
 	closeOnce sync.Once
 	closeErr  error
 }

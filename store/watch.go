@@ -12,7 +12,7 @@ import (
 )
 
 // Feed is a channel a trigger announces a table's changes on (migrations
-// 0004, 0006 and 0008), with the changed row's key as the payload.
+// 0004, 0006, 0008 and 0012), with the changed row's key as the payload.
 type Feed string
 
 // The change feeds.
@@ -27,6 +27,9 @@ const (
 	// FeedKeys carries the kid of every signing key added, retired or
 	// deleted.
 	FeedKeys Feed = "meshguard_keys"
+	// FeedRevokedTokens carries the jti of every token revoked (migration
+	// 0012).
+	FeedRevokedTokens Feed = "meshguard_revoked_tokens"
 )
 
 // ErrUnknownFeed: Watch was asked for a channel no trigger announces on.
@@ -48,7 +51,7 @@ var ErrUnknownFeed = errors.New("unknown change feed")
 // another goroutine.
 func (s *Postgres) Watch(ctx context.Context, feeds map[Feed]func(key string), failed func(error)) error {
 	for f := range feeds {
-		if !slices.Contains([]Feed{FeedAgents, FeedServices, FeedPolicies, FeedKeys}, f) {
+		if !slices.Contains([]Feed{FeedAgents, FeedServices, FeedPolicies, FeedKeys, FeedRevokedTokens}, f) {
 			return fmt.Errorf("watch %q: %w", f, ErrUnknownFeed)
 		}
 	}

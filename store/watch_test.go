@@ -14,7 +14,8 @@ import (
 )
 
 // TestPostgresWatchFeeds: one Watch reports, on one connection, the key of
-// every change to stored policies, signing keys, services and agents made
+// every change to stored policies, signing keys, services and agents, and
+// every token revocation, made
 // through another handle (another replica), after the "" that says it
 // listens.
 func TestPostgresWatchFeeds(t *testing.T) {
@@ -28,7 +29,7 @@ func TestPostgresWatchFeeds(t *testing.T) {
 	notes := make(chan note, 64)
 	feed := func(f store.Feed) func(string) { return func(k string) { notes <- note{f, k} } }
 	feeds := map[store.Feed]func(string){}
-	for _, f := range []store.Feed{store.FeedAgents, store.FeedServices, store.FeedPolicies, store.FeedKeys} {
+	for _, f := range []store.Feed{store.FeedAgents, store.FeedServices, store.FeedPolicies, store.FeedKeys, store.FeedRevokedTokens} {
 		feeds[f] = feed(f)
 	}
 	ctx, cancel := context.WithCancel(t.Context())
@@ -78,6 +79,10 @@ func TestPostgresWatchFeeds(t *testing.T) {
 		{"key deleted", func() error { return writer.DeleteKey(t.Context(), key.KID) }, note{store.FeedKeys, key.KID}},
 		{"service put", func() error { return writer.PutService(t.Context(), "ledger", "{}") }, note{store.FeedServices, "ledger"}},
 		{"agent created", func() error { _, err := writer.CreateAgent(t.Context(), agent); return err }, note{store.FeedAgents, "agent_w"}},
+		{"token revoked", func() error {
+			_, _, err := writer.RevokeToken(t.Context(), identity.RevokedToken{JTI: "jti-w", AgentID: "agent_w", ExpiresAt: time.Now().Add(time.Hour)})
+			return err
+		}, note{store.FeedRevokedTokens, "jti-w"}},
 	}
 	for _, tt := range tests {
 		if err := tt.write(); err != nil {

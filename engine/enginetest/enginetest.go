@@ -28,6 +28,9 @@ type Fixture struct {
 	Issuer   *identity.Issuer
 	Verifier *identity.Verifier
 	Cached   *identity.CachedVerifier
+	// Revoked is the verifier's revocation list, loaded from the store
+	// (empty) as the server loads it; RevokeToken adds to both.
+	Revoked  *identity.RevokedSet
 	Agents   *agentcache.Cache
 	Policies *policy.Loader
 	Limiter  *ratelimit.Memory
@@ -65,7 +68,11 @@ func New(t testing.TB, policies string, opts Options) *Fixture {
 		t.Fatal(err)
 	}
 	f.Agents = agentcache.New(db, 0, 0, opts.Now)
-	if f.Verifier, err = identity.NewVerifier(identity.VerifierConfig{Keys: f.Keys, Agents: f.Agents, Now: opts.Now}); err != nil {
+	f.Revoked = identity.NewRevokedSet(opts.Now)
+	if err := f.Revoked.Load(nil); err != nil {
+		t.Fatal(err)
+	}
+	if f.Verifier, err = identity.NewVerifier(identity.VerifierConfig{Keys: f.Keys, Agents: f.Agents, Revoked: f.Revoked, Now: opts.Now}); err != nil {
 		t.Fatal(err)
 	}
 	f.Cached = identity.NewCachedVerifier(f.Verifier, identity.CacheConfig{})
@@ -119,6 +126,24 @@ func (f *Fixture) Revoke(t testing.TB, id string) {
 	}
 	f.Agents.Invalidate()
 	f.Cached.InvalidateAgent(id)
+}
+
+// RevokeToken revokes one token by its jti, in the store and in the
+// verifier's list, as the admin API does.
+func (f *Fixture) RevokeToken(t testing.TB, token string) identity.RevokedToken {
+	t.Helper()
+	r, err := f.Verifier.ToRevoke(token)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r, _, err = f.Store.RevokeToken(context.Background(), r); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Revoked.Add(r); err != nil {
+		t.Fatal(err)
+	}
+	f.Cached.InvalidateTokenID(r.JTI)
+	return r
 }
 
 // Bind binds an agent to SPIFFE IDs (replacing those it had) and drops it

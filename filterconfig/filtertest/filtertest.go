@@ -82,6 +82,9 @@ type Env struct {
 	routes                                  *routev3.RouteConfiguration
 	expiredT, foreignT, delegT, wrongDelegT string
 	forgedDelegT, hs256T, noneT             string
+	// A token of the orchestrator revoked by its jti (its other tokens
+	// work).
+	revokedT string
 	// Delegation tokens each chain check refuses.
 	ceilingT, depthT, maxChainT, scopeT, revokedMemberT, revokedRootT string
 	config                                                            []byte
@@ -158,6 +161,10 @@ func New(t testing.TB) *Env {
 	}
 	e.hs256T = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9." + strings.Split(e.OrchT, ".")[1] + ".c2lnbmF0dXJl"
 	e.noneT = "eyJhbGciOiJub25lIn0." + strings.Split(e.OrchT, ".")[1] + "."
+	if e.revokedT, _, err = e.F.Issuer.Issue(e.Orch, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	e.F.RevokeToken(t, e.revokedT)
 	e.config = e.Generate(t)
 	return e
 }
@@ -185,7 +192,7 @@ func (e *Env) generate(ctx context.Context) ([]byte, error) {
 		return nil, err
 	}
 	doc, _, err := filterconfig.Generate(filterconfig.Inputs{
-		JWKS: jwks, Agents: agents, Policies: e.F.Policies.Current().Policies(), Catalogue: e.Catalogue,
+		JWKS: jwks, Agents: agents, RevokedTokens: e.F.Revoked.Live(), Policies: e.F.Policies.Current().Policies(), Catalogue: e.Catalogue,
 		MeshGuard: filterconfig.Upstream{Cluster: "meshguard_http", Token: FilterCredential},
 	})
 	return doc, err
@@ -235,6 +242,7 @@ func (e *Env) Cases() []Case {
 		{"expired token", "GET", "docs.mesh", "/docs", [][2]string{bearer(e.expiredT)}, 401, engine.ReasonUnauthorized, false},
 		{"token of an unknown key", "GET", "docs.mesh", "/docs", [][2]string{bearer(e.foreignT)}, 401, engine.ReasonUnauthorized, false},
 		{"revoked agent", "GET", "docs.mesh", "/docs", [][2]string{bearer(e.GoneT)}, 401, engine.ReasonAgentRevoked, false},
+		{"a revoked jti", "GET", "docs.mesh", "/docs", [][2]string{bearer(e.revokedT)}, 401, engine.ReasonTokenRevoked, false},
 		{"tier below the service's minimum", "GET", "vault.mesh", "/secrets", [][2]string{bearer(e.MailT)}, 403, engine.ReasonTierBelowMinimum, false},
 		{"a steering header does not relabel the route", "POST", "mail.mesh", "/outbox?to=eve@evil.test", [][2]string{bearer(e.MailT), {"x-meshguard-action", "read:docs"}}, 403, "rule_deny", false},
 		{"denied by a rule's condition", "POST", "mail.mesh", "/outbox?to=eve@evil.test", [][2]string{bearer(e.MailT)}, 403, "rule_deny", false},
@@ -313,7 +321,8 @@ func (e *Env) API(t testing.TB) *httptest.Server {
 	api, err := admin.New(admin.Config{
 		Store: e.F.Store, Keys: e.F.Keys, Issuer: e.F.Issuer, Verifier: e.F.Verifier, Tokens: e.F.Cached, Agents: e.F.Agents,
 		Policies: e.F.Policies, Engine: e.F.Engine, Audit: e.F.Store, AdminToken: AdminToken, Now: func() time.Time { return Now },
-		Filter: &admin.FilterConfig{Generate: e.serve, Authenticate: proxies(t).Filter, Recorder: e.F.Audit},
+		Filter:      &admin.FilterConfig{Generate: e.serve, Authenticate: proxies(t).Filter, Recorder: e.F.Audit},
+		Revocations: &admin.Revocations{Store: e.F.Store, List: e.F.Revoked},
 	})
 	if err != nil {
 		t.Fatal(err)

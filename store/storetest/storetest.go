@@ -53,6 +53,8 @@ type Backend interface {
 	AlertDelivered(ctx context.Context, id int64) error
 	AlertFailed(ctx context.Context, id int64, next time.Time, reason string) error
 	CountOutbox(ctx context.Context) (map[string]int, error)
+	RevokeToken(ctx context.Context, r identity.RevokedToken) (identity.RevokedToken, bool, error)
+	ListRevokedTokens(ctx context.Context, after string, limit int) ([]identity.RevokedToken, error)
 	Close() error
 }
 
@@ -77,6 +79,7 @@ func Run(t *testing.T, open func(t *testing.T) Backend) {
 		{"Audit", auditTests()},
 		{"Services", serviceTests()},
 		{"Outbox", outboxTests()},
+		{"RevokedTokens", revokedTests()},
 	}
 	for _, g := range groups {
 		t.Run(g.name, func(t *testing.T) {
