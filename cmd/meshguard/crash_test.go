@@ -288,7 +288,9 @@ func TestKillDuringStoreOutageSQLite(t *testing.T) {
 	dir := t.TempDir()
 	s := serve(t, dir)
 	dbPath := filepath.Join(s.dataDir, "meshguard.db")
-	locker, err := sql.Open("sqlite", "file:"+dbPath)
+	// busy_timeout: the server may hold the write lock for a commit just
+	// as the outage starts; wait for it rather than fail the test.
+	locker, err := sql.Open("sqlite", "file:"+dbPath+"?_pragma=busy_timeout(30000)")
 	if err != nil {
 		t.Fatal(err)
 	}
