@@ -32,8 +32,6 @@ func TestGRPCPseudoHeaderFallbacks(t *testing.T) {
 		{"empty host, no :authority", "GET", "", "/contacts",
 			map[string]string{"host": "h.internal"},
 			[3]string{"GET", "h.internal", "/contacts"}},
-		{"empty host, no host header either", "GET", "", "/contacts", nil,
-			[3]string{"GET", "", "/contacts"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -149,14 +149,12 @@ func TestGRPCPrincipalLimitIsExact(t *testing.T) {
 		return istioCheck(p, call{method: "GET", host: "docs.internal", path: "/docs/x", token: m.orchT})
 	}
 	at := principal(engine.MaxPrincipalLen)
-	runLimits(t, client, rec, []limitCase{
-		{"2048 bytes", req(at), ""},
-		{"2049 bytes", req(principal(engine.MaxPrincipalLen + 1)),
-			"attributes.source.principal is not valid UTF-8 or is longer than the limit of " + strconv.Itoa(engine.MaxPrincipalLen) + " bytes"},
-	})
+	runLimits(t, client, rec, []limitCase{{"2048 bytes", req(at), ""}})
 	if r, _ := rec.last(); r.Principal != at {
 		t.Fatalf("the engine was given a principal of %d bytes, want the %d sent", len(r.Principal), len(at))
 	}
+	runLimits(t, client, rec, []limitCase{{"2049 bytes", req(principal(engine.MaxPrincipalLen + 1)),
+		"attributes.source.principal is not valid UTF-8 or is longer than the limit of " + strconv.Itoa(engine.MaxPrincipalLen) + " bytes"}})
 }
 
 // TestHTTPHeaderCountIsExact: the HTTP ext_authz path counts request
@@ -205,6 +203,69 @@ func TestHTTPHeaderCountIsExact(t *testing.T) {
 		status, b, asked := send(t, MaxHeaders+1)
 		if status != 400 || b.Reason != engine.ReasonBadRequest || b.Message != "more than 200 request headers" || asked {
 			t.Fatalf("status %d %s %q, engine asked %v; want 400 bad_request before the engine", status, b.Reason, b.Message, asked)
+		}
+	})
+}
+
+// TestHTTPHeaderBytesCountTheHost: all header names and values together
+// are bounded at 96 KiB on the HTTP path too, and the Host header counts
+// although net/http keeps it out of the header map. The requests are
+// written with exactly the headers below (the client adds none).
+func TestHTTPHeaderBytesCountTheHost(t *testing.T) {
+	m := newMesh(t, enginetest.Options{})
+	rec := &recorder{c: m.f.Engine}
+	srv := startHTTP(t, rec, testLog(t, nil))
+	const host = "crm.internal"
+	// send writes a request whose headers, Host included, total n bytes.
+	send := func(t *testing.T, n int) (int, body, bool) {
+		req, err := http.NewRequestWithContext(t.Context(), "GET", srv.URL+PathPrefix+"/contacts", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Host = host
+		req.Header.Set("Authorization", "Bearer "+m.mailT)
+		req.Header.Set("User-Agent", "envoy")
+		req.Header.Set("Accept-Encoding", "identity")
+		left := n - len("Host") - len(host)
+		for k, vs := range req.Header {
+			left -= len(k) + len(vs[0])
+		}
+		for i := 0; left > 0; i++ {
+			name := fmt.Sprintf("X-Pad-%d", i)
+			size := min(left-len(name), MaxHeaderValueLen)
+			req.Header.Set(name, strings.Repeat("p", size))
+			left -= len(name) + size
+		}
+		if left != 0 {
+			t.Fatalf("cannot write headers of exactly %d bytes", n)
+		}
+		_, before := rec.last()
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer func() { _ = resp.Body.Close() }()
+		raw, err := io.ReadAll(resp.Body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, after := rec.last()
+		var b body
+		if resp.StatusCode != 200 {
+			b = decodeBody(t, raw)
+		}
+		return resp.StatusCode, b, after > before
+	}
+	t.Run("96 KiB", func(t *testing.T) {
+		if status, b, asked := send(t, MaxHeaderBytes); status != 200 || !asked {
+			t.Fatalf("status %d (%s), engine asked %v; want 200 from the engine", status, b.Message, asked)
+		}
+	})
+	t.Run("96 KiB + 1", func(t *testing.T) {
+		status, b, asked := send(t, MaxHeaderBytes+1)
+		want := "request headers exceed the limit of " + strconv.Itoa(MaxHeaderBytes) + " bytes in total"
+		if status != 400 || b.Reason != engine.ReasonBadRequest || b.Message != want || asked {
+			t.Fatalf("status %d %s %q, engine asked %v; want 400 %q before the engine", status, b.Reason, b.Message, asked, want)
 		}
 	})
 }
