@@ -384,3 +384,44 @@ func TestRevokeByJTICoversEveryTokenAcceptedNow(t *testing.T) {
 		}
 	}
 }
+
+// TestDelegationOfARevokedTokenIsRefused: a delegation token is refused
+// (ErrTokenRevoked) once a token that handed it on is revoked, by the
+// Verifier and from the cache that holds it verified; before the list
+// loads it is ErrUnavailable (fail closed), never accepted unchecked.
+func TestDelegationOfARevokedTokenIsRefused(t *testing.T) {
+	set := NewRevokedSet(nil)
+	e, c := newCachedEnv(t, CacheConfig{}, withRevoked(set))
+	set.now = e.clock.Now
+	_, claims := e.issue(t)
+	tok, _, err := e.issuer.Delegate(DelegationGrant{Root: e.agent.ID, Actors: []string{NewAgentID(), NewAgentID()},
+		ExpiresAt: e.clock.Now().Add(time.Hour), ByTokens: []string{"another-jti", claims.ID}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	verifiers := map[string]func() error{
+		"Verifier":       func() error { _, err := e.verifier.VerifyDelegation(tok); return err },
+		"CachedVerifier": func() error { _, err := c.VerifyDelegation(tok); return err },
+	}
+	for name, verify := range verifiers {
+		if err := verify(); !errors.Is(err, ErrUnavailable) || errors.Is(err, ErrInvalidToken) {
+			t.Errorf("%s before the list loaded: %v, want ErrUnavailable", name, err)
+		}
+	}
+	if err := set.Load(nil); err != nil {
+		t.Fatal(err)
+	}
+	for name, verify := range verifiers { // the cache holds it now
+		if err := verify(); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+	}
+	if err := set.Add(RevokedToken{JTI: claims.ID, AgentID: e.agent.ID, ExpiresAt: claims.ExpiresAt, RevokedAt: e.clock.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	for name, verify := range verifiers {
+		if err := verify(); !errors.Is(err, ErrTokenRevoked) {
+			t.Errorf("%s after the revocation of a token that handed it on: %v, want ErrTokenRevoked", name, err)
+		}
+	}
+}
