@@ -126,6 +126,9 @@ func (a *API) delegate(w http.ResponseWriter, r *http.Request) {
 	case errors.Is(err, identity.ErrAgentRevoked):
 		writeJSON(w, http.StatusUnauthorized, client.ErrorBody{Error: "unauthorized", Reason: engine.ReasonAgentRevoked, Message: "agent is revoked"})
 		return
+	case errors.Is(err, identity.ErrTokenRevoked):
+		writeJSON(w, http.StatusUnauthorized, client.ErrorBody{Error: "unauthorized", Reason: engine.ReasonTokenRevoked, Message: "token is revoked"})
+		return
 	case errors.Is(err, identity.ErrInvalidToken):
 		writeJSON(w, http.StatusUnauthorized, client.ErrorBody{Error: "unauthorized", Reason: engine.ReasonUnauthorized, Message: err.Error()})
 		return
@@ -143,7 +146,11 @@ func (a *API) delegate(w http.ResponseWriter, r *http.Request) {
 	)
 	if raw := delegation; raw != "" {
 		g, err := a.cfg.Verifier.VerifyDelegation(raw)
-		if err != nil {
+		switch {
+		case errors.Is(err, identity.ErrTokenRevoked):
+			refuseDelegation(w, policy.ReasonDelegationRevoked, "", "%v", err)
+			return
+		case err != nil:
 			refuseDelegation(w, policy.ReasonDelegationActorMismatch, "", "the delegation token is not valid: %v", err)
 			return
 		}
@@ -216,11 +223,14 @@ func (a *API) delegate(w http.ResponseWriter, r *http.Request) {
 	if ttl == 0 {
 		ttl = a.cfg.DelegationTTL
 	}
-	g := identity.DelegationGrant{Root: caller.ID, Actors: []string{target.ID}, Scope: req.Actions, MaxChain: maxChain, ExpiresAt: now.Add(ttl)}
+	g := identity.DelegationGrant{Root: caller.ID, Actors: []string{target.ID}, Scope: req.Actions, MaxChain: maxChain, ExpiresAt: now.Add(ttl),
+		// Void once the caller's token is revoked (or a parent's was).
+		ByTokens: []string{v.Claims.ID}}
 	if v.Claims.ExpiresAt.Before(g.ExpiresAt) {
 		g.ExpiresAt = v.Claims.ExpiresAt
 	}
 	if parent != nil {
+		g.ByTokens = append(append(make([]string, 0, len(parent.ByTokens)+1), parent.ByTokens...), v.Claims.ID)
 		g.Root = parent.Root
 		g.Actors = append(append(make([]string, 0, len(parent.Actors)+1), parent.Actors...), target.ID)
 		if parent.ExpiresAt.Before(g.ExpiresAt) {

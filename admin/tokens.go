@@ -69,9 +69,13 @@ func (a *API) revokeToken(w http.ResponseWriter, r *http.Request) {
 			a.storeError(w, r, "looking up the agent", err)
 			return
 		}
-		// Without the token its exp is unknown: the latest a token issued
-		// now could have.
-		rt = identity.RevokedToken{JTI: req.JTI, AgentID: req.AgentID, ExpiresAt: a.cfg.Now().Add(a.cfg.Keys.Keyring().MaxTTL())}
+		// Without the token its exp is unknown: the latest a token
+		// accepted now could have.
+		var err error
+		if rt, err = a.cfg.Verifier.ToRevokeByJTI(req.JTI, req.AgentID); err != nil {
+			badRequest(w, "%s", err)
+			return
+		}
 	}
 	rt.Reason = req.Reason
 	stored, created, err := a.cfg.Revocations.Store.RevokeToken(r.Context(), rt)

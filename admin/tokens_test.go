@@ -15,6 +15,7 @@ import (
 	"github.com/meshguard/meshguard/engine"
 	"github.com/meshguard/meshguard/engine/enginetest"
 	"github.com/meshguard/meshguard/identity"
+	"github.com/meshguard/meshguard/policy"
 	"github.com/meshguard/meshguard/trust"
 )
 
@@ -31,7 +32,7 @@ func revokedList(t *testing.T, e *env) []identity.RevokedToken {
 // TestRevokeTokenByToken: the leaked token itself revokes it. A
 // verification the cache holds is refused from the next request on, as
 // is the token at /v1/check (token_revoked); the agent's other token works
-// on. Revoking again, either way, changes nothing. The token is in no
+// on. Revoking again changes nothing but, by jti, the exp. The token is in no
 // answer (and the log fails the test if it reaches it, testWriter).
 func TestRevokeTokenByToken(t *testing.T) {
 	e := newEnv(t)
@@ -72,14 +73,18 @@ func TestRevokeTokenByToken(t *testing.T) {
 		t.Errorf("the agent's other token: %+v, %v; want it allowed", d, err)
 	}
 
-	for _, req := range []client.RevokeTokenRequest{{Token: leaked}, {JTI: claims.ID, AgentID: ag.ID, Reason: "again"}} {
-		r, err := e.c.RevokeToken(ctx, req)
-		if err != nil || r.Created || r.JTI != claims.ID || r.Reason != "pasted in a ticket" {
-			t.Errorf("revoking again (jti form %v): %+v, %v; want the first revocation, created false", req.JTI != "", r, err)
-		}
+	r, err := e.c.RevokeToken(ctx, client.RevokeTokenRequest{Token: leaked})
+	if err != nil || r.Created || r.JTI != claims.ID || r.Reason != "pasted in a ticket" {
+		t.Errorf("revoking again: %+v, %v; want the first revocation, created false", r, err)
 	}
 	if diff := cmp.Diff(got, revokedList(t, e)); diff != "" {
 		t.Errorf("revoking again changed the list (-before +after):\n%s", diff)
+	}
+	// By jti, the exp is unknown: the revocation lasts the longer of the
+	// two, the first one's reason and time kept.
+	r, err = e.c.RevokeToken(ctx, client.RevokeTokenRequest{JTI: claims.ID, AgentID: ag.ID, Reason: "again"})
+	if err != nil || r.Created || r.Reason != "pasted in a ticket" || !r.RevokedAt.Equal(got[0].RevokedAt) || !r.ExpiresAt.After(claims.ExpiresAt) {
+		t.Errorf("revoking again by jti: %+v, %v; want the first revocation until a later exp, created false", r, err)
 	}
 }
 
@@ -89,7 +94,8 @@ var cmpIgnoreRevokedAt = cmp.Comparer(func(a, b identity.RevokedToken) bool {
 })
 
 // TestRevokeTokenByJTI: a jti and its agent revoke the token (its exp
-// unknown, so the longest a token could live), without the token in hand.
+// unknown, so the longest a token accepted now could live), without the
+// token in hand.
 func TestRevokeTokenByJTI(t *testing.T) {
 	e := newEnv(t)
 	ctx := t.Context()
@@ -100,8 +106,9 @@ func TestRevokeTokenByJTI(t *testing.T) {
 	if err != nil || !r.Created || r.JTI != claims.ID || r.AgentID != ag.ID {
 		t.Fatalf("RevokeToken = %+v, %v", r, err)
 	}
-	if max := e.f.Keys.Keyring().MaxTTL(); r.ExpiresAt.Before(before.Add(max).Truncate(time.Microsecond)) {
-		t.Errorf("expiresAt %v: want the longest lifetime from now (%v)", r.ExpiresAt, before.Add(max))
+	// A token accepted now may have an iat up to the leeway ahead.
+	if max := identity.Leeway + e.f.Keys.Keyring().MaxTTL(); r.ExpiresAt.Before(before.Add(max).Truncate(time.Microsecond)) {
+		t.Errorf("expiresAt %v: want the longest lifetime from the leeway ahead of now (%v)", r.ExpiresAt, before.Add(max))
 	}
 	if d, err := e.as(ag.Token).Check(ctx, client.CheckRequest{Action: "read:docs"}); d.Allowed || d.Status != 401 || d.Reason != engine.ReasonTokenRevoked {
 		t.Errorf("/v1/check: %+v, %v; want 401 %s", d, err, engine.ReasonTokenRevoked)
@@ -216,5 +223,70 @@ func TestListRevokedTokens(t *testing.T) {
 		if code, _, body := e.raw(t, "GET", "/admin/tokens/revoked?"+q, nil, adminHeaders(nil)); code != 400 {
 			t.Errorf("?%s: %d %s, want 400", q, code, body)
 		}
+	}
+}
+
+// TestDelegationsOfARevokedToken: a leaked token, once revoked, mints no
+// delegation (401 token_revoked, as at /v1/check), and the delegations it
+// minted before — to an agent whose holder may be the thief, and handed
+// on from there — are refused as delegation_revoked from the next request
+// on: they would otherwise let the leaked token's authority live on for
+// as long as the token itself. The same agent's delegations through its
+// other token keep working.
+func TestDelegationsOfARevokedToken(t *testing.T) {
+	e := newEnv(t)
+	ctx := t.Context()
+	orch := e.agent(t, "orchestrator", trust.Trusted, "orchestrator")
+	res := e.agent(t, "researcher", trust.Verified, "researcher")
+	mail := e.agent(t, "emailer", trust.Verified, "emailer")
+	other, err := e.c.IssueToken(ctx, orch.ID, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaked := orch.Token
+	toRes, err := e.as(leaked).Delegate(ctx, client.DelegationRequest{Delegate: "researcher", Actions: []string{"read:*", "write:email"}, MaxDepth: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	toMail, err := e.as(res.Token).Delegate(ctx, client.DelegationRequest{Delegate: mail.ID, Actions: []string{"write:email"}, Parent: toRes.Token})
+	if err != nil {
+		t.Fatal(err)
+	}
+	kept, err := e.as(other.Token).Delegate(ctx, client.DelegationRequest{Delegate: "researcher", Actions: []string{"read:*"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	uses := []struct {
+		name, token string
+		req         client.CheckRequest
+	}{
+		{"the researcher for the orchestrator", res.Token, client.CheckRequest{Action: "read:papers", Delegation: toRes.Token}},
+		{"the emailer for orchestrator → researcher", mail.Token, client.CheckRequest{Action: "write:email", Delegation: toMail.Token}},
+	}
+	for _, u := range uses { // cached as verified before the revocation
+		if d, err := e.as(u.token).Check(ctx, u.req); err != nil || !d.Allowed {
+			t.Fatalf("%s before the revocation: %+v, %v", u.name, d, err)
+		}
+	}
+
+	if _, err := e.c.RevokeToken(ctx, client.RevokeTokenRequest{Token: leaked}); err != nil {
+		t.Fatal(err)
+	}
+	_, err = e.as(leaked).Delegate(ctx, client.DelegationRequest{Delegate: "researcher", Actions: []string{"read:*"}})
+	if ae := apiError(t, err, http.StatusUnauthorized); ae.Reason != engine.ReasonTokenRevoked {
+		t.Errorf("minting with the revoked token: %+v, want 401 %s", ae, engine.ReasonTokenRevoked)
+	}
+	for _, u := range uses {
+		d, err := e.as(u.token).Check(ctx, u.req)
+		if d.Allowed || d.Status != http.StatusForbidden || d.Reason != policy.ReasonDelegationRevoked {
+			t.Errorf("%s after the revocation: %+v, %v; want 403 %s", u.name, d, err, policy.ReasonDelegationRevoked)
+		}
+	}
+	_, err = e.as(res.Token).Delegate(ctx, client.DelegationRequest{Delegate: mail.ID, Actions: []string{"write:email"}, Parent: toRes.Token})
+	if ae := apiError(t, err, http.StatusForbidden); ae.Reason != policy.ReasonDelegationRevoked {
+		t.Errorf("handing on the revoked token's delegation: %+v, want 403 %s", ae, policy.ReasonDelegationRevoked)
+	}
+	if d, err := e.as(res.Token).Check(ctx, client.CheckRequest{Action: "read:papers", Delegation: kept.Token}); err != nil || !d.Allowed {
+		t.Errorf("the delegation minted with the agent's other token: %+v, %v; want it allowed", d, err)
 	}
 }

@@ -24,7 +24,7 @@ func (e *Engine) decide(ctx context.Context, r *Request, d *Decision, now time.T
 
 	// 1. Who is calling.
 	var actor policy.Subject
-	var tokenExp time.Time // zero for a caller known by its principal alone
+	var token *identity.Claims // nil for a caller known by its principal alone
 	switch {
 	case r.Token != "":
 		v, err := e.cfg.Tokens.Verify(ctx, r.Token)
@@ -38,7 +38,7 @@ func (e *Engine) decide(ctx context.Context, r *Request, d *Decision, now time.T
 		case err != nil:
 			return internal("verifying the agent token", err)
 		}
-		actor, tokenExp = subject(&v.Agent, v.Tier), v.Claims.ExpiresAt
+		actor, token = subject(&v.Agent, v.Tier), &v.Claims
 		d.AgentID, d.AgentName, d.Tier = actor.ID, actor.Name, actor.Tier
 		if r.Principal != "" {
 			if err := e.samePeer(ctx, r.Principal, &v.Agent, d); err != nil || d.Effect == "deny" {
@@ -152,7 +152,7 @@ func (e *Engine) decide(ctx context.Context, r *Request, d *Decision, now time.T
 		if grant != nil {
 			parent = &grant.DelegationGrant
 		}
-		if err := e.mint(actor.ID, target.ID, parent, tokenExp, now, d); err != nil {
+		if err := e.mint(actor.ID, target.ID, parent, token, now, d); err != nil {
 			return err
 		}
 	}
@@ -384,15 +384,21 @@ func (e *Engine) limit(ctx context.Context, agentID string, limits []policy.Limi
 }
 
 // mint issues the target's delegation token: the chain so far with the actor
-// appended, never outliving the actor's token (tokenExp; zero for an actor
-// known by its peer principal, whose tokens are then bounded by
-// DelegationTTL alone) or the parent delegation.
-func (e *Engine) mint(actorID, targetID string, parent *identity.DelegationGrant, tokenExp, now time.Time, d *Decision) error {
+// appended, never outliving the actor's token (nil for an actor known by
+// its peer principal, whose tokens are then bounded by DelegationTTL
+// alone) or the parent delegation, and void once that token is revoked.
+func (e *Engine) mint(actorID, targetID string, parent *identity.DelegationGrant, token *identity.Claims, now time.Time, d *Decision) error {
 	g := identity.DelegationGrant{Root: actorID, Actors: []string{targetID}, ExpiresAt: now.Add(e.cfg.DelegationTTL),
 		// The next hop's check hangs under this one, traceparent or not.
 		Traceparent: wire.Traceparent{TraceID: d.TraceID, SpanID: d.SpanID, Sampled: d.TraceSampled}.String()}
-	if !tokenExp.IsZero() && tokenExp.Before(g.ExpiresAt) {
-		g.ExpiresAt = tokenExp
+	if parent != nil {
+		g.ByTokens = append(make([]string, 0, len(parent.ByTokens)+1), parent.ByTokens...)
+	}
+	if token != nil {
+		g.ByTokens = append(g.ByTokens, token.ID)
+		if token.ExpiresAt.Before(g.ExpiresAt) {
+			g.ExpiresAt = token.ExpiresAt
+		}
 	}
 	if parent != nil {
 		g.Root = parent.Root
@@ -431,7 +437,10 @@ type verifiedGrant struct {
 // error); an error is MeshGuard's own failure.
 func (e *Engine) chain(ctx context.Context, r *Request, actor policy.Subject, d *Decision) (*verifiedGrant, error) {
 	g, err := e.cfg.Delegations.VerifyDelegation(r.Delegation)
-	if err != nil {
+	switch {
+	case errors.Is(err, identity.ErrTokenRevoked):
+		return nil, d.deny(403, policy.ReasonDelegationRevoked, "%v", err)
+	case err != nil:
 		return nil, d.deny(403, policy.ReasonDelegationActorMismatch, "the delegation token is not valid: %v", err)
 	}
 	if g.Actor() != actor.ID {

@@ -181,7 +181,8 @@ func (c *CachedVerifier) verifyAndCache(ctx context.Context, token string, key *
 // chain's token is presented on every call of the actor, and verifying its
 // signature each time would cost more than the rest of the decision.
 // Nothing about agents is cached with it (the engine looks every chain
-// member up on each request), so only key removal invalidates it.
+// member up on each request), so only key removal invalidates it; a hit
+// still asks the revocation list about the tokens that handed it on.
 func (c *CachedVerifier) VerifyDelegation(token string) (DelegationGrant, error) {
 	if token == "" || len(token) > MaxTokenSize {
 		return c.v.VerifyDelegation(token)
@@ -190,11 +191,17 @@ func (c *CachedVerifier) VerifyDelegation(token string) (DelegationGrant, error)
 	sh := c.grants.shard(&key)
 	now := c.v.now()
 	if g := sh.get(&key, now.UnixNano()); g != nil && c.keyLive(g.kid, now) {
+		if err := c.v.checkGrantRevoked(&g.grant); err != nil {
+			return DelegationGrant{}, err
+		}
 		return g.grant, nil
 	}
 	gen := c.grants.gen.Load()
 	kid, g, err := c.v.verifyDelegation(token, now)
 	if err != nil {
+		return DelegationGrant{}, err
+	}
+	if err := c.v.checkGrantRevoked(&g); err != nil {
 		return DelegationGrant{}, err
 	}
 	sh.put(key, &cachedGrant{grant: g, kid: kid}, c.expiry(g.ExpiresAt, now), now.UnixNano(), gen, &c.grants.gen)

@@ -1,6 +1,7 @@
 package identity
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -58,6 +59,12 @@ type DelegationGrant struct {
 	// the token (its span as the parent), so a hop whose agent dropped
 	// the traceparent still joins the chain's trace; "" for none.
 	Traceparent string
+	// ByTokens are the jtis of the agent tokens that handed the task on,
+	// oldest first (a delegator known by its peer principal alone adds
+	// none). Revoking one of those tokens voids the grant, and every
+	// grant handed on from it: the delegation must not keep a leaked
+	// token's authority alive.
+	ByTokens []string
 }
 
 // Actor returns the current actor.
@@ -98,6 +105,8 @@ type delegationClaims struct {
 	Jti      string    `json:"jti"`
 	// Traceparent: see DelegationGrant.Traceparent.
 	Traceparent string `json:"traceparent,omitempty"`
+	// ByJTI: see DelegationGrant.ByTokens.
+	ByJTI []string `json:"by_jti,omitempty"`
 }
 
 // delegationRead is the payload VerifyDelegation reads: aud raw, so that a
@@ -134,7 +143,7 @@ func (i *Issuer) Delegate(g DelegationGrant) (string, DelegationGrant, error) {
 	payload, err := json.Marshal(delegationClaims{
 		Iss: i.iss, Aud: i.aud + DelegationAudienceSuffix, Sub: g.Root, Act: act,
 		Scope: strings.Join(g.Scope, " "), MaxChain: g.MaxChain,
-		Iat: now.Unix(), Exp: exp.Unix(), Jti: g.ID, Traceparent: g.Traceparent,
+		Iat: now.Unix(), Exp: exp.Unix(), Jti: g.ID, Traceparent: g.Traceparent, ByJTI: g.ByTokens,
 	})
 	if err != nil {
 		return "", DelegationGrant{}, fmt.Errorf("minting delegation token: %w", err)
@@ -150,6 +159,9 @@ func (i *Issuer) Delegate(g DelegationGrant) (string, DelegationGrant, error) {
 	g.Scope = append([]string(nil), g.Scope...)
 	if len(g.Scope) == 0 {
 		g.Scope = nil
+	}
+	if g.ByTokens = append([]string(nil), g.ByTokens...); len(g.ByTokens) == 0 {
+		g.ByTokens = nil
 	}
 	return string(buf), g, nil
 }
@@ -178,6 +190,16 @@ func checkGrantShape(g *DelegationGrant) error {
 	if g.MaxChain < 0 || g.MaxChain > MaxActors {
 		return fmt.Errorf("%w: max chain must be 0 to %d", ErrInvalidGrant, MaxActors)
 	}
+	// One token per delegating agent at most: the root and every actor
+	// but the current one.
+	if len(g.ByTokens) > len(g.Actors) {
+		return fmt.Errorf("%w: more token ids than delegating agents", ErrInvalidGrant)
+	}
+	for _, j := range g.ByTokens {
+		if !ValidJTI(j) {
+			return fmt.Errorf("%w: every token id must be 1 to %d visible ASCII characters", ErrInvalidGrant, maxJTILen)
+		}
+	}
 	if _, ok := wire.ParseTraceparent(g.Traceparent); g.Traceparent != "" && (!ok || len(g.Traceparent) != 55) {
 		return fmt.Errorf("%w: traceparent must be a W3C traceparent of version 00", ErrInvalidGrant)
 	}
@@ -185,12 +207,39 @@ func checkGrantShape(g *DelegationGrant) error {
 }
 
 // VerifyDelegation checks a delegation token's signature, type, issuer,
-// audience and times and returns what it grants. It does not look at the
+// audience and times, and that no token that handed it on is revoked
+// (ErrTokenRevoked), and returns what it grants. It does not look at the
 // agents: the caller checks that the actor is the agent whose own token
 // came with the request, and every agent's status, against the store.
 func (v *Verifier) VerifyDelegation(token string) (DelegationGrant, error) {
 	_, g, err := v.verifyDelegation(token, v.now())
-	return g, err
+	if err != nil {
+		return DelegationGrant{}, err
+	}
+	if err := v.checkGrantRevoked(&g); err != nil {
+		return DelegationGrant{}, err
+	}
+	return g, nil
+}
+
+// checkGrantRevoked asks the revocation list about every token that
+// handed the grant on; the cache asks it on every hit too.
+func (v *Verifier) checkGrantRevoked(g *DelegationGrant) error {
+	if v.revoked == nil {
+		return nil
+	}
+	for _, jti := range g.ByTokens {
+		// The list is in memory (RevokedSet): no I/O to bound with a
+		// caller's context.
+		revoked, err := v.revoked.IsTokenRevoked(context.Background(), jti)
+		if err != nil {
+			return fmt.Errorf("%w: checking the delegation's token revocations: %w", ErrUnavailable, err)
+		}
+		if revoked {
+			return fmt.Errorf("%w: the delegation was handed on with a revoked token", ErrTokenRevoked)
+		}
+	}
+	return nil
 }
 
 // verifyDelegation also returns the kid that verified the token, for the cache.
@@ -233,7 +282,7 @@ func (v *Verifier) verifyDelegation(token string, now time.Time) (string, Delega
 	if exp.Sub(iat) > jws.ring.MaxTTL() {
 		return "", DelegationGrant{}, fmt.Errorf("%w: lifetime %s exceeds the maximum %s", ErrTokenClaims, exp.Sub(iat), jws.ring.MaxTTL())
 	}
-	g := DelegationGrant{Root: c.Sub, MaxChain: c.MaxChain, IssuedAt: iat, ExpiresAt: exp, ID: c.Jti, Traceparent: c.Traceparent}
+	g := DelegationGrant{Root: c.Sub, MaxChain: c.MaxChain, IssuedAt: iat, ExpiresAt: exp, ID: c.Jti, Traceparent: c.Traceparent, ByTokens: c.ByJTI}
 	for a := c.Act; a != nil; a = a.Act {
 		if len(g.Actors) == MaxActors {
 			return "", DelegationGrant{}, fmt.Errorf("%w: more than %d actors", ErrTokenClaims, MaxActors)

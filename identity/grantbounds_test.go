@@ -2,6 +2,7 @@ package identity
 
 import (
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -43,6 +44,10 @@ func TestDelegationGrantBounds(t *testing.T) {
 		{"max chain 16", func(g *DelegationGrant) { g.MaxChain = MaxActors }, true},
 		{"max chain 17", func(g *DelegationGrant) { g.MaxChain = MaxActors + 1 }, false},
 		{"max chain -1", func(g *DelegationGrant) { g.MaxChain = -1 }, false},
+		{"a token id per delegating agent", func(g *DelegationGrant) { g.Actors, g.ByTokens = ids(MaxActors), ids(MaxActors) }, true},
+		{"more token ids than delegating agents", func(g *DelegationGrant) { g.ByTokens = ids(2) }, false},
+		{"a token id of 257 characters", func(g *DelegationGrant) { g.ByTokens = []string{strings.Repeat("j", maxJTILen+1)} }, false},
+		{"a token id with a space", func(g *DelegationGrant) { g.ByTokens = []string{"a b"} }, false},
 		{"lifetime of exactly MaxTTL", func(g *DelegationGrant) {
 			g.ExpiresAt = e.clock.Now().Truncate(time.Second).Add(e.keys.Keyring().MaxTTL())
 		}, true},
@@ -66,7 +71,7 @@ func TestDelegationGrantBounds(t *testing.T) {
 				t.Fatalf("VerifyDelegation of a token at the bound: %v", err)
 			}
 			if len(got.Actors) != len(minted.Actors) || got.Actor() != minted.Actor() ||
-				len(got.Scope) != len(minted.Scope) || got.MaxChain != minted.MaxChain {
+				len(got.Scope) != len(minted.Scope) || got.MaxChain != minted.MaxChain || !slices.Equal(got.ByTokens, minted.ByTokens) {
 				t.Fatalf("verified grant %+v differs from minted %+v", got, minted)
 			}
 		})

@@ -30,7 +30,7 @@ var (
 var (
 	headerNames     = []string{"alg", "kid", "typ"}
 	agentClaimNames = []string{"iss", "sub", "aud", "name", "tier", "tags", "iat", "nbf", "exp", "jti"}
-	delegClaimNames = []string{"iss", "aud", "sub", "act", "scope", "max_chain", "iat", "nbf", "exp", "jti", "traceparent"}
+	delegClaimNames = []string{"iss", "aud", "sub", "act", "scope", "max_chain", "iat", "nbf", "exp", "jti", "traceparent", "by_jti"}
 )
 
 // checkMembers walks a JSON value that json.Unmarshal has accepted (it

@@ -86,8 +86,8 @@ func (r *RevokedToken) Live(now time.Time) bool { return now.Before(r.ExpiresAt.
 // every token, cached or not, without a store round trip. It is empty and
 // refuses to answer (ErrRevocationsNotLoaded, so every token check fails
 // closed) until the first Load. Revocations only accumulate: Load and Add
-// merge, and an entry leaves only once its token has expired, so a reload
-// racing an Add cannot lose it. Safe for concurrent use; reads take no
+// merge, keeping a jti's latest exp, and an entry leaves only once its
+// token has expired, so a reload racing an Add cannot lose or shorten it. Safe for concurrent use; reads take no
 // lock.
 type RevokedSet struct {
 	mu  sync.Mutex                        // serialises writers
@@ -122,6 +122,18 @@ func (s *RevokedSet) IsTokenRevoked(_ context.Context, jti string) (bool, error)
 	return ok, nil
 }
 
+// Covers reports whether the set holds r's jti until r's exp at least:
+// whether merging r would change nothing. ErrRevocationsNotLoaded before
+// the first Load.
+func (s *RevokedSet) Covers(r RevokedToken) (bool, error) {
+	m := s.m.Load()
+	if m == nil {
+		return false, ErrRevocationsNotLoaded
+	}
+	cur, ok := (*m)[r.JTI]
+	return ok && !r.ExpiresAt.After(cur.exp), nil
+}
+
 // Load merges list into the set and marks it loaded. Past MaxRevokedTokens
 // live entries it refuses the whole list, leaving the set as it was.
 func (s *RevokedSet) Load(list []RevokedToken) error {
@@ -144,7 +156,10 @@ func (s *RevokedSet) merge(list []RevokedToken) error {
 		}
 	}
 	for i := range list {
-		if list[i].Live(now) {
+		// A jti revoked again (another token with it, a later exp) keeps
+		// the later exp, whichever order the two arrive in: a reload
+		// that read the store earlier must not shorten it.
+		if cur, ok := next[list[i].JTI]; list[i].Live(now) && (!ok || list[i].ExpiresAt.After(cur.exp)) {
 			next[list[i].JTI] = revoke{agentID: list[i].AgentID, exp: list[i].ExpiresAt}
 		}
 	}

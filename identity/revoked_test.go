@@ -128,6 +128,23 @@ func TestRevokedSet(t *testing.T) {
 			t.Errorf("after exp+leeway: a revoked %v, live %d; want it pruned", revoked(s, "a"), len(s.Live()))
 		}
 	})
+	t.Run("Covers: a jti held until its exp, not a later one", func(t *testing.T) {
+		s := NewRevokedSet(clock.Now)
+		if _, err := s.Covers(rt("a", time.Hour)); !errors.Is(err, ErrRevocationsNotLoaded) {
+			t.Fatalf("Covers before the load: %v, want ErrRevocationsNotLoaded", err)
+		}
+		if err := s.Load([]RevokedToken{rt("a", time.Hour)}); err != nil {
+			t.Fatal(err)
+		}
+		for _, tc := range []struct {
+			r    RevokedToken
+			want bool
+		}{{rt("a", time.Minute), true}, {rt("a", time.Hour), true}, {rt("a", 2*time.Hour), false}, {rt("b", time.Minute), false}} {
+			if got, err := s.Covers(tc.r); err != nil || got != tc.want {
+				t.Errorf("Covers(%s until %v) = %v, %v; want %v", tc.r.JTI, tc.r.ExpiresAt.Sub(now), got, err, tc.want)
+			}
+		}
+	})
 	t.Run("bounded: a load past the limit is refused whole", func(t *testing.T) {
 		s := NewRevokedSet(clock.Now)
 		list := make([]RevokedToken, MaxRevokedTokens+1)
@@ -277,5 +294,134 @@ func BenchmarkVerifyCachedRevocations(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// TestRevokingAJTIAgainWithALaterExpHolds: two tokens with one jti (an
+// issuer sharing JWT_SECRET may reuse one; a token re-signed with a later
+// exp) are both revoked. A reload that read the list before the second
+// revocation must not put the first exp back: past it, the second token
+// would be accepted again although its revocation was answered.
+func TestRevokingAJTIAgainWithALaterExpHolds(t *testing.T) {
+	set := NewRevokedSet(nil)
+	e := newTestEnv(t, AlgEdDSA, withSecret(testSecret), withRevoked(set))
+	set.now = e.clock.Now
+	hs := map[string]any{"alg": AlgHS256, "typ": "JWT"}
+	short, long := e.claims(), e.claims()
+	short["exp"] = e.clock.Now().Add(time.Minute).Unix()
+	long["exp"] = e.clock.Now().Add(time.Hour).Unix()
+	shortTok, longTok := signToken(t, nil, testSecret, hs, short), signToken(t, nil, testSecret, hs, long)
+	first, err := e.verifier.ToRevoke(shortTok)
+	if err != nil {
+		t.Fatal(err)
+	}
+	second, err := e.verifier.ToRevoke(longTok)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := set.Load([]RevokedToken{first}); err != nil {
+		t.Fatal(err)
+	}
+	if err := set.Add(second); err != nil {
+		t.Fatal(err)
+	}
+	// A reload that read the store before the second revocation.
+	if err := set.Load([]RevokedToken{first}); err != nil {
+		t.Fatal(err)
+	}
+	e.clock.Advance(time.Minute + Leeway + time.Second) // the short token is dead
+	if err := set.Load(nil); err != nil {               // the next periodic reload prunes
+		t.Fatal(err)
+	}
+	if _, err := e.verifier.Verify(context.Background(), longTok); !errors.Is(err, ErrTokenRevoked) {
+		t.Fatalf("the later token with the revoked jti, past the first's exp: %v, want ErrTokenRevoked", err)
+	}
+	if live := set.Live(); len(live) != 1 || !live[0].ExpiresAt.Equal(second.ExpiresAt) {
+		t.Errorf("Live = %+v, want the jti until the later exp %v", live, second.ExpiresAt)
+	}
+}
+
+// TestRevokeByJTICoversEveryTokenAcceptedNow: a revocation by jti and
+// agent alone (the token's exp unknown) outlives every token with that jti
+// the verifier could accept at the moment of the revocation: one issued
+// with an iat up to Leeway ahead (another replica's clock; an HS256 issuer
+// sharing JWT_SECRET) and the longest lifetime, to its last accepted
+// instant.
+func TestRevokeByJTICoversEveryTokenAcceptedNow(t *testing.T) {
+	set := NewRevokedSet(nil)
+	e := newTestEnv(t, AlgEdDSA, withSecret(testSecret), withRevoked(set))
+	set.now = e.clock.Now
+	if err := set.Load(nil); err != nil {
+		t.Fatal(err)
+	}
+	ahead := e.clock.Now().Add(Leeway - time.Second)
+	c := e.claims()
+	c["iat"], c["nbf"] = ahead.Unix(), ahead.Unix()
+	c["exp"] = ahead.Add(e.keys.Keyring().MaxTTL()).Unix()
+	tok := signToken(t, nil, testSecret, map[string]any{"alg": AlgHS256, "typ": "JWT"}, c)
+	if _, err := e.verifier.Verify(context.Background(), tok); err != nil {
+		t.Fatalf("the token is not accepted now: %v", err) // the revocation must cover it
+	}
+
+	r, err := e.verifier.ToRevokeByJTI(c["jti"].(string), e.agent.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := set.Add(r); err != nil {
+		t.Fatal(err)
+	}
+	// The token's last accepted instant: exp plus the leeway, less 1s.
+	e.clock.Advance(time.Unix(c["exp"].(int64), 0).Add(Leeway - time.Second).Sub(e.clock.Now()))
+	if err := set.Load(nil); err != nil { // the periodic reload prunes what is dead
+		t.Fatal(err)
+	}
+	if _, err := e.verifier.Verify(context.Background(), tok); !errors.Is(err, ErrTokenRevoked) {
+		t.Fatalf("the token at its last accepted instant: %v, want ErrTokenRevoked", err)
+	}
+	for _, tc := range []struct{ jti, agent string }{{"a b", e.agent.ID}, {"", e.agent.ID}, {"jti", "not-an-agent"}} {
+		if _, err := e.verifier.ToRevokeByJTI(tc.jti, tc.agent); !errors.Is(err, ErrInvalidRevocation) {
+			t.Errorf("ToRevokeByJTI(%q, %q): %v, want ErrInvalidRevocation", tc.jti, tc.agent, err)
+		}
+	}
+}
+
+// TestDelegationOfARevokedTokenIsRefused: a delegation token is refused
+// (ErrTokenRevoked) once a token that handed it on is revoked, by the
+// Verifier and from the cache that holds it verified; before the list
+// loads it is ErrUnavailable (fail closed), never accepted unchecked.
+func TestDelegationOfARevokedTokenIsRefused(t *testing.T) {
+	set := NewRevokedSet(nil)
+	e, c := newCachedEnv(t, CacheConfig{}, withRevoked(set))
+	set.now = e.clock.Now
+	_, claims := e.issue(t)
+	tok, _, err := e.issuer.Delegate(DelegationGrant{Root: e.agent.ID, Actors: []string{NewAgentID(), NewAgentID()},
+		ExpiresAt: e.clock.Now().Add(time.Hour), ByTokens: []string{"another-jti", claims.ID}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	verifiers := map[string]func() error{
+		"Verifier":       func() error { _, err := e.verifier.VerifyDelegation(tok); return err },
+		"CachedVerifier": func() error { _, err := c.VerifyDelegation(tok); return err },
+	}
+	for name, verify := range verifiers {
+		if err := verify(); !errors.Is(err, ErrUnavailable) || errors.Is(err, ErrInvalidToken) {
+			t.Errorf("%s before the list loaded: %v, want ErrUnavailable", name, err)
+		}
+	}
+	if err := set.Load(nil); err != nil {
+		t.Fatal(err)
+	}
+	for name, verify := range verifiers { // the cache holds it now
+		if err := verify(); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+	}
+	if err := set.Add(RevokedToken{JTI: claims.ID, AgentID: e.agent.ID, ExpiresAt: claims.ExpiresAt, RevokedAt: e.clock.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	for name, verify := range verifiers {
+		if err := verify(); !errors.Is(err, ErrTokenRevoked) {
+			t.Errorf("%s after the revocation of a token that handed it on: %v, want ErrTokenRevoked", name, err)
+		}
 	}
 }

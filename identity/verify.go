@@ -423,3 +423,18 @@ func (v *Verifier) ToRevoke(token string) (RevokedToken, error) {
 	}
 	return RevokedToken{JTI: *wc.Jti, AgentID: *wc.Sub, ExpiresAt: wc.Exp.time()}, nil
 }
+
+// ToRevokeByJTI is the revocation of the token with jti of agent agentID,
+// the token itself not at hand. Its exp is unknown, so it is taken as the
+// latest a token the verifier accepts now could have: one issued up to
+// Leeway ahead (another replica's clock, an HS256 issuer sharing
+// JWT_SECRET) with the keyring's MaxTTL.
+func (v *Verifier) ToRevokeByJTI(jti, agentID string) (RevokedToken, error) {
+	switch {
+	case !ValidJTI(jti):
+		return RevokedToken{}, fmt.Errorf("%w: jti must be 1 to %d visible ASCII characters", ErrInvalidRevocation, maxJTILen)
+	case !ValidAgentID(agentID):
+		return RevokedToken{}, fmt.Errorf("%w: agentId must be an agent id (%s...)", ErrInvalidRevocation, IDPrefix)
+	}
+	return RevokedToken{JTI: jti, AgentID: agentID, ExpiresAt: v.now().Add(Leeway + v.keys.Keyring().MaxTTL())}, nil
+}

@@ -22,7 +22,7 @@ func (p *parts) loadRevoked(ctx context.Context) error {
 // reloadRevoked merges the store's live revocations into the list in
 // force (it only grows, but for tokens that expire, so a reload racing a
 // revocation loses nothing).
-// It reports whether the list gained a revocation.
+// It reports whether the list gained a revocation or a later exp.
 func (p *parts) reloadRevoked(ctx context.Context) (bool, error) {
 	list, err := p.db.ListRevokedTokens(ctx, "", identity.MaxRevokedTokens)
 	if err != nil {
@@ -30,8 +30,10 @@ func (p *parts) reloadRevoked(ctx context.Context) (bool, error) {
 	}
 	added := false
 	for i := range list {
-		// An unloaded set answers an error: everything is new to it.
-		held, err := p.revoked.IsTokenRevoked(ctx, list[i].JTI)
+		// An unloaded set answers an error: everything is new to it. A
+		// jti held until an earlier exp is news too (revoked again for
+		// a token that lives longer): the filter carries the exp.
+		held, err := p.revoked.Covers(list[i])
 		if added = err != nil || !held; added {
 			break
 		}

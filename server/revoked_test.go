@@ -156,7 +156,7 @@ func TestStartFailsWithoutTheRevocationList(t *testing.T) {
 // TestReplicasShareTokenRevocations: a token revoked through one replica
 // is refused by the other — which verified and cached it before — through
 // PostgreSQL's change feed (the periodic reload is an hour off here), and
-// reaches that replica's wasm filters.
+// reaches that replica's wasm filters; so does a later exp for it.
 func TestReplicasShareTokenRevocations(t *testing.T) {
 	u := pgtest.NewDatabase(t)
 	withDB := func(c *config.Config) { c.DatabaseURL, c.WasmFilterPath = u, "/etc/envoy/meshguard-filter.wasm" }
@@ -185,5 +185,15 @@ func TestReplicasShareTokenRevocations(t *testing.T) {
 	t.Logf("the revocation reached the other replica in %v", took)
 	// Wait for the push that has it (ctx bounds the wait).
 	for c := configs(); len(c.RevokedTokens) != 1 || c.RevokedTokens[0].JTI != rt.JTI; c = configs() {
+	}
+
+	// Revoked again, by jti (its exp unknown, so later than the token's):
+	// the other replica's filters get the later exp too, or they would
+	// forget the jti before MeshGuard does.
+	again, err := a.admin.RevokeToken(ctx, client.RevokeTokenRequest{JTI: rt.JTI, AgentID: rt.AgentID})
+	if err != nil || again.Created || !again.ExpiresAt.After(rt.ExpiresAt) {
+		t.Fatalf("revoking again by jti: %+v, %v; want created false, expiresAt after %v", again, err, rt.ExpiresAt)
+	}
+	for c := configs(); len(c.RevokedTokens) != 1 || c.RevokedTokens[0].Exp < again.ExpiresAt.Unix(); c = configs() {
 	}
 }

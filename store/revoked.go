@@ -25,8 +25,9 @@ func (s *db) deadBefore() int64 {
 
 // RevokeToken stores the revocation of r.JTI, revoked now (r.RevokedAt is
 // ignored), and returns it as stored, with created false when that jti
-// was revoked already: revoking twice changes nothing and returns the
-// first revocation, unless it names another agent (identity.ErrConflict).
+// was revoked already: revoking twice returns the first revocation, its
+// exp moved to r's if that is later, unless it names another agent
+// (identity.ErrConflict).
 // Dead revocations (identity.RevokedToken.Live) are pruned first; past
 // identity.MaxRevokedTokens live ones it is identity.ErrTooManyRevocations;
 // an invalid r is identity.ErrInvalidRevocation. A refusal writes nothing.
@@ -46,9 +47,23 @@ func (s *db) RevokeToken(ctx context.Context, r identity.RevokedToken) (identity
 		switch {
 		case err == nil && prev.AgentID != r.AgentID:
 			return fmt.Errorf("%w: jti %s is revoked already, as a token of agent %s", identity.ErrConflict, r.JTI, prev.AgentID)
-		case err == nil:
+		case err == nil && !r.ExpiresAt.After(prev.ExpiresAt):
 			r = prev
 			return nil
+		case err == nil:
+			// Another token with this jti lives longer (an issuer sharing
+			// JWT_SECRET may reuse a jti): the revocation must last until
+			// its exp too, or that token comes back once the first
+			// expires. Deleted and inserted again, not updated, so that
+			// PostgreSQL's insert trigger tells every replica.
+			prev.ExpiresAt = r.ExpiresAt
+			r = prev
+			if _, err := tx.ExecContext(ctx, `DELETE FROM revoked_tokens WHERE jti = $1`, r.JTI); err != nil {
+				return err
+			}
+			_, err = tx.ExecContext(ctx, `INSERT INTO revoked_tokens (jti, agent_id, expires_at, revoked_at, reason)
+				VALUES ($1, $2, $3, $4, $5)`, r.JTI, r.AgentID, toMicros(r.ExpiresAt), toMicros(r.RevokedAt), r.Reason)
+			return err
 		case !errors.Is(err, sql.ErrNoRows):
 			return err
 		}

@@ -83,6 +83,12 @@ func TestPostgresWatchFeeds(t *testing.T) {
 			_, _, err := writer.RevokeToken(t.Context(), identity.RevokedToken{JTI: "jti-w", AgentID: "agent_w", ExpiresAt: time.Now().Add(time.Hour)})
 			return err
 		}, note{store.FeedRevokedTokens, "jti-w"}},
+		// Another token with that jti, living longer: every replica must
+		// learn the later exp.
+		{"token revoked again until later", func() error {
+			_, _, err := writer.RevokeToken(t.Context(), identity.RevokedToken{JTI: "jti-w", AgentID: "agent_w", ExpiresAt: time.Now().Add(2 * time.Hour)})
+			return err
+		}, note{store.FeedRevokedTokens, "jti-w"}},
 	}
 	for _, tt := range tests {
 		if err := tt.write(); err != nil {

@@ -87,7 +87,9 @@ type Env struct {
 	revokedT string
 	// Delegation tokens each chain check refuses.
 	ceilingT, depthT, maxChainT, scopeT, revokedMemberT, revokedRootT string
-	config                                                            []byte
+	// A delegation handed on with revokedT.
+	revokedByT string
+	config     []byte
 }
 
 // New builds an Env.
@@ -164,7 +166,10 @@ func New(t testing.TB) *Env {
 	if e.revokedT, _, err = e.F.Issuer.Issue(e.Orch, time.Hour); err != nil {
 		t.Fatal(err)
 	}
-	e.F.RevokeToken(t, e.revokedT)
+	rt := e.F.RevokeToken(t, e.revokedT)
+	if e.revokedByT, _, err = e.F.Issuer.Delegate(identity.DelegationGrant{Root: e.Orch.ID, Actors: []string{e.Mail.ID}, ExpiresAt: Now.Add(time.Hour), ByTokens: []string{rt.JTI}}); err != nil {
+		t.Fatal(err)
+	}
 	e.config = e.Generate(t)
 	return e
 }
@@ -269,6 +274,7 @@ func (e *Env) Cases() []Case {
 		{"an action outside the token's scope", "GET", "docs.mesh", "/docs/plan", [][2]string{bearer(e.MailT), {"x-meshguard-delegation", e.scopeT}}, 403, "delegation_scope", false},
 		{"a revoked agent in the chain", "GET", "docs.mesh", "/docs/plan", [][2]string{bearer(e.MailT), {"x-meshguard-delegation", e.revokedMemberT}}, 403, "delegation_revoked", false},
 		{"a revoked root of the chain", "GET", "docs.mesh", "/docs/plan", [][2]string{bearer(e.MailT), {"x-meshguard-delegation", e.revokedRootT}}, 403, "delegation_revoked", false},
+		{"a delegation handed on by a revoked token", "GET", "docs.mesh", "/docs/plan", [][2]string{bearer(e.MailT), {"x-meshguard-delegation", e.revokedByT}}, 403, "delegation_revoked", false},
 		{"an encoded dot-dot segment", "GET", "docs.mesh", "/docs/%2e%2e/admin", [][2]string{bearer(e.OrchT)}, 400, engine.ReasonBadRequest, false},
 		{"an encoded dot segment, upper case", "GET", "docs.mesh", "/docs/%2E/admin", [][2]string{bearer(e.OrchT)}, 400, engine.ReasonBadRequest, false},
 		{"a half-encoded dot-dot segment", "GET", "docs.mesh", "/docs/.%2e/admin", [][2]string{bearer(e.OrchT)}, 400, engine.ReasonBadRequest, false},

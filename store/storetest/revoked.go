@@ -74,25 +74,38 @@ func testRevokeToken(t *testing.T, open func(*testing.T) Backend) {
 	}
 }
 
-// testRevokeTokenTwice: revoking a jti again changes nothing and returns
-// the first revocation; naming another agent is a conflict.
+// testRevokeTokenTwice: revoking a jti again returns the first revocation
+// (created false), with its reason and time; with a later exp (another
+// token with the jti, e.g. re-signed with JWT_SECRET) the revocation
+// lasts until that exp, an earlier one changes nothing. Naming another
+// agent is a conflict.
 func testRevokeTokenTwice(t *testing.T, open func(*testing.T) Backend) {
 	b := openClosed(t, open)
 	agent := identity.NewAgentID()
 	first := mustRevoke(t, b, revocation("jti-1", agent, time.Now().Add(time.Hour), "first"))
-	again, created, err := b.RevokeToken(t.Context(), revocation("jti-1", agent, time.Now().Add(48*time.Hour), "second"))
+	later := time.Now().Add(48 * time.Hour)
+	again, created, err := b.RevokeToken(t.Context(), revocation("jti-1", agent, later, "second"))
 	if err != nil || created {
 		t.Fatalf("revoking again = %v, %v; want created false and no error", created, err)
 	}
-	if diff := cmp.Diff(first, again); diff != "" {
-		t.Errorf("revoking again returned (-first +again):\n%s", diff)
+	extended := first
+	extended.ExpiresAt = us(later)
+	if diff := cmp.Diff(extended, again); diff != "" {
+		t.Errorf("revoking again with a later exp returned (-want +got):\n%s", diff)
+	}
+	again, created, err = b.RevokeToken(t.Context(), revocation("jti-1", agent, time.Now().Add(time.Minute), "third"))
+	if err != nil || created {
+		t.Fatalf("revoking again with an earlier exp = %v, %v; want created false and no error", created, err)
+	}
+	if diff := cmp.Diff(extended, again); diff != "" {
+		t.Errorf("revoking again with an earlier exp returned (-want +got):\n%s", diff)
 	}
 	_, created, err = b.RevokeToken(t.Context(), revocation("jti-1", identity.NewAgentID(), time.Now().Add(time.Hour), ""))
 	wantErr(t, err, identity.ErrConflict, "revoking the jti as another agent's")
 	if created {
 		t.Error("a conflict reported created")
 	}
-	if diff := cmp.Diff([]identity.RevokedToken{first}, mustListRevoked(t, b)); diff != "" {
+	if diff := cmp.Diff([]identity.RevokedToken{extended}, mustListRevoked(t, b)); diff != "" {
 		t.Errorf("stored after the repeats (-want +got):\n%s", diff)
 	}
 }
