@@ -19,7 +19,7 @@ import (
 func TestAuditSpanStatusIsTheWrites(t *testing.T) {
 	m, e, rec := tracedMesh(t, sdktrace.AlwaysSample())
 	for _, r := range []engine.Request{
-		{Token: m.MailT, Method: "GET", Path: "/contacts"},   // allowed
+		{Token: m.MailT, Method: "GET", Path: "/contacts"},    // allowed
 		{Token: m.MailT, Method: "DELETE", Path: "/contacts"}, // denied
 	} {
 		check(t, e, r)
