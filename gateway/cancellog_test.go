@@ -59,7 +59,7 @@ func TestACallerGivingUpIsNoUpstreamFailure(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			logs := make(logRecords, 16)
+			logs := make(logRecords, 256)
 			gw := startGateway(t, gateway.Config{Checker: f.Engine, Target: mustURL(t, tc.target), Logger: slog.New(logs)})
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
@@ -77,7 +77,11 @@ func TestACallerGivingUpIsNoUpstreamFailure(t *testing.T) {
 				done <- err
 			}()
 			if tc.cancel {
-				<-arrived
+				select {
+				case <-arrived:
+				case err := <-done:
+					t.Fatalf("the request ended before it reached the upstream: %v", err)
+				}
 				cancel()
 				if err := <-done; !errors.Is(err, context.Canceled) {
 					t.Fatalf("the caller's request ended with %v, want it cancelled", err)
