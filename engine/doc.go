@@ -14,9 +14,10 @@
 //  3. reads the delegation token, if any, into the chain of agents the
 //     actor acts for;
 //  4. evaluates policy (package policy), including the delegation checks;
-//  5. applies the hand-on rule when the request goes to another agent and
-//     mints that agent's delegation token;
+//  5. applies the hand-on rule when the request goes to another agent;
 //  6. applies rate limits;
+//  7. mints that agent's delegation token — last, so that a request denied
+//     or rate-limited mints nothing;
 //
 // and returns a Decision that carries everything an adapter needs to answer
 // (status, reason, headers, body). The engine does not know which adapter
