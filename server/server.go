@@ -198,8 +198,13 @@ func build(ctx context.Context, cfg *config.Config, o Options, log *slog.Logger)
 	if err := p.buildControlPlaneAuth(cfg, token, log); err != nil {
 		return nil, err
 	}
-	if created && o.Announce != nil {
+	switch {
+	case o.Announce == nil:
+	case created:
 		o.Announce("Generated an admin token (stored in " + filepath.Join(cfg.DataDir, adminTokenFile) + ", shown once):\n  " + token)
+	case cfg.AdminToken == "":
+		// A later start: say where the token is, never the token.
+		o.Announce("The admin token is in " + filepath.Join(cfg.DataDir, adminTokenFile) + " (generated at the first start; ADMIN_TOKEN sets one).")
 	}
 
 	if p.keys, err = identity.NewKeys(p.db, identity.KeysConfig{}); err != nil {

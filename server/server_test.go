@@ -383,3 +383,21 @@ func TestGatewayPathsAreNotRedirected(t *testing.T) {
 		}
 	}
 }
+
+// TestLaterStartSaysWhereTheAdminTokenIs: the generated admin token is
+// shown once; a later start with the same DATA_DIR names the file that
+// holds it, and never prints the token again.
+func TestLaterStartSaysWhereTheAdminTokenIs(t *testing.T) {
+	r := start(t, nil)
+	cfg := r.cfg
+	token := r.adminToken(t)
+	r.stop(t)
+	again := run(t, cfg)
+	out := again.out.String()
+	if want := "The admin token is in " + filepath.Join(cfg.DataDir, adminTokenFile); !strings.Contains(out, want) {
+		t.Fatalf("a later start printed %q; want it to say %q", out, want)
+	}
+	if strings.Contains(out, token) || strings.Contains(out, "Generated an admin token") {
+		t.Fatalf("a later start showed the admin token again: %q", out)
+	}
+}
