@@ -4,10 +4,13 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/meshguard/meshguard/config"
 )
@@ -115,5 +118,39 @@ func TestGatewayPasswordNotInErrors(t *testing.T) {
 				t.Fatalf("exit %d, output:\n%s", code, msg)
 			}
 		})
+	}
+}
+
+// TestFlagUsagesAreWhole: no flag of any command has a usage that stops
+// mid-sentence (serve's --config once read "… and routes:"), and `serve
+// --help` points at the page that lists every setting, which exists.
+func TestFlagUsagesAreWhole(t *testing.T) {
+	root := New(Options{Stdout: &bytes.Buffer{}, Stderr: &bytes.Buffer{}})
+	var walk func(c *cobra.Command)
+	walk = func(c *cobra.Command) {
+		for _, fs := range []*pflag.FlagSet{c.LocalFlags(), c.PersistentFlags()} {
+			fs.VisitAll(func(f *pflag.Flag) {
+				u := strings.TrimSpace(f.Usage)
+				if u == "" || strings.HasSuffix(u, ":") || strings.HasSuffix(u, ",") || strings.Count(u, "(") != strings.Count(u, ")") {
+					t.Errorf("%s --%s: usage %q is cut off", c.CommandPath(), f.Name, f.Usage)
+				}
+			})
+		}
+		for _, sub := range c.Commands() {
+			walk(sub)
+		}
+	}
+	walk(root)
+
+	const page = "docs/configuration.md"
+	var out bytes.Buffer
+	if code := Main(context.Background(), []string{"serve", "--help"}, Options{Stdout: &out, Stderr: &out}); code != ExitOK {
+		t.Fatalf("serve --help: exit %d: %s", code, out.String())
+	}
+	if !strings.Contains(out.String(), page) {
+		t.Errorf("serve --help does not name %s:\n%s", page, out.String())
+	}
+	if _, err := os.Stat(filepath.Join("..", page)); err != nil {
+		t.Errorf("serve --help names %s: %v", page, err)
 	}
 }

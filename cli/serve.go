@@ -20,11 +20,12 @@ func (a *app) serveCmd() *cobra.Command {
 		Long: "Serves HTTP on PORT (gateway /proxy/*, /v1/check, /v1/delegations, the admin API, /envoy/authz,\n" +
 			"health, JWKS) and gRPC on GRPC_PORT (envoy.service.auth.v3.Authorization, health, reflection).\n" +
 			"Every setting is a flag, an environment variable and a key of the --config file; flags win over\n" +
-			"the environment, which wins over the file. SIGTERM or Ctrl-C shuts down gracefully.",
+			"the environment, which wins over the file. docs/configuration.md lists them all, with their defaults\n" +
+			"and the page that explains each. SIGTERM or Ctrl-C shuts down gracefully.",
 		Args: exactArgs(0),
 	}
 	fl := cmd.Flags()
-	fl.StringVar(&configPath, "config", "", "YAML file with settings (lower camelCase keys) and routes:")
+	fl.StringVar(&configPath, "config", "", "YAML file of settings (keys in lowerCamelCase: dataDir) and routes (docs/configuration.md)")
 	for _, f := range config.Flags() {
 		if f.Name == "admin-token" {
 			continue // the global --admin-token flag serves here too
