@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
-	"time"
 
 	"github.com/meshguard/meshguard/client"
 	"github.com/meshguard/meshguard/engine"
@@ -28,22 +27,12 @@ func decisionBody(d *engine.Decision) client.Decision {
 	if d.AgentID != "" {
 		out.TrustTier = d.Tier.String()
 	}
-	if d.Status == http.StatusTooManyRequests {
-		out.RetryAfter = int((d.RetryAfter + time.Second - 1) / time.Second)
-		out.RetryAfter = max(out.RetryAfter, 1)
-	}
+	// The engine's own rendering (its deny body and Retry-After): one
+	// place says what a status is called and how long to wait.
+	out.RetryAfter = d.RetryAfterSeconds()
 	if !d.Allowed {
-		switch d.Status {
-		case http.StatusUnauthorized:
-			out.Error = "unauthorized"
-		case http.StatusBadRequest:
-			out.Error = "bad_request"
-		case http.StatusTooManyRequests:
-			out.Error = "rate_limited"
-			out.DenyRetryAfter = out.RetryAfter
-		default:
-			out.Error = "forbidden"
-		}
+		out.Error = d.ErrorCode()
+		out.DenyRetryAfter = out.RetryAfter
 		out.DenyTraceID = d.TraceID
 	}
 	return out

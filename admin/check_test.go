@@ -70,14 +70,23 @@ rateLimits: {requestsPerMinute: 2}
 	// No or bad credentials: 401.
 	_, err = e.as("").Check(ctx, client.CheckRequest{Action: "read:x"})
 	apiError(t, err, http.StatusUnauthorized)
-	_, err = e.as("not.a.token").Check(ctx, client.CheckRequest{Action: "read:x"})
+	d, err = e.as("not.a.token").Check(ctx, client.CheckRequest{Action: "read:x"})
 	if apiError(t, err, http.StatusUnauthorized); client.ExitCode(err) != client.ExitAuth {
 		t.Fatalf("exit code %d", client.ExitCode(err))
+	}
+	if d.Error != "unauthorized" || d.Status != 401 || d.DenyTraceID != d.TraceID || d.RetryAfter != 0 || d.DenyRetryAfter != 0 {
+		t.Fatalf("unauthorized: %+v", d)
 	}
 	// Bad input: 400, never an allow.
 	for _, req := range []client.CheckRequest{{}, {Action: "everything"}, {Action: "read:x", Resource: strings.Repeat("r", engine.MaxResourceLen+1)}} {
 		_, err = e.as(mail.Token).Check(ctx, req)
 		apiError(t, err, http.StatusBadRequest)
+	}
+	// The engine's 400 is a decision: its body names the error as the deny body does.
+	d, err = e.as(mail.Token).Check(ctx, client.CheckRequest{Action: "read:x", Resource: strings.Repeat("r", engine.MaxResourceLen+1)})
+	apiError(t, err, http.StatusBadRequest)
+	if d.Error != "bad_request" || d.Status != 400 || d.Allowed || d.DenyTraceID != d.TraceID {
+		t.Fatalf("bad request: %+v", d)
 	}
 }
 

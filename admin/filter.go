@@ -6,7 +6,6 @@ import (
 	"net/http"
 	"strconv"
 	"time"
-	"unicode/utf8"
 
 	"github.com/meshguard/meshguard/audit"
 	"github.com/meshguard/meshguard/engine"
@@ -230,17 +229,16 @@ func checkFilterRecord(rec *audit.Record, now time.Time) string {
 	return ""
 }
 
+// checkText words engine.CheckText, the engine's own rule for a text
+// field, for this endpoint's messages.
 func checkText(name, v string, limit int) string {
-	if len(v) > limit {
+	switch err := engine.CheckText(v, limit); {
+	case errors.Is(err, engine.ErrTextTooLong):
 		return name + ": longer than " + strconv.Itoa(limit) + " bytes"
-	}
-	if !utf8.ValidString(v) {
+	case errors.Is(err, engine.ErrTextNotUTF8):
 		return name + ": not valid UTF-8"
-	}
-	for i := 0; i < len(v); i++ {
-		if c := v[i]; c < 0x20 || c == 0x7f {
-			return name + ": contains a control character"
-		}
+	case err != nil:
+		return name + ": contains a control character"
 	}
 	return ""
 }

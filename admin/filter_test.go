@@ -54,10 +54,12 @@ func TestFilterAuditRefusesWhatNoProxyWrites(t *testing.T) {
 	}{
 		{"another source", bad(func(r *audit.Record) { r.Source = "api" }), "records[1]: source"},
 		{"a NUL", bad(func(r *audit.Record) { r.Path = "/a\x00" }), "records[1]: path: contains a control character"},
+		{"a DEL", bad(func(r *audit.Record) { r.Resource = "/a\x7f" }), "records[1]: resource: contains a control character"},
+		{"a chain entry with ESC", bad(func(r *audit.Record) { r.Chain = []string{"agt_\x1b[2J"} }), "records[1]: chain: contains a control character"},
 		{"from last week", bad(func(r *audit.Record) { r.Timestamp = filtertest.Now.Add(-7 * 24 * time.Hour) }), "records[1]: timestamp"},
 		{"from the future", bad(func(r *audit.Record) { r.Timestamp = filtertest.Now.Add(time.Hour) }), "records[1]: timestamp"},
 		{"no decision", bad(func(r *audit.Record) { r.Decision = "maybe" }), "records[1]: decision"},
-		{"a long action", bad(func(r *audit.Record) { r.Action = strings.Repeat("a", 2000) }), "records[1]: action"},
+		{"a long action", bad(func(r *audit.Record) { r.Action = strings.Repeat("a", 2000) }), "records[1]: action: longer than 1024 bytes"},
 		{"an allow for no agent", bad(func(r *audit.Record) { r.AgentID = "agt_forged" }), "records[1]: MeshGuard would not have allowed it: agentId"},
 		{"an allow under another agent's name", bad(func(r *audit.Record) { r.AgentName = env.Res.Name }), "records[1]: MeshGuard would not have allowed it: agentName"},
 		{"an allow the policies in force deny", bad(func(r *audit.Record) {

@@ -7,7 +7,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/meshguard/meshguard/identity"
 	"github.com/meshguard/meshguard/policy"
@@ -161,9 +160,7 @@ func (e *Engine) decide(ctx context.Context, r *Request, d *Decision, now time.T
 }
 
 // checkBounds refuses oversized or non-UTF-8 input, and control
-// characters, before any work. A NUL would be refused by PostgreSQL's text
-// columns when the decision is recorded, and ESC would let a caller rewrite
-// an operator's terminal in `meshguard audit tail`.
+// characters, before any work (CheckText says why).
 func checkBounds(r *Request) string {
 	for _, f := range []struct {
 		name, v string
@@ -176,13 +173,12 @@ func checkBounds(r *Request) string {
 		{"method", r.Method, 16},
 		{"principal", r.Principal, MaxPrincipalLen},
 	} {
-		if len(f.v) > f.max {
+		switch err := CheckText(f.v, f.max); {
+		case errors.Is(err, ErrTextTooLong):
 			return f.name + " is longer than the limit of " + itoa(f.max) + " bytes"
-		}
-		if !utf8.ValidString(f.v) {
+		case errors.Is(err, ErrTextNotUTF8):
 			return f.name + " is not valid UTF-8"
-		}
-		if hasControl(f.v) {
+		case err != nil:
 			return f.name + " contains a control character"
 		}
 	}
@@ -197,16 +193,6 @@ func checkBounds(r *Request) string {
 		}
 	}
 	return ""
-}
-
-// hasControl reports whether s holds a C0 control character or DEL.
-func hasControl(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c < 0x20 || c == 0x7f {
-			return true
-		}
-	}
-	return false
 }
 
 // resolve sets d.Action and d.Resource. At POST /v1/check they are what

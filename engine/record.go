@@ -47,7 +47,7 @@ func recordable(s string, limit int) string {
 			b.WriteString("…")
 			break
 		}
-		if c < 0x20 || c == 0x7f {
+		if isControl(c) {
 			c = '\uFFFD'
 		}
 		b.WriteRune(c)

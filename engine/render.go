@@ -95,14 +95,35 @@ func (d *Decision) ResponseHeaders() []Header {
 		h = append(h, Header{HeaderMode, string(ModeAudit)})
 	}
 	if d.Status == 429 && !d.Allowed {
-		h = append(h, Header{"retry-after", strconv.Itoa(retrySeconds(d))})
+		h = append(h, Header{"retry-after", strconv.Itoa(d.RetryAfterSeconds())})
 	}
 	return h
 }
 
-func retrySeconds(d *Decision) int {
+// RetryAfterSeconds is the wait a 429 names (Retry-After, the deny body's
+// retry_after): the limiter's wait in whole seconds, rounded up, at least
+// 1 — never 0, which would invite an instant retry. 0 for any other status.
+func (d *Decision) RetryAfterSeconds() int {
+	if d.Status != 429 {
+		return 0
+	}
 	s := int((d.RetryAfter + 999_999_999) / 1_000_000_000)
 	return max(s, 1)
+}
+
+// ErrorCode is the deny body's "error" for the decision's status:
+// unauthorized (401), bad_request (400), rate_limited (429), else
+// forbidden.
+func (d *Decision) ErrorCode() string {
+	switch d.Status {
+	case 401:
+		return "unauthorized"
+	case 400:
+		return "bad_request"
+	case 429:
+		return "rate_limited"
+	}
+	return "forbidden"
 }
 
 // denyBody is the JSON body of a denial (docs/enforcement.md).
@@ -123,19 +144,13 @@ type denyBody struct {
 // "message","reason","policy","rule","action","trace_id"}, 429
 // {"error":"rate_limited",…,"retry_after"}, 400 {"error":"bad_request",…}.
 func (d *Decision) DenyBody() []byte {
-	b := denyBody{Message: d.Message, TraceID: d.TraceID, DecisionID: d.ID}
+	b := denyBody{Error: d.ErrorCode(), Message: d.Message, Reason: d.Reason, TraceID: d.TraceID, DecisionID: d.ID, RetryAfter: d.RetryAfterSeconds()}
 	switch d.Status {
-	case 401:
-		b.Error = "unauthorized"
-		b.Reason = d.Reason
-	case 400:
-		b.Error = "bad_request"
-		b.Reason = d.Reason
+	case 401, 400:
 	case 429:
-		b.Error, b.Reason, b.Action, b.Policy = "rate_limited", d.Reason, d.Action, d.Policy
-		b.RetryAfter = retrySeconds(d)
+		b.Action, b.Policy = d.Action, d.Policy
 	default:
-		b.Error, b.Reason, b.Policy, b.Rule, b.Action = "forbidden", d.Reason, d.Policy, d.Rule, d.Action
+		b.Policy, b.Rule, b.Action = d.Policy, d.Rule, d.Action
 	}
 	out, _ := json.Marshal(b) // plain strings and ints: cannot fail
 	return out

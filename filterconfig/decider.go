@@ -2,7 +2,6 @@ package filterconfig
 
 import (
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -116,8 +115,13 @@ func (d *Decider) Prepare(r *engine.Request) {
 // engine's own failure (the recorder refused the record): fail closed.
 func (d *Decider) Check(ctx context.Context, r *engine.Request) (engine.Decision, error) {
 	d.Prepare(r)
-	if d.hs256 && tokenAlg(r.Token) == identity.AlgHS256 {
-		return engine.Decision{}, ErrDefer
+	// Only HS256 tokens defer (the filter holds no secret to verify them).
+	// A header TokenAlg refuses, the local verifier refuses too: no need
+	// to ask MeshGuard.
+	if d.hs256 {
+		if alg, err := identity.TokenAlg(r.Token); err == nil && alg == identity.AlgHS256 {
+			return engine.Decision{}, ErrDefer
+		}
 	}
 	dec, err := d.engine.Check(ctx, r)
 	if errors.Is(err, ErrDefer) {
@@ -128,27 +132,6 @@ func (d *Decider) Check(ctx context.Context, r *engine.Request) (engine.Decision
 
 // CachedTokens is the number of verified tokens cached.
 func (d *Decider) CachedTokens() int { return d.tokens.Len() }
-
-// tokenAlg reads the alg of a compact JWS's header, "" if it has none
-// readable. Only the deferral of HS256 tokens depends on it: the
-// verifier reads the header again, strictly.
-func tokenAlg(token string) string {
-	seg, _, ok := strings.Cut(token, ".")
-	if !ok || len(seg) > 512 {
-		return ""
-	}
-	raw, err := base64.RawURLEncoding.DecodeString(seg)
-	if err != nil {
-		return ""
-	}
-	var h struct {
-		Alg string `json:"alg"`
-	}
-	if json.Unmarshal(raw, &h) != nil {
-		return ""
-	}
-	return h.Alg
-}
 
 // deferring is the Limiter and Delegator of the local engine: counting a
 // shared limit and minting a delegation token are MeshGuard's.

@@ -149,6 +149,26 @@ func parseHeader(seg string) (header, error) {
 	return h, nil
 }
 
+// TokenAlg returns the alg a compact JWS's protected header names, read by
+// the verifier's own strict header parser. It checks nothing else — no
+// payload, no signature — so it only routes a token (the wasm filter defers
+// HS256 tokens it cannot verify), never trusts one: any header it refuses,
+// the verifier refuses too.
+func TokenAlg(token string) (string, error) {
+	if len(token) > MaxTokenSize {
+		return "", fmt.Errorf("%w: %d bytes, limit %d", ErrTokenTooLarge, len(token), MaxTokenSize)
+	}
+	seg, _, ok := strings.Cut(token, ".")
+	if !ok || seg == "" {
+		return "", fmt.Errorf("%w: expected header.payload.signature", ErrTokenMalformed)
+	}
+	h, err := parseHeader(seg)
+	if err != nil {
+		return "", err
+	}
+	return h.alg, nil
+}
+
 // verifyToken does every check of an agent token that needs no I/O: format,
 // alg, kid, signature and claims.
 func (v *Verifier) verifyToken(token string, now time.Time) (Verified, error) {
