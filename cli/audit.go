@@ -242,7 +242,7 @@ func (a *app) auditStatsCmd() *cobra.Command {
 			if a.g.json {
 				return a.printJSON(st)
 			}
-			a.say("%s to %s: %d decisions, %d allowed, %d denied", st.From.Format(time.RFC3339), st.To.Format(time.RFC3339), st.Total, st.Allowed, st.Denied)
+			a.say("%s to %s: %s, %d allowed, %d denied", st.From.Format(time.RFC3339), st.To.Format(time.RFC3339), count(st.Total, "decision"), st.Allowed, st.Denied)
 			for _, sec := range []struct {
 				title string
 				rows  []audit.Count
