@@ -232,11 +232,7 @@ func (a *app) reportVerify(res *client.AuditVerifyResult, pinned string) error {
 // only when stderr is a terminal (never into a log or a pipe). -1 ends it.
 func (a *app) progress() func(int64) {
 	f, ok := a.Stderr.(*os.File)
-	if !ok {
-		return func(int64) {}
-	}
-	st, err := f.Stat()
-	if err != nil || st.Mode()&os.ModeCharDevice == 0 {
+	if !ok || !isTerminal(f) {
 		return func(int64) {}
 	}
 	start := time.Now()
