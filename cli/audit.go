@@ -242,7 +242,7 @@ func (a *app) auditStatsCmd() *cobra.Command {
 			if a.g.json {
 				return a.printJSON(st)
 			}
-			a.say("%s to %s: %d decisions, %d allowed, %d denied", st.From.Format(time.RFC3339), st.To.Format(time.RFC3339), st.Total, st.Allowed, st.Denied)
+			a.say("%s to %s: %s, %d allowed, %d denied", st.From.Format(time.RFC3339), st.To.Format(time.RFC3339), count(st.Total, "decision"), st.Allowed, st.Denied)
 			for _, sec := range []struct {
 				title string
 				rows  []audit.Count
@@ -298,7 +298,8 @@ func (a *app) auditExportCmd() *cobra.Command {
 				}
 				w = file
 			}
-			err = c.ExportAudit(cmd.Context(), flt, format, w)
+			counted := newRecordCounter(w, format)
+			err = c.ExportAudit(cmd.Context(), flt, format, counted)
 			if file != nil {
 				if cerr := file.Close(); err == nil && cerr != nil {
 					err = fmt.Errorf("--output: %w", cerr)
@@ -307,8 +308,11 @@ func (a *app) auditExportCmd() *cobra.Command {
 			if err != nil {
 				return a.apiErr(err)
 			}
+			// On stderr, so stdout stays the data.
 			if output != "" {
-				a.note("✓ exported to %s", output)
+				a.note("✓ exported %s to %s", count(counted.records(), "record"), output)
+			} else {
+				a.note("✓ exported %s", count(counted.records(), "record"))
 			}
 			return nil
 		}),

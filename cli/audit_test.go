@@ -94,7 +94,10 @@ func TestAuditCommands(t *testing.T) {
 	}
 
 	file := filepath.Join(t.TempDir(), "trail.json")
-	l.must(t, "audit", "export", "--format", "json", "--output", file)
+	code, _, errOut := l.mg(t, "audit", "export", "--format", "json", "--output", file)
+	if code != 0 || errOut != "✓ exported 4 records to "+file+"\n" {
+		t.Fatalf("export --output: exit %d, stderr %q", code, errOut)
+	}
 	data, err := os.ReadFile(file)
 	if err != nil {
 		t.Fatal(err)
@@ -103,9 +106,13 @@ func TestAuditCommands(t *testing.T) {
 	if err := json.Unmarshal(data, &recs); err != nil || len(recs) != 4 {
 		t.Fatalf("export: %v %d", err, len(recs))
 	}
-	csvOut := l.must(t, "audit", "export", "--format", "csv", "--decision", "deny")
-	if n := strings.Count(strings.TrimSpace(csvOut), "\n"); n != 1 || !strings.HasPrefix(csvOut, "id,timestamp,traceId") {
-		t.Fatalf("csv export:\n%s", csvOut)
+	code, csvOut, errOut := l.mg(t, "audit", "export", "--format", "csv", "--decision", "deny")
+	if n := strings.Count(strings.TrimSpace(csvOut), "\n"); code != 0 || n != 1 || !strings.HasPrefix(csvOut, "id,timestamp,traceId") {
+		t.Fatalf("csv export: exit %d\n%s", code, csvOut)
+	}
+	// The count goes to stderr, so stdout stays the data.
+	if errOut != "✓ exported 1 record\n" {
+		t.Fatalf("csv export: stderr %q", errOut)
 	}
 
 	out = l.must(t, "audit", "verify")

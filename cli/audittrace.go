@@ -34,7 +34,7 @@ func (a *app) auditTraceCmd() *cobra.Command {
 			if !a.g.quiet {
 				writeTraceTree(a.Stdout, tr.TraceID, tr.Records)
 				if tr.Truncated {
-					fmt.Fprintf(a.Stdout, "(only the first %d records are shown)\n", len(tr.Records))
+					fmt.Fprintf(a.Stdout, "(only the first %s are shown)\n", count(len(tr.Records), "record"))
 				}
 			}
 			return nil
@@ -86,7 +86,7 @@ func writeTraceTree(w io.Writer, traceID string, rs []audit.Record) {
 	if len(rs) > 0 {
 		first, last = rs[0].Timestamp, rs[len(rs)-1].Timestamp
 	}
-	fmt.Fprintf(w, "trace %s: %d decisions over %s\n", traceID, len(rs), last.Sub(first).Round(time.Millisecond))
+	fmt.Fprintf(w, "trace %s: %s over %s\n", traceID, count(len(rs), "decision"), last.Sub(first).Round(time.Millisecond))
 	for i, c := range root.children {
 		writeTraceNode(w, c, names, "", i == len(root.children)-1, true)
 	}

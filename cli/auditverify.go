@@ -182,18 +182,18 @@ func (a *app) reportVerify(res *client.AuditVerifyResult, pinned string) error {
 		}
 		switch {
 		case res.Cancelled:
-			a.say("✗ verification cancelled after %d records: the trail was neither found intact nor broken", res.Verified)
+			a.say("✗ verification cancelled after %s: the trail was neither found intact nor broken", count(res.Verified, "record"))
 		case res.Error != "":
-			a.say("✗ %s (after %d records)", res.Error, res.Verified)
+			a.say("✗ %s (after %s)", res.Error, count(res.Verified, "record"))
 		case res.Break == nil && (len(res.Gaps) > 0 || res.DeadLetters != nil):
 			if len(res.Gaps) > 0 {
-				a.say("✗ audit trail has lost records: %d records verified in %d chain(s), but the store lost records after committing them (%d gap(s)):", res.Verified, res.Chains, len(res.Gaps))
+				a.say("✗ audit trail has lost records: %s verified in %s, but the store lost records after committing them (%s):", count(res.Verified, "record"), count(res.Chains, "chain"), count(len(res.Gaps), "gap"))
 				for _, g := range res.Gaps {
 					a.say("  %s", printable(g.String()))
 				}
 			}
 			if d := res.DeadLetters; d != nil {
-				a.say("✗ audit trail has dead-lettered records: %d records verified in %d chain(s), but the store refused records as data:", res.Verified, res.Chains)
+				a.say("✗ audit trail has dead-lettered records: %s verified in %s, but the store refused records as data:", count(res.Verified, "record"), count(res.Chains, "chain"))
 				a.say("  %s", printable(d.String()))
 				a.say("  see meshguard audit deadletter")
 			}
@@ -205,7 +205,7 @@ func (a *app) reportVerify(res *client.AuditVerifyResult, pinned string) error {
 			if cp := res.Checkpoint; cp != nil {
 				from += fmt.Sprintf(", %d from the checkpoint of %s, which the trail still reaches", res.FromCheckpoint, cp.Time.UTC().Format(time.RFC3339))
 			}
-			a.say("✓ audit trail intact: %d records verified in %d chain(s)%s", res.Verified, res.Chains, from)
+			a.say("✓ audit trail intact: %s verified in %s%s", count(res.Verified, "record"), count(res.Chains, "chain"), from)
 			if cp := res.Checkpoint; cp != nil && pinned == "" && !cp.SignedHere {
 				a.note("warning: the checkpoint's signature was checked against the key it names (%s); pass --key to pin the key you trust", cp.Key)
 			}
@@ -219,7 +219,7 @@ func (a *app) reportVerify(res *client.AuditVerifyResult, pinned string) error {
 			} else {
 				a.say("✗ audit trail broken at record #%d%s (%s): %s", res.Break.Index+1, where, res.Break.ID, res.Break.Why)
 			}
-			a.say("  %d records before it verified", res.Verified)
+			a.say("  %s before it verified", count(res.Verified, "record"))
 		}
 	}
 	if !res.OK {
@@ -232,11 +232,7 @@ func (a *app) reportVerify(res *client.AuditVerifyResult, pinned string) error {
 // only when stderr is a terminal (never into a log or a pipe). -1 ends it.
 func (a *app) progress() func(int64) {
 	f, ok := a.Stderr.(*os.File)
-	if !ok {
-		return func(int64) {}
-	}
-	st, err := f.Stat()
-	if err != nil || st.Mode()&os.ModeCharDevice == 0 {
+	if !ok || !isTerminal(f) {
 		return func(int64) {}
 	}
 	start := time.Now()
@@ -250,7 +246,7 @@ func (a *app) progress() func(int64) {
 		}
 		shown = true
 		rate := float64(n) / max(time.Since(start).Seconds(), 0.001)
-		fmt.Fprintf(f, "\rverifying: %d records (%.0f/s)…\033[K", n, rate)
+		fmt.Fprintf(f, "\rverifying: %s (%.0f/s)…\033[K", count(n, "record"), rate)
 	}
 }
 

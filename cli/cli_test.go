@@ -58,11 +58,13 @@ func writeTemp(t *testing.T, name, content string) string {
 }
 
 func TestVersion(t *testing.T) {
-	code, out, _ := run(t, "version")
-	if code != 0 || out != "meshguard v0.0.0-test\n" {
-		t.Fatalf("version: %d %q", code, out)
+	for _, args := range [][]string{{"version"}, {"--version"}, {"-v"}} {
+		code, out, _ := run(t, args...)
+		if code != 0 || out != "meshguard v0.0.0-test\n" {
+			t.Errorf("%v: %d %q", args, code, out)
+		}
 	}
-	code, out, _ = run(t, "version", "--json")
+	code, out, _ := run(t, "version", "--json")
 	if code != 0 || !strings.Contains(out, `"version": "v0.0.0-test"`) {
 		t.Fatalf("version --json: %d %q", code, out)
 	}

@@ -46,7 +46,7 @@ func TestOnlinePolicies(t *testing.T) {
 	}
 	out = l.must(t, "policy", "apply", dir)
 	revision := regexp.MustCompile(`revision ([0-9a-f]+)\n$`).FindStringSubmatch(out)
-	if !strings.HasPrefix(out, "✓ tickets (created, 1 rules)\n✓ support (created, 2 rules)\n") && !strings.HasPrefix(out, "✓ support (created, 2 rules)\n✓ tickets (created, 1 rules)\n") ||
+	if !strings.HasPrefix(out, "✓ tickets (created, 1 rule)\n✓ support (created, 2 rules)\n") && !strings.HasPrefix(out, "✓ support (created, 2 rules)\n✓ tickets (created, 1 rule)\n") ||
 		revision == nil || !strings.Contains(out, "2 policies applied from 2 files") {
 		t.Fatalf("apply:\n%s", out)
 	}

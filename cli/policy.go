@@ -74,15 +74,15 @@ func (a *app) policyValidateCmd() *cobra.Command {
 				}
 			} else if rep.Valid {
 				for _, p := range rep.Policies {
-					a.say("✓ %s (%s:%d, %d rules)", p.Name, p.File, p.Line, p.Rules)
+					a.say("✓ %s (%s:%d, %s)", p.Name, p.File, p.Line, count(p.Rules, "rule"))
 				}
-				a.say("%d policies valid, revision %s", len(rep.Policies), rep.Revision)
+				a.say("%s valid, revision %s", count(len(rep.Policies), "policy"), rep.Revision)
 			} else {
 				// Errors go to stderr even with --quiet: they are the answer.
 				for _, e := range list {
 					fmt.Fprintf(a.Stderr, "✗ %v\n", e)
 				}
-				fmt.Fprintf(a.Stderr, "%d errors\n", len(rep.Errors))
+				fmt.Fprintln(a.Stderr, count(len(rep.Errors), "error"))
 			}
 			if !rep.Valid {
 				return &ExitError{Code: ExitUsage}

@@ -56,7 +56,7 @@ func (a *app) policyListCmd() *cobra.Command {
 					rows[i] = []string{p.Name, orDash(p.Version), strconv.Itoa(p.Rules), policySource(p)}
 				}
 				a.table([]string{"NAME", "VERSION", "RULES", "SOURCE"}, rows)
-				a.say("%d policies, revision %s", len(list.Policies), list.Revision)
+				a.say("%s, revision %s", count(len(list.Policies), "policy"), list.Revision)
 			}
 			a.loadErrors(list.LoadErrors, "the server's last policy reload failed; the set shown is the last good one, still in force")
 			return nil
@@ -173,9 +173,9 @@ func (a *app) policyApplyCmd() *cobra.Command {
 					if p.Created {
 						how = "created"
 					}
-					a.say("✓ %s (%s, %d rules)", p.Name, how, p.Rules)
+					a.say("✓ %s (%s, %s)", p.Name, how, count(p.Rules, "rule"))
 				}
-				a.say("%d policies applied from %d files, revision %s", len(res.Applied), len(files), res.Revision)
+				a.say("%s applied from %s, revision %s", count(len(res.Applied), "policy"), count(len(files), "file"), res.Revision)
 			}
 			if !res.InForce {
 				a.loadErrors(res.Errors, "")

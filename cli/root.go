@@ -103,7 +103,10 @@ func New(opts Options) *cobra.Command {
 		Long:          "MeshGuard gives every agent a cryptographic identity and a trust tier, checks every\nagent-to-agent call against YAML policy (including the delegation chain behind it),\nand audits every decision.",
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		// --version prints what `meshguard version` prints.
+		Version: opts.Version,
 	}
+	root.SetVersionTemplate("meshguard {{.Version}}\n")
 	root.SetOut(opts.Stdout)
 	root.SetErr(opts.Stderr)
 	// Flag parse errors are usage errors (exit 2), not generic failures.

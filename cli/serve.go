@@ -3,7 +3,9 @@ package cli
 import (
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
+	"os"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
@@ -46,7 +48,7 @@ func (a *app) serveCmd() *cobra.Command {
 		if err != nil {
 			return &ExitError{Code: ExitUsage, Err: err}
 		}
-		log := slog.New(slog.NewJSONHandler(a.Stderr, &slog.HandlerOptions{Level: logLevel(cfg.LogLevel)}))
+		log := slog.New(logHandler(a.Stderr, cfg.LogFormat, logLevel(cfg.LogLevel)))
 		err = server.Run(cmd.Context(), cfg, server.Options{
 			Logger:   log,
 			Announce: func(s string) { fmt.Fprintln(a.Stdout, s) },
@@ -59,6 +61,27 @@ func (a *app) serveCmd() *cobra.Command {
 		return nil
 	})
 	return cmd
+}
+
+// logHandler writes the server's logs to w as LOG_FORMAT says: text for a
+// person at a terminal, JSON for a log collector; auto picks by whether w
+// is a terminal.
+func logHandler(w io.Writer, format string, level slog.Level) slog.Handler {
+	opts := &slog.HandlerOptions{Level: level}
+	if format == "text" || (format == "auto" && isTerminal(w)) {
+		return slog.NewTextHandler(w, opts)
+	}
+	return slog.NewJSONHandler(w, opts)
+}
+
+// isTerminal reports whether w is a character device (a terminal).
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
 }
 
 func logLevel(s string) slog.Level {

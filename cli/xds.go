@@ -32,7 +32,7 @@ func (a *app) xdsCmd() *cobra.Command {
 			if a.g.json {
 				return a.printJSON(st)
 			}
-			a.say("current version: %s, %d node(s), %d recently gone", orDash(st.Version), len(st.Nodes), len(st.Gone))
+			a.say("current version: %s, %s, %d recently gone", orDash(st.Version), count(len(st.Nodes), "node"), len(st.Gone))
 			rows := make([][]string, 0, len(st.Nodes))
 			for _, n := range st.Nodes {
 				rows = append(rows, []string{printable(n.ID), printable(orDash(n.Cluster)), strconv.Itoa(n.Streams),

@@ -79,7 +79,7 @@ func TestXDSStatus(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	for _, want := range []string{"current version: 1, 1 node(s), 0 recently gone", "envoy-9", "edge", "Listener: listener meshguard_ingress: unknown filter"} {
+	for _, want := range []string{"current version: 1, 1 node, 0 recently gone", "envoy-9", "edge", "Listener: listener meshguard_ingress: unknown filter"} {
 		if !strings.Contains(out, want) {
 			t.Fatalf("xds status lacks %q:\n%s", want, out)
 		}
@@ -89,7 +89,7 @@ func TestXDSStatus(t *testing.T) {
 	cancel()
 	for deadline := time.Now().Add(5 * time.Second); ; {
 		out = l.must(t, "xds", "status")
-		if strings.Contains(out, "0 node(s), 1 recently gone") {
+		if strings.Contains(out, "0 nodes, 1 recently gone") {
 			break
 		}
 		if time.Now().After(deadline) {

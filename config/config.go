@@ -55,6 +55,8 @@ type Config struct {
 	AuditEnabled bool
 	RateLimitRPM int
 	LogLevel     string
+	// LogFormat is text, json, or auto: text when stderr is a terminal.
+	LogFormat string
 	// Routes map requests to actions (file only: it is structured).
 	Routes []engine.Route
 	// Alerts are the ALERT_* settings.
@@ -201,6 +203,14 @@ var settings = []setting{
 			return nil
 		}
 		return fmt.Errorf("%q: expected debug, info, warn or error", v)
+	}},
+	{"logFormat", "LOG_FORMAT", "log-format", "text, json, or auto: text when stderr is a terminal, else json", "auto", func(c *Config, v string) error {
+		switch v {
+		case "auto", "text", "json":
+			c.LogFormat = v
+			return nil
+		}
+		return fmt.Errorf("%q: expected text, json or auto", v)
 	}},
 }
 

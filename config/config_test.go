@@ -20,7 +20,7 @@ func env(m map[string]string) func(string) string { return func(k string) string
 func TestPrecedence(t *testing.T) {
 	dir := t.TempDir()
 	file := filepath.Join(dir, "meshguard.yaml")
-	if err := os.WriteFile(file, []byte("port: 4000\ngrpcPort: 4001\nmode: audit\ndataDir: /var/lib/mg\nlogLevel: warn\nalertRateLimit: 20\n"+
+	if err := os.WriteFile(file, []byte("port: 4000\ngrpcPort: 4001\nmode: audit\ndataDir: /var/lib/mg\nlogLevel: warn\nlogFormat: text\nalertRateLimit: 20\n"+
 		"routes:\n  - {host: 'api.*', method: POST, path: '/send/*', action: 'write:email'}\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -38,6 +38,7 @@ func TestPrecedence(t *testing.T) {
 		DataDir:     "/var/lib/mg",      // file
 		PoliciesDir: "/etc/mg/policies", // environment over default
 		LogLevel:    "debug",            // environment over file
+		LogFormat:   "text",             // file over default
 		Routes:      []engine.Route{{Host: "api.*", Method: "POST", Path: "/send/*", Action: "write:email"}},
 		// The rest are defaults.
 		ListenerPort: 10000, AuditRetentionDays: 90, AuditFlushMs: 50, AuditCheckpointSeconds: 60,
@@ -97,6 +98,9 @@ func TestErrorsNameTheKey(t *testing.T) {
 		{"database url not postgres", "", map[string]string{"DATABASE_URL": "mysql://localhost/mg"}, nil, "DATABASE_URL: expected a postgres://"},
 		{"database url without host", "", map[string]string{"DATABASE_URL": "postgresql:///mg"}, nil, "DATABASE_URL: expected a postgres://"},
 		{"log level", "logLevel: loud", nil, nil, "logLevel"},
+		{"log format in the file", "logFormat: yaml", nil, nil, `logFormat: "yaml": expected text, json or auto`},
+		{"log format in env", "", map[string]string{"LOG_FORMAT": "JSON"}, nil, `environment variable LOG_FORMAT: "JSON": expected text, json or auto`},
+		{"log format flag", "", nil, map[string]string{"log-format": "logfmt"}, `flag --log-format: "logfmt": expected text, json or auto`},
 		{"misspelt alert trigger", "", map[string]string{"ALERT_ON": "deny,denied"}, nil, `environment variable ALERT_ON: invalid alert triggers: "denied"`},
 		{"webhook that is no URL", "", map[string]string{"ALERT_WEBHOOK_URL": "hooks.example.com/x"}, nil, "ALERT_WEBHOOK_URL: expected an http"},
 		{"slack webhook that is no URL", "", map[string]string{"ALERT_SLACK_WEBHOOK": "ftp://x"}, nil, "ALERT_SLACK_WEBHOOK"},

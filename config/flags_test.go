@@ -46,7 +46,7 @@ func changed(fields map[string][]int, a, b *Config) []string {
 // probes are values tried on every setting: each setting accepts at least
 // one that differs from its default. A new setting none of them fits
 // fails TestFlagsCoverEverySetting until one is added here.
-var probes = []string{"2", "true", "false", "audit", "always", "debug", "verify-if-given", "http", "all",
+var probes = []string{"2", "true", "false", "audit", "always", "debug", "json", "verify-if-given", "http", "all",
 	"/probe/filter.wasm", "https://probe.test/hook", "postgres://db.probe.test/mg", "probe.test:2", "ops@probe.test",
 	strings.Repeat("k", 32)}
 
