@@ -36,10 +36,6 @@ const (
 	HeaderMode     = "x-meshguard-mode"
 )
 
-// UpstreamHeaders are set on the request forwarded upstream when the request
-// is allowed: who is calling, for whom, under which decision. Adapters must
-// also strip any x-meshguard-* identity headers the caller sent, so an agent
-// cannot claim another identity to the upstream.
 // Traceparent is what an allowed request carries upstream: MeshGuard's
 // check span as the parent when that span is exported (or MeshGuard started
 // the trace), so what happens next hangs under the decision; "" leaves the
@@ -54,6 +50,9 @@ func (d *Decision) Traceparent() string {
 	return wire.Traceparent{TraceID: d.TraceID, SpanID: d.SpanID, Sampled: true}.String()
 }
 
+// UpstreamHeaders are set on the request forwarded upstream when the request
+// is allowed: who is calling, for whom, under which decision. Adapters use
+// UpstreamEdit, which also says which of the caller's headers to strip.
 func (d *Decision) UpstreamHeaders() []Header {
 	if d.AgentID == "" {
 		// Audit mode let an unauthenticated request through: no
@@ -84,6 +83,38 @@ func (d *Decision) UpstreamHeaders() []Header {
 // identity, which only MeshGuard may do, or they were addressed to
 // MeshGuard (the steering headers), not to the upstream.
 var StrippedUpstreamHeaders = []string{HeaderAgentID, HeaderAgentName, HeaderTier, HeaderDecisionID, HeaderChain, HeaderAction, HeaderResource, HeaderContext}
+
+// UpstreamEdit is what every adapter (ext_authz gRPC and HTTP, the gateway,
+// the wasm filter) does to the request of an allowed decision before it goes
+// upstream: set the headers in set, each replacing any value the caller
+// sent, and remove those in remove — StrippedUpstreamHeaders and the
+// delegation header, minus those in set, so an upstream never sees a forged
+// identity or a delegation token MeshGuard did not mint for this hop. A
+// header is never in both: Envoy applies the removals and the additions in
+// an order of its own. Adapters that see the request's header names also
+// remove other spellings of these (wire.IsMeshGuardHeader).
+func (d *Decision) UpstreamEdit() (set []Header, remove []string) {
+	set = d.UpstreamHeaders()
+	remove = make([]string, 0, len(StrippedUpstreamHeaders)+1)
+	for _, name := range StrippedUpstreamHeaders {
+		if !hasHeader(set, name) {
+			remove = append(remove, name)
+		}
+	}
+	if !hasHeader(set, HeaderDelegation) {
+		remove = append(remove, HeaderDelegation)
+	}
+	return set, remove
+}
+
+func hasHeader(hs []Header, name string) bool {
+	for _, h := range hs {
+		if h.Name == name {
+			return true
+		}
+	}
+	return false
+}
 
 // ResponseHeaders are set on the response to the caller, allowed or not.
 func (d *Decision) ResponseHeaders() []Header {

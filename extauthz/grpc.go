@@ -295,16 +295,16 @@ func checkResponse(d *engine.Decision) *authv3.CheckResponse {
 }
 
 // okResponse sets the upstream identity headers and removes every identity
-// header the caller sent that MeshGuard does not set itself — including a
-// delegation token it did not mint for this hop — so an upstream never sees
-// a forged x-meshguard-* identity.
+// header the caller sent that MeshGuard does not set itself
+// (engine.Decision.UpstreamEdit).
 func okResponse(d *engine.Decision) *authv3.OkHttpResponse {
-	up, rh := d.UpstreamHeaders(), d.ResponseHeaders()
+	up, remove := d.UpstreamEdit()
+	rh := d.ResponseHeaders()
 	hs := newHeaderSlab(len(up) + len(rh))
 	ok := &authv3.OkHttpResponse{
 		Headers:              make([]*corev3.HeaderValueOption, 0, len(up)),
 		ResponseHeadersToAdd: make([]*corev3.HeaderValueOption, 0, len(rh)),
-		HeadersToRemove:      headersToRemove(up),
+		HeadersToRemove:      remove,
 	}
 	for _, h := range up {
 		ok.Headers = append(ok.Headers, hs.set(h.Name, h.Value))
@@ -313,31 +313,6 @@ func okResponse(d *engine.Decision) *authv3.OkHttpResponse {
 		ok.ResponseHeadersToAdd = append(ok.ResponseHeadersToAdd, hs.set(h.Name, h.Value))
 	}
 	return ok
-}
-
-// headersToRemove lists engine.StrippedUpstreamHeaders and the delegation
-// header, minus those set in up (removing a header Envoy also sets would
-// depend on the order Envoy applies them in).
-func headersToRemove(up []engine.Header) []string {
-	out := make([]string, 0, len(engine.StrippedUpstreamHeaders)+1)
-	for _, name := range engine.StrippedUpstreamHeaders {
-		if !hasHeader(up, name) {
-			out = append(out, name)
-		}
-	}
-	if !hasHeader(up, engine.HeaderDelegation) {
-		out = append(out, engine.HeaderDelegation)
-	}
-	return out
-}
-
-func hasHeader(hs []engine.Header, name string) bool {
-	for _, h := range hs {
-		if h.Name == name {
-			return true
-		}
-	}
-	return false
 }
 
 // headerSlab allocates a response's header messages in two blocks rather

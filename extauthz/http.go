@@ -155,11 +155,11 @@ func writeDecision(w http.ResponseWriter, d *engine.Decision) {
 		hdr.Set(h.Name, clean(h.Value))
 	}
 	if d.Allowed {
-		up := d.UpstreamHeaders()
+		up, remove := d.UpstreamEdit()
 		for _, h := range up {
 			hdr.Set(h.Name, clean(h.Value))
 		}
-		hdr.Set(HeaderAuthHeadersToRemove, strings.Join(headersToRemove(up), ", "))
+		hdr.Set(HeaderAuthHeadersToRemove, strings.Join(remove, ", "))
 		w.WriteHeader(http.StatusOK)
 		return
 	}

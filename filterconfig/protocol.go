@@ -122,17 +122,11 @@ func NewVerdict(d *engine.Decision) Verdict {
 		v.Body = string(d.DenyBody())
 		return v
 	}
-	up := d.UpstreamHeaders()
-	set := map[string]bool{}
+	up, remove := d.UpstreamEdit()
 	for _, h := range up {
 		v.UpstreamHeaders = append(v.UpstreamHeaders, [2]string{h.Name, h.Value})
-		set[h.Name] = true
 	}
-	for _, name := range append(append([]string{}, engine.StrippedUpstreamHeaders...), engine.HeaderDelegation) {
-		if !set[name] {
-			v.RemoveHeaders = append(v.RemoveHeaders, name)
-		}
-	}
+	v.RemoveHeaders = remove
 	return v
 }
 

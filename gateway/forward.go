@@ -14,7 +14,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/meshguard/meshguard/engine"
 	"github.com/meshguard/meshguard/wire"
 )
 
@@ -68,10 +67,11 @@ func (g *Gateway) rewrite(pr *httputil.ProxyRequest) {
 		}
 	}
 	maps.Copy(h, f.xf)
-	for _, name := range engine.StrippedUpstreamHeaders {
+	up, remove := f.decision.UpstreamEdit()
+	for _, name := range remove {
 		h.Del(name)
 	}
-	setHeaders(h, f.decision.UpstreamHeaders())
+	setHeaders(h, up)
 }
 
 // responseHeaders are MeshGuard's on the caller's response; an upstream
