@@ -166,33 +166,11 @@ func TestHTTPHeaderCountIsExact(t *testing.T) {
 	rec := &recorder{c: m.f.Engine}
 	srv := startHTTP(t, rec, testLog(t, nil))
 	send := func(t *testing.T, n int) (int, body, bool) {
-		req, err := http.NewRequestWithContext(t.Context(), "GET", srv.URL+PathPrefix+"/contacts", nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		req.Host = "crm.internal"
-		req.Header.Set("Authorization", "Bearer "+m.mailT)
-		req.Header.Set("User-Agent", "envoy")
-		req.Header.Set("Accept-Encoding", "identity")
+		req := contactsRequest(t, srv.URL, m.mailT)
 		for i := range n - len(req.Header) {
 			req.Header.Set(fmt.Sprintf("X-Fill-%03d", i), "v")
 		}
-		_, before := rec.last()
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer func() { _ = resp.Body.Close() }()
-		raw, err := io.ReadAll(resp.Body)
-		if err != nil {
-			t.Fatal(err)
-		}
-		_, after := rec.last()
-		var b body
-		if resp.StatusCode != 200 {
-			b = decodeBody(t, raw)
-		}
-		return resp.StatusCode, b, after > before
+		return sendHTTP(t, rec, req)
 	}
 	t.Run("200 headers", func(t *testing.T) {
 		if status, b, asked := send(t, MaxHeaders); status != 200 || !asked {
@@ -215,17 +193,10 @@ func TestHTTPHeaderBytesCountTheHost(t *testing.T) {
 	m := newMesh(t, enginetest.Options{})
 	rec := &recorder{c: m.f.Engine}
 	srv := startHTTP(t, rec, testLog(t, nil))
-	const host = "crm.internal"
+	const host = "crm.internal" // contactsRequest's
 	// send writes a request whose headers, Host included, total n bytes.
 	send := func(t *testing.T, n int) (int, body, bool) {
-		req, err := http.NewRequestWithContext(t.Context(), "GET", srv.URL+PathPrefix+"/contacts", nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		req.Host = host
-		req.Header.Set("Authorization", "Bearer "+m.mailT)
-		req.Header.Set("User-Agent", "envoy")
-		req.Header.Set("Accept-Encoding", "identity")
+		req := contactsRequest(t, srv.URL, m.mailT)
 		left := n - len("Host") - len(host)
 		for k, vs := range req.Header {
 			left -= len(k) + len(vs[0])
@@ -239,22 +210,7 @@ func TestHTTPHeaderBytesCountTheHost(t *testing.T) {
 		if left != 0 {
 			t.Fatalf("cannot write headers of exactly %d bytes", n)
 		}
-		_, before := rec.last()
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer func() { _ = resp.Body.Close() }()
-		raw, err := io.ReadAll(resp.Body)
-		if err != nil {
-			t.Fatal(err)
-		}
-		_, after := rec.last()
-		var b body
-		if resp.StatusCode != 200 {
-			b = decodeBody(t, raw)
-		}
-		return resp.StatusCode, b, after > before
+		return sendHTTP(t, rec, req)
 	}
 	t.Run("96 KiB", func(t *testing.T) {
 		if status, b, asked := send(t, MaxHeaderBytes); status != 200 || !asked {
@@ -268,4 +224,42 @@ func TestHTTPHeaderBytesCountTheHost(t *testing.T) {
 			t.Fatalf("status %d %s %q, engine asked %v; want 400 %q before the engine", status, b.Reason, b.Message, asked, want)
 		}
 	})
+}
+
+// contactsRequest is GET /contacts to crm.internal with the token and
+// exactly three headers: User-Agent and Accept-Encoding are set so that
+// the client adds none of its own, and the tests can count to the byte.
+func contactsRequest(t *testing.T, base, token string) *http.Request {
+	t.Helper()
+	req, err := http.NewRequestWithContext(t.Context(), "GET", base+PathPrefix+"/contacts", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Host = "crm.internal"
+	req.Header.Set("Authorization", "Bearer "+token)
+	req.Header.Set("User-Agent", "envoy")
+	req.Header.Set("Accept-Encoding", "identity")
+	return req
+}
+
+// sendHTTP sends req to the HTTP ext_authz server and returns the status,
+// the deny body (zero for a 200) and whether the engine was asked.
+func sendHTTP(t *testing.T, rec *recorder, req *http.Request) (int, body, bool) {
+	t.Helper()
+	_, before := rec.last()
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = resp.Body.Close() }()
+	raw, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, after := rec.last()
+	var b body
+	if resp.StatusCode != 200 {
+		b = decodeBody(t, raw)
+	}
+	return resp.StatusCode, b, after > before
 }

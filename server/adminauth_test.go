@@ -140,16 +140,7 @@ func send(t *testing.T, base string, row routeRequest, cred map[string]string) (
 // every row, so each row's request is one the route would have carried
 // out.
 func TestAdminRoutesRefuseEveryOtherCredential(t *testing.T) {
-	dir := t.TempDir()
-	file := filepath.Join(dir, "services.yaml")
-	if err := os.WriteFile(file, []byte(servicesV1), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	cfg := configWith(t, func(c *config.Config) {
-		c.ServicesFile, c.WasmFilterPath, c.AdminToken = file, "/etc/envoy/meshguard-filter.wasm", authTestAdminToken
-	})
-	routes := routesOf(t, cfg)
-	r := run(t, cfg)
+	r, routes := startAuthTest(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	base := "http://" + r.addrs.HTTP
@@ -289,4 +280,20 @@ func decodeError(body []byte) client.ErrorBody {
 	var e client.ErrorBody
 	_ = json.Unmarshal(body, &e)
 	return e
+}
+
+// startAuthTest runs a server with a service catalogue, the wasm filter
+// and a known admin token, and returns it with the routes its API
+// registered (admin.API.Routes), for the credential tests.
+func startAuthTest(t *testing.T) (*running, []string) {
+	t.Helper()
+	file := filepath.Join(t.TempDir(), "services.yaml")
+	if err := os.WriteFile(file, []byte(servicesV1), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg := configWith(t, func(c *config.Config) {
+		c.ServicesFile, c.WasmFilterPath, c.AdminToken = file, "/etc/envoy/meshguard-filter.wasm", authTestAdminToken
+	})
+	routes := routesOf(t, cfg)
+	return run(t, cfg), routes
 }

@@ -5,15 +5,12 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/meshguard/meshguard/audit"
 	"github.com/meshguard/meshguard/client"
-	"github.com/meshguard/meshguard/config"
 	"github.com/meshguard/meshguard/filterconfig"
 )
 
@@ -27,16 +24,7 @@ import (
 // audit batch or deferred check stores no record. The proxy's minted
 // credential then gets a 2xx on every row.
 func TestFilterRoutesRefuseEveryOtherCredential(t *testing.T) {
-	dir := t.TempDir()
-	file := filepath.Join(dir, "services.yaml")
-	if err := os.WriteFile(file, []byte(servicesV1), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	cfg := configWith(t, func(c *config.Config) {
-		c.ServicesFile, c.WasmFilterPath, c.AdminToken = file, "/etc/envoy/meshguard-filter.wasm", authTestAdminToken
-	})
-	routes := routesOf(t, cfg)
-	r := run(t, cfg)
+	r, routes := startAuthTest(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	base := "http://" + r.addrs.HTTP
