@@ -5,6 +5,8 @@ import (
 	"net/http"
 	"testing"
 
+	"github.com/meshguard/meshguard/wire/wiretest"
+
 	"github.com/meshguard/meshguard/audit"
 	"github.com/meshguard/meshguard/engine/enginetest"
 	"github.com/meshguard/meshguard/store"
@@ -20,22 +22,9 @@ import (
 func TestHTTPClientAddressFromForwardedFor(t *testing.T) {
 	m := newMesh(t, enginetest.Options{})
 	srv := startHTTP(t, m.f.Engine, testLog(t, nil))
-	tests := []struct {
-		name  string
-		lines []string // X-Forwarded-For header lines, in order
-		want  string
-	}{
-		{"client-prepended entry", []string{"1.2.3.4, 198.51.100.7"}, "198.51.100.7"},
-		{"client line, then the proxy's", []string{"1.2.3.4", "198.51.100.7"}, "198.51.100.7"},
-		{"two local proxies", []string{"1.2.3.4, 198.51.100.7", "127.0.0.1"}, "198.51.100.7"},
-		{"garbage appended: the peer", []string{"1.2.3.4, not-an-ip"}, "127.0.0.1"},
-		{"garbage left of the client", []string{"<script>, 198.51.100.7"}, "198.51.100.7"},
-		{"IPv6 with a port", []string{"1.2.3.4, [2001:db8::7]:443"}, "2001:db8::7"},
-		{"all trusted: the leftmost", []string{"127.0.0.9, ::1"}, "127.0.0.9"},
-		{"no header: the peer", nil, "127.0.0.1"},
-	}
+	tests := wiretest.ForwardedForCases
 	for i, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
+		t.Run(tc.Name, func(t *testing.T) {
 			traceID := fmt.Sprintf("%032x", i+1)
 			req, err := http.NewRequestWithContext(t.Context(), "GET", srv.URL+PathPrefix+"/docs/readme", nil)
 			if err != nil {
@@ -44,7 +33,7 @@ func TestHTTPClientAddressFromForwardedFor(t *testing.T) {
 			req.Host = "docs.internal:8080"
 			req.Header.Set("Authorization", "Bearer "+m.resT)
 			req.Header.Set("Traceparent", "00-"+traceID+"-00f067aa0ba902b7-01")
-			for _, l := range tc.lines {
+			for _, l := range tc.Lines {
 				req.Header.Add("X-Forwarded-For", l)
 			}
 			resp, err := http.DefaultClient.Do(req)
@@ -61,8 +50,8 @@ func TestHTTPClientAddressFromForwardedFor(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if len(page.Records) != 1 || page.Records[0].SourceAddress != tc.want {
-				t.Fatalf("source addresses %q, want [%s]", addrs(page.Records), tc.want)
+			if len(page.Records) != 1 || page.Records[0].SourceAddress != tc.Want {
+				t.Fatalf("source addresses %q, want [%s]", addrs(page.Records), tc.Want)
 			}
 		})
 	}

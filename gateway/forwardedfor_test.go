@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/meshguard/meshguard/wire/wiretest"
+
 	"github.com/meshguard/meshguard/audit"
 	"github.com/meshguard/meshguard/engine/enginetest"
 	"github.com/meshguard/meshguard/gateway"
@@ -27,39 +29,26 @@ func TestClientAddressFromForwardedFor(t *testing.T) {
 	up := newUpstream(t, nil)
 	gw := startGateway(t, gateway.Config{Checker: f.Engine, Target: mustURL(t, up.URL)})
 	c := newClient(t)
-	tests := []struct {
-		name  string
-		lines []string // X-Forwarded-For header lines, in order
-		want  string
-	}{
-		{"client-prepended entry", []string{"1.2.3.4, 198.51.100.7"}, "198.51.100.7"},
-		{"client line, then the proxy's", []string{"1.2.3.4", "198.51.100.7"}, "198.51.100.7"},
-		{"two local proxies", []string{"1.2.3.4, 198.51.100.7", "127.0.0.1"}, "198.51.100.7"},
-		{"garbage appended: the peer", []string{"1.2.3.4, not-an-ip"}, "127.0.0.1"},
-		{"garbage left of the client", []string{"<script>, 198.51.100.7"}, "198.51.100.7"},
-		{"IPv6 with a port", []string{"1.2.3.4, [2001:db8::7]:443"}, "2001:db8::7"},
-		{"all trusted: the leftmost", []string{"127.0.0.9, ::1"}, "127.0.0.9"},
-		{"no header: the peer", nil, "127.0.0.1"},
-	}
+	tests := wiretest.ForwardedForCases
 	for i, tc := range tests {
 		traceID := fmt.Sprintf("%032x", i+1)
 		headers := []string{bearer(tok), "Traceparent: 00-" + traceID + "-00f067aa0ba902b7-01"}
-		for _, l := range tc.lines {
+		for _, l := range tc.Lines {
 			headers = append(headers, "X-Forwarded-For: "+l)
 		}
 		if res := call(t, c, "GET", gw+"/proxy/docs/readme", headers...); res.Status != http.StatusOK {
-			t.Fatalf("%s: status %d %s", tc.name, res.Status, res.Body)
+			t.Fatalf("%s: status %d %s", tc.Name, res.Status, res.Body)
 		}
 		page, err := f.Store.QueryAudit(t.Context(), store.AuditFilter{TraceID: traceID})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(page.Records) != 1 || page.Records[0].SourceAddress != tc.want {
-			t.Errorf("%s: source addresses %q, want [%s]", tc.name, addrs(page.Records), tc.want)
+		if len(page.Records) != 1 || page.Records[0].SourceAddress != tc.Want {
+			t.Errorf("%s: source addresses %q, want [%s]", tc.Name, addrs(page.Records), tc.Want)
 		}
-		wantChain := strings.Join(append(tc.lines, "127.0.0.1"), ", ")
+		wantChain := strings.Join(append(tc.Lines, "127.0.0.1"), ", ")
 		if got := up.last(t).Header.Get("X-Forwarded-For"); got != wantChain {
-			t.Errorf("%s: upstream X-Forwarded-For %q, want %q", tc.name, got, wantChain)
+			t.Errorf("%s: upstream X-Forwarded-For %q, want %q", tc.Name, got, wantChain)
 		}
 	}
 }
