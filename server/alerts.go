@@ -2,7 +2,6 @@ package server
 
 import (
 	"context"
-	"errors"
 	"log/slog"
 	"net"
 	"net/url"
@@ -11,10 +10,8 @@ import (
 	"time"
 
 	"github.com/meshguard/meshguard/alert"
-	"github.com/meshguard/meshguard/audit"
 	"github.com/meshguard/meshguard/client"
 	"github.com/meshguard/meshguard/config"
-	"github.com/meshguard/meshguard/engine"
 )
 
 // buildAlerts returns the alert dispatcher for the ALERT_* settings, or nil
@@ -108,44 +105,4 @@ func (a *alertsAdmin) Test(ctx context.Context) []client.AlertTestResult {
 		out = append(out, r)
 	}
 	return out
-}
-
-// alerting records a decision (next, which may be nil when the audit trail
-// is off) and then raises the alert it calls for. Raise never blocks, so
-// the decision waits for nothing more than its record.
-type alerting struct {
-	next   engine.Recorder
-	d      *alert.Dispatcher
-	on     alert.Triggers
-	origin alert.Origin
-}
-
-func (a alerting) Write(ctx context.Context, rec audit.Record) error {
-	if a.next != nil {
-		if err := a.next.Write(ctx, rec); err != nil {
-			return err
-		}
-	}
-	if al, ok := alert.ForDecision(&rec, a.on, a.origin); ok {
-		a.d.Raise(al)
-	}
-	return nil
-}
-
-// alertingObserver passes every outcome on to the metrics and raises an
-// error alert for each check MeshGuard could not decide (the store down,
-// the audit trail refusing writes): the error trigger.
-type alertingObserver struct {
-	next   engine.Observer
-	d      *alert.Dispatcher
-	origin alert.Origin
-}
-
-var errUndecided = errors.New("MeshGuard could not decide a request and refused it (fail closed); its log says why")
-
-func (o alertingObserver) Decided(source, effect string, took time.Duration) {
-	o.next.Decided(source, effect, took)
-	if effect == "error" {
-		o.d.Raise(alert.ForError("a "+source+" check failed", errUndecided, time.Now(), o.origin))
-	}
 }

@@ -285,11 +285,13 @@ func build(ctx context.Context, cfg *config.Config, o Options, log *slog.Logger)
 		return nil, fmt.Errorf("alerts: %w", err)
 	}
 	if p.alerts != nil {
-		origin := alert.Origin{Instance: cfg.Alerts.Instance, Environment: cfg.Alerts.Environment}
-		recorder = alerting{next: recorder, d: p.alerts, on: cfg.Alerts.On, origin: origin}
-		if cfg.Alerts.On[alert.TriggerError] {
-			observer = alertingObserver{next: p.metrics, d: p.alerts, origin: origin}
+		// ALERT_ON decides which decisions and failures raise alerts.
+		raiser, err := alert.NewRaiser(alert.RaiserConfig{Dispatcher: p.alerts, On: cfg.Alerts.On,
+			Origin: alert.Origin{Instance: cfg.Alerts.Instance, Environment: cfg.Alerts.Environment}})
+		if err != nil {
+			return nil, fmt.Errorf("alerts: %w", err)
 		}
+		recorder, observer = raiser.Recorder(recorder), raiser.Observer(observer)
 	}
 	var limiter engine.Limiter = ratelimit.NewMemory(nil, 0)
 	if p.pg != nil {
