@@ -27,7 +27,7 @@ const publishEvery = 10 * time.Second
 // agents, keys and policies. Every change signals it; it regenerates at
 // once (within a second).
 type publisher struct {
-	p    *parts
+	in   publishInputs
 	cfg  *config.Config
 	log  *slog.Logger
 	kick chan struct{}
@@ -46,12 +46,34 @@ type publisher struct {
 	at       time.Time
 }
 
+// publishInputs is what the publisher reads and where it publishes, passed
+// in explicitly so it depends on these and nothing else of the server.
+type publishInputs struct {
+	// XDS serves the resources (xds.Server).
+	XDS interface {
+		Update(ctx context.Context, r *xds.Resources) error
+	}
+	// Keys gives the JWKS of the wasm filter's configuration (identity.Keys).
+	Keys interface{ JWKS() ([]byte, error) }
+	// Agents lists the agents (the store).
+	Agents agentLister
+	// Policies is the policy set in force (policy.Loader).
+	Policies interface{ Current() *policy.Set }
+	// Revoked lists the revoked tokens still live (identity.RevokedSet).
+	Revoked interface {
+		Live() []identity.RevokedToken
+	}
+	// Placeholder is the credential placeholder each xDS stream replaces
+	// with its proxy's own (proxyauth.Authenticator).
+	Placeholder func() string
+}
+
 // fetchedFresh is how long a generated configuration is served to fetching
 // filters before it is generated again (changes also regenerate it).
 const fetchedFresh = time.Second
 
-func newPublisher(p *parts, cfg *config.Config, log *slog.Logger) *publisher {
-	return &publisher{p: p, cfg: cfg, log: log, kick: make(chan struct{}, 1), catalogue: &catalog.Catalogue{}}
+func newPublisher(in publishInputs, cfg *config.Config, log *slog.Logger) *publisher {
+	return &publisher{in: in, cfg: cfg, log: log, kick: make(chan struct{}, 1), catalogue: &catalog.Catalogue{}}
 }
 
 // changed asks for a regeneration; it never blocks.
@@ -130,7 +152,7 @@ func (pub *publisher) publishLocked(ctx context.Context) error {
 	if err := pub.secureClusters(r, o); err != nil {
 		return err
 	}
-	return pub.p.xds.Update(ctx, r)
+	return pub.in.XDS.Update(ctx, r)
 }
 
 // secureClusters makes the clusters back to MeshGuard's TLS ports speak
@@ -189,26 +211,26 @@ func (pub *publisher) generate(ctx context.Context, c *catalog.Catalogue) ([]byt
 }
 
 func (pub *publisher) render(ctx context.Context, c *catalog.Catalogue) ([]byte, string, error) {
-	jwks, err := pub.p.keys.JWKS()
+	jwks, err := pub.in.Keys.JWKS()
 	if err != nil {
 		return nil, "", fmt.Errorf("filter configuration: %w", err)
 	}
-	agents, err := allAgents(ctx, pub.p.db)
+	agents, err := allAgents(ctx, pub.in.Agents)
 	if err != nil {
 		return nil, "", fmt.Errorf("filter configuration: %w", err)
 	}
 	var policies []*policy.Policy
-	if set := pub.p.loader.Current(); set != nil {
+	if set := pub.in.Policies.Current(); set != nil {
 		policies = set.Policies()
 	}
 	return filterconfig.Generate(filterconfig.Inputs{
 		Mode: pub.cfg.Mode, JWKS: jwks, HS256: pub.cfg.JWTSecret != "", Agents: agents, Policies: policies,
-		RevokedTokens: pub.p.revoked.Live(),
+		RevokedTokens: pub.in.Revoked.Live(),
 		Routes:        pub.cfg.Routes, Catalogue: c,
 		// Each xDS stream gets its own proxy's credential in place of the
 		// placeholder (proxyauth's interceptor); a fetching filter uses
 		// the credential of its source.
-		MeshGuard: filterconfig.Upstream{Cluster: xds.HTTPCluster, Token: pub.p.proxies.Placeholder()},
+		MeshGuard: filterconfig.Upstream{Cluster: xds.HTTPCluster, Token: pub.in.Placeholder()},
 	})
 }
 

@@ -24,21 +24,21 @@ func TestIdleRegenerationMakesNoVersion(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &parts{xds: xds.NewServer(ctx, nil)}
-	pub := newPublisher(p, &config.Config{}, slog.New(slog.DiscardHandler))
+	srv := xds.NewServer(ctx, nil)
+	pub := newPublisher(publishInputs{XDS: srv}, &config.Config{}, slog.New(slog.DiscardHandler))
 	if err := pub.start(ctx, xds.Options{ListenerPort: 10000, AuthzHost: "127.0.0.1", AuthzPort: 3101}); err != nil {
 		t.Fatal(err)
 	}
 	if err := pub.setCatalogue(ctx, c); err != nil {
 		t.Fatal(err)
 	}
-	want := p.xds.Status().Version
+	want := srv.Status().Version
 	for range 100 {
 		if err := pub.regenerate(ctx); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if got := p.xds.Status().Version; got != want {
+	if got := srv.Status().Version; got != want {
 		t.Fatalf("100 idle regenerations took the version from %s to %s", want, got)
 	}
 }

@@ -313,7 +313,8 @@ func build(ctx context.Context, cfg *config.Config, o Options, log *slog.Logger)
 	}
 
 	p.xds = xds.NewServer(ctx, log)
-	p.pub = newPublisher(p, cfg, log)
+	p.pub = newPublisher(publishInputs{XDS: p.xds, Keys: p.keys, Agents: p.db, Policies: p.loader,
+		Revoked: p.revoked, Placeholder: p.proxies.Placeholder}, cfg, log)
 	p.services = &registry.Registry{File: cfg.ServicesFile, Store: p.db, Changed: p.pub.setCatalogue}
 	p.metrics.Gauge("meshguard_xds_clients", "Envoys and proxyless gRPC clients with an open xDS stream.",
 		func() float64 { return float64(p.xds.Connected()) })
