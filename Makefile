@@ -19,7 +19,9 @@ WASM      := bin/meshguard-filter.wasm
 
 all: build
 
+# One line first: a cold cache's first build is otherwise silent for minutes.
 build:
+	@echo "building $(BIN) (the first build downloads modules and takes a few minutes)"
 	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/meshguard
 
 # The test command of README and .ci/run. The tracing end-to-end tests need a real

@@ -7,15 +7,13 @@ import (
 	"net/http"
 	"regexp"
 	"strconv"
-	"strings"
 	"time"
-	"unicode"
-	"unicode/utf8"
 
 	"github.com/meshguard/meshguard/audit"
 	"github.com/meshguard/meshguard/client"
 	"github.com/meshguard/meshguard/identity"
 	"github.com/meshguard/meshguard/store"
+	"github.com/meshguard/meshguard/wire"
 )
 
 // AuditLog is the stored audit trail the audit endpoints read (store.SQLite).
@@ -60,7 +58,7 @@ func (a *API) auditFilter(ctx context.Context, p map[string]string) (store.Audit
 	for _, name := range []string{"agent", "action"} {
 		// What no record can hold: refused here rather than by the
 		// database (PostgreSQL rejects NUL and invalid UTF-8 with an error).
-		if v := p[name]; !utf8.ValidString(v) || strings.ContainsFunc(v, unicode.IsControl) {
+		if v := p[name]; wire.CheckText(v, len(v)) != nil {
 			return f, name + ": not valid UTF-8, or holds a control character", nil
 		}
 	}

@@ -6,13 +6,13 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
-	"unicode"
 	"unicode/utf8"
 
 	"github.com/meshguard/meshguard/client"
 	"github.com/meshguard/meshguard/identity"
 	"github.com/meshguard/meshguard/policy"
 	"github.com/meshguard/meshguard/store"
+	"github.com/meshguard/meshguard/wire"
 )
 
 // Limits of the policy endpoints.
@@ -170,8 +170,7 @@ func readPolicyFiles(w http.ResponseWriter, r *http.Request) ([]client.PolicyFil
 // errors or that pose as stored policies.
 func checkFileLabels(w http.ResponseWriter, files []client.PolicyFile) bool {
 	for i, f := range files {
-		bad := len(f.Name) > maxFileLabelLen || !utf8.ValidString(f.Name) || strings.HasPrefix(f.Name, StoredPrefix) ||
-			strings.ContainsFunc(f.Name, unicode.IsControl)
+		bad := wire.CheckText(f.Name, maxFileLabelLen) != nil || strings.HasPrefix(f.Name, StoredPrefix)
 		if bad {
 			badRequest(w, "files[%d].name: expected a file name of at most %d printable characters, not starting with %q", i, maxFileLabelLen, StoredPrefix)
 			return false

@@ -141,7 +141,13 @@ func ForDecision(rec *audit.Record, t Triggers, o Origin) (Alert, bool) {
 		a.Message = fmt.Sprintf("%s exceeded a rate limit on %s (%s).", who, orUnknown(rec.Action), orUnknown(rec.Policy))
 	default:
 		a.Title = "Denied: " + who + " → " + orUnknown(rec.Action)
-		a.Message = fmt.Sprintf("%s was denied %s on %s %s: %s.", who, orUnknown(rec.Action), rec.Method, rec.Path, orUnknown(rec.Reason))
+		// A /v1/check question has no method or path: say nothing of
+		// them rather than "on  :".
+		on := ""
+		if req := strings.TrimSpace(rec.Method + " " + rec.Path); req != "" {
+			on = " on " + req
+		}
+		a.Message = fmt.Sprintf("%s was denied %s%s: %s.", who, orUnknown(rec.Action), on, orUnknown(rec.Reason))
 	}
 	return a, true
 }

@@ -55,13 +55,20 @@ func TestForDecision(t *testing.T) {
 		triggers Triggers
 		want     Trigger
 		severity Severity
+		message  string
 	}{
-		{"a denial", rec(func(*audit.Record) {}), all, TriggerDeny, SeverityWarning},
-		{"a privileged agent denied", rec(func(r *audit.Record) { r.TrustTier = "privileged" }), all, TriggerDeny, SeverityCritical},
-		{"an admin action denied", rec(func(r *audit.Record) { r.Action = "admin:keys" }), all, TriggerDeny, SeverityCritical},
-		{"a rate limit", rec(func(r *audit.Record) { r.Status, r.Reason = 429, "rate_limited" }), all, TriggerRateLimit, SeverityWarning},
-		{"a rate limit, not configured", rec(func(r *audit.Record) { r.Status = 429 }), denyOnly, "", ""},
-		{"an allow", rec(func(r *audit.Record) { r.Decision, r.Status = "allow", 200 }), all, "", ""},
+		{"a denial", rec(func(*audit.Record) {}), all, TriggerDeny, SeverityWarning, "emailer was denied write:email on POST /outbox: rule_deny."},
+		// A /v1/check question has neither: the message leaves them out.
+		{"a /v1/check denial, no method or path", rec(func(r *audit.Record) { r.Method, r.Path = "", "" }), all, TriggerDeny, SeverityWarning,
+			"emailer was denied write:email: rule_deny."},
+		{"a denial with a path only", rec(func(r *audit.Record) { r.Method = "" }), all, TriggerDeny, SeverityWarning,
+			"emailer was denied write:email on /outbox: rule_deny."},
+		{"a privileged agent denied", rec(func(r *audit.Record) { r.TrustTier = "privileged" }), all, TriggerDeny, SeverityCritical, ""},
+		{"an admin action denied", rec(func(r *audit.Record) { r.Action = "admin:keys" }), all, TriggerDeny, SeverityCritical, ""},
+		{"a rate limit", rec(func(r *audit.Record) { r.Status, r.Reason = 429, "rate_limited" }), all, TriggerRateLimit, SeverityWarning,
+			"emailer exceeded a rate limit on write:email (emailers)."},
+		{"a rate limit, not configured", rec(func(r *audit.Record) { r.Status = 429 }), denyOnly, "", "", ""},
+		{"an allow", rec(func(r *audit.Record) { r.Decision, r.Status = "allow", 200 }), all, "", "", ""},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			a, ok := ForDecision(tt.rec, tt.triggers, Origin{Instance: "mg-1", Environment: "prod"})
@@ -74,6 +81,9 @@ func TestForDecision(t *testing.T) {
 			if a.Trigger != tt.want || a.Severity != tt.severity || a.Event != Event || a.Version != Version || !strings.HasPrefix(a.ID, "alt_") ||
 				a.Entry.TraceID != tt.rec.TraceID || a.Entry.PolicyName != "emailers" || a.Instance != "mg-1" || a.Environment != "prod" || a.Title == "" {
 				t.Fatalf("alert %+v", a)
+			}
+			if tt.message != "" && a.Message != tt.message {
+				t.Errorf("message %q, want %q", a.Message, tt.message)
 			}
 		})
 	}

@@ -23,6 +23,7 @@ import (
 
 	"github.com/meshguard/meshguard/identity"
 	"github.com/meshguard/meshguard/trust"
+	"github.com/meshguard/meshguard/wire"
 	"github.com/meshguard/meshguard/yamldoc"
 )
 
@@ -251,12 +252,12 @@ func (r *Route) validate() error {
 		return fmt.Errorf("path: longer than %d bytes", maxPathLen)
 	case strings.Contains(strings.TrimSuffix(r.Path, "*"), "*"):
 		return fmt.Errorf("path: %q: '*' may only end a prefix", r.Path)
-	case strings.ContainsFunc(r.Path, func(c rune) bool { return c <= ' ' || c == 0x7f }):
+	case wire.HasSpaceOrControl(r.Path):
 		return fmt.Errorf("path: %q: no spaces or control characters", r.Path)
 	}
 	verb, resource, ok := strings.Cut(r.Action, ":")
 	if !ok || verb == "" || resource == "" || len(r.Action) > maxActionLen ||
-		strings.ContainsFunc(r.Action, func(c rune) bool { return c <= ' ' || c == 0x7f || c == ',' }) {
+		wire.HasSpaceOrControl(r.Action) || strings.Contains(r.Action, ",") {
 		return fmt.Errorf("action: %q: expected verb:resource, without spaces, commas or control characters", r.Action)
 	}
 	return nil

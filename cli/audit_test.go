@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/meshguard/meshguard/audit"
+	"github.com/meshguard/meshguard/client"
 	"github.com/meshguard/meshguard/engine"
 	"github.com/meshguard/meshguard/trust"
 )
@@ -129,8 +130,15 @@ func TestAuditCommands(t *testing.T) {
 		t.Fatal(err)
 	}
 	code, stdout, _ := l.mg(t, "audit", "verify")
-	if code != ExitFailure || !strings.Contains(stdout, "broken at record #4 ("+recs[3].ID+")") || !strings.Contains(stdout, "edited") {
+	if code != ExitFailure || !strings.Contains(stdout, "broken at index 3 ("+recs[3].ID+")") || !strings.Contains(stdout, "edited") {
 		t.Fatalf("verify after an edit: %d\n%s", code, stdout)
+	}
+	// --json names the same record by the same number as the text.
+	code, stdout, _ = l.mg(t, "--json", "audit", "verify")
+	var res client.AuditVerifyResult
+	if err := json.Unmarshal([]byte(stdout), &res); code != ExitFailure || err != nil || res.Break == nil ||
+		res.Break.Index != 3 || res.Break.ID != recs[3].ID || res.Verified != 3 {
+		t.Fatalf("verify --json after an edit: %d %v\n%s", code, err, stdout)
 	}
 }
 

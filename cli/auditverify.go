@@ -200,10 +200,10 @@ func (a *app) reportVerify(res *client.AuditVerifyResult, pinned string) error {
 		case res.OK:
 			from := ""
 			if res.Anchored > 0 {
-				from += fmt.Sprintf(", %d from a retention anchor", res.Anchored)
+				from += ", " + count(res.Anchored, "chain") + " from a retention anchor"
 			}
 			if cp := res.Checkpoint; cp != nil {
-				from += fmt.Sprintf(", %d from the checkpoint of %s, which the trail still reaches", res.FromCheckpoint, cp.Time.UTC().Format(time.RFC3339))
+				from += fmt.Sprintf(", %s from the checkpoint of %s, which the trail still reaches", count(res.FromCheckpoint, "chain"), cp.Time.UTC().Format(time.RFC3339))
 			}
 			a.say("✓ audit trail intact: %s verified in %s%s", count(res.Verified, "record"), count(res.Chains, "chain"), from)
 			if cp := res.Checkpoint; cp != nil && pinned == "" && !cp.SignedHere {
@@ -217,7 +217,9 @@ func (a *app) reportVerify(res *client.AuditVerifyResult, pinned string) error {
 			if res.Break.ID == "" {
 				a.say("✗ audit trail broken%s: %s", where, res.Break.Why)
 			} else {
-				a.say("✗ audit trail broken at record #%d%s (%s): %s", res.Break.Index+1, where, res.Break.ID, res.Break.Why)
+				// The index as --json gives it (from 0): the text and the
+				// JSON must name the same record the same way.
+				a.say("✗ audit trail broken at index %d%s (%s): %s", res.Break.Index, where, res.Break.ID, res.Break.Why)
 			}
 			a.say("  %s before it verified", count(res.Verified, "record"))
 		}

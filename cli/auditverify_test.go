@@ -51,7 +51,7 @@ func TestAuditCheckpointCatchesDeletedTail(t *testing.T) {
 	key := signer.VerifierKey()
 
 	out = l.must(t, "audit", "verify", "--checkpoint", file, "--key", key)
-	if !strings.Contains(out, "✓ audit trail intact: 4 records verified in 1 chain, 1 from the checkpoint") {
+	if !strings.Contains(out, "✓ audit trail intact: 4 records verified in 1 chain, 1 chain from the checkpoint") {
 		t.Fatalf("verify --checkpoint before the deletion:\n%s", out)
 	}
 	out = l.must(t, "audit", "verify", "--data-dir", l.f.Dir, "--checkpoint", file, "--key", key)

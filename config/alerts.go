@@ -80,10 +80,30 @@ func httpURL(field func(c *Config) *string) func(c *Config, v string) error {
 			if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 				return errors.New("expected an http:// or https:// URL")
 			}
+			if p := placeholder(v); p != "" {
+				// Names the fragment, not the URL: its path may hold a token.
+				return fmt.Errorf("holds %q: this looks like a placeholder copied from an example; expected the real URL", p)
+			}
 		}
 		*field(c) = v
 		return nil
 	}
+}
+
+// placeholders are what an example URL holds where the real one has its
+// token: an ellipsis, "<your-token>", "{token}" or CHANGEME. None of them
+// occurs in a URL a provider issues.
+var placeholders = []string{"\u2026", "...", "<", ">", "{", "}", "changeme"}
+
+// placeholder returns the placeholder v holds, or "" for none.
+func placeholder(v string) string {
+	lower := strings.ToLower(v)
+	for _, p := range placeholders {
+		if strings.Contains(lower, p) {
+			return p
+		}
+	}
+	return ""
 }
 
 // checkAlerts checks the ALERT_* settings together: email needs a sender,

@@ -1,46 +1,20 @@
 package engine
 
-import (
-	"errors"
-	"unicode/utf8"
-)
+import "github.com/meshguard/meshguard/wire"
 
-// What CheckText finds wrong with a text field. Callers word the message
-// for their own contract; the rule itself lives here only.
+// The engine's names for wire's text rule (wire.CheckText says why), kept
+// for the engine's callers; the rule itself lives in wire only.
 var (
-	ErrTextTooLong = errors.New("longer than the limit")
-	ErrTextNotUTF8 = errors.New("not valid UTF-8")
-	ErrTextControl = errors.New("contains a control character")
+	ErrTextTooLong = wire.ErrTextTooLong
+	ErrTextNotUTF8 = wire.ErrTextNotUTF8
+	ErrTextControl = wire.ErrTextControl
 )
 
-// CheckText is the one rule for a text field MeshGuard decides on or
-// records: at most limit bytes, valid UTF-8, and no C0 control character
-// or DEL. A NUL would be refused by PostgreSQL's text columns when the
-// record is stored, and ESC would let a caller rewrite an operator's
-// terminal in `meshguard audit tail`. It returns one of the ErrText
-// sentinels, unwrapped, so the request path allocates nothing.
-func CheckText(v string, limit int) error {
-	switch {
-	case len(v) > limit:
-		return ErrTextTooLong
-	case !utf8.ValidString(v):
-		return ErrTextNotUTF8
-	case hasControl(v):
-		return ErrTextControl
-	}
-	return nil
-}
+// CheckText is wire.CheckText.
+func CheckText(v string, limit int) error { return wire.CheckText(v, limit) }
 
-// hasControl reports whether s holds a C0 control character or DEL.
-func hasControl(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if isControl(rune(s[i])) {
-			return true
-		}
-	}
-	return false
-}
+// hasControl is wire.HasControl.
+func hasControl(s string) bool { return wire.HasControl(s) }
 
-// isControl is the control-character rule: C0 and DEL. A space and
-// everything from 0x80 up are ordinary characters.
-func isControl(c rune) bool { return c < 0x20 || c == 0x7f }
+// isControl is wire.IsControl.
+func isControl(c rune) bool { return wire.IsControl(c) }

@@ -6,10 +6,11 @@ import (
 	"fmt"
 	"maps"
 	"slices"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/meshguard/meshguard/wire"
 )
 
 // MaxRevokedTokens bounds the revocations held at once (of tokens not yet
@@ -70,10 +71,12 @@ func (r *RevokedToken) Validate() error {
 		return fmt.Errorf("%w: agentId must be an agent id (%s...)", ErrInvalidRevocation, IDPrefix)
 	case r.ExpiresAt.IsZero() || r.RevokedAt.IsZero():
 		return fmt.Errorf("%w: expiresAt and revokedAt are required", ErrInvalidRevocation)
-	case len(r.Reason) > MaxRevocationReasonLen:
+	}
+	switch err := wire.CheckText(r.Reason, MaxRevocationReasonLen); {
+	case errors.Is(err, wire.ErrTextTooLong):
 		return fmt.Errorf("%w: reason longer than %d bytes", ErrInvalidRevocation, MaxRevocationReasonLen)
-	case strings.ContainsFunc(r.Reason, func(c rune) bool { return c < 0x20 || c == 0x7f }):
-		return fmt.Errorf("%w: reason contains a control character", ErrInvalidRevocation)
+	case err != nil:
+		return fmt.Errorf("%w: reason %w", ErrInvalidRevocation, err)
 	}
 	return nil
 }

@@ -1,0 +1,44 @@
+package config
+
+import (
+	"errors"
+	"strings"
+	"testing"
+)
+
+// TestAlertURLPlaceholders: a webhook URL pasted from an example, with its
+// token still a placeholder, is refused at start naming the setting and
+// the placeholder (never the URL, whose path may hold a token); real
+// providers' URLs are accepted.
+func TestAlertURLPlaceholders(t *testing.T) {
+	tests := []struct {
+		name, setting, url string
+		want               string // "" accepted, else in the error
+	}{
+		{"slack with an ellipsis", "ALERT_SLACK_WEBHOOK", "https://hooks.slack.com/services/T000/B000/\u2026", "\"\u2026\""},
+		{"slack with three dots", "ALERT_SLACK_WEBHOOK", "https://hooks.slack.com/services/...", `"..."`},
+		{"webhook with angle brackets", "ALERT_WEBHOOK_URL", "https://alerts.example.com/hook/<token>", `"<"`},
+		{"webhook with a template", "ALERT_WEBHOOK_URL", "https://alerts.example.com/hook?token={token}", `"{"`},
+		{"webhook CHANGEME", "ALERT_WEBHOOK_URL", "https://example.com/CHANGEME", `"changeme"`},
+		{"a real slack url", "ALERT_SLACK_WEBHOOK", "https://hooks.slack.com/services/T0123ABCD/B0123ABCD/abcdEFGHijklMNOPqrstUVWX", ""},
+		{"a real webhook with a query", "ALERT_WEBHOOK_URL", "https://alerts.example.com:8443/v1/hook.json?token=a.b-c_d~e&x=1", ""},
+		{"a webhook with a percent-encoded path", "ALERT_WEBHOOK_URL", "http://127.0.0.1:9000/caf%C3%A9/hook", ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Load("", env(map[string]string{tc.setting: tc.url}), nil)
+			if tc.want == "" {
+				if err != nil {
+					t.Fatalf("refused a real URL: %v", err)
+				}
+				return
+			}
+			if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), tc.setting+": holds "+tc.want) {
+				t.Fatalf("got %v, want %s: holds %s", err, tc.setting, tc.want)
+			}
+			if strings.Contains(err.Error(), "example.com") || strings.Contains(err.Error(), "services") {
+				t.Fatalf("error %q shows the URL", err)
+			}
+		})
+	}
+}
