@@ -17,8 +17,8 @@ import (
 // decide runs the pipeline, filling d. It returns an error only for
 // MeshGuard's own failures.
 func (e *Engine) decide(ctx context.Context, r *Request, d *Decision, now time.Time) error {
-	if msg := checkBounds(r); msg != "" {
-		return d.deny(400, ReasonBadRequest, "%s", msg)
+	if err := checkBounds(r); err != nil {
+		return d.refuse(err)
 	}
 
 	// 1. Who is calling.
@@ -58,18 +58,15 @@ func (e *Engine) decide(ctx context.Context, r *Request, d *Decision, now time.T
 	// 2. What it wants to do.
 	set := e.cfg.Policies.Current()
 	d.Revision = set.Revision()
-	if msg := e.resolve(r, d); msg != "" {
-		if d.Reason != "" {
-			return d.deny(403, d.Reason, "%s", msg)
-		}
-		return d.deny(400, ReasonBadRequest, "%s", msg)
+	if err := e.resolve(r, d); err != nil {
+		return d.refuse(err)
 	}
 	if d.Tier < r.MinTier {
 		return d.deny(403, ReasonTierBelowMinimum, "this service admits agents of tier %s and above; %q is %s", r.MinTier, actor.Name, d.Tier)
 	}
-	reqCtx, msg := requestContext(r, set.RequestKeys())
-	if msg != "" {
-		return d.deny(400, ReasonBadRequest, "%s", msg)
+	reqCtx, err := requestContext(r, set.RequestKeys())
+	if err != nil {
+		return d.refuse(err)
 	}
 	d.Context = reqCtx
 
@@ -160,8 +157,9 @@ func (e *Engine) decide(ctx context.Context, r *Request, d *Decision, now time.T
 }
 
 // checkBounds refuses oversized or non-UTF-8 input, and control
-// characters, before any work (CheckText says why).
-func checkBounds(r *Request) string {
+// characters, before any work (CheckText says why). Its error matches the
+// ErrText sentinel, or errContextTooLarge.
+func checkBounds(r *Request) error {
 	for _, f := range []struct {
 		name, v string
 		max     int
@@ -175,39 +173,39 @@ func checkBounds(r *Request) string {
 	} {
 		switch err := CheckText(f.v, f.max); {
 		case errors.Is(err, ErrTextTooLong):
-			return f.name + " is longer than the limit of " + itoa(f.max) + " bytes"
+			return refused(err, "%s is longer than the limit of %d bytes", f.name, f.max)
 		case errors.Is(err, ErrTextNotUTF8):
-			return f.name + " is not valid UTF-8"
+			return refused(err, "%s is not valid UTF-8", f.name)
 		case err != nil:
-			return f.name + " contains a control character"
+			return refused(err, "%s contains a control character", f.name)
 		}
 	}
 	if r.Context != nil {
 		if len(r.Context) > MaxContextKeys {
-			return "context has more than " + itoa(MaxContextKeys) + " keys"
+			return refused(errContextTooLarge, "context has more than %d keys", MaxContextKeys)
 		}
 		// The same bound as the header's: the context is kept in the
 		// audit record of every decision.
 		if b, err := json.Marshal(r.Context); err != nil || len(b) > MaxContextLen {
-			return "context is larger than the limit of " + itoa(MaxContextLen) + " bytes of JSON"
+			return refused(errContextTooLarge, "context is larger than the limit of %d bytes of JSON", MaxContextLen)
 		}
 	}
-	return ""
+	return nil
 }
 
 // resolve sets d.Action and d.Resource. At POST /v1/check they are what
 // the caller states. Everywhere else they come from the real request: the
 // action from the route mapping (the proxy's route, else the config's
 // routes), else derived from the method and path; the resource is the
-// path. No header chooses either. It returns a message when the action
-// cannot be resolved; d.Reason set means a 403, else a 400.
-func (e *Engine) resolve(r *Request, d *Decision) string {
-	path, msg := normalizePath(splitPath(r.Path))
-	if msg == "" {
-		msg = checkPath(path)
+// path. No header chooses either. It returns a refusal when the action
+// cannot be resolved (errActionUnresolved when nothing maps the request).
+func (e *Engine) resolve(r *Request, d *Decision) error {
+	path, err := normalizePath(splitPath(r.Path))
+	if err != nil {
+		return err
 	}
-	if msg != "" {
-		return msg
+	if err := checkPath(path); err != nil {
+		return err
 	}
 	if r.cooperative() {
 		d.Action, d.Resource = r.Action, r.Resource
@@ -217,10 +215,10 @@ func (e *Engine) resolve(r *Request, d *Decision) string {
 			// Methods are case-sensitive and a proxy's route (Envoy's,
 			// the catalogue's) matches them exactly: "post /outbox" would
 			// miss the route mapping POST /outbox and be derived here.
-			return "method " + quote(r.Method) + " is not in upper case: methods are case-sensitive, and routes match them exactly; send " + quote(method)
+			return refused(errMethodCase, "method %q is not in upper case: methods are case-sensitive, and routes match them exactly; send %q", r.Method, method)
 		}
-		if msg := methodOverride(r, method); msg != "" {
-			return msg
+		if err := methodOverride(r, method); err != nil {
+			return err
 		}
 		d.Action, d.Resource = r.RouteAction, path
 		if d.Action == "" {
@@ -229,30 +227,29 @@ func (e *Engine) resolve(r *Request, d *Decision) string {
 		if d.Action == "" {
 			verb := derivedVerb(method)
 			if verb == "" {
-				d.Reason = ReasonActionUnresolved
-				return "no route maps this request and method " + quote(r.Method) + " maps to no verb; map it to an action with a route (config routes:, or the service catalogue's)"
+				return refused(errActionUnresolved, "no route maps this request and method %q maps to no verb; map it to an action with a route (config routes:, or the service catalogue's)", r.Method)
 			}
 			d.Action = verb + ":" + strings.TrimPrefix(path, "/")
 		}
 	}
 	if !strings.Contains(d.Action, ":") || strings.ContainsAny(d.Action, " \t\r\n") {
-		return "action " + quote(d.Action) + ": expected verb:resource without whitespace"
+		return refused(errActionMalformed, "action %q: expected verb:resource without whitespace", d.Action)
 	}
 	// The path was percent-decoded: check what it decoded to.
 	if hasControl(d.Action) || hasControl(d.Resource) {
-		return "action " + quote(d.Action) + " or resource " + quote(d.Resource) + " contains a control character"
+		return refused(errActionMalformed, "action %q or resource %q contains a control character", d.Action, d.Resource)
 	}
-	return ""
+	return nil
 }
 
 // normalizePath is wire.NormalizePath, the one rule for it: the gateway
 // decides and forwards the path in this form too.
-func normalizePath(p string) (string, string) {
+func normalizePath(p string) (string, error) {
 	n, ok := wire.NormalizePath(p)
 	if !ok {
-		return "", "path " + quote(p) + " has a malformed percent-encoding"
+		return "", refused(errMalformedEscape, "path %q has a malformed percent-encoding", p)
 	}
-	return n, ""
+	return n, nil
 }
 
 func unhex(c byte) int {
@@ -273,37 +270,38 @@ func unhex(c byte) int {
 // would be decided as read:docs/../admin — matched by a read:docs/* rule —
 // while the upstream serves /admin. Proxies normalise paths first (Envoy's
 // normalize_path, merge_slashes and path_with_escaped_slashes_action), and
-// the gateway does; anything that still arrives is refused, not guessed at.
-func checkPath(p string) string {
+// the gateway does; anything that still arrives is refused, not guessed at:
+// errPathNotNormalized, or errPathAmbiguous for what servers split.
+func checkPath(p string) error {
 	if p == "" || p == "/" {
-		return ""
+		return nil
 	}
 	switch {
 	case !strings.HasPrefix(p, "/"):
-		return "path " + quote(p) + " does not start with /"
+		return refused(errPathNotNormalized, "path %q does not start with /", p)
 	case strings.Contains(p, "//"):
-		return "path " + quote(p) + " has an empty segment; normalise paths before authorizing (Envoy: merge_slashes)"
+		return refused(errPathNotNormalized, "path %q has an empty segment; normalise paths before authorizing (Envoy: merge_slashes)", p)
 	case strings.IndexByte(p, ';') >= 0, strings.Contains(p, "%3B"):
 		// Servlet containers and Spring read ";…" as a path parameter and
 		// drop it: "/docs;/private/x" would be decided as itself and served
 		// as /docs/private/x. A server that decodes first does the same
 		// with "%3B".
-		return "path " + quote(p) + " has a ';' (a path parameter), encoded or not: MeshGuard decides on paths without them; send the path as the upstream reads it"
+		return refused(errPathAmbiguous, "path %q has a ';' (a path parameter), encoded or not: MeshGuard decides on paths without them; send the path as the upstream reads it", p)
 	case strings.Contains(p, "%2F"), strings.Contains(p, "%5C"), strings.Contains(p, "\\"):
-		return "path " + quote(p) + " has an encoded slash or a backslash; normalise paths before authorizing (Envoy: path_with_escaped_slashes_action)"
+		return refused(errPathNotNormalized, "path %q has an encoded slash or a backslash; normalise paths before authorizing (Envoy: path_with_escaped_slashes_action)", p)
 	case strings.Contains(p, "%3F"), strings.Contains(p, "%23"), strings.Contains(p, "%0"), strings.Contains(p, "%1"), strings.Contains(p, "%7F"):
 		// Escapes are upper-cased and every '%' starts one, so "%0" and
 		// "%1" are the C0 controls. Decoded, '?' and '#' end the path and
 		// NUL ends a C string: "/admin%3F.css" is /admin to a server that
 		// decodes before it parses.
-		return "path " + quote(p) + " has an encoded '?', '#' or control character, which ends the path (or the name) for servers that decode before they parse"
+		return refused(errPathAmbiguous, "path %q has an encoded '?', '#' or control character, which ends the path (or the name) for servers that decode before they parse", p)
 	}
 	for seg := range strings.SplitSeq(p[1:], "/") {
 		if seg == "." || seg == ".." {
-			return "path " + quote(p) + " has a dot segment; normalise paths before authorizing (Envoy: normalize_path)"
+			return refused(errPathNotNormalized, "path %q has a dot segment; normalise paths before authorizing (Envoy: normalize_path)", p)
 		}
 	}
-	return ""
+	return nil
 }
 
 // members looks up the delegating agents. An agent that no longer exists
@@ -406,8 +404,6 @@ func (e *Engine) mint(actorID, targetID string, parent *identity.DelegationGrant
 func subject(a *identity.Agent, tier trust.Tier) policy.Subject {
 	return policy.Subject{ID: a.ID, Name: a.Name, Tier: tier, Tags: a.Tags, Active: a.Active()}
 }
-
-func itoa(n int) string { return strconv.Itoa(n) }
 
 func quote(s string) string { return strconv.Quote(s) }
 

@@ -1,7 +1,7 @@
 // Package engine is MeshGuard's one decision pipeline. Every enforcement
 // point — Envoy ext_authz over gRPC and HTTP, the built-in gateway,
 // POST /v1/check, the wasm filter's reports — turns its input into a Request
-// and calls Engine.Check, which:
+// and calls Engine.Check, which, once the input is within its bounds:
 //
 //  1. authenticates the agent (cached token verification, agent status,
 //     effective tier);
@@ -10,7 +10,9 @@
 //     real request — the action from a route mapping, else derived from
 //     method and path, the resource from the path, the context from the
 //     headers and query parameters policies read (never a steering
-//     header);
+//     header) — and holds the agent to the service's minimum tier.
+//     Input refused here or before step 1 is answered in one place
+//     (refuse): a 400, or a 403 for an action nothing resolves;
 //  3. reads the delegation token, if any, into the chain of agents the
 //     actor acts for;
 //  4. evaluates policy (package policy), including the delegation checks;

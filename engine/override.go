@@ -14,15 +14,16 @@ var methodOverrideHeaders = [...]string{"x-http-method-override", "x-http-method
 // DELETE. Every override middleware named above honours POST only, so
 // other methods pay nothing here. An override naming POST itself is
 // harmless. A _method in a form body cannot be seen; an upstream that
-// reads one must map its routes (config routes:, the catalogue).
-func methodOverride(r *Request, method string) string {
+// reads one must map its routes (config routes:, the catalogue). Its
+// refusal is errMethodOverride.
+func methodOverride(r *Request, method string) error {
 	if method != "POST" {
-		return ""
+		return nil
 	}
 	if r.Headers != nil {
 		for _, name := range methodOverrideHeaders {
 			if v, n := r.Headers.Lookup(name); n > 1 || n == 1 && !strings.EqualFold(strings.TrimSpace(v), method) {
-				return "header " + name + " asks the upstream to execute another method than " + quote(method) + "; MeshGuard decides on the method the upstream executes: send that method itself"
+				return refused(errMethodOverride, "header %s asks the upstream to execute another method than %q; MeshGuard decides on the method the upstream executes: send that method itself", name, method)
 			}
 		}
 	}
@@ -39,8 +40,8 @@ func methodOverride(r *Request, method string) string {
 			continue
 		}
 		if dv, ok := formUnescape(v); !ok || !strings.EqualFold(strings.TrimSpace(dv), method) {
-			return "query parameter _method asks the upstream to execute another method than " + quote(method) + "; MeshGuard decides on the method the upstream executes: send that method itself"
+			return refused(errMethodOverride, "query parameter _method asks the upstream to execute another method than %q; MeshGuard decides on the method the upstream executes: send that method itself", method)
 		}
 	}
-	return ""
+	return nil
 }

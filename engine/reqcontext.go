@@ -12,14 +12,15 @@ import (
 // carries, and only what some policy reads (the set's request keys): the
 // headers (header.<name>) and query parameters (query.<name>) the upstream
 // receives. A value the request holds twice is refused: MeshGuard would
-// decide on one while the upstream may read the other. The result is kept
-// in the audit record, so it is bounded like the caller's context.
-func requestContext(r *Request, keys []string) (map[string]any, string) {
+// decide on one while the upstream may read the other (errValueAmbiguous).
+// The result is kept in the audit record, so it is bounded like the
+// caller's context (errContextTooLarge).
+func requestContext(r *Request, keys []string) (map[string]any, error) {
 	if r.cooperative() {
-		return r.Context, ""
+		return r.Context, nil
 	}
 	if len(keys) == 0 {
-		return nil, ""
+		return nil, nil
 	}
 	var m map[string]any
 	size := 0
@@ -27,35 +28,35 @@ func requestContext(r *Request, keys []string) (map[string]any, string) {
 		var (
 			v   string
 			n   int
-			msg string
+			err error
 		)
 		if name, ok := strings.CutPrefix(k, policy.HeaderKeyPrefix); ok {
 			if r.Headers != nil {
 				v, n = r.Headers.Lookup(name)
 			}
 			if n > 1 || n == 1 && strings.IndexByte(v, ',') >= 0 {
-				msg = "header " + quote(name) + ", which a policy reads, holds more than one value (it was sent twice, perhaps once with '_' for '-', or holds a list); send one value"
+				err = refused(errValueAmbiguous, "header %q, which a policy reads, holds more than one value (it was sent twice, perhaps once with '_' for '-', or holds a list); send one value", name)
 			}
 		} else if name, ok := strings.CutPrefix(k, policy.QueryKeyPrefix); ok {
-			v, n, msg = queryParam(rawQuery(r.Path), name)
+			v, n, err = queryParam(rawQuery(r.Path), name)
 		}
 		switch {
-		case msg != "":
-			return nil, msg
+		case err != nil:
+			return nil, err
 		case n == 0:
 			continue
 		case !utf8.ValidString(v):
-			return nil, "request value " + k + " is not valid UTF-8"
+			return nil, refused(ErrTextNotUTF8, "request value %s is not valid UTF-8", k)
 		}
 		if size += len(k) + len(v); size > MaxContextLen {
-			return nil, "the request values policies read exceed the limit of " + itoa(MaxContextLen) + " bytes"
+			return nil, refused(errContextTooLarge, "the request values policies read exceed the limit of %d bytes", MaxContextLen)
 		}
 		if m == nil {
 			m = make(map[string]any, len(keys))
 		}
 		m[k] = v
 	}
-	return m, ""
+	return m, nil
 }
 
 // rawQuery is the query string of a request target, "" without one.
@@ -74,35 +75,36 @@ func rawQuery(target string) string {
 // queryParam finds parameter name in a raw query, as HTML forms encode it
 // (pairs split on '&', '+' for a space, percent-escapes), in every
 // spelling some server reads as that name (sameParam). It returns the
-// decoded value, how often the name appeared, or a message refusing the
-// query: a malformed escape, or a ';', which some servers read as a
-// separator and others as part of a value.
-func queryParam(raw, name string) (value string, n int, msg string) {
+// decoded value, how often the name appeared, or a refusal of the query:
+// a malformed escape (errMalformedEscape), or a ';', which some servers
+// read as a separator and others as part of a value, or the name twice
+// (errValueAmbiguous).
+func queryParam(raw, name string) (value string, n int, err error) {
 	if raw == "" {
-		return "", 0, ""
+		return "", 0, nil
 	}
 	if strings.IndexByte(raw, ';') >= 0 {
-		return "", 0, "the query holds a ';', which servers split differently; a policy reads query parameters, so separate them with '&' only"
+		return "", 0, refused(errValueAmbiguous, "the query holds a ';', which servers split differently; a policy reads query parameters, so separate them with '&' only")
 	}
 	for pair := range strings.SplitSeq(raw, "&") {
 		k, v, _ := strings.Cut(pair, "=")
 		dk, ok := formUnescape(k)
 		if !ok {
-			return "", 0, "query parameter " + quote(k) + " has a malformed percent-encoding"
+			return "", 0, refused(errMalformedEscape, "query parameter %q has a malformed percent-encoding", k)
 		}
 		if !sameParam(dk, name) {
 			continue
 		}
 		dv, ok := formUnescape(v)
 		if !ok {
-			return "", 0, "query parameter " + quote(name) + " has a malformed percent-encoding"
+			return "", 0, refused(errMalformedEscape, "query parameter %q has a malformed percent-encoding", name)
 		}
 		value, n = dv, n+1
 	}
 	if n > 1 {
-		return "", n, "query parameter " + quote(name) + ", which a policy reads, appears more than once (servers read " + quote(name+"[]") + " and other cases of it as the same parameter); send it once"
+		return "", n, refused(errValueAmbiguous, "query parameter %q, which a policy reads, appears more than once (servers read %q and other cases of it as the same parameter); send it once", name, name+"[]")
 	}
-	return value, n, ""
+	return value, n, nil
 }
 
 // sameParam reports whether the decoded query parameter key is, to some

@@ -84,8 +84,8 @@ func (a Agent) Validate() error {
 	bad := func(field, format string, args ...any) error {
 		return fmt.Errorf("%w: %s: %s", ErrInvalidAgent, field, fmt.Sprintf(format, args...))
 	}
-	if msg := nameProblem(a.Name); msg != "" {
-		return bad("name", "%s", msg)
+	if err := checkName(a.Name); err != nil {
+		return bad("name", "%v", err)
 	}
 	if !a.TrustTier.Valid() {
 		return bad("trustTier", "unknown tier %d", a.TrustTier)
@@ -117,8 +117,8 @@ func (a Agent) Validate() error {
 	}
 	seen := make(map[string]bool, len(a.SPIFFEIDs))
 	for _, id := range a.SPIFFEIDs {
-		if msg := spiffeIDProblem(id); msg != "" {
-			return bad("spiffeIds", "%s", msg)
+		if err := checkSPIFFEID(id); err != nil {
+			return bad("spiffeIds", "%v", err)
 		}
 		if seen[id] {
 			return bad("spiffeIds", "%q listed twice", id)
@@ -135,21 +135,22 @@ func (a Agent) Validate() error {
 
 // ValidName reports whether name may name an agent (the service
 // catalogue checks the agent it names with it).
-func ValidName(name string) bool { return nameProblem(name) == "" }
+func ValidName(name string) bool { return checkName(name) == nil }
 
-// nameProblem says what is wrong with an agent name, "" if nothing.
-func nameProblem(name string) string {
+// checkName says what is wrong with an agent name; Validate wraps it in
+// ErrInvalidAgent.
+func checkName(name string) error {
 	switch {
 	case name == "":
-		return "must not be empty"
+		return errors.New("must not be empty")
 	case len(name) > MaxNameLen:
-		return fmt.Sprintf("longer than %d characters", MaxNameLen)
+		return fmt.Errorf("longer than %d characters", MaxNameLen)
 	case !namePattern.MatchString(name):
-		return fmt.Sprintf("%q: expected letters, digits, '.', '_' or '-', starting with a letter or digit", name)
+		return fmt.Errorf("%q: expected letters, digits, '.', '_' or '-', starting with a letter or digit", name)
 	case strings.HasPrefix(name, IDPrefix):
-		return fmt.Sprintf("%q: must not start with %q (reserved for ids)", name, IDPrefix)
+		return fmt.Errorf("%q: must not start with %q (reserved for ids)", name, IDPrefix)
 	}
-	return ""
+	return nil
 }
 
 // ValidHost reports whether h is a host name as agents and the service

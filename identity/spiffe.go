@@ -20,38 +20,39 @@ const (
 // matched to an agent byte for byte, so there must be one spelling of each
 // identity (no upper-case trust domain, no percent-encoding, no trailing
 // slash).
-func ValidSPIFFEID(id string) bool { return spiffeIDProblem(id) == "" }
+func ValidSPIFFEID(id string) bool { return checkSPIFFEID(id) == nil }
 
-// spiffeIDProblem says what is wrong with a SPIFFE ID, "" if nothing.
-func spiffeIDProblem(id string) string {
+// checkSPIFFEID says what is wrong with a SPIFFE ID; Validate wraps it in
+// ErrInvalidAgent.
+func checkSPIFFEID(id string) error {
 	if len(id) > MaxSPIFFEIDLen {
-		return fmt.Sprintf("longer than %d bytes", MaxSPIFFEIDLen)
+		return fmt.Errorf("longer than %d bytes", MaxSPIFFEIDLen)
 	}
 	rest, ok := strings.CutPrefix(id, spiffeScheme)
 	if !ok {
-		return fmt.Sprintf("%q: %s", id, spiffeIDExpectation)
+		return fmt.Errorf("%q: %s", id, spiffeIDExpectation)
 	}
 	td, path, _ := strings.Cut(rest, "/")
 	if td == "" || len(td) > maxTrustDomainLen {
-		return fmt.Sprintf("%q: the trust domain must be 1 to %d characters", id, maxTrustDomainLen)
+		return fmt.Errorf("%q: the trust domain must be 1 to %d characters", id, maxTrustDomainLen)
 	}
 	for i := 0; i < len(td); i++ {
 		if c := td[i]; !('a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '.' || c == '-' || c == '_') {
-			return fmt.Sprintf("%q: trust domain character %q: %s", id, c, spiffeIDExpectation)
+			return fmt.Errorf("%q: trust domain character %q: %s", id, c, spiffeIDExpectation)
 		}
 	}
 	if len(rest) == len(td) {
-		return "" // spiffe://trust.domain: the trust domain's own ID
+		return nil // spiffe://trust.domain: the trust domain's own ID
 	}
 	for seg := range strings.SplitSeq(path, "/") {
 		if seg == "" || seg == "." || seg == ".." {
-			return fmt.Sprintf("%q: empty or dot path segment: %s", id, spiffeIDExpectation)
+			return fmt.Errorf("%q: empty or dot path segment: %s", id, spiffeIDExpectation)
 		}
 		for i := 0; i < len(seg); i++ {
 			if c := seg[i]; !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '.' || c == '-' || c == '_') {
-				return fmt.Sprintf("%q: path character %q: %s", id, c, spiffeIDExpectation)
+				return fmt.Errorf("%q: path character %q: %s", id, c, spiffeIDExpectation)
 			}
 		}
 	}
-	return ""
+	return nil
 }

@@ -46,7 +46,7 @@ func TestValidSPIFFEID(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			if got := ValidSPIFFEID(tc.id); got != tc.want {
-				t.Errorf("ValidSPIFFEID(%q) = %v, want %v (%s)", tc.id, got, tc.want, spiffeIDProblem(tc.id))
+				t.Errorf("ValidSPIFFEID(%q) = %v, want %v (%v)", tc.id, got, tc.want, checkSPIFFEID(tc.id))
 			}
 		})
 	}
