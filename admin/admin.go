@@ -70,9 +70,10 @@ type Policies interface {
 	Revision(rev string) (*policy.Set, bool)
 }
 
-// Checker decides requests (engine.Engine).
+// Checker decides requests and mints delegations (engine.Engine).
 type Checker interface {
 	Check(ctx context.Context, r *engine.Request) (engine.Decision, error)
+	Delegate(ctx context.Context, r *engine.DelegateRequest) (engine.Delegation, error)
 }
 
 // What the server passes in satisfies the interfaces.

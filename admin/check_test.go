@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/meshguard/meshguard/admin"
+	"github.com/meshguard/meshguard/audit"
 	"github.com/meshguard/meshguard/client"
 	"github.com/meshguard/meshguard/engine"
 	"github.com/meshguard/meshguard/policy"
@@ -177,7 +178,7 @@ func TestDelegations(t *testing.T) {
 		{"no actions", orch.Token, client.DelegationRequest{Delegate: "researcher"}, 400, ""},
 		{"maxDepth out of range", orch.Token, client.DelegationRequest{Delegate: "researcher", Actions: []string{"read:*"}, MaxDepth: 6}, 400, ""},
 		{"bad action", orch.Token, client.DelegationRequest{Delegate: "researcher", Actions: []string{"read everything"}}, 400, ""},
-		{"no token", "", client.DelegationRequest{Delegate: "researcher", Actions: []string{"read:*"}}, 401, ""},
+		{"no token", "", client.DelegationRequest{Delegate: "researcher", Actions: []string{"read:*"}}, 401, engine.ReasonUnauthorized},
 		{"bad token", "x.y.z", client.DelegationRequest{Delegate: "researcher", Actions: []string{"read:*"}}, 401, engine.ReasonUnauthorized},
 	}
 	for _, tc := range refusals {
@@ -426,20 +427,26 @@ func TestPublicEndpointsAndRouting(t *testing.T) {
 	}
 }
 
-// failingEngine stands in for an engine whose store is down.
-type failingEngine struct{}
+// lockedRecorder is an audit store that cannot take a record: the real
+// engine over it fails closed on every decision.
+type lockedRecorder struct{}
 
-func (failingEngine) Check(context.Context, *engine.Request) (engine.Decision, error) {
-	return engine.Decision{}, errors.Join(engine.ErrInternal, errors.New("database is locked"))
+func (lockedRecorder) Write(context.Context, audit.Record) error {
+	return errors.New("database is locked")
 }
 
 // TestEngineFailureIs503: MeshGuard's own failure is a 503, never an allow,
 // and /ready reports the Ready hook's errors.
 func TestEngineFailureIs503(t *testing.T) {
 	e := newEnv(t)
+	failing, err := engine.New(engine.Config{Tokens: e.f.Cached, Delegations: e.f.Cached, Delegator: e.f.Issuer,
+		Agents: e.f.Agents, Names: e.f.Store, Policies: e.f.Policies, Limiter: e.f.Limiter, Recorder: lockedRecorder{}})
+	if err != nil {
+		t.Fatal(err)
+	}
 	api, err := admin.New(admin.Config{
 		Store: e.f.Store, Keys: e.f.Keys, Issuer: e.f.Issuer, Verifier: e.f.Verifier, Tokens: e.f.Cached,
-		Agents: e.f.Agents, Policies: e.f.Policies, Engine: failingEngine{}, AdminToken: adminToken, Audit: e.f.Store,
+		Agents: e.f.Agents, Policies: e.f.Policies, Engine: failing, AdminToken: adminToken, Audit: e.f.Store,
 		Ready: func(context.Context) error {
 			return errors.Join(errors.New("store: unreachable"), errors.New("audit: behind"))
 		},
@@ -456,6 +463,13 @@ func TestEngineFailureIs503(t *testing.T) {
 	d, err := c.Check(t.Context(), client.CheckRequest{Action: "read:x"})
 	if ae := apiError(t, err, http.StatusServiceUnavailable); d.Allowed || ae.Code != "unavailable" || strings.Contains(ae.Message, "database") {
 		t.Fatalf("%+v %+v", d, ae)
+	}
+	// A delegation whose record cannot be written is not minted.
+	orch := e.agent(t, "orchestrator", trust.Trusted, "orchestrator")
+	e.agent(t, "researcher", trust.Verified, "researcher")
+	tok, err := c.WithAgentToken(orch.Token).Delegate(t.Context(), client.DelegationRequest{Delegate: "researcher", Actions: []string{"read:*"}})
+	if ae := apiError(t, err, http.StatusServiceUnavailable); tok.Token != "" || ae.Code != "unavailable" || strings.Contains(ae.Message, "database") {
+		t.Fatalf("%+v %+v", tok, ae)
 	}
 	st, err := c.Ready(t.Context())
 	apiError(t, err, http.StatusServiceUnavailable)

@@ -26,19 +26,11 @@ func (e *Engine) decide(ctx context.Context, r *Request, d *Decision, now time.T
 	var token *identity.Claims // nil for a caller known by its principal alone
 	switch {
 	case r.Token != "":
-		v, err := e.cfg.Tokens.Verify(ctx, r.Token)
-		switch {
-		case errors.Is(err, identity.ErrAgentRevoked):
-			return d.deny(401, ReasonAgentRevoked, "agent is revoked")
-		case errors.Is(err, identity.ErrTokenRevoked):
-			return d.deny(401, ReasonTokenRevoked, "token is revoked")
-		case errors.Is(err, identity.ErrInvalidToken):
-			return d.deny(401, ReasonUnauthorized, "%v", err)
-		case err != nil:
-			return internal("verifying the agent token", err)
+		v, err := e.authenticate(ctx, r.Token, d)
+		if err != nil || v == nil {
+			return err // a failure, or a denial already in d
 		}
 		actor, token = subject(&v.Agent, v.Tier), &v.Claims
-		d.AgentID, d.AgentName, d.Tier = actor.ID, actor.Name, actor.Tier
 		if r.Principal != "" {
 			if err := e.samePeer(ctx, r.Principal, &v.Agent, d); err != nil || d.Effect == "deny" {
 				return err
@@ -367,13 +359,30 @@ func (e *Engine) limit(ctx context.Context, agentID string, limits []policy.Limi
 	return nil
 }
 
-// mint issues the target's delegation token: the chain so far with the actor
-// appended, never outliving the actor's token (nil for an actor known by
-// its peer principal, whose tokens are then bounded by DelegationTTL
-// alone) or the parent delegation, and void once that token is revoked.
+// mint issues the target's delegation token: the grant handOn makes, with
+// the parent's scope and cap (a hop the policy allowed narrows nothing).
 func (e *Engine) mint(actorID, targetID string, parent *identity.DelegationGrant, token *identity.Claims, now time.Time, d *Decision) error {
-	g := identity.DelegationGrant{Root: actorID, Actors: []string{targetID}, ExpiresAt: now.Add(e.cfg.DelegationTTL),
-		// The next hop's check hangs under this one, traceparent or not.
+	g := handOn(actorID, targetID, parent, token, now.Add(e.cfg.DelegationTTL), d)
+	if parent != nil {
+		g.Scope, g.MaxChain = parent.Scope, parent.MaxChain
+	}
+	tok, _, err := e.cfg.Delegator.Delegate(g)
+	if err != nil {
+		return internal("minting the delegation token", err)
+	}
+	d.TargetAgent, d.Delegation = targetID, tok
+	return nil
+}
+
+// handOn is the grant that hands the task from the actor to the target:
+// the chain so far with the target appended, expiring at expires but never
+// outliving the actor's token (nil for an actor known by its peer
+// principal, whose tokens are then bounded by DelegationTTL alone) or the
+// parent delegation, void once that token (or a parent's) is revoked, and
+// carrying d's trace so the next hop's check hangs under this decision.
+// Both minting paths (Check's hop and Delegate) build their grant here.
+func handOn(actorID, targetID string, parent *identity.DelegationGrant, token *identity.Claims, expires time.Time, d *Decision) identity.DelegationGrant {
+	g := identity.DelegationGrant{Root: actorID, Actors: []string{targetID}, ExpiresAt: expires,
 		Traceparent: wire.Traceparent{TraceID: d.TraceID, SpanID: d.SpanID, Sampled: d.TraceSampled}.String()}
 	if parent != nil {
 		g.ByTokens = append(make([]string, 0, len(parent.ByTokens)+1), parent.ByTokens...)
@@ -387,17 +396,30 @@ func (e *Engine) mint(actorID, targetID string, parent *identity.DelegationGrant
 	if parent != nil {
 		g.Root = parent.Root
 		g.Actors = append(append(make([]string, 0, len(parent.Actors)+1), parent.Actors...), targetID)
-		g.Scope, g.MaxChain = parent.Scope, parent.MaxChain
 		if parent.ExpiresAt.Before(g.ExpiresAt) {
 			g.ExpiresAt = parent.ExpiresAt
 		}
 	}
-	tok, _, err := e.cfg.Delegator.Delegate(g)
-	if err != nil {
-		return internal("minting the delegation token", err)
+	return g
+}
+
+// authenticate verifies an agent token and names the agent in d. A token
+// that does not verify is a 401 denial in d (nil result, nil error); an
+// error is MeshGuard's own failure. Check and Delegate both start here.
+func (e *Engine) authenticate(ctx context.Context, tok string, d *Decision) (*identity.Verified, error) {
+	v, err := e.cfg.Tokens.Verify(ctx, tok)
+	switch {
+	case errors.Is(err, identity.ErrAgentRevoked):
+		return nil, d.deny(401, ReasonAgentRevoked, "agent is revoked")
+	case errors.Is(err, identity.ErrTokenRevoked):
+		return nil, d.deny(401, ReasonTokenRevoked, "token is revoked")
+	case errors.Is(err, identity.ErrInvalidToken):
+		return nil, d.deny(401, ReasonUnauthorized, "%v", err)
+	case err != nil:
+		return nil, internal("verifying the agent token", err)
 	}
-	d.TargetAgent, d.Delegation = targetID, tok
-	return nil
+	d.AgentID, d.AgentName, d.Tier = v.Agent.ID, v.Agent.Name, v.Tier
+	return v, nil
 }
 
 // subject is the policy engine's view of an agent at the given tier.

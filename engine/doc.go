@@ -22,7 +22,13 @@
 //     or rate-limited mints nothing;
 //
 // and returns a Decision that carries everything an adapter needs to answer
-// (status, reason, headers, body). The engine does not know which adapter
+// (status, reason, headers, body).
+//
+// Engine.Delegate is the other operation: POST /v1/delegations, an agent
+// asking for a delegation token for another agent. It authenticates and
+// reads the chain as Check does (steps 1 and 3), applies the hand-on rule
+// (step 5), holds the token within the parent's depth and scope, mints
+// it, and records the attempt like a decision. The engine does not know which adapter
 // called it. Its error return is only for MeshGuard's own failures (the
 // store is down): adapters turn those into a gRPC error or a 503, never an
 // allow.

@@ -73,9 +73,12 @@ type Config struct {
 	Delegations DelegationVerifier
 	Delegator   Delegator
 	Agents      Agents
-	Policies    Policies
-	Limiter     Limiter
-	Recorder    Recorder
+	// Names finds agents by name for Delegate (the store); nil: Delegate
+	// takes agent ids only.
+	Names    AgentNames
+	Policies Policies
+	Limiter  Limiter
+	Recorder Recorder
 	// Tracer makes the spans of docs/tracing.md (meshguard.check and its
 	// children). Nil: no spans; trace and span ids are still made.
 	Tracer trace.Tracer
@@ -174,20 +177,29 @@ func (e *Engine) Check(ctx context.Context, r *Request) (d Decision, err error) 
 		e.recordDenial(r, &d, now)
 	}
 	if e.cfg.Recorder != nil {
-		// A decision that cannot be recorded is not given: the audit trail
-		// promises every decision (docs/audit.md), so MeshGuard fails closed.
-		as := e.child(ctx, SpanAudit)
-		err := e.cfg.Recorder.Write(ctx, auditRecord(r, &d, e.cfg.Now().Sub(now)))
-		if err != nil {
-			as.RecordError(err)
-			as.SetStatus(codes.Error, "audit write failed")
-		}
-		as.End()
-		if err != nil {
-			return Decision{}, internal("recording the decision", err)
+		if err := e.record(ctx, auditRecord(r, &d, e.cfg.Now().Sub(now))); err != nil {
+			return Decision{}, err
 		}
 	}
 	return d, nil
+}
+
+// record writes a decision's audit record, under its own span. A decision
+// that cannot be recorded is not given: the audit trail promises every
+// decision (docs/audit.md), so MeshGuard fails closed. Callers check
+// that there is a Recorder first, and build no record when there is none.
+func (e *Engine) record(ctx context.Context, rec audit.Record) error {
+	as := e.child(ctx, SpanAudit)
+	err := e.cfg.Recorder.Write(ctx, rec)
+	if err != nil {
+		as.RecordError(err)
+		as.SetStatus(codes.Error, "audit write failed")
+	}
+	as.End()
+	if err != nil {
+		return internal("recording the decision", err)
+	}
+	return nil
 }
 
 // deny fills d with a denial and returns nil, so decide can `return

@@ -105,7 +105,8 @@ type Decision struct {
 	Allowed bool
 	// Effect is what MeshGuard decided, whatever the mode.
 	Effect string // "allow" or "deny"
-	// Status is the HTTP status of the decision: 200, 400, 401, 403 or 429.
+	// Status is the HTTP status of the decision: 200, 400, 401, 403 or 429
+	// (201 for a token Delegate minted).
 	Status  int
 	Reason  string // stable reason code (see reasons.go and policy.Reason*)
 	Message string // one sentence for people

@@ -96,7 +96,7 @@ func (f *Fixture) buildEngine(t testing.TB, opts Options) {
 	var err error
 	f.Engine, err = engine.New(engine.Config{
 		Mode: opts.Mode, Tokens: f.Cached, Delegations: f.Cached, Delegator: f.Issuer,
-		Agents: f.Agents, Policies: f.Policies, Limiter: f.Limiter, Recorder: f.Audit, Routes: opts.Routes, Now: opts.Now,
+		Agents: f.Agents, Names: f.Store, Policies: f.Policies, Limiter: f.Limiter, Recorder: f.Audit, Routes: opts.Routes, Now: opts.Now,
 	})
 	if err != nil {
 		t.Fatal(err)
