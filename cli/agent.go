@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"fmt"
 	"slices"
 	"strings"
@@ -22,7 +23,7 @@ func (a *app) agentCmd() *cobra.Command {
 			"--admin-token). Wherever ID appears, an agent id or its name is accepted.",
 	})
 	cmd.AddCommand(a.agentCreateCmd(), a.agentListCmd(), a.agentShowCmd(), a.agentUpdateCmd(),
-		a.agentRevokeCmd(), a.agentTokenCmd())
+		a.agentRevokeCmd(), a.agentTokenCmd(), a.agentApplyCmd())
 	return cmd
 }
 
@@ -195,6 +196,22 @@ func nonNil(s []string) []string {
 // API's maximum. It follows the pages until the last one.
 var agentPageSize = 1000
 
+// allAgents follows the pages of agents filter selects to the last one.
+func allAgents(ctx context.Context, c *client.Client, filter client.AgentFilter) ([]identity.Agent, error) {
+	agents := []identity.Agent{}
+	for {
+		page, err := c.ListAgents(ctx, filter)
+		if err != nil {
+			return nil, err
+		}
+		agents = append(agents, page.Agents...)
+		if page.Next == "" || page.Next == filter.After || len(page.Agents) == 0 {
+			return agents, nil
+		}
+		filter.After = page.Next
+	}
+}
+
 func (a *app) agentListCmd() *cobra.Command {
 	var tier, status, tag string
 	cmd := &cobra.Command{
@@ -219,17 +236,9 @@ func (a *app) agentListCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			agents := []identity.Agent{}
-			for {
-				page, err := c.ListAgents(cmd.Context(), filter)
-				if err != nil {
-					return a.apiErr(err)
-				}
-				agents = append(agents, page.Agents...)
-				if page.Next == "" || page.Next == filter.After || len(page.Agents) == 0 {
-					break
-				}
-				filter.After = page.Next
+			agents, err := allAgents(cmd.Context(), c, filter)
+			if err != nil {
+				return a.apiErr(err)
 			}
 			if a.g.json {
 				return a.printJSON(agents)
