@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"slices"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -273,8 +272,7 @@ func (a *app) showAgent(ag identity.Agent) {
 		meta = append(meta, k+"="+v)
 	}
 	slices.Sort(meta)
-	tw := tabwriter.NewWriter(a.Stdout, 0, 0, 1, ' ', 0)
-	for _, kv := range [][2]string{
+	a.keyValues([][2]string{
 		{"id", ag.ID},
 		{"name", ag.Name},
 		{"trust tier", ag.TrustTier.String()},
@@ -285,10 +283,7 @@ func (a *app) showAgent(ag identity.Agent) {
 		{"metadata", orDash(strings.Join(meta, ", "))},
 		{"created", ag.CreatedAt.UTC().Format(time.RFC3339)},
 		{"updated", ag.UpdatedAt.UTC().Format(time.RFC3339)},
-	} {
-		fmt.Fprintf(tw, "%s:\t%s\n", kv[0], kv[1])
-	}
-	_ = tw.Flush()
+	})
 }
 
 func (a *app) agentShowCmd() *cobra.Command {
