@@ -58,7 +58,7 @@ func (a *app) agentApplyCmd() *cobra.Command {
 			"file (exit 2), or an agent the file says is active but the server has revoked (exit 1;\n" +
 			"revoked agents are never reactivated), changes nothing.\n\n" +
 			"One line per agent. A created agent's token is printed on its line, and this is the only\n" +
-			"time it is shown (`meshguard agent token NAME` issues another).",
+			"time it is shown (`meshguard agent token NAME` issues another); --quiet prints those lines only.",
 		Example: "  meshguard agent apply -f examples/agents.yaml\n  meshguard agent apply -f agents.yaml --json",
 		Args:    exactArgs(0),
 		RunE: runE(func(cmd *cobra.Command, _ []string) error {
@@ -182,7 +182,13 @@ func (a *app) runApply(cmd *cobra.Command, c *client.Client, plan []applyStep) e
 		}
 		counts[r.Action]++
 		done = append(done, r)
-		if !a.g.json {
+		switch {
+		case a.g.json:
+		case r.Token != "":
+			// Even under --quiet, as agent create prints its token: it
+			// cannot be read back later.
+			fmt.Fprintln(a.Stdout, applyLine(r))
+		default:
 			a.say("%s", applyLine(r))
 		}
 	}

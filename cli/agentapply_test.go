@@ -76,8 +76,15 @@ func TestAgentApply(t *testing.T) {
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Fatalf("apply --json (-want +got):\n%s", diff)
 	}
-	var ag identity.Agent
-	ag = decodeJSON[identity.Agent](t, l.must(t, "agent", "show", "researcher", "--json"))
+	// --quiet still prints a new agent's line and token, and nothing else.
+	quiet := writeTemp(t, "agents.yaml", "agents:\n  - { name: emailer, trustTier: verified, tags: [emailer] }\n  - { name: fresh, trustTier: verified }\n")
+	out = l.must(t, "agent", "apply", "-f", quiet, "--quiet")
+	if lines := strings.Split(strings.TrimSuffix(out, "\n"), "\n"); len(lines) != 2 || !strings.HasPrefix(lines[0], "✓ created   fresh (") ||
+		len(tokenLines.FindAllString(out, -1)) != 1 {
+		t.Fatalf("--quiet:\n%s", out)
+	}
+
+	ag := decodeJSON[identity.Agent](t, l.must(t, "agent", "show", "researcher", "--json"))
 	if ag.TrustTier.String() != "trusted" || !cmp.Equal(ag.Tags, []string{"researcher", "papers"}) {
 		t.Fatalf("researcher after the update: %+v", ag)
 	}
