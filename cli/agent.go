@@ -1,10 +1,10 @@
 package cli
 
 import (
+	"context"
 	"fmt"
 	"slices"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -22,7 +22,7 @@ func (a *app) agentCmd() *cobra.Command {
 			"--admin-token). Wherever ID appears, an agent id or its name is accepted.",
 	})
 	cmd.AddCommand(a.agentCreateCmd(), a.agentListCmd(), a.agentShowCmd(), a.agentUpdateCmd(),
-		a.agentRevokeCmd(), a.agentTokenCmd())
+		a.agentRevokeCmd(), a.agentTokenCmd(), a.agentApplyCmd())
 	return cmd
 }
 
@@ -195,6 +195,22 @@ func nonNil(s []string) []string {
 // API's maximum. It follows the pages until the last one.
 var agentPageSize = 1000
 
+// allAgents follows the pages of agents filter selects to the last one.
+func allAgents(ctx context.Context, c *client.Client, filter client.AgentFilter) ([]identity.Agent, error) {
+	agents := []identity.Agent{}
+	for {
+		page, err := c.ListAgents(ctx, filter)
+		if err != nil {
+			return nil, err
+		}
+		agents = append(agents, page.Agents...)
+		if page.Next == "" || page.Next == filter.After || len(page.Agents) == 0 {
+			return agents, nil
+		}
+		filter.After = page.Next
+	}
+}
+
 func (a *app) agentListCmd() *cobra.Command {
 	var tier, status, tag string
 	cmd := &cobra.Command{
@@ -219,17 +235,9 @@ func (a *app) agentListCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			agents := []identity.Agent{}
-			for {
-				page, err := c.ListAgents(cmd.Context(), filter)
-				if err != nil {
-					return a.apiErr(err)
-				}
-				agents = append(agents, page.Agents...)
-				if page.Next == "" || page.Next == filter.After || len(page.Agents) == 0 {
-					break
-				}
-				filter.After = page.Next
+			agents, err := allAgents(cmd.Context(), c, filter)
+			if err != nil {
+				return a.apiErr(err)
 			}
 			if a.g.json {
 				return a.printJSON(agents)
@@ -264,8 +272,7 @@ func (a *app) showAgent(ag identity.Agent) {
 		meta = append(meta, k+"="+v)
 	}
 	slices.Sort(meta)
-	tw := tabwriter.NewWriter(a.Stdout, 0, 0, 1, ' ', 0)
-	for _, kv := range [][2]string{
+	a.keyValues([][2]string{
 		{"id", ag.ID},
 		{"name", ag.Name},
 		{"trust tier", ag.TrustTier.String()},
@@ -276,10 +283,7 @@ func (a *app) showAgent(ag identity.Agent) {
 		{"metadata", orDash(strings.Join(meta, ", "))},
 		{"created", ag.CreatedAt.UTC().Format(time.RFC3339)},
 		{"updated", ag.UpdatedAt.UTC().Format(time.RFC3339)},
-	} {
-		fmt.Fprintf(tw, "%s:\t%s\n", kv[0], kv[1])
-	}
-	_ = tw.Flush()
+	})
 }
 
 func (a *app) agentShowCmd() *cobra.Command {

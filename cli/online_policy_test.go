@@ -182,21 +182,12 @@ func containsRow(lines []string, want []string) bool {
 
 var revisions = regexp.MustCompile(`(policy revision |"policyRevision": ")[0-9a-f]+`)
 
-// TestOnlinePolicyTest runs the same cases online, against agents created
-// through the CLI as examples/agents.yaml describes them, and offline: the
+// TestOnlinePolicyTest runs the same cases online, against the agents of
+// examples/agents.yaml loaded with `agent apply` (as docs/cli.md does), and offline: the
 // output is the same, line for line, and so are the exit codes.
 func TestOnlinePolicyTest(t *testing.T) {
 	l := newLive(t)
-	for _, a := range [][]string{
-		{"orchestrator", "--trust", "trusted", "--tags", "orchestrator"},
-		{"researcher", "--trust", "verified", "--tags", "researcher"},
-		{"emailer", "--trust", "verified", "--tags", "emailer"},
-		{"scraper", "--trust", "unverified", "--tags", "researcher"},
-		{"old-emailer", "--trust", "verified", "--tags", "emailer"},
-	} {
-		l.must(t, append([]string{"agent", "create", "--quiet"}, a...)...)
-	}
-	l.must(t, "agent", "revoke", "old-emailer")
+	l.must(t, "agent", "apply", "-f", exampleAgents)
 
 	failing := writeTemp(t, "tests.yaml", `tests:
   - {name: reads, agent: researcher, action: "read:papers", expect: allow}

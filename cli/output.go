@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
+	"text/tabwriter"
 )
 
 // printJSON writes v as indented JSON to stdout.
@@ -15,6 +16,24 @@ func (a *app) printJSON(v any) error {
 		return fmt.Errorf("writing JSON: %w", err)
 	}
 	return nil
+}
+
+// keyValues prints one object as aligned "key: value" lines, unless
+// --quiet: the text form of every `show` command (--json prints the object).
+// An empty key continues the value above it (a list, one item a line).
+func (a *app) keyValues(kvs [][2]string) {
+	if a.g.quiet {
+		return
+	}
+	tw := tabwriter.NewWriter(a.Stdout, 0, 0, 1, ' ', 0)
+	for _, kv := range kvs {
+		if kv[0] == "" {
+			fmt.Fprintf(tw, "\t%s\n", kv[1])
+			continue
+		}
+		fmt.Fprintf(tw, "%s:\t%s\n", kv[0], kv[1])
+	}
+	_ = tw.Flush()
 }
 
 // say prints a line unless --quiet.

@@ -50,9 +50,11 @@ func (a *app) serviceListCmd() *cobra.Command {
 
 func (a *app) serviceShowCmd() *cobra.Command {
 	return &cobra.Command{
-		Use:   "show NAME",
-		Short: "Show one service, as JSON",
-		Args:  exactArgs(1),
+		Use:     "show NAME",
+		Short:   "Show one service",
+		Long:    "Prints the service as \"key: value\" lines, one route a line; --json prints it as JSON.",
+		Example: "  meshguard service show researcher\n  meshguard service show researcher --json",
+		Args:    exactArgs(1),
 		RunE: runE(func(cmd *cobra.Command, args []string) error {
 			c, err := a.adminClient()
 			if err != nil {
@@ -62,9 +64,42 @@ func (a *app) serviceShowCmd() *cobra.Command {
 			if err != nil {
 				return a.apiErr(err)
 			}
-			return a.printJSON(e)
+			if a.g.json {
+				return a.printJSON(e)
+			}
+			a.showService(e)
+			return nil
 		}),
 	}
+}
+
+// showService prints a service as agent show prints an agent: aligned
+// "key: value" lines, then its routes, one a line.
+func (a *app) showService(e catalog.Entry) {
+	kvs := [][2]string{
+		{"name", e.Name},
+		{"hosts", orDash(strings.Join(e.Hosts, ", "))},
+		{"port", strconv.Itoa(e.Port)},
+		{"endpoints", orDash(strings.Join(e.Endpoints, ", "))},
+		{"agent", orDash(e.Agent)},
+		{"min tier", e.MinTier.String()},
+		{"source", string(e.Source)},
+	}
+	if len(e.Routes) == 0 {
+		kvs = append(kvs, [2]string{"routes", "-"})
+	}
+	for i, r := range e.Routes {
+		key := ""
+		if i == 0 {
+			key = "routes"
+		}
+		method := r.Method
+		if method == "" {
+			method = "*"
+		}
+		kvs = append(kvs, [2]string{key, fmt.Sprintf("%s %s → %s", method, r.Path, r.Action)})
+	}
+	a.keyValues(kvs)
 }
 
 func (a *app) serviceApplyCmd() *cobra.Command {

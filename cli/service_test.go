@@ -34,7 +34,9 @@ func TestServiceCommands(t *testing.T) {
 			Action string `json:"action"`
 		} `json:"routes"`
 	}
-	if err := json.Unmarshal([]byte(l.must(t, "service", "show", "researcher")), &e); err != nil ||
+	// show prints as agent show does: "key: value" lines, JSON with --json.
+	golden(t, "service-show.golden", l.must(t, "service", "show", "researcher"))
+	if err := json.Unmarshal([]byte(l.must(t, "service", "show", "researcher", "--json")), &e); err != nil ||
 		e.MinTier != "verified" || e.Source != "stored" || len(e.Routes) != 2 {
 		t.Fatalf("show: %+v %v", e, err)
 	}

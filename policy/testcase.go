@@ -43,9 +43,31 @@ func (d *Directory) Lookup(key string) (Subject, bool) {
 // `agents: [{id, name, trustTier, tags, status}]`. id defaults to the name;
 // status defaults to active.
 func ParseAgents(file string, data []byte) (*Directory, error) {
+	entries, err := ParseAgentEntries(file, data)
+	if err != nil {
+		return nil, err
+	}
+	agents := make([]Subject, len(entries))
+	for i, e := range entries {
+		agents[i] = e.Subject
+	}
+	return NewDirectory(agents), nil
+}
+
+// AgentEntry is one agent of an agents file and the line it starts on, so
+// a caller that checks more than the parser does (meshguard agent apply)
+// can name the place.
+type AgentEntry struct {
+	Subject
+	Line int
+}
+
+// ParseAgentEntries reads an agents file (the format of ParseAgents) and
+// returns its agents in file order: the one parser of that format.
+func ParseAgentEntries(file string, data []byte) ([]AgentEntry, error) {
 	d := &decoder{file: file}
 	root := d.document(data)
-	var agents []Subject
+	var agents []AgentEntry
 	seen := map[string]int{}
 	if root != nil {
 		d.fields(root, "", []string{"agents"}, func(_ string, v *yaml.Node) {
@@ -64,14 +86,14 @@ func ParseAgents(file string, data []byte) (*Directory, error) {
 					}
 					seen[key] = i
 				}
-				agents = append(agents, a)
+				agents = append(agents, AgentEntry{Subject: a, Line: n.Line})
 			}
 		})
 	}
 	if err := d.errs.err(); err != nil {
 		return nil, err
 	}
-	return NewDirectory(agents), nil
+	return agents, nil
 }
 
 func (d *decoder) agent(n *yaml.Node, field string) (Subject, bool) {
