@@ -9,7 +9,7 @@ import (
 
 	"github.com/meshguard/meshguard/audit"
 	"github.com/meshguard/meshguard/engine"
-	"github.com/meshguard/meshguard/filterconfig"
+	"github.com/meshguard/meshguard/filterprotocol"
 )
 
 // FilterConfig wires the wasm filter's endpoints (/v1/filter/*,
@@ -53,10 +53,10 @@ type proxyKey struct{}
 // credential, and tells the handler which proxy it is.
 func (a *API) requireFilter(h http.HandlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		proxy, err := a.cfg.Filter.Authenticate(r.Header.Get(filterconfig.HeaderFilterToken))
+		proxy, err := a.cfg.Filter.Authenticate(r.Header.Get(filterprotocol.HeaderFilterToken))
 		if err != nil || proxy == "" {
 			a.log.Warn("admin: a /v1/filter call without a valid filter credential", "path", r.URL.Path, "remote", r.RemoteAddr, "error", err)
-			writeError(w, http.StatusUnauthorized, "unauthorized", "missing or invalid filter credential in "+filterconfig.HeaderFilterToken)
+			writeError(w, http.StatusUnauthorized, "unauthorized", "missing or invalid filter credential in "+filterprotocol.HeaderFilterToken)
 			return
 		}
 		h(w, r.WithContext(context.WithValue(r.Context(), proxyKey{}, proxy)))
@@ -94,7 +94,7 @@ func (a *API) filterConfiguration(w http.ResponseWriter, r *http.Request) {
 // filterCheck is POST /v1/filter/check: a request the filter deferred,
 // decided by the engine and answered as a Verdict.
 func (a *API) filterCheck(w http.ResponseWriter, r *http.Request) {
-	var dc filterconfig.DeferredCheck
+	var dc filterprotocol.DeferredCheck
 	if !decodeJSON(w, r, &dc, MaxBodyBytes, false) {
 		return
 	}
@@ -110,7 +110,7 @@ func (a *API) filterCheck(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusServiceUnavailable, "unavailable", "MeshGuard could not decide the request; try again")
 		return
 	}
-	writeJSON(w, http.StatusOK, filterconfig.NewVerdict(&d))
+	writeJSON(w, http.StatusOK, filterprotocol.NewVerdict(&d))
 }
 
 // filterAudit is POST /v1/filter/audit: the records of a filter's own
@@ -123,12 +123,12 @@ func (a *API) filterCheck(w http.ResponseWriter, r *http.Request) {
 // What is checked here keeps a holder from making records no proxy could
 // (out-of-bounds fields, stamps from another day).
 func (a *API) filterAudit(w http.ResponseWriter, r *http.Request) {
-	var b filterconfig.AuditBatch
+	var b filterprotocol.AuditBatch
 	if !decodeJSON(w, r, &b, MaxFilterAuditBytes, false) {
 		return
 	}
-	if len(b.Records) > filterconfig.MaxAuditBatch {
-		badRequest(w, "records: %d, at most %d in one batch", len(b.Records), filterconfig.MaxAuditBatch)
+	if len(b.Records) > filterprotocol.MaxAuditBatch {
+		badRequest(w, "records: %d, at most %d in one batch", len(b.Records), filterprotocol.MaxAuditBatch)
 		return
 	}
 	if b.Dropped > maxReportedDrops {
