@@ -25,7 +25,7 @@ import (
 
 	"github.com/meshguard/meshguard/agentcache"
 	"github.com/meshguard/meshguard/engine"
-	"github.com/meshguard/meshguard/filterconfig"
+	"github.com/meshguard/meshguard/filterprotocol"
 	"github.com/meshguard/meshguard/identity"
 	"github.com/meshguard/meshguard/policy"
 	"github.com/meshguard/meshguard/store"
@@ -283,9 +283,9 @@ func (a *API) routes() {
 	m.HandleFunc("POST /v1/check", a.check)
 	m.HandleFunc("POST /v1/delegations", a.delegate)
 	if a.cfg.Filter != nil {
-		m.Handle("GET "+filterconfig.ConfigPath, a.requireFilter(a.filterConfiguration))
-		m.Handle("POST "+filterconfig.CheckPath, a.requireFilter(a.filterCheck))
-		m.Handle("POST "+filterconfig.AuditPath, a.requireFilter(a.filterAudit))
+		m.Handle("GET "+filterprotocol.ConfigPath, a.requireFilter(a.filterConfiguration))
+		m.Handle("POST "+filterprotocol.CheckPath, a.requireFilter(a.filterCheck))
+		m.Handle("POST "+filterprotocol.AuditPath, a.requireFilter(a.filterAudit))
 		m.Handle("GET /admin/filter/config", admin(a.filterConfiguration))
 	}
 	// Admin: agents.

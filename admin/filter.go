@@ -9,7 +9,7 @@ import (
 
 	"github.com/meshguard/meshguard/audit"
 	"github.com/meshguard/meshguard/engine"
-	"github.com/meshguard/meshguard/filterconfig"
+	"github.com/meshguard/meshguard/filterprotocol"
 )
 
 // FilterConfig wires the wasm filter's endpoints (/v1/filter/*,
@@ -53,10 +53,10 @@ type proxyKey struct{}
 // credential, and tells the handler which proxy it is.
 func (a *API) requireFilter(h http.HandlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		proxy, err := a.cfg.Filter.Authenticate(r.Header.Get(filterconfig.HeaderFilterToken))
+		proxy, err := a.cfg.Filter.Authenticate(r.Header.Get(filterprotocol.HeaderFilterToken))
 		if err != nil || proxy == "" {
 			a.log.Warn("admin: a /v1/filter call without a valid filter credential", "path", r.URL.Path, "remote", r.RemoteAddr, "error", err)
-			writeError(w, http.StatusUnauthorized, "unauthorized", "missing or invalid filter credential in "+filterconfig.HeaderFilterToken)
+			writeError(w, http.StatusUnauthorized, "unauthorized", "missing or invalid filter credential in "+filterprotocol.HeaderFilterToken)
 			return
 		}
 		h(w, r.WithContext(context.WithValue(r.Context(), proxyKey{}, proxy)))
@@ -94,7 +94,7 @@ func (a *API) filterConfiguration(w http.ResponseWriter, r *http.Request) {
 // filterCheck is POST /v1/filter/check: a request the filter deferred,
 // decided by the engine and answered as a Verdict.
 func (a *API) filterCheck(w http.ResponseWriter, r *http.Request) {
-	var dc filterconfig.DeferredCheck
+	var dc filterprotocol.DeferredCheck
 	if !decodeJSON(w, r, &dc, MaxBodyBytes, false) {
 		return
 	}
@@ -110,7 +110,7 @@ func (a *API) filterCheck(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusServiceUnavailable, "unavailable", "MeshGuard could not decide the request; try again")
 		return
 	}
-	writeJSON(w, http.StatusOK, filterconfig.NewVerdict(&d))
+	writeJSON(w, http.StatusOK, filterprotocol.NewVerdict(&d))
 }
 
 // filterAudit is POST /v1/filter/audit: the records of a filter's own
@@ -123,27 +123,27 @@ func (a *API) filterCheck(w http.ResponseWriter, r *http.Request) {
 // What is checked here keeps a holder from making records no proxy could
 // (out-of-bounds fields, stamps from another day).
 func (a *API) filterAudit(w http.ResponseWriter, r *http.Request) {
-	var b filterconfig.AuditBatch
+	var b filterprotocol.AuditBatch
 	if !decodeJSON(w, r, &b, MaxFilterAuditBytes, false) {
 		return
 	}
-	if len(b.Records) > filterconfig.MaxAuditBatch {
-		badRequest(w, "records: %d, at most %d in one batch", len(b.Records), filterconfig.MaxAuditBatch)
+	if len(b.Records) > filterprotocol.MaxAuditBatch {
+		badRequest(w, "records: %d, at most %d in one batch", len(b.Records), filterprotocol.MaxAuditBatch)
 		return
 	}
 	if b.Dropped > maxReportedDrops {
 		badRequest(w, "dropped: %d: more than a filter can hold", b.Dropped)
 		return
 	}
-	if msg := checkText("revision", b.Revision, 64); msg != "" {
-		badRequest(w, "%s", msg)
+	if err := checkText("revision", b.Revision, 64); err != nil {
+		badRequest(w, "%v", err)
 		return
 	}
 	proxy := filterProxy(r.Context())
 	now := a.cfg.Now()
 	for i := range b.Records {
-		if msg := checkFilterRecord(&b.Records[i], now); msg != "" {
-			badRequest(w, "records[%d]: %s", i, msg)
+		if err := checkFilterRecord(&b.Records[i], now); err != nil {
+			badRequest(w, "records[%d]: %v", i, err)
 			return
 		}
 		if err := a.reproduceAllow(r.Context(), &b.Records[i]); err != nil {
@@ -185,26 +185,45 @@ func (a *API) filterAudit(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusNoContent)
 }
 
+// errBadRecord is what every refusal of checkFilterRecord is (errors.Is):
+// a record the engine could not have written.
+var errBadRecord = errors.New("not a record the engine writes")
+
+// fieldError is one field's refusal. Its text, "field: reason", is the
+// 400's message as the filter's operators read it; it is an errBadRecord,
+// and unwraps to the engine's own reason when there is one
+// (engine.ErrTextTooLong, ...).
+type fieldError struct {
+	field, reason string
+	err           error
+}
+
+func (e *fieldError) Error() string        { return e.field + ": " + e.reason }
+func (e *fieldError) Unwrap() error        { return e.err }
+func (e *fieldError) Is(target error) bool { return target == errBadRecord }
+
 // checkFilterRecord holds a shipped record to what the engine would have
 // written: the filter's source, a decision, a status, and strings within
 // the engine's bounds without control characters (a NUL would make
-// PostgreSQL refuse the whole batch, again and again).
-func checkFilterRecord(rec *audit.Record, now time.Time) string {
+// PostgreSQL refuse the whole batch, again and again). A refusal is a
+// *fieldError.
+func checkFilterRecord(rec *audit.Record, now time.Time) error {
+	bad := func(field, reason string) error { return &fieldError{field: field, reason: reason} }
 	switch {
 	case rec.Timestamp.Before(now.Add(-maxRecordAge)) || rec.Timestamp.After(now.Add(maxRecordAhead)):
-		return "timestamp: " + rec.Timestamp.UTC().Format(time.RFC3339) + " is not within the last day"
+		return bad("timestamp", rec.Timestamp.UTC().Format(time.RFC3339)+" is not within the last day")
 	case rec.Source != string(engine.SourceWasm):
-		return "source: " + strconv.Quote(rec.Source) + ": expected wasm"
+		return bad("source", strconv.Quote(rec.Source)+": expected wasm")
 	case rec.Decision != "allow" && rec.Decision != "deny":
-		return "decision: expected allow or deny"
+		return bad("decision", "expected allow or deny")
 	case rec.Mode != string(engine.ModeEnforce) && rec.Mode != string(engine.ModeAudit):
-		return "mode: expected enforce or audit"
+		return bad("mode", "expected enforce or audit")
 	case rec.Status < 200 || rec.Status > 599:
-		return "status: " + strconv.Itoa(rec.Status) + ": expected an HTTP status"
+		return bad("status", strconv.Itoa(rec.Status)+": expected an HTTP status")
 	case len(rec.Chain) > 64 || len(rec.Context) > engine.MaxContextKeys:
-		return "chain or context: too long"
+		return bad("chain or context", "too long")
 	case rec.LatencyUs < 0 || rec.DelegationDepth < 0:
-		return "latencyUs and delegationDepth: must not be negative"
+		return bad("latencyUs and delegationDepth", "must not be negative")
 	}
 	for _, f := range []struct {
 		name, v string
@@ -217,28 +236,30 @@ func checkFilterRecord(rec *audit.Record, now time.Time) string {
 		{"reason", rec.Reason, 64}, {"policy", rec.Policy, 256}, {"rule", rec.Rule, 256},
 		{"sourceAddress", rec.SourceAddress, 64}, {"policyRevision", rec.PolicyRevision, 64},
 	} {
-		if msg := checkText(f.name, f.v, f.max); msg != "" {
-			return msg
+		if err := checkText(f.name, f.v, f.max); err != nil {
+			return err
 		}
 	}
 	for _, id := range rec.Chain {
-		if msg := checkText("chain", id, 64); msg != "" {
-			return msg
+		if err := checkText("chain", id, 64); err != nil {
+			return err
 		}
 	}
-	return ""
+	return nil
 }
 
-// checkText words engine.CheckText, the engine's own rule for a text
-// field, for this endpoint's messages.
-func checkText(name, v string, limit int) string {
-	switch err := engine.CheckText(v, limit); {
+// checkText holds a text field to engine.CheckText, the engine's own rule,
+// worded for this endpoint's messages.
+func checkText(name, v string, limit int) error {
+	err := engine.CheckText(v, limit)
+	switch {
+	case err == nil:
+		return nil
 	case errors.Is(err, engine.ErrTextTooLong):
-		return name + ": longer than " + strconv.Itoa(limit) + " bytes"
+		return &fieldError{field: name, reason: "longer than " + strconv.Itoa(limit) + " bytes", err: err}
 	case errors.Is(err, engine.ErrTextNotUTF8):
-		return name + ": not valid UTF-8"
-	case err != nil:
-		return name + ": contains a control character"
+		return &fieldError{field: name, reason: "not valid UTF-8", err: err}
+	default:
+		return &fieldError{field: name, reason: "contains a control character", err: err}
 	}
-	return ""
 }

@@ -11,8 +11,8 @@ import (
 	"time"
 
 	"github.com/meshguard/meshguard/audit"
-	"github.com/meshguard/meshguard/filterconfig"
 	"github.com/meshguard/meshguard/filterconfig/filtertest"
+	"github.com/meshguard/meshguard/filterprotocol"
 	"github.com/meshguard/meshguard/store"
 )
 
@@ -28,11 +28,11 @@ func TestFilterAuditRefusesWhatNoProxyWrites(t *testing.T) {
 	api := env.API(t)
 	good := audit.Record{ID: "aud_from_the_filter", Timestamp: filtertest.Now, DecisionID: "dec_x", AgentID: env.Orch.ID, AgentName: env.Orch.Name, Action: "read:docs",
 		Method: "GET", Path: "/docs", Host: "docs.mesh", Decision: "allow", Status: 200, Reason: "rule_allow", Source: "wasm", Mode: "enforce"}
-	post := func(b filterconfig.AuditBatch) (int, string) {
+	post := func(b filterprotocol.AuditBatch) (int, string) {
 		body, _ := json.Marshal(b)
-		req, _ := http.NewRequest("POST", api.URL+filterconfig.AuditPath, strings.NewReader(string(body)))
+		req, _ := http.NewRequest("POST", api.URL+filterprotocol.AuditPath, strings.NewReader(string(body)))
 		req.Header.Set("Content-Type", "application/json")
-		req.Header.Set(filterconfig.HeaderFilterToken, filtertest.FilterCredential)
+		req.Header.Set(filterprotocol.HeaderFilterToken, filtertest.FilterCredential)
 		res, err := api.Client().Do(req)
 		if err != nil {
 			t.Fatal(err)
@@ -42,14 +42,14 @@ func TestFilterAuditRefusesWhatNoProxyWrites(t *testing.T) {
 		_ = json.NewDecoder(res.Body).Decode(&e)
 		return res.StatusCode, e.Message
 	}
-	bad := func(edit func(r *audit.Record)) filterconfig.AuditBatch {
+	bad := func(edit func(r *audit.Record)) filterprotocol.AuditBatch {
 		r := good
 		edit(&r)
-		return filterconfig.AuditBatch{Records: []audit.Record{good, r}}
+		return filterprotocol.AuditBatch{Records: []audit.Record{good, r}}
 	}
 	for _, tt := range []struct {
 		name  string
-		batch filterconfig.AuditBatch
+		batch filterprotocol.AuditBatch
 		want  string
 	}{
 		{"another source", bad(func(r *audit.Record) { r.Source = "api" }), "records[1]: source"},
@@ -65,8 +65,8 @@ func TestFilterAuditRefusesWhatNoProxyWrites(t *testing.T) {
 		{"an allow the policies in force deny", bad(func(r *audit.Record) {
 			r.Action, r.PolicyRevision = "delete:everything", env.F.Policies.Current().Revision()
 		}), "records[1]: MeshGuard would not have allowed it: the policies in force"},
-		{"too many records", filterconfig.AuditBatch{Records: make([]audit.Record, filterconfig.MaxAuditBatch+1)}, "at most"},
-		{"an impossible drop count", filterconfig.AuditBatch{Dropped: 1 << 50}, "dropped"},
+		{"too many records", filterprotocol.AuditBatch{Records: make([]audit.Record, filterprotocol.MaxAuditBatch+1)}, "at most"},
+		{"an impossible drop count", filterprotocol.AuditBatch{Dropped: 1 << 50}, "dropped"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			if code, msg := post(tt.batch); code != 400 || !strings.Contains(msg, tt.want) {
@@ -78,7 +78,7 @@ func TestFilterAuditRefusesWhatNoProxyWrites(t *testing.T) {
 	if err != nil || len(page.Records) != 0 {
 		t.Fatalf("refused batches stored %d records (%v)", len(page.Records), err)
 	}
-	if code, msg := post(filterconfig.AuditBatch{Records: []audit.Record{good}, Dropped: 3}); code != 204 {
+	if code, msg := post(filterprotocol.AuditBatch{Records: []audit.Record{good}, Dropped: 3}); code != 204 {
 		t.Fatalf("a good batch: %d %s", code, msg)
 	}
 	page, err = env.F.Store.QueryAudit(context.Background(), store.AuditFilter{})
@@ -97,9 +97,9 @@ func TestFilterAuditChecksAllowsUnderTheirRevision(t *testing.T) {
 	env := filtertest.New(t)
 	api := env.API(t)
 	post := func(r audit.Record) (int, string) {
-		body, _ := json.Marshal(filterconfig.AuditBatch{Records: []audit.Record{r}})
-		req, _ := http.NewRequest("POST", api.URL+filterconfig.AuditPath, strings.NewReader(string(body)))
-		req.Header.Set(filterconfig.HeaderFilterToken, filtertest.FilterCredential)
+		body, _ := json.Marshal(filterprotocol.AuditBatch{Records: []audit.Record{r}})
+		req, _ := http.NewRequest("POST", api.URL+filterprotocol.AuditPath, strings.NewReader(string(body)))
+		req.Header.Set(filterprotocol.HeaderFilterToken, filtertest.FilterCredential)
 		res, err := api.Client().Do(req)
 		if err != nil {
 			t.Fatal(err)

@@ -1,14 +1,13 @@
 // Package filterconfig is the wasm filter's plugin configuration: the JSON
 // document MeshGuard generates from its signing keys, agents, policies,
 // routes and service catalogue (Generate), which its xDS control plane
-// pushes to Envoys and GET /v1/filter/config serves; and the local engine
-// the filter builds from it (New), which decides requests exactly as the
-// server's engine does, because it is the same engine.
+// pushes to Envoys and GET /v1/filter/config serves, and which the filter
+// reads strictly (Parse).
 //
-// A decision that needs what only MeshGuard holds — a delegation token to
-// mint for a target agent, a rate limit shared across proxies, an HS256
-// token's secret — is not guessed at: Check returns ErrDefer and the
-// filter asks MeshGuard.
+// It is the document and nothing more: the filter compiles it into its
+// engine with package filterdecider, and talks to MeshGuard with package
+// filterprotocol. The server imports this package to generate the
+// document without the decider's engine coming along.
 //
 // The package builds for wasip1; docs/wasm-filter.md is the reference.
 package filterconfig
@@ -22,6 +21,7 @@ import (
 
 	"github.com/meshguard/meshguard/catalog"
 	"github.com/meshguard/meshguard/engine"
+	"github.com/meshguard/meshguard/filterprotocol"
 	"github.com/meshguard/meshguard/identity"
 	"github.com/meshguard/meshguard/trust"
 )
@@ -91,7 +91,8 @@ type Config struct {
 	Source *Source `json:"source,omitempty"`
 }
 
-// Source is where a filter fetches its configuration (GET ConfigPath).
+// Source is where a filter fetches its configuration (GET
+// filterprotocol.ConfigPath).
 // The configuration fetched is used with this Upstream in place of its own
 // meshguard member: the cluster names are the proxy's.
 type Source struct {
@@ -165,14 +166,16 @@ const (
 	// DefaultMaxBufferedBytes bounds the queue's memory per Envoy worker.
 	DefaultMaxBufferedBytes = 8 << 20
 	DefaultTimeoutMs        = 1000
-	maxBatchSize            = 1000
-	maxBuffered             = 1_000_000
+	// maxBatchSize: a batch is never larger than MeshGuard takes.
+	maxBatchSize = filterprotocol.MaxAuditBatch
+	maxBuffered  = 1_000_000
 )
 
 // Parse reads and checks a configuration. It is strict: an unknown key, a
 // wrong type, a missing or unknown version, an agent or service that is
 // not valid, or a bound exceeded is an ErrInvalid naming the field. The
-// policies, keys and routes are checked when New compiles them.
+// policies, keys and routes are checked when filterdecider.New compiles
+// them.
 func Parse(data []byte) (*Config, error) {
 	if len(data) > MaxBytes {
 		return nil, fmt.Errorf("%w: %d bytes, the limit is %d", ErrInvalid, len(data), MaxBytes)
@@ -280,11 +283,13 @@ func (a *Agent) check() error {
 	if _, err := trust.Parse(a.Tier); err != nil {
 		return fmt.Errorf("tier: %w", err)
 	}
-	return a.identity(identity.StatusActive).Validate()
+	return a.Identity(identity.StatusActive).Validate()
 }
 
-// identity is the agent as package identity knows it.
-func (a *Agent) identity(status identity.Status) identity.Agent {
+// Identity is the agent as package identity knows it, with status. The
+// tier of an agent Parse accepted always parses; for one it did not, an
+// unknown tier reads as untrusted.
+func (a *Agent) Identity(status identity.Status) identity.Agent {
 	t, _ := trust.Parse(a.Tier) // checked by Parse
 	return identity.Agent{ID: a.ID, Name: a.Name, TrustTier: t, Tags: a.Tags, Hosts: a.Hosts, Status: status}
 }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/meshguard/meshguard/filterconfig"
 	"github.com/meshguard/meshguard/filterconfig/filtertest"
+	"github.com/meshguard/meshguard/filterdecider"
 )
 
 // edit returns the generated configuration with one member changed (or
@@ -67,7 +68,7 @@ func TestRefusesBadConfigurations(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			c, err := filterconfig.Parse(tt.data)
 			if err == nil {
-				_, err = filterconfig.New(c, filterconfig.Options{})
+				_, err = filterdecider.New(c, filterdecider.Options{})
 			}
 			if !errors.Is(err, filterconfig.ErrInvalid) || !strings.Contains(err.Error(), tt.want) {
 				t.Fatalf("got %v; want ErrInvalid mentioning %q", err, tt.want)

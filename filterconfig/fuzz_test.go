@@ -8,6 +8,7 @@ import (
 
 	"github.com/meshguard/meshguard/filterconfig"
 	"github.com/meshguard/meshguard/filterconfig/filtertest"
+	"github.com/meshguard/meshguard/filterdecider"
 )
 
 // FuzzParse: a configuration is refused with an ErrInvalid, or it is one
@@ -38,8 +39,8 @@ func FuzzParse(f *testing.F) {
 		if again := marshal(t, back); string(again) != string(out) {
 			t.Fatalf("a configuration marshals differently the second time:\n%s\n%s", out, again)
 		}
-		_, err1 := filterconfig.New(c, filterconfig.Options{})
-		_, err2 := filterconfig.New(back, filterconfig.Options{})
+		_, err1 := filterdecider.New(c, filterdecider.Options{})
+		_, err2 := filterdecider.New(back, filterdecider.Options{})
 		switch {
 		case err1 != nil && !errors.Is(err1, filterconfig.ErrInvalid):
 			t.Fatalf("New: an error that is not an ErrInvalid: %v", err1)

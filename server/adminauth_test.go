@@ -17,7 +17,7 @@ import (
 	"github.com/meshguard/meshguard/catalog"
 	"github.com/meshguard/meshguard/client"
 	"github.com/meshguard/meshguard/config"
-	"github.com/meshguard/meshguard/filterconfig"
+	"github.com/meshguard/meshguard/filterprotocol"
 )
 
 // The admin token of the credential tests: a known value, so wrong tokens
@@ -211,7 +211,7 @@ func TestAdminRoutesRefuseEveryOtherCredential(t *testing.T) {
 		{"no credential", nil},
 		{"an empty admin token", asAdmin("")},
 		{"an agent token as the admin token", asAdmin(target.Token)},
-		{"the filter credential in its own header", map[string]string{filterconfig.HeaderFilterToken: minted}},
+		{"the filter credential in its own header", map[string]string{filterprotocol.HeaderFilterToken: minted}},
 		{"the filter credential as the admin token", asAdmin(minted)},
 		{"a proxy's credential as the admin token", asAdmin(testProxyToken)},
 		{"the filter credential every proxy shared once", asAdmin(legacyFilterToken(authTestAdminToken))},

@@ -5,7 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"github.com/meshguard/meshguard/client"
-	"github.com/meshguard/meshguard/filterconfig"
+	"github.com/meshguard/meshguard/filterprotocol"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -131,18 +131,18 @@ func TestFilterCheckRecordsNameTheProxy(t *testing.T) {
 		{"denied", "not-a-token", false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			body, _ := json.Marshal(filterconfig.DeferredCheck{Method: "GET", Host: "docs.internal", Path: "/docs/" + tc.name, Token: tc.token})
-			req, _ := http.NewRequest("POST", "http://"+r.addrs.HTTP+filterconfig.CheckPath, bytes.NewReader(body))
-			req.Header.Set(filterconfig.HeaderFilterToken, testProxyToken)
+			body, _ := json.Marshal(filterprotocol.DeferredCheck{Method: "GET", Host: "docs.internal", Path: "/docs/" + tc.name, Token: tc.token})
+			req, _ := http.NewRequest("POST", "http://"+r.addrs.HTTP+filterprotocol.CheckPath, bytes.NewReader(body))
+			req.Header.Set(filterprotocol.HeaderFilterToken, testProxyToken)
 			res, err := http.DefaultClient.Do(req)
 			if err != nil {
 				t.Fatal(err)
 			}
-			var v filterconfig.Verdict
+			var v filterprotocol.Verdict
 			err = json.NewDecoder(res.Body).Decode(&v)
 			res.Body.Close()
 			if err != nil || res.StatusCode != 200 || v.Allowed != tc.want {
-				t.Fatalf("POST %s: %d %+v %v", filterconfig.CheckPath, res.StatusCode, v, err)
+				t.Fatalf("POST %s: %d %+v %v", filterprotocol.CheckPath, res.StatusCode, v, err)
 			}
 			eventually(t, "the deferred decision's record", func() bool {
 				page, err := r.admin.QueryAudit(ctx, client.AuditFilter{})
@@ -180,7 +180,7 @@ func TestPublicEndpointsRevealNoSecret(t *testing.T) {
 	get := func(path, cred string) (int, string) {
 		req, _ := http.NewRequest("GET", "http://"+r.addrs.HTTP+path, nil)
 		if cred != "" {
-			req.Header.Set(filterconfig.HeaderFilterToken, cred)
+			req.Header.Set(filterprotocol.HeaderFilterToken, cred)
 		}
 		res, err := http.DefaultClient.Do(req)
 		if err != nil {
@@ -200,13 +200,13 @@ func TestPublicEndpointsRevealNoSecret(t *testing.T) {
 		{"metrics", "/metrics", "", 200},
 		{"jwks", "/.well-known/jwks.json", "", 200},
 		{"discovery", "/.well-known/openid-configuration", "", 200},
-		{"filter config, no credential", filterconfig.ConfigPath, "", 401},
-		{"filter config, the admin token", filterconfig.ConfigPath, admin, 401},
-		{"filter config, the proxy's digest", filterconfig.ConfigPath, digestOf(testProxyToken), 401},
-		{"filter config, the digest's hex", filterconfig.ConfigPath, strings.TrimPrefix(digestOf(testProxyToken), "sha256:"), 401},
-		{"filter config, the placeholder", filterconfig.ConfigPath, "mgf2-unbound-0", 401},
-		{"filter config, the credential upper-cased", filterconfig.ConfigPath, strings.ToUpper(testProxyToken), 401},
-		{"filter config, a Bearer prefix", filterconfig.ConfigPath, "Bearer x" + testProxyToken, 401},
+		{"filter config, no credential", filterprotocol.ConfigPath, "", 401},
+		{"filter config, the admin token", filterprotocol.ConfigPath, admin, 401},
+		{"filter config, the proxy's digest", filterprotocol.ConfigPath, digestOf(testProxyToken), 401},
+		{"filter config, the digest's hex", filterprotocol.ConfigPath, strings.TrimPrefix(digestOf(testProxyToken), "sha256:"), 401},
+		{"filter config, the placeholder", filterprotocol.ConfigPath, "mgf2-unbound-0", 401},
+		{"filter config, the credential upper-cased", filterprotocol.ConfigPath, strings.ToUpper(testProxyToken), 401},
+		{"filter config, a Bearer prefix", filterprotocol.ConfigPath, "Bearer x" + testProxyToken, 401},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			code, body := get(tc.path, tc.cred)

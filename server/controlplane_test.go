@@ -32,7 +32,7 @@ import (
 	"github.com/meshguard/meshguard/client"
 	"github.com/meshguard/meshguard/config"
 	"github.com/meshguard/meshguard/engine"
-	"github.com/meshguard/meshguard/filterconfig"
+	"github.com/meshguard/meshguard/filterprotocol"
 	"github.com/meshguard/meshguard/tlsfiles/tlstest"
 )
 
@@ -281,8 +281,8 @@ func TestFilterCredentialIsScopedToItsProxy(t *testing.T) {
 		t.Fatalf("credentials %q and %q", credA, credB)
 	}
 	get := func(cred string) int {
-		req, _ := http.NewRequest("GET", "http://"+r.addrs.HTTP+filterconfig.ConfigPath, nil)
-		req.Header.Set(filterconfig.HeaderFilterToken, cred)
+		req, _ := http.NewRequest("GET", "http://"+r.addrs.HTTP+filterprotocol.ConfigPath, nil)
+		req.Header.Set(filterprotocol.HeaderFilterToken, cred)
 		res, err := http.DefaultClient.Do(req)
 		if err != nil {
 			t.Fatal(err)
@@ -291,22 +291,22 @@ func TestFilterCredentialIsScopedToItsProxy(t *testing.T) {
 		return res.StatusCode
 	}
 	if a, b := get(credA), get(credB); a != 200 || b != 200 {
-		t.Fatalf("GET %s: %d, %d", filterconfig.ConfigPath, a, b)
+		t.Fatalf("GET %s: %d, %d", filterprotocol.ConfigPath, a, b)
 	}
 
 	// A record shipped with A's credential is A's, whatever it claims.
 	rec := audit.Record{Timestamp: time.Now(), DecisionID: "dec_from_a", Action: "read:docs", Method: "GET", Path: "/docs",
 		Host: "docs.mesh", Decision: "deny", Status: 401, Reason: "invalid_token", Source: "wasm", Mode: "enforce", Proxy: "proxy-b"}
-	body, _ := json.Marshal(filterconfig.AuditBatch{Records: []audit.Record{rec}})
-	req, _ := http.NewRequest("POST", "http://"+r.addrs.HTTP+filterconfig.AuditPath, bytes.NewReader(body))
-	req.Header.Set(filterconfig.HeaderFilterToken, credA)
+	body, _ := json.Marshal(filterprotocol.AuditBatch{Records: []audit.Record{rec}})
+	req, _ := http.NewRequest("POST", "http://"+r.addrs.HTTP+filterprotocol.AuditPath, bytes.NewReader(body))
+	req.Header.Set(filterprotocol.HeaderFilterToken, credA)
 	res, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
 	res.Body.Close()
 	if res.StatusCode != 204 {
-		t.Fatalf("POST %s: %d", filterconfig.AuditPath, res.StatusCode)
+		t.Fatalf("POST %s: %d", filterprotocol.AuditPath, res.StatusCode)
 	}
 	eventually(t, "the shipped record, marked with its proxy", func() bool {
 		page, err := r.admin.QueryAudit(ctx, client.AuditFilter{})

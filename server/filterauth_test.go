@@ -11,7 +11,7 @@ import (
 
 	"github.com/meshguard/meshguard/audit"
 	"github.com/meshguard/meshguard/client"
-	"github.com/meshguard/meshguard/filterconfig"
+	"github.com/meshguard/meshguard/filterprotocol"
 )
 
 // TestFilterRoutesRefuseEveryOtherCredential: every /v1/filter/* route
@@ -50,22 +50,22 @@ func TestFilterRoutesRefuseEveryOtherCredential(t *testing.T) {
 	const auditAction, checkAction = "read:filter-auth-audit", "read:filter-auth-check"
 	record := audit.Record{Timestamp: time.Now(), DecisionID: "dec_filter_auth", Action: auditAction, Method: "GET", Path: "/docs/a",
 		Host: "docs.internal", Decision: "deny", Status: 403, Reason: "no_matching_rule", Source: "wasm", Mode: "enforce"}
-	batch, err := json.Marshal(filterconfig.AuditBatch{Records: []audit.Record{record}})
+	batch, err := json.Marshal(filterprotocol.AuditBatch{Records: []audit.Record{record}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	check, err := json.Marshal(filterconfig.DeferredCheck{Method: "GET", Host: "docs.internal", Path: "/docs/a", Token: reader, RouteAction: checkAction})
+	check, err := json.Marshal(filterprotocol.DeferredCheck{Method: "GET", Host: "docs.internal", Path: "/docs/a", Token: reader, RouteAction: checkAction})
 	if err != nil {
 		t.Fatal(err)
 	}
 	rows := []routeRequest{
-		{route: "GET " + filterconfig.ConfigPath, method: "GET", path: filterconfig.ConfigPath},
-		{route: "POST " + filterconfig.CheckPath, method: "POST", path: filterconfig.CheckPath, body: string(check)},
-		{route: "POST " + filterconfig.AuditPath, method: "POST", path: filterconfig.AuditPath, body: string(batch)},
+		{route: "GET " + filterprotocol.ConfigPath, method: "GET", path: filterprotocol.ConfigPath},
+		{route: "POST " + filterprotocol.CheckPath, method: "POST", path: filterprotocol.CheckPath, body: string(check)},
+		{route: "POST " + filterprotocol.AuditPath, method: "POST", path: filterprotocol.AuditPath, body: string(batch)},
 	}
 	checkRows(t, routes, "/v1/filter/", rows)
 
-	inFilterHeader := func(tok string) map[string]string { return map[string]string{filterconfig.HeaderFilterToken: tok} }
+	inFilterHeader := func(tok string) map[string]string { return map[string]string{filterprotocol.HeaderFilterToken: tok} }
 	refused := []credential{
 		{"no credential", nil},
 		{"an empty credential", inFilterHeader("")},

@@ -26,6 +26,8 @@ import (
 	"github.com/meshguard/meshguard/client"
 	"github.com/meshguard/meshguard/config"
 	"github.com/meshguard/meshguard/filterconfig"
+	"github.com/meshguard/meshguard/filterdecider"
+	"github.com/meshguard/meshguard/filterprotocol"
 	"github.com/meshguard/meshguard/xds"
 )
 
@@ -56,7 +58,7 @@ func TestServeWasmFilterConfiguration(t *testing.T) {
 		!strings.HasPrefix(first.MeshGuard.Token, "mgf2_") || len(first.Policies) != 1 {
 		t.Fatalf("first configuration: %+v", first)
 	}
-	if _, err := filterconfig.New(first, filterconfig.Options{}); err != nil {
+	if _, err := filterdecider.New(first, filterdecider.Options{}); err != nil {
 		t.Fatalf("the served configuration does not compile: %v", err)
 	}
 
@@ -104,9 +106,9 @@ func TestServeWasmFilterConfiguration(t *testing.T) {
 	// The same document over HTTP, for filters that fetch it; its revision
 	// is its ETag.
 	get := func(token string, etag ...string) (int, string) {
-		req, _ := http.NewRequest("GET", "http://"+r.addrs.HTTP+filterconfig.ConfigPath, nil)
+		req, _ := http.NewRequest("GET", "http://"+r.addrs.HTTP+filterprotocol.ConfigPath, nil)
 		if token != "" {
-			req.Header.Set(filterconfig.HeaderFilterToken, token)
+			req.Header.Set(filterprotocol.HeaderFilterToken, token)
 		}
 		for _, e := range etag {
 			req.Header.Set("If-None-Match", e)
@@ -121,7 +123,7 @@ func TestServeWasmFilterConfiguration(t *testing.T) {
 	}
 	cred := first.MeshGuard.Token // the credential minted for this stream's proxy
 	if code, body := get(cred); code != 200 || !strings.Contains(body, `"writers"`) {
-		t.Fatalf("GET %s: %d %.200s", filterconfig.ConfigPath, code, body)
+		t.Fatalf("GET %s: %d %.200s", filterprotocol.ConfigPath, code, body)
 	}
 	var doc struct{ Revision string }
 	_, body := get(cred)
@@ -136,13 +138,13 @@ func TestServeWasmFilterConfiguration(t *testing.T) {
 	// the admin token), not a minted credential with its proxy renamed.
 	var served struct{ MeshGuard struct{ Token string } }
 	if err := json.Unmarshal([]byte(body), &served); err != nil || !strings.HasPrefix(served.MeshGuard.Token, "mgf2-unbound-") {
-		t.Errorf("GET %s serves the credential %q, want the unbound placeholder", filterconfig.ConfigPath, served.MeshGuard.Token)
+		t.Errorf("GET %s serves the credential %q, want the unbound placeholder", filterprotocol.ConfigPath, served.MeshGuard.Token)
 	}
 	parts := strings.Split(cred, ".")
 	renamed := "mgf2_" + base64.RawURLEncoding.EncodeToString([]byte("other-proxy")) + "." + parts[1] + "." + parts[2]
 	for _, wrong := range []string{"", r.cfg.AdminToken, served.MeshGuard.Token, legacyFilterToken(r.cfg.AdminToken), renamed} {
 		if code, _ := get(wrong); code != 401 {
-			t.Errorf("GET %s with credential %q: %d, want 401", filterconfig.ConfigPath, wrong, code)
+			t.Errorf("GET %s with credential %q: %d, want 401", filterprotocol.ConfigPath, wrong, code)
 		}
 	}
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/meshguard/meshguard/audit"
 	"github.com/meshguard/meshguard/filterconfig"
+	"github.com/meshguard/meshguard/filterprotocol"
 )
 
 // auditQueue holds the records of the filter's own decisions until
@@ -74,7 +75,7 @@ func (q *auditQueue) flush(p *plugin) {
 		return
 	}
 	n := min(len(q.records), q.cfg.BatchSize())
-	body, err := json.Marshal(filterconfig.AuditBatch{Revision: q.cfg.Revision, Dropped: q.dropped, Records: q.records[:n]})
+	body, err := json.Marshal(filterprotocol.AuditBatch{Revision: q.cfg.Revision, Dropped: q.dropped, Records: q.records[:n]})
 	if err != nil {
 		// A record that cannot be encoded would block the queue for good.
 		proxywasm.LogErrorf("meshguard: encoding %d audit records: %v; dropping them", n, err)
@@ -82,7 +83,7 @@ func (q *auditQueue) flush(p *plugin) {
 		return
 	}
 	up := &p.cfg.MeshGuard
-	if _, err := proxywasm.DispatchHttpCall(up.Cluster, callHeaders(up, "POST", filterconfig.AuditPath), body, nil, uint32(up.Timeout()), q.onAnswer); err != nil {
+	if _, err := proxywasm.DispatchHttpCall(up.Cluster, callHeaders(up, "POST", filterprotocol.AuditPath), body, nil, uint32(up.Timeout()), q.onAnswer); err != nil {
 		q.failed("dispatching to cluster " + up.Cluster + ": " + err.Error())
 		return
 	}

@@ -17,8 +17,8 @@ import (
 
 	"github.com/meshguard/meshguard/engine"
 	"github.com/meshguard/meshguard/extauthz"
-	"github.com/meshguard/meshguard/filterconfig"
 	"github.com/meshguard/meshguard/filterconfig/filtertest"
+	"github.com/meshguard/meshguard/filterprotocol"
 )
 
 // extAuthz serves MeshGuard's ext_authz gRPC API over env on 127.0.0.1.
@@ -161,11 +161,11 @@ func TestDecisionsMatchExtAuthz(t *testing.T) {
 // credential, and carries the request with the route's action and tier.
 func checkDeferred(t *testing.T, env *filtertest.Env, c *filtertest.Case, upstream string, hdrs [][2]string, body []byte) {
 	t.Helper()
-	if upstream != "meshguard_http" || header(hdrs, ":path") != filterconfig.CheckPath ||
-		header(hdrs, filterconfig.HeaderFilterToken) != filtertest.FilterCredential {
+	if upstream != "meshguard_http" || header(hdrs, ":path") != filterprotocol.CheckPath ||
+		header(hdrs, filterprotocol.HeaderFilterToken) != filtertest.FilterCredential {
 		t.Fatalf("deferred to %s %s with headers %v", upstream, header(hdrs, ":path"), hdrs)
 	}
-	var dc filterconfig.DeferredCheck
+	var dc filterprotocol.DeferredCheck
 	if err := json.Unmarshal(body, &dc); err != nil {
 		t.Fatal(err)
 	}
@@ -246,9 +246,9 @@ func TestRealAPIRefusesAnotherCredential(t *testing.T) {
 	for name, set := range map[string]func(h http.Header){
 		"none":        func(http.Header) {},
 		"agent token": func(h http.Header) { h.Set("Authorization", "Bearer "+env.OrchT) },
-		"admin token": func(h http.Header) { h.Set(filterconfig.HeaderFilterToken, filtertest.AdminToken) },
+		"admin token": func(h http.Header) { h.Set(filterprotocol.HeaderFilterToken, filtertest.AdminToken) },
 	} {
-		req, _ := http.NewRequest("POST", api.URL+filterconfig.CheckPath, strings.NewReader(`{"method":"GET","host":"docs.mesh","path":"/"}`))
+		req, _ := http.NewRequest("POST", api.URL+filterprotocol.CheckPath, strings.NewReader(`{"method":"GET","host":"docs.mesh","path":"/"}`))
 		req.Header.Set("Content-Type", "application/json")
 		set(req.Header)
 		resp, err := api.Client().Do(req)

@@ -14,6 +14,7 @@ import (
 	"github.com/meshguard/meshguard/engine"
 	"github.com/meshguard/meshguard/filterconfig"
 	"github.com/meshguard/meshguard/filterconfig/filtertest"
+	"github.com/meshguard/meshguard/filterprotocol"
 	"github.com/meshguard/meshguard/store"
 	"github.com/meshguard/meshguard/wasmfilter/filter"
 )
@@ -186,9 +187,9 @@ func testConfig(t *testing.T, env *filtertest.Env, batch, buffered int) []byte {
 	return out
 }
 
-func batchOf(t *testing.T, body []byte) filterconfig.AuditBatch {
+func batchOf(t *testing.T, body []byte) filterprotocol.AuditBatch {
 	t.Helper()
-	var b filterconfig.AuditBatch
+	var b filterprotocol.AuditBatch
 	if err := json.Unmarshal(body, &b); err != nil {
 		t.Fatal(err)
 	}
@@ -220,7 +221,7 @@ func TestAuditBatching(t *testing.T) {
 			}
 			e.host.Tick()
 			calls := e.rootCallouts()
-			if len(calls) != 1 || header(calls[0].Headers, ":path") != filterconfig.AuditPath || calls[0].Upstream != "meshguard_http" {
+			if len(calls) != 1 || header(calls[0].Headers, ":path") != filterprotocol.AuditPath || calls[0].Upstream != "meshguard_http" {
 				t.Fatalf("calls %+v", calls)
 			}
 			b := batchOf(t, calls[0].Body)
@@ -325,7 +326,7 @@ func TestFetchedConfiguration(t *testing.T) {
 				t.Fatal("a source configuration was refused")
 			}
 			calls := e.rootCallouts()
-			if len(calls) != 1 || calls[0].Upstream != cluster || header(calls[0].Headers, ":method") != "GET" || header(calls[0].Headers, ":path") != filterconfig.ConfigPath {
+			if len(calls) != 1 || calls[0].Upstream != cluster || header(calls[0].Headers, ":method") != "GET" || header(calls[0].Headers, ":path") != filterprotocol.ConfigPath {
 				t.Fatalf("start-up calls %+v", calls)
 			}
 			if o := e.send(req); o.local == nil || o.local.StatusCode != 503 {
@@ -342,7 +343,7 @@ func TestFetchedConfiguration(t *testing.T) {
 			if n := len(e.rootCallouts()); n != 1 { // the audit batch; no fetch before 1000 ms
 				t.Fatalf("%d calls after 750 ms", n)
 			}
-			if c := e.rootCallouts()[0]; c.Upstream != cluster || header(c.Headers, ":path") != filterconfig.AuditPath {
+			if c := e.rootCallouts()[0]; c.Upstream != cluster || header(c.Headers, ":path") != filterprotocol.AuditPath {
 				t.Fatalf("the audit batch went to %s %s", c.Upstream, header(c.Headers, ":path"))
 			}
 			e.host.Tick()

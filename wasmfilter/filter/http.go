@@ -14,6 +14,8 @@ import (
 
 	"github.com/meshguard/meshguard/engine"
 	"github.com/meshguard/meshguard/filterconfig"
+	"github.com/meshguard/meshguard/filterdecider"
+	"github.com/meshguard/meshguard/filterprotocol"
 	"github.com/meshguard/meshguard/wire"
 )
 
@@ -63,21 +65,21 @@ func (h *request) OnHttpRequestHeaders(int, bool) types.Action {
 	if bad := sc.Bad(); bad != "" {
 		proxywasm.LogInfof("meshguard: request refused before the engine: %s", bad)
 		d := engine.Refusal(&r, 400, engine.ReasonBadRequest, bad, p.now)
-		return h.enforce(filterconfig.NewVerdict(&d), false)
+		return h.enforce(filterprotocol.NewVerdict(&d), false)
 	}
 	d, err := p.decider.Check(context.Background(), &r)
 	switch {
-	case errors.Is(err, filterconfig.ErrDefer):
+	case errors.Is(err, filterdecider.ErrDefer):
 		return h.ask(&r, merged)
 	case err != nil:
 		return h.fail("deciding", err)
 	}
-	return h.enforce(filterconfig.NewVerdict(&d), false)
+	return h.enforce(filterprotocol.NewVerdict(&d), false)
 }
 
 // enforce applies a verdict. resume says the request was paused waiting
 // for MeshGuard.
-func (h *request) enforce(v filterconfig.Verdict, resume bool) types.Action {
+func (h *request) enforce(v filterprotocol.Verdict, resume bool) types.Action {
 	h.responseHeaders = v.ResponseHeaders
 	if !v.Allowed {
 		h.p.stats.deny.Increment(1)
@@ -105,7 +107,7 @@ func (h *request) enforce(v filterconfig.Verdict, resume bool) types.Action {
 // X_MeshGuard_Agent_Id as X-MeshGuard-Agent-Id), then those it sets. Envoy
 // takes the whole map in one host call, where a call per header would cost
 // a dozen.
-func upstream(sent [][2]string, v *filterconfig.Verdict) [][2]string {
+func upstream(sent [][2]string, v *filterprotocol.Verdict) [][2]string {
 	out := make([][2]string, 0, len(sent)+len(v.UpstreamHeaders))
 	for _, kv := range sent {
 		otherSpelling := strings.IndexByte(kv[0], '_') >= 0 && wire.IsMeshGuardHeader(kv[0])
@@ -149,12 +151,12 @@ func (h *request) OnHttpResponseHeaders(int, bool) types.Action {
 func (h *request) ask(r *engine.Request, headers [][2]string) types.Action {
 	p := h.p
 	p.stats.deferred.Increment(1)
-	body, err := json.Marshal(filterconfig.NewDeferredCheck(r, headers))
+	body, err := json.Marshal(filterprotocol.NewDeferredCheck(r, headers))
 	if err != nil {
 		return h.fail("encoding the deferred check", err)
 	}
 	up := &p.cfg.MeshGuard
-	if _, err := proxywasm.DispatchHttpCall(up.Cluster, callHeaders(up, "POST", filterconfig.CheckPath), body, nil, uint32(up.Timeout()), h.onVerdict); err != nil {
+	if _, err := proxywasm.DispatchHttpCall(up.Cluster, callHeaders(up, "POST", filterprotocol.CheckPath), body, nil, uint32(up.Timeout()), h.onVerdict); err != nil {
 		return h.fail("calling MeshGuard (cluster "+p.cfg.MeshGuard.Cluster+")", err)
 	}
 	return types.ActionPause
@@ -177,7 +179,7 @@ func (h *request) onVerdict(_, bodySize, _ int) {
 		h.fail("reading MeshGuard's verdict", err)
 		return
 	}
-	var v filterconfig.Verdict
+	var v filterprotocol.Verdict
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&v); err != nil || v.Status == 0 {
@@ -217,7 +219,7 @@ func (h *request) fail(what string, err error) types.Action {
 func callHeaders(up *filterconfig.Upstream, method, path string) [][2]string {
 	return [][2]string{
 		{":method", method}, {":path", path}, {":authority", up.HostAuthority()},
-		{"content-type", "application/json"}, {filterconfig.HeaderFilterToken, up.Token},
+		{"content-type", "application/json"}, {filterprotocol.HeaderFilterToken, up.Token},
 	}
 }
 

@@ -1,9 +1,9 @@
 // Package filter is MeshGuard's proxy-wasm HTTP filter: it decides each
-// request inside Envoy with MeshGuard's own engine (filterconfig), compiled
-// from the plugin configuration MeshGuard generates, and asks MeshGuard
-// only for what the engine cannot do alone (a delegation token to mint, a
-// shared rate limit, an HS256 token). It records its decisions and ships
-// them to MeshGuard in batches.
+// request inside Envoy with MeshGuard's own engine (filterdecider), compiled
+// from the plugin configuration MeshGuard generates (filterconfig), and asks
+// MeshGuard (filterprotocol) only for what the engine cannot do alone (a
+// delegation token to mint, a shared rate limit, an HS256 token). It
+// records its decisions and ships them to MeshGuard in batches.
 //
 // One VM runs per Envoy worker thread; each configuration (a new one
 // arrives with every agent, key or policy change) gets its own plugin
@@ -21,6 +21,8 @@ import (
 	"github.com/proxy-wasm/proxy-wasm-go-sdk/proxywasm/types"
 
 	"github.com/meshguard/meshguard/filterconfig"
+	"github.com/meshguard/meshguard/filterdecider"
+	"github.com/meshguard/meshguard/filterprotocol"
 )
 
 // NewVM returns the filter's VM context.
@@ -41,7 +43,7 @@ type plugin struct {
 	types.DefaultPluginContext
 	vm      *vm
 	cfg     *filterconfig.Config
-	decider *filterconfig.Decider
+	decider *filterdecider.Decider
 	stats   stats
 	// done is set once the host retires this configuration.
 	done bool
@@ -111,7 +113,7 @@ func (p *plugin) load(cfg *filterconfig.Config) error {
 	if q == nil {
 		q = &auditQueue{}
 	}
-	d, err := filterconfig.New(cfg, filterconfig.Options{Now: p.clock, Recorder: q})
+	d, err := filterdecider.New(cfg, filterdecider.Options{Now: p.clock, Recorder: q})
 	if err != nil {
 		return err
 	}
@@ -155,7 +157,7 @@ func (p *plugin) fetch() {
 		return
 	}
 	up := &p.source.Upstream
-	hdrs := callHeaders(up, "GET", filterconfig.ConfigPath)
+	hdrs := callHeaders(up, "GET", filterprotocol.ConfigPath)
 	if p.cfg != nil {
 		// MeshGuard answers 304, without the document, while it is current.
 		hdrs = append(hdrs, [2]string{"if-none-match", strconv.Quote(p.cfg.Revision)})

@@ -1,4 +1,4 @@
-package filterconfig
+package filterprotocol
 
 import (
 	"reflect"

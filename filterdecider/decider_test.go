@@ -1,4 +1,4 @@
-package filterconfig_test
+package filterdecider_test
 
 import (
 	"context"
@@ -11,6 +11,7 @@ import (
 	"github.com/meshguard/meshguard/extauthz"
 	"github.com/meshguard/meshguard/filterconfig"
 	"github.com/meshguard/meshguard/filterconfig/filtertest"
+	"github.com/meshguard/meshguard/filterdecider"
 	"github.com/meshguard/meshguard/trust"
 	"github.com/meshguard/meshguard/wire"
 )
@@ -42,7 +43,7 @@ func TestDecisionsMatchTheServer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	local, err := filterconfig.New(cfg, filterconfig.Options{Now: func() time.Time { return filtertest.Now }})
+	local, err := filterdecider.New(cfg, filterdecider.Options{Now: func() time.Time { return filtertest.Now }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -75,7 +76,7 @@ func TestDecisionsMatchTheServer(t *testing.T) {
 			lr, _ := request(&c)
 			got, err := local.Check(ctx, &lr)
 			if c.Defer {
-				if !errors.Is(err, filterconfig.ErrDefer) {
+				if !errors.Is(err, filterdecider.ErrDefer) {
 					t.Fatalf("the filter decided %d %s (%v); it must defer to MeshGuard", got.Status, got.Reason, err)
 				}
 				if lr.RouteAction != sr.RouteAction || lr.MinTier != sr.MinTier {
@@ -125,7 +126,7 @@ func TestTokenCacheRespectsExp(t *testing.T) {
 		t.Fatal(err)
 	}
 	now := filtertest.Now
-	local, err := filterconfig.New(cfg, filterconfig.Options{Now: func() time.Time { return now }})
+	local, err := filterdecider.New(cfg, filterdecider.Options{Now: func() time.Time { return now }})
 	if err != nil {
 		t.Fatal(err)
 	}

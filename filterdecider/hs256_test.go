@@ -1,4 +1,4 @@
-package filterconfig_test
+package filterdecider_test
 
 import (
 	"context"
@@ -11,6 +11,7 @@ import (
 	"github.com/meshguard/meshguard/engine"
 	"github.com/meshguard/meshguard/filterconfig"
 	"github.com/meshguard/meshguard/filterconfig/filtertest"
+	"github.com/meshguard/meshguard/filterdecider"
 )
 
 // TestHS256TokensDefer: when MeshGuard takes HS256 tokens (whose secret
@@ -48,14 +49,14 @@ func TestHS256TokensDefer(t *testing.T) {
 				t.Fatal(err)
 			}
 			cfg.HS256 = tc.hs256
-			local, err := filterconfig.New(cfg, filterconfig.Options{Now: func() time.Time { return filtertest.Now }})
+			local, err := filterdecider.New(cfg, filterdecider.Options{Now: func() time.Time { return filtertest.Now }})
 			if err != nil {
 				t.Fatal(err)
 			}
 			r := engine.Request{Method: "GET", Host: "docs.mesh", Path: "/docs", Token: tc.token}
 			d, err := local.Check(context.Background(), &r)
 			switch {
-			case tc.defers && !errors.Is(err, filterconfig.ErrDefer):
+			case tc.defers && !errors.Is(err, filterdecider.ErrDefer):
 				t.Fatalf("decided %d %s (%v); want a deferral to MeshGuard", d.Status, d.Message, err)
 			case !tc.defers && err != nil:
 				t.Fatalf("error %v; want the filter to decide", err)

@@ -1,4 +1,13 @@
-package filterconfig
+// Package filterprotocol is what the wasm filter and MeshGuard's HTTP port
+// say to each other: the /v1/filter/* paths and the credential header, a
+// request the filter deferred (DeferredCheck), the decision it enforces
+// (Verdict), and the audit records it ships (AuditBatch).
+//
+// Both ends import it — the filter to call, package admin to answer — so
+// the wire format has one definition. It depends on neither the filter's
+// configuration nor its decider, and builds for wasip1;
+// docs/wasm-filter.md and docs/api.md are the reference.
+package filterprotocol
 
 import (
 	"strconv"
@@ -11,7 +20,7 @@ import (
 )
 
 // The filter's calls to MeshGuard's HTTP port, each authenticated by
-// HeaderFilterToken (Upstream.Token).
+// HeaderFilterToken (filterconfig.Upstream.Token).
 const (
 	// CheckPath: POST a DeferredCheck, get a Verdict.
 	CheckPath = "/v1/filter/check"
@@ -22,8 +31,9 @@ const (
 	ConfigPath = "/v1/filter/config"
 	// HeaderFilterToken carries the filter's credential.
 	HeaderFilterToken = "x-meshguard-filter-token"
-	// MaxAuditBatch bounds the records of one AuditBatch.
-	MaxAuditBatch = maxBatchSize
+	// MaxAuditBatch bounds the records of one AuditBatch (and so the
+	// configuration's audit.batchSize).
+	MaxAuditBatch = 1000
 )
 
 // DeferredCheck is a request the filter could not decide alone, as it read
@@ -44,8 +54,8 @@ type DeferredCheck struct {
 	SourceAddress string      `json:"sourceAddress,omitempty"`
 }
 
-// NewDeferredCheck is r (prepared by Decider.Prepare), whose headers are
-// headers, as the filter sends it.
+// NewDeferredCheck is r (prepared by filterdecider.Decider.Prepare), whose
+// headers are headers, as the filter sends it.
 func NewDeferredCheck(r *engine.Request, headers [][2]string) DeferredCheck {
 	dc := DeferredCheck{
 		Method: r.Method, Host: r.Host, Path: r.Path, Token: r.Token, Delegation: r.Delegation,

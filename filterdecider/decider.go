@@ -1,4 +1,19 @@
-package filterconfig
+// Package filterdecider is the wasm filter's local decider: it compiles a
+// parsed filterconfig.Config into the same engine the server runs (New),
+// over the configuration's keys, agents, policies, routes and catalogue,
+// so a request the filter decides alone is decided exactly as MeshGuard
+// would decide it.
+//
+// A decision that needs what only MeshGuard holds — a delegation token to
+// mint for a target agent, a rate limit shared across proxies, an HS256
+// token's secret — is not guessed at: Check returns ErrDefer and the
+// filter asks MeshGuard (package filterprotocol).
+//
+// It is its own package, apart from the configuration, because the server
+// generates configurations but never decides with one: only the filter
+// (and the tests holding it to the server) imports the decider. It builds
+// for wasip1; docs/wasm-filter.md is the reference.
+package filterdecider
 
 import (
 	"context"
@@ -10,6 +25,7 @@ import (
 
 	"github.com/meshguard/meshguard/catalog"
 	"github.com/meshguard/meshguard/engine"
+	"github.com/meshguard/meshguard/filterconfig"
 	"github.com/meshguard/meshguard/identity"
 	"github.com/meshguard/meshguard/policy"
 	"github.com/meshguard/meshguard/ratelimit"
@@ -42,20 +58,22 @@ type Decider struct {
 	tokens   *identity.CachedVerifier
 }
 
-// New compiles c. Every error names what is wrong and wraps ErrInvalid: a
-// filter that cannot compile its configuration must refuse requests (fail
-// closed), not run on a part of it.
-func New(c *Config, o Options) (*Decider, error) {
+// New compiles c. Every error names what is wrong and wraps
+// filterconfig.ErrInvalid, as Parse's do (to the filter, a configuration
+// it cannot compile is as invalid as one it cannot parse): a filter that
+// cannot compile its configuration must refuse requests (fail closed),
+// not run on a part of it.
+func New(c *filterconfig.Config, o Options) (*Decider, error) {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
 	ring, err := identity.NewPublicKeyring(c.JWKS, 0)
 	if err != nil {
-		return nil, fmt.Errorf("%w: jwks: %w", ErrInvalid, err)
+		return nil, fmt.Errorf("%w: jwks: %w", filterconfig.ErrInvalid, err)
 	}
 	dir, err := newDirectory(c)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrInvalid, err)
+		return nil, fmt.Errorf("%w: %w", filterconfig.ErrInvalid, err)
 	}
 	// The revoked tokens, as MeshGuard's verifier has them: a token
 	// revoked is refused here as there, with the same reason.
@@ -65,27 +83,27 @@ func New(c *Config, o Options) (*Decider, error) {
 		list[i] = identity.RevokedToken{JTI: r.JTI, ExpiresAt: time.Unix(r.Exp, 0)}
 	}
 	if err := revoked.Load(list); err != nil {
-		return nil, fmt.Errorf("%w: revokedTokens: %w", ErrInvalid, err)
+		return nil, fmt.Errorf("%w: revokedTokens: %w", filterconfig.ErrInvalid, err)
 	}
 	v, err := identity.NewVerifier(identity.VerifierConfig{Keys: ring, Agents: dir, Revoked: revoked, Issuer: c.Issuer, Audience: c.Audience, Now: o.Now})
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrInvalid, err)
+		return nil, fmt.Errorf("%w: %w", filterconfig.ErrInvalid, err)
 	}
 	tokens := identity.NewCachedVerifier(v, identity.CacheConfig{MaxEntries: c.TokenCacheEntries})
 	set, err := compilePolicies(c.Policies)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrInvalid, err)
+		return nil, fmt.Errorf("%w: %w", filterconfig.ErrInvalid, err)
 	}
 	services, err := compileServices(c.Services)
 	if err != nil {
-		return nil, fmt.Errorf("%w: services: %w", ErrInvalid, err)
+		return nil, fmt.Errorf("%w: services: %w", filterconfig.ErrInvalid, err)
 	}
 	eng, err := engine.New(engine.Config{
 		Mode: c.Mode, Tokens: tokens, Delegations: tokens, Delegator: deferring{}, Agents: dir,
 		Policies: fixedPolicies{set}, Limiter: deferring{}, Recorder: o.Recorder, Routes: c.Routes, Now: o.Now,
 	})
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrInvalid, err)
+		return nil, fmt.Errorf("%w: %w", filterconfig.ErrInvalid, err)
 	}
 	return &Decider{hs256: c.HS256, engine: eng, services: services, tokens: tokens}, nil
 }
@@ -169,7 +187,7 @@ func compilePolicies(docs []json.RawMessage) (*policy.Set, error) {
 
 // compileServices validates the services as a catalogue (unique hosts,
 // valid routes) and puts each one's routes in matching order.
-func compileServices(in []Service) (*catalog.Catalogue, error) {
+func compileServices(in []filterconfig.Service) (*catalog.Catalogue, error) {
 	services := make([]catalog.Service, len(in))
 	for i, s := range in {
 		t := trust.Untrusted
@@ -200,11 +218,11 @@ type directory struct {
 	byHost map[string]string // host → agent id
 }
 
-func newDirectory(c *Config) (*directory, error) {
+func newDirectory(c *filterconfig.Config) (*directory, error) {
 	d := &directory{byID: make(map[string]identity.Agent, len(c.Agents)+len(c.RevokedAgents)), byHost: map[string]string{}}
-	add := func(field string, list []Agent, status identity.Status) error {
+	add := func(field string, list []filterconfig.Agent, status identity.Status) error {
 		for i := range list {
-			a := list[i].identity(status)
+			a := list[i].Identity(status)
 			if _, dup := d.byID[a.ID]; dup {
 				return fmt.Errorf("%s[%d]: agent %s is listed twice", field, i, a.ID)
 			}
