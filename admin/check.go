@@ -6,16 +6,16 @@ import (
 	"net/http"
 	"strings"
 
-	"github.com/meshguard/meshguard/client"
+	"github.com/meshguard/meshguard/api"
 	"github.com/meshguard/meshguard/engine"
 	"github.com/meshguard/meshguard/identity"
 	"github.com/meshguard/meshguard/policy"
 )
 
-// decisionBody is the JSON of a decision: client.Decision, with the deny
+// decisionBody is the JSON of a decision: api.Decision, with the deny
 // body's fields (docs/enforcement.md) on denials.
-func decisionBody(d *engine.Decision) client.Decision {
-	out := client.Decision{
+func decisionBody(d *engine.Decision) api.Decision {
+	out := api.Decision{
 		Decision: d.Effect, Allowed: d.Allowed, Status: d.Status, Reason: d.Reason, Message: d.Message,
 		Policy: d.Policy, Rule: d.Rule, DecisionID: d.ID, TraceID: d.TraceID,
 		AgentID: d.AgentID, AgentName: d.AgentName, Action: d.Action, Resource: d.Resource,
@@ -41,7 +41,7 @@ func decisionBody(d *engine.Decision) client.Decision {
 // check is POST /v1/check: the explicit enforcement point for SDKs. The
 // decision's own status is the answer's status, so SDKs branch on it.
 func (a *API) check(w http.ResponseWriter, r *http.Request) {
-	var req client.CheckRequest
+	var req api.CheckRequest
 	if !decodeJSON(w, r, &req, MaxBodyBytes, false) {
 		return
 	}
@@ -79,7 +79,7 @@ func (a *API) check(w http.ResponseWriter, r *http.Request) {
 // refuseDelegation answers a refused delegation: 403 with a delegation reason
 // code (docs/policies.md#delegation).
 func refuseDelegation(w http.ResponseWriter, reason, pol, format string, args ...any) {
-	writeJSON(w, http.StatusForbidden, client.ErrorBody{Error: "forbidden", Reason: reason, Policy: pol, Message: fmt.Sprintf(format, args...)})
+	writeJSON(w, http.StatusForbidden, api.ErrorBody{Error: "forbidden", Reason: reason, Policy: pol, Message: fmt.Sprintf(format, args...)})
 }
 
 // maxScopeEntries bounds a delegation's actions (identity's bound).
@@ -101,7 +101,7 @@ func (a *API) delegate(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusUnauthorized, "unauthorized", "missing bearer token: send the agent's token in Authorization: Bearer")
 		return
 	}
-	var req client.DelegationRequest
+	var req api.DelegationRequest
 	if !decodeJSON(w, r, &req, MaxBodyBytes, false) {
 		return
 	}
@@ -113,13 +113,13 @@ func (a *API) delegate(w http.ResponseWriter, r *http.Request) {
 	v, err := a.cfg.Tokens.Verify(ctx, tok)
 	switch {
 	case errors.Is(err, identity.ErrAgentRevoked):
-		writeJSON(w, http.StatusUnauthorized, client.ErrorBody{Error: "unauthorized", Reason: engine.ReasonAgentRevoked, Message: "agent is revoked"})
+		writeJSON(w, http.StatusUnauthorized, api.ErrorBody{Error: "unauthorized", Reason: engine.ReasonAgentRevoked, Message: "agent is revoked"})
 		return
 	case errors.Is(err, identity.ErrTokenRevoked):
-		writeJSON(w, http.StatusUnauthorized, client.ErrorBody{Error: "unauthorized", Reason: engine.ReasonTokenRevoked, Message: "token is revoked"})
+		writeJSON(w, http.StatusUnauthorized, api.ErrorBody{Error: "unauthorized", Reason: engine.ReasonTokenRevoked, Message: "token is revoked"})
 		return
 	case errors.Is(err, identity.ErrInvalidToken):
-		writeJSON(w, http.StatusUnauthorized, client.ErrorBody{Error: "unauthorized", Reason: engine.ReasonUnauthorized, Message: err.Error()})
+		writeJSON(w, http.StatusUnauthorized, api.ErrorBody{Error: "unauthorized", Reason: engine.ReasonUnauthorized, Message: err.Error()})
 		return
 	case err != nil:
 		a.log.Error("admin: /v1/delegations: verifying the caller", "error", err)
@@ -236,14 +236,14 @@ func (a *API) delegate(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	a.log.Info("admin: delegation minted", "root", minted.Root, "actor", target.ID, "by", caller.ID, "jti", minted.ID, "expires_at", minted.ExpiresAt)
-	writeJSON(w, http.StatusCreated, client.DelegationToken{
+	writeJSON(w, http.StatusCreated, api.DelegationToken{
 		Token: token, ExpiresAt: minted.ExpiresAt, Chain: append([]string{minted.Root}, minted.Actors...),
 		Scope: minted.Scope, MaxChain: minted.MaxChain,
 	})
 }
 
 // checkDelegationRequest validates the body and fills in defaults.
-func checkDelegationRequest(req *client.DelegationRequest) string {
+func checkDelegationRequest(req *api.DelegationRequest) string {
 	switch {
 	case req.Delegate == "":
 		return "delegate: required (an agent id or name)"

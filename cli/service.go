@@ -89,7 +89,7 @@ func (a *app) serviceApplyCmd() *cobra.Command {
 				return err
 			}
 			for _, s := range cat.Services {
-				if _, err := c.PutService(cmd.Context(), s); err != nil {
+				if _, err := c.PutService(cmd.Context(), s.API()); err != nil {
 					return a.apiErr(fmt.Errorf("service %s: %w", s.Name, err))
 				}
 				a.say("✓ service %s applied", s.Name)
