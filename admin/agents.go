@@ -8,7 +8,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/meshguard/meshguard/client"
+	"github.com/meshguard/meshguard/api"
 	"github.com/meshguard/meshguard/identity"
 	"github.com/meshguard/meshguard/store"
 	"github.com/meshguard/meshguard/trust"
@@ -41,7 +41,7 @@ func (a *API) agentFromPath(w http.ResponseWriter, r *http.Request) (identity.Ag
 // tokenTTL checks a requested token lifetime against the keyring's bounds,
 // before anything is written. Zero asks for DefaultTokenTTL, and when that
 // is zero too, the Issuer's default.
-func (a *API) tokenTTL(ttl client.Duration) (time.Duration, string) {
+func (a *API) tokenTTL(ttl api.Duration) (time.Duration, string) {
 	d := ttl.D()
 	if d == 0 {
 		return a.cfg.DefaultTokenTTL, ""
@@ -68,7 +68,7 @@ func parseTier(field, s string) (trust.Tier, string) {
 }
 
 func (a *API) createAgent(w http.ResponseWriter, r *http.Request) {
-	var req client.CreateAgentRequest
+	var req api.CreateAgentRequest
 	if !decodeJSON(w, r, &req, MaxBodyBytes, false) {
 		return
 	}
@@ -110,7 +110,7 @@ func (a *API) createAgent(w http.ResponseWriter, r *http.Request) {
 	a.agentChanged(created.ID)
 	a.log.Info("admin: agent created", "agent_id", created.ID, "agent_name", created.Name, "tier", created.TrustTier.String())
 	w.Header().Set("Location", "/admin/agents/"+created.ID)
-	writeJSON(w, http.StatusCreated, client.AgentWithToken{Agent: created, Token: tok, ExpiresAt: claims.ExpiresAt})
+	writeJSON(w, http.StatusCreated, api.AgentWithToken{Agent: agentBody(created), Token: tok, ExpiresAt: claims.ExpiresAt})
 }
 
 func (a *API) listAgents(w http.ResponseWriter, r *http.Request) {
@@ -141,7 +141,7 @@ func (a *API) listAgents(w http.ResponseWriter, r *http.Request) {
 		a.storeError(w, r, "listing agents", err)
 		return
 	}
-	out := client.AgentList{Agents: agents}
+	out := api.AgentList{Agents: agentBodies(agents)}
 	limit := f.Limit
 	if limit == 0 {
 		limit = store.DefaultListLimit
@@ -154,12 +154,12 @@ func (a *API) listAgents(w http.ResponseWriter, r *http.Request) {
 
 func (a *API) getAgent(w http.ResponseWriter, r *http.Request) {
 	if ag, ok := a.agentFromPath(w, r); ok {
-		writeJSON(w, http.StatusOK, ag)
+		writeJSON(w, http.StatusOK, agentBody(ag))
 	}
 }
 
 func (a *API) updateAgent(w http.ResponseWriter, r *http.Request) {
-	var p client.AgentPatch
+	var p api.AgentPatch
 	if !decodeJSON(w, r, &p, MaxBodyBytes, false) {
 		return
 	}
@@ -203,7 +203,7 @@ func (a *API) updateAgent(w http.ResponseWriter, r *http.Request) {
 	}
 	a.agentChanged(updated.ID)
 	a.log.Info("admin: agent updated", "agent_id", updated.ID, "agent_name", updated.Name, "tier", updated.TrustTier.String())
-	writeJSON(w, http.StatusOK, updated)
+	writeJSON(w, http.StatusOK, agentBody(updated))
 }
 
 func (a *API) revokeAgent(w http.ResponseWriter, r *http.Request) {
@@ -225,11 +225,11 @@ func (a *API) revokeAgent(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	a.log.Info("admin: agent revoked", "agent_id", ag.ID, "agent_name", ag.Name)
-	writeJSON(w, http.StatusOK, revoked)
+	writeJSON(w, http.StatusOK, agentBody(revoked))
 }
 
 func (a *API) issueToken(w http.ResponseWriter, r *http.Request) {
-	var req client.TokenRequest
+	var req api.TokenRequest
 	if !decodeJSON(w, r, &req, MaxBodyBytes, true) {
 		return
 	}
@@ -251,7 +251,7 @@ func (a *API) issueToken(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	a.log.Info("admin: token issued", "agent_id", ag.ID, "agent_name", ag.Name, "jti", claims.ID, "expires_at", claims.ExpiresAt)
-	writeJSON(w, http.StatusOK, client.Token{AgentID: ag.ID, Token: tok, ExpiresAt: claims.ExpiresAt})
+	writeJSON(w, http.StatusOK, api.Token{AgentID: ag.ID, Token: tok, ExpiresAt: claims.ExpiresAt})
 }
 
 // issue mints a token for ag, answering the request itself when it cannot:

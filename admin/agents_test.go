@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/meshguard/meshguard/api"
 	"github.com/meshguard/meshguard/client"
 	"github.com/meshguard/meshguard/identity"
 	"github.com/meshguard/meshguard/trust"
@@ -16,14 +17,14 @@ func TestAgentLifecycle(t *testing.T) {
 	ctx := t.Context()
 	start := time.Now()
 
-	created, err := e.c.CreateAgent(ctx, client.CreateAgentRequest{
+	created, err := e.c.CreateAgent(ctx, api.CreateAgentRequest{
 		Name: "orchestrator", TrustTier: "trusted", Tags: []string{"orchestrator"},
-		Hosts: []string{"orchestrator.mesh"}, Metadata: map[string]string{"owner": "ops"}, TTL: client.Duration(2 * time.Hour),
+		Hosts: []string{"orchestrator.mesh"}, Metadata: map[string]string{"owner": "ops"}, TTL: api.Duration(2 * time.Hour),
 	})
 	if err != nil {
 		t.Fatalf("CreateAgent: %v", err)
 	}
-	if !strings.HasPrefix(created.ID, identity.IDPrefix) || created.TrustTier != trust.Trusted || created.Status != identity.StatusActive ||
+	if !strings.HasPrefix(created.ID, identity.IDPrefix) || created.TrustTier != trust.Trusted || created.Status != api.AgentActive ||
 		created.Hosts[0] != "orchestrator.mesh" || created.Metadata["owner"] != "ops" {
 		t.Fatalf("created: %+v", created)
 	}
@@ -36,7 +37,7 @@ func TestAgentLifecycle(t *testing.T) {
 		t.Fatalf("expiresAt %v (token %v), want about 2h from now", created.ExpiresAt, v.Claims.ExpiresAt)
 	}
 	// Default tier: untrusted, the lowest.
-	scraper, err := e.c.CreateAgent(ctx, client.CreateAgentRequest{Name: "scraper"})
+	scraper, err := e.c.CreateAgent(ctx, api.CreateAgentRequest{Name: "scraper"})
 	if err != nil || scraper.TrustTier != trust.Untrusted {
 		t.Fatalf("default tier: %+v, %v", scraper, err)
 	}
@@ -70,7 +71,7 @@ func TestAgentLifecycle(t *testing.T) {
 
 	// Update: only the fields given change.
 	tier, tags := "verified", []string{"orchestrator", "planner"}
-	updated, err := e.c.UpdateAgent(ctx, "orchestrator", client.AgentPatch{TrustTier: &tier, Tags: &tags})
+	updated, err := e.c.UpdateAgent(ctx, "orchestrator", api.AgentPatch{TrustTier: &tier, Tags: &tags})
 	if err != nil || updated.TrustTier != trust.Verified || len(updated.Tags) != 2 || updated.Hosts[0] != "orchestrator.mesh" ||
 		updated.Metadata["owner"] != "ops" || !updated.UpdatedAt.After(created.UpdatedAt) {
 		t.Fatalf("UpdateAgent = %+v, %v", updated, err)
@@ -80,7 +81,7 @@ func TestAgentLifecycle(t *testing.T) {
 		t.Fatalf("effective tier after demotion = %v", v.Tier)
 	}
 	name := "conductor"
-	if renamed, err := e.c.UpdateAgent(ctx, created.ID, client.AgentPatch{Name: &name}); err != nil || renamed.Name != "conductor" {
+	if renamed, err := e.c.UpdateAgent(ctx, created.ID, api.AgentPatch{Name: &name}); err != nil || renamed.Name != "conductor" {
 		t.Fatalf("rename: %+v, %v", renamed, err)
 	}
 
@@ -95,7 +96,7 @@ func TestAgentLifecycle(t *testing.T) {
 
 	// Revoke: answered with the revoked agent; its tokens stop at once.
 	revoked, err := e.c.RevokeAgent(ctx, "conductor")
-	if err != nil || revoked.Status != identity.StatusRevoked {
+	if err != nil || revoked.Status != api.AgentRevoked {
 		t.Fatalf("RevokeAgent = %+v, %v", revoked, err)
 	}
 	for _, token := range []string{created.Token, tok.Token} {
@@ -124,16 +125,16 @@ func TestAgentBadInput(t *testing.T) {
 	ctx := t.Context()
 	tests := []struct {
 		name   string
-		req    client.CreateAgentRequest
+		req    api.CreateAgentRequest
 		status int
 		want   string
 	}{
-		{"empty name", client.CreateAgentRequest{}, 400, "name"},
-		{"name like an id", client.CreateAgentRequest{Name: "agent_x"}, 400, "reserved for ids"},
-		{"bad tier", client.CreateAgentRequest{Name: "a", TrustTier: "admin"}, 400, "trustTier"},
-		{"upper-case host", client.CreateAgentRequest{Name: "a", Hosts: []string{"A.mesh"}}, 400, "hosts"},
-		{"ttl too long", client.CreateAgentRequest{Name: "a", TTL: client.Duration(365 * 24 * time.Hour)}, 400, "ttl"},
-		{"name taken", client.CreateAgentRequest{Name: "taken"}, 409, "taken"},
+		{"empty name", api.CreateAgentRequest{}, 400, "name"},
+		{"name like an id", api.CreateAgentRequest{Name: "agent_x"}, 400, "reserved for ids"},
+		{"bad tier", api.CreateAgentRequest{Name: "a", TrustTier: "admin"}, 400, "trustTier"},
+		{"upper-case host", api.CreateAgentRequest{Name: "a", Hosts: []string{"A.mesh"}}, 400, "hosts"},
+		{"ttl too long", api.CreateAgentRequest{Name: "a", TTL: api.Duration(365 * 24 * time.Hour)}, 400, "ttl"},
+		{"name taken", api.CreateAgentRequest{Name: "taken"}, 409, "taken"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -157,13 +158,13 @@ func TestAgentBadInput(t *testing.T) {
 	apiError(t, err, 400)
 	_, err = e.c.ListAgents(ctx, client.AgentFilter{Limit: 5000})
 	apiError(t, err, 400)
-	_, err = e.c.UpdateAgent(ctx, "taken", client.AgentPatch{})
+	_, err = e.c.UpdateAgent(ctx, "taken", api.AgentPatch{})
 	if ae := apiError(t, err, 400); !strings.Contains(ae.Message, "nothing to update") {
 		t.Fatal(ae)
 	}
 	other := e.agent(t, "other", trust.Verified)
 	taken := "taken"
-	_, err = e.c.UpdateAgent(ctx, other.ID, client.AgentPatch{Name: &taken})
+	_, err = e.c.UpdateAgent(ctx, other.ID, api.AgentPatch{Name: &taken})
 	apiError(t, err, 409)
 	_, err = e.c.RevokeAgent(ctx, "nobody")
 	apiError(t, err, 404)

@@ -4,16 +4,16 @@ import (
 	"context"
 	"net/http"
 
-	"github.com/meshguard/meshguard/client"
+	"github.com/meshguard/meshguard/api"
 )
 
 // Alerts is alerting as the admin API shows it (the server's settings and
 // providers).
 type Alerts interface {
-	Status(ctx context.Context) (client.AlertsStatus, error)
+	Status(ctx context.Context) (api.AlertsStatus, error)
 	// Test sends a test alert to every provider, directly, and says how
 	// each went.
-	Test(ctx context.Context) []client.AlertTestResult
+	Test(ctx context.Context) []api.AlertTestResult
 }
 
 // alertsStatus is GET /admin/alerts.
@@ -32,7 +32,7 @@ func (a *API) alertsStatus(w http.ResponseWriter, r *http.Request) {
 func (a *API) alertsTest(w http.ResponseWriter, r *http.Request) {
 	res := a.cfg.Alerts.Test(r.Context())
 	if res == nil {
-		res = []client.AlertTestResult{}
+		res = []api.AlertTestResult{}
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"results": res})
 }

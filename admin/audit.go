@@ -9,8 +9,8 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/meshguard/meshguard/api"
 	"github.com/meshguard/meshguard/audit"
-	"github.com/meshguard/meshguard/client"
 	"github.com/meshguard/meshguard/identity"
 	"github.com/meshguard/meshguard/store"
 	"github.com/meshguard/meshguard/wire"
@@ -149,7 +149,7 @@ func (a *API) queryAudit(w http.ResponseWriter, r *http.Request) {
 	if page.Records == nil {
 		page.Records = []audit.Record{}
 	}
-	writeJSON(w, http.StatusOK, client.AuditPage{Records: page.Records, NextCursor: page.Next, NewestCursor: page.Newest, FollowCursor: follow})
+	writeJSON(w, http.StatusOK, api.AuditPage{Records: page.Records, NextCursor: page.Next, NewestCursor: page.Newest, FollowCursor: follow})
 }
 
 // auditStats is GET /admin/audit/stats?period=24h (or from and to).
@@ -229,7 +229,7 @@ func (a *API) auditTrace(w http.ResponseWriter, r *http.Request) {
 		badRequest(w, "trace id %q: expected 32 lower-case hex digits", id)
 		return
 	}
-	out := client.AuditTrace{TraceID: id, Records: []audit.Record{}}
+	out := api.AuditTrace{TraceID: id, Records: []audit.Record{}}
 	err := a.cfg.Audit.ScanAuditFiltered(r.Context(), store.AuditFilter{TraceID: id, Limit: MaxTraceRecords + 1},
 		func(rec audit.Record, _ string) error {
 			if len(out.Records) == MaxTraceRecords {
@@ -269,14 +269,14 @@ func (a *API) verifyAudit(w http.ResponseWriter, r *http.Request) {
 
 // verifyResult turns Verify's answer into the API's; err is what is
 // neither intact nor broken (a store failure; a cancellation is Cancelled).
-func verifyResult(rep audit.Report, err error) (client.AuditVerifyResult, error) {
-	out := client.AuditVerifyResult{OK: err == nil, Verified: rep.Verified, Chains: rep.Chains, Anchored: rep.Anchored,
+func verifyResult(rep audit.Report, err error) (api.AuditVerifyResult, error) {
+	out := api.AuditVerifyResult{OK: err == nil, Verified: rep.Verified, Chains: rep.Chains, Anchored: rep.Anchored,
 		FromCheckpoint: rep.FromCheckpoint, Notes: rep.Notes, Gaps: rep.Gaps, DeadLetters: rep.DeadLetters}
 	var b *audit.Break
 	switch {
 	case errors.Is(err, audit.ErrGap), errors.Is(err, audit.ErrDeadLettered):
 	case errors.As(err, &b):
-		out.Break = &client.AuditBreak{Chain: b.Chain, Index: b.Index, ID: b.ID, Why: b.Why}
+		out.Break = &api.AuditBreak{Chain: b.Chain, Index: b.Index, ID: b.ID, Why: b.Why}
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		out.Cancelled = true
 	case err != nil:

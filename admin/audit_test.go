@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/meshguard/meshguard/api"
 	"github.com/meshguard/meshguard/audit"
 	"github.com/meshguard/meshguard/client"
 	"github.com/meshguard/meshguard/trust"
@@ -23,21 +24,21 @@ const traceA = "4bf92f3577b34da6a3ce929d0e0e4736"
 // auditTraffic makes five decisions through POST /v1/check: the
 // researcher reads twice (one in trace A) and is denied a delete; the
 // emailer sends mail in trace A and is denied a delete.
-func auditTraffic(t *testing.T, e *env) (res, mail client.AgentWithToken) {
+func auditTraffic(t *testing.T, e *env) (res, mail api.AgentWithToken) {
 	t.Helper()
 	res = e.agent(t, "researcher", trust.Verified, "researcher")
 	mail = e.agent(t, "emailer", trust.Verified, "emailer")
 	ctx := t.Context()
 	for _, c := range []struct {
-		who   client.AgentWithToken
-		req   client.CheckRequest
+		who   api.AgentWithToken
+		req   api.CheckRequest
 		allow bool
 	}{
-		{res, client.CheckRequest{Action: "read:papers/1"}, true},
-		{res, client.CheckRequest{Action: "read:papers/2", TraceParent: "00-" + traceA + "-00f067aa0ba902b7-01"}, true},
-		{res, client.CheckRequest{Action: "delete:papers/1"}, false},
-		{mail, client.CheckRequest{Action: "write:email", Context: map[string]any{"to": "=HYPERLINK(1)"}, TraceParent: "00-" + traceA + "-00f067aa0ba902b8-01"}, true},
-		{mail, client.CheckRequest{Action: "delete:contacts/1"}, false},
+		{res, api.CheckRequest{Action: "read:papers/1"}, true},
+		{res, api.CheckRequest{Action: "read:papers/2", TraceParent: "00-" + traceA + "-00f067aa0ba902b7-01"}, true},
+		{res, api.CheckRequest{Action: "delete:papers/1"}, false},
+		{mail, api.CheckRequest{Action: "write:email", Context: map[string]any{"to": "=HYPERLINK(1)"}, TraceParent: "00-" + traceA + "-00f067aa0ba902b8-01"}, true},
+		{mail, api.CheckRequest{Action: "delete:contacts/1"}, false},
 	} {
 		d, err := e.as(c.who.Token).Check(ctx, c.req)
 		if c.allow && (err != nil || !d.Allowed) {
@@ -228,13 +229,13 @@ func TestAuditFollow(t *testing.T) {
 	lines := followFromNow(t, ctx, e, "agent=researcher")
 	// The follow has its starting point: the emailer is decided first,
 	// then the researcher.
-	if _, err := e.as(mail.Token).Check(ctx, client.CheckRequest{Action: "write:email"}); err != nil {
+	if _, err := e.as(mail.Token).Check(ctx, api.CheckRequest{Action: "write:email"}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := e.as(res.Token).Check(ctx, client.CheckRequest{Action: "read:later"}); err != nil {
+	if _, err := e.as(res.Token).Check(ctx, api.CheckRequest{Action: "read:later"}); err != nil {
 		t.Fatal(err)
 	}
-	var l client.AuditLine
+	var l api.AuditLine
 	select {
 	case l = <-lines:
 	case <-ctx.Done():
@@ -250,13 +251,13 @@ func TestAuditFollow(t *testing.T) {
 
 	// Resumed from that cursor, a follow delivers what came after it,
 	// though decided before the follow began.
-	if _, err := e.as(res.Token).Check(ctx, client.CheckRequest{Action: "read:meanwhile"}); err != nil {
+	if _, err := e.as(res.Token).Check(ctx, api.CheckRequest{Action: "read:meanwhile"}); err != nil {
 		t.Fatal(err)
 	}
-	resumed := make(chan client.AuditLine, 10)
+	resumed := make(chan api.AuditLine, 10)
 	done := make(chan error, 1)
 	go func() {
-		done <- e.c.FollowAudit(ctx, client.AuditFilter{Agent: "researcher"}, l.Cursor, func(l client.AuditLine) error {
+		done <- e.c.FollowAudit(ctx, client.AuditFilter{Agent: "researcher"}, l.Cursor, func(l api.AuditLine) error {
 			resumed <- l
 			return nil
 		})
@@ -281,7 +282,7 @@ func TestAuditFollow(t *testing.T) {
 // returns once the server has answered: it answers only once it has
 // taken its starting point, so whatever is decided after this returns is
 // followed. The lines arrive on the channel until ctx ends.
-func followFromNow(t *testing.T, ctx context.Context, e *env, query string) <-chan client.AuditLine {
+func followFromNow(t *testing.T, ctx context.Context, e *env, query string) <-chan api.AuditLine {
 	t.Helper()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, e.srv.URL+"/admin/audit/stream?"+query, nil)
 	if err != nil {
@@ -296,7 +297,7 @@ func followFromNow(t *testing.T, ctx context.Context, e *env, query string) <-ch
 		res.Body.Close()
 		t.Fatalf("follow: %d", res.StatusCode)
 	}
-	lines := make(chan client.AuditLine, 10)
+	lines := make(chan api.AuditLine, 10)
 	go func() {
 		defer res.Body.Close()
 		sc := bufio.NewScanner(res.Body)
@@ -304,7 +305,7 @@ func followFromNow(t *testing.T, ctx context.Context, e *env, query string) <-ch
 			if len(bytes.TrimSpace(sc.Bytes())) == 0 {
 				continue // a heartbeat
 			}
-			var l client.AuditLine
+			var l api.AuditLine
 			if err := json.Unmarshal(sc.Bytes(), &l); err != nil {
 				t.Errorf("follow: a line that is not a record: %q: %v", sc.Bytes(), err)
 				return

@@ -4,7 +4,7 @@ import (
 	"net/http"
 	"strconv"
 
-	"github.com/meshguard/meshguard/client"
+	"github.com/meshguard/meshguard/api"
 	"github.com/meshguard/meshguard/store"
 )
 
@@ -40,5 +40,5 @@ func (a *API) auditDeadLetters(w http.ResponseWriter, r *http.Request) {
 		a.storeError(w, r, "listing the audit dead letters", err)
 		return
 	}
-	writeJSON(w, http.StatusOK, client.AuditDeadLetterPage{DeadLetters: page.DeadLetters, NextCursor: page.Next})
+	writeJSON(w, http.StatusOK, api.AuditDeadLetterPage{DeadLetters: page.DeadLetters, NextCursor: page.Next})
 }

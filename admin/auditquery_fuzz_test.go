@@ -17,6 +17,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/meshguard/meshguard/admin"
+	"github.com/meshguard/meshguard/api"
 	"github.com/meshguard/meshguard/client"
 	"github.com/meshguard/meshguard/engine/enginetest"
 	"github.com/meshguard/meshguard/store"
@@ -70,14 +71,14 @@ func FuzzAuditQuery(f *testing.F) {
 	}
 	fx := enginetest.NewMesh(f, enginetest.Options{})
 	spy := &queriedAudit{AuditLog: fx.F.Store}
-	api, err := admin.New(admin.Config{
+	a, err := admin.New(admin.Config{
 		Store: fx.F.Store, Keys: fx.F.Keys, Issuer: fx.F.Issuer, Verifier: fx.F.Verifier, Tokens: fx.F.Cached, Agents: fx.F.Agents,
 		Policies: fx.F.Policies, Engine: fx.F.Engine, Audit: spy, AdminToken: adminToken, Logger: slog.New(slog.DiscardHandler),
 	})
 	if err != nil {
 		f.Fatal(err)
 	}
-	srv := httptest.NewServer(api.Handler())
+	srv := httptest.NewServer(a.Handler())
 	f.Cleanup(srv.Close)
 	c, err := client.New(client.Config{BaseURL: srv.URL, AdminToken: adminToken, Timeout: 10 * time.Second})
 	if err != nil {
@@ -88,13 +89,13 @@ func FuzzAuditQuery(f *testing.F) {
 		req.URL.RawQuery = raw
 		req.Header.Set("X-Admin-Token", adminToken)
 		rec := httptest.NewRecorder()
-		api.Handler().ServeHTTP(rec, req)
+		a.Handler().ServeHTTP(rec, req)
 		queried, errs := spy.take()
 
 		_, perr := url.ParseQuery(raw)
 		switch {
 		case rec.Code == http.StatusBadRequest:
-			var b client.ErrorBody
+			var b api.ErrorBody
 			if err := json.Unmarshal(rec.Body.Bytes(), &b); err != nil || b.Error != "bad_request" || b.Message == "" {
 				t.Fatalf("a refusal without a message: %s", rec.Body)
 			}

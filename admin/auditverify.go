@@ -10,8 +10,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/meshguard/meshguard/api"
 	"github.com/meshguard/meshguard/audit"
-	"github.com/meshguard/meshguard/client"
 )
 
 // Checkpoints signs the audit trail's heads (audit.Checkpointer).
@@ -60,7 +60,7 @@ func (a *API) verifyAuditStream(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	var req client.AuditVerifyRequest
+	var req api.AuditVerifyRequest
 	if len(body) > 0 {
 		dec := json.NewDecoder(bytes.NewReader(body))
 		dec.DisallowUnknownFields()
@@ -70,7 +70,7 @@ func (a *API) verifyAuditStream(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	var opts audit.VerifyOptions
-	var used *client.AuditCheckpointUsed
+	var used *api.AuditCheckpointUsed
 	switch {
 	case req.Checkpoint != "" && req.Incremental:
 		badRequest(w, "give a checkpoint or incremental, not both")
@@ -90,7 +90,7 @@ func (a *API) verifyAuditStream(w http.ResponseWriter, r *http.Request) {
 		opts.Checkpoint = a.cfg.Checkpoints.Last()
 	}
 	if cp := opts.Checkpoint; cp != nil {
-		used = &client.AuditCheckpointUsed{Time: cp.Time, Key: cp.Key}
+		used = &api.AuditCheckpointUsed{Time: cp.Time, Key: cp.Key}
 		used.SignedHere = a.cfg.Checkpoints != nil && cp.Key == a.cfg.Checkpoints.VerifierKey()
 	}
 
@@ -100,7 +100,7 @@ func (a *API) verifyAuditStream(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusOK)
 	_ = rc.Flush()    // the headers now: a client waits for them no longer than its request timeout
 	var mu sync.Mutex // the progress ticker and the result share w
-	send := func(line client.AuditVerifyLine) {
+	send := func(line api.AuditVerifyLine) {
 		mu.Lock()
 		defer mu.Unlock()
 		_ = rc.SetWriteDeadline(time.Now().Add(streamWriteTimeout))
@@ -108,7 +108,7 @@ func (a *API) verifyAuditStream(w http.ResponseWriter, r *http.Request) {
 		_, _ = w.Write(append(b, '\n'))
 		_ = rc.Flush()
 	}
-	send(client.AuditVerifyLine{}) // started: the client knows before the first second
+	send(api.AuditVerifyLine{}) // started: the client knows before the first second
 	var verified atomic.Int64
 	opts.Progress = verified.Store
 	opts.ProgressEvery = 10_000
@@ -121,7 +121,7 @@ func (a *API) verifyAuditStream(w http.ResponseWriter, r *http.Request) {
 			case <-done:
 				return
 			case <-t.C:
-				send(client.AuditVerifyLine{Verified: verified.Load()})
+				send(api.AuditVerifyLine{Verified: verified.Load()})
 			}
 		}
 	}()
@@ -134,10 +134,10 @@ func (a *API) verifyAuditStream(w http.ResponseWriter, r *http.Request) {
 		if errors.Is(r.Context().Err(), context.Canceled) {
 			return // the client went away
 		}
-		send(client.AuditVerifyLine{Verified: rep.Verified, Result: &client.AuditVerifyResult{Verified: rep.Verified,
+		send(api.AuditVerifyLine{Verified: rep.Verified, Result: &api.AuditVerifyResult{Verified: rep.Verified,
 			Error: "the verification could not finish: reading the store failed (see the server log)"}})
 		return
 	}
 	out.Checkpoint = used
-	send(client.AuditVerifyLine{Verified: out.Verified, Result: &out})
+	send(api.AuditVerifyLine{Verified: out.Verified, Result: &out})
 }

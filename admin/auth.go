@@ -5,7 +5,7 @@ import (
 	"crypto/subtle"
 	"net/http"
 
-	"github.com/meshguard/meshguard/client"
+	"github.com/meshguard/meshguard/api"
 	"github.com/meshguard/meshguard/wire"
 )
 
@@ -17,10 +17,10 @@ import (
 // (403) rather than asked for credentials (401).
 func (a *API) requireAdmin(h http.HandlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		tok := r.Header.Get(client.HeaderAdminToken)
+		tok := r.Header.Get(api.HeaderAdminToken)
 		if tok == "" {
 			if bearer(r) != "" {
-				writeJSON(w, http.StatusForbidden, client.ErrorBody{Error: "forbidden", Reason: client.ReasonAdminTokenRequired,
+				writeJSON(w, http.StatusForbidden, api.ErrorBody{Error: "forbidden", Reason: api.ReasonAdminTokenRequired,
 					Message: "agent tokens cannot use the admin API; send the admin token in X-Admin-Token"})
 				return
 			}
@@ -49,5 +49,5 @@ func agentCredentials(r *http.Request) (token, delegation, msg string) {
 	if msg := wire.CheckCredentialHeaders(r.Header); msg != "" {
 		return "", "", msg
 	}
-	return bearer(r), r.Header.Get(client.HeaderDelegation), ""
+	return bearer(r), r.Header.Get(api.HeaderDelegation), ""
 }

@@ -3,14 +3,14 @@ package admin
 import (
 	"net/http"
 
-	"github.com/meshguard/meshguard/client"
+	"github.com/meshguard/meshguard/api"
 	"github.com/meshguard/meshguard/engine"
 )
 
-// decisionBody is the JSON of a decision: client.Decision, with the deny
+// decisionBody is the JSON of a decision: api.Decision, with the deny
 // body's fields (docs/enforcement.md) on denials.
-func decisionBody(d *engine.Decision) client.Decision {
-	out := client.Decision{
+func decisionBody(d *engine.Decision) api.Decision {
+	out := api.Decision{
 		Decision: d.Effect, Allowed: d.Allowed, Status: d.Status, Reason: d.Reason, Message: d.Message,
 		Policy: d.Policy, Rule: d.Rule, DecisionID: d.ID, TraceID: d.TraceID,
 		AgentID: d.AgentID, AgentName: d.AgentName, Action: d.Action, Resource: d.Resource,
@@ -36,7 +36,7 @@ func decisionBody(d *engine.Decision) client.Decision {
 // check is POST /v1/check: the explicit enforcement point for SDKs. The
 // decision's own status is the answer's status, so SDKs branch on it.
 func (a *API) check(w http.ResponseWriter, r *http.Request) {
-	var req client.CheckRequest
+	var req api.CheckRequest
 	if !decodeJSON(w, r, &req, MaxBodyBytes, false) {
 		return
 	}
@@ -81,7 +81,7 @@ func (a *API) delegate(w http.ResponseWriter, r *http.Request) {
 		badRequest(w, "%s", msg)
 		return
 	}
-	var req client.DelegationRequest
+	var req api.DelegationRequest
 	if !decodeJSON(w, r, &req, MaxBodyBytes, false) {
 		return
 	}
@@ -105,12 +105,12 @@ func (a *API) delegate(w http.ResponseWriter, r *http.Request) {
 		if reason == engine.ReasonBadRequest {
 			reason = "" // as the body's own 400s: the error code says it
 		}
-		writeJSON(w, out.Status, client.ErrorBody{Error: out.ErrorCode(), Reason: reason, Policy: out.Policy, Message: out.Message})
+		writeJSON(w, out.Status, api.ErrorBody{Error: out.ErrorCode(), Reason: reason, Policy: out.Policy, Message: out.Message})
 		return
 	}
 	g := out.Grant
 	a.log.Info("admin: delegation minted", "root", g.Root, "actor", out.TargetAgent, "by", out.AgentID, "jti", g.ID, "expires_at", g.ExpiresAt, "decision_id", out.ID)
-	writeJSON(w, http.StatusCreated, client.DelegationToken{
+	writeJSON(w, http.StatusCreated, api.DelegationToken{
 		Token: out.Delegation, ExpiresAt: g.ExpiresAt, Chain: append([]string{g.Root}, g.Actors...),
 		Scope: g.Scope, MaxChain: g.MaxChain,
 	})

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/meshguard/meshguard/admin"
+	"github.com/meshguard/meshguard/api"
 	"github.com/meshguard/meshguard/audit"
 	"github.com/meshguard/meshguard/client"
 	"github.com/meshguard/meshguard/engine"
@@ -22,7 +23,7 @@ import (
 func TestCheck(t *testing.T) {
 	e := newEnv(t)
 	ctx := t.Context()
-	if _, err := e.c.ApplyPolicies(ctx, client.PolicyFile{Name: "limited.yaml", YAML: `
+	if _, err := e.c.ApplyPolicies(ctx, api.PolicyFile{Name: "limited.yaml", YAML: `
 name: limited
 appliesTo: {tags: [limited]}
 rules:
@@ -36,7 +37,7 @@ rateLimits: {requestsPerMinute: 2}
 	const parent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 
 	// Allowed: 200 with the decision and the response headers of docs/enforcement.md.
-	d, err := e.as(mail.Token).Check(ctx, client.CheckRequest{Action: "read:contacts", Resource: "/contacts", TraceParent: parent})
+	d, err := e.as(mail.Token).Check(ctx, api.CheckRequest{Action: "read:contacts", Resource: "/contacts", TraceParent: parent})
 	if err != nil || !d.Allowed || d.Decision != "allow" || d.Status != 200 || d.Policy != "emailers" || d.Rule != "send" ||
 		d.AgentID != mail.ID || d.AgentName != "emailer" || d.TrustTier != "verified" || d.TraceID != "4bf92f3577b34da6a3ce929d0e0e4736" ||
 		!strings.HasPrefix(d.DecisionID, "dec_") || len(d.Chain) != 1 || d.Chain[0] != mail.ID || d.PolicyRevision == "" || d.Error != "" {
@@ -49,7 +50,7 @@ rateLimits: {requestsPerMinute: 2}
 	}
 
 	// Denied: the decision's status, the same shape, plus the deny body's fields.
-	d, err = e.as(mail.Token).Check(ctx, client.CheckRequest{Action: "delete:everything"})
+	d, err = e.as(mail.Token).Check(ctx, api.CheckRequest{Action: "delete:everything"})
 	ae := apiError(t, err, http.StatusForbidden)
 	if d.Allowed || d.Decision != "deny" || d.Reason != policy.ReasonNoMatchingRule || d.Error != "forbidden" || d.DenyTraceID != d.TraceID ||
 		ae.Decision == nil || ae.Reason != policy.ReasonNoMatchingRule || client.ExitCode(err) != client.ExitDenied {
@@ -58,20 +59,20 @@ rateLimits: {requestsPerMinute: 2}
 
 	// Rate limited: 429 with retry_after.
 	for i := range 2 {
-		if _, err := e.as(lim.Token).Check(ctx, client.CheckRequest{Action: "read:x"}); err != nil {
+		if _, err := e.as(lim.Token).Check(ctx, api.CheckRequest{Action: "read:x"}); err != nil {
 			t.Fatalf("request %d: %v", i, err)
 		}
 	}
-	d, err = e.as(lim.Token).Check(ctx, client.CheckRequest{Action: "read:x"})
+	d, err = e.as(lim.Token).Check(ctx, api.CheckRequest{Action: "read:x"})
 	apiError(t, err, http.StatusTooManyRequests)
 	if d.Error != "rate_limited" || d.DenyRetryAfter < 1 || d.RetryAfter != d.DenyRetryAfter || d.Policy != "limited" {
 		t.Fatalf("rate limited: %+v", d)
 	}
 
 	// No or bad credentials: 401.
-	_, err = e.as("").Check(ctx, client.CheckRequest{Action: "read:x"})
+	_, err = e.as("").Check(ctx, api.CheckRequest{Action: "read:x"})
 	apiError(t, err, http.StatusUnauthorized)
-	d, err = e.as("not.a.token").Check(ctx, client.CheckRequest{Action: "read:x"})
+	d, err = e.as("not.a.token").Check(ctx, api.CheckRequest{Action: "read:x"})
 	if apiError(t, err, http.StatusUnauthorized); client.ExitCode(err) != client.ExitAuth {
 		t.Fatalf("exit code %d", client.ExitCode(err))
 	}
@@ -79,12 +80,12 @@ rateLimits: {requestsPerMinute: 2}
 		t.Fatalf("unauthorized: %+v", d)
 	}
 	// Bad input: 400, never an allow.
-	for _, req := range []client.CheckRequest{{}, {Action: "everything"}, {Action: "read:x", Resource: strings.Repeat("r", engine.MaxResourceLen+1)}} {
+	for _, req := range []api.CheckRequest{{}, {Action: "everything"}, {Action: "read:x", Resource: strings.Repeat("r", engine.MaxResourceLen+1)}} {
 		_, err = e.as(mail.Token).Check(ctx, req)
 		apiError(t, err, http.StatusBadRequest)
 	}
 	// The engine's 400 is a decision: its body names the error as the deny body does.
-	d, err = e.as(mail.Token).Check(ctx, client.CheckRequest{Action: "read:x", Resource: strings.Repeat("r", engine.MaxResourceLen+1)})
+	d, err = e.as(mail.Token).Check(ctx, api.CheckRequest{Action: "read:x", Resource: strings.Repeat("r", engine.MaxResourceLen+1)})
 	apiError(t, err, http.StatusBadRequest)
 	if d.Error != "bad_request" || d.Status != 400 || d.Allowed || d.DenyTraceID != d.TraceID {
 		t.Fatalf("bad request: %+v", d)
@@ -98,14 +99,14 @@ func TestRevocationIsImmediate(t *testing.T) {
 	ctx := t.Context()
 	mail := e.agent(t, "emailer", trust.Verified, "emailer")
 	for range 3 { // warm every cache
-		if _, err := e.as(mail.Token).Check(ctx, client.CheckRequest{Action: "read:contacts"}); err != nil {
+		if _, err := e.as(mail.Token).Check(ctx, api.CheckRequest{Action: "read:contacts"}); err != nil {
 			t.Fatal(err)
 		}
 	}
 	if _, err := e.c.RevokeAgent(ctx, "emailer"); err != nil {
 		t.Fatal(err)
 	}
-	d, err := e.as(mail.Token).Check(ctx, client.CheckRequest{Action: "read:contacts"})
+	d, err := e.as(mail.Token).Check(ctx, api.CheckRequest{Action: "read:contacts"})
 	apiError(t, err, http.StatusUnauthorized)
 	if d.Reason != engine.ReasonAgentRevoked || d.Error != "unauthorized" {
 		t.Fatalf("after revoke: %+v", d)
@@ -121,7 +122,7 @@ func TestDelegations(t *testing.T) {
 	scraper := e.agent(t, "scraper", trust.Untrusted, "orchestrator")
 
 	// orchestrator → researcher, two hops.
-	toRes, err := e.as(orch.Token).Delegate(ctx, client.DelegationRequest{Delegate: "researcher", Actions: []string{"read:*", "write:email"}, MaxDepth: 2, TTL: client.Duration(10 * time.Minute)})
+	toRes, err := e.as(orch.Token).Delegate(ctx, api.DelegationRequest{Delegate: "researcher", Actions: []string{"read:*", "write:email"}, MaxDepth: 2, TTL: api.Duration(10 * time.Minute)})
 	if err != nil || toRes.Token == "" || strings.Join(toRes.Chain, ",") != orch.ID+","+res.ID || toRes.MaxChain != 2 || len(toRes.Scope) != 2 {
 		t.Fatalf("orchestrator → researcher: %+v, %v", toRes, err)
 	}
@@ -129,31 +130,31 @@ func TestDelegations(t *testing.T) {
 		t.Fatalf("expiresAt %v", toRes.ExpiresAt)
 	}
 	// The researcher uses it: the chain shows, the scope holds.
-	d, err := e.as(res.Token).Check(ctx, client.CheckRequest{Action: "read:papers", Delegation: toRes.Token})
+	d, err := e.as(res.Token).Check(ctx, api.CheckRequest{Action: "read:papers", Delegation: toRes.Token})
 	if err != nil || strings.Join(d.Chain, ",") != orch.ID+","+res.ID {
 		t.Fatalf("researcher for orchestrator: %+v, %v", d, err)
 	}
-	d, err = e.as(res.Token).Check(ctx, client.CheckRequest{Action: "write:research/x", Delegation: toRes.Token})
+	d, err = e.as(res.Token).Check(ctx, api.CheckRequest{Action: "write:research/x", Delegation: toRes.Token})
 	if apiError(t, err, 403); d.Reason != policy.ReasonDelegationScope {
 		t.Fatalf("outside the token's scope: %+v", d)
 	}
 
 	// researcher → emailer, acting for the orchestrator.
-	toMail, err := e.as(res.Token).Delegate(ctx, client.DelegationRequest{Delegate: mail.ID, Actions: []string{"write:email"}, Parent: toRes.Token})
+	toMail, err := e.as(res.Token).Delegate(ctx, api.DelegationRequest{Delegate: mail.ID, Actions: []string{"write:email"}, Parent: toRes.Token})
 	if err != nil || strings.Join(toMail.Chain, ",") != orch.ID+","+res.ID+","+mail.ID || !toMail.ExpiresAt.After(time.Now()) || toMail.ExpiresAt.After(toRes.ExpiresAt) {
 		t.Fatalf("researcher → emailer: %+v, %v", toMail, err)
 	}
-	d, err = e.as(mail.Token).Check(ctx, client.CheckRequest{Action: "write:email", Delegation: toMail.Token})
+	d, err = e.as(mail.Token).Check(ctx, api.CheckRequest{Action: "write:email", Delegation: toMail.Token})
 	if err != nil || len(d.Chain) != 3 {
 		t.Fatalf("emailer for orchestrator → researcher: %+v, %v", d, err)
 	}
 
 	// One hop only: the researcher may act but not hand on.
-	oneHop, err := e.as(orch.Token).Delegate(ctx, client.DelegationRequest{Delegate: "researcher", Actions: []string{"read:*"}})
+	oneHop, err := e.as(orch.Token).Delegate(ctx, api.DelegationRequest{Delegate: "researcher", Actions: []string{"read:*"}})
 	if err != nil || oneHop.MaxChain != 1 {
 		t.Fatalf("maxDepth 1: %+v, %v", oneHop, err)
 	}
-	readsOnly, err := e.as(orch.Token).Delegate(ctx, client.DelegationRequest{Delegate: "researcher", Actions: []string{"read:*"}, MaxDepth: 2})
+	readsOnly, err := e.as(orch.Token).Delegate(ctx, api.DelegationRequest{Delegate: "researcher", Actions: []string{"read:*"}, MaxDepth: 2})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -161,25 +162,25 @@ func TestDelegations(t *testing.T) {
 	refusals := []struct {
 		name   string
 		caller string
-		req    client.DelegationRequest
+		req    api.DelegationRequest
 		status int
 		reason string
 	}{
-		{"not permitted: emailers have no delegation block", mail.Token, client.DelegationRequest{Delegate: "researcher", Actions: []string{"read:*"}}, 403, policy.ReasonDelegationNotPermitted},
-		{"depth: the parent allows one hop", res.Token, client.DelegationRequest{Delegate: "emailer", Actions: []string{"read:*"}, Parent: oneHop.Token}, 403, policy.ReasonDelegationDepth},
-		{"depth: asking further than the parent", res.Token, client.DelegationRequest{Delegate: "emailer", Actions: []string{"write:email"}, MaxDepth: 2, Parent: toRes.Token}, 403, policy.ReasonDelegationDepth},
-		{"scope outside the parent's", res.Token, client.DelegationRequest{Delegate: "emailer", Actions: []string{"write:email"}, Parent: readsOnly.Token}, 403, policy.ReasonDelegationScope},
-		{"scope wider than the parent's", res.Token, client.DelegationRequest{Delegate: "emailer", Actions: []string{"*"}, Parent: toRes.Token}, 403, policy.ReasonDelegationScope},
-		{"untrusted delegator", scraper.Token, client.DelegationRequest{Delegate: "researcher", Actions: []string{"read:*"}}, 403, policy.ReasonDelegationUntrusted},
-		{"a stolen parent token", mail.Token, client.DelegationRequest{Delegate: "researcher", Actions: []string{"read:*"}, Parent: toRes.Token}, 403, policy.ReasonDelegationActorMismatch},
-		{"a cycle", mail.Token, client.DelegationRequest{Delegate: "orchestrator", Actions: []string{"read:*"}, Parent: toMail.Token}, 403, policy.ReasonDelegationCycle},
-		{"to itself", orch.Token, client.DelegationRequest{Delegate: "orchestrator", Actions: []string{"read:*"}}, 400, ""},
-		{"unknown delegate", orch.Token, client.DelegationRequest{Delegate: "ghost", Actions: []string{"read:*"}}, 400, ""},
-		{"no actions", orch.Token, client.DelegationRequest{Delegate: "researcher"}, 400, ""},
-		{"maxDepth out of range", orch.Token, client.DelegationRequest{Delegate: "researcher", Actions: []string{"read:*"}, MaxDepth: 6}, 400, ""},
-		{"bad action", orch.Token, client.DelegationRequest{Delegate: "researcher", Actions: []string{"read everything"}}, 400, ""},
-		{"no token", "", client.DelegationRequest{Delegate: "researcher", Actions: []string{"read:*"}}, 401, engine.ReasonUnauthorized},
-		{"bad token", "x.y.z", client.DelegationRequest{Delegate: "researcher", Actions: []string{"read:*"}}, 401, engine.ReasonUnauthorized},
+		{"not permitted: emailers have no delegation block", mail.Token, api.DelegationRequest{Delegate: "researcher", Actions: []string{"read:*"}}, 403, policy.ReasonDelegationNotPermitted},
+		{"depth: the parent allows one hop", res.Token, api.DelegationRequest{Delegate: "emailer", Actions: []string{"read:*"}, Parent: oneHop.Token}, 403, policy.ReasonDelegationDepth},
+		{"depth: asking further than the parent", res.Token, api.DelegationRequest{Delegate: "emailer", Actions: []string{"write:email"}, MaxDepth: 2, Parent: toRes.Token}, 403, policy.ReasonDelegationDepth},
+		{"scope outside the parent's", res.Token, api.DelegationRequest{Delegate: "emailer", Actions: []string{"write:email"}, Parent: readsOnly.Token}, 403, policy.ReasonDelegationScope},
+		{"scope wider than the parent's", res.Token, api.DelegationRequest{Delegate: "emailer", Actions: []string{"*"}, Parent: toRes.Token}, 403, policy.ReasonDelegationScope},
+		{"untrusted delegator", scraper.Token, api.DelegationRequest{Delegate: "researcher", Actions: []string{"read:*"}}, 403, policy.ReasonDelegationUntrusted},
+		{"a stolen parent token", mail.Token, api.DelegationRequest{Delegate: "researcher", Actions: []string{"read:*"}, Parent: toRes.Token}, 403, policy.ReasonDelegationActorMismatch},
+		{"a cycle", mail.Token, api.DelegationRequest{Delegate: "orchestrator", Actions: []string{"read:*"}, Parent: toMail.Token}, 403, policy.ReasonDelegationCycle},
+		{"to itself", orch.Token, api.DelegationRequest{Delegate: "orchestrator", Actions: []string{"read:*"}}, 400, ""},
+		{"unknown delegate", orch.Token, api.DelegationRequest{Delegate: "ghost", Actions: []string{"read:*"}}, 400, ""},
+		{"no actions", orch.Token, api.DelegationRequest{Delegate: "researcher"}, 400, ""},
+		{"maxDepth out of range", orch.Token, api.DelegationRequest{Delegate: "researcher", Actions: []string{"read:*"}, MaxDepth: 6}, 400, ""},
+		{"bad action", orch.Token, api.DelegationRequest{Delegate: "researcher", Actions: []string{"read everything"}}, 400, ""},
+		{"no token", "", api.DelegationRequest{Delegate: "researcher", Actions: []string{"read:*"}}, 401, engine.ReasonUnauthorized},
+		{"bad token", "x.y.z", api.DelegationRequest{Delegate: "researcher", Actions: []string{"read:*"}}, 401, engine.ReasonUnauthorized},
 	}
 	for _, tc := range refusals {
 		t.Run(tc.name, func(t *testing.T) {
@@ -195,7 +196,7 @@ func TestDelegations(t *testing.T) {
 	if _, err := e.c.RevokeAgent(ctx, "emailer"); err != nil {
 		t.Fatal(err)
 	}
-	_, err = e.as(res.Token).Delegate(ctx, client.DelegationRequest{Delegate: "emailer", Actions: []string{"write:email"}, Parent: toRes.Token})
+	_, err = e.as(res.Token).Delegate(ctx, api.DelegationRequest{Delegate: "emailer", Actions: []string{"write:email"}, Parent: toRes.Token})
 	if ae := apiError(t, err, 403); ae.Reason != policy.ReasonDelegationRevoked {
 		t.Fatal(ae)
 	}
@@ -228,8 +229,8 @@ func TestAdminAuth(t *testing.T) {
 		{"nothing", nil, 401, ""},
 		{"wrong admin token", map[string]string{"X-Admin-Token": adminToken + "x"}, 401, ""},
 		{"short wrong admin token", map[string]string{"X-Admin-Token": "x"}, 401, ""},
-		{"agent token", map[string]string{"Authorization": "Bearer " + agent.Token}, 403, client.ReasonAdminTokenRequired},
-		{"admin token as a bearer token", map[string]string{"Authorization": "Bearer " + adminToken}, 403, client.ReasonAdminTokenRequired},
+		{"agent token", map[string]string{"Authorization": "Bearer " + agent.Token}, 403, api.ReasonAdminTokenRequired},
+		{"admin token as a bearer token", map[string]string{"Authorization": "Bearer " + adminToken}, 403, api.ReasonAdminTokenRequired},
 		{"agent token and a wrong admin token", map[string]string{"Authorization": "Bearer " + agent.Token, "X-Admin-Token": "nope"}, 401, ""},
 	}
 	for _, ep := range endpoints {
@@ -333,7 +334,7 @@ func TestOversizedBodies(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer resp.Body.Close()
-			var b client.ErrorBody
+			var b api.ErrorBody
 			if err := json.NewDecoder(resp.Body).Decode(&b); err != nil || resp.StatusCode != http.StatusRequestEntityTooLarge || b.Error != "payload_too_large" {
 				t.Fatalf("%d %+v %v", resp.StatusCode, b, err)
 			}
@@ -374,7 +375,7 @@ func TestKeyRotation(t *testing.T) {
 		t.Fatalf("JWKS after rotation: %v", ks)
 	}
 	// Old tokens stay valid; new ones are signed with the new key.
-	if _, err := e.as(mail.Token).Check(ctx, client.CheckRequest{Action: "read:x"}); err != nil {
+	if _, err := e.as(mail.Token).Check(ctx, api.CheckRequest{Action: "read:x"}); err != nil {
 		t.Fatalf("the old token after rotation: %v", err)
 	}
 	tok, err := e.c.IssueToken(ctx, "emailer", 0)
@@ -444,7 +445,7 @@ func TestEngineFailureIs503(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	api, err := admin.New(admin.Config{
+	srvAPI, err := admin.New(admin.Config{
 		Store: e.f.Store, Keys: e.f.Keys, Issuer: e.f.Issuer, Verifier: e.f.Verifier, Tokens: e.f.Cached,
 		Agents: e.f.Agents, Policies: e.f.Policies, Engine: failing, AdminToken: adminToken, Audit: e.f.Store,
 		Ready: func(context.Context) error {
@@ -454,20 +455,20 @@ func TestEngineFailureIs503(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(api.Handler())
+	srv := httptest.NewServer(srvAPI.Handler())
 	t.Cleanup(srv.Close)
 	c, err := client.New(client.Config{BaseURL: srv.URL, AgentToken: "whatever"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	d, err := c.Check(t.Context(), client.CheckRequest{Action: "read:x"})
+	d, err := c.Check(t.Context(), api.CheckRequest{Action: "read:x"})
 	if ae := apiError(t, err, http.StatusServiceUnavailable); d.Allowed || ae.Code != "unavailable" || strings.Contains(ae.Message, "database") {
 		t.Fatalf("%+v %+v", d, ae)
 	}
 	// A delegation whose record cannot be written is not minted.
 	orch := e.agent(t, "orchestrator", trust.Trusted, "orchestrator")
 	e.agent(t, "researcher", trust.Verified, "researcher")
-	tok, err := c.WithAgentToken(orch.Token).Delegate(t.Context(), client.DelegationRequest{Delegate: "researcher", Actions: []string{"read:*"}})
+	tok, err := c.WithAgentToken(orch.Token).Delegate(t.Context(), api.DelegationRequest{Delegate: "researcher", Actions: []string{"read:*"}})
 	if ae := apiError(t, err, http.StatusServiceUnavailable); tok.Token != "" || ae.Code != "unavailable" || strings.Contains(ae.Message, "database") {
 		t.Fatalf("%+v %+v", tok, ae)
 	}

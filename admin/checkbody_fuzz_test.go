@@ -6,7 +6,7 @@ import (
 	"reflect"
 	"testing"
 
-	"github.com/meshguard/meshguard/client"
+	"github.com/meshguard/meshguard/api"
 )
 
 // FuzzCheckBody: the /v1/check body as the decision gets it. Whatever
@@ -31,7 +31,7 @@ func FuzzCheckBody(f *testing.F) {
 		f.Add([]byte(seed))
 	}
 	f.Fuzz(func(t *testing.T, body []byte) {
-		var req client.CheckRequest
+		var req api.CheckRequest
 		if msg := decodeStrict(body, &req); msg != "" {
 			return
 		}
@@ -42,7 +42,7 @@ func FuzzCheckBody(f *testing.F) {
 		if err != nil {
 			t.Fatalf("accepted %s, which does not encode again: %v", body, err)
 		}
-		var back client.CheckRequest
+		var back api.CheckRequest
 		if msg := decodeStrict(again, &back); msg != "" {
 			t.Fatalf("accepted %s; its encoding %s is refused: %s", body, again, msg)
 		}

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/meshguard/meshguard/admin"
+	"github.com/meshguard/meshguard/api"
 	"github.com/meshguard/meshguard/client"
 	"github.com/meshguard/meshguard/engine/enginetest"
 	"github.com/meshguard/meshguard/identity"
@@ -111,9 +112,9 @@ func writeFile(t *testing.T, path, content string) {
 }
 
 // agent creates an agent through the API and returns it with its token.
-func (e *env) agent(t *testing.T, name string, tier trust.Tier, tags ...string) client.AgentWithToken {
+func (e *env) agent(t *testing.T, name string, tier trust.Tier, tags ...string) api.AgentWithToken {
 	t.Helper()
-	a, err := e.c.CreateAgent(t.Context(), client.CreateAgentRequest{Name: name, TrustTier: tier.String(), Tags: tags})
+	a, err := e.c.CreateAgent(t.Context(), api.CreateAgentRequest{Name: name, TrustTier: tier.String(), Tags: tags})
 	if err != nil {
 		t.Fatalf("CreateAgent(%s): %v", name, err)
 	}
@@ -147,9 +148,9 @@ func (e *env) raw(t *testing.T, method, path string, body io.Reader, hdr map[str
 }
 
 // errorBody decodes an error answer.
-func errorBody(t *testing.T, data []byte) client.ErrorBody {
+func errorBody(t *testing.T, data []byte) api.ErrorBody {
 	t.Helper()
-	var b client.ErrorBody
+	var b api.ErrorBody
 	if err := json.Unmarshal(data, &b); err != nil || b.Error == "" {
 		t.Fatalf("not an error body: %s (%v)", data, err)
 	}

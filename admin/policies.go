@@ -8,7 +8,7 @@ import (
 	"strings"
 	"unicode/utf8"
 
-	"github.com/meshguard/meshguard/client"
+	"github.com/meshguard/meshguard/api"
 	"github.com/meshguard/meshguard/identity"
 	"github.com/meshguard/meshguard/policy"
 	"github.com/meshguard/meshguard/store"
@@ -23,12 +23,12 @@ const (
 )
 
 // infoOf summarises a parsed policy.
-func infoOf(p *policy.Policy) client.PolicyInfo {
-	src := client.SourceFile
+func infoOf(p *policy.Policy) api.PolicyInfo {
+	src := api.SourceFile
 	if strings.HasPrefix(p.Source.File, StoredPrefix) {
-		src = client.SourceStored
+		src = api.SourceStored
 	}
-	return client.PolicyInfo{
+	return api.PolicyInfo{
 		Name: p.Name, Version: p.Version, Description: p.Description, Rules: len(p.Rules),
 		Source: src, File: p.Source.File, Line: p.Source.Line,
 	}
@@ -36,7 +36,7 @@ func infoOf(p *policy.Policy) client.PolicyInfo {
 
 func (a *API) listPolicies(w http.ResponseWriter, r *http.Request) {
 	set := a.cfg.Policies.Current()
-	out := client.PolicyList{Revision: set.Revision(), Policies: []client.PolicyInfo{}, LoadErrors: locatedErrors(a.cfg.Policies.Err())}
+	out := api.PolicyList{Revision: set.Revision(), Policies: []api.PolicyInfo{}, LoadErrors: locatedErrors(a.cfg.Policies.Err())}
 	for _, p := range set.Policies() {
 		out.Policies = append(out.Policies, infoOf(p))
 	}
@@ -90,7 +90,7 @@ func (a *API) getPolicy(w http.ResponseWriter, r *http.Request) {
 		_, _ = w.Write([]byte(stored.YAML))
 		return
 	}
-	out := client.PolicyDetail{InForce: inForce}
+	out := api.PolicyDetail{InForce: inForce}
 	if !inForce {
 		// Stored, but the set in force does not have it (the last reload
 		// failed): show what the store holds.
@@ -120,7 +120,7 @@ func (a *API) getPolicy(w http.ResponseWriter, r *http.Request) {
 // readPolicyFiles reads the body of apply and validate: YAML (one file,
 // named by ?file= in errors) or JSON {"files": [{name, yaml}]}. It answers
 // the request itself when it returns false.
-func readPolicyFiles(w http.ResponseWriter, r *http.Request) ([]client.PolicyFile, bool) {
+func readPolicyFiles(w http.ResponseWriter, r *http.Request) ([]api.PolicyFile, bool) {
 	mt, ok := mediaType(r)
 	if !ok {
 		writeError(w, http.StatusUnsupportedMediaType, "unsupported_media_type", "unreadable Content-Type; expected application/yaml or application/json")
@@ -145,9 +145,9 @@ func readPolicyFiles(w http.ResponseWriter, r *http.Request) ([]client.PolicyFil
 		if label == "" {
 			label = defaultFileLabel
 		}
-		return []client.PolicyFile{{Name: label, YAML: string(data)}}, checkFileLabels(w, []client.PolicyFile{{Name: label}})
+		return []api.PolicyFile{{Name: label, YAML: string(data)}}, checkFileLabels(w, []api.PolicyFile{{Name: label}})
 	case "application/json":
-		var req client.ApplyRequest
+		var req api.ApplyRequest
 		if !decodeJSON(w, r, &req, MaxPolicyBodyBytes, false) {
 			return nil, false
 		}
@@ -168,7 +168,7 @@ func readPolicyFiles(w http.ResponseWriter, r *http.Request) ([]client.PolicyFil
 
 // checkFileLabels refuses file names that could not be shown safely in
 // errors or that pose as stored policies.
-func checkFileLabels(w http.ResponseWriter, files []client.PolicyFile) bool {
+func checkFileLabels(w http.ResponseWriter, files []api.PolicyFile) bool {
 	for i, f := range files {
 		bad := wire.CheckText(f.Name, maxFileLabelLen) != nil || strings.HasPrefix(f.Name, StoredPrefix)
 		if bad {
@@ -184,7 +184,7 @@ type refusal struct {
 	status  int // 400: the request's own policies; 409: they clash with what is in force
 	code    string
 	message string
-	errors  []client.LocatedError
+	errors  []api.LocatedError
 }
 
 // plan is an apply that passed every check.
@@ -198,7 +198,7 @@ type plan struct {
 // name a policy file defines; and the set they would make with the files
 // and the other stored policies compiles. The error return is for internal
 // failures only.
-func (a *API) planApply(ctx context.Context, files []client.PolicyFile) (*plan, *refusal, error) {
+func (a *API) planApply(ctx context.Context, files []api.PolicyFile) (*plan, *refusal, error) {
 	pl := &plan{existing: map[string]bool{}}
 	var errs policy.ErrorList
 	reqFiles := map[string]bool{}
@@ -236,12 +236,12 @@ func (a *API) planApply(ctx context.Context, files []client.PolicyFile) (*plan, 
 	for _, p := range filePolicies {
 		inFiles[p.Name] = p
 	}
-	var clashes []client.LocatedError
+	var clashes []api.LocatedError
 	requested := map[string]bool{}
 	for _, d := range pl.docs {
 		requested[d.name] = true
 		if fp, ok := inFiles[d.name]; ok {
-			clashes = append(clashes, client.LocatedError{File: d.file, Line: d.line, Field: "name",
+			clashes = append(clashes, api.LocatedError{File: d.file, Line: d.line, Field: "name",
 				Message: fmt.Sprintf("policy %q is defined in %s:%d; change it there (a policy file cannot be replaced through the API)", d.name, fp.Source.File, fp.Source.Line)})
 		}
 	}
@@ -296,7 +296,7 @@ func (a *API) filePolicies(ctx context.Context) ([]*policy.Policy, error) {
 }
 
 func writeRefusal(w http.ResponseWriter, rf *refusal) {
-	writeJSON(w, rf.status, client.ErrorBody{Error: rf.code, Message: rf.message, Errors: rf.errors})
+	writeJSON(w, rf.status, api.ErrorBody{Error: rf.code, Message: rf.message, Errors: rf.errors})
 }
 
 func (a *API) applyPolicies(w http.ResponseWriter, r *http.Request) {
@@ -323,9 +323,9 @@ func (a *API) applyPolicies(w http.ResponseWriter, r *http.Request) {
 		a.storeError(w, r, "storing the policies", err)
 		return
 	}
-	out := client.ApplyResult{Applied: make([]client.AppliedPolicy, len(pl.docs))}
+	out := api.ApplyResult{Applied: make([]api.AppliedPolicy, len(pl.docs))}
 	for i, d := range pl.docs {
-		out.Applied[i] = client.AppliedPolicy{Name: d.name, Created: !pl.existing[d.name], Rules: len(pl.policies[i].Rules)}
+		out.Applied[i] = api.AppliedPolicy{Name: d.name, Created: !pl.existing[d.name], Rules: len(pl.policies[i].Rules)}
 	}
 	out.Revision, out.InForce, out.Errors = a.reload(r.Context())
 	a.changed(ChangePolicies)
@@ -339,7 +339,7 @@ func (a *API) applyPolicies(w http.ResponseWriter, r *http.Request) {
 
 // reload reloads the policies after a change. A failure leaves the previous
 // set in force; it is reported, not hidden.
-func (a *API) reload(ctx context.Context) (revision string, inForce bool, errs []client.LocatedError) {
+func (a *API) reload(ctx context.Context) (revision string, inForce bool, errs []api.LocatedError) {
 	set, err := a.cfg.Policies.Reload(ctx)
 	if err != nil {
 		a.log.Error("admin: policy reload after a change failed; the previous set stays in force", "error", err)
@@ -358,17 +358,17 @@ func (a *API) validatePolicies(w http.ResponseWriter, r *http.Request) {
 		a.internalError(w, r, "checking the policies", err)
 		return
 	}
-	out := client.ValidateResult{Valid: rf == nil, Errors: []client.LocatedError{}, Policies: []client.PolicyInfo{}}
+	out := api.ValidateResult{Valid: rf == nil, Errors: []api.LocatedError{}, Policies: []api.PolicyInfo{}}
 	if rf != nil {
 		out.Errors = rf.errors
 		if len(out.Errors) == 0 {
-			out.Errors = []client.LocatedError{{Message: rf.message}}
+			out.Errors = []api.LocatedError{{Message: rf.message}}
 		}
 	} else {
 		// What they would become: stored policies, located in the request.
 		for _, p := range pl.policies {
 			info := infoOf(p)
-			info.Source = client.SourceStored
+			info.Source = api.SourceStored
 			out.Policies = append(out.Policies, info)
 		}
 	}
@@ -392,7 +392,7 @@ func (a *API) deletePolicy(w http.ResponseWriter, r *http.Request) {
 		a.internalError(w, r, "deleting the policy", err)
 		return
 	}
-	out := client.DeleteResult{Deleted: name}
+	out := api.DeleteResult{Deleted: name}
 	out.Revision, out.InForce, out.Errors = a.reload(r.Context())
 	a.changed(ChangePolicies)
 	a.log.Info("admin: policy deleted", "policy", name, "revision", out.Revision, "in_force", out.InForce)

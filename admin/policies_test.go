@@ -11,6 +11,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/meshguard/meshguard/api"
 	"github.com/meshguard/meshguard/client"
 	"github.com/meshguard/meshguard/policy"
 	"github.com/meshguard/meshguard/trust"
@@ -39,7 +40,7 @@ rules:
   - {name: tickets, effect: allow, actions: ["write:tickets/*"]}
 `
 
-func policyNames(l client.PolicyList) []string {
+func policyNames(l api.PolicyList) []string {
 	var out []string
 	for _, p := range l.Policies {
 		out = append(out, p.Name+"/"+p.Source)
@@ -53,7 +54,7 @@ func TestPolicyRoundTrip(t *testing.T) {
 	desk := e.agent(t, "desk", trust.Verified, "support")
 
 	// Validate: valid, nothing stored.
-	val, err := e.c.ValidatePolicies(ctx, client.PolicyFile{Name: "support.yaml", YAML: supportYAML})
+	val, err := e.c.ValidatePolicies(ctx, api.PolicyFile{Name: "support.yaml", YAML: supportYAML})
 	if err != nil || !val.Valid || len(val.Errors) != 0 || len(val.Policies) != 2 || val.Policies[0].Name != "support" || val.Policies[0].Rules != 2 {
 		t.Fatalf("ValidatePolicies = %+v, %v", val, err)
 	}
@@ -81,7 +82,7 @@ func TestPolicyRoundTrip(t *testing.T) {
 
 	// Show: the JSON form, and the YAML verbatim, comments included.
 	detail, err := e.c.GetPolicy(ctx, "support")
-	if err != nil || !detail.InForce || detail.Source != client.SourceStored || detail.CreatedAt == nil || !strings.Contains(detail.YAML, "# External mail needs") {
+	if err != nil || !detail.InForce || detail.Source != api.SourceStored || detail.CreatedAt == nil || !strings.Contains(detail.YAML, "# External mail needs") {
 		t.Fatalf("GetPolicy = %+v, %v", detail, err)
 	}
 	// The JSON form is itself a valid policy (JSON is YAML) and means the same.
@@ -102,7 +103,7 @@ func TestPolicyRoundTrip(t *testing.T) {
 		t.Fatalf("GetPolicyYAML(tickets) = %q, %v", raw, err)
 	}
 	fileDetail, err := e.c.GetPolicy(ctx, "researchers")
-	if err != nil || fileDetail.Source != client.SourceFile || fileDetail.YAML != "" || !strings.HasSuffix(fileDetail.File, "base.yaml") || fileDetail.Line == 0 {
+	if err != nil || fileDetail.Source != api.SourceFile || fileDetail.YAML != "" || !strings.HasSuffix(fileDetail.File, "base.yaml") || fileDetail.Line == 0 {
 		t.Fatalf("GetPolicy(researchers) = %+v, %v", fileDetail, err)
 	}
 	_, err = e.c.GetPolicyYAML(ctx, "researchers")
@@ -111,15 +112,15 @@ func TestPolicyRoundTrip(t *testing.T) {
 	apiError(t, err, http.StatusNotFound)
 
 	// Test one case against the live agent and the set in force.
-	one, err := e.c.TestPolicy(ctx, client.PolicyTestRequest{Agent: "desk", Action: "write:email", Context: map[string]any{"recipient": "eve@evil.test"}, Verbose: true})
+	one, err := e.c.TestPolicy(ctx, api.PolicyTestRequest{Agent: "desk", Action: "write:email", Context: map[string]any{"recipient": "eve@evil.test"}, Verbose: true})
 	if err != nil || one.Allowed || one.Reason != policy.ReasonRuleDeny || one.Policy != "support" || one.Rule != "no-external-email" || one.Explain == nil || one.Agent != "desk" {
 		t.Fatalf("TestPolicy(external mail) = %+v, %v", one, err)
 	}
-	one, err = e.c.TestPolicy(ctx, client.PolicyTestRequest{Agent: desk.ID, Action: "write:tickets/42"})
+	one, err = e.c.TestPolicy(ctx, api.PolicyTestRequest{Agent: desk.ID, Action: "write:tickets/42"})
 	if err != nil || !one.Allowed || one.Policy != "tickets" {
 		t.Fatalf("TestPolicy(tickets) = %+v, %v", one, err)
 	}
-	_, err = e.c.TestPolicy(ctx, client.PolicyTestRequest{Agent: "ghost", Action: "read:x"})
+	_, err = e.c.TestPolicy(ctx, api.PolicyTestRequest{Agent: "ghost", Action: "read:x"})
 	if ae := apiError(t, err, 400); !strings.Contains(ae.Message, "ghost") {
 		t.Fatal(ae)
 	}
@@ -138,7 +139,7 @@ tests:
 	}
 
 	// Re-apply one: replaced, not created.
-	res, err = e.c.ApplyPolicies(ctx, client.PolicyFile{Name: "tickets.yaml", YAML: "name: tickets\nappliesTo: {tags: [support]}\nrules: []\ndefaultEffect: allow\n"})
+	res, err = e.c.ApplyPolicies(ctx, api.PolicyFile{Name: "tickets.yaml", YAML: "name: tickets\nappliesTo: {tags: [support]}\nrules: []\ndefaultEffect: allow\n"})
 	if err != nil || len(res.Applied) != 1 || res.Applied[0].Created || !res.InForce {
 		t.Fatalf("re-apply = %+v, %v", res, err)
 	}
@@ -167,23 +168,23 @@ func TestBrokenPolicyChangesNothing(t *testing.T) {
 	}
 	tests := []struct {
 		name  string
-		files []client.PolicyFile
-		want  client.LocatedError // File, Line, Field; Message is a substring
+		files []api.PolicyFile
+		want  api.LocatedError // File, Line, Field; Message is a substring
 	}{
-		{"bad effect", []client.PolicyFile{{Name: "a.yaml", YAML: "name: a\nrules:\n  - {name: r, effect: alow, actions: [\"read:*\"]}\n"}},
-			client.LocatedError{File: "a.yaml", Line: 3, Field: "rules[0].effect", Message: "alow"}},
-		{"unknown key", []client.PolicyFile{{Name: "b.yaml", YAML: "name: b\nrulez: []\n"}},
-			client.LocatedError{File: "b.yaml", Line: 2, Field: "rulez", Message: "unknown"}},
-		{"YAML syntax", []client.PolicyFile{{Name: "c.yaml", YAML: "name: c\nrules: [\n"}},
-			client.LocatedError{File: "c.yaml", Line: 2, Message: "invalid YAML"}},
-		{"duplicate in the request", []client.PolicyFile{{Name: "d1.yaml", YAML: "name: dup\n"}, {Name: "d2.yaml", YAML: "name: dup\n"}},
-			client.LocatedError{File: "d2.yaml", Line: 1, Field: "name", Message: "duplicate policy name"}},
-		{"second document broken", []client.PolicyFile{{Name: "e.yaml", YAML: "name: fine\n---\nname: broken\ndelegation: {maxDepth: 9}\n"}},
-			client.LocatedError{File: "e.yaml", Line: 4, Field: "delegation.maxDepth", Message: "9"}},
-		{"replacing a good one with a bad one", []client.PolicyFile{{Name: "s.yaml", YAML: "name: support\ndefaultEffect: maybe\n"}},
-			client.LocatedError{File: "s.yaml", Line: 2, Field: "defaultEffect", Message: "maybe"}},
-		{"bad timezone", []client.PolicyFile{{Name: "f.yaml", YAML: "name: f\nrules:\n  - name: r\n    effect: allow\n    actions: [\"read:*\"]\n    conditions: {time: {between: \"09:00-17:00\", timezone: Mars/Olympus}}\n"}},
-			client.LocatedError{File: "f.yaml", Line: 6, Field: "rules[0].conditions.time.timezone", Message: "Mars/Olympus"}},
+		{"bad effect", []api.PolicyFile{{Name: "a.yaml", YAML: "name: a\nrules:\n  - {name: r, effect: alow, actions: [\"read:*\"]}\n"}},
+			api.LocatedError{File: "a.yaml", Line: 3, Field: "rules[0].effect", Message: "alow"}},
+		{"unknown key", []api.PolicyFile{{Name: "b.yaml", YAML: "name: b\nrulez: []\n"}},
+			api.LocatedError{File: "b.yaml", Line: 2, Field: "rulez", Message: "unknown"}},
+		{"YAML syntax", []api.PolicyFile{{Name: "c.yaml", YAML: "name: c\nrules: [\n"}},
+			api.LocatedError{File: "c.yaml", Line: 2, Message: "invalid YAML"}},
+		{"duplicate in the request", []api.PolicyFile{{Name: "d1.yaml", YAML: "name: dup\n"}, {Name: "d2.yaml", YAML: "name: dup\n"}},
+			api.LocatedError{File: "d2.yaml", Line: 1, Field: "name", Message: "duplicate policy name"}},
+		{"second document broken", []api.PolicyFile{{Name: "e.yaml", YAML: "name: fine\n---\nname: broken\ndelegation: {maxDepth: 9}\n"}},
+			api.LocatedError{File: "e.yaml", Line: 4, Field: "delegation.maxDepth", Message: "9"}},
+		{"replacing a good one with a bad one", []api.PolicyFile{{Name: "s.yaml", YAML: "name: support\ndefaultEffect: maybe\n"}},
+			api.LocatedError{File: "s.yaml", Line: 2, Field: "defaultEffect", Message: "maybe"}},
+		{"bad timezone", []api.PolicyFile{{Name: "f.yaml", YAML: "name: f\nrules:\n  - name: r\n    effect: allow\n    actions: [\"read:*\"]\n    conditions: {time: {between: \"09:00-17:00\", timezone: Mars/Olympus}}\n"}},
+			api.LocatedError{File: "f.yaml", Line: 6, Field: "rules[0].conditions.time.timezone", Message: "Mars/Olympus"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -237,7 +238,7 @@ func TestFilePolicyCollision(t *testing.T) {
 	ctx := t.Context()
 	base := filepath.Join(e.dir, "base.yaml")
 
-	_, err := e.c.ApplyPolicies(ctx, client.PolicyFile{Name: "mine.yaml", YAML: "name: ok\n---\nname: researchers\nrules: []\n"})
+	_, err := e.c.ApplyPolicies(ctx, api.PolicyFile{Name: "mine.yaml", YAML: "name: ok\n---\nname: researchers\nrules: []\n"})
 	ae := apiError(t, err, http.StatusConflict)
 	if !contains(ae.Message, `"researchers"`, base, "change it there") || len(ae.Errors) != 1 || ae.Errors[0].File != "mine.yaml" || ae.Errors[0].Line != 3 {
 		t.Fatalf("collision: %+v", ae)
@@ -245,7 +246,7 @@ func TestFilePolicyCollision(t *testing.T) {
 	if stored, _ := e.f.Store.ListPolicies(ctx); len(stored) != 0 {
 		t.Fatalf("a refused apply stored %d policies", len(stored))
 	}
-	val, err := e.c.ValidatePolicies(ctx, client.PolicyFile{Name: "mine.yaml", YAML: "name: researchers\n"})
+	val, err := e.c.ValidatePolicies(ctx, api.PolicyFile{Name: "mine.yaml", YAML: "name: researchers\n"})
 	if err != nil || val.Valid || len(val.Errors) != 1 || !strings.Contains(val.Errors[0].Message, base) {
 		t.Fatalf("ValidatePolicies = %+v, %v", val, err)
 	}
@@ -287,7 +288,7 @@ func TestReadyFollowsThePolicyFiles(t *testing.T) {
 		t.Fatalf("ListPolicies = %+v, %v", list, err)
 	}
 	// Applying while the files are broken is refused, naming the file.
-	_, err = e.c.ApplyPolicies(ctx, client.PolicyFile{Name: "x.yaml", YAML: "name: x\n"})
+	_, err = e.c.ApplyPolicies(ctx, api.PolicyFile{Name: "x.yaml", YAML: "name: x\n"})
 	if ae := apiError(t, err, http.StatusConflict); len(ae.Errors) == 0 || ae.Errors[0].File != broken {
 		t.Fatalf("apply with broken files: %+v", ae)
 	}
@@ -310,7 +311,7 @@ func TestReadyFollowsThePolicyFiles(t *testing.T) {
 func TestStoredPolicyFileClash(t *testing.T) {
 	e := newEnv(t)
 	ctx := t.Context()
-	if _, err := e.c.ApplyPolicies(ctx, client.PolicyFile{Name: "t.yaml", YAML: "name: tickets\n"}); err != nil {
+	if _, err := e.c.ApplyPolicies(ctx, api.PolicyFile{Name: "t.yaml", YAML: "name: tickets\n"}); err != nil {
 		t.Fatal(err)
 	}
 	writeFile(t, filepath.Join(e.dir, "tickets.yaml"), "name: tickets\n")
@@ -322,7 +323,7 @@ func TestStoredPolicyFileClash(t *testing.T) {
 		t.Fatal("ready with a duplicate name")
 	}
 	d, err := e.c.GetPolicy(ctx, "tickets")
-	if err != nil || d.Source != client.SourceStored {
+	if err != nil || d.Source != api.SourceStored {
 		t.Fatalf("GetPolicy = %+v, %v", d, err)
 	}
 	del, err := e.c.DeletePolicy(ctx, "tickets")

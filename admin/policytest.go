@@ -10,7 +10,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
-	"github.com/meshguard/meshguard/client"
+	"github.com/meshguard/meshguard/api"
 	"github.com/meshguard/meshguard/identity"
 	"github.com/meshguard/meshguard/policy"
 	"github.com/meshguard/meshguard/yamldoc"
@@ -28,7 +28,7 @@ func subjectOf(a identity.Agent) policy.Subject {
 // store and the policies in force. A denial is a result (200), not an
 // error; unknown agents and malformed cases are 400s.
 func (a *API) testPolicies(w http.ResponseWriter, r *http.Request) {
-	var req client.PolicyTestRequest
+	var req api.PolicyTestRequest
 	if !decodeJSON(w, r, &req, MaxPolicyBodyBytes, false) {
 		return
 	}
@@ -71,7 +71,7 @@ func (a *API) testPolicies(w http.ResponseWriter, r *http.Request) {
 		in.Chain = append(in.Chain, s)
 	}
 	d := set.Evaluate(&in)
-	out := client.PolicyTestResult{Agent: in.Agent.Label(), Action: in.Action, Resource: in.Resource, Allowed: d.Allowed(), Decision: d}
+	out := api.PolicyTestResult{Agent: in.Agent.Label(), Action: in.Action, Resource: in.Resource, Allowed: d.Allowed(), PolicyDecision: d.API()}
 	for _, s := range in.Chain {
 		out.Chain = append(out.Chain, s.Label())
 	}
@@ -94,7 +94,7 @@ func (a *API) testSubject(w http.ResponseWriter, r *http.Request, field, key str
 }
 
 // runTests runs a tests file.
-func (a *API) runTests(w http.ResponseWriter, r *http.Request, set *policy.Set, req *client.PolicyTestRequest) {
+func (a *API) runTests(w http.ResponseWriter, r *http.Request, set *policy.Set, req *api.PolicyTestRequest) {
 	const file = "tests"
 	dir, err := a.testDirectory(r.Context(), []byte(req.Tests))
 	if err != nil {
@@ -107,15 +107,15 @@ func (a *API) runTests(w http.ResponseWriter, r *http.Request, set *policy.Set, 
 		for i := range les {
 			les[i].Message = strings.Replace(les[i].Message, "(not in the agents file)", "(no such agent)", 1)
 		}
-		writeJSON(w, http.StatusBadRequest, client.ErrorBody{Error: "bad_request", Message: countErrors(len(les)) + " in the tests", Errors: les})
+		writeJSON(w, http.StatusBadRequest, api.ErrorBody{Error: "bad_request", Message: countErrors(len(les)) + " in the tests", Errors: les})
 		return
 	}
 	rep := policy.RunTests(set, cases, a.cfg.Now(), req.Verbose)
-	out := client.TestReport{Summary: rep.Summary, Results: make([]client.TestResult, len(rep.Results))}
+	out := api.TestReport{Summary: rep.Summary, Results: make([]api.TestResult, len(rep.Results))}
 	for i, res := range rep.Results {
-		out.Results[i] = client.TestResult{Result: res}
+		out.Results[i] = api.TestResult{TestCaseResult: res.API()}
 		if req.Verbose {
-			d := res.Detail
+			d := res.Detail.API()
 			out.Results[i].Detail = &d
 		}
 	}

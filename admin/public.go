@@ -6,7 +6,7 @@ import (
 	"slices"
 	"strconv"
 
-	"github.com/meshguard/meshguard/client"
+	"github.com/meshguard/meshguard/api"
 	"github.com/meshguard/meshguard/identity"
 )
 
@@ -19,7 +19,7 @@ func (a *API) health(w http.ResponseWriter, _ *http.Request) {
 // Ready hook (the store, …) and the policy loader's last reload. A failed
 // reload leaves the last good set in force, but the operator must know.
 func (a *API) ready(w http.ResponseWriter, r *http.Request) {
-	out := client.ReadyStatus{Status: "ready", PolicyRevision: a.cfg.Policies.Current().Revision()}
+	out := api.ReadyStatus{Status: "ready", PolicyRevision: a.cfg.Policies.Current().Revision()}
 	if a.cfg.Ready != nil {
 		if err := a.cfg.Ready(r.Context()); err != nil {
 			if multi, ok := err.(interface{ Unwrap() []error }); ok {
@@ -120,7 +120,7 @@ func (a *API) openIDConfiguration(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *API) rotateKeys(w http.ResponseWriter, r *http.Request) {
-	var req client.RotateKeyRequest
+	var req api.RotateKeyRequest
 	if !decodeJSON(w, r, &req, MaxBodyBytes, true) {
 		return
 	}
@@ -143,5 +143,5 @@ func (a *API) rotateKeys(w http.ResponseWriter, r *http.Request) {
 	}
 	a.changed(ChangeKeys)
 	a.log.Info("admin: signing key rotated", "kid", kid, "alg", alg)
-	writeJSON(w, http.StatusOK, client.RotatedKey{KID: kid, Alg: alg})
+	writeJSON(w, http.StatusOK, api.RotatedKey{KID: kid, Alg: alg})
 }

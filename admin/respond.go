@@ -13,7 +13,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/meshguard/meshguard/client"
+	"github.com/meshguard/meshguard/api"
 	"github.com/meshguard/meshguard/identity"
 	"github.com/meshguard/meshguard/policy"
 	"github.com/meshguard/meshguard/store"
@@ -37,7 +37,7 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 
 // writeError sends {"error": code, "message": …}.
 func writeError(w http.ResponseWriter, status int, code, format string, args ...any) {
-	writeJSON(w, status, client.ErrorBody{Error: code, Message: fmt.Sprintf(format, args...)})
+	writeJSON(w, status, api.ErrorBody{Error: code, Message: fmt.Sprintf(format, args...)})
 }
 
 // badRequest sends a 400.
@@ -180,7 +180,7 @@ func jsonKind(t reflect.Type) string {
 		t = t.Elem()
 	}
 	switch {
-	case t == reflect.TypeFor[client.Duration]():
+	case t == reflect.TypeFor[api.Duration]():
 		return `a duration such as "24h" or a number of seconds`
 	case t == reflect.TypeFor[time.Time]():
 		return "an RFC 3339 time such as 2026-01-05T10:00:00Z"
@@ -214,23 +214,23 @@ func jsonKind(t reflect.Type) string {
 
 // locatedErrors converts a policy load error; an error that is not a list
 // of located errors becomes one entry without a location.
-func locatedErrors(err error) []client.LocatedError {
+func locatedErrors(err error) []api.LocatedError {
 	var list policy.ErrorList
 	if errors.As(err, &list) {
-		out := make([]client.LocatedError, len(list))
+		out := make([]api.LocatedError, len(list))
 		for i, e := range list {
-			out[i] = client.LocatedError{File: e.File, Line: e.Line, Field: e.Field, Message: e.Msg}
+			out[i] = api.LocatedError{File: e.File, Line: e.Line, Field: e.Field, Message: e.Msg}
 		}
 		return out
 	}
 	var one *policy.Error
 	if errors.As(err, &one) {
-		return []client.LocatedError{{File: one.File, Line: one.Line, Field: one.Field, Message: one.Msg}}
+		return []api.LocatedError{{File: one.File, Line: one.Line, Field: one.Field, Message: one.Msg}}
 	}
 	if err == nil {
 		return nil
 	}
-	return []client.LocatedError{{Message: err.Error()}}
+	return []api.LocatedError{{Message: err.Error()}}
 }
 
 func joinComma(s []string) string { return strings.Join(s, ", ") }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 
+	"github.com/meshguard/meshguard/api"
 	"github.com/meshguard/meshguard/catalog"
 	"github.com/meshguard/meshguard/catalog/registry"
 	"github.com/meshguard/meshguard/identity"
@@ -40,10 +41,11 @@ func (a *API) listServices(w http.ResponseWriter, r *http.Request) {
 		a.servicesError(w, r, "listing services", err)
 		return
 	}
-	if entries == nil {
-		entries = []catalog.Entry{}
+	out := api.ServiceList{Services: make([]api.ServiceEntry, len(entries))}
+	for i := range entries {
+		out.Services[i] = entries[i].API()
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"services": entries})
+	writeJSON(w, http.StatusOK, out)
 }
 
 // getService is GET /admin/services/{name}.
@@ -56,7 +58,7 @@ func (a *API) getService(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("name")
 	for _, e := range entries {
 		if e.Name == name {
-			writeJSON(w, http.StatusOK, e)
+			writeJSON(w, http.StatusOK, e.API())
 			return
 		}
 	}
@@ -66,23 +68,25 @@ func (a *API) getService(w http.ResponseWriter, r *http.Request) {
 // putService is PUT /admin/services/{name}: add or replace a service,
 // validated with the whole catalogue.
 func (a *API) putService(w http.ResponseWriter, r *http.Request) {
-	var s catalog.Service
-	if !decodeJSON(w, r, &s, MaxBodyBytes, false) {
+	var body api.Service
+	if !decodeJSON(w, r, &body, MaxBodyBytes, false) {
 		return
 	}
 	name := r.PathValue("name")
-	if s.Name != "" && s.Name != name {
-		badRequest(w, "name: the body names %q, the path %q", s.Name, name)
+	if body.Name != "" && body.Name != name {
+		badRequest(w, "name: the body names %q, the path %q", body.Name, name)
 		return
 	}
-	s.Name = name
+	body.Name = name
+	s := catalog.ServiceFromAPI(&body)
 	if err := a.cfg.Services.Put(r.Context(), s); err != nil {
 		a.servicesError(w, r, "storing a service", err)
 		return
 	}
 	a.log.Info("admin: service put", "service", s.Name)
 	a.changed(ChangeServices)
-	writeJSON(w, http.StatusOK, catalog.Entry{Service: s, Source: catalog.SourceStored})
+	e := catalog.Entry{Service: s, Source: catalog.SourceStored}
+	writeJSON(w, http.StatusOK, e.API())
 }
 
 // deleteService is DELETE /admin/services/{name}.

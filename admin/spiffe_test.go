@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/meshguard/meshguard/api"
 	"github.com/meshguard/meshguard/client"
 	"github.com/meshguard/meshguard/engine"
 )
@@ -18,7 +19,7 @@ func TestAgentSPIFFEIDs(t *testing.T) {
 	e := newEnv(t)
 	ctx := t.Context()
 	const id, id2 = "spiffe://cluster.local/ns/research/sa/researcher", "spiffe://cluster.local/ns/research/sa/researcher-v2"
-	created, err := e.c.CreateAgent(ctx, client.CreateAgentRequest{Name: "researcher", TrustTier: "verified", SPIFFEIDs: []string{id, id2}})
+	created, err := e.c.CreateAgent(ctx, api.CreateAgentRequest{Name: "researcher", TrustTier: "verified", SPIFFEIDs: []string{id, id2}})
 	if err != nil || !slices.Equal(created.SPIFFEIDs, []string{id, id2}) {
 		t.Fatalf("CreateAgent = %+v, %v", created, err)
 	}
@@ -43,7 +44,7 @@ func TestAgentSPIFFEIDs(t *testing.T) {
 	}
 
 	// Refused: a malformed ID, one listed twice, one another agent holds.
-	other, err := e.c.CreateAgent(ctx, client.CreateAgentRequest{Name: "other"})
+	other, err := e.c.CreateAgent(ctx, api.CreateAgentRequest{Name: "other"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -60,11 +61,11 @@ func TestAgentSPIFFEIDs(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ids := tc.ids
-			_, err := e.c.UpdateAgent(ctx, other.ID, client.AgentPatch{SPIFFEIDs: &ids})
+			_, err := e.c.UpdateAgent(ctx, other.ID, api.AgentPatch{SPIFFEIDs: &ids})
 			if ae := apiError(t, err, tc.status); !strings.Contains(ae.Message, tc.want) {
 				t.Fatalf("message %q does not mention %q", ae.Message, tc.want)
 			}
-			_, err = e.c.CreateAgent(ctx, client.CreateAgentRequest{Name: "fresh", SPIFFEIDs: tc.ids})
+			_, err = e.c.CreateAgent(ctx, api.CreateAgentRequest{Name: "fresh", SPIFFEIDs: tc.ids})
 			apiError(t, err, tc.status)
 		})
 	}
@@ -77,7 +78,7 @@ func TestAgentSPIFFEIDs(t *testing.T) {
 
 	// Cleared: the principal is nobody at once.
 	empty := []string{}
-	updated, err := e.c.UpdateAgent(ctx, "researcher", client.AgentPatch{SPIFFEIDs: &empty})
+	updated, err := e.c.UpdateAgent(ctx, "researcher", api.AgentPatch{SPIFFEIDs: &empty})
 	if err != nil || updated.SPIFFEIDs == nil || len(updated.SPIFFEIDs) != 0 {
 		t.Fatalf("clearing: %+v, %v", updated, err)
 	}

@@ -9,7 +9,7 @@ import (
 	"testing"
 	"unicode/utf8"
 
-	"github.com/meshguard/meshguard/client"
+	"github.com/meshguard/meshguard/api"
 )
 
 // BenchmarkDecodeCheckBody: what the key check adds to decoding a
@@ -19,7 +19,7 @@ func BenchmarkDecodeCheckBody(b *testing.B) {
 	b.Run("decoder", func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
-			var req client.CheckRequest
+			var req api.CheckRequest
 			dec := json.NewDecoder(bytes.NewReader(body))
 			dec.DisallowUnknownFields()
 			if err := dec.Decode(&req); err != nil {
@@ -29,7 +29,7 @@ func BenchmarkDecodeCheckBody(b *testing.B) {
 	})
 	b.Run("keys", func(b *testing.B) {
 		b.ReportAllocs()
-		t := reflect.TypeFor[*client.CheckRequest]()
+		t := reflect.TypeFor[*api.CheckRequest]()
 		for b.Loop() {
 			if msg := checkKeys(body, t); msg != "" {
 				b.Fatal(msg)
@@ -39,7 +39,7 @@ func BenchmarkDecodeCheckBody(b *testing.B) {
 	b.Run("strict", func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
-			var req client.CheckRequest
+			var req api.CheckRequest
 			if msg := decodeStrict(body, &req); msg != "" {
 				b.Fatal(msg)
 			}
@@ -70,7 +70,7 @@ func FuzzCheckKeys(f *testing.F) {
 		case msg != "" && !ref.repeated && ref.depth <= maxKeyDepth && utf8.Valid(data):
 			t.Fatalf("refused %s, which repeats no key: %s", data, msg)
 		}
-		if checkKeys(data, reflect.TypeFor[*client.CheckRequest]()) != "" {
+		if checkKeys(data, reflect.TypeFor[*api.CheckRequest]()) != "" {
 			return
 		}
 		dec := json.NewDecoder(bytes.NewReader(data))
@@ -90,10 +90,10 @@ func FuzzCheckKeys(f *testing.F) {
 	})
 }
 
-// checkRequestKeys are client.CheckRequest's JSON keys, read from its tags.
+// checkRequestKeys are api.CheckRequest's JSON keys, read from its tags.
 var checkRequestKeys = func() []string {
 	var keys []string
-	for f := range reflect.TypeFor[client.CheckRequest]().Fields() {
+	for f := range reflect.TypeFor[api.CheckRequest]().Fields() {
 		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
 		keys = append(keys, name)
 	}

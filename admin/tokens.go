@@ -6,7 +6,7 @@ import (
 	"net/http"
 	"strconv"
 
-	"github.com/meshguard/meshguard/client"
+	"github.com/meshguard/meshguard/api"
 	"github.com/meshguard/meshguard/identity"
 )
 
@@ -39,7 +39,7 @@ const (
 // for its jti, sub and exp and forgotten: it is never logged, stored or
 // echoed.
 func (a *API) revokeToken(w http.ResponseWriter, r *http.Request) {
-	var req client.RevokeTokenRequest
+	var req api.RevokeTokenRequest
 	if !decodeJSON(w, r, &req, MaxBodyBytes, false) {
 		return
 	}
@@ -105,7 +105,7 @@ func (a *API) revokeToken(w http.ResponseWriter, r *http.Request) {
 	if created {
 		status = http.StatusCreated
 	}
-	writeJSON(w, status, client.RevokedToken{RevokedToken: stored, Created: created})
+	writeJSON(w, status, api.RevokedToken{Revocation: revocationBody(stored), Created: created})
 }
 
 // listRevokedTokens is GET /admin/tokens/revoked.
@@ -129,7 +129,7 @@ func (a *API) listRevokedTokens(w http.ResponseWriter, r *http.Request) {
 		a.storeError(w, r, "listing revoked tokens", err)
 		return
 	}
-	out := client.RevokedTokenList{Tokens: list}
+	out := api.RevokedTokenList{Tokens: revocationBodies(list)}
 	if len(list) == limit {
 		out.Next = list[len(list)-1].JTI
 	}

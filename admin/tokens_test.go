@@ -11,7 +11,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
-	"github.com/meshguard/meshguard/client"
+	"github.com/meshguard/meshguard/api"
 	"github.com/meshguard/meshguard/engine"
 	"github.com/meshguard/meshguard/engine/enginetest"
 	"github.com/meshguard/meshguard/identity"
@@ -20,7 +20,7 @@ import (
 )
 
 // revokedList is every revoked token the API lists.
-func revokedList(t *testing.T, e *env) []identity.RevokedToken {
+func revokedList(t *testing.T, e *env) []api.Revocation {
 	t.Helper()
 	page, err := e.c.ListRevokedTokens(t.Context(), "", 1000)
 	if err != nil {
@@ -47,7 +47,7 @@ func TestRevokeTokenByToken(t *testing.T) {
 	if _, err := e.f.Cached.Verify(ctx, leaked); err != nil { // cached now
 		t.Fatal(err)
 	}
-	if d, err := e.as(leaked).Check(ctx, client.CheckRequest{Action: "read:docs"}); err != nil || !d.Allowed {
+	if d, err := e.as(leaked).Check(ctx, api.CheckRequest{Action: "read:docs"}); err != nil || !d.Allowed {
 		t.Fatalf("before: %+v, %v", d, err)
 	}
 
@@ -55,7 +55,7 @@ func TestRevokeTokenByToken(t *testing.T) {
 	if code != http.StatusCreated || strings.Contains(string(body), leaked) {
 		t.Fatalf("revoke: %d %s; want 201 without the token", code, body)
 	}
-	want := []identity.RevokedToken{{JTI: claims.ID, AgentID: ag.ID, ExpiresAt: claims.ExpiresAt, Reason: "pasted in a ticket"}}
+	want := []api.Revocation{{JTI: claims.ID, AgentID: ag.ID, ExpiresAt: claims.ExpiresAt, Reason: "pasted in a ticket"}}
 	got := revokedList(t, e)
 	if diff := cmp.Diff(want, got, cmpIgnoreRevokedAt); diff != "" {
 		t.Fatalf("listed (-want +got):\n%s", diff)
@@ -65,15 +65,15 @@ func TestRevokeTokenByToken(t *testing.T) {
 		t.Errorf("the cached verification after the revocation: %v, want ErrTokenRevoked", err)
 	}
 	// A denial is an error of the client too; the decision is in d.
-	d, err := e.as(leaked).Check(ctx, client.CheckRequest{Action: "read:docs"})
+	d, err := e.as(leaked).Check(ctx, api.CheckRequest{Action: "read:docs"})
 	if d.Allowed || d.Status != 401 || d.Reason != engine.ReasonTokenRevoked {
 		t.Errorf("/v1/check with the revoked token: %+v, %v; want 401 %s", d, err, engine.ReasonTokenRevoked)
 	}
-	if d, err := e.as(other.Token).Check(ctx, client.CheckRequest{Action: "read:docs"}); err != nil || !d.Allowed {
+	if d, err := e.as(other.Token).Check(ctx, api.CheckRequest{Action: "read:docs"}); err != nil || !d.Allowed {
 		t.Errorf("the agent's other token: %+v, %v; want it allowed", d, err)
 	}
 
-	r, err := e.c.RevokeToken(ctx, client.RevokeTokenRequest{Token: leaked})
+	r, err := e.c.RevokeToken(ctx, api.RevokeTokenRequest{Token: leaked})
 	if err != nil || r.Created || r.JTI != claims.ID || r.Reason != "pasted in a ticket" {
 		t.Errorf("revoking again: %+v, %v; want the first revocation, created false", r, err)
 	}
@@ -82,13 +82,13 @@ func TestRevokeTokenByToken(t *testing.T) {
 	}
 	// By jti, the exp is unknown: the revocation lasts the longer of the
 	// two, the first one's reason and time kept.
-	r, err = e.c.RevokeToken(ctx, client.RevokeTokenRequest{JTI: claims.ID, AgentID: ag.ID, Reason: "again"})
+	r, err = e.c.RevokeToken(ctx, api.RevokeTokenRequest{JTI: claims.ID, AgentID: ag.ID, Reason: "again"})
 	if err != nil || r.Created || r.Reason != "pasted in a ticket" || !r.RevokedAt.Equal(got[0].RevokedAt) || !r.ExpiresAt.After(claims.ExpiresAt) {
 		t.Errorf("revoking again by jti: %+v, %v; want the first revocation until a later exp, created false", r, err)
 	}
 }
 
-var cmpIgnoreRevokedAt = cmp.Comparer(func(a, b identity.RevokedToken) bool {
+var cmpIgnoreRevokedAt = cmp.Comparer(func(a, b api.Revocation) bool {
 	a.RevokedAt, b.RevokedAt = time.Time{}, time.Time{}
 	return a.JTI == b.JTI && a.AgentID == b.AgentID && a.ExpiresAt.Equal(b.ExpiresAt) && a.Reason == b.Reason
 })
@@ -102,7 +102,7 @@ func TestRevokeTokenByJTI(t *testing.T) {
 	ag := e.agent(t, "leaky", trust.Verified, "emailer")
 	claims := verify(t, e, ag.Token).Claims
 	before := time.Now()
-	r, err := e.c.RevokeToken(ctx, client.RevokeTokenRequest{JTI: claims.ID, AgentID: ag.ID})
+	r, err := e.c.RevokeToken(ctx, api.RevokeTokenRequest{JTI: claims.ID, AgentID: ag.ID})
 	if err != nil || !r.Created || r.JTI != claims.ID || r.AgentID != ag.ID {
 		t.Fatalf("RevokeToken = %+v, %v", r, err)
 	}
@@ -110,7 +110,7 @@ func TestRevokeTokenByJTI(t *testing.T) {
 	if max := identity.Leeway + e.f.Keys.Keyring().MaxTTL(); r.ExpiresAt.Before(before.Add(max).Truncate(time.Microsecond)) {
 		t.Errorf("expiresAt %v: want the longest lifetime from the leeway ahead of now (%v)", r.ExpiresAt, before.Add(max))
 	}
-	if d, err := e.as(ag.Token).Check(ctx, client.CheckRequest{Action: "read:docs"}); d.Allowed || d.Status != 401 || d.Reason != engine.ReasonTokenRevoked {
+	if d, err := e.as(ag.Token).Check(ctx, api.CheckRequest{Action: "read:docs"}); d.Allowed || d.Status != 401 || d.Reason != engine.ReasonTokenRevoked {
 		t.Errorf("/v1/check: %+v, %v; want 401 %s", d, err, engine.ReasonTokenRevoked)
 	}
 }
@@ -192,7 +192,7 @@ func TestListRevokedTokens(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		r, err := e.c.RevokeToken(ctx, client.RevokeTokenRequest{Token: tok.Token, Reason: fmt.Sprint("n", i)})
+		r, err := e.c.RevokeToken(ctx, api.RevokeTokenRequest{Token: tok.Token, Reason: fmt.Sprint("n", i)})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -244,24 +244,24 @@ func TestDelegationsOfARevokedToken(t *testing.T) {
 		t.Fatal(err)
 	}
 	leaked := orch.Token
-	toRes, err := e.as(leaked).Delegate(ctx, client.DelegationRequest{Delegate: "researcher", Actions: []string{"read:*", "write:email"}, MaxDepth: 2})
+	toRes, err := e.as(leaked).Delegate(ctx, api.DelegationRequest{Delegate: "researcher", Actions: []string{"read:*", "write:email"}, MaxDepth: 2})
 	if err != nil {
 		t.Fatal(err)
 	}
-	toMail, err := e.as(res.Token).Delegate(ctx, client.DelegationRequest{Delegate: mail.ID, Actions: []string{"write:email"}, Parent: toRes.Token})
+	toMail, err := e.as(res.Token).Delegate(ctx, api.DelegationRequest{Delegate: mail.ID, Actions: []string{"write:email"}, Parent: toRes.Token})
 	if err != nil {
 		t.Fatal(err)
 	}
-	kept, err := e.as(other.Token).Delegate(ctx, client.DelegationRequest{Delegate: "researcher", Actions: []string{"read:*"}})
+	kept, err := e.as(other.Token).Delegate(ctx, api.DelegationRequest{Delegate: "researcher", Actions: []string{"read:*"}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	uses := []struct {
 		name, token string
-		req         client.CheckRequest
+		req         api.CheckRequest
 	}{
-		{"the researcher for the orchestrator", res.Token, client.CheckRequest{Action: "read:papers", Delegation: toRes.Token}},
-		{"the emailer for orchestrator → researcher", mail.Token, client.CheckRequest{Action: "write:email", Delegation: toMail.Token}},
+		{"the researcher for the orchestrator", res.Token, api.CheckRequest{Action: "read:papers", Delegation: toRes.Token}},
+		{"the emailer for orchestrator → researcher", mail.Token, api.CheckRequest{Action: "write:email", Delegation: toMail.Token}},
 	}
 	for _, u := range uses { // cached as verified before the revocation
 		if d, err := e.as(u.token).Check(ctx, u.req); err != nil || !d.Allowed {
@@ -269,10 +269,10 @@ func TestDelegationsOfARevokedToken(t *testing.T) {
 		}
 	}
 
-	if _, err := e.c.RevokeToken(ctx, client.RevokeTokenRequest{Token: leaked}); err != nil {
+	if _, err := e.c.RevokeToken(ctx, api.RevokeTokenRequest{Token: leaked}); err != nil {
 		t.Fatal(err)
 	}
-	_, err = e.as(leaked).Delegate(ctx, client.DelegationRequest{Delegate: "researcher", Actions: []string{"read:*"}})
+	_, err = e.as(leaked).Delegate(ctx, api.DelegationRequest{Delegate: "researcher", Actions: []string{"read:*"}})
 	if ae := apiError(t, err, http.StatusUnauthorized); ae.Reason != engine.ReasonTokenRevoked {
 		t.Errorf("minting with the revoked token: %+v, want 401 %s", ae, engine.ReasonTokenRevoked)
 	}
@@ -282,11 +282,11 @@ func TestDelegationsOfARevokedToken(t *testing.T) {
 			t.Errorf("%s after the revocation: %+v, %v; want 403 %s", u.name, d, err, policy.ReasonDelegationRevoked)
 		}
 	}
-	_, err = e.as(res.Token).Delegate(ctx, client.DelegationRequest{Delegate: mail.ID, Actions: []string{"write:email"}, Parent: toRes.Token})
+	_, err = e.as(res.Token).Delegate(ctx, api.DelegationRequest{Delegate: mail.ID, Actions: []string{"write:email"}, Parent: toRes.Token})
 	if ae := apiError(t, err, http.StatusForbidden); ae.Reason != policy.ReasonDelegationRevoked {
 		t.Errorf("handing on the revoked token's delegation: %+v, want 403 %s", ae, policy.ReasonDelegationRevoked)
 	}
-	if d, err := e.as(res.Token).Check(ctx, client.CheckRequest{Action: "read:papers", Delegation: kept.Token}); err != nil || !d.Allowed {
+	if d, err := e.as(res.Token).Check(ctx, api.CheckRequest{Action: "read:papers", Delegation: kept.Token}); err != nil || !d.Allowed {
 		t.Errorf("the delegation minted with the agent's other token: %+v, %v; want it allowed", d, err)
 	}
 }

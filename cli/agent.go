@@ -9,8 +9,8 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/meshguard/meshguard/api"
 	"github.com/meshguard/meshguard/client"
-	"github.com/meshguard/meshguard/identity"
 	"github.com/meshguard/meshguard/trust"
 )
 
@@ -120,7 +120,7 @@ func (a *app) agentCreateCmd() *cobra.Command {
 			"  meshguard agent create orchestrator --trust trusted --tags orchestrator --output orchestrator.jwt",
 		Args: exactArgs(1),
 		RunE: runE(func(cmd *cobra.Command, args []string) error {
-			req := client.CreateAgentRequest{Name: args[0], Tags: f.tags, Hosts: f.hosts, SPIFFEIDs: f.spiffes, Metadata: f.metadata, TTL: client.Duration(ttl)}
+			req := api.CreateAgentRequest{Name: args[0], Tags: f.tags, Hosts: f.hosts, SPIFFEIDs: f.spiffes, Metadata: f.metadata, TTL: api.Duration(ttl)}
 			if strings.TrimSpace(req.Name) == "" {
 				return usageErr("agent create: NAME must not be empty")
 			}
@@ -196,8 +196,8 @@ func nonNil(s []string) []string {
 var agentPageSize = 1000
 
 // allAgents follows the pages of agents filter selects to the last one.
-func allAgents(ctx context.Context, c *client.Client, filter client.AgentFilter) ([]identity.Agent, error) {
-	agents := []identity.Agent{}
+func allAgents(ctx context.Context, c *client.Client, filter client.AgentFilter) ([]api.Agent, error) {
+	agents := []api.Agent{}
 	for {
 		page, err := c.ListAgents(ctx, filter)
 		if err != nil {
@@ -228,7 +228,7 @@ func (a *app) agentListCmd() *cobra.Command {
 				}
 				filter.Trust = t.String()
 			}
-			if status != "" && status != string(identity.StatusActive) && status != string(identity.StatusRevoked) {
+			if status != "" && status != api.AgentActive && status != api.AgentRevoked {
 				return usageErr("--status: %q: expected active or revoked", status)
 			}
 			c, err := a.adminClient()
@@ -263,7 +263,7 @@ func (a *app) agentListCmd() *cobra.Command {
 }
 
 // showAgent prints an agent as aligned "key: value" lines, unless --quiet.
-func (a *app) showAgent(ag identity.Agent) {
+func (a *app) showAgent(ag api.Agent) {
 	if a.g.quiet {
 		return
 	}
@@ -324,7 +324,7 @@ func (a *app) agentUpdateCmd() *cobra.Command {
 			"  meshguard agent update researcher --spiffe-id spiffe://cluster.local/ns/research/sa/researcher",
 		Args: exactArgs(1),
 		RunE: runE(func(cmd *cobra.Command, args []string) error {
-			var p client.AgentPatch
+			var p api.AgentPatch
 			fl := cmd.Flags()
 			if fl.Changed("name") {
 				p.Name = &f.name
@@ -348,7 +348,7 @@ func (a *app) agentUpdateCmd() *cobra.Command {
 			if fl.Changed("metadata") {
 				p.Metadata = &f.metadata
 			}
-			if p == (client.AgentPatch{}) {
+			if p == (api.AgentPatch{}) {
 				return usageErr("agent update: nothing to change: give one or more of --name, --trust, --tags, --hosts, --spiffe-id, --metadata")
 			}
 			c, err := a.adminClient()

@@ -10,6 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/meshguard/meshguard/api"
 	"github.com/meshguard/meshguard/client"
 	"github.com/meshguard/meshguard/identity"
 	"github.com/meshguard/meshguard/policy"
@@ -39,9 +40,9 @@ type appliedAgent struct {
 // applyStep is what the plan says to do for one entry of the file.
 type applyStep struct {
 	want    policy.AgentEntry
-	have    *identity.Agent // nil: no agent of that name
-	changes []string        // what differs, for the line printed
-	revoke  bool            // the file says revoked, the server's is active
+	have    *api.Agent // nil: no agent of that name
+	changes []string   // what differs, for the line printed
+	revoke  bool       // the file says revoked, the server's is active
 }
 
 func (a *app) agentApplyCmd() *cobra.Command {
@@ -124,8 +125,8 @@ var errRevokedInFile = errors.New("revoked on the server")
 // planApply compares the file with the server's agents and says what to
 // do for each entry; an entry that would resurrect a revoked agent fails
 // the whole plan.
-func planApply(file string, entries []policy.AgentEntry, have []identity.Agent) ([]applyStep, error) {
-	byName := make(map[string]*identity.Agent, len(have))
+func planApply(file string, entries []policy.AgentEntry, have []api.Agent) ([]applyStep, error) {
+	byName := make(map[string]*api.Agent, len(have))
 	for i := range have {
 		byName[have[i].Name] = &have[i]
 	}
@@ -135,7 +136,7 @@ func planApply(file string, entries []policy.AgentEntry, have []identity.Agent) 
 		s := applyStep{want: e, have: byName[e.Name]}
 		switch {
 		case s.have == nil:
-		case !s.have.Active():
+		case s.have.Status != api.AgentActive:
 			if e.Active {
 				revoked = append(revoked, fmt.Errorf("%s:%d: agent %q (%s) is %w; the file says active, and revoked agents are never reactivated: mark it status: revoked, or give it another name",
 					file, e.Line, e.Name, s.have.ID, errRevokedInFile))
@@ -217,13 +218,13 @@ func applyOne(ctx context.Context, c *client.Client, s applyStep) (appliedAgent,
 	e := s.want
 	tags := nonNil(e.Tags)
 	var (
-		ag     identity.Agent
+		ag     api.Agent
 		r      appliedAgent
 		action = applyUnchanged
 	)
 	switch {
 	case s.have == nil:
-		created, err := c.CreateAgent(ctx, client.CreateAgentRequest{Name: e.Name, TrustTier: e.Tier.String(), Tags: e.Tags})
+		created, err := c.CreateAgent(ctx, api.CreateAgentRequest{Name: e.Name, TrustTier: e.Tier.String(), Tags: e.Tags})
 		if err != nil {
 			return r, err
 		}
@@ -237,7 +238,7 @@ func applyOne(ctx context.Context, c *client.Client, s applyStep) (appliedAgent,
 		ag = *s.have
 		if len(s.changes) > 0 {
 			tier := e.Tier.String()
-			updated, err := c.UpdateAgent(ctx, ag.ID, client.AgentPatch{TrustTier: &tier, Tags: &tags})
+			updated, err := c.UpdateAgent(ctx, ag.ID, api.AgentPatch{TrustTier: &tier, Tags: &tags})
 			if err != nil {
 				return r, err
 			}

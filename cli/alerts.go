@@ -10,18 +10,18 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/meshguard/meshguard/alert"
-	"github.com/meshguard/meshguard/client"
+	"github.com/meshguard/meshguard/api"
 )
 
 // alertsStatus reads GET /admin/alerts.
-func (a *app) alertsStatus(cmd *cobra.Command) (client.AlertsStatus, error) {
+func (a *app) alertsStatus(cmd *cobra.Command) (api.AlertsStatus, error) {
 	c, err := a.adminClient()
 	if err != nil {
-		return client.AlertsStatus{}, err
+		return api.AlertsStatus{}, err
 	}
 	st, err := c.Alerts(cmd.Context())
 	if err != nil {
-		return client.AlertsStatus{}, a.apiErr(err)
+		return api.AlertsStatus{}, a.apiErr(err)
 	}
 	return st, nil
 }

@@ -10,26 +10,26 @@ import (
 
 	"github.com/meshguard/meshguard/admin"
 	"github.com/meshguard/meshguard/alert"
-	"github.com/meshguard/meshguard/client"
+	"github.com/meshguard/meshguard/api"
 )
 
 // liveAlerts is alerting as a server shows it, over real providers.
 type liveAlerts struct{ providers []alert.Provider }
 
-func (l *liveAlerts) Status(context.Context) (client.AlertsStatus, error) {
-	st := client.AlertsStatus{Triggers: []string{"deny", "rate_limit"}, RateLimit: 10, Pending: map[string]int{"webhook": 2}}
+func (l *liveAlerts) Status(context.Context) (api.AlertsStatus, error) {
+	st := api.AlertsStatus{Triggers: []string{"deny", "rate_limit"}, RateLimit: 10, Pending: map[string]int{"webhook": 2}}
 	for _, p := range l.providers {
-		st.Providers = append(st.Providers, client.AlertProvider{Name: p.Name(), Target: "http://receiver"})
+		st.Providers = append(st.Providers, api.AlertProvider{Name: p.Name(), Target: "http://receiver"})
 	}
 	return st, nil
 }
 
-func (l *liveAlerts) Test(ctx context.Context) []client.AlertTestResult {
+func (l *liveAlerts) Test(ctx context.Context) []api.AlertTestResult {
 	a := alert.ForTest(time.Now(), alert.Origin{})
-	var out []client.AlertTestResult
+	var out []api.AlertTestResult
 	for _, p := range l.providers {
 		err := p.Send(ctx, &a)
-		r := client.AlertTestResult{Provider: p.Name(), Delivered: err == nil}
+		r := api.AlertTestResult{Provider: p.Name(), Delivered: err == nil}
 		if err != nil {
 			r.Error = err.Error()
 		}

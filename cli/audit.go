@@ -10,6 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/meshguard/meshguard/api"
 	"github.com/meshguard/meshguard/audit"
 	"github.com/meshguard/meshguard/client"
 )
@@ -152,7 +153,7 @@ func (a *app) auditTailCmd() *cobra.Command {
 				return nil
 			}
 			flt.Limit = 0
-			err = c.FollowAudit(cmd.Context(), flt, after, func(l client.AuditLine) error {
+			err = c.FollowAudit(cmd.Context(), flt, after, func(l api.AuditLine) error {
 				if shown[l.ID] {
 					delete(shown, l.ID)
 					return nil

@@ -12,8 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/meshguard/meshguard/api"
 	"github.com/meshguard/meshguard/audit"
-	"github.com/meshguard/meshguard/client"
 	"github.com/meshguard/meshguard/engine"
 	"github.com/meshguard/meshguard/trust"
 )
@@ -135,7 +135,7 @@ func TestAuditCommands(t *testing.T) {
 	}
 	// --json names the same record by the same number as the text.
 	code, stdout, _ = l.mg(t, "--json", "audit", "verify")
-	var res client.AuditVerifyResult
+	var res api.AuditVerifyResult
 	if err := json.Unmarshal([]byte(stdout), &res); code != ExitFailure || err != nil || res.Break == nil ||
 		res.Break.Index != 3 || res.Break.ID != recs[3].ID || res.Verified != 3 {
 		t.Fatalf("verify --json after an edit: %d %v\n%s", code, err, stdout)

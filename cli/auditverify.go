@@ -11,6 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/meshguard/meshguard/api"
 	"github.com/meshguard/meshguard/audit"
 	"github.com/meshguard/meshguard/client"
 	"github.com/meshguard/meshguard/store"
@@ -54,7 +55,7 @@ func (a *app) auditVerifyCmd() *cobra.Command {
 				}
 			}
 			progress := a.progress()
-			var res client.AuditVerifyResult
+			var res api.AuditVerifyResult
 			var err error
 			if f.dataDir != "" || f.databaseURL != "" {
 				res, err = a.verifyOffline(cmd.Context(), f, cpFile, progress)
@@ -63,7 +64,7 @@ func (a *app) auditVerifyCmd() *cobra.Command {
 				if c, err = a.adminClient(); err != nil {
 					return err
 				}
-				res, err = c.VerifyAuditStream(cmd.Context(), client.AuditVerifyRequest{Checkpoint: string(cpFile), Key: f.key, Incremental: f.incremental}, progress)
+				res, err = c.VerifyAuditStream(cmd.Context(), api.AuditVerifyRequest{Checkpoint: string(cpFile), Key: f.key, Incremental: f.incremental}, progress)
 				err = a.apiErr(err)
 			}
 			progress(-1)
@@ -103,23 +104,23 @@ func readLimited(path string, limit int64) ([]byte, error) {
 }
 
 // verifyOffline opens the store itself and verifies it here.
-func (a *app) verifyOffline(ctx context.Context, f verifyFlags, cpFile []byte, progress func(int64)) (client.AuditVerifyResult, error) {
+func (a *app) verifyOffline(ctx context.Context, f verifyFlags, cpFile []byte, progress func(int64)) (api.AuditVerifyResult, error) {
 	var trail audit.Chains
 	if f.dataDir != "" {
 		path := filepath.Join(f.dataDir, "meshguard.db")
 		if _, err := os.Stat(path); err != nil {
-			return client.AuditVerifyResult{}, usageErr("--data-dir: %v", err)
+			return api.AuditVerifyResult{}, usageErr("--data-dir: %v", err)
 		}
 		s, err := store.OpenSQLite(ctx, path)
 		if err != nil {
-			return client.AuditVerifyResult{}, fmt.Errorf("--data-dir: %w", err)
+			return api.AuditVerifyResult{}, fmt.Errorf("--data-dir: %w", err)
 		}
 		defer s.Close()
 		trail = s
 	} else {
 		s, err := store.OpenPostgres(ctx, f.databaseURL)
 		if err != nil {
-			return client.AuditVerifyResult{}, fmt.Errorf("--database-url: %w", err)
+			return api.AuditVerifyResult{}, fmt.Errorf("--database-url: %w", err)
 		}
 		defer s.Close()
 		trail = s
@@ -131,39 +132,39 @@ func (a *app) verifyOffline(ctx context.Context, f verifyFlags, cpFile []byte, p
 	case cpFile != nil:
 		cp, err = audit.ParseCheckpoint(cpFile, f.key)
 	case f.incremental && f.dataDir == "":
-		return client.AuditVerifyResult{}, usageErr("--incremental: reading PostgreSQL directly has no last checkpoint; give --checkpoint FILE")
+		return api.AuditVerifyResult{}, usageErr("--incremental: reading PostgreSQL directly has no last checkpoint; give --checkpoint FILE")
 	case f.incremental:
 		key := f.key
 		if key == "" {
 			// DATA_DIR's own key: the file next to it must be signed by it.
 			raw, kerr := os.ReadFile(filepath.Join(f.dataDir, audit.CheckpointKeyFile))
 			if kerr != nil {
-				return client.AuditVerifyResult{}, usageErr("--incremental: %v", kerr)
+				return api.AuditVerifyResult{}, usageErr("--incremental: %v", kerr)
 			}
 			signer, kerr := audit.NewCheckpointSigner(string(raw))
 			if kerr != nil {
-				return client.AuditVerifyResult{}, usageErr("--incremental: %v", kerr)
+				return api.AuditVerifyResult{}, usageErr("--incremental: %v", kerr)
 			}
 			key = signer.VerifierKey()
 		}
 		cp, err = audit.ReadCheckpoint(filepath.Join(f.dataDir, audit.CheckpointFile), key)
 	}
 	if err != nil {
-		return client.AuditVerifyResult{}, usageErr("checkpoint: %v", err)
+		return api.AuditVerifyResult{}, usageErr("checkpoint: %v", err)
 	}
-	var used *client.AuditCheckpointUsed
+	var used *api.AuditCheckpointUsed
 	if cp.Note != "" {
 		opts.Checkpoint = &cp
-		used = &client.AuditCheckpointUsed{Time: cp.Time, Key: cp.Key}
+		used = &api.AuditCheckpointUsed{Time: cp.Time, Key: cp.Key}
 	}
 	rep, err := audit.Verify(ctx, trail, opts)
-	res := client.AuditVerifyResult{OK: err == nil, Verified: rep.Verified, Chains: rep.Chains, Anchored: rep.Anchored,
+	res := api.AuditVerifyResult{OK: err == nil, Verified: rep.Verified, Chains: rep.Chains, Anchored: rep.Anchored,
 		FromCheckpoint: rep.FromCheckpoint, Notes: rep.Notes, Checkpoint: used, Gaps: rep.Gaps, DeadLetters: rep.DeadLetters}
 	var b *audit.Break
 	switch {
 	case errors.Is(err, audit.ErrGap), errors.Is(err, audit.ErrDeadLettered):
 	case errors.As(err, &b):
-		res.Break = &client.AuditBreak{Chain: b.Chain, Index: b.Index, ID: b.ID, Why: b.Why}
+		res.Break = &api.AuditBreak{Chain: b.Chain, Index: b.Index, ID: b.ID, Why: b.Why}
 	case err != nil:
 		return res, err
 	}
@@ -171,7 +172,7 @@ func (a *app) verifyOffline(ctx context.Context, f verifyFlags, cpFile []byte, p
 }
 
 // reportVerify prints a verification's result and returns its exit.
-func (a *app) reportVerify(res *client.AuditVerifyResult, pinned string) error {
+func (a *app) reportVerify(res *api.AuditVerifyResult, pinned string) error {
 	if a.g.json {
 		if err := a.printJSON(res); err != nil {
 			return err

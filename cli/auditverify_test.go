@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/meshguard/meshguard/admin"
+	"github.com/meshguard/meshguard/api"
 	"github.com/meshguard/meshguard/audit"
 	"github.com/meshguard/meshguard/client"
 )
@@ -139,10 +140,10 @@ func TestVerifyIsNotBoundToTheRequestTimeout(t *testing.T) {
 	// timeout before any progress line is tried again. Were the whole
 	// stream bound by the timeout, every attempt would fail.
 	var seen []int64
-	var res client.AuditVerifyResult
+	var res api.AuditVerifyResult
 	for attempt := 1; ; attempt++ {
 		seen = nil
-		res, err = c.VerifyAuditStream(t.Context(), client.AuditVerifyRequest{}, func(n int64) { seen = append(seen, n) })
+		res, err = c.VerifyAuditStream(t.Context(), api.AuditVerifyRequest{}, func(n int64) { seen = append(seen, n) })
 		var ne net.Error
 		if attempt < 5 && len(seen) == 0 && errors.As(err, &ne) && ne.Timeout() {
 			t.Logf("attempt %d: %v", attempt, err)
@@ -161,7 +162,7 @@ func TestVerifyIsNotBoundToTheRequestTimeout(t *testing.T) {
 	// Cancelled at the first progress line (sent as the walk starts): the
 	// caller's cancellation, neither a result nor a server failure.
 	ctx, cancel := context.WithCancel(t.Context())
-	res, err = c.VerifyAuditStream(ctx, client.AuditVerifyRequest{}, func(int64) { cancel() })
+	res, err = c.VerifyAuditStream(ctx, api.AuditVerifyRequest{}, func(int64) { cancel() })
 	if !errors.Is(err, context.Canceled) || res.OK || res.Break != nil {
 		t.Fatalf("cancelled verification: %+v, %v", res, err)
 	}

@@ -19,6 +19,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/meshguard/meshguard/admin"
+	"github.com/meshguard/meshguard/api"
 	"github.com/meshguard/meshguard/catalog"
 	"github.com/meshguard/meshguard/catalog/registry"
 	"github.com/meshguard/meshguard/engine/enginetest"
@@ -358,7 +359,7 @@ func TestOnlineAgentRoundTrip(t *testing.T) {
 		t.Error("a revoked agent's token still verifies")
 	}
 	revoked := decodeJSON[identity.Agent](t, l.must(t, "agent", "revoke", researcherID, "--json"))
-	if revoked.Status != identity.StatusRevoked {
+	if revoked.Status != api.AgentRevoked {
 		t.Errorf("revoke twice --json: %+v", revoked)
 	}
 	if code, _, errOut := l.mg(t, "agent", "token", "researcher"); code != ExitFailure || !strings.Contains(errOut, "is revoked") {

@@ -13,7 +13,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/meshguard/meshguard/client"
+	"github.com/meshguard/meshguard/api"
 	"github.com/meshguard/meshguard/policy"
 )
 
@@ -65,9 +65,9 @@ func (a *app) policyListCmd() *cobra.Command {
 }
 
 // policySource is the SOURCE column: "stored", or the file and line.
-func policySource(p client.PolicyInfo) string {
-	if p.Source == client.SourceStored {
-		return client.SourceStored
+func policySource(p api.PolicyInfo) string {
+	if p.Source == api.SourceStored {
+		return api.SourceStored
 	}
 	if p.Line > 0 {
 		return fmt.Sprintf("%s:%d", p.File, p.Line)
@@ -77,7 +77,7 @@ func policySource(p client.PolicyInfo) string {
 
 // loadErrors prints located errors the server reported beside a success,
 // and what they mean.
-func (a *app) loadErrors(errs []client.LocatedError, meaning string) {
+func (a *app) loadErrors(errs []api.LocatedError, meaning string) {
 	if len(errs) == 0 {
 		return
 	}
@@ -112,7 +112,7 @@ func (a *app) policyShowCmd() *cobra.Command {
 			if a.g.json {
 				return a.printJSON(d)
 			}
-			if d.Source == client.SourceStored && !d.InForce {
+			if d.Source == api.SourceStored && !d.InForce {
 				a.note("warning: stored policy %q is not in force: the server's last policy reload failed (see `meshguard policy list`)", d.Name)
 			}
 			if d.YAML != "" {
@@ -189,7 +189,7 @@ func (a *app) policyApplyCmd() *cobra.Command {
 // readPolicyFiles reads the file, or the *.yaml/*.yml files under the
 // directory, that `policy apply` sends. Unreadable or oversized input is a
 // usage error (exit 2).
-func readPolicyFiles(path string) ([]client.PolicyFile, error) {
+func readPolicyFiles(path string) ([]api.PolicyFile, error) {
 	st, err := os.Stat(path)
 	if err != nil {
 		return nil, usageErr("%v", err)
@@ -206,7 +206,7 @@ func readPolicyFiles(path string) ([]client.PolicyFile, error) {
 			return nil, usageErr("%s: %d files; one apply takes at most %d (apply the directory in parts)", path, len(paths), maxApplyFiles)
 		}
 	}
-	files := make([]client.PolicyFile, 0, len(paths))
+	files := make([]api.PolicyFile, 0, len(paths))
 	total := 0
 	for _, p := range paths {
 		data, err := policy.ReadFile(p)
@@ -224,7 +224,7 @@ func readPolicyFiles(path string) ([]client.PolicyFile, error) {
 		if total > maxApplyBytes {
 			return nil, usageErr("%s: the files hold more than %d bytes; one apply takes at most that (apply them in parts)", path, maxApplyBytes)
 		}
-		files = append(files, client.PolicyFile{Name: applyLabel(path, p), YAML: string(data)})
+		files = append(files, api.PolicyFile{Name: applyLabel(path, p), YAML: string(data)})
 	}
 	return files, nil
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/meshguard/meshguard/api"
 	"github.com/meshguard/meshguard/client"
 	"github.com/meshguard/meshguard/policy"
 )
@@ -292,7 +293,7 @@ func (a *app) explain(d *policy.Decision, indent string) {
 func (a *app) runPolicyTestOnline(cmd *cobra.Command, f *policyTestFlags, single bool) error {
 	ctx := cmd.Context()
 	if single {
-		req := client.PolicyTestRequest{Agent: f.agent, Action: f.action, Resource: f.resource, Chain: f.chain, Verbose: f.verbose}
+		req := api.PolicyTestRequest{Agent: f.agent, Action: f.action, Resource: f.resource, Chain: f.chain, Verbose: f.verbose}
 		var err error
 		if req.Context, err = parseContext(f.context); err != nil {
 			return err
@@ -312,7 +313,7 @@ func (a *app) runPolicyTestOnline(cmd *cobra.Command, f *policyTestFlags, single
 		if err != nil {
 			return a.apiErr(err)
 		}
-		return a.printOne(oneResult{Agent: res.Agent, Action: res.Action, Resource: res.Resource, Decision: res.Decision}, res.Chain)
+		return a.printOne(oneResult{Agent: res.Agent, Action: res.Action, Resource: res.Resource, Decision: policy.DecisionFromAPI(&res.PolicyDecision)}, res.Chain)
 	}
 	data, err := readInput("--file", f.file)
 	if err != nil {
@@ -341,9 +342,9 @@ func (a *app) runPolicyTestOnline(cmd *cobra.Command, f *policyTestFlags, single
 	}
 	out := policy.Report{Summary: rep.Summary, Results: make([]policy.Result, len(rep.Results))}
 	for i, r := range rep.Results {
-		out.Results[i] = r.Result
+		out.Results[i] = policy.ResultFromAPI(&r.TestCaseResult)
 		if r.Detail != nil {
-			out.Results[i].Detail = *r.Detail
+			out.Results[i].Detail = policy.DecisionFromAPI(r.Detail)
 		}
 	}
 	return a.printReport(out, f.verbose)

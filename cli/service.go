@@ -8,6 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/meshguard/meshguard/api"
 	"github.com/meshguard/meshguard/catalog"
 )
 
@@ -75,7 +76,7 @@ func (a *app) serviceShowCmd() *cobra.Command {
 
 // showService prints a service as agent show prints an agent: aligned
 // "key: value" lines, then its routes, one a line.
-func (a *app) showService(e catalog.Entry) {
+func (a *app) showService(e api.ServiceEntry) {
 	kvs := [][2]string{
 		{"name", e.Name},
 		{"hosts", orDash(strings.Join(e.Hosts, ", "))},
@@ -83,7 +84,7 @@ func (a *app) showService(e catalog.Entry) {
 		{"endpoints", orDash(strings.Join(e.Endpoints, ", "))},
 		{"agent", orDash(e.Agent)},
 		{"min tier", e.MinTier.String()},
-		{"source", string(e.Source)},
+		{"source", e.Source},
 	}
 	if len(e.Routes) == 0 {
 		kvs = append(kvs, [2]string{"routes", "-"})
@@ -124,7 +125,7 @@ func (a *app) serviceApplyCmd() *cobra.Command {
 				return err
 			}
 			for _, s := range cat.Services {
-				if _, err := c.PutService(cmd.Context(), s); err != nil {
+				if _, err := c.PutService(cmd.Context(), s.API()); err != nil {
 					return a.apiErr(fmt.Errorf("service %s: %w", s.Name, err))
 				}
 				a.say("✓ service %s applied", s.Name)

@@ -7,7 +7,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/meshguard/meshguard/client"
+	"github.com/meshguard/meshguard/api"
 	"github.com/meshguard/meshguard/identity"
 )
 
@@ -37,7 +37,7 @@ func (a *app) tokensRevokeCmd() *cobra.Command {
 			"  meshguard tokens revoke --jti 6i1cT0rVb0hJ2N0x3Qx2-w --agent researcher",
 		Args: cobra.MaximumNArgs(1),
 		RunE: runE(func(cmd *cobra.Command, args []string) error {
-			req := client.RevokeTokenRequest{JTI: jti, Reason: reason}
+			req := api.RevokeTokenRequest{JTI: jti, Reason: reason}
 			byToken := len(args) == 1 || file != ""
 			switch {
 			case len(args) == 1 && file != "":
@@ -124,7 +124,7 @@ func (a *app) tokensRevokedCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			all := []identity.RevokedToken{}
+			all := []api.Revocation{}
 			for after := ""; ; {
 				page, err := c.ListRevokedTokens(cmd.Context(), after, 1000)
 				if err != nil {

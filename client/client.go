@@ -1,8 +1,9 @@
 // Package client is a typed Go client of MeshGuard's HTTP API (docs/api.md):
 // the admin API, POST /v1/check, POST /v1/delegations and the public
-// endpoints. The CLI uses it for its online commands; its request and
-// response types are the ones the server (package admin) decodes and
-// encodes.
+// endpoints. The CLI uses it for its online commands. Its request and
+// response types are those of package api, which the server (package
+// admin) decodes and encodes; client depends on nothing heavier
+// (deps_test.go holds that).
 //
 // Errors are typed so callers can branch on them: a response with an error
 // status is an *APIError; a failure to reach the server or read its answer
@@ -22,6 +23,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/meshguard/meshguard/api"
 )
 
 // DefaultBaseURL is MeshGuard's address when none is configured (docs/cli.md,
@@ -35,13 +38,6 @@ const DefaultTimeout = 30 * time.Second
 // MaxResponseBytes bounds an answer the client reads (a policy list holds
 // every policy's summary; a stored policy is at most 4 MiB).
 const MaxResponseBytes = 64 << 20
-
-// Header names.
-const (
-	HeaderAdminToken  = "X-Admin-Token"
-	HeaderDelegation  = "X-MeshGuard-Delegation"
-	HeaderTraceParent = "traceparent"
-)
 
 // ErrNetwork is wrapped by every failure to reach the server or to read its
 // answer: connection refused, DNS, TLS, timeouts, a cut-off body.
@@ -58,8 +54,8 @@ type APIError struct {
 	Reason   string
 	Policy   string
 	Rule     string
-	Errors   []LocatedError
-	Decision *Decision
+	Errors   []api.LocatedError
+	Decision *api.Decision
 }
 
 func (e *APIError) Error() string {
@@ -76,10 +72,6 @@ func (e *APIError) Error() string {
 	}
 	return b.String()
 }
-
-// ReasonAdminTokenRequired is the reason of the 403 the admin API gives a
-// request that carries an agent's bearer token instead of the admin token.
-const ReasonAdminTokenRequired = "admin_token_required"
 
 // Exit codes of the CLI (docs/cli.md).
 const (
@@ -110,7 +102,7 @@ func ExitCode(err error) int {
 	case http.StatusUnauthorized:
 		return ExitAuth
 	case http.StatusForbidden:
-		if ae.Reason == ReasonAdminTokenRequired {
+		if ae.Reason == api.ReasonAdminTokenRequired {
 			return ExitAuth
 		}
 		return ExitDenied
@@ -273,7 +265,7 @@ func (c *Client) do(ctx context.Context, k call) (http.Header, error) {
 	switch k.auth {
 	case authAdmin:
 		if c.adminToken != "" {
-			req.Header.Set(HeaderAdminToken, c.adminToken)
+			req.Header.Set(api.HeaderAdminToken, c.adminToken)
 		}
 	case authAgent:
 		if c.agentToken != "" {
@@ -333,7 +325,7 @@ func (c *Client) do(ctx context.Context, k call) (http.Header, error) {
 // (a proxy in between may answer in text).
 func apiError(resp *http.Response, data []byte) *APIError {
 	e := &APIError{Status: resp.StatusCode}
-	var body ErrorBody
+	var body api.ErrorBody
 	if json.Unmarshal(data, &body) == nil && body.Error != "" {
 		e.Code, e.Message, e.Reason, e.Policy, e.Rule, e.Errors = body.Error, body.Message, body.Reason, body.Policy, body.Rule, body.Errors
 		return e
@@ -370,9 +362,25 @@ func (c *Client) doJSON(ctx context.Context, method, path string, a auth, in, ou
 // seg escapes one path segment (an id or name from the command line).
 func seg(s string) string { return url.PathEscape(s) }
 
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
+}
+
 func nonNilBytes(b []byte) []byte {
 	if b == nil {
 		return []byte{}
 	}
 	return b
+}
+
+// AgentFilter selects agents for ListAgents; zero fields do not filter.
+type AgentFilter struct {
+	Trust  string // a tier name
+	Status string // active or revoked
+	Tag    string
+	After  string // the name after which the page starts (api.AgentList.Next)
+	Limit  int    // page size; 0 means the server's default (100), at most 1000
 }

@@ -1,7 +1,6 @@
 package client_test
 
 import (
-	"encoding/json"
 	"errors"
 	"net/http"
 	"net/http/httptest"
@@ -9,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/meshguard/meshguard/api"
 	"github.com/meshguard/meshguard/client"
 )
 
@@ -21,7 +21,7 @@ func TestExitCode(t *testing.T) {
 		{"nil", nil, client.ExitOK},
 		{"network", errors.Join(errors.New("x"), client.ErrNetwork), client.ExitNetwork},
 		{"401", &client.APIError{Status: 401, Code: "unauthorized"}, client.ExitAuth},
-		{"agent token on the admin API", &client.APIError{Status: 403, Code: "forbidden", Reason: client.ReasonAdminTokenRequired}, client.ExitAuth},
+		{"agent token on the admin API", &client.APIError{Status: 403, Code: "forbidden", Reason: api.ReasonAdminTokenRequired}, client.ExitAuth},
 		{"policy denial", &client.APIError{Status: 403, Code: "forbidden", Reason: "rule_deny"}, client.ExitDenied},
 		{"rate limited", &client.APIError{Status: 429, Code: "rate_limited"}, client.ExitDenied},
 		{"bad request", &client.APIError{Status: 400, Code: "bad_request"}, client.ExitUsage},
@@ -35,30 +35,6 @@ func TestExitCode(t *testing.T) {
 		if got := client.ExitCode(tc.err); got != tc.want {
 			t.Errorf("%s: ExitCode = %d, want %d", tc.name, got, tc.want)
 		}
-	}
-}
-
-func TestDurationJSON(t *testing.T) {
-	good := map[string]time.Duration{`"24h"`: 24 * time.Hour, `"90m"`: 90 * time.Minute, `3600`: time.Hour, `0`: 0, `null`: 0}
-	for in, want := range good {
-		var d client.Duration
-		if err := json.Unmarshal([]byte(in), &d); err != nil || d.D() != want {
-			t.Errorf("%s: %v, %v; want %v", in, d.D(), err, want)
-		}
-	}
-	for _, in := range []string{`"forever"`, `"-1h"`, `-5`, `1.5`, `true`, `{}`, `99999999999999999999`} {
-		var v struct {
-			TTL client.Duration `json:"ttl"`
-		}
-		err := json.Unmarshal([]byte(`{"ttl":`+in+`}`), &v)
-		var te *json.UnmarshalTypeError
-		if !errors.As(err, &te) || te.Field != "ttl" {
-			t.Errorf("%s: error %v, want an UnmarshalTypeError naming ttl", in, err)
-		}
-	}
-	out, err := json.Marshal(client.Duration(90 * time.Minute))
-	if err != nil || string(out) != `"1h30m0s"` {
-		t.Errorf("Marshal = %s, %v", out, err)
 	}
 }
 

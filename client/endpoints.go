@@ -10,9 +10,7 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/meshguard/meshguard/catalog"
-	"github.com/meshguard/meshguard/identity"
-	"github.com/meshguard/meshguard/xds"
+	"github.com/meshguard/meshguard/api"
 )
 
 // The API's endpoints, one method each (docs/api.md).
@@ -20,14 +18,14 @@ import (
 // --- Agents --------------------------------------------------------------
 
 // CreateAgent registers an agent and returns it with its first token.
-func (c *Client) CreateAgent(ctx context.Context, req CreateAgentRequest) (AgentWithToken, error) {
-	var out AgentWithToken
+func (c *Client) CreateAgent(ctx context.Context, req api.CreateAgentRequest) (api.AgentWithToken, error) {
+	var out api.AgentWithToken
 	err := c.doJSON(ctx, http.MethodPost, "/admin/agents", authAdmin, req, &out)
 	return out, err
 }
 
 // ListAgents returns one page of agents in name order.
-func (c *Client) ListAgents(ctx context.Context, f AgentFilter) (AgentList, error) {
+func (c *Client) ListAgents(ctx context.Context, f AgentFilter) (api.AgentList, error) {
 	q := url.Values{}
 	for k, v := range map[string]string{"trust": f.Trust, "status": f.Status, "tag": f.Tag, "after": f.After} {
 		if v != "" {
@@ -37,45 +35,45 @@ func (c *Client) ListAgents(ctx context.Context, f AgentFilter) (AgentList, erro
 	if f.Limit != 0 {
 		q.Set("limit", strconv.Itoa(f.Limit))
 	}
-	var out AgentList
+	var out api.AgentList
 	_, err := c.do(ctx, call{method: http.MethodGet, path: "/admin/agents", query: q, auth: authAdmin, out: &out})
 	return out, err
 }
 
 // GetAgent returns the agent with the given id or name.
-func (c *Client) GetAgent(ctx context.Context, idOrName string) (identity.Agent, error) {
-	var out identity.Agent
+func (c *Client) GetAgent(ctx context.Context, idOrName string) (api.Agent, error) {
+	var out api.Agent
 	err := c.doJSON(ctx, http.MethodGet, "/admin/agents/"+seg(idOrName), authAdmin, nil, &out)
 	return out, err
 }
 
 // UpdateAgent changes the fields p sets and returns the agent as stored.
-func (c *Client) UpdateAgent(ctx context.Context, idOrName string, p AgentPatch) (identity.Agent, error) {
-	var out identity.Agent
+func (c *Client) UpdateAgent(ctx context.Context, idOrName string, p api.AgentPatch) (api.Agent, error) {
+	var out api.Agent
 	err := c.doJSON(ctx, http.MethodPatch, "/admin/agents/"+seg(idOrName), authAdmin, p, &out)
 	return out, err
 }
 
 // RevokeAgent revokes the agent (all its tokens stop working at once) and
 // returns it.
-func (c *Client) RevokeAgent(ctx context.Context, idOrName string) (identity.Agent, error) {
-	var out identity.Agent
+func (c *Client) RevokeAgent(ctx context.Context, idOrName string) (api.Agent, error) {
+	var out api.Agent
 	err := c.doJSON(ctx, http.MethodDelete, "/admin/agents/"+seg(idOrName), authAdmin, nil, &out)
 	return out, err
 }
 
 // IssueToken issues a new token for the agent; ttl 0 means the server's
 // default lifetime.
-func (c *Client) IssueToken(ctx context.Context, idOrName string, ttl time.Duration) (Token, error) {
-	var out Token
-	err := c.doJSON(ctx, http.MethodPost, "/admin/agents/"+seg(idOrName)+"/token", authAdmin, TokenRequest{TTL: Duration(ttl)}, &out)
+func (c *Client) IssueToken(ctx context.Context, idOrName string, ttl time.Duration) (api.Token, error) {
+	var out api.Token
+	err := c.doJSON(ctx, http.MethodPost, "/admin/agents/"+seg(idOrName)+"/token", authAdmin, api.TokenRequest{TTL: api.Duration(ttl)}, &out)
 	return out, err
 }
 
 // RevokeToken revokes one agent token (req.Token, or req.JTI and
 // req.AgentID); the agent's other tokens keep working.
-func (c *Client) RevokeToken(ctx context.Context, req RevokeTokenRequest) (RevokedToken, error) {
-	var out RevokedToken
+func (c *Client) RevokeToken(ctx context.Context, req api.RevokeTokenRequest) (api.RevokedToken, error) {
+	var out api.RevokedToken
 	err := c.doJSON(ctx, http.MethodPost, "/admin/tokens/revoke", authAdmin, req, &out)
 	return out, err
 }
@@ -83,7 +81,7 @@ func (c *Client) RevokeToken(ctx context.Context, req RevokeTokenRequest) (Revok
 // ListRevokedTokens returns a page of the revoked tokens that have not
 // expired, in jti order: after a jti ("" for the first page), at most
 // limit (0: the server's default).
-func (c *Client) ListRevokedTokens(ctx context.Context, after string, limit int) (RevokedTokenList, error) {
+func (c *Client) ListRevokedTokens(ctx context.Context, after string, limit int) (api.RevokedTokenList, error) {
 	q := url.Values{}
 	if after != "" {
 		q.Set("after", after)
@@ -91,7 +89,7 @@ func (c *Client) ListRevokedTokens(ctx context.Context, after string, limit int)
 	if limit != 0 {
 		q.Set("limit", strconv.Itoa(limit))
 	}
-	var out RevokedTokenList
+	var out api.RevokedTokenList
 	_, err := c.do(ctx, call{method: http.MethodGet, path: "/admin/tokens/revoked", query: q, auth: authAdmin, out: &out})
 	return out, err
 }
@@ -99,15 +97,15 @@ func (c *Client) ListRevokedTokens(ctx context.Context, after string, limit int)
 // --- Policies ------------------------------------------------------------
 
 // ListPolicies returns the policies in force.
-func (c *Client) ListPolicies(ctx context.Context) (PolicyList, error) {
-	var out PolicyList
+func (c *Client) ListPolicies(ctx context.Context) (api.PolicyList, error) {
+	var out api.PolicyList
 	err := c.doJSON(ctx, http.MethodGet, "/admin/policies", authAdmin, nil, &out)
 	return out, err
 }
 
 // GetPolicy returns one policy, in force or stored.
-func (c *Client) GetPolicy(ctx context.Context, name string) (PolicyDetail, error) {
-	var out PolicyDetail
+func (c *Client) GetPolicy(ctx context.Context, name string) (api.PolicyDetail, error) {
+	var out api.PolicyDetail
 	err := c.doJSON(ctx, http.MethodGet, "/admin/policies/"+seg(name), authAdmin, nil, &out)
 	return out, err
 }
@@ -123,51 +121,51 @@ func (c *Client) GetPolicyYAML(ctx context.Context, name string) ([]byte, error)
 // ApplyPolicies validates the files as one change against the policies in
 // force and, if all is well, stores their policies and reloads. On any
 // error nothing is stored and the *APIError lists the located errors.
-func (c *Client) ApplyPolicies(ctx context.Context, files ...PolicyFile) (ApplyResult, error) {
-	var out ApplyResult
-	err := c.doJSON(ctx, http.MethodPost, "/admin/policies", authAdmin, ApplyRequest{Files: files}, &out)
+func (c *Client) ApplyPolicies(ctx context.Context, files ...api.PolicyFile) (api.ApplyResult, error) {
+	var out api.ApplyResult
+	err := c.doJSON(ctx, http.MethodPost, "/admin/policies", authAdmin, api.ApplyRequest{Files: files}, &out)
 	return out, err
 }
 
 // ApplyPolicyYAML applies one YAML stream (one or more documents), as
 // `curl --data-binary @file -H 'Content-Type: application/yaml'` does.
-func (c *Client) ApplyPolicyYAML(ctx context.Context, yaml []byte) (ApplyResult, error) {
-	var out ApplyResult
+func (c *Client) ApplyPolicyYAML(ctx context.Context, yaml []byte) (api.ApplyResult, error) {
+	var out api.ApplyResult
 	_, err := c.do(ctx, call{method: http.MethodPost, path: "/admin/policies", auth: authAdmin,
 		body: nonNilBytes(yaml), contentType: "application/yaml", out: &out})
 	return out, err
 }
 
 // ValidatePolicies runs every check ApplyPolicies would, storing nothing.
-// Invalid policies are not an error: see ValidateResult.Valid.
-func (c *Client) ValidatePolicies(ctx context.Context, files ...PolicyFile) (ValidateResult, error) {
-	var out ValidateResult
-	err := c.doJSON(ctx, http.MethodPost, "/admin/policies/validate", authAdmin, ApplyRequest{Files: files}, &out)
+// Invalid policies are not an error: see api.ValidateResult.Valid.
+func (c *Client) ValidatePolicies(ctx context.Context, files ...api.PolicyFile) (api.ValidateResult, error) {
+	var out api.ValidateResult
+	err := c.doJSON(ctx, http.MethodPost, "/admin/policies/validate", authAdmin, api.ApplyRequest{Files: files}, &out)
 	return out, err
 }
 
 // DeletePolicy deletes a stored policy and reloads. A policy defined in a
 // file is refused (409): delete it there.
-func (c *Client) DeletePolicy(ctx context.Context, name string) (DeleteResult, error) {
-	var out DeleteResult
+func (c *Client) DeletePolicy(ctx context.Context, name string) (api.DeleteResult, error) {
+	var out api.DeleteResult
 	err := c.doJSON(ctx, http.MethodDelete, "/admin/policies/"+seg(name), authAdmin, nil, &out)
 	return out, err
 }
 
 // TestPolicy evaluates one case against the live agents and the policies
 // in force. A denial is a result, not an error.
-func (c *Client) TestPolicy(ctx context.Context, req PolicyTestRequest) (PolicyTestResult, error) {
+func (c *Client) TestPolicy(ctx context.Context, req api.PolicyTestRequest) (api.PolicyTestResult, error) {
 	req.Tests = ""
-	var out PolicyTestResult
+	var out api.PolicyTestResult
 	err := c.doJSON(ctx, http.MethodPost, "/admin/policies/test", authAdmin, req, &out)
 	return out, err
 }
 
 // RunPolicyTests runs a tests file (its content) against the live agents
 // and the policies in force.
-func (c *Client) RunPolicyTests(ctx context.Context, tests string, verbose bool) (TestReport, error) {
-	var out TestReport
-	err := c.doJSON(ctx, http.MethodPost, "/admin/policies/test", authAdmin, PolicyTestRequest{Tests: tests, Verbose: verbose}, &out)
+func (c *Client) RunPolicyTests(ctx context.Context, tests string, verbose bool) (api.TestReport, error) {
+	var out api.TestReport
+	err := c.doJSON(ctx, http.MethodPost, "/admin/policies/test", authAdmin, api.PolicyTestRequest{Tests: tests, Verbose: verbose}, &out)
 	return out, err
 }
 
@@ -175,9 +173,9 @@ func (c *Client) RunPolicyTests(ctx context.Context, tests string, verbose bool)
 
 // RotateKeys makes a new signing key current; alg "" keeps the current
 // algorithm. Tokens signed by the old key stay valid until they expire.
-func (c *Client) RotateKeys(ctx context.Context, alg string) (RotatedKey, error) {
-	var out RotatedKey
-	err := c.doJSON(ctx, http.MethodPost, "/admin/keys/rotate", authAdmin, RotateKeyRequest{Alg: alg}, &out)
+func (c *Client) RotateKeys(ctx context.Context, alg string) (api.RotatedKey, error) {
+	var out api.RotatedKey
+	err := c.doJSON(ctx, http.MethodPost, "/admin/keys/rotate", authAdmin, api.RotateKeyRequest{Alg: alg}, &out)
 	return out, err
 }
 
@@ -187,52 +185,52 @@ func (c *Client) RotateKeys(ctx context.Context, alg string) (RotatedKey, error)
 // request returns the decision and a nil error; a denial returns the
 // decision too, with an *APIError whose Decision is set (ExitCode 4 for
 // 403/429, 3 for 401).
-func (c *Client) Check(ctx context.Context, req CheckRequest) (Decision, error) {
+func (c *Client) Check(ctx context.Context, req api.CheckRequest) (api.Decision, error) {
 	k, err := c.jsonCall(http.MethodPost, "/v1/check", authAgent, req, nil)
 	if err != nil {
-		return Decision{}, err
+		return api.Decision{}, err
 	}
 	var raw []byte
 	k.out = &raw
 	k.header = http.Header{}
 	if req.Delegation != "" {
-		k.header.Set(HeaderDelegation, req.Delegation)
+		k.header.Set(api.HeaderDelegation, req.Delegation)
 	}
 	if req.TraceParent != "" {
-		k.header.Set(HeaderTraceParent, req.TraceParent)
+		k.header.Set(api.HeaderTraceParent, req.TraceParent)
 	}
 	_, err = c.do(ctx, k)
 	var ae *APIError
 	switch {
 	case errors.As(err, &ae):
 		// A denial's body is the whole decision.
-		var d Decision
+		var d api.Decision
 		if json.Unmarshal(raw, &d) == nil && d.Decision != "" {
 			ae.Decision = &d
 			return d, err
 		}
-		return Decision{}, err
+		return api.Decision{}, err
 	case err != nil:
-		return Decision{}, err
+		return api.Decision{}, err
 	}
-	var d Decision
+	var d api.Decision
 	if err := json.Unmarshal(raw, &d); err != nil {
-		return Decision{}, fmt.Errorf("meshguard client: POST /v1/check: decoding the answer: %w", err)
+		return api.Decision{}, fmt.Errorf("meshguard client: POST /v1/check: decoding the answer: %w", err)
 	}
 	return d, nil
 }
 
 // Delegate asks for a delegation token that lets req.Delegate act for the
 // client's agent (docs/api.md, POST /v1/delegations).
-func (c *Client) Delegate(ctx context.Context, req DelegationRequest) (DelegationToken, error) {
+func (c *Client) Delegate(ctx context.Context, req api.DelegationRequest) (api.DelegationToken, error) {
 	k, err := c.jsonCall(http.MethodPost, "/v1/delegations", authAgent, req, nil)
 	if err != nil {
-		return DelegationToken{}, err
+		return api.DelegationToken{}, err
 	}
-	var out DelegationToken
+	var out api.DelegationToken
 	k.out = &out
 	if req.Parent != "" {
-		k.header = http.Header{HeaderDelegation: {req.Parent}}
+		k.header = http.Header{api.HeaderDelegation: {req.Parent}}
 	}
 	_, err = c.do(ctx, k)
 	return out, err
@@ -247,14 +245,14 @@ func (c *Client) Health(ctx context.Context) error {
 
 // Ready returns the readiness report; a server that is not ready answers
 // 503, returned as an *APIError alongside the report.
-func (c *Client) Ready(ctx context.Context) (ReadyStatus, error) {
+func (c *Client) Ready(ctx context.Context) (api.ReadyStatus, error) {
 	var raw []byte
 	_, err := c.do(ctx, call{method: http.MethodGet, path: "/ready", out: &raw})
-	var st ReadyStatus
+	var st api.ReadyStatus
 	var ae *APIError
 	if errors.As(err, &ae) {
 		if json.Unmarshal(raw, &st) != nil || st.Status == "" {
-			st = ReadyStatus{Status: "not_ready", Errors: []string{ae.Message}}
+			st = api.ReadyStatus{Status: "not_ready", Errors: []string{ae.Message}}
 		}
 		return st, err
 	}
@@ -270,7 +268,7 @@ func (c *Client) Ready(ctx context.Context) (ReadyStatus, error) {
 // JWKS returns the JWKS document.
 func (c *Client) JWKS(ctx context.Context) ([]byte, error) {
 	var out []byte
-	_, err := c.do(ctx, call{method: http.MethodGet, path: identity.JWKSPath, out: &out})
+	_, err := c.do(ctx, call{method: http.MethodGet, path: api.JWKSPath, out: &out})
 	return out, err
 }
 
@@ -278,24 +276,24 @@ func (c *Client) JWKS(ctx context.Context) ([]byte, error) {
 
 // XDSStatus reports each node of the xDS server: what it ACKed, and its
 // last NACK.
-func (c *Client) XDSStatus(ctx context.Context) (xds.Status, error) {
-	var out xds.Status
+func (c *Client) XDSStatus(ctx context.Context) (api.XDSStatus, error) {
+	var out api.XDSStatus
 	err := c.doJSON(ctx, http.MethodGet, "/admin/xds/status", authAdmin, nil, &out)
 	return out, err
 }
 
 // Alerts reports how alerting is configured and what waits in the outbox.
-func (c *Client) Alerts(ctx context.Context) (AlertsStatus, error) {
-	var out AlertsStatus
+func (c *Client) Alerts(ctx context.Context) (api.AlertsStatus, error) {
+	var out api.AlertsStatus
 	err := c.doJSON(ctx, http.MethodGet, "/admin/alerts", authAdmin, nil, &out)
 	return out, err
 }
 
 // TestAlerts sends a clearly marked test alert to every configured
 // provider, directly, and reports each one's result.
-func (c *Client) TestAlerts(ctx context.Context) ([]AlertTestResult, error) {
+func (c *Client) TestAlerts(ctx context.Context) ([]api.AlertTestResult, error) {
 	var out struct {
-		Results []AlertTestResult `json:"results"`
+		Results []api.AlertTestResult `json:"results"`
 	}
 	err := c.doJSON(ctx, http.MethodPost, "/admin/alerts/test", authAdmin, nil, &out)
 	return out.Results, err
@@ -314,24 +312,22 @@ func (c *Client) FilterConfig(ctx context.Context) (json.RawMessage, error) {
 
 // ListServices returns the service catalogue: SERVICES_FILE's services and
 // those put through the API, each with its source.
-func (c *Client) ListServices(ctx context.Context) ([]catalog.Entry, error) {
-	var out struct {
-		Services []catalog.Entry `json:"services"`
-	}
+func (c *Client) ListServices(ctx context.Context) ([]api.ServiceEntry, error) {
+	var out api.ServiceList
 	err := c.doJSON(ctx, http.MethodGet, "/admin/services", authAdmin, nil, &out)
 	return out.Services, err
 }
 
 // GetService returns one service of the catalogue.
-func (c *Client) GetService(ctx context.Context, name string) (catalog.Entry, error) {
-	var out catalog.Entry
+func (c *Client) GetService(ctx context.Context, name string) (api.ServiceEntry, error) {
+	var out api.ServiceEntry
 	err := c.doJSON(ctx, http.MethodGet, "/admin/services/"+seg(name), authAdmin, nil, &out)
 	return out, err
 }
 
 // PutService adds or replaces a service (s.Name names it).
-func (c *Client) PutService(ctx context.Context, s catalog.Service) (catalog.Entry, error) {
-	var out catalog.Entry
+func (c *Client) PutService(ctx context.Context, s api.Service) (api.ServiceEntry, error) {
+	var out api.ServiceEntry
 	err := c.doJSON(ctx, http.MethodPut, "/admin/services/"+seg(s.Name), authAdmin, s, &out)
 	return out, err
 }

@@ -19,6 +19,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/meshguard/meshguard/api"
 	"github.com/meshguard/meshguard/trust"
 )
 
@@ -27,8 +28,8 @@ type Status string
 
 // Agent statuses. A revoked agent's tokens are all rejected at once.
 const (
-	StatusActive  Status = "active"
-	StatusRevoked Status = "revoked"
+	StatusActive  Status = api.AgentActive
+	StatusRevoked Status = api.AgentRevoked
 )
 
 // Agent is one registered agent (docs/identity.md).

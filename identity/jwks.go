@@ -8,11 +8,12 @@ import (
 	"time"
 
 	"github.com/lestrrat-go/jwx/v2/jwk"
+	"github.com/meshguard/meshguard/api"
 )
 
 // Well-known paths served by the HTTP port (docs/api.md).
 const (
-	JWKSPath      = "/.well-known/jwks.json"
+	JWKSPath      = api.JWKSPath
 	DiscoveryPath = "/.well-known/openid-configuration"
 )
 

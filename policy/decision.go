@@ -3,6 +3,7 @@ package policy
 import (
 	"time"
 
+	"github.com/meshguard/meshguard/api"
 	"github.com/meshguard/meshguard/trust"
 )
 
@@ -92,9 +93,6 @@ type Decision struct {
 // Allowed reports whether the effect is allow.
 func (d *Decision) Allowed() bool { return d.Effect == Allow }
 
-// Limit is one rate limit that applies to a request, per acting agent.
-type Limit struct {
-	Key       string `json:"key"` // policy name, or policy/rule for a rule's limit
-	PerMinute int    `json:"requestsPerMinute,omitempty"`
-	PerHour   int    `json:"requestsPerHour,omitempty"`
-}
+// Limit is one rate limit that applies to a request, per acting agent
+// (Key is the policy name, or policy/rule for a rule's limit).
+type Limit = api.RateLimit

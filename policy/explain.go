@@ -2,33 +2,22 @@ package policy
 
 import (
 	"fmt"
+	"github.com/meshguard/meshguard/api"
 	"slices"
 	"strings"
 )
 
 // Explanation is the explain trace of one decision: for every policy,
 // whether it covers the agent and why, and what each of its rules did; then
-// each delegation check with its outcome.
-type Explanation struct {
-	Policies   []PolicyExplanation `json:"policies"`
-	Delegation []Step              `json:"delegation,omitempty"`
-}
+// each delegation check with its outcome. Its JSON is the API's
+// (api.Explanation); it is a type of its own for the step method.
+type Explanation api.Explanation
 
 // PolicyExplanation is one policy's part in a decision.
-type PolicyExplanation struct {
-	Name     string            `json:"name"`
-	Covered  bool              `json:"covered"`
-	Coverage string            `json:"coverage"` // why it does or does not cover the agent
-	Rules    []RuleExplanation `json:"rules,omitempty"`
-	Effect   Effect            `json:"effect,omitempty"`  // this policy's effect, when covered
-	Default  bool              `json:"default,omitempty"` // the effect is the policy's defaultEffect
-}
+type PolicyExplanation = api.PolicyExplanation
 
 // RuleExplanation says what happened to one rule.
-type RuleExplanation struct {
-	Name   string `json:"name"`
-	Result string `json:"result"`
-}
+type RuleExplanation = api.RuleExplanation
 
 // Rule results in an explanation.
 const (
@@ -39,11 +28,7 @@ const (
 )
 
 // Step is one delegation check.
-type Step struct {
-	Check  string `json:"check"`
-	Passed bool   `json:"passed"`
-	Detail string `json:"detail"`
-}
+type Step = api.Step
 
 // step records a delegation check; a nil Explanation records nothing, so
 // callers need not test for explain mode.

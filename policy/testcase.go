@@ -9,6 +9,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/meshguard/meshguard/api"
 	"github.com/meshguard/meshguard/trust"
 )
 
@@ -354,11 +355,7 @@ type Result struct {
 }
 
 // Summary counts results.
-type Summary struct {
-	Total  int `json:"total"`
-	Passed int `json:"passed"`
-	Failed int `json:"failed"`
-}
+type Summary = api.TestSummary
 
 // Report is a whole test run (`meshguard policy test --file … --json`).
 type Report struct {

@@ -1,14 +1,18 @@
 package policy
 
-import "github.com/meshguard/meshguard/trust"
+import (
+	"github.com/meshguard/meshguard/api"
+	"github.com/meshguard/meshguard/trust"
+)
 
-// Effect is what a rule or a policy's default says: allow or deny.
-type Effect string
+// Effect is what a rule or a policy's default says: allow or deny (the
+// API's type, so its JSON is defined once).
+type Effect = api.Effect
 
 // The two effects.
 const (
-	Allow Effect = "allow"
-	Deny  Effect = "deny"
+	Allow = api.Allow
+	Deny  = api.Deny
 )
 
 // Policy is one decoded policy document. Field names follow the YAML keys.

@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/meshguard/meshguard/catalog"
+	"github.com/meshguard/meshguard/api"
 	"github.com/meshguard/meshguard/client"
 	"github.com/meshguard/meshguard/config"
 	"github.com/meshguard/meshguard/filterprotocol"
@@ -147,14 +147,14 @@ func TestAdminRoutesRefuseEveryOtherCredential(t *testing.T) {
 
 	// What the rows act on: an agent, a stored policy, a stored service,
 	// a decision in the trail with a known trace.
-	target, err := r.admin.CreateAgent(ctx, client.CreateAgentRequest{Name: "target", TrustTier: "verified", Tags: []string{"reader"}})
+	target, err := r.admin.CreateAgent(ctx, api.CreateAgentRequest{Name: "target", TrustTier: "verified", Tags: []string{"reader"}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if _, err := r.admin.ApplyPolicyYAML(ctx, []byte("name: stored-one\nappliesTo: {tags: [stored]}\nrules:\n  - {name: r, effect: allow, actions: [\"read:*\"]}\n")); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := r.admin.PutService(ctx, catalog.Service{Name: "ledger", Hosts: []string{"ledger.mesh"}, Port: 8080, Endpoints: []string{"10.0.0.9:8080"}}); err != nil {
+	if _, err := r.admin.PutService(ctx, api.Service{Name: "ledger", Hosts: []string{"ledger.mesh"}, Port: 8080, Endpoints: []string{"10.0.0.9:8080"}}); err != nil {
 		t.Fatal(err)
 	}
 	const trace = "4bf92f3577b34da6a3ce929d0e0e4736" // checkRequest's traceparent
@@ -238,8 +238,8 @@ func TestAdminRoutesRefuseEveryOtherCredential(t *testing.T) {
 			}
 			for _, c := range forbidden {
 				code, body := send(t, base, row, c.headers)
-				if e := decodeError(body); code != http.StatusForbidden || e.Error != "forbidden" || e.Reason != client.ReasonAdminTokenRequired {
-					t.Errorf("%s: %d %.200s, want 403 %s", c.name, code, body, client.ReasonAdminTokenRequired)
+				if e := decodeError(body); code != http.StatusForbidden || e.Error != "forbidden" || e.Reason != api.ReasonAdminTokenRequired {
+					t.Errorf("%s: %d %.200s, want 403 %s", c.name, code, body, api.ReasonAdminTokenRequired)
 				}
 			}
 		})
@@ -276,8 +276,8 @@ func storedState(t *testing.T, base string) string {
 	return b.String()
 }
 
-func decodeError(body []byte) client.ErrorBody {
-	var e client.ErrorBody
+func decodeError(body []byte) api.ErrorBody {
+	var e api.ErrorBody
 	_ = json.Unmarshal(body, &e)
 	return e
 }

@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/meshguard/meshguard/alert"
-	"github.com/meshguard/meshguard/client"
+	"github.com/meshguard/meshguard/api"
 	"github.com/meshguard/meshguard/config"
 )
 
@@ -53,18 +53,18 @@ type alertsAdmin struct {
 	}
 }
 
-func (a *alertsAdmin) Status(ctx context.Context) (client.AlertsStatus, error) {
+func (a *alertsAdmin) Status(ctx context.Context) (api.AlertsStatus, error) {
 	pending, err := a.outbox.CountOutbox(ctx)
 	if err != nil {
-		return client.AlertsStatus{}, err
+		return api.AlertsStatus{}, err
 	}
-	st := client.AlertsStatus{Triggers: a.cfg.On.Names(), Providers: []client.AlertProvider{}, RateLimit: a.cfg.RateLimit,
+	st := api.AlertsStatus{Triggers: a.cfg.On.Names(), Providers: []api.AlertProvider{}, RateLimit: a.cfg.RateLimit,
 		Instance: a.cfg.Instance, Environment: a.cfg.Environment, Pending: pending}
 	if st.Triggers == nil {
 		st.Triggers = []string{}
 	}
 	for _, p := range a.providers {
-		st.Providers = append(st.Providers, client.AlertProvider{Name: p.Name(), Target: a.target(p)})
+		st.Providers = append(st.Providers, api.AlertProvider{Name: p.Name(), Target: a.target(p)})
 	}
 	return st, nil
 }
@@ -91,14 +91,14 @@ func hostOf(raw string) string {
 	return u.Scheme + "://" + u.Host
 }
 
-func (a *alertsAdmin) Test(ctx context.Context) []client.AlertTestResult {
+func (a *alertsAdmin) Test(ctx context.Context) []api.AlertTestResult {
 	test := alert.ForTest(time.Now(), alert.Origin{Instance: a.cfg.Instance, Environment: a.cfg.Environment})
-	out := make([]client.AlertTestResult, 0, len(a.providers))
+	out := make([]api.AlertTestResult, 0, len(a.providers))
 	for _, p := range a.providers {
 		sctx, cancel := context.WithTimeout(ctx, alert.DefaultTimeout)
 		err := p.Send(sctx, &test)
 		cancel()
-		r := client.AlertTestResult{Provider: p.Name(), Delivered: err == nil}
+		r := api.AlertTestResult{Provider: p.Name(), Delivered: err == nil}
 		if err != nil {
 			r.Error = err.Error()
 		}

@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/meshguard/meshguard/alert"
-	"github.com/meshguard/meshguard/client"
+	"github.com/meshguard/meshguard/api"
 	"github.com/meshguard/meshguard/config"
 )
 
@@ -45,16 +45,16 @@ func TestDenialRaisesAnAlert(t *testing.T) {
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	agent, err := r.admin.CreateAgent(ctx, client.CreateAgentRequest{Name: "reader-1", TrustTier: "verified", Tags: []string{"reader"}})
+	agent, err := r.admin.CreateAgent(ctx, api.CreateAgentRequest{Name: "reader-1", TrustTier: "verified", Tags: []string{"reader"}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	as := r.admin.WithAgentToken(agent.Token)
-	if d, err := as.Check(ctx, client.CheckRequest{Action: "read:docs"}); err != nil || !d.Allowed {
+	if d, err := as.Check(ctx, api.CheckRequest{Action: "read:docs"}); err != nil || !d.Allowed {
 		t.Fatalf("allowed read: %+v %v", d, err)
 	}
 	deniedAt := time.Now()
-	denied, err := as.Check(ctx, client.CheckRequest{Action: "write:docs"})
+	denied, err := as.Check(ctx, api.CheckRequest{Action: "write:docs"})
 	if err == nil || denied.Allowed {
 		t.Fatalf("a write: %+v %v", denied, err)
 	}
@@ -124,11 +124,11 @@ func TestAlertsSurviveARestart(t *testing.T) {
 	first := run(t, cfg)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	agent, err := first.admin.CreateAgent(ctx, client.CreateAgentRequest{Name: "reader-2", TrustTier: "verified", Tags: []string{"reader"}})
+	agent, err := first.admin.CreateAgent(ctx, api.CreateAgentRequest{Name: "reader-2", TrustTier: "verified", Tags: []string{"reader"}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if d, _ := first.admin.WithAgentToken(agent.Token).Check(ctx, client.CheckRequest{Action: "write:docs"}); d.Allowed {
+	if d, _ := first.admin.WithAgentToken(agent.Token).Check(ctx, api.CheckRequest{Action: "write:docs"}); d.Allowed {
 		t.Fatal("the write was allowed")
 	}
 	eventually(t, "the alert in the outbox", func() bool {

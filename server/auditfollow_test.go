@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/meshguard/meshguard/api"
 	"github.com/meshguard/meshguard/audit"
 	"github.com/meshguard/meshguard/client"
 	"github.com/meshguard/meshguard/config"
@@ -28,7 +29,7 @@ func follow(t *testing.T, ctx context.Context, c *client.Client, after string) *
 	t.Helper()
 	f := &follower{seen: map[string]int{}, cursors: map[string]string{}, done: make(chan error, 1)}
 	go func() {
-		f.done <- c.FollowAudit(ctx, client.AuditFilter{}, after, func(l client.AuditLine) error {
+		f.done <- c.FollowAudit(ctx, client.AuditFilter{}, after, func(l api.AuditLine) error {
 			f.mu.Lock()
 			defer f.mu.Unlock()
 			f.seen[l.ID]++

@@ -28,6 +28,7 @@ import (
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/status"
 
+	"github.com/meshguard/meshguard/api"
 	"github.com/meshguard/meshguard/audit"
 	"github.com/meshguard/meshguard/client"
 	"github.com/meshguard/meshguard/config"
@@ -361,7 +362,7 @@ func TestPrincipalsOnlyFromListedProxies(t *testing.T) {
 		c.ProxyAuth.ProxiesFile = writeProxies(t, dir, testProxy{name: testProxyName, token: testProxyToken})
 	})
 	const id = "spiffe://cluster.local/ns/research/sa/reader"
-	if _, err := r.admin.CreateAgent(context.Background(), client.CreateAgentRequest{Name: "reader", TrustTier: "verified", Tags: []string{"reader"}, SPIFFEIDs: []string{id}}); err != nil {
+	if _, err := r.admin.CreateAgent(context.Background(), api.CreateAgentRequest{Name: "reader", TrustTier: "verified", Tags: []string{"reader"}, SPIFFEIDs: []string{id}}); err != nil {
 		t.Fatal(err)
 	}
 	req := checkRequest("", "GET", "/docs/a")

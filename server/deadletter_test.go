@@ -17,6 +17,7 @@ import (
 	_ "modernc.org/sqlite"             // the sqlite driver, for the test's own connection
 
 	"github.com/meshguard/meshguard/alert"
+	"github.com/meshguard/meshguard/api"
 	"github.com/meshguard/meshguard/client"
 	"github.com/meshguard/meshguard/config"
 	"github.com/meshguard/meshguard/store/pgtest"
@@ -79,12 +80,12 @@ func TestAuditStoreRefusingARecordRaisesADeadLetter(t *testing.T) {
 			b.refuse(t, r.cfg)
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
-			agent, err := r.admin.CreateAgent(ctx, client.CreateAgentRequest{Name: "reader-1", TrustTier: "verified", Tags: []string{"reader"}})
+			agent, err := r.admin.CreateAgent(ctx, api.CreateAgentRequest{Name: "reader-1", TrustTier: "verified", Tags: []string{"reader"}})
 			if err != nil {
 				t.Fatal(err)
 			}
 			as := r.admin.WithAgentToken(agent.Token)
-			refused, err := as.Check(ctx, client.CheckRequest{Action: "read:refused"})
+			refused, err := as.Check(ctx, api.CheckRequest{Action: "read:refused"})
 			if refused.DecisionID == "" {
 				t.Fatalf("the check whose record the store refuses: %v", err)
 			}
@@ -102,7 +103,7 @@ func TestAuditStoreRefusingARecordRaisesADeadLetter(t *testing.T) {
 			})
 			// Decisions go on, and are recorded in the chain.
 			for range 3 {
-				if d, err := as.Check(ctx, client.CheckRequest{Action: "read:docs"}); err != nil || !d.Allowed {
+				if d, err := as.Check(ctx, api.CheckRequest{Action: "read:docs"}); err != nil || !d.Allowed {
 					t.Fatalf("a check after the dead letter: %+v %v", d, err)
 				}
 			}

@@ -11,8 +11,8 @@ import (
 
 	"google.golang.org/grpc/codes"
 
+	"github.com/meshguard/meshguard/api"
 	"github.com/meshguard/meshguard/audit"
-	"github.com/meshguard/meshguard/catalog"
 	"github.com/meshguard/meshguard/config"
 	"github.com/meshguard/meshguard/store"
 	"github.com/meshguard/meshguard/store/pgtest"
@@ -80,7 +80,7 @@ func TestReplicasShareServices(t *testing.T) {
 		t.Fatalf("clusters before: %v", names)
 	}
 	put := time.Now()
-	if _, err := a.admin.PutService(ctx, catalog.Service{Name: "ledger", Hosts: []string{"ledger.mesh"}, Port: 8080, Endpoints: []string{"10.0.0.9:8080"}}); err != nil {
+	if _, err := a.admin.PutService(ctx, api.Service{Name: "ledger", Hosts: []string{"ledger.mesh"}, Port: 8080, Endpoints: []string{"10.0.0.9:8080"}}); err != nil {
 		t.Fatal(err)
 	}
 	// Wait for the push that has it (ctx bounds the wait).

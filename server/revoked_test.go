@@ -15,6 +15,7 @@ import (
 	"google.golang.org/grpc/codes"
 	_ "modernc.org/sqlite" // the driver, to break the store under a stopped server
 
+	"github.com/meshguard/meshguard/api"
 	"github.com/meshguard/meshguard/client"
 	"github.com/meshguard/meshguard/config"
 	"github.com/meshguard/meshguard/engine"
@@ -61,7 +62,7 @@ func viaCheck(t *testing.T, r *running, token string) (int, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d, _ := c.Check(context.Background(), client.CheckRequest{Action: "read:docs"}) // a denial is an error too
+	d, _ := c.Check(context.Background(), api.CheckRequest{Action: "read:docs"}) // a denial is an error too
 	return d.Status, d.Reason
 }
 
@@ -93,7 +94,7 @@ func TestRevokedTokenRefusedEverywhere(t *testing.T) {
 			t.Fatalf("%s before the revocation: %d %s", name, code, reason)
 		}
 	}
-	rt, err := r.admin.RevokeToken(ctx, client.RevokeTokenRequest{Token: leaked, Reason: "leaked"})
+	rt, err := r.admin.RevokeToken(ctx, api.RevokeTokenRequest{Token: leaked, Reason: "leaked"})
 	if err != nil || !rt.Created {
 		t.Fatalf("RevokeToken = %+v, %v", rt, err)
 	}
@@ -179,7 +180,7 @@ func TestReplicasShareTokenRevocations(t *testing.T) {
 	if c := configs(); len(c.RevokedTokens) != 0 {
 		t.Fatalf("revoked tokens before: %+v", c.RevokedTokens)
 	}
-	rt, err := a.admin.RevokeToken(ctx, client.RevokeTokenRequest{Token: token})
+	rt, err := a.admin.RevokeToken(ctx, api.RevokeTokenRequest{Token: token})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -195,7 +196,7 @@ func TestReplicasShareTokenRevocations(t *testing.T) {
 	// Revoked again, by jti (its exp unknown, so later than the token's):
 	// the other replica's filters get the later exp too, or they would
 	// forget the jti before MeshGuard does.
-	again, err := a.admin.RevokeToken(ctx, client.RevokeTokenRequest{JTI: rt.JTI, AgentID: rt.AgentID})
+	again, err := a.admin.RevokeToken(ctx, api.RevokeTokenRequest{JTI: rt.JTI, AgentID: rt.AgentID})
 	if err != nil || again.Created || !again.ExpiresAt.After(rt.ExpiresAt) {
 		t.Fatalf("revoking again by jti: %+v, %v; want created false, expiresAt after %v", again, err, rt.ExpiresAt)
 	}

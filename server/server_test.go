@@ -21,6 +21,7 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	reflectionpb "google.golang.org/grpc/reflection/grpc_reflection_v1"
 
+	"github.com/meshguard/meshguard/api"
 	"github.com/meshguard/meshguard/client"
 	"github.com/meshguard/meshguard/config"
 	"github.com/meshguard/meshguard/engine"
@@ -139,7 +140,7 @@ func writePolicy(t *testing.T, cfg *config.Config, name, content string) {
 
 func (r *running) agent(t *testing.T, name string, tags ...string) string {
 	t.Helper()
-	a, err := r.admin.CreateAgent(context.Background(), client.CreateAgentRequest{Name: name, TrustTier: "verified", Tags: tags})
+	a, err := r.admin.CreateAgent(context.Background(), api.CreateAgentRequest{Name: name, TrustTier: "verified", Tags: tags})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,7 +11,7 @@ import (
 
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 
-	"github.com/meshguard/meshguard/client"
+	"github.com/meshguard/meshguard/api"
 	"github.com/meshguard/meshguard/config"
 	"github.com/meshguard/meshguard/engine"
 	"github.com/meshguard/meshguard/telemetry/jaegertest"
@@ -73,7 +73,7 @@ func TestDelegationChainIsOneTraceInJaeger(t *testing.T) {
 			ids := map[string]string{}
 			tokens := map[string]string{}
 			for _, name := range []string{"alpha", "bravo", "charlie"} {
-				a, err := r.admin.CreateAgent(ctx, client.CreateAgentRequest{Name: name, TrustTier: "verified", Tags: []string{"mesh"}, Hosts: []string{name + ".mesh"}})
+				a, err := r.admin.CreateAgent(ctx, api.CreateAgentRequest{Name: name, TrustTier: "verified", Tags: []string{"mesh"}, Hosts: []string{name + ".mesh"}})
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -112,7 +112,7 @@ func TestDelegationChainIsOneTraceInJaeger(t *testing.T) {
 				t.Fatalf("the delete: %v %v", denied, err)
 			}
 
-			var tr client.AuditTrace
+			var tr api.AuditTrace
 			eventually(t, "the chain's three audit records", func() bool { // written within AUDIT_FLUSH_MS
 				var err error
 				tr, err = r.admin.AuditTrace(ctx, traceID)

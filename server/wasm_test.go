@@ -23,7 +23,7 @@ import (
 	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
-	"github.com/meshguard/meshguard/client"
+	"github.com/meshguard/meshguard/api"
 	"github.com/meshguard/meshguard/config"
 	"github.com/meshguard/meshguard/filterconfig"
 	"github.com/meshguard/meshguard/filterdecider"
@@ -62,7 +62,7 @@ func TestServeWasmFilterConfiguration(t *testing.T) {
 		t.Fatalf("the served configuration does not compile: %v", err)
 	}
 
-	created, err := r.admin.CreateAgent(ctx, client.CreateAgentRequest{Name: "scout", TrustTier: "verified", Tags: []string{"reader"}})
+	created, err := r.admin.CreateAgent(ctx, api.CreateAgentRequest{Name: "scout", TrustTier: "verified", Tags: []string{"reader"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -94,7 +94,7 @@ func TestServeWasmFilterConfiguration(t *testing.T) {
 	logs.wait(t, mark, "the broken policy file refused", func(l logLine) bool {
 		return l.msg == "policy reload failed; the last good policy set stays in force" && strings.Contains(l.attrs["error"], "broken.yaml")
 	})
-	late, err := r.admin.CreateAgent(ctx, client.CreateAgentRequest{Name: "late", TrustTier: "verified"})
+	late, err := r.admin.CreateAgent(ctx, api.CreateAgentRequest{Name: "late", TrustTier: "verified"})
 	if err != nil {
 		t.Fatal(err)
 	}

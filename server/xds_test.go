@@ -16,7 +16,7 @@ import (
 	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 
-	"github.com/meshguard/meshguard/catalog"
+	"github.com/meshguard/meshguard/api"
 	"github.com/meshguard/meshguard/config"
 )
 
@@ -76,7 +76,7 @@ func TestServeXDS(t *testing.T) {
 	}
 
 	// A service put through the admin API is pushed too.
-	if _, err := r.admin.PutService(ctx, catalog.Service{Name: "ledger", Hosts: []string{"ledger.mesh"}, Port: 8080, Endpoints: []string{"10.0.0.9:8080"}}); err != nil {
+	if _, err := r.admin.PutService(ctx, api.Service{Name: "ledger", Hosts: []string{"ledger.mesh"}, Port: 8080, Endpoints: []string{"10.0.0.9:8080"}}); err != nil {
 		t.Fatal(err)
 	}
 	v3, names := clusters()
@@ -143,7 +143,7 @@ func TestAgentChangesPushNothingWithoutWasm(t *testing.T) {
 	for i := range 20 {
 		r.agent(t, "quiet-"+strconv.Itoa(i))
 	}
-	if _, err := r.admin.PutService(ctx, catalog.Service{Name: "ledger", Hosts: []string{"ledger.mesh"}, Port: 8080, Endpoints: []string{"10.0.0.9:8080"}}); err != nil {
+	if _, err := r.admin.PutService(ctx, api.Service{Name: "ledger", Hosts: []string{"ledger.mesh"}, Port: 8080, Endpoints: []string{"10.0.0.9:8080"}}); err != nil {
 		t.Fatal(err)
 	}
 	v2, names := clusters()

@@ -10,36 +10,20 @@ import (
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
+	"github.com/meshguard/meshguard/api"
 	rpcstatus "google.golang.org/genproto/googleapis/rpc/status"
 )
 
-// NodeStatus is what one node (an Envoy, or a proxyless gRPC client) was
-// last sent and what it made of it (meshguard xds status).
-type NodeStatus struct {
-	ID        string            `json:"id"`
-	Cluster   string            `json:"cluster,omitempty"`
-	Streams   int               `json:"streams"` // open xDS streams; 0: gone
-	FirstSeen time.Time         `json:"firstSeen"`
-	LastSeen  time.Time         `json:"lastSeen"`
-	Left      time.Time         `json:"left,omitzero"` // when its last stream closed (gone nodes)
-	Acked     map[string]string `json:"acked"`         // resource type (short) → version ACKed
-	LastNack  *Nack             `json:"lastNack,omitempty"`
-}
-
-// Nack is a node's refusal of a configuration.
-type Nack struct {
-	Type  string    `json:"type"`
-	Keeps string    `json:"keeps,omitempty"` // the version it keeps running (state of the world only)
-	Error string    `json:"error"`
-	At    time.Time `json:"at"`
-}
-
-// Status is the server's view of its nodes.
-type Status struct {
-	Version string       `json:"version"` // the current snapshot's
-	Nodes   []NodeStatus `json:"nodes"`   // nodes with an open stream, by id
-	Gone    []NodeStatus `json:"gone"`    // the last MaxGone nodes whose streams all closed, latest first
-}
+// The status types are the API's (GET /admin/xds/status): one definition
+// of their JSON, in package api.
+type (
+	// NodeStatus is what one node was last sent and what it made of it.
+	NodeStatus = api.XDSNode
+	// Nack is a node's refusal of a configuration.
+	Nack = api.XDSNack
+	// Status is the server's view of its nodes.
+	Status = api.XDSStatus
+)
 
 const (
 	// MaxGone is how many nodes that left Status still shows: nodes are

@@ -23,6 +23,7 @@ import (
 	_ "github.com/jackc/pgx/v5/stdlib" // the test's own connection, to lock the table
 	_ "modernc.org/sqlite"             // the test's own connection, to hold the write lock
 
+	"github.com/meshguard/meshguard/api"
 	"github.com/meshguard/meshguard/audit"
 	"github.com/meshguard/meshguard/client"
 	"github.com/meshguard/meshguard/engine"
@@ -215,7 +216,7 @@ func load(t *testing.T, s *served, token string, stop <-chan struct{}) (func() (
 // AUDIT_MAX_LAG_MS before the kill.
 func crashDuringOutage(t *testing.T, s *served, down, up func(), restart func() *served, stored func() map[string]bool) {
 	t.Helper()
-	a, err := s.admin.CreateAgent(context.Background(), client.CreateAgentRequest{Name: "reader", TrustTier: "verified", Tags: []string{"reader"}})
+	a, err := s.admin.CreateAgent(context.Background(), api.CreateAgentRequest{Name: "reader", TrustTier: "verified", Tags: []string{"reader"}})
 	if err != nil {
 		t.Fatal(err)
 	}

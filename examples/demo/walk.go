@@ -14,6 +14,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
+	"github.com/meshguard/meshguard/api"
 	"github.com/meshguard/meshguard/cli"
 	"github.com/meshguard/meshguard/client"
 	"github.com/meshguard/meshguard/engine"
@@ -44,11 +45,11 @@ type seen struct {
 }
 
 func (w *walk) run(ctx context.Context) error {
-	api, err := client.New(client.Config{BaseURL: w.http, AdminToken: w.admin})
+	mg, err := client.New(client.Config{BaseURL: w.http, AdminToken: w.admin})
 	if err != nil {
 		return err
 	}
-	w.api = api
+	w.api = mg
 	conn, err := grpc.NewClient(w.grpc, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		return err
@@ -63,7 +64,7 @@ func (w *walk) run(ctx context.Context) error {
 		{"researcher", "verified", "researcher", "researcher.mesh"},
 		{"emailer", "verified", "emailer", "emailer.mesh"},
 	} {
-		got, err := api.CreateAgent(ctx, client.CreateAgentRequest{Name: a.name, TrustTier: a.tier, Tags: []string{a.tag}, Hosts: []string{a.host}})
+		got, err := mg.CreateAgent(ctx, api.CreateAgentRequest{Name: a.name, TrustTier: a.tier, Tags: []string{a.tag}, Hosts: []string{a.host}})
 		if err != nil {
 			return fmt.Errorf("creating %s: %w", a.name, err)
 		}
@@ -115,7 +116,7 @@ func (w *walk) run(ctx context.Context) error {
 	}
 
 	w.say("\n== Revoking the researcher stops it and every chain it is part of")
-	if _, err := api.RevokeAgent(ctx, "researcher"); err != nil {
+	if _, err := mg.RevokeAgent(ctx, "researcher"); err != nil {
 		return err
 	}
 	if _, err := w.envoy(ctx, "the emailer, still acting for the researcher", "emailer", toEmailer, "GET", "crm.internal", "/contacts"); err != nil {

@@ -1,4 +1,4 @@
-package client
+package api
 
 import (
 	"bytes"
@@ -7,17 +7,23 @@ import (
 	"math"
 	"reflect"
 	"strconv"
+	"strings"
 	"time"
-
-	"github.com/meshguard/meshguard/identity"
-	"github.com/meshguard/meshguard/policy"
 )
 
-// The request and response bodies of the MeshGuard HTTP API (docs/api.md).
-// The admin package decodes and encodes these same types, so the client and
-// the server cannot drift apart. Field names are camelCase (docs/api.md),
-// except the deny body's fields (trace_id, retry_after), which Envoy-side
-// consumers already know by those names.
+// Header names of the API.
+const (
+	HeaderAdminToken  = "X-Admin-Token"
+	HeaderDelegation  = "X-MeshGuard-Delegation"
+	HeaderTraceParent = "traceparent"
+)
+
+// JWKSPath is where the server publishes its token verification keys.
+const JWKSPath = "/.well-known/jwks.json"
+
+// ReasonAdminTokenRequired is the reason of the 403 the admin API gives a
+// request that carries an agent's bearer token instead of the admin token.
+const ReasonAdminTokenRequired = "admin_token_required"
 
 // Duration is a lifetime in JSON: a Go duration string such as "24h" or
 // "90m", or a whole number of seconds. It encodes as a string.
@@ -92,8 +98,17 @@ type LocatedError struct {
 
 // String renders e as the CLI prints it: file:line: field: message.
 func (e LocatedError) String() string {
-	pe := policy.Error{File: e.File, Line: e.Line, Field: e.Field, Msg: e.Message}
-	return pe.Error()
+	var b strings.Builder
+	b.WriteString(e.File)
+	if e.Line > 0 {
+		fmt.Fprintf(&b, ":%d", e.Line)
+	}
+	b.WriteString(": ")
+	if e.Field != "" {
+		b.WriteString(e.Field + ": ")
+	}
+	b.WriteString(e.Message)
+	return b.String()
 }
 
 // --- Agents --------------------------------------------------------------
@@ -115,7 +130,7 @@ type CreateAgentRequest struct {
 // AgentWithToken is the answer to POST /admin/agents: the agent as stored
 // and its first token.
 type AgentWithToken struct {
-	identity.Agent
+	Agent
 	Token     string    `json:"token"`
 	ExpiresAt time.Time `json:"expiresAt"`
 }
@@ -132,21 +147,11 @@ type AgentPatch struct {
 	Metadata  *map[string]string `json:"metadata,omitempty"`
 }
 
-// AgentFilter selects agents for GET /admin/agents; zero fields do not
-// filter.
-type AgentFilter struct {
-	Trust  string // a tier name
-	Status string // active or revoked
-	Tag    string
-	After  string // the name after which the page starts (AgentList.Next)
-	Limit  int    // page size; 0 means the server's default (100), at most 1000
-}
-
 // AgentList is the answer to GET /admin/agents, in name order. Next, when
 // set, is the After of the next page.
 type AgentList struct {
-	Agents []identity.Agent `json:"agents"`
-	Next   string           `json:"next,omitempty"`
+	Agents []Agent `json:"agents"`
+	Next   string  `json:"next,omitempty"`
 }
 
 // TokenRequest is the (optional) body of POST /admin/agents/{id}/token.
@@ -174,14 +179,14 @@ type RevokeTokenRequest struct {
 // revocation as stored, and whether this call made it (false: the token
 // was revoked already).
 type RevokedToken struct {
-	identity.RevokedToken
+	Revocation
 	Created bool `json:"created"`
 }
 
 // RevokedTokenList is a page of GET /admin/tokens/revoked.
 type RevokedTokenList struct {
-	Tokens []identity.RevokedToken `json:"tokens"`
-	Next   string                  `json:"next,omitempty"`
+	Tokens []Revocation `json:"tokens"`
+	Next   string       `json:"next,omitempty"`
 }
 
 // --- Policies ------------------------------------------------------------
@@ -300,20 +305,20 @@ type PolicyTestResult struct {
 	Resource string   `json:"resource"`
 	Chain    []string `json:"chain,omitempty"`
 	Allowed  bool     `json:"allowed"`
-	policy.Decision
+	PolicyDecision
 }
 
 // TestReport is the answer for a tests file: the {summary, results} of
 // docs/cli.md, each result with the whole decision when verbose.
 type TestReport struct {
-	Summary policy.Summary `json:"summary"`
-	Results []TestResult   `json:"results"`
+	Summary TestSummary  `json:"summary"`
+	Results []TestResult `json:"results"`
 }
 
 // TestResult is one case of a TestReport.
 type TestResult struct {
-	policy.Result
-	Detail *policy.Decision `json:"detail,omitempty"`
+	TestCaseResult
+	Detail *PolicyDecision `json:"detail,omitempty"`
 }
 
 // --- Keys ----------------------------------------------------------------
