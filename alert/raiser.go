@@ -72,6 +72,18 @@ func (r *Raiser) Observer(next Observer) Observer {
 	return observing{next: next, r: r}
 }
 
+// Failure raises a critical error alert — when ALERT_ON has error — for a
+// failure of MeshGuard's own outside any one check: the audit store losing
+// or refusing records. what says what failed; cause is the detail, and must
+// hold neither secrets nor a record's content. A nil Raiser (no provider
+// configured) raises nothing.
+func (r *Raiser) Failure(what string, cause error) {
+	if r == nil || !r.on[TriggerError] {
+		return
+	}
+	r.d.Raise(ForError(what, cause, r.now(), r.origin))
+}
+
 type recording struct {
 	next Recorder
 	r    *Raiser
@@ -103,6 +115,6 @@ func (o observing) Decided(source, effect string, took time.Duration) {
 		o.next.Decided(source, effect, took)
 	}
 	if effect == "error" {
-		o.r.d.Raise(ForError("a "+source+" check failed", errUndecided, o.r.now(), o.r.origin))
+		o.r.Failure("a "+source+" check failed", errUndecided)
 	}
 }

@@ -169,3 +169,44 @@ func TestNewRaiserNeedsADispatcher(t *testing.T) {
 		t.Fatal("a raiser without a dispatcher was made")
 	}
 }
+
+// TestRaiserFailure: a failure outside a check (the audit store losing or
+// refusing records) raises one critical error alert, at the raiser's clock
+// and origin, carrying what failed and its cause — only when ALERT_ON has
+// error; a nil Raiser (no provider) raises nothing and does not panic.
+func TestRaiserFailure(t *testing.T) {
+	for _, tt := range []struct {
+		name   string
+		on     string
+		raises bool
+	}{
+		{"under error", "error", true},
+		{"under all", "all", true},
+		{"under deny alone", "deny", false},
+		{"with ALERT_ON empty", "", false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			on, err := ParseTriggers(tt.on)
+			if err != nil {
+				t.Fatal(err)
+			}
+			d := newIdleDispatcher(t)
+			r, err := NewRaiser(RaiserConfig{Dispatcher: d, On: on, Origin: Origin{Instance: "mg-2"}, Now: func() time.Time { return at }})
+			if err != nil {
+				t.Fatal(err)
+			}
+			r.Failure("the audit store lost records it had committed", errors.New("chain main: seq 7 to 9 missing"))
+			got := raised(d)
+			switch {
+			case !tt.raises && len(got) != 0:
+				t.Fatalf("raised %+v", got)
+			case tt.raises && (len(got) != 1 || got[0].Trigger != TriggerError || got[0].Severity != SeverityCritical ||
+				!got[0].Timestamp.Equal(at) || got[0].Instance != "mg-2" ||
+				got[0].Message != "the audit store lost records it had committed: chain main: seq 7 to 9 missing"):
+				t.Fatalf("raised %+v, want one error alert", got)
+			}
+		})
+	}
+	var none *Raiser
+	none.Failure("nothing to raise it to", errors.New("no provider"))
+}

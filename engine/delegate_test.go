@@ -10,6 +10,7 @@ import (
 	"github.com/meshguard/meshguard/audit"
 	"github.com/meshguard/meshguard/engine"
 	"github.com/meshguard/meshguard/engine/enginetest"
+	"github.com/meshguard/meshguard/identity"
 	"github.com/meshguard/meshguard/policy"
 	"github.com/meshguard/meshguard/trust"
 )
@@ -157,4 +158,95 @@ func TestDelegateRecord(t *testing.T) {
 	if !errors.Is(err, engine.ErrInternal) || lost.Delegation != "" || lost.Allowed {
 		t.Fatalf("with a failing recorder: %+v, %v; want ErrInternal and no token", lost, err)
 	}
+}
+
+// TestMintedExpiry: a minted delegation token, from Delegate or from a hop
+// at Check, never outlives the caller's token nor the parent delegation,
+// whichever ends first, nor the lifetime asked for. Each case makes a
+// different one of them the earliest, well before the others, so dropping
+// any one bound in handOn moves the expiry.
+func TestMintedExpiry(t *testing.T) {
+	t0 := time.Unix(1_700_000_000, 0).UTC()
+	m := newMesh(t, enginetest.Options{Now: func() time.Time { return t0 }})
+	e := m.F.Engine
+	issue := func(a identity.Agent, ttl time.Duration) string {
+		t.Helper()
+		tok, _, err := m.F.Issuer.Issue(a, ttl)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tok
+	}
+	// parent is the orchestrator's delegation to the researcher (its own
+	// token lives an hour), living ttl.
+	parent := func(ttl time.Duration) string {
+		t.Helper()
+		p := delegate(t, e, engine.DelegateRequest{Caller: engine.Request{Token: m.OrchT}, Delegate: "researcher", Actions: []string{"read:*", "write:email"}, MaxDepth: 2, TTL: ttl})
+		if !p.Allowed || !p.Grant.ExpiresAt.Equal(t0.Add(ttl)) {
+			t.Fatalf("setup: parent %+v", p)
+		}
+		return p.Delegation
+	}
+	const asked = 50 * time.Minute // under DefaultDelegationTTL, which Check's hop asks for
+
+	tests := []struct {
+		name string
+		mint func(t *testing.T) string // the minted token
+		want time.Duration             // its lifetime from t0
+	}{
+		{"Delegate: the parent ends first", func(t *testing.T) string {
+			return delegated(t, e, engine.DelegateRequest{Caller: engine.Request{Token: issue(m.Res, 2*time.Hour), Delegation: parent(2 * time.Minute)}, Delegate: "emailer", Actions: []string{"write:email"}, TTL: asked})
+		}, 2 * time.Minute},
+		{"Delegate: the caller's token ends first", func(t *testing.T) string {
+			return delegated(t, e, engine.DelegateRequest{Caller: engine.Request{Token: issue(m.Res, 5*time.Minute), Delegation: parent(45 * time.Minute)}, Delegate: "emailer", Actions: []string{"write:email"}, TTL: asked})
+		}, 5 * time.Minute},
+		{"Delegate: no parent, the caller's token ends first", func(t *testing.T) string {
+			return delegated(t, e, engine.DelegateRequest{Caller: engine.Request{Token: issue(m.Orch, 5*time.Minute)}, Delegate: "researcher", Actions: []string{"read:*"}, TTL: asked})
+		}, 5 * time.Minute},
+		{"Delegate: the lifetime asked for ends first", func(t *testing.T) string {
+			return delegated(t, e, engine.DelegateRequest{Caller: engine.Request{Token: issue(m.Res, 2*time.Hour), Delegation: parent(45 * time.Minute)}, Delegate: "emailer", Actions: []string{"write:email"}, TTL: 10 * time.Minute})
+		}, 10 * time.Minute},
+		{"Check: the parent ends first", func(t *testing.T) string {
+			return handedOn(t, e, engine.Request{Token: issue(m.Res, 2*time.Hour), Delegation: parent(2 * time.Minute), Method: "GET", Host: "emailer.mesh", Path: "/papers"})
+		}, 2 * time.Minute},
+		{"Check: the caller's token ends first", func(t *testing.T) string {
+			return handedOn(t, e, engine.Request{Token: issue(m.Res, 5*time.Minute), Delegation: parent(45 * time.Minute), Method: "GET", Host: "emailer.mesh", Path: "/papers"})
+		}, 5 * time.Minute},
+		{"Check: no parent, the caller's token ends first", func(t *testing.T) string {
+			return handedOn(t, e, engine.Request{Token: issue(m.Orch, 5*time.Minute), Method: "GET", Host: "researcher.mesh", Path: "/papers"})
+		}, 5 * time.Minute},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			// Read the expiry back from the token itself, as the next hop does.
+			g, err := m.F.Cached.VerifyDelegation(tc.mint(t))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if want := t0.Add(tc.want); !g.ExpiresAt.Equal(want) {
+				t.Fatalf("the minted token expires at %s (+%s); want %s (+%s)", g.ExpiresAt, g.ExpiresAt.Sub(t0), want, tc.want)
+			}
+		})
+	}
+}
+
+// delegated is the token Delegate mints for r; it fails the test on a refusal.
+func delegated(t *testing.T, e *engine.Engine, r engine.DelegateRequest) string {
+	t.Helper()
+	out := delegate(t, e, r)
+	if !out.Allowed || out.Delegation == "" {
+		t.Fatalf("Delegate: %+v; want a token", out)
+	}
+	return out.Delegation
+}
+
+// handedOn is the token a hop at Check mints for r's target; it fails the
+// test if the hop mints none.
+func handedOn(t *testing.T, e *engine.Engine, r engine.Request) string {
+	t.Helper()
+	d := check(t, e, r)
+	if !d.Allowed || d.Delegation == "" {
+		t.Fatalf("Check: %+v; want a hop that mints a token", d)
+	}
+	return d.Delegation
 }

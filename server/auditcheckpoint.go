@@ -18,6 +18,7 @@ import (
 	"github.com/meshguard/meshguard/audit"
 	"github.com/meshguard/meshguard/config"
 	"github.com/meshguard/meshguard/store"
+	"github.com/meshguard/meshguard/telemetry"
 )
 
 // buildCheckpoints loads (or creates) this replica's checkpoint key and
@@ -111,18 +112,18 @@ func checkpoints(c *audit.Checkpointer) admin.Checkpoints {
 // its store: records lost after they were committed, and records the
 // store refused as data (dead letters).
 type auditAlarms struct {
-	p    *parts
-	on   bool // ALERT_ON has error
-	o    alert.Origin
-	gaps atomic.Int64
-	dead atomic.Int64
+	raise *alert.Raiser // nil: no alert provider configured
+	gaps  atomic.Int64
+	dead  atomic.Int64
 }
 
-func newAuditAlarms(p *parts, cfg *config.Config) *auditAlarms {
-	a := &auditAlarms{p: p, on: cfg.Alerts.On[alert.TriggerError], o: alert.Origin{Instance: cfg.Alerts.Instance, Environment: cfg.Alerts.Environment}}
-	p.metrics.Gauge("meshguard_audit_gaps", "Times this process found the store had lost audit records it had committed.",
+// newAuditAlarms registers the alarms' metrics; raise (nil without an
+// alert provider) raises their alerts under ALERT_ON.
+func newAuditAlarms(metrics *telemetry.Metrics, raise *alert.Raiser) *auditAlarms {
+	a := &auditAlarms{raise: raise}
+	metrics.Gauge("meshguard_audit_gaps", "Times this process found the store had lost audit records it had committed.",
 		func() float64 { return float64(a.gaps.Load()) })
-	p.metrics.Counter("meshguard_audit_dead_letters_total", "Audit records the store refused as data and this process dead-lettered (kept outside the hash chain).",
+	metrics.Counter("meshguard_audit_dead_letters_total", "Audit records the store refused as data and this process dead-lettered (kept outside the hash chain).",
 		func() float64 { return float64(a.dead.Load()) })
 	return a
 }
@@ -132,17 +133,13 @@ func newAuditAlarms(p *parts, cfg *config.Config) *auditAlarms {
 // alert names the record and the store's refusal, not its content.
 func (a *auditAlarms) deadLetter(d audit.DeadLetter) {
 	a.dead.Add(1)
-	if a.p.alerts != nil && a.on {
-		a.p.alerts.Raise(alert.ForError("the audit store refused a record as data; it is dead-lettered, outside the hash chain",
-			fmt.Errorf("record %s of %s: %s", d.ID, d.Timestamp.UTC().Format(time.RFC3339Nano), d.Error), time.Now(), a.o))
-	}
+	a.raise.Failure("the audit store refused a record as data; it is dead-lettered, outside the hash chain",
+		fmt.Errorf("record %s of %s: %s", d.ID, d.Timestamp.UTC().Format(time.RFC3339Nano), d.Error))
 }
 
 // gap is audit.WriterConfig.OnGap: a critical alert (the error trigger),
 // since the trail has lost records.
 func (a *auditAlarms) gap(g audit.Gap) {
 	a.gaps.Add(1)
-	if a.p.alerts != nil && a.on {
-		a.p.alerts.Raise(alert.ForError("the audit store lost records it had committed", errors.New(g.String()), time.Now(), a.o))
-	}
+	a.raise.Failure("the audit store lost records it had committed", errors.New(g.String()))
 }

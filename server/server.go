@@ -256,13 +256,25 @@ func build(ctx context.Context, cfg *config.Config, o Options, log *slog.Logger)
 	if err := p.buildTelemetry(ctx, cfg, o, log); err != nil {
 		return nil, err
 	}
+	var providers []alert.Provider
+	if p.alerts, providers, err = p.buildAlerts(cfg, log); err != nil {
+		return nil, fmt.Errorf("alerts: %w", err)
+	}
+	var raiser *alert.Raiser // nil: no provider, nothing raised
+	if p.alerts != nil {
+		// ALERT_ON decides which decisions and failures raise alerts.
+		if raiser, err = alert.NewRaiser(alert.RaiserConfig{Dispatcher: p.alerts, On: cfg.Alerts.On,
+			Origin: alert.Origin{Instance: cfg.Alerts.Instance, Environment: cfg.Alerts.Environment}}); err != nil {
+			return nil, fmt.Errorf("alerts: %w", err)
+		}
+	}
 	var recorder engine.Recorder // a nil *audit.Writer must not become a non-nil interface
 	if cfg.AuditEnabled {
 		journal, err := p.auditJournal(ctx, cfg, log)
 		if err != nil {
 			return nil, fmt.Errorf("audit trail: %w", err)
 		}
-		alarms := newAuditAlarms(p, cfg)
+		alarms := newAuditAlarms(p.metrics, raiser)
 		if p.audit, err = audit.NewWriter(ctx, p.db, audit.WriterConfig{
 			FlushInterval: time.Duration(cfg.AuditFlushMs) * time.Millisecond, Logger: log,
 			MaxLag:   time.Duration(cfg.AuditMaxLagMs) * time.Millisecond,
@@ -280,17 +292,7 @@ func build(ctx context.Context, cfg *config.Config, o Options, log *slog.Logger)
 		log.Warn("the audit trail is off (AUDIT_ENABLED=false): decisions are not recorded")
 	}
 	var observer engine.Observer = p.metrics
-	var providers []alert.Provider
-	if p.alerts, providers, err = p.buildAlerts(cfg, log); err != nil {
-		return nil, fmt.Errorf("alerts: %w", err)
-	}
-	if p.alerts != nil {
-		// ALERT_ON decides which decisions and failures raise alerts.
-		raiser, err := alert.NewRaiser(alert.RaiserConfig{Dispatcher: p.alerts, On: cfg.Alerts.On,
-			Origin: alert.Origin{Instance: cfg.Alerts.Instance, Environment: cfg.Alerts.Environment}})
-		if err != nil {
-			return nil, fmt.Errorf("alerts: %w", err)
-		}
+	if raiser != nil {
 		recorder, observer = raiser.Recorder(recorder), raiser.Observer(observer)
 	}
 	var limiter engine.Limiter = ratelimit.NewMemory(nil, 0)
