@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/meshguard/meshguard/alert"
+	"github.com/meshguard/meshguard/api"
 	"github.com/meshguard/meshguard/client"
 	"github.com/meshguard/meshguard/config"
 	"github.com/meshguard/meshguard/store/pgtest"
@@ -86,14 +87,14 @@ func TestAuditStoreLosingRecordsRaisesAGap(t *testing.T) {
 			})
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
-			agent, err := r.admin.CreateAgent(ctx, client.CreateAgentRequest{Name: "reader-1", TrustTier: "verified", Tags: []string{"reader"}})
+			agent, err := r.admin.CreateAgent(ctx, api.CreateAgentRequest{Name: "reader-1", TrustTier: "verified", Tags: []string{"reader"}})
 			if err != nil {
 				t.Fatal(err)
 			}
 			as := r.admin.WithAgentToken(agent.Token)
 			checks := func(n int) {
 				for range n {
-					if d, err := as.Check(ctx, client.CheckRequest{Action: "read:docs"}); err != nil || !d.Allowed {
+					if d, err := as.Check(ctx, api.CheckRequest{Action: "read:docs"}); err != nil || !d.Allowed {
 						t.Fatalf("check: %+v %v", d, err)
 					}
 				}
