@@ -128,6 +128,9 @@ func (e *Engine) Delegate(ctx context.Context, r *DelegateRequest) (out Delegati
 	// A refusal is one in every mode: audit mode lets requests through,
 	// it does not mint tokens the policies refuse.
 	d.Allowed = d.Effect == "allow"
+	if !d.Allowed && !span.IsRecording() && e.cfg.DenialTracer != nil {
+		e.recordDenial(c, d, now, SpanDelegate)
+	}
 	if e.cfg.Recorder != nil {
 		rec := auditRecord(c, d, e.cfg.Now().Sub(now))
 		rec.Context = map[string]any{"scope": recordableScope(r.Actions), "maxDepth": max(r.MaxDepth, 1)}

@@ -174,7 +174,7 @@ func (e *Engine) Check(ctx context.Context, r *Request) (d Decision, err error) 
 	}
 	d.Allowed = d.Effect == "allow" || e.cfg.Mode == ModeAudit
 	if d.Effect == "deny" && !span.IsRecording() && e.cfg.DenialTracer != nil {
-		e.recordDenial(r, &d, now)
+		e.recordDenial(r, &d, now, SpanCheck)
 	}
 	if e.cfg.Recorder != nil {
 		if err := e.record(ctx, auditRecord(r, &d, e.cfg.Now().Sub(now))); err != nil {

@@ -103,9 +103,10 @@ func (e *Engine) startCheck(ctx context.Context, r *Request, d *Decision) (conte
 }
 
 // recordDenial records a denial the sampler dropped, with the denial
-// tracer: a meshguard.check span under the caller's span, with the
-// decision's ids (so the audit record names it), from now on.
-func (e *Engine) recordDenial(r *Request, d *Decision, start time.Time) {
+// tracer: a span named name (meshguard.check, meshguard.delegate) under
+// the caller's span, with the decision's ids (so the audit record names
+// it), from now on.
+func (e *Engine) recordDenial(r *Request, d *Decision, start time.Time, name string) {
 	tid, terr := trace.TraceIDFromHex(d.TraceID)
 	sid, serr := trace.SpanIDFromHex(d.SpanID)
 	if terr != nil || serr != nil || e.cfg.WithSpanIDs == nil {
@@ -117,7 +118,7 @@ func (e *Engine) recordDenial(r *Request, d *Decision, start time.Time) {
 			ctx = trace.ContextWithRemoteSpanContext(ctx, trace.NewSpanContext(trace.SpanContextConfig{TraceID: tid, SpanID: pid, Remote: true}))
 		}
 	}
-	_, span := e.cfg.DenialTracer.Start(e.cfg.WithSpanIDs(ctx, tid, sid), SpanCheck,
+	_, span := e.cfg.DenialTracer.Start(e.cfg.WithSpanIDs(ctx, tid, sid), name,
 		trace.WithSpanKind(trace.SpanKindServer), trace.WithTimestamp(start))
 	endCheck(span, r, d, nil)
 }

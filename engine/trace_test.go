@@ -278,7 +278,7 @@ func TestDenialsAlwaysTraced(t *testing.T) {
 	m := newMesh(t, enginetest.Options{})
 	f := m.F
 	e, err := engine.New(engine.Config{Tokens: f.Cached, Delegations: f.Cached, Delegator: f.Issuer, Agents: f.Agents, Policies: f.Policies,
-		Limiter: f.Limiter, Recorder: f.Audit, Tracer: tr.Tracer(), DenialTracer: tr.DenialTracer(), WithSpanIDs: telemetry.WithSpanIDs})
+		Names: f.Store, Limiter: f.Limiter, Recorder: f.Audit, Tracer: tr.Tracer(), DenialTracer: tr.DenialTracer(), WithSpanIDs: telemetry.WithSpanIDs})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -297,6 +297,19 @@ func TestDenialsAlwaysTraced(t *testing.T) {
 			s.Status().Code != otelcodes.Error || s.Parent().SpanID().String() != map[string]string{"": "0000000000000000", testParent: testParent}[parent] {
 			t.Fatalf("parent %q: denial %+v, span %s %s/%s under %s, status %v", parent, d, s.Name(), s.SpanContext().TraceID(), s.SpanContext().SpanID(), s.Parent().SpanID(), s.Status())
 		}
+	}
+	// A refused delegation is a denial too: its meshguard.delegate span is
+	// exported; a minted one the sampler dropped is not.
+	ended := len(rec.Ended())
+	if out, err := e.Delegate(context.Background(), &engine.DelegateRequest{Caller: engine.Request{Token: m.OrchT}, Delegate: "researcher", Actions: []string{"read:*"}}); err != nil || !out.Allowed || len(rec.Ended()) != ended {
+		t.Fatalf("an allowed, unsampled delegation: %+v %v, %d spans recorded", out.Decision, err, len(rec.Ended())-ended)
+	}
+	out, err := e.Delegate(context.Background(), &engine.DelegateRequest{Caller: engine.Request{Token: m.OrchT}, Delegate: "orchestrator", Actions: []string{"read:*"}})
+	if err != nil || out.Allowed || len(rec.Ended()) != ended+1 {
+		t.Fatalf("a refused, unsampled delegation: %+v %v, %d spans recorded", out.Decision, err, len(rec.Ended())-ended)
+	}
+	if s := rec.Ended()[ended]; s.Name() != engine.SpanDelegate || s.SpanContext().TraceID().String() != out.TraceID || s.SpanContext().SpanID().String() != out.SpanID || s.Status().Code != otelcodes.Error {
+		t.Fatalf("refused delegation %+v, span %s %s/%s, status %v", out.Decision, s.Name(), s.SpanContext().TraceID(), s.SpanContext().SpanID(), s.Status())
 	}
 }
 
