@@ -3,11 +3,13 @@ package admin
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 
 	"github.com/meshguard/meshguard/api"
 	"github.com/meshguard/meshguard/catalog"
 	"github.com/meshguard/meshguard/catalog/registry"
+	"github.com/meshguard/meshguard/client"
 	"github.com/meshguard/meshguard/identity"
 )
 
@@ -21,10 +23,22 @@ type Services interface {
 
 var _ Services = (*registry.Registry)(nil)
 
-// servicesError answers a catalogue error: invalid → 400 naming the field,
-// defined by the file → 409, unknown → 404.
+// servicesError answers a catalogue error: invalid → 400 listing every
+// problem where it is (errors, as for policies), defined by the file →
+// 409, unknown → 404.
 func (a *API) servicesError(w http.ResponseWriter, r *http.Request, what string, err error) {
+	var list catalog.ErrorList
 	switch {
+	case errors.As(err, &list) && len(list) > 0:
+		les := make([]client.LocatedError, len(list))
+		for i, e := range list {
+			les[i] = client.LocatedError{File: e.File, Line: e.Line, Field: e.Path(), Message: e.Msg}
+		}
+		msg := list[0].Error()
+		if len(list) > 1 {
+			msg += fmt.Sprintf(" (and %d more; see errors)", len(list)-1)
+		}
+		writeJSON(w, http.StatusBadRequest, client.ErrorBody{Error: "bad_request", Message: msg, Errors: les})
 	case errors.Is(err, catalog.ErrInvalid):
 		badRequest(w, "%s", err)
 	case errors.Is(err, catalog.ErrFromFile):

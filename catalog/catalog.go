@@ -5,8 +5,9 @@
 //
 // A catalogue comes from SERVICES_FILE (YAML) or the admin API. Parse is
 // strict: an unknown key, a duplicate host, a bad endpoint, an action that
-// is not verb:resource or a port out of range is refused with an error
-// that names the entry and the field, and nothing of the file is used.
+// is not verb:resource or a port out of range is refused, and nothing of
+// the file is used. A refusal lists every problem (up to MaxErrors), each
+// an Error naming its line, entry and field.
 package catalog
 
 import (
@@ -18,6 +19,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"gopkg.in/yaml.v3"
 
@@ -84,65 +86,153 @@ type service struct {
 const MaxFileBytes = 4 << 20
 
 // Parse reads a catalogue from YAML. name is the file's name, for errors.
+// A refusal is an ErrorList: every problem of the file (at most
+// MaxErrors), each with its line, entry and field.
 func Parse(name string, data []byte) (*Catalogue, error) {
 	if len(data) > MaxFileBytes {
-		return nil, fmt.Errorf("%w: %s: larger than %d bytes", ErrInvalid, name, MaxFileBytes)
+		return nil, ErrorList{{File: name, Msg: fmt.Sprintf("larger than %d bytes", MaxFileBytes)}}
 	}
+	// The nodes first, for the lines of the problems found in the
+	// decoded services, and to refuse a second document.
+	var doc yaml.Node
+	ndec := yaml.NewDecoder(bytes.NewReader(data))
+	if err := yamldoc.Decode(ndec, &doc); err != nil && !errors.Is(err, io.EOF) {
+		var p problems
+		lines{}.decodeErrors(name, err, &p, nil)
+		return nil, p.err(name)
+	}
+	if err := yamldoc.Decode(ndec, new(yaml.Node)); !errors.Is(err, io.EOF) {
+		return nil, ErrorList{{File: name, Msg: "one YAML document expected (services: [...])"}}
+	}
+	at := locate(&doc)
+	// Then the strict decode: unknown keys and wrong types refused.
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
 	var f file
+	var p problems
+	dirty := make([]bool, len(at.items))
 	if err := yamldoc.Decode(dec, &f); err != nil && !errors.Is(err, io.EOF) {
-		return nil, fmt.Errorf("%w: %s: %s", ErrInvalid, name, strings.TrimPrefix(err.Error(), "yaml: "))
-	}
-	var extra yaml.Node
-	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
-		return nil, fmt.Errorf("%w: %s: one YAML document expected (services: [...])", ErrInvalid, name)
+		var te *yaml.TypeError
+		at.decodeErrors(name, err, &p, dirty)
+		if !errors.As(err, &te) || len(f.Services) != len(at.items) {
+			// Not a partial decode of the entries: nothing more to check.
+			return nil, p.err(name)
+		}
 	}
 	services := make([]Service, 0, len(f.Services))
-	for _, s := range f.Services {
+	for i, s := range f.Services {
 		svc := Service{Name: s.Name, Hosts: s.Hosts, Port: s.Port, Endpoints: s.Endpoints, Agent: s.Agent, Routes: s.Routes, MinTier: trust.Untrusted}
-		if s.MinTier != "" {
-			t, err := trust.Parse(s.MinTier)
-			if err != nil {
-				return nil, fmt.Errorf("%w: %s: %s: minTier: %q: expected untrusted, verified, trusted or privileged", ErrInvalid, name, entry(len(services), s.Name), s.MinTier)
+		if s.MinTier != "" && !dirty[i] {
+			if t, err := trust.Parse(s.MinTier); err == nil {
+				svc.MinTier = t
+			} else {
+				p.addf(name, at.line(i, key("minTier")), entry(i, s.Name), "minTier", "%s: expected untrusted, verified, trusted or privileged", quote(s.MinTier))
 			}
-			svc.MinTier = t
 		}
 		services = append(services, svc)
 	}
-	c, err := New(services)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", name, err)
+	c := check(services, dirty, &p, func(i int, f field, msg string) {
+		p.add(&Error{File: name, Line: at.line(i, f), Entry: entry(i, services[i].Name), Field: f.String(), Msg: msg})
+	}, name)
+	if err := p.err(name); err != nil {
+		return nil, err
 	}
 	return c, nil
 }
 
+// Origin says where services[i] comes from, for its errors: the file, or
+// what else it came from ("stored service crm"), and its index in that
+// file (-1 when not from a file).
+type Origin func(i int) (file string, index int)
+
 // New validates services into a Catalogue. Hosts are kept lower-cased.
 func New(services []Service) (*Catalogue, error) {
+	return NewFrom(services, nil)
+}
+
+// NewFrom is New with each error placed as origin says; nil places every
+// service in the "service catalogue" at its index.
+func NewFrom(services []Service, origin Origin) (*Catalogue, error) {
+	if origin == nil {
+		origin = func(i int) (string, int) { return "service catalogue", i }
+	}
+	var p problems
+	c := check(services, nil, &p, func(i int, f field, msg string) {
+		file, at := origin(i)
+		e := &Error{File: file, Field: f.String(), Msg: msg}
+		if at >= 0 {
+			e.Entry = entry(at, services[i].Name)
+		}
+		p.add(e)
+	}, "service catalogue")
+	if err := p.err("service catalogue"); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// check validates services, alone and across each other, reporting every
+// problem; a skipped service (partly decoded) is neither checked nor
+// checked against. It returns the catalogue, to be used only if nothing
+// was reported.
+func check(services []Service, skip []bool, p *problems, report func(i int, f field, msg string), file string) *Catalogue {
 	if len(services) > MaxServices {
-		return nil, fmt.Errorf("%w: more than %d services", ErrInvalid, MaxServices)
+		p.addf(file, 0, "", "", "more than %d services", MaxServices)
+		return nil
 	}
 	names := map[string]int{}
 	hosts := map[string]string{}
 	out := make([]Service, len(services))
 	for i, s := range services {
 		s.Hosts = lowered(s.Hosts)
-		if err := s.validate(); err != nil {
-			return nil, fmt.Errorf("%w: %s: %w", ErrInvalid, entry(i, s.Name), err)
+		out[i] = s
+		if skip != nil && skip[i] {
+			continue
 		}
-		if j, dup := names[s.Name]; dup {
-			return nil, fmt.Errorf("%w: %s: name: %q is also services[%d]", ErrInvalid, entry(i, s.Name), s.Name, j)
+		rep := func(f field, format string, args ...any) {
+			if p.count() >= MaxErrors {
+				p.more++ // counted, not formatted
+				return
+			}
+			report(i, f, fmt.Sprintf(format, args...))
 		}
-		names[s.Name] = i
-		for _, h := range s.Hosts {
+		s.check(rep)
+		if s.Name != "" {
+			if j, dup := names[s.Name]; dup {
+				rep(key("name"), "%s is also services[%d]", quote(s.Name), j)
+			} else {
+				names[s.Name] = i
+			}
+		}
+		if len(s.Hosts) > MaxHosts {
+			continue // refused above; not worth comparing
+		}
+		own := map[string]bool{}
+		for j, h := range s.Hosts {
+			if own[h] {
+				continue // listed twice: reported above
+			}
+			own[h] = true
 			if other, dup := hosts[h]; dup {
-				return nil, fmt.Errorf("%w: %s: hosts: %q already belongs to service %q", ErrInvalid, entry(i, s.Name), h, other)
+				rep(elem("hosts", j), "%s already belongs to service %s", quote(h), quote(other))
+				continue
 			}
 			hosts[h] = s.Name
 		}
-		out[i] = s
 	}
-	return &Catalogue{Services: out}, nil
+	return &Catalogue{Services: out}
+}
+
+// maxQuoted bounds a value repeated in an error: a refusal lists up to
+// MaxErrors of them, and an alias can repeat one long value many times.
+const maxQuoted = 64
+
+// quote quotes s, cut to maxQuoted runes.
+func quote(s string) string {
+	if utf8.RuneCountInString(s) <= maxQuoted {
+		return strconv.Quote(s)
+	}
+	return fmt.Sprintf("%q… (%d bytes)", string([]rune(s)[:maxQuoted]), len(s))
 }
 
 func entry(i int, name string) string {
@@ -166,63 +256,77 @@ var namePattern = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
 
 var methods = map[string]bool{"": true, "GET": true, "HEAD": true, "POST": true, "PUT": true, "PATCH": true, "DELETE": true, "OPTIONS": true}
 
-// validate checks one service on its own; New checks across services.
-func (s *Service) validate() error {
+// check reports every problem of one service on its own; New checks
+// across services.
+func (s *Service) check(report func(f field, format string, args ...any)) {
 	switch {
 	case s.Name == "":
-		return errors.New("name: required")
+		report(key("name"), "required")
 	case !namePattern.MatchString(s.Name):
-		return fmt.Errorf("name: %q: expected a DNS label (lower-case letters, digits and '-', at most 63)", s.Name)
+		report(key("name"), "%s: expected a DNS label (lower-case letters, digits and '-', at most 63)", quote(s.Name))
+	}
+	switch {
 	case len(s.Hosts) == 0:
-		return errors.New("hosts: at least one host is required")
+		report(key("hosts"), "at least one host is required")
 	case len(s.Hosts) > MaxHosts:
-		return fmt.Errorf("hosts: more than %d", MaxHosts)
-	case s.Port < 1 || s.Port > 65535:
-		return fmt.Errorf("port: %d: expected 1 to 65535", s.Port)
+		report(key("hosts"), "more than %d", MaxHosts)
+	default:
+		seen := map[string]bool{}
+		for j, h := range s.Hosts {
+			switch {
+			case !identity.ValidHost(h):
+				report(elem("hosts", j), "%s: expected a host name without a port or trailing dot", quote(h))
+			case seen[h]:
+				report(elem("hosts", j), "%s is listed twice", quote(h))
+			}
+			seen[h] = true
+		}
+	}
+	if s.Port < 1 || s.Port > 65535 {
+		report(key("port"), "%d: expected 1 to 65535", s.Port)
+	}
+	switch {
 	case len(s.Endpoints) == 0:
-		return errors.New("endpoints: at least one endpoint is required")
+		report(key("endpoints"), "at least one endpoint is required")
 	case len(s.Endpoints) > MaxEndpoints:
-		return fmt.Errorf("endpoints: more than %d", MaxEndpoints)
-	case len(s.Routes) > MaxRoutes:
-		return fmt.Errorf("routes: more than %d", MaxRoutes)
-	case !s.MinTier.Valid():
-		return fmt.Errorf("minTier: unknown tier %d", s.MinTier)
-	}
-	seenHost := map[string]bool{}
-	for j, h := range s.Hosts {
-		if !identity.ValidHost(h) {
-			return fmt.Errorf("hosts[%d]: %q: expected a host name without a port or trailing dot", j, h)
+		report(key("endpoints"), "more than %d", MaxEndpoints)
+	default:
+		seen := map[string]bool{}
+		for j, e := range s.Endpoints {
+			if err := checkEndpoint(e); err != nil {
+				report(elem("endpoints", j), "%s: %s", quote(e), err)
+			} else if seen[e] {
+				report(elem("endpoints", j), "%s is listed twice", quote(e))
+			}
+			seen[e] = true
 		}
-		if seenHost[h] {
-			return fmt.Errorf("hosts[%d]: %q is listed twice", j, h)
-		}
-		seenHost[h] = true
-	}
-	seenEP := map[string]bool{}
-	for j, e := range s.Endpoints {
-		if err := checkEndpoint(e); err != nil {
-			return fmt.Errorf("endpoints[%d]: %q: %w", j, e, err)
-		}
-		if seenEP[e] {
-			return fmt.Errorf("endpoints[%d]: %q is listed twice", j, e)
-		}
-		seenEP[e] = true
 	}
 	if s.Agent != "" && !identity.ValidName(s.Agent) {
-		return fmt.Errorf("agent: %q: not an agent name", s.Agent)
+		report(key("agent"), "%s: not an agent name", quote(s.Agent))
+	}
+	if !s.MinTier.Valid() {
+		report(key("minTier"), "unknown tier %d", s.MinTier)
+	}
+	if len(s.Routes) > MaxRoutes {
+		report(key("routes"), "more than %d", MaxRoutes)
+		return
 	}
 	seenRoute := map[[2]string]bool{}
 	for j, r := range s.Routes {
-		if err := r.validate(); err != nil {
-			return fmt.Errorf("routes[%d]: %w", j, err)
+		bad := false
+		r.check(func(k, format string, args ...any) {
+			bad = true
+			report(sub("routes", j, k), format, args...)
+		})
+		if bad {
+			continue // a bad route is not compared with the others
 		}
 		k := [2]string{r.Method, r.Path}
 		if seenRoute[k] {
-			return fmt.Errorf("routes[%d]: method %q and path %q are already routed", j, r.Method, r.Path)
+			report(elem("routes", j), "method %s and path %s are already routed", quote(r.Method), quote(r.Path))
 		}
 		seenRoute[k] = true
 	}
-	return nil
 }
 
 // checkEndpoint accepts host:port, the host an IP address or a DNS name.
@@ -233,32 +337,32 @@ func checkEndpoint(e string) error {
 	}
 	p, err := strconv.Atoi(port)
 	if err != nil || p < 1 || p > 65535 {
-		return fmt.Errorf("port %q: expected 1 to 65535", port)
+		return fmt.Errorf("port %s: expected 1 to 65535", quote(port))
 	}
 	if net.ParseIP(host) == nil && !identity.ValidHost(host) {
-		return fmt.Errorf("host %q: expected an IP address or a lower-case host name", host)
+		return fmt.Errorf("host %s: expected an IP address or a lower-case host name", quote(host))
 	}
 	return nil
 }
 
-func (r *Route) validate() error {
+// check reports each bad key of the route: method, path, action.
+func (r *Route) check(report func(key, format string, args ...any)) {
 	if !methods[r.Method] {
-		return fmt.Errorf("method: %q: expected GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS or none (any)", r.Method)
+		report("method", "%s: expected GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS or none (any)", quote(r.Method))
 	}
 	switch {
 	case !strings.HasPrefix(r.Path, "/"):
-		return fmt.Errorf("path: %q: must start with /", r.Path)
+		report("path", "%s: must start with /", quote(r.Path))
 	case len(r.Path) > maxPathLen:
-		return fmt.Errorf("path: longer than %d bytes", maxPathLen)
+		report("path", "longer than %d bytes", maxPathLen)
 	case strings.Contains(strings.TrimSuffix(r.Path, "*"), "*"):
-		return fmt.Errorf("path: %q: '*' may only end a prefix", r.Path)
+		report("path", "%s: '*' may only end a prefix", quote(r.Path))
 	case wire.HasSpaceOrControl(r.Path):
-		return fmt.Errorf("path: %q: no spaces or control characters", r.Path)
+		report("path", "%s: no spaces or control characters", quote(r.Path))
 	}
 	verb, resource, ok := strings.Cut(r.Action, ":")
 	if !ok || verb == "" || resource == "" || len(r.Action) > maxActionLen ||
 		wire.HasSpaceOrControl(r.Action) || strings.Contains(r.Action, ",") {
-		return fmt.Errorf("action: %q: expected verb:resource, without spaces, commas or control characters", r.Action)
+		report("action", "%s: expected verb:resource, without spaces, commas or control characters", quote(r.Action))
 	}
-	return nil
 }

@@ -27,8 +27,14 @@ func FuzzParse(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		c, err := Parse("fuzz.yaml", data)
 		if err != nil {
-			if !errors.Is(err, ErrInvalid) || c != nil || !strings.HasPrefix(err.Error(), "fuzz.yaml: ") && !strings.Contains(err.Error(), ": fuzz.yaml: ") {
-				t.Fatalf("a refusal is not an ErrInvalid naming the file, or came with a catalogue: %v, %v", c, err)
+			var list ErrorList
+			if !errors.Is(err, ErrInvalid) || c != nil || !errors.As(err, &list) || len(list) == 0 || len(list) > MaxErrors+1 {
+				t.Fatalf("a refusal is not a bounded ErrorList, or came with a catalogue: %v, %v", c, err)
+			}
+			for _, e := range list {
+				if e.File != "fuzz.yaml" || e.Line < 0 || e.Msg == "" || !strings.HasPrefix(e.Error(), "fuzz.yaml:") {
+					t.Fatalf("an error does not name the file: %#v", e)
+				}
 			}
 			return
 		}

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"strconv"
@@ -117,7 +118,15 @@ func (a *app) serviceApplyCmd() *cobra.Command {
 				return usageErr("%v", err)
 			}
 			cat, err := catalog.Parse(args[0], data)
-			if err != nil {
+			var list catalog.ErrorList
+			switch {
+			case errors.As(err, &list):
+				// Every problem, one a line, as policy validate prints them.
+				for _, e := range list {
+					fmt.Fprintf(a.Stderr, "✗ %v\n", e)
+				}
+				return usageErr("%s in %s; nothing was applied", count(len(list), "error"), args[0])
+			case err != nil:
 				return usageErr("%v", err)
 			}
 			c, err := a.adminClient()

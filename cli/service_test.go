@@ -53,7 +53,7 @@ func TestServiceCommands(t *testing.T) {
 	if err := os.WriteFile(clash, []byte("services:\n  - {name: other, hosts: [file.mesh], port: 80, endpoints: [\"10.0.0.1:80\"]}\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if code, _, stderr := l.mg(t, "service", "apply", clash); code != ExitUsage || !strings.Contains(stderr, `"file.mesh" already belongs to service "from-file"`) {
+	if code, _, stderr := l.mg(t, "service", "apply", clash); code != ExitUsage || !strings.Contains(stderr, "✗ service other: hosts[0]: \"file.mesh\" already belongs to service \"from-file\"\n") {
 		t.Fatalf("a clashing host: %d %s", code, stderr)
 	}
 	// A broken file is refused before anything is sent.
@@ -63,5 +63,26 @@ func TestServiceCommands(t *testing.T) {
 	}
 	if l.requests.Load() != before {
 		t.Fatal("a broken file reached the server")
+	}
+	// A bad catalogue shows every problem at its line, and sends nothing.
+	bad := filepath.Join(t.TempDir(), "bad.yaml")
+	if err := os.WriteFile(bad, []byte("services:\n"+
+		"  - {name: one, hosts: [one.mesh], port: 0, endpoints: [\"10.0.0.1:80\"]}\n"+
+		"  - {name: two, hosts: [one.mesh], port: 80, endpoints: [\"10.0.0.1\"]}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, _, stderr := l.mg(t, "service", "apply", bad)
+	for _, want := range []string{
+		"✗ " + bad + ":2: services[0] (one): port: 0: expected 1 to 65535\n",
+		"✗ " + bad + ":3: services[1] (two): hosts[0]: \"one.mesh\" already belongs to service \"one\"\n",
+		"✗ " + bad + ":3: services[1] (two): endpoints[0]: \"10.0.0.1\": expected host:port\n",
+		"3 errors in " + bad,
+	} {
+		if code != ExitUsage || !strings.Contains(stderr, want) {
+			t.Fatalf("a bad catalogue: %d, want %q in\n%s", code, want, stderr)
+		}
+	}
+	if l.requests.Load() != before {
+		t.Fatal("a bad catalogue reached the server")
 	}
 }

@@ -50,15 +50,23 @@ func TestServeXDS(t *testing.T) {
 		t.Fatalf("clusters %v", names)
 	}
 
-	// The broken file is read and refused: the server logs why, naming
-	// the field, before anything is asserted about what it serves.
+	// The broken file is read and refused: the server logs why, every
+	// problem at its line, before anything is asserted about what it serves.
 	mark := logs.mark()
-	replaceFile(t, file, `services: [{name: orders, hosts: [orders.mesh], port: 99999, endpoints: ["10.0.0.7:8080"]}]`+"\n")
+	replaceFile(t, file, "services:\n"+
+		`  - {name: orders, hosts: [orders.mesh], port: 99999, endpoints: ["10.0.0.7:8080"]}`+"\n"+
+		`  - {name: orders, hosts: [more.mesh], port: 80, endpoints: ["10.0.0.8"]}`+"\n")
 	refused := logs.wait(t, mark, "the broken catalogue refused", func(l logLine) bool {
 		return l.msg == "service catalogue reload failed; the last good catalogue stays served"
 	})
-	if !strings.Contains(refused.attrs["error"], "services[0] (orders): port") {
-		t.Fatalf("the refusal does not name the field: %q", refused.attrs["error"])
+	for _, want := range []string{
+		`services.yaml:2: services[0] (orders): port: 99999: expected 1 to 65535`,
+		`services.yaml:3: services[1] (orders): name: "orders" is also services[0]`,
+		`services.yaml:3: services[1] (orders): endpoints[0]: "10.0.0.8": expected host:port`,
+	} {
+		if !strings.Contains(refused.attrs["error"], want) {
+			t.Fatalf("the refusal does not show %q: %q", want, refused.attrs["error"])
+		}
 	}
 	// An Envoy connecting now gets the last good catalogue, at its version.
 	late, hangUp := context.WithCancel(ctx)

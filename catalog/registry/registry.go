@@ -142,7 +142,18 @@ func (r *Registry) read(ctx context.Context, put *catalog.Service, drop string) 
 	for i, e := range entries {
 		services[i] = e.Service
 	}
-	c, err := catalog.New(services)
+	// The file validated alone above: what fails now is a stored or put
+	// service, alone or against the others. Name it as its caller knows it.
+	c, err := catalog.NewFrom(services, func(i int) (string, int) {
+		switch {
+		case i < fileCount:
+			return r.File, i
+		case put != nil && entries[i].Name == put.Name:
+			// The stored one of its name was left out above.
+			return "service " + put.Name, -1
+		}
+		return "stored service " + entries[i].Name, -1
+	})
 	if err != nil {
 		return nil, nil, err
 	}
