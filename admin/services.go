@@ -9,7 +9,6 @@ import (
 	"github.com/meshguard/meshguard/api"
 	"github.com/meshguard/meshguard/catalog"
 	"github.com/meshguard/meshguard/catalog/registry"
-	"github.com/meshguard/meshguard/client"
 	"github.com/meshguard/meshguard/identity"
 )
 
@@ -30,15 +29,15 @@ func (a *API) servicesError(w http.ResponseWriter, r *http.Request, what string,
 	var list catalog.ErrorList
 	switch {
 	case errors.As(err, &list) && len(list) > 0:
-		les := make([]client.LocatedError, len(list))
+		les := make([]api.LocatedError, len(list))
 		for i, e := range list {
-			les[i] = client.LocatedError{File: e.File, Line: e.Line, Field: e.Path(), Message: e.Msg}
+			les[i] = api.LocatedError{File: e.File, Line: e.Line, Field: e.Path(), Message: e.Msg}
 		}
 		msg := list[0].Error()
 		if len(list) > 1 {
 			msg += fmt.Sprintf(" (and %d more; see errors)", len(list)-1)
 		}
-		writeJSON(w, http.StatusBadRequest, client.ErrorBody{Error: "bad_request", Message: msg, Errors: les})
+		writeJSON(w, http.StatusBadRequest, api.ErrorBody{Error: "bad_request", Message: msg, Errors: les})
 	case errors.Is(err, catalog.ErrInvalid):
 		badRequest(w, "%s", err)
 	case errors.Is(err, catalog.ErrFromFile):
