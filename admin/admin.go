@@ -1,14 +1,14 @@
-// Package admin serves MeshGuard's HTTP API on the main port:
-// the admin API under /admin/ (agents, policies, keys), the agents'
-// endpoints POST /v1/check and POST /v1/delegations, and the public
-// /health, /ready, JWKS and OIDC discovery documents. docs/api.md is the
-// reference; package client is its typed Go client and owns the request and
-// response types.
+// Package admin serves MeshGuard's admin API under /admin/ (agents,
+// policies, keys, audit, services, alerts) and the public /health, /ready,
+// /metrics, JWKS and OIDC discovery documents, on the main port's router
+// (httpjson.Router) beside the enforcement points checkapi and filterapi.
+// docs/api.md is the reference; package client is its typed Go client and
+// owns the request and response types.
 //
 // The admin API takes only the admin token, in X-Admin-Token, compared in
 // constant time; an agent's bearer token is refused there, whatever it
-// says. /v1/check goes through the one engine like every other enforcement
-// point; nothing here decides a request itself.
+// says. Nothing here decides a request: that is the engine's, behind the
+// enforcement points.
 package admin
 
 import (
@@ -18,15 +18,13 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"slices"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/meshguard/meshguard/agentcache"
-	"github.com/meshguard/meshguard/engine"
-	"github.com/meshguard/meshguard/filterprotocol"
 	"github.com/meshguard/meshguard/identity"
+	"github.com/meshguard/meshguard/internal/httpjson"
 	"github.com/meshguard/meshguard/policy"
 	"github.com/meshguard/meshguard/store"
 	"github.com/meshguard/meshguard/xds"
@@ -70,19 +68,12 @@ type Policies interface {
 	Revision(rev string) (*policy.Set, bool)
 }
 
-// Checker decides requests and mints delegations (engine.Engine).
-type Checker interface {
-	Check(ctx context.Context, r *engine.Request) (engine.Decision, error)
-	Delegate(ctx context.Context, r *engine.DelegateRequest) (engine.Delegation, error)
-}
-
 // What the server passes in satisfies the interfaces.
 var (
 	_ Store      = (*store.SQLite)(nil)
 	_ TokenCache = (*identity.CachedVerifier)(nil)
 	_ AgentCache = (*agentcache.Cache)(nil)
 	_ Policies   = (*policy.Loader)(nil)
-	_ Checker    = (*engine.Engine)(nil)
 )
 
 // Change names what an admin call changed, for Config.OnChange.
@@ -102,21 +93,21 @@ const MinAdminTokenLen = 16
 // Body limits (docs/api.md#limits).
 const (
 	// MaxBodyBytes bounds JSON request bodies.
-	MaxBodyBytes = 1 << 20
+	MaxBodyBytes = httpjson.MaxBodyBytes
 	// MaxPolicyBodyBytes bounds the bodies of the policy endpoints that
 	// take policy YAML (apply, validate, test): one policy file's limit.
 	MaxPolicyBodyBytes = policy.MaxFileBytes
 )
 
 // Config wires an API. Store, Keys, Issuer, Verifier, Tokens, Agents,
-// Policies, Engine, Audit and AdminToken are required.
+// Policies, Audit and AdminToken are required.
 type Config struct {
 	Store    Store
 	Keys     *identity.Keys
 	Issuer   *identity.Issuer
 	Verifier *identity.Verifier
-	// Tokens is the cached verifier the engine uses: /v1/delegations
-	// verifies callers with it, and every agent change invalidates it.
+	// Tokens is the cached verifier the engine uses: every agent change
+	// invalidates it.
 	Tokens TokenCache
 	// Agents is the engine's agent cache, invalidated on every change.
 	Agents AgentCache
@@ -128,7 +119,6 @@ type Config struct {
 	// compile the prospective set; nil falls back to the file policies of
 	// the set in force.
 	PolicyFiles policy.Source
-	Engine      Checker
 	// Audit is the stored audit trail the /admin/audit endpoints read.
 	Audit AuditLog
 	// Checkpoints, if set, signs the trail's heads (GET
@@ -163,11 +153,10 @@ type Config struct {
 	// DefaultTokenTTL is the lifetime of tokens issued without a ttl (the
 	// Issuer's default if zero); at most the keyring's MaxTTL.
 	DefaultTokenTTL time.Duration
-	// DelegationTTL is the lifetime of delegation tokens requested without
-	// a ttl (engine.DefaultDelegationTTL if zero).
-	DelegationTTL time.Duration
-	// Filter, if set, serves the wasm filter's calls (/v1/filter/*).
-	Filter *FilterConfig
+	// FilterConfig, if set, serves GET /admin/filter/config to the admin
+	// token: the handler of the wasm filter's own GET /v1/filter/config
+	// (filterapi.API.ConfigHandler), so both answer alike.
+	FilterConfig http.Handler
 	// OnChange, if set, is called after each successful change, for
 	// example to push a new xDS snapshot. It must not block.
 	OnChange func(Change)
@@ -178,14 +167,13 @@ type Config struct {
 	Now func() time.Time
 }
 
-// API is the HTTP API. Create it with New and serve Handler.
+// API is the admin API. Create it with New and Register it on the
+// server's router.
 type API struct {
 	cfg       Config
 	log       *slog.Logger
 	adminHash [sha256.Size]byte
 	discovery *identity.Discovery // nil: built per request from Host
-	mux       *http.ServeMux
-	patterns  []string // every route's pattern, for Routes
 
 	// agentMu serialises agent writes, so two PATCHes of one agent cannot
 	// lose each other's change; policyMu serialises policy applies and
@@ -199,7 +187,7 @@ func New(cfg Config) (*API, error) {
 	for name, isNil := range map[string]bool{
 		"Store": cfg.Store == nil, "Keys": cfg.Keys == nil, "Issuer": cfg.Issuer == nil,
 		"Verifier": cfg.Verifier == nil, "Tokens": cfg.Tokens == nil, "Agents": cfg.Agents == nil,
-		"Policies": cfg.Policies == nil, "Engine": cfg.Engine == nil, "Audit": cfg.Audit == nil,
+		"Policies": cfg.Policies == nil, "Audit": cfg.Audit == nil,
 	} {
 		if isNil {
 			missing = append(missing, name)
@@ -211,23 +199,17 @@ func New(cfg Config) (*API, error) {
 	if len(cfg.AdminToken) < MinAdminTokenLen {
 		return nil, fmt.Errorf("admin: the admin token must be at least %d characters", MinAdminTokenLen)
 	}
-	if cfg.DefaultTokenTTL < 0 || cfg.DelegationTTL < 0 {
-		return nil, errors.New("admin: DefaultTokenTTL and DelegationTTL must not be negative")
+	if cfg.DefaultTokenTTL < 0 {
+		return nil, errors.New("admin: DefaultTokenTTL must not be negative")
 	}
 	if limit := cfg.Keys.Keyring().MaxTTL(); cfg.DefaultTokenTTL != 0 && (cfg.DefaultTokenTTL < time.Second || cfg.DefaultTokenTTL > limit) {
 		return nil, fmt.Errorf("admin: DefaultTokenTTL %s is outside 1s..%s", cfg.DefaultTokenTTL, limit)
-	}
-	if cfg.DelegationTTL == 0 {
-		cfg.DelegationTTL = engine.DefaultDelegationTTL
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
 	if cfg.Revocations != nil && (cfg.Revocations.Store == nil || cfg.Revocations.List == nil) {
 		return nil, errors.New("admin: Config.Revocations.Store and Config.Revocations.List required")
-	}
-	if cfg.Filter != nil && (cfg.Filter.Generate == nil || cfg.Filter.Authenticate == nil) {
-		return nil, errors.New("admin: Config.Filter.Generate and Config.Filter.Authenticate required")
 	}
 	a := &API{cfg: cfg, log: cfg.Logger, adminHash: sha256.Sum256([]byte(cfg.AdminToken))}
 	if a.log == nil {
@@ -240,53 +222,29 @@ func New(cfg Config) (*API, error) {
 		}
 		a.discovery = &d
 	}
-	a.routes()
 	return a, nil
 }
 
-// Handler serves the API: mount it at "/" beside /proxy/ and /envoy/authz/.
-func (a *API) Handler() http.Handler { return http.HandlerFunc(a.serve) }
-
-// Routes lists the pattern of every endpoint the API serves ("GET
-// /admin/agents/{id}"), in the order they were registered: tests hold
-// each route to its credential, so a new one cannot go untested.
-func (a *API) Routes() []string { return slices.Clone(a.patterns) }
-
-// recordingMux is a ServeMux that remembers what was registered on it
-// (Routes); it has no other way in, so no route escapes the list.
-type recordingMux struct {
-	mux      *http.ServeMux
-	patterns []string
+// Mux is where routes are registered (httpjson.Router, which lists
+// them for the credential tests and answers what none matches).
+type Mux interface {
+	Handle(pattern string, h http.Handler)
 }
 
-func (m *recordingMux) Handle(pattern string, h http.Handler) {
-	m.mux.Handle(pattern, h)
-	m.patterns = append(m.patterns, pattern)
-}
-
-func (m *recordingMux) HandleFunc(pattern string, h http.HandlerFunc) { m.Handle(pattern, h) }
-
-// routes registers every endpoint. Admin endpoints are wrapped in the
-// admin-token check; /v1/* read the agent's bearer token themselves.
-func (a *API) routes() {
-	m := &recordingMux{mux: http.NewServeMux()}
+// Register registers every endpoint on m: the public ones, and the admin
+// endpoints wrapped in the admin-token check.
+func (a *API) Register(m Mux) {
 	admin := a.requireAdmin
 	// Public.
-	m.HandleFunc("GET /health", a.health)
-	m.HandleFunc("GET /ready", a.ready)
+	m.Handle("GET /health", http.HandlerFunc(a.health))
+	m.Handle("GET /ready", http.HandlerFunc(a.ready))
 	if a.cfg.Metrics != nil {
 		m.Handle("GET /metrics", a.cfg.Metrics)
 	}
-	m.HandleFunc("GET "+identity.JWKSPath, a.jwks)
-	m.HandleFunc("GET "+identity.DiscoveryPath, a.openIDConfiguration)
-	// Agents.
-	m.HandleFunc("POST /v1/check", a.check)
-	m.HandleFunc("POST /v1/delegations", a.delegate)
-	if a.cfg.Filter != nil {
-		m.Handle("GET "+filterprotocol.ConfigPath, a.requireFilter(a.filterConfiguration))
-		m.Handle("POST "+filterprotocol.CheckPath, a.requireFilter(a.filterCheck))
-		m.Handle("POST "+filterprotocol.AuditPath, a.requireFilter(a.filterAudit))
-		m.Handle("GET /admin/filter/config", admin(a.filterConfiguration))
+	m.Handle("GET "+identity.JWKSPath, http.HandlerFunc(a.jwks))
+	m.Handle("GET "+identity.DiscoveryPath, http.HandlerFunc(a.openIDConfiguration))
+	if a.cfg.FilterConfig != nil {
+		m.Handle("GET /admin/filter/config", admin(a.cfg.FilterConfig.ServeHTTP))
 	}
 	// Admin: agents.
 	m.Handle("GET /admin/agents", admin(a.listAgents))
@@ -328,55 +286,12 @@ func (a *API) routes() {
 		m.Handle("DELETE /admin/services/{name}", admin(a.deleteService))
 	}
 	if a.cfg.XDS != nil {
-		m.Handle("GET /admin/xds/status", admin(func(w http.ResponseWriter, _ *http.Request) { writeJSON(w, http.StatusOK, a.cfg.XDS.Status()) }))
+		m.Handle("GET /admin/xds/status", admin(func(w http.ResponseWriter, _ *http.Request) { httpjson.WriteJSON(w, http.StatusOK, a.cfg.XDS.Status()) }))
 	}
 	if a.cfg.Alerts != nil {
 		m.Handle("GET /admin/alerts", admin(a.alertsStatus))
 		m.Handle("POST /admin/alerts/test", admin(a.alertsTest))
 	}
-	a.mux, a.patterns = m.mux, m.patterns
-}
-
-// probeMethods are tried to tell a wrong method (405) from an unknown path
-// (404).
-var probeMethods = []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete}
-
-// serve routes a request: 404 and 405 answer in JSON like everything else,
-// and a panic in a handler becomes a 500, never a stack trace to the caller.
-func (a *API) serve(w http.ResponseWriter, r *http.Request) {
-	defer func() {
-		if v := recover(); v != nil {
-			if err, ok := v.(error); ok && errors.Is(err, http.ErrAbortHandler) {
-				panic(v)
-			}
-			a.log.Error("admin: handler panic", "method", r.Method, "path", r.URL.Path, "panic", fmt.Sprint(v))
-			writeError(w, http.StatusInternalServerError, "internal", "internal error; see the server log")
-		}
-	}()
-	h := w.Header()
-	h.Set("X-Content-Type-Options", "nosniff")
-	h.Set("Cache-Control", "no-store")
-	if _, pattern := a.mux.Handler(r); pattern != "" {
-		a.mux.ServeHTTP(w, r)
-		return
-	}
-	var allowed []string
-	for _, m := range probeMethods {
-		probe := r.Clone(r.Context())
-		probe.Method = m
-		if _, pattern := a.mux.Handler(probe); pattern != "" {
-			allowed = append(allowed, m)
-			if m == http.MethodGet {
-				allowed = append(allowed, http.MethodHead)
-			}
-		}
-	}
-	if len(allowed) > 0 {
-		h.Set("Allow", joinComma(allowed))
-		writeError(w, http.StatusMethodNotAllowed, "method_not_allowed", "method %s is not allowed here; allowed: %s", r.Method, joinComma(allowed))
-		return
-	}
-	writeError(w, http.StatusNotFound, "not_found", "no such endpoint (see docs/api.md)")
 }
 
 // changed reports a change to OnChange.

@@ -10,6 +10,7 @@ import (
 
 	"github.com/meshguard/meshguard/api"
 	"github.com/meshguard/meshguard/identity"
+	"github.com/meshguard/meshguard/internal/httpjson"
 	"github.com/meshguard/meshguard/store"
 	"github.com/meshguard/meshguard/trust"
 )
@@ -28,7 +29,7 @@ func (a *API) agentFromPath(w http.ResponseWriter, r *http.Request) (identity.Ag
 	key := r.PathValue("id")
 	ag, err := a.lookupAgent(r.Context(), key)
 	if errors.Is(err, identity.ErrNotFound) {
-		writeError(w, http.StatusNotFound, "not_found", "no agent with id or name %q", key)
+		httpjson.WriteError(w, http.StatusNotFound, "not_found", "no agent with id or name %q", key)
 		return identity.Agent{}, false
 	}
 	if err != nil {
@@ -69,20 +70,20 @@ func parseTier(field, s string) (trust.Tier, string) {
 
 func (a *API) createAgent(w http.ResponseWriter, r *http.Request) {
 	var req api.CreateAgentRequest
-	if !decodeJSON(w, r, &req, MaxBodyBytes, false) {
+	if !httpjson.DecodeJSON(w, r, &req, MaxBodyBytes, false) {
 		return
 	}
 	tier := trust.Untrusted
 	if req.TrustTier != "" {
 		var msg string
 		if tier, msg = parseTier("trustTier", req.TrustTier); msg != "" {
-			badRequest(w, "%s", msg)
+			httpjson.BadRequest(w, "%s", msg)
 			return
 		}
 	}
 	ttl, msg := a.tokenTTL(req.TTL)
 	if msg != "" {
-		badRequest(w, "%s", msg)
+		httpjson.BadRequest(w, "%s", msg)
 		return
 	}
 	ag := identity.Agent{
@@ -90,7 +91,7 @@ func (a *API) createAgent(w http.ResponseWriter, r *http.Request) {
 		SPIFFEIDs: req.SPIFFEIDs, Metadata: req.Metadata, Status: identity.StatusActive,
 	}
 	if err := ag.Validate(); err != nil {
-		badRequest(w, "%s", err)
+		httpjson.BadRequest(w, "%s", err)
 		return
 	}
 	// The token is minted before the agent is stored, so a token that
@@ -110,20 +111,20 @@ func (a *API) createAgent(w http.ResponseWriter, r *http.Request) {
 	a.agentChanged(created.ID)
 	a.log.Info("admin: agent created", "agent_id", created.ID, "agent_name", created.Name, "tier", created.TrustTier.String())
 	w.Header().Set("Location", "/admin/agents/"+created.ID)
-	writeJSON(w, http.StatusCreated, api.AgentWithToken{Agent: agentBody(created), Token: tok, ExpiresAt: claims.ExpiresAt})
+	httpjson.WriteJSON(w, http.StatusCreated, api.AgentWithToken{Agent: agentBody(created), Token: tok, ExpiresAt: claims.ExpiresAt})
 }
 
 func (a *API) listAgents(w http.ResponseWriter, r *http.Request) {
 	q, msg := queryParams(r, "trust", "status", "tag", "after", "limit")
 	if msg != "" {
-		badRequest(w, "%s", msg)
+		httpjson.BadRequest(w, "%s", msg)
 		return
 	}
 	f := store.AgentFilter{Status: identity.Status(q["status"]), Tag: q["tag"], After: q["after"]}
 	if s := q["trust"]; s != "" {
 		t, msg := parseTier("trust", s)
 		if msg != "" {
-			badRequest(w, "%s", msg)
+			httpjson.BadRequest(w, "%s", msg)
 			return
 		}
 		f.Tier = &t
@@ -131,7 +132,7 @@ func (a *API) listAgents(w http.ResponseWriter, r *http.Request) {
 	if s := q["limit"]; s != "" {
 		n, err := strconv.Atoi(s)
 		if err != nil {
-			badRequest(w, "limit: %q is not a whole number", s)
+			httpjson.BadRequest(w, "limit: %q is not a whole number", s)
 			return
 		}
 		f.Limit = n
@@ -149,22 +150,22 @@ func (a *API) listAgents(w http.ResponseWriter, r *http.Request) {
 	if len(agents) == limit {
 		out.Next = agents[len(agents)-1].Name
 	}
-	writeJSON(w, http.StatusOK, out)
+	httpjson.WriteJSON(w, http.StatusOK, out)
 }
 
 func (a *API) getAgent(w http.ResponseWriter, r *http.Request) {
 	if ag, ok := a.agentFromPath(w, r); ok {
-		writeJSON(w, http.StatusOK, agentBody(ag))
+		httpjson.WriteJSON(w, http.StatusOK, agentBody(ag))
 	}
 }
 
 func (a *API) updateAgent(w http.ResponseWriter, r *http.Request) {
 	var p api.AgentPatch
-	if !decodeJSON(w, r, &p, MaxBodyBytes, false) {
+	if !httpjson.DecodeJSON(w, r, &p, MaxBodyBytes, false) {
 		return
 	}
 	if p.Name == nil && p.TrustTier == nil && p.Tags == nil && p.Hosts == nil && p.SPIFFEIDs == nil && p.Metadata == nil {
-		badRequest(w, "nothing to update: give one or more of name, trustTier, tags, hosts, spiffeIds, metadata")
+		httpjson.BadRequest(w, "nothing to update: give one or more of name, trustTier, tags, hosts, spiffeIds, metadata")
 		return
 	}
 	a.agentMu.Lock()
@@ -179,7 +180,7 @@ func (a *API) updateAgent(w http.ResponseWriter, r *http.Request) {
 	if p.TrustTier != nil {
 		t, msg := parseTier("trustTier", *p.TrustTier)
 		if msg != "" {
-			badRequest(w, "%s", msg)
+			httpjson.BadRequest(w, "%s", msg)
 			return
 		}
 		ag.TrustTier = t
@@ -203,7 +204,7 @@ func (a *API) updateAgent(w http.ResponseWriter, r *http.Request) {
 	}
 	a.agentChanged(updated.ID)
 	a.log.Info("admin: agent updated", "agent_id", updated.ID, "agent_name", updated.Name, "tier", updated.TrustTier.String())
-	writeJSON(w, http.StatusOK, agentBody(updated))
+	httpjson.WriteJSON(w, http.StatusOK, agentBody(updated))
 }
 
 func (a *API) revokeAgent(w http.ResponseWriter, r *http.Request) {
@@ -225,17 +226,17 @@ func (a *API) revokeAgent(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	a.log.Info("admin: agent revoked", "agent_id", ag.ID, "agent_name", ag.Name)
-	writeJSON(w, http.StatusOK, agentBody(revoked))
+	httpjson.WriteJSON(w, http.StatusOK, agentBody(revoked))
 }
 
 func (a *API) issueToken(w http.ResponseWriter, r *http.Request) {
 	var req api.TokenRequest
-	if !decodeJSON(w, r, &req, MaxBodyBytes, true) {
+	if !httpjson.DecodeJSON(w, r, &req, MaxBodyBytes, true) {
 		return
 	}
 	ttl, msg := a.tokenTTL(req.TTL)
 	if msg != "" {
-		badRequest(w, "%s", msg)
+		httpjson.BadRequest(w, "%s", msg)
 		return
 	}
 	ag, ok := a.agentFromPath(w, r)
@@ -243,7 +244,7 @@ func (a *API) issueToken(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if !ag.Active() {
-		writeError(w, http.StatusConflict, "conflict", "agent %q is revoked; a revoked agent gets no tokens", ag.Name)
+		httpjson.WriteError(w, http.StatusConflict, "conflict", "agent %q is revoked; a revoked agent gets no tokens", ag.Name)
 		return
 	}
 	tok, claims, ok := a.issue(w, r, ag, ttl)
@@ -251,7 +252,7 @@ func (a *API) issueToken(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	a.log.Info("admin: token issued", "agent_id", ag.ID, "agent_name", ag.Name, "jti", claims.ID, "expires_at", claims.ExpiresAt)
-	writeJSON(w, http.StatusOK, api.Token{AgentID: ag.ID, Token: tok, ExpiresAt: claims.ExpiresAt})
+	httpjson.WriteJSON(w, http.StatusOK, api.Token{AgentID: ag.ID, Token: tok, ExpiresAt: claims.ExpiresAt})
 }
 
 // issue mints a token for ag, answering the request itself when it cannot:
@@ -260,7 +261,7 @@ func (a *API) issue(w http.ResponseWriter, r *http.Request, ag identity.Agent, t
 	tok, claims, err := a.cfg.Issuer.Issue(ag, ttl)
 	switch {
 	case errors.Is(err, identity.ErrInvalidAgent), errors.Is(err, identity.ErrInvalidTTL):
-		badRequest(w, "%s", err)
+		httpjson.BadRequest(w, "%s", err)
 		return "", identity.Claims{}, false
 	case err != nil:
 		a.internalError(w, r, "issuing the token", err)

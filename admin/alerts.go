@@ -5,6 +5,7 @@ import (
 	"net/http"
 
 	"github.com/meshguard/meshguard/api"
+	"github.com/meshguard/meshguard/internal/httpjson"
 )
 
 // Alerts is alerting as the admin API shows it (the server's settings and
@@ -21,10 +22,10 @@ func (a *API) alertsStatus(w http.ResponseWriter, r *http.Request) {
 	st, err := a.cfg.Alerts.Status(r.Context())
 	if err != nil {
 		a.log.Error("admin: reading the alert outbox", "error", err)
-		writeError(w, http.StatusServiceUnavailable, "unavailable", "the alert outbox cannot be read; try again")
+		httpjson.WriteError(w, http.StatusServiceUnavailable, "unavailable", "the alert outbox cannot be read; try again")
 		return
 	}
-	writeJSON(w, http.StatusOK, st)
+	httpjson.WriteJSON(w, http.StatusOK, st)
 }
 
 // alertsTest is POST /admin/alerts/test: 200 with each provider's result,
@@ -34,5 +35,5 @@ func (a *API) alertsTest(w http.ResponseWriter, r *http.Request) {
 	if res == nil {
 		res = []api.AlertTestResult{}
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"results": res})
+	httpjson.WriteJSON(w, http.StatusOK, map[string]any{"results": res})
 }

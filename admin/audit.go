@@ -12,6 +12,7 @@ import (
 	"github.com/meshguard/meshguard/api"
 	"github.com/meshguard/meshguard/audit"
 	"github.com/meshguard/meshguard/identity"
+	"github.com/meshguard/meshguard/internal/httpjson"
 	"github.com/meshguard/meshguard/store"
 	"github.com/meshguard/meshguard/wire"
 )
@@ -107,7 +108,7 @@ func (a *API) auditFilter(ctx context.Context, p map[string]string) (store.Audit
 func (a *API) auditRequest(w http.ResponseWriter, r *http.Request, extra string) (map[string]string, store.AuditFilter, bool) {
 	p, msg := queryParams(r, "agent", "action", "decision", "from", "to", "traceId", "limit", extra)
 	if msg != "" {
-		badRequest(w, "%s", msg)
+		httpjson.BadRequest(w, "%s", msg)
 		return nil, store.AuditFilter{}, false
 	}
 	f, msg, err := a.auditFilter(r.Context(), p)
@@ -116,7 +117,7 @@ func (a *API) auditRequest(w http.ResponseWriter, r *http.Request, extra string)
 		return nil, store.AuditFilter{}, false
 	}
 	if msg != "" {
-		badRequest(w, "%s", msg)
+		httpjson.BadRequest(w, "%s", msg)
 		return nil, store.AuditFilter{}, false
 	}
 	return p, f, true
@@ -149,37 +150,37 @@ func (a *API) queryAudit(w http.ResponseWriter, r *http.Request) {
 	if page.Records == nil {
 		page.Records = []audit.Record{}
 	}
-	writeJSON(w, http.StatusOK, api.AuditPage{Records: page.Records, NextCursor: page.Next, NewestCursor: page.Newest, FollowCursor: follow})
+	httpjson.WriteJSON(w, http.StatusOK, api.AuditPage{Records: page.Records, NextCursor: page.Next, NewestCursor: page.Newest, FollowCursor: follow})
 }
 
 // auditStats is GET /admin/audit/stats?period=24h (or from and to).
 func (a *API) auditStats(w http.ResponseWriter, r *http.Request) {
 	p, msg := queryParams(r, "period", "from", "to")
 	if msg != "" {
-		badRequest(w, "%s", msg)
+		httpjson.BadRequest(w, "%s", msg)
 		return
 	}
 	to := a.cfg.Now()
 	if v := p["to"]; v != "" {
 		if to, msg = parseTime("to", v); msg != "" {
-			badRequest(w, "%s", msg)
+			httpjson.BadRequest(w, "%s", msg)
 			return
 		}
 	}
 	from := to.Add(-24 * time.Hour)
 	switch {
 	case p["from"] != "" && p["period"] != "":
-		badRequest(w, "give period or from, not both")
+		httpjson.BadRequest(w, "give period or from, not both")
 		return
 	case p["from"] != "":
 		if from, msg = parseTime("from", p["from"]); msg != "" {
-			badRequest(w, "%s", msg)
+			httpjson.BadRequest(w, "%s", msg)
 			return
 		}
 	case p["period"] != "":
 		d, msg := parsePeriod(p["period"])
 		if msg != "" {
-			badRequest(w, "%s", msg)
+			httpjson.BadRequest(w, "%s", msg)
 			return
 		}
 		from = to.Add(-d)
@@ -197,7 +198,7 @@ func (a *API) auditStats(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	writeJSON(w, http.StatusOK, st)
+	httpjson.WriteJSON(w, http.StatusOK, st)
 }
 
 // parsePeriod reads a period: a Go duration ("90m", "24h") or a whole
@@ -221,12 +222,12 @@ func parsePeriod(v string) (time.Duration, string) {
 // in the order they were written.
 func (a *API) auditTrace(w http.ResponseWriter, r *http.Request) {
 	if _, msg := queryParams(r); msg != "" {
-		badRequest(w, "%s", msg)
+		httpjson.BadRequest(w, "%s", msg)
 		return
 	}
 	id := r.PathValue("traceId")
 	if !traceIDPattern.MatchString(id) {
-		badRequest(w, "trace id %q: expected 32 lower-case hex digits", id)
+		httpjson.BadRequest(w, "trace id %q: expected 32 lower-case hex digits", id)
 		return
 	}
 	out := api.AuditTrace{TraceID: id, Records: []audit.Record{}}
@@ -244,10 +245,10 @@ func (a *API) auditTrace(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if len(out.Records) == 0 {
-		writeError(w, http.StatusNotFound, "not_found", "no audit records with trace id %s", id)
+		httpjson.WriteError(w, http.StatusNotFound, "not_found", "no audit records with trace id %s", id)
 		return
 	}
-	writeJSON(w, http.StatusOK, out)
+	httpjson.WriteJSON(w, http.StatusOK, out)
 }
 
 // verifyAudit is GET /admin/audit/verify: walks every stored chain from
@@ -255,7 +256,7 @@ func (a *API) auditTrace(w http.ResponseWriter, r *http.Request) {
 // (bound by the request's time; POST streams, for trails of any size).
 func (a *API) verifyAudit(w http.ResponseWriter, r *http.Request) {
 	if _, msg := queryParams(r); msg != "" {
-		badRequest(w, "%s", msg)
+		httpjson.BadRequest(w, "%s", msg)
 		return
 	}
 	rep, err := audit.Verify(r.Context(), a.cfg.Audit, audit.VerifyOptions{})
@@ -264,7 +265,7 @@ func (a *API) verifyAudit(w http.ResponseWriter, r *http.Request) {
 		a.internalError(w, r, "verifying the audit trail", err)
 		return
 	}
-	writeJSON(w, http.StatusOK, out)
+	httpjson.WriteJSON(w, http.StatusOK, out)
 }
 
 // verifyResult turns Verify's answer into the API's; err is what is

@@ -5,6 +5,7 @@ import (
 	"strconv"
 
 	"github.com/meshguard/meshguard/api"
+	"github.com/meshguard/meshguard/internal/httpjson"
 	"github.com/meshguard/meshguard/store"
 )
 
@@ -14,14 +15,14 @@ import (
 func (a *API) auditDeadLetters(w http.ResponseWriter, r *http.Request) {
 	p, msg := queryParams(r, "limit", "cursor")
 	if msg != "" {
-		badRequest(w, "%s", msg)
+		httpjson.BadRequest(w, "%s", msg)
 		return
 	}
 	limit := store.DefaultAuditLimit
 	if v := p["limit"]; v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 1 || n > store.MaxDeadLetterPage {
-			badRequest(w, "limit: %q: expected 1 to %d", v, store.MaxDeadLetterPage)
+			httpjson.BadRequest(w, "limit: %q: expected 1 to %d", v, store.MaxDeadLetterPage)
 			return
 		}
 		limit = n
@@ -30,7 +31,7 @@ func (a *API) auditDeadLetters(w http.ResponseWriter, r *http.Request) {
 	if v := p["cursor"]; v != "" {
 		n, err := strconv.ParseInt(v, 10, 64)
 		if err != nil || n < 1 {
-			badRequest(w, "cursor: %q is not one MeshGuard gave", v)
+			httpjson.BadRequest(w, "cursor: %q is not one MeshGuard gave", v)
 			return
 		}
 		before = n
@@ -40,5 +41,5 @@ func (a *API) auditDeadLetters(w http.ResponseWriter, r *http.Request) {
 		a.storeError(w, r, "listing the audit dead letters", err)
 		return
 	}
-	writeJSON(w, http.StatusOK, api.AuditDeadLetterPage{DeadLetters: page.DeadLetters, NextCursor: page.Next})
+	httpjson.WriteJSON(w, http.StatusOK, api.AuditDeadLetterPage{DeadLetters: page.DeadLetters, NextCursor: page.Next})
 }

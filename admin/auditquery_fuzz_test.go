@@ -20,6 +20,7 @@ import (
 	"github.com/meshguard/meshguard/api"
 	"github.com/meshguard/meshguard/client"
 	"github.com/meshguard/meshguard/engine/enginetest"
+	"github.com/meshguard/meshguard/internal/httpjson"
 	"github.com/meshguard/meshguard/store"
 )
 
@@ -73,12 +74,14 @@ func FuzzAuditQuery(f *testing.F) {
 	spy := &queriedAudit{AuditLog: fx.F.Store}
 	a, err := admin.New(admin.Config{
 		Store: fx.F.Store, Keys: fx.F.Keys, Issuer: fx.F.Issuer, Verifier: fx.F.Verifier, Tokens: fx.F.Cached, Agents: fx.F.Agents,
-		Policies: fx.F.Policies, Engine: fx.F.Engine, Audit: spy, AdminToken: adminToken, Logger: slog.New(slog.DiscardHandler),
+		Policies: fx.F.Policies, Audit: spy, AdminToken: adminToken, Logger: slog.New(slog.DiscardHandler),
 	})
 	if err != nil {
 		f.Fatal(err)
 	}
-	srv := httptest.NewServer(a.Handler())
+	router := httpjson.NewRouter(nil)
+	a.Register(router)
+	srv := httptest.NewServer(router)
 	f.Cleanup(srv.Close)
 	c, err := client.New(client.Config{BaseURL: srv.URL, AdminToken: adminToken, Timeout: 10 * time.Second})
 	if err != nil {
@@ -89,7 +92,7 @@ func FuzzAuditQuery(f *testing.F) {
 		req.URL.RawQuery = raw
 		req.Header.Set("X-Admin-Token", adminToken)
 		rec := httptest.NewRecorder()
-		a.Handler().ServeHTTP(rec, req)
+		router.ServeHTTP(rec, req)
 		queried, errs := spy.take()
 
 		_, perr := url.ParseQuery(raw)

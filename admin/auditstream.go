@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/meshguard/meshguard/audit"
+	"github.com/meshguard/meshguard/internal/httpjson"
 	"github.com/meshguard/meshguard/store"
 )
 
@@ -40,7 +41,7 @@ func (a *API) exportAudit(w http.ResponseWriter, r *http.Request) {
 		format = "json"
 	}
 	if format != "json" && format != "csv" {
-		badRequest(w, "format: %q: expected csv or json", format)
+		httpjson.BadRequest(w, "format: %q: expected csv or json", format)
 		return
 	}
 	rc := http.NewResponseController(w)
@@ -154,7 +155,7 @@ func (a *API) followAudit(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if f.Limit != 0 {
-		badRequest(w, "limit: a stream has no limit; use GET /admin/audit for a page")
+		httpjson.BadRequest(w, "limit: a stream has no limit; use GET /admin/audit for a page")
 		return
 	}
 	ctx := r.Context()
@@ -162,7 +163,7 @@ func (a *API) followAudit(w http.ResponseWriter, r *http.Request) {
 	var err error
 	if after := p["after"]; after != "" {
 		if cur, err = store.DecodeFollowCursor(after); err != nil {
-			badRequest(w, "after: %v", err)
+			httpjson.BadRequest(w, "after: %v", err)
 			return
 		}
 	} else if cur, err = a.cfg.Audit.FollowFromNow(ctx); err != nil {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/meshguard/meshguard/api"
 	"github.com/meshguard/meshguard/audit"
+	"github.com/meshguard/meshguard/internal/httpjson"
 )
 
 // Checkpoints signs the audit trail's heads (audit.Checkpointer).
@@ -33,19 +34,19 @@ const verifyProgressEvery = 250 * time.Millisecond
 // heads, signed now.
 func (a *API) auditCheckpoint(w http.ResponseWriter, r *http.Request) {
 	if _, msg := queryParams(r); msg != "" {
-		badRequest(w, "%s", msg)
+		httpjson.BadRequest(w, "%s", msg)
 		return
 	}
 	cp, err := a.cfg.Checkpoints.Sign(r.Context())
 	if errors.Is(err, audit.ErrCheckpointNotReached) {
-		writeError(w, http.StatusConflict, "conflict", "%s", err)
+		httpjson.WriteError(w, http.StatusConflict, "conflict", "%s", err)
 		return
 	}
 	if err != nil {
 		a.internalError(w, r, "signing an audit checkpoint", err)
 		return
 	}
-	writeJSON(w, http.StatusOK, cp)
+	httpjson.WriteJSON(w, http.StatusOK, cp)
 }
 
 // verifyAuditStream is POST /admin/audit/verify: the verification as an
@@ -53,10 +54,10 @@ func (a *API) auditCheckpoint(w http.ResponseWriter, r *http.Request) {
 // bound by no request timeout, whatever the trail's size.
 func (a *API) verifyAuditStream(w http.ResponseWriter, r *http.Request) {
 	if _, msg := queryParams(r); msg != "" {
-		badRequest(w, "%s", msg)
+		httpjson.BadRequest(w, "%s", msg)
 		return
 	}
-	body, ok := readBody(w, r, maxVerifyBody)
+	body, ok := httpjson.ReadBody(w, r, maxVerifyBody)
 	if !ok {
 		return
 	}
@@ -65,7 +66,7 @@ func (a *API) verifyAuditStream(w http.ResponseWriter, r *http.Request) {
 		dec := json.NewDecoder(bytes.NewReader(body))
 		dec.DisallowUnknownFields()
 		if err := dec.Decode(&req); err != nil {
-			badRequest(w, "body: %v", err)
+			httpjson.BadRequest(w, "body: %v", err)
 			return
 		}
 	}
@@ -73,18 +74,18 @@ func (a *API) verifyAuditStream(w http.ResponseWriter, r *http.Request) {
 	var used *api.AuditCheckpointUsed
 	switch {
 	case req.Checkpoint != "" && req.Incremental:
-		badRequest(w, "give a checkpoint or incremental, not both")
+		httpjson.BadRequest(w, "give a checkpoint or incremental, not both")
 		return
 	case req.Checkpoint != "":
 		cp, err := audit.ParseCheckpoint([]byte(req.Checkpoint), req.Key)
 		if err != nil {
-			badRequest(w, "checkpoint: %v", err)
+			httpjson.BadRequest(w, "checkpoint: %v", err)
 			return
 		}
 		opts.Checkpoint = &cp
 	case req.Incremental:
 		if a.cfg.Checkpoints == nil || a.cfg.Checkpoints.Last() == nil {
-			badRequest(w, "incremental: this server has signed no checkpoint yet; verify in full")
+			httpjson.BadRequest(w, "incremental: this server has signed no checkpoint yet; verify in full")
 			return
 		}
 		opts.Checkpoint = a.cfg.Checkpoints.Last()

@@ -6,6 +6,7 @@ import (
 	"net/http"
 
 	"github.com/meshguard/meshguard/api"
+	"github.com/meshguard/meshguard/internal/httpjson"
 	"github.com/meshguard/meshguard/wire"
 )
 
@@ -20,17 +21,17 @@ func (a *API) requireAdmin(h http.HandlerFunc) http.Handler {
 		tok := r.Header.Get(api.HeaderAdminToken)
 		if tok == "" {
 			if bearer(r) != "" {
-				writeJSON(w, http.StatusForbidden, api.ErrorBody{Error: "forbidden", Reason: api.ReasonAdminTokenRequired,
+				httpjson.WriteJSON(w, http.StatusForbidden, api.ErrorBody{Error: "forbidden", Reason: api.ReasonAdminTokenRequired,
 					Message: "agent tokens cannot use the admin API; send the admin token in X-Admin-Token"})
 				return
 			}
-			writeError(w, http.StatusUnauthorized, "unauthorized", "missing admin token: send it in X-Admin-Token")
+			httpjson.WriteError(w, http.StatusUnauthorized, "unauthorized", "missing admin token: send it in X-Admin-Token")
 			return
 		}
 		got := sha256.Sum256([]byte(tok))
 		if subtle.ConstantTimeCompare(got[:], a.adminHash[:]) != 1 {
 			a.log.Warn("admin: wrong admin token", "method", r.Method, "path", r.URL.Path, "remote", r.RemoteAddr)
-			writeError(w, http.StatusUnauthorized, "unauthorized", "invalid admin token")
+			httpjson.WriteError(w, http.StatusUnauthorized, "unauthorized", "invalid admin token")
 			return
 		}
 		h(w, r)
@@ -40,14 +41,3 @@ func (a *API) requireAdmin(h http.HandlerFunc) http.Handler {
 // bearer returns the token of an "Authorization: Bearer …" header, "" if
 // there is none.
 func bearer(r *http.Request) string { return wire.Bearer(r.Header.Get("Authorization")) }
-
-// agentCredentials reads an agent's token and delegation token as every
-// enforcement point does: each header at most once, holding one value
-// (wire.CheckCredential). A message means a 400: which of two tokens counts
-// would be ambiguous.
-func agentCredentials(r *http.Request) (token, delegation, msg string) {
-	if msg := wire.CheckCredentialHeaders(r.Header); msg != "" {
-		return "", "", msg
-	}
-	return bearer(r), r.Header.Get(api.HeaderDelegation), ""
-}

@@ -18,9 +18,11 @@ import (
 
 	"github.com/meshguard/meshguard/admin"
 	"github.com/meshguard/meshguard/api"
+	"github.com/meshguard/meshguard/checkapi"
 	"github.com/meshguard/meshguard/client"
 	"github.com/meshguard/meshguard/engine/enginetest"
 	"github.com/meshguard/meshguard/identity"
+	"github.com/meshguard/meshguard/internal/httpjson"
 	"github.com/meshguard/meshguard/policy"
 	"github.com/meshguard/meshguard/trust"
 )
@@ -50,8 +52,8 @@ rules:
   - {name: send, effect: allow, actions: ["write:email", "read:*"]}
 `
 
-// env is a real MeshGuard HTTP API on 127.0.0.1 over a real engine and a
-// SQLite store, with the policies of filePolicies in a policies directory
+// env is a real MeshGuard HTTP API on 127.0.0.1 — the admin API and the
+// check API on one router — over a real engine and a SQLite store, with the policies of filePolicies in a policies directory
 // and the stored policies beside them.
 type env struct {
 	f       *enginetest.Fixture
@@ -69,12 +71,13 @@ func newEnv(t *testing.T) *env {
 	e.f = enginetest.NewWithSources(t, enginetest.Options{}, func(f *enginetest.Fixture) []policy.Source {
 		return []policy.Source{policy.Dir(e.dir), admin.NewStoredPolicies(f.Store)}
 	})
+	log := slog.New(slog.NewTextHandler(testWriter{t}, nil))
 	api, err := admin.New(admin.Config{
 		Store: e.f.Store, Keys: e.f.Keys, Issuer: e.f.Issuer, Verifier: e.f.Verifier,
 		Tokens: e.f.Cached, Agents: e.f.Agents, Policies: e.f.Policies, PolicyFiles: policy.Dir(e.dir),
-		Engine: e.f.Engine, Audit: e.f.Store, AdminToken: adminToken, BaseURL: "https://meshguard.example.com",
+		Audit: e.f.Store, AdminToken: adminToken, BaseURL: "https://meshguard.example.com",
 		Revocations: &admin.Revocations{Store: e.f.Store, List: e.f.Revoked},
-		Logger:      slog.New(slog.NewTextHandler(testWriter{t}, nil)),
+		Logger:      log,
 		OnChange: func(c admin.Change) {
 			e.mu.Lock()
 			e.changes = append(e.changes, c)
@@ -84,7 +87,16 @@ func newEnv(t *testing.T) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e.srv = httptest.NewServer(api.Handler())
+	// The admin API's effects show at an enforcement point: the check
+	// API beside it, on one router, as the server mounts them.
+	checks, err := checkapi.New(e.f.Engine, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := httpjson.NewRouter(log)
+	api.Register(r)
+	checks.Register(r)
+	e.srv = httptest.NewServer(r)
 	t.Cleanup(e.srv.Close)
 	if e.c, err = client.New(client.Config{BaseURL: e.srv.URL, AdminToken: adminToken, Timeout: 10 * time.Second}); err != nil {
 		t.Fatal(err)

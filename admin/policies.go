@@ -10,6 +10,7 @@ import (
 
 	"github.com/meshguard/meshguard/api"
 	"github.com/meshguard/meshguard/identity"
+	"github.com/meshguard/meshguard/internal/httpjson"
 	"github.com/meshguard/meshguard/policy"
 	"github.com/meshguard/meshguard/store"
 	"github.com/meshguard/meshguard/wire"
@@ -40,7 +41,7 @@ func (a *API) listPolicies(w http.ResponseWriter, r *http.Request) {
 	for _, p := range set.Policies() {
 		out.Policies = append(out.Policies, infoOf(p))
 	}
-	writeJSON(w, http.StatusOK, out)
+	httpjson.WriteJSON(w, http.StatusOK, out)
 }
 
 // wantsYAML reports whether the caller asked for a stored policy's YAML:
@@ -57,11 +58,11 @@ func (a *API) getPolicy(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("name")
 	q, msg := queryParams(r, "format")
 	if msg != "" {
-		badRequest(w, "%s", msg)
+		httpjson.BadRequest(w, "%s", msg)
 		return
 	}
 	if f, ok := q["format"]; ok && f != "yaml" && f != "json" {
-		badRequest(w, "format: %q: expected json or yaml", f)
+		httpjson.BadRequest(w, "format: %q: expected json or yaml", f)
 		return
 	}
 	p, inForce := a.cfg.Policies.Current().Policy(name)
@@ -77,12 +78,12 @@ func (a *API) getPolicy(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if !inForce && stored == nil {
-		writeError(w, http.StatusNotFound, "not_found", "no policy named %q", name)
+		httpjson.WriteError(w, http.StatusNotFound, "not_found", "no policy named %q", name)
 		return
 	}
 	if wantsYAML(r) {
 		if stored == nil {
-			writeError(w, http.StatusNotAcceptable, "not_acceptable", "policy %q is defined in %s:%d, not stored through the API; read its YAML there", name, p.Source.File, p.Source.Line)
+			httpjson.WriteError(w, http.StatusNotAcceptable, "not_acceptable", "policy %q is defined in %s:%d, not stored through the API; read its YAML there", name, p.Source.File, p.Source.Line)
 			return
 		}
 		w.Header().Set("Content-Type", "application/yaml; charset=utf-8")
@@ -114,31 +115,31 @@ func (a *API) getPolicy(w http.ResponseWriter, r *http.Request) {
 		out.YAML = stored.YAML
 		out.CreatedAt, out.UpdatedAt = &stored.CreatedAt, &stored.UpdatedAt
 	}
-	writeJSON(w, http.StatusOK, out)
+	httpjson.WriteJSON(w, http.StatusOK, out)
 }
 
 // readPolicyFiles reads the body of apply and validate: YAML (one file,
 // named by ?file= in errors) or JSON {"files": [{name, yaml}]}. It answers
 // the request itself when it returns false.
 func readPolicyFiles(w http.ResponseWriter, r *http.Request) ([]api.PolicyFile, bool) {
-	mt, ok := mediaType(r)
+	mt, ok := httpjson.MediaType(r)
 	if !ok {
-		writeError(w, http.StatusUnsupportedMediaType, "unsupported_media_type", "unreadable Content-Type; expected application/yaml or application/json")
+		httpjson.WriteError(w, http.StatusUnsupportedMediaType, "unsupported_media_type", "unreadable Content-Type; expected application/yaml or application/json")
 		return nil, false
 	}
 	q, msg := queryParams(r, "file")
 	if msg != "" {
-		badRequest(w, "%s", msg)
+		httpjson.BadRequest(w, "%s", msg)
 		return nil, false
 	}
 	switch mt {
 	case "", "application/yaml", "application/x-yaml", "text/yaml", "text/x-yaml":
-		data, ok := readBody(w, r, MaxPolicyBodyBytes)
+		data, ok := httpjson.ReadBody(w, r, MaxPolicyBodyBytes)
 		if !ok {
 			return nil, false
 		}
 		if !utf8.Valid(data) {
-			badRequest(w, "the body is not valid UTF-8")
+			httpjson.BadRequest(w, "the body is not valid UTF-8")
 			return nil, false
 		}
 		label := q["file"]
@@ -148,11 +149,11 @@ func readPolicyFiles(w http.ResponseWriter, r *http.Request) ([]api.PolicyFile, 
 		return []api.PolicyFile{{Name: label, YAML: string(data)}}, checkFileLabels(w, []api.PolicyFile{{Name: label}})
 	case "application/json":
 		var req api.ApplyRequest
-		if !decodeJSON(w, r, &req, MaxPolicyBodyBytes, false) {
+		if !httpjson.DecodeJSON(w, r, &req, MaxPolicyBodyBytes, false) {
 			return nil, false
 		}
 		if len(req.Files) == 0 || len(req.Files) > maxPolicyFiles {
-			badRequest(w, "files: expected 1 to %d files", maxPolicyFiles)
+			httpjson.BadRequest(w, "files: expected 1 to %d files", maxPolicyFiles)
 			return nil, false
 		}
 		for i := range req.Files {
@@ -162,7 +163,7 @@ func readPolicyFiles(w http.ResponseWriter, r *http.Request) ([]api.PolicyFile, 
 		}
 		return req.Files, checkFileLabels(w, req.Files)
 	}
-	writeError(w, http.StatusUnsupportedMediaType, "unsupported_media_type", "Content-Type %q: expected application/yaml (or text/yaml) or application/json", mt)
+	httpjson.WriteError(w, http.StatusUnsupportedMediaType, "unsupported_media_type", "Content-Type %q: expected application/yaml (or text/yaml) or application/json", mt)
 	return nil, false
 }
 
@@ -172,7 +173,7 @@ func checkFileLabels(w http.ResponseWriter, files []api.PolicyFile) bool {
 	for i, f := range files {
 		bad := wire.CheckText(f.Name, maxFileLabelLen) != nil || strings.HasPrefix(f.Name, StoredPrefix)
 		if bad {
-			badRequest(w, "files[%d].name: expected a file name of at most %d printable characters, not starting with %q", i, maxFileLabelLen, StoredPrefix)
+			httpjson.BadRequest(w, "files[%d].name: expected a file name of at most %d printable characters, not starting with %q", i, maxFileLabelLen, StoredPrefix)
 			return false
 		}
 	}
@@ -296,7 +297,7 @@ func (a *API) filePolicies(ctx context.Context) ([]*policy.Policy, error) {
 }
 
 func writeRefusal(w http.ResponseWriter, rf *refusal) {
-	writeJSON(w, rf.status, api.ErrorBody{Error: rf.code, Message: rf.message, Errors: rf.errors})
+	httpjson.WriteJSON(w, rf.status, api.ErrorBody{Error: rf.code, Message: rf.message, Errors: rf.errors})
 }
 
 func (a *API) applyPolicies(w http.ResponseWriter, r *http.Request) {
@@ -334,7 +335,7 @@ func (a *API) applyPolicies(w http.ResponseWriter, r *http.Request) {
 		names[i] = d.name
 	}
 	a.log.Info("admin: policies applied", "policies", names, "revision", out.Revision, "in_force", out.InForce)
-	writeJSON(w, http.StatusOK, out)
+	httpjson.WriteJSON(w, http.StatusOK, out)
 }
 
 // reload reloads the policies after a change. A failure leaves the previous
@@ -372,7 +373,7 @@ func (a *API) validatePolicies(w http.ResponseWriter, r *http.Request) {
 			out.Policies = append(out.Policies, info)
 		}
 	}
-	writeJSON(w, http.StatusOK, out)
+	httpjson.WriteJSON(w, http.StatusOK, out)
 }
 
 func (a *API) deletePolicy(w http.ResponseWriter, r *http.Request) {
@@ -382,10 +383,10 @@ func (a *API) deletePolicy(w http.ResponseWriter, r *http.Request) {
 	err := a.cfg.Store.DeletePolicy(r.Context(), name)
 	if errors.Is(err, identity.ErrNotFound) {
 		if p, ok := a.cfg.Policies.Current().Policy(name); ok {
-			writeError(w, http.StatusConflict, "conflict", "policy %q is defined in %s:%d; delete it there", name, p.Source.File, p.Source.Line)
+			httpjson.WriteError(w, http.StatusConflict, "conflict", "policy %q is defined in %s:%d; delete it there", name, p.Source.File, p.Source.Line)
 			return
 		}
-		writeError(w, http.StatusNotFound, "not_found", "no stored policy named %q", name)
+		httpjson.WriteError(w, http.StatusNotFound, "not_found", "no stored policy named %q", name)
 		return
 	}
 	if err != nil {
@@ -396,5 +397,5 @@ func (a *API) deletePolicy(w http.ResponseWriter, r *http.Request) {
 	out.Revision, out.InForce, out.Errors = a.reload(r.Context())
 	a.changed(ChangePolicies)
 	a.log.Info("admin: policy deleted", "policy", name, "revision", out.Revision, "in_force", out.InForce)
-	writeJSON(w, http.StatusOK, out)
+	httpjson.WriteJSON(w, http.StatusOK, out)
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/meshguard/meshguard/api"
 	"github.com/meshguard/meshguard/identity"
+	"github.com/meshguard/meshguard/internal/httpjson"
 	"github.com/meshguard/meshguard/policy"
 	"github.com/meshguard/meshguard/yamldoc"
 )
@@ -29,13 +30,13 @@ func subjectOf(a identity.Agent) policy.Subject {
 // error; unknown agents and malformed cases are 400s.
 func (a *API) testPolicies(w http.ResponseWriter, r *http.Request) {
 	var req api.PolicyTestRequest
-	if !decodeJSON(w, r, &req, MaxPolicyBodyBytes, false) {
+	if !httpjson.DecodeJSON(w, r, &req, MaxPolicyBodyBytes, false) {
 		return
 	}
 	set := a.cfg.Policies.Current()
 	if req.Tests != "" {
 		if req.Agent != "" || req.Action != "" || req.Resource != "" || req.Context != nil || req.Chain != nil || req.At != nil {
-			badRequest(w, "give either tests or one case (agent, action, …), not both")
+			httpjson.BadRequest(w, "give either tests or one case (agent, action, …), not both")
 			return
 		}
 		a.runTests(w, r, set, &req)
@@ -43,16 +44,16 @@ func (a *API) testPolicies(w http.ResponseWriter, r *http.Request) {
 	}
 	switch {
 	case req.Agent == "":
-		badRequest(w, "agent: required (an agent id or name)")
+		httpjson.BadRequest(w, "agent: required (an agent id or name)")
 		return
 	case req.Action == "":
-		badRequest(w, "action: required (verb:resource)")
+		httpjson.BadRequest(w, "action: required (verb:resource)")
 		return
 	case len(req.Action) > policy.MaxPatternLen || !strings.Contains(req.Action, ":") || strings.ContainsAny(req.Action, " \t\r\n"):
-		badRequest(w, "action: %q: expected verb:resource without whitespace, at most %d bytes", req.Action, policy.MaxPatternLen)
+		httpjson.BadRequest(w, "action: %q: expected verb:resource without whitespace, at most %d bytes", req.Action, policy.MaxPatternLen)
 		return
 	case len(req.Chain) > policy.MaxDelegation+1:
-		badRequest(w, "chain: more than %d agents", policy.MaxDelegation+1)
+		httpjson.BadRequest(w, "chain: more than %d agents", policy.MaxDelegation+1)
 		return
 	}
 	in := policy.Input{Action: req.Action, Resource: req.Resource, Context: req.Context, Time: a.cfg.Now(), Explain: req.Verbose}
@@ -75,7 +76,7 @@ func (a *API) testPolicies(w http.ResponseWriter, r *http.Request) {
 	for _, s := range in.Chain {
 		out.Chain = append(out.Chain, s.Label())
 	}
-	writeJSON(w, http.StatusOK, out)
+	httpjson.WriteJSON(w, http.StatusOK, out)
 }
 
 // testSubject resolves an agent named by a test; it answers the request
@@ -84,7 +85,7 @@ func (a *API) testSubject(w http.ResponseWriter, r *http.Request, field, key str
 	ag, err := a.lookupAgent(r.Context(), key)
 	switch {
 	case errors.Is(err, identity.ErrNotFound):
-		badRequest(w, "%s: no agent with id or name %q", field, key)
+		httpjson.BadRequest(w, "%s: no agent with id or name %q", field, key)
 		return policy.Subject{}, false
 	case err != nil:
 		a.internalError(w, r, "looking up the agent", err)
@@ -107,7 +108,7 @@ func (a *API) runTests(w http.ResponseWriter, r *http.Request, set *policy.Set, 
 		for i := range les {
 			les[i].Message = strings.Replace(les[i].Message, "(not in the agents file)", "(no such agent)", 1)
 		}
-		writeJSON(w, http.StatusBadRequest, api.ErrorBody{Error: "bad_request", Message: countErrors(len(les)) + " in the tests", Errors: les})
+		httpjson.WriteJSON(w, http.StatusBadRequest, api.ErrorBody{Error: "bad_request", Message: countErrors(len(les)) + " in the tests", Errors: les})
 		return
 	}
 	rep := policy.RunTests(set, cases, a.cfg.Now(), req.Verbose)
@@ -119,7 +120,7 @@ func (a *API) runTests(w http.ResponseWriter, r *http.Request, set *policy.Set, 
 			out.Results[i].Detail = &d
 		}
 	}
-	writeJSON(w, http.StatusOK, out)
+	httpjson.WriteJSON(w, http.StatusOK, out)
 }
 
 // testDirectory looks up the agents a tests file names (agent and chain of

@@ -8,11 +8,12 @@ import (
 
 	"github.com/meshguard/meshguard/api"
 	"github.com/meshguard/meshguard/identity"
+	"github.com/meshguard/meshguard/internal/httpjson"
 )
 
 // health answers while the process serves: liveness, not readiness.
 func (a *API) health(w http.ResponseWriter, _ *http.Request) {
-	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	httpjson.WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 }
 
 // ready reports whether MeshGuard can decide requests as configured: the
@@ -39,10 +40,10 @@ func (a *API) ready(w http.ResponseWriter, r *http.Request) {
 	}
 	if len(out.Errors) > 0 {
 		out.Status = "not_ready"
-		writeJSON(w, http.StatusServiceUnavailable, out)
+		httpjson.WriteJSON(w, http.StatusServiceUnavailable, out)
 		return
 	}
-	writeJSON(w, http.StatusOK, out)
+	httpjson.WriteJSON(w, http.StatusOK, out)
 }
 
 // policyLoadSummary says where the last policy load failed, one line per
@@ -101,7 +102,7 @@ func (a *API) openIDConfiguration(w http.ResponseWriter, r *http.Request) {
 	cache := "public, max-age=300"
 	if d == nil {
 		if !hostPattern.MatchString(r.Host) {
-			badRequest(w, "Host header %q cannot be used for jwks_uri; configure the public base URL", r.Host)
+			httpjson.BadRequest(w, "Host header %q cannot be used for jwks_uri; configure the public base URL", r.Host)
 			return
 		}
 		scheme := "http"
@@ -110,18 +111,18 @@ func (a *API) openIDConfiguration(w http.ResponseWriter, r *http.Request) {
 		}
 		built, err := identity.NewDiscovery(a.cfg.IssuerURL, scheme+"://"+r.Host)
 		if err != nil {
-			badRequest(w, "%s", err)
+			httpjson.BadRequest(w, "%s", err)
 			return
 		}
 		d, cache = &built, "private, max-age=60"
 	}
 	w.Header().Set("Cache-Control", cache)
-	writeJSON(w, http.StatusOK, d)
+	httpjson.WriteJSON(w, http.StatusOK, d)
 }
 
 func (a *API) rotateKeys(w http.ResponseWriter, r *http.Request) {
 	var req api.RotateKeyRequest
-	if !decodeJSON(w, r, &req, MaxBodyBytes, true) {
+	if !httpjson.DecodeJSON(w, r, &req, MaxBodyBytes, true) {
 		return
 	}
 	alg := req.Alg
@@ -133,7 +134,7 @@ func (a *API) rotateKeys(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if !slices.Contains(identity.SupportedAlgs(), alg) {
-		badRequest(w, "alg: %q: expected one of %v", alg, identity.SupportedAlgs())
+		httpjson.BadRequest(w, "alg: %q: expected one of %v", alg, identity.SupportedAlgs())
 		return
 	}
 	kid, err := a.cfg.Keys.Rotate(r.Context(), alg)
@@ -143,5 +144,5 @@ func (a *API) rotateKeys(w http.ResponseWriter, r *http.Request) {
 	}
 	a.changed(ChangeKeys)
 	a.log.Info("admin: signing key rotated", "kid", kid, "alg", alg)
-	writeJSON(w, http.StatusOK, api.RotatedKey{KID: kid, Alg: alg})
+	httpjson.WriteJSON(w, http.StatusOK, api.RotatedKey{KID: kid, Alg: alg})
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/meshguard/meshguard/catalog"
 	"github.com/meshguard/meshguard/catalog/registry"
 	"github.com/meshguard/meshguard/identity"
+	"github.com/meshguard/meshguard/internal/httpjson"
 )
 
 // Services is the service catalogue in force (registry.Registry): the
@@ -39,9 +40,9 @@ func (a *API) servicesError(w http.ResponseWriter, r *http.Request, what string,
 		}
 		writeJSON(w, http.StatusBadRequest, api.ErrorBody{Error: "bad_request", Message: msg, Errors: les})
 	case errors.Is(err, catalog.ErrInvalid):
-		badRequest(w, "%s", err)
+		httpjson.BadRequest(w, "%s", err)
 	case errors.Is(err, catalog.ErrFromFile):
-		writeError(w, http.StatusConflict, "conflict", "%s", err)
+		httpjson.WriteError(w, http.StatusConflict, "conflict", "%s", err)
 	default:
 		a.storeError(w, r, what, err)
 	}
@@ -58,7 +59,7 @@ func (a *API) listServices(w http.ResponseWriter, r *http.Request) {
 	for i := range entries {
 		out.Services[i] = entries[i].API()
 	}
-	writeJSON(w, http.StatusOK, out)
+	httpjson.WriteJSON(w, http.StatusOK, out)
 }
 
 // getService is GET /admin/services/{name}.
@@ -71,23 +72,23 @@ func (a *API) getService(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("name")
 	for _, e := range entries {
 		if e.Name == name {
-			writeJSON(w, http.StatusOK, e.API())
+			httpjson.WriteJSON(w, http.StatusOK, e.API())
 			return
 		}
 	}
-	writeError(w, http.StatusNotFound, "not_found", "no service %q", name)
+	httpjson.WriteError(w, http.StatusNotFound, "not_found", "no service %q", name)
 }
 
 // putService is PUT /admin/services/{name}: add or replace a service,
 // validated with the whole catalogue.
 func (a *API) putService(w http.ResponseWriter, r *http.Request) {
 	var body api.Service
-	if !decodeJSON(w, r, &body, MaxBodyBytes, false) {
+	if !httpjson.DecodeJSON(w, r, &body, MaxBodyBytes, false) {
 		return
 	}
 	name := r.PathValue("name")
 	if body.Name != "" && body.Name != name {
-		badRequest(w, "name: the body names %q, the path %q", body.Name, name)
+		httpjson.BadRequest(w, "name: the body names %q, the path %q", body.Name, name)
 		return
 	}
 	body.Name = name
@@ -99,7 +100,7 @@ func (a *API) putService(w http.ResponseWriter, r *http.Request) {
 	a.log.Info("admin: service put", "service", s.Name)
 	a.changed(ChangeServices)
 	e := catalog.Entry{Service: s, Source: catalog.SourceStored}
-	writeJSON(w, http.StatusOK, e.API())
+	httpjson.WriteJSON(w, http.StatusOK, e.API())
 }
 
 // deleteService is DELETE /admin/services/{name}.
@@ -107,7 +108,7 @@ func (a *API) deleteService(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("name")
 	if err := a.cfg.Services.Delete(r.Context(), name); err != nil {
 		if errors.Is(err, identity.ErrNotFound) {
-			writeError(w, http.StatusNotFound, "not_found", "no stored service %q", name)
+			httpjson.WriteError(w, http.StatusNotFound, "not_found", "no stored service %q", name)
 			return
 		}
 		a.servicesError(w, r, "deleting a service", err)

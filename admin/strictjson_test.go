@@ -17,22 +17,12 @@ import (
 // Go type.
 func TestStrictKeys(t *testing.T) {
 	e := newEnv(t)
-	agent := e.agent(t, "someone", trust.Verified, "emailer")
-	bearer := map[string]string{"Authorization": "Bearer " + agent.Token, "Content-Type": "application/json"}
+	e.agent(t, "someone", trust.Verified, "emailer")
 	tests := []struct {
 		name, method, path, body string
 		hdr                      map[string]string
 		want                     string
 	}{
-		{"check: a key in another case", "POST", "/v1/check", `{"Action":"read:x"}`, bearer, `unknown field "Action" (field names are case-sensitive: did you mean "action"?)`},
-		{"check: a key in capitals", "POST", "/v1/check", `{"action":"read:x","RESOURCE":"r"}`, bearer, `unknown field "RESOURCE"`},
-		{"check: a repeated key", "POST", "/v1/check", `{"action":"read:x","action":"delete:x"}`, bearer, `duplicate key "action"`},
-		{"check: a repeated key in the context", "POST", "/v1/check", `{"action":"read:x","context":{"to":"a","to":"b"}}`, bearer, `duplicate key "context.to"`},
-		{"check: a repeated key deep in the context", "POST", "/v1/check", `{"action":"read:x","context":{"a":[{"b":1,"b":2}]}}`, bearer, `duplicate key "context.a[0].b"`},
-		{"check: a key that is not UTF-8", "POST", "/v1/check", "{\"action\":\"read:x\",\"context\":{\"a\xff\":1,\"a\xfe\":2}}", bearer, "is not valid UTF-8"},
-		{"check: an unknown key", "POST", "/v1/check", `{"action":"read:x","agent":"admin"}`, bearer, `unknown field "agent"`},
-		{"check: context of the wrong type", "POST", "/v1/check", `{"action":"read:x","context":"to=a"}`, bearer, "context: expected an object, got string"},
-		{"check: action of the wrong type", "POST", "/v1/check", `{"action":["read:x"]}`, bearer, "action: expected a string, got array"},
 		{"create: a key in another case", "POST", "/admin/agents", `{"Name":"x"}`, adminHeaders(nil), `did you mean "name"?`},
 		{"create: a repeated key", "POST", "/admin/agents", `{"name":"x","trustTier":"untrusted","trustTier":"privileged"}`, adminHeaders(nil), `duplicate key "trustTier"`},
 		{"create: metadata of the wrong type", "POST", "/admin/agents", `{"name":"x","metadata":["a"]}`, adminHeaders(nil), "metadata: expected an object of strings, got array"},
@@ -50,12 +40,8 @@ func TestStrictKeys(t *testing.T) {
 			}
 		})
 	}
-	// Nothing was created by any of it; exact keys still work.
+	// Nothing was created by any of it.
 	if list, _ := e.c.ListAgents(t.Context(), client.AgentFilter{}); len(list.Agents) != 1 {
 		t.Fatalf("agents: %+v", list)
-	}
-	status, _, data := e.raw(t, "POST", "/v1/check", strings.NewReader(`{"action":"read:x","resource":"r","context":{"to":"a","To":"b"}}`), bearer)
-	if status == http.StatusBadRequest {
-		t.Fatalf("a body with exact keys (and context keys differing in case) was refused: %s", data)
 	}
 }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/meshguard/meshguard/api"
 	"github.com/meshguard/meshguard/identity"
+	"github.com/meshguard/meshguard/internal/httpjson"
 )
 
 // Revocations serves /admin/tokens/*: revoking one agent token.
@@ -40,29 +41,29 @@ const (
 // echoed.
 func (a *API) revokeToken(w http.ResponseWriter, r *http.Request) {
 	var req api.RevokeTokenRequest
-	if !decodeJSON(w, r, &req, MaxBodyBytes, false) {
+	if !httpjson.DecodeJSON(w, r, &req, MaxBodyBytes, false) {
 		return
 	}
 	var rt identity.RevokedToken
 	switch {
 	case req.Token != "" && (req.JTI != "" || req.AgentID != ""):
-		badRequest(w, "give token, or jti and agentId, not both")
+		httpjson.BadRequest(w, "give token, or jti and agentId, not both")
 		return
 	case req.Token != "":
 		var err error
 		if rt, err = a.cfg.Verifier.ToRevoke(req.Token); err != nil {
 			// The message names what is wrong, never the token.
-			badRequest(w, "token: not an agent token MeshGuard signed: %s", err)
+			httpjson.BadRequest(w, "token: not an agent token MeshGuard signed: %s", err)
 			return
 		}
 	case req.JTI == "" && req.AgentID == "":
-		badRequest(w, "give the token to revoke, or its jti and agentId")
+		httpjson.BadRequest(w, "give the token to revoke, or its jti and agentId")
 		return
 	case !identity.ValidJTI(req.JTI):
-		badRequest(w, "jti: expected 1 to 256 visible ASCII characters (a token's jti claim)")
+		httpjson.BadRequest(w, "jti: expected 1 to 256 visible ASCII characters (a token's jti claim)")
 		return
 	case !identity.ValidAgentID(req.AgentID):
-		badRequest(w, "agentId: expected an agent id (%s...), the token's sub claim", identity.IDPrefix)
+		httpjson.BadRequest(w, "agentId: expected an agent id (%s...), the token's sub claim", identity.IDPrefix)
 		return
 	default:
 		if _, err := a.cfg.Store.GetAgent(r.Context(), req.AgentID); err != nil {
@@ -73,7 +74,7 @@ func (a *API) revokeToken(w http.ResponseWriter, r *http.Request) {
 		// accepted now could have.
 		var err error
 		if rt, err = a.cfg.Verifier.ToRevokeByJTI(req.JTI, req.AgentID); err != nil {
-			badRequest(w, "%s", err)
+			httpjson.BadRequest(w, "%s", err)
 			return
 		}
 	}
@@ -81,10 +82,10 @@ func (a *API) revokeToken(w http.ResponseWriter, r *http.Request) {
 	stored, created, err := a.cfg.Revocations.Store.RevokeToken(r.Context(), rt)
 	switch {
 	case errors.Is(err, identity.ErrInvalidRevocation):
-		badRequest(w, "%s", err)
+		httpjson.BadRequest(w, "%s", err)
 		return
 	case errors.Is(err, identity.ErrTooManyRevocations):
-		writeError(w, http.StatusConflict, "conflict", "%s; revoke the agent instead (DELETE /admin/agents/{id})", err)
+		httpjson.WriteError(w, http.StatusConflict, "conflict", "%s; revoke the agent instead (DELETE /admin/agents/{id})", err)
 		return
 	case err != nil:
 		a.storeError(w, r, "revoking the token", err)
@@ -105,21 +106,21 @@ func (a *API) revokeToken(w http.ResponseWriter, r *http.Request) {
 	if created {
 		status = http.StatusCreated
 	}
-	writeJSON(w, status, api.RevokedToken{Revocation: revocationBody(stored), Created: created})
+	httpjson.WriteJSON(w, status, api.RevokedToken{Revocation: revocationBody(stored), Created: created})
 }
 
 // listRevokedTokens is GET /admin/tokens/revoked.
 func (a *API) listRevokedTokens(w http.ResponseWriter, r *http.Request) {
 	q, msg := queryParams(r, "after", "limit")
 	if msg != "" {
-		badRequest(w, "%s", msg)
+		httpjson.BadRequest(w, "%s", msg)
 		return
 	}
 	limit := defaultRevokedPage
 	if s := q["limit"]; s != "" {
 		n, err := strconv.Atoi(s)
 		if err != nil || n < 1 || n > maxRevokedPage {
-			badRequest(w, "limit: %q: expected a whole number from 1 to %d", s, maxRevokedPage)
+			httpjson.BadRequest(w, "limit: %q: expected a whole number from 1 to %d", s, maxRevokedPage)
 			return
 		}
 		limit = n
@@ -133,5 +134,5 @@ func (a *API) listRevokedTokens(w http.ResponseWriter, r *http.Request) {
 	if len(list) == limit {
 		out.Next = list[len(list)-1].JTI
 	}
-	writeJSON(w, http.StatusOK, out)
+	httpjson.WriteJSON(w, http.StatusOK, out)
 }

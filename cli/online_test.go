@@ -22,9 +22,12 @@ import (
 	"github.com/meshguard/meshguard/api"
 	"github.com/meshguard/meshguard/catalog"
 	"github.com/meshguard/meshguard/catalog/registry"
+	"github.com/meshguard/meshguard/checkapi"
 	"github.com/meshguard/meshguard/engine/enginetest"
+	"github.com/meshguard/meshguard/filterapi"
 	"github.com/meshguard/meshguard/filterconfig"
 	"github.com/meshguard/meshguard/identity"
+	"github.com/meshguard/meshguard/internal/httpjson"
 	"github.com/meshguard/meshguard/policy"
 	"github.com/meshguard/meshguard/store"
 	"github.com/meshguard/meshguard/xds"
@@ -81,12 +84,8 @@ func newLiveWith(t *testing.T, mutate func(*admin.Config)) *live {
 		l.pushed.Add(1)
 		return l.xds.Update(ctx, r)
 	}}
-	acfg := admin.Config{
-		Store: l.f.Store, Keys: l.f.Keys, Issuer: l.f.Issuer, Verifier: l.f.Verifier,
-		Tokens: l.f.Cached, Agents: l.f.Agents, Policies: l.f.Policies, PolicyFiles: policy.Dir(l.dir),
-		Engine: l.f.Engine, Audit: l.f.Store, XDS: l.xds, Services: l.services, AdminToken: testAdminToken,
-		Revocations: &admin.Revocations{Store: l.f.Store, List: l.f.Revoked},
-		Filter: &admin.FilterConfig{Generate: func(ctx context.Context) ([]byte, string, error) {
+	filters, err := filterapi.New(filterapi.Config{Engine: l.f.Engine, Agents: l.f.Store, Policies: l.f.Policies,
+		Generate: func(ctx context.Context) ([]byte, string, error) {
 			jwks, err := l.f.Keys.JWKS()
 			if err != nil {
 				return nil, "", err
@@ -97,7 +96,16 @@ func newLiveWith(t *testing.T, mutate func(*admin.Config)) *live {
 			}
 			return filterconfig.Generate(filterconfig.Inputs{JWKS: jwks, Agents: agents, Policies: l.f.Policies.Current().Policies(),
 				MeshGuard: filterconfig.Upstream{Cluster: xds.HTTPCluster, Token: "mgf2-unbound-0"}})
-		}, Authenticate: func(string) (string, error) { return "", errors.New("no proxy in these tests") }},
+		}, Authenticate: func(string) (string, error) { return "", errors.New("no proxy in these tests") }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	acfg := admin.Config{
+		Store: l.f.Store, Keys: l.f.Keys, Issuer: l.f.Issuer, Verifier: l.f.Verifier,
+		Tokens: l.f.Cached, Agents: l.f.Agents, Policies: l.f.Policies, PolicyFiles: policy.Dir(l.dir),
+		Audit: l.f.Store, XDS: l.xds, Services: l.services, AdminToken: testAdminToken,
+		Revocations:  &admin.Revocations{Store: l.f.Store, List: l.f.Revoked},
+		FilterConfig: filters.ConfigHandler(),
 	}
 	if mutate != nil {
 		mutate(&acfg)
@@ -106,7 +114,15 @@ func newLiveWith(t *testing.T, mutate func(*admin.Config)) *live {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := api.Handler()
+	checks, err := checkapi.New(l.f.Engine, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Every route of the main port, on one router, as the server has them.
+	h := httpjson.NewRouter(nil)
+	api.Register(h)
+	checks.Register(h)
+	filters.Register(h)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		l.requests.Add(1)
 		h.ServeHTTP(w, r)

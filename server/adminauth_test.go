@@ -53,7 +53,7 @@ func routesOf(t *testing.T, cfg *config.Config) []string {
 		t.Fatal(err)
 	}
 	defer p.close()
-	return p.api.Routes()
+	return p.router.Routes()
 }
 
 // checkRows fails unless rows cover exactly the routes of routes under

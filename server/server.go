@@ -28,11 +28,14 @@ import (
 	"github.com/meshguard/meshguard/alert"
 	"github.com/meshguard/meshguard/audit"
 	"github.com/meshguard/meshguard/catalog/registry"
+	"github.com/meshguard/meshguard/checkapi"
 	"github.com/meshguard/meshguard/config"
 	"github.com/meshguard/meshguard/engine"
 	"github.com/meshguard/meshguard/extauthz"
+	"github.com/meshguard/meshguard/filterapi"
 	"github.com/meshguard/meshguard/gateway"
 	"github.com/meshguard/meshguard/identity"
+	"github.com/meshguard/meshguard/internal/httpjson"
 	"github.com/meshguard/meshguard/policy"
 	"github.com/meshguard/meshguard/proxyauth"
 	"github.com/meshguard/meshguard/ratelimit"
@@ -135,7 +138,7 @@ type parts struct {
 	revoked  *identity.RevokedSet // the verifier's revoked tokens
 	loader   *policy.Loader
 	policies string
-	api      *admin.API // behind http; tests list its routes
+	router   *httpjson.Router // behind http; tests list its routes
 	http     http.Handler
 	grpc     *grpc.Server
 	health   *health.Server
@@ -320,12 +323,26 @@ func build(ctx context.Context, cfg *config.Config, o Options, log *slog.Logger)
 	p.services = &registry.Registry{File: cfg.ServicesFile, Store: p.db, Changed: p.pub.setCatalogue}
 	p.metrics.Gauge("meshguard_xds_clients", "Envoys and proxyless gRPC clients with an open xDS stream.",
 		func() float64 { return float64(p.xds.Connected()) })
+	// One router holds every route of the main port: the enforcement
+	// points checkapi and filterapi and the admin API each register theirs.
+	p.router = httpjson.NewRouter(log)
+	checks, err := checkapi.New(eng, log)
+	if err != nil {
+		return nil, fmt.Errorf("check API: %w", err)
+	}
+	checks.Register(p.router)
+	filters, err := filterapi.New(filterapi.Config{Engine: eng, Agents: p.db, Policies: p.loader,
+		Generate: p.pub.filterConfig, Authenticate: p.proxies.Filter, Recorder: recorder, Observer: observer, Dropped: p.metrics.FilterDropped, Logger: log})
+	if err != nil {
+		return nil, fmt.Errorf("filter API: %w", err)
+	}
+	filters.Register(p.router)
 	api, err := admin.New(admin.Config{
 		Store: p.db, Keys: p.keys, Issuer: issuer, Verifier: verifier, Tokens: p.cached, Agents: agents,
-		Policies: p.loader, PolicyFiles: files, Engine: eng, Audit: p.db, Checkpoints: checkpoints(p.checkpoints), Metrics: p.metrics.Handler(), XDS: p.xds, Services: p.services, AdminToken: token,
-		Alerts:      &alertsAdmin{cfg: &cfg.Alerts, providers: providers, outbox: p.db},
-		Revocations: &admin.Revocations{Store: p.db, List: p.revoked},
-		Filter:      &admin.FilterConfig{Generate: p.pub.filterConfig, Authenticate: p.proxies.Filter, Recorder: recorder, Observer: observer, Dropped: p.metrics.FilterDropped},
+		Policies: p.loader, PolicyFiles: files, Audit: p.db, Checkpoints: checkpoints(p.checkpoints), Metrics: p.metrics.Handler(), XDS: p.xds, Services: p.services, AdminToken: token,
+		Alerts:       &alertsAdmin{cfg: &cfg.Alerts, providers: providers, outbox: p.db},
+		Revocations:  &admin.Revocations{Store: p.db, List: p.revoked},
+		FilterConfig: filters.ConfigHandler(),
 		// Agents, keys and policies are in the wasm filter's configuration.
 		OnChange: func(admin.Change) { p.pub.changed() },
 		Ready: func(ctx context.Context) error {
@@ -342,11 +359,11 @@ func build(ctx context.Context, cfg *config.Config, o Options, log *slog.Logger)
 	if err != nil {
 		return nil, fmt.Errorf("admin API: %w", err)
 	}
-	p.api = api
+	api.Register(p.router)
 	// The admin API and /v1 read small JSON bodies: they get a read deadline
 	// so a slow client cannot hold a connection open. The gateway streams
 	// bodies of any length and is mounted beside them, not behind it.
-	root := withReadDeadline(api.Handler(), apiReadTimeout)
+	root := withReadDeadline(p.router, apiReadTimeout)
 	var gw http.Handler = http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(http.StatusServiceUnavailable)

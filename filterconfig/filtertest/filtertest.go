@@ -17,12 +17,13 @@ import (
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	extauthzv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_authz/v3"
 
-	"github.com/meshguard/meshguard/admin"
 	"github.com/meshguard/meshguard/catalog"
 	"github.com/meshguard/meshguard/engine"
 	"github.com/meshguard/meshguard/engine/enginetest"
+	"github.com/meshguard/meshguard/filterapi"
 	"github.com/meshguard/meshguard/filterconfig"
 	"github.com/meshguard/meshguard/identity"
+	"github.com/meshguard/meshguard/internal/httpjson"
 	"github.com/meshguard/meshguard/proxyauth"
 	"github.com/meshguard/meshguard/store"
 	"github.com/meshguard/meshguard/trust"
@@ -320,20 +321,21 @@ func (e *Env) RouteContext(method, host, path string) map[string]string {
 	return nil
 }
 
-// API serves MeshGuard's HTTP API over the Env on 127.0.0.1 — the
-// /v1/filter/* endpoints the filter calls among them — with AdminToken.
+// API serves the wasm filter's backend (filterapi, /v1/filter/*) over
+// the Env on 127.0.0.1, on the router the server uses, with
+// FilterCredential as ProxyName's credential.
 func (e *Env) API(t testing.TB) *httptest.Server {
 	t.Helper()
-	api, err := admin.New(admin.Config{
-		Store: e.F.Store, Keys: e.F.Keys, Issuer: e.F.Issuer, Verifier: e.F.Verifier, Tokens: e.F.Cached, Agents: e.F.Agents,
-		Policies: e.F.Policies, Engine: e.F.Engine, Audit: e.F.Store, AdminToken: AdminToken, Now: func() time.Time { return Now },
-		Filter:      &admin.FilterConfig{Generate: e.serve, Authenticate: proxies(t).Filter, Recorder: e.F.Audit},
-		Revocations: &admin.Revocations{Store: e.F.Store, List: e.F.Revoked},
+	api, err := filterapi.New(filterapi.Config{
+		Engine: e.F.Engine, Agents: e.F.Store, Policies: e.F.Policies, Now: func() time.Time { return Now },
+		Generate: e.serve, Authenticate: proxies(t).Filter, Recorder: e.F.Audit,
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(api.Handler())
+	r := httpjson.NewRouter(nil)
+	api.Register(r)
+	srv := httptest.NewServer(r)
 	t.Cleanup(srv.Close)
 	return srv
 }

@@ -1,4 +1,4 @@
-package admin_test
+package filterapi_test
 
 import (
 	"context"

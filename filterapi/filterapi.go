@@ -1,8 +1,22 @@
-package admin
+// Package filterapi is the wasm filter's backend on the main port
+// (docs/wasm-filter.md): GET /v1/filter/config, the configuration the
+// filter decides by; POST /v1/filter/check, the requests it defers to
+// MeshGuard, answered as verdicts; and POST /v1/filter/audit, the records
+// of its own decisions, checked and sealed into the audit trail. Each
+// filter authenticates with a credential of its proxy's own (proxyauth):
+// one for these endpoints alone, never for the admin API, which marks the
+// records that filter ships.
+//
+// It is an adapter like extauthz and gateway: a deferred request is
+// decided by the engine, and a shipped allow is held to what MeshGuard
+// would have given. It never decides a request itself; a call it cannot
+// authenticate, check or store is refused, never accepted.
+package filterapi
 
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"net/http"
 	"strconv"
 	"time"
@@ -10,13 +24,46 @@ import (
 	"github.com/meshguard/meshguard/audit"
 	"github.com/meshguard/meshguard/engine"
 	"github.com/meshguard/meshguard/filterprotocol"
+	"github.com/meshguard/meshguard/identity"
+	"github.com/meshguard/meshguard/internal/httpjson"
+	"github.com/meshguard/meshguard/policy"
 )
 
-// FilterConfig wires the wasm filter's endpoints (/v1/filter/*,
-// docs/wasm-filter.md). Each filter authenticates with a credential of its
-// proxy's own (proxyauth): one for these endpoints alone, never for the
-// admin API, which marks the records that filter ships.
-type FilterConfig struct {
+// Checker decides the requests a filter defers (engine.Engine).
+type Checker interface {
+	Check(ctx context.Context, r *engine.Request) (engine.Decision, error)
+}
+
+// Agents looks up the agent a shipped allow names (store.SQLite).
+type Agents interface {
+	GetAgent(ctx context.Context, id string) (identity.Agent, error)
+}
+
+// Policies are the policies in force and those in force lately
+// (policy.Loader), which shipped allows are checked against.
+type Policies interface {
+	Current() *policy.Set
+	Revision(rev string) (*policy.Set, bool)
+}
+
+// What the server passes in satisfies the interfaces.
+var (
+	_ Checker  = (*engine.Engine)(nil)
+	_ Policies = (*policy.Loader)(nil)
+)
+
+// Mux is where routes are registered (httpjson.Router, which lists them
+// for the credential tests and answers what none matches).
+type Mux interface {
+	Handle(pattern string, h http.Handler)
+}
+
+// Config wires the API. Engine, Agents, Policies, Authenticate and
+// Generate are required.
+type Config struct {
+	Engine   Checker
+	Agents   Agents
+	Policies Policies
 	// Authenticate returns the proxy a filter credential belongs to, or
 	// an error when it belongs to none (proxyauth.Authenticator.Filter).
 	Authenticate func(token string) (proxy string, err error)
@@ -31,7 +78,48 @@ type FilterConfig struct {
 	Observer engine.Observer
 	// Dropped, if set, is told how many records a filter had to drop.
 	Dropped func(n uint64)
+	// Logger gets one line per refused call and per failure, never a
+	// credential; nil discards.
+	Logger *slog.Logger
+	// Now is the clock shipped records' stamps are held to (time.Now if
+	// nil).
+	Now func() time.Time
 }
+
+// API serves the filter's endpoints. Create it with New and Register it
+// on the server's router.
+type API struct {
+	cfg Config
+	log *slog.Logger
+}
+
+// New checks cfg and builds the API.
+func New(cfg Config) (*API, error) {
+	if cfg.Engine == nil || cfg.Agents == nil || cfg.Policies == nil || cfg.Generate == nil || cfg.Authenticate == nil {
+		return nil, errors.New("filterapi: Config.Engine, Agents, Policies, Generate and Authenticate required")
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	a := &API{cfg: cfg, log: cfg.Logger}
+	if a.log == nil {
+		a.log = slog.New(slog.DiscardHandler)
+	}
+	return a, nil
+}
+
+// Register registers the filter's endpoints on m, each behind the proxy
+// credential check.
+func (a *API) Register(m Mux) {
+	m.Handle("GET "+filterprotocol.ConfigPath, a.requireFilter(a.filterConfiguration))
+	m.Handle("POST "+filterprotocol.CheckPath, a.requireFilter(a.filterCheck))
+	m.Handle("POST "+filterprotocol.AuditPath, a.requireFilter(a.filterAudit))
+}
+
+// ConfigHandler serves the configuration as GET /v1/filter/config does,
+// without its credential check: the admin API serves it to the admin
+// token as GET /admin/filter/config.
+func (a *API) ConfigHandler() http.Handler { return http.HandlerFunc(a.filterConfiguration) }
 
 // MaxFilterAuditBytes bounds a batch of audit records: MaxAuditBatch
 // records at the engine's input bounds fit.
@@ -53,10 +141,10 @@ type proxyKey struct{}
 // credential, and tells the handler which proxy it is.
 func (a *API) requireFilter(h http.HandlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		proxy, err := a.cfg.Filter.Authenticate(r.Header.Get(filterprotocol.HeaderFilterToken))
+		proxy, err := a.cfg.Authenticate(r.Header.Get(filterprotocol.HeaderFilterToken))
 		if err != nil || proxy == "" {
-			a.log.Warn("admin: a /v1/filter call without a valid filter credential", "path", r.URL.Path, "remote", r.RemoteAddr, "error", err)
-			writeError(w, http.StatusUnauthorized, "unauthorized", "missing or invalid filter credential in "+filterprotocol.HeaderFilterToken)
+			a.log.Warn("filterapi: a /v1/filter call without a valid filter credential", "path", r.URL.Path, "remote", r.RemoteAddr, "error", err)
+			httpjson.WriteError(w, http.StatusUnauthorized, "unauthorized", "missing or invalid filter credential in "+filterprotocol.HeaderFilterToken)
 			return
 		}
 		h(w, r.WithContext(context.WithValue(r.Context(), proxyKey{}, proxy)))
@@ -74,10 +162,10 @@ func filterProxy(ctx context.Context) string {
 // a filter that sends the one it has in If-None-Match gets a 304 and no
 // body while nothing changed.
 func (a *API) filterConfiguration(w http.ResponseWriter, r *http.Request) {
-	body, rev, err := a.cfg.Filter.Generate(r.Context())
+	body, rev, err := a.cfg.Generate(r.Context())
 	if err != nil {
-		a.log.Error("admin: generating the wasm filter configuration", "error", err)
-		writeError(w, http.StatusServiceUnavailable, "unavailable", "the filter configuration cannot be generated; try again")
+		a.log.Error("filterapi: generating the wasm filter configuration", "error", err)
+		httpjson.WriteError(w, http.StatusServiceUnavailable, "unavailable", "the filter configuration cannot be generated; try again")
 		return
 	}
 	etag := strconv.Quote(rev)
@@ -95,22 +183,22 @@ func (a *API) filterConfiguration(w http.ResponseWriter, r *http.Request) {
 // decided by the engine and answered as a Verdict.
 func (a *API) filterCheck(w http.ResponseWriter, r *http.Request) {
 	var dc filterprotocol.DeferredCheck
-	if !decodeJSON(w, r, &dc, MaxBodyBytes, false) {
+	if !httpjson.DecodeJSON(w, r, &dc, httpjson.MaxBodyBytes, false) {
 		return
 	}
 	er, msg := dc.Request()
 	if msg != "" {
-		badRequest(w, "%s", msg)
+		httpjson.BadRequest(w, "%s", msg)
 		return
 	}
 	er.Proxy = filterProxy(r.Context()) // recorded with the decision
 	d, err := a.cfg.Engine.Check(r.Context(), &er)
 	if err != nil {
-		a.log.Error("admin: /v1/filter/check: MeshGuard could not decide", "error", err)
-		writeError(w, http.StatusServiceUnavailable, "unavailable", "MeshGuard could not decide the request; try again")
+		a.log.Error("filterapi: /v1/filter/check: MeshGuard could not decide", "error", err)
+		httpjson.WriteError(w, http.StatusServiceUnavailable, "unavailable", "MeshGuard could not decide the request; try again")
 		return
 	}
-	writeJSON(w, http.StatusOK, filterprotocol.NewVerdict(&d))
+	httpjson.WriteJSON(w, http.StatusOK, filterprotocol.NewVerdict(&d))
 }
 
 // filterAudit is POST /v1/filter/audit: the records of a filter's own
@@ -124,43 +212,43 @@ func (a *API) filterCheck(w http.ResponseWriter, r *http.Request) {
 // (out-of-bounds fields, stamps from another day).
 func (a *API) filterAudit(w http.ResponseWriter, r *http.Request) {
 	var b filterprotocol.AuditBatch
-	if !decodeJSON(w, r, &b, MaxFilterAuditBytes, false) {
+	if !httpjson.DecodeJSON(w, r, &b, MaxFilterAuditBytes, false) {
 		return
 	}
 	if len(b.Records) > filterprotocol.MaxAuditBatch {
-		badRequest(w, "records: %d, at most %d in one batch", len(b.Records), filterprotocol.MaxAuditBatch)
+		httpjson.BadRequest(w, "records: %d, at most %d in one batch", len(b.Records), filterprotocol.MaxAuditBatch)
 		return
 	}
 	if b.Dropped > maxReportedDrops {
-		badRequest(w, "dropped: %d: more than a filter can hold", b.Dropped)
+		httpjson.BadRequest(w, "dropped: %d: more than a filter can hold", b.Dropped)
 		return
 	}
 	if err := checkText("revision", b.Revision, 64); err != nil {
-		badRequest(w, "%v", err)
+		httpjson.BadRequest(w, "%v", err)
 		return
 	}
 	proxy := filterProxy(r.Context())
 	now := a.cfg.Now()
 	for i := range b.Records {
 		if err := checkFilterRecord(&b.Records[i], now); err != nil {
-			badRequest(w, "records[%d]: %v", i, err)
+			httpjson.BadRequest(w, "records[%d]: %v", i, err)
 			return
 		}
 		if err := a.reproduceAllow(r.Context(), &b.Records[i]); err != nil {
 			if !errors.Is(err, errNotReproduced) {
-				a.log.Error("admin: checking a wasm filter's record", "error", err)
-				writeError(w, http.StatusServiceUnavailable, "unavailable", "the records cannot be checked now; try again")
+				a.log.Error("filterapi: checking a wasm filter's record", "error", err)
+				httpjson.WriteError(w, http.StatusServiceUnavailable, "unavailable", "the records cannot be checked now; try again")
 				return
 			}
-			a.log.Warn("admin: a wasm filter shipped an allow MeshGuard would not give; the batch is refused", "proxy", proxy, "record", i, "error", err)
-			badRequest(w, "records[%d]: %v", i, err)
+			a.log.Warn("filterapi: a wasm filter shipped an allow MeshGuard would not give; the batch is refused", "proxy", proxy, "record", i, "error", err)
+			httpjson.BadRequest(w, "records[%d]: %v", i, err)
 			return
 		}
 	}
 	if b.Dropped > 0 {
-		a.log.Warn("admin: a wasm filter dropped audit records (its buffer was full, or MeshGuard refused a batch)", "dropped", b.Dropped, "revision", b.Revision, "remote", r.RemoteAddr)
-		if a.cfg.Filter.Dropped != nil {
-			a.cfg.Filter.Dropped(b.Dropped)
+		a.log.Warn("filterapi: a wasm filter dropped audit records (its buffer was full, or MeshGuard refused a batch)", "dropped", b.Dropped, "revision", b.Revision, "remote", r.RemoteAddr)
+		if a.cfg.Dropped != nil {
+			a.cfg.Dropped(b.Dropped)
 		}
 	}
 	for i := range b.Records {
@@ -168,18 +256,18 @@ func (a *API) filterAudit(w http.ResponseWriter, r *http.Request) {
 		rec.ID = engine.NewAuditID(time.Now())
 		rec.PrevHash, rec.Hash = "", ""
 		rec.Proxy = proxy // the filter's own claim, if any, is not believed
-		if a.cfg.Filter.Recorder != nil {
-			if err := a.cfg.Filter.Recorder.Write(r.Context(), *rec); err != nil {
+		if a.cfg.Recorder != nil {
+			if err := a.cfg.Recorder.Write(r.Context(), *rec); err != nil {
 				// The filter keeps the batch and sends it again; records
 				// already queued are then stored twice, under new ids,
 				// which a query by decision id shows.
-				a.log.Error("admin: storing a wasm filter's audit records", "error", err, "stored", i, "of", len(b.Records))
-				writeError(w, http.StatusServiceUnavailable, "unavailable", "the audit trail cannot store records now; try again")
+				a.log.Error("filterapi: storing a wasm filter's audit records", "error", err, "stored", i, "of", len(b.Records))
+				httpjson.WriteError(w, http.StatusServiceUnavailable, "unavailable", "the audit trail cannot store records now; try again")
 				return
 			}
 		}
-		if a.cfg.Filter.Observer != nil {
-			a.cfg.Filter.Observer.Decided(string(engine.SourceWasm), rec.Decision, time.Duration(rec.LatencyUs)*time.Microsecond)
+		if a.cfg.Observer != nil {
+			a.cfg.Observer.Decided(string(engine.SourceWasm), rec.Decision, time.Duration(rec.LatencyUs)*time.Microsecond)
 		}
 	}
 	w.WriteHeader(http.StatusNoContent)

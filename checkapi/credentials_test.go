@@ -1,4 +1,4 @@
-package admin_test
+package checkapi_test
 
 import (
 	"encoding/json"

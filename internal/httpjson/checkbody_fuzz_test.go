@@ -1,4 +1,4 @@
-package admin
+package httpjson
 
 import (
 	"bytes"
@@ -32,7 +32,7 @@ func FuzzCheckBody(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, body []byte) {
 		var req api.CheckRequest
-		if msg := decodeStrict(body, &req); msg != "" {
+		if msg := DecodeStrict(body, &req); msg != "" {
 			return
 		}
 		if scanKeys(json.NewDecoder(bytes.NewReader(body)), 0).repeated {
@@ -43,7 +43,7 @@ func FuzzCheckBody(f *testing.F) {
 			t.Fatalf("accepted %s, which does not encode again: %v", body, err)
 		}
 		var back api.CheckRequest
-		if msg := decodeStrict(again, &back); msg != "" {
+		if msg := DecodeStrict(again, &back); msg != "" {
 			t.Fatalf("accepted %s; its encoding %s is refused: %s", body, again, msg)
 		}
 		if len(req.Context) == 0 {

@@ -1,4 +1,4 @@
-package admin
+package httpjson
 
 import (
 	"bytes"
@@ -40,7 +40,7 @@ func BenchmarkDecodeCheckBody(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
 			var req api.CheckRequest
-			if msg := decodeStrict(body, &req); msg != "" {
+			if msg := DecodeStrict(body, &req); msg != "" {
 				b.Fatal(msg)
 			}
 		}

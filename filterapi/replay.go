@@ -1,4 +1,4 @@
-package admin
+package filterapi
 
 import (
 	"context"
@@ -26,7 +26,7 @@ func (a *API) reproduceAllow(ctx context.Context, rec *audit.Record) error {
 	if rec.Decision != "allow" {
 		return nil
 	}
-	agent, err := a.cfg.Store.GetAgent(ctx, rec.AgentID)
+	agent, err := a.cfg.Agents.GetAgent(ctx, rec.AgentID)
 	switch {
 	case errors.Is(err, identity.ErrNotFound):
 		return fmt.Errorf("%w: agentId %q is no agent", errNotReproduced, rec.AgentID)

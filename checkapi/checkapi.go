@@ -1,0 +1,184 @@
+// Package checkapi is the agents' HTTP decision API on the main port:
+// POST /v1/check, the explicit enforcement point for SDKs and tools, and
+// POST /v1/delegations, where an agent hands a task to another
+// (docs/api.md). It is an adapter like extauthz and gateway: it reads the
+// agent's credentials and the body, hands them to the engine and renders
+// the engine's answer. It never decides a request itself, never mints a
+// token itself, and holds no state: a request it cannot put to the engine
+// is refused, never allowed.
+package checkapi
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+
+	"github.com/meshguard/meshguard/api"
+	"github.com/meshguard/meshguard/engine"
+	"github.com/meshguard/meshguard/internal/httpjson"
+	"github.com/meshguard/meshguard/wire"
+)
+
+// MaxBodyBytes bounds the bodies of both endpoints (docs/api.md#limits).
+const MaxBodyBytes = httpjson.MaxBodyBytes
+
+// Engine decides requests and mints delegations (engine.Engine).
+type Engine interface {
+	Check(ctx context.Context, r *engine.Request) (engine.Decision, error)
+	Delegate(ctx context.Context, r *engine.DelegateRequest) (engine.Delegation, error)
+}
+
+var _ Engine = (*engine.Engine)(nil)
+
+// Mux is where routes are registered (httpjson.Router, which lists them
+// for the credential tests and answers what none matches).
+type Mux interface {
+	Handle(pattern string, h http.Handler)
+}
+
+// API serves the two endpoints. Create it with New and Register it on the
+// server's router.
+type API struct {
+	engine Engine
+	log    *slog.Logger
+}
+
+// New returns the API over e; log (nil discards) gets one line per
+// delegation minted and per engine failure, never a token.
+func New(e Engine, log *slog.Logger) (*API, error) {
+	if e == nil {
+		return nil, errors.New("checkapi: an engine is required")
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &API{engine: e, log: log}, nil
+}
+
+// Register registers POST /v1/check and POST /v1/delegations on m. Both
+// read the agent's bearer token themselves: they take no admin token.
+func (a *API) Register(m Mux) {
+	m.Handle("POST /v1/check", http.HandlerFunc(a.check))
+	m.Handle("POST /v1/delegations", http.HandlerFunc(a.delegate))
+}
+
+// agentCredentials reads an agent's token and delegation token as every
+// enforcement point does: each header at most once, holding one value
+// (wire.CheckCredential). A message means a 400: which of two tokens counts
+// would be ambiguous.
+func agentCredentials(r *http.Request) (token, delegation, msg string) {
+	if msg := wire.CheckCredentialHeaders(r.Header); msg != "" {
+		return "", "", msg
+	}
+	return wire.Bearer(r.Header.Get("Authorization")), r.Header.Get(api.HeaderDelegation), ""
+}
+
+// decisionBody is the JSON of a decision: api.Decision, with the deny
+// body's fields (docs/enforcement.md) on denials.
+func decisionBody(d *engine.Decision) api.Decision {
+	out := api.Decision{
+		Decision: d.Effect, Allowed: d.Allowed, Status: d.Status, Reason: d.Reason, Message: d.Message,
+		Policy: d.Policy, Rule: d.Rule, DecisionID: d.ID, TraceID: d.TraceID,
+		AgentID: d.AgentID, AgentName: d.AgentName, Action: d.Action, Resource: d.Resource,
+		Chain: d.Chain, PolicyRevision: d.Revision, Mode: string(d.Mode),
+	}
+	if out.Chain == nil {
+		out.Chain = []string{}
+	}
+	if d.AgentID != "" {
+		out.TrustTier = d.Tier.String()
+	}
+	// The engine's own rendering (its deny body and Retry-After): one
+	// place says what a status is called and how long to wait.
+	out.RetryAfter = d.RetryAfterSeconds()
+	if !d.Allowed {
+		out.Error = d.ErrorCode()
+		out.DenyRetryAfter = out.RetryAfter
+		out.DenyTraceID = d.TraceID
+	}
+	return out
+}
+
+// check is POST /v1/check: the explicit enforcement point for SDKs. The
+// decision's own status is the answer's status, so SDKs branch on it.
+func (a *API) check(w http.ResponseWriter, r *http.Request) {
+	var req api.CheckRequest
+	if !httpjson.DecodeJSON(w, r, &req, MaxBodyBytes, false) {
+		return
+	}
+	if req.Action == "" {
+		httpjson.BadRequest(w, "action: required (verb:resource)")
+		return
+	}
+	tok, delegation, msg := agentCredentials(r)
+	if msg != "" {
+		httpjson.BadRequest(w, "%s", msg)
+		return
+	}
+	er := engine.Request{
+		Source: engine.SourceAPI, Token: tok, Delegation: delegation,
+		Action: req.Action, Resource: req.Resource, Context: req.Context,
+		SourceAddress: r.RemoteAddr,
+	}
+	er.SetTraceparent(r.Header.Get("traceparent"))
+	d, err := a.engine.Check(r.Context(), &er)
+	if err != nil {
+		a.log.Error("checkapi: /v1/check: MeshGuard could not decide", "error", err)
+		httpjson.WriteError(w, http.StatusServiceUnavailable, "unavailable", "%s", engine.Unavailable(err))
+		return
+	}
+	for _, h := range d.ResponseHeaders() {
+		w.Header().Set(h.Name, h.Value)
+	}
+	status := http.StatusOK
+	if !d.Allowed {
+		status = d.Status
+	}
+	httpjson.WriteJSON(w, status, decisionBody(&d))
+}
+
+// delegate is POST /v1/delegations: the caller (its bearer token; with
+// X-MeshGuard-Delegation when it acts for a chain itself) hands a task to
+// another agent explicitly. The engine decides, mints and records
+// (Engine.Delegate); this adapter decodes, validates and renders.
+func (a *API) delegate(w http.ResponseWriter, r *http.Request) {
+	tok, delegation, msg := agentCredentials(r)
+	if msg != "" {
+		httpjson.BadRequest(w, "%s", msg)
+		return
+	}
+	var req api.DelegationRequest
+	if !httpjson.DecodeJSON(w, r, &req, MaxBodyBytes, false) {
+		return
+	}
+	dr := engine.DelegateRequest{
+		Caller:   engine.Request{Token: tok, Delegation: delegation, SourceAddress: r.RemoteAddr},
+		Delegate: req.Delegate, Actions: req.Actions, MaxDepth: req.MaxDepth, TTL: req.TTL.D(),
+	}
+	if err := dr.Validate(); err != nil {
+		httpjson.BadRequest(w, "%s", err)
+		return
+	}
+	dr.Caller.SetTraceparent(r.Header.Get("traceparent"))
+	out, err := a.engine.Delegate(r.Context(), &dr)
+	if err != nil {
+		a.log.Error("checkapi: /v1/delegations: MeshGuard could not decide", "error", err)
+		httpjson.WriteError(w, http.StatusServiceUnavailable, "unavailable", "%s", engine.Unavailable(err))
+		return
+	}
+	if !out.Allowed {
+		reason := out.Reason
+		if reason == engine.ReasonBadRequest {
+			reason = "" // as the body's own 400s: the error code says it
+		}
+		httpjson.WriteJSON(w, out.Status, api.ErrorBody{Error: out.ErrorCode(), Reason: reason, Policy: out.Policy, Message: out.Message})
+		return
+	}
+	g := out.Grant
+	a.log.Info("checkapi: delegation minted", "root", g.Root, "actor", out.TargetAgent, "by", out.AgentID, "jti", g.ID, "expires_at", g.ExpiresAt, "decision_id", out.ID)
+	httpjson.WriteJSON(w, http.StatusCreated, api.DelegationToken{
+		Token: out.Delegation, ExpiresAt: g.ExpiresAt, Chain: append([]string{g.Root}, g.Actors...),
+		Scope: g.Scope, MaxChain: g.MaxChain,
+	})
+}
