@@ -38,7 +38,7 @@ func (a *API) servicesError(w http.ResponseWriter, r *http.Request, what string,
 		if len(list) > 1 {
 			msg += fmt.Sprintf(" (and %d more; see errors)", len(list)-1)
 		}
-		writeJSON(w, http.StatusBadRequest, api.ErrorBody{Error: "bad_request", Message: msg, Errors: les})
+		httpjson.WriteJSON(w, http.StatusBadRequest, api.ErrorBody{Error: "bad_request", Message: msg, Errors: les})
 	case errors.Is(err, catalog.ErrInvalid):
 		httpjson.BadRequest(w, "%s", err)
 	case errors.Is(err, catalog.ErrFromFile):
