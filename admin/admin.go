@@ -22,12 +22,12 @@ import (
 	"sync"
 	"time"
 
-	"github.com/meshguard/meshguard/agentcache"
+	"github.com/meshguard/meshguard/api"
 	"github.com/meshguard/meshguard/identity"
+	"github.com/meshguard/meshguard/internal/agentcache"
 	"github.com/meshguard/meshguard/internal/httpjson"
 	"github.com/meshguard/meshguard/policy"
 	"github.com/meshguard/meshguard/store"
-	"github.com/meshguard/meshguard/xds"
 )
 
 // Store is what the API reads and writes: agents and stored policies
@@ -134,7 +134,7 @@ type Config struct {
 	// /admin/tokens/revoked.
 	Revocations *Revocations
 	// XDS, if set, answers GET /admin/xds/status (xds.Server).
-	XDS interface{ Status() xds.Status }
+	XDS interface{ Status() api.XDSStatus }
 	// Metrics, if set, serves GET /metrics (telemetry.Metrics). Like
 	// /health it needs no token: it holds counts, no agent data.
 	Metrics http.Handler

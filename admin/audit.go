@@ -12,9 +12,9 @@ import (
 	"github.com/meshguard/meshguard/api"
 	"github.com/meshguard/meshguard/audit"
 	"github.com/meshguard/meshguard/identity"
+	"github.com/meshguard/meshguard/internal/edge"
 	"github.com/meshguard/meshguard/internal/httpjson"
 	"github.com/meshguard/meshguard/store"
-	"github.com/meshguard/meshguard/wire"
 )
 
 // AuditLog is the stored audit trail the audit endpoints read (store.SQLite).
@@ -59,7 +59,7 @@ func (a *API) auditFilter(ctx context.Context, p map[string]string) (store.Audit
 	for _, name := range []string{"agent", "action"} {
 		// What no record can hold: refused here rather than by the
 		// database (PostgreSQL rejects NUL and invalid UTF-8 with an error).
-		if v := p[name]; wire.CheckText(v, len(v)) != nil {
+		if v := p[name]; edge.CheckText(v, len(v)) != nil {
 			return f, name + ": not valid UTF-8, or holds a control character", nil
 		}
 	}

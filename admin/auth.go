@@ -6,8 +6,8 @@ import (
 	"net/http"
 
 	"github.com/meshguard/meshguard/api"
+	"github.com/meshguard/meshguard/internal/edge"
 	"github.com/meshguard/meshguard/internal/httpjson"
-	"github.com/meshguard/meshguard/wire"
 )
 
 // requireAdmin lets a request through only with the admin token in
@@ -40,4 +40,4 @@ func (a *API) requireAdmin(h http.HandlerFunc) http.Handler {
 
 // bearer returns the token of an "Authorization: Bearer …" header, "" if
 // there is none.
-func bearer(r *http.Request) string { return wire.Bearer(r.Header.Get("Authorization")) }
+func bearer(r *http.Request) string { return edge.Bearer(r.Header.Get("Authorization")) }

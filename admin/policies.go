@@ -10,10 +10,10 @@ import (
 
 	"github.com/meshguard/meshguard/api"
 	"github.com/meshguard/meshguard/identity"
+	"github.com/meshguard/meshguard/internal/edge"
 	"github.com/meshguard/meshguard/internal/httpjson"
 	"github.com/meshguard/meshguard/policy"
 	"github.com/meshguard/meshguard/store"
-	"github.com/meshguard/meshguard/wire"
 )
 
 // Limits of the policy endpoints.
@@ -171,7 +171,7 @@ func readPolicyFiles(w http.ResponseWriter, r *http.Request) ([]api.PolicyFile, 
 // errors or that pose as stored policies.
 func checkFileLabels(w http.ResponseWriter, files []api.PolicyFile) bool {
 	for i, f := range files {
-		bad := wire.CheckText(f.Name, maxFileLabelLen) != nil || strings.HasPrefix(f.Name, StoredPrefix)
+		bad := edge.CheckText(f.Name, maxFileLabelLen) != nil || strings.HasPrefix(f.Name, StoredPrefix)
 		if bad {
 			httpjson.BadRequest(w, "files[%d].name: expected a file name of at most %d printable characters, not starting with %q", i, maxFileLabelLen, StoredPrefix)
 			return false

@@ -13,8 +13,8 @@ import (
 	"github.com/meshguard/meshguard/api"
 	"github.com/meshguard/meshguard/identity"
 	"github.com/meshguard/meshguard/internal/httpjson"
+	"github.com/meshguard/meshguard/internal/yamldoc"
 	"github.com/meshguard/meshguard/policy"
-	"github.com/meshguard/meshguard/yamldoc"
 )
 
 // maxTestAgents bounds the distinct agents one tests file may name.

@@ -24,9 +24,9 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/meshguard/meshguard/identity"
+	"github.com/meshguard/meshguard/internal/edge"
+	"github.com/meshguard/meshguard/internal/yamldoc"
 	"github.com/meshguard/meshguard/trust"
-	"github.com/meshguard/meshguard/wire"
-	"github.com/meshguard/meshguard/yamldoc"
 )
 
 // Limits: every limit is bounded (docs/xds.md).
@@ -357,12 +357,12 @@ func (r *Route) check(report func(key, format string, args ...any)) {
 		report("path", "longer than %d bytes", maxPathLen)
 	case strings.Contains(strings.TrimSuffix(r.Path, "*"), "*"):
 		report("path", "%s: '*' may only end a prefix", quote(r.Path))
-	case wire.HasSpaceOrControl(r.Path):
+	case edge.HasSpaceOrControl(r.Path):
 		report("path", "%s: no spaces or control characters", quote(r.Path))
 	}
 	verb, resource, ok := strings.Cut(r.Action, ":")
 	if !ok || verb == "" || resource == "" || len(r.Action) > maxActionLen ||
-		wire.HasSpaceOrControl(r.Action) || strings.Contains(r.Action, ",") {
+		edge.HasSpaceOrControl(r.Action) || strings.Contains(r.Action, ",") {
 		report("action", "%s: expected verb:resource, without spaces, commas or control characters", quote(r.Action))
 	}
 }

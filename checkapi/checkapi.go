@@ -16,8 +16,8 @@ import (
 
 	"github.com/meshguard/meshguard/api"
 	"github.com/meshguard/meshguard/engine"
+	"github.com/meshguard/meshguard/internal/edge"
 	"github.com/meshguard/meshguard/internal/httpjson"
-	"github.com/meshguard/meshguard/wire"
 )
 
 // MaxBodyBytes bounds the bodies of both endpoints (docs/api.md#limits).
@@ -65,13 +65,13 @@ func (a *API) Register(m Mux) {
 
 // agentCredentials reads an agent's token and delegation token as every
 // enforcement point does: each header at most once, holding one value
-// (wire.CheckCredential). A message means a 400: which of two tokens counts
+// (edge.CheckCredential). A message means a 400: which of two tokens counts
 // would be ambiguous.
 func agentCredentials(r *http.Request) (token, delegation, msg string) {
-	if msg := wire.CheckCredentialHeaders(r.Header); msg != "" {
+	if msg := edge.CheckCredentialHeaders(r.Header); msg != "" {
 		return "", "", msg
 	}
-	return wire.Bearer(r.Header.Get("Authorization")), r.Header.Get(api.HeaderDelegation), ""
+	return edge.Bearer(r.Header.Get("Authorization")), r.Header.Get(api.HeaderDelegation), ""
 }
 
 // decisionBody is the JSON of a decision: api.Decision, with the deny

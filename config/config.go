@@ -22,7 +22,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/meshguard/meshguard/engine"
-	"github.com/meshguard/meshguard/yamldoc"
+	"github.com/meshguard/meshguard/internal/yamldoc"
 )
 
 // Config is the server's configuration.

@@ -11,7 +11,7 @@ import (
 	"github.com/meshguard/meshguard/audit"
 	"github.com/meshguard/meshguard/engine"
 	"github.com/meshguard/meshguard/engine/enginetest"
-	"github.com/meshguard/meshguard/wire"
+	"github.com/meshguard/meshguard/internal/edge"
 )
 
 // BenchmarkCheck measures one decision through the whole pipeline with a
@@ -38,7 +38,7 @@ func BenchmarkCheck(b *testing.B) {
 		{"direct", engine.Request{Token: m.MailT, Method: "POST", Host: "smtp.internal", Path: "/email?to=a@example.com"}, true},
 		// The headers Envoy hands ext_authz for a typical request: the
 		// engine looks some up (method overrides, the keys policies read).
-		{"direct-with-headers", engine.Request{Token: m.MailT, Method: "POST", Host: "smtp.internal", Path: "/email?to=a@example.com", Headers: wire.MapHeaders{
+		{"direct-with-headers", engine.Request{Token: m.MailT, Method: "POST", Host: "smtp.internal", Path: "/email?to=a@example.com", Headers: edge.MapHeaders{
 			":authority": "smtp.internal", ":method": "POST", ":path": "/email?to=a@example.com", ":scheme": "http",
 			"user-agent": "research-agent/1.4 (+python-httpx)", "accept": "application/json", "content-type": "application/json",
 			"x-forwarded-proto": "http", "x-request-id": "6f1b6c1e-6e63-4a53-9a8e-0b1a2f4c9d11", "x-envoy-attempt-count": "1",

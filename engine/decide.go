@@ -9,9 +9,9 @@ import (
 	"time"
 
 	"github.com/meshguard/meshguard/identity"
+	"github.com/meshguard/meshguard/internal/edge"
 	"github.com/meshguard/meshguard/policy"
 	"github.com/meshguard/meshguard/trust"
-	"github.com/meshguard/meshguard/wire"
 )
 
 // decide runs the pipeline, filling d. It returns an error only for
@@ -149,7 +149,7 @@ func (e *Engine) decide(ctx context.Context, r *Request, d *Decision, now time.T
 }
 
 // checkBounds refuses oversized or non-UTF-8 input, and control
-// characters, before any work (CheckText says why). Its error matches the
+// characters, before any work (edge.CheckText says why). Its error matches the
 // ErrText sentinel, or errContextTooLarge.
 func checkBounds(r *Request) error {
 	for _, f := range []struct {
@@ -163,10 +163,10 @@ func checkBounds(r *Request) error {
 		{"method", r.Method, 16},
 		{"principal", r.Principal, MaxPrincipalLen},
 	} {
-		switch err := CheckText(f.v, f.max); {
-		case errors.Is(err, ErrTextTooLong):
+		switch err := edge.CheckText(f.v, f.max); {
+		case errors.Is(err, edge.ErrTextTooLong):
 			return refused(err, "%s is longer than the limit of %d bytes", f.name, f.max)
-		case errors.Is(err, ErrTextNotUTF8):
+		case errors.Is(err, edge.ErrTextNotUTF8):
 			return refused(err, "%s is not valid UTF-8", f.name)
 		case err != nil:
 			return refused(err, "%s contains a control character", f.name)
@@ -228,32 +228,20 @@ func (e *Engine) resolve(r *Request, d *Decision) error {
 		return refused(errActionMalformed, "action %q: expected verb:resource without whitespace", d.Action)
 	}
 	// The path was percent-decoded: check what it decoded to.
-	if hasControl(d.Action) || hasControl(d.Resource) {
+	if edge.HasControl(d.Action) || edge.HasControl(d.Resource) {
 		return refused(errActionMalformed, "action %q or resource %q contains a control character", d.Action, d.Resource)
 	}
 	return nil
 }
 
-// normalizePath is wire.NormalizePath, the one rule for it: the gateway
+// normalizePath is edge.NormalizePath, the one rule for it: the gateway
 // decides and forwards the path in this form too.
 func normalizePath(p string) (string, error) {
-	n, ok := wire.NormalizePath(p)
+	n, ok := edge.NormalizePath(p)
 	if !ok {
 		return "", refused(errMalformedEscape, "path %q has a malformed percent-encoding", p)
 	}
 	return n, nil
-}
-
-func unhex(c byte) int {
-	switch {
-	case '0' <= c && c <= '9':
-		return int(c - '0')
-	case 'a' <= c && c <= 'f':
-		return int(c-'a') + 10
-	case 'A' <= c && c <= 'F':
-		return int(c-'A') + 10
-	}
-	return -1
 }
 
 // checkPath refuses normalised paths that mean something other than they
@@ -383,7 +371,7 @@ func (e *Engine) mint(actorID, targetID string, parent *identity.DelegationGrant
 // Both minting paths (Check's hop and Delegate) build their grant here.
 func handOn(actorID, targetID string, parent *identity.DelegationGrant, token *identity.Claims, expires time.Time, d *Decision) identity.DelegationGrant {
 	g := identity.DelegationGrant{Root: actorID, Actors: []string{targetID}, ExpiresAt: expires,
-		Traceparent: wire.Traceparent{TraceID: d.TraceID, SpanID: d.SpanID, Sampled: d.TraceSampled}.String()}
+		Traceparent: edge.Traceparent{TraceID: d.TraceID, SpanID: d.SpanID, Sampled: d.TraceSampled}.String()}
 	if parent != nil {
 		g.ByTokens = append(make([]string, 0, len(parent.ByTokens)+1), parent.ByTokens...)
 	}

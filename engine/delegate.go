@@ -8,8 +8,8 @@ import (
 	"time"
 
 	"github.com/meshguard/meshguard/identity"
+	"github.com/meshguard/meshguard/internal/edge"
 	"github.com/meshguard/meshguard/policy"
-	"github.com/meshguard/meshguard/wire"
 )
 
 // SourceDelegation is the source of a Delegate record: an agent asked
@@ -104,7 +104,7 @@ func (e *Engine) Delegate(ctx context.Context, r *DelegateRequest) (out Delegati
 	d := &out.Decision
 	*d = Decision{ID: newID("dec_", 12, now), Mode: e.cfg.Mode, Source: SourceDelegation, TraceID: c.TraceID, Time: now,
 		Action: DelegateAction + recordable(r.Delegate, MaxActionLen-len(DelegateAction))}
-	if !wire.ValidTraceID(d.TraceID) {
+	if !edge.ValidTraceID(d.TraceID) {
 		d.TraceID = newID("", 16, time.Time{})
 	}
 	ctx, span := e.startCheck(ctx, c, d)

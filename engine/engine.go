@@ -14,9 +14,9 @@ import (
 
 	"github.com/meshguard/meshguard/audit"
 	"github.com/meshguard/meshguard/identity"
+	"github.com/meshguard/meshguard/internal/edge"
 	"github.com/meshguard/meshguard/policy"
 	"github.com/meshguard/meshguard/ratelimit"
-	"github.com/meshguard/meshguard/wire"
 )
 
 // TokenVerifier checks agent tokens (identity.CachedVerifier). The result
@@ -149,7 +149,7 @@ func (e *Engine) Check(ctx context.Context, r *Request) (d Decision, err error) 
 	now := e.cfg.Now()
 	e.traceOfDelegation(r)
 	d = Decision{ID: newID("dec_", 12, now), Mode: e.cfg.Mode, Source: r.Source, TraceID: r.TraceID, Time: now}
-	if !wire.ValidTraceID(d.TraceID) {
+	if !edge.ValidTraceID(d.TraceID) {
 		d.TraceID = newID("", 16, time.Time{})
 	}
 	ctx, span := e.startCheck(ctx, r, &d)
@@ -248,7 +248,7 @@ func Refusal(r *Request, status int, reason, message string, now time.Time) Deci
 		ID: newID("dec_", 12, now), Effect: "deny", Status: status, Reason: reason, Message: message,
 		Source: r.Source, TraceID: r.TraceID, Time: now,
 	}
-	if !wire.ValidTraceID(d.TraceID) {
+	if !edge.ValidTraceID(d.TraceID) {
 		d.TraceID = newID("", 16, time.Time{})
 	}
 	return d

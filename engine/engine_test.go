@@ -8,9 +8,9 @@ import (
 
 	"github.com/meshguard/meshguard/engine"
 	"github.com/meshguard/meshguard/engine/enginetest"
+	"github.com/meshguard/meshguard/internal/edge"
 	"github.com/meshguard/meshguard/policy"
 	"github.com/meshguard/meshguard/trust"
-	"github.com/meshguard/meshguard/wire"
 )
 
 type mesh = enginetest.Mesh
@@ -137,7 +137,7 @@ func TestAuthenticationAndInput(t *testing.T) {
 		{"query keeps its slashes", engine.Request{Token: m.MailT, Method: "GET", Path: "/contacts?next=/a/../b"}, 200, policy.ReasonRuleAllow},
 		{"malformed escape", engine.Request{Token: m.MailT, Method: "GET", Path: "/contacts/%zz"}, 400, engine.ReasonBadRequest},
 		{"steering headers do not relabel a delete", engine.Request{Token: m.MailT, Method: "DELETE", Path: "/contacts/1",
-			Headers: wire.MapHeaders{"x-meshguard-action": "read:contacts", "x-meshguard-resource": "/contacts", "x-meshguard-context": `{"to":"a@example.com"}`}}, 403, policy.ReasonNoMatchingRule},
+			Headers: edge.MapHeaders{"x-meshguard-action": "read:contacts", "x-meshguard-resource": "/contacts", "x-meshguard-context": `{"to":"a@example.com"}`}}, 403, policy.ReasonNoMatchingRule},
 		{"a route's action, whatever the caller asks", engine.Request{Token: m.MailT, Method: "POST", Path: "/send/now?to=a@example.com"}, 200, policy.ReasonRuleAllow},
 		{"an explicit action outside the API is ignored", engine.Request{Token: m.MailT, Method: "DELETE", Path: "/contacts/1", Action: "read:contacts"}, 403, policy.ReasonNoMatchingRule},
 		{"the query decides the context", engine.Request{Token: m.MailT, Method: "POST", Path: "/email?to=eve@evil.test"}, 403, policy.ReasonRuleDeny},

@@ -5,7 +5,7 @@ import (
 	"testing"
 
 	"github.com/meshguard/meshguard/engine"
-	"github.com/meshguard/meshguard/wire"
+	"github.com/meshguard/meshguard/internal/edge"
 )
 
 // TestRequestValuesAtTheirEdges: the values a policy reads from the
@@ -26,8 +26,8 @@ func TestRequestValuesAtTheirEdges(t *testing.T) {
 		{"beside the one read, it is not read twice", engine.Request{Method: "POST", Path: "/email?to=a@example.com&tx=eve@evil.test"}, 200, "rest", to("a@example.com")},
 		{"a '+' as a value's first byte is a space", engine.Request{Method: "POST", Path: "/email?to=+a@example.com"}, 200, "rest", to(" a@example.com")},
 		{"an escape whose first digit is 0", engine.Request{Method: "POST", Path: "/email?to=a%09b@example.com"}, 200, "rest", to("a\tb@example.com")},
-		{"a comma as a header value's first byte is a list", engine.Request{Method: "POST", Path: "/x", Headers: wire.MapHeaders{"x-env": ",prod"}}, 400, "", nil},
-		{"values read of exactly 8 KiB", engine.Request{Method: "POST", Path: "/x", Headers: wire.MapHeaders{"x-env": full}}, 200, "rest", env(full)},
-		{"values read one byte over", engine.Request{Method: "POST", Path: "/x", Headers: wire.MapHeaders{"x-env": full + "s"}}, 400, "", nil},
+		{"a comma as a header value's first byte is a list", engine.Request{Method: "POST", Path: "/x", Headers: edge.MapHeaders{"x-env": ",prod"}}, 400, "", nil},
+		{"values read of exactly 8 KiB", engine.Request{Method: "POST", Path: "/x", Headers: edge.MapHeaders{"x-env": full}}, 200, "rest", env(full)},
+		{"values read one byte over", engine.Request{Method: "POST", Path: "/x", Headers: edge.MapHeaders{"x-env": full + "s"}}, 400, "", nil},
 	})
 }

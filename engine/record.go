@@ -7,6 +7,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/meshguard/meshguard/audit"
+	"github.com/meshguard/meshguard/internal/edge"
 )
 
 // auditRecord is the audit record (docs/audit.md) of a decision. Its id is the
@@ -37,7 +38,7 @@ func auditRecord(r *Request, d *Decision, latency time.Duration) audit.Record {
 // it is still recorded, and its record must not be what a store (or the
 // filter's shipping) then refuses.
 func recordable(s string, limit int) string {
-	clean := len(s) <= limit && utf8.ValidString(s) && !hasControl(s)
+	clean := len(s) <= limit && utf8.ValidString(s) && !edge.HasControl(s)
 	if clean {
 		return s
 	}
@@ -47,7 +48,7 @@ func recordable(s string, limit int) string {
 			b.WriteString("…")
 			break
 		}
-		if isControl(c) {
+		if edge.IsControl(c) {
 			c = '\uFFFD'
 		}
 		b.WriteRune(c)

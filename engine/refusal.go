@@ -6,7 +6,7 @@ import (
 )
 
 // What the engine refuses in a request before it reaches policy. Each
-// refusal matches one of these (or one of CheckText's ErrText sentinels);
+// refusal matches one of these (or one of edge.CheckText's ErrText sentinels);
 // decide answers it with refuse. Nothing outside the engine branches on
 // them: adapters read the Decision.
 var (

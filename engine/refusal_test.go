@@ -3,6 +3,8 @@ package engine
 import (
 	"errors"
 	"testing"
+
+	"github.com/meshguard/meshguard/internal/edge"
 )
 
 // TestCheckPathRefusalKinds: each path checkPath refuses matches the kind
@@ -56,7 +58,7 @@ func TestRefuseIsTheOneMapping(t *testing.T) {
 	}{
 		{"an unresolved action is a 403", refused(errActionUnresolved, "no route"), 403, ReasonActionUnresolved},
 		{"a path is a 400", refused(errPathNotNormalized, "a path"), 400, ReasonBadRequest},
-		{"a field's bound is a 400", refused(ErrTextTooLong, "a field"), 400, ReasonBadRequest},
+		{"a field's bound is a 400", refused(edge.ErrTextTooLong, "a field"), 400, ReasonBadRequest},
 		{"an ambiguous value is a 400", refused(errValueAmbiguous, "a value"), 400, ReasonBadRequest},
 	}
 	for _, tc := range tests {

@@ -7,7 +7,7 @@ import (
 
 	"github.com/meshguard/meshguard/engine"
 	"github.com/meshguard/meshguard/engine/enginetest"
-	"github.com/meshguard/meshguard/wire"
+	"github.com/meshguard/meshguard/internal/edge"
 )
 
 // TestRefusalMessages pins what a caller reads when the engine refuses its
@@ -70,7 +70,7 @@ rules:
 		// resolve
 		{"a method in lower case", engine.Request{Method: "post", Path: "/x"}, 400, engine.ReasonBadRequest,
 			`method "post" is not in upper case: methods are case-sensitive, and routes match them exactly; send "POST"`},
-		{"an override header", engine.Request{Method: "POST", Path: "/x", Headers: wire.MapHeaders{"x-http-method-override": "DELETE"}}, 400, engine.ReasonBadRequest,
+		{"an override header", engine.Request{Method: "POST", Path: "/x", Headers: edge.MapHeaders{"x-http-method-override": "DELETE"}}, 400, engine.ReasonBadRequest,
 			`header x-http-method-override asks the upstream to execute another method than "POST"; MeshGuard decides on the method the upstream executes: send that method itself`},
 		{"an override parameter", engine.Request{Method: "POST", Path: "/x?_method=DELETE"}, 400, engine.ReasonBadRequest,
 			`query parameter _method asks the upstream to execute another method than "POST"; MeshGuard decides on the method the upstream executes: send that method itself`},
@@ -81,7 +81,7 @@ rules:
 		{"a route action with a control character", engine.Request{Method: "GET", Path: "/x", RouteAction: "read:x\x1b"}, 400, engine.ReasonBadRequest,
 			`action "read:x\x1b" or resource "/x" contains a control character`},
 		// requestContext
-		{"a header a policy reads, twice", engine.Request{Method: "POST", Path: "/x", Headers: wire.PairHeaders{{"x-env", "a"}, {"x-env", "b"}}}, 400, engine.ReasonBadRequest,
+		{"a header a policy reads, twice", engine.Request{Method: "POST", Path: "/x", Headers: edge.PairHeaders{{"x-env", "a"}, {"x-env", "b"}}}, 400, engine.ReasonBadRequest,
 			`header "x-env", which a policy reads, holds more than one value (it was sent twice, perhaps once with '_' for '-', or holds a list); send one value`},
 		{"a ';' in the query", engine.Request{Method: "POST", Path: "/email?to=a@example.com;x=1"}, 400, engine.ReasonBadRequest,
 			"the query holds a ';', which servers split differently; a policy reads query parameters, so separate them with '&' only"},
@@ -93,7 +93,7 @@ rules:
 			`query parameter "to", which a policy reads, appears more than once (servers read "to[]" and other cases of it as the same parameter); send it once`},
 		{"a query value not UTF-8", engine.Request{Method: "POST", Path: "/email?to=%ff"}, 400, engine.ReasonBadRequest,
 			"request value query.to is not valid UTF-8"},
-		{"values read over their limit", engine.Request{Method: "POST", Path: "/x", Headers: wire.MapHeaders{"x-env": full + "s"}}, 400, engine.ReasonBadRequest,
+		{"values read over their limit", engine.Request{Method: "POST", Path: "/x", Headers: edge.MapHeaders{"x-env": full + "s"}}, 400, engine.ReasonBadRequest,
 			"the request values policies read exceed the limit of 8192 bytes"},
 	}
 	for _, tc := range tests {

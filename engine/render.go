@@ -5,7 +5,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/meshguard/meshguard/wire"
+	"github.com/meshguard/meshguard/internal/edge"
 )
 
 // Header is one HTTP header to set.
@@ -47,7 +47,7 @@ func (d *Decision) Traceparent() string {
 	}
 	// Sampled as the span was; a trace MeshGuard started, for the upstream
 	// to record as it sees fit, the audit record naming it either way.
-	return wire.Traceparent{TraceID: d.TraceID, SpanID: d.SpanID, Sampled: true}.String()
+	return edge.Traceparent{TraceID: d.TraceID, SpanID: d.SpanID, Sampled: true}.String()
 }
 
 // UpstreamHeaders are set on the request forwarded upstream when the request
@@ -92,7 +92,7 @@ var StrippedUpstreamHeaders = []string{HeaderAgentID, HeaderAgentName, HeaderTie
 // identity or a delegation token MeshGuard did not mint for this hop. A
 // header is never in both: Envoy applies the removals and the additions in
 // an order of its own. Adapters that see the request's header names also
-// remove other spellings of these (wire.IsMeshGuardHeader).
+// remove other spellings of these (edge.IsMeshGuardHeader).
 func (d *Decision) UpstreamEdit() (set []Header, remove []string) {
 	set = d.UpstreamHeaders()
 	remove = make([]string, 0, len(StrippedUpstreamHeaders)+1)

@@ -4,6 +4,7 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	"github.com/meshguard/meshguard/internal/edge"
 	"github.com/meshguard/meshguard/policy"
 )
 
@@ -46,7 +47,7 @@ func requestContext(r *Request, keys []string) (map[string]any, error) {
 		case n == 0:
 			continue
 		case !utf8.ValidString(v):
-			return nil, refused(ErrTextNotUTF8, "request value %s is not valid UTF-8", k)
+			return nil, refused(edge.ErrTextNotUTF8, "request value %s is not valid UTF-8", k)
 		}
 		if size += len(k) + len(v); size > MaxContextLen {
 			return nil, refused(errContextTooLarge, "the request values policies read exceed the limit of %d bytes", MaxContextLen)
@@ -155,10 +156,10 @@ func formUnescape(s string) (string, bool) {
 		case '+':
 			b.WriteByte(' ')
 		case '%':
-			if i+2 >= len(s) || unhex(s[i+1]) < 0 || unhex(s[i+2]) < 0 {
+			if i+2 >= len(s) || edge.Unhex(s[i+1]) < 0 || edge.Unhex(s[i+2]) < 0 {
 				return "", false
 			}
-			b.WriteByte(byte(unhex(s[i+1])<<4 | unhex(s[i+2])))
+			b.WriteByte(byte(edge.Unhex(s[i+1])<<4 | edge.Unhex(s[i+2])))
 			i += 2
 		default:
 			b.WriteByte(c)

@@ -7,7 +7,7 @@ import (
 
 	"github.com/meshguard/meshguard/engine"
 	"github.com/meshguard/meshguard/engine/enginetest"
-	"github.com/meshguard/meshguard/wire"
+	"github.com/meshguard/meshguard/internal/edge"
 )
 
 // TestContextIsWhatTheRequestCarries: where the engine sees the real
@@ -38,24 +38,24 @@ rules:
 		rule    string
 		context map[string]any
 	}{
-		{"the header a policy reads", engine.Request{Method: "POST", Path: "/x", Headers: wire.MapHeaders{"x-env": "staging", "other": "1"}},
+		{"the header a policy reads", engine.Request{Method: "POST", Path: "/x", Headers: edge.MapHeaders{"x-env": "staging", "other": "1"}},
 			200, "rest", map[string]any{"header.x-env": "staging"}},
-		{"header names in any case", engine.Request{Method: "POST", Path: "/x", Headers: wire.MultiHeaders{"X-Env": {"staging"}}},
+		{"header names in any case", engine.Request{Method: "POST", Path: "/x", Headers: edge.MultiHeaders{"X-Env": {"staging"}}},
 			200, "rest", map[string]any{"header.x-env": "staging"}},
-		{"another value", engine.Request{Method: "POST", Path: "/x", Headers: wire.PairHeaders{{"X-ENV", "prod"}}},
+		{"another value", engine.Request{Method: "POST", Path: "/x", Headers: edge.PairHeaders{{"X-ENV", "prod"}}},
 			403, "prod-only-for-ops", map[string]any{"header.x-env": "prod"}},
 		{"an absent header: the deny rule holds", engine.Request{Method: "POST", Path: "/x"}, 403, "prod-only-for-ops", nil},
-		{"X-MeshGuard-Context is not context", engine.Request{Method: "POST", Path: "/x", Headers: wire.MapHeaders{"x-meshguard-context": `{"header.x-env":"staging"}`}},
+		{"X-MeshGuard-Context is not context", engine.Request{Method: "POST", Path: "/x", Headers: edge.MapHeaders{"x-meshguard-context": `{"header.x-env":"staging"}`}},
 			403, "prod-only-for-ops", nil},
-		{"a repeated header", engine.Request{Method: "POST", Path: "/x", Headers: wire.PairHeaders{{"x-env", "staging"}, {"x-env", "prod"}}}, 400, "", nil},
-		{"a header Envoy joined", engine.Request{Method: "POST", Path: "/x", Headers: wire.MapHeaders{"x-env": "staging,prod"}}, 400, "", nil},
+		{"a repeated header", engine.Request{Method: "POST", Path: "/x", Headers: edge.PairHeaders{{"x-env", "staging"}, {"x-env", "prod"}}}, 400, "", nil},
+		{"a header Envoy joined", engine.Request{Method: "POST", Path: "/x", Headers: edge.MapHeaders{"x-env": "staging,prod"}}, 400, "", nil},
 		{"a number in the query", engine.Request{Method: "GET", Path: "/items?limit=500"}, 403, "small-pages", map[string]any{"query.limit": "500"}},
 		{"a small number", engine.Request{Method: "GET", Path: "/items?limit=5&x=y"}, 200, "rest", map[string]any{"query.limit": "5"}},
 		{"not a number", engine.Request{Method: "GET", Path: "/items?limit=0x500"}, 200, "rest", map[string]any{"query.limit": "0x500"}},
-		{"a huge header value", engine.Request{Method: "POST", Path: "/x", Headers: wire.MapHeaders{"x-env": strings.Repeat("s", engine.MaxContextLen)}}, 400, "", nil},
+		{"a huge header value", engine.Request{Method: "POST", Path: "/x", Headers: edge.MapHeaders{"x-env": strings.Repeat("s", engine.MaxContextLen)}}, 400, "", nil},
 		{"invalid UTF-8 in the query", engine.Request{Method: "GET", Path: "/items?limit=%FF"}, 400, "", nil},
 		{"the API's context, as given", engine.Request{Source: engine.SourceAPI, Action: "write:x", Context: map[string]any{"header.x-env": "staging"},
-			Headers: wire.MapHeaders{"x-env": "prod"}}, 200, "rest", map[string]any{"header.x-env": "staging"}},
+			Headers: edge.MapHeaders{"x-env": "prod"}}, 200, "rest", map[string]any{"header.x-env": "staging"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

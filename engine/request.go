@@ -3,8 +3,8 @@ package engine
 import (
 	"time"
 
+	"github.com/meshguard/meshguard/internal/edge"
 	"github.com/meshguard/meshguard/trust"
-	"github.com/meshguard/meshguard/wire"
 )
 
 // Source names the enforcement point a request came through; it is recorded
@@ -93,7 +93,7 @@ type Request struct {
 // SetTraceparent takes the trace context from a W3C traceparent value; an
 // invalid one leaves the request without (the engine starts a trace).
 func (r *Request) SetTraceparent(tp string) {
-	p, _ := wire.ParseTraceparent(tp)
+	p, _ := edge.ParseTraceparent(tp)
 	r.TraceID, r.ParentSpanID, r.TraceSampled = p.TraceID, p.SpanID, p.Sampled
 }
 
@@ -150,7 +150,7 @@ type Decision struct {
 	Time            time.Time
 }
 
-// Headers is a view of the request's headers (package wire has one for
+// Headers is a view of the request's headers (package edge has one for
 // each shape adapters hold them in). Lookup takes a lower-case name and
 // returns the value and how many times the header appeared (0: absent).
 type Headers interface {
@@ -158,11 +158,11 @@ type Headers interface {
 }
 
 // SetHeaders takes the credentials and the trace context from a scan of
-// the request's headers (wire.HeaderScan), as every HTTP enforcement point
+// the request's headers (edge.HeaderScan), as every HTTP enforcement point
 // does.
-func (r *Request) SetHeaders(s *wire.HeaderScan) {
-	r.Token = wire.Bearer(s.Get(wire.HAuthorization))
-	r.Delegation = s.Get(wire.HDelegation)
+func (r *Request) SetHeaders(s *edge.HeaderScan) {
+	r.Token = edge.Bearer(s.Get(edge.HAuthorization))
+	r.Delegation = s.Get(edge.HDelegation)
 	r.SetTraceparent(s.Traceparent())
 }
 

@@ -6,7 +6,7 @@ import (
 
 	"github.com/meshguard/meshguard/engine"
 	"github.com/meshguard/meshguard/engine/enginetest"
-	"github.com/meshguard/meshguard/wire"
+	"github.com/meshguard/meshguard/internal/edge"
 )
 
 // Servers read some requests in ways a literal reading misses. The tests
@@ -88,11 +88,11 @@ func TestQueryParameterSpellings(t *testing.T) {
 // twice, in every shape adapters hold headers in.
 func TestHeaderNameSpellings(t *testing.T) {
 	decideSpellings(t, []spelling{
-		{"x_env is x-env", engine.Request{Method: "POST", Path: "/x", Headers: wire.PairHeaders{{"x_env", "prod"}}}, 403, "no-prod", map[string]any{"header.x-env": "prod"}},
-		{"X_Env beside x-env (pairs)", engine.Request{Method: "POST", Path: "/x", Headers: wire.PairHeaders{{"x-env", "staging"}, {"X_Env", "prod"}}}, 400, "", nil},
-		{"x_env beside x-env (Envoy's map)", engine.Request{Method: "POST", Path: "/x", Headers: wire.MapHeaders{"x-env": "staging", "x_env": "prod"}}, 400, "", nil},
-		{"X_env beside X-Env (net/http)", engine.Request{Method: "POST", Path: "/x", Headers: wire.MultiHeaders{"X-Env": {"staging"}, "X_env": {"prod"}}}, 400, "", nil},
-		{"x-env alone", engine.Request{Method: "POST", Path: "/x", Headers: wire.MapHeaders{"x-env": "staging", "x-envy": "prod"}}, 200, "rest", map[string]any{"header.x-env": "staging"}},
+		{"x_env is x-env", engine.Request{Method: "POST", Path: "/x", Headers: edge.PairHeaders{{"x_env", "prod"}}}, 403, "no-prod", map[string]any{"header.x-env": "prod"}},
+		{"X_Env beside x-env (pairs)", engine.Request{Method: "POST", Path: "/x", Headers: edge.PairHeaders{{"x-env", "staging"}, {"X_Env", "prod"}}}, 400, "", nil},
+		{"x_env beside x-env (Envoy's map)", engine.Request{Method: "POST", Path: "/x", Headers: edge.MapHeaders{"x-env": "staging", "x_env": "prod"}}, 400, "", nil},
+		{"X_env beside X-Env (net/http)", engine.Request{Method: "POST", Path: "/x", Headers: edge.MultiHeaders{"X-Env": {"staging"}, "X_env": {"prod"}}}, 400, "", nil},
+		{"x-env alone", engine.Request{Method: "POST", Path: "/x", Headers: edge.MapHeaders{"x-env": "staging", "x-envy": "prod"}}, 200, "rest", map[string]any{"header.x-env": "staging"}},
 	})
 }
 
@@ -106,16 +106,16 @@ func TestHeaderNameSpellings(t *testing.T) {
 // misses the route that maps POST /outbox to its action.
 func TestMethodOverrides(t *testing.T) {
 	decideSpellings(t, []spelling{
-		{"X-HTTP-Method-Override: DELETE", engine.Request{Method: "POST", Path: "/contacts/1", Headers: wire.MapHeaders{"x-http-method-override": "DELETE"}}, 400, "", nil},
-		{"X-HTTP-Method: DELETE", engine.Request{Method: "POST", Path: "/contacts/1", Headers: wire.MultiHeaders{"X-Http-Method": {"DELETE"}}}, 400, "", nil},
-		{"X-Method-Override: DELETE", engine.Request{Method: "POST", Path: "/contacts/1", Headers: wire.PairHeaders{{"X-Method-Override", "delete"}}}, 400, "", nil},
-		{"x_http_method_override: DELETE", engine.Request{Method: "POST", Path: "/contacts/1", Headers: wire.PairHeaders{{"x_http_method_override", "DELETE"}}}, 400, "", nil},
+		{"X-HTTP-Method-Override: DELETE", engine.Request{Method: "POST", Path: "/contacts/1", Headers: edge.MapHeaders{"x-http-method-override": "DELETE"}}, 400, "", nil},
+		{"X-HTTP-Method: DELETE", engine.Request{Method: "POST", Path: "/contacts/1", Headers: edge.MultiHeaders{"X-Http-Method": {"DELETE"}}}, 400, "", nil},
+		{"X-Method-Override: DELETE", engine.Request{Method: "POST", Path: "/contacts/1", Headers: edge.PairHeaders{{"X-Method-Override", "delete"}}}, 400, "", nil},
+		{"x_http_method_override: DELETE", engine.Request{Method: "POST", Path: "/contacts/1", Headers: edge.PairHeaders{{"x_http_method_override", "DELETE"}}}, 400, "", nil},
 		{"_method=DELETE", engine.Request{Method: "POST", Path: "/contacts/1?_method=DELETE"}, 400, "", nil},
 		{"_method after a ';'", engine.Request{Method: "POST", Path: "/contacts/1?a=1;_method=DELETE"}, 400, "", nil},
 		{"_m%65thod=DELETE", engine.Request{Method: "POST", Path: "/contacts/1?_m%65thod=DELETE"}, 400, "", nil},
 		{"%5Fmethod=DELETE", engine.Request{Method: "POST", Path: "/contacts/1?%5Fmethod=DELETE"}, 400, "", nil},
-		{"an override naming the method itself", engine.Request{Method: "POST", Path: "/contacts/1?_method=post", Headers: wire.MapHeaders{"x-http-method-override": "POST"}}, 200, "rest", nil},
-		{"a GET's override is not honoured", engine.Request{Method: "GET", Path: "/contacts/1?_method=DELETE", Headers: wire.MapHeaders{"x-http-method-override": "DELETE"}}, 200, "rest", nil},
+		{"an override naming the method itself", engine.Request{Method: "POST", Path: "/contacts/1?_method=post", Headers: edge.MapHeaders{"x-http-method-override": "POST"}}, 200, "rest", nil},
+		{"a GET's override is not honoured", engine.Request{Method: "GET", Path: "/contacts/1?_method=DELETE", Headers: edge.MapHeaders{"x-http-method-override": "DELETE"}}, 200, "rest", nil},
 		{"a lower-case delete", engine.Request{Method: "delete", Path: "/contacts/1"}, 400, "", nil},
 		{"a lower-case post", engine.Request{Method: "post", Path: "/contacts/1"}, 400, "", nil},
 		{"DELETE itself", engine.Request{Method: "DELETE", Path: "/contacts/1"}, 403, "no-deletes", nil},

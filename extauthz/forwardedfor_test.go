@@ -5,7 +5,7 @@ import (
 	"net/http"
 	"testing"
 
-	"github.com/meshguard/meshguard/wire/wiretest"
+	"github.com/meshguard/meshguard/internal/edge/edgetest"
 
 	"github.com/meshguard/meshguard/audit"
 	"github.com/meshguard/meshguard/engine/enginetest"
@@ -13,7 +13,7 @@ import (
 )
 
 // TestHTTPClientAddressFromForwardedFor: over HTTP ext_authz the caller's
-// address recorded in the audit trail is wire.ClientAddr's — the entry
+// address recorded in the audit trail is edge.ClientAddr's — the entry
 // the loopback proxy (here, the test, whose connection is loopback)
 // appended, never one the client wrote before it. It used to be the
 // leftmost entry: "X-Forwarded-For: 1.2.3.4" from the client was recorded
@@ -22,7 +22,7 @@ import (
 func TestHTTPClientAddressFromForwardedFor(t *testing.T) {
 	m := newMesh(t, enginetest.Options{})
 	srv := startHTTP(t, m.f.Engine, testLog(t, nil))
-	tests := wiretest.ForwardedForCases
+	tests := edgetest.ForwardedForCases
 	for i, tc := range tests {
 		t.Run(tc.Name, func(t *testing.T) {
 			traceID := fmt.Sprintf("%032x", i+1)

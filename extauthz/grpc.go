@@ -20,8 +20,8 @@ import (
 	"google.golang.org/protobuf/types/known/structpb"
 
 	"github.com/meshguard/meshguard/engine"
+	"github.com/meshguard/meshguard/internal/edge"
 	"github.com/meshguard/meshguard/trust"
-	"github.com/meshguard/meshguard/wire"
 )
 
 // Server is the envoy.service.auth.v3.Authorization service. It holds no
@@ -116,7 +116,7 @@ func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3.C
 // spellings as one: a forged identity would stand beside MeshGuard's.
 func removeOtherSpellings(ok *authv3.OkHttpResponse, h *authv3.AttributeContext_HttpRequest) {
 	add := func(k string) {
-		if strings.IndexByte(k, '_') >= 0 && wire.IsMeshGuardHeader(k) && !slices.Contains(ok.HeadersToRemove, k) {
+		if strings.IndexByte(k, '_') >= 0 && edge.IsMeshGuardHeader(k) && !slices.Contains(ok.HeadersToRemove, k) {
 			ok.HeadersToRemove = append(ok.HeadersToRemove, k)
 		}
 	}
@@ -143,7 +143,7 @@ func fromCheckRequest(req *authv3.CheckRequest, r *engine.Request) *rejection {
 		return &rejection{401, engine.ReasonUnauthorized, "missing bearer token: the CheckRequest has no attributes.request.http"}
 	}
 
-	var sc wire.HeaderScan
+	var sc edge.HeaderScan
 	if len(h.GetHeaders()) > 0 {
 		if len(h.Headers) > MaxHeaders { // refuse 10k headers before touching them
 			r.SetTraceparent(rawTraceparent(h))
@@ -154,7 +154,7 @@ func fromCheckRequest(req *authv3.CheckRequest, r *engine.Request) *rejection {
 				break
 			}
 		}
-		r.Headers = wire.MapHeaders(h.Headers)
+		r.Headers = edge.MapHeaders(h.Headers)
 	} else if hm := h.GetHeaderMap().GetHeaders(); len(hm) > 0 {
 		// encode_raw_headers: a list, repeats not merged, raw bytes.
 		if len(hm) > MaxHeaders {
@@ -197,16 +197,16 @@ func fromCheckRequest(req *authv3.CheckRequest, r *engine.Request) *rejection {
 
 	r.Method, r.Host, r.Path = h.GetMethod(), h.GetHost(), h.GetPath()
 	if r.Method == "" {
-		r.Method = sc.Get(wire.HMethod)
+		r.Method = sc.Get(edge.HMethod)
 	}
 	if r.Host == "" {
-		r.Host = sc.Get(wire.HAuthority)
+		r.Host = sc.Get(edge.HAuthority)
 		if r.Host == "" {
-			r.Host = sc.Get(wire.HHost)
+			r.Host = sc.Get(edge.HHost)
 		}
 	}
 	if r.Path == "" {
-		r.Path = sc.Get(wire.HPath)
+		r.Path = sc.Get(edge.HPath)
 	}
 
 	ext := attrs.GetContextExtensions()
@@ -215,7 +215,7 @@ func fromCheckRequest(req *authv3.CheckRequest, r *engine.Request) *rejection {
 	}
 	for k, v := range ext {
 		if len(k)+len(v) > MaxHeaderValueLen {
-			return badRequest("context_extensions entry " + wire.QuoteName(k) + " is longer than the limit of " + strconv.Itoa(MaxHeaderValueLen) + " bytes")
+			return badRequest("context_extensions entry " + edge.QuoteName(k) + " is longer than the limit of " + strconv.Itoa(MaxHeaderValueLen) + " bytes")
 		}
 	}
 	r.RouteAction = ext[ContextExtensionAction]
@@ -237,7 +237,7 @@ type rawHeaderMap []*corev3.HeaderValue
 // Lookup implements engine.Headers.
 func (hm rawHeaderMap) Lookup(name string) (value string, n int) {
 	for _, hv := range hm {
-		if wire.SameName(hv.GetKey(), name) {
+		if edge.SameName(hv.GetKey(), name) {
 			value, n = hv.GetValue(), n+1
 			if value == "" {
 				value = string(hv.GetRawValue())

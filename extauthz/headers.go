@@ -6,16 +6,16 @@ import (
 	"time"
 
 	"github.com/meshguard/meshguard/engine"
-	"github.com/meshguard/meshguard/wire"
+	"github.com/meshguard/meshguard/internal/edge"
 )
 
-// Bounds on what the adapters read (docs/enforcement.md#bounds): package wire's,
+// Bounds on what the adapters read (docs/enforcement.md#bounds): package edge's,
 // which every enforcement point shares (the wasm filter too).
 const (
-	MaxHeaders        = wire.MaxHeaders
-	MaxHeaderBytes    = wire.MaxHeaderBytes
-	MaxHeaderValueLen = wire.MaxHeaderValueLen
-	MaxTokenLen       = wire.MaxTokenLen
+	MaxHeaders        = edge.MaxHeaders
+	MaxHeaderBytes    = edge.MaxHeaderBytes
+	MaxHeaderValueLen = edge.MaxHeaderValueLen
+	MaxTokenLen       = edge.MaxTokenLen
 	// MaxContextExtensions bounds the per-route context_extensions map (set by
 	// the proxy's configuration, not by callers, but still outside input).
 	MaxContextExtensions = 64

@@ -16,7 +16,7 @@ import (
 
 	"github.com/meshguard/meshguard/engine"
 	"github.com/meshguard/meshguard/engine/enginetest"
-	"github.com/meshguard/meshguard/wire"
+	"github.com/meshguard/meshguard/internal/edge"
 )
 
 // FuzzCheckRequest feeds the CheckRequest → engine.Request conversion (and
@@ -130,7 +130,7 @@ func checkAnswer(t *testing.T, resp *authv3.CheckResponse, sent map[string]strin
 			}
 		}
 		for name := range sent {
-			if strings.Contains(name, "_") && wire.IsMeshGuardHeader(name) && !removed[name] {
+			if strings.Contains(name, "_") && edge.IsMeshGuardHeader(name) && !removed[name] {
 				t.Fatalf("the caller's %q is left in place", name)
 			}
 		}

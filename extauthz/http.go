@@ -8,7 +8,7 @@ import (
 	"strings"
 
 	"github.com/meshguard/meshguard/engine"
-	"github.com/meshguard/meshguard/wire"
+	"github.com/meshguard/meshguard/internal/edge"
 )
 
 // PathPrefix is where the server mounts the HTTP handler, and the
@@ -41,7 +41,7 @@ func NewHTTPHandler(c Checker, log *slog.Logger) http.Handler {
 // http.ServeMux: a mux cleans paths and answers "/envoy/authz/a/../b" or
 // "/envoy/authz//b" with a redirect, which Envoy would pass to the caller as
 // a denial, while the engine must see the path exactly as the caller sent it.
-func Mount(next, authz http.Handler) http.Handler { return wire.Mount(PathPrefix, authz, next) }
+func Mount(next, authz http.Handler) http.Handler { return edge.Mount(PathPrefix, authz, next) }
 
 // ServeHTTP answers 200 with the upstream headers (Envoy copies those its
 // allowed_upstream_headers match) when the decision allows, the decision's
@@ -91,7 +91,7 @@ func fromHTTPRequest(req *http.Request, r *engine.Request) *rejection {
 	r.Method, r.Host = req.Method, req.Host
 	r.Path = originalPath(req)
 
-	var sc wire.HeaderScan
+	var sc edge.HeaderScan
 	// Host is not in req.Header; it counts against the total all the same.
 	sc.Count(len("host") + len(req.Host))
 	if len(req.Header) > MaxHeaders {
@@ -108,8 +108,8 @@ scanning:
 		}
 	}
 	r.SetHeaders(&sc)
-	r.Headers = wire.MultiHeaders(req.Header)
-	r.SourceAddress = httpSourceAddress(req.RemoteAddr, sc.Get(wire.HForwardedFor))
+	r.Headers = edge.MultiHeaders(req.Header)
+	r.SourceAddress = httpSourceAddress(req.RemoteAddr, sc.Get(edge.HForwardedFor))
 	if sc.Bad() != "" {
 		if r.TraceID == "" { // the scan may have stopped before it
 			r.SetTraceparent(req.Header.Get("traceparent"))
@@ -136,11 +136,11 @@ func originalPath(req *http.Request) string {
 	return p
 }
 
-// httpSourceAddress is the caller's IP: wire.ClientAddr's reading of
+// httpSourceAddress is the caller's IP: edge.ClientAddr's reading of
 // X-Forwarded-For (every line of it, joined by the scan) from the peer,
 // the sidecar Envoy next to MeshGuard. It is "" when the peer is no IP.
 func httpSourceAddress(remoteAddr, xff string) string {
-	a := wire.ClientAddr(wire.ParseAddr(remoteAddr), xff)
+	a := edge.ClientAddr(edge.ParseAddr(remoteAddr), xff)
 	if !a.IsValid() {
 		return ""
 	}

@@ -25,6 +25,7 @@ import (
 	"github.com/meshguard/meshguard/engine"
 	"github.com/meshguard/meshguard/filterprotocol"
 	"github.com/meshguard/meshguard/identity"
+	"github.com/meshguard/meshguard/internal/edge"
 	"github.com/meshguard/meshguard/internal/httpjson"
 	"github.com/meshguard/meshguard/policy"
 )
@@ -280,7 +281,7 @@ var errBadRecord = errors.New("not a record the engine writes")
 // fieldError is one field's refusal. Its text, "field: reason", is the
 // 400's message as the filter's operators read it; it is an errBadRecord,
 // and unwraps to the engine's own reason when there is one
-// (engine.ErrTextTooLong, ...).
+// (edge.ErrTextTooLong, ...).
 type fieldError struct {
 	field, reason string
 	err           error
@@ -336,16 +337,16 @@ func checkFilterRecord(rec *audit.Record, now time.Time) error {
 	return nil
 }
 
-// checkText holds a text field to engine.CheckText, the engine's own rule,
+// checkText holds a text field to edge.CheckText, the engine's own rule,
 // worded for this endpoint's messages.
 func checkText(name, v string, limit int) error {
-	err := engine.CheckText(v, limit)
+	err := edge.CheckText(v, limit)
 	switch {
 	case err == nil:
 		return nil
-	case errors.Is(err, engine.ErrTextTooLong):
+	case errors.Is(err, edge.ErrTextTooLong):
 		return &fieldError{field: name, reason: "longer than " + strconv.Itoa(limit) + " bytes", err: err}
-	case errors.Is(err, engine.ErrTextNotUTF8):
+	case errors.Is(err, edge.ErrTextNotUTF8):
 		return &fieldError{field: name, reason: "not valid UTF-8", err: err}
 	default:
 		return &fieldError{field: name, reason: "contains a control character", err: err}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/meshguard/meshguard/audit"
 	"github.com/meshguard/meshguard/engine"
+	"github.com/meshguard/meshguard/internal/edge"
 )
 
 // TestCheckFilterRecordErrors: every record the engine could not have
@@ -35,8 +36,8 @@ func TestCheckFilterRecordErrors(t *testing.T) {
 		{"no status", func(r *audit.Record) { r.Status = 0 }, "status: 0: expected an HTTP status", nil},
 		{"a long chain", func(r *audit.Record) { r.Chain = make([]string, 65) }, "chain or context: too long", nil},
 		{"a negative latency", func(r *audit.Record) { r.LatencyUs = -1 }, "latencyUs and delegationDepth: must not be negative", nil},
-		{"a long action", func(r *audit.Record) { r.Action = strings.Repeat("a", engine.MaxActionLen+1) }, "action: longer than 1024 bytes", engine.ErrTextTooLong},
-		{"a host not UTF-8", func(r *audit.Record) { r.Host = "\xff.mesh" }, "host: not valid UTF-8", engine.ErrTextNotUTF8},
+		{"a long action", func(r *audit.Record) { r.Action = strings.Repeat("a", engine.MaxActionLen+1) }, "action: longer than 1024 bytes", edge.ErrTextTooLong},
+		{"a host not UTF-8", func(r *audit.Record) { r.Host = "\xff.mesh" }, "host: not valid UTF-8", edge.ErrTextNotUTF8},
 		{"a NUL in the path", func(r *audit.Record) { r.Path = "/a\x00" }, "path: contains a control character", nil},
 		{"a chain entry with ESC", func(r *audit.Record) { r.Chain = []string{"agt_\x1b[2J"} }, "chain: contains a control character", nil},
 	}

@@ -12,17 +12,17 @@ import (
 	"github.com/meshguard/meshguard/filterconfig"
 	"github.com/meshguard/meshguard/filterconfig/filtertest"
 	"github.com/meshguard/meshguard/filterdecider"
+	"github.com/meshguard/meshguard/internal/edge"
 	"github.com/meshguard/meshguard/trust"
-	"github.com/meshguard/meshguard/wire"
 )
 
 // request builds the engine request an enforcement point makes of a case:
 // the headers through the scan every adapter uses, and as the request's
 // own headers for the engine to read.
 func request(c *filtertest.Case) (engine.Request, string) {
-	merged := wire.MergeRepeated(c.Headers)
-	r := engine.Request{Method: c.Method, Host: c.Host, Path: c.Path, Headers: wire.PairHeaders(merged)}
-	var sc wire.HeaderScan
+	merged := edge.MergeRepeated(c.Headers)
+	r := engine.Request{Method: c.Method, Host: c.Host, Path: c.Path, Headers: edge.PairHeaders(merged)}
+	var sc edge.HeaderScan
 	for _, h := range merged {
 		if !sc.Add(h[0], h[1]) {
 			break

@@ -15,8 +15,8 @@ import (
 
 	"github.com/meshguard/meshguard/audit"
 	"github.com/meshguard/meshguard/engine"
+	"github.com/meshguard/meshguard/internal/edge"
 	"github.com/meshguard/meshguard/trust"
-	"github.com/meshguard/meshguard/wire"
 )
 
 // The filter's calls to MeshGuard's HTTP port, each authenticated by
@@ -70,7 +70,7 @@ func NewDeferredCheck(r *engine.Request, headers [][2]string) DeferredCheck {
 		dc.MinTier = r.MinTier.String()
 	}
 	if r.TraceID != "" && r.ParentSpanID != "" {
-		dc.Traceparent = wire.Traceparent{TraceID: r.TraceID, SpanID: r.ParentSpanID, Sampled: r.TraceSampled}.String()
+		dc.Traceparent = edge.Traceparent{TraceID: r.TraceID, SpanID: r.ParentSpanID, Sampled: r.TraceSampled}.String()
 	}
 	return dc
 }
@@ -82,10 +82,10 @@ func NewDeferredCheck(r *engine.Request, headers [][2]string) DeferredCheck {
 func (dc *DeferredCheck) Request() (engine.Request, string) {
 	r := engine.Request{
 		Source: engine.SourceWasm, Method: dc.Method, Host: dc.Host, Path: dc.Path, Token: dc.Token, Delegation: dc.Delegation,
-		Headers: wire.PairHeaders(dc.Headers), RouteAction: dc.RouteAction, SourceAddress: dc.SourceAddress,
+		Headers: edge.PairHeaders(dc.Headers), RouteAction: dc.RouteAction, SourceAddress: dc.SourceAddress,
 	}
 	r.SetTraceparent(dc.Traceparent)
-	var sc wire.HeaderScan
+	var sc edge.HeaderScan
 	for _, kv := range dc.Headers {
 		if !sc.Add(kv[0], kv[1]) {
 			return r, "headers: " + sc.Bad()

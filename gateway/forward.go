@@ -14,7 +14,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/meshguard/meshguard/wire"
+	"github.com/meshguard/meshguard/internal/edge"
 )
 
 // rewrite builds the upstream request of an allowed one. ReverseProxy has
@@ -62,7 +62,7 @@ func (g *Gateway) rewrite(pr *httputil.ProxyRequest) {
 	// with "_" for "-" go too: some frameworks read X_MeshGuard_Agent_Id
 	// as X-MeshGuard-Agent-Id.
 	for k := range h {
-		if wire.IsMeshGuardHeader(k) || isForwarding(k) {
+		if edge.IsMeshGuardHeader(k) || isForwarding(k) {
 			delete(h, k)
 		}
 	}

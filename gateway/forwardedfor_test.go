@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/meshguard/meshguard/wire/wiretest"
+	"github.com/meshguard/meshguard/internal/edge/edgetest"
 
 	"github.com/meshguard/meshguard/audit"
 	"github.com/meshguard/meshguard/engine/enginetest"
@@ -17,7 +17,7 @@ import (
 )
 
 // TestClientAddressFromForwardedFor: the client address the gateway
-// records (and rate-limits by) is wire.ClientAddr's, the same as HTTP
+// records (and rate-limits by) is edge.ClientAddr's, the same as HTTP
 // ext_authz's (extauthz TestHTTPClientAddressFromForwardedFor): the test's
 // connection is loopback, so it plays the local proxy that appended the
 // rightmost entry, and whatever the client wrote before that is never
@@ -29,7 +29,7 @@ func TestClientAddressFromForwardedFor(t *testing.T) {
 	up := newUpstream(t, nil)
 	gw := startGateway(t, gateway.Config{Checker: f.Engine, Target: mustURL(t, up.URL)})
 	c := newClient(t)
-	tests := wiretest.ForwardedForCases
+	tests := edgetest.ForwardedForCases
 	for i, tc := range tests {
 		traceID := fmt.Sprintf("%032x", i+1)
 		headers := []string{bearer(tok), "Traceparent: 00-" + traceID + "-00f067aa0ba902b7-01"}

@@ -10,7 +10,7 @@ import (
 	"strings"
 
 	"github.com/meshguard/meshguard/engine"
-	"github.com/meshguard/meshguard/wire"
+	"github.com/meshguard/meshguard/internal/edge"
 )
 
 // Canonical header keys, so lookups need no canonicalisation.
@@ -34,7 +34,7 @@ func (g *Gateway) checkShape(r *http.Request) (path string, status int, msg stri
 	}
 	// Credentials once, one value each: with two, MeshGuard would decide
 	// on one and the upstream might act on the other.
-	if msg := wire.CheckCredentialHeaders(r.Header); msg != "" {
+	if msg := edge.CheckCredentialHeaders(r.Header); msg != "" {
 		return "", http.StatusBadRequest, msg
 	}
 	return upstreamPath(r.URL)
@@ -57,9 +57,9 @@ func headersExceed(r *http.Request, limit int) bool {
 // upstreamPath strips Prefix from the request's path and returns it
 // escaped, or refuses a path that the policy and the upstream could read
 // differently. The path is the one the caller sent, with its
-// percent-encoding normalised (wire.NormalizePath: "/%61dmin" is
+// percent-encoding normalised (edge.NormalizePath: "/%61dmin" is
 // "/admin", "%2b" is "%2B", "!" and "%21" stay apart) and any byte a path
-// may not hold encoded (wire.EscapePath): the engine decides on exactly
+// may not hold encoded (edge.EscapePath): the engine decides on exactly
 // what the upstream receives, and on what ext_authz would decide on for
 // the same path behind Envoy, so an escape cannot hide a letter from a
 // policy and a rule matches at every enforcement point alike. It refuses:
@@ -107,7 +107,7 @@ func upstreamPath(u *url.URL) (string, int, string) {
 	if raw == "" {
 		raw = u.EscapedPath()
 	}
-	n, ok := wire.NormalizePath(wire.EscapePath(raw))
+	n, ok := edge.NormalizePath(edge.EscapePath(raw))
 	if !ok || !strings.HasPrefix(n, Prefix+"/") {
 		// url.Parse checked the escapes, and Prefix is unreserved
 		// characters only, so neither can happen; refuse rather than guess.
@@ -171,18 +171,18 @@ type forwardedHeaders struct {
 	xf http.Header // xForwarded's: replaces every spelling of those names
 }
 
-// Lookup implements engine.Headers, as wire.MultiHeaders does.
+// Lookup implements engine.Headers, as edge.MultiHeaders does.
 func (h forwardedHeaders) Lookup(name string) (value string, n int) {
 	if isForwarding(name) {
 		for k, vs := range h.xf {
-			if wire.SameName(k, name) {
+			if edge.SameName(k, name) {
 				return vs[0], 1
 			}
 		}
 		return "", 0
 	}
 	for k, vs := range h.h {
-		if wire.SameName(k, name) && len(vs) > 0 && !h.hopByHop(k) {
+		if edge.SameName(k, name) && len(vs) > 0 && !h.hopByHop(k) {
 			value, n = vs[len(vs)-1], n+len(vs)
 		}
 	}
@@ -212,7 +212,7 @@ var forwardingHeaders = [...]string{"x-forwarded-for", "x-forwarded-host", "x-fo
 
 func isForwarding(name string) bool {
 	for _, f := range forwardingHeaders {
-		if wire.SameName(name, f) {
+		if edge.SameName(name, f) {
 			return true
 		}
 	}
@@ -252,18 +252,18 @@ func bearer(vs []string) string {
 	if len(vs) != 1 {
 		return ""
 	}
-	return wire.Bearer(vs[0])
+	return edge.Bearer(vs[0])
 }
 
-// clientAddr returns the client's address (wire.ClientAddr: the
+// clientAddr returns the client's address (edge.ClientAddr: the
 // X-Forwarded-For entries are read right to left from the peer while the
 // hop is a trusted proxy, loopback) and whether the peer is such a proxy,
 // whose X-Forwarded-For the gateway keeps when it forwards (xForwarded). Believing the
 // header from anyone else would let a client pick a fresh rate-limit
 // bucket, and a fresh SourceAddress in the audit trail, for every request.
 func clientAddr(r *http.Request) (netip.Addr, bool) {
-	peer := wire.ParseAddr(r.RemoteAddr)
-	return wire.ClientAddr(peer, r.Header[hForwardedFor]...), wire.TrustedProxy(peer)
+	peer := edge.ParseAddr(r.RemoteAddr)
+	return edge.ClientAddr(peer, r.Header[hForwardedFor]...), edge.TrustedProxy(peer)
 }
 
 // limitKey is the rate-limit key of a client address. IPv6 clients are

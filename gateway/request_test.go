@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/meshguard/meshguard/wire"
+	"github.com/meshguard/meshguard/internal/edge"
 )
 
 func TestClientAddr(t *testing.T) {
@@ -120,7 +120,7 @@ func TestHeaderChecks(t *testing.T) {
 		"X-Meshguard-Agent-Id": true, "x-meshguard-chain": true, "X_MeshGuard_Tier": true,
 		"X-MESHGUARD-": true, "X-Meshguard": false, "X-Meshguardian-Id": false, "Authorization": false,
 	} {
-		if got := wire.IsMeshGuardHeader(name); got != want {
+		if got := edge.IsMeshGuardHeader(name); got != want {
 			t.Errorf("IsMeshGuardHeader(%q) = %v", name, got)
 		}
 	}

@@ -8,7 +8,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/meshguard/meshguard/wire"
+	"github.com/meshguard/meshguard/internal/edge"
 )
 
 // Delegation tokens (docs/policies.md#delegation, docs/api.md). When agent A's
@@ -200,7 +200,7 @@ func checkGrantShape(g *DelegationGrant) error {
 			return fmt.Errorf("%w: every token id must be 1 to %d visible ASCII characters", ErrInvalidGrant, maxJTILen)
 		}
 	}
-	if _, ok := wire.ParseTraceparent(g.Traceparent); g.Traceparent != "" && (!ok || len(g.Traceparent) != 55) {
+	if _, ok := edge.ParseTraceparent(g.Traceparent); g.Traceparent != "" && (!ok || len(g.Traceparent) != 55) {
 		return fmt.Errorf("%w: traceparent must be a W3C traceparent of version 00", ErrInvalidGrant)
 	}
 	return nil

@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/meshguard/meshguard/wire"
+	"github.com/meshguard/meshguard/internal/edge"
 )
 
 // TestRepeatedMembersAreRefused: a token whose header or payload repeats a
@@ -107,7 +107,7 @@ func FuzzRepeatedMember(f *testing.F) {
 		if found := errors.Is(err, errMemberTwice); found != wantFound || (err != nil && !found) {
 			t.Fatalf("%s: checkMembers %v, the decoder's walk found %v (%q)", data, err, wantFound, want)
 		}
-		if wantFound && !strings.Contains(err.Error(), "member "+wire.QuoteName(want)+" ") {
+		if wantFound && !strings.Contains(err.Error(), "member "+edge.QuoteName(want)+" ") {
 			t.Fatalf("%s: %v does not name the repeat %q", data, err, want)
 		}
 	})

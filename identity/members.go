@@ -9,7 +9,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
-	"github.com/meshguard/meshguard/wire"
+	"github.com/meshguard/meshguard/internal/edge"
 )
 
 // Duplicate and case-variant member names. RFC 7515 §4 and RFC 7519 §4 let
@@ -176,7 +176,7 @@ func (s *memberScanner) object() error {
 // memberError names the member (quoted, so a hostile name cannot forge a
 // log line) in front of why it is refused.
 func memberError(name []byte, why error) error {
-	return fmt.Errorf("member %s %w", wire.QuoteName(string(name)), why)
+	return fmt.Errorf("member %s %w", edge.QuoteName(string(name)), why)
 }
 
 // foldName folds a name as encoding/json does when it matches a member to

@@ -10,7 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/meshguard/meshguard/wire"
+	"github.com/meshguard/meshguard/internal/edge"
 )
 
 // MaxRevokedTokens bounds the revocations held at once (of tokens not yet
@@ -72,8 +72,8 @@ func (r *RevokedToken) Validate() error {
 	case r.ExpiresAt.IsZero() || r.RevokedAt.IsZero():
 		return fmt.Errorf("%w: expiresAt and revokedAt are required", ErrInvalidRevocation)
 	}
-	switch err := wire.CheckText(r.Reason, MaxRevocationReasonLen); {
-	case errors.Is(err, wire.ErrTextTooLong):
+	switch err := edge.CheckText(r.Reason, MaxRevocationReasonLen); {
+	case errors.Is(err, edge.ErrTextTooLong):
 		return fmt.Errorf("%w: reason longer than %d bytes", ErrInvalidRevocation, MaxRevocationReasonLen)
 	case err != nil:
 		return fmt.Errorf("%w: reason %w", ErrInvalidRevocation, err)

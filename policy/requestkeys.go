@@ -40,7 +40,7 @@ func checkContextKey(key string) string {
 		}
 		return ""
 	}
-	// Headers are read with '_' as '-' (wire.SameName), so the names
+	// Headers are read with '_' as '-' (edge.SameName), so the names
 	// refused here are too.
 	lower := strings.ToLower(name)
 	dashed := strings.ReplaceAll(lower, "_", "-")

@@ -28,7 +28,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
-	"github.com/meshguard/meshguard/yamldoc"
+	"github.com/meshguard/meshguard/internal/yamldoc"
 )
 
 // Bounds on the file (every limit bounded).

@@ -12,8 +12,8 @@ import (
 	"google.golang.org/grpc/credentials"
 
 	"github.com/meshguard/meshguard/config"
+	"github.com/meshguard/meshguard/internal/tlsfiles"
 	"github.com/meshguard/meshguard/proxyauth"
-	"github.com/meshguard/meshguard/tlsfiles"
 )
 
 // buildControlPlaneAuth reads the TLS files and PROXIES_FILE: who may

@@ -34,7 +34,7 @@ import (
 	"github.com/meshguard/meshguard/config"
 	"github.com/meshguard/meshguard/engine"
 	"github.com/meshguard/meshguard/filterprotocol"
-	"github.com/meshguard/meshguard/tlsfiles/tlstest"
+	"github.com/meshguard/meshguard/internal/tlsfiles/tlstest"
 )
 
 // firstClusters opens an ADS stream on conn in ctx and returns the code

@@ -24,7 +24,6 @@ import (
 	"google.golang.org/grpc/reflection"
 
 	"github.com/meshguard/meshguard/admin"
-	"github.com/meshguard/meshguard/agentcache"
 	"github.com/meshguard/meshguard/alert"
 	"github.com/meshguard/meshguard/audit"
 	"github.com/meshguard/meshguard/catalog/registry"
@@ -35,14 +34,15 @@ import (
 	"github.com/meshguard/meshguard/filterapi"
 	"github.com/meshguard/meshguard/gateway"
 	"github.com/meshguard/meshguard/identity"
+	"github.com/meshguard/meshguard/internal/agentcache"
+	"github.com/meshguard/meshguard/internal/edge"
 	"github.com/meshguard/meshguard/internal/httpjson"
+	"github.com/meshguard/meshguard/internal/tlsfiles"
 	"github.com/meshguard/meshguard/policy"
 	"github.com/meshguard/meshguard/proxyauth"
 	"github.com/meshguard/meshguard/ratelimit"
 	"github.com/meshguard/meshguard/store"
 	"github.com/meshguard/meshguard/telemetry"
-	"github.com/meshguard/meshguard/tlsfiles"
-	"github.com/meshguard/meshguard/wire"
 	"github.com/meshguard/meshguard/xds"
 )
 
@@ -381,7 +381,7 @@ func build(ctx context.Context, cfg *config.Config, o Options, log *slog.Logger)
 	// Both adapters take their paths before any mux sees them: a ServeMux
 	// answers /proxy and unclean paths with redirects, which would reach the
 	// caller undecided.
-	p.http = extauthz.Mount(wire.Mount(gateway.Prefix, gw, root), extauthz.NewHTTPHandler(eng, log))
+	p.http = extauthz.Mount(edge.Mount(gateway.Prefix, gw, root), extauthz.NewHTTPHandler(eng, log))
 
 	p.grpc = grpc.NewServer(append([]grpc.ServerOption{
 		grpc.MaxRecvMsgSize(maxGRPCMessage),

@@ -9,10 +9,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/meshguard/meshguard/agentcache"
 	"github.com/meshguard/meshguard/audit"
 	"github.com/meshguard/meshguard/engine"
 	"github.com/meshguard/meshguard/identity"
+	"github.com/meshguard/meshguard/internal/agentcache"
 	"github.com/meshguard/meshguard/policy"
 	"github.com/meshguard/meshguard/ratelimit"
 	"github.com/meshguard/meshguard/store"

@@ -193,4 +193,3 @@ func jsonKind(t reflect.Type) string {
 	}
 	return "a JSON value"
 }
-

@@ -21,7 +21,9 @@ import (
 func TestRouter(t *testing.T) {
 	var log bytes.Buffer
 	r := httpjson.NewRouter(slog.New(slog.NewTextHandler(&log, nil)))
-	ok := func(w http.ResponseWriter, _ *http.Request) { httpjson.WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"}) }
+	ok := func(w http.ResponseWriter, _ *http.Request) {
+		httpjson.WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	}
 	r.HandleFunc("GET /items", ok)
 	r.HandleFunc("POST /items", ok)
 	r.HandleFunc("PATCH /items/{id}", ok)

@@ -17,7 +17,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/meshguard/meshguard/testenv"
+	"github.com/meshguard/meshguard/internal/testenv"
 )
 
 // Environment variables.

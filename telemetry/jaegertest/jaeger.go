@@ -22,7 +22,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/meshguard/meshguard/testenv"
+	"github.com/meshguard/meshguard/internal/testenv"
 )
 
 const (

@@ -16,7 +16,7 @@ import (
 	"github.com/meshguard/meshguard/filterconfig"
 	"github.com/meshguard/meshguard/filterdecider"
 	"github.com/meshguard/meshguard/filterprotocol"
-	"github.com/meshguard/meshguard/wire"
+	"github.com/meshguard/meshguard/internal/edge"
 )
 
 // maxVerdictBytes bounds MeshGuard's answer to a deferred check.
@@ -47,17 +47,17 @@ func (h *request) OnHttpRequestHeaders(int, bool) types.Action {
 	}
 	p.now = requestTime()
 	r := engine.Request{Source: engine.SourceWasm, SourceAddress: sourceAddress()}
-	var sc wire.HeaderScan
-	merged := wire.MergeRepeated(hdrs)
+	var sc edge.HeaderScan
+	merged := edge.MergeRepeated(hdrs)
 	for _, kv := range merged {
 		if !sc.Add(kv[0], kv[1]) {
 			break
 		}
 	}
-	r.Headers = wire.PairHeaders(merged)
-	r.Method, r.Path = sc.Get(wire.HMethod), sc.Get(wire.HPath)
-	if r.Host = sc.Get(wire.HAuthority); r.Host == "" {
-		r.Host = sc.Get(wire.HHost)
+	r.Headers = edge.PairHeaders(merged)
+	r.Method, r.Path = sc.Get(edge.HMethod), sc.Get(edge.HPath)
+	if r.Host = sc.Get(edge.HAuthority); r.Host == "" {
+		r.Host = sc.Get(edge.HHost)
 	}
 	r.SetHeaders(&sc)
 	h.traceID = r.TraceID
@@ -110,7 +110,7 @@ func (h *request) enforce(v filterprotocol.Verdict, resume bool) types.Action {
 func upstream(sent [][2]string, v *filterprotocol.Verdict) [][2]string {
 	out := make([][2]string, 0, len(sent)+len(v.UpstreamHeaders))
 	for _, kv := range sent {
-		otherSpelling := strings.IndexByte(kv[0], '_') >= 0 && wire.IsMeshGuardHeader(kv[0])
+		otherSpelling := strings.IndexByte(kv[0], '_') >= 0 && edge.IsMeshGuardHeader(kv[0])
 		if !otherSpelling && !named(kv[0], v.RemoveHeaders) && !setBy(kv[0], v.UpstreamHeaders) {
 			out = append(out, kv)
 		}

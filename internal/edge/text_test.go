@@ -1,11 +1,11 @@
-package wire_test
+package edge_test
 
 import (
 	"errors"
 	"strconv"
 	"testing"
 
-	"github.com/meshguard/meshguard/wire"
+	"github.com/meshguard/meshguard/internal/edge"
 )
 
 // TestCheckText pins the one text rule the engine (engine.CheckText),
@@ -20,22 +20,22 @@ func TestCheckText(t *testing.T) {
 	}{
 		{"", 0, nil},
 		{"abcd", 4, nil},
-		{"abcde", 4, wire.ErrTextTooLong},
+		{"abcde", 4, edge.ErrTextTooLong},
 		{"a b~c", 8, nil},
 		{"caf\u00e9 \u2603", 16, nil},
-		{"a\x00b", 8, wire.ErrTextControl},
-		{"a\x1fb", 8, wire.ErrTextControl},
-		{"a\tb", 8, wire.ErrTextControl},
-		{"a\x7fb", 8, wire.ErrTextControl},
-		{"a\xffb", 8, wire.ErrTextNotUTF8},
+		{"a\x00b", 8, edge.ErrTextControl},
+		{"a\x1fb", 8, edge.ErrTextControl},
+		{"a\tb", 8, edge.ErrTextControl},
+		{"a\x7fb", 8, edge.ErrTextControl},
+		{"a\xffb", 8, edge.ErrTextNotUTF8},
 		// Length is checked first, then UTF-8: the cheapest, most
 		// telling complaint wins.
-		{"a\xff\x00bcdef", 4, wire.ErrTextTooLong},
-		{"a\xff\x00", 8, wire.ErrTextNotUTF8},
+		{"a\xff\x00bcdef", 4, edge.ErrTextTooLong},
+		{"a\xff\x00", 8, edge.ErrTextNotUTF8},
 	}
 	for _, tc := range tests {
 		t.Run(strconv.Quote(tc.v)+"/"+strconv.Itoa(tc.limit), func(t *testing.T) {
-			if err := wire.CheckText(tc.v, tc.limit); !errors.Is(err, tc.want) || (tc.want == nil) != (err == nil) {
+			if err := edge.CheckText(tc.v, tc.limit); !errors.Is(err, tc.want) || (tc.want == nil) != (err == nil) {
 				t.Fatalf("CheckText = %v, want %v", err, tc.want)
 			}
 		})
@@ -59,7 +59,7 @@ func TestHasSpaceOrControl(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(strconv.Quote(tc.v), func(t *testing.T) {
-			if got := wire.HasSpaceOrControl(tc.v); got != tc.want {
+			if got := edge.HasSpaceOrControl(tc.v); got != tc.want {
 				t.Fatalf("HasSpaceOrControl = %v, want %v", got, tc.want)
 			}
 		})

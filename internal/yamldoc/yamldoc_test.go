@@ -7,7 +7,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
-	"github.com/meshguard/meshguard/yamldoc"
+	"github.com/meshguard/meshguard/internal/yamldoc"
 )
 
 // panicky makes yaml.v3 panic when it decodes into a struct (found by

@@ -7,8 +7,8 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/meshguard/meshguard/tlsfiles"
-	"github.com/meshguard/meshguard/tlsfiles/tlstest"
+	"github.com/meshguard/meshguard/internal/tlsfiles"
+	"github.com/meshguard/meshguard/internal/tlsfiles/tlstest"
 )
 
 // serve accepts TLS connections on loopback with r's configuration until

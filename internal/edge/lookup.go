@@ -1,4 +1,4 @@
-package wire
+package edge
 
 // The request's own headers, as the context conditions of policies read
 // them (header.<name>). The engine asks for the few headers a policy names,

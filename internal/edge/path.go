@@ -1,4 +1,4 @@
-package wire
+package edge
 
 import "strings"
 
@@ -22,10 +22,10 @@ func NormalizePath(p string) (string, bool) {
 			b.WriteByte(p[i])
 			continue
 		}
-		if i+2 >= len(p) || unhex(p[i+1]) < 0 || unhex(p[i+2]) < 0 {
+		if i+2 >= len(p) || Unhex(p[i+1]) < 0 || Unhex(p[i+2]) < 0 {
 			return "", false
 		}
-		c := byte(unhex(p[i+1])<<4 | unhex(p[i+2]))
+		c := byte(Unhex(p[i+1])<<4 | Unhex(p[i+2]))
 		if unreserved(c) {
 			b.WriteByte(c)
 		} else {
@@ -73,7 +73,9 @@ func pathByte(c byte) bool {
 	return unreserved(c) || strings.IndexByte("!$&'()*+,;=:@/%", c) >= 0
 }
 
-func unhex(c byte) int {
+// Unhex is the value of the hex digit c, or -1: percent-decoding of paths
+// (NormalizePath) and of query values (the engine) reads digits alike.
+func Unhex(c byte) int {
 	switch {
 	case '0' <= c && c <= '9':
 		return int(c - '0')

@@ -1,7 +1,7 @@
-// Package wiretest holds the cases every enforcement point that reads
-// X-Forwarded-For must decide alike (wire.ClientAddr), so the gateway's
+// Package edgetest holds the cases every enforcement point that reads
+// X-Forwarded-For must decide alike (edge.ClientAddr), so the gateway's
 // and HTTP ext_authz's end-to-end tests run one table.
-package wiretest
+package edgetest
 
 // ForwardedFor is one request: the X-Forwarded-For header lines it
 // carries, in order, arriving from a loopback peer (127.0.0.1), and the

@@ -1,8 +1,12 @@
-// Package wire holds what every HTTP-facing enforcement point does the same
-// way — reading the bearer credential and the W3C traceparent, and claiming
-// its path prefix before a ServeMux sees the request — so the gRPC and HTTP
-// ext_authz adapters, the gateway and the agent API cannot drift apart.
-package wire
+// Package edge holds the rules for reading a request as it arrives at
+// MeshGuard's edge, which every enforcement point applies the same way:
+// the bearer credential and the W3C traceparent, the request-header scan
+// (bounds, repeats, MeshGuard's own headers), the client address from
+// X-Forwarded-For, path normalisation, the control-character rule for
+// text, and claiming a path prefix before a ServeMux sees the request. One
+// copy each, so ext_authz (gRPC and HTTP), the gateway, the agent API and
+// the wasm filter cannot drift apart.
+package edge
 
 import (
 	"net/http"

@@ -1,0 +1,7 @@
+// Package archtest holds no code, only the test that guards the package
+// layering docs/architecture.md describes: which package may import which,
+// that the Go SDK (client, api) pulls in nothing heavy, and that every
+// package of the module has its row on that page. A new import that
+// crosses a layer fails here, in `make test`, before a reviewer has to
+// notice it.
+package archtest
