@@ -131,7 +131,7 @@ func ForDecision(rec *audit.Record, t Triggers, o Origin) (Alert, bool) {
 	a := newAlert(trigger, rec.Timestamp, o)
 	a.Entry = Entry{
 		TraceID: rec.TraceID, AgentID: rec.AgentID, AgentName: rec.AgentName, TrustTier: rec.TrustTier,
-		Action: rec.Action, Method: rec.Method, Path: rec.Path, Decision: rec.Decision, PolicyName: rec.Policy, Reason: rec.Reason,
+		Action: rec.Action, Method: rec.Method, Path: pathOnly(rec.Path), Decision: rec.Decision, PolicyName: rec.Policy, Reason: rec.Reason,
 	}
 	a.Severity = severity(trigger, &a.Entry)
 	who := orUnknown(rec.AgentName)
@@ -144,12 +144,22 @@ func ForDecision(rec *audit.Record, t Triggers, o Origin) (Alert, bool) {
 		// A /v1/check question has no method or path: say nothing of
 		// them rather than "on  :".
 		on := ""
-		if req := strings.TrimSpace(rec.Method + " " + rec.Path); req != "" {
+		if req := strings.TrimSpace(rec.Method + " " + a.Entry.Path); req != "" {
 			on = " on " + req
 		}
 		a.Message = fmt.Sprintf("%s was denied %s%s: %s.", who, orUnknown(rec.Action), on, orUnknown(rec.Reason))
 	}
 	return a, true
+}
+
+// pathOnly is a request target without its query string or fragment: an
+// alert leaves MeshGuard (Slack, a webhook, email), and a query may hold
+// a token (?access_token=…). The audit record keeps the whole target.
+func pathOnly(target string) string {
+	if i := strings.IndexAny(target, "?#"); i >= 0 {
+		return target[:i]
+	}
+	return target
 }
 
 // ForError returns the alert for one of MeshGuard's own failures (the

@@ -80,7 +80,7 @@ func httpURL(field func(c *Config) *string) func(c *Config, v string) error {
 			if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 				return errors.New("expected an http:// or https:// URL")
 			}
-			if p := placeholder(v); p != "" {
+			if p := placeholder(v, u); p != "" {
 				// Names the fragment, not the URL: its path may hold a token.
 				return fmt.Errorf("holds %q: this looks like a placeholder copied from an example; expected the real URL", p)
 			}
@@ -95,12 +95,30 @@ func httpURL(field func(c *Config) *string) func(c *Config, v string) error {
 // occurs in a URL a provider issues.
 var placeholders = []string{"\u2026", "...", "<", ">", "{", "}", "changeme"}
 
-// placeholder returns the placeholder v holds, or "" for none.
-func placeholder(v string) string {
-	lower := strings.ToLower(v)
-	for _, p := range placeholders {
-		if strings.Contains(lower, p) {
-			return p
+// placeholder returns the placeholder v (parsed: u) holds, or "" for none. The URL is
+// read as written and percent-decoded (%3Ctoken%3E is <token> too), and
+// each path segment and query value is held to the masks examples use for
+// a token: a run of X (Slack's own example ends in XXXX…; a real token,
+// random letters and digits, is never all X).
+func placeholder(v string, u *url.URL) string {
+	query, err := url.QueryUnescape(u.RawQuery)
+	if err != nil {
+		query = u.RawQuery
+	}
+	for _, s := range []string{v, u.Path, query} {
+		lower := strings.ToLower(s)
+		for _, p := range placeholders {
+			if strings.Contains(lower, p) {
+				return p
+			}
+		}
+	}
+	for _, part := range strings.FieldsFunc(u.Path+"?"+query, func(r rune) bool { return strings.ContainsRune("/?&=", r) }) {
+		if len(part) >= 3 && (strings.Trim(part, "X") == "" || strings.Trim(part, "x") == "") {
+			if len(part) > 16 {
+				return part[:16] + "\u2026"
+			}
+			return part
 		}
 	}
 	return ""
