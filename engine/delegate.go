@@ -58,11 +58,15 @@ func (r *DelegateRequest) Validate() error {
 	bad := func(format string, args ...any) error {
 		return fmt.Errorf("%w: %s", ErrBadDelegateRequest, fmt.Sprintf(format, args...))
 	}
-	switch {
+	switch err := edge.CheckText(r.Delegate, policy.MaxPatternLen); {
 	case r.Delegate == "":
 		return bad("delegate: required (an agent id or name)")
-	case len(r.Delegate) > policy.MaxPatternLen:
+	case errors.Is(err, edge.ErrTextTooLong):
 		return bad("delegate: longer than %d bytes", policy.MaxPatternLen)
+	case err != nil:
+		// Before any lookup: PostgreSQL refuses a NUL in a query, which
+		// would be MeshGuard's failure (a 503, no record), not the caller's.
+		return bad("delegate: %v", err)
 	case len(r.Actions) == 0:
 		return bad("actions: required (the action patterns the delegate may perform)")
 	case len(r.Actions) > MaxScopeEntries:
@@ -73,6 +77,12 @@ func (r *DelegateRequest) Validate() error {
 		return bad("ttl: %s: must not be negative", r.TTL)
 	}
 	for i, act := range r.Actions {
+		// The text rule of a checked action (no control character, valid
+		// UTF-8): the scope is minted as sent, so it is refused, not
+		// cleaned, and the record shows what the token says.
+		if err := edge.CheckText(act, policy.MaxPatternLen); err != nil && !errors.Is(err, edge.ErrTextTooLong) {
+			return bad("actions[%d]: %q: %v", i, act, err)
+		}
 		if act == "" || len(act) > policy.MaxPatternLen || strings.ContainsAny(act, " \t\r\n") || (!strings.Contains(act, ":") && act != "*") {
 			return bad("actions[%d]: %q: expected an action pattern verb:resource (or *) without whitespace, at most %d bytes", i, act, policy.MaxPatternLen)
 		}

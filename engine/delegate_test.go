@@ -74,6 +74,7 @@ func TestDelegateRefusals(t *testing.T) {
 		{"bad token", engine.DelegateRequest{Caller: as("x.y.z", ""), Delegate: "researcher", Actions: []string{"read:*"}}, 401, engine.ReasonUnauthorized},
 		{"revoked token", engine.DelegateRequest{Caller: as(revokedTok, ""), Delegate: "researcher", Actions: []string{"read:*"}}, 401, engine.ReasonTokenRevoked},
 		{"malformed request", engine.DelegateRequest{Caller: as(m.OrchT, ""), Delegate: "researcher", Actions: []string{"read everything"}}, 400, engine.ReasonBadRequest},
+		{"a control character in an action", engine.DelegateRequest{Caller: as(m.OrchT, ""), Delegate: "researcher", Actions: []string{"read:\x1b[2J"}}, 400, engine.ReasonBadRequest},
 		{"maxDepth out of range", engine.DelegateRequest{Caller: as(m.OrchT, ""), Delegate: "researcher", Actions: []string{"read:*"}, MaxDepth: policy.MaxDelegation + 1}, 400, engine.ReasonBadRequest},
 		{"unknown delegate", engine.DelegateRequest{Caller: as(m.OrchT, ""), Delegate: "ghost", Actions: []string{"read:*"}}, 400, engine.ReasonBadRequest},
 		{"to itself", engine.DelegateRequest{Caller: as(m.OrchT, ""), Delegate: m.Orch.ID, Actions: []string{"read:*"}}, 400, engine.ReasonBadRequest},
