@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"path"
 	"slices"
 	"strings"
 )
@@ -65,6 +66,13 @@ func (m *Router) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h := w.Header()
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("Cache-Control", "no-store")
+	// ServeMux answers a path that is not clean with a redirect to the
+	// clean one (an HTML body, a second request): no route has such a
+	// path, so it is a 404 like any path no route has.
+	if !clean(r.URL.Path) {
+		WriteError(w, http.StatusNotFound, "not_found", "no such endpoint (see docs/api.md)")
+		return
+	}
 	if _, pattern := m.mux.Handler(r); pattern != "" {
 		m.mux.ServeHTTP(w, r)
 		return
@@ -87,4 +95,17 @@ func (m *Router) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	WriteError(w, http.StatusNotFound, "not_found", "no such endpoint (see docs/api.md)")
+}
+
+// clean reports whether p is a path ServeMux serves without redirecting:
+// absolute, with no empty, "." or ".." segment (a trailing slash is kept).
+func clean(p string) bool {
+	if p == "" || p[0] != '/' {
+		return false
+	}
+	c := path.Clean(p)
+	if p[len(p)-1] == '/' && c != "/" {
+		c += "/"
+	}
+	return c == p
 }

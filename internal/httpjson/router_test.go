@@ -17,7 +17,8 @@ import (
 // methods allowed, in Allow and in the message, or 404 — every answer is
 // marked nosniff and no-store, a handler's panic is a 500 that shows
 // nothing of it (the log has it), and Routes lists every pattern
-// registered, in order. The bodies are the bytes clients have always read.
+// registered, in order. A path that is not clean is a 404 too, not
+// ServeMux's redirect. The bodies are the bytes clients have always read.
 func TestRouter(t *testing.T) {
 	var log bytes.Buffer
 	r := httpjson.NewRouter(slog.New(slog.NewTextHandler(&log, nil)))
@@ -47,14 +48,22 @@ func TestRouter(t *testing.T) {
 		{"a wrong method", "DELETE", "/items", 405, "GET, HEAD, POST", `{"error":"method_not_allowed","message":"method DELETE is not allowed here; allowed: GET, HEAD, POST"}` + "\n"},
 		{"a wrong method on a pattern", "PUT", "/items/x", 405, "PATCH, DELETE", `{"error":"method_not_allowed","message":"method PUT is not allowed here; allowed: PATCH, DELETE"}` + "\n"},
 		{"a panic", "POST", "/boom", 500, "", `{"error":"internal","message":"internal error; see the server log"}` + "\n"},
+		// ServeMux would redirect these (307, an HTML body) to the clean
+		// path: no handler is reached either way, but the answer is JSON.
+		{"a double slash", "GET", "//items", 404, "", `{"error":"not_found","message":"no such endpoint (see docs/api.md)"}` + "\n"},
+		{"a dot segment", "GET", "/./items", 404, "", `{"error":"not_found","message":"no such endpoint (see docs/api.md)"}` + "\n"},
+		{"a dot-dot segment", "POST", "/x/../items", 404, "", `{"error":"not_found","message":"no such endpoint (see docs/api.md)"}` + "\n"},
+		{"an empty segment", "PATCH", "/items//1", 404, "", `{"error":"not_found","message":"no such endpoint (see docs/api.md)"}` + "\n"},
 	}
+	client := srv.Client()
+	client.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			req, err := http.NewRequestWithContext(t.Context(), tc.method, srv.URL+tc.path, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
-			res, err := srv.Client().Do(req)
+			res, err := client.Do(req)
 			if err != nil {
 				t.Fatal(err)
 			}
