@@ -174,6 +174,13 @@ func (a *API) updateAgent(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
+	// A revoked agent's record stays as it was revoked: its updatedAt is
+	// when it stopped being active, which the wasm filter's audit intake
+	// reads to accept records stamped before it.
+	if !ag.Active() {
+		httpjson.WriteError(w, http.StatusConflict, "conflict", "agent %q is revoked; a revoked agent is not edited", ag.Name)
+		return
+	}
 	if p.Name != nil {
 		ag.Name = *p.Name
 	}

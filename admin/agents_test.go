@@ -106,6 +106,19 @@ func TestAgentLifecycle(t *testing.T) {
 	}
 	_, err = e.c.IssueToken(ctx, created.ID, 0)
 	apiError(t, err, http.StatusConflict)
+	// A revoked agent is not edited: its record (updatedAt above all, which
+	// the wasm filter's audit intake reads as "active until") stays as it
+	// was revoked.
+	newName, newTier := "reborn", "trusted"
+	for _, p := range []api.AgentPatch{{Name: &newName}, {TrustTier: &newTier}} {
+		_, err = e.c.UpdateAgent(ctx, created.ID, p)
+		if ae := apiError(t, err, http.StatusConflict); !strings.Contains(ae.Message, "revoked") {
+			t.Fatalf("PATCH of a revoked agent: %+v", ae)
+		}
+	}
+	if again, err := e.c.GetAgent(ctx, created.ID); err != nil || !again.UpdatedAt.Equal(revoked.UpdatedAt) || again.Name != "conductor" {
+		t.Fatalf("the revoked agent changed: %+v, %v (was %+v)", again, err, revoked)
+	}
 	list, err = e.c.ListAgents(ctx, client.AgentFilter{Status: "revoked"})
 	if err != nil || len(list.Agents) != 1 || list.Agents[0].ID != created.ID {
 		t.Fatalf("ListAgents(status=revoked) = %+v, %v", list, err)
