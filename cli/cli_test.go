@@ -212,7 +212,7 @@ func TestPolicyTestOne(t *testing.T) {
 	}
 }
 
-// TestReadmeTourPolicy runs step 4 of the README tour: the weekend-reports
+// TestReadmeTourPolicy runs step 8 of the README tour: the weekend-reports
 // policy added to the examples lets emailers send reports on Saturdays, and
 // only that.
 func TestReadmeTourPolicy(t *testing.T) {

@@ -40,7 +40,9 @@ func (p *parts) buildControlPlaneAuth(cfg *config.Config, adminToken string, log
 	case p.proxies.Len() == 0:
 		log.Info("xds: no proxy is listed (PROXIES_FILE): every xDS stream is refused")
 	}
-	if p.proxies.Len() > 0 && !cfg.TLS.GRPC {
+	// TLS_PORTS defaults to grpc, so cfg.TLS.GRPC alone says nothing
+	// without a certificate: ask what grpcOptions will actually serve.
+	if p.proxies.Len() > 0 && !p.grpcTLS(cfg) {
 		log.Warn("xds: the gRPC port is not TLS: proxies' bearer credentials cross the network in the clear (set TLS_CERT_FILE and TLS_KEY_FILE)")
 	}
 	return nil
@@ -53,11 +55,15 @@ func (p *parts) grpcOptions(cfg *config.Config) []grpc.ServerOption {
 		grpc.ChainUnaryInterceptor(p.proxies.UnaryInterceptor()),
 		grpc.ChainStreamInterceptor(p.proxies.StreamInterceptor()),
 	}
-	if p.tls != nil && cfg.TLS.GRPC {
+	if p.grpcTLS(cfg) {
 		opts = append(opts, grpc.Creds(credentials.NewTLS(p.tls.ServerConfig("h2"))))
 	}
 	return opts
 }
+
+// grpcTLS says whether the gRPC port serves TLS: a certificate is loaded
+// and TLS_PORTS names grpc.
+func (p *parts) grpcTLS(cfg *config.Config) bool { return p.tls != nil && cfg.TLS.GRPC }
 
 // httpListener is lis with TLS when TLS_PORTS says so, else with net/http's
 // own answers made JSON (jsonErrorsListener).
