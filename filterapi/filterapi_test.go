@@ -13,6 +13,7 @@ import (
 	"github.com/meshguard/meshguard/audit"
 	"github.com/meshguard/meshguard/filterconfig/filtertest"
 	"github.com/meshguard/meshguard/filterprotocol"
+	"github.com/meshguard/meshguard/policy"
 	"github.com/meshguard/meshguard/store"
 )
 
@@ -142,5 +143,28 @@ func TestFilterAuditChecksAllowsUnderTheirRevision(t *testing.T) {
 				t.Fatalf("%d %q; want %d mentioning %q", code, msg, tt.status, tt.want)
 			}
 		})
+	}
+}
+
+// TestFilterAuditWithNoPoliciesRefusesAllows: before the policies first
+// load, MeshGuard denies everything (no_policy), so a shipped allow is not
+// reproduced: it is refused, not taken on trust.
+func TestFilterAuditWithNoPoliciesRefusesAllows(t *testing.T) {
+	env := filtertest.New(t)
+	api := env.APIOver(t, policy.NewLoader(policy.Dir(env.F.Dir))) // never loaded
+	rec := audit.Record{Timestamp: filtertest.Now, DecisionID: "dec_1", AgentID: env.Orch.ID, AgentName: env.Orch.Name, Action: "read:docs",
+		Method: "GET", Path: "/docs", Host: "docs.mesh", Decision: "allow", Status: 200, Reason: "rule_allow", Source: "wasm", Mode: "enforce"}
+	body, _ := json.Marshal(filterprotocol.AuditBatch{Records: []audit.Record{rec}})
+	req, _ := http.NewRequest("POST", api.URL+filterprotocol.AuditPath, strings.NewReader(string(body)))
+	req.Header.Set(filterprotocol.HeaderFilterToken, filtertest.FilterCredential)
+	res, err := api.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	var e struct{ Message string }
+	_ = json.NewDecoder(res.Body).Decode(&e)
+	if res.StatusCode != 400 || !strings.Contains(e.Message, "no_policy") {
+		t.Fatalf("%d %q; want 400: no_policy", res.StatusCode, e.Message)
 	}
 }

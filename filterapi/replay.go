@@ -48,7 +48,9 @@ func (a *API) reproduceAllow(ctx context.Context, rec *audit.Record) error {
 		set = a.cfg.Policies.Current()
 	}
 	if set == nil {
-		return nil
+		// No set at all (policy.Loader always has one, empty before the
+		// first load): MeshGuard would have denied it.
+		return fmt.Errorf("%w: no policies are loaded", errNotReproduced)
 	}
 	d := set.Evaluate(&policy.Input{
 		Agent:  policy.Subject{ID: agent.ID, Name: agent.Name, Tier: agent.TrustTier, Tags: agent.Tags, Active: true},

@@ -326,8 +326,15 @@ func (e *Env) RouteContext(method, host, path string) map[string]string {
 // FilterCredential as ProxyName's credential.
 func (e *Env) API(t testing.TB) *httptest.Server {
 	t.Helper()
+	return e.APIOver(t, e.F.Policies)
+}
+
+// APIOver is API with the policies p in place of the environment's (a
+// loader that never loaded, say).
+func (e *Env) APIOver(t testing.TB, p filterapi.Policies) *httptest.Server {
+	t.Helper()
 	api, err := filterapi.New(filterapi.Config{
-		Engine: e.F.Engine, Agents: e.F.Store, Policies: e.F.Policies, Now: func() time.Time { return Now },
+		Engine: e.F.Engine, Agents: e.F.Store, Policies: p, Now: func() time.Time { return Now },
 		Generate: e.serve, Authenticate: proxies(t).Filter, Recorder: e.F.Audit,
 	})
 	if err != nil {
