@@ -143,7 +143,7 @@ func image(files []file, s stamp, cfg v1.ConfigFile) (v1.Image, error) {
 func writeArchive(out, repo string, img v1.Image, s stamp) error {
 	refs := map[name.Reference]v1.Image{}
 	for _, tag := range []string{s.Version, "latest"} {
-		t, err := name.NewTag(repo+":"+tag)
+		t, err := name.NewTag(repo + ":" + tag)
 		if err != nil {
 			return fmt.Errorf("version %q is not an image tag: %w", tag, err)
 		}

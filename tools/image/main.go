@@ -75,7 +75,7 @@ func parse(args []string, stderr io.Writer) (options, error) {
 // newStamp checks the stamp before anything is built: the version must be a
 // valid tag, the time RFC 3339.
 func newStamp(version, revision, date string) (stamp, error) {
-	if _, err := name.NewTag(imageName+":"+version); err != nil {
+	if _, err := name.NewTag(imageName + ":" + version); err != nil {
 		return stamp{}, fmt.Errorf("-version %q is not an image tag: %w", version, err)
 	}
 	created, err := time.Parse(time.RFC3339, date)
