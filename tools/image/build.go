@@ -137,24 +137,22 @@ func image(files []file, s stamp, cfg v1.ConfigFile) (v1.Image, error) {
 }
 
 // writeArchive writes img as a docker-archive (what `docker load`,
-// `crane push` and skopeo's docker-archive: read), tagged repo:version and
-// repo:latest. It writes a temporary file and renames it: a failed build
-// leaves no half archive, and an old one stays whole until replaced.
+// `crane push` and skopeo's docker-archive: read), tagged repo:version. One
+// tag only: go-containerregistry orders several by map iteration, which
+// would make two builds of one commit differ. It writes a temporary file and
+// renames it: a failed build leaves no half archive, and an old one stays
+// whole until replaced.
 func writeArchive(out, repo string, img v1.Image, s stamp) error {
-	refs := map[name.Reference]v1.Image{}
-	for _, tag := range []string{s.Version, "latest"} {
-		t, err := name.NewTag(repo + ":" + tag)
-		if err != nil {
-			return fmt.Errorf("version %q is not an image tag: %w", tag, err)
-		}
-		refs[t] = img
+	tag, err := name.NewTag(repo + ":" + s.Version)
+	if err != nil {
+		return fmt.Errorf("version %q is not an image tag: %w", s.Version, err)
 	}
 	tmp, err := os.CreateTemp(filepath.Dir(out), "."+filepath.Base(out)+".*")
 	if err != nil {
 		return fmt.Errorf("archive: %w", err)
 	}
 	defer os.Remove(tmp.Name()) // a no-op once renamed
-	if err := tarball.MultiRefWrite(refs, tmp); err != nil {
+	if err := tarball.Write(tag, img, tmp); err != nil {
 		tmp.Close()
 		return fmt.Errorf("archive %s: %w", out, err)
 	}

@@ -57,7 +57,7 @@ func TestFilterImage(t *testing.T) {
 	if a.config.OS != "wasip1" || a.config.Architecture != "wasm" {
 		t.Errorf("platform %s/%s, want wasip1/wasm", a.config.OS, a.config.Architecture)
 	}
-	if want := []string{"meshguard-filter:" + testVersion, "meshguard-filter:latest"}; !sameSet(a.repoTags, want) {
+	if want := []string{"meshguard-filter:" + testVersion}; !sameSet(a.repoTags, want) {
 		t.Errorf("tags %v, want %v", a.repoTags, want)
 	}
 	fixed := map[string]string{

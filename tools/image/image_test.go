@@ -89,7 +89,7 @@ func TestServerImage(t *testing.T) {
 	if a.config.Created != testCreated {
 		t.Errorf("created %q, want %q", a.config.Created, testCreated)
 	}
-	if want := []string{"meshguard:" + testVersion, "meshguard:latest"}; !sameSet(a.repoTags, want) {
+	if want := []string{"meshguard:" + testVersion}; !sameSet(a.repoTags, want) {
 		t.Errorf("tags %v, want %v", a.repoTags, want)
 	}
 	if c.User != want.user {
