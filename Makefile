@@ -15,7 +15,16 @@ MG        := ./$(BIN)
 
 WASM      := bin/meshguard-filter.wasm
 
-.PHONY: all build wasm bench-wasm test jaeger trace-picture demo bench bench-load lint fuzz mutate wasm-check clean
+# make image: the server's and the filter's images, docker-archive tarballs
+# (docs/install.md#container-image). IMAGE_ARCH=arm64 for arm64 servers.
+IMAGE_ARCH   ?= amd64
+IMAGE        := bin/meshguard-image.tar
+FILTER_IMAGE := bin/meshguard-filter-image.tar
+REVISION     ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
+# The commit's time, not the clock's: the same commit gives the same image.
+CREATED      ?= $(shell git log -1 --format=%cI 2>/dev/null || date -u +%Y-%m-%dT%H:%M:%SZ)
+
+.PHONY: all build wasm image bench-wasm test jaeger trace-picture demo bench bench-load lint fuzz mutate wasm-check clean
 
 all: build
 
@@ -43,12 +52,24 @@ test: wasm-check wasm jaeger
 	@# The filter's own module: natively and as the compiled $(WASM) under wazero.
 	@# Three compiles of the 8 MB module under -race: slow on a loaded machine, hence the timeout.
 	cd wasmfilter && MESHGUARD_FILTER_WASM=$(abspath $(WASM)) $(GO) test -race -timeout 30m ./...
+	@# The image builder's own module (go-containerregistry stays out of go.mod): it builds
+	@# both images and opens them with its own reader; the filter's is the real $(WASM).
+	cd tools/image && $(GO) vet ./... && MESHGUARD_FILTER_WASM=$(abspath $(WASM)) $(GO) test -race ./...
 
 # The proxy-wasm filter (docs/wasm-filter.md): a WASI reactor built by the
 # standard toolchain from its own module, so the server's dependencies stay
 # out of it.
 wasm:
 	cd wasmfilter && GOOS=wasip1 GOARCH=wasm $(GO) build -buildmode=c-shared -trimpath -o ../$(WASM) .
+
+# The container images, FROM scratch with no engine and no registry (tools/image):
+# the static server binary with CA certificates, user 65532 and its directories; and
+# the wasm filter as the one-layer plugin.wasm image Istio's WasmPlugin pulls.
+image: wasm
+	@echo "building $(IMAGE) and $(FILTER_IMAGE) for linux/$(IMAGE_ARCH)"
+	CGO_ENABLED=0 GOOS=linux GOARCH=$(IMAGE_ARCH) $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/linux-$(IMAGE_ARCH)/meshguard ./cmd/meshguard
+	cd tools/image && $(GO) run . -arch $(IMAGE_ARCH) -binary ../../bin/linux-$(IMAGE_ARCH)/meshguard -out ../../$(IMAGE) \
+	  -wasm ../../$(WASM) -filter-out ../../$(FILTER_IMAGE) -version '$(VERSION)' -revision '$(REVISION)' -created '$(CREATED)'
 
 # Builds the Jaeger v2 binary once (about 5 minutes on 2 cores) into
 # ~/.cache/meshguard/jaeger-<version>/ and reuses it afterwards; see docs/tracing.md.
@@ -101,6 +122,7 @@ lint:
 	$(GO) run $(STATICCHECK) ./...
 	$(GO) run $(GOLANGCI_LINT) run ./...
 	cd wasmfilter && $(GO) vet ./... && $(GO) run $(STATICCHECK) ./... && $(GO) run $(GOLANGCI_LINT) run ./...
+	cd tools/image && $(GO) vet ./... && $(GO) run $(STATICCHECK) ./...
 
 # A short fuzz run of every fuzz target, FUZZTIME each: scripts/fuzz.sh finds
 # them (`scripts/fuzz.sh --list`), so a new one is never left out. Seeds live
