@@ -43,6 +43,9 @@ test: wasm-check wasm jaeger
 	@# The filter's own module: natively and as the compiled $(WASM) under wazero.
 	@# Three compiles of the 8 MB module under -race: slow on a loaded machine, hence the timeout.
 	cd wasmfilter && MESHGUARD_FILTER_WASM=$(abspath $(WASM)) $(GO) test -race -timeout 30m ./...
+	@# The Helm chart (charts/meshguard), rendered and linted with Helm's Go SDK in a module
+	@# of its own, so Helm's dependencies stay out of the server's go.mod.
+	cd charts/charttest && $(GO) vet ./... && $(GO) test -race ./...
 
 # The proxy-wasm filter (docs/wasm-filter.md): a WASI reactor built by the
 # standard toolchain from its own module, so the server's dependencies stay

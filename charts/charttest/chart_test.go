@@ -325,4 +325,3 @@ func tlsVolume(t *testing.T, d *appsv1.Deployment) string {
 	t.Fatal("no tls volume")
 	return ""
 }
-
