@@ -18,6 +18,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/yaml"
 
+	"github.com/meshguard/meshguard/config"
 	"github.com/meshguard/meshguard/filterconfig"
 	"github.com/meshguard/meshguard/identity"
 )
@@ -132,6 +133,33 @@ func TestMeshGuardDeployment(t *testing.T) {
 	}
 	if len(svc.Spec.Ports) != 2 || svc.Spec.Ports[1].Port != 3101 {
 		t.Errorf("service ports %+v", svc.Spec.Ports)
+	}
+	// The environment is one `meshguard serve` accepts: every name a
+	// setting, the whole consistent (a Secret's value stands in as "x…").
+	env := map[string]string{}
+	for _, e := range c.Env {
+		v := e.Value
+		if e.ValueFrom != nil {
+			v = "secret-from-" + e.ValueFrom.SecretKeyRef.Name + "-0123456789abcdef"
+			if e.Name == "DATABASE_URL" {
+				v = "postgres://meshguard@db/meshguard"
+			}
+		}
+		env[e.Name] = v
+	}
+	if _, err := config.Load("", func(k string) string { return env[k] }, nil); err != nil {
+		t.Errorf("the Deployment's environment does not load: %v", err)
+	}
+	sc := c.SecurityContext
+	if sc == nil || sc.ReadOnlyRootFilesystem == nil || !*sc.ReadOnlyRootFilesystem || sc.RunAsNonRoot == nil || !*sc.RunAsNonRoot {
+		t.Errorf("securityContext %+v: want a non-root user on a read-only root filesystem", sc)
+	}
+	mounted := false
+	for _, m := range c.VolumeMounts {
+		mounted = mounted || m.MountPath == "/var/lib/meshguard"
+	}
+	if !mounted {
+		t.Error("no volume at /var/lib/meshguard (DATA_DIR): a read-only root filesystem leaves MeshGuard nowhere to write")
 	}
 }
 
