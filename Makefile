@@ -4,8 +4,12 @@
 
 GO        ?= go
 BIN       := bin/meshguard
+# The version stamps (`meshguard --version`): the commit's date, not the wall
+# clock, so building the same commit twice gives the same binary.
 VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
-LDFLAGS   := -X main.version=$(VERSION)
+COMMIT    ?= $(shell git rev-parse HEAD 2>/dev/null)
+DATE      ?= $(shell TZ=UTC git log -1 --format=%cd --date=format-local:%Y-%m-%dT%H:%M:%SZ 2>/dev/null)
+LDFLAGS   := -X main.version=$(VERSION) -X main.commit=$(COMMIT) -X main.date=$(DATE)
 FUZZTIME  ?= 20s
 STATICCHECK   := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 GOLANGCI_LINT := github.com/golangci/golangci-lint/v2/cmd/golangci-lint@v2.15.0
@@ -22,7 +26,7 @@ all: build
 # One line first: a cold cache's first build is otherwise silent for minutes.
 build:
 	@echo "building $(BIN) (the first build downloads modules and takes a few minutes)"
-	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/meshguard
+	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/meshguard
 
 # The test command of README and .ci/run. The tracing end-to-end tests need a real
 # Jaeger and the PostgreSQL tests a throwaway cluster (scripts/postgres.sh, stopped and
