@@ -19,7 +19,7 @@ MG        := ./$(BIN)
 
 WASM      := bin/meshguard-filter.wasm
 
-.PHONY: all build wasm bench-wasm test jaeger trace-picture demo bench bench-load lint fuzz mutate wasm-check clean
+.PHONY: all build release wasm bench-wasm test jaeger trace-picture demo bench bench-load lint fuzz mutate wasm-check clean
 
 all: build
 
@@ -27,6 +27,17 @@ all: build
 build:
 	@echo "building $(BIN) (the first build downloads modules and takes a few minutes)"
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/meshguard
+
+# Release archives for linux/darwin × amd64/arm64, the wasm filter and
+# checksums.txt in dist/ (docs/install.md#release-binaries): GoReleaser in
+# snapshot mode, from its own module (tools/release) so its dependencies stay
+# out of go.mod. Publishes nothing. The stamps are GoReleaser's, from the same
+# commit: {{.Version}} drops git describe's leading "v".
+release:
+	@echo "building release archives into dist/ (the first run compiles GoReleaser: a few minutes)"
+	$(GO) tool -modfile=tools/release/go.mod goreleaser check
+	$(GO) tool -modfile=tools/release/go.mod goreleaser release --snapshot --clean
+	@ls -l dist/*.tar.gz dist/*.wasm dist/checksums.txt
 
 # The test command of README and .ci/run. The tracing end-to-end tests need a real
 # Jaeger and the PostgreSQL tests a throwaway cluster (scripts/postgres.sh, stopped and
@@ -37,6 +48,8 @@ build:
 test: wasm-check wasm jaeger
 	$(GO) vet ./...
 	cd wasmfilter && $(GO) vet ./...
+	@# .goreleaser.yaml, loaded by GoReleaser's own strict loader (not a release run: minutes).
+	cd tools/release && $(GO) vet ./... && $(GO) test ./...
 	@set -e; bin=$$(GO=$(GO) scripts/jaeger.sh); \
 	  pgdir=$$(mktemp -d /tmp/meshguard-pg.XXXXXX); \
 	  trap 'scripts/postgres.sh stop "$$pgdir"' EXIT INT TERM; \
@@ -122,4 +135,4 @@ mutate:
 	@GO=$(GO) scripts/mutate.sh $(MUTATE_PKGS)
 
 clean:
-	rm -rf bin
+	rm -rf bin dist
