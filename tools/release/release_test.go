@@ -135,6 +135,17 @@ func TestServerBuild(t *testing.T) {
 	}
 }
 
+// TestNoWallClock: every build sets its ldflags, none from the wall clock
+// ({{ .Date }}); empty ldflags get GoReleaser's default, which stamps it.
+func TestNoWallClock(t *testing.T) {
+	for _, b := range load(t).Builds {
+		ld := strings.Join(b.BuildDetails.Ldflags, " ")
+		if strings.TrimSpace(ld) == "" || regexp.MustCompile(`\.Date\b`).MatchString(ld) {
+			t.Errorf("build %s: ldflags %q: set them, without {{ .Date }} (the commit's is {{ .CommitDate }})", b.ID, ld)
+		}
+	}
+}
+
 // TestFilterAsset: the wasm filter is built as `make wasm` builds it and
 // shipped as its own file, listed in the checksums with the archives.
 func TestFilterAsset(t *testing.T) {
