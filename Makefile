@@ -4,8 +4,12 @@
 
 GO        ?= go
 BIN       := bin/meshguard
+# The version stamps (`meshguard --version`): the commit's date, not the wall
+# clock, so building the same commit twice gives the same binary.
 VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
-LDFLAGS   := -X main.version=$(VERSION)
+COMMIT    ?= $(shell git rev-parse HEAD 2>/dev/null)
+DATE      ?= $(shell TZ=UTC git log -1 --format=%cd --date=format-local:%Y-%m-%dT%H:%M:%SZ 2>/dev/null)
+LDFLAGS   := -X main.version=$(VERSION) -X main.commit=$(COMMIT) -X main.date=$(DATE)
 FUZZTIME  ?= 20s
 STATICCHECK   := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 GOLANGCI_LINT := github.com/golangci/golangci-lint/v2/cmd/golangci-lint@v2.15.0
@@ -20,18 +24,34 @@ WASM      := bin/meshguard-filter.wasm
 IMAGE_ARCH   ?= amd64
 IMAGE        := bin/meshguard-image.tar
 FILTER_IMAGE := bin/meshguard-filter-image.tar
-REVISION     ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
-# The commit's time, not the clock's: the same commit gives the same image.
-CREATED      ?= $(shell git log -1 --format=%cI 2>/dev/null || date -u +%Y-%m-%dT%H:%M:%SZ)
+# The image's revision and creation labels are the binary's stamps: the commit's
+# time, not the clock's, so the same commit gives the same image.
+REVISION     ?= $(or $(COMMIT),unknown)
+CREATED      ?= $(or $(DATE),1970-01-01T00:00:00Z)
 
-.PHONY: all build wasm image bench-wasm test jaeger trace-picture demo bench bench-load lint fuzz mutate wasm-check clean
+.PHONY: all build release wasm image bench-wasm test jaeger trace-picture demo bench bench-load lint fuzz mutate wasm-check clean
 
 all: build
 
 # One line first: a cold cache's first build is otherwise silent for minutes.
 build:
 	@echo "building $(BIN) (the first build downloads modules and takes a few minutes)"
-	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/meshguard
+	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/meshguard
+
+# Release archives for linux/darwin × amd64/arm64, the wasm filter and
+# checksums.txt in dist/ (docs/install.md#release-binaries): GoReleaser in
+# snapshot mode, from its own module (tools/release) so its dependencies stay
+# out of go.mod. Publishes nothing. The stamps are GoReleaser's, from the same
+# commit: {{.Version}} drops git describe's leading "v".
+release:
+	@echo "building release archives into dist/ (the first run compiles GoReleaser: a few minutes)"
+	$(GO) tool -modfile=tools/release/go.mod goreleaser check
+	$(GO) tool -modfile=tools/release/go.mod goreleaser release --snapshot --clean
+	@# A binary "archive" is only renamed on upload: put the filter beside the
+	@# archives under the name checksums.txt gives it, then check every sum.
+	@name=$$(grep -o 'meshguard-filter_[^ ]*\.wasm' dist/checksums.txt) && \
+	  cp dist/filter_wasip1_wasm/meshguard-filter.wasm "dist/$$name"
+	cd dist && sha256sum -c checksums.txt
 
 # The test command of README and .ci/run. The tracing end-to-end tests need a real
 # Jaeger and the PostgreSQL tests a throwaway cluster (scripts/postgres.sh, stopped and
@@ -42,6 +62,8 @@ build:
 test: wasm-check wasm jaeger
 	$(GO) vet ./...
 	cd wasmfilter && $(GO) vet ./...
+	@# .goreleaser.yaml, loaded by GoReleaser's own strict loader (not a release run: minutes).
+	cd tools/release && $(GO) vet ./... && $(GO) test ./...
 	@set -e; bin=$$(GO=$(GO) scripts/jaeger.sh); \
 	  pgdir=$$(mktemp -d /tmp/meshguard-pg.XXXXXX); \
 	  trap 'scripts/postgres.sh stop "$$pgdir"' EXIT INT TERM; \
@@ -145,4 +167,4 @@ mutate:
 	@GO=$(GO) scripts/mutate.sh $(MUTATE_PKGS)
 
 clean:
-	rm -rf bin
+	rm -rf bin dist

@@ -57,16 +57,53 @@ func writeTemp(t *testing.T, name, content string) string {
 	return p
 }
 
+// TestVersion: `meshguard version`, --version and -v name the version,
+// commit and date the build was stamped with (one line), and --json gives
+// them as fields; a build with no stamps says "unknown", never nothing.
 func TestVersion(t *testing.T) {
-	for _, args := range [][]string{{"version"}, {"--version"}, {"-v"}} {
-		code, out, _ := run(t, args...)
-		if code != 0 || out != "meshguard v0.0.0-test\n" {
-			t.Errorf("%v: %d %q", args, code, out)
-		}
+	const commit = "0123456789abcdef0123456789abcdef01234567"
+	tests := []struct {
+		name       string
+		opts       Options
+		wantText   string
+		wantFields map[string]string
+	}{
+		{
+			name:       "stamped",
+			opts:       Options{Version: "v1.2.3", Commit: commit, Date: "2026-05-01T10:20:30Z"},
+			wantText:   "meshguard v1.2.3 (commit " + commit + ", 2026-05-01T10:20:30Z)\n",
+			wantFields: map[string]string{"version": "v1.2.3", "commit": commit, "date": "2026-05-01T10:20:30Z"},
+		},
+		{
+			name:       "unstamped",
+			opts:       Options{Version: "dev"},
+			wantText:   "meshguard dev (commit unknown, unknown)\n",
+			wantFields: map[string]string{"version": "dev", "commit": "unknown", "date": "unknown"},
+		},
 	}
-	code, out, _ := run(t, "version", "--json")
-	if code != 0 || !strings.Contains(out, `"version": "v0.0.0-test"`) {
-		t.Fatalf("version --json: %d %q", code, out)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			runOpts := func(args ...string) (int, string) {
+				var out, errb bytes.Buffer
+				o := tt.opts
+				o.Stdout, o.Stderr = &out, &errb
+				code := Main(context.Background(), args, o)
+				return code, out.String() + errb.String()
+			}
+			for _, args := range [][]string{{"version"}, {"--version"}, {"-v"}} {
+				if code, out := runOpts(args...); code != 0 || out != tt.wantText {
+					t.Errorf("%v: exit %d, printed %q, want %q", args, code, out, tt.wantText)
+				}
+			}
+			code, out := runOpts("version", "--json")
+			var got map[string]string
+			if code != 0 || json.Unmarshal([]byte(out), &got) != nil {
+				t.Fatalf("version --json: exit %d, %q", code, out)
+			}
+			if diff := cmp.Diff(tt.wantFields, got); diff != "" {
+				t.Errorf("version --json (-want +got):\n%s", diff)
+			}
+		})
 	}
 }
 

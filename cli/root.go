@@ -51,7 +51,11 @@ func usageErr(format string, args ...any) error {
 
 // Options wires the CLI to its surroundings.
 type Options struct {
-	Version string // set at build time
+	// Version, Commit and Date are stamped at build time (cmd/meshguard's
+	// ldflags); Date is the commit's date, so a rebuild gives the same binary.
+	Version string
+	Commit  string
+	Date    string
 	Stdout  io.Writer
 	Stderr  io.Writer
 	Getenv  func(string) string
@@ -104,7 +108,7 @@ func New(opts Options) *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		// --version prints what `meshguard version` prints.
-		Version: opts.Version,
+		Version: a.versionText(),
 	}
 	root.SetVersionTemplate("meshguard {{.Version}}\n")
 	root.SetOut(opts.Stdout)
@@ -191,10 +195,24 @@ func (a *app) versionCmd() *cobra.Command {
 		Args:  exactArgs(0),
 		RunE: runE(func(*cobra.Command, []string) error {
 			if a.g.json {
-				return a.printJSON(map[string]string{"version": a.Version})
+				return a.printJSON(map[string]string{"version": a.Version, "commit": orUnknown(a.Commit), "date": orUnknown(a.Date)})
 			}
-			fmt.Fprintf(a.Stdout, "meshguard %s\n", a.Version)
+			fmt.Fprintf(a.Stdout, "meshguard %s\n", a.versionText())
 			return nil
 		}),
 	}
+}
+
+// versionText is what `meshguard version` prints after "meshguard ":
+// the version, then the commit and its date it was built from.
+func (a *app) versionText() string {
+	return fmt.Sprintf("%s (commit %s, %s)", a.Version, orUnknown(a.Commit), orUnknown(a.Date))
+}
+
+// orUnknown stands in for a stamp a plain `go build` left empty.
+func orUnknown(s string) string {
+	if s == "" {
+		return "unknown"
+	}
+	return s
 }

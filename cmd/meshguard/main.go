@@ -12,8 +12,14 @@ import (
 	"github.com/meshguard/meshguard/cli"
 )
 
-// version is set at build time with -ldflags "-X main.version=…".
-var version = "dev"
+// Set at build time with -ldflags "-X main.version=… -X main.commit=…
+// -X main.date=…" (Makefile, .goreleaser.yaml); a plain go build leaves
+// commit and date empty, printed as "unknown".
+var (
+	version = "dev"
+	commit  string
+	date    string
+)
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -22,6 +28,8 @@ func main() {
 	go func() { <-ctx.Done(); stop() }()
 	code := cli.Main(ctx, os.Args[1:], cli.Options{
 		Version: version,
+		Commit:  commit,
+		Date:    date,
 		Stdout:  os.Stdout,
 		Stderr:  os.Stderr,
 		Getenv:  os.Getenv,
