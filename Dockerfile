@@ -1,6 +1,8 @@
 # syntax=docker/dockerfile:1
 # MeshGuard's server image, for those who build with Docker:
-#   docker build --build-arg VERSION=$(git describe --tags --always) -t meshguard .
+#   docker build --build-arg VERSION=$(git describe --tags --always) \
+#     --build-arg REVISION=$(git rev-parse HEAD) \
+#     --build-arg CREATED=$(TZ=UTC git log -1 --format=%cd --date=format-local:%Y-%m-%dT%H:%M:%SZ) -t meshguard .
 # `make image` builds the same image with no Docker engine and no registry
 # (tools/image, docs/install.md#container-image); tools/image's tests hold this
 # file and that builder to one table: user, entrypoint, command, ports,
@@ -15,9 +17,11 @@ RUN go mod download
 COPY . .
 ARG TARGETARCH
 ARG VERSION=dev
+ARG REVISION=unknown
+ARG CREATED=unknown
 # Static (FROM a distroless base there is no C library), and stamped like `make build`.
 RUN CGO_ENABLED=0 GOOS=linux GOARCH=${TARGETARCH} \
-    go build -trimpath -ldflags "-X main.version=${VERSION}" -o /out/meshguard ./cmd/meshguard \
+    go build -trimpath -ldflags "-X main.version=${VERSION} -X main.commit=${REVISION} -X main.date=${CREATED}" -o /out/meshguard ./cmd/meshguard \
  && mkdir -p /out/data /out/policies
 
 # Certificates, /etc/passwd with nonroot (65532), no shell.
