@@ -135,7 +135,7 @@ func TestDefaultValues(t *testing.T) {
 
 func TestFullValues(t *testing.T) {
 	vals := loadValues(t, fullValues)
-	existing := []string{"meshguard-admin", "meshguard-db", "meshguard-alerts"}
+	existing := []string{"meshguard-admin", "meshguard-jwt", "meshguard-db", "meshguard-alerts"}
 	r := render(t, vals, monitoringAPI)
 	if got, want := r.kinds(), map[string]int{
 		"Deployment": 1, "Service": 1, "ServiceAccount": 1, "ConfigMap": 3, "PodDisruptionBudget": 1, "Certificate": 1,
@@ -147,7 +147,7 @@ func TestFullValues(t *testing.T) {
 	if *d.Spec.Replicas != 3 || env["DATABASE_URL"] == "" {
 		t.Errorf("%d replicas on DATABASE_URL %t", *d.Spec.Replicas, env["DATABASE_URL"] != "")
 	}
-	for _, name := range []string{"ALERT_ON", "ALERT_WEBHOOK_URL", "ALERT_WEBHOOK_SECRET", "ALERT_SLACK_WEBHOOK", "ALERT_EMAIL_TO", "ALERT_SMTP_PASS", "OTEL_EXPORTER_OTLP_ENDPOINT", "AUDIT_RETENTION_DAYS", "XDS_ENVOY_CERT_FILE", "TLS_CLIENT_CA_FILE"} {
+	for _, name := range []string{"ALERT_ON", "ALERT_WEBHOOK_URL", "ALERT_WEBHOOK_SECRET", "ALERT_SLACK_WEBHOOK", "ALERT_EMAIL_TO", "ALERT_SMTP_PASS", "JWT_SECRET", "OTEL_EXPORTER_OTLP_ENDPOINT", "AUDIT_RETENTION_DAYS", "XDS_ENVOY_CERT_FILE", "TLS_CLIENT_CA_FILE"} {
 		if env[name] == "" {
 			t.Errorf("%s is not set", name)
 		}
@@ -285,6 +285,22 @@ func TestRefusedValues(t *testing.T) {
 		{"a database URL that is not PostgreSQL", []string{"database.existingSecret=", "database.url=mysql://db/meshguard"}, "/database/url"},
 		{"a secret reference without a key", []string{"alerts.slack.urlSecretRef.key="}, "alerts.slack.urlSecretRef.key"},
 		{"alert email without a server", []string{"alerts.email.smtp.host="}, "alerts.email.smtp.host"},
+		// Secrets through settings would be plain env values, readable by
+		// whoever may read the Deployment.
+		{"the HS256 secret as a plain setting", []string{"settings.JWT_SECRET=0123456789abcdef0123456789abcdef"}, "settings.JWT_SECRET"},
+		{"OTLP credentials as a plain setting", []string{"settings.OTEL_EXPORTER_OTLP_HEADERS=authorization=Bearer x"}, "settings.OTEL_EXPORTER_OTLP_HEADERS"},
+		{"a secret-named setting", []string{"settings.UPSTREAM_API_TOKEN=t"}, "settings.UPSTREAM_API_TOKEN"},
+		// Set twice: the later copy (settings) silently wins.
+		{"the xDS ext_authz address set again", []string{"settings.XDS_AUTHZ_ADDRESS=attacker.example:3101"}, "settings.XDS_AUTHZ_ADDRESS"},
+		{"the xDS HTTP address set again", []string{"settings.XDS_HTTP_ADDRESS=attacker.example:3100"}, "settings.XDS_HTTP_ADDRESS"},
+		{"the OTLP endpoint set again", []string{"settings.OTEL_EXPORTER_OTLP_ENDPOINT=http://attacker.example:4318"}, "settings.OTEL_EXPORTER_OTLP_ENDPOINT"},
+		// A development switch that lets any client read the xDS configuration.
+		{"xDS open to any client", []string{"settings.XDS_INSECURE_ALLOW_UNAUTHENTICATED=true"}, "settings.XDS_INSECURE_ALLOW_UNAUTHENTICATED"},
+		// A CUSTOM AuthorizationPolicy without rules never matches: nothing
+		// would reach MeshGuard while the policy looks in place.
+		{"an AuthorizationPolicy with no rules", []string{"json:istio.authorizationPolicy.rules=[]"}, "authorizationPolicy/rules"},
+		{"an AuthorizationPolicy rule that is no object", []string{"istio.authorizationPolicy.rules={}"}, "authorizationPolicy/rules/0"},
+		{"an AuthorizationPolicy with rules unset", []string{"istio.authorizationPolicy.rules=null"}, "istio.authorizationPolicy.rules"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := renderChart(with(t, full, tc.sets...))
@@ -324,4 +340,37 @@ func tlsVolume(t *testing.T, d *appsv1.Deployment) string {
 	}
 	t.Fatal("no tls volume")
 	return ""
+}
+
+// TestNotesWarnWhenNothingIsEnforced: the values that keep the chart's
+// objects in place while MeshGuard allows or records nothing are allowed
+// (a first install watches in audit mode) but NOTES.txt says so loudly.
+func TestNotesWarnWhenNothingIsEnforced(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		sets []string
+		want []string // each in the warning; none: no warning at all
+	}{
+		{"the defaults", nil, nil},
+		{"audit mode", []string{"mode=audit"}, []string{"MODE=audit", "allows every request"}},
+		{"the audit trail off", []string{"settings.AUDIT_ENABLED=false"}, []string{"AUDIT_ENABLED=false", "records no decision"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			notes := render(t, with(t, map[string]any{}, tc.sets...)).notes
+			if len(tc.want) == 0 {
+				if strings.Contains(notes, "WARNING") {
+					t.Fatalf("a warning with %v:\n%s", tc.sets, notes)
+				}
+				return
+			}
+			if !strings.Contains(notes, "WARNING") {
+				t.Fatalf("no warning with %v:\n%s", tc.sets, notes)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(notes, w) {
+					t.Errorf("the notes do not say %q:\n%s", w, notes)
+				}
+			}
+		})
+	}
 }

@@ -74,7 +74,7 @@ func loadValues(t *testing.T, name string) map[string]any {
 	return vals
 }
 
-// with returns vals changed by --set style assignments.
+// with returns vals changed by --set style assignments (--set-json with "json:").
 func with(t *testing.T, vals map[string]any, sets ...string) map[string]any {
 	t.Helper()
 	data, err := json.Marshal(vals)
@@ -86,7 +86,12 @@ func with(t *testing.T, vals map[string]any, sets ...string) map[string]any {
 		t.Fatal(err)
 	}
 	for _, s := range sets {
-		if err := strvals.ParseInto(s, out); err != nil {
+		// "json:" marks a --set-json assignment (an empty list, say).
+		parse := strvals.ParseInto
+		if js, ok := strings.CutPrefix(s, "json:"); ok {
+			s, parse = js, strvals.ParseJSON
+		}
+		if err := parse(s, out); err != nil {
 			t.Fatalf("%s: %v", s, err)
 		}
 	}

@@ -25,6 +25,7 @@ var otelVariables = []string{"OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_
 // hold, so that the settings can be loaded as serve would.
 var existingSecretValues = map[string]string{
 	"ADMIN_TOKEN":          "existing-admin-token-0123456789abcdef",
+	"JWT_SECRET":           "existing-hs256-secret-0123456789abcdef",
 	"DATABASE_URL":         "postgres://meshguard:pw@db.meshguard-system.svc:5432/meshguard?sslmode=verify-full",
 	"ALERT_WEBHOOK_SECRET": "webhook-signing-secret",
 	"ALERT_SLACK_WEBHOOK":  "https://hooks.slack.com/services/T01AB2CD3/B04EF5GH6/q9w8e7r6t5y4u3i2",

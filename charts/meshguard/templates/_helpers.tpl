@@ -147,9 +147,20 @@ the Deployment, so every render checks them.
 {{- if and .Values.alerts.webhook.secretRef.name (not .Values.alerts.webhook.url) }}
 {{- fail "alerts.webhook.url: required with alerts.webhook.secretRef" }}
 {{- end }}
+{{- if and .Values.istio.authorizationPolicy.enabled (empty .Values.istio.authorizationPolicy.rules) }}
+{{- fail "istio.authorizationPolicy.rules: an AuthorizationPolicy with action CUSTOM and no rules matches no request, so nothing would reach MeshGuard; [{}] sends every request" }}
+{{- end }}
 {{- range $name, $_ := .Values.settings }}
-{{- if has $name (list "HOST" "DATA_DIR" "POLICIES_DIR" "ADMIN_TOKEN" "DATABASE_URL" "SERVICES_FILE" "PROXIES_FILE" "MODE" "LOG_LEVEL" "LOG_FORMAT" "PORT" "GRPC_PORT") }}
+{{- /* Set twice, the later copy (settings) would silently win. */}}
+{{- if has $name (list "HOST" "DATA_DIR" "POLICIES_DIR" "ADMIN_TOKEN" "DATABASE_URL" "JWT_SECRET" "SERVICES_FILE" "PROXIES_FILE" "MODE" "LOG_LEVEL" "LOG_FORMAT" "PORT" "GRPC_PORT" "XDS_AUTHZ_ADDRESS" "XDS_HTTP_ADDRESS" "OTEL_EXPORTER_OTLP_ENDPOINT" "OTEL_EXPORTER_OTLP_PROTOCOL" "OTEL_SERVICE_NAME") }}
 {{- fail (printf "settings.%s: the chart sets %s itself; use its own value" $name $name) }}
+{{- end }}
+{{- /* A plain env value is readable by whoever may read the Deployment. */}}
+{{- if regexMatch "SECRET|TOKEN|PASS|HEADERS|CREDENTIAL|_KEY" $name }}
+{{- fail (printf "settings.%s: a secret would be a plain environment value; give it from a Secret (adminToken, database, jwtSecret, alerts' secretRefs)" $name) }}
+{{- end }}
+{{- if eq $name "XDS_INSECURE_ALLOW_UNAUTHENTICATED" }}
+{{- fail "settings.XDS_INSECURE_ALLOW_UNAUTHENTICATED: lets any client read the xDS configuration; development only, never a cluster (list the proxies in proxies instead)" }}
 {{- end }}
 {{- if or (hasPrefix "TLS_" $name) (hasPrefix "ALERT_" $name) (hasPrefix "XDS_ENVOY_" $name) }}
 {{- fail (printf "settings.%s: set it through the chart's tls or alerts values" $name) }}
