@@ -68,6 +68,9 @@ func TestUnitHardening(t *testing.T) {
 		{"ExecStart", "/usr/local/bin/meshguard serve"},
 		{"EnvironmentFile", "/etc/meshguard/meshguard.env"},
 		{"Restart", "on-failure"},
+		// serve's stdout carries only the generated admin token (logs are
+		// on stderr): the journal must not keep a secret.
+		{"StandardOutput", "null"},
 		{"StateDirectory", "meshguard"},
 		{"NoNewPrivileges", "yes"},
 		{"ProtectSystem", "strict"},
