@@ -1,0 +1,225 @@
+// Package agentproto reads what an agent-protocol request really carries:
+// an MCP (docs/mcp.md) or A2A (docs/a2a.md) JSON-RPC 2.0 request body
+// becomes a Call — the action a policy decides on (call:mail/send_email,
+// send:planner, …), the tool's arguments for conditions under
+// "arguments.", and what the audit trail records.
+//
+// Parsing is strict and bounded, and refuses whatever two readers of the
+// same bytes could read differently (duplicate keys, invalid UTF-8, …):
+// the decision must rest on what the upstream will read. Standard library
+// only and no globals but sentinel errors, so the wasm filter embeds it.
+package agentproto
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/meshguard/meshguard/internal/edge"
+)
+
+// Bounds.
+const (
+	// MaxBody is the largest request body read; a larger one is refused,
+	// never decided on a prefix.
+	MaxBody = 1 << 20
+	// MaxDepth is the deepest nesting of objects and arrays.
+	MaxDepth = 64
+	// MaxName bounds a method, tool or prompt name, a resource URI, an id
+	// and a session, task or context id.
+	MaxName = 4096
+)
+
+// Protocol is an agent protocol a route or service declares.
+type Protocol string
+
+// The protocols.
+const (
+	MCP Protocol = "mcp"
+	A2A Protocol = "a2a"
+)
+
+// What callers branch on. Every refusal wraps ErrBadRequest (reason
+// bad_request, a 400) except ErrHeaderMismatch (mcp_header_mismatch, also a
+// 400); the more specific sentinels are wrapped alongside.
+var (
+	ErrBadRequest     = errors.New("bad agent-protocol request")
+	ErrTooLarge       = errors.New("body too large")
+	ErrBatch          = errors.New("JSON-RPC batch")
+	ErrDuplicateKey   = errors.New("duplicate key")
+	ErrHeaderMismatch = errors.New("Mcp-Method/Mcp-Name header disagrees with the body")
+	// ErrNoHeaders: HeaderOnly found no Mcp-Method header to decide on.
+	ErrNoHeaders = errors.New("no Mcp-Method header")
+)
+
+// Reason is the decision reason of a refusal: "mcp_header_mismatch" for
+// ErrHeaderMismatch, "bad_request" for anything else.
+func Reason(err error) string {
+	if errors.Is(err, ErrHeaderMismatch) {
+		return "mcp_header_mismatch"
+	}
+	return "bad_request"
+}
+
+// Headers is a view of the request's headers; the engine's Headers and
+// package edge's views satisfy it. Lookup takes a lower-case name and
+// returns the value and how many times the header appeared.
+type Headers interface {
+	Lookup(name string) (value string, n int)
+}
+
+// Call is what one request carries, as a policy decides on it and the
+// audit trail records it.
+type Call struct {
+	Protocol Protocol
+	// Method is the JSON-RPC method as sent.
+	Method string
+	// Action is the policy action: call:S/<tool>, send:S, … (docs/mcp.md,
+	// docs/a2a.md).
+	Action string
+	// Name is the MCP tool or prompt name or resource URI, if any.
+	Name string
+	// ID is the JSON-RPC id as JSON text, so its type is kept: `1` and
+	// `"1"` differ. Empty for a notification.
+	ID           string
+	Notification bool
+	// Arguments are the MCP call's arguments (tools/call, prompts/get), for
+	// conditions under "arguments."; nil if none were sent. Numbers are
+	// json.Number.
+	Arguments map[string]any
+	// ArgumentsDigest is the lower-case hex SHA-256 of the arguments'
+	// canonical encoding (see Digest); empty when the method takes none.
+	ArgumentsDigest string
+	// TaskID and ContextID are A2A's, where the request names them.
+	TaskID, ContextID string
+	// SessionID is MCP's Mcp-Session-Id header.
+	SessionID string
+	// HeaderOnly: decided from the 2026-07-28 headers alone (HeaderOnly),
+	// so Arguments are unknown, not empty; a rule that reads arguments
+	// must not match such a call.
+	HeaderOnly bool
+}
+
+// Digest is the SHA-256, in lower-case hex, of the canonical encoding of
+// decoded arguments: encoding/json's Marshal of the decoded value, which
+// sorts object keys, drops insignificant whitespace, writes numbers as
+// sent (json.Number) and escapes strings its own way (HTML characters as
+// \u003c etc.). Absent arguments digest as {}.
+func Digest(args map[string]any) (string, error) {
+	if args == nil {
+		args = map[string]any{}
+	}
+	b, err := json.Marshal(args)
+	if err != nil {
+		return "", fmt.Errorf("encoding the arguments for their digest: %w", err)
+	}
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:]), nil
+}
+
+// request is one JSON-RPC 2.0 request object, checked.
+type request struct {
+	method       string
+	id           string
+	notification bool
+	params       map[string]any // nil if absent
+}
+
+// parseRequest reads exactly one JSON-RPC 2.0 request object.
+func parseRequest(body []byte) (request, error) {
+	var r request
+	if len(body) > MaxBody {
+		return r, fmt.Errorf("%w: %w: %d bytes, over the bound of %d", ErrBadRequest, ErrTooLarge, len(body), MaxBody)
+	}
+	if len(body) == 0 {
+		return r, fmt.Errorf("%w: empty body", ErrBadRequest)
+	}
+	v, err := decodeStrict(body)
+	if err != nil {
+		return r, err
+	}
+	obj, ok := v.(map[string]any)
+	if !ok {
+		if _, arr := v.([]any); arr {
+			return r, fmt.Errorf("%w: %w: a batch (array) of requests is refused; send one request per POST", ErrBadRequest, ErrBatch)
+		}
+		return r, fmt.Errorf("%w: the body is not a JSON-RPC request object", ErrBadRequest)
+	}
+	for k := range obj {
+		switch k {
+		case "jsonrpc", "method", "params", "id":
+		case "result", "error":
+			return r, fmt.Errorf("%w: a JSON-RPC response (%q), not a request", ErrBadRequest, k)
+		default:
+			return r, fmt.Errorf("%w: unknown JSON-RPC member %q", ErrBadRequest, k)
+		}
+	}
+	if v, ok := obj["jsonrpc"].(string); !ok || v != "2.0" {
+		return r, fmt.Errorf(`%w: "jsonrpc" must be "2.0"`, ErrBadRequest)
+	}
+	m, ok := obj["method"].(string)
+	if !ok {
+		return r, fmt.Errorf(`%w: "method" missing or not a string`, ErrBadRequest)
+	}
+	if err := checkToken("method", m); err != nil {
+		return r, err
+	}
+	r.method = m
+	switch id, present := obj["id"]; {
+	case !present:
+		r.notification = true
+	default:
+		switch id := id.(type) {
+		case string:
+			if err := edge.CheckText(id, MaxName); err != nil {
+				return r, fmt.Errorf("%w: the id: %w", ErrBadRequest, err)
+			}
+			b, _ := json.Marshal(id) // a valid string: cannot fail
+			r.id = string(b)
+		case json.Number:
+			if len(id) > 64 {
+				return r, fmt.Errorf("%w: the id: a number of %d digits", ErrBadRequest, len(id))
+			}
+			r.id = string(id)
+		default:
+			return r, fmt.Errorf(`%w: "id" must be a string or a number`, ErrBadRequest)
+		}
+	}
+	if p, present := obj["params"]; present {
+		if r.params, ok = p.(map[string]any); !ok {
+			return r, fmt.Errorf(`%w: "params" must be an object`, ErrBadRequest)
+		}
+	}
+	return r, nil
+}
+
+// checkToken is the rule for a name that becomes part of an action: the
+// text rule (edge.CheckText), not empty, and no space, since an action is
+// a token.
+func checkToken(what, v string) error {
+	if v == "" {
+		return fmt.Errorf("%w: the %s is empty", ErrBadRequest, what)
+	}
+	if err := edge.CheckText(v, MaxName); err != nil {
+		return fmt.Errorf("%w: the %s is %w", ErrBadRequest, what, err)
+	}
+	if edge.HasSpaceOrControl(v) {
+		return fmt.Errorf("%w: the %s %q contains a space", ErrBadRequest, what, v)
+	}
+	return nil
+}
+
+// stringParam reads params[key]: absent is "", present must be a string.
+func stringParam(params map[string]any, key string) (string, bool, error) {
+	v, present := params[key]
+	if !present {
+		return "", false, nil
+	}
+	s, ok := v.(string)
+	if !ok {
+		return "", true, fmt.Errorf("%w: params.%s must be a string", ErrBadRequest, key)
+	}
+	return s, true, nil
+}
