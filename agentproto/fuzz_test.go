@@ -1,0 +1,57 @@
+package agentproto_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/meshguard/meshguard/agentproto"
+)
+
+// FuzzParse holds the parsers to an oracle: no panic; a refused body
+// yields no action and is ErrBadRequest; an accepted body is one that
+// encoding/json (a second, independent reader) accepts too, and
+// re-encoding what it read gives a body that parses to the same Call — so
+// what MeshGuard decides on is what a server reading the same bytes sees.
+// Seeds: testdata/fuzz/FuzzParse/.
+func FuzzParse(f *testing.F) {
+	f.Add([]byte(`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"send_email","arguments":{"to":"a@example.com"}}}`))
+	f.Add([]byte(`{"jsonrpc":"2.0","id":"x","method":"message/send","params":{"message":{"taskId":"t","contextId":"c"}}}`))
+	f.Fuzz(func(t *testing.T, body []byte) {
+		for _, parse := range []func([]byte) (agentproto.Call, error){
+			func(b []byte) (agentproto.Call, error) { return agentproto.ParseMCP("s", b, nil) },
+			func(b []byte) (agentproto.Call, error) { return agentproto.ParseA2A("s", b) },
+		} {
+			c, err := parse(body)
+			if err != nil {
+				if c.Action != "" || !errors.Is(err, agentproto.ErrBadRequest) {
+					t.Fatalf("refusal %v came with action %q or is not ErrBadRequest", err, c.Action)
+				}
+				continue
+			}
+			if c.Action == "" {
+				t.Fatalf("accepted with no action: %+v", c)
+			}
+			dec := json.NewDecoder(bytes.NewReader(body))
+			dec.UseNumber()
+			var v any
+			if err := dec.Decode(&v); err != nil {
+				t.Fatalf("accepted a body encoding/json refuses (%v): %q", err, body)
+			}
+			again, err := json.Marshal(v)
+			if err != nil {
+				t.Fatalf("re-encoding: %v", err)
+			}
+			c2, err := parse(again)
+			if err != nil {
+				t.Fatalf("the re-encoded body %s is refused: %v", again, err)
+			}
+			if diff := cmp.Diff(c, c2); diff != "" {
+				t.Fatalf("the re-encoded body reads differently (-first +again):\n%s", diff)
+			}
+		}
+	})
+}
