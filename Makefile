@@ -115,7 +115,7 @@ trace-picture:
 # The policy engine is embedded in the proxy-wasm filter: it must keep
 # building for wasip1 with no heavy dependencies.
 wasm-check:
-	GOOS=wasip1 GOARCH=wasm $(GO) build ./policy ./trust ./filterconfig ./filterdecider ./filterprotocol
+	GOOS=wasip1 GOARCH=wasm $(GO) build ./policy ./trust ./filterconfig ./filterdecider ./filterprotocol ./agentproto
 
 demo: build
 	@echo "== 1. The example policies, checked and tested offline (no server)"

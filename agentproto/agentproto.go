@@ -89,9 +89,9 @@ type Call struct {
 	// conditions under "arguments."; nil if none were sent. Numbers are
 	// json.Number.
 	Arguments map[string]any
-	// ArgumentsDigest is the lower-case hex SHA-256 of the arguments'
-	// canonical encoding (see Digest); empty when the method takes none.
-	ArgumentsDigest string
+	// HasArguments: the method carries arguments (tools/call,
+	// prompts/get), so the audit record takes ArgumentsDigest.
+	HasArguments bool
 	// TaskID and ContextID are A2A's, where the request names them.
 	TaskID, ContextID string
 	// SessionID is MCP's Mcp-Session-Id header.
@@ -100,6 +100,16 @@ type Call struct {
 	// so Arguments are unknown, not empty; a rule that reads arguments
 	// must not match such a call.
 	HeaderOnly bool
+}
+
+// ArgumentsDigest is the digest of the call's arguments (Digest), or ""
+// for a method that carries none. It is computed when asked — by the
+// audit record, off the decision's path — not by the parse.
+func (c Call) ArgumentsDigest() (string, error) {
+	if !c.HasArguments {
+		return "", nil
+	}
+	return Digest(c.Arguments)
 }
 
 // Digest is the SHA-256, in lower-case hex, of the canonical encoding of

@@ -76,14 +76,21 @@ func TestParseMCPActions(t *testing.T) {
 			}
 			want := tc.want
 			want.Protocol = agentproto.MCP
-			if want.Method == "tools/call" || want.Method == "prompts/get" {
-				want.ArgumentsDigest = mustDigest(t, want.Arguments)
-			}
+			want.HasArguments = want.Method == "tools/call" || want.Method == "prompts/get"
 			if diff := cmp.Diff(want, got); diff != "" {
 				t.Errorf("Call (-want +got):\n%s", diff)
 			}
 		})
 	}
+}
+
+func mustArgsDigest(t *testing.T, c agentproto.Call) string {
+	t.Helper()
+	d, err := c.ArgumentsDigest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
 }
 
 func mustDigest(t *testing.T, args map[string]any) string {
@@ -108,11 +115,26 @@ func TestDigest(t *testing.T) {
 	}
 	// sha256 of {"a":{"x":"é","y":2},"b":1}
 	const want = "01967a582613fa9b2f292d2675496e66761188f00c78114515649f49bddf1945"
-	if a.ArgumentsDigest != want {
-		t.Errorf("digest %s, want sha256 of the canonical encoding %s", a.ArgumentsDigest, want)
+	da, db := mustArgsDigest(t, a), mustArgsDigest(t, b)
+	if da != want {
+		t.Errorf("digest %s, want sha256 of the canonical encoding %s", da, want)
 	}
-	if a.ArgumentsDigest != b.ArgumentsDigest {
-		t.Errorf("the same arguments in another order digest differently: %s, %s", a.ArgumentsDigest, b.ArgumentsDigest)
+	if da != db {
+		t.Errorf("the same arguments in another order digest differently: %s, %s", da, db)
+	}
+	none, err := agentproto.ParseMCP("m", []byte(`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"t"}}`), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := mustArgsDigest(t, none); got != emptyDigest {
+		t.Errorf("a call without arguments digests as %s, want sha256({}) %s", got, emptyDigest)
+	}
+	list, err := agentproto.ParseMCP("m", []byte(`{"jsonrpc":"2.0","id":1,"method":"tools/list"}`), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := mustArgsDigest(t, list); got != "" {
+		t.Errorf("tools/list, which carries no arguments, has digest %q", got)
 	}
 	if got := mustDigest(t, nil); got != emptyDigest {
 		t.Errorf("Digest(nil) = %s, want sha256({}) %s", got, emptyDigest)
@@ -155,8 +177,8 @@ func TestParseA2AActions(t *testing.T) {
 			if got.Protocol != agentproto.A2A || got.Action != tc.action || got.TaskID != tc.task || got.ContextID != tc.contextID {
 				t.Errorf("got protocol %q action %q task %q context %q, want a2a %q %q %q", got.Protocol, got.Action, got.TaskID, got.ContextID, tc.action, tc.task, tc.contextID)
 			}
-			if got.Arguments != nil || got.ArgumentsDigest != "" {
-				t.Errorf("an A2A call carries MCP arguments: %v %q", got.Arguments, got.ArgumentsDigest)
+			if got.Arguments != nil || got.HasArguments {
+				t.Errorf("an A2A call carries MCP arguments: %v", got.Arguments)
 			}
 		})
 	}

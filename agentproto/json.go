@@ -1,8 +1,10 @@
 package agentproto
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"unicode"
@@ -103,6 +105,7 @@ func (p *parser) object() (any, error) {
 	}
 	p.i++ // {
 	m := map[string]any{}
+	var folded map[string]struct{}
 	base := len(p.keys)
 	defer func() { p.keys = p.keys[:base]; p.depth-- }()
 	p.ws()
@@ -122,13 +125,28 @@ func (p *parser) object() (any, error) {
 		if _, dup := m[k]; dup {
 			return nil, fmt.Errorf("%w: %w: key %q appears twice in one object", ErrBadRequest, ErrDuplicateKey, k)
 		}
+		// A short object is scanned; a long one gets a set, so that a
+		// body of many keys costs linear time, not quadratic.
 		f := fold(k)
-		for _, other := range p.keys[base:] {
-			if other == f {
-				return nil, fmt.Errorf("%w: %w: key %q differs from another key of its object only in case", ErrBadRequest, ErrDuplicateKey, k)
-			}
+		seen := false
+		if folded != nil {
+			_, seen = folded[f]
+		} else {
+			seen = slices.Contains(p.keys[base:], f)
+		}
+		if seen {
+			return nil, fmt.Errorf("%w: %w: key %q differs from another key of its object only in case", ErrBadRequest, ErrDuplicateKey, k)
 		}
 		p.keys = append(p.keys, f)
+		switch n := len(p.keys) - base; {
+		case folded != nil:
+			folded[f] = struct{}{}
+		case n >= 16:
+			folded = make(map[string]struct{}, 2*n)
+			for _, k := range p.keys[base:] {
+				folded[k] = struct{}{}
+			}
+		}
 		p.ws()
 		if p.i >= len(p.b) || p.b[p.i] != ':' {
 			return nil, p.errf("expected ':' after a key")
@@ -236,25 +254,26 @@ func (p *parser) digits() int {
 func (p *parser) str() (string, error) {
 	p.i++
 	start := p.i
-	// Fast path: no escapes.
-	for p.i < len(p.b) {
-		c := p.b[p.i]
-		switch {
-		case c == '"':
-			s := p.b[start:p.i]
-			p.i++
-			if !utf8.Valid(s) {
-				return "", p.errf("a string is not valid UTF-8")
-			}
-			return string(s), nil
-		case c == '\\':
-			return p.slowStr(start)
-		case c < 0x20:
+	// Fast path: find the closing quote, then check the run before it
+	// holds no escape and no control character.
+	end := bytes.IndexByte(p.b[p.i:], '"')
+	if end < 0 {
+		return "", p.errf("unexpected end of input in a string (truncated body?)")
+	}
+	s := p.b[p.i : p.i+end]
+	if bytes.IndexByte(s, '\\') >= 0 {
+		return p.slowStr(start)
+	}
+	for _, c := range s {
+		if c < 0x20 {
 			return "", p.errf("a raw control character in a string")
 		}
-		p.i++
 	}
-	return "", p.errf("unexpected end of input in a string (truncated body?)")
+	if !utf8.Valid(s) {
+		return "", p.errf("a string is not valid UTF-8")
+	}
+	p.i += end + 1
+	return string(s), nil
 }
 
 func (p *parser) slowStr(start int) (string, error) {

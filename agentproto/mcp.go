@@ -86,9 +86,7 @@ func ParseMCP(service string, body []byte, h Headers) (Call, error) {
 			}
 			c.Arguments = m
 		}
-		if c.ArgumentsDigest, err = Digest(c.Arguments); err != nil {
-			return Call{}, err
-		}
+		c.HasArguments = true
 	}
 	c.Action = mcpAction(service, r.method, c.Name)
 	if h != nil {

@@ -100,7 +100,7 @@ func matches(path string, patterns []string) bool {
 var (
 	// core decides: the engine and everything it builds on. It knows
 	// nothing of the ways a request arrives or of what wires it up.
-	core = []string{"trust", "policy", "identity", "engine", "audit", "ratelimit", "catalog",
+	core = []string{"trust", "policy", "identity", "engine", "audit", "ratelimit", "catalog", "agentproto",
 		"api", "internal/agentcache", "internal/edge", "internal/yamldoc"}
 	// leaves build on nothing of the module but the API's types: every
 	// other package may use them.
@@ -110,7 +110,7 @@ var (
 	// engine request and the decision into its answer.
 	points = []string{"extauthz", "gateway", "checkapi", "filterapi"}
 	// filter is what the wasm filter embeds: it must stay light.
-	filter = []string{"filterconfig", "filterdecider", "filterprotocol", "policy", "trust", "catalog", "engine"}
+	filter = []string{"filterconfig", "filterdecider", "filterprotocol", "policy", "trust", "catalog", "engine", "agentproto"}
 	// control is the admin API and the control plane.
 	control = []string{"admin", "xds", "proxyauth", "catalog/registry", "store", "alert", "telemetry", "config"}
 	// wiring builds everything; only the command, the examples and the

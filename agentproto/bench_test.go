@@ -1,0 +1,71 @@
+package agentproto_test
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/meshguard/meshguard/agentproto"
+	"github.com/meshguard/meshguard/internal/edge"
+)
+
+// body2K is a tools/call of about 2 KB, as the issue's budget names it.
+func body2K() []byte {
+	var sb strings.Builder
+	sb.WriteString(`{"jsonrpc":"2.0","id":42,"method":"tools/call","params":{"name":"send_email","arguments":{"to":"alice@example.com","subject":"Quarterly report","options":{"cc":["bob@example.com","carol@example.com"],"priority":3},"body":"`)
+	sb.WriteString(strings.Repeat("Lorem ipsum dolor sit amet. ", 64))
+	sb.WriteString(`"},"_meta":{"progressToken":"p-1"}}}`)
+	return []byte(sb.String())
+}
+
+// BenchmarkParseMCP: parse and action of a 2 KB tools/call, the cost an
+// enforcement point adds to a Check (docs/performance.md compares it with
+// engine's BenchmarkCheck).
+func BenchmarkParseMCP(b *testing.B) {
+	body := body2K()
+	h := edge.MapHeaders{"Mcp-Method": "tools/call", "Mcp-Name": "send_email", "Mcp-Session-Id": "s-1"}
+	b.SetBytes(int64(len(body)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := agentproto.ParseMCP("mail", body, h); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkParseManyKeys: a body of the largest size made of small keys
+// is refused or read in linear time (the case-fold check must not be
+// quadratic).
+func BenchmarkParseManyKeys(b *testing.B) {
+	var sb strings.Builder
+	sb.WriteString(`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"t","arguments":{`)
+	for i := 0; sb.Len() < agentproto.MaxBody-64; i++ {
+		if i > 0 {
+			sb.WriteByte(',')
+		}
+		fmt.Fprintf(&sb, `"k%d":1`, i)
+	}
+	sb.WriteString(`}}}`)
+	body := []byte(sb.String())
+	b.SetBytes(int64(len(body)))
+	for b.Loop() {
+		if _, err := agentproto.ParseMCP("mail", body, nil); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkDigest: the arguments' digest alone, of the 2 KB call's
+// arguments (the part of BenchmarkParseMCP the audit record needs).
+func BenchmarkDigest(b *testing.B) {
+	c, err := agentproto.ParseMCP("mail", body2K(), nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := agentproto.Digest(c.Arguments); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
