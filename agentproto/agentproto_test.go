@@ -231,6 +231,8 @@ func TestParseRefusals(t *testing.T) {
 		{"invalid UTF-8", call("{\"name\":\"t\xff\"}"), nil, nil, "not valid UTF-8"},
 		{"a lone surrogate", call(`{"name":"t\ud800"}`), nil, nil, "lone UTF-16 surrogate"},
 		{"a raw newline in a string", call("{\"name\":\"a\nb\"}"), nil, nil, "raw control character"},
+		{"a raw control character in a long string (word-at-a-time scan)", call("{\"name\":\"t\",\"arguments\":{\"body\":\"0123456789abcdef\x01ghijklmnop\"}}"), nil, nil, "raw control character"},
+		{"invalid UTF-8 in a long string (word-at-a-time scan)", call("{\"name\":\"t\",\"arguments\":{\"body\":\"0123456789abcdef\xc3\x28ghijklmnop\"}}"), nil, nil, "not valid UTF-8"},
 		{"a bad escape", call(`{"name":"a\qb"}`), nil, nil, `invalid escape \q`},
 		{"a bad number", `{"jsonrpc":"2.0","id":01,"method":"ping"}`, nil, nil, "expected ',' or '}'"},
 		{"Mcp-Method disagrees", call(`{"name":"search_papers"}`), edge.MapHeaders{"Mcp-Method": "tools/list"}, agentproto.ErrHeaderMismatch, `Mcp-Method is "tools/list", the body's method is "tools/call"`},

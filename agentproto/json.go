@@ -2,6 +2,7 @@ package agentproto
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"slices"
@@ -264,16 +265,68 @@ func (p *parser) str() (string, error) {
 	if bytes.IndexByte(s, '\\') >= 0 {
 		return p.slowStr(start)
 	}
-	for _, c := range s {
-		if c < 0x20 {
-			return "", p.errf("a raw control character in a string")
-		}
+	ascii, control := scan(s)
+	if control {
+		return "", p.errf("a raw control character in a string")
 	}
-	if !utf8.Valid(s) {
+	if !ascii && !utf8.Valid(s) {
 		return "", p.errf("a string is not valid UTF-8")
 	}
 	p.i += end + 1
-	return string(s), nil
+	return intern(s), nil
+}
+
+// scan reports whether s is all ASCII and whether it holds a byte below
+// 0x20, eight bytes at a time: a body's long strings are most of its bytes.
+func scan(s []byte) (ascii, control bool) {
+	const ones, highs = 0x0101010101010101, 0x8080808080808080
+	var high uint64
+	i := 0
+	for ; i+8 <= len(s); i += 8 {
+		w := binary.LittleEndian.Uint64(s[i:])
+		high |= w
+		// A byte below 0x20 borrows in w - 0x20 per byte while its high bit is clear.
+		if (w-0x20*ones)&^w&highs != 0 {
+			return false, true
+		}
+	}
+	for ; i < len(s); i++ {
+		high |= uint64(s[i])
+		if s[i] < 0x20 {
+			return false, true
+		}
+	}
+	return high&highs == 0, false
+}
+
+// intern returns the protocol's common keys and values without
+// allocating (a switch on string(b) does not copy).
+func intern(b []byte) string {
+	switch string(b) {
+	case "jsonrpc":
+		return "jsonrpc"
+	case "2.0":
+		return "2.0"
+	case "id":
+		return "id"
+	case "method":
+		return "method"
+	case "params":
+		return "params"
+	case "name":
+		return "name"
+	case "arguments":
+		return "arguments"
+	case "uri":
+		return "uri"
+	case "_meta":
+		return "_meta"
+	case "tools/call":
+		return "tools/call"
+	case "message":
+		return "message"
+	}
+	return string(b)
 }
 
 func (p *parser) slowStr(start int) (string, error) {
@@ -368,6 +421,11 @@ func fold(k string) string {
 	if ascii {
 		return k
 	}
+	if isASCII(k) {
+		// Each ASCII letter's orbit is itself and its other case (k and s
+		// also hold the Kelvin sign and the long s, which fold to k and s).
+		return strings.ToLower(k)
+	}
 	var sb strings.Builder
 	for _, r := range k {
 		m := r
@@ -380,4 +438,13 @@ func fold(k string) string {
 		sb.WriteRune(m)
 	}
 	return sb.String()
+}
+
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= utf8.RuneSelf {
+			return false
+		}
+	}
+	return true
 }
