@@ -31,7 +31,7 @@ func TestParseMCPActions(t *testing.T) {
 		{"tools/call with no arguments", `{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"list_inbox"}}`, nil,
 			agentproto.Call{Method: "tools/call", Action: "call:mail/list_inbox", Name: "list_inbox", ID: "2"}},
 		{"tools/call with 2026-07-28 headers that agree", `{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"send_email","arguments":{}}}`,
-			edge.MapHeaders{"Mcp-Method": "tools/call", "Mcp-Name": "send_email", "Mcp-Session-Id": "abc-123"},
+			edge.MapHeaders{"Mcp-Method": " tools/call", "Mcp-Name": "send_email ", "Mcp-Session-Id": "abc-123"},
 			agentproto.Call{Method: "tools/call", Action: "call:mail/send_email", Name: "send_email", ID: "3", Arguments: map[string]any{}, SessionID: "abc-123"}},
 		{"Mcp-Name base64-encoded (SEP-2243) agrees", `{"jsonrpc":"2.0","id":3,"method":"resources/read","params":{"uri":"file:///café"}}`,
 			edge.MapHeaders{"mcp-method": "resources/read", "mcp-name": "=?base64?ZmlsZTovLy9jYWbDqQ==?="},

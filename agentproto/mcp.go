@@ -116,7 +116,7 @@ func mcpWhat(key, method string) string {
 func checkMCPHeaders(h Headers, method, name string) error {
 	if v, n := h.Lookup(HeaderMCPMethod); n > 1 {
 		return fmt.Errorf("%w: Mcp-Method sent %d times", ErrHeaderMismatch, n)
-	} else if n == 1 && v != method {
+	} else if n == 1 && strings.Trim(v, " \t") != method {
 		return fmt.Errorf("%w: Mcp-Method is %q, the body's method is %q", ErrHeaderMismatch, v, method)
 	}
 	v, n := h.Lookup(HeaderMCPName)
