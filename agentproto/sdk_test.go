@@ -80,9 +80,9 @@ func TestParseA2AClientBodies(t *testing.T) {
 	tr := a2aclient.NewJSONRPCTransport(srv.URL, srv.Client())
 	ctx := context.Background()
 	for _, tc := range []struct {
-		name           string
-		call           func() error
-		action, method string
+		name            string
+		call            func() error
+		action, method  string
 		task, contextID string
 	}{
 		{"message/send", func() error {
