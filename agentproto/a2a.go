@@ -48,15 +48,14 @@ func ParseA2A(service string, body []byte) (Call, error) {
 	}
 	c := Call{Protocol: A2A, Method: r.method, ID: r.id, Notification: r.notification,
 		Action: a2aAction(service, r.method)}
-	if msg, present := r.params["message"]; present {
-		m, ok := msg.(map[string]any)
-		if !ok {
+	if _, present := lookup(r.params, "message"); present {
+		if !r.hasMessage {
 			return Call{}, fmt.Errorf("%w: params.message must be an object", ErrBadRequest)
 		}
-		if c.TaskID, err = a2aID(m, "message.", "taskId"); err != nil {
+		if c.TaskID, err = a2aID(r.message, "message.", "taskId"); err != nil {
 			return Call{}, err
 		}
-		if c.ContextID, err = a2aID(m, "message.", "contextId"); err != nil {
+		if c.ContextID, err = a2aID(r.message, "message.", "contextId"); err != nil {
 			return Call{}, err
 		}
 	}
@@ -75,7 +74,7 @@ func ParseA2A(service string, body []byte) (Call, error) {
 	return c, nil
 }
 
-func a2aID(m map[string]any, prefix, key string) (string, error) {
+func a2aID(m []member, prefix, key string) (string, error) {
 	v, present, err := stringParam(m, key)
 	switch {
 	case err != nil:

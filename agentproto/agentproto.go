@@ -85,10 +85,10 @@ type Call struct {
 	// `"1"` differ. Empty for a notification.
 	ID           string
 	Notification bool
-	// Arguments are the MCP call's arguments (tools/call, prompts/get), for
-	// conditions under "arguments."; nil if none were sent. Numbers are
-	// json.Number.
-	Arguments map[string]any
+	// RawArguments are the MCP call's arguments (tools/call, prompts/get)
+	// as sent: a JSON object already checked as strictly as the rest of
+	// the body, nil if none were sent. Arguments decodes them.
+	RawArguments []byte
 	// HasArguments: the method carries arguments (tools/call,
 	// prompts/get), so the audit record takes ArgumentsDigest.
 	HasArguments bool
@@ -102,6 +102,25 @@ type Call struct {
 	HeaderOnly bool
 }
 
+// Arguments decodes the call's arguments, for conditions under
+// "arguments."; nil if none were sent. Numbers are json.Number. The parse
+// only validates them: most rules read no arguments, so the decoding is
+// paid by the decisions that do.
+func (c Call) Arguments() (map[string]any, error) {
+	if c.RawArguments == nil {
+		return nil, nil
+	}
+	v, err := decodeStrict(c.RawArguments)
+	if err != nil {
+		return nil, fmt.Errorf("decoding the arguments: %w", err)
+	}
+	m, ok := v.(map[string]any)
+	if !ok {
+		return nil, fmt.Errorf("%w: params.arguments must be an object", ErrBadRequest)
+	}
+	return m, nil
+}
+
 // ArgumentsDigest is the digest of the call's arguments (Digest), or ""
 // for a method that carries none. It is computed when asked — by the
 // audit record, off the decision's path — not by the parse.
@@ -109,7 +128,11 @@ func (c Call) ArgumentsDigest() (string, error) {
 	if !c.HasArguments {
 		return "", nil
 	}
-	return Digest(c.Arguments)
+	args, err := c.Arguments()
+	if err != nil {
+		return "", err
+	}
+	return Digest(args)
 }
 
 // Digest is the SHA-256, in lower-case hex, of the canonical encoding of
@@ -134,10 +157,14 @@ type request struct {
 	method       string
 	id           string
 	notification bool
-	params       map[string]any // nil if absent
+	// params and message are the members of params and params.message;
+	// hasParams and hasMessage tell an absent one from an empty one.
+	params, message       []member
+	hasParams, hasMessage bool
 }
 
-// parseRequest reads exactly one JSON-RPC 2.0 request object.
+// parseRequest reads exactly one JSON-RPC 2.0 request object, validating
+// every byte of it strictly but keeping only what a Call needs.
 func parseRequest(body []byte) (request, error) {
 	var r request
 	if len(body) > MaxBody {
@@ -146,30 +173,39 @@ func parseRequest(body []byte) (request, error) {
 	if len(body) == 0 {
 		return r, fmt.Errorf("%w: empty body", ErrBadRequest)
 	}
-	v, err := decodeStrict(body)
+	s := newScanner(body)
+	top, kind, err := s.topMembers()
 	if err != nil {
 		return r, err
 	}
-	obj, ok := v.(map[string]any)
-	if !ok {
-		if _, arr := v.([]any); arr {
-			return r, fmt.Errorf("%w: %w: a batch (array) of requests is refused; send one request per POST", ErrBadRequest, ErrBatch)
-		}
+	switch kind {
+	case '{':
+	case '[':
+		return r, fmt.Errorf("%w: %w: a batch (array) of requests is refused; send one request per POST", ErrBadRequest, ErrBatch)
+	default:
 		return r, fmt.Errorf("%w: the body is not a JSON-RPC request object", ErrBadRequest)
 	}
-	for k := range obj {
-		switch k {
-		case "jsonrpc", "method", "params", "id":
-		case "result", "error":
-			return r, fmt.Errorf("%w: a JSON-RPC response (%q), not a request", ErrBadRequest, k)
+	var jsonrpc, method, id, params []byte
+	for _, m := range top {
+		switch {
+		case m.is("jsonrpc"):
+			jsonrpc = m.val
+		case m.is("method"):
+			method = m.val
+		case m.is("id"):
+			id = m.val
+		case m.is("params"):
+			params = m.val
+		case m.is("result"), m.is("error"):
+			return r, fmt.Errorf("%w: a JSON-RPC response (%q), not a request", ErrBadRequest, m.name())
 		default:
-			return r, fmt.Errorf("%w: unknown JSON-RPC member %q", ErrBadRequest, k)
+			return r, fmt.Errorf("%w: unknown JSON-RPC member %q", ErrBadRequest, m.name())
 		}
 	}
-	if v, ok := obj["jsonrpc"].(string); !ok || v != "2.0" {
+	if v, ok := stringValue(jsonrpc); !ok || v != "2.0" {
 		return r, fmt.Errorf(`%w: "jsonrpc" must be "2.0"`, ErrBadRequest)
 	}
-	m, ok := obj["method"].(string)
+	m, ok := stringValue(method)
 	if !ok {
 		return r, fmt.Errorf(`%w: "method" missing or not a string`, ErrBadRequest)
 	}
@@ -177,29 +213,31 @@ func parseRequest(body []byte) (request, error) {
 		return r, err
 	}
 	r.method = m
-	switch id, present := obj["id"]; {
-	case !present:
+	switch {
+	case id == nil:
 		r.notification = true
-	default:
-		switch id := id.(type) {
-		case string:
-			if err := edge.CheckText(id, MaxName); err != nil {
-				return r, fmt.Errorf("%w: the id: %w", ErrBadRequest, err)
-			}
-			b, _ := json.Marshal(id) // a valid string: cannot fail
-			r.id = string(b)
-		case json.Number:
-			if len(id) > 64 {
-				return r, fmt.Errorf("%w: the id: a number of %d digits", ErrBadRequest, len(id))
-			}
-			r.id = string(id)
-		default:
-			return r, fmt.Errorf(`%w: "id" must be a string or a number`, ErrBadRequest)
+	case id[0] == '"':
+		v, _ := stringValue(id)
+		if err := edge.CheckText(v, MaxName); err != nil {
+			return r, fmt.Errorf("%w: the id: %w", ErrBadRequest, err)
 		}
+		b, _ := json.Marshal(v) // a valid string: cannot fail
+		r.id = string(b)
+	case id[0] == '-' || id[0] >= '0' && id[0] <= '9':
+		if len(id) > 64 {
+			return r, fmt.Errorf("%w: the id: a number of %d digits", ErrBadRequest, len(id))
+		}
+		r.id = string(id)
+	default:
+		return r, fmt.Errorf(`%w: "id" must be a string or a number`, ErrBadRequest)
 	}
-	if p, present := obj["params"]; present {
-		if r.params, ok = p.(map[string]any); !ok {
+	if params != nil {
+		if params[0] != '{' {
 			return r, fmt.Errorf(`%w: "params" must be an object`, ErrBadRequest)
+		}
+		r.params, r.hasParams = s.params, true
+		if msg, ok := lookup(s.params, "message"); ok && msg[0] == '{' {
+			r.message, r.hasMessage = s.message, true
 		}
 	}
 	return r, nil
@@ -221,15 +259,16 @@ func checkToken(what, v string) error {
 	return nil
 }
 
-// stringParam reads params[key]: absent is "", present must be a string.
-func stringParam(params map[string]any, key string) (string, bool, error) {
-	v, present := params[key]
+// stringParam reads the member key of ms: absent is "", present must be a
+// string.
+func stringParam(ms []member, key string) (string, bool, error) {
+	v, present := lookup(ms, key)
 	if !present {
 		return "", false, nil
 	}
-	s, ok := v.(string)
+	str, ok := stringValue(v)
 	if !ok {
 		return "", true, fmt.Errorf("%w: params.%s must be a string", ErrBadRequest, key)
 	}
-	return s, true, nil
+	return str, true, nil
 }

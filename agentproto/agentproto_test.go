@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 
 	"github.com/meshguard/meshguard/agentproto"
 	"github.com/meshguard/meshguard/internal/edge"
@@ -21,49 +22,50 @@ func TestParseMCPActions(t *testing.T) {
 		body string
 		h    edge.MapHeaders
 		want agentproto.Call
+		args map[string]any // what want.Arguments() decodes to
 	}{
 		{"tools/call (2025-06-18)", `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"send_email","arguments":{"to":"a@example.com","options":{"cc":["b@example.com"]}}}}`, nil,
-			agentproto.Call{Method: "tools/call", Action: "call:mail/send_email", Name: "send_email", ID: "1",
-				Arguments: map[string]any{"to": "a@example.com", "options": map[string]any{"cc": []any{"b@example.com"}}}}},
+			agentproto.Call{Method: "tools/call", Action: "call:mail/send_email", Name: "send_email", ID: "1"},
+			map[string]any{"to": "a@example.com", "options": map[string]any{"cc": []any{"b@example.com"}}}},
 		{"tools/call with a string id and _meta (2025-11-25)", `{"jsonrpc":"2.0","id":"1","method":"tools/call","params":{"name":"search_papers","arguments":{"q":"x","n":12345678901234567890},"_meta":{"progressToken":7}}}`, nil,
-			agentproto.Call{Method: "tools/call", Action: "call:mail/search_papers", Name: "search_papers", ID: `"1"`,
-				Arguments: map[string]any{"q": "x", "n": json.Number("12345678901234567890")}}},
+			agentproto.Call{Method: "tools/call", Action: "call:mail/search_papers", Name: "search_papers", ID: `"1"`},
+			map[string]any{"q": "x", "n": json.Number("12345678901234567890")}},
 		{"tools/call with no arguments", `{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"list_inbox"}}`, nil,
-			agentproto.Call{Method: "tools/call", Action: "call:mail/list_inbox", Name: "list_inbox", ID: "2"}},
+			agentproto.Call{Method: "tools/call", Action: "call:mail/list_inbox", Name: "list_inbox", ID: "2"}, nil},
 		{"tools/call with 2026-07-28 headers that agree", `{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"send_email","arguments":{}}}`,
 			edge.MapHeaders{"Mcp-Method": " tools/call", "Mcp-Name": "send_email ", "Mcp-Session-Id": "abc-123"},
-			agentproto.Call{Method: "tools/call", Action: "call:mail/send_email", Name: "send_email", ID: "3", Arguments: map[string]any{}, SessionID: "abc-123"}},
+			agentproto.Call{Method: "tools/call", Action: "call:mail/send_email", Name: "send_email", ID: "3", SessionID: "abc-123"}, map[string]any{}},
 		{"Mcp-Name base64-encoded (SEP-2243) agrees", `{"jsonrpc":"2.0","id":3,"method":"resources/read","params":{"uri":"file:///café"}}`,
 			edge.MapHeaders{"mcp-method": "resources/read", "mcp-name": "=?base64?ZmlsZTovLy9jYWbDqQ==?="},
-			agentproto.Call{Method: "resources/read", Action: "read:mail/file:///café", Name: "file:///café", ID: "3"}},
+			agentproto.Call{Method: "resources/read", Action: "read:mail/file:///café", Name: "file:///café", ID: "3"}, nil},
 		{"resources/read", `{"jsonrpc":"2.0","id":4,"method":"resources/read","params":{"uri":"mail://inbox/1"}}`, nil,
-			agentproto.Call{Method: "resources/read", Action: "read:mail/mail://inbox/1", Name: "mail://inbox/1", ID: "4"}},
+			agentproto.Call{Method: "resources/read", Action: "read:mail/mail://inbox/1", Name: "mail://inbox/1", ID: "4"}, nil},
 		{"prompts/get", `{"jsonrpc":"2.0","id":5,"method":"prompts/get","params":{"name":"summarise","arguments":{"style":"short"}}}`, nil,
-			agentproto.Call{Method: "prompts/get", Action: "get:mail/prompts/summarise", Name: "summarise", ID: "5", Arguments: map[string]any{"style": "short"}}},
+			agentproto.Call{Method: "prompts/get", Action: "get:mail/prompts/summarise", Name: "summarise", ID: "5"}, map[string]any{"style": "short"}},
 		{"tools/list", `{"jsonrpc":"2.0","id":6,"method":"tools/list","params":{"cursor":"x"}}`, nil,
-			agentproto.Call{Method: "tools/list", Action: "list:mail/tools", ID: "6"}},
+			agentproto.Call{Method: "tools/list", Action: "list:mail/tools", ID: "6"}, nil},
 		{"resources/list", `{"jsonrpc":"2.0","id":7,"method":"resources/list"}`, nil,
-			agentproto.Call{Method: "resources/list", Action: "list:mail/resources", ID: "7"}},
+			agentproto.Call{Method: "resources/list", Action: "list:mail/resources", ID: "7"}, nil},
 		{"resources/templates/list", `{"jsonrpc":"2.0","id":8,"method":"resources/templates/list"}`, nil,
-			agentproto.Call{Method: "resources/templates/list", Action: "list:mail/resources", ID: "8"}},
+			agentproto.Call{Method: "resources/templates/list", Action: "list:mail/resources", ID: "8"}, nil},
 		{"prompts/list", `{"jsonrpc":"2.0","id":9,"method":"prompts/list"}`, nil,
-			agentproto.Call{Method: "prompts/list", Action: "list:mail/prompts", ID: "9"}},
+			agentproto.Call{Method: "prompts/list", Action: "list:mail/prompts", ID: "9"}, nil},
 		{"initialize", `{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"c","version":"1"}}}`, nil,
-			agentproto.Call{Method: "initialize", Action: "connect:mail", ID: "0"}},
+			agentproto.Call{Method: "initialize", Action: "connect:mail", ID: "0"}, nil},
 		{"ping", `{"jsonrpc":"2.0","id":10,"method":"ping"}`, nil,
-			agentproto.Call{Method: "ping", Action: "connect:mail", ID: "10"}},
+			agentproto.Call{Method: "ping", Action: "connect:mail", ID: "10"}, nil},
 		{"notifications/initialized", `{"jsonrpc":"2.0","method":"notifications/initialized"}`, nil,
-			agentproto.Call{Method: "notifications/initialized", Action: "connect:mail", Notification: true}},
+			agentproto.Call{Method: "notifications/initialized", Action: "connect:mail", Notification: true}, nil},
 		{"notifications/cancelled", `{"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":3}}`, nil,
-			agentproto.Call{Method: "notifications/cancelled", Action: "connect:mail", Notification: true}},
+			agentproto.Call{Method: "notifications/cancelled", Action: "connect:mail", Notification: true}, nil},
 		{"another method", `{"jsonrpc":"2.0","id":11,"method":"completion/complete","params":{}}`, nil,
-			agentproto.Call{Method: "completion/complete", Action: "mcp:mail/completion/complete", ID: "11"}},
+			agentproto.Call{Method: "completion/complete", Action: "mcp:mail/completion/complete", ID: "11"}, nil},
 		{"resources/subscribe is another method", `{"jsonrpc":"2.0","id":12,"method":"resources/subscribe","params":{"uri":"mail://inbox"}}`, nil,
-			agentproto.Call{Method: "resources/subscribe", Action: "mcp:mail/resources/subscribe", Name: "mail://inbox", ID: "12"}},
+			agentproto.Call{Method: "resources/subscribe", Action: "mcp:mail/resources/subscribe", Name: "mail://inbox", ID: "12"}, nil},
 		{"escaped keys and values are read as the upstream reads them", `{"jsonrpc":"2.0","id":13,"method":"tools\/call","params":{"n\u0061me":"send\u005femail"}}`, nil,
-			agentproto.Call{Method: "tools/call", Action: "call:mail/send_email", Name: "send_email", ID: "13"}},
+			agentproto.Call{Method: "tools/call", Action: "call:mail/send_email", Name: "send_email", ID: "13"}, nil},
 		{"a negative fractional id keeps its text", `{"jsonrpc":"2.0","id":-1.5e3,"method":"ping"}`, nil,
-			agentproto.Call{Method: "ping", Action: "connect:mail", ID: "-1.5e3"}},
+			agentproto.Call{Method: "ping", Action: "connect:mail", ID: "-1.5e3"}, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var h agentproto.Headers
@@ -77,8 +79,15 @@ func TestParseMCPActions(t *testing.T) {
 			want := tc.want
 			want.Protocol = agentproto.MCP
 			want.HasArguments = want.Method == "tools/call" || want.Method == "prompts/get"
-			if diff := cmp.Diff(want, got); diff != "" {
+			if diff := cmp.Diff(want, got, cmpopts.IgnoreFields(agentproto.Call{}, "RawArguments")); diff != "" {
 				t.Errorf("Call (-want +got):\n%s", diff)
+			}
+			args, err := got.Arguments()
+			if err != nil {
+				t.Fatalf("Arguments: %v", err)
+			}
+			if diff := cmp.Diff(tc.args, args); diff != "" {
+				t.Errorf("Arguments (-want +got):\n%s", diff)
 			}
 		})
 	}
@@ -177,8 +186,8 @@ func TestParseA2AActions(t *testing.T) {
 			if got.Protocol != agentproto.A2A || got.Action != tc.action || got.TaskID != tc.task || got.ContextID != tc.contextID {
 				t.Errorf("got protocol %q action %q task %q context %q, want a2a %q %q %q", got.Protocol, got.Action, got.TaskID, got.ContextID, tc.action, tc.task, tc.contextID)
 			}
-			if got.Arguments != nil || got.HasArguments {
-				t.Errorf("an A2A call carries MCP arguments: %v", got.Arguments)
+			if got.RawArguments != nil || got.HasArguments {
+				t.Errorf("an A2A call carries MCP arguments: %s", got.RawArguments)
 			}
 		})
 	}
@@ -318,7 +327,7 @@ func TestHeaderOnly(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if got.Action != tc.action || !got.HeaderOnly || got.Arguments != nil {
+			if got.Action != tc.action || !got.HeaderOnly || got.RawArguments != nil {
 				t.Errorf("HeaderOnly = %+v, want action %q, HeaderOnly, no arguments", got, tc.action)
 			}
 		})

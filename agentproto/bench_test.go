@@ -62,9 +62,13 @@ func BenchmarkDigest(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
+	args, err := c.Arguments()
+	if err != nil {
+		b.Fatal(err)
+	}
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := agentproto.Digest(c.Arguments); err != nil {
+		if _, err := agentproto.Digest(args); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -212,6 +212,14 @@ func (p *parser) array() (any, error) {
 
 func (p *parser) number() (any, error) {
 	start := p.i
+	if err := p.skipNumber(); err != nil {
+		return nil, err
+	}
+	return json.Number(p.b[start:p.i]), nil
+}
+
+// skipNumber reads a number at p.i without building it.
+func (p *parser) skipNumber() error {
 	if p.b[p.i] == '-' {
 		p.i++
 	}
@@ -221,12 +229,12 @@ func (p *parser) number() (any, error) {
 	case p.i < len(p.b) && p.b[p.i] >= '1' && p.b[p.i] <= '9':
 		p.digits()
 	default:
-		return nil, p.errf("invalid number")
+		return p.errf("invalid number")
 	}
 	if p.i < len(p.b) && p.b[p.i] == '.' {
 		p.i++
 		if p.digits() == 0 {
-			return nil, p.errf("invalid number: no digit after '.'")
+			return p.errf("invalid number: no digit after '.'")
 		}
 	}
 	if p.i < len(p.b) && (p.b[p.i] == 'e' || p.b[p.i] == 'E') {
@@ -235,10 +243,10 @@ func (p *parser) number() (any, error) {
 			p.i++
 		}
 		if p.digits() == 0 {
-			return nil, p.errf("invalid number: no digit in the exponent")
+			return p.errf("invalid number: no digit in the exponent")
 		}
 	}
-	return json.Number(p.b[start:p.i]), nil
+	return nil
 }
 
 func (p *parser) digits() int {

@@ -79,12 +79,11 @@ func ParseMCP(service string, body []byte, h Headers) (Call, error) {
 	}
 	switch r.method {
 	case "tools/call", "prompts/get":
-		if a, present := r.params["arguments"]; present {
-			m, ok := a.(map[string]any)
-			if !ok {
+		if a, present := lookup(r.params, "arguments"); present {
+			if a[0] != '{' {
 				return Call{}, fmt.Errorf("%w: params.arguments must be an object", ErrBadRequest)
 			}
-			c.Arguments = m
+			c.RawArguments = a
 		}
 		c.HasArguments = true
 	}

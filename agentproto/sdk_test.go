@@ -53,7 +53,11 @@ func TestParseMCPSDKBodies(t *testing.T) {
 				t.Errorf("ParseMCP(%s) = action %q id %q method %q, want %q 7 %q", body, c.Action, c.ID, c.Method, tc.action, tc.method)
 			}
 			if tc.args != nil {
-				got, _ := json.Marshal(c.Arguments)
+				args, err := c.Arguments()
+				if err != nil {
+					t.Fatal(err)
+				}
+				got, _ := json.Marshal(args)
 				want, _ := json.Marshal(tc.args)
 				if string(got) != string(want) {
 					t.Errorf("arguments %s, want %s", got, want)
