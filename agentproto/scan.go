@@ -2,6 +2,8 @@ package agentproto
 
 import (
 	"bytes"
+	"encoding/binary"
+	"math/bits"
 	"fmt"
 	"unicode/utf8"
 )
@@ -54,8 +56,8 @@ type scanner struct {
 	params, message []member
 	// Backing arrays, so that a common body's stacks need no allocation
 	// of their own.
-	seenBuf  [32]seenKey
-	foldBuf  [512]byte
+	seenBuf  [16]seenKey
+	foldBuf  [256]byte
 	paramBuf [8]member
 	topBuf   [4]member
 }
@@ -159,33 +161,56 @@ func (s *scanner) skipArray() error {
 }
 
 // strSpan reads a string at s.i: raw is its bytes when it holds no escape
-// (no copy), else decoded is its value. The checks are str's.
+// (no copy), else decoded is its value. The checks are str's, made in one
+// pass over the bytes, eight at a time.
 func (s *scanner) strSpan() (raw []byte, decoded string, err error) {
 	start := s.i + 1
-	end := bytes.IndexByte(s.b[start:], '"')
-	if end < 0 {
-		s.i++
-		return nil, "", s.errf("unexpected end of input in a string (truncated body?)")
-	}
-	r := s.b[start : start+end]
-	if bytes.IndexByte(r, '\\') >= 0 {
-		s.i++
+	s.i = start
+	end, stop, ascii := stringStop(s.b[start:])
+	switch {
+	case stop == '\\':
 		d, err := s.slowStr(start)
 		return nil, d, err
-	}
-	s.i++
-	ascii, control := scan(r)
-	if control {
+	case stop == 0 && end == len(s.b)-start:
+		return nil, "", s.errf("unexpected end of input in a string (truncated body?)")
+	case stop != '"':
 		return nil, "", s.errf("a raw control character in a string")
 	}
+	r := s.b[start : start+end : start+end]
 	if !ascii && !utf8.Valid(r) {
 		return nil, "", s.errf("a string is not valid UTF-8")
 	}
 	s.i += end + 1
-	if r == nil {
-		r = s.b[start:start] // empty but non-nil: a span, not "decoded"
-	}
 	return r, "", nil
+}
+
+// stringStop finds the first byte of b that ends a string's fast path — a
+// quote, a backslash or a control character — and reports whether the
+// bytes before it are all ASCII. stop is 0 and end len(b) if there is none.
+func stringStop(b []byte) (end int, stop byte, ascii bool) {
+	const ones, highs = 0x0101010101010101, 0x8080808080808080
+	var high uint64
+	i := 0
+	for ; i+8 <= len(b); i += 8 {
+		w := binary.LittleEndian.Uint64(b[i:])
+		q, bs := w^('"'*ones), w^('\\'*ones)
+		// A flagged byte: zero in q or bs, or below 0x20 in w. The lowest
+		// flag is exact (a borrow only runs upward).
+		m := ((q-ones)&^q | (bs-ones)&^bs | (w-0x20*ones)&^w) & highs
+		if m != 0 {
+			k := bits.TrailingZeros64(m) / 8
+			high |= w & (1<<(8*k) - 1)
+			return i + k, b[i+k], high&highs == 0
+		}
+		high |= w
+	}
+	for ; i < len(b); i++ {
+		if c := b[i]; c == '"' || c == '\\' || c < 0x20 {
+			return i, c, high&highs == 0
+		}
+		high |= uint64(b[i])
+	}
+	return len(b), 0, high&highs == 0
 }
 
 // object validates the object at s.i; at a kept level it returns its
