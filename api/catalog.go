@@ -18,6 +18,9 @@ type Service struct {
 	Agent     string         `json:"agent,omitempty"`
 	MinTier   trust.Tier     `json:"minTier"`
 	Routes    []ServiceRoute `json:"routes,omitempty"`
+	// Protocol is the agent protocol the service speaks: "mcp", "a2a" or
+	// empty (docs/mcp.md, docs/a2a.md).
+	Protocol string `json:"protocol,omitempty"`
 }
 
 // ServiceRoute maps requests to an action: Method ("" for any) and Path

@@ -1,11 +1,15 @@
 package catalog
 
-import "github.com/meshguard/meshguard/api"
+import (
+	"github.com/meshguard/meshguard/agentproto"
+	"github.com/meshguard/meshguard/api"
+)
 
 // API is s as the HTTP API shows it (PUT /admin/services/{name}).
 func (s *Service) API() api.Service {
 	out := api.Service{
 		Name: s.Name, Hosts: s.Hosts, Port: s.Port, Endpoints: s.Endpoints, Agent: s.Agent, MinTier: s.MinTier,
+		Protocol: string(s.Protocol),
 	}
 	if s.Routes != nil {
 		out.Routes = make([]api.ServiceRoute, len(s.Routes))
@@ -26,6 +30,7 @@ func (e *Entry) API() api.ServiceEntry {
 func ServiceFromAPI(s *api.Service) Service {
 	out := Service{
 		Name: s.Name, Hosts: s.Hosts, Port: s.Port, Endpoints: s.Endpoints, Agent: s.Agent, MinTier: s.MinTier,
+		Protocol: agentproto.Protocol(s.Protocol),
 	}
 	if s.Routes != nil {
 		out.Routes = make([]Route, len(s.Routes))

@@ -18,7 +18,7 @@ func TestAPIConversions(t *testing.T) {
 		name string
 		e    catalog.Entry
 	}{
-		{"every field", catalog.Entry{Source: catalog.SourceStored, Service: catalog.Service{Name: "ledger", Hosts: []string{"ledger.mesh"}, Port: 8080, Endpoints: []string{"10.0.0.9:8080"}, Agent: "agt_x", MinTier: trust.Verified, Routes: []catalog.Route{{Method: "GET", Path: "/a*", Action: "read:a"}}}}},
+		{"every field", catalog.Entry{Source: catalog.SourceStored, Service: catalog.Service{Name: "ledger", Hosts: []string{"ledger.mesh"}, Port: 8080, Endpoints: []string{"10.0.0.9:8080"}, Agent: "agt_x", MinTier: trust.Verified, Routes: []catalog.Route{{Method: "GET", Path: "/a*", Action: "read:a"}}, Protocol: "mcp"}}},
 		{"nil lists", catalog.Entry{Source: catalog.SourceFile, Service: catalog.Service{Name: "bare"}}},
 	}
 	for _, tc := range tests {

@@ -23,6 +23,8 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/meshguard/meshguard/agentproto"
+	"github.com/meshguard/meshguard/engine"
 	"github.com/meshguard/meshguard/identity"
 	"github.com/meshguard/meshguard/internal/edge"
 	"github.com/meshguard/meshguard/internal/yamldoc"
@@ -51,6 +53,9 @@ type Service struct {
 	Agent     string     `yaml:"agent,omitempty" json:"agent,omitempty"`
 	MinTier   trust.Tier `yaml:"-" json:"minTier"`
 	Routes    []Route    `yaml:"routes,omitempty" json:"routes,omitempty"`
+	// Protocol is the agent protocol the service speaks, if any (mcp or
+	// a2a, docs/mcp.md): its routes send the request body to ext_authz.
+	Protocol agentproto.Protocol `yaml:"protocol,omitempty" json:"protocol,omitempty"`
 }
 
 // Route maps requests to an action: Method ("" for any) and Path (exact,
@@ -80,6 +85,7 @@ type service struct {
 	Agent     string   `yaml:"agent"`
 	MinTier   string   `yaml:"minTier"`
 	Routes    []Route  `yaml:"routes"`
+	Protocol  string   `yaml:"protocol"`
 }
 
 // MaxFileBytes bounds a SERVICES_FILE.
@@ -121,7 +127,8 @@ func Parse(name string, data []byte) (*Catalogue, error) {
 	}
 	services := make([]Service, 0, len(f.Services))
 	for i, s := range f.Services {
-		svc := Service{Name: s.Name, Hosts: s.Hosts, Port: s.Port, Endpoints: s.Endpoints, Agent: s.Agent, Routes: s.Routes, MinTier: trust.Untrusted}
+		svc := Service{Name: s.Name, Hosts: s.Hosts, Port: s.Port, Endpoints: s.Endpoints, Agent: s.Agent, Routes: s.Routes, MinTier: trust.Untrusted,
+			Protocol: agentproto.Protocol(s.Protocol)}
 		if s.MinTier != "" && !dirty[i] {
 			if t, err := trust.Parse(s.MinTier); err == nil {
 				svc.MinTier = t
@@ -306,6 +313,9 @@ func (s *Service) check(report func(f field, format string, args ...any)) {
 	}
 	if !s.MinTier.Valid() {
 		report(key("minTier"), "unknown tier %d", s.MinTier)
+	}
+	if s.Protocol != "" && !engine.ValidProtocol(s.Protocol) {
+		report(key("protocol"), "%s: expected mcp or a2a", quote(string(s.Protocol)))
 	}
 	if len(s.Routes) > MaxRoutes {
 		report(key("routes"), "more than %d", MaxRoutes)

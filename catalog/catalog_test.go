@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/meshguard/meshguard/agentproto"
 	"github.com/meshguard/meshguard/trust"
 )
 
@@ -63,6 +64,9 @@ func TestParseRefuses(t *testing.T) {
 		{"path without slash", "services:\n  - {name: a, hosts: [a.mesh], port: 80, endpoints: [\"10.0.0.1:80\"], routes: [{path: x, action: \"read:x\"}]}\n", "services.yaml:2: services[0] (a): routes[0].path: "},
 		{"star inside a path", "services:\n  - {name: a, hosts: [a.mesh], port: 80, endpoints: [\"10.0.0.1:80\"], routes: [{path: /a*/b, action: \"read:x\"}]}\n", "'*' may only end"},
 		{"unknown method", "services:\n  - {name: a, hosts: [a.mesh], port: 80, endpoints: [\"10.0.0.1:80\"], routes: [{method: BREW, path: /x, action: \"read:x\"}]}\n", "services.yaml:2: services[0] (a): routes[0].method: "},
+		{"unknown protocol", "services:\n  - {name: a, hosts: [a.mesh], port: 80, endpoints: [\"10.0.0.1:80\"]}\n  - {name: b, hosts: [b.mesh], port: 80, endpoints: [\"10.0.0.2:80\"],\n     protocol: grpc}\n", `services.yaml:4: services[1] (b): protocol: "grpc": expected mcp or a2a`},
+		{"protocol in upper case", "services:\n  - {name: a, hosts: [a.mesh], port: 80, endpoints: [\"10.0.0.1:80\"], protocol: MCP}\n", `services.yaml:2: services[0] (a): protocol: "MCP": expected mcp or a2a`},
+		{"protocol as a list", "services:\n  - {name: a, hosts: [a.mesh], port: 80, endpoints: [\"10.0.0.1:80\"], protocol: [mcp]}\n", "services.yaml:2: services[0] (a): cannot unmarshal !!seq into string"},
 		{"route twice", "services:\n  - {name: a, hosts: [a.mesh], port: 80, endpoints: [\"10.0.0.1:80\"], routes: [{path: /x, action: \"read:x\"}, {path: /x, action: \"read:y\"}]}\n", "routes[1]"},
 	}
 	for _, tc := range tests {
@@ -72,6 +76,30 @@ func TestParseRefuses(t *testing.T) {
 				t.Fatalf("got %v, want ErrInvalid mentioning %q", err, tc.want)
 			}
 		})
+	}
+}
+
+// TestProtocolDeclared: a service's protocol is kept as declared, from the
+// file and from a service the admin API stores; an unknown one is refused
+// there too, naming the field.
+func TestProtocolDeclared(t *testing.T) {
+	c, err := Parse("services.yaml", []byte("services:\n"+
+		"  - {name: mail, hosts: [mail.mesh], port: 80, endpoints: [\"10.0.0.1:80\"], protocol: mcp}\n"+
+		"  - {name: planner, hosts: [planner.mesh], port: 80, endpoints: [\"10.0.0.2:80\"], protocol: a2a}\n"+
+		"  - {name: crm, hosts: [crm.mesh], port: 80, endpoints: [\"10.0.0.3:80\"]}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, want := range []agentproto.Protocol{agentproto.MCP, agentproto.A2A, ""} {
+		if got := c.Services[i].Protocol; got != want {
+			t.Errorf("services[%d].protocol = %q, want %q", i, got, want)
+		}
+	}
+	bad := c.Services[0]
+	bad.Protocol = "grpc"
+	_, err = New([]Service{bad})
+	if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), `services[0] (mail): protocol: "grpc": expected mcp or a2a`) {
+		t.Fatalf("New: got %v, want the protocol refused", err)
 	}
 }
 

@@ -344,9 +344,14 @@ func decodeRoutes(n *yaml.Node, dst *[]engine.Route) error {
 		return yamldoc.Decode(d, dst)
 	}
 	if n.Kind != yaml.SequenceNode {
-		return errors.New("expected a list of {host, method, path, action}")
+		return errors.New("expected a list of {host, method, path, action, protocol, service}")
 	}
-	return dec(n)
+	if err := dec(n); err != nil {
+		return err
+	}
+	// Refused when read, naming the entry and key, not when the engine is
+	// built from them.
+	return engine.ValidateRoutes(*dst)
 }
 
 func keyList() string {

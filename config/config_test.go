@@ -21,7 +21,7 @@ func TestPrecedence(t *testing.T) {
 	dir := t.TempDir()
 	file := filepath.Join(dir, "meshguard.yaml")
 	if err := os.WriteFile(file, []byte("port: 4000\ngrpcPort: 4001\nmode: audit\ndataDir: /var/lib/mg\nlogLevel: warn\nlogFormat: text\nalertRateLimit: 20\n"+
-		"routes:\n  - {host: 'api.*', method: POST, path: '/send/*', action: 'write:email'}\n"), 0o600); err != nil {
+		"routes:\n  - {host: 'api.*', method: POST, path: '/send/*', action: 'write:email'}\n  - {path: /mcp, protocol: mcp, service: mail}\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	c, err := Load(file,
@@ -39,7 +39,7 @@ func TestPrecedence(t *testing.T) {
 		PoliciesDir: "/etc/mg/policies", // environment over default
 		LogLevel:    "debug",            // environment over file
 		LogFormat:   "text",             // file over default
-		Routes:      []engine.Route{{Host: "api.*", Method: "POST", Path: "/send/*", Action: "write:email"}},
+		Routes:      []engine.Route{{Host: "api.*", Method: "POST", Path: "/send/*", Action: "write:email"}, {Path: "/mcp", Protocol: "mcp", Service: "mail"}},
 		// The rest are defaults.
 		ListenerPort: 10000, AuditRetentionDays: 90, AuditFlushMs: 50, AuditCheckpointSeconds: 60,
 		TraceDenials: "sampled", AuditEnabled: true, RateLimitRPM: 600,
@@ -83,6 +83,11 @@ func TestErrorsNameTheKey(t *testing.T) {
 		{"bad port in file", "port: 70000", nil, nil, "c.yaml:1: port: \"70000\": expected a whole number from 1 to 65535"},
 		{"list for a scalar", "port: [1]", nil, nil, "port: expected a single value"},
 		{"unknown route key", "routes:\n  - {path: /x, action: 'a:b', verb: GET}", nil, nil, "routes:"},
+		{"unknown route protocol", "routes:\n  - {path: /mcp, protocol: grpc, service: mail}", nil, nil, `c.yaml:2: routes: routes[0].protocol: "grpc": expected mcp or a2a`},
+		{"route protocol without a service", "routes:\n  - {path: /x, action: 'a:b'}\n  - {path: /mcp, protocol: mcp}", nil, nil, "c.yaml:2: routes: routes[1].service: required with protocol mcp"},
+		{"route service without a protocol", "routes:\n  - {path: /mcp, action: 'a:b', service: mail}", nil, nil, `c.yaml:2: routes: routes[0].service: "mail" without a protocol`},
+		{"route service that is no DNS label", "routes:\n  - {path: /a2a, protocol: a2a, service: 'Planner Agent'}", nil, nil, `c.yaml:2: routes: routes[0].service: "Planner Agent": expected a DNS label`},
+		{"route without an action or protocol", "routes:\n  - {path: /x}", nil, nil, "c.yaml:2: routes: routes[0].action"},
 		{"a route merge key the YAML decoder panics on", "routes:\n  - &r 0\n  - {<<,0,[]}", nil, nil, "malformed YAML"},
 		{"bad mode in env", "", map[string]string{"MODE": "permissive"}, nil, `environment variable MODE: "permissive": expected enforce or audit`},
 		{"bad trace denials", "", map[string]string{"TRACE_DENIALS": "sometimes"}, nil, `environment variable TRACE_DENIALS: "sometimes": expected sampled or always`},

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/meshguard/meshguard/agentproto"
 	"github.com/meshguard/meshguard/policy"
 )
 
@@ -11,11 +12,53 @@ import (
 // docs/enforcement.md). Host and Path are patterns of the policy pattern
 // language (`*` matches anything); Method is exact, case-insensitive, or empty
 // for any; Path is matched without the query string.
+//
+// Protocol declares an agent protocol (docs/mcp.md, docs/a2a.md) spoken by
+// the service named Service: its action is then read from the request body.
+// Until the engine reads bodies the declaration is carried and validated
+// only: a protocol route without an action resolves as an unrouted request
+// (the action derived from method and path).
 type Route struct {
-	Host   string `json:"host,omitempty" yaml:"host,omitempty"`
-	Method string `json:"method,omitempty" yaml:"method,omitempty"`
-	Path   string `json:"path" yaml:"path"`
-	Action string `json:"action" yaml:"action"`
+	Host     string              `json:"host,omitempty" yaml:"host,omitempty"`
+	Method   string              `json:"method,omitempty" yaml:"method,omitempty"`
+	Path     string              `json:"path" yaml:"path"`
+	Action   string              `json:"action,omitempty" yaml:"action,omitempty"`
+	Protocol agentproto.Protocol `json:"protocol,omitempty" yaml:"protocol,omitempty"`
+	Service  string              `json:"service,omitempty" yaml:"service,omitempty"`
+}
+
+// MaxServiceLen bounds a route's service name: a DNS label, as catalogue
+// service names are, since it becomes the resource of the protocol's actions
+// (call:mail/send_email).
+const MaxServiceLen = 63
+
+// ValidProtocol reports whether p is a protocol a route or service may
+// declare.
+func ValidProtocol(p agentproto.Protocol) bool {
+	return p == agentproto.MCP || p == agentproto.A2A
+}
+
+// ValidService reports whether s may name a protocol route's service: a DNS
+// label (lower-case letters, digits and '-', not at either end).
+func ValidService(s string) bool {
+	if s == "" || len(s) > MaxServiceLen || s[0] == '-' || s[len(s)-1] == '-' {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if (c < 'a' || c > 'z') && (c < '0' || c > '9') && c != '-' {
+			return false
+		}
+	}
+	return true
+}
+
+// ValidateRoutes checks routes as New does, so a configuration file's
+// routes are refused when it is read; the error names the route by index
+// and the field.
+func ValidateRoutes(routes []Route) error {
+	_, err := compileRoutes(routes)
+	return err
 }
 
 type compiledRoute struct {
@@ -37,6 +80,9 @@ func compileRoutes(routes []Route) ([]compiledRoute, error) {
 			return fmt.Errorf("routes[%d].%s: %s", i, field, fmt.Sprintf(format, args...))
 		}
 		m := strings.ToUpper(r.Method)
+		if err := checkProtocol(r, bad); err != nil {
+			return nil, err
+		}
 		switch {
 		case r.Path == "" || !strings.HasPrefix(r.Path, "/") && r.Path != "*":
 			return nil, bad("path", "%q: expected a path pattern starting with /", r.Path)
@@ -44,6 +90,8 @@ func compileRoutes(routes []Route) ([]compiledRoute, error) {
 			return nil, bad("path", "longer than the limit")
 		case m != "" && m != "*" && !contains(httpMethods, m):
 			return nil, bad("method", "%q: expected an HTTP method or * (any)", r.Method)
+		case r.Action == "" && r.Protocol != "":
+			// The body says the action (docs/mcp.md).
 		case r.Action == "" || len(r.Action) > MaxActionLen || strings.ContainsAny(r.Action, " \t\r\n*"):
 			return nil, bad("action", "%q: expected an action verb:resource without spaces or *", r.Action)
 		case !strings.Contains(r.Action, ":"):
@@ -58,6 +106,21 @@ func compileRoutes(routes []Route) ([]compiledRoute, error) {
 		})
 	}
 	return out, nil
+}
+
+// checkProtocol validates a route's protocol and service: both or neither.
+func checkProtocol(r Route, bad func(field, format string, args ...any) error) error {
+	switch {
+	case r.Protocol != "" && !ValidProtocol(r.Protocol):
+		return bad("protocol", "%q: expected mcp or a2a", r.Protocol)
+	case r.Protocol != "" && r.Service == "":
+		return bad("service", "required with protocol %s: the name of the service speaking it", r.Protocol)
+	case r.Protocol == "" && r.Service != "":
+		return bad("service", "%q without a protocol: declare protocol: mcp or a2a, or remove service", r.Service)
+	case r.Service != "" && !ValidService(r.Service):
+		return bad("service", "%q: expected a DNS label (lower-case letters, digits and '-', at most %d)", r.Service, MaxServiceLen)
+	}
+	return nil
 }
 
 func contains(list []string, s string) bool {

@@ -67,6 +67,16 @@ func TestConfigRoutesAreValidated(t *testing.T) {
 		{"a path over the limit", engine.Route{Path: "/" + strings.Repeat("p", engine.MaxPathLen), Action: "read:x"}, "routes[1].path"},
 		{"an action without a verb", engine.Route{Path: "/x", Action: "x"}, "routes[1].action"},
 		{"an action with a pattern", engine.Route{Path: "/x", Action: "read:*"}, "routes[1].action"},
+		{"an MCP route without an action", engine.Route{Path: "/mcp", Protocol: "mcp", Service: "mail"}, ""},
+		{"an A2A route with an action", engine.Route{Path: "/a2a", Protocol: "a2a", Service: "planner", Action: "send:planner"}, ""},
+		{"an unknown protocol", engine.Route{Path: "/mcp", Protocol: "grpc", Service: "mail"}, "routes[1].protocol"},
+		{"a protocol in upper case", engine.Route{Path: "/mcp", Protocol: "MCP", Service: "mail"}, "routes[1].protocol"},
+		{"a protocol without a service", engine.Route{Path: "/mcp", Protocol: "mcp"}, "routes[1].service"},
+		{"a service without a protocol", engine.Route{Path: "/mcp", Service: "mail", Action: "write:mcp"}, "routes[1].service"},
+		{"a service that is no DNS label", engine.Route{Path: "/mcp", Protocol: "mcp", Service: "mail/x"}, "routes[1].service"},
+		{"a service over the limit", engine.Route{Path: "/mcp", Protocol: "mcp", Service: strings.Repeat("m", engine.MaxServiceLen+1)}, "routes[1].service"},
+		{"no action and no protocol", engine.Route{Path: "/mcp"}, "routes[1].action"},
+		{"a protocol route with a bad action", engine.Route{Path: "/mcp", Protocol: "mcp", Service: "mail", Action: "call"}, "routes[1].action"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -30,6 +30,15 @@ const ContextExtensionAction = "meshguard.action"
 // lowest trust tier the route's service admits (the catalogue's minTier).
 const ContextExtensionMinTier = "meshguard.min_tier"
 
+// ContextExtensionProtocol and ContextExtensionService are the
+// context_extensions keys whose values are the agent protocol (mcp, a2a)
+// and the service name a catalogue service declares (docs/mcp.md): its
+// routes send the request body, from which the action is read.
+const (
+	ContextExtensionProtocol = "meshguard.protocol"
+	ContextExtensionService  = "meshguard.service"
+)
+
 // HeaderAuthHeadersToRemove is how an HTTP ext_authz server asks Envoy to
 // remove request headers (the gRPC API has OkHttpResponse.headers_to_remove).
 const HeaderAuthHeadersToRemove = "x-envoy-auth-headers-to-remove"

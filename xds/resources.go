@@ -31,6 +31,7 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
+	"github.com/meshguard/meshguard/agentproto"
 	"github.com/meshguard/meshguard/catalog"
 	"github.com/meshguard/meshguard/extauthz"
 	"github.com/meshguard/meshguard/trust"
@@ -353,8 +354,15 @@ func virtualHost(s *catalog.Service, authz bool) *routev3.VirtualHost {
 	return vh
 }
 
-// authzContext is a route's ext_authz context: its action, if any, and the
-// service's minimum tier, if above untrusted. Nil when there is neither.
+// authzContext is a route's ext_authz context: its action, if any, the
+// service's minimum tier, if above untrusted, and the protocol it declares
+// with its name. Nil when there is none of them.
+//
+// Only a service declaring a protocol has its routes send the request body
+// (docs/mcp.md): the whole of it, up to the parser's bound, never a prefix
+// (a larger body is refused by Envoy with 413), as bytes so that what is
+// decided is exactly what the upstream reads. Every other route keeps the
+// listener's check without a body.
 func authzContext(s *catalog.Service, action string) map[string]*anypb.Any {
 	ext := map[string]string{}
 	if action != "" {
@@ -363,11 +371,17 @@ func authzContext(s *catalog.Service, action string) map[string]*anypb.Any {
 	if s.MinTier > trust.Untrusted {
 		ext[extauthz.ContextExtensionMinTier] = s.MinTier.String()
 	}
+	var body *extauthzv3.BufferSettings
+	if s.Protocol != "" {
+		ext[extauthz.ContextExtensionProtocol] = string(s.Protocol)
+		ext[extauthz.ContextExtensionService] = s.Name
+		body = &extauthzv3.BufferSettings{MaxRequestBytes: agentproto.MaxBody, AllowPartialMessage: false, PackAsBytes: true}
+	}
 	if len(ext) == 0 {
 		return nil
 	}
 	perRoute := &extauthzv3.ExtAuthzPerRoute{Override: &extauthzv3.ExtAuthzPerRoute_CheckSettings{CheckSettings: &extauthzv3.CheckSettings{
-		ContextExtensions: ext,
+		ContextExtensions: ext, WithRequestBody: body,
 	}}}
 	return map[string]*anypb.Any{"envoy.filters.http.ext_authz": mustAny(perRoute)}
 }

@@ -15,6 +15,7 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/meshguard/meshguard/agentproto"
 	"github.com/meshguard/meshguard/catalog"
 	"github.com/meshguard/meshguard/envoy/envoytest"
 	"github.com/meshguard/meshguard/extauthz"
@@ -31,6 +32,23 @@ func exampleCatalogue(t *testing.T) *catalog.Catalogue {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The example's services, and one for each agent protocol: an MCP
+	// server without routes and an A2A agent with one.
+	data = append(data, []byte(`
+  - name: mail
+    hosts: [mail.mesh]
+    port: 8080
+    endpoints: ["10.0.0.20:8080"]
+    protocol: mcp
+  - name: planner
+    hosts: [planner.mesh]
+    port: 8080
+    endpoints: ["10.0.0.21:8080"]
+    minTier: verified
+    protocol: a2a
+    routes:
+      - {method: GET, path: /.well-known/agent-card.json, action: "connect:planner"}
+`)...)
 	c, err := catalog.Parse("services.yaml", data)
 	if err != nil {
 		t.Fatal(err)
@@ -233,5 +251,58 @@ func TestIngressFailsClosed(t *testing.T) {
 				t.Error(v)
 			}
 		})
+	}
+}
+
+// TestOnlyProtocolRoutesSendTheBody: every route of a service declaring an
+// agent protocol sends the whole body, bounded by the parser's limit, with
+// the protocol and service in its context; no other route sends one
+// (the Envoy ingress; proxyless gRPC runs no ext_authz).
+func TestOnlyProtocolRoutesSendTheBody(t *testing.T) {
+	c := exampleCatalogue(t)
+	r, err := Build(c, testOptions)
+	if err != nil {
+		t.Fatal(err)
+	}
+	protocols := map[string]agentproto.Protocol{}
+	for _, s := range c.Services {
+		protocols[s.Name] = s.Protocol
+	}
+	seen := map[bool]int{} // routes checked, by whether they send the body
+	for _, rc := range r.Routes {
+		if rc.GetName() != IngressRoutes {
+			continue // proxyless gRPC: no ext_authz filter
+		}
+		for _, vh := range rc.GetVirtualHosts() {
+			p, ok := protocols[vh.GetName()]
+			if !ok {
+				t.Fatalf("virtual host %q: no such service", vh.GetName())
+			}
+			for _, rt := range vh.GetRoutes() {
+				var per extauthzv3.ExtAuthzPerRoute
+				if a := rt.GetTypedPerFilterConfig()["envoy.filters.http.ext_authz"]; a != nil {
+					if err := a.UnmarshalTo(&per); err != nil {
+						t.Fatalf("route %q: %v", rt.GetName(), err)
+					}
+				}
+				s := per.GetCheckSettings()
+				body := s.GetWithRequestBody()
+				seen[body != nil]++
+				switch {
+				case p == "" && body != nil:
+					t.Errorf("route %q of a service without a protocol sends the body", rt.GetName())
+				case p == "":
+				case body == nil:
+					t.Errorf("route %q of a %s service sends no body", rt.GetName(), p)
+				case body.GetMaxRequestBytes() != agentproto.MaxBody || body.GetAllowPartialMessage() || !body.GetPackAsBytes():
+					t.Errorf("route %q: body settings %v, want the whole body as bytes up to %d", rt.GetName(), body, agentproto.MaxBody)
+				case s.GetContextExtensions()[extauthz.ContextExtensionProtocol] != string(p) || s.GetContextExtensions()[extauthz.ContextExtensionService] != vh.GetName():
+					t.Errorf("route %q: context %v, want protocol %s and service %s", rt.GetName(), s.GetContextExtensions(), p, vh.GetName())
+				}
+			}
+		}
+	}
+	if seen[true] == 0 || seen[false] == 0 {
+		t.Fatalf("routes with a body %d, without %d: the catalogue must hold both", seen[true], seen[false])
 	}
 }

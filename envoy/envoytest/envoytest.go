@@ -25,6 +25,9 @@ import (
 	wasmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/wasm/v3"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
+
+	"github.com/meshguard/meshguard/agentproto"
+	"github.com/meshguard/meshguard/extauthz"
 )
 
 // Property names one thing the check holds a configuration to.
@@ -75,7 +78,10 @@ const (
 	AuthzService Property = "ext_authz.services"
 	// StatusOnError: a failed check answers with an error status.
 	StatusOnError Property = "ext_authz.status_on_error"
-	// WithRequestBody: MeshGuard never reads bodies; none is sent to it.
+	// WithRequestBody: MeshGuard reads a body only on the routes of a
+	// service declaring an agent protocol (docs/mcp.md): there it is sent
+	// whole, bounded by the parser's limit, never a prefix; no other route
+	// and not the listener's filter sends one.
 	WithRequestBody Property = "ext_authz.with_request_body"
 	// HeaderMutationRules: rules could stop Envoy applying MeshGuard's
 	// header changes, leaving a forged x-meshguard-* header in place.
@@ -288,7 +294,7 @@ func (k *checker) extAuthz(where string, f *hcmv3.HttpFilter) {
 		k.add(where, StatusOnError, "is %v: a failed check must answer with an error status", s.GetCode())
 	}
 	if a.GetWithRequestBody() != nil {
-		k.add(where, WithRequestBody, "is set: MeshGuard never reads bodies, and the agents' payloads would be sent to it")
+		k.add(where, WithRequestBody, "is set on the filter: every route's body would be sent to MeshGuard, which reads one only on the routes of an agent protocol")
 	}
 	if a.GetDecoderHeaderMutationRules() != nil {
 		k.add(where, HeaderMutationRules, "is set: it can stop Envoy removing the forged x-meshguard-* headers MeshGuard names")
@@ -365,8 +371,15 @@ func (k *checker) perRoute(where string, a *anypb.Any) {
 		if s.GetGrpcService() != nil || s.GetHttpService() != nil {
 			k.add(where, PerRoute, "overrides the ext_authz service: the route's requests would be checked by another server")
 		}
-		if s.GetWithRequestBody() != nil {
-			k.add(where, WithRequestBody, "is set on the route: MeshGuard never reads bodies")
+		if b := s.GetWithRequestBody(); b != nil {
+			switch {
+			case s.GetContextExtensions()[extauthz.ContextExtensionProtocol] == "":
+				k.add(where, WithRequestBody, "is set on a route declaring no agent protocol: MeshGuard reads no other body")
+			case b.GetAllowPartialMessage():
+				k.add(where, WithRequestBody, "allow_partial_message is true: a prefix of the body would be decided on")
+			case b.GetMaxRequestBytes() == 0 || b.GetMaxRequestBytes() > agentproto.MaxBody:
+				k.add(where, WithRequestBody, "max_request_bytes is %d: expected 1 to %d, the parser's bound", b.GetMaxRequestBytes(), agentproto.MaxBody)
+			}
 		}
 	default:
 		k.add(where, PerRoute, "a per-route config of type %s that cannot be checked", a.GetTypeUrl())
