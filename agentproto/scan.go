@@ -3,8 +3,8 @@ package agentproto
 import (
 	"bytes"
 	"encoding/binary"
-	"math/bits"
 	"fmt"
+	"math/bits"
 	"unicode/utf8"
 )
 
