@@ -1,8 +1,6 @@
 package filterapi_test
 
 import (
-	"encoding/json"
-	"net/http"
 	"strings"
 	"testing"
 
@@ -21,17 +19,7 @@ func TestFilterAuditChecksDelegatedAllows(t *testing.T) {
 	env := filtertest.New(t)
 	api := env.API(t)
 	post := func(r audit.Record) (int, string) {
-		body, _ := json.Marshal(filterprotocol.AuditBatch{Records: []audit.Record{r}})
-		req, _ := http.NewRequest("POST", api.URL+filterprotocol.AuditPath, strings.NewReader(string(body)))
-		req.Header.Set(filterprotocol.HeaderFilterToken, filtertest.FilterCredential)
-		res, err := api.Client().Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer res.Body.Close()
-		var e struct{ Message string }
-		_ = json.NewDecoder(res.Body).Decode(&e)
-		return res.StatusCode, e.Message
+		return postAudit(t, api, filterprotocol.AuditBatch{Records: []audit.Record{r}})
 	}
 	rev := env.F.Policies.Current().Revision()
 	// The filter's "delegated read": Mail reads the docs on Orch's behalf.

@@ -1,9 +1,11 @@
 package filterapi_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -29,20 +31,7 @@ func TestFilterAuditRefusesWhatNoProxyWrites(t *testing.T) {
 	api := env.API(t)
 	good := audit.Record{ID: "aud_from_the_filter", Timestamp: filtertest.Now, DecisionID: "dec_x", AgentID: env.Orch.ID, AgentName: env.Orch.Name, Action: "read:docs",
 		Method: "GET", Path: "/docs", Host: "docs.mesh", Decision: "allow", Status: 200, Reason: "rule_allow", Source: "wasm", Mode: "enforce"}
-	post := func(b filterprotocol.AuditBatch) (int, string) {
-		body, _ := json.Marshal(b)
-		req, _ := http.NewRequest("POST", api.URL+filterprotocol.AuditPath, strings.NewReader(string(body)))
-		req.Header.Set("Content-Type", "application/json")
-		req.Header.Set(filterprotocol.HeaderFilterToken, filtertest.FilterCredential)
-		res, err := api.Client().Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer res.Body.Close()
-		var e struct{ Message string }
-		_ = json.NewDecoder(res.Body).Decode(&e)
-		return res.StatusCode, e.Message
-	}
+	post := func(b filterprotocol.AuditBatch) (int, string) { return postAudit(t, api, b) }
 	bad := func(edit func(r *audit.Record)) filterprotocol.AuditBatch {
 		r := good
 		edit(&r)
@@ -98,17 +87,7 @@ func TestFilterAuditChecksAllowsUnderTheirRevision(t *testing.T) {
 	env := filtertest.New(t)
 	api := env.API(t)
 	post := func(r audit.Record) (int, string) {
-		body, _ := json.Marshal(filterprotocol.AuditBatch{Records: []audit.Record{r}})
-		req, _ := http.NewRequest("POST", api.URL+filterprotocol.AuditPath, strings.NewReader(string(body)))
-		req.Header.Set(filterprotocol.HeaderFilterToken, filtertest.FilterCredential)
-		res, err := api.Client().Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer res.Body.Close()
-		var e struct{ Message string }
-		_ = json.NewDecoder(res.Body).Decode(&e)
-		return res.StatusCode, e.Message
+		return postAudit(t, api, filterprotocol.AuditBatch{Records: []audit.Record{r}})
 	}
 	record := func(action, revision string) audit.Record {
 		return audit.Record{Timestamp: filtertest.Now, DecisionID: "dec_" + action, AgentID: env.Orch.ID, AgentName: env.Orch.Name, Action: action,
@@ -154,17 +133,32 @@ func TestFilterAuditWithNoPoliciesRefusesAllows(t *testing.T) {
 	api := env.APIOver(t, policy.NewLoader(policy.Dir(env.F.Dir))) // never loaded
 	rec := audit.Record{Timestamp: filtertest.Now, DecisionID: "dec_1", AgentID: env.Orch.ID, AgentName: env.Orch.Name, Action: "read:docs",
 		Method: "GET", Path: "/docs", Host: "docs.mesh", Decision: "allow", Status: 200, Reason: "rule_allow", Source: "wasm", Mode: "enforce"}
-	body, _ := json.Marshal(filterprotocol.AuditBatch{Records: []audit.Record{rec}})
-	req, _ := http.NewRequest("POST", api.URL+filterprotocol.AuditPath, strings.NewReader(string(body)))
+	code, msg := postAudit(t, api, filterprotocol.AuditBatch{Records: []audit.Record{rec}})
+	if code != 400 || !strings.Contains(msg, "no_policy") {
+		t.Fatalf("%d %q; want 400: no_policy", code, msg)
+	}
+}
+
+// postAudit ships b to srv's POST /v1/filter/audit as the test proxy and
+// returns the status and the error message, if any.
+func postAudit(t *testing.T, srv *httptest.Server, b filterprotocol.AuditBatch) (int, string) {
+	t.Helper()
+	body, err := json.Marshal(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, err := http.NewRequestWithContext(t.Context(), "POST", srv.URL+filterprotocol.AuditPath, bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set(filterprotocol.HeaderFilterToken, filtertest.FilterCredential)
-	res, err := api.Client().Do(req)
+	res, err := srv.Client().Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer res.Body.Close()
 	var e struct{ Message string }
 	_ = json.NewDecoder(res.Body).Decode(&e)
-	if res.StatusCode != 400 || !strings.Contains(e.Message, "no_policy") {
-		t.Fatalf("%d %q; want 400: no_policy", res.StatusCode, e.Message)
-	}
+	return res.StatusCode, e.Message
 }
