@@ -4,12 +4,14 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 )
 
@@ -22,19 +24,37 @@ type pkg struct {
 	Deps       []string // everything it builds on
 }
 
-// listPackages runs `go list` over the module once.
+// listPackages is the module's import graph, read by `go list` once for
+// all the tests.
 func listPackages(t *testing.T) map[string]pkg {
 	t.Helper()
+	dir := root(t)
+	graph.once.Do(func() { graph.pkgs, graph.err = goList(dir) })
+	if graph.err != nil {
+		t.Fatal(graph.err)
+	}
+	return graph.pkgs
+}
+
+// graph holds the one `go list` answer.
+var graph struct {
+	once sync.Once
+	pkgs map[string]pkg
+	err  error
+}
+
+// goList runs `go list` over the module at dir.
+func goList(dir string) (map[string]pkg, error) {
 	if _, err := exec.LookPath("go"); err != nil {
-		t.Fatalf("the go command is needed to read the import graph: %v", err)
+		return nil, fmt.Errorf("the go command is needed to read the import graph: %w", err)
 	}
 	cmd := exec.Command("go", "list", "-json=ImportPath,Imports,Deps", module+"/...")
-	cmd.Dir = root(t)
+	cmd.Dir = dir
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
 	if err != nil {
-		t.Fatalf("go list: %v\n%s", err, stderr.String())
+		return nil, fmt.Errorf("go list: %w\n%s", err, stderr.String())
 	}
 	pkgs := map[string]pkg{}
 	dec := json.NewDecoder(bytes.NewReader(out))
@@ -43,14 +63,14 @@ func listPackages(t *testing.T) map[string]pkg {
 		if err := dec.Decode(&p); errors.Is(err, io.EOF) {
 			break
 		} else if err != nil {
-			t.Fatalf("decoding go list: %v", err)
+			return nil, fmt.Errorf("decoding go list: %w", err)
 		}
 		pkgs[short(p.ImportPath)] = p
 	}
 	if len(pkgs) < 10 {
-		t.Fatalf("go list found %d packages; is the test running inside the module?", len(pkgs))
+		return nil, fmt.Errorf("go list found %d packages; is the test running inside the module?", len(pkgs))
 	}
-	return pkgs
+	return pkgs, nil
 }
 
 // root is the module's directory (two up from here).
