@@ -307,14 +307,20 @@ func TestHeaderOnly(t *testing.T) {
 		action string
 		msg    string // a refusal
 	}{
-		{"tools/call by name", edge.MapHeaders{"Mcp-Method": "tools/call", "Mcp-Name": "search_papers"}, "call:papers/search_papers", ""},
-		{"resources/read, base64", edge.MapHeaders{"Mcp-Method": "resources/read", "Mcp-Name": "=?base64?cGFwZXI6Ly8x?="}, "read:papers/paper://1", ""},
-		{"tools/list", edge.MapHeaders{"Mcp-Method": "tools/list"}, "list:papers/tools", ""},
-		{"initialize", edge.MapHeaders{"Mcp-Method": "initialize"}, "connect:papers", ""},
+		{"tools/call by name", v26(edge.MapHeaders{"Mcp-Method": "tools/call", "Mcp-Name": "search_papers"}), "call:papers/search_papers", ""},
+		{"resources/read, base64", v26(edge.MapHeaders{"Mcp-Method": "resources/read", "Mcp-Name": "=?base64?cGFwZXI6Ly8x?="}), "read:papers/paper://1", ""},
+		{"tools/list", v26(edge.MapHeaders{"Mcp-Method": "tools/list"}), "list:papers/tools", ""},
+		{"initialize", v26(edge.MapHeaders{"Mcp-Method": "initialize"}), "connect:papers", ""},
+		{"a later revision", edge.MapHeaders{"Mcp-Method": "tools/list", "Mcp-Protocol-Version": "2027-01-15"}, "list:papers/tools", ""},
 		{"no headers", edge.MapHeaders{}, "", "no Mcp-Method header"},
-		{"tools/call without Mcp-Name", edge.MapHeaders{"Mcp-Method": "tools/call"}, "", "needs exactly one Mcp-Name"},
-		{"a control character", edge.MapHeaders{"Mcp-Method": "tools/call", "Mcp-Name": "=?base64?YQpi?="}, "", "control character"},
-		{"Mcp-Name with tools/list", edge.MapHeaders{"Mcp-Method": "tools/list", "Mcp-Name": "x"}, "", "names nothing"},
+		{"tools/call without Mcp-Name", v26(edge.MapHeaders{"Mcp-Method": "tools/call"}), "", "needs exactly one Mcp-Name"},
+		{"a control character", v26(edge.MapHeaders{"Mcp-Method": "tools/call", "Mcp-Name": "=?base64?YQpi?="}), "", "control character"},
+		{"Mcp-Name with tools/list", v26(edge.MapHeaders{"Mcp-Method": "tools/list", "Mcp-Name": "x"}), "", "names nothing"},
+		// An older server does not check the headers against the body.
+		{"no protocol version", edge.MapHeaders{"Mcp-Method": "tools/list"}, "", "needs one MCP-Protocol-Version header of 2026-07-28 or later"},
+		{"an older revision", edge.MapHeaders{"Mcp-Method": "tools/list", "Mcp-Protocol-Version": "2025-11-25"}, "", "2026-07-28 or later"},
+		{"a revision that is no date", edge.MapHeaders{"Mcp-Method": "tools/list", "Mcp-Protocol-Version": "2026-07-2x"}, "", "2026-07-28 or later"},
+		{"a revision with a suffix", edge.MapHeaders{"Mcp-Method": "tools/list", "Mcp-Protocol-Version": "9999-99-99x"}, "", "2026-07-28 or later"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got, err := agentproto.HeaderOnly("papers", tc.h)
@@ -332,4 +338,10 @@ func TestHeaderOnly(t *testing.T) {
 			}
 		})
 	}
+}
+
+// v26 adds the revision that makes a header-only decision safe.
+func v26(h edge.MapHeaders) edge.MapHeaders {
+	h["Mcp-Protocol-Version"] = agentproto.HeaderRevision
+	return h
 }

@@ -12,6 +12,12 @@ const (
 	HeaderMCPMethod  = "mcp-method"
 	HeaderMCPName    = "mcp-name"
 	HeaderMCPSession = "mcp-session-id"
+	// HeaderMCPVersion is the revision a client speaks, on every request
+	// after initialization.
+	HeaderMCPVersion = "mcp-protocol-version"
+	// HeaderRevision is the first revision whose servers check Mcp-Method
+	// and Mcp-Name against the body (SEP-2243).
+	HeaderRevision = "2026-07-28"
 )
 
 // mcpNamed is where a method's Mcp-Name comes from in the body (SEP-2243):
@@ -92,7 +98,7 @@ func ParseMCP(service string, body []byte, h Headers) (Call, error) {
 		if err := checkMCPHeaders(h, r.method, c.Name); err != nil {
 			return Call{}, err
 		}
-		if c.SessionID, err = sessionID(h); err != nil {
+		if c.SessionID, err = SessionID(h); err != nil {
 			return Call{}, err
 		}
 	}
@@ -158,9 +164,12 @@ func decodeHeaderValue(v string) (string, error) {
 	return string(b), nil
 }
 
-// sessionID reads Mcp-Session-Id: once at most, visible ASCII only (the
-// transport's rule for it).
-func sessionID(h Headers) (string, error) {
+// SessionID reads Mcp-Session-Id: once at most, visible ASCII only (the
+// transport's rule for it); "" without one. h may be nil.
+func SessionID(h Headers) (string, error) {
+	if h == nil {
+		return "", nil
+	}
 	v, n := h.Lookup(HeaderMCPSession)
 	switch {
 	case n == 0:
@@ -222,8 +231,31 @@ func HeaderOnly(service string, h Headers) (Call, error) {
 	}
 	c.Action = mcpAction(service, method, c.Name)
 	var err error
-	if c.SessionID, err = sessionID(h); err != nil {
+	if c.SessionID, err = SessionID(h); err != nil {
 		return Call{}, err
 	}
+	// Only a server that checks the headers against the body makes them
+	// safe to decide on: one of 2026-07-28 or later does (SEP-2243), and
+	// one of an older revision refuses a request naming a revision it
+	// does not speak (a 400, by the transport's rules). Without this, a
+	// body saying tools/call behind headers saying tools/list would reach
+	// an older server allowed as a list.
+	if v, n := h.Lookup(HeaderMCPVersion); n != 1 || !revisionAtLeast(v, HeaderRevision) {
+		return Call{}, fmt.Errorf("%w: a decision on the Mcp-Method header alone needs one MCP-Protocol-Version header of %s or later (found %d: %q)", ErrBadRequest, HeaderRevision, n, v)
+	}
 	return c, nil
+}
+
+// revisionAtLeast reports whether v is an MCP revision (YYYY-MM-DD) no
+// earlier than min; such dates compare as text.
+func revisionAtLeast(v, min string) bool {
+	if len(v) != len(min) {
+		return false
+	}
+	for i := 0; i < len(v); i++ {
+		if digit := v[i] >= '0' && v[i] <= '9'; digit != (i != 4 && i != 7) || !digit && v[i] != '-' {
+			return false
+		}
+	}
+	return v >= min
 }

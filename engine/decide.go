@@ -56,7 +56,7 @@ func (e *Engine) decide(ctx context.Context, r *Request, d *Decision, now time.T
 	if d.Tier < r.MinTier {
 		return d.deny(403, ReasonTierBelowMinimum, "this service admits agents of tier %s and above; %q is %s", r.MinTier, actor.Name, d.Tier)
 	}
-	reqCtx, err := requestContext(r, set.RequestKeys())
+	reqCtx, err := requestContext(r, d.Call, set.RequestKeys())
 	if err != nil {
 		return d.refuse(err)
 	}
@@ -86,7 +86,8 @@ func (e *Engine) decide(ctx context.Context, r *Request, d *Decision, now time.T
 	}
 
 	// 4. Policy, including the delegation checks.
-	in := policy.Input{Agent: actor, Action: d.Action, Resource: d.Resource, Context: reqCtx, Chain: chain, Time: now}
+	in := policy.Input{Agent: actor, Action: d.Action, Resource: d.Resource, Context: reqCtx, Chain: chain, Time: now,
+		ArgumentsUnknown: d.Call != nil && d.Call.HeaderOnly}
 	if grant != nil {
 		in.Scope = grant.Scope
 	}
@@ -188,8 +189,8 @@ func checkBounds(r *Request) error {
 // resolve sets d.Action and d.Resource. At POST /v1/check they are what
 // the caller states. Everywhere else they come from the real request: the
 // action from the route mapping (the proxy's route, else the config's
-// routes), else derived from the method and path; the resource is the
-// path. No header chooses either. It returns a refusal when the action
+// routes), from the body of a route declaring an agent protocol (d.Call),
+// else derived from the method and path; the resource is the path. No header chooses either. It returns a refusal when the action
 // cannot be resolved (errActionUnresolved when nothing maps the request).
 func (e *Engine) resolve(r *Request, d *Decision) error {
 	path, err := normalizePath(splitPath(r.Path))
@@ -213,8 +214,20 @@ func (e *Engine) resolve(r *Request, d *Decision) error {
 			return err
 		}
 		d.Action, d.Resource = r.RouteAction, path
-		if d.Action == "" {
-			d.Action = e.route(method, identity.NormalizeHost(r.Host), path)
+		proto, service := r.RouteProtocol, r.RouteService
+		if d.Action == "" && proto == "" {
+			if rt := e.route(method, identity.NormalizeHost(r.Host), path); rt != nil {
+				d.Action, proto, service = rt.action, rt.proto, rt.service
+			}
+		}
+		if d.Action == "" && proto != "" {
+			if d.Call, err = readCall(r, method, path, proto, service); err != nil {
+				return err
+			}
+			d.Action = d.Call.Action
+			if len(d.Action) > MaxActionLen {
+				return refused(edge.ErrTextTooLong, "the action %s reads from the request is longer than the limit of %d bytes", d.Call.Method, MaxActionLen)
+			}
 		}
 		if d.Action == "" {
 			verb := derivedVerb(method)

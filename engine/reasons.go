@@ -29,6 +29,9 @@ const (
 	ReasonTierBelowMinimum = "tier_below_minimum"
 	// ReasonRateLimited: a rate limit is exhausted (429).
 	ReasonRateLimited = "rate_limited"
+	// ReasonMCPHeaderMismatch: an MCP request's Mcp-Method or Mcp-Name
+	// header disagrees with its body (400, docs/mcp.md).
+	ReasonMCPHeaderMismatch = "mcp_header_mismatch"
 )
 
 // Input bounds, documented in docs/enforcement.md.

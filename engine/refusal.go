@@ -3,6 +3,8 @@ package engine
 import (
 	"errors"
 	"fmt"
+
+	"github.com/meshguard/meshguard/agentproto"
 )
 
 // What the engine refuses in a request before it reaches policy. Each
@@ -44,7 +46,8 @@ func refused(kind error, format string, args ...any) error {
 // refuse denies the request for err, the one place a refusal becomes a
 // status and a reason: an action no route or verb resolves is a 403 (the
 // request is well formed; MeshGuard cannot say what it does), anything
-// else the caller sent is a 400. An error that is no refusal is
+// else the caller sent is a 400 (an MCP header that disagrees with the
+// body with its own reason). An error that is no refusal is
 // MeshGuard's own failure, never a denial the caller could fix.
 func (d *Decision) refuse(err error) error {
 	var r *refusal
@@ -53,6 +56,8 @@ func (d *Decision) refuse(err error) error {
 		return internal("checking the request", err)
 	case errors.Is(r, errActionUnresolved):
 		return d.deny(403, ReasonActionUnresolved, "%s", r.msg)
+	case errors.Is(r, agentproto.ErrHeaderMismatch):
+		return d.deny(400, ReasonMCPHeaderMismatch, "%s", r.msg)
 	}
 	return d.deny(400, ReasonBadRequest, "%s", r.msg)
 }

@@ -1,30 +1,44 @@
 package engine
 
 import (
+	"encoding/json"
 	"strings"
 	"unicode/utf8"
 
+	"github.com/meshguard/meshguard/agentproto"
 	"github.com/meshguard/meshguard/internal/edge"
 	"github.com/meshguard/meshguard/policy"
 )
 
 // requestContext is the context the policies read. At POST /v1/check it is
-// the caller's, as given. Everywhere else it is what the request really
-// carries, and only what some policy reads (the set's request keys): the
-// headers (header.<name>) and query parameters (query.<name>) the upstream
-// receives. A value the request holds twice is refused: MeshGuard would
-// decide on one while the upstream may read the other (errValueAmbiguous).
-// The result is kept in the audit record, so it is bounded like the
+// the caller's, as given (with its "arguments" object read under
+// arguments.*, as a tool call's are). Everywhere else it is what the request
+// really carries, and only what some policy reads (the set's request keys):
+// the headers (header.<name>) and query parameters (query.<name>) the
+// upstream receives, and an agent-protocol call's arguments
+// (arguments.<path>) from the body it receives. A value the request holds
+// twice is refused: MeshGuard would decide on one while the upstream may
+// read the other (errValueAmbiguous; the body's parser refuses duplicate
+// keys). The result is kept in the audit record, so it is bounded like the
 // caller's context (errContextTooLarge).
-func requestContext(r *Request, keys []string) (map[string]any, error) {
+func requestContext(r *Request, call *agentproto.Call, keys []string) (map[string]any, error) {
 	if r.cooperative() {
-		return r.Context, nil
+		return cooperativeContext(r.Context, keys), nil
 	}
 	if len(keys) == 0 {
 		return nil, nil
 	}
-	var m map[string]any
-	size := 0
+	var (
+		m    map[string]any
+		args map[string]any
+		size int
+	)
+	if call != nil && call.RawArguments != nil {
+		var err error
+		if args, err = call.Arguments(); err != nil {
+			return nil, refused(err, "the call's arguments: %v", err)
+		}
+	}
 	for _, k := range keys {
 		var (
 			v   string
@@ -40,6 +54,19 @@ func requestContext(r *Request, keys []string) (map[string]any, error) {
 			}
 		} else if name, ok := strings.CutPrefix(k, policy.QueryKeyPrefix); ok {
 			v, n, err = queryParam(rawQuery(r.Path), name)
+		} else if path, ok := strings.CutPrefix(k, policy.ArgumentsKeyPrefix); ok && args != nil {
+			a, present := argumentValue(args, path)
+			if !present {
+				continue
+			}
+			if size += len(k) + argumentSize(a); size > MaxContextLen {
+				return nil, refused(errContextTooLarge, "the request values policies read exceed the limit of %d bytes", MaxContextLen)
+			}
+			if m == nil {
+				m = make(map[string]any, len(keys))
+			}
+			m[k] = a
+			continue
 		}
 		switch {
 		case err != nil:
@@ -58,6 +85,53 @@ func requestContext(r *Request, keys []string) (map[string]any, error) {
 		m[k] = v
 	}
 	return m, nil
+}
+
+// argumentSize is the size of an argument's value in the record's JSON,
+// for the context's bound. The parser checked it as JSON already.
+func argumentSize(v any) int {
+	if s, ok := v.(string); ok {
+		return len(s)
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		return MaxContextLen + 1
+	}
+	return len(b)
+}
+
+// cooperativeContext is /v1/check's context with the arguments.* keys the
+// set reads taken from its "arguments" object, so a caller asking before a
+// tool call states the arguments as the call carries them. The caller's
+// map is not changed; keys it sets itself win.
+func cooperativeContext(ctx map[string]any, keys []string) map[string]any {
+	args, ok := ctx["arguments"].(map[string]any)
+	if !ok {
+		return ctx
+	}
+	var out map[string]any
+	for _, k := range keys {
+		path, ok := strings.CutPrefix(k, policy.ArgumentsKeyPrefix)
+		if !ok {
+			continue
+		}
+		if _, set := ctx[k]; set {
+			continue
+		}
+		if v, ok := argumentValue(args, path); ok {
+			if out == nil {
+				out = make(map[string]any, len(ctx)+1)
+				for ck, cv := range ctx {
+					out[ck] = cv
+				}
+			}
+			out[k] = v
+		}
+	}
+	if out == nil {
+		return ctx
+	}
+	return out
 }
 
 // rawQuery is the query string of a request target, "" without one.

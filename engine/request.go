@@ -3,6 +3,7 @@ package engine
 import (
 	"time"
 
+	"github.com/meshguard/meshguard/agentproto"
 	"github.com/meshguard/meshguard/internal/edge"
 	"github.com/meshguard/meshguard/trust"
 )
@@ -60,6 +61,18 @@ type Request struct {
 	// (per-route context_extensions pushed by MeshGuard's xDS): a route
 	// mapping, which wins over the config's routes.
 	RouteAction string
+	// RouteProtocol and RouteService: the proxy's route declares an agent
+	// protocol spoken by the named service (per-route context_extensions
+	// pushed by MeshGuard's xDS for a catalogue service with protocol:),
+	// so the action is read from the request (docs/mcp.md). A RouteAction
+	// wins over it; it wins over the config's routes.
+	RouteProtocol agentproto.Protocol
+	RouteService  string
+	// Body is the request body as the upstream receives it, for a route
+	// that declares a protocol; nil when the enforcement point was not
+	// given it. Adapters bound it (agentproto.MaxBody) and never hand on
+	// a prefix of a larger body.
+	Body []byte
 	// MinTier is the lowest effective tier the route admits (the
 	// catalogue's minTier, pushed per route by MeshGuard's xDS); the zero
 	// value, untrusted, admits every agent.
@@ -136,6 +149,10 @@ type Decision struct {
 	// Context is the request's context as the policy saw it (parsed once,
 	// kept for the audit record).
 	Context map[string]any
+	// Call is the agent-protocol call the decision was made on (an MCP
+	// tool call, an A2A message), nil for any other request. The audit
+	// record, the spans and the adapters' JSON-RPC answers read it.
+	Call *agentproto.Call
 
 	Mode    Mode
 	Source  Source

@@ -14,10 +14,9 @@ import (
 // for any; Path is matched without the query string.
 //
 // Protocol declares an agent protocol (docs/mcp.md, docs/a2a.md) spoken by
-// the service named Service: its action is then read from the request body.
-// Until the engine reads bodies the declaration is carried and validated
-// only: a protocol route without an action resolves as an unrouted request
-// (the action derived from method and path).
+// the service named Service: the action is then read from the request
+// itself (the JSON-RPC body, the Agent Card's path), never set by the
+// route, so a route has an action or a protocol, not both.
 type Route struct {
 	Host     string              `json:"host,omitempty" yaml:"host,omitempty"`
 	Method   string              `json:"method,omitempty" yaml:"method,omitempty"`
@@ -67,6 +66,8 @@ type compiledRoute struct {
 	path    policy.Glob
 	action  string
 	anyHost bool
+	proto   agentproto.Protocol
+	service string
 }
 
 var httpMethods = []string{"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "CONNECT", "TRACE"}
@@ -90,8 +91,10 @@ func compileRoutes(routes []Route) ([]compiledRoute, error) {
 			return nil, bad("path", "longer than the limit")
 		case m != "" && m != "*" && !contains(httpMethods, m):
 			return nil, bad("method", "%q: expected an HTTP method or * (any)", r.Method)
-		case r.Action == "" && r.Protocol != "":
-			// The body says the action (docs/mcp.md).
+		case r.Protocol != "" && r.Action != "":
+			return nil, bad("action", "%q with protocol %s: a protocol route's action is read from each request (docs/mcp.md); map other paths with routes of their own", r.Action, r.Protocol)
+		case r.Protocol != "":
+			// The request says the action (docs/mcp.md).
 		case r.Action == "" || len(r.Action) > MaxActionLen || strings.ContainsAny(r.Action, " \t\r\n*"):
 			return nil, bad("action", "%q: expected an action verb:resource without spaces or *", r.Action)
 		case !strings.Contains(r.Action, ":"):
@@ -103,6 +106,7 @@ func compileRoutes(routes []Route) ([]compiledRoute, error) {
 		out = append(out, compiledRoute{
 			host: policy.CompileGlob(strings.ToLower(r.Host)), anyHost: r.Host == "" || r.Host == "*",
 			method: m, path: policy.CompileGlob(r.Path), action: r.Action,
+			proto: r.Protocol, service: r.Service,
 		})
 	}
 	return out, nil
@@ -132,15 +136,15 @@ func contains(list []string, s string) bool {
 	return false
 }
 
-// route returns the action of the first route matching, or "".
-func (e *Engine) route(method, host, path string) string {
+// route returns the first route matching, or nil.
+func (e *Engine) route(method, host, path string) *compiledRoute {
 	for i := range e.routes {
 		r := &e.routes[i]
 		if (r.method == "" || r.method == method) && (r.anyHost || r.host.Match(host)) && r.path.Match(path) {
-			return r.action
+			return r
 		}
 	}
-	return ""
+	return nil
 }
 
 // derivedVerb is the method → verb mapping of docs/enforcement.md.

@@ -68,7 +68,7 @@ func TestConfigRoutesAreValidated(t *testing.T) {
 		{"an action without a verb", engine.Route{Path: "/x", Action: "x"}, "routes[1].action"},
 		{"an action with a pattern", engine.Route{Path: "/x", Action: "read:*"}, "routes[1].action"},
 		{"an MCP route without an action", engine.Route{Path: "/mcp", Protocol: "mcp", Service: "mail"}, ""},
-		{"an A2A route with an action", engine.Route{Path: "/a2a", Protocol: "a2a", Service: "planner", Action: "send:planner"}, ""},
+		{"an A2A route with an action", engine.Route{Path: "/a2a", Protocol: "a2a", Service: "planner", Action: "send:planner"}, "routes[1].action"},
 		{"an unknown protocol", engine.Route{Path: "/mcp", Protocol: "grpc", Service: "mail"}, "routes[1].protocol"},
 		{"a protocol in upper case", engine.Route{Path: "/mcp", Protocol: "MCP", Service: "mail"}, "routes[1].protocol"},
 		{"a protocol without a service", engine.Route{Path: "/mcp", Protocol: "mcp"}, "routes[1].service"},

@@ -178,6 +178,7 @@ func compilePolicy(p *Policy) (*compiledPolicy, error) {
 			if err != nil {
 				return nil, fmt.Errorf("rules[%d].conditions: %w", i, err)
 			}
+			c.deny = r.Effect == Deny
 			cr.cond = c
 		}
 		cr.denyMsg = r.Reason

@@ -19,6 +19,10 @@ type compiledConditions struct {
 	delegated *bool
 	chainRoot globs
 	chainIncl globs
+	// deny: the rule's effect is deny, for a condition on arguments that
+	// cannot be read (Input.ArgumentsUnknown): it holds for a deny rule
+	// and fails for an allow rule, so the unknown is never an allow.
+	deny bool
 }
 
 type compiledResource struct {
@@ -29,6 +33,7 @@ type compiledResource struct {
 
 type compiledContext struct {
 	key   string
+	args  bool   // an arguments.* key
 	label string // "context.<key>", for explain output without a per-request concatenation
 	ContextCondition
 	matches, notMatches *Glob
@@ -46,7 +51,7 @@ func compileConditions(c *Conditions) (*compiledConditions, error) {
 		cc.resource = &compiledResource{matches: compileGlobs(r.Matches), startsWith: r.StartsWith, contains: r.Contains}
 	}
 	for key, ctx := range c.Context {
-		k := compiledContext{key: key, label: "context." + key, ContextCondition: ctx}
+		k := compiledContext{key: key, label: "context." + key, ContextCondition: ctx, args: IsArgumentsKey(key)}
 		if ctx.Matches != nil {
 			g := CompileGlob(*ctx.Matches)
 			k.matches = &g
@@ -108,7 +113,19 @@ func (c *compiledConditions) holds(in *Input) (bool, string) {
 	}
 	for i := range c.context {
 		k := &c.context[i]
+		if k.args && in.ArgumentsUnknown {
+			if c.deny {
+				continue
+			}
+			return false, k.label
+		}
 		raw, present := in.Context[k.key]
+		if list, ok := raw.([]any); ok {
+			if !k.holdsList(list) {
+				return false, k.label
+			}
+			continue
+		}
 		if !k.holds(contextValue(raw), present) {
 			return false, k.label
 		}
@@ -186,6 +203,45 @@ func (k *compiledContext) holds(v Value, present bool) bool {
 		}
 		if (k.Lt != nil && !(n < *k.Lt)) || (k.Lte != nil && !(n <= *k.Lte)) ||
 			(k.Gt != nil && !(n > *k.Gt)) || (k.Gte != nil && !(n >= *k.Gte)) {
+			return false
+		}
+	}
+	return true
+}
+
+// holdsList evaluates one context key whose value is a list (an argument
+// such as `to: [a, b]`): each operator reads every element, the way a rule
+// about "the recipient" is meant for all of them. Equality, in, matches
+// and the comparisons hold when the list is non-empty and every element
+// holds them; not_matches holds when some element does not match, so a
+// deny rule written with it catches the one bad recipient among good ones.
+func (k *compiledContext) holdsList(list []any) bool {
+	if k.Exists != nil && !*k.Exists {
+		return false
+	}
+	if k.notMatches != nil {
+		some := len(list) == 0
+		for _, x := range list {
+			if v := contextValue(x); v.Kind != KindString || !k.notMatches.Match(v.Str) {
+				some = true
+				break
+			}
+		}
+		if !some {
+			return false
+		}
+	}
+	positive := k.Equals != nil || k.In != nil || k.matches != nil || k.Lt != nil || k.Lte != nil || k.Gt != nil || k.Gte != nil
+	if !positive {
+		return true
+	}
+	if len(list) == 0 {
+		return false
+	}
+	pos := *k
+	pos.Exists, pos.notMatches = nil, nil
+	for _, x := range list {
+		if !pos.holds(contextValue(x), true) {
 			return false
 		}
 	}

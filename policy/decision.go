@@ -41,6 +41,11 @@ type Input struct {
 	Scope []string
 	// Time is when the request happened, for time conditions; zero = now.
 	Time time.Time
+	// ArgumentsUnknown: the request is an MCP call decided from its
+	// headers alone (docs/mcp.md), so its arguments are unknown, not
+	// absent. A condition on arguments.* then fails in an allow rule and
+	// holds in a deny rule: the unknown is never read as an allow.
+	ArgumentsUnknown bool
 	// Explain asks for the explain trace in Decision.Explain (slower).
 	Explain bool
 }

@@ -15,7 +15,15 @@ const (
 	HeaderKeyPrefix = "header."
 	// QueryKeyPrefix + a parameter name: that query parameter, decoded.
 	QueryKeyPrefix = "query."
+	// ArgumentsKeyPrefix + a dot path: that argument of an MCP tool call
+	// (or prompt), read from the body the upstream receives
+	// (docs/mcp.md): arguments.to, arguments.options.cc.
+	ArgumentsKeyPrefix = "arguments."
 )
+
+// IsArgumentsKey reports whether a context key reads an MCP call's
+// arguments.
+func IsArgumentsKey(key string) bool { return strings.HasPrefix(key, ArgumentsKeyPrefix) }
 
 // credentialHeaders never become context: a decision's context is kept in
 // its audit record, and conditions on who calls belong in appliesTo.
@@ -34,6 +42,9 @@ func checkContextKey(key string) string {
 	if !isHeader {
 		if n, ok := strings.CutPrefix(key, QueryKeyPrefix); ok && n == "" {
 			return "query. needs a parameter name (query.<name>)"
+		}
+		if p, ok := strings.CutPrefix(key, ArgumentsKeyPrefix); ok && (p == "" || slices.Contains(strings.Split(p, "."), "")) {
+			return "arguments. needs a dot path of argument names (arguments.to, arguments.options.cc), without empty segments"
 		}
 		if strings.HasPrefix(strings.ToLower(key), "x-meshguard-") {
 			return "X-MeshGuard-* headers are not context: " + use
@@ -75,8 +86,8 @@ func isToken(s string) bool {
 }
 
 // RequestKeys lists the context keys of the set's rules that read the
-// request itself (header.*, query.*), sorted, each once: what an
-// enforcement point that sees the real request puts in the context.
+// request itself (header.*, query.*, arguments.*), sorted, each once: what
+// an enforcement point that sees the real request puts in the context.
 func (s *Set) RequestKeys() []string { return s.requestKeys }
 
 // requestKeys collects the request keys of compiled policies.
@@ -86,7 +97,7 @@ func requestKeys(ps []*compiledPolicy) []string {
 		for i := range p.rules {
 			if c := p.rules[i].cond; c != nil {
 				for j := range c.context {
-					if k := c.context[j].key; strings.HasPrefix(k, HeaderKeyPrefix) || strings.HasPrefix(k, QueryKeyPrefix) {
+					if k := c.context[j].key; strings.HasPrefix(k, HeaderKeyPrefix) || strings.HasPrefix(k, QueryKeyPrefix) || IsArgumentsKey(k) {
 						keys = append(keys, k)
 					}
 				}

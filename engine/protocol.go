@@ -1,0 +1,105 @@
+package engine
+
+import (
+	"errors"
+	"strings"
+
+	"github.com/meshguard/meshguard/agentproto"
+)
+
+// errProtocol: a request to a route that declares an agent protocol
+// (docs/mcp.md, docs/a2a.md) that is not one of the protocol's requests;
+// agentproto's own errors say what is wrong with a body.
+var errProtocol = errors.New("not a request of the route's protocol")
+
+// The Agent Card's paths (A2A): read as connect:S. agent.json is what
+// clients of protocol 0.2 ask for.
+const (
+	AgentCardPath    = "/.well-known/agent-card.json"
+	OldAgentCardPath = "/.well-known/agent.json"
+)
+
+// readCall reads the agent-protocol call a request to service carries:
+// the action comes from the request itself, never from a header alone or
+// from the route (docs/mcp.md "Actions"). method is upper case and path
+// normalised, without its query.
+//
+// MCP over Streamable HTTP: a POST carries one JSON-RPC request in its
+// body; without a body (an enforcement point that was not sent it) the
+// 2026-07-28 headers may stand for it (agentproto.HeaderOnly); a GET opens
+// the server's stream and a DELETE ends the session, both connect:S. A2A:
+// a POST carries one JSON-RPC request; a GET of the Agent Card is
+// connect:S. Anything else is refused: MeshGuard does not guess what an
+// unknown shape of the protocol does.
+func readCall(r *Request, method, path string, proto agentproto.Protocol, service string) (*agentproto.Call, error) {
+	var (
+		c   agentproto.Call
+		err error
+	)
+	switch {
+	case !ValidProtocol(proto):
+		return nil, refused(errProtocol, "the route declares protocol %q, which MeshGuard does not speak (mcp or a2a)", proto)
+	case !ValidService(service):
+		return nil, refused(errProtocol, "the route declares protocol %s without a valid service name (%q)", proto, service)
+	case proto == agentproto.MCP && method == "POST" && len(r.Body) == 0:
+		c, err = agentproto.HeaderOnly(service, headersOrNil(r.Headers))
+		if errors.Is(err, agentproto.ErrNoHeaders) {
+			return nil, refused(err, "an MCP request to %s carries its JSON-RPC request in the body, and this one has none (or the proxy did not send it to MeshGuard); clients of MCP 2026-07-28 may send Mcp-Method and MCP-Protocol-Version instead", service)
+		}
+	case proto == agentproto.MCP && method == "POST":
+		c, err = agentproto.ParseMCP(service, r.Body, headersOrNil(r.Headers))
+	case proto == agentproto.MCP && (method == "GET" || method == "DELETE"):
+		c = agentproto.Call{Protocol: proto, Method: method, Action: "connect:" + service}
+		c.SessionID, err = agentproto.SessionID(headersOrNil(r.Headers))
+	case proto == agentproto.MCP:
+		return nil, refused(errProtocol, "MCP over Streamable HTTP is POST (a request), GET (the server's stream) and DELETE (the end of a session), not %s", method)
+	case method == "POST":
+		c, err = agentproto.ParseA2A(service, r.Body)
+	case method == "GET" && (path == AgentCardPath || path == OldAgentCardPath):
+		c = agentproto.Call{Protocol: proto, Method: method, Action: "connect:" + service}
+	default:
+		return nil, refused(errProtocol, "A2A is JSON-RPC requests (POST) and the Agent Card (GET %s), not %s %s", AgentCardPath, method, path)
+	}
+	if err != nil {
+		return nil, refused(err, "%s request to %s: %v", protocolName(proto), service, err)
+	}
+	return &c, nil
+}
+
+// headersOrNil keeps a nil Headers nil as agentproto's interface, so the
+// parser sees no headers rather than a nil view it would call.
+func headersOrNil(h Headers) agentproto.Headers {
+	if h == nil {
+		return nil
+	}
+	return h
+}
+
+func protocolName(p agentproto.Protocol) string {
+	if p == agentproto.A2A {
+		return "A2A"
+	}
+	return "MCP"
+}
+
+// argumentValue is the value at a dot path (to, options.cc) in a call's
+// arguments.
+func argumentValue(args map[string]any, path string) (any, bool) {
+	var cur any = args
+	for path != "" {
+		m, ok := cur.(map[string]any)
+		if !ok {
+			return nil, false
+		}
+		name := path
+		if i := strings.IndexByte(path, '.'); i >= 0 {
+			name, path = path[:i], path[i+1:]
+		} else {
+			path = ""
+		}
+		if cur, ok = m[name]; !ok {
+			return nil, false
+		}
+	}
+	return cur, true
+}

@@ -1,0 +1,95 @@
+package policy
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/meshguard/meshguard/trust"
+)
+
+// TestListValues: a list value (an argument such as to: [a, b]) holds a
+// positive operator when it is non-empty and every element holds it, and
+// not_matches when some element does not match — so a deny rule catches
+// the one bad element among good ones, and an empty list allows nothing.
+func TestListValues(t *testing.T) {
+	list := func(xs ...any) map[string]any { return map[string]any{"arguments.to": xs} }
+	tests := []struct {
+		name, cond string
+		ctx        map[string]any
+		match      bool
+	}{
+		{"matches: every element", `{matches: "*@ours"}`, list("a@ours", "b@ours"), true},
+		{"matches: one element does not", `{matches: "*@ours"}`, list("a@ours", "e@evil"), false},
+		{"matches: an empty list", `{matches: "*@ours"}`, list(), false},
+		{"matches: an element that is no string", `{matches: "*@ours"}`, list("a@ours", 7.0), false},
+		{"not_matches: one element does not match", `{not_matches: "*@ours"}`, list("a@ours", "e@evil"), true},
+		{"not_matches: every element matches", `{not_matches: "*@ours"}`, list("a@ours", "b@ours"), false},
+		{"not_matches: an empty list", `{not_matches: "*@ours"}`, list(), true},
+		{"not_matches: an object element", `{not_matches: "*@ours"}`, list(map[string]any{"x": "a@ours"}), true},
+		{"in: every element", `{in: [a, b]}`, list("a", "b", "a"), true},
+		{"in: one outside", `{in: [a, b]}`, list("a", "c"), false},
+		{"lte: every number", `{lte: 5}`, list(1.0, 5.0), true},
+		{"lte: one over", `{lte: 5}`, list(1.0, 6.0), false},
+		{"exists", `{exists: true}`, list(), true},
+		{"exists: false", `{exists: false}`, list("a"), false},
+		{"both: some outside and all ours is contradictory", `{matches: "*@ours", not_matches: "*@ours"}`, list("a@ours"), false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			s := mustSet(t, ruleWith(`{context: {arguments.to: `+tc.cond+`}}`))
+			d := check(t, s, Input{Agent: agent("a", trust.Verified), Action: "act:x", Context: tc.ctx})
+			if d.Allowed() != tc.match {
+				t.Fatalf("allowed = %v, want %v (%s)", d.Allowed(), tc.match, d.Message)
+			}
+		})
+	}
+}
+
+// TestArgumentsUnknown: a call decided on its MCP headers alone has
+// arguments that are unknown, not absent: a condition on them fails in an
+// allow rule and holds in a deny rule, whatever its operator.
+func TestArgumentsUnknown(t *testing.T) {
+	const p = `name: p
+rules:
+  - {name: deny-outside, effect: deny, actions: ["call:mail/send"], conditions: {context: {arguments.to: {not_matches: "*@ours"}}}}
+  - {name: deny-big, effect: deny, actions: ["call:mail/bulk"], conditions: {context: {arguments.n: {gt: 100}}}}
+  - {name: allow-ours, effect: allow, actions: ["call:mail/*"], conditions: {context: {arguments.to: {matches: "*@ours"}}}}
+  - {name: allow-absent, effect: allow, actions: ["call:docs/*"], conditions: {context: {arguments.secret: {exists: false}}}}
+  - {name: allow-plain, effect: allow, actions: ["call:mail/list", "call:mail/bulk"]}
+`
+	s := mustSet(t, p)
+	tests := []struct {
+		action, rule string
+		allowed      bool
+	}{
+		{"call:mail/send", "deny-outside", false},
+		{"call:mail/bulk", "deny-big", false},
+		{"call:mail/other", "", false},
+		{"call:docs/read", "", false},
+		{"call:mail/list", "allow-plain", true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.action, func(t *testing.T) {
+			d := check(t, s, Input{Agent: agent("a", trust.Verified), Action: tc.action, ArgumentsUnknown: true})
+			if d.Allowed() != tc.allowed || d.Rule != tc.rule {
+				t.Fatalf("allowed %v by rule %q (%s), want %v by %q", d.Allowed(), d.Rule, d.Message, tc.allowed, tc.rule)
+			}
+		})
+	}
+}
+
+// TestArgumentsKeys: arguments.* keys are request keys (the enforcement
+// points read them from the body), and a path with an empty segment is
+// refused where the policy is read.
+func TestArgumentsKeys(t *testing.T) {
+	s := mustSet(t, ruleWith(`{context: {arguments.options.cc: {exists: true}, header.x-a: b}}`))
+	if got := strings.Join(s.RequestKeys(), ","); got != "arguments.options.cc,header.x-a" {
+		t.Fatalf("RequestKeys = %s", got)
+	}
+	for _, key := range []string{"arguments.", "arguments..cc", "arguments.to."} {
+		_, err := Parse("p.yaml", []byte(ruleWith(`{context: {"`+key+`": x}}`)))
+		if err == nil || !strings.Contains(err.Error(), "arguments. needs a dot path") {
+			t.Errorf("%s: got %v, want a refusal", key, err)
+		}
+	}
+}
