@@ -46,7 +46,7 @@ func ParseA2A(service string, body []byte) (Call, error) {
 	if err != nil {
 		return Call{}, err
 	}
-	c := Call{Protocol: A2A, Method: r.method, ID: r.id, Notification: r.notification,
+	c := Call{Protocol: A2A, Service: service, Method: r.method, ID: r.id, Notification: r.notification,
 		Action: a2aAction(service, r.method)}
 	if _, present := lookup(r.params, "message"); present {
 		if !r.hasMessage {

@@ -74,6 +74,8 @@ type Headers interface {
 // audit trail records it.
 type Call struct {
 	Protocol Protocol
+	// Service is the service the call was sent to, as the route names it.
+	Service string
 	// Method is the JSON-RPC method as sent.
 	Method string
 	// Action is the policy action: call:S/<tool>, send:S, … (docs/mcp.md,
@@ -100,6 +102,31 @@ type Call struct {
 	// so Arguments are unknown, not empty; a rule that reads arguments
 	// must not match such a call.
 	HeaderOnly bool
+}
+
+// Lists reports whether the call asks for a list whose answer the
+// enforcement points that see responses filter (tools/list, prompts/list,
+// resources/list).
+func (c Call) Lists() bool {
+	return c.Protocol == MCP && (c.Method == "tools/list" || c.Method == "prompts/list" || c.Method == "resources/list")
+}
+
+// ListedAction is the action of one item of a list the call asks for:
+// call:S/<name> for a tool of tools/list, get:S/prompts/<name> for a
+// prompt, read:S/<uri> for a resource; "" when the call lists nothing.
+func (c Call) ListedAction(name string) string {
+	var m string
+	switch {
+	case !c.Lists():
+		return ""
+	case c.Method == "tools/list":
+		m = "tools/call"
+	case c.Method == "prompts/list":
+		m = "prompts/get"
+	default:
+		m = "resources/read"
+	}
+	return mcpAction(c.Service, m, name)
 }
 
 // Arguments decodes the call's arguments, for conditions under

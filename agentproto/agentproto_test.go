@@ -77,7 +77,7 @@ func TestParseMCPActions(t *testing.T) {
 				t.Fatalf("ParseMCP: %v", err)
 			}
 			want := tc.want
-			want.Protocol = agentproto.MCP
+			want.Protocol, want.Service = agentproto.MCP, "mail"
 			want.HasArguments = want.Method == "tools/call" || want.Method == "prompts/get"
 			if diff := cmp.Diff(want, got, cmpopts.IgnoreFields(agentproto.Call{}, "RawArguments")); diff != "" {
 				t.Errorf("Call (-want +got):\n%s", diff)

@@ -69,7 +69,7 @@ func ParseMCP(service string, body []byte, h Headers) (Call, error) {
 	if err != nil {
 		return Call{}, err
 	}
-	c := Call{Protocol: MCP, Method: r.method, ID: r.id, Notification: r.notification}
+	c := Call{Protocol: MCP, Service: service, Method: r.method, ID: r.id, Notification: r.notification}
 	if key, named := mcpNamed(r.method); named {
 		v, present, err := stringParam(r.params, key)
 		if err != nil {
@@ -212,7 +212,7 @@ func HeaderOnly(service string, h Headers) (Call, error) {
 	if err := checkToken("Mcp-Method", method); err != nil {
 		return Call{}, err
 	}
-	c := Call{Protocol: MCP, Method: method, HeaderOnly: true}
+	c := Call{Protocol: MCP, Service: service, Method: method, HeaderOnly: true}
 	if key, named := mcpNamed(method); named {
 		v, n := h.Lookup(HeaderMCPName)
 		if n != 1 {

@@ -17,6 +17,7 @@ import (
 // decide runs the pipeline, filling d. It returns an error only for
 // MeshGuard's own failures.
 func (e *Engine) decide(ctx context.Context, r *Request, d *Decision, now time.Time) error {
+	d.rpc = e.speaksJSONRPC(r)
 	if err := checkBounds(r); err != nil {
 		return d.refuse(err)
 	}
@@ -146,6 +147,9 @@ func (e *Engine) decide(ctx context.Context, r *Request, d *Decision, now time.T
 		}
 	}
 	d.Status = 200
+	if d.Call != nil && d.Call.Lists() {
+		d.listing = &listing{set: set, in: in}
+	}
 	return nil
 }
 

@@ -5,6 +5,8 @@ import (
 	"strings"
 
 	"github.com/meshguard/meshguard/agentproto"
+	"github.com/meshguard/meshguard/identity"
+	"github.com/meshguard/meshguard/policy"
 )
 
 // errProtocol: a request to a route that declares an agent protocol
@@ -49,14 +51,14 @@ func readCall(r *Request, method, path string, proto agentproto.Protocol, servic
 	case proto == agentproto.MCP && method == "POST":
 		c, err = agentproto.ParseMCP(service, r.Body, headersOrNil(r.Headers))
 	case proto == agentproto.MCP && (method == "GET" || method == "DELETE"):
-		c = agentproto.Call{Protocol: proto, Method: method, Action: "connect:" + service}
+		c = agentproto.Call{Protocol: proto, Service: service, Method: method, Action: "connect:" + service}
 		c.SessionID, err = agentproto.SessionID(headersOrNil(r.Headers))
 	case proto == agentproto.MCP:
 		return nil, refused(errProtocol, "MCP over Streamable HTTP is POST (a request), GET (the server's stream) and DELETE (the end of a session), not %s", method)
 	case method == "POST":
 		c, err = agentproto.ParseA2A(service, r.Body)
 	case method == "GET" && (path == AgentCardPath || path == OldAgentCardPath):
-		c = agentproto.Call{Protocol: proto, Method: method, Action: "connect:" + service}
+		c = agentproto.Call{Protocol: proto, Service: service, Method: method, Action: "connect:" + service}
 	default:
 		return nil, refused(errProtocol, "A2A is JSON-RPC requests (POST) and the Agent Card (GET %s), not %s %s", AgentCardPath, method, path)
 	}
@@ -64,6 +66,22 @@ func readCall(r *Request, method, path string, proto agentproto.Protocol, servic
 		return nil, refused(err, "%s request to %s: %v", protocolName(proto), service, err)
 	}
 	return &c, nil
+}
+
+// speaksJSONRPC reports whether a request is a POST to a route declaring
+// a protocol (whose requests are JSON-RPC), so that every denial of it,
+// from the first (no token) on, is answered as its client expects. It reads
+// the route as resolve will, before the request is checked: the answer
+// only shapes the denial's body, never the decision.
+func (e *Engine) speaksJSONRPC(r *Request) bool {
+	if r.cooperative() || r.Method != "POST" || r.RouteAction != "" {
+		return false
+	}
+	if r.RouteProtocol != "" {
+		return true
+	}
+	rt := e.route(r.Method, identity.NormalizeHost(r.Host), splitPath(r.Path))
+	return rt != nil && rt.proto != ""
 }
 
 // headersOrNil keeps a nil Headers nil as agentproto's interface, so the
@@ -102,4 +120,31 @@ func argumentValue(args map[string]any, path string) (any, bool) {
 		}
 	}
 	return cur, true
+}
+
+// listing is what an allowed list request (tools/list, …) was decided
+// with, for Permits.
+type listing struct {
+	set *policy.Set
+	in  policy.Input
+}
+
+// Permits reports whether the caller of an allowed MCP list request
+// (tools/list, prompts/list, resources/list) may perform action — the
+// action of one listed item (call:S/<tool>, agentproto.ListedAction) — so
+// that the list the caller sees holds what it may call (docs/mcp.md,
+// "Lists"). It evaluates the policy set that decided d, for the same
+// agent, chain, token scope, request context and time, with the item's
+// arguments taken at their most permissive: a tool allowed for some
+// arguments is listed. Rate limits and hand-on are not evaluated. A list is
+// never the only defence: every call is decided on its own. False for any
+// decision that is not an allowed list request.
+func (d *Decision) Permits(action string) bool {
+	if d.listing == nil || !d.Allowed {
+		return false
+	}
+	in := d.listing.in
+	in.Action, in.ArgumentsAny, in.ArgumentsUnknown, in.Explain = action, true, false, false
+	pd := d.listing.set.Evaluate(&in)
+	return pd.Allowed()
 }

@@ -2,6 +2,7 @@ package engine_test
 
 import (
 	"context"
+	"encoding/json"
 	"reflect"
 	"strings"
 	"testing"
@@ -170,5 +171,112 @@ func TestCooperativeArguments(t *testing.T) {
 				t.Fatalf("allowed %v (%s %s), want %v", d.Allowed, d.Reason, d.Message, tc.ok)
 			}
 		})
+	}
+}
+
+// TestDenialsInJSONRPCForm: a denial of a JSON-RPC POST to a protocol
+// route is a JSON-RPC error response to the request's id (null when it was
+// not read), with the deny body as its data; other requests keep the
+// plain deny body.
+func TestDenialsInJSONRPCForm(t *testing.T) {
+	f := enginetest.New(t, mailPolicy, enginetest.Options{Routes: []engine.Route{
+		{Path: "/mcp", Protocol: agentproto.MCP, Service: "mail"},
+		{Host: "planner.mesh", Path: "*", Protocol: agentproto.A2A, Service: "planner"},
+	}})
+	_, tok := f.Agent(t, "researcher", 1, nil)
+	type rpc struct {
+		JSONRPC string          `json:"jsonrpc"`
+		ID      json.RawMessage `json:"id"`
+		Error   *struct {
+			Code    int    `json:"code"`
+			Message string `json:"message"`
+			Data    struct {
+				Reason     string `json:"reason"`
+				DecisionID string `json:"decision_id"`
+			} `json:"data"`
+		} `json:"error"`
+	}
+	type plain struct {
+		Error  string `json:"error"`
+		Reason string `json:"reason"`
+	}
+	tests := []struct {
+		name   string
+		r      engine.Request
+		id     string // "" for the plain body
+		code   int
+		reason string
+	}{
+		{"a denied tool, numeric id", engine.Request{Token: tok, Method: "POST", Path: "/mcp", Body: []byte(`{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"delete_all"}}`)}, "7", engine.RPCForbidden, "rule_deny"},
+		{"a denied tool, string id", engine.Request{Token: tok, Method: "POST", Path: "/mcp", Body: []byte(`{"jsonrpc":"2.0","id":"a-1","method":"tools/call","params":{"name":"delete_all"}}`)}, `"a-1"`, engine.RPCForbidden, "rule_deny"},
+		{"a body not read: id null", engine.Request{Token: tok, Method: "POST", Path: "/mcp", Body: []byte(`[{"jsonrpc":"2.0","id":7,"method":"ping"}]`)}, "null", engine.RPCInvalidRequest, "bad_request"},
+		{"a header mismatch", engine.Request{Token: tok, Method: "POST", Path: "/mcp", Body: callBody("delete_x", `{}`), Headers: edge.MapHeaders{"mcp-method": "tools/list"}}, "null", engine.RPCInvalidRequest, "mcp_header_mismatch"},
+		{"no token", engine.Request{Method: "POST", Path: "/mcp", Body: callBody("list_inbox", `{}`)}, "null", engine.RPCUnauthorized, "unauthorized"},
+		{"an A2A message", engine.Request{Token: tok, Method: "POST", Host: "planner.mesh", Path: "/", Body: []byte(`{"jsonrpc":"2.0","id":3,"method":"tasks/cancel","params":{"id":"t"}}`)}, "3", engine.RPCForbidden, "no_matching_rule"},
+		{"a GET: the plain body", engine.Request{Token: tok, Method: "GET", Host: "planner.mesh", Path: "/tasks"}, "", 0, "bad_request"},
+		{"another route: the plain body", engine.Request{Token: tok, Method: "POST", Path: "/other", Body: callBody("x", `{}`)}, "", 0, "no_matching_rule"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.r.Source = engine.SourceGateway
+			d := check(t, f.Engine, tc.r)
+			if d.Allowed {
+				t.Fatalf("allowed: %+v", d)
+			}
+			if tc.id == "" {
+				var got plain
+				if err := json.Unmarshal(d.DenyBody(), &got); err != nil || got.Error == "" || got.Reason != tc.reason {
+					t.Fatalf("body %s (%v), want the plain deny body with reason %s", d.DenyBody(), err, tc.reason)
+				}
+				return
+			}
+			var got rpc
+			if err := json.Unmarshal(d.DenyBody(), &got); err != nil {
+				t.Fatalf("%s: %v", d.DenyBody(), err)
+			}
+			if got.JSONRPC != "2.0" || string(got.ID) != tc.id || got.Error == nil || got.Error.Code != tc.code ||
+				got.Error.Data.Reason != tc.reason || got.Error.Message != d.Message || got.Error.Data.DecisionID != d.ID {
+				t.Fatalf("body %s, want a JSON-RPC error to id %s, code %d, reason %s", d.DenyBody(), tc.id, tc.code, tc.reason)
+			}
+		})
+	}
+}
+
+// TestPermitsListsWhatTheCallerMayCall: an allowed tools/list decision
+// says which tools its caller may call — a tool allowed for some arguments
+// is listed, a denied one is not — and no other decision permits anything.
+func TestPermitsListsWhatTheCallerMayCall(t *testing.T) {
+	f := enginetest.New(t, mailPolicy, enginetest.Options{Routes: []engine.Route{
+		{Path: "/mcp", Protocol: agentproto.MCP, Service: "mail"},
+		{Path: "/papers/mcp", Protocol: agentproto.MCP, Service: "papers"},
+	}})
+	_, tok := f.Agent(t, "researcher", 1, nil)
+	list := func(path string) engine.Decision {
+		return check(t, f.Engine, engine.Request{Source: engine.SourceGateway, Token: tok, Method: "POST", Path: path, Body: mcpBody("tools/list", "")})
+	}
+	mail, papers := list("/mcp"), list("/papers/mcp")
+	for _, tc := range []struct {
+		d      engine.Decision
+		tool   string
+		listed bool
+	}{
+		{mail, "list_inbox", true},
+		{mail, "send_email", true}, // allowed to our domain
+		{mail, "delete_inbox", false},
+		{papers, "search_papers", true}, // allowed for small searches
+		{papers, "delete_paper", false},
+		{papers, "summarize", false}, // no rule
+	} {
+		action := tc.d.Call.ListedAction(tc.tool)
+		if got := tc.d.Permits(action); got != tc.listed {
+			t.Errorf("%s: Permits(%s) = %v, want %v", tc.d.Call.Service, action, got, tc.listed)
+		}
+	}
+	call := check(t, f.Engine, engine.Request{Source: engine.SourceGateway, Token: tok, Method: "POST", Path: "/mcp", Body: callBody("list_inbox", `{}`)})
+	if !call.Allowed || call.Permits("call:mail/list_inbox") {
+		t.Errorf("a tool call's decision permits listing: %+v", call)
+	}
+	if got := mail.Call.ListedAction("x"); got != "call:mail/x" {
+		t.Errorf("ListedAction = %q", got)
 	}
 }

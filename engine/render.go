@@ -174,6 +174,8 @@ type denyBody struct {
 // 401 {"error":"unauthorized","message"}, 403 {"error":"forbidden",
 // "message","reason","policy","rule","action","trace_id"}, 429
 // {"error":"rate_limited",…,"retry_after"}, 400 {"error":"bad_request",…}.
+// A JSON-RPC request to a route declaring MCP or A2A is answered in its
+// protocol's form instead (denyRPC), which its clients read as an error.
 func (d *Decision) DenyBody() []byte {
 	b := denyBody{Error: d.ErrorCode(), Message: d.Message, Reason: d.Reason, TraceID: d.TraceID, DecisionID: d.ID, RetryAfter: d.RetryAfterSeconds()}
 	switch d.Status {
@@ -183,6 +185,56 @@ func (d *Decision) DenyBody() []byte {
 	default:
 		b.Policy, b.Rule, b.Action = d.Policy, d.Rule, d.Action
 	}
+	if d.rpc {
+		return denyRPC(d, &b)
+	}
 	out, _ := json.Marshal(b) // plain strings and ints: cannot fail
+	return out
+}
+
+// JSON-RPC error codes of denials (docs/mcp.md, "Denials"): the reserved
+// -32600 for a request MeshGuard refuses to read, and codes of the
+// implementation-defined range for the rest, after the HTTP status.
+const (
+	RPCInvalidRequest = -32600
+	RPCUnauthorized   = -32001
+	RPCForbidden      = -32003
+	RPCRateLimited    = -32029
+)
+
+// rpcError is a JSON-RPC 2.0 error response; its data is the deny body.
+type rpcError struct {
+	JSONRPC string          `json:"jsonrpc"`
+	ID      json.RawMessage `json:"id"`
+	Error   struct {
+		Code    int       `json:"code"`
+		Message string    `json:"message"`
+		Data    *denyBody `json:"data"`
+	} `json:"error"`
+}
+
+// denyRPC is a denial as a JSON-RPC error response to the request's id
+// (null when the request was not read far enough to know it, as JSON-RPC
+// asks), with the deny body as its data. The HTTP status stays the
+// denial's: MCP clients read the error from the body of a 4xx and keep
+// the session.
+func denyRPC(d *Decision, b *denyBody) []byte {
+	var e rpcError
+	e.JSONRPC, e.ID = "2.0", json.RawMessage("null")
+	if d.Call != nil && d.Call.ID != "" {
+		e.ID = json.RawMessage(d.Call.ID)
+	}
+	switch d.Status {
+	case 400:
+		e.Error.Code = RPCInvalidRequest
+	case 401:
+		e.Error.Code = RPCUnauthorized
+	case 429:
+		e.Error.Code = RPCRateLimited
+	default:
+		e.Error.Code = RPCForbidden
+	}
+	e.Error.Message, e.Error.Data = d.Message, b
+	out, _ := json.Marshal(e) // the id was checked as JSON by the parser
 	return out
 }

@@ -153,6 +153,12 @@ type Decision struct {
 	// tool call, an A2A message), nil for any other request. The audit
 	// record, the spans and the adapters' JSON-RPC answers read it.
 	Call *agentproto.Call
+	// listing is what Permits evaluates: the policy set and the input
+	// that decided an allowed request.
+	listing *listing
+	// rpc: the request is a JSON-RPC POST to a route declaring a
+	// protocol, so a denial is rendered as a JSON-RPC error (DenyBody).
+	rpc bool
 
 	Mode    Mode
 	Source  Source

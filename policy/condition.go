@@ -20,8 +20,7 @@ type compiledConditions struct {
 	chainRoot globs
 	chainIncl globs
 	// deny: the rule's effect is deny, for a condition on arguments that
-	// cannot be read (Input.ArgumentsUnknown): it holds for a deny rule
-	// and fails for an allow rule, so the unknown is never an allow.
+	// cannot be read (Input.ArgumentsUnknown, ArgumentsAny).
 	deny bool
 }
 
@@ -113,8 +112,11 @@ func (c *compiledConditions) holds(in *Input) (bool, string) {
 	}
 	for i := range c.context {
 		k := &c.context[i]
-		if k.args && in.ArgumentsUnknown {
-			if c.deny {
+		if k.args && (in.ArgumentsUnknown || in.ArgumentsAny) {
+			// Unknown: holds for deny, fails for allow (never an
+			// allow on a guess); any: the reverse (what could be
+			// allowed).
+			if c.deny == in.ArgumentsUnknown {
 				continue
 			}
 			return false, k.label

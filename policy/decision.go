@@ -46,6 +46,10 @@ type Input struct {
 	// absent. A condition on arguments.* then fails in an allow rule and
 	// holds in a deny rule: the unknown is never read as an allow.
 	ArgumentsUnknown bool
+	// ArgumentsAny: the question is whether some arguments could be
+	// allowed (which tools a list shows): a condition on arguments.*
+	// holds in an allow rule and fails in a deny rule. Never for a call.
+	ArgumentsAny bool
 	// Explain asks for the explain trace in Decision.Explain (slower).
 	Explain bool
 }
