@@ -2,7 +2,6 @@ package engine
 
 import (
 	"errors"
-	"strings"
 
 	"github.com/meshguard/meshguard/agentproto"
 	"github.com/meshguard/meshguard/identity"
@@ -98,28 +97,6 @@ func protocolName(p agentproto.Protocol) string {
 		return "A2A"
 	}
 	return "MCP"
-}
-
-// argumentValue is the value at a dot path (to, options.cc) in a call's
-// arguments.
-func argumentValue(args map[string]any, path string) (any, bool) {
-	var cur any = args
-	for path != "" {
-		m, ok := cur.(map[string]any)
-		if !ok {
-			return nil, false
-		}
-		name := path
-		if i := strings.IndexByte(path, '.'); i >= 0 {
-			name, path = path[:i], path[i+1:]
-		} else {
-			path = ""
-		}
-		if cur, ok = m[name]; !ok {
-			return nil, false
-		}
-	}
-	return cur, true
 }
 
 // listing is what an allowed list request (tools/list, …) was decided

@@ -11,8 +11,8 @@ import (
 )
 
 // requestContext is the context the policies read. At POST /v1/check it is
-// the caller's, as given (with its "arguments" object read under
-// arguments.*, as a tool call's are). Everywhere else it is what the request
+// the caller's, as given (an "arguments" object in it is read under
+// arguments.*, as a tool call's are: policy.ArgumentValue). Everywhere else it is what the request
 // really carries, and only what some policy reads (the set's request keys):
 // the headers (header.<name>) and query parameters (query.<name>) the
 // upstream receives, and an agent-protocol call's arguments
@@ -23,7 +23,7 @@ import (
 // caller's context (errContextTooLarge).
 func requestContext(r *Request, call *agentproto.Call, keys []string) (map[string]any, error) {
 	if r.cooperative() {
-		return cooperativeContext(r.Context, keys), nil
+		return r.Context, nil
 	}
 	if len(keys) == 0 {
 		return nil, nil
@@ -55,7 +55,7 @@ func requestContext(r *Request, call *agentproto.Call, keys []string) (map[strin
 		} else if name, ok := strings.CutPrefix(k, policy.QueryKeyPrefix); ok {
 			v, n, err = queryParam(rawQuery(r.Path), name)
 		} else if path, ok := strings.CutPrefix(k, policy.ArgumentsKeyPrefix); ok && args != nil {
-			a, present := argumentValue(args, path)
+			a, present := policy.ArgumentValue(args, path)
 			if !present {
 				continue
 			}
@@ -98,40 +98,6 @@ func argumentSize(v any) int {
 		return MaxContextLen + 1
 	}
 	return len(b)
-}
-
-// cooperativeContext is /v1/check's context with the arguments.* keys the
-// set reads taken from its "arguments" object, so a caller asking before a
-// tool call states the arguments as the call carries them. The caller's
-// map is not changed; keys it sets itself win.
-func cooperativeContext(ctx map[string]any, keys []string) map[string]any {
-	args, ok := ctx["arguments"].(map[string]any)
-	if !ok {
-		return ctx
-	}
-	var out map[string]any
-	for _, k := range keys {
-		path, ok := strings.CutPrefix(k, policy.ArgumentsKeyPrefix)
-		if !ok {
-			continue
-		}
-		if _, set := ctx[k]; set {
-			continue
-		}
-		if v, ok := argumentValue(args, path); ok {
-			if out == nil {
-				out = make(map[string]any, len(ctx)+1)
-				for ck, cv := range ctx {
-					out[ck] = cv
-				}
-			}
-			out[k] = v
-		}
-	}
-	if out == nil {
-		return ctx
-	}
-	return out
 }
 
 // rawQuery is the query string of a request target, "" without one.

@@ -93,3 +93,28 @@ func TestArgumentsKeys(t *testing.T) {
 		}
 	}
 }
+
+// TestArgumentsObject: a context stating the arguments as an object (POST
+// /v1/check, policy test cases) is read under arguments.<path>; a flat key
+// of the same name wins.
+func TestArgumentsObject(t *testing.T) {
+	s := mustSet(t, ruleWith(`{context: {arguments.options.cc: {matches: "*@ours"}}}`))
+	for _, tc := range []struct {
+		name  string
+		ctx   map[string]any
+		match bool
+	}{
+		{"nested", map[string]any{"arguments": map[string]any{"options": map[string]any{"cc": "a@ours"}}}, true},
+		{"nested, outside", map[string]any{"arguments": map[string]any{"options": map[string]any{"cc": "e@evil"}}}, false},
+		{"a path through a string", map[string]any{"arguments": map[string]any{"options": "cc"}}, false},
+		{"the flat key wins", map[string]any{"arguments.options.cc": "e@evil", "arguments": map[string]any{"options": map[string]any{"cc": "a@ours"}}}, false},
+		{"arguments that are not an object", map[string]any{"arguments": "x"}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			d := check(t, s, Input{Agent: agent("a", trust.Verified), Action: "act:x", Context: tc.ctx})
+			if d.Allowed() != tc.match {
+				t.Fatalf("allowed = %v, want %v (%s)", d.Allowed(), tc.match, d.Message)
+			}
+		})
+	}
+}

@@ -122,6 +122,13 @@ func (c *compiledConditions) holds(in *Input) (bool, string) {
 			return false, k.label
 		}
 		raw, present := in.Context[k.key]
+		if !present && k.args {
+			// A context stating the arguments as an object, as a call
+			// carries them (POST /v1/check, policy test cases).
+			if args, ok := in.Context["arguments"].(map[string]any); ok {
+				raw, present = ArgumentValue(args, k.key[len(ArgumentsKeyPrefix):])
+			}
+		}
 		if list, ok := raw.([]any); ok {
 			if !k.holdsList(list) {
 				return false, k.label

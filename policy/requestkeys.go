@@ -107,3 +107,25 @@ func requestKeys(ps []*compiledPolicy) []string {
 	slices.Sort(keys)
 	return slices.Compact(keys)
 }
+
+// ArgumentValue is the value at a dot path (to, options.cc) in a call's
+// arguments: what the key arguments.<path> reads.
+func ArgumentValue(args map[string]any, path string) (any, bool) {
+	var cur any = args
+	for path != "" {
+		m, ok := cur.(map[string]any)
+		if !ok {
+			return nil, false
+		}
+		name := path
+		if i := strings.IndexByte(path, '.'); i >= 0 {
+			name, path = path[:i], path[i+1:]
+		} else {
+			path = ""
+		}
+		if cur, ok = m[name]; !ok {
+			return nil, false
+		}
+	}
+	return cur, true
+}
