@@ -16,6 +16,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/meshguard/meshguard/internal/edge"
 )
@@ -98,6 +99,9 @@ type Call struct {
 	TaskID, ContextID string
 	// SessionID is MCP's Mcp-Session-Id header.
 	SessionID string
+	// args are RawArguments' members, as the parse met them, so that
+	// Argument reads a top-level argument without scanning again.
+	args []member
 	// HeaderOnly: decided from the 2026-07-28 headers alone (HeaderOnly),
 	// so Arguments are unknown, not empty; a rule that reads arguments
 	// must not match such a call.
@@ -148,6 +152,47 @@ func (c Call) Arguments() (map[string]any, error) {
 	return m, nil
 }
 
+// Argument is the argument at a dot path (to, options.cc), decoded as
+// Arguments decodes it, and whether the arguments hold it. It reads only
+// the objects on the path and decodes only the value found, so a rule
+// reading arguments.to does not pay for decoding a long body argument.
+func (c Call) Argument(path string) (any, bool, error) {
+	val := c.RawArguments
+	if val == nil {
+		return nil, false, nil
+	}
+	ms := c.args
+	for path != "" {
+		name := path
+		if i := strings.IndexByte(path, '.'); i >= 0 {
+			name, path = path[:i], path[i+1:]
+		} else {
+			path = ""
+		}
+		if ms == nil {
+			s := newScanner(val)
+			var kind byte
+			var err error
+			if ms, kind, err = s.topMembers(); err != nil {
+				return nil, false, fmt.Errorf("reading the arguments: %w", err)
+			}
+			if kind != '{' {
+				return nil, false, nil
+			}
+		}
+		var ok bool
+		if val, ok = lookup(ms, name); !ok {
+			return nil, false, nil
+		}
+		ms = nil
+	}
+	v, err := decodeStrict(val)
+	if err != nil {
+		return nil, false, fmt.Errorf("decoding an argument: %w", err)
+	}
+	return v, true, nil
+}
+
 // ArgumentsDigest is the digest of the call's arguments (Digest), or ""
 // for a method that carries none. It is computed when asked — by the
 // audit record, off the decision's path — not by the parse.
@@ -188,6 +233,8 @@ type request struct {
 	// hasParams and hasMessage tell an absent one from an empty one.
 	params, message       []member
 	hasParams, hasMessage bool
+	// args are the members of params.arguments, when it is an object.
+	args []member
 }
 
 // parseRequest reads exactly one JSON-RPC 2.0 request object, validating
@@ -265,6 +312,9 @@ func parseRequest(body []byte) (request, error) {
 		r.params, r.hasParams = s.params, true
 		if msg, ok := lookup(s.params, "message"); ok && msg[0] == '{' {
 			r.message, r.hasMessage = s.message, true
+		}
+		if a, ok := lookup(s.params, "arguments"); ok && a[0] == '{' {
+			r.args = s.args
 		}
 	}
 	return r, nil

@@ -79,7 +79,7 @@ func TestParseMCPActions(t *testing.T) {
 			want := tc.want
 			want.Protocol, want.Service = agentproto.MCP, "mail"
 			want.HasArguments = want.Method == "tools/call" || want.Method == "prompts/get"
-			if diff := cmp.Diff(want, got, cmpopts.IgnoreFields(agentproto.Call{}, "RawArguments")); diff != "" {
+			if diff := cmp.Diff(want, got, cmpopts.IgnoreFields(agentproto.Call{}, "RawArguments"), cmpopts.IgnoreUnexported(agentproto.Call{})); diff != "" {
 				t.Errorf("Call (-want +got):\n%s", diff)
 			}
 			args, err := got.Arguments()
@@ -344,4 +344,36 @@ func TestHeaderOnly(t *testing.T) {
 func v26(h edge.MapHeaders) edge.MapHeaders {
 	h["Mcp-Protocol-Version"] = agentproto.HeaderRevision
 	return h
+}
+
+// TestArgument: one argument at a dot path, decoded alone.
+func TestArgument(t *testing.T) {
+	c, err := agentproto.ParseMCP("mail", []byte(`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"send_email","arguments":{"to":["a@x","b@y"],"n":12345678901234567890,"options":{"cc":"c@z","deep":{"k":true}},"s":"x"}}}`), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		path string
+		want any
+		ok   bool
+	}{
+		{"to", []any{"a@x", "b@y"}, true},
+		{"n", json.Number("12345678901234567890"), true},
+		{"options.cc", "c@z", true},
+		{"options.deep.k", true, true},
+		{"options", map[string]any{"cc": "c@z", "deep": map[string]any{"k": true}}, true},
+		{"missing", nil, false},
+		{"options.missing", nil, false},
+		{"s.x", nil, false},  // through a string
+		{"to.0", nil, false}, // lists are not indexed
+	} {
+		got, ok, err := c.Argument(tc.path)
+		if err != nil || ok != tc.ok || !cmp.Equal(got, tc.want) {
+			t.Errorf("Argument(%q) = %v, %v, %v; want %v, %v", tc.path, got, ok, err, tc.want, tc.ok)
+		}
+	}
+	none, _ := agentproto.ParseMCP("mail", []byte(`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"x"}}`), nil)
+	if v, ok, err := none.Argument("to"); ok || v != nil || err != nil {
+		t.Errorf("no arguments: %v %v %v", v, ok, err)
+	}
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -53,7 +54,7 @@ func FuzzParse(f *testing.F) {
 			// RawArguments are the bytes as sent, which re-encoding changes;
 			// what they decode to must not change, and must decode: the
 			// parse accepted them.
-			if diff := cmp.Diff(c, c2, cmpopts.IgnoreFields(agentproto.Call{}, "RawArguments")); diff != "" {
+			if diff := cmp.Diff(c, c2, cmpopts.IgnoreFields(agentproto.Call{}, "RawArguments"), cmpopts.IgnoreUnexported(agentproto.Call{})); diff != "" {
 				t.Fatalf("the re-encoded body reads differently (-first +again):\n%s", diff)
 			}
 			a1, err := c.Arguments()
@@ -67,6 +68,29 @@ func FuzzParse(f *testing.F) {
 			if diff := cmp.Diff(a1, a2); diff != "" {
 				t.Fatalf("the re-encoded arguments read differently (-first +again):\n%s", diff)
 			}
+			// Argument reads what Arguments decodes, key by key and one
+			// level down.
+			for k, v := range a1 {
+				checkArgument(t, c, k, v, !strings.Contains(k, "."))
+				if inner, ok := v.(map[string]any); ok {
+					for k2, v2 := range inner {
+						checkArgument(t, c, k+"."+k2, v2, !strings.Contains(k+k2, "."))
+					}
+				}
+			}
 		}
 	})
+}
+
+// checkArgument: Argument(path) is want. Only paths whose keys hold no
+// dot are checked: a dot path cannot name such a key.
+func checkArgument(t *testing.T, c agentproto.Call, path string, want any, reachable bool) {
+	t.Helper()
+	got, ok, err := c.Argument(path)
+	if err != nil {
+		t.Fatalf("Argument(%q): %v", path, err)
+	}
+	if reachable && (!ok || !cmp.Equal(got, want)) {
+		t.Fatalf("Argument(%q) = %v, %v; Arguments has %v", path, got, ok, want)
+	}
 }

@@ -89,7 +89,7 @@ func ParseMCP(service string, body []byte, h Headers) (Call, error) {
 			if a[0] != '{' {
 				return Call{}, fmt.Errorf("%w: params.arguments must be an object", ErrBadRequest)
 			}
-			c.RawArguments = a
+			c.RawArguments, c.args = a, r.args
 		}
 		c.HasArguments = true
 	}

@@ -51,9 +51,10 @@ type scanner struct {
 	parser
 	seen  []seenKey
 	folds []byte
-	// params and message are the members of the request's params object
-	// and of params.message, kept as the pass meets them.
-	params, message []member
+	// params, message and args are the members of the request's params
+	// object, of params.message and of params.arguments, kept as the pass
+	// meets them.
+	params, message, args []member
 	// Backing arrays, so that a common body's stacks need no allocation
 	// of their own.
 	seenBuf  [16]seenKey
@@ -75,6 +76,7 @@ const (
 	keepTop
 	keepParams
 	keepMessage
+	keepArguments
 )
 
 // topMembers validates all of the body as one JSON value and returns the
@@ -290,6 +292,8 @@ func (s *scanner) object(ms []member, keep int) ([]member, error) {
 			s.params, err = s.object(s.params[:0], keepParams)
 		case keep == keepParams && s.i < len(s.b) && s.b[s.i] == '{' && string(k) == "message":
 			s.message, err = s.object(s.message[:0], keepMessage)
+		case keep == keepParams && s.i < len(s.b) && s.b[s.i] == '{' && string(k) == "arguments":
+			s.args, err = s.object(s.args[:0], keepArguments)
 		default:
 			err = s.skip()
 		}

@@ -30,15 +30,8 @@ func requestContext(r *Request, call *agentproto.Call, keys []string) (map[strin
 	}
 	var (
 		m    map[string]any
-		args map[string]any
 		size int
 	)
-	if call != nil && call.RawArguments != nil {
-		var err error
-		if args, err = call.Arguments(); err != nil {
-			return nil, refused(err, "the call's arguments: %v", err)
-		}
-	}
 	for _, k := range keys {
 		var (
 			v   string
@@ -54,8 +47,11 @@ func requestContext(r *Request, call *agentproto.Call, keys []string) (map[strin
 			}
 		} else if name, ok := strings.CutPrefix(k, policy.QueryKeyPrefix); ok {
 			v, n, err = queryParam(rawQuery(r.Path), name)
-		} else if path, ok := strings.CutPrefix(k, policy.ArgumentsKeyPrefix); ok && args != nil {
-			a, present := policy.ArgumentValue(args, path)
+		} else if path, ok := strings.CutPrefix(k, policy.ArgumentsKeyPrefix); ok && call != nil {
+			a, present, err := call.Argument(path)
+			if err != nil {
+				return nil, refused(err, "the call's arguments: %v", err)
+			}
 			if !present {
 				continue
 			}
