@@ -371,6 +371,12 @@ func (k *checker) perRoute(where string, a *anypb.Any) {
 		if s.GetGrpcService() != nil || s.GetHttpService() != nil {
 			k.add(where, PerRoute, "overrides the ext_authz service: the route's requests would be checked by another server")
 		}
+		if s.GetDisableRequestBodyBuffering() {
+			k.add(where, WithRequestBody, "disable_request_body_buffering is set: the body would not reach MeshGuard, and an agent protocol's calls would be decided on headers alone")
+		}
+		if s.GetContextExtensions()[extauthz.ContextExtensionProtocol] != "" && s.GetWithRequestBody() == nil {
+			k.add(where, WithRequestBody, "is not set on a route declaring an agent protocol: its calls would be decided on the 2026-07-28 headers alone, not on the body the upstream receives")
+		}
 		if b := s.GetWithRequestBody(); b != nil {
 			switch {
 			case s.GetContextExtensions()[extauthz.ContextExtensionProtocol] == "":
