@@ -2,6 +2,7 @@ package engine
 
 import (
 	"errors"
+	"fmt"
 
 	"github.com/meshguard/meshguard/agentproto"
 	"github.com/meshguard/meshguard/identity"
@@ -42,6 +43,8 @@ func readCall(r *Request, method, path string, proto agentproto.Protocol, servic
 		return nil, refused(errProtocol, "the route declares protocol %q, which MeshGuard does not speak (mcp or a2a)", proto)
 	case !ValidService(service):
 		return nil, refused(errProtocol, "the route declares protocol %s without a valid service name (%q)", proto, service)
+	case r.BodyError != nil:
+		return nil, refused(fmt.Errorf("%w: %w", agentproto.ErrBadRequest, r.BodyError), "%s request to %s: %v", protocolName(proto), service, r.BodyError)
 	case proto == agentproto.MCP && method == "POST" && len(r.Body) == 0:
 		c, err = agentproto.HeaderOnly(service, headersOrNil(r.Headers))
 		if errors.Is(err, agentproto.ErrNoHeaders) {

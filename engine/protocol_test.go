@@ -3,6 +3,7 @@ package engine_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"reflect"
 	"strings"
 	"testing"
@@ -91,6 +92,8 @@ func TestProtocolCallsAreDecidedOnTheBody(t *testing.T) {
 		{"a name that is not a string", engine.Request{Method: "POST", Path: "/mcp", Body: mcpBody("tools/call", `{"name":7}`)}, 400, "bad_request", ""},
 		{"an SSE body", engine.Request{Method: "POST", Path: "/mcp", Body: []byte("data: " + string(callBody("list_inbox", `{}`)) + "\n\n")}, 400, "bad_request", ""},
 		{"a truncated body", engine.Request{Method: "POST", Path: "/mcp", Body: callBody("list_inbox", `{}`)[:30]}, 400, "bad_request", ""},
+		{"a body the adapter could not take whole", engine.Request{Method: "POST", Path: "/mcp", Body: callBody("list_inbox", `{}`), BodyError: errors.New("the proxy sent a prefix")}, 400, "bad_request", ""},
+		{"a body error on a route that reads no body", engine.Request{Method: "POST", Path: "/outbox", Body: callBody("list_inbox", `{}`), BodyError: errors.New("the proxy sent a prefix")}, 403, "no_matching_rule", "write:outbox"},
 		{"a tool name over the action's bound", engine.Request{Method: "POST", Path: "/mcp", Body: callBody(strings.Repeat("t", engine.MaxActionLen), `{}`)}, 400, "bad_request", ""},
 		{"headers agreeing with the body", engine.Request{Method: "POST", Path: "/mcp", Body: callBody("list_inbox", `{}`),
 			Headers: edge.MapHeaders{"mcp-method": "tools/call", "mcp-name": "list_inbox"}}, 200, "rule_allow", "call:mail/list_inbox"},

@@ -73,6 +73,12 @@ type Request struct {
 	// given it. Adapters bound it (agentproto.MaxBody) and never hand on
 	// a prefix of a larger body.
 	Body []byte
+	// BodyError says the adapter could not take the whole body the
+	// upstream receives (larger than agentproto.MaxBody, marked partial by
+	// the proxy, or disagreeing with Content-Length): a route that reads
+	// the body refuses the request with it (400, recorded), never deciding
+	// on what it has; any other route ignores it, as it ignores Body.
+	BodyError error
 	// MinTier is the lowest effective tier the route admits (the
 	// catalogue's minTier, pushed per route by MeshGuard's xDS); the zero
 	// value, untrusted, admits every agent.

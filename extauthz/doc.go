@@ -24,7 +24,12 @@
 // accepts is not refused here; they exist so that a hostile or misconfigured
 // client cannot make MeshGuard scan or parse unbounded input. The engine
 // bounds the fields it reads itself (path, host, action, resource, context).
-// Request bodies are never read. docs/enforcement.md documents all of it.
+// A request body (with_request_body) is taken whole or not at all: one
+// over agentproto.MaxBody, marked partial by Envoy, or disagreeing with
+// Content-Length is handed to the engine as engine.Request.BodyError, which
+// a route declaring an agent protocol refuses (docs/mcp.md); other routes
+// ignore the body. The gRPC adapter also reads the route's protocol and
+// service from context_extensions. docs/enforcement.md documents all of it.
 //
 // Wiring, with eng an *engine.Engine:
 //

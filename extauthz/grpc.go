@@ -19,6 +19,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/structpb"
 
+	"github.com/meshguard/meshguard/agentproto"
 	"github.com/meshguard/meshguard/engine"
 	"github.com/meshguard/meshguard/internal/edge"
 	"github.com/meshguard/meshguard/trust"
@@ -219,6 +220,7 @@ func fromCheckRequest(req *authv3.CheckRequest, r *engine.Request) *rejection {
 		}
 	}
 	r.RouteAction = ext[ContextExtensionAction]
+	r.RouteProtocol, r.RouteService = agentproto.Protocol(ext[ContextExtensionProtocol]), ext[ContextExtensionService]
 	if v, ok := ext[ContextExtensionMinTier]; ok {
 		t, err := trust.Parse(v)
 		if err != nil {
@@ -226,6 +228,17 @@ func fromCheckRequest(req *authv3.CheckRequest, r *engine.Request) *rejection {
 			return badRequest("context_extensions " + ContextExtensionMinTier + " is not a trust tier")
 		}
 		r.MinTier = t
+	}
+
+	// The body, for a route that reads it (with_request_body): as bytes
+	// (pack_as_bytes, what MeshGuard's xDS configures) or as a string,
+	// never both. Whether it is used is the engine's to say.
+	if raw := h.GetRawBody(); len(raw) > 0 && h.GetBody() != "" {
+		r.BodyError = ErrTwoBodies
+	} else if len(raw) > 0 {
+		setBody(r, raw)
+	} else {
+		setBody(r, h.GetBody())
 	}
 	return nil
 }

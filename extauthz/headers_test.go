@@ -1,6 +1,7 @@
 package extauthz
 
 import (
+	"encoding/json"
 	"log/slog"
 	"net/http"
 	"net/url"
@@ -48,6 +49,15 @@ func FuzzCheckRequest(f *testing.F) {
 		}
 		f.Add(c.method, c.host, c.path, "", "", "", "", "", "", wire)
 	}
+	// An MCP tools/call as Envoy sends it on a protocol route: the
+	// fuzzer mutates the body, the partial mark and the extensions.
+	mcpReq := envoyCheck(call{method: "POST", host: "lab.mesh", path: "/mcp", ext: labExt, headers: map[string]string{HeaderPartialBody: "false", "content-length": "88"}})
+	mcpReq.Attributes.Request.Http.RawBody = []byte(`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"t","arguments":{"a":1}}}`)
+	wire, err := proto.Marshal(mcpReq)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add("POST", "lab.mesh", "/mcp", "", "", "", "", ContextExtensionProtocol, "mcp", wire)
 	m := newMesh(f, enginetest.Options{Now: fixedClock()})
 	srv := NewServer(m.f.Engine, slog.New(slog.DiscardHandler))
 	tokens := strings.NewReplacer("{orch}", m.orchT, "{mail}", m.mailT)
@@ -143,12 +153,34 @@ func checkAnswer(t *testing.T, resp *authv3.CheckResponse, sent map[string]strin
 		if code != want || st < 400 || st > 599 {
 			t.Fatalf("denied with gRPC status %v and HTTP status %d", code, st)
 		}
-		b := decodeBody(t, []byte(dr.GetBody()))
+		b := decodeDenial(t, []byte(dr.GetBody()))
 		if b.Reason == "" || md["reason"].GetStringValue() != b.Reason || md["effect"].GetStringValue() != "deny" ||
 			headerMap(t, dr.GetHeaders())[engine.HeaderDecision] != "deny" {
 			t.Fatalf("a denial without a consistent reason code: body %s, metadata %v", dr.GetBody(), md)
 		}
 	}
+}
+
+// decodeDenial decodes a deny body, plain or, for a JSON-RPC request to a
+// protocol route, a JSON-RPC error whose data is the deny body.
+func decodeDenial(t *testing.T, raw []byte) body {
+	t.Helper()
+	var rpc struct {
+		JSONRPC string          `json:"jsonrpc"`
+		ID      json.RawMessage `json:"id"`
+		Error   struct {
+			Code    int64           `json:"code"`
+			Message string          `json:"message"`
+			Data    json.RawMessage `json:"data"`
+		} `json:"error"`
+	}
+	if json.Unmarshal(raw, &rpc) == nil && rpc.JSONRPC != "" {
+		if rpc.JSONRPC != "2.0" || len(rpc.ID) == 0 || rpc.Error.Code == 0 || rpc.Error.Message == "" {
+			t.Fatalf("a JSON-RPC denial that is no JSON-RPC error: %s", raw)
+		}
+		return decodeBody(t, rpc.Error.Data)
+	}
+	return decodeBody(t, raw)
 }
 
 // convert runs one CheckRequest through the conversion and the rendering.

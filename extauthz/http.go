@@ -24,8 +24,9 @@ type httpHandler struct {
 // NewHTTPHandler returns Envoy's HTTP ext_authz endpoint (http_service
 // mode). It strips PathPrefix from the raw request target itself, so it works
 // mounted at PathPrefix or behind http.StripPrefix; prefer Mount, which keeps
-// http.ServeMux from rewriting the path first. The request body is never read
-// (configure no with_request_body). A nil log discards; a nil c panics.
+// http.ServeMux from rewriting the path first. The request body (Envoy's
+// with_request_body) is read, bounded, for the routes of the config that
+// declare an agent protocol (docs/mcp.md). A nil log discards; a nil c panics.
 func NewHTTPHandler(c Checker, log *slog.Logger) http.Handler {
 	if c == nil {
 		panic("extauthz: NewHTTPHandler with a nil Checker")
@@ -115,6 +116,17 @@ scanning:
 			r.SetTraceparent(req.Header.Get("traceparent"))
 		}
 		return badRequest(sc.Bad())
+	}
+	// The body Envoy sends (with_request_body) is the original request's,
+	// read bounded; the engine reads it only for a route of the config's
+	// routes: declaring a protocol (this API passes no context_extensions).
+	if req.Body != nil && req.ContentLength != 0 {
+		body, err := readBody(req.Body)
+		if err != nil {
+			r.BodyError = err
+			return nil
+		}
+		setBody(r, body)
 	}
 	return nil
 }

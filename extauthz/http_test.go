@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/meshguard/meshguard/agentproto"
 	"github.com/meshguard/meshguard/engine"
 	"github.com/meshguard/meshguard/engine/enginetest"
 	"github.com/meshguard/meshguard/policy"
@@ -179,19 +180,30 @@ func TestHTTPHostile(t *testing.T) {
 		t.Fatalf("1 MiB header in-process: %d %s", w.Code, w.Body)
 	}
 
-	// The body is never read, allowed or not.
-	r = httptest.NewRequest("POST", PathPrefix+"/research/x", &noRead{t})
+	// An endless body is read no further than the bound, and on a route
+	// declaring no protocol it changes nothing.
+	endless := &endlessBody{}
+	r = httptest.NewRequest("POST", PathPrefix+"/research/x", endless)
 	r.Header.Set("Authorization", "Bearer "+m.orchT)
 	w = httptest.NewRecorder()
 	h.ServeHTTP(w, r)
-	if w.Code != 200 {
-		t.Fatalf("POST with a body: %d %s", w.Code, w.Body)
+	if w.Code != 200 || endless.n > agentproto.MaxBody+1 {
+		t.Fatalf("POST with an endless body: %d %s, %d bytes read (bound %d)", w.Code, w.Body, endless.n, agentproto.MaxBody)
 	}
 
 	// Still serving.
 	if resp, _ := envoyHTTP(t, srv.URL, "GET", "docs", "/contacts", map[string]string{"Authorization": mail}); resp.StatusCode != 200 {
 		t.Fatalf("after the hostile requests: %d", resp.StatusCode)
 	}
+}
+
+// endlessBody is a request body that never ends; n counts what was read.
+type endlessBody struct{ n int }
+
+func (e *endlessBody) Read(p []byte) (int, error) {
+	clear(p)
+	e.n += len(p)
+	return len(p), nil
 }
 
 // noRead is a request body that fails the test if anyone reads it.
