@@ -123,8 +123,9 @@ func (g *Gateway) upstreamError(w http.ResponseWriter, r *http.Request, err erro
 }
 
 // rpcUpstreamError is the JSON-RPC error code of an upstream answer the
-// gateway refuses to pass on (JSON-RPC's implementation-defined range).
-const rpcUpstreamError = -32002
+// gateway refuses to pass on (JSON-RPC's implementation-defined range;
+// not -32002, MCP's "resource not found").
+const rpcUpstreamError = -32052
 
 // upstreamMessage says what went wrong with the upstream, without
 // addresses or certificate details.
