@@ -28,12 +28,8 @@ var errBodyUnread = errors.New("the request body could not be read in full")
 // engine one byte too long, so that it refuses and records it, and is never
 // decided on a prefix.
 func readBody(r *http.Request) ([]byte, error) {
-	if r.ContentLength > agentproto.MaxBody {
-		// Announced too large: no need to read the megabyte first.
-		return make([]byte, agentproto.MaxBody+1), nil
-	}
 	size := 512
-	if r.ContentLength > 0 {
+	if r.ContentLength > 0 && r.ContentLength <= agentproto.MaxBody {
 		size = int(r.ContentLength)
 	}
 	buf := bytes.NewBuffer(make([]byte, 0, size+1))
