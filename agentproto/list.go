@@ -106,14 +106,15 @@ func filterResponse(call Call, body []byte, keep func(string) bool) ([]byte, err
 	if !present {
 		return body, nil // an empty list may be left out
 	}
-	if _, ok := items.([]any); !ok {
+	decoded, ok := items.([]any)
+	if !ok {
 		return nil, fmt.Errorf("%w: result.%s is not an array", ErrListResponse, list)
 	}
 	start, end, err := listSpan(body, list)
 	if err != nil {
 		return nil, err
 	}
-	return rewriteList(call, body, start, end, key, keep)
+	return rewriteList(call, body, start, end, decoded, key, keep)
 }
 
 // responseID is a response's id as Call.ID spells a request's: a string
@@ -173,8 +174,9 @@ func enterObject(dec *json.Decoder, key string) error {
 }
 
 // rewriteList copies body with the array at body[start:end] holding only
-// the items keep accepts, each as sent.
-func rewriteList(call Call, body []byte, start, end int, key string, keep func(string) bool) ([]byte, error) {
+// the items keep accepts, each as sent. decoded holds the same items as
+// the strict reader read them: their names are taken from there.
+func rewriteList(call Call, body []byte, start, end int, decoded []any, key string, keep func(string) bool) ([]byte, error) {
 	dec := json.NewDecoder(bytes.NewReader(body[start:end]))
 	if _, err := dec.Token(); err != nil { // '['
 		return nil, fmt.Errorf("%w: %w", ErrListResponse, err)
@@ -183,13 +185,16 @@ func rewriteList(call Call, body []byte, start, end int, key string, keep func(s
 	out = append(out, body[:start]...)
 	out = append(out, '[')
 	n := 0
-	for dec.More() {
+	for i := 0; dec.More(); i++ {
 		var raw json.RawMessage
 		if err := dec.Decode(&raw); err != nil {
 			return nil, fmt.Errorf("%w: %w", ErrListResponse, err)
 		}
-		var item map[string]any
-		if json.Unmarshal(raw, &item) != nil {
+		if i >= len(decoded) {
+			return nil, fmt.Errorf("%w: the two readings of result's list differ", ErrListResponse)
+		}
+		item, ok := decoded[i].(map[string]any)
+		if !ok {
 			continue // not an object: it names nothing callable
 		}
 		name, ok := item[key].(string)
