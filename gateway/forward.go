@@ -107,17 +107,18 @@ func (g *Gateway) upstreamError(w http.ResponseWriter, r *http.Request, err erro
 	if f := forwardOf(ctx); f != nil {
 		setHeaders(w.Header(), f.decision.ResponseHeaders())
 	}
+	if errors.Is(err, errListUnfiltered) {
+		// The list was read and refused: the upstream answered, so the
+		// caller hears so in JSON-RPC, as its MCP client expects.
+		g.log.WarnContext(ctx, "gateway: an upstream list answer could not be filtered; not passed on", "path", r.URL.Path, "err", err)
+		writeRPCError(w, http.StatusBadGateway, forwardOf(ctx).decision.Call, rpcUpstreamError, "MeshGuard could not filter the upstream's list, so it is not passed on")
+		return
+	}
 	if errors.Is(err, context.Canceled) && ctx.Err() != nil {
 		// The caller went away; nobody reads this answer.
 		g.log.DebugContext(ctx, "gateway: caller cancelled before the upstream answered", "err", err)
 	} else {
 		g.log.WarnContext(ctx, "gateway: upstream request failed", "target", g.target.Redacted(), "path", r.URL.Path, "err", err)
-	}
-	if errors.Is(err, errListUnfiltered) {
-		// The list was read and refused: the upstream answered, so the
-		// caller hears so in JSON-RPC, as its MCP client expects.
-		writeRPCError(w, http.StatusBadGateway, forwardOf(ctx).decision.Call, rpcUpstreamError, "MeshGuard could not filter the upstream's list, so it is not passed on")
-		return
 	}
 	writeError(w, http.StatusBadGateway, "bad_gateway", upstreamMessage(err))
 }
