@@ -29,7 +29,10 @@ var ErrListResponse = errors.New("unreadable answer to a list request")
 // response, which must be the answer to call (the same id), or an error
 // answer, kept as it is. text/event-stream (Streamable HTTP answers a POST
 // with one) is rewritten event by event: the data of an event that is a
-// JSON-RPC response to call's id is filtered, other events are kept.
+// JSON-RPC response to call's id is filtered, the server's notifications
+// and requests are kept, and an answer with any other id is refused (a
+// POST's stream answers its one request; a lenient client could match
+// "7" or 7.0 to 7).
 // Anything else is refused with ErrListResponse, as is an answer over
 // MaxListResponse: a list that cannot be read is not passed on unfiltered.
 // An item with no valid name is dropped: no call could name it either.
@@ -47,8 +50,8 @@ func FilterList(call Call, body []byte, contentType string, keep func(action str
 	switch mt {
 	case "application/json":
 		out, err := filterResponse(call, body, keep)
-		if errors.Is(err, errOtherID) {
-			return nil, fmt.Errorf("%w: the response answers another request than %s", ErrListResponse, call.ID)
+		if errors.Is(err, errNotResponse) {
+			return nil, fmt.Errorf("%w: a JSON-RPC request, not the answer to one", ErrListResponse)
 		}
 		return out, err
 	case "text/event-stream":
@@ -57,8 +60,9 @@ func FilterList(call Call, body []byte, contentType string, keep func(action str
 	return nil, fmt.Errorf("%w: Content-Type %q: expected application/json or text/event-stream", ErrListResponse, mt)
 }
 
-// errOtherID: a JSON-RPC response to another request than the call.
-var errOtherID = errors.New("response to another request")
+// errNotResponse: a JSON-RPC request or notification (of the server's,
+// in an event stream), not a response.
+var errNotResponse = errors.New("not a JSON-RPC response")
 
 // listMember is the result's member holding the list, and the key of an
 // item that names it.
@@ -85,11 +89,19 @@ func filterResponse(call Call, body []byte, keep func(string) bool) ([]byte, err
 	if !ok {
 		return nil, fmt.Errorf("%w: not a JSON-RPC response object", ErrListResponse)
 	}
-	if _, req := top["method"]; req {
-		return nil, errOtherID // a request or notification of the server's
+	_, hasResult := top["result"]
+	_, hasError := top["error"]
+	if _, req := top["method"]; req && !hasResult && !hasError {
+		return nil, errNotResponse // a request or notification of the server's
 	}
+	// A POST carries one request (batches are refused), so every answer
+	// in its answer is to that request: one with another id — "7" or 7.0
+	// for 7, which a lenient client may match — is refused, not passed on.
 	if id, err := responseID(top["id"]); err != nil || id != call.ID {
-		return nil, errOtherID
+		return nil, fmt.Errorf("%w: an answer to another request than %s (or also a request)", ErrListResponse, call.ID)
+	}
+	if _, req := top["method"]; req {
+		return nil, fmt.Errorf("%w: a message that is both a request and an answer", ErrListResponse)
 	}
 	if _, isErr := top["error"]; isErr {
 		if _, both := top["result"]; both {
@@ -127,7 +139,7 @@ func responseID(v any) (string, error) {
 	case json.Number:
 		return id.String(), nil
 	}
-	return "", errOtherID
+	return "", errNotResponse
 }
 
 // listSpan returns the bytes of result.<list> in body: from its '[' to
@@ -302,14 +314,14 @@ func filterEvents(call Call, body []byte, keep func(string) bool) ([]byte, error
 }
 
 // filterEventData filters an event's data when it is the response to the
-// call; nil when it is anything else (a notification, a request of the
-// server's, the answer to another request), which is kept as sent.
+// call; nil when it is a notification or a request of the server's, kept
+// as sent. Any other data is refused.
 func filterEventData(call Call, data []byte, keep func(string) bool) ([]byte, error) {
 	if len(bytes.TrimSpace(data)) == 0 {
 		return nil, nil // a priming event, or a keep-alive
 	}
 	out, err := filterResponse(call, data, keep)
-	if errors.Is(err, errOtherID) {
+	if errors.Is(err, errNotResponse) {
 		return nil, nil
 	}
 	if err != nil {

@@ -54,9 +54,6 @@ func TestFilterList(t *testing.T) {
 				"event: message\r\nid: 1\r\ndata: {\"jsonrpc\":\"2.0\",\"id\":7,\r\ndata: \"result\":{\"tools\":[{\"name\":\"no\"},{\"name\":\"ok\"}]}}\r\n\r\n",
 			"id: 0\n\n: comment\nevent: message\ndata: {\"jsonrpc\":\"2.0\",\"method\":\"notifications/progress\",\"params\":{\"tools\":[{\"name\":\"no\"}]}}\n\n" +
 				"event: message\r\nid: 1\r\ndata: {\"jsonrpc\":\"2.0\",\"id\":7,\r\ndata: \"result\":{\"tools\":[{\"name\":\"ok\"}]}}\r\n\r\n"},
-		{"event stream: the answer to another id as sent", "tools/list", "text/event-stream",
-			"data: {\"jsonrpc\":\"2.0\",\"id\":\"7\",\"result\":{\"tools\":[{\"name\":\"no\"}]}}\n\n",
-			"data: {\"jsonrpc\":\"2.0\",\"id\":\"7\",\"result\":{\"tools\":[{\"name\":\"no\"}]}}\n\n"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got, err := agentproto.FilterList(listCall(t, tc.method), []byte(tc.body), tc.contentType, keepOK)
@@ -85,6 +82,12 @@ func TestFilterListRefuses(t *testing.T) {
 		{"no media type", "", `{"jsonrpc":"2.0","id":7,"result":{"tools":[]}}`},
 		{"a bad event", "text/event-stream", "data: {\"jsonrpc\":\"2.0\",\"id\":7,\"result\":{\"tools\":[{\"name\":\"no\"}\n\n"},
 		{"a lone CR", "text/event-stream", "data: {}\rdata: {\"jsonrpc\":\"2.0\",\"id\":7,\"result\":{\"tools\":[{\"name\":\"no\"}]}}\n\n"},
+		// A POST's stream carries the answers to that POST's one request: a
+		// client that reads "7" or 7.0 as 7 would take another id's list
+		// as this one's.
+		{"an event with another id", "text/event-stream", "data: {\"jsonrpc\":\"2.0\",\"id\":\"7\",\"result\":{\"tools\":[{\"name\":\"no\"}]}}\n\n"},
+		{"an event with 7.0 for 7", "text/event-stream", "data: {\"jsonrpc\":\"2.0\",\"id\":7.0,\"result\":{\"tools\":[{\"name\":\"no\"}]}}\n\n"},
+		{"an event both request and answer", "text/event-stream", "data: {\"jsonrpc\":\"2.0\",\"id\":7,\"method\":\"x\",\"result\":{\"tools\":[{\"name\":\"no\"}]}}\n\n"},
 		{"too large", "application/json", `{"jsonrpc":"2.0","id":7,"result":{"tools":[],"pad":"` + strings.Repeat("x", agentproto.MaxListResponse) + `"}}`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -127,13 +130,13 @@ func FuzzFilterList(f *testing.F) {
 	})
 }
 
-// checkListed fails the test if msg, read by encoding/json, is the
-// answer to id 7 listing a tool keepOK refuses. must: msg must be JSON.
+// checkListed fails the test if msg, read by encoding/json, is an answer
+// — to any id: a lenient client may match "7" or 7.0 to 7 — listing a tool
+// keepOK refuses. must: msg must be JSON.
 func checkListed(t *testing.T, msg []byte, must bool) {
 	t.Helper()
 	var m struct {
-		ID     json.RawMessage `json:"id"`
-		Method *string         `json:"method"`
+		Method *string `json:"method"`
 		Result struct {
 			Tools []struct {
 				Name string `json:"name"`
@@ -147,8 +150,8 @@ func checkListed(t *testing.T, msg []byte, must bool) {
 		}
 		return
 	}
-	if m.Method != nil || strings.TrimSpace(string(m.ID)) != "7" {
-		return
+	if m.Method != nil {
+		return // a request or notification of the server's: no answer
 	}
 	for _, tool := range m.Result.Tools {
 		if !keepOK("call:mail/" + tool.Name) {
