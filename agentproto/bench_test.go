@@ -73,3 +73,41 @@ func BenchmarkDigest(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkFilterList filters a 50-tool list answer (each tool with a
+// description and an input schema), keeping every other tool, as JSON and
+// as an event stream.
+func BenchmarkFilterList(b *testing.B) {
+	var sb strings.Builder
+	sb.WriteString(`{"jsonrpc":"2.0","id":7,"result":{"tools":[`)
+	for i := range 50 {
+		if i > 0 {
+			sb.WriteByte(',')
+		}
+		fmt.Fprintf(&sb, `{"name":"tool_%02d","description":"Tool number %d does something useful with its arguments.","inputSchema":{"type":"object","properties":{"query":{"type":"string"},"limit":{"type":"integer"}},"required":["query"]}}`, i, i)
+	}
+	sb.WriteString(`],"nextCursor":"page-2"}}`)
+	body := []byte(sb.String())
+	call, err := agentproto.ParseMCP("mail", []byte(`{"jsonrpc":"2.0","id":7,"method":"tools/list"}`), nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	keep := func(action string) bool { return action[len(action)-1]%2 == 0 }
+	for _, tc := range []struct {
+		name, ct string
+		body     []byte
+	}{
+		{"json", "application/json", body},
+		{"sse", "text/event-stream", append(append([]byte("event: message\nid: 1\ndata: "), body...), "\n\n"...)},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			b.SetBytes(int64(len(tc.body)))
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := agentproto.FilterList(call, tc.body, tc.ct, keep); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

@@ -86,6 +86,12 @@ func (e *Engine) speaksJSONRPC(r *Request) bool {
 	return rt != nil && rt.proto != ""
 }
 
+// WantsBody reports whether deciding r needs its body: a POST to a route
+// that declares an agent protocol, whose action is read from the body
+// (readCall). Enforcement points that buffer bodies (the gateway) read
+// them for these requests only, and stream all others.
+func (e *Engine) WantsBody(r *Request) bool { return e.speaksJSONRPC(r) }
+
 // headersOrNil keeps a nil Headers nil as agentproto's interface, so the
 // parser sees no headers rather than a nil view it would call.
 func headersOrNil(h Headers) agentproto.Headers {

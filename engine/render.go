@@ -195,10 +195,13 @@ func (d *Decision) DenyBody() []byte {
 // JSON-RPC error codes of denials (docs/mcp.md, "Denials"): the reserved
 // -32600 for a request MeshGuard refuses to read, and codes of the
 // implementation-defined range for the rest, after the HTTP status.
+// Forbidden is not -32003: the official MCP Go SDK uses -32003 for "client
+// is closing" and reports a call answered with it as a closed connection
+// (mcp.ErrConnectionClosed), losing the denial.
 const (
 	RPCInvalidRequest = -32600
 	RPCUnauthorized   = -32001
-	RPCForbidden      = -32003
+	RPCForbidden      = -32043
 	RPCRateLimited    = -32029
 )
 

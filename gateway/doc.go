@@ -10,7 +10,10 @@
 //     headers within MaxHeaderBytes, a path under /proxy that the policy and
 //     the upstream cannot read differently (no dot segments, empty segments,
 //     encoded slashes or backslashes);
-//  3. one engine.Request to the Checker (the engine), with the path after
+//  3. for a POST to a route declaring an agent protocol (MCP, A2A;
+//     Checker.WantsBody), the body, read bounded (agentproto.MaxBody): the
+//     engine decides on it, and an allowed request forwards exactly it;
+//     then one engine.Request to the Checker (the engine), with the path after
 //     the /proxy prefix and the target's host, and, when the gateway is
 //     served over mutual TLS, the SPIFFE ID of the client's verified
 //     certificate as the peer principal (peerPrincipal);
@@ -20,7 +23,9 @@
 //  5. an allowed request — including one that audit mode lets through — is
 //     forwarded by an httputil.ReverseProxy (Rewrite, never Director):
 //     identity headers are MeshGuard's alone, the caller's bearer token
-//     stays with MeshGuard, bodies stream both ways.
+//     stays with MeshGuard, bodies stream both ways — except an agent-protocol
+//     request's, and the answer to an allowed MCP list request, which is
+//     filtered to what the caller may call (agentproto.FilterList).
 //
 // The gateway decides nothing itself: every policy answer comes from the
 // Checker. What it owns is HTTP: framing, headers, streaming and the

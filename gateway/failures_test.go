@@ -89,6 +89,8 @@ func (failingChecker) Check(context.Context, *engine.Request) (engine.Decision, 
 	return engine.Decision{}, fmt.Errorf("%w: verifying the agent token: database is locked", engine.ErrInternal)
 }
 
+func (failingChecker) WantsBody(*engine.Request) bool { return false }
+
 // failingLimiter is a shared limiter that cannot be reached.
 type failingLimiter struct{}
 

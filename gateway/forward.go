@@ -53,6 +53,12 @@ func (g *Gateway) rewrite(pr *httputil.ProxyRequest) {
 	// read, so only the names would go, with empty values.)
 	pr.Out.Trailer = nil
 
+	if c := f.decision.Call; c != nil && c.Lists() {
+		// The answer is filtered (filterList), so it must come back
+		// readable: no compression.
+		pr.Out.Header.Del("Accept-Encoding")
+	}
+
 	h := pr.Out.Header
 	// The caller's bearer token is a credential for MeshGuard, not for the
 	// upstream; the upstream learns who called from x-meshguard-agent-id.
@@ -87,6 +93,9 @@ func (g *Gateway) modifyResponse(res *http.Response) error {
 		delete(res.Header, k)
 	}
 	setHeaders(res.Header, f.decision.ResponseHeaders())
+	if c := f.decision.Call; c != nil && c.Lists() {
+		return filterList(res, &f.decision)
+	}
 	return nil
 }
 
@@ -98,6 +107,13 @@ func (g *Gateway) upstreamError(w http.ResponseWriter, r *http.Request, err erro
 	if f := forwardOf(ctx); f != nil {
 		setHeaders(w.Header(), f.decision.ResponseHeaders())
 	}
+	if errors.Is(err, errListUnfiltered) {
+		// The list was read and refused: the upstream answered, so the
+		// caller hears so in JSON-RPC, as its MCP client expects.
+		g.log.WarnContext(ctx, "gateway: an upstream list answer could not be filtered; not passed on", "path", r.URL.Path, "err", err)
+		writeRPCError(w, http.StatusBadGateway, forwardOf(ctx).decision.Call, rpcUpstreamError, "MeshGuard could not filter the upstream's list, so it is not passed on")
+		return
+	}
 	if errors.Is(err, context.Canceled) && ctx.Err() != nil {
 		// The caller went away; nobody reads this answer.
 		g.log.DebugContext(ctx, "gateway: caller cancelled before the upstream answered", "err", err)
@@ -106,6 +122,11 @@ func (g *Gateway) upstreamError(w http.ResponseWriter, r *http.Request, err erro
 	}
 	writeError(w, http.StatusBadGateway, "bad_gateway", upstreamMessage(err))
 }
+
+// rpcUpstreamError is the JSON-RPC error code of an upstream answer the
+// gateway refuses to pass on (JSON-RPC's implementation-defined range;
+// not -32002, MCP's "resource not found").
+const rpcUpstreamError = -32052
 
 // upstreamMessage says what went wrong with the upstream, without
 // addresses or certificate details.

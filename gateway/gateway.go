@@ -20,6 +20,9 @@ import (
 // Checker decides requests (engine.Engine).
 type Checker interface {
 	Check(ctx context.Context, r *engine.Request) (engine.Decision, error)
+	// WantsBody reports whether deciding r needs its body (a POST to a
+	// route declaring an agent protocol); the gateway reads only those.
+	WantsBody(r *engine.Request) bool
 }
 
 // Limiter counts requests per key (ratelimit.Memory, or a shared store).
@@ -161,6 +164,17 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	xf := xForwarded(r, trusted)
 	req := g.engineRequest(r, path, client, xf)
+	if g.checker.WantsBody(req) {
+		body, err := readBody(r)
+		if err != nil {
+			// The caller stopped sending: nothing to decide on, nobody
+			// likely to read the answer, and nothing goes upstream.
+			g.log.DebugContext(r.Context(), "gateway: request body not received in full", "err", err, "path", path)
+			writeError(w, http.StatusBadRequest, "bad_request", errBodyUnread.Error())
+			return
+		}
+		req.Body = body
+	}
 	d, err := g.checker.Check(r.Context(), req)
 	if err != nil {
 		g.log.ErrorContext(r.Context(), "gateway: the engine could not decide", "err", err, "path", path)
@@ -170,6 +184,9 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !d.Allowed {
 		deny(w, &d)
 		return
+	}
+	if req.Body != nil {
+		setBody(r, req.Body)
 	}
 	f := &forward{decision: d, path: path, xf: xf}
 	g.proxy.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), forwardKey{}, f)))

@@ -33,6 +33,8 @@ func (k *decided) Check(ctx context.Context, r *engine.Request) (engine.Decision
 	return d, err
 }
 
+func (k *decided) WantsBody(r *engine.Request) bool { return k.c.WantsBody(r) }
+
 // take returns the decision since the last take, nil if the engine was
 // not asked.
 func (k *decided) take() *engine.Decision {
