@@ -6,6 +6,7 @@ import (
 
 	"github.com/meshguard/meshguard/agentproto"
 	"github.com/meshguard/meshguard/identity"
+	"github.com/meshguard/meshguard/internal/edge"
 	"github.com/meshguard/meshguard/policy"
 )
 
@@ -82,7 +83,12 @@ func (e *Engine) speaksJSONRPC(r *Request) bool {
 	if r.RouteProtocol != "" {
 		return true
 	}
-	rt := e.route(r.Method, identity.NormalizeHost(r.Host), splitPath(r.Path))
+	// The path as resolve matches it: /m%63p is /mcp there too.
+	path, ok := edge.NormalizePath(splitPath(r.Path))
+	if !ok {
+		return false // refused by resolve
+	}
+	rt := e.route(r.Method, identity.NormalizeHost(r.Host), path)
 	return rt != nil && rt.proto != ""
 }
 

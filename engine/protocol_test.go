@@ -283,3 +283,26 @@ func TestPermitsListsWhatTheCallerMayCall(t *testing.T) {
 		t.Errorf("ListedAction = %q", got)
 	}
 }
+
+// TestWantsBodyAsResolveMatches: an enforcement point reads the body of
+// exactly the requests whose action the engine will read from it, however
+// the path is spelt.
+func TestWantsBodyAsResolveMatches(t *testing.T) {
+	f := enginetest.New(t, mailPolicy, enginetest.Options{Routes: []engine.Route{{Path: "/mcp", Protocol: agentproto.MCP, Service: "mail"}}})
+	for _, tc := range []struct {
+		r    engine.Request
+		want bool
+	}{
+		{engine.Request{Method: "POST", Path: "/mcp"}, true},
+		{engine.Request{Method: "POST", Path: "/m%63p?x=1"}, true},
+		{engine.Request{Method: "POST", Path: "/mcp", RouteAction: "call:mail/x"}, false},
+		{engine.Request{Method: "POST", Path: "/other", RouteProtocol: agentproto.MCP, RouteService: "mail"}, true},
+		{engine.Request{Method: "GET", Path: "/mcp"}, false},
+		{engine.Request{Method: "POST", Path: "/other"}, false},
+		{engine.Request{Method: "POST", Path: "/mcp", Source: engine.SourceAPI}, false},
+	} {
+		if got := f.Engine.WantsBody(&tc.r); got != tc.want {
+			t.Errorf("WantsBody(%s %s) = %v, want %v", tc.r.Method, tc.r.Path, got, tc.want)
+		}
+	}
+}
