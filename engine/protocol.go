@@ -148,3 +148,10 @@ func (d *Decision) Permits(action string) bool {
 	pd := d.listing.set.Evaluate(&in)
 	return pd.Allowed()
 }
+
+// ReadsBody reports whether the action of r is read from its body: a POST
+// to a route declaring a protocol (the proxy's route context already set
+// on r, else the config's routes), without a route action. An enforcement
+// point that sees the body in a later callback (the wasm filter) waits for
+// it before deciding such a request, and decides every other at headers.
+func (e *Engine) ReadsBody(r *Request) bool { return e.speaksJSONRPC(r) }
