@@ -187,3 +187,28 @@ func TestOtherRoutesAreDecidedAtHeaders(t *testing.T) {
 		})
 	}
 }
+
+// TestTrailersEndNoProtocolCall: a call decided on its body that ends with
+// trailers is refused (400), not decided on what came before them nor let
+// through undecided.
+func TestTrailersEndNoProtocolCall(t *testing.T) {
+	env := filtertest.New(t)
+	for _, run := range runners(t) {
+		t.Run(run.name, func(t *testing.T) {
+			e := start(t, run.vm, env.Config())
+			id := e.host.InitializeHttpContext()
+			hdrs := [][2]string{{":method", "POST"}, {":authority", "papers.mesh"}, {":path", "/mcp"}, {"authorization", "Bearer " + env.ToolT}, {"content-type", "application/json"}}
+			if a := e.host.CallOnRequestHeaders(id, hdrs, false); a != types.ActionPause {
+				t.Fatalf("headers: action %v", a)
+			}
+			if a := e.host.CallOnRequestBody(id, []byte(`{"jsonrpc":"2.0","id":7,"method":"tools/list"}`), false); a != types.ActionPause {
+				t.Fatalf("body: action %v", a)
+			}
+			e.host.CallOnRequestTrailers(id, [][2]string{{"x-end", "1"}})
+			local := e.host.GetSentLocalResponse(id)
+			if local == nil || local.StatusCode != 400 || header(local.Headers, "content-type") != "application/json" {
+				t.Fatalf("answer %+v (action %v); want a 400", local, e.host.GetCurrentHttpStreamAction(id))
+			}
+		})
+	}
+}
