@@ -184,7 +184,9 @@ func (a *API) filterConfiguration(w http.ResponseWriter, r *http.Request) {
 // decided by the engine and answered as a Verdict.
 func (a *API) filterCheck(w http.ResponseWriter, r *http.Request) {
 	var dc filterprotocol.DeferredCheck
-	if !httpjson.DecodeJSON(w, r, &dc, httpjson.MaxBodyBytes, false) {
+	// Bounded above the API's default: the check may carry a protocol
+	// route's body (filterprotocol.MaxCheckBytes).
+	if !httpjson.DecodeJSON(w, r, &dc, filterprotocol.MaxCheckBytes, false) {
 		return
 	}
 	er, msg := dc.Request()

@@ -19,6 +19,7 @@ import (
 	"fmt"
 	"io"
 
+	"github.com/meshguard/meshguard/agentproto"
 	"github.com/meshguard/meshguard/catalog"
 	"github.com/meshguard/meshguard/engine"
 	"github.com/meshguard/meshguard/filterprotocol"
@@ -127,6 +128,9 @@ type Service struct {
 	Hosts   []string        `json:"hosts"`
 	MinTier string          `json:"minTier,omitempty"`
 	Routes  []catalog.Route `json:"routes,omitempty"`
+	// Protocol is the agent protocol the service speaks (mcp or a2a), if
+	// any: its requests are decided on their bodies (docs/mcp.md).
+	Protocol agentproto.Protocol `json:"protocol,omitempty"`
 }
 
 // Upstream is MeshGuard as an Envoy cluster.

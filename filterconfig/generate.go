@@ -70,7 +70,7 @@ func Generate(in Inputs) ([]byte, string, error) {
 	}
 	if in.Catalogue != nil {
 		for _, s := range in.Catalogue.Services {
-			fs := Service{Name: s.Name, Hosts: s.Hosts, Routes: s.Routes}
+			fs := Service{Name: s.Name, Hosts: s.Hosts, Routes: s.Routes, Protocol: s.Protocol}
 			if s.MinTier > 0 {
 				fs.MinTier = s.MinTier.String()
 			}

@@ -120,6 +120,11 @@ func (d *Decider) Prepare(r *engine.Request) {
 		return
 	}
 	r.MinTier = s.MinTier
+	if s.Protocol != "" {
+		// Every route of the service declares it, as MeshGuard's xDS
+		// puts it on each; a route's action wins over it.
+		r.RouteProtocol, r.RouteService = s.Protocol, s.Name
+	}
 	path, _, _ := strings.Cut(r.Path, "?")
 	for i := range s.Routes { // already in OrderedRoutes order
 		if s.Routes[i].Matches(r.Method, path) {
@@ -147,6 +152,11 @@ func (d *Decider) Check(ctx context.Context, r *engine.Request) (engine.Decision
 	}
 	return dec, err
 }
+
+// WantsBody reports whether r, prepared (Prepare), is decided on its body:
+// a POST to a route declaring an agent protocol (engine.Engine.WantsBody).
+// The filter then waits for the whole body before it calls Check.
+func (d *Decider) WantsBody(r *engine.Request) bool { return d.engine.WantsBody(r) }
 
 // CachedTokens is the number of verified tokens cached.
 func (d *Decider) CachedTokens() int { return d.tokens.Len() }
@@ -199,7 +209,7 @@ func compileServices(in []filterconfig.Service) (*catalog.Catalogue, error) {
 		}
 		// Port and endpoints are Envoy's business, not the filter's; the
 		// catalogue's validation wants them, so they get placeholders.
-		services[i] = catalog.Service{Name: s.Name, Hosts: s.Hosts, MinTier: t, Routes: s.Routes, Port: 1, Endpoints: []string{"127.0.0.1:1"}}
+		services[i] = catalog.Service{Name: s.Name, Hosts: s.Hosts, MinTier: t, Routes: s.Routes, Protocol: s.Protocol, Port: 1, Endpoints: []string{"127.0.0.1:1"}}
 	}
 	c, err := catalog.New(services)
 	if err != nil {

@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/meshguard/meshguard/agentproto"
 	"github.com/meshguard/meshguard/audit"
 	"github.com/meshguard/meshguard/engine"
 	"github.com/meshguard/meshguard/internal/edge"
@@ -34,6 +35,10 @@ const (
 	// MaxAuditBatch bounds the records of one AuditBatch (and so the
 	// configuration's audit.batchSize).
 	MaxAuditBatch = 1000
+	// MaxCheckBytes bounds a DeferredCheck as MeshGuard reads it: a body
+	// of agentproto.MaxBody, base64-encoded, beside headers within the
+	// bounds every enforcement point keeps, each escaped at worst.
+	MaxCheckBytes = 3 << 20
 )
 
 // DeferredCheck is a request the filter could not decide alone, as it read
@@ -47,11 +52,17 @@ type DeferredCheck struct {
 	// Headers are the request's other headers (repeats merged), for the
 	// policies' header.* context keys: not the credentials above, nor
 	// MeshGuard's own.
-	Headers       [][2]string `json:"headers,omitempty"`
-	RouteAction   string      `json:"routeAction,omitempty"`
-	MinTier       string      `json:"minTier,omitempty"`
-	Traceparent   string      `json:"traceparent,omitempty"`
-	SourceAddress string      `json:"sourceAddress,omitempty"`
+	Headers     [][2]string `json:"headers,omitempty"`
+	RouteAction string      `json:"routeAction,omitempty"`
+	// RouteProtocol and RouteService: the route declares an agent
+	// protocol (docs/mcp.md), and Body is the request body the filter
+	// buffered for it (at most agentproto.MaxBody; base64 in JSON).
+	RouteProtocol agentproto.Protocol `json:"routeProtocol,omitempty"`
+	RouteService  string              `json:"routeService,omitempty"`
+	Body          []byte              `json:"body,omitempty"`
+	MinTier       string              `json:"minTier,omitempty"`
+	Traceparent   string              `json:"traceparent,omitempty"`
+	SourceAddress string              `json:"sourceAddress,omitempty"`
 }
 
 // NewDeferredCheck is r (prepared by filterdecider.Decider.Prepare), whose
@@ -60,6 +71,7 @@ func NewDeferredCheck(r *engine.Request, headers [][2]string) DeferredCheck {
 	dc := DeferredCheck{
 		Method: r.Method, Host: r.Host, Path: r.Path, Token: r.Token, Delegation: r.Delegation,
 		RouteAction: r.RouteAction, SourceAddress: r.SourceAddress,
+		RouteProtocol: r.RouteProtocol, RouteService: r.RouteService, Body: r.Body,
 	}
 	for _, kv := range headers {
 		if name := strings.ToLower(kv[0]); name != "authorization" && name != "cookie" && !strings.HasPrefix(name, "x-meshguard-") && !strings.HasPrefix(name, ":") {
@@ -77,12 +89,18 @@ func NewDeferredCheck(r *engine.Request, headers [][2]string) DeferredCheck {
 
 // Request is the engine request MeshGuard decides, or a message saying
 // why the check is refused: headers beyond the bounds every enforcement
-// point keeps, or a minimum tier that is no tier (the filter's
-// configuration is wrong).
+// point keeps, a body over agentproto.MaxBody, or a minimum tier that is no
+// tier (the filter's configuration is wrong). A protocol or service that is
+// not valid is the engine's to refuse, as for any route context.
 func (dc *DeferredCheck) Request() (engine.Request, string) {
 	r := engine.Request{
 		Source: engine.SourceWasm, Method: dc.Method, Host: dc.Host, Path: dc.Path, Token: dc.Token, Delegation: dc.Delegation,
 		Headers: edge.PairHeaders(dc.Headers), RouteAction: dc.RouteAction, SourceAddress: dc.SourceAddress,
+		RouteProtocol: dc.RouteProtocol, RouteService: dc.RouteService, Body: dc.Body,
+	}
+	if len(dc.Body) > agentproto.MaxBody {
+		// The filter never sends a larger one: it is refused there.
+		return r, "body: " + strconv.Itoa(len(dc.Body)) + " bytes, over the bound of " + strconv.Itoa(agentproto.MaxBody)
 	}
 	r.SetTraceparent(dc.Traceparent)
 	var sc edge.HeaderScan

@@ -70,6 +70,17 @@ services:
     port: 80
     endpoints: ["10.0.0.13:8080"]
     agent: researcher
+  - name: papers
+    hosts: [papers.mesh]
+    port: 80
+    endpoints: ["10.0.0.14:8080"]
+    protocol: mcp
+  - name: planner
+    hosts: [planner.mesh]
+    port: 80
+    endpoints: ["10.0.0.15:8080"]
+    agent: planner
+    protocol: a2a
 `
 
 // Env is a MeshGuard (F) and the filter configuration it generates.
@@ -90,7 +101,11 @@ type Env struct {
 	ceilingT, depthT, maxChainT, scopeT, revokedMemberT, revokedRootT string
 	// A delegation handed on with revokedT.
 	revokedByT string
-	config     []byte
+	// Tool calls MCP tools and messages the planner agent over A2A
+	// (ToolPolicies); Planner is that agent.
+	Tool, Planner   identity.Agent
+	ToolT, PlannerT string
+	config          []byte
 }
 
 // New builds an Env.
@@ -102,6 +117,7 @@ func New(t testing.TB) *Env {
 	e.Stranger, e.StrangerT = e.F.Agent(t, "stranger", trust.Verified, nil)
 	e.Gone, e.GoneT = e.F.Agent(t, "gone", trust.Verified, []string{"emailer"})
 	e.F.Revoke(t, e.Gone.ID)
+	e.addToolPolicies(t)
 
 	var err error
 	if e.Catalogue, err = catalog.Parse("services.yaml", []byte(Services)); err != nil {

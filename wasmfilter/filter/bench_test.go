@@ -5,12 +5,14 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/proxy-wasm/proxy-wasm-go-sdk/proxywasm/proxytest"
 	"github.com/proxy-wasm/proxy-wasm-go-sdk/proxywasm/types"
 
+	"github.com/meshguard/meshguard/agentproto"
 	"github.com/meshguard/meshguard/engine"
 	"github.com/meshguard/meshguard/filterconfig"
 	"github.com/meshguard/meshguard/filterconfig/filtertest"
@@ -61,12 +63,24 @@ func BenchmarkRequest(b *testing.B) {
 			b.Fatal(err)
 		}
 		ctx := context.Background()
-		for b.Loop() {
-			r := engine.Request{Source: engine.SourceExtAuthzGRPC, Method: "GET", Host: "docs.mesh", Path: "/docs/readme", Token: env.OrchT, MinTier: trust.Verified}
-			if d, err := eng.Check(ctx, &r); err != nil || !d.Allowed {
-				b.Fatal(d.Reason, err)
+		b.Run("headers", func(b *testing.B) {
+			for b.Loop() {
+				r := engine.Request{Source: engine.SourceExtAuthzGRPC, Method: "GET", Host: "docs.mesh", Path: "/docs/readme", Token: env.OrchT, MinTier: trust.Verified}
+				if d, err := eng.Check(ctx, &r); err != nil || !d.Allowed {
+					b.Fatal(d.Reason, err)
+				}
 			}
-		}
+		})
+		b.Run("mcp-2KB", func(b *testing.B) {
+			body := mcpCall2KB()
+			for b.Loop() {
+				r := engine.Request{Source: engine.SourceExtAuthzGRPC, Method: "POST", Host: "papers.mesh", Path: "/mcp", Token: env.ToolT,
+					RouteProtocol: agentproto.MCP, RouteService: "papers", Body: body}
+				if d, err := eng.Check(ctx, &r); err != nil || !d.Allowed {
+					b.Fatal(d.Reason, err)
+				}
+			}
+		})
 	})
 	for _, run := range runners(b) {
 		b.Run(run.name+"/no-token", func(b *testing.B) {
@@ -75,6 +89,25 @@ func BenchmarkRequest(b *testing.B) {
 			for b.Loop() {
 				id := e.host.InitializeHttpContext()
 				e.host.CallOnRequestHeaders(id, [][2]string{{":method", "GET"}, {":authority", "docs.mesh"}, {":path", "/"}}, true)
+				e.host.CompleteHttpContext(id)
+			}
+		})
+		b.Run(run.name+"/mcp-2KB", func(b *testing.B) {
+			// An allowed tools/call of 2 KB (cached token), its body after
+			// its headers: against run/cached, the cost of buffering,
+			// parsing and deciding on the body.
+			e := start(b, run.vm, benchConfig(b, env, 0))
+			defer e.stop()
+			hdrs := [][2]string{{":method", "POST"}, {":authority", "papers.mesh"}, {":path", "/mcp"}, {"authorization", "Bearer " + env.ToolT}, {"content-type", "application/json"}}
+			body := mcpCall2KB()
+			for b.Loop() {
+				id := e.host.InitializeHttpContext()
+				if a := e.host.CallOnRequestHeaders(id, hdrs, false); a != types.ActionPause {
+					b.Fatalf("headers: action %v", a)
+				}
+				if a := e.host.CallOnRequestBody(id, body, true); a != types.ActionContinue {
+					b.Fatalf("action %v: %+v", a, e.host.GetSentLocalResponse(id))
+				}
 				e.host.CompleteHttpContext(id)
 			}
 		})
@@ -98,6 +131,13 @@ func BenchmarkRequest(b *testing.B) {
 			})
 		}
 	}
+}
+
+// mcpCall2KB is an allowed tools/call (ToolPolicies) of 2,048 bytes.
+func mcpCall2KB() []byte {
+	head := `{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"search_papers","arguments":{"limit":10,"query":"`
+	tail := `"}}}`
+	return []byte(head + strings.Repeat("a", 2048-len(head)-len(tail)) + tail)
 }
 
 // BenchmarkPluginStart is the cost of a new configuration (every agent,

@@ -12,6 +12,7 @@ import (
 	"github.com/proxy-wasm/proxy-wasm-go-sdk/proxywasm"
 	"github.com/proxy-wasm/proxy-wasm-go-sdk/proxywasm/types"
 
+	"github.com/meshguard/meshguard/agentproto"
 	"github.com/meshguard/meshguard/engine"
 	"github.com/meshguard/meshguard/filterconfig"
 	"github.com/meshguard/meshguard/filterdecider"
@@ -31,12 +32,17 @@ type request struct {
 	traceID         string
 	// sent are the request's headers as they arrived.
 	sent [][2]string
+	// pending is a request to a route declaring an agent protocol,
+	// waiting for its body (OnHttpRequestBody); merged its headers,
+	// repeats merged, for a deferral.
+	pending *engine.Request
+	merged  [][2]string
 }
 
 // OnHttpRequestHeaders decides the request: locally, or by asking
 // MeshGuard (the request waits), or, when neither is possible, with a 503:
 // never an allow.
-func (h *request) OnHttpRequestHeaders(int, bool) types.Action {
+func (h *request) OnHttpRequestHeaders(_ int, endOfStream bool) types.Action {
 	p := h.p
 	if p.decider == nil {
 		return h.fail("the filter has no configuration yet", nil)
@@ -67,10 +73,64 @@ func (h *request) OnHttpRequestHeaders(int, bool) types.Action {
 		d := engine.Refusal(&r, 400, engine.ReasonBadRequest, bad, p.now)
 		return h.enforce(filterprotocol.NewVerdict(&d), false)
 	}
-	d, err := p.decider.Check(context.Background(), &r)
+	p.decider.Prepare(&r)
+	if !endOfStream && p.decider.WantsBody(&r) {
+		// An MCP or A2A call is decided on what its body carries: the
+		// headers wait with it (Envoy stops iteration) until the whole
+		// body is here (OnHttpRequestBody).
+		h.pending, h.merged = &r, merged
+		return types.ActionPause
+	}
+	return h.decide(&r, merged)
+}
+
+// OnHttpRequestBody buffers the body of a request decided on it (pending)
+// until its end, then decides. A body over agentproto.MaxBody is not
+// buffered to its end nor decided on a prefix: the engine is handed its
+// first MaxBody+1 bytes, which it refuses as too large (a 400 it records).
+// Envoy's own buffer limit (per_connection_buffer_limit_bytes) must be at
+// least MaxBody, else Envoy answers 413 first (docs/wasm-filter.md).
+func (h *request) OnHttpRequestBody(bodySize int, endOfStream bool) types.Action {
+	r := h.pending
+	if r == nil {
+		return types.ActionContinue
+	}
+	over := bodySize > agentproto.MaxBody
+	if !endOfStream && !over {
+		return types.ActionPause // buffer
+	}
+	h.pending = nil
+	n := min(bodySize, agentproto.MaxBody+1)
+	if n > 0 {
+		body, err := proxywasm.GetHttpRequestBody(0, n)
+		if err != nil {
+			return h.fail("reading the request body", err)
+		}
+		r.Body = body
+	}
+	return h.decide(r, h.merged)
+}
+
+// OnHttpRequestTrailers refuses a request decided on its body that ends
+// with trailers: JSON-RPC over HTTP has none, and the body would be
+// decided where it may not be whole.
+func (h *request) OnHttpRequestTrailers(int) types.Action {
+	r := h.pending
+	if r == nil {
+		return types.ActionContinue
+	}
+	h.pending = nil
+	d := engine.Refusal(r, 400, engine.ReasonBadRequest, "a request decided on its body (MCP, A2A) may not end with trailers", h.p.now)
+	return h.enforce(filterprotocol.NewVerdict(&d), false)
+}
+
+// decide decides r (prepared) with the engine and enforces the verdict,
+// or defers it to MeshGuard.
+func (h *request) decide(r *engine.Request, merged [][2]string) types.Action {
+	d, err := h.p.decider.Check(context.Background(), r)
 	switch {
 	case errors.Is(err, filterdecider.ErrDefer):
-		return h.ask(&r, merged)
+		return h.ask(r, merged)
 	case err != nil:
 		return h.fail("deciding", err)
 	}
