@@ -61,6 +61,17 @@ const (
 // decision's path. raw must not be modified afterwards.
 func (c *Call) SetArguments(raw []byte) { c.raw, c.hasArgs = raw, true }
 
+// DigestArguments computes ArgumentsDigest now, from what SetArguments
+// was given, and lets go of the arguments: for an enforcement point that
+// ships its records instead of writing them (the wasm filter, which
+// does it when it ships, off the decision's path). A Writer does it
+// itself.
+func (c *Call) DigestArguments() error { return c.finish(ArgumentsConfig{}) }
+
+// HeldBytes is the size of the arguments the call holds until they are
+// digested, for a queue that bounds its memory.
+func (c *Call) HeldBytes() int { return len(c.raw) }
+
 // ErrBadArguments: arguments handed to SetArguments are not a JSON object.
 var ErrBadArguments = errors.New("call arguments are not a JSON object")
 

@@ -157,3 +157,26 @@ func TestBadArgumentsRefused(t *testing.T) {
 		t.Errorf("recorded arguments that are not JSON: got %v", err)
 	}
 }
+
+// TestDigestArgumentsForShipping: an enforcement point that ships its
+// records (the wasm filter) digests the arguments itself and lets go of
+// them: what it ships carries the digest, never the arguments.
+func TestDigestArgumentsForShipping(t *testing.T) {
+	const args = `{"to":"a@example.com","password":"p"}`
+	c := &Call{Protocol: "mcp", Method: "tools/call", Name: "send_email", JSONRPCID: "1"}
+	c.SetArguments([]byte(args))
+	if c.HeldBytes() != len(args) {
+		t.Fatalf("held %d bytes, want %d", c.HeldBytes(), len(args))
+	}
+	if err := c.DigestArguments(); err != nil {
+		t.Fatal(err)
+	}
+	want, _ := ArgumentsDigest([]byte(args))
+	b, err := json.Marshal(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.ArgumentsDigest != want || c.HeldBytes() != 0 || strings.Contains(string(b), "a@example.com") {
+		t.Fatalf("shipped %s (held %d), want the digest %s only", b, c.HeldBytes(), want)
+	}
+}
