@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"strconv"
 )
 
@@ -87,7 +88,7 @@ func decodeArguments(raw []byte) (map[string]any, error) {
 	if err := dec.Decode(&args); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrBadArguments, err)
 	}
-	if dec.More() {
+	if _, err := dec.Token(); err != io.EOF {
 		return nil, fmt.Errorf("%w: data after the object", ErrBadArguments)
 	}
 	if args == nil { // the JSON null
@@ -98,15 +99,15 @@ func decodeArguments(raw []byte) (map[string]any, error) {
 
 // ArgumentsDigest is docs/mcp.md's digest of arguments: the SHA-256, in
 // lower-case hex, of encoding/json's Marshal of the decoded object
-// (numbers as written). Absent arguments digest as {}.
+// (numbers as written), computed without decoding it
+// (appendCanonicalJSON). Absent arguments digest as {}.
 func ArgumentsDigest(raw []byte) (string, error) {
-	args, err := decodeArguments(raw)
+	if raw == nil {
+		raw = []byte("{}")
+	}
+	b, err := appendCanonicalJSON(make([]byte, 0, len(raw)+len(raw)/8), raw)
 	if err != nil {
 		return "", err
-	}
-	b, err := json.Marshal(args)
-	if err != nil {
-		return "", fmt.Errorf("encoding the arguments for their digest: %w", err)
 	}
 	sum := sha256.Sum256(b)
 	return hex.EncodeToString(sum[:]), nil
@@ -118,19 +119,19 @@ func (c *Call) finish(ac ArgumentsConfig) error {
 	if !c.hasArgs {
 		return nil
 	}
-	args, err := decodeArguments(c.raw)
+	digest, err := ArgumentsDigest(c.raw)
 	if err != nil {
 		return err
 	}
-	b, err := json.Marshal(args)
-	if err != nil {
-		return fmt.Errorf("encoding the arguments for their digest: %w", err)
-	}
-	sum := sha256.Sum256(b)
-	c.ArgumentsDigest = hex.EncodeToString(sum[:])
+	c.ArgumentsDigest = digest
 	if ac.Record {
+		args, err := decodeArguments(c.raw)
+		if err != nil {
+			return err
+		}
 		redact(args, ac.redactSet())
-		if b, err = json.Marshal(args); err != nil {
+		b, err := json.Marshal(args)
+		if err != nil {
 			return fmt.Errorf("encoding the recorded arguments: %w", err)
 		}
 		if len(b) > MaxRecordedArguments {

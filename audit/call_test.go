@@ -180,3 +180,26 @@ func TestDigestArgumentsForShipping(t *testing.T) {
 		t.Fatalf("shipped %s (held %d), want the digest %s only", b, c.HeldBytes(), want)
 	}
 }
+
+// BenchmarkArgumentsDigest is what a Writer adds to the record of a 2 KB
+// tool call: the digest, and with AUDIT_ARGUMENTS the redacted arguments.
+func BenchmarkArgumentsDigest(b *testing.B) {
+	raw := []byte(`{"to":"ann@ours.example","subject":"weekly report","options":{"cc":["bob@ours.example"]},"body":"` +
+		strings.Repeat("lorem ipsum dolor sit amet ", 68) + `"}`)
+	for _, tc := range []struct {
+		name string
+		ac   ArgumentsConfig
+	}{{"digest", ArgumentsConfig{}}, {"digest-and-record", ArgumentsConfig{Record: true}}} {
+		b.Run(tc.name, func(b *testing.B) {
+			b.ReportAllocs()
+			b.SetBytes(int64(len(raw)))
+			for b.Loop() {
+				c := Call{Protocol: "mcp", Method: "tools/call"}
+				c.SetArguments(raw)
+				if err := c.finish(tc.ac); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
