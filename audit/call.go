@@ -8,7 +8,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
+	"slices"
 	"strconv"
+	"strings"
 )
 
 // Call is the agent-protocol call a decision was taken on (docs/mcp.md,
@@ -67,7 +70,7 @@ func (c *Call) SetArguments(raw []byte) { c.raw, c.hasArgs = raw, true }
 // ships its records instead of writing them (the wasm filter, which
 // does it when it ships, off the decision's path). A Writer does it
 // itself.
-func (c *Call) DigestArguments() error { return c.finish(ArgumentsConfig{}) }
+func (c *Call) DigestArguments() error { return c.finish(false, nil) }
 
 // HeldBytes is the size of the arguments the call holds until they are
 // digested, for a queue that bounds its memory.
@@ -113,9 +116,10 @@ func ArgumentsDigest(raw []byte) (string, error) {
 	return hex.EncodeToString(sum[:]), nil
 }
 
-// finish computes the digest and, when ac says so, the recorded
-// arguments, from what SetArguments was given.
-func (c *Call) finish(ac ArgumentsConfig) error {
+// finish computes the digest and, when record is set, the recorded
+// arguments with the members named in redacted redacted, from what
+// SetArguments was given.
+func (c *Call) finish(record bool, redacted map[string]bool) error {
 	if !c.hasArgs {
 		return nil
 	}
@@ -124,12 +128,12 @@ func (c *Call) finish(ac ArgumentsConfig) error {
 		return err
 	}
 	c.ArgumentsDigest = digest
-	if ac.Record {
+	if record {
 		args, err := decodeArguments(c.raw)
 		if err != nil {
 			return err
 		}
-		redact(args, ac.redactSet())
+		redact(args, redacted)
 		b, err := json.Marshal(args)
 		if err != nil {
 			return fmt.Errorf("encoding the recorded arguments: %w", err)
@@ -164,6 +168,28 @@ func redact(v any, names map[string]bool) {
 			redact(e, names)
 		}
 	}
+}
+
+// redactContext is ctx with the values policies read from redacted
+// arguments (arguments.auth.token, when token is redacted) replaced by
+// Redacted: a rule that reads a secret must not put it in the trail. ctx is
+// the decision's, so it is copied when anything is replaced.
+func redactContext(ctx map[string]any, redacted map[string]bool) map[string]any {
+	var out map[string]any
+	for k := range ctx {
+		path, ok := strings.CutPrefix(k, "arguments.")
+		if !ok || !slices.ContainsFunc(strings.Split(path, "."), func(n string) bool { return redacted[n] }) {
+			continue
+		}
+		if out == nil {
+			out = maps.Clone(ctx)
+		}
+		out[k] = Redacted
+	}
+	if out == nil {
+		return ctx
+	}
+	return out
 }
 
 // appendCall appends the call's canonical encoding: every field, in

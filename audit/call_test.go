@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"reflect"
 	"strings"
 	"testing"
 )
@@ -142,6 +143,38 @@ func TestWriterRecordsArguments(t *testing.T) {
 	}
 }
 
+// TestWriterRedactsArgumentsPoliciesRead: a value a policy read from a
+// redacted argument (in the record's context) is recorded as [redacted],
+// whether or not the arguments are recorded, and the decision's own
+// context is left alone.
+func TestWriterRedactsArgumentsPoliciesRead(t *testing.T) {
+	for _, record := range []bool{false, true} {
+		s := &memStore{}
+		w, err := NewWriter(context.Background(), s, WriterConfig{Arguments: ArgumentsConfig{Record: record}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := chain(t, 1)[0]
+		ctx := map[string]any{"arguments.to": "a@example.com", "arguments.auth.token": "t0k", "arguments.password": "p", "header.token": "h"}
+		r.Context = ctx
+		r.Call = &Call{Protocol: "mcp", Method: "tools/call", Name: "send_email", JSONRPCID: "1"}
+		r.Call.SetArguments([]byte(`{"to":"a@example.com","auth":{"token":"t0k"},"password":"p"}`))
+		if err := w.Write(context.Background(), r); err != nil {
+			t.Fatal(err)
+		}
+		want := map[string]any{"arguments.to": "a@example.com", "arguments.auth.token": Redacted, "arguments.password": Redacted, "header.token": "h"}
+		if got := s.rs[0].Context; !reflect.DeepEqual(got, want) {
+			t.Errorf("record arguments %v: context %v, want %v", record, got, want)
+		}
+		if ctx["arguments.password"] != "p" {
+			t.Errorf("the decision's context was changed: %v", ctx)
+		}
+		if err := NewVerifier(GenesisHash).Next(roundTrip(t, &s.rs[0])); err != nil {
+			t.Fatalf("the stored record does not verify: %v", err)
+		}
+	}
+}
+
 func TestBadArgumentsRefused(t *testing.T) {
 	for _, raw := range []string{`[1]`, `null`, `{"a":1} {}`, `{`} {
 		r := chain(t, 1)[0]
@@ -196,7 +229,7 @@ func BenchmarkArgumentsDigest(b *testing.B) {
 			for b.Loop() {
 				c := Call{Protocol: "mcp", Method: "tools/call"}
 				c.SetArguments(raw)
-				if err := c.finish(tc.ac); err != nil {
+				if err := c.finish(tc.ac.Record, tc.ac.redactSet()); err != nil {
 					b.Fatal(err)
 				}
 			}

@@ -80,7 +80,7 @@ func (r *Record) Canonical() ([]byte, error) {
 // Seal sets r.PrevHash to prev and computes r.Hash.
 func (r *Record) Seal(prev string) error {
 	if r.Call != nil {
-		if err := r.Call.finish(ArgumentsConfig{}); err != nil {
+		if err := r.Call.finish(false, nil); err != nil {
 			return fmt.Errorf("audit: record %s: %w", r.ID, err)
 		}
 	}

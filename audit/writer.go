@@ -162,6 +162,8 @@ type Writer struct {
 	done chan struct{} // closed when the flusher has exited
 	stop chan struct{} // closed by Close: the journaler stops
 
+	redact map[string]bool // the argument names redacted (WriterConfig.Arguments)
+
 	jn   int   // how many of the queued records (inflight, then pending) are journaled
 	jerr error // the journal's last write failed
 }
@@ -207,6 +209,7 @@ func NewWriter(ctx context.Context, s Store, cfg WriterConfig) (*Writer, error) 
 	w := &Writer{cfg: cfg, store: s, log: log, prev: prev, epoch: time.Now(), storedHead: prev, recent: newStored(cfg.RememberRecords),
 		wake: make(chan struct{}, 1), done: make(chan struct{}), stop: make(chan struct{})}
 	w.space = sync.NewCond(&w.mu)
+	w.redact = cfg.Arguments.redactSet()
 	if cfg.FlushInterval > 0 {
 		go w.flusher()
 		if cfg.Journal != nil {
@@ -225,10 +228,11 @@ func (w *Writer) Write(ctx context.Context, r Record) error {
 	if r.Call != nil {
 		// A copy: the caller's Call is not the writer's to change.
 		c := *r.Call
-		if err := c.finish(w.cfg.Arguments); err != nil {
+		if err := c.finish(w.cfg.Arguments.Record, w.redact); err != nil {
 			return fmt.Errorf("audit writer: record %s: %w", r.ID, err)
 		}
 		r.Call = &c
+		r.Context = redactContext(r.Context, w.redact)
 	}
 	// Encoding is the costly part of sealing and needs no order: it runs
 	// here, in parallel across callers; only the hash link is taken under
