@@ -70,6 +70,15 @@ func appendCanonical(b []byte, r *Record) ([]byte, error) {
 		// their hashes.
 		b = appendField(b, "proxy", r.Proxy, false)
 	}
+	if c := r.Call; c != nil {
+		// Only when set, as proxy: a record of any other request encodes
+		// as before.
+		if c.Arguments != nil && !json.Valid(c.Arguments) {
+			return nil, fmt.Errorf("audit: record %s: %w: its recorded arguments are not JSON", r.ID, ErrBadArguments)
+		}
+		b = append(b, `,"call":{`...)
+		b = append(appendCall(b, c), '}')
+	}
 	return append(b, '}'), nil
 }
 

@@ -48,7 +48,10 @@ type Record struct {
 	// Proxy is the proxy whose wasm filter made and shipped the record, or
 	// deferred the decision to MeshGuard, as MeshGuard authenticated it
 	// (proxyauth); empty for every other enforcement point.
-	Proxy    string `json:"proxy,omitempty"`
+	Proxy string `json:"proxy,omitempty"`
+	// Call is the agent-protocol call decided on (an MCP tool call, an A2A
+	// message), nil for any other request.
+	Call     *Call  `json:"call,omitempty"`
 	PrevHash string `json:"prevHash"`
 	Hash     string `json:"hash"`
 
@@ -76,6 +79,11 @@ func (r *Record) Canonical() ([]byte, error) {
 
 // Seal sets r.PrevHash to prev and computes r.Hash.
 func (r *Record) Seal(prev string) error {
+	if r.Call != nil {
+		if err := r.Call.finish(false, nil); err != nil {
+			return fmt.Errorf("audit: record %s: %w", r.ID, err)
+		}
+	}
 	body, err := appendCanonical(make([]byte, 0, 768), r)
 	if err != nil {
 		return err

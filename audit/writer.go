@@ -67,6 +67,39 @@ type WriterConfig struct {
 	// OnDeadLetter, if set, is called for each record dead-lettered (a
 	// critical alert, a metric).
 	OnDeadLetter func(DeadLetter)
+	// Arguments says whether records of agent-protocol calls carry the
+	// call's arguments (AUDIT_ARGUMENTS, AUDIT_REDACT); the digest is
+	// always recorded.
+	Arguments ArgumentsConfig
+}
+
+// ArgumentsConfig is what a Writer records of a call's arguments besides
+// their digest.
+type ArgumentsConfig struct {
+	// Record: keep the arguments themselves (off by default).
+	Record bool
+	// Redact names the members whose values are replaced by Redacted, at
+	// any depth (DefaultRedact() if nil).
+	Redact []string
+}
+
+// DefaultRedact is the members redacted from recorded arguments unless
+// AUDIT_REDACT says otherwise.
+func DefaultRedact() []string {
+	return []string{"password", "passwd", "secret", "client_secret", "token", "access_token", "refresh_token",
+		"api_key", "apikey", "authorization", "cookie", "private_key", "credentials"}
+}
+
+func (ac ArgumentsConfig) redactSet() map[string]bool {
+	names := ac.Redact
+	if names == nil {
+		names = DefaultRedact()
+	}
+	set := make(map[string]bool, len(names))
+	for _, n := range names {
+		set[n] = true
+	}
+	return set
 }
 
 // Writer defaults.
@@ -129,6 +162,8 @@ type Writer struct {
 	done chan struct{} // closed when the flusher has exited
 	stop chan struct{} // closed by Close: the journaler stops
 
+	redact map[string]bool // the argument names redacted (WriterConfig.Arguments)
+
 	jn   int   // how many of the queued records (inflight, then pending) are journaled
 	jerr error // the journal's last write failed
 }
@@ -174,6 +209,7 @@ func NewWriter(ctx context.Context, s Store, cfg WriterConfig) (*Writer, error) 
 	w := &Writer{cfg: cfg, store: s, log: log, prev: prev, epoch: time.Now(), storedHead: prev, recent: newStored(cfg.RememberRecords),
 		wake: make(chan struct{}, 1), done: make(chan struct{}), stop: make(chan struct{})}
 	w.space = sync.NewCond(&w.mu)
+	w.redact = cfg.Arguments.redactSet()
 	if cfg.FlushInterval > 0 {
 		go w.flusher()
 		if cfg.Journal != nil {
@@ -189,6 +225,15 @@ func NewWriter(ctx context.Context, s Store, cfg WriterConfig) (*Writer, error) 
 // returns once r is stored. It waits while the queue is full, until ctx
 // ends (then r is not written and the chain is unchanged).
 func (w *Writer) Write(ctx context.Context, r Record) error {
+	if r.Call != nil {
+		// A copy: the caller's Call is not the writer's to change.
+		c := *r.Call
+		if err := c.finish(w.cfg.Arguments.Record, w.redact); err != nil {
+			return fmt.Errorf("audit writer: record %s: %w", r.ID, err)
+		}
+		r.Call = &c
+		r.Context = redactContext(r.Context, w.redact)
+	}
 	// Encoding is the costly part of sealing and needs no order: it runs
 	// here, in parallel across callers; only the hash link is taken under
 	// the lock.

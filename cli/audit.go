@@ -95,8 +95,34 @@ func recordLine(r *audit.Record) string {
 	if r.Policy != "" {
 		why += " " + r.Policy + "/" + orDash(r.Rule)
 	}
-	return printable(fmt.Sprintf("%s  %-5s %d  %s  %s  %s  trace=%s", r.Timestamp.UTC().Format("2006-01-02T15:04:05.000Z"),
-		strings.ToUpper(r.Decision), r.Status, who, r.Action, why, orDash(r.TraceID)))
+	return printable(fmt.Sprintf("%s  %-5s %d  %s  %s%s  %s  trace=%s", r.Timestamp.UTC().Format("2006-01-02T15:04:05.000Z"),
+		strings.ToUpper(r.Decision), r.Status, who, r.Action, callNote(r.Call), why, orDash(r.TraceID)))
+}
+
+// callNote is what an agent-protocol call adds to its action
+// (call:mail/send_email already names the tool): the protocol, the
+// JSON-RPC method and id, the A2A task — " [mcp tools/call id=7]"; "" for
+// a record without a call.
+func callNote(c *audit.Call) string {
+	if c == nil {
+		return ""
+	}
+	var b strings.Builder
+	b.WriteString(" [" + c.Protocol + " " + c.Method)
+	switch {
+	case c.Notification:
+		b.WriteString(" notification")
+	case c.JSONRPCID != "":
+		b.WriteString(" id=" + c.JSONRPCID)
+	}
+	if c.TaskID != "" {
+		b.WriteString(" task=" + c.TaskID)
+	}
+	if c.HeaderOnly {
+		b.WriteString(" header-only")
+	}
+	b.WriteString("]")
+	return b.String()
 }
 
 func (a *app) printRecord(r *audit.Record) error {
@@ -201,7 +227,7 @@ func (a *app) auditQueryCmd() *cobra.Command {
 			rows := make([][]string, 0, len(page.Records))
 			for _, r := range page.Records {
 				rows = append(rows, []string{r.Timestamp.UTC().Format(time.RFC3339), strings.ToUpper(r.Decision), strconv.Itoa(r.Status),
-					printable(orDash(r.AgentName)), printable(r.Action), orDash(r.Reason), printable(orDash(r.Policy)),
+					printable(orDash(r.AgentName)), printable(r.Action + callNote(r.Call)), orDash(r.Reason), printable(orDash(r.Policy)),
 					strings.Join(r.Chain, ">"), orDash(r.TraceID)})
 			}
 			a.table([]string{"TIME", "DECISION", "STATUS", "AGENT", "ACTION", "REASON", "POLICY", "CHAIN", "TRACE"}, rows)

@@ -214,3 +214,63 @@ func TestPrintableEscapesControls(t *testing.T) {
 		}
 	}
 }
+
+// TestAuditShowsCalls: tail, query and trace show what an agent-protocol
+// call was — the protocol, JSON-RPC method and id, A2A task — after the
+// action that names the tool; a record without a call reads as before.
+func TestAuditShowsCalls(t *testing.T) {
+	l := newLive(t)
+	_, tok := l.f.Agent(t, "researcher", trust.Verified, []string{"researcher"})
+	const trace = "1af7651916cd43dd8448eb211c80319c"
+	for _, r := range []engine.Request{
+		{Method: "GET", Host: "docs.mesh", Path: "/plain"},
+		{Method: "POST", Host: "mail.mesh", Path: "/mcp", RouteProtocol: "mcp", RouteService: "mail",
+			Body: []byte(`{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"send_email","arguments":{"to":"a@b.example"}}}`)},
+		{Method: "POST", Host: "planner.mesh", Path: "/", RouteProtocol: "a2a", RouteService: "planner",
+			Body: []byte(`{"jsonrpc":"2.0","id":"q","method":"tasks/get","params":{"id":"t-1"}}`)},
+	} {
+		r.Source, r.Token, r.TraceID = engine.SourceExtAuthzGRPC, tok, trace
+		if _, err := l.f.Engine.Check(context.Background(), &r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	out := l.must(t, "audit", "tail", "-n", "3")
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	for i, want := range []string{"  read:plain  ", "  call:mail/send_email [mcp tools/call id=7]  ", `  task:planner/get [a2a tasks/get id="q" task=t-1]  `} {
+		if len(lines) != 3 || !strings.Contains(lines[i], want) {
+			t.Fatalf("tail line %d lacks %q:\n%s", i, want, out)
+		}
+	}
+	if strings.Contains(lines[0], "[") {
+		t.Fatalf("a record without a call shows one: %s", lines[0])
+	}
+	out = l.must(t, "audit", "query", "--action", "call:mail/*", "--from", "1h")
+	if !strings.Contains(out, "call:mail/send_email [mcp tools/call id=7]") || strings.Contains(out, "planner") {
+		t.Fatalf("query:\n%s", out)
+	}
+	out = l.must(t, "audit", "trace", trace)
+	if !strings.Contains(out, "call:mail/send_email [mcp tools/call id=7] → mail.mesh") || !strings.Contains(out, "task:planner/get [a2a tasks/get") {
+		t.Fatalf("trace tree:\n%s", out)
+	}
+}
+
+func TestCallNote(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		c    *audit.Call
+		want string
+	}{
+		{"no call", nil, ""},
+		{"a tool call", &audit.Call{Protocol: "mcp", Method: "tools/call", Name: "x", JSONRPCID: "7"}, " [mcp tools/call id=7]"},
+		{"a notification", &audit.Call{Protocol: "mcp", Method: "notifications/initialized", Notification: true}, " [mcp notifications/initialized notification]"},
+		{"header-only", &audit.Call{Protocol: "mcp", Method: "tools/call", JSONRPCID: `"a"`, HeaderOnly: true}, ` [mcp tools/call id="a" header-only]`},
+		{"an A2A task", &audit.Call{Protocol: "a2a", Method: "GetTask", JSONRPCID: "1", TaskID: "t-1"}, " [a2a GetTask id=1 task=t-1]"},
+		{"the Agent Card", &audit.Call{Protocol: "a2a", Method: "GET"}, " [a2a GET]"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := callNote(tc.c); got != tc.want {
+				t.Fatalf("got %q, want %q", got, tc.want)
+			}
+		})
+	}
+}

@@ -123,7 +123,7 @@ func writeTraceNode(w io.Writer, n *traceNode, names map[string]string, indent s
 		if r.Host != "" {
 			target = " → " + r.Host
 		}
-		fmt.Fprintf(w, "%s%s%s\n", indent, b, printable(fmt.Sprintf("%s %s%s (%s) %s %dµs", strings.ToUpper(r.Decision), r.Action, target, why,
+		fmt.Fprintf(w, "%s%s%s\n", indent, b, printable(fmt.Sprintf("%s %s%s%s (%s) %s %dµs", strings.ToUpper(r.Decision), r.Action, callNote(r.Call), target, why,
 			r.Timestamp.UTC().Format("15:04:05.000"), r.LatencyUs)))
 	}
 	for i, c := range n.children {

@@ -18,6 +18,8 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 
 	"gopkg.in/yaml.v3"
 
@@ -53,8 +55,12 @@ type Config struct {
 	// the sampler said; "sampled" (the default) follows the sampler.
 	TraceDenials string
 	AuditEnabled bool
-	RateLimitRPM int
-	LogLevel     string
+	// AuditArguments records an agent-protocol call's arguments (redacted)
+	// besides their digest; AuditRedact names the members redacted.
+	AuditArguments bool
+	AuditRedact    []string
+	RateLimitRPM   int
+	LogLevel       string
 	// LogFormat is text, json, or auto: text when stderr is a terminal.
 	LogFormat string
 	// Routes map requests to actions (file only: it is structured).
@@ -195,6 +201,15 @@ var settings = []setting{
 		c.AuditEnabled = b
 		return nil
 	}},
+	{"auditArguments", "AUDIT_ARGUMENTS", "audit-arguments", "record an MCP tool call's arguments (redacted, up to 8 KiB) besides their digest", "false", func(c *Config, v string) error {
+		b, err := strconv.ParseBool(strings.TrimSpace(v))
+		if err != nil {
+			return fmt.Errorf("%q: expected true or false", v)
+		}
+		c.AuditArguments = b
+		return nil
+	}},
+	{"auditRedact", "AUDIT_REDACT", "audit-redact", "comma-separated argument names whose values are recorded as [redacted], at any depth", defaultRedact, redactList},
 	{"rateLimitRpm", "RATE_LIMIT_RPM", "rate-limit-rpm", "gateway requests per minute per client IP (0 = off)", "600", intIn(func(c *Config) *int { return &c.RateLimitRPM }, 0, 10_000_000)},
 	{"logLevel", "LOG_LEVEL", "log-level", "debug, info, warn or error", "info", func(c *Config, v string) error {
 		switch v {
@@ -212,6 +227,36 @@ var settings = []setting{
 		}
 		return fmt.Errorf("%q: expected text, json or auto", v)
 	}},
+}
+
+// defaultRedact is AUDIT_REDACT's default: audit.DefaultRedact.
+const defaultRedact = "password,passwd,secret,client_secret,token,access_token,refresh_token,api_key,apikey,authorization,cookie,private_key,credentials"
+
+// Bounds of AUDIT_REDACT.
+const (
+	maxRedactNames = 64
+	maxRedactName  = 128
+)
+
+// redactList reads AUDIT_REDACT: names, comma-separated, each a JSON
+// member name without control characters or surrounding spaces.
+func redactList(c *Config, v string) error {
+	var names []string
+	for _, n := range strings.Split(v, ",") {
+		n = strings.TrimSpace(n)
+		switch {
+		case n == "":
+			return fmt.Errorf("%q: an empty name (expected comma-separated argument names)", v)
+		case len(n) > maxRedactName || !utf8.ValidString(n) || strings.ContainsFunc(n, unicode.IsControl):
+			return fmt.Errorf("%q: expected names of at most %d bytes of text", n, maxRedactName)
+		}
+		names = append(names, n)
+	}
+	if len(names) > maxRedactNames {
+		return fmt.Errorf("%d names: at most %d", len(names), maxRedactNames)
+	}
+	c.AuditRedact = names
+	return nil
 }
 
 // Flag describes a command-line flag for the CLI to register.

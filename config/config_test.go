@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/meshguard/meshguard/alert"
+	"github.com/meshguard/meshguard/audit"
 	"github.com/meshguard/meshguard/engine"
 )
 
@@ -42,7 +43,7 @@ func TestPrecedence(t *testing.T) {
 		Routes:      []engine.Route{{Host: "api.*", Method: "POST", Path: "/send/*", Action: "write:email"}, {Path: "/mcp", Protocol: "mcp", Service: "mail"}},
 		// The rest are defaults.
 		ListenerPort: 10000, AuditRetentionDays: 90, AuditFlushMs: 50, AuditCheckpointSeconds: 60,
-		TraceDenials: "sampled", AuditEnabled: true, RateLimitRPM: 600,
+		TraceDenials: "sampled", AuditEnabled: true, RateLimitRPM: 600, AuditRedact: audit.DefaultRedact(),
 		Alerts: Alerts{On: alert.Triggers{}, SMTPPort: 587, RateLimit: 40},
 		TLS:    TLS{GRPC: true},
 	}
@@ -115,6 +116,11 @@ func TestErrorsNameTheKey(t *testing.T) {
 		{"rate limit zero", "", map[string]string{"ALERT_RATE_LIMIT": "0"}, nil, "ALERT_RATE_LIMIT"},
 		{"bad smtp port", "", map[string]string{"ALERT_SMTP_PORT": "0"}, nil, "ALERT_SMTP_PORT"},
 		{"duplicate key", "port: 1\nport: 2", nil, nil, "duplicate key"},
+		{"audit arguments not a boolean", "", map[string]string{"AUDIT_ARGUMENTS": "yes"}, nil, `environment variable AUDIT_ARGUMENTS: "yes": expected true or false`},
+		{"an empty redacted name", "", map[string]string{"AUDIT_REDACT": "password,,token"}, nil, `environment variable AUDIT_REDACT: "password,,token": an empty name`},
+		{"a redacted name with a control character", "auditRedact: \"pass\\u0000word\"", nil, nil, `auditRedact: "pass\x00word": expected names of at most 128 bytes of text`},
+		{"a long redacted name", "", nil, map[string]string{"audit-redact": strings.Repeat("n", 129)}, "flag --audit-redact"},
+		{"too many redacted names", "", map[string]string{"AUDIT_REDACT": strings.Repeat("n,", 64) + "n"}, nil, "AUDIT_REDACT: 65 names: at most 64"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -127,6 +133,26 @@ func TestErrorsNameTheKey(t *testing.T) {
 				t.Fatalf("got %v, want %q", err, tc.want)
 			}
 		})
+	}
+}
+
+// TestAuditArgumentsSettings: recording arguments is off by default, the
+// default redaction list is the audit writer's, and AUDIT_REDACT replaces
+// it (trimmed).
+func TestAuditArgumentsSettings(t *testing.T) {
+	c, err := Load("", nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.AuditArguments || !slices.Equal(c.AuditRedact, audit.DefaultRedact()) {
+		t.Fatalf("defaults: arguments %v, redact %v (want off, %v)", c.AuditArguments, c.AuditRedact, audit.DefaultRedact())
+	}
+	c, err = Load("", env(map[string]string{"AUDIT_ARGUMENTS": "true", "AUDIT_REDACT": " ssn , card_number"}), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !c.AuditArguments || !slices.Equal(c.AuditRedact, []string{"ssn", "card_number"}) {
+		t.Fatalf("set: arguments %v, redact %q", c.AuditArguments, c.AuditRedact)
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/meshguard/meshguard/agentproto"
 	"github.com/meshguard/meshguard/audit"
 	"github.com/meshguard/meshguard/internal/edge"
 )
@@ -29,7 +30,23 @@ func auditRecord(r *Request, d *Decision, latency time.Duration) audit.Record {
 		rec.DelegationDepth = n - 1
 	}
 	rec.Context = d.Context
+	if c := d.Call; c != nil {
+		rec.Call = recordCall(c)
+	}
 	return rec
+}
+
+// recordCall is the audit record's view of the call decided on. The
+// parser bounded and checked every field (agentproto.MaxName, the text
+// rule). The arguments' digest is left to the writer, off the decision's
+// path (docs/mcp.md "Arguments").
+func recordCall(c *agentproto.Call) *audit.Call {
+	ac := &audit.Call{Protocol: string(c.Protocol), Method: c.Method, Name: c.Name, JSONRPCID: c.ID,
+		Notification: c.Notification, HeaderOnly: c.HeaderOnly, SessionID: c.SessionID, TaskID: c.TaskID, ContextID: c.ContextID}
+	if c.HasArguments && !c.HeaderOnly {
+		ac.SetArguments(c.RawArguments)
+	}
+	return ac
 }
 
 // recordable is raw request input fit for the audit trail, whatever the

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"encoding/json"
 	"strings"
 	"time"
 
@@ -10,6 +11,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 	"go.opentelemetry.io/otel/trace/noop"
 
+	"github.com/meshguard/meshguard/agentproto"
 	"github.com/meshguard/meshguard/identity"
 	"github.com/meshguard/meshguard/policy"
 )
@@ -182,6 +184,9 @@ func endCheck(span trace.Span, r *Request, d *Decision, err error) {
 					attrs = append(attrs, AttrGenAIAgentID.String(d.TargetAgent))
 				}
 			}
+			if d.Call != nil {
+				attrs = callAttributes(attrs, d.Call, d.TargetName == "")
+			}
 			span.SetAttributes(attrs...)
 			if d.Effect == "deny" {
 				span.SetStatus(codes.Error, d.Reason)
@@ -190,6 +195,62 @@ func endCheck(span trace.Span, r *Request, d *Decision, err error) {
 		}
 	}
 	span.End()
+}
+
+// The agent-protocol call's attributes, as OpenTelemetry's GenAI and MCP
+// conventions name them (docs/tracing.md).
+const (
+	OperationExecuteTool = "execute_tool"
+	AttrGenAIToolName    = attribute.Key("gen_ai.tool.name")
+	AttrGenAIPromptName  = attribute.Key("gen_ai.prompt.name")
+	AttrMCPMethod        = attribute.Key("mcp.method.name")
+	AttrMCPSession       = attribute.Key("mcp.session.id")
+	AttrMCPResourceURI   = attribute.Key("mcp.resource.uri")
+	AttrJSONRPCID        = attribute.Key("jsonrpc.request.id")
+	AttrA2AMethod        = attribute.Key("a2a.method.name")
+	AttrA2ATask          = attribute.Key("a2a.task.id")
+	AttrA2AContext       = attribute.Key("a2a.context.id")
+)
+
+// callAttributes appends what a call is — never its arguments, which may
+// hold anything. The parser checked every field (bounded, valid UTF-8, no
+// control characters). operation: the span may take GenAI's operation name
+// (a call to an agent host already has invoke_agent).
+func callAttributes(attrs []attribute.KeyValue, c *agentproto.Call, operation bool) []attribute.KeyValue {
+	if c.ID != "" {
+		// The id's value: a string id without its JSON quotes.
+		id := c.ID
+		if id[0] == '"' {
+			_ = json.Unmarshal([]byte(c.ID), &id) // the parser encoded it: cannot fail
+		}
+		attrs = append(attrs, AttrJSONRPCID.String(id))
+	}
+	if c.Protocol == agentproto.A2A {
+		attrs = append(attrs, AttrA2AMethod.String(c.Method))
+		if c.TaskID != "" {
+			attrs = append(attrs, AttrA2ATask.String(c.TaskID))
+		}
+		if c.ContextID != "" {
+			attrs = append(attrs, AttrA2AContext.String(c.ContextID))
+		}
+		return attrs
+	}
+	attrs = append(attrs, AttrMCPMethod.String(c.Method))
+	if c.SessionID != "" {
+		attrs = append(attrs, AttrMCPSession.String(c.SessionID))
+	}
+	switch c.Method {
+	case "tools/call":
+		attrs = append(attrs, AttrGenAIToolName.String(c.Name))
+		if operation {
+			attrs = append(attrs, AttrGenAIOperation.String(OperationExecuteTool))
+		}
+	case "prompts/get":
+		attrs = append(attrs, AttrGenAIPromptName.String(c.Name))
+	case "resources/read":
+		attrs = append(attrs, AttrMCPResourceURI.String(c.Name))
+	}
+	return attrs
 }
 
 // endDelegation ends the delegation span with the chain and, when the

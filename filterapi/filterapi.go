@@ -15,12 +15,14 @@ package filterapi
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"log/slog"
 	"net/http"
 	"strconv"
 	"time"
 
+	"github.com/meshguard/meshguard/agentproto"
 	"github.com/meshguard/meshguard/audit"
 	"github.com/meshguard/meshguard/engine"
 	"github.com/meshguard/meshguard/filterprotocol"
@@ -336,7 +338,68 @@ func checkFilterRecord(rec *audit.Record, now time.Time) error {
 			return err
 		}
 	}
+	if rec.Call != nil {
+		return checkFilterCall(rec.Call)
+	}
 	return nil
+}
+
+// checkFilterCall holds a shipped record's call to what the engine records
+// of one (engine.recordCall, from agentproto's parse): a known protocol,
+// fields within agentproto's bounds under the text rule, a JSON-RPC id
+// that is a number or a string as JSON text, and a digest that is one. The
+// arguments themselves are never shipped: recording them is MeshGuard's
+// setting (AUDIT_ARGUMENTS) for the calls it decides itself.
+func checkFilterCall(c *audit.Call) error {
+	bad := func(field, reason string) error { return &fieldError{field: "call." + field, reason: reason} }
+	switch {
+	case c.Protocol != string(agentproto.MCP) && c.Protocol != string(agentproto.A2A):
+		return bad("protocol", strconv.Quote(c.Protocol)+": expected mcp or a2a")
+	case c.Method == "" || edge.HasSpaceOrControl(c.Method):
+		return bad("method", "empty, or holds a space")
+	case c.Notification != (c.JSONRPCID == ""):
+		return bad("notification", "a notification is exactly a call without an id")
+	case c.JSONRPCID != "" && !validID(c.JSONRPCID):
+		return bad("jsonrpcId", "expected a JSON number or string")
+	case c.ArgumentsDigest != "" && !validDigest(c.ArgumentsDigest):
+		return bad("argumentsDigest", "expected 64 lower-case hex digits")
+	case c.HeaderOnly && c.ArgumentsDigest != "":
+		return bad("argumentsDigest", "a header-only call's arguments were not seen")
+	case c.Arguments != nil || c.ArgumentsOmitted:
+		return bad("arguments", "a filter ships the arguments' digest, never the arguments")
+	}
+	for _, f := range []struct{ name, v string }{
+		{"method", c.Method}, {"name", c.Name}, {"jsonrpcId", c.JSONRPCID},
+		{"sessionId", c.SessionID}, {"taskId", c.TaskID}, {"contextId", c.ContextID},
+	} {
+		if err := checkText("call."+f.name, f.v, agentproto.MaxName); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// validID reports whether id is a JSON-RPC id as agentproto keeps it: a
+// JSON string whose value keeps the text rule, or a number of at most 64 characters.
+func validID(id string) bool {
+	if id[0] == '"' {
+		var s string
+		return json.Unmarshal([]byte(id), &s) == nil && edge.CheckText(s, agentproto.MaxName) == nil
+	}
+	var n json.Number
+	return len(id) <= 64 && (id[0] == '-' || id[0] >= '0' && id[0] <= '9') && json.Unmarshal([]byte(id), &n) == nil
+}
+
+func validDigest(d string) bool {
+	if len(d) != 64 {
+		return false
+	}
+	for i := range len(d) {
+		if c := d[i]; (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
 }
 
 // checkText holds a text field to edge.CheckText, the engine's own rule,

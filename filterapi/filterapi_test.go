@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -55,6 +56,10 @@ func TestFilterAuditRefusesWhatNoProxyWrites(t *testing.T) {
 		{"an allow the policies in force deny", bad(func(r *audit.Record) {
 			r.Action, r.PolicyRevision = "delete:everything", env.F.Policies.Current().Revision()
 		}), "records[1]: MeshGuard would not have allowed it: the policies in force"},
+		{"a call with an unknown protocol", bad(func(r *audit.Record) { r.Call = &audit.Call{Protocol: "grpc", Method: "x", JSONRPCID: "1"} }), "records[1]: call.protocol"},
+		{"a call shipping its arguments", bad(func(r *audit.Record) {
+			r.Call = &audit.Call{Protocol: "mcp", Method: "tools/call", Name: "send_email", JSONRPCID: "1", Arguments: []byte(`{"to":"x"}`)}
+		}), "records[1]: call.arguments"},
 		{"too many records", filterprotocol.AuditBatch{Records: make([]audit.Record, filterprotocol.MaxAuditBatch+1)}, "at most"},
 		{"an impossible drop count", filterprotocol.AuditBatch{Dropped: 1 << 50}, "dropped"},
 	} {
@@ -74,6 +79,30 @@ func TestFilterAuditRefusesWhatNoProxyWrites(t *testing.T) {
 	page, err = env.F.Store.QueryAudit(context.Background(), store.AuditFilter{})
 	if err != nil || len(page.Records) != 1 || page.Records[0].ID == good.ID || page.Records[0].DecisionID != "dec_x" || page.Records[0].Proxy != filtertest.ProxyName {
 		t.Fatalf("stored %+v, %v", page.Records, err)
+	}
+	// A record with a call is stored with it, and the chain still verifies.
+	withCall := good
+	withCall.DecisionID, withCall.Decision, withCall.Status, withCall.Reason = "dec_call", "deny", 403, "rule_deny"
+	withCall.Call = &audit.Call{Protocol: "mcp", Method: "tools/call", Name: "delete_paper", JSONRPCID: `"r-1"`, ArgumentsDigest: strings.Repeat("0f", 32)}
+	if code, msg := post(filterprotocol.AuditBatch{Records: []audit.Record{withCall}}); code != 204 {
+		t.Fatalf("a record with a call: %d %s", code, msg)
+	}
+	page, err = env.F.Store.QueryAudit(context.Background(), store.AuditFilter{})
+	if err != nil || len(page.Records) != 2 {
+		t.Fatalf("stored %+v, %v", page.Records, err)
+	}
+	var stored *audit.Record
+	for i := range page.Records {
+		if page.Records[i].DecisionID == "dec_call" {
+			stored = &page.Records[i]
+		}
+	}
+	if stored == nil || stored.Call == nil || !reflect.DeepEqual(*stored.Call, *withCall.Call) {
+		t.Fatalf("the call was not stored as shipped: %+v", stored)
+	}
+	v := audit.NewVerifier(audit.GenesisHash)
+	if err := env.F.Store.ScanAudit(context.Background(), func(r audit.Record) error { return v.Next(&r) }); err != nil {
+		t.Fatalf("the chain with a shipped call does not verify: %v", err)
 	}
 }
 

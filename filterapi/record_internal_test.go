@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/meshguard/meshguard/agentproto"
 	"github.com/meshguard/meshguard/audit"
 	"github.com/meshguard/meshguard/engine"
 	"github.com/meshguard/meshguard/internal/edge"
@@ -51,6 +52,60 @@ func TestCheckFilterRecordErrors(t *testing.T) {
 			}
 			if tt.cause != nil && !errors.Is(err, tt.cause) {
 				t.Fatalf("%v does not unwrap to %v", err, tt.cause)
+			}
+		})
+	}
+}
+
+// TestCheckFilterCall: a shipped record's call is held to what the engine
+// records of one (agentproto's bounds and text rule); the arguments
+// themselves are never taken from a filter.
+func TestCheckFilterCall(t *testing.T) {
+	now := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
+	good := audit.Record{Timestamp: now, DecisionID: "dec_x", AgentID: "agt_x", Action: "call:mail/send_email",
+		Method: "POST", Path: "/mcp", Host: "mail.mesh", Decision: "deny", Status: 403, Reason: "rule_deny", Source: "wasm", Mode: "enforce"}
+	goodCall := audit.Call{Protocol: "mcp", Method: "tools/call", Name: "send_email", JSONRPCID: `"r-1"`, SessionID: "s",
+		ArgumentsDigest: strings.Repeat("ab", 32)}
+	for _, c := range []audit.Call{goodCall, {Protocol: "a2a", Method: "message/send", JSONRPCID: "-12.5e3", TaskID: "t", ContextID: "c"},
+		{Protocol: "mcp", Method: "notifications/initialized", Notification: true}} {
+		r := good
+		r.Call = &c
+		if err := checkFilterRecord(&r, now); err != nil {
+			t.Fatalf("a good call %+v: %v", c, err)
+		}
+	}
+	tests := []struct {
+		name string
+		edit func(c *audit.Call)
+		want string
+	}{
+		{"another protocol", func(c *audit.Call) { c.Protocol = "grpc" }, `call.protocol: "grpc": expected mcp or a2a`},
+		{"no method", func(c *audit.Call) { c.Method = "" }, "call.method: empty, or holds a space"},
+		{"a method with a space", func(c *audit.Call) { c.Method = "tools/call x" }, "call.method: empty, or holds a space"},
+		{"a long name", func(c *audit.Call) { c.Name = strings.Repeat("n", agentproto.MaxName+1) }, "call.name: longer than 4096 bytes"},
+		{"a session id with ESC", func(c *audit.Call) { c.SessionID = "s\x1b[2J" }, "call.sessionId: contains a control character"},
+		{"a task id not UTF-8", func(c *audit.Call) { c.TaskID = "\xff" }, "call.taskId: not valid UTF-8"},
+		{"a context id with NUL", func(c *audit.Call) { c.ContextID = "\x00" }, "call.contextId: contains a control character"},
+		{"an id that is an object", func(c *audit.Call) { c.JSONRPCID = `{"a":1}` }, "call.jsonrpcId: expected a JSON number or string"},
+		{"an id that is not JSON", func(c *audit.Call) { c.JSONRPCID = `"open` }, "call.jsonrpcId: expected a JSON number or string"},
+		{"an id whose string holds a NUL", func(c *audit.Call) { c.JSONRPCID = `"\u0000"` }, "call.jsonrpcId: expected a JSON number or string"},
+		{"a long numeric id", func(c *audit.Call) { c.JSONRPCID = strings.Repeat("9", 65) }, "call.jsonrpcId: expected a JSON number or string"},
+		{"a notification with an id", func(c *audit.Call) { c.Notification = true }, "call.notification: a notification is exactly a call without an id"},
+		{"a call without id, not a notification", func(c *audit.Call) { c.JSONRPCID = "" }, "call.notification: a notification is exactly a call without an id"},
+		{"a digest in upper case", func(c *audit.Call) { c.ArgumentsDigest = strings.Repeat("AB", 32) }, "call.argumentsDigest: expected 64 lower-case hex digits"},
+		{"a short digest", func(c *audit.Call) { c.ArgumentsDigest = "abc" }, "call.argumentsDigest: expected 64 lower-case hex digits"},
+		{"a header-only call with a digest", func(c *audit.Call) { c.HeaderOnly = true }, "call.argumentsDigest: a header-only call's arguments were not seen"},
+		{"arguments shipped", func(c *audit.Call) { c.Arguments = []byte(`{"to":"x"}`) }, "call.arguments: a filter ships the arguments' digest, never the arguments"},
+		{"arguments said omitted", func(c *audit.Call) { c.ArgumentsOmitted = true }, "call.arguments: a filter ships the arguments' digest, never the arguments"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r, c := good, goodCall
+			tt.edit(&c)
+			r.Call = &c
+			err := checkFilterRecord(&r, now)
+			if !errors.Is(err, errBadRecord) || err == nil || err.Error() != tt.want {
+				t.Fatalf("got %v; want an errBadRecord reading %q", err, tt.want)
 			}
 		})
 	}

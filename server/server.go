@@ -278,6 +278,7 @@ func build(ctx context.Context, cfg *config.Config, o Options, log *slog.Logger)
 			FlushInterval: time.Duration(cfg.AuditFlushMs) * time.Millisecond, Logger: log,
 			MaxLag:   time.Duration(cfg.AuditMaxLagMs) * time.Millisecond,
 			OnStored: p.metrics.AuditWritten, OnGap: alarms.gap, OnDeadLetter: alarms.deadLetter, Journal: journal,
+			Arguments: audit.ArgumentsConfig{Record: cfg.AuditArguments, Redact: cfg.AuditRedact},
 		}); err != nil {
 			return nil, fmt.Errorf("audit trail: %w", err)
 		}

@@ -62,6 +62,13 @@ func trail(t *testing.T, prev string) []audit.Record {
 		if i%3 == 2 {
 			r.Decision, r.Status, r.Reason, r.Source = "deny", 403, "no_matching_rule", "gateway"
 		}
+		if i%4 == 1 {
+			// An MCP tool call, its arguments recorded as a writer set to
+			// record them does: they must come back byte for byte.
+			r.Call = &audit.Call{Protocol: "mcp", Method: "tools/call", Name: "send_email", JSONRPCID: `"r-` + fmt.Sprint(i) + `"`,
+				SessionID: "sess-1", Arguments: []byte(`{"n":12345678901234567890,"password":"[redacted]","to":"\u003cann\u003e@ours.example","z":"研究"}`)}
+			r.Call.SetArguments([]byte(`{"to":"<ann>@ours.example","n":12345678901234567890,"password":"p","z":"研究"}`))
+		}
 		if err := r.Seal(prev); err != nil {
 			t.Fatal(err)
 		}
@@ -136,7 +143,7 @@ func testAuditChain(t *testing.T, open func(*testing.T) Backend) {
 	if err := b.ScanAudit(t.Context(), func(r audit.Record) error { got = append(got, r); return nil }); err != nil {
 		t.Fatal(err)
 	}
-	if diff := cmp.Diff(rs, got, cmp.AllowUnexported(audit.Record{}), cmp.FilterPath(func(p cmp.Path) bool {
+	if diff := cmp.Diff(rs, got, cmp.AllowUnexported(audit.Record{}, audit.Call{}), cmp.FilterPath(func(p cmp.Path) bool {
 		return p.Last().String() == ".canon"
 	}, cmp.Ignore())); diff != "" {
 		t.Fatalf("records read back differ (-stored +read):\n%s", diff)

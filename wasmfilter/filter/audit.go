@@ -57,6 +57,10 @@ func (q *auditQueue) Write(_ context.Context, r audit.Record) error {
 // recordSize approximates a record's memory and encoded size.
 func recordSize(r *audit.Record) int {
 	n := 512 + len(r.Action) + len(r.Resource) + len(r.Path) + len(r.Host) + len(r.AgentName) + 24*len(r.Chain)
+	if c := r.Call; c != nil {
+		// The arguments are held until the record is shipped.
+		n += 256 + len(c.Method) + len(c.Name) + len(c.JSONRPCID) + len(c.SessionID) + len(c.TaskID) + len(c.ContextID) + c.HeldBytes()
+	}
 	for k, v := range r.Context {
 		n += len(k) + 64
 		if s, ok := v.(string); ok {
@@ -75,6 +79,15 @@ func (q *auditQueue) flush(p *plugin) {
 		return
 	}
 	n := min(len(q.records), q.cfg.BatchSize())
+	for i := range q.records[:n] {
+		// The arguments' digest is computed here, off the decision's
+		// path; the arguments themselves never leave the proxy.
+		if c := q.records[i].Call; c != nil {
+			if err := c.DigestArguments(); err != nil {
+				proxywasm.LogErrorf("meshguard: digesting the arguments of audit record %s: %v", q.records[i].DecisionID, err)
+			}
+		}
+	}
 	body, err := json.Marshal(filterprotocol.AuditBatch{Revision: q.cfg.Revision, Dropped: q.dropped, Records: q.records[:n]})
 	if err != nil {
 		// A record that cannot be encoded would block the queue for good.
