@@ -195,12 +195,13 @@ func (d *Decision) DenyBody() []byte {
 // JSON-RPC error codes of denials (docs/mcp.md, "Denials"): the reserved
 // -32600 for a request MeshGuard refuses to read, and codes of the
 // implementation-defined range for the rest, after the HTTP status.
-// Forbidden is not -32003: the official MCP Go SDK uses -32003 for "client
-// is closing" and reports a call answered with it as a closed connection
-// (mcp.ErrConnectionClosed), losing the denial.
+// None is a code either protocol gives its own errors: Forbidden is not
+// -32003, which the official MCP Go SDK uses for "client is closing" (it
+// reports a call answered with it as a closed connection, losing the
+// denial), and Unauthorized is not -32001, A2A's TaskNotFoundError.
 const (
 	RPCInvalidRequest = -32600
-	RPCUnauthorized   = -32001
+	RPCUnauthorized   = -32041
 	RPCForbidden      = -32043
 	RPCRateLimited    = -32029
 )
