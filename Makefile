@@ -127,7 +127,11 @@ demo: build
 		--agent researcher --action write:notes/plan --chain orchestrator --verbose; \
 	  code=$$?; [ $$code -eq 1 ] && echo "(exit code 1: denied, as expected)"
 	@echo
-	@echo "== 3. MeshGuard live: agents, a delegation chain through Envoy's ext_authz API and the gateway"
+	@echo "== 3. MCP tool calls through the gateway: a tool allowed, one denied, an argument refused, a filtered list"
+	$(GO) run ./examples/mcp -walk -policies $(EXAMPLES)/policies -config $(EXAMPLES)/mcp/meshguard.yaml
+	@echo
+	@# Last: it leaves MeshGuard running until Ctrl-C.
+	@echo "== 4. MeshGuard live: agents, a delegation chain through Envoy's ext_authz API and the gateway"
 	$(GO) run ./examples/demo -policies $(EXAMPLES)/policies
 
 bench:
