@@ -161,19 +161,19 @@ func TestListAnswersAreFiltered(t *testing.T) {
 					if !bytes.Equal(got, want) {
 						t.Fatalf("the filter's list and the gateway's differ\nfilter:  %q\ngateway: %q", got, want)
 					}
-					json := got
+					resp := got
 					if tc.contentType == "text/event-stream" {
 						i := bytes.LastIndex(got, []byte("data: "))
-						json = bytes.TrimSpace(got[i+len("data: "):])
+						resp = bytes.TrimSpace(got[i+len("data: "):])
 						if !bytes.Contains(got, []byte("notifications/progress")) {
 							t.Fatalf("the server's notification was dropped: %q", got)
 						}
 					}
-					if names := toolNames(t, json); !slices.Equal(names, []string{"search_papers"}) {
+					if names := toolNames(t, resp); !slices.Equal(names, []string{"search_papers"}) {
 						t.Fatalf("tools listed: %v; ToolPolicies allow search_papers only", names)
 					}
-					if !bytes.Contains(json, []byte(`"nextCursor":"c2"`)) {
-						t.Fatalf("the cursor was lost: %q", json)
+					if !bytes.Contains(resp, []byte(`"nextCursor":"c2"`)) {
+						t.Fatalf("the cursor was lost: %q", resp)
 					}
 					if cl := header(e.host.GetCurrentResponseHeaders(id), "content-length"); cl != "" {
 						t.Fatalf("content-length %s kept on a rewritten body", cl)
