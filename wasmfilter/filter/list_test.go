@@ -185,8 +185,9 @@ func TestListAnswersAreFiltered(t *testing.T) {
 }
 
 // checkListRefusal checks that the caller got the 502 JSON-RPC error for
-// the list request (id 7), with the decision's headers, and no list.
-func checkListRefusal(t *testing.T, e *emu, id uint32) {
+// the list request (JSON-RPC id rpcID), with the decision's headers, and
+// no list.
+func checkListRefusal(t *testing.T, e *emu, id uint32, rpcID string) {
 	t.Helper()
 	l := e.host.GetSentLocalResponse(id)
 	if l == nil {
@@ -200,8 +201,8 @@ func checkListRefusal(t *testing.T, e *emu, id uint32) {
 		ID      json.RawMessage
 		Error   struct{ Code int }
 	}
-	if err := json.Unmarshal(l.Data, &rpc); err != nil || rpc.JSONRPC != "2.0" || string(rpc.ID) != "7" || rpc.Error.Code != -32052 {
-		t.Fatalf("%q (%v): want a JSON-RPC error -32052 to id 7", l.Data, err)
+	if err := json.Unmarshal(l.Data, &rpc); err != nil || rpc.JSONRPC != "2.0" || string(rpc.ID) != rpcID || rpc.Error.Code != -32052 {
+		t.Fatalf("%q (%v): want a JSON-RPC error -32052 to id %s", l.Data, err, rpcID)
 	}
 }
 
@@ -239,7 +240,7 @@ func TestUnfilterableListsAreRefused(t *testing.T) {
 				t.Run(tc.name, func(t *testing.T) {
 					id := e.listRequest(&c)
 					e.respond(id, tc.a)
-					checkListRefusal(t, e, id)
+					checkListRefusal(t, e, id, "7")
 					switch tc.name {
 					case "gzip":
 						if b := e.host.GetCurrentResponseBody(id); b != nil {
@@ -259,8 +260,9 @@ func TestUnfilterableListsAreRefused(t *testing.T) {
 // TestDeferredListsAreRefused: a list request the filter defers to
 // MeshGuard (here: an HS256 token) is allowed by MeshGuard's verdict,
 // which cannot say which tools the caller may call; the filter answers
-// the 502 JSON-RPC error rather than let an unfiltered list through. A
-// deferred tool call, allowed, goes on.
+// the 502 JSON-RPC error rather than let an unfiltered list through,
+// whether the body or the 2026-07-28 headers say tools/list. A deferred
+// tool call, allowed, goes on.
 func TestDeferredListsAreRefused(t *testing.T) {
 	env := filtertest.New(t)
 	list, _ := listCase(t, env)
@@ -270,6 +272,11 @@ func TestDeferredListsAreRefused(t *testing.T) {
 			call = c
 		}
 	}
+	// The same list asked for by the 2026-07-28 headers alone, no body.
+	headerOnly := list
+	headerOnly.Body = nil
+	headerOnly.Headers = append(append([][2]string{}, list.Headers...),
+		[2]string{agentproto.HeaderMCPMethod, "tools/list"}, [2]string{agentproto.HeaderMCPVersion, agentproto.HeaderRevision})
 	cfg := append([]byte(`{"hs256":true,`), env.Config()[1:]...)
 	// An HS256 token the filter defers without verifying it (it holds no
 	// secret); MeshGuard's verdict is the server's decision of the same
@@ -285,7 +292,7 @@ func TestDeferredListsAreRefused(t *testing.T) {
 				name    string
 				c       filtertest.ProtocolCase
 				refused bool
-			}{{"tools/list", list, true}, {"tools/call", call, false}} {
+			}{{"tools/list", list, true}, {"tools/list in headers only", headerOnly, true}, {"tools/call", call, false}} {
 				t.Run(tc.name, func(t *testing.T) {
 					sr, _ := env.ServerRequest(&tc.c)
 					d, err := env.F.Engine.Check(context.Background(), &sr)
@@ -315,7 +322,11 @@ func TestDeferredListsAreRefused(t *testing.T) {
 						}
 						return
 					}
-					checkListRefusal(t, e, o.id)
+					rpcID := "7"
+					if tc.c.Body == nil {
+						rpcID = "null" // the headers carry no id
+					}
+					checkListRefusal(t, e, o.id, rpcID)
 				})
 			}
 		})
