@@ -37,6 +37,14 @@ type request struct {
 	// repeats merged, for a deferral.
 	pending *engine.Request
 	merged  [][2]string
+	// protocolRoute: the request goes to a route declaring an agent
+	// protocol (its body was buffered for the decision).
+	protocolRoute bool
+	// list is the local decision of an allowed MCP list request, whose
+	// answer is filtered (list.go); deferredList is a list request
+	// deferred to MeshGuard, whose answer the filter cannot filter.
+	list         *engine.Decision
+	deferredList *agentproto.Call
 }
 
 // OnHttpRequestHeaders decides the request: locally, or by asking
@@ -74,7 +82,8 @@ func (h *request) OnHttpRequestHeaders(_ int, endOfStream bool) types.Action {
 		return h.enforce(filterprotocol.NewVerdict(&d), false)
 	}
 	p.decider.Prepare(&r)
-	if !endOfStream && p.decider.WantsBody(&r) {
+	h.protocolRoute = p.decider.WantsBody(&r)
+	if !endOfStream && h.protocolRoute {
 		// An MCP or A2A call is decided on what its body carries: the
 		// headers wait with it (Envoy stops iteration) until the whole
 		// body is here (OnHttpRequestBody).
@@ -134,6 +143,9 @@ func (h *request) decide(r *engine.Request, merged [][2]string) types.Action {
 	case err != nil:
 		return h.fail("deciding", err)
 	}
+	if d.Allowed && d.Call != nil && d.Call.Lists() {
+		h.list = &d
+	}
 	return h.enforce(filterprotocol.NewVerdict(&d), false)
 }
 
@@ -149,7 +161,13 @@ func (h *request) enforce(v filterprotocol.Verdict, resume bool) types.Action {
 		}
 		return types.ActionPause
 	}
-	if err := proxywasm.ReplaceHttpRequestHeaders(upstream(h.sent, &v)); err != nil {
+	hdrs := upstream(h.sent, &v)
+	if h.list != nil {
+		// The answer is filtered (list.go), so it must come back
+		// readable: no compression.
+		hdrs = without(hdrs, "accept-encoding")
+	}
+	if err := proxywasm.ReplaceHttpRequestHeaders(hdrs); err != nil {
 		return h.fail("setting the upstream headers", err)
 	}
 	h.p.stats.allow.Increment(1)
@@ -197,12 +215,16 @@ func setBy(name string, hs [][2]string) bool {
 }
 
 // OnHttpResponseHeaders tells the caller the decision, as ext_authz's
-// response_headers_to_add do.
-func (h *request) OnHttpResponseHeaders(int, bool) types.Action {
+// response_headers_to_add do, and holds the answer to an allowed list
+// request until it is filtered (list.go).
+func (h *request) OnHttpResponseHeaders(_ int, endOfStream bool) types.Action {
 	for _, kv := range h.responseHeaders {
 		if err := proxywasm.ReplaceHttpResponseHeader(kv[0], kv[1]); err != nil {
 			proxywasm.LogWarnf("meshguard: setting response header %s: %v", kv[0], err)
 		}
+	}
+	if h.list != nil {
+		return h.holdList(endOfStream)
 	}
 	return types.ActionContinue
 }
@@ -211,6 +233,7 @@ func (h *request) OnHttpResponseHeaders(int, bool) types.Action {
 func (h *request) ask(r *engine.Request, headers [][2]string) types.Action {
 	p := h.p
 	p.stats.deferred.Increment(1)
+	h.deferredList = deferredList(r, h.protocolRoute)
 	body, err := json.Marshal(filterprotocol.NewDeferredCheck(r, headers))
 	if err != nil {
 		return h.fail("encoding the deferred check", err)
@@ -250,6 +273,11 @@ func (h *request) onVerdict(_, bodySize, _ int) {
 	// first value, and an allow followed by anything is not a verdict.
 	if _, err := dec.Token(); err != io.EOF {
 		h.fail("MeshGuard's verdict is followed by more data", nil)
+		return
+	}
+	if v.Allowed && h.deferredList != nil {
+		h.responseHeaders = v.ResponseHeaders
+		h.refuseList(h.deferredList, "the list request was decided by MeshGuard, whose verdict cannot say what the caller may call, so its answer cannot be filtered here", nil)
 		return
 	}
 	h.enforce(v, true)
