@@ -97,7 +97,7 @@ func (ac ArgumentsConfig) redactSet() map[string]bool {
 	}
 	set := make(map[string]bool, len(names))
 	for _, n := range names {
-		set[n] = true
+		set[foldName(n)] = true
 	}
 	return set
 }
