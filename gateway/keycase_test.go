@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"sync"
@@ -45,15 +46,15 @@ func newBindingMailServer(t *testing.T) (sent func() []string, url string) {
 	srv.AddTool(&mcp.Tool{Name: "send_email", InputSchema: json.RawMessage(`{"type":"object"}`)},
 		func(_ context.Context, req *mcp.CallToolRequest) (*mcp.CallToolResult, error) {
 			var in struct {
-				To string `json:"to"`
+				To any `json:"to"` // one recipient or a list
 			}
 			if err := json.Unmarshal(req.Params.Arguments, &in); err != nil {
 				return nil, err
 			}
 			mu.Lock()
-			got = append(got, in.To)
+			got = append(got, fmt.Sprint(in.To))
 			mu.Unlock()
-			return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: "sent to " + in.To}}}, nil
+			return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: fmt.Sprint("sent to ", in.To)}}}, nil
 		})
 	h := mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return srv }, &mcp.StreamableHTTPOptions{JSONResponse: true})
 	up := httptest.NewServer(h)
@@ -66,7 +67,8 @@ func newBindingMailServer(t *testing.T) (sent func() []string, url string) {
 }
 
 // TestArgumentSpeltInAnotherCase: an SDK client sends send_email to the
-// rival with its argument spelt "To". The server binds it as to and sent
+// rival among good recipients (a deny rule's condition holds when some
+// element of a list holds it), or with its argument spelt "To". The server binds it as to and sent
 // the mail, while the deny rule, reading arguments.to, found nothing and
 // the call was allowed. Now the call is refused (400, a recorded denial)
 // and no mail leaves; the exact spelling is decided as before.
@@ -85,6 +87,8 @@ func TestArgumentSpeltInAnotherCase(t *testing.T) {
 	}{
 		{"allowed recipient", map[string]any{"to": "ann@ours.example"}, 0, 200},
 		{"the rival, spelt as the rule reads it", map[string]any{"to": "boss@rival.example"}, engine.RPCForbidden, 403},
+		{"the rival among good recipients", map[string]any{"to": []any{"ann@ours.example", "boss@rival.example"}}, engine.RPCForbidden, 403},
+		{"good recipients only", map[string]any{"to": []any{"ann@ours.example", "bob@ours.example"}}, 0, 200},
 		{"the rival, spelt To", map[string]any{"To": "boss@rival.example"}, engine.RPCInvalidRequest, 400},
 		{"the rival, spelt TO", map[string]any{"TO": "boss@rival.example"}, engine.RPCInvalidRequest, 400},
 	} {
