@@ -182,6 +182,16 @@ func (c Call) Argument(path string) (any, bool, error) {
 			if ms, kind, err = s.topMembers(); err != nil {
 				return nil, false, fmt.Errorf("reading the arguments: %w", err)
 			}
+			if kind == '[' {
+				// A list on the path (recipients.email over
+				// recipients: [{email: …}, …]): the values of each
+				// element, as the tool reads them all.
+				rest := name
+				if path != "" {
+					rest += "." + path
+				}
+				return listArgument(val, rest)
+			}
 			if kind != '{' {
 				return nil, false, nil
 			}
@@ -203,6 +213,58 @@ func (c Call) Argument(path string) (any, bool, error) {
 		return nil, false, fmt.Errorf("decoding an argument: %w", err)
 	}
 	return v, true, nil
+}
+
+// listArgument is Argument's value at path within each element of the
+// JSON list raw, flattened into one list (a policy reads a list element
+// by element): elements without the path add nothing, and none found is
+// an absent argument. A key spelt in another case is refused, as Argument
+// refuses it.
+func listArgument(raw []byte, path string) (any, bool, error) {
+	v, err := decodeStrict(raw)
+	if err != nil {
+		return nil, false, fmt.Errorf("decoding an argument: %w", err)
+	}
+	var out []any
+	var walk func(v any, path string) error
+	walk = func(v any, path string) error {
+		if path == "" {
+			out = append(out, v)
+			return nil
+		}
+		switch v := v.(type) {
+		case []any:
+			for _, e := range v {
+				if err := walk(e, path); err != nil {
+					return err
+				}
+			}
+		case map[string]any:
+			name, rest, _ := strings.Cut(path, ".")
+			e, ok := v[name]
+			if !ok {
+				for k := range v {
+					if strings.EqualFold(k, name) {
+						return fmt.Errorf("%w: %w: the argument %q is sent as %q", ErrBadRequest, ErrKeyCase, name, k)
+					}
+				}
+				return nil
+			}
+			if l, isList := e.([]any); isList && rest == "" {
+				out = append(out, l...)
+				return nil
+			}
+			return walk(e, rest)
+		}
+		return nil
+	}
+	if err := walk(v, path); err != nil {
+		return nil, false, err
+	}
+	if out == nil {
+		return nil, false, nil
+	}
+	return out, true, nil
 }
 
 // ArgumentsDigest is the digest of the call's arguments (Digest), or ""
