@@ -237,11 +237,13 @@ func redactContext(ctx map[string]any, redacted map[string]bool) map[string]any 
 	var out map[string]any
 	for k, v := range ctx {
 		path, ok := strings.CutPrefix(k, "arguments.")
-		if !ok {
+		if !ok && k != "arguments" {
+			// "arguments" is how POST /v1/check states a call's
+			// arguments (docs/mcp.md): redacted as a call's are.
 			continue
 		}
 		var nv any = Redacted
-		if !slices.ContainsFunc(strings.Split(path, "."), func(n string) bool { return redacted[foldName(n)] }) {
+		if !ok || !slices.ContainsFunc(strings.Split(path, "."), func(n string) bool { return redacted[foldName(n)] }) {
 			switch v.(type) {
 			case map[string]any, []any:
 				if nv = copyJSON(v); !redact(nv, redacted) {

@@ -291,3 +291,33 @@ func TestWriterRedactsWhateverTheSpelling(t *testing.T) {
 		})
 	}
 }
+
+// TestWriterRedactsArgumentsStatedAtCheck: POST /v1/check states a call's
+// arguments in its context ({"arguments": {…}}), and its record has no
+// Call: their redacted members are redacted all the same, and the record
+// verifies.
+func TestWriterRedactsArgumentsStatedAtCheck(t *testing.T) {
+	s := &memStore{}
+	w, err := NewWriter(context.Background(), s, WriterConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := chain(t, 1)[0]
+	ctx := map[string]any{"arguments": map[string]any{"to": "a@example.com", "Password": "p", "auth": map[string]any{"token": "t"}},
+		"arguments.api_key": "k", "env": "prod"}
+	r.Context = ctx
+	if err := w.Write(context.Background(), r); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]any{"arguments": map[string]any{"to": "a@example.com", "Password": Redacted, "auth": map[string]any{"token": Redacted}},
+		"arguments.api_key": Redacted, "env": "prod"}
+	if got := s.rs[0].Context; !reflect.DeepEqual(got, want) {
+		t.Errorf("recorded context %v, want %v", got, want)
+	}
+	if ctx["arguments.api_key"] != "k" || ctx["arguments"].(map[string]any)["Password"] != "p" {
+		t.Errorf("the decision's context was changed: %v", ctx)
+	}
+	if err := NewVerifier(GenesisHash).Next(roundTrip(t, &s.rs[0])); err != nil {
+		t.Fatalf("the stored record does not verify: %v", err)
+	}
+}
