@@ -52,6 +52,9 @@ func ParseA2A(service string, body []byte) (Call, error) {
 		if !r.hasMessage {
 			return Call{}, fmt.Errorf("%w: params.message must be an object", ErrBadRequest)
 		}
+		if err := checkSpelling(r.message, "params.message.", "taskId", "contextId"); err != nil {
+			return Call{}, err
+		}
 		if c.TaskID, err = a2aID(r.message, "message.", "taskId"); err != nil {
 			return Call{}, err
 		}

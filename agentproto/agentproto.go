@@ -17,6 +17,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/meshguard/meshguard/internal/edge"
 )
@@ -46,10 +47,15 @@ const (
 // bad_request, a 400) except ErrHeaderMismatch (mcp_header_mismatch, also a
 // 400); the more specific sentinels are wrapped alongside.
 var (
-	ErrBadRequest     = errors.New("bad agent-protocol request")
-	ErrTooLarge       = errors.New("body too large")
-	ErrBatch          = errors.New("JSON-RPC batch")
-	ErrDuplicateKey   = errors.New("duplicate key")
+	ErrBadRequest   = errors.New("bad agent-protocol request")
+	ErrTooLarge     = errors.New("body too large")
+	ErrBatch        = errors.New("JSON-RPC batch")
+	ErrDuplicateKey = errors.New("duplicate key")
+	// ErrKeyCase: a key MeshGuard reads (params.arguments, an argument a
+	// policy reads) is sent only in another case (or another case-fold
+	// spelling), which Go's encoding/json binds to the field while
+	// case-sensitive readers do not.
+	ErrKeyCase        = errors.New("key spelt in another case than the name read")
 	ErrHeaderMismatch = errors.New("Mcp-Method/Mcp-Name header disagrees with the body")
 	// ErrNoHeaders: HeaderOnly found no Mcp-Method header to decide on.
 	ErrNoHeaders = errors.New("no Mcp-Method header")
@@ -176,12 +182,28 @@ func (c Call) Argument(path string) (any, bool, error) {
 			if ms, kind, err = s.topMembers(); err != nil {
 				return nil, false, fmt.Errorf("reading the arguments: %w", err)
 			}
+			if kind == '[' {
+				// A list on the path (recipients.email over
+				// recipients: [{email: …}, …]): the values of each
+				// element, as the tool reads them all.
+				rest := name
+				if path != "" {
+					rest += "." + path
+				}
+				return listArgument(val, rest)
+			}
 			if kind != '{' {
 				return nil, false, nil
 			}
 		}
 		var ok bool
 		if val, ok = lookup(ms, name); !ok {
+			if k, found := lookupFold(ms, name); found {
+				// Absent to the policy, but the argument itself to a
+				// server binding with encoding/json: a deny rule on it
+				// would not match while the tool reads it. Refused.
+				return nil, false, fmt.Errorf("%w: %w: the argument %q is sent as %q", ErrBadRequest, ErrKeyCase, name, k)
+			}
 			return nil, false, nil
 		}
 		ms = nil
@@ -191,6 +213,58 @@ func (c Call) Argument(path string) (any, bool, error) {
 		return nil, false, fmt.Errorf("decoding an argument: %w", err)
 	}
 	return v, true, nil
+}
+
+// listArgument is Argument's value at path within each element of the
+// JSON list raw, flattened into one list (a policy reads a list element
+// by element): elements without the path add nothing, and none found is
+// an absent argument. A key spelt in another case is refused, as Argument
+// refuses it.
+func listArgument(raw []byte, path string) (any, bool, error) {
+	v, err := decodeStrict(raw)
+	if err != nil {
+		return nil, false, fmt.Errorf("decoding an argument: %w", err)
+	}
+	var out []any
+	var walk func(v any, path string) error
+	walk = func(v any, path string) error {
+		if path == "" {
+			out = append(out, v)
+			return nil
+		}
+		switch v := v.(type) {
+		case []any:
+			for _, e := range v {
+				if err := walk(e, path); err != nil {
+					return err
+				}
+			}
+		case map[string]any:
+			name, rest, _ := strings.Cut(path, ".")
+			e, ok := v[name]
+			if !ok {
+				for k := range v {
+					if strings.EqualFold(k, name) {
+						return fmt.Errorf("%w: %w: the argument %q is sent as %q", ErrBadRequest, ErrKeyCase, name, k)
+					}
+				}
+				return nil
+			}
+			if l, isList := e.([]any); isList && rest == "" {
+				out = append(out, l...)
+				return nil
+			}
+			return walk(e, rest)
+		}
+		return nil
+	}
+	if err := walk(v, path); err != nil {
+		return nil, false, err
+	}
+	if out == nil {
+		return nil, false, nil
+	}
+	return out, true, nil
 }
 
 // ArgumentsDigest is the digest of the call's arguments (Digest), or ""
@@ -309,6 +383,9 @@ func parseRequest(body []byte) (request, error) {
 		if params[0] != '{' {
 			return r, fmt.Errorf(`%w: "params" must be an object`, ErrBadRequest)
 		}
+		if err := checkSpelling(s.params, "params.", "name", "uri", "arguments", "message", "id", "taskId"); err != nil {
+			return r, err
+		}
 		r.params, r.hasParams = s.params, true
 		if msg, ok := lookup(s.params, "message"); ok && msg[0] == '{' {
 			r.message, r.hasMessage = s.message, true
@@ -348,4 +425,74 @@ func stringParam(ms []member, key string) (string, bool, error) {
 		return "", true, fmt.Errorf("%w: params.%s must be a string", ErrBadRequest, key)
 	}
 	return str, true, nil
+}
+
+// checkSpelling refuses a member of ms whose key is one of the keys read
+// (exact) spelt in another case or case-fold ("Arguments",
+// "argument\u017f"): Go's encoding/json, which many servers decode with,
+// binds such a key to the field, so the upstream would read what the
+// decision did not.
+func checkSpelling(ms []member, prefix string, exact ...string) error {
+	for _, m := range ms {
+		for _, want := range exact {
+			if !m.is(want) && m.equalFold(want) {
+				return fmt.Errorf("%w: %w: %s%s is sent as %q", ErrBadRequest, ErrKeyCase, prefix, want, m.name())
+			}
+		}
+	}
+	return nil
+}
+
+// equalFold reports whether the member's key equals k under
+// strings.EqualFold, the rule of encoding/json's field matching, without
+// copying an ASCII key.
+func (m member) equalFold(k string) bool {
+	if m.raw == nil {
+		return strings.EqualFold(m.key, k)
+	}
+	if len(m.raw) != len(k) || !isASCII(k) {
+		// A non-ASCII key may still fold to an ASCII one (the Kelvin
+		// sign, the long s), at another length: the rare, slow path.
+		if isASCII(k) && isASCIIBytes(m.raw) {
+			return false
+		}
+		return strings.EqualFold(string(m.raw), k)
+	}
+	for i, c := range m.raw {
+		d := k[i]
+		if c >= utf8.RuneSelf {
+			return strings.EqualFold(string(m.raw), k)
+		}
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		if 'A' <= d && d <= 'Z' {
+			d += 'a' - 'A'
+		}
+		if c != d {
+			return false
+		}
+	}
+	return true
+}
+
+func isASCIIBytes(b []byte) bool {
+	for _, c := range b {
+		if c >= utf8.RuneSelf {
+			return false
+		}
+	}
+	return true
+}
+
+// lookupFold finds the key of ms equal to key under strings.EqualFold, the
+// rule of encoding/json's field matching (at most one: keys one fold apart
+// were refused by the parse).
+func lookupFold(ms []member, key string) (string, bool) {
+	for _, m := range ms {
+		if m.equalFold(key) {
+			return m.name(), true
+		}
+	}
+	return "", false
 }

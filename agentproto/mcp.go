@@ -78,7 +78,7 @@ func ParseMCP(service string, body []byte, h Headers) (Call, error) {
 		if !present {
 			return Call{}, fmt.Errorf("%w: %s needs params.%s", ErrBadRequest, r.method, key)
 		}
-		if err := checkToken(mcpWhat(key, r.method), v); err != nil {
+		if err := checkName(key, r.method, v); err != nil {
 			return Call{}, err
 		}
 		c.Name = v
@@ -103,6 +103,18 @@ func ParseMCP(service string, body []byte, h Headers) (Call, error) {
 		}
 	}
 	return c, nil
+}
+
+// checkName checks what a method names: a token, and a resource URI in
+// normal form (checkURI).
+func checkName(key, method, v string) error {
+	if err := checkToken(mcpWhat(key, method), v); err != nil {
+		return err
+	}
+	if key == "uri" {
+		return checkURI(v)
+	}
+	return nil
 }
 
 func mcpWhat(key, method string) string {
@@ -222,7 +234,7 @@ func HeaderOnly(service string, h Headers) (Call, error) {
 		if err != nil {
 			return Call{}, fmt.Errorf("%w: Mcp-Name: %w", ErrBadRequest, err)
 		}
-		if err := checkToken(mcpWhat(key, method), name); err != nil {
+		if err := checkName(key, method, name); err != nil {
 			return Call{}, err
 		}
 		c.Name = name

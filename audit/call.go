@@ -12,6 +12,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 )
 
 // Call is the agent-protocol call a decision was taken on (docs/mcp.md,
@@ -152,39 +154,109 @@ func (c *Call) finish(record bool, redacted map[string]bool) error {
 const Redacted = "[redacted]"
 
 // redact replaces, at any depth, the value of every object member whose
-// name is in names.
-func redact(v any, names map[string]bool) {
+// name is in names, compared by case-fold (names holds folded names,
+// foldName): a server binding arguments with Go's encoding/json reads
+// "Password" as its password field, and a secret must not be recorded
+// because of how it was spelt. It reports whether it replaced anything.
+func redact(v any, names map[string]bool) bool {
+	changed := false
 	switch v := v.(type) {
 	case map[string]any:
 		for k, e := range v {
-			if names[k] {
+			if names[foldName(k)] {
 				v[k] = Redacted
+				changed = true
 				continue
 			}
-			redact(e, names)
+			changed = redact(e, names) || changed
 		}
 	case []any:
 		for _, e := range v {
-			redact(e, names)
+			changed = redact(e, names) || changed
 		}
 	}
+	return changed
+}
+
+// foldName is a member name's case-fold: each rune replaced by the
+// smallest of its simple-folding orbit, so that names equal under
+// strings.EqualFold (and so under encoding/json's field matching, which
+// folds the Kelvin sign to k and the long s to s) fold alike.
+func foldName(k string) string {
+	ascii := true
+	for i := 0; i < len(k) && ascii; i++ {
+		ascii = k[i] < utf8.RuneSelf
+	}
+	if ascii {
+		return strings.ToLower(k) // no copy for a name already in lower case
+	}
+	var sb strings.Builder
+	sb.Grow(len(k))
+	for _, r := range k {
+		m := r
+		for f := unicode.SimpleFold(r); f != r; f = unicode.SimpleFold(f) {
+			m = min(m, f)
+		}
+		if 'A' <= m && m <= 'Z' {
+			m += 'a' - 'A' // as the ASCII path folds
+		}
+		sb.WriteRune(m)
+	}
+	return sb.String()
+}
+
+// copyJSON is a deep copy of a decoded JSON value, so that redacting it
+// leaves the decision's own context alone.
+func copyJSON(v any) any {
+	switch v := v.(type) {
+	case map[string]any:
+		out := make(map[string]any, len(v))
+		for k, e := range v {
+			out[k] = copyJSON(e)
+		}
+		return out
+	case []any:
+		out := make([]any, len(v))
+		for i, e := range v {
+			out[i] = copyJSON(e)
+		}
+		return out
+	}
+	return v
 }
 
 // redactContext is ctx with the values policies read from redacted
 // arguments (arguments.auth.token, when token is redacted) replaced by
 // Redacted: a rule that reads a secret must not put it in the trail. ctx is
 // the decision's, so it is copied when anything is replaced.
+//
+// A value that is an object or a list (a rule reading arguments.auth, with
+// exists: true) is recorded with its redacted members redacted, as the
+// arguments are.
 func redactContext(ctx map[string]any, redacted map[string]bool) map[string]any {
 	var out map[string]any
-	for k := range ctx {
+	for k, v := range ctx {
 		path, ok := strings.CutPrefix(k, "arguments.")
-		if !ok || !slices.ContainsFunc(strings.Split(path, "."), func(n string) bool { return redacted[n] }) {
+		if !ok && k != "arguments" {
+			// "arguments" is how POST /v1/check states a call's
+			// arguments (docs/mcp.md): redacted as a call's are.
 			continue
+		}
+		var nv any = Redacted
+		if !ok || !slices.ContainsFunc(strings.Split(path, "."), func(n string) bool { return redacted[foldName(n)] }) {
+			switch v.(type) {
+			case map[string]any, []any:
+				if nv = copyJSON(v); !redact(nv, redacted) {
+					continue
+				}
+			default:
+				continue
+			}
 		}
 		if out == nil {
 			out = maps.Clone(ctx)
 		}
-		out[k] = Redacted
+		out[k] = nv
 	}
 	if out == nil {
 		return ctx

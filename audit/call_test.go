@@ -236,3 +236,88 @@ func BenchmarkArgumentsDigest(b *testing.B) {
 		})
 	}
 }
+
+// TestWriterRedactsWhateverTheSpelling: a secret argument is redacted
+// however its name is spelt — in another case (a server binding arguments
+// with Go's encoding/json reads "Password" as its password field), with the
+// Kelvin sign or the long s that encoding/json folds to k and s — and when
+// a rule reads an object or a list holding it (arguments.auth, exists: true),
+// the recorded context holds the object redacted.
+func TestWriterRedactsWhateverTheSpelling(t *testing.T) {
+	for _, tc := range []struct {
+		name, args string
+		ctx, want  map[string]any
+	}{
+		{"upper case", `{"to":"a@example.com","PASSWORD":"p"}`, nil, nil},
+		{"mixed case", `{"to":"a@example.com","Api_Key":"p"}`, nil, nil},
+		{"long s", `{"to":"a@example.com","\u017fecret":"p"}`, nil, nil},
+		{"kelvin sign", `{"to":"a@example.com","to\u212aen":"p"}`, nil, nil},
+		{"nested in a list", `{"to":"a@example.com","hops":[{"Authorization":"p"}]}`, nil, nil},
+		{"rule reads a path spelt in another case", `{"to":"a@example.com","auth":{"Token":"p"}}`,
+			map[string]any{"arguments.auth.Token": "p"}, map[string]any{"arguments.auth.Token": Redacted}},
+		{"rule reads the object holding it", `{"to":"a@example.com","auth":{"token":"p"}}`,
+			map[string]any{"arguments.auth": map[string]any{"token": "p", "user": "ann"}},
+			map[string]any{"arguments.auth": map[string]any{"token": Redacted, "user": "ann"}}},
+		{"rule reads a list holding it", `{"to":"a@example.com","keys":[{"api_key":"p"}]}`,
+			map[string]any{"arguments.keys": []any{map[string]any{"API_KEY": "p"}}},
+			map[string]any{"arguments.keys": []any{map[string]any{"API_KEY": Redacted}}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := &memStore{}
+			w, err := NewWriter(context.Background(), s, WriterConfig{Arguments: ArgumentsConfig{Record: true}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			r := chain(t, 1)[0]
+			r.Context = tc.ctx
+			r.Call = &Call{Protocol: "mcp", Method: "tools/call", Name: "send_email", JSONRPCID: "1"}
+			r.Call.SetArguments([]byte(tc.args))
+			if err := w.Write(context.Background(), r); err != nil {
+				t.Fatal(err)
+			}
+			got := s.rs[0]
+			if strings.Contains(string(got.Call.Arguments), `"p"`) || !strings.Contains(string(got.Call.Arguments), Redacted) {
+				t.Errorf("recorded arguments %s: the secret is in the clear", got.Call.Arguments)
+			}
+			if !reflect.DeepEqual(got.Context, tc.want) {
+				t.Errorf("recorded context %v, want %v", got.Context, tc.want)
+			}
+			if b, _ := json.Marshal(tc.ctx); strings.Contains(string(b), Redacted) {
+				t.Errorf("the decision's context was changed: %s", b)
+			}
+			if err := NewVerifier(GenesisHash).Next(roundTrip(t, &got)); err != nil {
+				t.Fatalf("the stored record does not verify: %v", err)
+			}
+		})
+	}
+}
+
+// TestWriterRedactsArgumentsStatedAtCheck: POST /v1/check states a call's
+// arguments in its context ({"arguments": {…}}), and its record has no
+// Call: their redacted members are redacted all the same, and the record
+// verifies.
+func TestWriterRedactsArgumentsStatedAtCheck(t *testing.T) {
+	s := &memStore{}
+	w, err := NewWriter(context.Background(), s, WriterConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := chain(t, 1)[0]
+	ctx := map[string]any{"arguments": map[string]any{"to": "a@example.com", "Password": "p", "auth": map[string]any{"token": "t"}},
+		"arguments.api_key": "k", "env": "prod"}
+	r.Context = ctx
+	if err := w.Write(context.Background(), r); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]any{"arguments": map[string]any{"to": "a@example.com", "Password": Redacted, "auth": map[string]any{"token": Redacted}},
+		"arguments.api_key": Redacted, "env": "prod"}
+	if got := s.rs[0].Context; !reflect.DeepEqual(got, want) {
+		t.Errorf("recorded context %v, want %v", got, want)
+	}
+	if ctx["arguments.api_key"] != "k" || ctx["arguments"].(map[string]any)["Password"] != "p" {
+		t.Errorf("the decision's context was changed: %v", ctx)
+	}
+	if err := NewVerifier(GenesisHash).Next(roundTrip(t, &s.rs[0])); err != nil {
+		t.Fatalf("the stored record does not verify: %v", err)
+	}
+}

@@ -7,10 +7,10 @@ import (
 	"github.com/meshguard/meshguard/trust"
 )
 
-// TestListValues: a list value (an argument such as to: [a, b]) holds a
-// positive operator when it is non-empty and every element holds it, and
-// not_matches when some element does not match — so a deny rule catches
-// the one bad element among good ones, and an empty list allows nothing.
+// TestListValues: in an allow rule, a list value (an argument such as
+// to: [a, b]) holds a condition when every element holds it; an empty
+// list is an absent value, so it allows nothing a positive operator
+// guards. (TestListValuesInDenyRules: some element, in a deny rule.)
 func TestListValues(t *testing.T) {
 	list := func(xs ...any) map[string]any { return map[string]any{"arguments.to": xs} }
 	tests := []struct {
@@ -22,7 +22,8 @@ func TestListValues(t *testing.T) {
 		{"matches: one element does not", `{matches: "*@ours"}`, list("a@ours", "e@evil"), false},
 		{"matches: an empty list", `{matches: "*@ours"}`, list(), false},
 		{"matches: an element that is no string", `{matches: "*@ours"}`, list("a@ours", 7.0), false},
-		{"not_matches: one element does not match", `{not_matches: "*@ours"}`, list("a@ours", "e@evil"), true},
+		{"not_matches: one element matches", `{not_matches: "*@evil"}`, list("a@ours", "e@evil"), false},
+		{"not_matches: no element matches", `{not_matches: "*@evil"}`, list("a@ours", "b@ours"), true},
 		{"not_matches: every element matches", `{not_matches: "*@ours"}`, list("a@ours", "b@ours"), false},
 		{"not_matches: an empty list", `{not_matches: "*@ours"}`, list(), true},
 		{"not_matches: an object element", `{not_matches: "*@ours"}`, list(map[string]any{"x": "a@ours"}), true},
@@ -40,6 +41,40 @@ func TestListValues(t *testing.T) {
 			d := check(t, s, Input{Agent: agent("a", trust.Verified), Action: "act:x", Context: tc.ctx})
 			if d.Allowed() != tc.match {
 				t.Fatalf("allowed = %v, want %v (%s)", d.Allowed(), tc.match, d.Message)
+			}
+		})
+	}
+}
+
+// TestListValuesInDenyRules: in a deny rule, a list value holds a
+// condition when some element holds it, so the one bad recipient among good
+// ones is denied whichever operator names it. Before, positive operators
+// needed every element: `to: [boss@rival, ann@ours]` passed a deny rule
+// `matches: "*@rival"` and the mail went to the rival (and, in an allow
+// rule, not_matches needed only some element).
+func TestListValuesInDenyRules(t *testing.T) {
+	list := func(xs ...any) map[string]any { return map[string]any{"arguments.to": xs} }
+	tests := []struct {
+		name, cond string
+		ctx        map[string]any
+		denied     bool
+	}{
+		{"matches: one element among good ones", `{matches: "*@rival"}`, list("ann@ours", "boss@rival"), true},
+		{"matches: no element", `{matches: "*@rival"}`, list("ann@ours", "bob@ours"), false},
+		{"matches: an empty list", `{matches: "*@rival"}`, list(), false},
+		{"in: one element", `{in: [boss@rival]}`, list("ann@ours", "boss@rival"), true},
+		{"gt: one element", `{gt: 100}`, list(1.0, 500.0), true},
+		{"not_matches: one element outside", `{not_matches: "*@ours"}`, list("ann@ours", "e@evil"), true},
+		{"not_matches: every element inside", `{not_matches: "*@ours"}`, list("ann@ours", "bob@ours"), false},
+		{"not_matches: an empty list", `{not_matches: "*@ours"}`, list(), true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			p := "name: p\nrules:\n  - {name: d, effect: deny, actions: ['act:*'], conditions: {context: {arguments.to: " + tc.cond + "}}}\n" +
+				"  - {name: a, effect: allow, actions: ['act:*']}\n"
+			d := check(t, mustSet(t, p), Input{Agent: agent("a", trust.Verified), Action: "act:x", Context: tc.ctx})
+			if denied := d.Rule == "d" && !d.Allowed(); denied != tc.denied {
+				t.Fatalf("denied by d = %v, want %v (%s)", denied, tc.denied, d.Message)
 			}
 		})
 	}

@@ -130,7 +130,7 @@ func (c *compiledConditions) holds(in *Input) (bool, string) {
 			}
 		}
 		if list, ok := raw.([]any); ok {
-			if !k.holdsList(list) {
+			if !k.holdsList(list, c.deny) {
 				return false, k.label
 			}
 			continue
@@ -219,42 +219,29 @@ func (k *compiledContext) holds(v Value, present bool) bool {
 }
 
 // holdsList evaluates one context key whose value is a list (an argument
-// such as `to: [a, b]`): each operator reads every element, the way a rule
-// about "the recipient" is meant for all of them. Equality, in, matches
-// and the comparisons hold when the list is non-empty and every element
-// holds them; not_matches holds when some element does not match, so a
-// deny rule written with it catches the one bad recipient among good ones.
-func (k *compiledContext) holdsList(list []any) bool {
+// such as `to: [a, b]`) in a rule of the given effect: the operators
+// (but exists, which reads the list as a whole) read each element. In an
+// allow rule the condition holds when every element holds it — all the
+// recipients are ours, none is the rival's; in a deny rule when some
+// element does — the one bad recipient among good ones is caught, whether
+// the rule says matches: "*@rival" or not_matches: "*@ours". Either way a
+// list cannot pass a rule that its worst element fails. An empty list is
+// read as an absent value.
+func (k *compiledContext) holdsList(list []any, deny bool) bool {
 	if k.Exists != nil && !*k.Exists {
 		return false
 	}
-	if k.notMatches != nil {
-		some := len(list) == 0
-		for _, x := range list {
-			if v := contextValue(x); v.Kind != KindString || !k.notMatches.Match(v.Str) {
-				some = true
-				break
-			}
-		}
-		if !some {
-			return false
-		}
-	}
-	positive := k.Equals != nil || k.In != nil || k.matches != nil || k.Lt != nil || k.Lte != nil || k.Gt != nil || k.Gte != nil
-	if !positive {
-		return true
-	}
+	el := *k
+	el.Exists = nil
 	if len(list) == 0 {
-		return false
+		return el.holds(Value{}, false)
 	}
-	pos := *k
-	pos.Exists, pos.notMatches = nil, nil
 	for _, x := range list {
-		if !pos.holds(contextValue(x), true) {
-			return false
+		if el.holds(contextValue(x), true) == deny {
+			return deny // some element holds (deny) or fails (allow)
 		}
 	}
-	return true
+	return !deny
 }
 
 // Equal compares two values: same kind and same content; numbers by value.
