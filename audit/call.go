@@ -12,6 +12,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 )
 
 // Call is the agent-protocol call a decision was taken on (docs/mcp.md,
@@ -151,13 +153,44 @@ func (c *Call) finish(record bool, redacted map[string]bool) error {
 // Redacted is what a redacted argument's value becomes.
 const Redacted = "[redacted]"
 
+// redactKey is how a member name is compared with the redacted names:
+// case-folded as encoding/json matches struct fields (so as a Go MCP
+// server reads "PASSWORD" into its password field: each letter stands for
+// its whole simple fold orbit, "ſ" for "s", the Kelvin sign for "k"), in
+// lower case, and without '_' and '-' (a JavaScript tool's apiKey is
+// api_key). A name that is lower-case ASCII already is returned as is.
+func redactKey(name string) string {
+	plain := true
+	for i := 0; i < len(name) && plain; i++ {
+		c := name[i]
+		plain = c < utf8.RuneSelf && c != '_' && c != '-' && (c < 'A' || c > 'Z')
+	}
+	if plain {
+		return name
+	}
+	b := make([]byte, 0, len(name))
+	for _, r := range name {
+		if r == '_' || r == '-' {
+			continue
+		}
+		// The smallest rune of r's orbit names the orbit, as
+		// encoding/json's foldName has it; its lower case spells it.
+		least := r
+		for f := unicode.SimpleFold(r); f != r; f = unicode.SimpleFold(f) {
+			least = min(least, f)
+		}
+		b = utf8.AppendRune(b, unicode.ToLower(least))
+	}
+	return string(b)
+}
+
 // redact replaces, at any depth, the value of every object member whose
-// name is in names.
+// name is one of names (the redactKey of each).
 func redact(v any, names map[string]bool) {
 	switch v := v.(type) {
 	case map[string]any:
 		for k, e := range v {
-			if names[k] {
+			if names[redactKey(k)] {
 				v[k] = Redacted
 				continue
 			}
@@ -170,21 +203,56 @@ func redact(v any, names map[string]bool) {
 	}
 }
 
-// redactContext is ctx with the values policies read from redacted
-// arguments (arguments.auth.token, when token is redacted) replaced by
-// Redacted: a rule that reads a secret must not put it in the trail. ctx is
-// the decision's, so it is copied when anything is replaced.
+// redactedCopy is v with redact applied, leaving v as it was.
+func redactedCopy(v any, names map[string]bool) any {
+	switch v := v.(type) {
+	case map[string]any:
+		out := make(map[string]any, len(v))
+		for k, e := range v {
+			if names[redactKey(k)] {
+				out[k] = Redacted
+			} else {
+				out[k] = redactedCopy(e, names)
+			}
+		}
+		return out
+	case []any:
+		out := make([]any, len(v))
+		for i, e := range v {
+			out[i] = redactedCopy(e, names)
+		}
+		return out
+	}
+	return v
+}
+
+// redactContext is ctx with the arguments policies read redacted
+// (arguments.auth.token, when token is redacted, reads Redacted; so do the
+// members of an object or list read whole, arguments.auth holding token),
+// and the arguments a POST /v1/check states ({"arguments": {...}}): a rule
+// that reads a secret must not put it in the trail. ctx is the decision's,
+// so it is copied when anything is replaced.
 func redactContext(ctx map[string]any, redacted map[string]bool) map[string]any {
 	var out map[string]any
-	for k := range ctx {
-		path, ok := strings.CutPrefix(k, "arguments.")
-		if !ok || !slices.ContainsFunc(strings.Split(path, "."), func(n string) bool { return redacted[n] }) {
+	for k, v := range ctx {
+		var nv any
+		switch path, ok := strings.CutPrefix(k, "arguments."); {
+		case ok && slices.ContainsFunc(strings.Split(path, "."), func(n string) bool { return redacted[redactKey(n)] }):
+			nv = Redacted
+		case ok || k == "arguments":
+			switch v.(type) {
+			case map[string]any, []any:
+				nv = redactedCopy(v, redacted)
+			default:
+				continue
+			}
+		default:
 			continue
 		}
 		if out == nil {
 			out = maps.Clone(ctx)
 		}
-		out[k] = Redacted
+		out[k] = nv
 	}
 	if out == nil {
 		return ctx

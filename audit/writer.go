@@ -97,7 +97,7 @@ func (ac ArgumentsConfig) redactSet() map[string]bool {
 	}
 	set := make(map[string]bool, len(names))
 	for _, n := range names {
-		set[n] = true
+		set[redactKey(n)] = true
 	}
 	return set
 }
@@ -232,8 +232,10 @@ func (w *Writer) Write(ctx context.Context, r Record) error {
 			return fmt.Errorf("audit writer: record %s: %w", r.ID, err)
 		}
 		r.Call = &c
-		r.Context = redactContext(r.Context, w.redact)
 	}
+	// Also without a call: POST /v1/check states a call's arguments in
+	// its context.
+	r.Context = redactContext(r.Context, w.redact)
 	// Encoding is the costly part of sealing and needs no order: it runs
 	// here, in parallel across callers; only the hash link is taken under
 	// the lock.
