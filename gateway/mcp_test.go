@@ -149,6 +149,10 @@ func TestMCPThroughTheGateway(t *testing.T) {
 			if want := []string{"list_inbox", "send_email"}; !slices.Equal(names, want) {
 				t.Errorf("ListTools through the gateway = %v, want %v (delete_inbox filtered out)", names, want)
 			}
+			// The server says "public"; the filtered list is this agent's.
+			if tools.CacheScope != "private" {
+				t.Errorf("the filtered list's cacheScope = %q, want private: a shared cache would serve it to other agents", tools.CacheScope)
+			}
 
 			steps := []struct {
 				name, tool string
