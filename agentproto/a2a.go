@@ -48,6 +48,12 @@ func ParseA2A(service string, body []byte) (Call, error) {
 	}
 	c := Call{Protocol: A2A, Service: service, Method: r.method, ID: r.id, Notification: r.notification,
 		Action: a2aAction(service, r.method)}
+	if err := spelledOtherwise(r.params, "", "message", "id", "taskId"); err != nil {
+		return Call{}, err
+	}
+	if err := spelledOtherwise(r.message, "message.", "taskId", "contextId"); err != nil {
+		return Call{}, err
+	}
 	if _, present := lookup(r.params, "message"); present {
 		if !r.hasMessage {
 			return Call{}, fmt.Errorf("%w: params.message must be an object", ErrBadRequest)
@@ -86,4 +92,21 @@ func a2aID(m []member, prefix, key string) (string, error) {
 		return "", err
 	}
 	return v, nil
+}
+
+// spelledOtherwise refuses a member spelt as one of keys in another case
+// ("ID", "TaskId", or with the Kelvin sign for k): a server decoding with
+// Go's encoding/json (a2a-go) reads it as that key, one in another
+// language does not, and the record would name another task than the
+// one acted on — or none.
+func spelledOtherwise(ms []member, prefix string, keys ...string) error {
+	for _, m := range ms {
+		n := m.name()
+		for _, k := range keys {
+			if n != k && strings.EqualFold(n, k) {
+				return fmt.Errorf("%w: params.%s%q is %s spelt otherwise, which readers read differently", ErrBadRequest, prefix, n, k)
+			}
+		}
+	}
+	return nil
 }
