@@ -88,6 +88,9 @@ func BenchmarkFilterList(b *testing.B) {
 	}
 	sb.WriteString(`],"nextCursor":"page-2"}}`)
 	body := []byte(sb.String())
+	// MCP 2026-07-28 results say how they may be cached: FilterList
+	// makes a filtered list's cacheScope private.
+	scoped := []byte(strings.Replace(string(body), `"result":{`, `"result":{"ttlMs":60000,"cacheScope":"public",`, 1))
 	call, err := agentproto.ParseMCP("mail", []byte(`{"jsonrpc":"2.0","id":7,"method":"tools/list"}`), nil)
 	if err != nil {
 		b.Fatal(err)
@@ -99,6 +102,7 @@ func BenchmarkFilterList(b *testing.B) {
 	}{
 		{"json", "application/json", body},
 		{"sse", "text/event-stream", append(append([]byte("event: message\nid: 1\ndata: "), body...), "\n\n"...)},
+		{"json_cacheScope", "application/json", scoped},
 	} {
 		b.Run(tc.name, func(b *testing.B) {
 			b.SetBytes(int64(len(tc.body)))

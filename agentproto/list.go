@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"mime"
+	"strings"
 )
 
 // MaxListResponse bounds the answer to a list request that FilterList
@@ -114,9 +115,21 @@ func filterResponse(call Call, body []byte, keep func(string) bool) ([]byte, err
 		return nil, fmt.Errorf("%w: no result object", ErrListResponse)
 	}
 	list, key := listMember(call.Method)
+	scoped := false
+	for k := range result {
+		// encoding/json (a Go client) reads "Tools" as tools; the strict
+		// reader refused two spellings, so this one would pass unread.
+		if k != list && strings.EqualFold(k, list) {
+			return nil, fmt.Errorf("%w: result.%s spelt %q", ErrListResponse, list, k)
+		}
+		scoped = scoped || strings.EqualFold(k, "cacheScope")
+	}
 	items, present := result[list]
 	if !present {
-		return body, nil // an empty list may be left out
+		if scoped {
+			return privateScope(body) // an empty list may be left out
+		}
+		return body, nil
 	}
 	decoded, ok := items.([]any)
 	if !ok {
@@ -126,7 +139,49 @@ func filterResponse(call Call, body []byte, keep func(string) bool) ([]byte, err
 	if err != nil {
 		return nil, err
 	}
-	return rewriteList(call, body, start, end, decoded, key, keep)
+	out, err := rewriteList(call, body, start, end, decoded, key, keep)
+	if err != nil || !scoped {
+		return out, err
+	}
+	return privateScope(out)
+}
+
+// privateScope sets the result's cacheScope (MCP 2026-07-28), where the
+// server sent one, to "private": a filtered list is this caller's, and
+// "public" lets any client or intermediary cache it and serve it to
+// another caller, who may see tools hidden from it. (Revisions before
+// 2026-07-28 have no cacheScope, and a server of 2026-07-28 always sends
+// it.) body was read whole by the strict reader, so result holds at most
+// one member of that name in any case.
+func privateScope(body []byte) ([]byte, error) {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	bad := func(err error) ([]byte, error) {
+		return nil, fmt.Errorf("%w: reading result.cacheScope: %w", ErrListResponse, err)
+	}
+	if err := enterObject(dec, "result"); err != nil {
+		return bad(err)
+	}
+	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
+		return bad(fmt.Errorf("expected an object: %v", err))
+	}
+	for dec.More() {
+		t, err := dec.Token()
+		if err != nil {
+			return bad(err)
+		}
+		var raw json.RawMessage
+		if err := dec.Decode(&raw); err != nil {
+			return bad(err)
+		}
+		if k, _ := t.(string); strings.EqualFold(k, "cacheScope") {
+			end := int(dec.InputOffset())
+			start := end - len(raw)
+			out := make([]byte, 0, len(body)+2)
+			out = append(append(append(out, body[:start]...), `"private"`...), body[end:]...)
+			return out, nil
+		}
+	}
+	return body, nil
 }
 
 // responseID is a response's id as Call.ID spells a request's: a string

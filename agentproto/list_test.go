@@ -46,6 +46,14 @@ func TestFilterList(t *testing.T) {
 		{"everything refused: an empty list", "tools/list", "application/json",
 			`{"jsonrpc":"2.0","id":7,"result":{"tools":[{"name":"no"}]}}`,
 			`{"jsonrpc":"2.0","id":7,"result":{"tools":[]}}`},
+		// A filtered list is this caller's: MCP 2026-07-28's cacheScope
+		// "public" would let a shared cache serve it to another caller.
+		{"a public cacheScope made private", "tools/list", "application/json",
+			`{"jsonrpc":"2.0","id":7,"result":{"ttlMs":60000,"cacheScope": "public" ,"tools":[{"name":"no"},{"name":"ok"}]}}`,
+			`{"jsonrpc":"2.0","id":7,"result":{"ttlMs":60000,"cacheScope": "private" ,"tools":[{"name":"ok"}]}}`},
+		{"a cacheScope after the list, in another case", "prompts/list", "application/json",
+			`{"jsonrpc":"2.0","id":7,"result":{"prompts":[{"name":"no"}],"CacheScope":"public"}}`,
+			`{"jsonrpc":"2.0","id":7,"result":{"prompts":[],"CacheScope":"private"}}`},
 		{"an error answer as sent", "tools/list", "application/json",
 			`{"jsonrpc":"2.0","id":7,"error":{"code":-32601,"message":"no tools"}}`,
 			`{"jsonrpc":"2.0","id":7,"error":{"code":-32601,"message":"no tools"}}`},
@@ -76,6 +84,8 @@ func TestFilterListRefuses(t *testing.T) {
 		{"a duplicate key", "application/json", `{"jsonrpc":"2.0","id":7,"result":{"tools":[],"tools":[{"name":"no"}]}}`},
 		{"a case-folded duplicate key", "application/json", `{"jsonrpc":"2.0","id":7,"result":{"tools":[],"Tools":[{"name":"no"}]}}`},
 		{"the answer to another request", "application/json", `{"jsonrpc":"2.0","id":8,"result":{"tools":[{"name":"no"}]}}`},
+		// encoding/json, and so the Go SDK's client, reads "Tools" as tools.
+		{"the list under another case", "application/json", `{"jsonrpc":"2.0","id":7,"result":{"Tools":[{"name":"no"}]}}`},
 		{"tools not an array", "application/json", `{"jsonrpc":"2.0","id":7,"result":{"tools":{"name":"no"}}}`},
 		{"no result", "application/json", `{"jsonrpc":"2.0","id":7}`},
 		{"HTML", "text/html", `<html>tools</html>`},

@@ -83,8 +83,7 @@ func ParseMCP(service string, body []byte, h Headers) (Call, error) {
 		}
 		c.Name = v
 	}
-	switch r.method {
-	case "tools/call", "prompts/get":
+	if CarriesArguments(MCP, r.method) {
 		if a, present := lookup(r.params, "arguments"); present {
 			if a[0] != '{' {
 				return Call{}, fmt.Errorf("%w: params.arguments must be an object", ErrBadRequest)

@@ -3,6 +3,7 @@ package agentproto_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -113,6 +114,65 @@ func TestParseA2AClientBodies(t *testing.T) {
 			}
 			if c.Action != tc.action || c.Method != tc.method || c.TaskID != tc.task || c.ContextID != tc.contextID || c.ID == "" {
 				t.Errorf("ParseA2A(%s) = %+v, want action %q method %q task %q context %q and an id", body, c, tc.action, tc.method, tc.task, tc.contextID)
+			}
+		})
+	}
+}
+
+// TestParseA2AReadsIDsAsA2AGo: the task and context ids a call records
+// are the ones a2a-go's server acts on, or the request is refused. a2a-go
+// decodes params with encoding/json, which matches "ID" or "TaskId" to
+// its id and taskId fields and ignores members it does not know: a
+// record of task t-decoy for a cancel of t-victim would be a false trail.
+func TestParseA2AReadsIDsAsA2AGo(t *testing.T) {
+	msg := func(extra string) string {
+		return `{"message":{"role":"user","messageId":"m1","parts":[{"kind":"text","text":"hi"}]` + extra + `}}`
+	}
+	for _, tc := range []struct {
+		name, method, params string
+		refused              bool
+	}{
+		{"a cancel as sent", "tasks/cancel", `{"id":"t-1"}`, false},
+		{"a cancel by taskId", "tasks/cancel", `{"taskId":"t-1"}`, false},
+		{"a message as sent", "message/send", msg(`,"taskId":"t-1","contextId":"c-1"`), false},
+		{"taskId beside ID", "tasks/cancel", `{"taskId":"t-decoy","ID":"t-victim"}`, true},
+		{"Id alone", "tasks/get", `{"Id":"t-victim"}`, true},
+		{"a Kelvin sign in taskId", "tasks/cancel", `{"tas\u212aId":"t-victim"}`, true},
+		{"TaskId in the message", "message/send", msg(`,"TaskId":"t-victim"`), true},
+		{"contextID in the message", "message/send", msg(`,"contextID":"c-victim"`), true},
+		{"the message as Message", "message/send", `{"Message":{"role":"user","messageId":"m1","parts":[],"taskId":"t-victim"}}`, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			body := `{"jsonrpc":"2.0","id":1,"method":"` + tc.method + `","params":` + tc.params + `}`
+			got, err := agentproto.ParseA2A("planner", []byte(body))
+			if tc.refused {
+				if !errors.Is(err, agentproto.ErrBadRequest) {
+					t.Fatalf("ParseA2A = %+v, %v; want a refusal", got, err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			var task, context string
+			if tc.method == "message/send" {
+				var p a2a.MessageSendParams
+				if err := json.Unmarshal([]byte(tc.params), &p); err != nil {
+					t.Fatal(err)
+				}
+				task, context = string(p.Message.TaskID), p.Message.ContextID
+			} else {
+				var p a2a.TaskIDParams
+				if err := json.Unmarshal([]byte(tc.params), &p); err != nil {
+					t.Fatal(err)
+				}
+				task = string(p.ID)
+				if task == "" { // a2a-go's 0.3 types name it id; taskId is 1.0's
+					task = got.TaskID
+				}
+			}
+			if got.TaskID != task || got.ContextID != context {
+				t.Errorf("recorded task %q context %q; a2a-go reads task %q context %q", got.TaskID, got.ContextID, task, context)
 			}
 		})
 	}

@@ -153,105 +153,101 @@ func (c *Call) finish(record bool, redacted map[string]bool) error {
 // Redacted is what a redacted argument's value becomes.
 const Redacted = "[redacted]"
 
+// redactKey is how a member name is compared with the redacted names:
+// case-folded as encoding/json matches struct fields (so as a Go MCP
+// server reads "PASSWORD" into its password field: each letter stands for
+// its whole simple fold orbit, "ſ" for "s", the Kelvin sign for "k"), in
+// lower case, and without '_' and '-' (a JavaScript tool's apiKey is
+// api_key). A name that is lower-case ASCII already is returned as is.
+func redactKey(name string) string {
+	plain := true
+	for i := 0; i < len(name) && plain; i++ {
+		c := name[i]
+		plain = c < utf8.RuneSelf && c != '_' && c != '-' && (c < 'A' || c > 'Z')
+	}
+	if plain {
+		return name
+	}
+	b := make([]byte, 0, len(name))
+	for _, r := range name {
+		if r == '_' || r == '-' {
+			continue
+		}
+		// The smallest rune of r's orbit names the orbit, as
+		// encoding/json's foldName has it; its lower case spells it.
+		least := r
+		for f := unicode.SimpleFold(r); f != r; f = unicode.SimpleFold(f) {
+			least = min(least, f)
+		}
+		b = utf8.AppendRune(b, unicode.ToLower(least))
+	}
+	return string(b)
+}
+
 // redact replaces, at any depth, the value of every object member whose
-// name is in names, compared by case-fold (names holds folded names,
-// foldName): a server binding arguments with Go's encoding/json reads
-// "Password" as its password field, and a secret must not be recorded
-// because of how it was spelt. It reports whether it replaced anything.
-func redact(v any, names map[string]bool) bool {
-	changed := false
+// name is one of names (the redactKey of each).
+func redact(v any, names map[string]bool) {
 	switch v := v.(type) {
 	case map[string]any:
 		for k, e := range v {
-			if names[foldName(k)] {
+			if names[redactKey(k)] {
 				v[k] = Redacted
-				changed = true
 				continue
 			}
-			changed = redact(e, names) || changed
+			redact(e, names)
 		}
 	case []any:
 		for _, e := range v {
-			changed = redact(e, names) || changed
+			redact(e, names)
 		}
 	}
-	return changed
 }
 
-// foldName is a member name's case-fold: each rune replaced by the
-// smallest of its simple-folding orbit, so that names equal under
-// strings.EqualFold (and so under encoding/json's field matching, which
-// folds the Kelvin sign to k and the long s to s) fold alike.
-func foldName(k string) string {
-	ascii := true
-	for i := 0; i < len(k) && ascii; i++ {
-		ascii = k[i] < utf8.RuneSelf
-	}
-	if ascii {
-		return strings.ToLower(k) // no copy for a name already in lower case
-	}
-	var sb strings.Builder
-	sb.Grow(len(k))
-	for _, r := range k {
-		m := r
-		for f := unicode.SimpleFold(r); f != r; f = unicode.SimpleFold(f) {
-			m = min(m, f)
-		}
-		if 'A' <= m && m <= 'Z' {
-			m += 'a' - 'A' // as the ASCII path folds
-		}
-		sb.WriteRune(m)
-	}
-	return sb.String()
-}
-
-// copyJSON is a deep copy of a decoded JSON value, so that redacting it
-// leaves the decision's own context alone.
-func copyJSON(v any) any {
+// redactedCopy is v with redact applied, leaving v as it was.
+func redactedCopy(v any, names map[string]bool) any {
 	switch v := v.(type) {
 	case map[string]any:
 		out := make(map[string]any, len(v))
 		for k, e := range v {
-			out[k] = copyJSON(e)
+			if names[redactKey(k)] {
+				out[k] = Redacted
+			} else {
+				out[k] = redactedCopy(e, names)
+			}
 		}
 		return out
 	case []any:
 		out := make([]any, len(v))
 		for i, e := range v {
-			out[i] = copyJSON(e)
+			out[i] = redactedCopy(e, names)
 		}
 		return out
 	}
 	return v
 }
 
-// redactContext is ctx with the values policies read from redacted
-// arguments (arguments.auth.token, when token is redacted) replaced by
-// Redacted: a rule that reads a secret must not put it in the trail. ctx is
-// the decision's, so it is copied when anything is replaced.
-//
-// A value that is an object or a list (a rule reading arguments.auth, with
-// exists: true) is recorded with its redacted members redacted, as the
-// arguments are.
+// redactContext is ctx with the arguments policies read redacted
+// (arguments.auth.token, when token is redacted, reads Redacted; so do the
+// members of an object or list read whole, arguments.auth holding token),
+// and the arguments a POST /v1/check states ({"arguments": {...}}): a rule
+// that reads a secret must not put it in the trail. ctx is the decision's,
+// so it is copied when anything is replaced.
 func redactContext(ctx map[string]any, redacted map[string]bool) map[string]any {
 	var out map[string]any
 	for k, v := range ctx {
-		path, ok := strings.CutPrefix(k, "arguments.")
-		if !ok && k != "arguments" {
-			// "arguments" is how POST /v1/check states a call's
-			// arguments (docs/mcp.md): redacted as a call's are.
-			continue
-		}
-		var nv any = Redacted
-		if !ok || !slices.ContainsFunc(strings.Split(path, "."), func(n string) bool { return redacted[foldName(n)] }) {
+		var nv any
+		switch path, ok := strings.CutPrefix(k, "arguments."); {
+		case ok && slices.ContainsFunc(strings.Split(path, "."), func(n string) bool { return redacted[redactKey(n)] }):
+			nv = Redacted
+		case ok || k == "arguments":
 			switch v.(type) {
 			case map[string]any, []any:
-				if nv = copyJSON(v); !redact(nv, redacted) {
-					continue
-				}
+				nv = redactedCopy(v, redacted)
 			default:
 				continue
 			}
+		default:
+			continue
 		}
 		if out == nil {
 			out = maps.Clone(ctx)

@@ -111,6 +111,21 @@ func TestWriterRecordsArguments(t *testing.T) {
 			`{"auth":{"list":[{"api_key":"[redacted]","x":1}],"token":"[redacted]"},"password":"[redacted]","to":"a@example.com"}`, false},
 		{"named fields only", ArgumentsConfig{Record: true, Redact: []string{"to"}},
 			`{"to":"a@example.com","password":"p"}`, `{"password":"p","to":"[redacted]"}`, false},
+		// Go's encoding/json (so the MCP Go SDK's typed tools) reads
+		// "PASSWORD" as a password field, and a JavaScript tool names
+		// it apiKey: a name is redacted in any case and spelling.
+		{"redacted in any case", ArgumentsConfig{Record: true},
+			`{"Password":"p1","PASSWORD":"p2","Token":"t","auth":{"TOKEN":"t2"}}`,
+			`{"PASSWORD":"[redacted]","Password":"[redacted]","Token":"[redacted]","auth":{"TOKEN":"[redacted]"}}`, false},
+		{"redacted with _ or - or neither", ArgumentsConfig{Record: true},
+			`{"apiKey":"k1","API-KEY":"k2","accessToken":"a","clientSecret":"c","private-key":"pk","to":"x"}`,
+			`{"API-KEY":"[redacted]","accessToken":"[redacted]","apiKey":"[redacted]","clientSecret":"[redacted]","private-key":"[redacted]","to":"x"}`, false},
+		{"redacted under Unicode case folding", ArgumentsConfig{Record: true},
+			`{"pa\u017f\u017fword":"p","to\u212Aen":"t"}`,
+			"{\"pa\u017f\u017fword\":\"[redacted]\",\"to\u212aen\":\"[redacted]\"}", false},
+		{"a configured name in any case", ArgumentsConfig{Record: true, Redact: []string{"X_Secret_Code"}},
+			`{"xsecretcode":"s","x-secret-code":"s2","password":"p"}`,
+			`{"password":"p","x-secret-code":"[redacted]","xsecretcode":"[redacted]"}`, false},
 		{"too large: omitted, flagged", ArgumentsConfig{Record: true}, big, "", true},
 	}
 	for _, tc := range tests {
@@ -155,23 +170,54 @@ func TestWriterRedactsArgumentsPoliciesRead(t *testing.T) {
 			t.Fatal(err)
 		}
 		r := chain(t, 1)[0]
-		ctx := map[string]any{"arguments.to": "a@example.com", "arguments.auth.token": "t0k", "arguments.password": "p", "header.token": "h"}
+		ctx := map[string]any{"arguments.to": "a@example.com", "arguments.auth.token": "t0k", "arguments.password": "p", "header.token": "h",
+			// A rule reading an object (arguments.auth: {exists: true})
+			// reads the secrets inside it too; another spelling of a name.
+			"arguments.auth":          map[string]any{"token": "t0k", "user": "ann", "keys": []any{map[string]any{"apiKey": "k"}}},
+			"arguments.Auth.Password": "p2",
+		}
 		r.Context = ctx
 		r.Call = &Call{Protocol: "mcp", Method: "tools/call", Name: "send_email", JSONRPCID: "1"}
 		r.Call.SetArguments([]byte(`{"to":"a@example.com","auth":{"token":"t0k"},"password":"p"}`))
 		if err := w.Write(context.Background(), r); err != nil {
 			t.Fatal(err)
 		}
-		want := map[string]any{"arguments.to": "a@example.com", "arguments.auth.token": Redacted, "arguments.password": Redacted, "header.token": "h"}
+		want := map[string]any{"arguments.to": "a@example.com", "arguments.auth.token": Redacted, "arguments.password": Redacted, "header.token": "h",
+			"arguments.auth":          map[string]any{"token": Redacted, "user": "ann", "keys": []any{map[string]any{"apiKey": Redacted}}},
+			"arguments.Auth.Password": Redacted,
+		}
 		if got := s.rs[0].Context; !reflect.DeepEqual(got, want) {
 			t.Errorf("record arguments %v: context %v, want %v", record, got, want)
 		}
-		if ctx["arguments.password"] != "p" {
+		if ctx["arguments.password"] != "p" || ctx["arguments.auth"].(map[string]any)["token"] != "t0k" {
 			t.Errorf("the decision's context was changed: %v", ctx)
 		}
 		if err := NewVerifier(GenesisHash).Next(roundTrip(t, &s.rs[0])); err != nil {
 			t.Fatalf("the stored record does not verify: %v", err)
 		}
+	}
+}
+
+// TestWriterRedactsStatedArguments: POST /v1/check states a call's
+// arguments in its context ({"arguments": {...}}), which the record keeps
+// without a call: its redacted names are redacted there too.
+func TestWriterRedactsStatedArguments(t *testing.T) {
+	s := &memStore{}
+	w, err := NewWriter(context.Background(), s, WriterConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := chain(t, 1)[0]
+	r.Context = map[string]any{"arguments": map[string]any{"to": "a@example.com", "Password": "p"}, "arguments.token": "t", "password": "not an argument"}
+	if err := w.Write(context.Background(), r); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]any{"arguments": map[string]any{"to": "a@example.com", "Password": Redacted}, "arguments.token": Redacted, "password": "not an argument"}
+	if got := s.rs[0].Context; !reflect.DeepEqual(got, want) {
+		t.Errorf("context %v, want %v", got, want)
+	}
+	if err := NewVerifier(GenesisHash).Next(roundTrip(t, &s.rs[0])); err != nil {
+		t.Fatalf("the stored record does not verify: %v", err)
 	}
 }
 

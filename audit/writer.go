@@ -97,7 +97,7 @@ func (ac ArgumentsConfig) redactSet() map[string]bool {
 	}
 	set := make(map[string]bool, len(names))
 	for _, n := range names {
-		set[foldName(n)] = true
+		set[redactKey(n)] = true
 	}
 	return set
 }
@@ -233,8 +233,8 @@ func (w *Writer) Write(ctx context.Context, r Record) error {
 		}
 		r.Call = &c
 	}
-	// Every record: POST /v1/check's caller states a call's arguments in
-	// its context, with no Call.
+	// Also without a call: POST /v1/check states a call's arguments in
+	// its context.
 	r.Context = redactContext(r.Context, w.redact)
 	// Encoding is the costly part of sealing and needs no order: it runs
 	// here, in parallel across callers; only the hash link is taken under

@@ -53,6 +53,12 @@ func readCall(r *Request, method, path string, proto agentproto.Protocol, servic
 		}
 	case proto == agentproto.MCP && method == "POST":
 		c, err = agentproto.ParseMCP(service, r.Body, headersOrNil(r.Headers))
+	case proto == agentproto.MCP && method == "GET" && resumes(r.Headers):
+		// A resumption replays the events of an earlier stream, a POST's
+		// among them: answers decided for that request (a tools/list
+		// answer the gateway filtered) would come back on a GET that is
+		// no list request, unfiltered (docs/mcp.md, "Lists").
+		return nil, refused(errProtocol, "MCP stream resumption (a GET with Last-Event-ID) replays answers to earlier requests without their decisions, and MeshGuard does not pass it; send the request again")
 	case proto == agentproto.MCP && (method == "GET" || method == "DELETE"):
 		c = agentproto.Call{Protocol: proto, Service: service, Method: method, Action: "connect:" + service}
 		c.SessionID, err = agentproto.SessionID(headersOrNil(r.Headers))
@@ -69,6 +75,16 @@ func readCall(r *Request, method, path string, proto agentproto.Protocol, servic
 		return nil, refused(err, "%s request to %s: %v", protocolName(proto), service, err)
 	}
 	return &c, nil
+}
+
+// resumes reports whether a request asks to resume an event stream
+// (Last-Event-ID, present at all: MCP servers read any value, even empty).
+func resumes(h Headers) bool {
+	if h == nil {
+		return false
+	}
+	_, n := h.Lookup("last-event-id")
+	return n > 0
 }
 
 // speaksJSONRPC reports whether a request is a POST to a route declaring

@@ -86,6 +86,8 @@ func TestProtocolCallsAreDecidedOnTheBody(t *testing.T) {
 		{"initialize", engine.Request{Method: "POST", Path: "/mcp", Body: mcpBody("initialize", `{"protocolVersion":"2025-11-25"}`)}, 200, "rule_allow", "connect:mail"},
 		{"the server's stream", engine.Request{Method: "GET", Path: "/mcp"}, 200, "rule_allow", "connect:mail"},
 		{"the end of a session", engine.Request{Method: "DELETE", Path: "/mcp", Headers: edge.MapHeaders{"mcp-session-id": "s-1"}}, 200, "rule_allow", "connect:mail"},
+		{"a stream resumption, which would replay answers undecided", engine.Request{Method: "GET", Path: "/mcp", Headers: edge.MapHeaders{"last-event-id": "s_0"}}, 400, "bad_request", ""},
+		{"a stream resumption with an empty Last-Event-ID", engine.Request{Method: "GET", Path: "/mcp", Headers: edge.MapHeaders{"last-event-id": ""}}, 400, "bad_request", ""},
 		{"another HTTP method", engine.Request{Method: "PUT", Path: "/mcp", Body: callBody("list_inbox", `{}`)}, 400, "bad_request", ""},
 		{"a batch", engine.Request{Method: "POST", Path: "/mcp", Body: []byte(`[` + string(callBody("list_inbox", `{}`)) + `]`)}, 400, "bad_request", ""},
 		{"a duplicate name", engine.Request{Method: "POST", Path: "/mcp", Body: []byte(`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"list_inbox","name":"delete_inbox"}}`)}, 400, "bad_request", ""},

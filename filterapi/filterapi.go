@@ -17,9 +17,11 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/meshguard/meshguard/agentproto"
@@ -135,6 +137,13 @@ const (
 	maxRecordAge     = 24 * time.Hour
 	maxRecordAhead   = 5 * time.Minute
 	maxReportedDrops = 1 << 40
+	// maxRecordedAction is the longest action the engine records: one
+	// derived from a path (verb:path, the path up to engine.MaxPathLen),
+	// or a protocol call's refused for exceeding engine.MaxActionLen
+	// (a tool name of up to agentproto.MaxName). A record the filter's
+	// engine wrote must not be refused: the filter drops a refused batch,
+	// and every decision in it with the one record.
+	maxRecordedAction = len("connect:") + engine.MaxPathLen
 )
 
 // proxyKey is the context key of the proxy a filter call came from.
@@ -324,7 +333,7 @@ func checkFilterRecord(rec *audit.Record, now time.Time) error {
 	}{
 		{"traceId", rec.TraceID, 32}, {"spanId", rec.SpanID, 16}, {"decisionId", rec.DecisionID, 64},
 		{"agentId", rec.AgentID, 64}, {"agentName", rec.AgentName, 128}, {"trustTier", rec.TrustTier, 16},
-		{"action", rec.Action, engine.MaxActionLen}, {"resource", rec.Resource, engine.MaxResourceLen},
+		{"action", rec.Action, maxRecordedAction}, {"resource", rec.Resource, engine.MaxResourceLen},
 		{"method", rec.Method, 16}, {"path", rec.Path, engine.MaxPathLen}, {"host", rec.Host, engine.MaxHostLen},
 		{"reason", rec.Reason, 64}, {"policy", rec.Policy, 256}, {"rule", rec.Rule, 256},
 		{"sourceAddress", rec.SourceAddress, 64}, {"policyRevision", rec.PolicyRevision, 64},
@@ -339,7 +348,7 @@ func checkFilterRecord(rec *audit.Record, now time.Time) error {
 		}
 	}
 	if rec.Call != nil {
-		return checkFilterCall(rec.Call)
+		return checkFilterCall(rec.Call, rec.Method, rec.Action)
 	}
 	return nil
 }
@@ -349,16 +358,23 @@ func checkFilterRecord(rec *audit.Record, now time.Time) error {
 // fields within agentproto's bounds under the text rule, a JSON-RPC id
 // that is a number or a string as JSON text, and a digest that is one. The
 // arguments themselves are never shipped: recording them is MeshGuard's
-// setting (AUDIT_ARGUMENTS) for the calls it decides itself.
-func checkFilterCall(c *audit.Call) error {
+// setting (AUDIT_ARGUMENTS) for the calls it decides itself. The call must
+// be the one action names (agentproto.RecordedAction), with a digest
+// exactly when it carries arguments it was decided on: an allowed
+// call:mail/list_inbox must not be recorded as a delete_inbox call, nor a
+// tools/call lose the digest a reader checks its arguments with.
+func checkFilterCall(c *audit.Call, httpMethod, action string) error {
 	bad := func(field, reason string) error { return &fieldError{field: "call." + field, reason: reason} }
 	switch {
 	case c.Protocol != string(agentproto.MCP) && c.Protocol != string(agentproto.A2A):
 		return bad("protocol", strconv.Quote(c.Protocol)+": expected mcp or a2a")
 	case c.Method == "" || edge.HasSpaceOrControl(c.Method):
 		return bad("method", "empty, or holds a space")
-	case c.Notification != (c.JSONRPCID == ""):
+	case httpMethod == "POST" && c.Notification != (c.JSONRPCID == ""):
 		return bad("notification", "a notification is exactly a call without an id")
+	case httpMethod != "POST" && (c.Notification || c.JSONRPCID != ""):
+		// MCP's GET and DELETE, A2A's Agent Card: no JSON-RPC request.
+		return bad("notification", "a call that is no JSON-RPC request has no id and is no notification")
 	case c.JSONRPCID != "" && !validID(c.JSONRPCID):
 		return bad("jsonrpcId", "expected a JSON number or string")
 	case c.ArgumentsDigest != "" && !validDigest(c.ArgumentsDigest):
@@ -369,12 +385,25 @@ func checkFilterCall(c *audit.Call) error {
 		return bad("arguments", "a filter ships the arguments' digest, never the arguments")
 	}
 	for _, f := range []struct{ name, v string }{
-		{"method", c.Method}, {"name", c.Name}, {"jsonrpcId", c.JSONRPCID},
+		// jsonrpcId is JSON text, held by validID: a string id of
+		// MaxName bytes is up to six times longer escaped.
+		{"method", c.Method}, {"name", c.Name},
 		{"sessionId", c.SessionID}, {"taskId", c.TaskID}, {"contextId", c.ContextID},
 	} {
 		if err := checkText("call."+f.name, f.v, agentproto.MaxName); err != nil {
 			return err
 		}
+	}
+	proto := agentproto.Protocol(c.Protocol)
+	// The service is the action's first resource segment, as every
+	// protocol action spells it (call:S/N, send:S, connect:S).
+	_, resource, _ := strings.Cut(action, ":")
+	service, _, _ := strings.Cut(resource, "/")
+	if want := agentproto.RecordedAction(proto, service, httpMethod, c.Method, c.Name); want == "" || want != action {
+		return bad("method", fmt.Sprintf("%s %s %q is not the call of action %q", c.Protocol, c.Method, c.Name, action))
+	}
+	if digest := agentproto.CarriesArguments(proto, c.Method) && !c.HeaderOnly; digest != (c.ArgumentsDigest != "") {
+		return bad("argumentsDigest", "expected exactly for a tools/call or prompts/get decided on its body")
 	}
 	return nil
 }
@@ -383,6 +412,9 @@ func checkFilterCall(c *audit.Call) error {
 // JSON string whose value keeps the text rule, or a number of at most 64 characters.
 func validID(id string) bool {
 	if id[0] == '"' {
+		if len(id) > 6*agentproto.MaxName+2 { // every byte escaped as \u00XX
+			return false
+		}
 		var s string
 		return json.Unmarshal([]byte(id), &s) == nil && edge.CheckText(s, agentproto.MaxName) == nil
 	}

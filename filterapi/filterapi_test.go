@@ -50,7 +50,7 @@ func TestFilterAuditRefusesWhatNoProxyWrites(t *testing.T) {
 		{"from last week", bad(func(r *audit.Record) { r.Timestamp = filtertest.Now.Add(-7 * 24 * time.Hour) }), "records[1]: timestamp"},
 		{"from the future", bad(func(r *audit.Record) { r.Timestamp = filtertest.Now.Add(time.Hour) }), "records[1]: timestamp"},
 		{"no decision", bad(func(r *audit.Record) { r.Decision = "maybe" }), "records[1]: decision"},
-		{"a long action", bad(func(r *audit.Record) { r.Action = strings.Repeat("a", 2000) }), "records[1]: action: longer than 1024 bytes"},
+		{"a long action", bad(func(r *audit.Record) { r.Action = strings.Repeat("a", 9000) }), "records[1]: action: longer than 8200 bytes"},
 		{"an allow for no agent", bad(func(r *audit.Record) { r.AgentID = "agt_forged" }), "records[1]: MeshGuard would not have allowed it: agentId"},
 		{"an allow under another agent's name", bad(func(r *audit.Record) { r.AgentName = env.Res.Name }), "records[1]: MeshGuard would not have allowed it: agentName"},
 		{"an allow the policies in force deny", bad(func(r *audit.Record) {
@@ -58,8 +58,11 @@ func TestFilterAuditRefusesWhatNoProxyWrites(t *testing.T) {
 		}), "records[1]: MeshGuard would not have allowed it: the policies in force"},
 		{"a call with an unknown protocol", bad(func(r *audit.Record) { r.Call = &audit.Call{Protocol: "grpc", Method: "x", JSONRPCID: "1"} }), "records[1]: call.protocol"},
 		{"a call shipping its arguments", bad(func(r *audit.Record) {
-			r.Call = &audit.Call{Protocol: "mcp", Method: "tools/call", Name: "send_email", JSONRPCID: "1", Arguments: []byte(`{"to":"x"}`)}
+			r.Method, r.Call = "POST", &audit.Call{Protocol: "mcp", Method: "tools/call", Name: "send_email", JSONRPCID: "1", Arguments: []byte(`{"to":"x"}`)}
 		}), "records[1]: call.arguments"},
+		{"an allowed action recorded as another tool's call", bad(func(r *audit.Record) {
+			r.Method, r.Call = "POST", &audit.Call{Protocol: "mcp", Method: "tools/call", Name: "delete_paper", JSONRPCID: "1", ArgumentsDigest: strings.Repeat("0f", 32)}
+		}), `records[1]: call.method: mcp tools/call "delete_paper" is not the call of action "read:docs"`},
 		{"too many records", filterprotocol.AuditBatch{Records: make([]audit.Record, filterprotocol.MaxAuditBatch+1)}, "at most"},
 		{"an impossible drop count", filterprotocol.AuditBatch{Dropped: 1 << 50}, "dropped"},
 	} {
@@ -83,6 +86,7 @@ func TestFilterAuditRefusesWhatNoProxyWrites(t *testing.T) {
 	// A record with a call is stored with it, and the chain still verifies.
 	withCall := good
 	withCall.DecisionID, withCall.Decision, withCall.Status, withCall.Reason = "dec_call", "deny", 403, "rule_deny"
+	withCall.Action, withCall.Method, withCall.Path = "call:papers/delete_paper", "POST", "/mcp"
 	withCall.Call = &audit.Call{Protocol: "mcp", Method: "tools/call", Name: "delete_paper", JSONRPCID: `"r-1"`, ArgumentsDigest: strings.Repeat("0f", 32)}
 	if code, msg := post(filterprotocol.AuditBatch{Records: []audit.Record{withCall}}); code != 204 {
 		t.Fatalf("a record with a call: %d %s", code, msg)

@@ -55,6 +55,12 @@ type sendArgs struct {
 
 func newMailServer(t testing.TB, jsonResponse bool) (*mailServer, *httptest.Server) {
 	t.Helper()
+	return serveMail(t, &mcp.StreamableHTTPOptions{JSONResponse: jsonResponse})
+}
+
+// serveMail serves the mail server's three tools with opts.
+func serveMail(t testing.TB, opts *mcp.StreamableHTTPOptions) (*mailServer, *httptest.Server) {
+	t.Helper()
 	m := &mailServer{calls: map[string]*atomic.Int32{}}
 	srv := mcp.NewServer(&mcp.Implementation{Name: "mail", Version: "1"}, nil)
 	tool := func(name string) *atomic.Int32 {
@@ -77,8 +83,7 @@ func newMailServer(t testing.TB, jsonResponse bool) (*mailServer, *httptest.Serv
 			deleted.Add(1)
 			return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: "deleted"}}}, nil, nil
 		})
-	h := mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return srv },
-		&mcp.StreamableHTTPOptions{JSONResponse: jsonResponse})
+	h := mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return srv }, opts)
 	up := httptest.NewServer(h)
 	t.Cleanup(up.Close)
 	return m, up
@@ -143,6 +148,10 @@ func TestMCPThroughTheGateway(t *testing.T) {
 			slices.Sort(names)
 			if want := []string{"list_inbox", "send_email"}; !slices.Equal(names, want) {
 				t.Errorf("ListTools through the gateway = %v, want %v (delete_inbox filtered out)", names, want)
+			}
+			// The server says "public"; the filtered list is this agent's.
+			if tools.CacheScope != "private" {
+				t.Errorf("the filtered list's cacheScope = %q, want private: a shared cache would serve it to other agents", tools.CacheScope)
 			}
 
 			steps := []struct {
