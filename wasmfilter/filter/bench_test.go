@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"strings"
 	"testing"
 	"time"
 
@@ -72,7 +71,7 @@ func BenchmarkRequest(b *testing.B) {
 			}
 		})
 		b.Run("mcp-2KB", func(b *testing.B) {
-			body := mcpCall2KB()
+			body := mcpCall(2 << 10)
 			for b.Loop() {
 				r := engine.Request{Source: engine.SourceExtAuthzGRPC, Method: "POST", Host: "papers.mesh", Path: "/mcp", Token: env.ToolT,
 					RouteProtocol: agentproto.MCP, RouteService: "papers", Body: body}
@@ -99,7 +98,7 @@ func BenchmarkRequest(b *testing.B) {
 			e := start(b, run.vm, benchConfig(b, env, 0))
 			defer e.stop()
 			hdrs := [][2]string{{":method", "POST"}, {":authority", "papers.mesh"}, {":path", "/mcp"}, {"authorization", "Bearer " + env.ToolT}, {"content-type", "application/json"}}
-			body := mcpCall2KB()
+			body := mcpCall(2 << 10)
 			for b.Loop() {
 				id := e.host.InitializeHttpContext()
 				if a := e.host.CallOnRequestHeaders(id, hdrs, false); a != types.ActionPause {
@@ -131,13 +130,6 @@ func BenchmarkRequest(b *testing.B) {
 			})
 		}
 	}
-}
-
-// mcpCall2KB is an allowed tools/call (ToolPolicies) of 2,048 bytes.
-func mcpCall2KB() []byte {
-	head := `{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"search_papers","arguments":{"limit":10,"query":"`
-	tail := `"}}}`
-	return []byte(head + strings.Repeat("a", 2048-len(head)-len(tail)) + tail)
 }
 
 // BenchmarkPluginStart is the cost of a new configuration (every agent,
