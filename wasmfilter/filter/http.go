@@ -45,6 +45,11 @@ type request struct {
 	// deferred to MeshGuard, whose answer the filter cannot filter.
 	list         *engine.Decision
 	deferredList *agentproto.Call
+	// waiting: the request is paused until MeshGuard's verdict (ask).
+	// Its body and trailers are held meanwhile: Envoy continues a request
+	// whose body or trailers callback answers Continue, even though its
+	// headers callback paused it, which would send it upstream undecided.
+	waiting bool
 }
 
 // OnHttpRequestHeaders decides the request: locally, or by asking
@@ -100,6 +105,9 @@ func (h *request) OnHttpRequestHeaders(_ int, endOfStream bool) types.Action {
 // Envoy's own buffer limit (per_connection_buffer_limit_bytes) must be at
 // least MaxBody, else Envoy answers 413 first (docs/wasm-filter.md).
 func (h *request) OnHttpRequestBody(bodySize int, endOfStream bool) types.Action {
+	if h.waiting {
+		return types.ActionPause // buffered until the verdict resumes it
+	}
 	r := h.pending
 	if r == nil {
 		return types.ActionContinue
@@ -124,6 +132,9 @@ func (h *request) OnHttpRequestBody(bodySize int, endOfStream bool) types.Action
 // with trailers: JSON-RPC over HTTP has none, and the body would be
 // decided where it may not be whole.
 func (h *request) OnHttpRequestTrailers(int) types.Action {
+	if h.waiting {
+		return types.ActionPause // until the verdict resumes the request
+	}
 	r := h.pending
 	if r == nil {
 		return types.ActionContinue
@@ -242,12 +253,14 @@ func (h *request) ask(r *engine.Request, headers [][2]string) types.Action {
 	if _, err := proxywasm.DispatchHttpCall(up.Cluster, callHeaders(up, "POST", filterprotocol.CheckPath), body, nil, uint32(up.Timeout()), h.onVerdict); err != nil {
 		return h.fail("calling MeshGuard (cluster "+p.cfg.MeshGuard.Cluster+")", err)
 	}
+	h.waiting = true
 	return types.ActionPause
 }
 
 // onVerdict applies MeshGuard's answer; anything but a well-formed 200 is
 // a failure, answered 503.
 func (h *request) onVerdict(_, bodySize, _ int) {
+	h.waiting = false
 	status := callStatus()
 	if status != "200" {
 		h.fail("MeshGuard answered the deferred check with status "+status, nil)
