@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/netip"
 	"strings"
+	"time"
 
 	"github.com/proxy-wasm/proxy-wasm-go-sdk/proxywasm"
 	"github.com/proxy-wasm/proxy-wasm-go-sdk/proxywasm/types"
@@ -45,6 +46,11 @@ type request struct {
 	// deferred to MeshGuard, whose answer the filter cannot filter.
 	list         *engine.Decision
 	deferredList *agentproto.Call
+	// start is when Envoy received the request (request.time), seen
+	// when the filter read its headers, on the VM's monotonic clock: a
+	// request decided later (at the end of its body) is decided at
+	// start plus the time since (now).
+	start, seen time.Time
 	// waiting: the request is paused until MeshGuard's verdict (ask).
 	// Its body and trailers are held meanwhile: Envoy continues a request
 	// whose body or trailers callback answers Continue, even though its
@@ -64,7 +70,8 @@ func (h *request) OnHttpRequestHeaders(_ int, endOfStream bool) types.Action {
 	if err != nil {
 		return h.fail("reading the request headers", err)
 	}
-	p.now = requestTime()
+	h.start, h.seen = requestTime(), time.Now()
+	p.now = h.start
 	r := engine.Request{Source: engine.SourceWasm, SourceAddress: sourceAddress()}
 	var sc edge.HeaderScan
 	merged := edge.MergeRepeated(hdrs)
@@ -117,6 +124,7 @@ func (h *request) OnHttpRequestBody(bodySize int, endOfStream bool) types.Action
 		return types.ActionPause // buffer
 	}
 	h.pending = nil
+	h.p.now = h.now()
 	n := min(bodySize, agentproto.MaxBody+1)
 	if n > 0 {
 		body, err := proxywasm.GetHttpRequestBody(0, n)
@@ -140,9 +148,17 @@ func (h *request) OnHttpRequestTrailers(int) types.Action {
 		return types.ActionContinue
 	}
 	h.pending = nil
+	h.p.now = h.now()
 	d := engine.Refusal(r, 400, engine.ReasonBadRequest, "a request decided on its body (MCP, A2A) may not end with trailers", h.p.now)
 	return h.enforce(filterprotocol.NewVerdict(&d), false)
 }
+
+// now is the time of a decision made after the headers: the request's
+// time plus the time since its headers. A call whose body trickles in
+// for hours is decided when it is whole, as ext_authz and the gateway
+// decide it — not at its first byte, with a token or delegation that has
+// since expired, inside a time window that has since closed.
+func (h *request) now() time.Time { return h.start.Add(time.Since(h.seen)) }
 
 // decide decides r (prepared) with the engine and enforces the verdict,
 // or defers it to MeshGuard.
