@@ -22,9 +22,10 @@ func a2aMessage(size int) []byte {
 // TestFilterCheckCarriesTheBody: a request the filter defers from a route
 // declaring a protocol reaches MeshGuard's engine with its body, up to
 // agentproto.MaxBody (base64 in the check, read within
-// filterprotocol.MaxCheckBytes), and is decided on it; a larger body is
-// refused with a 400 naming it, and a call without one is the engine's
-// 400, not an allow.
+// filterprotocol.MaxCheckBytes), and is decided on it; the first
+// MaxBody+1 bytes of a larger one (all the filter hands on of it) are the
+// engine's 400, a longer body is refused with a 400 naming it, and a call
+// without one is the engine's 400, not an allow.
 func TestFilterCheckCarriesTheBody(t *testing.T) {
 	env := filtertest.New(t)
 	srv := env.API(t)
@@ -39,7 +40,10 @@ func TestFilterCheckCarriesTheBody(t *testing.T) {
 		{"an A2A message of MaxBody bytes", a2aMessage(agentproto.MaxBody), "planner", 200, 200, ""},
 		{"a tool the policy denies", []byte(`{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"delete_paper"}}`), "papers", 200, 403, "call:papers/delete_paper"},
 		{"no body", nil, "planner", 200, 400, ""},
-		{"a body over MaxBody", a2aMessage(agentproto.MaxBody + 1), "planner", 400, 0, ""},
+		// What the filter hands on of a larger body: the engine's 400,
+		// recorded (was: refused here unrecorded, a 503 at the filter).
+		{"the first MaxBody+1 bytes of a larger body", a2aMessage(agentproto.MaxBody + 1), "planner", 200, 400, ""},
+		{"a body over MaxBody+1", a2aMessage(agentproto.MaxBody + 2), "planner", 400, 0, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

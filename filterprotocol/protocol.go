@@ -56,7 +56,8 @@ type DeferredCheck struct {
 	RouteAction string      `json:"routeAction,omitempty"`
 	// RouteProtocol and RouteService: the route declares an agent
 	// protocol (docs/mcp.md), and Body is the request body the filter
-	// buffered for it (at most agentproto.MaxBody; base64 in JSON).
+	// buffered for it (at most agentproto.MaxBody, or its first
+	// MaxBody+1 bytes when it is larger; base64 in JSON).
 	RouteProtocol agentproto.Protocol `json:"routeProtocol,omitempty"`
 	RouteService  string              `json:"routeService,omitempty"`
 	Body          []byte              `json:"body,omitempty"`
@@ -89,7 +90,7 @@ func NewDeferredCheck(r *engine.Request, headers [][2]string) DeferredCheck {
 
 // Request is the engine request MeshGuard decides, or a message saying
 // why the check is refused: headers beyond the bounds every enforcement
-// point keeps, a body over agentproto.MaxBody, or a minimum tier that is no
+// point keeps, a body over agentproto.MaxBody+1, or a minimum tier that is no
 // tier (the filter's configuration is wrong). A protocol or service that is
 // not valid is the engine's to refuse, as for any route context.
 func (dc *DeferredCheck) Request() (engine.Request, string) {
@@ -98,9 +99,13 @@ func (dc *DeferredCheck) Request() (engine.Request, string) {
 		Headers: edge.PairHeaders(dc.Headers), RouteAction: dc.RouteAction, SourceAddress: dc.SourceAddress,
 		RouteProtocol: dc.RouteProtocol, RouteService: dc.RouteService, Body: dc.Body,
 	}
-	if len(dc.Body) > agentproto.MaxBody {
-		// The filter never sends a larger one: it is refused there.
-		return r, "body: " + strconv.Itoa(len(dc.Body)) + " bytes, over the bound of " + strconv.Itoa(agentproto.MaxBody)
+	if len(dc.Body) > agentproto.MaxBody+1 {
+		// The filter hands on at most MaxBody+1 bytes of a body: one
+		// more than the bound says the body is larger, which the engine
+		// refuses (400, recorded) as the filter's own engine does. The
+		// filter defers such a body when it cannot verify the token
+		// (HS256): MeshGuard decides and records it.
+		return r, "body: " + strconv.Itoa(len(dc.Body)) + " bytes, over the bound of " + strconv.Itoa(agentproto.MaxBody+1)
 	}
 	r.SetTraceparent(dc.Traceparent)
 	var sc edge.HeaderScan

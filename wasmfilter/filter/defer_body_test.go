@@ -1,13 +1,17 @@
 package filter_test
 
 import (
+	"context"
 	"encoding/json"
 	"testing"
 
 	"github.com/proxy-wasm/proxy-wasm-go-sdk/proxywasm/types"
 
+	"github.com/meshguard/meshguard/agentproto"
 	"github.com/meshguard/meshguard/engine"
 	"github.com/meshguard/meshguard/filterconfig/filtertest"
+	"github.com/meshguard/meshguard/filterprotocol"
+	"github.com/meshguard/meshguard/store"
 )
 
 // withHS256 is the environment's configuration saying MeshGuard also takes
@@ -131,4 +135,63 @@ func TestDeferredRequestsHoldTheirBody(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestDeferredOversizedBodyIsDecided: a call whose body is over the bound,
+// deferred because the filter cannot verify its token (HS256), is decided
+// and recorded by MeshGuard — the filter hands on its first MaxBody+1
+// bytes, as its own engine takes them — not refused unrecorded and
+// answered 503 (was: MeshGuard refused a check whose body was over the
+// bound before deciding it). The rest of the body waits with the request.
+func TestDeferredOversizedBodyIsDecided(t *testing.T) {
+	env := filtertest.New(t)
+	api := env.API(t)
+	ctx := context.Background()
+	body := filtertest.Oversized()
+	for _, run := range runners(t) {
+		t.Run(run.name, func(t *testing.T) {
+			e := start(t, run.vm, withHS256(t, env))
+			before := records(ctx, t, env)
+			id := e.host.InitializeHttpContext()
+			hdrs := [][2]string{{":method", "POST"}, {":authority", "papers.mesh"}, {":path", "/mcp"}, {"content-type", "application/json"},
+				{"authorization", "Bearer eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiJhZ2VudF9ldmUifQ.c2lnbmF0dXJl"}}
+			if a := e.host.CallOnRequestHeaders(id, hdrs, false); a != types.ActionPause {
+				t.Fatalf("headers: action %v", a)
+			}
+			for i, chunk := range [][]byte{body[:len(body)/2], body[len(body)/2:], []byte("more")} {
+				if a := e.host.CallOnRequestBody(id, chunk, i == 2); a != types.ActionPause || e.host.GetSentLocalResponse(id) != nil {
+					t.Fatalf("chunk %d: action %v, answer %+v; want it held", i, a, e.host.GetSentLocalResponse(id))
+				}
+			}
+			calls := e.callouts(id)
+			if len(calls) != 1 {
+				t.Fatalf("%d calls to MeshGuard, want 1", len(calls))
+			}
+			var dc filterprotocol.DeferredCheck
+			if err := json.Unmarshal(calls[0].Body, &dc); err != nil {
+				t.Fatal(err)
+			}
+			if len(dc.Body) != agentproto.MaxBody+1 {
+				t.Fatalf("deferred with %d bytes of body, want MaxBody+1", len(dc.Body))
+			}
+			e.answer(id, api.Client(), api.URL)
+			local := e.host.GetSentLocalResponse(id)
+			if local == nil || local.StatusCode != 401 {
+				t.Fatalf("answer %+v: want MeshGuard's 401 (the token is not one it takes)", local)
+			}
+			if after := records(ctx, t, env); after != before+1 {
+				t.Fatalf("%d records after, %d before: want the denial recorded", after, before)
+			}
+		})
+	}
+}
+
+// records is the number of records in the trail.
+func records(ctx context.Context, t *testing.T, env *filtertest.Env) int {
+	t.Helper()
+	page, err := env.F.Store.QueryAudit(ctx, store.AuditFilter{Limit: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(page.Records)
 }
