@@ -74,7 +74,9 @@ func TestProtocolDecisionsMatchTheServer(t *testing.T) {
 	}
 }
 
-// rpcErr is a JSON-RPC error response, but for the ids of the decision.
+// rpcErr is a denial as its client reads it — a JSON-RPC error response
+// (for a JSON-RPC POST) or the plain deny body — but for the ids of the
+// decision.
 type rpcErr struct {
 	JSONRPC, ID          string
 	Code                 int
@@ -86,16 +88,27 @@ func rpcError(t *testing.T, body []byte) rpcErr {
 	var b struct {
 		JSONRPC string          `json:"jsonrpc"`
 		ID      json.RawMessage `json:"id"`
-		Error   struct {
-			Code    int    `json:"code"`
-			Message string `json:"message"`
-			Data    struct {
-				Error, Reason string
-			} `json:"data"`
-		} `json:"error"`
+		Error   json.RawMessage `json:"error"`
 	}
 	if err := json.Unmarshal(body, &b); err != nil {
 		t.Fatalf("deny body %q: %v", body, err)
 	}
-	return rpcErr{b.JSONRPC, string(b.ID), b.Error.Code, b.Error.Message, b.Error.Data.Reason, b.Error.Data.Error}
+	if b.JSONRPC == "" {
+		var d struct{ Error, Message, Reason string }
+		if err := json.Unmarshal(body, &d); err != nil {
+			t.Fatalf("deny body %q: %v", body, err)
+		}
+		return rpcErr{Message: d.Message, Reason: d.Reason, Err: d.Error}
+	}
+	var e struct {
+		Code    int    `json:"code"`
+		Message string `json:"message"`
+		Data    struct {
+			Error, Reason string
+		} `json:"data"`
+	}
+	if err := json.Unmarshal(b.Error, &e); err != nil {
+		t.Fatalf("JSON-RPC error %q: %v", b.Error, err)
+	}
+	return rpcErr{b.JSONRPC, string(b.ID), e.Code, e.Message, e.Data.Reason, e.Data.Error}
 }

@@ -110,9 +110,18 @@ func (e *Env) ProtocolCases() []ProtocolCase {
 		mcp("MCP: Mcp-Method disagrees with the body", with([2]string{agentproto.HeaderMCPMethod, "tools/list"}), toolCall("delete_paper", `{}`), 400, engine.ReasonMCPHeaderMismatch, ""),
 		mcp("MCP: Mcp-Name disagrees with the body", with([2]string{agentproto.HeaderMCPMethod, "tools/call"}, [2]string{agentproto.HeaderMCPName, "search_papers"}), toolCall("delete_paper", `{}`), 400, engine.ReasonMCPHeaderMismatch, ""),
 		mcp("MCP: no body", tool, nil, 400, engine.ReasonBadRequest, ""),
+		mcp("MCP: a header-only tool list (2026-07-28)", with([2]string{agentproto.HeaderMCPMethod, "tools/list"}, [2]string{agentproto.HeaderMCPVersion, agentproto.HeaderRevision}), nil, 200, "rule_allow", "list:papers/tools"),
+		mcp("MCP: a header-only call of a denied tool", with([2]string{agentproto.HeaderMCPMethod, "tools/call"}, [2]string{agentproto.HeaderMCPName, "delete_paper"}, [2]string{agentproto.HeaderMCPVersion, agentproto.HeaderRevision}), nil, 403, "rule_deny", "call:papers/delete_paper"),
+		mcp("MCP: a header-only call whose rules read arguments", with([2]string{agentproto.HeaderMCPMethod, "tools/call"}, [2]string{agentproto.HeaderMCPName, "search_papers"}, [2]string{agentproto.HeaderMCPVersion, agentproto.HeaderRevision}), nil, 403, "rule_deny", "call:papers/search_papers"),
+		{Case{"MCP: GET opens the server's stream", "GET", "papers.mesh", "/mcp", tool, 200, "rule_allow", false}, nil, "connect:papers"},
+		{Case{"MCP: GET resuming a stream", "GET", "papers.mesh", "/mcp", with([2]string{"last-event-id", "0"}), 400, engine.ReasonBadRequest, false}, nil, ""},
+		{Case{"MCP: DELETE ends the session", "DELETE", "papers.mesh", "/mcp", with([2]string{agentproto.HeaderMCPSession, "s1"}), 200, "rule_allow", false}, nil, "connect:papers"},
+		{Case{"MCP: PUT is no MCP request", "PUT", "papers.mesh", "/mcp", tool, 400, engine.ReasonBadRequest, false}, nil, ""},
 		a2a("A2A: a message to the planner, handed on", "POST", "/", rpc("message/send", `{"message":{"role":"user","messageId":"m1","parts":[{"kind":"text","text":"plan"}]}}`), 200, "rule_allow", "send:planner", true),
 		a2a("A2A: a task method no rule names", "POST", "/", rpc("tasks/cancel", `{"id":"t1"}`), 403, "no_matching_rule", "task:planner/cancel", false),
 		a2a("A2A: the Agent Card", "GET", "/.well-known/agent-card.json", nil, 200, "rule_allow", "connect:planner", true),
+		a2a("A2A: the Agent Card of protocol 0.2", "GET", "/.well-known/agent.json", nil, 200, "rule_allow", "connect:planner", true),
+		a2a("A2A: a GET of another path", "GET", "/tasks/t1", nil, 400, engine.ReasonBadRequest, "", false),
 	}
 }
 
