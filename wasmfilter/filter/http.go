@@ -51,6 +51,8 @@ type request struct {
 	// request decided later (at the end of its body) is decided at
 	// start plus the time since (now).
 	start, seen time.Time
+	// bodySize is what is buffered of a pending request's body.
+	bodySize int
 	// waiting: the request is paused until MeshGuard's verdict (ask).
 	// Its body and trailers are held meanwhile: Envoy continues a request
 	// whose body or trailers callback answers Continue, even though its
@@ -119,6 +121,7 @@ func (h *request) OnHttpRequestBody(bodySize int, endOfStream bool) types.Action
 	if r == nil {
 		return types.ActionContinue
 	}
+	h.bodySize = bodySize
 	over := bodySize > agentproto.MaxBody
 	if !endOfStream && !over {
 		return types.ActionPause // buffer
@@ -136,9 +139,14 @@ func (h *request) OnHttpRequestBody(bodySize int, endOfStream bool) types.Action
 	return h.decide(r, h.merged)
 }
 
+// errTrailers: a request decided on its body ended with trailers.
+var errTrailers = errors.New("a request decided on its body (MCP, A2A) may not end with trailers")
+
 // OnHttpRequestTrailers refuses a request decided on its body that ends
-// with trailers: JSON-RPC over HTTP has none, and the body would be
-// decided where it may not be whole.
+// with trailers: JSON-RPC over HTTP has none. The engine refuses it (a
+// 400 it records, a JSON-RPC error) with the body buffered so far, whole:
+// a deferral carries that body, so MeshGuard decides on it, never on the
+// headers alone.
 func (h *request) OnHttpRequestTrailers(int) types.Action {
 	if h.waiting {
 		return types.ActionPause // until the verdict resumes the request
@@ -149,8 +157,15 @@ func (h *request) OnHttpRequestTrailers(int) types.Action {
 	}
 	h.pending = nil
 	h.p.now = h.now()
-	d := engine.Refusal(r, 400, engine.ReasonBadRequest, "a request decided on its body (MCP, A2A) may not end with trailers", h.p.now)
-	return h.enforce(filterprotocol.NewVerdict(&d), false)
+	if h.bodySize > 0 {
+		body, err := proxywasm.GetHttpRequestBody(0, h.bodySize)
+		if err != nil {
+			return h.fail("reading the request body", err)
+		}
+		r.Body = body
+	}
+	r.BodyError = errTrailers
+	return h.decide(r, h.merged)
 }
 
 // now is the time of a decision made after the headers: the request's

@@ -9,6 +9,7 @@ import (
 	"github.com/proxy-wasm/proxy-wasm-go-sdk/proxywasm/types"
 
 	"github.com/meshguard/meshguard/agentproto"
+	"github.com/meshguard/meshguard/engine"
 	"github.com/meshguard/meshguard/filterconfig/filtertest"
 	"github.com/meshguard/meshguard/filterprotocol"
 )
@@ -189,11 +190,13 @@ func TestOtherRoutesAreDecidedAtHeaders(t *testing.T) {
 }
 
 // TestTrailersEndNoProtocolCall: a call decided on its body that ends with
-// trailers is refused (400), not decided on what came before them nor let
-// through undecided.
+// trailers is refused (400) by the engine, a JSON-RPC error its client
+// reads, and recorded (was: a 400 outside the engine, plain JSON, in no
+// record) — not decided on what came before them nor let through
+// undecided.
 func TestTrailersEndNoProtocolCall(t *testing.T) {
 	env := filtertest.New(t)
-	for _, run := range runners(t) {
+	for _, run := range isolated(t) {
 		t.Run(run.name, func(t *testing.T) {
 			e := start(t, run.vm, env.Config())
 			id := e.host.InitializeHttpContext()
@@ -208,6 +211,29 @@ func TestTrailersEndNoProtocolCall(t *testing.T) {
 			local := e.host.GetSentLocalResponse(id)
 			if local == nil || local.StatusCode != 400 || header(local.Headers, "content-type") != "application/json" {
 				t.Fatalf("answer %+v (action %v); want a 400", local, e.host.GetCurrentHttpStreamAction(id))
+			}
+			var b struct {
+				JSONRPC string          `json:"jsonrpc"`
+				ID      json.RawMessage `json:"id"`
+				Error   struct {
+					Data struct {
+						Reason     string `json:"reason"`
+						DecisionID string `json:"decision_id"`
+					} `json:"data"`
+				} `json:"error"`
+			}
+			if err := json.Unmarshal(local.Data, &b); err != nil || b.JSONRPC != "2.0" || b.Error.Data.Reason != engine.ReasonBadRequest || b.Error.Data.DecisionID == "" {
+				t.Fatalf("answer %s (%v): want a JSON-RPC error with the decision", local.Data, err)
+			}
+			e.host.Tick()
+			found := false
+			for _, c := range e.rootCallouts() {
+				for _, r := range batchOf(t, c.Body).Records {
+					found = found || r.DecisionID == b.Error.Data.DecisionID && r.Decision == "deny"
+				}
+			}
+			if !found {
+				t.Fatalf("the refusal %s is in no record shipped", b.Error.Data.DecisionID)
 			}
 		})
 	}
