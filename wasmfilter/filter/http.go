@@ -72,7 +72,7 @@ func (h *request) OnHttpRequestHeaders(_ int, endOfStream bool) types.Action {
 	if err != nil {
 		return h.fail("reading the request headers", err)
 	}
-	h.start, h.seen = requestTime(), time.Now()
+	h.start = requestTime()
 	p.now = h.start
 	r := engine.Request{Source: engine.SourceWasm, SourceAddress: sourceAddress()}
 	var sc edge.HeaderScan
@@ -102,6 +102,7 @@ func (h *request) OnHttpRequestHeaders(_ int, endOfStream bool) types.Action {
 		// headers wait with it (Envoy stops iteration) until the whole
 		// body is here (OnHttpRequestBody).
 		h.pending, h.merged = &r, merged
+		h.seen = time.Now() // only here: a clock read is a host call
 		return types.ActionPause
 	}
 	return h.decide(&r, merged)
