@@ -60,13 +60,16 @@ type scanner struct {
 	seenBuf  [16]seenKey
 	foldBuf  [256]byte
 	paramBuf [8]member
+	// argBuf backs args: the Call keeps them (Call.Argument), and with
+	// them this scanner, which no other parse reuses.
+	argBuf [8]member
 	topBuf   [4]member
 }
 
 // newScanner returns a scanner over b.
 func newScanner(b []byte) *scanner {
 	s := &scanner{parser: parser{b: b}}
-	s.seen, s.folds, s.params = s.seenBuf[:0], s.foldBuf[:0], s.paramBuf[:0]
+	s.seen, s.folds, s.params, s.args = s.seenBuf[:0], s.foldBuf[:0], s.paramBuf[:0], s.argBuf[:0]
 	return s
 }
 
