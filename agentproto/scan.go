@@ -63,7 +63,7 @@ type scanner struct {
 	// argBuf backs args: the Call keeps them (Call.Argument), and with
 	// them this scanner, which no other parse reuses.
 	argBuf [8]member
-	topBuf   [4]member
+	topBuf [4]member
 }
 
 // newScanner returns a scanner over b.
