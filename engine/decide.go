@@ -194,8 +194,9 @@ func checkBounds(r *Request) error {
 // the caller states. Everywhere else they come from the real request: the
 // action from the route mapping (the proxy's route, else the config's
 // routes), from the body of a route declaring an agent protocol (d.Call),
-// else derived from the method and path; the resource is the path. No header chooses either. It returns a refusal when the action
-// cannot be resolved (errActionUnresolved when nothing maps the request).
+// else derived from the method and path; the resource is the path. No
+// header chooses either. It returns a refusal when the action cannot be
+// resolved (errActionUnresolved when nothing maps the request).
 func (e *Engine) resolve(r *Request, d *Decision) error {
 	path, err := normalizePath(splitPath(r.Path))
 	if err != nil {

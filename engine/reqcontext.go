@@ -12,8 +12,9 @@ import (
 
 // requestContext is the context the policies read. At POST /v1/check it is
 // the caller's, as given (an "arguments" object in it is read under
-// arguments.*, as a tool call's are: policy.ArgumentValue). Everywhere else it is what the request
-// really carries, and only what some policy reads (the set's request keys):
+// arguments.*, as a tool call's are: policy.ArgumentValue). Everywhere
+// else it is what the request really carries, and only what some policy
+// reads (the set's request keys):
 // the headers (header.<name>) and query parameters (query.<name>) the
 // upstream receives, and an agent-protocol call's arguments
 // (arguments.<path>) from the body it receives. A value the request holds
