@@ -1,0 +1,378 @@
+"""MeshGuard: the client an agent holds — check, require, delegate, and the headers for the next hop."""
+
+from __future__ import annotations
+
+import email.utils
+import http.client
+import json
+import logging
+import socket
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from datetime import timedelta
+from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Tuple, TypeVar, Union
+
+from ._errors import BadRequest, Denied, MeshGuardError, RateLimited, Unauthorized, Unavailable
+from ._trace import parse_traceparent, traceparent
+from ._types import Decision, Delegation, MalformedAnswer
+
+# The log never sees a token: only paths, statuses and attempt numbers.
+_log = logging.getLogger("meshguard")
+
+#: The largest answer read from MeshGuard; a decision is a few hundred bytes.
+MAX_ANSWER_BYTES = 1 << 20
+#: The longest token accepted (MeshGuard's are well under 2 KiB).
+MAX_TOKEN_BYTES = 16 << 10
+#: At most this many retries, whatever the caller asks for.
+MAX_RETRIES = 10
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+_BAD_REQUEST_STATUSES = frozenset((400, 413, 415, 431))
+
+
+def _check_token(value: Any, what: str) -> str:
+    # Validated here so a bad token never reaches http.client, whose error
+    # message would quote the header value.
+    if not isinstance(value, str):
+        raise TypeError("%s: expected a string" % what)
+    if not value or len(value) > MAX_TOKEN_BYTES or any(not ("!" <= c <= "~") for c in value):
+        raise ValueError("%s: expected 1 to %d printable ASCII characters without spaces" % (what, MAX_TOKEN_BYTES))
+    return value
+
+
+def _no_duplicates(pairs: List[Tuple[str, Any]]) -> Dict[str, Any]:
+    out: Dict[str, Any] = {}
+    for k, v in pairs:
+        if k in out:
+            raise MalformedAnswer("duplicate key %r" % k)
+        out[k] = v
+    return out
+
+
+def _retry_after(headers: Mapping[str, str], body: Any) -> Optional[float]:
+    raw = headers.get("Retry-After")
+    if raw:
+        raw = raw.strip()
+        if raw.isdigit():
+            return float(raw)
+        try:
+            when = email.utils.parsedate_to_datetime(raw)
+        except (TypeError, ValueError, IndexError):
+            when = None
+        if when is not None:
+            return max(0.0, when.timestamp() - time.time())
+    if isinstance(body, dict):
+        for key in ("retryAfter", "retry_after"):
+            v = body.get(key)
+            if isinstance(v, (int, float)) and not isinstance(v, bool) and v >= 0:
+                return float(v)
+    return None
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    # A redirect would carry the agent's token to wherever it points.
+    def redirect_request(self, req, fp, code, msg, headers, newurl):  # type: ignore[no-untyped-def]
+        return None
+
+
+class _Answer:
+    __slots__ = ("status", "headers", "body")
+
+    def __init__(self, status: int, headers: Mapping[str, str], body: Any) -> None:
+        self.status = status
+        self.headers = headers
+        self.body = body
+
+
+class MeshGuard:
+    """An agent's client of MeshGuard's agents' API (POST /v1/check, POST /v1/delegations).
+
+    ``url`` is MeshGuard's HTTP address, ``token`` the agent's token. Copies
+    made by ``acting_for`` and ``with_trace`` share nothing mutable.
+    Every failure is a ``MeshGuardError``; "could not ask" is never an allow.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        token: str,
+        *,
+        timeout: float = 5.0,
+        retries: int = 2,
+        max_retry_wait: float = 5.0,
+    ) -> None:
+        if not isinstance(url, str):
+            raise TypeError("url: expected a string")
+        parts = urllib.parse.urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("url: expected http:// or https:// and a host")
+        if parts.username is not None or parts.password is not None or parts.query or parts.fragment:
+            raise ValueError("url: expected no user, password, query or fragment")
+        if not isinstance(timeout, (int, float)) or isinstance(timeout, bool) or not 0 < timeout <= 600:
+            raise ValueError("timeout: expected 0 < seconds <= 600")
+        if not isinstance(retries, int) or isinstance(retries, bool) or not 0 <= retries <= MAX_RETRIES:
+            raise ValueError("retries: expected 0 to %d" % MAX_RETRIES)
+        if not isinstance(max_retry_wait, (int, float)) or isinstance(max_retry_wait, bool) or not 0 <= max_retry_wait <= 600:
+            raise ValueError("max_retry_wait: expected 0 to 600 seconds")
+        self._url = url.rstrip("/")
+        self._token = _check_token(token, "token")
+        self._timeout = float(timeout)
+        self._retries = retries
+        self._max_retry_wait = float(max_retry_wait)
+        self._delegation: Optional[str] = None
+        self._parent: Optional[str] = None
+        self._opener = urllib.request.build_opener(_NoRedirect())
+
+    def __repr__(self) -> str:
+        return "MeshGuard(url=%r, acting_for_chain=%r)" % (self._url, self._delegation is not None)
+
+    @property
+    def url(self) -> str:
+        return self._url
+
+    def _copy(self) -> MeshGuard:
+        c = MeshGuard.__new__(MeshGuard)
+        c.__dict__.update(self.__dict__)
+        return c
+
+    def acting_for(self, delegation: Union[Delegation, str]) -> MeshGuard:
+        """A copy that acts for a delegation chain: it sends the delegation token with every call."""
+        tok = delegation.token if isinstance(delegation, Delegation) else delegation
+        c = self._copy()
+        c._delegation = _check_token(tok, "delegation token")
+        return c
+
+    def with_trace(self, parent: str) -> MeshGuard:
+        """A copy whose calls continue the trace of ``parent`` (an incoming request's traceparent)."""
+        parse_traceparent(parent)
+        c = self._copy()
+        c._parent = parent.strip()
+        return c
+
+    def headers(self) -> Dict[str, str]:
+        """The headers an outgoing request to the mesh carries: the token, the trace, the delegation.
+
+        Pass them to any client that takes a headers dict (``requests``, ``httpx``).
+        """
+        h = {"Authorization": "Bearer " + self._token, "traceparent": traceparent(self._parent)}
+        if self._delegation is not None:
+            h["X-MeshGuard-Delegation"] = self._delegation
+        return h
+
+    def add_headers(self, request: urllib.request.Request) -> urllib.request.Request:
+        """Sets ``headers()`` on a urllib request and returns it."""
+        from ._helpers import add_headers
+
+        return add_headers(self, request)
+
+    def handler(self, hosts: Iterable[str] = ()) -> urllib.request.BaseHandler:
+        """A urllib handler (``urllib.request.build_opener(mg.handler([...]))``) that adds ``headers()``
+        to requests for MeshGuard's host and ``hosts`` (``host:port``), and to no other."""
+        from ._helpers import MeshGuardHandler
+
+        return MeshGuardHandler(self, hosts)
+
+    def governed(self, action: str, resource: Any = None, context: Any = None) -> Callable[[F], F]:
+        """A decorator that runs ``require(action, resource, context)`` before the function.
+
+        ``resource`` and ``context`` may be values or callables given the function's arguments.
+        """
+        from ._helpers import governed
+
+        return governed(self, action, resource, context)
+
+    # -- the agents' API -------------------------------------------------
+
+    def check(
+        self,
+        action: str,
+        resource: Optional[str] = None,
+        context: Optional[Mapping[str, Any]] = None,
+    ) -> Decision:
+        """Asks whether the agent may do ``action``. A denial is a Decision (``allowed`` False).
+
+        Raises Unauthorized, RateLimited, BadRequest or Unavailable when there is no decision to act on.
+        """
+        if not isinstance(action, str) or not action:
+            raise TypeError("action: expected a non-empty string")
+        payload: Dict[str, Any] = {"action": action}
+        if resource is not None:
+            if not isinstance(resource, str):
+                raise TypeError("resource: expected a string")
+            payload["resource"] = resource
+        if context is not None:
+            if not isinstance(context, Mapping):
+                raise TypeError("context: expected a mapping")
+            payload["context"] = dict(context)
+        ans = self._post("/v1/check", payload)
+        decision: Optional[Decision] = None
+        if isinstance(ans.body, dict) and "allowed" in ans.body:
+            try:
+                decision = Decision.from_body(ans.body, ans.status)
+            except MalformedAnswer as e:
+                raise Unavailable("MeshGuard's answer is not a decision: %s" % e, status=ans.status) from None
+        if ans.status == 200:
+            if decision is None:
+                raise Unavailable("MeshGuard's answer is not a decision", status=200)
+            return decision
+        if ans.status == 403 and decision is not None and not decision.allowed:
+            return decision
+        raise self._error(ans, decision)
+
+    def require(
+        self,
+        action: str,
+        resource: Optional[str] = None,
+        context: Optional[Mapping[str, Any]] = None,
+    ) -> Decision:
+        """Like check, but a denial raises Denied (with the decision's reason, trace id and decision id)."""
+        d = self.check(action, resource, context)
+        if not d.allowed:
+            raise Denied(
+                d.message or "denied",
+                status=d.status,
+                reason=d.reason,
+                trace_id=d.trace_id,
+                decision_id=d.decision_id,
+                decision=d,
+            )
+        return d
+
+    def delegate(
+        self,
+        to: str,
+        actions: Iterable[str],
+        max_depth: Optional[int] = None,
+        ttl: Union[None, int, str, timedelta] = None,
+    ) -> Delegation:
+        """Mints a delegation handing ``actions`` to agent ``to`` (a name or id); raises Denied when refused."""
+        if not isinstance(to, str) or not to:
+            raise TypeError("to: expected a non-empty string")
+        if isinstance(actions, str):
+            raise TypeError("actions: expected a list of strings, got one string")
+        acts = list(actions)
+        if not acts or not all(isinstance(a, str) for a in acts):
+            raise TypeError("actions: expected a non-empty list of strings")
+        payload: Dict[str, Any] = {"delegate": to, "actions": acts}
+        if max_depth is not None:
+            if not isinstance(max_depth, int) or isinstance(max_depth, bool):
+                raise TypeError("max_depth: expected an int")
+            payload["maxDepth"] = max_depth
+        if ttl is not None:
+            if isinstance(ttl, timedelta):
+                payload["ttl"] = int(ttl.total_seconds())
+            elif isinstance(ttl, (int, str)) and not isinstance(ttl, bool):
+                payload["ttl"] = ttl
+            else:
+                raise TypeError("ttl: expected seconds, a duration string or a timedelta")
+        ans = self._post("/v1/delegations", payload)
+        if ans.status in (200, 201):
+            try:
+                return Delegation.from_body(ans.body)
+            except MalformedAnswer as e:
+                raise Unavailable("MeshGuard's answer is not a delegation: %s" % e, status=ans.status) from None
+        raise self._error(ans, None)
+
+    # -- transport ---------------------------------------------------------
+
+    def _error(self, ans: _Answer, decision: Optional[Decision]) -> MeshGuardError:
+        body = ans.body if isinstance(ans.body, dict) else {}
+
+        def s(key: str) -> Optional[str]:
+            v = body.get(key)
+            return v if isinstance(v, str) and v else None
+
+        fields: Dict[str, Any] = {
+            "status": ans.status,
+            "reason": s("reason"),
+            "trace_id": s("traceId") or s("trace_id") or ans.headers.get("X-MeshGuard-Trace-Id") or None,
+            "decision_id": s("decisionId"),
+            "retry_after": _retry_after(ans.headers, body),
+            "decision": decision,
+        }
+        message = s("message") or s("error") or "HTTP %d" % ans.status
+        if ans.status == 401:
+            return Unauthorized(message, **fields)
+        if ans.status == 403:
+            return Denied(message, **fields)
+        if ans.status == 429:
+            return RateLimited(message, **fields)
+        if ans.status in _BAD_REQUEST_STATUSES:
+            return BadRequest(message, **fields)
+        return Unavailable(message, **fields)
+
+    def _post(self, path: str, payload: Mapping[str, Any]) -> _Answer:
+        data = json.dumps(payload, separators=(",", ":"), allow_nan=False).encode("utf-8")
+        attempt = 0
+        while True:
+            req = urllib.request.Request(self._url + path, data=data, method="POST")
+            req.add_header("Content-Type", "application/json")
+            req.add_header("Accept", "application/json")
+            for k, v in self.headers().items():
+                req.add_header(k, v)
+            wait: Optional[float]
+            try:
+                ans = self._send(req)
+            except _Refused as e:
+                if attempt >= self._retries:
+                    raise Unavailable("could not reach MeshGuard at %s: %s" % (self._url, e)) from None
+                wait = min(0.1 * (2**attempt), self._max_retry_wait)
+                _log.debug("meshguard %s: connection refused, retrying in %.2fs (attempt %d)", path, wait, attempt + 1)
+            else:
+                if ans.status not in (429, 503) or attempt >= self._retries:
+                    return ans
+                wait = _retry_after(ans.headers, ans.body)
+                if wait is None:
+                    if ans.status == 429:
+                        return ans  # no word on when: the caller decides
+                    wait = min(0.1 * (2**attempt), self._max_retry_wait)
+                if wait > self._max_retry_wait:
+                    return ans
+                _log.debug("meshguard %s: status %d, retrying in %.2fs (attempt %d)", path, ans.status, wait, attempt + 1)
+            attempt += 1
+            time.sleep(wait)
+
+    def _send(self, req: urllib.request.Request) -> _Answer:
+        try:
+            resp = self._opener.open(req, timeout=self._timeout)
+        except urllib.error.HTTPError as e:
+            try:
+                return self._read(e.code, e.headers, e)
+            finally:
+                e.close()
+        except urllib.error.URLError as e:
+            if isinstance(e.reason, ConnectionRefusedError):
+                raise _Refused("connection refused") from None
+            raise Unavailable("could not reach MeshGuard at %s: %s" % (self._url, e.reason)) from None
+        except (socket.timeout, TimeoutError):
+            raise Unavailable("MeshGuard at %s did not answer within %gs" % (self._url, self._timeout)) from None
+        except (http.client.HTTPException, OSError) as e:
+            raise Unavailable("could not talk to MeshGuard at %s: %s" % (self._url, type(e).__name__)) from None
+        with resp:
+            return self._read(resp.status, resp.headers, resp)
+
+    def _read(self, status: int, headers: Any, stream: Any) -> _Answer:
+        try:
+            raw = stream.read(MAX_ANSWER_BYTES + 1)
+        except (socket.timeout, TimeoutError):
+            raise Unavailable("MeshGuard's answer did not arrive within %gs" % self._timeout, status=status) from None
+        except (http.client.HTTPException, OSError) as e:
+            raise Unavailable("reading MeshGuard's answer: %s" % type(e).__name__, status=status) from None
+        if len(raw) > MAX_ANSWER_BYTES:
+            raise Unavailable("MeshGuard's answer is over %d bytes" % MAX_ANSWER_BYTES, status=status)
+        # http.client's message matches header names case-insensitively.
+        view: Mapping[str, str] = headers if headers is not None else {}
+        try:
+            body = json.loads(raw.decode("utf-8"), object_pairs_hook=_no_duplicates) if raw else None
+        except (UnicodeDecodeError, ValueError):
+            if status < 400:
+                raise Unavailable("MeshGuard's answer is not JSON", status=status) from None
+            body = None
+        return _Answer(status, view, body)
+
+
+class _Refused(Exception):
+    """Nothing listens: the request never reached anyone, so it is safe to retry."""

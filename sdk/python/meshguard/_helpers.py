@@ -1,0 +1,101 @@
+"""Governing code and outgoing requests: the ``governed`` decorator and the urllib helpers."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import inspect
+import urllib.parse
+import urllib.request
+from typing import Any, Callable, Iterable, Mapping, Optional, TypeVar, Union
+
+from ._client import MeshGuard
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+#: A value fixed at decoration time, or computed from the call's arguments.
+ContextArg = Union[None, Mapping[str, Any], Callable[..., Optional[Mapping[str, Any]]]]
+ResourceArg = Union[None, str, Callable[..., Optional[str]]]
+
+
+def governed(mg: MeshGuard, action: str, resource: ResourceArg = None, context: ContextArg = None) -> Callable[[F], F]:
+    """A decorator: ``mg.require(action, …)`` before every call, so a denial raises and the body never runs.
+
+    ``resource`` and ``context`` may be callables taking the decorated
+    function's own arguments. Coroutine functions are governed too (the check
+    runs in a thread, so the event loop is not blocked).
+    """
+    if not isinstance(action, str) or not action:
+        raise TypeError("action: expected a non-empty string")
+
+    def ask(args: Any, kwargs: Any) -> None:
+        res = resource(*args, **kwargs) if callable(resource) else resource
+        ctx = context(*args, **kwargs) if callable(context) else context
+        mg.require(action, res, ctx)
+
+    def decorate(fn: F) -> F:
+        if inspect.iscoroutinefunction(fn):
+
+            @functools.wraps(fn)
+            async def agoverned(*args: Any, **kwargs: Any) -> Any:
+                await asyncio.to_thread(ask, args, kwargs)
+                return await fn(*args, **kwargs)
+
+            return agoverned  # type: ignore[return-value]
+
+        @functools.wraps(fn)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            ask(args, kwargs)
+            return fn(*args, **kwargs)
+
+        return wrapper  # type: ignore[return-value]
+
+    return decorate
+
+
+def _host_port(url: str) -> str:
+    p = urllib.parse.urlsplit(url)
+    port = p.port or (443 if p.scheme == "https" else 80)
+    return "%s:%d" % ((p.hostname or "").lower(), port)
+
+
+def add_headers(mg: MeshGuard, request: urllib.request.Request) -> urllib.request.Request:
+    """Sets MeshGuard's headers (token, traceparent, delegation) on a urllib request; returns it."""
+    for k, v in mg.headers().items():
+        request.add_header(k, v)
+    return request
+
+
+class MeshGuardHandler(urllib.request.BaseHandler):
+    """A urllib handler adding MeshGuard's headers to requests for the hosts it is given.
+
+    Only those hosts (``host:port``; MeshGuard's own always) get the agent's
+    token: a request elsewhere, a redirect included, leaves without the
+    agent's token and the delegation token, so a redirect cannot carry them away.
+    """
+
+    handler_order = 400  # before the HTTP handlers send the request
+
+    def __init__(self, mg: MeshGuard, hosts: Iterable[str] = ()) -> None:
+        if isinstance(hosts, str):
+            raise TypeError("hosts: expected a list of host:port strings, got one string")
+        allowed = {_host_port(mg.url)}
+        for h in hosts:
+            allowed.add(_host_port(h if "://" in h else "http://" + h))
+        self._mg = mg
+        self._hosts = frozenset(allowed)
+
+    def _request(self, req: urllib.request.Request) -> urllib.request.Request:
+        if _host_port(req.full_url) in self._hosts:
+            return add_headers(self._mg, req)
+        # A redirect copies the original request's headers: drop the
+        # credentials this handler may have set (a caller's own stay).
+        ours = self._mg.headers()
+        for name, value in (("Authorization", ours["Authorization"]), ("X-meshguard-delegation", None)):
+            for store in (req.headers, req.unredirected_hdrs):
+                if name in store and (value is None or store[name] == value):
+                    del store[name]
+        return req
+
+    http_request = _request
+    https_request = _request

@@ -1,0 +1,62 @@
+"""W3C trace context: the current OpenTelemetry span's when the package is there, a fresh one otherwise."""
+
+from __future__ import annotations
+
+import re
+import secrets
+from typing import Optional
+
+_TRACEPARENT = re.compile(r"^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$")
+
+
+def parse_traceparent(value: str) -> tuple[str, str]:
+    """Returns (trace id, flags) of a version-00 traceparent; ValueError for anything else."""
+    m = _TRACEPARENT.match(value.strip()) if isinstance(value, str) else None
+    if m is None:
+        raise ValueError("traceparent: expected 00-<32 hex>-<16 hex>-<2 hex>")
+    trace_id, span_id, flags = m.groups()
+    if trace_id == "0" * 32 or span_id == "0" * 16:
+        raise ValueError("traceparent: an all-zero trace or span id is invalid")
+    return trace_id, flags
+
+
+def _span_id() -> str:
+    while True:
+        s = secrets.token_hex(8)
+        if s != "0" * 16:
+            return s
+
+
+def _trace_id() -> str:
+    while True:
+        t = secrets.token_hex(16)
+        if t != "0" * 32:
+            return t
+
+
+def _from_opentelemetry() -> Optional[str]:
+    # Imported on each call, not at module load: the SDK must work (and stay
+    # importable) where opentelemetry is absent.
+    try:
+        from opentelemetry import trace  # type: ignore[import-not-found]
+    except ImportError:
+        return None
+    ctx = trace.get_current_span().get_span_context()
+    if not ctx.is_valid:
+        return None
+    return "00-%032x-%016x-%02x" % (ctx.trace_id, ctx.span_id, int(ctx.trace_flags))
+
+
+def traceparent(parent: Optional[str] = None) -> str:
+    """The traceparent for an outgoing request.
+
+    With ``parent`` (a trace the agent continues), a new span in that trace;
+    otherwise the current OpenTelemetry span's, or a fresh sampled trace.
+    """
+    if parent is not None:
+        trace_id, flags = parse_traceparent(parent)
+        return "00-%s-%s-%s" % (trace_id, _span_id(), flags)
+    current = _from_opentelemetry()
+    if current is not None:
+        return current
+    return "00-%s-%s-01" % (_trace_id(), _span_id())
