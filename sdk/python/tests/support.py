@@ -169,7 +169,10 @@ class Receiver:
                     self.send_header(k, v)
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
-                self.wfile.write(body)
+                try:
+                    self.wfile.write(body)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the client stopped reading: what a bounded reader does
 
             do_GET = do_POST = _any
 
@@ -178,7 +181,7 @@ class Receiver:
 
         self._srv = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = "http://127.0.0.1:%d" % self._srv.server_address[1]
-        self._thread = threading.Thread(target=self._srv.serve_forever, daemon=True)
+        self._thread = threading.Thread(target=self._srv.serve_forever, args=(0.05,), daemon=True)
         self._thread.start()
 
     def close(self) -> None:
