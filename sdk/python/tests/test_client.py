@@ -49,7 +49,6 @@ class FailClosedTest(ReceiverCase):
             ("not JSON", (200, {"Content-Type": "application/json"}, b"allowed"), "unavailable"),
             ("a duplicate key", (200, {}, b'{"decision":"allow","allowed":false,"allowed":true,"reason":"r"}'), "unavailable"),
             ("over the size bound", (200, {}, big), "unavailable"),
-            ("a redirect", (302, {"Location": "http://127.0.0.1:1/v1/check"}, b""), "unavailable"),
             ("a 500", json_reply(500, {"error": "internal", "message": "boom"}), "unavailable"),
             ("a 404", json_reply(404, {"error": "not_found", "message": "no such path"}), "unavailable"),
             ("a 401", json_reply(401, {"error": "unauthorized", "reason": "token_expired", "message": "expired"}), "unauthorized"),
@@ -63,6 +62,17 @@ class FailClosedTest(ReceiverCase):
                 self.assertEqual(cm.exception.kind, kind)
                 with self.assertRaises(meshguard.MeshGuardError):
                     mg.require("read:papers")
+
+    def test_redirects_are_not_followed(self) -> None:
+        # Following one would send the agent's token, and take the decision, from wherever it points.
+        elsewhere = self.receiver([json_reply(200, ALLOW)])
+        for status in (301, 302, 307, 308):
+            with self.subTest(status):
+                bouncer = self.receiver([(status, {"Location": elsewhere.url + "/v1/check"}, b"")])
+                with self.assertRaises(meshguard.Unavailable) as cm:
+                    MeshGuard(bouncer.url, TOKEN).check("read:papers")
+                self.assertEqual(cm.exception.status, status)
+        self.assertEqual(elsewhere.requests, [])
 
     def test_a_denial_is_a_decision_and_require_raises_it(self) -> None:
         deny = {"decision": "deny", "allowed": False, "status": 403, "reason": "rule_deny", "decisionId": "dec_1",
