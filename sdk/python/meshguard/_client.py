@@ -74,7 +74,9 @@ def _retry_after(headers: Mapping[str, str], body: Any) -> Optional[float]:
 
 class _NoRedirect(urllib.request.HTTPRedirectHandler):
     # A redirect would carry the agent's token to wherever it points.
-    def redirect_request(self, req, fp, code, msg, headers, newurl):  # type: ignore[no-untyped-def]
+    def redirect_request(
+        self, req: urllib.request.Request, fp: Any, code: int, msg: str, headers: Any, newurl: str
+    ) -> Optional[urllib.request.Request]:
         return None
 
 
