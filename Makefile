@@ -59,9 +59,11 @@ release:
 # fails rather than skips when one is missing; a bare `go test ./...` skips them. Both
 # switches read alike: unset, empty, 0 or false skip; 1 or true require; anything else
 # fails the test that reads it (a mistyped switch must not skip).
-test: wasm-check wasm jaeger
+test: wasm-check wasm jaeger build
 	$(GO) vet ./...
 	cd wasmfilter && $(GO) vet ./...
+	@# The Python SDK (sdk/python): its unit tests and the conformance table against the $(BIN) just built.
+	MESHGUARD_BIN=$(abspath $(BIN)) python3 -m unittest discover -s sdk/python/tests
 	@# .goreleaser.yaml, loaded by GoReleaser's own strict loader (not a release run: minutes).
 	@# -count=1 here and for tools/image and charts/charttest: their tests read the
 	@# repository's files outside their module (.goreleaser.yaml, Dockerfile, the chart),
