@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import re
 import secrets
-from typing import Optional
+from typing import Any, Optional
 
 _TRACEPARENT = re.compile(r"^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$")
 
@@ -34,12 +35,21 @@ def _trace_id() -> str:
             return t
 
 
-def _from_opentelemetry() -> Optional[str]:
-    # Imported on each call, not at module load: the SDK must work (and stay
-    # importable) where opentelemetry is absent.
+@functools.lru_cache(maxsize=1)
+def _otel_trace() -> Any:
+    # Looked for once, not at module load: the SDK must work (and stay
+    # importable) where opentelemetry is absent, and a failed import is not
+    # repeated on every request.
     try:
         from opentelemetry import trace  # type: ignore[import-not-found]
     except ImportError:
+        return None
+    return trace
+
+
+def _from_opentelemetry() -> Optional[str]:
+    trace = _otel_trace()
+    if trace is None:
         return None
     ctx = trace.get_current_span().get_span_context()
     if not ctx.is_valid:
