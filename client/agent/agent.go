@@ -344,7 +344,9 @@ func (a *Agent) post(ctx context.Context, op, path string, body []byte) (status 
 }
 
 // backoff is the wait before retry attempt+1 when MeshGuard named none.
-func backoff(attempt int) time.Duration { return time.Duration(100<<min(attempt, 4)) * time.Millisecond }
+func backoff(attempt int) time.Duration {
+	return time.Duration(100<<min(attempt, 4)) * time.Millisecond
+}
 
 // refused reports whether the request never reached a server (connection
 // refused), so sending it again cannot act twice.
