@@ -255,9 +255,6 @@ func answerError(op string, status int, hdr http.Header, data []byte, sentTrace 
 	}
 	if json.Unmarshal(data, &body) == nil {
 		e.Reason, e.Message, e.DecisionID = body.Reason, body.Message, body.DecisionID
-		if e.Reason == "" && body.Error != "" && status != http.StatusBadRequest {
-			e.Reason = body.Error
-		}
 		e.TraceID = firstOf(body.TraceID, body.DenyTrace, e.TraceID)
 		if d, err := decodeDecision(data); err == nil {
 			e.Decision = &d
