@@ -239,7 +239,9 @@ func TestHeaders(t *testing.T) {
 // traceparent is kept; a caller's other credential is refused, never
 // replaced; the caller's request is not changed.
 func TestTransport(t *testing.T) {
-	got := make(chan http.Header, 1)
+	// Room for every request, so a request that should have been refused
+	// cannot block the server (and the test) when it is not.
+	got := make(chan http.Header, 16)
 	srv := httptest.NewServer(http.HandlerFunc(func(_ http.ResponseWriter, r *http.Request) { got <- r.Header.Clone() }))
 	t.Cleanup(srv.Close)
 	a, err := agent.New("http://127.0.0.1", secretToken)
@@ -276,6 +278,10 @@ func TestTransport(t *testing.T) {
 			resp, err := hc.Do(req)
 			if tc.conflict {
 				if !errors.Is(err, agent.ErrHeaderConflict) {
+					if err == nil {
+						resp.Body.Close()
+						<-got
+					}
 					t.Fatalf("error %v, want ErrHeaderConflict", err)
 				}
 				return
