@@ -156,12 +156,12 @@ func (a *Agent) ActingFor(delegationToken string) (*Agent, error) {
 }
 
 // Check asks MeshGuard whether the agent may do action on resource, with
-// context for the policies' context conditions. A denial is a decision,
+// reqContext for the policies' context conditions (nil for none). A denial is a decision,
 // returned with a nil error; an error means MeshGuard refused to decide
 // (unauthorized, rate limited, bad request) or could not be asked
 // (unavailable) — never an allow.
-func (a *Agent) Check(ctx context.Context, action, resource string, context map[string]any) (api.Decision, error) {
-	body, err := json.Marshal(api.CheckRequest{Action: action, Resource: resource, Context: context})
+func (a *Agent) Check(ctx context.Context, action, resource string, reqContext map[string]any) (api.Decision, error) {
+	body, err := json.Marshal(api.CheckRequest{Action: action, Resource: resource, Context: reqContext})
 	if err != nil {
 		return api.Decision{}, &Error{Kind: KindBadRequest, Op: "check", Message: "encoding the request", Err: err}
 	}
@@ -187,8 +187,8 @@ func (a *Agent) Check(ctx context.Context, action, resource string, context map[
 // Require is Check with a denial as an error: it returns the decision when
 // the action is allowed, and an *Error of kind denied (errors.Is(err,
 // ErrDenied)) carrying the decision when it is not.
-func (a *Agent) Require(ctx context.Context, action, resource string, context map[string]any) (api.Decision, error) {
-	d, err := a.Check(ctx, action, resource, context)
+func (a *Agent) Require(ctx context.Context, action, resource string, reqContext map[string]any) (api.Decision, error) {
+	d, err := a.Check(ctx, action, resource, reqContext)
 	if err != nil {
 		return d, err
 	}
