@@ -137,7 +137,7 @@ var (
 	// load harness build on it.
 	wiring = []string{"server", "cli"}
 	// sdk is what an agent's own code imports.
-	sdk = []string{"client", "api"}
+	sdk = []string{"client", "client/agent", "api"}
 	// programs may build on anything.
 	programs = []string{"cmd/...", "examples/...", "bench/...", "internal/archtest"}
 )

@@ -1,0 +1,385 @@
+package agent
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/meshguard/meshguard/api"
+)
+
+// Defaults of the options.
+const (
+	DefaultTimeout = 10 * time.Second
+	// DefaultRetries is how many times a call is retried when that is safe.
+	DefaultRetries = 2
+	// DefaultMaxRetryWait bounds one wait before a retry: a Retry-After
+	// longer than this is returned to the caller instead of slept through.
+	DefaultMaxRetryWait = 2 * time.Second
+	// MaxAnswerBytes bounds an answer the SDK reads (a decision is a few
+	// hundred bytes).
+	MaxAnswerBytes = 1 << 20
+	// MaxRetries bounds WithRetries.
+	MaxRetries = 10
+)
+
+// Agent calls MeshGuard as one agent (optionally acting for a delegation
+// chain). It is safe for concurrent use; ActingFor returns a copy.
+type Agent struct {
+	base       *url.URL
+	token      string
+	delegation string
+	hc         *http.Client
+	retries    int
+	maxWait    time.Duration
+}
+
+// Option configures New.
+type Option func(*Agent) error
+
+// WithHTTPClient makes the SDK call MeshGuard through hc, used as is (its
+// timeout and redirect policy are the caller's: following a redirect would
+// carry the token elsewhere, so keep CheckRedirect refusing them).
+func WithHTTPClient(hc *http.Client) Option {
+	return func(a *Agent) error {
+		if hc == nil {
+			return errors.New("meshguard agent: WithHTTPClient(nil)")
+		}
+		a.hc = hc
+		return nil
+	}
+}
+
+// WithTimeout bounds each request to MeshGuard (DefaultTimeout otherwise).
+// It applies to the HTTP client the SDK builds, not to one of
+// WithHTTPClient.
+func WithTimeout(d time.Duration) Option {
+	return func(a *Agent) error {
+		if d <= 0 {
+			return fmt.Errorf("meshguard agent: timeout %v: must be positive", d)
+		}
+		a.hc.Timeout = d
+		return nil
+	}
+}
+
+// WithRetries sets how many times a call is retried when that is safe (0
+// to 10) and the longest wait before one.
+func WithRetries(n int, maxWait time.Duration) Option {
+	return func(a *Agent) error {
+		if n < 0 || n > MaxRetries || maxWait < 0 {
+			return fmt.Errorf("meshguard agent: retries %d, wait %v: want 0 to %d retries and a wait of at least 0", n, maxWait, MaxRetries)
+		}
+		a.retries, a.maxWait = n, maxWait
+		return nil
+	}
+}
+
+// New returns an Agent that calls MeshGuard at baseURL (http(s)://host[:port][/prefix])
+// with the agent's token.
+func New(baseURL, token string, opts ...Option) (*Agent, error) {
+	u, err := url.Parse(baseURL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" || u.User != nil {
+		return nil, fmt.Errorf("meshguard agent: base URL %q: expected http(s)://host[:port][/prefix] without query, fragment or credentials", u.Redacted())
+	}
+	u.Path = strings.TrimSuffix(u.Path, "/")
+	if err := checkToken("agent token", token); err != nil {
+		return nil, err
+	}
+	a := &Agent{base: u, token: token, hc: defaultHTTPClient(), retries: DefaultRetries, maxWait: DefaultMaxRetryWait}
+	for _, o := range opts {
+		if err := o(a); err != nil {
+			return nil, err
+		}
+	}
+	return a, nil
+}
+
+func defaultHTTPClient() *http.Client {
+	dialer := &net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}
+	return &http.Client{
+		Timeout: DefaultTimeout,
+		Transport: &http.Transport{
+			Proxy: http.ProxyFromEnvironment, DialContext: dialer.DialContext,
+			TLSHandshakeTimeout: 5 * time.Second, IdleConnTimeout: 90 * time.Second, MaxIdleConnsPerHost: 8,
+			ForceAttemptHTTP2: true,
+		},
+		CheckRedirect: refuseRedirects,
+	}
+}
+
+// refuseRedirects: a redirect would resend the token to wherever Location
+// points.
+func refuseRedirects(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+
+// checkToken refuses a token that cannot travel in a header: empty, or
+// with characters outside visible ASCII. The message never quotes it.
+func checkToken(what, tok string) error {
+	if tok == "" {
+		return fmt.Errorf("meshguard agent: the %s is empty", what)
+	}
+	if len(tok) > 16<<10 {
+		return fmt.Errorf("meshguard agent: the %s is longer than 16 KiB", what)
+	}
+	for i := 0; i < len(tok); i++ {
+		if tok[i] <= ' ' || tok[i] > '~' {
+			return fmt.Errorf("meshguard agent: the %s holds a character at byte %d that is not visible ASCII", what, i)
+		}
+	}
+	return nil
+}
+
+// ActingFor returns a copy of a that acts for the delegation chain whose
+// token is delegationToken (what the delegator's Delegate returned, or what
+// arrived in the X-MeshGuard-Delegation header of the request being
+// served): its checks, delegations and outgoing requests carry it. An empty
+// token returns a copy acting for no chain.
+func (a *Agent) ActingFor(delegationToken string) (*Agent, error) {
+	if delegationToken != "" {
+		if err := checkToken("delegation token", delegationToken); err != nil {
+			return nil, err
+		}
+	}
+	cp := *a
+	cp.delegation = delegationToken
+	return &cp, nil
+}
+
+// Check asks MeshGuard whether the agent may do action on resource, with
+// reqContext for the policies' context conditions (nil for none). A denial is a decision,
+// returned with a nil error; an error means MeshGuard refused to decide
+// (unauthorized, rate limited, bad request) or could not be asked
+// (unavailable) — never an allow.
+func (a *Agent) Check(ctx context.Context, action, resource string, reqContext map[string]any) (api.Decision, error) {
+	body, err := json.Marshal(api.CheckRequest{Action: action, Resource: resource, Context: reqContext})
+	if err != nil {
+		return api.Decision{}, &Error{Kind: KindBadRequest, Op: "check", Message: "encoding the request", Err: err}
+	}
+	status, hdr, data, trace, err := a.post(ctx, "check", "/v1/check", body)
+	if err != nil {
+		return api.Decision{}, err
+	}
+	d, derr := decodeDecision(data)
+	switch {
+	case status == http.StatusOK && derr == nil:
+		return d, nil
+	case status == http.StatusForbidden && derr == nil && !d.Allowed:
+		return d, nil
+	case status == http.StatusOK || status == http.StatusForbidden:
+		if derr == nil {
+			derr = fmt.Errorf("status %d with a decision that says allowed=%t", status, d.Allowed)
+		}
+		return api.Decision{}, &Error{Kind: KindUnavailable, Op: "check", Status: status, Message: "the answer is not a decision", Err: derr, TraceID: trace}
+	}
+	return api.Decision{}, answerError("check", status, hdr, data, trace)
+}
+
+// Require is Check with a denial as an error: it returns the decision when
+// the action is allowed, and an *Error of kind denied (errors.Is(err,
+// ErrDenied)) carrying the decision when it is not.
+func (a *Agent) Require(ctx context.Context, action, resource string, reqContext map[string]any) (api.Decision, error) {
+	d, err := a.Check(ctx, action, resource, reqContext)
+	if err != nil {
+		return d, err
+	}
+	if !d.Allowed {
+		return d, &Error{Kind: KindDenied, Op: "check", Status: d.Status, Reason: d.Reason, Message: d.Message,
+			TraceID: traceOf(d), DecisionID: d.DecisionID, Decision: &d}
+	}
+	return d, nil
+}
+
+// Delegate mints a delegation that lets the agent named to act for this
+// one (and, acting for a chain, for the chain) on actions, for at most
+// maxDepth further hand-offs (0: the server's default, 1) and ttl (0: the
+// server's default, 1h). Hand the returned token to the delegate, which
+// sends it with ActingFor. A refusal is an *Error of kind denied.
+func (a *Agent) Delegate(ctx context.Context, to string, actions []string, maxDepth int, ttl time.Duration) (api.DelegationToken, error) {
+	body, err := json.Marshal(api.DelegationRequest{Delegate: to, Actions: actions, MaxDepth: maxDepth, TTL: api.Duration(ttl)})
+	if err != nil {
+		return api.DelegationToken{}, &Error{Kind: KindBadRequest, Op: "delegate", Message: "encoding the request", Err: err}
+	}
+	status, hdr, data, trace, err := a.post(ctx, "delegate", "/v1/delegations", body)
+	if err != nil {
+		return api.DelegationToken{}, err
+	}
+	if status != http.StatusCreated && status != http.StatusOK {
+		return api.DelegationToken{}, answerError("delegate", status, hdr, data, trace)
+	}
+	var tok api.DelegationToken
+	if err := json.Unmarshal(data, &tok); err != nil || tok.Token == "" || len(tok.Chain) == 0 {
+		if err == nil {
+			err = errors.New("no token or no chain")
+		}
+		return api.DelegationToken{}, &Error{Kind: KindUnavailable, Op: "delegate", Status: status, Message: "the answer is not a delegation", Err: err, TraceID: trace}
+	}
+	return tok, nil
+}
+
+// decodeDecision reads a decision, refusing anything that is not one.
+func decodeDecision(data []byte) (api.Decision, error) {
+	var d api.Decision
+	if err := json.Unmarshal(data, &d); err != nil {
+		return api.Decision{}, fmt.Errorf("decoding the decision: %w", err)
+	}
+	if d.Decision != "allow" && d.Decision != "deny" {
+		return api.Decision{}, fmt.Errorf("decision %q: want allow or deny", d.Decision)
+	}
+	if d.Allowed && d.Decision == "deny" && d.Mode != "audit" {
+		return api.Decision{}, errors.New("a deny that says allowed outside audit mode")
+	}
+	return d, nil
+}
+
+// answerError is the *Error of an error status, filled from the body when
+// it is MeshGuard's (a deny body or an error body). sentTrace, the trace
+// of the traceparent the SDK sent, names the trace when the answer does not
+// (a delegation's refusal), so every error can be found in the audit trail.
+func answerError(op string, status int, hdr http.Header, data []byte, sentTrace string) *Error {
+	e := &Error{Kind: kindOf(status), Op: op, Status: status, TraceID: firstOf(hdr.Get("X-MeshGuard-Trace-Id"), sentTrace), RetryAfter: retryAfter(hdr, data)}
+	var body struct {
+		api.ErrorBody
+		DecisionID string `json:"decisionId"`
+		TraceID    string `json:"traceId"`
+		DenyTrace  string `json:"trace_id"`
+	}
+	if json.Unmarshal(data, &body) == nil {
+		e.Reason, e.Message, e.DecisionID = body.Reason, body.Message, body.DecisionID
+		e.TraceID = firstOf(body.TraceID, body.DenyTrace, e.TraceID)
+		if d, err := decodeDecision(data); err == nil {
+			e.Decision = &d
+		}
+	} else {
+		e.Message = fmt.Sprintf("%d bytes that are not MeshGuard's JSON", len(data))
+	}
+	return e
+}
+
+func traceOf(d api.Decision) string { return firstOf(d.TraceID, d.DenyTraceID) }
+
+func firstOf(ss ...string) string {
+	for _, s := range ss {
+		if s != "" {
+			return s
+		}
+	}
+	return ""
+}
+
+// retryAfter reads the Retry-After header (seconds or an HTTP date), or
+// the body's retry_after/retryAfter.
+func retryAfter(hdr http.Header, data []byte) time.Duration {
+	if v := hdr.Get("Retry-After"); v != "" {
+		if n, err := strconv.Atoi(v); err == nil && n >= 0 {
+			return time.Duration(n) * time.Second
+		}
+		if t, err := http.ParseTime(v); err == nil {
+			return max(time.Until(t), 0)
+		}
+	}
+	var body struct {
+		A int `json:"retry_after"`
+		B int `json:"retryAfter"`
+	}
+	if json.Unmarshal(data, &body) == nil && max(body.A, body.B) > 0 {
+		return time.Duration(max(body.A, body.B)) * time.Second
+	}
+	return 0
+}
+
+// post sends one call, retrying what is safe to retry, and returns the
+// final answer and the trace id it sent (every attempt carries the same
+// traceparent); an error is always an *Error of kind unavailable.
+func (a *Agent) post(ctx context.Context, op, path string, body []byte) (status int, hdr http.Header, data []byte, trace string, err error) {
+	u := *a.base
+	u.Path += path
+	headers := a.Headers(ctx)
+	trace = traceID(headers.Get(api.HeaderTraceParent))
+	for attempt := 0; ; attempt++ {
+		status, hdr, data, err := a.once(ctx, u.String(), headers, body)
+		var wait time.Duration
+		switch {
+		case err != nil && ctx.Err() == nil && refused(err):
+			wait = backoff(attempt)
+		case err != nil:
+			return 0, nil, nil, trace, &Error{Kind: KindUnavailable, Op: op, Message: "MeshGuard could not be asked", Err: err, TraceID: trace}
+		case status == http.StatusServiceUnavailable || status == http.StatusTooManyRequests:
+			wait = retryAfter(hdr, data)
+			if wait == 0 {
+				wait = backoff(attempt)
+			}
+			if wait > a.maxWait {
+				return status, hdr, data, trace, nil // the caller decides whether to wait that long
+			}
+		default:
+			return status, hdr, data, trace, nil
+		}
+		if attempt >= a.retries {
+			if err != nil {
+				return 0, nil, nil, trace, &Error{Kind: KindUnavailable, Op: op, Message: fmt.Sprintf("MeshGuard could not be asked (%d attempts)", attempt+1), Err: err, TraceID: trace}
+			}
+			return status, hdr, data, trace, nil
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return 0, nil, nil, trace, &Error{Kind: KindUnavailable, Op: op, Message: "gave up waiting to retry", Err: ctx.Err(), TraceID: trace}
+		case <-t.C:
+		}
+	}
+}
+
+// backoff is the wait before retry attempt+1 when MeshGuard named none.
+func backoff(attempt int) time.Duration {
+	return time.Duration(100<<min(attempt, 4)) * time.Millisecond
+}
+
+// refused reports whether the request never reached a server (connection
+// refused), so sending it again cannot act twice.
+func refused(err error) bool { return errors.Is(err, syscall.ECONNREFUSED) }
+
+// once sends the request once and reads the answer, bounded.
+func (a *Agent) once(ctx context.Context, u string, headers http.Header, body []byte) (int, http.Header, []byte, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, bytes.NewReader(body))
+	if err != nil {
+		return 0, nil, nil, err
+	}
+	for k, vs := range headers {
+		req.Header[k] = vs
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Accept", "application/json")
+	req.Header.Set("User-Agent", "meshguard-go-sdk")
+	resp, err := a.hc.Do(req)
+	if err != nil {
+		return 0, nil, nil, err
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, MaxAnswerBytes+1))
+	if err != nil {
+		return 0, nil, nil, fmt.Errorf("reading the answer: %w", err)
+	}
+	if len(data) > MaxAnswerBytes {
+		return 0, nil, nil, fmt.Errorf("the answer is larger than %d bytes", MaxAnswerBytes)
+	}
+	return resp.StatusCode, resp.Header, data, nil
+}
+
+// traceID is the trace id of a traceparent the SDK made.
+func traceID(traceparent string) string {
+	if len(traceparent) == 55 {
+		return traceparent[3:35]
+	}
+	return ""
+}
