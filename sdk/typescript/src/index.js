@@ -102,7 +102,7 @@ export class MeshGuard {
     if (resource !== undefined) body.resource = resource;
     if (context !== undefined) body.context = context;
     const what = `check ${JSON.stringify(String(action))}`;
-    const { status, json } = await this.#post('/v1/check', body, what);
+    const { status, json, sentTraceId } = await this.#post('/v1/check', body, what);
     if (status === 200 || status === 403) {
       // Only a 200 that is an allow is an allow; anything inconsistent is unreadable.
       if (!isDecision(json) || json.allowed !== (status === 200)) {
@@ -110,7 +110,7 @@ export class MeshGuard {
       }
       return json;
     }
-    throw this.#error(what, status, json);
+    throw this.#error(what, status, json, sentTraceId);
   }
 
   /** Like check, but a denial rejects with Denied. */
@@ -132,14 +132,14 @@ export class MeshGuard {
     if (maxDepth !== undefined) body.maxDepth = maxDepth;
     if (ttl !== undefined) body.ttl = ttl;
     const what = `delegate to ${JSON.stringify(String(to))}`;
-    const { status, json } = await this.#post('/v1/delegations', body, what);
+    const { status, json, sentTraceId } = await this.#post('/v1/delegations', body, what);
     if (status === 201) {
       if (!isObject(json) || typeof json.token !== 'string' || json.token === '' || !Array.isArray(json.chain)) {
         throw new Unavailable(`MeshGuard: ${what}: answer 201 is not a delegation`, { status });
       }
       return new Delegation(json);
     }
-    throw this.#error(what, status, json);
+    throw this.#error(what, status, json, sentTraceId);
   }
 
   /**
@@ -183,10 +183,11 @@ export class MeshGuard {
   async #post(path, body, what) {
     for (let attempt = 0; ; attempt++) {
       let res;
+      const headers = { ...this.headers(), 'Content-Type': 'application/json', Accept: 'application/json' };
       try {
         res = await globalThis.fetch(this.url + path, {
           method: 'POST',
-          headers: { ...this.headers(), 'Content-Type': 'application/json', Accept: 'application/json' },
+          headers,
           body: JSON.stringify(body),
           signal: AbortSignal.timeout(this.timeoutMs),
           redirect: 'error',
@@ -215,14 +216,16 @@ export class MeshGuard {
         continue;
       }
       if (retryAfter !== undefined && isObject(json)) json.retryAfter = retryAfter;
-      return { status: res.status, json };
+      // The trace MeshGuard recorded this under: the answer's, else the one sent.
+      const sentTraceId = parseTraceparent(headers.traceparent)?.traceId;
+      return { status: res.status, json, sentTraceId };
     }
   }
 
-  #error(what, status, json) {
+  #error(what, status, json, sentTraceId) {
     const j = isObject(json) ? json : {};
     const fields = {
-      status, reason: str(j.reason), traceId: str(j.traceId) ?? str(j.trace_id), decisionId: str(j.decisionId),
+      status, reason: str(j.reason), traceId: str(j.traceId) ?? str(j.trace_id) ?? sentTraceId, decisionId: str(j.decisionId),
       retryAfter: typeof j.retryAfter === 'number' ? j.retryAfter : undefined, decision: isDecision(j) ? j : undefined,
     };
     const said = `${status}${fields.reason ? ` ${fields.reason}` : ''}${str(j.message) ? `: ${j.message}` : ''}`;
