@@ -105,6 +105,12 @@ func port(dst func(*Config) *int) func(*Config, string) error {
 	return intIn(dst, 1, 65535)
 }
 
+// listenPort also takes 0, any free port: serve logs the ports it got
+// ("meshguard serving"), which is how the SDKs' tests start a real server.
+func listenPort(dst func(*Config) *int) func(*Config, string) error {
+	return intIn(dst, 0, 65535)
+}
+
 func intIn(dst func(*Config) *int, lo, hi int) func(*Config, string) error {
 	return func(c *Config, v string) error {
 		n, err := strconv.Atoi(strings.TrimSpace(v))
@@ -119,8 +125,8 @@ func intIn(dst func(*Config) *int, lo, hi int) func(*Config, string) error {
 // Settings lists every scalar setting, in the order help shows them.
 var settings = []setting{
 	{"host", "HOST", "host", "bind address (0.0.0.0 in containers)", "127.0.0.1", str(func(c *Config) *string { return &c.Host })},
-	{"port", "PORT", "port", "HTTP port: gateway, admin API, /v1, /envoy/authz, health, JWKS", "3100", port(func(c *Config) *int { return &c.Port })},
-	{"grpcPort", "GRPC_PORT", "grpc-port", "gRPC port: Envoy ext_authz, health, reflection", "3101", port(func(c *Config) *int { return &c.GRPCPort })},
+	{"port", "PORT", "port", "HTTP port: gateway, admin API, /v1, /envoy/authz, health, JWKS (0: any free port)", "3100", listenPort(func(c *Config) *int { return &c.Port })},
+	{"grpcPort", "GRPC_PORT", "grpc-port", "gRPC port: Envoy ext_authz, health, reflection (0: any free port)", "3101", listenPort(func(c *Config) *int { return &c.GRPCPort })},
 	{"mode", "MODE", "mode", "enforce, or audit: decide and record everything, but allow", "enforce", func(c *Config, v string) error {
 		switch engine.Mode(v) {
 		case engine.ModeEnforce, engine.ModeAudit:

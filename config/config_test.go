@@ -81,7 +81,8 @@ func TestErrorsNameTheKey(t *testing.T) {
 		want  string
 	}{
 		{"unknown file key", "prot: 3100", nil, nil, `c.yaml:1: unknown key "prot"`},
-		{"bad port in file", "port: 70000", nil, nil, "c.yaml:1: port: \"70000\": expected a whole number from 1 to 65535"},
+		{"bad port in file", "port: 70000", nil, nil, "c.yaml:1: port: \"70000\": expected a whole number from 0 to 65535"},
+		{"negative port", "", map[string]string{"GRPC_PORT": "-1"}, nil, "GRPC_PORT: \"-1\": expected a whole number from 0 to 65535"},
 		{"list for a scalar", "port: [1]", nil, nil, "port: expected a single value"},
 		{"unknown route key", "routes:\n  - {path: /x, action: 'a:b', verb: GET}", nil, nil, "routes:"},
 		{"unknown route protocol", "routes:\n  - {path: /mcp, protocol: grpc, service: mail}", nil, nil, `c.yaml:2: routes: routes[0].protocol: "grpc": expected mcp or a2a`},
@@ -167,5 +168,17 @@ func TestDatabaseURLAccepted(t *testing.T) {
 		if err != nil || c.DatabaseURL != v {
 			t.Fatalf("DATABASE_URL=%s: %v, %q", v, err, c.DatabaseURL)
 		}
+	}
+}
+
+// TestListenPortZero: PORT=0 and GRPC_PORT=0 ask for any free port (serve
+// logs the ones it got), as the SDKs' conformance runners start serve.
+func TestListenPortZero(t *testing.T) {
+	c, err := Load("", env(map[string]string{"PORT": "0", "GRPC_PORT": "0"}), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Port != 0 || c.GRPCPort != 0 {
+		t.Errorf("Port, GRPCPort = %d, %d; want 0, 0", c.Port, c.GRPCPort)
 	}
 }

@@ -1,0 +1,58 @@
+// The SDK's errors: one class per thing a caller branches on, each carrying
+// what MeshGuard said (reason code, trace id, decision id, retry-after).
+
+/** Any failure to get an allow from MeshGuard. */
+export class MeshGuardError extends Error {
+  /**
+   * @param {string} kind
+   * @param {string} message
+   * @param {{status?: number, reason?: string, traceId?: string, decisionId?: string,
+   *   retryAfter?: number, decision?: object, cause?: unknown}} [fields]
+   */
+  constructor(kind, message, fields = {}) {
+    super(message, fields.cause === undefined ? undefined : { cause: fields.cause });
+    this.name = new.target.name;
+    this.kind = kind;
+    this.status = fields.status;
+    this.reason = fields.reason;
+    this.traceId = fields.traceId;
+    this.decisionId = fields.decisionId;
+    this.retryAfter = fields.retryAfter;
+    this.decision = fields.decision;
+  }
+
+  toJSON() {
+    return {
+      name: this.name, kind: this.kind, message: this.message, status: this.status, reason: this.reason,
+      traceId: this.traceId, decisionId: this.decisionId, retryAfter: this.retryAfter,
+    };
+  }
+}
+
+/** MeshGuard denied the action (403): `decision` holds the denial. */
+export class Denied extends MeshGuardError {
+  constructor(message, fields) { super('denied', message, fields); }
+}
+
+/** The agent's token is missing, invalid, expired or revoked (401). */
+export class Unauthorized extends MeshGuardError {
+  constructor(message, fields) { super('unauthorized', message, fields); }
+}
+
+/** Over a rate limit (429): `retryAfter` says in how many seconds to try again. */
+export class RateLimited extends MeshGuardError {
+  constructor(message, fields) { super('rate_limited', message, fields); }
+}
+
+/** MeshGuard refused the request itself (400): a bad action, context or delegation. */
+export class BadRequest extends MeshGuardError {
+  constructor(message, fields) { super('bad_request', message, fields); }
+}
+
+/**
+ * MeshGuard could not be asked, or its answer could not be read: unreachable,
+ * timed out, a 5xx, a body that is no decision. Never an allow.
+ */
+export class Unavailable extends MeshGuardError {
+  constructor(message, fields) { super('unavailable', message, fields); }
+}

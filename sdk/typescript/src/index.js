@@ -1,0 +1,304 @@
+// @meshguard/sdk: an agent asks MeshGuard before acting (/v1/check), mints a
+// delegation when it hands work on (/v1/delegations), and carries its token,
+// the trace and the delegation on every request it makes. Fails closed: a
+// MeshGuard that could not be asked is an error (Unavailable), never an allow.
+
+import { BadRequest, Denied, MeshGuardError, RateLimited, Unauthorized, Unavailable } from './errors.js';
+import { newTraceId, parseTraceparent, traceparent } from './trace.js';
+
+export { BadRequest, Denied, MeshGuardError, RateLimited, Unauthorized, Unavailable };
+
+const MAX_BODY = 1 << 20; // a decision is a few hundred bytes; anything near this is not one
+const MAX_RETRIES = 10;
+const BACKOFF_MS = 100;
+const DELEGATION_HEADER = 'X-MeshGuard-Delegation';
+
+/** A minted delegation. Its token is kept out of JSON.stringify and console output. */
+export class Delegation {
+  #token;
+
+  constructor(body) {
+    this.#token = body.token;
+    this.expiresAt = body.expiresAt;
+    this.chain = body.chain;
+    this.scope = body.scope;
+    this.maxChain = body.maxChain;
+  }
+
+  /** The delegation token the delegate sends in X-MeshGuard-Delegation. */
+  get token() { return this.#token; }
+
+  toJSON() { return { expiresAt: this.expiresAt, chain: this.chain, scope: this.scope, maxChain: this.maxChain }; }
+}
+
+/** An agent's connection to MeshGuard. */
+export class MeshGuard {
+  #token;
+  #delegation;
+  #traceId;
+
+  /**
+   * @param {{url: string, token: string, timeoutMs?: number, retries?: number,
+   *   maxRetryWaitMs?: number, traceparent?: string}} options
+   */
+  constructor(options) {
+    const o = options ?? {};
+    let url;
+    try {
+      url = new URL(o.url);
+    } catch {
+      throw new TypeError(`MeshGuard: url ${JSON.stringify(String(o.url))} is not a URL`);
+    }
+    if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+      throw new TypeError(`MeshGuard: url must be http or https, got ${url.protocol}`);
+    }
+    this.url = url.href.replace(/\/+$/, '');
+    checkToken('token', o.token);
+    this.#token = o.token;
+    this.timeoutMs = intOption('timeoutMs', o.timeoutMs, 5000, 1, 600_000);
+    this.retries = intOption('retries', o.retries, 2, 0, MAX_RETRIES);
+    this.maxRetryWaitMs = intOption('maxRetryWaitMs', o.maxRetryWaitMs, 5000, 0, 600_000);
+    let traceId;
+    if (o.traceparent !== undefined) {
+      const tp = parseTraceparent(o.traceparent);
+      if (!tp) throw new TypeError('MeshGuard: traceparent is not a W3C traceparent (00-<32 hex>-<16 hex>-<2 hex>)');
+      traceId = tp.traceId;
+    }
+    this.#traceId = traceId ?? newTraceId();
+  }
+
+  /**
+   * A MeshGuard acting for a delegation chain: same agent, same trace, and
+   * the delegation token on every request.
+   * @param {Delegation | string} delegation
+   */
+  actingFor(delegation) {
+    const token = typeof delegation === 'string' ? delegation : delegation?.token;
+    checkToken('delegation', token);
+    const mg = new MeshGuard({ url: this.url, token: this.#token, timeoutMs: this.timeoutMs, retries: this.retries,
+      maxRetryWaitMs: this.maxRetryWaitMs });
+    mg.#traceId = this.#traceId;
+    mg.#delegation = token;
+    return mg;
+  }
+
+  /** The trace id this agent's requests carry when no OpenTelemetry span is active. */
+  get traceId() { return this.#traceId; }
+
+  /** The headers for an outgoing request: Authorization, traceparent and, acting for a chain, the delegation. */
+  headers() {
+    const h = { Authorization: `Bearer ${this.#token}`, traceparent: traceparent(this.#traceId) };
+    if (this.#delegation !== undefined) h[DELEGATION_HEADER] = this.#delegation;
+    return h;
+  }
+
+  /**
+   * Asks MeshGuard whether this agent may do `action`. A denial is a Decision
+   * (allowed: false); an error means MeshGuard said no to the request itself
+   * or could not be asked.
+   */
+  async check(action, { resource, context } = {}) {
+    const body = { action };
+    if (resource !== undefined) body.resource = resource;
+    if (context !== undefined) body.context = context;
+    const what = `check ${JSON.stringify(String(action))}`;
+    const { status, json, sentTraceId } = await this.#post('/v1/check', body, what);
+    if (status === 200 || status === 403) {
+      // Only a 200 that is an allow is an allow; anything inconsistent is unreadable.
+      if (!isDecision(json) || json.allowed !== (status === 200)) {
+        throw new Unavailable(`MeshGuard: ${what}: answer ${status} is not a decision`, { status });
+      }
+      return json;
+    }
+    throw this.#error(what, status, json, sentTraceId);
+  }
+
+  /** Like check, but a denial rejects with Denied. */
+  async require(action, opts) {
+    const d = await this.check(action, opts);
+    if (!d.allowed) {
+      throw new Denied(this.#scrub(`MeshGuard: ${JSON.stringify(String(action))} denied (${d.reason}): ${d.message ?? ''}` + traceNote(d.traceId)),
+        { status: d.status ?? 403, reason: d.reason, traceId: d.traceId, decisionId: d.decisionId, decision: d });
+    }
+    return d;
+  }
+
+  /**
+   * Mints a delegation to agent `to` (id or name) for `actions`.
+   * @returns {Promise<Delegation>}
+   */
+  async delegate(to, { actions, maxDepth, ttl } = {}) {
+    const body = { delegate: to, actions };
+    if (maxDepth !== undefined) body.maxDepth = maxDepth;
+    if (ttl !== undefined) body.ttl = ttl;
+    const what = `delegate to ${JSON.stringify(String(to))}`;
+    const { status, json, sentTraceId } = await this.#post('/v1/delegations', body, what);
+    if (status === 201) {
+      if (!isObject(json) || typeof json.token !== 'string' || json.token === '' || !Array.isArray(json.chain)) {
+        throw new Unavailable(`MeshGuard: ${what}: answer 201 is not a delegation`, { status });
+      }
+      return new Delegation(json);
+    }
+    throw this.#error(what, status, json, sentTraceId);
+  }
+
+  /**
+   * Wraps fn: each call first requires `action` (resource and context may be
+   * functions of fn's arguments), then runs fn.
+   */
+  governed(action, fn, { resource, context } = {}) {
+    if (typeof fn !== 'function') throw new TypeError('MeshGuard.governed: fn must be a function');
+    return async (...args) => {
+      await this.require(action, {
+        resource: typeof resource === 'function' ? resource(...args) : resource,
+        context: typeof context === 'function' ? context(...args) : context,
+      });
+      return fn(...args);
+    };
+  }
+
+  /** fetch, with this agent's headers set on the request. */
+  fetch(input, init) {
+    const headers = new Headers(init?.headers ?? (input instanceof Request ? input.headers : undefined));
+    for (const [k, v] of Object.entries(this.headers())) headers.set(k, v);
+    return globalThis.fetch(input, { ...init, headers });
+  }
+
+  /**
+   * Options for the MCP TypeScript SDK's StreamableHTTPClientTransport:
+   * `new StreamableHTTPClientTransport(url, mg.mcpTransportOptions())`.
+   * `fetch` sets fresh headers on every request; `requestInit` carries them
+   * too for SDK versions without the fetch option.
+   */
+  mcpTransportOptions() {
+    return { fetch: (url, init) => this.fetch(url, init), requestInit: { headers: this.headers() } };
+  }
+
+  toJSON() { return { url: this.url, actingForChain: this.#delegation !== undefined }; }
+
+  [Symbol.for('nodejs.util.inspect.custom')]() { return `MeshGuard ${JSON.stringify(this.toJSON())}`; }
+
+  // #post sends body, retrying what is safe (a refused connection, 503, a 429
+  // whose Retry-After is within maxRetryWaitMs), and returns the last answer.
+  async #post(path, body, what) {
+    for (let attempt = 0; ; attempt++) {
+      let res;
+      const headers = { ...this.headers(), 'Content-Type': 'application/json', Accept: 'application/json' };
+      try {
+        res = await globalThis.fetch(this.url + path, {
+          method: 'POST',
+          headers,
+          body: JSON.stringify(body),
+          signal: AbortSignal.timeout(this.timeoutMs),
+          redirect: 'error',
+        });
+      } catch (err) {
+        const refused = err?.cause?.code === 'ECONNREFUSED';
+        if (refused && attempt < this.retries) {
+          await sleep(backoff(attempt));
+          continue;
+        }
+        const why = err?.name === 'TimeoutError' ? `no answer in ${this.timeoutMs} ms`
+          : refused ? 'connection refused' : `could not be reached (${err?.cause?.code ?? err?.cause?.message ?? err?.message ?? 'error'})`;
+        throw new Unavailable(`MeshGuard: ${what}: ${why}`, { cause: err });
+      }
+      let json;
+      try {
+        json = JSON.parse(await readBounded(res));
+      } catch {
+        json = undefined;
+      }
+      const retryAfter = retryAfterSeconds(res, json);
+      const wait = retryAfter !== undefined ? retryAfter * 1000 : backoff(attempt);
+      if ((res.status === 503 || (res.status === 429 && retryAfter !== undefined)) &&
+          attempt < this.retries && wait <= this.maxRetryWaitMs) {
+        await sleep(wait);
+        continue;
+      }
+      if (retryAfter !== undefined && isObject(json)) json.retryAfter = retryAfter;
+      // The trace MeshGuard recorded this under: the answer's, else the one sent.
+      const sentTraceId = parseTraceparent(headers.traceparent)?.traceId;
+      return { status: res.status, json, sentTraceId };
+    }
+  }
+
+  #error(what, status, json, sentTraceId) {
+    const j = isObject(json) ? json : {};
+    const fields = {
+      status, reason: str(j.reason), traceId: str(j.traceId) ?? str(j.trace_id) ?? sentTraceId, decisionId: str(j.decisionId),
+      retryAfter: typeof j.retryAfter === 'number' ? j.retryAfter : undefined, decision: isDecision(j) ? j : undefined,
+    };
+    const said = `${status}${fields.reason ? ` ${fields.reason}` : ''}${str(j.message) ? `: ${j.message}` : ''}`;
+    const msg = this.#scrub(`MeshGuard: ${what}: ${said}${traceNote(fields.traceId)}`);
+    switch (status) {
+      case 400: return new BadRequest(msg, fields);
+      case 401: return new Unauthorized(msg, fields);
+      case 403: return new Denied(msg, fields);
+      case 429: return new RateLimited(msg, fields);
+      default: return new Unavailable(msg, fields);
+    }
+  }
+
+  // #scrub keeps the tokens out of a message, whatever the answer echoed.
+  #scrub(msg) {
+    let m = msg.split(this.#token).join('[token]');
+    if (this.#delegation !== undefined) m = m.split(this.#delegation).join('[delegation]');
+    return m;
+  }
+}
+
+function checkToken(name, token) {
+  if (typeof token !== 'string' || token === '') throw new TypeError(`MeshGuard: ${name} must be a non-empty string`);
+  // A header value cannot hold control characters or spaces; say so without echoing it.
+  if (/[\s\x00-\x1f\x7f]/.test(token)) throw new TypeError(`MeshGuard: ${name} holds whitespace or a control character`);
+}
+
+function intOption(name, v, def, lo, hi) {
+  if (v === undefined) return def;
+  if (!Number.isInteger(v) || v < lo || v > hi) throw new TypeError(`MeshGuard: ${name} must be a whole number from ${lo} to ${hi}, got ${v}`);
+  return v;
+}
+
+function isObject(v) { return typeof v === 'object' && v !== null && !Array.isArray(v); }
+
+function isDecision(v) {
+  return isObject(v) && typeof v.allowed === 'boolean' && typeof v.decision === 'string' && typeof v.reason === 'string';
+}
+
+function str(v) { return typeof v === 'string' && v !== '' ? v : undefined; }
+
+function traceNote(traceId) { return traceId ? ` [trace ${traceId}]` : ''; }
+
+function backoff(attempt) { return BACKOFF_MS * 2 ** attempt; }
+
+function sleep(ms) { return new Promise((resolve) => setTimeout(resolve, ms)); }
+
+// retryAfterSeconds reads Retry-After (seconds or an HTTP date), else the body's retry_after.
+function retryAfterSeconds(res, json) {
+  const h = res.headers.get('retry-after');
+  if (h !== null) {
+    const s = /^\d+$/.test(h.trim()) ? Number(h.trim()) : (Date.parse(h) - Date.now()) / 1000;
+    if (Number.isFinite(s)) return Math.max(0, Math.ceil(s));
+  }
+  const b = isObject(json) ? (json.retry_after ?? json.retryAfter) : undefined;
+  return typeof b === 'number' && Number.isFinite(b) && b >= 0 ? Math.ceil(b) : undefined;
+}
+
+// readBounded reads the answer's body, refusing more than MAX_BODY bytes.
+async function readBounded(res) {
+  if (!res.body) return '';
+  const reader = res.body.getReader();
+  const chunks = [];
+  let n = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    n += value.byteLength;
+    if (n > MAX_BODY) {
+      await reader.cancel();
+      throw new Error('answer too large');
+    }
+    chunks.push(value);
+  }
+  return Buffer.concat(chunks).toString('utf8');
+}

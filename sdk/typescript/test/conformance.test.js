@@ -1,0 +1,125 @@
+// The SDK conformance table (sdk/conformance/cases.json), run through the
+// SDK's public surface against a real `meshguard serve`: one test per case,
+// in order (later cases use what earlier ones saved).
+
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { after, before, describe, test } from 'node:test';
+
+import { MeshGuard, MeshGuardError } from '@meshguard/sdk';
+import { admin, answer, closedPort, receiver, repoRoot, startMeshGuard } from './server.js';
+
+const conformance = path.join(repoRoot, 'sdk/conformance');
+const table = JSON.parse(readFileSync(path.join(conformance, 'cases.json'), 'utf8'));
+
+describe('conformance', () => {
+  let server;
+  const tokens = new Map(); // agent name → token
+  const names = new Map(); // agent id → name
+  const saved = new Map(); // save name → Delegation
+  const cleanups = [];
+
+  before(async () => {
+    server = await startMeshGuard(path.join(conformance, 'policies'));
+    for (const a of table.agents) {
+      const body = { name: a.name, trustTier: a.trustTier, tags: a.tags };
+      const created = await admin(server, 'POST', '/admin/agents', body, 201);
+      tokens.set(a.name, created.token);
+      names.set(created.id, a.name);
+      if (a.revoked) await admin(server, 'DELETE', `/admin/agents/${a.name}`, undefined, 200);
+    }
+  });
+
+  after(async () => {
+    for (const c of cleanups) await c();
+    await server?.stop();
+  });
+
+  // urlFor points the SDK where the case says: the real server, a closed
+  // port, or a loopback receiver answering a status or garbage.
+  async function urlFor(where) {
+    if (where === undefined) return server.url;
+    if (where === 'unreachable') return closedPort();
+    let r;
+    if (where === 'garbage') {
+      r = await receiver(answer(200, '{"hello": "this is no decision"}'));
+    } else if (/^status:\d{3}$/.test(where)) {
+      const status = Number(where.slice('status:'.length));
+      r = await receiver(answer(status, { error: 'unavailable', message: 'the conformance receiver says no' }));
+    } else {
+      throw new Error(`case server ${JSON.stringify(where)}: not understood`);
+    }
+    cleanups.push(r.close);
+    return r.url;
+  }
+
+  function sdkFor(c, url) {
+    const token = c.as.startsWith('!') ? c.as.slice(1) : tokens.get(c.as);
+    assert.ok(token, `no agent ${c.as}`);
+    // Short retries: the broken-server cases retry, and a real 429's
+    // Retry-After (tens of seconds) is beyond maxRetryWaitMs, so it is returned.
+    let mg = new MeshGuard({ url, token, timeoutMs: 10_000, retries: 2, maxRetryWaitMs: 2000 });
+    if (c.actingFor !== undefined) {
+      const d = saved.get(c.actingFor);
+      assert.ok(d, `case ${c.name}: nothing saved as ${c.actingFor}`);
+      mg = mg.actingFor(d);
+    }
+    return mg;
+  }
+
+  async function step(c, mg) {
+    switch (c.do) {
+      case 'check': return mg.check(c.action, { resource: c.resource, context: c.context });
+      case 'require': return mg.require(c.action, { resource: c.resource, context: c.context });
+      case 'delegate': return mg.delegate(c.to, { actions: c.actions, maxDepth: c.maxDepth });
+      case 'headers': return mg.headers();
+      default: throw new Error(`case ${c.name}: do ${JSON.stringify(c.do)} not understood`);
+    }
+  }
+
+  function meets(c, got, err) {
+    const e = c.expect;
+    if (e.error !== undefined) {
+      assert.ok(err, `want a ${e.error} error, got ${JSON.stringify(got)}`);
+      assert.ok(err instanceof MeshGuardError, `want a MeshGuardError, got ${err}`);
+      assert.equal(err.kind, e.error, err.message);
+      if (e.status !== undefined) assert.equal(err.status, e.status, err.message);
+      if (e.reason !== undefined) assert.equal(err.reason, e.reason, err.message);
+      if (e.retryAfter) assert.ok(err.retryAfter > 0, `retryAfter ${err.retryAfter}`);
+      // Every error names the trace id where MeshGuard sent one.
+      if (err.status !== undefined && c.server === undefined) {
+        assert.match(err.traceId ?? '', /^[0-9a-f]{32}$/, `no trace id in ${err.message}`);
+        assert.ok(err.message.includes(err.traceId), err.message);
+      }
+      return;
+    }
+    if (err) throw err;
+    for (const k of ['allowed', 'reason', 'policy', 'rule']) {
+      if (e[k] !== undefined) assert.equal(got[k], e[k], `${k} of ${JSON.stringify(got)}`);
+    }
+    if (e.chain !== undefined) assert.deepEqual(got.chain.map((id) => names.get(id) ?? id), e.chain);
+    if (e.token !== undefined) assert.equal(typeof got.token === 'string' && got.token !== '', e.token);
+    if (e.headers !== undefined) {
+      const lower = Object.keys(got).map((k) => k.toLowerCase());
+      for (const h of e.headers) assert.equal(lower.filter((k) => k === h).length, 1, `header ${h} in ${lower}`);
+    }
+  }
+
+  for (const c of table.cases) {
+    test(c.name, async () => {
+      const mg = sdkFor(c, await urlFor(c.server));
+      for (let i = 0; i < (c.times ?? 1); i++) {
+        let got;
+        let err;
+        try {
+          got = await step(c, mg);
+        } catch (e) {
+          err = e;
+        }
+        meets(c, got, err);
+        if (c.save !== undefined) saved.set(c.save, got);
+      }
+    });
+  }
+});
