@@ -88,11 +88,8 @@ test: wasm-check wasm jaeger build
 	@# of its own, so Helm's dependencies stay out of the server's go.mod.
 	cd charts/charttest && $(GO) vet ./... && $(GO) test -count=1 -race ./...
 	@# The TypeScript SDK (sdk/typescript): tsc on its declarations, then node --test, its
-	@# conformance cases against $(BIN) (hence `test: build` below).
+	@# conformance cases against the $(BIN) just built.
 	MESHGUARD_BIN=$(abspath $(BIN)) scripts/sdk-typescript.sh
-
-# The SDKs' conformance tests start the real server.
-test: build
 
 # The proxy-wasm filter (docs/wasm-filter.md): a WASI reactor built by the
 # standard toolchain from its own module, so the server's dependencies stay
