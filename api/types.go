@@ -85,6 +85,10 @@ type ErrorBody struct {
 	Policy  string         `json:"policy,omitempty"`
 	Rule    string         `json:"rule,omitempty"`
 	Errors  []LocatedError `json:"errors,omitempty"`
+	// TraceID and DecisionID name a refusal the engine decided and
+	// recorded (a refused POST /v1/delegations), as a deny body does.
+	TraceID    string `json:"trace_id,omitempty"`
+	DecisionID string `json:"decision_id,omitempty"`
 }
 
 // LocatedError is one problem in a policy or tests file: where it is and

@@ -171,7 +171,11 @@ func (a *API) delegate(w http.ResponseWriter, r *http.Request) {
 		if reason == engine.ReasonBadRequest {
 			reason = "" // as the body's own 400s: the error code says it
 		}
-		httpjson.WriteJSON(w, out.Status, api.ErrorBody{Error: out.ErrorCode(), Reason: reason, Policy: out.Policy, Message: out.Message})
+		// The refusal is recorded under the caller's trace: say which, as
+		// a check's denial does.
+		w.Header().Set(engine.HeaderTraceID, out.TraceID)
+		httpjson.WriteJSON(w, out.Status, api.ErrorBody{Error: out.ErrorCode(), Reason: reason, Policy: out.Policy, Message: out.Message,
+			TraceID: out.TraceID, DecisionID: out.ID})
 		return
 	}
 	g := out.Grant

@@ -344,3 +344,32 @@ func TestNewRequiresAnEngine(t *testing.T) {
 		t.Fatal("New accepted no engine")
 	}
 }
+
+// TestRefusedDelegationNamesItsTrace: a refused delegation says which
+// trace and decision it was recorded under, in its body and header, as a
+// check's denial does, so an SDK's error can name them.
+func TestRefusedDelegationNamesItsTrace(t *testing.T) {
+	e := newEnv(t)
+	mail := e.agent(t, "emailer", trust.Verified, "emailer")
+	e.agent(t, "researcher", trust.Verified, "researcher")
+	req, err := http.NewRequest("POST", e.srv.URL+"/v1/delegations", strings.NewReader(`{"delegate":"researcher","actions":["read:*"]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const trace = "4bf92f3577b34da6a3ce929d0e0e4736"
+	req.Header.Set("Authorization", "Bearer "+mail.Token)
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("traceparent", "00-"+trace+"-00f067aa0ba902b7-01")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var body api.ErrorBody
+	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != 403 || body.TraceID != trace || !strings.HasPrefix(body.DecisionID, "dec_") || resp.Header.Get("X-MeshGuard-Trace-Id") != trace {
+		t.Fatalf("%d %+v, trace header %q: want 403 naming trace %s and a decision", resp.StatusCode, body, resp.Header.Get("X-MeshGuard-Trace-Id"), trace)
+	}
+}
