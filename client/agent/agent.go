@@ -217,7 +217,7 @@ func (a *Agent) Delegate(ctx context.Context, to string, actions []string, maxDe
 		return api.DelegationToken{}, answerError("delegate", status, hdr, data, trace)
 	}
 	var tok api.DelegationToken
-	if err := json.Unmarshal(data, &tok); err != nil || tok.Token == "" || len(tok.Chain) == 0 {
+	if err := unmarshalStrict(data, &tok); err != nil || tok.Token == "" || len(tok.Chain) == 0 {
 		if err == nil {
 			err = errors.New("no token or no chain")
 		}
@@ -229,14 +229,18 @@ func (a *Agent) Delegate(ctx context.Context, to string, actions []string, maxDe
 // decodeDecision reads a decision, refusing anything that is not one.
 func decodeDecision(data []byte) (api.Decision, error) {
 	var d api.Decision
-	if err := json.Unmarshal(data, &d); err != nil {
+	if err := unmarshalStrict(data, &d); err != nil {
 		return api.Decision{}, fmt.Errorf("decoding the decision: %w", err)
 	}
-	if d.Decision != "allow" && d.Decision != "deny" {
-		return api.Decision{}, fmt.Errorf("decision %q: want allow or deny", d.Decision)
-	}
-	if d.Allowed && d.Decision == "deny" && d.Mode != "audit" {
+	switch {
+	case d.Decision != "allow" && d.Decision != "deny":
+		return api.Decision{}, fmt.Errorf("decision %q: want allow or deny", truncate(d.Decision, 64))
+	case d.Allowed && d.Decision == "deny" && d.Mode != "audit":
 		return api.Decision{}, errors.New("a deny that says allowed outside audit mode")
+	case !d.Allowed && d.Decision == "allow":
+		return api.Decision{}, errors.New("an allow that says not allowed")
+	case d.Decision == "allow" && d.Status != 0 && d.Status != http.StatusOK:
+		return api.Decision{}, fmt.Errorf("an allow with status %d in its body", d.Status)
 	}
 	return d, nil
 }

@@ -29,20 +29,24 @@ type table struct {
 }
 
 type conformanceCase struct {
-	Name      string         `json:"name"`
-	As        string         `json:"as"`
-	ActingFor string         `json:"actingFor"`
-	Server    string         `json:"server"`
-	Do        string         `json:"do"`
-	Action    string         `json:"action"`
-	Resource  string         `json:"resource"`
-	Context   map[string]any `json:"context"`
-	Times     int            `json:"times"`
-	To        string         `json:"to"`
-	Actions   []string       `json:"actions"`
-	MaxDepth  int            `json:"maxDepth"`
-	Save      string         `json:"save"`
-	Expect    struct {
+	Name      string `json:"name"`
+	As        string `json:"as"`
+	ActingFor string `json:"actingFor"`
+	Server    string `json:"server"`
+	Answer    struct {
+		Status int    `json:"status"`
+		Body   string `json:"body"`
+	} `json:"answer"`
+	Do       string         `json:"do"`
+	Action   string         `json:"action"`
+	Resource string         `json:"resource"`
+	Context  map[string]any `json:"context"`
+	Times    int            `json:"times"`
+	To       string         `json:"to"`
+	Actions  []string       `json:"actions"`
+	MaxDepth int            `json:"maxDepth"`
+	Save     string         `json:"save"`
+	Expect   struct {
 		Allowed    *bool    `json:"allowed"`
 		Reason     string   `json:"reason"`
 		Policy     string   `json:"policy"`
@@ -90,7 +94,9 @@ func TestConformance(t *testing.T) {
 	for _, c := range tab.Cases {
 		ok := t.Run(c.Name, func(t *testing.T) {
 			base := s.url
-			if c.Server != "" {
+			if c.Server == "answer" {
+				base = answerServer(t, c.Answer.Status, c.Answer.Body)
+			} else if c.Server != "" {
 				var found bool
 				if base, found = servers[c.Server]; !found {
 					t.Fatalf("server %q: the runner knows no such server", c.Server)
@@ -263,4 +269,17 @@ func fakeServers(t *testing.T) map[string]string {
 		servers["status:"+strconv.Itoa(status)] = srv.URL
 	}
 	return servers
+}
+
+// answerServer is the table's `answer` server: a loopback server answering
+// every request with status and body, byte for byte.
+func answerServer(t *testing.T, status int, body string) string {
+	t.Helper()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(status)
+		_, _ = w.Write([]byte(body))
+	}))
+	t.Cleanup(srv.Close)
+	return srv.URL
 }

@@ -44,10 +44,15 @@ def _check_token(value: Any, what: str) -> str:
 
 
 def _no_duplicates(pairs: List[Tuple[str, Any]]) -> Dict[str, Any]:
+    # Keys alike but for case count as one, as Go's decoder reads them: every
+    # SDK refuses the same answers (sdk/conformance).
     out: Dict[str, Any] = {}
+    seen = set()
     for k, v in pairs:
-        if k in out:
-            raise MalformedAnswer("duplicate key %r" % k)
+        folded = k.lower().upper()
+        if folded in seen:
+            raise MalformedAnswer("duplicate key %r" % k[:64])
+        seen.add(folded)
         out[k] = v
     return out
 

@@ -64,12 +64,20 @@ class Decision:
         status = body.get("status", http_status)
         if not isinstance(status, int) or isinstance(status, bool):
             raise MalformedAnswer("status: expected a number")
+        mode = _opt_str(body, "mode")
         # An allow is believed only from a 200 that says so: anything else
         # reading "allowed" would let a confused proxy or server open the door.
-        if allowed and (http_status != 200 or status != 200):
+        # Audit mode's allow is a deny that is let through (its status the denial's).
+        if decision not in ("allow", "deny"):
+            raise MalformedAnswer("decision: expected allow or deny")
+        if allowed and http_status != 200:
             raise MalformedAnswer("an allow with status %d" % http_status)
-        if not allowed and http_status == 200 and decision != "deny":
-            raise MalformedAnswer("a 200 neither allowed nor a deny")
+        if allowed and decision == "allow" and status != 200:
+            raise MalformedAnswer("an allow whose body says status %d" % status)
+        if allowed and decision == "deny" and mode != "audit":
+            raise MalformedAnswer("a deny that says allowed outside audit mode")
+        if not allowed and decision != "deny":
+            raise MalformedAnswer("an allow that says not allowed")
         trace_id = _opt_str(body, "traceId") or _opt_str(body, "trace_id")
         return cls(
             allowed=allowed,
@@ -88,7 +96,7 @@ class Decision:
             resource=_opt_str(body, "resource"),
             chain=_str_list(body, "chain"),
             policy_revision=_opt_str(body, "policyRevision"),
-            mode=_opt_str(body, "mode"),
+            mode=mode,
             raw=body,
         )
 

@@ -52,6 +52,9 @@ class ConformanceTest(unittest.TestCase):
         if where.startswith("status:"):
             status = int(where.split(":", 1)[1])
             reply = lambda _: json_reply(status, {"error": "unavailable", "message": "answered %d by the test" % status})
+        elif where == "answer":
+            ans = case["answer"]
+            reply = lambda _: (ans["status"], {"Content-Type": "application/json"}, ans["body"].encode("utf-8"))
         elif where == "garbage":
             reply = lambda _: (200, {"Content-Type": "application/json"}, b'{"hello": "not a decision"}')
         else:
