@@ -5,6 +5,7 @@
 
 import { BadRequest, Denied, MeshGuardError, RateLimited, Unauthorized, Unavailable } from './errors.js';
 import { newTraceId, parseTraceparent, traceparent } from './trace.js';
+import { decisionOf, parseStrict } from './answer.js';
 
 export { BadRequest, Denied, MeshGuardError, RateLimited, Unauthorized, Unavailable };
 
@@ -105,10 +106,11 @@ export class MeshGuard {
     const { status, json, sentTraceId } = await this.#post('/v1/check', body, what);
     if (status === 200 || status === 403) {
       // Only a 200 that is an allow is an allow; anything inconsistent is unreadable.
-      if (!isDecision(json) || json.allowed !== (status === 200)) {
+      const d = decisionOf(json, status);
+      if (d === undefined) {
         throw new Unavailable(`MeshGuard: ${what}: answer ${status} is not a decision`, { status });
       }
-      return json;
+      return d;
     }
     throw this.#error(what, status, json, sentTraceId);
   }
@@ -204,7 +206,7 @@ export class MeshGuard {
       }
       let json;
       try {
-        json = JSON.parse(await readBounded(res));
+        json = parseStrict(await readBounded(res));
       } catch {
         json = undefined;
       }

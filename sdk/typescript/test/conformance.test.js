@@ -38,11 +38,13 @@ describe('conformance', () => {
 
   // urlFor points the SDK where the case says: the real server, a closed
   // port, or a loopback receiver answering a status or garbage.
-  async function urlFor(where) {
+  async function urlFor(where, c) {
     if (where === undefined) return server.url;
     if (where === 'unreachable') return closedPort();
     let r;
-    if (where === 'garbage') {
+    if (where === 'answer') {
+      r = await receiver(answer(c.answer.status, c.answer.body));
+    } else if (where === 'garbage') {
       r = await receiver(answer(200, '{"hello": "this is no decision"}'));
     } else if (/^status:\d{3}$/.test(where)) {
       const status = Number(where.slice('status:'.length));
@@ -108,7 +110,7 @@ describe('conformance', () => {
 
   for (const c of table.cases) {
     test(c.name, async () => {
-      const mg = sdkFor(c, await urlFor(c.server));
+      const mg = sdkFor(c, await urlFor(c.server, c));
       for (let i = 0; i < (c.times ?? 1); i++) {
         let got;
         let err;

@@ -83,7 +83,6 @@ describe('headers', () => {
 describe('fails closed', () => {
   const tests = [
     { name: '200 whose allowed is no boolean', handler: answer(200, decision(true, { allowed: 'yes' })) },
-    { name: '200 that is a denial', handler: answer(200, decision(false)) },
     { name: '403 that says allowed', handler: answer(403, decision(true)) },
     { name: '200 that is not JSON', handler: answer(200, 'allowed') },
     { name: '200 with an empty body', handler: answer(200, '') },
