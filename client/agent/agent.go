@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/url"
@@ -387,3 +388,16 @@ func traceID(traceparent string) string {
 	}
 	return ""
 }
+
+// String names the agent's MeshGuard and whether it acts for a chain,
+// never its tokens: fmt would otherwise print the unexported fields (%v,
+// %+v), and an Agent in a log line would carry the token.
+func (a Agent) String() string {
+	return fmt.Sprintf("meshguard agent for %s (acting for a chain: %t)", a.base.Redacted(), a.delegation != "")
+}
+
+// GoString is String for %#v.
+func (a Agent) GoString() string { return a.String() }
+
+// LogValue is String for log/slog, whose handlers read no Stringer.
+func (a Agent) LogValue() slog.Value { return slog.StringValue(a.String()) }
