@@ -182,7 +182,7 @@ func (a *Agent) Check(ctx context.Context, action, resource string, reqContext m
 		}
 		return api.Decision{}, &Error{Kind: KindUnavailable, Op: "check", Status: status, Message: "the answer is not a decision", Err: derr, TraceID: trace}
 	}
-	return api.Decision{}, answerError("check", status, hdr, data, trace)
+	return api.Decision{}, a.answerError("check", status, hdr, data, trace)
 }
 
 // Require is Check with a denial as an error: it returns the decision when
@@ -194,8 +194,8 @@ func (a *Agent) Require(ctx context.Context, action, resource string, reqContext
 		return d, err
 	}
 	if !d.Allowed {
-		return d, &Error{Kind: KindDenied, Op: "check", Status: d.Status, Reason: d.Reason, Message: d.Message,
-			TraceID: traceOf(d), DecisionID: d.DecisionID, Decision: &d}
+		return d, &Error{Kind: KindDenied, Op: "check", Status: d.Status, Reason: a.scrub(d.Reason), Message: a.scrub(d.Message),
+			TraceID: validTraceID(traceOf(d)), DecisionID: a.scrub(d.DecisionID), Decision: &d}
 	}
 	return d, nil
 }
@@ -215,7 +215,7 @@ func (a *Agent) Delegate(ctx context.Context, to string, actions []string, maxDe
 		return api.DelegationToken{}, err
 	}
 	if status != http.StatusCreated && status != http.StatusOK {
-		return api.DelegationToken{}, answerError("delegate", status, hdr, data, trace)
+		return api.DelegationToken{}, a.answerError("delegate", status, hdr, data, trace)
 	}
 	var tok api.DelegationToken
 	if err := unmarshalStrict(data, &tok); err != nil || tok.Token == "" || len(tok.Chain) == 0 {
@@ -250,8 +250,12 @@ func decodeDecision(data []byte) (api.Decision, error) {
 // it is MeshGuard's (a deny body or an error body). sentTrace, the trace
 // of the traceparent the SDK sent, names the trace when the answer does not
 // (a delegation's refusal), so every error can be found in the audit trail.
-func answerError(op string, status int, hdr http.Header, data []byte, sentTrace string) *Error {
-	e := &Error{Kind: kindOf(status), Op: op, Status: status, TraceID: firstOf(hdr.Get("X-MeshGuard-Trace-Id"), sentTrace), RetryAfter: retryAfter(hdr, data)}
+//
+// What the answer says is scrubbed of the agent's tokens (a proxy or
+// server echoing them would otherwise put them in the error, and so in a
+// log), and a trace id is taken from it only when it is one.
+func (a *Agent) answerError(op string, status int, hdr http.Header, data []byte, sentTrace string) *Error {
+	e := &Error{Kind: kindOf(status), Op: op, Status: status, TraceID: firstOf(validTraceID(hdr.Get("X-MeshGuard-Trace-Id")), sentTrace), RetryAfter: retryAfter(hdr, data)}
 	var body struct {
 		api.ErrorBody
 		DecisionID string `json:"decisionId"`
@@ -259,8 +263,8 @@ func answerError(op string, status int, hdr http.Header, data []byte, sentTrace 
 		DenyTrace  string `json:"trace_id"`
 	}
 	if json.Unmarshal(data, &body) == nil {
-		e.Reason, e.Message, e.DecisionID = body.Reason, body.Message, body.DecisionID
-		e.TraceID = firstOf(body.TraceID, body.DenyTrace, e.TraceID)
+		e.Reason, e.Message, e.DecisionID = a.scrub(body.Reason), a.scrub(body.Message), a.scrub(body.DecisionID)
+		e.TraceID = firstOf(validTraceID(body.TraceID), validTraceID(body.DenyTrace), e.TraceID)
 		if d, err := decodeDecision(data); err == nil {
 			e.Decision = &d
 		}
@@ -401,3 +405,26 @@ func (a Agent) GoString() string { return a.String() }
 
 // LogValue is String for log/slog, whose handlers read no Stringer.
 func (a Agent) LogValue() slog.Value { return slog.StringValue(a.String()) }
+
+// scrub replaces the agent's tokens in s, text an answer sent.
+func (a *Agent) scrub(s string) string {
+	s = strings.ReplaceAll(s, a.token, "[token]")
+	if a.delegation != "" {
+		s = strings.ReplaceAll(s, a.delegation, "[delegation]")
+	}
+	return s
+}
+
+// validTraceID is id when it is a W3C trace id (32 lower-case hex digits,
+// not all zero), else "".
+func validTraceID(id string) string {
+	if len(id) != 32 || strings.Trim(id, "0") == "" {
+		return ""
+	}
+	for i := 0; i < len(id); i++ {
+		if c := id[i]; (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return ""
+		}
+	}
+	return id
+}

@@ -93,36 +93,35 @@ func TestConformance(t *testing.T) {
 	saved := map[string]string{}
 	for _, c := range tab.Cases {
 		ok := t.Run(c.Name, func(t *testing.T) {
-			base := s.url
-			if c.Server == "answer" {
-				base = answerServer(t, c.Answer.Status, c.Answer.Body)
-			} else if c.Server != "" {
-				var found bool
-				if base, found = servers[c.Server]; !found {
-					t.Fatalf("server %q: the runner knows no such server", c.Server)
-				}
-			}
 			token, found := strings.CutPrefix(c.As, "!")
 			if !found {
 				if token, found = tokens[c.As]; !found {
 					t.Fatalf("as %q: no such agent in the table", c.As)
 				}
 			}
+			delegation := saved[c.ActingFor]
+			if c.ActingFor != "" && delegation == "" {
+				t.Fatalf("actingFor %q: no earlier case saved it", c.ActingFor)
+			}
+			base := s.url
+			if c.Server == "answer" {
+				body := strings.NewReplacer("$TOKEN", token, "$DELEGATION", delegation).Replace(c.Answer.Body)
+				base = answerServer(t, c.Answer.Status, body)
+			} else if c.Server != "" {
+				var found bool
+				if base, found = servers[c.Server]; !found {
+					t.Fatalf("server %q: the runner knows no such server", c.Server)
+				}
+			}
 			a, err := agent.New(base, token)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if c.ActingFor != "" {
-				tok, found := saved[c.ActingFor]
-				if !found {
-					t.Fatalf("actingFor %q: no earlier case saved it", c.ActingFor)
-				}
-				if a, err = a.ActingFor(tok); err != nil {
-					t.Fatal(err)
-				}
+			if a, err = a.ActingFor(delegation); err != nil {
+				t.Fatal(err)
 			}
 			for range max(c.Times, 1) {
-				runCase(t, a, c, names, saved)
+				runCase(t, a, c, names, saved, token, delegation)
 			}
 		})
 		if !ok && c.Save != "" {
@@ -132,7 +131,7 @@ func TestConformance(t *testing.T) {
 }
 
 // runCase runs one step of c and checks its expectations.
-func runCase(t *testing.T, a *agent.Agent, c conformanceCase, names map[string]string, saved map[string]string) {
+func runCase(t *testing.T, a *agent.Agent, c conformanceCase, names, saved map[string]string, secrets ...string) {
 	t.Helper()
 	var err error
 	var d api.Decision
@@ -182,6 +181,13 @@ func runCase(t *testing.T, a *agent.Agent, c conformanceCase, names map[string]s
 		}
 		if want.RetryAfter && e.RetryAfter <= 0 {
 			t.Errorf("error retry-after %v, want a positive one", e.RetryAfter)
+		}
+		for _, secret := range secrets {
+			for i, text := range []string{err.Error(), fmt.Sprintf("%+v", e), fmt.Sprintf("%#v", e), e.TraceID} {
+				if secret != "" && strings.Contains(text, secret) {
+					t.Errorf("the error's form %d (Error, %%+v, %%#v, TraceID) shows a token", i) // not quoted: it is one
+				}
+			}
 		}
 		if e.TraceID == "" { // the SDK sends a traceparent with every call
 			t.Errorf("error %v names no trace id", err)

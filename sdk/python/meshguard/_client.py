@@ -6,6 +6,7 @@ import email.utils
 import http.client
 import json
 import logging
+import re
 import socket
 import time
 import urllib.error
@@ -31,6 +32,7 @@ MAX_RETRIES = 10
 F = TypeVar("F", bound=Callable[..., Any])
 
 _BAD_REQUEST_STATUSES = frozenset((400, 413, 415, 431))
+_TRACE_ID = re.compile(r"[0-9a-f]{32}\Z")
 
 
 def _check_token(value: Any, what: str) -> str:
@@ -55,6 +57,13 @@ def _no_duplicates(pairs: List[Tuple[str, Any]]) -> Dict[str, Any]:
         seen.add(folded)
         out[k] = v
     return out
+
+
+def _trace_id(value: Any) -> Optional[str]:
+    """``value`` when it is a W3C trace id (32 lower-case hex digits, not all zero), else None."""
+    if isinstance(value, str) and _TRACE_ID.match(value) and value != "0" * 32:
+        return value
+    return None
 
 
 def _retry_after(headers: Mapping[str, str], body: Any) -> Optional[float]:
@@ -86,12 +95,13 @@ class _NoRedirect(urllib.request.HTTPRedirectHandler):
 
 
 class _Answer:
-    __slots__ = ("status", "headers", "body")
+    __slots__ = ("status", "headers", "body", "sent_trace")
 
     def __init__(self, status: int, headers: Mapping[str, str], body: Any) -> None:
         self.status = status
         self.headers = headers
         self.body = body
+        self.sent_trace: Optional[str] = None  # the trace id of the traceparent sent
 
 
 class MeshGuard:
@@ -239,10 +249,10 @@ class MeshGuard:
         d = self.check(action, resource, context)
         if not d.allowed:
             raise Denied(
-                d.message or "denied",
+                self._scrub(d.message) or "denied",
                 status=d.status,
-                reason=d.reason,
-                trace_id=d.trace_id,
+                reason=self._scrub(d.reason),
+                trace_id=_trace_id(d.trace_id),
                 decision_id=d.decision_id,
                 decision=d,
             )
@@ -288,14 +298,20 @@ class MeshGuard:
     def _error(self, ans: _Answer, decision: Optional[Decision]) -> MeshGuardError:
         body = ans.body if isinstance(ans.body, dict) else {}
 
+        # What the answer says is scrubbed of the tokens (an answer echoing
+        # them would put them in the error, and so in a log); a trace id is
+        # taken from it only when it is one, else the one sent names the call.
         def s(key: str) -> Optional[str]:
             v = body.get(key)
-            return v if isinstance(v, str) and v else None
+            return self._scrub(v) if isinstance(v, str) and v else None
 
         fields: Dict[str, Any] = {
             "status": ans.status,
             "reason": s("reason"),
-            "trace_id": s("traceId") or s("trace_id") or ans.headers.get("X-MeshGuard-Trace-Id") or None,
+            "trace_id": _trace_id(body.get("traceId"))
+            or _trace_id(body.get("trace_id"))
+            or _trace_id(ans.headers.get("X-MeshGuard-Trace-Id"))
+            or ans.sent_trace,
             "decision_id": s("decisionId"),
             "retry_after": _retry_after(ans.headers, body),
             "decision": decision,
@@ -311,14 +327,23 @@ class MeshGuard:
             return BadRequest(message, **fields)
         return Unavailable(message, **fields)
 
+    def _scrub(self, text: str) -> str:
+        text = text.replace(self._token, "[token]")
+        if self._delegation is not None:
+            text = text.replace(self._delegation, "[delegation]")
+        return text
+
     def _post(self, path: str, payload: Mapping[str, Any]) -> _Answer:
         data = json.dumps(payload, separators=(",", ":"), allow_nan=False).encode("utf-8")
+        # Every attempt carries the same traceparent: one call, one trace.
+        sent = self.headers()
+        sent_trace = sent["traceparent"][3:35]
         attempt = 0
         while True:
             req = urllib.request.Request(self._url + path, data=data, method="POST")
             req.add_header("Content-Type", "application/json")
             req.add_header("Accept", "application/json")
-            for k, v in self.headers().items():
+            for k, v in sent.items():
                 req.add_header(k, v)
             wait: Optional[float]
             try:
@@ -329,6 +354,7 @@ class MeshGuard:
                 wait = min(0.1 * (2**attempt), self._max_retry_wait)
                 _log.debug("meshguard %s: connection refused, retrying in %.2fs (attempt %d)", path, wait, attempt + 1)
             else:
+                ans.sent_trace = sent_trace
                 if ans.status not in (429, 503) or attempt >= self._retries:
                     return ans
                 wait = _retry_after(ans.headers, ans.body)

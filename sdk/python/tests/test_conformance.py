@@ -40,7 +40,7 @@ class ConformanceTest(unittest.TestCase):
             with self.subTest(case["name"]):
                 self.run_case(case, saved)
 
-    def _target(self, case: Dict[str, Any]) -> str:
+    def _target(self, case: Dict[str, Any], token: str, delegation: str) -> str:
         where: Optional[str] = case.get("server")
         if where is None:
             return self.server.url
@@ -54,7 +54,8 @@ class ConformanceTest(unittest.TestCase):
             reply = lambda _: json_reply(status, {"error": "unavailable", "message": "answered %d by the test" % status})
         elif where == "answer":
             ans = case["answer"]
-            reply = lambda _: (ans["status"], {"Content-Type": "application/json"}, ans["body"].encode("utf-8"))
+            body = ans["body"].replace("$TOKEN", token).replace("$DELEGATION", delegation).encode("utf-8")
+            reply = lambda _: (ans["status"], {"Content-Type": "application/json"}, body)
         elif where == "garbage":
             reply = lambda _: (200, {"Content-Type": "application/json"}, b'{"hello": "not a decision"}')
         else:
@@ -66,7 +67,8 @@ class ConformanceTest(unittest.TestCase):
     def run_case(self, case: Dict[str, Any], saved: Dict[str, meshguard.Delegation]) -> None:
         who: str = case["as"]
         token = who[1:] if who.startswith("!") else self.tokens[who]
-        mg = MeshGuard(self._target(case), token, timeout=10)
+        delegation = saved[case["actingFor"]].token if "actingFor" in case else ""
+        mg = MeshGuard(self._target(case, token, delegation), token, timeout=10)
         if "actingFor" in case:
             mg = mg.acting_for(saved[case["actingFor"]])
         expect: Dict[str, Any] = case["expect"]
@@ -74,7 +76,7 @@ class ConformanceTest(unittest.TestCase):
             try:
                 got = self.step(mg, case)
             except MeshGuardError as e:
-                self.check_error(e, expect, token, case["do"])
+                self.check_error(e, expect, [token, delegation], case["do"])
                 continue
             self.assertNotIn("error", expect, "the step succeeded with %r" % (got,))
             self.check_result(got, expect)
@@ -93,7 +95,7 @@ class ConformanceTest(unittest.TestCase):
             return mg.headers()
         self.fail("unknown step %r" % do)
 
-    def check_error(self, e: MeshGuardError, expect: Dict[str, Any], token: str, do: str) -> None:
+    def check_error(self, e: MeshGuardError, expect: Dict[str, Any], secrets: List[str], do: str) -> None:
         self.assertIn("error", expect, "unexpected error %r" % (e,))
         self.assertEqual(e.kind, expect["error"], repr(e))
         if "status" in expect:
@@ -107,8 +109,10 @@ class ConformanceTest(unittest.TestCase):
             # MeshGuard decided: its errors name the trace they were decided in.
             # (POST /v1/delegations sends no trace id: sdk/conformance/README.md.)
             self.assertTrue(e.trace_id, "no trace id in %r" % (e,))
-        for text in (str(e), repr(e)):
-            self.assertNotIn(token, text)
+        for i, text in enumerate((str(e), repr(e), e.message, e.trace_id or "", e.reason or "")):
+            for secret in secrets:
+                # Not quoted on failure: it is a token.
+                self.assertFalse(secret and secret in text, "the error's form %d (str, repr, message, trace id, reason) shows a token" % i)
 
     def check_result(self, got: Any, expect: Dict[str, Any]) -> None:
         if "headers" in expect:

@@ -18,7 +18,9 @@ export class MeshGuardError extends Error {
     this.traceId = fields.traceId;
     this.decisionId = fields.decisionId;
     this.retryAfter = fields.retryAfter;
-    this.decision = fields.decision;
+    // Not enumerable: util.inspect and a logger's walk of the error show
+    // what the SDK vouches for, not the whole answer (which may echo a token).
+    Object.defineProperty(this, 'decision', { value: fields.decision, enumerable: false, writable: true, configurable: true });
   }
 
   toJSON() {

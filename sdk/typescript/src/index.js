@@ -120,7 +120,7 @@ export class MeshGuard {
     const d = await this.check(action, opts);
     if (!d.allowed) {
       throw new Denied(this.#scrub(`MeshGuard: ${JSON.stringify(String(action))} denied (${d.reason}): ${d.message ?? ''}` + traceNote(d.traceId)),
-        { status: d.status ?? 403, reason: d.reason, traceId: d.traceId, decisionId: d.decisionId, decision: d });
+        { status: d.status ?? 403, reason: this.#scrub(d.reason), traceId: traceIdOf(d.traceId), decisionId: str(d.decisionId) && this.#scrub(d.decisionId), decision: d });
     }
     return d;
   }
@@ -226,8 +226,11 @@ export class MeshGuard {
 
   #error(what, status, json, sentTraceId) {
     const j = isObject(json) ? json : {};
+    // What the answer says is scrubbed of the tokens, and a trace id is
+    // taken from it only when it is one (else the one sent names the call).
+    const scrubbed = (v) => (str(v) === undefined ? undefined : this.#scrub(v));
     const fields = {
-      status, reason: str(j.reason), traceId: str(j.traceId) ?? str(j.trace_id) ?? sentTraceId, decisionId: str(j.decisionId),
+      status, reason: scrubbed(j.reason), traceId: traceIdOf(j.traceId) ?? traceIdOf(j.trace_id) ?? sentTraceId, decisionId: scrubbed(j.decisionId),
       retryAfter: typeof j.retryAfter === 'number' ? j.retryAfter : undefined, decision: isDecision(j) ? j : undefined,
     };
     const said = `${status}${fields.reason ? ` ${fields.reason}` : ''}${str(j.message) ? `: ${j.message}` : ''}`;
@@ -268,6 +271,9 @@ function isDecision(v) {
 }
 
 function str(v) { return typeof v === 'string' && v !== '' ? v : undefined; }
+
+// traceIdOf is v when it is a W3C trace id (32 lower-case hex digits, not all zero).
+function traceIdOf(v) { return typeof v === 'string' && /^[0-9a-f]{32}$/.test(v) && !/^0+$/.test(v) ? v : undefined; }
 
 function traceNote(traceId) { return traceId ? ` [trace ${traceId}]` : ''; }
 

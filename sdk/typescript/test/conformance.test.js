@@ -4,6 +4,7 @@
 
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
+import { inspect } from 'node:util';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 
@@ -38,12 +39,12 @@ describe('conformance', () => {
 
   // urlFor points the SDK where the case says: the real server, a closed
   // port, or a loopback receiver answering a status or garbage.
-  async function urlFor(where, c) {
+  async function urlFor(where, c, secrets) {
     if (where === undefined) return server.url;
     if (where === 'unreachable') return closedPort();
     let r;
     if (where === 'answer') {
-      r = await receiver(answer(c.answer.status, c.answer.body));
+      r = await receiver(answer(c.answer.status, c.answer.body.replaceAll('$TOKEN', secrets.token).replaceAll('$DELEGATION', secrets.delegation)));
     } else if (where === 'garbage') {
       r = await receiver(answer(200, '{"hello": "this is no decision"}'));
     } else if (/^status:\d{3}$/.test(where)) {
@@ -80,7 +81,7 @@ describe('conformance', () => {
     }
   }
 
-  function meets(c, got, err) {
+  function meets(c, got, err, secrets) {
     const e = c.expect;
     if (e.error !== undefined) {
       assert.ok(err, `want a ${e.error} error, got ${JSON.stringify(got)}`);
@@ -89,6 +90,13 @@ describe('conformance', () => {
       if (e.status !== undefined) assert.equal(err.status, e.status, err.message);
       if (e.reason !== undefined) assert.equal(err.reason, e.reason, err.message);
       if (e.retryAfter) assert.ok(err.retryAfter > 0, `retryAfter ${err.retryAfter}`);
+      const forms = [err.message, JSON.stringify(err), inspect(err), String(err), err.traceId ?? '', err.reason ?? ''];
+      for (const [i, text] of forms.entries()) {
+        for (const secret of [secrets.token, secrets.delegation]) {
+          // Not quoted on failure: it is a token.
+          assert.ok(!secret || !text.includes(secret), `the error's form ${i} (message, JSON, inspect, String, traceId, reason) shows a token`);
+        }
+      }
       // Every error names the trace id where MeshGuard sent one.
       if (err.status !== undefined && c.server === undefined) {
         assert.match(err.traceId ?? '', /^[0-9a-f]{32}$/, `no trace id in ${err.message}`);
@@ -110,7 +118,11 @@ describe('conformance', () => {
 
   for (const c of table.cases) {
     test(c.name, async () => {
-      const mg = sdkFor(c, await urlFor(c.server, c));
+      const secrets = {
+        token: c.as.startsWith('!') ? c.as.slice(1) : tokens.get(c.as),
+        delegation: c.actingFor === undefined ? '' : saved.get(c.actingFor)?.token ?? '',
+      };
+      const mg = sdkFor(c, await urlFor(c.server, c, secrets));
       for (let i = 0; i < (c.times ?? 1); i++) {
         let got;
         let err;
@@ -119,7 +131,7 @@ describe('conformance', () => {
         } catch (e) {
           err = e;
         }
-        meets(c, got, err);
+        meets(c, got, err, secrets);
         if (c.save !== undefined) saved.set(c.save, got);
       }
     });
