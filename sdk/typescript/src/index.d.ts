@@ -102,7 +102,7 @@ export declare class MeshGuard {
     fn: (...args: A) => R | Promise<R>,
     options?: { resource?: string | ((...args: A) => string | undefined); context?: Record<string, unknown> | ((...args: A) => Record<string, unknown> | undefined) },
   ): (...args: A) => Promise<R>;
-  /** fetch with this agent's headers set. */
+  /** fetch with this agent's headers set; it follows no redirect (the 3xx is returned; `redirect: 'error'` is kept). */
   fetch(input: string | URL | Request, init?: RequestInit): Promise<Response>;
   /** `new StreamableHTTPClientTransport(url, mg.mcpTransportOptions())`. */
   mcpTransportOptions(): McpTransportOptions;

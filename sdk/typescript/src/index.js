@@ -159,11 +159,17 @@ export class MeshGuard {
     };
   }
 
-  /** fetch, with this agent's headers set on the request. */
+  /**
+   * fetch, with this agent's headers set on the request. It follows no
+   * redirect (the 3xx is returned, as Go's HTTPClient does; `redirect:
+   * 'error'` is kept): fetch would carry X-MeshGuard-Delegation (and, to the
+   * same origin, the token) to wherever Location points.
+   */
   fetch(input, init) {
     const headers = new Headers(init?.headers ?? (input instanceof Request ? input.headers : undefined));
     for (const [k, v] of Object.entries(this.headers())) headers.set(k, v);
-    return globalThis.fetch(input, { ...init, headers });
+    const redirect = init?.redirect === 'error' ? 'error' : 'manual';
+    return globalThis.fetch(input, { ...init, headers, redirect });
   }
 
   /**

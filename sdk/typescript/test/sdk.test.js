@@ -209,6 +209,25 @@ describe('carrying the headers', () => {
     }
   });
 
+  test('fetch follows no redirect: the tokens stay with the host they were meant for', async (t) => {
+    const elsewhere = await serve(t, answer(200, { ok: true }));
+    const mesh = await serve(t, answer(307, '', { Location: `${elsewhere.url}/collect` }));
+    const sdk = new MeshGuard({ url: 'http://127.0.0.1:3100', token: TOKEN }).actingFor(DELEGATION);
+    const tests = [
+      { name: 'no redirect option', send: (url) => sdk.fetch(url) },
+      { name: "redirect: 'follow' asked for", send: (url) => sdk.fetch(url, { redirect: 'follow' }) },
+      { name: 'a Request (its redirect is follow)', send: (url) => sdk.fetch(new Request(url)) },
+      { name: "the MCP transport's fetch", send: (url) => sdk.mcpTransportOptions().fetch(url, { method: 'GET' }) },
+    ];
+    for (const tt of tests) {
+      const res = await tt.send(`${mesh.url}/papers`);
+      assert.equal(res.status, 307, `${tt.name}: the redirect is the caller's to follow`);
+      await res.arrayBuffer();
+    }
+    assert.equal(mesh.requests.length, tests.length);
+    assert.equal(elsewhere.requests.length, 0, `followed: ${JSON.stringify(elsewhere.requests.map((q) => Object.keys(q.headers)))}`);
+  });
+
   test("the MCP transport's options carry the headers", async (t) => {
     const r = await serve(t, answer(200, { jsonrpc: '2.0', id: 1, result: {} }));
     const sdk = new MeshGuard({ url: 'http://127.0.0.1:3100', token: TOKEN });
