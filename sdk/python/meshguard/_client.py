@@ -369,11 +369,14 @@ class MeshGuard:
             time.sleep(wait)
 
     def _send(self, req: urllib.request.Request) -> _Answer:
+        # The socket's timeout bounds each read; the deadline bounds the
+        # answer, which could otherwise trickle in a byte per read forever.
+        deadline = time.monotonic() + self._timeout
         try:
             resp = self._opener.open(req, timeout=self._timeout)
         except urllib.error.HTTPError as e:
             try:
-                return self._read(e.code, e.headers, e)
+                return self._read(e.code, e.headers, e.fp, deadline)
             finally:
                 e.close()
         except urllib.error.URLError as e:
@@ -385,13 +388,25 @@ class MeshGuard:
         except (http.client.HTTPException, OSError) as e:
             raise Unavailable("could not talk to MeshGuard at %s: %s" % (self._url, type(e).__name__)) from None
         with resp:
-            return self._read(resp.status, resp.headers, resp)
+            return self._read(resp.status, resp.headers, resp, deadline)
 
-    def _read(self, status: int, headers: Any, stream: Any) -> _Answer:
+    def _read(self, status: int, headers: Any, stream: http.client.HTTPResponse, deadline: float) -> _Answer:
+        late = Unavailable("MeshGuard's answer did not arrive within %gs" % self._timeout, status=status)
+        chunks: List[bytes] = []
+        size = 0
         try:
-            raw = stream.read(MAX_ANSWER_BYTES + 1)
+            while size <= MAX_ANSWER_BYTES:
+                if time.monotonic() > deadline:
+                    raise late
+                # read1: at most one read of the socket, so the deadline is looked at between reads.
+                chunk = stream.read1(MAX_ANSWER_BYTES + 1 - size)
+                if not chunk:
+                    break
+                chunks.append(chunk)
+                size += len(chunk)
+            raw = b"".join(chunks)
         except (socket.timeout, TimeoutError):
-            raise Unavailable("MeshGuard's answer did not arrive within %gs" % self._timeout, status=status) from None
+            raise late from None
         except (http.client.HTTPException, OSError) as e:
             raise Unavailable("reading MeshGuard's answer: %s" % type(e).__name__, status=status) from None
         if len(raw) > MAX_ANSWER_BYTES:
