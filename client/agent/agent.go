@@ -288,12 +288,18 @@ func firstOf(ss ...string) string {
 // retryAfter reads the Retry-After header (seconds or an HTTP date), or
 // the body's retry_after/retryAfter.
 func retryAfter(hdr http.Header, data []byte) time.Duration {
-	if v := hdr.Get("Retry-After"); v != "" {
-		if n, err := strconv.Atoi(v); err == nil && n >= 0 {
+	if v := strings.TrimSpace(hdr.Get("Retry-After")); v != "" {
+		if strings.Trim(v, "0123456789") == "" {
+			// Digits past any sane wait (or past int64) are the longest
+			// wait, not an overflow into a negative one retried at once.
+			n, err := strconv.ParseInt(v, 10, 64)
+			if err != nil || n > maxRetryAfterSeconds {
+				n = maxRetryAfterSeconds
+			}
 			return time.Duration(n) * time.Second
 		}
 		if t, err := http.ParseTime(v); err == nil {
-			return max(time.Until(t), 0)
+			return min(max(time.Until(t), 0), maxRetryAfterSeconds*time.Second)
 		}
 	}
 	var body struct {
@@ -301,10 +307,13 @@ func retryAfter(hdr http.Header, data []byte) time.Duration {
 		B int `json:"retryAfter"`
 	}
 	if json.Unmarshal(data, &body) == nil && max(body.A, body.B) > 0 {
-		return time.Duration(max(body.A, body.B)) * time.Second
+		return time.Duration(min(max(body.A, body.B), maxRetryAfterSeconds)) * time.Second
 	}
 	return 0
 }
+
+// maxRetryAfterSeconds bounds the wait an answer can ask for (a day).
+const maxRetryAfterSeconds = 24 * 60 * 60
 
 // post sends one call, retrying what is safe to retry, and returns the
 // final answer and the trace id it sent (every attempt carries the same

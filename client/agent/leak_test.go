@@ -2,6 +2,7 @@ package agent_test
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -69,6 +70,33 @@ func TestDelegationFormattingNamesNoToken(t *testing.T) {
 			}
 			if !strings.Contains(tt.text, "agent_leaf") {
 				t.Errorf("%s does not show the chain: %s", tt.name, tt.text)
+			}
+		})
+	}
+}
+
+// TestRetryAfterBeyondReason: a Retry-After too large for a time.Duration
+// is a long wait returned to the caller, not an overflow into a negative
+// wait retried at once.
+func TestRetryAfterBeyondReason(t *testing.T) {
+	body := `{"decision":"deny","allowed":false,"status":429,"reason":"rate_limited","error":"rate_limited"}`
+	for _, ra := range []string{"9999999999", "99999999999999999999", "9223372037"} {
+		t.Run(ra, func(t *testing.T) {
+			url, hits := answering(t, 429, map[string]string{"Retry-After": ra}, body)
+			a, err := agent.New(url, secretToken, agent.WithRetries(3, time.Second))
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = a.Check(t.Context(), "read:papers", "", nil)
+			var e *agent.Error
+			if !errors.As(err, &e) || e.Kind != agent.KindRateLimited {
+				t.Fatalf("error %v, want rate limited", err)
+			}
+			if e.RetryAfter < time.Hour {
+				t.Errorf("RetryAfter = %v, want the long wait MeshGuard asked for", e.RetryAfter)
+			}
+			if n := hits.Load(); n != 1 {
+				t.Errorf("%d requests, want 1: a wait beyond the bound is the caller's", n)
 			}
 		})
 	}
