@@ -53,6 +53,9 @@ export class MeshGuard {
     if (url.protocol !== 'http:' && url.protocol !== 'https:') {
       throw new TypeError(`MeshGuard: url must be http or https, got ${url.protocol}`);
     }
+    if (url.username !== '' || url.password !== '' || url.search !== '' || url.hash !== '') {
+      throw new TypeError('MeshGuard: url must be http(s)://host[:port][/prefix] without credentials, query or fragment');
+    }
     this.url = url.href.replace(/\/+$/, '');
     checkToken('token', o.token);
     this.#token = o.token;
@@ -262,6 +265,9 @@ function checkToken(name, token) {
   if (typeof token !== 'string' || token === '') throw new TypeError(`MeshGuard: ${name} must be a non-empty string`);
   // A header value cannot hold control characters or spaces; say so without echoing it.
   if (/[\s\x00-\x1f\x7f]/.test(token)) throw new TypeError(`MeshGuard: ${name} holds whitespace or a control character`);
+  // As the Go and Python SDKs: visible ASCII, at most 16 KiB.
+  if (/[^\x21-\x7e]/.test(token)) throw new TypeError(`MeshGuard: ${name} holds a character that is not visible ASCII`);
+  if (token.length > 16 * 1024) throw new TypeError(`MeshGuard: ${name} is longer than 16 KiB`);
 }
 
 function intOption(name, v, def, lo, hi) {

@@ -170,6 +170,10 @@ describe('no token in sight', () => {
   const bad = [
     { name: 'no token', options: { url: 'http://127.0.0.1:3100' }, want: /token must be a non-empty string/ },
     { name: 'a token with a newline', options: { url: 'http://127.0.0.1:3100', token: `${TOKEN}\nX: y` }, want: /token holds whitespace/ },
+    { name: 'a token with a character that is not ASCII', options: { url: 'http://127.0.0.1:3100', token: `${TOKEN}\u00e9` }, want: /token holds a character that is not visible ASCII/ },
+    { name: 'a token beyond 16 KiB', options: { url: 'http://127.0.0.1:3100', token: 'x'.repeat(16 * 1024 + 1) }, want: /token is longer than 16 KiB/ },
+    { name: 'a URL with credentials', options: { url: 'http://user:pw@127.0.0.1:3100', token: TOKEN }, want: /without credentials, query or fragment/ },
+    { name: 'a URL with a query', options: { url: 'http://127.0.0.1:3100/?x=1', token: TOKEN }, want: /without credentials, query or fragment/ },
     { name: 'no URL', options: { url: 'meshguard', token: TOKEN }, want: /is not a URL/ },
     { name: 'not http', options: { url: 'file:///etc/passwd', token: TOKEN }, want: /must be http or https/ },
     { name: 'retries unbounded', options: { url: 'http://127.0.0.1:3100', token: TOKEN, retries: 1000 }, want: /retries must be a whole number from 0 to 10/ },
