@@ -32,7 +32,7 @@ func TestFormattingNamesNoToken(t *testing.T) {
 		{"%v", fmt.Sprintf("%v", a)},
 		{"%+v", fmt.Sprintf("%+v", a)},
 		{"%#v", fmt.Sprintf("%#v", a)},
-		{"%s", fmt.Sprintf("%s", a)},
+		{"Sprint", fmt.Sprint(a)},
 		{"%v of the value", fmt.Sprintf("%v", *a)},
 		{"%+v of the value", fmt.Sprintf("%+v", *a)},
 		{"%#v of the value", fmt.Sprintf("%#v", *a)},
