@@ -265,6 +265,12 @@ func fakeServers(t *testing.T) map[string]string {
 	}))
 	t.Cleanup(garbage.Close)
 	servers["garbage"] = garbage.URL
+	nested := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(strings.Repeat("[", 100_000) + strings.Repeat("]", 100_000)))
+	}))
+	t.Cleanup(nested.Close)
+	servers["nested"] = nested.URL
 	for _, status := range []int{500, 502, 503, 504} {
 		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 			w.Header().Set("Content-Type", "application/json")

@@ -415,7 +415,9 @@ class MeshGuard:
         view: Mapping[str, str] = headers if headers is not None else {}
         try:
             body = json.loads(raw.decode("utf-8"), object_pairs_hook=_no_duplicates) if raw else None
-        except (UnicodeDecodeError, ValueError):
+        except (UnicodeDecodeError, ValueError, RecursionError):
+            # RecursionError: json nests by recursion, so [[[…]]] deep enough
+            # is not JSON to us either (and must not escape as another error).
             if status < 400:
                 raise Unavailable("MeshGuard's answer is not JSON", status=status) from None
             body = None

@@ -56,6 +56,8 @@ class ConformanceTest(unittest.TestCase):
             ans = case["answer"]
             body = ans["body"].replace("$TOKEN", token).replace("$DELEGATION", delegation).encode("utf-8")
             reply = lambda _: (ans["status"], {"Content-Type": "application/json"}, body)
+        elif where == "nested":
+            reply = lambda _: (200, {"Content-Type": "application/json"}, b"[" * 100_000 + b"]" * 100_000)
         elif where == "garbage":
             reply = lambda _: (200, {"Content-Type": "application/json"}, b'{"hello": "not a decision"}')
         else:

@@ -45,6 +45,8 @@ describe('conformance', () => {
     let r;
     if (where === 'answer') {
       r = await receiver(answer(c.answer.status, c.answer.body.replaceAll('$TOKEN', secrets.token).replaceAll('$DELEGATION', secrets.delegation)));
+    } else if (where === 'nested') {
+      r = await receiver(answer(200, '['.repeat(100_000) + ']'.repeat(100_000)));
     } else if (where === 'garbage') {
       r = await receiver(answer(200, '{"hello": "this is no decision"}'));
     } else if (/^status:\d{3}$/.test(where)) {
