@@ -59,6 +59,11 @@ def _no_duplicates(pairs: List[Tuple[str, Any]]) -> Dict[str, Any]:
     return out
 
 
+def _not_json(name: str) -> Any:
+    # NaN, Infinity and -Infinity: Python's json reads them, JSON (and the other SDKs) does not.
+    raise MalformedAnswer("%s is not JSON" % name)
+
+
 def _trace_id(value: Any) -> Optional[str]:
     """``value`` when it is a W3C trace id (32 lower-case hex digits, not all zero), else None."""
     if isinstance(value, str) and _TRACE_ID.match(value) and value != "0" * 32:
@@ -414,7 +419,7 @@ class MeshGuard:
         # http.client's message matches header names case-insensitively.
         view: Mapping[str, str] = headers if headers is not None else {}
         try:
-            body = json.loads(raw.decode("utf-8"), object_pairs_hook=_no_duplicates) if raw else None
+            body = json.loads(raw.decode("utf-8"), object_pairs_hook=_no_duplicates, parse_constant=_not_json) if raw else None
         except (UnicodeDecodeError, ValueError, RecursionError):
             # RecursionError: json nests by recursion, so [[[…]]] deep enough
             # is not JSON to us either (and must not escape as another error).
