@@ -43,6 +43,9 @@ type Agent struct {
 	hc         *http.Client
 	retries    int
 	maxWait    time.Duration
+	// meshHosts are the host:port pairs whose requests Transport gives the
+	// agent's headers: MeshGuard's (its gateway) and WithMeshHosts'.
+	meshHosts map[string]bool
 }
 
 // Option configures New.
@@ -86,6 +89,49 @@ func WithRetries(n int, maxWait time.Duration) Option {
 	}
 }
 
+// WithMeshHosts names the hosts ("host:port", or a URL) besides
+// MeshGuard's own (its gateway, /proxy/…) whose requests Transport and
+// HTTPClient give the agent's headers: services behind Envoy's ext_authz.
+// A request to any other host leaves without them, so an agent fetching a
+// URL it was handed (by a model, a document, a redirect) cannot send its
+// token there.
+func WithMeshHosts(hosts ...string) Option {
+	return func(a *Agent) error {
+		for _, h := range hosts {
+			hp, err := hostPort(h)
+			if err != nil {
+				return err
+			}
+			a.meshHosts[hp] = true
+		}
+		return nil
+	}
+}
+
+// hostPort is the canonical host:port of "host[:port]" or a URL.
+func hostPort(s string) (string, error) {
+	raw := s
+	if !strings.Contains(s, "://") {
+		raw = "http://" + s
+	}
+	u, err := url.Parse(raw)
+	if err != nil || u.Hostname() == "" || (u.Scheme != "http" && u.Scheme != "https") {
+		return "", fmt.Errorf("meshguard agent: mesh host %q: expected host[:port] or an http(s) URL", truncate(s, 64))
+	}
+	return urlHostPort(u), nil
+}
+
+func urlHostPort(u *url.URL) string {
+	port := u.Port()
+	if port == "" {
+		port = "80"
+		if strings.EqualFold(u.Scheme, "https") {
+			port = "443"
+		}
+	}
+	return net.JoinHostPort(strings.ToLower(u.Hostname()), port)
+}
+
 // New returns an Agent that calls MeshGuard at baseURL (http(s)://host[:port][/prefix])
 // with the agent's token.
 func New(baseURL, token string, opts ...Option) (*Agent, error) {
@@ -97,7 +143,8 @@ func New(baseURL, token string, opts ...Option) (*Agent, error) {
 	if err := checkToken("agent token", token); err != nil {
 		return nil, err
 	}
-	a := &Agent{base: u, token: token, hc: defaultHTTPClient(), retries: DefaultRetries, maxWait: DefaultMaxRetryWait}
+	a := &Agent{base: u, token: token, hc: defaultHTTPClient(), retries: DefaultRetries, maxWait: DefaultMaxRetryWait,
+		meshHosts: map[string]bool{urlHostPort(u): true}}
 	for _, o := range opts {
 		if err := o(a); err != nil {
 			return nil, err

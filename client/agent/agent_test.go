@@ -235,7 +235,7 @@ func TestHeaders(t *testing.T) {
 	}
 }
 
-// TestTransport: the agent's headers go on every request; a caller's
+// TestTransport: the agent's headers go on every request into the mesh; a caller's
 // traceparent is kept; a caller's other credential is refused, never
 // replaced; the caller's request is not changed.
 func TestTransport(t *testing.T) {
@@ -244,7 +244,7 @@ func TestTransport(t *testing.T) {
 	got := make(chan http.Header, 16)
 	srv := httptest.NewServer(http.HandlerFunc(func(_ http.ResponseWriter, r *http.Request) { got <- r.Header.Clone() }))
 	t.Cleanup(srv.Close)
-	a, err := agent.New("http://127.0.0.1", secretToken)
+	a, err := agent.New("http://127.0.0.1", secretToken, agent.WithMeshHosts(srv.URL))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -83,12 +83,13 @@ func truncate(s string, n int) string {
 }
 
 // Transport returns an http.RoundTripper that adds the agent's Headers to
-// every request it carries, then sends it through base
-// (http.DefaultTransport if nil). It adds the token to every request, so
-// use it only for requests into the mesh (the gateway, an ext_authz-guarded
-// service). A caller's own traceparent is kept; a caller's own
-// Authorization or X-MeshGuard-Delegation is kept when it equals the
-// agent's and refused with ErrHeaderConflict when it does not.
+// every request into the mesh it carries — to MeshGuard's host (its
+// gateway) and the hosts of WithMeshHosts — then sends it through base
+// (http.DefaultTransport if nil). A request to any other host goes as the
+// caller made it, without the agent's token. A caller's own traceparent is
+// kept; a caller's own Authorization or X-MeshGuard-Delegation is kept
+// when it equals the agent's and refused with ErrHeaderConflict when it
+// does not.
 func (a *Agent) Transport(base http.RoundTripper) http.RoundTripper {
 	if base == nil {
 		base = http.DefaultTransport
@@ -111,6 +112,9 @@ type transport struct {
 }
 
 func (t *transport) RoundTrip(r *http.Request) (*http.Response, error) {
+	if r.URL == nil || !t.agent.meshHosts[urlHostPort(r.URL)] {
+		return t.base.RoundTrip(r) // not the mesh: the token is not for it
+	}
 	add := t.agent.Headers(r.Context())
 	for _, name := range []string{"Authorization", api.HeaderDelegation} {
 		if have := r.Header.Values(name); len(have) > 0 && (len(have) > 1 || have[0] != add.Get(name)) {

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -99,5 +101,60 @@ func TestRetryAfterBeyondReason(t *testing.T) {
 				t.Errorf("%d requests, want 1: a wait beyond the bound is the caller's", n)
 			}
 		})
+	}
+}
+
+// TestTransportKeepsTheTokenInTheMesh: the Transport gives the agent's
+// headers to MeshGuard's host and the WithMeshHosts ones only; a request
+// anywhere else (a URL the agent was handed) leaves without them.
+func TestTransportKeepsTheTokenInTheMesh(t *testing.T) {
+	type seen struct{ auth, delegation, traceparent string }
+	listen := func() (string, chan seen) {
+		got := make(chan seen, 4)
+		srv := httptest.NewServer(http.HandlerFunc(func(_ http.ResponseWriter, r *http.Request) {
+			got <- seen{r.Header.Get("Authorization"), r.Header.Get("X-MeshGuard-Delegation"), r.Header.Get("traceparent")}
+		}))
+		t.Cleanup(srv.Close)
+		return srv.URL, got
+	}
+	meshguardURL, atMeshGuard := listen()
+	serviceURL, atService := listen()
+	elsewhereURL, atElsewhere := listen()
+	a, err := agent.New(meshguardURL, secretToken, agent.WithMeshHosts(strings.TrimPrefix(serviceURL, "http://")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a, err = a.ActingFor(secretDelegation); err != nil {
+		t.Fatal(err)
+	}
+	hc := a.HTTPClient(nil)
+	tests := []struct {
+		name   string
+		url    string
+		got    chan seen
+		tokens bool
+	}{
+		{"MeshGuard's gateway", meshguardURL + "/proxy/papers", atMeshGuard, true},
+		{"a mesh host", serviceURL + "/papers", atService, true},
+		{"another host", elsewhereURL + "/collect", atElsewhere, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			resp, err := hc.Get(tt.url)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			s := <-tt.got
+			if tt.tokens && (s.auth != "Bearer "+secretToken || s.delegation != secretDelegation || s.traceparent == "") {
+				t.Errorf("a request into the mesh without the agent's headers (authorization %t, delegation %t, traceparent %q)", s.auth != "", s.delegation != "", s.traceparent)
+			}
+			if !tt.tokens && (s.auth != "" || s.delegation != "") {
+				t.Errorf("a request to another host carried the agent's credentials (authorization %t, delegation %t)", s.auth != "", s.delegation != "")
+			}
+		})
+	}
+	if _, err := agent.New(meshguardURL, secretToken, agent.WithMeshHosts("ftp://x")); err == nil {
+		t.Error("WithMeshHosts(ftp://x): no error")
 	}
 }
