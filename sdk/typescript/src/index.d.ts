@@ -57,6 +57,11 @@ export interface MeshGuardOptions {
   maxRetryWaitMs?: number;
   /** Continue this incoming W3C traceparent's trace when no OpenTelemetry span is active. */
   traceparent?: string;
+  /**
+   * Hosts ("host:port" or URLs) besides MeshGuard's own whose requests `fetch` gives the agent's
+   * headers (services behind Envoy's ext_authz). A request anywhere else leaves without the tokens.
+   */
+  meshHosts?: string[];
 }
 
 /** A minted delegation: hand `token` (or the Delegation) to the delegate, which calls actingFor. */
@@ -102,7 +107,7 @@ export declare class MeshGuard {
     fn: (...args: A) => R | Promise<R>,
     options?: { resource?: string | ((...args: A) => string | undefined); context?: Record<string, unknown> | ((...args: A) => Record<string, unknown> | undefined) },
   ): (...args: A) => Promise<R>;
-  /** fetch with this agent's headers set; it follows no redirect (the 3xx is returned; `redirect: 'error'` is kept). */
+  /** fetch with this agent's headers set on requests to MeshGuard's host and `meshHosts` (not elsewhere); it follows no redirect (the 3xx is returned; `redirect: 'error'` is kept). */
   fetch(input: string | URL | Request, init?: RequestInit): Promise<Response>;
   /** `new StreamableHTTPClientTransport(url, mg.mcpTransportOptions())`. */
   mcpTransportOptions(): McpTransportOptions;

@@ -37,6 +37,7 @@ export class MeshGuard {
   #token;
   #delegation;
   #traceId;
+  #meshHosts;
 
   /**
    * @param {{url: string, token: string, timeoutMs?: number, retries?: number,
@@ -57,6 +58,8 @@ export class MeshGuard {
       throw new TypeError('MeshGuard: url must be http(s)://host[:port][/prefix] without credentials, query or fragment');
     }
     this.url = url.href.replace(/\/+$/, '');
+    if (o.meshHosts !== undefined && !Array.isArray(o.meshHosts)) throw new TypeError('MeshGuard: meshHosts must be a list of host:port');
+    this.#meshHosts = new Set([hostPort(url), ...(o.meshHosts ?? []).map(meshHost)]);
     checkToken('token', o.token);
     this.#token = o.token;
     this.timeoutMs = intOption('timeoutMs', o.timeoutMs, 5000, 1, 600_000);
@@ -81,6 +84,7 @@ export class MeshGuard {
     checkToken('delegation', token);
     const mg = new MeshGuard({ url: this.url, token: this.#token, timeoutMs: this.timeoutMs, retries: this.retries,
       maxRetryWaitMs: this.maxRetryWaitMs });
+    mg.#meshHosts = this.#meshHosts;
     mg.#traceId = this.#traceId;
     mg.#delegation = token;
     return mg;
@@ -170,6 +174,16 @@ export class MeshGuard {
    */
   fetch(input, init) {
     const headers = new Headers(init?.headers ?? (input instanceof Request ? input.headers : undefined));
+    const target = new URL(input instanceof Request ? input.url : input);
+    if (!this.#meshHosts.has(hostPort(target))) {
+      // Not the mesh: the request leaves without the agent's credentials
+      // (requestInit of mcpTransportOptions may hold them).
+      const ours = this.headers();
+      for (const k of ['Authorization', DELEGATION_HEADER]) {
+        if (ours[k] !== undefined && headers.get(k) === ours[k]) headers.delete(k);
+      }
+      return globalThis.fetch(input, { ...init, headers });
+    }
     for (const [k, v] of Object.entries(this.headers())) headers.set(k, v);
     const redirect = init?.redirect === 'error' ? 'error' : 'manual';
     return globalThis.fetch(input, { ...init, headers, redirect });
@@ -268,6 +282,24 @@ function checkToken(name, token) {
   // As the Go and Python SDKs: visible ASCII, at most 16 KiB.
   if (/[^\x21-\x7e]/.test(token)) throw new TypeError(`MeshGuard: ${name} holds a character that is not visible ASCII`);
   if (token.length > 16 * 1024) throw new TypeError(`MeshGuard: ${name} is longer than 16 KiB`);
+}
+
+// hostPort is a URL's host:port, the port spelled out.
+function hostPort(u) {
+  return `${u.hostname.toLowerCase()}:${u.port || (u.protocol === 'https:' ? '443' : '80')}`;
+}
+
+function meshHost(h) {
+  let u;
+  try {
+    u = new URL(String(h).includes('://') ? String(h) : `http://${h}`);
+  } catch {
+    u = undefined;
+  }
+  if (!u || (u.protocol !== 'http:' && u.protocol !== 'https:') || u.hostname === '') {
+    throw new TypeError(`MeshGuard: meshHosts: ${JSON.stringify(String(h).slice(0, 64))} is not host[:port] or an http(s) URL`);
+  }
+  return hostPort(u);
 }
 
 function intOption(name, v, def, lo, hi) {

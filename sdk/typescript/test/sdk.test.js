@@ -194,7 +194,7 @@ describe('no token in sight', () => {
 describe('carrying the headers', () => {
   test('fetch sets the headers and keeps the caller\'s', async (t) => {
     const r = await serve(t, answer(200, { ok: true }));
-    const sdk = new MeshGuard({ url: 'http://127.0.0.1:3100', token: TOKEN }).actingFor(DELEGATION);
+    const sdk = new MeshGuard({ url: r.url, token: TOKEN }).actingFor(DELEGATION);
     const tests = [
       (url) => sdk.fetch(url, { method: 'POST', headers: { 'X-Mine': 'kept', Authorization: 'Bearer someone-else' }, body: 'x' }),
       (url) => sdk.fetch(new Request(url, { method: 'POST', headers: { 'X-Mine': 'kept' }, body: 'x' })),
@@ -216,7 +216,7 @@ describe('carrying the headers', () => {
   test('fetch follows no redirect: the tokens stay with the host they were meant for', async (t) => {
     const elsewhere = await serve(t, answer(200, { ok: true }));
     const mesh = await serve(t, answer(307, '', { Location: `${elsewhere.url}/collect` }));
-    const sdk = new MeshGuard({ url: 'http://127.0.0.1:3100', token: TOKEN }).actingFor(DELEGATION);
+    const sdk = new MeshGuard({ url: mesh.url, token: TOKEN }).actingFor(DELEGATION);
     const tests = [
       { name: 'no redirect option', send: (url) => sdk.fetch(url) },
       { name: "redirect: 'follow' asked for", send: (url) => sdk.fetch(url, { redirect: 'follow' }) },
@@ -232,9 +232,38 @@ describe('carrying the headers', () => {
     assert.equal(elsewhere.requests.length, 0, `followed: ${JSON.stringify(elsewhere.requests.map((q) => Object.keys(q.headers)))}`);
   });
 
+  test('fetch gives the tokens to the mesh only: MeshGuard\'s host and meshHosts', async (t) => {
+    const meshguard = await serve(t, answer(200, { ok: true }));
+    const service = await serve(t, answer(200, { ok: true }));
+    const elsewhere = await serve(t, answer(200, { ok: true }));
+    const sdk = new MeshGuard({ url: meshguard.url, token: TOKEN, meshHosts: [service.url.replace('http://', '')] }).actingFor(DELEGATION);
+    const opts = sdk.mcpTransportOptions();
+    const tests = [
+      { name: "MeshGuard's gateway", r: meshguard, send: () => sdk.fetch(`${meshguard.url}/proxy/papers`), tokens: true },
+      { name: 'a mesh host', r: service, send: () => sdk.fetch(new URL(`${service.url}/papers`)), tokens: true },
+      { name: 'another host', r: elsewhere, send: () => sdk.fetch(`${elsewhere.url}/collect`), tokens: false },
+      { name: 'another host, a Request', r: elsewhere, send: () => sdk.fetch(new Request(`${elsewhere.url}/collect`)), tokens: false },
+      { name: "another host through the MCP options' requestInit", r: elsewhere, send: () => opts.fetch(`${elsewhere.url}/mcp`, { ...opts.requestInit }), tokens: false },
+    ];
+    for (const tt of tests) {
+      const before = tt.r.requests.length;
+      const res = await tt.send();
+      await res.arrayBuffer();
+      const got = tt.r.requests[before].headers;
+      if (tt.tokens) {
+        assert.equal(got.authorization, `Bearer ${TOKEN}`, tt.name);
+        assert.equal(got['x-meshguard-delegation'], DELEGATION, tt.name);
+      } else {
+        assert.ok(got.authorization === undefined && got['x-meshguard-delegation'] === undefined,
+          `${tt.name}: the agent's credentials went to another host (authorization ${got.authorization !== undefined}, delegation ${got['x-meshguard-delegation'] !== undefined})`);
+      }
+    }
+    assert.throws(() => new MeshGuard({ url: meshguard.url, token: TOKEN, meshHosts: ['ftp://x'] }), /meshHosts/);
+  });
+
   test("the MCP transport's options carry the headers", async (t) => {
     const r = await serve(t, answer(200, { jsonrpc: '2.0', id: 1, result: {} }));
-    const sdk = new MeshGuard({ url: 'http://127.0.0.1:3100', token: TOKEN });
+    const sdk = new MeshGuard({ url: r.url, token: TOKEN });
     const opts = sdk.mcpTransportOptions();
     assert.equal(opts.requestInit.headers.Authorization, `Bearer ${TOKEN}`);
     // What the transport does with them: its requestInit merged with its own headers, through fetch.
