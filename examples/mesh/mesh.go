@@ -24,6 +24,7 @@ type outcome struct {
 	chain   orchestration  // the orchestrator's task
 	revoked orchestration  // the revoked agent's attempt
 	records []audit.Record // the chain's trace, in the order written
+	refused []audit.Record // the revoked agent's trace
 	ids     map[string]string
 }
 
@@ -149,13 +150,23 @@ func run(ctx context.Context, o options) (*outcome, error) {
 	if out.records, err = awaitTrace(ctx, mg, out.chain.TraceID, 5); err != nil {
 		return nil, err
 	}
+	if out.revoked.Error == nil {
+		return nil, errors.New("the revoked orchestrator was not refused")
+	}
+	if out.refused, err = awaitTrace(ctx, mg, out.revoked.Error.TraceID, 1); err != nil {
+		return nil, err
+	}
 	names := map[string]string{}
 	for n, id := range out.ids {
 		names[id] = n
 	}
-	say("\n== Every decision of the chain, as MeshGuard recorded it")
-	for _, r := range out.records {
-		say("   %-12s %-26s %-5s %-3d %-22s chain %s", r.AgentName, r.Action, strings.ToUpper(r.Decision), r.Status, r.Reason, chainOf(r.Chain, names))
+	say("\n== Every decision, as MeshGuard recorded it (audit trail)")
+	for _, r := range append(out.records, out.refused...) {
+		who := r.AgentName
+		if who == "" {
+			who = "(no agent)" // refused before it was one: a revoked token names none
+		}
+		say("   %-12s %-26s %-5s %-3d %-22s chain %s", who, r.Action, strings.ToUpper(r.Decision), r.Status, r.Reason, chainOf(r.Chain, names))
 	}
 	auditEnv := map[string]string{"MESHGUARD_GATEWAY_URL": mgURL, "MESHGUARD_ADMIN_TOKEN": strings.TrimSpace(string(admin))}
 	say("\n== The chain as one tree (meshguard audit trace %s)", out.chain.TraceID)
