@@ -51,6 +51,7 @@ func command(ctx context.Context, env []string, prog string, args ...string) *ex
 	cmd.Env = agentEnv(env)
 	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
 	cmd.WaitDelay = 5 * time.Second // then killed
+	dieWithParent(cmd)
 	return cmd
 }
 
