@@ -12,6 +12,8 @@ import { MeshGuard, MeshGuardError } from '../../sdk/typescript/src/index.js';
 const url = process.env.MESHGUARD_URL;
 const token = process.env.MESHGUARD_TOKEN;
 const [host, port] = (process.env.LISTEN || '127.0.0.1:0').split(':');
+// A missing or malformed URL or token stops the agent here, not at its first task.
+new MeshGuard({ url, token });
 
 // What each endpoint does, and the action MeshGuard is asked about first.
 const work = {
