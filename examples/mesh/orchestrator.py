@@ -23,6 +23,8 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 
 from meshguard import MeshGuard, MeshGuardError, traceparent  # noqa: E402
 
+MAX_ANSWER = 1 << 20  # the most of a peer's answer read
+
 
 def hand_on(mg: MeshGuard, researcher: str, task: Dict[str, str]) -> List[Dict[str, Any]]:
     """Mints the researcher's delegation and posts it the task; returns the chain's steps."""
@@ -42,10 +44,14 @@ def hand_on(mg: MeshGuard, researcher: str, task: Dict[str, str]) -> List[Dict[s
     )
     try:
         with urllib.request.urlopen(req, timeout=30) as res:
-            body = json.load(res)
+            raw = res.read(MAX_ANSWER)
     except urllib.error.HTTPError as e:
-        body = json.load(e)
-    steps.extend(body.get("steps", []))
+        raw = e.read(MAX_ANSWER)
+    try:
+        body = json.loads(raw)
+        steps.extend(body["steps"])
+    except (ValueError, KeyError, TypeError):
+        steps.append({"agent": "researcher", "action": "answer", "outcome": "unreadable"})
     return steps
 
 
