@@ -29,7 +29,7 @@ FILTER_IMAGE := bin/meshguard-filter-image.tar
 REVISION     ?= $(or $(COMMIT),unknown)
 CREATED      ?= $(or $(DATE),1970-01-01T00:00:00Z)
 
-.PHONY: all build release wasm image bench-wasm test jaeger trace-picture demo bench bench-load lint fuzz mutate wasm-check clean
+.PHONY: all build release wasm image bench-wasm test jaeger trace-picture demo mesh bench bench-load lint fuzz mutate wasm-check clean
 
 all: build
 
@@ -138,6 +138,15 @@ demo: build
 	@# Last: it leaves MeshGuard running until Ctrl-C.
 	@echo "== 4. MeshGuard live: agents, a delegation chain through Envoy's ext_authz API and the gateway"
 	$(GO) run ./examples/demo -policies $(EXAMPLES)/policies
+
+# A mesh of three real agents (examples/mesh): a Python orchestrator hands a task to a Go
+# researcher, which hands the report to a TypeScript emailer, each through its SDK and each hop
+# a delegation MeshGuard decides; a ceiling denial and a revoked agent in the same run. Needs
+# python3 (3.9+) and node (18+); starts MeshGuard and the agents on loopback ports the kernel
+# picks, prints every decision and the chain as one tree, and stops everything it started.
+mesh:
+	$(GO) build -o bin/mesh-researcher ./examples/mesh/researcher
+	$(GO) run ./examples/mesh -researcher bin/mesh-researcher
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./policy ./identity ./store ./engine ./ratelimit ./extauthz ./gateway ./audit
