@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	"net/url"
@@ -213,7 +214,7 @@ func (a *Agent) Check(ctx context.Context, action, resource string, reqContext m
 	if err != nil {
 		return api.Decision{}, &Error{Kind: KindBadRequest, Op: "check", Message: "encoding the request", Err: err}
 	}
-	status, hdr, data, trace, err := a.post(ctx, "check", "/v1/check", body)
+	status, hdr, data, trace, err := a.post(ctx, "check", "/v1/check", body, true)
 	if err != nil {
 		return api.Decision{}, err
 	}
@@ -257,7 +258,9 @@ func (a *Agent) Delegate(ctx context.Context, to string, actions []string, maxDe
 	if err != nil {
 		return api.DelegationToken{}, &Error{Kind: KindBadRequest, Op: "delegate", Message: "encoding the request", Err: err}
 	}
-	status, hdr, data, trace, err := a.post(ctx, "delegate", "/v1/delegations", body)
+	// Not retried after an answer: a proxy's 503 (or 429) may follow a
+	// mint, and a second attempt would mint twice.
+	status, hdr, data, trace, err := a.post(ctx, "delegate", "/v1/delegations", body, false)
 	if err != nil {
 		return api.DelegationToken{}, err
 	}
@@ -302,7 +305,8 @@ func decodeDecision(data []byte) (api.Decision, error) {
 // server echoing them would otherwise put them in the error, and so in a
 // log), and a trace id is taken from it only when it is one.
 func (a *Agent) answerError(op string, status int, hdr http.Header, data []byte, sentTrace string) *Error {
-	e := &Error{Kind: kindOf(status), Op: op, Status: status, TraceID: firstOf(validTraceID(hdr.Get("X-MeshGuard-Trace-Id")), sentTrace), RetryAfter: retryAfter(hdr, data)}
+	e := &Error{Kind: kindOf(status), Op: op, Status: status, TraceID: firstOf(validTraceID(hdr.Get("X-MeshGuard-Trace-Id")), sentTrace)}
+	e.RetryAfter, _ = retryAfter(hdr, data)
 	var body struct {
 		api.ErrorBody
 		DecisionID string `json:"decisionId"`
@@ -333,8 +337,9 @@ func firstOf(ss ...string) string {
 }
 
 // retryAfter reads the Retry-After header (seconds or an HTTP date), or
-// the body's retry_after/retryAfter.
-func retryAfter(hdr http.Header, data []byte) time.Duration {
+// the body's retry_after/retryAfter; ok is false when the answer names no
+// wait at all (a zero wait is named: "0", or a date gone by).
+func retryAfter(hdr http.Header, data []byte) (wait time.Duration, ok bool) {
 	if v := strings.TrimSpace(hdr.Get("Retry-After")); v != "" {
 		if strings.Trim(v, "0123456789") == "" {
 			// Digits past any sane wait (or past int64) are the longest
@@ -343,20 +348,25 @@ func retryAfter(hdr http.Header, data []byte) time.Duration {
 			if err != nil || n > maxRetryAfterSeconds {
 				n = maxRetryAfterSeconds
 			}
-			return time.Duration(n) * time.Second
+			return time.Duration(n) * time.Second, true
 		}
 		if t, err := http.ParseTime(v); err == nil {
-			return min(max(time.Until(t), 0), maxRetryAfterSeconds*time.Second)
+			return min(max(time.Until(t), 0), maxRetryAfterSeconds*time.Second), true
 		}
 	}
 	var body struct {
-		A int `json:"retry_after"`
-		B int `json:"retryAfter"`
+		A *float64 `json:"retry_after"`
+		B *float64 `json:"retryAfter"`
 	}
-	if json.Unmarshal(data, &body) == nil && max(body.A, body.B) > 0 {
-		return time.Duration(min(max(body.A, body.B), maxRetryAfterSeconds)) * time.Second
+	if json.Unmarshal(data, &body) != nil {
+		return 0, false
 	}
-	return 0
+	for _, v := range []*float64{body.B, body.A} {
+		if v != nil && *v >= 0 {
+			return time.Duration(math.Ceil(min(*v, maxRetryAfterSeconds))) * time.Second, true
+		}
+	}
+	return 0, false
 }
 
 // maxRetryAfterSeconds bounds the wait an answer can ask for (a day).
@@ -365,7 +375,13 @@ const maxRetryAfterSeconds = 24 * 60 * 60
 // post sends one call, retrying what is safe to retry, and returns the
 // final answer and the trace id it sent (every attempt carries the same
 // traceparent); an error is always an *Error of kind unavailable.
-func (a *Agent) post(ctx context.Context, op, path string, body []byte) (status int, hdr http.Header, data []byte, trace string, err error) {
+//
+// The rule, the same in every SDK (docs/sdk.md): a refused connection is
+// retried (nothing reached a server); with retryAnswers, so is a 503, and a
+// 429 that names its wait (Retry-After). A 429 naming none is returned at
+// once: MeshGuard always names one, so a proxy answered. A wait of 0 is the
+// backoff, never a hot loop; a wait over maxWait is returned to the caller.
+func (a *Agent) post(ctx context.Context, op, path string, body []byte, retryAnswers bool) (status int, hdr http.Header, data []byte, trace string, err error) {
 	u := *a.base
 	u.Path += path
 	headers := a.Headers(ctx)
@@ -378,11 +394,12 @@ func (a *Agent) post(ctx context.Context, op, path string, body []byte) (status 
 			wait = backoff(attempt)
 		case err != nil:
 			return 0, nil, nil, trace, &Error{Kind: KindUnavailable, Op: op, Message: "MeshGuard could not be asked", Err: err, TraceID: trace}
-		case status == http.StatusServiceUnavailable || status == http.StatusTooManyRequests:
-			wait = retryAfter(hdr, data)
-			if wait == 0 {
-				wait = backoff(attempt)
+		case retryAnswers && (status == http.StatusServiceUnavailable || status == http.StatusTooManyRequests):
+			named, ok := retryAfter(hdr, data)
+			if !ok && status == http.StatusTooManyRequests {
+				return status, hdr, data, trace, nil
 			}
+			wait = max(named, backoff(attempt))
 			if wait > a.maxWait {
 				return status, hdr, data, trace, nil // the caller decides whether to wait that long
 			}

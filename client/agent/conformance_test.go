@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/meshguard/meshguard/api"
@@ -34,8 +35,9 @@ type conformanceCase struct {
 	ActingFor string `json:"actingFor"`
 	Server    string `json:"server"`
 	Answer    struct {
-		Status int    `json:"status"`
-		Body   string `json:"body"`
+		Status  int               `json:"status"`
+		Headers map[string]string `json:"headers"`
+		Body    string            `json:"body"`
 	} `json:"answer"`
 	Do       string         `json:"do"`
 	Action   string         `json:"action"`
@@ -57,6 +59,7 @@ type conformanceCase struct {
 		RetryAfter bool     `json:"retryAfter"`
 		Token      bool     `json:"token"`
 		Headers    []string `json:"headers"`
+		Attempts   int32    `json:"attempts"`
 	} `json:"expect"`
 }
 
@@ -104,9 +107,10 @@ func TestConformance(t *testing.T) {
 				t.Fatalf("actingFor %q: no earlier case saved it", c.ActingFor)
 			}
 			base := s.url
+			var attempts *atomic.Int32
 			if c.Server == "answer" {
 				body := strings.NewReplacer("$TOKEN", token, "$DELEGATION", delegation).Replace(c.Answer.Body)
-				base = answerServer(t, c.Answer.Status, body)
+				base, attempts = answerServer(t, c.Answer.Status, c.Answer.Headers, body)
 			} else if c.Server != "" {
 				var found bool
 				if base, found = servers[c.Server]; !found {
@@ -122,6 +126,14 @@ func TestConformance(t *testing.T) {
 			}
 			for range max(c.Times, 1) {
 				runCase(t, a, c, names, saved, token, delegation)
+			}
+			if c.Expect.Attempts != 0 {
+				if attempts == nil {
+					t.Fatal(`expect.attempts needs "server": "answer"`)
+				}
+				if got := attempts.Load(); got != c.Expect.Attempts {
+					t.Errorf("the answer server saw %d requests, want %d", got, c.Expect.Attempts)
+				}
 			}
 		})
 		if !ok && c.Save != "" {
@@ -284,14 +296,57 @@ func fakeServers(t *testing.T) map[string]string {
 }
 
 // answerServer is the table's `answer` server: a loopback server answering
-// every request with status and body, byte for byte.
-func answerServer(t *testing.T, status int, body string) string {
+// every request with status, headers and body, byte for byte, and counting
+// the requests it saw.
+func answerServer(t *testing.T, status int, headers map[string]string, body string) (string, *atomic.Int32) {
 	t.Helper()
+	var n atomic.Int32
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		n.Add(1)
 		w.Header().Set("Content-Type", "application/json")
+		for k, v := range headers {
+			w.Header().Set(k, v)
+		}
 		w.WriteHeader(status)
 		_, _ = w.Write([]byte(body))
 	}))
 	t.Cleanup(srv.Close)
-	return srv.URL
+	return srv.URL, &n
+}
+
+// TestTraceParents runs sdk/conformance/traceparents.json: which incoming
+// traceparents WithTraceParent continues (W3C's rule, as every SDK reads it).
+func TestTraceParents(t *testing.T) {
+	raw, err := os.ReadFile("../../sdk/conformance/traceparents.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tab struct {
+		Cases []struct {
+			Value   string `json:"value"`
+			TraceID string `json:"traceId"`
+		} `json:"cases"`
+	}
+	if err := json.Unmarshal(raw, &tab); err != nil || len(tab.Cases) == 0 {
+		t.Fatalf("traceparents.json: %v (%d cases)", err, len(tab.Cases))
+	}
+	a, err := agent.New("http://127.0.0.1", "tok")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range tab.Cases {
+		t.Run(c.Value, func(t *testing.T) {
+			ctx, err := agent.WithTraceParent(t.Context(), c.Value)
+			switch {
+			case c.TraceID == "" && err == nil:
+				t.Fatalf("accepted")
+			case c.TraceID != "" && err != nil:
+				t.Fatalf("refused: %v", err)
+			case c.TraceID != "":
+				if got := a.Headers(ctx).Get("traceparent"); got[:3] != "00-" || got[3:35] != c.TraceID {
+					t.Errorf("continued as %q, want trace %s", got, c.TraceID)
+				}
+			}
+		})
+	}
 }

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 
 	"go.opentelemetry.io/otel/trace"
 
@@ -53,26 +54,51 @@ func TraceParent(ctx context.Context) string {
 // header of the request the agent is serving), so the agent's checks,
 // delegations and outgoing requests continue that trace. An agent that
 // uses OpenTelemetry's propagators needs none of this.
+//
+// W3C's rule, the same in every SDK: lower-case hex only; version 00 is
+// exactly 55 characters; a higher version is read by its first 55 (what
+// follows must start with '-'); version ff and all-zero ids are invalid.
 func WithTraceParent(ctx context.Context, traceparent string) (context.Context, error) {
-	var ver, flags [1]byte
-	var tid trace.TraceID
-	var sid trace.SpanID
-	if len(traceparent) != 55 || traceparent[2] != '-' || traceparent[35] != '-' || traceparent[52] != '-' {
-		return ctx, fmt.Errorf("meshguard agent: traceparent %q: want 00-<32 hex>-<16 hex>-<2 hex>", truncate(traceparent, 64))
-	}
-	for _, part := range []struct {
-		dst []byte
-		src string
-	}{{ver[:], traceparent[0:2]}, {tid[:], traceparent[3:35]}, {sid[:], traceparent[36:52]}, {flags[:], traceparent[53:55]}} {
-		if _, err := hex.Decode(part.dst, []byte(part.src)); err != nil {
-			return ctx, fmt.Errorf("meshguard agent: traceparent %q: %w", truncate(traceparent, 64), err)
-		}
-	}
-	sc := trace.NewSpanContext(trace.SpanContextConfig{TraceID: tid, SpanID: sid, TraceFlags: trace.TraceFlags(flags[0]), Remote: true})
-	if ver[0] == 0xff || !sc.IsValid() {
-		return ctx, fmt.Errorf("meshguard agent: traceparent %q: invalid version or all-zero ids", truncate(traceparent, 64))
+	sc, err := parseTraceParent(strings.TrimSpace(traceparent))
+	if err != nil {
+		return ctx, fmt.Errorf("meshguard agent: traceparent %q: %w", truncate(traceparent, 64), err)
 	}
 	return trace.ContextWithRemoteSpanContext(ctx, sc), nil
+}
+
+// errTraceParent is why a traceparent is refused.
+var errTraceParent = errors.New("want <version>-<32 hex>-<16 hex>-<2 hex>, lower-case, version 00 exactly 55 characters, not version ff, no all-zero id")
+
+func parseTraceParent(tp string) (trace.SpanContext, error) {
+	if len(tp) < 55 || tp[2] != '-' || tp[35] != '-' || tp[52] != '-' {
+		return trace.SpanContext{}, errTraceParent
+	}
+	ver, tid, sid, flags := tp[0:2], tp[3:35], tp[36:52], tp[53:55]
+	if !lowerHex(ver) || !lowerHex(tid) || !lowerHex(sid) || !lowerHex(flags) || ver == "ff" ||
+		(ver == "00" && len(tp) != 55) || (len(tp) > 55 && tp[55] != '-') {
+		return trace.SpanContext{}, errTraceParent
+	}
+	var c trace.SpanContextConfig
+	var f [1]byte
+	// Lower-case hex checked above: the decodes cannot fail.
+	_, _ = hex.Decode(c.TraceID[:], []byte(tid))
+	_, _ = hex.Decode(c.SpanID[:], []byte(sid))
+	_, _ = hex.Decode(f[:], []byte(flags))
+	c.TraceFlags, c.Remote = trace.TraceFlags(f[0]), true
+	sc := trace.NewSpanContext(c)
+	if !sc.IsValid() {
+		return trace.SpanContext{}, errTraceParent
+	}
+	return sc, nil
+}
+
+func lowerHex(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
 }
 
 func truncate(s string, n int) string {
