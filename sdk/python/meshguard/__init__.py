@@ -13,7 +13,7 @@ Standard library only; Python 3.9 or later.
 from __future__ import annotations
 
 from ._client import MAX_ANSWER_BYTES, MeshGuard
-from ._errors import BadRequest, Denied, MeshGuardError, RateLimited, Unauthorized, Unavailable
+from ._errors import BadRequest, Denied, HeaderConflict, MeshGuardError, RateLimited, Unauthorized, Unavailable
 from ._helpers import MeshGuardHandler, add_headers, governed
 from ._trace import traceparent
 from ._types import Decision, Delegation
@@ -26,6 +26,7 @@ __all__ = [
     "Decision",
     "Delegation",
     "Denied",
+    "HeaderConflict",
     "MeshGuard",
     "MeshGuardError",
     "MeshGuardHandler",

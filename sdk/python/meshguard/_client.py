@@ -91,6 +91,11 @@ def _retry_after(headers: Mapping[str, str], body: Any) -> Optional[float]:
     return None
 
 
+def _backoff(attempt: int) -> float:
+    """The wait before retry ``attempt + 1`` when the answer named none (or 0): 0.1 s doubling, at most 1.6 s."""
+    return 0.1 * (2 ** min(attempt, 4))
+
+
 class _NoRedirect(urllib.request.HTTPRedirectHandler):
     # A redirect would carry the agent's token to wherever it points.
     def redirect_request(
@@ -290,7 +295,8 @@ class MeshGuard:
                 payload["ttl"] = ttl
             else:
                 raise TypeError("ttl: expected seconds, a duration string or a timedelta")
-        ans = self._post("/v1/delegations", payload)
+        # Not retried after an answer: a proxy's 503 may follow a mint, and a second attempt would mint twice.
+        ans = self._post("/v1/delegations", payload, retry_answers=False)
         if ans.status in (200, 201):
             try:
                 return Delegation.from_body(ans.body)
@@ -338,7 +344,10 @@ class MeshGuard:
             text = text.replace(self._delegation, "[delegation]")
         return text
 
-    def _post(self, path: str, payload: Mapping[str, Any]) -> _Answer:
+    def _post(self, path: str, payload: Mapping[str, Any], retry_answers: bool = True) -> _Answer:
+        # What is retried, the same in every SDK (docs/sdk.md): a refused
+        # connection (nothing reached a server); with retry_answers, a 503
+        # and a 429 that names its wait.
         data = json.dumps(payload, separators=(",", ":"), allow_nan=False).encode("utf-8")
         # Every attempt carries the same traceparent: one call, one trace.
         sent = self.headers()
@@ -356,17 +365,17 @@ class MeshGuard:
             except _Refused as e:
                 if attempt >= self._retries:
                     raise Unavailable("could not reach MeshGuard at %s: %s" % (self._url, e)) from None
-                wait = min(0.1 * (2**attempt), self._max_retry_wait)
+                wait = _backoff(attempt)
                 _log.debug("meshguard %s: connection refused, retrying in %.2fs (attempt %d)", path, wait, attempt + 1)
             else:
                 ans.sent_trace = sent_trace
-                if ans.status not in (429, 503) or attempt >= self._retries:
+                if not retry_answers or ans.status not in (429, 503) or attempt >= self._retries:
                     return ans
-                wait = _retry_after(ans.headers, ans.body)
-                if wait is None:
-                    if ans.status == 429:
-                        return ans  # no word on when: the caller decides
-                    wait = min(0.1 * (2**attempt), self._max_retry_wait)
+                named = _retry_after(ans.headers, ans.body)
+                if named is None and ans.status == 429:
+                    return ans  # MeshGuard always names its wait: a proxy answered, the caller decides
+                # A named wait of 0 is the backoff, never a hot loop.
+                wait = max(named or 0.0, _backoff(attempt))
                 if wait > self._max_retry_wait:
                     return ans
                 _log.debug("meshguard %s: status %d, retrying in %.2fs (attempt %d)", path, ans.status, wait, attempt + 1)

@@ -93,3 +93,13 @@ class Unavailable(MeshGuardError):
     """MeshGuard could not be asked, or its answer could not be read. Never an allow."""
 
     kind = "unavailable"
+
+
+class HeaderConflict(ValueError):
+    """A request for the mesh already carries another ``Authorization`` or ``X-MeshGuard-Delegation``.
+
+    The SDK never replaces a credential the caller set (that would hide a
+    bug), nor sends the request under an identity the caller did not choose:
+    as Go's ``agent.ErrHeaderConflict`` and TypeScript's ``HeaderConflict``.
+    The message names the header, never its value.
+    """

@@ -10,6 +10,7 @@ import urllib.request
 from typing import Any, Callable, Iterable, Mapping, Optional, TypeVar, Union
 
 from ._client import MeshGuard
+from ._errors import HeaderConflict
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -60,10 +61,27 @@ def _host_port(url: str) -> str:
 
 
 def add_headers(mg: MeshGuard, request: urllib.request.Request) -> urllib.request.Request:
-    """Sets MeshGuard's headers (token, traceparent, delegation) on a urllib request; returns it."""
-    for k, v in mg.headers().items():
+    """Sets MeshGuard's headers (token, traceparent, delegation) on a urllib request; returns it.
+
+    A traceparent the request already has is kept. An ``Authorization`` or
+    ``X-MeshGuard-Delegation`` it already has that is not the agent's raises
+    HeaderConflict, the request unchanged.
+    """
+    ours = mg.headers()
+    for name in ("Authorization", "X-MeshGuard-Delegation"):
+        have = request.get_header(name.capitalize())
+        if have is not None and have != ours.get(name):
+            raise HeaderConflict("%s: the request already carries another %s than the agent's" % (_redacted(request.full_url), name))
+    for k, v in ours.items():
+        if k == "traceparent" and request.has_header("Traceparent"):
+            continue
         request.add_header(k, v)
     return request
+
+
+def _redacted(url: str) -> str:
+    p = urllib.parse.urlsplit(url)
+    return "%s %s://%s%s" % ("request to", p.scheme, p.hostname or "", (":%d" % p.port) if p.port else "")
 
 
 class MeshGuardHandler(urllib.request.BaseHandler):

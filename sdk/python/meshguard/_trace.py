@@ -7,15 +7,20 @@ import re
 import secrets
 from typing import Any, Optional
 
-_TRACEPARENT = re.compile(r"^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$")
+_TRACEPARENT = re.compile(r"([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(-.*)?\Z", re.DOTALL)
 
 
 def parse_traceparent(value: str) -> tuple[str, str]:
-    """Returns (trace id, flags) of a version-00 traceparent; ValueError for anything else."""
+    """Returns (trace id, flags) of an incoming traceparent; ValueError for an invalid one.
+
+    W3C's rule, the same in every SDK: lower-case hex only; version 00 is
+    exactly 55 characters; a higher version is read by its first 55 (what
+    follows starts with '-'); version ff and all-zero ids are invalid.
+    """
     m = _TRACEPARENT.match(value.strip()) if isinstance(value, str) else None
-    if m is None:
-        raise ValueError("traceparent: expected 00-<32 hex>-<16 hex>-<2 hex>")
-    trace_id, span_id, flags = m.groups()
+    if m is None or m.group(1) == "ff" or (m.group(1) == "00" and m.group(5) is not None):
+        raise ValueError("traceparent: expected <version>-<32 hex>-<16 hex>-<2 hex>, lower-case, version 00 exactly 55 characters, not version ff")
+    _, trace_id, span_id, flags, _ = m.groups()
     if trace_id == "0" * 32 or span_id == "0" * 16:
         raise ValueError("traceparent: an all-zero trace or span id is invalid")
     return trace_id, flags

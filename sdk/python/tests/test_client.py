@@ -4,6 +4,7 @@ trace context, the urllib helpers, and never showing a token."""
 from __future__ import annotations
 
 import importlib.util
+import json
 import logging
 import re
 import threading
@@ -11,7 +12,7 @@ import unittest
 import urllib.request
 from typing import Any, Dict, List
 
-from support import ClosedPort, Receiver, Reply, json_reply
+from support import CONFORMANCE, ClosedPort, Receiver, Reply, json_reply
 
 import meshguard
 from meshguard import MeshGuard
@@ -204,11 +205,52 @@ class HeadersTest(ReceiverCase):
         self.assertRegex(tp, TRACEPARENT)
         self.assertEqual(tp[:36], parent[:36])
         self.assertNotEqual(tp, parent, "a new span in the parent's trace")
-        for bad in ("", "01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
-                    "00-00000000000000000000000000000000-00f067aa0ba902b7-01", "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01"):
-            with self.subTest(bad):
-                with self.assertRaises(ValueError):
-                    MeshGuard("http://127.0.0.1:1", TOKEN).with_trace(bad)
+
+    def test_incoming_traceparents(self) -> None:
+        # sdk/conformance/traceparents.json: W3C's rule, as every SDK reads it.
+        table = json.loads((CONFORMANCE / "traceparents.json").read_text())
+        self.assertGreater(len(table["cases"]), 0)
+        for case in table["cases"]:
+            with self.subTest(case["value"]):
+                mg = MeshGuard("http://127.0.0.1:1", TOKEN)
+                if "traceId" not in case:
+                    with self.assertRaises(ValueError):
+                        mg.with_trace(case["value"])
+                    continue
+                tp = mg.with_trace(case["value"]).headers()["traceparent"]
+                self.assertRegex(tp, TRACEPARENT)
+                self.assertEqual(tp[3:35], case["traceId"])
+
+    def test_a_callers_own_credential_is_refused(self) -> None:
+        mg = MeshGuard("http://127.0.0.1:1", TOKEN).acting_for(DELEGATION)
+        parent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+        tests = [
+            ("another Authorization", {"Authorization": "Bearer someone-else"}, True),
+            ("another delegation", {"X-MeshGuard-Delegation": "another.delegation.token"}, True),
+            ("the agent's own Authorization", {"Authorization": "Bearer " + TOKEN}, False),
+            ("a traceparent of the caller's is kept", {"traceparent": parent}, False),
+        ]
+        for name, headers, conflict in tests:
+            with self.subTest(name):
+                req = urllib.request.Request("http://127.0.0.1:1/x", headers=dict(headers))
+                before = req.header_items()
+                if conflict:
+                    with self.assertRaises(meshguard.HeaderConflict) as cm:
+                        mg.add_headers(req)
+                    self.assertEqual(req.header_items(), before, "the request is unchanged")
+                    for v in headers.values():
+                        self.assertNotIn(v, str(cm.exception))
+                    continue
+                mg.add_headers(req)
+                self.assertEqual(req.get_header("Authorization"), "Bearer " + TOKEN)
+                if "traceparent" in headers:
+                    self.assertEqual(req.get_header("Traceparent"), parent)
+        # Through the handler too: the request never leaves.
+        r = self.receiver([(200, {}, b"ok")])
+        opener = urllib.request.build_opener(MeshGuard(r.url, TOKEN).handler())
+        with self.assertRaises(meshguard.HeaderConflict):
+            opener.open(urllib.request.Request(r.url + "/x", headers={"Authorization": "Bearer someone-else"}), timeout=10)
+        self.assertEqual(r.requests, [])
 
     @unittest.skipUnless(importlib.util.find_spec("opentelemetry") is not None, "opentelemetry is not installed")
     def test_opentelemetry_span(self) -> None:

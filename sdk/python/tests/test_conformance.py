@@ -55,7 +55,8 @@ class ConformanceTest(unittest.TestCase):
         elif where == "answer":
             ans = case["answer"]
             body = ans["body"].replace("$TOKEN", token).replace("$DELEGATION", delegation).encode("utf-8")
-            reply = lambda _: (ans["status"], {"Content-Type": "application/json"}, body)
+            headers = {"Content-Type": "application/json", **ans.get("headers", {})}
+            reply = lambda _: (ans["status"], headers, body)
         elif where == "nested":
             reply = lambda _: (200, {"Content-Type": "application/json"}, b"[" * 100_000 + b"]" * 100_000)
         elif where == "garbage":
@@ -64,9 +65,12 @@ class ConformanceTest(unittest.TestCase):
             self.fail("unknown server %r" % where)
         rec = Receiver(reply)
         self.addCleanup(rec.close)
+        if where == "answer":
+            self._answering = rec
         return rec.url
 
     def run_case(self, case: Dict[str, Any], saved: Dict[str, meshguard.Delegation]) -> None:
+        self._answering: Optional[Receiver] = None
         who: str = case["as"]
         token = who[1:] if who.startswith("!") else self.tokens[who]
         delegation = saved[case["actingFor"]].token if "actingFor" in case else ""
@@ -84,6 +88,10 @@ class ConformanceTest(unittest.TestCase):
             self.check_result(got, expect)
             if "save" in case:
                 saved[case["save"]] = got
+        if "attempts" in expect:
+            self.assertIsNotNone(self._answering, 'expect.attempts needs "server": "answer"')
+            assert self._answering is not None
+            self.assertEqual(len(self._answering.requests), expect["attempts"], "requests the answer server saw")
 
     def step(self, mg: MeshGuard, case: Dict[str, Any]) -> Any:
         do = case["do"]
