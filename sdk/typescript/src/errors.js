@@ -58,3 +58,17 @@ export class BadRequest extends MeshGuardError {
 export class Unavailable extends MeshGuardError {
   constructor(message, fields) { super('unavailable', message, fields); }
 }
+
+/**
+ * A request for the mesh already carries another Authorization or
+ * X-MeshGuard-Delegation than the agent's: the SDK never replaces a
+ * credential the caller set (that would hide a bug), as Go's
+ * agent.ErrHeaderConflict and Python's HeaderConflict. The message names the
+ * header, never its value.
+ */
+export class HeaderConflict extends Error {
+  constructor(message) {
+    super(message);
+    this.name = 'HeaderConflict';
+  }
+}

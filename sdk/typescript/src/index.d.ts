@@ -137,3 +137,8 @@ export declare class RateLimited extends MeshGuardError { readonly kind: 'rate_l
 export declare class BadRequest extends MeshGuardError { readonly kind: 'bad_request'; }
 /** MeshGuard could not be asked or its answer could not be read. Never an allow. */
 export declare class Unavailable extends MeshGuardError { readonly kind: 'unavailable'; }
+/**
+ * fetch refused a request into the mesh that already carries another
+ * Authorization or X-MeshGuard-Delegation than the agent's.
+ */
+export declare class HeaderConflict extends Error { readonly name: 'HeaderConflict'; }

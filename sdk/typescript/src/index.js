@@ -3,11 +3,11 @@
 // the trace and the delegation on every request it makes. Fails closed: a
 // MeshGuard that could not be asked is an error (Unavailable), never an allow.
 
-import { BadRequest, Denied, MeshGuardError, RateLimited, Unauthorized, Unavailable } from './errors.js';
+import { BadRequest, Denied, HeaderConflict, MeshGuardError, RateLimited, Unauthorized, Unavailable } from './errors.js';
 import { newTraceId, parseTraceparent, traceparent } from './trace.js';
 import { decisionOf, parseStrict } from './answer.js';
 
-export { BadRequest, Denied, MeshGuardError, RateLimited, Unauthorized, Unavailable };
+export { BadRequest, Denied, HeaderConflict, MeshGuardError, RateLimited, Unauthorized, Unavailable };
 
 const MAX_BODY = 1 << 20; // a decision is a few hundred bytes; anything near this is not one
 const MAX_RETRIES = 10;
@@ -68,7 +68,7 @@ export class MeshGuard {
     let traceId;
     if (o.traceparent !== undefined) {
       const tp = parseTraceparent(o.traceparent);
-      if (!tp) throw new TypeError('MeshGuard: traceparent is not a W3C traceparent (00-<32 hex>-<16 hex>-<2 hex>)');
+      if (!tp) throw new TypeError('MeshGuard: traceparent is not a W3C traceparent (<version>-<32 hex>-<16 hex>-<2 hex>, lower-case hex, version 00 exactly 55 characters)');
       traceId = tp.traceId;
     }
     this.#traceId = traceId ?? newTraceId();
@@ -141,7 +141,8 @@ export class MeshGuard {
     if (maxDepth !== undefined) body.maxDepth = maxDepth;
     if (ttl !== undefined) body.ttl = ttl;
     const what = `delegate to ${JSON.stringify(String(to))}`;
-    const { status, json, sentTraceId } = await this.#post('/v1/delegations', body, what);
+    // Not retried after an answer: a proxy's 503 may follow a mint, and a second attempt would mint twice.
+    const { status, json, sentTraceId } = await this.#post('/v1/delegations', body, what, false);
     if (status === 201) {
       if (!isObject(json) || typeof json.token !== 'string' || json.token === '' || !Array.isArray(json.chain)) {
         throw new Unavailable(`MeshGuard: ${what}: answer 201 is not a delegation`, { status });
@@ -184,7 +185,17 @@ export class MeshGuard {
       }
       return globalThis.fetch(input, { ...init, headers });
     }
-    for (const [k, v] of Object.entries(this.headers())) headers.set(k, v);
+    // A credential the caller set is not replaced (that would hide a bug);
+    // a traceparent the caller set is kept.
+    const ours = this.headers();
+    for (const k of ['Authorization', DELEGATION_HEADER]) {
+      const have = headers.get(k);
+      if (have !== null && have !== ours[k]) {
+        return Promise.reject(new HeaderConflict(`MeshGuard: ${init?.method ?? 'GET'} ${target.origin}: the request already carries another ${k} than the agent's`));
+      }
+    }
+    if (headers.has('traceparent')) delete ours.traceparent;
+    for (const [k, v] of Object.entries(ours)) headers.set(k, v);
     const redirect = init?.redirect === 'error' ? 'error' : 'manual';
     return globalThis.fetch(input, { ...init, headers, redirect });
   }
@@ -203,9 +214,13 @@ export class MeshGuard {
 
   [Symbol.for('nodejs.util.inspect.custom')]() { return `MeshGuard ${JSON.stringify(this.toJSON())}`; }
 
-  // #post sends body, retrying what is safe (a refused connection, 503, a 429
-  // whose Retry-After is within maxRetryWaitMs), and returns the last answer.
-  async #post(path, body, what) {
+  // #post sends body, retrying what is safe, and returns the last answer.
+  // The rule, the same in every SDK (docs/sdk.md): a refused connection is
+  // retried (nothing reached a server); with retryAnswers, so are a 503 and a
+  // 429 that names its wait (MeshGuard always names one: a 429 without is a
+  // proxy's, returned at once). A wait of 0 is the backoff, never a hot loop;
+  // one over maxRetryWaitMs is returned to the caller.
+  async #post(path, body, what, retryAnswers = true) {
     for (let attempt = 0; ; attempt++) {
       let res;
       const headers = { ...this.headers(), 'Content-Type': 'application/json', Accept: 'application/json' };
@@ -234,8 +249,8 @@ export class MeshGuard {
         json = undefined;
       }
       const retryAfter = retryAfterSeconds(res, json);
-      const wait = retryAfter !== undefined ? retryAfter * 1000 : backoff(attempt);
-      if ((res.status === 503 || (res.status === 429 && retryAfter !== undefined)) &&
+      const wait = Math.max((retryAfter ?? 0) * 1000, backoff(attempt));
+      if (retryAnswers && (res.status === 503 || (res.status === 429 && retryAfter !== undefined)) &&
           attempt < this.retries && wait <= this.maxRetryWaitMs) {
         await sleep(wait);
         continue;
@@ -321,7 +336,8 @@ function traceIdOf(v) { return typeof v === 'string' && /^[0-9a-f]{32}$/.test(v)
 
 function traceNote(traceId) { return traceId ? ` [trace ${traceId}]` : ''; }
 
-function backoff(attempt) { return BACKOFF_MS * 2 ** attempt; }
+// backoff: 100 ms doubling, at most 1.6 s, as the other SDKs.
+function backoff(attempt) { return BACKOFF_MS * 2 ** Math.min(attempt, 4); }
 
 function sleep(ms) { return new Promise((resolve) => setTimeout(resolve, ms)); }
 

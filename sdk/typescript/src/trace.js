@@ -14,7 +14,7 @@ async function loadOtel() {
   }
 }
 
-const traceparentRe = /^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$/;
+const traceparentRe = /^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(-[\s\S]*)?$/;
 
 /** @returns {string} 32 lower-case hex digits, not all zero. */
 export function newTraceId() {
@@ -29,14 +29,16 @@ function nonZeroHex(n) {
 }
 
 /**
- * Parses a traceparent header value; undefined when it is not a valid one
- * (version 00, non-zero ids).
+ * Parses an incoming traceparent header value; undefined when it is not a
+ * valid one. W3C's rule, the same in every SDK: lower-case hex only; version
+ * 00 is exactly 55 characters; a higher version is read by its first 55 (what
+ * follows starts with '-'); version ff and all-zero ids are invalid.
  * @param {string} value
  */
 export function parseTraceparent(value) {
   const m = traceparentRe.exec(String(value).trim());
-  if (!m || /^0+$/.test(m[1]) || /^0+$/.test(m[2])) return undefined;
-  return { traceId: m[1], spanId: m[2], flags: m[3] };
+  if (!m || m[1] === 'ff' || (m[1] === '00' && m[5] !== undefined) || /^0+$/.test(m[2]) || /^0+$/.test(m[3])) return undefined;
+  return { traceId: m[2], spanId: m[3], flags: m[4] };
 }
 
 /**

@@ -40,11 +40,11 @@ describe('conformance', () => {
   // urlFor points the SDK where the case says: the real server, a closed
   // port, or a loopback receiver answering a status or garbage.
   async function urlFor(where, c, secrets) {
-    if (where === undefined) return server.url;
-    if (where === 'unreachable') return closedPort();
+    if (where === undefined) return { url: server.url };
+    if (where === 'unreachable') return { url: await closedPort() };
     let r;
     if (where === 'answer') {
-      r = await receiver(answer(c.answer.status, c.answer.body.replaceAll('$TOKEN', secrets.token).replaceAll('$DELEGATION', secrets.delegation)));
+      r = await receiver(answer(c.answer.status, c.answer.body.replaceAll('$TOKEN', secrets.token).replaceAll('$DELEGATION', secrets.delegation), c.answer.headers));
     } else if (where === 'nested') {
       r = await receiver(answer(200, '['.repeat(100_000) + ']'.repeat(100_000)));
     } else if (where === 'garbage') {
@@ -56,7 +56,7 @@ describe('conformance', () => {
       throw new Error(`case server ${JSON.stringify(where)}: not understood`);
     }
     cleanups.push(r.close);
-    return r.url;
+    return { url: r.url, answering: where === 'answer' ? r : undefined };
   }
 
   function sdkFor(c, url) {
@@ -124,7 +124,8 @@ describe('conformance', () => {
         token: c.as.startsWith('!') ? c.as.slice(1) : tokens.get(c.as),
         delegation: c.actingFor === undefined ? '' : saved.get(c.actingFor)?.token ?? '',
       };
-      const mg = sdkFor(c, await urlFor(c.server, c, secrets));
+      const target = await urlFor(c.server, c, secrets);
+      const mg = sdkFor(c, target.url);
       for (let i = 0; i < (c.times ?? 1); i++) {
         let got;
         let err;
@@ -135,6 +136,10 @@ describe('conformance', () => {
         }
         meets(c, got, err, secrets);
         if (c.save !== undefined) saved.set(c.save, got);
+      }
+      if (c.expect.attempts !== undefined) {
+        assert.ok(target.answering, 'expect.attempts needs "server": "answer"');
+        assert.equal(target.answering.requests.length, c.expect.attempts, 'requests the answer server saw');
       }
     });
   }

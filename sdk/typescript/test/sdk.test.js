@@ -2,14 +2,16 @@
 // the trace, failing closed, what is retried, and tokens kept out of sight.
 
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
 import { inspect } from 'node:util';
 import { describe, test } from 'node:test';
 
 import { context, trace, TraceFlags } from '@opentelemetry/api';
 import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks';
 
-import { BadRequest, Denied, MeshGuard, RateLimited, Unauthorized, Unavailable } from '@meshguard/sdk';
-import { answer, closedPort, receiver } from './server.js';
+import { BadRequest, Denied, HeaderConflict, MeshGuard, MeshGuardError, RateLimited, Unauthorized, Unavailable } from '@meshguard/sdk';
+import { answer, closedPort, receiver, repoRoot } from './server.js';
 
 const TOKEN = 'eyJhbGciOiJFZERTQSJ9.eyJzdWIiOiJhZ2VudF90ZXN0In0.c2lnbmF0dXJlLXNlY3JldA';
 const DELEGATION = 'eyJhbGciOiJFZERTQSJ9.eyJkZWxlZ2F0aW9uIjp0cnVlfQ.ZGVsZWdhdGlvbi1zZWNyZXQ';
@@ -124,6 +126,8 @@ describe('retries only what is safe', () => {
     { name: '503 then an allow', answers: [answer(503, { error: 'unavailable' }), answer(200, decision(true))], retries: 2, requests: 2 },
     { name: '429 honouring Retry-After, then an allow', answers: [answer(429, { error: 'rate_limited', reason: 'rate_limited' }, { 'Retry-After': '1' }), answer(200, decision(true))], retries: 1, requests: 2 },
     { name: '429 whose Retry-After is beyond the wait', answers: [answer(429, { error: 'rate_limited', reason: 'rate_limited', retry_after: 120 }, { 'Retry-After': '120' })], retries: 2, requests: 1, error: RateLimited, retryAfter: 120 },
+    { name: '429 without Retry-After (a proxy\'s) is returned at once', answers: [answer(429, { error: 'rate_limited', reason: 'rate_limited' })], retries: 2, requests: 1, error: RateLimited },
+    { name: '429 with Retry-After 0 is retried after the backoff', answers: [answer(429, { error: 'rate_limited' }, { 'Retry-After': '0' }), answer(200, decision(true))], retries: 2, requests: 2 },
     { name: '400 is not retried', answers: [answer(400, { error: 'bad_request', message: 'action' })], retries: 2, requests: 1, error: BadRequest },
     { name: '401 is not retried', answers: [answer(401, { error: 'unauthorized', reason: 'agent_revoked' })], retries: 2, requests: 1, error: Unauthorized },
     { name: '500 is not retried', answers: [answer(500, { error: 'internal' })], retries: 2, requests: 1, error: Unavailable },
@@ -191,12 +195,34 @@ describe('no token in sight', () => {
   }
 });
 
+test('a delegation is retried only when the connection was refused, never after an answer', async (t) => {
+  for (const a of [answer(503, { error: 'unavailable' }), answer(429, { error: 'rate_limited' }, { 'Retry-After': '0' })]) {
+    const r = await serve(t, a);
+    const sdk = new MeshGuard({ url: r.url, token: TOKEN, retries: 2, maxRetryWaitMs: 2000 });
+    await assert.rejects(sdk.delegate('researcher', { actions: ['read:*'] }), MeshGuardError);
+    assert.equal(r.requests.length, 1);
+  }
+});
+
+test('incoming traceparents (sdk/conformance/traceparents.json): W3C\'s rule', () => {
+  const table = JSON.parse(readFileSync(path.join(repoRoot, 'sdk/conformance/traceparents.json'), 'utf8'));
+  assert.ok(table.cases.length > 0);
+  for (const c of table.cases) {
+    const make = () => new MeshGuard({ url: 'http://127.0.0.1:3100', token: TOKEN, traceparent: c.value });
+    if (c.traceId === undefined) {
+      assert.throws(make, TypeError, JSON.stringify(c.value));
+    } else {
+      assert.equal(TRACEPARENT.exec(make().headers().traceparent)?.[1], c.traceId, JSON.stringify(c.value));
+    }
+  }
+});
+
 describe('carrying the headers', () => {
   test('fetch sets the headers and keeps the caller\'s', async (t) => {
     const r = await serve(t, answer(200, { ok: true }));
     const sdk = new MeshGuard({ url: r.url, token: TOKEN }).actingFor(DELEGATION);
     const tests = [
-      (url) => sdk.fetch(url, { method: 'POST', headers: { 'X-Mine': 'kept', Authorization: 'Bearer someone-else' }, body: 'x' }),
+      (url) => sdk.fetch(url, { method: 'POST', headers: { 'X-Mine': 'kept', Authorization: `Bearer ${TOKEN}` }, body: 'x' }),
       (url) => sdk.fetch(new Request(url, { method: 'POST', headers: { 'X-Mine': 'kept' }, body: 'x' })),
     ];
     for (const send of tests) {
@@ -211,6 +237,24 @@ describe('carrying the headers', () => {
       assert.equal(got.headers['x-mine'], 'kept');
       assert.equal(got.body, 'x');
     }
+  });
+
+  test("fetch refuses a caller's own credential and keeps a caller's traceparent", async (t) => {
+    const r = await serve(t, answer(200, { ok: true }));
+    const sdk = new MeshGuard({ url: r.url, token: TOKEN }).actingFor(DELEGATION);
+    for (const headers of [{ Authorization: 'Bearer someone-else' }, { 'X-MeshGuard-Delegation': 'another.delegation.token' }]) {
+      await assert.rejects(sdk.fetch(`${r.url}/papers`, { headers }), (err) => {
+        assert.ok(err instanceof HeaderConflict, `${err}`);
+        assert.ok(!err.message.includes(Object.values(headers)[0]), 'the message names no credential');
+        return true;
+      });
+    }
+    assert.equal(r.requests.length, 0, 'a refused request never leaves');
+    const parent = '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01';
+    const res = await sdk.fetch(`${r.url}/papers`, { headers: { traceparent: parent } });
+    await res.arrayBuffer();
+    assert.equal(r.requests[0].headers.traceparent, parent);
+    assert.equal(r.requests[0].headers.authorization, `Bearer ${TOKEN}`);
   });
 
   test('fetch follows no redirect: the tokens stay with the host they were meant for', async (t) => {
