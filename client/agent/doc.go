@@ -8,9 +8,10 @@
 //
 // It fails closed: when MeshGuard cannot be asked or its answer cannot be
 // read, every call returns an *Error of kind unavailable, never an allow.
-// It retries only what is safe to retry (a connection that was refused, a
-// 503, a 429 whose Retry-After fits the bound), and no token ever appears in
-// an error or a log line.
+// It retries only what is safe to retry (a connection that was refused; for
+// a check, a 503 and a 429 whose Retry-After fits the bound; a delegation
+// never after an answer), as the Python and TypeScript SDKs do, and no token
+// ever appears in an error or a log line.
 //
 // Like package client, it builds on package api alone (and OpenTelemetry's
 // trace API, to read the span a context carries); internal/archtest holds
