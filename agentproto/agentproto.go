@@ -11,8 +11,6 @@
 package agentproto
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -99,7 +97,8 @@ type Call struct {
 	// the body, nil if none were sent. Arguments decodes them.
 	RawArguments []byte
 	// HasArguments: the method carries arguments (tools/call,
-	// prompts/get), so the audit record takes ArgumentsDigest.
+	// prompts/get), so the audit record takes their digest
+	// (audit.ArgumentsDigest).
 	HasArguments bool
 	// TaskID and ContextID are A2A's, where the request names them.
 	TaskID, ContextID string
@@ -265,37 +264,6 @@ func listArgument(raw []byte, path string) (any, bool, error) {
 		return nil, false, nil
 	}
 	return out, true, nil
-}
-
-// ArgumentsDigest is the digest of the call's arguments (Digest), or ""
-// for a method that carries none. It is computed when asked — by the
-// audit record, off the decision's path — not by the parse.
-func (c Call) ArgumentsDigest() (string, error) {
-	if !c.HasArguments {
-		return "", nil
-	}
-	args, err := c.Arguments()
-	if err != nil {
-		return "", err
-	}
-	return Digest(args)
-}
-
-// Digest is the SHA-256, in lower-case hex, of the canonical encoding of
-// decoded arguments: encoding/json's Marshal of the decoded value, which
-// sorts object keys, drops insignificant whitespace, writes numbers as
-// sent (json.Number) and escapes strings its own way (HTML characters as
-// \u003c etc.). Absent arguments digest as {}.
-func Digest(args map[string]any) (string, error) {
-	if args == nil {
-		args = map[string]any{}
-	}
-	b, err := json.Marshal(args)
-	if err != nil {
-		return "", fmt.Errorf("encoding the arguments for their digest: %w", err)
-	}
-	sum := sha256.Sum256(b)
-	return hex.EncodeToString(sum[:]), nil
 }
 
 // request is one JSON-RPC 2.0 request object, checked.

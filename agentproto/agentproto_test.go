@@ -13,9 +13,6 @@ import (
 	"github.com/meshguard/meshguard/internal/edge"
 )
 
-// emptyDigest is the SHA-256 of "{}": the digest of no arguments.
-const emptyDigest = "44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a"
-
 func TestParseMCPActions(t *testing.T) {
 	for _, tc := range []struct {
 		name string
@@ -90,63 +87,6 @@ func TestParseMCPActions(t *testing.T) {
 				t.Errorf("Arguments (-want +got):\n%s", diff)
 			}
 		})
-	}
-}
-
-func mustArgsDigest(t *testing.T, c agentproto.Call) string {
-	t.Helper()
-	d, err := c.ArgumentsDigest()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return d
-}
-
-func mustDigest(t *testing.T, args map[string]any) string {
-	t.Helper()
-	d, err := agentproto.Digest(args)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return d
-}
-
-// TestDigest: the digest is over the canonical encoding, so key order and
-// whitespace do not change it, and no arguments digest as {}.
-func TestDigest(t *testing.T) {
-	a, err := agentproto.ParseMCP("m", []byte(`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"t","arguments":{"b":1,"a":{"y":2,"x":"é"}}}}`), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := agentproto.ParseMCP("m", []byte("{\"method\":\"tools/call\",\"params\":{\"arguments\":{ \"a\" : {\"x\":\"\\u00e9\",\"y\":2},\n\"b\":1},\"name\":\"t\"},\"id\":1,\"jsonrpc\":\"2.0\"}"), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	// sha256 of {"a":{"x":"é","y":2},"b":1}
-	const want = "01967a582613fa9b2f292d2675496e66761188f00c78114515649f49bddf1945"
-	da, db := mustArgsDigest(t, a), mustArgsDigest(t, b)
-	if da != want {
-		t.Errorf("digest %s, want sha256 of the canonical encoding %s", da, want)
-	}
-	if da != db {
-		t.Errorf("the same arguments in another order digest differently: %s, %s", da, db)
-	}
-	none, err := agentproto.ParseMCP("m", []byte(`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"t"}}`), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got := mustArgsDigest(t, none); got != emptyDigest {
-		t.Errorf("a call without arguments digests as %s, want sha256({}) %s", got, emptyDigest)
-	}
-	list, err := agentproto.ParseMCP("m", []byte(`{"jsonrpc":"2.0","id":1,"method":"tools/list"}`), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got := mustArgsDigest(t, list); got != "" {
-		t.Errorf("tools/list, which carries no arguments, has digest %q", got)
-	}
-	if got := mustDigest(t, nil); got != emptyDigest {
-		t.Errorf("Digest(nil) = %s, want sha256({}) %s", got, emptyDigest)
 	}
 }
 

@@ -55,25 +55,6 @@ func BenchmarkParseManyKeys(b *testing.B) {
 	}
 }
 
-// BenchmarkDigest: the arguments' digest alone, of the 2 KB call's
-// arguments (the part of BenchmarkParseMCP the audit record needs).
-func BenchmarkDigest(b *testing.B) {
-	c, err := agentproto.ParseMCP("mail", body2K(), nil)
-	if err != nil {
-		b.Fatal(err)
-	}
-	args, err := c.Arguments()
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.ReportAllocs()
-	for b.Loop() {
-		if _, err := agentproto.Digest(args); err != nil {
-			b.Fatal(err)
-		}
-	}
-}
-
 // BenchmarkFilterList filters a 50-tool list answer (each tool with a
 // description and an input schema), keeping every other tool, as JSON and
 // as an event stream.

@@ -45,6 +45,14 @@ func TestCallDigestAndRoundTrip(t *testing.T) {
 	if empty, _ := ArgumentsDigest(nil); empty != "44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a" {
 		t.Fatalf("absent arguments digest as %s, not as {}", empty)
 	}
+	// A fixed vector: sha256 of {"a":{"x":"é","y":2},"b":1}, however the
+	// arguments were spelt (escapes, key order, spacing).
+	const vector = "01967a582613fa9b2f292d2675496e66761188f00c78114515649f49bddf1945"
+	for _, raw := range []string{`{"b":1,"a":{"y":2,"x":"é"}}`, "{ \"a\" : {\"x\":\"\\u00e9\",\"y\":2},\n\"b\":1}"} {
+		if d, err := ArgumentsDigest([]byte(raw)); err != nil || d != vector {
+			t.Fatalf("ArgumentsDigest(%s) = %s, %v; want %s", raw, d, err, vector)
+		}
+	}
 	if r.Call.Arguments != nil {
 		t.Fatal("arguments recorded without the setting")
 	}

@@ -2,6 +2,9 @@ package engine_test
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"reflect"
 	"testing"
 
@@ -27,11 +30,7 @@ func TestProtocolCallsAreRecorded(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	digest, err := parsed.ArgumentsDigest()
-	if err != nil {
-		t.Fatal(err)
-	}
-	noArgs, _ := agentproto.Digest(nil)
+	digest, noArgs := marshalDigest(t, parsed), marshalDigest(t, agentproto.Call{})
 	tests := []struct {
 		name string
 		r    engine.Request
@@ -92,4 +91,24 @@ func TestProtocolCallsAreRecorded(t *testing.T) {
 	if err := f.Store.ScanAudit(context.Background(), func(r audit.Record) error { return v.Next(&r) }); err != nil {
 		t.Fatalf("the chain with calls does not verify: %v", err)
 	}
+}
+
+// marshalDigest is the arguments digest as docs/mcp.md defines it,
+// computed independently of the audit writer: the SHA-256 of encoding/json's
+// Marshal of the decoded arguments ({} for none).
+func marshalDigest(t *testing.T, c agentproto.Call) string {
+	t.Helper()
+	args, err := c.Arguments()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if args == nil {
+		args = map[string]any{}
+	}
+	b, err := json.Marshal(args)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
 }
