@@ -107,7 +107,11 @@ const DefaultDelegationTTL = time.Hour
 type Engine struct {
 	cfg    Config
 	routes []compiledRoute
-	tracer trace.Tracer
+	// protocolRoutes: some route declares an agent protocol, so a POST
+	// may be a JSON-RPC request (speaksJSONRPC); without one, no request
+	// pays for the route lookup that answers it.
+	protocolRoutes bool
+	tracer         trace.Tracer
 }
 
 // New checks cfg and compiles its routes.
@@ -134,7 +138,11 @@ func New(cfg Config) (*Engine, error) {
 	if tracer == nil {
 		tracer = noopTracer
 	}
-	return &Engine{cfg: cfg, routes: routes, tracer: tracer}, nil
+	e := &Engine{cfg: cfg, routes: routes, tracer: tracer}
+	for i := range routes {
+		e.protocolRoutes = e.protocolRoutes || routes[i].proto != ""
+	}
+	return e, nil
 }
 
 // ErrInternal wraps MeshGuard's own failures (the store, the limiter, the

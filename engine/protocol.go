@@ -99,6 +99,9 @@ func (e *Engine) speaksJSONRPC(r *Request) bool {
 	if r.RouteProtocol != "" {
 		return true
 	}
+	if !e.protocolRoutes {
+		return false
+	}
 	// The path as resolve matches it: /m%63p is /mcp there too.
 	path, ok := edge.NormalizePath(splitPath(r.Path))
 	if !ok {
