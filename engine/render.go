@@ -5,6 +5,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/meshguard/meshguard/agentproto"
 	"github.com/meshguard/meshguard/internal/edge"
 )
 
@@ -206,39 +207,24 @@ const (
 	RPCRateLimited    = -32029
 )
 
-// rpcError is a JSON-RPC 2.0 error response; its data is the deny body.
-type rpcError struct {
-	JSONRPC string          `json:"jsonrpc"`
-	ID      json.RawMessage `json:"id"`
-	Error   struct {
-		Code    int       `json:"code"`
-		Message string    `json:"message"`
-		Data    *denyBody `json:"data"`
-	} `json:"error"`
-}
-
 // denyRPC is a denial as a JSON-RPC error response to the request's id
 // (null when the request was not read far enough to know it, as JSON-RPC
 // asks), with the deny body as its data. The HTTP status stays the
 // denial's: MCP clients read the error from the body of a 4xx and keep
 // the session.
 func denyRPC(d *Decision, b *denyBody) []byte {
-	var e rpcError
-	e.JSONRPC, e.ID = "2.0", json.RawMessage("null")
-	if d.Call != nil && d.Call.ID != "" {
-		e.ID = json.RawMessage(d.Call.ID)
-	}
+	code := RPCForbidden
 	switch d.Status {
 	case 400:
-		e.Error.Code = RPCInvalidRequest
+		code = RPCInvalidRequest
 	case 401:
-		e.Error.Code = RPCUnauthorized
+		code = RPCUnauthorized
 	case 429:
-		e.Error.Code = RPCRateLimited
-	default:
-		e.Error.Code = RPCForbidden
+		code = RPCRateLimited
 	}
-	e.Error.Message, e.Error.Data = d.Message, b
-	out, _ := json.Marshal(e) // the id was checked as JSON by the parser
-	return out
+	id := ""
+	if d.Call != nil {
+		id = d.Call.ID
+	}
+	return agentproto.ErrorResponse(id, code, d.Message, b)
 }

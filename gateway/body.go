@@ -2,7 +2,6 @@ package gateway
 
 import (
 	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -85,18 +84,5 @@ func filterList(res *http.Response, d *engine.Decision) error {
 // gateway's own (an upstream failure), so that an MCP client reads an
 // error rather than failing on a body it cannot parse.
 func writeRPCError(w http.ResponseWriter, status int, call *agentproto.Call, code int, msg string) {
-	id := json.RawMessage("null")
-	if call.ID != "" {
-		id = json.RawMessage(call.ID)
-	}
-	type rpcErr struct {
-		Code    int    `json:"code"`
-		Message string `json:"message"`
-	}
-	b, _ := json.Marshal(struct {
-		JSONRPC string          `json:"jsonrpc"`
-		ID      json.RawMessage `json:"id"`
-		Error   rpcErr          `json:"error"`
-	}{"2.0", id, rpcErr{code, msg}}) // the id was checked by the parser: cannot fail
-	writeJSONBytes(w, status, b)
+	writeJSONBytes(w, status, agentproto.ErrorResponse(call.ID, code, msg, nil))
 }

@@ -14,6 +14,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/meshguard/meshguard/agentproto"
 	"github.com/meshguard/meshguard/internal/edge"
 )
 
@@ -111,7 +112,7 @@ func (g *Gateway) upstreamError(w http.ResponseWriter, r *http.Request, err erro
 		// The list was read and refused: the upstream answered, so the
 		// caller hears so in JSON-RPC, as its MCP client expects.
 		g.log.WarnContext(ctx, "gateway: an upstream list answer could not be filtered; not passed on", "path", r.URL.Path, "err", err)
-		writeRPCError(w, http.StatusBadGateway, forwardOf(ctx).decision.Call, rpcUpstreamError, "MeshGuard could not filter the upstream's list, so it is not passed on")
+		writeRPCError(w, http.StatusBadGateway, forwardOf(ctx).decision.Call, agentproto.CodeUnfilteredList, "MeshGuard could not filter the upstream's list, so it is not passed on")
 		return
 	}
 	if errors.Is(err, context.Canceled) && ctx.Err() != nil {
@@ -122,11 +123,6 @@ func (g *Gateway) upstreamError(w http.ResponseWriter, r *http.Request, err erro
 	}
 	writeError(w, http.StatusBadGateway, "bad_gateway", upstreamMessage(err))
 }
-
-// rpcUpstreamError is the JSON-RPC error code of an upstream answer the
-// gateway refuses to pass on (JSON-RPC's implementation-defined range;
-// not -32002, MCP's "resource not found").
-const rpcUpstreamError = -32052
 
 // upstreamMessage says what went wrong with the upstream, without
 // addresses or certificate details.

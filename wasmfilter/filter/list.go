@@ -1,7 +1,6 @@
 package filter
 
 import (
-	"encoding/json"
 	"fmt"
 	"strconv"
 	"strings"
@@ -20,11 +19,8 @@ import (
 // agentproto.FilterList with the decision's Permits, and only then sent
 // on. An answer that cannot be filtered — over the bound, compressed,
 // unreadable, ending with trailers — is replaced by a JSON-RPC error
-// (502, code rpcListError), never passed on unfiltered.
-
-// rpcListError is the JSON-RPC error code of a list answer that is not
-// passed on: the gateway's for the same case.
-const rpcListError = -32052
+// (502, code agentproto.CodeUnfilteredList, as the gateway's), never passed
+// on unfiltered.
 
 // holdList holds the response headers of an allowed list request until
 // the body is filtered. Only a 2xx answer (but 204) carries a list; any
@@ -116,28 +112,10 @@ func (h *request) refuseList(call *agentproto.Call, what string, err error) type
 		proxywasm.LogWarnf("meshguard: a list answer is not passed on: %s", what)
 	}
 	hdrs := append([][2]string{{"content-type", "application/json"}, {"cache-control", "no-store"}}, h.responseHeaders...)
-	if err := proxywasm.SendHttpResponse(502, hdrs, rpcError(call, rpcListError, "MeshGuard could not filter the upstream's list, so it is not passed on"), -1); err != nil {
+	if err := proxywasm.SendHttpResponse(502, hdrs, agentproto.ErrorResponse(call.ID, agentproto.CodeUnfilteredList, "MeshGuard could not filter the upstream's list, so it is not passed on", nil), -1); err != nil {
 		proxywasm.LogErrorf("meshguard: sending the 502: %v", err)
 	}
 	return types.ActionPause
-}
-
-// rpcError is a JSON-RPC error answer to call.
-func rpcError(call *agentproto.Call, code int, msg string) []byte {
-	id := json.RawMessage("null")
-	if call.ID != "" {
-		id = json.RawMessage(call.ID) // checked by the parser: valid JSON
-	}
-	type rpcErr struct {
-		Code    int    `json:"code"`
-		Message string `json:"message"`
-	}
-	b, _ := json.Marshal(struct {
-		JSONRPC string          `json:"jsonrpc"`
-		ID      json.RawMessage `json:"id"`
-		Error   rpcErr          `json:"error"`
-	}{"2.0", id, rpcErr{code, msg}}) // cannot fail: a valid id, plain fields
-	return b
 }
 
 // deferredService stands for the route's service when the filter reads a
