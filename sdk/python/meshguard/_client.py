@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import email.utils
 import http.client
+import io
 import json
 import logging
 import re
@@ -13,11 +14,12 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from datetime import timedelta
-from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Tuple, TypeVar, Union
+from typing import Any, Callable, Dict, Iterable, List, Mapping, NoReturn, Optional, Protocol, Set, Tuple, TypeVar, Union, cast
 
+from ._check import integer, json_object, real, string
 from ._errors import BadRequest, Denied, MeshGuardError, RateLimited, Unauthorized, Unavailable
 from ._trace import parse_traceparent, traceparent
-from ._types import Decision, Delegation, MalformedAnswer
+from ._types import ContextArg, Decision, Delegation, MalformedAnswer, ResourceArg
 
 # The log never sees a token: only paths, statuses and attempt numbers.
 _log = logging.getLogger("meshguard")
@@ -35,7 +37,7 @@ _BAD_REQUEST_STATUSES = frozenset((400, 413, 415, 431))
 _TRACE_ID = re.compile(r"[0-9a-f]{32}\Z")
 
 
-def _check_token(value: Any, what: str) -> str:
+def _check_token(value: object, what: str) -> str:
     # Validated here so a bad token never reaches http.client, whose error
     # message would quote the header value.
     if not isinstance(value, str):
@@ -49,7 +51,7 @@ def _no_duplicates(pairs: List[Tuple[str, Any]]) -> Dict[str, Any]:
     # Keys alike but for case count as one, as Go's decoder reads them: every
     # SDK refuses the same answers (sdk/conformance).
     out: Dict[str, Any] = {}
-    seen = set()
+    seen: Set[str] = set()
     for k, v in pairs:
         folded = k.lower().upper()
         if folded in seen:
@@ -59,19 +61,19 @@ def _no_duplicates(pairs: List[Tuple[str, Any]]) -> Dict[str, Any]:
     return out
 
 
-def _not_json(name: str) -> Any:
+def _not_json(name: str) -> NoReturn:
     # NaN, Infinity and -Infinity: Python's json reads them, JSON (and the other SDKs) does not.
     raise MalformedAnswer("%s is not JSON" % name)
 
 
-def _trace_id(value: Any) -> Optional[str]:
+def _trace_id(value: object) -> Optional[str]:
     """``value`` when it is a W3C trace id (32 lower-case hex digits, not all zero), else None."""
     if isinstance(value, str) and _TRACE_ID.match(value) and value != "0" * 32:
         return value
     return None
 
 
-def _retry_after(headers: Mapping[str, str], body: Any) -> Optional[float]:
+def _retry_after(headers: _Headers, body: object) -> Optional[float]:
     raw = headers.get("Retry-After")
     if raw:
         raw = raw.strip()
@@ -83,11 +85,12 @@ def _retry_after(headers: Mapping[str, str], body: Any) -> Optional[float]:
             when = None
         if when is not None:
             return max(0.0, when.timestamp() - time.time())
-    if isinstance(body, dict):
+    obj = json_object(body)
+    if obj is not None:
         for key in ("retryAfter", "retry_after"):
-            v = body.get(key)
-            if isinstance(v, (int, float)) and not isinstance(v, bool) and v >= 0:
-                return float(v)
+            v = real(obj.get(key))
+            if v is not None and v >= 0:
+                return v
     return None
 
 
@@ -104,10 +107,15 @@ class _NoRedirect(urllib.request.HTTPRedirectHandler):
         return None
 
 
+class _Headers(Protocol):
+    # An answer's headers: http.client's message (names matched case-insensitively), or none.
+    def get(self, name: str, /) -> Optional[str]: ...
+
+
 class _Answer:
     __slots__ = ("status", "headers", "body", "sent_trace")
 
-    def __init__(self, status: int, headers: Mapping[str, str], body: Any) -> None:
+    def __init__(self, status: int, headers: _Headers, body: object) -> None:
         self.status = status
         self.headers = headers
         self.body = body
@@ -131,24 +139,26 @@ class MeshGuard:
         retries: int = 2,
         max_retry_wait: float = 5.0,
     ) -> None:
-        if not isinstance(url, str):
-            raise TypeError("url: expected a string")
+        url = string(url, "url", empty=True)
         parts = urllib.parse.urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError("url: expected http:// or https:// and a host")
         if parts.username is not None or parts.password is not None or parts.query or parts.fragment:
             raise ValueError("url: expected no user, password, query or fragment")
-        if not isinstance(timeout, (int, float)) or isinstance(timeout, bool) or not 0 < timeout <= 600:
+        timeout_s = real(timeout)
+        if timeout_s is None or not 0 < timeout_s <= 600:
             raise ValueError("timeout: expected 0 < seconds <= 600")
-        if not isinstance(retries, int) or isinstance(retries, bool) or not 0 <= retries <= MAX_RETRIES:
+        retries_n = integer(retries)
+        if retries_n is None or not 0 <= retries_n <= MAX_RETRIES:
             raise ValueError("retries: expected 0 to %d" % MAX_RETRIES)
-        if not isinstance(max_retry_wait, (int, float)) or isinstance(max_retry_wait, bool) or not 0 <= max_retry_wait <= 600:
+        max_wait_s = real(max_retry_wait)
+        if max_wait_s is None or not 0 <= max_wait_s <= 600:
             raise ValueError("max_retry_wait: expected 0 to 600 seconds")
         self._url = url.rstrip("/")
         self._token = _check_token(token, "token")
-        self._timeout = float(timeout)
-        self._retries = retries
-        self._max_retry_wait = float(max_retry_wait)
+        self._timeout = timeout_s
+        self._retries = retries_n
+        self._max_retry_wait = max_wait_s
         self._delegation: Optional[str] = None
         self._parent: Optional[str] = None
         self._opener = urllib.request.build_opener(_NoRedirect())
@@ -202,7 +212,7 @@ class MeshGuard:
 
         return MeshGuardHandler(self, hosts)
 
-    def governed(self, action: str, resource: Any = None, context: Any = None) -> Callable[[F], F]:
+    def governed(self, action: str, resource: ResourceArg = None, context: ContextArg = None) -> Callable[[F], F]:
         """A decorator that runs ``require(action, resource, context)`` before the function.
 
         ``resource`` and ``context`` may be values or callables given the function's arguments.
@@ -223,20 +233,15 @@ class MeshGuard:
 
         Raises Unauthorized, RateLimited, BadRequest or Unavailable when there is no decision to act on.
         """
-        if not isinstance(action, str) or not action:
-            raise TypeError("action: expected a non-empty string")
-        payload: Dict[str, Any] = {"action": action}
+        payload: Dict[str, Any] = {"action": string(action, "action")}
         if resource is not None:
-            if not isinstance(resource, str):
-                raise TypeError("resource: expected a string")
-            payload["resource"] = resource
+            payload["resource"] = string(resource, "resource", empty=True)
         if context is not None:
-            if not isinstance(context, Mapping):
-                raise TypeError("context: expected a mapping")
-            payload["context"] = dict(context)
+            payload["context"] = _mapping(context, "context")
         ans = self._post("/v1/check", payload)
         decision: Optional[Decision] = None
-        if isinstance(ans.body, dict) and "allowed" in ans.body:
+        body = json_object(ans.body)
+        if body is not None and "allowed" in body:
             try:
                 decision = Decision.from_body(ans.body, ans.status)
             except MalformedAnswer as e:
@@ -276,25 +281,14 @@ class MeshGuard:
         ttl: Union[None, int, str, timedelta] = None,
     ) -> Delegation:
         """Mints a delegation handing ``actions`` to agent ``to`` (a name or id); raises Denied when refused."""
-        if not isinstance(to, str) or not to:
-            raise TypeError("to: expected a non-empty string")
-        if isinstance(actions, str):
-            raise TypeError("actions: expected a list of strings, got one string")
-        acts = list(actions)
-        if not acts or not all(isinstance(a, str) for a in acts):
-            raise TypeError("actions: expected a non-empty list of strings")
-        payload: Dict[str, Any] = {"delegate": to, "actions": acts}
+        payload: Dict[str, Any] = {"delegate": string(to, "to"), "actions": _actions(actions)}
         if max_depth is not None:
-            if not isinstance(max_depth, int) or isinstance(max_depth, bool):
+            depth = integer(max_depth)
+            if depth is None:
                 raise TypeError("max_depth: expected an int")
-            payload["maxDepth"] = max_depth
+            payload["maxDepth"] = depth
         if ttl is not None:
-            if isinstance(ttl, timedelta):
-                payload["ttl"] = int(ttl.total_seconds())
-            elif isinstance(ttl, (int, str)) and not isinstance(ttl, bool):
-                payload["ttl"] = ttl
-            else:
-                raise TypeError("ttl: expected seconds, a duration string or a timedelta")
+            payload["ttl"] = _ttl(ttl)
         # Not retried after an answer: a proxy's 503 may follow a mint, and a second attempt would mint twice.
         ans = self._post("/v1/delegations", payload, retry_answers=False)
         if ans.status in (200, 201):
@@ -307,7 +301,7 @@ class MeshGuard:
     # -- transport ---------------------------------------------------------
 
     def _error(self, ans: _Answer, decision: Optional[Decision]) -> MeshGuardError:
-        body = ans.body if isinstance(ans.body, dict) else {}
+        body: Mapping[str, object] = json_object(ans.body) or {}
 
         # What the answer says is scrubbed of the tokens (an answer echoing
         # them would put them in the error, and so in a log); a trace id is
@@ -390,6 +384,9 @@ class MeshGuard:
             resp = self._opener.open(req, timeout=self._timeout)
         except urllib.error.HTTPError as e:
             try:
+                # urllib's HTTPError carries the HTTPResponse (a BufferedIOBase) as fp.
+                if not isinstance(e.fp, io.BufferedIOBase):
+                    raise Unavailable("MeshGuard's answer could not be read", status=e.code) from None
                 return self._read(e.code, e.headers, e.fp, deadline)
             finally:
                 e.close()
@@ -404,7 +401,7 @@ class MeshGuard:
         with resp:
             return self._read(resp.status, resp.headers, resp, deadline)
 
-    def _read(self, status: int, headers: Any, stream: http.client.HTTPResponse, deadline: float) -> _Answer:
+    def _read(self, status: int, headers: Optional[_Headers], stream: io.BufferedIOBase, deadline: float) -> _Answer:
         late = Unavailable("MeshGuard's answer did not arrive within %gs" % self._timeout, status=status)
         chunks: List[bytes] = []
         size = 0
@@ -425,8 +422,7 @@ class MeshGuard:
             raise Unavailable("reading MeshGuard's answer: %s" % type(e).__name__, status=status) from None
         if len(raw) > MAX_ANSWER_BYTES:
             raise Unavailable("MeshGuard's answer is over %d bytes" % MAX_ANSWER_BYTES, status=status)
-        # http.client's message matches header names case-insensitively.
-        view: Mapping[str, str] = headers if headers is not None else {}
+        view: _Headers = headers if headers is not None else {}
         try:
             body = json.loads(raw.decode("utf-8"), object_pairs_hook=_no_duplicates, parse_constant=_not_json) if raw else None
         except (UnicodeDecodeError, ValueError, RecursionError):
@@ -436,6 +432,39 @@ class MeshGuard:
                 raise Unavailable("MeshGuard's answer is not JSON", status=status) from None
             body = None
         return _Answer(status, view, body)
+
+
+def _mapping(value: object, what: str) -> Dict[str, object]:
+    if not isinstance(value, Mapping):
+        raise TypeError("%s: expected a mapping" % what)
+    # A Mapping's keys are whatever the caller put there; json.dumps says so if they are not strings.
+    return dict(cast("Mapping[str, object]", value))
+
+
+def _actions(value: object) -> List[str]:
+    if isinstance(value, str):
+        raise TypeError("actions: expected a list of strings, got one string")
+    if not isinstance(value, Iterable):
+        raise TypeError("actions: expected a non-empty list of strings")
+    acts: List[str] = []
+    for a in cast("Iterable[object]", value):
+        if not isinstance(a, str):
+            raise TypeError("actions: expected a non-empty list of strings")
+        acts.append(a)
+    if not acts:
+        raise TypeError("actions: expected a non-empty list of strings")
+    return acts
+
+
+def _ttl(value: object) -> Union[int, str]:
+    if isinstance(value, timedelta):
+        return int(value.total_seconds())
+    if isinstance(value, str):
+        return value
+    seconds = integer(value)
+    if seconds is None:
+        raise TypeError("ttl: expected seconds, a duration string or a timedelta")
+    return seconds
 
 
 class _Refused(Exception):

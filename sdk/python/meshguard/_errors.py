@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING, List, Optional
 
 if TYPE_CHECKING:
     from ._types import Decision
@@ -40,7 +40,7 @@ class MeshGuardError(Exception):
         self.decision = decision
 
     def __str__(self) -> str:
-        parts = []
+        parts: List[str] = []
         if self.status is not None:
             parts.append("status %d" % self.status)
         if self.reason:

@@ -7,16 +7,15 @@ import functools
 import inspect
 import urllib.parse
 import urllib.request
-from typing import Any, Callable, Iterable, Mapping, Optional, TypeVar, Union
+from typing import Any, Callable, Dict, Iterable, Tuple, TypeVar, cast
 
+from ._check import string
 from ._client import MeshGuard
 from ._errors import HeaderConflict
+from ._types import ContextArg, ResourceArg
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-#: A value fixed at decoration time, or computed from the call's arguments.
-ContextArg = Union[None, Mapping[str, Any], Callable[..., Optional[Mapping[str, Any]]]]
-ResourceArg = Union[None, str, Callable[..., Optional[str]]]
 
 
 def governed(mg: MeshGuard, action: str, resource: ResourceArg = None, context: ContextArg = None) -> Callable[[F], F]:
@@ -26,10 +25,9 @@ def governed(mg: MeshGuard, action: str, resource: ResourceArg = None, context: 
     function's own arguments. Coroutine functions are governed too (the check
     runs in a thread, so the event loop is not blocked).
     """
-    if not isinstance(action, str) or not action:
-        raise TypeError("action: expected a non-empty string")
+    string(action, "action")
 
-    def ask(args: Any, kwargs: Any) -> None:
+    def ask(args: Tuple[Any, ...], kwargs: Dict[str, Any]) -> None:
         res = resource(*args, **kwargs) if callable(resource) else resource
         ctx = context(*args, **kwargs) if callable(context) else context
         mg.require(action, res, ctx)
@@ -42,14 +40,15 @@ def governed(mg: MeshGuard, action: str, resource: ResourceArg = None, context: 
                 await asyncio.to_thread(ask, args, kwargs)
                 return await fn(*args, **kwargs)
 
-            return agoverned  # type: ignore[return-value]
+            # F's signature is fn's (functools.wraps); Python 3.9's typing cannot say so (no ParamSpec).
+            return cast(F, agoverned)
 
         @functools.wraps(fn)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
             ask(args, kwargs)
             return fn(*args, **kwargs)
 
-        return wrapper  # type: ignore[return-value]
+        return cast(F, wrapper)
 
     return decorate
 

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import functools
+import importlib
 import re
 import secrets
-from typing import Any, Optional
+from typing import Optional, Protocol, cast
 
 _TRACEPARENT = re.compile(r"([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(-.*)?\Z", re.DOTALL)
 
 
-def parse_traceparent(value: str) -> tuple[str, str]:
+def parse_traceparent(value: object) -> tuple[str, str]:
     """Returns (trace id, flags) of an incoming traceparent; ValueError for an invalid one.
 
     W3C's rule, the same in every SDK: lower-case hex only; version 00 is
@@ -40,16 +41,39 @@ def _trace_id() -> str:
             return t
 
 
+class _SpanContext(Protocol):
+    # What the SDK reads of opentelemetry-api's SpanContext.
+    @property
+    def is_valid(self) -> bool: ...
+    @property
+    def trace_id(self) -> int: ...
+    @property
+    def span_id(self) -> int: ...
+    @property
+    def trace_flags(self) -> int: ...
+
+
+class _Span(Protocol):
+    def get_span_context(self) -> _SpanContext: ...
+
+
+class _TraceAPI(Protocol):
+    # The opentelemetry.trace module, as far as the SDK uses it.
+    def get_current_span(self) -> _Span: ...
+
+
 @functools.lru_cache(maxsize=1)
-def _otel_trace() -> Any:
+def _otel_trace() -> Optional[_TraceAPI]:
     # Looked for once, not at module load: the SDK must work (and stay
     # importable) where opentelemetry is absent, and a failed import is not
     # repeated on every request.
     try:
-        from opentelemetry import trace  # type: ignore[import-not-found]
+        trace = importlib.import_module("opentelemetry.trace")
     except ImportError:
         return None
-    return trace
+    # Imported by name, so the SDK type-checks where opentelemetry is absent;
+    # _TraceAPI is the part of its API the SDK uses.
+    return cast(_TraceAPI, trace)
 
 
 def _from_opentelemetry() -> Optional[str]:

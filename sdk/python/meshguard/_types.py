@@ -3,14 +3,21 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Optional, Tuple
+from typing import Any, Callable, List, Mapping, Optional, Tuple, Union
+
+from ._check import integer, json_list, json_object
+
+
+#: ``governed``'s resource and context: a value fixed at decoration time, or computed from the call's arguments.
+ContextArg = Union[None, Mapping[str, Any], Callable[..., Optional[Mapping[str, Any]]]]
+ResourceArg = Union[None, str, Callable[..., Optional[str]]]
 
 
 class MalformedAnswer(ValueError):
     """An answer that is not the document it should be; the client turns it into Unavailable."""
 
 
-def _opt_str(body: Mapping[str, Any], key: str) -> Optional[str]:
+def _opt_str(body: Mapping[str, object], key: str) -> Optional[str]:
     v = body.get(key)
     if v is None:
         return None
@@ -19,13 +26,19 @@ def _opt_str(body: Mapping[str, Any], key: str) -> Optional[str]:
     return v
 
 
-def _str_list(body: Mapping[str, Any], key: str) -> Tuple[str, ...]:
+def _str_list(body: Mapping[str, object], key: str) -> Tuple[str, ...]:
     v = body.get(key)
     if v is None:
         return ()
-    if not isinstance(v, list) or not all(isinstance(x, str) for x in v):
+    items = json_list(v)
+    if items is None:
         raise MalformedAnswer("%s: expected a list of strings" % key)
-    return tuple(v)
+    out: List[str] = []
+    for x in items:
+        if not isinstance(x, str):
+            raise MalformedAnswer("%s: expected a list of strings" % key)
+        out.append(x)
+    return tuple(out)
 
 
 @dataclass(frozen=True)
@@ -49,22 +62,23 @@ class Decision:
     chain: Tuple[str, ...] = ()
     policy_revision: Optional[str] = None
     mode: Optional[str] = None
-    raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
+    raw: Mapping[str, Any] = field(default_factory=lambda: {}, repr=False, compare=False)
 
     @classmethod
-    def from_body(cls, body: Any, http_status: int) -> Decision:
+    def from_body(cls, body: object, http_status: int) -> Decision:
         """Reads a decision; MalformedAnswer when the body is not one, or contradicts its status."""
-        if not isinstance(body, dict):
+        obj = json_object(body)
+        if obj is None:
             raise MalformedAnswer("expected a JSON object")
-        allowed = body.get("allowed")
-        decision = body.get("decision")
-        reason = body.get("reason")
+        allowed = obj.get("allowed")
+        decision = obj.get("decision")
+        reason = obj.get("reason")
         if not isinstance(allowed, bool) or not isinstance(decision, str) or not isinstance(reason, str):
             raise MalformedAnswer("not a decision: allowed, decision and reason are required")
-        status = body.get("status", http_status)
-        if not isinstance(status, int) or isinstance(status, bool):
+        status = integer(obj.get("status", http_status))
+        if status is None:
             raise MalformedAnswer("status: expected a number")
-        mode = _opt_str(body, "mode")
+        mode = _opt_str(obj, "mode")
         # An allow is believed only from a 200 that says so: anything else
         # reading "allowed" would let a confused proxy or server open the door.
         # Audit mode's allow is a deny that is let through (its status the denial's).
@@ -78,26 +92,26 @@ class Decision:
             raise MalformedAnswer("a deny that says allowed outside audit mode")
         if not allowed and decision != "deny":
             raise MalformedAnswer("an allow that says not allowed")
-        trace_id = _opt_str(body, "traceId") or _opt_str(body, "trace_id")
+        trace_id = _opt_str(obj, "traceId") or _opt_str(obj, "trace_id")
         return cls(
             allowed=allowed,
             decision=decision,
             status=status,
             reason=reason,
-            message=_opt_str(body, "message") or "",
-            policy=_opt_str(body, "policy"),
-            rule=_opt_str(body, "rule"),
-            decision_id=_opt_str(body, "decisionId"),
+            message=_opt_str(obj, "message") or "",
+            policy=_opt_str(obj, "policy"),
+            rule=_opt_str(obj, "rule"),
+            decision_id=_opt_str(obj, "decisionId"),
             trace_id=trace_id,
-            agent_id=_opt_str(body, "agentId"),
-            agent_name=_opt_str(body, "agentName"),
-            trust_tier=_opt_str(body, "trustTier"),
-            action=_opt_str(body, "action"),
-            resource=_opt_str(body, "resource"),
-            chain=_str_list(body, "chain"),
-            policy_revision=_opt_str(body, "policyRevision"),
+            agent_id=_opt_str(obj, "agentId"),
+            agent_name=_opt_str(obj, "agentName"),
+            trust_tier=_opt_str(obj, "trustTier"),
+            action=_opt_str(obj, "action"),
+            resource=_opt_str(obj, "resource"),
+            chain=_str_list(obj, "chain"),
+            policy_revision=_opt_str(obj, "policyRevision"),
             mode=mode,
-            raw=body,
+            raw=obj,
         )
 
 
@@ -115,20 +129,22 @@ class Delegation:
     max_chain: Optional[int] = None
 
     @classmethod
-    def from_body(cls, body: Any) -> Delegation:
-        if not isinstance(body, dict):
+    def from_body(cls, body: object) -> Delegation:
+        obj = json_object(body)
+        if obj is None:
             raise MalformedAnswer("expected a JSON object")
-        token = body.get("token")
+        token = obj.get("token")
         if not isinstance(token, str) or not token:
             raise MalformedAnswer("not a delegation: no token")
-        expires_at = _opt_str(body, "expiresAt") or ""
-        max_chain = body.get("maxChain")
-        if max_chain is not None and (not isinstance(max_chain, int) or isinstance(max_chain, bool)):
+        expires_at = _opt_str(obj, "expiresAt") or ""
+        raw_max_chain = obj.get("maxChain")
+        max_chain = integer(raw_max_chain)
+        if raw_max_chain is not None and max_chain is None:
             raise MalformedAnswer("maxChain: expected a number")
         return cls(
             token=token,
             expires_at=expires_at,
-            chain=_str_list(body, "chain"),
-            scope=_str_list(body, "scope"),
+            chain=_str_list(obj, "chain"),
+            scope=_str_list(obj, "scope"),
             max_chain=max_chain,
         )
