@@ -22,6 +22,9 @@ sys.path.insert(0, str(ROOT / "sdk" / "python"))
 
 CONFORMANCE = ROOT / "sdk" / "conformance"
 
+#: An agent token for tests whose MeshGuard is a Receiver (any well-formed token will do).
+TOKEN = "eyJhbGciOiJFZERTQSJ9.c2VjcmV0LWFnZW50.c2lnbmF0dXJl"
+
 #: A generous deadline for the server to come up on a loaded 2-core machine.
 START_DEADLINE = 60.0
 

@@ -3,6 +3,7 @@ trace context, the urllib helpers, and never showing a token."""
 
 from __future__ import annotations
 
+import importlib
 import importlib.util
 import json
 import logging
@@ -10,21 +11,25 @@ import re
 import threading
 import unittest
 import urllib.request
-from typing import Any, Dict, List
+from typing import Any, Callable, Dict, List, Tuple
 
-from support import CONFORMANCE, ClosedPort, Receiver, Reply, json_reply
+from support import CONFORMANCE, TOKEN, ClosedPort, Receiver, Reply, json_reply
 
 import meshguard
 from meshguard import MeshGuard
 
-TOKEN = "eyJhbGciOiJFZERTQSJ9.c2VjcmV0LWFnZW50.c2lnbmF0dXJl"
 DELEGATION = "eyJkZWxlZ2F0aW9uIjoxfQ.ZGVsZWdhdGlvbg.c2ln"
 TRACEPARENT = re.compile(r"^00-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$")
 
 ALLOW = {"decision": "allow", "allowed": True, "status": 200, "reason": "rule_allow", "traceId": "ab" * 16}
 
 
-def scripted(replies: List[Reply]) -> Any:
+def wrong(value: object) -> Any:
+    """``value`` typed Any: a call as an untyped caller would make it, wrong type and all."""
+    return value
+
+
+def scripted(replies: List[Reply]) -> Callable[[int], Reply]:
     """reply(n) for a Receiver: the n-th reply, the last one repeated."""
     return lambda i: replies[min(i, len(replies) - 1)]
 
@@ -41,7 +46,7 @@ class FailClosedTest(ReceiverCase):
 
     def test_answers_that_are_not_an_allow(self) -> None:
         big = b'{"pad":"' + b"x" * meshguard.MAX_ANSWER_BYTES + b'"}'
-        tests = [
+        tests: List[Tuple[str, Reply, str]] = [
             ("allowed with a 403", json_reply(403, dict(ALLOW, status=403)), "unavailable"),
             ("allowed with status 403 in a 200", json_reply(200, dict(ALLOW, status=403)), "unavailable"),
             ("allowed as a string", json_reply(200, dict(ALLOW, allowed="true")), "unavailable"),
@@ -178,8 +183,17 @@ class SecretsTest(ReceiverCase):
             ("a URL with a password", lambda: MeshGuard("http://u:p@h", TOKEN), ValueError),
             ("retries beyond the bound", lambda: MeshGuard("http://h", TOKEN, retries=1000), ValueError),
             ("an empty action", lambda: MeshGuard("http://h", TOKEN).check(""), TypeError),
-            ("a context that is no mapping", lambda: MeshGuard("http://h", TOKEN).check("read:a", context=[1]), TypeError),  # type: ignore[arg-type]
+            # What an untyped caller may pass: Any, so the checker lets the wrong type through to the SDK's own checks.
+            ("a context that is no mapping", lambda: MeshGuard("http://h", TOKEN).check("read:a", context=wrong([1])), TypeError),
+            ("a resource that is no string", lambda: MeshGuard("http://h", TOKEN).check("read:a", wrong(1)), TypeError),
+            ("a URL that is no string", lambda: MeshGuard(wrong(None), TOKEN), TypeError),
+            ("a timeout that is a bool", lambda: MeshGuard("http://h", TOKEN, timeout=True), ValueError),
+            ("retries that are a bool", lambda: MeshGuard("http://h", TOKEN, retries=True), ValueError),
             ("actions as one string", lambda: MeshGuard("http://h", TOKEN).delegate("b", "read:*"), TypeError),
+            ("an action that is no string", lambda: MeshGuard("http://h", TOKEN).delegate("b", wrong(["read:*", 1])), TypeError),
+            ("no actions", lambda: MeshGuard("http://h", TOKEN).delegate("b", []), TypeError),
+            ("a max_depth that is a bool", lambda: MeshGuard("http://h", TOKEN).delegate("b", ["read:*"], max_depth=True), TypeError),
+            ("a ttl that is a float", lambda: MeshGuard("http://h", TOKEN).delegate("b", ["read:*"], ttl=wrong(1.5)), TypeError),
         ]
         for name, call, exc in tests:
             with self.subTest(name):
@@ -254,7 +268,8 @@ class HeadersTest(ReceiverCase):
 
     @unittest.skipUnless(importlib.util.find_spec("opentelemetry") is not None, "opentelemetry is not installed")
     def test_opentelemetry_span(self) -> None:
-        from opentelemetry import trace  # type: ignore[import-not-found]
+        # By name, as the SDK imports it: the type check runs where opentelemetry is absent.
+        trace = importlib.import_module("opentelemetry.trace")
 
         ctx = trace.SpanContext(trace_id=0x4BF92F3577B34DA6A3CE929D0E0E4736, span_id=0x00F067AA0BA902B7, is_remote=False,
                                 trace_flags=trace.TraceFlags(1))
@@ -299,7 +314,7 @@ class HeadersTest(ReceiverCase):
 
 class AnswersTest(ReceiverCase):
     def test_delegation_answer_is_read_strictly(self) -> None:
-        tests = [
+        tests: List[Tuple[str, Reply]] = [
             ("no token", json_reply(201, {"expiresAt": "x", "chain": []})),
             ("chain not strings", json_reply(201, {"token": "t", "chain": [1]})),
             ("not JSON", (201, {}, b"<html>")),

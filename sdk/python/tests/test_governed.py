@@ -26,7 +26,10 @@ class GovernedTest(unittest.TestCase):
     def test_governed(self) -> None:
         sent: List[str] = []
 
-        @self.emailer.governed("write:email", context=lambda to, body: {"recipient": to})
+        def recipient(to: str, body: str) -> Dict[str, Any]:
+            return {"recipient": to}
+
+        @self.emailer.governed("write:email", context=recipient)
         def send(to: str, body: str) -> str:
             sent.append(to)
             return "sent to " + to

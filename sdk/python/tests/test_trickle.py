@@ -6,14 +6,13 @@ import json
 import socket
 import threading
 import unittest
-from typing import Callable, List
+from typing import Callable, List, Tuple
 
-import support  # noqa: F401 (puts sdk/python on sys.path)
+from support import TOKEN  # importing support also puts sdk/python on sys.path
 
 import meshguard
 from meshguard import MeshGuard
 
-TOKEN = "eyJhbGciOiJFZERTQSJ9.c2VjcmV0LWFnZW50.c2lnbmF0dXJl"
 ALLOW = json.dumps({"decision": "allow", "allowed": True, "status": 200, "reason": "rule_allow", "traceId": "ab" * 16}).encode()
 
 
@@ -55,7 +54,7 @@ class Trickler:
 
 class TrickleTest(unittest.TestCase):
     def test_a_trickling_answer_is_cut_at_the_timeout(self) -> None:
-        tests: List[tuple] = [
+        tests: List[Tuple[str, bytes, Callable[[bytes], bytes], bytes]] = [
             (
                 "Content-Length",
                 b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n" % len(ALLOW),
