@@ -62,8 +62,9 @@ release:
 test: wasm-check wasm jaeger build
 	$(GO) vet ./...
 	cd wasmfilter && $(GO) vet ./...
-	@# The Python SDK (sdk/python): its unit tests and the conformance table against the $(BIN) just built.
-	MESHGUARD_BIN=$(abspath $(BIN)) python3 -m unittest discover -s sdk/python/tests
+	@# The Python SDK (sdk/python): strict Pyright at its Python 3.9 floor, then its unit tests
+	@# and the conformance table against the $(BIN) just built.
+	MESHGUARD_BIN=$(abspath $(BIN)) scripts/sdk-python.sh
 	@# .goreleaser.yaml, loaded by GoReleaser's own strict loader (not a release run: minutes).
 	@# -count=1 here and for tools/image and charts/charttest: their tests read the
 	@# repository's files outside their module (.goreleaser.yaml, Dockerfile, the chart),
