@@ -142,7 +142,8 @@ demo: build
 
 # A mesh of three real agents (examples/mesh): a Python orchestrator hands a task to a Go
 # researcher, which hands the report to a TypeScript emailer, each through its SDK and each hop
-# a delegation MeshGuard decides; a ceiling denial and a revoked agent in the same run. Needs
+# through MeshGuard's gateway (PROXY_SERVICES), which decides it and mints the next agent's
+# delegation; a ceiling denial and a revoked agent in the same run. Needs
 # python3 (3.9+) and node (18+); starts MeshGuard and the agents on loopback ports the kernel
 # picks, prints every decision and the chain as one tree, and stops everything it started.
 mesh:

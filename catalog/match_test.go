@@ -41,3 +41,46 @@ func TestLookupAndMatch(t *testing.T) {
 		}
 	}
 }
+
+// TestRouteIsFirstOfOrderedRoutes: Service.Route, which the gateway and the
+// wasm filter use, picks the route MeshGuard's xDS makes Envoy take (the
+// first of OrderedRoutes that matches), equal lengths in the order given.
+func TestRouteIsFirstOfOrderedRoutes(t *testing.T) {
+	s := &Service{Routes: []Route{
+		{Path: "/a/*", Action: "read:a"},
+		{Method: "POST", Path: "/a/b/*", Action: "write:ab"},
+		{Path: "/a/b/*", Action: "read:ab"},
+		{Path: "/a/bc", Action: "read:abc"},
+		{Path: "/x/*", Action: "read:x1"},
+		{Path: "/x/*", Action: "read:x2"},
+	}}
+	tests := []struct{ name, method, path, want string }{
+		{"longer prefix listed later", "POST", "/a/b/1", "write:ab"},
+		{"method mismatch falls to the next of the same length", "GET", "/a/b/1", "read:ab"},
+		{"exact beats a shorter prefix", "GET", "/a/bc", "read:abc"},
+		{"equal lengths: the first given", "GET", "/x/1", "read:x1"},
+		{"shortest prefix", "GET", "/a/z", "read:a"},
+		{"no route", "GET", "/z", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			want := ""
+			for _, r := range s.OrderedRoutes() {
+				if r.Matches(tt.method, tt.path) {
+					want = r.Action
+					break
+				}
+			}
+			if want != tt.want {
+				t.Fatalf("the table is wrong: OrderedRoutes gives %q, table says %q", want, tt.want)
+			}
+			got := ""
+			if r := s.Route(tt.method, tt.path); r != nil {
+				got = r.Action
+			}
+			if got != tt.want {
+				t.Errorf("Route(%s %s) = %q, want %q", tt.method, tt.path, got, tt.want)
+			}
+		})
+	}
+}

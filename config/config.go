@@ -44,6 +44,7 @@ type Config struct {
 	AdminToken         string
 	JWTSecret          string
 	ProxyTarget        string
+	ProxyServices      bool // gateway: the catalogue's services, not ProxyTarget
 	AuditRetentionDays int
 	AuditFlushMs       int
 	// AuditMaxLagMs bounds how long a decided record may wait unstored
@@ -187,6 +188,14 @@ var settings = []setting{
 		c.ProxyTarget = v
 		return nil
 	}},
+	{"proxyServices", "PROXY_SERVICES", "proxy-services", "the gateway forwards /proxy/<service>/* to the service catalogue's services (not with PROXY_TARGET)", "false", func(c *Config, v string) error {
+		b, err := strconv.ParseBool(strings.TrimSpace(v))
+		if err != nil {
+			return fmt.Errorf("%q: expected true or false", v)
+		}
+		c.ProxyServices = b
+		return nil
+	}},
 	{"auditRetentionDays", "AUDIT_RETENTION_DAYS", "audit-retention-days", "audit records older than this are deleted", "90", intIn(func(c *Config) *int { return &c.AuditRetentionDays }, 1, 36500)},
 	{"auditFlushMs", "AUDIT_FLUSH_MS", "audit-flush-ms", "how long audit records may wait to be written together (0 = every decision waits for its record)", "50", intIn(func(c *Config) *int { return &c.AuditFlushMs }, 0, 60_000)},
 	{"auditMaxLagMs", "AUDIT_MAX_LAG_MS", "audit-max-lag-ms", "how long a decided audit record may wait unstored before decisions are refused (0 = 500 or twice AUDIT_FLUSH_MS)", "0", intIn(func(c *Config) *int { return &c.AuditMaxLagMs }, 0, 600_000)},
@@ -313,6 +322,11 @@ func Load(path string, getenv func(string) string, flags map[string]string) (*Co
 	}
 	if err := c.checkTLS(); err != nil {
 		return nil, err
+	}
+	if c.ProxyTarget != "" && c.ProxyServices {
+		// Strict: which upstream a request reaches must not depend on
+		// which of the two wins.
+		return nil, fmt.Errorf("%w: PROXY_TARGET and PROXY_SERVICES: set one: the gateway forwards to one upstream or to the catalogue's services", ErrInvalid)
 	}
 	return c, nil
 }

@@ -100,6 +100,8 @@ func TestErrorsNameTheKey(t *testing.T) {
 		{"bad proxy target", "", map[string]string{"PROXY_TARGET": "ftp://x"}, nil, "PROXY_TARGET: expected an http"},
 		{"proxy target with credentials", "", map[string]string{"PROXY_TARGET": "http://u:p@x"}, nil, "PROXY_TARGET"},
 		{"proxy target with a query", "", map[string]string{"PROXY_TARGET": "http://x/?a=b"}, nil, "PROXY_TARGET"},
+		{"proxy target and proxy services", "proxyTarget: http://x", map[string]string{"PROXY_SERVICES": "true"}, nil, "PROXY_TARGET and PROXY_SERVICES: set one"},
+		{"proxy services not a boolean", "", nil, map[string]string{"proxy-services": "on"}, `flag --proxy-services: "on": expected true or false`},
 		{"http address without a port", "", map[string]string{"XDS_HTTP_ADDRESS": "meshguard"}, nil, "XDS_HTTP_ADDRESS"},
 		{"wasm filter that is no .wasm", "", map[string]string{"WASM_FILTER_PATH": "/etc/envoy/filter.so"}, nil, "WASM_FILTER_PATH"},
 		{"database url not postgres", "", map[string]string{"DATABASE_URL": "mysql://localhost/mg"}, nil, "DATABASE_URL: expected a postgres://"},

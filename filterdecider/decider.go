@@ -20,7 +20,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/meshguard/meshguard/catalog"
@@ -115,22 +114,8 @@ func New(c *filterconfig.Config, o Options) (*Decider, error) {
 // calls it before deferring, so MeshGuard decides on the same request.
 func (d *Decider) Prepare(r *engine.Request) {
 	r.Source = engine.SourceWasm
-	s := d.services.Lookup(r.Host)
-	if s == nil {
-		return
-	}
-	r.MinTier = s.MinTier
-	if s.Protocol != "" {
-		// Every route of the service declares it, as MeshGuard's xDS
-		// puts it on each; a route's action wins over it.
-		r.RouteProtocol, r.RouteService = s.Protocol, s.Name
-	}
-	path, _, _ := strings.Cut(r.Path, "?")
-	for i := range s.Routes { // already in OrderedRoutes order
-		if s.Routes[i].Matches(r.Method, path) {
-			r.RouteAction = s.Routes[i].Action
-			return
-		}
+	if s := d.services.Lookup(r.Host); s != nil {
+		s.Prepare(r)
 	}
 }
 

@@ -1,6 +1,9 @@
 // Package gateway is MeshGuard's own small gateway for agents without Envoy:
 // `ANY /proxy/*` is decided by the engine and, when allowed, forwarded to
-// one upstream, PROXY_TARGET (docs/gateway.md).
+// one upstream, PROXY_TARGET, or — with PROXY_SERVICES (Config.Services) —
+// `/proxy/<service>/…` to the service catalogue's service of that name,
+// decided as an Envoy configured by MeshGuard's xDS decides it
+// (catalog.Service.Prepare) (docs/gateway.md).
 //
 // For every request, in this order:
 //
@@ -13,10 +16,11 @@
 //  3. for a POST to a route declaring an agent protocol (MCP, A2A;
 //     Checker.WantsBody), the body, read bounded (agentproto.MaxBody): the
 //     engine decides on it, and an allowed request forwards exactly it;
-//     then one engine.Request to the Checker (the engine), with the path after
-//     the /proxy prefix and the target's host, and, when the gateway is
-//     served over mutual TLS, the SPIFFE ID of the client's verified
-//     certificate as the peer principal (peerPrincipal);
+//     then one engine.Request to the Checker (the engine), with the path
+//     after the /proxy prefix (and the service's name), the upstream's host
+//     (and the service's route), and, when the gateway is served over
+//     mutual TLS, the SPIFFE ID of the client's verified certificate as the
+//     peer principal (peerPrincipal);
 //  4. a denial is answered with the decision's status, headers and JSON
 //     body; a Checker error (engine.ErrInternal) with a 503; neither
 //     reaches the upstream;

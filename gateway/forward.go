@@ -32,7 +32,10 @@ func (g *Gateway) rewrite(pr *httputil.ProxyRequest) {
 	// engine read. The engine refuses those in any parameter a policy
 	// reads; the rest goes as sent, as Envoy forwards it.
 	pr.Out.URL.RawQuery = pr.In.URL.RawQuery
-	pr.SetURL(g.target)
+	pr.SetURL(f.up.url)
+	if f.up.host != "" {
+		pr.Out.Host = f.up.host // a service's, not the endpoint dialled
+	}
 
 	// Only a WebSocket upgrade goes upstream. After a 101 the gateway
 	// copies bytes both ways undecided, so an upgrade to a protocol that
@@ -119,7 +122,11 @@ func (g *Gateway) upstreamError(w http.ResponseWriter, r *http.Request, err erro
 		// The caller went away; nobody reads this answer.
 		g.log.DebugContext(ctx, "gateway: caller cancelled before the upstream answered", "err", err)
 	} else {
-		g.log.WarnContext(ctx, "gateway: upstream request failed", "target", g.target.Redacted(), "path", r.URL.Path, "err", err)
+		name := ""
+		if f := forwardOf(ctx); f != nil {
+			name = f.up.name
+		}
+		g.log.WarnContext(ctx, "gateway: upstream request failed", "target", name, "path", r.URL.Path, "err", err)
 	}
 	writeError(w, http.StatusBadGateway, "bad_gateway", upstreamMessage(err))
 }

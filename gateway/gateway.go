@@ -11,8 +11,10 @@ import (
 	"net/netip"
 	"net/url"
 	"strconv"
+	"sync/atomic"
 	"time"
 
+	"github.com/meshguard/meshguard/catalog"
 	"github.com/meshguard/meshguard/engine"
 	"github.com/meshguard/meshguard/ratelimit"
 )
@@ -45,8 +47,13 @@ type Config struct {
 	// Checker decides every request. Required.
 	Checker Checker
 	// Target is PROXY_TARGET: http or https, a host, optionally a base
-	// path; no user info, query or fragment. Required.
+	// path; no user info, query or fragment. Target or Services is
+	// required, not both.
 	Target *url.URL
+	// Services is PROXY_SERVICES: `/proxy/<service>/<rest>` goes to the
+	// catalogue's service <service>, decided as an Envoy configured by
+	// MeshGuard's xDS decides it (docs/gateway.md).
+	Services Services
 	// Limiter counts requests per client IP; required when RPM > 0.
 	Limiter Limiter
 	// RPM is RATE_LIMIT_RPM: requests per minute per client IP; 0 turns the
@@ -69,7 +76,9 @@ type Gateway struct {
 	checker   Checker
 	limiter   Limiter
 	rpm       int
-	target    *url.URL
+	target    *upstream // PROXY_TARGET's; nil with services
+	services  Services
+	next      atomic.Uint64 // round robin over a service's endpoints
 	maxHeader int
 	log       *slog.Logger
 	proxy     *httputil.ReverseProxy
@@ -80,8 +89,13 @@ func New(cfg Config) (*Gateway, error) {
 	if cfg.Checker == nil {
 		return nil, errors.New("gateway: a Checker is required")
 	}
-	if err := checkTarget(cfg.Target); err != nil {
-		return nil, err
+	switch {
+	case cfg.Target != nil && cfg.Services != nil:
+		return nil, errors.New("PROXY_TARGET and PROXY_SERVICES: set one: the gateway forwards to one upstream or to the catalogue's services")
+	case cfg.Services == nil:
+		if err := checkTarget(cfg.Target); err != nil {
+			return nil, err
+		}
 	}
 	switch {
 	case cfg.RPM < 0:
@@ -100,14 +114,22 @@ func New(cfg Config) (*Gateway, error) {
 	if cfg.Transport == nil {
 		cfg.Transport = newTransport()
 	}
-	target := *cfg.Target // ours: the caller may not change it under us
 	g := &Gateway{
 		checker: cfg.Checker, limiter: cfg.Limiter, rpm: cfg.RPM,
-		target: &target, maxHeader: cfg.MaxHeaderBytes, log: cfg.Logger,
+		services: cfg.Services, maxHeader: cfg.MaxHeaderBytes, log: cfg.Logger,
+	}
+	transport := cfg.Transport
+	if cfg.Services == nil {
+		target := *cfg.Target // ours: the caller may not change it under us
+		g.target = &upstream{url: &target, decideHost: target.Host, name: target.Redacted()}
+	} else {
+		transport = &failover{next: transport, log: func(name, endpoint string, err error) {
+			g.log.Debug("gateway: a service endpoint refused the connection; trying the next", "service", name, "endpoint", endpoint, "err", err)
+		}}
 	}
 	g.proxy = &httputil.ReverseProxy{
 		Rewrite:        g.rewrite,
-		Transport:      cfg.Transport,
+		Transport:      transport,
 		ModifyResponse: g.modifyResponse,
 		ErrorHandler:   g.upstreamError,
 		ErrorLog:       slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelWarn),
@@ -137,6 +159,7 @@ func checkTarget(u *url.URL) error {
 type forward struct {
 	decision engine.Decision
 	path     string // the upstream path, /proxy stripped, escaped
+	up       *upstream
 	// xf: the X-Forwarded-* headers the upstream gets (xForwarded).
 	xf http.Header
 }
@@ -162,8 +185,22 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(w, status, errorCode(status), msg)
 		return
 	}
+	up := g.target
+	var svc *catalog.Service
+	if g.services != nil {
+		if svc, path, status, msg = g.service(path); status != 0 {
+			writeError(w, status, errorCode(status), msg)
+			return
+		}
+		up = g.serviceUpstream(svc)
+	}
 	xf := xForwarded(r, trusted)
-	req := g.engineRequest(r, path, client, xf)
+	req := g.engineRequest(r, path, up.decideHost, client, xf)
+	if svc != nil {
+		// The route's action, protocol and minimum tier, as MeshGuard's
+		// xDS gives them to an Envoy in front of the service.
+		svc.Prepare(req)
+	}
 	if g.checker.WantsBody(req) {
 		body, err := readBody(r)
 		if err != nil {
@@ -188,7 +225,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if req.Body != nil {
 		setBody(r, req.Body)
 	}
-	f := &forward{decision: d, path: path, xf: xf}
+	f := &forward{decision: d, path: path, xf: xf, up: up}
 	g.proxy.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), forwardKey{}, f)))
 }
 

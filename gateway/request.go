@@ -26,7 +26,7 @@ const (
 func (g *Gateway) checkShape(r *http.Request) (path string, status int, msg string) {
 	switch {
 	case r.Method == http.MethodConnect:
-		return "", http.StatusMethodNotAllowed, "CONNECT is not supported: the gateway forwards " + Prefix + "/* requests to one upstream, it opens no tunnels"
+		return "", http.StatusMethodNotAllowed, "CONNECT is not supported: the gateway forwards " + Prefix + "/* requests, it opens no tunnels"
 	case r.URL.IsAbs() || r.URL.Host != "":
 		return "", http.StatusBadRequest, "absolute-form request target: the gateway is not a forward proxy; send the path, " + Prefix + "/…, as the request target"
 	case headersExceed(r, g.maxHeader):
@@ -129,11 +129,12 @@ func containsFold(s string, subs ...string) bool {
 
 // engineRequest is the question the gateway asks the engine.
 //
-// Host is the target's host, not the Host the caller sent (which names the
-// gateway): the request goes to PROXY_TARGET, so that host decides the
-// route mapping and whether the call hands a task to another agent, as
-// the :authority does behind Envoy.
-func (g *Gateway) engineRequest(r *http.Request, path string, client netip.Addr, xf http.Header) *engine.Request {
+// Host is the upstream's host, not the Host the caller sent (which names
+// the gateway): PROXY_TARGET's, or the service's first host with its port.
+// The request goes there, so that host decides the route mapping and
+// whether the call hands a task to another agent, as the :authority does
+// behind Envoy.
+func (g *Gateway) engineRequest(r *http.Request, path, host string, client netip.Addr, xf http.Header) *engine.Request {
 	if r.URL.RawQuery != "" {
 		path += "?" + r.URL.RawQuery
 	}
@@ -143,7 +144,7 @@ func (g *Gateway) engineRequest(r *http.Request, path string, client netip.Addr,
 		Delegation: first(r.Header[hDelegation]),
 		Principal:  peerPrincipal(r.TLS),
 		Method:     r.Method,
-		Host:       g.target.Host,
+		Host:       host,
 		Path:       path,
 		Headers:    forwardedHeaders{r.Header, xf},
 	}

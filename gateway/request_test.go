@@ -66,11 +66,11 @@ func TestTraceID(t *testing.T) {
 		{"short", []string{"00-" + id[:31] + "-00f067aa0ba902b7-01"}, ""},
 		{"bad flags", []string{"00-" + id + "-00f067aa0ba902b7-zz"}, ""},
 	}
-	g := &Gateway{target: &url.URL{Host: "upstream.internal"}}
+	g := &Gateway{}
 	for _, tc := range tests {
 		r := httptest.NewRequest(http.MethodGet, "/x", nil)
 		r.Header[hTraceparent] = tc.vs
-		if got := g.engineRequest(r, "/x", netip.Addr{}, nil).TraceID; got != tc.want {
+		if got := g.engineRequest(r, "/x", "upstream.internal", netip.Addr{}, nil).TraceID; got != tc.want {
 			t.Errorf("%s: trace id of %q = %q, want %q", tc.name, tc.vs, got, tc.want)
 		}
 	}
@@ -142,7 +142,7 @@ func TestHeaderChecks(t *testing.T) {
 
 func TestRequestForTheEngine(t *testing.T) {
 	t.Parallel()
-	g := &Gateway{target: &url.URL{Scheme: "http", Host: "api.internal:8080"}}
+	g := &Gateway{}
 	r := httptest.NewRequest("PATCH", "http://gw.local/proxy/caf%C3%A9/%61pi?x=%2F", nil)
 	r.Header = http.Header{
 		"Authorization":          {"Bearer tok"},
@@ -153,7 +153,7 @@ func TestRequestForTheEngine(t *testing.T) {
 		"Traceparent":            {"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"},
 	}
 	path, _, _ := upstreamPath(r.URL)
-	got := g.engineRequest(r, path, netip.MustParseAddr("198.51.100.1"), nil)
+	got := g.engineRequest(r, path, "api.internal:8080", netip.MustParseAddr("198.51.100.1"), nil)
 	if got.Source != "gateway" || got.Token != "tok" || got.Delegation != "del" || got.Method != "PATCH" ||
 		got.Host != "api.internal:8080" || got.Path != "/caf%C3%A9/api?x=%2F" || got.Action != "" ||
 		got.Resource != "" || got.Context != nil || got.SourceAddress != "198.51.100.1" ||

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/meshguard/meshguard/catalog"
@@ -36,6 +37,9 @@ type publisher struct {
 	opts      xds.Options
 	ready     bool // opts are set: the listeners' addresses are known
 	catalogue *catalog.Catalogue
+	// byName is the catalogue served, by service name, for the gateway
+	// (PROXY_SERVICES): read on every request without the lock.
+	byName atomic.Pointer[map[string]*catalog.Service]
 
 	// The wasm filter's configuration last generated, and when: filters
 	// that fetch it (every worker of every sidecar, every few seconds)
@@ -95,7 +99,23 @@ func (pub *publisher) setCatalogue(ctx context.Context, c *catalog.Catalogue) er
 		pub.catalogue = prev
 		return err
 	}
+	byName := make(map[string]*catalog.Service, len(c.Services))
+	for i := range c.Services {
+		byName[c.Services[i].Name] = &c.Services[i]
+	}
+	pub.byName.Store(&byName)
 	return nil
+}
+
+// Service returns the served catalogue's service named name: the
+// gateway's view of the catalogue (gateway.Services).
+func (pub *publisher) Service(name string) (*catalog.Service, bool) {
+	m := pub.byName.Load()
+	if m == nil {
+		return nil, false
+	}
+	s, ok := (*m)[name]
+	return s, ok
 }
 
 // start sets where Envoys reach this server and publishes once.

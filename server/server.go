@@ -364,9 +364,14 @@ func build(ctx context.Context, cfg *config.Config, o Options, log *slog.Logger)
 	var gw http.Handler = http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(http.StatusServiceUnavailable)
-		_, _ = w.Write([]byte(`{"error":"unavailable","message":"the gateway is off: set PROXY_TARGET to the upstream URL"}` + "\n"))
+		_, _ = w.Write([]byte(`{"error":"unavailable","message":"the gateway is off: set PROXY_TARGET to the upstream URL, or PROXY_SERVICES=true"}` + "\n"))
 	})
-	if cfg.ProxyTarget != "" {
+	if cfg.ProxyServices {
+		// The catalogue's services, as served to Envoys (docs/gateway.md).
+		if gw, err = gateway.New(gateway.Config{Checker: eng, Services: p.pub, Limiter: limiter, RPM: cfg.RateLimitRPM, Logger: log}); err != nil {
+			return nil, fmt.Errorf("PROXY_SERVICES: %w", err)
+		}
+	} else if cfg.ProxyTarget != "" {
 		target, err := url.Parse(cfg.ProxyTarget)
 		if err != nil {
 			return nil, fmt.Errorf("PROXY_TARGET: %w", err)

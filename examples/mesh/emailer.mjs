@@ -1,5 +1,6 @@
 // The TypeScript agent of the example mesh (examples/mesh): it sends mail and
-// files drafts for whoever handed it the task, acting for that chain — each
+// files drafts for whoever handed it the task through MeshGuard's gateway,
+// acting for that chain (the delegation the gateway minted for it) — each
 // time only after MeshGuard allowed it (@meshguard/sdk, imported from the
 // repository: plain ES modules, no build step).
 //

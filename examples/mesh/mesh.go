@@ -26,6 +26,9 @@ type outcome struct {
 	records []audit.Record // the chain's trace, in the order written
 	refused []audit.Record // the revoked agent's trace
 	ids     map[string]string
+	// tasks is how many tasks reached the researcher, counted from its
+	// output once it stopped: the revoked agent's must not be one.
+	tasks int
 }
 
 // orchestration is the orchestrator's RESULT line.
@@ -43,11 +46,29 @@ type orchestration struct {
 }
 
 // the agents of the mesh; old-orchestrator is revoked before it calls.
-var agents = []struct{ name, tier, tag string }{
-	{"orchestrator", "trusted", "orchestrator"},
-	{"researcher", "verified", "researcher"},
-	{"emailer", "verified", "emailer"},
-	{"old-orchestrator", "trusted", "orchestrator"},
+// The researcher and the emailer are reached under their hosts, which the
+// catalogue's services name: a call to them through the gateway hands the
+// task to them, and MeshGuard mints their delegation.
+var agents = []struct{ name, tier, tag, host string }{
+	{"orchestrator", "trusted", "orchestrator", ""},
+	{"researcher", "verified", "researcher", "researcher.mesh.test"},
+	{"emailer", "verified", "emailer", "emailer.mesh.test"},
+	{"old-orchestrator", "trusted", "orchestrator", ""},
+}
+
+// services is the catalogue MeshGuard's gateway routes /proxy/<name>/… by
+// (PROXY_SERVICES): each agent's service, at the address it listens on,
+// its task endpoints mapped to the actions MeshGuard decides each hop as.
+func services(researcher, emailer string) []api.Service {
+	return []api.Service{
+		{Name: "researcher", Hosts: []string{"researcher.mesh.test"}, Port: 80, Endpoints: []string{researcher}, Agent: "researcher",
+			Routes: []api.ServiceRoute{{Method: "POST", Path: "/tasks", Action: "write:tasks/research"}}},
+		{Name: "emailer", Hosts: []string{"emailer.mesh.test"}, Port: 80, Endpoints: []string{emailer}, Agent: "emailer",
+			Routes: []api.ServiceRoute{
+				{Method: "POST", Path: "/send", Action: "write:email"},
+				{Method: "POST", Path: "/drafts", Action: "write:notes/drafts"},
+			}},
+	}
 }
 
 func run(ctx context.Context, o options) (*outcome, error) {
@@ -71,6 +92,7 @@ func run(ctx context.Context, o options) (*outcome, error) {
 
 	cfg, err := config.Load("", os.Getenv, map[string]string{
 		"data-dir": filepath.Join(tmp, "data"), "policies-dir": o.policies, "log-level": "warn",
+		"proxy-services": "true", // the gateway fronts the catalogue's services
 	})
 	if err != nil {
 		return nil, err
@@ -107,12 +129,16 @@ func run(ctx context.Context, o options) (*outcome, error) {
 	tokens := map[string]string{}
 	say("\n== Four agents (the fourth, an orchestrator retired and revoked before it calls)")
 	for _, a := range agents {
-		got, err := mg.CreateAgent(ctx, api.CreateAgentRequest{Name: a.name, TrustTier: a.tier, Tags: []string{a.tag}})
+		req := api.CreateAgentRequest{Name: a.name, TrustTier: a.tier, Tags: []string{a.tag}}
+		if a.host != "" {
+			req.Hosts = []string{a.host}
+		}
+		got, err := mg.CreateAgent(ctx, req)
 		if err != nil {
 			return nil, fmt.Errorf("creating %s: %w", a.name, err)
 		}
 		tokens[a.name], out.ids[a.name] = got.Token, got.ID
-		say("   %-17s %-9s tag %-13s %s", a.name, a.tier, a.tag, got.ID)
+		say("   %-17s %-9s tag %-13s %-22s %s", a.name, a.tier, a.tag, a.host, got.ID)
 	}
 	if _, err := mg.RevokeAgent(ctx, "old-orchestrator"); err != nil {
 		return nil, fmt.Errorf("revoking old-orchestrator: %w", err)
@@ -123,30 +149,47 @@ func run(ctx context.Context, o options) (*outcome, error) {
 	env := func(name string, extra ...string) []string {
 		return append([]string{"MESHGUARD_URL=" + mgURL, "MESHGUARD_TOKEN=" + tokens[name]}, extra...)
 	}
-	emailer, err := start(ctx, o.out, "emailer", "ts", env("emailer"), "node", filepath.Join(dir, "emailer.mjs"))
+	emailer, err := start(ctx, o.out, "emailer", "ts", env("emailer"), nil, "node", filepath.Join(dir, "emailer.mjs"))
 	if err != nil {
 		return nil, err
 	}
 	defer emailer.stop()
-	researcher, err := start(ctx, o.out, "researcher", "go", env("researcher", "EMAILER_URL="+emailer.url), o.researcher)
+	tasks := 0 // written by the researcher's output reader, read once it stopped
+	researcher, err := start(ctx, o.out, "researcher", "go", env("researcher"), func(line string) {
+		if strings.HasPrefix(line, "task received") {
+			tasks++
+		}
+	}, o.researcher)
 	if err != nil {
 		return nil, err
 	}
 	defer researcher.stop()
 	say("   emailer (TypeScript) on %s, researcher (Go) on %s", emailer.url, researcher.url)
+	say("\n== The service catalogue: MeshGuard's gateway fronts both (%s/proxy/<service>/…)", mgURL)
+	for _, s := range services(strings.TrimPrefix(researcher.url, "http://"), strings.TrimPrefix(emailer.url, "http://")) {
+		if _, err := mg.PutService(ctx, s); err != nil {
+			return nil, fmt.Errorf("putting service %s: %w", s.Name, err)
+		}
+		for _, r := range s.Routes {
+			say("   %-10s %s → agent %s: %s %s → %s", s.Name, s.Endpoints[0], s.Agent, r.Method, r.Path, r.Action)
+		}
+	}
 
 	orchestrator := filepath.Join(dir, "orchestrator.py")
-	say("\n== The orchestrator (Python) hands a survey to the researcher, which hands the report to the emailer")
-	if out.chain, err = orchestrate(ctx, o.out, "orchestrator", env("orchestrator", "RESEARCHER_URL="+researcher.url), orchestrator); err != nil {
+	say("\n== The orchestrator (Python) hands a survey to the researcher, which hands the report to the emailer, each hop through the gateway")
+	if out.chain, err = orchestrate(ctx, o.out, "orchestrator", env("orchestrator"), orchestrator); err != nil {
 		return nil, err
 	}
 	say("\n== The revoked orchestrator tries the same")
-	if out.revoked, err = orchestrate(ctx, o.out, "old-orchestrator", env("old-orchestrator", "RESEARCHER_URL="+researcher.url), orchestrator); err != nil {
+	if out.revoked, err = orchestrate(ctx, o.out, "old-orchestrator", env("old-orchestrator"), orchestrator); err != nil {
 		return nil, err
 	}
+	researcher.stop() // all its output read: tasks is final
+	out.tasks = tasks
+	say("   the researcher received %d task(s)", out.tasks)
 
-	// The chain: orchestrator's delegation, researcher's read and
-	// delegation, the emailer's send and its refused draft.
+	// The chain: the orchestrator's hop, the researcher's read and hop,
+	// the emailer's send, and the researcher's refused hop to the drafts.
 	if out.records, err = awaitTrace(ctx, mg, out.chain.TraceID, 5); err != nil {
 		return nil, err
 	}

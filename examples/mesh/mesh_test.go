@@ -11,9 +11,11 @@ import (
 )
 
 // TestMesh runs `make mesh` — MeshGuard, the Python orchestrator, the Go
-// researcher and the TypeScript emailer as real processes — and checks the
-// story it tells: the chain allowed hop by hop and recorded as one chain,
-// the ceiling denial, and the revoked agent's 401.
+// researcher and the TypeScript emailer as real processes, every hop
+// through MeshGuard's gateway routed by the service catalogue — and checks
+// the story it tells: the chain allowed hop by hop and recorded as one
+// chain, the ceiling denial of a hop, and the revoked agent's 401 at the
+// gateway, which never reached the researcher.
 func TestMesh(t *testing.T) {
 	for _, tool := range []string{"python3", "node"} {
 		if _, err := exec.LookPath(tool); err != nil {
@@ -39,27 +41,29 @@ func TestMesh(t *testing.T) {
 		steps = append(steps, step{s.Agent, s.Action, s.Outcome, s.Reason})
 	}
 	wantSteps := []step{
-		{"orchestrator", "delegate:researcher", "minted", ""},
+		{"orchestrator", "hand-on:researcher", "allowed", ""},
 		{"researcher", "read:papers", "allowed", ""},
-		{"researcher", "delegate:emailer", "minted", ""},
 		{"emailer", "write:email", "allowed", ""},
-		{"emailer", "write:notes/drafts/report", "denied", policy.ReasonDelegationCeiling},
+		{"researcher", "write:notes/drafts", "denied", policy.ReasonDelegationCeiling},
 	}
 	if got.chain.Error != nil || !slices.Equal(steps, wantSteps) {
 		t.Errorf("the chain's steps:\n got %+v (error %+v)\nwant %+v", steps, got.chain.Error, wantSteps)
 	}
 
-	// What MeshGuard recorded: each hop decided, under one trace, with the chain.
+	// What MeshGuard recorded: each hop decided by the gateway as the
+	// catalogue route's action, on the service's host; each agent's own
+	// action asked through the API; one trace, with the chain.
 	wantRecords := []struct {
 		agent, action, decision, reason string
 		status                          int
 		chain                           []string
+		source, host                    string
 	}{
-		{orch, "delegate:researcher", "allow", policy.ReasonRuleAllow, 201, []string{orch}},
-		{res, "read:papers", "allow", policy.ReasonRuleAllow, 200, []string{orch, res}},
-		{res, "delegate:emailer", "allow", policy.ReasonRuleAllow, 201, []string{orch, res}},
-		{em, "write:email", "allow", policy.ReasonRuleAllow, 200, []string{orch, res, em}},
-		{em, "write:notes/drafts/report", "deny", policy.ReasonDelegationCeiling, 403, []string{orch, res, em}},
+		{orch, "write:tasks/research", "allow", policy.ReasonRuleAllow, 200, []string{orch}, "gateway", "researcher.mesh.test:80"},
+		{res, "read:papers", "allow", policy.ReasonRuleAllow, 200, []string{orch, res}, "api", ""},
+		{res, "write:email", "allow", policy.ReasonRuleAllow, 200, []string{orch, res}, "gateway", "emailer.mesh.test:80"},
+		{em, "write:email", "allow", policy.ReasonRuleAllow, 200, []string{orch, res, em}, "api", ""},
+		{res, "write:notes/drafts", "deny", policy.ReasonDelegationCeiling, 403, []string{orch, res}, "gateway", "emailer.mesh.test:80"},
 	}
 	if len(got.records) != len(wantRecords) {
 		t.Fatalf("trace %s: %d records, want %d", got.chain.TraceID, len(got.records), len(wantRecords))
@@ -67,20 +71,24 @@ func TestMesh(t *testing.T) {
 	for i, w := range wantRecords {
 		r := got.records[i]
 		if r.AgentID != w.agent || r.Action != w.action || r.Decision != w.decision || r.Reason != w.reason ||
-			r.Status != w.status || !slices.Equal(r.Chain, w.chain) || r.TraceID != got.chain.TraceID {
-			t.Errorf("record %d: got %s %s %s %s %d chain %v trace %s, want %s %s %s %s %d chain %v trace %s", i,
-				r.AgentID, r.Action, r.Decision, r.Reason, r.Status, r.Chain, r.TraceID,
-				w.agent, w.action, w.decision, w.reason, w.status, w.chain, got.chain.TraceID)
+			r.Status != w.status || !slices.Equal(r.Chain, w.chain) || r.TraceID != got.chain.TraceID || r.Source != w.source || r.Host != w.host {
+			t.Errorf("record %d: got %s %s %s %s %d chain %v trace %s source %s host %s, want %s %s %s %s %d chain %v trace %s source %s host %s", i,
+				r.AgentID, r.Action, r.Decision, r.Reason, r.Status, r.Chain, r.TraceID, r.Source, r.Host,
+				w.agent, w.action, w.decision, w.reason, w.status, w.chain, got.chain.TraceID, w.source, w.host)
 		}
 	}
 
-	// The revoked agent: refused with 401 before anything was handed on.
+	// The revoked agent: refused with 401 at the gateway; the researcher
+	// received the one task of the chain, not the revoked agent's.
 	e := got.revoked.Error
 	if e == nil || e.Kind != "unauthorized" || e.Status != 401 || e.Reason != "agent_revoked" || len(got.revoked.Steps) != 0 {
 		t.Errorf("the revoked orchestrator: got error %+v, steps %+v; want unauthorized 401 agent_revoked and no steps", e, got.revoked.Steps)
 	}
-	if len(got.refused) != 1 || got.refused[0].Status != 401 || got.refused[0].Reason != "agent_revoked" {
-		t.Errorf("the revoked orchestrator's audit records: %+v, want one 401 agent_revoked", got.refused)
+	if len(got.refused) != 1 || got.refused[0].Status != 401 || got.refused[0].Reason != "agent_revoked" || got.refused[0].Source != "gateway" {
+		t.Errorf("the revoked orchestrator's audit records: %+v, want one 401 agent_revoked from the gateway", got.refused)
+	}
+	if got.tasks != 1 {
+		t.Errorf("the researcher received %d tasks, want 1 (the revoked agent's must not reach it)", got.tasks)
 	}
 
 	// The tree `meshguard audit trace` printed: one chain, three agents deep.
@@ -88,7 +96,8 @@ func TestMesh(t *testing.T) {
 		"trace " + got.chain.TraceID + ": 5 decisions",
 		"└─ delegated to researcher (" + res + ")",
 		"└─ delegated to emailer (" + em + ")",
-		"└─ DENY write:notes/drafts/report (delegation_ceiling",
+		"├─ ALLOW write:email → emailer.mesh.test:80 (rule_allow",
+		"DENY write:notes/drafts → emailer.mesh.test:80 (delegation_ceiling",
 	} {
 		if !strings.Contains(buf.String(), want) {
 			t.Errorf("the output lacks %q", want)

@@ -1,13 +1,14 @@
 """The Python agent of the example mesh (examples/mesh): the orchestrator.
 
-It starts a trace, mints a delegation handing a research task to the
-researcher (MeshGuard decides whether it may), and posts the task to the
-researcher with that delegation and the trace -- never with its own token,
-which is for MeshGuard alone. It prints what every agent of the chain did,
-then one line ``RESULT {json}`` for whoever runs it.
+It starts a trace and posts a research task to the researcher through
+MeshGuard's gateway (``/proxy/researcher/...``), with its own token: MeshGuard
+decides the hop, mints the researcher's delegation and forwards the task
+with it and the trace. It prints what every agent of the chain did, then one
+line ``RESULT {json}`` for whoever runs it.
 
 Standard library and the SDK in sdk/python (imported from this repository).
-Configured by MESHGUARD_URL, MESHGUARD_TOKEN, RESEARCHER_URL, TOPIC, REPORT_TO.
+Configured by MESHGUARD_URL, MESHGUARD_TOKEN, RESEARCHER_SERVICE (default
+researcher), TOPIC, REPORT_TO.
 """
 
 from __future__ import annotations
@@ -21,37 +22,44 @@ from typing import Any, Dict, List
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "sdk", "python"))
 
-from meshguard import MeshGuard, MeshGuardError, traceparent  # noqa: E402
+from meshguard import MeshGuard, traceparent  # noqa: E402
 
 MAX_ANSWER = 1 << 20  # the most of a peer's answer read
 
 
+class Refused(Exception):
+    """MeshGuard refused the hop: its own answer, not the researcher's."""
+
+    def __init__(self, status: int, body: Dict[str, Any]) -> None:
+        super().__init__("%d %s: %s" % (status, body.get("reason"), body.get("message")))
+        self.status = status
+        self.body = body
+
+
 def hand_on(mg: MeshGuard, researcher: str, task: Dict[str, str]) -> List[Dict[str, Any]]:
-    """Mints the researcher's delegation and posts it the task; returns the chain's steps."""
-    # Everything the chain may need; MeshGuard's policies still cap it (the
-    # orchestrator's permission ceiling leaves notes out).
-    delegation = mg.delegate("researcher", ["read:*", "write:email", "write:notes/*"], max_depth=2, ttl="10m")
-    steps: List[Dict[str, Any]] = [{"agent": "orchestrator", "action": "delegate:researcher", "outcome": "minted"}]
+    """Posts the task to the researcher through the gateway; returns the chain's steps."""
+    # The SDK's handler adds the token and the trace to requests for
+    # MeshGuard's host (its gateway), and to no other host.
+    opener = urllib.request.build_opener(mg.handler())
     req = urllib.request.Request(
-        researcher.rstrip("/") + "/tasks",
+        mg.url + "/proxy/" + researcher + "/tasks",
         data=json.dumps(task).encode(),
         method="POST",
-        headers={
-            "Content-Type": "application/json",
-            "X-MeshGuard-Delegation": delegation.token,
-            "traceparent": mg.headers()["traceparent"],
-        },
+        headers={"Content-Type": "application/json"},
     )
     try:
-        with urllib.request.urlopen(req, timeout=30) as res:
-            raw = res.read(MAX_ANSWER)
+        with opener.open(req, timeout=30) as res:
+            raw, status, decision = res.read(MAX_ANSWER), res.status, res.headers.get("X-MeshGuard-Decision")
     except urllib.error.HTTPError as e:
-        raw = e.read(MAX_ANSWER)
+        raw, status, decision = e.read(MAX_ANSWER), e.code, e.headers.get("X-MeshGuard-Decision")
+    if decision == "deny":
+        # MeshGuard refused the hop (revoked, denied): nothing reached the researcher.
+        raise Refused(status, json.loads(raw))
+    steps: List[Dict[str, Any]] = [{"agent": "orchestrator", "action": "hand-on:" + researcher, "outcome": "allowed"}]
     try:
-        body = json.loads(raw)
-        steps.extend(body["steps"])
+        steps.extend(json.loads(raw)["steps"])
     except (ValueError, KeyError, TypeError):
-        steps.append({"agent": "researcher", "action": "answer", "outcome": "unreadable"})
+        steps.append({"agent": researcher, "action": "answer", "outcome": "unreadable"})
     return steps
 
 
@@ -65,11 +73,11 @@ def main() -> int:
     task = {"topic": os.environ.get("TOPIC", "agent-governance"), "reportTo": os.environ.get("REPORT_TO", "team@example.com")}
     result: Dict[str, Any] = {"traceId": trace_id}
     try:
-        result["steps"] = hand_on(mg, os.environ["RESEARCHER_URL"], task)
-    except MeshGuardError as e:
-        # Could not hand on: refused, revoked, MeshGuard unreachable. Never an allow.
+        result["steps"] = hand_on(mg, os.environ.get("RESEARCHER_SERVICE", "researcher"), task)
+    except Refused as e:
+        # Could not hand on: refused, revoked. Never an allow.
         print("refused: %s" % e)
-        result["error"] = {"kind": e.kind, "status": e.status, "reason": e.reason, "traceId": e.trace_id}
+        result["error"] = {"kind": e.body.get("error"), "status": e.status, "reason": e.body.get("reason"), "traceId": e.body.get("trace_id")}
     for s in result.get("steps", []):
         print("%-12s %-26s %s %s" % (s.get("agent"), s.get("action"), s.get("outcome"), s.get("reason") or ""))
     print("RESULT " + json.dumps(result))

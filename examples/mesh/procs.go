@@ -55,9 +55,10 @@ func command(ctx context.Context, env []string, prog string, args ...string) *ex
 	return cmd
 }
 
-// start runs a serving agent, prints its output prefixed with its name, and
-// returns once it printed "listening on URL".
-func start(ctx context.Context, out io.Writer, name, lang string, env []string, prog string, args ...string) (*proc, error) {
+// start runs a serving agent, prints its output prefixed with its name
+// (handing each line to onLine, if not nil), and returns once it printed
+// "listening on URL". stop may be called more than once.
+func start(ctx context.Context, out io.Writer, name, lang string, env []string, onLine func(string), prog string, args ...string) (*proc, error) {
 	pctx, cancel := context.WithCancel(ctx)
 	cmd := command(pctx, env, prog, args...)
 	r, w := io.Pipe()
@@ -81,14 +82,20 @@ func start(ctx context.Context, out io.Writer, name, lang string, env []string, 
 				}
 				continue
 			}
+			if onLine != nil {
+				onLine(sc.Text())
+			}
 			fmt.Fprintf(out, "   [%s·%s] %s\n", name, lang, sc.Text())
 		}
 		_, _ = io.Copy(io.Discard, r)
 	}()
+	var once sync.Once
 	p := &proc{stop: func() {
-		cancel()
-		<-exited
-		<-copied
+		once.Do(func() {
+			cancel()
+			<-exited
+			<-copied
+		})
 	}}
 	select {
 	case p.url = <-listening:

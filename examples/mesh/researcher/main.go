@@ -1,12 +1,14 @@
 // Command researcher is the Go agent of the example mesh (examples/mesh):
-// it takes research tasks handed to it with a delegation token, asks
-// MeshGuard before it reads (acting for the chain that handed it the task),
-// and hands the report on to the emailer with a delegation of its own,
-// minted through the Go SDK (client/agent).
+// it takes research tasks that reach it through MeshGuard's gateway, which
+// decided the hop and minted the delegation it acts for; asks MeshGuard
+// before it reads (acting for that chain); and hands the report on to the
+// emailer through the gateway too, with the Go SDK's HTTP client
+// (client/agent), which adds its token, the delegation and the trace.
 //
 // It listens on 127.0.0.1 (LISTEN, default an ephemeral port) and prints
-// "listening on http://ADDR" first; MESHGUARD_URL, MESHGUARD_TOKEN and
-// EMAILER_URL configure it.
+// "listening on http://ADDR" first; MESHGUARD_URL and MESHGUARD_TOKEN
+// configure it, EMAILER_SERVICE names the emailer's service in MeshGuard's
+// catalogue (default emailer).
 package main
 
 import (
@@ -42,9 +44,9 @@ func run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	emailer := os.Getenv("EMAILER_URL")
+	emailer := os.Getenv("EMAILER_SERVICE")
 	if emailer == "" {
-		return errors.New("EMAILER_URL is not set")
+		emailer = "emailer"
 	}
 	addr := os.Getenv("LISTEN")
 	if addr == "" {
@@ -54,7 +56,8 @@ func run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	r := &researcher{me: a, emailer: emailer, peers: &http.Client{Timeout: 30 * time.Second}}
+	// The emailer is reached through the gateway: /proxy/<its service>.
+	r := &researcher{me: a, emailer: strings.TrimSuffix(os.Getenv("MESHGUARD_URL"), "/") + "/proxy/" + emailer}
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /tasks", r.task)
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
@@ -71,10 +74,7 @@ func run(ctx context.Context) error {
 
 type researcher struct {
 	me      *agent.Agent
-	emailer string
-	// peers calls the other agents: it carries the delegation token and the
-	// trace, never this agent's own token (that is for MeshGuard only).
-	peers *http.Client
+	emailer string // the emailer's base URL, on MeshGuard's gateway
 }
 
 // task is one research task: {"topic": "...", "reportTo": "..."}.
@@ -101,8 +101,11 @@ func (r *researcher) task(w http.ResponseWriter, req *http.Request) {
 		http.Error(w, `{"error":"bad_request","message":"expected {\"topic\",\"reportTo\"}"}`, http.StatusBadRequest)
 		return
 	}
+	fmt.Printf("task received: %s\n", t.Topic)
 	// Continue the trace of the agent that handed the task on, and act for
-	// its chain: without a delegation token there is no task to act on.
+	// its chain: MeshGuard's gateway decided the hop and minted this
+	// agent's delegation (it strips any the caller sent). Without one
+	// there is no task to act on.
 	ctx, err := agent.WithTraceParent(req.Context(), req.Header.Get(api.HeaderTraceParent))
 	if err != nil {
 		ctx = req.Context()
@@ -126,20 +129,15 @@ func (r *researcher) task(w http.ResponseWriter, req *http.Request) {
 	}
 	say(step{Agent: "researcher", Action: "read:papers", Outcome: "allowed"})
 
-	// 2. Hand the report on to the emailer: one hop, mail and drafts.
-	del, err := me.Delegate(ctx, "emailer", []string{"write:email", "write:notes/drafts/*"}, 1, 10*time.Minute)
-	if err != nil {
-		say(refusal("researcher", "delegate:emailer", err))
-		reply(w, statusOf(err), out)
-		return
-	}
-	say(step{Agent: "researcher", Action: "delegate:emailer", Outcome: "minted"})
-
-	// 3. The emailer sends the report, then is asked to file a draft in
-	// notes: the orchestrator's ceiling does not reach that far.
+	// 2. Hand the report on to the emailer, through the gateway: MeshGuard
+	// decides each hop for this chain and mints the emailer's delegation.
+	// It sends the report, then is asked to file a draft in notes: the
+	// orchestrator's ceiling does not reach that far, so MeshGuard refuses
+	// that hop and the emailer never hears of it.
+	peers := me.HTTPClient(nil)
 	body := map[string]string{"to": t.ReportTo, "subject": "Survey: " + t.Topic, "text": "Three papers on " + t.Topic + "."}
 	for _, path := range []string{"/send", "/drafts"} {
-		steps, err := r.callEmailer(ctx, path, del.Token, body)
+		steps, err := r.callEmailer(ctx, peers, path, body)
 		if err != nil {
 			say(step{Agent: "emailer", Action: path, Outcome: "unreachable", Reason: err.Error()})
 			reply(w, http.StatusBadGateway, out)
@@ -150,27 +148,46 @@ func (r *researcher) task(w http.ResponseWriter, req *http.Request) {
 	reply(w, http.StatusOK, out)
 }
 
-// callEmailer posts to the emailer with the delegation minted for it and
-// the current trace; it returns the steps the emailer reports.
-func (r *researcher) callEmailer(ctx context.Context, path, delegation string, body any) ([]step, error) {
+// callEmailer posts to the emailer through MeshGuard's gateway with the
+// SDK's client (this agent's token, the delegation it acts for, the
+// trace); it returns the steps the emailer reports, or, when MeshGuard
+// refused the hop, that refusal as the researcher's step.
+func (r *researcher) callEmailer(ctx context.Context, peers *http.Client, path string, body any) ([]step, error) {
 	b, err := json.Marshal(body)
 	if err != nil {
 		return nil, err
 	}
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, r.emailer+path, bytes.NewReader(b))
 	if err != nil {
 		return nil, err
 	}
 	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set(api.HeaderDelegation, delegation)
-	req.Header.Set(api.HeaderTraceParent, agent.TraceParent(ctx))
-	res, err := r.peers.Do(req)
+	res, err := peers.Do(req)
 	if err != nil {
 		return nil, fmt.Errorf("calling the emailer: %w", err)
 	}
 	defer res.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(res.Body, 1<<20))
+	if err != nil {
+		return nil, fmt.Errorf("the emailer's answer (%d): %w", res.StatusCode, err)
+	}
+	if res.Header.Get("X-MeshGuard-Decision") == "deny" {
+		// MeshGuard's own answer: the hop was refused, nothing reached the emailer.
+		var d struct{ Error, Reason, Action string }
+		if err := json.Unmarshal(data, &d); err != nil {
+			return nil, fmt.Errorf("MeshGuard's refusal (%d): %w", res.StatusCode, err)
+		}
+		s := step{Agent: "researcher", Action: d.Action, Outcome: "refused", Reason: d.Reason}
+		if res.StatusCode == http.StatusForbidden {
+			s.Outcome = "denied"
+		}
+		fmt.Println(strings.TrimSpace("hand-on " + path + " " + s.Outcome + " " + s.Reason))
+		return []step{s}, nil
+	}
 	var a answer
-	if err := json.NewDecoder(io.LimitReader(res.Body, 1<<20)).Decode(&a); err != nil {
+	if err := json.Unmarshal(data, &a); err != nil {
 		return nil, fmt.Errorf("the emailer's answer (%d): %w", res.StatusCode, err)
 	}
 	return a.Steps, nil
