@@ -33,9 +33,7 @@ func (g *Gateway) rewrite(pr *httputil.ProxyRequest) {
 	// reads; the rest goes as sent, as Envoy forwards it.
 	pr.Out.URL.RawQuery = pr.In.URL.RawQuery
 	pr.SetURL(f.up.url)
-	if f.up.host != "" {
-		pr.Out.Host = f.up.host // a service's, not the endpoint dialled
-	}
+	pr.Out.Host = f.up.host // the host decided on: a service's, not the endpoint dialled
 
 	// Only a WebSocket upgrade goes upstream. After a 101 the gateway
 	// copies bytes both ways undecided, so an upgrade to a protocol that

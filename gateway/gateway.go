@@ -121,7 +121,7 @@ func New(cfg Config) (*Gateway, error) {
 	transport := cfg.Transport
 	if cfg.Services == nil {
 		target := *cfg.Target // ours: the caller may not change it under us
-		g.target = &upstream{url: &target, decideHost: target.Host, name: target.Redacted()}
+		g.target = &upstream{url: &target, host: target.Host, name: target.Redacted()}
 	} else {
 		transport = &failover{next: transport, log: func(name, endpoint string, err error) {
 			g.log.Debug("gateway: a service endpoint refused the connection; trying the next", "service", name, "endpoint", endpoint, "err", err)
@@ -195,7 +195,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		up = g.serviceUpstream(svc)
 	}
 	xf := xForwarded(r, trusted)
-	req := g.engineRequest(r, path, up.decideHost, client, xf)
+	req := g.engineRequest(r, path, up.host, client, xf)
 	if svc != nil {
 		// The route's action, protocol and minimum tier, as MeshGuard's
 		// xDS gives them to an Envoy in front of the service.

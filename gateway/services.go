@@ -28,11 +28,9 @@ type Services interface {
 // of it.
 type upstream struct {
 	url *url.URL // scheme, the address dialled first, base path
-	// host is the Host header sent ("": url's host, as PROXY_TARGET).
+	// host is the Host header sent and the engine's Host, which decides
+	// the route mapping and whether the request hands a task to an agent.
 	host string
-	// decideHost is the engine's Host: it decides the route mapping and
-	// whether the request hands a task to an agent.
-	decideHost string
 	// endpoints are a service's addresses, tried from url's on when one
 	// refuses the connection (failover); nil for PROXY_TARGET.
 	endpoints []string
@@ -64,7 +62,8 @@ func (g *Gateway) service(path string) (*catalog.Service, string, int, string) {
 }
 
 // serviceUpstream is where a request to s goes: the Host its proxy would
-// see (the first host, with the port unless it is HTTP's 80), one of its
+// see (the first host, with the port unless it is HTTP's 80), decided on
+// exactly as it is sent, as PROXY_TARGET's host is; one of its
 // endpoints, round robin over the gateway's requests. The catalogue has no
 // TLS setting: the gateway speaks plain HTTP to a service's endpoints.
 func (g *Gateway) serviceUpstream(s *catalog.Service) *upstream {
@@ -75,8 +74,8 @@ func (g *Gateway) serviceUpstream(s *catalog.Service) *upstream {
 	}
 	start := int(g.next.Add(1) % uint64(len(s.Endpoints)))
 	return &upstream{
-		url:  &url.URL{Scheme: "http", Host: s.Endpoints[start]},
-		host: host, decideHost: hostPort,
+		url:       &url.URL{Scheme: "http", Host: s.Endpoints[start]},
+		host:      host,
 		endpoints: s.Endpoints, start: start, name: s.Name,
 	}
 }

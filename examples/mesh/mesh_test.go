@@ -59,11 +59,11 @@ func TestMesh(t *testing.T) {
 		chain                           []string
 		source, host                    string
 	}{
-		{orch, "write:tasks/research", "allow", policy.ReasonRuleAllow, 200, []string{orch}, "gateway", "researcher.mesh.test:80"},
+		{orch, "write:tasks/research", "allow", policy.ReasonRuleAllow, 200, []string{orch}, "gateway", "researcher.mesh.test"},
 		{res, "read:papers", "allow", policy.ReasonRuleAllow, 200, []string{orch, res}, "api", ""},
-		{res, "write:email", "allow", policy.ReasonRuleAllow, 200, []string{orch, res}, "gateway", "emailer.mesh.test:80"},
+		{res, "write:email", "allow", policy.ReasonRuleAllow, 200, []string{orch, res}, "gateway", "emailer.mesh.test"},
 		{em, "write:email", "allow", policy.ReasonRuleAllow, 200, []string{orch, res, em}, "api", ""},
-		{res, "write:notes/drafts", "deny", policy.ReasonDelegationCeiling, 403, []string{orch, res}, "gateway", "emailer.mesh.test:80"},
+		{res, "write:notes/drafts", "deny", policy.ReasonDelegationCeiling, 403, []string{orch, res}, "gateway", "emailer.mesh.test"},
 	}
 	if len(got.records) != len(wantRecords) {
 		t.Fatalf("trace %s: %d records, want %d", got.chain.TraceID, len(got.records), len(wantRecords))
@@ -96,8 +96,8 @@ func TestMesh(t *testing.T) {
 		"trace " + got.chain.TraceID + ": 5 decisions",
 		"└─ delegated to researcher (" + res + ")",
 		"└─ delegated to emailer (" + em + ")",
-		"├─ ALLOW write:email → emailer.mesh.test:80 (rule_allow",
-		"DENY write:notes/drafts → emailer.mesh.test:80 (delegation_ceiling",
+		"├─ ALLOW write:email → emailer.mesh.test (rule_allow",
+		"DENY write:notes/drafts → emailer.mesh.test (delegation_ceiling",
 	} {
 		if !strings.Contains(buf.String(), want) {
 			t.Errorf("the output lacks %q", want)
