@@ -171,7 +171,7 @@ func trail(t *testing.T) (*store.SQLite, map[string]string) {
 	return f.Store, ids
 }
 
-func candidate(t *testing.T, yaml string) *policy.Set {
+func candidate(t testing.TB, yaml string) *policy.Set {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "candidate.yaml")
 	if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
