@@ -27,6 +27,10 @@ name: mail
 appliesTo: {tags: [mailer]}
 rules:
   - {name: no-drafts, effect: deny, actions: ["read:drafts/*"]}
+  - name: test-tokens
+    effect: deny
+    actions: ["call:mail/auth"]
+    conditions: {context: {arguments.token: {matches: "test-*"}}}
   - {name: calls, effect: allow, actions: ["call:mail/*"]}
   - {name: reads, effect: allow, actions: ["read:*"]}
 delegation: {maxDepth: 2}
@@ -34,6 +38,10 @@ delegation: {maxDepth: 2}
 name: ops
 appliesTo: {tags: [ops]}
 rules:
+  - name: staging-only
+    effect: deny
+    actions: ["write:config"]
+    conditions: {context: {header.x-env: {matches: prod}}}
   - name: office-hours
     effect: allow
     actions: ["write:*"]
@@ -48,7 +56,9 @@ delegation: {maxDepth: 2}
 
 // candidatePolicies: mail to outside addresses denied (an argument no
 // recorded policy read), drafts readable, delegated secret reads denied,
-// a password argument and a header read, office hours shortened.
+// a password argument read (redacted in the recorded arguments), the
+// token argument and the header the recorded policies read still read,
+// a header they did not read now read, office hours shortened.
 const candidatePolicies = `
 name: mail
 appliesTo: {tags: [mailer]}
@@ -65,6 +75,10 @@ rules:
     effect: deny
     actions: ["read:secret/*"]
     conditions: {chain: {root: [planner]}}
+  - name: test-tokens
+    effect: deny
+    actions: ["call:mail/auth"]
+    conditions: {context: {arguments.token: {matches: "test-*"}}}
   - {name: calls, effect: allow, actions: ["call:mail/*"]}
   - {name: reads, effect: allow, actions: ["read:*"]}
 delegation: {maxDepth: 2}
@@ -76,6 +90,10 @@ rules:
     effect: deny
     actions: ["write:config"]
     conditions: {context: {header.x-env: {matches: prod}}}
+  - name: flags-team
+    effect: deny
+    actions: ["write:flags"]
+    conditions: {context: {header.x-team: {not_matches: platform}}}
   - name: office-hours
     effect: allow
     actions: ["write:*"]
@@ -161,7 +179,10 @@ func trail(t *testing.T) (*store.SQLite, map[string]string) {
 	do("deploy at 10", 10*h+5*time.Minute, engine.Request{Token: ops, Method: "POST", Path: "/deploy"}, true)
 	do("deploy at 14", 14*h, engine.Request{Token: ops, Method: "POST", Path: "/deploy"}, true)
 	do("deploy at 20", 20*h, engine.Request{Token: ops, Method: "POST", Path: "/deploy"}, false)
-	do("config", 10*h+6*time.Minute, engine.Request{Token: ops, Method: "POST", Path: "/config", Headers: edge.MapHeaders{"x-env": "prod"}}, true)
+	do("config without env", 10*h+6*time.Minute, engine.Request{Token: ops, Method: "POST", Path: "/config"}, true)
+	do("config in prod", 10*h+6*time.Minute+time.Second, engine.Request{Token: ops, Method: "POST", Path: "/config", Headers: edge.MapHeaders{"x-env": "prod"}}, false)
+	do("flags", 10*h+6*time.Minute+2*time.Second, engine.Request{Token: ops, Method: "POST", Path: "/flags", Headers: edge.MapHeaders{"x-team": "platform"}}, true)
+	do("auth", 10*h+6*time.Minute+3*time.Second, engine.Request{Token: mailer, Method: "POST", Path: "/mcp", Body: callBody("auth", `{"token":"abc"}`)}, true)
 	do("planner to mailer", 10*h+7*time.Minute, engine.Request{Token: planner, Method: "POST", Host: "mailer.mesh", Path: "/notify"}, true)
 	do("delegated secret", 10*h+8*time.Minute, engine.Request{Token: mailer, Delegation: delegation, Method: "GET", Path: "/secret/plan"}, true)
 	do("own secret", 10*h+9*time.Minute, engine.Request{Token: mailer, Method: "GET", Path: "/secret/plan"}, true)
@@ -231,7 +252,10 @@ func TestReplayRecordByRecord(t *testing.T) {
 		{"deploy at 10", outcome{}},
 		{"deploy at 14", outcome{replay.AllowToDeny, "ops/office-hours", "ops/", policy.ReasonNoMatchingRule}},
 		{"deploy at 20", outcome{}},
-		{"config", outcome{kind: "not: " + replay.WhyValueMissing}},
+		{"config without env", outcome{}},
+		{"config in prod", outcome{}},
+		{"flags", outcome{kind: "not: " + replay.WhyValueMissing}},
+		{"auth", outcome{kind: "not: " + replay.WhyRedacted}},
 		{"planner to mailer", outcome{}},
 		{"delegated secret", outcome{replay.AllowToDeny, "mail/reads", "mail/no-delegated-secrets", policy.ReasonRuleDeny}},
 		{"own secret", outcome{}},
@@ -245,9 +269,9 @@ func TestReplayRecordByRecord(t *testing.T) {
 			}
 		})
 	}
-	// 14 records: 4 not decided again, 1 refused before policy, 9
+	// 17 records: 5 not decided again, 1 refused before policy, 11
 	// decided again of which 4 changed.
-	want := fmt.Sprintf("records 14 redecided 9 unchanged 5 allowToDeny 3 denyToAllow 1 skipped %v", map[string]int{replay.SkipNotPolicy: 1})
+	want := fmt.Sprintf("records 17 redecided 11 unchanged 7 allowToDeny 3 denyToAllow 1 skipped %v", map[string]int{replay.SkipNotPolicy: 1})
 	if g := fmt.Sprintf("records %d redecided %d unchanged %d allowToDeny %d denyToAllow %d skipped %v", rep.Records, rep.Redecided, rep.Unchanged,
 		rep.AllowToDeny, rep.DenyToAllow, rep.Skipped); g != want {
 		t.Fatalf("counts:\n got %s\nwant %s", g, want)
@@ -258,11 +282,13 @@ func TestReplayRecordByRecord(t *testing.T) {
 }
 
 // TestReplayUnchangedSet: the policies that decided the trail decide it
-// again the same, record for record.
+// again the same, record for record — all but the one whose value they
+// read was recorded redacted.
 func TestReplayUnchangedSet(t *testing.T) {
-	s, _ := trail(t)
+	s, ids := trail(t)
 	rep := run(t, s, candidate(t, recordedPolicies), replay.Options{})
-	if rep.AllowToDeny != 0 || rep.DenyToAllow != 0 || len(rep.NotRedecided) != 0 || rep.Redecided != 13 || rep.Unchanged != 13 {
+	if rep.AllowToDeny != 0 || rep.DenyToAllow != 0 || rep.Redecided != 15 || rep.Unchanged != 15 ||
+		len(rep.NotRedecided) != 1 || rep.NotRedecided[0].Why != replay.WhyRedacted || rep.NotRedecided[0].IDs[0] != ids["auth"] {
 		t.Fatalf("the recorded policies replayed: %+v", rep)
 	}
 	if rep.Failed([]string{replay.AllowToDeny, replay.DenyToAllow}) {
