@@ -161,6 +161,10 @@ func TestPolicyReplayOnline(t *testing.T) {
 	if rep.AllowToDeny != 1 || len(rep.Changes) != 1 || rep.Changes[0].New.Policy != "zz-no-secrets" || rep.Changes[0].Examples[0].Resource != "/secret/c" {
 		t.Fatalf("report: %s", online)
 	}
+	bad := writeTemp(t, "bad.yaml", "name: p\nrules: [{name: r, effect: maybe, actions: [\"x:y\"]}]\n")
+	if code, _, errOut := l.mg(t, "policy", "replay", "--policies", bad); code != ExitUsage || !strings.Contains(errOut, "bad.yaml:2") {
+		t.Fatalf("a bad candidate through the server: exit %d: %s", code, errOut)
+	}
 	code, _, errOut = runEnv(t, map[string]string{"MESHGUARD_GATEWAY_URL": l.url, "MESHGUARD_ADMIN_TOKEN": "mgadm_wrong-token-0123456789abcdef0"},
 		"policy", "replay", "--policies", candidate)
 	if code != ExitAuth {
