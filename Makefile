@@ -29,7 +29,7 @@ FILTER_IMAGE := bin/meshguard-filter-image.tar
 REVISION     ?= $(or $(COMMIT),unknown)
 CREATED      ?= $(or $(DATE),1970-01-01T00:00:00Z)
 
-.PHONY: all build release wasm image bench-wasm test jaeger trace-picture demo mesh bench bench-load lint fuzz mutate wasm-check clean
+.PHONY: all build release wasm image bench-wasm test jaeger trace-picture demo mesh bench bench-load bench-replay lint fuzz mutate wasm-check clean
 
 all: build
 
@@ -164,6 +164,11 @@ bench-wasm: wasm
 # LOAD_FLAGS passes options, e.g. LOAD_FLAGS='-rps 3000' for a fixed rate below saturation.
 bench-load:
 	$(GO) run ./bench/loadtest $(LOAD_FLAGS)
+
+# `meshguard policy replay` over a trail of REPLAY_RECORDS (1M) records: wall time and peak RSS.
+REPLAY_RECORDS ?= 1000000
+bench-replay: build
+	$(GO) run ./bench/replay -records $(REPLAY_RECORDS) -meshguard $(BIN)
 
 lint:
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go')); \

@@ -263,6 +263,7 @@ func (a *API) Register(m Mux) {
 	m.Handle("POST /admin/policies", admin(a.applyPolicies))
 	m.Handle("POST /admin/policies/validate", admin(a.validatePolicies))
 	m.Handle("POST /admin/policies/test", admin(a.testPolicies))
+	m.Handle("POST /admin/policies/replay", admin(a.replayPolicies))
 	m.Handle("GET /admin/policies/{name}", admin(a.getPolicy))
 	m.Handle("DELETE /admin/policies/{name}", admin(a.deletePolicy))
 	// Admin: keys.

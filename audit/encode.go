@@ -79,6 +79,11 @@ func appendCanonical(b []byte, r *Record) ([]byte, error) {
 		b = append(b, `,"call":{`...)
 		b = append(appendCall(b, c), '}')
 	}
+	if r.Inputs != nil {
+		// Only when set, as call: older records keep their hashes.
+		b = append(b, `,"inputs":`...)
+		b = appendInputs(b, r.Inputs)
+	}
 	return append(b, '}'), nil
 }
 

@@ -22,6 +22,7 @@ func FuzzCanonicalRoundTrip(f *testing.F) {
 		r.AgentName, r.Path, r.Reason = name, path, reason
 		r.Chain = []string{name, path}
 		r.Context = map[string]any{key: value}
+		r.Inputs = &Inputs{Tags: []string{key}, Chain: []ChainMember{{Name: name, Tier: value}}, Absent: []string{path}}
 		if err := r.Seal(GenesisHash); err != nil {
 			t.Fatal(err)
 		}
@@ -50,6 +51,10 @@ func FuzzCanonicalRoundTrip(f *testing.F) {
 			back.Chain[0] != read(t, name) || back.Chain[1] != read(t, path) {
 			t.Fatalf("the context or chain changed: %v %v", back.Context, back.Chain)
 		}
+		if in := back.Inputs; in == nil || len(in.Tags) != 1 || in.Tags[0] != read(t, key) || len(in.Chain) != 1 ||
+			in.Chain[0].Name != read(t, name) || in.Chain[0].Tier != read(t, value) || len(in.Absent) != 1 || in.Absent[0] != read(t, path) {
+			t.Fatalf("the inputs changed: %+v", back.Inputs)
+		}
 
 		// Edits break the chain.
 		edits := map[string]func(*Record){
@@ -58,6 +63,7 @@ func FuzzCanonicalRoundTrip(f *testing.F) {
 			"reason":    func(r *Record) { r.Reason += "\x00" },
 			"chain":     func(r *Record) { r.Chain = []string{r.Chain[0] + r.Chain[1]} },
 			"context":   func(r *Record) { r.Context = map[string]any{read(t, key): read(t, value) + "x"} },
+			"inputs":    func(r *Record) { r.Inputs.Chain[0].Tier += "x" },
 		}
 		if read(t, name) != read(t, path) {
 			edits["agentName and path swapped"] = func(r *Record) { r.AgentName, r.Path = r.Path, r.AgentName }

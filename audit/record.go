@@ -51,9 +51,12 @@ type Record struct {
 	Proxy string `json:"proxy,omitempty"`
 	// Call is the agent-protocol call decided on (an MCP tool call, an A2A
 	// message), nil for any other request.
-	Call     *Call  `json:"call,omitempty"`
-	PrevHash string `json:"prevHash"`
-	Hash     string `json:"hash"`
+	Call *Call `json:"call,omitempty"`
+	// Inputs are what the policies read that no other field holds, for
+	// replay; nil for a request refused before policy (inputs.go).
+	Inputs   *Inputs `json:"inputs,omitempty"`
+	PrevHash string  `json:"prevHash"`
+	Hash     string  `json:"hash"`
 
 	// Unreadable, set by a store, says why the stored row cannot be
 	// trusted as this record (it is not JSON, or its indexed columns

@@ -92,6 +92,7 @@ func (e *Engine) decide(ctx context.Context, r *Request, d *Decision, now time.T
 	if grant != nil {
 		in.Scope = grant.Scope
 	}
+	d.inputs = recordInputs{set: true, actor: actor, members: chain, scope: in.Scope, keys: set.RequestKeys()}
 	ps := e.child(ctx, SpanEvaluate)
 	pd := set.Evaluate(&in)
 	d.Reason, d.Message, d.Policy, d.Rule = pd.Reason, pd.Message, pd.Policy, pd.Rule
@@ -105,6 +106,7 @@ func (e *Engine) decide(ctx context.Context, r *Request, d *Decision, now time.T
 		}
 		return d.deny(403, pd.Reason, "%s", pd.Message)
 	}
+	d.inputs.policyAllowed = true
 	if grant != nil && grant.MaxChain > 0 && len(chain) > grant.MaxChain {
 		return d.deny(403, policy.ReasonDelegationDepth, "the delegation token allows at most %d delegating agents; this chain has %d", grant.MaxChain, len(chain))
 	}

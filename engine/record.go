@@ -9,6 +9,7 @@ import (
 	"github.com/meshguard/meshguard/agentproto"
 	"github.com/meshguard/meshguard/audit"
 	"github.com/meshguard/meshguard/internal/edge"
+	"github.com/meshguard/meshguard/policy"
 )
 
 // auditRecord is the audit record (docs/audit.md) of a decision. Its id is the
@@ -33,7 +34,51 @@ func auditRecord(r *Request, d *Decision, latency time.Duration) audit.Record {
 	if c := d.Call; c != nil {
 		rec.Call = recordCall(c)
 	}
+	rec.Inputs = d.inputs.record(r, d)
 	return rec
+}
+
+// recordInputs is what the policies read of a decision that reached
+// them, for the record's inputs (audit.Inputs): kept as the decision has
+// it and turned into the record's form only when it is recorded.
+type recordInputs struct {
+	set           bool // policy was evaluated
+	policyAllowed bool // and allowed: a deny came from a later step
+	actor         policy.Subject
+	members       []policy.Subject
+	scope         []string
+	keys          []string // the set's request keys (policy.Set.RequestKeys)
+}
+
+// record is the record's inputs, nil when policy was not evaluated. The
+// request values the policies read and did not find are listed (Absent),
+// so a replay tells "absent" from "not looked up"; at POST /v1/check the
+// context is the caller's whole context and needs no such list. An
+// arguments.* key is not listed for a request that is no call (it has no
+// arguments) or a call decided on its headers (its arguments are unknown,
+// and its record says so: call.headerOnly).
+func (ri *recordInputs) record(r *Request, d *Decision) *audit.Inputs {
+	if !ri.set {
+		return nil
+	}
+	in := &audit.Inputs{Tags: ri.actor.Tags, Revoked: !ri.actor.Active, Scope: ri.scope,
+		AfterPolicy: ri.policyAllowed && d.Effect == "deny"}
+	if len(ri.members) > 0 {
+		in.Chain = make([]audit.ChainMember, len(ri.members))
+		for i := range ri.members {
+			m := &ri.members[i]
+			in.Chain[i] = audit.ChainMember{Name: m.Name, Tier: m.Tier.String(), Tags: m.Tags, Revoked: !m.Active}
+		}
+	}
+	if !r.cooperative() {
+		for _, k := range ri.keys {
+			if _, ok := d.Context[k]; ok || policy.IsArgumentsKey(k) && (d.Call == nil || d.Call.HeaderOnly) {
+				continue
+			}
+			in.Absent = append(in.Absent, k)
+		}
+	}
+	return in
 }
 
 // recordCall is the audit record's view of the call decided on. The

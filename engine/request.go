@@ -162,6 +162,8 @@ type Decision struct {
 	// listing is what Permits evaluates: the policy set and the input
 	// that decided an allowed request.
 	listing *listing
+	// inputs is what the audit record's inputs are made of (record.go).
+	inputs recordInputs
 	// rpc: the request is a JSON-RPC POST to a route declaring a
 	// protocol, so a denial is rendered as a JSON-RPC error (DenyBody).
 	rpc bool

@@ -347,6 +347,9 @@ func checkFilterRecord(rec *audit.Record, now time.Time) error {
 			return err
 		}
 	}
+	if err := checkFilterInputs(rec); err != nil {
+		return err
+	}
 	if rec.Call != nil {
 		return checkFilterCall(rec.Call, rec.Method, rec.Action)
 	}

@@ -180,6 +180,7 @@ func TestAdminRoutesRefuseEveryOtherCredential(t *testing.T) {
 		{route: "POST /admin/policies", method: "POST", path: "/admin/policies", body: policyYAML, contentType: "application/yaml"},
 		{route: "POST /admin/policies/validate", method: "POST", path: "/admin/policies/validate", body: policyYAML, contentType: "application/yaml"},
 		{route: "POST /admin/policies/test", method: "POST", path: "/admin/policies/test", body: `{"agent":"target","action":"read:docs"}`},
+		{route: "POST /admin/policies/replay", method: "POST", path: "/admin/policies/replay", body: `{"files":[{"name":"c.yaml","yaml":"name: c\nrules: [{name: r, effect: allow, actions: [\"read:*\"]}]\n"}]}`},
 		{route: "GET /admin/policies/{name}", method: "GET", path: "/admin/policies/stored-one"},
 		{route: "DELETE /admin/policies/{name}", method: "DELETE", path: "/admin/policies/stored-one"},
 		{route: "POST /admin/keys/rotate", method: "POST", path: "/admin/keys/rotate", body: `{}`},

@@ -29,6 +29,7 @@ type AuditBackend interface {
 func auditTests() []test {
 	return []test{
 		{"AppendScanVerify", testAuditChain},
+		{"ScanWindowInOrder", testAuditScanWindow},
 		{"DuplicateID", testAuditDuplicate},
 		{"QueryFilters", testAuditFilters},
 		{"QueryPages", testAuditPages},
@@ -58,6 +59,16 @@ func trail(t *testing.T, prev string) []audit.Record {
 		}
 		if i%4 == 3 {
 			r.Action = "write:y"
+		}
+		if i%3 == 0 {
+			// A policy decision's inputs (a delegated one every other
+			// time): replay reads them back as they were sealed.
+			r.Inputs = &audit.Inputs{Tags: []string{"reader", "<研究>"}, Absent: []string{"header.x-env"}}
+			if i%2 == 0 {
+				r.Chain = []string{"agent_root", agent}
+				r.Inputs.Chain = []audit.ChainMember{{Name: "root", Tier: "trusted", Tags: []string{"planner"}}}
+				r.Inputs.Scope = []string{"read:*"}
+			}
 		}
 		if i%3 == 2 {
 			r.Decision, r.Status, r.Reason, r.Source = "deny", 403, "no_matching_rule", "gateway"
@@ -363,5 +374,26 @@ func testAuditPrune(t *testing.T, open func(*testing.T) Backend) {
 	}
 	if last, err := b.LastAuditHash(ctx); err != nil || last != more[1].Hash {
 		t.Fatalf("after a second emptying: %q %v, want the newest anchor's hash", last, err)
+	}
+}
+
+// testAuditScanWindow: a scan of a time window (what policy replay
+// streams) gives the window's records oldest first, inputs and all, and
+// nothing outside it.
+func testAuditScanWindow(t *testing.T, open func(*testing.T) Backend) {
+	b := auditBackend(t, open)
+	rs := appendTrail(t, b)
+	var got []audit.Record
+	f := store.AuditFilter{From: rs[3].Timestamp, To: rs[9].Timestamp}
+	if err := b.ScanAuditFiltered(t.Context(), f, func(r audit.Record, _ string) error { got = append(got, r); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(rs[3:9], got, cmp.AllowUnexported(audit.Record{}, audit.Call{}), cmp.FilterPath(func(p cmp.Path) bool {
+		return p.Last().String() == ".canon"
+	}, cmp.Ignore())); diff != "" {
+		t.Fatalf("the window read back differs (-stored +read):\n%s", diff)
+	}
+	if got[0].Inputs == nil || len(got[0].Inputs.Chain) != 0 || got[3].Inputs == nil || len(got[3].Inputs.Chain) != 1 {
+		t.Fatalf("inputs of the window: %+v, %+v", got[0].Inputs, got[3].Inputs)
 	}
 }
