@@ -51,9 +51,12 @@ type Record struct {
 	Proxy string `json:"proxy,omitempty"`
 	// Call is the agent-protocol call decided on (an MCP tool call, an A2A
 	// message), nil for any other request.
-	Call     *Call  `json:"call,omitempty"`
-	PrevHash string `json:"prevHash"`
-	Hash     string `json:"hash"`
+	Call *Call `json:"call,omitempty"`
+	// Approval is the human approval the decision asked for or used
+	// (docs/governance.md), nil when its policy did not say approve.
+	Approval *Approval `json:"approval,omitempty"`
+	PrevHash string    `json:"prevHash"`
+	Hash     string    `json:"hash"`
 
 	// Unreadable, set by a store, says why the stored row cannot be
 	// trusted as this record (it is not JSON, or its indexed columns
@@ -62,6 +65,14 @@ type Record struct {
 
 	canon  []byte        // the sealed canonical encoding; nil until sealed here
 	queued time.Duration // when a Writer queued it (since the writer's epoch)
+}
+
+// Approval is a record's part in human approval: the approval's id and
+// what this request came to (requested, pending, granted, denied,
+// expired: approval.Outcome).
+type Approval struct {
+	ID      string `json:"id"`
+	Outcome string `json:"outcome"`
 }
 
 // GenesisHash is the PrevHash of the first record of a chain.

@@ -33,6 +33,7 @@ func auditRecord(r *Request, d *Decision, latency time.Duration) audit.Record {
 	if c := d.Call; c != nil {
 		rec.Call = recordCall(c)
 	}
+	rec.Approval = recordApproval(d)
 	return rec
 }
 
