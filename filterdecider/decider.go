@@ -23,10 +23,10 @@ import (
 	"strings"
 	"time"
 
+	"github.com/meshguard/meshguard/approval"
 	"github.com/meshguard/meshguard/catalog"
 	"github.com/meshguard/meshguard/engine"
 	"github.com/meshguard/meshguard/filterconfig"
-	"github.com/meshguard/meshguard/approval"
 	"github.com/meshguard/meshguard/identity"
 	"github.com/meshguard/meshguard/policy"
 	"github.com/meshguard/meshguard/ratelimit"
