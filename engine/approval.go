@@ -97,8 +97,11 @@ func (e *Engine) candidate(pd *policy.Decision, d *Decision, now time.Time) (app
 	b := approval.Binding{AgentID: d.AgentID, Chain: d.Chain, Action: d.Action, Resource: d.Resource, Context: d.Context}
 	a := approval.Approval{
 		ID: approval.NewID(now), AgentID: d.AgentID, AgentName: d.AgentName, Chain: d.Chain,
-		Action: d.Action, Resource: d.Resource, Policy: pd.Policy, Rule: pd.Rule, Approvers: pd.Approvers, TTL: pd.ApprovalTTL,
+		Action: d.Action, Resource: d.Resource, Policy: pd.Policy, Rule: pd.Rule,
 		TraceID: d.TraceID, DecisionID: d.ID, CreatedAt: now, ExpiresAt: now.Add(e.cfg.ApprovalPendingTTL),
+	}
+	if r := pd.ApproveRule; r != nil {
+		a.Approvers, a.TTL = r.Approvers, r.TTL
 	}
 	if c := d.Call; c != nil {
 		a.Method, a.Name = c.Method, c.Name

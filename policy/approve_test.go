@@ -42,8 +42,8 @@ func TestApproveCombines(t *testing.T) {
 		})
 	}
 	d := check(t, mustSet(t, approveMail, allowMail), Input{Agent: mailer, Action: "write:email"})
-	if d.ApprovalTTL != 2*time.Hour || !slices.Equal(d.Approvers, []string{"security"}) || d.Allowed() {
-		t.Fatalf("approve decision: ttl %v approvers %v allowed %v", d.ApprovalTTL, d.Approvers, d.Allowed())
+	if d.ApproveRule == nil || d.ApproveRule.TTL != 2*time.Hour || !slices.Equal(d.ApproveRule.Approvers, []string{"security"}) || d.Allowed() {
+		t.Fatalf("approve decision: rule %+v allowed %v", d.ApproveRule, d.Allowed())
 	}
 }
 

@@ -100,9 +100,10 @@ type Decision struct {
 	// rule. The engine enforces them; the policy package keeps no counters.
 	Limits  []Limit      `json:"limits,omitempty"`
 	Explain *Explanation `json:"explain,omitempty"`
-	// Approvers and ApprovalTTL: the approve rule's, when Effect is Approve.
-	Approvers   []string      `json:"approvers,omitempty"`
-	ApprovalTTL time.Duration `json:"-"`
+	// ApproveRule is the deciding approve rule when Effect is Approve: its
+	// Approvers and TTL (shared with the set: not to be modified; a
+	// pointer keeps the hot path's Decision small).
+	ApproveRule *Rule `json:"-"`
 }
 
 // Allowed reports whether the effect is allow (approve is not: it needs a

@@ -134,8 +134,7 @@ func (s *Set) combine(cover, matched bitset, o *outcome) Decision {
 		// Deny beats approve beats allow: a person is asked only about a
 		// request no policy denies.
 		d := Decision{Effect: Approve, Reason: ReasonApprovalRequired, Message: o.approve.approveMsg,
-			Policy: s.policies[o.approveP].Name, Rule: o.approve.Name,
-			Approvers: o.approve.Approvers, ApprovalTTL: o.approve.TTL}
+			Policy: s.policies[o.approveP].Name, Rule: o.approve.Name, ApproveRule: o.approve.Rule}
 		d.Limits = s.policyLimits(cover, o.limits)
 		return d
 	case o.haveAllow:

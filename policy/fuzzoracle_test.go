@@ -73,7 +73,7 @@ func checkDecision(t testing.TB, s *Set, in *Input, d Decision) {
 			fail("the deciding rule's effect is %s", named.Rules[i].Effect)
 		case !slices.ContainsFunc(named.Rules[i].Actions, func(p string) bool { return Match(p, in.Action) }):
 			fail("no action pattern of the deciding rule matches the action")
-		case want == Approve && (named.Rules[i].TTL != d.ApprovalTTL || !slices.Equal(named.Rules[i].Approvers, d.Approvers)):
+		case want == Approve && (d.ApproveRule == nil || named.Rules[i].TTL != d.ApproveRule.TTL || !slices.Equal(named.Rules[i].Approvers, d.ApproveRule.Approvers)):
 			fail("the approval's ttl or approvers are not the deciding rule's")
 		}
 	case ReasonNoPolicy:
