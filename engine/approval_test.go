@@ -13,6 +13,7 @@ import (
 	"github.com/meshguard/meshguard/audit"
 	"github.com/meshguard/meshguard/engine"
 	"github.com/meshguard/meshguard/engine/enginetest"
+	"github.com/meshguard/meshguard/internal/edge"
 	"github.com/meshguard/meshguard/trust"
 )
 
@@ -413,5 +414,18 @@ func TestApprovalRendered(t *testing.T) {
 	}
 	if !found {
 		t.Fatalf("response headers %v lack %s", d.ResponseHeaders(), engine.HeaderApproval)
+	}
+}
+
+// TestApprovalHeaderOnlyCall: a tool call decided from its headers alone
+// cannot be approved — its arguments are unknown, so an approval would
+// serve any — and raises nothing.
+func TestApprovalHeaderOnlyCall(t *testing.T) {
+	af := newApprovalFixture(t, engine.ModeEnforce)
+	r := engine.Request{Source: engine.SourceGateway, Token: af.mailer, Method: "POST", Path: "/mcp",
+		Headers: edge.MapHeaders{"mcp-method": "tools/call", "mcp-name": "send_email", "mcp-protocol-version": agentproto.HeaderRevision}}
+	d := check(t, af.f.Engine, r)
+	if d.Status != 403 || d.Reason != engine.ReasonApprovalRequired || d.ApprovalID != "" || len(af.raised.list()) != 0 {
+		t.Fatalf("header-only call: %d %s approval %q, %d raised", d.Status, d.Reason, d.ApprovalID, len(af.raised.list()))
 	}
 }
