@@ -77,11 +77,12 @@ func (e *Engine) approve(ctx context.Context, pd *policy.Decision, d *Decision, 
 	case approval.OutcomeGranted:
 		d.Reason, d.Message = ReasonApprovalGranted, fmt.Sprintf("approved by %s (approval %s)", got.DecidedBy, got.ID)
 		return nil
-	case approval.OutcomeRequested:
-		d.raised = &got
-		return d.deny(403, ReasonApprovalRequired, "%s: approval %s requested", pd.Message, got.ID)
-	case approval.OutcomePending:
-		return d.deny(403, ReasonApprovalRequired, "%s: approval %s is pending", pd.Message, got.ID)
+	case approval.OutcomeRequested, approval.OutcomePending:
+		// One message for both: a retry answers as the first request did.
+		if outcome == approval.OutcomeRequested {
+			d.raised = &got
+		}
+		return d.deny(403, ReasonApprovalRequired, "%s: waiting for approval %s", pd.Message, got.ID)
 	case approval.OutcomeDenied:
 		return d.deny(403, ReasonApprovalDenied, "approval %s was denied; this request may ask again after %s", got.ID, got.ExpiresAt.Format(time.RFC3339))
 	case approval.OutcomeExpired:
