@@ -2,13 +2,15 @@ package api
 
 import "github.com/meshguard/meshguard/trust"
 
-// Effect is a policy decision: Allow or Deny.
+// Effect is a policy decision: Allow, Deny, or Approve (allowed only once a
+// person approves this very request; docs/governance.md).
 type Effect string
 
-// The two effects.
+// The effects.
 const (
-	Allow Effect = "allow"
-	Deny  Effect = "deny"
+	Allow   Effect = "allow"
+	Deny    Effect = "deny"
+	Approve Effect = "approve"
 )
 
 // PolicyDecision is a policy decision as the API shows it (POST

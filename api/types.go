@@ -379,6 +379,10 @@ type Decision struct {
 	Error          string `json:"error,omitempty"`
 	DenyTraceID    string `json:"trace_id,omitempty"`
 	DenyRetryAfter int    `json:"retry_after,omitempty"`
+	// ApprovalID and ApprovalURL: the human approval a 403 waits on or
+	// was refused by, and where to follow it (docs/governance.md).
+	ApprovalID  string `json:"approval_id,omitempty"`
+	ApprovalURL string `json:"approval_url,omitempty"`
 }
 
 // DelegationRequest is the body of POST /v1/delegations. Parent, the

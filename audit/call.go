@@ -283,3 +283,17 @@ func appendCall(b []byte, c *Call) []byte {
 	b = append(b, `,"argumentsOmitted":`...)
 	return strconv.AppendBool(b, c.ArgumentsOmitted)
 }
+
+// Recorded is what a Writer with this configuration records of a call's
+// arguments raw (a JSON object): their digest, and the arguments
+// themselves only when Record is set, redacted, and nil past
+// MaxRecordedArguments. One rule for the trail and for what a human
+// approval shows (docs/governance.md).
+func (ac ArgumentsConfig) Recorded(raw []byte) (digest string, args json.RawMessage, err error) {
+	var c Call
+	c.SetArguments(raw)
+	if err := c.finish(ac.Record, ac.redactSet()); err != nil {
+		return "", nil, err
+	}
+	return c.ArgumentsDigest, c.Arguments, nil
+}

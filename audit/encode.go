@@ -84,6 +84,12 @@ func appendCanonical(b []byte, r *Record) ([]byte, error) {
 		b = append(b, `,"inputs":`...)
 		b = appendInputs(b, r.Inputs)
 	}
+	if a := r.Approval; a != nil {
+		// Only when set, as call.
+		b = append(b, `,"approval":{`...)
+		b = appendField(b, "id", a.ID, true)
+		b = append(appendField(b, "outcome", a.Outcome, false), '}')
+	}
 	return append(b, '}'), nil
 }
 

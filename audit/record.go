@@ -54,9 +54,12 @@ type Record struct {
 	Call *Call `json:"call,omitempty"`
 	// Inputs are what the policies read that no other field holds, for
 	// replay; nil for a request refused before policy (inputs.go).
-	Inputs   *Inputs `json:"inputs,omitempty"`
-	PrevHash string  `json:"prevHash"`
-	Hash     string  `json:"hash"`
+	Inputs *Inputs `json:"inputs,omitempty"`
+	// Approval is the human approval the decision asked for or used
+	// (docs/governance.md), nil when its policy did not say approve.
+	Approval *Approval `json:"approval,omitempty"`
+	PrevHash string    `json:"prevHash"`
+	Hash     string    `json:"hash"`
 
 	// Unreadable, set by a store, says why the stored row cannot be
 	// trusted as this record (it is not JSON, or its indexed columns
@@ -65,6 +68,14 @@ type Record struct {
 
 	canon  []byte        // the sealed canonical encoding; nil until sealed here
 	queued time.Duration // when a Writer queued it (since the writer's epoch)
+}
+
+// Approval is a record's part in human approval: the approval's id and
+// what this request came to (requested, pending, granted, denied,
+// expired: approval.Outcome).
+type Approval struct {
+	ID      string `json:"id"`
+	Outcome string `json:"outcome"`
 }
 
 // GenesisHash is the PrevHash of the first record of a chain.

@@ -96,6 +96,9 @@ func decisionBody(d *engine.Decision) api.Decision {
 		out.Error = d.ErrorCode()
 		out.DenyRetryAfter = out.RetryAfter
 		out.DenyTraceID = d.TraceID
+		if d.ApprovalID != "" && d.Status == 403 {
+			out.ApprovalID, out.ApprovalURL = d.ApprovalID, engine.ApprovalPath(d.ApprovalID)
+		}
 	}
 	return out
 }

@@ -155,7 +155,7 @@ func TestPolicyValidate(t *testing.T) {
 		t.Fatalf("exit %d, stdout %q", code, out)
 	}
 	for _, want := range []string{
-		bad + `:4: rules[0].effect: "alow" is not an effect (expected allow or deny)`,
+		bad + `:4: rules[0].effect: "alow" is not an effect (expected allow, deny or approve)`,
 		bad + `:5: rules[0].actions[0]: "read": expected an action verb:resource`,
 		bad + `:8: appliesTo.trustTiers[0]: unknown tier "admin"`,
 		"3 errors",

@@ -85,7 +85,7 @@ func TestOnlinePolicies(t *testing.T) {
 		t.Fatalf("broken apply: exit %d, stdout %q", code, out)
 	}
 	for _, want := range []string{
-		"✗ " + bad + `:4: rules[0].effect: "alow" is not an effect (expected allow or deny)`,
+		"✗ " + bad + `:4: rules[0].effect: "alow" is not an effect (expected allow, deny or approve)`,
 		"✗ " + bad + `:5: rules[0].actions[0]: "read": expected an action verb:resource`,
 		"nothing was stored",
 	} {

@@ -139,8 +139,11 @@ func resultLine(r policy.Result) string {
 }
 
 func pastTense(e policy.Effect) string {
-	if e == policy.Allow {
+	switch e {
+	case policy.Allow:
 		return "allowed"
+	case policy.Approve:
+		return "held for approval"
 	}
 	return "denied"
 }
@@ -233,7 +236,10 @@ func (a *app) printOne(r oneResult, chain []string) error {
 		}
 	} else {
 		mark, verdict := "✓", "ALLOWED"
-		if !r.Allowed() {
+		switch {
+		case r.Decision.Effect == policy.Approve:
+			mark, verdict = "✗", "APPROVAL REQUIRED"
+		case !r.Allowed():
 			mark, verdict = "✗", "DENIED"
 		}
 		who := r.Agent

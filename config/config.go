@@ -18,6 +18,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"time"
 	"unicode"
 	"unicode/utf8"
 
@@ -60,8 +61,11 @@ type Config struct {
 	// besides their digest; AuditRedact names the members redacted.
 	AuditArguments bool
 	AuditRedact    []string
-	RateLimitRPM   int
-	LogLevel       string
+	// ApprovalPendingTTL is how long a raised human approval waits for a
+	// person before it expires (docs/governance.md).
+	ApprovalPendingTTL time.Duration
+	RateLimitRPM       int
+	LogLevel           string
 	// LogFormat is text, json, or auto: text when stderr is a terminal.
 	LogFormat string
 	// Routes map requests to actions (file only: it is structured).
@@ -225,6 +229,14 @@ var settings = []setting{
 		return nil
 	}},
 	{"auditRedact", "AUDIT_REDACT", "audit-redact", "comma-separated argument names whose values are recorded as [redacted], at any depth", defaultRedact, redactList},
+	{"approvalPendingTtl", "APPROVAL_PENDING_TTL", "approval-pending-ttl", "how long a human approval waits for a person before it expires (a Go duration, 1m to 720h)", "24h", func(c *Config, v string) error {
+		d, err := time.ParseDuration(strings.TrimSpace(v))
+		if err != nil || d < time.Minute || d > 720*time.Hour {
+			return fmt.Errorf("%q: expected a duration from 1m to 720h, such as 30m or 24h", v)
+		}
+		c.ApprovalPendingTTL = d
+		return nil
+	}},
 	{"rateLimitRpm", "RATE_LIMIT_RPM", "rate-limit-rpm", "gateway requests per minute per client IP (0 = off)", "600", intIn(func(c *Config) *int { return &c.RateLimitRPM }, 0, 10_000_000)},
 	{"logLevel", "LOG_LEVEL", "log-level", "debug, info, warn or error", "info", func(c *Config, v string) error {
 		switch v {

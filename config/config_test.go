@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/meshguard/meshguard/alert"
 	"github.com/meshguard/meshguard/audit"
@@ -44,8 +45,9 @@ func TestPrecedence(t *testing.T) {
 		// The rest are defaults.
 		ListenerPort: 10000, AuditRetentionDays: 90, AuditFlushMs: 50, AuditCheckpointSeconds: 60,
 		TraceDenials: "sampled", AuditEnabled: true, RateLimitRPM: 600, AuditRedact: audit.DefaultRedact(),
-		Alerts: Alerts{On: alert.Triggers{}, SMTPPort: 587, RateLimit: 40},
-		TLS:    TLS{GRPC: true},
+		ApprovalPendingTTL: 24 * time.Hour,
+		Alerts:             Alerts{On: alert.Triggers{}, SMTPPort: 587, RateLimit: 40},
+		TLS:                TLS{GRPC: true},
 	}
 	if diff := changed(leafFields(reflect.TypeFor[Config](), "", nil), c, &want); len(diff) > 0 {
 		slices.Sort(diff)
@@ -123,6 +125,9 @@ func TestErrorsNameTheKey(t *testing.T) {
 		{"an empty redacted name", "", map[string]string{"AUDIT_REDACT": "password,,token"}, nil, `environment variable AUDIT_REDACT: "password,,token": an empty name`},
 		{"a redacted name with a control character", "auditRedact: \"pass\\u0000word\"", nil, nil, `auditRedact: "pass\x00word": expected names of at most 128 bytes of text`},
 		{"a long redacted name", "", nil, map[string]string{"audit-redact": strings.Repeat("n", 129)}, "flag --audit-redact"},
+		{"approval pending ttl too short", "", map[string]string{"APPROVAL_PENDING_TTL": "30s"}, nil, `environment variable APPROVAL_PENDING_TTL: "30s": expected a duration from 1m to 720h`},
+		{"approval pending ttl in days", "approvalPendingTtl: 2d", nil, nil, `approvalPendingTtl: "2d": expected a duration`},
+		{"approval pending ttl too long", "", nil, map[string]string{"approval-pending-ttl": "721h"}, "flag --approval-pending-ttl"},
 		{"too many redacted names", "", map[string]string{"AUDIT_REDACT": strings.Repeat("n,", 64) + "n"}, nil, "AUDIT_REDACT: 65 names: at most 64"},
 	}
 	for _, tc := range tests {
@@ -146,6 +151,9 @@ func TestAuditArgumentsSettings(t *testing.T) {
 	c, err := Load("", nil, nil)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if c.ApprovalPendingTTL != 24*time.Hour {
+		t.Fatalf("APPROVAL_PENDING_TTL defaults to %v, want 24h", c.ApprovalPendingTTL)
 	}
 	if c.AuditArguments || !slices.Equal(c.AuditRedact, audit.DefaultRedact()) {
 		t.Fatalf("defaults: arguments %v, redact %v (want off, %v)", c.AuditArguments, c.AuditRedact, audit.DefaultRedact())

@@ -100,7 +100,9 @@ func (e *Engine) decide(ctx context.Context, r *Request, d *Decision, now time.T
 		ps.SetAttributes(AttrPolicyName.String(pd.Policy), AttrRule.String(pd.Rule), AttrReason.String(pd.Reason), AttrDecision.String(string(pd.Effect)))
 	}
 	ps.End()
-	if !pd.Allowed() {
+	// An approve decision goes on through every other check: a person is
+	// asked only about a request nothing else refuses (e.approve, last).
+	if pd.Effect != policy.Approve && !pd.Allowed() {
 		if pd.Reason == policy.ReasonAgentRevoked {
 			return d.deny(401, ReasonAgentRevoked, "%s", pd.Message)
 		}
@@ -136,6 +138,13 @@ func (e *Engine) decide(ctx context.Context, r *Request, d *Decision, now time.T
 	// 6. How often.
 	if err := e.limit(ctx, actor.ID, pd.Limits, d); err != nil || d.Effect == "deny" {
 		return err
+	}
+
+	// 6a. Whether a person approved it.
+	if pd.Effect == policy.Approve {
+		if err := e.approve(ctx, &pd, d, now); err != nil || d.Effect == "deny" {
+			return err
+		}
 	}
 
 	// 7. The delegation token for the target.

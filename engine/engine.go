@@ -12,6 +12,7 @@ import (
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/meshguard/meshguard/approval"
 	"github.com/meshguard/meshguard/audit"
 	"github.com/meshguard/meshguard/identity"
 	"github.com/meshguard/meshguard/internal/edge"
@@ -97,6 +98,18 @@ type Config struct {
 	DelegationTTL time.Duration
 	// Now is the clock (time.Now if nil).
 	Now func() time.Time
+	// Approvals keeps human approvals (the store); nil: a request whose
+	// policy says approve fails closed (ErrInternal), except in audit mode.
+	Approvals Approvals
+	// ApprovalNotifier, if set, is told of each approval raised.
+	ApprovalNotifier ApprovalNotifier
+	// ApprovalPendingTTL is how long a raised approval waits for a person
+	// (approval.DefaultPendingTTL if zero; APPROVAL_PENDING_TTL).
+	ApprovalPendingTTL time.Duration
+	// ApprovalArguments is the audit writer's rule for a call's arguments
+	// (AUDIT_ARGUMENTS, AUDIT_REDACT): an approval shows them as the
+	// trail records them.
+	ApprovalArguments audit.ArgumentsConfig
 }
 
 // DefaultDelegationTTL is how long a minted delegation token lives at most.
@@ -129,6 +142,9 @@ func New(cfg Config) (*Engine, error) {
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
+	}
+	if cfg.ApprovalPendingTTL <= 0 {
+		cfg.ApprovalPendingTTL = approval.DefaultPendingTTL
 	}
 	routes, err := compileRoutes(cfg.Routes)
 	if err != nil {
@@ -189,6 +205,10 @@ func (e *Engine) Check(ctx context.Context, r *Request) (d Decision, err error) 
 			return Decision{}, err
 		}
 	}
+	if d.raised != nil && e.cfg.ApprovalNotifier != nil {
+		e.cfg.ApprovalNotifier.ApprovalRaised(ctx, *d.raised)
+	}
+	d.raised = nil
 	return d, nil
 }
 

@@ -157,5 +157,6 @@ func (d *Decision) Permits(action string) bool {
 	in := d.listing.in
 	in.Action, in.ArgumentsAny, in.ArgumentsUnknown, in.Explain = action, true, false, false
 	pd := d.listing.set.Evaluate(&in)
-	return pd.Allowed()
+	// A tool a person may approve is one the caller may call.
+	return pd.Allowed() || pd.Effect == policy.Approve
 }

@@ -35,6 +35,7 @@ func auditRecord(r *Request, d *Decision, latency time.Duration) audit.Record {
 		rec.Call = recordCall(c)
 	}
 	rec.Inputs = d.inputs.record(r, d)
+	rec.Approval = recordApproval(d)
 	return rec
 }
 

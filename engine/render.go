@@ -35,6 +35,9 @@ const (
 	HeaderPolicy   = "x-meshguard-policy"
 	HeaderTraceID  = "x-meshguard-trace-id"
 	HeaderMode     = "x-meshguard-mode"
+	// HeaderApproval names the approval a 403 waits on or was refused by
+	// (docs/governance.md).
+	HeaderApproval = "x-meshguard-approval"
 )
 
 // Traceparent is what an allowed request carries upstream: MeshGuard's
@@ -129,6 +132,9 @@ func (d *Decision) ResponseHeaders() []Header {
 	if d.Status == 429 && !d.Allowed {
 		h = append(h, Header{"retry-after", strconv.Itoa(d.RetryAfterSeconds())})
 	}
+	if d.ApprovalID != "" && d.Status == 403 {
+		h = append(h, Header{HeaderApproval, d.ApprovalID})
+	}
 	return h
 }
 
@@ -169,11 +175,16 @@ type denyBody struct {
 	TraceID    string `json:"trace_id,omitempty"`
 	DecisionID string `json:"decision_id,omitempty"`
 	RetryAfter int    `json:"retry_after,omitempty"`
+	// ApprovalID and ApprovalURL: the approval a 403 waits on or was
+	// refused by, and where to follow it (ApprovalPath).
+	ApprovalID  string `json:"approval_id,omitempty"`
+	ApprovalURL string `json:"approval_url,omitempty"`
 }
 
 // DenyBody is the JSON body sent with a denial:
 // 401 {"error":"unauthorized","message"}, 403 {"error":"forbidden",
-// "message","reason","policy","rule","action","trace_id"}, 429
+// "message","reason","policy","rule","action","trace_id"}, with
+// "approval_id" and "approval_url" when it is about a human approval, 429
 // {"error":"rate_limited",…,"retry_after"}, 400 {"error":"bad_request",…}.
 // A JSON-RPC request to a route declaring MCP or A2A is answered in its
 // protocol's form instead (denyRPC), which its clients read as an error.
@@ -185,6 +196,9 @@ func (d *Decision) DenyBody() []byte {
 		b.Action, b.Policy = d.Action, d.Policy
 	default:
 		b.Policy, b.Rule, b.Action = d.Policy, d.Rule, d.Action
+		if d.ApprovalID != "" {
+			b.ApprovalID, b.ApprovalURL = d.ApprovalID, ApprovalPath(d.ApprovalID)
+		}
 	}
 	if d.rpc {
 		return denyRPC(d, &b)

@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"github.com/meshguard/meshguard/agentproto"
+	"github.com/meshguard/meshguard/approval"
 	"github.com/meshguard/meshguard/internal/edge"
 	"github.com/meshguard/meshguard/trust"
 )
@@ -159,6 +160,15 @@ type Decision struct {
 	// tool call, an A2A message), nil for any other request. The audit
 	// record, the spans and the adapters' JSON-RPC answers read it.
 	Call *agentproto.Call
+	// ApprovalID is the human approval the request asked for or used
+	// (docs/governance.md): adapters send it with the 403
+	// (X-MeshGuard-Approval, the deny body, the JSON-RPC error's data).
+	// ApprovalOutcome says what this request came to.
+	ApprovalID      string
+	ApprovalOutcome approval.Outcome
+	// raised is the approval this request raised, for ApprovalNotifier
+	// once the decision is recorded.
+	raised *approval.Approval
 	// listing is what Permits evaluates: the policy set and the input
 	// that decided an allowed request.
 	listing *listing

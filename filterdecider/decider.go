@@ -22,6 +22,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/meshguard/meshguard/approval"
 	"github.com/meshguard/meshguard/catalog"
 	"github.com/meshguard/meshguard/engine"
 	"github.com/meshguard/meshguard/filterconfig"
@@ -33,7 +34,8 @@ import (
 
 // ErrDefer says a decision needs MeshGuard itself: a delegation token must
 // be minted for the agent the request goes to, a rate limit must be
-// counted where every proxy counts, or the token is HS256. The filter then
+// counted where every proxy counts, a human approval must be asked for or
+// used, or the token is HS256. The filter then
 // asks MeshGuard (POST /v1/filter/check), which decides and records.
 var ErrDefer = errors.New("the decision needs MeshGuard")
 
@@ -100,6 +102,7 @@ func New(c *filterconfig.Config, o Options) (*Decider, error) {
 	eng, err := engine.New(engine.Config{
 		Mode: c.Mode, Tokens: tokens, Delegations: tokens, Delegator: deferring{}, Agents: dir,
 		Policies: fixedPolicies{set}, Limiter: deferring{}, Recorder: o.Recorder, Routes: c.Routes, Now: o.Now,
+		Approvals: deferring{},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", filterconfig.ErrInvalid, err)
@@ -146,12 +149,17 @@ func (d *Decider) WantsBody(r *engine.Request) bool { return d.engine.WantsBody(
 // CachedTokens is the number of verified tokens cached.
 func (d *Decider) CachedTokens() int { return d.tokens.Len() }
 
-// deferring is the Limiter and Delegator of the local engine: counting a
-// shared limit and minting a delegation token are MeshGuard's.
+// deferring is the Limiter, Delegator and Approvals of the local engine:
+// counting a shared limit, minting a delegation token and asking for or
+// using a human approval are MeshGuard's.
 type deferring struct{}
 
 func (deferring) Allow(context.Context, string, int, time.Duration) (ratelimit.Result, error) {
 	return ratelimit.Result{}, ErrDefer
+}
+
+func (deferring) RequestApproval(context.Context, approval.Approval, time.Time) (approval.Approval, approval.Outcome, error) {
+	return approval.Approval{}, "", ErrDefer
 }
 
 func (deferring) Delegate(identity.DelegationGrant) (string, identity.DelegationGrant, error) {

@@ -49,7 +49,7 @@ type compiledRule struct {
 	actions globs
 	cond    *compiledConditions // nil: no conditions
 	// Precomputed so the hot path does not format strings.
-	denyMsg, allowMsg, limitKey string
+	denyMsg, allowMsg, approveMsg, limitKey string
 }
 
 // Compile checks a list of policies as a set (unique names, the size limit)
@@ -178,12 +178,19 @@ func compilePolicy(p *Policy) (*compiledPolicy, error) {
 			if err != nil {
 				return nil, fmt.Errorf("rules[%d].conditions: %w", i, err)
 			}
-			c.deny = r.Effect == Deny
+			// An approve rule reads its conditions as a deny rule does
+			// (a list's one bad element, an unknown argument make it
+			// apply): when in doubt, a person is asked.
+			c.deny = r.Effect != Allow
 			cr.cond = c
 		}
 		cr.denyMsg = r.Reason
 		if cr.denyMsg == "" {
 			cr.denyMsg = fmt.Sprintf("denied by rule %q of policy %q", r.Name, p.Name)
+		}
+		cr.approveMsg = r.Reason
+		if cr.approveMsg == "" {
+			cr.approveMsg = fmt.Sprintf("rule %q of policy %q needs a person's approval", r.Name, p.Name)
 		}
 		cr.allowMsg = fmt.Sprintf("allowed by rule %q of policy %q", r.Name, p.Name)
 		cr.limitKey = p.Name + "/" + r.Name

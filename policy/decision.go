@@ -71,6 +71,9 @@ const (
 	ReasonNoMatchingRule = "no_matching_rule" // no rule matched; a covering default is deny
 	ReasonNoPolicy       = "no_policy"        // no policy covers the agent
 	ReasonAgentRevoked   = "agent_revoked"    // the acting agent is revoked
+	// ReasonApprovalRequired: an approve rule matched and no deny did; the
+	// request is allowed only with a person's approval (the engine's part).
+	ReasonApprovalRequired = "approval_required"
 
 	ReasonDelegationActorMismatch = "delegation_actor_mismatch"
 	ReasonDelegationRevoked       = "delegation_revoked"
@@ -97,9 +100,14 @@ type Decision struct {
 	// rule. The engine enforces them; the policy package keeps no counters.
 	Limits  []Limit      `json:"limits,omitempty"`
 	Explain *Explanation `json:"explain,omitempty"`
+	// ApproveRule is the deciding approve rule when Effect is Approve: its
+	// Approvers and TTL (shared with the set: not to be modified; a
+	// pointer keeps the hot path's Decision small).
+	ApproveRule *Rule `json:"-"`
 }
 
-// Allowed reports whether the effect is allow.
+// Allowed reports whether the effect is allow (approve is not: it needs a
+// person's approval first).
 func (d *Decision) Allowed() bool { return d.Effect == Allow }
 
 // Limit is one rate limit that applies to a request, per acting agent

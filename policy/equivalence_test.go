@@ -52,7 +52,7 @@ func TestIndexMatchesLinearScan(t *testing.T) {
 				sb.WriteString("  []\n")
 			}
 			for r := range n {
-				eff := []string{"allow", "deny"}[rng.IntN(2)]
+				eff := []string{"allow", "deny", "approve"}[rng.IntN(3)]
 				var acts []string
 				for range 1 + rng.IntN(3) {
 					acts = append(acts, fmt.Sprintf("%q", pattern()))

@@ -15,7 +15,10 @@ func (s *Set) Evaluate(in *Input) Decision {
 	d.Tier = in.Agent.Tier
 	d.Revision = s.revision
 	d.Explain = ex
-	if !d.Allowed() {
+	if d.Effect == Deny {
+		// An approve decision keeps its limits: the engine checks them
+		// before asking for an approval, so none is asked for a request
+		// the limits would refuse anyway.
 		d.Limits = nil
 	}
 	return d
@@ -33,7 +36,10 @@ func (s *Set) evaluate(in *Input, ex *Explanation) Decision {
 		ex.step("chain", true, "every delegating agent is active, trusted and listed once; the chain is within the 5-agent cap")
 	}
 	d := s.decide(in, &in.Agent, in.Chain, ex)
-	if !d.Allowed() || (len(in.Chain) == 0 && in.Scope == nil) {
+	// An approve decision runs the delegation checks too: the actor's
+	// approval covers the chain's request, but every earlier member must be
+	// allowed outright (delegationChecks refuses a member's approve).
+	if d.Effect == Deny || (len(in.Chain) == 0 && in.Scope == nil) {
 		return d
 	}
 	if fail, failed := s.delegationChecks(in, ex); failed {
@@ -67,27 +73,33 @@ func (s *Set) decide(in *Input, a *Subject, chain []Subject, ex *Explanation) De
 
 // outcome collects, while rules are scanned in evaluation order, what the
 // combination rule needs: the first policy whose first match denies, the
-// first whose first match allows, and the rate limits of matched allow rules.
+// first whose first match asks for approval, the first whose first match
+// allows, and the rate limits of matched allow and approve rules.
 type outcome struct {
-	deny, allow *compiledRule
-	denyP       int
-	allowP      int
-	limits      []Limit
-	haveDeny    bool
-	haveAllow   bool
+	deny, approve, allow *compiledRule
+	denyP                int
+	approveP             int
+	allowP               int
+	limits               []Limit
+	haveDeny             bool
+	haveApprove          bool
+	haveAllow            bool
 }
 
 func (o *outcome) record(pi int, r *compiledRule) {
 	switch {
-	case r.Effect == Deny && !o.haveDeny:
-		o.deny, o.denyP, o.haveDeny = r, pi, true
-	case r.Effect == Allow:
-		if !o.haveAllow {
-			o.allow, o.allowP, o.haveAllow = r, pi, true
+	case r.Effect == Deny:
+		if !o.haveDeny {
+			o.deny, o.denyP, o.haveDeny = r, pi, true
 		}
-		if r.Conditions != nil && r.Conditions.RateLimit != nil {
-			o.limits = append(o.limits, Limit{Key: r.limitKey, PerMinute: r.Conditions.RateLimit.RequestsPerMinute})
-		}
+		return
+	case r.Effect == Approve && !o.haveApprove:
+		o.approve, o.approveP, o.haveApprove = r, pi, true
+	case r.Effect == Allow && !o.haveAllow:
+		o.allow, o.allowP, o.haveAllow = r, pi, true
+	}
+	if r.Conditions != nil && r.Conditions.RateLimit != nil {
+		o.limits = append(o.limits, Limit{Key: r.limitKey, PerMinute: r.Conditions.RateLimit.RequestsPerMinute})
 	}
 }
 
@@ -118,6 +130,13 @@ func (s *Set) combine(cover, matched bitset, o *outcome) Decision {
 	case o.haveDeny:
 		return Decision{Effect: Deny, Reason: ReasonRuleDeny, Message: o.deny.denyMsg,
 			Policy: s.policies[o.denyP].Name, Rule: o.deny.Name}
+	case o.haveApprove:
+		// Deny beats approve beats allow: a person is asked only about a
+		// request no policy denies.
+		d := Decision{Effect: Approve, Reason: ReasonApprovalRequired, Message: o.approve.approveMsg,
+			Policy: s.policies[o.approveP].Name, Rule: o.approve.Name, ApproveRule: o.approve.Rule}
+		d.Limits = s.policyLimits(cover, o.limits)
+		return d
 	case o.haveAllow:
 		d := Decision{Effect: Allow, Reason: ReasonRuleAllow, Message: o.allow.allowMsg,
 			Policy: s.policies[o.allowP].Name, Rule: o.allow.Name}

@@ -22,6 +22,7 @@ func FuzzParse(f *testing.F) {
 	}
 	f.Add([]byte("name: p\nrules:\n  - {effect: allow, actions: ['a:*'], conditions: {time: {between: '22:00-06:00', timezone: Europe/Berlin, days: [mon]}, context: {x: {in: [1, a, null, true]}}, chain: {root: ['*']}, delegated: true}}"))
 	f.Add([]byte("a: &a [x]\nb: *a\n---\nname: q"))
+	f.Add([]byte("name: p\nrules:\n  - {effect: approve, actions: ['a:*'], approvers: [security, ops.leads], ttl: 90m, conditions: {context: {x: {matches: 'b*'}}, rateLimit: {requestsPerMinute: 5}}}\n  - {effect: allow, actions: ['*']}\ndefaultEffect: allow"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		ps, err := Parse("fuzz.yaml", data)
 		if err != nil {

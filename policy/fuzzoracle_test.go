@@ -40,9 +40,9 @@ func checkDecision(t testing.TB, s *Set, in *Input, d Decision) {
 	}
 	allowReason := d.Reason == ReasonRuleAllow || d.Reason == ReasonDefaultAllow
 	switch {
-	case d.Effect != Allow && d.Effect != Deny:
-		fail("effect is neither allow nor deny")
-	case (d.Effect == Allow) != allowReason:
+	case d.Effect != Allow && d.Effect != Deny && d.Effect != Approve:
+		fail("effect is neither allow, deny nor approve")
+	case (d.Effect == Allow) != allowReason, (d.Effect == Approve) != (d.Reason == ReasonApprovalRequired):
 		fail("effect and reason disagree")
 	case d.Effect == Deny && d.Limits != nil:
 		fail("a denial carries rate limits")
@@ -58,14 +58,11 @@ func checkDecision(t testing.TB, s *Set, in *Input, d Decision) {
 		fail("names a policy the set does not hold")
 	}
 	switch d.Reason {
-	case ReasonRuleAllow, ReasonRuleDeny:
+	case ReasonRuleAllow, ReasonRuleDeny, ReasonApprovalRequired:
 		if !ok {
 			fail("a rule decided, but no policy is named")
 		}
-		want := Allow
-		if d.Reason == ReasonRuleDeny {
-			want = Deny
-		}
+		want := map[string]Effect{ReasonRuleAllow: Allow, ReasonRuleDeny: Deny, ReasonApprovalRequired: Approve}[d.Reason]
 		i := slices.IndexFunc(named.Rules, func(r Rule) bool { return r.Name == d.Rule })
 		switch {
 		case !covers(named, &in.Agent):
@@ -76,6 +73,8 @@ func checkDecision(t testing.TB, s *Set, in *Input, d Decision) {
 			fail("the deciding rule's effect is %s", named.Rules[i].Effect)
 		case !slices.ContainsFunc(named.Rules[i].Actions, func(p string) bool { return Match(p, in.Action) }):
 			fail("no action pattern of the deciding rule matches the action")
+		case want == Approve && (d.ApproveRule == nil || named.Rules[i].TTL != d.ApproveRule.TTL || !slices.Equal(named.Rules[i].Approvers, d.ApproveRule.Approvers)):
+			fail("the approval's ttl or approvers are not the deciding rule's")
 		}
 	case ReasonNoPolicy:
 		if d.Policy != "" || slices.ContainsFunc(s.Policies(), func(p *Policy) bool { return covers(p, &in.Agent) }) {

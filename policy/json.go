@@ -24,6 +24,8 @@ type ruleDoc struct {
 	Actions    []string       `json:"actions"`
 	Conditions *conditionsDoc `json:"conditions,omitempty"`
 	Reason     string         `json:"reason,omitempty"`
+	Approvers  []string       `json:"approvers,omitempty"`
+	TTL        string         `json:"ttl,omitempty"`
 }
 
 type conditionsDoc struct {
@@ -48,7 +50,10 @@ func (p *Policy) JSON() (json.RawMessage, error) {
 		d.AppliesTo = &at
 	}
 	for i, r := range p.Rules {
-		d.Rules[i] = ruleDoc{Name: r.Name, Effect: r.Effect, Actions: r.Actions, Reason: r.Reason}
+		d.Rules[i] = ruleDoc{Name: r.Name, Effect: r.Effect, Actions: r.Actions, Reason: r.Reason, Approvers: r.Approvers}
+		if r.TTL > 0 {
+			d.Rules[i].TTL = r.TTL.String()
+		}
 		if c := r.Conditions; c != nil {
 			cd := &conditionsDoc{Resource: c.Resource, Time: c.Time, Delegated: c.Delegated, Chain: c.Chain, RateLimit: c.RateLimit}
 			if len(c.Context) > 0 {

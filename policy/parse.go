@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"time"
 
 	"gopkg.in/yaml.v3"
 
@@ -23,6 +24,9 @@ const (
 	MaxPatternLen     = 1024 // any action, resource or agent pattern
 	MaxDelegation     = 5    // maxDepth bound and the cap on delegating agents
 	maxRate           = 10_000_000
+	MaxApprovers      = 32          // approvers of one approve rule
+	MinApprovalTTL    = time.Minute // an approve rule's ttl, lower bound
+	MaxApprovalTTL    = 30 * 24 * time.Hour
 )
 
 var policyKeys = []string{"name", "version", "description", "appliesTo", "rules", "defaultEffect", "delegation", "rateLimits"}
@@ -102,7 +106,7 @@ func (d *decoder) policy(n *yaml.Node) *Policy {
 		case "rules":
 			p.Rules = d.rules(v)
 		case "defaultEffect":
-			p.DefaultEffect = d.effect(v, "defaultEffect")
+			p.DefaultEffect = d.effect(v, "defaultEffect", false)
 		case "delegation":
 			p.Delegation = d.delegation(v)
 		case "rateLimits":
@@ -126,7 +130,13 @@ func (d *decoder) name(n *yaml.Node, field string) (string, bool) {
 	return s, ok
 }
 
-func (d *decoder) effect(n *yaml.Node, field string) Effect {
+// msgDefaultApprove: an approval is bound to one rule's request; a default
+// would ask a person about every request no rule foresaw.
+const msgDefaultApprove = "approve is not a default effect: an approval needs a rule that names the actions it is asked for; write an approve rule (e.g. actions: [\"*\"]) and keep defaultEffect allow or deny"
+
+// effect decodes an effect; approve only where approve is true (a rule, a
+// test case's expectation).
+func (d *decoder) effect(n *yaml.Node, field string, approve bool) Effect {
 	s, ok := d.str(n, field)
 	if !ok {
 		return Deny
@@ -134,8 +144,18 @@ func (d *decoder) effect(n *yaml.Node, field string) Effect {
 	switch Effect(s) {
 	case Allow, Deny:
 		return Effect(s)
+	case Approve:
+		if approve {
+			return Approve
+		}
+		d.fail(n, field, "%s", msgDefaultApprove)
+		return Deny
 	}
-	d.fail(n, field, "%q is not an effect (expected allow or deny)", cut(s))
+	want := "allow or deny"
+	if approve {
+		want = "allow, deny or approve"
+	}
+	d.fail(n, field, "%q is not an effect (expected %s)", cut(s), want)
 	return Deny
 }
 
@@ -250,29 +270,45 @@ func (d *decoder) rules(n *yaml.Node) []Rule {
 	return rules
 }
 
-var ruleKeys = []string{"name", "effect", "actions", "conditions", "reason"}
+var ruleKeys = []string{"name", "effect", "actions", "conditions", "reason", "approvers", "ttl"}
 
 func (d *decoder) rule(n *yaml.Node, field string) Rule {
 	r := Rule{Line: n.Line}
 	var haveEffect, haveActions bool
+	type approveField struct {
+		n     *yaml.Node
+		field string
+	}
+	var approveOnly []approveField
 	d.fields(n, field, ruleKeys, func(k string, v *yaml.Node) {
 		f := join(field, k)
 		switch k {
 		case "name":
 			r.Name, _ = d.name(v, f)
 		case "effect":
-			r.Effect, haveEffect = d.effect(v, f), true
+			r.Effect, haveEffect = d.effect(v, f, true), true
 		case "actions":
 			r.Actions, haveActions = d.patterns(v, f, true, false), true
 		case "conditions":
 			r.Conditions = d.conditions(v, f)
 		case "reason":
 			r.Reason, _ = d.str(v, f)
+		case "approvers":
+			r.Approvers = d.approvers(v, f)
+			approveOnly = append(approveOnly, approveField{v, f})
+		case "ttl":
+			r.TTL = d.approvalTTL(v, f)
+			approveOnly = append(approveOnly, approveField{v, f})
 		}
 	})
+	if haveEffect && r.Effect != Approve {
+		for _, a := range approveOnly {
+			d.fail(a.n, a.field, "only an approve rule has this (the rule's effect is %s)", r.Effect)
+		}
+	}
 	if n.Kind == yaml.MappingNode {
 		if !haveEffect {
-			d.fail(n, join(field, "effect"), "missing (expected allow or deny)")
+			d.fail(n, join(field, "effect"), "missing (expected allow, deny or approve)")
 		}
 		if !haveActions {
 			d.fail(n, join(field, "actions"), "missing (expected a non-empty list of action patterns)")
@@ -327,4 +363,41 @@ func (d *decoder) rateLimits(n *yaml.Node) *RateLimits {
 		d.fail(n, "rateLimits", "empty (expected requestsPerMinute and/or requestsPerHour)")
 	}
 	return rl
+}
+
+// approvers decodes an approve rule's approvers: a bounded list of names
+// (tags of people or a named group) as a policy or rule name is written.
+func (d *decoder) approvers(n *yaml.Node, field string) []string {
+	list, ok := d.strList(n, field, false)
+	if !ok {
+		return nil
+	}
+	switch {
+	case len(list) == 0:
+		d.fail(n, field, "empty list (expected who may approve, e.g. [security]; leave approvers out for anyone who may approve)")
+	case len(list) > MaxApprovers:
+		d.fail(n, field, "%d approvers, more than the limit of %d", len(list), MaxApprovers)
+		return nil
+	}
+	for i, s := range list {
+		if !namePattern.MatchString(s) {
+			d.fail(n.Content[i], index(field, i), "%q: expected 1-128 letters, digits, '.', '_' or '-', starting with a letter or digit", cut(s))
+		}
+	}
+	return list
+}
+
+// approvalTTL decodes an approve rule's ttl: a Go duration ("90m", "24h")
+// from MinApprovalTTL to MaxApprovalTTL.
+func (d *decoder) approvalTTL(n *yaml.Node, field string) time.Duration {
+	s, ok := d.str(n, field)
+	if !ok {
+		return 0
+	}
+	ttl, err := time.ParseDuration(s)
+	if err != nil || ttl < MinApprovalTTL || ttl > MaxApprovalTTL {
+		d.fail(n, field, "%q: expected a duration from 1m to 720h (30 days), such as \"15m\" or \"24h\"", cut(s))
+		return 0
+	}
+	return ttl
 }

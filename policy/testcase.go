@@ -321,7 +321,7 @@ func (d *decoder) testCase(n *yaml.Node, field string, i int, dir *Directory) Ca
 			}
 		case "expect":
 			haveExpect = true
-			c.Expect = d.effect(v, f)
+			c.Expect = d.effect(v, f, true)
 		case "expectReason":
 			c.Reason = d.bounded(v, f)
 		}

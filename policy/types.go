@@ -1,18 +1,21 @@
 package policy
 
 import (
+	"time"
+
 	"github.com/meshguard/meshguard/api"
 	"github.com/meshguard/meshguard/trust"
 )
 
-// Effect is what a rule or a policy's default says: allow or deny (the
-// API's type, so its JSON is defined once).
+// Effect is what a rule or a policy's default says: allow or deny, or for a
+// rule approve (the API's type, so its JSON is defined once).
 type Effect = api.Effect
 
-// The two effects.
+// The effects.
 const (
-	Allow = api.Allow
-	Deny  = api.Deny
+	Allow   = api.Allow
+	Deny    = api.Deny
+	Approve = api.Approve
 )
 
 // Policy is one decoded policy document. Field names follow the YAML keys.
@@ -54,7 +57,12 @@ type Rule struct {
 	Actions    []string    `json:"actions"`
 	Conditions *Conditions `json:"conditions,omitempty"`
 	Reason     string      `json:"reason,omitempty"`
-	Line       int         `json:"-"`
+	// Approvers and TTL only with effect approve: who may approve (tags of
+	// people or a named group; informational for notifications), and how
+	// long a given approval may be used (0: once).
+	Approvers []string      `json:"approvers,omitempty"`
+	TTL       time.Duration `json:"ttl,omitempty"`
+	Line      int           `json:"-"`
 }
 
 // Conditions must all hold for a rule to match.

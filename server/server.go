@@ -112,6 +112,7 @@ type backend interface {
 	registry.Store
 	alert.Outbox
 	admin.RevocationStore
+	engine.Approvals
 	CountOutbox(ctx context.Context) (map[string]int, error)
 	CountActiveAgents(ctx context.Context) (int64, error)
 	Close() error
@@ -309,6 +310,8 @@ func build(ctx context.Context, cfg *config.Config, o Options, log *slog.Logger)
 		Agents: agents, Names: p.db, Policies: p.loader, Limiter: limiter, Recorder: recorder, Routes: cfg.Routes,
 		Tracer: p.tracing.Tracer(), Observer: observer,
 		DenialTracer: p.tracing.DenialTracer(), WithSpanIDs: telemetry.WithSpanIDs,
+		Approvals: p.db, ApprovalNotifier: approvalLog{log}, ApprovalPendingTTL: cfg.ApprovalPendingTTL,
+		ApprovalArguments: audit.ArgumentsConfig{Record: cfg.AuditArguments, Redact: cfg.AuditRedact},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("routes: %w", err)

@@ -44,6 +44,12 @@ type Options struct {
 	Mode   engine.Mode
 	Routes []engine.Route
 	Now    func() time.Time
+	// ApprovalNotifier is told of approvals raised (nil: nobody).
+	ApprovalNotifier engine.ApprovalNotifier
+	// ApprovalArguments is what approvals show of a call's arguments.
+	ApprovalArguments audit.ArgumentsConfig
+	// ApprovalPendingTTL is how long an approval waits (engine default if 0).
+	ApprovalPendingTTL time.Duration
 }
 
 // New builds a Fixture whose policies are the given YAML documents (joined
@@ -97,6 +103,8 @@ func (f *Fixture) buildEngine(t testing.TB, opts Options) {
 	f.Engine, err = engine.New(engine.Config{
 		Mode: opts.Mode, Tokens: f.Cached, Delegations: f.Cached, Delegator: f.Issuer,
 		Agents: f.Agents, Names: f.Store, Policies: f.Policies, Limiter: f.Limiter, Recorder: f.Audit, Routes: opts.Routes, Now: opts.Now,
+		Approvals: f.Store, ApprovalNotifier: opts.ApprovalNotifier, ApprovalArguments: opts.ApprovalArguments,
+		ApprovalPendingTTL: opts.ApprovalPendingTTL,
 	})
 	if err != nil {
 		t.Fatal(err)

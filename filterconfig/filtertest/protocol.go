@@ -17,7 +17,8 @@ import (
 // ToolPolicies are the policies of the MCP and A2A cases, added to
 // enginetest.MeshPolicies for an agent of their own (tag toolsmith), so
 // the mesh's decisions do not change: searches of at most 50 papers,
-// nothing deleted, lists and sessions, and messages to the planner agent
+// nothing deleted, exports only with a person's approval (which MeshGuard
+// holds, so the filter defers), lists and sessions, and messages to the planner agent
 // (a delegation hop, which MeshGuard mints).
 const ToolPolicies = `
 name: tool-users
@@ -29,6 +30,7 @@ rules:
     actions: ["call:papers/search_papers"]
     conditions: {context: {arguments.limit: {gt: 50}}}
     reason: a search returns at most 50 papers
+  - {name: ask-before-export, effect: approve, actions: ["call:papers/export_papers"], approvers: [librarians]}
   - {name: tools, effect: allow, actions: ["call:papers/search_papers", "list:papers/*", "connect:papers", "send:planner", "connect:planner"]}
 delegation: {maxDepth: 1}
 `
@@ -100,6 +102,7 @@ func (e *Env) ProtocolCases() []ProtocolCase {
 		mcp("MCP: a tool denied", tool, toolCall("delete_paper", `{"id":"p1"}`), 403, "rule_deny", "call:papers/delete_paper"),
 		mcp("MCP: a tool no rule names", tool, toolCall("rename_paper", `{}`), 403, "no_matching_rule", "call:papers/rename_paper"),
 		mcp("MCP: an argument refused", tool, toolCall("search_papers", `{"query":"agents","limit":500}`), 403, "rule_deny", "call:papers/search_papers"),
+		{Case{"MCP: a tool a person must approve, deferred", "POST", "papers.mesh", "/mcp", tool, 403, engine.ReasonApprovalRequired, true}, toolCall("export_papers", `{"format":"csv"}`), "call:papers/export_papers"},
 		mcp("MCP: the tool list", tool, rpc("tools/list", `{}`), 200, "rule_allow", "list:papers/tools"),
 		mcp("MCP: initialize", tool, rpc("initialize", `{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"t","version":"1"}}`), 200, "rule_allow", "connect:papers"),
 		mcp("MCP: no token, answered in JSON-RPC", [][2]string{{"content-type", "application/json"}}, toolCall("search_papers", `{}`), 401, engine.ReasonUnauthorized, ""),

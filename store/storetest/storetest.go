@@ -55,6 +55,7 @@ type Backend interface {
 	CountOutbox(ctx context.Context) (map[string]int, error)
 	RevokeToken(ctx context.Context, r identity.RevokedToken) (identity.RevokedToken, bool, error)
 	ListRevokedTokens(ctx context.Context, after string, limit int) ([]identity.RevokedToken, error)
+	ApprovalBackend
 	Close() error
 }
 
@@ -80,6 +81,7 @@ func Run(t *testing.T, open func(t *testing.T) Backend) {
 		{"Services", serviceTests()},
 		{"Outbox", outboxTests()},
 		{"RevokedTokens", revokedTests()},
+		{"Approvals", approvalTests()},
 	}
 	for _, g := range groups {
 		t.Run(g.name, func(t *testing.T) {
