@@ -209,12 +209,24 @@ func (a *Agent) ActingFor(delegationToken string) (*Agent, error) {
 // returned with a nil error; an error means MeshGuard refused to decide
 // (unauthorized, rate limited, bad request) or could not be asked
 // (unavailable) — never an allow.
-func (a *Agent) Check(ctx context.Context, action, resource string, reqContext map[string]any) (api.Decision, error) {
+//
+// With PreferWait, a request that needs a person's approval is held by
+// MeshGuard until the approval is decided (or the wait ends), and the
+// answer is the final decision.
+func (a *Agent) Check(ctx context.Context, action, resource string, reqContext map[string]any, opts ...CheckOption) (api.Decision, error) {
+	var o checkOptions
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if o.err != nil {
+		return api.Decision{}, &Error{Kind: KindBadRequest, Op: "check", Message: o.err.Error()}
+	}
 	body, err := json.Marshal(api.CheckRequest{Action: action, Resource: resource, Context: reqContext})
 	if err != nil {
 		return api.Decision{}, &Error{Kind: KindBadRequest, Op: "check", Message: "encoding the request", Err: err}
 	}
-	status, hdr, data, trace, err := a.post(ctx, "check", "/v1/check", body, true)
+	status, hdr, data, trace, err := a.send(ctx, request{op: "check", method: http.MethodPost, path: "/v1/check", body: body,
+		retryAnswers: true, hold: o.wait, prefer: o.wait > 0})
 	if err != nil {
 		return api.Decision{}, err
 	}
@@ -236,14 +248,41 @@ func (a *Agent) Check(ctx context.Context, action, resource string, reqContext m
 // Require is Check with a denial as an error: it returns the decision when
 // the action is allowed, and an *Error of kind denied (errors.Is(err,
 // ErrDenied)) carrying the decision when it is not.
-func (a *Agent) Require(ctx context.Context, action, resource string, reqContext map[string]any) (api.Decision, error) {
-	d, err := a.Check(ctx, action, resource, reqContext)
+//
+// A request that needs a person's approval is an error that
+// errors.Is(err, ErrApprovalRequired), naming the approval (ApprovalID):
+// wait on it with WaitForApproval and Require again. With
+// WaitingForApproval(d), Require does that itself, once.
+func (a *Agent) Require(ctx context.Context, action, resource string, reqContext map[string]any, opts ...CheckOption) (api.Decision, error) {
+	var o checkOptions
+	for _, opt := range opts {
+		opt(&o)
+	}
+	d, err := a.require(ctx, action, resource, reqContext, opts)
+	if o.approvalWait <= 0 || !errors.Is(err, ErrApprovalRequired) {
+		return d, err
+	}
+	var e *Error
+	if !errors.As(err, &e) || e.ApprovalID == "" {
+		return d, err
+	}
+	wctx, cancel := context.WithTimeout(ctx, o.approvalWait)
+	defer cancel()
+	if _, err := a.WaitForApproval(wctx, e.ApprovalID); err != nil {
+		return api.Decision{}, err
+	}
+	return a.require(ctx, action, resource, reqContext, opts)
+}
+
+func (a *Agent) require(ctx context.Context, action, resource string, reqContext map[string]any, opts []CheckOption) (api.Decision, error) {
+	d, err := a.Check(ctx, action, resource, reqContext, opts...)
 	if err != nil {
 		return d, err
 	}
 	if !d.Allowed {
 		return d, &Error{Kind: KindDenied, Op: "check", Status: d.Status, Reason: a.scrub(d.Reason), Message: a.scrub(d.Message),
-			TraceID: validTraceID(traceOf(d)), DecisionID: a.scrub(d.DecisionID), Decision: &d}
+			TraceID: validTraceID(traceOf(d)), DecisionID: a.scrub(d.DecisionID), Decision: &d,
+			ApprovalID: a.scrub(d.ApprovalID), ApprovalURL: a.scrub(d.ApprovalURL)}
 	}
 	return d, nil
 }
@@ -260,7 +299,7 @@ func (a *Agent) Delegate(ctx context.Context, to string, actions []string, maxDe
 	}
 	// Not retried after an answer: a proxy's 503 (or 429) may follow a
 	// mint, and a second attempt would mint twice.
-	status, hdr, data, trace, err := a.post(ctx, "delegate", "/v1/delegations", body, false)
+	status, hdr, data, trace, err := a.send(ctx, request{op: "delegate", method: http.MethodPost, path: "/v1/delegations", body: body})
 	if err != nil {
 		return api.DelegationToken{}, err
 	}
@@ -305,16 +344,26 @@ func decodeDecision(data []byte) (api.Decision, error) {
 // server echoing them would otherwise put them in the error, and so in a
 // log), and a trace id is taken from it only when it is one.
 func (a *Agent) answerError(op string, status int, hdr http.Header, data []byte, sentTrace string) *Error {
+	return errorFrom(op, status, hdr, data, sentTrace, a.scrub)
+}
+
+// errorFrom is answerError with the scrubbing of what the answer says
+// given (DenialFrom has no agent's tokens to scrub).
+func errorFrom(op string, status int, hdr http.Header, data []byte, sentTrace string, scrub func(string) string) *Error {
 	e := &Error{Kind: kindOf(status), Op: op, Status: status, TraceID: firstOf(validTraceID(hdr.Get("X-MeshGuard-Trace-Id")), sentTrace)}
 	e.RetryAfter, _ = retryAfter(hdr, data)
 	var body struct {
 		api.ErrorBody
-		DecisionID string `json:"decisionId"`
-		TraceID    string `json:"traceId"`
-		DenyTrace  string `json:"trace_id"`
+		DecisionID  string `json:"decisionId"`
+		TraceID     string `json:"traceId"`
+		DenyTrace   string `json:"trace_id"`
+		ApprovalID  string `json:"approval_id"`
+		ApprovalURL string `json:"approval_url"`
 	}
+	e.ApprovalID = scrub(hdr.Get(HeaderApproval))
 	if json.Unmarshal(data, &body) == nil {
-		e.Reason, e.Message, e.DecisionID = a.scrub(body.Reason), a.scrub(body.Message), a.scrub(body.DecisionID)
+		e.Reason, e.Message, e.DecisionID = scrub(body.Reason), scrub(body.Message), scrub(body.DecisionID)
+		e.ApprovalID, e.ApprovalURL = firstOf(e.ApprovalID, scrub(body.ApprovalID)), scrub(body.ApprovalURL)
 		e.TraceID = firstOf(validTraceID(body.TraceID), validTraceID(body.DenyTrace), e.TraceID)
 		if d, err := decodeDecision(data); err == nil {
 			e.Decision = &d
@@ -372,7 +421,24 @@ func retryAfter(hdr http.Header, data []byte) (wait time.Duration, ok bool) {
 // maxRetryAfterSeconds bounds the wait an answer can ask for (a day).
 const maxRetryAfterSeconds = 24 * 60 * 60
 
-// post sends one call, retrying what is safe to retry, and returns the
+// request is one call to MeshGuard.
+type request struct {
+	op, method, path string
+	body             []byte
+	// retryAnswers: a 503, and a 429 that names its wait, are retried.
+	retryAnswers bool
+	// idempotent: nothing changes however often it is sent (a GET), so a
+	// connection error, a timeout and any 5xx are retried too.
+	idempotent bool
+	// hold is how long MeshGuard may hold the answer (a long poll): the
+	// request's own timeout is the hold plus the SDK's timeout. With
+	// prefer, the request asks for it with Prefer: wait=N (RFC 7240).
+	hold   time.Duration
+	prefer bool
+	query  string
+}
+
+// send sends one call, retrying what is safe to retry, and returns the
 // final answer and the trace id it sent (every attempt carries the same
 // traceparent); an error is always an *Error of kind unavailable.
 //
@@ -381,20 +447,26 @@ const maxRetryAfterSeconds = 24 * 60 * 60
 // 429 that names its wait (Retry-After). A 429 naming none is returned at
 // once: MeshGuard always names one, so a proxy answered. A wait of 0 is the
 // backoff, never a hot loop; a wait over maxWait is returned to the caller.
-func (a *Agent) post(ctx context.Context, op, path string, body []byte, retryAnswers bool) (status int, hdr http.Header, data []byte, trace string, err error) {
+func (a *Agent) send(ctx context.Context, r request) (status int, hdr http.Header, data []byte, trace string, err error) {
 	u := *a.base
-	u.Path += path
+	u.Path += r.path
+	u.RawQuery = r.query
 	headers := a.Headers(ctx)
+	if r.prefer {
+		headers.Set("Prefer", "wait="+strconv.Itoa(int(r.hold/time.Second)))
+	}
 	trace = traceID(headers.Get(api.HeaderTraceParent))
 	for attempt := 0; ; attempt++ {
-		status, hdr, data, err := a.once(ctx, u.String(), headers, body)
+		status, hdr, data, err := a.once(ctx, r, u.String(), headers)
 		var wait time.Duration
 		switch {
-		case err != nil && ctx.Err() == nil && refused(err):
+		case err != nil && ctx.Err() == nil && (refused(err) || r.idempotent):
 			wait = backoff(attempt)
 		case err != nil:
-			return 0, nil, nil, trace, &Error{Kind: KindUnavailable, Op: op, Message: "MeshGuard could not be asked", Err: err, TraceID: trace}
-		case retryAnswers && (status == http.StatusServiceUnavailable || status == http.StatusTooManyRequests):
+			return 0, nil, nil, trace, &Error{Kind: KindUnavailable, Op: r.op, Message: "MeshGuard could not be asked", Err: err, TraceID: trace}
+		case r.idempotent && status >= 500 && status != http.StatusServiceUnavailable:
+			wait = backoff(attempt)
+		case (r.retryAnswers || r.idempotent) && (status == http.StatusServiceUnavailable || status == http.StatusTooManyRequests):
 			named, ok := retryAfter(hdr, data)
 			if !ok && status == http.StatusTooManyRequests {
 				return status, hdr, data, trace, nil
@@ -408,7 +480,7 @@ func (a *Agent) post(ctx context.Context, op, path string, body []byte, retryAns
 		}
 		if attempt >= a.retries {
 			if err != nil {
-				return 0, nil, nil, trace, &Error{Kind: KindUnavailable, Op: op, Message: fmt.Sprintf("MeshGuard could not be asked (%d attempts)", attempt+1), Err: err, TraceID: trace}
+				return 0, nil, nil, trace, &Error{Kind: KindUnavailable, Op: r.op, Message: fmt.Sprintf("MeshGuard could not be asked (%d attempts)", attempt+1), Err: err, TraceID: trace}
 			}
 			return status, hdr, data, trace, nil
 		}
@@ -416,7 +488,7 @@ func (a *Agent) post(ctx context.Context, op, path string, body []byte, retryAns
 		select {
 		case <-ctx.Done():
 			t.Stop()
-			return 0, nil, nil, trace, &Error{Kind: KindUnavailable, Op: op, Message: "gave up waiting to retry", Err: ctx.Err(), TraceID: trace}
+			return 0, nil, nil, trace, &Error{Kind: KindUnavailable, Op: r.op, Message: "gave up waiting to retry", Err: ctx.Err(), TraceID: trace}
 		case <-t.C:
 		}
 	}
@@ -432,18 +504,39 @@ func backoff(attempt int) time.Duration {
 func refused(err error) bool { return errors.Is(err, syscall.ECONNREFUSED) }
 
 // once sends the request once and reads the answer, bounded.
-func (a *Agent) once(ctx context.Context, u string, headers http.Header, body []byte) (int, http.Header, []byte, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, bytes.NewReader(body))
+func (a *Agent) once(ctx context.Context, r request, u string, headers http.Header) (int, http.Header, []byte, error) {
+	hc := a.hc
+	if r.hold > 0 {
+		// The client's timeout would cut a held answer short: bound this
+		// request by the hold plus that timeout instead.
+		limit := hc.Timeout
+		if limit <= 0 {
+			limit = DefaultTimeout
+		}
+		cp := *hc
+		cp.Timeout = 0
+		hc = &cp
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, r.hold+limit)
+		defer cancel()
+	}
+	var body io.Reader
+	if r.body != nil {
+		body = bytes.NewReader(r.body)
+	}
+	req, err := http.NewRequestWithContext(ctx, r.method, u, body)
 	if err != nil {
 		return 0, nil, nil, err
 	}
 	for k, vs := range headers {
 		req.Header[k] = vs
 	}
-	req.Header.Set("Content-Type", "application/json")
+	if r.body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
 	req.Header.Set("Accept", "application/json")
 	req.Header.Set("User-Agent", "meshguard-go-sdk")
-	resp, err := a.hc.Do(req)
+	resp, err := hc.Do(req)
 	if err != nil {
 		return 0, nil, nil, err
 	}

@@ -39,6 +39,38 @@ var (
 	ErrUnavailable  = errors.New("meshguard: unavailable")
 )
 
+// Sentinel errors for a human approval (docs/governance.md), matched by
+// the reason of an *Error whatever its kind: an approval_required error is
+// also ErrDenied, an approval_limit one also ErrRateLimited, so code that
+// branches on the kinds alone keeps failing closed.
+var (
+	// ErrApprovalRequired: the request waits on a person's approval
+	// (Error.ApprovalID names it; WaitForApproval waits on it).
+	ErrApprovalRequired = errors.New("meshguard: approval required")
+	// ErrApprovalDenied: a person denied the approval.
+	ErrApprovalDenied = errors.New("meshguard: approval denied")
+	// ErrApprovalExpired: the approval expired undecided, or was used.
+	ErrApprovalExpired = errors.New("meshguard: approval expired")
+	// ErrApprovalLimit: the agent has too many approvals pending (429).
+	ErrApprovalLimit = errors.New("meshguard: too many approvals pending")
+	// ErrApprovalTimeout: WaitForApproval gave up while the approval was
+	// still pending. It is also ErrApprovalRequired: never an allow.
+	ErrApprovalTimeout = errors.New("meshguard: approval still pending when the wait ended")
+)
+
+// The reason codes of a human approval's answers.
+const (
+	ReasonApprovalRequired = "approval_required"
+	ReasonApprovalDenied   = "approval_denied"
+	ReasonApprovalExpired  = "approval_expired"
+	ReasonApprovalLimit    = "approval_limit"
+)
+
+var approvalSentinels = map[string]error{
+	ReasonApprovalRequired: ErrApprovalRequired, ReasonApprovalDenied: ErrApprovalDenied,
+	ReasonApprovalExpired: ErrApprovalExpired, ReasonApprovalLimit: ErrApprovalLimit,
+}
+
 var sentinels = map[Kind]error{
 	KindDenied: ErrDenied, KindUnauthorized: ErrUnauthorized, KindRateLimited: ErrRateLimited,
 	KindBadRequest: ErrBadRequest, KindUnavailable: ErrUnavailable,
@@ -59,11 +91,18 @@ type Error struct {
 	DecisionID string
 	// RetryAfter is how long MeshGuard asked the caller to wait (429, 503).
 	RetryAfter time.Duration
+	// ApprovalID and ApprovalURL name the human approval the answer is
+	// about (reasons approval_required, approval_denied, approval_expired).
+	ApprovalID  string
+	ApprovalURL string
 	// Decision is the whole decision when the answer was one (a denial).
 	Decision *api.Decision
 	// Err is the cause when there was no usable answer (the network error,
 	// the decoding error).
 	Err error
+
+	// waitEnded: WaitForApproval's wait ended with the approval pending.
+	waitEnded bool
 }
 
 func (e *Error) Error() string {
@@ -81,6 +120,9 @@ func (e *Error) Error() string {
 	if e.Err != nil {
 		b.WriteString(": " + e.Err.Error())
 	}
+	if e.ApprovalID != "" {
+		b.WriteString(" [approval " + e.ApprovalID + "]")
+	}
 	if e.TraceID != "" {
 		b.WriteString(" [trace " + e.TraceID + "]")
 	}
@@ -90,8 +132,19 @@ func (e *Error) Error() string {
 	return b.String()
 }
 
-// Is matches the sentinel of e's kind.
-func (e *Error) Is(target error) bool { return target != nil && sentinels[e.Kind] == target }
+// Is matches the sentinel of e's kind, and of its approval reason.
+func (e *Error) Is(target error) bool {
+	if target == nil {
+		return false
+	}
+	if target == ErrApprovalTimeout {
+		return e.waitEnded
+	}
+	if sentinels[e.Kind] == target {
+		return true
+	}
+	return (e.Kind == KindDenied || e.Kind == KindRateLimited) && approvalSentinels[e.Reason] == target
+}
 
 // Unwrap is the cause (a context's error, a network error), if any.
 func (e *Error) Unwrap() error { return e.Err }
