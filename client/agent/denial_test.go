@@ -25,7 +25,9 @@ func TestDenialFrom(t *testing.T) {
 	}{
 		{"a policy's denial", 403, map[string]string{"X-MeshGuard-Decision": "deny", "X-MeshGuard-Trace-Id": trace},
 			`{"error":"forbidden","reason":"delegation_ceiling","action":"write:notes/x","trace_id":"` + trace + `"}`,
-			[]error{agent.ErrDenied}, func(e *agent.Error) bool { return e.Reason == "delegation_ceiling" && e.TraceID == trace && e.Status == 403 }},
+			[]error{agent.ErrDenied}, func(e *agent.Error) bool {
+				return e.Reason == "delegation_ceiling" && e.TraceID == trace && e.Status == 403
+			}},
 		{"an approval required, named by the header", 403, map[string]string{"X-MeshGuard-Decision": "deny", "X-MeshGuard-Approval": "apr_9"},
 			`{"error":"forbidden","reason":"approval_required","approval_url":"/v1/approvals/apr_9"}`,
 			[]error{agent.ErrApprovalRequired, agent.ErrDenied}, func(e *agent.Error) bool { return e.ApprovalID == "apr_9" && e.ApprovalURL == "/v1/approvals/apr_9" }},
