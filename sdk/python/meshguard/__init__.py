@@ -12,16 +12,36 @@ Standard library only; Python 3.9 or later.
 
 from __future__ import annotations
 
+from ._approval import denial_from
 from ._client import MAX_ANSWER_BYTES, MeshGuard
-from ._errors import BadRequest, Denied, HeaderConflict, MeshGuardError, RateLimited, Unauthorized, Unavailable
+from ._errors import (
+    ApprovalDenied,
+    ApprovalExpired,
+    ApprovalLimit,
+    ApprovalRequired,
+    ApprovalTimeout,
+    BadRequest,
+    Denied,
+    HeaderConflict,
+    MeshGuardError,
+    RateLimited,
+    Unauthorized,
+    Unavailable,
+)
 from ._helpers import MeshGuardHandler, add_headers, governed
 from ._trace import traceparent
-from ._types import Decision, Delegation
+from ._types import Approval, Decision, Delegation
 
 __version__ = "0.1.0"
 
 __all__ = [
     "MAX_ANSWER_BYTES",
+    "Approval",
+    "ApprovalDenied",
+    "ApprovalExpired",
+    "ApprovalLimit",
+    "ApprovalRequired",
+    "ApprovalTimeout",
     "BadRequest",
     "Decision",
     "Delegation",
@@ -34,6 +54,7 @@ __all__ = [
     "Unauthorized",
     "Unavailable",
     "add_headers",
+    "denial_from",
     "governed",
     "traceparent",
 ]

@@ -2,24 +2,23 @@
 
 from __future__ import annotations
 
-import email.utils
 import http.client
 import io
 import json
 import logging
-import re
 import socket
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
 from datetime import timedelta
-from typing import Any, Callable, Dict, Iterable, List, Mapping, NoReturn, Optional, Protocol, Set, Tuple, TypeVar, Union, cast
+from typing import Any, Callable, Dict, Iterable, List, Mapping, NoReturn, Optional, Set, Tuple, TypeVar, Union, cast
 
+from ._answer import Answer, Headers, error_from, retry_after_of, valid_trace_id
 from ._check import integer, json_object, real, string
-from ._errors import BadRequest, Denied, MeshGuardError, RateLimited, Unauthorized, Unavailable
+from ._errors import ApprovalRequired, Denied, MeshGuardError, Unavailable, refine
 from ._trace import parse_traceparent, traceparent
-from ._types import ContextArg, Decision, Delegation, MalformedAnswer, ResourceArg
+from ._types import Approval, ContextArg, Decision, Delegation, MalformedAnswer, ResourceArg
 
 # The log never sees a token: only paths, statuses and attempt numbers.
 _log = logging.getLogger("meshguard")
@@ -32,9 +31,6 @@ MAX_TOKEN_BYTES = 16 << 10
 MAX_RETRIES = 10
 
 F = TypeVar("F", bound=Callable[..., Any])
-
-_BAD_REQUEST_STATUSES = frozenset((400, 413, 415, 431))
-_TRACE_ID = re.compile(r"[0-9a-f]{32}\Z")
 
 
 def _check_token(value: object, what: str) -> str:
@@ -66,34 +62,6 @@ def _not_json(name: str) -> NoReturn:
     raise MalformedAnswer("%s is not JSON" % name)
 
 
-def _trace_id(value: object) -> Optional[str]:
-    """``value`` when it is a W3C trace id (32 lower-case hex digits, not all zero), else None."""
-    if isinstance(value, str) and _TRACE_ID.match(value) and value != "0" * 32:
-        return value
-    return None
-
-
-def _retry_after(headers: _Headers, body: object) -> Optional[float]:
-    raw = headers.get("Retry-After")
-    if raw:
-        raw = raw.strip()
-        if raw.isdigit():
-            return float(raw)
-        try:
-            when = email.utils.parsedate_to_datetime(raw)
-        except (TypeError, ValueError, IndexError):
-            when = None
-        if when is not None:
-            return max(0.0, when.timestamp() - time.time())
-    obj = json_object(body)
-    if obj is not None:
-        for key in ("retryAfter", "retry_after"):
-            v = real(obj.get(key))
-            if v is not None and v >= 0:
-                return v
-    return None
-
-
 def _backoff(attempt: int) -> float:
     """The wait before retry ``attempt + 1`` when the answer named none (or 0): 0.1 s doubling, at most 1.6 s."""
     return 0.1 * (2 ** min(attempt, 4))
@@ -105,21 +73,6 @@ class _NoRedirect(urllib.request.HTTPRedirectHandler):
         self, req: urllib.request.Request, fp: Any, code: int, msg: str, headers: Any, newurl: str
     ) -> Optional[urllib.request.Request]:
         return None
-
-
-class _Headers(Protocol):
-    # An answer's headers: http.client's message (names matched case-insensitively), or none.
-    def get(self, name: str, /) -> Optional[str]: ...
-
-
-class _Answer:
-    __slots__ = ("status", "headers", "body", "sent_trace")
-
-    def __init__(self, status: int, headers: _Headers, body: object) -> None:
-        self.status = status
-        self.headers = headers
-        self.body = body
-        self.sent_trace: Optional[str] = None  # the trace id of the traceparent sent
 
 
 class MeshGuard:
@@ -228,17 +181,27 @@ class MeshGuard:
         action: str,
         resource: Optional[str] = None,
         context: Optional[Mapping[str, Any]] = None,
+        *,
+        wait: Optional[int] = None,
     ) -> Decision:
         """Asks whether the agent may do ``action``. A denial is a Decision (``allowed`` False).
 
+        With ``wait`` (1 to 60 seconds), MeshGuard holds the answer of a request that needs a
+        person's approval until it is decided (``Prefer: wait``): the answer is the final decision.
         Raises Unauthorized, RateLimited, BadRequest or Unavailable when there is no decision to act on.
         """
+        hold = 0
+        if wait is not None:
+            n = integer(wait)
+            if n is None or not 1 <= n <= 60:
+                raise ValueError("wait: expected 1 to 60 seconds")
+            hold = n
         payload: Dict[str, Any] = {"action": string(action, "action")}
         if resource is not None:
             payload["resource"] = string(resource, "resource", empty=True)
         if context is not None:
             payload["context"] = _mapping(context, "context")
-        ans = self._post("/v1/check", payload)
+        ans = self._call("POST", "/v1/check", payload, hold=hold, prefer=hold > 0)
         decision: Optional[Decision] = None
         body = json_object(ans.body)
         if body is not None and "allowed" in body:
@@ -259,19 +222,52 @@ class MeshGuard:
         action: str,
         resource: Optional[str] = None,
         context: Optional[Mapping[str, Any]] = None,
+        *,
+        wait: Optional[int] = None,
+        wait_for_approval: Optional[float] = None,
     ) -> Decision:
-        """Like check, but a denial raises Denied (with the decision's reason, trace id and decision id)."""
-        d = self.check(action, resource, context)
+        """Like check, but a denial raises Denied (with the decision's reason, trace id and decision id).
+
+        A request that needs a person's approval raises ApprovalRequired naming it (``approval_id``).
+        With ``wait_for_approval`` (seconds), require waits for that approval and asks again, once.
+        """
+        try:
+            return self._require(action, resource, context, wait)
+        except ApprovalRequired as e:
+            if wait_for_approval is None or not e.approval_id:
+                raise
+            self.wait_for_approval(e.approval_id, timeout=wait_for_approval)
+        return self._require(action, resource, context, wait)
+
+    def _require(self, action: str, resource: Optional[str], context: Optional[Mapping[str, Any]], wait: Optional[int]) -> Decision:
+        d = self.check(action, resource, context, wait=wait)
         if not d.allowed:
-            raise Denied(
+            cls = refine(Denied, d.reason)
+            raise cls(
                 self._scrub(d.message) or "denied",
                 status=d.status,
                 reason=self._scrub(d.reason),
-                trace_id=_trace_id(d.trace_id),
+                trace_id=valid_trace_id(d.trace_id),
                 decision_id=d.decision_id,
                 decision=d,
+                approval_id=d.approval_id,
+                approval_url=d.approval_url,
             )
         return d
+
+    def wait_for_approval(self, approval_id: str, timeout: float = 300.0) -> Approval:
+        """Waits until the approval ``approval_id`` is decided (long-polling GET /v1/approvals/{id}).
+
+        Approved, it returns the Approval: ask again, and MeshGuard allows that request once.
+        Raises ApprovalDenied, ApprovalExpired (expired or already used), ApprovalTimeout (still
+        pending after ``timeout`` seconds), or the errors of any call. Never an allow.
+        """
+        from ._approval import wait_for_approval
+
+        def poll(path: str, hold: int) -> Answer:
+            return self._call("GET", path, None, idempotent=True, hold=hold)
+
+        return wait_for_approval(poll, lambda ans: self._error(ans, None), approval_id, timeout)
 
     def delegate(
         self,
@@ -290,7 +286,7 @@ class MeshGuard:
         if ttl is not None:
             payload["ttl"] = _ttl(ttl)
         # Not retried after an answer: a proxy's 503 may follow a mint, and a second attempt would mint twice.
-        ans = self._post("/v1/delegations", payload, retry_answers=False)
+        ans = self._call("POST", "/v1/delegations", payload, retry_answers=False)
         if ans.status in (200, 201):
             try:
                 return Delegation.from_body(ans.body)
@@ -300,37 +296,8 @@ class MeshGuard:
 
     # -- transport ---------------------------------------------------------
 
-    def _error(self, ans: _Answer, decision: Optional[Decision]) -> MeshGuardError:
-        body: Mapping[str, object] = json_object(ans.body) or {}
-
-        # What the answer says is scrubbed of the tokens (an answer echoing
-        # them would put them in the error, and so in a log); a trace id is
-        # taken from it only when it is one, else the one sent names the call.
-        def s(key: str) -> Optional[str]:
-            v = body.get(key)
-            return self._scrub(v) if isinstance(v, str) and v else None
-
-        fields: Dict[str, Any] = {
-            "status": ans.status,
-            "reason": s("reason"),
-            "trace_id": _trace_id(body.get("traceId"))
-            or _trace_id(body.get("trace_id"))
-            or _trace_id(ans.headers.get("X-MeshGuard-Trace-Id"))
-            or ans.sent_trace,
-            "decision_id": s("decisionId"),
-            "retry_after": _retry_after(ans.headers, body),
-            "decision": decision,
-        }
-        message = s("message") or s("error") or "HTTP %d" % ans.status
-        if ans.status == 401:
-            return Unauthorized(message, **fields)
-        if ans.status == 403:
-            return Denied(message, **fields)
-        if ans.status == 429:
-            return RateLimited(message, **fields)
-        if ans.status in _BAD_REQUEST_STATUSES:
-            return BadRequest(message, **fields)
-        return Unavailable(message, **fields)
+    def _error(self, ans: Answer, decision: Optional[Decision]) -> MeshGuardError:
+        return error_from(ans, decision, self._scrub)
 
     def _scrub(self, text: str) -> str:
         text = text.replace(self._token, "[token]")
@@ -338,34 +305,52 @@ class MeshGuard:
             text = text.replace(self._delegation, "[delegation]")
         return text
 
-    def _post(self, path: str, payload: Mapping[str, Any], retry_answers: bool = True) -> _Answer:
+    def _call(
+        self,
+        method: str,
+        path: str,
+        payload: Optional[Mapping[str, Any]],
+        retry_answers: bool = True,
+        *,
+        idempotent: bool = False,
+        hold: float = 0,
+        prefer: bool = False,
+    ) -> Answer:
         # What is retried, the same in every SDK (docs/sdk.md): a refused
         # connection (nothing reached a server); with retry_answers, a 503
-        # and a 429 that names its wait.
-        data = json.dumps(payload, separators=(",", ":"), allow_nan=False).encode("utf-8")
+        # and a 429 that names its wait; for an idempotent GET, also any
+        # failure to be answered and any 5xx. ``hold`` is how long MeshGuard
+        # may hold the answer (a long poll): it lengthens this call's timeout.
+        data = None if payload is None else json.dumps(payload, separators=(",", ":"), allow_nan=False).encode("utf-8")
         # Every attempt carries the same traceparent: one call, one trace.
         sent = self.headers()
+        if prefer:
+            sent["Prefer"] = "wait=%d" % hold
         sent_trace = sent["traceparent"][3:35]
         attempt = 0
         while True:
-            req = urllib.request.Request(self._url + path, data=data, method="POST")
-            req.add_header("Content-Type", "application/json")
+            req = urllib.request.Request(self._url + path, data=data, method=method)
+            if data is not None:
+                req.add_header("Content-Type", "application/json")
             req.add_header("Accept", "application/json")
             for k, v in sent.items():
                 req.add_header(k, v)
             wait: Optional[float]
             try:
-                ans = self._send(req)
-            except _Refused as e:
+                ans = self._send(req, self._timeout + hold)
+            except (_Refused, Unavailable) as e:
+                if isinstance(e, Unavailable) and (not idempotent or e.status is not None):
+                    raise
                 if attempt >= self._retries:
-                    raise Unavailable("could not reach MeshGuard at %s: %s" % (self._url, e)) from None
+                    raise Unavailable("could not reach MeshGuard at %s: %s" % (self._url, e), trace_id=sent_trace) from None
                 wait = _backoff(attempt)
-                _log.debug("meshguard %s: connection refused, retrying in %.2fs (attempt %d)", path, wait, attempt + 1)
+                _log.debug("meshguard %s: no answer, retrying in %.2fs (attempt %d)", path, wait, attempt + 1)
             else:
                 ans.sent_trace = sent_trace
-                if not retry_answers or ans.status not in (429, 503) or attempt >= self._retries:
+                retry_status = ans.status in (429, 503) or (idempotent and ans.status >= 500)
+                if not (retry_answers or idempotent) or not retry_status or attempt >= self._retries:
                     return ans
-                named = _retry_after(ans.headers, ans.body)
+                named = retry_after_of(ans.headers, ans.body)
                 if named is None and ans.status == 429:
                     return ans  # MeshGuard always names its wait: a proxy answered, the caller decides
                 # A named wait of 0 is the backoff, never a hot loop.
@@ -376,18 +361,19 @@ class MeshGuard:
             attempt += 1
             time.sleep(wait)
 
-    def _send(self, req: urllib.request.Request) -> _Answer:
+
+    def _send(self, req: urllib.request.Request, timeout: float) -> Answer:
         # The socket's timeout bounds each read; the deadline bounds the
         # answer, which could otherwise trickle in a byte per read forever.
-        deadline = time.monotonic() + self._timeout
+        deadline = time.monotonic() + timeout
         try:
-            resp = self._opener.open(req, timeout=self._timeout)
+            resp = self._opener.open(req, timeout=timeout)
         except urllib.error.HTTPError as e:
             try:
                 # urllib's HTTPError carries the HTTPResponse (a BufferedIOBase) as fp.
                 if not isinstance(e.fp, io.BufferedIOBase):
                     raise Unavailable("MeshGuard's answer could not be read", status=e.code) from None
-                return self._read(e.code, e.headers, e.fp, deadline)
+                return self._read(e.code, e.headers, e.fp, deadline, timeout)
             finally:
                 e.close()
         except urllib.error.URLError as e:
@@ -395,14 +381,14 @@ class MeshGuard:
                 raise _Refused("connection refused") from None
             raise Unavailable("could not reach MeshGuard at %s: %s" % (self._url, e.reason)) from None
         except (socket.timeout, TimeoutError):
-            raise Unavailable("MeshGuard at %s did not answer within %gs" % (self._url, self._timeout)) from None
+            raise Unavailable("MeshGuard at %s did not answer within %gs" % (self._url, timeout)) from None
         except (http.client.HTTPException, OSError) as e:
             raise Unavailable("could not talk to MeshGuard at %s: %s" % (self._url, type(e).__name__)) from None
         with resp:
-            return self._read(resp.status, resp.headers, resp, deadline)
+            return self._read(resp.status, resp.headers, resp, deadline, timeout)
 
-    def _read(self, status: int, headers: Optional[_Headers], stream: io.BufferedIOBase, deadline: float) -> _Answer:
-        late = Unavailable("MeshGuard's answer did not arrive within %gs" % self._timeout, status=status)
+    def _read(self, status: int, headers: Optional[Headers], stream: io.BufferedIOBase, deadline: float, timeout: float) -> Answer:
+        late = Unavailable("MeshGuard's answer did not arrive within %gs" % timeout, status=status)
         chunks: List[bytes] = []
         size = 0
         try:
@@ -422,7 +408,7 @@ class MeshGuard:
             raise Unavailable("reading MeshGuard's answer: %s" % type(e).__name__, status=status) from None
         if len(raw) > MAX_ANSWER_BYTES:
             raise Unavailable("MeshGuard's answer is over %d bytes" % MAX_ANSWER_BYTES, status=status)
-        view: _Headers = headers if headers is not None else {}
+        view: Headers = headers if headers is not None else {}
         try:
             body = json.loads(raw.decode("utf-8"), object_pairs_hook=_no_duplicates, parse_constant=_not_json) if raw else None
         except (UnicodeDecodeError, ValueError, RecursionError):
@@ -431,7 +417,7 @@ class MeshGuard:
             if status < 400:
                 raise Unavailable("MeshGuard's answer is not JSON", status=status) from None
             body = None
-        return _Answer(status, view, body)
+        return Answer(status, view, body)
 
 
 def _mapping(value: object, what: str) -> Dict[str, object]:

@@ -29,6 +29,8 @@ class MeshGuardError(Exception):
         decision_id: Optional[str] = None,
         retry_after: Optional[float] = None,
         decision: Optional[Decision] = None,
+        approval_id: Optional[str] = None,
+        approval_url: Optional[str] = None,
     ) -> None:
         super().__init__(message)
         self.message = message
@@ -38,6 +40,8 @@ class MeshGuardError(Exception):
         self.decision_id = decision_id
         self.retry_after = retry_after
         self.decision = decision
+        self.approval_id = approval_id
+        self.approval_url = approval_url
 
     def __str__(self) -> str:
         parts: List[str] = []
@@ -45,6 +49,8 @@ class MeshGuardError(Exception):
             parts.append("status %d" % self.status)
         if self.reason:
             parts.append("reason %s" % self.reason)
+        if self.approval_id:
+            parts.append("approval %s" % self.approval_id)
         if self.trace_id:
             parts.append("trace %s" % self.trace_id)
         if self.retry_after is not None:
@@ -53,7 +59,7 @@ class MeshGuardError(Exception):
         return "meshguard %s: %s%s" % (self.kind, self.message, tail)
 
     def __repr__(self) -> str:
-        return "%s(kind=%r, status=%r, reason=%r, trace_id=%r, decision_id=%r, retry_after=%r, message=%r)" % (
+        return "%s(kind=%r, status=%r, reason=%r, trace_id=%r, decision_id=%r, retry_after=%r, approval_id=%r, message=%r)" % (
             type(self).__name__,
             self.kind,
             self.status,
@@ -61,6 +67,7 @@ class MeshGuardError(Exception):
             self.trace_id,
             self.decision_id,
             self.retry_after,
+            self.approval_id,
             self.message,
         )
 
@@ -93,6 +100,46 @@ class Unavailable(MeshGuardError):
     """MeshGuard could not be asked, or its answer could not be read. Never an allow."""
 
     kind = "unavailable"
+
+
+class ApprovalRequired(Denied):
+    """The action waits on a person's approval (403 ``approval_required``).
+
+    ``approval_id`` names it: ``mg.wait_for_approval(e.approval_id)``, then ask again.
+    """
+
+
+class ApprovalDenied(Denied):
+    """A person denied the approval the action needed (``approval_denied``)."""
+
+
+class ApprovalExpired(Denied):
+    """The approval expired undecided, or was already used (``approval_expired``): ask again for a new one."""
+
+
+class ApprovalTimeout(ApprovalRequired):
+    """``wait_for_approval`` gave up while the approval was still pending. Never an allow."""
+
+
+class ApprovalLimit(RateLimited):
+    """The agent has too many approvals pending (429 ``approval_limit``)."""
+
+
+#: The error class of each approval reason code, by the status's class it refines.
+_BY_REASON = {
+    "approval_required": ApprovalRequired,
+    "approval_denied": ApprovalDenied,
+    "approval_expired": ApprovalExpired,
+    "approval_limit": ApprovalLimit,
+}
+
+
+def refine(base: "type[MeshGuardError]", reason: Optional[str]) -> "type[MeshGuardError]":
+    """The approval error class for ``reason`` when it refines ``base`` (Denied, RateLimited), else ``base``."""
+    cls = _BY_REASON.get(reason or "")
+    if cls is not None and issubclass(cls, base):
+        return cls
+    return base
 
 
 class HeaderConflict(ValueError):

@@ -62,6 +62,8 @@ class Decision:
     chain: Tuple[str, ...] = ()
     policy_revision: Optional[str] = None
     mode: Optional[str] = None
+    approval_id: Optional[str] = None
+    approval_url: Optional[str] = None
     raw: Mapping[str, Any] = field(default_factory=lambda: {}, repr=False, compare=False)
 
     @classmethod
@@ -111,6 +113,8 @@ class Decision:
             chain=_str_list(obj, "chain"),
             policy_revision=_opt_str(obj, "policyRevision"),
             mode=mode,
+            approval_id=_opt_str(obj, "approval_id"),
+            approval_url=_opt_str(obj, "approval_url"),
             raw=obj,
         )
 
@@ -147,4 +151,50 @@ class Delegation:
             chain=_str_list(obj, "chain"),
             scope=_str_list(obj, "scope"),
             max_chain=max_chain,
+        )
+
+
+#: The states an approval can be in (docs/governance.md).
+APPROVAL_STATES = ("pending", "approved", "denied", "expired", "used")
+
+
+@dataclass(frozen=True)
+class Approval:
+    """A human approval's state, as GET /v1/approvals/{id} answers it."""
+
+    id: str
+    status: str
+    action: Optional[str] = None
+    resource: Optional[str] = None
+    agent_id: Optional[str] = None
+    created_at: Optional[str] = None
+    expires_at: Optional[str] = None
+    decided_at: Optional[str] = None
+    decided_by: Optional[str] = None
+    reason: Optional[str] = None
+    trace_id: Optional[str] = None
+
+    @classmethod
+    def from_body(cls, body: object) -> Approval:
+        obj = json_object(body)
+        if obj is None:
+            raise MalformedAnswer("expected a JSON object")
+        ident = obj.get("id")
+        status = obj.get("status")
+        if not isinstance(ident, str) or not isinstance(status, str):
+            raise MalformedAnswer("not an approval: id and status are required")
+        if status not in APPROVAL_STATES:
+            raise MalformedAnswer("status %r is none MeshGuard sends" % status[:32])
+        return cls(
+            id=ident,
+            status=status,
+            action=_opt_str(obj, "action"),
+            resource=_opt_str(obj, "resource"),
+            agent_id=_opt_str(obj, "agentId"),
+            created_at=_opt_str(obj, "createdAt"),
+            expires_at=_opt_str(obj, "expiresAt"),
+            decided_at=_opt_str(obj, "decidedAt"),
+            decided_by=_opt_str(obj, "decidedBy"),
+            reason=_opt_str(obj, "reason"),
+            trace_id=_opt_str(obj, "traceId"),
         )
