@@ -7,7 +7,7 @@ export class MeshGuardError extends Error {
    * @param {string} kind
    * @param {string} message
    * @param {{status?: number, reason?: string, traceId?: string, decisionId?: string,
-   *   retryAfter?: number, decision?: object, cause?: unknown}} [fields]
+   *   retryAfter?: number, decision?: object, cause?: unknown, approvalId?: string, approvalUrl?: string}} [fields]
    */
   constructor(kind, message, fields = {}) {
     super(message, fields.cause === undefined ? undefined : { cause: fields.cause });
@@ -18,6 +18,8 @@ export class MeshGuardError extends Error {
     this.traceId = fields.traceId;
     this.decisionId = fields.decisionId;
     this.retryAfter = fields.retryAfter;
+    this.approvalId = fields.approvalId;
+    this.approvalUrl = fields.approvalUrl;
     // Not enumerable: util.inspect and a logger's walk of the error show
     // what the SDK vouches for, not the whole answer (which may echo a token).
     Object.defineProperty(this, 'decision', { value: fields.decision, enumerable: false, writable: true, configurable: true });
@@ -27,6 +29,7 @@ export class MeshGuardError extends Error {
     return {
       name: this.name, kind: this.kind, message: this.message, status: this.status, reason: this.reason,
       traceId: this.traceId, decisionId: this.decisionId, retryAfter: this.retryAfter,
+      approvalId: this.approvalId, approvalUrl: this.approvalUrl,
     };
   }
 }
@@ -57,6 +60,37 @@ export class BadRequest extends MeshGuardError {
  */
 export class Unavailable extends MeshGuardError {
   constructor(message, fields) { super('unavailable', message, fields); }
+}
+
+/**
+ * The action waits on a person's approval (403 approval_required):
+ * `approvalId` names it — `await mg.waitForApproval(e.approvalId)`, then ask again.
+ */
+export class ApprovalRequired extends Denied {}
+
+/** A person denied the approval the action needed (approval_denied). */
+export class ApprovalDenied extends Denied {}
+
+/** The approval expired undecided, or was already used (approval_expired): ask again for a new one. */
+export class ApprovalExpired extends Denied {}
+
+/** waitForApproval gave up while the approval was still pending. Never an allow. */
+export class ApprovalTimeout extends ApprovalRequired {}
+
+/** The agent has too many approvals pending (429 approval_limit). */
+export class ApprovalLimit extends RateLimited {}
+
+const BY_REASON = {
+  approval_required: ApprovalRequired, approval_denied: ApprovalDenied, approval_expired: ApprovalExpired, approval_limit: ApprovalLimit,
+};
+
+/**
+ * The approval error class for `reason` when it refines `base` (Denied,
+ * RateLimited), else `base`.
+ */
+export function refine(base, reason) {
+  const cls = Object.hasOwn(BY_REASON, reason ?? '') ? BY_REASON[reason] : undefined;
+  return cls !== undefined && cls.prototype instanceof base ? cls : base;
 }
 
 /**

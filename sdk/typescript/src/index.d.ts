@@ -25,6 +25,26 @@ export interface Decision {
   chain?: string[];
   policyRevision?: string;
   mode?: string;
+  /** The human approval a 403 waits on or was refused by (approval_required, approval_denied, approval_expired). */
+  approval_id?: string;
+  /** Where to follow it: /v1/approvals/{id}. */
+  approval_url?: string;
+  [field: string]: unknown;
+}
+
+/** A human approval's state: GET /v1/approvals/{id} (docs/governance.md). */
+export interface Approval {
+  id: string;
+  status: 'pending' | 'approved' | 'denied' | 'expired' | 'used';
+  action?: string;
+  resource?: string;
+  agentId?: string;
+  createdAt?: string;
+  expiresAt?: string;
+  decidedAt?: string;
+  decidedBy?: string;
+  reason?: string;
+  traceId?: string;
   [field: string]: unknown;
 }
 
@@ -33,6 +53,16 @@ export interface CheckOptions {
   resource?: string;
   /** Matched by the policies' context conditions. */
   context?: Record<string, unknown>;
+  /**
+   * 1 to 60: MeshGuard holds the answer of a request that needs a person's approval until it is
+   * decided (Prefer: wait); the answer is the final decision.
+   */
+  waitSeconds?: number;
+}
+
+/** What require asks about, and how long it may wait for an approval before asking again once. */
+export interface RequireOptions extends CheckOptions {
+  waitForApprovalMs?: number;
 }
 
 export interface DelegateOptions {
@@ -93,8 +123,13 @@ export declare class MeshGuard {
   readonly traceId: string;
   /** Asks before acting. Resolves with the decision, allowed or not; rejects when MeshGuard refused the request or could not be asked. */
   check(action: string, options?: CheckOptions): Promise<Decision>;
-  /** Resolves with the decision when allowed; rejects with Denied otherwise. */
-  require(action: string, options?: CheckOptions): Promise<Decision>;
+  /** Resolves with the decision when allowed; rejects with Denied otherwise (ApprovalRequired naming the approval it needs). */
+  require(action: string, options?: RequireOptions): Promise<Decision>;
+  /**
+   * Waits for the approval to be decided (default 5 minutes): resolves with it when approved (ask again);
+   * rejects with ApprovalDenied, ApprovalExpired or ApprovalTimeout otherwise. Never an allow.
+   */
+  waitForApproval(approvalId: string, options?: { timeoutMs?: number }): Promise<Approval>;
   /** Mints a delegation to agent `to` (id or name). A refusal rejects with Denied. */
   delegate(to: string, options: DelegateOptions): Promise<Delegation>;
   /** The same agent, acting for the chain of `delegation`. */
@@ -129,6 +164,9 @@ export declare class MeshGuardError extends Error {
   readonly retryAfter?: number;
   /** The denial, when the error is one. */
   readonly decision?: Decision;
+  /** The human approval the error is about, and where to follow it. */
+  readonly approvalId?: string;
+  readonly approvalUrl?: string;
   toJSON(): Record<string, unknown>;
 }
 export declare class Denied extends MeshGuardError { readonly kind: 'denied'; }
@@ -137,6 +175,21 @@ export declare class RateLimited extends MeshGuardError { readonly kind: 'rate_l
 export declare class BadRequest extends MeshGuardError { readonly kind: 'bad_request'; }
 /** MeshGuard could not be asked or its answer could not be read. Never an allow. */
 export declare class Unavailable extends MeshGuardError { readonly kind: 'unavailable'; }
+/** The action waits on a person's approval: waitForApproval(approvalId), then ask again. */
+export declare class ApprovalRequired extends Denied { readonly approvalId: string; }
+/** A person denied the approval. */
+export declare class ApprovalDenied extends Denied {}
+/** The approval expired undecided, or was already used. */
+export declare class ApprovalExpired extends Denied {}
+/** waitForApproval ended with the approval still pending. */
+export declare class ApprovalTimeout extends ApprovalRequired {}
+/** Too many approvals pending (429 approval_limit). */
+export declare class ApprovalLimit extends RateLimited {}
+/**
+ * MeshGuard's refusal in a gateway's (or ext_authz's) answer: the SDK's error when the answer
+ * carries X-MeshGuard-Decision: deny on an error status (outside audit mode), else null.
+ */
+export declare function denialFrom(response: Response): Promise<MeshGuardError | null>;
 /**
  * fetch refused a request into the mesh that already carries another
  * Authorization or X-MeshGuard-Delegation than the agent's.

@@ -3,11 +3,18 @@
 // the trace and the delegation on every request it makes. Fails closed: a
 // MeshGuard that could not be asked is an error (Unavailable), never an allow.
 
-import { BadRequest, Denied, HeaderConflict, MeshGuardError, RateLimited, Unauthorized, Unavailable } from './errors.js';
+import {
+  ApprovalDenied, ApprovalExpired, ApprovalLimit, ApprovalRequired, ApprovalTimeout, BadRequest, Denied, HeaderConflict, MeshGuardError,
+  RateLimited, Unauthorized, Unavailable, refine,
+} from './errors.js';
 import { newTraceId, parseTraceparent, traceparent } from './trace.js';
 import { decisionOf, parseStrict } from './answer.js';
+import { approvalIdOf, denialFrom, waitLoop } from './approval.js';
 
-export { BadRequest, Denied, HeaderConflict, MeshGuardError, RateLimited, Unauthorized, Unavailable };
+export {
+  ApprovalDenied, ApprovalExpired, ApprovalLimit, ApprovalRequired, ApprovalTimeout, BadRequest, Denied, HeaderConflict, MeshGuardError,
+  RateLimited, Unauthorized, Unavailable, denialFrom,
+};
 
 const MAX_BODY = 1 << 20; // a decision is a few hundred bytes; anything near this is not one
 const MAX_RETRIES = 10;
@@ -105,12 +112,20 @@ export class MeshGuard {
    * (allowed: false); an error means MeshGuard said no to the request itself
    * or could not be asked.
    */
-  async check(action, { resource, context } = {}) {
+  //
+  // With waitSeconds (1 to 60), MeshGuard holds the answer of a request that
+  // needs a person's approval until it is decided (Prefer: wait): the
+  // answer is the final decision.
+  async check(action, { resource, context, waitSeconds } = {}) {
+    if (waitSeconds !== undefined && (!Number.isInteger(waitSeconds) || waitSeconds < 1 || waitSeconds > 60)) {
+      throw new TypeError(`MeshGuard: waitSeconds must be a whole number from 1 to 60, got ${waitSeconds}`);
+    }
     const body = { action };
     if (resource !== undefined) body.resource = resource;
     if (context !== undefined) body.context = context;
     const what = `check ${JSON.stringify(String(action))}`;
-    const { status, json, sentTraceId } = await this.#post('/v1/check', body, what);
+    const { status, json, sentTraceId } = await this.#call('POST', '/v1/check', body, what,
+      { retryAnswers: true, holdSeconds: waitSeconds ?? 0, prefer: waitSeconds !== undefined });
     if (status === 200 || status === 403) {
       // Only a 200 that is an allow is an allow; anything inconsistent is unreadable.
       const d = decisionOf(json, status);
@@ -122,14 +137,44 @@ export class MeshGuard {
     throw this.#error(what, status, json, sentTraceId);
   }
 
-  /** Like check, but a denial rejects with Denied. */
-  async require(action, opts) {
+  /**
+   * Like check, but a denial rejects with Denied. A request that needs a
+   * person's approval rejects with ApprovalRequired naming it (approvalId);
+   * with waitForApprovalMs, require waits for that approval and asks again, once.
+   */
+  async require(action, opts = {}) {
+    const { waitForApprovalMs, ...checkOpts } = opts ?? {};
+    try {
+      return await this.#require(action, checkOpts);
+    } catch (e) {
+      if (waitForApprovalMs === undefined || !(e instanceof ApprovalRequired) || !e.approvalId) throw e;
+      await this.waitForApproval(e.approvalId, { timeoutMs: waitForApprovalMs });
+    }
+    return this.#require(action, checkOpts);
+  }
+
+  async #require(action, opts) {
     const d = await this.check(action, opts);
     if (!d.allowed) {
-      throw new Denied(this.#scrub(`MeshGuard: ${JSON.stringify(String(action))} denied (${d.reason}): ${d.message ?? ''}` + traceNote(d.traceId)),
-        { status: d.status ?? 403, reason: this.#scrub(d.reason), traceId: traceIdOf(d.traceId), decisionId: str(d.decisionId) && this.#scrub(d.decisionId), decision: d });
+      const Cls = refine(Denied, d.reason);
+      throw new Cls(this.#scrub(`MeshGuard: ${JSON.stringify(String(action))} denied (${d.reason}): ${d.message ?? ''}` + traceNote(d.traceId)),
+        { status: d.status ?? 403, reason: this.#scrub(d.reason), traceId: traceIdOf(d.traceId) ?? traceIdOf(d.trace_id), decisionId: str(d.decisionId) && this.#scrub(d.decisionId), decision: d,
+          approvalId: approvalIdOf(d.approval_id), approvalUrl: str(d.approval_url) && this.#scrub(d.approval_url) });
     }
     return d;
+  }
+
+  /**
+   * Waits until the approval `approvalId` is decided, long-polling
+   * GET /v1/approvals/{id} for at most timeoutMs (default 5 minutes).
+   * Approved, it resolves with the approval: ask again, and MeshGuard allows
+   * that request once. Rejects with ApprovalDenied, ApprovalExpired (expired
+   * or already used), ApprovalTimeout (still pending), or any call's error.
+   */
+  async waitForApproval(approvalId, { timeoutMs = 300_000 } = {}) {
+    const poll = (pathAndQuery, holdSeconds) => this.#call('GET', pathAndQuery, undefined, `wait for approval ${approvalId}`,
+      { idempotent: true, holdSeconds });
+    return waitLoop(poll, (what, a) => this.#error(what, a.status, a.json, a.sentTraceId), approvalId, timeoutMs);
   }
 
   /**
@@ -142,7 +187,7 @@ export class MeshGuard {
     if (ttl !== undefined) body.ttl = ttl;
     const what = `delegate to ${JSON.stringify(String(to))}`;
     // Not retried after an answer: a proxy's 503 may follow a mint, and a second attempt would mint twice.
-    const { status, json, sentTraceId } = await this.#post('/v1/delegations', body, what, false);
+    const { status, json, sentTraceId } = await this.#call('POST', '/v1/delegations', body, what, { retryAnswers: false });
     if (status === 201) {
       if (!isObject(json) || typeof json.token !== 'string' || json.token === '' || !Array.isArray(json.chain)) {
         throw new Unavailable(`MeshGuard: ${what}: answer 201 is not a delegation`, { status });
@@ -214,31 +259,36 @@ export class MeshGuard {
 
   [Symbol.for('nodejs.util.inspect.custom')]() { return `MeshGuard ${JSON.stringify(this.toJSON())}`; }
 
-  // #post sends body, retrying what is safe, and returns the last answer.
+  // #call sends one call, retrying what is safe, and returns the last answer.
   // The rule, the same in every SDK (docs/sdk.md): a refused connection is
   // retried (nothing reached a server); with retryAnswers, so are a 503 and a
   // 429 that names its wait (MeshGuard always names one: a 429 without is a
-  // proxy's, returned at once). A wait of 0 is the backoff, never a hot loop;
-  // one over maxRetryWaitMs is returned to the caller.
-  async #post(path, body, what, retryAnswers = true) {
+  // proxy's, returned at once); an idempotent GET also on any failure to be
+  // answered and any 5xx. A wait of 0 is the backoff, never a hot loop; one
+  // over maxRetryWaitMs is returned to the caller. holdSeconds is how long
+  // MeshGuard may hold the answer (a long poll): it lengthens the timeout.
+  async #call(method, path, body, what, { retryAnswers = false, idempotent = false, holdSeconds = 0, prefer = false } = {}) {
+    const timeoutMs = this.timeoutMs + holdSeconds * 1000;
     for (let attempt = 0; ; attempt++) {
       let res;
-      const headers = { ...this.headers(), 'Content-Type': 'application/json', Accept: 'application/json' };
+      const headers = { ...this.headers(), Accept: 'application/json' };
+      if (body !== undefined) headers['Content-Type'] = 'application/json';
+      if (prefer) headers.Prefer = `wait=${holdSeconds}`;
       try {
         res = await globalThis.fetch(this.url + path, {
-          method: 'POST',
+          method,
           headers,
-          body: JSON.stringify(body),
-          signal: AbortSignal.timeout(this.timeoutMs),
+          body: body === undefined ? undefined : JSON.stringify(body),
+          signal: AbortSignal.timeout(timeoutMs),
           redirect: 'error',
         });
       } catch (err) {
         const refused = err?.cause?.code === 'ECONNREFUSED';
-        if (refused && attempt < this.retries) {
+        if ((refused || idempotent) && attempt < this.retries) {
           await sleep(backoff(attempt));
           continue;
         }
-        const why = err?.name === 'TimeoutError' ? `no answer in ${this.timeoutMs} ms`
+        const why = err?.name === 'TimeoutError' ? `no answer in ${timeoutMs} ms`
           : refused ? 'connection refused' : `could not be reached (${err?.cause?.code ?? err?.cause?.message ?? err?.message ?? 'error'})`;
         throw new Unavailable(`MeshGuard: ${what}: ${why}`, { cause: err });
       }
@@ -250,12 +300,14 @@ export class MeshGuard {
       }
       const retryAfter = retryAfterSeconds(res, json);
       const wait = Math.max((retryAfter ?? 0) * 1000, backoff(attempt));
-      if (retryAnswers && (res.status === 503 || (res.status === 429 && retryAfter !== undefined)) &&
-          attempt < this.retries && wait <= this.maxRetryWaitMs) {
+      const retryStatus = res.status === 503 || (res.status === 429 && retryAfter !== undefined) || (idempotent && res.status >= 500);
+      if ((retryAnswers || idempotent) && retryStatus && attempt < this.retries && wait <= this.maxRetryWaitMs) {
         await sleep(wait);
         continue;
       }
       if (retryAfter !== undefined && isObject(json)) json.retryAfter = retryAfter;
+      const approval = approvalIdOf(res.headers.get('x-meshguard-approval'));
+      if (approval !== undefined && isObject(json) && json.approval_id === undefined) json.approval_id = approval;
       // The trace MeshGuard recorded this under: the answer's, else the one sent.
       const sentTraceId = parseTraceparent(headers.traceparent)?.traceId;
       return { status: res.status, json, sentTraceId };
@@ -270,14 +322,15 @@ export class MeshGuard {
     const fields = {
       status, reason: scrubbed(j.reason), traceId: traceIdOf(j.traceId) ?? traceIdOf(j.trace_id) ?? sentTraceId, decisionId: scrubbed(j.decisionId),
       retryAfter: typeof j.retryAfter === 'number' ? j.retryAfter : undefined, decision: isDecision(j) ? j : undefined,
+      approvalId: approvalIdOf(j.approval_id), approvalUrl: scrubbed(j.approval_url),
     };
     const said = `${status}${fields.reason ? ` ${fields.reason}` : ''}${str(j.message) ? `: ${j.message}` : ''}`;
     const msg = this.#scrub(`MeshGuard: ${what}: ${said}${traceNote(fields.traceId)}`);
     switch (status) {
       case 400: return new BadRequest(msg, fields);
       case 401: return new Unauthorized(msg, fields);
-      case 403: return new Denied(msg, fields);
-      case 429: return new RateLimited(msg, fields);
+      case 403: return new (refine(Denied, fields.reason))(msg, fields);
+      case 429: return new (refine(RateLimited, fields.reason))(msg, fields);
       default: return new Unavailable(msg, fields);
     }
   }

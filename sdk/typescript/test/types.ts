@@ -1,6 +1,6 @@
 // Compiled by `tsc` (never run): the declarations in src/index.d.ts support
 // the SDK's documented uses, and refuse misuses (@ts-expect-error).
-import { Denied, MeshGuard, MeshGuardError, type Decision, type Delegation } from '@meshguard/sdk';
+import { ApprovalRequired, Denied, MeshGuard, MeshGuardError, denialFrom, type Approval, type Decision, type Delegation } from '@meshguard/sdk';
 
 export async function uses(): Promise<void> {
   const mg = new MeshGuard({ url: 'http://127.0.0.1:3100', token: 't', timeoutMs: 2000, retries: 1 });
@@ -29,6 +29,20 @@ export async function uses(): Promise<void> {
       void s;
     }
   }
+  try {
+    await mg.require('write:email', { context: { recipient: 'x@y' }, waitSeconds: 30 });
+  } catch (e) {
+    if (e instanceof ApprovalRequired) {
+      const ap: Approval = await mg.waitForApproval(e.approvalId, { timeoutMs: 60_000 });
+      void ap.status;
+      await mg.require('write:email', { context: { recipient: 'x@y' } });
+    }
+  }
+  await mg.require('write:email', { waitForApprovalMs: 60_000 });
+  const refusal: MeshGuardError | null = await denialFrom(res);
+  void refusal;
+  // @ts-expect-error: waitForApproval takes an id
+  await mg.waitForApproval();
   // @ts-expect-error: the token is required
   new MeshGuard({ url: 'http://127.0.0.1:3100' });
   // @ts-expect-error: delegate needs the actions
