@@ -1,6 +1,7 @@
 package agent_test
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -13,6 +14,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/meshguard/meshguard/api"
 	"github.com/meshguard/meshguard/client/agent"
@@ -48,7 +50,15 @@ type conformanceCase struct {
 	Actions  []string       `json:"actions"`
 	MaxDepth int            `json:"maxDepth"`
 	Save     string         `json:"save"`
-	Expect   struct {
+	// The approval steps (sdk/conformance/README.md).
+	SaveApproval    string       `json:"saveApproval"`
+	Approval        string       `json:"approval"`
+	Timeout         int          `json:"timeout"`
+	Wait            int          `json:"wait"`
+	WaitForApproval int          `json:"waitForApproval"`
+	Then            *approvalAct `json:"then"`
+	Needs           string       `json:"needs"`
+	Expect          struct {
 		Allowed    *bool    `json:"allowed"`
 		Reason     string   `json:"reason"`
 		Policy     string   `json:"policy"`
@@ -60,6 +70,11 @@ type conformanceCase struct {
 		Token      bool     `json:"token"`
 		Headers    []string `json:"headers"`
 		Attempts   int32    `json:"attempts"`
+		// Approval is the SDK's approval error: required, denied, expired, timeout, limit.
+		Approval       string `json:"approval"`
+		ApprovalID     bool   `json:"approvalId"`
+		ApprovalStatus string `json:"approvalStatus"`
+		Denial         *bool  `json:"denial"`
 	} `json:"expect"`
 }
 
@@ -94,8 +109,13 @@ func TestConformance(t *testing.T) {
 	}
 	servers := fakeServers(t)
 	saved := map[string]string{}
+	approvals := map[string]string{}
+	hasAPI, probe := s.hasApprovalAPI(t)
 	for _, c := range tab.Cases {
 		ok := t.Run(c.Name, func(t *testing.T) {
+			if c.Needs == "approval API" && !hasAPI {
+				t.Skipf("needs the approval API, which this meshguard serve lacks (%s)", probe)
+			}
 			token, found := strings.CutPrefix(c.As, "!")
 			if !found {
 				if token, found = tokens[c.As]; !found {
@@ -125,7 +145,7 @@ func TestConformance(t *testing.T) {
 				t.Fatal(err)
 			}
 			for range max(c.Times, 1) {
-				runCase(t, a, c, names, saved, token, delegation)
+				runCase(t, s, a, base, c, names, saved, approvals, token, delegation)
 			}
 			if c.Expect.Attempts != 0 {
 				if attempts == nil {
@@ -136,25 +156,63 @@ func TestConformance(t *testing.T) {
 				}
 			}
 		})
-		if !ok && c.Save != "" {
-			t.Fatalf("case %q saves %q for later cases: stopping", c.Name, c.Save)
+		if !ok && (c.Save != "" || c.SaveApproval != "") {
+			t.Fatalf("case %q saves %q for later cases: stopping", c.Name, c.Save+c.SaveApproval)
 		}
 	}
 }
 
 // runCase runs one step of c and checks its expectations.
-func runCase(t *testing.T, a *agent.Agent, c conformanceCase, names, saved map[string]string, secrets ...string) {
+func runCase(t *testing.T, s served, a *agent.Agent, base string, c conformanceCase, names, saved, approvals map[string]string, secrets ...string) {
 	t.Helper()
 	var err error
 	var d api.Decision
 	var chain []string
+	var opts []agent.CheckOption
+	if c.Wait != 0 {
+		opts = append(opts, agent.PreferWait(time.Duration(c.Wait)*time.Second))
+	}
+	if c.WaitForApproval != 0 {
+		opts = append(opts, agent.WaitingForApproval(time.Duration(c.WaitForApproval)*time.Second))
+	}
 	switch c.Do {
 	case "check":
-		d, err = a.Check(t.Context(), c.Action, c.Resource, c.Context)
+		d, err = whileDeciding(t, s, c, approvals, func() (api.Decision, error) {
+			return a.Check(t.Context(), c.Action, c.Resource, c.Context, opts...)
+		})
 		chain = d.Chain
 	case "require":
-		d, err = a.Require(t.Context(), c.Action, c.Resource, c.Context)
+		d, err = whileDeciding(t, s, c, approvals, func() (api.Decision, error) {
+			return a.Require(t.Context(), c.Action, c.Resource, c.Context, opts...)
+		})
 		chain = d.Chain
+	case "wait":
+		var ap agent.Approval
+		_, err = whileDeciding(t, s, c, approvals, func() (api.Decision, error) {
+			id := approvals[c.Approval]
+			if id == "" {
+				t.Fatalf("approval %q: no earlier case saved it", c.Approval)
+			}
+			ctx, cancel := context.WithTimeout(t.Context(), time.Duration(c.Timeout)*time.Second)
+			defer cancel()
+			var err error
+			ap, err = a.WaitForApproval(ctx, id)
+			return api.Decision{}, err
+		})
+		if err == nil && c.Expect.ApprovalStatus != "" && ap.Status != c.Expect.ApprovalStatus {
+			t.Errorf("approval status %q, want %q", ap.Status, c.Expect.ApprovalStatus)
+		}
+	case "denial_from":
+		err = denialFromAnswer(t, base)
+		if c.Expect.Denial != nil && !*c.Expect.Denial {
+			if err != nil {
+				t.Errorf("DenialFrom = %v, want nil", err)
+			}
+			return
+		}
+		if err == nil {
+			t.Fatal("DenialFrom = nil, want MeshGuard's refusal")
+		}
 	case "delegate":
 		var tok api.DelegationToken
 		tok, err = a.Delegate(t.Context(), c.To, c.Actions, c.MaxDepth, 0)
@@ -177,6 +235,7 @@ func runCase(t *testing.T, a *agent.Agent, c conformanceCase, names, saved map[s
 		t.Fatalf("do %q: the runner knows no such step", c.Do)
 	}
 	want := c.Expect
+	checkApproval(t, c, d, err, approvals)
 	if want.Error != "" {
 		var e *agent.Error
 		if !errors.As(err, &e) {

@@ -36,8 +36,9 @@ func meshguardBin(t *testing.T) string {
 
 // served is a running `meshguard serve`.
 type served struct {
-	url   string
-	admin *client.Client
+	url        string
+	admin      *client.Client
+	adminToken string
 }
 
 // serve starts `meshguard serve` on loopback ports the kernel picks, with
@@ -88,7 +89,7 @@ func serve(t *testing.T, policiesDir string) served {
 		_, _ = io.Copy(io.Discard, stderr) // keep serve's log from blocking it
 		close(addr)
 	}()
-	var s served
+	s := served{adminToken: adminToken}
 	select {
 	case a, ok := <-addr:
 		if !ok {
