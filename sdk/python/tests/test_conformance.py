@@ -4,13 +4,25 @@
 from __future__ import annotations
 
 import json
+import threading
 import unittest
-from typing import Any, Callable, Dict, List, Optional
+import urllib.error
+import urllib.request
+from typing import Any, Callable, Dict, List, Optional, Type
 
 from support import CONFORMANCE, ClosedPort, Receiver, Server, json_reply
 
 import meshguard
 from meshguard import MeshGuard, MeshGuardError
+
+#: expect.approval: the SDK's approval error of each name.
+APPROVAL_ERRORS: Dict[str, Type[MeshGuardError]] = {
+    "required": meshguard.ApprovalRequired,
+    "denied": meshguard.ApprovalDenied,
+    "expired": meshguard.ApprovalExpired,
+    "timeout": meshguard.ApprovalTimeout,
+    "limit": meshguard.ApprovalLimit,
+}
 
 
 class ConformanceTest(unittest.TestCase):
@@ -31,13 +43,27 @@ class ConformanceTest(unittest.TestCase):
             cls.names[created["id"]] = a["name"]
             if a.get("revoked"):
                 cls.server.admin("DELETE", "/admin/agents/" + created["id"])
+        cls.has_api, cls.probe = cls._probe_approval_api()
+
+    @classmethod
+    def _probe_approval_api(cls) -> "tuple[bool, str]":
+        req = urllib.request.Request(cls.server.url + "/admin/approvals?limit=1")
+        req.add_header("X-Admin-Token", cls.server.admin_token)
+        try:
+            with urllib.request.urlopen(req, timeout=10) as r:
+                return r.status == 200, "GET /admin/approvals answered %d" % r.status
+        except urllib.error.HTTPError as e:
+            return False, "GET /admin/approvals answered %d" % e.code
 
     def test_cases(self) -> None:
         saved: Dict[str, meshguard.Delegation] = {}
+        self.approvals: Dict[str, str] = {}
         cases: List[Dict[str, Any]] = self.table["cases"]
         self.assertGreater(len(cases), 0)
         for case in cases:
             with self.subTest(case["name"]):
+                if case.get("needs") == "approval API" and not self.has_api:
+                    self.skipTest("needs the approval API, which this meshguard serve lacks (%s)" % self.probe)
                 self.run_case(case, saved)
 
     def _target(self, case: Dict[str, Any], token: str, delegation: str) -> str:
@@ -80,9 +106,14 @@ class ConformanceTest(unittest.TestCase):
         expect: Dict[str, Any] = case["expect"]
         for _ in range(case.get("times", 1)):
             try:
-                got = self.step(mg, case)
+                got = self.while_deciding(case, lambda: self.step(mg, case))
             except MeshGuardError as e:
+                self.check_approval(case, e.approval_id, e)
                 self.check_error(e, expect, [token, delegation], case["do"])
+                continue
+            self.check_approval(case, getattr(got, "approval_id", None), None)
+            if expect.get("denial") is False:
+                self.assertIsNone(got, "denial_from")
                 continue
             self.assertNotIn("error", expect, "the step succeeded with %r" % (got,))
             self.check_result(got, expect)
@@ -93,12 +124,66 @@ class ConformanceTest(unittest.TestCase):
             assert self._answering is not None
             self.assertEqual(len(self._answering.requests), expect["attempts"], "requests the answer server saw")
 
+    def while_deciding(self, case: Dict[str, Any], step: Callable[[], Any]) -> Any:
+        """Runs step; with the case's ``then``, approves or denies the saved approval through the admin API
+        once the step has started (before or during its wait, the step's answer is the same)."""
+        then: Optional[Dict[str, Any]] = case.get("then")
+        if then is None:
+            return step()
+        out: Dict[str, Any] = {}
+
+        def run() -> None:
+            try:
+                out["value"] = step()
+            except BaseException as e:  # handed to the test's thread
+                out["error"] = e
+
+        t = threading.Thread(target=run)
+        t.start()
+        try:
+            verb = "approve" if then["approve"] else "deny"
+            self.server.admin("POST", "/admin/approvals/%s/%s" % (self.approvals[then["approval"]], verb), {"by": then["by"]})
+        finally:
+            t.join()
+        if "error" in out:
+            raise out["error"]
+        return out["value"]
+
+    def check_approval(self, case: Dict[str, Any], approval_id: Optional[str], err: Optional[MeshGuardError]) -> None:
+        expect: Dict[str, Any] = case["expect"]
+        if "saveApproval" in case:
+            self.assertTrue(approval_id, "saveApproval: the step named no approval (%r)" % (err,))
+            assert approval_id is not None
+            self.approvals[case["saveApproval"]] = approval_id
+        if expect.get("approvalId"):
+            self.assertTrue(approval_id, "no approval id surfaced (%r)" % (err,))
+        if "approval" in expect:
+            self.assertIsInstance(err, APPROVAL_ERRORS[expect["approval"]], repr(err))
+        if "approvalStatus" in expect:
+            self.assertIsNone(err)
+
     def step(self, mg: MeshGuard, case: Dict[str, Any]) -> Any:
         do = case["do"]
         if do == "check":
-            return mg.check(case["action"], case.get("resource"), case.get("context"))
+            return mg.check(case["action"], case.get("resource"), case.get("context"), wait=case.get("wait"))
         if do == "require":
-            return mg.require(case["action"], case.get("resource"), case.get("context"))
+            return mg.require(case["action"], case.get("resource"), case.get("context"), wait=case.get("wait"),
+                              wait_for_approval=case.get("waitForApproval"))
+        if do == "wait":
+            ap = mg.wait_for_approval(self.approvals[case["approval"]], timeout=case["timeout"])
+            self.assertEqual(ap.status, case["expect"].get("approvalStatus", ap.status))
+            return ap
+        if do == "denial_from":
+            # A plain request (no SDK) to the answer server, as an agent calling through a gateway makes.
+            try:
+                with urllib.request.urlopen(mg.url + "/proxy/peer/task", timeout=10) as r:
+                    err = meshguard.denial_from(r)
+            except urllib.error.HTTPError as e:
+                with e:
+                    err = meshguard.denial_from(e)
+            if err is not None:
+                raise err
+            return None
         if do == "delegate":
             return mg.delegate(case["to"], case["actions"], max_depth=case.get("maxDepth"))
         if do == "headers":
@@ -115,7 +200,7 @@ class ConformanceTest(unittest.TestCase):
         if expect.get("retryAfter"):
             self.assertIsNotNone(e.retry_after, repr(e))
             self.assertGreater(e.retry_after or 0, 0, repr(e))
-        if do in ("check", "require") and e.kind != "unavailable":
+        if do in ("check", "require", "wait", "denial_from") and e.kind != "unavailable":
             # MeshGuard decided: its errors name the trace they were decided in.
             # (POST /v1/delegations sends no trace id: sdk/conformance/README.md.)
             self.assertTrue(e.trace_id, "no trace id in %r" % (e,))
