@@ -8,18 +8,27 @@ import { inspect } from 'node:util';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 
-import { MeshGuard, MeshGuardError } from '@meshguard/sdk';
+import {
+  ApprovalDenied, ApprovalExpired, ApprovalLimit, ApprovalRequired, ApprovalTimeout, MeshGuard, MeshGuardError, denialFrom,
+} from '@meshguard/sdk';
 import { admin, answer, closedPort, receiver, repoRoot, startMeshGuard } from './server.js';
 
 const conformance = path.join(repoRoot, 'sdk/conformance');
 const table = JSON.parse(readFileSync(path.join(conformance, 'cases.json'), 'utf8'));
+
+// expect.approval: the SDK's approval error of each name.
+const APPROVAL_ERRORS = {
+  required: ApprovalRequired, denied: ApprovalDenied, expired: ApprovalExpired, timeout: ApprovalTimeout, limit: ApprovalLimit,
+};
 
 describe('conformance', () => {
   let server;
   const tokens = new Map(); // agent name → token
   const names = new Map(); // agent id → name
   const saved = new Map(); // save name → Delegation
+  const approvals = new Map(); // saveApproval name → approval id
   const cleanups = [];
+  let probe; // whether the server has the approval API, and what it answered
 
   before(async () => {
     server = await startMeshGuard(path.join(conformance, 'policies'));
@@ -30,6 +39,9 @@ describe('conformance', () => {
       names.set(created.id, a.name);
       if (a.revoked) await admin(server, 'DELETE', `/admin/agents/${a.name}`, undefined, 200);
     }
+    const res = await fetch(`${server.url}/admin/approvals?limit=1`, { headers: { 'X-Admin-Token': server.adminToken } });
+    await res.arrayBuffer();
+    probe = { has: res.status === 200, said: `GET /admin/approvals answered ${res.status}` };
   });
 
   after(async () => {
@@ -73,18 +85,61 @@ describe('conformance', () => {
     return mg;
   }
 
+  // whileDeciding runs step; with the case's `then`, it approves or denies
+  // the saved approval through the admin API once the step has started
+  // (before or during the step's wait, the step's answer is the same).
+  async function whileDeciding(c, step) {
+    if (c.then === undefined) return step();
+    const running = step();
+    running.catch(() => {}); // awaited below
+    try {
+      await admin(server, 'POST', `/admin/approvals/${approvals.get(c.then.approval)}/${c.then.approve ? 'approve' : 'deny'}`, { by: c.then.by }, 200);
+    } finally {
+      await running.catch(() => {});
+    }
+    return running;
+  }
+
   async function step(c, mg) {
     switch (c.do) {
-      case 'check': return mg.check(c.action, { resource: c.resource, context: c.context });
-      case 'require': return mg.require(c.action, { resource: c.resource, context: c.context });
+      case 'check': return mg.check(c.action, { resource: c.resource, context: c.context, waitSeconds: c.wait });
+      case 'require': return mg.require(c.action, { resource: c.resource, context: c.context, waitSeconds: c.wait,
+        waitForApprovalMs: c.waitForApproval === undefined ? undefined : c.waitForApproval * 1000 });
+      case 'wait': return mg.waitForApproval(approvals.get(c.approval), { timeoutMs: c.timeout * 1000 });
+      case 'denial_from': {
+        // A plain request (no SDK) to the answer server, as an agent calling through a gateway makes.
+        const err = await denialFrom(await fetch(`${mg.url}/proxy/peer/task`));
+        if (err !== null) throw err;
+        return null;
+      }
       case 'delegate': return mg.delegate(c.to, { actions: c.actions, maxDepth: c.maxDepth });
       case 'headers': return mg.headers();
       default: throw new Error(`case ${c.name}: do ${JSON.stringify(c.do)} not understood`);
     }
   }
 
+  function meetsApproval(c, got, err) {
+    const e = c.expect;
+    const id = err?.approvalId ?? got?.approval_id;
+    if (c.saveApproval !== undefined) {
+      assert.ok(id, `saveApproval: the step named no approval (${err ?? JSON.stringify(got)})`);
+      approvals.set(c.saveApproval, id);
+    }
+    if (e.approvalId) assert.ok(id, `no approval id surfaced (${err ?? JSON.stringify(got)})`);
+    if (e.approval !== undefined) assert.ok(err instanceof APPROVAL_ERRORS[e.approval], `want ${e.approval}, got ${err}`);
+    if (e.approvalStatus !== undefined) {
+      if (err) throw err;
+      assert.equal(got.status, e.approvalStatus);
+    }
+    if (e.denial === false) {
+      if (err) throw err;
+      assert.equal(got, null);
+    }
+  }
+
   function meets(c, got, err, secrets) {
     const e = c.expect;
+    meetsApproval(c, got, err);
     if (e.error !== undefined) {
       assert.ok(err, `want a ${e.error} error, got ${JSON.stringify(got)}`);
       assert.ok(err instanceof MeshGuardError, `want a MeshGuardError, got ${err}`);
@@ -100,7 +155,7 @@ describe('conformance', () => {
         }
       }
       // Every error names the trace id where MeshGuard sent one.
-      if (err.status !== undefined && c.server === undefined) {
+      if ((err.status !== undefined && c.server === undefined) || c.do === 'wait' || c.do === 'denial_from') {
         assert.match(err.traceId ?? '', /^[0-9a-f]{32}$/, `no trace id in ${err.message}`);
         assert.ok(err.message.includes(err.traceId), err.message);
       }
@@ -119,7 +174,11 @@ describe('conformance', () => {
   }
 
   for (const c of table.cases) {
-    test(c.name, async () => {
+    test(c.name, async (t) => {
+      if (c.needs === 'approval API' && !probe.has) {
+        t.skip(`needs the approval API, which this meshguard serve lacks (${probe.said})`);
+        return;
+      }
       const secrets = {
         token: c.as.startsWith('!') ? c.as.slice(1) : tokens.get(c.as),
         delegation: c.actingFor === undefined ? '' : saved.get(c.actingFor)?.token ?? '',
@@ -130,7 +189,7 @@ describe('conformance', () => {
         let got;
         let err;
         try {
-          got = await step(c, mg);
+          got = await whileDeciding(c, () => step(c, mg));
         } catch (e) {
           err = e;
         }
