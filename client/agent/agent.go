@@ -359,11 +359,13 @@ func errorFrom(op string, status int, hdr http.Header, data []byte, sentTrace st
 		DenyTrace   string `json:"trace_id"`
 		ApprovalID  string `json:"approval_id"`
 		ApprovalURL string `json:"approval_url"`
+		Action      string `json:"action"`
 	}
 	e.ApprovalID = scrub(hdr.Get(HeaderApproval))
 	if json.Unmarshal(data, &body) == nil {
 		e.Reason, e.Message, e.DecisionID = scrub(body.Reason), scrub(body.Message), scrub(body.DecisionID)
 		e.ApprovalID, e.ApprovalURL = firstOf(e.ApprovalID, scrub(body.ApprovalID)), scrub(body.ApprovalURL)
+		e.Action = scrub(body.Action)
 		e.TraceID = firstOf(validTraceID(body.TraceID), validTraceID(body.DenyTrace), e.TraceID)
 		if d, err := decodeDecision(data); err == nil {
 			e.Decision = &d

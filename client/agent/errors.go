@@ -85,7 +85,10 @@ type Error struct {
 	Status int
 	// Reason is the decision's reason code (rule_deny, agent_revoked,
 	// rate_limited, delegation_scope, …) when MeshGuard sent one.
-	Reason     string
+	Reason string
+	// Action is the action MeshGuard refused, when its answer names it (a
+	// gateway's deny body).
+	Action     string
 	Message    string
 	TraceID    string
 	DecisionID string

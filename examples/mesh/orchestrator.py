@@ -22,18 +22,9 @@ from typing import Any, Dict, List
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "sdk", "python"))
 
-from meshguard import MeshGuard, traceparent  # noqa: E402
+from meshguard import MeshGuard, MeshGuardError, denial_from, traceparent  # noqa: E402
 
 MAX_ANSWER = 1 << 20  # the most of a peer's answer read
-
-
-class Refused(Exception):
-    """MeshGuard refused the hop: its own answer, not the researcher's."""
-
-    def __init__(self, status: int, body: Dict[str, Any]) -> None:
-        super().__init__("%d %s: %s" % (status, body.get("reason"), body.get("message")))
-        self.status = status
-        self.body = body
 
 
 def hand_on(mg: MeshGuard, researcher: str, task: Dict[str, str]) -> List[Dict[str, Any]]:
@@ -49,12 +40,14 @@ def hand_on(mg: MeshGuard, researcher: str, task: Dict[str, str]) -> List[Dict[s
     )
     try:
         with opener.open(req, timeout=30) as res:
-            raw, status, decision = res.read(MAX_ANSWER), res.status, res.headers.get("X-MeshGuard-Decision")
+            raw = res.read(MAX_ANSWER)
     except urllib.error.HTTPError as e:
-        raw, status, decision = e.read(MAX_ANSWER), e.code, e.headers.get("X-MeshGuard-Decision")
-    if decision == "deny":
-        # MeshGuard refused the hop (revoked, denied): nothing reached the researcher.
-        raise Refused(status, json.loads(raw))
+        with e:
+            # MeshGuard's own refusal of the hop (revoked, denied): nothing reached the researcher.
+            refusal = denial_from(e)
+            if refusal is not None:
+                raise refusal from None
+            raw = e.read(MAX_ANSWER)
     steps: List[Dict[str, Any]] = [{"agent": "orchestrator", "action": "hand-on:" + researcher, "outcome": "allowed"}]
     try:
         steps.extend(json.loads(raw)["steps"])
@@ -74,10 +67,10 @@ def main() -> int:
     result: Dict[str, Any] = {"traceId": trace_id}
     try:
         result["steps"] = hand_on(mg, os.environ.get("RESEARCHER_SERVICE", "researcher"), task)
-    except Refused as e:
+    except MeshGuardError as e:
         # Could not hand on: refused, revoked. Never an allow.
         print("refused: %s" % e)
-        result["error"] = {"kind": e.body.get("error"), "status": e.status, "reason": e.body.get("reason"), "traceId": e.body.get("trace_id")}
+        result["error"] = {"kind": e.kind, "status": e.status, "reason": e.reason, "traceId": e.trace_id}
     for s in result.get("steps", []):
         print("%-12s %-26s %s %s" % (s.get("agent"), s.get("action"), s.get("outcome"), s.get("reason") or ""))
     print("RESULT " + json.dumps(result))

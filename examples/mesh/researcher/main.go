@@ -169,22 +169,19 @@ func (r *researcher) callEmailer(ctx context.Context, peers *http.Client, path s
 		return nil, fmt.Errorf("calling the emailer: %w", err)
 	}
 	defer res.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(res.Body, 1<<20))
-	if err != nil {
-		return nil, fmt.Errorf("the emailer's answer (%d): %w", res.StatusCode, err)
-	}
-	if res.Header.Get("X-MeshGuard-Decision") == "deny" {
+	var refusal *agent.Error
+	if errors.As(agent.DenialFrom(res), &refusal) {
 		// MeshGuard's own answer: the hop was refused, nothing reached the emailer.
-		var d struct{ Error, Reason, Action string }
-		if err := json.Unmarshal(data, &d); err != nil {
-			return nil, fmt.Errorf("MeshGuard's refusal (%d): %w", res.StatusCode, err)
-		}
-		s := step{Agent: "researcher", Action: d.Action, Outcome: "refused", Reason: d.Reason}
-		if res.StatusCode == http.StatusForbidden {
+		s := step{Agent: "researcher", Action: refusal.Action, Outcome: "refused", Reason: refusal.Reason}
+		if refusal.Kind == agent.KindDenied {
 			s.Outcome = "denied"
 		}
 		fmt.Println(strings.TrimSpace("hand-on " + path + " " + s.Outcome + " " + s.Reason))
 		return []step{s}, nil
+	}
+	data, err := io.ReadAll(io.LimitReader(res.Body, 1<<20))
+	if err != nil {
+		return nil, fmt.Errorf("the emailer's answer (%d): %w", res.StatusCode, err)
 	}
 	var a answer
 	if err := json.Unmarshal(data, &a); err != nil {

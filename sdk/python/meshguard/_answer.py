@@ -84,6 +84,7 @@ def error_from(ans: Answer, decision: Optional[Decision], scrub: Callable[[str],
         "decision": decision,
         "approval_id": valid_approval_id(ans.headers.get("X-MeshGuard-Approval")) or valid_approval_id(s("approval_id")),
         "approval_url": s("approval_url"),
+        "action": s("action"),
     }
     message = s("message") or s("error") or "HTTP %d" % ans.status
     if ans.status == 401:

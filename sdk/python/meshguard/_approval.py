@@ -136,7 +136,7 @@ def denial_from(response: object, body: Optional[bytes] = None) -> Optional[Mesh
     err = error_from(ans, None, lambda s: s)
     if isinstance(err, Unavailable) and status < 500:
         # MeshGuard said deny with a status the SDK has no kind for.
-        fields: Mapping[str, Any] = {k: getattr(err, k) for k in ("status", "reason", "trace_id", "decision_id", "approval_id", "approval_url")}
+        fields: Mapping[str, Any] = {k: getattr(err, k) for k in ("status", "reason", "trace_id", "decision_id", "approval_id", "approval_url", "action")}
         return Denied(err.message, **fields)
     return err
 

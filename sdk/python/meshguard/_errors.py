@@ -31,6 +31,7 @@ class MeshGuardError(Exception):
         decision: Optional[Decision] = None,
         approval_id: Optional[str] = None,
         approval_url: Optional[str] = None,
+        action: Optional[str] = None,
     ) -> None:
         super().__init__(message)
         self.message = message
@@ -42,6 +43,8 @@ class MeshGuardError(Exception):
         self.decision = decision
         self.approval_id = approval_id
         self.approval_url = approval_url
+        #: The action MeshGuard refused, when its answer names it (a gateway's deny body).
+        self.action = action
 
     def __str__(self) -> str:
         parts: List[str] = []

@@ -110,6 +110,7 @@ export async function denialFrom(response) {
     status, reason: str(j.reason), traceId: traceIdOf(j.trace_id) ?? traceIdOf(j.traceId) ?? traceIdOf(h.get('x-meshguard-trace-id')),
     decisionId: str(j.decision_id) ?? str(j.decisionId), retryAfter,
     approvalId: approvalIdOf(h.get('x-meshguard-approval')) ?? approvalIdOf(j.approval_id), approvalUrl: str(j.approval_url),
+    action: str(j.action),
   };
   const msg = `MeshGuard: gateway: ${status}${fields.reason ? ` ${fields.reason}` : ''}${str(j.message) ? `: ${j.message}` : ''}` +
     (fields.traceId ? ` [trace ${fields.traceId}]` : '');

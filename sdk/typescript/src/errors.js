@@ -7,7 +7,7 @@ export class MeshGuardError extends Error {
    * @param {string} kind
    * @param {string} message
    * @param {{status?: number, reason?: string, traceId?: string, decisionId?: string,
-   *   retryAfter?: number, decision?: object, cause?: unknown, approvalId?: string, approvalUrl?: string}} [fields]
+   *   retryAfter?: number, decision?: object, cause?: unknown, approvalId?: string, approvalUrl?: string, action?: string}} [fields]
    */
   constructor(kind, message, fields = {}) {
     super(message, fields.cause === undefined ? undefined : { cause: fields.cause });
@@ -20,6 +20,8 @@ export class MeshGuardError extends Error {
     this.retryAfter = fields.retryAfter;
     this.approvalId = fields.approvalId;
     this.approvalUrl = fields.approvalUrl;
+    // The action MeshGuard refused, when its answer names it (a gateway's deny body).
+    this.action = fields.action;
     // Not enumerable: util.inspect and a logger's walk of the error show
     // what the SDK vouches for, not the whole answer (which may echo a token).
     Object.defineProperty(this, 'decision', { value: fields.decision, enumerable: false, writable: true, configurable: true });
@@ -29,7 +31,7 @@ export class MeshGuardError extends Error {
     return {
       name: this.name, kind: this.kind, message: this.message, status: this.status, reason: this.reason,
       traceId: this.traceId, decisionId: this.decisionId, retryAfter: this.retryAfter,
-      approvalId: this.approvalId, approvalUrl: this.approvalUrl,
+      approvalId: this.approvalId, approvalUrl: this.approvalUrl, action: this.action,
     };
   }
 }

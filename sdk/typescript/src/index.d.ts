@@ -167,6 +167,8 @@ export declare class MeshGuardError extends Error {
   /** The human approval the error is about, and where to follow it. */
   readonly approvalId?: string;
   readonly approvalUrl?: string;
+  /** The action MeshGuard refused, when its answer names it (a gateway's deny body). */
+  readonly action?: string;
   toJSON(): Record<string, unknown>;
 }
 export declare class Denied extends MeshGuardError { readonly kind: 'denied'; }

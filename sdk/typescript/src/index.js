@@ -322,7 +322,7 @@ export class MeshGuard {
     const fields = {
       status, reason: scrubbed(j.reason), traceId: traceIdOf(j.traceId) ?? traceIdOf(j.trace_id) ?? sentTraceId, decisionId: scrubbed(j.decisionId),
       retryAfter: typeof j.retryAfter === 'number' ? j.retryAfter : undefined, decision: isDecision(j) ? j : undefined,
-      approvalId: approvalIdOf(j.approval_id), approvalUrl: scrubbed(j.approval_url),
+      approvalId: approvalIdOf(j.approval_id), approvalUrl: scrubbed(j.approval_url), action: scrubbed(j.action),
     };
     const said = `${status}${fields.reason ? ` ${fields.reason}` : ''}${str(j.message) ? `: ${j.message}` : ''}`;
     const msg = this.#scrub(`MeshGuard: ${what}: ${said}${traceNote(fields.traceId)}`);
