@@ -82,7 +82,7 @@ def error_from(ans: Answer, decision: Optional[Decision], scrub: Callable[[str],
         "decision_id": s("decisionId"),
         "retry_after": retry_after_of(ans.headers, body),
         "decision": decision,
-        "approval_id": valid_approval_id(ans.headers.get("X-MeshGuard-Approval")) or valid_approval_id(s("approval_id")),
+        "approval_id": valid_approval_id(scrub(ans.headers.get("X-MeshGuard-Approval") or "")) or valid_approval_id(s("approval_id")),
         "approval_url": s("approval_url"),
         "action": s("action"),
     }

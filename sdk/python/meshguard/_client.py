@@ -14,7 +14,7 @@ import urllib.request
 from datetime import timedelta
 from typing import Any, Callable, Dict, Iterable, List, Mapping, NoReturn, Optional, Set, Tuple, TypeVar, Union, cast
 
-from ._answer import Answer, Headers, error_from, retry_after_of, valid_trace_id
+from ._answer import Answer, Headers, error_from, retry_after_of, valid_approval_id, valid_trace_id
 from ._check import integer, json_object, real, string
 from ._errors import ApprovalRequired, Denied, MeshGuardError, Unavailable, refine
 from ._trace import parse_traceparent, traceparent
@@ -250,8 +250,8 @@ class MeshGuard:
                 trace_id=valid_trace_id(d.trace_id),
                 decision_id=d.decision_id,
                 decision=d,
-                approval_id=d.approval_id,
-                approval_url=d.approval_url,
+                approval_id=valid_approval_id(self._scrub(d.approval_id or "")),
+                approval_url=self._scrub(d.approval_url) if d.approval_url else None,
             )
         return d
 
@@ -339,7 +339,7 @@ class MeshGuard:
             try:
                 ans = self._send(req, self._timeout + hold)
             except (_Refused, Unavailable) as e:
-                if isinstance(e, Unavailable) and (not idempotent or e.status is not None):
+                if isinstance(e, Unavailable) and not idempotent:
                     raise
                 if attempt >= self._retries:
                     raise Unavailable("could not reach MeshGuard at %s: %s" % (self._url, e), trace_id=sent_trace) from None

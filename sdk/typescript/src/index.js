@@ -159,7 +159,7 @@ export class MeshGuard {
       const Cls = refine(Denied, d.reason);
       throw new Cls(this.#scrub(`MeshGuard: ${JSON.stringify(String(action))} denied (${d.reason}): ${d.message ?? ''}` + traceNote(d.traceId)),
         { status: d.status ?? 403, reason: this.#scrub(d.reason), traceId: traceIdOf(d.traceId) ?? traceIdOf(d.trace_id), decisionId: str(d.decisionId) && this.#scrub(d.decisionId), decision: d,
-          approvalId: approvalIdOf(d.approval_id), approvalUrl: str(d.approval_url) && this.#scrub(d.approval_url) });
+          approvalId: approvalIdOf(str(d.approval_id) && this.#scrub(d.approval_id)), approvalUrl: str(d.approval_url) && this.#scrub(d.approval_url) });
     }
     return d;
   }
@@ -322,7 +322,7 @@ export class MeshGuard {
     const fields = {
       status, reason: scrubbed(j.reason), traceId: traceIdOf(j.traceId) ?? traceIdOf(j.trace_id) ?? sentTraceId, decisionId: scrubbed(j.decisionId),
       retryAfter: typeof j.retryAfter === 'number' ? j.retryAfter : undefined, decision: isDecision(j) ? j : undefined,
-      approvalId: approvalIdOf(j.approval_id), approvalUrl: scrubbed(j.approval_url), action: scrubbed(j.action),
+      approvalId: approvalIdOf(scrubbed(j.approval_id)), approvalUrl: scrubbed(j.approval_url), action: scrubbed(j.action),
     };
     const said = `${status}${fields.reason ? ` ${fields.reason}` : ''}${str(j.message) ? `: ${j.message}` : ''}`;
     const msg = this.#scrub(`MeshGuard: ${what}: ${said}${traceNote(fields.traceId)}`);
