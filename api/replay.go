@@ -14,11 +14,21 @@ type PolicyReplayRequest struct {
 	Examples int          `json:"examples,omitempty"`
 }
 
-// Fail-on kinds of PolicyReplayReport.Failed.
+// Kinds of change (PolicyReplayGroup.Kind), as --fail-on names them: the
+// recorded effect, "-to-", the candidate's. An effect is allow, deny or
+// approve (a request an approve rule held for a person, whatever the
+// person then answered).
 const (
-	ReplayAllowToDeny = "allow-to-deny"
-	ReplayDenyToAllow = "deny-to-allow"
+	ReplayAllowToDeny    = "allow-to-deny"
+	ReplayDenyToAllow    = "deny-to-allow"
+	ReplayAllowToApprove = "allow-to-approve"
+	ReplayApproveToAllow = "approve-to-allow"
+	ReplayDenyToApprove  = "deny-to-approve"
+	ReplayApproveToDeny  = "approve-to-deny"
 )
+
+// ReplayKinds lists every kind of change.
+var ReplayKinds = []string{ReplayAllowToDeny, ReplayDenyToAllow, ReplayAllowToApprove, ReplayApproveToAllow, ReplayDenyToApprove, ReplayApproveToDeny}
 
 // PolicyReplayReport is what a replay found; its JSON is `policy replay --json`'s and
 // POST /admin/policies/replay's answer (docs/cli.md).
@@ -27,12 +37,17 @@ type PolicyReplayReport struct {
 	From     time.Time `json:"from,omitzero"`
 	To       time.Time `json:"to,omitzero"`
 	// Records read; Redecided of them decided again, Unchanged of those
-	// with the same effect (allow or deny).
+	// with the same effect (allow, deny or approve).
 	Records     int `json:"records"`
 	Redecided   int `json:"redecided"`
 	Unchanged   int `json:"unchanged"`
 	AllowToDeny int `json:"allowToDeny"`
 	DenyToAllow int `json:"denyToAllow"`
+	// The changes to or from approve (a request held for a person).
+	AllowToApprove int `json:"allowToApprove"`
+	ApproveToAllow int `json:"approveToAllow"`
+	DenyToApprove  int `json:"denyToApprove"`
+	ApproveToDeny  int `json:"approveToDeny"`
 	// Changes, allow→deny first, the largest groups first.
 	Changes      []*PolicyReplayGroup        `json:"changes"`
 	NotRedecided []*PolicyReplayNotRedecided `json:"notRedecided"`
@@ -84,9 +99,28 @@ type PolicyReplayNotRedecided struct {
 // (ReplayAllowToDeny, ReplayDenyToAllow): what --fail-on gates on.
 func (rep *PolicyReplayReport) Failed(kinds []string) bool {
 	for _, k := range kinds {
-		if k == ReplayAllowToDeny && rep.AllowToDeny > 0 || k == ReplayDenyToAllow && rep.DenyToAllow > 0 {
+		if n := rep.Counter(k); n != nil && *n > 0 {
 			return true
 		}
 	}
 	return false
+}
+
+// Counter is the field counting changes of kind, nil for an unknown kind.
+func (rep *PolicyReplayReport) Counter(kind string) *int {
+	switch kind {
+	case ReplayAllowToDeny:
+		return &rep.AllowToDeny
+	case ReplayDenyToAllow:
+		return &rep.DenyToAllow
+	case ReplayAllowToApprove:
+		return &rep.AllowToApprove
+	case ReplayApproveToAllow:
+		return &rep.ApproveToAllow
+	case ReplayDenyToApprove:
+		return &rep.DenyToApprove
+	case ReplayApproveToDeny:
+		return &rep.ApproveToDeny
+	}
+	return nil
 }

@@ -12,8 +12,17 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 )
+
+// ReasonPrefix starts every reason code a decision gets from the approval
+// step (approval_required, approval_granted, approval_denied, …): such a
+// decision's policy said approve, whatever the person then answered.
+const ReasonPrefix = "approval_"
+
+// IsReason reports whether reason is one of the approval step's.
+func IsReason(reason string) bool { return strings.HasPrefix(reason, ReasonPrefix) }
 
 // Status is where an approval is in its life (docs/governance.md "States").
 type Status string

@@ -55,7 +55,7 @@ func (a *app) policyReplayCmd() *cobra.Command {
 	fl.StringVar(&f.until, "until", "", "records before this time, in the same forms")
 	fl.StringVar(&f.agent, "agent", "", "only this agent's records (id or name)")
 	fl.StringVar(&f.action, "action", "", "only records whose action matches this pattern (read:*)")
-	fl.StringVar(&f.failOn, "fail-on", "", "exit 1 when a change of these kinds is found: allow-to-deny, deny-to-allow (comma-separated)")
+	fl.StringVar(&f.failOn, "fail-on", "", "exit 1 when a change of these kinds is found (comma-separated): "+strings.Join(api.ReplayKinds, ", "))
 	fl.IntVar(&f.examples, "examples", replay.DefaultExamples, fmt.Sprintf("examples shown per group of changes (at most %d)", replay.MaxExamples))
 	fl.StringVar(&f.dataDir, "data-dir", "", "read the SQLite store in this DATA_DIR directly, not through the server")
 	fl.StringVar(&f.databaseURL, "database-url", "", "read this PostgreSQL database directly, not through the server")
@@ -73,14 +73,14 @@ func (a *app) runPolicyReplay(ctx context.Context, cmd *cobra.Command, f *replay
 	}
 	var failOn []string
 	if f.failOn != "" {
-		kinds, err := csvFields(f.failOn, "allow-to-deny, deny-to-allow")
+		kinds, err := csvFields(f.failOn, strings.Join(api.ReplayKinds, ", "))
 		if err != nil {
 			return usageErr("--fail-on: %v", err)
 		}
 		for _, k := range kinds {
 			k = strings.TrimSpace(k)
-			if k != replay.AllowToDeny && k != replay.DenyToAllow {
-				return usageErr("--fail-on: %q: expected allow-to-deny or deny-to-allow", k)
+			if !slices.Contains(api.ReplayKinds, k) {
+				return usageErr("--fail-on: %q: expected one of %s", k, strings.Join(api.ReplayKinds, ", "))
 			}
 			failOn = append(failOn, k)
 		}
@@ -195,6 +195,10 @@ func (a *app) printReplay(rep *api.PolicyReplayReport) {
 	}
 	a.say("replayed %s against revision %s%s", count(rep.Records, "record"), rep.Revision, span)
 	a.say("  %d decided again: %d unchanged, %d allow→deny, %d deny→allow", rep.Redecided, rep.Unchanged, rep.AllowToDeny, rep.DenyToAllow)
+	if n := rep.AllowToApprove + rep.ApproveToAllow + rep.DenyToApprove + rep.ApproveToDeny; n > 0 {
+		a.say("  held for approval: %d allow→approve, %d approve→allow, %d deny→approve, %d approve→deny",
+			rep.AllowToApprove, rep.ApproveToAllow, rep.DenyToApprove, rep.ApproveToDeny)
+	}
 	for _, n := range rep.NotRedecided {
 		a.say("  %d not decided again: %s (%s)", n.Count, n.Why, strings.Join(n.IDs, ", "))
 	}
@@ -202,10 +206,7 @@ func (a *app) printReplay(rep *api.PolicyReplayReport) {
 		a.say("  %d skipped: %s", rep.Skipped[k], k)
 	}
 	for _, g := range rep.Changes {
-		arrow := "allow→deny"
-		if g.Kind == replay.DenyToAllow {
-			arrow = "deny→allow"
-		}
+		arrow := g.Old.Decision + "→" + g.New.Decision
 		a.say("%s  %s → %s  %s", arrow, ruleName(g.Old), ruleName(g.New), count(g.Count, "record"))
 		for _, ex := range g.Examples {
 			a.say("    %s  trace %s  %s  %s  %s  %s → %s", ex.ID, orDash(ex.TraceID), printable(ex.Agent), printable(ex.Action),

@@ -429,3 +429,18 @@ func TestApprovalHeaderOnlyCall(t *testing.T) {
 		t.Fatalf("header-only call: %d %s approval %q, %d raised", d.Status, d.Reason, d.ApprovalID, len(af.raised.list()))
 	}
 }
+
+// TestApprovalReasonsArePrefixed: the audit trail and replay tell an
+// approval step's decision by its reason (approval.IsReason); a reason
+// code added without the prefix would be replayed as the wrong effect.
+func TestApprovalReasonsArePrefixed(t *testing.T) {
+	for _, r := range []string{engine.ReasonApprovalRequired, engine.ReasonApprovalGranted, engine.ReasonApprovalDenied,
+		engine.ReasonApprovalExpired, engine.ReasonApprovalLimit} {
+		if !approval.IsReason(r) {
+			t.Errorf("%s: not an approval reason to approval.IsReason", r)
+		}
+	}
+	if approval.IsReason(engine.ReasonUnauthorized) {
+		t.Error("unauthorized counts as an approval reason")
+	}
+}

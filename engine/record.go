@@ -7,6 +7,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/meshguard/meshguard/agentproto"
+	"github.com/meshguard/meshguard/approval"
 	"github.com/meshguard/meshguard/audit"
 	"github.com/meshguard/meshguard/internal/edge"
 	"github.com/meshguard/meshguard/policy"
@@ -63,7 +64,8 @@ func (ri *recordInputs) record(r *Request, d *Decision) *audit.Inputs {
 		return nil
 	}
 	in := &audit.Inputs{Tags: ri.actor.Tags, Revoked: !ri.actor.Active, Scope: ri.scope,
-		AfterPolicy: ri.policyAllowed && d.Effect == "deny"}
+		// An approval's denial is the policy's approve, not a later step's.
+		AfterPolicy: ri.policyAllowed && d.Effect == "deny" && !approval.IsReason(d.Reason)}
 	if len(ri.members) > 0 {
 		in.Chain = make([]audit.ChainMember, len(ri.members))
 		for i := range ri.members {

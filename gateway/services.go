@@ -97,15 +97,17 @@ func (t *failover) RoundTrip(req *http.Request) (*http.Response, error) {
 	eps := f.up.endpoints
 	try := req
 	var body *unsent
+	var cur *tryBody
 	if req.Body != nil && req.Body != http.NoBody {
 		body = &unsent{rc: req.Body}
+		cur = &tryBody{b: body}
 		try = req.WithContext(req.Context()) // a shallow copy of our own
-		try.Body = body
+		try.Body = cur
 	}
 	for i := 0; ; i++ {
 		res, err := t.next.RoundTrip(try)
 		if err == nil || i+1 == len(eps) || !errors.Is(err, syscall.ECONNREFUSED) || body.sent() || req.Context().Err() != nil {
-			body.release()
+			cur.finish()
 			return res, err
 		}
 		t.log(f.up.name, try.URL.Host, err)
@@ -114,46 +116,67 @@ func (t *failover) RoundTrip(req *http.Request) (*http.Response, error) {
 		try = req.WithContext(req.Context())
 		try.URL = &u
 		if body != nil {
-			body.deferred.Store(false) // the failed try's Close: the body goes again
-			try.Body = body
+			// The failed try's transport may still Close its body, even
+			// after the next try began reading it: that Close is not ours.
+			cur.stale.Store(true)
+			cur = &tryBody{b: body}
+			try.Body = cur
 		}
 	}
 }
 
-// unsent is a request body that knows whether any of it was read, and
-// keeps a transport's Close from ending a body that may be sent again.
+// unsent is a request body sent by one try or more, which knows whether
+// any of it was read (then it cannot be sent again).
 type unsent struct {
-	rc       io.ReadCloser
-	read     atomic.Bool
-	deferred atomic.Bool
-	once     sync.Once
+	rc   io.ReadCloser
+	read atomic.Bool
+	once sync.Once
 }
 
-func (b *unsent) Read(p []byte) (int, error) {
-	b.read.Store(true)
-	return b.rc.Read(p)
-}
-
-// Close closes the body once some of it was read (it cannot be sent
-// again); before that, release closes it if a Close was asked for.
-func (b *unsent) Close() error {
-	if b.read.Load() {
-		var err error
-		b.once.Do(func() { err = b.rc.Close() })
-		return err
-	}
-	b.deferred.Store(true)
-	return nil
+func (b *unsent) close() error {
+	var err error
+	b.once.Do(func() { err = b.rc.Close() })
+	return err
 }
 
 // sent reports whether any of the body may have gone out (nil: no body).
 func (b *unsent) sent() bool { return b != nil && b.read.Load() }
 
-// release closes the body if the last try's Close was deferred (none of
-// it was read); the tries are over. A body being read is the transport's
-// to close: it may still be streaming it after the response came.
-func (b *unsent) release() {
-	if b != nil && !b.read.Load() && b.deferred.Load() {
-		b.once.Do(func() { _ = b.rc.Close() })
+// tryBody is the body one try's transport gets. Its Close closes the body
+// only when no other try can need it: some of it was read, or this try
+// is the last one (finish). The Close of a try that was superseded
+// (stale), which a transport may call late, does nothing.
+type tryBody struct {
+	b     *unsent
+	stale atomic.Bool // a later try has the body
+	final atomic.Bool // no try follows this one
+	asked atomic.Bool // its transport asked to Close
+}
+
+func (t *tryBody) Read(p []byte) (int, error) {
+	t.b.read.Store(true)
+	return t.b.rc.Read(p)
+}
+
+func (t *tryBody) Close() error {
+	if t.stale.Load() {
+		return nil
+	}
+	t.asked.Store(true) // before final is read: finish sees one or the other
+	if t.final.Load() || t.b.read.Load() {
+		return t.b.close()
+	}
+	return nil
+}
+
+// finish marks t the last try, closing the body if its transport already
+// asked to (nil: no body).
+func (t *tryBody) finish() {
+	if t == nil {
+		return
+	}
+	t.final.Store(true)
+	if t.asked.Load() {
+		_ = t.b.close()
 	}
 }

@@ -223,14 +223,16 @@ func TestServicesEndpoints(t *testing.T) {
 	t.Parallel()
 	f := enginetest.New(t, testPolicies, enginetest.Options{})
 	_, tok := f.Agent(t, "orchestrator", trust.Trusted, []string{"orchestrator"})
-	// The echo answers before it reads the body (full duplex), so the
-	// gateway's response arrives while the body is still being sent.
+	// The echo reads the whole body before it answers: the gateway's own
+	// server is not full duplex (net/http's default), so an upstream that
+	// answered first would race the caller's upload.
 	echo := func(w http.ResponseWriter, r *http.Request) {
-		rc := http.NewResponseController(w)
-		_ = rc.EnableFullDuplex()
-		w.WriteHeader(200)
-		_ = rc.Flush()
-		_, _ = io.Copy(w, r.Body)
+		b, err := io.ReadAll(r.Body)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		_, _ = w.Write(b)
 	}
 	a, b := newUpstream(t, echo), newUpstream(t, echo)
 	svc := func(name string, eps ...string) catalog.Service {

@@ -19,6 +19,8 @@ import (
 	"fmt"
 	"slices"
 
+	"github.com/meshguard/meshguard/approval"
+
 	"github.com/meshguard/meshguard/api"
 	"github.com/meshguard/meshguard/audit"
 	"github.com/meshguard/meshguard/policy"
@@ -32,8 +34,12 @@ const (
 
 // Kinds of change, as --fail-on names them.
 const (
-	AllowToDeny = api.ReplayAllowToDeny
-	DenyToAllow = api.ReplayDenyToAllow
+	AllowToDeny    = api.ReplayAllowToDeny
+	DenyToAllow    = api.ReplayDenyToAllow
+	AllowToApprove = api.ReplayAllowToApprove
+	ApproveToAllow = api.ReplayApproveToAllow
+	DenyToApprove  = api.ReplayDenyToApprove
+	ApproveToDeny  = api.ReplayApproveToDeny
 )
 
 // Why a record was not decided again although it could be read: the keys
@@ -137,22 +143,17 @@ func (r *Replayer) Add(rec *audit.Record) {
 	}
 	d := r.set.Evaluate(&r.in)
 	r.rep.Redecided++
-	wasAllowed := rec.Decision == "allow"
-	if d.Allowed() == wasAllowed {
+	was, now := recordedEffect(rec), string(d.Effect)
+	if was == now {
 		r.rep.Unchanged++
 		return
 	}
-	kind := AllowToDeny
-	if wasAllowed {
-		r.rep.AllowToDeny++
-	} else {
-		kind = DenyToAllow
-		r.rep.DenyToAllow++
-	}
+	kind := was + "-to-" + now
+	*r.rep.Counter(kind)++ // was != now: one of the six kinds
 	k := groupKey{kind, rec.Policy, rec.Rule, d.Policy, d.Rule}
 	g := r.groups[k]
 	if g == nil {
-		g = &Group{Kind: kind, Old: Outcome{Decision: rec.Decision, Policy: rec.Policy, Rule: rec.Rule},
+		g = &Group{Kind: kind, Old: Outcome{Decision: was, Policy: rec.Policy, Rule: rec.Rule},
 			New: Outcome{Decision: string(d.Effect), Policy: d.Policy, Rule: d.Rule}, Examples: []Example{}}
 		r.groups[k] = g
 	}
@@ -161,6 +162,17 @@ func (r *Replayer) Add(rec *audit.Record) {
 		g.Examples = append(g.Examples, Example{ID: rec.ID, TraceID: rec.TraceID, Time: rec.Timestamp, Agent: rec.AgentName,
 			Action: rec.Action, Resource: rec.Resource, OldReason: rec.Reason, NewReason: d.Reason, Message: d.Message})
 	}
+}
+
+// recordedEffect is the effect the policies gave a record: approve when an
+// approve rule held it for a person (whether the person then granted it,
+// denied it or has not answered, or audit mode asked nobody), else its
+// decision.
+func recordedEffect(rec *audit.Record) string {
+	if rec.Approval != nil || approval.IsReason(rec.Reason) {
+		return string(api.Approve)
+	}
+	return rec.Decision
 }
 
 func (r *Replayer) cannot(rec *audit.Record, why string) {

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/meshguard/meshguard/agentproto"
+	"github.com/meshguard/meshguard/api"
+	"github.com/meshguard/meshguard/approval"
 	"github.com/meshguard/meshguard/audit"
 	"github.com/meshguard/meshguard/engine"
 	"github.com/meshguard/meshguard/engine/enginetest"
@@ -52,6 +54,12 @@ appliesTo: {tags: [planner]}
 rules:
   - {name: all, effect: allow, actions: ["read:*", "write:*", "call:*"]}
 delegation: {maxDepth: 2}
+---
+name: payers
+appliesTo: {tags: [payer]}
+rules:
+  - {name: payments, effect: approve, actions: ["write:payments"]}
+  - {name: reads, effect: allow, actions: ["read:*"]}
 `
 
 // candidatePolicies: mail to outside addresses denied (an argument no
@@ -104,6 +112,12 @@ appliesTo: {tags: [planner]}
 rules:
   - {name: all, effect: allow, actions: ["read:*", "write:*", "call:*"]}
 delegation: {maxDepth: 2}
+---
+name: payers
+appliesTo: {tags: [payer]}
+rules:
+  - {name: payments, effect: allow, actions: ["write:payments"]}
+  - {name: reads, effect: approve, actions: ["read:*"]}
 `
 
 // clock is the engine's time, set by the test.
@@ -135,7 +149,7 @@ func trail(t *testing.T) (*store.SQLite, map[string]string) {
 	}
 	t.Cleanup(func() { _ = w.Close(context.Background()) })
 	e, err := engine.New(engine.Config{Tokens: f.Cached, Delegations: f.Cached, Delegator: f.Issuer, Agents: f.Agents,
-		Names: f.Store, Policies: f.Policies, Limiter: f.Limiter, Recorder: w, Now: clk.now,
+		Names: f.Store, Policies: f.Policies, Limiter: f.Limiter, Recorder: w, Now: clk.now, Approvals: f.Store,
 		Routes: []engine.Route{{Path: "/mcp", Protocol: agentproto.MCP, Service: "mail"}}})
 	if err != nil {
 		t.Fatal(err)
@@ -189,6 +203,22 @@ func trail(t *testing.T) (*store.SQLite, map[string]string) {
 	do("bad token", 10*h+10*time.Minute, engine.Request{Token: "not-a-token", Method: "GET", Path: "/secret/plan"}, false)
 	do("api check", 10*h+11*time.Minute, engine.Request{Source: engine.SourceAPI, Token: mailer, Action: "call:mail/login", Resource: "/mcp",
 		Context: map[string]any{"arguments": map[string]any{"password": "hunter2"}}}, true)
+	// An approve rule: held for a person, who grants it; the retry uses it.
+	// Asked today: the store judges an approval's expiry by its own clock.
+	today := time.Since(day)
+	clk.set(day.Add(today))
+	payer := token("payer", trust.Verified, "payer")
+	pay := engine.Request{Token: payer, Method: "POST", Path: "/payments"}
+	do("pay asked", today, pay, false)
+	pending, err := f.Store.ListApprovals(ctx, approval.Filter{Status: approval.Pending})
+	if err != nil || len(pending) != 1 {
+		t.Fatalf("approvals pending: %v, %v", pending, err)
+	}
+	if _, err := f.Store.DecideApproval(ctx, approval.Decision{ID: pending[0].ID, Approve: true, By: "alice"}); err != nil {
+		t.Fatal(err)
+	}
+	do("pay granted", today+time.Second, pay, true)
+	do("payer reads", today+2*time.Second, engine.Request{Token: payer, Method: "GET", Path: "/invoices/1"}, true)
 	return f.Store, ids
 }
 
@@ -261,6 +291,9 @@ func TestReplayRecordByRecord(t *testing.T) {
 		{"own secret", outcome{}},
 		{"bad token", outcome{}},
 		{"api check", outcome{kind: "not: " + replay.WhyRedacted}},
+		{"pay asked", outcome{replay.ApproveToAllow, "payers/payments", "payers/payments", policy.ReasonRuleAllow}},
+		{"pay granted", outcome{replay.ApproveToAllow, "payers/payments", "payers/payments", policy.ReasonRuleAllow}},
+		{"payer reads", outcome{replay.AllowToApprove, "payers/reads", "payers/reads", policy.ReasonApprovalRequired}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.record, func(t *testing.T) {
@@ -269,14 +302,16 @@ func TestReplayRecordByRecord(t *testing.T) {
 			}
 		})
 	}
-	// 17 records: 5 not decided again, 1 refused before policy, 11
-	// decided again of which 4 changed.
-	want := fmt.Sprintf("records 17 redecided 11 unchanged 7 allowToDeny 3 denyToAllow 1 skipped %v", map[string]int{replay.SkipNotPolicy: 1})
-	if g := fmt.Sprintf("records %d redecided %d unchanged %d allowToDeny %d denyToAllow %d skipped %v", rep.Records, rep.Redecided, rep.Unchanged,
-		rep.AllowToDeny, rep.DenyToAllow, rep.Skipped); g != want {
+	// 20 records: 5 not decided again, 1 refused before policy, 14
+	// decided again of which 7 changed.
+	want := fmt.Sprintf("records 20 redecided 14 unchanged 7 allowToDeny 3 denyToAllow 1 approveToAllow 2 allowToApprove 1 skipped %v",
+		map[string]int{replay.SkipNotPolicy: 1})
+	if g := fmt.Sprintf("records %d redecided %d unchanged %d allowToDeny %d denyToAllow %d approveToAllow %d allowToApprove %d skipped %v",
+		rep.Records, rep.Redecided, rep.Unchanged, rep.AllowToDeny, rep.DenyToAllow, rep.ApproveToAllow, rep.AllowToApprove, rep.Skipped); g != want {
 		t.Fatalf("counts:\n got %s\nwant %s", g, want)
 	}
-	if !rep.Failed([]string{replay.AllowToDeny}) || !rep.Failed([]string{replay.DenyToAllow}) {
+	if !rep.Failed([]string{replay.AllowToDeny}) || !rep.Failed([]string{replay.DenyToAllow}) || !rep.Failed([]string{replay.ApproveToAllow}) ||
+		rep.Failed([]string{replay.ApproveToDeny}) {
 		t.Fatal("--fail-on would not fail on the changes found")
 	}
 }
@@ -287,11 +322,12 @@ func TestReplayRecordByRecord(t *testing.T) {
 func TestReplayUnchangedSet(t *testing.T) {
 	s, ids := trail(t)
 	rep := run(t, s, candidate(t, recordedPolicies), replay.Options{})
-	if rep.AllowToDeny != 0 || rep.DenyToAllow != 0 || rep.Redecided != 15 || rep.Unchanged != 15 ||
+	// The approve rule's records (asked, then granted) stay approve.
+	if rep.AllowToDeny != 0 || rep.DenyToAllow != 0 || rep.Redecided != 18 || rep.Unchanged != 18 ||
 		len(rep.NotRedecided) != 1 || rep.NotRedecided[0].Why != replay.WhyRedacted || rep.NotRedecided[0].IDs[0] != ids["auth"] {
 		t.Fatalf("the recorded policies replayed: %+v", rep)
 	}
-	if rep.Failed([]string{replay.AllowToDeny, replay.DenyToAllow}) {
+	if rep.Failed(api.ReplayKinds) {
 		t.Fatal("--fail-on fails on no change")
 	}
 }

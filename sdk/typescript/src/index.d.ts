@@ -144,7 +144,11 @@ export declare class MeshGuard {
   ): (...args: A) => Promise<R>;
   /** fetch with this agent's headers set on requests to MeshGuard's host and `meshHosts` (not elsewhere); it follows no redirect (the 3xx is returned; `redirect: 'error'` is kept). */
   fetch(input: string | URL | Request, init?: RequestInit): Promise<Response>;
-  /** `new StreamableHTTPClientTransport(url, mg.mcpTransportOptions())`. */
+  /**
+   * `new StreamableHTTPClientTransport(url, mg.mcpTransportOptions())`: every request carries the agent's
+   * headers (the active span's traceparent at the time of the request), and a MeshGuard denial rejects the
+   * call with the SDK's McpError (code -32043, MeshGuard's deny body in `data`).
+   */
   mcpTransportOptions(): McpTransportOptions;
   toJSON(): { url: string; actingForChain: boolean };
 }

@@ -248,11 +248,15 @@ export class MeshGuard {
   /**
    * Options for the MCP TypeScript SDK's StreamableHTTPClientTransport:
    * `new StreamableHTTPClientTransport(url, mg.mcpTransportOptions())`.
-   * `fetch` sets fresh headers on every request; `requestInit` carries them
-   * too for SDK versions without the fetch option.
+   * `fetch` sets fresh headers on every request and hands MeshGuard's
+   * JSON-RPC denials to the SDK as JSON-RPC errors (mcpDenial); `requestInit`
+   * carries the credentials for SDK versions without the fetch option, but
+   * no traceparent: the SDK copies requestInit's headers onto every request,
+   * and a traceparent frozen here would hide the active span's.
    */
   mcpTransportOptions() {
-    return { fetch: (url, init) => this.fetch(url, init), requestInit: { headers: this.headers() } };
+    const { traceparent: _, ...credentials } = this.headers();
+    return { fetch: async (url, init) => mcpDenial(await this.fetch(url, init)), requestInit: { headers: credentials } };
   }
 
   toJSON() { return { url: this.url, actingForChain: this.#delegation !== undefined }; }
@@ -422,4 +426,26 @@ async function readBounded(res) {
     chunks.push(value);
   }
   return Buffer.concat(chunks).toString('utf8');
+}
+
+// mcpDenial turns MeshGuard's denial of a JSON-RPC POST (a 4xx whose body is
+// a JSON-RPC error for the request's id, docs/mcp.md#denials) into a 200
+// carrying that error: the MCP TypeScript SDK reads no body of a 4xx, so the
+// caller would get an HTTP error without the code and reason. It stays an
+// error either way (McpError); an answer that is not such a denial, or an
+// error with id null (the SDK could match it to no request), passes as it is.
+async function mcpDenial(res) {
+  if (res.status < 400 || res.status > 499 || res.headers.get('x-meshguard-decision') !== 'deny' ||
+      !/^application\/json\b/i.test(res.headers.get('content-type') ?? '')) return res;
+  let text = '';
+  let json;
+  try {
+    text = await readBounded(res);
+    json = parseStrict(text);
+  } catch {
+    json = undefined;
+  }
+  const rpcError = isObject(json) && json.jsonrpc === '2.0' && (typeof json.id === 'string' || typeof json.id === 'number') &&
+    isObject(json.error) && Number.isInteger(json.error.code) && typeof json.error.message === 'string';
+  return new Response(text, { status: rpcError ? 200 : res.status, statusText: rpcError ? 'OK' : res.statusText, headers: res.headers });
 }

@@ -15,16 +15,17 @@ export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)
 /**
  * Starts `meshguard serve` (MESHGUARD_BIN, else bin/meshguard) on free
  * loopback ports with a fresh data directory, and waits until it is ready.
+ * `args` go after `serve` (a --config), `env` is added to its environment.
  * @returns {Promise<{url: string, adminToken: string, stop: () => Promise<void>}>}
  */
-export async function startMeshGuard(policiesDir) {
+export async function startMeshGuard(policiesDir, { args = [], env = {} } = {}) {
   const bin = process.env.MESHGUARD_BIN || path.join(repoRoot, 'bin/meshguard');
   const dataDir = await mkdtemp(path.join(tmpdir(), 'meshguard-sdk-ts-'));
   const adminToken = randomBytes(24).toString('hex');
-  const child = spawn(bin, ['serve'], {
+  const child = spawn(bin, ['serve', ...args], {
     env: {
       PATH: process.env.PATH, HOME: process.env.HOME, HOST: '127.0.0.1', PORT: '0', GRPC_PORT: '0',
-      DATA_DIR: dataDir, ADMIN_TOKEN: adminToken, POLICIES_DIR: policiesDir, LOG_FORMAT: 'json',
+      DATA_DIR: dataDir, ADMIN_TOKEN: adminToken, POLICIES_DIR: policiesDir, LOG_FORMAT: 'json', ...env,
     },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
