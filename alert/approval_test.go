@@ -234,4 +234,3 @@ func mimeParts(t *testing.T, data string) map[string]string {
 		out[mt] = string(b)
 	}
 }
-
