@@ -256,3 +256,25 @@ func TestShadowTestCases(t *testing.T) {
 		t.Fatalf("%+v", rep)
 	}
 }
+
+// BenchmarkShadow is what a decision pays for shadow policies: nothing
+// when the agent is not covered by one (a coverage lookup), one more
+// evaluation when it is.
+func BenchmarkShadow(b *testing.B) {
+	s := mustSet(b, "name: mail\nappliesTo: {tags: [mailer, other]}\nrules: [{name: send, effect: allow, actions: ['send:*']}]\n",
+		"name: strict\nmode: shadow\nappliesTo: {tags: [mailer]}\nrules: [{name: no, effect: deny, actions: ['send:*'], conditions: {context: {to: {not_matches: '*@example.com'}}}}]\n")
+	for _, bc := range []struct {
+		name string
+		tag  string
+	}{{"not covered", "other"}, {"covered", "mailer"}} {
+		b.Run(bc.name, func(b *testing.B) {
+			in := Input{Agent: Subject{ID: "agent_m", Tier: trust.Verified, Tags: []string{bc.tag}, Active: true}, Action: "send:mail",
+				Context: map[string]any{"to": "eve@evil.example"}}
+			d := s.Evaluate(&in)
+			b.ReportAllocs()
+			for b.Loop() {
+				_, _ = s.Shadow(&in, &d)
+			}
+		})
+	}
+}
