@@ -18,7 +18,7 @@ func (a *app) policyCmd() *cobra.Command {
 			"cases against the server, or offline with --policies.",
 	})
 	cmd.AddCommand(a.policyListCmd(), a.policyShowCmd(), a.policyApplyCmd(), a.policyDeleteCmd(),
-		a.policyValidateCmd(), a.policyTestCmd(), a.policyReplayCmd())
+		a.policyValidateCmd(), a.policyTestCmd(), a.policyReplayCmd(), a.policyShadowCmd())
 	return cmd
 }
 
