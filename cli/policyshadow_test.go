@@ -136,3 +136,34 @@ func TestPolicyShadow(t *testing.T) {
 		})
 	}
 }
+
+// TestPolicyShadowValidateAndTest: validate names a shadow policy as one;
+// policy test decides with shadow policies enforcing, in test cases and
+// for one request.
+func TestPolicyShadowValidateAndTest(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "p.yaml"), []byte(shadowTestPolicies), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errOut := run(t, "policy", "validate", dir)
+	if code != 0 || !strings.Contains(out, "✓ shadowtest-strict ("+filepath.Join(dir, "p.yaml")+":7, 3 rules, shadow)\n") ||
+		!strings.Contains(out, "✓ shadowtest-mail ("+filepath.Join(dir, "p.yaml")+":2, 1 rule)\n") {
+		t.Fatalf("validate: exit %d %s\n%s", code, errOut, out)
+	}
+	bad := writeTemp(t, "bad.yaml", "name: p\nmode: dry-run\n")
+	if code, _, errOut := run(t, "policy", "validate", bad); code != ExitUsage || !strings.Contains(errOut, `mode: "dry-run" is not a mode (expected enforce or shadow)`) {
+		t.Fatalf("validate of a bad mode: exit %d %s", code, errOut)
+	}
+	agents := writeTemp(t, "agents.yaml", "agents:\n  - {id: agent_s, name: s, trustTier: verified, tags: [shadowtest]}\n")
+	cases := writeTemp(t, "tests.yaml", `tests:
+  - {name: outside mail, agent: s, action: "send:mail", context: {to: eve@evil.example}, expect: deny, expectReason: rule_deny}
+  - {name: archive, agent: s, action: "archive:x", expect: allow}
+`)
+	if code, out, errOut := run(t, "policy", "test", "--policies", dir, "--agents", agents, "--file", cases); code != 0 {
+		t.Fatalf("test cases: exit %d %s\n%s", code, errOut, out)
+	}
+	code, out, _ = run(t, "policy", "test", "--policies", dir, "--agents", agents, "--agent", "s", "--action", "archive:x", "--json")
+	if code != 0 || !strings.Contains(out, `"policy": "shadowtest-strict"`) {
+		t.Fatalf("one request: exit %d\n%s", code, out)
+	}
+}
