@@ -3,10 +3,14 @@ package engine_test
 import (
 	"context"
 	"io"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
+
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 
 	"github.com/meshguard/meshguard/audit"
 	"github.com/meshguard/meshguard/engine"
@@ -137,6 +141,45 @@ func TestShadowPolicyNeverDecides(t *testing.T) {
 			}
 			if strings.Join(got, "\n") != strings.Join(want, "\n") {
 				t.Fatalf("/metrics shows\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+			}
+		})
+	}
+}
+
+// TestShadowSpanAttributes: the evaluate span carries a differing shadow
+// answer as meshguard.shadow.*, and nothing of an agreeing one.
+func TestShadowSpanAttributes(t *testing.T) {
+	rec := tracetest.NewSpanRecorder()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
+	t.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
+	f := enginetest.New(t, shadowPolicies, enginetest.Options{})
+	_, mailer := f.Agent(t, "mailer", trust.Verified, []string{"mailer"})
+	e, err := engine.New(engine.Config{Tokens: f.Cached, Delegations: f.Cached, Delegator: f.Issuer,
+		Agents: f.Agents, Policies: f.Policies, Limiter: f.Limiter, Approvals: f.Store, Tracer: tp.Tracer("test")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		to   string
+		want map[string]string
+	}{
+		{"eve@evil.example", map[string]string{"meshguard.shadow.decision": "deny", "meshguard.shadow.reason": "rule_deny",
+			"meshguard.shadow.policy": "strict", "meshguard.shadow.rule": "no-outside"}},
+		{"bob@example.com", map[string]string{}},
+	} {
+		t.Run(tc.to, func(t *testing.T) {
+			r := engine.Request{Source: engine.SourceAPI, Token: mailer, Action: "send:mail", Resource: "/x", Context: map[string]any{"to": tc.to}}
+			if _, err := e.Check(context.Background(), &r); err != nil {
+				t.Fatal(err)
+			}
+			got := map[string]string{}
+			for k, v := range attrs(spanNamed(t, rec, engine.SpanEvaluate)) {
+				if strings.HasPrefix(k, "meshguard.shadow.") {
+					got[k] = v
+				}
+			}
+			if !maps.Equal(got, tc.want) {
+				t.Fatalf("shadow attributes %v, want %v", got, tc.want)
 			}
 		})
 	}
