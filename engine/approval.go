@@ -104,6 +104,7 @@ func (e *Engine) candidate(pd *policy.Decision, d *Decision, now time.Time) (app
 	if r := pd.ApproveRule; r != nil {
 		a.Approvers, a.TTL = r.Approvers, r.TTL
 	}
+	var err error
 	if c := d.Call; c != nil {
 		a.Method, a.Name = c.Method, c.Name
 		if c.HasArguments {
@@ -113,8 +114,15 @@ func (e *Engine) candidate(pd *policy.Decision, d *Decision, now time.Time) (app
 			}
 			b.ArgumentsDigest, a.ArgumentsDigest, a.Arguments = digest, digest, args
 		}
+		if c.RawParams != nil {
+			// An A2A request: the message is what a person approves, as a
+			// tool call's arguments are; another message, task or
+			// configuration is another request.
+			if b.ParamsDigest, err = audit.ArgumentsDigest(c.RawParams); err != nil {
+				return approval.Approval{}, err
+			}
+		}
 	}
-	var err error
 	if a.Binding, err = b.Digest(); err != nil {
 		return approval.Approval{}, err
 	}
