@@ -145,7 +145,7 @@ func (e *Engine) decide(ctx context.Context, r *Request, d *Decision, now time.T
 
 	// 6a. Whether a person approved it.
 	if pd.Effect == policy.Approve {
-		if err := e.approve(ctx, &pd, d, now); err != nil || d.Effect == "deny" {
+		if err := e.approve(ctx, r, &pd, d, now); err != nil || d.Effect == "deny" {
 			return err
 		}
 	}
