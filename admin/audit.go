@@ -69,6 +69,13 @@ func (a *API) auditFilter(ctx context.Context, p map[string]string) (store.Audit
 	if f.TraceID != "" && !traceIDPattern.MatchString(f.TraceID) {
 		return f, "traceId: expected 32 lower-case hex digits", nil
 	}
+	switch p["shadow"] {
+	case "", "false":
+	case "true":
+		f.Shadow = true // only the records carrying a shadow answer
+	default:
+		return f, "shadow: " + strconv.Quote(p["shadow"]) + ": expected true or false", nil
+	}
 	if agent := p["agent"]; agent != "" {
 		// An id, or a name: records keep the id, which a name resolves to
 		// even after the agent was revoked.
@@ -106,7 +113,7 @@ func (a *API) auditFilter(ctx context.Context, p map[string]string) (store.Audit
 // auditRequest reads the query of an endpoint taking the audit filter and
 // the extra parameter; a bad query is answered with 400 and ok false.
 func (a *API) auditRequest(w http.ResponseWriter, r *http.Request, extra string) (map[string]string, store.AuditFilter, bool) {
-	p, msg := queryParams(r, "agent", "action", "decision", "from", "to", "traceId", "limit", extra)
+	p, msg := queryParams(r, "agent", "action", "decision", "from", "to", "traceId", "limit", "shadow", extra)
 	if msg != "" {
 		httpjson.BadRequest(w, "%s", msg)
 		return nil, store.AuditFilter{}, false

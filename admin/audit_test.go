@@ -136,6 +136,7 @@ func TestAuditBadQueries(t *testing.T) {
 		{"/admin/audit/stats?period=1h&from=2026-03-02T10:00:00Z", "not both"},
 		{"/admin/audit/trace/not-a-trace", "32 lower-case hex"},
 		{"/admin/audit/export?format=xml", "csv or json"},
+		{"/admin/audit/export?shadow=yes", "shadow: \"yes\": expected true or false"},
 		{"/admin/audit/stream?limit=3", "no limit"},
 		{"/admin/audit/stream?after=bogus", "cursor"},
 		{"/admin/audit/verify?deep=1", "unknown query parameter"},

@@ -71,7 +71,9 @@ func (a *API) testPolicies(w http.ResponseWriter, r *http.Request) {
 		}
 		in.Chain = append(in.Chain, s)
 	}
-	d := set.Evaluate(&in)
+	// Shadow policies decide as if enforcing, as in test cases
+	// (policy.RunTests): the set once they are promoted.
+	d := set.Candidate().Evaluate(&in)
 	out := api.PolicyTestResult{Agent: in.Agent.Label(), Action: in.Action, Resource: in.Resource, Allowed: d.Allowed(), PolicyDecision: d.API()}
 	for _, s := range in.Chain {
 		out.Chain = append(out.Chain, s.Label())

@@ -47,7 +47,7 @@ func ParseA2A(service string, body []byte) (Call, error) {
 		return Call{}, err
 	}
 	c := Call{Protocol: A2A, Service: service, Method: r.method, ID: r.id, Notification: r.notification,
-		Action: a2aAction(service, r.method)}
+		Action: a2aAction(service, r.method), RawParams: r.rawParams}
 	if _, present := lookup(r.params, "message"); present {
 		if !r.hasMessage {
 			return Call{}, fmt.Errorf("%w: params.message must be an object", ErrBadRequest)

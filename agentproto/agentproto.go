@@ -100,6 +100,12 @@ type Call struct {
 	// prompts/get), so the audit record takes their digest
 	// (audit.ArgumentsDigest).
 	HasArguments bool
+	// RawParams are an A2A request's params as sent (the message, its
+	// task, its configuration): a JSON object already checked as strictly
+	// as the rest of the body, nil if none were sent. A human approval of
+	// the request is bound to their digest, as a tool call's is to its
+	// arguments'.
+	RawParams []byte
 	// TaskID and ContextID are A2A's, where the request names them.
 	TaskID, ContextID string
 	// SessionID is MCP's Mcp-Session-Id header.
@@ -275,6 +281,7 @@ type request struct {
 	// hasParams and hasMessage tell an absent one from an empty one.
 	params, message       []member
 	hasParams, hasMessage bool
+	rawParams             []byte // params as sent, when an object
 	// args are the members of params.arguments, when it is an object.
 	args []member
 }
@@ -354,7 +361,7 @@ func parseRequest(body []byte) (request, error) {
 		if err := checkSpelling(s.params, "params.", "name", "uri", "arguments", "message", "id", "taskId"); err != nil {
 			return r, err
 		}
-		r.params, r.hasParams = s.params, true
+		r.params, r.hasParams, r.rawParams = s.params, true, params
 		if msg, ok := lookup(s.params, "message"); ok && msg[0] == '{' {
 			r.message, r.hasMessage = s.message, true
 		}

@@ -11,6 +11,7 @@ import (
 	"github.com/google/go-cmp/cmp/cmpopts"
 
 	"github.com/meshguard/meshguard/agentproto"
+	"github.com/meshguard/meshguard/audit"
 )
 
 // FuzzParse holds the parsers to an oracle: no panic; a refused body
@@ -54,8 +55,20 @@ func FuzzParse(f *testing.F) {
 			// RawArguments are the bytes as sent, which re-encoding changes;
 			// what they decode to must not change, and must decode: the
 			// parse accepted them.
-			if diff := cmp.Diff(c, c2, cmpopts.IgnoreFields(agentproto.Call{}, "RawArguments"), cmpopts.IgnoreUnexported(agentproto.Call{})); diff != "" {
+			if diff := cmp.Diff(c, c2, cmpopts.IgnoreFields(agentproto.Call{}, "RawArguments", "RawParams"), cmpopts.IgnoreUnexported(agentproto.Call{})); diff != "" {
 				t.Fatalf("the re-encoded body reads differently (-first +again):\n%s", diff)
+			}
+			// RawParams too; an approval binds their digest, which must not
+			// change (nor fail: the parse accepted them).
+			if (c.RawParams == nil) != (c2.RawParams == nil) {
+				t.Fatalf("params present %t, re-encoded %t", c.RawParams != nil, c2.RawParams != nil)
+			}
+			if c.RawParams != nil {
+				p1, err1 := audit.ArgumentsDigest(c.RawParams)
+				p2, err2 := audit.ArgumentsDigest(c2.RawParams)
+				if err1 != nil || err2 != nil || p1 != p2 {
+					t.Fatalf("params digest %s (%v), re-encoded %s (%v)", p1, err1, p2, err2)
+				}
 			}
 			a1, err := c.Arguments()
 			if err != nil {

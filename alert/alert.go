@@ -100,7 +100,14 @@ type Alert struct {
 	Entry       Entry     `json:"entry"`
 	Instance    string    `json:"instance"`
 	Environment string    `json:"environment"`
+	// Approval is the request a person is asked to approve (trigger
+	// approval, event meshguard.approval only).
+	Approval *ApprovalRequest `json:"approval,omitempty"`
 }
+
+// reasonApprovalRequired is engine.ReasonApprovalRequired (alert builds
+// on no engine).
+const reasonApprovalRequired = "approval_required"
 
 // Payload identity.
 const (
@@ -118,7 +125,9 @@ type Origin struct {
 // false when it raises none: an allow, or a denial whose trigger is not
 // configured. A 429 is a rate_limit, any other denial a deny.
 func ForDecision(rec *audit.Record, t Triggers, o Origin) (Alert, bool) {
-	if rec.Decision != "deny" {
+	if rec.Decision != "deny" || rec.Reason == reasonApprovalRequired {
+		// A request waiting for a person is announced once, by the
+		// approval alert, not as a denial on each retry.
 		return Alert{}, false
 	}
 	trigger := TriggerDeny

@@ -69,6 +69,9 @@ func TestForDecision(t *testing.T) {
 			"emailer exceeded a rate limit on write:email (emailers)."},
 		{"a rate limit, not configured", rec(func(r *audit.Record) { r.Status = 429 }), denyOnly, "", "", ""},
 		{"an allow", rec(func(r *audit.Record) { r.Decision, r.Status = "allow", 200 }), all, "", "", ""},
+		// Announced once by the approval alert, not on every retry.
+		{"a request waiting for approval", rec(func(r *audit.Record) { r.Reason = "approval_required" }), all, "", "", ""},
+		{"a request whose approval was denied", rec(func(r *audit.Record) { r.Reason = "approval_denied" }), all, TriggerDeny, SeverityWarning, ""},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			a, ok := ForDecision(tt.rec, tt.triggers, Origin{Instance: "mg-1", Environment: "prod"})

@@ -67,6 +67,10 @@ type Config struct {
 	// "failed", or "dropped" (the outbox could not take it).
 	Result func(provider, result string)
 	Origin Origin
+	// Links, if set, signs an approval alert's links for each provider as
+	// it sends (APPROVAL_LINK_BASE): a link is a credential to decide, so
+	// it is made at delivery, never stored in the outbox.
+	Links  LinkFunc
 	Logger *slog.Logger
 	Now    func() time.Time
 }
@@ -130,6 +134,22 @@ func (d *Dispatcher) Raise(a Alert) {
 		d.overrun[a.Trigger]++
 		d.mu.Unlock()
 	}
+}
+
+// Announce stores an approval alert in the outbox at once, for every
+// provider, outside the rate limit: a person must see each approval asked
+// for, never a digest of them. Their number is bounded by the approvals
+// themselves (approval.MaxPendingPerAgent per agent, and a retry of a
+// pending request raises none), and the outbox by its cap. Unlike Raise it
+// waits for the store, so an approval is announced even if MeshGuard
+// stops right after raising it; the error says it could not be.
+func (d *Dispatcher) Announce(ctx context.Context, a Alert) error {
+	if err := d.enqueue(ctx, []Alert{a}); err != nil {
+		d.dropped(1)
+		return err
+	}
+	d.wakeAll()
+	return nil
 }
 
 // Run delivers until ctx ends.
@@ -358,6 +378,11 @@ func (d *Dispatcher) attempt(ctx context.Context, p Provider, row *store.OutboxA
 		d.cfg.Result(p.Name(), "dropped")
 		_ = d.cfg.Outbox.AlertDelivered(ctx, row.ID)
 		return
+	}
+	if a.Approval != nil && d.cfg.Links != nil {
+		if l, ok := d.cfg.Links(a.Approval.ID, p.Name(), a.Approval.ExpiresAt); ok {
+			a.Approval.Links = &l
+		}
 	}
 	sctx, cancel := context.WithTimeout(ctx, DefaultTimeout)
 	err := p.Send(sctx, &a)

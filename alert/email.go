@@ -65,6 +65,10 @@ func (e *Email) Send(ctx context.Context, a *Alert) error {
 func emailLines(a *Alert) [][2]string {
 	e := &a.Entry
 	lines := [][2]string{{"Severity", string(a.Severity)}, {"Trigger", string(a.Trigger)}}
+	if a.Approval != nil {
+		lines = append(lines, approvalLines(a.Approval)...)
+		return append(lines, [2]string{"Alert ID", a.ID})
+	}
 	for _, f := range [][2]string{
 		{"Agent", strings.TrimSpace(e.AgentName + " " + e.AgentID)}, {"Trust tier", e.TrustTier}, {"Decision", e.Decision},
 		{"Action", e.Action}, {"Request", strings.TrimSpace(e.Method + " " + e.Path)}, {"Policy", e.PolicyName},
@@ -85,7 +89,15 @@ func emailText(a *Alert) string {
 	var b strings.Builder
 	b.WriteString(a.Title + "\n\n" + a.Message + "\n\n")
 	for _, l := range emailLines(a) {
-		fmt.Fprintf(&b, "%-11s %s\n", l[0]+":", l[1])
+		fmt.Fprintf(&b, "%-12s %s\n", l[0]+":", l[1])
+	}
+	if r := a.Approval; r != nil {
+		if r.Links != nil {
+			// Each link opens a page that asks again: following it decides nothing.
+			fmt.Fprintf(&b, "\nApprove: %s\nDeny:    %s\n", r.Links.Approve, r.Links.Deny)
+		} else {
+			fmt.Fprintf(&b, "\nDecide with: %s  (or: meshguard approvals deny %s)\n", r.Command, r.ID)
+		}
 	}
 	return b.String()
 }
@@ -98,6 +110,14 @@ func emailHTML(a *Alert) string {
 	for _, l := range emailLines(a) {
 		b.WriteString("<tr><th align=\"left\">" + html.EscapeString(l[0]) + "</th><td><code>" + html.EscapeString(l[1]) + "</code></td></tr>")
 	}
-	b.WriteString("</table></body></html>")
+	b.WriteString("</table>")
+	if r := a.Approval; r != nil {
+		if r.Links != nil {
+			b.WriteString(`<p><a href="` + html.EscapeString(r.Links.Approve) + `">Approve</a> · <a href="` + html.EscapeString(r.Links.Deny) + `">Deny</a></p>`)
+		} else {
+			b.WriteString("<p>Decide with <code>" + html.EscapeString(r.Command) + "</code> (or <code>meshguard approvals deny " + html.EscapeString(r.ID) + "</code>).</p>")
+		}
+	}
+	b.WriteString("</body></html>")
 	return b.String()
 }

@@ -41,7 +41,15 @@ type (
 		Type     string      `json:"type"` // header, section, context
 		Text     *slackText  `json:"text,omitempty"`
 		Fields   []slackText `json:"fields,omitempty"`
-		Elements []slackText `json:"elements,omitempty"`
+		Elements []any       `json:"elements,omitempty"` // slackText; slackButton in actions
+	}
+	// slackButton is a link button: Slack opens its URL in the browser,
+	// where the confirmation page asks again (a GET never decides).
+	slackButton struct {
+		Type  string    `json:"type"` // button
+		Text  slackText `json:"text"`
+		URL   string    `json:"url"`
+		Style string    `json:"style,omitempty"` // primary, danger
 	}
 	slackPayload struct {
 		Text   string       `json:"text"` // the notification's fallback
@@ -58,7 +66,9 @@ func slackMessage(a *Alert) slackPayload {
 		{Type: "header", Text: &slackText{Type: "plain_text", Text: cut(title, 140)}},
 		{Type: "section", Text: &slackText{Type: "mrkdwn", Text: cut(escape(a.Message), 2900), Verbatim: true}},
 	}
-	if a.Trigger == TriggerDeny || a.Trigger == TriggerRateLimit {
+	if a.Approval != nil {
+		blocks = append(blocks, slackApproval(a.Approval)...)
+	} else if a.Trigger == TriggerDeny || a.Trigger == TriggerRateLimit {
 		request := strings.TrimSpace(e.Method + " " + e.Path)
 		var fields []slackText
 		for _, f := range [][2]string{
@@ -83,11 +93,32 @@ func slackMessage(a *Alert) slackPayload {
 	if a.Environment != "" {
 		origin += " · " + a.Environment
 	}
-	blocks = append(blocks, slackBlock{Type: "context", Elements: []slackText{{Type: "mrkdwn", Verbatim: true, Text: cut(escape(fmt.Sprintf("%s · %s · %s · %s",
+	blocks = append(blocks, slackBlock{Type: "context", Elements: []any{slackText{Type: "mrkdwn", Verbatim: true, Text: cut(escape(fmt.Sprintf("%s · %s · %s · %s",
 		origin, a.Severity, a.Trigger, a.Timestamp.Format("2006-01-02 15:04:05 MST"))), 1900)}}})
 	// The fallback text is what notifications show, and Slack reads
 	// mentions in it: escaped like every mrkdwn text.
 	return slackPayload{Text: escape(cut(title, 300)), Blocks: blocks}
+}
+
+// slackApproval is what a person decides on: the request's fields, then
+// the Approve and Deny buttons (signed links), or the CLI command when
+// there are no links. A section holds at most 10 fields.
+func slackApproval(r *ApprovalRequest) []slackBlock {
+	var fields []slackText
+	for _, f := range approvalLines(r) {
+		if len(fields) < 10 {
+			fields = append(fields, slackText{Type: "mrkdwn", Text: "*" + f[0] + "*\n" + code(f[1]), Verbatim: true})
+		}
+	}
+	blocks := []slackBlock{{Type: "section", Fields: fields}}
+	if r.Links != nil {
+		return append(blocks, slackBlock{Type: "actions", Elements: []any{
+			slackButton{Type: "button", Text: slackText{Type: "plain_text", Text: "Approve"}, URL: r.Links.Approve, Style: "primary"},
+			slackButton{Type: "button", Text: slackText{Type: "plain_text", Text: "Deny"}, URL: r.Links.Deny, Style: "danger"},
+		}})
+	}
+	return append(blocks, slackBlock{Type: "section", Text: &slackText{Type: "mrkdwn", Verbatim: true,
+		Text: "Decide with " + code(r.Command) + " (or `meshguard approvals deny " + escape(r.ID) + "`)."}})
 }
 
 // escape makes caller-supplied text inert in mrkdwn: it cannot mention

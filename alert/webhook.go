@@ -51,7 +51,7 @@ func (w *Webhook) Send(ctx context.Context, a *Alert) error {
 		return fmt.Errorf("webhook: encoding alert %s: %w", a.ID, err)
 	}
 	hdr := http.Header{}
-	hdr.Set(HeaderEvent, Event)
+	hdr.Set(HeaderEvent, a.Event)
 	hdr.Set(HeaderTrigger, string(a.Trigger))
 	if len(w.Secret) > 0 {
 		hdr.Set(HeaderSignature, Sign(w.Secret, body))

@@ -49,8 +49,11 @@ type PolicyReplayReport struct {
 	DenyToApprove  int `json:"denyToApprove"`
 	ApproveToDeny  int `json:"approveToDeny"`
 	// Changes, allow→deny first, the largest groups first.
-	Changes      []*PolicyReplayGroup        `json:"changes"`
-	NotRedecided []*PolicyReplayNotRedecided `json:"notRedecided"`
+	Changes []*PolicyReplayGroup `json:"changes"`
+	// OutsideGroups counts the changes counted above that no group shows:
+	// a report holds at most 1000 groups (replay.MaxGroups).
+	OutsideGroups int                         `json:"outsideGroups,omitempty"`
+	NotRedecided  []*PolicyReplayNotRedecided `json:"notRedecided"`
 	// Skipped counts the records replay does not decide again, by why.
 	Skipped map[string]int `json:"skipped"`
 	// NotReplayed names the engine's steps replay does not decide.

@@ -116,6 +116,13 @@ type Binding struct {
 	Action          string
 	Resource        string
 	ArgumentsDigest string // "" when the request carries no call arguments
+	// ParamsDigest is an A2A request's params' (audit.ArgumentsDigest of
+	// them: the message, its task, its configuration); "" otherwise.
+	ParamsDigest string
+	// Query is a proxied request's query string as sent, whether a policy
+	// reads it or not: the upstream acts on all of it. "" at POST
+	// /v1/check and when the request has none.
+	Query string
 	// Context is the decision's context (the values policies read, or
 	// POST /v1/check's context with its arguments): a rule that asks for
 	// approval of mail to outsiders must not have its approval used for
@@ -136,7 +143,7 @@ func (b Binding) Digest() (string, error) {
 	if ctx == nil {
 		ctx = map[string]any{}
 	}
-	enc, err := json.Marshal([]any{"meshguard-approval-v1", b.AgentID, chain, b.Action, b.Resource, b.ArgumentsDigest, ctx})
+	enc, err := json.Marshal([]any{"meshguard-approval-v1", b.AgentID, chain, b.Action, b.Resource, b.ArgumentsDigest, ctx, b.ParamsDigest, b.Query})
 	if err != nil {
 		return "", fmt.Errorf("%w: encoding the binding: %w", ErrInvalid, err)
 	}

@@ -29,6 +29,8 @@ func TestBindingDigest(t *testing.T) {
 		{"action", func(b *Binding) { b.Action = "write:sms" }},
 		{"resource", func(b *Binding) { b.Resource = "/other" }},
 		{"arguments", func(b *Binding) { b.ArgumentsDigest = "cd" }},
+		{"params", func(b *Binding) { b.ParamsDigest = "ef" }},
+		{"query", func(b *Binding) { b.Query = "to=eve@evil.example" }},
 		{"context", func(b *Binding) { b.Context = map[string]any{"to": "eve@evil.example", "n": 1.0} }},
 		// Fields cannot run into each other.
 		{"shifted text", func(b *Binding) { b.Action, b.Resource = "write:email/", "out" }},

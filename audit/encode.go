@@ -90,6 +90,14 @@ func appendCanonical(b []byte, r *Record) ([]byte, error) {
 		b = appendField(b, "id", a.ID, true)
 		b = append(appendField(b, "outcome", a.Outcome, false), '}')
 	}
+	if sh := r.Shadow; sh != nil {
+		// Only when set, as call.
+		b = append(b, `,"shadow":{`...)
+		b = appendField(b, "decision", sh.Decision, true)
+		b = appendField(b, "reason", sh.Reason, false)
+		b = appendField(b, "policy", sh.Policy, false)
+		b = append(appendField(b, "rule", sh.Rule, false), '}')
+	}
 	return append(b, '}'), nil
 }
 

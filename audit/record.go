@@ -58,8 +58,11 @@ type Record struct {
 	// Approval is the human approval the decision asked for or used
 	// (docs/governance.md), nil when its policy did not say approve.
 	Approval *Approval `json:"approval,omitempty"`
-	PrevHash string    `json:"prevHash"`
-	Hash     string    `json:"hash"`
+	// Shadow is the shadow policies' answer when it differs from the one
+	// enforced (docs/governance.md#shadow-policies), nil otherwise.
+	Shadow   *Shadow `json:"shadow,omitempty"`
+	PrevHash string  `json:"prevHash"`
+	Hash     string  `json:"hash"`
 
 	// Unreadable, set by a store, says why the stored row cannot be
 	// trusted as this record (it is not JSON, or its indexed columns
@@ -76,6 +79,18 @@ type Record struct {
 type Approval struct {
 	ID      string `json:"id"`
 	Outcome string `json:"outcome"`
+}
+
+// Shadow is what the policy set would have decided with its shadow
+// policies enforcing, recorded when that differs from the decision made:
+// the decision (allow, deny, approve), its reason code, the shadow policy
+// the difference is put down to and its deciding rule ("" for its default
+// or a delegation check).
+type Shadow struct {
+	Decision string `json:"decision"`
+	Reason   string `json:"reason"`
+	Policy   string `json:"policy"`
+	Rule     string `json:"rule"`
 }
 
 // GenesisHash is the PrevHash of the first record of a chain.

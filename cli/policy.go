@@ -18,7 +18,7 @@ func (a *app) policyCmd() *cobra.Command {
 			"cases against the server, or offline with --policies.",
 	})
 	cmd.AddCommand(a.policyListCmd(), a.policyShowCmd(), a.policyApplyCmd(), a.policyDeleteCmd(),
-		a.policyValidateCmd(), a.policyTestCmd(), a.policyReplayCmd())
+		a.policyValidateCmd(), a.policyTestCmd(), a.policyReplayCmd(), a.policyShadowCmd())
 	return cmd
 }
 
@@ -35,6 +35,7 @@ type policySummary struct {
 	File  string `json:"file"`
 	Line  int    `json:"line"`
 	Rules int    `json:"rules"`
+	Mode  string `json:"mode,omitempty"` // shadow, or "" for enforce
 }
 
 type errorJSON struct {
@@ -65,7 +66,7 @@ func (a *app) policyValidateCmd() *cobra.Command {
 			} else {
 				rep.Revision = set.Revision()
 				for _, p := range set.Policies() {
-					rep.Policies = append(rep.Policies, policySummary{Name: p.Name, File: p.Source.File, Line: p.Source.Line, Rules: len(p.Rules)})
+					rep.Policies = append(rep.Policies, policySummary{Name: p.Name, File: p.Source.File, Line: p.Source.Line, Rules: len(p.Rules), Mode: p.Mode})
 				}
 			}
 			if a.g.json {
@@ -74,7 +75,11 @@ func (a *app) policyValidateCmd() *cobra.Command {
 				}
 			} else if rep.Valid {
 				for _, p := range rep.Policies {
-					a.say("✓ %s (%s:%d, %s)", p.Name, p.File, p.Line, count(p.Rules, "rule"))
+					shadow := ""
+					if p.Mode == policy.ModeShadow {
+						shadow = ", shadow"
+					}
+					a.say("✓ %s (%s:%d, %s%s)", p.Name, p.File, p.Line, count(p.Rules, "rule"), shadow)
 				}
 				a.say("%s valid, revision %s", count(len(rep.Policies), "policy"), rep.Revision)
 			} else {

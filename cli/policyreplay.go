@@ -213,6 +213,9 @@ func (a *app) printReplay(rep *api.PolicyReplayReport) {
 				printable(ex.Resource), ex.OldReason, ex.NewReason)
 		}
 	}
+	if rep.OutsideGroups > 0 {
+		a.say("%s changed outside the groups shown (a report holds at most %d groups)", count(rep.OutsideGroups, "record"), len(rep.Changes))
+	}
 	a.say("not decided again by replay: %s", strings.Join(rep.NotReplayed, ", "))
 }
 

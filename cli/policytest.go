@@ -192,7 +192,9 @@ func (a *app) testOne(set *policy.Set, dir *policy.Directory, f *policyTestFlags
 	if !at.IsZero() {
 		in.Time = at
 	}
-	d := set.Evaluate(&in)
+	// Shadow policies decide as if enforcing, as in test cases
+	// (policy.RunTests): the set once they are promoted.
+	d := set.Candidate().Evaluate(&in)
 	chain := make([]string, len(in.Chain))
 	for i := range in.Chain {
 		chain[i] = in.Chain[i].Label()

@@ -29,6 +29,8 @@ type AuditFilter struct {
 	From, To time.Time
 	Limit    int    // QueryAudit only
 	Cursor   string // QueryAudit: the page after this cursor (older records)
+	// Shadow keeps only the records carrying a shadow answer.
+	Shadow bool
 }
 
 func (f AuditFilter) values() url.Values {
@@ -46,6 +48,9 @@ func (f AuditFilter) values() url.Values {
 	}
 	if f.Limit != 0 {
 		q.Set("limit", strconv.Itoa(f.Limit))
+	}
+	if f.Shadow {
+		q.Set("shadow", "true")
 	}
 	return q
 }

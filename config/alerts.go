@@ -25,6 +25,10 @@ type Alerts struct {
 	RateLimit     int
 	Instance      string
 	Environment   string
+	// ApprovalLinkBase is APPROVAL_LINK_BASE: MeshGuard's HTTP port as
+	// approvers reach it; approval notifications carry signed links under
+	// it ("" : no links, the CLI command instead).
+	ApprovalLinkBase string
 }
 
 // alertSettings are the ALERT_* settings, appended to settings.
@@ -69,6 +73,16 @@ var alertSettings = []setting{
 	{"alertSmtpPass", "ALERT_SMTP_PASS", "alert-smtp-pass", "the SMTP password", "", str(func(c *Config) *string { return &c.Alerts.SMTPPass })},
 	{"alertRateLimit", "ALERT_RATE_LIMIT", "alert-rate-limit", "alerts a minute sent one by one; beyond, one digest a minute", "10", intIn(func(c *Config) *int { return &c.Alerts.RateLimit }, 1, 10_000)},
 	{"alertInstanceName", "ALERT_INSTANCE_NAME", "alert-instance-name", "names this MeshGuard in alerts", "", str(func(c *Config) *string { return &c.Alerts.Instance })},
+	{"approvalLinkBase", "APPROVAL_LINK_BASE", "approval-link-base", "MeshGuard's HTTP port as approvers reach it (https://meshguard.example.com): approval notifications carry signed links under it", "", func(c *Config, v string) error {
+		if v != "" {
+			u, err := url.Parse(v)
+			if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.ForceQuery || u.Fragment != "" || u.User != nil {
+				return errors.New("expected an http:// or https:// URL without credentials, query or fragment")
+			}
+		}
+		c.Alerts.ApprovalLinkBase = strings.TrimRight(v, "/")
+		return nil
+	}},
 	{"alertEnvironment", "ALERT_ENVIRONMENT", "alert-environment", "names the environment in alerts (production, staging, …)", "", str(func(c *Config) *string { return &c.Alerts.Environment })},
 }
 

@@ -50,3 +50,33 @@ func TestAlertURLPlaceholders(t *testing.T) {
 		})
 	}
 }
+
+// TestApprovalLinkBase: APPROVAL_LINK_BASE is an http(s) origin and path,
+// without credentials, query or fragment (links add their own query).
+func TestApprovalLinkBase(t *testing.T) {
+	for _, tc := range []struct {
+		name, v, want string // want "": refused
+	}{
+		{"https", "https://meshguard.example.com", "https://meshguard.example.com"},
+		{"a path, trailing slash dropped", "https://example.com/mg/", "https://example.com/mg"},
+		{"unset", "", ""},
+		{"no scheme", "meshguard.example.com", "!"},
+		{"a query", "https://example.com/?x=1", "!"},
+		{"a fragment", "https://example.com/#x", "!"},
+		{"credentials", "https://u:p@example.com", "!"},
+		{"ftp", "ftp://example.com", "!"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := Load("", env(map[string]string{"APPROVAL_LINK_BASE": tc.v}), nil)
+			if tc.want == "!" {
+				if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "APPROVAL_LINK_BASE") {
+					t.Fatalf("accepted %q: %v", tc.v, err)
+				}
+				return
+			}
+			if err != nil || c.Alerts.ApprovalLinkBase != tc.want {
+				t.Fatalf("got %q, %v; want %q", c.Alerts.ApprovalLinkBase, err, tc.want)
+			}
+		})
+	}
+}

@@ -48,7 +48,7 @@ func ApprovalPath(id string) string { return "/v1/approvals/" + id }
 // check passed: the binding's approved approval used (allow), or a denial
 // naming the approval. In audit mode nothing is raised or used: the
 // request is recorded as approval_required, and allowed as every denial is.
-func (e *Engine) approve(ctx context.Context, pd *policy.Decision, d *Decision, now time.Time) error {
+func (e *Engine) approve(ctx context.Context, r *Request, pd *policy.Decision, d *Decision, now time.Time) error {
 	if e.cfg.Mode == ModeAudit {
 		return d.deny(403, ReasonApprovalRequired, "%s (audit mode: no approval is raised)", pd.Message)
 	}
@@ -60,7 +60,7 @@ func (e *Engine) approve(ctx context.Context, pd *policy.Decision, d *Decision, 
 	if e.cfg.Approvals == nil {
 		return internal("asking for an approval", errors.New("no approval store is configured"))
 	}
-	a, err := e.candidate(pd, d, now)
+	a, err := e.candidate(r, pd, d, now)
 	if err != nil {
 		return internal("binding the approval", err)
 	}
@@ -94,8 +94,13 @@ func (e *Engine) approve(ctx context.Context, pd *policy.Decision, d *Decision, 
 // candidate is the approval this request would raise: bound to exactly
 // it, with what a person needs to decide, its arguments as the audit
 // trail records them.
-func (e *Engine) candidate(pd *policy.Decision, d *Decision, now time.Time) (approval.Approval, error) {
+func (e *Engine) candidate(r *Request, pd *policy.Decision, d *Decision, now time.Time) (approval.Approval, error) {
 	b := approval.Binding{AgentID: d.AgentID, Chain: d.Chain, Action: d.Action, Resource: d.Resource, Context: d.Context}
+	if !r.cooperative() {
+		// The resource is the path; the upstream also acts on the query,
+		// all of it, whatever the policies read of it.
+		b.Query = rawQuery(r.Path)
+	}
 	a := approval.Approval{
 		ID: approval.NewID(now), AgentID: d.AgentID, AgentName: d.AgentName, Chain: d.Chain,
 		Action: d.Action, Resource: d.Resource, Policy: pd.Policy, Rule: pd.Rule,
@@ -104,6 +109,7 @@ func (e *Engine) candidate(pd *policy.Decision, d *Decision, now time.Time) (app
 	if r := pd.ApproveRule; r != nil {
 		a.Approvers, a.TTL = r.Approvers, r.TTL
 	}
+	var err error
 	if c := d.Call; c != nil {
 		a.Method, a.Name = c.Method, c.Name
 		if c.HasArguments {
@@ -113,8 +119,15 @@ func (e *Engine) candidate(pd *policy.Decision, d *Decision, now time.Time) (app
 			}
 			b.ArgumentsDigest, a.ArgumentsDigest, a.Arguments = digest, digest, args
 		}
+		if c.RawParams != nil {
+			// An A2A request: the message is what a person approves, as a
+			// tool call's arguments are; another message, task or
+			// configuration is another request.
+			if b.ParamsDigest, err = audit.ArgumentsDigest(c.RawParams); err != nil {
+				return approval.Approval{}, err
+			}
+		}
 	}
-	var err error
 	if a.Binding, err = b.Digest(); err != nil {
 		return approval.Approval{}, err
 	}

@@ -99,6 +99,9 @@ func (e *Engine) decide(ctx context.Context, r *Request, d *Decision, now time.T
 	if ps.IsRecording() {
 		ps.SetAttributes(AttrPolicyName.String(pd.Policy), AttrRule.String(pd.Rule), AttrReason.String(pd.Reason), AttrDecision.String(string(pd.Effect)))
 	}
+	if set.HasShadow() {
+		e.shadow(set, &in, &pd, d, ps)
+	}
 	ps.End()
 	// An approve decision goes on through every other check: a person is
 	// asked only about a request nothing else refuses (e.approve, last).
@@ -142,7 +145,7 @@ func (e *Engine) decide(ctx context.Context, r *Request, d *Decision, now time.T
 
 	// 6a. Whether a person approved it.
 	if pd.Effect == policy.Approve {
-		if err := e.approve(ctx, &pd, d, now); err != nil || d.Effect == "deny" {
+		if err := e.approve(ctx, r, &pd, d, now); err != nil || d.Effect == "deny" {
 			return err
 		}
 	}

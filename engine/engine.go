@@ -125,6 +125,7 @@ type Engine struct {
 	// pays for the route lookup that answers it.
 	protocolRoutes bool
 	tracer         trace.Tracer
+	shadowObs      ShadowObserver // cfg.Observer, when it counts shadow answers
 }
 
 // New checks cfg and compiles its routes.
@@ -155,6 +156,7 @@ func New(cfg Config) (*Engine, error) {
 		tracer = noopTracer
 	}
 	e := &Engine{cfg: cfg, routes: routes, tracer: tracer}
+	e.shadowObs, _ = cfg.Observer.(ShadowObserver)
 	for i := range routes {
 		e.protocolRoutes = e.protocolRoutes || routes[i].proto != ""
 	}

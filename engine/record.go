@@ -37,6 +37,7 @@ func auditRecord(r *Request, d *Decision, latency time.Duration) audit.Record {
 	}
 	rec.Inputs = d.inputs.record(r, d)
 	rec.Approval = recordApproval(d)
+	rec.Shadow = recordShadow(d)
 	return rec
 }
 

@@ -6,6 +6,7 @@ import (
 	"github.com/meshguard/meshguard/agentproto"
 	"github.com/meshguard/meshguard/approval"
 	"github.com/meshguard/meshguard/internal/edge"
+	"github.com/meshguard/meshguard/policy"
 	"github.com/meshguard/meshguard/trust"
 )
 
@@ -166,6 +167,10 @@ type Decision struct {
 	// ApprovalOutcome says what this request came to.
 	ApprovalID      string
 	ApprovalOutcome approval.Outcome
+	// Shadow is the shadow policies' answer when it differs from the
+	// policies' enforced one (docs/governance.md#shadow-policies); it
+	// never changes the decision. Nil otherwise.
+	Shadow *policy.ShadowDecision
 	// raised is the approval this request raised, for ApprovalNotifier
 	// once the decision is recorded.
 	raised *approval.Approval

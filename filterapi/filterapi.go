@@ -25,6 +25,7 @@ import (
 	"time"
 
 	"github.com/meshguard/meshguard/agentproto"
+	"github.com/meshguard/meshguard/approval"
 	"github.com/meshguard/meshguard/audit"
 	"github.com/meshguard/meshguard/engine"
 	"github.com/meshguard/meshguard/filterprotocol"
@@ -350,6 +351,9 @@ func checkFilterRecord(rec *audit.Record, now time.Time) error {
 	if err := checkFilterInputs(rec); err != nil {
 		return err
 	}
+	if err := checkFilterApproval(rec); err != nil {
+		return err
+	}
 	if rec.Call != nil {
 		return checkFilterCall(rec.Call, rec.Method, rec.Action)
 	}
@@ -451,4 +455,24 @@ func checkText(name, v string, limit int) error {
 	default:
 		return &fieldError{field: name, reason: "contains a control character", err: err}
 	}
+}
+
+// checkFilterApproval holds a shipped record to what the filter's engine
+// writes of human approval: the filter raises and uses none (it defers
+// them to MeshGuard), so the only approval step it records is a denial
+// as approval_required with nothing raised (a header-only call, audit
+// mode), whose approval names none. An approval id or any other approval
+// reason would seal into the chain a use of an approval that never
+// happened, and make `policy replay` count the record as approve.
+func checkFilterApproval(rec *audit.Record) error {
+	required := rec.Reason == engine.ReasonApprovalRequired
+	switch {
+	case approval.IsReason(rec.Reason) && !required:
+		return &fieldError{field: "reason", reason: strconv.Quote(rec.Reason) + ": the filter raises and uses no approval (MeshGuard decides those)"}
+	case required != (rec.Approval != nil):
+		return &fieldError{field: "approval", reason: "present exactly when the reason is " + engine.ReasonApprovalRequired}
+	case required && (rec.Decision != "deny" || rec.Approval.ID != "" || rec.Approval.Outcome != ""):
+		return &fieldError{field: "approval", reason: "the filter raises and uses no approval: expected a denial naming none"}
+	}
+	return nil
 }

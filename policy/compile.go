@@ -17,7 +17,6 @@ import (
 // set.
 type Set struct {
 	policies []*compiledPolicy // in name order; index = bit in every bitset
-	byName   map[string]int
 	revision string
 	words    int // len of every bitset
 
@@ -33,8 +32,17 @@ type Set struct {
 	limited     bitset // policies with rateLimits
 
 	actions actionIndex
-	// requestKeys: the context keys rules read from the request itself.
+	// requestKeys: the context keys rules read from the request itself
+	// (the shadow policies' too, so a shadow rule reads its values and
+	// the audit record keeps them for replay).
 	requestKeys []string
+
+	// listed is every policy, shadow ones included, in name order: what
+	// the set holds (Policies, Policy, Len). The indexes above hold only
+	// the enforcing ones.
+	listed []*Policy
+	// shadow is nil when no policy is in shadow mode (shadow.go).
+	shadow *shadowSet
 }
 
 type compiledPolicy struct {
@@ -54,8 +62,46 @@ type compiledRule struct {
 
 // Compile checks a list of policies as a set (unique names, the size limit)
 // and builds the indexes. Policies are copied by reference: callers must not
-// modify them afterwards.
+// modify them afterwards. Shadow policies (mode: shadow) are compiled
+// apart: the set decides with the enforcing policies alone (shadow.go).
 func Compile(policies []*Policy) (*Set, error) {
+	var enforcing []*Policy
+	shadows := 0
+	var errs ErrorList
+	for _, p := range policies {
+		switch p.Mode {
+		case "", ModeEnforce:
+			enforcing = append(enforcing, p)
+		case ModeShadow:
+			shadows++
+		default:
+			errs = append(errs, &Error{File: p.Source.File, Line: p.Source.Line, Field: "mode",
+				Msg: fmt.Sprintf("%q is not a mode (expected enforce or shadow)", cut(p.Mode))})
+		}
+	}
+	if len(errs) > 0 {
+		return nil, errs
+	}
+	if shadows == 0 {
+		return compile(policies)
+	}
+	// The candidate first: it holds every policy, so it reports every
+	// problem (duplicate names across modes too) exactly once.
+	cand, err := compile(policies)
+	if err != nil {
+		return nil, err
+	}
+	s, err := compile(enforcing)
+	if err != nil {
+		return nil, err
+	}
+	s.listed, s.revision, s.requestKeys = cand.listed, cand.revision, cand.requestKeys
+	s.shadow = newShadowSet(cand)
+	return s, nil
+}
+
+// compile builds a set deciding with every policy given, whatever its mode.
+func compile(policies []*Policy) (*Set, error) {
 	sorted := sortedByName(policies)
 	var errs ErrorList
 	if len(sorted) > MaxPolicies {
@@ -68,7 +114,6 @@ func Compile(policies []*Policy) (*Set, error) {
 
 	n := len(sorted)
 	s := &Set{
-		byName:      make(map[string]int, n),
 		words:       (n + 63) / 64,
 		all:         newBitset(n),
 		byTag:       map[string]bitset{},
@@ -88,7 +133,6 @@ func Compile(policies []*Policy) (*Set, error) {
 			continue
 		}
 		s.policies = append(s.policies, cp)
-		s.byName[p.Name] = pi
 		s.index(pi, p)
 		for ri := range cp.rules {
 			for _, a := range cp.rules[ri].Actions {
@@ -102,6 +146,7 @@ func Compile(policies []*Policy) (*Set, error) {
 	s.actions = idx.build()
 	s.requestKeys = requestKeys(s.policies)
 	s.revision = revision(sorted)
+	s.listed = sorted
 	return s, nil
 }
 
@@ -217,25 +262,20 @@ func revision(sorted []*Policy) string {
 // over its canonical form.
 func (s *Set) Revision() string { return s.revision }
 
-// Len is the number of policies.
-func (s *Set) Len() int { return len(s.policies) }
+// Len is the number of policies, shadow ones included.
+func (s *Set) Len() int { return len(s.listed) }
 
-// Policies returns the policies in name order. They must not be modified.
-func (s *Set) Policies() []*Policy {
-	out := make([]*Policy, len(s.policies))
-	for i, p := range s.policies {
-		out[i] = p.Policy
-	}
-	return out
-}
+// Policies returns the policies in name order, shadow ones included. They
+// must not be modified.
+func (s *Set) Policies() []*Policy { return slices.Clone(s.listed) }
 
-// Policy returns the named policy.
+// Policy returns the named policy, enforcing or shadow.
 func (s *Set) Policy(name string) (*Policy, bool) {
-	i, ok := s.byName[name]
+	i, ok := slices.BinarySearchFunc(s.listed, name, func(p *Policy, n string) int { return strings.Compare(p.Name, n) })
 	if !ok {
 		return nil, false
 	}
-	return s.policies[i].Policy, true
+	return s.listed[i], true
 }
 
 // cover fills dst with the policies covering agent a.

@@ -14,7 +14,8 @@ import (
 // must compile, decide as docs/policies.md says its reasons mean
 // (checkDecision), and survive the JSON round trip the wasm filter's
 // configuration takes: parsed back, the same policies, deciding every probe
-// request alike (checkJSONRoundTrip).
+// request alike (checkJSONRoundTrip); and its shadow policies never change
+// a decision (checkShadowInvisible).
 func FuzzParse(f *testing.F) {
 	f.Add([]byte(specExample))
 	for _, p := range meshPolicies {
@@ -22,6 +23,7 @@ func FuzzParse(f *testing.F) {
 	}
 	f.Add([]byte("name: p\nrules:\n  - {effect: allow, actions: ['a:*'], conditions: {time: {between: '22:00-06:00', timezone: Europe/Berlin, days: [mon]}, context: {x: {in: [1, a, null, true]}}, chain: {root: ['*']}, delegated: true}}"))
 	f.Add([]byte("a: &a [x]\nb: *a\n---\nname: q"))
+	f.Add([]byte("name: p\nrules: [{effect: allow, actions: ['a:*']}]\n---\nname: s\nmode: shadow\ndefaultEffect: allow\nrules: [{effect: deny, actions: ['a:b']}, {effect: approve, actions: ['read:*']}]"))
 	f.Add([]byte("name: p\nrules:\n  - {effect: approve, actions: ['a:*'], approvers: [security, ops.leads], ttl: 90m, conditions: {context: {x: {matches: 'b*'}}, rateLimit: {requestsPerMinute: 5}}}\n  - {effect: allow, actions: ['*']}\ndefaultEffect: allow"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		ps, err := Parse("fuzz.yaml", data)
@@ -47,6 +49,7 @@ func FuzzParse(f *testing.F) {
 			checkDelegationOnlyNarrows(t, s, in, d)
 		}
 		checkJSONRoundTrip(t, ps, s)
+		checkShadowInvisible(t, ps, s)
 	})
 }
 

@@ -57,6 +57,9 @@ func checkDecision(t testing.TB, s *Set, in *Input, d Decision) {
 	if d.Policy != "" && !ok {
 		fail("names a policy the set does not hold")
 	}
+	if ok && named.Shadow() {
+		fail("a shadow policy decided")
+	}
 	switch d.Reason {
 	case ReasonRuleAllow, ReasonRuleDeny, ReasonApprovalRequired:
 		if !ok {
@@ -77,7 +80,7 @@ func checkDecision(t testing.TB, s *Set, in *Input, d Decision) {
 			fail("the approval's ttl or approvers are not the deciding rule's")
 		}
 	case ReasonNoPolicy:
-		if d.Policy != "" || slices.ContainsFunc(s.Policies(), func(p *Policy) bool { return covers(p, &in.Agent) }) {
+		if d.Policy != "" || slices.ContainsFunc(s.Policies(), func(p *Policy) bool { return !p.Shadow() && covers(p, &in.Agent) }) {
 			fail("a policy covers the actor")
 		}
 	case ReasonNoMatchingRule:
@@ -86,7 +89,7 @@ func checkDecision(t testing.TB, s *Set, in *Input, d Decision) {
 		}
 	case ReasonDefaultAllow:
 		for _, p := range s.Policies() {
-			if covers(p, &in.Agent) && p.DefaultEffect != Allow {
+			if !p.Shadow() && covers(p, &in.Agent) && p.DefaultEffect != Allow {
 				fail("covering policy %q defaults to %s", p.Name, p.DefaultEffect)
 			}
 		}
@@ -300,12 +303,13 @@ func TestParseSeedsCoverEveryField(t *testing.T) {
 			t.Fatalf("%s does not compile: %v", f, err)
 		}
 		checkJSONRoundTrip(t, ps, s)
+		checkShadowInvisible(t, ps, s)
 		for _, p := range ps {
 			markFields(used, p)
 		}
 	}
 	for _, f := range []string{
-		"version", "description", "appliesTo.trustTiers", "appliesTo.tags", "appliesTo.agentIds",
+		"version", "mode.shadow", "description", "appliesTo.trustTiers", "appliesTo.tags", "appliesTo.agentIds",
 		"rule.name", "rule.reason", "defaultEffect.allow", "defaultEffect.deny", "delegation.maxDepth",
 		"delegation.permissionCeiling", "rateLimits.requestsPerMinute", "rateLimits.requestsPerHour",
 		"resource.matches", "resource.startsWith", "resource.contains", "time.between", "time.timezone",
@@ -322,6 +326,7 @@ func TestParseSeedsCoverEveryField(t *testing.T) {
 func markFields(used map[string]bool, p *Policy) {
 	mark := func(f string, set bool) { used[f] = used[f] || set }
 	mark("version", p.Version != "")
+	mark("mode.shadow", p.Shadow())
 	mark("description", p.Description != "")
 	mark("appliesTo.trustTiers", len(p.AppliesTo.TrustTiers) > 0)
 	mark("appliesTo.tags", len(p.AppliesTo.Tags) > 0)

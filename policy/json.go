@@ -16,6 +16,7 @@ type policyDoc struct {
 	DefaultEffect Effect      `json:"defaultEffect"`
 	Delegation    *Delegation `json:"delegation,omitempty"`
 	RateLimits    *RateLimits `json:"rateLimits,omitempty"`
+	Mode          string      `json:"mode,omitempty"`
 }
 
 type ruleDoc struct {
@@ -43,7 +44,7 @@ type conditionsDoc struct {
 func (p *Policy) JSON() (json.RawMessage, error) {
 	d := policyDoc{
 		Name: p.Name, Version: p.Version, Description: p.Description, DefaultEffect: p.DefaultEffect,
-		Delegation: p.Delegation, RateLimits: p.RateLimits, Rules: make([]ruleDoc, len(p.Rules)),
+		Delegation: p.Delegation, RateLimits: p.RateLimits, Mode: p.Mode, Rules: make([]ruleDoc, len(p.Rules)),
 	}
 	if !p.AppliesTo.Empty() {
 		at := p.AppliesTo

@@ -29,7 +29,7 @@ const (
 	MaxApprovalTTL    = 30 * 24 * time.Hour
 )
 
-var policyKeys = []string{"name", "version", "description", "appliesTo", "rules", "defaultEffect", "delegation", "rateLimits"}
+var policyKeys = []string{"name", "version", "description", "appliesTo", "rules", "defaultEffect", "delegation", "rateLimits", "mode"}
 
 // namePattern keeps policy and rule names printable and usable in URLs
 // (/admin/policies/{name}) and headers (X-MeshGuard-Policy).
@@ -111,6 +111,8 @@ func (d *decoder) policy(n *yaml.Node) *Policy {
 			p.Delegation = d.delegation(v)
 		case "rateLimits":
 			p.RateLimits = d.rateLimits(v)
+		case "mode":
+			p.Mode = d.mode(v)
 		}
 	}) {
 		return nil
@@ -119,6 +121,21 @@ func (d *decoder) policy(n *yaml.Node) *Policy {
 		d.fail(n, "name", "missing (every policy needs a unique name)")
 	}
 	return p
+}
+
+// mode decodes a policy's mode: enforce (kept as "") or shadow.
+func (d *decoder) mode(n *yaml.Node) string {
+	s, ok := d.str(n, "mode")
+	switch {
+	case !ok:
+		return ""
+	case s == ModeEnforce:
+		return ""
+	case s == ModeShadow:
+		return ModeShadow
+	}
+	d.fail(n, "mode", "%q is not a mode (expected enforce or shadow)", cut(s))
+	return ""
 }
 
 func (d *decoder) name(n *yaml.Node, field string) (string, bool) {

@@ -364,8 +364,11 @@ type Report struct {
 }
 
 // RunTests evaluates every case. When now is non-zero it stands in for the
-// time of cases without `at`, so one run sees one clock.
+// time of cases without `at`, so one run sees one clock. Shadow policies
+// decide as if enforcing: the cases describe the set as it will be once
+// they are promoted (docs/governance.md).
 func RunTests(set *Set, cases []Case, now time.Time, explain bool) Report {
+	set = set.Candidate()
 	r := Report{Results: make([]Result, 0, len(cases))}
 	for _, c := range cases {
 		in := c.Input

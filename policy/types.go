@@ -28,8 +28,21 @@ type Policy struct {
 	DefaultEffect Effect      `json:"defaultEffect"`
 	Delegation    *Delegation `json:"delegation,omitempty"`
 	RateLimits    *RateLimits `json:"rateLimits,omitempty"`
-	Source        SourceRef   `json:"-"`
+	// Mode is "" (enforce) or ModeShadow: a shadow policy is evaluated
+	// but never changes a decision (docs/governance.md). Enforce is kept
+	// as "", so a policy's revision does not change by spelling it out.
+	Mode   string    `json:"mode,omitempty"`
+	Source SourceRef `json:"-"`
 }
+
+// Policy modes (the policy key mode:).
+const (
+	ModeEnforce = "enforce"
+	ModeShadow  = "shadow"
+)
+
+// Shadow reports whether p is a shadow policy.
+func (p *Policy) Shadow() bool { return p.Mode == ModeShadow }
 
 // SourceRef says where a policy was read from, for error messages and explain.
 type SourceRef struct {

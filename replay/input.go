@@ -18,6 +18,7 @@ const (
 	WhyArgumentsMissing = "arguments not recorded"     // the candidate reads an argument no record holds (AUDIT_ARGUMENTS off, or too large)
 	WhyValueMissing     = "request value not recorded" // the candidate reads a header or query parameter no policy read then
 	WhyUnreadable       = "unreadable record"          // the stored record is not one (a broken row), or its inputs contradict it
+	WhyArgumentCase     = "argument in another case"   // the candidate reads an argument the call spelt in another case: the engine refuses such a call
 )
 
 // errNot carries why a record cannot be decided again.
@@ -178,8 +179,10 @@ func (b *builder) input(rec *audit.Record, in *policy.Input) error {
 				return not(WhyUnreadable, "call.arguments")
 			}
 		}
-		v, ok, redacted := argument(args, path)
+		v, ok, redacted, folded := callArgument(args, path)
 		switch {
+		case folded:
+			return not(WhyArgumentCase, k)
 		case redacted:
 			return not(WhyRedacted, k)
 		case ok:
@@ -231,6 +234,84 @@ func argument(args map[string]any, path string) (v any, ok, redacted bool) {
 		}
 	}
 	return cur, true, hasRedacted(cur)
+}
+
+// callArgument is the value at a dot path of a call's recorded arguments
+// as the engine reads a call's (agentproto.Call.Argument): through
+// objects, and, from the first list on the path, in each of its elements,
+// flattened (recipients.email over recipients: [{email: …}, …] is the
+// list of every email). It also reports whether the path crosses, or the
+// value holds, a redacted member, and whether a member on the path is
+// spelt in another case — a call the engine refuses rather than decides.
+func callArgument(args map[string]any, path string) (v any, ok, redacted, folded bool) {
+	var cur any = args
+	for path != "" {
+		name, rest, _ := strings.Cut(path, ".")
+		switch m := cur.(type) {
+		case []any:
+			out, redacted, folded := listArgument(m, path, nil)
+			if redacted || folded || out == nil {
+				return nil, false, redacted, folded
+			}
+			return out, true, hasRedacted(out), false
+		case map[string]any:
+			e, found := m[name]
+			if !found {
+				return nil, false, false, hasFold(m, name)
+			}
+			cur, path = e, rest
+		case string:
+			return nil, false, m == audit.Redacted, false
+		default:
+			return nil, false, false, false
+		}
+	}
+	return cur, true, hasRedacted(cur), false
+}
+
+// listArgument appends to out the value at path in each element of the
+// list l, as agentproto's listArgument reads them: elements without the
+// path add nothing, a list found at the path's end adds its elements.
+func listArgument(l []any, path string, out []any) (_ []any, redacted, folded bool) {
+	for _, e := range l {
+		if out, redacted, folded = elementArgument(e, path, out); redacted || folded {
+			return nil, redacted, folded
+		}
+	}
+	return out, false, false
+}
+
+func elementArgument(v any, path string, out []any) (_ []any, redacted, folded bool) {
+	if path == "" {
+		return append(out, v), false, false
+	}
+	switch v := v.(type) {
+	case []any:
+		return listArgument(v, path, out)
+	case map[string]any:
+		name, rest, _ := strings.Cut(path, ".")
+		e, found := v[name]
+		if !found {
+			return out, false, hasFold(v, name)
+		}
+		if l, isList := e.([]any); isList && rest == "" {
+			return append(out, l...), false, false
+		}
+		return elementArgument(e, rest, out)
+	case string:
+		return out, v == audit.Redacted, false
+	}
+	return out, false, false
+}
+
+// hasFold reports whether m holds name in another case.
+func hasFold(m map[string]any, name string) bool {
+	for k := range m {
+		if strings.EqualFold(k, name) {
+			return true
+		}
+	}
+	return false
 }
 
 // cooperativeArgument is what key reads in a POST /v1/check context: the

@@ -30,6 +30,10 @@ import (
 const (
 	DefaultExamples = 5
 	MaxExamples     = 100
+	// MaxGroups bounds a report's groups: they are keyed by the recorded
+	// policy and rule, text a wasm filter ships; past it, changes are
+	// counted (Report.OutsideGroups) but grouped no more.
+	MaxGroups = 1000
 )
 
 // Kinds of change, as --fail-on names them.
@@ -152,6 +156,10 @@ func (r *Replayer) Add(rec *audit.Record) {
 	*r.rep.Counter(kind)++ // was != now: one of the six kinds
 	k := groupKey{kind, rec.Policy, rec.Rule, d.Policy, d.Rule}
 	g := r.groups[k]
+	if g == nil && len(r.groups) >= MaxGroups {
+		r.rep.OutsideGroups++
+		return
+	}
 	if g == nil {
 		g = &Group{Kind: kind, Old: Outcome{Decision: was, Policy: rec.Policy, Rule: rec.Rule},
 			New: Outcome{Decision: string(d.Effect), Policy: d.Policy, Rule: d.Rule}, Examples: []Example{}}

@@ -15,8 +15,9 @@ import (
 )
 
 // buildAlerts returns the alert dispatcher for the ALERT_* settings, or nil
-// when no provider is configured, and the providers.
-func (p *parts) buildAlerts(cfg *config.Config, log *slog.Logger) (*alert.Dispatcher, []alert.Provider, error) {
+// when no provider is configured, and the providers. links signs approval
+// links (nil without APPROVAL_LINK_BASE).
+func (p *parts) buildAlerts(cfg *config.Config, links alert.LinkFunc, log *slog.Logger) (*alert.Dispatcher, []alert.Provider, error) {
 	a := &cfg.Alerts
 	var providers []alert.Provider
 	if a.WebhookURL != "" {
@@ -39,7 +40,7 @@ func (p *parts) buildAlerts(cfg *config.Config, log *slog.Logger) (*alert.Dispat
 	}
 	d, err := alert.NewDispatcher(alert.Config{
 		Outbox: p.db, Providers: providers, RateLimit: a.RateLimit, Result: p.metrics.AlertResult,
-		Origin: alert.Origin{Instance: a.Instance, Environment: a.Environment}, Logger: log,
+		Origin: alert.Origin{Instance: a.Instance, Environment: a.Environment}, Links: links, Logger: log,
 	})
 	return d, providers, err
 }

@@ -21,6 +21,8 @@ import (
 
 	"github.com/meshguard/meshguard/admin"
 	"github.com/meshguard/meshguard/alert"
+	"github.com/meshguard/meshguard/approval"
+	"github.com/meshguard/meshguard/approvallink"
 	"github.com/meshguard/meshguard/audit"
 	"github.com/meshguard/meshguard/catalog/registry"
 	"github.com/meshguard/meshguard/checkapi"
@@ -113,6 +115,9 @@ type backend interface {
 	alert.Outbox
 	admin.RevocationStore
 	engine.Approvals
+	approvallink.Approvals
+	DecideApproval(ctx context.Context, d approval.Decision) (approval.Approval, error)
+	Secret(ctx context.Context, name string, size int) ([]byte, error)
 	CountOutbox(ctx context.Context) (map[string]int, error)
 	CountActiveAgents(ctx context.Context) (int64, error)
 	Close() error
@@ -256,10 +261,19 @@ func build(ctx context.Context, cfg *config.Config, o Options, log *slog.Logger)
 	if err := p.buildTelemetry(ctx, cfg, o, log); err != nil {
 		return nil, err
 	}
+	signer, err := linkSigner(ctx, cfg, p.db)
+	if err != nil {
+		return nil, err
+	}
+	var links alert.LinkFunc
+	if signer != nil {
+		links = signedLinks(signer)
+	}
 	var providers []alert.Provider
-	if p.alerts, providers, err = p.buildAlerts(cfg, log); err != nil {
+	if p.alerts, providers, err = p.buildAlerts(cfg, links, log); err != nil {
 		return nil, fmt.Errorf("alerts: %w", err)
 	}
+	warnUnannounced(p.loader.Current(), p.alerts, log)
 	var raiser *alert.Raiser // nil: no provider, nothing raised
 	if p.alerts != nil {
 		// ALERT_ON decides which decisions and failures raise alerts.
@@ -310,7 +324,9 @@ func build(ctx context.Context, cfg *config.Config, o Options, log *slog.Logger)
 		Agents: agents, Names: p.db, Policies: p.loader, Limiter: limiter, Recorder: recorder, Routes: cfg.Routes,
 		Tracer: p.tracing.Tracer(), Observer: observer,
 		DenialTracer: p.tracing.DenialTracer(), WithSpanIDs: telemetry.WithSpanIDs,
-		Approvals: p.db, ApprovalNotifier: approvalLog{log}, ApprovalPendingTTL: cfg.ApprovalPendingTTL,
+		Approvals: p.db, ApprovalPendingTTL: cfg.ApprovalPendingTTL,
+		ApprovalNotifier: &approvalNotifier{log: log, alerts: p.alerts, names: agentNames(agents),
+			origin: alert.Origin{Instance: cfg.Alerts.Instance, Environment: cfg.Alerts.Environment}},
 		ApprovalArguments: audit.ArgumentsConfig{Record: cfg.AuditArguments, Redact: cfg.AuditRedact},
 	})
 	if err != nil {
@@ -360,6 +376,15 @@ func build(ctx context.Context, cfg *config.Config, o Options, log *slog.Logger)
 		return nil, fmt.Errorf("admin API: %w", err)
 	}
 	api.Register(p.router)
+	if signer != nil {
+		// The signed one-time links of approval notifications.
+		linkPages, err := approvallink.New(approvallink.Config{Signer: signer, Approvals: p.db, Decider: storeDecider{p.db},
+			Limiter: limiter, Names: agentNames(agents), Logger: log})
+		if err != nil {
+			return nil, err
+		}
+		linkPages.Register(p.router)
+	}
 	// The admin API and /v1 read small JSON bodies: they get a read deadline
 	// so a slow client cannot hold a connection open. The gateway streams
 	// bodies of any length and is mounted beside them, not behind it.

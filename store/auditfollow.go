@@ -153,6 +153,9 @@ func (s *db) FollowAudit(ctx context.Context, f AuditFilter, cur *FollowCursor, 
 		}
 		err := s.scanAuditRows(ctx, q, append(args[:n:n], h.ID, from, h.Seq), func(seq int64, r audit.Record) error {
 			cur.set(h.ID, seq)
+			if f.Shadow && r.Shadow == nil {
+				return nil // the text search's superset
+			}
 			return fn(r, cur)
 		})
 		if err != nil {

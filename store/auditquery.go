@@ -30,6 +30,10 @@ type AuditFilter struct {
 	Decision string // allow or deny
 	TraceID  string
 	From, To time.Time // From ≤ timestamp < To
+	// Shadow keeps only records that carry a shadow answer (audit.Shadow).
+	// The store's test is on the encoding, a superset (a context key may
+	// read the same): callers check Record.Shadow.
+	Shadow bool
 	// Limit bounds a page of QueryAudit: 0 means DefaultAuditLimit. A scan
 	// (ScanAuditFiltered) reads everything that matches unless Limit is set.
 	Limit int
@@ -103,6 +107,11 @@ func (f AuditFilter) where() (string, []any, error) {
 	if !f.To.IsZero() {
 		add("ts < ?", f.To.UnixMicro())
 	}
+	if f.Shadow {
+		// The canonical encoding writes the field so, last but for the
+		// hashes; no '%' or '_' in the pattern, so both engines read it alike.
+		add("record LIKE ?", `%,"shadow":{"decision":"%`)
+	}
 	if !f.From.IsZero() && !f.To.IsZero() && !f.From.Before(f.To) {
 		return "", nil, fmt.Errorf("%w: from must be before to", ErrInvalidFilter)
 	}
@@ -148,6 +157,9 @@ func (s *db) QueryAudit(ctx context.Context, f AuditFilter) (AuditPage, error) {
 	var page AuditPage
 	var last int64
 	err = s.scanAuditRows(ctx, q, args, func(seq int64, r audit.Record) error {
+		if f.Shadow && r.Shadow == nil {
+			return nil // the text search's superset
+		}
 		if len(page.Records) == limit {
 			page.Next = encodeCursor(last)
 			return nil
@@ -177,7 +189,12 @@ func (s *db) ScanAuditFiltered(ctx context.Context, f AuditFilter, fn func(r aud
 	if f.Limit > 0 {
 		q += ` LIMIT ` + strconv.Itoa(f.Limit)
 	}
-	if err := s.scanAuditRows(ctx, q, args, func(seq int64, r audit.Record) error { return fn(r, encodeCursor(seq)) }); err != nil {
+	if err := s.scanAuditRows(ctx, q, args, func(seq int64, r audit.Record) error {
+		if f.Shadow && r.Shadow == nil {
+			return nil // the text search's superset
+		}
+		return fn(r, encodeCursor(seq))
+	}); err != nil {
 		return fmt.Errorf("scan audit: %w", err)
 	}
 	return nil

@@ -19,6 +19,7 @@ type Metrics struct {
 	audit    prometheus.Counter
 	dropped  prometheus.Counter
 	alerts   *prometheus.CounterVec
+	shadow   *prometheus.CounterVec
 }
 
 // NewMetrics builds the registry, with the Go runtime and process
@@ -48,8 +49,14 @@ func NewMetrics() *Metrics {
 			Name: "meshguard_alerts_sent_total",
 			Help: "Alert deliveries, by provider and result (sent, failed: to be retried, dropped).",
 		}, []string{"provider", "result"}),
+		// Label values are bounded: policy names by the policy set, the
+		// effects by allow, deny, approve.
+		shadow: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "meshguard_shadow_disagreements_total",
+			Help: "Decisions a shadow policy would have answered otherwise, by shadow policy, enforced and shadow decision.",
+		}, []string{"policy", "enforced", "shadow"}),
 	}
-	m.reg.MustRegister(m.checks, m.duration, m.audit, m.dropped, m.alerts,
+	m.reg.MustRegister(m.checks, m.duration, m.audit, m.dropped, m.alerts, m.shadow,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -59,6 +66,12 @@ func NewMetrics() *Metrics {
 func (m *Metrics) Decided(source, decision string, took time.Duration) {
 	m.checks.WithLabelValues(decision, source).Inc()
 	m.duration.Observe(took.Seconds())
+}
+
+// ShadowDisagreed counts one decision whose shadow answer (shadow) differs
+// from the one enforced, put down to the shadow policy named.
+func (m *Metrics) ShadowDisagreed(policy, enforced, shadow string) {
+	m.shadow.WithLabelValues(policy, enforced, shadow).Inc()
 }
 
 // AuditWritten counts n records stored.

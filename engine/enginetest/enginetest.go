@@ -50,6 +50,8 @@ type Options struct {
 	ApprovalArguments audit.ArgumentsConfig
 	// ApprovalPendingTTL is how long an approval waits (engine default if 0).
 	ApprovalPendingTTL time.Duration
+	// Observer is told of every decision (nil: nobody).
+	Observer engine.Observer
 }
 
 // New builds a Fixture whose policies are the given YAML documents (joined
@@ -104,7 +106,7 @@ func (f *Fixture) buildEngine(t testing.TB, opts Options) {
 		Mode: opts.Mode, Tokens: f.Cached, Delegations: f.Cached, Delegator: f.Issuer,
 		Agents: f.Agents, Names: f.Store, Policies: f.Policies, Limiter: f.Limiter, Recorder: f.Audit, Routes: opts.Routes, Now: opts.Now,
 		Approvals: f.Store, ApprovalNotifier: opts.ApprovalNotifier, ApprovalArguments: opts.ApprovalArguments,
-		ApprovalPendingTTL: opts.ApprovalPendingTTL,
+		ApprovalPendingTTL: opts.ApprovalPendingTTL, Observer: opts.Observer,
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -80,6 +80,13 @@ func trail(t *testing.T, prev string) []audit.Record {
 				SessionID: "sess-1", Arguments: []byte(`{"n":12345678901234567890,"password":"[redacted]","to":"\u003cann\u003e@ours.example","z":"研究"}`)}
 			r.Call.SetArguments([]byte(`{"to":"<ann>@ours.example","n":12345678901234567890,"password":"p","z":"研究"}`))
 		}
+		if i%5 == 4 {
+			r.Shadow = &audit.Shadow{Decision: "deny", Reason: "rule_deny", Policy: "strict", Rule: "no-x"}
+		}
+		if i == 6 {
+			// Reads like a shadow answer to a text search, and is none.
+			r.Context["shadow"] = map[string]any{"decision": "deny"}
+		}
 		if err := r.Seal(prev); err != nil {
 			t.Fatal(err)
 		}
@@ -192,6 +199,8 @@ func testAuditFilters(t *testing.T, open func(*testing.T) Backend) {
 		{"time range", store.AuditFilter{From: auditStart.Add(2 * time.Minute), To: auditStart.Add(4 * time.Minute)}, []string{"aud_03", "aud_02"}},
 		{"from, another zone", store.AuditFilter{From: auditStart.Add(10 * time.Minute).In(time.FixedZone("X", -5*3600))}, []string{"aud_11", "aud_10"}},
 		{"nothing", store.AuditFilter{AgentID: "agent_z"}, []string{}},
+		{"shadow answers", store.AuditFilter{Shadow: true}, []string{"aud_09", "aud_04"}},
+		{"shadow answers of a period", store.AuditFilter{Shadow: true, From: auditStart.Add(5 * time.Minute)}, []string{"aud_09"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -56,6 +56,7 @@ type Backend interface {
 	RevokeToken(ctx context.Context, r identity.RevokedToken) (identity.RevokedToken, bool, error)
 	ListRevokedTokens(ctx context.Context, after string, limit int) ([]identity.RevokedToken, error)
 	ApprovalBackend
+	SecretBackend
 	Close() error
 }
 
@@ -82,6 +83,7 @@ func Run(t *testing.T, open func(t *testing.T) Backend) {
 		{"Outbox", outboxTests()},
 		{"RevokedTokens", revokedTests()},
 		{"Approvals", approvalTests()},
+		{"Secrets", secretTests()},
 	}
 	for _, g := range groups {
 		t.Run(g.name, func(t *testing.T) {
