@@ -88,7 +88,9 @@ func (r *running) call(t *testing.T, ctx context.Context, method, path string, h
 	return answer{code: res.StatusCode, header: res.Header, body: b}
 }
 
-func bearerOf(tok string) map[string]string { return map[string]string{"Authorization": "Bearer " + tok} }
+func bearerOf(tok string) map[string]string {
+	return map[string]string{"Authorization": "Bearer " + tok}
+}
 
 // waiters reads the meshguard_approval_waiters gauge of r's /metrics.
 func (r *running) waiters(t *testing.T) int {
