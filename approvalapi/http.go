@@ -134,6 +134,7 @@ func (a *API) follow(w http.ResponseWriter, r *http.Request) {
 		err = approval.ErrNotFound
 	}
 	if err == nil && wait > 0 {
+		HoldOpen(w, wait)
 		ap, err = a.svc.Wait(r.Context(), id, wait)
 		if errors.Is(err, ErrBusy) {
 			w.Header().Set("Retry-After", "1")

@@ -77,3 +77,14 @@ func seconds(v string) (time.Duration, error) {
 func Applied(wait time.Duration) string {
 	return "wait=" + strconv.Itoa(int(wait/time.Second))
 }
+
+// readGrace is how long past a wait a held connection may stay unread.
+const readGrace = 10 * time.Second
+
+// HoldOpen moves w's connection read deadline past a wait about to start:
+// the server's read deadline (30 s for the API) would otherwise cancel the
+// request's context mid-wait, and the caller would get no answer.
+func HoldOpen(w http.ResponseWriter, wait time.Duration) {
+	// Not every ResponseWriter supports deadlines; the server's does.
+	_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(wait + readGrace))
+}

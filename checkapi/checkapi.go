@@ -182,6 +182,7 @@ func (a *API) check(w http.ResponseWriter, r *http.Request) {
 // stands (without Preference-Applied when it did not wait).
 func (a *API) waitAndDecide(w http.ResponseWriter, r *http.Request, d engine.Decision, wait time.Duration,
 	decide func() (engine.Decision, error)) (engine.Decision, error) {
+	approvalapi.HoldOpen(w, wait)
 	ap, err := a.approvals.Wait(r.Context(), d.ApprovalID, wait)
 	switch {
 	case errors.Is(err, approvalapi.ErrBusy):
