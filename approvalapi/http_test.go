@@ -252,3 +252,40 @@ func TestParseWait(t *testing.T) {
 		})
 	}
 }
+
+// TestDecideExpired: an approval that expired before anyone decided it
+// answers 409 approval_expired and stays expired.
+func TestDecideExpired(t *testing.T) {
+	f := newFixture(t, approvalapi.Config{}, time.Minute)
+	then := time.Now().Add(-2 * time.Hour)
+	b := approval.Binding{AgentID: "agent_a", Chain: []string{"agent_a"}, Action: "send:mail", Resource: "/mail/old"}
+	digest, err := b.Digest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, _, err := f.db.RequestApproval(context.Background(), approval.Approval{
+		ID: approval.NewID(then), Binding: digest, AgentID: "agent_a", Chain: []string{"agent_a"}, Action: "send:mail",
+		Resource: "/mail/old", CreatedAt: then, ExpiresAt: then.Add(time.Hour),
+	}, then)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, err := http.NewRequest("POST", f.base+"/admin/approvals/"+a.ID+"/approve", strings.NewReader(`{"by":"alice"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set(api.HeaderAdminToken, adminToken)
+	req.Header.Set("Content-Type", "application/json")
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	var body api.ApprovalConflict
+	if err := json.NewDecoder(res.Body).Decode(&body); err != nil || res.StatusCode != 409 || body.Error != api.ErrorApprovalExpired || body.Status != "expired" {
+		t.Fatalf("%d %+v %v", res.StatusCode, body, err)
+	}
+	if got, err := f.db.GetApproval(context.Background(), a.ID); err != nil || got.Status != approval.Expired || got.DecidedBy != "" {
+		t.Fatalf("after: %+v %v", got, err)
+	}
+}
