@@ -196,6 +196,7 @@ func TestDecideRefuses(t *testing.T) {
 		{"an unknown source", approval.Decision{ID: id, Approve: true, By: "alice"}, "cli"},
 		{"invalid UTF-8", approval.Decision{ID: id, Approve: true, By: "al\xffice"}, approvalapi.SourceAdmin},
 		{"a line separator", approval.Decision{ID: id, Approve: true, By: "alice\u2028x"}, approvalapi.SourceAdmin},
+		{"a right-to-left override", approval.Decision{ID: id, Approve: true, By: "\u202eecila"}, approvalapi.SourceAdmin},
 		{"a control character in the reason", approval.Decision{ID: id, Approve: true, By: "alice", Reason: "ok\r\nforged"}, approvalapi.SourceAdmin},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -182,13 +182,14 @@ func (s *Service) record(ctx context.Context, a approval.Approval, d approval.De
 }
 
 // cleanText refuses what a person's name or reason must not hold: invalid
-// UTF-8 and control characters (a forged log line, a terminal escape).
+// UTF-8, control characters (a forged log line, a terminal escape) and
+// bidirectional controls (a name that reads as another's).
 func cleanText(field, v string) error {
 	if !utf8.ValidString(v) {
 		return fmt.Errorf("%w: %s: not valid UTF-8", approval.ErrInvalid, field)
 	}
 	for _, r := range v {
-		if unicode.IsControl(r) || r == '\u2028' || r == '\u2029' {
+		if unicode.IsControl(r) || r == '\u2028' || r == '\u2029' || unicode.Is(unicode.Bidi_Control, r) {
 			return fmt.Errorf("%w: %s: control characters are not allowed", approval.ErrInvalid, field)
 		}
 	}
