@@ -13,8 +13,11 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"time"
 
 	"github.com/meshguard/meshguard/api"
+	"github.com/meshguard/meshguard/approval"
+	"github.com/meshguard/meshguard/approvalapi"
 	"github.com/meshguard/meshguard/engine"
 	"github.com/meshguard/meshguard/internal/edge"
 	"github.com/meshguard/meshguard/internal/httpjson"
@@ -37,11 +40,25 @@ type Mux interface {
 	Handle(pattern string, h http.Handler)
 }
 
+// Approvals waits for a human approval to be decided
+// (approvalapi.Service.Wait).
+type Approvals interface {
+	Wait(ctx context.Context, id string, limit time.Duration) (approval.Approval, error)
+}
+
 // API serves the two endpoints. Create it with New and Register it on the
 // server's router.
 type API struct {
-	engine Engine
-	log    *slog.Logger
+	engine    Engine
+	approvals Approvals // nil: Prefer: wait is ignored
+	log       *slog.Logger
+}
+
+// WithApprovals lets POST /v1/check wait for a pending approval when asked
+// with Prefer: wait=N (docs/api.md). Call it before Register.
+func (a *API) WithApprovals(w Approvals) *API {
+	a.approvals = w
+	return a
 }
 
 // New returns the API over e; log (nil discards) gets one line per
@@ -119,14 +136,31 @@ func (a *API) check(w http.ResponseWriter, r *http.Request) {
 		httpjson.BadRequest(w, "%s", msg)
 		return
 	}
-	er := engine.Request{
-		Source: engine.SourceAPI, Token: tok, Delegation: delegation,
-		Action: req.Action, Resource: req.Resource, Context: req.Context,
-		SourceAddress: r.RemoteAddr,
+	var wait time.Duration
+	if a.approvals != nil {
+		var err error
+		if wait, _, err = approvalapi.ParseWait(r, false); err != nil {
+			httpjson.BadRequest(w, "%v", err)
+			return
+		}
 	}
-	er.SetTraceparent(r.Header.Get("traceparent"))
-	d, err := a.engine.Check(r.Context(), &er)
+	decide := func() (engine.Decision, error) {
+		er := engine.Request{
+			Source: engine.SourceAPI, Token: tok, Delegation: delegation,
+			Action: req.Action, Resource: req.Resource, Context: req.Context,
+			SourceAddress: r.RemoteAddr,
+		}
+		er.SetTraceparent(r.Header.Get("traceparent"))
+		return a.engine.Check(r.Context(), &er)
+	}
+	d, err := decide()
+	if err == nil && wait > 0 && d.Reason == engine.ReasonApprovalRequired && d.ApprovalID != "" {
+		d, err = a.waitAndDecide(w, r, d, wait, decide)
+	}
 	if err != nil {
+		if r.Context().Err() != nil {
+			return // the caller left while waiting: nobody reads an answer
+		}
 		a.log.Error("checkapi: /v1/check: MeshGuard could not decide", "error", err)
 		httpjson.WriteError(w, http.StatusServiceUnavailable, "unavailable", "%s", engine.Unavailable(err))
 		return
@@ -139,6 +173,28 @@ func (a *API) check(w http.ResponseWriter, r *http.Request) {
 		status = d.Status
 	}
 	httpjson.WriteJSON(w, status, decisionBody(&d))
+}
+
+// waitAndDecide holds a check whose answer is approval_required until its
+// approval is decided or wait ends, then decides the request again: a
+// granted approval is used by this very check (once). When the approval
+// is still pending, or too many callers wait already, the first decision
+// stands (without Preference-Applied when it did not wait).
+func (a *API) waitAndDecide(w http.ResponseWriter, r *http.Request, d engine.Decision, wait time.Duration,
+	decide func() (engine.Decision, error)) (engine.Decision, error) {
+	approvalapi.HoldOpen(w, wait)
+	ap, err := a.approvals.Wait(r.Context(), d.ApprovalID, wait)
+	switch {
+	case errors.Is(err, approvalapi.ErrBusy):
+		return d, nil
+	case err != nil:
+		return d, err
+	}
+	w.Header().Set(api.HeaderPreferenceApplied, approvalapi.Applied(wait))
+	if ap.Status == approval.Pending {
+		return d, nil
+	}
+	return decide()
 }
 
 // delegate is POST /v1/delegations: the caller (its bearer token; with

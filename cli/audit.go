@@ -95,8 +95,17 @@ func recordLine(r *audit.Record) string {
 	if r.Policy != "" {
 		why += " " + r.Policy + "/" + orDash(r.Rule)
 	}
-	return printable(fmt.Sprintf("%s  %-5s %d  %s  %s%s  %s  trace=%s", r.Timestamp.UTC().Format("2006-01-02T15:04:05.000Z"),
-		strings.ToUpper(r.Decision), r.Status, who, r.Action, callNote(r.Call), why, orDash(r.TraceID)))
+	return printable(fmt.Sprintf("%s  %-5s %d  %s  %s%s  %s%s  trace=%s", r.Timestamp.UTC().Format("2006-01-02T15:04:05.000Z"),
+		strings.ToUpper(r.Decision), r.Status, who, r.Action, callNote(r.Call), why, approvalNote(r.Approval), orDash(r.TraceID)))
+}
+
+// approvalNote is what a human approval adds to a record: its id and what
+// the request came to (" approval=apr_… requested"); "" for none.
+func approvalNote(a *audit.Approval) string {
+	if a == nil || a.ID == "" {
+		return ""
+	}
+	return "  approval=" + a.ID + " " + a.Outcome
 }
 
 // callNote is what an agent-protocol call adds to its action

@@ -20,6 +20,7 @@ import (
 
 	"github.com/meshguard/meshguard/admin"
 	"github.com/meshguard/meshguard/api"
+	"github.com/meshguard/meshguard/approvalapi"
 	"github.com/meshguard/meshguard/catalog"
 	"github.com/meshguard/meshguard/catalog/registry"
 	"github.com/meshguard/meshguard/checkapi"
@@ -118,10 +119,19 @@ func newLiveWith(t *testing.T, mutate func(*admin.Config)) *live {
 	if err != nil {
 		t.Fatal(err)
 	}
+	approvals, err := approvalapi.New(t.Context(), approvalapi.Config{Store: l.f.Store, Recorder: l.f.Audit})
+	if err != nil {
+		t.Fatal(err)
+	}
+	approvalsAPI, err := approvalapi.NewAPI(approvals, l.f.Cached, testAdminToken, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
 	// Every route of the main port, on one router, as the server has them.
 	h := httpjson.NewRouter(nil)
 	api.Register(h)
-	checks.Register(h)
+	approvalsAPI.Register(h)
+	checks.WithApprovals(approvals).Register(h)
 	filters.Register(h)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		l.requests.Add(1)

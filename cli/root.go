@@ -127,7 +127,7 @@ func New(opts Options) *cobra.Command {
 	pf.BoolVar(&a.g.json, "json", false, "print JSON instead of text")
 	pf.BoolVarP(&a.g.quiet, "quiet", "q", false, "print nothing but errors; the exit code tells the result")
 
-	root.AddCommand(a.versionCmd(), a.serveCmd(), a.agentCmd(), a.policyCmd(), a.keysCmd(), a.auditCmd(), a.serviceCmd(), a.xdsCmd(), a.filterCmd(), a.alertsCmd(), a.tokensCmd())
+	root.AddCommand(a.versionCmd(), a.serveCmd(), a.agentCmd(), a.policyCmd(), a.keysCmd(), a.auditCmd(), a.serviceCmd(), a.xdsCmd(), a.filterCmd(), a.alertsCmd(), a.tokensCmd(), a.approvalsCmd())
 	return root
 }
 

@@ -164,6 +164,10 @@ func TestAdminRoutesRefuseEveryOtherCredential(t *testing.T) {
 		return err == nil && len(page.Records) == 1
 	})
 	minted := watchFilterConfig(ctx, t, r, "envoy-auth")().MeshGuard.Token
+	// Two approvals pending (another trace than the one counted above):
+	// one for the approve row, one for the deny row.
+	asker := r.agent(t, "asker", "asker")
+	toApprove, toDeny := raiseApproval(t, r, asker, "/docs/approve-me"), raiseApproval(t, r, asker, "/docs/deny-me")
 
 	id := target.ID
 	policyYAML := "name: applied-by-the-test\nappliesTo: {tags: [applied]}\nrules:\n  - {name: r, effect: allow, actions: [\"read:*\"]}\n"
@@ -202,6 +206,10 @@ func TestAdminRoutesRefuseEveryOtherCredential(t *testing.T) {
 		{route: "GET /admin/alerts", method: "GET", path: "/admin/alerts"},
 		{route: "POST /admin/alerts/test", method: "POST", path: "/admin/alerts/test"},
 		{route: "GET /admin/filter/config", method: "GET", path: "/admin/filter/config"},
+		{route: "GET /admin/approvals", method: "GET", path: "/admin/approvals?status=pending"},
+		{route: "GET /admin/approvals/{id}", method: "GET", path: "/admin/approvals/" + toApprove},
+		{route: "POST /admin/approvals/{id}/approve", method: "POST", path: "/admin/approvals/" + toApprove + "/approve", body: `{"by":"alice"}`},
+		{route: "POST /admin/approvals/{id}/deny", method: "POST", path: "/admin/approvals/" + toDeny + "/deny", body: `{"by":"alice"}`},
 	}
 	checkRows(t, routes, "/admin/", rows)
 
@@ -262,12 +270,12 @@ func TestAdminRoutesRefuseEveryOtherCredential(t *testing.T) {
 }
 
 // storedState is what the admin API's writes would change: agents,
-// stored policies, services, revoked tokens and signing keys, as the API
-// reads them back.
+// stored policies, services, revoked tokens, signing keys and approvals,
+// as the API reads them back.
 func storedState(t *testing.T, base string) string {
 	t.Helper()
 	var b strings.Builder
-	for _, path := range []string{"/admin/agents?limit=1000", "/admin/policies", "/admin/services", "/admin/tokens/revoked?limit=1000", "/.well-known/jwks.json"} {
+	for _, path := range []string{"/admin/agents?limit=1000", "/admin/policies", "/admin/services", "/admin/tokens/revoked?limit=1000", "/.well-known/jwks.json", "/admin/approvals"} {
 		code, body := send(t, base, routeRequest{method: "GET", path: path}, map[string]string{"X-Admin-Token": authTestAdminToken})
 		if code != http.StatusOK {
 			t.Fatalf("GET %s: %d %.200s", path, code, body)
@@ -294,6 +302,7 @@ func startAuthTest(t *testing.T) (*running, []string) {
 	}
 	cfg := configWith(t, func(c *config.Config) {
 		c.ServicesFile, c.WasmFilterPath, c.AdminToken = file, "/etc/envoy/meshguard-filter.wasm", authTestAdminToken
+		writePolicy(t, c, "ask.yaml", askPolicy)
 	})
 	routes := routesOf(t, cfg)
 	return run(t, cfg), routes

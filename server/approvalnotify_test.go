@@ -19,6 +19,7 @@ import (
 	"github.com/meshguard/meshguard/agentproto"
 	"github.com/meshguard/meshguard/alert"
 	"github.com/meshguard/meshguard/approval"
+	"github.com/meshguard/meshguard/audit"
 	"github.com/meshguard/meshguard/config"
 	"github.com/meshguard/meshguard/engine"
 	"github.com/meshguard/meshguard/store"
@@ -155,6 +156,16 @@ func TestServedApprovalNotification(t *testing.T) {
 			if now := status(); now.Status != approval.Approved || now.DecidedBy != "link:webhook" {
 				t.Fatalf("after the POST: %s by %q", now.Status, now.DecidedBy)
 			}
+			// The link's decision is in the audit trail, as an admin's is.
+			eventually(t, "the link's decision recorded", func() bool {
+				found := false
+				err := other.ScanAuditFiltered(context.Background(), store.AuditFilter{}, func(rec audit.Record, _ string) error {
+					found = found || rec.Action == "approval:approve" && rec.Source == "link" && rec.Approval != nil &&
+						rec.Approval.ID == a.ID && rec.TraceID == a.TraceID && rec.Context["by"] == "link:webhook"
+					return nil
+				})
+				return err == nil && found
+			})
 			if resp := call(); resp.GetStatus().GetCode() != int32(code.Code_OK) {
 				t.Fatalf("the retry after approval: %v", resp)
 			}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/meshguard/meshguard/alert"
 	"github.com/meshguard/meshguard/approval"
+	"github.com/meshguard/meshguard/approvalapi"
 	"github.com/meshguard/meshguard/approvallink"
 	"github.com/meshguard/meshguard/config"
 	"github.com/meshguard/meshguard/identity"
@@ -105,18 +106,11 @@ func signedLinks(s *approvallink.Signer) alert.LinkFunc {
 	}
 }
 
-// storeDecider decides an approval in the store.
-//
-// FOR THE LEAD AT MERGE: swap this for the approval API's one function
-// "decide an approval + record it in the audit trail" (source "link"), so
-// a link's decision is in the audit trail like the admin API's; until
-// then a link's decision is in the store and the log only.
-type storeDecider struct {
-	store interface {
-		DecideApproval(ctx context.Context, d approval.Decision) (approval.Approval, error)
-	}
-}
+// linkDecider is the approval API's one "decide and record" function, for
+// the signed links: a link's decision is in the audit trail as the admin
+// API's is.
+type linkDecider struct{ svc *approvalapi.Service }
 
-func (s storeDecider) Decide(ctx context.Context, d approval.Decision, _ string) (approval.Approval, error) {
-	return s.store.DecideApproval(ctx, d)
+func (l linkDecider) Decide(ctx context.Context, d approval.Decision, source string) (approval.Approval, error) {
+	return l.svc.Decide(ctx, d, approvalapi.Source(source))
 }

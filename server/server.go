@@ -22,6 +22,7 @@ import (
 	"github.com/meshguard/meshguard/admin"
 	"github.com/meshguard/meshguard/alert"
 	"github.com/meshguard/meshguard/approval"
+	"github.com/meshguard/meshguard/approvalapi"
 	"github.com/meshguard/meshguard/approvallink"
 	"github.com/meshguard/meshguard/audit"
 	"github.com/meshguard/meshguard/catalog/registry"
@@ -118,6 +119,7 @@ type backend interface {
 	approvallink.Approvals
 	DecideApproval(ctx context.Context, d approval.Decision) (approval.Approval, error)
 	Secret(ctx context.Context, name string, size int) ([]byte, error)
+	approvalapi.Store
 	CountOutbox(ctx context.Context) (map[string]int, error)
 	CountActiveAgents(ctx context.Context) (int64, error)
 	Close() error
@@ -150,6 +152,9 @@ type parts struct {
 	services *registry.Registry
 	pub      *publisher
 	alerts   *alert.Dispatcher // nil: no provider configured
+
+	// approvals answers and waits for human approvals; tests count its waiters.
+	approvals *approvalapi.Service
 	// adminToken is the admin token in force; the wasm filters'
 	// credentials are keyed by it.
 	adminToken string
@@ -346,7 +351,24 @@ func build(ctx context.Context, cfg *config.Config, o Options, log *slog.Logger)
 	if err != nil {
 		return nil, fmt.Errorf("check API: %w", err)
 	}
-	checks.Register(p.router)
+	// Human approvals: answered by the admin API, followed and waited for
+	// by agents (approvalapi). Straight to the trail: an approver's denial
+	// is no request denied, and must not raise a deny alert.
+	var approvalRec approvalapi.Recorder
+	if p.audit != nil {
+		approvalRec = p.audit
+	}
+	if p.approvals, err = approvalapi.New(ctx, approvalapi.Config{Store: p.db, Recorder: approvalRec, Logger: log}); err != nil {
+		return nil, fmt.Errorf("approvals: %w", err)
+	}
+	p.metrics.Gauge("meshguard_approval_waiters", "Callers waiting for a human approval to be decided (long polls).",
+		func() float64 { return float64(p.approvals.Waiters()) })
+	approvalsAPI, err := approvalapi.NewAPI(p.approvals, p.cached, token, log)
+	if err != nil {
+		return nil, fmt.Errorf("approvals: %w", err)
+	}
+	approvalsAPI.Register(p.router)
+	checks.WithApprovals(p.approvals).Register(p.router)
 	filters, err := filterapi.New(filterapi.Config{Engine: eng, Agents: p.db, Policies: p.loader,
 		Generate: p.pub.filterConfig, Authenticate: p.proxies.Filter, Recorder: recorder, Observer: observer, Dropped: p.metrics.FilterDropped, Logger: log})
 	if err != nil {
@@ -378,7 +400,7 @@ func build(ctx context.Context, cfg *config.Config, o Options, log *slog.Logger)
 	api.Register(p.router)
 	if signer != nil {
 		// The signed one-time links of approval notifications.
-		linkPages, err := approvallink.New(approvallink.Config{Signer: signer, Approvals: p.db, Decider: storeDecider{p.db},
+		linkPages, err := approvallink.New(approvallink.Config{Signer: signer, Approvals: p.db, Decider: linkDecider{p.approvals},
 			Limiter: limiter, Names: agentNames(agents), Logger: log})
 		if err != nil {
 			return nil, err

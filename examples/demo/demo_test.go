@@ -33,6 +33,8 @@ func TestDemo(t *testing.T) {
 		{401, "unauthorized", false},                      // gateway: no credential
 		{403, policy.ReasonDelegationRevoked, false},      // revoked member
 		{401, "agent_revoked", false},                     // revoked actor
+		{403, "approval_required", false},                 // a deploy waits for a person
+		{200, "approval_granted", false},                  // approved with the CLI: allowed once
 	}
 	if len(d) != len(want) {
 		t.Fatalf("%d decisions, want %d\n%s", len(d), len(want), out.String())
@@ -53,7 +55,14 @@ func TestDemo(t *testing.T) {
 		"└─ delegated to researcher (",
 		"└─ delegated to emailer (",
 		"delete:contacts/42",
-		"✓ audit trail intact: 12 records verified",
+		// Human approval: listed, approved with the CLI, and each step
+		// in the trail under the deploy's trace.
+		"pending  deployer  deploy:prod/web",
+		"approved by demo (agent deployer",
+		"approval_required deploys/production  approval=",
+		"approval:approve  approval_approved deploys/production  approval=",
+		"approval_granted deploys/production  approval=",
+		"✓ audit trail intact: 15 records verified",
 	} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("the demo's output lacks %q", want)

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -125,7 +126,91 @@ func (w *walk) run(ctx context.Context) error {
 	if _, err := w.envoy(ctx, "the researcher itself", "researcher", "", "GET", "papers.internal", "/papers"); err != nil {
 		return err
 	}
+	if err := w.approval(ctx); err != nil {
+		return err
+	}
 	return w.audit(ctx)
+}
+
+// approvalTrace is the trace of the deploy that waits for a person.
+const approvalTrace = "4bf92f3577b34da6a3ce929d0e0e4736"
+
+// approvalPolicy holds every production deploy for a person's approval.
+const approvalPolicy = `name: deploys
+appliesTo: {tags: [deployer]}
+rules:
+  - {name: production, effect: approve, actions: ["deploy:prod/*"], approvers: [release-managers]}
+`
+
+// approval walks human approval: a deploy held for a person, listed and
+// approved with the CLI, then allowed once; the trail shows each step.
+func (w *walk) approval(ctx context.Context) error {
+	w.say("\n== Human approval: every production deploy waits for a person (policy deploys, effect: approve)")
+	if _, err := w.api.ApplyPolicyYAML(ctx, []byte(approvalPolicy)); err != nil {
+		return fmt.Errorf("applying the deploys policy: %w", err)
+	}
+	got, err := w.api.CreateAgent(ctx, api.CreateAgentRequest{Name: "deployer", TrustTier: "verified", Tags: []string{"deployer"}})
+	if err != nil {
+		return fmt.Errorf("creating the deployer: %w", err)
+	}
+	w.tokens["deployer"], w.ids["deployer"] = got.Token, got.ID
+	id, err := w.deploy(ctx, "the deployer deploys web 1.4.2 to production")
+	if err != nil {
+		return err
+	}
+	if err := w.mg(ctx, "(meshguard approvals list --status pending)", "approvals", "list", "--status", "pending"); err != nil {
+		return err
+	}
+	if err := w.mg(ctx, "(meshguard approvals approve "+id+" --by demo --reason \"change 42\")",
+		"approvals", "approve", id, "--by", "demo", "--reason", "change 42"); err != nil {
+		return err
+	}
+	if _, err := w.deploy(ctx, "the deployer retries the same deploy"); err != nil {
+		return err
+	}
+	// Records are written in groups every AUDIT_FLUSH_MS: wait for the three.
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		page, err := w.api.QueryAudit(ctx, client.AuditFilter{TraceID: approvalTrace})
+		if err != nil {
+			return err
+		}
+		if len(page.Records) >= 3 {
+			break
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%d audit records of the deploy, want 3", len(page.Records))
+		}
+	}
+	return w.mg(ctx, "(meshguard audit tail --trace "+approvalTrace+": requested, approved, granted — the approval used)", "audit", "tail", "--trace", approvalTrace)
+}
+
+// deploy asks POST /v1/check, as an SDK does, about the deployer's deploy
+// and prints the decision; it returns the approval a 403 names.
+func (w *walk) deploy(ctx context.Context, step string) (string, error) {
+	agent := w.api.WithAgentToken(w.tokens["deployer"])
+	d, err := agent.Check(ctx, api.CheckRequest{Action: "deploy:prod/web", Resource: "/services/web",
+		Context: map[string]any{"version": "1.4.2"}, TraceParent: "00-" + approvalTrace + "-00f067aa0ba902b7-01"})
+	var ae *client.APIError
+	if err != nil && !errors.As(err, &ae) {
+		return "", fmt.Errorf("%s: %w", step, err)
+	}
+	w.seen = append(w.seen, seen{step: step, status: d.Status, reason: d.Reason})
+	verdict := "ALLOW  " + d.Reason + ": " + d.Message
+	if !d.Allowed {
+		verdict = fmt.Sprintf("DENY %d %s: approval_id %s, follow it at %s", d.Status, d.Reason, d.ApprovalID, d.ApprovalURL)
+	}
+	w.say("   [/v1/check] %-50s deploy:prod/web\n               → %s", step, verdict)
+	return d.ApprovalID, nil
+}
+
+// mg runs the CLI as an operator would, with the admin token.
+func (w *walk) mg(ctx context.Context, title string, args ...string) error {
+	w.say("   %s", title)
+	env := map[string]string{"MESHGUARD_GATEWAY_URL": w.http, "MESHGUARD_ADMIN_TOKEN": w.admin}
+	if code := cli.Main(ctx, args, cli.Options{Stdout: w.out, Stderr: w.out, Getenv: func(k string) string { return env[k] }}); code != 0 {
+		return fmt.Errorf("meshguard %s: exit %d", strings.Join(args, " "), code)
+	}
+	return nil
 }
 
 // demoTrace is the trace of the delegation chain.
