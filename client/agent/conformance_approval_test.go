@@ -21,24 +21,6 @@ type approvalAct struct {
 	Approval string `json:"approval"`
 }
 
-// hasApprovalAPI reports whether the server answers the admin API's list of
-// approvals, and what it answered.
-func (s served) hasApprovalAPI(t *testing.T) (bool, string) {
-	t.Helper()
-	req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, s.url+"/admin/approvals?limit=1", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set(api.HeaderAdminToken, s.adminToken)
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return false, err.Error()
-	}
-	defer res.Body.Close()
-	_, _ = io.Copy(io.Discard, res.Body)
-	return res.StatusCode == http.StatusOK, fmt.Sprintf("GET /admin/approvals answered %d", res.StatusCode)
-}
-
 // decide approves or denies a saved approval through the admin API.
 func (s served) decide(t *testing.T, act approvalAct, approvals map[string]string) error {
 	id := approvals[act.Approval]
