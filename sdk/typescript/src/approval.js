@@ -115,7 +115,7 @@ export async function denialFrom(response) {
   const msg = `MeshGuard: gateway: ${status}${fields.reason ? ` ${fields.reason}` : ''}${str(j.message) ? `: ${j.message}` : ''}` +
     (fields.traceId ? ` [trace ${fields.traceId}]` : '');
   switch (status) {
-    case 400: return new BadRequest(msg, fields);
+    case 400: case 413: case 415: case 431: return new BadRequest(msg, fields);
     case 401: return new Unauthorized(msg, fields);
     case 429: return new (refine(RateLimited, fields.reason))(msg, fields);
     default: return status >= 500 ? new Unavailable(msg, fields) : new (refine(Denied, fields.reason))(msg, fields);

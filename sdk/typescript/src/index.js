@@ -331,7 +331,7 @@ export class MeshGuard {
     const said = `${status}${fields.reason ? ` ${fields.reason}` : ''}${str(j.message) ? `: ${j.message}` : ''}`;
     const msg = this.#scrub(`MeshGuard: ${what}: ${said}${traceNote(fields.traceId)}`);
     switch (status) {
-      case 400: return new BadRequest(msg, fields);
+      case 400: case 413: case 415: case 431: return new BadRequest(msg, fields);
       case 401: return new Unauthorized(msg, fields);
       case 403: return new (refine(Denied, fields.reason))(msg, fields);
       case 429: return new (refine(RateLimited, fields.reason))(msg, fields);
