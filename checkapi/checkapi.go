@@ -144,17 +144,24 @@ func (a *API) check(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	tp := r.Header.Get("traceparent")
 	decide := func() (engine.Decision, error) {
 		er := engine.Request{
 			Source: engine.SourceAPI, Token: tok, Delegation: delegation,
 			Action: req.Action, Resource: req.Resource, Context: req.Context,
 			SourceAddress: r.RemoteAddr,
 		}
-		er.SetTraceparent(r.Header.Get("traceparent"))
+		er.SetTraceparent(tp)
 		return a.engine.Check(r.Context(), &er)
 	}
 	d, err := decide()
 	if err == nil && wait > 0 && d.Reason == engine.ReasonApprovalRequired && d.ApprovalID != "" {
+		// One check is one trace: without the caller's trace, the decision
+		// after the wait continues the first one's, whose trace the
+		// approval and its answer are recorded under.
+		if _, ok := edge.ParseTraceparent(tp); !ok && d.TraceID != "" && d.SpanID != "" {
+			tp = edge.Traceparent{TraceID: d.TraceID, SpanID: d.SpanID, Sampled: d.TraceSampled}.String()
+		}
 		d, err = a.waitAndDecide(w, r, d, wait, decide)
 	}
 	if err != nil {

@@ -52,6 +52,7 @@ const (
 	SkipNotPolicy   = "not a policy decision" // refused before policy (a bad token, an unmapped path, a route's tier minimum, a bad delegation token)
 	SkipAfterPolicy = "decided after policy"  // the policies allowed; the token's chain cap, the hand-off rule or a rate limit denied
 	SkipDelegation  = "explicit delegation"   // POST /v1/delegations, decided by the hand-off rule
+	SkipApproval    = "a person's answer"     // approval:approve or approval:deny, by the admin API or a signed link
 	SkipFiltered    = "filtered out"          // --agent or --action
 )
 
@@ -127,6 +128,11 @@ func (r *Replayer) Add(rec *audit.Record) {
 		return
 	case rec.Source == "delegation":
 		r.skipped[SkipDelegation]++
+		return
+	case rec.Source == "admin" || rec.Source == "link":
+		// A person answered an approval: no request to decide again (the
+		// request's own records are).
+		r.skipped[SkipApproval]++
 		return
 	case rec.Inputs == nil:
 		if policyReason(rec) {

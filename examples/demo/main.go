@@ -121,6 +121,7 @@ MeshGuard is still running (HTTP %s, gRPC %s) — Ctrl-C stops it.
   ./bin/meshguard agent list
   ./bin/meshguard policy list
   ./bin/meshguard policy test --agent emailer --action write:email --context '{"recipient":"eve@elsewhere.test"}' --verbose
+  ./bin/meshguard approvals list        # the deploy's approval: used; approvals show ID for the whole request
 
   # the emailer through the gateway, and asking /v1/check about something it may not do
   curl -i %s/proxy/contacts -H "Authorization: Bearer $EMAILER_TOKEN"
