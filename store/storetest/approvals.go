@@ -51,6 +51,8 @@ func candidate(t *testing.T, agent, binding string, now time.Time, ttl time.Dura
 		ID: approval.NewID(now), Binding: digest, AgentID: agent, AgentName: "emailer", Chain: []string{agent},
 		Action: "write:email", Resource: binding, Method: "tools/call", Name: "send_email",
 		Arguments: json.RawMessage(`{"to":"a@example.com","password":"[redacted]"}`), ArgumentsDigest: "ab",
+		Query: "to=eve%40example.com&token=[redacted]", Context: json.RawMessage(`{"query.to":"eve@example.com"}`),
+		Params: json.RawMessage(`{"message":{"parts":[{"text":"hi"}]}}`), ParamsDigest: "cd", Omitted: []string{"arguments"},
 		Policy: "mail", Rule: "external", Approvers: []string{"security"}, TTL: ttl,
 		TraceID: "0af7651916cd43dd8448eb211c80319c", DecisionID: "dec_1",
 		CreatedAt: now, ExpiresAt: now.Add(24 * time.Hour),
