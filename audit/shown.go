@@ -57,7 +57,14 @@ func redactedParam(raw string, names map[string]bool) bool {
 	if i := strings.IndexByte(name, '['); i > 0 {
 		name = name[:i]
 	}
-	name = strings.NewReplacer(".", "", " ", "").Replace(name)
+	if strings.ContainsAny(name, ". ") {
+		name = strings.Map(func(r rune) rune {
+			if r == '.' || r == ' ' {
+				return -1
+			}
+			return r
+		}, name)
+	}
 	return names[redactKey(name)]
 }
 

@@ -149,3 +149,24 @@ func TestApprovalShowsNoOversizedQuery(t *testing.T) {
 		t.Fatalf("query %d bytes shown, omitted %v; want none shown, [query]", len(a.Query), a.Omitted)
 	}
 }
+
+// BenchmarkCheckApprovalPending is an agent retrying a request held for
+// approval (a pending one found: no new approval raised): the approve
+// path, with its binding, what it shows a person (query, context,
+// redacted) and the store's write transaction.
+func BenchmarkCheckApprovalPending(b *testing.B) {
+	f := enginetest.New(b, shownPolicy, enginetest.Options{ApprovalPendingTTL: 30 * time.Minute})
+	_, tok := f.Agent(b, "mailer", trust.Verified, []string{"mailer"})
+	req := engine.Request{Source: engine.SourceGateway, Token: tok, Method: "POST", Path: "/outbox/1?to=eve@evil.example&token=s3cret&subject=hi"}
+	r := req
+	if d, err := f.Engine.Check(b.Context(), &r); err != nil || d.ApprovalOutcome != approval.OutcomeRequested {
+		b.Fatal(d, err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		r := req
+		if d, err := f.Engine.Check(b.Context(), &r); err != nil || d.ApprovalOutcome != approval.OutcomePending {
+			b.Fatal(d, err)
+		}
+	}
+}
