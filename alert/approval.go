@@ -46,8 +46,19 @@ type ApprovalRequest struct {
 	Name            string          `json:"name,omitempty"`
 	Arguments       json.RawMessage `json:"arguments,omitempty"`
 	ArgumentsDigest string          `json:"argumentsDigest,omitempty"`
-	TraceID         string          `json:"traceId"`
-	ExpiresAt       time.Time       `json:"expiresAt"`
+	// Query, Context and Params are the rest of what the approval is
+	// bound to, redacted as the trail redacts (docs/governance.md "What
+	// the approver is shown"): the proxied request's query string, the
+	// decision's context, an A2A request's params (absent without
+	// AUDIT_ARGUMENTS; their digest always). Omitted names those too large
+	// to show.
+	Query        string          `json:"query,omitempty"`
+	Context      json.RawMessage `json:"context,omitempty"`
+	Params       json.RawMessage `json:"params,omitempty"`
+	ParamsDigest string          `json:"paramsDigest,omitempty"`
+	Omitted      []string        `json:"omitted,omitempty"`
+	TraceID      string          `json:"traceId"`
+	ExpiresAt    time.Time       `json:"expiresAt"`
 	// Command decides it from the CLI; Links from the notification, when
 	// APPROVAL_LINK_BASE is set. Links are signed for one provider and
 	// filled in as it sends (never stored in the outbox).
@@ -86,7 +97,8 @@ func ForApproval(a *approval.Approval, chain []string, at time.Time, o Origin) A
 	al.Approval = &ApprovalRequest{
 		ID: a.ID, AgentID: a.AgentID, AgentName: a.AgentName, Chain: chain, Action: a.Action, Resource: a.Resource,
 		Policy: a.Policy, Rule: a.Rule, Approvers: approvers, Method: a.Method, Name: a.Name,
-		Arguments: a.Arguments, ArgumentsDigest: a.ArgumentsDigest, TraceID: a.TraceID, ExpiresAt: a.ExpiresAt.UTC(),
+		Arguments: a.Arguments, ArgumentsDigest: a.ArgumentsDigest, Query: a.Query, Context: a.Context,
+		Params: a.Params, ParamsDigest: a.ParamsDigest, Omitted: a.Omitted, TraceID: a.TraceID, ExpiresAt: a.ExpiresAt.UTC(),
 		Command: "meshguard approvals approve " + a.ID,
 	}
 	return al
@@ -102,11 +114,13 @@ func approvalLines(r *ApprovalRequest) [][2]string {
 	}
 	call := strings.TrimSpace(r.Method + " " + r.Name)
 	approvers := strings.Join(r.Approvers, ", ")
-	for _, f := range [][2]string{
-		{"Agent", agent}, {"Chain", strings.Join(r.Chain, " → ")}, {"Action", r.Action}, {"Resource", r.Resource},
-		{"Call", call}, {"Arguments", string(r.Arguments)}, {"Policy", r.Policy + " / " + r.Rule}, {"Approvers", approvers},
-		{"Expires", r.ExpiresAt.Format("2006-01-02 15:04:05 MST")}, {"Trace ID", r.TraceID}, {"Approval ID", r.ID},
-	} {
+	shown := approval.Shown{Query: r.Query, Context: r.Context, Arguments: r.Arguments, ArgumentsDigest: r.ArgumentsDigest,
+		Params: r.Params, ParamsDigest: r.ParamsDigest, Omitted: r.Omitted}
+	fields := [][2]string{{"Agent", agent}, {"Chain", strings.Join(r.Chain, " → ")}, {"Action", r.Action}, {"Resource", r.Resource}, {"Call", call}}
+	fields = append(fields, shown.Lines()...)
+	fields = append(fields, [][2]string{{"Policy", r.Policy + " / " + r.Rule}, {"Approvers", approvers},
+		{"Expires", r.ExpiresAt.Format("2006-01-02 15:04:05 MST")}, {"Trace ID", r.TraceID}, {"Approval ID", r.ID}}...)
+	for _, f := range fields {
 		if f[1] != "" {
 			lines = append(lines, f)
 		}

@@ -30,7 +30,8 @@ func pendingApproval() *approval.Approval {
 		ID: approvalID, Status: approval.Pending, AgentID: "agent_mailer", AgentName: "mailer <!here>",
 		Chain: []string{"agent_planner", "agent_mailer"}, Action: "call:mail/send_email", Resource: "mcp://mail/tools/send_email",
 		Method: "tools/call", Name: "send_email", Arguments: json.RawMessage(`{"password":"[redacted]","to":"eve@outside.example"}`),
-		ArgumentsDigest: "sha256:9f2c", Policy: "mailers", Rule: "outsiders", Approvers: []string{"security"},
+		ArgumentsDigest: "sha256:9f2c", Query: "to=eve%40outside.example&token=[redacted]&note=<!channel>",
+		Context: json.RawMessage(`{"query.to":"eve@outside.example","query.token":"[redacted]"}`), Policy: "mailers", Rule: "outsiders", Approvers: []string{"security"},
 		TraceID: "4bf92f3577b34da6a3ce929d0e0e4736", CreatedAt: at, ExpiresAt: at.Add(24 * time.Hour),
 	}
 }
@@ -104,6 +105,7 @@ func TestApprovalWebhook(t *testing.T) {
 		"id": approvalID, "agentId": "agent_mailer", "agentName": "mailer <!here>", "chain": `["planner","mailer"]`, "action": "call:mail/send_email",
 		"resource": "mcp://mail/tools/send_email", "policy": "mailers", "rule": "outsiders", "approvers": `["security"]`, "method": "tools/call",
 		"name": "send_email", "arguments": `{"password":"[redacted]","to":"eve@outside.example"}`, "argumentsDigest": "sha256:9f2c",
+		"query": "to=eve%40outside.example&token=[redacted]&note=<!channel>", "context": `{"query.to":"eve@outside.example","query.token":"[redacted]"}`,
 		"traceId": "4bf92f3577b34da6a3ce929d0e0e4736", "expiresAt": "2026-11-26T12:00:00Z", "command": "meshguard approvals approve " + approvalID,
 		"links": `{"approve":"https://mg.example.com/approvals/` + approvalID + `?via=webhook\u0026exp=20261126\u0026d=approve","deny":"https://mg.example.com/approvals/` + approvalID + `?via=webhook\u0026exp=20261126\u0026d=deny"}`,
 	}
@@ -189,12 +191,14 @@ func TestApprovalEmail(t *testing.T) {
 	s.mu.Unlock()
 	parts := mimeParts(t, data)
 	link := "https://mg.example.com/approvals/" + approvalID + "?via=email&exp=20261126&d=approve"
-	for _, w := range []string{"Approve: " + link, "planner → mailer", "call:mail/send_email", `{"password":"[redacted]","to":"eve@outside.example"}`, "outsiders"} {
+	for _, w := range []string{"Approve: " + link, "planner → mailer", "call:mail/send_email", `{"password":"[redacted]","to":"eve@outside.example"}`, "outsiders",
+		"Query", "to=eve%40outside.example&token=[redacted]&note=<!channel>", `{"query.to":"eve@outside.example","query.token":"[redacted]"}`} {
 		if !strings.Contains(parts["text/plain"], w) {
 			t.Errorf("the plain part lacks %q:\n%s", w, parts["text/plain"])
 		}
 	}
-	for _, w := range []string{`<a href="https://mg.example.com/approvals/` + approvalID + `?via=email&amp;exp=20261126&amp;d=deny">Deny</a>`, "mailer &lt;!here&gt;"} {
+	for _, w := range []string{`<a href="https://mg.example.com/approvals/` + approvalID + `?via=email&amp;exp=20261126&amp;d=deny">Deny</a>`, "mailer &lt;!here&gt;",
+		"to=eve%40outside.example&amp;token=[redacted]&amp;note=&lt;!channel&gt;"} {
 		if !strings.Contains(parts["text/html"], w) {
 			t.Errorf("the HTML part lacks %q:\n%s", w, parts["text/html"])
 		}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 )
 
@@ -102,15 +103,18 @@ func slackMessage(a *Alert) slackPayload {
 
 // slackApproval is what a person decides on: the request's fields, then
 // the Approve and Deny buttons (signed links), or the CLI command when
-// there are no links. A section holds at most 10 fields.
+// there are no links. A section holds at most 10 fields: the fields fill
+// as many sections as they need, none left out (a person must see all
+// that the approval is bound to).
 func slackApproval(r *ApprovalRequest) []slackBlock {
-	var fields []slackText
-	for _, f := range approvalLines(r) {
-		if len(fields) < 10 {
-			fields = append(fields, slackText{Type: "mrkdwn", Text: "*" + f[0] + "*\n" + code(f[1]), Verbatim: true})
+	var blocks []slackBlock
+	for f := range slices.Chunk(approvalLines(r), 10) {
+		fields := make([]slackText, 0, len(f))
+		for _, l := range f {
+			fields = append(fields, slackText{Type: "mrkdwn", Text: "*" + l[0] + "*\n" + code(l[1]), Verbatim: true})
 		}
+		blocks = append(blocks, slackBlock{Type: "section", Fields: fields})
 	}
-	blocks := []slackBlock{{Type: "section", Fields: fields}}
 	if r.Links != nil {
 		return append(blocks, slackBlock{Type: "actions", Elements: []any{
 			slackButton{Type: "button", Text: slackText{Type: "plain_text", Text: "Approve"}, URL: r.Links.Approve, Style: "primary"},

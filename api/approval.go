@@ -52,12 +52,23 @@ type Approval struct {
 	Name            string          `json:"name,omitempty"`
 	Arguments       json.RawMessage `json:"arguments,omitempty"`
 	ArgumentsDigest string          `json:"argumentsDigest,omitempty"`
-	Policy          string          `json:"policy,omitempty"`
-	Rule            string          `json:"rule,omitempty"`
-	Approvers       []string        `json:"approvers,omitempty"`
-	TTL             string          `json:"ttl,omitempty"` // a Go duration; "" = use once
-	DecisionID      string          `json:"decisionId,omitempty"`
-	Uses            *int            `json:"uses,omitempty"`
+	// Query, Context and Params are the rest of what the approval is
+	// bound to, redacted as the audit trail redacts (docs/governance.md
+	// "What the approver is shown"): the proxied request's query string,
+	// the decision's context, an A2A request's params (only under
+	// AUDIT_ARGUMENTS; their digest always). Omitted names those too large
+	// to show.
+	Query        string          `json:"query,omitempty"`
+	Context      json.RawMessage `json:"context,omitempty"`
+	Params       json.RawMessage `json:"params,omitempty"`
+	ParamsDigest string          `json:"paramsDigest,omitempty"`
+	Omitted      []string        `json:"omitted,omitempty"`
+	Policy       string          `json:"policy,omitempty"`
+	Rule         string          `json:"rule,omitempty"`
+	Approvers    []string        `json:"approvers,omitempty"`
+	TTL          string          `json:"ttl,omitempty"` // a Go duration; "" = use once
+	DecisionID   string          `json:"decisionId,omitempty"`
+	Uses         *int            `json:"uses,omitempty"`
 }
 
 // ApprovalList is GET /admin/approvals: newest first; Next, when set, is

@@ -171,6 +171,19 @@ type Approval struct {
 	// digest always.
 	Arguments       json.RawMessage `json:"arguments,omitempty"`
 	ArgumentsDigest string          `json:"argumentsDigest,omitempty"`
+	// The rest of what the approval is bound to, as a person is shown it
+	// (docs/governance.md "What the approver is shown"), by the audit
+	// trail's redaction rule: Query is a proxied request's query string
+	// with redacted parameters' values [redacted]; Context is the
+	// decision's context (a JSON object), redacted names [redacted];
+	// Params are an A2A request's params (the message) as arguments are
+	// recorded (only with AUDIT_ARGUMENTS), their digest always. Omitted
+	// names what was too large to show (query, context, arguments, params).
+	Query        string          `json:"query,omitempty"`
+	Context      json.RawMessage `json:"context,omitempty"`
+	Params       json.RawMessage `json:"params,omitempty"`
+	ParamsDigest string          `json:"paramsDigest,omitempty"`
+	Omitted      []string        `json:"omitted,omitempty"`
 
 	// Why it was asked: the approve rule, and who may approve.
 	Policy    string        `json:"policy"`
@@ -187,6 +200,16 @@ type Approval struct {
 	DecidedAt      time.Time `json:"decidedAt,omitzero"`
 	DecisionReason string    `json:"decisionReason,omitempty"`
 	Uses           int       `json:"uses"`
+}
+
+// Omittable reports whether name is a field Approval.Omitted may name:
+// one too large to show.
+func Omittable(name string) bool {
+	switch name {
+	case "query", "context", "arguments", "params":
+		return true
+	}
+	return false
 }
 
 // NewID returns a fresh approval id: "apr_", then hex of six bytes of the
@@ -231,6 +254,14 @@ func (a *Approval) Validate() error {
 		return fmt.Errorf("%w: %d approvers, more than %d", ErrInvalid, len(a.Approvers), MaxApprovers)
 	case len(a.Arguments) > MaxArguments:
 		return fmt.Errorf("%w: arguments of %d bytes, more than %d", ErrInvalid, len(a.Arguments), MaxArguments)
+	case len(a.Params) > MaxArguments:
+		return fmt.Errorf("%w: params of %d bytes, more than %d", ErrInvalid, len(a.Params), MaxArguments)
+	case len(a.Context) > MaxArguments:
+		return fmt.Errorf("%w: context of %d bytes, more than %d", ErrInvalid, len(a.Context), MaxArguments)
+	case len(a.Query) > MaxArguments:
+		return fmt.Errorf("%w: query of %d bytes, more than %d", ErrInvalid, len(a.Query), MaxArguments)
+	case len(a.Context) > 0 && (a.Context[0] != '{' || !json.Valid(a.Context)):
+		return fmt.Errorf("%w: context is not a JSON object", ErrInvalid)
 	case a.TTL < 0:
 		return fmt.Errorf("%w: negative ttl", ErrInvalid)
 	case a.CreatedAt.IsZero() || !a.ExpiresAt.After(a.CreatedAt):
@@ -239,11 +270,19 @@ func (a *Approval) Validate() error {
 	for _, f := range []struct{ name, v string }{
 		{"agent id", a.AgentID}, {"agent name", a.AgentName}, {"action", a.Action}, {"resource", a.Resource},
 		{"method", a.Method}, {"name", a.Name}, {"arguments digest", a.ArgumentsDigest}, {"policy", a.Policy},
-		{"rule", a.Rule}, {"trace id", a.TraceID}, {"decision id", a.DecisionID},
+		{"rule", a.Rule}, {"trace id", a.TraceID}, {"decision id", a.DecisionID}, {"params digest", a.ParamsDigest},
 	} {
 		if len(f.v) > MaxText {
 			return fmt.Errorf("%w: %s longer than %d bytes", ErrInvalid, f.name, MaxText)
 		}
+	}
+	for _, o := range a.Omitted {
+		if !Omittable(o) {
+			return fmt.Errorf("%w: omitted %q is not query, context, arguments or params", ErrInvalid, cut(o))
+		}
+	}
+	if len(a.Omitted) > 4 {
+		return fmt.Errorf("%w: %d omitted fields", ErrInvalid, len(a.Omitted))
 	}
 	for _, s := range append(append([]string(nil), a.Chain...), a.Approvers...) {
 		if s == "" || len(s) > MaxText {

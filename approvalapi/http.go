@@ -258,7 +258,7 @@ func (a *API) decide(w http.ResponseWriter, r *http.Request, approve bool) {
 }
 
 // Public is what the agent that asked reads of its approval: never the
-// arguments, nor who decided.
+// arguments, query, context or params, nor who decided.
 func Public(a approval.Approval) api.Approval {
 	out := api.Approval{
 		ID: a.ID, Status: string(a.Status), Action: a.Action, Resource: a.Resource, AgentID: a.AgentID,
@@ -277,6 +277,7 @@ func Full(a approval.Approval) api.Approval {
 	out.DecidedBy, out.AgentName, out.Chain, out.Method, out.Name = a.DecidedBy, a.AgentName, a.Chain, a.Method, a.Name
 	out.Arguments, out.ArgumentsDigest, out.Policy, out.Rule, out.Approvers = a.Arguments, a.ArgumentsDigest, a.Policy, a.Rule, a.Approvers
 	out.DecisionID = a.DecisionID
+	out.Query, out.Context, out.Params, out.ParamsDigest, out.Omitted = a.Query, a.Context, a.Params, a.ParamsDigest, a.Omitted
 	uses := a.Uses
 	out.Uses = &uses
 	if a.TTL > 0 {

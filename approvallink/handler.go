@@ -217,11 +217,15 @@ func (h *Handler) describe(ctx context.Context, a *approval.Approval) view {
 	if agent == "" {
 		agent = a.AgentID
 	}
-	return view{Rows: [][2]string{
+	rows := [][2]string{
 		{"Agent", agent}, {"Chain", strings.Join(h.cfg.Names(ctx, a.Chain), " → ")}, {"Action", a.Action}, {"Resource", a.Resource},
-		{"Call", strings.TrimSpace(a.Method + " " + a.Name)}, {"Arguments", string(a.Arguments)},
+		{"Call", strings.TrimSpace(a.Method + " " + a.Name)},
+	}
+	// All else the approval is bound to, redacted as the trail redacts.
+	rows = append(rows, a.Shown().Lines()...)
+	return view{Rows: append(rows, [][2]string{
 		{"Policy", a.Policy + " / " + a.Rule}, {"Expires", a.ExpiresAt.UTC().Format(time.RFC3339)}, {"Approval", a.ID},
-	}}
+	}...)}
 }
 
 // allow applies the per-address limit (as the gateway's RATE_LIMIT_RPM):

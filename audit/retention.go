@@ -2,6 +2,7 @@ package audit
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"time"
@@ -13,10 +14,25 @@ type Pruner interface {
 	PruneAudit(ctx context.Context, before time.Time) (int64, error)
 }
 
-// Retention deletes whole days of records past AUDIT_RETENTION_DAYS.
+// ApprovalPruner deletes human approvals whose expiry is before a time,
+// batch rows per transaction (store's PruneApprovals).
+type ApprovalPruner interface {
+	PruneApprovals(ctx context.Context, before time.Time, batch int) (int64, error)
+}
+
+// ApprovalPruneBatch is how many approvals one transaction deletes.
+const ApprovalPruneBatch = 1000
+
+// Retention deletes whole days of records past AUDIT_RETENTION_DAYS, and
+// the human approvals past their expiry by more than APPROVAL_RETENTION:
+// the trail keeps each approval's history, the approvals table need not.
 type Retention struct {
 	Store Pruner
 	Days  int
+	// Approvals, if set, are pruned too: those whose expiry is more than
+	// ApprovalsAfter ago (0: kept forever).
+	Approvals      ApprovalPruner
+	ApprovalsAfter time.Duration
 	// Every is how often Run prunes (default one hour).
 	Every  time.Duration
 	Now    func() time.Time
@@ -36,15 +52,35 @@ func (r *Retention) Prune(ctx context.Context) (int64, error) {
 	if r.Now != nil {
 		now = r.Now
 	}
-	cut := r.Cutoff(now())
+	at := now()
+	cut := r.Cutoff(at)
 	n, err := r.Store.PruneAudit(ctx, cut)
 	if err != nil {
-		return 0, fmt.Errorf("audit retention: %w", err)
+		err = fmt.Errorf("audit retention: %w", err)
 	}
 	if n > 0 && r.Logger != nil {
 		r.Logger.Info("audit retention deleted old records; an anchor keeps the rest verifiable", "deleted", n, "before", cut)
 	}
-	return n, nil
+	// Approvals are pruned whatever became of the records: one failing
+	// must not keep the other growing.
+	return n, errors.Join(err, r.pruneApprovals(ctx, at))
+}
+
+// pruneApprovals deletes the approvals that expired more than
+// ApprovalsAfter before at.
+func (r *Retention) pruneApprovals(ctx context.Context, at time.Time) error {
+	if r.Approvals == nil || r.ApprovalsAfter <= 0 {
+		return nil
+	}
+	before := at.Add(-r.ApprovalsAfter)
+	n, err := r.Approvals.PruneApprovals(ctx, before, ApprovalPruneBatch)
+	if n > 0 && r.Logger != nil {
+		r.Logger.Info("approval retention deleted approvals past their expiry; the audit trail keeps their history", "deleted", n, "before", before)
+	}
+	if err != nil {
+		return fmt.Errorf("approval retention: %w", err)
+	}
+	return nil
 }
 
 // Run prunes at once and then every Every until ctx ends. A failure is

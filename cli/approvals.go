@@ -8,6 +8,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/meshguard/meshguard/api"
+	"github.com/meshguard/meshguard/approval"
 	"github.com/meshguard/meshguard/client"
 )
 
@@ -122,11 +123,12 @@ func (a *app) showApproval(ap api.Approval) {
 	if ap.Method != "" || ap.Name != "" {
 		kvs = append(kvs, [2]string{"call", printable(strings.TrimSpace(ap.Method + " " + ap.Name))})
 	}
-	switch {
-	case len(ap.Arguments) > 0:
-		kvs = append(kvs, [2]string{"arguments", printable(string(ap.Arguments))})
-	case ap.ArgumentsDigest != "":
-		kvs = append(kvs, [2]string{"arguments", "not recorded (AUDIT_ARGUMENTS); digest " + ap.ArgumentsDigest})
+	// All else the approval is bound to, redacted as the trail redacts:
+	// the query, the context, the arguments, an A2A request's message.
+	shown := approval.Shown{Query: ap.Query, Context: ap.Context, Arguments: ap.Arguments, ArgumentsDigest: ap.ArgumentsDigest,
+		Params: ap.Params, ParamsDigest: ap.ParamsDigest, Omitted: ap.Omitted}
+	for _, l := range shown.Lines() {
+		kvs = append(kvs, [2]string{strings.ToLower(l[0]), printable(l[1])})
 	}
 	use := "once"
 	if ap.TTL != "" {

@@ -89,3 +89,38 @@ func TestApprovalsCommands(t *testing.T) {
 		t.Fatalf("after the denial: %+v, %v", d, err)
 	}
 }
+
+// TestApprovalsShowWhatIsBound: `approvals show` prints the context the
+// approval is bound to (here POST /v1/check's), so the approver sees the
+// recipient, with a value under a redacted name (token) as [redacted]:
+// the secret never reaches the output, in text or JSON. Before, show
+// printed the action and resource alone.
+func TestApprovalsShowWhatIsBound(t *testing.T) {
+	l := newLive(t)
+	ctx := context.Background()
+	c, err := client.New(client.Config{BaseURL: l.url, AdminToken: testAdminToken})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.ApplyPolicyYAML(ctx, []byte("name: ask\nappliesTo: {tags: [asker]}\nrules:\n  - {name: sends, effect: approve, actions: [\"send:*\"]}\n")); err != nil {
+		t.Fatal(err)
+	}
+	ag, err := c.CreateAgent(ctx, api.CreateAgentRequest{Name: "asker", TrustTier: "verified", Tags: []string{"asker"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, _ := c.WithAgentToken(ag.Token).Check(ctx, api.CheckRequest{Action: "send:mail", Resource: "/outbox",
+		Context: map[string]any{"to": "eve@evil.example", "token": "s3cret-token"}})
+	if d.Reason != "approval_required" || d.ApprovalID == "" {
+		t.Fatalf("check: %+v", d)
+	}
+	out := l.must(t, "approvals", "show", d.ApprovalID)
+	if !strings.Contains(out, "context") || !strings.Contains(out, `"to":"eve@evil.example"`) || !strings.Contains(out, `"token":"[redacted]"`) {
+		t.Fatalf("show lacks the context, redacted:\n%s", out)
+	}
+	for _, args := range [][]string{{"approvals", "show", d.ApprovalID}, {"approvals", "show", d.ApprovalID, "--json"}, {"approvals", "list"}} {
+		if out := l.must(t, args...); strings.Contains(out, "s3cret-token") {
+			t.Fatalf("%v prints the secret:\n%s", args, out)
+		}
+	}
+}

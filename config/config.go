@@ -64,8 +64,11 @@ type Config struct {
 	// ApprovalPendingTTL is how long a raised human approval waits for a
 	// person before it expires (docs/governance.md).
 	ApprovalPendingTTL time.Duration
-	RateLimitRPM       int
-	LogLevel           string
+	// ApprovalRetention is how long an approval is kept past its expiry
+	// before retention deletes it; 0 keeps every approval forever.
+	ApprovalRetention time.Duration
+	RateLimitRPM      int
+	LogLevel          string
 	// LogFormat is text, json, or auto: text when stderr is a terminal.
 	LogFormat string
 	// Routes map requests to actions (file only: it is structured).
@@ -235,6 +238,14 @@ var settings = []setting{
 			return fmt.Errorf("%q: expected a duration from 1m to 720h, such as 30m or 24h", v)
 		}
 		c.ApprovalPendingTTL = d
+		return nil
+	}},
+	{"approvalRetention", "APPROVAL_RETENTION", "approval-retention", "how long a human approval is kept past its expiry before it is deleted (a Go duration, 1h to 87600h; 0 keeps every approval forever)", "720h", func(c *Config, v string) error {
+		d, err := time.ParseDuration(strings.TrimSpace(v))
+		if err != nil || d != 0 && (d < time.Hour || d > 87600*time.Hour) {
+			return fmt.Errorf("%q: expected 0 (keep forever) or a duration from 1h to 87600h, such as 720h", v)
+		}
+		c.ApprovalRetention = d
 		return nil
 	}},
 	{"rateLimitRpm", "RATE_LIMIT_RPM", "rate-limit-rpm", "gateway requests per minute per client IP (0 = off)", "600", intIn(func(c *Config) *int { return &c.RateLimitRPM }, 0, 10_000_000)},

@@ -45,9 +45,9 @@ func TestPrecedence(t *testing.T) {
 		// The rest are defaults.
 		ListenerPort: 10000, AuditRetentionDays: 90, AuditFlushMs: 50, AuditCheckpointSeconds: 60,
 		TraceDenials: "sampled", AuditEnabled: true, RateLimitRPM: 600, AuditRedact: audit.DefaultRedact(),
-		ApprovalPendingTTL: 24 * time.Hour,
-		Alerts:             Alerts{On: alert.Triggers{}, SMTPPort: 587, RateLimit: 40},
-		TLS:                TLS{GRPC: true},
+		ApprovalPendingTTL: 24 * time.Hour, ApprovalRetention: 720 * time.Hour,
+		Alerts: Alerts{On: alert.Triggers{}, SMTPPort: 587, RateLimit: 40},
+		TLS:    TLS{GRPC: true},
 	}
 	if diff := changed(leafFields(reflect.TypeFor[Config](), "", nil), c, &want); len(diff) > 0 {
 		slices.Sort(diff)
@@ -128,6 +128,10 @@ func TestErrorsNameTheKey(t *testing.T) {
 		{"approval pending ttl too short", "", map[string]string{"APPROVAL_PENDING_TTL": "30s"}, nil, `environment variable APPROVAL_PENDING_TTL: "30s": expected a duration from 1m to 720h`},
 		{"approval pending ttl in days", "approvalPendingTtl: 2d", nil, nil, `approvalPendingTtl: "2d": expected a duration`},
 		{"approval pending ttl too long", "", nil, map[string]string{"approval-pending-ttl": "721h"}, "flag --approval-pending-ttl"},
+		{"approval retention too short", "", map[string]string{"APPROVAL_RETENTION": "59m"}, nil, `environment variable APPROVAL_RETENTION: "59m": expected 0 (keep forever) or a duration from 1h to 87600h`},
+		{"approval retention too long", "", nil, map[string]string{"approval-retention": "87601h"}, "flag --approval-retention"},
+		{"approval retention negative", "approvalRetention: -1h", nil, nil, `approvalRetention: "-1h"`},
+		{"approval retention in days", "", map[string]string{"APPROVAL_RETENTION": "30d"}, nil, "APPROVAL_RETENTION"},
 		{"too many redacted names", "", map[string]string{"AUDIT_REDACT": strings.Repeat("n,", 64) + "n"}, nil, "AUDIT_REDACT: 65 names: at most 64"},
 	}
 	for _, tc := range tests {
@@ -154,6 +158,12 @@ func TestAuditArgumentsSettings(t *testing.T) {
 	}
 	if c.ApprovalPendingTTL != 24*time.Hour {
 		t.Fatalf("APPROVAL_PENDING_TTL defaults to %v, want 24h", c.ApprovalPendingTTL)
+	}
+	if c.ApprovalRetention != 720*time.Hour {
+		t.Fatalf("APPROVAL_RETENTION defaults to %v, want 720h", c.ApprovalRetention)
+	}
+	if c, err := Load("", env(map[string]string{"APPROVAL_RETENTION": "0"}), nil); err != nil || c.ApprovalRetention != 0 {
+		t.Fatalf("APPROVAL_RETENTION=0: %v, %v; want 0 (keep forever)", c.ApprovalRetention, err)
 	}
 	if c.AuditArguments || !slices.Equal(c.AuditRedact, audit.DefaultRedact()) {
 		t.Fatalf("defaults: arguments %v, redact %v (want off, %v)", c.AuditArguments, c.AuditRedact, audit.DefaultRedact())

@@ -109,29 +109,61 @@ func (e *Engine) candidate(r *Request, pd *policy.Decision, d *Decision, now tim
 	if r := pd.ApproveRule; r != nil {
 		a.Approvers, a.TTL = r.Approvers, r.TTL
 	}
+	ac := e.cfg.ApprovalArguments
 	var err error
 	if c := d.Call; c != nil {
 		a.Method, a.Name = c.Method, c.Name
 		if c.HasArguments {
-			digest, args, err := e.cfg.ApprovalArguments.Recorded(c.RawArguments)
+			digest, args, err := ac.Recorded(c.RawArguments)
 			if err != nil {
 				return approval.Approval{}, err
 			}
 			b.ArgumentsDigest, a.ArgumentsDigest, a.Arguments = digest, digest, args
+			if ac.Record && args == nil {
+				a.Omitted = append(a.Omitted, "arguments")
+			}
 		}
 		if c.RawParams != nil {
 			// An A2A request: the message is what a person approves, as a
 			// tool call's arguments are; another message, task or
-			// configuration is another request.
-			if b.ParamsDigest, err = audit.ArgumentsDigest(c.RawParams); err != nil {
+			// configuration is another request. It is shown as arguments
+			// are recorded (AUDIT_ARGUMENTS, AUDIT_REDACT): one rule.
+			digest, params, err := ac.Recorded(c.RawParams)
+			if err != nil {
 				return approval.Approval{}, err
 			}
+			b.ParamsDigest, a.ParamsDigest, a.Params = digest, digest, params
+			if ac.Record && params == nil {
+				a.Omitted = append(a.Omitted, "params")
+			}
 		}
+	}
+	if err := shown(&a, ac, b); err != nil {
+		return approval.Approval{}, err
 	}
 	if a.Binding, err = b.Digest(); err != nil {
 		return approval.Approval{}, err
 	}
 	return a, nil
+}
+
+// shown fills what a person deciding a is shown of the query and the
+// context it is bound to, redacted as the trail redacts (AUDIT_REDACT):
+// without them an approver would approve POST /outbox blind to ?to=.
+func shown(a *approval.Approval, ac audit.ArgumentsConfig, b approval.Binding) error {
+	q, ok := ac.ShownQuery(b.Query)
+	if !ok {
+		a.Omitted = append(a.Omitted, "query")
+	}
+	ctx, ok, err := ac.ShownContext(b.Context)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		a.Omitted = append(a.Omitted, "context")
+	}
+	a.Query, a.Context = q, ctx
+	return nil
 }
 
 // recordApproval is the audit record's approval object of d.

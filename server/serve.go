@@ -114,7 +114,7 @@ func (p *parts) serve(ctx context.Context, cfg *config.Config, o Options, log *s
 	go func() { defer wg.Done(); p.watchStore(bg, o.RevokedReload, log) }()
 	// Retention runs on every replica: pruning is one transaction, so two
 	// replicas pruning at once delete each record once.
-	ret := audit.Retention{Store: p.db, Days: cfg.AuditRetentionDays, Logger: log}
+	ret := audit.Retention{Store: p.db, Days: cfg.AuditRetentionDays, Approvals: p.db, ApprovalsAfter: cfg.ApprovalRetention, Logger: log}
 	wg.Go(func() { ret.Run(bg) })
 	if p.checkpoints != nil {
 		wg.Go(func() { p.checkpoints.Run(bg) })

@@ -112,6 +112,7 @@ type backend interface {
 	agentcache.Source
 	audit.Store
 	audit.Pruner
+	audit.ApprovalPruner
 	registry.Store
 	alert.Outbox
 	admin.RevocationStore

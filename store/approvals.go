@@ -22,7 +22,7 @@ import (
 
 const approvalColumns = `id, binding, status, agent_id, agent_name, chain, action, resource, call_method, call_name,
 	arguments, arguments_digest, policy, rule, approvers, ttl_us, trace_id, decision_id, created_at, expires_at,
-	decided_by, decided_at, decision_reason, uses`
+	decided_by, decided_at, decision_reason, uses, shown_query, shown_context, params, params_digest, shown_omitted`
 
 // RequestApproval is what one request whose policy says approve gets, at
 // now: the approved, unexpired approval of a's binding used (granted; a
@@ -114,13 +114,21 @@ func insertApproval(ctx context.Context, tx *sql.Tx, a *approval.Approval) error
 	if err != nil {
 		return err
 	}
+	omitted := ""
+	if len(a.Omitted) > 0 {
+		b, err := json.Marshal(a.Omitted)
+		if err != nil {
+			return err
+		}
+		omitted = string(b)
+	}
 	a.CreatedAt, a.ExpiresAt = fromMicros(toMicros(a.CreatedAt)), fromMicros(toMicros(a.ExpiresAt))
 	a.TTL = a.TTL.Truncate(time.Microsecond)
 	_, err = tx.ExecContext(ctx, `INSERT INTO approvals (`+approvalColumns+`)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, '', 0, '', 0)`,
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, '', 0, '', 0, $21, $22, $23, $24, $25)`,
 		a.ID, a.Binding, string(a.Status), a.AgentID, a.AgentName, string(chain), a.Action, a.Resource, a.Method, a.Name,
 		string(a.Arguments), a.ArgumentsDigest, a.Policy, a.Rule, string(apj), a.TTL.Microseconds(), a.TraceID, a.DecisionID,
-		toMicros(a.CreatedAt), toMicros(a.ExpiresAt))
+		toMicros(a.CreatedAt), toMicros(a.ExpiresAt), a.Query, string(a.Context), string(a.Params), a.ParamsDigest, omitted)
 	if err != nil && isUniqueViolation(err) {
 		return fmt.Errorf("%w: approval %s exists already", approval.ErrInvalid, a.ID)
 	}
@@ -250,11 +258,12 @@ func scanApproval(sc rowScanner) (approval.Approval, error) {
 	var (
 		a                                    approval.Approval
 		status, chain, args, approvers       string
+		shownCtx, params, omitted            string
 		ttl, created, expires, decided, uses int64
 	)
 	if err := sc.Scan(&a.ID, &a.Binding, &status, &a.AgentID, &a.AgentName, &chain, &a.Action, &a.Resource, &a.Method, &a.Name,
 		&args, &a.ArgumentsDigest, &a.Policy, &a.Rule, &approvers, &ttl, &a.TraceID, &a.DecisionID, &created, &expires,
-		&a.DecidedBy, &decided, &a.DecisionReason, &uses); err != nil {
+		&a.DecidedBy, &decided, &a.DecisionReason, &uses, &a.Query, &shownCtx, &params, &a.ParamsDigest, &omitted); err != nil {
 		return approval.Approval{}, err
 	}
 	a.Status = approval.Status(status)
@@ -269,6 +278,17 @@ func scanApproval(sc rowScanner) (approval.Approval, error) {
 	}
 	if args != "" {
 		a.Arguments = json.RawMessage(args)
+	}
+	if shownCtx != "" {
+		a.Context = json.RawMessage(shownCtx)
+	}
+	if params != "" {
+		a.Params = json.RawMessage(params)
+	}
+	if omitted != "" {
+		if err := json.Unmarshal([]byte(omitted), &a.Omitted); err != nil {
+			return approval.Approval{}, fmt.Errorf("approval %s: omitted: %w", a.ID, err)
+		}
 	}
 	a.TTL = time.Duration(ttl) * time.Microsecond
 	a.CreatedAt, a.ExpiresAt = fromMicros(created), fromMicros(expires)

@@ -20,6 +20,7 @@ type ApprovalBackend interface {
 	GetApproval(ctx context.Context, id string) (approval.Approval, error)
 	ListApprovals(ctx context.Context, f approval.Filter) ([]approval.Approval, error)
 	DecideApproval(ctx context.Context, d approval.Decision) (approval.Approval, error)
+	PruneApprovals(ctx context.Context, before time.Time, batch int) (int64, error)
 }
 
 func approvalTests() []test {
@@ -36,6 +37,7 @@ func approvalTests() []test {
 		{"Invalid", testApprovalInvalid},
 		{"TooMany", testApprovalTooMany},
 		{"TwoHandles", testApprovalTwoHandles},
+		{"Prune", testApprovalPrune},
 	}
 }
 
@@ -51,6 +53,8 @@ func candidate(t *testing.T, agent, binding string, now time.Time, ttl time.Dura
 		ID: approval.NewID(now), Binding: digest, AgentID: agent, AgentName: "emailer", Chain: []string{agent},
 		Action: "write:email", Resource: binding, Method: "tools/call", Name: "send_email",
 		Arguments: json.RawMessage(`{"to":"a@example.com","password":"[redacted]"}`), ArgumentsDigest: "ab",
+		Query: "to=eve%40example.com&token=[redacted]", Context: json.RawMessage(`{"query.to":"eve@example.com"}`),
+		Params: json.RawMessage(`{"message":{"parts":[{"text":"hi"}]}}`), ParamsDigest: "cd", Omitted: []string{"arguments"},
 		Policy: "mail", Rule: "external", Approvers: []string{"security"}, TTL: ttl,
 		TraceID: "0af7651916cd43dd8448eb211c80319c", DecisionID: "dec_1",
 		CreatedAt: now, ExpiresAt: now.Add(24 * time.Hour),
@@ -387,4 +391,61 @@ func testApprovalTooMany(t *testing.T, open func(*testing.T) Backend) {
 	wantErr(t, err, approval.ErrTooMany, "RequestApproval past the bound")
 	request(t, b, candidate(t, "agent_a", "/r0", now, 0), now, approval.OutcomePending)
 	request(t, b, candidate(t, "agent_b", "/r", now, 0), now, approval.OutcomeRequested)
+}
+
+// testApprovalPrune: retention deletes the approvals whose expiry is
+// before the cut — one that lapsed pending, one approved whose window
+// ended — in batches of any size, and keeps every approval still running
+// however old: pending (raised long ago, not yet expired), approved and
+// denied within their windows. A cut in the future or a batch out of
+// bounds is refused and deletes nothing.
+func testApprovalPrune(t *testing.T, open func(*testing.T) Backend) {
+	b := openClosed(t, open)
+	now := time.Now()
+	lapsed := request(t, b, candidate(t, "agent_a", "/lapsed", now.Add(-50*time.Hour), 0), now, approval.OutcomeRequested)
+	old := candidate(t, "agent_a", "/old-pending", now.Add(-100*time.Hour), 0)
+	old.ExpiresAt = now.Add(time.Hour)
+	oldPending := request(t, b, old, now, approval.OutcomeRequested)
+	ended := request(t, b, candidate(t, "agent_a", "/ended", now, time.Microsecond), now, approval.OutcomeRequested)
+	ended = decide(t, b, ended.ID, true) // usable for 1µs after the decision
+	approved := decide(t, b, request(t, b, candidate(t, "agent_a", "/approved", now, time.Hour), now, approval.OutcomeRequested).ID, true)
+	denied := decide(t, b, request(t, b, candidate(t, "agent_a", "/denied", now, 0), now, approval.OutcomeRequested).ID, false)
+
+	for _, tc := range []struct {
+		name   string
+		before time.Time
+		batch  int
+	}{
+		{"a cut in the future", time.Now().Add(time.Minute), 10},
+		{"no batch", time.Now(), 0},
+		{"an oversized batch", time.Now(), 1 << 20},
+	} {
+		if n, err := b.PruneApprovals(t.Context(), tc.before, tc.batch); !errors.Is(err, approval.ErrInvalid) || n != 0 {
+			t.Fatalf("%s: pruned %d, %v; want ErrInvalid", tc.name, n, err)
+		}
+	}
+	if l, err := b.ListApprovals(t.Context(), approval.Filter{}); err != nil || len(l) != 5 {
+		t.Fatalf("after refused prunes: %d approvals, %v; want 5", len(l), err)
+	}
+	cut := time.Now()
+	for !cut.After(ended.ExpiresAt) { // the wall clock passes the end of its 1µs window
+		cut = time.Now()
+	}
+	n, err := b.PruneApprovals(t.Context(), cut, 1)
+	if err != nil || n != 2 {
+		t.Fatalf("PruneApprovals = %d, %v; want 2 (batches of one)", n, err)
+	}
+	for _, a := range []approval.Approval{lapsed, ended} {
+		if _, err := b.GetApproval(t.Context(), a.ID); !errors.Is(err, approval.ErrNotFound) {
+			t.Errorf("%s (%s) not pruned: %v", a.Resource, a.ID, err)
+		}
+	}
+	for _, a := range []approval.Approval{oldPending, approved, denied} {
+		if got, err := b.GetApproval(t.Context(), a.ID); err != nil || got.Status != a.Status {
+			t.Errorf("%s: %s, %v; want it kept, %s", a.Resource, got.Status, err, a.Status)
+		}
+	}
+	if n, err := b.PruneApprovals(t.Context(), time.Now(), 100); err != nil || n != 0 {
+		t.Fatalf("pruning again = %d, %v; want 0", n, err)
+	}
 }
