@@ -135,7 +135,7 @@ func urlHostPort(u *url.URL) string {
 func New(baseURL, token string, opts ...Option) (*Agent, error) {
 	u, err := url.Parse(baseURL)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" || u.User != nil {
-		return nil, fmt.Errorf("meshguard agent: base URL %q: expected http(s)://host[:port][/prefix] without query, fragment or credentials", u.Redacted())
+		return nil, fmt.Errorf("meshguard agent: base URL %s: expected http(s)://host[:port][/prefix] without query, fragment or credentials", shownURL(u, baseURL))
 	}
 	u.Path = strings.TrimSuffix(u.Path, "/")
 	if err := checkToken("agent token", token); err != nil {
@@ -149,6 +149,20 @@ func New(baseURL, token string, opts ...Option) (*Agent, error) {
 		}
 	}
 	return a, nil
+}
+
+// shownURL is how an error names a refused base URL: without its password.
+// One that did not parse (u is nil; "127.0.0.1:3100" has no scheme) is shown
+// as given, unless an '@' may mean it holds credentials.
+func shownURL(u *url.URL, raw string) string {
+	switch {
+	case u != nil:
+		return strconv.Quote(u.Redacted())
+	case strings.Contains(raw, "@"):
+		return "(not shown: it may hold credentials)"
+	default:
+		return strconv.Quote(raw)
+	}
 }
 
 func defaultHTTPClient() *http.Client {

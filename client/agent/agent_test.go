@@ -158,13 +158,17 @@ func TestRetryHonoursCancellation(t *testing.T) {
 // TestNewRefusesBadInput: a base URL or token that cannot be used is
 // refused up front, without quoting the token.
 func TestNewRefusesBadInput(t *testing.T) {
-	tests := []struct{ name, url, token string }{
-		{"no scheme", "127.0.0.1:3100", "t"},
-		{"credentials in the URL", "http://u:p@127.0.0.1", "t"},
-		{"a query", "http://127.0.0.1/?a=1", "t"},
-		{"no token", "http://127.0.0.1", ""},
-		{"a token with a newline", "http://127.0.0.1", "abc\r\nX-Evil: 1"},
-		{"a token with a space", "http://127.0.0.1", "abc def"},
+	// shows: what the error must name (the URL given, so the mistake is
+	// plain); hides: what it must not (a password, a token).
+	tests := []struct{ name, url, token, shows, hides string }{
+		{"no scheme", "127.0.0.1:3100", "t", `"127.0.0.1:3100"`, ""},
+		{"a host and no scheme", "meshguard", "t", `"meshguard"`, ""},
+		{"credentials in the URL", "http://u:hunter2@127.0.0.1", "t", "127.0.0.1", "hunter2"},
+		{"credentials in a URL that does not parse", "http://u:hunter2@[::1", "t", "", "hunter2"},
+		{"a query", "http://127.0.0.1/?a=1", "t", "?a=1", ""},
+		{"no token", "http://127.0.0.1", "", "", ""},
+		{"a token with a newline", "http://127.0.0.1", "abc\r\nX-Evil: 1", "", "abc\r\nX-Evil: 1"},
+		{"a token with a space", "http://127.0.0.1", "abc def", "", "abc def"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -172,8 +176,11 @@ func TestNewRefusesBadInput(t *testing.T) {
 			if err == nil {
 				t.Fatal("accepted")
 			}
-			if tc.token != "" && tc.token != "t" && strings.Contains(err.Error(), tc.token) {
-				t.Errorf("the error quotes the token: %v", err)
+			if tc.shows != "" && !strings.Contains(err.Error(), tc.shows) {
+				t.Errorf("error %q does not name %s", err, tc.shows)
+			}
+			if tc.hides != "" && strings.Contains(err.Error(), tc.hides) {
+				t.Errorf("error %q shows %q", err, tc.hides)
 			}
 		})
 	}

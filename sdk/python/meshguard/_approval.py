@@ -22,7 +22,7 @@ MAX_DENY_BODY = 1 << 20
 def wait_for_approval(
     poll: Callable[[str, int], Answer],
     error: Callable[[Answer], MeshGuardError],
-    approval_id: str,
+    approval_id: Optional[str],
     timeout: float,
 ) -> Approval:
     """The loop behind ``MeshGuard.wait_for_approval``: ``poll(path_and_query, hold)`` sends one GET."""

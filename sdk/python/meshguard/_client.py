@@ -255,8 +255,11 @@ class MeshGuard:
             )
         return d
 
-    def wait_for_approval(self, approval_id: str, timeout: float = 300.0) -> Approval:
+    def wait_for_approval(self, approval_id: Optional[str], timeout: float = 300.0) -> Approval:
         """Waits until the approval ``approval_id`` is decided (long-polling GET /v1/approvals/{id}).
+
+        It takes an ``ApprovalRequired``'s ``approval_id`` as it is (``Optional[str]``): an id
+        that is None or not one MeshGuard makes raises ValueError before anything is sent.
 
         Approved, it returns the Approval: ask again, and MeshGuard allows that request once.
         Raises ApprovalDenied, ApprovalExpired (expired or already used), ApprovalTimeout (still

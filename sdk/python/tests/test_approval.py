@@ -181,7 +181,9 @@ class ContractTest(unittest.TestCase):
                     self.assertIsInstance(cm.exception, ApprovalRequired)
 
     def test_wait_bounds(self) -> None:
-        for bad in ("", "apr/../x", "a" * 200, "apr 1"):
+        # None: an ApprovalRequired's approval_id is Optional[str] and is passed as it is (docs/sdk.md).
+        bads: Tuple[Optional[str], ...] = (None, "", "apr/../x", "a" * 200, "apr 1")
+        for bad in bads:
             with self.subTest(bad=bad), self.assertRaises(ValueError):
                 self.mg.wait_for_approval(bad)
         self.assertEqual(self.store.polls(), 0, "a refused id reached the server")

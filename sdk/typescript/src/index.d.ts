@@ -29,6 +29,10 @@ export interface Decision {
   approval_id?: string;
   /** Where to follow it: /v1/approvals/{id}. */
   approval_url?: string;
+  /** approval_id under the name the other fields (and ApprovalRequired) use: waitForApproval(d.approvalId). */
+  approvalId?: string;
+  /** approval_url, likewise. */
+  approvalUrl?: string;
   [field: string]: unknown;
 }
 

@@ -132,6 +132,13 @@ export class MeshGuard {
       if (d === undefined) {
         throw new Unavailable(`MeshGuard: ${what}: answer ${status} is not a decision`, { status });
       }
+      // The approval a denial waits on, under the camelCase names of the
+      // decision's other fields and of ApprovalRequired (the wire says approval_id).
+      const approvalId = approvalIdOf(d.approval_id);
+      if (approvalId !== undefined) {
+        d.approvalId = approvalId;
+        if (str(d.approval_url) !== undefined) d.approvalUrl = d.approval_url;
+      }
       return d;
     }
     throw this.#error(what, status, json, sentTraceId);

@@ -98,6 +98,7 @@ describe('contract: approvals', () => {
     const d = await mg.check('approve:apr_1');
     assert.equal(d.allowed, false);
     assert.equal(d.approval_id, 'apr_1');
+    assert.deepEqual([d.approvalId, d.approvalUrl], ['apr_1', '/v1/approvals/apr_1'], 'the camelCase names, as on ApprovalRequired');
     const e = await mg.require('approve:apr_1').then(() => assert.fail('allowed'), (err) => err);
     assert.ok(e instanceof ApprovalRequired && e instanceof Denied && !(e instanceof ApprovalTimeout), String(e));
     assert.deepEqual([e.approvalId, e.approvalUrl, e.reason, e.traceId, e.kind], ['apr_1', '/v1/approvals/apr_1', 'approval_required', TRACE, 'denied']);

@@ -39,6 +39,8 @@ export async function uses(): Promise<void> {
     }
   }
   await mg.require('write:email', { waitForApprovalMs: 60_000 });
+  const held: Decision = await mg.check('write:email', { waitSeconds: 30 });
+  if (held.approvalId !== undefined) await mg.waitForApproval(held.approvalId);
   const refusal: MeshGuardError | null = await denialFrom(res);
   void refusal;
   // @ts-expect-error: waitForApproval takes an id
