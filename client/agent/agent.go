@@ -19,12 +19,12 @@ import (
 
 // Defaults of the options.
 const (
-	DefaultTimeout = 10 * time.Second
+	DefaultTimeout = 5 * time.Second // as the Python and TypeScript SDKs
 	// DefaultRetries is how many times a call is retried when that is safe.
 	DefaultRetries = 2
 	// DefaultMaxRetryWait bounds one wait before a retry: a Retry-After
 	// longer than this is returned to the caller instead of slept through.
-	DefaultMaxRetryWait = 2 * time.Second
+	DefaultMaxRetryWait = 5 * time.Second
 	// MaxAnswerBytes bounds an answer the SDK reads (a decision is a few
 	// hundred bytes).
 	MaxAnswerBytes = 1 << 20
