@@ -55,6 +55,10 @@ const (
 const (
 	// DefaultMaxWaiters bounds the callers waiting at once on one replica.
 	DefaultMaxWaiters = 1000
+	// DefaultMaxWaitersPerAgent bounds the callers waiting at once on one
+	// replica on the approvals of one agent: one agent (or a stolen token)
+	// cannot take every waiter's place from the others.
+	DefaultMaxWaitersPerAgent = DefaultMaxWaiters / 10
 	// MaxPollInterval is the longest a waiter goes without reading the
 	// store: a decision taken on another replica ends its wait that late
 	// at most.
@@ -77,6 +81,9 @@ type Config struct {
 	Recorder Recorder
 	// MaxWaiters bounds concurrent waits (DefaultMaxWaiters if 0).
 	MaxWaiters int
+	// MaxWaitersPerAgent bounds concurrent waits on one agent's approvals
+	// (DefaultMaxWaitersPerAgent if 0, at most MaxWaiters).
+	MaxWaitersPerAgent int
 	// PollInterval is how often a waiter reads the store, for decisions
 	// taken on other replicas (MaxPollInterval if 0; at most that).
 	PollInterval time.Duration
@@ -93,6 +100,7 @@ type Service struct {
 	mu      sync.Mutex
 	changed chan struct{} // closed and replaced on every decision here
 	waiters int
+	byAgent map[string]int // waiters per agent whose approval they wait on
 }
 
 // New returns a Service; every wait ends when ctx does (the server's
@@ -101,19 +109,23 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 	if cfg.Store == nil {
 		return nil, errors.New("approvalapi: Config.Store is required")
 	}
-	if cfg.MaxWaiters < 0 || cfg.PollInterval < 0 || cfg.PollInterval > MaxPollInterval {
+	if cfg.MaxWaiters < 0 || cfg.MaxWaitersPerAgent < 0 || cfg.PollInterval < 0 || cfg.PollInterval > MaxPollInterval {
 		return nil, fmt.Errorf("approvalapi: MaxWaiters must not be negative and PollInterval within 0..%s", MaxPollInterval)
 	}
 	if cfg.MaxWaiters == 0 {
 		cfg.MaxWaiters = DefaultMaxWaiters
 	}
+	if cfg.MaxWaitersPerAgent == 0 {
+		cfg.MaxWaitersPerAgent = DefaultMaxWaitersPerAgent
+	}
+	cfg.MaxWaitersPerAgent = min(cfg.MaxWaitersPerAgent, cfg.MaxWaiters)
 	if cfg.PollInterval == 0 {
 		cfg.PollInterval = MaxPollInterval
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	s := &Service{cfg: cfg, log: cfg.Logger, stop: ctx.Done(), changed: make(chan struct{})}
+	s := &Service{cfg: cfg, log: cfg.Logger, stop: ctx.Done(), changed: make(chan struct{}), byAgent: map[string]int{}}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
@@ -219,19 +231,23 @@ func (s *Service) Waiters() int {
 	return s.waiters
 }
 
-func (s *Service) enter() bool {
+func (s *Service) enter(agent string) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.waiters >= s.cfg.MaxWaiters {
+	if s.waiters >= s.cfg.MaxWaiters || s.byAgent[agent] >= s.cfg.MaxWaitersPerAgent {
 		return false
 	}
 	s.waiters++
+	s.byAgent[agent]++
 	return true
 }
 
-func (s *Service) leave() {
+func (s *Service) leave(agent string) {
 	s.mu.Lock()
 	s.waiters--
+	if s.byAgent[agent]--; s.byAgent[agent] == 0 {
+		delete(s.byAgent, agent)
+	}
 	s.mu.Unlock()
 }
 
@@ -248,17 +264,18 @@ func (s *Service) List(ctx context.Context, f approval.Filter) ([]approval.Appro
 // Wait returns approval id once it is no longer pending, or as it stands
 // when limit has passed or the server shuts down. A decision here ends the
 // wait at once; one on another replica within PollInterval. ErrBusy when
-// MaxWaiters callers wait already; ctx's error when the caller leaves.
+// MaxWaiters callers wait already, or MaxWaitersPerAgent on the approvals
+// of id's agent; ctx's error when the caller leaves.
 func (s *Service) Wait(ctx context.Context, id string, limit time.Duration) (approval.Approval, error) {
 	round := s.round()
 	a, err := s.cfg.Store.GetApproval(ctx, id)
 	if err != nil || a.Status != approval.Pending || limit <= 0 {
 		return a, err
 	}
-	if !s.enter() {
+	if !s.enter(a.AgentID) {
 		return a, ErrBusy
 	}
-	defer s.leave()
+	defer s.leave(a.AgentID)
 	deadline := time.NewTimer(limit)
 	defer deadline.Stop()
 	poll := time.NewTicker(s.cfg.PollInterval)

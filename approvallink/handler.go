@@ -18,7 +18,9 @@ import (
 )
 
 // Decider decides an approval and records the decision in the audit
-// trail: the one function the admin API calls too. source is "link".
+// trail: the one function the admin API calls too. source is "link". An
+// error with a decided approval means the decision stands but its audit
+// record failed (approvalapi.ErrUnrecorded).
 type Decider interface {
 	Decide(ctx context.Context, d approval.Decision, source string) (approval.Approval, error)
 }
@@ -195,6 +197,13 @@ func (h *Handler) decide(w http.ResponseWriter, r *http.Request) {
 		return
 	case errors.Is(err, approval.ErrNotFound):
 		h.invalid(w)
+		return
+	case err != nil && got.Status != "" && got.Status != approval.Pending:
+		// Decided, but its audit record failed (approvalapi.ErrUnrecorded):
+		// the decision stands, so the page must not say nothing was.
+		h.cfg.Logger.ErrorContext(r.Context(), "approval link: decided but not recorded", "approval", a.ID, "status", got.Status, "error", err)
+		page(w, http.StatusInternalServerError, view{Title: "Decided, but not recorded",
+			Text: "This request is now " + string(got.Status) + ", but its audit record could not be written: tell the MeshGuard operators (see the server's log)."})
 		return
 	case err != nil:
 		h.cfg.Logger.ErrorContext(r.Context(), "approval link: deciding", "approval", a.ID, "error", err)

@@ -123,6 +123,7 @@ func (a *Agent) WaitForApproval(ctx context.Context, id string) (Approval, error
 			return Approval{}, pendingError(id, trace, ctx.Err())
 		}
 		n := min(remaining, MaxWait).Truncate(time.Second)
+		started := time.Now()
 		status, hdr, data, sent, err := a.send(ctx, request{op: "wait", method: http.MethodGet,
 			path: "/v1/approvals/" + url.PathEscape(id), query: "wait=" + strconv.Itoa(int(n/time.Second)),
 			idempotent: true, hold: n})
@@ -151,6 +152,12 @@ func (a *Agent) WaitForApproval(ctx context.Context, id string) (Approval, error
 		trace = firstOf(validTraceID(ap.TraceID), trace)
 		switch ap.Status {
 		case ApprovalPending:
+			// A server that answers "pending" without holding the poll (a
+			// proxy, one shutting down) is polled at most once a second,
+			// never in a storm.
+			if err := pause(ctx, time.Second-time.Since(started)); err != nil {
+				return Approval{}, pendingError(id, trace, err)
+			}
 			continue
 		case ApprovalApproved:
 			return ap, nil
@@ -165,6 +172,21 @@ func (a *Agent) WaitForApproval(ctx context.Context, id string) (Approval, error
 		default:
 			return Approval{}, &Error{Kind: KindUnavailable, Op: "wait", Status: status, Message: fmt.Sprintf("approval status %q is none MeshGuard sends", truncate(ap.Status, 32)), TraceID: trace, ApprovalID: id}
 		}
+	}
+}
+
+// pause waits d (nothing when d <= 0) or until ctx ends.
+func pause(ctx context.Context, d time.Duration) error {
+	if d <= 0 {
+		return nil
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
 	}
 }
 

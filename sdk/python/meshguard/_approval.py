@@ -44,6 +44,7 @@ def wait_for_approval(
                 approval_id=ident,
             )
         n = min(int(remaining), MAX_WAIT)
+        started = time.monotonic()
         try:
             ans = poll("/v1/approvals/%s?wait=%d" % (ident, n), n)
         except Unavailable as e:
@@ -70,6 +71,11 @@ def wait_for_approval(
         if ap.status in ("expired", "used"):
             what = "the approval was already used" if ap.status == "used" else "the approval expired undecided"
             raise ApprovalExpired(what, reason="approval_expired", trace_id=trace, approval_id=ident)
+        # Pending. A server that answers so without holding the poll (a proxy, one shutting down)
+        # is polled at most once a second, never in a storm.
+        pause = min(1.0 - (time.monotonic() - started), deadline - time.monotonic())
+        if pause > 0:
+            time.sleep(pause)
 
 
 class _FoldedHeaders:

@@ -40,6 +40,7 @@ export async function waitLoop(poll, errorOf, approvalId, timeoutMs) {
         { reason: 'approval_required', traceId, approvalId: id });
     }
     const n = Math.min(Math.floor(remaining / 1000), MAX_WAIT_SECONDS);
+    const started = Date.now();
     let a;
     try {
       a = await poll(`/v1/approvals/${id}?wait=${n}`, n);
@@ -71,7 +72,12 @@ export async function waitLoop(poll, errorOf, approvalId, timeoutMs) {
       case 'used':
         throw new ApprovalExpired(`MeshGuard: ${what}: ${ap.status === 'used' ? 'already used' : 'expired undecided'}${note}`,
           { reason: 'approval_expired', traceId, approvalId: id });
-      default: // pending: poll again
+      default: { // pending: poll again
+        // A server that answers so without holding the poll (a proxy, one
+        // shutting down) is polled at most once a second, never in a storm.
+        const pause = Math.min(1000 - (Date.now() - started), deadline - Date.now());
+        if (pause > 0) await new Promise((resolve) => { setTimeout(resolve, pause); });
+      }
     }
   }
 }
