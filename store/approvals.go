@@ -234,10 +234,20 @@ func (s *db) DecideApproval(ctx context.Context, d approval.Decision) (approval.
 			}
 			a.Status, a.ExpiresAt = approval.Approved, now.Add(window)
 		}
-		_, err = tx.ExecContext(ctx, `UPDATE approvals SET status = $1, decided_by = $2, decided_at = $3, decision_reason = $4, expires_at = $5
+		res, err := tx.ExecContext(ctx, `UPDATE approvals SET status = $1, decided_by = $2, decided_at = $3, decision_reason = $4, expires_at = $5
 			WHERE id = $6 AND status = 'pending'`, string(a.Status), a.DecidedBy, toMicros(now), a.DecisionReason, toMicros(a.ExpiresAt), a.ID)
+		if err != nil {
+			return err
+		}
+		// The store's write lock makes the read above current; the row
+		// count holds the decision to one winner even without it.
+		if n, err := res.RowsAffected(); err != nil {
+			return err
+		} else if n != 1 {
+			return fmt.Errorf("%w: decided by someone else meanwhile", approval.ErrNotPending)
+		}
 		got = a
-		return err
+		return nil
 	})
 	if err != nil {
 		return approval.Approval{}, fmt.Errorf("decide approval %s: %w", d.ID, err)
