@@ -354,6 +354,9 @@ func checkFilterRecord(rec *audit.Record, now time.Time) error {
 	if err := checkFilterApproval(rec); err != nil {
 		return err
 	}
+	if err := checkFilterShadow(rec.Shadow); err != nil {
+		return err
+	}
 	if rec.Call != nil {
 		return checkFilterCall(rec.Call, rec.Method, rec.Action)
 	}
@@ -455,6 +458,33 @@ func checkText(name, v string, limit int) error {
 	default:
 		return &fieldError{field: name, reason: "contains a control character", err: err}
 	}
+}
+
+// checkFilterShadow holds a shipped record's shadow answer to what the
+// engine writes (engine.recordShadow): an effect, and a reason, policy and
+// rule under the bounds of the record's own — never free text for
+// `policy shadow` to group by.
+func checkFilterShadow(sh *audit.Shadow) error {
+	if sh == nil {
+		return nil
+	}
+	switch sh.Decision {
+	case "allow", "deny", "approve":
+	default:
+		return &fieldError{field: "shadow.decision", reason: strconv.Quote(sh.Decision) + ": expected allow, deny or approve"}
+	}
+	if sh.Policy == "" {
+		return &fieldError{field: "shadow.policy", reason: "names no shadow policy"}
+	}
+	for _, f := range []struct {
+		name, v string
+		max     int
+	}{{"shadow.reason", sh.Reason, 64}, {"shadow.policy", sh.Policy, 256}, {"shadow.rule", sh.Rule, 256}} {
+		if err := checkText(f.name, f.v, f.max); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // checkFilterApproval holds a shipped record to what the filter's engine
