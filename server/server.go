@@ -21,7 +21,6 @@ import (
 
 	"github.com/meshguard/meshguard/admin"
 	"github.com/meshguard/meshguard/alert"
-	"github.com/meshguard/meshguard/approval"
 	"github.com/meshguard/meshguard/approvalapi"
 	"github.com/meshguard/meshguard/approvallink"
 	"github.com/meshguard/meshguard/audit"
@@ -117,10 +116,8 @@ type backend interface {
 	alert.Outbox
 	admin.RevocationStore
 	engine.Approvals
-	approvallink.Approvals
-	DecideApproval(ctx context.Context, d approval.Decision) (approval.Approval, error)
+	approvalapi.Store // covers approvallink.Approvals
 	Secret(ctx context.Context, name string, size int) ([]byte, error)
-	approvalapi.Store
 	CountOutbox(ctx context.Context) (map[string]int, error)
 	CountActiveAgents(ctx context.Context) (int64, error)
 	Close() error
