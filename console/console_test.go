@@ -2,6 +2,7 @@ package console_test
 
 import (
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"regexp"
 	"strings"
@@ -225,5 +226,39 @@ func TestLoginRateLimited(t *testing.T) {
 	resp := fx.post(t, c, "/ui/login", url.Values{"token": {adminToken}}, fx.srv.URL)
 	if resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("Retry-After") == "" || len(resp.Cookies()) != 0 {
 		t.Fatalf("the fourth attempt in a minute: %s (Retry-After %q), want 429 and no session", resp.Status, resp.Header.Get("Retry-After"))
+	}
+}
+
+// TestCookieSecureOverTLS: over TLS the session cookie is Secure, and a
+// form must come from an https origin.
+func TestCookieSecureOverTLS(t *testing.T) {
+	fx := newFixture(t, nil)
+	tlsSrv := httptest.NewTLSServer(fx.router)
+	t.Cleanup(tlsSrv.Close)
+	c := tlsSrv.Client()
+	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	for _, tc := range []struct {
+		name, origin string
+		want         int
+	}{
+		{"an http origin", strings.Replace(tlsSrv.URL, "https:", "http:", 1), http.StatusForbidden},
+		{"its https origin", tlsSrv.URL, http.StatusSeeOther},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			req, _ := http.NewRequest(http.MethodPost, tlsSrv.URL+"/ui/login", strings.NewReader(url.Values{"token": {adminToken}}.Encode()))
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			req.Header.Set("Origin", tc.origin)
+			resp, err := c.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != tc.want {
+				t.Fatalf("%s, want %d", resp.Status, tc.want)
+			}
+			if tc.want == http.StatusSeeOther && (len(resp.Cookies()) != 1 || !resp.Cookies()[0].Secure) {
+				t.Fatalf("cookies %v: want one, Secure", resp.Cookies())
+			}
+		})
 	}
 }
