@@ -71,11 +71,13 @@ test: wasm-check wasm jaeger build
 	@# which go test's cache does not watch, so an edit there would replay a stale pass.
 	cd tools/release && $(GO) vet ./... && $(GO) test -count=1 ./...
 	@set -e; bin=$$(GO=$(GO) scripts/jaeger.sh); \
+	  chromium=$$(scripts/chromium.sh); \
 	  pgdir=$$(mktemp -d /tmp/meshguard-pg.XXXXXX); \
 	  trap 'scripts/postgres.sh stop "$$pgdir"' EXIT INT TERM; \
 	  url=$$(scripts/postgres.sh start "$$pgdir"); \
 	  echo "PostgreSQL for the tests: $$url"; \
 	  MESHGUARD_JAEGER_BIN=$$bin MESHGUARD_REQUIRE_JAEGER=1 \
+	  MESHGUARD_CHROMIUM_BIN=$$chromium MESHGUARD_REQUIRE_CHROMIUM=1 \
 	  MESHGUARD_TEST_DATABASE_URL="$$url" MESHGUARD_REQUIRE_POSTGRES=1 $(GO) test -race ./...
 	@# The filter's own module: natively and as the compiled $(WASM) under wazero.
 	@# Three compiles of the 8 MB module under -race: slow on a loaded machine, hence the timeout.

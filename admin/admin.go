@@ -13,7 +13,6 @@ package admin
 
 import (
 	"context"
-	"crypto/sha256"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -172,7 +171,7 @@ type Config struct {
 type API struct {
 	cfg       Config
 	log       *slog.Logger
-	adminHash [sha256.Size]byte
+	token     TokenCheck
 	discovery *identity.Discovery // nil: built per request from Host
 
 	// agentMu serialises agent writes, so two PATCHes of one agent cannot
@@ -211,7 +210,7 @@ func New(cfg Config) (*API, error) {
 	if cfg.Revocations != nil && (cfg.Revocations.Store == nil || cfg.Revocations.List == nil) {
 		return nil, errors.New("admin: Config.Revocations.Store and Config.Revocations.List required")
 	}
-	a := &API{cfg: cfg, log: cfg.Logger, adminHash: sha256.Sum256([]byte(cfg.AdminToken))}
+	a := &API{cfg: cfg, log: cfg.Logger, token: NewTokenCheck(cfg.AdminToken)}
 	if a.log == nil {
 		a.log = slog.New(slog.DiscardHandler)
 	}
@@ -301,3 +300,7 @@ func (a *API) changed(c Change) {
 		a.cfg.OnChange(c)
 	}
 }
+
+// Token is the check of the admin token in force, for the console's
+// sign-in (one copy of the comparison).
+func (a *API) Token() TokenCheck { return a.token }

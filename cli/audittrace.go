@@ -42,66 +42,30 @@ func (a *app) auditTraceCmd() *cobra.Command {
 	}
 }
 
-// traceNode is one agent in a delegation tree: the decisions it was the
-// actor of, and the agents it delegated to.
-type traceNode struct {
-	id        string
-	decisions []*audit.Record
-	children  []*traceNode
-	byID      map[string]*traceNode
-}
-
-func (n *traceNode) child(id string) *traceNode {
-	if c, ok := n.byID[id]; ok {
-		return c
-	}
-	c := &traceNode{id: id, byID: map[string]*traceNode{}}
-	n.byID[id] = c
-	n.children = append(n.children, c)
-	return c
-}
-
-// writeTraceTree prints records (in the order written) as a forest: a
-// record with chain [A, B, C] sits under C, under B, under A. Records
-// without an agent (401s) sit at the top, as "unauthenticated".
+// writeTraceTree prints records (in the order written) as the forest
+// audit.TraceTree builds.
 func writeTraceTree(w io.Writer, traceID string, rs []audit.Record) {
-	root := &traceNode{byID: map[string]*traceNode{}}
-	names := map[string]string{}
-	for i := range rs {
-		r := &rs[i]
-		if r.AgentID != "" && r.AgentName != "" {
-			names[r.AgentID] = r.AgentName
-		}
-		n := root
-		chain := r.Chain
-		if len(chain) == 0 {
-			chain = []string{r.AgentID} // "" groups the unauthenticated
-		}
-		for _, id := range chain {
-			n = n.child(id)
-		}
-		n.decisions = append(n.decisions, r)
-	}
+	roots := audit.TraceTree(rs)
 	var first, last time.Time
 	if len(rs) > 0 {
 		first, last = rs[0].Timestamp, rs[len(rs)-1].Timestamp
 	}
 	fmt.Fprintf(w, "trace %s: %s over %s\n", traceID, count(len(rs), "decision"), last.Sub(first).Round(time.Millisecond))
-	for i, c := range root.children {
-		writeTraceNode(w, c, names, "", i == len(root.children)-1, true)
+	for i, c := range roots {
+		writeTraceNode(w, c, "", i == len(roots)-1, true)
 	}
 }
 
-func writeTraceNode(w io.Writer, n *traceNode, names map[string]string, indent string, last, top bool) {
+func writeTraceNode(w io.Writer, n *audit.TraceNode, indent string, last, top bool) {
 	branch, next := "├─ ", "│  "
 	if last {
 		branch, next = "└─ ", "   "
 	}
 	label := "unauthenticated"
-	if n.id != "" {
-		label = n.id
-		if name := names[n.id]; name != "" {
-			label = name + " (" + n.id + ")"
+	if n.ID != "" {
+		label = n.ID
+		if n.Name != "" {
+			label = n.Name + " (" + n.ID + ")"
 		}
 	}
 	if !top {
@@ -109,8 +73,8 @@ func writeTraceNode(w io.Writer, n *traceNode, names map[string]string, indent s
 	}
 	fmt.Fprintf(w, "%s%s%s\n", indent, branch, printable(label))
 	indent += next
-	items := len(n.decisions) + len(n.children)
-	for i, r := range n.decisions {
+	items := len(n.Decisions) + len(n.Children)
+	for i, r := range n.Decisions {
 		b := "├─ "
 		if i == items-1 {
 			b = "└─ "
@@ -126,7 +90,7 @@ func writeTraceNode(w io.Writer, n *traceNode, names map[string]string, indent s
 		fmt.Fprintf(w, "%s%s%s\n", indent, b, printable(fmt.Sprintf("%s %s%s%s (%s) %s %dµs", strings.ToUpper(r.Decision), r.Action, callNote(r.Call), target, why,
 			r.Timestamp.UTC().Format("15:04:05.000"), r.LatencyUs)))
 	}
-	for i, c := range n.children {
-		writeTraceNode(w, c, names, indent, len(n.decisions)+i == items-1, false)
+	for i, c := range n.Children {
+		writeTraceNode(w, c, indent, len(n.Decisions)+i == items-1, false)
 	}
 }

@@ -30,19 +30,23 @@ import (
 
 // Config is the server's configuration.
 type Config struct {
-	Host               string
-	Port               int
-	GRPCPort           int
-	Mode               engine.Mode
-	DataDir            string
-	DatabaseURL        string
-	PoliciesDir        string
-	ServicesFile       string
-	ListenerPort       int
-	XDSAuthzAddress    string
-	XDSHTTPAddress     string
-	WasmFilterPath     string
-	AdminToken         string
+	Host            string
+	Port            int
+	GRPCPort        int
+	Mode            engine.Mode
+	DataDir         string
+	DatabaseURL     string
+	PoliciesDir     string
+	ServicesFile    string
+	ListenerPort    int
+	XDSAuthzAddress string
+	XDSHTTPAddress  string
+	WasmFilterPath  string
+	AdminToken      string
+	// Console serves the web console under /ui/ (docs/console.md);
+	// ConsoleTraceURL links a trace id to the tracing backend.
+	Console            bool
+	ConsoleTraceURL    string
 	JWTSecret          string
 	ProxyTarget        string
 	ProxyServices      bool // gateway: the catalogue's services, not ProxyTarget
@@ -174,6 +178,21 @@ var settings = []setting{
 			return errors.New("must be at least 16 characters")
 		}
 		c.AdminToken = v
+		return nil
+	}},
+	{"console", "CONSOLE", "console", "serve the web console under /ui/ on the HTTP port (signed in with the admin token)", "true", func(c *Config, v string) error {
+		b, err := strconv.ParseBool(strings.TrimSpace(v))
+		if err != nil {
+			return fmt.Errorf("%q: expected true or false", v)
+		}
+		c.Console = b
+		return nil
+	}},
+	{"consoleTraceUrl", "CONSOLE_TRACE_URL", "console-trace-url", "the console links each trace id here: an http(s) URL holding {traceId} (Jaeger: http://jaeger:16686/trace/{traceId})", "", func(c *Config, v string) error {
+		if err := CheckTraceURL(v); err != nil {
+			return err
+		}
+		c.ConsoleTraceURL = v
 		return nil
 	}},
 	{"jwtSecret", "JWT_SECRET", "jwt-secret", "also accept HS256 agent tokens signed with this secret (≥ 32 bytes)", "", func(c *Config, v string) error {
@@ -449,4 +468,21 @@ func keyList() string {
 		keys[i] = s.key
 	}
 	return strings.Join(keys, ", ")
+}
+
+// CheckTraceURL validates CONSOLE_TRACE_URL: empty (no link), or an
+// absolute http(s) URL with a host, no user info, and {traceId} where the
+// id goes (the console puts it there path-escaped).
+func CheckTraceURL(v string) error {
+	if v == "" {
+		return nil
+	}
+	if !strings.Contains(v, "{traceId}") {
+		return fmt.Errorf("%q: expected {traceId} where the trace id goes", v)
+	}
+	u, err := url.Parse(strings.ReplaceAll(v, "{traceId}", "0"))
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil {
+		return fmt.Errorf("%q: expected an http:// or https:// URL with a host and no user info", v)
+	}
+	return nil
 }

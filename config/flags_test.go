@@ -47,7 +47,7 @@ func changed(fields map[string][]int, a, b *Config) []string {
 // one that differs from its default. A new setting none of them fits
 // fails TestFlagsCoverEverySetting until one is added here.
 var probes = []string{"2", "true", "false", "audit", "always", "debug", "json", "verify-if-given", "http", "all",
-	"/probe/filter.wasm", "https://probe.test/hook", "postgres://db.probe.test/mg", "probe.test:2", "ops@probe.test",
+	"/probe/filter.wasm", "https://probe.test/hook", "https://probe.test/trace/{traceId}", "postgres://db.probe.test/mg", "probe.test:2", "ops@probe.test",
 	strings.Repeat("k", 32), "90m"}
 
 // probeBase makes every probe loadable on its own: the settings that must

@@ -27,6 +27,7 @@ import (
 	"github.com/meshguard/meshguard/catalog/registry"
 	"github.com/meshguard/meshguard/checkapi"
 	"github.com/meshguard/meshguard/config"
+	"github.com/meshguard/meshguard/console"
 	"github.com/meshguard/meshguard/engine"
 	"github.com/meshguard/meshguard/extauthz"
 	"github.com/meshguard/meshguard/filterapi"
@@ -118,6 +119,7 @@ type backend interface {
 	engine.Approvals
 	approvalapi.Store // covers approvallink.Approvals
 	Secret(ctx context.Context, name string, size int) ([]byte, error)
+	console.AuditLog
 	CountOutbox(ctx context.Context) (map[string]int, error)
 	CountActiveAgents(ctx context.Context) (int64, error)
 	Close() error
@@ -396,6 +398,9 @@ func build(ctx context.Context, cfg *config.Config, o Options, log *slog.Logger)
 		return nil, fmt.Errorf("admin API: %w", err)
 	}
 	api.Register(p.router)
+	if err := p.buildConsole(ctx, cfg, api, limiter, log); err != nil {
+		return nil, err
+	}
 	if signer != nil {
 		// The signed one-time links of approval notifications.
 		linkPages, err := approvallink.New(approvallink.Config{Signer: signer, Approvals: p.db, Decider: linkDecider{p.approvals},

@@ -73,3 +73,19 @@ func (s *db) AuditHashByID(ctx context.Context, id string) (string, bool, error)
 	}
 	return h, true, nil
 }
+
+// AuditRecord is the stored record with this id, and false if there is
+// none (the console's decision page). A row that does not decode, or whose
+// columns disagree with its record, comes back marked Unreadable.
+func (s *db) AuditRecord(ctx context.Context, id string) (audit.Record, bool, error) {
+	var out audit.Record
+	found := false
+	err := s.scanAuditRows(ctx, `SELECT `+auditSelect+` FROM audit WHERE id = $1`, []any{id}, func(_ int64, r audit.Record) error {
+		out, found = r, true
+		return nil
+	})
+	if err != nil {
+		return audit.Record{}, false, fmt.Errorf("audit record %s: %w", id, err)
+	}
+	return out, found, nil
+}

@@ -132,7 +132,7 @@ var (
 	// filter is what the wasm filter embeds: it must stay light.
 	filter = []string{"filterconfig", "filterdecider", "filterprotocol", "policy", "trust", "catalog", "engine", "agentproto"}
 	// control is the admin API and the control plane.
-	control = []string{"admin", "xds", "proxyauth", "catalog/registry", "store", "alert", "telemetry", "config", "replay", "approvallink", "approvalapi"}
+	control = []string{"admin", "xds", "proxyauth", "catalog/registry", "store", "alert", "telemetry", "config", "replay", "approvallink", "approvalapi", "console"}
 	// wiring builds everything; only the command, the examples and the
 	// load harness build on it.
 	wiring = []string{"server", "cli"}

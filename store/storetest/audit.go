@@ -19,6 +19,7 @@ type AuditBackend interface {
 	AppendAudit(ctx context.Context, rs []audit.Record) error
 	LastAuditHash(ctx context.Context) (string, error)
 	ScanAudit(ctx context.Context, fn func(audit.Record) error) error
+	AuditRecord(ctx context.Context, id string) (audit.Record, bool, error)
 	ScanAuditFiltered(ctx context.Context, f store.AuditFilter, fn func(r audit.Record, cursor string) error) error
 	QueryAudit(ctx context.Context, f store.AuditFilter) (store.AuditPage, error)
 	AuditStats(ctx context.Context, from, to time.Time) (audit.Stats, error)
@@ -165,6 +166,16 @@ func testAuditChain(t *testing.T, open func(*testing.T) Backend) {
 		return p.Last().String() == ".canon"
 	}, cmp.Ignore())); diff != "" {
 		t.Fatalf("records read back differ (-stored +read):\n%s", diff)
+	}
+	// One by id, as the console's decision page reads it.
+	for _, id := range []string{rs[0].ID, rs[7].ID, rs[11].ID} {
+		r, ok, err := b.AuditRecord(t.Context(), id)
+		if err != nil || !ok || r.ID != id || r.Hash == "" || r.Unreadable != "" {
+			t.Fatalf("AuditRecord(%s) = %s %q %v %v", id, r.ID, r.Unreadable, ok, err)
+		}
+	}
+	if _, ok, err := b.AuditRecord(t.Context(), "no-such-record"); ok || err != nil {
+		t.Fatalf("AuditRecord of an unknown id: %v %v, want not found", ok, err)
 	}
 }
 
