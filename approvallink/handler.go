@@ -181,8 +181,10 @@ func (h *Handler) decide(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	reason := strings.TrimSpace(r.PostForm.Get("reason"))
-	if len(reason) > approval.MaxReason || strings.IndexFunc(reason, func(c rune) bool { return unicode.IsControl(c) && c != '\n' && c != '\r' && c != '\t' }) >= 0 {
-		page(w, http.StatusBadRequest, view{Title: "Bad request", Text: "The reason must be text of at most " + strconv.Itoa(approval.MaxReason) + " bytes."})
+	// One line, as the approval API takes it (a newline would be refused
+	// there, after the page promised a decision).
+	if len(reason) > approval.MaxReason || strings.IndexFunc(reason, unicode.IsControl) >= 0 {
+		page(w, http.StatusBadRequest, view{Title: "Bad request", Text: "The reason must be one line of text of at most " + strconv.Itoa(approval.MaxReason) + " bytes."})
 		return
 	}
 	got, err := h.cfg.Decider.Decide(r.Context(), approval.Decision{ID: a.ID, Approve: p.Decision == Approve, By: "link:" + p.Channel, Reason: reason}, "link")
@@ -277,7 +279,7 @@ var pageTemplate = template.Must(template.New("page").Parse(`<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="robots" content="noindex"><title>MeshGuard: {{.Title}}</title></head>
 <body><h1>{{.Title}}</h1><p>{{.Text}}</p>
 {{- if .Rows}}<table>{{range .Rows}}{{if index . 1}}<tr><th align="left">{{index . 0}}</th><td><code>{{index . 1}}</code></td></tr>{{end}}{{end}}</table>{{end}}
-{{- if .Form}}<form method="post"><p><label>Reason (optional)<br><textarea name="reason" maxlength="1024" rows="3" cols="60"></textarea></label></p>
+{{- if .Form}}<form method="post"><p><label>Reason (optional)<br><input type="text" name="reason" maxlength="1024" size="60"></label></p>
 <p><button type="submit">{{.Button}}</button></p></form>{{end}}
 </body></html>
 `))
