@@ -91,6 +91,8 @@ type Config struct {
 	Agents   Agents
 	Policies Policies
 	Limiter  Limiter
+	// Approvals, if set, serves the approvals pages (approvalapi.Service).
+	Approvals Approvals
 	// TraceURL, if set, links each trace id to the tracing backend:
 	// {traceId} is replaced by the id, path-escaped (config.CheckTraceURL).
 	TraceURL string
@@ -185,6 +187,11 @@ func (c *Console) Register(m Mux) {
 	m.Handle("GET /ui/decisions/stream", page(c.stream))
 	m.Handle("GET /ui/decisions/{id}", page(c.decision))
 	m.Handle("GET /ui/traces/{traceId}", page(c.trace))
+	if c.cfg.Approvals != nil {
+		m.Handle("GET /ui/approvals", page(c.approvals))
+		m.Handle("GET /ui/approvals/{id}", page(c.approvalPage))
+		m.Handle("POST /ui/approvals/{id}/decide", page(c.decideApproval))
+	}
 }
 
 // Public routes: the ones Register serves without a session.
