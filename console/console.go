@@ -93,6 +93,9 @@ type Config struct {
 	Limiter  Limiter
 	// Approvals, if set, serves the approvals pages (approvalapi.Service).
 	Approvals Approvals
+	// Alerts and XDS, if set, serve the alerts and xDS status pages.
+	Alerts AlertsStatus
+	XDS    XDSStatus
 	// TraceURL, if set, links each trace id to the tracing backend:
 	// {traceId} is replaced by the id, path-escaped (config.CheckTraceURL).
 	TraceURL string
@@ -191,6 +194,12 @@ func (c *Console) Register(m Mux) {
 		m.Handle("GET /ui/approvals", page(c.approvals))
 		m.Handle("GET /ui/approvals/{id}", page(c.approvalPage))
 		m.Handle("POST /ui/approvals/{id}/decide", page(c.decideApproval))
+	}
+	if c.cfg.Alerts != nil {
+		m.Handle("GET /ui/alerts", page(c.alerts))
+	}
+	if c.cfg.XDS != nil {
+		m.Handle("GET /ui/xds", page(c.xds))
 	}
 }
 
