@@ -37,3 +37,7 @@ func (a *API) alertsTest(w http.ResponseWriter, r *http.Request) {
 	}
 	httpjson.WriteJSON(w, http.StatusOK, map[string]any{"results": res})
 }
+
+// Alerts is alerting as the admin API shows it (nil when not configured):
+// what the console's alerts page reads, so both show the same.
+func (a *API) Alerts() Alerts { return a.cfg.Alerts }

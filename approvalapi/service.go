@@ -41,6 +41,8 @@ type Source string
 const (
 	SourceAdmin Source = "admin" // the admin API (and so the CLI)
 	SourceLink  Source = "link"  // a signed one-time link in a notification
+	// SourceConsole is the web console's approvals page (docs/console.md).
+	SourceConsole Source = "console"
 )
 
 // The audit record of a decision: its action, and its reason.
@@ -134,14 +136,14 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 
 // Decide applies a person's decision to a pending approval and records it
 // in the audit trail, under the approval's trace: the one function behind
-// the admin API and the signed link. d.By must be clean text (no control
+// the admin API, the signed link and the console. d.By must be clean text (no control
 // characters, valid UTF-8). Errors: approval.ErrInvalid (nothing changed),
 // approval.ErrNotFound, approval.ErrExpired, approval.ErrNotPending (from
 // the store; nothing changed), ErrUnrecorded (the decision stands, with
 // the approval).
 func (s *Service) Decide(ctx context.Context, d approval.Decision, src Source) (approval.Approval, error) {
-	if src != SourceAdmin && src != SourceLink {
-		return approval.Approval{}, fmt.Errorf("decide approval: %w: source %q (expected admin or link)", approval.ErrInvalid, src)
+	if src != SourceAdmin && src != SourceLink && src != SourceConsole {
+		return approval.Approval{}, fmt.Errorf("decide approval: %w: source %q (expected admin, link or console)", approval.ErrInvalid, src)
 	}
 	if err := cleanText("by", d.By); err != nil {
 		return approval.Approval{}, fmt.Errorf("decide approval: %w", err)

@@ -91,6 +91,11 @@ type Config struct {
 	Agents   Agents
 	Policies Policies
 	Limiter  Limiter
+	// Approvals, if set, serves the approvals pages (approvalapi.Service).
+	Approvals Approvals
+	// Alerts and XDS, if set, serve the alerts and xDS status pages.
+	Alerts AlertsStatus
+	XDS    XDSStatus
 	// TraceURL, if set, links each trace id to the tracing backend:
 	// {traceId} is replaced by the id, path-escaped (config.CheckTraceURL).
 	TraceURL string
@@ -185,6 +190,17 @@ func (c *Console) Register(m Mux) {
 	m.Handle("GET /ui/decisions/stream", page(c.stream))
 	m.Handle("GET /ui/decisions/{id}", page(c.decision))
 	m.Handle("GET /ui/traces/{traceId}", page(c.trace))
+	if c.cfg.Approvals != nil {
+		m.Handle("GET /ui/approvals", page(c.approvals))
+		m.Handle("GET /ui/approvals/{id}", page(c.approvalPage))
+		m.Handle("POST /ui/approvals/{id}/decide", page(c.decideApproval))
+	}
+	if c.cfg.Alerts != nil {
+		m.Handle("GET /ui/alerts", page(c.alerts))
+	}
+	if c.cfg.XDS != nil {
+		m.Handle("GET /ui/xds", page(c.xds))
+	}
 }
 
 // Public routes: the ones Register serves without a session.

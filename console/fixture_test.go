@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/meshguard/meshguard/admin"
+	"github.com/meshguard/meshguard/approvalapi"
 	"github.com/meshguard/meshguard/console"
 	"github.com/meshguard/meshguard/engine"
 	"github.com/meshguard/meshguard/engine/enginetest"
@@ -42,8 +43,12 @@ type fixture struct {
 func newFixture(t *testing.T, mutate func(*console.Config)) *fixture {
 	t.Helper()
 	f := enginetest.New(t, testPolicies, enginetest.Options{})
+	approvals, err := approvalapi.New(t.Context(), approvalapi.Config{Store: f.Store, Recorder: f.Audit})
+	if err != nil {
+		t.Fatal(err)
+	}
 	cfg := console.Config{Token: admin.NewTokenCheck(adminToken), Secret: []byte(strings.Repeat("s", 32)), Audit: f.Store,
-		Agents: f.Store, Policies: f.Policies, Limiter: f.Limiter, FollowPoll: 20 * time.Millisecond}
+		Agents: f.Store, Policies: f.Policies, Limiter: f.Limiter, FollowPoll: 20 * time.Millisecond, Approvals: approvals}
 	if mutate != nil {
 		mutate(&cfg)
 	}

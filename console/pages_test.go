@@ -34,6 +34,8 @@ func TestSecurityHeaders(t *testing.T) {
 		{"missing static file", "/ui/static/nope.js", fx.client(t)},
 		{"decisions", "/ui/decisions", signedIn},
 		{"decisions, bad filter", "/ui/decisions?decision=maybe", signedIn},
+		{"approvals", "/ui/approvals", signedIn},
+		{"approvals, bad filter", "/ui/approvals?status=maybe", signedIn},
 		{"a decision", "/ui/decisions/" + id, signedIn},
 		{"no such decision", "/ui/decisions/aud_nope", signedIn},
 		{"a chain", "/ui/traces/" + traceID, signedIn},

@@ -129,7 +129,7 @@ func (r *Replayer) Add(rec *audit.Record) {
 	case rec.Source == "delegation":
 		r.skipped[SkipDelegation]++
 		return
-	case rec.Source == "admin" || rec.Source == "link":
+	case rec.Source == "admin" || rec.Source == "link" || rec.Source == "console":
 		// A person answered an approval: no request to decide again (the
 		// request's own records are).
 		r.skipped[SkipApproval]++
