@@ -21,7 +21,7 @@ func Input(set *policy.Set, rec *audit.Record) (policy.Input, error) {
 	switch {
 	case rec.Unreadable != "":
 		return in, fmt.Errorf("%w: %s", ErrCannotDecide, WhyUnreadable)
-	case rec.Source == "delegation" || rec.Source == "admin" || rec.Source == "link" || rec.Source == "console":
+	case rec.Source == "delegation" || personsAnswer(rec):
 		return in, fmt.Errorf("%w: a %s record is no request the policies decided", ErrCannotDecide, rec.Source)
 	case rec.Inputs == nil && policyReason(rec):
 		return in, fmt.Errorf("%w: %s", ErrCannotDecide, WhyBeforeInputs)

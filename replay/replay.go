@@ -129,7 +129,7 @@ func (r *Replayer) Add(rec *audit.Record) {
 	case rec.Source == "delegation":
 		r.skipped[SkipDelegation]++
 		return
-	case rec.Source == "admin" || rec.Source == "link" || rec.Source == "console":
+	case personsAnswer(rec):
 		// A person answered an approval: no request to decide again (the
 		// request's own records are).
 		r.skipped[SkipApproval]++
@@ -248,4 +248,15 @@ func (r *Replayer) Report() Report {
 	}
 	rep.NotReplayed = NotRedecidedByReplay
 	return rep
+}
+
+// personsAnswer reports whether rec is a person's answer to an approval
+// (approvalapi's record of a decision, made through the admin API, a
+// signed link or the console), not a request the policies decided.
+func personsAnswer(rec *audit.Record) bool {
+	switch rec.Source {
+	case "admin", "link", "console":
+		return true
+	}
+	return false
 }
