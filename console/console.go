@@ -70,9 +70,11 @@ type Agents interface {
 	GetAgentByName(ctx context.Context, name string) (identity.Agent, error)
 }
 
-// Policies is the policy set in force (policy.Loader).
+// Policies is the policy set in force and the error of the last reload
+// attempt (policy.Loader).
 type Policies interface {
 	Current() *policy.Set
+	Err() error
 }
 
 // Limiter counts sign-in attempts per client address (the engine's).
@@ -185,6 +187,8 @@ func (c *Console) Register(m Mux) {
 	m.Handle("GET /ui/decisions/stream", page(c.stream))
 	m.Handle("GET /ui/decisions/{id}", page(c.decision))
 	m.Handle("GET /ui/traces/{traceId}", page(c.trace))
+	m.Handle("GET /ui/policies", page(c.policies))
+	m.Handle("POST /ui/policies/playground", page(c.playground))
 }
 
 // Public routes: the ones Register serves without a session.
