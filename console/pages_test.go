@@ -38,6 +38,7 @@ func TestSecurityHeaders(t *testing.T) {
 		{"no such decision", "/ui/decisions/aud_nope", signedIn},
 		{"a chain", "/ui/traces/" + traceID, signedIn},
 		{"policies", "/ui/policies", signedIn},
+		{"overview", "/ui/overview", signedIn},
 		{"a bad trace id", "/ui/traces/XYZ", signedIn},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

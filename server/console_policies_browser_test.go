@@ -67,3 +67,41 @@ func TestConsolePlaygroundInBrowser(t *testing.T) {
 		t.Fatalf("revision shown %q; in force %q with %d policies: the draft changed the set", rev, inForce.Revision, len(inForce.Policies))
 	}
 }
+
+// TestConsoleOverviewInBrowser: a decision made by POST /v1/check is
+// drawn on the overview: its minute's bar, its denial reason and its
+// agent, as SVG the browser lays out.
+func TestConsoleOverviewInBrowser(t *testing.T) {
+	r := start(t, nil)
+	ctx := browser(t)
+	base := "http://" + r.addrs.HTTP
+	agentToken := r.agent(t, "reader-1", "reader")
+	d := v1Check(t, base, agentToken, "write:docs", "00-1af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01")
+	if d.Decision != "deny" {
+		t.Fatalf("the check: %+v, want a denial", d)
+	}
+	if err := chromedp.Do(ctx,
+		chromedp.Navigate(base+"/ui/login"),
+		chromedp.WaitVisible(chromedp.ID("token")),
+		chromedp.SendKeys(chromedp.ID("token"), r.adminToken(t)),
+		chromedp.Submit(chromedp.ID("token")),
+		chromedp.WaitVisible(chromedp.ID("rows")),
+		chromedp.Click(chromedp.CSS(`nav a[href="/ui/overview"]`)),
+		chromedp.WaitVisible(chromedp.ID("per-minute")),
+	); err != nil {
+		t.Fatal(err)
+	}
+	// The denied part of the one minute with a record is drawn, full
+	// height (it is the busiest minute).
+	h := inBrowser(t, ctx, chromedp.Evaluate[float64](`document.querySelector("#per-minute .minute rect.deny").getBBox().height`))
+	if h != 160 {
+		t.Fatalf("the denied bar is %v px high, want 160", h)
+	}
+	// An SVG element has no innerText: read its text content.
+	if got := inBrowser(t, ctx, chromedp.Evaluate[string](`document.getElementById("reasons").textContent`)); !strings.Contains(got, d.Reason) {
+		t.Fatalf("the denial reasons: %q", got)
+	}
+	if got := inBrowser(t, ctx, chromedp.Evaluate[string](`document.getElementById("agents").textContent`)); !strings.Contains(got, "reader-1") {
+		t.Fatalf("the agents: %q", got)
+	}
+}
