@@ -118,7 +118,7 @@ func chartOf(from time.Time, minutes []audit.Minute) overviewData {
 			continue
 		}
 		deny := scale(m.Denied)
-		allow := scale(m.Allowed + m.Denied) - deny
+		allow := scale(m.Allowed+m.Denied) - deny
 		d.Bars = append(d.Bars, minuteBar{X: i * chartBarStep, DenyY: chartPlotHeight - deny, DenyH: deny,
 			AllowY: chartPlotHeight - deny - allow, AllowH: allow,
 			Title: fmt.Sprintf("%s: %d allowed, %d denied", m.Start.UTC().Format("15:04"), m.Allowed, m.Denied)})
