@@ -49,7 +49,8 @@ type overviewData struct {
 	Total, Allowed  int64
 	Denied          int64
 	Max             int64 // the tallest minute
-	Width, Height   int   // the chart's
+	Width, Height   int   // the plot's width, the chart's height
+	SVGWidth        int   // room for the last tick's label
 	Bars            []minuteBar
 	Ticks           []tick
 	Reasons, Agents []rankBar
@@ -96,7 +97,7 @@ func (c *Console) overview(w http.ResponseWriter, r *http.Request) {
 // chartOf lays out the minutes from from (sparse, oldest first) as bars
 // scaled to the busiest minute; a minute without records has no bar.
 func chartOf(from time.Time, minutes []audit.Minute) overviewData {
-	d := overviewData{From: from, Width: overviewMinutes * chartBarStep, Height: chartPlotHeight + 20}
+	d := overviewData{From: from, Width: overviewMinutes * chartBarStep, SVGWidth: overviewMinutes*chartBarStep + 40, Height: chartPlotHeight + 20}
 	inHour := func(m audit.Minute) (int, bool) {
 		i := int(m.Start.Sub(from) / time.Minute)
 		return i, m.Start.Compare(from) >= 0 && i < overviewMinutes
