@@ -124,7 +124,7 @@ trace-picture:
 # with the example policies, a few decisions, each page in headless Chromium.
 console-screenshots:
 	@chromium=$$(scripts/chromium.sh); MESHGUARD_CHROMIUM_BIN=$$chromium \
-	  $(GO) run ./internal/consoleshots -out docs/console -policies examples/policies
+	  $(GO) run ./cmd/consoleshots -out docs/console -policies examples/policies
 
 # The policy engine is embedded in the proxy-wasm filter: it must keep
 # building for wasip1 with no heavy dependencies.
