@@ -29,7 +29,7 @@ FILTER_IMAGE := bin/meshguard-filter-image.tar
 REVISION     ?= $(or $(COMMIT),unknown)
 CREATED      ?= $(or $(DATE),1970-01-01T00:00:00Z)
 
-.PHONY: all build release wasm image bench-wasm test jaeger trace-picture demo mesh bench bench-load bench-replay lint fuzz mutate wasm-check clean
+.PHONY: all build release wasm image bench-wasm test jaeger trace-picture console-screenshots demo mesh bench bench-load bench-replay lint fuzz mutate wasm-check clean
 
 all: build
 
@@ -119,6 +119,12 @@ jaeger:
 trace-picture:
 	@bin=$$(GO=$(GO) scripts/jaeger.sh); MESHGUARD_JAEGER_BIN=$$bin MESHGUARD_REQUIRE_JAEGER=1 \
 	  $(GO) test -count=1 ./examples/demo -run '^TestDemoTraceInJaeger$$' -update
+
+# The console's screenshots in docs/console (docs/console.md): a served MeshGuard
+# with the example policies, a few decisions, each page in headless Chromium.
+console-screenshots:
+	@chromium=$$(scripts/chromium.sh); MESHGUARD_CHROMIUM_BIN=$$chromium \
+	  $(GO) run ./cmd/consoleshots -out docs/console -policies examples/policies
 
 # The policy engine is embedded in the proxy-wasm filter: it must keep
 # building for wasip1 with no heavy dependencies.

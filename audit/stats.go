@@ -23,3 +23,11 @@ type Count struct {
 	Total  int64  `json:"total"`
 	Denied int64  `json:"denied"`
 }
+
+// Minute counts the decisions of one minute of a timeline (the console's
+// overview chart).
+type Minute struct {
+	Start   time.Time `json:"start"`
+	Allowed int64     `json:"allowed"`
+	Denied  int64     `json:"denied"`
+}

@@ -63,6 +63,8 @@ type AuditLog interface {
 	FollowFromNow(ctx context.Context) (store.FollowCursor, error)
 	FollowAudit(ctx context.Context, f store.AuditFilter, cur *store.FollowCursor, fn func(r audit.Record, cur *store.FollowCursor) error) error
 	AuditRecord(ctx context.Context, id string) (audit.Record, bool, error)
+	AuditStats(ctx context.Context, from, to time.Time) (audit.Stats, error)
+	AuditPerMinute(ctx context.Context, from, to time.Time) ([]audit.Minute, error)
 }
 
 // Agents resolves an agent filter given by name to the id records keep.
@@ -70,9 +72,11 @@ type Agents interface {
 	GetAgentByName(ctx context.Context, name string) (identity.Agent, error)
 }
 
-// Policies is the policy set in force (policy.Loader).
+// Policies is the policy set in force and the error of the last reload
+// attempt (policy.Loader).
 type Policies interface {
 	Current() *policy.Set
+	Err() error
 }
 
 // Limiter counts sign-in attempts per client address (the engine's).
@@ -190,6 +194,9 @@ func (c *Console) Register(m Mux) {
 	m.Handle("GET /ui/decisions/stream", page(c.stream))
 	m.Handle("GET /ui/decisions/{id}", page(c.decision))
 	m.Handle("GET /ui/traces/{traceId}", page(c.trace))
+	m.Handle("GET /ui/overview", page(c.overview))
+	m.Handle("GET /ui/policies", page(c.policies))
+	m.Handle("POST /ui/policies/playground", page(c.playground))
 	if c.cfg.Approvals != nil {
 		m.Handle("GET /ui/approvals", page(c.approvals))
 		m.Handle("GET /ui/approvals/{id}", page(c.approvalPage))

@@ -39,6 +39,8 @@ func TestSecurityHeaders(t *testing.T) {
 		{"a decision", "/ui/decisions/" + id, signedIn},
 		{"no such decision", "/ui/decisions/aud_nope", signedIn},
 		{"a chain", "/ui/traces/" + traceID, signedIn},
+		{"policies", "/ui/policies", signedIn},
+		{"overview", "/ui/overview", signedIn},
 		{"a bad trace id", "/ui/traces/XYZ", signedIn},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

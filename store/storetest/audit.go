@@ -23,6 +23,7 @@ type AuditBackend interface {
 	ScanAuditFiltered(ctx context.Context, f store.AuditFilter, fn func(r audit.Record, cursor string) error) error
 	QueryAudit(ctx context.Context, f store.AuditFilter) (store.AuditPage, error)
 	AuditStats(ctx context.Context, from, to time.Time) (audit.Stats, error)
+	AuditPerMinute(ctx context.Context, from, to time.Time) ([]audit.Minute, error)
 	audit.Chains
 	PruneAudit(ctx context.Context, before time.Time) (int64, error)
 }
@@ -36,6 +37,7 @@ func auditTests() []test {
 		{"QueryPages", testAuditPages},
 		{"QueryInvalid", testAuditInvalid},
 		{"Stats", testAuditStats},
+		{"PerMinute", testAuditPerMinute},
 		{"PruneKeepsChainVerifiable", testAuditPrune},
 	}
 }
@@ -329,6 +331,47 @@ func testAuditStats(t *testing.T, open func(*testing.T) Backend) {
 	}
 	if diff := cmp.Diff(want, st); diff != "" {
 		t.Fatalf("stats (-want +got):\n%s", diff)
+	}
+}
+
+// testAuditPerMinute: the trail's records (one a minute) counted by
+// minute from a start that is not on a record's time, and the bounds.
+func testAuditPerMinute(t *testing.T, open func(*testing.T) Backend) {
+	b := auditBackend(t, open)
+	appendTrail(t, b)
+	// From 30 s before the record of minute 2 (denied) to the end of
+	// minute 5's: minutes 0..3 of the timeline hold records 2..5.
+	from := auditStart.Add(90 * time.Second)
+	got, err := b.AuditPerMinute(t.Context(), from, from.Add(4*time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []audit.Minute{
+		{Start: from, Allowed: 0, Denied: 1},                      // aud_02
+		{Start: from.Add(time.Minute), Allowed: 1},                // aud_03
+		{Start: from.Add(2 * time.Minute), Allowed: 1},            // aud_04
+		{Start: from.Add(3 * time.Minute), Allowed: 0, Denied: 1}, // aud_05
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Fatalf("per minute (-want +got):\n%s", diff)
+	}
+	// A quiet stretch is left out, not counted as zero rows.
+	if got, err := b.AuditPerMinute(t.Context(), auditStart.Add(time.Hour), auditStart.Add(2*time.Hour)); err != nil || len(got) != 0 {
+		t.Fatalf("an hour with no records: %v %v", got, err)
+	}
+	for _, tc := range []struct {
+		name     string
+		from, to time.Time
+	}{
+		{"empty span", auditStart, auditStart},
+		{"backwards", auditStart.Add(time.Minute), auditStart},
+		{"longer than a day", auditStart, auditStart.Add(24*time.Hour + time.Minute)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if _, err := b.AuditPerMinute(t.Context(), tc.from, tc.to); !errors.Is(err, store.ErrInvalidFilter) {
+				t.Fatalf("got %v, want ErrInvalidFilter", err)
+			}
+		})
 	}
 }
 
