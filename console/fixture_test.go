@@ -68,7 +68,13 @@ func newFixture(t *testing.T, mutate func(*console.Config)) *fixture {
 // once it is stored.
 func (fx *fixture) check(t *testing.T, path string) string {
 	t.Helper()
-	req := &engine.Request{Token: fx.reader, Method: "GET", Path: path, Source: engine.SourceGateway}
+	return fx.checkMethod(t, "GET", path)
+}
+
+// checkMethod is check with another method (POST /x is write:x).
+func (fx *fixture) checkMethod(t *testing.T, method, path string) string {
+	t.Helper()
+	req := &engine.Request{Token: fx.reader, Method: method, Path: path, Source: engine.SourceGateway}
 	req.SetTraceparent("00-" + traceID + "-00f067aa0ba902b7-01")
 	d, err := fx.f.Engine.Check(context.Background(), req)
 	if err != nil {

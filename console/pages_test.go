@@ -150,10 +150,11 @@ func TestDecisionPage(t *testing.T) {
 }
 
 // TestChainPage: the delegation tree of a trace, the denied hop marked
-// with why.
+// with why — by a rule, or by a policy's default (no rule to name).
 func TestChainPage(t *testing.T) {
 	fx := newFixture(t, nil)
 	allowed, denied := fx.check(t, "/docs/a"), fx.check(t, "/secrets/key")
+	fx.checkMethod(t, "POST", "/docs/a") // write:docs/a: no rule matches
 	c := fx.client(t)
 	fx.signIn(t, c)
 	_, body := fx.get(t, c, "/ui/traces/"+traceID)
@@ -161,11 +162,15 @@ func TestChainPage(t *testing.T) {
 		`class="agent has-deny"`, "reader-1",
 		`<li class="decision deny"><a href="/ui/decisions/` + denied + `">`,
 		"denied: <code>rule_deny</code> by <code>readers</code> / <code>no-secrets</code>",
+		"denied: <code>no_matching_rule</code> by <code>readers</code> (no rule: its default or its delegation checks)",
 		`<li class="decision allow"><a href="/ui/decisions/` + allowed + `">`,
 	} {
 		if !strings.Contains(body, want) {
 			t.Errorf("the chain page lacks %q", want)
 		}
+	}
+	if strings.Contains(body, "</code> / <code></code>") {
+		t.Error("a denial without a rule is shown with an empty rule")
 	}
 	if r, _ := fx.get(t, c, "/ui/traces/0123456789abcdef0123456789abcdef"); r.StatusCode != http.StatusNotFound {
 		t.Errorf("a trace with no records: %s", r.Status)
