@@ -102,8 +102,11 @@ type Config struct {
 	// FollowPoll is how often a live stream reads new records (250 ms if
 	// zero), as /admin/audit/stream does.
 	FollowPoll time.Duration
-	Logger     *slog.Logger // nil discards
-	Now        func() time.Time
+	// AgentAPI is the admin API's agent handlers (admin.API.AgentsHandler):
+	// the agents page lists, creates, edits and revokes through them.
+	AgentAPI http.Handler
+	Logger   *slog.Logger // nil discards
+	Now      func() time.Time
 }
 
 // Console serves the pages.
@@ -136,6 +139,9 @@ func New(cfg Config) (*Console, error) {
 		return nil, fmt.Errorf("%w: SessionTTL %s is outside 0..%s", ErrConfig, cfg.SessionTTL, MaxSessionTTL)
 	case cfg.LoginRPM < 0:
 		return nil, fmt.Errorf("%w: LoginRPM must not be negative", ErrConfig)
+	}
+	if cfg.AgentAPI == nil {
+		return nil, fmt.Errorf("%w: AgentAPI is required", ErrConfig)
 	}
 	if cfg.SessionTTL == 0 {
 		cfg.SessionTTL = DefaultSessionTTL
@@ -185,6 +191,7 @@ func (c *Console) Register(m Mux) {
 	m.Handle("GET /ui/decisions/stream", page(c.stream))
 	m.Handle("GET /ui/decisions/{id}", page(c.decision))
 	m.Handle("GET /ui/traces/{traceId}", page(c.trace))
+	c.registerAgents(m, page)
 }
 
 // Public routes: the ones Register serves without a session.

@@ -25,7 +25,8 @@ func (p *parts) buildConsole(ctx context.Context, cfg *config.Config, api *admin
 		return fmt.Errorf("console: %w", err)
 	}
 	c, err := console.New(console.Config{Token: api.Token(), Secret: secret, Audit: p.db, Agents: p.db,
-		Policies: p.loader, Limiter: limiter, TraceURL: cfg.ConsoleTraceURL, Logger: log})
+		Policies: p.loader, Limiter: limiter, TraceURL: cfg.ConsoleTraceURL, Logger: log,
+		AgentAPI: api.AgentsHandler()})
 	if err != nil {
 		return err
 	}
