@@ -102,11 +102,12 @@ type Config struct {
 	// FollowPoll is how often a live stream reads new records (250 ms if
 	// zero), as /admin/audit/stream does.
 	FollowPoll time.Duration
+	Logger     *slog.Logger // nil discards
+	Now        func() time.Time
+
 	// AgentAPI is the admin API's agent handlers (admin.API.AgentsHandler):
-	// the agents page lists, creates, edits and revokes through them.
+	// the agents pages list, create, edit and revoke through them.
 	AgentAPI http.Handler
-	Logger   *slog.Logger // nil discards
-	Now      func() time.Time
 }
 
 // Console serves the pages.
