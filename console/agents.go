@@ -13,7 +13,6 @@ import (
 
 	"github.com/meshguard/meshguard/api"
 	"github.com/meshguard/meshguard/internal/edge"
-	"github.com/meshguard/meshguard/store"
 	"github.com/meshguard/meshguard/trust"
 )
 
@@ -113,11 +112,11 @@ func (a *answer) Write(p []byte) (int, error) {
 
 // lastSeen is the time of id's newest audit record, "" if it has none.
 func (c *Console) lastSeen(ctx context.Context, id string) (string, error) {
-	p, err := c.cfg.Audit.QueryAudit(ctx, store.AuditFilter{AgentID: id, Limit: 1})
-	if err != nil || len(p.Records) == 0 {
+	t, ok, err := c.cfg.Audit.AgentLastSeen(ctx, id)
+	if err != nil || !ok {
 		return "", err
 	}
-	return p.Records[0].Timestamp.UTC().Format("2006-01-02 15:04:05"), nil
+	return t.UTC().Format("2006-01-02 15:04:05"), nil
 }
 
 // agents is GET /ui/agents: a page of agents in name order, each with

@@ -63,6 +63,8 @@ type AuditLog interface {
 	FollowFromNow(ctx context.Context) (store.FollowCursor, error)
 	FollowAudit(ctx context.Context, f store.AuditFilter, cur *store.FollowCursor, fn func(r audit.Record, cur *store.FollowCursor) error) error
 	AuditRecord(ctx context.Context, id string) (audit.Record, bool, error)
+	// AgentLastSeen is the time of an agent's newest record (the agents page).
+	AgentLastSeen(ctx context.Context, id string) (time.Time, bool, error)
 }
 
 // Agents resolves an agent filter given by name to the id records keep.

@@ -25,6 +25,7 @@ type AuditBackend interface {
 	AuditStats(ctx context.Context, from, to time.Time) (audit.Stats, error)
 	audit.Chains
 	PruneAudit(ctx context.Context, before time.Time) (int64, error)
+	AgentLastSeen(ctx context.Context, id string) (time.Time, bool, error)
 }
 
 func auditTests() []test {
@@ -37,6 +38,7 @@ func auditTests() []test {
 		{"QueryInvalid", testAuditInvalid},
 		{"Stats", testAuditStats},
 		{"PruneKeepsChainVerifiable", testAuditPrune},
+		{"AgentLastSeen", testAgentLastSeen},
 	}
 }
 
