@@ -65,6 +65,8 @@ type AuditLog interface {
 	AuditRecord(ctx context.Context, id string) (audit.Record, bool, error)
 	AuditStats(ctx context.Context, from, to time.Time) (audit.Stats, error)
 	AuditPerMinute(ctx context.Context, from, to time.Time) ([]audit.Minute, error)
+	// AgentLastSeen is the time of an agent's newest record (the agents page).
+	AgentLastSeen(ctx context.Context, id string) (time.Time, bool, error)
 }
 
 // Agents resolves an agent filter given by name to the id records keep.
@@ -113,6 +115,10 @@ type Config struct {
 	FollowPoll time.Duration
 	Logger     *slog.Logger // nil discards
 	Now        func() time.Time
+
+	// AgentAPI is the admin API's agent handlers (admin.API.AgentsHandler):
+	// the agents pages list, create, edit and revoke through them.
+	AgentAPI http.Handler
 }
 
 // Console serves the pages.
@@ -145,6 +151,9 @@ func New(cfg Config) (*Console, error) {
 		return nil, fmt.Errorf("%w: SessionTTL %s is outside 0..%s", ErrConfig, cfg.SessionTTL, MaxSessionTTL)
 	case cfg.LoginRPM < 0:
 		return nil, fmt.Errorf("%w: LoginRPM must not be negative", ErrConfig)
+	}
+	if cfg.AgentAPI == nil {
+		return nil, fmt.Errorf("%w: AgentAPI is required", ErrConfig)
 	}
 	if cfg.SessionTTL == 0 {
 		cfg.SessionTTL = DefaultSessionTTL
@@ -208,6 +217,7 @@ func (c *Console) Register(m Mux) {
 	if c.cfg.XDS != nil {
 		m.Handle("GET /ui/xds", page(c.xds))
 	}
+	c.registerAgents(m, page)
 }
 
 // Public routes: the ones Register serves without a session.

@@ -52,6 +52,16 @@ func newFixture(t *testing.T, mutate func(*console.Config)) *fixture {
 	if mutate != nil {
 		mutate(&cfg)
 	}
+	// The agents pages go through the admin API's own handlers, logging
+	// where the console logs.
+	api, err := admin.New(admin.Config{Store: f.Store, Keys: f.Keys, Issuer: f.Issuer, Verifier: f.Verifier,
+		Tokens: f.Cached, Agents: f.Agents, Policies: f.Policies, Audit: f.Store, AdminToken: adminToken, Logger: cfg.Logger})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.AgentAPI == nil {
+		cfg.AgentAPI = api.AgentsHandler()
+	}
 	c, err := console.New(cfg)
 	if err != nil {
 		t.Fatal(err)

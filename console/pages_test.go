@@ -33,6 +33,8 @@ func TestSecurityHeaders(t *testing.T) {
 		{"script", "/ui/static/decisions.js", fx.client(t)},
 		{"missing static file", "/ui/static/nope.js", fx.client(t)},
 		{"decisions", "/ui/decisions", signedIn},
+		{"agents", "/ui/agents", signedIn},
+		{"an agent", "/ui/agents/reader-1", signedIn},
 		{"decisions, bad filter", "/ui/decisions?decision=maybe", signedIn},
 		{"approvals", "/ui/approvals", signedIn},
 		{"approvals, bad filter", "/ui/approvals?status=maybe", signedIn},

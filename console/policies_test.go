@@ -6,21 +6,9 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"testing"
 )
-
-// csrfOf reads the CSRF token off a page the client is signed in to.
-func (fx *fixture) csrfOf(t *testing.T, c *http.Client) string {
-	t.Helper()
-	_, body := fx.get(t, c, "/ui/policies")
-	m := regexp.MustCompile(`name="csrf" value="([^"]+)"`).FindStringSubmatch(body)
-	if m == nil {
-		t.Fatal("no CSRF token on the page")
-	}
-	return m[1]
-}
 
 // TestPoliciesPage: the set in force, each policy with its mode, whom it
 // applies to, its rules and where it was read; a failed reload's errors

@@ -30,7 +30,7 @@ type view struct {
 }
 
 // pageNames are the templates/<name>.html pages, each drawn inside layout.html.
-var pageNames = []string{"login", "problem", "decisions", "decision", "trace", "policies", "overview", "approvals", "approval", "alerts", "xds"}
+var pageNames = []string{"login", "problem", "decisions", "decision", "trace", "policies", "overview", "approvals", "approval", "alerts", "xds", "agents", "agent"}
 
 var funcs = template.FuncMap{
 	"time": func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04:05.000") },

@@ -26,7 +26,8 @@ func (p *parts) buildConsole(ctx context.Context, cfg *config.Config, api *admin
 	}
 	c, err := console.New(console.Config{Token: api.Token(), Secret: secret, Audit: p.db, Agents: p.db,
 		Policies: p.loader, Limiter: limiter, Approvals: p.approvals,
-		Alerts: api.Alerts(), XDS: p.xds, TraceURL: cfg.ConsoleTraceURL, Logger: log})
+		Alerts: api.Alerts(), XDS: p.xds, TraceURL: cfg.ConsoleTraceURL, Logger: log,
+		AgentAPI: api.AgentsHandler()})
 	if err != nil {
 		return err
 	}

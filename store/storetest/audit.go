@@ -26,6 +26,7 @@ type AuditBackend interface {
 	AuditPerMinute(ctx context.Context, from, to time.Time) ([]audit.Minute, error)
 	audit.Chains
 	PruneAudit(ctx context.Context, before time.Time) (int64, error)
+	AgentLastSeen(ctx context.Context, id string) (time.Time, bool, error)
 }
 
 func auditTests() []test {
@@ -39,6 +40,7 @@ func auditTests() []test {
 		{"Stats", testAuditStats},
 		{"PerMinute", testAuditPerMinute},
 		{"PruneKeepsChainVerifiable", testAuditPrune},
+		{"AgentLastSeen", testAgentLastSeen},
 	}
 }
 
