@@ -94,6 +94,10 @@ func run(out, policies, bin string) error {
 			chromedp.SendKeys(chromedp.CSS("#agent"), "researcher"), chromedp.SetValue(chromedp.CSS("#tags"), "researcher"),
 			chromedp.SendKeys(chromedp.CSS("#action"), "read:docs"), chromedp.SetValue(chromedp.CSS("#resource"), "/docs/private/plan"),
 			chromedp.Click(chromedp.CSS("#decide"))}, ready: "#play-result"},
+		{name: "agents", path: "/ui/agents", ready: "#a-name"},
+		{name: "approvals", path: "/ui/approvals", ready: "#f-status"},
+		{name: "alerts", path: "/ui/alerts", ready: "#alert-triggers"},
+		{name: "xds", path: "/ui/xds", ready: "#xds-version"},
 	}
 	for _, s := range shots {
 		acts := []chromedp.Action[chromedp.Void]{}
