@@ -237,7 +237,10 @@ func (c *Console) stream(w http.ResponseWriter, r *http.Request) {
 	tick := time.NewTicker(c.cfg.FollowPoll)
 	defer tick.Stop()
 	quiet := time.Now()
-	for {
+	// The stream ends with its session: an open view must not outlive the
+	// sign-in that opened it.
+	s, _ := ctx.Value(sessionKey{}).(session)
+	for c.cfg.Now().Before(s.expires) {
 		err := c.cfg.Audit.FollowAudit(ctx, sf, &cur, func(rec audit.Record, fc *store.FollowCursor) error {
 			if !f.match(&rec) {
 				return nil

@@ -1,0 +1,56 @@
+package console_test
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"regexp"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/meshguard/meshguard/console"
+)
+
+// TestStreamEndsWithItsSession: a live view opened in a session ends when
+// the session expires; an open stream does not outlive the sign-in.
+func TestStreamEndsWithItsSession(t *testing.T) {
+	var skew atomic.Int64 // how far the console's clock is ahead
+	fx := newFixture(t, func(cfg *console.Config) {
+		cfg.Now = func() time.Time { return time.Now().Add(time.Duration(skew.Load())) }
+	})
+	c := fx.client(t)
+	fx.signIn(t, c)
+	_, page := fx.get(t, c, "/ui/decisions")
+	m := regexp.MustCompile(`data-stream="([^"]+)"`).FindStringSubmatch(page)
+	if m == nil {
+		t.Fatal("no stream URL on the page")
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, fx.srv.URL+strings.ReplaceAll(m[1], "&amp;", "&"), nil)
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("stream: %s", resp.Status)
+	}
+	// The stream is open; now the session's time runs out.
+	skew.Store(int64(console.DefaultSessionTTL + time.Minute))
+	ended := make(chan error, 1)
+	go func() {
+		_, err := io.Copy(io.Discard, resp.Body)
+		ended <- err
+	}()
+	select {
+	case err := <-ended:
+		if err != nil {
+			t.Fatalf("the stream broke instead of ending: %v", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("the stream outlived its session: still open 20 s after the session expired")
+	}
+}
