@@ -54,3 +54,39 @@ func TestStreamEndsWithItsSession(t *testing.T) {
 		t.Fatal("the stream outlived its session: still open 20 s after the session expired")
 	}
 }
+
+// openStream opens the live decisions stream as c and returns its answer
+// (closed at cleanup, or by the caller).
+func openStream(t *testing.T, fx *fixture, c *http.Client) *http.Response {
+	t.Helper()
+	ctx, cancel := context.WithCancel(t.Context())
+	t.Cleanup(cancel)
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, fx.srv.URL+"/ui/decisions/stream", nil)
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = resp.Body.Close() })
+	return resp
+}
+
+// TestStreamsPerSession: one session cannot take every live view: beyond
+// MaxStreamsPerSession its next stream is refused while another session
+// still gets one.
+func TestStreamsPerSession(t *testing.T) {
+	fx := newFixture(t, nil)
+	greedy, other := fx.client(t), fx.client(t)
+	fx.signIn(t, greedy)
+	fx.signIn(t, other)
+	for i := range console.MaxStreamsPerSession {
+		if resp := openStream(t, fx, greedy); resp.StatusCode != http.StatusOK {
+			t.Fatalf("stream %d of one session: %s", i+1, resp.Status)
+		}
+	}
+	if resp := openStream(t, fx, greedy); resp.StatusCode != http.StatusServiceUnavailable {
+		t.Fatalf("stream %d of one session: %s, want 503", console.MaxStreamsPerSession+1, resp.Status)
+	}
+	if resp := openStream(t, fx, other); resp.StatusCode != http.StatusOK {
+		t.Fatalf("another session's stream: %s", resp.Status)
+	}
+}

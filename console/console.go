@@ -21,6 +21,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/meshguard/meshguard/audit"
@@ -44,6 +45,9 @@ const (
 	DefaultLoginRPM = 10
 	// MaxStreams bounds the live decision streams open at once.
 	MaxStreams = 64
+	// MaxStreamsPerSession bounds the live streams one session may hold,
+	// so one signed-in browser cannot take every slot of MaxStreams.
+	MaxStreamsPerSession = 8
 	// MinSecretBytes is the shortest session secret New accepts.
 	MinSecretBytes = 32
 )
@@ -129,6 +133,9 @@ type Console struct {
 	pages   map[string]*template.Template
 	static  fs.FS
 	streams chan struct{} // a slot per open stream
+
+	mu        sync.Mutex
+	perSession map[[sessionIDBytes]byte]int // open streams of each session
 }
 
 //go:embed templates/*.html
@@ -168,7 +175,7 @@ func New(cfg Config) (*Console, error) {
 		cfg.Now = time.Now
 	}
 	c := &Console{cfg: cfg, log: cfg.Logger, keys: newSessionKeys(cfg.Secret, cfg.Token.Binding()),
-		streams: make(chan struct{}, MaxStreams)}
+		streams: make(chan struct{}, MaxStreams), perSession: map[[sessionIDBytes]byte]int{}}
 	if c.log == nil {
 		c.log = slog.New(slog.DiscardHandler)
 	}

@@ -221,13 +221,12 @@ func (c *Console) stream(w http.ResponseWriter, r *http.Request) {
 		c.storeError(w, r, err)
 		return
 	}
-	select {
-	case c.streams <- struct{}{}:
-		defer func() { <-c.streams }()
-	default:
+	s, _ := ctx.Value(sessionKey{}).(session)
+	if !c.takeStream(s) {
 		c.problem(w, r, http.StatusServiceUnavailable, "Too many live views", "Close another console tab and reload.")
 		return
 	}
+	defer c.dropStream(s)
 	rc := http.NewResponseController(w)
 	w.Header().Set("Content-Type", "text/event-stream")
 	w.WriteHeader(http.StatusOK)
@@ -239,7 +238,6 @@ func (c *Console) stream(w http.ResponseWriter, r *http.Request) {
 	quiet := time.Now()
 	// The stream ends with its session: an open view must not outlive the
 	// sign-in that opened it.
-	s, _ := ctx.Value(sessionKey{}).(session)
 	for c.cfg.Now().Before(s.expires) {
 		err := c.cfg.Audit.FollowAudit(ctx, sf, &cur, func(rec audit.Record, fc *store.FollowCursor) error {
 			if !f.match(&rec) {
@@ -275,6 +273,33 @@ func (c *Console) stream(w http.ResponseWriter, r *http.Request) {
 			return
 		case <-tick.C:
 		}
+	}
+}
+
+// takeStream takes a slot for a stream of s: one of MaxStreams, and one
+// of the session's MaxStreamsPerSession. False if either is full.
+func (c *Console) takeStream(s session) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.perSession[s.id] >= MaxStreamsPerSession {
+		return false
+	}
+	select {
+	case c.streams <- struct{}{}:
+	default:
+		return false
+	}
+	c.perSession[s.id]++
+	return true
+}
+
+// dropStream gives back the slots takeStream took.
+func (c *Console) dropStream(s session) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	<-c.streams
+	if c.perSession[s.id]--; c.perSession[s.id] <= 0 {
+		delete(c.perSession, s.id)
 	}
 }
 
