@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"net/http"
+	"net/url"
 	"regexp"
 	"strings"
 	"sync/atomic"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/meshguard/meshguard/console"
+	"github.com/meshguard/meshguard/trust"
 )
 
 // TestStreamEndsWithItsSession: a live view opened in a session ends when
@@ -88,5 +90,57 @@ func TestStreamsPerSession(t *testing.T) {
 	}
 	if resp := openStream(t, fx, other); resp.StatusCode != http.StatusOK {
 		t.Fatalf("another session's stream: %s", resp.Status)
+	}
+}
+
+// TestEveryFormNeedsCSRF: every POST route the console registers (read
+// from the router, so a new form cannot go unchecked) refuses a signed-in
+// request without the session's CSRF token, or with it from another
+// origin, or with it as a query parameter instead of in the form.
+func TestEveryFormNeedsCSRF(t *testing.T) {
+	fx := newFixture(t, nil)
+	c := fx.client(t)
+	fx.signIn(t, c)
+	_, page := fx.get(t, c, "/ui/decisions")
+	m := regexp.MustCompile(`name="csrf" value="([^"]+)"`).FindStringSubmatch(page)
+	if m == nil {
+		t.Fatal("no CSRF token on the page")
+	}
+	own := m[1]
+	agent, _ := fx.f.Agent(t, "csrf-target", trust.Verified, []string{"reader"})
+	posts := 0
+	for _, route := range fx.router.Routes() {
+		method, path, _ := strings.Cut(route, " ")
+		if method != http.MethodPost || route == "POST /ui/login" {
+			continue // sign-in has no session yet: TestSignIn checks its origin
+		}
+		posts++
+		path = strings.NewReplacer("{id}", agent.ID).Replace(path)
+		for _, tc := range []struct {
+			name, query, origin string
+			form                url.Values
+		}{
+			{"no token", "", fx.srv.URL, url.Values{"decision": {"approve"}}},
+			{"own token from another origin", "", "http://evil.example", url.Values{"csrf": {own}}},
+			{"own token in the query", "?csrf=" + url.QueryEscape(own), fx.srv.URL, url.Values{}},
+		} {
+			t.Run(route+"/"+tc.name, func(t *testing.T) {
+				resp := fx.post(t, c, path+tc.query, tc.form, tc.origin)
+				if resp.StatusCode != http.StatusForbidden {
+					t.Fatalf("%s: %s, want 403", tc.name, resp.Status)
+				}
+			})
+		}
+	}
+	if posts < 5 {
+		t.Fatalf("only %d POST routes found", posts)
+	}
+	// Nothing was done: the agent is neither revoked nor changed.
+	got, err := fx.f.Store.GetAgentByName(t.Context(), "csrf-target")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Status != agent.Status || got.TrustTier != agent.TrustTier || strings.Join(got.Tags, ",") != "reader" {
+		t.Fatalf("the agent changed under refused forms: %+v", got)
 	}
 }
