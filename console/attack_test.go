@@ -144,3 +144,30 @@ func TestEveryFormNeedsCSRF(t *testing.T) {
 		t.Fatalf("the agent changed under refused forms: %+v", got)
 	}
 }
+
+// TestHostileValuesAreText: a request whose path carries markup is shown
+// as text on every page that draws its record (the list, the decision,
+// the chain), never as an element or attribute.
+func TestHostileValuesAreText(t *testing.T) {
+	fx := newFixture(t, nil)
+	c := fx.client(t)
+	fx.signIn(t, c)
+	const payload = `/docs/"><svg onload=alert(1)><img src=x onerror=alert(2)>'`
+	id := fx.check(t, payload)
+	for _, path := range []string{"/ui/decisions", "/ui/decisions/" + id, "/ui/traces/" + traceID} {
+		t.Run(path, func(t *testing.T) {
+			resp, body := fx.get(t, c, path)
+			if resp.StatusCode != http.StatusOK {
+				t.Fatalf("%s", resp.Status)
+			}
+			if !strings.Contains(body, "svg onload") && !strings.Contains(body, "&lt;svg onload") {
+				t.Fatal("the record is not on the page (the test would prove nothing)")
+			}
+			for _, bad := range []string{"<svg onload", "<img src=x"} {
+				if strings.Contains(body, bad) {
+					t.Fatalf("the page holds %q unescaped", bad)
+				}
+			}
+		})
+	}
+}
