@@ -171,3 +171,19 @@ func TestHostileValuesAreText(t *testing.T) {
 		})
 	}
 }
+
+// TestForeignSignInsDoNotLockOut: sign-in forms another site's page makes
+// the admin's browser send (refused: another origin) do not use up the
+// admin's address's sign-in attempts.
+func TestForeignSignInsDoNotLockOut(t *testing.T) {
+	fx := newFixture(t, func(cfg *console.Config) { cfg.LoginRPM = 3 })
+	c := fx.client(t)
+	for i := range 10 {
+		if resp := fx.post(t, c, "/ui/login", url.Values{"token": {"a-guess"}}, "http://evil.example"); resp.StatusCode != http.StatusForbidden {
+			t.Fatalf("foreign attempt %d: %s, want 403", i+1, resp.Status)
+		}
+	}
+	if resp := fx.post(t, c, "/ui/login", url.Values{"token": {adminToken}}, fx.srv.URL); resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("the admin's own sign-in after foreign attempts: %s, want 303", resp.Status)
+	}
+}

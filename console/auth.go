@@ -115,11 +115,13 @@ const loginRefused = "That token does not sign in. Use the admin token (ADMIN_TO
 
 // login checks the admin token and starts a session.
 func (c *Console) login(w http.ResponseWriter, r *http.Request) {
-	if !c.allowLogin(w, r) {
-		return
-	}
+	// The origin first: a form another site's page makes the admin's
+	// browser send must not use up the admin's address's attempts.
 	if !sameOrigin(r) {
 		c.problem(w, r, http.StatusForbidden, "Refused", "This form was not sent from the console's own pages.")
+		return
+	}
+	if !c.allowLogin(w, r) {
 		return
 	}
 	r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
