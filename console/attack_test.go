@@ -187,3 +187,13 @@ func TestForeignSignInsDoNotLockOut(t *testing.T) {
 		t.Fatalf("the admin's own sign-in after foreign attempts: %s, want 303", resp.Status)
 	}
 }
+
+// TestOversizedSignIn: a sign-in body beyond the form limit is refused
+// whole, with no session, before the token is hashed.
+func TestOversizedSignIn(t *testing.T) {
+	fx := newFixture(t, nil)
+	resp := fx.post(t, fx.client(t), "/ui/login", url.Values{"token": {adminToken + strings.Repeat("x", 16<<10)}}, fx.srv.URL)
+	if resp.StatusCode != http.StatusBadRequest || len(resp.Cookies()) != 0 {
+		t.Fatalf("%s with cookies %v, want 400 and none", resp.Status, resp.Cookies())
+	}
+}
