@@ -80,9 +80,14 @@ func TestStreamsPerSession(t *testing.T) {
 	greedy, other := fx.client(t), fx.client(t)
 	fx.signIn(t, greedy)
 	fx.signIn(t, other)
+	var first *http.Response
 	for i := range console.MaxStreamsPerSession {
-		if resp := openStream(t, fx, greedy); resp.StatusCode != http.StatusOK {
+		resp := openStream(t, fx, greedy)
+		if resp.StatusCode != http.StatusOK {
 			t.Fatalf("stream %d of one session: %s", i+1, resp.Status)
+		}
+		if first == nil {
+			first = resp
 		}
 	}
 	if resp := openStream(t, fx, greedy); resp.StatusCode != http.StatusServiceUnavailable {
@@ -91,6 +96,13 @@ func TestStreamsPerSession(t *testing.T) {
 	if resp := openStream(t, fx, other); resp.StatusCode != http.StatusOK {
 		t.Fatalf("another session's stream: %s", resp.Status)
 	}
+	// A closed view gives its slot back to its session.
+	_ = first.Body.Close()
+	eventually(t, "a slot given back", func() bool {
+		resp := openStream(t, fx, greedy)
+		_ = resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	})
 }
 
 // TestEveryFormNeedsCSRF: every POST route the console registers (read
