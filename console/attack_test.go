@@ -209,3 +209,22 @@ func TestOversizedSignIn(t *testing.T) {
 		t.Fatalf("%s with cookies %v, want 400 and none", resp.Status, resp.Cookies())
 	}
 }
+
+// TestTraceURLNeverScript: even a javascript: trace URL template (config
+// refuses one; a program embedding the console might not) is never a
+// live link on the decision or chain page.
+func TestTraceURLNeverScript(t *testing.T) {
+	fx := newFixture(t, func(cfg *console.Config) { cfg.TraceURL = "javascript:alert(document.domain)//{traceId}" })
+	c := fx.client(t)
+	fx.signIn(t, c)
+	id := fx.check(t, "/docs/a")
+	for _, path := range []string{"/ui/decisions/" + id, "/ui/traces/" + traceID} {
+		_, body := fx.get(t, c, path)
+		if !strings.Contains(body, "tracing backend") {
+			t.Fatalf("%s: no tracing backend link (the test would prove nothing)", path)
+		}
+		if strings.Contains(strings.ToLower(body), "javascript:") {
+			t.Fatalf("%s: a javascript: URL on the page", path)
+		}
+	}
+}
