@@ -134,7 +134,7 @@ type Console struct {
 	static  fs.FS
 	streams chan struct{} // a slot per open stream
 
-	mu        sync.Mutex
+	mu         sync.Mutex
 	perSession map[[sessionIDBytes]byte]int // open streams of each session
 }
 
