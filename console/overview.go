@@ -140,7 +140,16 @@ func ranking(counts []audit.Count, named bool) ([]rankBar, int) {
 		top = max(top, c.Total)
 	}
 	for i, c := range counts {
-		label := c.Key
+		key := c.Key
+		if key == "" {
+			// A request refused before it named an agent is recorded
+			// without one; an empty label would draw a bar with no name.
+			key = "(none)"
+			if named {
+				key = "(no agent)"
+			}
+		}
+		label := key
 		if named && c.Name != "" {
 			label = c.Name
 		}
@@ -151,7 +160,7 @@ func ranking(counts []audit.Count, named bool) ([]rankBar, int) {
 		deny := int(c.Denied * rankBarWidth / top)
 		b := rankBar{Y: i * rankRowHeight, TextY: i*rankRowHeight + 16, DenyW: deny, RestX: labelW + deny, RestW: total - deny,
 			CountX: labelW + total + 6, Label: label, Count: c.Total,
-			Title: fmt.Sprintf("%s: %d decisions, %d denied", c.Key, c.Total, c.Denied)}
+			Title: fmt.Sprintf("%s: %d decisions, %d denied", key, c.Total, c.Denied)}
 		out = append(out, b)
 	}
 	return out, max(1, len(out)) * rankRowHeight

@@ -46,3 +46,29 @@ func TestChartOf(t *testing.T) {
 		})
 	}
 }
+
+// TestRankingLabels: a bar is labelled by the agent's name when known, else
+// its key, and a record without a key (refused before it named an agent)
+// still gets a visible label rather than an empty one.
+func TestRankingLabels(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		c         audit.Count
+		named     bool
+		wantLabel string
+		wantTitle string
+	}{
+		{"an agent by name", audit.Count{Key: "agent_1", Name: "researcher", Total: 3, Denied: 1}, true, "researcher", "agent_1: 3 decisions, 1 denied"},
+		{"an agent no longer known", audit.Count{Key: "agent_1", Total: 2}, true, "agent_1", "agent_1: 2 decisions, 0 denied"},
+		{"no agent", audit.Count{Key: "", Total: 3, Denied: 3}, true, "(no agent)", "(no agent): 3 decisions, 3 denied"},
+		{"a reason", audit.Count{Key: "unauthorized", Total: 1, Denied: 1}, false, "unauthorized", "unauthorized: 1 decisions, 1 denied"},
+		{"no reason", audit.Count{Key: "", Total: 1}, false, "(none)", "(none): 1 decisions, 0 denied"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			bars, _ := ranking([]audit.Count{tc.c}, tc.named)
+			if len(bars) != 1 || bars[0].Label != tc.wantLabel || bars[0].Title != tc.wantTitle {
+				t.Fatalf("ranking(%+v, %v) = %+v, want label %q title %q", tc.c, tc.named, bars, tc.wantLabel, tc.wantTitle)
+			}
+		})
+	}
+}
