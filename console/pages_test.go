@@ -151,6 +151,25 @@ func TestDecisionPage(t *testing.T) {
 	}
 }
 
+// TestDecisionPageWithoutRule: a denial by a policy's default names the
+// policy and says there is no rule, rather than showing an empty rule.
+func TestDecisionPageWithoutRule(t *testing.T) {
+	fx := newFixture(t, nil)
+	id := fx.checkMethod(t, "POST", "/docs/a") // write:docs/a: no rule matches
+	c := fx.client(t)
+	fx.signIn(t, c)
+	resp, body := fx.get(t, c, "/ui/decisions/"+id)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("%s", resp.Status)
+	}
+	if want := "<code>readers</code> (no rule: its default or its delegation checks)"; !strings.Contains(body, want) {
+		t.Errorf("the decision page lacks %q", want)
+	}
+	if strings.Contains(body, "</code> / <code></code>") {
+		t.Error("a denial without a rule is shown with an empty rule")
+	}
+}
+
 // TestChainPage: the delegation tree of a trace, the denied hop marked
 // with why — by a rule, or by a policy's default (no rule to name).
 func TestChainPage(t *testing.T) {
