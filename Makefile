@@ -29,7 +29,7 @@ FILTER_IMAGE := bin/meshguard-filter-image.tar
 REVISION     ?= $(or $(COMMIT),unknown)
 CREATED      ?= $(or $(DATE),1970-01-01T00:00:00Z)
 
-.PHONY: all build release wasm image bench-wasm test jaeger trace-picture console-screenshots demo mesh bench bench-load bench-replay lint fuzz mutate wasm-check clean
+.PHONY: all build release wasm image bench-wasm test jaeger trace-picture console-screenshots demo mesh bench bench-load bench-memory bench-replay lint fuzz mutate wasm-check clean
 
 all: build
 
@@ -175,6 +175,12 @@ bench-load:
 
 # `meshguard policy replay` over a trail of REPLAY_RECORDS (1M) records: wall time and peak RSS.
 REPLAY_RECORDS ?= 1000000
+# bench-memory: meshguard serve's RSS with 10k agents, 10k rules and 1k ADS
+# streams, each its own connection, and a change's propagation to them all
+# (docs/performance.md, "Memory"). MEMORY_FLAGS passes the harness's flags.
+bench-memory:
+	$(GO) run ./bench/memory $(MEMORY_FLAGS)
+
 bench-replay: build
 	$(GO) run ./bench/replay -records $(REPLAY_RECORDS) -meshguard $(BIN)
 

@@ -1,0 +1,119 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// proc is the meshguard serve under measurement.
+type proc struct {
+	cmd      *exec.Cmd
+	grpcAddr string
+}
+
+func (p *proc) pid() int { return p.cmd.Process.Pid }
+
+func (p *proc) stop() {
+	_ = p.cmd.Process.Signal(os.Interrupt)
+	done := make(chan struct{})
+	go func() { _ = p.cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		_ = p.cmd.Process.Kill()
+	}
+}
+
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// startServer starts meshguard serve on work's data and policies, serving
+// the catalogue in services to any xDS client (loopback only).
+func startServer(ctx context.Context, bin, work, services string) (*proc, error) {
+	httpPort, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	grpcPort, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	p := &proc{grpcAddr: "127.0.0.1:" + strconv.Itoa(grpcPort)}
+	p.cmd = exec.CommandContext(ctx, bin, "serve")
+	p.cmd.Env = append(os.Environ(),
+		"HOST=127.0.0.1", "PORT="+strconv.Itoa(httpPort), "GRPC_PORT="+strconv.Itoa(grpcPort),
+		"DATA_DIR="+filepath.Join(work, "data"), "POLICIES_DIR="+filepath.Join(work, "policies"),
+		"SERVICES_FILE="+services, "XDS_INSECURE_ALLOW_UNAUTHENTICATED=true",
+		"ADMIN_TOKEN=memory-bench-admin-token-0123456789", "LOG_LEVEL=warn")
+	p.cmd.Stderr = os.Stderr
+	if err := p.cmd.Start(); err != nil {
+		return nil, err
+	}
+	ready := "http://127.0.0.1:" + strconv.Itoa(httpPort) + "/ready"
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		resp, err := http.Get(ready)
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return p, nil
+			}
+			err = fmt.Errorf("/ready: %s", resp.Status)
+		}
+		if time.Now().After(deadline) {
+			p.stop()
+			return nil, fmt.Errorf("meshguard serve did not become ready: %w", err)
+		}
+		select {
+		case <-ctx.Done():
+			p.stop()
+			return nil, ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// mem is a process's memory and threads from /proc/pid/status.
+type mem struct{ rssKB, hwmKB, threads int }
+
+func (m mem) String() string {
+	return fmt.Sprintf("VmRSS %.1f MB, VmHWM %.1f MB, %d threads", float64(m.rssKB)/1024, float64(m.hwmKB)/1024, m.threads)
+}
+
+func readMem(pid int) (mem, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return mem{}, err
+	}
+	var m mem
+	for line := range strings.SplitSeq(string(b), "\n") {
+		k, v, ok := strings.Cut(line, ":")
+		if !ok {
+			continue
+		}
+		n, _ := strconv.Atoi(strings.TrimSuffix(strings.TrimSpace(v), " kB"))
+		switch k {
+		case "VmRSS":
+			m.rssKB = n
+		case "VmHWM":
+			m.hwmKB = n
+		case "Threads":
+			m.threads = n
+		}
+	}
+	return m, nil
+}
