@@ -27,6 +27,7 @@ type options struct {
 	services int
 	bin      string
 	keep     bool
+	hold     time.Duration
 }
 
 func main() {
@@ -37,6 +38,7 @@ func main() {
 	flag.IntVar(&o.services, "services", 20, "services in the catalogue")
 	flag.StringVar(&o.bin, "meshguard", "", "a meshguard binary to measure (default: build one from this checkout)")
 	flag.BoolVar(&o.keep, "keep", false, "keep the temporary directory")
+	flag.DurationVar(&o.hold, "hold", 0, "keep the server and streams up this long at the end (to profile the server)")
 	flag.Parse()
 	if err := run(context.Background(), o); err != nil {
 		fmt.Fprintln(os.Stderr, "memory:", err)
@@ -116,5 +118,9 @@ func run(ctx context.Context, o options) error {
 		return err
 	}
 	fmt.Printf("after the push:       %s\n", after)
+	if o.hold > 0 {
+		fmt.Printf("holding for %v: server pid %d\n", o.hold, p.pid())
+		time.Sleep(o.hold)
+	}
 	return nil
 }
