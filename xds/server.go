@@ -37,7 +37,7 @@ import (
 // when the snapshot holds no others of the type, and gRPC's xDS client asks
 // for the one listener it dials.
 type Server struct {
-	cache cachev3.SnapshotCache
+	cache *sharedCache
 	xds   serverv3.Server
 	log   *slog.Logger
 	track *tracker
@@ -61,7 +61,7 @@ func NewServer(ctx context.Context, log *slog.Logger) *Server {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{cache: cachev3.NewSnapshotCache(false, sameForAll{}, nil), log: log, track: newTracker()}
+	s := &Server{cache: newSharedCache(cachev3.NewSnapshotCache(false, sameForAll{}, nil)), log: log, track: newTracker()}
 	s.xds = serverv3.NewServer(ctx, s.cache, serverv3.CallbackFuncs{
 		StreamRequestFunc: func(id int64, r *discoveryv3.DiscoveryRequest) error {
 			s.onSotW(id, r)
@@ -103,19 +103,25 @@ func (s *Server) Update(ctx context.Context, r *Resources) error {
 	// node that got it would never be sent different resources under it.
 	s.version++
 	version := s.version
-	snap, err := cachev3.NewSnapshot(strconv.Itoa(version), map[resourcev3.Type][]types.Resource{
+	resources := map[resourcev3.Type][]types.Resource{
 		resourcev3.ListenerType:        asResources(r.Listeners),
 		resourcev3.RouteType:           asResources(r.Routes),
 		resourcev3.ClusterType:         asResources(r.Clusters),
 		resourcev3.EndpointType:        asResources(r.Endpoints),
 		resourcev3.ExtensionConfigType: asResources(r.Extensions),
-	})
+	}
+	snap, err := cachev3.NewSnapshot(strconv.Itoa(version), resources)
+	if err != nil {
+		return fmt.Errorf("xds: snapshot %d: %w", version, err)
+	}
+	enc, err := encode(strconv.Itoa(version), resources)
 	if err != nil {
 		return fmt.Errorf("xds: snapshot %d: %w", version, err)
 	}
 	if err := s.cache.SetSnapshot(ctx, allNodes, snap); err != nil {
 		return fmt.Errorf("xds: snapshot %d: %w", version, err)
 	}
+	s.cache.set(enc)
 	s.digest = d
 	s.log.Info("xds: new resources", "version", version, "nodes", s.track.connected())
 	return nil
