@@ -199,7 +199,7 @@ func (r *sharedResponse) GetDiscoveryResponse() (*discoveryv3.DiscoveryResponse,
 }
 
 func (r *sharedResponse) GetRequest() *discoveryv3.DiscoveryRequest { return r.req }
-func (r *sharedResponse) GetVersion() (string, error)             { return r.version, nil }
-func (r *sharedResponse) GetResponseVersion() string              { return r.version }
-func (r *sharedResponse) GetReturnedResources() map[string]string { return r.returned }
-func (r *sharedResponse) GetContext() context.Context             { return context.Background() }
+func (r *sharedResponse) GetVersion() (string, error)               { return r.version, nil }
+func (r *sharedResponse) GetResponseVersion() string                { return r.version }
+func (r *sharedResponse) GetReturnedResources() map[string]string   { return r.returned }
+func (r *sharedResponse) GetContext() context.Context               { return context.Background() }
