@@ -6,8 +6,9 @@
 // ADS streams, each on its own gRPC connection (an Envoy each), waits until
 // every stream holds its clusters, endpoints, listeners and routes, reads
 // the memory again, edits the catalogue and reports how long the change
-// took to reach every stream (p50, p99, max). The harness is a separate
-// process: its own memory is not counted.
+// took to reach every stream (p50, p99, max), and then sends Checks for a
+// while with the streams still open and reads the memory under load. The
+// harness is a separate process: its own memory is not counted.
 package main
 
 import (
@@ -28,6 +29,8 @@ type options struct {
 	bin      string
 	keep     bool
 	hold     time.Duration
+	load     time.Duration
+	workers  int
 }
 
 func main() {
@@ -38,6 +41,8 @@ func main() {
 	flag.IntVar(&o.services, "services", 20, "services in the catalogue")
 	flag.StringVar(&o.bin, "meshguard", "", "a meshguard binary to measure (default: build one from this checkout)")
 	flag.BoolVar(&o.keep, "keep", false, "keep the temporary directory")
+	flag.DurationVar(&o.load, "load", 10*time.Second, "then send Checks this long, streams still open (0: none)")
+	flag.IntVar(&o.workers, "c", 50, "concurrent Checks during the load, over one connection as an Envoy sends them")
 	flag.DurationVar(&o.hold, "hold", 0, "keep the server and streams up this long at the end (to profile the server)")
 	flag.Parse()
 	if err := run(context.Background(), o); err != nil {
@@ -118,6 +123,21 @@ func run(ctx context.Context, o options) error {
 		return err
 	}
 	fmt.Printf("after the push:       %s\n", after)
+	if o.load > 0 {
+		token, err := createAgent(ctx, p)
+		if err != nil {
+			return err
+		}
+		n, refused, err := load(ctx, p.grpcAddr, token, o.workers, o.load)
+		if err != nil {
+			return fmt.Errorf("checks: %w", err)
+		}
+		loaded, err := readMem(p.pid())
+		if err != nil {
+			return err
+		}
+		fmt.Printf("after %v of Checks (c=%d, %.0f/s answered, failed: %v; audit on): %s\n", o.load, o.workers, float64(n)/o.load.Seconds(), refused, loaded)
+	}
 	if o.hold > 0 {
 		fmt.Printf("holding for %v: server pid %d\n", o.hold, p.pid())
 		time.Sleep(o.hold)

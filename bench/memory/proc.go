@@ -17,7 +17,10 @@ import (
 type proc struct {
 	cmd      *exec.Cmd
 	grpcAddr string
+	httpURL  string
 }
+
+const adminToken = "memory-bench-admin-token-0123456789"
 
 func (p *proc) pid() int { return p.cmd.Process.Pid }
 
@@ -52,18 +55,24 @@ func startServer(ctx context.Context, bin, work, services string) (*proc, error)
 	if err != nil {
 		return nil, err
 	}
-	p := &proc{grpcAddr: "127.0.0.1:" + strconv.Itoa(grpcPort)}
+	p := &proc{grpcAddr: "127.0.0.1:" + strconv.Itoa(grpcPort), httpURL: "http://127.0.0.1:" + strconv.Itoa(httpPort)}
 	p.cmd = exec.CommandContext(ctx, bin, "serve")
 	p.cmd.Env = append(os.Environ(),
 		"HOST=127.0.0.1", "PORT="+strconv.Itoa(httpPort), "GRPC_PORT="+strconv.Itoa(grpcPort),
 		"DATA_DIR="+filepath.Join(work, "data"), "POLICIES_DIR="+filepath.Join(work, "policies"),
 		"SERVICES_FILE="+services, "XDS_INSECURE_ALLOW_UNAUTHENTICATED=true",
-		"ADMIN_TOKEN=memory-bench-admin-token-0123456789", "LOG_LEVEL=warn")
-	p.cmd.Stderr = os.Stderr
+		"ADMIN_TOKEN="+adminToken, "LOG_LEVEL=warn")
+	// Its log goes to a file: under load a refusal is logged per Check.
+	logFile, err := os.Create(filepath.Join(work, "serve.log"))
+	if err != nil {
+		return nil, err
+	}
+	defer logFile.Close() // the child has its own descriptor
+	p.cmd.Stdout, p.cmd.Stderr = logFile, logFile
 	if err := p.cmd.Start(); err != nil {
 		return nil, err
 	}
-	ready := "http://127.0.0.1:" + strconv.Itoa(httpPort) + "/ready"
+	ready := p.httpURL + "/ready"
 	deadline := time.Now().Add(60 * time.Second)
 	for {
 		resp, err := http.Get(ready)

@@ -1,0 +1,96 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
+)
+
+// createAgent registers the agent the Checks come from and returns its token.
+func createAgent(ctx context.Context, p *proc) (string, error) {
+	body := `{"name":"load-agent","trustTier":"verified","tags":["bench","team-00"]}`
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, p.httpURL+"/admin/agents", strings.NewReader(body))
+	if err != nil {
+		return "", err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("X-Admin-Token", adminToken)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	var out struct {
+		Token string `json:"token"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil || resp.StatusCode != http.StatusCreated || out.Token == "" {
+		return "", fmt.Errorf("creating the load agent: %s (%v)", resp.Status, err)
+	}
+	return out.Token, nil
+}
+
+// load sends Envoy-shaped Checks from workers goroutines over one
+// connection for d, and returns how many were answered and how many
+// failed, by code. A failure (fail closed: the audit store behind, an
+// internal deadline) is an answer too: counted apart, it does not stop the
+// load.
+func load(ctx context.Context, addr, token string, workers int, d time.Duration) (int64, map[codes.Code]int64, error) {
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		return 0, nil, err
+	}
+	defer conn.Close()
+	client := authv3.NewAuthorizationClient(conn)
+	req := checkRequest(token)
+	ctx, cancel := context.WithTimeout(ctx, d)
+	defer cancel()
+	var ok atomic.Int64
+	var mu sync.Mutex
+	failed := map[codes.Code]int64{}
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Go(func() {
+			for ctx.Err() == nil {
+				_, err := client.Check(ctx, req)
+				switch {
+				case err == nil:
+					ok.Add(1)
+				case ctx.Err() == nil:
+					mu.Lock()
+					failed[status.Code(err)]++
+					mu.Unlock()
+				}
+			}
+		})
+	}
+	wg.Wait()
+	return ok.Load(), failed, nil
+}
+
+// checkRequest is an Envoy-shaped CheckRequest for a catalogued route.
+func checkRequest(token string) *authv3.CheckRequest {
+	return &authv3.CheckRequest{Attributes: &authv3.AttributeContext{
+		Source:      &authv3.AttributeContext_Peer{Address: &corev3.Address{Address: &corev3.Address_SocketAddress{SocketAddress: &corev3.SocketAddress{Address: "10.1.2.3", PortSpecifier: &corev3.SocketAddress_PortValue{PortValue: 51234}}}}},
+		Destination: &authv3.AttributeContext_Peer{Address: &corev3.Address{Address: &corev3.Address_SocketAddress{SocketAddress: &corev3.SocketAddress{Address: "10.1.2.4", PortSpecifier: &corev3.SocketAddress_PortValue{PortValue: 8080}}}}},
+		Request: &authv3.AttributeContext_Request{Http: &authv3.AttributeContext_HttpRequest{
+			Id: "1234", Method: "GET", Host: "svc-00.mesh:8080", Path: "/docs/readme", Protocol: "HTTP/1.1",
+			Headers: map[string]string{
+				":authority": "svc-00.mesh:8080", ":method": "GET", ":path": "/docs/readme",
+				"authorization": "Bearer " + token, "user-agent": "agent-sdk/1.0",
+				"x-request-id": "d6f1a1c2-1111-2222-3333-444455556666",
+			},
+		}},
+	}}
+}
