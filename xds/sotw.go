@@ -97,7 +97,7 @@ func (c *sharedCache) set(e *encoded) {
 	defer c.mu.Unlock()
 	c.current = e
 	for w := range c.watches {
-		if w.req.GetVersionInfo() != e.version {
+		if w.req.GetVersionInfo() != e.versionOf(w.req.GetTypeUrl()) {
 			// The channel has room for one response per type, and a
 			// stream has one watch per type open: this never blocks.
 			w.out <- e.response(w.req)
@@ -111,7 +111,7 @@ func (c *sharedCache) set(e *encoded) {
 func (c *sharedCache) CreateWatch(req *cachev3.Request, sub cachev3.Subscription, out chan cachev3.Response) (func(), error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if e := c.current; e != nil && (req.GetVersionInfo() != e.version || e.unsent(req.GetTypeUrl(), sub)) {
+	if e := c.current; e != nil && (req.GetVersionInfo() != e.versionOf(req.GetTypeUrl()) || e.unsent(req.GetTypeUrl(), sub)) {
 		out <- e.response(req)
 		return func() {}, nil
 	}
@@ -129,6 +129,15 @@ func (c *sharedCache) sotwWatches() int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return len(c.watches)
+}
+
+// versionOf is the version of a type's resources: none for a type not
+// served (secrets, say), whose requests wait, as in the snapshot cache.
+func (e *encoded) versionOf(typeURL string) string {
+	if e.types[typeURL] == nil {
+		return ""
+	}
+	return e.version
 }
 
 // unsent says whether sub asks for a resource of the type it was not sent.
@@ -158,7 +167,7 @@ func (e *encoded) unsent(typeURL string, sub cachev3.Subscription) bool {
 
 // response is e for req: every resource of its type, or those it names.
 func (e *encoded) response(req *cachev3.Request) *sharedResponse {
-	r := &sharedResponse{req: req, version: e.version}
+	r := &sharedResponse{req: req, version: e.versionOf(req.GetTypeUrl())}
 	t := e.types[req.GetTypeUrl()]
 	if t == nil {
 		r.returned = map[string]string{}

@@ -78,3 +78,33 @@ func TestStreamsShareOneEncoding(t *testing.T) {
 		t.Fatalf("a request naming an unknown cluster got %d resources, %v", len(rn.GetResources()), retn)
 	}
 }
+
+// TestUnservedTypeWaits: a request for a type MeshGuard serves none of
+// (secrets) is not answered, as the snapshot cache did not answer it: an
+// answer would tell an Envoy its secrets are none, at a version.
+func TestUnservedTypeWaits(t *testing.T) {
+	s := NewServer(t.Context(), nil)
+	if err := s.Update(t.Context(), echoCatalogue(t, "10.0.0.1:80")); err != nil {
+		t.Fatal(err)
+	}
+	out := make(chan cachev3.Response, 1)
+	sub := streamv3.NewSotwSubscription(nil, true)
+	cancel, err := s.cache.CreateWatch(&discoveryv3.DiscoveryRequest{TypeUrl: resourcev3.SecretType}, &sub, out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cancel)
+	if got := s.cache.sotwWatches(); got != 1 {
+		t.Fatalf("%d watches waiting, want the secrets request's", got)
+	}
+	// A new version does not answer it either: Update returns after
+	// answering every watch it answers.
+	if err := s.Update(t.Context(), echoCatalogue(t, "10.0.0.2:80")); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case r := <-out:
+		t.Fatalf("a secrets request was answered: %v", r.GetReturnedResources())
+	default:
+	}
+}
