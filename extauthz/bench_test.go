@@ -35,14 +35,20 @@ var discard = slog.New(slog.DiscardHandler)
 // and, for scale, the same adapter and connection with a Checker that
 // answers a fixed allow (gRPC, proto and the adapter, no engine). The
 // client's cost is in both: client and server share the CPUs.
+//
+// engine renders the default answer; engine-answer-all every
+// ANSWER_EXTRAS part (the answer of earlier versions).
 func BenchmarkGRPCCheck(b *testing.B) {
-	m := newMesh(b, enginetest.Options{})
-	req := envoyCheck(call{method: "GET", host: "docs.internal:8080", path: "/docs/readme?lang=en", token: m.orchT})
-	fixed, err := m.f.Engine.Check(context.Background(), &engine.Request{Token: m.orchT, Method: "GET", Path: "/docs/readme"})
+	em := enginetest.NewMesh(b, enginetest.Options{Routes: routes})
+	req := envoyCheck(call{method: "GET", host: "docs.internal:8080", path: "/docs/readme?lang=en", token: em.OrchT})
+	fixed, err := em.F.Engine.Check(context.Background(), &engine.Request{Token: em.OrchT, Method: "GET", Path: "/docs/readme"})
 	if err != nil || !fixed.Allowed {
 		b.Fatal(fixed, err)
 	}
-	b.Run("engine", func(b *testing.B) { benchGRPC(b, m.f.Engine, req) })
+	all := newMesh(b, enginetest.Options{Answer: engine.AnswerAll})
+	allReq := envoyCheck(call{method: "GET", host: "docs.internal:8080", path: "/docs/readme?lang=en", token: all.orchT})
+	b.Run("engine", func(b *testing.B) { benchGRPC(b, em.F.Engine, req) })
+	b.Run("engine-answer-all", func(b *testing.B) { benchGRPC(b, all.f.Engine, allReq) })
 	b.Run("fixed-decision", func(b *testing.B) { benchGRPC(b, fixedChecker{fixed}, req) })
 }
 
