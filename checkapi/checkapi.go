@@ -172,7 +172,7 @@ func (a *API) check(w http.ResponseWriter, r *http.Request) {
 		httpjson.WriteError(w, http.StatusServiceUnavailable, "unavailable", "%s", engine.Unavailable(err))
 		return
 	}
-	for _, h := range d.ResponseHeaders() {
+	for _, h := range d.DecisionHeaders() { // the answer is the decision
 		w.Header().Set(h.Name, h.Value)
 	}
 	status := http.StatusOK

@@ -30,10 +30,12 @@ import (
 
 // Config is the server's configuration.
 type Config struct {
-	Host            string
-	Port            int
-	GRPCPort        int
-	Mode            engine.Mode
+	Host     string
+	Port     int
+	GRPCPort int
+	Mode     engine.Mode
+	// Answer is what answers carry beyond the default (ANSWER_EXTRAS).
+	Answer          engine.Answer
 	DataDir         string
 	DatabaseURL     string
 	PoliciesDir     string
@@ -146,6 +148,14 @@ var settings = []setting{
 			return nil
 		}
 		return fmt.Errorf("%q: expected enforce or audit", v)
+	}},
+	{"answerExtras", "ANSWER_EXTRAS", "answer-extras", "what every answer carries beyond the agent id, delegation and traceparent: agent-name, tier, chain, decision-id, response-headers, metadata, all, or none", "none", func(c *Config, v string) error {
+		a, err := engine.ParseAnswer(v)
+		if err != nil {
+			return err
+		}
+		c.Answer = a
+		return nil
 	}},
 	{"dataDir", "DATA_DIR", "data-dir", "embedded store (SQLite) and generated secrets", "./data", str(func(c *Config) *string { return &c.DataDir })},
 	{"databaseUrl", "DATABASE_URL", "database-url", "postgres://… to use PostgreSQL instead of SQLite (several replicas share it)", "", func(c *Config, v string) error {

@@ -22,7 +22,7 @@ func env(m map[string]string) func(string) string { return func(k string) string
 func TestPrecedence(t *testing.T) {
 	dir := t.TempDir()
 	file := filepath.Join(dir, "meshguard.yaml")
-	if err := os.WriteFile(file, []byte("port: 4000\ngrpcPort: 4001\nmode: audit\ndataDir: /var/lib/mg\nlogLevel: warn\nlogFormat: text\nalertRateLimit: 20\n"+
+	if err := os.WriteFile(file, []byte("port: 4000\ngrpcPort: 4001\nmode: audit\ndataDir: /var/lib/mg\nlogLevel: warn\nlogFormat: text\nalertRateLimit: 20\nanswerExtras: 'tier, chain'\n"+
 		"routes:\n  - {host: 'api.*', method: POST, path: '/send/*', action: 'write:email'}\n  - {path: /mcp, protocol: mcp, service: mail}\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -33,14 +33,15 @@ func TestPrecedence(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := Config{
-		Host:        "127.0.0.1",        // default
-		Port:        6000,               // flag over environment over file
-		GRPCPort:    4001,               // file over default
-		Mode:        engine.ModeEnforce, // flag over file
-		DataDir:     "/var/lib/mg",      // file
-		PoliciesDir: "/etc/mg/policies", // environment over default
-		LogLevel:    "debug",            // environment over file
-		LogFormat:   "text",             // file over default
+		Host:        "127.0.0.1",                            // default
+		Port:        6000,                                   // flag over environment over file
+		GRPCPort:    4001,                                   // file over default
+		Mode:        engine.ModeEnforce,                     // flag over file
+		Answer:      engine.AnswerTier | engine.AnswerChain, // file
+		DataDir:     "/var/lib/mg",                          // file
+		PoliciesDir: "/etc/mg/policies",                     // environment over default
+		LogLevel:    "debug",                                // environment over file
+		LogFormat:   "text",                                 // file over default
 		Routes:      []engine.Route{{Host: "api.*", Method: "POST", Path: "/send/*", Action: "write:email"}, {Path: "/mcp", Protocol: "mcp", Service: "mail"}},
 		// The rest are defaults.
 		ListenerPort: 10000, AuditRetentionDays: 90, AuditFlushMs: 50, AuditCheckpointSeconds: 60,
@@ -94,6 +95,9 @@ func TestErrorsNameTheKey(t *testing.T) {
 		{"route without an action or protocol", "routes:\n  - {path: /x}", nil, nil, "c.yaml:2: routes: routes[0].action"},
 		{"a route merge key the YAML decoder panics on", "routes:\n  - &r 0\n  - {<<,0,[]}", nil, nil, "malformed YAML"},
 		{"bad mode in env", "", map[string]string{"MODE": "permissive"}, nil, `environment variable MODE: "permissive": expected enforce or audit`},
+		{"unknown answer part", "", map[string]string{"ANSWER_EXTRAS": "tier,agent-tier"}, nil, `environment variable ANSWER_EXTRAS: unknown answer part "agent-tier" (expected agent-name, tier, chain, decision-id, response-headers, metadata, or all)`},
+		{"answer part named twice", "answerExtras: chain,chain", nil, nil, `answer part "chain" named twice`},
+		{"answer part in upper case", "", nil, map[string]string{"answer-extras": "Tier"}, `flag --answer-extras: unknown answer part "Tier"`},
 		{"bad trace denials", "", map[string]string{"TRACE_DENIALS": "sometimes"}, nil, `environment variable TRACE_DENIALS: "sometimes": expected sampled or always`},
 		{"bad rpm in env", "", map[string]string{"RATE_LIMIT_RPM": "-5"}, nil, "environment variable RATE_LIMIT_RPM"},
 		{"bad flag", "", nil, map[string]string{"grpc-port": "x"}, "flag --grpc-port"},

@@ -18,6 +18,7 @@ import (
 // MeshGuard's own failures.
 func (e *Engine) decide(ctx context.Context, r *Request, d *Decision, now time.Time) error {
 	d.rpc = e.speaksJSONRPC(r)
+	d.answer = e.cfg.Answer
 	if err := checkBounds(r); err != nil {
 		return d.refuse(err)
 	}

@@ -110,6 +110,9 @@ type Config struct {
 	// (AUDIT_ARGUMENTS, AUDIT_REDACT): an approval shows them as the
 	// trail records them.
 	ApprovalArguments audit.ArgumentsConfig
+	// Answer is what every rendered answer carries beyond what Envoy and
+	// the upstream need (ANSWER_EXTRAS; answer.go). Zero: the default.
+	Answer Answer
 }
 
 // DefaultDelegationTTL is how long a minted delegation token lives at most.

@@ -12,12 +12,13 @@ import (
 )
 
 // TestUpstreamHeadersOfADecision: what an adapter sets on an allowed
-// request (docs/enforcement.md, "Headers"): the agent's id, name and tier,
-// the decision id and the chain, root first, comma-separated; the
+// request (docs/enforcement.md, "Headers") with every part of the answer
+// asked for: the agent's id, name and tier, the decision id and the chain,
+// root first, comma-separated; the
 // delegation token only when the target host belongs to an agent; and no
 // identity at all for a request audit mode let through unauthenticated.
 func TestUpstreamHeadersOfADecision(t *testing.T) {
-	m := newMesh(t, enginetest.Options{Mode: engine.ModeAudit})
+	m := newMesh(t, enginetest.Options{Mode: engine.ModeAudit, Answer: engine.AnswerAll})
 	e := m.F.Engine
 	identity := []string{engine.HeaderAgentID, engine.HeaderAgentName, engine.HeaderTier, engine.HeaderDecisionID, engine.HeaderChain}
 

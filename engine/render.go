@@ -55,8 +55,10 @@ func (d *Decision) Traceparent() string {
 }
 
 // UpstreamHeaders are set on the request forwarded upstream when the request
-// is allowed: who is calling, for whom, under which decision. Adapters use
-// UpstreamEdit, which also says which of the caller's headers to strip.
+// is allowed: who is calling (the agent id), the delegation token minted for
+// the target, the trace; the agent's name, tier, chain and the decision id
+// when the Answer asks for them. Adapters use UpstreamEdit, which also says
+// which of the caller's headers to strip.
 func (d *Decision) UpstreamHeaders() []Header {
 	if d.AgentID == "" {
 		// Audit mode let an unauthenticated request through: no
@@ -66,12 +68,19 @@ func (d *Decision) UpstreamHeaders() []Header {
 		}
 		return nil
 	}
-	h := []Header{
-		{HeaderAgentID, d.AgentID},
-		{HeaderAgentName, d.AgentName},
-		{HeaderTier, d.Tier.String()},
-		{HeaderDecisionID, d.ID},
-		{HeaderChain, strings.Join(d.Chain, ",")},
+	h := make([]Header, 1, 7)
+	h[0] = Header{HeaderAgentID, d.AgentID}
+	if d.answer&AnswerAgentName != 0 {
+		h = append(h, Header{HeaderAgentName, d.AgentName})
+	}
+	if d.answer&AnswerTier != 0 {
+		h = append(h, Header{HeaderTier, d.Tier.String()})
+	}
+	if d.answer&AnswerDecisionID != 0 {
+		h = append(h, Header{HeaderDecisionID, d.ID})
+	}
+	if d.answer&AnswerChain != 0 {
+		h = append(h, Header{HeaderChain, strings.Join(d.Chain, ",")})
 	}
 	if d.Delegation != "" {
 		h = append(h, Header{HeaderDelegation, d.Delegation})
@@ -120,8 +129,24 @@ func hasHeader(hs []Header, name string) bool {
 	return false
 }
 
-// ResponseHeaders are set on the response to the caller, allowed or not.
+// ResponseHeaders are set on the response to the caller: on a denial, and
+// on any answer in audit mode, what the SDKs read (the decision, the trace
+// id, the approval, Retry-After) and the policy; on an allowed request in
+// enforce mode nothing unless the Answer asks for AnswerResponseHeaders,
+// or the request is a list (tools/list…) whose answer MeshGuard filters
+// and may refuse itself (DecisionHeaders).
 func (d *Decision) ResponseHeaders() []Header {
+	if d.Allowed && d.Mode != ModeAudit && d.answer&AnswerResponseHeaders == 0 && (d.Call == nil || !d.Call.Lists()) {
+		return nil
+	}
+	return d.DecisionHeaders()
+}
+
+// DecisionHeaders are ResponseHeaders whatever the Answer: for an answer
+// MeshGuard writes itself about an allowed request (POST /v1/check, whose
+// answer is the decision; the gateway's 502 when the upstream fails), not
+// one the upstream writes.
+func (d *Decision) DecisionHeaders() []Header {
 	h := []Header{{HeaderDecision, d.Effect}, {HeaderTraceID, d.TraceID}}
 	if d.Policy != "" {
 		h = append(h, Header{HeaderPolicy, d.Policy})

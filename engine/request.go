@@ -182,6 +182,9 @@ type Decision struct {
 	// rpc: the request is a JSON-RPC POST to a route declaring a
 	// protocol, so a denial is rendered as a JSON-RPC error (DenyBody).
 	rpc bool
+	// answer: what the rendered answer carries beyond the default
+	// (Config.Answer; answer.go).
+	answer Answer
 
 	Mode    Mode
 	Source  Source

@@ -15,6 +15,7 @@ import (
 	"github.com/a2aproject/a2a-go/a2asrv/eventqueue"
 
 	"github.com/meshguard/meshguard/audit"
+	"github.com/meshguard/meshguard/engine"
 	"github.com/meshguard/meshguard/engine/enginetest"
 	"github.com/meshguard/meshguard/trust"
 )
@@ -129,7 +130,7 @@ func records(t *testing.T, f *enginetest.Fixture, action string) []audit.Record 
 // → planner. An outsider's message and card request are denied before the
 // planner; the card is connect:planner.
 func TestA2ASDKThroughExtAuthz(t *testing.T) {
-	f := enginetest.New(t, agentsPolicy, enginetest.Options{})
+	f := enginetest.New(t, agentsPolicy, enginetest.Options{Answer: engine.AnswerAll})
 	orch, orchT := f.Agent(t, "orchestrator", trust.Trusted, []string{"orchestrator"})
 	plan, planT := f.Agent(t, "planner", trust.Verified, []string{"planner"}, "planner.agents.test")
 	_, _ = f.Agent(t, "writer", trust.Verified, []string{"writer"}, "writer.agents.test")

@@ -5,13 +5,23 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	rpcstatus "google.golang.org/genproto/googleapis/rpc/status"
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/structpb"
 
 	"github.com/meshguard/meshguard/engine"
 	"github.com/meshguard/meshguard/engine/enginetest"
@@ -25,14 +35,20 @@ var discard = slog.New(slog.DiscardHandler)
 // and, for scale, the same adapter and connection with a Checker that
 // answers a fixed allow (gRPC, proto and the adapter, no engine). The
 // client's cost is in both: client and server share the CPUs.
+//
+// engine renders the default answer; engine-answer-all every
+// ANSWER_EXTRAS part (the answer of earlier versions).
 func BenchmarkGRPCCheck(b *testing.B) {
-	m := newMesh(b, enginetest.Options{})
-	req := envoyCheck(call{method: "GET", host: "docs.internal:8080", path: "/docs/readme?lang=en", token: m.orchT})
-	fixed, err := m.f.Engine.Check(context.Background(), &engine.Request{Token: m.orchT, Method: "GET", Path: "/docs/readme"})
+	em := enginetest.NewMesh(b, enginetest.Options{Routes: routes})
+	req := envoyCheck(call{method: "GET", host: "docs.internal:8080", path: "/docs/readme?lang=en", token: em.OrchT})
+	fixed, err := em.F.Engine.Check(context.Background(), &engine.Request{Token: em.OrchT, Method: "GET", Path: "/docs/readme"})
 	if err != nil || !fixed.Allowed {
 		b.Fatal(fixed, err)
 	}
-	b.Run("engine", func(b *testing.B) { benchGRPC(b, m.f.Engine, req) })
+	all := newMesh(b, enginetest.Options{Answer: engine.AnswerAll})
+	allReq := envoyCheck(call{method: "GET", host: "docs.internal:8080", path: "/docs/readme?lang=en", token: all.orchT})
+	b.Run("engine", func(b *testing.B) { benchGRPC(b, em.F.Engine, req) })
+	b.Run("engine-answer-all", func(b *testing.B) { benchGRPC(b, all.f.Engine, allReq) })
 	b.Run("fixed-decision", func(b *testing.B) { benchGRPC(b, fixedChecker{fixed}, req) })
 }
 
@@ -170,4 +186,101 @@ func BenchmarkConvertMCP(b *testing.B) {
 			}
 		})
 	}
+}
+
+// BenchmarkGRPCAnswer: what each part of an allow's answer costs through
+// real gRPC — the server encoding it, the client decoding it, on the same
+// CPUs as under ghz — from the empty OK (the no-op server's answer) to
+// the full answer of a fixed decision, one part taken away at a time. The
+// answers are made once: this is the wire's cost, not the rendering's
+// (BenchmarkRespond).
+func BenchmarkGRPCAnswer(b *testing.B) {
+	d := engine.Decision{ID: "dec_0123456789abcdef01234567", Allowed: true, Effect: "allow", Status: 200, Reason: "rule_allow",
+		Policy: "orchestrators", Rule: "work", AgentID: "agent_abcdefghijklmnopqrst", AgentName: "orchestrator", Action: "write:research/agents",
+		Chain: []string{"agent_abcdefghijklmnopqrst"}, TraceID: traceHex}
+	d.SetAnswer(engine.AnswerAll)
+	full := checkResponse(&d)
+	variant := func(edit func(*authv3.CheckResponse)) *authv3.CheckResponse {
+		r := proto.Clone(full).(*authv3.CheckResponse)
+		edit(r)
+		return r
+	}
+	keepUpstream := func(names ...string) func(*authv3.CheckResponse) {
+		return func(r *authv3.CheckResponse) {
+			ok := r.GetOkResponse()
+			ok.Headers = slices.DeleteFunc(ok.Headers, func(h *corev3.HeaderValueOption) bool { return !slices.Contains(names, h.GetHeader().GetKey()) })
+		}
+	}
+	d.SetAnswer(0)
+	for _, bc := range []struct {
+		name string
+		resp *authv3.CheckResponse
+	}{
+		{"empty-ok", &authv3.CheckResponse{Status: &rpcstatus.Status{}, HttpResponse: &authv3.CheckResponse_OkResponse{OkResponse: &authv3.OkHttpResponse{}}}},
+		{"full", full},
+		{"no-metadata", variant(func(r *authv3.CheckResponse) { r.DynamicMetadata = nil })},
+		{"metadata-decision-id", variant(func(r *authv3.CheckResponse) {
+			r.DynamicMetadata.Fields = map[string]*structpb.Value{"decision_id": r.DynamicMetadata.Fields["decision_id"]}
+		})},
+		{"no-response-headers", variant(func(r *authv3.CheckResponse) { r.GetOkResponse().ResponseHeadersToAdd = nil })},
+		{"upstream-agent-id-only", variant(keepUpstream(engine.HeaderAgentID))},
+		{"no-headers-to-remove", variant(func(r *authv3.CheckResponse) { r.GetOkResponse().HeadersToRemove = nil })},
+		{"default", checkResponse(&d)},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			benchGRPCServer(b, canned{resp: bc.resp})
+			b.ReportMetric(float64(proto.Size(bc.resp)), "answer-bytes")
+		})
+	}
+}
+
+// canned answers every Check with the same response.
+type canned struct {
+	authv3.UnimplementedAuthorizationServer
+	resp *authv3.CheckResponse
+}
+
+func (c canned) Check(context.Context, *authv3.CheckRequest) (*authv3.CheckResponse, error) {
+	return c.resp, nil
+}
+
+func benchGRPCServer(b *testing.B, s authv3.AuthorizationServer) {
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	gs := grpc.NewServer()
+	authv3.RegisterAuthorizationServer(gs, s)
+	go func() { _ = gs.Serve(lis) }()
+	b.Cleanup(gs.Stop)
+	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = conn.Close() })
+	client := authv3.NewAuthorizationClient(conn)
+	req := envoyCheck(call{method: "GET", host: "docs.internal:8080", path: "/docs/readme?lang=en", token: "eyJhbGciOiJFZERTQSJ9.eyJzdWIiOiJhZ2VudF94In0.c2lnbmF0dXJl"})
+	b.ReportAllocs()
+	b.ResetTimer()
+	cpu := cpuTime(b)
+	b.RunParallel(func(pb *testing.PB) {
+		ctx := context.Background()
+		for pb.Next() {
+			if _, err := client.Check(ctx, req); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+	// CPU time (client and server, this process) rather than wall time:
+	// on a machine others load, it is the steadier figure.
+	b.ReportMetric(float64(cpuTime(b)-cpu)/float64(b.N), "cpu-ns/op")
+}
+
+func cpuTime(b *testing.B) time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		b.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

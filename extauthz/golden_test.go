@@ -13,6 +13,7 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/meshguard/meshguard/agentproto"
+	"github.com/meshguard/meshguard/engine"
 	"github.com/meshguard/meshguard/engine/enginetest"
 	"github.com/meshguard/meshguard/trust"
 )
@@ -84,7 +85,7 @@ func TestGoldenMCPCheckRequest(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := enginetest.New(t, mailPolicy, enginetest.Options{Now: fixedClock()})
+	f := enginetest.New(t, mailPolicy, enginetest.Options{Now: fixedClock(), Answer: engine.AnswerMetadata})
 	_, tok := f.Agent(t, "emailer", trust.Verified, []string{"emailer"})
 	var req authv3.CheckRequest
 	// Strict: an unknown field name fails, so the file is Envoy's message.

@@ -39,6 +39,10 @@ type Server struct {
 
 var _ authv3.AuthorizationServer = (*Server)(nil)
 
+// answerer is a Checker that says what its answers carry
+// (engine.Engine): a request refused here is rendered by the same rule.
+type answerer interface{ Answer() engine.Answer }
+
 // NewServer returns the gRPC ext_authz service deciding with c. A nil log
 // discards. It panics if c is nil: that is a wiring mistake, and failing at
 // start-up beats failing open at the first request.
@@ -94,6 +98,9 @@ func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3.C
 			slog.String("source", string(r.Source)), slog.Int("status", rj.status), slog.String("message", rj.message),
 			slog.String("peer", r.SourceAddress))
 		d := rj.decision(&r)
+		if a, ok := s.c.(answerer); ok {
+			d.SetAnswer(a.Answer())
+		}
 		return checkResponse(&d), nil
 	}
 	d, err := s.c.Check(ctx, &r)
@@ -315,9 +322,11 @@ func okResponse(d *engine.Decision) *authv3.OkHttpResponse {
 	rh := d.ResponseHeaders()
 	hs := newHeaderSlab(len(up) + len(rh))
 	ok := &authv3.OkHttpResponse{
-		Headers:              make([]*corev3.HeaderValueOption, 0, len(up)),
-		ResponseHeadersToAdd: make([]*corev3.HeaderValueOption, 0, len(rh)),
-		HeadersToRemove:      remove,
+		Headers:         make([]*corev3.HeaderValueOption, 0, len(up)),
+		HeadersToRemove: remove,
+	}
+	if len(rh) > 0 {
+		ok.ResponseHeadersToAdd = make([]*corev3.HeaderValueOption, 0, len(rh))
 	}
 	for _, h := range up {
 		ok.Headers = append(ok.Headers, hs.set(h.Name, h.Value))
@@ -361,11 +370,12 @@ func denyStatus(d *engine.Decision) int {
 }
 
 // dynamicMetadata is emitted by Envoy under envoy.filters.http.ext_authz, for
-// access logs and later filters (%DYNAMIC_METADATA(envoy.filters.http.ext_authz:decision_id)%).
+// access logs and later filters (%DYNAMIC_METADATA(envoy.filters.http.ext_authz:decision_id)%):
+// the decision's Metadata.
 func dynamicMetadata(d *engine.Decision) *structpb.Struct {
-	fields := [...][2]string{
-		{"decision_id", d.ID}, {"agent_id", d.AgentID}, {"action", d.Action}, {"reason", d.Reason},
-		{"policy", d.Policy}, {"rule", d.Rule}, {"effect", d.Effect}, {"trace_id", d.TraceID},
+	fields := d.Metadata()
+	if len(fields) == 0 {
+		return nil
 	}
 	// One block for the values and one for their oneof wrappers, as for
 	// headers (see headerSlab).
@@ -373,11 +383,9 @@ func dynamicMetadata(d *engine.Decision) *structpb.Struct {
 	strs := make([]structpb.Value_StringValue, len(fields))
 	f := make(map[string]*structpb.Value, len(fields))
 	for i, kv := range fields {
-		if kv[1] != "" {
-			strs[i].StringValue = clean(kv[1])
-			vals[i].Kind = &strs[i]
-			f[kv[0]] = &vals[i]
-		}
+		strs[i].StringValue = clean(kv.Value)
+		vals[i].Kind = &strs[i]
+		f[kv.Name] = &vals[i]
 	}
 	return &structpb.Struct{Fields: f}
 }

@@ -43,10 +43,16 @@ type mesh struct {
 // routes maps POST /send/* to write:email, so a header can try to relabel it.
 var routes = []engine.Route{{Method: "POST", Path: "/send/*", Action: "write:email"}}
 
+// newMesh's engine renders the whole answer (engine.AnswerAll) unless
+// opts names parts: these tests check every part of it. The default
+// answer is TestGRPCDefaultAnswer's.
 func newMesh(t testing.TB, opts enginetest.Options) *mesh {
 	t.Helper()
 	if opts.Routes == nil {
 		opts.Routes = routes
+	}
+	if opts.Answer == 0 {
+		opts.Answer = engine.AnswerAll
 	}
 	em := enginetest.NewMesh(t, opts)
 	return &mesh{f: em.F, orch: em.Orch, res: em.Res, mail: em.Mail, orchT: em.OrchT, resT: em.ResT, mailT: em.MailT}
@@ -261,4 +267,13 @@ type failing struct{ err error }
 
 func (f failing) Check(context.Context, *engine.Request) (engine.Decision, error) {
 	return engine.Decision{}, f.err
+}
+
+// Answer passes on the engine's (answerer), so a request refused before
+// the engine renders as it would without the recorder.
+func (rc *recorder) Answer() engine.Answer {
+	if a, ok := rc.c.(answerer); ok {
+		return a.Answer()
+	}
+	return 0
 }

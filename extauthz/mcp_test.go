@@ -206,7 +206,7 @@ func lastRecord(t *testing.T, f *enginetest.Fixture) audit.Record {
 // client reads each denial as a JSON-RPC error and keeps its session. The
 // tool list is not filtered: ext_authz never sees a response.
 func TestMCPSDKThroughExtAuthz(t *testing.T) {
-	f := enginetest.New(t, labPolicy, enginetest.Options{Now: fixedClock()})
+	f := enginetest.New(t, labPolicy, enginetest.Options{Now: fixedClock(), Answer: engine.AnswerAll})
 	_, tok := f.Agent(t, "researcher", trust.Verified, []string{"researcher"})
 	lab := startLab(t)
 	envoy := &envoyStandIn{authz: startGRPC(t, f.Engine, testLog(t, nil)), upstream: lab.URL, ext: labExt}
@@ -309,7 +309,7 @@ func TestMCPSDKThroughExtAuthz(t *testing.T) {
 // tool; the header-only path of MCP 2026-07-28 decides without a body; a
 // route declaring no protocol ignores the body.
 func TestMCPBodiesEnvoySends(t *testing.T) {
-	f := enginetest.New(t, labPolicy, enginetest.Options{Now: fixedClock()})
+	f := enginetest.New(t, labPolicy, enginetest.Options{Now: fixedClock(), Answer: engine.AnswerAll})
 	_, tok := f.Agent(t, "researcher", trust.Verified, []string{"researcher"})
 	authz := startGRPC(t, f.Engine, testLog(t, nil))
 	search := `{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"search_papers","arguments":{"query":"x"}}}`

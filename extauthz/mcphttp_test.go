@@ -19,7 +19,7 @@ import (
 // a route declaring MCP is decided on the body, whole or refused; a route
 // declaring none ignores it.
 func TestMCPHTTPService(t *testing.T) {
-	f := enginetest.New(t, labPolicy, enginetest.Options{Now: fixedClock(), Routes: []engine.Route{
+	f := enginetest.New(t, labPolicy, enginetest.Options{Now: fixedClock(), Answer: engine.AnswerAll, Routes: []engine.Route{
 		{Path: "/mcp", Protocol: agentproto.MCP, Service: "lab"},
 	}})
 	_, tok := f.Agent(t, "researcher", trust.Verified, []string{"researcher"})

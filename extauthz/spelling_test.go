@@ -62,7 +62,7 @@ rules:
     actions: ["write:*"]
     conditions: {context: {header.x-env: {matches: prod}}}
   - {name: work, effect: allow, actions: ["read:*", "write:*"]}
-`, enginetest.Options{})
+`, enginetest.Options{Answer: engine.AnswerAll})
 	_, tok := f.Agent(t, "writer", 1, nil)
 	client := startGRPC(t, f.Engine, testLog(t, nil))
 	srv := startHTTP(t, f.Engine, testLog(t, nil))

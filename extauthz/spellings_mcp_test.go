@@ -27,7 +27,7 @@ rules:
 // body or in a header-only Mcp-Name) — are decided at a real gRPC Check
 // as at the gateway: refused or denied, and recorded. Each was allowed.
 func TestMCPSpellingsAtExtAuthz(t *testing.T) {
-	f := enginetest.New(t, rivalPolicy, enginetest.Options{Now: fixedClock()})
+	f := enginetest.New(t, rivalPolicy, enginetest.Options{Now: fixedClock(), Answer: engine.AnswerAll})
 	_, tok := f.Agent(t, "researcher", trust.Verified, []string{"researcher"})
 	authz := startGRPC(t, f.Engine, testLog(t, nil))
 	send := func(args string) string {

@@ -53,6 +53,9 @@ type Config struct {
 	Revision string `json:"revision,omitempty"`
 	// Mode is enforce (default) or audit.
 	Mode engine.Mode `json:"mode,omitempty"`
+	// Answer is what an answer carries beyond the default, as
+	// ANSWER_EXTRAS lists it (engine.ParseAnswer); empty: the default.
+	Answer string `json:"answer,omitempty"`
 	// Issuer and Audience are the agent tokens' iss and aud (MeshGuard's
 	// defaults when empty).
 	Issuer   string `json:"issuer,omitempty"`
@@ -206,6 +209,9 @@ func (c *Config) check() error {
 	if c.Source != nil {
 		return c.checkSource()
 	}
+	if _, err := engine.ParseAnswer(c.Answer); err != nil {
+		return fmt.Errorf("answer: %w", err)
+	}
 	switch {
 	case c.Mode != "" && c.Mode != engine.ModeEnforce && c.Mode != engine.ModeAudit:
 		return fmt.Errorf("mode: %q: expected enforce or audit", c.Mode)
@@ -254,7 +260,7 @@ func (c *Config) check() error {
 // checkSource checks a configuration that only names its source.
 func (c *Config) checkSource() error {
 	if len(c.JWKS) > 0 || c.Agents != nil || c.RevokedAgents != nil || c.RevokedTokens != nil || c.Policies != nil || c.Routes != nil || c.Services != nil ||
-		c.MeshGuard != (Upstream{}) || c.Audit != (Audit{}) || c.Mode != "" || c.Issuer != "" || c.Audience != "" || c.HS256 ||
+		c.MeshGuard != (Upstream{}) || c.Audit != (Audit{}) || c.Mode != "" || c.Answer != "" || c.Issuer != "" || c.Audience != "" || c.HS256 ||
 		c.TokenCacheEntries != 0 || c.Revision != "" {
 		return errors.New("source: a configuration that names its source carries nothing else (but its version)")
 	}

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/meshguard/meshguard/engine"
 	"github.com/meshguard/meshguard/filterconfig"
 	"github.com/meshguard/meshguard/filterconfig/filtertest"
 	"github.com/meshguard/meshguard/filterdecider"
@@ -50,6 +51,8 @@ func TestRefusesBadConfigurations(t *testing.T) {
 		{"no version", edit(t, base, "version", nil), "version: 0"},
 		{"future version", edit(t, base, "version", 2), "version: 2"},
 		{"bad mode", edit(t, base, "mode", "permissive"), "mode"},
+		{"unknown answer part", edit(t, base, "answer", "tier,agent-tier"), `answer: unknown answer part "agent-tier"`},
+		{"answer part named twice", edit(t, base, "answer", "chain,chain"), `answer: answer part "chain" named twice`},
 		{"no JWKS", edit(t, base, "jwks", nil), "jwks: required"},
 		{"bad JWKS", edit(t, base, "jwks", map[string]any{"keys": []any{map[string]any{"kty": "oct", "k": "c2VjcmV0", "kid": "a"}}}), "jwks"},
 		{"no upstream", edit(t, base, "meshguard", map[string]any{"token": "x"}), "meshguard.cluster"},
@@ -91,5 +94,24 @@ func TestGenerateIsStable(t *testing.T) {
 	cc, err := filterconfig.Parse(c)
 	if err != nil || ca.Revision == cc.Revision || len(cc.RevokedAgents) != len(ca.RevokedAgents)+1 {
 		t.Fatalf("after a revocation: %v, revisions %s → %s, revoked %d → %d", err, ca.Revision, cc.Revision, len(ca.RevokedAgents), len(cc.RevokedAgents))
+	}
+}
+
+// TestGenerateCarriesTheAnswer: ANSWER_EXTRAS reaches the filter as its
+// list, read back as the same set; the default writes nothing.
+func TestGenerateCarriesTheAnswer(t *testing.T) {
+	for _, a := range []engine.Answer{0, engine.AnswerTier | engine.AnswerChain, engine.AnswerAll} {
+		out, _, err := filterconfig.Generate(filterconfig.Inputs{Answer: a, JWKS: []byte(`{"keys":[]}`), MeshGuard: filterconfig.Upstream{Cluster: "meshguard", Token: "t"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := filterconfig.Parse(out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := engine.ParseAnswer(c.Answer)
+		if err != nil || got != a || (a == 0) != (c.Answer == "") {
+			t.Errorf("answer %v: generated %q, read back %v, %v", a, c.Answer, got, err)
+		}
 	}
 }

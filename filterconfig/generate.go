@@ -18,6 +18,7 @@ import (
 // Inputs are what MeshGuard generates a configuration from.
 type Inputs struct {
 	Mode             engine.Mode
+	Answer           engine.Answer
 	Issuer, Audience string
 	// JWKS is the public keys that verify now (identity.Keys.JWKS).
 	JWKS  []byte
@@ -43,6 +44,9 @@ func Generate(in Inputs) ([]byte, string, error) {
 		Version: Version, Mode: in.Mode, Issuer: in.Issuer, Audience: in.Audience,
 		JWKS: json.RawMessage(in.JWKS), HS256: in.HS256, Agents: []Agent{}, Policies: []json.RawMessage{},
 		Routes: in.Routes, MeshGuard: in.MeshGuard, Audit: in.Audit,
+	}
+	if in.Answer != 0 {
+		c.Answer = in.Answer.String()
 	}
 	agents := slices.Clone(in.Agents)
 	slices.SortFunc(agents, func(a, b identity.Agent) int { return strings.Compare(a.ID, b.ID) })

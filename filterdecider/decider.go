@@ -99,8 +99,12 @@ func New(c *filterconfig.Config, o Options) (*Decider, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: services: %w", filterconfig.ErrInvalid, err)
 	}
+	answer, err := engine.ParseAnswer(c.Answer)
+	if err != nil {
+		return nil, fmt.Errorf("%w: answer: %w", filterconfig.ErrInvalid, err)
+	}
 	eng, err := engine.New(engine.Config{
-		Mode: c.Mode, Tokens: tokens, Delegations: tokens, Delegator: deferring{}, Agents: dir,
+		Mode: c.Mode, Answer: answer, Tokens: tokens, Delegations: tokens, Delegator: deferring{}, Agents: dir,
 		Policies: fixedPolicies{set}, Limiter: deferring{}, Recorder: o.Recorder, Routes: c.Routes, Now: o.Now,
 		Approvals: deferring{},
 	})

@@ -107,7 +107,9 @@ func (g *Gateway) modifyResponse(res *http.Response) error {
 func (g *Gateway) upstreamError(w http.ResponseWriter, r *http.Request, err error) {
 	ctx := r.Context()
 	if f := forwardOf(ctx); f != nil {
-		setHeaders(w.Header(), f.decision.ResponseHeaders())
+		// MeshGuard answers, not the upstream: the caller gets the trace
+		// id to report the failure with, whatever ANSWER_EXTRAS says.
+		setHeaders(w.Header(), f.decision.DecisionHeaders())
 	}
 	if errors.Is(err, errListUnfiltered) {
 		// The list was read and refused: the upstream answered, so the

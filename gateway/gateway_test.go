@@ -21,7 +21,7 @@ const traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 
 func TestForwardsAllowedRequest(t *testing.T) {
 	t.Parallel()
-	f := enginetest.New(t, testPolicies, enginetest.Options{})
+	f := enginetest.New(t, testPolicies, enginetest.Options{Answer: engine.AnswerAll})
 	agent, tok := f.Agent(t, "reader", trust.Verified, []string{"reader"})
 	up := newUpstream(t, func(w http.ResponseWriter, r *http.Request) {
 		h := w.Header()
@@ -335,7 +335,7 @@ func TestAuditModeForwards(t *testing.T) {
 // caller's own delegation token is decided on, never passed on.
 func TestDelegationThroughGateway(t *testing.T) {
 	t.Parallel()
-	f := enginetest.New(t, testPolicies, enginetest.Options{})
+	f := enginetest.New(t, testPolicies, enginetest.Options{Answer: engine.AnswerAll})
 	// Agent hosts carry no port, so the researcher is reached as
 	// "localhost" and the plain service below as "127.0.0.1": two names
 	// for the same loopback address.
@@ -426,7 +426,7 @@ func TestExpectContinueDenied(t *testing.T) {
 // TestUpgradesAreDecided.)
 func TestUpgradePassesThrough(t *testing.T) {
 	t.Parallel()
-	f := enginetest.New(t, testPolicies, enginetest.Options{})
+	f := enginetest.New(t, testPolicies, enginetest.Options{Answer: engine.AnswerAll})
 	agent, tok := f.Agent(t, "reader", trust.Verified, []string{"reader"})
 	up := newUpstream(t, func(w http.ResponseWriter, r *http.Request) {
 		if r.Header.Get("Upgrade") != "websocket" {

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/meshguard/meshguard/catalog"
+	"github.com/meshguard/meshguard/engine"
 	"github.com/meshguard/meshguard/engine/enginetest"
 	"github.com/meshguard/meshguard/gateway"
 	"github.com/meshguard/meshguard/trust"
@@ -86,7 +87,7 @@ func meshServices(researcher, notes, vault *upstream) []catalog.Service {
 // a hand-on to the service's agent mints the agent's delegation.
 func TestServicesRouting(t *testing.T) {
 	t.Parallel()
-	f := enginetest.New(t, testPolicies, enginetest.Options{})
+	f := enginetest.New(t, testPolicies, enginetest.Options{Answer: engine.AnswerAll})
 	orch, orchT := f.Agent(t, "orchestrator", trust.Trusted, []string{"orchestrator"})
 	res, resT := f.Agent(t, "researcher", trust.Verified, []string{"researcher"}, "researcher.mesh.test")
 	_, readerT := f.Agent(t, "reader", trust.Verified, []string{"reader"})

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"testing"
 
+	"github.com/meshguard/meshguard/engine"
 	"github.com/meshguard/meshguard/engine/enginetest"
 	"github.com/meshguard/meshguard/gateway"
 	"github.com/meshguard/meshguard/trust"
@@ -23,7 +24,7 @@ type smuggleEnv struct {
 
 func newSmuggleEnv(t *testing.T) *smuggleEnv {
 	t.Helper()
-	f := enginetest.New(t, testPolicies, enginetest.Options{})
+	f := enginetest.New(t, testPolicies, enginetest.Options{Answer: engine.AnswerAll})
 	_, tok := f.Agent(t, "reader", trust.Verified, []string{"reader"})
 	up := newRawUpstream(t)
 	tr := &http.Transport{}

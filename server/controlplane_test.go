@@ -406,6 +406,7 @@ func TestGatewayOverMutualTLS(t *testing.T) {
 		c.TLS = config.TLS{CertFile: files.Cert, KeyFile: files.Key, ClientCAFile: caFile, GRPC: true, HTTP: true}
 		c.AdminToken = "tls-test-admin-token-0123456789"
 		c.ProxyTarget = up.URL
+		c.Answer = engine.AnswerAgentName // what the upstream greets
 	})
 	r := run(t, cfg)
 	const id = "spiffe://cluster.local/ns/research/sa/reader"

@@ -244,7 +244,7 @@ func (pub *publisher) render(ctx context.Context, c *catalog.Catalogue) ([]byte,
 		policies = set.Policies()
 	}
 	return filterconfig.Generate(filterconfig.Inputs{
-		Mode: pub.cfg.Mode, JWKS: jwks, HS256: pub.cfg.JWTSecret != "", Agents: agents, Policies: policies,
+		Mode: pub.cfg.Mode, Answer: pub.cfg.Answer, JWKS: jwks, HS256: pub.cfg.JWTSecret != "", Agents: agents, Policies: policies,
 		RevokedTokens: pub.in.Revoked.Live(),
 		Routes:        pub.cfg.Routes, Catalogue: c,
 		// Each xDS stream gets its own proxy's credential in place of the

@@ -325,7 +325,7 @@ func build(ctx context.Context, cfg *config.Config, o Options, log *slog.Logger)
 		limiter = p.shared
 	}
 	eng, err := engine.New(engine.Config{
-		Mode: cfg.Mode, Tokens: p.cached, Delegations: p.cached, Delegator: issuer,
+		Mode: cfg.Mode, Answer: cfg.Answer, Tokens: p.cached, Delegations: p.cached, Delegator: issuer,
 		Agents: agents, Names: p.db, Policies: p.loader, Limiter: limiter, Recorder: recorder, Routes: cfg.Routes,
 		Tracer: p.tracing.Tracer(), Observer: observer,
 		DenialTracer: p.tracing.DenialTracer(), WithSpanIDs: telemetry.WithSpanIDs,

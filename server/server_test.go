@@ -172,7 +172,12 @@ func TestServeEndToEnd(t *testing.T) {
 		_, _ = io.WriteString(w, "hello "+r.Header.Get(engine.HeaderAgentName))
 	}))
 	t.Cleanup(upstream.Close)
-	r := start(t, func(c *config.Config) { c.ProxyTarget = upstream.URL })
+	// The upstream reads the agent's name and the caller the trace id:
+	// both asked for (ANSWER_EXTRAS), which serve wires to the engine.
+	r := start(t, func(c *config.Config) {
+		c.ProxyTarget = upstream.URL
+		c.Answer = engine.AnswerAgentName | engine.AnswerResponseHeaders
+	})
 	if !strings.Contains(r.out.String(), "Generated an admin token") {
 		t.Fatalf("the generated admin token was not announced: %q", r.out.String())
 	}
@@ -270,7 +275,12 @@ func TestGracefulShutdownFinishesInFlight(t *testing.T) {
 	var once sync.Once
 	letGo := func() { once.Do(func() { close(release) }) }
 	t.Cleanup(letGo) // before upstream.Close, which waits for the handler
-	r := start(t, func(c *config.Config) { c.ProxyTarget = upstream.URL })
+	// The upstream reads the agent's name and the caller the trace id:
+	// both asked for (ANSWER_EXTRAS), which serve wires to the engine.
+	r := start(t, func(c *config.Config) {
+		c.ProxyTarget = upstream.URL
+		c.Answer = engine.AnswerAgentName | engine.AnswerResponseHeaders
+	})
 	reader := r.agent(t, "reader", "reader")
 	result := make(chan string, 1)
 	go func() {
@@ -370,7 +380,12 @@ func eventually(t *testing.T, what string, cond func() bool) {
 func TestGatewayPathsAreNotRedirected(t *testing.T) {
 	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {}))
 	t.Cleanup(upstream.Close)
-	r := start(t, func(c *config.Config) { c.ProxyTarget = upstream.URL })
+	// The upstream reads the agent's name and the caller the trace id:
+	// both asked for (ANSWER_EXTRAS), which serve wires to the engine.
+	r := start(t, func(c *config.Config) {
+		c.ProxyTarget = upstream.URL
+		c.Answer = engine.AnswerAgentName | engine.AnswerResponseHeaders
+	})
 	noRedirect := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	for path, want := range map[string]int{"/proxy": 401, "/proxy/a/../b": 400, "/proxy/a//b": 400} {
 		req, _ := http.NewRequest("GET", "http://"+r.addrs.HTTP+path, nil)

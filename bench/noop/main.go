@@ -22,13 +22,15 @@ import (
 
 type allowAll struct {
 	authv3.UnimplementedAuthorizationServer
-	shaped bool
+	shaped, full bool
 }
 
-// Check allows. With -shaped it answers with a response of MeshGuard's
-// shape — the same upstream and response headers and dynamic metadata,
-// with fixed values — so the harness can tell the cost of deciding from the
-// cost of carrying a richer answer (which the client pays too).
+// Check allows. With -shaped it answers with a response of the shape of
+// MeshGuard's default answer — the agent id upstream, the identity headers
+// it does not set removed by name, decision_id in the dynamic metadata,
+// with fixed values — so the harness can tell the cost of deciding from
+// the cost of carrying the answer (which the client pays too). With -full
+// as well, the answer with every ANSWER_EXTRAS part.
 func (a allowAll) Check(context.Context, *authv3.CheckRequest) (*authv3.CheckResponse, error) {
 	ok := &authv3.OkHttpResponse{}
 	resp := &authv3.CheckResponse{Status: &status.Status{}, HttpResponse: &authv3.CheckResponse_OkResponse{OkResponse: ok}}
@@ -38,19 +40,26 @@ func (a allowAll) Check(context.Context, *authv3.CheckRequest) (*authv3.CheckRes
 	set := func(k, v string) *corev3.HeaderValueOption {
 		return &corev3.HeaderValueOption{Header: &corev3.HeaderValue{Key: k, Value: v}, AppendAction: corev3.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD}
 	}
-	ok.Headers = []*corev3.HeaderValueOption{
-		set("x-meshguard-agent-id", "agent_abcdefghijklmnopqrst"), set("x-meshguard-agent-name", "bench-agent"),
-		set("x-meshguard-tier", "verified"), set("x-meshguard-decision-id", "dec_0123456789abcdef01234567"),
-		set("x-meshguard-chain", "agent_abcdefghijklmnopqrst"),
-	}
-	ok.HeadersToRemove = []string{"x-meshguard-delegation"}
-	ok.ResponseHeadersToAdd = []*corev3.HeaderValueOption{
-		set("x-meshguard-decision", "allow"), set("x-meshguard-trace-id", "4bf92f3577b34da6a3ce929d0e0e4736"), set("x-meshguard-policy", "team-00"),
+	meta := map[string]string{"decision_id": "dec_0123456789abcdef01234567"}
+	ok.Headers = []*corev3.HeaderValueOption{set("x-meshguard-agent-id", "agent_abcdefghijklmnopqrst")}
+	ok.HeadersToRemove = []string{"x-meshguard-agent-name", "x-meshguard-tier", "x-meshguard-decision-id", "x-meshguard-chain",
+		"x-meshguard-action", "x-meshguard-resource", "x-meshguard-context", "x-meshguard-delegation"}
+	if a.full {
+		ok.Headers = append(ok.Headers, set("x-meshguard-agent-name", "bench-agent"),
+			set("x-meshguard-tier", "verified"), set("x-meshguard-decision-id", "dec_0123456789abcdef01234567"),
+			set("x-meshguard-chain", "agent_abcdefghijklmnopqrst"))
+		ok.HeadersToRemove = []string{"x-meshguard-action", "x-meshguard-resource", "x-meshguard-context", "x-meshguard-delegation"}
+		ok.ResponseHeadersToAdd = []*corev3.HeaderValueOption{
+			set("x-meshguard-decision", "allow"), set("x-meshguard-trace-id", "4bf92f3577b34da6a3ce929d0e0e4736"), set("x-meshguard-policy", "team-00"),
+		}
+		for k, v := range map[string]string{"agent_id": "agent_abcdefghijklmnopqrst",
+			"action": "write:email", "reason": "rule_allow", "policy": "team-00", "rule": "internal-mail", "effect": "allow",
+			"trace_id": "4bf92f3577b34da6a3ce929d0e0e4736"} {
+			meta[k] = v
+		}
 	}
 	fields := map[string]*structpb.Value{}
-	for k, v := range map[string]string{"decision_id": "dec_0123456789abcdef01234567", "agent_id": "agent_abcdefghijklmnopqrst",
-		"action": "write:email", "reason": "rule_allow", "policy": "team-00", "rule": "internal-mail", "effect": "allow",
-		"trace_id": "4bf92f3577b34da6a3ce929d0e0e4736"} {
+	for k, v := range meta {
 		fields[k] = structpb.NewStringValue(v)
 	}
 	resp.DynamicMetadata = &structpb.Struct{Fields: fields}
@@ -59,7 +68,8 @@ func (a allowAll) Check(context.Context, *authv3.CheckRequest) (*authv3.CheckRes
 
 func main() {
 	addr := flag.String("addr", "127.0.0.1:3201", "listen address")
-	shaped := flag.Bool("shaped", false, "answer with a response of MeshGuard's shape (headers and metadata)")
+	shaped := flag.Bool("shaped", false, "answer with a response of the shape of MeshGuard's default answer (headers and metadata)")
+	full := flag.Bool("full", false, "with -shaped: the answer with every ANSWER_EXTRAS part")
 	flag.Parse()
 	lis, err := net.Listen("tcp", *addr)
 	if err != nil {
@@ -67,7 +77,7 @@ func main() {
 		os.Exit(1)
 	}
 	gs := grpc.NewServer()
-	authv3.RegisterAuthorizationServer(gs, allowAll{shaped: *shaped})
+	authv3.RegisterAuthorizationServer(gs, allowAll{shaped: *shaped, full: *full})
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	go func() { <-ctx.Done(); gs.GracefulStop() }()

@@ -52,6 +52,8 @@ type Options struct {
 	ApprovalPendingTTL time.Duration
 	// Observer is told of every decision (nil: nobody).
 	Observer engine.Observer
+	// Answer is what answers carry beyond the default (ANSWER_EXTRAS).
+	Answer engine.Answer
 }
 
 // New builds a Fixture whose policies are the given YAML documents (joined
@@ -103,7 +105,7 @@ func (f *Fixture) buildEngine(t testing.TB, opts Options) {
 	t.Helper()
 	var err error
 	f.Engine, err = engine.New(engine.Config{
-		Mode: opts.Mode, Tokens: f.Cached, Delegations: f.Cached, Delegator: f.Issuer,
+		Mode: opts.Mode, Answer: opts.Answer, Tokens: f.Cached, Delegations: f.Cached, Delegator: f.Issuer,
 		Agents: f.Agents, Names: f.Store, Policies: f.Policies, Limiter: f.Limiter, Recorder: f.Audit, Routes: opts.Routes, Now: opts.Now,
 		Approvals: f.Store, ApprovalNotifier: opts.ApprovalNotifier, ApprovalArguments: opts.ApprovalArguments,
 		ApprovalPendingTTL: opts.ApprovalPendingTTL, Observer: opts.Observer,

@@ -63,6 +63,9 @@ func run(ctx context.Context, out io.Writer, o options) error {
 	cfg, err := config.Load("", os.Getenv, map[string]string{
 		"data-dir": filepath.Join(data, "data"), "policies-dir": o.policies,
 		"proxy-target": "http://" + up.Addr().String(), "log-level": "warn",
+		// The echo upstream shows who called, at which tier, for whom;
+		// the tour prints the rule that decided (the dynamic metadata).
+		"answer-extras": "agent-name,tier,chain,metadata",
 	})
 	if err != nil {
 		return err

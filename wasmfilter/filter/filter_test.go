@@ -24,12 +24,13 @@ const traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 // TestHeaders: an allowed request reaches the upstream with MeshGuard's
 // identity headers in place of any the caller sent, without the caller's
 // delegation token, and in the caller's trace, under the decision's span;
-// the response tells the caller the decision and the trace.
+// the response tells the caller the decision and the trace — with every
+// part of the answer asked for (the configuration's answer: all).
 func TestHeaders(t *testing.T) {
 	env := filtertest.New(t)
 	for _, run := range runners(t) {
 		t.Run(run.name, func(t *testing.T) {
-			e := start(t, run.vm, env.Config())
+			e := start(t, run.vm, withAnswer(t, env.Config(), "all"))
 			o := e.send([][2]string{
 				{":method", "GET"}, {":authority", "docs.mesh"}, {":path", "/docs/readme"},
 				{"authorization", "Bearer " + env.OrchT}, {"traceparent", traceparent},
@@ -452,4 +453,58 @@ func TestRecordsOutliveTheConfiguration(t *testing.T) {
 	if err != nil || len(page.Records) != 2 {
 		t.Fatalf("%d records stored, %v; want 2", len(page.Records), err)
 	}
+}
+
+// TestDefaultAnswer: with the configuration's answer unset, an allowed
+// request reaches the upstream with the agent id alone of MeshGuard's
+// identity headers — the caller's x-meshguard-agent-name, -tier, -chain and
+// -decision-id removed, not passed on — and the response carries no
+// decision headers; a denial still does.
+func TestDefaultAnswer(t *testing.T) {
+	env := filtertest.New(t)
+	for _, run := range runners(t) {
+		t.Run(run.name, func(t *testing.T) {
+			e := start(t, run.vm, env.Config())
+			o := e.send([][2]string{
+				{":method", "GET"}, {":authority", "docs.mesh"}, {":path", "/docs/readme"},
+				{"authorization", "Bearer " + env.OrchT},
+				{"x-meshguard-agent-name", "admin-bot"}, {"x-meshguard-tier", "privileged"},
+				{"x-meshguard-chain", "agent_forged"}, {"x-meshguard-decision-id", "dec_forged"},
+			})
+			if o.action != types.ActionContinue || o.local != nil {
+				t.Fatalf("not allowed: %v %+v", o.action, o.local)
+			}
+			for k, v := range o.up {
+				if strings.HasPrefix(k, "x-meshguard-") && (k != engine.HeaderAgentID || v != env.Orch.ID) {
+					t.Errorf("upstream %s = %q", k, v)
+				}
+			}
+			if o.up[engine.HeaderAgentID] != env.Orch.ID {
+				t.Errorf("upstream agent id %q", o.up[engine.HeaderAgentID])
+			}
+			e.host.CallOnResponseHeaders(o.id, [][2]string{{":status", "200"}}, true)
+			if resp := e.host.GetCurrentResponseHeaders(o.id); header(resp, engine.HeaderDecision) != "" || header(resp, engine.HeaderTraceID) != "" {
+				t.Errorf("response headers %v", resp)
+			}
+			o = e.send([][2]string{{":method", "GET"}, {":authority", "vault.mesh"}, {":path", "/"}, {"authorization", "Bearer " + env.MailT}})
+			if o.local == nil || o.local.StatusCode != 403 || header(o.local.Headers, engine.HeaderDecision) != "deny" || len(header(o.local.Headers, engine.HeaderTraceID)) != 32 {
+				t.Fatalf("denial %+v", o.local)
+			}
+		})
+	}
+}
+
+// withAnswer is cfg with its answer set (ANSWER_EXTRAS's list).
+func withAnswer(t *testing.T, cfg []byte, answer string) []byte {
+	t.Helper()
+	var m map[string]any
+	if err := json.Unmarshal(cfg, &m); err != nil {
+		t.Fatal(err)
+	}
+	m["answer"] = answer
+	out, err := json.Marshal(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
 }
