@@ -237,7 +237,9 @@ func TestCompactTamperingIsDetected(t *testing.T) {
 	}
 }
 
-func replaceAll(s, old, new string) string { return string(bytes.ReplaceAll([]byte(s), []byte(old), []byte(new))) }
+func replaceAll(s, old, new string) string {
+	return string(bytes.ReplaceAll([]byte(s), []byte(old), []byte(new)))
+}
 
 // FuzzDecodeAuditBody: no stored bytes make the decoder panic, and what
 // decodes from a v1 body re-encodes to the same body.
