@@ -7,6 +7,7 @@ import (
 	"github.com/meshguard/meshguard/audit"
 )
 
+// sampleRecord is a denied tool call as the engine records it.
 func sampleRecord(tb testing.TB) audit.Record {
 	tb.Helper()
 	r := audit.Record{ID: "aud_01a228748f0df6de3f687745", Timestamp: time.Date(2026, 11, 29, 17, 57, 37, 165412398, time.UTC),
@@ -23,20 +24,8 @@ func sampleRecord(tb testing.TB) audit.Record {
 	return r
 }
 
-func testSize(t *testing.T) {
-	r := sampleRecord(t)
-	canon, _ := r.Canonical()
-	b, err := encodeAuditBody(&r, canon)
-	if err != nil {
-		t.Fatal(err)
-	}
-	start := time.Now()
-	for range 20000 {
-		_, _ = encodeAuditBody(&r, canon)
-	}
-	t.Logf("%d bytes (canonical %d), %v each: %q", len(b), len(canon), time.Since(start)/20000, b)
-}
-
+// BenchmarkEncodeAuditBody is the compact form's cost a record in the
+// audit writer (AppendAudit encodes every record of a batch).
 func BenchmarkEncodeAuditBody(b *testing.B) {
 	r := sampleRecord(b)
 	canon, _ := r.Canonical()
@@ -48,6 +37,7 @@ func BenchmarkEncodeAuditBody(b *testing.B) {
 	}
 }
 
+// BenchmarkDecodeAuditBody is its cost a record read (queries, verify).
 func BenchmarkDecodeAuditBody(b *testing.B) {
 	r := sampleRecord(b)
 	canon, _ := r.Canonical()
