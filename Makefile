@@ -29,7 +29,7 @@ FILTER_IMAGE := bin/meshguard-filter-image.tar
 REVISION     ?= $(or $(COMMIT),unknown)
 CREATED      ?= $(or $(DATE),1970-01-01T00:00:00Z)
 
-.PHONY: all build release wasm image bench-wasm test jaeger trace-picture console-screenshots demo mesh bench bench-load bench-memory bench-replay lint fuzz mutate wasm-check clean
+.PHONY: all build release wasm image bench-wasm test jaeger trace-picture console-screenshots demo mesh bench bench-load bench-memory bench-replay bench-audit-storage lint fuzz mutate wasm-check clean
 
 all: build
 
@@ -183,6 +183,12 @@ bench-memory:
 
 bench-replay: build
 	$(GO) run ./bench/replay -records $(REPLAY_RECORDS) -meshguard $(BIN)
+
+# The audit trail on disk: bytes a decision and every CLI/API query's time, SQLite and
+# (with MESHGUARD_TEST_DATABASE_URL set to an empty database) PostgreSQL.
+AUDIT_RECORDS ?= 100000
+bench-audit-storage:
+	$(GO) run ./bench/auditstorage -records $(AUDIT_RECORDS)
 
 lint:
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go')); \

@@ -338,7 +338,7 @@ func TestAuditVerifyNamesEditedRecord(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	if _, err := db.Exec(`UPDATE audit SET record = replace(record, '"deny"', '"allow"') WHERE id = ?`, target); err != nil {
+	if _, err := db.Exec(`UPDATE audit SET decision = 'allow' WHERE id = ?`, target); err != nil {
 		t.Fatal(err)
 	}
 	bad, err := e.c.VerifyAudit(t.Context())

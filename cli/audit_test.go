@@ -126,7 +126,7 @@ func TestAuditCommands(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	if _, err := db.Exec(`UPDATE audit SET record = replace(record, '"deny"', '"allow"') WHERE id = ?`, recs[3].ID); err != nil {
+	if _, err := db.Exec(`UPDATE audit SET decision = 'allow' WHERE id = ?`, recs[3].ID); err != nil {
 		t.Fatal(err)
 	}
 	code, stdout, _ := l.mg(t, "audit", "verify")

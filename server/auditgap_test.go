@@ -56,7 +56,7 @@ func TestAuditStoreLosingRecordsRaisesAGap(t *testing.T) {
 			defer func() { _ = tx.Rollback() }()
 			for _, q := range []string{
 				`DELETE FROM audit WHERE seq > (SELECT MAX(seq) FROM audit) - $1`,
-				`UPDATE audit_chains SET records = records - $1, head = (SELECT hash FROM audit ORDER BY seq DESC LIMIT 1)`,
+				`UPDATE audit_chains SET records = records - $1, head = (SELECT encode(hash, 'hex') FROM audit ORDER BY seq DESC LIMIT 1)`,
 			} {
 				if _, err := tx.Exec(q, n); err != nil {
 					t.Fatal(err)

@@ -12,17 +12,18 @@ import (
 	"github.com/meshguard/meshguard/identity"
 )
 
-// auditRowsPerInsert bounds one INSERT statement: 13 parameters a row stay
+// auditRowsPerInsert bounds one INSERT statement: 14 parameters a row stay
 // well under SQLite's 32766-parameter limit (PostgreSQL's is 65535).
 const auditRowsPerInsert = 256
 
 // auditCols is the number of columns AppendAudit writes a row.
-const auditCols = 13
+const auditCols = 14
 
 // AppendAudit stores sealed records in one transaction, after every record
 // already stored and in the order given: that order is the hash chain's.
 // All are stored or, on error, none. The stored record is its canonical
-// encoding, the bytes its hash covers.
+// encoding in the compact form of auditrow.go, from which it is rebuilt
+// byte for byte.
 //
 // On PostgreSQL the records go to this handle's chain (WithAuditChain),
 // and only if the first links to the chain's head: a batch that does not
@@ -64,8 +65,9 @@ var errAlreadyStored = errors.New("batch already stored")
 // store that lost its newest records is found at the next batch, not by
 // the next verification. One indexed read a batch.
 func linksToLast(ctx context.Context, tx *sql.Tx, rs []audit.Record) error {
-	var last string
-	err := tx.QueryRowContext(ctx, `SELECT hash FROM audit ORDER BY seq DESC LIMIT 1`).Scan(&last)
+	var raw []byte
+	err := tx.QueryRowContext(ctx, `SELECT hash FROM audit ORDER BY seq DESC LIMIT 1`).Scan(&raw)
+	last := hashText(raw)
 	if errors.Is(err, sql.ErrNoRows) {
 		err = tx.QueryRowContext(ctx, `SELECT last_hash FROM audit_anchors ORDER BY last_seq DESC LIMIT 1`).Scan(&last)
 		if errors.Is(err, sql.ErrNoRows) {
@@ -94,12 +96,24 @@ func (s *db) insertAudit(ctx context.Context, tx *sql.Tx, chain string, rs []aud
 			if r.ID == "" || r.Hash == "" || r.PrevHash == "" || (r.Decision != "allow" && r.Decision != "deny") {
 				return fmt.Errorf("%w: record %d is not a sealed record (id, decision and hashes are required)", audit.ErrRecordRefused, start+i)
 			}
-			body, err := r.Canonical()
+			canon, err := r.Canonical()
+			if err != nil {
+				return fmt.Errorf("%w: record %s: %w", audit.ErrRecordRefused, r.ID, err)
+			}
+			body, err := encodeAuditBody(r, canon)
+			if err != nil {
+				return fmt.Errorf("%w: record %s: %w", audit.ErrRecordRefused, r.ID, err)
+			}
+			prev, err := hashBytes(r.PrevHash)
+			if err != nil {
+				return fmt.Errorf("%w: record %s: prevHash: %w", audit.ErrRecordRefused, r.ID, err)
+			}
+			hash, err := hashBytes(r.Hash)
 			if err != nil {
 				return fmt.Errorf("%w: record %s: %w", audit.ErrRecordRefused, r.ID, err)
 			}
 			args = append(args, chain, r.ID, r.Timestamp.UnixMicro(), r.AgentID, r.Action, r.Decision, r.TraceID,
-				r.Status, r.Reason, r.Source, string(body), r.PrevHash, r.Hash)
+				r.Status, r.Reason, r.Source, r.Shadow != nil, body, prev, hash)
 		}
 		if _, err := tx.ExecContext(ctx, s.insertAuditSQL(len(batch)), args...); err != nil {
 			if isDataError(err) {
@@ -156,7 +170,7 @@ func advanceChain(ctx context.Context, tx *sql.Tx, chain string, rs []audit.Reco
 func (s *db) insertAuditSQL(n int) string {
 	var b strings.Builder
 	b.Grow(150 + n*(6*auditCols+3))
-	b.WriteString("INSERT INTO audit (chain_id, id, ts, agent_id, action, decision, trace_id, status, reason, source, record, prev_hash, hash) VALUES ")
+	b.WriteString("INSERT INTO audit (chain_id, id, ts, agent_id, action, decision, trace_id, status, reason, source, shadow, record, prev_hash, hash) VALUES ")
 	anonymous := s.dialect.name == "sqlite"
 	for i := range n {
 		if i > 0 {
@@ -190,7 +204,9 @@ func (s *db) LastAuditHash(ctx context.Context) (string, error) {
 	if chain != "" {
 		err = s.r.QueryRowContext(ctx, `SELECT head FROM audit_chains WHERE chain_id = $1`, chain).Scan(&h)
 	} else {
-		err = s.r.QueryRowContext(ctx, `SELECT hash FROM audit ORDER BY seq DESC LIMIT 1`).Scan(&h)
+		var raw []byte
+		err = s.r.QueryRowContext(ctx, `SELECT hash FROM audit ORDER BY seq DESC LIMIT 1`).Scan(&raw)
+		h = hashText(raw)
 	}
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
@@ -210,7 +226,9 @@ func (s *db) AuditChains(ctx context.Context) ([]audit.ChainHead, error) {
 	if s.dialect.auditChain == "" {
 		// One statement, so the head and the count come from one snapshot.
 		var h audit.ChainHead
-		err := s.r.QueryRowContext(ctx, `SELECT seq, hash, (SELECT COUNT(*) FROM audit) FROM audit ORDER BY seq DESC LIMIT 1`).Scan(&h.Seq, &h.Head, &h.Records)
+		var head []byte
+		err := s.r.QueryRowContext(ctx, `SELECT seq, hash, (SELECT COUNT(*) FROM audit) FROM audit ORDER BY seq DESC LIMIT 1`).Scan(&h.Seq, &head, &h.Records)
+		h.Head = hashText(head)
 		switch {
 		case errors.Is(err, sql.ErrNoRows):
 			return out, nil
@@ -276,7 +294,7 @@ func (s *db) ScanAuditChainAfter(ctx context.Context, id string, after int64, fn
 // AuditRecordHash returns the hash of the record at position seq of a
 // chain, and false if there is none.
 func (s *db) AuditRecordHash(ctx context.Context, id string, seq int64) (string, bool, error) {
-	var h string
+	var h []byte
 	err := s.r.QueryRowContext(ctx, `SELECT hash FROM audit WHERE chain_id = $1 AND seq = $2`, id, seq).Scan(&h)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
@@ -284,7 +302,7 @@ func (s *db) AuditRecordHash(ctx context.Context, id string, seq int64) (string,
 	case err != nil:
 		return "", false, fmt.Errorf("audit record at %d: %w", seq, err)
 	}
-	return h, true, nil
+	return hashText(h), true, nil
 }
 
 // ScanAuditChain is ScanAudit for one chain (named as AuditChains names it).

@@ -63,7 +63,7 @@ func (s *db) AuditGaps(ctx context.Context) ([]audit.Gap, error) {
 // AuditHashByID is the hash of the stored record with this id, and false
 // if there is none.
 func (s *db) AuditHashByID(ctx context.Context, id string) (string, bool, error) {
-	var h string
+	var h []byte
 	err := s.r.QueryRowContext(ctx, `SELECT hash FROM audit WHERE id = $1`, id).Scan(&h)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
@@ -71,7 +71,7 @@ func (s *db) AuditHashByID(ctx context.Context, id string) (string, bool, error)
 	case err != nil:
 		return "", false, fmt.Errorf("audit record %s: %w", id, err)
 	}
-	return h, true, nil
+	return hashText(h), true, nil
 }
 
 // AuditRecord is the stored record with this id, and false if there is

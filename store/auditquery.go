@@ -3,7 +3,6 @@ package store
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
@@ -31,8 +30,6 @@ type AuditFilter struct {
 	TraceID  string
 	From, To time.Time // From ≤ timestamp < To
 	// Shadow keeps only records that carry a shadow answer (audit.Shadow).
-	// The store's test is on the encoding, a superset (a context key may
-	// read the same): callers check Record.Shadow.
 	Shadow bool
 	// Limit bounds a page of QueryAudit: 0 means DefaultAuditLimit. A scan
 	// (ScanAuditFiltered) reads everything that matches unless Limit is set.
@@ -108,9 +105,9 @@ func (f AuditFilter) where() (string, []any, error) {
 		add("ts < ?", f.To.UnixMicro())
 	}
 	if f.Shadow {
-		// The canonical encoding writes the field so, last but for the
-		// hashes; no '%' or '_' in the pattern, so both engines read it alike.
-		add("record LIKE ?", `%,"shadow":{"decision":"%`)
+		// A column: the record is stored compact. Reading a row checks it
+		// against the record (decodeAuditBody).
+		add("shadow = ?", true)
 	}
 	if !f.From.IsZero() && !f.To.IsZero() && !f.From.Before(f.To) {
 		return "", nil, fmt.Errorf("%w: from must be before to", ErrInvalidFilter)
@@ -201,37 +198,33 @@ func (s *db) ScanAuditFiltered(ctx context.Context, f AuditFilter, fn func(r aud
 }
 
 // auditSelect is the columns scanAuditRows reads.
-const auditSelect = "seq, id, record, prev_hash, hash, agent_id, action, decision, ts, trace_id, status, reason, source"
+const auditSelect = "seq, id, record, prev_hash, hash, agent_id, action, decision, ts, trace_id, status, reason, source, shadow"
 
-// scanAuditRows runs q (selecting auditSelect) and decodes each row. A
-// record whose JSON does not decode is handed on with only its id and
-// hashes, so a verifier reports it rather than the scan failing. So is a
-// row whose columns — what filters, stats and retention read, outside the
-// hash — disagree with its record: they were edited.
+// scanAuditRows runs q (selecting auditSelect) and decodes each row
+// (decodeAuditBody). A row that does not decode is handed on with only its
+// id and hashes, marked Unreadable, so a verifier reports it rather than
+// the scan failing.
 func (s *db) scanAuditRows(ctx context.Context, q string, args []any, fn func(seq int64, r audit.Record) error) error {
-	rows, err := s.r.QueryContext(ctx, q, args...)
+	return scanAuditRowsOn(ctx, s.r, q, args, fn)
+}
+
+func scanAuditRowsOn(ctx context.Context, on queryer, q string, args []any, fn func(seq int64, r audit.Record) error) error {
+	rows, err := on.QueryContext(ctx, q, args...)
 	if err != nil {
 		return err
 	}
 	defer rows.Close()
 	for rows.Next() {
-		var seq, ts int64
-		var status int
-		var id, prev, hash, agentID, action, decision, traceID, reason, source string
-		var raw []byte
-		if err := rows.Scan(&seq, &id, &raw, &prev, &hash, &agentID, &action, &decision, &ts, &traceID, &status, &reason, &source); err != nil {
+		var seq int64
+		var c auditColumns
+		var body, prev, hash []byte
+		if err := rows.Scan(&seq, &c.id, &body, &prev, &hash, &c.agentID, &c.action, &c.decision, &c.ts, &c.traceID, &c.status,
+			&c.reason, &c.source, &c.shadow); err != nil {
 			return err
 		}
-		var r audit.Record
-		switch {
-		case json.Unmarshal(raw, &r) != nil:
-			r = audit.Record{ID: id, Unreadable: "its stored record is not JSON"}
-		case r.ID != id || r.AgentID != agentID || r.Action != action || r.Decision != decision || r.Timestamp.UnixMicro() != ts ||
-			r.TraceID != traceID || r.Status != status || r.Reason != reason || r.Source != source:
-			r.Unreadable = "its indexed columns disagree with the hashed record (the row was edited)"
-		}
-		// The columns are what the chain links; the JSON is what was hashed.
-		r.PrevHash, r.Hash = prev, hash
+		r := decodeAuditBody(body, c)
+		// The columns are what the chain links; the record is what was hashed.
+		r.PrevHash, r.Hash = hashText(prev), hashText(hash)
 		if err := fn(seq, r); err != nil {
 			return err
 		}
@@ -323,18 +316,20 @@ func (s *db) PruneAudit(ctx context.Context, before time.Time) (int64, error) {
 			return err
 		}
 		for _, c := range cuts {
-			var ts int64
-			var hash string
-			var raw []byte
-			if err := tx.QueryRowContext(ctx, `SELECT ts, hash, record FROM audit WHERE seq = $1`, c.seq).Scan(&ts, &hash, &raw); err != nil {
+			var rec audit.Record
+			if err := scanAuditRowsOn(ctx, tx, `SELECT `+auditSelect+` FROM audit WHERE seq = $1`, []any{c.seq}, func(_ int64, r audit.Record) error {
+				rec = r
+				return nil
+			}); err != nil {
 				return err
 			}
-			// The time column is outside the hash: an edited one must not
-			// make retention delete records that are not due.
-			var rec audit.Record
-			if err := json.Unmarshal(raw, &rec); err != nil || rec.Timestamp.UnixMicro() != ts {
-				return fmt.Errorf("audit record at position %d: its time column disagrees with the record (the row was edited); run meshguard audit verify", c.seq)
+			// The time column is read for the cut: an edited one must not
+			// make retention delete records that are not due. The record's
+			// time comes from it, so its hash tells.
+			if rec.Unreadable != "" || audit.NewVerifier(rec.PrevHash).Next(&rec) != nil {
+				return fmt.Errorf("audit record at position %d: it does not match its hash (the row was edited); run meshguard audit verify", c.seq)
 			}
+			ts, hash := rec.Timestamp.UnixMicro(), rec.Hash
 			res, err := tx.ExecContext(ctx, `DELETE FROM audit WHERE chain_id = $1 AND seq <= $2`, c.chain, c.seq)
 			if err != nil {
 				return err

@@ -1,0 +1,335 @@
+package store
+
+import (
+	"bytes"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/meshguard/meshguard/audit"
+)
+
+// The stored form of an audit record (docs/storage.md). The columns hold
+// what queries filter on (id, ts, agent, action, decision, trace id,
+// status, reason, source), so the record column keeps only the rest: the
+// canonical encoding without those members, its common phrases
+// abbreviated to two bytes (deflate with a preset dictionary was smaller
+// but cost 40 µs a record; the writer's whole cost is 13). Reading it back decodes that JSON and sets the columns'
+// fields, which gives the same Record, so its canonical encoding — what the
+// hash covers — is byte for byte the one sealed. An edited column thus
+// changes the record verification re-encodes, and breaks its hash.
+//
+// Rows written before this form (migrations 0013/0016) keep their full
+// canonical JSON, which starts with '{'; a compact record starts with
+// bodyV1.
+
+const (
+	bodyV1 byte = 1
+
+	// Flags of a v1 body (its second byte).
+	flagDecisionID = 1 << 0 // decisionId is "dec_" + the id after "aud_", so not stored
+	flagTime       = 1 << 1 // timestamp is ts plus the nanoseconds stored next (uvarint)
+)
+
+// maxBodyLen bounds what one stored record inflates to; the writer's
+// records are far smaller (a call's arguments are bounded by the proxy).
+const maxBodyLen = 16 << 20
+
+// isColumnMember says whether a member of the canonical encoding is one
+// the columns hold (a switch: a map lookup a member was a tenth of the
+// encoding's cost).
+func isColumnMember(key string) bool {
+	switch key {
+	case "id", "traceId", "agentId", "action", "decision", "status", "reason", "source":
+		return true
+	}
+	return false
+}
+
+// bodyPhrases are what most records repeat: the members left after the
+// columns', in the canonical order, and common values. A body stores each
+// as phraseMark and the phrase's index. JSON never holds a raw 0x01 byte
+// (control characters are escaped), so the mark is unambiguous. The list
+// is bodyV1's format: append only, never reorder (at most 256).
+var bodyPhrases = [...]string{
+	`{"spanId":"`, `","decisionId":"dec_`, `","agentName":"`, `","trustTier":"verified","resource":"`,
+	`","trustTier":"trusted","resource":"`, `","trustTier":"untrusted","resource":"`, `","trustTier":"privileged","resource":"`,
+	`","trustTier":"`, `","resource":"`, `","method":"GET","path":"`, `","method":"POST","path":"`, `","method":"PUT","path":"`,
+	`","method":"DELETE","path":"`, `","method":"PATCH","path":"`, `","method":"`, `","path":"`, `","host":"`, `","policy":"`,
+	`","rule":"`, `","chain":["agent_`, `","chain":[],"delegationDepth":0,"sourceAddress":"`, `","agent_`,
+	`"],"delegationDepth":0,"sourceAddress":"`, `"],"delegationDepth":1,"sourceAddress":"`, `"],"delegationDepth":`,
+	`,"sourceAddress":"`, `","policyRevision":"`, `","latencyUs":`, `,"context":{`, `,"context":{},"mode":"enforce"`,
+	`,"mode":"enforce"`, `,"mode":"`, `,"proxy":"`, `,"call":{"protocol":"mcp","method":"tools/call","name":"`,
+	`,"call":{"protocol":"`, `","jsonrpcId":"`,
+	`","notification":false,"headerOnly":false,"sessionId":"","taskId":"","contextId":"","argumentsDigest":"","argumentsOmitted":false}`,
+	`","notification":false,"headerOnly":false,"sessionId":"`, `","notification":`, `,"headerOnly":`, `","taskId":"`,
+	`","contextId":"`, `","argumentsDigest":"`, `,"arguments":`, `,"argumentsOmitted":false}`, `,"argumentsOmitted":true}`,
+	`,"inputs":{"tags":["`, `"]}}`, `"],"chain":[{"name":"`, `","tier":"`, `","tags":["`, `,"absent":["`, `"arguments.`,
+	`"header.`, `"query.`, `,"scope":[`, `,"revoked":true`, `,"afterPolicy":true`, `,"approval":{"id":"`, `","outcome":"`,
+	`,"shadow":{"decision":"allow","reason":"`, `,"shadow":{"decision":"deny","reason":"`, `","reason":"`, `","name":"`,
+	`{"timestamp":"20`, `","`, `false`, `true`, `null`, `10.0.`, `127.0.0.1`,
+	`"arguments.to":"`, `tools/call`, `.internal`, `policy_denied`, `no_matching_rule`, `":{"`,
+}
+
+// phraseMark starts a phrase in a v1 body.
+const phraseMark = 0x01
+
+// phraseIndex lists, for each first byte, the phrases that start with it,
+// longest first.
+var phraseIndex = sync.OnceValue(func() *[256][]uint8 {
+	var idx [256][]uint8
+	for i, p := range bodyPhrases {
+		idx[p[0]] = append(idx[p[0]], uint8(i))
+	}
+	for c := range idx {
+		slices.SortStableFunc(idx[c], func(a, b uint8) int { return len(bodyPhrases[b]) - len(bodyPhrases[a]) })
+	}
+	return &idx
+})
+
+// appendPhrased appends src with each longest known phrase replaced by its
+// mark and index.
+func appendPhrased(out, src []byte) []byte {
+	idx := phraseIndex()
+	for i := 0; i < len(src); {
+		n := 0
+		for _, p := range idx[src[i]] {
+			// The last and fourth bytes first: most phrases share their
+			// first three (`","`), and the full compare is what costs.
+			if ph := bodyPhrases[p]; len(src)-i >= len(ph) && src[i+len(ph)-1] == ph[len(ph)-1] &&
+				src[i+min(3, len(ph)-1)] == ph[min(3, len(ph)-1)] && string(src[i:i+len(ph)]) == ph {
+				out = append(out, phraseMark, p)
+				n = len(ph)
+				break
+			}
+		}
+		if n == 0 {
+			out = append(out, src[i])
+			n = 1
+		}
+		i += n
+	}
+	return out
+}
+
+// appendUnphrased reverses appendPhrased, refusing an unknown phrase.
+func appendUnphrased(out, src []byte) ([]byte, error) {
+	for {
+		k := bytes.IndexByte(src, phraseMark)
+		if k < 0 {
+			return append(out, src...), nil
+		}
+		if k+1 >= len(src) || int(src[k+1]) >= len(bodyPhrases) {
+			return nil, fmt.Errorf("%w: unknown phrase", errBody)
+		}
+		out = append(append(out, src[:k]...), bodyPhrases[src[k+1]]...)
+		if len(out) > maxBodyLen {
+			return nil, fmt.Errorf("%w: too long", errBody)
+		}
+		src = src[k+2:]
+	}
+}
+
+// encodeAuditBody is r's record column: canon (r's canonical encoding)
+// without the columns' members, its common phrases abbreviated.
+func encodeAuditBody(r *audit.Record, canon []byte) ([]byte, error) {
+	var flags byte
+	var nanos uint64
+	if id, ok := strings.CutPrefix(r.ID, "aud_"); ok && r.DecisionID == "dec_"+id {
+		flags |= flagDecisionID
+	}
+	if t := r.Timestamp.UTC(); t.Equal(fromMicros(t.UnixMicro()).Add(time.Duration(t.Nanosecond() % 1000))) {
+		flags |= flagTime
+		nanos = uint64(t.Nanosecond() % 1000)
+	}
+	rest := make([]byte, 0, len(canon))
+	err := eachMember(canon, func(key, member []byte) {
+		switch k := string(key); {
+		case isColumnMember(k), k == "decisionId" && flags&flagDecisionID != 0, k == "timestamp" && flags&flagTime != 0:
+		default:
+			rest = appendMember(rest, member)
+		}
+	})
+	if err != nil {
+		return nil, err
+	}
+	rest = append(rest, '}')
+	if bytes.IndexByte(rest, phraseMark) >= 0 {
+		return nil, fmt.Errorf("%w: a raw 0x01 byte in the record", errBody)
+	}
+	out := make([]byte, 0, 2+binary.MaxVarintLen64+len(rest))
+	out = append(out, bodyV1, flags)
+	if flags&flagTime != 0 {
+		out = binary.AppendUvarint(out, nanos)
+	}
+	return appendPhrased(out, rest), nil
+}
+
+// errBody says a stored record does not decode.
+var errBody = errors.New("stored record does not decode")
+
+// auditColumns are a stored record's columns.
+type auditColumns struct {
+	id, agentID, action, decision, traceID, reason, source string
+	ts                                                     int64
+	status                                                 int
+	shadow                                                 bool
+}
+
+// decodeAuditBody rebuilds a record from its record column and columns.
+// A row that does not decode, or whose columns disagree with a full JSON
+// record, comes back marked Unreadable (see scanAuditRows).
+func decodeAuditBody(body []byte, c auditColumns) audit.Record {
+	var r audit.Record
+	switch {
+	case len(body) > 0 && body[0] == '{':
+		// Written before the compact form: the whole canonical JSON.
+		if json.Unmarshal(body, &r) != nil {
+			return audit.Record{ID: c.id, Unreadable: "its stored record is not JSON"}
+		}
+		// Not shadow: the migration set it by a text search, a superset,
+		// which the filters' callers narrow.
+		if r.ID != c.id || r.AgentID != c.agentID || r.Action != c.action || r.Decision != c.decision || r.Timestamp.UnixMicro() != c.ts ||
+			r.TraceID != c.traceID || r.Status != c.status || r.Reason != c.reason || r.Source != c.source {
+			r.Unreadable = "its indexed columns disagree with the hashed record (the row was edited)"
+		}
+		return r
+	case len(body) >= 2 && body[0] == bodyV1:
+		if err := decodeV1(body, c, &r); err != nil {
+			return audit.Record{ID: c.id, Unreadable: err.Error()}
+		}
+		if (r.Shadow != nil) != c.shadow {
+			r.Unreadable = "its shadow column disagrees with the hashed record (the row was edited)"
+		}
+		return r
+	}
+	return audit.Record{ID: c.id, Unreadable: "its stored record is in no known form"}
+}
+
+func decodeV1(body []byte, c auditColumns, r *audit.Record) error {
+	flags, rest := body[1], body[2:]
+	var nanos uint64
+	if flags&flagTime != 0 {
+		var n int
+		nanos, n = binary.Uvarint(rest)
+		if n <= 0 || nanos > 999 {
+			return fmt.Errorf("%w: bad time", errBody)
+		}
+		rest = rest[n:]
+	}
+	if flags&^(flagDecisionID|flagTime) != 0 {
+		return fmt.Errorf("%w: unknown flags %#x", errBody, flags)
+	}
+	raw, err := appendUnphrased(make([]byte, 0, 2*len(rest)+64), rest)
+	if err != nil {
+		return err
+	}
+	if err := json.Unmarshal(raw, r); err != nil {
+		return fmt.Errorf("%w: its record is not JSON", errBody)
+	}
+	// The members the columns hold must not be in the body: a body that
+	// has them was not written by encodeAuditBody.
+	if r.ID != "" || r.AgentID != "" || r.Action != "" || r.Decision != "" || r.TraceID != "" || r.Status != 0 ||
+		r.Reason != "" || r.Source != "" || (flags&flagDecisionID != 0 && r.DecisionID != "") || (flags&flagTime != 0 && !r.Timestamp.IsZero()) {
+		return fmt.Errorf("%w: its record repeats a column", errBody)
+	}
+	r.ID, r.AgentID, r.Action, r.Decision, r.TraceID = c.id, c.agentID, c.action, c.decision, c.traceID
+	r.Status, r.Reason, r.Source = c.status, c.reason, c.source
+	if flags&flagDecisionID != 0 {
+		id, ok := strings.CutPrefix(c.id, "aud_")
+		if !ok {
+			return fmt.Errorf("%w: its decision id is derived from an id without the aud_ prefix", errBody)
+		}
+		r.DecisionID = "dec_" + id
+	}
+	if flags&flagTime != 0 {
+		r.Timestamp = fromMicros(c.ts).Add(time.Duration(nanos))
+	}
+	return nil
+}
+
+func appendMember(out, member []byte) []byte {
+	if len(out) == 0 {
+		out = append(out, '{')
+	} else {
+		out = append(out, ',')
+	}
+	return append(out, member...)
+}
+
+// eachMember calls fn with each top-level member of a JSON object (its key
+// unquoted — keys the audit package writes have no escapes — and the
+// member's bytes, key to value). It does not validate values beyond
+// finding where they end.
+func eachMember(obj []byte, fn func(key, member []byte)) error {
+	if len(obj) < 2 || obj[0] != '{' || obj[len(obj)-1] != '}' {
+		return fmt.Errorf("%w: not a JSON object", errBody)
+	}
+	i := 1
+	for i < len(obj)-1 {
+		start := i
+		if obj[i] != '"' {
+			return fmt.Errorf("%w: expected a key at byte %d", errBody, i)
+		}
+		end := bytes.IndexByte(obj[i+1:], '"')
+		if end < 0 {
+			return fmt.Errorf("%w: unterminated key", errBody)
+		}
+		key := obj[i+1 : i+1+end]
+		i += end + 2
+		if i >= len(obj) || obj[i] != ':' {
+			return fmt.Errorf("%w: expected ':' at byte %d", errBody, i)
+		}
+		depth, inStr := 0, false
+	value:
+		for i++; i < len(obj); i++ {
+			c := obj[i]
+			switch {
+			case inStr && c == '\\':
+				i++
+			case c == '"':
+				inStr = !inStr
+			case inStr:
+			case c == '{' || c == '[':
+				depth++
+			case (c == '}' || c == ']') && depth > 0:
+				depth--
+			case (c == ',' || c == '}') && depth == 0:
+				break value
+			}
+		}
+		if i >= len(obj) {
+			return fmt.Errorf("%w: unterminated member %q", errBody, key)
+		}
+		fn(key, obj[start:i])
+		if obj[i] == ',' {
+			i++
+		}
+	}
+	return nil
+}
+
+// hashBytes is a sealed hash (64 lower-case hex digits) as its 32 bytes.
+func hashBytes(h string) ([]byte, error) {
+	b, err := hex.DecodeString(h)
+	if err != nil || len(b) != 32 || hex.EncodeToString(b) != h {
+		return nil, fmt.Errorf("hash %.16q…: expected 64 lower-case hex digits", h)
+	}
+	return b, nil
+}
+
+// hashText is a stored hash as the audit package writes it. A value that is
+// not 32 bytes (one a migration kept as it found it, not being hex) is
+// returned as text, so verification reports it rather than the read failing.
+func hashText(b []byte) string {
+	if len(b) == 32 {
+		return hex.EncodeToString(b)
+	}
+	return string(b)
+}
