@@ -43,34 +43,173 @@ func (m member) is(k string) bool {
 // decoded bytes and its case-fold, at [f0, f1) of the parser's fold buffer.
 type seenKey struct {
 	k      []byte
-	f0, f1 int
+	f0, f1 int32
 }
 
-// scanner is the validating pass; its stacks are reused across objects.
+// scanner is the validating pass. A parse declares it as a local (var s
+// scanner; s.reset(b)) and nothing it returns points into it; and it holds
+// no pointer to itself (its stacks are fixed arrays and counts, spilling
+// to the heap only past them), which is what lets the compiler keep it on
+// the parse's stack: no allocation, and nothing to release or to use after
+// a release.
 type scanner struct {
 	parser
-	seen  []seenKey
-	folds []byte
-	// params, message and args are the members of the request's params
-	// object, of params.message and of params.arguments, kept as the pass
-	// meets them.
-	params, message, args []member
-	// Backing arrays, so that a common body's stacks need no allocation
-	// of their own.
-	seenBuf  [16]seenKey
-	foldBuf  [256]byte
-	paramBuf [8]member
-	// argBuf backs args: the Call keeps them (Call.Argument), and with
-	// them this scanner, which no other parse reuses.
-	argBuf [8]member
-	topBuf [4]member
+	// seen are the keys of the objects open on the path, and folds
+	// their case-folds.
+	seen  spill16[seenKey]
+	folds spill256[byte]
+	// top, params and message are the members of the request object, of
+	// its params object and of params.message, kept as the pass meets
+	// them.
+	top, params, message spill8[member]
+	// args indexes params.arguments' members, by offset: the Call keeps
+	// it (a copy, not a pointer into the scanner) for Argument.
+	args argIndex
 }
 
-// newScanner returns a scanner over b.
-func newScanner(b []byte) *scanner {
-	s := &scanner{parser: parser{b: b}}
-	s.seen, s.folds, s.params, s.args = s.seenBuf[:0], s.foldBuf[:0], s.paramBuf[:0], s.argBuf[:0]
-	return s
+// reset readies s for a pass over b.
+func (s *scanner) reset(b []byte) {
+	*s = scanner{parser: parser{b: b}}
+}
+
+// spill8 is a stack of T held in an array of 8 until it outgrows it,
+// then in a slice of its own.
+type spill8[T any] struct {
+	n    int
+	arr  [8]T
+	more []T // all of the stack, once it outgrew arr
+}
+
+func (st *spill8[T]) push(v T) {
+	if st.more == nil && st.n < len(st.arr) {
+		st.arr[st.n] = v
+		st.n++
+		return
+	}
+	if st.more == nil {
+		st.more = append(make([]T, 0, 2*len(st.arr)), st.arr[:st.n]...)
+	}
+	st.more = append(st.more, v)
+	st.n++
+}
+
+// all is the stack, bottom first; it is valid until the next push.
+func (st *spill8[T]) all() []T {
+	if st.more != nil {
+		return st.more[:st.n]
+	}
+	return st.arr[:st.n]
+}
+
+func (st *spill8[T]) truncate(n int) {
+	st.n = n
+	if st.more != nil {
+		st.more = st.more[:n]
+	}
+}
+
+// spill16 is a stack of T held in an array of 16 until it outgrows it,
+// then in a slice of its own.
+type spill16[T any] struct {
+	n    int
+	arr  [16]T
+	more []T // all of the stack, once it outgrew arr
+}
+
+func (st *spill16[T]) push(v T) {
+	if st.more == nil && st.n < len(st.arr) {
+		st.arr[st.n] = v
+		st.n++
+		return
+	}
+	if st.more == nil {
+		st.more = append(make([]T, 0, 2*len(st.arr)), st.arr[:st.n]...)
+	}
+	st.more = append(st.more, v)
+	st.n++
+}
+
+// all is the stack, bottom first; it is valid until the next push.
+func (st *spill16[T]) all() []T {
+	if st.more != nil {
+		return st.more[:st.n]
+	}
+	return st.arr[:st.n]
+}
+
+func (st *spill16[T]) truncate(n int) {
+	st.n = n
+	if st.more != nil {
+		st.more = st.more[:n]
+	}
+}
+
+// spill256 is a stack of T held in an array of 256 until it outgrows it,
+// then in a slice of its own.
+type spill256[T any] struct {
+	n    int
+	arr  [256]T
+	more []T // all of the stack, once it outgrew arr
+}
+
+func (st *spill256[T]) push(v T) {
+	if st.more == nil && st.n < len(st.arr) {
+		st.arr[st.n] = v
+		st.n++
+		return
+	}
+	if st.more == nil {
+		st.more = append(make([]T, 0, 2*len(st.arr)), st.arr[:st.n]...)
+	}
+	st.more = append(st.more, v)
+	st.n++
+}
+
+// all is the stack, bottom first; it is valid until the next push.
+func (st *spill256[T]) all() []T {
+	if st.more != nil {
+		return st.more[:st.n]
+	}
+	return st.arr[:st.n]
+}
+
+func (st *spill256[T]) truncate(n int) {
+	st.n = n
+	if st.more != nil {
+		st.more = st.more[:n]
+	}
+}
+
+// maxArgIndex is how many top-level arguments a Call indexes; Argument
+// reads the arguments of a call with more (or with an escaped key) again.
+const maxArgIndex = 8
+
+// argSpan is where one top-level argument sits in the arguments object:
+// its key's raw bytes at [k0, k1) and its value at [v0, v1), as offsets
+// from the object's '{'.
+type argSpan struct{ k0, k1, v0, v1 uint32 }
+
+// argIndex is the top-level members of a call's arguments object, as
+// offsets into Call.RawArguments: a value with no pointer, so a Call
+// keeps nothing of the parse that made it.
+type argIndex struct {
+	// ok: the index is complete for an object of size bytes.
+	ok   bool
+	n    uint8
+	size uint32
+	span [maxArgIndex]argSpan
+}
+
+// members is the index as members of raw (which must be the object it
+// was made for), appended to dst; ok is false if there is no index.
+func (x *argIndex) members(raw []byte, dst []member) ([]member, bool) {
+	if !x.ok || int(x.size) != len(raw) {
+		return nil, false
+	}
+	for _, sp := range x.span[:x.n] {
+		dst = append(dst, member{raw: raw[sp.k0:sp.k1:sp.k1], val: raw[sp.v0:sp.v1:sp.v1]})
+	}
+	return dst, true
 }
 
 // What object keeps of an object's members.
@@ -92,7 +231,8 @@ func (s *scanner) topMembers() (ms []member, kind byte, err error) {
 	}
 	kind = s.b[s.i]
 	if kind == '{' {
-		ms, err = s.object(s.topBuf[:0], keepTop)
+		err = s.object(&s.top, keepTop)
+		ms = s.top.all()
 	} else {
 		err = s.skip()
 	}
@@ -113,8 +253,7 @@ func (s *scanner) skip() error {
 	}
 	switch c := s.b[s.i]; {
 	case c == '{':
-		_, err := s.object(nil, keepNone)
-		return err
+		return s.object(nil, keepNone)
 	case c == '[':
 		return s.skipArray()
 	case c == '"':
@@ -218,119 +357,148 @@ func stringStop(b []byte) (end int, stop byte, ascii bool) {
 	return len(b), 0, high&highs == 0
 }
 
-// object validates the object at s.i; at a kept level it returns its
-// members appended to ms, and keeps params (and params.message) members.
-func (s *scanner) object(ms []member, keep int) ([]member, error) {
+// object validates the object at s.i; at a kept level it pushes its
+// members onto ms (which is in s), and keeps params (and params.message)
+// members and params.arguments' index.
+func (s *scanner) object(ms *spill8[member], keep int) error {
 	if err := s.enter(); err != nil {
-		return nil, err
+		return err
 	}
+	o0 := s.i
 	s.i++ // {
+	if keep == keepArguments {
+		s.args = argIndex{ok: true}
+	}
 	var folded map[string]struct{}
-	base, fbase := len(s.seen), len(s.folds)
+	base, fbase := s.seen.n, s.folds.n
 	defer s.leave(base, fbase)
 	s.ws()
 	if s.i < len(s.b) && s.b[s.i] == '}' {
 		s.i++
-		return ms, nil
+		return nil
 	}
 	for {
 		s.ws()
 		if s.i >= len(s.b) || s.b[s.i] != '"' {
-			return nil, s.errf("expected a string key")
+			return s.errf("expected a string key")
 		}
+		k0 := s.i + 1
 		raw, dec, err := s.strSpan()
 		if err != nil {
-			return nil, err
+			return err
 		}
 		k := raw
 		if k == nil {
 			k = []byte(dec)
 		}
-		f0 := len(s.folds)
-		s.folds = appendFold(s.folds, k)
-		f := s.folds[f0:]
+		f0 := s.folds.n
+		appendFold(&s.folds, k)
+		folds, seen := s.folds.all(), s.seen.all()
+		f := folds[f0:]
 		dup := -1
 		if folded != nil {
 			if _, ok := folded[string(f)]; ok {
 				dup = 0
 			}
 		} else {
-			for j := base; j < len(s.seen); j++ {
-				if string(s.folds[s.seen[j].f0:s.seen[j].f1]) == string(f) {
+			for j := base; j < len(seen); j++ {
+				if string(folds[seen[j].f0:seen[j].f1]) == string(f) {
 					dup = j
 					break
 				}
 			}
 		}
 		if dup >= 0 {
-			if folded == nil && !bytes.Equal(s.seen[dup].k, k) {
-				return nil, fmt.Errorf("%w: %w: key %q differs from another key of its object only in case", ErrBadRequest, ErrDuplicateKey, k)
+			if folded == nil && !bytes.Equal(seen[dup].k, k) {
+				return fmt.Errorf("%w: %w: key %q differs from another key of its object only in case", ErrBadRequest, ErrDuplicateKey, k)
 			}
 			if folded != nil && !s.exactSeen(base, k) {
-				return nil, fmt.Errorf("%w: %w: key %q differs from another key of its object only in case", ErrBadRequest, ErrDuplicateKey, k)
+				return fmt.Errorf("%w: %w: key %q differs from another key of its object only in case", ErrBadRequest, ErrDuplicateKey, k)
 			}
-			return nil, fmt.Errorf("%w: %w: key %q appears twice in one object", ErrBadRequest, ErrDuplicateKey, k)
+			return fmt.Errorf("%w: %w: key %q appears twice in one object", ErrBadRequest, ErrDuplicateKey, k)
 		}
-		s.seen = append(s.seen, seenKey{k: k, f0: f0, f1: len(s.folds)})
+		s.seen.push(seenKey{k: k, f0: int32(f0), f1: int32(s.folds.n)})
 		// A short object is scanned; a long one gets a set, so that a
 		// body of many keys costs linear time, not quadratic.
-		switch n := len(s.seen) - base; {
+		switch n := s.seen.n - base; {
 		case folded != nil:
 			folded[string(f)] = struct{}{}
 		case n >= 16:
 			folded = make(map[string]struct{}, 2*n)
-			for _, sk := range s.seen[base:] {
-				folded[string(s.folds[sk.f0:sk.f1])] = struct{}{}
+			folds := s.folds.all()
+			for _, sk := range s.seen.all()[base:] {
+				folded[string(folds[sk.f0:sk.f1])] = struct{}{}
 			}
 		}
 		s.ws()
 		if s.i >= len(s.b) || s.b[s.i] != ':' {
-			return nil, s.errf("expected ':' after a key")
+			return s.errf("expected ':' after a key")
 		}
 		s.i++
 		s.ws()
 		v0 := s.i
 		switch {
 		case keep == keepTop && s.i < len(s.b) && s.b[s.i] == '{' && string(k) == "params":
-			s.params, err = s.object(s.params[:0], keepParams)
+			s.params.truncate(0)
+			err = s.object(&s.params, keepParams)
 		case keep == keepParams && s.i < len(s.b) && s.b[s.i] == '{' && string(k) == "message":
-			s.message, err = s.object(s.message[:0], keepMessage)
+			s.message.truncate(0)
+			err = s.object(&s.message, keepMessage)
 		case keep == keepParams && s.i < len(s.b) && s.b[s.i] == '{' && string(k) == "arguments":
-			s.args, err = s.object(s.args[:0], keepArguments)
+			err = s.object(nil, keepArguments)
+			s.args.size = uint32(s.i - v0)
 		default:
 			err = s.skip()
 		}
 		if err != nil {
-			return nil, err
+			return err
 		}
-		if keep != keepNone {
-			ms = append(ms, member{key: dec, raw: raw, val: s.b[v0:s.i]})
+		switch keep {
+		case keepNone:
+		case keepArguments:
+			s.indexArg(o0, k0, raw, v0)
+		default:
+			ms.push(member{key: dec, raw: raw, val: s.b[v0:s.i]})
 		}
 		s.ws()
 		if s.i >= len(s.b) {
-			return nil, s.errf("unexpected end of input in an object (truncated body?)")
+			return s.errf("unexpected end of input in an object (truncated body?)")
 		}
 		switch s.b[s.i] {
 		case ',':
 			s.i++
 		case '}':
 			s.i++
-			return ms, nil
+			return nil
 		default:
-			return nil, s.errf("expected ',' or '}' in an object")
+			return s.errf("expected ',' or '}' in an object")
 		}
 	}
 }
 
+// indexArg adds the argument whose key starts at k0 and whose value runs
+// from v0 to s.i to s.args, the object starting at o0; an escaped key (raw
+// nil) or one argument too many leaves no index.
+func (s *scanner) indexArg(o0, k0 int, raw []byte, v0 int) {
+	x := &s.args
+	if !x.ok || raw == nil || int(x.n) == maxArgIndex {
+		x.ok = false
+		return
+	}
+	x.span[x.n] = argSpan{k0: uint32(k0 - o0), k1: uint32(k0 + len(raw) - o0), v0: uint32(v0 - o0), v1: uint32(s.i - o0)}
+	x.n++
+}
+
 func (s *scanner) leave(base, fbase int) {
-	s.seen, s.folds = s.seen[:base], s.folds[:fbase]
+	s.seen.truncate(base)
+	s.folds.truncate(fbase)
 	s.depth--
 }
 
 // exactSeen: k is byte for byte a key already seen in the object at base
 // (only asked once a duplicate of its fold is found).
 func (s *scanner) exactSeen(base int, k []byte) bool {
-	for _, sk := range s.seen[base:] {
+	for _, sk := range s.seen.all()[base:] {
 		if bytes.Equal(sk.k, k) {
 			return true
 		}
@@ -338,21 +506,35 @@ func (s *scanner) exactSeen(base int, k []byte) bool {
 	return false
 }
 
-// appendFold appends k's case-fold (fold's) to dst, without allocating for
-// an ASCII key.
-func appendFold(dst, k []byte) []byte {
+// appendFold pushes k's case-fold (fold's) onto dst, without allocating
+// for an ASCII key.
+func appendFold(dst *spill256[byte], k []byte) {
 	for _, c := range k {
 		if c >= utf8.RuneSelf {
-			return append(dst, fold(string(k))...)
+			for _, c := range []byte(fold(string(k))) {
+				dst.push(c)
+			}
+			return
 		}
+	}
+	if dst.more == nil && dst.n+len(k) <= len(dst.arr) {
+		// The common case, in place: no push per byte.
+		out := dst.arr[dst.n : dst.n+len(k)]
+		for i, c := range k {
+			if 'A' <= c && c <= 'Z' {
+				c += 'a' - 'A'
+			}
+			out[i] = c
+		}
+		dst.n += len(k)
+		return
 	}
 	for _, c := range k {
 		if 'A' <= c && c <= 'Z' {
 			c += 'a' - 'A'
 		}
-		dst = append(dst, c)
+		dst.push(c)
 	}
-	return dst
 }
 
 // lookup finds key among ms (keys are unique: duplicates were refused).
