@@ -331,7 +331,59 @@ func (s *scanner) strSpan() (raw []byte, decoded string, err error) {
 // stringStop finds the first byte of b that ends a string's fast path — a
 // quote, a backslash or a control character — and reports whether the
 // bytes before it are all ASCII. stop is 0 and end len(b) if there is none.
+//
+// A string longer than a word or two (a body's long argument, most of its
+// bytes) is first tried the quick way: the closing quote and any backslash
+// found by bytes.IndexByte (vectorised), then one branch-free pass for
+// control and non-ASCII bytes. Whatever that way finds unusual is read
+// again by stopWords, so both ways answer alike.
 func stringStop(b []byte) (end int, stop byte, ascii bool) {
+	const head = 16
+	if len(b) <= head {
+		return stopWords(b)
+	}
+	if end, stop, ascii = stopWords(b[:head]); end < head {
+		return end, stop, ascii
+	}
+	q := bytes.IndexByte(b[head:], '"')
+	if q < 0 {
+		return stopWords(b)
+	}
+	run := b[head : head+q]
+	if bytes.IndexByte(run, '\\') >= 0 {
+		return stopWords(b)
+	}
+	plainASCII, plain := plainRun(run)
+	if !plain {
+		return stopWords(b)
+	}
+	return head + q, '"', ascii && plainASCII
+}
+
+// plainRun reports whether run holds no control character, and whether
+// it is all ASCII, in one pass without branches on its bytes.
+func plainRun(run []byte) (ascii, plain bool) {
+	const ones, highs = 0x0101010101010101, 0x8080808080808080
+	var ctl, high uint64
+	i := 0
+	for ; i+16 <= len(run); i += 16 {
+		w := binary.LittleEndian.Uint64(run[i:])
+		v := binary.LittleEndian.Uint64(run[i+8:])
+		// A byte below 0x20 borrows in w - 0x20 per byte while its high
+		// bit is clear; a borrow only runs on from such a byte.
+		ctl |= (w-0x20*ones)&^w | (v-0x20*ones)&^v
+		high |= w | v
+	}
+	for ; i < len(run); i++ {
+		c := uint64(run[i])
+		ctl |= (c - 0x20) &^ c
+		high |= c
+	}
+	return high&highs == 0, ctl&highs == 0
+}
+
+// stopWords is stringStop read eight bytes at a time.
+func stopWords(b []byte) (end int, stop byte, ascii bool) {
 	const ones, highs = 0x0101010101010101, 0x8080808080808080
 	var high uint64
 	i := 0
