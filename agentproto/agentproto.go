@@ -413,8 +413,19 @@ func stringParam(ms []member, key string) (string, bool, error) {
 // binds such a key to the field, so the upstream would read what the
 // decision did not.
 func checkSpelling(ms []member, prefix string, exact ...string) error {
+	wantASCII := true
+	for _, want := range exact {
+		wantASCII = wantASCII && isASCII(want)
+	}
 	for _, m := range ms {
+		// An ASCII key folds only to ASCII keys of its own length (the
+		// Kelvin sign and the long s are not ASCII): most pairs differ in
+		// length, and need no more.
+		ascii := wantASCII && m.raw != nil && isASCIIBytes(m.raw)
 		for _, want := range exact {
+			if ascii && len(m.raw) != len(want) {
+				continue
+			}
 			if !m.is(want) && m.equalFold(want) {
 				return fmt.Errorf("%w: %w: %s%s is sent as %q", ErrBadRequest, ErrKeyCase, prefix, want, m.name())
 			}
