@@ -42,29 +42,31 @@ func ParseA2A(service string, body []byte) (Call, error) {
 	if err := checkToken("service name", service); err != nil {
 		return Call{}, err
 	}
-	r, err := parseRequest(body)
+	var s scanner
+	r, err := parseRequest(&s, body)
 	if err != nil {
 		return Call{}, err
 	}
+	params, message := s.params.all(), s.message.all()
 	c := Call{Protocol: A2A, Service: service, Method: r.method, ID: r.id, Notification: r.notification,
 		Action: a2aAction(service, r.method), RawParams: r.rawParams}
-	if _, present := lookup(r.params, "message"); present {
+	if _, present := lookup(params, "message"); present {
 		if !r.hasMessage {
 			return Call{}, fmt.Errorf("%w: params.message must be an object", ErrBadRequest)
 		}
-		if err := checkSpelling(r.message, "params.message.", "taskId", "contextId"); err != nil {
+		if err := checkSpelling(message, "params.message.", "taskId", "contextId"); err != nil {
 			return Call{}, err
 		}
-		if c.TaskID, err = a2aID(r.message, "message.", "taskId"); err != nil {
+		if c.TaskID, err = a2aID(message, "message.", "taskId"); err != nil {
 			return Call{}, err
 		}
-		if c.ContextID, err = a2aID(r.message, "message.", "contextId"); err != nil {
+		if c.ContextID, err = a2aID(message, "message.", "contextId"); err != nil {
 			return Call{}, err
 		}
 	}
 	if c.TaskID == "" && (strings.HasPrefix(c.Action, "task:") || strings.HasPrefix(c.Action, "configure:")) {
 		for _, key := range []string{"id", "taskId"} {
-			id, err := a2aID(r.params, "", key)
+			id, err := a2aID(params, "", key)
 			if err != nil {
 				return Call{}, err
 			}

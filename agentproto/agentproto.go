@@ -110,9 +110,9 @@ type Call struct {
 	TaskID, ContextID string
 	// SessionID is MCP's Mcp-Session-Id header.
 	SessionID string
-	// args are RawArguments' members, as the parse met them, so that
-	// Argument reads a top-level argument without scanning again.
-	args []member
+	// args indexes RawArguments' top-level members, as the parse met
+	// them, so that Argument reads one without scanning again.
+	args argIndex
 	// HeaderOnly: decided from the 2026-07-28 headers alone (HeaderOnly),
 	// so Arguments are unknown, not empty; a rule that reads arguments
 	// must not match such a call.
@@ -172,7 +172,8 @@ func (c Call) Argument(path string) (any, bool, error) {
 	if val == nil {
 		return nil, false, nil
 	}
-	ms := c.args
+	var buf [maxArgIndex]member
+	ms, _ := c.args.members(val, buf[:0])
 	for path != "" {
 		name := path
 		if i := strings.IndexByte(path, '.'); i >= 0 {
@@ -181,7 +182,8 @@ func (c Call) Argument(path string) (any, bool, error) {
 			path = ""
 		}
 		if ms == nil {
-			s := newScanner(val)
+			var s scanner
+			s.reset(val)
 			var kind byte
 			var err error
 			if ms, kind, err = s.topMembers(); err != nil {
@@ -277,18 +279,20 @@ type request struct {
 	method       string
 	id           string
 	notification bool
-	// params and message are the members of params and params.message;
-	// hasParams and hasMessage tell an absent one from an empty one.
-	params, message       []member
+	// hasParams and hasMessage tell an absent params or params.message
+	// from an empty one; their members are the scanner's (s.params,
+	// s.message), read from it directly: a pointer into the scanner held
+	// here would move it to the heap.
 	hasParams, hasMessage bool
 	rawParams             []byte // params as sent, when an object
-	// args are the members of params.arguments, when it is an object.
-	args []member
+	// args indexes params.arguments, when it is an object.
+	args argIndex
 }
 
-// parseRequest reads exactly one JSON-RPC 2.0 request object, validating
-// every byte of it strictly but keeping only what a Call needs.
-func parseRequest(body []byte) (request, error) {
+// parseRequest reads exactly one JSON-RPC 2.0 request object with s,
+// validating every byte of it strictly but keeping only what a Call
+// needs. The caller declares s, so that it stays on the caller's stack.
+func parseRequest(s *scanner, body []byte) (request, error) {
 	var r request
 	if len(body) > MaxBody {
 		return r, fmt.Errorf("%w: %w: %d bytes, over the bound of %d", ErrBadRequest, ErrTooLarge, len(body), MaxBody)
@@ -296,7 +300,7 @@ func parseRequest(body []byte) (request, error) {
 	if len(body) == 0 {
 		return r, fmt.Errorf("%w: empty body", ErrBadRequest)
 	}
-	s := newScanner(body)
+	s.reset(body)
 	top, kind, err := s.topMembers()
 	if err != nil {
 		return r, err
@@ -358,14 +362,15 @@ func parseRequest(body []byte) (request, error) {
 		if params[0] != '{' {
 			return r, fmt.Errorf(`%w: "params" must be an object`, ErrBadRequest)
 		}
-		if err := checkSpelling(s.params, "params.", "name", "uri", "arguments", "message", "id", "taskId"); err != nil {
+		ps := s.params.all()
+		if err := checkSpelling(ps, "params.", "name", "uri", "arguments", "message", "id", "taskId"); err != nil {
 			return r, err
 		}
-		r.params, r.hasParams, r.rawParams = s.params, true, params
-		if msg, ok := lookup(s.params, "message"); ok && msg[0] == '{' {
-			r.message, r.hasMessage = s.message, true
+		r.hasParams, r.rawParams = true, params
+		if msg, ok := lookup(ps, "message"); ok && msg[0] == '{' {
+			r.hasMessage = true
 		}
-		if a, ok := lookup(s.params, "arguments"); ok && a[0] == '{' {
+		if a, ok := lookup(ps, "arguments"); ok && a[0] == '{' {
 			r.args = s.args
 		}
 	}
@@ -408,8 +413,19 @@ func stringParam(ms []member, key string) (string, bool, error) {
 // binds such a key to the field, so the upstream would read what the
 // decision did not.
 func checkSpelling(ms []member, prefix string, exact ...string) error {
+	wantASCII := true
+	for _, want := range exact {
+		wantASCII = wantASCII && isASCII(want)
+	}
 	for _, m := range ms {
+		// An ASCII key folds only to ASCII keys of its own length (the
+		// Kelvin sign and the long s are not ASCII): most pairs differ in
+		// length, and need no more.
+		ascii := wantASCII && m.raw != nil && isASCIIBytes(m.raw)
 		for _, want := range exact {
+			if ascii && len(m.raw) != len(want) {
+				continue
+			}
 			if !m.is(want) && m.equalFold(want) {
 				return fmt.Errorf("%w: %w: %s%s is sent as %q", ErrBadRequest, ErrKeyCase, prefix, want, m.name())
 			}

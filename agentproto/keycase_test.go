@@ -37,6 +37,9 @@ func TestKeySpeltInAnotherCase(t *testing.T) {
 		{"params.arguments in upper case", `{"name":"send_email","ARGUMENTS":{"to":"x@rival.example"}}`, "to", "x@rival.example"},
 		{"params.arguments capitalised", `{"name":"send_email","Arguments":{"to":"x@rival.example"}}`, "to", "x@rival.example"},
 		{"params.arguments with a long s", `{"name":"send_email","argument\u017f":{"to":"x@rival.example"}}`, "to", "x@rival.example"},
+		// Unescaped, the long s makes the key a byte longer than the name
+		// it folds to: a length check alone must not pass it.
+		{"params.arguments with a raw long s", "{\"name\":\"send_email\",\"argument\u017f\":{\"to\":\"x@rival.example\"}}", "to", "x@rival.example"},
 		{"an argument capitalised", `{"name":"send_email","arguments":{"To":"x@rival.example"}}`, "to", "x@rival.example"},
 		{"a nested argument", `{"name":"send_email","arguments":{"options":{"CC":"x@rival.example"}}}`, "options.cc", "x@rival.example"},
 		{"an object on the path", `{"name":"send_email","arguments":{"Options":{"cc":"x@rival.example"}}}`, "options.cc", "x@rival.example"},
@@ -70,6 +73,7 @@ func TestKeySpeltInAnotherCase(t *testing.T) {
 		{"A2A message.taskId in another case", `{"jsonrpc":"2.0","id":1,"method":"message/send","params":{"message":{"TaskId":"t1","role":"user","parts":[]}}}`},
 		{"A2A params.message capitalised", `{"jsonrpc":"2.0","id":1,"method":"message/send","params":{"Message":{"taskId":"t1","role":"user","parts":[]}}}`},
 		{"A2A params.id in upper case", `{"jsonrpc":"2.0","id":1,"method":"tasks/get","params":{"ID":"t1"}}`},
+		{"A2A message.taskId with a raw Kelvin sign", "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"message/send\",\"params\":{\"message\":{\"tas\u212aId\":\"t1\",\"role\":\"user\",\"parts\":[]}}}"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if _, err := agentproto.ParseA2A("planner", []byte(tc.body)); !errors.Is(err, agentproto.ErrKeyCase) {

@@ -65,13 +65,15 @@ func ParseMCP(service string, body []byte, h Headers) (Call, error) {
 	if err := checkToken("service name", service); err != nil {
 		return Call{}, err
 	}
-	r, err := parseRequest(body)
+	var s scanner
+	r, err := parseRequest(&s, body)
 	if err != nil {
 		return Call{}, err
 	}
+	params := s.params.all()
 	c := Call{Protocol: MCP, Service: service, Method: r.method, ID: r.id, Notification: r.notification}
 	if key, named := mcpNamed(r.method); named {
-		v, present, err := stringParam(r.params, key)
+		v, present, err := stringParam(params, key)
 		if err != nil {
 			return Call{}, err
 		}
@@ -84,7 +86,7 @@ func ParseMCP(service string, body []byte, h Headers) (Call, error) {
 		c.Name = v
 	}
 	if CarriesArguments(MCP, r.method) {
-		if a, present := lookup(r.params, "arguments"); present {
+		if a, present := lookup(params, "arguments"); present {
 			if a[0] != '{' {
 				return Call{}, fmt.Errorf("%w: params.arguments must be an object", ErrBadRequest)
 			}

@@ -43,34 +43,33 @@ func (m member) is(k string) bool {
 // decoded bytes and its case-fold, at [f0, f1) of the parser's fold buffer.
 type seenKey struct {
 	k      []byte
-	f0, f1 int
+	f0, f1 int32
 }
 
-// scanner is the validating pass; its stacks are reused across objects.
+// scanner is the validating pass. A parse declares it as a local (var s
+// scanner; s.reset(b)) and nothing it returns points into it; and it holds
+// no pointer to itself (its stacks are fixed arrays and counts, spilling
+// to the heap only past them), which is what lets the compiler keep it on
+// the parse's stack: no allocation, and nothing to release or to use after
+// a release.
 type scanner struct {
 	parser
-	seen  []seenKey
-	folds []byte
-	// params, message and args are the members of the request's params
-	// object, of params.message and of params.arguments, kept as the pass
-	// meets them.
-	params, message, args []member
-	// Backing arrays, so that a common body's stacks need no allocation
-	// of their own.
-	seenBuf  [16]seenKey
-	foldBuf  [256]byte
-	paramBuf [8]member
-	// argBuf backs args: the Call keeps them (Call.Argument), and with
-	// them this scanner, which no other parse reuses.
-	argBuf [8]member
-	topBuf [4]member
+	// seen are the keys of the objects open on the path, and folds
+	// their case-folds.
+	seen  spill16[seenKey]
+	folds spill256[byte]
+	// top, params and message are the members of the request object, of
+	// its params object and of params.message, kept as the pass meets
+	// them.
+	top, params, message spill8[member]
+	// args indexes params.arguments' members, by offset: the Call keeps
+	// it (a copy, not a pointer into the scanner) for Argument.
+	args argIndex
 }
 
-// newScanner returns a scanner over b.
-func newScanner(b []byte) *scanner {
-	s := &scanner{parser: parser{b: b}}
-	s.seen, s.folds, s.params, s.args = s.seenBuf[:0], s.foldBuf[:0], s.paramBuf[:0], s.argBuf[:0]
-	return s
+// reset readies s for a pass over b.
+func (s *scanner) reset(b []byte) {
+	*s = scanner{parser: parser{b: b}}
 }
 
 // What object keeps of an object's members.
@@ -92,7 +91,8 @@ func (s *scanner) topMembers() (ms []member, kind byte, err error) {
 	}
 	kind = s.b[s.i]
 	if kind == '{' {
-		ms, err = s.object(s.topBuf[:0], keepTop)
+		err = s.object(&s.top, keepTop)
+		ms = s.top.all()
 	} else {
 		err = s.skip()
 	}
@@ -113,8 +113,7 @@ func (s *scanner) skip() error {
 	}
 	switch c := s.b[s.i]; {
 	case c == '{':
-		_, err := s.object(nil, keepNone)
-		return err
+		return s.object(nil, keepNone)
 	case c == '[':
 		return s.skipArray()
 	case c == '"':
@@ -192,7 +191,59 @@ func (s *scanner) strSpan() (raw []byte, decoded string, err error) {
 // stringStop finds the first byte of b that ends a string's fast path — a
 // quote, a backslash or a control character — and reports whether the
 // bytes before it are all ASCII. stop is 0 and end len(b) if there is none.
+//
+// A string longer than a word or two (a body's long argument, most of its
+// bytes) is first tried the quick way: the closing quote and any backslash
+// found by bytes.IndexByte (vectorised), then one branch-free pass for
+// control and non-ASCII bytes. Whatever that way finds unusual is read
+// again by stopWords, so both ways answer alike.
 func stringStop(b []byte) (end int, stop byte, ascii bool) {
+	const head = 16
+	if len(b) <= head {
+		return stopWords(b)
+	}
+	if end, stop, ascii = stopWords(b[:head]); end < head {
+		return end, stop, ascii
+	}
+	q := bytes.IndexByte(b[head:], '"')
+	if q < 0 {
+		return stopWords(b)
+	}
+	run := b[head : head+q]
+	if bytes.IndexByte(run, '\\') >= 0 {
+		return stopWords(b)
+	}
+	plainASCII, plain := plainRun(run)
+	if !plain {
+		return stopWords(b)
+	}
+	return head + q, '"', ascii && plainASCII
+}
+
+// plainRun reports whether run holds no control character, and whether
+// it is all ASCII, in one pass without branches on its bytes.
+func plainRun(run []byte) (ascii, plain bool) {
+	const ones, highs = 0x0101010101010101, 0x8080808080808080
+	var ctl, high uint64
+	i := 0
+	for ; i+16 <= len(run); i += 16 {
+		w := binary.LittleEndian.Uint64(run[i:])
+		v := binary.LittleEndian.Uint64(run[i+8:])
+		// A byte below 0x20 borrows in w - 0x20 per byte while its high
+		// bit is clear; a borrow only runs on from such a byte.
+		ctl |= (w-0x20*ones)&^w | (v-0x20*ones)&^v
+		high |= w | v
+	}
+	for ; i < len(run); i++ {
+		c := uint64(run[i])
+		ctl |= (c - 0x20) &^ c
+		high |= c
+	}
+	return high&highs == 0, ctl&highs == 0
+}
+
+// stopWords is stringStop read eight bytes at a time.
+func stopWords(b []byte) (end int, stop byte, ascii bool) {
 	const ones, highs = 0x0101010101010101, 0x8080808080808080
 	var high uint64
 	i := 0
@@ -218,119 +269,135 @@ func stringStop(b []byte) (end int, stop byte, ascii bool) {
 	return len(b), 0, high&highs == 0
 }
 
-// object validates the object at s.i; at a kept level it returns its
-// members appended to ms, and keeps params (and params.message) members.
-func (s *scanner) object(ms []member, keep int) ([]member, error) {
+// object validates the object at s.i; at a kept level it pushes its
+// members onto ms (which is in s), and keeps params (and params.message)
+// members and params.arguments' index.
+func (s *scanner) object(ms *spill8[member], keep int) error {
 	if err := s.enter(); err != nil {
-		return nil, err
+		return err
 	}
+	o0 := s.i
 	s.i++ // {
+	if keep == keepArguments {
+		s.args = argIndex{ok: true}
+	}
 	var folded map[string]struct{}
-	base, fbase := len(s.seen), len(s.folds)
+	base, fbase := s.seen.n, s.folds.n
 	defer s.leave(base, fbase)
 	s.ws()
 	if s.i < len(s.b) && s.b[s.i] == '}' {
 		s.i++
-		return ms, nil
+		return nil
 	}
 	for {
 		s.ws()
 		if s.i >= len(s.b) || s.b[s.i] != '"' {
-			return nil, s.errf("expected a string key")
+			return s.errf("expected a string key")
 		}
+		k0 := s.i + 1
 		raw, dec, err := s.strSpan()
 		if err != nil {
-			return nil, err
+			return err
 		}
 		k := raw
 		if k == nil {
 			k = []byte(dec)
 		}
-		f0 := len(s.folds)
-		s.folds = appendFold(s.folds, k)
-		f := s.folds[f0:]
+		f0 := s.folds.n
+		appendFold(&s.folds, k)
+		folds, seen := s.folds.all(), s.seen.all()
+		f := folds[f0:]
 		dup := -1
 		if folded != nil {
 			if _, ok := folded[string(f)]; ok {
 				dup = 0
 			}
 		} else {
-			for j := base; j < len(s.seen); j++ {
-				if string(s.folds[s.seen[j].f0:s.seen[j].f1]) == string(f) {
+			for j := base; j < len(seen); j++ {
+				if string(folds[seen[j].f0:seen[j].f1]) == string(f) {
 					dup = j
 					break
 				}
 			}
 		}
 		if dup >= 0 {
-			if folded == nil && !bytes.Equal(s.seen[dup].k, k) {
-				return nil, fmt.Errorf("%w: %w: key %q differs from another key of its object only in case", ErrBadRequest, ErrDuplicateKey, k)
+			if folded == nil && !bytes.Equal(seen[dup].k, k) {
+				return fmt.Errorf("%w: %w: key %q differs from another key of its object only in case", ErrBadRequest, ErrDuplicateKey, k)
 			}
 			if folded != nil && !s.exactSeen(base, k) {
-				return nil, fmt.Errorf("%w: %w: key %q differs from another key of its object only in case", ErrBadRequest, ErrDuplicateKey, k)
+				return fmt.Errorf("%w: %w: key %q differs from another key of its object only in case", ErrBadRequest, ErrDuplicateKey, k)
 			}
-			return nil, fmt.Errorf("%w: %w: key %q appears twice in one object", ErrBadRequest, ErrDuplicateKey, k)
+			return fmt.Errorf("%w: %w: key %q appears twice in one object", ErrBadRequest, ErrDuplicateKey, k)
 		}
-		s.seen = append(s.seen, seenKey{k: k, f0: f0, f1: len(s.folds)})
+		s.seen.push(seenKey{k: k, f0: int32(f0), f1: int32(s.folds.n)})
 		// A short object is scanned; a long one gets a set, so that a
 		// body of many keys costs linear time, not quadratic.
-		switch n := len(s.seen) - base; {
+		switch n := s.seen.n - base; {
 		case folded != nil:
 			folded[string(f)] = struct{}{}
 		case n >= 16:
 			folded = make(map[string]struct{}, 2*n)
-			for _, sk := range s.seen[base:] {
-				folded[string(s.folds[sk.f0:sk.f1])] = struct{}{}
+			folds := s.folds.all()
+			for _, sk := range s.seen.all()[base:] {
+				folded[string(folds[sk.f0:sk.f1])] = struct{}{}
 			}
 		}
 		s.ws()
 		if s.i >= len(s.b) || s.b[s.i] != ':' {
-			return nil, s.errf("expected ':' after a key")
+			return s.errf("expected ':' after a key")
 		}
 		s.i++
 		s.ws()
 		v0 := s.i
 		switch {
 		case keep == keepTop && s.i < len(s.b) && s.b[s.i] == '{' && string(k) == "params":
-			s.params, err = s.object(s.params[:0], keepParams)
+			s.params.truncate(0)
+			err = s.object(&s.params, keepParams)
 		case keep == keepParams && s.i < len(s.b) && s.b[s.i] == '{' && string(k) == "message":
-			s.message, err = s.object(s.message[:0], keepMessage)
+			s.message.truncate(0)
+			err = s.object(&s.message, keepMessage)
 		case keep == keepParams && s.i < len(s.b) && s.b[s.i] == '{' && string(k) == "arguments":
-			s.args, err = s.object(s.args[:0], keepArguments)
+			err = s.object(nil, keepArguments)
+			s.args.size = uint32(s.i - v0)
 		default:
 			err = s.skip()
 		}
 		if err != nil {
-			return nil, err
+			return err
 		}
-		if keep != keepNone {
-			ms = append(ms, member{key: dec, raw: raw, val: s.b[v0:s.i]})
+		switch keep {
+		case keepNone:
+		case keepArguments:
+			s.indexArg(o0, k0, raw, v0)
+		default:
+			ms.push(member{key: dec, raw: raw, val: s.b[v0:s.i]})
 		}
 		s.ws()
 		if s.i >= len(s.b) {
-			return nil, s.errf("unexpected end of input in an object (truncated body?)")
+			return s.errf("unexpected end of input in an object (truncated body?)")
 		}
 		switch s.b[s.i] {
 		case ',':
 			s.i++
 		case '}':
 			s.i++
-			return ms, nil
+			return nil
 		default:
-			return nil, s.errf("expected ',' or '}' in an object")
+			return s.errf("expected ',' or '}' in an object")
 		}
 	}
 }
 
 func (s *scanner) leave(base, fbase int) {
-	s.seen, s.folds = s.seen[:base], s.folds[:fbase]
+	s.seen.truncate(base)
+	s.folds.truncate(fbase)
 	s.depth--
 }
 
 // exactSeen: k is byte for byte a key already seen in the object at base
 // (only asked once a duplicate of its fold is found).
 func (s *scanner) exactSeen(base int, k []byte) bool {
-	for _, sk := range s.seen[base:] {
+	for _, sk := range s.seen.all()[base:] {
 		if bytes.Equal(sk.k, k) {
 			return true
 		}
@@ -338,21 +405,35 @@ func (s *scanner) exactSeen(base int, k []byte) bool {
 	return false
 }
 
-// appendFold appends k's case-fold (fold's) to dst, without allocating for
-// an ASCII key.
-func appendFold(dst, k []byte) []byte {
+// appendFold pushes k's case-fold (fold's) onto dst, without allocating
+// for an ASCII key.
+func appendFold(dst *spill256[byte], k []byte) {
 	for _, c := range k {
 		if c >= utf8.RuneSelf {
-			return append(dst, fold(string(k))...)
+			for _, c := range []byte(fold(string(k))) {
+				dst.push(c)
+			}
+			return
 		}
+	}
+	if dst.more == nil && dst.n+len(k) <= len(dst.arr) {
+		// The common case, in place: no push per byte.
+		out := dst.arr[dst.n : dst.n+len(k)]
+		for i, c := range k {
+			if 'A' <= c && c <= 'Z' {
+				c += 'a' - 'A'
+			}
+			out[i] = c
+		}
+		dst.n += len(k)
+		return
 	}
 	for _, c := range k {
 		if 'A' <= c && c <= 'Z' {
 			c += 'a' - 'A'
 		}
-		dst = append(dst, c)
+		dst.push(c)
 	}
-	return dst
 }
 
 // lookup finds key among ms (keys are unique: duplicates were refused).

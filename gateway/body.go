@@ -25,17 +25,30 @@ var errBodyUnread = errors.New("the request body could not be read in full")
 // readBody reads the body of a request whose decision needs it, at most
 // agentproto.MaxBody bytes plus one: a body over the bound reaches the
 // engine one byte too long, so that it refuses and records it, and is never
-// decided on a prefix.
+// decided on a prefix. The buffer is sized for the announced length plus
+// the one byte that finds the end, so a body as long as announced is read
+// into it with no second buffer (bytes.Buffer.ReadFrom would grow it
+// before reading the end).
 func readBody(r *http.Request) ([]byte, error) {
 	size := 512
 	if r.ContentLength > 0 && r.ContentLength <= agentproto.MaxBody {
 		size = int(r.ContentLength)
 	}
-	buf := bytes.NewBuffer(make([]byte, 0, size+1))
-	if _, err := buf.ReadFrom(io.LimitReader(r.Body, agentproto.MaxBody+1)); err != nil {
-		return nil, fmt.Errorf("%w: %w", errBodyUnread, err)
+	buf := make([]byte, 0, size+1)
+	lr := io.LimitReader(r.Body, agentproto.MaxBody+1)
+	for {
+		if len(buf) == cap(buf) {
+			buf = append(buf, 0)[:len(buf)] // longer than announced: grow
+		}
+		n, err := lr.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		switch {
+		case err == io.EOF:
+			return buf, nil
+		case err != nil:
+			return nil, fmt.Errorf("%w: %w", errBodyUnread, err)
+		}
 	}
-	return buf.Bytes(), nil
 }
 
 // setBody makes the allowed request carry exactly body upstream, with its
