@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/binary"
-	"strconv"
 	"sync"
 	"time"
 
@@ -88,32 +87,20 @@ func traceOnly(name string) bool {
 // key is r's key: every field the decision reads, each length-prefixed so
 // no two requests share an encoding.
 func (c *decisionCache) key(r *engine.Request) [2]uint64 {
-	var stack [1024]byte
-	b := stack[:0]
-	field := func(s string) {
-		b = strconv.AppendInt(b, int64(len(s)), 10)
-		b = append(b, ':')
-		b = append(b, s...)
+	s := newSip(c.k0, c.k1)
+	for _, f := range [...]string{r.Token, r.Delegation, string(r.Source), r.Method, r.Host, r.Path,
+		r.RouteAction, r.RouteService, r.MinTier.String(), r.SourceAddress, r.Proxy} {
+		s.field(f)
 	}
-	field(r.Token)
-	field(r.Delegation)
-	field(string(r.Source))
-	field(r.Method)
-	field(r.Host)
-	field(r.Path)
-	field(r.RouteAction)
-	field(r.RouteService)
-	field(r.MinTier.String())
-	field(r.SourceAddress)
-	field(r.Proxy)
 	hs, _ := r.Headers.(edge.PairHeaders)
+	s.writeLen(len(hs))
 	for _, kv := range hs {
 		if !traceOnly(kv[0]) {
-			field(kv[0])
-			field(kv[1])
+			s.field(kv[0])
+			s.field(kv[1])
 		}
 	}
-	return sipHash128(c.k0, c.k1, b)
+	return s.sum()
 }
 
 func (c *decisionCache) get(k [2]uint64, now time.Time) (engine.Decision, bool) {

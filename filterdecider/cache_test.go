@@ -30,7 +30,7 @@ func (r *records) Write(_ context.Context, rec audit.Record) error {
 	return nil
 }
 
-func newDecider(t *testing.T, env *filtertest.Env, entries int, now *time.Time, rec engine.Recorder) *filterdecider.Decider {
+func newDecider(t testing.TB, env *filtertest.Env, entries int, now *time.Time, rec engine.Recorder) *filterdecider.Decider {
 	t.Helper()
 	cfg, err := filterconfig.Parse(env.Config())
 	if err != nil {
