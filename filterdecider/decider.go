@@ -57,6 +57,9 @@ type Decider struct {
 	engine   *engine.Engine
 	services *catalog.Catalogue
 	tokens   *identity.CachedVerifier
+	// cache holds allows for repeated requests (cache.go); nil when off.
+	cache *decisionCache
+	now   func() time.Time
 }
 
 // New compiles c. Every error names what is wrong and wraps
@@ -91,7 +94,7 @@ func New(c *filterconfig.Config, o Options) (*Decider, error) {
 		return nil, fmt.Errorf("%w: %w", filterconfig.ErrInvalid, err)
 	}
 	tokens := identity.NewCachedVerifier(v, identity.CacheConfig{MaxEntries: c.TokenCacheEntries})
-	set, err := compilePolicies(c.Policies)
+	set, clocked, err := compilePolicies(c.Policies)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", filterconfig.ErrInvalid, err)
 	}
@@ -111,7 +114,15 @@ func New(c *filterconfig.Config, o Options) (*Decider, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", filterconfig.ErrInvalid, err)
 	}
-	return &Decider{hs256: c.HS256, engine: eng, services: services, tokens: tokens}, nil
+	entries := c.TokenCacheEntries
+	if entries == 0 {
+		entries = identity.DefaultCacheEntries
+	}
+	cache, err := newDecisionCache(clocked, entries)
+	if err != nil {
+		return nil, fmt.Errorf("the decision cache's key: %w", err)
+	}
+	return &Decider{hs256: c.HS256, engine: eng, services: services, tokens: tokens, cache: cache, now: o.Now}, nil
 }
 
 // Prepare sets what the proxy's route configuration would give the
@@ -138,6 +149,24 @@ func (d *Decider) Check(ctx context.Context, r *engine.Request) (engine.Decision
 			return engine.Decision{}, ErrDefer
 		}
 	}
+	if d.cache == nil || !cacheable(r) {
+		return d.check(ctx, r)
+	}
+	key := d.cache.key(r)
+	now := d.now()
+	if prior, ok := d.cache.get(key, now); ok {
+		return d.engine.Reissue(ctx, r, &prior)
+	}
+	dec, err := d.check(ctx, r)
+	if err == nil && cacheableDecision(&dec) {
+		if exp, ok := d.expiry(ctx, r, now); ok {
+			d.cache.put(key, dec, exp)
+		}
+	}
+	return dec, err
+}
+
+func (d *Decider) check(ctx context.Context, r *engine.Request) (engine.Decision, error) {
 	dec, err := d.engine.Check(ctx, r)
 	if errors.Is(err, ErrDefer) {
 		return engine.Decision{}, ErrDefer
@@ -152,6 +181,15 @@ func (d *Decider) WantsBody(r *engine.Request) bool { return d.engine.WantsBody(
 
 // CachedTokens is the number of verified tokens cached.
 func (d *Decider) CachedTokens() int { return d.tokens.Len() }
+
+// CachedDecisions is the number of decisions cached (cache.go); 0 when
+// the cache is off.
+func (d *Decider) CachedDecisions() int {
+	if d.cache == nil {
+		return 0
+	}
+	return d.cache.len()
+}
 
 // deferring is the Limiter, Delegator and Approvals of the local engine:
 // counting a shared limit, minting a delegation token and asking for or
@@ -176,20 +214,22 @@ type fixedPolicies struct{ set *policy.Set }
 
 func (f fixedPolicies) Current() *policy.Set { return f.set }
 
-func compilePolicies(docs []json.RawMessage) (*policy.Set, error) {
+// compilePolicies compiles docs; clocked says a rule reads the clock or a
+// counter (a time or rateLimit condition), so no decision may be cached.
+func compilePolicies(docs []json.RawMessage) (set *policy.Set, clocked bool, err error) {
 	var all []*policy.Policy
 	for i, doc := range docs {
 		ps, err := policy.Parse(fmt.Sprintf("policies[%d]", i), doc)
 		if err != nil {
-			return nil, err
+			return nil, false, err
 		}
 		all = append(all, ps...)
 	}
-	set, err := policy.Compile(all)
+	set, err = policy.Compile(all)
 	if err != nil {
-		return nil, fmt.Errorf("policies: %w", err)
+		return nil, false, fmt.Errorf("policies: %w", err)
 	}
-	return set, nil
+	return set, timed(all), nil
 }
 
 // compileServices validates the services as a catalogue (unique hosts,

@@ -85,6 +85,7 @@ func BenchmarkRequest(b *testing.B) {
 		b.Run(run.name+"/no-token", func(b *testing.B) {
 			e := start(b, run.vm, benchConfig(b, env, 0))
 			defer e.stop()
+			defer reportCPU(b)()
 			for b.Loop() {
 				id := e.host.InitializeHttpContext()
 				e.host.CallOnRequestHeaders(id, [][2]string{{":method", "GET"}, {":authority", "docs.mesh"}, {":path", "/"}}, true)
@@ -99,6 +100,7 @@ func BenchmarkRequest(b *testing.B) {
 			defer e.stop()
 			hdrs := [][2]string{{":method", "POST"}, {":authority", "papers.mesh"}, {":path", "/mcp"}, {"authorization", "Bearer " + env.ToolT}, {"content-type", "application/json"}}
 			body := mcpCall(2 << 10)
+			defer reportCPU(b)()
 			for b.Loop() {
 				id := e.host.InitializeHttpContext()
 				if a := e.host.CallOnRequestHeaders(id, hdrs, false); a != types.ActionPause {
@@ -119,6 +121,7 @@ func BenchmarkRequest(b *testing.B) {
 				e := start(b, run.vm, benchConfig(b, env, tc.cache))
 				defer e.stop()
 				i := 0
+				defer reportCPU(b)()
 				for b.Loop() {
 					id := e.host.InitializeHttpContext()
 					if a := e.host.CallOnRequestHeaders(id, req(tc.tokens[i%len(tc.tokens)]), true); a != types.ActionContinue {

@@ -1,0 +1,181 @@
+package filterdecider
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"sync"
+	"time"
+
+	"github.com/meshguard/meshguard/engine"
+	"github.com/meshguard/meshguard/identity"
+	"github.com/meshguard/meshguard/internal/edge"
+	"github.com/meshguard/meshguard/policy"
+)
+
+// decisionCache holds the allows the engine gave, so a repeated request
+// skips the engine (docs/wasm-filter.md "The decision cache"): the same
+// agent token, delegation token, method, host, path and query, route
+// action and tier floor, source address, and every header the request
+// carries but its trace context and request id (trace-only headers:
+// Reissue reads the trace context again). Every header, not only those
+// the policies read: the engine reads some itself (a method override, for
+// one), and a header it starts reading must not be left out of the key. A hit is reissued by the engine (engine.Reissue): a new
+// decision id, time and trace, and its own audit record.
+//
+// It serves only what is a pure function of its key:
+//   - one configuration: it belongs to the Decider, so every
+//     reconfiguration (a revocation, a policy, agent or key change) starts
+//     with an empty one;
+//   - allows only, and only those that read no clock nor counter: no
+//     policy with a time condition (the cache is off for the whole set),
+//     nothing deferred to MeshGuard (rate limits, approvals, delegation
+//     tokens to mint, HS256 never reach it), no shadow answer, no body;
+//   - an entry never outlives either token's expiry, nor the verified-token
+//     cache's maximum age (identity.DefaultCacheMaxAge).
+//
+// Its key is SipHash-128 under a random 128-bit key of the Decider's, so
+// no credential is held in memory, and one request cannot be made to
+// collide with another without that key (docs/security.md).
+type decisionCache struct {
+	k0, k1  uint64
+	max     int
+	maxAge  time.Duration
+	mu      sync.Mutex
+	entries map[[2]uint64]cached
+}
+
+type cached struct {
+	d   engine.Decision
+	exp int64 // Unix nanoseconds
+}
+
+// newDecisionCache returns the cache for set, or nil (off) when the set's
+// decisions read the clock.
+func newDecisionCache(timed bool, max int) (*decisionCache, error) {
+	if timed || max <= 0 {
+		return nil, nil
+	}
+	var key [16]byte
+	if _, err := rand.Read(key[:]); err != nil {
+		return nil, err
+	}
+	c := &decisionCache{k0: binary.LittleEndian.Uint64(key[:8]), k1: binary.LittleEndian.Uint64(key[8:]),
+		max: max, maxAge: identity.DefaultCacheMaxAge, entries: map[[2]uint64]cached{}}
+	return c, nil
+}
+
+// cacheable reports whether r may be served from the cache at all: a
+// request with a token, decided at its headers, without a peer principal,
+// its headers as the filter holds them.
+func cacheable(r *engine.Request) bool {
+	_, pairs := r.Headers.(edge.PairHeaders)
+	return pairs && r.Token != "" && r.RouteProtocol == "" && r.Body == nil && r.BodyError == nil && r.Principal == ""
+}
+
+// traceOnly are the headers left out of the key: trace context, which
+// decides nothing (Reissue takes the trace from the request again), and
+// per-request ids no decision reads. Lower-case, as Envoy gives them.
+func traceOnly(name string) bool {
+	switch name {
+	case "traceparent", "tracestate", "x-request-id", "b3", "x-b3-traceid", "x-b3-spanid", "x-b3-parentspanid", "x-b3-sampled", "x-b3-flags":
+		return true
+	}
+	return false
+}
+
+// key is r's key: every field the decision reads, each length-prefixed so
+// no two requests share an encoding.
+func (c *decisionCache) key(r *engine.Request) [2]uint64 {
+	s := newSip(c.k0, c.k1)
+	for _, f := range [...]string{r.Token, r.Delegation, string(r.Source), r.Method, r.Host, r.Path,
+		r.RouteAction, r.RouteService, r.MinTier.String(), r.SourceAddress, r.Proxy} {
+		s.field(f)
+	}
+	hs, _ := r.Headers.(edge.PairHeaders)
+	s.writeLen(len(hs))
+	for _, kv := range hs {
+		if !traceOnly(kv[0]) {
+			s.field(kv[0])
+			s.field(kv[1])
+		}
+	}
+	return s.sum()
+}
+
+func (c *decisionCache) get(k [2]uint64, now time.Time) (engine.Decision, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.entries[k]
+	if !ok {
+		return engine.Decision{}, false
+	}
+	if now.UnixNano() >= e.exp {
+		delete(c.entries, k)
+		return engine.Decision{}, false
+	}
+	return e.d, true
+}
+
+// put keeps d until exp. When the cache is full, an entry goes (Go's map
+// order is random): the bound holds, whatever the traffic.
+func (c *decisionCache) put(k [2]uint64, d engine.Decision, exp time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if _, ok := c.entries[k]; !ok && len(c.entries) >= c.max {
+		for old := range c.entries {
+			delete(c.entries, old)
+			break
+		}
+	}
+	c.entries[k] = cached{d: d, exp: exp.UnixNano()}
+}
+
+func (c *decisionCache) len() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.entries)
+}
+
+// expiry is when a decision made at now for r must go: the earlier of its
+// tokens' expiries and now plus the maximum age. ok is false when a token
+// cannot be read again (the decision is then not cached).
+func (d *Decider) expiry(ctx context.Context, r *engine.Request, now time.Time) (time.Time, bool) {
+	exp := now.Add(d.cache.maxAge)
+	v, err := d.tokens.Verify(ctx, r.Token)
+	if err != nil {
+		return time.Time{}, false
+	}
+	if v.Claims.ExpiresAt.Before(exp) {
+		exp = v.Claims.ExpiresAt
+	}
+	if r.Delegation != "" {
+		g, err := d.tokens.VerifyDelegation(r.Delegation)
+		if err != nil {
+			return time.Time{}, false
+		}
+		if g.ExpiresAt.Before(exp) {
+			exp = g.ExpiresAt
+		}
+	}
+	return exp, true
+}
+
+// cacheableDecision: an allow the engine gave alone, with nothing that
+// changes from one request to the next beyond its id, time and trace.
+func cacheableDecision(d *engine.Decision) bool {
+	return d.Effect == "allow" && d.Allowed && d.Status == 200 && d.Shadow == nil && d.Call == nil &&
+		d.Delegation == "" && d.TargetAgent == "" && d.ApprovalID == "" && d.RetryAfter == 0
+}
+
+// timed reports whether any rule of docs has a time condition.
+func timed(ps []*policy.Policy) bool {
+	for _, p := range ps {
+		for i := range p.Rules {
+			if c := p.Rules[i].Conditions; c != nil && (c.Time != nil || c.RateLimit != nil) {
+				return true
+			}
+		}
+	}
+	return false
+}
