@@ -23,7 +23,7 @@ func TestSealIsStable(t *testing.T) {
 		Policy: "emailers", Rule: "send", Chain: []string{"agent_orch", "agent_pwum5infxaq6f3safujn"}, DelegationDepth: 1,
 		Source: "ext_authz-grpc", SourceAddress: "10.0.0.7", PolicyRevision: "4e6294c7e6e0dbf2", LatencyUs: 831,
 		Context: map[string]any{"query.to": "a@example.com", "header.x": "/a\xff\xfe/\xed\xa0\x80", "n": 2.5},
-		Mode: "enforce", Proxy: "proxy-1",
+		Mode:    "enforce", Proxy: "proxy-1",
 		Inputs:   &Inputs{Tags: []string{"emailer"}},
 		Approval: &Approval{ID: "apr_1", Outcome: "granted"},
 		Shadow:   &Shadow{Decision: "deny", Reason: "rule_deny", Policy: "strict", Rule: "r"},
