@@ -3,7 +3,6 @@ package audit
 import (
 	"encoding/json"
 	"fmt"
-	"maps"
 	"slices"
 	"strconv"
 	"time"
@@ -110,7 +109,15 @@ func appendValue(b []byte, v any) ([]byte, error) {
 	case string:
 		return appendString(b, v), nil
 	case map[string]any:
-		keys := slices.Sorted(maps.Keys(v))
+		// Keys gathered on the stack for a usual context (a few header or
+		// query values): slices.Sorted(maps.Keys) allocated an iterator
+		// and a slice per map, a third of encoding a plain request's record.
+		var room [16]string
+		keys := room[:0]
+		for k := range v {
+			keys = append(keys, k)
+		}
+		slices.Sort(keys)
 		b = append(b, '{')
 		for i, k := range keys {
 			if i > 0 {
@@ -164,6 +171,13 @@ func appendString(b []byte, s string) []byte {
 	b = append(b, '"')
 	start := 0
 	for i := 0; i < len(s); {
+		// Eight bytes at a time while none needs a look (most of a
+		// record: ids, hashes, names): the byte loop below was a tenth of
+		// an audited Check.
+		if i+8 <= len(s) && plain8(s[i:i+8]) {
+			i += 8
+			continue
+		}
 		c := s[i]
 		if c < utf8.RuneSelf {
 			if c >= 0x20 && c != '"' && c != '\\' {
@@ -200,3 +214,26 @@ func appendString(b []byte, s string) []byte {
 	b = append(b, s[start:]...)
 	return append(b, '"')
 }
+
+const (
+	lsb8 = 0x0101010101010101
+	msb8 = 0x8080808080808080
+)
+
+// plain8 reports whether the 8 bytes of s are ASCII that appendString
+// writes as is: none below 0x20, none 0x80 or above, no quote, no
+// backslash. hasLess finds a byte below n, word-wide: subtracting n from
+// each byte borrows into its top bit only when the byte was smaller (a
+// byte with its top bit already set is excluded by ^x, and the msb8 test
+// first).
+func plain8(s string) bool {
+	x := uint64(s[0]) | uint64(s[1])<<8 | uint64(s[2])<<16 | uint64(s[3])<<24 |
+		uint64(s[4])<<32 | uint64(s[5])<<40 | uint64(s[6])<<48 | uint64(s[7])<<56
+	if x&msb8 != 0 {
+		return false
+	}
+	return !hasLess(x, 0x20) && !hasLess(x^('"'*lsb8), 1) && !hasLess(x^('\\'*lsb8), 1)
+}
+
+// hasLess reports whether a byte of x (all below 0x80) is below n (n ≤ 0x80).
+func hasLess(x, n uint64) bool { return (x-n*lsb8)&^x&msb8 != 0 }

@@ -113,12 +113,42 @@ func (r *Record) Seal(prev string) error {
 			return fmt.Errorf("audit: record %s: %w", r.ID, err)
 		}
 	}
-	body, err := appendCanonical(make([]byte, 0, 768), r)
+	buf, err := encodeForSeal(r)
 	if err != nil {
 		return err
 	}
-	r.link(prev, body)
+	r.linkBuf(prev, buf)
 	return nil
+}
+
+// hashRoom is the room encodeForSeal leaves ahead of a record's encoding
+// for the hash it links to: the chain's SHA-256 then runs over one buffer
+// (sha256.Sum256, nothing allocated) instead of a hasher fed twice.
+const hashRoom = len(GenesisHash)
+
+// encodeForSeal returns hashRoom bytes followed by r's canonical encoding.
+func encodeForSeal(r *Record) ([]byte, error) {
+	return appendCanonical(make([]byte, hashRoom, hashRoom+768), r)
+}
+
+// linkBuf is link for a buffer from encodeForSeal.
+func (r *Record) linkBuf(prev string, buf []byte) {
+	r.PrevHash = prev
+	r.Hash = hashBuf(prev, buf)
+	r.canon = buf[hashRoom:]
+}
+
+// hashBuf is chainHash(prev, buf[hashRoom:]), buf being encodeForSeal's.
+// It writes prev into the room, so buf is the caller's alone.
+func hashBuf(prev string, buf []byte) string {
+	if len(prev) != hashRoom { // no chain's hash, but hashed as given
+		return chainHash(prev, buf[hashRoom:])
+	}
+	copy(buf, prev)
+	sum := sha256.Sum256(buf)
+	var h [2 * sha256.Size]byte
+	hex.Encode(h[:], sum[:])
+	return string(h[:])
 }
 
 // link seals r after prev, body being r's canonical encoding. It is the
@@ -190,11 +220,11 @@ func (v *Verifier) Next(r *Record) error {
 	}
 	// Always re-encode: a cached encoding would vouch for the record as it
 	// was sealed, not as it reads now.
-	body, err := appendCanonical(make([]byte, 0, 768), r)
+	buf, err := encodeForSeal(r)
 	if err != nil {
 		return &Break{Index: v.index, ID: r.ID, Why: err.Error()}
 	}
-	if chainHash(r.PrevHash, body) != r.Hash {
+	if hashBuf(r.PrevHash, buf) != r.Hash {
 		return &Break{Index: v.index, ID: r.ID, Why: "hash does not match its content (the record was edited)"}
 	}
 	v.prev = r.Hash

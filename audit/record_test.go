@@ -102,6 +102,12 @@ func TestCanonicalEncoding(t *testing.T) {
 		{"nil chain", func(r *Record) { r.Chain = nil }},
 		{"no context", func(r *Record) { r.Context = nil }},
 		{"empty context", func(r *Record) { r.Context = map[string]any{} }},
+		{"more context keys than the encoder's room on the stack", func(r *Record) {
+			r.Context = map[string]any{}
+			for i := range 40 {
+				r.Context[fmt.Sprintf("header.x-%02d", 39-i)] = fmt.Sprint(i)
+			}
+		}},
 		{"nested context", func(r *Record) {
 			r.Context = map[string]any{"z": []any{1.5, "x", nil, true}, "a": map[string]any{"k": 1e21}}
 		}},

@@ -239,7 +239,7 @@ func (w *Writer) Write(ctx context.Context, r Record) error {
 	// Encoding is the costly part of sealing and needs no order: it runs
 	// here, in parallel across callers; only the hash link is taken under
 	// the lock.
-	body, err := appendCanonical(make([]byte, 0, 768), &r)
+	body, err := encodeForSeal(&r)
 	if err != nil {
 		return fmt.Errorf("audit writer: %w", err)
 	}
@@ -269,7 +269,7 @@ func (w *Writer) Write(ctx context.Context, r Record) error {
 		now = time.Since(w.epoch)
 	}
 	r.queued = now
-	r.link(w.prev, body)
+	r.linkBuf(w.prev, body)
 	w.prev = r.Hash
 	w.pending = append(w.pending, r)
 	full := len(w.pending) >= w.cfg.MaxBatch
@@ -280,7 +280,7 @@ func (w *Writer) Write(ctx context.Context, r Record) error {
 	return nil
 }
 
-// writeSync stores one record before returning. Holding the lock across
+// writeSync stores one record before returning (body is encodeForSeal's). Holding the lock across
 // the store write keeps sealing and storing in one order.
 func (w *Writer) writeSync(ctx context.Context, r Record, body []byte) error {
 	w.mu.Lock()
@@ -288,7 +288,7 @@ func (w *Writer) writeSync(ctx context.Context, r Record, body []byte) error {
 	if w.closed {
 		return ErrClosed
 	}
-	r.link(w.prev, body)
+	r.linkBuf(w.prev, body)
 	err := w.store.AppendAudit(ctx, []Record{r})
 	for attempts := 1; errors.Is(err, ErrRecordRefused); attempts++ {
 		if attempts == w.cfg.RefusedAttempts {
@@ -311,7 +311,7 @@ func (w *Writer) writeSync(ctx context.Context, r Record, body []byte) error {
 			_, herr = w.gap(ctx, head)
 		}
 		if lost && herr == nil {
-			r.link(head, body)
+			r.linkBuf(head, body)
 			err = w.store.AppendAudit(ctx, []Record{r})
 		} else if herr != nil {
 			err = errors.Join(err, herr)

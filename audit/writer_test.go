@@ -236,7 +236,13 @@ func BenchmarkWriter(b *testing.B) {
 		}},
 	} {
 		b.Run(backend.name, func(b *testing.B) {
-			w, err := audit.NewWriter(context.Background(), backend.open(b), audit.WriterConfig{FlushInterval: 50 * time.Millisecond})
+			// One goroutine hands records over faster than a database
+			// stores them: a queue of a few batches makes it wait for the
+			// store (backpressure), so the rate is the store's, and a
+			// minute's lag bound lets a busy machine slow the run rather
+			// than fail it (serve's 65,536 records at 500 ms would refuse).
+			w, err := audit.NewWriter(context.Background(), backend.open(b), audit.WriterConfig{FlushInterval: 50 * time.Millisecond,
+				QueueSize: 4 * audit.DefaultMaxBatch, MaxLag: time.Minute})
 			if err != nil {
 				b.Fatal(err)
 			}
