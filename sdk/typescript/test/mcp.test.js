@@ -117,10 +117,12 @@ describe('the MCP TypeScript SDK through MeshGuard with mcpTransportOptions', ()
     await writeFile(path.join(dir, 'policies', 'mcp.yaml'), POLICIES);
     await writeFile(path.join(dir, 'meshguard.yaml'), `routes:\n  - {path: /mcp, protocol: mcp, service: ${SERVICE}}\n`);
     // AUDIT_FLUSH_MS=0: each decision is stored before it is answered, so the
-    // audit queries below see it without waiting.
+    // audit queries below see it without waiting. ANSWER_EXTRAS: the tool
+    // below asserts the agent's name and the chain, which the default answer
+    // leaves out (docs/enforcement.md, "What an answer carries").
     mg = await startMeshGuard(path.join(dir, 'policies'), {
       args: ['--config', path.join(dir, 'meshguard.yaml')],
-      env: { PROXY_TARGET: mcp.url, AUDIT_FLUSH_MS: '0' },
+      env: { PROXY_TARGET: mcp.url, AUDIT_FLUSH_MS: '0', ANSWER_EXTRAS: 'agent-name,chain' },
     });
     for (const [name, tags] of [['caller', ['notes-user']], ['lead', ['notes-lead']]]) {
       agents[name] = await admin(mg, 'POST', '/admin/agents', { name, trustTier: 'verified', tags }, 201);
