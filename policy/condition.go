@@ -34,7 +34,7 @@ type compiledContext struct {
 	key   string
 	args  bool   // an arguments.* key
 	label string // "context.<key>", for explain output without a per-request concatenation
-	ContextCondition
+	*ContextCondition // the parsed rule's, shared
 	matches, notMatches *Glob
 }
 
