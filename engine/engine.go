@@ -127,7 +127,7 @@ type Engine struct {
 	// may be a JSON-RPC request (speaksJSONRPC); without one, no request
 	// pays for the route lookup that answers it.
 	protocolRoutes bool
-	tracer         trace.Tracer
+	tracer         trace.Tracer   // nil: no spans (startCheck)
 	shadowObs      ShadowObserver // cfg.Observer, when it counts shadow answers
 }
 
@@ -154,11 +154,7 @@ func New(cfg Config) (*Engine, error) {
 	if err != nil {
 		return nil, err
 	}
-	tracer := cfg.Tracer
-	if tracer == nil {
-		tracer = noopTracer
-	}
-	e := &Engine{cfg: cfg, routes: routes, tracer: tracer}
+	e := &Engine{cfg: cfg, routes: routes, tracer: cfg.Tracer}
 	e.shadowObs, _ = cfg.Observer.(ShadowObserver)
 	for i := range routes {
 		e.protocolRoutes = e.protocolRoutes || routes[i].proto != ""

@@ -9,7 +9,6 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/trace"
-	"go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/meshguard/meshguard/agentproto"
 	"github.com/meshguard/meshguard/identity"
@@ -68,14 +67,18 @@ func IsCheckSpan(name string) bool {
 	return name == SpanCheck || strings.HasPrefix(name, SpanInvokeAgent+" ")
 }
 
-// noopTracer is used when Config.Tracer is nil.
-var noopTracer trace.Tracer = noop.NewTracerProvider().Tracer("")
-
 // startCheck starts the decision's meshguard.check span as a child of the
 // request's traceparent (a remote parent), and fills d's trace and span
 // ids: the span's when the tracer made one, fresh ones otherwise (the
-// no-op tracer only hands the parent back).
+// no-op tracer only hands the parent back). Without a tracer (serve
+// without an exporter) no span is started at all: a never-sampling SDK
+// tracer would only make ids, at ≈ 7% of a Check.
 func (e *Engine) startCheck(ctx context.Context, r *Request, d *Decision) (context.Context, trace.Span) {
+	if e.tracer == nil {
+		d.SpanID = newID("", 8, time.Time{})
+		d.ParentsUpstream = r.ParentSpanID == ""
+		return ctx, noSpan
+	}
 	if r.TraceID != "" && r.ParentSpanID != "" {
 		tid, terr := trace.TraceIDFromHex(r.TraceID)
 		sid, serr := trace.SpanIDFromHex(r.ParentSpanID)
@@ -139,11 +142,15 @@ func (e *Engine) traceOfDelegation(r *Request) {
 	}
 }
 
+// noSpan is the span of a decision made without a tracer: it records
+// nothing (trace.SpanFromContext's no-op span, which allocates nothing).
+var noSpan = trace.SpanFromContext(context.Background())
+
 // child starts a span under ctx's, or returns the no-op span when ctx's is
 // not recording: unsampled decisions pay nothing for the detail.
 func (e *Engine) child(ctx context.Context, name string) trace.Span {
 	if !trace.SpanFromContext(ctx).IsRecording() {
-		return trace.SpanFromContext(context.Background())
+		return noSpan
 	}
 	_, s := e.tracer.Start(ctx, name)
 	return s

@@ -288,12 +288,20 @@ func rawTraceparent(h *authv3.AttributeContext_HttpRequest) string {
 
 // checkResponse renders a decision for Envoy.
 func checkResponse(d *engine.Decision) *authv3.CheckResponse {
-	resp := &authv3.CheckResponse{DynamicMetadata: dynamicMetadata(d)}
 	if d.Allowed {
-		resp.Status = &rpcstatus.Status{Code: int32(codes.OK)}
-		resp.HttpResponse = &authv3.CheckResponse_OkResponse{OkResponse: okResponse(d)}
-		return resp
+		// The answer's four messages and its metadata's Struct in one
+		// block: an allow is most answers, and each allocation of the
+		// answer costs the Check (docs/performance.md).
+		b := &allowBlock{}
+		b.resp.DynamicMetadata = dynamicMetadata(d, &b.meta)
+		b.status.Code = int32(codes.OK)
+		b.resp.Status = &b.status
+		okResponse(d, &b.ok)
+		b.wrap.OkResponse = &b.ok
+		b.resp.HttpResponse = &b.wrap
+		return &b.resp
 	}
+	resp := &authv3.CheckResponse{DynamicMetadata: dynamicMetadata(d, &structpb.Struct{})}
 	code := codes.PermissionDenied
 	if d.Status == 401 {
 		code = codes.Unauthenticated
@@ -314,17 +322,24 @@ func checkResponse(d *engine.Decision) *authv3.CheckResponse {
 	return resp
 }
 
+// allowBlock is an allow's answer, allocated at once (checkResponse).
+type allowBlock struct {
+	resp   authv3.CheckResponse
+	status rpcstatus.Status
+	wrap   authv3.CheckResponse_OkResponse
+	ok     authv3.OkHttpResponse
+	meta   structpb.Struct
+}
+
 // okResponse sets the upstream identity headers and removes every identity
 // header the caller sent that MeshGuard does not set itself
-// (engine.Decision.UpstreamEdit).
-func okResponse(d *engine.Decision) *authv3.OkHttpResponse {
+// (engine.Decision.UpstreamEdit), in ok.
+func okResponse(d *engine.Decision, ok *authv3.OkHttpResponse) {
 	up, remove := d.UpstreamEdit()
 	rh := d.ResponseHeaders()
 	hs := newHeaderSlab(len(up) + len(rh))
-	ok := &authv3.OkHttpResponse{
-		Headers:         make([]*corev3.HeaderValueOption, 0, len(up)),
-		HeadersToRemove: remove,
-	}
+	ok.Headers = make([]*corev3.HeaderValueOption, 0, len(up))
+	ok.HeadersToRemove = remove
 	if len(rh) > 0 {
 		ok.ResponseHeadersToAdd = make([]*corev3.HeaderValueOption, 0, len(rh))
 	}
@@ -334,30 +349,30 @@ func okResponse(d *engine.Decision) *authv3.OkHttpResponse {
 	for _, h := range rh {
 		ok.ResponseHeadersToAdd = append(ok.ResponseHeadersToAdd, hs.set(h.Name, h.Value))
 	}
-	return ok
 }
 
-// headerSlab allocates a response's header messages in two blocks rather
+// headerSlab allocates a response's header messages in one block rather
 // than two objects per header: allocation was the largest single cost of a
 // Check after gRPC itself.
-type headerSlab struct {
-	opts []corev3.HeaderValueOption
-	vals []corev3.HeaderValue
+type headerSlab []headerPair
+
+// headerPair is a header option and the value it points to.
+type headerPair struct {
+	opt corev3.HeaderValueOption
+	val corev3.HeaderValue
 }
 
-func newHeaderSlab(n int) *headerSlab {
-	return &headerSlab{opts: make([]corev3.HeaderValueOption, n), vals: make([]corev3.HeaderValue, n)}
-}
+func newHeaderSlab(n int) headerSlab { return make(headerSlab, n) }
 
 // set is a header that replaces any of the same name (append=false
 // semantics, spelled with the non-deprecated append_action).
 func (s *headerSlab) set(name, value string) *corev3.HeaderValueOption {
-	i := len(s.opts) - 1
-	o, v := &s.opts[i], &s.vals[i]
-	s.opts, s.vals = s.opts[:i], s.vals[:i]
-	v.Key, v.Value = name, clean(value)
-	o.Header, o.AppendAction = v, corev3.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD
-	return o
+	i := len(*s) - 1
+	p := &(*s)[i]
+	*s = (*s)[:i]
+	p.val.Key, p.val.Value = name, clean(value)
+	p.opt.Header, p.opt.AppendAction = &p.val, corev3.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD
+	return &p.opt
 }
 
 // denyStatus is the HTTP status of a denial: the decision's, or 403 if it
@@ -371,23 +386,30 @@ func denyStatus(d *engine.Decision) int {
 
 // dynamicMetadata is emitted by Envoy under envoy.filters.http.ext_authz, for
 // access logs and later filters (%DYNAMIC_METADATA(envoy.filters.http.ext_authz:decision_id)%):
-// the decision's Metadata.
-func dynamicMetadata(d *engine.Decision) *structpb.Struct {
+// the decision's Metadata, filled into st (nil without any).
+func dynamicMetadata(d *engine.Decision, st *structpb.Struct) *structpb.Struct {
 	fields := d.Metadata()
 	if len(fields) == 0 {
 		return nil
 	}
-	// One block for the values and one for their oneof wrappers, as for
-	// headers (see headerSlab).
-	vals := make([]structpb.Value, len(fields))
-	strs := make([]structpb.Value_StringValue, len(fields))
+	// One block for the values and their oneof wrappers, as for headers
+	// (see headerSlab).
+	vals := make([]metaValue, len(fields))
 	f := make(map[string]*structpb.Value, len(fields))
 	for i, kv := range fields {
-		strs[i].StringValue = clean(kv.Value)
-		vals[i].Kind = &strs[i]
-		f[kv.Name] = &vals[i]
+		v := &vals[i]
+		v.str.StringValue = clean(kv.Value)
+		v.val.Kind = &v.str
+		f[kv.Name] = &v.val
 	}
-	return &structpb.Struct{Fields: f}
+	st.Fields = f
+	return st
+}
+
+// metaValue is a metadata string value and its oneof wrapper.
+type metaValue struct {
+	val structpb.Value
+	str structpb.Value_StringValue
 }
 
 // clean makes s safe for a proto3 string (valid UTF-8, or marshalling the

@@ -56,8 +56,9 @@ type compiledRule struct {
 	*Rule
 	actions globs
 	cond    *compiledConditions // nil: no conditions
-	// Precomputed so the hot path does not format strings.
-	denyMsg, allowMsg, approveMsg, limitKey string
+	// Precomputed so the hot path does not format strings: msg is the
+	// message of the rule's effect; limitKey is set with a rate limit.
+	msg, limitKey string
 }
 
 // Compile checks a list of policies as a set (unique names, the size limit)
@@ -229,16 +230,25 @@ func compilePolicy(p *Policy) (*compiledPolicy, error) {
 			c.deny = r.Effect != Allow
 			cr.cond = c
 		}
-		cr.denyMsg = r.Reason
-		if cr.denyMsg == "" {
-			cr.denyMsg = fmt.Sprintf("denied by rule %q of policy %q", r.Name, p.Name)
+		// Only the message of the rule's own effect is ever given, and the
+		// limit key only with a rate limit: 10k rules kept all four.
+		switch r.Effect {
+		case Deny:
+			cr.msg = r.Reason
+			if cr.msg == "" {
+				cr.msg = fmt.Sprintf("denied by rule %q of policy %q", r.Name, p.Name)
+			}
+		case Approve:
+			cr.msg = r.Reason
+			if cr.msg == "" {
+				cr.msg = fmt.Sprintf("rule %q of policy %q needs a person's approval", r.Name, p.Name)
+			}
+		default:
+			cr.msg = fmt.Sprintf("allowed by rule %q of policy %q", r.Name, p.Name)
 		}
-		cr.approveMsg = r.Reason
-		if cr.approveMsg == "" {
-			cr.approveMsg = fmt.Sprintf("rule %q of policy %q needs a person's approval", r.Name, p.Name)
+		if r.Conditions != nil && r.Conditions.RateLimit != nil {
+			cr.limitKey = p.Name + "/" + r.Name
 		}
-		cr.allowMsg = fmt.Sprintf("allowed by rule %q of policy %q", r.Name, p.Name)
-		cr.limitKey = p.Name + "/" + r.Name
 		cp.rules[i] = cr
 	}
 	return cp, nil

@@ -31,10 +31,10 @@ type compiledResource struct {
 }
 
 type compiledContext struct {
-	key   string
-	args  bool   // an arguments.* key
-	label string // "context.<key>", for explain output without a per-request concatenation
-	ContextCondition
+	key                 string
+	args                bool   // an arguments.* key
+	label               string // "context.<key>", for explain output without a per-request concatenation
+	*ContextCondition          // the parsed rule's, shared
 	matches, notMatches *Glob
 }
 

@@ -128,17 +128,17 @@ func (s *Set) scanIndexed(in *Input, cover, matched bitset, o *outcome) {
 func (s *Set) combine(cover, matched bitset, o *outcome) Decision {
 	switch {
 	case o.haveDeny:
-		return Decision{Effect: Deny, Reason: ReasonRuleDeny, Message: o.deny.denyMsg,
+		return Decision{Effect: Deny, Reason: ReasonRuleDeny, Message: o.deny.msg,
 			Policy: s.policies[o.denyP].Name, Rule: o.deny.Name}
 	case o.haveApprove:
 		// Deny beats approve beats allow: a person is asked only about a
 		// request no policy denies.
-		d := Decision{Effect: Approve, Reason: ReasonApprovalRequired, Message: o.approve.approveMsg,
+		d := Decision{Effect: Approve, Reason: ReasonApprovalRequired, Message: o.approve.msg,
 			Policy: s.policies[o.approveP].Name, Rule: o.approve.Name, ApproveRule: o.approve.Rule}
 		d.Limits = s.policyLimits(cover, o.limits)
 		return d
 	case o.haveAllow:
-		d := Decision{Effect: Allow, Reason: ReasonRuleAllow, Message: o.allow.allowMsg,
+		d := Decision{Effect: Allow, Reason: ReasonRuleAllow, Message: o.allow.msg,
 			Policy: s.policies[o.allowP].Name, Rule: o.allow.Name}
 		d.Limits = s.policyLimits(cover, o.limits)
 		return d

@@ -60,7 +60,7 @@ func (p *Policy) JSON() (json.RawMessage, error) {
 			if len(c.Context) > 0 {
 				cd.Context = make(map[string]any, len(c.Context))
 				for k, cc := range c.Context {
-					cd.Context[k] = contextConditionJSON(cc)
+					cd.Context[k] = contextConditionJSON(*cc)
 				}
 			}
 			d.Rules[i].Conditions = cd

@@ -73,8 +73,8 @@ func (d *decoder) bounded(n *yaml.Node, field string) string {
 
 var contextOps = []string{"in", "matches", "not_matches", "lt", "lte", "gt", "gte", "exists"}
 
-func (d *decoder) contextConds(n *yaml.Node, field string) map[string]ContextCondition {
-	out := map[string]ContextCondition{}
+func (d *decoder) contextConds(n *yaml.Node, field string) map[string]*ContextCondition {
+	out := map[string]*ContextCondition{}
 	d.fields(n, field, nil, func(key string, v *yaml.Node) {
 		f := join(field, key)
 		if key == "" || len(key) > MaxPatternLen {
@@ -106,7 +106,7 @@ func (d *decoder) contextConds(n *yaml.Node, field string) map[string]ContextCon
 		default:
 			d.fail(v, f, "expected a literal or a mapping of operators (%s), got %s; for a list of values use {in: [...]}", strings.Join(contextOps, ", "), kindName(v))
 		}
-		out[key] = c
+		out[key] = &c
 	})
 	return out
 }

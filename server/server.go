@@ -327,7 +327,7 @@ func build(ctx context.Context, cfg *config.Config, o Options, log *slog.Logger)
 	eng, err := engine.New(engine.Config{
 		Mode: cfg.Mode, Answer: cfg.Answer, Tokens: p.cached, Delegations: p.cached, Delegator: issuer,
 		Agents: agents, Names: p.db, Policies: p.loader, Limiter: limiter, Recorder: recorder, Routes: cfg.Routes,
-		Tracer: p.tracing.Tracer(), Observer: observer,
+		Tracer: p.tracing.CheckTracer(), Observer: observer,
 		DenialTracer: p.tracing.DenialTracer(), WithSpanIDs: telemetry.WithSpanIDs,
 		Approvals: p.db, ApprovalPendingTTL: cfg.ApprovalPendingTTL,
 		ApprovalNotifier: &approvalNotifier{log: log, alerts: p.alerts, names: agentNames(agents),

@@ -179,6 +179,17 @@ func (t *Tracing) Tracer() trace.Tracer {
 	return t.provider.Tracer("github.com/meshguard/meshguard")
 }
 
+// CheckTracer is Tracer for the engine's decisions, or nil when no span
+// is exported (Exporter "none"): the engine then starts no span at all
+// and only makes the trace and span ids the audit trail needs, instead
+// of paying the SDK to make ids for spans it never samples.
+func (t *Tracing) CheckTracer() trace.Tracer {
+	if t.Exporter == "none" {
+		return nil
+	}
+	return t.Tracer()
+}
+
 // DenialTracer records denials the sampler dropped (AlwaysSampleDenials);
 // nil when that is off or no span is exported.
 func (t *Tracing) DenialTracer() trace.Tracer {

@@ -49,6 +49,11 @@ func TestTracingConfig(t *testing.T) {
 			if tr.Exporter != tc.want {
 				t.Fatalf("exporter %q, want %q", tr.Exporter, tc.want)
 			}
+			// Without an exporter the engine gets no tracer, and starts
+			// no span; with one, it gets the tracer that exports.
+			if got := tr.CheckTracer(); (got == nil) != (tc.want == "none") {
+				t.Fatalf("exporter %q: CheckTracer %v", tr.Exporter, got)
+			}
 		})
 	}
 }
@@ -74,7 +79,10 @@ func TestResourceNamesTheService(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, s := tr.Tracer().Start(context.Background(), "x")
+	if tr.CheckTracer() == nil {
+		t.Fatal("a span processor, and no tracer for the engine's checks")
+	}
+	_, s := tr.CheckTracer().Start(context.Background(), "x")
 	s.End()
 	if err := tr.Shutdown(context.Background()); err != nil {
 		t.Fatal(err)
