@@ -164,7 +164,7 @@ bench:
 # The wasm filter in the SDK's emulator, natively and compiled under wazero
 # (docs/performance.md). Requests stay under the audit queue's bound.
 bench-wasm: wasm
-	cd wasmfilter && MESHGUARD_FILTER_WASM=$(abspath $(WASM)) $(GO) test -run '^$$' -bench 'BenchmarkRequest' -benchtime 5000x ./filter 2>/dev/null
+	cd wasmfilter && MESHGUARD_FILTER_WASM=$(abspath $(WASM)) $(GO) test -run '^$$' -bench 'BenchmarkRequest|BenchmarkFloor' -benchtime 5000x ./filter 2>/dev/null
 	cd wasmfilter && MESHGUARD_FILTER_WASM=$(abspath $(WASM)) $(GO) test -run '^$$' -bench 'BenchmarkPluginStart' -benchtime 50x ./filter 2>/dev/null
 	cd wasmfilter && MESHGUARD_FILTER_WASM=$(abspath $(WASM)) $(GO) test -run '^$$' -bench 'BenchmarkVMStart' -benchtime 3x ./filter 2>/dev/null
 

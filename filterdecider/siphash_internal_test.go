@@ -21,6 +21,19 @@ func TestSipHash128(t *testing.T) {
 	}{
 		{0, "a3817f04ba25a8e66df67214c7550293"},
 		{1, "da87c1d86b99af44347659119b22fc45"},
+		// Beyond the first two, from a plain transcription of the paper
+		// (whose outputs for 0, 1 and 15 bytes are the reference's):
+		// whole words, a word and a tail, several words, a cache key's
+		// length.
+		{7, "a1f1ebbed8dbc153c0b84aa61ff08239"},
+		{8, "3b62a9ba6258f5610f83e264f31497b4"},
+		{9, "264499060ad9baabc47f8b02bb6d71ed"},
+		{15, "5493e99933b0a8117e08ec0f97cfc3d9"},
+		{16, "6ee2a4ca67b054bbfd3315bf85230577"},
+		{17, "473d06e8738db89854c066c47ae47740"},
+		{63, "5150d1772f50834a503e069a973fbd7c"},
+		{64, "1eaf077dc0d4cd3f8cad4d383658a74b"},
+		{600, "323d3c776c91bede6e3ff383924b39a0"},
 	} {
 		m := make([]byte, tc.n)
 		for i := range m {
@@ -69,6 +82,25 @@ func TestSipStream(t *testing.T) {
 		}
 		if got := s.sum(); got != want {
 			t.Fatalf("in pieces of %d: %x, want %x", step, got, want)
+		}
+	}
+}
+
+// TestSipLen: a length prefix hashes as its eight little-endian bytes
+// written as a string, whatever the number of bytes before it.
+func TestSipLen(t *testing.T) {
+	for before := range 17 {
+		for _, n := range []int{0, 1, 0x1234, 600, 1<<63 - 1} {
+			a, b := newSip(5, 6), newSip(5, 6)
+			a.writeString(string(make([]byte, before)))
+			b.writeString(string(make([]byte, before)))
+			a.writeLen(n)
+			b.writeString(string(binary.LittleEndian.AppendUint64(nil, uint64(n))))
+			a.writeString("after")
+			b.writeString("after")
+			if ga, gb := a.sum(), b.sum(); ga != gb {
+				t.Fatalf("%d bytes before, length %d: %x, want %x", before, n, ga, gb)
+			}
 		}
 	}
 }
