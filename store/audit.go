@@ -88,6 +88,10 @@ func linksToLast(ctx context.Context, tx *sql.Tx, rs []audit.Record) error {
 // insertAudit inserts sealed records with multi-row INSERTs.
 func (s *db) insertAudit(ctx context.Context, tx *sql.Tx, chain string, rs []audit.Record) error {
 	args := make([]any, 0, auditCols*min(len(rs), auditRowsPerInsert))
+	agents, err := auditAgentNumbers(ctx, tx, rs)
+	if err != nil {
+		return err
+	}
 	for start := 0; start < len(rs); start += auditRowsPerInsert {
 		batch := rs[start:min(start+auditRowsPerInsert, len(rs))]
 		args = args[:0]
@@ -119,7 +123,7 @@ func (s *db) insertAudit(ctx context.Context, tx *sql.Tx, chain string, rs []aud
 			if err != nil {
 				return fmt.Errorf("%w: record %s: %w", audit.ErrRecordRefused, r.ID, err)
 			}
-			args = append(args, chain, r.ID, r.Timestamp.UnixMicro(), r.AgentID, r.Action, r.Decision, r.TraceID,
+			args = append(args, chain, r.ID, r.Timestamp.UnixMicro(), agents[r.AgentID], r.Action, r.Decision, r.TraceID,
 				r.Status, r.Reason, r.Source, r.Shadow != nil, body, prev, hash)
 		}
 		if _, err := tx.ExecContext(ctx, s.insertAuditSQL(len(batch)), args...); err != nil {
@@ -177,7 +181,7 @@ func advanceChain(ctx context.Context, tx *sql.Tx, chain string, rs []audit.Reco
 func (s *db) insertAuditSQL(n int) string {
 	var b strings.Builder
 	b.Grow(150 + n*(6*auditCols+3))
-	b.WriteString("INSERT INTO audit (chain_id, id, ts, agent_id, action, decision, trace_id, status, reason, source, shadow, record, prev_hash, hash) VALUES ")
+	b.WriteString("INSERT INTO audit (chain_id, id, ts, agent, action, decision, trace_id, status, reason, source, shadow, record, prev_hash, hash) VALUES ")
 	anonymous := s.dialect.name == "sqlite"
 	for i := range n {
 		if i > 0 {

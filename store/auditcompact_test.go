@@ -177,7 +177,10 @@ func TestCompactTamperingIsDetected(t *testing.T) {
 				edit      func([]byte) []byte // of the record column, instead of sql
 				at        int                 // where the break is
 			}{
-				{"agent edited", `UPDATE audit SET agent_id = 'agent_x' WHERE id = $1`, nil, target},
+				{"agent edited", `UPDATE audit SET agent = agent + 1 WHERE id = $1`, nil, target},
+				{"agent unknown", `UPDATE audit SET agent = 99 WHERE id = $1`, nil, target},
+				// Every record of the agent names it: the first breaks.
+				{"dictionary entry edited", `UPDATE audit_agents SET agent_id = 'agent_x' WHERE n = (SELECT agent FROM audit WHERE id = $1)`, nil, 1},
 				{"action edited", `UPDATE audit SET action = 'read:other' WHERE id = $1`, nil, target},
 				{"decision edited", `UPDATE audit SET decision = CASE WHEN decision = 'allow' THEN 'deny' ELSE 'allow' END WHERE id = $1`, nil, target},
 				{"reason edited", `UPDATE audit SET reason = 'edited' WHERE id = $1`, nil, target},

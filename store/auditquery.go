@@ -72,7 +72,7 @@ func (f AuditFilter) where() (string, []any, error) {
 		conds = append(conds, strings.ReplaceAll(cond, "?", "$"+strconv.Itoa(len(args))))
 	}
 	if f.AgentID != "" {
-		add("agent_id = ?", f.AgentID)
+		add(auditAgentIs, f.AgentID)
 	}
 	switch {
 	case strings.HasSuffix(f.Action, "*"):
@@ -207,7 +207,7 @@ func (s *db) auditSelect() string {
 	return `seq, id, record, CASE WHEN length(prev_hash) > 0 THEN prev_hash ELSE COALESCE(
 			(SELECT p.hash FROM audit p WHERE p.chain_id = audit.chain_id AND p.seq < audit.seq ORDER BY p.seq DESC LIMIT 1),
 			(SELECT ` + s.dialect.unhex("a.last_hash") + ` FROM audit_anchors a WHERE a.chain_id = audit.chain_id AND a.last_seq < audit.seq ORDER BY a.last_seq DESC LIMIT 1)) END,
-		hash, agent_id, action, decision, ts, trace_id, status, reason, source, shadow`
+		hash, ` + auditAgentSQL + `, action, decision, ts, trace_id, status, reason, source, shadow`
 }
 
 // unhex is the SQL that turns a hex column into its bytes.
@@ -262,7 +262,11 @@ func (s *db) AuditStats(ctx context.Context, from, to time.Time) (audit.Stats, e
 	st := audit.Stats{From: from.UTC(), To: to.UTC()}
 	span := []any{from.UnixMicro(), to.UnixMicro()}
 	rank := func(col, extra string) ([]audit.Count, error) {
-		q := `SELECT ` + col + `, COUNT(*), SUM(CASE WHEN decision = 'deny' THEN 1 ELSE 0 END) FROM audit
+		key := col
+		if col == "agent" {
+			key = auditAgentSQL
+		}
+		q := `SELECT ` + key + `, COUNT(*), SUM(CASE WHEN decision = 'deny' THEN 1 ELSE 0 END) FROM audit
 			WHERE ts >= $1 AND ts < $2` + extra + ` GROUP BY ` + col + ` ORDER BY 2 DESC, 1 LIMIT ` + strconv.Itoa(auditTopN)
 		rows, err := s.r.QueryContext(ctx, q, span...)
 		if err != nil {
@@ -286,7 +290,7 @@ func (s *db) AuditStats(ctx context.Context, from, to time.Time) (audit.Stats, e
 		col, extra string
 	}{
 		{&byDecision, "decision", ""},
-		{&st.Agents, "agent_id", ""},
+		{&st.Agents, "agent", ""},
 		{&st.Actions, "action", ""},
 		{&st.DenyReasons, "reason", " AND decision = 'deny'"},
 		{&st.Sources, "source", ""},
