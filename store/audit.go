@@ -295,7 +295,7 @@ func (s *db) ScanAudit(ctx context.Context, fn func(audit.Record) error) error {
 // ScanAuditChainAfter calls fn for the records of one chain after position
 // after, in order, with their positions.
 func (s *db) ScanAuditChainAfter(ctx context.Context, id string, after int64, fn func(seq int64, r audit.Record) error) error {
-	err := s.scanAuditRows(ctx, `SELECT `+s.auditSelect()+` FROM audit WHERE chain_id = $1 AND seq > $2 ORDER BY seq`, []any{id, after}, fn)
+	err := s.scanAuditRows(ctx, `SELECT `+s.auditSelectChain()+` FROM audit WHERE chain_id = $1 AND seq > $2 ORDER BY seq`, []any{id, after}, fn)
 	if err != nil {
 		return fmt.Errorf("scan audit chain %q: %w", id, err)
 	}
@@ -318,7 +318,7 @@ func (s *db) AuditRecordHash(ctx context.Context, id string, seq int64) (string,
 
 // ScanAuditChain is ScanAudit for one chain (named as AuditChains names it).
 func (s *db) ScanAuditChain(ctx context.Context, id string, fn func(audit.Record) error) error {
-	err := s.scanAuditRows(ctx, `SELECT `+s.auditSelect()+` FROM audit WHERE chain_id = $1 ORDER BY seq`, []any{id},
+	err := s.scanAuditRows(ctx, `SELECT `+s.auditSelectChain()+` FROM audit WHERE chain_id = $1 ORDER BY seq`, []any{id},
 		func(_ int64, r audit.Record) error { return fn(r) })
 	if err != nil {
 		return fmt.Errorf("scan audit chain %q: %w", id, err)

@@ -203,8 +203,15 @@ func (s *db) ScanAuditFiltered(ctx context.Context, f AuditFilter, fn func(r aud
 // it, from the anchor retention left in its place, or it is the genesis
 // hash (NULL here). A deleted or reordered row thus changes what the next
 // row links to, which its hash covers.
-func (s *db) auditSelect() string {
-	return `seq, id, record, CASE WHEN length(prev_hash) > 0 THEN prev_hash ELSE COALESCE(
+func (s *db) auditSelect() string { return s.auditSelectLinked("") }
+
+// auditSelectChain is auditSelect for a scan of one chain's rows in order
+// from some position: each row but the first is linked to the row read
+// before it (a window, where auditSelect looks each one up).
+func (s *db) auditSelectChain() string { return s.auditSelectLinked("LAG(hash) OVER (ORDER BY seq), ") }
+
+func (s *db) auditSelectLinked(lag string) string {
+	return `seq, id, record, CASE WHEN length(prev_hash) > 0 THEN prev_hash ELSE COALESCE(` + lag + `
 			(SELECT p.hash FROM audit p WHERE p.chain_id = audit.chain_id AND p.seq < audit.seq ORDER BY p.seq DESC LIMIT 1),
 			(SELECT ` + s.dialect.unhex("a.last_hash") + ` FROM audit_anchors a WHERE a.chain_id = audit.chain_id AND a.last_seq < audit.seq ORDER BY a.last_seq DESC LIMIT 1)) END,
 		hash, ` + auditAgentSQL + `, action, decision, ts, trace_id, status, reason, source, shadow`
