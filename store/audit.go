@@ -88,6 +88,10 @@ func linksToLast(ctx context.Context, tx *sql.Tx, rs []audit.Record) error {
 // insertAudit inserts sealed records with multi-row INSERTs.
 func (s *db) insertAudit(ctx context.Context, tx *sql.Tx, chain string, rs []audit.Record) error {
 	args := make([]any, 0, auditCols*min(len(rs), auditRowsPerInsert))
+	agents, err := auditAgentNumbers(ctx, tx, rs)
+	if err != nil {
+		return err
+	}
 	for start := 0; start < len(rs); start += auditRowsPerInsert {
 		batch := rs[start:min(start+auditRowsPerInsert, len(rs))]
 		args = args[:0]
@@ -108,11 +112,18 @@ func (s *db) insertAudit(ctx context.Context, tx *sql.Tx, chain string, rs []aud
 			if err != nil {
 				return fmt.Errorf("%w: record %s: prevHash: %w", audit.ErrRecordRefused, r.ID, err)
 			}
+			if start+i > 0 && rs[start+i-1].Hash == r.PrevHash {
+				// It links to the row inserted just before it in this
+				// chain, which is where reading it looks (auditSelect).
+				// The batch's first row keeps its link: what is stored
+				// before it may not be what it links to (a gap).
+				prev = prev[:0]
+			}
 			hash, err := hashBytes(r.Hash)
 			if err != nil {
 				return fmt.Errorf("%w: record %s: %w", audit.ErrRecordRefused, r.ID, err)
 			}
-			args = append(args, chain, r.ID, r.Timestamp.UnixMicro(), r.AgentID, r.Action, r.Decision, r.TraceID,
+			args = append(args, chain, r.ID, r.Timestamp.UnixMicro(), agents[r.AgentID], r.Action, r.Decision, r.TraceID,
 				r.Status, r.Reason, r.Source, r.Shadow != nil, body, prev, hash)
 		}
 		if _, err := tx.ExecContext(ctx, s.insertAuditSQL(len(batch)), args...); err != nil {
@@ -170,7 +181,7 @@ func advanceChain(ctx context.Context, tx *sql.Tx, chain string, rs []audit.Reco
 func (s *db) insertAuditSQL(n int) string {
 	var b strings.Builder
 	b.Grow(150 + n*(6*auditCols+3))
-	b.WriteString("INSERT INTO audit (chain_id, id, ts, agent_id, action, decision, trace_id, status, reason, source, shadow, record, prev_hash, hash) VALUES ")
+	b.WriteString("INSERT INTO audit (chain_id, id, ts, agent, action, decision, trace_id, status, reason, source, shadow, record, prev_hash, hash) VALUES ")
 	anonymous := s.dialect.name == "sqlite"
 	for i := range n {
 		if i > 0 {
@@ -273,7 +284,7 @@ func (s *db) AuditChains(ctx context.Context) ([]audit.ChainHead, error) {
 // whose JSON does not decode is handed to fn as a record with only its ID
 // and hashes, so a verifier reports it rather than the scan failing.
 func (s *db) ScanAudit(ctx context.Context, fn func(audit.Record) error) error {
-	err := s.scanAuditRows(ctx, `SELECT `+auditSelect+` FROM audit ORDER BY chain_id, seq`, nil,
+	err := s.scanAuditRows(ctx, `SELECT `+s.auditSelect()+` FROM audit ORDER BY chain_id, seq`, nil,
 		func(_ int64, r audit.Record) error { return fn(r) })
 	if err != nil {
 		return fmt.Errorf("scan audit: %w", err)
@@ -284,7 +295,7 @@ func (s *db) ScanAudit(ctx context.Context, fn func(audit.Record) error) error {
 // ScanAuditChainAfter calls fn for the records of one chain after position
 // after, in order, with their positions.
 func (s *db) ScanAuditChainAfter(ctx context.Context, id string, after int64, fn func(seq int64, r audit.Record) error) error {
-	err := s.scanAuditRows(ctx, `SELECT `+auditSelect+` FROM audit WHERE chain_id = $1 AND seq > $2 ORDER BY seq`, []any{id, after}, fn)
+	err := s.scanAuditRows(ctx, `SELECT `+s.auditSelectChain()+` FROM audit WHERE chain_id = $1 AND seq > $2 ORDER BY seq`, []any{id, after}, fn)
 	if err != nil {
 		return fmt.Errorf("scan audit chain %q: %w", id, err)
 	}
@@ -307,7 +318,7 @@ func (s *db) AuditRecordHash(ctx context.Context, id string, seq int64) (string,
 
 // ScanAuditChain is ScanAudit for one chain (named as AuditChains names it).
 func (s *db) ScanAuditChain(ctx context.Context, id string, fn func(audit.Record) error) error {
-	err := s.scanAuditRows(ctx, `SELECT `+auditSelect+` FROM audit WHERE chain_id = $1 ORDER BY seq`, []any{id},
+	err := s.scanAuditRows(ctx, `SELECT `+s.auditSelectChain()+` FROM audit WHERE chain_id = $1 ORDER BY seq`, []any{id},
 		func(_ int64, r audit.Record) error { return fn(r) })
 	if err != nil {
 		return fmt.Errorf("scan audit chain %q: %w", id, err)

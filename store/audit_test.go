@@ -167,7 +167,7 @@ func TestAuditColumnsAreChecked(t *testing.T) {
 		t.Fatal(err)
 	}
 	db := rawDB(t, path)
-	if _, err := db.ExecContext(ctx, `UPDATE audit SET agent_id = 'nobody' WHERE id = $1`, rs[1].ID); err != nil {
+	if _, err := db.ExecContext(ctx, `UPDATE audit SET agent = agent + 1000 WHERE id = $1`, rs[1].ID); err != nil {
 		t.Fatal(err)
 	}
 	var b *audit.Break

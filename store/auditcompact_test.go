@@ -177,7 +177,10 @@ func TestCompactTamperingIsDetected(t *testing.T) {
 				edit      func([]byte) []byte // of the record column, instead of sql
 				at        int                 // where the break is
 			}{
-				{"agent edited", `UPDATE audit SET agent_id = 'agent_x' WHERE id = $1`, nil, target},
+				{"agent edited", `UPDATE audit SET agent = agent + 1 WHERE id = $1`, nil, target},
+				{"agent unknown", `UPDATE audit SET agent = 99 WHERE id = $1`, nil, target},
+				// Every record of the agent names it: the first breaks.
+				{"dictionary entry edited", `UPDATE audit_agents SET agent_id = 'agent_x' WHERE n = (SELECT agent FROM audit WHERE id = $1)`, nil, 1},
 				{"action edited", `UPDATE audit SET action = 'read:other' WHERE id = $1`, nil, target},
 				{"decision edited", `UPDATE audit SET decision = CASE WHEN decision = 'allow' THEN 'deny' ELSE 'allow' END WHERE id = $1`, nil, target},
 				{"reason edited", `UPDATE audit SET reason = 'edited' WHERE id = $1`, nil, target},
@@ -190,6 +193,10 @@ func TestCompactTamperingIsDetected(t *testing.T) {
 				{"hash edited", `UPDATE audit SET hash = prev_hash WHERE id = $1`, nil, target},
 				{"prev hash edited", `UPDATE audit SET prev_hash = hash WHERE id = $1`, nil, target},
 				{"row deleted", `DELETE FROM audit WHERE id = $1`, nil, target},
+				// The rows after a batch's first store no prev_hash: they
+				// link to the row before them, so moving one breaks a link.
+				{"row moved to the end", `UPDATE audit SET seq = DEFAULT WHERE id = $1`, nil, target},
+				{"link stored where it was left out", `UPDATE audit SET prev_hash = (SELECT hash FROM audit p WHERE p.seq < audit.seq ORDER BY p.seq DESC LIMIT 1 OFFSET 1) WHERE id = $1`, nil, target},
 				{"agent name edited in the record", "", func(b []byte) []byte { return bytes.Replace(b, []byte("mailer-0"), []byte("mailer-9"), 1) }, target},
 				{"record truncated", "", func(b []byte) []byte { return b[:len(b)-3] }, target},
 				{"unknown phrase", "", func(b []byte) []byte { return append(b, phraseMark, 255) }, target},
@@ -205,6 +212,7 @@ func TestCompactTamperingIsDetected(t *testing.T) {
 					q := tc.sql
 					if s.dialect.name == "sqlite" {
 						q = replaceAll(q, "NOT shadow", "1 - shadow")
+						q = replaceAll(q, "seq = DEFAULT", "seq = (SELECT MAX(seq) + 1 FROM audit)")
 					}
 					var res sql.Result
 					var err error
@@ -273,4 +281,67 @@ func FuzzDecodeAuditBody(f *testing.F) {
 			t.Fatalf("round trip:\n%s\n%s (%v)", got, canon, err)
 		}
 	})
+}
+
+// TestLinksLeftOutReadBack: a batch's rows after its first store no
+// prev_hash (it is the hash of the row before), and read back with it —
+// from the row before, or, once retention deleted that row, from the
+// anchor it left — so the trail verifies, on both engines.
+func TestLinksLeftOutReadBack(t *testing.T) {
+	for _, b := range compactBackends() {
+		t.Run(b.name, func(t *testing.T) {
+			s, raw := b.open(t)
+			ctx := t.Context()
+			rs := compactRecords(t, audit.GenesisHash, 8)
+			if err := s.AppendAudit(ctx, rs[:6]); err != nil {
+				t.Fatal(err)
+			}
+			if err := s.AppendAudit(ctx, rs[6:]); err != nil {
+				t.Fatal(err)
+			}
+			for i, r := range rs {
+				var n int
+				if err := raw.QueryRowContext(ctx, `SELECT length(prev_hash) FROM audit WHERE id = $1`, r.ID).Scan(&n); err != nil {
+					t.Fatal(err)
+				}
+				if want := map[bool]int{true: 32, false: 0}[i == 0 || i == 6]; n != want {
+					t.Errorf("record %d stores a prev_hash of %d bytes, want %d", i, n, want)
+				}
+			}
+			check := func(from int) {
+				t.Helper()
+				if _, err := audit.VerifyChains(ctx, s); err != nil {
+					t.Fatalf("verify: %v", err)
+				}
+				page, err := s.QueryAudit(ctx, AuditFilter{AgentID: "agent_1"})
+				if err != nil {
+					t.Fatal(err)
+				}
+				var got []string
+				for _, r := range page.Records {
+					got = append(got, r.ID)
+					j := slices.IndexFunc(rs, func(o audit.Record) bool { return o.ID == r.ID })
+					if r.PrevHash != rs[j].PrevHash || r.Hash != rs[j].Hash {
+						t.Errorf("record %d reads back linked to %.12s…, want %.12s…", j, r.PrevHash, rs[j].PrevHash)
+					}
+				}
+				var want []string
+				for i := len(rs) - 1; i >= from; i-- {
+					if rs[i].AgentID == "agent_1" {
+						want = append(want, rs[i].ID)
+					}
+				}
+				if !slices.Equal(got, want) {
+					t.Errorf("agent_1's records: got %v, want %v", got, want)
+				}
+			}
+			check(0)
+			// Cut inside the first batch: record 3 is then the first left,
+			// and its link is the anchor's.
+			if n, err := s.PruneAudit(ctx, rs[3].Timestamp); err != nil || n != 3 {
+				t.Fatalf("prune: %d, %v; want 3 deleted", n, err)
+			}
+			check(3)
+		})
+	}
 }

@@ -145,7 +145,7 @@ func (s *db) FollowAudit(ctx context.Context, f AuditFilter, cur *FollowCursor, 
 	} else {
 		where += " AND "
 	}
-	q := `SELECT ` + auditSelect + ` FROM audit` + where + fmt.Sprintf(`chain_id = $%d AND seq > $%d AND seq <= $%d ORDER BY seq`, n+1, n+2, n+3)
+	q := `SELECT ` + s.auditSelect() + ` FROM audit` + where + fmt.Sprintf(`chain_id = $%d AND seq > $%d AND seq <= $%d ORDER BY seq`, n+1, n+2, n+3)
 	for _, h := range heads {
 		from := cur.pos(h.ID)
 		if h.Seq <= from {

@@ -72,7 +72,7 @@ func (f AuditFilter) where() (string, []any, error) {
 		conds = append(conds, strings.ReplaceAll(cond, "?", "$"+strconv.Itoa(len(args))))
 	}
 	if f.AgentID != "" {
-		add("agent_id = ?", f.AgentID)
+		add(auditAgentIs, f.AgentID)
 	}
 	switch {
 	case strings.HasSuffix(f.Action, "*"):
@@ -150,7 +150,7 @@ func (s *db) QueryAudit(ctx context.Context, f AuditFilter) (AuditPage, error) {
 		limit = DefaultAuditLimit
 	}
 	// One more than the page shows whether there is a next page.
-	q := `SELECT ` + auditSelect + ` FROM audit` + where + ` ORDER BY seq DESC LIMIT ` + strconv.Itoa(limit+1)
+	q := `SELECT ` + s.auditSelect() + ` FROM audit` + where + ` ORDER BY seq DESC LIMIT ` + strconv.Itoa(limit+1)
 	var page AuditPage
 	var last int64
 	err = s.scanAuditRows(ctx, q, args, func(seq int64, r audit.Record) error {
@@ -182,7 +182,7 @@ func (s *db) ScanAuditFiltered(ctx context.Context, f AuditFilter, fn func(r aud
 	if err != nil {
 		return fmt.Errorf("scan audit: %w", err)
 	}
-	q := `SELECT ` + auditSelect + ` FROM audit` + where + ` ORDER BY seq`
+	q := `SELECT ` + s.auditSelect() + ` FROM audit` + where + ` ORDER BY seq`
 	if f.Limit > 0 {
 		q += ` LIMIT ` + strconv.Itoa(f.Limit)
 	}
@@ -197,8 +197,33 @@ func (s *db) ScanAuditFiltered(ctx context.Context, f AuditFilter, fn func(r aud
 	return nil
 }
 
-// auditSelect is the columns scanAuditRows reads.
-const auditSelect = "seq, id, record, prev_hash, hash, agent_id, action, decision, ts, trace_id, status, reason, source, shadow"
+// auditSelect is the columns scanAuditRows reads. A row's prev_hash is
+// empty when it is the hash of the row before it in its chain
+// (insertAudit): it is then read from that row or, when retention deleted
+// it, from the anchor retention left in its place, or it is the genesis
+// hash (NULL here). A deleted or reordered row thus changes what the next
+// row links to, which its hash covers.
+func (s *db) auditSelect() string { return s.auditSelectLinked("") }
+
+// auditSelectChain is auditSelect for a scan of one chain's rows in order
+// from some position: each row but the first is linked to the row read
+// before it (a window, where auditSelect looks each one up).
+func (s *db) auditSelectChain() string { return s.auditSelectLinked("LAG(hash) OVER (ORDER BY seq), ") }
+
+func (s *db) auditSelectLinked(lag string) string {
+	return `seq, id, record, CASE WHEN length(prev_hash) > 0 THEN prev_hash ELSE COALESCE(` + lag + `
+			(SELECT p.hash FROM audit p WHERE p.chain_id = audit.chain_id AND p.seq < audit.seq ORDER BY p.seq DESC LIMIT 1),
+			(SELECT ` + s.dialect.unhex("a.last_hash") + ` FROM audit_anchors a WHERE a.chain_id = audit.chain_id AND a.last_seq < audit.seq ORDER BY a.last_seq DESC LIMIT 1)) END,
+		hash, ` + auditAgentSQL + `, action, decision, ts, trace_id, status, reason, source, shadow`
+}
+
+// unhex is the SQL that turns a hex column into its bytes.
+func (d dialect) unhex(col string) string {
+	if d.name == "sqlite" {
+		return "unhex(" + col + ")"
+	}
+	return "decode(" + col + ", 'hex')"
+}
 
 // scanAuditRows runs q (selecting auditSelect) and decodes each row
 // (decodeAuditBody). A row that does not decode is handed on with only its
@@ -225,6 +250,9 @@ func scanAuditRowsOn(ctx context.Context, on queryer, q string, args []any, fn f
 		r := decodeAuditBody(body, c)
 		// The columns are what the chain links; the record is what was hashed.
 		r.PrevHash, r.Hash = hashText(prev), hashText(hash)
+		if prev == nil {
+			r.PrevHash = audit.GenesisHash // no row and no anchor before it
+		}
 		if err := fn(seq, r); err != nil {
 			return err
 		}
@@ -241,7 +269,11 @@ func (s *db) AuditStats(ctx context.Context, from, to time.Time) (audit.Stats, e
 	st := audit.Stats{From: from.UTC(), To: to.UTC()}
 	span := []any{from.UnixMicro(), to.UnixMicro()}
 	rank := func(col, extra string) ([]audit.Count, error) {
-		q := `SELECT ` + col + `, COUNT(*), SUM(CASE WHEN decision = 'deny' THEN 1 ELSE 0 END) FROM audit
+		key := col
+		if col == "agent" {
+			key = auditAgentSQL
+		}
+		q := `SELECT ` + key + `, COUNT(*), SUM(CASE WHEN decision = 'deny' THEN 1 ELSE 0 END) FROM audit
 			WHERE ts >= $1 AND ts < $2` + extra + ` GROUP BY ` + col + ` ORDER BY 2 DESC, 1 LIMIT ` + strconv.Itoa(auditTopN)
 		rows, err := s.r.QueryContext(ctx, q, span...)
 		if err != nil {
@@ -265,7 +297,7 @@ func (s *db) AuditStats(ctx context.Context, from, to time.Time) (audit.Stats, e
 		col, extra string
 	}{
 		{&byDecision, "decision", ""},
-		{&st.Agents, "agent_id", ""},
+		{&st.Agents, "agent", ""},
 		{&st.Actions, "action", ""},
 		{&st.DenyReasons, "reason", " AND decision = 'deny'"},
 		{&st.Sources, "source", ""},
@@ -317,7 +349,7 @@ func (s *db) PruneAudit(ctx context.Context, before time.Time) (int64, error) {
 		}
 		for _, c := range cuts {
 			var rec audit.Record
-			if err := scanAuditRowsOn(ctx, tx, `SELECT `+auditSelect+` FROM audit WHERE seq = $1`, []any{c.seq}, func(_ int64, r audit.Record) error {
+			if err := scanAuditRowsOn(ctx, tx, `SELECT `+s.auditSelect()+` FROM audit WHERE seq = $1`, []any{c.seq}, func(_ int64, r audit.Record) error {
 				rec = r
 				return nil
 			}); err != nil {

@@ -4,15 +4,16 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"strings"
 	"time"
 )
 
 // AgentLastSeen is the time of agent id's newest audit record, and false
-// when it has none. It is one read of the index on (agent_id, ts), however
+// when it has none. It is one read of the index on (agent, ts), however
 // long the trail: the console's agents page asks it once per row.
 func (s *db) AgentLastSeen(ctx context.Context, id string) (time.Time, bool, error) {
 	var ts sql.NullInt64
-	if err := s.r.QueryRowContext(ctx, `SELECT MAX(ts) FROM audit WHERE agent_id = $1`, id).Scan(&ts); err != nil {
+	if err := s.r.QueryRowContext(ctx, `SELECT MAX(ts) FROM audit WHERE `+strings.ReplaceAll(auditAgentIs, "?", "$1"), id).Scan(&ts); err != nil {
 		return time.Time{}, false, fmt.Errorf("last seen of agent %s: %w", id, err)
 	}
 	if !ts.Valid {

@@ -1,0 +1,100 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/meshguard/meshguard/audit"
+)
+
+// The audit rows name their agent by a number from audit_agents (migrations
+// sqlite/0014, postgres/0017): a trail repeats a few agents' ids in every
+// row and in the (agent, ts) index. Entries are added, never changed or
+// deleted, so a number means one agent for the life of the trail.
+
+// auditAgentSQL reads a row's agent id; ” when its number names no
+// dictionary entry (an edited row), which its hash then reports.
+const auditAgentSQL = `COALESCE((SELECT g.agent_id FROM audit_agents g WHERE g.n = audit.agent), '')`
+
+// auditAgentIs is the condition on a row's agent number for an agent id
+// ($ is its placeholder): no row when the id has no entry.
+const auditAgentIs = `agent = (SELECT g.n FROM audit_agents g WHERE g.agent_id = ?)`
+
+// auditAgentNumbers returns the dictionary numbers of rs's agents, adding
+// the ones it has not seen. Numbers are read in the transaction that uses
+// them, not cached: an entry added by a transaction that then rolled back
+// does not exist.
+func auditAgentNumbers(ctx context.Context, tx *sql.Tx, rs []audit.Record) (map[string]int64, error) {
+	var ids []any
+	seen := make(map[string]int64, 8)
+	for i := range rs {
+		if _, ok := seen[rs[i].AgentID]; !ok {
+			seen[rs[i].AgentID] = 0
+			ids = append(ids, rs[i].AgentID)
+		}
+	}
+	read := func(q string, args []any) error {
+		rows, err := tx.QueryContext(ctx, q, args...)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var id string
+			var n int64
+			if err := rows.Scan(&n, &id); err != nil {
+				return err
+			}
+			seen[id] = n
+		}
+		return rows.Err()
+	}
+	if err := read(`SELECT n, agent_id FROM audit_agents WHERE agent_id IN (`+placeholders(1, len(ids))+`)`, ids); err != nil {
+		return nil, fmt.Errorf("audit agents: %w", err)
+	}
+	var missing []any
+	for _, id := range ids {
+		if seen[id.(string)] == 0 {
+			missing = append(missing, id)
+		}
+	}
+	if len(missing) == 0 {
+		return seen, nil
+	}
+	// Another writer may add the same agent meanwhile (PostgreSQL
+	// replicas): ON CONFLICT waits for it, then the read below finds it.
+	var vals strings.Builder
+	for i := range missing {
+		if i > 0 {
+			vals.WriteByte(',')
+		}
+		vals.WriteString("($" + strconv.Itoa(i+1) + ")")
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO audit_agents (agent_id) VALUES `+vals.String()+` ON CONFLICT DO NOTHING`, missing...); err != nil {
+		return nil, fmt.Errorf("audit agents: %w", err)
+	}
+	if err := read(`SELECT n, agent_id FROM audit_agents WHERE agent_id IN (`+placeholders(1, len(missing))+`)`, missing); err != nil {
+		return nil, fmt.Errorf("audit agents: %w", err)
+	}
+	for _, id := range missing {
+		if seen[id.(string)] == 0 {
+			return nil, fmt.Errorf("audit agents: %q has no number after adding it", id)
+		}
+	}
+	return seen, nil
+}
+
+// placeholders is "$from, …" for n arguments.
+func placeholders(from, n int) string {
+	var b strings.Builder
+	for i := range n {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString("$" + strconv.Itoa(from+i))
+	}
+	return b.String()
+}
