@@ -51,6 +51,9 @@ func (s *db) AppendAudit(ctx context.Context, rs []audit.Record) error {
 	if err != nil {
 		return fmt.Errorf("append audit: %w", err)
 	}
+	if s.auditCommitted != nil {
+		s.auditCommitted(len(rs))
+	}
 	return nil
 }
 

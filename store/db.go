@@ -25,6 +25,9 @@ type db struct {
 	getAgent, getAgentByName, agentByHost, agentBySPIFFEID *sql.Stmt
 	// inserts are the audit INSERTs, one per chunk size.
 	inserts auditInserts
+	// auditCommitted, if set, is told how many audit records each
+	// AppendAudit committed (SQLite's WAL checkpointer).
+	auditCommitted func(n int)
 
 	// maxRevoked bounds the live token revocations
 	// (identity.MaxRevokedTokens if zero; tests set less).

@@ -151,6 +151,7 @@ func OpenSQLite(ctx context.Context, path string, opts ...Option) (*SQLite, erro
 		_ = s.Close()
 		return nil, fmt.Errorf("open sqlite %s: %w", abs, err)
 	}
+	s.auditCommitted = s.ckpt.committed
 	return s, nil
 }
 

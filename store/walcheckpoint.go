@@ -5,30 +5,37 @@ import (
 	"database/sql"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
-// The WAL is checkpointed here, from a connection of its own, on a timer;
-// the writer connection's automatic checkpoint is off. Run by the writer,
-// a checkpoint (copying the WAL into the file, an fsync of each) sat inside
-// the audit writer's commit and, on a busy disk, pushed a commit past the
-// 500 ms lag bound. Durability is the same: with synchronous(NORMAL) a
-// commit is never fsynced, a process crash loses nothing either way, and
-// a power cut loses what the last checkpoint had not synced, a second's
-// worth at most instead of the 1000 pages between automatic checkpoints.
+// The WAL is checkpointed here, from a connection of its own; the writer
+// connection's automatic checkpoint is off. Run by the writer, a checkpoint
+// (copying the WAL into the file, an fsync of each) sat inside the audit
+// writer's commit and, on a busy disk, pushed a commit past the 500 ms lag
+// bound. A checkpoint runs every DefaultCheckpointInterval and, sooner,
+// once walCheckpointRecords audit records were committed since the last
+// (about the 1000 pages at which SQLite's automatic one ran). Durability is
+// the same: with synchronous(NORMAL) a commit is never fsynced, a process
+// crash loses nothing either way, and a power cut loses what the last
+// checkpoint had not synced.
 //
 // A PASSIVE checkpoint waits for no one; the writer restarts the WAL from
 // its start at its next transaction once a checkpoint has copied it all.
-// Under a constant stream of commits that may not happen for a while, so
-// a WAL grown past walRestartFrames gets a RESTART checkpoint, which waits
-// for the writer (busy_timeout) and has little left to copy by then.
+// Under commits back to back that may not happen for a while, so a WAL
+// grown past walRestartFrames gets a RESTART checkpoint, which waits for
+// the writer (busy_timeout) and has little left to copy by then.
 
 // DefaultCheckpointInterval is how often the WAL is checkpointed.
 const DefaultCheckpointInterval = time.Second
 
-// walRestartFrames is the WAL length (4 KiB pages: 40 MB) past which the
+// walRestartFrames is the WAL length (4 KiB pages: 16 MB) past which the
 // checkpointer waits for the writer to restart the log.
-const walRestartFrames = 10000
+const walRestartFrames = 4000
+
+// walCheckpointRecords is how many audit records committed since the last
+// checkpoint start the next one before the timer.
+const walCheckpointRecords = 2000
 
 // WithCheckpointInterval sets how often the WAL is checkpointed (default
 // DefaultCheckpointInterval).
@@ -41,6 +48,12 @@ type walCheckpointer struct {
 	stop chan struct{}
 	done chan struct{}
 	once sync.Once
+	// kick starts a checkpoint before the timer; written counts the
+	// records committed since the last one.
+	kick    chan struct{}
+	written atomic.Int64
+	// restartFrames is walRestartFrames (tests set less).
+	restartFrames atomic.Int64
 	// runs counts checkpoints that succeeded (tests wait on it).
 	mu   sync.Mutex
 	runs int
@@ -53,7 +66,8 @@ func startCheckpointer(ctx context.Context, dsn string, every time.Duration) (*w
 	if err != nil {
 		return nil, fmt.Errorf("checkpointer: %w", err)
 	}
-	c := &walCheckpointer{db: db, stop: make(chan struct{}), done: make(chan struct{})}
+	c := &walCheckpointer{db: db, stop: make(chan struct{}), done: make(chan struct{}), kick: make(chan struct{}, 1)}
+	c.restartFrames.Store(walRestartFrames)
 	go c.run(every)
 	return c, nil
 }
@@ -67,7 +81,9 @@ func (c *walCheckpointer) run(every time.Duration) {
 		case <-c.stop:
 			return
 		case <-t.C:
+		case <-c.kick:
 		}
+		c.written.Store(0)
 		ctx, cancel := context.WithTimeout(context.Background(), max(10*time.Second, every))
 		err := c.checkpoint(ctx)
 		cancel()
@@ -82,13 +98,23 @@ func (c *walCheckpointer) run(every time.Duration) {
 	}
 }
 
+// committed tells the checkpointer n audit records were committed.
+func (c *walCheckpointer) committed(n int) {
+	if c.written.Add(int64(n)) >= walCheckpointRecords {
+		select {
+		case c.kick <- struct{}{}:
+		default:
+		}
+	}
+}
+
 // checkpoint copies what it can of the WAL into the database file.
 func (c *walCheckpointer) checkpoint(ctx context.Context) error {
 	var busy, frames, copied int
 	if err := c.db.QueryRowContext(ctx, "PRAGMA wal_checkpoint(PASSIVE)").Scan(&busy, &frames, &copied); err != nil {
 		return fmt.Errorf("wal checkpoint: %w", err)
 	}
-	if frames >= walRestartFrames && copied < frames {
+	if int64(frames) >= c.restartFrames.Load() {
 		if err := c.db.QueryRowContext(ctx, "PRAGMA wal_checkpoint(RESTART)").Scan(&busy, &frames, &copied); err != nil {
 			return fmt.Errorf("wal checkpoint (restart): %w", err)
 		}

@@ -74,3 +74,41 @@ func TestCheckpointIntervalMustBePositive(t *testing.T) {
 		}
 	}
 }
+
+// TestWALStaysBounded: commits back to back never leave the writer a
+// moment to restart a WAL a checkpoint has copied, so the log would grow
+// without end; past its bound the checkpointer waits for the writer and
+// restarts it.
+func TestWALStaysBounded(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "m.db")
+	// Only commits start checkpoints here, not the timer.
+	s := openTest(t, path, WithCheckpointInterval(time.Hour))
+	s.ckpt.restartFrames.Store(100) // 400 KB
+	prev, err := s.LastAuditHash(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var most int64
+	for b := range 200 {
+		rs := make([]audit.Record, 400)
+		for i := range rs {
+			rs[i] = audit.Record{ID: fmt.Sprintf("aud_%03d_%03d", b, i), Timestamp: time.Now().UTC(), AgentID: "agent_a",
+				Action: "read:x", Decision: "allow", Status: 200, Path: fmt.Sprintf("/docs/%d/%d", b, i), Mode: "enforce"}
+			if err := rs[i].Seal(prev); err != nil {
+				t.Fatal(err)
+			}
+			prev = rs[i].Hash
+		}
+		if err := s.AppendAudit(t.Context(), rs); err != nil {
+			t.Fatal(err)
+		}
+		if fi, err := os.Stat(path + "-wal"); err == nil {
+			most = max(most, fi.Size())
+		}
+	}
+	// 80,000 records are ≈ 40 MB of WAL frames when it never restarts;
+	// between two checkpoints (2000 records) a few MB.
+	if most > 16<<20 {
+		t.Fatalf("the WAL grew to %d KB, restarted past 400 KB", most>>10)
+	}
+}
