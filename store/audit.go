@@ -51,6 +51,9 @@ func (s *db) AppendAudit(ctx context.Context, rs []audit.Record) error {
 	if err != nil {
 		return fmt.Errorf("append audit: %w", err)
 	}
+	if s.auditCommitted != nil {
+		s.auditCommitted(len(rs))
+	}
 	return nil
 }
 
@@ -85,15 +88,17 @@ func linksToLast(ctx context.Context, tx *sql.Tx, rs []audit.Record) error {
 	return fmt.Errorf("%w: %w: the audit chain ends at %.12s…, the batch links to %.12s…", identity.ErrConflict, audit.ErrHeadMoved, last, rs[0].PrevHash)
 }
 
-// insertAudit inserts sealed records with multi-row INSERTs.
+// insertAudit inserts sealed records with multi-row INSERTs, cached per
+// chunk size (auditinsert.go).
 func (s *db) insertAudit(ctx context.Context, tx *sql.Tx, chain string, rs []audit.Record) error {
 	args := make([]any, 0, auditCols*min(len(rs), auditRowsPerInsert))
 	agents, err := auditAgentNumbers(ctx, tx, rs)
 	if err != nil {
 		return err
 	}
-	for start := 0; start < len(rs); start += auditRowsPerInsert {
-		batch := rs[start:min(start+auditRowsPerInsert, len(rs))]
+	for start, k := 0, 0; start < len(rs); start += k {
+		k = auditChunk(len(rs) - start)
+		batch := rs[start : start+k]
 		args = args[:0]
 		for i := range batch {
 			r := &batch[i]
@@ -126,7 +131,7 @@ func (s *db) insertAudit(ctx context.Context, tx *sql.Tx, chain string, rs []aud
 			args = append(args, chain, r.ID, r.Timestamp.UnixMicro(), agents[r.AgentID], r.Action, r.Decision, r.TraceID,
 				r.Status, r.Reason, r.Source, r.Shadow != nil, body, prev, hash)
 		}
-		if _, err := tx.ExecContext(ctx, s.insertAuditSQL(len(batch)), args...); err != nil {
+		if err := s.execAuditInsert(ctx, tx, len(batch), args); err != nil {
 			if isDataError(err) {
 				// Only this statement's refusal is the records' fault: a
 				// conflict on the chain's head is another writer's.

@@ -26,7 +26,7 @@ func trailsAt(sqliteN, postgresN int) []oldTrail {
 	return []oldTrail{
 		{"sqlite", func(t *testing.T) (*sql.DB, func() (*db, func() error)) {
 			path := t.TempDir() + "/mg.db"
-			raw, err := openPool(t.Context(), sqliteDSN(path, time.Second, false), 1)
+			raw, err := openPool(t.Context(), sqliteDSN(path, time.Second, connWriter), 1)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -23,6 +23,11 @@ type db struct {
 	// Prepared once: on the lookups the request path makes, parsing the
 	// SQL every time cost as much as running it.
 	getAgent, getAgentByName, agentByHost, agentBySPIFFEID *sql.Stmt
+	// inserts are the audit INSERTs, one per chunk size.
+	inserts auditInserts
+	// auditCommitted, if set, is told how many audit records each
+	// AppendAudit committed (SQLite's WAL checkpointer).
+	auditCommitted func(n int)
 
 	// maxRevoked bounds the live token revocations
 	// (identity.MaxRevokedTokens if zero; tests set less).
@@ -53,7 +58,8 @@ type dialect struct {
 	skipLocked string
 }
 
-// prepare prepares the request path's statements on the read pool.
+// prepare prepares the request path's statements on the read pool, and
+// the audit INSERTs.
 func (s *db) prepare(ctx context.Context) error {
 	for _, p := range []struct {
 		stmt  **sql.Stmt
@@ -70,7 +76,7 @@ func (s *db) prepare(ctx context.Context) error {
 			return fmt.Errorf("prepare: %w", err)
 		}
 	}
-	return nil
+	return s.prepareAuditInserts(ctx)
 }
 
 // Close closes the database. It is safe to call more than once.
@@ -82,6 +88,7 @@ func (s *db) Close() error {
 				errs = append(errs, st.Close())
 			}
 		}
+		errs = append(errs, s.closeAuditInserts())
 		if s.r != nil && s.r != s.w {
 			errs = append(errs, s.r.Close())
 		}

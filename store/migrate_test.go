@@ -157,7 +157,7 @@ func TestRefusesForeignSchema(t *testing.T) {
 // failure part-way leaves neither its tables nor its schema_migrations row.
 func TestFailedMigrationRollsBack(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "m.db")
-	db, err := openPool(t.Context(), sqliteDSN(path, time.Second, false), 1)
+	db, err := openPool(t.Context(), sqliteDSN(path, time.Second, connWriter), 1)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -42,6 +42,23 @@ var (
 // Its methods are db's, shared with Postgres.
 type SQLite struct {
 	db
+	ckpt *walCheckpointer
+}
+
+// Close stops the WAL checkpointer and closes the database. It is safe to
+// call more than once.
+func (s *SQLite) Close() error {
+	var err error
+	if s.ckpt != nil {
+		err = s.ckpt.close()
+	}
+	if cerr := s.db.Close(); cerr != nil {
+		return cerr
+	}
+	if err != nil {
+		return fmt.Errorf("close sqlite: checkpointer: %w", err)
+	}
+	return nil
 }
 
 // Option configures OpenSQLite.
@@ -50,8 +67,10 @@ type Option func(*options)
 type options struct {
 	busyTimeout time.Duration
 	maxReaders  int
-	now         func() time.Time
-	auditChain  string // Postgres only
+	// checkpointEvery is how often the WAL is checkpointed (walcheckpoint.go).
+	checkpointEvery time.Duration
+	now             func() time.Time
+	auditChain      string // Postgres only
 }
 
 // WithBusyTimeout sets how long a statement waits for a lock held by another
@@ -72,7 +91,7 @@ func WithClock(now func() time.Time) Option { return func(o *options) { o.now = 
 // its schema up to date. The directory is created 0700 and a new file 0600:
 // the database holds private signing keys.
 func OpenSQLite(ctx context.Context, path string, opts ...Option) (*SQLite, error) {
-	o := options{busyTimeout: 5 * time.Second, maxReaders: defaultReaders(), now: time.Now}
+	o := options{busyTimeout: 5 * time.Second, maxReaders: defaultReaders(), now: time.Now, checkpointEvery: DefaultCheckpointInterval}
 	for _, opt := range opts {
 		opt(&o)
 	}
@@ -83,6 +102,8 @@ func OpenSQLite(ctx context.Context, path string, opts ...Option) (*SQLite, erro
 		return nil, fmt.Errorf("open sqlite: max readers %d: need at least 1", o.maxReaders)
 	case o.now == nil:
 		return nil, errors.New("open sqlite: nil clock")
+	case o.checkpointEvery <= 0:
+		return nil, fmt.Errorf("open sqlite: checkpoint interval %v: must be positive", o.checkpointEvery)
 	}
 	// An in-memory or URI name would give each pool its own database, or
 	// let a path smuggle in connection parameters.
@@ -108,8 +129,8 @@ func OpenSQLite(ctx context.Context, path string, opts ...Option) (*SQLite, erro
 
 	// What differs for SQLite: nothing to lock (the writer begins
 	// IMMEDIATE), one audit chain, json_each for ListAgents' tag test.
-	s := &SQLite{db{now: o.now, dialect: dialect{name: "sqlite", tagClause: sqliteTagClause}}}
-	if s.w, err = openPool(ctx, sqliteDSN(abs, o.busyTimeout, false), 1); err != nil {
+	s := &SQLite{db: db{now: o.now, dialect: dialect{name: "sqlite", tagClause: sqliteTagClause}}}
+	if s.w, err = openPool(ctx, sqliteDSN(abs, o.busyTimeout, connWriter), 1); err != nil {
 		return nil, fmt.Errorf("open sqlite %s: writer: %w", abs, err)
 	}
 	if err := s.setUp(ctx); err != nil {
@@ -118,7 +139,7 @@ func OpenSQLite(ctx context.Context, path string, opts ...Option) (*SQLite, erro
 	}
 	// Readers open after the writer has switched the file to WAL and
 	// migrated it: they are query-only and could do neither.
-	if s.r, err = openPool(ctx, sqliteDSN(abs, o.busyTimeout, true), o.maxReaders); err != nil {
+	if s.r, err = openPool(ctx, sqliteDSN(abs, o.busyTimeout, connReader), o.maxReaders); err != nil {
 		_ = s.w.Close()
 		return nil, fmt.Errorf("open sqlite %s: readers: %w", abs, err)
 	}
@@ -126,6 +147,11 @@ func OpenSQLite(ctx context.Context, path string, opts ...Option) (*SQLite, erro
 		_ = s.Close()
 		return nil, fmt.Errorf("open sqlite %s: %w", abs, err)
 	}
+	if s.ckpt, err = startCheckpointer(ctx, sqliteDSN(abs, o.busyTimeout, connCheckpointer), o.checkpointEvery); err != nil {
+		_ = s.Close()
+		return nil, fmt.Errorf("open sqlite %s: %w", abs, err)
+	}
+	s.auditCommitted = s.ckpt.committed
 	return s, nil
 }
 
@@ -159,7 +185,7 @@ const sqliteMigrationsDDL = `CREATE TABLE IF NOT EXISTS schema_migrations (
 // takes the write lock up front, so a read-then-write transaction never has
 // to upgrade its lock, which is the one case where SQLite returns
 // SQLITE_BUSY at once instead of waiting busy_timeout.
-func sqliteDSN(path string, busy time.Duration, readOnly bool) string {
+func sqliteDSN(path string, busy time.Duration, role connRole) string {
 	p := filepath.ToSlash(path)
 	if !strings.HasPrefix(p, "/") {
 		p = "/" + p // a Windows drive letter
@@ -176,15 +202,30 @@ func sqliteDSN(path string, busy time.Duration, readOnly bool) string {
 	// on disk they cost the audit writer a write syscall per page, a
 	// quarter of its time.
 	q.Add("_pragma", "temp_store(MEMORY)")
-	if readOnly {
+	switch role {
+	case connReader:
 		q.Add("_pragma", "query_only(1)")
-	} else {
+	case connWriter:
 		q.Add("_pragma", "journal_mode(WAL)")
+		// The checkpointer's connection checkpoints, not the commit
+		// (walcheckpoint.go).
+		q.Add("_pragma", "wal_autocheckpoint(0)")
 		q.Set("_txlock", "immediate")
+	case connCheckpointer:
+		// It writes only the WAL's pages into the file.
 	}
 	u := url.URL{Scheme: "file", Path: p, RawQuery: q.Encode()}
 	return u.String()
 }
+
+// connRole is what a connection is for: its pragmas differ.
+type connRole int
+
+const (
+	connWriter connRole = iota
+	connReader
+	connCheckpointer
+)
 
 func openPool(ctx context.Context, dsn string, conns int) (*sql.DB, error) {
 	db, err := sql.Open("sqlite", dsn)

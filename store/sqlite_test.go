@@ -46,6 +46,11 @@ func TestOpenSetsPragmas(t *testing.T) {
 			}
 		}
 	}
+	// The checkpointer checkpoints, not the writer's commits.
+	var auto string
+	if err := s.w.QueryRowContext(t.Context(), "PRAGMA wal_autocheckpoint").Scan(&auto); err != nil || auto != "0" {
+		t.Errorf("writer: PRAGMA wal_autocheckpoint = %q, %v; want 0", auto, err)
+	}
 	// Readers cannot write, whatever a future bug asks of them.
 	if _, err := s.r.ExecContext(t.Context(), `DELETE FROM agents`); err == nil {
 		t.Error("a reader connection accepted a write")
