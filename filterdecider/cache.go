@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/binary"
+	"strings"
 	"sync"
 	"time"
 
@@ -17,7 +18,8 @@ import (
 // skips the engine (docs/wasm-filter.md "The decision cache"): the same
 // agent token, delegation token, method, host, path and query, route
 // action and tier floor, source address, and every header the request
-// carries but its trace context and request id (trace-only headers:
+// carries but its trace context and request id, unless a policy reads
+// one (keyTrace) (trace-only headers:
 // Reissue reads the trace context again). Every header, not only those
 // the policies read: the engine reads some itself (a method override, for
 // one), and a header it starts reading must not be left out of the key. A hit is reissued by the engine (engine.Reissue): a new
@@ -38,11 +40,14 @@ import (
 // no credential is held in memory, and one request cannot be made to
 // collide with another without that key (docs/security.md).
 type decisionCache struct {
-	k0, k1  uint64
-	max     int
-	maxAge  time.Duration
-	mu      sync.Mutex
-	entries map[[2]uint64]cached
+	k0, k1 uint64
+	max    int
+	maxAge time.Duration
+	// keyTrace keeps the trace-only headers in the key: a policy reads
+	// one of them (header.x-request-id…), so they decide.
+	keyTrace bool
+	mu       sync.Mutex
+	entries  map[[2]uint64]cached
 }
 
 type cached struct {
@@ -63,6 +68,18 @@ func newDecisionCache(timed bool, max int) (*decisionCache, error) {
 	c := &decisionCache{k0: binary.LittleEndian.Uint64(key[:8]), k1: binary.LittleEndian.Uint64(key[8:]),
 		max: max, maxAge: identity.DefaultCacheMaxAge, entries: map[[2]uint64]cached{}}
 	return c, nil
+}
+
+// readsTrace reports whether a request key of the set (policy.Set's
+// RequestKeys) reads a trace-only header, as edge.SameName reads it ('_'
+// as '-').
+func readsTrace(keys []string) bool {
+	for _, k := range keys {
+		if name, ok := strings.CutPrefix(k, policy.HeaderKeyPrefix); ok && traceOnly(strings.ReplaceAll(strings.ToLower(name), "_", "-")) {
+			return true
+		}
+	}
+	return false
 }
 
 // cacheable reports whether r may be served from the cache at all: a
@@ -95,7 +112,7 @@ func (c *decisionCache) key(r *engine.Request) [2]uint64 {
 	hs, _ := r.Headers.(edge.PairHeaders)
 	s.writeLen(len(hs))
 	for _, kv := range hs {
-		if !traceOnly(kv[0]) {
+		if c.keyTrace || !traceOnly(kv[0]) {
 			s.field(kv[0])
 			s.field(kv[1])
 		}

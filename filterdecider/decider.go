@@ -122,6 +122,9 @@ func New(c *filterconfig.Config, o Options) (*Decider, error) {
 	if err != nil {
 		return nil, fmt.Errorf("the decision cache's key: %w", err)
 	}
+	if cache != nil {
+		cache.keyTrace = readsTrace(set.RequestKeys())
+	}
 	return &Decider{hs256: c.HS256, engine: eng, services: services, tokens: tokens, cache: cache, now: o.Now}, nil
 }
 
