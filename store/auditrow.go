@@ -193,8 +193,13 @@ func decodeAuditBody(body []byte, c auditColumns) audit.Record {
 		if json.Unmarshal(body, &r) != nil {
 			return audit.Record{ID: c.id, Unreadable: "its stored record is not JSON"}
 		}
-		// Not shadow: the migration set it by a text search, a superset,
-		// which the filters' callers narrow.
+		// Shadow one way only: the migration set it by a text search, a
+		// superset the filters' callers narrow, but one that finds every
+		// record with a shadow answer; a cleared one hides it from them.
+		if r.Shadow != nil && !c.shadow {
+			r.Unreadable = "its shadow column disagrees with the hashed record (the row was edited)"
+			return r
+		}
 		if r.ID != c.id || r.AgentID != c.agentID || r.Action != c.action || r.Decision != c.decision || r.Timestamp.UnixMicro() != c.ts ||
 			r.TraceID != c.traceID || r.Status != c.status || r.Reason != c.reason || r.Source != c.source {
 			r.Unreadable = "its indexed columns disagree with the hashed record (the row was edited)"
