@@ -41,6 +41,7 @@ type Server struct {
 	xds   serverv3.Server
 	log   *slog.Logger
 	track *tracker
+	types *streamTypes // the type URLs each stream named (streamtypes.go)
 
 	mu      sync.Mutex
 	version int
@@ -61,18 +62,30 @@ func NewServer(ctx context.Context, log *slog.Logger) *Server {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{cache: newSharedCache(cachev3.NewSnapshotCache(false, sameForAll{}, nil)), log: log, track: newTracker()}
+	s := &Server{cache: newSharedCache(cachev3.NewSnapshotCache(false, sameForAll{}, nil)), log: log, track: newTracker(), types: newStreamTypes()}
 	s.xds = serverv3.NewServer(ctx, s.cache, serverv3.CallbackFuncs{
 		StreamRequestFunc: func(id int64, r *discoveryv3.DiscoveryRequest) error {
+			if err := s.types.admit(streamID{n: id}, r.GetTypeUrl()); err != nil {
+				return err
+			}
 			s.onSotW(id, r)
 			return nil
 		},
 		StreamDeltaRequestFunc: func(id int64, r *discoveryv3.DeltaDiscoveryRequest) error {
+			if err := s.types.admit(streamID{delta: true, n: id}, r.GetTypeUrl()); err != nil {
+				return err
+			}
 			s.onDelta(id, r)
 			return nil
 		},
-		StreamClosedFunc:      func(id int64, _ *corev3.Node) { s.track.closed(streamID{n: id}) },
-		DeltaStreamClosedFunc: func(id int64, _ *corev3.Node) { s.track.closed(streamID{delta: true, n: id}) },
+		StreamClosedFunc: func(id int64, _ *corev3.Node) {
+			s.track.closed(streamID{n: id})
+			s.types.closed(streamID{n: id})
+		},
+		DeltaStreamClosedFunc: func(id int64, _ *corev3.Node) {
+			s.track.closed(streamID{delta: true, n: id})
+			s.types.closed(streamID{delta: true, n: id})
+		},
 	})
 	return s
 }
