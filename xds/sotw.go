@@ -179,11 +179,20 @@ func (e *encoded) response(req *cachev3.Request) *sharedResponse {
 		r.anys, r.returned = t.anys, maps.Clone(t.returned)
 		return r
 	}
+	// Each name looked up in the sorted names: a node chooses how many it
+	// sends (up to a message's 4 MiB), so the cost must not be their
+	// number times the resources' (BenchmarkNamedResponse).
 	r.returned = map[string]string{}
-	for i, name := range t.names {
-		if slices.Contains(req.GetResourceNames(), name) {
+	want := make([]bool, len(t.names))
+	for _, name := range req.GetResourceNames() {
+		if i, found := slices.BinarySearch(t.names, name); found {
+			want[i] = true
+		}
+	}
+	for i, w := range want {
+		if w {
 			r.anys = append(r.anys, t.anys[i])
-			r.returned[name] = e.version
+			r.returned[t.names[i]] = e.version
 		}
 	}
 	return r
