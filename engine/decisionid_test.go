@@ -41,11 +41,12 @@ func TestDecisionIDsBeginWithTheirMilliseconds(t *testing.T) {
 // read crypto/rand in bulk (ids.go).
 func TestIDsComeFromTheConfiguredSource(t *testing.T) {
 	var calls int
-	random := func(b []byte) {
+	random := func() (b [16]byte) {
 		calls++
 		for i := range b {
 			b[i] = 0xab
 		}
+		return b
 	}
 	m := newMesh(t, enginetest.Options{Random: random})
 	d := check(t, m.F.Engine, engine.Request{Token: m.MailT, Method: "GET", Path: "/contacts"})

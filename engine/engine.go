@@ -110,10 +110,10 @@ type Config struct {
 	// Answer is what every rendered answer carries beyond what Envoy and
 	// the upstream need (ANSWER_EXTRAS; answer.go). Zero: the default.
 	Answer Answer
-	// Random fills b with bytes from crypto/rand for the ids the engine
+	// Random returns 16 bytes from crypto/rand for each id the engine
 	// makes (ids.go); nil: crypto/rand.Read itself. The wasm filter
 	// reads crypto/rand in bulk, where each read is a host call.
-	Random func(b []byte)
+	Random func() [16]byte
 }
 
 // DefaultDelegationTTL is how long a minted delegation token lives at most.

@@ -13,10 +13,10 @@ import (
 // index grows at its end instead of dirtying a random page per record
 // (that alone cost the writer 10 µs a record).
 func newID(prefix string, n int, at time.Time) string {
-	return makeID(func(b []byte) {
-		// crypto/rand.Read never fails on supported platforms (Go 1.24+).
-		_, _ = rand.Read(b)
-	}, prefix, n, at)
+	var raw [16]byte
+	// crypto/rand.Read never fails on supported platforms (Go 1.24+).
+	_, _ = rand.Read(raw[:min(n, len(raw))])
+	return makeID(raw, prefix, n, at)
 }
 
 // newID is newID with the engine's source of random bytes (Config.Random).
@@ -24,13 +24,13 @@ func (e *Engine) newID(prefix string, n int, at time.Time) string {
 	if e.cfg.Random == nil {
 		return newID(prefix, n, at)
 	}
-	return makeID(e.cfg.Random, prefix, n, at)
+	return makeID(e.cfg.Random(), prefix, n, at)
 }
 
-func makeID(random func([]byte), prefix string, n int, at time.Time) string {
-	var raw [16]byte
+// makeID is an id of the first n bytes of raw (a value, not a slice: a
+// slice handed to a function value would escape, an allocation per id).
+func makeID(raw [16]byte, prefix string, n int, at time.Time) string {
 	b := raw[:min(n, len(raw))]
-	random(b)
 	if !at.IsZero() && len(b) >= 12 {
 		ms := uint64(at.UnixMilli())
 		for i := range 6 {

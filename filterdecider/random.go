@@ -5,8 +5,8 @@ import (
 	"sync"
 )
 
-// randomBufferSize is how many bytes of crypto/rand one read takes: ≈ 110
-// decisions' ids (12 + 16 + 8 bytes each at most).
+// randomBufferSize is how many bytes of crypto/rand one read takes: ≈ 85
+// decisions' ids (16 bytes for each of three ids).
 const randomBufferSize = 4096
 
 // randomBuffer hands the engine its id bytes (engine.Config.Random) from
@@ -21,6 +21,12 @@ type randomBuffer struct {
 }
 
 func newRandomBuffer() *randomBuffer { return &randomBuffer{off: randomBufferSize} }
+
+// next returns the next 16 random bytes (engine.Config.Random).
+func (r *randomBuffer) next() (b [16]byte) {
+	r.fill(b[:])
+	return b
+}
 
 // fill fills b with random bytes.
 func (r *randomBuffer) fill(b []byte) {

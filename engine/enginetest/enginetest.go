@@ -55,7 +55,7 @@ type Options struct {
 	// Answer is what answers carry beyond the default (ANSWER_EXTRAS).
 	Answer engine.Answer
 	// Random is the engine's source of id bytes (nil: crypto/rand).
-	Random func([]byte)
+	Random func() [16]byte
 }
 
 // New builds a Fixture whose policies are the given YAML documents (joined
