@@ -1,7 +1,9 @@
 package engine_test
 
 import (
+	"context"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -30,5 +32,41 @@ func TestDecisionIDsBeginWithTheirMilliseconds(t *testing.T) {
 	later := engine.NewAuditID(now.Add(time.Millisecond))
 	if earlier := engine.NewAuditID(now); later <= earlier {
 		t.Fatalf("%q (a millisecond later) does not sort after %q", later, earlier)
+	}
+}
+
+// TestIDsComeFromTheConfiguredSource: the engine takes the random part of
+// every id it makes (decision, trace and span ids, of a Check and of a
+// Reissue) from Config.Random when one is given, so the wasm filter can
+// read crypto/rand in bulk (ids.go).
+func TestIDsComeFromTheConfiguredSource(t *testing.T) {
+	var calls int
+	random := func() (b [16]byte) {
+		calls++
+		for i := range b {
+			b[i] = 0xab
+		}
+		return b
+	}
+	m := newMesh(t, enginetest.Options{Random: random})
+	d := check(t, m.F.Engine, engine.Request{Token: m.MailT, Method: "GET", Path: "/contacts"})
+	re, err := m.F.Engine.Reissue(context.Background(), &engine.Request{Token: m.MailT, Method: "GET", Path: "/contacts"}, &d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ name, id, want string }{
+		{"decision id", d.ID[16:], strings.Repeat("ab", 6)},
+		{"trace id", d.TraceID, strings.Repeat("ab", 16)},
+		{"span id", d.SpanID, strings.Repeat("ab", 8)},
+		{"reissued decision id", re.ID[16:], strings.Repeat("ab", 6)},
+		{"reissued trace id", re.TraceID, strings.Repeat("ab", 16)},
+		{"reissued span id", re.SpanID, strings.Repeat("ab", 8)},
+	} {
+		if tc.id != tc.want {
+			t.Errorf("%s %q, want %q from the configured source", tc.name, tc.id, tc.want)
+		}
+	}
+	if calls != 6 {
+		t.Errorf("the source was read %d times for two decisions' three ids each, want 6", calls)
 	}
 }

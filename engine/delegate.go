@@ -112,10 +112,10 @@ func (e *Engine) Delegate(ctx context.Context, r *DelegateRequest) (out Delegati
 	c.Source = SourceDelegation
 	e.traceOfDelegation(c)
 	d := &out.Decision
-	*d = Decision{ID: newID("dec_", 12, now), Mode: e.cfg.Mode, Source: SourceDelegation, TraceID: c.TraceID, Time: now,
+	*d = Decision{ID: e.newID("dec_", 12, now), Mode: e.cfg.Mode, Source: SourceDelegation, TraceID: c.TraceID, Time: now,
 		Action: DelegateAction + recordable(r.Delegate, MaxActionLen-len(DelegateAction))}
 	if !edge.ValidTraceID(d.TraceID) {
-		d.TraceID = newID("", 16, time.Time{})
+		d.TraceID = e.newID("", 16, time.Time{})
 	}
 	ctx, span := e.startCheck(ctx, c, d)
 	span.SetName(SpanDelegate)

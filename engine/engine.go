@@ -2,11 +2,8 @@ package engine
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"go.opentelemetry.io/otel/codes"
@@ -113,6 +110,10 @@ type Config struct {
 	// Answer is what every rendered answer carries beyond what Envoy and
 	// the upstream need (ANSWER_EXTRAS; answer.go). Zero: the default.
 	Answer Answer
+	// Random returns 16 bytes from crypto/rand for each id the engine
+	// makes (ids.go); nil: crypto/rand.Read itself. The wasm filter
+	// reads crypto/rand in bulk, where each read is a host call.
+	Random func() [16]byte
 }
 
 // DefaultDelegationTTL is how long a minted delegation token lives at most.
@@ -173,9 +174,9 @@ var ErrInternal = errors.New("meshguard internal failure")
 func (e *Engine) Check(ctx context.Context, r *Request) (d Decision, err error) {
 	now := e.cfg.Now()
 	e.traceOfDelegation(r)
-	d = Decision{ID: newID("dec_", 12, now), Mode: e.cfg.Mode, Source: r.Source, TraceID: r.TraceID, Time: now}
+	d = Decision{ID: e.newID("dec_", 12, now), Mode: e.cfg.Mode, Source: r.Source, TraceID: r.TraceID, Time: now}
 	if !edge.ValidTraceID(d.TraceID) {
-		d.TraceID = newID("", 16, time.Time{})
+		d.TraceID = e.newID("", 16, time.Time{})
 	}
 	ctx, span := e.startCheck(ctx, r, &d)
 	defer func() {
@@ -240,31 +241,6 @@ func (d *Decision) deny(status int, reason, format string, args ...any) error {
 
 func internal(what string, err error) error {
 	return fmt.Errorf("%w: %s: %w", ErrInternal, what, err)
-}
-
-// newID returns prefix + hex of n (at most 16) random bytes, in one
-// allocation. With a time, the first six bytes are its Unix milliseconds
-// instead: ids then sort by time, so the audit table's id index grows at
-// its end instead of dirtying a random page per record (that alone cost
-// the writer 10 µs a record).
-func newID(prefix string, n int, at time.Time) string {
-	var raw [16]byte
-	b := raw[:min(n, len(raw))]
-	// crypto/rand.Read never fails on supported platforms (Go 1.24+).
-	_, _ = rand.Read(b)
-	if !at.IsZero() && len(b) >= 12 {
-		ms := uint64(at.UnixMilli())
-		for i := range 6 {
-			b[i] = byte(ms >> (8 * (5 - i)))
-		}
-	}
-	var sb strings.Builder
-	sb.Grow(len(prefix) + hex.EncodedLen(len(b)))
-	sb.WriteString(prefix)
-	var enc [2 * len(raw)]byte
-	hex.Encode(enc[:], b)
-	sb.Write(enc[:hex.EncodedLen(len(b))])
-	return sb.String()
 }
 
 // Refusal is the denial an adapter gives for input it does not hand to the

@@ -19,9 +19,9 @@ func (e *Engine) Reissue(ctx context.Context, r *Request, prior *Decision) (d De
 	now := e.cfg.Now()
 	e.traceOfDelegation(r)
 	d = *prior
-	d.ID, d.Time, d.Source, d.TraceID, d.SpanID, d.TraceSampled = newID("dec_", 12, now), now, r.Source, r.TraceID, "", false
+	d.ID, d.Time, d.Source, d.TraceID, d.SpanID, d.TraceSampled = e.newID("dec_", 12, now), now, r.Source, r.TraceID, "", false
 	if !edge.ValidTraceID(d.TraceID) {
-		d.TraceID = newID("", 16, time.Time{})
+		d.TraceID = e.newID("", 16, time.Time{})
 	}
 	ctx, span := e.startCheck(ctx, r, &d)
 	defer func() {

@@ -75,7 +75,7 @@ func IsCheckSpan(name string) bool {
 // tracer would only make ids, at ≈ 7% of a Check.
 func (e *Engine) startCheck(ctx context.Context, r *Request, d *Decision) (context.Context, trace.Span) {
 	if e.tracer == nil {
-		d.SpanID = newID("", 8, time.Time{})
+		d.SpanID = e.newID("", 8, time.Time{})
 		d.ParentsUpstream = r.ParentSpanID == ""
 		return ctx, noSpan
 	}
@@ -98,7 +98,7 @@ func (e *Engine) startCheck(ctx context.Context, r *Request, d *Decision) (conte
 		d.TraceID, d.SpanID = sc.TraceID().String(), sc.SpanID().String()
 		d.TraceSampled = sc.IsSampled() && span.IsRecording()
 	} else {
-		d.SpanID = newID("", 8, time.Time{})
+		d.SpanID = e.newID("", 8, time.Time{})
 	}
 	// The upstream's parent is the check span when it is exported; when
 	// MeshGuard started the trace, the upstream joins the trace id the

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/binary"
+	"math"
 	"strings"
 	"sync"
 	"time"
@@ -102,7 +103,13 @@ func traceOnly(name string) bool {
 }
 
 // key is r's key: every field the decision reads, each length-prefixed so
-// no two requests share an encoding.
+// no two requests share an encoding. A header whose value is exactly one
+// of the fields already in the key (the token's "Bearer …", :method,
+// :authority, :path: the filter takes those fields from these headers) is
+// written as a word naming that field instead of its bytes again: the
+// token is most of a request's bytes, and it was hashed twice. A word
+// with the top bit set is never a length, so the encoding stays
+// unambiguous.
 func (c *decisionCache) key(r *engine.Request) [2]uint64 {
 	s := newSip(c.k0, c.k1)
 	for _, f := range [...]string{r.Token, r.Delegation, string(r.Source), r.Method, r.Host, r.Path,
@@ -112,12 +119,50 @@ func (c *decisionCache) key(r *engine.Request) [2]uint64 {
 	hs, _ := r.Headers.(edge.PairHeaders)
 	s.writeLen(len(hs))
 	for _, kv := range hs {
-		if c.keyTrace || !traceOnly(kv[0]) {
-			s.field(kv[0])
+		if !c.keyTrace && traceOnly(kv[0]) {
+			continue
+		}
+		s.field(kv[0])
+		if f := sameAsField(r, kv); f != 0 {
+			s.writeLen(f)
+		} else {
 			s.field(kv[1])
 		}
 	}
 	return s.sum()
+}
+
+// The words written for a header that repeats a field of the key.
+const (
+	repeatsToken = math.MinInt64 + iota + 1
+	repeatsMethod
+	repeatsHost
+	repeatsPath
+)
+
+// sameAsField is the word for header kv when its value is exactly a field
+// already in r's key, 0 when it is not.
+func sameAsField(r *engine.Request, kv [2]string) int {
+	const bearer = "Bearer "
+	switch v := kv[1]; kv[0] {
+	case "authorization":
+		if r.Token != "" && len(v) == len(bearer)+len(r.Token) && v[:len(bearer)] == bearer && v[len(bearer):] == r.Token {
+			return repeatsToken
+		}
+	case ":method":
+		if v == r.Method {
+			return repeatsMethod
+		}
+	case ":authority":
+		if v == r.Host {
+			return repeatsHost
+		}
+	case ":path":
+		if v == r.Path {
+			return repeatsPath
+		}
+	}
+	return 0
 }
 
 func (c *decisionCache) get(k [2]uint64, now time.Time) (engine.Decision, bool) {

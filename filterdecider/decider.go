@@ -109,7 +109,7 @@ func New(c *filterconfig.Config, o Options) (*Decider, error) {
 	eng, err := engine.New(engine.Config{
 		Mode: c.Mode, Answer: answer, Tokens: tokens, Delegations: tokens, Delegator: deferring{}, Agents: dir,
 		Policies: fixedPolicies{set}, Limiter: deferring{}, Recorder: o.Recorder, Routes: c.Routes, Now: o.Now,
-		Approvals: deferring{},
+		Approvals: deferring{}, Random: newRandomBuffer().next,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", filterconfig.ErrInvalid, err)

@@ -54,6 +54,8 @@ type Options struct {
 	Observer engine.Observer
 	// Answer is what answers carry beyond the default (ANSWER_EXTRAS).
 	Answer engine.Answer
+	// Random is the engine's source of id bytes (nil: crypto/rand).
+	Random func() [16]byte
 }
 
 // New builds a Fixture whose policies are the given YAML documents (joined
@@ -105,7 +107,7 @@ func (f *Fixture) buildEngine(t testing.TB, opts Options) {
 	t.Helper()
 	var err error
 	f.Engine, err = engine.New(engine.Config{
-		Mode: opts.Mode, Answer: opts.Answer, Tokens: f.Cached, Delegations: f.Cached, Delegator: f.Issuer,
+		Mode: opts.Mode, Answer: opts.Answer, Random: opts.Random, Tokens: f.Cached, Delegations: f.Cached, Delegator: f.Issuer,
 		Agents: f.Agents, Names: f.Store, Policies: f.Policies, Limiter: f.Limiter, Recorder: f.Audit, Routes: opts.Routes, Now: opts.Now,
 		Approvals: f.Store, ApprovalNotifier: opts.ApprovalNotifier, ApprovalArguments: opts.ApprovalArguments,
 		ApprovalPendingTTL: opts.ApprovalPendingTTL, Observer: opts.Observer,

@@ -101,7 +101,10 @@ func (h *request) OnHttpRequestHeaders(_ int, endOfStream bool) types.Action {
 		// An MCP or A2A call is decided on what its body carries: the
 		// headers wait with it (Envoy stops iteration) until the whole
 		// body is here (OnHttpRequestBody).
-		h.pending, h.merged = &r, merged
+		// A copy: taking r's own address would put every request's r
+		// on the heap, where most are decided here and go.
+		pending := r
+		h.pending, h.merged = &pending, merged
 		h.seen = time.Now() // only here: a clock read is a host call
 		return types.ActionPause
 	}
@@ -187,7 +190,8 @@ func (h *request) decide(r *engine.Request, merged [][2]string) types.Action {
 		return h.fail("deciding", err)
 	}
 	if d.Allowed && d.Call != nil && d.Call.Lists() {
-		h.list = &d
+		list := d // a copy: d's own address would put every decision on the heap
+		h.list = &list
 	}
 	return h.enforce(filterprotocol.NewVerdict(&d), false)
 }
