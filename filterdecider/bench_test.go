@@ -11,8 +11,9 @@ import (
 
 // BenchmarkCheck is one allowed request decided by the filter's Decider:
 // by the engine (a request the cache does not take: its headers are not
-// the filter's pairs) and served from the decision cache. Run it in wasm
-// too (docs/performance.md): GOOS=wasip1 GOARCH=wasm go test -c.
+// the filter's pairs) and served from the decision cache. Its fixtures
+// use the SQLite store, so it runs natively only; the compiled filter's
+// figures come from wasmfilter's BenchmarkRequest (make bench-wasm).
 func BenchmarkCheck(b *testing.B) {
 	env := filtertest.New(b)
 	now := filtertest.Now
