@@ -253,7 +253,11 @@ func (d dialect) unhex(col string) string {
 // id and hashes, marked Unreadable, so a verifier reports it rather than
 // the scan failing.
 func (s *db) scanAuditRows(ctx context.Context, q string, args []any, fn func(seq int64, r audit.Record) error) error {
-	return scanAuditRowsOn(ctx, s.r, q, args, fn)
+	rows, err := s.reads.query(ctx, s.r, q, args)
+	if err != nil {
+		return err
+	}
+	return scanAuditRowsFrom(rows, fn)
 }
 
 func scanAuditRowsOn(ctx context.Context, on queryer, q string, args []any, fn func(seq int64, r audit.Record) error) error {
@@ -261,6 +265,10 @@ func scanAuditRowsOn(ctx context.Context, on queryer, q string, args []any, fn f
 	if err != nil {
 		return err
 	}
+	return scanAuditRowsFrom(rows, fn)
+}
+
+func scanAuditRowsFrom(rows *sql.Rows, fn func(seq int64, r audit.Record) error) error {
 	defer rows.Close()
 	for rows.Next() {
 		var seq int64
