@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -19,9 +20,25 @@ import (
 // dictionary entry (an edited row), which its hash then reports.
 const auditAgentSQL = `COALESCE((SELECT g.agent_id FROM audit_agents g WHERE g.n = audit.agent), '')`
 
-// auditAgentIs is the condition on a row's agent number for an agent id
-// ($ is its placeholder): no row when the id has no entry.
-const auditAgentIs = `agent = (SELECT g.n FROM audit_agents g WHERE g.agent_id = ?)`
+// noAgent is a number no dictionary entry has (they start at 1): the
+// condition on an agent that has none, where a query must still run.
+const noAgent = 0
+
+// auditAgentNumber is agent id's dictionary number, or false when it has
+// none (then it has no records). Queries take the number as a parameter,
+// not a subquery: a planner choosing an index cannot see a subquery's value
+// (PostgreSQL read the agent's whole index for agent+deny+hour).
+func (s *db) auditAgentNumber(ctx context.Context, id string) (int64, bool, error) {
+	var n int64
+	err := s.r.QueryRowContext(ctx, `SELECT n FROM audit_agents WHERE agent_id = $1`, id).Scan(&n)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return 0, false, nil
+	case err != nil:
+		return 0, false, fmt.Errorf("audit agent %s: %w", id, err)
+	}
+	return n, true, nil
+}
 
 // auditAgentNumbers returns the dictionary numbers of rs's agents, adding
 // the ones it has not seen. Numbers are read in the transaction that uses

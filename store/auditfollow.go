@@ -128,7 +128,9 @@ func (s *db) FollowFromNow(ctx context.Context) (FollowCursor, error) {
 // delivered, and none is delivered twice.
 func (s *db) FollowAudit(ctx context.Context, f AuditFilter, cur *FollowCursor, fn func(r audit.Record, cur *FollowCursor) error) error {
 	f.After, f.Before, f.Limit = "", "", 0
-	where, args, err := f.where()
+	// An agent with no records yet is matched by number noAgent: the
+	// chains are still read, so the cursor moves past what it skipped.
+	where, args, _, err := s.resolve(ctx, f)
 	if err != nil {
 		return fmt.Errorf("follow audit: %w", err)
 	}

@@ -63,8 +63,25 @@ func decodeCursor(c string) (int64, error) {
 	return seq, nil
 }
 
-// where builds the WHERE clause and its arguments.
-func (f AuditFilter) where() (string, []any, error) {
+// resolve is f's WHERE clause and arguments, with f's agent (if any)
+// resolved to its number first; none is true when f's agent has no
+// records, so nothing matches and no query need run.
+func (s *db) resolve(ctx context.Context, f AuditFilter) (where string, args []any, none bool, err error) {
+	agent := int64(noAgent)
+	if f.AgentID != "" {
+		n, ok, err := s.auditAgentNumber(ctx, f.AgentID)
+		if err != nil {
+			return "", nil, false, err
+		}
+		agent, none = n, !ok
+	}
+	where, args, err = f.where(agent)
+	return where, args, none, err
+}
+
+// where builds the WHERE clause and its arguments; agent is the number of
+// f.AgentID (noAgent when it has none).
+func (f AuditFilter) where(agent int64) (string, []any, error) {
 	var conds []string
 	var args []any
 	add := func(cond string, arg any) {
@@ -72,7 +89,7 @@ func (f AuditFilter) where() (string, []any, error) {
 		conds = append(conds, strings.ReplaceAll(cond, "?", "$"+strconv.Itoa(len(args))))
 	}
 	if f.AgentID != "" {
-		add(auditAgentIs, f.AgentID)
+		add("agent = ?", agent)
 	}
 	switch {
 	case strings.HasSuffix(f.Action, "*"):
@@ -141,9 +158,12 @@ func (s *db) QueryAudit(ctx context.Context, f AuditFilter) (AuditPage, error) {
 	if f.Limit > MaxAuditLimit {
 		return AuditPage{}, fmt.Errorf("query audit: %w: limit %d: expected 1 to %d", ErrInvalidFilter, f.Limit, MaxAuditLimit)
 	}
-	where, args, err := f.where()
+	where, args, none, err := s.resolve(ctx, f)
 	if err != nil {
 		return AuditPage{}, fmt.Errorf("query audit: %w", err)
+	}
+	if none {
+		return AuditPage{}, nil
 	}
 	limit := f.Limit
 	if limit == 0 {
@@ -178,9 +198,12 @@ func (s *db) QueryAudit(ctx context.Context, f AuditFilter) (AuditPage, error) {
 // (oldest first) with the record's cursor, stopping at fn's first error.
 // It streams: export and follow use it on any number of records.
 func (s *db) ScanAuditFiltered(ctx context.Context, f AuditFilter, fn func(r audit.Record, cursor string) error) error {
-	where, args, err := f.where()
-	if err != nil {
-		return fmt.Errorf("scan audit: %w", err)
+	where, args, none, err := s.resolve(ctx, f)
+	if err != nil || none {
+		if err != nil {
+			err = fmt.Errorf("scan audit: %w", err)
+		}
+		return err
 	}
 	q := `SELECT ` + s.auditSelect() + ` FROM audit` + where + ` ORDER BY seq`
 	if f.Limit > 0 {
@@ -230,7 +253,11 @@ func (d dialect) unhex(col string) string {
 // id and hashes, marked Unreadable, so a verifier reports it rather than
 // the scan failing.
 func (s *db) scanAuditRows(ctx context.Context, q string, args []any, fn func(seq int64, r audit.Record) error) error {
-	return scanAuditRowsOn(ctx, s.r, q, args, fn)
+	rows, err := s.reads.query(ctx, s.r, q, args)
+	if err != nil {
+		return err
+	}
+	return scanAuditRowsFrom(rows, fn)
 }
 
 func scanAuditRowsOn(ctx context.Context, on queryer, q string, args []any, fn func(seq int64, r audit.Record) error) error {
@@ -238,6 +265,10 @@ func scanAuditRowsOn(ctx context.Context, on queryer, q string, args []any, fn f
 	if err != nil {
 		return err
 	}
+	return scanAuditRowsFrom(rows, fn)
+}
+
+func scanAuditRowsFrom(rows *sql.Rows, fn func(seq int64, r audit.Record) error) error {
 	defer rows.Close()
 	for rows.Next() {
 		var seq int64

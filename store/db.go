@@ -25,6 +25,8 @@ type db struct {
 	getAgent, getAgentByName, agentByHost, agentBySPIFFEID *sql.Stmt
 	// inserts are the audit INSERTs, one per chunk size.
 	inserts auditInserts
+	// reads keeps the audit reads prepared (SQLite; nil on PostgreSQL).
+	reads *readStmts
 	// auditCommitted, if set, is told how many audit records each
 	// AppendAudit committed (SQLite's WAL checkpointer).
 	auditCommitted func(n int)
@@ -88,7 +90,7 @@ func (s *db) Close() error {
 				errs = append(errs, st.Close())
 			}
 		}
-		errs = append(errs, s.closeAuditInserts())
+		errs = append(errs, s.closeAuditInserts(), s.reads.close())
 		if s.r != nil && s.r != s.w {
 			errs = append(errs, s.r.Close())
 		}

@@ -42,20 +42,25 @@ func main() {
 	n := flag.Int("records", 100_000, "records to write")
 	pg := flag.String("pg", os.Getenv("MESHGUARD_TEST_DATABASE_URL"), "PostgreSQL URL of an empty database (empty: SQLite only)")
 	runs := flag.Int("runs", 7, "times each query runs (the median is reported)")
+	keep := flag.String("keep", "", "write the SQLite database into this directory and keep it (for EXPLAIN; empty: a temporary one)")
 	flag.Parse()
 	ctx := context.Background()
-	if err := run(ctx, *n, *pg, *runs); err != nil {
+	if err := run(ctx, *n, *pg, *runs, *keep); err != nil {
 		fmt.Fprintln(os.Stderr, "auditstorage:", err)
 		os.Exit(1)
 	}
 }
 
-func run(ctx context.Context, n int, pg string, runs int) error {
-	dir, err := os.MkdirTemp("", "auditstorage-")
-	if err != nil {
-		return err
+func run(ctx context.Context, n int, pg string, runs int, keep string) error {
+	dir := keep
+	if dir == "" {
+		tmp, err := os.MkdirTemp("", "auditstorage-")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(tmp)
+		dir = tmp
 	}
-	defer os.RemoveAll(dir)
 	path := filepath.Join(dir, "meshguard.db")
 	s, err := store.OpenSQLite(ctx, path)
 	if err != nil {
