@@ -54,10 +54,12 @@ type walCheckpointer struct {
 	written atomic.Int64
 	// restartFrames is walRestartFrames (tests set less).
 	restartFrames atomic.Int64
-	// runs counts checkpoints that succeeded (tests wait on it).
-	mu   sync.Mutex
-	runs int
-	err  error // the last one's error
+	// runs counts checkpoints that succeeded (tests wait on it), restarts
+	// those of them that restarted the WAL.
+	mu       sync.Mutex
+	runs     int
+	restarts int
+	err      error // the last one's error
 }
 
 // startCheckpointer opens the checkpointer's connection and starts it.
@@ -85,7 +87,7 @@ func (c *walCheckpointer) run(every time.Duration) {
 		}
 		c.written.Store(0)
 		ctx, cancel := context.WithTimeout(context.Background(), max(10*time.Second, every))
-		err := c.checkpoint(ctx)
+		restarted, err := c.checkpoint(ctx)
 		cancel()
 		// A failed checkpoint is retried at the next tick; the WAL only
 		// grows meanwhile, which the next successful one undoes.
@@ -93,6 +95,9 @@ func (c *walCheckpointer) run(every time.Duration) {
 		c.err = err
 		if err == nil {
 			c.runs++
+			if restarted {
+				c.restarts++
+			}
 		}
 		c.mu.Unlock()
 	}
@@ -108,18 +113,20 @@ func (c *walCheckpointer) committed(n int) {
 	}
 }
 
-// checkpoint copies what it can of the WAL into the database file.
-func (c *walCheckpointer) checkpoint(ctx context.Context) error {
+// checkpoint copies what it can of the WAL into the database file, and
+// says whether the WAL was past its bound and restarted.
+func (c *walCheckpointer) checkpoint(ctx context.Context) (restarted bool, err error) {
 	var busy, frames, copied int
 	if err := c.db.QueryRowContext(ctx, "PRAGMA wal_checkpoint(PASSIVE)").Scan(&busy, &frames, &copied); err != nil {
-		return fmt.Errorf("wal checkpoint: %w", err)
+		return false, fmt.Errorf("wal checkpoint: %w", err)
 	}
-	if int64(frames) >= c.restartFrames.Load() {
-		if err := c.db.QueryRowContext(ctx, "PRAGMA wal_checkpoint(RESTART)").Scan(&busy, &frames, &copied); err != nil {
-			return fmt.Errorf("wal checkpoint (restart): %w", err)
-		}
+	if int64(frames) < c.restartFrames.Load() {
+		return false, nil
 	}
-	return nil
+	if err := c.db.QueryRowContext(ctx, "PRAGMA wal_checkpoint(RESTART)").Scan(&busy, &frames, &copied); err != nil {
+		return false, fmt.Errorf("wal checkpoint (restart): %w", err)
+	}
+	return true, nil
 }
 
 // status is how many checkpoints succeeded and the last one's error.
@@ -127,6 +134,13 @@ func (c *walCheckpointer) status() (int, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.runs, c.err
+}
+
+// restarted is how many checkpoints restarted the WAL.
+func (c *walCheckpointer) restarted() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.restarts
 }
 
 // close stops the checkpointer and closes its connection; safe to call
