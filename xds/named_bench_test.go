@@ -37,9 +37,7 @@ func BenchmarkNamedResponse(b *testing.B) {
 	for i := range names {
 		names[i] = fmt.Sprintf("outbound|8080||svc-%03d.mesh-%d", i%1000, i)
 	}
-	for _, name := range e.types[resourcev3.ClusterType].names[:10] {
-		names = append(names, name)
-	}
+	names = append(names, e.types[resourcev3.ClusterType].names[:10]...)
 	req := &discoveryv3.DiscoveryRequest{TypeUrl: resourcev3.ClusterType, ResourceNames: names}
 	for b.Loop() {
 		if got := e.response(req); len(got.anys) != 10 {
