@@ -19,12 +19,13 @@ import (
 // skips the engine (docs/wasm-filter.md "The decision cache"): the same
 // agent token, delegation token, method, host, path and query, route
 // action and tier floor, source address, and every header the request
-// carries but its trace context and request id, unless a policy reads
-// one (keyTrace) (trace-only headers:
-// Reissue reads the trace context again). Every header, not only those
-// the policies read: the engine reads some itself (a method override, for
-// one), and a header it starts reading must not be left out of the key. A hit is reissued by the engine (engine.Reissue): a new
-// decision id, time and trace, and its own audit record.
+// carries but its trace context and request id (Reissue reads the trace
+// context again), which are in the key too when a policy reads one
+// (keyTrace). Every header, not only those the policies read: the engine
+// reads some itself (a method override, for one), and a header it starts
+// reading must not be left out of the key. A hit is reissued by the
+// engine (engine.Reissue): a new decision id, time and trace, and its own
+// audit record.
 //
 // It serves only what is a pure function of its key:
 //   - one configuration: it belongs to the Decider, so every
