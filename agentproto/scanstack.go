@@ -4,111 +4,68 @@ package agentproto
 // no pointer into the scanner, so that a parse's scanner stays on its
 // stack (scan.go).
 
-// spill8 is a stack of T held in an array of 8 until it outgrows it,
-// then in a slice of its own.
+// spill8, spill16 and spill256 are stacks of T held in an array of 8, 16
+// or 256 until they outgrow it, then in a slice of their own. Go cannot
+// make an array's length a type parameter, so each size is its own type;
+// they share their logic through the spill* functions, which take the
+// array as a slice they do not keep (a slice kept into the scanner's own
+// array would move the scanner to the heap).
 type spill8[T any] struct {
 	n    int
 	arr  [8]T
 	more []T // all of the stack, once it outgrew arr
 }
 
-func (st *spill8[T]) push(v T) {
-	if st.more == nil && st.n < len(st.arr) {
-		st.arr[st.n] = v
-		st.n++
-		return
-	}
-	if st.more == nil {
-		st.more = append(make([]T, 0, 2*len(st.arr)), st.arr[:st.n]...)
-	}
-	st.more = append(st.more, v)
-	st.n++
-}
-
-// all is the stack, bottom first; it is valid until the next push.
-func (st *spill8[T]) all() []T {
-	if st.more != nil {
-		return st.more[:st.n]
-	}
-	return st.arr[:st.n]
-}
-
-func (st *spill8[T]) truncate(n int) {
-	st.n = n
-	if st.more != nil {
-		st.more = st.more[:n]
-	}
-}
-
-// spill16 is a stack of T held in an array of 16 until it outgrows it,
-// then in a slice of its own.
 type spill16[T any] struct {
 	n    int
 	arr  [16]T
-	more []T // all of the stack, once it outgrew arr
+	more []T
 }
 
-func (st *spill16[T]) push(v T) {
-	if st.more == nil && st.n < len(st.arr) {
-		st.arr[st.n] = v
-		st.n++
-		return
-	}
-	if st.more == nil {
-		st.more = append(make([]T, 0, 2*len(st.arr)), st.arr[:st.n]...)
-	}
-	st.more = append(st.more, v)
-	st.n++
-}
-
-// all is the stack, bottom first; it is valid until the next push.
-func (st *spill16[T]) all() []T {
-	if st.more != nil {
-		return st.more[:st.n]
-	}
-	return st.arr[:st.n]
-}
-
-func (st *spill16[T]) truncate(n int) {
-	st.n = n
-	if st.more != nil {
-		st.more = st.more[:n]
-	}
-}
-
-// spill256 is a stack of T held in an array of 256 until it outgrows it,
-// then in a slice of its own.
 type spill256[T any] struct {
 	n    int
 	arr  [256]T
-	more []T // all of the stack, once it outgrew arr
+	more []T
 }
 
-func (st *spill256[T]) push(v T) {
-	if st.more == nil && st.n < len(st.arr) {
-		st.arr[st.n] = v
-		st.n++
+func (st *spill8[T]) push(v T)         { spillPush(st.arr[:], &st.n, &st.more, v) }
+func (st *spill8[T]) all() []T         { return spillAll(st.arr[:], st.n, st.more) }
+func (st *spill8[T]) truncate(n int)   { spillTruncate(&st.n, &st.more, n) }
+func (st *spill16[T]) push(v T)        { spillPush(st.arr[:], &st.n, &st.more, v) }
+func (st *spill16[T]) all() []T        { return spillAll(st.arr[:], st.n, st.more) }
+func (st *spill16[T]) truncate(n int)  { spillTruncate(&st.n, &st.more, n) }
+func (st *spill256[T]) push(v T)       { spillPush(st.arr[:], &st.n, &st.more, v) }
+func (st *spill256[T]) all() []T       { return spillAll(st.arr[:], st.n, st.more) }
+func (st *spill256[T]) truncate(n int) { spillTruncate(&st.n, &st.more, n) }
+
+// spillPush pushes v on the stack of n values in arr, or in *more once
+// it outgrew arr.
+func spillPush[T any](arr []T, n *int, more *[]T, v T) {
+	if *more == nil && *n < len(arr) {
+		arr[*n] = v
+		*n++
 		return
 	}
-	if st.more == nil {
-		st.more = append(make([]T, 0, 2*len(st.arr)), st.arr[:st.n]...)
+	if *more == nil {
+		*more = append(make([]T, 0, 2*len(arr)), arr[:*n]...)
 	}
-	st.more = append(st.more, v)
-	st.n++
+	*more = append(*more, v)
+	*n++
 }
 
-// all is the stack, bottom first; it is valid until the next push.
-func (st *spill256[T]) all() []T {
-	if st.more != nil {
-		return st.more[:st.n]
+// spillAll is the stack, bottom first; it is valid until the next push.
+func spillAll[T any](arr []T, n int, more []T) []T {
+	if more != nil {
+		return more[:n]
 	}
-	return st.arr[:st.n]
+	return arr[:n]
 }
 
-func (st *spill256[T]) truncate(n int) {
-	st.n = n
-	if st.more != nil {
-		st.more = st.more[:n]
+// spillTruncate keeps the stack's first to values.
+func spillTruncate[T any](n *int, more *[]T, to int) {
+	*n = to
+	if *more != nil {
+		*more = (*more)[:to]
 	}
 }
 
