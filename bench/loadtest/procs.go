@@ -13,6 +13,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/meshguard/meshguard/bench/internal/benchproc"
 )
 
 // proc is a server under test.
@@ -24,31 +26,10 @@ type proc struct {
 	admin    string
 }
 
-func (p *proc) stop() {
-	if p.cmd.Process != nil {
-		_ = p.cmd.Process.Signal(os.Interrupt)
-		done := make(chan struct{})
-		go func() { _ = p.cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			_ = p.cmd.Process.Kill()
-		}
-	}
-}
-
-// freePort asks the kernel for an unused loopback port.
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
-}
+func (p *proc) stop() { benchproc.Stop(p.cmd) }
 
 func startNoop(ctx context.Context, bin string, shaped bool) (*proc, error) {
-	port, err := freePort()
+	port, err := benchproc.FreePort()
 	if err != nil {
 		return nil, err
 	}
@@ -95,11 +76,11 @@ defaultEffect: deny
 			return nil, err
 		}
 	}
-	httpPort, err := freePort()
+	httpPort, err := benchproc.FreePort()
 	if err != nil {
 		return nil, err
 	}
-	grpcPort, err := freePort()
+	grpcPort, err := benchproc.FreePort()
 	if err != nil {
 		return nil, err
 	}
@@ -130,28 +111,7 @@ defaultEffect: deny
 
 // createAgent registers the benchmark's agent and returns its token.
 func (p *proc) createAgent(ctx context.Context) (string, error) {
-	body := `{"name":"bench-agent","trustTier":"verified","tags":["bench"]}`
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, p.httpURL+"/admin/agents", strings.NewReader(body))
-	if err != nil {
-		return "", err
-	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("X-Admin-Token", p.admin)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return "", err
-	}
-	defer resp.Body.Close()
-	var out struct {
-		Token string `json:"token"`
-	}
-	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
-		return "", fmt.Errorf("creating the agent: %s: %w", resp.Status, err)
-	}
-	if resp.StatusCode != http.StatusCreated || out.Token == "" {
-		return "", fmt.Errorf("creating the agent: %s", resp.Status)
-	}
-	return out.Token, nil
+	return benchproc.CreateAgent(ctx, p.httpURL, p.admin, `{"name":"bench-agent","trustTier":"verified","tags":["bench"]}`)
 }
 
 // checkRequestJSON is the CheckRequest both servers get, as Envoy builds it.

@@ -2,10 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
-	"fmt"
-	"net/http"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -16,29 +12,13 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
+
+	"github.com/meshguard/meshguard/bench/internal/benchproc"
 )
 
 // createAgent registers the agent the Checks come from and returns its token.
 func createAgent(ctx context.Context, p *proc) (string, error) {
-	body := `{"name":"load-agent","trustTier":"verified","tags":["bench","team-00"]}`
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, p.httpURL+"/admin/agents", strings.NewReader(body))
-	if err != nil {
-		return "", err
-	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("X-Admin-Token", adminToken)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return "", err
-	}
-	defer resp.Body.Close()
-	var out struct {
-		Token string `json:"token"`
-	}
-	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil || resp.StatusCode != http.StatusCreated || out.Token == "" {
-		return "", fmt.Errorf("creating the load agent: %s (%v)", resp.Status, err)
-	}
-	return out.Token, nil
+	return benchproc.CreateAgent(ctx, p.httpURL, adminToken, `{"name":"load-agent","trustTier":"verified","tags":["bench","team-00"]}`)
 }
 
 // load sends Envoy-shaped Checks from workers goroutines over one

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -11,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/meshguard/meshguard/bench/internal/benchproc"
 )
 
 // proc is the meshguard serve under measurement.
@@ -24,34 +25,16 @@ const adminToken = "memory-bench-admin-token-0123456789"
 
 func (p *proc) pid() int { return p.cmd.Process.Pid }
 
-func (p *proc) stop() {
-	_ = p.cmd.Process.Signal(os.Interrupt)
-	done := make(chan struct{})
-	go func() { _ = p.cmd.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(10 * time.Second):
-		_ = p.cmd.Process.Kill()
-	}
-}
-
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
-}
+func (p *proc) stop() { benchproc.Stop(p.cmd) }
 
 // startServer starts meshguard serve on work's data and policies, serving
 // the catalogue in services to any xDS client (loopback only).
 func startServer(ctx context.Context, bin, work, services string) (*proc, error) {
-	httpPort, err := freePort()
+	httpPort, err := benchproc.FreePort()
 	if err != nil {
 		return nil, err
 	}
-	grpcPort, err := freePort()
+	grpcPort, err := benchproc.FreePort()
 	if err != nil {
 		return nil, err
 	}
