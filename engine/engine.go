@@ -173,22 +173,9 @@ var ErrInternal = errors.New("meshguard internal failure")
 // request itself, allow or deny, is in the Decision.
 func (e *Engine) Check(ctx context.Context, r *Request) (d Decision, err error) {
 	now := e.cfg.Now()
-	e.traceOfDelegation(r)
-	d = Decision{ID: e.newID("dec_", 12, now), Mode: e.cfg.Mode, Source: r.Source, TraceID: r.TraceID, Time: now}
-	if !edge.ValidTraceID(d.TraceID) {
-		d.TraceID = e.newID("", 16, time.Time{})
-	}
-	ctx, span := e.startCheck(ctx, r, &d)
-	defer func() {
-		endCheck(span, r, &d, err)
-		if e.cfg.Observer != nil {
-			effect := d.Effect
-			if err != nil {
-				effect = "error"
-			}
-			e.cfg.Observer.Decided(string(r.Source), effect, e.cfg.Now().Sub(now))
-		}
-	}()
+	d = Decision{Mode: e.cfg.Mode}
+	ctx, span := e.open(ctx, r, &d, now)
+	defer func() { e.close(span, r, &d, err, now) }()
 	if err := e.decide(ctx, r, &d, now); err != nil {
 		return Decision{}, err
 	}
@@ -212,6 +199,32 @@ func (e *Engine) Check(ctx context.Context, r *Request) (d Decision, err error) 
 	}
 	d.raised = nil
 	return d, nil
+}
+
+// open makes d a decision of its own for r, made at now: its id, time,
+// source and trace (r's, or a new one), and its span. Check and Reissue
+// both start here and end in close, so what every decision carries and
+// reports is written once.
+func (e *Engine) open(ctx context.Context, r *Request, d *Decision, now time.Time) (context.Context, trace.Span) {
+	e.traceOfDelegation(r)
+	d.ID, d.Time, d.Source, d.TraceID = e.newID("dec_", 12, now), now, r.Source, r.TraceID
+	if !edge.ValidTraceID(d.TraceID) {
+		d.TraceID = e.newID("", 16, time.Time{})
+	}
+	return e.startCheck(ctx, r, d)
+}
+
+// close ends d's span and reports it to the Observer ("error" for a
+// failure of MeshGuard's own).
+func (e *Engine) close(span trace.Span, r *Request, d *Decision, err error, now time.Time) {
+	endCheck(span, r, d, err)
+	if e.cfg.Observer != nil {
+		effect := d.Effect
+		if err != nil {
+			effect = "error"
+		}
+		e.cfg.Observer.Decided(string(r.Source), effect, e.cfg.Now().Sub(now))
+	}
 }
 
 // record writes a decision's audit record, under its own span. A decision

@@ -1,11 +1,6 @@
 package engine
 
-import (
-	"context"
-	"time"
-
-	"github.com/meshguard/meshguard/internal/edge"
-)
+import "context"
 
 // Reissue gives r the decision prior was, as a decision of its own: a new
 // id, time, trace and span, recorded like any other. It is for a caller
@@ -17,19 +12,10 @@ import (
 // a denial's extra trace (DenialTracer) is not repeated here.
 func (e *Engine) Reissue(ctx context.Context, r *Request, prior *Decision) (d Decision, err error) {
 	now := e.cfg.Now()
-	e.traceOfDelegation(r)
 	d = *prior
-	d.ID, d.Time, d.Source, d.TraceID, d.SpanID, d.TraceSampled = e.newID("dec_", 12, now), now, r.Source, r.TraceID, "", false
-	if !edge.ValidTraceID(d.TraceID) {
-		d.TraceID = e.newID("", 16, time.Time{})
-	}
-	ctx, span := e.startCheck(ctx, r, &d)
-	defer func() {
-		endCheck(span, r, &d, err)
-		if e.cfg.Observer != nil {
-			e.cfg.Observer.Decided(string(r.Source), d.Effect, e.cfg.Now().Sub(now))
-		}
-	}()
+	d.SpanID, d.TraceSampled = "", false
+	ctx, span := e.open(ctx, r, &d, now)
+	defer func() { e.close(span, r, &d, err, now) }()
 	if e.cfg.Recorder != nil {
 		if err := e.record(ctx, auditRecord(r, &d, e.cfg.Now().Sub(now))); err != nil {
 			return Decision{}, err
