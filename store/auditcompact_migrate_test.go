@@ -3,6 +3,7 @@ package store
 import (
 	"database/sql"
 	"errors"
+	"io/fs"
 	"slices"
 	"testing"
 	"time"
@@ -31,13 +32,7 @@ func trailsAt(sqliteN, postgresN int) []oldTrail {
 				t.Fatal(err)
 			}
 			t.Cleanup(func() { _ = raw.Close() })
-			ms, err := loadMigrations(sqliteMigrations, "migrations/sqlite")
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := (migrator{ddl: sqliteMigrationsDDL, migrations: ms[:sqliteN], now: time.Now}).run(t.Context(), raw); err != nil {
-				t.Fatal(err)
-			}
+			migrateTo(t, raw, sqliteMigrations, "migrations/sqlite", sqliteMigrationsDDL, sqliteN)
 			return raw, func() (*db, func() error) {
 				s, err := OpenSQLite(t.Context(), path)
 				if err != nil {
@@ -53,13 +48,7 @@ func trailsAt(sqliteN, postgresN int) []oldTrail {
 				t.Fatal(err)
 			}
 			t.Cleanup(func() { _ = raw.Close() })
-			ms, err := loadMigrations(postgresMigrations, "migrations/postgres")
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := (migrator{ddl: postgresMigrationsDDL, migrations: ms[:postgresN], now: time.Now}).run(t.Context(), raw); err != nil {
-				t.Fatal(err)
-			}
+			migrateTo(t, raw, postgresMigrations, "migrations/postgres", postgresMigrationsDDL, postgresN)
 			return raw, func() (*db, func() error) {
 				s, err := OpenPostgres(t.Context(), u, WithAuditChain("replica-1"))
 				if err != nil {
@@ -68,6 +57,18 @@ func trailsAt(sqliteN, postgresN int) []oldTrail {
 				return &s.db, s.Close
 			}
 		}},
+	}
+}
+
+// migrateTo runs the first n migrations of dir in fsys on raw.
+func migrateTo(t *testing.T, raw *sql.DB, fsys fs.FS, dir, ddl string, n int) {
+	t.Helper()
+	ms, err := loadMigrations(fsys, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := (migrator{ddl: ddl, migrations: ms[:n], now: time.Now}).run(t.Context(), raw); err != nil {
+		t.Fatal(err)
 	}
 }
 
