@@ -77,22 +77,27 @@ func (p *parts) httpListener(cfg *config.Config, lis net.Listener) net.Listener 
 	return tls.NewListener(lis, p.tls.ServerConfig("h2", "http/1.1"))
 }
 
-// watchProxies reloads PROXIES_FILE when its directory changes: a proxy
-// removed is refused from then on, and its open streams and its filter
-// credentials at once.
-func (p *parts) watchProxies(ctx context.Context, log *slog.Logger) {
+// watchProxies watches PROXIES_FILE's directory now and returns the loop
+// that reloads it on each change until ctx ends: a proxy removed is
+// refused from then on, and its open streams and its filter credentials
+// at once.
+func (p *parts) watchProxies(log *slog.Logger) func(context.Context) {
 	file := p.proxies.File()
 	if file == "" {
-		return
+		return func(context.Context) {}
 	}
-	err := watch(ctx, filepath.Dir(file), false, servicesRefresh, log, func(context.Context) {
-		if err := p.proxies.Reload(); err != nil {
-			log.Error("PROXIES_FILE reload failed; the last good list stays in force", "error", err)
-			return
-		}
-		log.Info("PROXIES_FILE reloaded", "proxies", p.proxies.Len())
-	})
+	w, err := newWatcher(filepath.Dir(file), false)
 	if err != nil {
 		log.Error("watching PROXIES_FILE failed; changes need a restart", "error", err)
+		return func(context.Context) {}
+	}
+	return func(ctx context.Context) {
+		w.run(ctx, servicesRefresh, log, func(context.Context) {
+			if err := p.proxies.Reload(); err != nil {
+				log.Error("PROXIES_FILE reload failed; the last good list stays in force", "error", err)
+				return
+			}
+			log.Info("PROXIES_FILE reloaded", "proxies", p.proxies.Len())
+		})
 	}
 }

@@ -99,17 +99,19 @@ func (p *parts) serve(ctx context.Context, cfg *config.Config, o Options, log *s
 	if p.alerts != nil {
 		wg.Go(func() { p.alerts.Run(bg) })
 	}
-	wg.Go(func() { p.watchServices(bg, log) })
-	wg.Go(func() { p.watchProxies(bg, log) })
-	wg.Add(5)
+	// The watchers are registered here, before Ready: a file changed once
+	// the server is ready is reloaded however late their loops start.
+	watchServices, watchProxies := p.watchServices(log), p.watchProxies(log)
+	wg.Go(func() { watchServices(bg) })
+	wg.Go(func() { watchProxies(bg) })
+	if watch, err := watchPolicies(p.policies, signalling{p.loader, p.pub.changed}, 100*time.Millisecond, log); err != nil {
+		log.Error("watching POLICIES_DIR failed; policy changes need a restart", "error", err)
+	} else {
+		wg.Go(func() { watch(bg) })
+	}
+	wg.Add(4)
 	go func() { defer wg.Done(); errs <- ignoreClosed(hs.Serve(p.httpListener(cfg, httpLis))) }()
 	go func() { defer wg.Done(); errs <- p.grpc.Serve(grpcLis) }()
-	go func() {
-		defer wg.Done()
-		if err := watchPolicies(bg, p.policies, signalling{p.loader, p.pub.changed}, 100*time.Millisecond, log); err != nil {
-			log.Error("watching POLICIES_DIR failed; policy changes need a restart", "error", err)
-		}
-	}()
 	go func() { defer wg.Done(); p.refreshKeys(bg, o.KeyReload, log) }()
 	go func() { defer wg.Done(); p.watchStore(bg, o.RevokedReload, log) }()
 	// Retention runs on every replica: pruning is one transaction, so two

@@ -33,35 +33,58 @@ func (s signalling) Reload(ctx context.Context) (*policy.Set, error) {
 	return set, err
 }
 
-// watchPolicies reloads on every change under dir. It returns when ctx
-// ends.
-func watchPolicies(ctx context.Context, dir string, r reloader, debounce time.Duration, log *slog.Logger) error {
-	return watch(ctx, dir, true, debounce, log, func(ctx context.Context) {
-		set, err := r.Reload(ctx)
-		if err != nil {
-			log.Error("policy reload failed; the last good policy set stays in force", "error", err)
-			return
-		}
-		log.Info("policies reloaded", "policies", set.Len(), "revision", set.Revision())
-	})
+// watchPolicies watches dir now and returns the loop that reloads on
+// every change under it until ctx ends.
+func watchPolicies(dir string, r reloader, debounce time.Duration, log *slog.Logger) (func(context.Context), error) {
+	w, err := newWatcher(dir, true)
+	if err != nil {
+		return nil, err
+	}
+	return func(ctx context.Context) {
+		w.run(ctx, debounce, log, func(ctx context.Context) {
+			set, err := r.Reload(ctx)
+			if err != nil {
+				log.Error("policy reload failed; the last good policy set stays in force", "error", err)
+				return
+			}
+			log.Info("policies reloaded", "policies", set.Len(), "revision", set.Revision())
+		})
+	}, nil
 }
 
-// watch calls reload on every change in dir (and, if recursive, below
-// it), debounced so an editor's write-rename-chmod burst (or a
-// ConfigMap's symlink swap) is one reload. It returns when ctx ends.
-func watch(ctx context.Context, dir string, recursive bool, debounce time.Duration, log *slog.Logger, reload func(context.Context)) error {
+// dirWatcher watches a directory (and, if recursive, those below it).
+// It is registered with the kernel when made, before the server says it
+// is ready: a change made once it is ready is never missed, however late
+// the goroutine that runs the loop starts.
+type dirWatcher struct {
+	w         *fsnotify.Watcher
+	dir       string
+	recursive bool
+	add       func(string) error
+}
+
+func newWatcher(dir string, recursive bool) (*dirWatcher, error) {
 	w, err := fsnotify.NewWatcher()
 	if err != nil {
-		return err
+		return nil, err
 	}
-	defer w.Close()
-	add := w.Add
+	d := &dirWatcher{w: w, dir: dir, recursive: recursive, add: w.Add}
 	if recursive {
-		add = func(path string) error { return addTree(w, path) }
+		d.add = func(path string) error { return addTree(w, path) }
 	}
-	if err := add(dir); err != nil {
-		return err
+	if err := d.add(dir); err != nil {
+		_ = w.Close()
+		return nil, err
 	}
+	return d, nil
+}
+
+// run calls reload on every change, debounced so an editor's
+// write-rename-chmod burst (or a ConfigMap's symlink swap) is one reload.
+// It returns, and closes the watcher, when ctx ends.
+func (d *dirWatcher) run(ctx context.Context, debounce time.Duration, log *slog.Logger, reload func(context.Context)) {
+	w := d.w
+	defer w.Close()
 	var timer *time.Timer
 	fire := make(chan struct{}, 1)
 	for {
@@ -70,16 +93,16 @@ func watch(ctx context.Context, dir string, recursive bool, debounce time.Durati
 			if timer != nil {
 				timer.Stop()
 			}
-			return nil
+			return
 		case ev, ok := <-w.Events:
 			if !ok {
-				return nil
+				return
 			}
 			if ev.Has(fsnotify.Create) {
 				// A new directory (or ConfigMap's ..data swap) must be
 				// watched too; errors here surface on the next reload.
-				if recursive {
-					_ = add(ev.Name)
+				if d.recursive {
+					_ = d.add(ev.Name)
 				}
 			}
 			if timer == nil {
@@ -96,9 +119,9 @@ func watch(ctx context.Context, dir string, recursive bool, debounce time.Durati
 			reload(ctx)
 		case err, ok := <-w.Errors:
 			if !ok {
-				return nil
+				return
 			}
-			log.Warn("file watcher", "dir", dir, "error", err)
+			log.Warn("file watcher", "dir", d.dir, "error", err)
 		}
 	}
 }

@@ -64,21 +64,26 @@ func (p *parts) serveCatalogue(ctx context.Context, o xds.Options) error {
 	return p.services.Load(ctx)
 }
 
-// watchServices reloads the catalogue whenever SERVICES_FILE's directory
-// changes (editors and ConfigMaps replace files rather than write them).
-func (p *parts) watchServices(ctx context.Context, log *slog.Logger) {
+// watchServices watches SERVICES_FILE's directory now (editors and
+// ConfigMaps replace files rather than write them) and returns the loop
+// that reloads the catalogue on each change until ctx ends.
+func (p *parts) watchServices(log *slog.Logger) func(context.Context) {
 	file := p.services.File
 	if file == "" {
-		return
+		return func(context.Context) {}
 	}
-	err := watch(ctx, filepath.Dir(file), false, servicesRefresh, log, func(ctx context.Context) {
-		if err := p.services.Load(ctx); err != nil {
-			log.Error("service catalogue reload failed; the last good catalogue stays served", "error", err)
-			return
-		}
-		log.Info("service catalogue reloaded", "file", file)
-	})
+	w, err := newWatcher(filepath.Dir(file), false)
 	if err != nil {
 		log.Error("watching SERVICES_FILE failed; catalogue changes need a restart", "error", err)
+		return func(context.Context) {}
+	}
+	return func(ctx context.Context) {
+		w.run(ctx, servicesRefresh, log, func(ctx context.Context) {
+			if err := p.services.Load(ctx); err != nil {
+				log.Error("service catalogue reload failed; the last good catalogue stays served", "error", err)
+				return
+			}
+			log.Info("service catalogue reloaded", "file", file)
+		})
 	}
 }
