@@ -44,8 +44,8 @@ const maxBodyLen = 16 << 20
 // isColumnMember says whether a member of the canonical encoding is one
 // the columns hold (a switch: a map lookup a member was a tenth of the
 // encoding's cost).
-func isColumnMember(key string) bool {
-	switch key {
+func isColumnMember(key []byte) bool {
+	switch string(key) {
 	case "id", "traceId", "agentId", "action", "decision", "status", "reason", "source":
 		return true
 	}
@@ -80,33 +80,77 @@ var bodyPhrases = [...]string{
 // phraseMark starts a phrase in a v1 body.
 const phraseMark = 0x01
 
-// phraseIndex lists, for each first byte, the phrases that start with it,
-// longest first.
-var phraseIndex = sync.OnceValue(func() *[256][]uint8 {
-	var idx [256][]uint8
+// phrases is appendPhrased's index: a phrase of four bytes or more is
+// found by its first and fourth bytes (most phrases share their first
+// three, `","`), a shorter one by its first byte; each list longest first.
+type phrases struct {
+	bucket [1 << 16]uint8 // first<<8 | fourth byte → 1 + an index into long
+	long   [][]uint8
+	short  [256][]uint8
+	starts [256]bool // whether any phrase starts with the byte
+}
+
+var phraseIndex = sync.OnceValue(func() *phrases {
+	var x phrases
+	x.long = [][]uint8{nil} // bucket 0: none
 	for i, p := range bodyPhrases {
-		idx[p[0]] = append(idx[p[0]], uint8(i))
+		x.starts[p[0]] = true
+		if len(p) < 4 {
+			x.short[p[0]] = append(x.short[p[0]], uint8(i))
+			continue
+		}
+		k := uint16(p[0])<<8 | uint16(p[3])
+		if x.bucket[k] == 0 {
+			x.bucket[k] = uint8(len(x.long))
+			x.long = append(x.long, nil)
+		}
+		x.long[x.bucket[k]] = append(x.long[x.bucket[k]], uint8(i))
 	}
-	for c := range idx {
-		slices.SortStableFunc(idx[c], func(a, b uint8) int { return len(bodyPhrases[b]) - len(bodyPhrases[a]) })
+	longestFirst := func(l []uint8) {
+		slices.SortStableFunc(l, func(a, b uint8) int { return len(bodyPhrases[b]) - len(bodyPhrases[a]) })
 	}
-	return &idx
+	for _, l := range x.long {
+		longestFirst(l)
+	}
+	for _, l := range x.short {
+		longestFirst(l)
+	}
+	return &x
 })
 
 // appendPhrased appends src with each longest known phrase replaced by its
 // mark and index.
 func appendPhrased(out, src []byte) []byte {
-	idx := phraseIndex()
+	x := phraseIndex()
 	for i := 0; i < len(src); {
+		if !x.starts[src[i]] {
+			// Copy the run of bytes that start no phrase at once.
+			j := i + 1
+			for j < len(src) && !x.starts[src[j]] {
+				j++
+			}
+			out = append(out, src[i:j]...)
+			i = j
+			continue
+		}
 		n := 0
-		for _, p := range idx[src[i]] {
-			// The last and fourth bytes first: most phrases share their
-			// first three (`","`), and the full compare is what costs.
-			if ph := bodyPhrases[p]; len(src)-i >= len(ph) && src[i+len(ph)-1] == ph[len(ph)-1] &&
-				src[i+min(3, len(ph)-1)] == ph[min(3, len(ph)-1)] && string(src[i:i+len(ph)]) == ph {
-				out = append(out, phraseMark, p)
-				n = len(ph)
-				break
+		if len(src)-i >= 4 {
+			for _, p := range x.long[x.bucket[uint16(src[i])<<8|uint16(src[i+3])]] {
+				// The last byte first: the full compare is what costs.
+				if ph := bodyPhrases[p]; len(src)-i >= len(ph) && src[i+len(ph)-1] == ph[len(ph)-1] && string(src[i:i+len(ph)]) == ph {
+					out = append(out, phraseMark, p)
+					n = len(ph)
+					break
+				}
+			}
+		}
+		if n == 0 {
+			for _, p := range x.short[src[i]] {
+				if ph := bodyPhrases[p]; len(src)-i >= len(ph) && string(src[i:i+len(ph)]) == ph {
+					out = append(out, phraseMark, p)
+					n = len(ph)
+					break
+				}
 			}
 		}
 		if n == 0 {
@@ -150,8 +194,8 @@ func encodeAuditBody(r *audit.Record, canon []byte) ([]byte, error) {
 	}
 	rest := make([]byte, 0, len(canon))
 	err := eachMember(canon, func(key, member []byte) {
-		switch k := string(key); {
-		case isColumnMember(k), k == "decisionId" && flags&flagDecisionID != 0, k == "timestamp" && flags&flagTime != 0:
+		switch {
+		case isColumnMember(key), string(key) == "decisionId" && flags&flagDecisionID != 0, string(key) == "timestamp" && flags&flagTime != 0:
 		default:
 			rest = appendMember(rest, member)
 		}
@@ -291,22 +335,37 @@ func eachMember(obj []byte, fn func(key, member []byte)) error {
 		if i >= len(obj) || obj[i] != ':' {
 			return fmt.Errorf("%w: expected ':' at byte %d", errBody, i)
 		}
-		depth, inStr := 0, false
+		depth := 0
 	value:
 		for i++; i < len(obj); i++ {
-			c := obj[i]
-			switch {
-			case inStr && c == '\\':
-				i++
-			case c == '"':
-				inStr = !inStr
-			case inStr:
-			case c == '{' || c == '[':
+			switch obj[i] {
+			case '"':
+				// Jump to the string's end: most of a record is strings.
+				for i++; i < len(obj); i++ {
+					k := bytes.IndexByte(obj[i:], '"')
+					if k < 0 {
+						i = len(obj)
+						break
+					}
+					if e := bytes.IndexByte(obj[i:i+k], '\\'); e >= 0 {
+						i += e + 1 // past the escaped byte
+						continue
+					}
+					i += k
+					break
+				}
+			case '{', '[':
 				depth++
-			case (c == '}' || c == ']') && depth > 0:
-				depth--
-			case (c == ',' || c == '}') && depth == 0:
-				break value
+			case '}', ']':
+				if depth > 0 {
+					depth--
+				} else if obj[i] == '}' {
+					break value
+				}
+			case ',':
+				if depth == 0 {
+					break value
+				}
 			}
 		}
 		if i >= len(obj) {
