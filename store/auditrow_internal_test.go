@@ -2,6 +2,8 @@ package store
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"strings"
@@ -138,6 +140,31 @@ func TestEachMemberFindsWhereValuesEnd(t *testing.T) {
 	for _, bad := range []string{`{"a":"x}`, `{"a":"x\"}`, `{"a":[1,2}`, `{"a"}`} {
 		if err := eachMember([]byte(bad), func(_, _ []byte) {}); err == nil {
 			t.Errorf("%s: no error", bad)
+		}
+	}
+}
+
+// TestHashBytes: a sealed hash is stored as its 32 bytes, and only 64
+// lower-case hex digits are one (an upper-case digit would read back as
+// other text than the hash sealed).
+func TestHashBytes(t *testing.T) {
+	sum := sha256.Sum256([]byte("record"))
+	good := hex.EncodeToString(sum[:])
+	got, err := hashBytes(good)
+	if err != nil || !bytes.Equal(got, sum[:]) || hashText(got) != good {
+		t.Fatalf("%s: got %x, %v", good, got, err)
+	}
+	for name, h := range map[string]string{
+		"upper case":    strings.ToUpper(good),
+		"one upper":     good[:63] + "A",
+		"short":         good[:63],
+		"long":          good + "0",
+		"not hex":       good[:10] + "g" + good[11:],
+		"empty":         "",
+		"byte past 'f'": good[:5] + "{" + good[6:],
+	} {
+		if b, err := hashBytes(h); err == nil {
+			t.Errorf("%s: %q accepted as %x", name, h, b)
 		}
 	}
 }
