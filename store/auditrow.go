@@ -391,26 +391,36 @@ func eachMember(obj []byte, fn func(key, member []byte)) error {
 
 // hashBytes is a sealed hash (64 lower-case hex digits) as its 32 bytes.
 func hashBytes(h string) ([]byte, error) {
-	// Lower-case only, so the text reads back as sealed; checked byte by
-	// byte (a round trip through hex.EncodeToString cost two allocations).
 	if len(h) != 64 {
 		return nil, fmt.Errorf("hash %.16q…: expected 64 lower-case hex digits", h)
 	}
+	// Lower case only, so the text reads back as sealed; decoded here (a
+	// round trip through hex.EncodeToString cost two allocations).
 	b := make([]byte, 32)
-	for i := range 64 {
-		var v byte
-		switch c := h[i]; {
-		case '0' <= c && c <= '9':
-			v = c - '0'
-		case 'a' <= c && c <= 'f':
-			v = c - 'a' + 10
-		default:
+	for i := range b {
+		hi, lo := lowerHex[h[2*i]], lowerHex[h[2*i+1]]
+		if hi|lo > 0xf {
 			return nil, fmt.Errorf("hash %.16q…: expected 64 lower-case hex digits", h)
 		}
-		b[i/2] |= v << (4 * (1 - i%2))
+		b[i] = hi<<4 | lo
 	}
 	return b, nil
 }
+
+// lowerHex is each byte's value as a lower-case hex digit, 0xff if none.
+var lowerHex = func() (t [256]byte) {
+	for c := range t {
+		switch {
+		case '0' <= c && c <= '9':
+			t[c] = byte(c - '0')
+		case 'a' <= c && c <= 'f':
+			t[c] = byte(c - 'a' + 10)
+		default:
+			t[c] = 0xff
+		}
+	}
+	return t
+}()
 
 // hashText is a stored hash as the audit package writes it. A value that is
 // not 32 bytes (one a migration kept as it found it, not being hex) is
