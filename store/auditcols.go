@@ -63,16 +63,22 @@ func (d dialect) traceArg(t string) any {
 	return t
 }
 
-// tracePrefixArg is what the audit_trace index holds for a trace id: its
-// stored form's first 8 bytes.
+// tracePrefixArg is what the audit_trace index holds for a trace id,
+// substr(trace_id, 1, 8): its stored form's first 8 bytes, or the text's
+// first 8 characters (not bytes: a trace id of multi-byte characters was
+// never found).
 func (d dialect) tracePrefixArg(t string) any {
-	switch v := d.traceArg(t).(type) {
-	case []byte:
-		return v[:8]
-	case string:
-		return v[:min(8, len(v))]
+	if b, ok := d.traceArg(t).([]byte); ok {
+		return b[:8]
 	}
-	panic("unreachable")
+	n := 0
+	for i := range t {
+		if n == 8 {
+			return t[:i]
+		}
+		n++
+	}
+	return t
 }
 
 // decisionArg is a decision (allow or deny) as stored.
