@@ -338,8 +338,12 @@ func TestAuditVerifyNamesEditedRecord(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	if _, err := db.Exec(`UPDATE audit SET decision = 'allow' WHERE id = ?`, target); err != nil {
+	// SQLite stores the engine's ids as their 12 bytes and the decision as
+	// 0/1 (store/auditcols.go).
+	if res, err := db.Exec(`UPDATE audit SET decision = 1 - decision WHERE id = unhex(substr(?, 5))`, target); err != nil {
 		t.Fatal(err)
+	} else if n, err := res.RowsAffected(); n != 1 || err != nil {
+		t.Fatalf("the edit changed %d rows (%v)", n, err)
 	}
 	bad, err := e.c.VerifyAudit(t.Context())
 	if err != nil || bad.OK || bad.Break == nil || bad.Break.ID != target || bad.Break.Index != 2 || bad.Verified != 2 {

@@ -126,8 +126,12 @@ func TestAuditCommands(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	if _, err := db.Exec(`UPDATE audit SET decision = 'allow' WHERE id = ?`, recs[3].ID); err != nil {
+	// SQLite stores the engine's ids as their 12 bytes and the decision as
+	// 0/1 (store/auditcols.go).
+	if res, err := db.Exec(`UPDATE audit SET decision = 1 - decision WHERE id = unhex(substr(?, 5))`, recs[3].ID); err != nil {
 		t.Fatal(err)
+	} else if n, err := res.RowsAffected(); n != 1 || err != nil {
+		t.Fatalf("the edit changed %d rows (%v)", n, err)
 	}
 	code, stdout, _ := l.mg(t, "audit", "verify")
 	if code != ExitFailure || !strings.Contains(stdout, "broken at index 3 ("+recs[3].ID+")") || !strings.Contains(stdout, "edited") {

@@ -128,8 +128,9 @@ func (s *db) insertAudit(ctx context.Context, tx *sql.Tx, chain string, rs []aud
 			if err != nil {
 				return fmt.Errorf("%w: record %s: %w", audit.ErrRecordRefused, r.ID, err)
 			}
-			args = append(args, chain, r.ID, r.Timestamp.UnixMicro(), agents[r.AgentID], r.Action, r.Decision, r.TraceID,
-				r.Status, r.Reason, r.Source, r.Shadow != nil, body, prev, hash)
+			d := s.dialect
+			args = append(args, chain, d.idArg(r.ID), r.Timestamp.UnixMicro(), agents[r.AgentID], r.Action, d.decisionArg(r.Decision),
+				d.traceArg(r.TraceID), r.Status, r.Reason, d.sourceArg(r.Source), r.Shadow != nil, body, prev, hash)
 		}
 		if err := s.execAuditInsert(ctx, tx, len(batch), args); err != nil {
 			if isDataError(err) {

@@ -176,32 +176,42 @@ func TestCompactTamperingIsDetected(t *testing.T) {
 				name, sql string
 				edit      func([]byte) []byte // of the record column, instead of sql
 				at        int                 // where the break is
+				only      string              // the one engine the edit applies to (a stored form's)
 			}{
-				{"agent edited", `UPDATE audit SET agent = agent + 1 WHERE id = $1`, nil, target},
-				{"agent unknown", `UPDATE audit SET agent = 99 WHERE id = $1`, nil, target},
+				{"agent edited", `UPDATE audit SET agent = agent + 1 WHERE id = $1`, nil, target, ""},
+				{"agent unknown", `UPDATE audit SET agent = 99 WHERE id = $1`, nil, target, ""},
 				// Every record of the agent names it: the first breaks.
-				{"dictionary entry edited", `UPDATE audit_agents SET agent_id = 'agent_x' WHERE n = (SELECT agent FROM audit WHERE id = $1)`, nil, 1},
-				{"action edited", `UPDATE audit SET action = 'read:other' WHERE id = $1`, nil, target},
-				{"decision edited", `UPDATE audit SET decision = CASE WHEN decision = 'allow' THEN 'deny' ELSE 'allow' END WHERE id = $1`, nil, target},
-				{"reason edited", `UPDATE audit SET reason = 'edited' WHERE id = $1`, nil, target},
-				{"source edited", `UPDATE audit SET source = 'gateway' WHERE id = $1`, nil, target},
-				{"status edited", `UPDATE audit SET status = 500 WHERE id = $1`, nil, target},
-				{"trace id edited", `UPDATE audit SET trace_id = 'ffff' WHERE id = $1`, nil, target},
-				{"time edited", `UPDATE audit SET ts = ts + 1 WHERE id = $1`, nil, target},
-				{"id edited", `UPDATE audit SET id = 'aud_other' WHERE id = $1`, nil, target},
-				{"shadow flag edited", `UPDATE audit SET shadow = NOT shadow WHERE id = $1`, nil, target},
-				{"hash edited", `UPDATE audit SET hash = prev_hash WHERE id = $1`, nil, target},
-				{"prev hash edited", `UPDATE audit SET prev_hash = hash WHERE id = $1`, nil, target},
-				{"row deleted", `DELETE FROM audit WHERE id = $1`, nil, target},
+				{"dictionary entry edited", `UPDATE audit_agents SET agent_id = 'agent_x' WHERE n = (SELECT agent FROM audit WHERE id = $1)`, nil, 1, ""},
+				{"action edited", `UPDATE audit SET action = 'read:other' WHERE id = $1`, nil, target, ""},
+				{"decision edited", `UPDATE audit SET decision = CASE WHEN decision = 'allow' THEN 'deny' ELSE 'allow' END WHERE id = $1`, nil, target, "postgres"},
+				{"decision number edited", `UPDATE audit SET decision = 1 - decision WHERE id = $1`, nil, target, "sqlite"},
+				{"reason edited", `UPDATE audit SET reason = 'edited' WHERE id = $1`, nil, target, ""},
+				{"source edited", `UPDATE audit SET source = 'gateway' WHERE id = $1`, nil, target, ""},
+				{"source number edited", `UPDATE audit SET source = 2 WHERE id = $1`, nil, target, "sqlite"},
+				{"source number unknown", `UPDATE audit SET source = 99 WHERE id = $1`, nil, target, "sqlite"},
+				{"status edited", `UPDATE audit SET status = 500 WHERE id = $1`, nil, target, ""},
+				{"trace id edited", `UPDATE audit SET trace_id = 'ffff' WHERE id = $1`, nil, target, ""},
+				{"trace id bytes edited", `UPDATE audit SET trace_id = zeroblob(16) WHERE id = $1`, nil, target, "sqlite"},
+				{"trace id as its text upper-cased", `UPDATE audit SET trace_id = hex(trace_id) WHERE id = $1`, nil, target, "sqlite"},
+				{"time edited", `UPDATE audit SET ts = ts + 1 WHERE id = $1`, nil, target, ""},
+				{"id edited", `UPDATE audit SET id = 'aud_other' WHERE id = $1`, nil, target, ""},
+				{"id bytes edited", `UPDATE audit SET id = zeroblob(12) WHERE id = $1`, nil, target, "sqlite"},
+				{"shadow flag edited", `UPDATE audit SET shadow = NOT shadow WHERE id = $1`, nil, target, ""},
+				{"hash edited", `UPDATE audit SET hash = prev_hash WHERE id = $1`, nil, target, ""},
+				{"prev hash edited", `UPDATE audit SET prev_hash = hash WHERE id = $1`, nil, target, ""},
+				{"row deleted", `DELETE FROM audit WHERE id = $1`, nil, target, ""},
 				// The rows after a batch's first store no prev_hash: they
 				// link to the row before them, so moving one breaks a link.
-				{"row moved to the end", `UPDATE audit SET seq = DEFAULT WHERE id = $1`, nil, target},
-				{"link stored where it was left out", `UPDATE audit SET prev_hash = (SELECT hash FROM audit p WHERE p.seq < audit.seq ORDER BY p.seq DESC LIMIT 1 OFFSET 1) WHERE id = $1`, nil, target},
-				{"agent name edited in the record", "", func(b []byte) []byte { return bytes.Replace(b, []byte("mailer-0"), []byte("mailer-9"), 1) }, target},
-				{"record truncated", "", func(b []byte) []byte { return b[:len(b)-3] }, target},
-				{"unknown phrase", "", func(b []byte) []byte { return append(b, phraseMark, 255) }, target},
-				{"flags edited", "", func(b []byte) []byte { b[1] ^= flagDecisionID; return b }, target},
+				{"row moved to the end", `UPDATE audit SET seq = DEFAULT WHERE id = $1`, nil, target, ""},
+				{"link stored where it was left out", `UPDATE audit SET prev_hash = (SELECT hash FROM audit p WHERE p.seq < audit.seq ORDER BY p.seq DESC LIMIT 1 OFFSET 1) WHERE id = $1`, nil, target, ""},
+				{"agent name edited in the record", "", func(b []byte) []byte { return bytes.Replace(b, []byte("mailer-0"), []byte("mailer-9"), 1) }, target, ""},
+				{"record truncated", "", func(b []byte) []byte { return b[:len(b)-3] }, target, ""},
+				{"unknown phrase", "", func(b []byte) []byte { return append(b, phraseMark, 255) }, target, ""},
+				{"flags edited", "", func(b []byte) []byte { b[1] ^= flagDecisionID; return b }, target, ""},
 			} {
+				if tc.only != "" && tc.only != b.name {
+					continue
+				}
 				t.Run(tc.name, func(t *testing.T) {
 					s, raw := b.open(t)
 					ctx := t.Context()
@@ -218,16 +228,16 @@ func TestCompactTamperingIsDetected(t *testing.T) {
 					var err error
 					if tc.edit != nil {
 						var body []byte
-						if err := raw.QueryRowContext(ctx, `SELECT record FROM audit WHERE id = $1`, rs[target].ID).Scan(&body); err != nil {
+						if err := raw.QueryRowContext(ctx, `SELECT record FROM audit WHERE id = $1`, s.dialect.idArg(rs[target].ID)).Scan(&body); err != nil {
 							t.Fatal(err)
 						}
 						edited := tc.edit(slices.Clone(body))
 						if bytes.Equal(edited, body) {
 							t.Fatal("the edit changes nothing")
 						}
-						res, err = raw.ExecContext(ctx, `UPDATE audit SET record = $1 WHERE id = $2`, edited, rs[target].ID)
+						res, err = raw.ExecContext(ctx, `UPDATE audit SET record = $1 WHERE id = $2`, edited, s.dialect.idArg(rs[target].ID))
 					} else {
-						res, err = raw.ExecContext(ctx, q, rs[target].ID)
+						res, err = raw.ExecContext(ctx, q, s.dialect.idArg(rs[target].ID))
 					}
 					if err != nil {
 						t.Fatal(err)
@@ -301,7 +311,7 @@ func TestLinksLeftOutReadBack(t *testing.T) {
 			}
 			for i, r := range rs {
 				var n int
-				if err := raw.QueryRowContext(ctx, `SELECT length(prev_hash) FROM audit WHERE id = $1`, r.ID).Scan(&n); err != nil {
+				if err := raw.QueryRowContext(ctx, `SELECT length(prev_hash) FROM audit WHERE id = $1`, s.dialect.idArg(r.ID)).Scan(&n); err != nil {
 					t.Fatal(err)
 				}
 				if want := map[bool]int{true: 32, false: 0}[i == 0 || i == 6]; n != want {

@@ -64,7 +64,7 @@ func (s *db) AuditGaps(ctx context.Context) ([]audit.Gap, error) {
 // if there is none.
 func (s *db) AuditHashByID(ctx context.Context, id string) (string, bool, error) {
 	var h []byte
-	err := s.r.QueryRowContext(ctx, `SELECT hash FROM audit WHERE id = $1`, id).Scan(&h)
+	err := s.r.QueryRowContext(ctx, `SELECT hash FROM audit WHERE id = $1`, s.dialect.idArg(id)).Scan(&h)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 		return "", false, nil
@@ -80,7 +80,7 @@ func (s *db) AuditHashByID(ctx context.Context, id string) (string, bool, error)
 func (s *db) AuditRecord(ctx context.Context, id string) (audit.Record, bool, error) {
 	var out audit.Record
 	found := false
-	err := s.scanAuditRows(ctx, `SELECT `+s.auditSelect()+` FROM audit WHERE id = $1`, []any{id}, func(_ int64, r audit.Record) error {
+	err := s.scanAuditRows(ctx, `SELECT `+s.auditSelect()+` FROM audit WHERE id = $1`, []any{s.dialect.idArg(id)}, func(_ int64, r audit.Record) error {
 		out, found = r, true
 		return nil
 	})

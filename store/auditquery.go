@@ -1,10 +1,12 @@
 package store
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -75,13 +77,14 @@ func (s *db) resolve(ctx context.Context, f AuditFilter) (where string, args []a
 		}
 		agent, none = n, !ok
 	}
-	where, args, err = f.where(agent)
+	where, args, err = f.where(s.dialect, agent)
 	return where, args, none, err
 }
 
-// where builds the WHERE clause and its arguments; agent is the number of
-// f.AgentID (noAgent when it has none).
-func (f AuditFilter) where(agent int64) (string, []any, error) {
+// where builds the WHERE clause and its arguments, the values in d's
+// stored forms; agent is the number of f.AgentID (noAgent when it has
+// none).
+func (f AuditFilter) where(d dialect, agent int64) (string, []any, error) {
 	var conds []string
 	var args []any
 	add := func(cond string, arg any) {
@@ -106,14 +109,14 @@ func (f AuditFilter) where(agent int64) (string, []any, error) {
 	switch f.Decision {
 	case "":
 	case "allow", "deny":
-		add("decision = ?", f.Decision)
+		add("decision = ?", d.decisionArg(f.Decision))
 	default:
 		return "", nil, fmt.Errorf("%w: decision %q: expected allow or deny", ErrInvalidFilter, f.Decision)
 	}
 	if f.TraceID != "" {
 		// The expression of the audit_trace index, so the index is used.
-		add("substr(trace_id, 1, 8) = ?", f.TraceID[:min(8, len(f.TraceID))])
-		add("trace_id = ?", f.TraceID)
+		add("substr(trace_id, 1, 8) = ?", d.tracePrefixArg(f.TraceID))
+		add("trace_id = ?", d.traceArg(f.TraceID))
 	}
 	if !f.From.IsZero() {
 		add("ts >= ?", f.From.UnixMicro())
@@ -274,10 +277,12 @@ func scanAuditRowsFrom(rows *sql.Rows, fn func(seq int64, r audit.Record) error)
 		var seq int64
 		var c auditColumns
 		var body, prev, hash []byte
-		if err := rows.Scan(&seq, &c.id, &body, &prev, &hash, &c.agentID, &c.action, &c.decision, &c.ts, &c.traceID, &c.status,
-			&c.reason, &c.source, &c.shadow); err != nil {
+		id, decision, trace, source := colText{text: idText}, colText{text: decisionText}, colText{text: traceText}, colText{text: sourceText}
+		if err := rows.Scan(&seq, &id, &body, &prev, &hash, &c.agentID, &c.action, &decision, &c.ts, &trace, &c.status,
+			&c.reason, &source, &c.shadow); err != nil {
 			return err
 		}
+		c.id, c.decision, c.traceID, c.source = id.s, decision.s, trace.s, source.s
 		r := decodeAuditBody(body, c)
 		// The columns are what the chain links; the record is what was hashed.
 		r.PrevHash, r.Hash = hashText(prev), hashText(hash)
@@ -300,12 +305,17 @@ func (s *db) AuditStats(ctx context.Context, from, to time.Time) (audit.Stats, e
 	st := audit.Stats{From: from.UTC(), To: to.UTC()}
 	span := []any{from.UnixMicro(), to.UnixMicro()}
 	rank := func(col, extra string) ([]audit.Count, error) {
-		key := col
-		if col == "agent" {
+		key, limit := col, ` LIMIT `+strconv.Itoa(auditTopN)
+		switch col {
+		case "agent":
 			key = auditAgentSQL
+		case "source":
+			// Stored as numbers: ranked here by name, so all of them (the
+			// engine writes six).
+			limit = ""
 		}
-		q := `SELECT ` + key + `, COUNT(*), SUM(CASE WHEN decision = 'deny' THEN 1 ELSE 0 END) FROM audit
-			WHERE ts >= $1 AND ts < $2` + extra + ` GROUP BY ` + col + ` ORDER BY 2 DESC, 1 LIMIT ` + strconv.Itoa(auditTopN)
+		q := `SELECT ` + key + `, COUNT(*), SUM(CASE WHEN decision = ` + s.dialect.denySQL() + ` THEN 1 ELSE 0 END) FROM audit
+			WHERE ts >= $1 AND ts < $2` + extra + ` GROUP BY ` + col + ` ORDER BY 2 DESC, 1` + limit
 		rows, err := s.r.QueryContext(ctx, q, span...)
 		if err != nil {
 			return nil, err
@@ -314,12 +324,30 @@ func (s *db) AuditStats(ctx context.Context, from, to time.Time) (audit.Stats, e
 		out := []audit.Count{}
 		for rows.Next() {
 			var c audit.Count
-			if err := rows.Scan(&c.Key, &c.Total, &c.Denied); err != nil {
+			var k any
+			if err := rows.Scan(&k, &c.Total, &c.Denied); err != nil {
 				return nil, err
+			}
+			switch col {
+			case "decision":
+				c.Key = decisionText(k)
+			case "source":
+				c.Key = sourceText(k)
+			default:
+				c.Key = textOf(k)
 			}
 			out = append(out, c)
 		}
-		return out, rows.Err()
+		if err := rows.Err(); err != nil {
+			return nil, err
+		}
+		if limit == "" {
+			slices.SortStableFunc(out, func(a, b audit.Count) int {
+				return cmp.Or(cmp.Compare(b.Total, a.Total), strings.Compare(a.Key, b.Key))
+			})
+			out = out[:min(len(out), auditTopN)]
+		}
+		return out, nil
 	}
 	var err error
 	var byDecision []audit.Count
@@ -330,7 +358,7 @@ func (s *db) AuditStats(ctx context.Context, from, to time.Time) (audit.Stats, e
 		{&byDecision, "decision", ""},
 		{&st.Agents, "agent", ""},
 		{&st.Actions, "action", ""},
-		{&st.DenyReasons, "reason", " AND decision = 'deny'"},
+		{&st.DenyReasons, "reason", " AND decision = " + s.dialect.denySQL()},
 		{&st.Sources, "source", ""},
 	} {
 		if *r.dst, err = rank(r.col, r.extra); err != nil {

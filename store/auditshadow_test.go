@@ -28,7 +28,7 @@ func TestOldTrailShadowColumnEditFound(t *testing.T) {
 			if n, err := audit.VerifyChains(ctx, s); n != int64(len(rs)) || err != nil {
 				t.Fatalf("verify before the edit: %d, %v", n, err)
 			}
-			if _, err := raw.ExecContext(ctx, `UPDATE audit SET shadow = $1 WHERE id = $2`, false, edited.ID); err != nil {
+			if _, err := raw.ExecContext(ctx, `UPDATE audit SET shadow = $1 WHERE id = $2`, false, s.dialect.idArg(edited.ID)); err != nil {
 				t.Fatal(err)
 			}
 			page, err := s.QueryAudit(ctx, AuditFilter{Shadow: true})

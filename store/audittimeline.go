@@ -26,7 +26,7 @@ func (s *db) AuditPerMinute(ctx context.Context, from, to time.Time) ([]audit.Mi
 	// ts ≥ from, so the integer division truncates to the minute's index
 	// in both SQLite and PostgreSQL.
 	rows, err := s.r.QueryContext(ctx, `SELECT (ts - $1) / 60000000 AS m,
-			SUM(CASE WHEN decision = 'deny' THEN 0 ELSE 1 END), SUM(CASE WHEN decision = 'deny' THEN 1 ELSE 0 END)
+			SUM(CASE WHEN decision = `+s.dialect.denySQL()+` THEN 0 ELSE 1 END), SUM(CASE WHEN decision = `+s.dialect.denySQL()+` THEN 1 ELSE 0 END)
 		FROM audit WHERE ts >= $1 AND ts < $2 GROUP BY m ORDER BY m`, f, to.UnixMicro())
 	if err != nil {
 		return nil, fmt.Errorf("audit per minute: %w", err)

@@ -58,6 +58,9 @@ type dialect struct {
 	// skipLocked ends a claiming subquery: rows another replica has locked
 	// are passed over (PostgreSQL); SQLite has one writer and needs none.
 	skipLocked string
+	// compactCols says the audit table keeps ids, trace ids, decisions and
+	// sources in their compact forms (auditcols.go).
+	compactCols bool
 }
 
 // prepare prepares the request path's statements on the read pool, and

@@ -129,7 +129,7 @@ func OpenSQLite(ctx context.Context, path string, opts ...Option) (*SQLite, erro
 
 	// What differs for SQLite: nothing to lock (the writer begins
 	// IMMEDIATE), one audit chain, json_each for ListAgents' tag test.
-	s := &SQLite{db: db{now: o.now, dialect: dialect{name: "sqlite", tagClause: sqliteTagClause}, reads: newReadStmts()}}
+	s := &SQLite{db: db{now: o.now, dialect: dialect{name: "sqlite", tagClause: sqliteTagClause, compactCols: true}, reads: newReadStmts()}}
 	if s.w, err = openPool(ctx, sqliteDSN(abs, o.busyTimeout, connWriter), 1); err != nil {
 		return nil, fmt.Errorf("open sqlite %s: writer: %w", abs, err)
 	}

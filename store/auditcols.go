@@ -1,0 +1,200 @@
+package store
+
+import (
+	"encoding/hex"
+	"strconv"
+	"strings"
+)
+
+// The stored forms of an audit row's id, trace id, decision and source
+// (migration sqlite/0015, docs/storage.md). What the engine writes is kept
+// in fewer bytes: an id "aud_" and 24 lower-case hex digits as its 12
+// bytes, a trace id of 32 lower-case hex digits as its 16, the decision as
+// 0 (allow) or 1 (deny), a known source as its number in auditSources.
+// Anything else (an id or trace id a client chose, a source this list does
+// not know) is kept as the text it is, in the same column: SQLite's ANY
+// columns keep the type they are given, and a BLOB never equals a TEXT, so
+// each value has exactly one stored form and uniqueness and lookups hold.
+// Reading turns every form back into the text it came from; the record's
+// hash covers that text, so an edited column breaks verification.
+//
+// On PostgreSQL (compactCols false) the columns keep their text.
+
+// auditIDPrefix starts every id the engine makes (engine.NewAuditID).
+const auditIDPrefix = "aud_"
+
+// auditSources are the sources the engine writes, by their stored number:
+// append only, never reorder. The first two are stored in no bytes.
+var auditSources = [...]string{"ext_authz-grpc", "ext_authz-http", "gateway", "wasm", "api", "delegation"}
+
+// lowerHexBytes is s's bytes when s is exactly n bytes in lower-case hex.
+func lowerHexBytes(s string, n int) ([]byte, bool) {
+	if len(s) != 2*n {
+		return nil, false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return nil, false
+		}
+	}
+	b, err := hex.DecodeString(s)
+	return b, err == nil
+}
+
+// idArg is a record id as stored.
+func (d dialect) idArg(id string) any {
+	if d.compactCols {
+		if rest, ok := strings.CutPrefix(id, auditIDPrefix); ok {
+			if b, ok := lowerHexBytes(rest, 12); ok {
+				return b
+			}
+		}
+	}
+	return id
+}
+
+// traceArg is a trace id as stored.
+func (d dialect) traceArg(t string) any {
+	if d.compactCols {
+		if b, ok := lowerHexBytes(t, 16); ok {
+			return b
+		}
+	}
+	return t
+}
+
+// tracePrefixArg is what the audit_trace index holds for a trace id,
+// substr(trace_id, 1, 8): its stored form's first 8 bytes, or the text's
+// first 8 characters (not bytes: a trace id of multi-byte characters was
+// never found).
+func (d dialect) tracePrefixArg(t string) any {
+	if b, ok := d.traceArg(t).([]byte); ok {
+		return b[:8]
+	}
+	n := 0
+	for i := range t {
+		if n == 8 {
+			return t[:i]
+		}
+		n++
+	}
+	return t
+}
+
+// decisionArg is a decision (allow or deny) as stored.
+func (d dialect) decisionArg(decision string) any {
+	if d.compactCols {
+		if decision == "deny" {
+			return int64(1)
+		}
+		return int64(0)
+	}
+	return decision
+}
+
+// denySQL is a decision column's value for deny, in SQL.
+func (d dialect) denySQL() string {
+	if d.compactCols {
+		return "1"
+	}
+	return "'deny'"
+}
+
+// sourceArg is a source as stored.
+func (d dialect) sourceArg(src string) any {
+	if d.compactCols {
+		for i, k := range auditSources {
+			if k == src {
+				return int64(i)
+			}
+		}
+	}
+	return src
+}
+
+// idText is a stored id (either form) as its text.
+func idText(v any) string {
+	switch v := v.(type) {
+	case []byte:
+		return auditIDPrefix + hex.EncodeToString(v)
+	case string:
+		return v
+	case int64: // only by an edit: it then names no record
+		return "#" + strconv.FormatInt(v, 10)
+	}
+	return ""
+}
+
+// traceText is a stored trace id (either form) as its text.
+func traceText(v any) string {
+	switch v := v.(type) {
+	case []byte:
+		return hex.EncodeToString(v)
+	case string:
+		return v
+	case int64:
+		return "#" + strconv.FormatInt(v, 10)
+	}
+	return ""
+}
+
+// decisionText is a stored decision (either form) as its text. A number
+// that is neither (an edit) reads as no decision, which its hash reports.
+func decisionText(v any) string {
+	switch v := v.(type) {
+	case int64:
+		switch v {
+		case 0:
+			return "allow"
+		case 1:
+			return "deny"
+		}
+		return "#" + strconv.FormatInt(v, 10)
+	case string:
+		return v
+	case []byte:
+		return string(v)
+	}
+	return ""
+}
+
+// sourceText is a stored source (either form) as its text.
+func sourceText(v any) string {
+	switch v := v.(type) {
+	case int64:
+		if v >= 0 && v < int64(len(auditSources)) {
+			return auditSources[v]
+		}
+		return "#" + strconv.FormatInt(v, 10)
+	case string:
+		return v
+	case []byte:
+		return string(v)
+	}
+	return ""
+}
+
+// textOf is a text column scanned into an any.
+func textOf(v any) string {
+	switch v := v.(type) {
+	case string:
+		return v
+	case []byte:
+		return string(v)
+	}
+	return ""
+}
+
+// colText scans a column of either stored form into its text with one of
+// the functions above: as a sql.Scanner it gets the driver's value as it
+// is, without the copy and boxing scanning into an any costs (three
+// allocations a row of a page).
+type colText struct {
+	text func(any) string
+	s    string
+}
+
+func (c *colText) Scan(v any) error {
+	c.s = c.text(v)
+	return nil
+}
