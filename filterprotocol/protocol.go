@@ -145,9 +145,7 @@ type Verdict struct {
 // (docs/enforcement.md).
 func NewVerdict(d *engine.Decision) Verdict {
 	v := Verdict{Allowed: d.Allowed, Status: d.Status, DecisionID: d.ID, TraceID: d.TraceID}
-	for _, h := range d.ResponseHeaders() {
-		v.ResponseHeaders = append(v.ResponseHeaders, [2]string{h.Name, h.Value})
-	}
+	v.ResponseHeaders = pairs(d.ResponseHeaders())
 	if !d.Allowed {
 		if v.Status < 400 || v.Status > 599 {
 			v.Status = 403
@@ -156,11 +154,22 @@ func NewVerdict(d *engine.Decision) Verdict {
 		return v
 	}
 	up, remove := d.UpstreamEdit()
-	for _, h := range up {
-		v.UpstreamHeaders = append(v.UpstreamHeaders, [2]string{h.Name, h.Value})
-	}
-	v.RemoveHeaders = remove
+	v.UpstreamHeaders, v.RemoveHeaders = pairs(up), remove
 	return v
+}
+
+// pairs are hs as name-value pairs, nil for none: one allocation, where
+// appending one at a time took four for an allow's seven upstream
+// headers (the wasm filter makes a verdict per request).
+func pairs(hs []engine.Header) [][2]string {
+	if len(hs) == 0 {
+		return nil
+	}
+	out := make([][2]string, len(hs))
+	for i, h := range hs {
+		out[i] = [2]string{h.Name, h.Value}
+	}
+	return out
 }
 
 // AuditBatch is what the filter ships: the records of its local decisions

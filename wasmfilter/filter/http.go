@@ -76,7 +76,10 @@ func (h *request) OnHttpRequestHeaders(_ int, endOfStream bool) types.Action {
 	p.now = h.start
 	r := engine.Request{Source: engine.SourceWasm, SourceAddress: sourceAddress()}
 	var sc edge.HeaderScan
-	merged := edge.MergeRepeated(hdrs)
+	merged := hdrs
+	if repeated(hdrs) {
+		merged = edge.MergeRepeated(hdrs)
+	}
 	for _, kv := range merged {
 		if !sc.Add(kv[0], kv[1]) {
 			break
@@ -241,6 +244,23 @@ func upstream(sent [][2]string, v *filterprotocol.Verdict) [][2]string {
 		}
 	}
 	return append(out, v.UpstreamHeaders...)
+}
+
+// repeated reports whether a header name comes twice in hs (as
+// edge.MergeRepeated compares them): only then is a merged copy made,
+// which most requests do not need.
+func repeated(hs [][2]string) bool {
+	if len(hs) > edge.MaxHeaders {
+		return false // MergeRepeated leaves them as they are
+	}
+	for i := range hs {
+		for j := i + 1; j < len(hs); j++ {
+			if strings.EqualFold(hs[i][0], hs[j][0]) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 func named(name string, names []string) bool {
