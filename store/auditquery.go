@@ -173,10 +173,13 @@ func (s *db) QueryAudit(ctx context.Context, f AuditFilter) (AuditPage, error) {
 		limit = DefaultAuditLimit
 	}
 	// One more than the page shows whether there is a next page.
-	q := `SELECT ` + s.auditSelect() + ` FROM audit` + where + ` ORDER BY seq DESC LIMIT ` + strconv.Itoa(limit+1)
+	q := `SELECT ` + auditPlainSelect + ` FROM audit` + where + ` ORDER BY seq DESC LIMIT ` + strconv.Itoa(limit+1)
 	var page AuditPage
 	var last int64
-	err = s.scanAuditRows(ctx, q, args, func(seq int64, r audit.Record) error {
+	// With no filter but the cursor, the page holds every row between its
+	// first and last: rows link to the page's rows.
+	contiguous := f == AuditFilter{Before: f.Before, Limit: f.Limit}
+	err = s.readAuditAnswer(ctx, q, args, contiguous, func(seq int64, r audit.Record) error {
 		if f.Shadow && r.Shadow == nil {
 			return nil // the text search's superset
 		}

@@ -35,6 +35,10 @@ type db struct {
 	// (identity.MaxRevokedTokens if zero; tests set less).
 	maxRevoked int
 
+	// agentNames keeps the audit_agents dictionary's entries bounded
+	// answers have read (auditanswer.go).
+	agentNames agentNames
+
 	closeOnce sync.Once
 	closeErr  error
 }

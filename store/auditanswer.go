@@ -1,0 +1,257 @@
+package store
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/meshguard/meshguard/audit"
+)
+
+// Bounded answers (a page, a record by id) read their rows with a plain
+// select and then fill in what the streaming select (auditSelect) looks up
+// row by row: a row's agent id from the audit_agents dictionary, kept in
+// memory, and its link (prev_hash, when not stored) from the answer itself
+// or one batched lookup. On PostgreSQL the correlated lookups cost a
+// record read by id ≈ 40% of its time (docs/performance.md, round five).
+// Verification and export stream (auditSelect, auditSelectChain) and read
+// the dictionary from the database on every row: an edited dictionary
+// entry is reported by them even while a server holds the entry it read.
+
+// auditPlainSelect is the columns scanAnswerRows reads.
+const auditPlainSelect = `seq, chain_id, id, record, prev_hash, hash, agent, action, decision, ts, trace_id, status, reason, source, shadow`
+
+// maxAgentNames bounds the agent ids kept in memory; past it, an answer
+// reads the ones it needs.
+const maxAgentNames = 16384
+
+// linkChunks are the sizes of a batched link lookup (its statement text
+// varies with them; fewer texts, fewer prepared statements).
+var linkChunks = [...]int{1, 4, 16, 64}
+
+// agentNames maps dictionary numbers to agent ids. Entries are added and
+// never changed or deleted (auditagents.go), and a number is learnt only
+// from a committed entry, so what is kept never goes stale.
+type agentNames struct {
+	mu sync.RWMutex
+	m  map[int64]string
+}
+
+// answerRow is one row of a bounded answer before its record is built.
+type answerRow struct {
+	seq        int64
+	chain      string
+	body       []byte
+	prev, hash []byte
+	agent      int64
+	c          auditColumns
+	linked     bool // prev is the link (stored, or filled in)
+}
+
+// readAuditAnswer runs q (selecting auditPlainSelect; at most a page of
+// rows) and hands fn each record in the order read. contiguous says the
+// answer holds every row between its oldest and newest positions (no
+// filter but the position): a row's link is then the next older row of its
+// chain in the answer, when there is one.
+func (s *db) readAuditAnswer(ctx context.Context, q string, args []any, contiguous bool, fn func(seq int64, r audit.Record) error) error {
+	rows, err := s.reads.query(ctx, s.r, q, args)
+	if err != nil {
+		return err
+	}
+	var out []answerRow
+	err = func() error {
+		defer rows.Close()
+		for rows.Next() {
+			var a answerRow
+			id, decision, trace, source := colText{text: idText}, colText{text: decisionText}, colText{text: traceText}, colText{text: sourceText}
+			if err := rows.Scan(&a.seq, &a.chain, &id, &a.body, &a.prev, &a.hash, &a.agent, &a.c.action, &decision, &a.c.ts, &trace,
+				&a.c.status, &a.c.reason, &source, &a.c.shadow); err != nil {
+				return err
+			}
+			a.c.id, a.c.decision, a.c.traceID, a.c.source = id.s, decision.s, trace.s, source.s
+			a.linked = len(a.prev) > 0
+			out = append(out, a)
+		}
+		return rows.Err()
+	}()
+	if err != nil {
+		return err
+	}
+	if err := s.agentIDs(ctx, out); err != nil {
+		return err
+	}
+	if err := s.fillLinks(ctx, out, contiguous); err != nil {
+		return err
+	}
+	for i := range out {
+		a := &out[i]
+		r := decodeAuditBody(a.body, a.c)
+		r.PrevHash, r.Hash = hashText(a.prev), hashText(a.hash)
+		if a.prev == nil {
+			r.PrevHash = audit.GenesisHash
+		}
+		if err := fn(a.seq, r); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// agentIDs sets each row's agent id from the dictionary kept in memory,
+// reading the numbers it does not hold. A number with no entry (an edited
+// row) reads as no agent, which the row's hash reports.
+func (s *db) agentIDs(ctx context.Context, out []answerRow) error {
+	var missing []int64
+	s.agentNames.mu.RLock()
+	for i := range out {
+		id, ok := s.agentNames.m[out[i].agent]
+		if !ok {
+			missing = append(missing, out[i].agent)
+		}
+		out[i].c.agentID = id
+	}
+	s.agentNames.mu.RUnlock()
+	if len(missing) == 0 {
+		return nil
+	}
+	found := make(map[int64]string, len(missing))
+	for len(missing) > 0 {
+		n := chunkFor(len(missing))
+		args := make([]any, n)
+		for i := range n {
+			args[i] = missing[min(i, len(missing)-1)] // padded with the last
+		}
+		missing = missing[min(n, len(missing)):]
+		if err := func() error {
+			rows, err := s.reads.query(ctx, s.r, `SELECT n, agent_id FROM audit_agents WHERE n IN (`+placeholders(1, n)+`)`, args)
+			if err != nil {
+				return err
+			}
+			defer rows.Close()
+			for rows.Next() {
+				var k int64
+				var id string
+				if err := rows.Scan(&k, &id); err != nil {
+					return err
+				}
+				found[k] = id
+			}
+			return rows.Err()
+		}(); err != nil {
+			return fmt.Errorf("audit agents: %w", err)
+		}
+	}
+	s.agentNames.mu.Lock()
+	if s.agentNames.m == nil {
+		s.agentNames.m = make(map[int64]string)
+	}
+	for k, id := range found {
+		if len(s.agentNames.m) < maxAgentNames {
+			s.agentNames.m[k] = id
+		}
+	}
+	s.agentNames.mu.Unlock()
+	for i := range out {
+		if id, ok := found[out[i].agent]; ok {
+			out[i].c.agentID = id
+		}
+	}
+	return nil
+}
+
+// chunkFor is the smallest chunk size holding n, or the largest.
+func chunkFor(n int) int {
+	for _, c := range linkChunks {
+		if n <= c {
+			return c
+		}
+	}
+	return linkChunks[len(linkChunks)-1]
+}
+
+// fillLinks sets the link of each row that stores none: the hash of the
+// row before it in its chain, or, when retention deleted that row, the
+// anchor retention left, or none (genesis: prev stays nil).
+func (s *db) fillLinks(ctx context.Context, out []answerRow, contiguous bool) error {
+	type key struct {
+		chain string
+		seq   int64
+	}
+	if contiguous {
+		linkWithinAnswer(out)
+	}
+	var need []key
+	idx := make(map[key][]int)
+	for i := range out {
+		a := &out[i]
+		if a.linked {
+			continue
+		}
+		k := key{a.chain, a.seq}
+		if _, ok := idx[k]; !ok {
+			need = append(need, k)
+		}
+		idx[k] = append(idx[k], i)
+	}
+	for len(need) > 0 {
+		n := chunkFor(len(need))
+		var vals strings.Builder
+		args := make([]any, 0, 2*n)
+		for i := range n {
+			k := need[min(i, len(need)-1)] // padded with the last
+			if i > 0 {
+				vals.WriteByte(',')
+			}
+			vals.WriteString("(CAST($" + strconv.Itoa(2*i+1) + " AS BIGINT), CAST($" + strconv.Itoa(2*i+2) + " AS TEXT))")
+			args = append(args, k.seq, k.chain)
+		}
+		need = need[min(n, len(need)):]
+		q := `WITH x(s, c) AS (VALUES ` + vals.String() + `)
+			SELECT x.s, x.c, COALESCE(
+				(SELECT p.hash FROM audit p WHERE p.chain_id = x.c AND p.seq < x.s ORDER BY p.seq DESC LIMIT 1),
+				(SELECT ` + s.dialect.unhex("a.last_hash") + ` FROM audit_anchors a WHERE a.chain_id = x.c AND a.last_seq < x.s ORDER BY a.last_seq DESC LIMIT 1))
+			FROM x`
+		if err := func() error {
+			rows, err := s.reads.query(ctx, s.r, q, args)
+			if err != nil {
+				return err
+			}
+			defer rows.Close()
+			for rows.Next() {
+				var k key
+				var h []byte
+				if err := rows.Scan(&k.seq, &k.chain, &h); err != nil {
+					return err
+				}
+				for _, i := range idx[k] {
+					out[i].prev, out[i].linked = h, true
+				}
+			}
+			return rows.Err()
+		}(); err != nil {
+			return fmt.Errorf("audit links: %w", err)
+		}
+	}
+	return nil
+}
+
+// linkWithinAnswer links each row that stores no link to the row of its
+// chain just before it in position, when the answer holds that row.
+func linkWithinAnswer(out []answerRow) {
+	order := make([]int, len(out))
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortFunc(order, func(a, b int) int { return cmp.Compare(out[a].seq, out[b].seq) })
+	last := make(map[string]int, 1)
+	for _, i := range order {
+		if j, ok := last[out[i].chain]; ok && !out[i].linked {
+			out[i].prev, out[i].linked = out[j].hash, true
+		}
+		last[out[i].chain] = i
+	}
+}
