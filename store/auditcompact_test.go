@@ -219,6 +219,11 @@ func TestCompactTamperingIsDetected(t *testing.T) {
 					if err := s.AppendAudit(ctx, rs); err != nil {
 						t.Fatal(err)
 					}
+					// A page read first: what a page keeps in memory (agent
+					// ids) must not hide an edit from verification.
+					if _, err := s.QueryAudit(ctx, AuditFilter{}); err != nil {
+						t.Fatal(err)
+					}
 					q := tc.sql
 					if s.dialect.name == "sqlite" {
 						q = replaceAll(q, "NOT shadow", "1 - shadow")
@@ -343,6 +348,37 @@ func TestLinksLeftOutReadBack(t *testing.T) {
 				}
 				if !slices.Equal(got, want) {
 					t.Errorf("agent_1's records: got %v, want %v", got, want)
+				}
+				// Unfiltered pages link rows to the page's own rows, and
+				// its oldest through a lookup; a record by id looks up.
+				for _, limit := range []int{1, 2, 3, 100} {
+					n := 0
+					for f := (AuditFilter{Limit: limit}); ; {
+						page, err := s.QueryAudit(ctx, f)
+						if err != nil {
+							t.Fatal(err)
+						}
+						for _, r := range page.Records {
+							j := len(rs) - 1 - n
+							n++
+							if r.ID != rs[j].ID || r.PrevHash != rs[j].PrevHash || r.Hash != rs[j].Hash {
+								t.Errorf("pages of %d: record %d reads back as %s linked to %.12s…, want %s linked to %.12s…", limit, j, r.ID, r.PrevHash, rs[j].ID, rs[j].PrevHash)
+							}
+						}
+						if page.Next == "" {
+							break
+						}
+						f.Before = page.Next
+					}
+					if n != len(rs)-from {
+						t.Errorf("pages of %d: %d records, want %d", limit, n, len(rs)-from)
+					}
+				}
+				for j := from; j < len(rs); j++ {
+					r, ok, err := s.AuditRecord(ctx, rs[j].ID)
+					if err != nil || !ok || r.PrevHash != rs[j].PrevHash || r.AgentID != rs[j].AgentID {
+						t.Errorf("record %d by id: %v %v, linked to %.12s…, agent %q; want %.12s…, %q", j, ok, err, r.PrevHash, r.AgentID, rs[j].PrevHash, rs[j].AgentID)
+					}
 				}
 			}
 			check(0)
