@@ -22,8 +22,16 @@ import (
 // the dictionary from the database on every row: an edited dictionary
 // entry is reported by them even while a server holds the entry it read.
 
-// auditPlainSelect is the columns scanAnswerRows reads.
+// auditPlainSelect is the columns readAuditAnswer reads for an answer
+// that links its rows itself (contiguous).
 const auditPlainSelect = `seq, chain_id, id, record, prev_hash, hash, agent, action, decision, ts, trace_id, status, reason, source, shadow`
+
+// auditAnswerSelect is auditPlainSelect for the other answers: each row's
+// link looked up in the statement. A second statement to look them up
+// after cost a record read by id a round trip more than this saved.
+func (s *db) auditAnswerSelect() string {
+	return `seq, chain_id, id, record, ` + s.auditLinkSQL("") + `, hash, agent, action, decision, ts, trace_id, status, reason, source, shadow`
+}
 
 // maxAgentNames bounds the agent ids kept in memory; past it, an answer
 // reads the ones it needs.
@@ -52,11 +60,12 @@ type answerRow struct {
 	linked     bool // prev is the link (stored, or filled in)
 }
 
-// readAuditAnswer runs q (selecting auditPlainSelect; at most a page of
-// rows) and hands fn each record in the order read. contiguous says the
-// answer holds every row between its oldest and newest positions (no
-// filter but the position): a row's link is then the next older row of its
-// chain in the answer, when there is one.
+// readAuditAnswer runs q (at most a page of rows) and hands fn each record
+// in the order read. contiguous says the answer holds every row between
+// its oldest and newest positions (no filter but the position) and q
+// selects auditPlainSelect: a row's link is then the next older row of its
+// chain in the answer, when there is one, or one lookup for the rest.
+// Otherwise q selects auditAnswerSelect, links looked up.
 func (s *db) readAuditAnswer(ctx context.Context, q string, args []any, contiguous bool, fn func(seq int64, r audit.Record) error) error {
 	rows, err := s.reads.query(ctx, s.r, q, args)
 	if err != nil {
@@ -73,7 +82,7 @@ func (s *db) readAuditAnswer(ctx context.Context, q string, args []any, contiguo
 				return err
 			}
 			a.c.id, a.c.decision, a.c.traceID, a.c.source = id.s, decision.s, trace.s, source.s
-			a.linked = len(a.prev) > 0
+			a.linked = !contiguous || len(a.prev) > 0
 			out = append(out, a)
 		}
 		return rows.Err()

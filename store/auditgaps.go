@@ -80,7 +80,7 @@ func (s *db) AuditHashByID(ctx context.Context, id string) (string, bool, error)
 func (s *db) AuditRecord(ctx context.Context, id string) (audit.Record, bool, error) {
 	var out audit.Record
 	found := false
-	err := s.readAuditAnswer(ctx, `SELECT `+auditPlainSelect+` FROM audit WHERE id = $1`, []any{s.dialect.idArg(id)}, false, func(_ int64, r audit.Record) error {
+	err := s.readAuditAnswer(ctx, `SELECT `+s.auditAnswerSelect()+` FROM audit WHERE id = $1`, []any{s.dialect.idArg(id)}, false, func(_ int64, r audit.Record) error {
 		out, found = r, true
 		return nil
 	})

@@ -173,12 +173,16 @@ func (s *db) QueryAudit(ctx context.Context, f AuditFilter) (AuditPage, error) {
 		limit = DefaultAuditLimit
 	}
 	// One more than the page shows whether there is a next page.
-	q := `SELECT ` + auditPlainSelect + ` FROM audit` + where + ` ORDER BY seq DESC LIMIT ` + strconv.Itoa(limit+1)
-	var page AuditPage
-	var last int64
 	// With no filter but the cursor, the page holds every row between its
 	// first and last: rows link to the page's rows.
 	contiguous := f == AuditFilter{Before: f.Before, Limit: f.Limit}
+	cols := s.auditAnswerSelect()
+	if contiguous {
+		cols = auditPlainSelect
+	}
+	q := `SELECT ` + cols + ` FROM audit` + where + ` ORDER BY seq DESC LIMIT ` + strconv.Itoa(limit+1)
+	var page AuditPage
+	var last int64
 	err = s.readAuditAnswer(ctx, q, args, contiguous, func(seq int64, r audit.Record) error {
 		if f.Shadow && r.Shadow == nil {
 			return nil // the text search's superset
@@ -240,10 +244,16 @@ func (s *db) auditSelect() string { return s.auditSelectLinked("") }
 func (s *db) auditSelectChain() string { return s.auditSelectLinked("LAG(hash) OVER (ORDER BY seq), ") }
 
 func (s *db) auditSelectLinked(lag string) string {
-	return `seq, id, record, CASE WHEN length(prev_hash) > 0 THEN prev_hash ELSE COALESCE(` + lag + `
-			(SELECT p.hash FROM audit p WHERE p.chain_id = audit.chain_id AND p.seq < audit.seq ORDER BY p.seq DESC LIMIT 1),
-			(SELECT ` + s.dialect.unhex("a.last_hash") + ` FROM audit_anchors a WHERE a.chain_id = audit.chain_id AND a.last_seq < audit.seq ORDER BY a.last_seq DESC LIMIT 1)) END,
+	return `seq, id, record, ` + s.auditLinkSQL(lag) + `,
 		hash, ` + auditAgentSQL + `, action, decision, ts, trace_id, status, reason, source, shadow`
+}
+
+// auditLinkSQL is a row's link: its prev_hash, or lag, or the previous
+// row's hash, or retention's anchor, or NULL (genesis).
+func (s *db) auditLinkSQL(lag string) string {
+	return `CASE WHEN length(prev_hash) > 0 THEN prev_hash ELSE COALESCE(` + lag + `
+			(SELECT p.hash FROM audit p WHERE p.chain_id = audit.chain_id AND p.seq < audit.seq ORDER BY p.seq DESC LIMIT 1),
+			(SELECT ` + s.dialect.unhex("a.last_hash") + ` FROM audit_anchors a WHERE a.chain_id = audit.chain_id AND a.last_seq < audit.seq ORDER BY a.last_seq DESC LIMIT 1)) END`
 }
 
 // unhex is the SQL that turns a hex column into its bytes.
