@@ -80,16 +80,19 @@ func appendStringBytewise(b []byte, s string) []byte {
 	return append(b, '"')
 }
 
-// TestAppendStringWordWise: every byte value, at every offset of an
-// 8-byte word, among plain ASCII, is written as the byte-wise encoder
-// writes it.
+// TestAppendStringWordWise: every byte value, at every offset of strings
+// of every length up to three words, among plain ASCII, is written as the
+// byte-wise encoder writes it: short strings (no whole word), whole words,
+// and tails the last word overlaps.
 func TestAppendStringWordWise(t *testing.T) {
-	for c := range 256 {
-		for off := range 17 {
-			s := strings.Repeat("a", off) + string([]byte{byte(c)}) + strings.Repeat("z", 16-off)
-			got, want := appendString(nil, s), appendStringBytewise(nil, s)
-			if string(got) != string(want) {
-				t.Fatalf("byte %#x at offset %d: %q, want %q", c, off, got, want)
+	for n := 1; n <= 24; n++ {
+		for c := range 256 {
+			for off := range n {
+				s := strings.Repeat("a", off) + string([]byte{byte(c)}) + strings.Repeat("z", n-1-off)
+				got, want := appendString(nil, s), appendStringBytewise(nil, s)
+				if string(got) != string(want) {
+					t.Fatalf("byte %#x at offset %d of %d: %q, want %q", c, off, n, got, want)
+				}
 			}
 		}
 	}
