@@ -71,7 +71,6 @@ type Record struct {
 
 	canon  []byte        // the sealed canonical encoding; nil until sealed here
 	queued time.Duration // when a Writer queued it (since the writer's epoch)
-	buf    *sealBuf      // the buffer canon is in, when a Writer's to reuse once stored
 }
 
 // Approval is a record's part in human approval: the approval's id and

@@ -14,8 +14,7 @@ import (
 // LastAuditHash returns is the end of the chain AppendAudit extends.
 type Store interface {
 	// AppendAudit stores sealed records after those stored, in order, all
-	// or none. It keeps no record's Canonical bytes after it returns: a
-	// Writer reuses them.
+	// or none.
 	AppendAudit(ctx context.Context, rs []Record) error
 	// LastAuditHash is the hash the next record links to.
 	LastAuditHash(ctx context.Context) (string, error)
@@ -167,19 +166,7 @@ type Writer struct {
 
 	jn   int   // how many of the queued records (inflight, then pending) are journaled
 	jerr error // the journal's last write failed
-
-	// bufs are seal buffers (*sealBuf) of stored records, for the next
-	// Writes: an encoding of ≈ 900 B a record was a quarter of the bytes
-	// an audited Check allocated. freed is the flusher's list of those
-	// of the batch just stored.
-	bufs  sync.Pool
-	freed []*sealBuf
 }
-
-// sealBuf is hashRoom bytes and a record's canonical encoding
-// (encodeForSeal's), in a slice the Writer hands out again once the
-// record is stored and nothing reads its encoding any more.
-type sealBuf struct{ b []byte }
 
 // NewWriter reads where the chain ends and, unless FlushInterval is zero,
 // starts the background flusher.
@@ -252,23 +239,13 @@ func (w *Writer) Write(ctx context.Context, r Record) error {
 	// Encoding is the costly part of sealing and needs no order: it runs
 	// here, in parallel across callers; only the hash link is taken under
 	// the lock.
-	sb, _ := w.bufs.Get().(*sealBuf)
-	if sb == nil {
-		sb = &sealBuf{b: make([]byte, hashRoom, hashRoom+768)}
-	}
-	body, err := appendCanonical(sb.b[:hashRoom], &r)
+	body, err := encodeForSeal(&r)
 	if err != nil {
 		return fmt.Errorf("audit writer: %w", err)
 	}
-	sb.b = body
 	if w.cfg.FlushInterval == 0 {
-		// Not reused: the record is stored before Write returns, and a
-		// refused one is dead-lettered with it.
 		return w.writeSync(ctx, r, body)
 	}
-	// Reused only from the flusher's success path (flushOnce), once no
-	// store write, gap healing, dead letter or journal spill reads it.
-	r.buf = sb
 	now := time.Since(w.epoch)
 	w.mu.Lock()
 	for {
@@ -498,11 +475,6 @@ func (w *Writer) flushOnce(ctx context.Context) error {
 	}
 	w.storedHead, w.storedID = batch[n-1].Hash, batch[n-1].ID
 	w.mu.Lock()
-	for i := range batch {
-		if sb := batch[i].buf; sb != nil {
-			w.freed = append(w.freed, sb)
-		}
-	}
 	clear(batch) // let the records' strings go
 	w.inflight = w.inflight[n:]
 	if len(w.inflight) == 0 {
@@ -511,14 +483,7 @@ func (w *Writer) flushOnce(ctx context.Context) error {
 	w.lastErr = nil
 	w.space.Broadcast()
 	w.mu.Unlock()
-	// After journalStored: a journal spill holds the journal's lock from
-	// copying queued records until it has written their encodings.
 	w.journalStored(n)
-	for i, sb := range w.freed {
-		w.bufs.Put(sb)
-		w.freed[i] = nil
-	}
-	w.freed = w.freed[:0]
 	if w.cfg.OnStored != nil {
 		w.cfg.OnStored(n)
 	}
