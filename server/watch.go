@@ -33,23 +33,24 @@ func (s signalling) Reload(ctx context.Context) (*policy.Set, error) {
 	return set, err
 }
 
-// watchPolicies watches dir now and returns the loop that reloads on
-// every change under it until ctx ends.
-func watchPolicies(dir string, r reloader, debounce time.Duration, log *slog.Logger) (func(context.Context), error) {
+// watchPolicies watches dir now, reloads once (in ctx) what changed
+// since the policies were first read, and returns the loop that reloads
+// on every change under dir until its own context ends.
+func watchPolicies(ctx context.Context, dir string, r reloader, debounce time.Duration, log *slog.Logger) (func(context.Context), error) {
 	w, err := newWatcher(dir, true)
 	if err != nil {
 		return nil, err
 	}
-	return func(ctx context.Context) {
-		w.run(ctx, debounce, log, func(ctx context.Context) {
-			set, err := r.Reload(ctx)
-			if err != nil {
-				log.Error("policy reload failed; the last good policy set stays in force", "error", err)
-				return
-			}
-			log.Info("policies reloaded", "policies", set.Len(), "revision", set.Revision())
-		})
-	}, nil
+	reload := func(ctx context.Context) {
+		set, err := r.Reload(ctx)
+		if err != nil {
+			log.Error("policy reload failed; the last good policy set stays in force", "error", err)
+			return
+		}
+		log.Info("policies reloaded", "policies", set.Len(), "revision", set.Revision())
+	}
+	reload(ctx)
+	return func(ctx context.Context) { w.run(ctx, debounce, log, reload) }, nil
 }
 
 // dirWatcher watches a directory (and, if recursive, those below it).
