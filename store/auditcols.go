@@ -4,6 +4,7 @@ import (
 	"encoding/hex"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 )
 
 // The stored forms of an audit row's id, trace id, decision and source
@@ -72,7 +73,8 @@ func kindOf(v any) byte {
 
 // storedForm says which column of a row read back holds a value in a form
 // the store never writes for its text (an edit: the engine's id as text,
-// a client's hex id as bytes, a known source as its name), or "" if none.
+// a client's hex id as bytes, a known source as its name, text that is
+// not UTF-8), or "" if none.
 // Such a row reads back as the sealed record, so its hash holds, but a
 // lookup by the text looks for the one form it is stored in and misses
 // it, and stats count it apart: verification must report it.
@@ -101,6 +103,21 @@ func (d dialect) storedForm(c *auditColumns, id, decision, trace, source *colTex
 		return "decision"
 	case source.kind != sourceKind:
 		return "source"
+	// The store writes valid UTF-8 only (the engine refuses anything
+	// else); the canonical encoding writes an invalid byte as U+FFFD, so
+	// a column whose U+FFFD was made an invalid byte would still verify.
+	case !utf8.ValidString(c.id):
+		return "id"
+	case !utf8.ValidString(c.traceID):
+		return "trace_id"
+	case !utf8.ValidString(c.action):
+		return "action"
+	case !utf8.ValidString(c.reason):
+		return "reason"
+	case !utf8.ValidString(c.source):
+		return "source"
+	case !utf8.ValidString(c.agentID):
+		return "agent"
 	}
 	return ""
 }

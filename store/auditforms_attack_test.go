@@ -14,6 +14,19 @@ import (
 // reads back as the record that was sealed, yet lookups by id or trace id
 // no longer find it and stats count its source twice. Verification must
 // name it.
+// resealed seals rs again, in order, after a test changed them.
+func resealed(t *testing.T, rs []audit.Record) {
+	t.Helper()
+	prev := audit.GenesisHash
+	for i := range rs {
+		rs[i].Hash = ""
+		if err := rs[i].Seal(prev); err != nil {
+			t.Fatal(err)
+		}
+		prev = rs[i].Hash
+	}
+}
+
 func TestStoredFormEditIsReported(t *testing.T) {
 	for _, tc := range []struct {
 		name string
@@ -24,11 +37,22 @@ func TestStoredFormEditIsReported(t *testing.T) {
 		{"engine trace id kept as its text", 0, `UPDATE audit SET trace_id = lower(hex(trace_id)) WHERE id = $1`},
 		{"client id of 13 hex bytes kept as bytes", 3, `UPDATE audit SET id = unhex(substr(id, 5)) WHERE id = $1`},
 		{"known source kept as its name", 0, `UPDATE audit SET source = 'ext_authz-grpc' WHERE id = $1`},
+		// The canonical encoding writes an invalid byte as U+FFFD: a text
+		// column's U+FFFD (EF BF BD) replaced by a lone invalid byte reads
+		// as the same record, and a filter on the real value misses it.
+		{"action's U+FFFD made an invalid byte", 0, `UPDATE audit SET action = CAST(replace(CAST(action AS BLOB), X'EFBFBD', X'FF') AS TEXT) WHERE id = $1`},
+		{"reason's U+FFFD made an invalid byte", 0, `UPDATE audit SET reason = CAST(replace(CAST(reason AS BLOB), X'EFBFBD', X'FE') AS TEXT) WHERE id = $1`},
+		{"client trace id's U+FFFD made an invalid byte", 5, `UPDATE audit SET trace_id = CAST(replace(CAST(trace_id AS BLOB), X'EFBFBD', X'FF') AS TEXT) WHERE id = $1`},
+		{"agent's U+FFFD made an invalid byte", 0, `UPDATE audit_agents SET agent_id = CAST(replace(CAST(agent_id AS BLOB), X'EFBFBD', X'FF') AS TEXT) WHERE n = (SELECT agent FROM audit WHERE id = $1)`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s, raw := compactBackends()[0].open(t)
 			ctx := t.Context()
 			rs := mixedRecords(t, 6)
+			// Values a request may carry: U+FFFD is valid UTF-8.
+			rs[0].Action, rs[0].Reason, rs[0].AgentID = "read:caf\uFFFD", "denied \uFFFD", "agent_\uFFFD"
+			rs[5].TraceID = "trace-\uFFFD"
+			resealed(t, rs)
 			if err := s.AppendAudit(ctx, rs); err != nil {
 				t.Fatal(err)
 			}
