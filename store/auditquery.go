@@ -273,11 +273,12 @@ func (d dialect) scanAuditRowsOn(ctx context.Context, on queryer, q string, args
 
 func (d dialect) scanAuditRowsFrom(rows *sql.Rows, fn func(seq int64, r audit.Record) error) error {
 	defer rows.Close()
+	// Made once, not per row: each escapes to the heap through Scan.
+	id, decision, trace, source := colText{text: idText}, colText{text: decisionText}, colText{text: traceText}, colText{text: sourceText}
 	for rows.Next() {
 		var seq int64
 		var c auditColumns
 		var body, prev, hash []byte
-		id, decision, trace, source := colText{text: idText}, colText{text: decisionText}, colText{text: traceText}, colText{text: sourceText}
 		if err := rows.Scan(&seq, &id, &body, &prev, &hash, &c.agentID, &c.action, &decision, &c.ts, &trace, &c.status,
 			&c.reason, &source, &c.shadow); err != nil {
 			return err
