@@ -37,6 +37,11 @@ func TestStoredFormEditIsReported(t *testing.T) {
 		{"engine trace id kept as its text", 0, `UPDATE audit SET trace_id = lower(hex(trace_id)) WHERE id = $1`},
 		{"client id of 13 hex bytes kept as bytes", 3, `UPDATE audit SET id = unhex(substr(id, 5)) WHERE id = $1`},
 		{"known source kept as its name", 0, `UPDATE audit SET source = 'ext_authz-grpc' WHERE id = $1`},
+		// Edits to another value (the hash tells; kept for the forms).
+		{"decision flipped", 0, `UPDATE audit SET decision = 1 - decision WHERE id = $1`},
+		{"source a number no source has", 0, `UPDATE audit SET source = 9 WHERE id = $1`},
+		{"id a number", 2, `UPDATE audit SET id = 2 WHERE id = $1`},
+		{"engine id in upper case", 0, `UPDATE audit SET id = 'AUD_' || hex(id) WHERE id = $1`},
 		// The canonical encoding writes an invalid byte as U+FFFD: a text
 		// column's U+FFFD (EF BF BD) replaced by a lone invalid byte reads
 		// as the same record, and a filter on the real value misses it.
@@ -64,9 +69,31 @@ func TestStoredFormEditIsReported(t *testing.T) {
 				t.Skipf("the edit changed %d rows (%v)", n, err)
 			}
 			var brk *audit.Break
-			if _, err := audit.VerifyChains(ctx, s); !errors.As(err, &brk) || brk.ID != rs[tc.at].ID {
-				t.Fatalf("verify: %v; want record %s named", err, rs[tc.at].ID)
+			if _, err := audit.VerifyChains(ctx, s); !errors.As(err, &brk) || brk.Index != tc.at {
+				t.Fatalf("verify: %v; want record %d (%s) named", err, tc.at, rs[tc.at].ID)
 			}
 		})
+	}
+}
+
+// TestDecisionColumnRefusesOtherValues: on SQLite the decision column
+// takes 0 (allow) and 1 (deny) only: an edit to any other number, to
+// text that is no integer, to bytes or a real is refused by the database
+// itself and changes nothing. (The text '1' is taken as the integer 1: a
+// flip to deny, which the record's hash reports, as "decision flipped".)
+func TestDecisionColumnRefusesOtherValues(t *testing.T) {
+	s, raw := compactBackends()[0].open(t)
+	ctx := t.Context()
+	rs := mixedRecords(t, 2)
+	if err := s.AppendAudit(ctx, rs); err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range []any{int64(2), int64(-1), "deny", "allow", []byte{1}, 0.5} {
+		if _, err := raw.ExecContext(ctx, `UPDATE audit SET decision = $1 WHERE id = $2`, v, s.dialect.idArg(rs[0].ID)); err == nil {
+			t.Errorf("decision %#v: stored", v)
+		}
+	}
+	if n, err := audit.VerifyChains(ctx, s); n != 2 || err != nil {
+		t.Fatalf("verify after the refused edits: %d, %v", n, err)
 	}
 }
