@@ -3,6 +3,7 @@ package store
 import (
 	"errors"
 	"testing"
+	"time"
 
 	"github.com/meshguard/meshguard/audit"
 )
@@ -95,5 +96,55 @@ func TestDecisionColumnRefusesOtherValues(t *testing.T) {
 	}
 	if n, err := audit.VerifyChains(ctx, s); n != 2 || err != nil {
 		t.Fatalf("verify after the refused edits: %d, %v", n, err)
+	}
+}
+
+// TestOddRecordsReadBackAsSealed: records at the edges of the canonical
+// encoding and the compact body — timestamps in years below 1000 and above
+// 9999, just before 1970 with nanoseconds, in another zone; context keys
+// and values holding quotes, backslashes, a body phrase spelled out, the
+// phrase mark's escape, U+FFFD and U+2028 — are stored, read back by id as
+// the record sealed (byte for byte) and verify, on both engines.
+func TestOddRecordsReadBackAsSealed(t *testing.T) {
+	zone := time.FixedZone("odd", -(9*3600 + 30*60))
+	times := []time.Time{
+		time.Date(1, 1, 1, 0, 0, 0, 1, time.UTC),
+		time.Date(999, 12, 31, 23, 59, 59, 999999999, time.UTC),
+		time.Date(1969, 12, 31, 23, 59, 59, 999999999, time.UTC),
+		time.Date(2026, 12, 6, 21, 0, 0, 500, zone),
+		time.Date(10000, 1, 1, 0, 0, 0, 123456789, time.UTC),
+	}
+	contexts := []map[string]any{
+		{`k"ey`: `v\"al\\`, `\`: `"`, "header.x": `","method":"GET","path":"`},
+		{"\u0001": "\\u0001", "query.q": "\uFFFD\u2028\u2029", "n": 1e21, "neg": -0.0},
+		{`","agent_`: []any{"tools/call", map[string]any{"b": "\x7f", "a": "<&>"}}, "": ""},
+	}
+	for _, b := range compactBackends() {
+		t.Run(b.name, func(t *testing.T) {
+			s, _ := b.open(t)
+			ctx := t.Context()
+			rs := mixedRecords(t, len(times))
+			for i := range rs {
+				rs[i].Timestamp = times[i]
+				rs[i].Context = contexts[i%len(contexts)]
+			}
+			resealed(t, rs)
+			if err := s.AppendAudit(ctx, rs); err != nil {
+				t.Fatal(err)
+			}
+			if n, err := audit.VerifyChains(ctx, s); n != int64(len(rs)) || err != nil {
+				t.Fatalf("verify: %d, %v", n, err)
+			}
+			want := canonicals(t, rs)
+			for i, r := range rs {
+				got, ok, err := s.AuditRecord(ctx, r.ID)
+				if err != nil || !ok || got.Unreadable != "" {
+					t.Fatalf("record %d: %v %v %q", i, ok, err, got.Unreadable)
+				}
+				if g := canonicals(t, []audit.Record{got})[0]; g != want[i] || got.Hash != r.Hash {
+					t.Errorf("record %d reads back as\n%s\nsealed\n%s", i, g, want[i])
+				}
+			}
+		})
 	}
 }
