@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"path/filepath"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
@@ -87,7 +86,7 @@ func (p *parts) watchProxies(log *slog.Logger) func(context.Context) {
 	if file == "" {
 		return func(context.Context) {}
 	}
-	w, err := newWatcher(filepath.Dir(file), false)
+	w, err := newFileWatcher(file)
 	if err != nil {
 		log.Error("watching PROXIES_FILE failed; changes need a restart", "error", err)
 		return func(context.Context) {}

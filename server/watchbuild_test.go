@@ -3,6 +3,8 @@ package server
 import (
 	"context"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -76,6 +78,33 @@ rules:
 	for p.loader.Current().Len() != 2 {
 		if wait.Err() != nil {
 			t.Fatal("the policy added before the watcher was registered is not loaded")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestSymlinkedProxiesFileTargetChangeIsReloaded: PROXIES_FILE may be a
+// symlink to a file in another directory (a secrets mount). A proxy
+// removed from the target is refused: the target's directory is watched
+// too, not only the link's.
+func TestSymlinkedProxiesFileTargetChangeIsReloaded(t *testing.T) {
+	const removed = "mgp_removed-from-symlink-target-0123456789"
+	linkDir, targetDir := t.TempDir(), t.TempDir()
+	target := writeProxies(t, targetDir, testProxy{name: testProxyName, token: testProxyToken}, testProxy{name: "removed", token: removed})
+	link := filepath.Join(linkDir, "proxies.yaml")
+	if err := os.Symlink(target, link); err != nil {
+		t.Fatal(err)
+	}
+	r := start(t, func(c *config.Config) { c.ProxyAuth.ProxiesFile = link })
+	if code := firstClusters(asProxy(context.Background(), removed), t, r.grpc); code != codes.OK {
+		t.Fatalf("the listed proxy: %v, want OK", code)
+	}
+	writeProxies(t, targetDir, testProxy{name: testProxyName, token: testProxyToken})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for firstClusters(asProxy(ctx, removed), t, r.grpc) != codes.Unauthenticated {
+		if ctx.Err() != nil {
+			t.Fatal("the proxy removed from the symlink's target is still served")
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
