@@ -2,6 +2,7 @@ package store
 
 import (
 	"errors"
+	"math"
 	"testing"
 	"time"
 
@@ -116,7 +117,7 @@ func TestOddRecordsReadBackAsSealed(t *testing.T) {
 	}
 	contexts := []map[string]any{
 		{`k"ey`: `v\"al\\`, `\`: `"`, "header.x": `","method":"GET","path":"`},
-		{"\u0001": "\\u0001", "query.q": "\uFFFD\u2028\u2029", "n": 1e21, "neg": -0.0},
+		{"\u0001": "\\u0001", "query.q": "\uFFFD\u2028\u2029", "n": 1e21, "neg": math.Copysign(0, -1)},
 		{`","agent_`: []any{"tools/call", map[string]any{"b": "\x7f", "a": "<&>"}}, "": ""},
 	}
 	for _, b := range compactBackends() {
