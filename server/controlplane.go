@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"path/filepath"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
@@ -77,7 +76,8 @@ func (p *parts) httpListener(cfg *config.Config, lis net.Listener) net.Listener 
 	return tls.NewListener(lis, p.tls.ServerConfig("h2", "http/1.1"))
 }
 
-// watchProxies watches PROXIES_FILE's directory now and returns the loop
+// watchProxies watches PROXIES_FILE's directory now, reads the file once
+// more, and returns the loop
 // that reloads it on each change until ctx ends: a proxy removed is
 // refused from then on, and its open streams and its filter credentials
 // at once.
@@ -86,18 +86,20 @@ func (p *parts) watchProxies(log *slog.Logger) func(context.Context) {
 	if file == "" {
 		return func(context.Context) {}
 	}
-	w, err := newWatcher(filepath.Dir(file), false)
+	w, err := newFileWatcher(file)
 	if err != nil {
 		log.Error("watching PROXIES_FILE failed; changes need a restart", "error", err)
 		return func(context.Context) {}
 	}
-	return func(ctx context.Context) {
-		w.run(ctx, servicesRefresh, log, func(context.Context) {
-			if err := p.proxies.Reload(); err != nil {
-				log.Error("PROXIES_FILE reload failed; the last good list stays in force", "error", err)
-				return
-			}
-			log.Info("PROXIES_FILE reloaded", "proxies", p.proxies.Len())
-		})
+	reload := func(context.Context) {
+		if err := p.proxies.Reload(); err != nil {
+			log.Error("PROXIES_FILE reload failed; the last good list stays in force", "error", err)
+			return
+		}
+		log.Info("PROXIES_FILE reloaded", "proxies", p.proxies.Len())
 	}
+	// build read the file before it was watched: a proxy removed in
+	// between made no event, and would be served until the next one.
+	reload(context.Background())
+	return func(ctx context.Context) { w.run(ctx, servicesRefresh, log, reload) }
 }

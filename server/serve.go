@@ -87,6 +87,9 @@ func (p *parts) serve(ctx context.Context, cfg *config.Config, o Options, log *s
 		_ = grpcLis.Close()
 		return err
 	}
+	// SERVICES_FILE is watched before its first load, so no change is
+	// missed between the two.
+	watchServices := p.watchServices(log)
 	if err := p.serveCatalogue(ctx, xo); err != nil {
 		// Like a broken policy file: serve, say so, and load the file once
 		// it is fixed. Envoys get no services meanwhile.
@@ -100,11 +103,13 @@ func (p *parts) serve(ctx context.Context, cfg *config.Config, o Options, log *s
 		wg.Go(func() { p.alerts.Run(bg) })
 	}
 	// The watchers are registered here, before Ready: a file changed once
-	// the server is ready is reloaded however late their loops start.
-	watchServices, watchProxies := p.watchServices(log), p.watchProxies(log)
+	// the server is ready is reloaded however late their loops start. The
+	// proxies and policies, read by build, are read once more after: a
+	// change made in between made no event.
+	watchProxies := p.watchProxies(log)
 	wg.Go(func() { watchServices(bg) })
 	wg.Go(func() { watchProxies(bg) })
-	if watch, err := watchPolicies(p.policies, signalling{p.loader, p.pub.changed}, 100*time.Millisecond, log); err != nil {
+	if watch, err := watchPolicies(ctx, p.policies, signalling{p.loader, p.pub.changed}, 100*time.Millisecond, log); err != nil {
 		log.Error("watching POLICIES_DIR failed; policy changes need a restart", "error", err)
 	} else {
 		wg.Go(func() { watch(bg) })

@@ -33,23 +33,24 @@ func (s signalling) Reload(ctx context.Context) (*policy.Set, error) {
 	return set, err
 }
 
-// watchPolicies watches dir now and returns the loop that reloads on
-// every change under it until ctx ends.
-func watchPolicies(dir string, r reloader, debounce time.Duration, log *slog.Logger) (func(context.Context), error) {
+// watchPolicies watches dir now, reloads once (in ctx) what changed
+// since the policies were first read, and returns the loop that reloads
+// on every change under dir until its own context ends.
+func watchPolicies(ctx context.Context, dir string, r reloader, debounce time.Duration, log *slog.Logger) (func(context.Context), error) {
 	w, err := newWatcher(dir, true)
 	if err != nil {
 		return nil, err
 	}
-	return func(ctx context.Context) {
-		w.run(ctx, debounce, log, func(ctx context.Context) {
-			set, err := r.Reload(ctx)
-			if err != nil {
-				log.Error("policy reload failed; the last good policy set stays in force", "error", err)
-				return
-			}
-			log.Info("policies reloaded", "policies", set.Len(), "revision", set.Revision())
-		})
-	}, nil
+	reload := func(ctx context.Context) {
+		set, err := r.Reload(ctx)
+		if err != nil {
+			log.Error("policy reload failed; the last good policy set stays in force", "error", err)
+			return
+		}
+		log.Info("policies reloaded", "policies", set.Len(), "revision", set.Revision())
+	}
+	reload(ctx)
+	return func(ctx context.Context) { w.run(ctx, debounce, log, reload) }, nil
 }
 
 // dirWatcher watches a directory (and, if recursive, those below it).
@@ -61,6 +62,39 @@ type dirWatcher struct {
 	dir       string
 	recursive bool
 	add       func(string) error
+	file      string // newFileWatcher's file, whose symlink target is followed
+}
+
+// newFileWatcher watches file's directory and, when file is a symlink
+// leading elsewhere (a secrets mount), its target's directory too: an edit
+// of the target makes no event in the link's directory.
+func newFileWatcher(file string) (*dirWatcher, error) {
+	d, err := newWatcher(filepath.Dir(file), false)
+	if err != nil {
+		return nil, err
+	}
+	d.file = file
+	if err := d.followLink(); err != nil {
+		_ = d.w.Close()
+		return nil, err
+	}
+	return d, nil
+}
+
+// followLink watches the directory of the file's symlink target, if it
+// has one (again at each change: the link may now lead elsewhere).
+func (d *dirWatcher) followLink() error {
+	if d.file == "" {
+		return nil
+	}
+	target, err := filepath.EvalSymlinks(d.file)
+	if err != nil {
+		return nil // no file (yet), or a dangling link: its reload says so
+	}
+	if dir := filepath.Dir(target); dir != filepath.Dir(d.file) {
+		return d.w.Add(dir)
+	}
+	return nil
 }
 
 func newWatcher(dir string, recursive bool) (*dirWatcher, error) {
@@ -116,6 +150,9 @@ func (d *dirWatcher) run(ctx context.Context, debounce time.Duration, log *slog.
 				timer.Reset(debounce)
 			}
 		case <-fire:
+			if err := d.followLink(); err != nil {
+				log.Warn("file watcher: the file's symlink target cannot be watched", "file", d.file, "error", err)
+			}
 			reload(ctx)
 		case err, ok := <-w.Errors:
 			if !ok {

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"path/filepath"
 	"strconv"
 	"time"
 
@@ -72,7 +71,7 @@ func (p *parts) watchServices(log *slog.Logger) func(context.Context) {
 	if file == "" {
 		return func(context.Context) {}
 	}
-	w, err := newWatcher(filepath.Dir(file), false)
+	w, err := newFileWatcher(file)
 	if err != nil {
 		log.Error("watching SERVICES_FILE failed; catalogue changes need a restart", "error", err)
 		return func(context.Context) {}

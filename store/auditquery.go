@@ -273,30 +273,34 @@ func (s *db) scanAuditRows(ctx context.Context, q string, args []any, fn func(se
 	if err != nil {
 		return err
 	}
-	return scanAuditRowsFrom(rows, fn)
+	return s.dialect.scanAuditRowsFrom(rows, fn)
 }
 
-func scanAuditRowsOn(ctx context.Context, on queryer, q string, args []any, fn func(seq int64, r audit.Record) error) error {
+func (d dialect) scanAuditRowsOn(ctx context.Context, on queryer, q string, args []any, fn func(seq int64, r audit.Record) error) error {
 	rows, err := on.QueryContext(ctx, q, args...)
 	if err != nil {
 		return err
 	}
-	return scanAuditRowsFrom(rows, fn)
+	return d.scanAuditRowsFrom(rows, fn)
 }
 
-func scanAuditRowsFrom(rows *sql.Rows, fn func(seq int64, r audit.Record) error) error {
+func (d dialect) scanAuditRowsFrom(rows *sql.Rows, fn func(seq int64, r audit.Record) error) error {
 	defer rows.Close()
+	// Made once, not per row: each escapes to the heap through Scan.
+	id, decision, trace, source := colText{text: idText}, colText{text: decisionText}, colText{text: traceText}, colText{text: sourceText}
 	for rows.Next() {
 		var seq int64
 		var c auditColumns
 		var body, prev, hash []byte
-		id, decision, trace, source := colText{text: idText}, colText{text: decisionText}, colText{text: traceText}, colText{text: sourceText}
 		if err := rows.Scan(&seq, &id, &body, &prev, &hash, &c.agentID, &c.action, &decision, &c.ts, &trace, &c.status,
 			&c.reason, &source, &c.shadow); err != nil {
 			return err
 		}
 		c.id, c.decision, c.traceID, c.source = id.s, decision.s, trace.s, source.s
 		r := decodeAuditBody(body, c)
+		if col := d.storedForm(&c, &id, &decision, &trace, &source); col != "" && r.Unreadable == "" {
+			r.Unreadable = "its " + col + " column is not in the form the store writes for its value (the row was edited)"
+		}
 		// The columns are what the chain links; the record is what was hashed.
 		r.PrevHash, r.Hash = hashText(prev), hashText(hash)
 		if prev == nil {
@@ -421,7 +425,7 @@ func (s *db) PruneAudit(ctx context.Context, before time.Time) (int64, error) {
 		}
 		for _, c := range cuts {
 			var rec audit.Record
-			if err := scanAuditRowsOn(ctx, tx, `SELECT `+s.auditSelect()+` FROM audit WHERE seq = $1`, []any{c.seq}, func(_ int64, r audit.Record) error {
+			if err := s.dialect.scanAuditRowsOn(ctx, tx, `SELECT `+s.auditSelect()+` FROM audit WHERE seq = $1`, []any{c.seq}, func(_ int64, r audit.Record) error {
 				rec = r
 				return nil
 			}); err != nil {
