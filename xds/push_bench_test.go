@@ -109,6 +109,13 @@ func BenchmarkPush1000(b *testing.B) {
 	var peak, total, live, held uint64
 	var p99 time.Duration
 	sample := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
+	if f := os.Getenv("PUSH_HEAPPROFILE"); f != "" {
+		if w, err := os.Create(f + ".setup"); err == nil {
+			runtime.GC()
+			_ = pprof.Lookup("heap").WriteTo(w, 0)
+			w.Close()
+		}
+	}
 	b.ResetTimer()
 	for b.Loop() {
 		b.StopTimer()
@@ -116,6 +123,12 @@ func BenchmarkPush1000(b *testing.B) {
 		var before runtime.MemStats
 		runtime.ReadMemStats(&before)
 		held = max(held, before.HeapAlloc)
+		if f := os.Getenv("PUSH_HEAPPROFILE"); f != "" {
+			if w, err := os.Create(f + ".held"); err == nil {
+				_ = pprof.Lookup("heap").WriteTo(w, 0)
+				w.Close()
+			}
+		}
 		b.StartTimer()
 		lat := make([]time.Duration, n)
 		var wg sync.WaitGroup
