@@ -50,6 +50,7 @@ type typeEncoded struct {
 	names    []string
 	anys     []*anypb.Any
 	returned map[string]string // every name to the version
+	wire     []byte            // the whole-type response without a nonce (wire.go); nil if not wired
 }
 
 func newSharedCache(snap cachev3.SnapshotCache) *sharedCache {
@@ -75,9 +76,34 @@ func encode(version string, resources map[string][]types.Resource) (*encoded, er
 			t.anys = append(t.anys, &anypb.Any{TypeUrl: typeURL, Value: b})
 			t.returned[name] = version
 		}
+		if wired(typeURL) {
+			var err error
+			if t.wire, err = wireEncode(version, typeURL, t); err != nil {
+				return nil, err
+			}
+		}
 		e.types[typeURL] = t
 	}
 	return e, nil
+}
+
+// wire is the shared encoding of r without its nonce, if r is the current
+// version's whole-type response and nothing else (nil if not).
+func (c *sharedCache) wire(r *discoveryv3.DiscoveryResponse) []byte {
+	c.mu.Lock()
+	e := c.current
+	c.mu.Unlock()
+	if e == nil || r.GetVersionInfo() != e.version {
+		return nil
+	}
+	t := e.types[r.GetTypeUrl()]
+	if t == nil || t.wire == nil || len(r.Resources) != len(t.anys) || len(t.anys) == 0 || &r.Resources[0] != &t.anys[0] {
+		return nil
+	}
+	if r.ControlPlane != nil || r.Canary || len(r.ProtoReflect().GetUnknown()) > 0 {
+		return nil
+	}
+	return t.wire
 }
 
 func cmpString(a, b string) int {
