@@ -442,6 +442,7 @@ func build(ctx context.Context, cfg *config.Config, o Options, log *slog.Logger)
 		grpc.MaxRecvMsgSize(maxGRPCMessage),
 		grpc.MaxConcurrentStreams(maxGRPCStreams),
 		grpc.NumStreamWorkers(grpcStreamWorkers),
+		p.xds.ServerOption(), // a push sends each version's encoding to every stream
 	}, p.grpcOptions(cfg)...)...)
 	extauthz.NewServer(eng, log).TrustPrincipalsFrom(p.proxies.Vouches).Register(p.grpc)
 	p.xds.Register(p.grpc)

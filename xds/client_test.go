@@ -45,8 +45,8 @@ func serveXDS(t testing.TB) (*Server, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	g := grpc.NewServer()
 	s := NewServer(t.Context(), nil)
+	g := grpc.NewServer(s.ServerOption())
 	s.Register(g)
 	go func() { _ = g.Serve(lis) }()
 	t.Cleanup(g.Stop)

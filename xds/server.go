@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"strconv"
 	"sync"
+	"sync/atomic"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	clusterservice "github.com/envoyproxy/go-control-plane/envoy/service/cluster/v3"
@@ -42,6 +43,7 @@ type Server struct {
 	log   *slog.Logger
 	track *tracker
 	types *streamTypes // the type URLs each stream named (streamtypes.go)
+	wire  atomic.Bool  // ServerOption was taken: ADS streams send shared encodings
 
 	mu      sync.Mutex
 	version int
@@ -90,9 +92,15 @@ func NewServer(ctx context.Context, log *slog.Logger) *Server {
 	return s
 }
 
-// Register adds the discovery services to g.
+// Register adds the discovery services to g. If g was made with
+// s.ServerOption, a version's responses go to every ADS stream from one
+// encoding (wire.go); else each stream's is encoded for it.
 func (s *Server) Register(g *grpc.Server) {
-	discoveryv3.RegisterAggregatedDiscoveryServiceServer(g, s.xds)
+	if s.wire.Load() {
+		discoveryv3.RegisterAggregatedDiscoveryServiceServer(g, adsServer{s.xds, s.cache})
+	} else {
+		discoveryv3.RegisterAggregatedDiscoveryServiceServer(g, s.xds)
+	}
 	listenerservice.RegisterListenerDiscoveryServiceServer(g, s.xds)
 	routeservice.RegisterRouteDiscoveryServiceServer(g, s.xds)
 	clusterservice.RegisterClusterDiscoveryServiceServer(g, s.xds)

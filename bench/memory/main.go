@@ -89,7 +89,7 @@ func run(ctx context.Context, o options) error {
 	if err != nil {
 		return err
 	}
-	fmt.Printf("serving, no streams:  %s\n", fresh)
+	fmt.Printf("serving, no streams:  %s (%s)\n", fresh, p.at())
 
 	m := newMesh(o.streams)
 	defer m.close()
@@ -106,9 +106,10 @@ func run(ctx context.Context, o options) error {
 	if err != nil {
 		return err
 	}
-	fmt.Printf("with %d streams:    %s  (%.1f KB RSS a stream)\n", o.streams, held, float64(held.rssKB-fresh.rssKB)/float64(o.streams))
+	fmt.Printf("with %d streams:    %s  (%.1f KB RSS a stream; %s)\n", o.streams, held, float64(held.rssKB-fresh.rssKB)/float64(o.streams), p.at())
 
 	changed := time.Now()
+	fmt.Printf("catalogue edited %s\n", p.at())
 	if err := writeServices(services, o.services, 2); err != nil {
 		return err
 	}
@@ -122,12 +123,13 @@ func run(ctx context.Context, o options) error {
 	if err != nil {
 		return err
 	}
-	fmt.Printf("after the push:       %s\n", after)
+	fmt.Printf("after the push:       %s (%s)\n", after, p.at())
 	if o.load > 0 {
 		token, err := createAgent(ctx, p)
 		if err != nil {
 			return err
 		}
+		fmt.Printf("Checks begin %s\n", p.at())
 		n, refused, err := load(ctx, p.grpcAddr, token, o.workers, o.load)
 		if err != nil {
 			return fmt.Errorf("checks: %w", err)
@@ -136,7 +138,7 @@ func run(ctx context.Context, o options) error {
 		if err != nil {
 			return err
 		}
-		fmt.Printf("after %v of Checks (c=%d, %.0f/s answered, failed: %v; audit on): %s\n", o.load, o.workers, float64(n)/o.load.Seconds(), refused, loaded)
+		fmt.Printf("after %v of Checks (c=%d, %.0f/s answered, failed: %v; audit on): %s (%s)\n", o.load, o.workers, float64(n)/o.load.Seconds(), refused, loaded, p.at())
 	}
 	if o.hold > 0 {
 		fmt.Printf("holding for %v: server pid %d\n", o.hold, p.pid())

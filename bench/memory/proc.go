@@ -19,7 +19,13 @@ type proc struct {
 	cmd      *exec.Cmd
 	grpcAddr string
 	httpURL  string
+	started  time.Time
 }
+
+// at is the time since the server started, as GODEBUG=gctrace=1 stamps
+// each collection in its log (-keep): it tells which phase a collection
+// ran in.
+func (p *proc) at() string { return fmt.Sprintf("at %.1fs", time.Since(p.started).Seconds()) }
 
 const adminToken = "memory-bench-admin-token-0123456789"
 
@@ -52,6 +58,7 @@ func startServer(ctx context.Context, bin, work, services string) (*proc, error)
 	}
 	defer logFile.Close() // the child has its own descriptor
 	p.cmd.Stdout, p.cmd.Stderr = logFile, logFile
+	p.started = time.Now()
 	if err := p.cmd.Start(); err != nil {
 		return nil, err
 	}
