@@ -5,6 +5,7 @@ import (
 
 	"github.com/meshguard/meshguard/agentproto"
 	"github.com/meshguard/meshguard/approval"
+	"github.com/meshguard/meshguard/audit"
 	"github.com/meshguard/meshguard/internal/edge"
 	"github.com/meshguard/meshguard/policy"
 	"github.com/meshguard/meshguard/trust"
@@ -179,6 +180,9 @@ type Decision struct {
 	listing *listing
 	// inputs is what the audit record's inputs are made of (record.go).
 	inputs recordInputs
+	// record is the audit record Reissue copies (KeepRecord), nil
+	// unless a cache asked for it; shared and never written once set.
+	record *audit.Record
 	// rpc: the request is a JSON-RPC POST to a route declaring a
 	// protocol, so a denial is rendered as a JSON-RPC error (DenyBody).
 	rpc bool

@@ -59,7 +59,10 @@ type Decider struct {
 	tokens   *identity.CachedVerifier
 	// cache holds allows for repeated requests (cache.go); nil when off.
 	cache *decisionCache
-	now   func() time.Time
+	// recorded: there is a Recorder, so a cached decision keeps its
+	// record for Reissue (engine.KeepRecord).
+	recorded bool
+	now      func() time.Time
 }
 
 // New compiles c. Every error names what is wrong and wraps
@@ -125,7 +128,7 @@ func New(c *filterconfig.Config, o Options) (*Decider, error) {
 	if cache != nil {
 		cache.keyTrace = readsTrace(set.RequestKeys())
 	}
-	return &Decider{hs256: c.HS256, engine: eng, services: services, tokens: tokens, cache: cache, now: o.Now}, nil
+	return &Decider{hs256: c.HS256, engine: eng, services: services, tokens: tokens, cache: cache, recorded: o.Recorder != nil, now: o.Now}, nil
 }
 
 // Prepare sets what the proxy's route configuration would give the
@@ -157,13 +160,19 @@ func (d *Decider) Check(ctx context.Context, r *engine.Request) (engine.Decision
 	}
 	key := d.cache.key(r)
 	now := d.now()
-	if prior, ok := d.cache.get(key, now); ok {
-		return d.engine.Reissue(ctx, r, &prior)
+	if prior := d.cache.get(key, now); prior != nil {
+		return d.engine.Reissue(ctx, r, prior)
 	}
 	dec, err := d.check(ctx, r)
 	if err == nil && cacheableDecision(&dec) {
 		if exp, ok := d.expiry(ctx, r, now); ok {
-			d.cache.put(key, dec, exp)
+			// The cached copy keeps its record, for Reissue to copy;
+			// dec, returned, does not.
+			kept := dec
+			if d.recorded {
+				d.engine.KeepRecord(r, &kept)
+			}
+			d.cache.put(key, kept, exp)
 		}
 	}
 	return dec, err

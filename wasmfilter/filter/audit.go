@@ -25,10 +25,19 @@ import (
 // wait on the network for every request. Records leave at each tick
 // (FlushMs) and, while a backlog lasts, as soon as MeshGuard has taken the
 // previous batch.
+//
+// Its records are kept in fixed chunks (chunkLen records each), written
+// in place and never moved: the queue does not grow one array by copying
+// it (a wasm VM's memory never shrinks, and at MaxBuffered the array was
+// megabytes), and a chunk shipped is kept for reuse. The records of a
+// batch on its way stay where they are until it is settled.
 type auditQueue struct {
 	cfg     *filterconfig.Config // the newest configuration's settings
 	stats   stats
-	records []audit.Record
+	chunks  []*chunk // chunks[0][head] is the oldest record
+	head    int
+	n       int    // records held
+	spare   *chunk // a shipped chunk, cleared, for the next
 	bytes   int    // the records' approximate size
 	dropped uint64 // since the last batch MeshGuard accepted
 
@@ -39,20 +48,54 @@ type auditQueue struct {
 	failing  bool    // the last call failed: log once per outage
 }
 
+// chunkLen is the records in a chunk: a batch's (DefaultBatchSize) in
+// two, and 34 KB of memory.
+const chunkLen = 64
+
+type chunk [chunkLen]audit.Record
+
 // configure takes a new configuration's settings; the records stay.
 func (q *auditQueue) configure(cfg *filterconfig.Config, s stats) { q.cfg, q.stats = cfg, s }
 
 // Write takes the record of a local decision (engine.Recorder).
 func (q *auditQueue) Write(_ context.Context, r audit.Record) error {
 	size := recordSize(&r)
-	if len(q.records) >= q.cfg.MaxBuffered() || q.bytes+size > q.cfg.MaxBufferedBytes() {
+	if q.n >= q.cfg.MaxBuffered() || q.bytes+size > q.cfg.MaxBufferedBytes() {
 		q.dropped++
 		q.stats.dropped.Increment(1)
 		return nil
 	}
-	q.records = append(q.records, r)
+	at := q.head + q.n
+	if at/chunkLen == len(q.chunks) {
+		c := q.spare
+		if c == nil {
+			c = new(chunk)
+		}
+		q.spare = nil
+		q.chunks = append(q.chunks, c)
+	}
+	q.chunks[at/chunkLen][at%chunkLen] = r
+	q.n++
 	q.bytes += size
 	return nil
+}
+
+// at is the i-th record held, the oldest first.
+func (q *auditQueue) at(i int) *audit.Record {
+	i += q.head
+	return &q.chunks[i/chunkLen][i%chunkLen]
+}
+
+// batch is the first n records held, as the runs of chunks they are in
+// (no copy).
+func (q *auditQueue) batch(n int) [][]audit.Record {
+	var runs [][]audit.Record
+	for i, from := 0, q.head; n > 0; i, from = i+1, 0 {
+		k := min(n, chunkLen-from)
+		runs = append(runs, q.chunks[i][from:from+k])
+		n -= k
+	}
+	return runs
 }
 
 // encodeBatch is the JSON of filterprotocol.AuditBatch{revision, dropped,
@@ -63,8 +106,13 @@ func (q *auditQueue) Write(_ context.Context, r audit.Record) error {
 // decodes both alike: the canonical form has every field json.Marshal
 // writes but the two hashes, which MeshGuard clears anyway. A record the
 // canonical encoder refuses is encoded by encoding/json, as before.
-func encodeBatch(revision string, dropped uint64, recs []audit.Record) ([]byte, error) {
-	b := make([]byte, 0, 64+700*len(recs))
+// The records come in runs (auditQueue.batch), written in order.
+func encodeBatch(revision string, dropped uint64, runs ...[]audit.Record) ([]byte, error) {
+	n := 0
+	for _, recs := range runs {
+		n += len(recs)
+	}
+	b := make([]byte, 0, 64+700*n)
 	b = append(b, '{')
 	if revision != "" {
 		rev, err := json.Marshal(revision)
@@ -75,23 +123,27 @@ func encodeBatch(revision string, dropped uint64, recs []audit.Record) ([]byte, 
 	}
 	b = strconv.AppendUint(append(b, `"dropped":`...), dropped, 10)
 	b = append(b, `,"records":[`...)
-	for i := range recs {
-		if i > 0 {
-			b = append(b, ',')
-		}
-		r := &recs[i]
-		if r.Context != nil && len(r.Context) == 0 {
-			// encoding/json omits an empty context; the canonical form
-			// would write {}, which MeshGuard would then store.
-			r.Context = nil
-		}
-		c, err := r.Canonical()
-		if err != nil {
-			if c, err = json.Marshal(r); err != nil {
-				return nil, fmt.Errorf("encoding audit record %s: %w", r.DecisionID, err)
+	first := true
+	for _, recs := range runs {
+		for i := range recs {
+			if !first {
+				b = append(b, ',')
 			}
+			first = false
+			r := &recs[i]
+			if r.Context != nil && len(r.Context) == 0 {
+				// encoding/json omits an empty context; the canonical form
+				// would write {}, which MeshGuard would then store.
+				r.Context = nil
+			}
+			c, err := r.Canonical()
+			if err != nil {
+				if c, err = json.Marshal(r); err != nil {
+					return nil, fmt.Errorf("encoding audit record %s: %w", r.DecisionID, err)
+				}
+			}
+			b = append(b, c...)
 		}
-		b = append(b, c...)
 	}
 	return append(b, "]}"...), nil
 }
@@ -117,20 +169,20 @@ func recordSize(r *audit.Record) int {
 // a call made while deciding a request would belong to that request, and
 // its answer would be lost with it if the request ended first.
 func (q *auditQueue) flush(p *plugin) {
-	if q.sending || p.done || len(q.records) == 0 && q.dropped == 0 {
+	if q.sending || p.done || q.n == 0 && q.dropped == 0 {
 		return
 	}
-	n := min(len(q.records), q.cfg.BatchSize())
-	for i := range q.records[:n] {
+	n := min(q.n, q.cfg.BatchSize())
+	for i := range n {
 		// The arguments' digest is computed here, off the decision's
 		// path; the arguments themselves never leave the proxy.
-		if c := q.records[i].Call; c != nil {
-			if err := c.DigestArguments(); err != nil {
-				proxywasm.LogErrorf("meshguard: digesting the arguments of audit record %s: %v", q.records[i].DecisionID, err)
+		if r := q.at(i); r.Call != nil {
+			if err := r.Call.DigestArguments(); err != nil {
+				proxywasm.LogErrorf("meshguard: digesting the arguments of audit record %s: %v", r.DecisionID, err)
 			}
 		}
 	}
-	body, err := encodeBatch(q.cfg.Revision, q.dropped, q.records[:n])
+	body, err := encodeBatch(q.cfg.Revision, q.dropped, q.batch(n)...)
 	if err != nil {
 		// A record that cannot be encoded would block the queue for good.
 		proxywasm.LogErrorf("meshguard: encoding %d audit records: %v; dropping them", n, err)
@@ -163,7 +215,7 @@ func (q *auditQueue) onAnswer(_, _, _ int) {
 		q.shift(n)
 		q.stats.shipped.Increment(uint64(n))
 		q.dropped -= q.sentDrop
-		if len(q.records) >= q.cfg.BatchSize() {
+		if q.n >= q.cfg.BatchSize() {
 			q.flush(sender)
 		}
 	case code >= 400 && code < 500 && code != 429:
@@ -192,15 +244,31 @@ func (q *auditQueue) drop(n int) {
 	q.stats.dropped.Increment(uint64(n))
 }
 
-// shift removes the first n records, letting the rest move down so the
-// queue's array does not grow without bound.
+// shift removes the first n records. A chunk left empty goes (the newest
+// chunk emptied is kept as the spare); the records are cleared, so
+// nothing they held stays reachable.
 func (q *auditQueue) shift(n int) {
 	for i := range n {
-		q.bytes -= recordSize(&q.records[i])
+		r := q.at(i)
+		q.bytes -= recordSize(r)
+		*r = audit.Record{}
 	}
-	rest := copy(q.records, q.records[n:])
-	clear(q.records[rest:])
-	q.records = q.records[:rest]
+	q.head += n
+	q.n -= n
+	gone := q.head / chunkLen
+	if q.n == 0 && len(q.chunks) > 0 {
+		gone = len(q.chunks) // the last chunk too: the next record starts one afresh
+	}
+	if gone > 0 {
+		q.spare = q.chunks[gone-1]
+		rest := copy(q.chunks, q.chunks[gone:])
+		clear(q.chunks[rest:])
+		q.chunks = q.chunks[:rest]
+		q.head -= gone * chunkLen
+		if q.n == 0 {
+			q.head = 0
+		}
+	}
 }
 
 // retire is a plugin's OnPluginDone: the queue stays with the VM for the
