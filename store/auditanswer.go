@@ -221,7 +221,7 @@ func (s *db) fillLinks(ctx context.Context, out []answerRow, contiguous bool) er
 		need = need[min(n, len(need)):]
 		q := `WITH x(s, c) AS (VALUES ` + vals.String() + `)
 			SELECT x.s, x.c, COALESCE(
-				(SELECT p.hash FROM audit p WHERE p.chain_id = x.c AND p.seq < x.s ORDER BY p.seq DESC LIMIT 1),
+				` + s.dialect.prevHashSQL("x.c", "x.s") + `,
 				(SELECT ` + s.dialect.unhex("a.last_hash") + ` FROM audit_anchors a WHERE a.chain_id = x.c AND a.last_seq < x.s ORDER BY a.last_seq DESC LIMIT 1))
 			FROM x`
 		if err := func() error {
