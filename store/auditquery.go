@@ -257,19 +257,23 @@ func (s *db) auditLinkSQL(lag string) string {
 }
 
 // prevHashSQL is the hash of the row of chain just before position seq,
-// or NULL. On PostgreSQL it is written so that only the (chain_id, seq)
-// index answers it: the row before (chain, seq) in that index's order,
-// kept only if it is of the same chain. Written as "chain_id = chain AND
-// seq < seq ORDER BY seq DESC", a generic plan may walk the seq index
-// backwards, filtering on the chain: when the statistics show one chain
-// (the usual case), it does, and a row whose chain last wrote 98k rows
-// earlier took 38 ms to link instead of 14 µs (docs/performance.md, round
-// six). SQLite has no (chain_id, seq) index; its rowid walk stays.
+// or NULL, as one or two expressions for a COALESCE. On PostgreSQL the
+// first reads the row just before seq (the seq index, one entry) and
+// keeps it if it is of the same chain, the usual case; the second, for
+// the rest, reads the row before (chain, seq) in the (chain_id, seq)
+// index, kept if it is of the same chain. Each is written so that one
+// index answers it: "chain_id = chain AND seq < seq ORDER BY seq DESC"
+// let a generic plan walk the seq index backwards filtering on the chain,
+// and a row whose chain last wrote 98k rows earlier took 38 ms to link
+// (docs/performance.md, round six). SQLite has no (chain_id, seq) index;
+// its rowid walk stays.
 func (d dialect) prevHashSQL(chain, seq string) string {
 	if d.name == "sqlite" {
 		return `(SELECT p.hash FROM audit p WHERE p.chain_id = ` + chain + ` AND p.seq < ` + seq + ` ORDER BY p.seq DESC LIMIT 1)`
 	}
 	return `(SELECT CASE WHEN p.chain_id = ` + chain + ` THEN p.hash END FROM audit p
+				WHERE p.seq < ` + seq + ` ORDER BY p.seq DESC LIMIT 1),
+			(SELECT CASE WHEN p.chain_id = ` + chain + ` THEN p.hash END FROM audit p
 				WHERE (p.chain_id, p.seq) < (` + chain + `, ` + seq + `) ORDER BY p.chain_id DESC, p.seq DESC LIMIT 1)`
 }
 
