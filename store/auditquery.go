@@ -265,8 +265,8 @@ func (s *db) auditLinkSQL(lag string) string {
 // index answers it: "chain_id = chain AND seq < seq ORDER BY seq DESC"
 // let a generic plan walk the seq index backwards filtering on the chain,
 // and a row whose chain last wrote 98k rows earlier took 38 ms to link
-// (docs/performance.md, round six). SQLite has no (chain_id, seq) index;
-// its rowid walk stays.
+// (docs/performance.md, round six). SQLite has no (chain_id, seq) index
+// and one chain a file, so its walk is one step.
 func (d dialect) prevHashSQL(chain, seq string) string {
 	if d.name == "sqlite" {
 		return `(SELECT p.hash FROM audit p WHERE p.chain_id = ` + chain + ` AND p.seq < ` + seq + ` ORDER BY p.seq DESC LIMIT 1)`
