@@ -29,7 +29,15 @@ const noAgent = 0
 // not a subquery: a planner choosing an index cannot see a subquery's value
 // (PostgreSQL read the agent's whole index for agent+deny+hour).
 func (s *db) auditAgentNumber(ctx context.Context, id string) (int64, bool, error) {
-	var n int64
+	// Entries never change (agentNames), so a number read once is kept; an
+	// agent with none is asked again, as it may have records by now. On
+	// PostgreSQL the read cost a filter on an agent a round trip.
+	s.agentNames.mu.RLock()
+	n, ok := s.agentNames.nums[id]
+	s.agentNames.mu.RUnlock()
+	if ok {
+		return n, true, nil
+	}
 	err := s.r.QueryRowContext(ctx, `SELECT n FROM audit_agents WHERE agent_id = $1`, id).Scan(&n)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
@@ -37,6 +45,9 @@ func (s *db) auditAgentNumber(ctx context.Context, id string) (int64, bool, erro
 	case err != nil:
 		return 0, false, fmt.Errorf("audit agent %s: %w", id, err)
 	}
+	s.agentNames.mu.Lock()
+	s.agentNames.learn(n, id)
+	s.agentNames.mu.Unlock()
 	return n, true, nil
 }
 

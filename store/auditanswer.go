@@ -45,8 +45,20 @@ var linkChunks = [...]int{1, 4, 16, 64}
 // never changed or deleted (auditagents.go), and a number is learnt only
 // from a committed entry, so what is kept never goes stale.
 type agentNames struct {
-	mu sync.RWMutex
-	m  map[int64]string
+	mu   sync.RWMutex
+	m    map[int64]string
+	nums map[string]int64 // the other way, for a filter on an agent
+}
+
+// learn keeps n as id's number, both ways, within maxAgentNames. Callers
+// hold mu.
+func (a *agentNames) learn(n int64, id string) {
+	if a.m == nil {
+		a.m, a.nums = make(map[int64]string), make(map[string]int64)
+	}
+	if len(a.m) < maxAgentNames {
+		a.m[n], a.nums[id] = id, n
+	}
 }
 
 // answerRow is one row of a bounded answer before its record is built.
@@ -155,13 +167,8 @@ func (s *db) agentIDs(ctx context.Context, out []answerRow) error {
 		}
 	}
 	s.agentNames.mu.Lock()
-	if s.agentNames.m == nil {
-		s.agentNames.m = make(map[int64]string)
-	}
 	for k, id := range found {
-		if len(s.agentNames.m) < maxAgentNames {
-			s.agentNames.m[k] = id
-		}
+		s.agentNames.learn(k, id)
 	}
 	s.agentNames.mu.Unlock()
 	for i := range out {
@@ -221,7 +228,7 @@ func (s *db) fillLinks(ctx context.Context, out []answerRow, contiguous bool) er
 		need = need[min(n, len(need)):]
 		q := `WITH x(s, c) AS (VALUES ` + vals.String() + `)
 			SELECT x.s, x.c, COALESCE(
-				(SELECT p.hash FROM audit p WHERE p.chain_id = x.c AND p.seq < x.s ORDER BY p.seq DESC LIMIT 1),
+				` + s.dialect.prevHashSQL("x.c", "x.s") + `,
 				(SELECT ` + s.dialect.unhex("a.last_hash") + ` FROM audit_anchors a WHERE a.chain_id = x.c AND a.last_seq < x.s ORDER BY a.last_seq DESC LIMIT 1))
 			FROM x`
 		if err := func() error {

@@ -252,8 +252,29 @@ func (s *db) auditSelectLinked(lag string) string {
 // row's hash, or retention's anchor, or NULL (genesis).
 func (s *db) auditLinkSQL(lag string) string {
 	return `CASE WHEN length(prev_hash) > 0 THEN prev_hash ELSE COALESCE(` + lag + `
-			(SELECT p.hash FROM audit p WHERE p.chain_id = audit.chain_id AND p.seq < audit.seq ORDER BY p.seq DESC LIMIT 1),
+			` + s.dialect.prevHashSQL("audit.chain_id", "audit.seq") + `,
 			(SELECT ` + s.dialect.unhex("a.last_hash") + ` FROM audit_anchors a WHERE a.chain_id = audit.chain_id AND a.last_seq < audit.seq ORDER BY a.last_seq DESC LIMIT 1)) END`
+}
+
+// prevHashSQL is the hash of the row of chain just before position seq,
+// or NULL, as one or two expressions for a COALESCE. On PostgreSQL the
+// first reads the row just before seq (the seq index, one entry) and
+// keeps it if it is of the same chain, the usual case; the second, for
+// the rest, reads the row before (chain, seq) in the (chain_id, seq)
+// index, kept if it is of the same chain. Each is written so that one
+// index answers it: "chain_id = chain AND seq < seq ORDER BY seq DESC"
+// let a generic plan walk the seq index backwards filtering on the chain,
+// and a row whose chain last wrote 98k rows earlier took 38 ms to link
+// (docs/performance.md, round six). SQLite has no (chain_id, seq) index
+// and one chain a file, so its walk is one step.
+func (d dialect) prevHashSQL(chain, seq string) string {
+	if d.name == "sqlite" {
+		return `(SELECT p.hash FROM audit p WHERE p.chain_id = ` + chain + ` AND p.seq < ` + seq + ` ORDER BY p.seq DESC LIMIT 1)`
+	}
+	return `(SELECT CASE WHEN p.chain_id = ` + chain + ` THEN p.hash END FROM audit p
+				WHERE p.seq < ` + seq + ` ORDER BY p.seq DESC LIMIT 1),
+			(SELECT CASE WHEN p.chain_id = ` + chain + ` THEN p.hash END FROM audit p
+				WHERE (p.chain_id, p.seq) < (` + chain + `, ` + seq + `) ORDER BY p.chain_id DESC, p.seq DESC LIMIT 1)`
 }
 
 // unhex is the SQL that turns a hex column into its bytes.

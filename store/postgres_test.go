@@ -180,3 +180,68 @@ func TestPostgresAuditChainConflicts(t *testing.T) {
 		t.Fatalf("VerifyChains of a cut chain = %v", err)
 	}
 }
+
+// TestPostgresLinkStaysInItsChain: a row that stores no link reads the
+// hash of the row before it in its own chain, or its chain's retention
+// anchor, never the row before it of another chain. Chain b's first
+// record is pruned; b's second (linked by position) must read b's anchor,
+// though chain a's last row is just before it by position (a written
+// first) or in (chain_id, seq) order (either way).
+func TestPostgresLinkStaysInItsChain(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		aFirst bool
+	}{
+		{"other chain just before by position", true},
+		{"other chain just before in the chain index", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			u := pgtest.NewDatabase(t)
+			ctx := t.Context()
+			old, recent := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), time.Date(2026, 2, 1, 0, 0, 0, 0, time.UTC)
+			chain := func(name string, firstAt time.Time) []audit.Record {
+				rs := make([]audit.Record, 3)
+				prev := audit.GenesisHash
+				for i := range rs {
+					at := recent.Add(time.Duration(i) * time.Second)
+					if i == 0 {
+						at = firstAt
+					}
+					rs[i] = audit.Record{ID: fmt.Sprintf("aud_%s_%d", name, i), Timestamp: at, AgentID: "agent_" + name, Action: "read:x", Decision: "allow", Status: 200}
+					if err := rs[i].Seal(prev); err != nil {
+						t.Fatal(err)
+					}
+					prev = rs[i].Hash
+				}
+				if err := openPostgres(t, u, store.WithAuditChain("replica-"+name)).AppendAudit(ctx, rs); err != nil {
+					t.Fatal(err)
+				}
+				return rs
+			}
+			var a, b []audit.Record
+			if tc.aFirst {
+				a = chain("a", recent)
+				b = chain("b", old)
+			} else {
+				b = chain("b", old)
+				a = chain("a", recent)
+			}
+			reader := openPostgres(t, u)
+			if n, err := reader.PruneAudit(ctx, old.Add(time.Second)); err != nil || n != 1 {
+				t.Fatalf("PruneAudit = %d, %v; want b's first record pruned", n, err)
+			}
+			r, ok, err := reader.AuditRecord(ctx, b[1].ID)
+			if err != nil || !ok || r.Unreadable != "" || r.PrevHash != b[0].Hash {
+				t.Fatalf("AuditRecord(%s) = prev %.12s…, unreadable %q, %v, %v; want prev %.12s… (b's anchor; a's last is %.12s…)",
+					b[1].ID, r.PrevHash, r.Unreadable, ok, err, b[0].Hash, a[2].Hash)
+			}
+			page, err := reader.QueryAudit(ctx, store.AuditFilter{AgentID: "agent_b"})
+			if err != nil || len(page.Records) != 2 || page.Records[1].PrevHash != b[0].Hash {
+				t.Fatalf("QueryAudit(agent_b) = %+v, %v; want b's two records, the older linked to b's anchor", page.Records, err)
+			}
+			if n, err := audit.VerifyChains(ctx, reader); err != nil || n != 5 {
+				t.Fatalf("VerifyChains = %d, %v; want 5 records", n, err)
+			}
+		})
+	}
+}
