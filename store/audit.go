@@ -129,7 +129,10 @@ func (s *db) insertAudit(ctx context.Context, tx *sql.Tx, chain string, rs []aud
 				return fmt.Errorf("%w: record %s: %w", audit.ErrRecordRefused, r.ID, err)
 			}
 			d := s.dialect
-			args = append(args, chain, d.idArg(r.ID), r.Timestamp.UnixMicro(), agents[r.AgentID], r.Action, d.decisionArg(r.Decision),
+			if !d.chainLiteral() {
+				args = append(args, chain)
+			}
+			args = append(args, d.idArg(r.ID), r.Timestamp.UnixMicro(), agents[r.AgentID], r.Action, d.decisionArg(r.Decision),
 				d.traceArg(r.TraceID), r.Status, r.Reason, d.sourceArg(r.Source), r.Shadow != nil, body, prev, hash)
 		}
 		if err := s.execAuditInsert(ctx, tx, len(batch), args); err != nil {
@@ -198,6 +201,10 @@ func (s *db) insertAuditSQL(n int) string {
 			if c > 0 {
 				b.WriteByte(',')
 			}
+			if c == 0 && s.dialect.chainLiteral() {
+				b.WriteString("''")
+				continue
+			}
 			if anonymous {
 				b.WriteByte('?')
 			} else {
@@ -209,6 +216,12 @@ func (s *db) insertAuditSQL(n int) string {
 	}
 	return b.String()
 }
+
+// chainLiteral reports whether the INSERT writes chain_id as an empty
+// string literal rather than a parameter: SQLite has one chain, named "", and every
+// text parameter costs its driver a C allocation, a copy, a bind and an
+// unbind a row.
+func (d dialect) chainLiteral() bool { return d.auditChain == "" && d.name == "sqlite" }
 
 // LastAuditHash returns where the next record links to: the hash of the
 // last stored record (on PostgreSQL: this handle's chain's head), or, when
