@@ -35,7 +35,7 @@ func (s *db) AppendAudit(ctx context.Context, rs []audit.Record) error {
 	chain := s.dialect.auditChain
 	// No write lock: on SQLite the writer connection serializes anyway,
 	// and on PostgreSQL the chain's head row does, per chain.
-	err := s.tx(ctx, "", func(tx *sql.Tx) error {
+	err := s.auditTx(ctx, func(tx *sql.Tx, conn *sql.Conn) error {
 		if chain != "" {
 			if err := advanceChain(ctx, tx, chain, rs, toMicros(stamp(s.now))); err != nil {
 				return err
@@ -43,7 +43,7 @@ func (s *db) AppendAudit(ctx context.Context, rs []audit.Record) error {
 		} else if err := linksToLast(ctx, tx, rs); err != nil {
 			return err
 		}
-		return s.insertAudit(ctx, tx, chain, rs)
+		return s.insertAudit(ctx, tx, conn, chain, rs)
 	})
 	if errors.Is(err, errAlreadyStored) {
 		return nil
@@ -53,6 +53,32 @@ func (s *db) AppendAudit(ctx context.Context, rs []audit.Record) error {
 	}
 	if s.auditCommitted != nil {
 		s.auditCommitted(len(rs))
+	}
+	return nil
+}
+
+// auditTx runs fn in a write transaction, committing if fn returns nil. On
+// SQLite the transaction runs on a sql.Conn, passed to fn, so the INSERTs
+// can reach the driver (execAuditInsert); on PostgreSQL conn is nil.
+func (s *db) auditTx(ctx context.Context, fn func(tx *sql.Tx, conn *sql.Conn) error) error {
+	if s.dialect.name != "sqlite" {
+		return s.tx(ctx, "", func(tx *sql.Tx) error { return fn(tx, nil) })
+	}
+	conn, err := s.w.Conn(ctx)
+	if err != nil {
+		return fmt.Errorf("begin: %w", err)
+	}
+	defer conn.Close()
+	tx, err := conn.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("begin: %w", err)
+	}
+	defer func() { _ = tx.Rollback() }() // no-op after Commit
+	if err := fn(tx, conn); err != nil {
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("commit: %w", err)
 	}
 	return nil
 }
@@ -90,7 +116,7 @@ func linksToLast(ctx context.Context, tx *sql.Tx, rs []audit.Record) error {
 
 // insertAudit inserts sealed records with multi-row INSERTs, cached per
 // chunk size (auditinsert.go).
-func (s *db) insertAudit(ctx context.Context, tx *sql.Tx, chain string, rs []audit.Record) error {
+func (s *db) insertAudit(ctx context.Context, tx *sql.Tx, conn *sql.Conn, chain string, rs []audit.Record) error {
 	args := make([]any, 0, auditCols*min(len(rs), auditRowsPerInsert))
 	agents, err := auditAgentNumbers(ctx, tx, rs)
 	if err != nil {
@@ -129,10 +155,13 @@ func (s *db) insertAudit(ctx context.Context, tx *sql.Tx, chain string, rs []aud
 				return fmt.Errorf("%w: record %s: %w", audit.ErrRecordRefused, r.ID, err)
 			}
 			d := s.dialect
-			args = append(args, chain, d.idArg(r.ID), r.Timestamp.UnixMicro(), agents[r.AgentID], r.Action, d.decisionArg(r.Decision),
-				d.traceArg(r.TraceID), r.Status, r.Reason, d.sourceArg(r.Source), r.Shadow != nil, body, prev, hash)
+			if !d.chainLiteral() {
+				args = append(args, chain)
+			}
+			args = append(args, d.idArg(r.ID), r.Timestamp.UnixMicro(), agents[r.AgentID], r.Action, d.decisionArg(r.Decision),
+				d.traceArg(r.TraceID), int64(r.Status), r.Reason, d.sourceArg(r.Source), r.Shadow != nil, body, prev, hash)
 		}
-		if err := s.execAuditInsert(ctx, tx, len(batch), args); err != nil {
+		if err := s.execAuditInsert(ctx, tx, conn, len(batch), args); err != nil {
 			if isDataError(err) {
 				// Only this statement's refusal is the records' fault: a
 				// conflict on the chain's head is another writer's.
@@ -198,6 +227,10 @@ func (s *db) insertAuditSQL(n int) string {
 			if c > 0 {
 				b.WriteByte(',')
 			}
+			if c == 0 && s.dialect.chainLiteral() {
+				b.WriteString("''")
+				continue
+			}
 			if anonymous {
 				b.WriteByte('?')
 			} else {
@@ -209,6 +242,12 @@ func (s *db) insertAuditSQL(n int) string {
 	}
 	return b.String()
 }
+
+// chainLiteral reports whether the INSERT writes chain_id as an empty
+// string literal rather than a parameter: SQLite has one chain, named "", and every
+// text parameter costs its driver a C allocation, a copy, a bind and an
+// unbind a row.
+func (d dialect) chainLiteral() bool { return d.auditChain == "" && d.name == "sqlite" }
 
 // LastAuditHash returns where the next record links to: the hash of the
 // last stored record (on PostgreSQL: this handle's chain's head), or, when

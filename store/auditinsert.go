@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
 	"math/bits"
@@ -13,14 +14,23 @@ import (
 // then powers of two (auditChunk), so nine statements cover every batch.
 // Preparing a statement for each batch's own row count cost the audited
 // Check ≈ 9% of its CPU: the writer's batches vary with the load.
+//
+// On SQLite the statements are the driver's own, prepared on the writer
+// connection and run through sql.Conn.Raw with one reused argument slice:
+// through database/sql a 256-row chunk allocated and checked 3,584
+// NamedValues (143 KB) every time. Only the transaction holding the
+// writer connection (the pool's only one) touches them.
 type auditInserts struct {
 	// sql is each chunk's statement text, by log2 of its row count.
 	sql [auditChunkSizes]string
-	// stmt is each one prepared on SQLite's writer connection; nil on
+	// conn is the SQLite driver connection stmt was prepared on; nil on
 	// PostgreSQL, whose driver caches the prepared statement per
 	// connection by its text (nine texts instead of up to 256 keep that
 	// cache from churning).
-	stmt [auditChunkSizes]*sql.Stmt
+	conn any
+	stmt [auditChunkSizes]driver.StmtExecContext
+	// args is a chunk's arguments, as the driver takes them.
+	args []driver.NamedValue
 }
 
 // auditChunkSizes is how many chunk sizes there are: 1, 2, 4 … 256.
@@ -44,42 +54,123 @@ func auditChunk(n int) int {
 func (s *db) prepareAuditInserts(ctx context.Context) error {
 	for i := range auditChunkSizes {
 		s.inserts.sql[i] = s.insertAuditSQL(1 << i)
-		if s.dialect.name != "sqlite" {
-			continue
-		}
-		var err error
-		// They live as long as s; Close closes them.
-		if s.inserts.stmt[i], err = s.w.PrepareContext(ctx, s.inserts.sql[i]); err != nil { //nolint:sqlclosecheck
-			return fmt.Errorf("prepare audit insert of %d rows: %w", 1<<i, err)
-		}
 	}
-	return nil
+	if s.dialect.name != "sqlite" {
+		return nil
+	}
+	conn, err := s.w.Conn(ctx)
+	if err != nil {
+		return fmt.Errorf("prepare audit inserts: %w", err)
+	}
+	defer conn.Close()
+	return conn.Raw(func(dc any) error {
+		for i := range auditChunkSizes {
+			if _, err := s.inserts.driverStmt(ctx, dc, i); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
 }
 
-// execAuditInsert runs the INSERT of n rows (a chunk size) with args in tx.
-func (s *db) execAuditInsert(ctx context.Context, tx *sql.Tx, n int, args []any) error {
+// driverStmt is the INSERT of 1<<i rows prepared on the driver connection
+// dc. A new connection (the pool replaced one the driver reported broken)
+// gets statements of its own; the old ones cannot be finalized once the
+// pool has closed their connection, so they and its memory stay allocated
+// (a few hundred KB, once per replacement, which the writer connection
+// never has outside a driver fault).
+func (a *auditInserts) driverStmt(ctx context.Context, dc any, i int) (driver.StmtExecContext, error) {
+	if a.conn != dc {
+		a.conn, a.stmt = dc, [auditChunkSizes]driver.StmtExecContext{}
+	}
+	if a.stmt[i] != nil {
+		return a.stmt[i], nil
+	}
+	pc, ok := dc.(driver.ConnPrepareContext)
+	if !ok {
+		return nil, fmt.Errorf("prepare audit insert: driver connection %T cannot prepare with a context", dc)
+	}
+	st, err := pc.PrepareContext(ctx, a.sql[i])
+	if err != nil {
+		return nil, fmt.Errorf("prepare audit insert of %d rows: %w", 1<<i, err)
+	}
+	se, ok := st.(driver.StmtExecContext)
+	if !ok {
+		return nil, errors.Join(fmt.Errorf("prepare audit insert: driver statement %T cannot execute with a context", st), st.Close())
+	}
+	a.stmt[i] = se
+	return se, nil
+}
+
+// execAuditInsert runs the INSERT of n rows (a chunk size) with args in
+// tx; on SQLite through conn, the connection tx runs on.
+func (s *db) execAuditInsert(ctx context.Context, tx *sql.Tx, conn *sql.Conn, n int, args []any) error {
 	i := bits.TrailingZeros(uint(n))
 	if n != 1<<i || i >= auditChunkSizes {
 		return fmt.Errorf("audit insert of %d rows: not a chunk size", n)
 	}
-	if st := s.inserts.stmt[i]; st != nil {
-		// The transaction runs on the connection the statement was
-		// prepared on, so database/sql reuses it rather than preparing.
-		ts := tx.StmtContext(ctx, st)
-		_, err := ts.ExecContext(ctx, args...)
-		return errors.Join(err, ts.Close())
+	if conn == nil {
+		_, err := tx.ExecContext(ctx, s.inserts.sql[i], args...)
+		return err
 	}
-	_, err := tx.ExecContext(ctx, s.inserts.sql[i], args...)
-	return err
+	return conn.Raw(func(dc any) error {
+		st, err := s.inserts.driverStmt(ctx, dc, i)
+		if err != nil {
+			return err
+		}
+		a := &s.inserts
+		for len(a.args) < len(args) {
+			// The driver finds argument k at index k-1 when every
+			// ordinal is its index plus one.
+			a.args = append(a.args, driver.NamedValue{Ordinal: len(a.args) + 1})
+		}
+		nv := a.args[:len(args)]
+		for j, v := range args {
+			// What database/sql would do: a value that is not a
+			// driver.Value (an int) is converted, or refused.
+			if !driver.IsValue(v) {
+				if v, err = driver.DefaultParameterConverter.ConvertValue(v); err != nil {
+					dropValues(nv)
+					return fmt.Errorf("audit insert argument %d: %w", j+1, err)
+				}
+			}
+			nv[j].Value = v
+		}
+		_, err = st.ExecContext(ctx, nv)
+		dropValues(nv) // the driver copied them
+		return err
+	})
 }
 
-// closeAuditInserts closes the prepared statements.
-func (s *db) closeAuditInserts() error {
-	var errs []error
-	for _, st := range s.inserts.stmt {
-		if st != nil {
-			errs = append(errs, st.Close())
-		}
+// dropValues forgets the values of nv, keeping their ordinals, so the
+// reused slice keeps no record alive.
+func dropValues(nv []driver.NamedValue) {
+	for j := range nv {
+		nv[j].Value = nil
 	}
-	return errors.Join(errs...)
+}
+
+// closeAuditInserts closes the SQLite driver statements, on the
+// connection they were prepared on.
+func (s *db) closeAuditInserts() error {
+	if s.inserts.conn == nil || s.w == nil {
+		return nil
+	}
+	conn, err := s.w.Conn(context.Background())
+	if err != nil {
+		return fmt.Errorf("close audit inserts: %w", err)
+	}
+	defer conn.Close()
+	return conn.Raw(func(dc any) error {
+		var errs []error
+		if dc == s.inserts.conn {
+			for _, st := range s.inserts.stmt {
+				if c, ok := st.(driver.Stmt); ok {
+					errs = append(errs, c.Close())
+				}
+			}
+		}
+		s.inserts.conn, s.inserts.stmt = nil, [auditChunkSizes]driver.StmtExecContext{}
+		return errors.Join(errs...)
+	})
 }
