@@ -186,3 +186,74 @@ func TestAnswersAcrossInterleavedChains(t *testing.T) {
 	t.Run("after retention, learnt", func(t *testing.T) { check(t, reader, left) })
 	t.Run("after retention, fresh", func(t *testing.T) { check(t, open(), left) })
 }
+
+// TestAnswersPastTheAgentDictionaryBound: with more agents than the
+// in-memory dictionary keeps (maxAgentNames), the agents it has no room
+// for are read from the database for every answer: every record of a
+// trail of one agent each reads back under its own agent, in pages, by id
+// and in a filter on its agent, whichever were learnt first.
+func TestAnswersPastTheAgentDictionaryBound(t *testing.T) {
+	if testing.Short() {
+		t.Skip("writes 16,484 records")
+	}
+	s, _ := compactBackends()[0].open(t) // SQLite: the bound is the store's, not the dialect's
+	ctx := t.Context()
+	n := maxAgentNames + 100
+	rs := compactRecords(t, audit.GenesisHash, n)
+	prev := audit.GenesisHash
+	for i := range rs {
+		r := &rs[i]
+		r.AgentID = fmt.Sprintf("agent_%05d", i)
+		r.Chain = append([]string(nil), r.Chain...)
+		r.Chain[len(r.Chain)-1] = r.AgentID
+		if err := r.Seal(prev); err != nil {
+			t.Fatal(err)
+		}
+		prev = r.Hash
+	}
+	for from := 0; from < n; from += 1000 {
+		if err := s.AppendAudit(ctx, rs[from:min(from+1000, n)]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	read := 0
+	for f := (AuditFilter{Limit: MaxAuditLimit}); ; {
+		page, err := s.QueryAudit(ctx, f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range page.Records {
+			if w := rs[n-1-read]; r.ID != w.ID || r.AgentID != w.AgentID || r.PrevHash != w.PrevHash {
+				t.Fatalf("record %d of the pages: %s of %q linked to %.12s…, want %s of %q linked to %.12s…", read, r.ID, r.AgentID, r.PrevHash, w.ID, w.AgentID, w.PrevHash)
+			}
+			read++
+		}
+		if page.Next == "" {
+			break
+		}
+		f.Before = page.Next
+	}
+	if read != n {
+		t.Fatalf("the pages held %d records, want %d", read, n)
+	}
+	s.agentNames.mu.RLock()
+	kept, keptNums := len(s.agentNames.m), len(s.agentNames.nums)
+	s.agentNames.mu.RUnlock()
+	if kept != maxAgentNames || keptNums != maxAgentNames {
+		t.Fatalf("the dictionary keeps %d numbers and %d ids, want %d of each", kept, keptNums, maxAgentNames)
+	}
+	// The oldest were read last, past the bound; the newest were learnt.
+	for _, i := range []int{0, 1, 99, n - 1} {
+		page, err := s.QueryAudit(ctx, AuditFilter{AgentID: rs[i].AgentID})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(page.Records) != 1 || page.Records[0].ID != rs[i].ID || page.Records[0].AgentID != rs[i].AgentID {
+			t.Errorf("the filter on %s: %+v, want %s alone", rs[i].AgentID, page.Records, rs[i].ID)
+		}
+		r, ok, err := s.AuditRecord(ctx, rs[i].ID)
+		if err != nil || !ok || r.AgentID != rs[i].AgentID {
+			t.Errorf("record %s by id: %v, %v, agent %q; want %q", rs[i].ID, ok, err, r.AgentID, rs[i].AgentID)
+		}
+	}
+}
