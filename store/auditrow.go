@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/binary"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -244,7 +243,7 @@ func decodeAuditBody(body []byte, c auditColumns) audit.Record {
 	switch {
 	case len(body) > 0 && body[0] == '{':
 		// Written before the compact form: the whole canonical JSON.
-		if json.Unmarshal(body, &r) != nil {
+		if unmarshalRecord(body, &r) != nil {
 			return audit.Record{ID: c.id, Unreadable: "its stored record is not JSON"}
 		}
 		// Shadow one way only: the migration set it by a text search, a
@@ -289,7 +288,7 @@ func decodeV1(body []byte, c auditColumns, r *audit.Record) error {
 	if err != nil {
 		return err
 	}
-	if err := json.Unmarshal(raw, r); err != nil {
+	if err := unmarshalRecord(raw, r); err != nil {
 		return fmt.Errorf("%w: its record is not JSON", errBody)
 	}
 	// The members the columns hold must not be in the body: a body that
