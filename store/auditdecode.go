@@ -1,8 +1,11 @@
 package store
 
 import (
+	"bytes"
 	"encoding/json"
+	"fmt"
 	"strconv"
+	"strings"
 	"unicode/utf8"
 
 	"github.com/meshguard/meshguard/audit"
@@ -18,23 +21,53 @@ import (
 // (those go through encoding/json one string at a time) — and the
 // differential tests and fuzzing hold the two to the same records.
 
-// unmarshalRecord sets *r as json.Unmarshal(raw, r) does on a zero r,
-// and fails where it fails.
-func unmarshalRecord(raw []byte, r *audit.Record) error {
-	if decodeRecordJSON(raw, r) {
+// unmarshalRecord sets *r as json.Unmarshal([]byte(raw), r) does on a
+// zero r, and fails where it fails. Its strings are slices of raw.
+func unmarshalRecord(raw string, r *audit.Record) error {
+	p := jsonParser{s: raw}
+	if p.record(r) && p.i == len(p.s) {
 		return nil
 	}
-	*r = audit.Record{}
-	return json.Unmarshal(raw, r)
+	// A new Record for encoding/json, so r itself is not handed to it
+	// (which would put every caller's Record on the heap).
+	var again audit.Record
+	err := json.Unmarshal([]byte(raw), &again)
+	*r = again
+	return err
 }
 
-// decodeRecordJSON decodes raw into *r, false for anything it does not
-// decode exactly as json.Unmarshal would (r is then partly set).
-func decodeRecordJSON(raw []byte, r *audit.Record) bool {
-	// One string for the record: its strings are slices of it, not an
-	// allocation each.
-	p := jsonParser{s: string(raw)}
-	return p.record(r) && p.i == len(p.s)
+// unphrasedString reverses appendPhrased into a string of exactly the
+// JSON's length (the record's strings are slices of it), refusing an
+// unknown phrase.
+func unphrasedString(src []byte) (string, error) {
+	n := 0
+	for rest := src; ; {
+		k := bytes.IndexByte(rest, phraseMark)
+		if k < 0 {
+			n += len(rest)
+			break
+		}
+		if k+1 >= len(rest) || int(rest[k+1]) >= len(bodyPhrases) {
+			return "", fmt.Errorf("%w: unknown phrase", errBody)
+		}
+		n += k + len(bodyPhrases[rest[k+1]])
+		rest = rest[k+2:]
+	}
+	if n > maxBodyLen {
+		return "", fmt.Errorf("%w: too long", errBody)
+	}
+	var b strings.Builder
+	b.Grow(n)
+	for {
+		k := bytes.IndexByte(src, phraseMark)
+		if k < 0 {
+			b.Write(src)
+			return b.String(), nil
+		}
+		b.Write(src[:k])
+		b.WriteString(bodyPhrases[src[k+1]])
+		src = src[k+2:]
+	}
 }
 
 // jsonParser reads canonical JSON (no whitespace) from s at i.

@@ -84,7 +84,7 @@ func sameDecode(t *testing.T, raw []byte) {
 	t.Helper()
 	want, werr := oracleRecord(raw)
 	var got audit.Record
-	gerr := unmarshalRecord(raw, &got)
+	gerr := unmarshalRecord(string(raw), &got)
 	if (werr == nil) != (gerr == nil) {
 		t.Fatalf("%q: error %v, json.Unmarshal's %v", raw, gerr, werr)
 	}
@@ -108,8 +108,9 @@ func TestRecordDecoderMatchesEncodingJSON(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			sameDecode(t, raw)
 			// (A year past 9999 is not RFC 3339: time.Time refuses it.)
+			p := jsonParser{s: string(raw)}
 			var r audit.Record
-			if _, err := oracleRecord(raw); err == nil && !decodeRecordJSON(raw, &r) {
+			if _, err := oracleRecord(raw); err == nil && (!p.record(&r) || p.i != len(raw)) {
 				t.Errorf("the hand decoder left a stored shape to encoding/json: %s", raw)
 			}
 			for i := range raw {
@@ -198,4 +199,35 @@ func FuzzRecordDecoder(f *testing.F) {
 	}
 	f.Add([]byte(`{"context":{"a":[1,-0,1e21,"\u2028",{"b":null}]},"call":{"arguments":{"x":[true]}}}`))
 	f.Fuzz(func(t *testing.T, raw []byte) { sameDecode(t, raw) })
+}
+
+// TestUnphrasedStringIsAppendUnphrased: the reads' unphrasing gives the
+// bytes appendUnphrased gives, and refuses what it refuses.
+func TestUnphrasedStringIsAppendUnphrased(t *testing.T) {
+	inputs := [][]byte{nil, []byte("plain"), {phraseMark}, {phraseMark, byte(len(bodyPhrases))}, {'x', phraseMark, 0, phraseMark}}
+	for _, r := range compactRecords(t, audit.GenesisHash, 4) {
+		canon, _ := r.Canonical()
+		inputs = append(inputs, appendPhrased(nil, canon))
+	}
+	longest := 0
+	for i, ph := range bodyPhrases {
+		if len(ph) > len(bodyPhrases[longest]) {
+			longest = i
+		}
+	}
+	long := bytes.Repeat([]byte{phraseMark, byte(longest)}, maxBodyLen/len(bodyPhrases[longest])+1) // past the bound
+	if _, err := appendUnphrased(nil, long); err == nil {
+		t.Fatal("the bound is not reached")
+	}
+	inputs = append(inputs, long)
+	for i := range bodyPhrases {
+		inputs = append(inputs, []byte{'a', phraseMark, byte(i), 'b'})
+	}
+	for _, in := range inputs {
+		want, werr := appendUnphrased(nil, in)
+		got, gerr := unphrasedString(in)
+		if (werr == nil) != (gerr == nil) || got != string(want) {
+			t.Errorf("%.40q: got %.40q, %v; want %.40q, %v", in, got, gerr, want, werr)
+		}
+	}
 }

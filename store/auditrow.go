@@ -243,7 +243,7 @@ func decodeAuditBody(body []byte, c auditColumns) audit.Record {
 	switch {
 	case len(body) > 0 && body[0] == '{':
 		// Written before the compact form: the whole canonical JSON.
-		if unmarshalRecord(body, &r) != nil {
+		if unmarshalRecord(string(body), &r) != nil {
 			return audit.Record{ID: c.id, Unreadable: "its stored record is not JSON"}
 		}
 		// Shadow one way only: the migration set it by a text search, a
@@ -284,7 +284,7 @@ func decodeV1(body []byte, c auditColumns, r *audit.Record) error {
 	if flags&^(flagDecisionID|flagTime) != 0 {
 		return fmt.Errorf("%w: unknown flags %#x", errBody, flags)
 	}
-	raw, err := appendUnphrased(make([]byte, 0, 2*len(rest)+64), rest)
+	raw, err := unphrasedString(rest)
 	if err != nil {
 		return err
 	}
