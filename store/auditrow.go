@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/binary"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -244,7 +243,7 @@ func decodeAuditBody(body []byte, c auditColumns) audit.Record {
 	switch {
 	case len(body) > 0 && body[0] == '{':
 		// Written before the compact form: the whole canonical JSON.
-		if json.Unmarshal(body, &r) != nil {
+		if unmarshalRecord(string(body), &r) != nil {
 			return audit.Record{ID: c.id, Unreadable: "its stored record is not JSON"}
 		}
 		// Shadow one way only: the migration set it by a text search, a
@@ -285,11 +284,11 @@ func decodeV1(body []byte, c auditColumns, r *audit.Record) error {
 	if flags&^(flagDecisionID|flagTime) != 0 {
 		return fmt.Errorf("%w: unknown flags %#x", errBody, flags)
 	}
-	raw, err := appendUnphrased(make([]byte, 0, 2*len(rest)+64), rest)
+	raw, err := unphrasedString(rest)
 	if err != nil {
 		return err
 	}
-	if err := json.Unmarshal(raw, r); err != nil {
+	if err := unmarshalRecord(raw, r); err != nil {
 		return fmt.Errorf("%w: its record is not JSON", errBody)
 	}
 	// The members the columns hold must not be in the body: a body that
