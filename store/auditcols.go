@@ -222,37 +222,29 @@ func traceText(v any) string {
 // decisionText is a stored decision (either form) as its text. A number
 // that is neither (an edit) reads as no decision, which its hash reports.
 func decisionText(v any) string {
-	switch v := v.(type) {
-	case int64:
-		switch v {
-		case 0:
-			return "allow"
-		case 1:
-			return "deny"
-		}
-		return "#" + strconv.FormatInt(v, 10)
-	case string:
-		return v
-	case []byte:
-		return string(v)
+	n, ok := v.(int64)
+	if !ok {
+		return textOf(v)
 	}
-	return ""
+	switch n {
+	case 0:
+		return "allow"
+	case 1:
+		return "deny"
+	}
+	return "#" + strconv.FormatInt(n, 10)
 }
 
 // sourceText is a stored source (either form) as its text.
 func sourceText(v any) string {
-	switch v := v.(type) {
-	case int64:
-		if v >= 0 && v < int64(len(auditSources)) {
-			return auditSources[v]
-		}
-		return "#" + strconv.FormatInt(v, 10)
-	case string:
-		return v
-	case []byte:
-		return string(v)
+	n, ok := v.(int64)
+	if !ok {
+		return textOf(v)
 	}
-	return ""
+	if n >= 0 && n < int64(len(auditSources)) {
+		return auditSources[n]
+	}
+	return "#" + strconv.FormatInt(n, 10)
 }
 
 // textOf is a text column scanned into an any.
