@@ -213,26 +213,9 @@ func FuzzAuditColumnForms(f *testing.F) {
 func writeRoundTwo(t *testing.T, raw *sql.DB, rs []audit.Record) {
 	t.Helper()
 	ctx := t.Context()
-	chain := ""
-	var pg int
-	if raw.QueryRowContext(ctx, `SELECT 1 FROM pg_class WHERE relname = 'audit_chains'`).Scan(&pg) == nil {
-		chain = "replica-1"
-		if _, err := raw.ExecContext(ctx, `INSERT INTO audit_chains (chain_id, head, records, created_at, updated_at) VALUES ($1, $2, $3, 0, 0)`,
-			chain, rs[len(rs)-1].Hash, len(rs)); err != nil {
-			t.Fatal(err)
-		}
-	}
+	chain := oldChain(t, raw, rs)
 	for _, r := range rs {
-		canon, err := r.Canonical()
-		if err != nil {
-			t.Fatal(err)
-		}
-		body, err := encodeAuditBody(&r, canon)
-		if err != nil {
-			t.Fatal(err)
-		}
-		prev, _ := hashBytes(r.PrevHash)
-		hash, _ := hashBytes(r.Hash)
+		body, prev, hash := compactRow(t, r)
 		if _, err := raw.ExecContext(ctx, `INSERT INTO audit_agents (agent_id) SELECT $1 WHERE NOT EXISTS (SELECT 1 FROM audit_agents WHERE agent_id = $1)`, r.AgentID); err != nil {
 			t.Fatal(err)
 		}

@@ -78,15 +78,7 @@ func migrateTo(t *testing.T, raw *sql.DB, fsys fs.FS, dir, ddl string, n int) {
 func writeOld(t *testing.T, raw *sql.DB, rs []audit.Record) {
 	t.Helper()
 	ctx := t.Context()
-	chain := "" // SQLite's one chain
-	var pg int
-	if raw.QueryRowContext(ctx, `SELECT 1 FROM pg_class WHERE relname = 'audit_chains'`).Scan(&pg) == nil {
-		chain = "replica-1"
-		if _, err := raw.ExecContext(ctx, `INSERT INTO audit_chains (chain_id, head, records, created_at, updated_at) VALUES ($1, $2, $3, 0, 0)`,
-			chain, rs[len(rs)-1].Hash, len(rs)); err != nil {
-			t.Fatal(err)
-		}
-	}
+	chain := oldChain(t, raw, rs)
 	for _, r := range rs {
 		canon, err := r.Canonical()
 		if err != nil {
@@ -178,26 +170,9 @@ func TestOldTrailEditStillFound(t *testing.T) {
 func writeRoundOne(t *testing.T, raw *sql.DB, rs []audit.Record) {
 	t.Helper()
 	ctx := t.Context()
-	chain := ""
-	var pg int
-	if raw.QueryRowContext(ctx, `SELECT 1 FROM pg_class WHERE relname = 'audit_chains'`).Scan(&pg) == nil {
-		chain = "replica-1"
-		if _, err := raw.ExecContext(ctx, `INSERT INTO audit_chains (chain_id, head, records, created_at, updated_at) VALUES ($1, $2, $3, 0, 0)`,
-			chain, rs[len(rs)-1].Hash, len(rs)); err != nil {
-			t.Fatal(err)
-		}
-	}
+	chain := oldChain(t, raw, rs)
 	for _, r := range rs {
-		canon, err := r.Canonical()
-		if err != nil {
-			t.Fatal(err)
-		}
-		body, err := encodeAuditBody(&r, canon)
-		if err != nil {
-			t.Fatal(err)
-		}
-		prev, _ := hashBytes(r.PrevHash)
-		hash, _ := hashBytes(r.Hash)
+		body, prev, hash := compactRow(t, r)
 		if _, err := raw.ExecContext(ctx, `INSERT INTO audit (chain_id, id, ts, agent_id, action, decision, trace_id, status, reason, source, shadow, record, prev_hash, hash)
 			VALUES ($14, $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`, r.ID, r.Timestamp.UnixMicro(), r.AgentID, r.Action, r.Decision,
 			r.TraceID, r.Status, r.Reason, r.Source, r.Shadow != nil, body, prev, hash, chain); err != nil {
@@ -269,4 +244,38 @@ func TestRoundOneTrailMigrates(t *testing.T) {
 			}
 		})
 	}
+}
+
+// oldChain is the chain an old trail is written to: SQLite's one chain,
+// "", or on PostgreSQL (which has audit_chains) "replica-1", registered
+// with rs's last hash as its head.
+func oldChain(t *testing.T, raw *sql.DB, rs []audit.Record) string {
+	t.Helper()
+	ctx := t.Context()
+	var pg int
+	if raw.QueryRowContext(ctx, `SELECT 1 FROM pg_class WHERE relname = 'audit_chains'`).Scan(&pg) != nil {
+		return ""
+	}
+	const chain = "replica-1"
+	if _, err := raw.ExecContext(ctx, `INSERT INTO audit_chains (chain_id, head, records, created_at, updated_at) VALUES ($1, $2, $3, 0, 0)`,
+		chain, rs[len(rs)-1].Hash, len(rs)); err != nil {
+		t.Fatal(err)
+	}
+	return chain
+}
+
+// compactRow is r's compact body and binary hashes, as migrations 0013/0016
+// and later store them.
+func compactRow(t *testing.T, r audit.Record) (body, prev, hash []byte) {
+	t.Helper()
+	canon, err := r.Canonical()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if body, err = encodeAuditBody(&r, canon); err != nil {
+		t.Fatal(err)
+	}
+	prev, _ = hashBytes(r.PrevHash)
+	hash, _ = hashBytes(r.Hash)
+	return body, prev, hash
 }
