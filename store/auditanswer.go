@@ -88,7 +88,7 @@ func (s *db) readAuditAnswer(ctx context.Context, q string, args []any, contiguo
 		defer rows.Close()
 		for rows.Next() {
 			var a answerRow
-			id, decision, trace, source := colText{text: idText}, colText{text: decisionText}, colText{text: traceText}, colText{text: sourceText}
+			id, decision, trace, source := s.dialect.auditCols()
 			if err := rows.Scan(&a.seq, &a.chain, &id, &a.body, &a.prev, &a.hash, &a.agent, &a.c.action, &decision, &a.c.ts, &trace,
 				&a.c.status, &a.c.reason, &source, &a.c.shadow); err != nil {
 				return err

@@ -19,7 +19,10 @@ import (
 // Reading turns every form back into the text it came from; the record's
 // hash covers that text, so an edited column breaks verification.
 //
-// On PostgreSQL (compactCols false) the columns keep their text.
+// PostgreSQL (migration postgres/0018, taggedCols) has no column that
+// holds either type: there the id, trace id and source are bytea with a
+// tag byte, tagEngine and the engine's form (the source's number as one
+// byte) or tagText and the text, and the decision is a smallint.
 
 // auditIDPrefix starts every id the engine makes (engine.NewAuditID).
 const auditIDPrefix = "aud_"
@@ -27,6 +30,26 @@ const auditIDPrefix = "aud_"
 // auditSources are the sources the engine writes, by their stored number:
 // append only, never reorder. The first two are stored in no bytes.
 var auditSources = [...]string{"ext_authz-grpc", "ext_authz-http", "gateway", "wasm", "api", "delegation"}
+
+// The tag byte of a PostgreSQL id, trace id or source (0018).
+const (
+	tagEngine byte = 0
+	tagText   byte = 1
+)
+
+// form is a value as d stores it: engine, its engine form (nil if it has
+// none), else text.
+func (d dialect) form(engine []byte, text string) any {
+	switch {
+	case d.taggedCols && engine != nil:
+		return append([]byte{tagEngine}, engine...)
+	case d.taggedCols:
+		return append([]byte{tagText}, text...)
+	case engine != nil:
+		return engine
+	}
+	return text
+}
 
 // lowerHexBytes is s's bytes when s is exactly n bytes in lower-case hex.
 func lowerHexBytes(s string, n int) ([]byte, bool) {
@@ -80,7 +103,7 @@ func kindOf(v any) byte {
 // it, and stats count it apart: verification must report it.
 func (d dialect) storedForm(c *auditColumns, id, decision, trace, source *colText) string {
 	idKind, traceKind, decisionKind, sourceKind := kindText, kindText, kindText, kindText
-	if d.compactCols {
+	if d.compactCols || d.taggedCols {
 		if rest, ok := strings.CutPrefix(c.id, auditIDPrefix); ok && isLowerHex(rest, 12) {
 			idKind = kindBytes
 		}
@@ -124,32 +147,43 @@ func (d dialect) storedForm(c *auditColumns, id, decision, trace, source *colTex
 
 // idArg is a record id as stored.
 func (d dialect) idArg(id string) any {
-	if d.compactCols {
+	if d.compactCols || d.taggedCols {
 		if rest, ok := strings.CutPrefix(id, auditIDPrefix); ok {
 			if b, ok := lowerHexBytes(rest, 12); ok {
-				return b
+				return d.form(b, "")
 			}
 		}
 	}
-	return id
+	return d.form(nil, id)
 }
 
 // traceArg is a trace id as stored.
 func (d dialect) traceArg(t string) any {
-	if d.compactCols {
+	if d.compactCols || d.taggedCols {
 		if b, ok := lowerHexBytes(t, 16); ok {
-			return b
+			return d.form(b, "")
 		}
 	}
-	return t
+	return d.form(nil, t)
 }
 
-// tracePrefixArg is what the audit_trace index holds for a trace id,
-// substr(trace_id, 1, 8): its stored form's first 8 bytes, or the text's
-// first 8 characters (not bytes: a trace id of multi-byte characters was
-// never found).
+// tracePrefixSQL is the audit_trace index's expression.
+func (d dialect) tracePrefixSQL() string {
+	if d.taggedCols {
+		return "substr(trace_id, 1, 7)"
+	}
+	return "substr(trace_id, 1, 8)"
+}
+
+// tracePrefixArg is what the audit_trace index holds for a trace id
+// (tracePrefixSQL): on PostgreSQL the first 7 bytes of its stored form;
+// on SQLite its stored form's first 8 bytes, or the text's first 8
+// characters (not bytes: a trace id of multi-byte characters was never
+// found).
 func (d dialect) tracePrefixArg(t string) any {
-	if b, ok := d.traceArg(t).([]byte); ok {
+	if b, ok := d.traceArg(t).([]byte); ok && d.taggedCols {
+		return b[:min(len(b), 7)]
+	} else if ok {
 		return b[:8]
 	}
 	n := 0
@@ -164,7 +198,7 @@ func (d dialect) tracePrefixArg(t string) any {
 
 // decisionArg is a decision (allow or deny) as stored.
 func (d dialect) decisionArg(decision string) any {
-	if d.compactCols {
+	if d.compactCols || d.taggedCols {
 		if decision == "deny" {
 			return int64(1)
 		}
@@ -175,7 +209,7 @@ func (d dialect) decisionArg(decision string) any {
 
 // denySQL is a decision column's value for deny, in SQL.
 func (d dialect) denySQL() string {
-	if d.compactCols {
+	if d.compactCols || d.taggedCols {
 		return "1"
 	}
 	return "'deny'"
@@ -183,14 +217,16 @@ func (d dialect) denySQL() string {
 
 // sourceArg is a source as stored.
 func (d dialect) sourceArg(src string) any {
-	if d.compactCols {
+	if d.compactCols || d.taggedCols {
 		for i, k := range auditSources {
-			if k == src {
+			if k == src && d.taggedCols {
+				return []byte{tagEngine, byte(i)}
+			} else if k == src {
 				return int64(i)
 			}
 		}
 	}
-	return src
+	return d.form(nil, src)
 }
 
 // idText is a stored id (either form) as its text.
@@ -258,17 +294,77 @@ func textOf(v any) string {
 	return ""
 }
 
+// The engine forms of PostgreSQL's tagged values (0018) as their text;
+// false if b is no such form (an edit).
+func idOfBytes(b []byte) (string, bool) {
+	return auditIDPrefix + hex.EncodeToString(b), len(b) == 12
+}
+
+func traceOfBytes(b []byte) (string, bool) { return hex.EncodeToString(b), len(b) == 16 }
+
+func sourceOfBytes(b []byte) (string, bool) {
+	if len(b) != 1 || int(b[0]) >= len(auditSources) {
+		return "#" + hex.EncodeToString(b), false
+	}
+	return auditSources[b[0]], true
+}
+
+// untag is a tagged value's text and kind: kindText for tagText, engine's
+// kind for the engine form, 0 for anything else (an edit; the text then
+// names the bytes, which no record holds).
+func untag(b []byte, engine func([]byte) (string, bool), engineKind byte) (string, byte) {
+	if len(b) > 0 && b[0] == tagText {
+		return string(b[1:]), kindText
+	}
+	if len(b) > 0 && b[0] == tagEngine {
+		if s, ok := engine(b[1:]); ok {
+			return s, engineKind
+		}
+	}
+	return "#" + hex.EncodeToString(b), 0
+}
+
+// auditCols are the scanners of a row's id, decision, trace id and source
+// in d's stored forms.
+func (d dialect) auditCols() (id, decision, trace, source colText) {
+	id, decision, trace, source = colText{text: idText}, colText{text: decisionText}, colText{text: traceText}, colText{text: sourceText}
+	if d.taggedCols {
+		id.engine, id.engineKind = idOfBytes, kindBytes
+		trace.engine, trace.engineKind = traceOfBytes, kindBytes
+		source.engine, source.engineKind = sourceOfBytes, kindInt
+	}
+	return id, decision, trace, source
+}
+
+// sourceKey is a stored source (a stats key) as its text.
+func (d dialect) sourceKey(v any) string {
+	_, _, _, c := d.auditCols()
+	_ = c.Scan(v)
+	return c.s
+}
+
 // colText scans a column of either stored form into its text with one of
 // the functions above: as a sql.Scanner it gets the driver's value as it
 // is, without the copy and boxing scanning into an any costs (three
 // allocations a row of a page).
 type colText struct {
 	text func(any) string
-	s    string
-	kind byte // of the value scanned (kindOf)
+	// engine, if set, reads a tagged column (PostgreSQL's): bytes are
+	// untagged, the engine form read by engine and of kind engineKind.
+	engine     func([]byte) (string, bool)
+	engineKind byte
+	s          string
+	kind       byte // of the value scanned (kindOf)
 }
 
 func (c *colText) Scan(v any) error {
+	if b, ok := v.([]byte); ok && c.engine != nil {
+		c.s, c.kind = untag(b, c.engine, c.engineKind)
+		return nil
+	}
 	c.s, c.kind = c.text(v), kindOf(v)
+	if c.engine != nil {
+		c.kind = 0 // a tagged column holds bytes only
+	}
 	return nil
 }

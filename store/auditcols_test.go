@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"database/sql"
 	"errors"
 	"fmt"
@@ -8,6 +9,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/meshguard/meshguard/audit"
 )
@@ -154,9 +156,16 @@ func TestAuditColumnFormsReadBack(t *testing.T) {
 // decisions and its sources as numbers, everything else as text.
 func checkStoredTypes(t *testing.T, raw *sql.DB, s *db, rs []audit.Record) {
 	t.Helper()
+	// On PostgreSQL (0018) the tag byte says the form: 0 the engine's, 1 text.
+	q := `SELECT typeof(id), typeof(trace_id), typeof(decision), typeof(source) FROM audit WHERE id = $1`
+	if s.dialect.taggedCols {
+		q = `SELECT CASE get_byte(id, 0) WHEN 0 THEN 'blob' WHEN 1 THEN 'text' END, CASE get_byte(trace_id, 0) WHEN 0 THEN 'blob' WHEN 1 THEN 'text' END,
+			CASE WHEN pg_typeof(decision) = 'smallint'::regtype THEN 'integer' END, CASE get_byte(source, 0) WHEN 0 THEN 'integer' WHEN 1 THEN 'text' END
+			FROM audit WHERE id = $1`
+	}
 	for i, r := range rs {
 		var id, trace, decision, source string
-		if err := raw.QueryRowContext(t.Context(), `SELECT typeof(id), typeof(trace_id), typeof(decision), typeof(source) FROM audit WHERE id = $1`,
+		if err := raw.QueryRowContext(t.Context(), q,
 			s.dialect.idArg(r.ID)).Scan(&id, &trace, &decision, &source); err != nil {
 			t.Fatalf("record %d: %v", i, err)
 		}
@@ -183,8 +192,10 @@ func FuzzAuditColumnForms(f *testing.F) {
 	f.Add("aud_01A2287480857309D0E60004", "3792E9179DB5DF94934D3ED737910004", "mcp", false)
 	f.Add("aud_", "", "", false)
 	d := dialect{name: "sqlite", compactCols: true}
+	pg := dialect{name: "postgres", taggedCols: true}
 	f.Fuzz(func(t *testing.T, id, trace, source string, deny bool) {
 		decision := map[bool]string{true: "deny", false: "allow"}[deny]
+		checkTaggedForms(t, pg, id, trace, source, decision)
 		if got := idText(d.idArg(id)); got != id {
 			t.Fatalf("id %q reads back as %q", id, got)
 		}
@@ -249,9 +260,7 @@ func TestRoundTwoTrailMigrates(t *testing.T) {
 			if n, err := audit.VerifyChains(ctx, s); n != int64(len(old)) || err != nil {
 				t.Fatalf("verify after migrating: %d, %v", n, err)
 			}
-			if tr.name == "sqlite" {
-				checkStoredTypes(t, raw, s, old)
-			}
+			checkStoredTypes(t, raw, s, old)
 			want := canonicals(t, old)
 			for i, r := range old {
 				got, ok, err := s.AuditRecord(ctx, r.ID)
@@ -295,5 +304,46 @@ func TestRoundTwoEditStillFound(t *testing.T) {
 				t.Fatalf("verify: %v; want the edited record %s named", err, rs[5].ID)
 			}
 		})
+	}
+}
+
+// checkTaggedForms: on PostgreSQL (0018) every id, trace id, decision and
+// source reads back from its stored form as the text it was, in the kind
+// storedForm expects of it, and a tag 0 form comes from exactly one text.
+func checkTaggedForms(t *testing.T, pg dialect, id, trace, source, decision string) {
+	t.Helper()
+	idc, decc, tracec, srcc := pg.auditCols()
+	for _, c := range []struct {
+		name, text string
+		col        *colText
+		stored     any
+	}{
+		{"id", id, &idc, pg.idArg(id)},
+		{"trace id", trace, &tracec, pg.traceArg(trace)},
+		{"source", source, &srcc, pg.sourceArg(source)},
+		{"decision", decision, &decc, pg.decisionArg(decision)},
+	} {
+		if err := c.col.Scan(c.stored); err != nil || c.col.s != c.text {
+			t.Fatalf("%s %q stored as %x reads back as %q (%v)", c.name, c.text, c.stored, c.col.s, err)
+		}
+		if b, ok := c.stored.([]byte); ok && (len(b) == 0 || b[0] > tagText) {
+			t.Fatalf("%s %q stored as %x: no tag", c.name, c.text, b)
+		}
+	}
+	cols := auditColumns{id: id, traceID: trace, source: source, decision: decision}
+	if col := pg.storedForm(&cols, &idc, &decc, &tracec, &srcc); col != "" && utf8.ValidString(id) && utf8.ValidString(trace) && utf8.ValidString(source) {
+		t.Fatalf("%q, %q, %q: its %s read back in a form the store does not write", id, trace, source, col)
+	}
+	if b := pg.idArg(id).([]byte); b[0] == tagEngine && (len(b) != 13 || auditIDPrefix+fmt.Sprintf("%x", b[1:]) != id) {
+		t.Fatalf("id %q stored as %x", id, b)
+	}
+	if b := pg.traceArg(trace).([]byte); b[0] == tagEngine && (len(b) != 17 || fmt.Sprintf("%x", b[1:]) != trace) {
+		t.Fatalf("trace id %q stored as %x", trace, b)
+	}
+	if b := pg.sourceArg(source).([]byte); b[0] == tagEngine && (len(b) != 2 || auditSources[b[1]] != source) {
+		t.Fatalf("source %q stored as %x", source, b)
+	}
+	if p := pg.tracePrefixArg(trace).([]byte); !bytes.HasPrefix(pg.traceArg(trace).([]byte), p) || len(p) > 7 {
+		t.Fatalf("trace id %q's index prefix %x", trace, p)
 	}
 }

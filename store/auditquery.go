@@ -115,7 +115,7 @@ func (f AuditFilter) where(d dialect, agent int64) (string, []any, error) {
 	}
 	if f.TraceID != "" {
 		// The expression of the audit_trace index, so the index is used.
-		add("substr(trace_id, 1, 8) = ?", d.tracePrefixArg(f.TraceID))
+		add(d.tracePrefixSQL()+" = ?", d.tracePrefixArg(f.TraceID))
 		add("trace_id = ?", d.traceArg(f.TraceID))
 	}
 	if !f.From.IsZero() {
@@ -308,7 +308,7 @@ func (d dialect) scanAuditRowsOn(ctx context.Context, on queryer, q string, args
 func (d dialect) scanAuditRowsFrom(rows *sql.Rows, fn func(seq int64, r audit.Record) error) error {
 	defer rows.Close()
 	// Made once, not per row: each escapes to the heap through Scan.
-	id, decision, trace, source := colText{text: idText}, colText{text: decisionText}, colText{text: traceText}, colText{text: sourceText}
+	id, decision, trace, source := d.auditCols()
 	for rows.Next() {
 		var seq int64
 		var c auditColumns
@@ -370,7 +370,7 @@ func (s *db) AuditStats(ctx context.Context, from, to time.Time) (audit.Stats, e
 			case "decision":
 				c.Key = decisionText(k)
 			case "source":
-				c.Key = sourceText(k)
+				c.Key = s.dialect.sourceKey(k)
 			default:
 				c.Key = textOf(k)
 			}

@@ -65,6 +65,9 @@ type dialect struct {
 	// compactCols says the audit table keeps ids, trace ids, decisions and
 	// sources in their compact forms (auditcols.go).
 	compactCols bool
+	// taggedCols says they are kept as PostgreSQL's tagged bytea and
+	// smallint (auditcols.go, migration postgres/0018).
+	taggedCols bool
 }
 
 // prepare prepares the request path's statements on the read pool, and

@@ -121,7 +121,7 @@ func OpenPostgres(ctx context.Context, dsn string, opts ...Option) (*Postgres, e
 	pool.SetConnMaxLifetime(30 * time.Minute)
 	s := &Postgres{pool: pool, cfg: cfg, db: db{w: pool, r: pool, now: o.now, dialect: dialect{
 		name: "postgres", tagClause: postgresTagClause, writeLock: writeLockSQL, auditChain: o.auditChain,
-		skipLocked: " FOR UPDATE SKIP LOCKED",
+		skipLocked: " FOR UPDATE SKIP LOCKED", taggedCols: true,
 	}}}
 	if err := s.setUp(ctx); err != nil {
 		_ = s.Close()
