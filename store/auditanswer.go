@@ -130,7 +130,8 @@ func (s *db) agentIDs(ctx context.Context, out []answerRow) error {
 	s.agentNames.mu.RLock()
 	for i := range out {
 		id, ok := s.agentNames.m[out[i].agent]
-		if !ok {
+		// Each number once: a page's rows are mostly a few agents'.
+		if !ok && !slices.Contains(missing, out[i].agent) {
 			missing = append(missing, out[i].agent)
 		}
 		out[i].c.agentID = id
