@@ -173,7 +173,7 @@ func TestAuditFollowAcrossChainsMissesNoLateCommit(t *testing.T) {
 	}
 	want = append(want, lateID, write(a, "a"), write(b, "b"), write(b, "b"), write(a, "a"))
 	var seqs string
-	if err := raw.QueryRowContext(ctx, `SELECT string_agg(id || '@' || seq, ' ' ORDER BY seq) FROM audit`).Scan(&seqs); err != nil {
+	if err := raw.QueryRowContext(ctx, `SELECT string_agg(encode(id, 'hex') || '@' || seq, ' ' ORDER BY seq) FROM audit`).Scan(&seqs); err != nil {
 		t.Fatal(err)
 	}
 	t.Logf("positions: %s", seqs)
