@@ -17,9 +17,11 @@ import (
 
 // buildControlPlaneAuth reads the TLS files and PROXIES_FILE: who may
 // reach the ports, and which proxies may read the xDS configuration and
-// call the wasm filter's endpoints.
+// call the wasm filter's endpoints. PROXIES_FILE is watched before it is
+// read (watchFile).
 func (p *parts) buildControlPlaneAuth(cfg *config.Config, adminToken string, log *slog.Logger) error {
 	var err error
+	p.proxyWatch = watchFile(cfg.ProxyAuth.ProxiesFile, "PROXIES_FILE", log)
 	if cfg.TLS.Enabled() {
 		p.tls, err = tlsfiles.New(tlsfiles.Files{Cert: cfg.TLS.CertFile, Key: cfg.TLS.KeyFile, ClientCA: cfg.TLS.ClientCAFile, ClientCertOptional: cfg.TLS.ClientCertOptional}, log)
 		if err != nil {
@@ -76,19 +78,12 @@ func (p *parts) httpListener(cfg *config.Config, lis net.Listener) net.Listener 
 	return tls.NewListener(lis, p.tls.ServerConfig("h2", "http/1.1"))
 }
 
-// watchProxies watches PROXIES_FILE's directory now, reads the file once
-// more, and returns the loop
-// that reloads it on each change until ctx ends: a proxy removed is
-// refused from then on, and its open streams and its filter credentials
-// at once.
-func (p *parts) watchProxies(log *slog.Logger) func(context.Context) {
-	file := p.proxies.File()
-	if file == "" {
-		return func(context.Context) {}
-	}
-	w, err := newFileWatcher(file)
-	if err != nil {
-		log.Error("watching PROXIES_FILE failed; changes need a restart", "error", err)
+// proxyReloads is the loop that reloads PROXIES_FILE on each change the
+// watcher registered before build read it sees, until ctx ends: a proxy
+// removed is refused from then on, and its open streams and its filter
+// credentials at once.
+func (p *parts) proxyReloads(log *slog.Logger) func(context.Context) {
+	if p.proxyWatch == nil {
 		return func(context.Context) {}
 	}
 	reload := func(context.Context) {
@@ -98,8 +93,5 @@ func (p *parts) watchProxies(log *slog.Logger) func(context.Context) {
 		}
 		log.Info("PROXIES_FILE reloaded", "proxies", p.proxies.Len())
 	}
-	// build read the file before it was watched: a proxy removed in
-	// between made no event, and would be served until the next one.
-	reload(context.Background())
-	return func(ctx context.Context) { w.run(ctx, servicesRefresh, log, reload) }
+	return func(ctx context.Context) { p.proxyWatch.run(ctx, servicesRefresh, log, reload) }
 }

@@ -25,7 +25,7 @@ type testProxy struct {
 }
 
 // writeProxies writes a PROXIES_FILE listing proxies into dir.
-func writeProxies(t *testing.T, dir string, proxies ...testProxy) string {
+func writeProxies(t testing.TB, dir string, proxies ...testProxy) string {
 	t.Helper()
 	var b strings.Builder
 	b.WriteString("proxies:\n")

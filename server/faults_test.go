@@ -113,7 +113,9 @@ func TestStoreConnectionsKilledUnderLoad(t *testing.T) {
 func TestChecksFailClosedWhileTheAuditStoreIsLocked(t *testing.T) {
 	r := start(t, func(c *config.Config) { c.AuditMaxLagMs = 100 })
 	token := r.agent(t, "reader", "reader")
-	locker, err := sql.Open("sqlite", "file:"+filepath.Join(r.cfg.DataDir, "meshguard.db"))
+	// The locker waits for a transaction of the audit writer's under way
+	// (it was refused with SQLITE_BUSY when one was).
+	locker, err := sql.Open("sqlite", "file:"+filepath.Join(r.cfg.DataDir, "meshguard.db")+"?_pragma=busy_timeout(10000)")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -118,12 +118,12 @@ func (pub *publisher) Service(name string) (*catalog.Service, bool) {
 	return s, ok
 }
 
-// start sets where Envoys reach this server and publishes once.
-func (pub *publisher) start(ctx context.Context, o xds.Options) error {
+// start sets where Envoys reach this server; the catalogue's first load
+// (serveCatalogue) publishes.
+func (pub *publisher) start(o xds.Options) {
 	pub.mu.Lock()
 	defer pub.mu.Unlock()
 	pub.opts, pub.ready = o, true
-	return pub.publishLocked(ctx)
 }
 
 // run regenerates on every signal and every publishEvery until ctx ends.

@@ -26,9 +26,7 @@ func TestIdleRegenerationMakesNoVersion(t *testing.T) {
 	}
 	srv := xds.NewServer(ctx, nil)
 	pub := newPublisher(publishInputs{XDS: srv}, &config.Config{}, slog.New(slog.DiscardHandler))
-	if err := pub.start(ctx, xds.Options{ListenerPort: 10000, AuthzHost: "127.0.0.1", AuthzPort: 3101}); err != nil {
-		t.Fatal(err)
-	}
+	pub.start(xds.Options{ListenerPort: 10000, AuthzHost: "127.0.0.1", AuthzPort: 3101})
 	if err := pub.setCatalogue(ctx, c); err != nil {
 		t.Fatal(err)
 	}

@@ -102,18 +102,14 @@ func (p *parts) serve(ctx context.Context, cfg *config.Config, o Options, log *s
 	if p.alerts != nil {
 		wg.Go(func() { p.alerts.Run(bg) })
 	}
-	// The watchers are registered here, before Ready: a file changed once
-	// the server is ready is reloaded however late their loops start. The
-	// proxies and policies, read by build, are read once more after: a
-	// change made in between made no event.
-	watchProxies := p.watchProxies(log)
+	// The watchers of PROXIES_FILE and POLICIES_DIR were registered before
+	// build read the files: a change made since is queued for their loops,
+	// however late these start.
 	wg.Go(func() { watchServices(bg) })
-	wg.Go(func() { watchProxies(bg) })
-	if watch, err := watchPolicies(ctx, p.policies, signalling{p.loader, p.pub.changed}, 100*time.Millisecond, log); err != nil {
-		log.Error("watching POLICIES_DIR failed; policy changes need a restart", "error", err)
-	} else {
-		wg.Go(func() { watch(bg) })
-	}
+	wg.Go(func() { p.proxyReloads(log)(bg) })
+	wg.Go(func() {
+		policyReloads(p.policyWatch, signalling{p.loader, p.pub.changed}, 100*time.Millisecond, log)(bg)
+	})
 	wg.Add(4)
 	go func() { defer wg.Done(); errs <- ignoreClosed(hs.Serve(p.httpListener(cfg, httpLis))) }()
 	go func() { defer wg.Done(); errs <- p.grpc.Serve(grpcLis) }()

@@ -162,11 +162,16 @@ type parts struct {
 	proxies    *proxyauth.Authenticator
 	// checkpoints signs the trail's heads (nil with the trail off).
 	checkpoints *audit.Checkpointer
+	// The watchers of PROXIES_FILE and POLICIES_DIR, registered before
+	// build reads them (nil: not watched); serve runs their loops.
+	proxyWatch, policyWatch *dirWatcher
 }
 
 // close releases what build opened. On the serving path the audit writer
 // was closed (and flushed) already; this covers a failed start.
 func (p *parts) close() {
+	p.proxyWatch.close()
+	p.policyWatch.close()
 	if p.audit != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		_ = p.audit.Close(ctx)
@@ -253,6 +258,7 @@ func build(ctx context.Context, cfg *config.Config, o Options, log *slog.Logger)
 	if err := ensureDir(cfg.PoliciesDir, log); err != nil {
 		return nil, err
 	}
+	p.policyWatch = watchPoliciesDir(cfg.PoliciesDir, log)
 	files := policy.Dir(cfg.PoliciesDir)
 	p.loader = policy.NewLoader(files, admin.NewStoredPolicies(p.db))
 	if set, err := p.loader.Reload(ctx); err != nil {

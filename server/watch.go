@@ -33,13 +33,38 @@ func (s signalling) Reload(ctx context.Context) (*policy.Set, error) {
 	return set, err
 }
 
-// watchPolicies watches dir now, reloads once (in ctx) what changed
-// since the policies were first read, and returns the loop that reloads
-// on every change under dir until its own context ends.
-func watchPolicies(ctx context.Context, dir string, r reloader, debounce time.Duration, log *slog.Logger) (func(context.Context), error) {
+// watchFile registers a watcher of file's directory (and its symlink
+// target's) before file is first read, so that read is the only one start
+// needs: a change made after it makes an event. A watcher that cannot be
+// registered is logged, and the file is read once, at start.
+func watchFile(file, name string, log *slog.Logger) *dirWatcher {
+	if file == "" {
+		return nil
+	}
+	w, err := newFileWatcher(file)
+	if err != nil {
+		log.Error("watching "+name+" failed; changes need a restart", "error", err)
+		return nil
+	}
+	return w
+}
+
+// watchPoliciesDir registers a watcher of dir and those below it, before
+// build compiles the policy set from them (see watchFile).
+func watchPoliciesDir(dir string, log *slog.Logger) *dirWatcher {
 	w, err := newWatcher(dir, true)
 	if err != nil {
-		return nil, err
+		log.Error("watching POLICIES_DIR failed; policy changes need a restart", "error", err)
+		return nil
+	}
+	return w
+}
+
+// policyReloads is the loop that reloads the policies on every change w
+// sees until its context ends (nothing without a watcher).
+func policyReloads(w *dirWatcher, r reloader, debounce time.Duration, log *slog.Logger) func(context.Context) {
+	if w == nil {
+		return func(context.Context) {}
 	}
 	reload := func(ctx context.Context) {
 		set, err := r.Reload(ctx)
@@ -49,14 +74,13 @@ func watchPolicies(ctx context.Context, dir string, r reloader, debounce time.Du
 		}
 		log.Info("policies reloaded", "policies", set.Len(), "revision", set.Revision())
 	}
-	reload(ctx)
-	return func(ctx context.Context) { w.run(ctx, debounce, log, reload) }, nil
+	return func(ctx context.Context) { w.run(ctx, debounce, log, reload) }
 }
 
 // dirWatcher watches a directory (and, if recursive, those below it).
-// It is registered with the kernel when made, before the server says it
-// is ready: a change made once it is ready is never missed, however late
-// the goroutine that runs the loop starts.
+// It is registered with the kernel when made, before the files are first
+// read: a change made after that read is queued by the kernel and never
+// missed, however late the goroutine that runs the loop starts.
 type dirWatcher struct {
 	w         *fsnotify.Watcher
 	dir       string
@@ -111,6 +135,13 @@ func newWatcher(dir string, recursive bool) (*dirWatcher, error) {
 		return nil, err
 	}
 	return d, nil
+}
+
+// close ends the watch (a second close does nothing).
+func (d *dirWatcher) close() {
+	if d != nil {
+		_ = d.w.Close()
+	}
 }
 
 // run calls reload on every change, debounced so an editor's

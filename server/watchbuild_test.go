@@ -16,12 +16,14 @@ import (
 )
 
 // TestFilesChangedBeforeWatchingAreReloaded: PROXIES_FILE and POLICIES_DIR
-// are read while the server is built, their watchers registered only when
-// it starts serving; on PostgreSQL the store's round trips (keys, revoked
-// tokens, stored policies) lie in between. A proxy removed, or a policy
-// added, in that window is in force once the server is ready. Before, the
-// change was never seen until the next one: the removed proxy kept reading
-// xDS.
+// are read while the server is built, their watchers' loops started only
+// when it starts serving; on PostgreSQL the store's round trips (keys,
+// revoked tokens, stored policies) lie in between. A proxy removed, or a
+// policy added, in that window is in force once the server is ready: the
+// watchers are registered before build reads the files, so the kernel
+// queues the change for the loops. Before the watchers were registered
+// that early, the change was never seen until the next one: the removed
+// proxy kept reading xDS.
 func TestFilesChangedBeforeWatchingAreReloaded(t *testing.T) {
 	const removed = "mgp_removed-before-watching-0123456789"
 	dir := t.TempDir()

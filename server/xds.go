@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -55,12 +56,18 @@ func envoyAddress(configured, listening string) (string, int, error) {
 }
 
 // serveCatalogue starts publishing for Envoys reaching MeshGuard as o
-// says, and loads the catalogue once.
+// says, and loads the catalogue: one publish, of the catalogue loaded or,
+// should it not load, of the empty one.
 func (p *parts) serveCatalogue(ctx context.Context, o xds.Options) error {
-	if err := p.pub.start(ctx, o); err != nil {
-		return err
+	p.pub.start(o)
+	err := p.services.Load(ctx) // publishes what it loaded (setCatalogue)
+	if err == nil {
+		return nil
 	}
-	return p.services.Load(ctx)
+	if perr := p.pub.regenerate(ctx); perr != nil {
+		return errors.Join(err, perr)
+	}
+	return err
 }
 
 // watchServices watches SERVICES_FILE's directory now (editors and

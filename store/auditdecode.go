@@ -71,14 +71,7 @@ func unphrasedString(src []byte) (string, error) {
 // record reads an audit.Record's JSON object.
 func (p *jsonParser) record(r *audit.Record) bool {
 	var seen uint64
-	for n := 0; ; {
-		key, done, ok := p.member(&n)
-		if !ok {
-			return false
-		}
-		if done {
-			return true
-		}
+	return p.object(func(key string) bool {
 		var f *string // a string member's field
 		var bit uint
 		switch key {
@@ -130,89 +123,70 @@ func (p *jsonParser) record(r *audit.Record) bool {
 			f, bit = &r.Hash, 22
 		}
 		if f != nil {
-			if *f, ok = p.str(); !ok || !once(&seen, bit) {
-				return false
-			}
-			continue
+			var ok bool
+			*f, ok = p.str()
+			return ok && once(&seen, bit)
 		}
-		switch key {
-		case "timestamp":
-			start := p.i
-			if _, ok := p.str(); !ok || !once(&seen, 23) {
-				return false
-			}
-			// time.Time's own decoder, as json.Unmarshal calls it.
-			if r.Timestamp.UnmarshalJSON([]byte(p.s[start:p.i])) != nil {
-				return false
-			}
-		case "status", "delegationDepth":
-			v, ok := p.integer()
-			if !ok || int64(int(v)) != v {
-				return false
-			}
-			if key == "status" {
-				ok = once(&seen, 24)
-				r.Status = int(v)
-			} else {
-				ok = once(&seen, 25)
-				r.DelegationDepth = int(v)
-			}
-			if !ok {
-				return false
-			}
-		case "latencyUs":
-			if r.LatencyUs, ok = p.integer(); !ok || !once(&seen, 26) {
-				return false
-			}
-		case "chain":
-			if r.Chain, ok = p.strs(); !ok || !once(&seen, 27) {
-				return false
-			}
-		case "context":
-			if p.i >= len(p.s) || p.s[p.i] != '{' || !once(&seen, 28) {
-				return false
-			}
-			v, ok := p.value(true)
-			if !ok {
-				return false
-			}
-			r.Context = v.(map[string]any)
-		case "call":
-			r.Call = new(audit.Call)
-			if !once(&seen, 29) || !p.call(r.Call) {
-				return false
-			}
-		case "inputs":
-			r.Inputs = new(audit.Inputs)
-			if !once(&seen, 30) || !p.inputs(r.Inputs) {
-				return false
-			}
-		case "approval":
-			r.Approval = new(audit.Approval)
-			if !once(&seen, 31) || !p.strings2("id", &r.Approval.ID, "outcome", &r.Approval.Outcome) {
-				return false
-			}
-		case "shadow":
-			r.Shadow = new(audit.Shadow)
-			if !once(&seen, 32) || !p.shadow(r.Shadow) {
-				return false
-			}
-		default:
+		return p.recordMember(r, key, &seen)
+	})
+}
+
+// recordMember reads the record's member key that is not a string.
+func (p *jsonParser) recordMember(r *audit.Record, key string, seen *uint64) bool {
+	var ok bool
+	switch key {
+	case "timestamp":
+		start := p.i
+		if _, ok := p.str(); !ok || !once(seen, 23) {
 			return false
 		}
+		// time.Time's own decoder, as json.Unmarshal calls it.
+		return r.Timestamp.UnmarshalJSON([]byte(p.s[start:p.i])) == nil
+	case "status", "delegationDepth":
+		v, ok := p.integer()
+		if !ok || int64(int(v)) != v {
+			return false
+		}
+		if key == "status" {
+			r.Status = int(v)
+			return once(seen, 24)
+		}
+		r.DelegationDepth = int(v)
+		return once(seen, 25)
+	case "latencyUs":
+		r.LatencyUs, ok = p.integer()
+		return ok && once(seen, 26)
+	case "chain":
+		r.Chain, ok = p.strs()
+		return ok && once(seen, 27)
+	case "context":
+		if p.i >= len(p.s) || p.s[p.i] != '{' || !once(seen, 28) {
+			return false
+		}
+		v, ok := p.value(true)
+		if ok {
+			r.Context = v.(map[string]any)
+		}
+		return ok
+	case "call":
+		r.Call = new(audit.Call)
+		return once(seen, 29) && p.call(r.Call)
+	case "inputs":
+		r.Inputs = new(audit.Inputs)
+		return once(seen, 30) && p.inputs(r.Inputs)
+	case "approval":
+		r.Approval = new(audit.Approval)
+		return once(seen, 31) && p.strings2("id", &r.Approval.ID, "outcome", &r.Approval.Outcome)
+	case "shadow":
+		r.Shadow = new(audit.Shadow)
+		return once(seen, 32) && p.shadow(r.Shadow)
 	}
+	return false
 }
 
 func (p *jsonParser) call(c *audit.Call) bool {
 	var seen uint64
-	for n := 0; ; {
-		key, done, ok := p.member(&n)
-		if !ok {
-			return false
-		}
-		if done {
-			return true
-		}
+	return p.object(func(key string) bool {
 		var f *string
 		var b *bool
 		var bit uint
@@ -249,58 +223,48 @@ func (p *jsonParser) call(c *audit.Call) bool {
 			}
 			// json.RawMessage keeps the value's bytes as they are.
 			c.Arguments = json.RawMessage(p.s[start:p.i])
-			continue
+			return true
 		default:
 			return false
 		}
 		if !once(&seen, bit) {
 			return false
 		}
+		var ok bool
 		if f != nil {
-			if *f, ok = p.str(); !ok {
-				return false
-			}
-		} else if *b, ok = p.boolean(); !ok {
-			return false
+			*f, ok = p.str()
+		} else {
+			*b, ok = p.boolean()
 		}
-	}
+		return ok
+	})
 }
 
 func (p *jsonParser) inputs(in *audit.Inputs) bool {
 	var seen uint64
-	for n := 0; ; {
-		key, done, ok := p.member(&n)
-		if !ok {
-			return false
-		}
-		if done {
-			return true
-		}
+	return p.object(func(key string) bool {
+		var ok bool
 		switch key {
 		case "tags":
 			in.Tags, ok = p.strs()
-			ok = ok && once(&seen, 0)
+			return ok && once(&seen, 0)
 		case "revoked":
 			in.Revoked, ok = p.boolean()
-			ok = ok && once(&seen, 1)
+			return ok && once(&seen, 1)
 		case "chain":
-			ok = once(&seen, 2) && p.chainMembers(in)
+			return once(&seen, 2) && p.chainMembers(in)
 		case "scope":
 			in.Scope, ok = p.strs()
-			ok = ok && once(&seen, 3)
+			return ok && once(&seen, 3)
 		case "absent":
 			in.Absent, ok = p.strs()
-			ok = ok && once(&seen, 4)
+			return ok && once(&seen, 4)
 		case "afterPolicy":
 			in.AfterPolicy, ok = p.boolean()
-			ok = ok && once(&seen, 5)
-		default:
-			return false
+			return ok && once(&seen, 5)
 		}
-		if !ok {
-			return false
-		}
-	}
+		return false
+	})
 }
 
 func (p *jsonParser) chainMembers(in *audit.Inputs) bool {
@@ -314,33 +278,25 @@ func (p *jsonParser) chainMembers(in *audit.Inputs) bool {
 	for {
 		var m audit.ChainMember
 		var seen uint64
-		for n := 0; ; {
-			key, done, ok := p.member(&n)
-			if !ok {
-				return false
-			}
-			if done {
-				break
-			}
+		if !p.object(func(key string) bool {
+			var ok bool
 			switch key {
 			case "name":
 				m.Name, ok = p.str()
-				ok = ok && once(&seen, 0)
+				return ok && once(&seen, 0)
 			case "tier":
 				m.Tier, ok = p.str()
-				ok = ok && once(&seen, 1)
+				return ok && once(&seen, 1)
 			case "tags":
 				m.Tags, ok = p.strs()
-				ok = ok && once(&seen, 2)
+				return ok && once(&seen, 2)
 			case "revoked":
 				m.Revoked, ok = p.boolean()
-				ok = ok && once(&seen, 3)
-			default:
-				return false
+				return ok && once(&seen, 3)
 			}
-			if !ok {
-				return false
-			}
+			return false
+		}) {
+			return false
 		}
 		in.Chain = append(in.Chain, m)
 		if p.eat(']') {
@@ -354,14 +310,7 @@ func (p *jsonParser) chainMembers(in *audit.Inputs) bool {
 
 func (p *jsonParser) shadow(s *audit.Shadow) bool {
 	var seen uint64
-	for n := 0; ; {
-		key, done, ok := p.member(&n)
-		if !ok {
-			return false
-		}
-		if done {
-			return true
-		}
+	return p.object(func(key string) bool {
 		var f *string
 		var bit uint
 		switch key {
@@ -376,23 +325,16 @@ func (p *jsonParser) shadow(s *audit.Shadow) bool {
 		default:
 			return false
 		}
-		if *f, ok = p.str(); !ok || !once(&seen, bit) {
-			return false
-		}
-	}
+		var ok bool
+		*f, ok = p.str()
+		return ok && once(&seen, bit)
+	})
 }
 
 // strings2 reads an object of at most the two string members named.
 func (p *jsonParser) strings2(k1 string, f1 *string, k2 string, f2 *string) bool {
 	var seen uint64
-	for n := 0; ; {
-		key, done, ok := p.member(&n)
-		if !ok {
-			return false
-		}
-		if done {
-			return true
-		}
+	return p.object(func(key string) bool {
 		var f *string
 		var bit uint
 		switch key {
@@ -403,8 +345,8 @@ func (p *jsonParser) strings2(k1 string, f1 *string, k2 string, f2 *string) bool
 		default:
 			return false
 		}
-		if *f, ok = p.str(); !ok || !once(&seen, bit) {
-			return false
-		}
-	}
+		var ok bool
+		*f, ok = p.str()
+		return ok && once(&seen, bit)
+	})
 }

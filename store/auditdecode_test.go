@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"math"
 	"reflect"
+	"slices"
 	"testing"
 	"time"
 
@@ -228,6 +229,29 @@ func TestUnphrasedStringIsAppendUnphrased(t *testing.T) {
 		got, gerr := unphrasedString(in)
 		if (werr == nil) != (gerr == nil) || got != string(want) {
 			t.Errorf("%.40q: got %.40q, %v; want %.40q, %v", in, got, gerr, want, werr)
+		}
+	}
+}
+
+// BenchmarkUnmarshalRecord decodes every stored shape of decodeShapes
+// (each nested object the decoder reads: calls, inputs and their chain,
+// approvals, shadow answers, contexts) once an op.
+func BenchmarkUnmarshalRecord(b *testing.B) {
+	shapes := decodeShapes(b)
+	names := make([]string, 0, len(shapes))
+	for name := range shapes {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	raws := make([]string, len(names))
+	for i, name := range names {
+		raws[i] = string(shapes[name])
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		for _, raw := range raws {
+			var r audit.Record
+			_ = unmarshalRecord(raw, &r)
 		}
 	}
 }

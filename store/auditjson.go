@@ -30,26 +30,28 @@ func (p *jsonParser) eat(c byte) bool {
 	return false
 }
 
-// member moves to an object's next member and returns its key; done at
-// the object's end. *n counts the members read (0 before the '{').
-func (p *jsonParser) member(n *int) (key string, done, ok bool) {
-	if *n == 0 {
-		if !p.eat('{') {
-			return "", false, false
-		}
+// object reads an object, calling member with each key once p is past
+// its ':' (member reads the value); false if member refuses or the
+// object is malformed.
+func (p *jsonParser) object(member func(key string) bool) bool {
+	if !p.eat('{') {
+		return false
 	}
 	if p.eat('}') {
-		return "", true, true
+		return true
 	}
-	if *n > 0 && !p.eat(',') {
-		return "", false, false
+	for {
+		key, ok := p.str()
+		if !ok || !p.eat(':') || !member(key) {
+			return false
+		}
+		if p.eat('}') {
+			return true
+		}
+		if !p.eat(',') {
+			return false
+		}
 	}
-	*n++
-	key, ok = p.str()
-	if !ok || !p.eat(':') {
-		return "", false, false
-	}
-	return key, false, true
 }
 
 // once marks field bit in *seen; false if it was already there (a key
@@ -187,21 +189,14 @@ func (p *jsonParser) value(build bool) (any, bool) {
 		if build {
 			m = map[string]any{}
 		}
-		for n := 0; ; {
-			key, done, ok := p.member(&n)
-			if !ok {
-				return nil, false
-			}
-			if done {
-				break
-			}
+		if !p.object(func(key string) bool {
 			v, ok := p.value(build)
-			if !ok {
-				return nil, false
-			}
-			if build {
+			if ok && build {
 				m[key] = v
 			}
+			return ok
+		}) {
+			return nil, false
 		}
 		p.depth--
 		if !build {
