@@ -217,7 +217,7 @@ func (h *request) enforce(v filterprotocol.Verdict, resume bool) types.Action {
 		// readable: no compression.
 		hdrs = without(hdrs, "accept-encoding")
 	}
-	if err := proxywasm.ReplaceHttpRequestHeaders(hdrs); err != nil {
+	if err := h.p.vm.setRequestHeaders(hdrs); err != nil {
 		return h.fail("setting the upstream headers", err)
 	}
 	h.p.stats.allow.Increment(1)

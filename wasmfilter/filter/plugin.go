@@ -33,6 +33,9 @@ func NewVM() types.VMContext { return &vm{} }
 type vm struct {
 	types.DefaultVMContext
 	audit *auditQueue
+	// mapBuf is the last header map serialised for the host, reused
+	// (hostmap.go).
+	mapBuf []byte
 }
 
 func (v *vm) NewPluginContext(uint32) types.PluginContext { return &plugin{vm: v} }
