@@ -2,25 +2,20 @@ package filter
 
 import "encoding/binary"
 
-// maxKeptMap bounds the serialised header map the VM keeps for reuse: a
-// larger one is written once and left to the collector.
-const maxKeptMap = 16 << 10
-
-// appendMap writes hs into buf (its contents are overwritten, its capacity
-// reused) in the proxy-wasm serialised form Envoy reads: the pair count,
-// each pair's key and value sizes (all little-endian uint32), then each
-// key and value followed by a NUL. The SDK's own serialiser copies a byte
-// at a time and allocates per call; a request's upstream map (with its
-// token, ≈ 1.3 KB) cost a loop iteration per byte in wasm.
-func appendMap(buf []byte, hs [][2]string) []byte {
+// mapBytes is hs in the proxy-wasm serialised form the host reads: the
+// pair count, each pair's key and value sizes (all little-endian uint32),
+// then each key and value followed by a NUL. The SDK's serialiser copies
+// a byte at a time: a request's upstream map (with its token, ≈ 1.3 KB)
+// cost a loop iteration per byte in wasm, where copy is one memory.copy.
+// The buffer is new each time, not reused: the SDK's emulator keeps
+// pointers into it (Envoy copies the map), so reusing it would rewrite
+// the maps the emulator recorded.
+func mapBytes(hs [][2]string) []byte {
 	size := 4
 	for _, kv := range hs {
 		size += 8 + len(kv[0]) + 1 + len(kv[1]) + 1
 	}
-	if cap(buf) < size {
-		buf = make([]byte, size)
-	}
-	buf = buf[:size]
+	buf := make([]byte, size) // zeroed: the NULs are already there
 	binary.LittleEndian.PutUint32(buf, uint32(len(hs)))
 	at := 4
 	for _, kv := range hs {
@@ -29,31 +24,21 @@ func appendMap(buf []byte, hs [][2]string) []byte {
 		at += 8
 	}
 	for _, kv := range hs {
-		at += copy(buf[at:], kv[0])
-		buf[at] = 0
-		at++
-		at += copy(buf[at:], kv[1])
-		buf[at] = 0
-		at++
+		at += copy(buf[at:], kv[0]) + 1
+		at += copy(buf[at:], kv[1]) + 1
 	}
 	return buf
 }
 
-// setRequestHeaders replaces the request's header map in one host call,
-// serialised into the VM's reused buffer (every callback of a VM runs on
-// its one thread, and the host copies the map before the call returns).
-func (v *vm) setRequestHeaders(hs [][2]string) error {
-	buf := appendMap(v.mapBuf, hs)
-	v.keepMap(buf)
-	return setHeaderMap(buf, hs)
-}
+// maxKeptPairs bounds the header pairs the VM keeps for reuse.
+const maxKeptPairs = 128
 
-// keepMap keeps buf for the next map if it is within maxKeptMap, and
-// lets a larger one go.
-func (v *vm) keepMap(buf []byte) {
-	if cap(buf) <= maxKeptMap {
-		v.mapBuf = buf
+// keepPairs keeps hs's array for the next request's upstream map if it is
+// within maxKeptPairs. The caller clears it after use.
+func (v *vm) keepPairs(hs [][2]string) {
+	if cap(hs) <= maxKeptPairs {
+		v.pairs = hs
 	} else {
-		v.mapBuf = nil
+		v.pairs = nil
 	}
 }

@@ -4,6 +4,11 @@ import (
 	"bytes"
 	"encoding/binary"
 	"testing"
+
+	"github.com/proxy-wasm/proxy-wasm-go-sdk/proxywasm/proxytest"
+	"github.com/proxy-wasm/proxy-wasm-go-sdk/proxywasm/types"
+
+	"github.com/meshguard/meshguard/filterconfig/filtertest"
 )
 
 // decodeMap reads proxy-wasm's serialised header map as a host does,
@@ -37,9 +42,9 @@ func decodeMap(t *testing.T, b []byte) [][2]string {
 	return out
 }
 
-func TestAppendMap(t *testing.T) {
+func TestMapBytes(t *testing.T) {
 	long := string(bytes.Repeat([]byte("t"), 900))
-	tests := []struct {
+	for _, tc := range []struct {
 		name string
 		hs   [][2]string
 	}{
@@ -47,51 +52,69 @@ func TestAppendMap(t *testing.T) {
 		{"one", [][2]string{{":method", "GET"}}},
 		{"empty value", [][2]string{{"x-empty", ""}, {":path", "/"}}},
 		{"a request", [][2]string{{":method", "GET"}, {":authority", "docs.mesh"}, {":path", "/docs/readme"}, {"authorization", "Bearer " + long}, {"x-meshguard-agent-id", "ag_1"}}},
-	}
-	// The buffer is carried from one case to the next, as the VM reuses
-	// it: a shorter map after a longer one must not keep a stale byte
-	// (a terminator left unwritten reads as the old map's data).
-	var buf []byte
-	for _, order := range []string{"growing", "shrinking"} {
-		for i := range tests {
-			tc := tests[i]
-			if order == "shrinking" {
-				tc = tests[len(tests)-1-i]
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := decodeMap(t, mapBytes(tc.hs))
+			if len(got) != len(tc.hs) {
+				t.Fatalf("%d pairs, want %d", len(got), len(tc.hs))
 			}
-			t.Run(order+"/"+tc.name, func(t *testing.T) {
-				buf = appendMap(buf, tc.hs)
-				got := decodeMap(t, buf)
-				if len(got) != len(tc.hs) {
-					t.Fatalf("%d pairs, want %d", len(got), len(tc.hs))
+			for i := range got {
+				if got[i] != tc.hs[i] {
+					t.Errorf("pair %d: %q, want %q", i, got[i], tc.hs[i])
 				}
-				for i := range got {
-					if got[i] != tc.hs[i] {
-						t.Errorf("pair %d: %q, want %q", i, got[i], tc.hs[i])
-					}
-				}
-			})
-		}
+			}
+		})
 	}
 }
 
-// TestMapBufferBounded: a map over maxKeptMap is written but not kept, so
-// one huge request does not pin its size in the VM's memory for good.
-func TestMapBufferBounded(t *testing.T) {
-	v := &vm{}
-	big := [][2]string{{"x-big", string(bytes.Repeat([]byte("b"), maxKeptMap))}}
-	buf := appendMap(v.mapBuf, big)
-	if len(decodeMap(t, buf)) != 1 {
-		t.Fatal("the big map did not round-trip")
+// TestKeptPairsBounded: an upstream map of more than maxKeptPairs headers
+// is built once and not kept, so one huge request does not pin its size
+// in the VM's memory for good.
+func TestKeptPairsBounded(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		n    int
+		kept bool
+	}{{"small", 8, true}, {"at the bound", maxKeptPairs, true}, {"over the bound", maxKeptPairs + 1, false}} {
+		t.Run(tc.name, func(t *testing.T) {
+			v := &vm{}
+			v.keepPairs(make([][2]string, tc.n))
+			if kept := v.pairs != nil; kept != tc.kept {
+				t.Fatalf("%d pairs kept: %v, want %v", tc.n, kept, tc.kept)
+			}
+		})
 	}
-	if cap(buf) <= maxKeptMap {
-		t.Fatalf("a %d-byte map fits the kept bound %d: the test does not test it", len(buf), maxKeptMap)
+}
+
+// TestReusedPairsKeepNoToken: the upstream pairs the VM keeps between
+// requests hold nothing of the last request once it is forwarded, so its
+// token does not stay reachable in the VM's memory until the next request
+// overwrites it.
+func TestReusedPairsKeepNoToken(t *testing.T) {
+	env := filtertest.New(t)
+	v := NewVM().(*vm)
+	opt := proxytest.NewEmulatorOption().WithVMContext(v).WithPluginConfiguration(env.Config()).
+		WithProperty([]string{"request", "time"}, binary.LittleEndian.AppendUint64(nil, uint64(filtertest.Now.UnixNano()))).
+		WithProperty([]string{"source", "address"}, []byte("10.1.2.3:40000"))
+	host, reset := proxytest.NewHostEmulator(opt)
+	t.Cleanup(reset)
+	if !host.StartVM() || host.StartPlugin() != types.OnPluginStartStatusOK {
+		t.Fatal("the filter did not start")
 	}
-	v.keepMap(buf)
-	if v.mapBuf != nil {
-		t.Fatalf("the VM kept a %d-byte buffer, over the bound %d", cap(v.mapBuf), maxKeptMap)
-	}
-	v.keepMap(appendMap(nil, [][2]string{{"a", "b"}}))
-	if v.mapBuf == nil {
-		t.Fatal("a small buffer was not kept for reuse")
+	for i := range 2 { // the second request reuses the first one's buffers
+		id := host.InitializeHttpContext()
+		hdrs := [][2]string{{":method", "GET"}, {":authority", "docs.mesh"}, {":path", "/docs/readme"}, {"authorization", "Bearer " + env.OrchT}}
+		if a := host.CallOnRequestHeaders(id, hdrs, true); a != types.ActionContinue {
+			t.Fatalf("request %d: action %v, want an allow", i, a)
+		}
+		if cap(v.pairs) == 0 {
+			t.Fatalf("request %d: no pairs kept: the test does not test reuse", i)
+		}
+		for j, kv := range v.pairs[:cap(v.pairs)] {
+			if kv != [2]string{} {
+				t.Errorf("request %d: kept pair %d is %q", i, j, kv)
+			}
+		}
+		host.CompleteHttpContext(id)
 	}
 }

@@ -4,9 +4,9 @@ package filter
 
 import "github.com/proxy-wasm/proxy-wasm-go-sdk/proxywasm"
 
-// setHeaderMap, natively (under the SDK's emulator, whose host calls are
-// Go functions taking the map itself), hands over hs; the serialised buf
-// is what the compiled filter hands Envoy.
-func setHeaderMap(_ []byte, hs [][2]string) error {
+// setRequestHeaders replaces the request's header map. Natively, under
+// the SDK's emulator, the host calls are Go functions taking the map
+// itself; the compiled filter serialises it (hostmap_wasm.go).
+func setRequestHeaders(hs [][2]string) error {
 	return proxywasm.ReplaceHttpRequestHeaders(hs)
 }

@@ -33,9 +33,8 @@ func NewVM() types.VMContext { return &vm{} }
 type vm struct {
 	types.DefaultVMContext
 	audit *auditQueue
-	// mapBuf is the last header map serialised for the host, reused
-	// (hostmap.go).
-	mapBuf []byte
+	// pairs is the last upstream header map built, reused (http.go).
+	pairs [][2]string
 }
 
 func (v *vm) NewPluginContext(uint32) types.PluginContext { return &plugin{vm: v} }
