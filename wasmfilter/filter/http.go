@@ -401,7 +401,7 @@ func callStatus() string {
 // sourceAddress is the downstream peer's IP (the source.address
 // attribute), "" if the host gives none: only a parsed IP is recorded.
 func sourceAddress() string {
-	b, err := proxywasm.GetProperty([]string{"source", "address"})
+	b, err := getProperty(propSourceAddress)
 	if err != nil {
 		return ""
 	}

@@ -230,7 +230,7 @@ func (p *plugin) clock() time.Time { return p.now }
 // judges tokens at the same instant; the VM's clock when the host has no
 // such attribute.
 func requestTime() time.Time {
-	b, err := proxywasm.GetProperty([]string{"request", "time"})
+	b, err := getProperty(propRequestTime)
 	if err == nil && len(b) == 8 {
 		return time.Unix(0, int64(binary.LittleEndian.Uint64(b))).UTC()
 	}

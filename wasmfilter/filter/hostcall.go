@@ -1,6 +1,28 @@
 package filter
 
-import "encoding/binary"
+import (
+	"encoding/binary"
+	"strings"
+)
+
+// property is a host property's path as the SDK takes it (names) and as
+// the host reads it (raw: the names NUL-separated), serialised once
+// rather than per read: the SDK serialises the path and allocates it each
+// time.
+type property struct {
+	names []string
+	raw   []byte
+}
+
+func newProperty(names ...string) *property {
+	return &property{names: names, raw: []byte(strings.Join(names, "\x00"))}
+}
+
+// The properties every request reads (requestTime, sourceAddress).
+var (
+	propRequestTime   = newProperty("request", "time")
+	propSourceAddress = newProperty("source", "address")
+)
 
 // mapBytes is hs in the proxy-wasm serialised form the host reads: the
 // pair count, each pair's key and value sizes (all little-endian uint32),

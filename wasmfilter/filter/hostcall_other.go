@@ -10,3 +10,8 @@ import "github.com/proxy-wasm/proxy-wasm-go-sdk/proxywasm"
 func setRequestHeaders(hs [][2]string) error {
 	return proxywasm.ReplaceHttpRequestHeaders(hs)
 }
+
+// getProperty reads a property through the SDK.
+func getProperty(p *property) ([]byte, error) {
+	return proxywasm.GetProperty(p.names)
+}

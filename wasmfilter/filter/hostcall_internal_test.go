@@ -118,3 +118,21 @@ func TestReusedPairsKeepNoToken(t *testing.T) {
 		host.CompleteHttpContext(id)
 	}
 }
+
+// TestPropertyPaths: a property's path as the host reads it is its names
+// NUL-separated, as the SDK serialises it (the compiled filter hands the
+// host raw; natively the SDK serialises names).
+func TestPropertyPaths(t *testing.T) {
+	for _, tc := range []struct {
+		p    *property
+		want string
+	}{
+		{propRequestTime, "request\x00time"},
+		{propSourceAddress, "source\x00address"},
+		{newProperty("one"), "one"},
+	} {
+		if string(tc.p.raw) != tc.want {
+			t.Errorf("%q: raw %q, want %q", tc.p.names, tc.p.raw, tc.want)
+		}
+	}
+}
