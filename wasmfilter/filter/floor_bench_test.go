@@ -18,7 +18,9 @@ import (
 // nothing (the emulator, the SDK's context bookkeeping and Go's wasm
 // runtime alone); floor=calls makes the host calls of a cached allow. What
 // BenchmarkRequest/wasm/cached costs above floor=calls is MeshGuard's own
-// work in the module; docs/performance.md reports the split.
+// work in the module; docs/performance.md reports the split. The other
+// modes make one of floor=calls' host calls each (testdata/floor), which
+// splits the floor by call.
 func BenchmarkFloor(b *testing.B) {
 	env := filtertest.New(b)
 	dir := b.TempDir()
@@ -38,7 +40,7 @@ func BenchmarkFloor(b *testing.B) {
 	}
 	b.Cleanup(func() { _ = vm.Close() })
 	hdrs := [][2]string{{":method", "GET"}, {":authority", "docs.mesh"}, {":path", "/docs/readme"}, {"authorization", "Bearer " + env.OrchT}}
-	for _, mode := range []string{"none", "calls"} {
+	for _, mode := range []string{"none", "headers", "missing", "time", "time2", "address", "replace", "counter", "calls"} {
 		b.Run("floor="+mode, func(b *testing.B) {
 			e := start(b, vm, []byte(mode))
 			defer e.stop()

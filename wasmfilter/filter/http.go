@@ -211,13 +211,18 @@ func (h *request) enforce(v filterprotocol.Verdict, resume bool) types.Action {
 		}
 		return types.ActionPause
 	}
-	hdrs := upstream(h.sent, &v)
+	vm := h.p.vm
+	pairs := upstream(vm.pairs[:0], h.sent, &v)
+	vm.keepPairs(pairs)
+	hdrs := pairs
 	if h.list != nil {
 		// The answer is filtered (list.go), so it must come back
 		// readable: no compression.
-		hdrs = without(hdrs, "accept-encoding")
+		hdrs = without(pairs, "accept-encoding")
 	}
-	if err := proxywasm.ReplaceHttpRequestHeaders(hdrs); err != nil {
+	err := setRequestHeaders(hdrs)
+	clear(pairs) // the reused pairs point at the request's headers, its token
+	if err != nil {
 		return h.fail("setting the upstream headers", err)
 	}
 	h.p.stats.allow.Increment(1)
@@ -234,9 +239,8 @@ func (h *request) enforce(v filterprotocol.Verdict, resume bool) types.Action {
 // MeshGuard headers spelled with '_' (CGI-style upstreams read
 // X_MeshGuard_Agent_Id as X-MeshGuard-Agent-Id), then those it sets. Envoy
 // takes the whole map in one host call, where a call per header would cost
-// a dozen.
-func upstream(sent [][2]string, v *filterprotocol.Verdict) [][2]string {
-	out := make([][2]string, 0, len(sent)+len(v.UpstreamHeaders))
+// a dozen. The map is appended to out (the VM's reused pairs).
+func upstream(out, sent [][2]string, v *filterprotocol.Verdict) [][2]string {
 	for _, kv := range sent {
 		otherSpelling := strings.IndexByte(kv[0], '_') >= 0 && edge.IsMeshGuardHeader(kv[0])
 		if !otherSpelling && !named(kv[0], v.RemoveHeaders) && !setBy(kv[0], v.UpstreamHeaders) {
@@ -397,7 +401,7 @@ func callStatus() string {
 // sourceAddress is the downstream peer's IP (the source.address
 // attribute), "" if the host gives none: only a parsed IP is recorded.
 func sourceAddress() string {
-	b, err := proxywasm.GetProperty([]string{"source", "address"})
+	b, err := getProperty(propSourceAddress)
 	if err != nil {
 		return ""
 	}

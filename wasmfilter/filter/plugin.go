@@ -33,6 +33,8 @@ func NewVM() types.VMContext { return &vm{} }
 type vm struct {
 	types.DefaultVMContext
 	audit *auditQueue
+	// pairs is the last upstream header map built, reused (http.go).
+	pairs [][2]string
 }
 
 func (v *vm) NewPluginContext(uint32) types.PluginContext { return &plugin{vm: v} }
@@ -228,7 +230,7 @@ func (p *plugin) clock() time.Time { return p.now }
 // judges tokens at the same instant; the VM's clock when the host has no
 // such attribute.
 func requestTime() time.Time {
-	b, err := proxywasm.GetProperty([]string{"request", "time"})
+	b, err := getProperty(propRequestTime)
 	if err == nil && len(b) == 8 {
 		return time.Unix(0, int64(binary.LittleEndian.Uint64(b))).UTC()
 	}
