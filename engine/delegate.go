@@ -115,7 +115,7 @@ func (e *Engine) Delegate(ctx context.Context, r *DelegateRequest) (out Delegati
 	*d = Decision{ID: e.newID("dec_", 12, now), Mode: e.cfg.Mode, Source: SourceDelegation, TraceID: c.TraceID, Time: now,
 		Action: DelegateAction + recordable(r.Delegate, MaxActionLen-len(DelegateAction))}
 	if !edge.ValidTraceID(d.TraceID) {
-		d.TraceID = e.newID("", 16, time.Time{})
+		d.TraceID = e.newID("", 16, now)
 	}
 	ctx, span := e.startCheck(ctx, c, d)
 	span.SetName(SpanDelegate)

@@ -209,7 +209,7 @@ func (e *Engine) open(ctx context.Context, r *Request, d *Decision, now time.Tim
 	e.traceOfDelegation(r)
 	d.ID, d.Time, d.Source, d.TraceID = e.newID("dec_", 12, now), now, r.Source, r.TraceID
 	if !edge.ValidTraceID(d.TraceID) {
-		d.TraceID = e.newID("", 16, time.Time{})
+		d.TraceID = e.newID("", 16, now)
 	}
 	return e.startCheck(ctx, r, d)
 }
@@ -267,7 +267,7 @@ func Refusal(r *Request, status int, reason, message string, now time.Time) Deci
 		Source: r.Source, TraceID: r.TraceID, Time: now,
 	}
 	if !edge.ValidTraceID(d.TraceID) {
-		d.TraceID = newID("", 16, time.Time{})
+		d.TraceID = newID("", 16, now)
 	}
 	return d
 }

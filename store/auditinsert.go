@@ -75,10 +75,8 @@ func (s *db) prepareAuditInserts(ctx context.Context) error {
 
 // driverStmt is the INSERT of 1<<i rows prepared on the driver connection
 // dc. A new connection (the pool replaced one the driver reported broken)
-// gets statements of its own; the old ones cannot be finalized once the
-// pool has closed their connection, so they and its memory stay allocated
-// (a few hundred KB, once per replacement, which the writer connection
-// never has outside a driver fault).
+// gets statements of its own; the old one's were finalized as it closed
+// (closing).
 func (a *auditInserts) driverStmt(ctx context.Context, dc any, i int) (driver.StmtExecContext, error) {
 	if a.conn != dc {
 		a.conn, a.stmt = dc, [auditChunkSizes]driver.StmtExecContext{}
@@ -161,16 +159,26 @@ func (s *db) closeAuditInserts() error {
 		return fmt.Errorf("close audit inserts: %w", err)
 	}
 	defer conn.Close()
-	return conn.Raw(func(dc any) error {
-		var errs []error
-		if dc == s.inserts.conn {
-			for _, st := range s.inserts.stmt {
-				if c, ok := st.(driver.Stmt); ok {
-					errs = append(errs, c.Close())
-				}
-			}
+	return conn.Raw(s.inserts.closing)
+}
+
+// closing finalizes the statements prepared on the driver connection dc,
+// which is about to close (writerConn.Close) or to be, and forgets them.
+// database/sql runs it holding dc, as it does sql.Conn.Raw's callbacks,
+// so it never runs while an INSERT does.
+func (a *auditInserts) closing(dc any) error {
+	if dc != a.conn {
+		return nil
+	}
+	var errs []error
+	for _, st := range a.stmt {
+		if c, ok := st.(driver.Stmt); ok {
+			errs = append(errs, c.Close())
 		}
-		s.inserts.conn, s.inserts.stmt = nil, [auditChunkSizes]driver.StmtExecContext{}
-		return errors.Join(errs...)
-	})
+	}
+	a.conn, a.stmt = nil, [auditChunkSizes]driver.StmtExecContext{}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("close audit inserts: %w", err)
+	}
+	return nil
 }

@@ -1,9 +1,11 @@
 package store_test
 
 import (
+	"errors"
 	"testing"
 
 	"github.com/meshguard/meshguard/audit"
+	"github.com/meshguard/meshguard/identity"
 )
 
 // TestAppendAuditChunks: batches of every shape the chunked INSERTs cut
@@ -49,5 +51,54 @@ func TestAppendAuditChunks(t *testing.T) {
 				t.Fatalf("LastAuditHash = %.12s…, %v; want %.12s…", head, err, prev)
 			}
 		})
+	}
+}
+
+// TestAppendAuditRefusedRowStoresNothing: a batch refused by a row past
+// its first chunk's first (a duplicate id; SQLite's INSERT ends the
+// transaction there, with no statement journal) stores none of its
+// records, not those of the chunks before, and the trail takes the next
+// batch and verifies.
+func TestAppendAuditRefusedRowStoresNothing(t *testing.T) {
+	for _, at := range []struct {
+		name string
+		row  int // the batch's row that repeats a stored id
+	}{
+		{"in the first chunk", 100},
+		{"in a later chunk", 270},
+		{"the last row", 299},
+	} {
+		for _, b := range auditBackends() {
+			t.Run(b.name+"/"+at.name, func(t *testing.T) {
+				s, _ := b.open(t)
+				stored := sealed(t, audit.GenesisHash, 5)
+				if err := s.AppendAudit(t.Context(), stored); err != nil {
+					t.Fatal(err)
+				}
+				bad := sealed(t, stored[4].Hash, 300)
+				bad[at.row].ID = stored[2].ID
+				if err := bad[at.row].Seal(bad[at.row].PrevHash); err != nil {
+					t.Fatal(err)
+				}
+				for i := at.row + 1; i < len(bad); i++ {
+					if err := bad[i].Seal(bad[i-1].Hash); err != nil {
+						t.Fatal(err)
+					}
+				}
+				if err := s.AppendAudit(t.Context(), bad); !errors.Is(err, identity.ErrConflict) {
+					t.Fatalf("batch with a duplicate id at row %d: %v, want a conflict", at.row, err)
+				}
+				if n, err := audit.VerifyChains(t.Context(), s); err != nil || n != 5 {
+					t.Fatalf("after the refused batch: VerifyChains = %d, %v; want 5, nil", n, err)
+				}
+				next := sealed(t, stored[4].Hash, 300)
+				if err := s.AppendAudit(t.Context(), next); err != nil {
+					t.Fatalf("the next batch: %v", err)
+				}
+				if n, err := audit.VerifyChains(t.Context(), s); err != nil || n != 305 {
+					t.Fatalf("after the next batch: VerifyChains = %d, %v; want 305, nil", n, err)
+				}
+			})
+		}
 	}
 }

@@ -130,7 +130,7 @@ func OpenSQLite(ctx context.Context, path string, opts ...Option) (*SQLite, erro
 	// What differs for SQLite: nothing to lock (the writer begins
 	// IMMEDIATE), one audit chain, json_each for ListAgents' tag test.
 	s := &SQLite{db: db{now: o.now, dialect: dialect{name: "sqlite", tagClause: sqliteTagClause, compactCols: true}, reads: newReadStmts()}}
-	if s.w, err = openPool(ctx, sqliteDSN(abs, o.busyTimeout, connWriter), 1); err != nil {
+	if s.w, err = openWriterPool(ctx, sqliteDSN(abs, o.busyTimeout, connWriter), s.inserts.closing); err != nil {
 		return nil, fmt.Errorf("open sqlite %s: writer: %w", abs, err)
 	}
 	if err := s.setUp(ctx); err != nil {
@@ -232,6 +232,11 @@ func openPool(ctx context.Context, dsn string, conns int) (*sql.DB, error) {
 	if err != nil {
 		return nil, err
 	}
+	return configurePool(ctx, db, conns)
+}
+
+// configurePool keeps conns connections open in db, and checks one.
+func configurePool(ctx context.Context, db *sql.DB, conns int) (*sql.DB, error) {
 	db.SetMaxOpenConns(conns)
 	db.SetMaxIdleConns(conns)
 	// Keep connections: each new one re-runs the pragmas and loses the
