@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -189,12 +190,16 @@ func (s *Postgres) connectListening(ctx context.Context, feeds []Feed) (*pgx.Con
 	if err != nil {
 		return nil, err
 	}
+	// One round trip (the simple protocol takes several statements): a
+	// start waits for it. Each f is one of the constants above
+	// (checkFeeds), never input.
+	var listen strings.Builder
 	for _, f := range feeds {
-		// f is one of the constants above (checkFeeds), never input.
-		if _, err := conn.Exec(ctx, "LISTEN "+string(f)); err != nil {
-			closeConn(conn)
-			return nil, err
-		}
+		listen.WriteString("LISTEN " + string(f) + ";")
+	}
+	if _, err := conn.Exec(ctx, listen.String()); err != nil {
+		closeConn(conn)
+		return nil, err
 	}
 	return conn, nil
 }
