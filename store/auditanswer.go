@@ -29,9 +29,33 @@ const auditPlainSelect = `seq, chain_id, id, record, prev_hash, hash, agent, act
 // auditAnswerSelect is auditPlainSelect for the other answers: each row's
 // link looked up in the statement. A second statement to look them up
 // after cost a record read by id a round trip more than this saved.
+//
+// On PostgreSQL the statement looks up only the usual link, the row at
+// the position just before when it is of the row's chain (pgAnswerLink);
+// a row it leaves NULL (its chain's first, one after another chain's row
+// or a gap in the positions, the first after retention) is looked up by
+// fillLinks. PostgreSQL sets up every lookup a statement carries at each
+// execution, run or not: auditLinkSQL's three (a backward walk of the seq
+// index, of the (chain_id, seq) index, of the anchors) cost a read by id
+// ≈ 9 of its ≈ 30 µs on the server (docs/performance.md, round eight).
 func (s *db) auditAnswerSelect() string {
+	if s.dialect.partialAnswerLink() {
+		return pgAnswerSelect
+	}
 	return `seq, chain_id, id, record, ` + s.auditLinkSQL("") + `, hash, agent, action, decision, ts, trace_id, status, reason, source, shadow`
 }
+
+// pgAnswerSelect is auditAnswerSelect on PostgreSQL: a row's stored link,
+// or the hash of the row at seq - 1 if it is of the same chain (one
+// equality probe of the seq index), or NULL for fillLinks.
+const pgAnswerSelect = `seq, chain_id, id, record, CASE WHEN length(prev_hash) > 0 THEN prev_hash ELSE
+		(SELECT CASE WHEN p.chain_id = audit.chain_id THEN p.hash END FROM audit p WHERE p.seq = audit.seq - 1) END,
+		hash, agent, action, decision, ts, trace_id, status, reason, source, shadow`
+
+// partialAnswerLink says auditAnswerSelect may leave a row's link NULL
+// for fillLinks (PostgreSQL); SQLite's looks every link up, and NULL
+// there is the genesis hash.
+func (d dialect) partialAnswerLink() bool { return d.name != "sqlite" }
 
 // maxAgentNames bounds the agent ids kept in memory; past it, an answer
 // reads the ones it needs.
@@ -70,6 +94,7 @@ type answerRow struct {
 	agent      int64
 	c          auditColumns
 	linked     bool // prev is the link (stored, or filled in)
+	gone       bool // deleted before its link was looked up (fillLinks)
 }
 
 // readAuditAnswer runs q (at most a page of rows) and hands fn each record
@@ -77,7 +102,8 @@ type answerRow struct {
 // its oldest and newest positions (no filter but the position) and q
 // selects auditPlainSelect: a row's link is then the next older row of its
 // chain in the answer, when there is one, or one lookup for the rest.
-// Otherwise q selects auditAnswerSelect, links looked up.
+// Otherwise q selects auditAnswerSelect, links looked up (on PostgreSQL,
+// the rest by fillLinks).
 func (s *db) readAuditAnswer(ctx context.Context, q string, args []any, contiguous bool, fn func(seq int64, r audit.Record) error) error {
 	rows, err := s.reads.query(ctx, s.r, q, args)
 	if err != nil {
@@ -94,7 +120,7 @@ func (s *db) readAuditAnswer(ctx context.Context, q string, args []any, contiguo
 				return err
 			}
 			a.c.id, a.c.decision, a.c.traceID, a.c.source = id.s, decision.s, trace.s, source.s
-			a.linked = !contiguous || len(a.prev) > 0
+			a.linked = len(a.prev) > 0 || (!contiguous && !s.dialect.partialAnswerLink())
 			out = append(out, a)
 		}
 		return rows.Err()
@@ -110,6 +136,9 @@ func (s *db) readAuditAnswer(ctx context.Context, q string, args []any, contiguo
 	}
 	for i := range out {
 		a := &out[i]
+		if a.gone {
+			continue
+		}
 		r := decodeAuditBody(a.body, a.c)
 		r.PrevHash, r.Hash = hashText(a.prev), hashText(a.hash)
 		if a.prev == nil {
@@ -192,7 +221,12 @@ func chunkFor(n int) int {
 
 // fillLinks sets the link of each row that stores none: the hash of the
 // row before it in its chain, or, when retention deleted that row, the
-// anchor retention left, or none (genesis: prev stays nil).
+// anchor retention left, or none (genesis: prev stays nil). It runs after
+// the rows were read: a row retention deleted in between is marked gone
+// (its link would now be an older anchor; read after retention, the
+// answer would not hold it), while for a row still held every row or
+// anchor before it is as it was (retention cuts a chain's oldest rows and
+// leaves the last one's hash as the anchor).
 func (s *db) fillLinks(ctx context.Context, out []answerRow, contiguous bool) error {
 	type key struct {
 		chain string
@@ -228,7 +262,7 @@ func (s *db) fillLinks(ctx context.Context, out []answerRow, contiguous bool) er
 		}
 		need = need[min(n, len(need)):]
 		q := `WITH x(s, c) AS (VALUES ` + vals.String() + `)
-			SELECT x.s, x.c, COALESCE(
+			SELECT x.s, x.c, EXISTS (SELECT 1 FROM audit h WHERE h.seq = x.s), COALESCE(
 				` + s.dialect.prevHashSQL("x.c", "x.s") + `,
 				(SELECT ` + s.dialect.unhex("a.last_hash") + ` FROM audit_anchors a WHERE a.chain_id = x.c AND a.last_seq < x.s ORDER BY a.last_seq DESC LIMIT 1))
 			FROM x`
@@ -240,12 +274,13 @@ func (s *db) fillLinks(ctx context.Context, out []answerRow, contiguous bool) er
 			defer rows.Close()
 			for rows.Next() {
 				var k key
+				var held bool
 				var h []byte
-				if err := rows.Scan(&k.seq, &k.chain, &h); err != nil {
+				if err := rows.Scan(&k.seq, &k.chain, &held, &h); err != nil {
 					return err
 				}
 				for _, i := range idx[k] {
-					out[i].prev, out[i].linked = h, true
+					out[i].prev, out[i].linked, out[i].gone = h, true, !held
 				}
 			}
 			return rows.Err()
