@@ -2,6 +2,7 @@ package store
 
 import (
 	"database/sql"
+	"errors"
 	"strings"
 	"testing"
 
@@ -115,5 +116,53 @@ func checkNearEngineTypes(t *testing.T, raw *sql.DB, s *db, rs []audit.Record) {
 		if got := [3]string{id, trace, source}; got != want {
 			t.Errorf("record %d (%q, %q, %q) stored as %v, want %v", i, r.ID, r.TraceID, r.Source, got, want)
 		}
+	}
+}
+
+// TestTaggedEditsAreReported: on PostgreSQL (0018), edits of a tagged
+// column that TestCompactTamperingIsDetected does not make — an empty
+// value, a tag alone, a form a byte too long, a client's text turned into
+// the engine form of the same hex, a NUL or newline after a text, a
+// client's source made a number — break verification at the edited row,
+// whatever form the row held.
+func TestTaggedEditsAreReported(t *testing.T) {
+	pg := compactBackends()[1]
+	for _, tc := range []struct {
+		name, sql string
+		row       int // of mixedRecords: 1 client id and trace id in upper case, 2 a client's source, 4 engine id, empty trace and source
+	}{
+		{"engine id emptied", `UPDATE audit SET id = ''::bytea WHERE id = $1`, 4},
+		{"engine id a tag alone", `UPDATE audit SET id = '\x00'::bytea WHERE id = $1`, 4},
+		{"engine id as an empty text", `UPDATE audit SET id = '\x01'::bytea WHERE id = $1`, 4},
+		{"empty trace id with no tag", `UPDATE audit SET trace_id = ''::bytea WHERE id = $1`, 4},
+		{"empty trace id made an engine tag", `UPDATE audit SET trace_id = '\x00'::bytea WHERE id = $1`, 4},
+		{"empty source made an engine tag", `UPDATE audit SET source = '\x00'::bytea WHERE id = $1`, 4},
+		{"empty source made two numbers", `UPDATE audit SET source = '\x000000'::bytea WHERE id = $1`, 4},
+		{"client trace id made the engine form of its hex", `UPDATE audit SET trace_id = '\x00'::bytea || decode(convert_from(substr(trace_id, 2), 'UTF8'), 'hex') WHERE id = $1`, 1},
+		{"client id with a NUL after it", `UPDATE audit SET id = id || '\x00'::bytea WHERE id = $1`, 1},
+		{"client trace id with a newline after it", `UPDATE audit SET trace_id = trace_id || '\x0a'::bytea WHERE id = $1`, 1},
+		{"client id given the engine tag", `UPDATE audit SET id = '\x00'::bytea || substr(id, 2) WHERE id = $1`, 1},
+		{"client source made a number", `UPDATE audit SET source = '\x0001'::bytea WHERE id = $1`, 2},
+		{"client source given the engine tag", `UPDATE audit SET source = '\x00'::bytea || substr(source, 2) WHERE id = $1`, 2},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s, raw := pg.open(t)
+			ctx := t.Context()
+			rs := mixedRecords(t, 6)
+			if err := s.AppendAudit(ctx, rs); err != nil {
+				t.Fatal(err)
+			}
+			res, err := raw.ExecContext(ctx, tc.sql, s.dialect.idArg(rs[tc.row].ID))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if n, err := res.RowsAffected(); n != 1 || err != nil {
+				t.Fatalf("edit changed %d rows (%v)", n, err)
+			}
+			var brk *audit.Break
+			if _, err := audit.VerifyChains(ctx, s); !errors.As(err, &brk) || brk.Index != tc.row {
+				t.Fatalf("verify after the edit: %v; want a break at record %d", err, tc.row)
+			}
+		})
 	}
 }
