@@ -1,8 +1,11 @@
 package store
 
 import (
+	"bytes"
 	"database/sql"
 	"errors"
+	"math/rand/v2"
+	"slices"
 	"strings"
 	"testing"
 
@@ -165,4 +168,127 @@ func TestTaggedEditsAreReported(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestMigratedFormsAreTheStoresForms: for ids, trace ids and sources drawn
+// around the engine's forms (hex of either case, one digit more or less,
+// the "aud_" prefix or not, a newline, multi-byte text, each known source
+// and near misses), the value the text-column migration (SQLite 0015,
+// PostgreSQL 0018) stores is byte for byte the one the store writes for
+// the same text (idArg, traceArg, sourceArg): a migrated record is then
+// found as a new one is, and its kind is the one verification expects.
+func TestMigratedFormsAreTheStoresForms(t *testing.T) {
+	rng := rand.New(rand.NewPCG(21, 4))
+	hexOf := func(n int, upper bool) string {
+		const lower, upperHex = "0123456789abcdef", "0123456789ABCDEF"
+		b := make([]byte, n)
+		for i := range b {
+			b[i] = lower[rng.IntN(16)]
+			if upper && rng.IntN(4) == 0 {
+				b[i] = upperHex[rng.IntN(16)]
+			}
+		}
+		return string(b)
+	}
+	odd := []string{"", "\n", " ", "ŧ", "g", "٠"}
+	near := func(n int) string {
+		s := hexOf(n+rng.IntN(3)-1, rng.IntN(3) == 0)
+		if rng.IntN(4) == 0 {
+			at := rng.IntN(len(s) + 1)
+			s = s[:at] + odd[rng.IntN(len(odd))] + s[at:]
+		}
+		return s
+	}
+	sources := append(slices.Clone(auditSources[:]), "Gateway", "wasm\n", "api ", "", "mcp-sidecar", "delegatio", "ext_authz")
+	rs := compactRecords(t, audit.GenesisHash, 120)
+	seen := map[string]bool{}
+	prev := audit.GenesisHash
+	for i := range rs {
+		r := &rs[i]
+		for {
+			r.ID = "aud_" + near(24)
+			if rng.IntN(8) == 0 {
+				r.ID = near(28)
+			}
+			if !seen[r.ID] {
+				break
+			}
+		}
+		seen[r.ID] = true
+		r.TraceID, r.Source = near(32), sources[rng.IntN(len(sources))]
+		r.DecisionID, r.Hash = "", ""
+		if err := r.Seal(prev); err != nil {
+			t.Fatal(err)
+		}
+		prev = r.Hash
+	}
+	var engineIDs, engineTraces int
+	for _, r := range rs {
+		if _, ok := lowerHexBytes(strings.TrimPrefix(r.ID, auditIDPrefix), 12); ok && strings.HasPrefix(r.ID, auditIDPrefix) {
+			engineIDs++
+		}
+		if isLowerHex(r.TraceID, 16) {
+			engineTraces++
+		}
+	}
+	if min(engineIDs, engineTraces) < 10 || max(engineIDs, engineTraces) > len(rs)-10 {
+		t.Fatalf("%d engine ids and %d engine trace ids of %d: the draw does not test both forms", engineIDs, engineTraces, len(rs))
+	}
+	for _, tr := range trailsAt(14, 17) {
+		t.Run(tr.name, func(t *testing.T) {
+			ctx := t.Context()
+			raw, open := tr.setUp(t)
+			writeRoundTwo(t, raw, rs)
+			s, closeStore := open()
+			t.Cleanup(func() { _ = closeStore() })
+			rows, err := raw.QueryContext(ctx, `SELECT id, trace_id, source FROM audit ORDER BY seq`)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer rows.Close()
+			i := 0
+			for ; rows.Next(); i++ {
+				var id, trace, source any
+				if err := rows.Scan(&id, &trace, &source); err != nil {
+					t.Fatal(err)
+				}
+				r := rs[i]
+				for _, c := range []struct {
+					name, text string
+					got, want  any
+				}{
+					{"id", r.ID, id, s.dialect.idArg(r.ID)},
+					{"trace id", r.TraceID, trace, s.dialect.traceArg(r.TraceID)},
+					{"source", r.Source, source, s.dialect.sourceArg(r.Source)},
+				} {
+					if !sameStored(c.got, c.want) {
+						t.Errorf("record %d: %s %q migrated to %#v, the store writes %#v", i, c.name, c.text, c.got, c.want)
+					}
+				}
+			}
+			if err := rows.Err(); err != nil || i != len(rs) {
+				t.Fatalf("%d rows read, want %d (%v)", i, len(rs), err)
+			}
+			if n, err := audit.VerifyChains(ctx, s); n != int64(len(rs)) || err != nil {
+				t.Fatalf("verify after migrating: %d, %v", n, err)
+			}
+		})
+	}
+}
+
+// sameStored says whether a value read back raw is the value the store
+// binds (bytes, text or a number).
+func sameStored(got, want any) bool {
+	switch w := want.(type) {
+	case []byte:
+		g, ok := got.([]byte)
+		return ok && bytes.Equal(g, w)
+	case string:
+		g, ok := got.(string)
+		return ok && g == w
+	case int64:
+		g, ok := got.(int64)
+		return ok && g == w
+	}
+	return false
 }
