@@ -165,6 +165,9 @@ type parts struct {
 	// The watchers of PROXIES_FILE and POLICIES_DIR, registered before
 	// build reads them (nil: not watched); serve runs their loops.
 	proxyWatch, policyWatch *dirWatcher
+	// feed listens on the store's change feeds (PostgreSQL only) from
+	// before build first reads the database; watchStore delivers them.
+	feed *store.Listener
 }
 
 // close releases what build opened. On the serving path the audit writer
@@ -172,6 +175,9 @@ type parts struct {
 func (p *parts) close() {
 	p.proxyWatch.close()
 	p.policyWatch.close()
+	if p.feed != nil {
+		p.feed.Close()
+	}
 	if p.audit != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		_ = p.audit.Close(ctx)
@@ -204,6 +210,9 @@ func build(ctx context.Context, cfg *config.Config, o Options, log *slog.Logger)
 			p.close()
 		}
 	}()
+	if err := p.listenStore(ctx); err != nil {
+		return nil, err
+	}
 
 	token, created, err := adminToken(cfg.AdminToken, cfg.DataDir)
 	if err != nil {

@@ -95,6 +95,14 @@ func runWith(t *testing.T, cfg *config.Config, o Options) *running {
 		t.Fatal("server did not start in 10 s")
 	}
 	t.Cleanup(func() { r.stop(t) })
+	r.connect(t)
+	return r
+}
+
+// connect makes r's admin and gRPC clients of the server ready at r.addrs.
+func (r *running) connect(t *testing.T) {
+	t.Helper()
+	cfg := r.cfg
 	token := cfg.AdminToken
 	if token == "" {
 		b, err := os.ReadFile(filepath.Join(cfg.DataDir, adminTokenFile))
@@ -114,7 +122,6 @@ func runWith(t *testing.T, cfg *config.Config, o Options) *running {
 	}
 	t.Cleanup(func() { _ = conn.Close() })
 	r.grpc = conn
-	return r
 }
 
 func (r *running) stop(t *testing.T) {

@@ -32,6 +32,24 @@ func (p *parts) openStore(ctx context.Context, cfg *config.Config) error {
 	return nil
 }
 
+// listenStore listens on the store's change feeds (PostgreSQL only) before
+// build first reads keys, revocations, policies and services from the
+// database: each is then read once at start, and what commits after the
+// read arrives as a notification, however late watchStore starts. A
+// connection that fails here is reported and retried by watchStore, which
+// then reloads everything.
+func (p *parts) listenStore(ctx context.Context) error {
+	if p.pg == nil {
+		return nil
+	}
+	l, err := p.pg.Listen(ctx, store.FeedAgents, store.FeedServices, store.FeedPolicies, store.FeedKeys, store.FeedRevokedTokens)
+	if err != nil {
+		return fmt.Errorf("the store's change feed: %w", err)
+	}
+	p.feed = l
+	return nil
+}
+
 // watchStore keeps this replica in step with changes other replicas (or
 // anyone) make in the shared database, as they commit, through the store's
 // change feeds on one connection: agents (cached agents and verified tokens
@@ -40,7 +58,7 @@ func (p *parts) openStore(ctx context.Context, cfg *config.Config) error {
 // verifier's list reloaded). Each change also regenerates the wasm filter's
 // configuration, which carries all five.
 func (p *parts) watchStore(ctx context.Context, revokedReload time.Duration, log *slog.Logger) {
-	if p.pg == nil {
+	if p.feed == nil {
 		return // one replica: the admin API applies what it changes
 	}
 	var wg sync.WaitGroup
@@ -70,7 +88,9 @@ func (p *parts) watchStore(ctx context.Context, revokedReload time.Duration, log
 			}
 		}
 	})
-	_ = p.pg.Watch(ctx, map[store.Feed]func(string){
+	// The feed listens since build (listenStore): its first round says no
+	// "" (build read everything after the LISTEN), a reconnection does.
+	err := p.feed.Watch(ctx, map[store.Feed]func(string){
 		store.FeedAgents: func(id string) {
 			if id == "" {
 				p.cached.Purge()
@@ -89,6 +109,10 @@ func (p *parts) watchStore(ctx context.Context, revokedReload time.Duration, log
 	}, func(err error) {
 		log.Warn("listening for changes made on other replicas failed; retrying, and everything is reloaded once listening again", "error", err)
 	})
+	if err != nil {
+		// Only a programming error (feeds listened on and watched apart).
+		log.Error("changes made on other replicas are not followed", "error", err)
+	}
 }
 
 // coalesced runs fn on a goroutine of its own (counted in wg, ended with
