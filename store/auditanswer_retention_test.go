@@ -2,7 +2,6 @@ package store
 
 import (
 	"context"
-	"fmt"
 	"slices"
 	"testing"
 	"time"
@@ -13,20 +12,32 @@ import (
 
 // TestPagesWhenRetentionCutsBetweenStatements: two PostgreSQL replicas;
 // chain A's rows (one batch: its later rows store no link) lie between
-// chain B's. A page reads its rows, then retention cuts all of chain A
-// before the page's links are looked up (a second statement). Paging on
+// chain B's. A page reads its rows, then retention cuts chain A (a row of
+// the page with it) before the page's links are looked up (a second
+// statement). Paging on
 // must still reach chain B's older record: the pages hold what a read
 // after retention holds, which is what export lists. The interleaving is
 // real: a second connection deletes chain A and leaves its anchor, as
 // retention does, holding audit_anchors locked so the page's link lookup
 // waits for it to commit.
 func TestPagesWhenRetentionCutsBetweenStatements(t *testing.T) {
-	// Limit 1 reads b1 and a2 (its link a second lookup): a2 is the row
-	// past the page. Limit 2 reads b1, a2 and a1 (a1's link a second
-	// lookup): a1 is. A larger page links every row of chain A within
-	// itself, no second statement.
-	for _, limit := range []int{1, 2} {
-		t.Run(fmt.Sprintf("limit %d", limit), func(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		filter AuditFilter
+		moved  int // chain A's rows from this one on are moved past b1
+		cut    int // retention deletes chain A up to this row
+	}{
+		// b0 b1 a0 a1 a2 at 1 5 2 3 4. Reads b1 and a2 (its link a second
+		// lookup): a2 is the row past the page.
+		{"pages of 1", AuditFilter{Limit: 1}, 3, 2},
+		// Reads b1, a2 and a1 (a1's link a second lookup): a1 is. A larger
+		// page links every row of chain A within itself.
+		{"pages of 2", AuditFilter{Limit: 2}, 3, 2},
+		// b0 a0 b1 a1 a2 at 1 2 5 6 7 (a batch split by another chain's
+		// INSERT). Reads a2 and a1 (its seq - 1 is b1: a second lookup).
+		{"filtered pages of 1", AuditFilter{Action: "*", Limit: 1}, 1, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
 			ctx := t.Context()
 			u := pgtest.NewDatabase(t)
 			open := func(opts ...Option) *db {
@@ -47,6 +58,11 @@ func TestPagesWhenRetentionCutsBetweenStatements(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
+			for _, r := range ra[tc.moved:] {
+				if _, err := a.w.ExecContext(ctx, `UPDATE audit SET seq = DEFAULT WHERE id = $1`, a.dialect.idArg(r.ID)); err != nil {
+					t.Fatal(err)
+				}
+			}
 
 			tx, err := a.w.BeginTx(ctx, nil)
 			if err != nil {
@@ -54,7 +70,7 @@ func TestPagesWhenRetentionCutsBetweenStatements(t *testing.T) {
 			}
 			t.Cleanup(func() { _ = tx.Rollback() })
 			var cut int64
-			if err := tx.QueryRowContext(ctx, `SELECT seq FROM audit WHERE id = $1`, a.dialect.idArg(ra[2].ID)).Scan(&cut); err != nil {
+			if err := tx.QueryRowContext(ctx, `SELECT seq FROM audit WHERE id = $1`, a.dialect.idArg(ra[tc.cut].ID)).Scan(&cut); err != nil {
 				t.Fatal(err)
 			}
 			for _, q := range []struct {
@@ -63,8 +79,8 @@ func TestPagesWhenRetentionCutsBetweenStatements(t *testing.T) {
 			}{
 				{`LOCK TABLE audit_anchors IN ACCESS EXCLUSIVE MODE`, nil},
 				{`DELETE FROM audit WHERE chain_id = $1 AND seq <= $2`, []any{"replica-a", cut}},
-				{`INSERT INTO audit_anchors (chain_id, last_seq, last_hash, last_ts, deleted, pruned_at) VALUES ($1, $2, $3, $4, 3, $4)`,
-					[]any{"replica-a", cut, ra[2].Hash, ra[2].Timestamp.UnixMicro()}},
+				{`INSERT INTO audit_anchors (chain_id, last_seq, last_hash, last_ts, deleted, pruned_at) VALUES ($1, $2, $3, $4, $5, $4)`,
+					[]any{"replica-a", cut, ra[tc.cut].Hash, ra[tc.cut].Timestamp.UnixMicro(), tc.cut + 1}},
 			} {
 				if _, err := tx.ExecContext(ctx, q.sql, q.args...); err != nil {
 					t.Fatal(err)
@@ -77,7 +93,7 @@ func TestPagesWhenRetentionCutsBetweenStatements(t *testing.T) {
 			}
 			got := make(chan answer, 1)
 			go func() {
-				p, err := reader.QueryAudit(ctx, AuditFilter{Limit: limit})
+				p, err := reader.QueryAudit(ctx, tc.filter)
 				got <- answer{p, err}
 			}()
 			// The page's rows are read (audit, not locked) and its link
@@ -95,7 +111,9 @@ func TestPagesWhenRetentionCutsBetweenStatements(t *testing.T) {
 			for _, r := range first.page.Records {
 				paged = append(paged, r.ID)
 			}
-			for f := (AuditFilter{Limit: limit, Before: first.page.Next}); f.Before != ""; {
+			for next := first.page.Next; next != ""; {
+				f := tc.filter
+				f.Before = next
 				p, err := reader.QueryAudit(ctx, f)
 				if err != nil {
 					t.Fatal(err)
@@ -103,7 +121,7 @@ func TestPagesWhenRetentionCutsBetweenStatements(t *testing.T) {
 				for _, r := range p.Records {
 					paged = append(paged, r.ID)
 				}
-				f.Before = p.Next
+				next = p.Next
 			}
 			var exported []string
 			if err := reader.ScanAuditFiltered(ctx, AuditFilter{}, func(r audit.Record, _ string) error {
@@ -114,8 +132,8 @@ func TestPagesWhenRetentionCutsBetweenStatements(t *testing.T) {
 			}
 			slices.Reverse(exported)
 			if !slices.Equal(paged, exported) {
-				t.Errorf("pages of %d (the first read across retention) hold %v; export lists %v (chain A: %s–%s deleted, chain B: %s, %s)",
-					limit, paged, exported, ra[0].ID, ra[2].ID, rb[0].ID, rb[1].ID)
+				t.Errorf("the pages (the first read across retention) hold %v; export lists %v (chain A: %s–%s deleted, chain B: %s, %s)",
+					paged, exported, ra[0].ID, ra[tc.cut].ID, rb[0].ID, rb[1].ID)
 			}
 		})
 	}
