@@ -97,6 +97,10 @@ type answerRow struct {
 	gone       bool // deleted before its link was looked up (fillLinks)
 }
 
+// maxAnswerReads bounds how often one answer is read: a read after the
+// first follows a retention that deleted some of its rows in between.
+const maxAnswerReads = 4
+
 // readAuditAnswer runs q (at most a page of rows) and hands fn each record
 // in the order read. contiguous says the answer holds every row between
 // its oldest and newest positions (no filter but the position) and q
@@ -104,10 +108,45 @@ type answerRow struct {
 // chain in the answer, when there is one, or one lookup for the rest.
 // Otherwise q selects auditAnswerSelect, links looked up (on PostgreSQL,
 // the rest by fillLinks).
+//
+// When retention deleted a row between q and the lookup of its link
+// (fillLinks marks it gone), the answer is read again: leaving the row
+// out would leave a page short of its limit, or without the row past it
+// that says a next page exists, while another chain's older records are
+// still held (a page that ends early hides them).
 func (s *db) readAuditAnswer(ctx context.Context, q string, args []any, contiguous bool, fn func(seq int64, r audit.Record) error) error {
+	var out []answerRow
+	for n := 1; ; n++ {
+		var err error
+		if out, err = s.readAnswerRows(ctx, q, args, contiguous); err != nil {
+			return err
+		}
+		if !slices.ContainsFunc(out, func(a answerRow) bool { return a.gone }) {
+			break
+		}
+		if n == maxAnswerReads {
+			return fmt.Errorf("audit answer: retention deleted rows of it while it was read, %d times", n)
+		}
+	}
+	for i := range out {
+		a := &out[i]
+		r := decodeAuditBody(a.body, a.c)
+		r.PrevHash, r.Hash = hashText(a.prev), hashText(a.hash)
+		if a.prev == nil {
+			r.PrevHash = audit.GenesisHash
+		}
+		if err := fn(a.seq, r); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// readAnswerRows runs q and fills in each row's agent id and link.
+func (s *db) readAnswerRows(ctx context.Context, q string, args []any, contiguous bool) ([]answerRow, error) {
 	rows, err := s.reads.query(ctx, s.r, q, args)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	var out []answerRow
 	err = func() error {
@@ -126,29 +165,15 @@ func (s *db) readAuditAnswer(ctx context.Context, q string, args []any, contiguo
 		return rows.Err()
 	}()
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if err := s.agentIDs(ctx, out); err != nil {
-		return err
+		return nil, err
 	}
 	if err := s.fillLinks(ctx, out, contiguous); err != nil {
-		return err
+		return nil, err
 	}
-	for i := range out {
-		a := &out[i]
-		if a.gone {
-			continue
-		}
-		r := decodeAuditBody(a.body, a.c)
-		r.PrevHash, r.Hash = hashText(a.prev), hashText(a.hash)
-		if a.prev == nil {
-			r.PrevHash = audit.GenesisHash
-		}
-		if err := fn(a.seq, r); err != nil {
-			return err
-		}
-	}
-	return nil
+	return out, nil
 }
 
 // agentIDs sets each row's agent id from the dictionary kept in memory,
@@ -223,8 +248,8 @@ func chunkFor(n int) int {
 // row before it in its chain, or, when retention deleted that row, the
 // anchor retention left, or none (genesis: prev stays nil). It runs after
 // the rows were read: a row retention deleted in between is marked gone
-// (its link would now be an older anchor; read after retention, the
-// answer would not hold it), while for a row still held every row or
+// (its link would now be an older anchor; readAuditAnswer reads the
+// answer again), while for a row still held every row or
 // anchor before it is as it was (retention cuts a chain's oldest rows and
 // leaves the last one's hash as the anchor).
 func (s *db) fillLinks(ctx context.Context, out []answerRow, contiguous bool) error {
