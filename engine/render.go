@@ -49,6 +49,11 @@ func (d *Decision) Traceparent() string {
 	if !d.ParentsUpstream {
 		return ""
 	}
+	// Made with the ids (reissueIDs), unless they have changed since.
+	if tp := d.traceparent; len(tp) == 3+len(d.TraceID)+1+len(d.SpanID)+3 &&
+		tp[3:3+len(d.TraceID)] == d.TraceID && tp[4+len(d.TraceID):len(tp)-3] == d.SpanID {
+		return tp
+	}
 	// Sampled as the span was; a trace MeshGuard started, for the upstream
 	// to record as it sees fit, the audit record naming it either way.
 	return edge.Traceparent{TraceID: d.TraceID, SpanID: d.SpanID, Sampled: true}.String()
