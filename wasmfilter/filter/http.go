@@ -74,7 +74,7 @@ func (h *request) OnHttpRequestHeaders(_ int, endOfStream bool) types.Action {
 	}
 	h.start = requestTime()
 	p.now = h.start
-	r := engine.Request{Source: engine.SourceWasm, SourceAddress: sourceAddress()}
+	r := engine.Request{Source: engine.SourceWasm, SourceAddress: p.vm.sourceAddress()}
 	var sc edge.HeaderScan
 	merged := hdrs
 	if repeated(hdrs) {
@@ -453,17 +453,23 @@ func callStatus() string {
 
 // sourceAddress is the downstream peer's IP (the source.address
 // attribute), "" if the host gives none: only a parsed IP is recorded.
-func sourceAddress() string {
+// The last one read is kept with its parse: a proxy's requests come from
+// few peers, and the string and its parse were two allocations a request.
+func (v *vm) sourceAddress() string {
 	b, err := getProperty(propSourceAddress)
 	if err != nil {
 		return ""
 	}
+	if v.lastPeer != "" && string(b) == v.lastPeer {
+		return v.lastPeerIP
+	}
 	s := string(b)
+	ip := ""
 	if ap, err := netip.ParseAddrPort(s); err == nil {
-		return ap.Addr().Unmap().String()
+		ip = ap.Addr().Unmap().String()
+	} else if a, err := netip.ParseAddr(strings.Trim(s, "[]")); err == nil {
+		ip = a.Unmap().String()
 	}
-	if a, err := netip.ParseAddr(strings.Trim(s, "[]")); err == nil {
-		return a.Unmap().String()
-	}
-	return ""
+	v.lastPeer, v.lastPeerIP = s, ip
+	return ip
 }

@@ -38,6 +38,9 @@ type vm struct {
 	pairs [][2]string
 	// set is the last local allow's upstream headers, reused (http.go).
 	set []engine.Header
+	// lastPeer is the last source.address read, lastPeerIP its IP
+	// (sourceAddress).
+	lastPeer, lastPeerIP string
 }
 
 func (v *vm) NewPluginContext(uint32) types.PluginContext { return &plugin{vm: v} }
