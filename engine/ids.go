@@ -27,6 +27,29 @@ func (e *Engine) newID(prefix string, n int, at time.Time) string {
 	return makeID(e.cfg.Random(), prefix, n, at)
 }
 
+// random is 16 bytes from the engine's source (Config.Random), or
+// crypto/rand.
+func (e *Engine) random() (raw [16]byte) {
+	if e.cfg.Random == nil {
+		// crypto/rand.Read never fails on supported platforms (Go 1.24+).
+		_, _ = rand.Read(raw[:])
+		return raw
+	}
+	return e.cfg.Random()
+}
+
+// appendID appends to b the hex of makeID's id, without its prefix.
+func appendID(b []byte, raw [16]byte, n int, at time.Time) []byte {
+	r := raw[:min(n, len(raw))]
+	if !at.IsZero() && len(r) >= 12 {
+		ms := uint64(at.UnixMilli())
+		for i := range 6 {
+			r[i] = byte(ms >> (8 * (5 - i)))
+		}
+	}
+	return hex.AppendEncode(b, r)
+}
+
 // makeID is an id of the first n bytes of raw (a value, not a slice: a
 // slice handed to a function value would escape, an allocation per id).
 func makeID(raw [16]byte, prefix string, n int, at time.Time) string {

@@ -49,6 +49,11 @@ func (d *Decision) Traceparent() string {
 	if !d.ParentsUpstream {
 		return ""
 	}
+	// Made with the ids (reissueIDs), unless they have changed since.
+	if tp := d.traceparent; len(tp) == 3+len(d.TraceID)+1+len(d.SpanID)+3 &&
+		tp[3:3+len(d.TraceID)] == d.TraceID && tp[4+len(d.TraceID):len(tp)-3] == d.SpanID {
+		return tp
+	}
 	// Sampled as the span was; a trace MeshGuard started, for the upstream
 	// to record as it sees fit, the audit record naming it either way.
 	return edge.Traceparent{TraceID: d.TraceID, SpanID: d.SpanID, Sampled: true}.String()
@@ -61,15 +66,24 @@ func (d *Decision) Traceparent() string {
 // which of the caller's headers to strip.
 func (d *Decision) UpstreamHeaders() []Header {
 	if d.AgentID == "" {
+		return d.AppendUpstreamHeaders(nil)
+	}
+	return d.AppendUpstreamHeaders(make([]Header, 0, 7))
+}
+
+// AppendUpstreamHeaders appends UpstreamHeaders to h: the wasm filter
+// builds them into a buffer it reuses, where a new slice a request is an
+// allocation Go's wasm runtime makes slowly.
+func (d *Decision) AppendUpstreamHeaders(h []Header) []Header {
+	if d.AgentID == "" {
 		// Audit mode let an unauthenticated request through: no
 		// identity, only the trace.
 		if tp := d.Traceparent(); tp != "" {
-			return []Header{{HeaderTraceparent, tp}}
+			return append(h, Header{HeaderTraceparent, tp})
 		}
-		return nil
+		return h
 	}
-	h := make([]Header, 1, 7)
-	h[0] = Header{HeaderAgentID, d.AgentID}
+	h = append(h, Header{HeaderAgentID, d.AgentID})
 	if d.answer&AnswerAgentName != 0 {
 		h = append(h, Header{HeaderAgentName, d.AgentName})
 	}

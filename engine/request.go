@@ -183,6 +183,8 @@ type Decision struct {
 	// record is the audit record Reissue copies (KeepRecord), nil
 	// unless a cache asked for it; shared and never written once set.
 	record *audit.Record
+	// traceparent is Traceparent made with the ids by reissueIDs, or "".
+	traceparent string
 	// rpc: the request is a JSON-RPC POST to a route declaring a
 	// protocol, so a denial is rendered as a JSON-RPC error (DenyBody).
 	rpc bool

@@ -3,6 +3,8 @@ package filter
 import (
 	"encoding/binary"
 	"strings"
+
+	"github.com/meshguard/meshguard/engine"
 )
 
 // property is a host property's path as the SDK takes it (names) and as
@@ -62,5 +64,15 @@ func (v *vm) keepPairs(hs [][2]string) {
 		v.pairs = hs
 	} else {
 		v.pairs = nil
+	}
+}
+
+// keepSet keeps hs's array (a local allow's upstream headers, emptied by
+// the caller) for the next request if it is within maxKeptPairs.
+func (v *vm) keepSet(hs []engine.Header) {
+	if cap(hs) <= maxKeptPairs {
+		v.set = hs
+	} else {
+		v.set = nil
 	}
 }

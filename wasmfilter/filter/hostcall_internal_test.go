@@ -8,6 +8,7 @@ import (
 	"github.com/proxy-wasm/proxy-wasm-go-sdk/proxywasm/proxytest"
 	"github.com/proxy-wasm/proxy-wasm-go-sdk/proxywasm/types"
 
+	"github.com/meshguard/meshguard/engine"
 	"github.com/meshguard/meshguard/filterconfig/filtertest"
 )
 
@@ -86,9 +87,10 @@ func TestKeptPairsBounded(t *testing.T) {
 	}
 }
 
-// TestReusedPairsKeepNoToken: the upstream pairs the VM keeps between
-// requests hold nothing of the last request once it is forwarded, so its
-// token does not stay reachable in the VM's memory until the next request
+// TestReusedPairsKeepNoToken: the upstream pairs and headers the VM keeps
+// between requests hold nothing of the last request once it is forwarded,
+// so its token (or the delegation token minted for it) does not stay
+// reachable in the VM's memory until the next request
 // overwrites it.
 func TestReusedPairsKeepNoToken(t *testing.T) {
 	env := filtertest.New(t)
@@ -113,6 +115,14 @@ func TestReusedPairsKeepNoToken(t *testing.T) {
 		for j, kv := range v.pairs[:cap(v.pairs)] {
 			if kv != [2]string{} {
 				t.Errorf("request %d: kept pair %d is %q", i, j, kv)
+			}
+		}
+		if cap(v.set) == 0 {
+			t.Fatalf("request %d: no upstream headers kept: the test does not test their reuse", i)
+		}
+		for j, h := range v.set[:cap(v.set)] {
+			if h != (engine.Header{}) {
+				t.Errorf("request %d: kept upstream header %d is %q", i, j, h)
 			}
 		}
 		host.CompleteHttpContext(id)

@@ -74,7 +74,7 @@ func (h *request) OnHttpRequestHeaders(_ int, endOfStream bool) types.Action {
 	}
 	h.start = requestTime()
 	p.now = h.start
-	r := engine.Request{Source: engine.SourceWasm, SourceAddress: sourceAddress()}
+	r := engine.Request{Source: engine.SourceWasm, SourceAddress: p.vm.sourceAddress()}
 	var sc edge.HeaderScan
 	merged := hdrs
 	if repeated(hdrs) {
@@ -192,11 +192,60 @@ func (h *request) decide(r *engine.Request, merged [][2]string) types.Action {
 	case err != nil:
 		return h.fail("deciding", err)
 	}
-	if d.Allowed && d.Call != nil && d.Call.Lists() {
+	if !d.Allowed {
+		return h.enforce(filterprotocol.NewVerdict(&d), false)
+	}
+	if d.Call != nil && d.Call.Lists() {
 		list := d // a copy: d's own address would put every decision on the heap
 		h.list = &list
 	}
-	return h.enforce(filterprotocol.NewVerdict(&d), false)
+	return h.allow(&d)
+}
+
+// allow forwards a local allow as enforce forwards NewVerdict(d), with the
+// upstream edit built into the VM's reused buffers (set, pairs) rather
+// than the verdict's slices: UpstreamEdit, its removals and the verdict's
+// pairs were three allocations a request (≈ 600 B), each slow in Go's wasm
+// runtime. Dropping what the verdict removes or sets is dropping
+// engine.StrippedUpstreamHeaders, the delegation header and what d sets:
+// UpstreamEdit's removals are the first two minus the third.
+func (h *request) allow(d *engine.Decision) types.Action {
+	if rh := d.ResponseHeaders(); len(rh) > 0 {
+		h.responseHeaders = make([][2]string, len(rh))
+		for i, x := range rh {
+			h.responseHeaders[i] = [2]string{x.Name, x.Value}
+		}
+	}
+	vm := h.p.vm
+	set := d.AppendUpstreamHeaders(vm.set[:0])
+	pairs := vm.pairs[:0]
+	for _, kv := range h.sent {
+		otherSpelling := strings.IndexByte(kv[0], '_') >= 0 && edge.IsMeshGuardHeader(kv[0])
+		if !otherSpelling && !stripped(kv[0]) && !setByDecision(kv[0], set) {
+			pairs = append(pairs, kv)
+		}
+	}
+	for _, x := range set {
+		pairs = append(pairs, [2]string{x.Name, x.Value})
+	}
+	clear(set) // the delegation token minted for this hop
+	vm.keepSet(set)
+	return h.forward(pairs, d.ID, false)
+}
+
+// stripped: a header named so never reaches the upstream from the caller
+// (UpstreamEdit's removals, before it takes out those it sets).
+func stripped(name string) bool {
+	return named(name, engine.StrippedUpstreamHeaders) || strings.EqualFold(name, engine.HeaderDelegation)
+}
+
+func setByDecision(name string, hs []engine.Header) bool {
+	for _, x := range hs {
+		if strings.EqualFold(x.Name, name) {
+			return true
+		}
+	}
+	return false
 }
 
 // enforce applies a verdict. resume says the request was paused waiting
@@ -211,9 +260,13 @@ func (h *request) enforce(v filterprotocol.Verdict, resume bool) types.Action {
 		}
 		return types.ActionPause
 	}
-	vm := h.p.vm
-	pairs := upstream(vm.pairs[:0], h.sent, &v)
-	vm.keepPairs(pairs)
+	return h.forward(upstream(h.p.vm.pairs[:0], h.sent, &v), v.DecisionID, resume)
+}
+
+// forward sends the request upstream with the header map pairs (built in
+// the VM's reused pairs), emptied once the host has it.
+func (h *request) forward(pairs [][2]string, decisionID string, resume bool) types.Action {
+	h.p.vm.keepPairs(pairs)
 	hdrs := pairs
 	if h.list != nil {
 		// The answer is filtered (list.go), so it must come back
@@ -228,7 +281,7 @@ func (h *request) enforce(v filterprotocol.Verdict, resume bool) types.Action {
 	h.p.stats.allow.Increment(1)
 	if resume {
 		if err := proxywasm.ResumeHttpRequest(); err != nil {
-			proxywasm.LogErrorf("meshguard: resuming %s: %v", v.DecisionID, err)
+			proxywasm.LogErrorf("meshguard: resuming %s: %v", decisionID, err)
 		}
 	}
 	return types.ActionContinue
@@ -400,17 +453,23 @@ func callStatus() string {
 
 // sourceAddress is the downstream peer's IP (the source.address
 // attribute), "" if the host gives none: only a parsed IP is recorded.
-func sourceAddress() string {
+// The last one read is kept with its parse: a proxy's requests come from
+// few peers, and the string and its parse were two allocations a request.
+func (v *vm) sourceAddress() string {
 	b, err := getProperty(propSourceAddress)
 	if err != nil {
 		return ""
 	}
+	if v.lastPeer != "" && string(b) == v.lastPeer {
+		return v.lastPeerIP
+	}
 	s := string(b)
+	ip := ""
 	if ap, err := netip.ParseAddrPort(s); err == nil {
-		return ap.Addr().Unmap().String()
+		ip = ap.Addr().Unmap().String()
+	} else if a, err := netip.ParseAddr(strings.Trim(s, "[]")); err == nil {
+		ip = a.Unmap().String()
 	}
-	if a, err := netip.ParseAddr(strings.Trim(s, "[]")); err == nil {
-		return a.Unmap().String()
-	}
-	return ""
+	v.lastPeer, v.lastPeerIP = s, ip
+	return ip
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/proxy-wasm/proxy-wasm-go-sdk/proxywasm"
 	"github.com/proxy-wasm/proxy-wasm-go-sdk/proxywasm/types"
 
+	"github.com/meshguard/meshguard/engine"
 	"github.com/meshguard/meshguard/filterconfig"
 	"github.com/meshguard/meshguard/filterdecider"
 	"github.com/meshguard/meshguard/filterprotocol"
@@ -35,6 +36,11 @@ type vm struct {
 	audit *auditQueue
 	// pairs is the last upstream header map built, reused (http.go).
 	pairs [][2]string
+	// set is the last local allow's upstream headers, reused (http.go).
+	set []engine.Header
+	// lastPeer is the last source.address read, lastPeerIP its IP
+	// (sourceAddress).
+	lastPeer, lastPeerIP string
 }
 
 func (v *vm) NewPluginContext(uint32) types.PluginContext { return &plugin{vm: v} }
