@@ -123,15 +123,37 @@ var StrippedUpstreamHeaders = []string{HeaderAgentID, HeaderAgentName, HeaderTie
 func (d *Decision) UpstreamEdit() (set []Header, remove []string) {
 	set = d.UpstreamHeaders()
 	remove = make([]string, 0, len(StrippedUpstreamHeaders)+1)
-	for _, name := range StrippedUpstreamHeaders {
+	for name := range callerStripped {
 		if !hasHeader(set, name) {
 			remove = append(remove, name)
 		}
 	}
-	if !hasHeader(set, HeaderDelegation) {
-		remove = append(remove, HeaderDelegation)
-	}
 	return set, remove
+}
+
+// callerStripped yields the headers an upstream never gets from the
+// caller (UpstreamEdit removes each unless the decision sets it):
+// StrippedUpstreamHeaders and the delegation header.
+func callerStripped(yield func(string) bool) {
+	for _, name := range StrippedUpstreamHeaders {
+		if !yield(name) {
+			return
+		}
+	}
+	yield(HeaderDelegation)
+}
+
+// StrippedFromCaller reports whether UpstreamEdit removes a header named
+// name (in any case) from the caller's request unless the decision sets
+// it: for an adapter that builds the upstream's headers itself (the wasm
+// filter's local allow) without UpstreamEdit's slices.
+func StrippedFromCaller(name string) bool {
+	for n := range callerStripped {
+		if strings.EqualFold(n, name) {
+			return true
+		}
+	}
+	return false
 }
 
 func hasHeader(hs []Header, name string) bool {

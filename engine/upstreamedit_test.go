@@ -2,6 +2,7 @@ package engine_test
 
 import (
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/meshguard/meshguard/engine"
@@ -46,6 +47,22 @@ func TestUpstreamEdit(t *testing.T) {
 			for _, name := range append([]string{engine.HeaderAction, engine.HeaderResource, engine.HeaderContext}, tc.removed...) {
 				if !slices.Contains(remove, name) {
 					t.Errorf("%s not removed: %v", name, remove)
+				}
+			}
+			// StrippedFromCaller (the wasm filter's local allow builds the
+			// upstream's headers with it) names, in any case, exactly what
+			// UpstreamEdit removes or replaces of the caller's.
+			for _, name := range append(names(set), "authorization", "traceparent", "x-meshguard-agent", "x-request-id") {
+				want := slices.Contains(remove, name) || (slices.Contains(names(set), name) && name != engine.HeaderTraceparent)
+				for _, spelt := range []string{name, strings.ToUpper(name)} {
+					if got := engine.StrippedFromCaller(spelt); got != want {
+						t.Errorf("StrippedFromCaller(%q) = %v, want %v (UpstreamEdit removes %v, sets %v)", spelt, got, want, remove, names(set))
+					}
+				}
+			}
+			for _, name := range remove {
+				if !engine.StrippedFromCaller(name) {
+					t.Errorf("StrippedFromCaller(%q) = false, but UpstreamEdit removes it", name)
 				}
 			}
 		})

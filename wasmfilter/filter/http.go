@@ -206,9 +206,9 @@ func (h *request) decide(r *engine.Request, merged [][2]string) types.Action {
 // upstream edit built into the VM's reused buffers (set, pairs) rather
 // than the verdict's slices: UpstreamEdit, its removals and the verdict's
 // pairs were three allocations a request (≈ 600 B), each slow in Go's wasm
-// runtime. Dropping what the verdict removes or sets is dropping
-// engine.StrippedUpstreamHeaders, the delegation header and what d sets:
-// UpstreamEdit's removals are the first two minus the third.
+// runtime. Dropping what the verdict removes or sets is dropping what
+// engine.StrippedFromCaller names and what d sets: UpstreamEdit's
+// removals are the first minus the second.
 func (h *request) allow(d *engine.Decision) types.Action {
 	if rh := d.ResponseHeaders(); len(rh) > 0 {
 		h.responseHeaders = make([][2]string, len(rh))
@@ -221,7 +221,7 @@ func (h *request) allow(d *engine.Decision) types.Action {
 	pairs := vm.pairs[:0]
 	for _, kv := range h.sent {
 		otherSpelling := strings.IndexByte(kv[0], '_') >= 0 && edge.IsMeshGuardHeader(kv[0])
-		if !otherSpelling && !stripped(kv[0]) && !setByDecision(kv[0], set) {
+		if !otherSpelling && !engine.StrippedFromCaller(kv[0]) && !setByDecision(kv[0], set) {
 			pairs = append(pairs, kv)
 		}
 	}
@@ -231,12 +231,6 @@ func (h *request) allow(d *engine.Decision) types.Action {
 	clear(set) // the delegation token minted for this hop
 	vm.keepSet(set)
 	return h.forward(pairs, d.ID, false)
-}
-
-// stripped: a header named so never reaches the upstream from the caller
-// (UpstreamEdit's removals, before it takes out those it sets).
-func stripped(name string) bool {
-	return named(name, engine.StrippedUpstreamHeaders) || strings.EqualFold(name, engine.HeaderDelegation)
 }
 
 func setByDecision(name string, hs []engine.Header) bool {
