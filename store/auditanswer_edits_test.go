@@ -144,14 +144,7 @@ func checkAnswers(t *testing.T, s *db, rs []audit.Record, want map[string]audit.
 func TestAnswersWhenABatchIsSplitByAnotherChain(t *testing.T) {
 	ctx := t.Context()
 	u := pgtest.NewDatabase(t)
-	open := func(opts ...Option) *db {
-		s, err := OpenPostgres(ctx, u, opts...)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = s.Close() })
-		return &s.db
-	}
+	open := func(opts ...Option) *db { return openPostgresDB(t, u, opts...) }
 	a, b, reader := open(WithAuditChain("replica-a")), open(WithAuditChain("replica-b")), open()
 	ra, rb := chainRecords(t, 0, 5), chainRecords(t, 1, 2)
 	for _, w := range []struct {

@@ -40,14 +40,7 @@ func TestPagesWhenRetentionCutsBetweenStatements(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx := t.Context()
 			u := pgtest.NewDatabase(t)
-			open := func(opts ...Option) *db {
-				s, err := OpenPostgres(ctx, u, opts...)
-				if err != nil {
-					t.Fatal(err)
-				}
-				t.Cleanup(func() { _ = s.Close() })
-				return &s.db
-			}
+			open := func(opts ...Option) *db { return openPostgresDB(t, u, opts...) }
 			a, b, reader := open(WithAuditChain("replica-a")), open(WithAuditChain("replica-b")), open()
 			ra, rb := chainRecords(t, 0, 3), chainRecords(t, 1, 2)
 			for _, w := range []struct {

@@ -9,6 +9,18 @@ import (
 	"github.com/meshguard/meshguard/store/pgtest"
 )
 
+// openPostgresDB opens a handle on the PostgreSQL database u, closed when
+// the test ends: one replica, or a reader, of a shared trail.
+func openPostgresDB(t *testing.T, u string, opts ...Option) *db {
+	t.Helper()
+	s, err := OpenPostgres(t.Context(), u, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	return &s.db
+}
+
 // chainRecords are compactRecords of chain c: ids, decision ids and agents
 // of their own, times shifted by 5c seconds (so a cut by time leaves each
 // chain a different number of records), sealed in order.
@@ -47,14 +59,7 @@ func chainRecords(t *testing.T, c, n int) []audit.Record {
 func TestAnswersAcrossInterleavedChains(t *testing.T) {
 	u := pgtest.NewDatabase(t)
 	ctx := t.Context()
-	open := func(opts ...Option) *db {
-		s, err := OpenPostgres(ctx, u, opts...)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = s.Close() })
-		return &s.db
-	}
+	open := func(opts ...Option) *db { return openPostgresDB(t, u, opts...) }
 	reader := open()
 	const chains, perChain = 3, 24
 	writers := make([]*db, chains)
