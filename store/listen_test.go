@@ -20,6 +20,36 @@ type feedNote struct {
 // allFeeds are the five change feeds.
 var allFeeds = []store.Feed{store.FeedAgents, store.FeedServices, store.FeedPolicies, store.FeedKeys, store.FeedRevokedTokens}
 
+// watchAll runs watch with a function on every feed, on a goroutine ended
+// with the test, and returns what reads its calls in order (failing the
+// test after 10 s without one).
+func watchAll(t *testing.T, watch func(ctx context.Context, fns map[store.Feed]func(string)) error) (next func() feedNote) {
+	t.Helper()
+	notes := make(chan feedNote, 64)
+	fns := map[store.Feed]func(string){}
+	for _, f := range allFeeds {
+		fns[f] = func(k string) { notes <- feedNote{f, k} }
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	var wg sync.WaitGroup
+	t.Cleanup(func() { cancel(); wg.Wait() })
+	wg.Go(func() {
+		if err := watch(ctx, fns); err != nil {
+			t.Errorf("Watch = %v", err)
+		}
+	})
+	return func() feedNote {
+		t.Helper()
+		select {
+		case n := <-notes:
+			return n
+		case <-time.After(10 * time.Second):
+			t.Fatal("no notification in 10 s")
+			return feedNote{}
+		}
+	}
+}
+
 // TestPostgresListenThenWatch: a change committed after Listen and before
 // its Watch starts is notified by that Watch, first and with its key (the
 // caller read everything before it after Listen: no "" is said); once the
@@ -40,29 +70,10 @@ func TestPostgresListenThenWatch(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	notes, failures := make(chan feedNote, 64), make(chan error, 8)
-	fns := map[store.Feed]func(string){}
-	for _, f := range allFeeds {
-		fns[f] = func(k string) { notes <- feedNote{f, k} }
-	}
-	ctx, cancel := context.WithCancel(t.Context())
-	var wg sync.WaitGroup
-	t.Cleanup(func() { cancel(); wg.Wait() })
-	wg.Go(func() {
-		if err := l.Watch(ctx, fns, func(err error) { failures <- err }); err != nil {
-			t.Errorf("Watch = %v", err)
-		}
+	failures := make(chan error, 8)
+	next := watchAll(t, func(ctx context.Context, fns map[store.Feed]func(string)) error {
+		return l.Watch(ctx, fns, func(err error) { failures <- err })
 	})
-	next := func() feedNote {
-		t.Helper()
-		select {
-		case n := <-notes:
-			return n
-		case <-time.After(10 * time.Second):
-			t.Fatal("no notification in 10 s")
-			return feedNote{}
-		}
-	}
 	if got, want := next(), (feedNote{store.FeedPolicies, "early"}); got != want {
 		t.Fatalf("first notification %+v, want %+v (the change made before Watch, and no \"\")", got, want)
 	}

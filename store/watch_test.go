@@ -3,7 +3,6 @@ package store_test
 import (
 	"context"
 	"errors"
-	"sync"
 	"testing"
 	"time"
 
@@ -22,43 +21,18 @@ func TestPostgresWatchFeeds(t *testing.T) {
 	u := pgtest.NewDatabase(t)
 	watcher, writer := openPostgres(t, u), openPostgres(t, u)
 
-	type note struct {
-		feed store.Feed
-		key  string
-	}
-	notes := make(chan note, 64)
-	feed := func(f store.Feed) func(string) { return func(k string) { notes <- note{f, k} } }
-	feeds := map[store.Feed]func(string){}
-	for _, f := range []store.Feed{store.FeedAgents, store.FeedServices, store.FeedPolicies, store.FeedKeys, store.FeedRevokedTokens} {
-		feeds[f] = feed(f)
-	}
-	ctx, cancel := context.WithCancel(t.Context())
-	var wg sync.WaitGroup
-	t.Cleanup(func() { cancel(); wg.Wait() })
-	wg.Go(func() {
-		if err := watcher.Watch(ctx, feeds, func(err error) { t.Errorf("watch failed: %v", err) }); err != nil {
-			t.Errorf("Watch = %v", err)
-		}
+	next := watchAll(t, func(ctx context.Context, fns map[store.Feed]func(string)) error {
+		return watcher.Watch(ctx, fns, func(err error) { t.Errorf("watch failed: %v", err) })
 	})
-	next := func() note {
-		t.Helper()
-		select {
-		case n := <-notes:
-			return n
-		case <-time.After(10 * time.Second):
-			t.Fatal("no notification in 10 s")
-			return note{}
-		}
-	}
 	listening := map[store.Feed]bool{}
-	for range feeds {
+	for range allFeeds {
 		n := next()
 		if n.key != "" {
 			t.Fatalf("before listening was said: %+v", n)
 		}
 		listening[n.feed] = true
 	}
-	if len(listening) != len(feeds) {
+	if len(listening) != len(allFeeds) {
 		t.Fatalf("listening said for %v", listening)
 	}
 
@@ -71,24 +45,24 @@ func TestPostgresWatchFeeds(t *testing.T) {
 	tests := []struct {
 		name  string
 		write func() error
-		want  note
+		want  feedNote
 	}{
-		{"policy applied", func() error { _, err := writer.PutPolicy(t.Context(), "readers", "name: readers\n"); return err }, note{store.FeedPolicies, "readers"}},
-		{"policy deleted", func() error { return writer.DeletePolicy(t.Context(), "readers") }, note{store.FeedPolicies, "readers"}},
-		{"key rotated in", func() error { return writer.RotateKey(t.Context(), key) }, note{store.FeedKeys, key.KID}},
-		{"key deleted", func() error { return writer.DeleteKey(t.Context(), key.KID) }, note{store.FeedKeys, key.KID}},
-		{"service put", func() error { return writer.PutService(t.Context(), "ledger", "{}") }, note{store.FeedServices, "ledger"}},
-		{"agent created", func() error { _, err := writer.CreateAgent(t.Context(), agent); return err }, note{store.FeedAgents, "agent_w"}},
+		{"policy applied", func() error { _, err := writer.PutPolicy(t.Context(), "readers", "name: readers\n"); return err }, feedNote{store.FeedPolicies, "readers"}},
+		{"policy deleted", func() error { return writer.DeletePolicy(t.Context(), "readers") }, feedNote{store.FeedPolicies, "readers"}},
+		{"key rotated in", func() error { return writer.RotateKey(t.Context(), key) }, feedNote{store.FeedKeys, key.KID}},
+		{"key deleted", func() error { return writer.DeleteKey(t.Context(), key.KID) }, feedNote{store.FeedKeys, key.KID}},
+		{"service put", func() error { return writer.PutService(t.Context(), "ledger", "{}") }, feedNote{store.FeedServices, "ledger"}},
+		{"agent created", func() error { _, err := writer.CreateAgent(t.Context(), agent); return err }, feedNote{store.FeedAgents, "agent_w"}},
 		{"token revoked", func() error {
 			_, _, err := writer.RevokeToken(t.Context(), identity.RevokedToken{JTI: "jti-w", AgentID: "agent_w", ExpiresAt: time.Now().Add(time.Hour)})
 			return err
-		}, note{store.FeedRevokedTokens, "jti-w"}},
+		}, feedNote{store.FeedRevokedTokens, "jti-w"}},
 		// Another token with that jti, living longer: every replica must
 		// learn the later exp.
 		{"token revoked again until later", func() error {
 			_, _, err := writer.RevokeToken(t.Context(), identity.RevokedToken{JTI: "jti-w", AgentID: "agent_w", ExpiresAt: time.Now().Add(2 * time.Hour)})
 			return err
-		}, note{store.FeedRevokedTokens, "jti-w"}},
+		}, feedNote{store.FeedRevokedTokens, "jti-w"}},
 	}
 	for _, tt := range tests {
 		if err := tt.write(); err != nil {
