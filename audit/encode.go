@@ -20,6 +20,19 @@ import (
 // why an empty chain is written as [] (nil and empty decode alike) and
 // invalid UTF-8 becomes U+FFFD written raw (as the decoder would return it).
 func appendCanonical(b []byte, r *Record) ([]byte, error) {
+	b = appendMiddle(appendHead(b, r), r)
+	return appendTail(appendLatency(b, r), r)
+}
+
+// The canonical encoding in four parts, in order: appendHead and
+// appendLatency write what differs between the records a decision cache
+// reissues (engine.Reissue: the ids, the time, the trace and span, the
+// latency), appendMiddle and appendTail the rest, which RunEncoder copies
+// from the record before when it is the same.
+
+// appendHead appends the opening brace and the id, timestamp, traceId,
+// spanId and decisionId members.
+func appendHead(b []byte, r *Record) []byte {
 	b = append(b, '{')
 	b = appendString(append(b, `"id":`...), r.ID)
 	b = append(b, `,"timestamp":"`...)
@@ -27,7 +40,11 @@ func appendCanonical(b []byte, r *Record) ([]byte, error) {
 	b = append(b, '"')
 	b = appendString(append(b, `,"traceId":`...), r.TraceID)
 	b = appendString(append(b, `,"spanId":`...), r.SpanID)
-	b = appendString(append(b, `,"decisionId":`...), r.DecisionID)
+	return appendString(append(b, `,"decisionId":`...), r.DecisionID)
+}
+
+// appendMiddle appends the members from agentId to policyRevision.
+func appendMiddle(b []byte, r *Record) []byte {
 	b = appendString(append(b, `,"agentId":`...), r.AgentID)
 	b = appendString(append(b, `,"agentName":`...), r.AgentName)
 	b = appendString(append(b, `,"trustTier":`...), r.TrustTier)
@@ -53,9 +70,16 @@ func appendCanonical(b []byte, r *Record) ([]byte, error) {
 	b = strconv.AppendInt(b, int64(r.DelegationDepth), 10)
 	b = appendString(append(b, `,"source":`...), r.Source)
 	b = appendString(append(b, `,"sourceAddress":`...), r.SourceAddress)
-	b = appendString(append(b, `,"policyRevision":`...), r.PolicyRevision)
-	b = append(b, `,"latencyUs":`...)
-	b = strconv.AppendInt(b, r.LatencyUs, 10)
+	return appendString(append(b, `,"policyRevision":`...), r.PolicyRevision)
+}
+
+// appendLatency appends the latencyUs member.
+func appendLatency(b []byte, r *Record) []byte {
+	return strconv.AppendInt(append(b, `,"latencyUs":`...), r.LatencyUs, 10)
+}
+
+// appendTail appends the members from context on and the closing brace.
+func appendTail(b []byte, r *Record) ([]byte, error) {
 	if r.Context != nil {
 		b = append(b, `,"context":`...)
 		var err error

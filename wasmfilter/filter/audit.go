@@ -105,7 +105,10 @@ func (q *auditQueue) batch(n int) [][]audit.Record {
 // it runs ≈ 18× slower than native (docs/performance.md). MeshGuard
 // decodes both alike: the canonical form has every field json.Marshal
 // writes but the two hashes, which MeshGuard clears anyway. A record the
-// canonical encoder refuses is encoded by encoding/json, as before.
+// canonical encoder refuses is encoded by encoding/json, as before. The
+// records of a batch go through one audit.RunEncoder: most are copies of a
+// cached decision's record (engine.Reissue), whose shared members it
+// copies from the record before instead of writing them again.
 // The records come in runs (auditQueue.batch), written in order.
 func encodeBatch(revision string, dropped uint64, runs ...[]audit.Record) ([]byte, error) {
 	n := 0
@@ -123,6 +126,7 @@ func encodeBatch(revision string, dropped uint64, runs ...[]audit.Record) ([]byt
 	}
 	b = strconv.AppendUint(append(b, `"dropped":`...), dropped, 10)
 	b = append(b, `,"records":[`...)
+	var enc audit.RunEncoder
 	first := true
 	for _, recs := range runs {
 		for i := range recs {
@@ -136,13 +140,14 @@ func encodeBatch(revision string, dropped uint64, runs ...[]audit.Record) ([]byt
 				// would write {}, which MeshGuard would then store.
 				r.Context = nil
 			}
-			c, err := r.Canonical()
-			if err != nil {
-				if c, err = json.Marshal(r); err != nil {
+			var err error
+			if b, err = enc.Append(b, r); err != nil {
+				c, err := json.Marshal(r)
+				if err != nil {
 					return nil, fmt.Errorf("encoding audit record %s: %w", r.DecisionID, err)
 				}
+				b = append(b, c...)
 			}
-			b = append(b, c...)
 		}
 	}
 	return append(b, "]}"...), nil
