@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strconv"
 
 	"github.com/proxy-wasm/proxy-wasm-go-sdk/proxywasm"
@@ -46,6 +47,7 @@ type auditQueue struct {
 	sentN    int     // its records (the queue's head)
 	sentDrop uint64  // the dropped count it reports
 	failing  bool    // the last call failed: log once per outage
+	body     []byte  // the last batch's encoding, reused for the next
 }
 
 // chunkLen is the records in a chunk: a batch's (DefaultBatchSize) in
@@ -109,13 +111,14 @@ func (q *auditQueue) batch(n int) [][]audit.Record {
 // records of a batch go through one audit.RunEncoder: most are copies of a
 // cached decision's record (engine.Reissue), whose shared members it
 // copies from the record before instead of writing them again.
-// The records come in runs (auditQueue.batch), written in order.
-func encodeBatch(revision string, dropped uint64, runs ...[]audit.Record) ([]byte, error) {
+// The records come in runs (auditQueue.batch), written in order, into b
+// (its bytes overwritten, its array reused if large enough).
+func encodeBatch(b []byte, revision string, dropped uint64, runs ...[]audit.Record) ([]byte, error) {
 	n := 0
 	for _, recs := range runs {
 		n += len(recs)
 	}
-	b := make([]byte, 0, 64+700*n)
+	b = slices.Grow(b[:0], 64+700*n)
 	b = append(b, '{')
 	if revision != "" {
 		rev, err := json.Marshal(revision)
@@ -187,7 +190,7 @@ func (q *auditQueue) flush(p *plugin) {
 			}
 		}
 	}
-	body, err := encodeBatch(q.cfg.Revision, q.dropped, q.batch(n)...)
+	body, err := encodeBatch(q.body, q.cfg.Revision, q.dropped, q.batch(n)...)
 	if err != nil {
 		// A record that cannot be encoded would block the queue for good.
 		proxywasm.LogErrorf("meshguard: encoding %d audit records: %v; dropping them", n, err)
@@ -200,7 +203,25 @@ func (q *auditQueue) flush(p *plugin) {
 		return
 	}
 	q.sending, q.sender, q.sentN, q.sentDrop = true, p, n, q.dropped
+	q.keepBody(body)
 }
+
+// keepBody keeps a dispatched batch's body for the next batch to be
+// encoded into, if it is not too large to keep. The host copied it (Envoy,
+// as proxy-wasm-cpp-host, keeps its own copy of a call's body). A new
+// 70 KB array a batch was a tenth of a cached allow's CPU in wasm
+// (docs/performance.md).
+func (q *auditQueue) keepBody(body []byte) {
+	if cap(body) <= maxKeptBody {
+		q.body = body
+	} else {
+		q.body = nil
+	}
+}
+
+// maxKeptBody bounds the batch body the queue keeps for the next batch:
+// a batch of large records (MCP arguments) is not held for good.
+const maxKeptBody = 256 << 10
 
 // onAnswer settles the batch in flight. Taken, it leaves the queue.
 // Refused as bad (a 4xx other than 429), it will never be taken: it is

@@ -34,6 +34,13 @@ func TestBatchEncodingDecodesAsJSONDoes(t *testing.T) {
 	if err := call.Call.DigestArguments(); err != nil {
 		t.Fatal(err)
 	}
+	// Every case is encoded into the array of a larger batch before it
+	// (the queue reuses the last batch's, keepBody): nothing of the
+	// earlier batch may show.
+	dirty, err := encodeBatch(nil, "earlier", 9, []audit.Record{full, call, full, call, full})
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, tc := range []struct {
 		name     string
 		revision string
@@ -50,9 +57,12 @@ func TestBatchEncodingDecodesAsJSONDoes(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			got, err := encodeBatch(tc.revision, tc.dropped, append([]audit.Record(nil), tc.recs...))
+			got, err := encodeBatch(dirty, tc.revision, tc.dropped, append([]audit.Record(nil), tc.recs...))
 			if err != nil {
 				t.Fatal(err)
+			}
+			if &got[0] != &dirty[0] {
+				t.Fatal("the batch was not encoded into the array handed to it")
 			}
 			wb, gb := decodeBatch(t, want), decodeBatch(t, got)
 			if gb.Revision != wb.Revision || gb.Dropped != wb.Dropped || len(gb.Records) != len(wb.Records) {
@@ -113,9 +123,32 @@ func BenchmarkEncodeBatch(b *testing.B) {
 	})
 	b.Run("encoding=canonical", func(b *testing.B) {
 		for b.Loop() {
-			if _, err := encodeBatch("r1", 0, recs); err != nil {
+			if _, err := encodeBatch(nil, "r1", 0, recs); err != nil {
 				b.Fatal(err)
 			}
 		}
 	})
+}
+
+// TestAuditQueueKeepsBodyWithinBound: the queue keeps a dispatched batch's
+// body for the next batch only up to maxKeptBody, so a batch of large
+// records is not held for good.
+func TestAuditQueueKeepsBodyWithinBound(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		cap  int
+		kept bool
+	}{
+		{"a usual batch", 70 << 10, true},
+		{"at the bound", maxKeptBody, true},
+		{"over the bound", maxKeptBody + 1, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			q := &auditQueue{body: make([]byte, 1)}
+			q.keepBody(make([]byte, 10, tc.cap))
+			if kept := q.body != nil; kept != tc.kept {
+				t.Fatalf("kept %v, want %v", kept, tc.kept)
+			}
+		})
+	}
 }
