@@ -17,6 +17,7 @@ import (
 	"github.com/meshguard/meshguard/filterconfig/filtertest"
 	"github.com/meshguard/meshguard/filterprotocol"
 	"github.com/meshguard/meshguard/store"
+	"github.com/meshguard/meshguard/wasmfilter/filter"
 )
 
 // perRequest matches what differs between two runs of one request: the
@@ -159,11 +160,15 @@ func TestEnvoyHostMatchesEmulator(t *testing.T) {
 // same cluster and path; a batch MeshGuard refuses (503) stays and is sent
 // again, a full buffer drops and counts; MeshGuard's real API takes what
 // wasmhost ships. Each host has a VM of its own: the queue is the VM's.
+// The emulator runs the filter natively here: a second compiled VM would
+// cost a compile of the module (tens of seconds under -race), and
+// TestAuditBatching already holds the compiled filter under the emulator
+// to the same steps.
 func TestEnvoyHostShipsAudit(t *testing.T) {
 	env := filtertest.New(t)
 	api := env.API(t)
 	config := testConfig(t, env, 3, 5)
-	e := start(t, isolated(t)[1].vm, config)
+	e := start(t, filter.NewVM(), config)
 	h := startHost(t, compiledHost(t), config)
 	if got, want := h.p.TickPeriod(), e.host.GetTickPeriod(); got != want || got != 500 {
 		t.Fatalf("tick period: wasmhost %d, emulator %d, want 500", got, want)
