@@ -249,3 +249,45 @@ func TestEnvoyHostShipsAudit(t *testing.T) {
 		t.Errorf("audit_dropped: wasmhost %d (%v), emulator %d (%v); want 2", got, ok, want, err)
 	}
 }
+
+// TestEnvoyHostPluginWaitsForItsBatch: a configuration retired while its
+// batch is on its way answers proxy_on_done with false, so Envoy keeps its
+// root context for the answer; the answer delivered, the filter calls
+// proxy_done and the host deletes the context after that call. Retired with nothing on
+// its way, it goes at once.
+func TestEnvoyHostPluginWaitsForItsBatch(t *testing.T) {
+	env := filtertest.New(t)
+	allow := [][2]string{{":method", "GET"}, {":authority", "docs.mesh"}, {":path", "/docs"}, {"authorization", "Bearer " + env.OrchT}}
+	for _, tc := range []struct {
+		name     string
+		inFlight bool
+	}{{"a batch on its way", true}, {"nothing on its way", false}} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := startHost(t, compiledHost(t), testConfig(t, env, 3, 5))
+			h.send(allow)
+			h.done()
+			if tc.inFlight {
+				if err := h.p.Tick(); err != nil {
+					t.Fatal(err)
+				}
+			}
+			calls := h.callouts(h.p.ID())
+			if len(calls) != map[bool]int{true: 1, false: 0}[tc.inFlight] {
+				t.Fatalf("%d calls", len(calls))
+			}
+			if err := h.p.Close(); err != nil {
+				t.Fatal(err)
+			}
+			if h.p.Closed() == tc.inFlight {
+				t.Fatalf("closed %v with a batch on its way %v", h.p.Closed(), tc.inFlight)
+			}
+			if !tc.inFlight {
+				return
+			}
+			h.reply(calls[0].ID, 200, nil)
+			if !h.p.Closed() {
+				t.Fatal("still open after its batch's answer (no proxy_done)")
+			}
+		})
+	}
+}

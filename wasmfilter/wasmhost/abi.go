@@ -480,12 +480,15 @@ func setEffectiveContext(v *VM, _ api.Memory, p []uint64) uint32 {
 	return statusOK
 }
 
+// proxyDone: a root context Close left waiting is done; as Envoy, the
+// host deletes it after the call into the guest returns, not within it.
 func proxyDone(v *VM, _ api.Memory, _ []uint64) uint32 {
 	pl := v.plugins[v.current]
-	if pl == nil {
+	if pl == nil || !pl.closing {
 		return statusNotFound
 	}
-	pl.done = true
+	pl.closing = false
+	v.finished = append(v.finished, pl)
 	return statusOK
 }
 

@@ -110,6 +110,7 @@ type VM struct {
 	callouts []*Callout
 	calloutN uint32
 	callResp *callResponse // during proxy_on_http_call_response
+	finished []*Plugin     // called proxy_done: deleted after the current call
 
 	metricIDs   map[string]uint32
 	metricNames []string
@@ -197,10 +198,18 @@ func (v *VM) call(id uint32, fn api.Function, params ...uint64) (uint64, error) 
 	if err := fn.CallWithStack(v.ctx, s); err != nil {
 		return 0, fmt.Errorf("%w: %s: %w", ErrTrap, fn.Definition().ExportNames()[0], err)
 	}
-	if len(fn.Definition().ResultTypes()) == 0 {
-		return 0, nil
+	res := uint64(0)
+	if len(fn.Definition().ResultTypes()) > 0 {
+		res = s[0]
 	}
-	return s[0], nil
+	for len(v.finished) > 0 {
+		pl := v.finished[0]
+		v.finished = v.finished[1:]
+		if err := pl.delete(); err != nil {
+			return 0, err
+		}
+	}
+	return res, nil
 }
 
 // newID returns a context id not used before in this VM.

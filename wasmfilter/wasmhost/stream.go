@@ -25,7 +25,7 @@ type Plugin struct {
 	config     []byte
 	props      map[string][]byte
 	tickPeriod uint32
-	done       bool // the guest called proxy_done
+	closing    bool // proxy_on_done answered false: proxy_done will end it
 }
 
 // NewPlugin makes a root context and configures it (proxy_on_configure)
@@ -61,15 +61,31 @@ func (p *Plugin) Tick() error {
 	return err
 }
 
-// Close ends the plugin: proxy_on_done, then proxy_on_delete.
+// Close ends the plugin as Envoy does: proxy_on_done, then, if the guest
+// answered true, proxy_on_delete. A guest still busy (an answer it waits
+// for) keeps its root context, ticks and answers still reaching it, until
+// it calls proxy_done: the host deletes it once that call into the guest
+// returns.
 func (p *Plugin) Close() error {
-	if _, err := p.vm.call(p.id, p.vm.g.done, uint64(p.id)); err != nil {
+	done, err := p.vm.call(p.id, p.vm.g.done, uint64(p.id))
+	if err != nil {
 		return err
 	}
-	_, err := p.vm.call(p.id, p.vm.g.del, uint64(p.id))
+	if done == 0 {
+		p.closing = true
+		return nil
+	}
+	return p.delete()
+}
+
+func (p *Plugin) delete() error {
 	delete(p.vm.plugins, p.id)
+	_, err := p.vm.call(p.id, p.vm.g.del, uint64(p.id))
 	return err
 }
+
+// Closed says the plugin's root context was deleted.
+func (p *Plugin) Closed() bool { return p.vm.plugins[p.id] != p }
 
 // Stream is one HTTP stream through the plugin: its http context.
 type Stream struct {
