@@ -161,10 +161,11 @@ mesh:
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./policy ./identity ./store ./engine ./ratelimit ./extauthz ./gateway ./audit
 
-# The wasm filter in the SDK's emulator, natively and compiled under wazero
-# (docs/performance.md). Requests stay under the audit queue's bound.
+# The wasm filter in the SDK's emulator, natively and compiled under wazero,
+# and compiled under wasmhost, the Envoy-shaped host (docs/performance.md).
+# Requests stay under the audit queue's bound.
 bench-wasm: wasm
-	cd wasmfilter && MESHGUARD_FILTER_WASM=$(abspath $(WASM)) $(GO) test -run '^$$' -bench 'BenchmarkRequest|BenchmarkFloor' -benchtime 5000x ./filter 2>/dev/null
+	cd wasmfilter && MESHGUARD_FILTER_WASM=$(abspath $(WASM)) $(GO) test -run '^$$' -bench 'BenchmarkRequest|BenchmarkFloor|BenchmarkEnvoyHost$$' -benchtime 5000x ./filter 2>/dev/null
 	cd wasmfilter && MESHGUARD_FILTER_WASM=$(abspath $(WASM)) $(GO) test -run '^$$' -bench 'BenchmarkPluginStart' -benchtime 50x ./filter 2>/dev/null
 	cd wasmfilter && MESHGUARD_FILTER_WASM=$(abspath $(WASM)) $(GO) test -run '^$$' -bench 'BenchmarkVMStart' -benchtime 3x ./filter 2>/dev/null
 

@@ -41,7 +41,7 @@ require (
 	// v1.9.0 its amd64 compiler let Go's memmove (Go 1.24 on) clobber DX in a
 	// wasm memory.copy, corrupting the filter's Go heap after a few hundred
 	// requests: keep it at v1.9.0 or later (filter/longrun_test.go).
-	github.com/tetratelabs/wazero v1.12.0 // indirect
+	github.com/tetratelabs/wazero v1.12.0
 	go.opentelemetry.io/otel v1.47.0 // indirect
 	go.opentelemetry.io/otel/trace v1.47.0 // indirect
 	golang.org/x/crypto v0.57.0 // indirect
