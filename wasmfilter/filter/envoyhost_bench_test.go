@@ -89,6 +89,7 @@ func BenchmarkEnvoyHost(b *testing.B) {
 			vm, p := hostPlugin(b, m, config)
 			hostRequests(b, vm, p, hdrs, 1, 0) // the token verified, the decision cached
 			defer reportCPU(b)()
+			defer reportThreadCPU(b)()
 			i := 0
 			for b.Loop() {
 				hostRequests(b, vm, p, hdrs, 1, 0)
@@ -103,6 +104,7 @@ func BenchmarkEnvoyHost(b *testing.B) {
 		mcp := [][2]string{{":method", "POST"}, {":authority", "papers.mesh"}, {":path", "/mcp"}, {"authorization", "Bearer " + env.ToolT}, {"content-type", "application/json"}}
 		body := mcpCall(2 << 10)
 		defer reportCPU(b)()
+		defer reportThreadCPU(b)()
 		for b.Loop() {
 			s, err := p.NewStream()
 			if err != nil {
@@ -128,6 +130,7 @@ func BenchmarkEnvoyHost(b *testing.B) {
 		b.Run("floor="+mode, func(b *testing.B) {
 			vm, p := hostPlugin(b, floor, []byte(mode))
 			defer reportCPU(b)()
+			defer reportThreadCPU(b)()
 			for b.Loop() {
 				hostRequests(b, vm, p, hdrs, 1, 0)
 			}
@@ -199,18 +202,5 @@ func BenchmarkEnvoyHostAB(b *testing.B) {
 		hostRequests(b, hvm, p, hdrs, abBlock, abShip)
 		return cpuNanos() - at
 	}
-	var emu, host, ratio []float64
-	for i := 0; b.Loop(); i++ {
-		var ce, ch int64
-		if i%2 == 0 {
-			ce, ch = emuBlock(), hostBlock()
-		} else {
-			ch, ce = hostBlock(), emuBlock()
-		}
-		emu, host = append(emu, float64(ce)/abBlock), append(host, float64(ch)/abBlock)
-		ratio = append(ratio, float64(ce)/float64(ch))
-	}
-	b.ReportMetric(median(emu), "emulator-cpu-ns/req")
-	b.ReportMetric(median(host), "wasmhost-cpu-ns/req")
-	b.ReportMetric(median(ratio), "emulator/wasmhost")
+	alternate(b, hostBlock, emuBlock, "wasmhost", "emulator")
 }
