@@ -5,11 +5,11 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"testing"
 
 	"github.com/proxy-wasm/proxy-wasm-go-sdk/proxywasm/types"
 
-	"github.com/meshguard/meshguard/audit"
 	"github.com/meshguard/meshguard/filterconfig/filtertest"
 	"github.com/meshguard/meshguard/store"
 	"github.com/meshguard/meshguard/wasmfilter/wasmhost"
@@ -38,34 +38,49 @@ type shipped struct{ trace, host, path, decision string }
 func TestEnvoyHostBatchesCarryTheirOwnRecords(t *testing.T) {
 	env := filtertest.New(t)
 	api := env.API(t)
-	const batchSize = 8
-	h := startHost(t, compiledHost(t), testConfig(t, env, batchSize, 64))
-	var reqs []shipped
-	send := func(host, path, token, decision string) {
-		t.Helper()
-		trace := fmt.Sprintf("%032x", 0xa0+len(reqs))
-		o := h.send([][2]string{{":method", "GET"}, {":authority", host}, {":path", path},
-			{"authorization", "Bearer " + token}, {"traceparent", "00-" + trace + "-00f067aa0ba902b7-01"}})
-		if allowed := o.local == nil && o.action == types.ActionContinue; allowed != (decision == "allow") {
-			t.Fatalf("request %d (%s%s): allowed %v, want %s (local %+v)", len(reqs), host, path, allowed, decision, o.local)
-		}
-		reqs = append(reqs, shipped{trace, host, path, decision})
+	for mark, tc := range []struct {
+		name            string
+		batch, requests int // the batch size; the requests before the first tick
+	}{
+		{"small batches", 8, 11},
+		// The queue keeps records in chunks of 64: the first batch's run
+		// of reissued records goes on into the next chunk.
+		{"a batch across two chunks", 70, 90},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			shipBatches(t, env, api.Client(), api.URL, tc.batch, tc.requests, mark)
+		})
 	}
-	allow := func(path string) { send("docs.mesh", path, env.OrchT, "allow") }
-	deny := func() { send("vault.mesh", "/", env.MailT, "deny") }
-	allow("/docs")
-	allow("/docs")
-	deny()
-	allow("/docs")
-	allow("/docs?page=2")
-	allow("/docs?page=2")
-	allow("/docs")
-	deny()
-	allow("/docs?page=2")
-	allow("/docs")
-	allow("/docs")
-	h.done()
+}
 
+// shipBatches is one case of TestEnvoyHostBatchesCarryTheirOwnRecords:
+// requests made in runs of cached allows (three a path, /docs and
+// /docs?page=2 in turn) broken by denials, batches of batchSize; each
+// request's trace id (its own) begins with the case's mark.
+func shipBatches(t *testing.T, env *filtertest.Env, c *http.Client, base string, batchSize, requests, mark int) {
+	h := startHost(t, compiledHost(t), testConfig(t, env, batchSize, 1000))
+	var reqs []shipped
+	send := func(n int) {
+		t.Helper()
+		for range n {
+			i := len(reqs)
+			q := shipped{trace: fmt.Sprintf("%08x%024x", mark+1, 0xa0+i), host: "docs.mesh", path: "/docs", decision: "allow"}
+			token := env.OrchT
+			switch {
+			case i%7 == 2:
+				q.host, q.path, q.decision, token = "vault.mesh", "/", "deny", env.MailT
+			case i/3%2 == 1:
+				q.path = "/docs?page=2"
+			}
+			o := h.send([][2]string{{":method", "GET"}, {":authority", q.host}, {":path", q.path},
+				{"authorization", "Bearer " + token}, {"traceparent", "00-" + q.trace + "-00f067aa0ba902b7-01"}})
+			if allowed := o.local == nil && o.action == types.ActionContinue; allowed != (q.decision == "allow") {
+				t.Fatalf("request %d (%s%s): allowed %v, want %s (local %+v)", i, q.host, q.path, allowed, q.decision, o.local)
+			}
+			reqs = append(reqs, q)
+		}
+		h.done()
+	}
 	// tick flushes and returns the one call it makes.
 	tick := func(step string) *wasmhost.Callout {
 		t.Helper()
@@ -78,17 +93,17 @@ func TestEnvoyHostBatchesCarryTheirOwnRecords(t *testing.T) {
 		}
 		return calls[0]
 	}
+	send(requests)
 	first := tick("first")
 	sentFirst := bytes.Clone(first.Body)
 	firstRaw := checkShipped(t, "first", first.Body, reqs[:batchSize])
 
 	// MeshGuard is down; two more requests are queued; the retry carries
-	// the same eight records.
+	// the same records.
 	h.reply(first.ID, 503, nil)
-	allow("/docs")
-	deny()
-	h.done()
+	send(2)
 	retry := tick("retry")
+	sentRetry := bytes.Clone(retry.Body)
 	if retryRaw := checkShipped(t, "retry", retry.Body, reqs[:batchSize]); len(retryRaw) == len(firstRaw) {
 		for i := range retryRaw {
 			if !bytes.Equal(retryRaw[i], firstRaw[i]) {
@@ -96,11 +111,10 @@ func TestEnvoyHostBatchesCarryTheirOwnRecords(t *testing.T) {
 			}
 		}
 	}
-	sentRetry := bytes.Clone(retry.Body)
 
-	// MeshGuard is back: the rest (5 records) goes at the next tick, into
-	// the array of the 8 before.
-	h.answer(h.p.ID(), api.Client(), api.URL)
+	// MeshGuard is back: the rest, fewer than a batch, goes at the next
+	// tick, into the array of the batch before.
+	h.answer(h.p.ID(), c, base)
 	rest := tick("rest")
 	checkShipped(t, "rest", rest.Body, reqs[batchSize:])
 	for _, c := range []struct {
@@ -112,29 +126,20 @@ func TestEnvoyHostBatchesCarryTheirOwnRecords(t *testing.T) {
 			t.Errorf("the %s call's body changed after the guest encoded a later batch:\n%s\nwas\n%s", c.name, c.call.Body, c.sent)
 		}
 	}
-	h.answer(h.p.ID(), api.Client(), api.URL)
+	h.answer(h.p.ID(), c, base)
 
-	page, err := env.F.Store.QueryAudit(context.Background(), store.AuditFilter{Limit: 100})
-	if err != nil {
-		t.Fatal(err)
-	}
-	byTrace := map[string]audit.Record{}
-	for _, r := range page.Records {
-		if r.Source != "wasm" {
+	for _, q := range reqs {
+		page, err := env.F.Store.QueryAudit(context.Background(), store.AuditFilter{TraceID: q.trace, Limit: 10})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(page.Records) != 1 {
+			t.Errorf("trace %s: %d records stored, want 1", q.trace, len(page.Records))
 			continue
 		}
-		if _, twice := byTrace[r.TraceID]; twice {
-			t.Errorf("trace %s stored twice", r.TraceID)
-		}
-		byTrace[r.TraceID] = r
-	}
-	if len(byTrace) != len(reqs) {
-		t.Errorf("%d wasm records stored, want %d", len(byTrace), len(reqs))
-	}
-	for i, q := range reqs {
-		r, ok := byTrace[q.trace]
-		if !ok || r.Host != q.host || r.Path != q.path || r.Decision != q.decision {
-			t.Errorf("request %d (%+v): stored (%s%s %s), found %v", i, q, r.Host, r.Path, r.Decision, ok)
+		r := page.Records[0]
+		if r.Source != "wasm" || r.Host != q.host || r.Path != q.path || r.Decision != q.decision {
+			t.Errorf("request %+v: stored (%s %s%s %s)", q, r.Source, r.Host, r.Path, r.Decision)
 		}
 	}
 }
