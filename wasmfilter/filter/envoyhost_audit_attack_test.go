@@ -54,33 +54,11 @@ func TestEnvoyHostBatchesCarryTheirOwnRecords(t *testing.T) {
 }
 
 // shipBatches is one case of TestEnvoyHostBatchesCarryTheirOwnRecords:
-// requests made in runs of cached allows (three a path, /docs and
-// /docs?page=2 in turn) broken by denials, batches of batchSize; each
-// request's trace id (its own) begins with the case's mark.
+// requests made as shipper makes them, batches of batchSize.
 func shipBatches(t *testing.T, env *filtertest.Env, c *http.Client, base string, batchSize, requests, mark int) {
 	h := startHost(t, compiledHost(t), testConfig(t, env, batchSize, 1000))
-	var reqs []shipped
-	send := func(n int) {
-		t.Helper()
-		for range n {
-			i := len(reqs)
-			q := shipped{trace: fmt.Sprintf("%08x%024x", mark+1, 0xa0+i), host: "docs.mesh", path: "/docs", decision: "allow"}
-			token := env.OrchT
-			switch {
-			case i%7 == 2:
-				q.host, q.path, q.decision, token = "vault.mesh", "/", "deny", env.MailT
-			case i/3%2 == 1:
-				q.path = "/docs?page=2"
-			}
-			o := h.send([][2]string{{":method", "GET"}, {":authority", q.host}, {":path", q.path},
-				{"authorization", "Bearer " + token}, {"traceparent", "00-" + q.trace + "-00f067aa0ba902b7-01"}})
-			if allowed := o.local == nil && o.action == types.ActionContinue; allowed != (q.decision == "allow") {
-				t.Fatalf("request %d (%s%s): allowed %v, want %s (local %+v)", i, q.host, q.path, allowed, q.decision, o.local)
-			}
-			reqs = append(reqs, q)
-		}
-		h.done()
-	}
+	sh := &shipper{t: t, env: env, h: h, mark: mark}
+	send := sh.send
 	// tick flushes and returns the one call it makes.
 	tick := func(step string) *wasmhost.Callout {
 		t.Helper()
@@ -94,6 +72,7 @@ func shipBatches(t *testing.T, env *filtertest.Env, c *http.Client, base string,
 		return calls[0]
 	}
 	send(requests)
+	reqs := sh.reqs
 	first := tick("first")
 	sentFirst := bytes.Clone(first.Body)
 	firstRaw := checkShipped(t, "first", first.Body, reqs[:batchSize])
@@ -102,6 +81,7 @@ func shipBatches(t *testing.T, env *filtertest.Env, c *http.Client, base string,
 	// the same records.
 	h.reply(first.ID, 503, nil)
 	send(2)
+	reqs = sh.reqs
 	retry := tick("retry")
 	sentRetry := bytes.Clone(retry.Body)
 	if retryRaw := checkShipped(t, "retry", retry.Body, reqs[:batchSize]); len(retryRaw) == len(firstRaw) {
@@ -128,6 +108,47 @@ func shipBatches(t *testing.T, env *filtertest.Env, c *http.Client, base string,
 	}
 	h.answer(h.p.ID(), c, base)
 
+	checkStored(t, env, reqs)
+}
+
+// shipper makes the requests of a case through h, each with a trace id
+// of its own beginning with the case's mark, in runs of cached allows
+// (three a path, /docs and /docs?page=2 in turn) broken by denials, and
+// keeps what each request's record must say.
+type shipper struct {
+	t    *testing.T
+	env  *filtertest.Env
+	h    *ehost
+	mark int
+	reqs []shipped
+}
+
+func (sh *shipper) send(n int) {
+	sh.t.Helper()
+	for range n {
+		i := len(sh.reqs)
+		q := shipped{trace: fmt.Sprintf("%08x%024x", sh.mark+1, 0xa0+i), host: "docs.mesh", path: "/docs", decision: "allow"}
+		token := sh.env.OrchT
+		switch {
+		case i%7 == 2:
+			q.host, q.path, q.decision, token = "vault.mesh", "/", "deny", sh.env.MailT
+		case i/3%2 == 1:
+			q.path = "/docs?page=2"
+		}
+		o := sh.h.send([][2]string{{":method", "GET"}, {":authority", q.host}, {":path", q.path},
+			{"authorization", "Bearer " + token}, {"traceparent", "00-" + q.trace + "-00f067aa0ba902b7-01"}})
+		if allowed := o.local == nil && o.action == types.ActionContinue; allowed != (q.decision == "allow") {
+			sh.t.Fatalf("request %d (%s%s): allowed %v, want %s (local %+v)", i, q.host, q.path, allowed, q.decision, o.local)
+		}
+		sh.reqs = append(sh.reqs, q)
+	}
+	sh.h.done()
+}
+
+// checkStored holds MeshGuard's store to one record for each request,
+// as the request made it.
+func checkStored(t *testing.T, env *filtertest.Env, reqs []shipped) {
+	t.Helper()
 	for _, q := range reqs {
 		page, err := env.F.Store.QueryAudit(context.Background(), store.AuditFilter{TraceID: q.trace, Limit: 10})
 		if err != nil {
@@ -137,8 +158,7 @@ func shipBatches(t *testing.T, env *filtertest.Env, c *http.Client, base string,
 			t.Errorf("trace %s: %d records stored, want 1", q.trace, len(page.Records))
 			continue
 		}
-		r := page.Records[0]
-		if r.Source != "wasm" || r.Host != q.host || r.Path != q.path || r.Decision != q.decision {
+		if r := page.Records[0]; r.Source != "wasm" || r.Host != q.host || r.Path != q.path || r.Decision != q.decision {
 			t.Errorf("request %+v: stored (%s %s%s %s)", q, r.Source, r.Host, r.Path, r.Decision)
 		}
 	}
@@ -171,4 +191,84 @@ func checkShipped(t *testing.T, step string, body []byte, want []shipped) []json
 		}
 	}
 	return raw.Records
+}
+
+// TestEnvoyHostNewConfigurationWaitsForTheRetiredBatch: a configuration
+// retired while its batch is on its way, a new one on the same VM (the
+// queue is the VM's) sends nothing while that batch is out, though its
+// tick comes and more records are queued; the batch refused (503), the
+// new configuration sends the same records again, byte for byte, encoded
+// into the array of the retired one's body, whose copy the host keeps
+// unchanged; and MeshGuard stores each record once. A second batch of
+// the same records while the first is out would be stored twice.
+func TestEnvoyHostNewConfigurationWaitsForTheRetiredBatch(t *testing.T) {
+	env := filtertest.New(t)
+	api := env.API(t)
+	config := testConfig(t, env, 8, 1000)
+	old := startHost(t, compiledHost(t), config)
+	sh := &shipper{t: t, env: env, h: old, mark: 100}
+	sh.send(11)
+	if err := old.p.Tick(); err != nil {
+		t.Fatal(err)
+	}
+	calls := old.vm.Callouts()
+	if len(calls) != 1 {
+		t.Fatalf("%d calls after the tick, want 1", len(calls))
+	}
+	out := calls[0]
+	sent := bytes.Clone(out.Body)
+	outRaw := checkShipped(t, "retired's", out.Body, sh.reqs[:8])
+
+	p, ok, err := old.vm.NewPlugin(config)
+	if err != nil || !ok {
+		t.Fatalf("the new configuration: ok %v, %v", ok, err)
+	}
+	p.SetProperty([]string{"request", "time"}, nanos(filtertest.Now))
+	p.SetProperty([]string{"source", "address"}, []byte("10.1.2.3:40000"))
+	if err := old.p.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if old.p.Closed() {
+		t.Fatal("the retired configuration went with its batch on its way")
+	}
+	sh.h = &ehost{t: t, vm: old.vm, p: p, ok: ok, streams: map[uint32]*wasmhost.Stream{}}
+	sh.send(3)
+	if err := p.Tick(); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(old.vm.Callouts()); n != 1 {
+		t.Fatalf("%d calls with the retired configuration's batch out, want it alone", n)
+	}
+
+	old.reply(out.ID, 503, nil)
+	if !old.p.Closed() {
+		t.Fatal("the retired configuration stays after its batch's answer")
+	}
+	if err := p.Tick(); err != nil {
+		t.Fatal(err)
+	}
+	calls = old.vm.Callouts()
+	if len(calls) != 1 || calls[0].Plugin != p.ID() {
+		t.Fatalf("calls after the refusal: %+v; want one of the new configuration", calls)
+	}
+	againRaw := checkShipped(t, "again", calls[0].Body, sh.reqs[:8])
+	for i := range againRaw {
+		if !bytes.Equal(againRaw[i], outRaw[i]) {
+			t.Errorf("record %d sent again as\n%s\nfirst as\n%s", i, againRaw[i], outRaw[i])
+		}
+	}
+	if !bytes.Equal(out.Body, sent) {
+		t.Errorf("the retired configuration's call body changed after the new one's batch:\n%s\nwas\n%s", out.Body, sent)
+	}
+	sh.h.answer(p.ID(), api.Client(), api.URL)
+	if err := p.Tick(); err != nil {
+		t.Fatal(err)
+	}
+	calls = old.vm.Callouts()
+	if len(calls) != 1 {
+		t.Fatalf("%d calls for the rest, want 1", len(calls))
+	}
+	checkShipped(t, "rest", calls[0].Body, sh.reqs[8:])
+	sh.h.answer(p.ID(), api.Client(), api.URL)
+	checkStored(t, env, sh.reqs)
 }
