@@ -97,13 +97,13 @@ func shipBatches(t *testing.T, env *filtertest.Env, c *http.Client, base string,
 	h.answer(h.p.ID(), c, base)
 	rest := tick("rest")
 	checkShipped(t, "rest", rest.Body, reqs[batchSize:])
-	for _, c := range []struct {
+	for _, k := range []struct {
 		name string
 		call *wasmhost.Callout
 		sent []byte
 	}{{"first", first, sentFirst}, {"retry", retry, sentRetry}} {
-		if !bytes.Equal(c.call.Body, c.sent) {
-			t.Errorf("the %s call's body changed after the guest encoded a later batch:\n%s\nwas\n%s", c.name, c.call.Body, c.sent)
+		if !bytes.Equal(k.call.Body, k.sent) {
+			t.Errorf("the %s call's body changed after the guest encoded a later batch:\n%s\nwas\n%s", k.name, k.call.Body, k.sent)
 		}
 	}
 	h.answer(h.p.ID(), c, base)
