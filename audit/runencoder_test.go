@@ -158,11 +158,15 @@ func TestRunEncoderReissuedRun(t *testing.T) {
 	}
 }
 
-// FuzzRunEncoder: any run of records drawn from a kept record, changed
-// member by member or reissued, encodes as each record's Canonical.
+// FuzzRunEncoder: any run of records drawn from two kept records, changed
+// member by member (the middle's and the tail's: a new map or pointer, the
+// other kept record's, none), refused by the encoder (arguments not JSON),
+// sealed, or reissued as they are, encodes as each record's Canonical; a
+// refused record writes nothing and is refused by Canonical too.
 func FuzzRunEncoder(f *testing.F) {
 	f.Add([]byte{0, 1, 2, 3, 4, 5})
 	f.Add([]byte{7, 7, 7, 200, 9, 31, 0xff})
+	f.Add([]byte{0, 0, 0, 12, 0, 0, 1, 13, 1, 0, 0, 9, 0, 0})
 	f.Fuzz(func(t *testing.T, draw []byte) {
 		kept := reissuable()
 		other := reissuable()
@@ -170,13 +174,13 @@ func FuzzRunEncoder(f *testing.F) {
 		other.Inputs, other.Call = nil, nil
 		var recs []Record
 		for i := 0; i+1 < len(draw) && len(recs) < 64; i += 2 {
-			base := kept
+			base, alt := kept, other
 			if draw[i]&1 != 0 {
-				base = other
+				base, alt = other, kept
 			}
 			r := reissue(base, int(draw[i]))
 			v := string(binary.AppendUvarint(nil, uint64(draw[i+1])))
-			switch draw[i+1] % 8 {
+			switch draw[i+1] % 16 {
 			case 1:
 				r.Path += v
 			case 2:
@@ -189,10 +193,48 @@ func FuzzRunEncoder(f *testing.F) {
 				r.Context = map[string]any{"k": v}
 			case 6:
 				r.PolicyRevision = v
+			case 7:
+				r.Context = nil
+			case 8:
+				r.Proxy = v
+			case 9:
+				r.Approval = &Approval{ID: v, Outcome: "granted"}
+			case 10:
+				r.Shadow, r.Context = nil, alt.Context
+			case 11:
+				r.Inputs = &Inputs{Tags: []string{v}}
+			case 12:
+				r.Call = &Call{Protocol: "mcp", Method: "tools/call", Arguments: []byte(`{"to":` + v)}
+			case 13:
+				if err := r.Seal(GenesisHash); err != nil {
+					t.Fatal(err)
+				}
+			case 14:
+				r.Call, r.Inputs = alt.Call, alt.Inputs
+			case 15:
+				r.Chain = nil
 			}
 			recs = append(recs, r)
 		}
-		if got, want := encodeRun(t, recs), canonicalRun(t, recs); !bytes.Equal(got, want) {
+		var e RunEncoder
+		var got, want []byte
+		for i := range recs {
+			before := len(got)
+			var err error
+			got, err = e.Append(got, &recs[i])
+			c, cerr := recs[i].Canonical()
+			if (err == nil) != (cerr == nil) {
+				t.Fatalf("record %d: RunEncoder's error %v, Canonical's %v", i, err, cerr)
+			}
+			if err != nil {
+				if len(got) != before {
+					t.Fatalf("record %d refused (%v) with %d bytes written", i, err, len(got)-before)
+				}
+				continue
+			}
+			want = append(want, c...)
+		}
+		if !bytes.Equal(got, want) {
 			t.Fatalf("run encoded as\n%q\nwant\n%q", got, want)
 		}
 	})
