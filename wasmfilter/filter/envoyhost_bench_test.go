@@ -55,6 +55,7 @@ func hostPlugin(b *testing.B, m *wasmhost.Module, config []byte) (*wasmhost.VM, 
 	if err != nil {
 		b.Fatal(err)
 	}
+	vm.SetClusters(hostCluster)
 	b.Cleanup(func() { _ = vm.Close(context.Background()) })
 	return vm, newHostPlugin(b, vm, config)
 }
@@ -169,6 +170,7 @@ func BenchmarkEnvoyHostAB(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
+	hvm.SetClusters(hostCluster)
 	b.Cleanup(func() { _ = hvm.Close(context.Background()) })
 	emuBlock := func() int64 {
 		e := start(b, compiled, config)

@@ -55,12 +55,19 @@ type ehost struct {
 	streams map[uint32]*wasmhost.Stream
 }
 
+// hostCluster is the one upstream cluster the harness's wasmhost VMs have
+// (wasmhost.VM.SetClusters): the cluster filtertest's configurations call
+// MeshGuard through. A configuration naming another is refused as Envoy
+// refuses it.
+const hostCluster = "meshguard_http"
+
 func startHost(t testing.TB, m *wasmhost.Module, config []byte) *ehost {
 	t.Helper()
 	vm, err := m.NewVM(context.Background(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
+	vm.SetClusters(hostCluster)
 	t.Cleanup(func() { _ = vm.Close(context.Background()) })
 	p, ok, err := vm.NewPlugin(config)
 	if err != nil {

@@ -388,6 +388,9 @@ func httpCall(v *VM, mem api.Memory, p []uint64) uint32 {
 	if err1 != nil || err2 != nil || len(upstream) == 0 {
 		return statusBadArgument
 	}
+	if v.clusters != nil && !slices.Contains(v.clusters, string(upstream)) {
+		return statusBadArgument // Envoy: no such cluster
+	}
 	// Envoy refuses a call without these.
 	for _, h := range []string{":method", ":path", ":authority"} {
 		if !slices.ContainsFunc(headers, func(kv [2]string) bool { return kv[0] == h && kv[1] != "" }) {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
@@ -105,6 +106,10 @@ type VM struct {
 	nextID  uint32
 	vmConf  []byte
 
+	// clusters are the upstream clusters proxy_http_call may name, as
+	// Envoy's configured clusters (SetClusters); nil: any.
+	clusters []string
+
 	plugins  map[uint32]*Plugin
 	streams  map[uint32]*Stream
 	callouts []*Callout
@@ -120,6 +125,12 @@ type VM struct {
 	logs    []Log
 	dropped int
 }
+
+// SetClusters names the upstream clusters the VM's proxy_http_call may
+// call, as Envoy's configuration does: a call to any other is refused with
+// BadArgument, as Envoy refuses a cluster it does not have. Until it is
+// called, a call may name any cluster.
+func (v *VM) SetClusters(names ...string) { v.clusters = slices.Clone(names) }
 
 // Log is one proxy_log call.
 type Log struct {

@@ -165,6 +165,10 @@ func TestHostCallStatuses(t *testing.T) {
 	junk := inGuest(t, v, []byte{9, 0, 0, 0, 1}) // nine pairs, no sizes
 	call := inGuest(t, v, encodeMap([][2]string{{":method", "POST"}, {":authority", "mg"}}))
 	cluster := inGuest(t, v, []byte("mg"))
+	unknown := inGuest(t, v, []byte("xx"))
+	v.SetClusters("mg")
+	path := encodeMap([][2]string{{":method", "POST"}, {":path", "/"}, {":authority", "mg"}})
+	fullCall := inGuest(t, v, path)
 	for _, tc := range []struct {
 		name   string
 		fn     string
@@ -187,6 +191,7 @@ func TestHostCallStatuses(t *testing.T) {
 		{"a body not sent", "proxy_get_buffer_bytes", []uint64{bufRequestBody, 0, 10, ret, ret + 4}, statusNotFound, ""},
 		{"a metric not defined", "proxy_increment_metric", []uint64{7, 1}, statusNotFound, ""},
 		{"a call without a path", "proxy_http_call", []uint64{cluster, 2, call, uint64(len(encodeMap([][2]string{{":method", "POST"}, {":authority", "mg"}}))), 0, 0, 0, 0, 1000, ret}, statusBadArgument, ""},
+		{"a call to a cluster the host does not have", "proxy_http_call", []uint64{unknown, 2, fullCall, uint64(len(path)), 0, 0, 0, 0, 1000, ret}, statusBadArgument, ""},
 		{"an unknown context", "proxy_set_effective_context", []uint64{999}, statusBadArgument, ""},
 		{"an L4 stream resumed", "proxy_continue_stream", []uint64{2}, statusBadArgument, ""},
 	} {
