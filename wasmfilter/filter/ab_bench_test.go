@@ -52,34 +52,8 @@ func BenchmarkAB(b *testing.B) {
 	env := filtertest.New(b)
 	config := benchConfig(b, env, 0)
 	hdrs := [][2]string{{":method", "GET"}, {":authority", "docs.mesh"}, {":path", "/docs/readme"}, {"authorization", "Bearer " + env.OrchT}}
-	// block runs n cached allows on vm and returns the CPU they took; the
-	// plugin's start and a first shipped batch (the token verified, the
-	// decision cached) are outside it.
-	block := func(vm types.VMContext, n int) int64 {
-		e := start(b, vm, config)
-		defer e.stop()
-		requests := func(n int) {
-			for i := 1; i <= n; i++ {
-				id := e.host.InitializeHttpContext()
-				if a := e.host.CallOnRequestHeaders(id, hdrs, true); a != types.ActionContinue {
-					b.Fatalf("action %v: %+v", a, e.host.GetSentLocalResponse(id))
-				}
-				e.host.CompleteHttpContext(id)
-				if i%abShip == 0 {
-					e.host.Tick()
-					for _, c := range e.rootCallouts() {
-						e.answered[proxytest.PluginContextID]++
-						e.reply(c.CalloutID, 200, nil)
-					}
-				}
-			}
-		}
-		requests(abShip)
-		at := cpuNanos()
-		requests(n)
-		return cpuNanos() - at
-	}
-	alternate(b, func() int64 { return block(compiled, abBlock) }, func() int64 { return block(vmB, abBlock) }, "A", "B")
+	alternate(b, func() int64 { return emulatorBlock(b, compiled, config, hdrs) },
+		func() int64 { return emulatorBlock(b, vmB, config, hdrs) }, "A", "B")
 }
 
 // BenchmarkABEnvoyHost is BenchmarkAB under wasmhost, the host shaped like
@@ -104,17 +78,49 @@ func BenchmarkABEnvoyHost(b *testing.B) {
 	env := filtertest.New(b)
 	config := benchConfig(b, env, 0)
 	hdrs := [][2]string{{":method", "GET"}, {":authority", "docs.mesh"}, {":path", "/docs/readme"}, {"authorization", "Bearer " + env.OrchT}}
-	vmA, _ := hostPlugin(b, compiledHost(b), config)
-	vmB, _ := hostPlugin(b, mB, config)
-	block := func(vm *wasmhost.VM) int64 {
-		p := newHostPlugin(b, vm, config)
-		defer func() { _ = p.Close() }()
-		hostRequests(b, vm, p, hdrs, abShip, abShip)
-		at := cpuNanos()
-		hostRequests(b, vm, p, hdrs, abBlock, abShip)
-		return cpuNanos() - at
+	vmA, vmB := hostVM(b, compiledHost(b)), hostVM(b, mB)
+	alternate(b, func() int64 { return hostBlock(b, vmA, config, hdrs) },
+		func() int64 { return hostBlock(b, vmB, config, hdrs) }, "A", "B")
+}
+
+// emulatorBlock runs abBlock cached allows on vm under the SDK's emulator
+// (a configuration of its own) and returns the CPU they took; the plugin's
+// start and a first shipped batch (the token verified, the decision
+// cached) are outside it. The audit queue is shipped every abShip.
+func emulatorBlock(b *testing.B, vm types.VMContext, config []byte, hdrs [][2]string) int64 {
+	e := start(b, vm, config)
+	defer e.stop()
+	requests := func(n int) {
+		for i := 1; i <= n; i++ {
+			id := e.host.InitializeHttpContext()
+			if a := e.host.CallOnRequestHeaders(id, hdrs, true); a != types.ActionContinue {
+				b.Fatalf("action %v: %+v", a, e.host.GetSentLocalResponse(id))
+			}
+			e.host.CompleteHttpContext(id)
+			if i%abShip == 0 {
+				e.host.Tick()
+				for _, c := range e.rootCallouts() {
+					e.answered[proxytest.PluginContextID]++
+					e.reply(c.CalloutID, 200, nil)
+				}
+			}
+		}
 	}
-	alternate(b, func() int64 { return block(vmA) }, func() int64 { return block(vmB) }, "A", "B")
+	requests(abShip)
+	at := cpuNanos()
+	requests(abBlock)
+	return cpuNanos() - at
+}
+
+// hostBlock is emulatorBlock under wasmhost, on a configuration of its own
+// on vm.
+func hostBlock(b *testing.B, vm *wasmhost.VM, config []byte, hdrs [][2]string) int64 {
+	p := newHostPlugin(b, vm, config)
+	defer func() { _ = p.Close() }()
+	hostRequests(b, vm, p, hdrs, abShip, abShip)
+	at := cpuNanos()
+	hostRequests(b, vm, p, hdrs, abBlock, abShip)
+	return cpuNanos() - at
 }
 
 // alternate runs blockA and blockB (each returning the CPU of abBlock

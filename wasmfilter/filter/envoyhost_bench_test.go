@@ -9,9 +9,6 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/proxy-wasm/proxy-wasm-go-sdk/proxywasm/proxytest"
-	"github.com/proxy-wasm/proxy-wasm-go-sdk/proxywasm/types"
-
 	"github.com/meshguard/meshguard/filterconfig/filtertest"
 	"github.com/meshguard/meshguard/wasmfilter/wasmhost"
 )
@@ -51,13 +48,19 @@ func hostShip(b *testing.B, vm *wasmhost.VM, p *wasmhost.Plugin) {
 
 // hostPlugin starts config on a new VM of m, with the harness's properties.
 func hostPlugin(b *testing.B, m *wasmhost.Module, config []byte) (*wasmhost.VM, *wasmhost.Plugin) {
+	vm := hostVM(b, m)
+	return vm, newHostPlugin(b, vm, config)
+}
+
+// hostVM is a new VM of m with the harness's cluster, closed at b's end.
+func hostVM(b *testing.B, m *wasmhost.Module) *wasmhost.VM {
 	vm, err := m.NewVM(context.Background(), nil)
 	if err != nil {
 		b.Fatal(err)
 	}
 	vm.SetClusters(hostCluster)
 	b.Cleanup(func() { _ = vm.Close(context.Background()) })
-	return vm, newHostPlugin(b, vm, config)
+	return vm
 }
 
 func newHostPlugin(b *testing.B, vm *wasmhost.VM, config []byte) *wasmhost.Plugin {
@@ -156,53 +159,17 @@ func buildFloor(b *testing.B) []byte {
 
 // BenchmarkEnvoyHostAB is BenchmarkAB's method applied to the hosts: on
 // the same .wasm, blocks of abBlock cached allows (shipped every abShip)
-// alternate between the SDK's emulator (A) and wasmhost (B), the CPU of
-// each block taken. It reports each side's median CPU per request and the
-// median per-block A/B ratio: how many times the Envoy-shaped host's cost
-// the emulator's is.
+// alternate between wasmhost and the SDK's emulator, the CPU of each block
+// taken. It reports each side's median CPU per request and the median
+// per-block emulator/wasmhost ratio: how many times the Envoy-shaped
+// host's cost the emulator's is.
 func BenchmarkEnvoyHostAB(b *testing.B) {
 	runners(b) // compiles the emulator's VM (compiled)
 	m := compiledHost(b)
 	env := filtertest.New(b)
 	config := benchConfig(b, env, 0)
 	hdrs := [][2]string{{":method", "GET"}, {":authority", "docs.mesh"}, {":path", "/docs/readme"}, {"authorization", "Bearer " + env.OrchT}}
-	hvm, err := m.NewVM(context.Background(), nil)
-	if err != nil {
-		b.Fatal(err)
-	}
-	hvm.SetClusters(hostCluster)
-	b.Cleanup(func() { _ = hvm.Close(context.Background()) })
-	emuBlock := func() int64 {
-		e := start(b, compiled, config)
-		defer e.stop()
-		requests := func(n int) {
-			for i := 1; i <= n; i++ {
-				id := e.host.InitializeHttpContext()
-				if a := e.host.CallOnRequestHeaders(id, hdrs, true); a != types.ActionContinue {
-					b.Fatalf("action %v: %+v", a, e.host.GetSentLocalResponse(id))
-				}
-				e.host.CompleteHttpContext(id)
-				if i%abShip == 0 {
-					e.host.Tick()
-					for _, c := range e.rootCallouts() {
-						e.answered[proxytest.PluginContextID]++
-						e.reply(c.CalloutID, 200, nil)
-					}
-				}
-			}
-		}
-		requests(abShip)
-		at := cpuNanos()
-		requests(abBlock)
-		return cpuNanos() - at
-	}
-	hostBlock := func() int64 {
-		p := newHostPlugin(b, hvm, config)
-		defer func() { _ = p.Close() }()
-		hostRequests(b, hvm, p, hdrs, abShip, abShip)
-		at := cpuNanos()
-		hostRequests(b, hvm, p, hdrs, abBlock, abShip)
-		return cpuNanos() - at
-	}
-	alternate(b, hostBlock, emuBlock, "wasmhost", "emulator")
+	hvm := hostVM(b, m)
+	alternate(b, func() int64 { return hostBlock(b, hvm, config, hdrs) },
+		func() int64 { return emulatorBlock(b, compiled, config, hdrs) }, "wasmhost", "emulator")
 }

@@ -1,10 +1,8 @@
 package filter_test
 
 import (
-	"bytes"
 	"context"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"strconv"
@@ -157,22 +155,8 @@ func (h *ehost) callouts(id uint32) []*wasmhost.Callout {
 func (h *ehost) answer(id uint32, c *http.Client, base string) {
 	h.t.Helper()
 	for _, call := range h.callouts(id) {
-		req, err := http.NewRequest(header(call.Headers, ":method"), base+header(call.Headers, ":path"), bytes.NewReader(call.Body))
-		if err != nil {
-			h.t.Fatal(err)
-		}
-		for _, kv := range call.Headers {
-			if kv[0][0] != ':' {
-				req.Header.Add(kv[0], kv[1])
-			}
-		}
-		resp, err := c.Do(req)
-		if err != nil {
-			h.t.Fatal(err)
-		}
-		body, _ := io.ReadAll(resp.Body)
-		_ = resp.Body.Close()
-		h.reply(call.ID, resp.StatusCode, body)
+		status, body := forwardCall(h.t, c, base, call.Headers, call.Body)
+		h.reply(call.ID, status, body)
 	}
 }
 

@@ -1,7 +1,6 @@
 package filter_test
 
 import (
-	"context"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -16,7 +15,6 @@ import (
 	"github.com/meshguard/meshguard/engine"
 	"github.com/meshguard/meshguard/filterconfig/filtertest"
 	"github.com/meshguard/meshguard/filterprotocol"
-	"github.com/meshguard/meshguard/store"
 	"github.com/meshguard/meshguard/wasmfilter/filter"
 )
 
@@ -231,17 +229,7 @@ func TestEnvoyHostShipsAudit(t *testing.T) {
 	if n := len(h.vm.Callouts()); n != 0 {
 		t.Fatalf("wasmhost: %d calls after every batch was taken", n)
 	}
-	page, err := env.F.Store.QueryAudit(context.Background(), store.AuditFilter{Limit: 100})
-	if err != nil {
-		t.Fatal(err)
-	}
-	stored := 0
-	for _, r := range page.Records {
-		if r.Source == "wasm" {
-			stored++
-		}
-	}
-	if stored != 10 {
+	if stored := wasmRecordsStored(t, env); stored != 10 {
 		t.Fatalf("%d wasm records stored, want the 5 not dropped from each host", stored)
 	}
 	want, err := e.host.GetCounterMetric("meshguard.wasm.audit_dropped")

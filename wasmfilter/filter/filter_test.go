@@ -174,6 +174,23 @@ func TestConfigurationUpdate(t *testing.T) {
 }
 
 // testConfig is the Env's configuration with small audit bounds.
+// wasmRecordsStored is how many of the newest 100 records MeshGuard
+// stored came from a wasm filter.
+func wasmRecordsStored(t *testing.T, env *filtertest.Env) int {
+	t.Helper()
+	page, err := env.F.Store.QueryAudit(context.Background(), store.AuditFilter{Limit: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, r := range page.Records {
+		if r.Source == "wasm" {
+			n++
+		}
+	}
+	return n
+}
+
 func testConfig(t *testing.T, env *filtertest.Env, batch, buffered int) []byte {
 	t.Helper()
 	c, err := filterconfig.Parse(env.Config())
@@ -253,17 +270,7 @@ func TestAuditBatching(t *testing.T) {
 			if n := len(e.host.GetCalloutAttributesFromContext(1)); n != 3 {
 				t.Fatalf("%d batches sent in all, want 3 (refused, resent, rest)", n)
 			}
-			page, err := env.F.Store.QueryAudit(context.Background(), store.AuditFilter{Limit: 100})
-			if err != nil {
-				t.Fatal(err)
-			}
-			stored := 0
-			for _, r := range page.Records {
-				if r.Source == "wasm" {
-					stored++
-				}
-			}
-			if stored != 5 {
+			if stored := wasmRecordsStored(t, env); stored != 5 {
 				t.Fatalf("%d wasm records stored, want the 5 not dropped", stored)
 			}
 			if n, err := e.host.GetCounterMetric("meshguard.wasm.audit_dropped"); err != nil || n != 2 {

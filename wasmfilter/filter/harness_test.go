@@ -176,32 +176,32 @@ func (e *emu) answer(id uint32, c *http.Client, base string) {
 	e.t.Helper()
 	for _, call := range e.callouts(id) {
 		e.answered[id]++
-		var method, path string
-		hdr := http.Header{}
-		for _, kv := range call.Headers {
-			switch kv[0] {
-			case ":method":
-				method = kv[1]
-			case ":path":
-				path = kv[1]
-			case ":authority":
-			default:
-				hdr.Add(kv[0], kv[1])
-			}
-		}
-		req, err := http.NewRequest(method, base+path, bytes.NewReader(call.Body))
-		if err != nil {
-			e.t.Fatal(err)
-		}
-		req.Header = hdr
-		resp, err := c.Do(req)
-		if err != nil {
-			e.t.Fatal(err)
-		}
-		body, _ := io.ReadAll(resp.Body)
-		_ = resp.Body.Close()
-		e.reply(call.CalloutID, resp.StatusCode, body)
+		status, body := forwardCall(e.t, c, base, call.Headers, call.Body)
+		e.reply(call.CalloutID, status, body)
 	}
+}
+
+// forwardCall sends a filter's call (its headers, pseudo-headers giving
+// the method and path, and body) to MeshGuard at base, as Envoy's async
+// client would, and returns the answer's status and body.
+func forwardCall(t testing.TB, c *http.Client, base string, headers [][2]string, body []byte) (int, []byte) {
+	t.Helper()
+	req, err := http.NewRequest(header(headers, ":method"), base+header(headers, ":path"), bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, kv := range headers {
+		if !strings.HasPrefix(kv[0], ":") {
+			req.Header.Add(kv[0], kv[1])
+		}
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	answer, _ := io.ReadAll(resp.Body)
+	_ = resp.Body.Close()
+	return resp.StatusCode, answer
 }
 
 // reply hands the filter an answer to one call.

@@ -4,8 +4,9 @@ import (
 	"encoding/json"
 	"testing"
 
-	"github.com/meshguard/meshguard/filterconfig/filtertest"
 	"github.com/proxy-wasm/proxy-wasm-go-sdk/proxywasm/types"
+
+	"github.com/meshguard/meshguard/filterconfig/filtertest"
 )
 
 // TestTraceHeaderPolicyNotServedFromCache: under a policy that refuses a
