@@ -14,9 +14,10 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 )
 
-// subscribed are the types each stream asks for, as an Envoy with its
-// listeners, routes, clusters and endpoints on ADS does.
-var subscribed = []string{resourcev3.ClusterType, resourcev3.EndpointType, resourcev3.ListenerType, resourcev3.RouteType}
+// wildcard are the types each stream asks for whole when it opens, as an
+// Envoy with its listeners, routes, clusters and endpoints on ADS does; it
+// then asks for endpoints and routes by name (envoySubscriber).
+var wildcard = []string{resourcev3.ClusterType, resourcev3.ListenerType}
 
 // mesh is n Envoy-like ADS clients, each on its own connection.
 type mesh struct {
@@ -51,7 +52,7 @@ func (m *mesh) open(ctx context.Context, addr string) error {
 			return fmt.Errorf("stream %d: %w", i, err)
 		}
 		node := &corev3.Node{Id: fmt.Sprintf("envoy-%04d", i), Cluster: "bench"}
-		for _, t := range subscribed {
+		for _, t := range wildcard {
 			if err := st.Send(&discoveryv3.DiscoveryRequest{Node: node, TypeUrl: t}); err != nil {
 				return fmt.Errorf("stream %d: %w", i, err)
 			}
@@ -62,10 +63,16 @@ func (m *mesh) open(ctx context.Context, addr string) error {
 	return nil
 }
 
-// receive ACKs every response and notes when the endpoints change.
+// receive ACKs every response, asks for endpoints and routes by name as
+// the clusters and listeners it holds name them, and notes when the
+// endpoints change.
 func (m *mesh) receive(i int, st discoveryv3.AggregatedDiscoveryService_StreamAggregatedResourcesClient) {
+	sub := newEnvoySubscriber()
 	for {
 		resp, err := st.Recv()
+		if err == nil {
+			err = sub.answer(resp, st.Send)
+		}
 		if err != nil {
 			m.mu.Lock()
 			if m.err == nil {
@@ -75,15 +82,11 @@ func (m *mesh) receive(i int, st discoveryv3.AggregatedDiscoveryService_StreamAg
 			m.mu.Unlock()
 			return
 		}
-		now := time.Now()
-		if err := st.Send(&discoveryv3.DiscoveryRequest{TypeUrl: resp.GetTypeUrl(), VersionInfo: resp.GetVersionInfo(), ResponseNonce: resp.GetNonce()}); err != nil {
-			continue // the receive fails next and says why
-		}
 		if resp.GetTypeUrl() != resourcev3.EndpointType {
 			continue
 		}
 		m.mu.Lock()
-		m.version[i], m.at[i] = resp.GetVersionInfo(), now
+		m.version[i], m.at[i] = resp.GetVersionInfo(), time.Now()
 		m.changed.Broadcast()
 		m.mu.Unlock()
 	}
