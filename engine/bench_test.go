@@ -104,27 +104,36 @@ func BenchmarkCheckPrincipal(b *testing.B) {
 // other work (one batch's commit has taken over half a second) slows the
 // benchmark instead of failing it. "on" is then the cost of an audited
 // Check with every record stored, on cores the callers and SQLite share,
-// as under serve at saturation. BenchmarkCheckAuditedCall/plain measures
+// as under serve at saturation; "sync" with AUDIT_FLUSH_MS=0, each
+// decision's record committed before it returns. BenchmarkCheckAuditedCall/plain measures
 // the decision's own share, with a store that drops the records.
 func BenchmarkCheckAudited(b *testing.B) {
 	m := enginetest.NewMesh(b, enginetest.Options{})
-	f := m.F
-	w, err := audit.NewWriter(context.Background(), f.Store, audit.WriterConfig{FlushInterval: 50 * time.Millisecond,
+	w, err := audit.NewWriter(context.Background(), m.F.Store, audit.WriterConfig{FlushInterval: 50 * time.Millisecond,
 		QueueSize: 2 * audit.DefaultMaxBatch, MaxLag: time.Minute})
 	if err != nil {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { _ = w.Close(context.Background()) })
+	// AUDIT_FLUSH_MS=0 on a store of its own (a second writer on one
+	// chain would find its head moved).
+	ms := enginetest.NewMesh(b, enginetest.Options{})
+	sync, err := audit.NewWriter(context.Background(), ms.F.Store, audit.WriterConfig{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = sync.Close(context.Background()) })
 	for _, tc := range []struct {
 		name     string
+		m        *enginetest.Mesh
 		recorder engine.Recorder
-	}{{"off", nil}, {"on", w}} {
-		e := engineWith(b, f, tc.recorder, nil)
+	}{{"off", m, nil}, {"on", m, w}, {"sync", ms, sync}} {
+		e := engineWith(b, tc.m.F, tc.recorder, nil)
 		b.Run(tc.name, func(b *testing.B) {
 			b.ReportAllocs()
 			b.RunParallel(func(pb *testing.PB) {
 				for pb.Next() {
-					r := engine.Request{Token: m.MailT, Method: "POST", Host: "smtp.internal", Path: "/email?to=a@example.com",
+					r := engine.Request{Token: tc.m.MailT, Method: "POST", Host: "smtp.internal", Path: "/email?to=a@example.com",
 						SourceAddress: "10.0.0.7"}
 					if d, err := e.Check(context.Background(), &r); err != nil || !d.Allowed {
 						b.Fatal(d, err)

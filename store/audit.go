@@ -40,7 +40,7 @@ func (s *db) AppendAudit(ctx context.Context, rs []audit.Record) error {
 			if err := advanceChain(ctx, tx, chain, rs, toMicros(stamp(s.now))); err != nil {
 				return err
 			}
-		} else if err := linksToLast(ctx, tx, rs); err != nil {
+		} else if err := linksToLast(ctx, tx, s.writerReads.lastHash, rs); err != nil {
 			return err
 		}
 		return s.insertAudit(ctx, tx, conn, chain, rs)
@@ -93,9 +93,15 @@ var errAlreadyStored = errors.New("batch already stored")
 // record stored (or the anchor retention left, or the genesis hash): a
 // store that lost its newest records is found at the next batch, not by
 // the next verification. One indexed read a batch.
-func linksToLast(ctx context.Context, tx *sql.Tx, rs []audit.Record) error {
+func linksToLast(ctx context.Context, tx *sql.Tx, st *sql.Stmt, rs []audit.Record) error {
 	var raw []byte
-	err := tx.QueryRowContext(ctx, `SELECT hash FROM audit ORDER BY seq DESC LIMIT 1`).Scan(&raw)
+	var row *sql.Row
+	if st != nil {
+		row = tx.StmtContext(ctx, st).QueryRowContext(ctx)
+	} else {
+		row = tx.QueryRowContext(ctx, lastAuditHashSQL)
+	}
+	err := row.Scan(&raw)
 	last := hashText(raw)
 	if errors.Is(err, sql.ErrNoRows) {
 		err = tx.QueryRowContext(ctx, `SELECT last_hash FROM audit_anchors ORDER BY last_seq DESC LIMIT 1`).Scan(&last)
@@ -118,7 +124,7 @@ func linksToLast(ctx context.Context, tx *sql.Tx, rs []audit.Record) error {
 // chunk size (auditinsert.go).
 func (s *db) insertAudit(ctx context.Context, tx *sql.Tx, conn *sql.Conn, chain string, rs []audit.Record) error {
 	args := make([]any, 0, auditCols*min(len(rs), auditRowsPerInsert))
-	agents, err := auditAgentNumbers(ctx, tx, rs)
+	agents, err := s.auditAgentNumbers(ctx, tx, rs)
 	if err != nil {
 		return err
 	}

@@ -54,8 +54,10 @@ func (s *db) auditAgentNumber(ctx context.Context, id string) (int64, bool, erro
 // auditAgentNumbers returns the dictionary numbers of rs's agents, adding
 // the ones it has not seen. Numbers are read in the transaction that uses
 // them, not cached: an entry added by a transaction that then rolled back
-// does not exist.
-func auditAgentNumbers(ctx context.Context, tx *sql.Tx, rs []audit.Record) (map[string]int64, error) {
+// does not exist (and on SQLite its number goes to the next agent added).
+// They are read in chunks of linkChunks' sizes, so the statements' texts
+// are few and kept prepared (writerReads).
+func (s *db) auditAgentNumbers(ctx context.Context, tx *sql.Tx, rs []audit.Record) (map[string]int64, error) {
 	var ids []any
 	seen := make(map[string]int64, 8)
 	for i := range rs {
@@ -64,23 +66,7 @@ func auditAgentNumbers(ctx context.Context, tx *sql.Tx, rs []audit.Record) (map[
 			ids = append(ids, rs[i].AgentID)
 		}
 	}
-	read := func(q string, args []any) error {
-		rows, err := tx.QueryContext(ctx, q, args...)
-		if err != nil {
-			return err
-		}
-		defer rows.Close()
-		for rows.Next() {
-			var id string
-			var n int64
-			if err := rows.Scan(&n, &id); err != nil {
-				return err
-			}
-			seen[id] = n
-		}
-		return rows.Err()
-	}
-	if err := read(`SELECT n, agent_id FROM audit_agents WHERE agent_id IN (`+placeholders(1, len(ids))+`)`, ids); err != nil {
+	if err := s.readAgentNumbers(ctx, tx, ids, seen); err != nil {
 		return nil, fmt.Errorf("audit agents: %w", err)
 	}
 	var missing []any
@@ -104,7 +90,7 @@ func auditAgentNumbers(ctx context.Context, tx *sql.Tx, rs []audit.Record) (map[
 	if _, err := tx.ExecContext(ctx, `INSERT INTO audit_agents (agent_id) VALUES `+vals.String()+` ON CONFLICT DO NOTHING`, missing...); err != nil {
 		return nil, fmt.Errorf("audit agents: %w", err)
 	}
-	if err := read(`SELECT n, agent_id FROM audit_agents WHERE agent_id IN (`+placeholders(1, len(missing))+`)`, missing); err != nil {
+	if err := s.readAgentNumbers(ctx, tx, missing, seen); err != nil {
 		return nil, fmt.Errorf("audit agents: %w", err)
 	}
 	for _, id := range missing {
@@ -113,6 +99,57 @@ func auditAgentNumbers(ctx context.Context, tx *sql.Tx, rs []audit.Record) (map[
 		}
 	}
 	return seen, nil
+}
+
+// readAgentNumbers sets the number of each of ids (agent ids) that has
+// one in seen.
+func (s *db) readAgentNumbers(ctx context.Context, tx *sql.Tx, ids []any, seen map[string]int64) error {
+	return readAgentEntries(ids, func(k int, args []any) (*sql.Rows, error) {
+		if st := s.writerReads.agentsIn[k]; st != nil {
+			return tx.StmtContext(ctx, st).QueryContext(ctx, args...)
+		}
+		return tx.QueryContext(ctx, agentNumbersSQL(linkChunks[k]), args...)
+	}, func(n int64, id string) { seen[id] = n })
+}
+
+// readAgentEntries reads the dictionary entries keys name (numbers or
+// agent ids), in chunks of linkChunks' sizes padded with the last key, so
+// that the statements' texts are few (and kept prepared): query runs
+// chunk size linkChunks[k] with args, and each entry read goes to found.
+func readAgentEntries(keys []any, query func(k int, args []any) (*sql.Rows, error), found func(n int64, id string)) error {
+	for len(keys) > 0 {
+		k := chunkIndex(len(keys))
+		n := linkChunks[k]
+		args := make([]any, n)
+		for i := range n {
+			args[i] = keys[min(i, len(keys)-1)]
+		}
+		keys = keys[min(n, len(keys)):]
+		if err := func() error {
+			rows, err := query(k, args)
+			if err != nil {
+				return err
+			}
+			defer rows.Close()
+			for rows.Next() {
+				var num int64
+				var id string
+				if err := rows.Scan(&num, &id); err != nil {
+					return err
+				}
+				found(num, id)
+			}
+			return rows.Err()
+		}(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// agentNumbersSQL reads the numbers of n agent ids.
+func agentNumbersSQL(n int) string {
+	return `SELECT n, agent_id FROM audit_agents WHERE agent_id IN (` + placeholders(1, n) + `)`
 }
 
 // placeholders is "$from, …" for n arguments.

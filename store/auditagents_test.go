@@ -1,6 +1,9 @@
 package store
 
 import (
+	"errors"
+	"fmt"
+	"slices"
 	"testing"
 
 	"github.com/meshguard/meshguard/audit"
@@ -69,6 +72,106 @@ func TestAuditUnknownAgent(t *testing.T) {
 			}
 			if seen, ok, err := s.AgentLastSeen(ctx, "agent_new"); !ok || err != nil || !seen.Equal(later[2].Timestamp.Truncate(1000)) {
 				t.Fatalf("last seen: %v %v %v, want %v", seen, ok, err, later[2].Timestamp)
+			}
+		})
+	}
+}
+
+// sealedFor is n records like compactRecords' but with IDs from first on,
+// re-sealed from prev, record i by agentOf(i).
+func sealedFor(t *testing.T, prev string, first, n int, agentOf func(i int) string) []audit.Record {
+	t.Helper()
+	rs := compactRecords(t, prev, n)
+	for i := range rs {
+		rs[i].ID = fmt.Sprintf("aud_01a2287480857309d0e6%04x", first+i)
+		rs[i].AgentID, rs[i].Chain = agentOf(i), []string{agentOf(i)}
+		if err := rs[i].Seal(prev); err != nil {
+			t.Fatal(err)
+		}
+		prev = rs[i].Hash
+	}
+	return rs
+}
+
+// agentRecords are the IDs of agent's records, read back by a filter on it.
+func agentRecords(t *testing.T, s *db, agent string) []string {
+	t.Helper()
+	var ids []string
+	if err := s.ScanAuditFiltered(t.Context(), AuditFilter{AgentID: agent}, func(r audit.Record, _ string) error {
+		if r.AgentID != agent {
+			t.Errorf("a filter on %s read %s of %s", agent, r.ID, r.AgentID)
+		}
+		ids = append(ids, r.ID)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	slices.Sort(ids)
+	return ids
+}
+
+// TestAuditAgentNumbersAcrossChunks: a batch of more distinct agents than
+// one read of the dictionary takes (64) gets each its own number, through
+// reads padded to their chunk sizes; so does a later batch of known and
+// new agents. Each agent's records read back as its own and the chain
+// verifies.
+func TestAuditAgentNumbersAcrossChunks(t *testing.T) {
+	for _, b := range compactBackends() {
+		t.Run(b.name, func(t *testing.T) {
+			s, _ := b.open(t)
+			ctx := t.Context()
+			first := sealedFor(t, audit.GenesisHash, 0, 70, func(i int) string { return fmt.Sprintf("agent_%02d", i) })
+			second := sealedFor(t, first[69].Hash, 70, 30, func(i int) string { return fmt.Sprintf("agent_%02d", 60+i) })
+			want := map[string][]string{}
+			for _, batch := range [][]audit.Record{first, second} {
+				if err := s.AppendAudit(ctx, batch); err != nil {
+					t.Fatal(err)
+				}
+				for _, r := range batch {
+					want[r.AgentID] = append(want[r.AgentID], r.ID)
+				}
+			}
+			for _, agent := range []string{"agent_00", "agent_33", "agent_59", "agent_63", "agent_64", "agent_69", "agent_70", "agent_89"} {
+				if got := agentRecords(t, s, agent); !slices.Equal(got, want[agent]) {
+					t.Errorf("%s's records: %v, want %v", agent, got, want[agent])
+				}
+			}
+			if n, err := audit.VerifyChains(ctx, s); n != 100 || err != nil {
+				t.Fatalf("verify: %d records, %v", n, err)
+			}
+		})
+	}
+}
+
+// TestAuditAgentNumberOfARolledBackBatch: an agent a refused batch added to
+// the dictionary is not there once the batch rolls back (on SQLite its
+// number goes to the next agent added), so a later batch of that agent
+// gets a number of its own, not one remembered from the refused batch.
+func TestAuditAgentNumberOfARolledBackBatch(t *testing.T) {
+	for _, b := range compactBackends() {
+		t.Run(b.name, func(t *testing.T) {
+			s, _ := b.open(t)
+			ctx := t.Context()
+			refused := sealedFor(t, audit.GenesisHash, 0, 2, func(int) string { return "agent_gone" })
+			refused[1].Hash = "" // not a sealed record: the batch is refused after its agent was added
+			if err := s.AppendAudit(ctx, refused); !errors.Is(err, audit.ErrRecordRefused) {
+				t.Fatalf("append of an unsealed record: %v, want ErrRecordRefused", err)
+			}
+			next := sealedFor(t, audit.GenesisHash, 2, 1, func(int) string { return "agent_next" })
+			gone := sealedFor(t, next[0].Hash, 3, 1, func(int) string { return "agent_gone" })
+			for _, batch := range [][]audit.Record{next, gone} {
+				if err := s.AppendAudit(ctx, batch); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if got := agentRecords(t, s, "agent_next"); !slices.Equal(got, []string{next[0].ID}) {
+				t.Errorf("agent_next's records: %v", got)
+			}
+			if got := agentRecords(t, s, "agent_gone"); !slices.Equal(got, []string{gone[0].ID}) {
+				t.Errorf("agent_gone's records: %v", got)
+			}
+			if n, err := audit.VerifyChains(ctx, s); n != 2 || err != nil {
+				t.Fatalf("verify: %d records, %v", n, err)
 			}
 		})
 	}

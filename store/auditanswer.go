@@ -3,6 +3,7 @@ package store
 import (
 	"cmp"
 	"context"
+	"database/sql"
 	"fmt"
 	"slices"
 	"strconv"
@@ -195,31 +196,14 @@ func (s *db) agentIDs(ctx context.Context, out []answerRow) error {
 		return nil
 	}
 	found := make(map[int64]string, len(missing))
-	for len(missing) > 0 {
-		n := chunkFor(len(missing))
-		args := make([]any, n)
-		for i := range n {
-			args[i] = missing[min(i, len(missing)-1)] // padded with the last
-		}
-		missing = missing[min(n, len(missing)):]
-		if err := func() error {
-			rows, err := s.reads.query(ctx, s.r, `SELECT n, agent_id FROM audit_agents WHERE n IN (`+placeholders(1, n)+`)`, args)
-			if err != nil {
-				return err
-			}
-			defer rows.Close()
-			for rows.Next() {
-				var k int64
-				var id string
-				if err := rows.Scan(&k, &id); err != nil {
-					return err
-				}
-				found[k] = id
-			}
-			return rows.Err()
-		}(); err != nil {
-			return fmt.Errorf("audit agents: %w", err)
-		}
+	keys := make([]any, len(missing))
+	for i, n := range missing {
+		keys[i] = n
+	}
+	if err := readAgentEntries(keys, func(k int, args []any) (*sql.Rows, error) {
+		return s.reads.query(ctx, s.r, `SELECT n, agent_id FROM audit_agents WHERE n IN (`+placeholders(1, linkChunks[k])+`)`, args)
+	}, func(n int64, id string) { found[n] = id }); err != nil {
+		return fmt.Errorf("audit agents: %w", err)
 	}
 	s.agentNames.mu.Lock()
 	for k, id := range found {
@@ -235,13 +219,16 @@ func (s *db) agentIDs(ctx context.Context, out []answerRow) error {
 }
 
 // chunkFor is the smallest chunk size holding n, or the largest.
-func chunkFor(n int) int {
-	for _, c := range linkChunks {
+func chunkFor(n int) int { return linkChunks[chunkIndex(n)] }
+
+// chunkIndex is the index in linkChunks of chunkFor(n).
+func chunkIndex(n int) int {
+	for i, c := range linkChunks {
 		if n <= c {
-			return c
+			return i
 		}
 	}
-	return linkChunks[len(linkChunks)-1]
+	return len(linkChunks) - 1
 }
 
 // fillLinks sets the link of each row that stores none: the hash of the

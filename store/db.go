@@ -27,6 +27,10 @@ type db struct {
 	inserts auditInserts
 	// reads keeps the audit reads prepared (SQLite; nil on PostgreSQL).
 	reads *readStmts
+	// writerReads are the audit writer's selects, prepared on the writer's
+	// pool (SQLite; nil on PostgreSQL, whose driver keeps its own
+	// statements): with AUDIT_FLUSH_MS=0 a decision paid for parsing them.
+	writerReads writerReads
 	// auditCommitted, if set, is told how many audit records each
 	// AppendAudit committed (SQLite's WAL checkpointer).
 	auditCommitted func(n int)
@@ -88,6 +92,9 @@ func (s *db) prepare(ctx context.Context) error {
 			return fmt.Errorf("prepare: %w", err)
 		}
 	}
+	if err := s.prepareWriterReads(ctx); err != nil {
+		return err
+	}
 	return s.prepareAuditInserts(ctx)
 }
 
@@ -95,7 +102,7 @@ func (s *db) prepare(ctx context.Context) error {
 func (s *db) Close() error {
 	s.closeOnce.Do(func() {
 		var errs []error
-		for _, st := range []*sql.Stmt{s.getAgent, s.getAgentByName, s.agentByHost, s.agentBySPIFFEID} {
+		for _, st := range append([]*sql.Stmt{s.getAgent, s.getAgentByName, s.agentByHost, s.agentBySPIFFEID}, s.writerReads.all()...) {
 			if st != nil {
 				errs = append(errs, st.Close())
 			}
