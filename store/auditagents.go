@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -80,6 +81,10 @@ func (s *db) auditAgentNumbers(ctx context.Context, tx *sql.Tx, rs []audit.Recor
 	}
 	// Another writer may add the same agent meanwhile (PostgreSQL
 	// replicas): ON CONFLICT waits for it, then the read below finds it.
+	// Each entry added holds its key until the transaction ends, so they
+	// are added in one order for every writer: in batch order, replicas
+	// adding a, b and b, a deadlock (TestReplicasAddingTheSameAgentsInOtherOrders).
+	slices.SortFunc(missing, func(a, b any) int { return strings.Compare(a.(string), b.(string)) })
 	var vals strings.Builder
 	for i := range missing {
 		if i > 0 {
