@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/meshguard/meshguard/audit"
 )
@@ -63,12 +64,17 @@ func (s *db) auditAgentNumbers(ctx context.Context, tx *sql.Tx, rs []audit.Recor
 	seen := make(map[string]int64, 8)
 	for i := range rs {
 		if _, ok := seen[rs[i].AgentID]; !ok {
+			// The store writes UTF-8 only (storedForm): SQLite would
+			// keep the bytes, and the record would verify as edited.
+			if !utf8.ValidString(rs[i].AgentID) {
+				return nil, fmt.Errorf("%w: record %d: its agent id is not UTF-8", audit.ErrRecordRefused, i)
+			}
 			seen[rs[i].AgentID] = 0
 			ids = append(ids, rs[i].AgentID)
 		}
 	}
 	if err := s.readAgentNumbers(ctx, tx, ids, seen); err != nil {
-		return nil, fmt.Errorf("audit agents: %w", err)
+		return nil, agentsErr(err)
 	}
 	var missing []any
 	for _, id := range ids {
@@ -93,10 +99,10 @@ func (s *db) auditAgentNumbers(ctx context.Context, tx *sql.Tx, rs []audit.Recor
 		vals.WriteString("($" + strconv.Itoa(i+1) + ")")
 	}
 	if _, err := tx.ExecContext(ctx, `INSERT INTO audit_agents (agent_id) VALUES `+vals.String()+` ON CONFLICT DO NOTHING`, missing...); err != nil {
-		return nil, fmt.Errorf("audit agents: %w", err)
+		return nil, agentsErr(err)
 	}
 	if err := s.readAgentNumbers(ctx, tx, missing, seen); err != nil {
-		return nil, fmt.Errorf("audit agents: %w", err)
+		return nil, agentsErr(err)
 	}
 	for _, id := range missing {
 		if seen[id.(string)] == 0 {
@@ -104,6 +110,17 @@ func (s *db) auditAgentNumbers(ctx context.Context, tx *sql.Tx, rs []audit.Recor
 		}
 	}
 	return seen, nil
+}
+
+// agentsErr wraps an error of the dictionary's reads and INSERT. One the
+// database gives for the data (PostgreSQL's for a NUL in an agent id) is
+// the records' fault, as insertAudit's: the writer then sets the record
+// apart instead of retrying its batch forever.
+func agentsErr(err error) error {
+	if isDataError(err) {
+		err = fmt.Errorf("%w: %w", audit.ErrRecordRefused, err)
+	}
+	return fmt.Errorf("audit agents: %w", err)
 }
 
 // readAgentNumbers sets the number of each of ids (agent ids) that has

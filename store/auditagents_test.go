@@ -176,3 +176,52 @@ func TestAuditAgentNumberOfARolledBackBatch(t *testing.T) {
 		})
 	}
 }
+
+// TestAuditAgentIDsTheStoreCannotKeep: a record whose agent id the store
+// cannot keep as written is refused as the record's fault
+// (ErrRecordRefused: the writer sets it apart) or stored so that it reads
+// back under its agent and verifies; never stored as a record verification
+// then reports edited (SQLite kept an agent id that is not UTF-8), nor
+// failed as the store's fault (PostgreSQL refused it in the dictionary
+// with an error the writer retries forever). A good record is stored
+// after it.
+func TestAuditAgentIDsTheStoreCannotKeep(t *testing.T) {
+	for _, b := range compactBackends() {
+		t.Run(b.name, func(t *testing.T) {
+			for _, tc := range []struct {
+				name, agent string
+				refused     bool // on every engine; else as the engine can keep it
+			}{
+				{name: "not UTF-8", agent: "agent\xffb", refused: true},
+				{name: "a NUL", agent: "agent\x00b"},
+				{name: "a lone surrogate's bytes", agent: "agent\xed\xa0\x80b", refused: true},
+			} {
+				t.Run(tc.name, func(t *testing.T) {
+					s, _ := b.open(t)
+					ctx := t.Context()
+					bad := sealedFor(t, audit.GenesisHash, 0, 1, func(int) string { return tc.agent })
+					prev, stored := audit.GenesisHash, 0
+					switch err := s.AppendAudit(ctx, bad); {
+					case errors.Is(err, audit.ErrRecordRefused):
+					case err != nil:
+						t.Fatalf("append: %v, want it stored or ErrRecordRefused", err)
+					case tc.refused:
+						t.Fatalf("append stored it, want ErrRecordRefused")
+					default:
+						prev, stored = bad[0].Hash, 1
+						if got := agentRecords(t, s, tc.agent); !slices.Equal(got, []string{bad[0].ID}) {
+							t.Errorf("%q's records: %v", tc.agent, got)
+						}
+					}
+					good := sealedFor(t, prev, 1, 1, func(int) string { return "agent_good" })
+					if err := s.AppendAudit(ctx, good); err != nil {
+						t.Fatal(err)
+					}
+					if n, err := audit.VerifyChains(ctx, s); n != int64(stored+1) || err != nil {
+						t.Fatalf("verify: %d records, %v; want %d", n, err, stored+1)
+					}
+				})
+			}
+		})
+	}
+}
