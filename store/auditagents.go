@@ -53,6 +53,9 @@ func (s *db) auditAgentNumber(ctx context.Context, id string) (int64, bool, erro
 	return n, true, nil
 }
 
+// agentsPerInsert bounds the new agents one INSERT adds to the dictionary.
+const agentsPerInsert = 1024
+
 // auditAgentNumbers returns the dictionary numbers of rs's agents, adding
 // the ones it has not seen. Numbers are read in the transaction that uses
 // them, not cached: an entry added by a transaction that then rolled back
@@ -91,15 +94,21 @@ func (s *db) auditAgentNumbers(ctx context.Context, tx *sql.Tx, rs []audit.Recor
 	// are added in one order for every writer: in batch order, replicas
 	// adding a, b and b, a deadlock (TestReplicasAddingTheSameAgentsInOtherOrders).
 	slices.SortFunc(missing, func(a, b any) int { return strings.Compare(a.(string), b.(string)) })
-	var vals strings.Builder
-	for i := range missing {
-		if i > 0 {
-			vals.WriteByte(',')
+	for rest := missing; len(rest) > 0; {
+		// A statement takes so many parameters (SQLite 32766), and a
+		// batch may name more new agents.
+		add := rest[:min(len(rest), agentsPerInsert)]
+		rest = rest[len(add):]
+		var vals strings.Builder
+		for i := range add {
+			if i > 0 {
+				vals.WriteByte(',')
+			}
+			vals.WriteString("($" + strconv.Itoa(i+1) + ")")
 		}
-		vals.WriteString("($" + strconv.Itoa(i+1) + ")")
-	}
-	if _, err := tx.ExecContext(ctx, `INSERT INTO audit_agents (agent_id) VALUES `+vals.String()+` ON CONFLICT DO NOTHING`, missing...); err != nil {
-		return nil, agentsErr(err)
+		if _, err := tx.ExecContext(ctx, `INSERT INTO audit_agents (agent_id) VALUES `+vals.String()+` ON CONFLICT DO NOTHING`, add...); err != nil {
+			return nil, agentsErr(err)
+		}
 	}
 	if err := s.readAgentNumbers(ctx, tx, missing, seen); err != nil {
 		return nil, agentsErr(err)

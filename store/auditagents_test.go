@@ -225,3 +225,32 @@ func TestAuditAgentIDsTheStoreCannotKeep(t *testing.T) {
 		})
 	}
 }
+
+// TestAuditBatchOfMoreNewAgentsThanOneStatementTakes: a batch naming more
+// new agents than one statement takes parameters (SQLite's 32766) is
+// stored, each record under its own agent; the dictionary's INSERT failed
+// it, with an error the writer retries forever.
+func TestAuditBatchOfMoreNewAgentsThanOneStatementTakes(t *testing.T) {
+	if testing.Short() {
+		t.Skip("writes 33,000 records")
+	}
+	for _, b := range compactBackends() {
+		t.Run(b.name, func(t *testing.T) {
+			s, _ := b.open(t)
+			ctx := t.Context()
+			const n = 33_000
+			rs := sealedFor(t, audit.GenesisHash, 0, n, func(i int) string { return fmt.Sprintf("agent_%05d", i) })
+			if err := s.AppendAudit(ctx, rs); err != nil {
+				t.Fatal(err)
+			}
+			for _, i := range []int{0, 32_765, 32_766, n - 1} {
+				if got := agentRecords(t, s, rs[i].AgentID); !slices.Equal(got, []string{rs[i].ID}) {
+					t.Errorf("%s's records: %v, want %s", rs[i].AgentID, got, rs[i].ID)
+				}
+			}
+			if v, err := audit.VerifyChains(ctx, s); v != n || err != nil {
+				t.Fatalf("verify: %d records, %v", v, err)
+			}
+		})
+	}
+}
