@@ -254,3 +254,42 @@ func TestAuditBatchOfMoreNewAgentsThanOneStatementTakes(t *testing.T) {
 		})
 	}
 }
+
+// TestAnswerPagesOfManyAgents: a page naming more agents than one read of
+// the dictionary takes (64), or just one more than a chunk size, reads
+// each record under its own agent with nothing kept in memory yet: the
+// answer's number-to-id reads go in padded chunks on both engines (the
+// test past maxAgentNames covers SQLite alone, and not with -short).
+func TestAnswerPagesOfManyAgents(t *testing.T) {
+	for _, b := range compactBackends() {
+		t.Run(b.name, func(t *testing.T) {
+			for _, n := range []int{17, 64, 65, 150} {
+				s, _ := b.open(t)
+				ctx := t.Context()
+				rs := sealedFor(t, audit.GenesisHash, 0, n, func(i int) string { return fmt.Sprintf("agent_%03d", (i*7)%n) })
+				if err := s.AppendAudit(ctx, rs); err != nil {
+					t.Fatal(err)
+				}
+				// A page of the whole trail, and one through a filter
+				// (the answer's other select).
+				for _, f := range []AuditFilter{{Limit: MaxAuditLimit}, {From: rs[0].Timestamp, Limit: MaxAuditLimit}} {
+					s.agentNames.mu.Lock()
+					s.agentNames.m, s.agentNames.nums = nil, nil // as a reader that has learnt none
+					s.agentNames.mu.Unlock()
+					page, err := s.QueryAudit(ctx, f)
+					if err != nil {
+						t.Fatal(err)
+					}
+					if len(page.Records) != n {
+						t.Fatalf("%d agents, filter %+v: %d records", n, f, len(page.Records))
+					}
+					for i, r := range page.Records {
+						if w := rs[n-1-i]; r.ID != w.ID || r.AgentID != w.AgentID || r.Hash != w.Hash || r.Unreadable != "" {
+							t.Errorf("%d agents, filter %+v: record %d is %s of %q (%s), sealed %s of %q", n, f, i, r.ID, r.AgentID, r.Unreadable, w.ID, w.AgentID)
+						}
+					}
+				}
+			}
+		})
+	}
+}
