@@ -24,7 +24,7 @@ import (
 
 // pushCatalogue is bench/memory's catalogue: n services of two endpoints
 // and two routes; gen changes every endpoint.
-func pushCatalogue(b *testing.B, n, gen int) *Resources {
+func pushCatalogue(b testing.TB, n, gen int) *Resources {
 	b.Helper()
 	svcs := make([]catalog.Service, n)
 	for i := range svcs {
