@@ -19,11 +19,12 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/meshguard/meshguard/catalog"
+	"github.com/meshguard/meshguard/internal/envoysub"
 )
 
 // pushCatalogue is bench/memory's catalogue: n services of two endpoints
 // and two routes; gen changes every endpoint.
-func pushCatalogue(b *testing.B, n, gen int) *Resources {
+func pushCatalogue(b testing.TB, n, gen int) *Resources {
 	b.Helper()
 	svcs := make([]catalog.Service, n)
 	for i := range svcs {
@@ -46,7 +47,10 @@ func pushCatalogue(b *testing.B, n, gen int) *Resources {
 // process: 1,000 ADS streams, each on its own connection over 127.0.0.1
 // and holding clusters, endpoints, listeners and routes of a 20-service
 // catalogue (as an Envoy does); each iteration changes every endpoint
-// and waits until every stream has ACKed all four types. Reported: the
+// and waits until every stream has ACKed all four types. The streams
+// subscribe wildcard to all four types (wildcard), or as Envoy does
+// (envoy: clusters and listeners whole, endpoints and routes by the names
+// those give, as bench/memory's do). Reported: the
 // bytes allocated per stream and push (client and server together: run
 // with -memprofile to split them), the heap in use at its highest during
 // the push (sampled), and the p99 from Update to a stream's endpoints.
@@ -55,6 +59,63 @@ func pushCatalogue(b *testing.B, n, gen int) *Resources {
 // after Update (FILE): `go tool pprof -base FILE.held` shows what a push
 // holds.
 func BenchmarkPush1000(b *testing.B) {
+	b.Run("wildcard", func(b *testing.B) { benchPush(b, false) })
+	b.Run("envoy", func(b *testing.B) { benchPush(b, true) })
+}
+
+// pushStream is one benchmark stream and how it answers a response.
+type pushStream struct {
+	st     discoveryv3.AggregatedDiscoveryService_StreamAggregatedResourcesClient
+	answer func(*discoveryv3.DiscoveryResponse) error
+}
+
+// openPushStream opens a stream on conn and asks for the four types:
+// wildcard, or as envoysub's Envoy does.
+func openPushStream(ctx context.Context, conn *grpc.ClientConn, id string, envoy bool) (*pushStream, error) {
+	st, err := discoveryv3.NewAggregatedDiscoveryServiceClient(conn).StreamAggregatedResources(ctx)
+	if err != nil {
+		return nil, err
+	}
+	p := &pushStream{st: st}
+	types := []string{resourcev3.ClusterType, resourcev3.EndpointType, resourcev3.ListenerType, resourcev3.RouteType}
+	if envoy {
+		sub := envoysub.New()
+		p.answer = func(r *discoveryv3.DiscoveryResponse) error { return sub.Answer(r, st.Send) }
+		types = envoysub.Wildcard
+	} else {
+		p.answer = func(r *discoveryv3.DiscoveryResponse) error {
+			return st.Send(&discoveryv3.DiscoveryRequest{TypeUrl: r.GetTypeUrl(), VersionInfo: r.GetVersionInfo(), ResponseNonce: r.GetNonce()})
+		}
+	}
+	node := &corev3.Node{Id: id}
+	for _, t := range types {
+		if err := st.Send(&discoveryv3.DiscoveryRequest{Node: node, TypeUrl: t}); err != nil {
+			return nil, err
+		}
+		node = nil
+	}
+	return p, nil
+}
+
+// all receives and answers one response of each of the four types; at
+// is when the endpoints came.
+func (p *pushStream) all() (at time.Time, err error) {
+	for range 4 {
+		resp, err := p.st.Recv()
+		if err != nil {
+			return at, err
+		}
+		if err := p.answer(resp); err != nil {
+			return at, err
+		}
+		if resp.GetTypeUrl() == resourcev3.EndpointType {
+			at = time.Now()
+		}
+	}
+	return at, nil
+}
+
+func benchPush(b *testing.B, envoy bool) {
 	const n, services = 1000, 20
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -63,49 +124,18 @@ func BenchmarkPush1000(b *testing.B) {
 	if err := s.Update(ctx, pushCatalogue(b, services, gen)); err != nil {
 		b.Fatal(err)
 	}
-	types := []string{resourcev3.ClusterType, resourcev3.EndpointType, resourcev3.ListenerType, resourcev3.RouteType}
-	type stream = discoveryv3.AggregatedDiscoveryService_StreamAggregatedResourcesClient
-	// ack receives one response, ACKs it and says its type.
-	ack := func(st stream) (string, error) {
-		resp, err := st.Recv()
-		if err != nil {
-			return "", err
-		}
-		return resp.GetTypeUrl(), st.Send(&discoveryv3.DiscoveryRequest{TypeUrl: resp.GetTypeUrl(), VersionInfo: resp.GetVersionInfo(), ResponseNonce: resp.GetNonce()})
-	}
-	// all receives and ACKs one response of each type; at is when the
-	// endpoints came.
-	all := func(st stream) (at time.Time, err error) {
-		for range types {
-			t, err := ack(st)
-			if err != nil {
-				return at, err
-			}
-			if t == resourcev3.EndpointType {
-				at = time.Now()
-			}
-		}
-		return at, nil
-	}
-	streams := make([]stream, n)
+	streams := make([]*pushStream, n)
 	for i := range streams {
 		conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 		if err != nil {
 			b.Fatal(err)
 		}
 		b.Cleanup(func() { conn.Close() })
-		st, err := discoveryv3.NewAggregatedDiscoveryServiceClient(conn).StreamAggregatedResources(ctx)
+		st, err := openPushStream(ctx, conn, fmt.Sprintf("envoy-%04d", i), envoy)
 		if err != nil {
 			b.Fatal(err)
 		}
-		node := &corev3.Node{Id: fmt.Sprintf("envoy-%04d", i)}
-		for _, t := range types {
-			if err := st.Send(&discoveryv3.DiscoveryRequest{Node: node, TypeUrl: t}); err != nil {
-				b.Fatal(err)
-			}
-			node = nil
-		}
-		if _, err := all(st); err != nil {
+		if _, err := st.all(); err != nil {
 			b.Fatal(err)
 		}
 		streams[i] = st
@@ -139,7 +169,7 @@ func BenchmarkPush1000(b *testing.B) {
 		start := time.Now()
 		for i, st := range streams {
 			wg.Go(func() {
-				at, err := all(st)
+				at, err := st.all()
 				if err != nil {
 					b.Error(err)
 				}

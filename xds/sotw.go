@@ -51,6 +51,7 @@ type typeEncoded struct {
 	anys     []*anypb.Any
 	returned map[string]string // every name to the version
 	wire     []byte            // the whole-type response without a nonce (wire.go); nil if not wired
+	sets     namedSets         // responses to named requests (named.go)
 }
 
 func newSharedCache(snap cachev3.SnapshotCache) *sharedCache {
@@ -78,7 +79,7 @@ func encode(version string, resources map[string][]types.Resource) (*encoded, er
 		}
 		if wired(typeURL) {
 			var err error
-			if t.wire, err = wireEncode(version, typeURL, t); err != nil {
+			if t.wire, err = wireEncode(version, typeURL, t.anys); err != nil {
 				return nil, err
 			}
 		}
@@ -88,7 +89,8 @@ func encode(version string, resources map[string][]types.Resource) (*encoded, er
 }
 
 // wire is the shared encoding of r without its nonce, if r is the current
-// version's whole-type response and nothing else (nil if not).
+// version's whole-type response or one of its shared named responses, and
+// nothing else (nil if not).
 func (c *sharedCache) wire(r *discoveryv3.DiscoveryResponse) []byte {
 	c.mu.Lock()
 	e := c.current
@@ -97,13 +99,16 @@ func (c *sharedCache) wire(r *discoveryv3.DiscoveryResponse) []byte {
 		return nil
 	}
 	t := e.types[r.GetTypeUrl()]
-	if t == nil || t.wire == nil || len(r.Resources) != len(t.anys) || len(t.anys) == 0 || &r.Resources[0] != &t.anys[0] {
+	if t == nil || t.wire == nil || len(r.Resources) == 0 {
 		return nil
 	}
 	if r.ControlPlane != nil || r.Canary || len(r.ProtoReflect().GetUnknown()) > 0 {
 		return nil
 	}
-	return t.wire
+	if len(r.Resources) == len(t.anys) && &r.Resources[0] == &t.anys[0] {
+		return t.wire
+	}
+	return t.namedWire(e.version, r.GetTypeUrl(), r.Resources)
 }
 
 func cmpString(a, b string) int {
@@ -209,22 +214,14 @@ func (e *encoded) response(req *cachev3.Request) *sharedResponse {
 		r.anys, r.shared = t.anys, t.returned
 		return r
 	}
-	// Each name looked up in the sorted names: a node chooses how many it
-	// sends (up to a message's 4 MiB), so the cost must not be their
-	// number times the resources' (BenchmarkNamedResponse).
-	r.returned = map[string]string{}
-	want := make([]bool, len(t.names))
-	for _, name := range req.GetResourceNames() {
-		if i, found := slices.BinarySearch(t.names, name); found {
-			want[i] = true
-		}
+	key, n := t.selection(req.GetResourceNames())
+	if n == len(t.names) {
+		// Every resource of the type, in the same order: the whole-type
+		// response exactly.
+		r.anys, r.shared = t.anys, t.returned
+		return r
 	}
-	for i, w := range want {
-		if w {
-			r.anys = append(r.anys, t.anys[i])
-			r.returned[t.names[i]] = e.version
-		}
-	}
+	r.anys, r.returned, r.shared = t.named(e.version, key, n)
 	return r
 }
 
@@ -235,8 +232,9 @@ type sharedResponse struct {
 	version  string
 	anys     []*anypb.Any
 	returned map[string]string
-	// shared, when set, is the version's own returned set, cloned into
-	// returned at the first GetReturnedResources.
+	// shared, when set, is the version's own returned set (of the type,
+	// or of a named set), cloned into returned at the first
+	// GetReturnedResources.
 	shared map[string]string
 	once   sync.Once
 	out    *discoveryv3.DiscoveryResponse

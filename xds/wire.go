@@ -11,6 +11,7 @@ import (
 	"google.golang.org/grpc/mem"
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/anypb"
 )
 
 // A push to a thousand streams marshalled the same DiscoveryResponse a
@@ -62,10 +63,10 @@ func (c *Codec) Name() string                                { return c.proto.Na
 // nonceField is DiscoveryResponse.nonce's field number.
 const nonceField = 5
 
-// wireEncode marshals the response of a type every stream is sent (no
-// nonce).
-func wireEncode(version, typeURL string, t *typeEncoded) ([]byte, error) {
-	b, err := proto.MarshalOptions{Deterministic: true}.Marshal(&discoveryv3.DiscoveryResponse{VersionInfo: version, Resources: t.anys, TypeUrl: typeURL})
+// wireEncode marshals a response many streams are sent (no nonce): a
+// type's whole, or a shared named set (named.go).
+func wireEncode(version, typeURL string, anys []*anypb.Any) ([]byte, error) {
+	b, err := proto.MarshalOptions{Deterministic: true}.Marshal(&discoveryv3.DiscoveryResponse{VersionInfo: version, Resources: anys, TypeUrl: typeURL})
 	if err != nil {
 		return nil, fmt.Errorf("xds: encoding the %s response: %w", typeURL, err)
 	}
@@ -94,7 +95,7 @@ type wireStream struct {
 }
 
 // Send sends r as its version's shared encoding when it is exactly that
-// response plus a nonce; otherwise (a named request's subset, a version
+// response plus a nonce; otherwise (a named set past the bound, a version
 // no longer current, the wasm filter's) as it is.
 func (s wireStream) Send(r *discoveryv3.DiscoveryResponse) error {
 	if b := s.cache.wire(r); b != nil {

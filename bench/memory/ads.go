@@ -12,12 +12,9 @@ import (
 	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
-)
 
-// wildcard are the types each stream asks for whole when it opens, as an
-// Envoy with its listeners, routes, clusters and endpoints on ADS does; it
-// then asks for endpoints and routes by name (envoySubscriber).
-var wildcard = []string{resourcev3.ClusterType, resourcev3.ListenerType}
+	"github.com/meshguard/meshguard/internal/envoysub"
+)
 
 // mesh is n Envoy-like ADS clients, each on its own connection.
 type mesh struct {
@@ -52,7 +49,7 @@ func (m *mesh) open(ctx context.Context, addr string) error {
 			return fmt.Errorf("stream %d: %w", i, err)
 		}
 		node := &corev3.Node{Id: fmt.Sprintf("envoy-%04d", i), Cluster: "bench"}
-		for _, t := range wildcard {
+		for _, t := range envoysub.Wildcard {
 			if err := st.Send(&discoveryv3.DiscoveryRequest{Node: node, TypeUrl: t}); err != nil {
 				return fmt.Errorf("stream %d: %w", i, err)
 			}
@@ -67,11 +64,11 @@ func (m *mesh) open(ctx context.Context, addr string) error {
 // the clusters and listeners it holds name them, and notes when the
 // endpoints change.
 func (m *mesh) receive(i int, st discoveryv3.AggregatedDiscoveryService_StreamAggregatedResourcesClient) {
-	sub := newEnvoySubscriber()
+	sub := envoysub.New()
 	for {
 		resp, err := st.Recv()
 		if err == nil {
-			err = sub.answer(resp, st.Send)
+			err = sub.Answer(resp, st.Send)
 		}
 		if err != nil {
 			m.mu.Lock()

@@ -125,7 +125,7 @@ var (
 	// leaves build on nothing of the module but the API's types: every
 	// other package may use them.
 	leaves = []string{"trust", "audit", "api", "internal/edge", "internal/httpjson", "internal/yamldoc",
-		"internal/testenv", "internal/tlsfiles/...", "internal/edge/edgetest"}
+		"internal/testenv", "internal/envoysub", "internal/tlsfiles/...", "internal/edge/edgetest"}
 	// points are the enforcement points: each turns its input into an
 	// engine request and the decision into its answer.
 	points = []string{"extauthz", "gateway", "checkapi", "filterapi"}

@@ -1,4 +1,7 @@
-package main
+// Package envoysub subscribes to xDS as an Envoy does, for the load
+// harness (bench/memory) and the xds package's benchmarks: clusters and
+// listeners whole, endpoints and routes by the names those give.
+package envoysub
 
 import (
 	"fmt"
@@ -11,25 +14,31 @@ import (
 	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 )
 
-// envoySubscriber keeps one stream's subscriptions as Envoy keeps them:
+// Wildcard are the types a stream asks for whole when it opens, as an
+// Envoy with its listeners, routes, clusters and endpoints on ADS does; it
+// then asks for endpoints and routes by name (Subscriber).
+var Wildcard = []string{resourcev3.ClusterType, resourcev3.ListenerType}
+
+// Subscriber keeps one stream's subscriptions as Envoy keeps them:
 // clusters and listeners wildcard; endpoints by the names of its EDS
 // clusters and routes by the route configurations its listeners' HTTP
 // connection managers name. Every request for a named type carries the
 // whole set it wants (state of the world: a request without names would
 // unsubscribe it), and each type's ACK its last version and nonce.
-type envoySubscriber struct {
+type Subscriber struct {
 	names   map[string][]string // by type: what it last asked for
 	version map[string]string   // by type: the last version accepted
 	nonce   map[string]string   // by type: the last response's nonce
 }
 
-func newEnvoySubscriber() *envoySubscriber {
-	return &envoySubscriber{names: map[string][]string{}, version: map[string]string{}, nonce: map[string]string{}}
+// New is a subscriber that has asked for nothing by name yet.
+func New() *Subscriber {
+	return &Subscriber{names: map[string][]string{}, version: map[string]string{}, nonce: map[string]string{}}
 }
 
-// answer ACKs resp and, when the clusters or listeners it holds now name
+// Answer ACKs resp and, when the clusters or listeners it holds now name
 // other endpoints or routes, asks for those.
-func (e *envoySubscriber) answer(resp *discoveryv3.DiscoveryResponse, send func(*discoveryv3.DiscoveryRequest) error) error {
+func (e *Subscriber) Answer(resp *discoveryv3.DiscoveryResponse, send func(*discoveryv3.DiscoveryRequest) error) error {
 	t := resp.GetTypeUrl()
 	e.version[t], e.nonce[t] = resp.GetVersionInfo(), resp.GetNonce()
 	if err := send(e.request(t)); err != nil {
@@ -58,7 +67,7 @@ func (e *envoySubscriber) answer(resp *discoveryv3.DiscoveryResponse, send func(
 	return send(e.request(dependent))
 }
 
-func (e *envoySubscriber) request(typeURL string) *discoveryv3.DiscoveryRequest {
+func (e *Subscriber) request(typeURL string) *discoveryv3.DiscoveryRequest {
 	return &discoveryv3.DiscoveryRequest{TypeUrl: typeURL, ResourceNames: e.names[typeURL], VersionInfo: e.version[typeURL], ResponseNonce: e.nonce[typeURL]}
 }
 

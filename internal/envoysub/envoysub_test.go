@@ -1,4 +1,4 @@
-package main
+package envoysub
 
 import (
 	"slices"
@@ -48,26 +48,26 @@ func rdsListener(t *testing.T, name string, routes ...string) *listenerv3.Listen
 // carries its whole set, ACKs carry the version and nonce, and an
 // unchanged set is not asked for again.
 func TestEnvoySubscriberAsksAsEnvoyDoes(t *testing.T) {
-	e := newEnvoySubscriber()
+	e := New()
 	var sent []*discoveryv3.DiscoveryRequest
 	send := func(r *discoveryv3.DiscoveryRequest) error { sent = append(sent, r); return nil }
 	clusters := &discoveryv3.DiscoveryResponse{TypeUrl: resourcev3.ClusterType, VersionInfo: "1", Nonce: "a", Resources: anys(t,
 		eds("b", ""), eds("a", "a-svc"),
 		&clusterv3.Cluster{Name: "dns", ClusterDiscoveryType: &clusterv3.Cluster_Type{Type: clusterv3.Cluster_STRICT_DNS}})}
-	if err := e.answer(clusters, send); err != nil {
+	if err := e.Answer(clusters, send); err != nil {
 		t.Fatal(err)
 	}
 	listeners := &discoveryv3.DiscoveryResponse{TypeUrl: resourcev3.ListenerType, VersionInfo: "1", Nonce: "b", Resources: anys(t,
 		rdsListener(t, "ingress", "routes", "routes"), rdsListener(t, "other", "more"))}
-	if err := e.answer(listeners, send); err != nil {
+	if err := e.Answer(listeners, send); err != nil {
 		t.Fatal(err)
 	}
 	endpoints := &discoveryv3.DiscoveryResponse{TypeUrl: resourcev3.EndpointType, VersionInfo: "1", Nonce: "c"}
-	if err := e.answer(endpoints, send); err != nil {
+	if err := e.Answer(endpoints, send); err != nil {
 		t.Fatal(err)
 	}
 	clusters.VersionInfo, clusters.Nonce = "2", "d"
-	if err := e.answer(clusters, send); err != nil {
+	if err := e.Answer(clusters, send); err != nil {
 		t.Fatal(err)
 	}
 	type req struct {
