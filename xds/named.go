@@ -3,7 +3,6 @@ package xds
 import (
 	"slices"
 	"sync"
-	"unsafe"
 
 	"google.golang.org/protobuf/types/known/anypb"
 )
@@ -24,6 +23,12 @@ import (
 // and its key one bit per resource, whatever the client sent.
 const maxNamedSets = 64
 
+// namedBudget bounds the resources the shared sets of a type with n
+// resources carry together: sets of nearly every resource would otherwise
+// hold 64 times the type's encoding (a large catalogue's megabytes, each),
+// while many small sets (gRPC's proxyless clients name one each) still fit.
+func namedBudget(n int) int { return 4*n + maxNamedSets }
+
 // namedSets are a type's shared named responses in one version.
 type namedSets struct {
 	mu sync.Mutex
@@ -31,6 +36,7 @@ type namedSets struct {
 	// first element, which is how a response leaving is recognised.
 	byKey  map[string]*namedSet
 	byList map[**anypb.Any]*namedSet
+	held   int // resources the sets carry together (namedBudget)
 }
 
 // namedSet is one shared named response.
@@ -73,7 +79,7 @@ func (t *typeEncoded) named(version string, key []byte, n int) (anys []*anypb.An
 			returned[name] = version
 		}
 	}
-	if n == 0 || len(t.sets.byKey) >= maxNamedSets {
+	if n == 0 || len(t.sets.byKey) >= maxNamedSets || t.sets.held+n > namedBudget(len(t.names)) {
 		return anys, returned, nil
 	}
 	if t.sets.byKey == nil {
@@ -81,7 +87,8 @@ func (t *typeEncoded) named(version string, key []byte, n int) (anys []*anypb.An
 	}
 	s := &namedSet{anys: anys, returned: returned}
 	t.sets.byKey[string(key)] = s
-	t.sets.byList[unsafe.SliceData(anys)] = s
+	t.sets.byList[&anys[0]] = s
+	t.sets.held += n
 	return anys, nil, returned
 }
 
@@ -93,7 +100,7 @@ func (t *typeEncoded) namedWire(version, typeURL string, anys []*anypb.Any) []by
 		return nil
 	}
 	t.sets.mu.Lock()
-	s := t.sets.byList[unsafe.SliceData(anys)]
+	s := t.sets.byList[&anys[0]]
 	t.sets.mu.Unlock()
 	if s == nil || len(s.anys) != len(anys) {
 		return nil

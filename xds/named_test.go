@@ -255,3 +255,30 @@ func TestNamedNarrowThenWiden(t *testing.T) {
 		}
 	}
 }
+
+// TestNamedSetsWithinTheirBudget: sets of nearly every resource stop being
+// shared once together they carry namedBudget's resources (not 64 copies
+// of nearly the whole type), and each request still gets what it names.
+func TestNamedSetsWithinTheirBudget(t *testing.T) {
+	s, addr := serveXDS(t)
+	if err := s.Update(t.Context(), pushCatalogue(t, 20, 1)); err != nil {
+		t.Fatal(err)
+	}
+	all := endpointNames(t, s)
+	cl := dialEDS(t, addr)
+	for i := range all {
+		// Every resource but one: a set of its own each.
+		want := slices.Delete(slices.Clone(all), i, i+1)
+		cl.ask("", want...)
+		if _, names := cl.recv(); !slices.Equal(names, want) {
+			t.Fatalf("request %d: got %v, want %v", i, names, want)
+		}
+	}
+	tp := s.cache.current.types[resourcev3.EndpointType]
+	tp.sets.mu.Lock()
+	defer tp.sets.mu.Unlock()
+	budget := namedBudget(len(all))
+	if want := budget / (len(all) - 1); len(tp.sets.byKey) != want || tp.sets.held > budget {
+		t.Fatalf("%d shared sets carrying %d resources after %d requests, want %d within %d", len(tp.sets.byKey), tp.sets.held, len(all), want, budget)
+	}
+}
