@@ -84,6 +84,17 @@ func endpointNames(t *testing.T, s *Server) []string {
 	return names
 }
 
+// serveEndpoints serves pushCatalogue(n, 1) over real gRPC: the server,
+// its address and its endpoints' names.
+func serveEndpoints(t *testing.T, n int) (*Server, string, []string) {
+	t.Helper()
+	s, addr := serveXDS(t)
+	if err := s.Update(t.Context(), pushCatalogue(t, n, 1)); err != nil {
+		t.Fatal(err)
+	}
+	return s, addr, endpointNames(t, s)
+}
+
 // TestNamedResponsesShareOneEncoding: streams naming the same endpoints
 // (in any order, with names that do not exist) are sent the same
 // resources from one encoding, each with its own nonce, and receive
@@ -91,11 +102,7 @@ func endpointNames(t *testing.T, s *Server) []string {
 // gets its own; names covering every resource get the whole-type
 // encoding.
 func TestNamedResponsesShareOneEncoding(t *testing.T) {
-	s, addr := serveXDS(t)
-	if err := s.Update(t.Context(), pushCatalogue(t, 6, 1)); err != nil {
-		t.Fatal(err)
-	}
-	all := endpointNames(t, s)
+	s, addr, all := serveEndpoints(t, 6)
 	cases := []struct {
 		name  string
 		asks  []string
@@ -183,11 +190,7 @@ func TestNamedWireIsTheResponse(t *testing.T) {
 // maxNamedSets does not grow the shared sets past it, and every request,
 // past the bound too, gets exactly what it names.
 func TestNamedSetsBounded(t *testing.T) {
-	s, addr := serveXDS(t)
-	if err := s.Update(t.Context(), pushCatalogue(t, 20, 1)); err != nil {
-		t.Fatal(err)
-	}
-	all := endpointNames(t, s)
+	s, addr, all := serveEndpoints(t, 20)
 	cl := dialEDS(t, addr)
 	asked := 0
 	for i := range all {
@@ -214,11 +217,7 @@ func TestNamedSetsBounded(t *testing.T) {
 // its names is sent the re-added resource, and no stream that shares the
 // set (before or after) is then sent anything until the next version.
 func TestNamedNarrowThenWiden(t *testing.T) {
-	s, addr := serveXDS(t)
-	if err := s.Update(t.Context(), pushCatalogue(t, 6, 1)); err != nil {
-		t.Fatal(err)
-	}
-	all := endpointNames(t, s)
+	s, addr, all := serveEndpoints(t, 6)
 	pair := []string{all[0], all[1]}
 	a, b := dialEDS(t, addr), dialEDS(t, addr)
 	for _, c := range []*edsClient{a, b} {
@@ -260,11 +259,7 @@ func TestNamedNarrowThenWiden(t *testing.T) {
 // shared once together they carry namedBudget's resources (not 64 copies
 // of nearly the whole type), and each request still gets what it names.
 func TestNamedSetsWithinTheirBudget(t *testing.T) {
-	s, addr := serveXDS(t)
-	if err := s.Update(t.Context(), pushCatalogue(t, 20, 1)); err != nil {
-		t.Fatal(err)
-	}
-	all := endpointNames(t, s)
+	s, addr, all := serveEndpoints(t, 20)
 	cl := dialEDS(t, addr)
 	for i := range all {
 		// Every resource but one: a set of its own each.

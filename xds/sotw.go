@@ -204,7 +204,12 @@ func (e *encoded) response(req *cachev3.Request) *sharedResponse {
 		r.returned = map[string]string{}
 		return r
 	}
-	if len(req.GetResourceNames()) == 0 {
+	// "*" among the names is the explicit wildcard: every resource of
+	// the type (the others named are among them). The snapshot cache
+	// sends only the other names, and a wildcard stream so answered finds
+	// resources unsent at every ACK (unsent): answered again at once, for
+	// ever.
+	if len(req.GetResourceNames()) == 0 || slices.Contains(req.GetResourceNames(), explicitWildcard) {
 		// The stream's subscription deletes from the map it is given
 		// when a later request names fewer resources: each its own,
 		// cloned when the stream sends it (GetReturnedResources), not
@@ -224,6 +229,9 @@ func (e *encoded) response(req *cachev3.Request) *sharedResponse {
 	r.anys, r.returned, r.shared = t.named(e.version, key, n)
 	return r
 }
+
+// explicitWildcard is the name of every resource of a type (xDS protocol).
+const explicitWildcard = "*"
 
 // sharedResponse is one stream's response: its own DiscoveryResponse (the
 // server sets the nonce in it) holding the shared encoded resources.
