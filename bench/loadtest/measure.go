@@ -10,6 +10,8 @@ import (
 	"slices"
 	"strconv"
 	"time"
+
+	"github.com/meshguard/meshguard/bench/internal/benchproc"
 )
 
 type result struct {
@@ -49,7 +51,7 @@ func measure(ctx context.Context, ghz, protoset string, p *proc, req string, o o
 			return result{}, fmt.Errorf("warm-up: %w", err)
 		}
 	}
-	before, err := cpuTime(p.cmd.Process.Pid)
+	before, err := benchproc.CPUTime(p.cmd.Process.Pid)
 	if err != nil {
 		return result{}, err
 	}
@@ -59,7 +61,7 @@ func measure(ctx context.Context, ghz, protoset string, p *proc, req string, o o
 	if err := cmd.Run(); err != nil {
 		return result{}, fmt.Errorf("ghz: %w", err)
 	}
-	after, err := cpuTime(p.cmd.Process.Pid)
+	after, err := benchproc.CPUTime(p.cmd.Process.Pid)
 	if err != nil {
 		return result{}, err
 	}

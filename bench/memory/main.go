@@ -20,6 +20,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"time"
+
+	"github.com/meshguard/meshguard/bench/internal/benchproc"
 )
 
 type options struct {
@@ -111,7 +113,7 @@ func run(ctx context.Context, o options) error {
 
 	// The CPU the push costs each side: the harness shares the machine's
 	// cores with the server, so its own work shows in the latencies.
-	cpu0, err := serverCPU(p.pid())
+	cpu0, err := benchproc.CPUTime(p.pid())
 	if err != nil {
 		return err
 	}
@@ -125,7 +127,7 @@ func run(ctx context.Context, o options) error {
 		return err
 	}
 	lat := m.latencies(changed)
-	cpu1, err := serverCPU(p.pid())
+	cpu1, err := benchproc.CPUTime(p.pid())
 	if err != nil {
 		return err
 	}

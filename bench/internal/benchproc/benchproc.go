@@ -1,7 +1,7 @@
 // Package benchproc holds what the whole-system benchmark commands
 // (bench/loadtest, bench/memory) share to run a server as a child
-// process on loopback: a free port, stopping it, and creating an agent
-// through its admin API.
+// process on loopback: a free port, stopping it, creating an agent
+// through its admin API, and reading the CPU it has used.
 package benchproc
 
 import (
@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -66,4 +67,41 @@ func CreateAgent(ctx context.Context, httpURL, adminToken, agentJSON string) (st
 		return "", fmt.Errorf("creating the agent: %s", resp.Status)
 	}
 	return out.Token, nil
+}
+
+// clockTick is the unit of /proc's CPU times (USER_HZ, 100 on Linux).
+const clockTick = 10 * time.Millisecond
+
+// CPUTime is the CPU time (user and system) process pid has used, from
+// /proc/pid/stat.
+func CPUTime(pid int) (time.Duration, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, err
+	}
+	d, err := statCPU(b)
+	if err != nil {
+		return 0, fmt.Errorf("/proc/%d/stat: %w", pid, err)
+	}
+	return d, nil
+}
+
+// statCPU reads utime and stime from a /proc/pid/stat line.
+func statCPU(b []byte) (time.Duration, error) {
+	// The fields after the command name, which is in parentheses and may
+	// hold spaces and parentheses: utime and stime are the 12th and 13th.
+	i := strings.LastIndexByte(string(b), ')')
+	fields := strings.Fields(string(b[i+1:]))
+	if i < 0 || len(fields) < 13 {
+		return 0, fmt.Errorf("unexpected %q", b)
+	}
+	var ticks int64
+	for _, f := range fields[11:13] {
+		n, err := strconv.ParseInt(f, 10, 64)
+		if err != nil {
+			return 0, err
+		}
+		ticks += n
+	}
+	return time.Duration(ticks) * clockTick, nil
 }
