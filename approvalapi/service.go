@@ -158,8 +158,13 @@ func (s *Service) Decide(ctx context.Context, d approval.Decision, src Source) (
 	if err != nil {
 		return approval.Approval{}, err
 	}
+	// Recorded before the waiting checks are woken: the trail then holds
+	// the approval before the decision it lets through, as a trace reads
+	// (requested, approved, granted). Woken either way: the decision is
+	// stored, and a waiter would find it at its next look.
+	err = s.record(ctx, a, d, src)
 	s.wake()
-	if err := s.record(ctx, a, d, src); err != nil {
+	if err != nil {
 		s.log.ErrorContext(ctx, "approval decided but not recorded", "approval", a.ID, "error", err)
 		return a, fmt.Errorf("%w: approval %s: %w", ErrUnrecorded, a.ID, err)
 	}
