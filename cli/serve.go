@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/meshguard/meshguard/config"
+	"github.com/meshguard/meshguard/internal/gcbudget"
 	"github.com/meshguard/meshguard/server"
 )
 
@@ -49,6 +50,7 @@ func (a *app) serveCmd() *cobra.Command {
 			return &ExitError{Code: ExitUsage, Err: err}
 		}
 		log := slog.New(logHandler(a.Stderr, cfg.LogFormat, logLevel(cfg.LogLevel)))
+		defer paceGC(cfg.GCHeapBudgetMB, a.Getenv, log)()
 		err = server.Run(cmd.Context(), cfg, server.Options{
 			Logger:   log,
 			Announce: func(s string) { fmt.Fprintln(a.Stdout, s) },
@@ -61,6 +63,25 @@ func (a *app) serveCmd() *cobra.Command {
 		return nil
 	})
 	return cmd
+}
+
+// paceGC paces the garbage collector within the heap budget
+// (GC_HEAP_BUDGET_MB) and returns what stops it. An operator's GOGC wins.
+func paceGC(budgetMB int, getenv func(string) string, log *slog.Logger) (stop func()) {
+	if budgetMB == 0 {
+		return func() {}
+	}
+	if v := getenv("GOGC"); v != "" {
+		log.Info("GC_HEAP_BUDGET_MB not used: GOGC is set", "GOGC", v)
+		return func() {}
+	}
+	p, err := gcbudget.Start(uint64(budgetMB) << 20)
+	if err != nil { // a second serve in one process (tests)
+		log.Warn("GC_HEAP_BUDGET_MB not used", "err", err)
+		return func() {}
+	}
+	log.Debug("garbage collector paced within the heap budget", "GC_HEAP_BUDGET_MB", budgetMB)
+	return p.Stop
 }
 
 // logHandler writes the server's logs to w as LOG_FORMAT says: text for a

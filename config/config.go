@@ -77,6 +77,10 @@ type Config struct {
 	LogLevel          string
 	// LogFormat is text, json, or auto: text when stderr is a terminal.
 	LogFormat string
+	// GCHeapBudgetMB is the heap (MiB) within which the garbage collector
+	// runs less often than Go's default (internal/gcbudget); 0 keeps Go's
+	// default throughout.
+	GCHeapBudgetMB int
 	// Routes map requests to actions (file only: it is structured).
 	Routes []engine.Route
 	// Alerts are the ALERT_* settings.
@@ -286,6 +290,7 @@ var settings = []setting{
 		}
 		return fmt.Errorf("%q: expected debug, info, warn or error", v)
 	}},
+	{"gcHeapBudgetMb", "GC_HEAP_BUDGET_MB", "gc-heap-budget-mb", "the heap (MiB) within which the garbage collector runs less often than Go's default, up to GOGC=400; past it GOGC=100 (0 = Go's default; not used when GOGC is set)", "64", intIn(func(c *Config) *int { return &c.GCHeapBudgetMB }, 0, 1<<20)},
 	{"logFormat", "LOG_FORMAT", "log-format", "text, json, or auto: text when stderr is a terminal, else json", "auto", func(c *Config, v string) error {
 		switch v {
 		case "auto", "text", "json":

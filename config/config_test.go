@@ -46,6 +46,7 @@ func TestPrecedence(t *testing.T) {
 		// The rest are defaults.
 		ListenerPort: 10000, AuditRetentionDays: 90, AuditFlushMs: 50, AuditCheckpointSeconds: 60,
 		TraceDenials: "sampled", AuditEnabled: true, Console: true, RateLimitRPM: 600, AuditRedact: audit.DefaultRedact(),
+		GCHeapBudgetMB:     64,
 		ApprovalPendingTTL: 24 * time.Hour, ApprovalRetention: 720 * time.Hour,
 		Alerts: Alerts{On: alert.Triggers{}, SMTPPort: 587, RateLimit: 40},
 		TLS:    TLS{GRPC: true},

@@ -1,0 +1,144 @@
+// Package gcbudget lets the garbage collector run less often while the
+// heap is small (GC_HEAP_BUDGET_MB, docs/configuration.md).
+//
+// Go's default, GOGC=100, collects each time the heap has grown by the
+// live heap (and the roots) since the last collection. A server whose live
+// heap is a few megabytes and which allocates on every request, as every
+// gRPC call does, then collects many times a second: under `make
+// bench-load` that was about a sixth of MeshGuard's CPU per Check
+// (docs/performance.md). Within a heap budget this package lets the heap
+// grow up to 5× the live heap (GOGC=400); the nearer the live heap comes to
+// the budget the less it may grow, and once GOGC=100 alone would pass the
+// budget the collector runs at GOGC=100. So the heap's goal is never above
+// the larger of the budget and GOGC=100's goal, and the collector never
+// runs more often than GOGC=100 would make it.
+//
+// The percentage is set again after every collection, from the runtime's
+// own figures for that collection (runtime/metrics: the live heap, the
+// stacks and globals scanned), by a finalizer that re-arms itself. It is
+// the process's setting, so one Pacer runs at a time.
+package gcbudget
+
+import (
+	"errors"
+	"runtime"
+	"runtime/debug"
+	"runtime/metrics"
+	"sync"
+	"sync/atomic"
+)
+
+// The percentages a Pacer chooses between: Go's default, and how far the
+// heap may grow past the live heap while it is well within the budget.
+const (
+	MinPercent = 100
+	MaxPercent = 400
+)
+
+// ErrRunning is Start's error while another Pacer runs: GOGC is one
+// setting per process.
+var ErrRunning = errors.New("gcbudget: another pacer is running in this process")
+
+// running is process-wide because what it guards is: GOGC.
+var running atomic.Bool
+
+// Percent is the GOGC percentage that keeps a collection's heap goal,
+// live + (live + roots) × p / 100, within budget: at most MaxPercent, and
+// never below MinPercent, whatever the budget (all in bytes).
+func Percent(budget, live, roots uint64) int {
+	if budget <= live {
+		return MinPercent
+	}
+	if live+roots == 0 {
+		return MaxPercent
+	}
+	p := (budget - live) * 100 / (live + roots)
+	return int(min(max(p, MinPercent), MaxPercent))
+}
+
+// Pacer keeps GOGC at Percent of its budget after every collection.
+type Pacer struct {
+	budget uint64
+	before int // GOGC when it started, restored by Stop
+
+	mu      sync.Mutex
+	stopped bool
+	percent int // the last set
+
+	samples []metrics.Sample
+}
+
+// Start sets GOGC from the heap as it is and keeps it within budget bytes
+// until Stop. It returns ErrRunning while another Pacer runs.
+func Start(budget uint64) (*Pacer, error) {
+	if !running.CompareAndSwap(false, true) {
+		return nil, ErrRunning
+	}
+	p := &Pacer{budget: budget, samples: []metrics.Sample{
+		{Name: "/gc/heap/live:bytes"},
+		{Name: "/gc/scan/stack:bytes"},
+		{Name: "/gc/scan/globals:bytes"},
+	}}
+	p.before = debug.SetGCPercent(MinPercent) // pace sets it from the heap at once
+	p.pace()
+	arm(p)
+	return p, nil
+}
+
+// Percent is the percentage set after the last collection.
+func (p *Pacer) Percent() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.percent
+}
+
+// Stop restores GOGC as it was before Start. The pacer sets nothing after
+// Stop returns.
+func (p *Pacer) Stop() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.stopped {
+		return
+	}
+	p.stopped = true
+	debug.SetGCPercent(p.before)
+	running.Store(false)
+}
+
+// pace sets GOGC from the last collection's figures; false once stopped.
+func (p *Pacer) pace() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.stopped {
+		return false
+	}
+	metrics.Read(p.samples)
+	live, stack, globals := value(p.samples[0]), value(p.samples[1]), value(p.samples[2])
+	pc := Percent(p.budget, live, stack+globals)
+	if pc != p.percent {
+		debug.SetGCPercent(pc)
+		p.percent = pc
+	}
+	return true
+}
+
+func value(s metrics.Sample) uint64 {
+	if s.Value.Kind() != metrics.KindUint64 {
+		return 0 // not in this Go: a smaller root term, a larger percentage
+	}
+	return s.Value.Uint64()
+}
+
+// sentinel is garbage as soon as it is made; its finalizer runs after the
+// collection that finds it, paces, and makes the next. It holds a pointer
+// so the allocator never packs it with other objects (a tiny allocation's
+// finalizer waits for every object in its block).
+type sentinel struct{ p *Pacer }
+
+func arm(p *Pacer) {
+	runtime.SetFinalizer(&sentinel{p: p}, func(s *sentinel) {
+		if s.p.pace() {
+			arm(s.p)
+		}
+	})
+}

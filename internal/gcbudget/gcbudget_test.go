@@ -1,0 +1,117 @@
+package gcbudget
+
+import (
+	"errors"
+	"runtime"
+	"runtime/debug"
+	"runtime/metrics"
+	"testing"
+	"time"
+)
+
+const mib = 1 << 20
+
+func TestPercent(t *testing.T) {
+	for _, tc := range []struct {
+		name                string
+		budget, live, roots uint64
+		want                int
+	}{
+		{"small heap: the most growth", 64 * mib, 4 * mib, 1 * mib, MaxPercent},
+		{"nothing live yet", 64 * mib, 0, 0, MaxPercent},
+		{"between: the heap's goal at the budget", 64 * mib, 20 * mib, 2 * mib, 200},
+		{"GOGC=100 alone reaches the budget", 64 * mib, 30 * mib, 4 * mib, MinPercent},
+		{"live heap at the budget", 64 * mib, 64 * mib, 0, MinPercent},
+		{"live heap past the budget", 64 * mib, 500 * mib, 20 * mib, MinPercent},
+		{"large roots count as growth", 64 * mib, 8 * mib, 20 * mib, 200},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := Percent(tc.budget, tc.live, tc.roots); got != tc.want {
+				t.Errorf("Percent(%d MiB, %d MiB live, %d MiB roots) = %d, want %d", tc.budget/mib, tc.live/mib, tc.roots/mib, got, tc.want)
+			}
+			// Whatever the figures, the goal stays within the larger of the
+			// budget and GOGC=100's goal.
+			p := uint64(Percent(tc.budget, tc.live, tc.roots))
+			goal, goal100 := tc.live+(tc.live+tc.roots)*p/100, 2*tc.live+tc.roots
+			if goal > max(tc.budget, goal100) {
+				t.Errorf("goal %d MiB past both the budget and GOGC=100's %d MiB", goal/mib, goal100/mib)
+			}
+		})
+	}
+}
+
+// gogc is the process's GOGC as the runtime reports it.
+func gogc(t *testing.T) int {
+	t.Helper()
+	s := []metrics.Sample{{Name: "/gc/gogc:percent"}}
+	metrics.Read(s)
+	return int(s[0].Value.Uint64())
+}
+
+// collectUntil runs collections until the pacer has set want (its
+// finalizer runs after a collection, on the runtime's finalizer goroutine).
+func collectUntil(t *testing.T, p *Pacer, want int) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for p.Percent() != want || gogc(t) != want {
+		if time.Now().After(deadline) {
+			t.Fatalf("GOGC %d (pacer %d), want %d", gogc(t), p.Percent(), want)
+		}
+		runtime.GC()
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// TestPacerFollowsTheLiveHeap: the percentage follows the live heap up and
+// down across collections (the finalizer re-arms itself), and Stop puts
+// GOGC back as it was.
+func TestPacerFollowsTheLiveHeap(t *testing.T) {
+	before := debug.SetGCPercent(137)
+	t.Cleanup(func() { debug.SetGCPercent(before) })
+
+	p, err := Start(64 * mib)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(p.Stop)
+	collectUntil(t, p, MaxPercent) // the test's own heap is a few MiB
+
+	held := make([][]byte, 48)
+	for i := range held {
+		held[i] = make([]byte, mib)
+		held[i][0] = 1
+	}
+	collectUntil(t, p, MinPercent) // 48 MiB live: GOGC=100 passes 64
+	runtime.KeepAlive(held)
+
+	held = nil
+	collectUntil(t, p, MaxPercent)
+
+	p.Stop()
+	if got := gogc(t); got != 137 {
+		t.Errorf("GOGC after Stop = %d, want 137 as before Start", got)
+	}
+	runtime.GC()
+	time.Sleep(10 * time.Millisecond)
+	runtime.GC()
+	if got := gogc(t); got != 137 {
+		t.Errorf("GOGC after Stop and two collections = %d, want 137: the pacer went on", got)
+	}
+}
+
+func TestOnePacerAtATime(t *testing.T) {
+	p, err := Start(64 * mib)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(p.Stop)
+	if _, err := Start(64 * mib); !errors.Is(err, ErrRunning) {
+		t.Fatalf("a second Start: %v, want ErrRunning", err)
+	}
+	p.Stop()
+	p2, err := Start(64 * mib)
+	if err != nil {
+		t.Fatalf("Start after Stop: %v", err)
+	}
+	p2.Stop()
+}
