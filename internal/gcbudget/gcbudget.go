@@ -15,8 +15,11 @@
 //
 // The percentage is set again after every collection, from the runtime's
 // own figures for that collection (runtime/metrics: the live heap, the
-// stacks and globals scanned), by a finalizer that re-arms itself. It is
-// the process's setting, so one Pacer runs at a time.
+// stacks and globals scanned), by a finalizer that re-arms itself, and
+// once a second besides, should the runtime's one finalizer goroutine be
+// held up by another finalizer (a percentage left at 400 while the live
+// heap grew would let the heap reach five times it). It is the process's
+// setting, so one Pacer runs at a time.
 package gcbudget
 
 import (
@@ -26,6 +29,7 @@ import (
 	"runtime/metrics"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // The percentages a Pacer chooses between: Go's default, and how far the
@@ -63,7 +67,8 @@ type Pacer struct {
 
 	mu      sync.Mutex
 	stopped bool
-	percent int // the last set
+	percent int           // the last set
+	done    chan struct{} // closed by Stop: the backstop ends
 
 	samples []metrics.Sample
 }
@@ -74,7 +79,7 @@ func Start(budget uint64) (*Pacer, error) {
 	if !running.CompareAndSwap(false, true) {
 		return nil, ErrRunning
 	}
-	p := &Pacer{budget: budget, samples: []metrics.Sample{
+	p := &Pacer{budget: budget, done: make(chan struct{}), samples: []metrics.Sample{
 		{Name: "/gc/heap/live:bytes"},
 		{Name: "/gc/scan/stack:bytes"},
 		{Name: "/gc/scan/globals:bytes"},
@@ -82,7 +87,22 @@ func Start(budget uint64) (*Pacer, error) {
 	p.before = debug.SetGCPercent(MinPercent) // pace sets it from the heap at once
 	p.pace()
 	arm(p)
+	go p.backstop(time.Second)
 	return p, nil
+}
+
+// backstop paces every interval until Stop.
+func (p *Pacer) backstop(interval time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-p.done:
+			return
+		case <-t.C:
+			p.pace()
+		}
+	}
 }
 
 // Percent is the percentage set after the last collection.
@@ -101,6 +121,7 @@ func (p *Pacer) Stop() {
 		return
 	}
 	p.stopped = true
+	close(p.done)
 	debug.SetGCPercent(p.before)
 	running.Store(false)
 }

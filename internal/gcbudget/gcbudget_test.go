@@ -115,3 +115,41 @@ func TestOnePacerAtATime(t *testing.T) {
 	}
 	p2.Stop()
 }
+
+// blocker's finalizer holds the runtime's one finalizer goroutine.
+type blocker struct{ _ *int }
+
+// TestPacerWhileFinalizersAreHeldUp: another finalizer holding the
+// finalizer goroutine does not leave the percentage at 400 while the live
+// heap grows; the backstop paces.
+func TestPacerWhileFinalizersAreHeldUp(t *testing.T) {
+	p, err := Start(64 * mib)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(p.Stop)
+	collectUntil(t, p, MaxPercent)
+
+	held, release := make(chan struct{}), make(chan struct{})
+	t.Cleanup(func() { close(release) })
+	runtime.SetFinalizer(&blocker{}, func(*blocker) { close(held); <-release })
+	for deadline := time.Now().Add(20 * time.Second); ; {
+		runtime.GC()
+		select {
+		case <-held:
+		case <-time.After(10 * time.Millisecond):
+			if time.Now().After(deadline) {
+				t.Fatal("the blocking finalizer never ran")
+			}
+			continue
+		}
+		break
+	}
+
+	live := make([][]byte, 48)
+	for i := range live {
+		live[i] = make([]byte, mib)
+	}
+	collectUntil(t, p, MinPercent)
+	runtime.KeepAlive(live)
+}
