@@ -24,6 +24,7 @@ package gcbudget
 
 import (
 	"errors"
+	"math/bits"
 	"runtime"
 	"runtime/debug"
 	"runtime/metrics"
@@ -53,10 +54,20 @@ func Percent(budget, live, roots uint64) int {
 	if budget <= live {
 		return MinPercent
 	}
-	if live+roots == 0 {
+	// In 128 bits: Percent is exported, and a sum or product that wrapped
+	// would give 400 where 100 is due.
+	grows, carry := bits.Add64(live, roots, 0)
+	if carry != 0 { // past 2^64 bytes: (budget-live)×100 is below 100×grows
+		return MinPercent
+	}
+	if grows == 0 {
 		return MaxPercent
 	}
-	p := (budget - live) * 100 / (live + roots)
+	hi, lo := bits.Mul64(budget-live, 100)
+	if hi >= grows { // the quotient is past 2^64
+		return MaxPercent
+	}
+	p, _ := bits.Div64(hi, lo, grows)
 	return int(min(max(p, MinPercent), MaxPercent))
 }
 
