@@ -40,6 +40,11 @@ const (
 	MaxPercent = 400
 )
 
+// heapMinimum is the runtime's least heap goal at GOGC=100 (4 MiB, or
+// less under GOEXPERIMENT=heapminimum512kib); at p percent it is
+// heapMinimum × p/100, whatever the live heap.
+const heapMinimum = 4 << 20
+
 // ErrRunning is Start's error while another Pacer runs: GOGC is one
 // setting per process.
 var ErrRunning = errors.New("gcbudget: another pacer is running in this process")
@@ -48,26 +53,28 @@ var ErrRunning = errors.New("gcbudget: another pacer is running in this process"
 var running atomic.Bool
 
 // Percent is the GOGC percentage that keeps a collection's heap goal,
-// live + (live + roots) × p / 100, within budget: at most MaxPercent, and
-// never below MinPercent, whatever the budget (all in bytes).
+// live + (live + roots) × p / 100 but never below the runtime's minimum
+// heap, heapMinimum × p / 100, within budget: at most MaxPercent, and never
+// below MinPercent, whatever the budget (all in bytes).
 func Percent(budget, live, roots uint64) int {
-	if budget <= live {
+	if budget <= live || budget <= heapMinimum {
 		return MinPercent
 	}
 	// In 128 bits: Percent is exported, and a sum or product that wrapped
 	// would give 400 where 100 is due.
+	p := uint64(MaxPercent)
 	grows, carry := bits.Add64(live, roots, 0)
 	if carry != 0 { // past 2^64 bytes: (budget-live)×100 is below 100×grows
 		return MinPercent
 	}
-	if grows == 0 {
-		return MaxPercent
+	if hi, lo := bits.Mul64(budget-live, 100); hi < grows { // else the quotient is past 2^64 (or grows is 0)
+		p, _ = bits.Div64(hi, lo, grows)
 	}
-	hi, lo := bits.Mul64(budget-live, 100)
-	if hi >= grows { // the quotient is past 2^64
-		return MaxPercent
+	// The runtime's minimum heap grows with the percentage too: a small
+	// heap's goal is heapMinimum × p/100, not the live heap's.
+	if budget < heapMinimum*MaxPercent/100 {
+		p = min(p, budget*100/heapMinimum)
 	}
-	p, _ := bits.Div64(hi, lo, grows)
 	return int(min(max(p, MinPercent), MaxPercent))
 }
 
