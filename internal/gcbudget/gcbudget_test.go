@@ -189,3 +189,48 @@ func TestPacerGoalWithinTheBudget(t *testing.T) {
 		})
 	}
 }
+
+// TestStartStopRepeated: Start and Stop many times, with collections and
+// pacing racing Stop (run with -race), leave no goroutine behind, GOGC as
+// it was, and nothing set after Stop.
+func TestStartStopRepeated(t *testing.T) {
+	before := debug.SetGCPercent(137)
+	t.Cleanup(func() { debug.SetGCPercent(before) })
+	goroutines := runtime.NumGoroutine()
+
+	for i := range 200 {
+		p, err := Start(64 * mib)
+		if err != nil {
+			t.Fatalf("Start #%d: %v", i, err)
+		}
+		done := make(chan struct{})
+		go func() { // as the finalizer and the backstop do, until stopped
+			defer close(done)
+			for n := 0; n < 1000 && p.pace(); n++ {
+				if n%100 == 0 {
+					runtime.GC()
+				}
+			}
+		}()
+		p.Stop()
+		p.Stop() // twice is harmless
+		<-done
+		p.mu.Lock()
+		p.percent = 0 // so that a pace after Stop would set GOGC
+		p.mu.Unlock()
+		runtime.GC()
+		if p.pace() {
+			t.Fatalf("pace after Stop #%d went on", i)
+		}
+		if got := gogc(t); got != 137 {
+			t.Fatalf("GOGC after Stop #%d = %d, want 137", i, got)
+		}
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for runtime.NumGoroutine() > goroutines {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d goroutines after 200 Start/Stop, %d before", runtime.NumGoroutine(), goroutines)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
