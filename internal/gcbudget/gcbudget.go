@@ -18,8 +18,13 @@
 // stacks and globals scanned), by a finalizer that re-arms itself, and
 // once a second besides, should the runtime's one finalizer goroutine be
 // held up by another finalizer (a percentage left at 400 while the live
-// heap grew would let the heap reach five times it). It is the process's
-// setting, so one Pacer runs at a time.
+// heap grew would let the heap reach five times it). So the bounds above
+// hold from the moment the Pacer has seen a collection: the runtime sets
+// the next goal from the percentage chosen after the one before, and after
+// a collection that finds the live heap grown, the goal is up to five times
+// it until the Pacer runs (microseconds; up to a second while the finalizer
+// goroutine is held). It is the process's setting, so one Pacer runs at a
+// time.
 package gcbudget
 
 import (
