@@ -24,6 +24,9 @@ func TestServePacesTheCollector(t *testing.T) {
 		{"the default budget", 64, "", true, ""},
 		{"budget 0: Go's default", 0, "", false, ""},
 		{"the operator's GOGC wins", 64, "200", false, "GC_HEAP_BUDGET_MB not used: GOGC is set"},
+		{"the operator's GOGC=off wins", 64, "off", false, "GC_HEAP_BUDGET_MB not used: GOGC is set"},
+		{"an unreadable GOGC is the operator's too (Go reads it as 100)", 64, "abc", false, "GC_HEAP_BUDGET_MB not used: GOGC is set"},
+		{"the largest budget", 1 << 20, "", true, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var logs bytes.Buffer

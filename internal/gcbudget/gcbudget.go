@@ -18,12 +18,18 @@
 // stacks and globals scanned), by a finalizer that re-arms itself, and
 // once a second besides, should the runtime's one finalizer goroutine be
 // held up by another finalizer (a percentage left at 400 while the live
-// heap grew would let the heap reach five times it). It is the process's
-// setting, so one Pacer runs at a time.
+// heap grew would let the heap reach five times it). So the bounds above
+// hold from the moment the Pacer has seen a collection: the runtime sets
+// the next goal from the percentage chosen after the one before, and after
+// a collection that finds the live heap grown, the goal is up to five times
+// it until the Pacer runs (microseconds; up to a second while the finalizer
+// goroutine is held). It is the process's setting, so one Pacer runs at a
+// time.
 package gcbudget
 
 import (
 	"errors"
+	"math/bits"
 	"runtime"
 	"runtime/debug"
 	"runtime/metrics"
@@ -39,6 +45,11 @@ const (
 	MaxPercent = 400
 )
 
+// heapMinimum is the runtime's least heap goal at GOGC=100 (4 MiB, or
+// less under GOEXPERIMENT=heapminimum512kib); at p percent it is
+// heapMinimum × p/100, whatever the live heap.
+const heapMinimum = 4 << 20
+
 // ErrRunning is Start's error while another Pacer runs: GOGC is one
 // setting per process.
 var ErrRunning = errors.New("gcbudget: another pacer is running in this process")
@@ -47,16 +58,28 @@ var ErrRunning = errors.New("gcbudget: another pacer is running in this process"
 var running atomic.Bool
 
 // Percent is the GOGC percentage that keeps a collection's heap goal,
-// live + (live + roots) × p / 100, within budget: at most MaxPercent, and
-// never below MinPercent, whatever the budget (all in bytes).
+// live + (live + roots) × p / 100 but never below the runtime's minimum
+// heap, heapMinimum × p / 100, within budget: at most MaxPercent, and never
+// below MinPercent, whatever the budget (all in bytes).
 func Percent(budget, live, roots uint64) int {
-	if budget <= live {
+	if budget <= live || budget <= heapMinimum {
 		return MinPercent
 	}
-	if live+roots == 0 {
-		return MaxPercent
+	// In 128 bits: Percent is exported, and a sum or product that wrapped
+	// would give 400 where 100 is due.
+	p := uint64(MaxPercent)
+	grows, carry := bits.Add64(live, roots, 0)
+	if carry != 0 { // past 2^64 bytes: (budget-live)×100 is below 100×grows
+		return MinPercent
 	}
-	p := (budget - live) * 100 / (live + roots)
+	if hi, lo := bits.Mul64(budget-live, 100); hi < grows { // else the quotient is past 2^64 (or grows is 0)
+		p, _ = bits.Div64(hi, lo, grows)
+	}
+	// The runtime's minimum heap grows with the percentage too: a small
+	// heap's goal is heapMinimum × p/100, not the live heap's.
+	if budget < heapMinimum*MaxPercent/100 {
+		p = min(p, budget*100/heapMinimum)
+	}
 	return int(min(max(p, MinPercent), MaxPercent))
 }
 

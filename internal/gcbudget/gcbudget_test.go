@@ -24,6 +24,8 @@ func TestPercent(t *testing.T) {
 		{"live heap at the budget", 64 * mib, 64 * mib, 0, MinPercent},
 		{"live heap past the budget", 64 * mib, 500 * mib, 20 * mib, MinPercent},
 		{"large roots count as growth", 64 * mib, 8 * mib, 20 * mib, 200},
+		{"a budget under 16 MiB: the runtime's minimum heap counts", 8 * mib, 1 * mib, 0, 200},
+		{"a budget at 4 MiB: Go's default", 4 * mib, 0, 0, MinPercent},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if got := Percent(tc.budget, tc.live, tc.roots); got != tc.want {
@@ -152,4 +154,83 @@ func TestPacerWhileFinalizersAreHeldUp(t *testing.T) {
 	}
 	collectUntil(t, p, MinPercent)
 	runtime.KeepAlive(live)
+}
+
+// TestPacerGoalWithinTheBudget: the heap's goal the runtime sets from the
+// pacer's percentage is not above the larger of the budget and GOGC=100's
+// goal, small budgets included, where the runtime's minimum heap (4 MiB ×
+// GOGC/100) rather than the live heap sets the goal.
+func TestPacerGoalWithinTheBudget(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		budget uint64
+	}{
+		{"the default budget", 64 * mib},
+		{"a budget below 4 MiB × 400%", 8 * mib},
+		{"a budget at Go's minimum heap", 4 * mib},
+		{"a budget of 1 MiB", mib},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p, err := Start(tc.budget)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer p.Stop()
+			runtime.GC()
+			p.pace() // from this collection's figures, not waiting for the finalizer
+			s := []metrics.Sample{{Name: "/gc/heap/goal:bytes"}, {Name: "/gc/heap/live:bytes"},
+				{Name: "/gc/scan/stack:bytes"}, {Name: "/gc/scan/globals:bytes"}}
+			metrics.Read(s)
+			goal, live, roots := s[0].Value.Uint64(), s[1].Value.Uint64(), s[2].Value.Uint64()+s[3].Value.Uint64()
+			if bound := max(tc.budget, 2*live+roots, heapMinimum); goal > bound {
+				t.Errorf("heap goal %.1f MiB at GOGC=%d, past both the budget and GOGC=100's %.1f MiB (live %.1f MiB)",
+					float64(goal)/mib, p.Percent(), float64(bound)/mib, float64(live)/mib)
+			}
+		})
+	}
+}
+
+// TestStartStopRepeated: Start and Stop many times, with collections and
+// pacing racing Stop (run with -race), leave no goroutine behind, GOGC as
+// it was, and nothing set after Stop.
+func TestStartStopRepeated(t *testing.T) {
+	before := debug.SetGCPercent(137)
+	t.Cleanup(func() { debug.SetGCPercent(before) })
+	goroutines := runtime.NumGoroutine()
+
+	for i := range 200 {
+		p, err := Start(64 * mib)
+		if err != nil {
+			t.Fatalf("Start #%d: %v", i, err)
+		}
+		done := make(chan struct{})
+		go func() { // as the finalizer and the backstop do, until stopped
+			defer close(done)
+			for n := 0; n < 1000 && p.pace(); n++ {
+				if n%100 == 0 {
+					runtime.GC()
+				}
+			}
+		}()
+		p.Stop()
+		p.Stop() // twice is harmless
+		<-done
+		p.mu.Lock()
+		p.percent = 0 // so that a pace after Stop would set GOGC
+		p.mu.Unlock()
+		runtime.GC()
+		if p.pace() {
+			t.Fatalf("pace after Stop #%d went on", i)
+		}
+		if got := gogc(t); got != 137 {
+			t.Fatalf("GOGC after Stop #%d = %d, want 137", i, got)
+		}
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for runtime.NumGoroutine() > goroutines {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d goroutines after 200 Start/Stop, %d before", runtime.NumGoroutine(), goroutines)
+		}
+		time.Sleep(time.Millisecond)
+	}
 }
