@@ -25,6 +25,18 @@ type edsClient struct {
 
 func dialEDS(t *testing.T, addr string) *edsClient {
 	t.Helper()
+	ads, ctx := dialADS(t, addr)
+	st, err := ads.StreamAggregatedResources(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &edsClient{t: t, st: st}
+}
+
+// dialADS is an ADS client on its own connection to addr, and a context
+// for its streams; both end with the test.
+func dialADS(t *testing.T, addr string) (discoveryv3.AggregatedDiscoveryServiceClient, context.Context) {
+	t.Helper()
 	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		t.Fatal(err)
@@ -32,11 +44,7 @@ func dialEDS(t *testing.T, addr string) *edsClient {
 	t.Cleanup(func() { conn.Close() })
 	ctx, cancel := context.WithCancel(t.Context())
 	t.Cleanup(cancel)
-	st, err := discoveryv3.NewAggregatedDiscoveryServiceClient(conn).StreamAggregatedResources(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &edsClient{t: t, st: st}
+	return discoveryv3.NewAggregatedDiscoveryServiceClient(conn), ctx
 }
 
 // ask asks for the endpoints names names, at version (an ACK of the last
