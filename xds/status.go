@@ -10,8 +10,9 @@ import (
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
-	"github.com/meshguard/meshguard/api"
 	rpcstatus "google.golang.org/genproto/googleapis/rpc/status"
+
+	"github.com/meshguard/meshguard/api"
 )
 
 // The status types are the API's (GET /admin/xds/status): one definition
