@@ -157,8 +157,10 @@ func (p *Pacer) pace() bool {
 		return false
 	}
 	metrics.Read(p.samples)
-	live, stack, globals := value(p.samples[0]), value(p.samples[1]), value(p.samples[2])
-	pc := Percent(p.budget, live, stack+globals)
+	pc := MinPercent // Go's default unless every figure is there
+	if live, stack, globals, ok := figures(p.samples); ok {
+		pc = Percent(p.budget, live, stack+globals)
+	}
 	if pc != p.percent {
 		debug.SetGCPercent(pc)
 		p.percent = pc
@@ -166,11 +168,15 @@ func (p *Pacer) pace() bool {
 	return true
 }
 
-func value(s metrics.Sample) uint64 {
-	if s.Value.Kind() != metrics.KindUint64 {
-		return 0 // not in this Go: a smaller root term, a larger percentage
+// figures are the live heap, the stacks and the globals the last
+// collection scanned; ok is false if this Go lacks one of them.
+func figures(s []metrics.Sample) (live, stack, globals uint64, ok bool) {
+	for _, x := range s {
+		if x.Value.Kind() != metrics.KindUint64 {
+			return 0, 0, 0, false
+		}
 	}
-	return s.Value.Uint64()
+	return s[0].Value.Uint64(), s[1].Value.Uint64(), s[2].Value.Uint64(), true
 }
 
 // sentinel is garbage as soon as it is made; its finalizer runs after the

@@ -234,3 +234,18 @@ func TestStartStopRepeated(t *testing.T) {
 		time.Sleep(time.Millisecond)
 	}
 }
+
+// TestFiguresMissing: a Go without one of the figures gets Go's default,
+// not the most growth.
+func TestFiguresMissing(t *testing.T) {
+	s := []metrics.Sample{{Name: "/gc/heap/live:bytes"}, {Name: "/gc/scan/stack:bytes"}, {Name: "/no/such:bytes"}}
+	metrics.Read(s)
+	if _, _, _, ok := figures(s); ok {
+		t.Fatal("figures ok with a metric this Go lacks")
+	}
+	s[2].Name = "/gc/scan/globals:bytes"
+	metrics.Read(s)
+	if live, _, _, ok := figures(s); !ok || live == 0 {
+		t.Fatalf("figures = live %d, ok %v; want the live heap", live, ok)
+	}
+}
