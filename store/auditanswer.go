@@ -116,18 +116,9 @@ const maxAnswerReads = 4
 // that says a next page exists, while another chain's older records are
 // still held (a page that ends early hides them).
 func (s *db) readAuditAnswer(ctx context.Context, q string, args []any, contiguous bool, fn func(seq int64, r audit.Record) error) error {
-	var out []answerRow
-	for n := 1; ; n++ {
-		var err error
-		if out, err = s.readAnswerRows(ctx, q, args, contiguous); err != nil {
-			return err
-		}
-		if !slices.ContainsFunc(out, func(a answerRow) bool { return a.gone }) {
-			break
-		}
-		if n == maxAnswerReads {
-			return fmt.Errorf("audit answer: retention deleted rows of it while it was read, %d times", n)
-		}
+	out, err := readWhole(func() ([]answerRow, error) { return s.readAnswerRows(ctx, q, args, contiguous) })
+	if err != nil {
+		return err
 	}
 	for i := range out {
 		a := &out[i]
@@ -141,6 +132,23 @@ func (s *db) readAuditAnswer(ctx context.Context, q string, args []any, contiguo
 		}
 	}
 	return nil
+}
+
+// readWhole reads an answer until none of its rows is gone, at most
+// maxAnswerReads times.
+func readWhole(read func() ([]answerRow, error)) ([]answerRow, error) {
+	for n := 1; ; n++ {
+		out, err := read()
+		if err != nil {
+			return nil, err
+		}
+		if !slices.ContainsFunc(out, func(a answerRow) bool { return a.gone }) {
+			return out, nil
+		}
+		if n == maxAnswerReads {
+			return nil, fmt.Errorf("audit answer: retention deleted rows of it while it was read, %d times", n)
+		}
+	}
 }
 
 // readAnswerRows runs q and fills in each row's agent id and link.
