@@ -4,8 +4,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"os"
+	"runtime/debug"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
@@ -51,6 +53,7 @@ func (a *app) serveCmd() *cobra.Command {
 		}
 		log := slog.New(logHandler(a.Stderr, cfg.LogFormat, logLevel(cfg.LogLevel)))
 		defer paceGC(cfg.GCHeapBudgetMB, a.Getenv, log)()
+		defer limitMemory(cfg.GCMemoryLimitPercent, a.Getenv, os.DirFS("/"), log)()
 		err = server.Run(cmd.Context(), cfg, server.Options{
 			Logger:   log,
 			Announce: func(s string) { fmt.Fprintln(a.Stdout, s) },
@@ -82,6 +85,33 @@ func paceGC(budgetMB int, getenv func(string) string, log *slog.Logger) (stop fu
 	}
 	log.Debug("garbage collector paced within the heap budget", "GC_HEAP_BUDGET_MB", budgetMB)
 	return p.Stop
+}
+
+// limitMemory sets Go's soft memory limit to percent of the memory limit
+// of the cgroup serve runs in (GC_MEMORY_LIMIT_PERCENT), read from root
+// ("/"), and returns what restores the limit before. An operator's
+// GOMEMLIMIT wins; no cgroup limit, or one that cannot be read, sets none.
+func limitMemory(percent int, getenv func(string) string, root fs.FS, log *slog.Logger) (restore func()) {
+	if percent == 0 {
+		return func() {}
+	}
+	if v := getenv("GOMEMLIMIT"); v != "" {
+		log.Info("GC_MEMORY_LIMIT_PERCENT not used: GOMEMLIMIT is set", "GOMEMLIMIT", v)
+		return func() {}
+	}
+	limit, err := gcbudget.CgroupMemoryLimit(root)
+	if err != nil {
+		log.Warn("GC_MEMORY_LIMIT_PERCENT not used: the cgroup's memory limit cannot be read", "err", err)
+		return func() {}
+	}
+	soft := gcbudget.SoftLimit(limit, percent)
+	if soft == 0 {
+		log.Debug("no cgroup memory limit: no soft memory limit set")
+		return func() {}
+	}
+	before := debug.SetMemoryLimit(soft)
+	log.Info("soft memory limit set from the cgroup's memory limit", "cgroup_limit_bytes", limit, "GC_MEMORY_LIMIT_PERCENT", percent, "soft_limit_bytes", soft)
+	return func() { debug.SetMemoryLimit(before) }
 }
 
 // logHandler writes the server's logs to w as LOG_FORMAT says: text for a

@@ -81,6 +81,9 @@ type Config struct {
 	// runs less often than Go's default (internal/gcbudget); 0 keeps Go's
 	// default throughout.
 	GCHeapBudgetMB int
+	// GCMemoryLimitPercent is the soft memory limit serve sets, as a
+	// percentage of its cgroup's memory limit when it has one; 0 sets none.
+	GCMemoryLimitPercent int
 	// Routes map requests to actions (file only: it is structured).
 	Routes []engine.Route
 	// Alerts are the ALERT_* settings.
@@ -291,6 +294,7 @@ var settings = []setting{
 		return fmt.Errorf("%q: expected debug, info, warn or error", v)
 	}},
 	{"gcHeapBudgetMb", "GC_HEAP_BUDGET_MB", "gc-heap-budget-mb", "the heap (MiB) within which the garbage collector runs less often than Go's default, up to GOGC=400; past it GOGC=100 (0 = Go's default; not used when GOGC is set)", "64", intIn(func(c *Config) *int { return &c.GCHeapBudgetMB }, 0, 1<<20)},
+	{"gcMemoryLimitPercent", "GC_MEMORY_LIMIT_PERCENT", "gc-memory-limit-percent", "the soft memory limit (as GOMEMLIMIT) serve sets, as a percentage of its cgroup's memory limit (a container's or a systemd unit's) when it has one (0 = none; not used when GOMEMLIMIT is set)", "90", intIn(func(c *Config) *int { return &c.GCMemoryLimitPercent }, 0, 100)},
 	{"logFormat", "LOG_FORMAT", "log-format", "text, json, or auto: text when stderr is a terminal, else json", "auto", func(c *Config, v string) error {
 		switch v {
 		case "auto", "text", "json":

@@ -46,8 +46,9 @@ func TestPrecedence(t *testing.T) {
 		// The rest are defaults.
 		ListenerPort: 10000, AuditRetentionDays: 90, AuditFlushMs: 50, AuditCheckpointSeconds: 60,
 		TraceDenials: "sampled", AuditEnabled: true, Console: true, RateLimitRPM: 600, AuditRedact: audit.DefaultRedact(),
-		GCHeapBudgetMB:     64,
-		ApprovalPendingTTL: 24 * time.Hour, ApprovalRetention: 720 * time.Hour,
+		GCHeapBudgetMB:       64,
+		GCMemoryLimitPercent: 90,
+		ApprovalPendingTTL:   24 * time.Hour, ApprovalRetention: 720 * time.Hour,
 		Alerts: Alerts{On: alert.Triggers{}, SMTPPort: 587, RateLimit: 40},
 		TLS:    TLS{GRPC: true},
 	}
@@ -105,6 +106,9 @@ func TestErrorsNameTheKey(t *testing.T) {
 		{"heap budget past 1 TiB", "", map[string]string{"GC_HEAP_BUDGET_MB": "1048577"}, nil, `GC_HEAP_BUDGET_MB: "1048577": expected a whole number from 0 to 1048576`},
 		{"heap budget past int64", "", map[string]string{"GC_HEAP_BUDGET_MB": "99999999999999999999"}, nil, `GC_HEAP_BUDGET_MB: "99999999999999999999": expected a whole number`},
 		{"heap budget in GB", "", map[string]string{"GC_HEAP_BUDGET_MB": "1GB"}, nil, `GC_HEAP_BUDGET_MB: "1GB": expected a whole number`},
+		{"memory limit past 100%", "", map[string]string{"GC_MEMORY_LIMIT_PERCENT": "101"}, nil, `GC_MEMORY_LIMIT_PERCENT: "101": expected a whole number from 0 to 100`},
+		{"negative memory limit", "", map[string]string{"GC_MEMORY_LIMIT_PERCENT": "-10"}, nil, `GC_MEMORY_LIMIT_PERCENT: "-10": expected a whole number from 0 to 100`},
+		{"memory limit as a fraction", "", map[string]string{"GC_MEMORY_LIMIT_PERCENT": "0.9"}, nil, `GC_MEMORY_LIMIT_PERCENT: "0.9": expected a whole number`},
 		{"bad flag", "", nil, map[string]string{"grpc-port": "x"}, "flag --grpc-port"},
 		{"short admin token", "", map[string]string{"ADMIN_TOKEN": "short"}, nil, "ADMIN_TOKEN: must be at least 16"},
 		{"short jwt secret", "", map[string]string{"JWT_SECRET": "short"}, nil, "JWT_SECRET: must be at least 32 bytes"},

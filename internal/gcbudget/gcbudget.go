@@ -1,5 +1,6 @@
 // Package gcbudget lets the garbage collector run less often while the
-// heap is small (GC_HEAP_BUDGET_MB, docs/configuration.md).
+// heap is small (GC_HEAP_BUDGET_MB, docs/configuration.md), and finds the
+// memory limit it must still keep within.
 //
 // Go's default, GOGC=100, collects each time the heap has grown by the
 // live heap (and the roots) since the last collection. A server whose live
@@ -25,6 +26,11 @@
 // it until the Pacer runs (microseconds; up to a second while the finalizer
 // goroutine is held). It is the process's setting, so one Pacer runs at a
 // time.
+//
+// The package also reads the memory limit of the cgroup the process runs
+// in (CgroupMemoryLimit, memlimit.go), from which serve sets Go's soft
+// memory limit (GC_MEMORY_LIMIT_PERCENT): Go does not read it itself, so a
+// heap growing toward a container's limit would otherwise be killed there.
 package gcbudget
 
 import (
