@@ -6,6 +6,7 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
+	"math"
 	"os"
 	"runtime/debug"
 
@@ -97,6 +98,13 @@ func limitMemory(percent int, getenv func(string) string, root fs.FS, log *slog.
 	}
 	if v := getenv("GOMEMLIMIT"); v != "" {
 		log.Info("GC_MEMORY_LIMIT_PERCENT not used: GOMEMLIMIT is set", "GOMEMLIMIT", v)
+		return func() {}
+	}
+	// The runtime's own setting too: the process's real GOMEMLIMIT when
+	// getenv is not the process's environment, or a program embedding
+	// serve that set a limit.
+	if cur := debug.SetMemoryLimit(-1); cur != math.MaxInt64 {
+		log.Info("GC_MEMORY_LIMIT_PERCENT not used: a memory limit is already set", "limit_bytes", cur)
 		return func() {}
 	}
 	limit, err := gcbudget.CgroupMemoryLimit(root)

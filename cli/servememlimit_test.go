@@ -34,12 +34,21 @@ func TestServeSetsTheMemoryLimit(t *testing.T) {
 		{"no cgroup limit", 90, "", fstest.MapFS{
 			"proc/self/cgroup": {Data: []byte("0::/\n")}, "sys/fs/cgroup/memory.max": {Data: []byte("max\n")}}, math.MaxInt64, ""},
 		{"not Linux", 90, "", fstest.MapFS{}, math.MaxInt64, ""},
+		{"a limit already set in the process wins", 90, "", limited, 1 << 30, "GC_MEMORY_LIMIT_PERCENT not used: a memory limit is already set"},
 		{"an unreadable limit is logged, none set", 90, "", fstest.MapFS{
 			"proc/self/cgroup": {Data: []byte("0::/\n")}, "sys/fs/cgroup/memory.max": {Data: []byte("lots\n")}}, math.MaxInt64,
 			"GC_MEMORY_LIMIT_PERCENT not used: the cgroup's memory limit cannot be read"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			before := debug.SetMemoryLimit(-1)
+			if before != math.MaxInt64 {
+				t.Skip("a memory limit is set in this process (GOMEMLIMIT?): serve leaves it alone")
+			}
+			if tc.want == 1<<30 { // the embedding program's own limit
+				debug.SetMemoryLimit(tc.want)
+				t.Cleanup(func() { debug.SetMemoryLimit(math.MaxInt64) })
+				before = tc.want
+			}
 			var logs bytes.Buffer
 			log := slog.New(slog.NewTextHandler(&logs, nil))
 			getenv := func(k string) string {
