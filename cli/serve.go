@@ -9,6 +9,7 @@ import (
 	"math"
 	"os"
 	"runtime/debug"
+	"runtime/metrics"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
@@ -79,6 +80,12 @@ func paceGC(budgetMB int, getenv func(string) string, log *slog.Logger) (stop fu
 		log.Info("GC_HEAP_BUDGET_MB not used: GOGC is set", "GOGC", v)
 		return func() {}
 	}
+	// The runtime's own setting too, as in limitMemory: a GOGC in the
+	// process's real environment, or one an embedding program set.
+	if p := gcPercent(); p != 100 {
+		log.Info("GC_HEAP_BUDGET_MB not used: the collector's percentage is already set", "GOGC", p)
+		return func() {}
+	}
 	p, err := gcbudget.Start(uint64(budgetMB) << 20)
 	if err != nil { // a second serve in one process (tests)
 		log.Warn("GC_HEAP_BUDGET_MB not used", "err", err)
@@ -86,6 +93,16 @@ func paceGC(budgetMB int, getenv func(string) string, log *slog.Logger) (stop fu
 	}
 	log.Debug("garbage collector paced within the heap budget", "GC_HEAP_BUDGET_MB", budgetMB)
 	return p.Stop
+}
+
+// gcPercent is the runtime's GOGC (-1: off), read without changing it.
+func gcPercent() int64 {
+	s := []metrics.Sample{{Name: "/gc/gogc:percent"}}
+	metrics.Read(s)
+	if s[0].Value.Kind() != metrics.KindUint64 {
+		return 100 // a Go without the metric: what it would default to
+	}
+	return int64(s[0].Value.Uint64())
 }
 
 // limitMemory sets Go's soft memory limit to percent of the memory limit

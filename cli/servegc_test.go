@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"log/slog"
+	"runtime/debug"
 	"strings"
 	"testing"
 
@@ -11,7 +12,8 @@ import (
 )
 
 // TestServePacesTheCollector: serve paces the collector within
-// GC_HEAP_BUDGET_MB unless the budget is 0 or the operator set GOGC, and
+// GC_HEAP_BUDGET_MB unless the budget is 0 or GOGC is set (in the environment
+// serve is given or in the process), and
 // stops pacing when it returns.
 func TestServePacesTheCollector(t *testing.T) {
 	for _, tc := range []struct {
@@ -20,15 +22,24 @@ func TestServePacesTheCollector(t *testing.T) {
 		gogc    string
 		paced   bool
 		logLine string
+		set     bool // the process's GOGC set to 200 first, as an embedding program might
 	}{
-		{"the default budget", 64, "", true, ""},
-		{"budget 0: Go's default", 0, "", false, ""},
-		{"the operator's GOGC wins", 64, "200", false, "GC_HEAP_BUDGET_MB not used: GOGC is set"},
-		{"the operator's GOGC=off wins", 64, "off", false, "GC_HEAP_BUDGET_MB not used: GOGC is set"},
-		{"an unreadable GOGC is the operator's too (Go reads it as 100)", 64, "abc", false, "GC_HEAP_BUDGET_MB not used: GOGC is set"},
-		{"the largest budget", 1 << 20, "", true, ""},
+		{"the default budget", 64, "", true, "", false},
+		{"budget 0: Go's default", 0, "", false, "", false},
+		{"the operator's GOGC wins", 64, "200", false, "GC_HEAP_BUDGET_MB not used: GOGC is set", false},
+		{"the operator's GOGC=off wins", 64, "off", false, "GC_HEAP_BUDGET_MB not used: GOGC is set", false},
+		{"an unreadable GOGC is the operator's too (Go reads it as 100)", 64, "abc", false, "GC_HEAP_BUDGET_MB not used: GOGC is set", false},
+		{"the largest budget", 1 << 20, "", true, "", false},
+		{"a percentage already set in the process wins", 64, "", false, "GC_HEAP_BUDGET_MB not used: the collector's percentage is already set", true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			if gcPercent() != 100 {
+				t.Skip("GOGC is set in this process: serve leaves it alone")
+			}
+			if tc.set {
+				debug.SetGCPercent(200)
+				t.Cleanup(func() { debug.SetGCPercent(100) })
+			}
 			var logs bytes.Buffer
 			log := slog.New(slog.NewTextHandler(&logs, nil))
 			getenv := func(k string) string {
