@@ -350,19 +350,7 @@ func eachMember(obj []byte, fn func(key, member []byte)) error {
 			switch obj[i] {
 			case '"':
 				// Jump to the string's end: most of a record is strings.
-				for i++; i < len(obj); i++ {
-					k := bytes.IndexByte(obj[i:], '"')
-					if k < 0 {
-						i = len(obj)
-						break
-					}
-					if e := bytes.IndexByte(obj[i:i+k], '\\'); e >= 0 {
-						i += e + 1 // past the escaped byte
-						continue
-					}
-					i += k
-					break
-				}
+				i, _ = stringEnd(obj, i+1)
 			case '{', '[':
 				depth++
 			case '}', ']':
@@ -386,6 +374,33 @@ func eachMember(obj []byte, fn func(key, member []byte)) error {
 		}
 	}
 	return nil
+}
+
+// stringEnd is the index of the quote that ends the JSON string whose
+// bytes start at obj[i], len(obj) when it does not end, and how many
+// times it looked for a quote. It looks for the next quote again only
+// when an escape took the one it found: looking at every escape, a value
+// of n escaped backslashes or control characters (a path, a header a
+// policy reads, recorded arguments) cost n searches to the string's end,
+// and a 64 KB one 150 ms of the writer's time.
+func stringEnd(obj []byte, i int) (end, searches int) {
+	q := -1 // the next quote at or after i, once found
+	for i < len(obj) {
+		if q < i {
+			searches++
+			k := bytes.IndexByte(obj[i:], '"')
+			if k < 0 {
+				return len(obj), searches
+			}
+			q = i + k
+		}
+		e := bytes.IndexByte(obj[i:q], '\\')
+		if e < 0 {
+			return q, searches
+		}
+		i += e + 2 // past the backslash and the byte it escapes
+	}
+	return len(obj), searches
 }
 
 // hashBytes is a sealed hash (64 lower-case hex digits) as its 32 bytes.
