@@ -12,9 +12,9 @@ import (
 )
 
 // TestServePacesTheCollector: serve paces the collector within
-// GC_HEAP_BUDGET_MB unless the budget is 0 or GOGC is set (in the environment
-// serve is given or in the process), and
-// stops pacing when it returns.
+// GC_HEAP_BUDGET_MB unless the budget is 0 or GOGC is set (in the
+// environment serve is given or in the process), and stops pacing when it
+// returns.
 func TestServePacesTheCollector(t *testing.T) {
 	for _, tc := range []struct {
 		name    string
