@@ -38,6 +38,10 @@ import (
 //   - an entry never outlives either token's expiry, nor the verified-token
 //     cache's maximum age (identity.DefaultCacheMaxAge).
 //
+// It is bounded in bytes as well as entries (maxEntryBytes, maxBytes): an
+// authenticated agent choosing its paths and the values its policies read
+// must not make it hold more than a few MB.
+//
 // Its key is SipHash-128 under a random 128-bit key of the Decider's, so
 // no credential is held in memory, and one request cannot be made to
 // collide with another without that key (docs/security.md).
@@ -48,15 +52,39 @@ type decisionCache struct {
 	// keyTrace keeps the trace-only headers in the key: a policy reads
 	// one of them (header.x-request-id…), so they decide.
 	keyTrace bool
-	mu       sync.Mutex
-	entries  map[[2]uint64]*cached
+	// maxEntry and maxBytes bound the bytes the entries keep
+	// (engine.Decision.KeptBytes): one entry's, and all of them together.
+	maxEntry, maxBytes int
+	mu                 sync.Mutex
+	entries            map[[2]uint64]*cached
+	bytes              int // the entries' KeptBytes, summed
 }
+
+// The decision cache's byte bounds, on what engine.Decision.KeptBytes
+// counts: the strings an entry keeps (its path, counted for the action,
+// the resource and the record; the request values its policies read; ids
+// and names). Measured by TestDecisionCacheMemory: an ordinary allow
+// (a path of a few dozen bytes) counts ≈ 470 bytes; the largest an agent
+// can have the engine allow (a path of engine.MaxPathLen, 8 KB of values
+// read) ≈ 33 KB, and held 27 KB of heap an entry: 265 MB for 10,000 of
+// them, in each VM. An entry over maxEntryBytes (a path over ≈ 1.2 KB, or
+// as many bytes of values read) is not cached: the engine decides it each
+// time, as a miss. maxBytes keeps 10,000 ordinary entries (up to ≈ 840
+// bytes each) and caps the rest: ≈ 2,200 entries near maxEntryBytes,
+// 9 MB of heap. The structs of an entry (≈ 1.5 KB: the Decision, its
+// record) are bounded by the entry count, as before: 10,000 ordinary
+// entries hold 19 MB.
+const (
+	maxEntryBytes = 4 << 10
+	maxBytes      = 8 << 20
+)
 
 // cached is an entry: written once by put, only read after (get hands
 // out a pointer to d, which Reissue copies).
 type cached struct {
-	d   engine.Decision
-	exp int64 // Unix nanoseconds
+	d    engine.Decision
+	exp  int64 // Unix nanoseconds
+	size int   // d.KeptBytes()
 }
 
 // newDecisionCache returns the cache for set, or nil (off) when the set's
@@ -70,7 +98,7 @@ func newDecisionCache(timed bool, max int) (*decisionCache, error) {
 		return nil, err
 	}
 	c := &decisionCache{k0: binary.LittleEndian.Uint64(key[:8]), k1: binary.LittleEndian.Uint64(key[8:]),
-		max: max, maxAge: identity.DefaultCacheMaxAge, entries: map[[2]uint64]*cached{}}
+		max: max, maxEntry: maxEntryBytes, maxBytes: maxBytes, maxAge: identity.DefaultCacheMaxAge, entries: map[[2]uint64]*cached{}}
 	return c, nil
 }
 
@@ -180,30 +208,54 @@ func (c *decisionCache) get(k [2]uint64, now time.Time) *engine.Decision {
 		return nil
 	}
 	if now.UnixNano() >= e.exp {
-		delete(c.entries, k)
+		c.drop(k, e)
 		return nil
 	}
 	return &e.d
 }
 
-// put keeps d until exp. When the cache is full, an entry goes (Go's map
-// order is random): the bound holds, whatever the traffic.
-func (c *decisionCache) put(k [2]uint64, d engine.Decision, exp time.Time) {
+// put keeps d until exp, unless it keeps more than maxEntry bytes. While
+// the cache is full, in entries or in bytes, an entry goes (Go's map order
+// is random): the bounds hold, whatever the traffic. It reports whether d
+// was kept.
+func (c *decisionCache) put(k [2]uint64, d engine.Decision, exp time.Time) bool {
+	size := d.KeptBytes()
+	if size > c.maxEntry {
+		return false
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if _, ok := c.entries[k]; !ok && len(c.entries) >= c.max {
-		for old := range c.entries {
-			delete(c.entries, old)
+	if e, ok := c.entries[k]; ok {
+		c.drop(k, e)
+	}
+	for len(c.entries) > 0 && (len(c.entries) >= c.max || c.bytes+size > c.maxBytes) {
+		for old, e := range c.entries {
+			c.drop(old, e)
 			break
 		}
 	}
-	c.entries[k] = &cached{d: d, exp: exp.UnixNano()}
+	c.entries[k] = &cached{d: d, exp: exp.UnixNano(), size: size}
+	c.bytes += size
+	return true
+}
+
+// drop removes e, the entry under k; c.mu is held.
+func (c *decisionCache) drop(k [2]uint64, e *cached) {
+	delete(c.entries, k)
+	c.bytes -= e.size
 }
 
 func (c *decisionCache) len() int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return len(c.entries)
+}
+
+// held is the entries' KeptBytes, summed.
+func (c *decisionCache) held() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.bytes
 }
 
 // expiry is when a decision made at now for r must go: the earlier of its

@@ -203,6 +203,15 @@ func (d *Decider) CachedDecisions() int {
 	return d.cache.len()
 }
 
+// CachedDecisionBytes is what the cached decisions keep, as the cache
+// bounds it (engine.Decision.KeptBytes, summed); 0 when the cache is off.
+func (d *Decider) CachedDecisionBytes() int {
+	if d.cache == nil {
+		return 0
+	}
+	return d.cache.held()
+}
+
 // deferring is the Limiter, Delegator and Approvals of the local engine:
 // counting a shared limit, minting a delegation token and asking for or
 // using a human approval are MeshGuard's.
