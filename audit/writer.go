@@ -153,10 +153,11 @@ type Writer struct {
 	storedHead string
 	storedID   string // the id of that record ("" before the first)
 	recent     *stored
-	// isolate is how many records at the head of inflight are written one
-	// at a time (a batch the store refused as data), and refusals how many
-	// times the head record was refused alone: both the flusher's.
-	isolate, refusals int
+	// isolate is how many records at the head of inflight are written in
+	// batches of at most split (a batch the store refused as data, halved
+	// until the refused record is alone), and refusals how many times the
+	// head record was refused alone: all the flusher's.
+	isolate, split, refusals int
 
 	wake chan struct{} // nudges the flusher
 	done chan struct{} // closed when the flusher has exited
@@ -439,7 +440,7 @@ func (w *Writer) flushOnce(ctx context.Context) error {
 	}
 	n := min(len(w.inflight), w.cfg.MaxBatch)
 	if w.isolate > 0 {
-		n = min(n, 1)
+		n = min(n, w.isolate, max(w.split, 1))
 	}
 	batch := w.inflight[:n:n]
 	w.mu.Unlock()

@@ -137,6 +137,9 @@ func (s *db) insertAudit(ctx context.Context, tx *sql.Tx, conn *sql.Conn, chain 
 			if r.ID == "" || r.Hash == "" || r.PrevHash == "" || (r.Decision != "allow" && r.Decision != "deny") {
 				return fmt.Errorf("%w: record %d is not a sealed record (id, decision and hashes are required)", audit.ErrRecordRefused, start+i)
 			}
+			if col := nonUTF8Column(r); col != "" {
+				return fmt.Errorf("%w: record %d: its %s is not UTF-8", audit.ErrRecordRefused, start+i, col)
+			}
 			canon, err := r.Canonical()
 			if err != nil {
 				return fmt.Errorf("%w: record %s: %w", audit.ErrRecordRefused, r.ID, err)

@@ -5,6 +5,8 @@ import (
 	"strconv"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/meshguard/meshguard/audit"
 )
 
 // The stored forms of an audit row's id, trace id, decision and source
@@ -141,6 +143,24 @@ func (d dialect) storedForm(c *auditColumns, id, decision, trace, source *colTex
 		return "source"
 	case !utf8.ValidString(c.agentID):
 		return "agent"
+	}
+	return ""
+}
+
+// nonUTF8Column names a column of r whose text is not UTF-8, "" if none.
+// The store writes UTF-8 only (storedForm; the agent's is checked with the
+// dictionary): the canonical encoding, which the hash covers, writes an
+// invalid byte as U+FFFD, so SQLite (and PostgreSQL's tagged columns)
+// would keep a value other than the one hashed, which verification then
+// reports as an edit, or a lookup by the hashed value misses. Refused, the
+// record is dead-lettered on both engines alike.
+func nonUTF8Column(r *audit.Record) string {
+	for _, c := range [...]struct{ name, v string }{
+		{"id", r.ID}, {"trace id", r.TraceID}, {"action", r.Action}, {"reason", r.Reason}, {"source", r.Source},
+	} {
+		if !utf8.ValidString(c.v) {
+			return c.name
+		}
 	}
 	return ""
 }
