@@ -137,7 +137,7 @@ func (s *db) insertAudit(ctx context.Context, tx *sql.Tx, conn *sql.Conn, chain 
 			if r.ID == "" || r.Hash == "" || r.PrevHash == "" || (r.Decision != "allow" && r.Decision != "deny") {
 				return fmt.Errorf("%w: record %d is not a sealed record (id, decision and hashes are required)", audit.ErrRecordRefused, start+i)
 			}
-			if col := nonUTF8Column(r); col != "" {
+			if col := nonUTF8Column(r.ID, r.TraceID, r.Action, r.Reason, r.Source); col != "" {
 				return fmt.Errorf("%w: record %d: its %s is not UTF-8", audit.ErrRecordRefused, start+i, col)
 			}
 			canon, err := r.Canonical()

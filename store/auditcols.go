@@ -5,8 +5,6 @@ import (
 	"strconv"
 	"strings"
 	"unicode/utf8"
-
-	"github.com/meshguard/meshguard/audit"
 )
 
 // The stored forms of an audit row's id, trace id, decision and source
@@ -128,35 +126,29 @@ func (d dialect) storedForm(c *auditColumns, id, decision, trace, source *colTex
 		return "decision"
 	case source.kind != sourceKind:
 		return "source"
-	// The store writes valid UTF-8 only (the engine refuses anything
-	// else); the canonical encoding writes an invalid byte as U+FFFD, so
-	// a column whose U+FFFD was made an invalid byte would still verify.
-	case !utf8.ValidString(c.id):
-		return "id"
-	case !utf8.ValidString(c.traceID):
-		return "trace_id"
-	case !utf8.ValidString(c.action):
-		return "action"
-	case !utf8.ValidString(c.reason):
-		return "reason"
-	case !utf8.ValidString(c.source):
-		return "source"
-	case !utf8.ValidString(c.agentID):
+	}
+	// A column whose U+FFFD was made an invalid byte would still verify.
+	if col := nonUTF8Column(c.id, c.traceID, c.action, c.reason, c.source); col != "" {
+		return col
+	}
+	if !utf8.ValidString(c.agentID) {
 		return "agent"
 	}
 	return ""
 }
 
-// nonUTF8Column names a column of r whose text is not UTF-8, "" if none.
-// The store writes UTF-8 only (storedForm; the agent's is checked with the
-// dictionary): the canonical encoding, which the hash covers, writes an
-// invalid byte as U+FFFD, so SQLite (and PostgreSQL's tagged columns)
-// would keep a value other than the one hashed, which verification then
-// reports as an edit, or a lookup by the hashed value misses. Refused, the
-// record is dead-lettered on both engines alike.
-func nonUTF8Column(r *audit.Record) string {
+// nonUTF8Column names the first of a row's text columns (its id, trace
+// id, action, reason and source) that is not UTF-8, "" if none. The store
+// writes UTF-8 only, and reading checks it (storedForm; the agent's is
+// checked with the dictionary): the canonical encoding, which the hash
+// covers, writes an invalid byte as U+FFFD, so SQLite (and PostgreSQL's
+// tagged columns) would keep a value other than the one hashed, which
+// verification then reports as an edit, or a lookup by the hashed value
+// misses. Refused when written, the record is dead-lettered on both
+// engines alike.
+func nonUTF8Column(id, traceID, action, reason, source string) string {
 	for _, c := range [...]struct{ name, v string }{
-		{"id", r.ID}, {"trace id", r.TraceID}, {"action", r.Action}, {"reason", r.Reason}, {"source", r.Source},
+		{"id", id}, {"trace_id", traceID}, {"action", action}, {"reason", reason}, {"source", source},
 	} {
 		if !utf8.ValidString(c.v) {
 			return c.name
