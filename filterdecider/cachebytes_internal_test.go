@@ -1,6 +1,7 @@
 package filterdecider
 
 import (
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -25,11 +26,11 @@ func TestDecisionCacheByteBound(t *testing.T) {
 	}{
 		{"an entry over the cap is not cached", 10, 100, 1000, []int{101, 5000}, 0, false},
 		{"an entry at the cap is", 10, 100, 1000, []int{100}, 1, false},
-		{"the budget holds with entries of one size", 100, 100, 1000, repeat(100, 25), 10, false},
+		{"the budget holds with entries of one size", 100, 100, 1000, slices.Repeat([]int{100}, 25), 10, false},
 		{"the budget holds with entries of mixed size", 100, 300, 1000,
 			[]int{10, 300, 20, 299, 1, 150, 301, 300, 300, 300, 5, 250, 0, 300, 40, 300, 300, 7}, -1, false},
-		{"small entries after large ones evict them", 100, 300, 1000, append(repeat(300, 5), repeat(10, 30)...), -1, false},
-		{"the entry bound holds under the budget", 4, 100, 1000, repeat(10, 20), 4, false},
+		{"small entries after large ones evict them", 100, 300, 1000, append(slices.Repeat([]int{300}, 5), slices.Repeat([]int{10}, 30)...), -1, false},
+		{"the entry bound holds under the budget", 4, 100, 1000, slices.Repeat([]int{10}, 20), 4, false},
 		{"the same key put again is counted once", 10, 100, 1000, []int{50, 50, 50}, 1, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -64,12 +65,4 @@ func TestDecisionCacheByteBound(t *testing.T) {
 			}
 		})
 	}
-}
-
-func repeat(n, times int) []int {
-	out := make([]int, times)
-	for i := range out {
-		out[i] = n
-	}
-	return out
 }
